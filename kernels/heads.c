@@ -1,0 +1,142 @@
+#include "heads.h"
+#include "resize.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float
+sigmoid (float x)
+{
+  return 1.0f / (1.0f + expf (-x));
+}
+
+int
+hfam_semantic_head (const float *logits, int w, int h, float *prob)
+{
+  const size_t n = (size_t) w * h;
+  if (w < 2 || h < 2 || w % 2 || h % 2)
+    return -1;
+  for (int k = 0; k < 3; k++)
+    if (hfam_resize_plane (logits + (size_t) k * (w / 2) * (h / 2), w / 2, h / 2, w / 2,
+                           prob + k * n, w, h, w) != 0)
+      return -1;
+  for (size_t i = 0; i < n; i++) {
+    const float l0 = prob[i], l1 = prob[n + i], l2 = prob[2 * n + i];
+    const float m = fmaxf (l0, fmaxf (l1, l2));
+    const float e0 = expf (l0 - m), e1 = expf (l1 - m), e2 = expf (l2 - m);
+    const float inv = 1.0f / (e0 + e1 + e2);
+    prob[i] = e0 * inv;
+    prob[n + i] = e1 * inv;
+    prob[2 * n + i] = e2 * inv;
+  }
+  return 0;
+}
+
+void
+hfam_attention_map (const float *prob, int n_pixels, const float weight[3], float bias,
+                    float *map)
+{
+  const size_t n = (size_t) n_pixels;
+  for (size_t i = 0; i < n; i++)
+    map[i] = sigmoid (weight[0] * prob[i] + weight[1] * prob[n + i] + weight[2] * prob[2 * n + i]
+                      + bias);
+}
+
+void
+hfam_pool_plane (const float *src, int w, int h, int factor, float *dst)
+{
+  const int ow = w / factor, oh = h / factor;
+  const float inv = 1.0f / (float) (factor * factor);
+  for (int y = 0; y < oh; y++)
+    for (int x = 0; x < ow; x++) {
+      float sum = 0.0f;
+      for (int dy = 0; dy < factor; dy++) {
+        const float *row = src + (size_t) (y * factor + dy) * w + (size_t) x * factor;
+        for (int dx = 0; dx < factor; dx++)
+          sum += row[dx];
+      }
+      dst[(size_t) y * ow + x] = sum * inv;
+    }
+}
+
+void
+hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block, const float *map,
+                    float *dst)
+{
+#pragma omp parallel for
+  for (int b = 0; b < n_blocks; b++) {
+    const float *s = src + (size_t) b * n_pixels * block;
+    float *d = dst + (size_t) b * n_pixels * block;
+    for (int p = 0; p < n_pixels; p++) {
+      const float m = map[p];
+      for (int j = 0; j < block; j++)
+        d[(size_t) p * block + j] = s[(size_t) p * block + j] * m;
+    }
+  }
+}
+
+int
+hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *alpha_d,
+             float *alpha_p)
+{
+  const size_t n = (size_t) w * h;
+  if (w < 2 || h < 2 || w % 2 || h % 2
+      || hfam_resize_plane (detail_logit, w / 2, h / 2, w / 2, alpha_d, w, h, w) != 0)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    const float bg = prob[i], unknown = prob[n + i], fg = prob[2 * n + i];
+    alpha_d[i] = sigmoid (alpha_d[i]);
+    if (bg >= unknown && bg >= fg)
+      alpha_p[i] = 0.0f;
+    else if (unknown >= fg)
+      alpha_p[i] = alpha_d[i];
+    else
+      alpha_p[i] = 1.0f;
+  }
+  return 0;
+}
+
+void
+hfam_sk_fold (const float *gap, const float *pooled, int cm, int d, const float *squeeze_w,
+              const float *squeeze_b, const float *select_w, const float *select_b,
+              const float *project_w, const float *project_b, float *weight_out,
+              float *bias_out)
+{
+  float *s = malloc (sizeof (float) * (size_t) (cm + d + 5 * cm));
+  float *z = s + cm, *a = z + d;
+
+  for (int c = 0; c < cm; c++)
+    s[c] = gap[c] + gap[cm + c] + gap[2 * cm + c] + gap[3 * cm + c] + pooled[c];
+  for (int j = 0; j < d; j++) {
+    float acc = squeeze_b[j];
+    for (int c = 0; c < cm; c++)
+      acc += squeeze_w[(size_t) j * cm + c] * s[c];
+    z[j] = acc > 0.0f ? acc : 0.0f;
+  }
+  for (int i = 0; i < 5 * cm; i++) {
+    float acc = select_b[i];
+    for (int j = 0; j < d; j++)
+      acc += select_w[(size_t) i * d + j] * z[j];
+    a[i] = acc;
+  }
+  for (int c = 0; c < cm; c++) {  /* softmax over the 5 branches of each channel */
+    float m = a[c], sum = 0.0f;
+    for (int k = 1; k < 5; k++)
+      m = fmaxf (m, a[k * cm + c]);
+    for (int k = 0; k < 5; k++)
+      sum += (a[k * cm + c] = expf (a[k * cm + c] - m));
+    for (int k = 0; k < 5; k++)
+      a[k * cm + c] /= sum;
+  }
+  for (int o = 0; o < cm; o++) {
+    const float *wp = project_w + (size_t) o * 5 * cm;
+    float bias = project_b[o];
+    for (int i = 0; i < 4 * cm; i++)
+      weight_out[(size_t) o * 4 * cm + i] = wp[i] * a[i];
+    for (int c = 0; c < cm; c++)
+      bias += wp[4 * cm + c] * a[4 * cm + c] * pooled[c];
+    bias_out[o] = bias;
+  }
+  free (s);
+}

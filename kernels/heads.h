@@ -1,0 +1,41 @@
+/* The per-pixel heads of HFAM and the SK attention fold, on the CPU. These are the oracles
+ * of their CUDA twins. Planes are float, row-major, tightly packed. */
+#ifndef HFAM_KERNELS_HEADS_H
+#define HFAM_KERNELS_HEADS_H
+
+/* Semantic logits (3 planes at w/2 x h/2) -> enlarged to w x h (bilinear, align_corners =
+ * false) -> softmax over the 3 classes: `prob` (3 planes at w x h). 0, or -1 on bad sizes. */
+int hfam_semantic_head (const float *logits, int w, int h, float *prob);
+
+/* A = sigmoid(weight . P_s + bias) per pixel. */
+void hfam_attention_map (const float *prob, int n_pixels, const float weight[3], float bias,
+                         float *map);
+
+/* Average pool of one plane (w x h) by an exact factor. */
+void hfam_pool_plane (const float *src, int w, int h, int factor, float *dst);
+
+/* Channel-blocked feature map (n_blocks x n_pixels x block floats) times a per-pixel map. */
+void hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block,
+                         const float *map, float *dst);
+
+/* Detail logit (1 plane at w/2 x h/2) -> enlarged -> sigmoid = alpha_d; alpha_p from the
+ * argmax of P_s (background 0, unknown alpha_d, foreground 1; first maximum wins).
+ * 0, or -1 on bad sizes. */
+int hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *alpha_d,
+                 float *alpha_p);
+
+/* MFEM's SK attention folded into its 1x1 projection.
+ * gap[4 cm]: spatial means of b0..b3; pooled[cm]: b4 (constant over the plane).
+ * s = sum_k gap_k + pooled; z = ReLU(Wsq s + bsq) (d values); a = softmax over the 5
+ * branches of (Wsel z + bsel), index k * cm + c. The projection of concat(a_k b_k), k < 5,
+ * equals a 1x1 conv over concat(b0..b3) with weights Wp[o][k cm + c] a_k[c] plus the
+ * constant b4 term moved into the bias:
+ *   weight_out[o][k cm + c] (cm x 4 cm), bias_out[o] = bp[o] + sum_c Wp[o][4 cm + c] a_4[c] b4[c].
+ * Weights are row-major (out, in). */
+void hfam_sk_fold (const float *gap, const float *pooled, int cm, int d,
+                   const float *squeeze_w, const float *squeeze_b,
+                   const float *select_w, const float *select_b,
+                   const float *project_w, const float *project_b,
+                   float *weight_out, float *bias_out);
+
+#endif

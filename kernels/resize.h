@@ -1,0 +1,23 @@
+/* Image resampling on the CPU: PyTorch's bilinear interpolation with antialias=True and
+ * align_corners=False (a triangle filter widened by the scale factor when shrinking, plain
+ * bilinear with edge clamping when enlarging), separable, exact to float rounding. */
+#ifndef HFAM_KERNELS_RESIZE_H
+#define HFAM_KERNELS_RESIZE_H
+
+#include <stdint.h>
+
+/* One float plane src (sw x sh, row stride ss floats) to dst (dw x dh, stride ds floats).
+ * Returns 0, or -1 when a size is < 1 or the scratch allocation fails. */
+int hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw, int dh,
+                       int ds);
+
+/* An 8-bit interleaved frame (bytes_per_pixel 3 or 4; r, g, b = byte offsets of red, green,
+ * blue in a pixel) to `dst`, 3 planes of dw x dh, resized as above and normalised:
+ * plane k holds (value / 255 * scale - mean[k]) / std[k] of channel order[k] (0 = R, 1 = G,
+ * 2 = B). Returns 0 or -1 as above. */
+int hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes_per_pixel,
+                           const int rgb_offsets[3], float *dst, int dw, int dh,
+                           const int order[3], float scale, const float mean[3],
+                           const float std[3]);
+
+#endif

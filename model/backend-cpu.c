@@ -1,0 +1,773 @@
+/* The CPU backend: convolutions, pooling, resampling and concatenation by oneDNN on
+ * channel-blocked tensors (nChw16c with AVX-512, nChw8c otherwise) kept between layers, BN
+ * folded into the bias, ReLU and the residual sum fused into the convolution; the heads by
+ * the CPU kernels of kernels/. Activations share buffers by liveness, and all primitives share
+ * one scratchpad, so memory stays a few times the largest feature map. */
+#include "backend.h"
+#include "heads.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 8
+
+typedef struct {
+  void *data;
+  size_t size;
+  gboolean in_use;
+} Block;
+
+typedef struct {
+  dnnl_memory_desc_t md;
+  dnnl_memory_t mem;
+  Block *block;
+  int width, height;
+} Value;
+
+typedef struct {
+  dnnl_primitive_t prim;
+  dnnl_exec_arg_t args[MAX_ARGS];
+  int n_args;
+  /* CONV: weights in the primitive's layout, kept across re-plans when the layout holds */
+  dnnl_memory_desc_t weights_md;
+  dnnl_memory_t weights, bias;
+  void *weights_data, *bias_data;
+  /* SK_PROJECT: the plain weights, and a reorder for the per-frame folded ones */
+  float *plain, *squeeze_w, *squeeze_b, *select_w, *select_b, *project_w, *project_b;
+  float *folded_w;
+  dnnl_memory_desc_t folded_md;
+  dnnl_memory_t folded_mem;
+  dnnl_primitive_t fold_reorder;
+  /* heads: a planar copy of a blocked input */
+  dnnl_primitive_t to_planar;
+  dnnl_memory_t planar_mem;
+  float *planar;
+  float attention_w[3], attention_b;
+} Step;
+
+typedef struct {
+  HfamBackend base;
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+  dnnl_format_tag_t blocked_tag;
+  int block;
+  int n_threads;
+  int width, height;
+  Value *values;
+  Step *steps;
+  GPtrArray *blocks;  /* Block*, the activation arena */
+  void *scratchpad;
+  size_t scratchpad_size;
+  dnnl_memory_t scratchpad_mem;
+} CpuBackend;
+
+#define DNNL_TRY(call, node)                                                                 \
+  do {                                                                                       \
+    const dnnl_status_t status_ = (call);                                                    \
+    if (status_ != dnnl_success) {                                                           \
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: %s failed: %s",   \
+                   (node)->name, #call, dnnl_status2str (status_));                           \
+      return FALSE;                                                                          \
+    }                                                                                        \
+  } while (0)
+
+static void *
+aligned_alloc0 (size_t size, GError **error)
+{
+  void *p = NULL;
+  if (posix_memalign (&p, 64, MAX (size, 64)) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: out of memory (%zu bytes)",
+                 size);
+    return NULL;
+  }
+  memset (p, 0, MAX (size, 64));
+  return p;
+}
+
+/* ---- activation arena: best fit over blocks freed by earlier nodes ---- */
+
+static Block *
+arena_take (CpuBackend *be, size_t size, GError **error)
+{
+  Block *best = NULL;
+  for (guint i = 0; i < be->blocks->len; i++) {
+    Block *b = g_ptr_array_index (be->blocks, i);
+    if (!b->in_use && b->size >= size && (!best || b->size < best->size))
+      best = b;
+  }
+  if (!best) {
+    best = g_new0 (Block, 1);
+    best->size = size;
+    if (!(best->data = aligned_alloc0 (size, error))) {
+      g_free (best);
+      return NULL;
+    }
+    g_ptr_array_add (be->blocks, best);
+  }
+  best->in_use = TRUE;
+  return best;
+}
+
+static void
+block_free (gpointer p)
+{
+  Block *b = p;
+  free (b->data);
+  g_free (b);
+}
+
+/* ---- weights ---- */
+
+static float *
+tensor_f32 (const HfamStTensor *t)
+{
+  size_t n = 1;
+  float *out;
+  for (int i = 0; i < t->n_dims; i++)
+    n *= (size_t) t->shape[i];
+  out = g_new (float, n);
+  hfam_st_to_f32 (t, out);
+  return out;
+}
+
+static gboolean
+load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                   const dnnl_memory_desc_t *want, GError **error)
+{
+  dnnl_memory_desc_t plain_md, bias_md;
+  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel };
+  dnnl_dims_t bdims = { p->cout };
+  dnnl_memory_t plain_mem = NULL;
+  dnnl_primitive_desc_t rpd = NULL;
+  dnnl_primitive_t reorder = NULL;
+  g_autofree float *plain = NULL;
+  gboolean ok = FALSE;
+
+  if (s->weights && dnnl_memory_desc_equal (&s->weights_md, want))
+    return TRUE;
+  if (s->weights) {
+    dnnl_memory_destroy (s->weights);
+    free (s->weights_data);
+    s->weights = NULL;
+  }
+  s->weights_md = *want;
+  if (!(s->weights_data = aligned_alloc0 (dnnl_memory_desc_get_size (want), error)))
+    return FALSE;
+  DNNL_TRY (dnnl_memory_create (&s->weights, want, be->engine, s->weights_data), n);
+
+  if (!s->bias) {
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
+    if (!(s->bias_data = aligned_alloc0 (sizeof (float) * p->cout, error)))
+      return FALSE;
+    hfam_st_to_f32 (p->bias, s->bias_data);
+    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
+  }
+
+  plain = tensor_f32 (p->weight);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw), n);
+  if (dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
+      && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, want, be->engine,
+                                             NULL) == dnnl_success
+      && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
+    ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
+         && dnnl_stream_wait (be->stream) == dnnl_success;
+  }
+  if (reorder)
+    dnnl_primitive_destroy (reorder);
+  if (rpd)
+    dnnl_primitive_desc_destroy (rpd);
+  if (plain_mem)
+    dnnl_memory_destroy (plain_mem);
+  if (!ok)
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cpu backend: %s: cannot reorder weights", n->name);
+  return ok;
+}
+
+/* ---- planning ---- */
+
+static void
+value_dims (const CpuBackend *be, const HfamNode *n, dnnl_dims_t dims, int *w, int *h)
+{
+  *w = n->div ? be->width / n->div : 1;
+  *h = n->div ? be->height / n->div : 1;
+  dims[0] = 1;
+  dims[1] = n->channels;
+  dims[2] = *h;
+  dims[3] = *w;
+}
+
+static gboolean
+finish_primitive (CpuBackend *be, Step *s, const HfamNode *n, dnnl_primitive_desc_t pd,
+                  GError **error)
+{
+  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
+  const size_t sp_size = sp ? dnnl_memory_desc_get_size (sp) : 0;
+  const dnnl_status_t st = dnnl_primitive_create (&s->prim, pd);
+  dnnl_primitive_desc_destroy (pd);
+  if (st != dnnl_success) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: %s", n->name,
+                 dnnl_status2str (st));
+    return FALSE;
+  }
+  be->scratchpad_size = MAX (be->scratchpad_size, sp_size);
+  return TRUE;
+}
+
+static dnnl_primitive_attr_t
+new_attr (void)
+{
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_attr_create (&attr);
+  dnnl_primitive_attr_set_scratchpad_mode (attr, dnnl_scratchpad_mode_user);
+  return attr;
+}
+
+static gboolean
+plan_conv (CpuBackend *be, int id, const HfamConvParams *p, dnnl_memory_t src_mem,
+           const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  dnnl_memory_desc_t w_any, b_md;
+  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel }, bdims = { p->cout };
+  dnnl_dims_t strides = { p->stride, p->stride }, dil = { p->dilation - 1, p->dilation - 1 };
+  dnnl_dims_t pad = { p->pad, p->pad };
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_attr_t attr = new_attr ();
+  dnnl_post_ops_t po = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_status_t st;
+
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any), n);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
+  DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
+                                                        dnnl_convolution_direct, src_md, &w_any,
+                                                        &b_md, dst_md, strides, dil, pad, pad),
+            n);
+  dnnl_post_ops_create (&po);
+  if (p->residual >= 0)
+    dnnl_post_ops_append_sum (po, 1.0f);
+  if (p->relu)
+    dnnl_post_ops_append_eltwise (po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+  dnnl_primitive_attr_set_post_ops (attr, po);
+  dnnl_post_ops_destroy (po);
+  st = dnnl_primitive_desc_create (&pd, &cd, attr, be->engine, NULL);
+  dnnl_primitive_attr_destroy (attr);
+  if (st != dnnl_success) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: no convolution: %s",
+                 n->name, dnnl_status2str (st));
+    return FALSE;
+  }
+  if (n->op == HFAM_OP_CONV
+      && !load_conv_weights (be, s, n, p, dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0),
+                             error)) {
+    dnnl_primitive_desc_destroy (pd);
+    return FALSE;
+  }
+  if (n->op == HFAM_OP_SK_PROJECT) {
+    s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
+  }
+  s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src_mem };
+  s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };
+  s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };
+  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, be->values[id].mem };
+  s->n_args = 4;
+  return finish_primitive (be, s, n, pd, error);
+}
+
+/* The SK projection: the 1x1 conv over concat(b0..b3) whose weights and bias are refolded
+ * for every frame from the plain tensors kept here. */
+static gboolean
+plan_sk (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const HfamSkParams *sk = &n->sk;
+  const int cm = n->channels;
+  Step *s = &be->steps[id];
+  const Value *src = &be->values[n->inputs[0]];
+  HfamConvParams conv = sk->project;
+  dnnl_memory_desc_t bias_md;
+  dnnl_dims_t wdims = { cm, 4 * cm, 1, 1 }, bdims = { cm };
+  dnnl_primitive_desc_t rpd;
+
+  conv.cin = 4 * cm;
+  if (!s->plain) {
+    s->squeeze_w = tensor_f32 (sk->squeeze.weight);
+    s->squeeze_b = tensor_f32 (sk->squeeze.bias);
+    s->select_w = tensor_f32 (sk->select.weight);
+    s->select_b = tensor_f32 (sk->select.bias);
+    s->project_w = tensor_f32 (sk->project.weight);
+    s->project_b = tensor_f32 (sk->project.bias);
+    s->plain = s->squeeze_w;
+    s->folded_w = g_new0 (float, (size_t) cm * 4 * cm);
+    if (!(s->bias_data = aligned_alloc0 (sizeof (float) * cm, error)))
+      return FALSE;
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
+    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&s->folded_md, 4, wdims, dnnl_f32, dnnl_oihw), n);
+    DNNL_TRY (dnnl_memory_create (&s->folded_mem, &s->folded_md, be->engine, s->folded_w), n);
+  }
+  if (s->prim) {
+    dnnl_primitive_destroy (s->prim);
+    s->prim = NULL;
+  }
+  if (!plan_conv (be, id, &conv, src->mem, &src->md, &be->values[id].md, error))
+    return FALSE;
+  /* the primitive's weight layout may change with the size: rebuild the reorder */
+  if (s->weights) {
+    dnnl_memory_destroy (s->weights);
+    free (s->weights_data);
+  }
+  if (s->fold_reorder)
+    dnnl_primitive_destroy (s->fold_reorder);
+  s->fold_reorder = NULL;
+  if (!(s->weights_data = aligned_alloc0 (dnnl_memory_desc_get_size (&s->weights_md), error)))
+    return FALSE;
+  DNNL_TRY (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data), n);
+  s->args[1].memory = s->weights;
+  s->args[2].memory = s->bias;
+  DNNL_TRY (dnnl_reorder_primitive_desc_create (&rpd, &s->folded_md, be->engine,
+                                                &s->weights_md, be->engine, NULL), n);
+  if (dnnl_primitive_create (&s->fold_reorder, rpd) != dnnl_success) {
+    dnnl_primitive_desc_destroy (rpd);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: no weight reorder",
+                 n->name);
+    return FALSE;
+  }
+  dnnl_primitive_desc_destroy (rpd);
+  return TRUE;
+}
+
+static gboolean
+plan_to_planar (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *src = &be->values[n->inputs[0]];
+  dnnl_memory_desc_t md;
+  dnnl_dims_t dims = { 1, be->base.graph->nodes[n->inputs[0]].channels, src->height, src->width };
+  dnnl_primitive_desc_t rpd;
+  dnnl_status_t st;
+
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&md, 4, dims, dnnl_f32, dnnl_nchw), n);
+  if (!(s->planar = aligned_alloc0 (dnnl_memory_desc_get_size (&md), error)))
+    return FALSE;
+  DNNL_TRY (dnnl_memory_create (&s->planar_mem, &md, be->engine, s->planar), n);
+  DNNL_TRY (dnnl_reorder_primitive_desc_create (&rpd, &src->md, be->engine, &md, be->engine,
+                                                NULL), n);
+  st = dnnl_primitive_create (&s->to_planar, rpd);
+  dnnl_primitive_desc_destroy (rpd);
+  DNNL_TRY (st, n);
+  return TRUE;
+}
+
+static gboolean
+plan_pooling (CpuBackend *be, int id, dnnl_alg_kind_t alg, int kernel_h, int kernel_w,
+              int stride, int pad, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const Value *src = &be->values[n->inputs[0]], *dst = &be->values[id];
+  dnnl_dims_t strides = { stride ? stride : kernel_h, stride ? stride : kernel_w };
+  dnnl_dims_t kernel = { kernel_h, kernel_w }, pads = { pad, pad };
+  dnnl_pooling_desc_t pool;
+  dnnl_primitive_desc_t pd;
+  dnnl_primitive_attr_t attr = new_attr ();
+  dnnl_status_t st;
+
+  DNNL_TRY (dnnl_pooling_forward_desc_init (&pool, dnnl_forward_inference, alg, &src->md,
+                                            &dst->md, strides, kernel, pads, pads), n);
+  st = dnnl_primitive_desc_create (&pd, &pool, attr, be->engine, NULL);
+  dnnl_primitive_attr_destroy (attr);
+  DNNL_TRY (st, n);
+  be->steps[id].args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
+  be->steps[id].args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst->mem };
+  be->steps[id].n_args = 2;
+  return finish_primitive (be, &be->steps[id], n, pd, error);
+}
+
+static gboolean
+plan_node (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *v = &be->values[id];
+  const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
+  dnnl_primitive_desc_t pd;
+  dnnl_primitive_attr_t attr;
+  dnnl_status_t st;
+
+  switch (n->op) {
+  case HFAM_OP_CONV:
+    return plan_conv (be, id, &n->conv, src->mem, &src->md, &v->md, error);
+  case HFAM_OP_SK_PROJECT:
+    return plan_sk (be, id, error);
+  case HFAM_OP_MAXPOOL:
+    return plan_pooling (be, id, dnnl_pooling_max, 3, 3, 2, 1, error);
+  case HFAM_OP_AVGPOOL:
+    return plan_pooling (be, id, dnnl_pooling_avg_exclude_padding, n->factor, n->factor,
+                         n->factor, 0, error);
+  case HFAM_OP_GLOBAL_POOL:
+    return plan_pooling (be, id, dnnl_pooling_avg_exclude_padding, src->height, src->width, 0,
+                         0, error);
+  case HFAM_OP_RESIZE: {
+    dnnl_resampling_desc_t rd;
+    DNNL_TRY (dnnl_resampling_forward_desc_init (&rd, dnnl_forward_inference,
+                                                 dnnl_resampling_linear, NULL, &src->md,
+                                                 &v->md), n);
+    attr = new_attr ();
+    st = dnnl_primitive_desc_create (&pd, &rd, attr, be->engine, NULL);
+    dnnl_primitive_attr_destroy (attr);
+    DNNL_TRY (st, n);
+    s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
+    s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->mem };
+    s->n_args = 2;
+    return finish_primitive (be, s, n, pd, error);
+  }
+  case HFAM_OP_CONCAT: {
+    dnnl_memory_desc_t mds[4];
+    for (int k = 0; k < n->n_inputs; k++) {
+      mds[k] = be->values[n->inputs[k]].md;
+      s->args[k] = (dnnl_exec_arg_t) { DNNL_ARG_MULTIPLE_SRC + k, be->values[n->inputs[k]].mem };
+    }
+    s->args[n->n_inputs] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->mem };
+    s->n_args = n->n_inputs + 1;
+    attr = new_attr ();
+    st = dnnl_concat_primitive_desc_create (&pd, &v->md, n->n_inputs, 1, mds, attr, be->engine);
+    dnnl_primitive_attr_destroy (attr);
+    DNNL_TRY (st, n);
+    return finish_primitive (be, s, n, pd, error);
+  }
+  case HFAM_OP_SEMANTIC_HEAD:
+  case HFAM_OP_FUSION:
+    return plan_to_planar (be, id, error);
+  case HFAM_OP_ATTENTION:
+    hfam_st_to_f32 (n->attention_weight, s->attention_w);
+    hfam_st_to_f32 (n->attention_bias, &s->attention_b);
+    return TRUE;
+  case HFAM_OP_INPUT:
+  case HFAM_OP_POOL_MAP:
+  case HFAM_OP_SCALE_BY_MAP:
+    return TRUE;
+  }
+  g_assert_not_reached ();
+}
+
+/* Drops everything that depends on the input size; weights stay. */
+static void
+clear_plan (CpuBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  for (int i = 0; i < g->n_nodes; i++) {
+    Step *s = &be->steps[i];
+    if (s->prim)
+      dnnl_primitive_destroy (s->prim);
+    if (s->to_planar)
+      dnnl_primitive_destroy (s->to_planar);
+    if (s->planar_mem)
+      dnnl_memory_destroy (s->planar_mem);
+    free (s->planar);
+    s->prim = s->to_planar = NULL;
+    s->planar_mem = NULL;
+    s->planar = NULL;
+    if (be->values[i].mem)
+      dnnl_memory_destroy (be->values[i].mem);
+    memset (&be->values[i], 0, sizeof (Value));
+  }
+  g_ptr_array_set_size (be->blocks, 0);
+  if (be->scratchpad_mem)
+    dnnl_memory_destroy (be->scratchpad_mem);
+  free (be->scratchpad);
+  be->scratchpad = NULL;
+  be->scratchpad_mem = NULL;
+  be->scratchpad_size = 0;
+  be->width = be->height = 0;
+}
+
+/* Gives every value a buffer: a block of the arena no live value holds, or, for a residual
+ * convolution and the attention product, the buffer of an input that dies there. */
+static gboolean
+allocate_values (CpuBackend *be, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Value *v = &be->values[i];
+    dnnl_dims_t dims;
+    int in_place = -1;
+
+    value_dims (be, n, dims, &v->width, &v->height);
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
+                                            n->planar ? dnnl_nchw : be->blocked_tag), n);
+    if (n->op == HFAM_OP_CONV && n->conv.residual >= 0)
+      in_place = n->conv.residual;
+    else if (n->op == HFAM_OP_SCALE_BY_MAP)
+      in_place = n->inputs[0];
+    if (in_place >= 0 && g->last_use[in_place] == i
+        && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
+      v->block = be->values[in_place].block;
+    else if (!(v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md), error)))
+      return FALSE;
+    DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data), n);
+    for (int k = 0; k < n->n_inputs; k++) {
+      Value *in = &be->values[n->inputs[k]];
+      if (g->last_use[n->inputs[k]] == i && in->block != v->block)
+        in->block->in_use = FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+cpu_plan (HfamBackend *base, int width, int height, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const HfamGraph *g = base->graph;
+  dnnl_memory_desc_t sp_md;
+  dnnl_dims_t sp_dims;
+
+  if (be->width == width && be->height == height)
+    return TRUE;
+  clear_plan (be);
+  if (width < 32 || height < 32 || width % 32 || height % 32) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cpu backend: input %dx%d: both sides must be positive multiples of 32", width,
+                 height);
+    return FALSE;
+  }
+  be->width = width;
+  be->height = height;
+  if (!allocate_values (be, error))
+    goto fail;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!plan_node (be, i, error))
+      goto fail;
+  sp_dims[0] = (dnnl_dim_t) MAX (be->scratchpad_size, 1);
+  if (!(be->scratchpad = aligned_alloc0 (sp_dims[0], error))
+      || dnnl_memory_desc_init_by_tag (&sp_md, 1, sp_dims, dnnl_u8, dnnl_a) != dnnl_success
+      || dnnl_memory_create (&be->scratchpad_mem, &sp_md, be->engine, be->scratchpad)
+             != dnnl_success) {
+    if (error && !*error)
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: no scratchpad");
+    goto fail;
+  }
+  return TRUE;
+
+fail:
+  clear_plan (be);
+  return FALSE;
+}
+
+static gboolean
+cpu_set_input (HfamBackend *base, const float *input, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const Value *v = &be->values[base->graph->input];
+  memcpy (v->block->data, input, sizeof (float) * 3 * (size_t) be->width * be->height);
+  return TRUE;
+}
+
+static gboolean
+execute (CpuBackend *be, const HfamNode *n, dnnl_primitive_t prim, dnnl_exec_arg_t *args,
+         int n_args, GError **error)
+{
+  dnnl_exec_arg_t all[MAX_ARGS + 1];
+  memcpy (all, args, sizeof (dnnl_exec_arg_t) * n_args);
+  all[n_args] = (dnnl_exec_arg_t) { DNNL_ARG_SCRATCHPAD, be->scratchpad_mem };
+  DNNL_TRY (dnnl_primitive_execute (prim, be->stream, n_args + 1, all), n);
+  return TRUE;
+}
+
+static float *
+value_data (const CpuBackend *be, int id)
+{
+  return be->values[id].block->data;
+}
+
+static gboolean
+run_sk (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, s->folded_mem }, { DNNL_ARG_TO, s->weights } };
+
+  /* a 1x1 blocked value holds its channels in order */
+  hfam_sk_fold (value_data (be, n->sk.gap_branches), value_data (be, n->sk.pooled_branch),
+                n->channels, n->sk.squeeze.cout, s->squeeze_w, s->squeeze_b, s->select_w,
+                s->select_b, s->project_w, s->project_b, s->folded_w, s->bias_data);
+  DNNL_TRY (dnnl_primitive_execute (s->fold_reorder, be->stream, 2, args), n);
+  return execute (be, n, s->prim, s->args, s->n_args, error);
+}
+
+static gboolean
+run_node (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *v = &be->values[id];
+  const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
+
+  if (s->to_planar) {
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, src->mem }, { DNNL_ARG_TO, s->planar_mem } };
+    DNNL_TRY (dnnl_primitive_execute (s->to_planar, be->stream, 2, args), n);
+    DNNL_TRY (dnnl_stream_wait (be->stream), n);
+  }
+  switch (n->op) {
+  case HFAM_OP_INPUT:
+    return TRUE;
+  case HFAM_OP_CONV:
+    /* the residual's buffer is the destination unless the residual is still needed */
+    if (n->conv.residual >= 0 && be->values[n->conv.residual].block != v->block)
+      memcpy (v->block->data, value_data (be, n->conv.residual),
+              dnnl_memory_desc_get_size (&v->md));
+    return execute (be, n, s->prim, s->args, s->n_args, error);
+  case HFAM_OP_SK_PROJECT:
+    return run_sk (be, id, error);
+  case HFAM_OP_SEMANTIC_HEAD:
+    if (hfam_semantic_head (s->planar, v->width, v->height, value_data (be, id)) != 0)
+      break;
+    return TRUE;
+  case HFAM_OP_FUSION: {
+    float *out = value_data (be, id);
+    if (hfam_fusion (s->planar, v->width, v->height, value_data (be, n->inputs[1]), out,
+                     out + (size_t) v->width * v->height) != 0)
+      break;
+    return TRUE;
+  }
+  case HFAM_OP_ATTENTION:
+    hfam_attention_map (value_data (be, n->inputs[0]), v->width * v->height, s->attention_w,
+                        s->attention_b, value_data (be, id));
+    return TRUE;
+  case HFAM_OP_POOL_MAP:
+    hfam_pool_plane (value_data (be, n->inputs[0]), src->width, src->height, n->factor,
+                     value_data (be, id));
+    return TRUE;
+  case HFAM_OP_SCALE_BY_MAP:
+    hfam_scale_blocked (value_data (be, n->inputs[0]), (n->channels + be->block - 1) / be->block,
+                        v->width * v->height, be->block, value_data (be, n->inputs[1]),
+                        value_data (be, id));
+    return TRUE;
+  default:
+    return execute (be, n, s->prim, s->args, s->n_args, error);
+  }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: kernel failed", n->name);
+  return FALSE;
+}
+
+static gboolean
+cpu_run_stage (HfamBackend *base, HfamStage stage, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const HfamGraph *g = base->graph;
+
+  if (!be->width) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cpu backend: run before plan");
+    return FALSE;
+  }
+  /* OpenMP's thread count belongs to the calling thread, which may differ from run to run */
+  omp_set_num_threads (be->n_threads);
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].stage == stage && !run_node (be, i, error))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+cpu_synchronize (HfamBackend *base, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const HfamNode *n = &base->graph->nodes[0];
+  DNNL_TRY (dnnl_stream_wait (be->stream), n);
+  return TRUE;
+}
+
+static gboolean
+cpu_get_outputs (HfamBackend *base, HfamOutputs *out, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const size_t plane = (size_t) be->width * be->height;
+  const float *fusion = value_data (be, base->graph->fusion);
+  if (out->semantic)
+    memcpy (out->semantic, value_data (be, base->graph->semantic), sizeof (float) * 3 * plane);
+  if (out->detail)
+    memcpy (out->detail, fusion, sizeof (float) * plane);
+  if (out->fused)
+    memcpy (out->fused, fusion + plane, sizeof (float) * plane);
+  return TRUE;
+}
+
+static void
+cpu_free (HfamBackend *base)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  if (be->steps) {
+    clear_plan (be);
+    for (int i = 0; i < base->graph->n_nodes; i++) {
+      Step *s = &be->steps[i];
+      if (s->weights)
+        dnnl_memory_destroy (s->weights);
+      if (s->bias)
+        dnnl_memory_destroy (s->bias);
+      if (s->folded_mem)
+        dnnl_memory_destroy (s->folded_mem);
+      if (s->fold_reorder)
+        dnnl_primitive_destroy (s->fold_reorder);
+      free (s->weights_data);
+      free (s->bias_data);
+      g_free (s->squeeze_w);
+      g_free (s->squeeze_b);
+      g_free (s->select_w);
+      g_free (s->select_b);
+      g_free (s->project_w);
+      g_free (s->project_b);
+      g_free (s->folded_w);
+    }
+  }
+  g_free (be->steps);
+  g_free (be->values);
+  if (be->blocks)
+    g_ptr_array_unref (be->blocks);
+  if (be->stream)
+    dnnl_stream_destroy (be->stream);
+  if (be->engine)
+    dnnl_engine_destroy (be->engine);
+  g_free (be);
+}
+
+static const HfamBackendOps cpu_ops = {
+  .name = "cpu",
+  .plan = cpu_plan,
+  .set_input = cpu_set_input,
+  .run_stage = cpu_run_stage,
+  .synchronize = cpu_synchronize,
+  .get_outputs = cpu_get_outputs,
+  .free = cpu_free,
+};
+
+HfamBackend *
+hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, GError **error)
+{
+  CpuBackend *be = g_new0 (CpuBackend, 1);
+  const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
+
+  be->base.ops = &cpu_ops;
+  be->base.graph = graph;
+  be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
+  be->block = avx512 ? 16 : 8;
+  be->blocked_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
+  be->blocks = g_ptr_array_new_with_free_func (block_free);
+  be->values = g_new0 (Value, graph->n_nodes);
+  be->steps = g_new0 (Step, graph->n_nodes);
+  if (dnnl_engine_create (&be->engine, dnnl_cpu, 0) != dnnl_success
+      || dnnl_stream_create (&be->stream, be->engine, dnnl_stream_default_flags)
+             != dnnl_success) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: oneDNN engine failed");
+    cpu_free (&be->base);
+    return NULL;
+  }
+  return &be->base;
+}

@@ -1,0 +1,223 @@
+/* libhfam's public API: the model (weights + graph) and the per-user context that runs it on
+ * a backend, with the frame-level pre- and post-processing of model/README.md. */
+#include "hfam.h"
+#include "backend.h"
+#include "hparams.h"
+#include "resize.h"
+
+#include <math.h>
+#include <string.h>
+
+struct _HfamModel {
+  char *path;
+  HfamSafetensors *st;
+  HfamHparams hp;
+  HfamGraph *graph;
+};
+
+struct _HfamContext {
+  HfamModel *model;
+  HfamBackend *backend;
+  gboolean timing;
+  double stage_seconds[HFAM_N_STAGES];
+  int width, height;      /* the planned inference size */
+  float *input;           /* normalised input planes */
+  float *fused;           /* alpha_p at the inference size */
+};
+
+static const char *const stage_names[HFAM_N_STAGES] = {
+  "encoder", "mfem", "semantic decoder", "L-BB", "detail decoder", "fusion",
+};
+
+const char *
+hfam_stage_name (HfamStage stage)
+{
+  return stage < HFAM_N_STAGES ? stage_names[stage] : "?";
+}
+
+HfamModel *
+hfam_model_load (const char *path, GError **error)
+{
+  HfamModel *model = g_new0 (HfamModel, 1);
+  model->path = g_strdup (path);
+  if (!(model->st = hfam_st_open (path, error))
+      || !hfam_hparams_read (model->st, &model->hp, error)
+      || !(model->graph = hfam_graph_build (&model->hp, model->st, error))) {
+    hfam_model_free (model);
+    return NULL;
+  }
+  return model;
+}
+
+void
+hfam_model_free (HfamModel *model)
+{
+  if (!model)
+    return;
+  hfam_graph_free (model->graph);
+  if (model->st)
+    hfam_st_close (model->st);
+  g_free (model->path);
+  g_free (model);
+}
+
+const HfamHparams *
+hfam_model_hparams (const HfamModel *model)
+{
+  return &model->hp;
+}
+
+const char *
+hfam_model_path (const HfamModel *model)
+{
+  return model->path;
+}
+
+HfamContext *
+hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id, int n_threads,
+                  GError **error)
+{
+  HfamContext *ctx;
+  HfamBackend *backend = NULL;
+
+  g_return_val_if_fail (model != NULL, NULL);
+  if (kind == HFAM_BACKEND_CUDA) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "backend cuda: this build has no CUDA backend");
+    return NULL;
+  }
+  if (!(backend = hfam_backend_cpu_new (model->graph, n_threads, error)))
+    return NULL;
+  ctx = g_new0 (HfamContext, 1);
+  ctx->model = model;
+  ctx->backend = backend;
+  return ctx;
+}
+
+void
+hfam_context_free (HfamContext *ctx)
+{
+  if (!ctx)
+    return;
+  ctx->backend->ops->free (ctx->backend);
+  g_free (ctx->input);
+  g_free (ctx->fused);
+  g_free (ctx);
+}
+
+const char *
+hfam_context_backend_name (const HfamContext *ctx)
+{
+  return ctx->backend->ops->name;
+}
+
+void
+hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h)
+{
+  const double scale = (double) long_side / MAX (frame_w, frame_h);
+  *inf_w = MAX (32, (int) lround (frame_w * scale / 32.0) * 32);
+  *inf_h = MAX (32, (int) lround (frame_h * scale / 32.0) * 32);
+}
+
+void
+hfam_context_set_timing (HfamContext *ctx, gboolean enabled)
+{
+  ctx->timing = enabled;
+}
+
+void
+hfam_context_stage_times (const HfamContext *ctx, double seconds[HFAM_N_STAGES])
+{
+  for (int i = 0; i < HFAM_N_STAGES; i++)
+    seconds[i] = ctx->stage_seconds[i];
+}
+
+static gboolean
+ensure_size (HfamContext *ctx, int width, int height, GError **error)
+{
+  const size_t plane = (size_t) width * height;
+  if (ctx->width == width && ctx->height == height)
+    return TRUE;
+  if (!ctx->backend->ops->plan (ctx->backend, width, height, error)) {
+    ctx->width = ctx->height = 0;
+    return FALSE;
+  }
+  ctx->width = width;
+  ctx->height = height;
+  g_free (ctx->input);
+  g_free (ctx->fused);
+  ctx->input = g_new (float, 3 * plane);
+  ctx->fused = g_new (float, plane);
+  return TRUE;
+}
+
+static gboolean
+run (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  HfamBackend *be = ctx->backend;
+  if (!be->ops->set_input (be, ctx->input, error))
+    return FALSE;
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++) {
+    const gint64 start = ctx->timing ? g_get_monotonic_time () : 0;
+    if (!be->ops->run_stage (be, stage, error))
+      return FALSE;
+    if (ctx->timing) {
+      if (!be->ops->synchronize (be, error))
+        return FALSE;
+      ctx->stage_seconds[stage] = (g_get_monotonic_time () - start) / 1e6;
+    }
+  }
+  return be->ops->synchronize (be, error) && be->ops->get_outputs (be, out, error);
+}
+
+gboolean
+hfam_context_run_tensor (HfamContext *ctx, const float *input, int width, int height,
+                         HfamOutputs *out, GError **error)
+{
+  if (!ensure_size (ctx, width, height, error))
+    return FALSE;
+  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
+  return run (ctx, out, error);
+}
+
+gboolean
+hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, float *alpha,
+                    int alpha_stride, HfamOutputs *extra, GError **error)
+{
+  const HfamHparams *hp = &ctx->model->hp;
+  static const int offsets[4][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
+  const int bpp = image->format == HFAM_PIXEL_RGB8 || image->format == HFAM_PIXEL_BGR8 ? 3 : 4;
+  const int order_rgb[3] = { 0, 1, 2 }, order_bgr[3] = { 2, 1, 0 };
+  HfamOutputs out = { 0 };
+  int w, h;
+
+  if (!image || !image->data || image->width < 1 || image->height < 1
+      || image->stride < image->width * bpp || (unsigned) image->format > HFAM_PIXEL_BGRA8) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "hfam_context_matte: bad image");
+    return FALSE;
+  }
+  hfam_inference_dims (image->width, image->height,
+                       long_side > 0 ? long_side : hp->inference_size, &w, &h);
+  if (!ensure_size (ctx, w, h, error))
+    return FALSE;
+  if (hfam_preprocess_frame (image->data, image->width, image->height, image->stride, bpp,
+                             offsets[image->format], ctx->input, w, h,
+                             hp->input_bgr ? order_bgr : order_rgb, hp->input_scale,
+                             hp->input_mean, hp->input_std) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");
+    return FALSE;
+  }
+  if (extra)
+    out = *extra;
+  out.fused = ctx->fused;
+  if (!run (ctx, &out, error))
+    return FALSE;
+  if (extra && extra->fused)
+    memcpy (extra->fused, ctx->fused, sizeof (float) * (size_t) w * h);
+  if (hfam_resize_plane (ctx->fused, w, h, w, alpha, image->width, image->height,
+                         alpha_stride) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "resize: out of memory");
+    return FALSE;
+  }
+  return TRUE;
+}

@@ -1,0 +1,116 @@
+/* libhfam: the HFAM portrait matting network (see model/README.md), on interchangeable
+ * backends. Thread-safety: a hfam_model is immutable once loaded and may be shared; a
+ * hfam_context is used by one thread at a time. Every failure is reported through GError
+ * (domain HFAM_ERROR) with a message that names the file, tensor or parameter at fault. */
+#ifndef HFAM_H
+#define HFAM_H
+
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define HFAM_ERROR (hfam_error_quark ())
+GQuark hfam_error_quark (void);
+
+typedef enum {
+  HFAM_ERROR_IO,          /* cannot open, map or read a file */
+  HFAM_ERROR_FORMAT,      /* the weight file is malformed or inconsistent */
+  HFAM_ERROR_UNSUPPORTED, /* valid request this build or backend cannot serve */
+  HFAM_ERROR_BACKEND,     /* a backend call failed (oneDNN, CUDA, out of memory) */
+  HFAM_ERROR_ARGUMENT,    /* bad argument: size, format, NULL */
+} HfamError;
+
+/* Hyper-parameters read from the weight file's __metadata__ (model/README.md). */
+typedef struct {
+  int encoder_depth;          /* 18, 34, 50, 101 */
+  int encoder_width;          /* 64 in torchvision */
+  gboolean stride_in_1x1;
+  gboolean input_bgr;         /* network sees B, G, R */
+  float input_scale;          /* pixels mapped to 0..input_scale */
+  float input_mean[3], input_std[3];  /* in the network's channel order */
+  int mfem_channels;          /* Cm */
+  int mfem_rates[3][3];       /* [level 2,3,4][branch 1..3] */
+  int sk_width;               /* d */
+  int context_widths[5];      /* p_4 .. p_0 */
+  int semantic_widths[5][3];  /* [block 4..0][conv] */
+  int detail_widths[5][3];
+  int lbb_width, lbb_dilation;
+  int inference_size;
+} HfamHparams;
+
+typedef struct _HfamModel HfamModel;
+typedef struct _HfamContext HfamContext;
+
+/* Maps, validates and keeps the weight file; builds the graph. NULL on failure. */
+HfamModel *hfam_model_load (const char *path, GError **error);
+void hfam_model_free (HfamModel *model);
+const HfamHparams *hfam_model_hparams (const HfamModel *model);
+const char *hfam_model_path (const HfamModel *model);
+
+typedef enum {
+  HFAM_BACKEND_AUTO,  /* CUDA when a device opens, else the CPU */
+  HFAM_BACKEND_CPU,
+  HFAM_BACKEND_CUDA,
+} HfamBackendKind;
+
+/* n_threads <= 0: one per core. device_id < 0: the first device. */
+HfamContext *hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id,
+                               int n_threads, GError **error);
+void hfam_context_free (HfamContext *ctx);
+const char *hfam_context_backend_name (const HfamContext *ctx);
+
+/* Inference size for a frame (model/README.md): long side `long_side`, multiples of 32. */
+void hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h);
+
+typedef enum {
+  HFAM_PIXEL_RGB8,   /* 3 bytes per pixel */
+  HFAM_PIXEL_BGR8,
+  HFAM_PIXEL_RGBA8,  /* 4 bytes per pixel, 4th ignored */
+  HFAM_PIXEL_BGRA8,
+} HfamPixelFormat;
+
+typedef struct {
+  const uint8_t *data;
+  int width, height;
+  int stride;        /* bytes per row */
+  HfamPixelFormat format;
+} HfamImage;
+
+/* Optional outputs at the inference size (inf_w x inf_h, planar, row-major). */
+typedef struct {
+  float *semantic;  /* P_s: 3 planes (background, unknown, foreground), or NULL */
+  float *detail;    /* alpha_d: 1 plane, or NULL */
+  float *fused;     /* alpha_p: 1 plane, or NULL */
+} HfamOutputs;
+
+/* Runs the network on an 8-bit frame of any size: resize to the inference size for
+ * `long_side` (<= 0: the model's inference_size), run, resize alpha_p back.
+ * alpha: width x height floats in 0..1, row stride `alpha_stride` floats. */
+gboolean hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side,
+                             float *alpha, int alpha_stride, HfamOutputs *extra,
+                             GError **error);
+
+/* Runs the network on an already normalised input tensor (3 planes, NCHW, N = 1) whose
+ * width and height are multiples of 32. Outputs at the same size. */
+gboolean hfam_context_run_tensor (HfamContext *ctx, const float *input, int width,
+                                  int height, HfamOutputs *out, GError **error);
+
+/* Per-stage timing of the last run, in seconds (each stage synchronised when timing on). */
+typedef enum {
+  HFAM_STAGE_ENCODER,
+  HFAM_STAGE_MFEM,
+  HFAM_STAGE_SEMANTIC,
+  HFAM_STAGE_LBB,
+  HFAM_STAGE_DETAIL,
+  HFAM_STAGE_FUSION,
+  HFAM_N_STAGES
+} HfamStage;
+
+const char *hfam_stage_name (HfamStage stage);
+void hfam_context_set_timing (HfamContext *ctx, gboolean enabled);
+void hfam_context_stage_times (const HfamContext *ctx, double seconds[HFAM_N_STAGES]);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,284 @@
+/* The engine against the PyTorch reference's golden vectors (model/reference/golden.py),
+ * model-level rejection of inconsistent weight files, and frames of awkward sizes.
+ * Usage: test-engine GOLDEN_DIR */
+#include "hfam.h"
+#include "safetensors.h"
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+static const char *golden_dir;
+
+static const char *const cases[] = {
+  "tiny_64x64", "r18_64x64", "r18_160x96", "r50_64x64", "r50_160x96",
+};
+
+static char *
+golden_path (const char *name, const char *suffix)
+{
+  g_autofree char *file = g_strconcat (name, suffix, NULL);
+  return g_build_filename (golden_dir, file, NULL);
+}
+
+static float *
+golden_tensor (HfamSafetensors *st, const char *name, size_t *n)
+{
+  const HfamStTensor *t = hfam_st_find (st, name);
+  float *out;
+  g_assert_nonnull (t);
+  *n = t->n_bytes / sizeof (float);
+  out = g_new (float, *n);
+  hfam_st_to_f32 (t, out);
+  return out;
+}
+
+static double
+max_abs_diff (const float *a, const float *b, size_t n)
+{
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs ((double) a[i] - b[i]));
+  return worst;
+}
+
+static int
+argmax3 (const float *p, size_t plane, size_t i)
+{
+  int best = 0;
+  for (int k = 1; k < 3; k++)
+    if (p[k * plane + i] > p[best * plane + i])
+      best = k;
+  return best;
+}
+
+static void
+test_golden (gconstpointer data)
+{
+  const char *name = data;
+  g_autofree char *model_path = golden_path (name, ".safetensors");
+  g_autofree char *golden = golden_path (name, ".golden.safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamSafetensors *st = hfam_st_open (golden, &error);
+  HfamModel *model;
+  HfamContext *ctx;
+  const HfamStTensor *input;
+  g_autofree float *in = NULL, *sem = NULL, *det = NULL, *fus = NULL, *margin = NULL;
+  g_autofree float *out_sem = NULL, *out_det = NULL, *out_fus = NULL;
+  size_t n, plane;
+  int w, h, mismatched = 0;
+
+  g_assert_no_error (error);
+  model = hfam_model_load (model_path, &error);
+  g_assert_no_error (error);
+  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+
+  input = hfam_st_find (st, "input");
+  h = (int) input->shape[2];
+  w = (int) input->shape[3];
+  plane = (size_t) w * h;
+  in = golden_tensor (st, "input", &n);
+  sem = golden_tensor (st, "semantic", &n);
+  det = golden_tensor (st, "detail", &n);
+  fus = golden_tensor (st, "fused", &n);
+  margin = golden_tensor (st, "margin", &n);
+  out_sem = g_new (float, 3 * plane);
+  out_det = g_new (float, plane);
+  out_fus = g_new (float, plane);
+
+  /* twice: the second run reuses the plan and must give the same answer */
+  for (int pass = 0; pass < 2; pass++) {
+    HfamOutputs out = { out_sem, out_det, out_fus };
+    double e_sem, e_det, e_fus = 0.0;
+    g_assert_true (hfam_context_run_tensor (ctx, in, w, h, &out, &error));
+    g_assert_no_error (error);
+    e_sem = max_abs_diff (out_sem, sem, 3 * plane);
+    e_det = max_abs_diff (out_det, det, plane);
+    mismatched = 0;
+    for (size_t i = 0; i < plane; i++) {
+      if (margin[i] < 1e-5f)
+        continue;  /* the reference's top two classes tie: either answer is right */
+      if (argmax3 (out_sem, plane, i) != argmax3 (sem, plane, i))
+        mismatched++;
+      e_fus = MAX (e_fus, fabs ((double) out_fus[i] - fus[i]));
+    }
+    g_test_message ("%s pass %d: max abs error P_s %.2e alpha_d %.2e alpha_p %.2e, "
+                    "%d argmax mismatches", name, pass, e_sem, e_det, e_fus, mismatched);
+    g_assert_cmpfloat (e_sem, <=, 1e-4);
+    g_assert_cmpfloat (e_det, <=, 1e-4);
+    g_assert_cmpfloat (e_fus, <=, 1e-4);
+    g_assert_cmpint (mismatched, ==, 0);
+  }
+  hfam_context_free (ctx);
+  hfam_model_free (model);
+  hfam_st_close (st);
+}
+
+/* ---- model-level corruption: rewrite the header of a valid file ---- */
+
+typedef void (*HeaderEdit) (JsonObject *root);
+
+static char *
+write_edited (const char *src, HeaderEdit edit, const char *tmpdir, const char *tag)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+  guint64 hlen;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autofree char *header = NULL;
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  char *path = g_build_filename (tmpdir, tag, NULL);
+  guint64 new_len;
+
+  g_assert_true (g_file_get_contents (src, &contents, &len, NULL));
+  memcpy (&hlen, contents, 8);
+  g_assert_true (json_parser_load_from_data (parser, contents + 8, (gssize) hlen, NULL));
+  edit (json_node_get_object (json_parser_get_root (parser)));
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  header = json_generator_to_data (gen, NULL);
+  new_len = strlen (header);
+  g_byte_array_append (out, (const guint8 *) &new_len, 8);
+  g_byte_array_append (out, (const guint8 *) header, (guint) new_len);
+  g_byte_array_append (out, (const guint8 *) contents + 8 + hlen, (guint) (len - 8 - hlen));
+  g_assert_true (g_file_set_contents (path, (const char *) out->data, out->len, NULL));
+  return path;
+}
+
+static void
+drop_tensor (JsonObject *root)
+{
+  json_object_remove_member (root, "psp2.conv.weight");
+}
+
+static void
+reshape_tensor (JsonObject *root)
+{
+  /* same byte size, other shape: only the graph can tell */
+  JsonArray *shape = json_object_get_array_member (
+      json_object_get_object_member (root, "attention.weight"), "shape");
+  json_array_remove_element (shape, 1);
+  json_array_add_int_element (shape, 3);
+}
+
+static void
+drop_hparam (JsonObject *root)
+{
+  json_object_remove_member (json_object_get_object_member (root, "__metadata__"), "sk_width");
+}
+
+static void
+bad_hparam (JsonObject *root)
+{
+  json_object_set_string_member (json_object_get_object_member (root, "__metadata__"),
+                                 "encoder_depth", "19");
+}
+
+static void
+expect_rejected (HeaderEdit edit, const char *tag, const char *needle)
+{
+  g_autofree char *src = golden_path ("tiny_64x64", ".safetensors");
+  g_autofree char *tmpdir = g_dir_make_tmp ("hfam-engine-XXXXXX", NULL);
+  g_autofree char *path = write_edited (src, edit, tmpdir, tag);
+  g_autoptr (GError) error = NULL;
+  HfamModel *model = hfam_model_load (path, &error);
+
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_test_message ("%s: %s", tag, error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_nonnull (strstr (error->message, needle));
+  g_unlink (path);
+  g_rmdir (tmpdir);
+}
+
+static void
+test_missing_tensor (void)
+{
+  expect_rejected (drop_tensor, "missing.safetensors", "psp2.conv.weight");
+}
+
+static void
+test_wrong_shape (void)
+{
+  expect_rejected (reshape_tensor, "shape.safetensors", "attention.weight");
+}
+
+static void
+test_missing_hparam (void)
+{
+  expect_rejected (drop_hparam, "nohparam.safetensors", "sk_width");
+}
+
+static void
+test_bad_hparam (void)
+{
+  expect_rejected (bad_hparam, "badhparam.safetensors", "encoder_depth");
+}
+
+/* ---- frames of awkward sizes through the whole frame path ---- */
+
+static void
+run_frame (HfamContext *ctx, int w, int h, HfamPixelFormat format, int bpp)
+{
+  g_autofree guint8 *pixels = g_new (guint8, (size_t) w * h * bpp);
+  g_autofree float *alpha = g_new (float, (size_t) w * h);
+  g_autoptr (GError) error = NULL;
+  HfamImage image = { pixels, w, h, w * bpp, format };
+
+  for (size_t i = 0; i < (size_t) w * h * bpp; i++)
+    pixels[i] = (guint8) (i * 37 + (i / bpp) * 11);
+  g_assert_true (hfam_context_matte (ctx, &image, 0, alpha, w, NULL, &error));
+  g_assert_no_error (error);
+  for (size_t i = 0; i < (size_t) w * h; i++)
+    g_assert_true (alpha[i] >= 0.0f && alpha[i] <= 1.0f);
+}
+
+static void
+test_odd_frames (void)
+{
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamModel *model = hfam_model_load (path, &error);
+  HfamContext *ctx;
+  int w, h;
+
+  g_assert_no_error (error);
+  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+  hfam_inference_dims (1920, 1080, 512, &w, &h);
+  g_assert_cmpint (w, ==, 512);
+  g_assert_cmpint (h, ==, 288);
+  hfam_inference_dims (4097, 31, 512, &w, &h);
+  g_assert_cmpint (w, ==, 512);
+  g_assert_cmpint (h, ==, 32);
+  run_frame (ctx, 1, 1, HFAM_PIXEL_RGB8, 3);
+  run_frame (ctx, 33, 17, HFAM_PIXEL_BGRA8, 4);
+  run_frame (ctx, 4097, 31, HFAM_PIXEL_RGBA8, 4);
+  run_frame (ctx, 33, 17, HFAM_PIXEL_BGR8, 3);
+  hfam_context_free (ctx);
+  hfam_model_free (model);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (argc < 2) {
+    g_printerr ("usage: %s GOLDEN_DIR\n", argv[0]);
+    return 2;
+  }
+  golden_dir = argv[1];
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *test = g_strdup_printf ("/engine/golden/%s", cases[i]);
+    g_test_add_data_func (test, cases[i], test_golden);
+  }
+  g_test_add_func ("/engine/reject/missing-tensor", test_missing_tensor);
+  g_test_add_func ("/engine/reject/wrong-shape", test_wrong_shape);
+  g_test_add_func ("/engine/reject/missing-hparam", test_missing_hparam);
+  g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
+  g_test_add_func ("/engine/odd-frames", test_odd_frames);
+  return g_test_run ();
+}

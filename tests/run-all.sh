@@ -1,0 +1,28 @@
+#!/bin/sh
+# Runs every test: the suites as they are, then the loader and element suites under valgrind.
+# Usage: tests/run-all.sh [BUILD_DIR]   (default: build). Ends with "N passed, N failed".
+set -u
+build=${1:-build}
+passed=0
+failed=0
+
+run () {
+  log=$(mktemp)
+  meson test -C "$build" --print-errorlogs "$@" >"$log" 2>&1
+  cat "$log"
+  ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  bad=0
+  for n in $(sed -n 's/^\(Fail\|Unexpected Pass\|Timeout\): *\([0-9]*\).*/\2/p' "$log"); do
+    bad=$((bad + n))
+  done
+  # meson itself failing (bad setup, build error) counts as a failure too
+  [ -z "$ok" ] && bad=$((bad + 1))
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + bad))
+  rm -f "$log"
+}
+
+run
+run --setup valgrind --suite loader
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,301 @@
+/* hfam-bench: the engine's time per stage and per frame on a fixed inference size, its memory
+ * beyond the weights, and the ratio to the PyTorch reference on the same size and threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "hfam.h"
+
+#define WARM_UP_RUNS 2
+
+static char *model_path, *size_text, *backend_name;
+static int n_runs = 10, n_threads;
+static gboolean no_torch;
+
+static const GOptionEntry entries[] = {
+  { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
+  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text, "Input size, multiples of 32", "WxH" },
+  { "runs", 'n', 0, G_OPTION_ARG_INT, &n_runs, "Timed runs after 2 warm-up runs (10)", "N" },
+  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
+    "T" },
+  { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
+    "NAME" },
+  { "no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip the PyTorch comparison", NULL },
+  G_OPTION_ENTRY_NULL
+};
+
+static gboolean
+parse_backend (const char *name, HfamBackendKind *kind, GError **error)
+{
+  static const char *const names[] = { "auto", "cpu", "cuda" };
+
+  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
+    if (g_strcmp0 (name, names[k]) == 0) {
+      *kind = k;
+      return TRUE;
+    }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "unknown backend '%s' (auto, cpu or cuda)", name);
+  return FALSE;
+}
+
+static gboolean
+parse_size (const char *text, int *width, int *height, GError **error)
+{
+  int end = 0;
+
+  if (!text || sscanf (text, "%dx%d%n", width, height, &end) != 2 || text[end] != '\0'
+      || *width < 32 || *height < 32 || *width % 32 != 0 || *height % 32 != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "--size %s: want WxH, both positive multiples of 32", text ? text : "missing");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static int
+compare_doubles (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+/* Sorts `values` in place. */
+static double
+median (double *values, int n)
+{
+  qsort (values, n, sizeof *values, compare_doubles);
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* Resident memory from /proc/self/status, in kB; -1 where unknown (not Linux). */
+typedef struct {
+  gint64 rss, anon, file, hwm;
+} Memory;
+
+static gint64
+status_kb (const char *status, const char *key)
+{
+  const char *line = strstr (status, key);
+  return line ? g_ascii_strtoll (line + strlen (key), NULL, 10) : -1;
+}
+
+static Memory
+memory_now (void)
+{
+  g_autofree char *status = NULL;
+  Memory m = { -1, -1, -1, -1 };
+
+  if (g_file_get_contents ("/proc/self/status", &status, NULL, NULL)) {
+    m.rss = status_kb (status, "\nVmRSS:");
+    m.anon = status_kb (status, "\nRssAnon:");
+    m.file = status_kb (status, "\nRssFile:");
+    m.hwm = status_kb (status, "\nVmHWM:");
+  }
+  return m;
+}
+
+static void
+memory_peak (Memory *peak, const Memory *m)
+{
+  peak->rss = MAX (peak->rss, m->rss);
+  peak->anon = MAX (peak->anon, m->anon);
+  peak->file = MAX (peak->file, m->file);
+  peak->hwm = MAX (peak->hwm, m->hwm);
+}
+
+static double
+mib (gint64 kb)
+{
+  return kb / 1024.0;
+}
+
+/* The reference's median frame time in ms: torch_bench.py prints `median_ms VALUE` last. */
+static gboolean
+torch_median_ms (int width, int height, int threads, double *ms, GError **error)
+{
+  g_autofree char *script =
+    g_build_filename (HFAM_SOURCE_DIR, "model", "reference", "torch_bench.py", NULL);
+  g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
+  g_autofree char *runs = g_strdup_printf ("%d", n_runs);
+  g_autofree char *thread_count = g_strdup_printf ("%d", threads);
+  const char *argv[] = { HFAM_PYTHON, script, "--model", model_path, "--size", size, "-n", runs,
+                         "--threads", thread_count, NULL };
+  g_autofree char *output = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &output, NULL,
+                     &status, error)
+      || !g_spawn_check_wait_status (status, error)) {
+    g_prefix_error (error, "%s: ", script);
+    return FALSE;
+  }
+
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (output), "\n", -1);
+  guint n = g_strv_length (lines);
+  for (guint i = 0; i + 1 < n; i++)
+    g_print ("pytorch: %s\n", lines[i]);
+
+  const char *last = n ? lines[n - 1] : "";
+  char *end;
+  if (g_str_has_prefix (last, "median_ms ")) {
+    *ms = g_ascii_strtod (last + strlen ("median_ms "), &end);
+    if (end != last + strlen ("median_ms ") && *end == '\0' && *ms > 0)
+      return TRUE;
+  }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+               "%s: last line '%s' is not 'median_ms VALUE'", script, last);
+  return FALSE;
+}
+
+static gboolean
+python_has_torch (void)
+{
+  const char *argv[] = { HFAM_PYTHON, "-c", "import torch", NULL };
+  int status;
+
+  return g_spawn_sync (NULL, (char **) argv, NULL,
+                          G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                          NULL, NULL, &status, NULL)
+         && g_spawn_check_wait_status (status, NULL);
+}
+
+/* Times the engine; its median frame time in ms goes to `frame_ms`. */
+static gboolean
+bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int threads,
+              double *frame_ms, GError **error)
+{
+  const HfamHparams *hp = hfam_model_hparams (model);
+  gsize plane = (gsize) width * height;
+  g_autofree float *input = g_new (float, 3 * plane);
+  g_autofree float *alpha = g_new (float, plane);
+  g_autofree double *frame = g_new (double, n_runs);
+  g_autofree double *stages = g_new (double, (gsize) HFAM_N_STAGES * n_runs);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (1);
+  HfamOutputs outputs = { .fused = alpha };
+  HfamContext *ctx;
+  Memory after_context, peak;
+
+  /* Uniform pixels, normalised as the model expects. */
+  for (int k = 0; k < 3; k++)
+    for (gsize i = 0; i < plane; i++)
+      input[k * plane + i] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
+                             / hp->input_std[k];
+
+  ctx = hfam_context_new (model, kind, -1, threads, error);
+  if (!ctx)
+    return FALSE;
+  after_context = peak = memory_now ();
+  hfam_context_set_timing (ctx, TRUE);
+
+  for (int run = -WARM_UP_RUNS; run < n_runs; run++) {
+    gint64 start = g_get_monotonic_time ();
+    double seconds[HFAM_N_STAGES];
+
+    if (!hfam_context_run_tensor (ctx, input, width, height, &outputs, error)) {
+      hfam_context_free (ctx);
+      return FALSE;
+    }
+    Memory now = memory_now ();
+    memory_peak (&peak, &now);
+    if (run < 0)
+      continue;
+    frame[run] = (g_get_monotonic_time () - start) / 1000.0;
+    hfam_context_stage_times (ctx, seconds);
+    for (int s = 0; s < HFAM_N_STAGES; s++)
+      stages[s * n_runs + run] = seconds[s] * 1000.0;
+  }
+
+  g_print ("backend %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
+           hfam_context_backend_name (ctx), threads, width, height, n_runs, WARM_UP_RUNS);
+  hfam_context_free (ctx);
+
+  int name_width = strlen ("frame");
+  for (int s = 0; s < HFAM_N_STAGES; s++)
+    name_width = MAX (name_width, (int) strlen (hfam_stage_name (s)));
+  for (int s = 0; s < HFAM_N_STAGES; s++)
+    g_print ("  %-*s %9.2f ms\n", name_width, hfam_stage_name (s),
+             median (stages + s * n_runs, n_runs));
+  *frame_ms = median (frame, n_runs);
+  g_print ("  %-*s %9.2f ms\n", name_width, "frame", *frame_ms);
+
+  g_print ("memory, MiB: after context RSS %.1f (anon %.1f, file %.1f); peak VmHWM %.1f, "
+           "RssAnon %.1f, RssFile %.1f (anon and file sampled after each run)\n",
+           mib (after_context.rss), mib (after_context.anon), mib (after_context.file),
+           mib (peak.hwm), mib (peak.anon), mib (peak.file));
+  return TRUE;
+}
+
+static gboolean
+run (int argc, char **argv, GError **error)
+{
+  g_autoptr (GOptionContext) options = g_option_context_new (NULL);
+  HfamBackendKind kind = HFAM_BACKEND_AUTO;
+  HfamModel *model;
+  GStatBuf st;
+  int width, height, threads;
+  double engine_ms, torch_ms;
+  gboolean ok;
+
+  g_option_context_set_summary (options, "Times the engine on a random input of one size.");
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, error))
+    return FALSE;
+  if (argc != 1 || !model_path) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "usage: hfam-bench --model M --size WxH [-n N] (see --help)");
+    return FALSE;
+  }
+  if (!parse_size (size_text, &width, &height, error))
+    return FALSE;
+  if (n_runs < 1) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "-n %d: want at least 1 run", n_runs);
+    return FALSE;
+  }
+  if (backend_name && !parse_backend (backend_name, &kind, error))
+    return FALSE;
+  /* One number for both the engine and PyTorch, so that the ratio compares like with like. */
+  threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
+
+  Memory start = memory_now ();
+  model = hfam_model_load (model_path, error);
+  if (!model)
+    return FALSE;
+  Memory loaded = memory_now ();
+  g_print ("model %s: weights file %.1f MiB; RSS at start %.1f MiB, after load %.1f MiB "
+           "(anon %.1f, file %.1f)\n",
+           model_path, g_stat (model_path, &st) == 0 ? st.st_size / 1048576.0 : -1.0,
+           mib (start.rss), mib (loaded.rss), mib (loaded.anon), mib (loaded.file));
+  ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
+  hfam_model_free (model);
+  if (!ok || no_torch)
+    return ok;
+
+  if (HFAM_PYTHON[0] == '\0') {
+    g_print ("ratio engine/pytorch: n/a (no python3 was found at configure time)\n");
+    return TRUE;
+  }
+  if (!python_has_torch ()) {
+    g_print ("ratio engine/pytorch: n/a (%s cannot import torch)\n", HFAM_PYTHON);
+    return TRUE;
+  }
+  if (!torch_median_ms (width, height, threads, &torch_ms, error))
+    return FALSE;
+  g_print ("ratio engine/pytorch: %.2f (engine %.2f ms, pytorch %.2f ms, %d threads, %dx%d)\n",
+           engine_ms / torch_ms, engine_ms, torch_ms, threads, width, height);
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!run (argc, argv, &error)) {
+    g_printerr ("hfam-bench: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

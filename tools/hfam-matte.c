@@ -1,0 +1,145 @@
+/* hfam-matte: the alpha matte of one portrait picture, as a gray PNG or as the picture with
+ * the matte for alpha. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "hfam.h"
+#include "imageio.h"
+
+static char *model_path, *output_path, *backend_name;
+static gboolean want_alpha, want_rgba;
+static int long_side, n_threads;
+
+static const GOptionEntry entries[] = {
+  { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
+  { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output_path, "PNG file to write", "OUT" },
+  { "alpha", 0, 0, G_OPTION_ARG_NONE, &want_alpha, "Write the matte as gray (default)", NULL },
+  { "rgba", 0, 0, G_OPTION_ARG_NONE, &want_rgba, "Write the picture with the matte as alpha",
+    NULL },
+  { "size", 's', 0, G_OPTION_ARG_INT, &long_side,
+    "Long side of the inference size (default: the model's)", "N" },
+  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
+    "N" },
+  { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
+    "NAME" },
+  G_OPTION_ENTRY_NULL
+};
+
+static gboolean
+parse_backend (const char *name, HfamBackendKind *kind, GError **error)
+{
+  static const char *const names[] = { "auto", "cpu", "cuda" };
+
+  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
+    if (g_strcmp0 (name, names[k]) == 0) {
+      *kind = k;
+      return TRUE;
+    }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "unknown backend '%s' (auto, cpu or cuda)", name);
+  return FALSE;
+}
+
+static guint8
+to_byte (float alpha)
+{
+  return (guint8) lrintf (CLAMP (alpha, 0.0f, 1.0f) * 255.0f);
+}
+
+/* The matte of `picture` (width x height floats), written as asked. */
+static gboolean
+write_result (const ImageioPicture *picture, const float *alpha, GError **error)
+{
+  int w = picture->width, h = picture->height;
+
+  if (want_rgba) {
+    g_autofree guint8 *rgba = g_new (guint8, (gsize) w * h * 4);
+    for (int y = 0; y < h; y++) {
+      const guint8 *in = picture->pixels + (gsize) y * picture->stride;
+      guint8 *out = rgba + (gsize) y * w * 4;
+      for (int x = 0; x < w; x++, in += picture->channels, out += 4) {
+        out[0] = in[0];
+        out[1] = in[1];
+        out[2] = in[2];
+        out[3] = to_byte (alpha[(gsize) y * w + x]);
+      }
+    }
+    return imageio_write_png (output_path, rgba, w, h, w * 4, 4, error);
+  }
+
+  g_autofree guint8 *gray = g_new (guint8, (gsize) w * h);
+  for (gsize i = 0; i < (gsize) w * h; i++)
+    gray[i] = to_byte (alpha[i]);
+  return imageio_write_png (output_path, gray, w, h, w, 1, error);
+}
+
+static gboolean
+matte (const char *input_path, HfamBackendKind kind, GError **error)
+{
+  g_autoptr (ImageioPicture) picture = imageio_read (input_path, error);
+  HfamModel *model;
+  HfamContext *ctx;
+  gboolean ok;
+
+  if (!picture)
+    return FALSE;
+  model = hfam_model_load (model_path, error);
+  if (!model)
+    return FALSE;
+  ctx = hfam_context_new (model, kind, -1, n_threads, error);
+  if (!ctx) {
+    hfam_model_free (model);
+    return FALSE;
+  }
+
+  HfamImage image = {
+    .data = picture->pixels,
+    .width = picture->width,
+    .height = picture->height,
+    .stride = picture->stride,
+    .format = picture->channels == 4 ? HFAM_PIXEL_RGBA8 : HFAM_PIXEL_RGB8,
+  };
+  g_autofree float *alpha = g_new (float, (gsize) picture->width * picture->height);
+  ok = hfam_context_matte (ctx, &image, long_side, alpha, picture->width, NULL, error)
+       && write_result (picture, alpha, error);
+
+  hfam_context_free (ctx);
+  hfam_model_free (model);
+  return ok;
+}
+
+static gboolean
+run (int argc, char **argv, GError **error)
+{
+  g_autoptr (GOptionContext) options = g_option_context_new ("INPUT.(png|jpg)");
+  HfamBackendKind kind = HFAM_BACKEND_AUTO;
+
+  g_option_context_set_summary (options, "Writes the alpha matte of a portrait picture.");
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, error))
+    return FALSE;
+  if (argc != 2 || !model_path || !output_path) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "usage: hfam-matte --model M INPUT.(png|jpg) -o OUT.png (see --help)");
+    return FALSE;
+  }
+  if (want_alpha && want_rgba) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
+    return FALSE;
+  }
+  if (backend_name && !parse_backend (backend_name, &kind, error))
+    return FALSE;
+  return matte (argv[1], kind, error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!run (argc, argv, &error)) {
+    g_printerr ("hfam-matte: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

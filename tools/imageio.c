@@ -1,0 +1,260 @@
+/* PNG through libpng's classic API rather than the simplified one, which would apply gamma
+ * (it treats 16-bit data as linear): the network wants the stored values as they are
+ * (model/README.md). Both libraries report errors by longjmp; every object that lives
+ * across a setjmp is volatile and freed on the error path. */
+#include "imageio.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "hfam.h"
+
+void
+imageio_picture_free (ImageioPicture *picture)
+{
+  if (!picture)
+    return;
+  g_free (picture->pixels);
+  g_free (picture);
+}
+
+/* NULL when the pixels do not fit in memory: sizes come from the file. */
+static ImageioPicture *
+picture_new (int width, int height, int channels)
+{
+  ImageioPicture *picture;
+  guint8 *pixels = g_try_malloc_n ((gsize) height, (gsize) width * channels);
+
+  if (!pixels)
+    return NULL;
+  picture = g_new (ImageioPicture, 1);
+  picture->pixels = pixels;
+  picture->width = width;
+  picture->height = height;
+  picture->stride = width * channels;
+  picture->channels = channels;
+  return picture;
+}
+
+/* Where a decoder's error handler puts the error before it jumps back. */
+typedef struct {
+  const char *path;
+  HfamError code;
+  GError **error;
+} ErrorTarget;
+
+static void
+png_on_error (png_structp png, png_const_charp message)
+{
+  ErrorTarget *target = png_get_error_ptr (png);
+
+  g_set_error (target->error, HFAM_ERROR, target->code, "%s: %s", target->path, message);
+  png_longjmp (png, 1);
+}
+
+/* Warnings (an odd ICC profile, a bad CRC in an ancillary chunk) do not stop the decoder. */
+static void
+png_on_warning (png_structp png, png_const_charp message)
+{
+}
+
+static ImageioPicture *
+read_png (FILE *file, const char *path, GError **error)
+{
+  ErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
+  png_structp png;
+  png_infop info = NULL;
+  ImageioPicture *volatile picture = NULL;
+  png_bytep *volatile rows = NULL;
+
+  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  if (png)
+    info = png_create_info_struct (png);
+  if (!info) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: out of memory", path);
+    png_destroy_read_struct (&png, NULL, NULL);
+    return NULL;
+  }
+  if (setjmp (png_jmpbuf (png))) {
+    png_destroy_read_struct (&png, &info, NULL);
+    g_free (rows);
+    imageio_picture_free (picture);
+    return NULL;
+  }
+
+  png_init_io (png, file);
+  png_read_info (png, info);
+  png_set_expand (png);
+  png_set_strip_16 (png);
+  png_set_gray_to_rgb (png);
+  png_set_interlace_handling (png);
+  png_read_update_info (png, info);
+
+  /* libpng's default limits keep both sides within 1000000. */
+  int width = png_get_image_width (png, info), height = png_get_image_height (png, info);
+  picture = picture_new (width, height, png_get_channels (png, info));
+  if (!picture)
+    png_error (png, "image too large for memory");
+  rows = g_new (png_bytep, height);
+  for (int y = 0; y < height; y++)
+    rows[y] = picture->pixels + (gsize) y * picture->stride;
+  png_read_image (png, rows);
+  png_read_end (png, NULL);
+
+  png_destroy_read_struct (&png, &info, NULL);
+  g_free (rows);
+  return picture;
+}
+
+typedef struct {
+  struct jpeg_error_mgr mgr;
+  jmp_buf jump;
+  ErrorTarget target;
+} JpegError;
+
+static void
+jpeg_on_error (j_common_ptr cinfo)
+{
+  JpegError *jerr = (JpegError *) cinfo->err;
+  char message[JMSG_LENGTH_MAX];
+
+  jerr->mgr.format_message (cinfo, message);
+  g_set_error (jerr->target.error, HFAM_ERROR, jerr->target.code, "%s: %s", jerr->target.path,
+               message);
+  longjmp (jerr->jump, 1);
+}
+
+/* Warnings about corrupt data: libjpeg recovers, as other viewers do. */
+static void
+jpeg_on_message (j_common_ptr cinfo)
+{
+}
+
+static ImageioPicture *
+read_jpeg (FILE *file, const char *path, GError **error)
+{
+  struct jpeg_decompress_struct cinfo;
+  JpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
+  ImageioPicture *volatile picture = NULL;
+
+  memset (&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error (&jerr.mgr);
+  jerr.mgr.error_exit = jpeg_on_error;
+  jerr.mgr.output_message = jpeg_on_message;
+  if (setjmp (jerr.jump)) {
+    jpeg_destroy_decompress (&cinfo);
+    imageio_picture_free (picture);
+    return NULL;
+  }
+
+  jpeg_create_decompress (&cinfo);
+  jpeg_stdio_src (&cinfo, file);
+  jpeg_read_header (&cinfo, TRUE);
+  cinfo.out_color_space = JCS_RGB;
+  jpeg_start_decompress (&cinfo);
+  picture = picture_new (cinfo.output_width, cinfo.output_height, 3);
+  if (!picture)
+    ERREXIT1 (&cinfo, JERR_OUT_OF_MEMORY, 0);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = picture->pixels + (gsize) cinfo.output_scanline * picture->stride;
+    jpeg_read_scanlines (&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress (&cinfo);
+  jpeg_destroy_decompress (&cinfo);
+  return picture;
+}
+
+ImageioPicture *
+imageio_read (const char *path, GError **error)
+{
+  static const guint8 jpeg_signature[3] = { 0xff, 0xd8, 0xff };
+  ImageioPicture *picture;
+  guint8 signature[8];
+  size_t n;
+  FILE *file = g_fopen (path, "rb");
+
+  if (!file) {
+    int saved_errno = errno;
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    return NULL;
+  }
+
+  n = fread (signature, 1, sizeof signature, file);
+  if (ferror (file)) {
+    int saved_errno = errno;
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    picture = NULL;
+  } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
+    rewind (file);
+    picture = read_png (file, path, error);
+  } else if (n >= sizeof jpeg_signature
+             && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
+    rewind (file);
+    picture = read_jpeg (file, path, error);
+  } else {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", path);
+    picture = NULL;
+  }
+  fclose (file);
+  return picture;
+}
+
+gboolean
+imageio_write_png (const char *path, const guint8 *pixels, int width, int height, int stride,
+                   int channels, GError **error)
+{
+  ErrorTarget target = { path, HFAM_ERROR_IO, error };
+  png_structp png;
+  png_infop info = NULL;
+  FILE *file;
+
+  g_return_val_if_fail (channels == 1 || channels == 4, FALSE);
+
+  file = g_fopen (path, "wb");
+  if (!file) {
+    int saved_errno = errno;
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    return FALSE;
+  }
+
+  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  if (png)
+    info = png_create_info_struct (png);
+  if (!info) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: out of memory", path);
+    png_destroy_write_struct (&png, NULL);
+    fclose (file);
+    return FALSE;
+  }
+  if (setjmp (png_jmpbuf (png))) {
+    png_destroy_write_struct (&png, &info);
+    fclose (file);
+    g_unlink (path); /* not leave a truncated PNG behind */
+    return FALSE;
+  }
+
+  png_init_io (png, file);
+  png_set_IHDR (png, info, width, height, 8,
+                channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB_ALPHA,
+                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info (png, info);
+  for (int y = 0; y < height; y++)
+    png_write_row (png, pixels + (gsize) y * stride);
+  png_write_end (png, NULL);
+  png_destroy_write_struct (&png, &info);
+
+  /* A full disk often shows only when the buffered tail is flushed. */
+  if (fclose (file) != 0) {
+    int saved_errno = errno;
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    return FALSE;
+  }
+  return TRUE;
+}
