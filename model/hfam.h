@@ -111,6 +111,9 @@ const char *hfam_stage_name (HfamStage stage);
 void hfam_context_set_timing (HfamContext *ctx, gboolean enabled);
 void hfam_context_stage_times (const HfamContext *ctx, double seconds[HFAM_N_STAGES]);
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamModel, hfam_model_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamContext, hfam_context_free)
+
 G_END_DECLS
 
 #endif

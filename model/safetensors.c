@@ -349,7 +349,8 @@ check_overlaps (HfamSafetensors *st, Range *ranges, guint n, GError **error)
 }
 
 /* json-glib keeps only the last of duplicate members; the parser's per-member signal is
- * the one place where the earlier ones can be seen. */
+ * the one place where the earlier ones can be seen. Keying by address is safe: an object is
+ * freed during parsing only when a duplicate replaces it, after that duplicate is noted. */
 typedef struct {
   GHashTable *names_by_object; /* JsonObject * -> set of member names */
   char *first_duplicate;

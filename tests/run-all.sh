@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every test: the suites as they are, then the loader and element suites under valgrind.
+# Runs every test: all suites as they are, then the loader and element suites under valgrind
+# memcheck (a definite leak or a memory error fails them).
 # Usage: tests/run-all.sh [BUILD_DIR]   (default: build). Ends with "N passed, N failed".
 set -u
 build=${1:-build}
@@ -24,5 +25,6 @@ run () {
 
 run
 run --setup valgrind --suite loader
+run --setup valgrind_gst --suite gst
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -46,10 +46,14 @@ parse_size (const char *text, int *width, int *height, GError **error)
 {
   int end = 0;
 
-  if (!text || sscanf (text, "%dx%d%n", width, height, &end) != 2 || text[end] != '\0'
-      || *width < 32 || *height < 32 || *width % 32 != 0 || *height % 32 != 0) {
+  if (!text) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--size WxH is required");
+    return FALSE;
+  }
+  if (sscanf (text, "%dx%d%n", width, height, &end) != 2 || text[end] != '\0' || *width < 32
+      || *height < 32 || *width % 32 != 0 || *height % 32 != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "--size %s: want WxH, both positive multiples of 32", text ? text : "missing");
+                 "--size %s: want WxH, both positive multiples of 32", text);
     return FALSE;
   }
   return TRUE;
@@ -157,8 +161,8 @@ python_has_torch (void)
   int status;
 
   return g_spawn_sync (NULL, (char **) argv, NULL,
-                          G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                          NULL, NULL, &status, NULL)
+                       G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL,
+                       NULL, &status, NULL)
          && g_spawn_check_wait_status (status, NULL);
 }
 

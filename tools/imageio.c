@@ -25,6 +25,15 @@ imageio_picture_free (ImageioPicture *picture)
   g_free (picture);
 }
 
+/* From errno, which nothing may change before this call. */
+static void
+set_io_error (GError **error, const char *path)
+{
+  int saved_errno = errno;
+
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+}
+
 /* NULL when the pixels do not fit in memory: sizes come from the file. */
 static ImageioPicture *
 picture_new (int width, int height, int channels)
@@ -181,15 +190,13 @@ imageio_read (const char *path, GError **error)
   FILE *file = g_fopen (path, "rb");
 
   if (!file) {
-    int saved_errno = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    set_io_error (error, path);
     return NULL;
   }
 
   n = fread (signature, 1, sizeof signature, file);
   if (ferror (file)) {
-    int saved_errno = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    set_io_error (error, path);
     picture = NULL;
   } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
     rewind (file);
@@ -219,8 +226,7 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
 
   file = g_fopen (path, "wb");
   if (!file) {
-    int saved_errno = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    set_io_error (error, path);
     return FALSE;
   }
 
@@ -236,7 +242,6 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
   if (setjmp (png_jmpbuf (png))) {
     png_destroy_write_struct (&png, &info);
     fclose (file);
-    g_unlink (path); /* not leave a truncated PNG behind */
     return FALSE;
   }
 
@@ -252,8 +257,7 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
 
   /* A full disk often shows only when the buffered tail is flushed. */
   if (fclose (file) != 0) {
-    int saved_errno = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+    set_io_error (error, path);
     return FALSE;
   }
   return TRUE;

@@ -5,7 +5,8 @@
 
 Without --checkpoint the network gets random weights (hfam.random_init, seeded). A checkpoint
 is a state_dict of the unfolded reference network `hfam.HFAM(config)` (names as model/README.md
-before folding), optionally wrapped in {"state_dict": ...}.
+before folding), optionally wrapped in {"state_dict": ...}; it may also hold the bias of a
+convolution that a BatchNorm follows (`X.conv.bias`, `encoder.layer1.0.conv1.bias`).
 """
 
 from __future__ import annotations
@@ -24,19 +25,31 @@ import hfam  # noqa: E402
 import weights  # noqa: E402
 
 
+def absorb_conv_biases(model: hfam.HFAM, state: dict) -> dict:
+    """Keras ResNets have biased convolutions before their BatchNorms (HFAM.md allows them):
+    BN(conv(x) + b) is BN(conv(x)) with running_mean - b, so the bias moves into the mean."""
+    state = dict(state)
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and m.bias is None and f"{name}.bias" in state:
+            mean = f"{hfam.batchnorm_of(name)}.running_mean"
+            state[mean] = state[mean] - state.pop(f"{name}.bias")
+    return state
+
+
 def export(config: hfam.HfamConfig, path: str, checkpoint: Optional[str] = None, seed: int = 0,
            dtype: str = "F32", bn_eps: float = 1e-5) -> "OrderedDict[str, torch.Tensor]":
     """Builds the network (from `checkpoint` or random), folds it in float64 and writes `path`.
     Returns the folded tensors (float64)."""
     model = hfam.HFAM(config)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = bn_eps
     if checkpoint is None:
         hfam.random_init(model, seed)
     else:
         state = torch.load(checkpoint, map_location="cpu")
-        model.load_state_dict(state.get("state_dict", state), strict=True)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eps = bn_eps
+        state = absorb_conv_biases(model, state.get("state_dict", state))
+        model.load_state_dict(state, strict=True)
     folded = hfam.fold_batchnorm(model.double().eval())
     weights.write_safetensors(path, folded, config.to_metadata(), dtype)
     return folded
@@ -58,7 +71,8 @@ def main(argv=None) -> int:
     config = hfam.PRESETS[args.config]()
     if args.depth is not None:
         config = dataclasses.replace(config, encoder_depth=args.depth)
-    folded = export(config, args.output, args.checkpoint, args.seed, args.dtype.upper(), args.bn_eps)
+    folded = export(config, args.output, args.checkpoint, args.seed, args.dtype.upper(),
+                    args.bn_eps)
     n = sum(t.numel() for t in folded.values())
     print(f"{args.output}: ResNet-{config.encoder_depth} HFAM, {n / 1e6:.2f} M parameters, "
           f"{args.dtype}, {os.path.getsize(args.output) / 1e6:.1f} MB")

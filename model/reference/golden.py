@@ -18,6 +18,7 @@ random (hfam.random_init) with non-trivial BatchNorm statistics, folded in float
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -48,9 +49,9 @@ R50 = hfam.HfamConfig(
     lbb_width=8)
 
 # The same with the conventions of the Keras ImageNet ResNet-50: strided 1x1, Caffe input.
-R50_CAFFE = hfam.HfamConfig(**{
-    **R50.__dict__, "stride_in_1x1": True, "input_order": "BGR", "input_scale": 255.0,
-    "input_mean": (103.939, 116.779, 123.68), "input_std": (1.0, 1.0, 1.0)})
+R50_CAFFE = dataclasses.replace(
+    R50, stride_in_1x1=True, input_order="BGR", input_scale=255.0,
+    input_mean=(103.939, 116.779, 123.68), input_std=(1.0, 1.0, 1.0))
 
 # name, configuration, width, height, seed
 CASES = (

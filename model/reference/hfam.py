@@ -41,8 +41,9 @@ BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
 # Hyper-parameters (model/README.md, "Hyper-parameters")
 
 def _format_number(v: float) -> str:
-    # Shortest form that reads back to the same double for the values we use (0.485, 103.939, 255).
-    return "%.9g" % v
+    """The shortest text that reads back as the same double; integers without '.0'."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _format_list(values: Sequence[float]) -> str:
@@ -86,9 +87,11 @@ class HfamConfig:
         def need(ok, what):
             if not ok:
                 raise ValueError(f"hyper-parameter {what}")
-        need(self.encoder_depth in ENCODER_BLOCKS, f"encoder_depth {self.encoder_depth}: not 18, 34, 50 or 101")
+        need(self.encoder_depth in ENCODER_BLOCKS,
+             f"encoder_depth {self.encoder_depth}: not 18, 34, 50 or 101")
         need(self.encoder_width > 0, "encoder_width must be positive")
-        need(self.input_order in ("RGB", "BGR"), f"input_order {self.input_order!r}: not RGB or BGR")
+        need(self.input_order in ("RGB", "BGR"),
+             f"input_order {self.input_order!r}: not RGB or BGR")
         need(self.input_scale > 0, "input_scale must be positive")
         need(len(self.input_mean) == 3, "input_mean needs 3 values")
         need(len(self.input_std) == 3 and all(s > 0 for s in self.input_std),
@@ -101,9 +104,11 @@ class HfamConfig:
              "context_widths needs 5 positive values")
         for key, last in (("semantic_widths", 3), ("detail_widths", 1)):
             widths = getattr(self, key)
-            need(len(widths) == 15 and all(w > 0 for w in widths), f"{key} needs 15 positive values")
+            need(len(widths) == 15 and all(w > 0 for w in widths),
+                 f"{key} needs 15 positive values")
             need(widths[-1] == last, f"{key}: the last width must be {last}")
-        need(self.lbb_width > 0 and self.lbb_dilation > 0, "lbb_width and lbb_dilation must be positive")
+        need(self.lbb_width > 0 and self.lbb_dilation > 0,
+             "lbb_width and lbb_dilation must be positive")
         need(self.inference_size >= 32, "inference_size must be at least 32")
 
     # Derived quantities -------------------------------------------------------------------
@@ -150,16 +155,18 @@ class HfamConfig:
             return metadata[key]
 
         def integer(key):
+            text = get(key)
             try:
-                return int(get(key))
+                return int(text)
             except ValueError:
-                raise ValueError(f"hyper-parameter {key}: not an integer: {metadata[key]!r}") from None
+                raise ValueError(f"hyper-parameter {key}: not an integer: {text!r}") from None
 
         if get("format") != FORMAT or get("format_version") != FORMAT_VERSION:
             raise ValueError(f"not an HFAM weight file of version {FORMAT_VERSION}: format "
                              f"{metadata['format']!r}, version {metadata.get('format_version')!r}")
         if get("stride_in_1x1") not in ("true", "false"):
-            raise ValueError(f"hyper-parameter stride_in_1x1: not true or false: {metadata['stride_in_1x1']!r}")
+            raise ValueError("hyper-parameter stride_in_1x1: not true or false: "
+                             f"{metadata['stride_in_1x1']!r}")
         return cls(
             encoder_depth=integer("encoder_depth"),
             encoder_width=integer("encoder_width"),
@@ -368,7 +375,8 @@ class MFEM(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # The whole network
 
-def _decoder_block(cin: int, widths: Sequence[int], plain_last: bool, folded: bool) -> nn.Sequential:
+def _decoder_block(cin: int, widths: Sequence[int], plain_last: bool,
+                   folded: bool) -> nn.Sequential:
     """Three conv(3) layers (the block's up x2 is applied by the caller)."""
     c0, c1, c2 = widths
     return nn.Sequential(ConvBN(cin, c0, 3, folded=folded), ConvBN(c0, c1, 3, folded=folded),
@@ -463,13 +471,13 @@ class HFAM(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # BatchNorm folding and folded networks
 
-def _batchnorm_of(conv_name: str) -> Optional[str]:
+def batchnorm_of(conv_name: str) -> Optional[str]:
     """Name of the BatchNorm that follows a convolution (model/README.md's naming)."""
-    head, _, last = conv_name.rpartition(".")
+    head, dot, last = conv_name.rpartition(".")
     if last == "conv":
-        return f"{head}.bn"
+        return f"{head}{dot}bn"
     if last.startswith("conv") and last[4:].isdigit():  # torchvision: convK -> bnK
-        return f"{head}.bn{last[4:]}"
+        return f"{head}{dot}bn{last[4:]}"
     if conv_name.endswith("downsample.0"):
         return conv_name[:-1] + "1"
     return None
@@ -488,7 +496,7 @@ def fold_batchnorm(model: HFAM) -> "OrderedDict[str, torch.Tensor]":
             continue
         w = conv.weight
         b = conv.bias if conv.bias is not None else torch.zeros_like(w[:, 0, 0, 0])
-        bn_name = _batchnorm_of(name)
+        bn_name = batchnorm_of(name)
         bn = modules.get(bn_name)
         if isinstance(bn, nn.BatchNorm2d):
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -508,11 +516,11 @@ def fold_batchnorm(model: HFAM) -> "OrderedDict[str, torch.Tensor]":
 def build_folded(config: HfamConfig, tensors: Dict[str, object],
                  dtype: torch.dtype = torch.float32) -> HFAM:
     """A folded network holding `tensors` (names and shapes exactly as model/README.md)."""
-    model = HFAM(config, folded=True)
-    state = OrderedDict((k, torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v)
+    model = HFAM(config, folded=True).to(dtype)
+    state = OrderedDict((k, v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v)))
                         for k, v in tensors.items())
-    model.load_state_dict(state, strict=True)
-    return model.to(dtype).eval()
+    model.load_state_dict(state, strict=True)  # converts to dtype
+    return model.eval()
 
 
 def load_folded(path: str, dtype: torch.dtype = torch.float32) -> HFAM:
@@ -638,11 +646,13 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 def preprocess(rgb: np.ndarray, config: HfamConfig, long_side: Optional[int] = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """An 8-bit RGB frame (H x W x 3) -> the normalised network input (1, 3, h, w) at the
-    inference size: p = value / 255 * input_scale in the network's channel order, resized,
-    then x = (p - mean) / std."""
+    inference size for `long_side` (None or <= 0: the config's): p = value / 255 * input_scale
+    in the network's channel order, resized, then x = (p - mean) / std."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("preprocess wants an H x W x 3 uint8 array")
-    w, h = inference_dims(rgb.shape[1], rgb.shape[0], long_side or config.inference_size)
+    if long_side is None or long_side <= 0:
+        long_side = config.inference_size
+    w, h = inference_dims(rgb.shape[1], rgb.shape[0], long_side)
     x = torch.from_numpy(np.ascontiguousarray(rgb)).to(dtype).permute(2, 0, 1)[None]
     if config.input_order == "BGR":
         x = x.flip(1)
@@ -666,7 +676,8 @@ def matte(model: HFAM, rgb: np.ndarray, long_side: Optional[int] = None) -> np.n
 
 @torch.no_grad()
 def count_macs(model: nn.Module, width: int, height: int) -> int:
-    """Multiply-accumulates of all convolutions for one (1, 3, height, width) input."""
+    """Multiply-accumulates of all convolutions for one (1, 3, height, width) input. A model
+    on the 'meta' device counts without computing."""
     total = 0
 
     def hook(conv, inputs, y):
@@ -675,8 +686,8 @@ def count_macs(model: nn.Module, width: int, height: int) -> int:
 
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
-        dtype = next(model.parameters()).dtype
-        model.eval()(torch.zeros(1, 3, height, width, dtype=dtype))
+        p = next(model.parameters())
+        model.eval()(torch.zeros(1, 3, height, width, dtype=p.dtype, device=p.device))
     finally:
         for h in hooks:
             h.remove()

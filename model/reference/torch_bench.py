@@ -28,7 +28,8 @@ def parse_size(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"not WxH: {text!r}") from None
     if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be positive multiples of 32")
+        raise argparse.ArgumentTypeError(
+            f"{text}: width and height must be positive multiples of 32")
     return w, h
 
 

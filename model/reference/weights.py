@@ -36,7 +36,8 @@ def write_safetensors(path: str, tensors: Dict[str, object], metadata: Dict[str,
     for name, value in tensors.items():
         a = _as_array(value)
         if dtype is not None:
-            converted = a.astype(DTYPES[dtype])
+            with np.errstate(over="ignore"):  # reported below, naming the tensor
+                converted = a.astype(DTYPES[dtype])
             if not np.all(np.isfinite(converted)) and np.all(np.isfinite(a)):
                 raise ValueError(f"{name}: values out of the range of {dtype}")
             a = converted

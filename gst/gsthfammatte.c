@@ -1,0 +1,1233 @@
+/* hfammatte: removes the background behind people with libhfam.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/**
+ * SECTION:element-hfammatte
+ * @title: hfammatte
+ *
+ * Estimates an alpha matte of the people in each frame with the HFAM portrait
+ * matting network (libhfam) and outputs it twice: on `src`, the frame itself
+ * with the matte in its alpha channel (RGBA or BGRA), and on `alpha`, the
+ * matte alone (GRAY8 or GRAY16_LE) with the same timestamps, for keyers,
+ * `alphacombine` or `compositor`. Either output may be left unlinked; the
+ * element does no work for it.
+ *
+ * The network runs at `inference-size` (long side) whatever the frame size;
+ * the matte is resized back to the frame. Non-RGB input is converted to RGB
+ * with its negotiated colorimetry.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte model=hfam.safetensors name=m \
+ *     m.src ! queue ! compositor background=checker ! videoconvert ! autovideosink \
+ *     m.alpha ! queue ! videoconvert ! autovideosink
+ * ]| Shows the frames over a checkerboard where the matte makes them
+ * transparent and, in a second window, the matte alone. Like after a tee, each
+ * branch needs its queue.
+ *
+ * ## Latency
+ * The element processes each frame in its chain function and holds nothing
+ * back, but a network run takes time. In live pipelines it therefore reports
+ * as its latency the longest run it has measured (with a quarter of headroom,
+ * not counting a stream's first run, which also sets the engine up) and posts
+ * a latency message whenever that grows, so that sinks keep frames in sync
+ * instead of finding all of them late. Before the first runs it reports 0.
+ */
+
+
+#include "gsthfammatte.h"
+#include "hfam-worker.h"
+
+#include <gst/base/gstflowcombiner.h>
+#include <gst/video/video.h>
+
+GST_DEBUG_CATEGORY_STATIC (gst_hfam_matte_debug);
+#define GST_CAT_DEFAULT gst_hfam_matte_debug
+
+typedef enum
+{
+  GST_HFAM_MATTE_BACKEND_AUTO,
+  GST_HFAM_MATTE_BACKEND_CPU,
+  GST_HFAM_MATTE_BACKEND_CUDA,
+} GstHfamMatteBackend;
+
+#define GST_TYPE_HFAM_MATTE_BACKEND (gst_hfam_matte_backend_get_type ())
+static GType
+gst_hfam_matte_backend_get_type (void)
+{
+  static GType backend_type = 0;
+  static const GEnumValue backends[] = {
+    {GST_HFAM_MATTE_BACKEND_AUTO,
+        "CUDA when a device opens, otherwise the CPU", "auto"},
+    {GST_HFAM_MATTE_BACKEND_CPU, "CPU", "cpu"},
+    {GST_HFAM_MATTE_BACKEND_CUDA, "CUDA", "cuda"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&backend_type)) {
+    GType type = g_enum_register_static ("GstHfamMatteBackend", backends);
+    g_once_init_leave (&backend_type, type);
+  }
+  return backend_type;
+}
+
+#define DEFAULT_PROP_MODEL HFAM_DEFAULT_MODEL
+#define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
+#define DEFAULT_PROP_DEVICE_ID -1
+#define DEFAULT_PROP_INFERENCE_SIZE 512
+#define DEFAULT_PROP_INFERENCE_INTERVAL 1
+#define DEFAULT_PROP_TEMPORAL_SMOOTHING 0.0
+#define DEFAULT_PROP_PREMULTIPLIED FALSE
+#define DEFAULT_PROP_QOS TRUE
+#define DEFAULT_PROP_N_THREADS 0
+
+#define MIN_INFERENCE_SIZE 32
+#define MAX_INFERENCE_SIZE 4096
+
+enum
+{
+  PROP_0,
+  PROP_MODEL,
+  PROP_BACKEND,
+  PROP_DEVICE_ID,
+  PROP_INFERENCE_SIZE,
+  PROP_INFERENCE_INTERVAL,
+  PROP_TEMPORAL_SMOOTHING,
+  PROP_PREMULTIPLIED,
+  PROP_QOS,
+  PROP_N_THREADS,
+};
+
+/* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
+#define SINK_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, ARGB, ABGR, xRGB, xBGR, " \
+    "I420, YV12, NV12, NV21, Y42B, Y444, YUY2, UYVY }"
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SINK_FORMATS)));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ RGBA, BGRA }")));
+
+static GstStaticPadTemplate alpha_template = GST_STATIC_PAD_TEMPLATE ("alpha",
+    GST_PAD_SRC,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
+
+/* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
+typedef struct
+{
+  GstPad *pad;
+  GstVideoInfo info;            /* negotiated */
+  GstBufferPool *pool;          /* set while negotiated and linked */
+  /* QoS from downstream, under the object lock: frames that end before
+   * earliest_time are late there. */
+  GstClockTime earliest_time;
+  gdouble proportion;
+} GstHfamMatteOutput;
+
+struct _GstHfamMatte
+{
+  GstElement parent;
+
+  GstPad *sinkpad;
+  GstHfamMatteOutput fill;
+  GstHfamMatteOutput key;
+  GstFlowCombiner *flow_combiner;
+
+  /* Properties, under the object lock. */
+  gchar *model_path;
+  GstHfamMatteBackend backend;
+  gint device_id;
+  guint inference_size;
+  guint inference_interval;
+  gdouble temporal_smoothing;
+  gboolean premultiplied;
+  gboolean qos;
+  guint n_threads;
+
+  /* Between READY->PAUSED and PAUSED->READY. */
+  HfamModel *model;
+  HfamWorker *worker;
+  gboolean warned_cpu_fallback;
+
+  /* Streaming thread. */
+  gboolean have_input;
+  GstVideoInfo in_info;
+  GstSegment segment;
+  gboolean discont;             /* frames were dropped since the last output */
+  guint64 processed, dropped;
+  gboolean warmed_up;           /* the first network run of the stream is done */
+
+  /* Under the object lock. */
+  GstClockTime latency;
+  guint32 last_seek_seqnum;
+};
+
+#define gst_hfam_matte_parent_class parent_class
+G_DEFINE_TYPE (GstHfamMatte, gst_hfam_matte, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (hfammatte, "hfammatte", GST_RANK_NONE,
+    GST_TYPE_HFAM_MATTE,
+    GST_DEBUG_CATEGORY_INIT (gst_hfam_matte_debug, "hfammatte", 0,
+        "HFAM portrait matting"));
+
+static void gst_hfam_matte_finalize (GObject * object);
+static void gst_hfam_matte_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_hfam_matte_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static GstStateChangeReturn gst_hfam_matte_change_state (GstElement * element,
+    GstStateChange transition);
+static GstFlowReturn gst_hfam_matte_chain (GstPad * pad, GstObject * parent,
+    GstBuffer * buffer);
+static gboolean gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent,
+    GstEvent * event);
+static gboolean gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent,
+    GstQuery * query);
+static gboolean gst_hfam_matte_src_event (GstPad * pad, GstObject * parent,
+    GstEvent * event);
+static gboolean gst_hfam_matte_src_query (GstPad * pad, GstObject * parent,
+    GstQuery * query);
+
+static void
+gst_hfam_matte_class_init (GstHfamMatteClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+
+  gobject_class->finalize = gst_hfam_matte_finalize;
+  gobject_class->set_property = gst_hfam_matte_set_property;
+  gobject_class->get_property = gst_hfam_matte_get_property;
+
+  g_object_class_install_property (gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model",
+          "HFAM weight file (.safetensors); read when going to PAUSED",
+          DEFAULT_PROP_MODEL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_BACKEND,
+      g_param_spec_enum ("backend", "Backend",
+          "Where the network runs; chosen when going to PAUSED",
+          GST_TYPE_HFAM_MATTE_BACKEND, DEFAULT_PROP_BACKEND,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_DEVICE_ID,
+      g_param_spec_int ("device-id", "Device ID",
+          "CUDA device to run on (-1 = the first one)", -1, G_MAXINT,
+          DEFAULT_PROP_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_SIZE,
+      g_param_spec_uint ("inference-size", "Inference size",
+          "Long side of the frame as the network sees it, rounded to a "
+          "multiple of 32", MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE,
+          DEFAULT_PROP_INFERENCE_SIZE, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
+      g_param_spec_uint ("inference-interval", "Inference interval",
+          "Run the network on one frame in this many and reuse its matte in "
+          "between", 1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_TEMPORAL_SMOOTHING,
+      g_param_spec_double ("temporal-smoothing", "Temporal smoothing",
+          "Weight s of the previous matte: matte = (1 - s) * new + s * "
+          "previous; restarts on flush, seek, discontinuity and caps change",
+          0.0, 1.0, DEFAULT_PROP_TEMPORAL_SMOOTHING, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_PREMULTIPLIED,
+      g_param_spec_boolean ("premultiplied", "Premultiplied",
+          "Multiply the colour of the src output by its alpha",
+          DEFAULT_PROP_PREMULTIPLIED, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_QOS,
+      g_param_spec_boolean ("qos", "QoS",
+          "Drop frames that are already late downstream", DEFAULT_PROP_QOS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_N_THREADS,
+      g_param_spec_uint ("n-threads", "Threads",
+          "CPU threads for the network and the colour conversion "
+          "(0 = one per core)", 0, 1024, DEFAULT_PROP_N_THREADS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_pad_template (element_class, &alpha_template);
+  gst_element_class_set_static_metadata (element_class,
+      "HFAM portrait matting", "Filter/Effect/Video",
+      "Removes the background behind people: the frame with an alpha matte "
+      "on src, the matte alone on alpha", "hfammatte developers");
+  /* gst-inspect-1.0 lists every metadata key: the launch line shows there. */
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte "
+      "model=hfam.safetensors name=m m.src ! queue ! compositor "
+      "background=checker ! videoconvert ! autovideosink m.alpha ! queue ! "
+      "videoconvert ! autovideosink");
+
+  gst_type_mark_as_plugin_api (GST_TYPE_HFAM_MATTE_BACKEND, 0);
+}
+
+static void
+gst_hfam_matte_init_output (GstHfamMatte * self, GstHfamMatteOutput * output,
+    GstStaticPadTemplate * templ)
+{
+  output->pad = gst_pad_new_from_static_template (templ, templ->name_template);
+  gst_pad_set_event_function (output->pad,
+      GST_DEBUG_FUNCPTR (gst_hfam_matte_src_event));
+  gst_pad_set_query_function (output->pad,
+      GST_DEBUG_FUNCPTR (gst_hfam_matte_src_query));
+  gst_element_add_pad (GST_ELEMENT (self), output->pad);
+  gst_flow_combiner_add_pad (self->flow_combiner, output->pad);
+}
+
+static void
+gst_hfam_matte_init (GstHfamMatte * self)
+{
+  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  gst_pad_set_chain_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (gst_hfam_matte_chain));
+  gst_pad_set_event_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (gst_hfam_matte_sink_event));
+  gst_pad_set_query_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (gst_hfam_matte_sink_query));
+  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
+
+  self->flow_combiner = gst_flow_combiner_new ();
+  gst_hfam_matte_init_output (self, &self->fill, &src_template);
+  gst_hfam_matte_init_output (self, &self->key, &alpha_template);
+
+  self->model_path = g_strdup (DEFAULT_PROP_MODEL);
+  self->backend = DEFAULT_PROP_BACKEND;
+  self->device_id = DEFAULT_PROP_DEVICE_ID;
+  self->inference_size = DEFAULT_PROP_INFERENCE_SIZE;
+  self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
+  self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
+  self->premultiplied = DEFAULT_PROP_PREMULTIPLIED;
+  self->qos = DEFAULT_PROP_QOS;
+  self->n_threads = DEFAULT_PROP_N_THREADS;
+}
+
+static void
+gst_hfam_matte_finalize (GObject * object)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (object);
+
+  gst_flow_combiner_free (self->flow_combiner);
+  g_free (self->model_path);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_hfam_matte_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL:
+      g_free (self->model_path);
+      self->model_path = g_value_dup_string (value);
+      break;
+    case PROP_BACKEND:
+      self->backend = g_value_get_enum (value);
+      break;
+    case PROP_DEVICE_ID:
+      self->device_id = g_value_get_int (value);
+      break;
+    case PROP_INFERENCE_SIZE:
+      /* The engine works in multiples of 32; keep what it will use. */
+      self->inference_size = CLAMP ((g_value_get_uint (value) + 16) / 32 * 32,
+          MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE);
+      break;
+    case PROP_INFERENCE_INTERVAL:
+      self->inference_interval = g_value_get_uint (value);
+      break;
+    case PROP_TEMPORAL_SMOOTHING:
+      self->temporal_smoothing = g_value_get_double (value);
+      break;
+    case PROP_PREMULTIPLIED:
+      self->premultiplied = g_value_get_boolean (value);
+      break;
+    case PROP_QOS:
+      self->qos = g_value_get_boolean (value);
+      break;
+    case PROP_N_THREADS:
+      self->n_threads = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL:
+      g_value_set_string (value, self->model_path);
+      break;
+    case PROP_BACKEND:
+      g_value_set_enum (value, self->backend);
+      break;
+    case PROP_DEVICE_ID:
+      g_value_set_int (value, self->device_id);
+      break;
+    case PROP_INFERENCE_SIZE:
+      g_value_set_uint (value, self->inference_size);
+      break;
+    case PROP_INFERENCE_INTERVAL:
+      g_value_set_uint (value, self->inference_interval);
+      break;
+    case PROP_TEMPORAL_SMOOTHING:
+      g_value_set_double (value, self->temporal_smoothing);
+      break;
+    case PROP_PREMULTIPLIED:
+      g_value_set_boolean (value, self->premultiplied);
+      break;
+    case PROP_QOS:
+      g_value_set_boolean (value, self->qos);
+      break;
+    case PROP_N_THREADS:
+      g_value_set_uint (value, self->n_threads);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* Opens the backend the backend property asks for; auto falls back to the CPU
+ * with a warning when no CUDA device opens. */
+static HfamContext *
+gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
+    gint device_id, guint n_threads)
+{
+  HfamContext *ctx;
+  GError *error = NULL;
+
+  if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
+    ctx = hfam_context_new (self->model, HFAM_BACKEND_CUDA, device_id,
+        n_threads, &error);
+    if (ctx)
+      return ctx;
+    if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+          ("The cuda backend is not available: %s", error->message),
+          ("backend=cuda device-id=%d", device_id));
+      g_error_free (error);
+      return NULL;
+    }
+    if (!self->warned_cpu_fallback) {
+      GST_ELEMENT_WARNING (self, LIBRARY, INIT,
+          ("No CUDA device, running on the CPU: %s", error->message), (NULL));
+      self->warned_cpu_fallback = TRUE;
+    }
+    g_clear_error (&error);
+  }
+
+  ctx = hfam_context_new (self->model, HFAM_BACKEND_CPU, device_id, n_threads,
+      &error);
+  if (!ctx) {
+    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+        ("The cpu backend failed to start: %s", error->message), (NULL));
+    g_error_free (error);
+  }
+  return ctx;
+}
+
+static void
+gst_hfam_matte_reset_qos (GstHfamMatte * self)
+{
+  GST_OBJECT_LOCK (self);
+  self->fill.earliest_time = self->key.earliest_time = GST_CLOCK_TIME_NONE;
+  self->fill.proportion = self->key.proportion = 1.0;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* READY->PAUSED: load the model and open the backend, so that a bad model or a
+ * missing device fails the state change. */
+static gboolean
+gst_hfam_matte_start (GstHfamMatte * self)
+{
+  GstHfamMatteBackend backend;
+  HfamContext *ctx;
+  GError *error = NULL;
+  gchar *path;
+  gint device_id;
+  guint n_threads;
+
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
+  backend = self->backend;
+  device_id = self->device_id;
+  n_threads = self->n_threads;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!path || !*path) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No model: set the model property to an HFAM .safetensors file"),
+        (NULL));
+    g_free (path);
+    return FALSE;
+  }
+  if (g_strcmp0 (path, HFAM_DEFAULT_MODEL) == 0
+      && !g_file_test (path, G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No model: the default model %s is not installed; set the model "
+            "property to an HFAM .safetensors file", path), (NULL));
+    g_free (path);
+    return FALSE;
+  }
+
+  self->model = hfam_model_load (path, &error);
+  if (!self->model) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not load the model: %s", error->message),
+        ("model=%s", path));
+    g_error_free (error);
+    g_free (path);
+    return FALSE;
+  }
+  g_free (path);
+
+  ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads);
+  if (!ctx) {
+    g_clear_pointer (&self->model, hfam_model_free);
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "running on the %s backend",
+      hfam_context_backend_name (ctx));
+  self->worker = hfam_worker_new (ctx, n_threads);
+
+  self->have_input = FALSE;
+  gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
+  self->discont = FALSE;
+  self->processed = self->dropped = 0;
+  self->warmed_up = FALSE;
+  gst_hfam_matte_reset_qos (self);
+  gst_flow_combiner_reset (self->flow_combiner);
+  GST_OBJECT_LOCK (self);
+  self->latency = 0;
+  self->last_seek_seqnum = GST_SEQNUM_INVALID;
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
+}
+
+static void
+gst_hfam_matte_clear_pool (GstHfamMatteOutput * output)
+{
+  if (output->pool) {
+    gst_buffer_pool_set_active (output->pool, FALSE);
+    gst_clear_object (&output->pool);
+  }
+}
+
+static void
+gst_hfam_matte_stop (GstHfamMatte * self)
+{
+  gst_hfam_matte_clear_pool (&self->fill);
+  gst_hfam_matte_clear_pool (&self->key);
+  g_clear_pointer (&self->worker, hfam_worker_free);
+  g_clear_pointer (&self->model, hfam_model_free);
+}
+
+static GstStateChangeReturn
+gst_hfam_matte_change_state (GstElement * element, GstStateChange transition)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && !gst_hfam_matte_start (self))
+    return GST_STATE_CHANGE_FAILURE;
+
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+
+  /* After the parent deactivated the pads, no streaming thread is inside. */
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY
+      || (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+          && ret == GST_STATE_CHANGE_FAILURE))
+    gst_hfam_matte_stop (self);
+  return ret;
+}
+
+static GstHfamMatteOutput *
+gst_hfam_matte_output_of (GstHfamMatte * self, GstPad * pad)
+{
+  return pad == self->fill.pad ? &self->fill : &self->key;
+}
+
+/* `caps` with the format replaced by the formats of `templ`: the element
+ * changes only the format (and with it colorimetry and chroma siting). */
+static GstCaps *
+gst_hfam_matte_with_formats (GstCaps * caps, GstPad * templ_pad)
+{
+  GstCaps *templ = gst_pad_get_pad_template_caps (templ_pad);
+  const GValue *formats =
+      gst_structure_get_value (gst_caps_get_structure (templ, 0), "format");
+  GstCaps *result;
+
+  if (gst_caps_is_any (caps))
+    return templ;
+
+  result = gst_caps_new_empty ();
+  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
+    GstStructure *s = gst_structure_copy (gst_caps_get_structure (caps, i));
+
+    gst_structure_remove_fields (s, "format", "colorimetry", "chroma-site",
+        NULL);
+    gst_structure_set_value (s, "format", formats);
+    result = gst_caps_merge_structure_full (result, s,
+        gst_caps_features_copy (gst_caps_get_features (caps, i)));
+  }
+  gst_caps_unref (templ);
+  return result;
+}
+
+/* What one pad can carry given what is on the other side of the element:
+ * `peer_caps` of the opposite pads, re-expressed in this pad's formats. */
+static GstCaps *
+gst_hfam_matte_restrict (GstCaps * allowed, GstCaps * peer_caps, GstPad * pad)
+{
+  GstCaps *possible = gst_hfam_matte_with_formats (peer_caps, pad);
+  GstCaps *result = gst_caps_intersect_full (allowed, possible,
+      GST_CAPS_INTERSECT_FIRST);
+
+  gst_caps_unref (possible);
+  gst_caps_unref (allowed);
+  return result;
+}
+
+static GstCaps *
+gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
+{
+  GstCaps *caps = gst_pad_get_pad_template_caps (self->sinkpad);
+  GstHfamMatteOutput *outputs[] = { &self->fill, &self->key };
+
+  for (guint i = 0; i < G_N_ELEMENTS (outputs); i++) {
+    GstCaps *templ = gst_pad_get_pad_template_caps (outputs[i]->pad);
+    GstCaps *peer = gst_pad_peer_query_caps (outputs[i]->pad, templ);
+
+    caps = gst_hfam_matte_restrict (caps, peer, self->sinkpad);
+    gst_caps_unref (peer);
+    gst_caps_unref (templ);
+  }
+  if (filter) {
+    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
+        GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (caps);
+    caps = filtered;
+  }
+  return caps;
+}
+
+static GstCaps *
+gst_hfam_matte_src_caps (GstHfamMatte * self, GstPad * pad, GstCaps * filter)
+{
+  GstCaps *sink_templ = gst_pad_get_pad_template_caps (self->sinkpad);
+  GstCaps *upstream = gst_pad_peer_query_caps (self->sinkpad, sink_templ);
+  GstCaps *caps = gst_hfam_matte_restrict (gst_pad_get_pad_template_caps (pad),
+      upstream, pad);
+
+  gst_caps_unref (upstream);
+  gst_caps_unref (sink_templ);
+  if (filter) {
+    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
+        GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (caps);
+    caps = filtered;
+  }
+  return caps;
+}
+
+/* The caps an output offers for the current input: its size, framerate,
+ * aspect and interlacing, in the output's formats, the preferred first. */
+static GstCaps *
+gst_hfam_matte_output_offer (GstHfamMatte * self, GstHfamMatteOutput * output)
+{
+  const GstVideoInfo *in = &self->in_info;
+  const gboolean is_fill = output == &self->fill;
+  const GstVideoFormat in_format = GST_VIDEO_INFO_FORMAT (in);
+  const gboolean bgr_input = in_format == GST_VIDEO_FORMAT_BGRA
+      || in_format == GST_VIDEO_FORMAT_BGRx
+      || in_format == GST_VIDEO_FORMAT_BGR;
+  GstVideoFormat formats[2];
+  GValue list = G_VALUE_INIT, item = G_VALUE_INIT;
+  GstVideoInfo info;
+  GstCaps *caps;
+
+  if (is_fill) {
+    /* Keep the input's channel order: copying is then plain. */
+    formats[0] = bgr_input ? GST_VIDEO_FORMAT_BGRA : GST_VIDEO_FORMAT_RGBA;
+    formats[1] = bgr_input ? GST_VIDEO_FORMAT_RGBA : GST_VIDEO_FORMAT_BGRA;
+  } else {
+    formats[0] = GST_VIDEO_FORMAT_GRAY8;
+    formats[1] = GST_VIDEO_FORMAT_GRAY16_LE;
+  }
+
+  gst_video_info_set_interlaced_format (&info, formats[0],
+      GST_VIDEO_INFO_INTERLACE_MODE (in), GST_VIDEO_INFO_WIDTH (in),
+      GST_VIDEO_INFO_HEIGHT (in));
+  GST_VIDEO_INFO_FPS_N (&info) = GST_VIDEO_INFO_FPS_N (in);
+  GST_VIDEO_INFO_FPS_D (&info) = GST_VIDEO_INFO_FPS_D (in);
+  GST_VIDEO_INFO_PAR_N (&info) = GST_VIDEO_INFO_PAR_N (in);
+  GST_VIDEO_INFO_PAR_D (&info) = GST_VIDEO_INFO_PAR_D (in);
+  GST_VIDEO_INFO_FIELD_ORDER (&info) = GST_VIDEO_INFO_FIELD_ORDER (in);
+  if (is_fill)
+    info.colorimetry = hfam_worker_colour_info (self->worker)->colorimetry;
+  caps = gst_video_info_to_caps (&info);
+
+  g_value_init (&list, GST_TYPE_LIST);
+  g_value_init (&item, G_TYPE_STRING);
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
+    g_value_set_static_string (&item, gst_video_format_to_string (formats[i]));
+    gst_value_list_append_value (&list, &item);
+  }
+  gst_caps_set_value (caps, "format", &list);
+  g_value_unset (&item);
+  g_value_unset (&list);
+  return caps;
+}
+
+/* The buffer pool downstream proposes for `caps`, or a video pool of ours. */
+static GstBufferPool *
+gst_hfam_matte_decide_pool (GstHfamMatte * self, GstHfamMatteOutput * output,
+    GstCaps * caps)
+{
+  GstQuery *query = gst_query_new_allocation (caps, TRUE);
+  GstBufferPool *pool = NULL;
+  GstStructure *config;
+  guint size = GST_VIDEO_INFO_SIZE (&output->info), min = 0, max = 0;
+
+  if (!gst_pad_peer_query (output->pad, query))
+    GST_DEBUG_OBJECT (output->pad, "downstream gave no allocation answer");
+  if (gst_query_get_n_allocation_pools (query) > 0) {
+    gst_query_parse_nth_allocation_pool (query, 0, &pool, &size, &min, &max);
+    size = MAX (size, GST_VIDEO_INFO_SIZE (&output->info));
+  }
+  if (!pool)
+    pool = gst_video_buffer_pool_new ();
+
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_set_params (config, caps, size, min, max);
+  if (gst_query_find_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL))
+    gst_buffer_pool_config_add_option (config,
+        GST_BUFFER_POOL_OPTION_VIDEO_META);
+  gst_query_unref (query);
+
+  /* A pool may adjust the configuration; take it if it still fits. */
+  if (!gst_buffer_pool_set_config (pool, config)) {
+    config = gst_buffer_pool_get_config (pool);
+    if (!gst_buffer_pool_config_validate_params (config, caps, size, min, max)
+        || !gst_buffer_pool_set_config (pool, config)) {
+      GST_ERROR_OBJECT (output->pad, "buffer pool rejects %" GST_PTR_FORMAT,
+          caps);
+      gst_object_unref (pool);
+      return NULL;
+    }
+  }
+  if (!gst_buffer_pool_set_active (pool, TRUE)) {
+    GST_ERROR_OBJECT (output->pad, "cannot activate the buffer pool");
+    gst_object_unref (pool);
+    return NULL;
+  }
+  return pool;
+}
+
+/* Agrees on this output's caps with downstream, sends them and, when the pad
+ * is linked, sets up its buffer pool. An unlinked pad keeps the caps as a
+ * sticky event for when it gets linked. */
+static gboolean
+gst_hfam_matte_negotiate_output (GstHfamMatte * self,
+    GstHfamMatteOutput * output)
+{
+  GstCaps *offer = gst_hfam_matte_output_offer (self, output);
+  GstCaps *caps = gst_pad_peer_query_caps (output->pad, offer);
+  GstCaps *current;
+  GstVideoInfo info;
+  gboolean unchanged;
+
+  gst_caps_unref (offer);
+  if (gst_caps_is_empty (caps)) {
+    GST_ERROR_OBJECT (output->pad, "downstream accepts no %dx%d %s",
+        GST_VIDEO_INFO_WIDTH (&self->in_info),
+        GST_VIDEO_INFO_HEIGHT (&self->in_info),
+        output == &self->fill ? "RGBA or BGRA" : "GRAY8 or GRAY16_LE");
+    gst_caps_unref (caps);
+    return FALSE;
+  }
+  caps = gst_caps_fixate (caps);
+  if (!gst_video_info_from_caps (&info, caps)) {
+    GST_ERROR_OBJECT (output->pad, "invalid caps %" GST_PTR_FORMAT, caps);
+    gst_caps_unref (caps);
+    return FALSE;
+  }
+
+  current = gst_pad_get_current_caps (output->pad);
+  unchanged = current && gst_caps_is_equal (current, caps);
+  gst_clear_caps (&current);
+  if (!unchanged) {
+    GST_DEBUG_OBJECT (output->pad, "negotiated %" GST_PTR_FORMAT, caps);
+    gst_hfam_matte_clear_pool (output);
+    if (!gst_pad_set_caps (output->pad, caps)) {
+      GST_ERROR_OBJECT (output->pad, "downstream refused %" GST_PTR_FORMAT,
+          caps);
+      gst_caps_unref (caps);
+      return FALSE;
+    }
+    output->info = info;
+  }
+  if (!output->pool && gst_pad_is_linked (output->pad))
+    output->pool = gst_hfam_matte_decide_pool (self, output, caps);
+  gst_caps_unref (caps);
+  return output->pool || !gst_pad_is_linked (output->pad);
+}
+
+static gboolean
+gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps)
+{
+  GstVideoInfo info;
+
+  if (!gst_video_info_from_caps (&info, caps)) {
+    GST_ERROR_OBJECT (self, "invalid caps %" GST_PTR_FORMAT, caps);
+    return FALSE;
+  }
+  if (!self->have_input || !gst_video_info_is_equal (&info, &self->in_info)) {
+    if (!hfam_worker_set_input (self->worker, &info)) {
+      GST_ERROR_OBJECT (self, "cannot convert %" GST_PTR_FORMAT " to RGBA",
+          caps);
+      self->have_input = FALSE;
+      return FALSE;
+    }
+    self->in_info = info;
+    self->have_input = TRUE;
+  }
+  /* Both outputs now; the chain function renegotiates a pad that gets linked
+   * or reconfigured later. */
+  gst_pad_check_reconfigure (self->fill.pad);
+  gst_pad_check_reconfigure (self->key.pad);
+  return gst_hfam_matte_negotiate_output (self, &self->fill)
+      && gst_hfam_matte_negotiate_output (self, &self->key);
+}
+
+/* The alpha pad carries a stream of its own, named after the input's. */
+static gboolean
+gst_hfam_matte_start_streams (GstHfamMatte * self, GstEvent * event)
+{
+  const gchar *stream_id;
+  gchar *key_stream_id;
+  GstEvent *key_event;
+  GstStreamFlags flags;
+  guint group_id;
+  gboolean ok;
+
+  gst_event_parse_stream_start (event, &stream_id);
+  gst_event_parse_stream_flags (event, &flags);
+  key_stream_id = g_strconcat (stream_id, "/alpha", NULL);
+  key_event = gst_event_new_stream_start (key_stream_id);
+  g_free (key_stream_id);
+  gst_event_set_stream_flags (key_event, flags);
+  if (gst_event_parse_group_id (event, &group_id))
+    gst_event_set_group_id (key_event, group_id);
+  gst_event_set_seqnum (key_event, gst_event_get_seqnum (event));
+
+  ok = gst_pad_push_event (self->fill.pad, event);
+  return gst_pad_push_event (self->key.pad, key_event) && ok;
+}
+
+static gboolean
+gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+
+  GST_LOG_OBJECT (pad, "%" GST_PTR_FORMAT, event);
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_STREAM_START:
+      return gst_hfam_matte_start_streams (self, event);
+    case GST_EVENT_CAPS:{
+      GstCaps *caps;
+      gboolean ok;
+
+      gst_event_parse_caps (event, &caps);
+      ok = gst_hfam_matte_set_caps (self, caps);
+      gst_event_unref (event);
+      return ok;
+    }
+    case GST_EVENT_SEGMENT:
+      /* A new segment follows a seek: the previous matte belongs elsewhere. */
+      gst_event_copy_segment (event, &self->segment);
+      hfam_worker_reset (self->worker);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      hfam_worker_reset (self->worker);
+      gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
+      gst_hfam_matte_reset_qos (self);
+      gst_flow_combiner_reset (self->flow_combiner);
+      break;
+    default:
+      break;
+  }
+  /* Everything else (segment, gap, EOS, flushes, tags) goes to both pads. */
+  return gst_pad_event_default (pad, parent, event);
+}
+
+static gboolean
+gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS:{
+      GstCaps *filter, *caps;
+
+      gst_query_parse_caps (query, &filter);
+      caps = gst_hfam_matte_sink_caps (self, filter);
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_ALLOCATION:
+      /* Input frames are only read, in system memory, through GstVideoFrame:
+       * any layout described by a video meta will do. Downstream allocation
+       * is for other caps and is not asked. */
+      gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+      return TRUE;
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+static void
+gst_hfam_matte_update_qos (GstHfamMatte * self, GstHfamMatteOutput * output,
+    GstEvent * event)
+{
+  GstClockTimeDiff diff;
+  GstClockTime timestamp;
+  gdouble proportion;
+
+  gst_event_parse_qos (event, NULL, &proportion, &diff, &timestamp);
+  GST_OBJECT_LOCK (self);
+  output->proportion = proportion;
+  if (GST_CLOCK_TIME_IS_VALID (timestamp))
+    output->earliest_time = diff < 0 && (GstClockTime) - diff > timestamp
+        ? 0 : timestamp + diff;
+  else
+    output->earliest_time = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
+}
+
+static gboolean
+gst_hfam_matte_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_QOS:
+      gst_hfam_matte_update_qos (self, gst_hfam_matte_output_of (self, pad),
+          event);
+      break;
+    case GST_EVENT_SEEK:{
+      /* A pipeline seek reaches us through both outputs: pass it once. */
+      const guint32 seqnum = gst_event_get_seqnum (event);
+      gboolean seen;
+
+      GST_OBJECT_LOCK (self);
+      seen = seqnum == self->last_seek_seqnum;
+      self->last_seek_seqnum = seqnum;
+      GST_OBJECT_UNLOCK (self);
+      if (seen) {
+        GST_DEBUG_OBJECT (pad, "seek %u already sent upstream", seqnum);
+        gst_event_unref (event);
+        return TRUE;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return gst_pad_event_default (pad, parent, event);
+}
+
+static gboolean
+gst_hfam_matte_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS:{
+      GstCaps *filter, *caps;
+
+      gst_query_parse_caps (query, &filter);
+      caps = gst_hfam_matte_src_caps (self, pad, filter);
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_LATENCY:{
+      GstClockTime min, max, own;
+      gboolean live;
+
+      if (!gst_pad_peer_query (self->sinkpad, query))
+        return FALSE;
+      gst_query_parse_latency (query, &live, &min, &max);
+      GST_OBJECT_LOCK (self);
+      own = self->latency;
+      GST_OBJECT_UNLOCK (self);
+      min += own;
+      if (GST_CLOCK_TIME_IS_VALID (max))
+        max += own;
+      GST_DEBUG_OBJECT (pad, "latency +%" GST_TIME_FORMAT, GST_TIME_ARGS (own));
+      gst_query_set_latency (query, live, min, max);
+      return TRUE;
+    }
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+/* Negotiates again an output that was linked or reconfigured since: new caps
+ * or, with the same caps, a new pool. */
+static gboolean
+gst_hfam_matte_ensure_output (GstHfamMatte * self, GstHfamMatteOutput * output)
+{
+  if (!gst_pad_check_reconfigure (output->pad) && output->pool)
+    return TRUE;
+  gst_hfam_matte_clear_pool (output);
+  if (gst_hfam_matte_negotiate_output (self, output))
+    return TRUE;
+  gst_pad_mark_reconfigure (output->pad);
+  return FALSE;
+}
+
+static gboolean
+gst_hfam_matte_output_is_late (const GstHfamMatteOutput * output,
+    GstClockTime end)
+{
+  return GST_CLOCK_TIME_IS_VALID (output->earliest_time)
+      && end <= output->earliest_time;
+}
+
+/* QoS: a frame that ends before the earliest time every linked output can
+ * still show is dropped instead of processed; a QOS message says so. */
+static gboolean
+gst_hfam_matte_drop_if_late (GstHfamMatte * self, GstBuffer * buffer,
+    gboolean want_fill, gboolean want_key)
+{
+  const GstClockTime pts = GST_BUFFER_PTS (buffer);
+  const GstClockTime duration = GST_BUFFER_DURATION (buffer);
+  GstClockTime running_time, end, earliest;
+  gdouble proportion;
+  gboolean late;
+  GstMessage *message;
+
+  if (self->segment.format != GST_FORMAT_TIME || !GST_CLOCK_TIME_IS_VALID (pts))
+    return FALSE;
+  running_time = gst_segment_to_running_time (&self->segment, GST_FORMAT_TIME,
+      pts);
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
+    return FALSE;
+  end = running_time + (GST_CLOCK_TIME_IS_VALID (duration) ? duration : 0);
+
+  GST_OBJECT_LOCK (self);
+  late = self->qos
+      && (!want_fill || gst_hfam_matte_output_is_late (&self->fill, end))
+      && (!want_key || gst_hfam_matte_output_is_late (&self->key, end));
+  /* The output that is least late decides. */
+  if (want_fill && (!want_key
+          || self->fill.earliest_time <= self->key.earliest_time)) {
+    earliest = self->fill.earliest_time;
+    proportion = self->fill.proportion;
+  } else {
+    earliest = self->key.earliest_time;
+    proportion = self->key.proportion;
+  }
+  GST_OBJECT_UNLOCK (self);
+  if (!late)
+    return FALSE;
+
+  self->dropped++;
+  self->discont = TRUE;
+  GST_DEBUG_OBJECT (self, "dropping late frame %" GST_TIME_FORMAT
+      ", earliest %" GST_TIME_FORMAT, GST_TIME_ARGS (running_time),
+      GST_TIME_ARGS (earliest));
+  message = gst_message_new_qos (GST_OBJECT (self), FALSE, running_time,
+      gst_segment_to_stream_time (&self->segment, GST_FORMAT_TIME, pts), pts,
+      duration);
+  gst_message_set_qos_values (message, GST_CLOCK_DIFF (running_time, earliest),
+      proportion, 1000000);
+  gst_message_set_qos_stats (message, GST_FORMAT_BUFFERS, self->processed,
+      self->dropped);
+  gst_element_post_message (GST_ELEMENT (self), message);
+  return TRUE;
+}
+
+/* Live sinks wait by the pipeline latency; make it cover the network. */
+static void
+gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime run_time)
+{
+  GstClockTime latency = GST_CLOCK_TIME_NONE;
+
+  /* The first run also plans the engine: it says nothing of the rest. */
+  if (!self->warmed_up) {
+    self->warmed_up = TRUE;
+    return;
+  }
+  GST_OBJECT_LOCK (self);
+  if (run_time > self->latency)
+    latency = self->latency = gst_util_uint64_scale_ceil (run_time, 5, 4);
+  GST_OBJECT_UNLOCK (self);
+  if (GST_CLOCK_TIME_IS_VALID (latency)) {
+    GST_INFO_OBJECT (self, "a run took %" GST_TIME_FORMAT ", latency now %"
+        GST_TIME_FORMAT, GST_TIME_ARGS (run_time), GST_TIME_ARGS (latency));
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
+/* One output buffer for `in`, with its timestamps and flags. */
+static GstFlowReturn
+gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
+    GstBuffer * inbuf, const GstVideoFrame * in, gboolean premultiplied,
+    GstBuffer ** outbuf)
+{
+  GstVideoFrame out;
+  GstFlowReturn ret;
+
+  ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf, NULL);
+  if (ret == GST_FLOW_FLUSHING) {
+    GST_DEBUG_OBJECT (output->pad, "flushing");
+    return ret;
+  }
+  if (ret != GST_FLOW_OK) {
+    GST_ERROR_OBJECT (output->pad, "no output buffer: %s",
+        gst_flow_get_name (ret));
+    return ret;
+  }
+  if (!gst_video_frame_map (&out, &output->info, *outbuf, GST_MAP_WRITE)) {
+    GST_ERROR_OBJECT (output->pad, "cannot map the output buffer");
+    gst_clear_buffer (outbuf);
+    return GST_FLOW_ERROR;
+  }
+  if (output == &self->fill)
+    hfam_worker_write_fill (self->worker, in, &out, premultiplied);
+  else
+    hfam_worker_write_key (self->worker, &out);
+  gst_video_frame_unmap (&out);
+
+  gst_buffer_copy_into (*outbuf, inbuf,
+      GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
+  if (self->discont)
+    GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
+  return GST_FLOW_OK;
+}
+
+/* Pushes what was made; an output that made nothing counts as not linked. */
+static GstFlowReturn
+gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
+    GstBuffer * key_buf)
+{
+  GstFlowReturn fill_ret, key_ret;
+
+  fill_ret = fill_buf ? gst_pad_push (self->fill.pad, fill_buf)
+      : GST_FLOW_NOT_LINKED;
+  gst_flow_combiner_update_pad_flow (self->flow_combiner, self->fill.pad,
+      fill_ret);
+  key_ret = key_buf ? gst_pad_push (self->key.pad, key_buf)
+      : GST_FLOW_NOT_LINKED;
+  return gst_flow_combiner_update_pad_flow (self->flow_combiner, self->key.pad,
+      key_ret);
+}
+
+static GstFlowReturn
+gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+  const gboolean want_fill = gst_pad_is_linked (self->fill.pad);
+  const gboolean want_key = gst_pad_is_linked (self->key.pad);
+  GstBuffer *fill_buf = NULL, *key_buf = NULL;
+  HfamWorkerSettings settings;
+  gboolean premultiplied, ran;
+  GstClockTime start;
+  GstVideoFrame in;
+  GError *error = NULL;
+  GstFlowReturn ret = GST_FLOW_OK;
+
+  if (!want_fill && !want_key) {
+    GST_LOG_OBJECT (self, "no output linked, dropping %" GST_PTR_FORMAT, inbuf);
+    gst_buffer_unref (inbuf);
+    return gst_hfam_matte_push (self, NULL, NULL);
+  }
+  if (!self->have_input) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("a buffer arrived before the caps"));
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
+    hfam_worker_reset (self->worker);
+  if (gst_hfam_matte_drop_if_late (self, inbuf, want_fill, want_key)) {
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_OK;
+  }
+  if ((want_fill && !gst_hfam_matte_ensure_output (self, &self->fill))
+      || (want_key && !gst_hfam_matte_ensure_output (self, &self->key))) {
+    GST_ERROR_OBJECT (self, "output not negotiated");
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  GST_OBJECT_LOCK (self);
+  settings.inference_size = self->inference_size;
+  settings.inference_interval = self->inference_interval;
+  settings.temporal_smoothing = self->temporal_smoothing;
+  premultiplied = self->premultiplied;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!gst_video_frame_map (&in, &self->in_info, inbuf, GST_MAP_READ)) {
+    GST_ERROR_OBJECT (self, "cannot map the input frame");
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_ERROR;
+  }
+  start = gst_util_get_timestamp ();
+  if (!hfam_worker_update_matte (self->worker, &in, &settings, &ran, &error)) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("Matting failed: %s", error->message), (NULL));
+    g_error_free (error);
+    gst_video_frame_unmap (&in);
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_ERROR;
+  }
+  if (ran)
+    gst_hfam_matte_update_latency (self, gst_util_get_timestamp () - start);
+
+  if (want_fill)
+    ret = gst_hfam_matte_render (self, &self->fill, inbuf, &in, premultiplied,
+        &fill_buf);
+  if (ret == GST_FLOW_OK && want_key)
+    ret = gst_hfam_matte_render (self, &self->key, inbuf, &in, premultiplied,
+        &key_buf);
+  gst_video_frame_unmap (&in);
+  gst_buffer_unref (inbuf);
+  if (ret != GST_FLOW_OK) {
+    gst_clear_buffer (&fill_buf);
+    return ret;
+  }
+
+  self->processed++;
+  self->discont = FALSE;
+  return gst_hfam_matte_push (self, fill_buf, key_buf);
+}

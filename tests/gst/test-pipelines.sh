@@ -1,0 +1,78 @@
+#!/bin/bash
+# pipelines/ end to end on a short generated clip with a tiny model: composite.sh,
+# fill-key.sh and contact-sheet.sh must write files that decode, with the clip's frame
+# count, fill and key frame for frame with the same timestamps, and a key that is not one
+# flat value. Exit 77 (skip) when a needed GStreamer element is not installed.
+#   test-pipelines.sh PIPELINES_DIR MODEL.safetensors
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 PIPELINES_DIR MODEL.safetensors" >&2
+  exit 2
+fi
+pipelines=$1 model=$2
+frames=10
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A small inference size keeps the run to seconds.
+export HFAMMATTE_PROPS="inference-size=128"
+
+fail () {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+for element in videotestsrc x264enc h264parse matroskamux matroskademux decodebin \
+               compositor imagefreeze pngenc pngdec jpegenc jpegdec multifilesink; do
+  if ! gst-inspect-1.0 --exists "$element"; then
+    echo "SKIP: GStreamer element $element is not installed"
+    exit 77
+  fi
+done
+gst-inspect-1.0 hfammatte > /dev/null || fail "hfammatte is not on GST_PLUGIN_PATH"
+
+# The presentation time of each frame decoded from a Matroska file, one a line.
+frame_times () {
+  gst-launch-1.0 -v filesrc location="$1" ! matroskademux ! decodebin \
+    ! identity silent=false ! fakesink 2>&1 \
+    | sed -n 's/.*identity0: last-message = chain.*pts: \([0-9:.]*\),.*/\1/p'
+}
+
+echo "# a $frames-frame clip and a background picture"
+gst-launch-1.0 -q videotestsrc num-buffers=$frames pattern=smpte \
+  ! video/x-raw,format=I420,width=160,height=120,framerate=25/1 \
+  ! x264enc ! h264parse ! matroskamux ! filesink location="$work/clip.mkv"
+gst-launch-1.0 -q videotestsrc num-buffers=1 pattern=checkers-8 \
+  ! video/x-raw,width=200,height=100 ! pngenc ! filesink location="$work/background.png"
+
+echo "# composite.sh"
+"$pipelines/composite.sh" "$work/clip.mkv" "$work/background.png" "$work/composite.mkv" \
+  "$model" > "$work/composite.log" 2>&1 || { cat "$work/composite.log"; fail "composite.sh"; }
+count=$(frame_times "$work/composite.mkv" | wc -l)
+[ "$count" -eq $frames ] || fail "composite.mkv decodes to $count frames, not $frames"
+
+echo "# fill-key.sh"
+"$pipelines/fill-key.sh" "$work/clip.mkv" "$work/fill-key" "$model" \
+  > "$work/fill-key.log" 2>&1 || { cat "$work/fill-key.log"; fail "fill-key.sh"; }
+frame_times "$work/fill-key/fill.mkv" > "$work/fill.times"
+frame_times "$work/fill-key/key.mkv" > "$work/key.times"
+count=$(wc -l < "$work/fill.times")
+[ "$count" -eq $frames ] || fail "fill.mkv decodes to $count frames, not $frames"
+cmp -s "$work/fill.times" "$work/key.times" || fail "fill and key timestamps differ"
+mkdir "$work/key"
+gst-launch-1.0 -q filesrc location="$work/fill-key/key.mkv" ! matroskademux ! decodebin \
+  ! videoconvert ! video/x-raw,format=GRAY8 ! multifilesink location="$work/key/%03d.raw"
+levels=$(od -An -v -tu1 "$work/key/000.raw" | tr -s ' ' '\n' | sed '/^$/d' | sort -un | wc -l)
+[ "$levels" -gt 1 ] || fail "the key is one flat value"
+
+echo "# contact-sheet.sh"
+"$pipelines/contact-sheet.sh" "$work/composite.mkv" "$work/sheet.png" \
+  || fail "contact-sheet.sh"
+size=$(gst-launch-1.0 -v filesrc location="$work/sheet.png" ! pngdec ! fakesink 2>&1 \
+  | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
+[ "$size" = "width=(int)960, height=(int)360" ] || fail "sheet.png: '$size', not 960x360"
+
+echo "# webcam.sh (needs a camera: syntax only)"
+bash -n "$pipelines/webcam.sh" || fail "webcam.sh"
+
+echo "PASS"
