@@ -1,6 +1,7 @@
 /* The engine against the PyTorch reference's golden vectors (model/reference/golden.py),
  * model-level rejection of inconsistent weight files, and frames of awkward sizes.
- * Usage: test-engine GOLDEN_DIR */
+ * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
+ * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/reference/golden.py) */
 #include "hfam.h"
 #include "safetensors.h"
 
@@ -271,6 +272,13 @@ main (int argc, char **argv)
     return 2;
   }
   golden_dir = argv[1];
+  if (argc > 2) {
+    for (int i = 2; i < argc; i++) {
+      g_autofree char *test = g_strdup_printf ("/engine/golden/%s", argv[i]);
+      g_test_add_data_func (test, argv[i], test_golden);
+    }
+    return g_test_run ();
+  }
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     g_autofree char *test = g_strdup_printf ("/engine/golden/%s", cases[i]);
     g_test_add_data_func (test, cases[i], test_golden);
