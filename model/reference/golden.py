@@ -53,13 +53,14 @@ R50_CAFFE = dataclasses.replace(
     R50, stride_in_1x1=True, input_order="BGR", input_scale=255.0,
     input_mean=(103.939, 116.779, 123.68), input_std=(1.0, 1.0, 1.0))
 
-# name, configuration, width, height, seed
+# name, configuration, width, height, seed, storage dtype of the weight file
 CASES = (
-    ("tiny_64x64", hfam.tiny(), 64, 64, 1),
-    ("r18_64x64", R18, 64, 64, 2),
-    ("r18_160x96", R18, 160, 96, 3),
-    ("r50_64x64", R50, 64, 64, 4),
-    ("r50_160x96", R50_CAFFE, 160, 96, 5),
+    ("tiny_64x64", hfam.tiny(), 64, 64, 1, "F32"),
+    ("tiny_f16_64x64", hfam.tiny(), 64, 64, 1, "F16"),
+    ("r18_64x64", R18, 64, 64, 2, "F32"),
+    ("r18_160x96", R18, 160, 96, 3, "F32"),
+    ("r50_64x64", R50, 64, 64, 4, "F32"),
+    ("r50_160x96", R50_CAFFE, 160, 96, 5, "F32"),
 )
 
 # Sanity bounds on the random network's outputs (the point of the tests is a network that
@@ -69,7 +70,7 @@ MIN_UNSATURATED_FRACTION = 0.5
 
 
 def make_case(outdir: str, name: str, config: hfam.HfamConfig, width: int, height: int,
-              seed: int) -> None:
+              seed: int, dtype: str) -> None:
     rng = np.random.default_rng(seed)
     # The first frame is the golden input; the others only help calibrate the BatchNorms.
     frames = [hfam.random_image(width, height, rng) for _ in range(3)]
@@ -77,7 +78,8 @@ def make_case(outdir: str, name: str, config: hfam.HfamConfig, width: int, heigh
     model = hfam.random_init(hfam.HFAM(config).double(), seed, x)
 
     weights_path = os.path.join(outdir, f"{name}.safetensors")
-    weights.write_safetensors(weights_path, hfam.fold_batchnorm(model), config.to_metadata(), "F32")
+    weights.write_safetensors(weights_path, hfam.fold_batchnorm(model), config.to_metadata(), dtype)
+    # the golden outputs are those of the weights as stored (fp16-rounded for an F16 file)
     reference = hfam.load_folded(weights_path, torch.float64)
     x0 = x[:1].float()
 

@@ -13,7 +13,7 @@
 static const char *golden_dir;
 
 static const char *const cases[] = {
-  "tiny_64x64", "r18_64x64", "r18_160x96", "r50_64x64", "r50_160x96",
+  "tiny_64x64", "tiny_f16_64x64", "r18_64x64", "r18_160x96", "r50_64x64", "r50_160x96",
 };
 
 static char *
@@ -111,6 +111,23 @@ test_golden (gconstpointer data)
     g_assert_cmpfloat (e_det, <=, 1e-4);
     g_assert_cmpfloat (e_fus, <=, 1e-4);
     g_assert_cmpint (mismatched, ==, 0);
+  }
+
+  /* the frame path: at its own size the resize is the identity, so the matte of the 8-bit
+   * image equals the golden alpha_p */
+  {
+    const HfamStTensor *image = hfam_st_find (st, "image");
+    HfamImage frame = { image->data, w, h, 3 * w, HFAM_PIXEL_RGB8 };
+    g_autofree float *alpha = g_new (float, plane);
+    double e_alpha = 0.0;
+    g_assert_cmpint (image->dtype, ==, HFAM_DTYPE_U8);
+    g_assert_true (hfam_context_matte (ctx, &frame, MAX (w, h), alpha, w, NULL, &error));
+    g_assert_no_error (error);
+    for (size_t i = 0; i < plane; i++)
+      if (margin[i] >= 1e-5f)
+        e_alpha = MAX (e_alpha, fabs ((double) alpha[i] - fus[i]));
+    g_test_message ("%s frame path: max abs error of the matte %.2e", name, e_alpha);
+    g_assert_cmpfloat (e_alpha, <=, 1e-4);
   }
   hfam_context_free (ctx);
   hfam_model_free (model);

@@ -1,0 +1,263 @@
+/* Both decoders report errors by longjmp; every object that lives across a setjmp is
+ * volatile and freed on the error path (as in imageio.c). No gamma or colour transform is
+ * applied: the stored values are the alphas. */
+#include "matte-read.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "hfam.h"
+
+Matte *
+matte_new (int width, int height)
+{
+  Matte *matte = g_new (Matte, 1);
+
+  matte->alpha = g_new (double, (gsize) width * height);
+  matte->width = width;
+  matte->height = height;
+  return matte;
+}
+
+void
+matte_free (Matte *matte)
+{
+  if (!matte)
+    return;
+  g_free (matte->alpha);
+  g_free (matte);
+}
+
+/* From errno, which nothing may change before this call. */
+static void
+set_io_error (GError **error, const char *path)
+{
+  int saved_errno = errno;
+
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
+}
+
+/* NULL when the alphas do not fit in memory: sizes come from the file. */
+static Matte *
+matte_try_new (int width, int height)
+{
+  double *alpha = g_try_malloc_n ((gsize) width * height, sizeof (double));
+  Matte *matte;
+
+  if (!alpha)
+    return NULL;
+  matte = g_new (Matte, 1);
+  matte->alpha = alpha;
+  matte->width = width;
+  matte->height = height;
+  return matte;
+}
+
+/* Where a decoder's error handler puts the error before it jumps back. */
+typedef struct {
+  const char *path;
+  GError **error;
+} ErrorTarget;
+
+static void
+png_on_error (png_structp png, png_const_charp message)
+{
+  ErrorTarget *target = png_get_error_ptr (png);
+
+  g_set_error (target->error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: %s", target->path, message);
+  png_longjmp (png, 1);
+}
+
+/* Warnings (an odd ICC profile, a bad CRC in an ancillary chunk) do not stop the decoder. */
+static void
+png_on_warning (png_structp png, png_const_charp message)
+{
+}
+
+/* The alpha of one decoded pixel, as matte-read.h says; `bytes`: 1 or 2 (big-endian). */
+static guint32
+png_pixel_alpha (const png_byte *pixel, int channels, int bytes)
+{
+  guint32 sample[4];
+
+  for (int c = 0; c < channels; c++)
+    sample[c] = bytes == 2 ? (guint32) pixel[2 * c] << 8 | pixel[2 * c + 1] : pixel[c];
+  switch (channels) {
+  case 1:
+    return sample[0];
+  case 3:
+    return (299 * sample[0] + 587 * sample[1] + 114 * sample[2] + 500) / 1000;
+  default:  /* gray + alpha, RGBA */
+    return sample[channels - 1];
+  }
+}
+
+static Matte *
+read_png (FILE *file, const char *path, GError **error)
+{
+  ErrorTarget target = { path, error };
+  png_structp png;
+  png_infop info = NULL;
+  Matte *volatile matte = NULL;
+  png_bytep volatile pixels = NULL;
+  png_bytep *volatile rows = NULL;
+
+  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  if (png)
+    info = png_create_info_struct (png);
+  if (!info) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: out of memory", path);
+    png_destroy_read_struct (&png, NULL, NULL);
+    return NULL;
+  }
+  if (setjmp (png_jmpbuf (png))) {
+    png_destroy_read_struct (&png, &info, NULL);
+    g_free (rows);
+    g_free (pixels);
+    matte_free (matte);
+    return NULL;
+  }
+
+  png_init_io (png, file);
+  png_read_info (png, info);
+  /* A palette's tRNS becomes an alpha channel; a gray file's tRNS (one transparent level)
+   * is ignored, its gray levels are the matte. */
+  if (png_get_color_type (png, info) == PNG_COLOR_TYPE_PALETTE)
+    png_set_palette_to_rgb (png);
+  else if (png_get_bit_depth (png, info) < 8)
+    png_set_expand_gray_1_2_4_to_8 (png);
+  png_set_interlace_handling (png);
+  png_read_update_info (png, info);
+
+  /* libpng's default limits keep both sides within 1000000. */
+  int width = png_get_image_width (png, info), height = png_get_image_height (png, info);
+  int channels = png_get_channels (png, info), bytes = png_get_bit_depth (png, info) / 8;
+  gsize row_bytes = png_get_rowbytes (png, info);
+  double full_scale = bytes == 2 ? 65535.0 : 255.0;
+
+  matte = matte_try_new (width, height);
+  pixels = g_try_malloc_n (height, row_bytes);
+  if (!matte || !pixels)
+    png_error (png, "image too large for memory");
+  rows = g_new (png_bytep, height);
+  for (int y = 0; y < height; y++)
+    rows[y] = pixels + (gsize) y * row_bytes;
+  png_read_image (png, rows);
+  png_read_end (png, NULL);
+
+  for (int y = 0; y < height; y++)
+    for (int x = 0; x < width; x++)
+      matte->alpha[(gsize) y * width + x]
+        = png_pixel_alpha (rows[y] + (gsize) x * channels * bytes, channels, bytes)
+          / full_scale;
+
+  png_destroy_read_struct (&png, &info, NULL);
+  g_free (rows);
+  g_free (pixels);
+  return matte;
+}
+
+typedef struct {
+  struct jpeg_error_mgr mgr;
+  jmp_buf jump;
+  ErrorTarget target;
+} JpegError;
+
+static void
+jpeg_on_error (j_common_ptr cinfo)
+{
+  JpegError *jerr = (JpegError *) cinfo->err;
+  char message[JMSG_LENGTH_MAX];
+
+  jerr->mgr.format_message (cinfo, message);
+  g_set_error (jerr->target.error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: %s", jerr->target.path,
+               message);
+  longjmp (jerr->jump, 1);
+}
+
+/* Warnings about corrupt data: libjpeg recovers, as other viewers do. */
+static void
+jpeg_on_message (j_common_ptr cinfo)
+{
+}
+
+static Matte *
+read_jpeg (FILE *file, const char *path, GError **error)
+{
+  struct jpeg_decompress_struct cinfo;
+  JpegError jerr = { .target = { path, error } };
+  Matte *volatile matte = NULL;
+  JSAMPROW volatile row = NULL;
+
+  memset (&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error (&jerr.mgr);
+  jerr.mgr.error_exit = jpeg_on_error;
+  jerr.mgr.output_message = jpeg_on_message;
+  if (setjmp (jerr.jump)) {
+    jpeg_destroy_decompress (&cinfo);
+    g_free (row);
+    matte_free (matte);
+    return NULL;
+  }
+
+  jpeg_create_decompress (&cinfo);
+  jpeg_stdio_src (&cinfo, file);
+  jpeg_read_header (&cinfo, TRUE);
+  cinfo.out_color_space = JCS_GRAYSCALE;
+  jpeg_start_decompress (&cinfo);
+  matte = matte_try_new (cinfo.output_width, cinfo.output_height);
+  if (!matte)
+    ERREXIT1 (&cinfo, JERR_OUT_OF_MEMORY, 0);
+  row = g_new (JSAMPLE, cinfo.output_width);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    double *out = matte->alpha + (gsize) cinfo.output_scanline * matte->width;
+    JSAMPROW rows[1] = { row };
+    jpeg_read_scanlines (&cinfo, rows, 1);
+    for (int x = 0; x < matte->width; x++)
+      out[x] = row[x] / 255.0;
+  }
+  jpeg_finish_decompress (&cinfo);
+  jpeg_destroy_decompress (&cinfo);
+  g_free (row);
+  return matte;
+}
+
+Matte *
+matte_read (const char *path, GError **error)
+{
+  static const guint8 jpeg_signature[3] = { 0xff, 0xd8, 0xff };
+  Matte *matte;
+  guint8 signature[8];
+  size_t n;
+  FILE *file = g_fopen (path, "rb");
+
+  if (!file) {
+    set_io_error (error, path);
+    return NULL;
+  }
+
+  n = fread (signature, 1, sizeof signature, file);
+  if (ferror (file)) {
+    set_io_error (error, path);
+    matte = NULL;
+  } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
+    rewind (file);
+    matte = read_png (file, path, error);
+  } else if (n >= sizeof jpeg_signature
+             && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
+    rewind (file);
+    matte = read_jpeg (file, path, error);
+  } else {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", path);
+    matte = NULL;
+  }
+  fclose (file);
+  return matte;
+}
