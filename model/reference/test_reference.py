@@ -363,7 +363,7 @@ def frozen_torchscript_matches_eager():
 @test
 def golden_case_reproduces():
     with tempfile.TemporaryDirectory() as tmp:
-        golden.make_case(tmp, "tiny_64x64", hfam.tiny(), 64, 64, 1)
+        golden.make_case(tmp, "tiny_64x64", hfam.tiny(), 64, 64, 1, "F32")
         data, meta = weights.read_safetensors(os.path.join(tmp, "tiny_64x64.golden.safetensors"))
         assert meta["weights"] == "tiny_64x64.safetensors"
         model = hfam.load_folded(os.path.join(tmp, "tiny_64x64.safetensors"), torch.float64)
