@@ -11,7 +11,7 @@
 #define WARM_UP_RUNS 2
 
 static char *model_path, *size_text, *backend_name;
-static int n_runs = 10, n_threads;
+static int n_runs = 10, n_threads, n_rounds = 1;
 static gboolean no_torch;
 
 static const GOptionEntry entries[] = {
@@ -23,6 +23,9 @@ static const GOptionEntry entries[] = {
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
   { "no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip the PyTorch comparison", NULL },
+  { "rounds", 'r', 0, G_OPTION_ARG_INT, &n_rounds,
+    "Alternate engine and PyTorch this many times; the ratio is the median of the rounds' "
+    "ratios, so that load changing on a shared machine hits both sides alike (1)", "R" },
   G_OPTION_ENTRY_NULL
 };
 
@@ -243,6 +246,7 @@ run (int argc, char **argv, GError **error)
   double engine_ms, torch_ms;
   gboolean ok;
 
+
   g_option_context_set_summary (options, "Times the engine on a random input of one size.");
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, error))
@@ -254,8 +258,9 @@ run (int argc, char **argv, GError **error)
   }
   if (!parse_size (size_text, &width, &height, error))
     return FALSE;
-  if (n_runs < 1) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "-n %d: want at least 1 run", n_runs);
+  if (n_runs < 1 || n_rounds < 1) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "-n %d --rounds %d: want at least 1 run and 1 round", n_runs, n_rounds);
     return FALSE;
   }
   if (backend_name && !parse_backend (backend_name, &kind, error))
@@ -272,23 +277,42 @@ run (int argc, char **argv, GError **error)
            "(anon %.1f, file %.1f)\n",
            model_path, g_stat (model_path, &st) == 0 ? st.st_size / 1048576.0 : -1.0,
            mib (start.rss), mib (loaded.rss), mib (loaded.anon), mib (loaded.file));
-  ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
-  hfam_model_free (model);
-  if (!ok || no_torch)
+  if (no_torch) {
+    ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
+    hfam_model_free (model);
     return ok;
+  }
+  if (HFAM_PYTHON[0] == '\0' || !python_has_torch ()) {
+    ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
+    hfam_model_free (model);
+    if (ok)
+      g_print ("ratio engine/pytorch: n/a (%s cannot import torch)\n",
+               HFAM_PYTHON[0] ? HFAM_PYTHON : "no python3 found at configure time:");
+    return ok;
+  }
 
-  if (HFAM_PYTHON[0] == '\0') {
-    g_print ("ratio engine/pytorch: n/a (no python3 was found at configure time)\n");
-    return TRUE;
+  g_autofree double *ratios = g_new (double, n_rounds);
+  g_autofree double *engine = g_new (double, n_rounds);
+  g_autofree double *torch = g_new (double, n_rounds);
+  for (int round = 0; round < n_rounds; round++) {
+    if (n_rounds > 1)
+      g_print ("round %d of %d\n", round + 1, n_rounds);
+    if (!bench_engine (model, kind, width, height, threads, &engine[round], error)
+        || !torch_median_ms (width, height, threads, &torch[round], error)) {
+      hfam_model_free (model);
+      return FALSE;
+    }
+    ratios[round] = engine[round] / torch[round];
+    if (n_rounds > 1)
+      g_print ("round %d: engine %.2f ms, pytorch %.2f ms, ratio %.2f\n", round + 1,
+               engine[round], torch[round], ratios[round]);
   }
-  if (!python_has_torch ()) {
-    g_print ("ratio engine/pytorch: n/a (%s cannot import torch)\n", HFAM_PYTHON);
-    return TRUE;
-  }
-  if (!torch_median_ms (width, height, threads, &torch_ms, error))
-    return FALSE;
-  g_print ("ratio engine/pytorch: %.2f (engine %.2f ms, pytorch %.2f ms, %d threads, %dx%d)\n",
-           engine_ms / torch_ms, engine_ms, torch_ms, threads, width, height);
+  hfam_model_free (model);
+  engine_ms = median (engine, n_rounds);
+  torch_ms = median (torch, n_rounds);
+  g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f ms, "
+           "%d threads, %dx%d)\n",
+           median (ratios, n_rounds), n_rounds, engine_ms, torch_ms, threads, width, height);
   return TRUE;
 }
 
