@@ -97,14 +97,19 @@ hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *
   return 0;
 }
 
-void
+int
 hfam_sk_fold (const float *gap, const float *pooled, int cm, int d, const float *squeeze_w,
               const float *squeeze_b, const float *select_w, const float *select_b,
               const float *project_w, const float *project_b, float *weight_out,
               float *bias_out)
 {
   float *s = malloc (sizeof (float) * (size_t) (cm + d + 5 * cm));
-  float *z = s + cm, *a = z + d;
+  float *z, *a;
+
+  if (!s)
+    return -1;
+  z = s + cm;
+  a = z + d;
 
   for (int c = 0; c < cm; c++)
     s[c] = gap[c] + gap[cm + c] + gap[2 * cm + c] + gap[3 * cm + c] + pooled[c];
@@ -139,4 +144,5 @@ hfam_sk_fold (const float *gap, const float *pooled, int cm, int d, const float 
     bias_out[o] = bias;
   }
   free (s);
+  return 0;
 }

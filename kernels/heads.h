@@ -31,8 +31,8 @@ int hfam_fusion (const float *detail_logit, int w, int h, const float *prob, flo
  * equals a 1x1 conv over concat(b0..b3) with weights Wp[o][k cm + c] a_k[c] plus the
  * constant b4 term moved into the bias:
  *   weight_out[o][k cm + c] (cm x 4 cm), bias_out[o] = bp[o] + sum_c Wp[o][4 cm + c] a_4[c] b4[c].
- * Weights are row-major (out, in). */
-void hfam_sk_fold (const float *gap, const float *pooled, int cm, int d,
+ * Weights are row-major (out, in). Returns 0, or -1 when out of memory. */
+int hfam_sk_fold (const float *gap, const float *pooled, int cm, int d,
                    const float *squeeze_w, const float *squeeze_b,
                    const float *select_w, const float *select_b,
                    const float *project_w, const float *project_b,

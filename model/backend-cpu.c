@@ -684,9 +684,13 @@ run_sk (CpuBackend *be, int id, GError **error)
   dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, s->folded_mem }, { DNNL_ARG_TO, s->weights } };
 
   /* a 1x1 blocked value holds its channels in order */
-  hfam_sk_fold (value_data (be, n->sk.gap_branches), value_data (be, n->sk.pooled_branch),
-                n->channels, n->sk.squeeze.cout, s->squeeze_w, s->squeeze_b, s->select_w,
-                s->select_b, s->project_w, s->project_b, s->folded_w, s->bias_data);
+  if (hfam_sk_fold (value_data (be, n->sk.gap_branches), value_data (be, n->sk.pooled_branch),
+                    n->channels, n->sk.squeeze.cout, s->squeeze_w, s->squeeze_b, s->select_w,
+                    s->select_b, s->project_w, s->project_b, s->folded_w, s->bias_data) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: out of memory",
+                 n->name);
+    return FALSE;
+  }
   DNNL_TRY (dnnl_primitive_execute (s->fold_reorder, be->stream, 2, args), n);
   return execute (be, n, s->prim, s->args, s->n_args, error);
 }
