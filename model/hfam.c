@@ -23,6 +23,7 @@ struct _HfamContext {
   int width, height;      /* the planned inference size */
   float *input;           /* normalised input planes */
   float *fused;           /* alpha_p at the inference size */
+  int n_pending;          /* frames submitted and not yet collected */
 };
 
 static const char *const stage_names[HFAM_N_STAGES] = {
@@ -77,21 +78,70 @@ HfamContext *
 hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id, int n_threads,
                   GError **error)
 {
+  return hfam_context_new_full (model, kind, device_id, n_threads, NULL, error);
+}
+
+HfamContext *
+hfam_context_new_full (HfamModel *model, HfamBackendKind kind, int device_id, int n_threads,
+                       const HfamContextOptions *options, GError **error)
+{
+  static const HfamContextOptions defaults = { 0 };
   HfamContext *ctx;
   HfamBackend *backend = NULL;
 
   g_return_val_if_fail (model != NULL, NULL);
+  if (!options)
+    options = &defaults;
+  if ((unsigned) options->precision > HFAM_PRECISION_FP16 || options->pipeline_depth > 2) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "context options: precision %d, pipeline depth %d: want a HfamPrecision and a "
+                 "depth of at most 2", options->precision, options->pipeline_depth);
+    return NULL;
+  }
+#ifdef HFAM_HAVE_CUDA
+  if (kind == HFAM_BACKEND_CUDA || kind == HFAM_BACKEND_AUTO) {
+    const HfamCudaOptions cuda = {
+      .fp16 = options->precision != HFAM_PRECISION_FP32,
+      .pipeline_depth = options->pipeline_depth,
+      .no_graphs = options->no_cuda_graphs,
+    };
+    GError *cuda_error = NULL;
+    backend = hfam_backend_cuda_new (model->graph, device_id, &cuda, &cuda_error);
+    if (!backend && kind == HFAM_BACKEND_CUDA) {
+      g_propagate_error (error, cuda_error);
+      return NULL;
+    }
+    if (!backend) {
+      g_debug ("hfam: %s; running on the CPU", cuda_error->message);
+      g_clear_error (&cuda_error);
+    }
+  }
+#else
   if (kind == HFAM_BACKEND_CUDA) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
                  "backend cuda: this build has no CUDA backend");
     return NULL;
   }
-  if (!(backend = hfam_backend_cpu_new (model->graph, n_threads, error)))
+#endif
+  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, n_threads, error)))
     return NULL;
   ctx = g_new0 (HfamContext, 1);
   ctx->model = model;
   ctx->backend = backend;
   return ctx;
+}
+
+HfamPrecision
+hfam_context_precision (const HfamContext *ctx)
+{
+  return ctx->backend->precision == HFAM_PRECISION_FP16 ? HFAM_PRECISION_FP16
+                                                        : HFAM_PRECISION_FP32;
+}
+
+int
+hfam_context_pipeline_depth (const HfamContext *ctx)
+{
+  return MAX (ctx->backend->pipeline_depth, 1);
 }
 
 void
@@ -155,6 +205,16 @@ ensure_size (HfamContext *ctx, int width, int height, GError **error)
 }
 
 static gboolean
+no_frames_in_flight (HfamContext *ctx, GError **error)
+{
+  if (ctx->n_pending == 0)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "%d submitted frame(s) not collected: collect them first", ctx->n_pending);
+  return FALSE;
+}
+
+static gboolean
 run (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
   HfamBackend *be = ctx->backend;
@@ -177,7 +237,7 @@ gboolean
 hfam_context_run_tensor (HfamContext *ctx, const float *input, int width, int height,
                          HfamOutputs *out, GError **error)
 {
-  if (!ensure_size (ctx, width, height, error))
+  if (!no_frames_in_flight (ctx, error) || !ensure_size (ctx, width, height, error))
     return FALSE;
   memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
   return run (ctx, out, error);
@@ -201,7 +261,7 @@ hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, flo
   }
   hfam_inference_dims (image->width, image->height,
                        long_side > 0 ? long_side : hp->inference_size, &w, &h);
-  if (!ensure_size (ctx, w, h, error))
+  if (!no_frames_in_flight (ctx, error) || !ensure_size (ctx, w, h, error))
     return FALSE;
   if (hfam_preprocess_frame (image->data, image->width, image->height, image->stride, bpp,
                              offsets[image->format], ctx->input, w, h,
@@ -223,4 +283,60 @@ hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, flo
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int height,
+                            GError **error)
+{
+  HfamBackend *be = ctx->backend;
+
+  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "submit: %d frame(s) in flight already, the pipeline depth: collect first",
+                 ctx->n_pending);
+    return FALSE;
+  }
+  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "submit: %dx%d while %dx%d frames are in flight: collect them first", width,
+                 height, ctx->width, ctx->height);
+    return FALSE;
+  }
+  if (!ensure_size (ctx, width, height, error))
+    return FALSE;
+  if (be->ops->queue_frame) {
+    if (!be->ops->queue_frame (be, input, error))
+      return FALSE;
+  } else {
+    if (!be->ops->set_input (be, input, error))
+      return FALSE;
+    for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+      if (!be->ops->run_stage (be, stage, error))
+        return FALSE;
+    if (!be->ops->synchronize (be, error))
+      return FALSE;
+  }
+  ctx->n_pending++;
+  return TRUE;
+}
+
+gboolean
+hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  HfamBackend *be = ctx->backend;
+  HfamOutputs none = { 0 };
+  gboolean ok;
+
+  if (ctx->n_pending == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "collect: no frame was submitted");
+    return FALSE;
+  }
+  if (!out)
+    out = &none;
+  ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
+                              : be->ops->get_outputs (be, out, error);
+  /* a failed frame is gone too: the backend dropped it */
+  ctx->n_pending--;
+  return ok;
 }

@@ -57,6 +57,31 @@ typedef enum {
 /* n_threads <= 0: one per core. device_id < 0: the first device. */
 HfamContext *hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id,
                                int n_threads, GError **error);
+
+typedef enum {
+  HFAM_PRECISION_DEFAULT,  /* fp16 on CUDA, fp32 on the CPU */
+  HFAM_PRECISION_FP32,
+  HFAM_PRECISION_FP16,     /* CUDA only: the CPU backend computes in fp32 whatever is asked */
+} HfamPrecision;
+
+/* Options of hfam_context_new_full; all zero = hfam_context_new's behaviour. */
+typedef struct {
+  HfamPrecision precision;
+  int pipeline_depth;      /* frames in flight with hfam_context_submit_tensor: CUDA 1 or 2
+                              (<= 0: 1); the CPU backend runs one at a time */
+  gboolean no_cuda_graphs; /* CUDA: queue every frame's kernels instead of replaying a
+                              captured CUDA graph (per-stage timing needs this) */
+} HfamContextOptions;
+
+/* As hfam_context_new, with options (NULL: defaults). With HFAM_BACKEND_AUTO, a CUDA device
+ * that does not open falls back to the CPU. */
+HfamContext *hfam_context_new_full (HfamModel *model, HfamBackendKind kind, int device_id,
+                                    int n_threads, const HfamContextOptions *options,
+                                    GError **error);
+
+/* What the context computes in (FP32 or FP16) and how many frames it keeps in flight. */
+HfamPrecision hfam_context_precision (const HfamContext *ctx);
+int hfam_context_pipeline_depth (const HfamContext *ctx);
 void hfam_context_free (HfamContext *ctx);
 const char *hfam_context_backend_name (const HfamContext *ctx);
 
@@ -95,6 +120,15 @@ gboolean hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_
  * width and height are multiples of 32. Outputs at the same size. */
 gboolean hfam_context_run_tensor (HfamContext *ctx, const float *input, int width,
                                   int height, HfamOutputs *out, GError **error);
+
+/* Pipelined use: submit up to hfam_context_pipeline_depth() normalised input tensors (as
+ * hfam_context_run_tensor takes them) before collecting their outputs, oldest first; on CUDA
+ * with depth 2 the encoder of one frame runs while the decoders of the previous one do. The
+ * input is copied before submit returns. All frames in flight must have the same size; the
+ * other run functions refuse to run while frames are in flight. */
+gboolean hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width,
+                                     int height, GError **error);
+gboolean hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error);
 
 /* Per-stage timing of the last run, in seconds (each stage synchronised when timing on). */
 typedef enum {

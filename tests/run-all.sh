@@ -6,6 +6,7 @@ set -u
 build=${1:-build}
 passed=0
 failed=0
+skipped=0
 
 run () {
   log=$(mktemp)
@@ -18,6 +19,8 @@ run () {
   done
   # meson itself failing (bad setup, build error) counts as a failure too
   [ -z "$ok" ] && bad=$((bad + 1))
+  skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  skipped=$((skipped + ${skip:-0}))
   passed=$((passed + ${ok:-0}))
   failed=$((failed + bad))
   rm -f "$log"
@@ -26,5 +29,6 @@ run () {
 run
 run --setup valgrind --suite loader
 run --setup valgrind_gst --suite gst
+[ "$skipped" -gt 0 ] && echo "($skipped skipped: a feature this machine lacks, e.g. a CUDA device)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

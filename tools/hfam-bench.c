@@ -10,9 +10,13 @@
 
 #define WARM_UP_RUNS 2
 
-static char *model_path, *size_text, *backend_name;
-static int n_runs = 10, n_threads, n_rounds = 1;
-static gboolean no_torch;
+static char *model_path, *size_text, *backend_name, *precision_name;
+static int n_runs = 10, n_threads, n_rounds = 1, depth;
+static gboolean no_torch, no_graphs;
+static HfamContextOptions context_options;  /* --precision, --depth, --no-graphs */
+/* The backend and precision the engine ran on, for the PyTorch run to match. */
+static const char *engine_backend = "cpu";
+static gboolean engine_fp16;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
@@ -26,6 +30,14 @@ static const GOptionEntry entries[] = {
   { "rounds", 'r', 0, G_OPTION_ARG_INT, &n_rounds,
     "Alternate engine and PyTorch this many times; the ratio is the median of the rounds' "
     "ratios, so that load changing on a shared machine hits both sides alike (1)", "R" },
+  { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
+    "fp16 or fp32 (default: fp16 on CUDA; the CPU computes in fp32)", "P" },
+  { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
+    "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
+    "submitted frames instead of the stages", "N" },
+  { "no-graphs", 0, 0, G_OPTION_ARG_NONE, &no_graphs,
+    "CUDA: queue kernels instead of replaying a CUDA graph (without it, the encoder's time "
+    "covers the whole frame)", NULL },
   G_OPTION_ENTRY_NULL
 };
 
@@ -119,17 +131,28 @@ mib (gint64 kb)
   return kb / 1024.0;
 }
 
-/* The reference's median frame time in ms: torch_bench.py prints `median_ms VALUE` last. */
+/* The Python with torch: HFAM_PYTHON from the environment, else the one configure found. */
+static const char *
+python_path (void)
+{
+  const char *env = g_getenv ("HFAM_PYTHON");
+  return env && env[0] ? env : HFAM_PYTHON;
+}
+
+/* The reference's median frame time in ms: torch_bench.py prints `median_ms VALUE` last.
+ * When the engine ran on CUDA, so does PyTorch, in the same precision. */
 static gboolean
 torch_median_ms (int width, int height, int threads, double *ms, GError **error)
 {
+  const gboolean cuda = g_strcmp0 (engine_backend, "cuda") == 0;
   g_autofree char *script =
     g_build_filename (HFAM_SOURCE_DIR, "model", "reference", "torch_bench.py", NULL);
   g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
   g_autofree char *runs = g_strdup_printf ("%d", n_runs);
   g_autofree char *thread_count = g_strdup_printf ("%d", threads);
-  const char *argv[] = { HFAM_PYTHON, script, "--model", model_path, "--size", size, "-n", runs,
-                         "--threads", thread_count, NULL };
+  const char *argv[] = { python_path (), script, "--model", model_path, "--size", size, "-n",
+                         runs, "--threads", thread_count, "--device", cuda ? "cuda" : "cpu",
+                         cuda && engine_fp16 ? "--half" : NULL, NULL };
   g_autofree char *output = NULL;
   int status;
 
@@ -160,7 +183,7 @@ torch_median_ms (int width, int height, int threads, double *ms, GError **error)
 static gboolean
 python_has_torch (void)
 {
-  const char *argv[] = { HFAM_PYTHON, "-c", "import torch", NULL };
+  const char *argv[] = { python_path (), "-c", "import torch", NULL };
   int status;
 
   return g_spawn_sync (NULL, (char **) argv, NULL,
@@ -191,7 +214,7 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
       input[k * plane + i] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
                              / hp->input_std[k];
 
-  ctx = hfam_context_new (model, kind, -1, threads, error);
+  ctx = hfam_context_new_full (model, kind, -1, threads, &context_options, error);
   if (!ctx)
     return FALSE;
   after_context = peak = memory_now ();
@@ -217,6 +240,8 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
 
   g_print ("backend %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
            hfam_context_backend_name (ctx), threads, width, height, n_runs, WARM_UP_RUNS);
+  engine_backend = g_intern_string (hfam_context_backend_name (ctx));
+  engine_fp16 = hfam_context_precision (ctx) == HFAM_PRECISION_FP16;
   hfam_context_free (ctx);
 
   int name_width = strlen ("frame");
@@ -233,6 +258,102 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
            mib (after_context.rss), mib (after_context.anon), mib (after_context.file),
            mib (peak.hwm), mib (peak.anon), mib (peak.file));
   return TRUE;
+}
+
+static int
+compare_gint64 (const void *a, const void *b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return (x > y) - (x < y);
+}
+
+/* Submitted frames (hfam_context_submit_tensor) with up to the context's pipeline depth in
+ * flight: the median latency from submit to collect, and the throughput over the timed
+ * frames. The inputs are 4 fresh random tensors used in turn, made before timing. */
+static gboolean
+bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions *options,
+                int width, int height, int threads, double *frame_ms, GError **error)
+{
+  const HfamHparams *hp = hfam_model_hparams (model);
+  const gsize plane = (gsize) width * height;
+  enum { N_INPUTS = 4 };
+  float *inputs[N_INPUTS];
+  g_autofree float *alpha = g_new (float, plane);
+  g_autofree gint64 *submitted = g_new0 (gint64, n_runs);
+  g_autofree gint64 *latency = g_new0 (gint64, n_runs);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (1);
+  HfamOutputs outputs = { .fused = alpha };
+  HfamContext *ctx;
+  int in_flight = 0, next = 0, done = 0, d;
+  gint64 start = 0, end;
+  gboolean ok = TRUE;
+
+  for (int i = 0; i < N_INPUTS; i++) {
+    inputs[i] = g_new (float, 3 * plane);
+    for (int k = 0; k < 3; k++)
+      for (gsize j = 0; j < plane; j++)
+        inputs[i][k * plane + j] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
+                                   / hp->input_std[k];
+  }
+  ctx = hfam_context_new_full (model, kind, -1, threads, options, error);
+  if (!ctx) {
+    for (int i = 0; i < N_INPUTS; i++)
+      g_free (inputs[i]);
+    return FALSE;
+  }
+  d = hfam_context_pipeline_depth (ctx);
+  engine_backend = g_intern_string (hfam_context_backend_name (ctx));
+  engine_fp16 = hfam_context_precision (ctx) == HFAM_PRECISION_FP16;
+  /* warm-up: plan, algorithm search, a graph per frame slot */
+  for (int i = 0; i < WARM_UP_RUNS + d && ok; i++)
+    ok = hfam_context_submit_tensor (ctx, inputs[i % N_INPUTS], width, height, error)
+         && hfam_context_collect (ctx, &outputs, error);
+  while (ok && done < n_runs) {
+    if (next < n_runs && in_flight < d) {
+      submitted[next] = g_get_monotonic_time ();
+      if (next == 0)
+        start = submitted[next];
+      ok = hfam_context_submit_tensor (ctx, inputs[next % N_INPUTS], width, height, error);
+      next++;
+      in_flight++;
+    } else {
+      ok = hfam_context_collect (ctx, &outputs, error);
+      latency[done] = g_get_monotonic_time () - submitted[done];
+      done++;
+      in_flight--;
+    }
+  }
+  end = g_get_monotonic_time ();
+  while (in_flight-- > 0)
+    hfam_context_collect (ctx, NULL, NULL);
+  if (ok) {
+    const double fps = n_runs / ((end - start) / 1e6);
+    qsort (latency, n_runs, sizeof *latency, compare_gint64);
+    *frame_ms = (n_runs % 2 ? latency[n_runs / 2]
+                            : (latency[n_runs / 2 - 1] + latency[n_runs / 2]) / 2) / 1000.0;
+    g_print ("backend %s, %s, pipeline depth %d%s, %dx%d, %d frames after %d warm-up frames\n",
+             engine_backend, engine_fp16 ? "fp16" : "fp32", d,
+             options->no_cuda_graphs ? ", no CUDA graphs" : "", width, height, n_runs,
+             WARM_UP_RUNS + d);
+    g_print ("  latency (submit to collect): median %.2f ms, min %.2f ms, max %.2f ms\n",
+             *frame_ms, latency[0] / 1000.0, latency[n_runs - 1] / 1000.0);
+    g_print ("  throughput %.1f frames/s (%.2f ms per frame)\n", fps, 1000.0 / fps);
+  }
+  hfam_context_free (ctx);
+  for (int i = 0; i < N_INPUTS; i++)
+    g_free (inputs[i]);
+  return ok;
+}
+
+/* The stage times (bench_engine), or with --depth the pipelined frames (bench_pipeline). */
+static gboolean
+bench (HfamModel *model, HfamBackendKind kind, int width, int height, int threads,
+       double *frame_ms, GError **error)
+{
+  if (depth > 0)
+    return bench_pipeline (model, kind, &context_options, width, height, threads, frame_ms,
+                           error);
+  return bench_engine (model, kind, width, height, threads, frame_ms, error);
 }
 
 static gboolean
@@ -265,6 +386,21 @@ run (int argc, char **argv, GError **error)
   }
   if (backend_name && !parse_backend (backend_name, &kind, error))
     return FALSE;
+  if (precision_name && g_strcmp0 (precision_name, "fp16") != 0
+      && g_strcmp0 (precision_name, "fp32") != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--precision %s: fp16 or fp32",
+                 precision_name);
+    return FALSE;
+  }
+  if (depth < 0 || depth > 2) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--depth %d: 1 or 2", depth);
+    return FALSE;
+  }
+  context_options.precision = !precision_name ? HFAM_PRECISION_DEFAULT
+                              : g_strcmp0 (precision_name, "fp16") == 0 ? HFAM_PRECISION_FP16
+                                                                        : HFAM_PRECISION_FP32;
+  context_options.pipeline_depth = depth;
+  context_options.no_cuda_graphs = no_graphs;
   /* One number for both the engine and PyTorch, so that the ratio compares like with like. */
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
 
@@ -278,16 +414,16 @@ run (int argc, char **argv, GError **error)
            model_path, g_stat (model_path, &st) == 0 ? st.st_size / 1048576.0 : -1.0,
            mib (start.rss), mib (loaded.rss), mib (loaded.anon), mib (loaded.file));
   if (no_torch) {
-    ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
+    ok = bench (model, kind, width, height, threads, &engine_ms, error);
     hfam_model_free (model);
     return ok;
   }
-  if (HFAM_PYTHON[0] == '\0' || !python_has_torch ()) {
-    ok = bench_engine (model, kind, width, height, threads, &engine_ms, error);
+  if (python_path ()[0] == '\0' || !python_has_torch ()) {
+    ok = bench (model, kind, width, height, threads, &engine_ms, error);
     hfam_model_free (model);
     if (ok)
       g_print ("ratio engine/pytorch: n/a (%s cannot import torch)\n",
-               HFAM_PYTHON[0] ? HFAM_PYTHON : "no python3 found at configure time:");
+               python_path ()[0] ? python_path () : "no python3 found at configure time:");
     return ok;
   }
 
@@ -297,7 +433,7 @@ run (int argc, char **argv, GError **error)
   for (int round = 0; round < n_rounds; round++) {
     if (n_rounds > 1)
       g_print ("round %d of %d\n", round + 1, n_rounds);
-    if (!bench_engine (model, kind, width, height, threads, &engine[round], error)
+    if (!bench (model, kind, width, height, threads, &engine[round], error)
         || !torch_median_ms (width, height, threads, &torch[round], error)) {
       hfam_model_free (model);
       return FALSE;
@@ -310,9 +446,14 @@ run (int argc, char **argv, GError **error)
   hfam_model_free (model);
   engine_ms = median (engine, n_rounds);
   torch_ms = median (torch, n_rounds);
-  g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f ms, "
-           "%d threads, %dx%d)\n",
-           median (ratios, n_rounds), n_rounds, engine_ms, torch_ms, threads, width, height);
+  if (g_strcmp0 (engine_backend, "cuda") == 0)
+    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f "
+             "ms, both cuda %s, %dx%d)\n", median (ratios, n_rounds), n_rounds, engine_ms,
+             torch_ms, engine_fp16 ? "fp16" : "fp32", width, height);
+  else
+    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f "
+             "ms, %d threads, %dx%d)\n",
+             median (ratios, n_rounds), n_rounds, engine_ms, torch_ms, threads, width, height);
   return TRUE;
 }
 

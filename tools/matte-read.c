@@ -15,15 +15,21 @@
 
 #include "hfam.h"
 
-Matte *
-matte_new (int width, int height)
+static Matte *
+matte_wrap (double *alpha, int width, int height)
 {
   Matte *matte = g_new (Matte, 1);
 
-  matte->alpha = g_new (double, (gsize) width * height);
+  matte->alpha = alpha;
   matte->width = width;
   matte->height = height;
   return matte;
+}
+
+Matte *
+matte_new (int width, int height)
+{
+  return matte_wrap (g_new (double, (gsize) width * height), width, height);
 }
 
 void
@@ -49,15 +55,8 @@ static Matte *
 matte_try_new (int width, int height)
 {
   double *alpha = g_try_malloc_n ((gsize) width * height, sizeof (double));
-  Matte *matte;
 
-  if (!alpha)
-    return NULL;
-  matte = g_new (Matte, 1);
-  matte->alpha = alpha;
-  matte->width = width;
-  matte->height = height;
-  return matte;
+  return alpha ? matte_wrap (alpha, width, height) : NULL;
 }
 
 /* Where a decoder's error handler puts the error before it jumps back. */

@@ -22,7 +22,6 @@ with the package's class names. Exit status: 0 pass, 1 fail, 77 node/npm unavail
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -111,7 +110,7 @@ def load_photo(path: str) -> np.ndarray:
     """RGB uint8, centre-cropped to a square."""
     from PIL import Image
     with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"))
+        rgb = np.array(im.convert("RGB"))
     h, w = rgb.shape[:2]
     s = min(h, w)
     return np.ascontiguousarray(rgb[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
@@ -148,6 +147,7 @@ def prove(photos: Sequence[str], expect: Optional[Sequence[Optional[Sequence[int
     """Runs the comparison; `expect[i]` is None or the class indices acceptable as photo i's
     top-1. Returns True when all logits agree to tol and every expectation holds."""
     cache = cache or fr.default_cache()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
     package_dir = fr.obtain(cache, log=log)
     node_modules = node_env(cache, log)

@@ -9,7 +9,7 @@
   rng          Python, NumPy, torch CPU and CUDA generator states
 
 Only tensors, numbers, strings, lists, tuples and dicts, so `torch.load(..., weights_only=True)`
-reads it (the default from PyTorch 2.6 on).
+reads it (the default from PyTorch 2.6 on, used by reference/export.py).
 """
 
 from __future__ import annotations
@@ -63,8 +63,16 @@ def save(path: str, checkpoint: Dict[str, Any]) -> None:
             os.remove(tmp)
 
 
+def torch_load(path: str):
+    """torch.load onto the CPU, restricted to tensors and plain data where PyTorch can (2.x;
+    1.13's restricted unpickler rejects floats)."""
+    if int(torch.__version__.split(".")[0]) >= 2:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu")
+
+
 def load(path: str) -> Dict[str, Any]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = torch_load(path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path}: not a training checkpoint ({FORMAT})")
     return checkpoint

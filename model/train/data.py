@@ -32,6 +32,7 @@ from scipy.ndimage import distance_transform_edt
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L")
 CROPS_AT_512 = (640, 960, 1280)
 TRIMAP_K_AT_512 = (10, 30)
 # g == 1 and g > 0 on a resized alpha, allowing for half an 8-bit step of filter rounding.
@@ -88,29 +89,38 @@ def list_backgrounds(folder: str) -> List[str]:
 def load_rgb(path: str) -> np.ndarray:
     """H x W x 3 uint8."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))
+
+
+def _alpha_image(im: Image.Image) -> Image.Image:
+    """An 8- or 16-bit grey PNG (Pillow opens the latter as I or I;16) or an alpha channel, as
+    an 'F' image in [0, 1]."""
+    if im.mode in SIXTEEN_BIT:
+        return im.convert("F").point(lambda v: v * (1 / 65535))
+    return im.convert("L").convert("F").point(lambda v: v * (1 / 255))
 
 
 def load_alpha(path: str) -> np.ndarray:
     """H x W float32 in [0, 1] from an 8- or 16-bit grey PNG."""
     with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return np.asarray(im, dtype=np.float32) / 65535
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255
+        return np.array(_alpha_image(im))
 
 
-def load_foreground(fg: Foreground) -> Tuple[np.ndarray, np.ndarray]:
-    """(colour H x W x 3 uint8, alpha H x W float32)."""
+def open_foreground(fg: Foreground) -> Tuple[Image.Image, Image.Image]:
+    """(colour, an RGB image; alpha, an 'F' image in [0, 1]), decoded."""
     if fg.alpha:
-        colour, alpha = load_rgb(fg.colour), load_alpha(fg.alpha)
-        if colour.shape[:2] != alpha.shape:
+        with Image.open(fg.colour) as im:
+            colour = im.convert("RGB")
+        with Image.open(fg.alpha) as im:
+            alpha = _alpha_image(im)
+        if colour.size != alpha.size:
             raise ValueError(f"{fg.colour}: size differs from its alpha {fg.alpha}")
         return colour, alpha
     with Image.open(fg.colour) as im:
         if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
             raise ValueError(f"{fg.colour}: no alpha channel")
-        rgba = np.asarray(im.convert("RGBA"))
-    return np.ascontiguousarray(rgba[..., :3]), rgba[..., 3].astype(np.float32) / 255
+        rgba = im.convert("RGBA")
+    return rgba.convert("RGB"), _alpha_image(rgba.getchannel("A"))
 
 
 def make_trimap(alpha: np.ndarray, k: float) -> np.ndarray:
@@ -147,6 +157,12 @@ def _crop_resize(image: Image.Image, box, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.BILINEAR, box=box), dtype=np.float32)
 
 
+def _open_crop(path: str, rng: np.random.Generator, sides: Sequence[int]) -> Image.Image:
+    """A random square crop of an image file, as RGB (cropped before the conversion copies)."""
+    with Image.open(path) as im:
+        return im.crop(_random_square(rng, *im.size, sides)).convert("RGB")
+
+
 class CompositeDataset(torch.utils.data.Dataset):
     """Composited training samples. Indexed by the keys of `epoch_keys` (not by integers):
     returns image (3, S, S) float32 RGB in [0, 1], alpha (1, S, S) float32, trimap (S, S) int64."""
@@ -179,16 +195,15 @@ class CompositeDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, epoch, position, 1])
         s = self.size
 
-        colour, alpha = load_foreground(self.foregrounds[f])
-        box = _random_square(rng, alpha.shape[1], alpha.shape[0], self.crops)
-        fg = _crop_resize(Image.fromarray(colour), box, s) / 255
-        g = np.clip(_crop_resize(Image.fromarray(alpha, mode="F"), box, s), 0, 1)
+        colour, alpha = open_foreground(self.foregrounds[f])
+        box = _random_square(rng, *alpha.size, self.crops)
+        fg = _crop_resize(colour, box, s) / 255
+        g = np.clip(_crop_resize(alpha, box, s), 0, 1)
         if rng.random() < 0.5:
             fg, g = fg[:, ::-1], g[:, ::-1]
 
-        with Image.open(self.backgrounds[b]) as im:
-            bg_image = im.convert("RGB")
-        bg = _crop_resize(bg_image, _random_square(rng, *bg_image.size, self.crops), s) / 255
+        bg_crop = _open_crop(self.backgrounds[b], rng, self.crops)
+        bg = _crop_resize(bg_crop, None, s) / 255
         if rng.random() < 0.5:
             bg = bg[:, ::-1]
 

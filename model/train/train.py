@@ -52,6 +52,9 @@ CAFFE_INPUT = dict(input_order="BGR", input_scale=255.0, input_mean=(103.939, 11
 # Options that define the network: taken from the checkpoint when resuming, never overridden.
 ARCHITECTURE = ("config", "depth", "stride_in_1x1", "input_caffe", "encoder_init")
 
+# Options that belong to the machine or the invocation: not stored in the checkpoint.
+MACHINE = ("device", "threads", "workers", "resume")
+
 DEFAULTS = dict(
     config="r50", depth=None, stride_in_1x1=False, input_caffe=False, encoder_init=None,
     fg=None, bg=None, val=None, out=None, resume=None,
@@ -68,11 +71,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    def add(flag, help_text, **kw):
+    def add(group, flag, help_text, **kw):
         dest = flag.lstrip("-").replace("-", "_")
         if DEFAULTS[dest] not in (None, False):
             help_text += f" (default: {DEFAULTS[dest]})"
-        p.add_argument(flag, default=None, help=help_text, **kw)
+        group.add_argument(flag, default=None, help=help_text, **kw)
 
     net = p.add_argument_group("network (fixed by the checkpoint when resuming)")
     net.add_argument("--config", choices=sorted(hfam.PRESETS), default=None,
@@ -88,38 +91,40 @@ def make_parser() -> argparse.ArgumentParser:
                           "weights); without it the encoder is Kaiming-initialised too")
 
     io = p.add_argument_group("data and run folder")
-    add("--fg", "foregrounds: DIR/NAME.png (RGBA) or DIR/fg/NAME.* + DIR/alpha/NAME.png",
+    add(io, "--fg", "foregrounds: DIR/NAME.png (RGBA) or DIR/fg/NAME.* + DIR/alpha/NAME.png",
         metavar="DIR")
-    add("--bg", "backgrounds: DIR/*.{jpg,png}", metavar="DIR")
-    add("--val", "validation: DIR/image/NAME.* + DIR/alpha/NAME.png", metavar="DIR")
-    add("--out", "run folder (checkpoint.pt, train.csv, val.csv, curves.png)", metavar="RUN_DIR")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
+    add(io, "--bg", "backgrounds: DIR/*.{jpg,png}", metavar="DIR")
+    add(io, "--val", "validation: DIR/image/NAME.* + DIR/alpha/NAME.png", metavar="DIR")
+    add(io, "--out", "run folder (checkpoint.pt, train.csv, val.csv, curves.png)",
+        metavar="RUN_DIR")
+    io.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: RUN_DIR/checkpoint.pt)")
 
     opt = p.add_argument_group("optimisation")
-    add("--steps", "total optimiser steps, counting those before a resume", type=int)
-    add("--batch", "batch size (at least 2: BatchNorm on MFEM's 1x1 maps)", type=int)
-    add("--lr", "Adam learning rate (constant)", type=float)
-    add("--weight-decay", "Adam weight decay (L2, as torch.optim.Adam)", type=float)
-    add("--beta1", "Adam beta1", type=float)
-    add("--beta2", "Adam beta2", type=float)
-    add("--w-ce", "weight of the semantic cross-entropy", type=float)
-    add("--w-unknown", "weight of the unknown-region Charbonnier loss", type=float)
-    add("--w-fused", "weight of L1 + (1 - SSIM) on the fused matte", type=float)
-    add("--size", "training crop size in px, a multiple of 32", type=int)
-    add("--per-fg", "samples (backgrounds) per foreground per epoch", type=int)
-    add("--seed", "seed of the initialisation and of the data", type=int)
+    add(opt, "--steps", "total optimiser steps, counting those before a resume", type=int)
+    add(opt, "--batch", "batch size (at least 2: BatchNorm on MFEM's 1x1 maps)", type=int)
+    add(opt, "--lr", "Adam learning rate (constant)", type=float)
+    add(opt, "--weight-decay", "Adam weight decay (L2, as torch.optim.Adam)", type=float)
+    add(opt, "--beta1", "Adam beta1", type=float)
+    add(opt, "--beta2", "Adam beta2", type=float)
+    add(opt, "--w-ce", "weight of the semantic cross-entropy", type=float)
+    add(opt, "--w-unknown", "weight of the unknown-region Charbonnier loss", type=float)
+    add(opt, "--w-fused", "weight of L1 + (1 - SSIM) on the fused matte", type=float)
+    add(opt, "--size", "training crop size in px, a multiple of 32", type=int)
+    add(opt, "--per-fg", "samples (backgrounds) per foreground per epoch", type=int)
+    add(opt, "--seed", "seed of the initialisation and of the data", type=int)
 
     run = p.add_argument_group("running")
-    add("--device", "auto: cuda when available", choices=("auto", "cpu", "cuda"))
-    add("--amp", "mixed precision (fp16 autocast, CUDA only)", action="store_true")
-    add("--threads", "CPU threads of torch (0: all cores)", type=int)
-    add("--workers", "data loader processes", type=int)
-    add("--val-every", "validate every N steps (and at the end)", type=int)
-    add("--val-size", "long side of the validation input (default: the config's "
+    add(run, "--device", "auto: cuda when available", choices=("auto", "cpu", "cuda"))
+    add(run, "--amp", "mixed precision (fp16 autocast, CUDA only)", action="store_true")
+    add(run, "--threads", "CPU threads of torch (0: all cores)", type=int)
+    add(run, "--workers", "data loader processes", type=int)
+    add(run, "--val-every", "validate every N steps (and at the end)", type=int)
+    add(run, "--val-size", "long side of the validation input (default: the config's "
         "inference_size, as the engine)", type=int)
-    add("--save-every", "write checkpoint.pt every N steps (and at the end)", type=int)
-    add("--keep-checkpoints", "also keep checkpoint-STEP.pt at every save", action="store_true")
+    add(run, "--save-every", "write checkpoint.pt every N steps (and at the end)", type=int)
+    add(run, "--keep-checkpoints", "also keep checkpoint-STEP.pt at every save",
+        action="store_true")
     return p
 
 
@@ -180,7 +185,7 @@ def kaiming_init(model: nn.Module) -> None:
 
 def load_encoder(model: hfam.HFAM, path: str) -> int:
     """Loads encoder.* tensors (all of the encoder's); returns how many."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt.torch_load(path)
     state = state.get("state_dict", state)
     foreign = [k for k in state if not k.startswith("encoder.")]
     if foreign:
@@ -229,7 +234,7 @@ class CsvLog:
 
 
 class PlainProgress:
-    """tqdm's interface, reduced to what train() uses, writing a line every 10 s to stderr."""
+    """tqdm's interface, reduced to what train() uses: a line on stderr every 10 s."""
 
     def __init__(self, total: int, initial: int):
         self.n, self.total, self.last, self.text = initial, total, 0.0, ""
@@ -240,19 +245,24 @@ class PlainProgress:
             self.last = time.time()
             print(f"step {self.n}/{self.total} {self.text}", file=sys.stderr, flush=True)
 
-    def set_postfix_str(self, text: str) -> None:
+    def set_postfix_str(self, text: str, refresh: bool = False) -> None:
         self.text = text
-
-    @staticmethod
-    def write(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
 
 
+def say(text: str) -> None:
+    """A message on stderr that does not break the progress bar."""
+    if tqdm is None or not sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
+    else:
+        tqdm.write(text, file=sys.stderr)
+
+
 def progress_bar(total: int, initial: int):
-    if tqdm is None:
+    """tqdm on a terminal; in a log file, a plain line every 10 s."""
+    if tqdm is None or not sys.stderr.isatty():
         return PlainProgress(total, initial)
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0,
                 file=sys.stderr)
@@ -285,15 +295,13 @@ def make_scaler(enabled: bool):
 
 def train(args, state) -> int:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if args.device == "auto" else args.device)
     if args.amp and device.type != "cuda":
         raise SystemExit("--amp needs --device cuda")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     os.makedirs(args.out, exist_ok=True)
-    say = print if tqdm is None else tqdm.write
 
     torch.manual_seed(args.seed)
     if state is None:
@@ -334,8 +342,10 @@ def train(args, state) -> int:
     val_images = data.load_validation(args.val) if args.val else []
     val_size = args.val_size or config.inference_size
     criterion = losses.HfamLoss(args.w_ce, args.w_unknown, args.w_fused)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if args.amp \
-        else contextlib.nullcontext
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.float16) if args.amp \
+            else contextlib.nullcontext()
 
     n_params = sum(p.numel() for p in model.parameters())
     say(f"ResNet-{config.encoder_depth} HFAM, {n_params / 1e6:.2f} M parameters, on {device}"
@@ -360,8 +370,8 @@ def train(args, state) -> int:
                              ["step", *result, "images", "seconds"], resumed_at)
         val_log.write(dict(result, step=step, images=len(val_images),
                            seconds=f"{time.time() - start:.2f}"))
-        bar.write(f"validation at step {step}: " +
-                  ", ".join(f"{k} {v:.5g}" for k, v in result.items()))
+        say(f"validation at step {step}: " +
+            ", ".join(f"{k} {v:.5g}" for k, v in result.items()))
         plot.plot_run(args.out)
 
     def save():
@@ -369,7 +379,8 @@ def train(args, state) -> int:
                           optimizer=optimizer.state_dict(),
                           scaler=scaler.state_dict() if args.amp else {},
                           step=step, epoch=epoch, epoch_sample=epoch_sample,
-                          args={k: getattr(args, k) for k in DEFAULTS}, rng=ckpt.rng_state())
+                          args={k: getattr(args, k) for k in DEFAULTS if k not in MACHINE},
+                          rng=ckpt.rng_state())
         ckpt.save(os.path.join(args.out, "checkpoint.pt"), checkpoint)
         if args.keep_checkpoints:
             ckpt.save(os.path.join(args.out, f"checkpoint-{step:07d}.pt"), checkpoint)
@@ -405,24 +416,23 @@ def train(args, state) -> int:
                                  img_per_s=f"{speed:.4g}", time=f"{now:.3f}"))
             bar.set_postfix_str(f"loss {loss_value:.4f} ce {terms['ce']:.4f} "
                                 f"u {terms['unknown']:.4f} f {terms['fused']:.4f} "
-                                f"{rate:.2f} img/s")
+                                f"{rate:.2f} img/s", refresh=False)
             bar.update(1)
             if val_images and step % args.val_every == 0:
                 run_validation()
             if step % args.save_every == 0 or step == args.steps:
                 save()
-            if val_images and step % args.val_every == 0:
-                last = time.time()  # validation and saving are not training throughput
+            last = time.time()  # validation and saving are not training throughput
             if step >= args.steps:
                 break
         else:
             epoch, epoch_sample = epoch + 1, 0
     if val_images and step % args.val_every:
         run_validation()
-    plot.plot_run(args.out)
+    plotted = plot.plot_run(args.out)
     bar.close()
-    say(f"{args.out}: step {step}, checkpoint.pt, train.csv"
-        f"{', val.csv' if val_images else ''}, curves.png")
+    say(f"{args.out}: step {step}, checkpoint.pt, train.csv" +
+        (", val.csv" if val_images else "") + (", curves.png" if plotted else ""))
     return 0
 
 

@@ -1,0 +1,270 @@
+/* Frames in and out of the network on the CPU (frame.h): the oracles of preprocess.cu and
+ * matte.cu. Written for clarity: whole float planes, then hfam_resize_plane. */
+#include "frame.h"
+#include "resize.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+hfam_yuv_to_rgb_init (HfamYuvToRgb *c, HfamColorMatrix matrix, HfamColorRange range)
+{
+  const double kr = matrix == HFAM_MATRIX_BT709 ? 0.2126 : 0.299;
+  const double kb = matrix == HFAM_MATRIX_BT709 ? 0.0722 : 0.114;
+  const double kg = 1.0 - kr - kb;
+  const int limited = range == HFAM_RANGE_LIMITED;
+  const double ys = limited ? 255.0 / 219.0 : 1.0, yoff = limited ? 16.0 : 0.0;
+  const double cs = limited ? 255.0 / 224.0 : 1.0;
+  /* R = Y' + 2 (1 - kr) Cr, B = Y' + 2 (1 - kb) Cb, G = (Y' - kr R - kb B) / kg */
+  const double rv = cs * 2.0 * (1.0 - kr), bu = cs * 2.0 * (1.0 - kb);
+  const double gu = -bu * kb / kg, gv = -rv * kr / kg;
+  const double m[9] = { ys, 0.0, rv, ys, gu, gv, ys, bu, 0.0 };
+
+  for (int i = 0; i < 9; i++)
+    c->m[i] = (float) m[i];
+  for (int r = 0; r < 3; r++)
+    c->offset[r] = (float) (-(m[3 * r] * yoff + (m[3 * r + 1] + m[3 * r + 2]) * 128.0));
+}
+
+static float
+clamp255 (float v)
+{
+  return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+}
+
+void
+hfam_frame_pixel_rgb (const HfamFrame *f, const HfamYuvToRgb *yuv, int x, int y, float rgb[3])
+{
+  const uint8_t *p;
+  float Y, U, V;
+
+  switch (f->format) {
+  case HFAM_FRAME_RGB:
+  case HFAM_FRAME_BGR:
+  case HFAM_FRAME_RGBA:
+  case HFAM_FRAME_BGRA: {
+    const int bpp = f->format <= HFAM_FRAME_BGR ? 3 : 4;
+    const int bgr = f->format == HFAM_FRAME_BGR || f->format == HFAM_FRAME_BGRA;
+    p = f->planes[0] + (ptrdiff_t) y * f->strides[0] + (ptrdiff_t) x * bpp;
+    rgb[0] = p[bgr ? 2 : 0];
+    rgb[1] = p[1];
+    rgb[2] = p[bgr ? 0 : 2];
+    return;
+  }
+  case HFAM_FRAME_NV12:
+    Y = f->planes[0][(ptrdiff_t) y * f->strides[0] + x];
+    p = f->planes[1] + (ptrdiff_t) (y / 2) * f->strides[1] + (ptrdiff_t) (x / 2) * 2;
+    U = p[0];
+    V = p[1];
+    break;
+  case HFAM_FRAME_I420:
+  default:
+    Y = f->planes[0][(ptrdiff_t) y * f->strides[0] + x];
+    U = f->planes[1][(ptrdiff_t) (y / 2) * f->strides[1] + x / 2];
+    V = f->planes[2][(ptrdiff_t) (y / 2) * f->strides[2] + x / 2];
+    break;
+  }
+  for (int r = 0; r < 3; r++)
+    rgb[r] = clamp255 (yuv->m[3 * r] * Y + yuv->m[3 * r + 1] * U + yuv->m[3 * r + 2] * V
+                       + yuv->offset[r]);
+}
+
+int
+hfam_frame_valid (const HfamFrame *f)
+{
+  int cw;
+  if (!f || f->width < 1 || f->height < 1 || (unsigned) f->format >= HFAM_FRAME_N_FORMATS
+      || !f->planes[0])
+    return 0;
+  cw = (f->width + 1) / 2;
+  switch (f->format) {
+  case HFAM_FRAME_RGB:
+  case HFAM_FRAME_BGR:
+    return f->strides[0] >= 3 * f->width;
+  case HFAM_FRAME_RGBA:
+  case HFAM_FRAME_BGRA:
+    return f->strides[0] >= 4 * f->width;
+  case HFAM_FRAME_NV12:
+    return f->strides[0] >= f->width && f->planes[1] && f->strides[1] >= 2 * cw;
+  case HFAM_FRAME_I420:
+    return f->strides[0] >= f->width && f->planes[1] && f->planes[2] && f->strides[1] >= cw
+           && f->strides[2] >= cw;
+  }
+  return 0;
+}
+
+/* ---- the filter, as kernels/resize.c's filter_init ---- */
+
+static float
+triangle (float x)
+{
+  if (x < 0.0)
+    x = -x;
+  if (x < 1.0)
+    return 1.0 - x;
+  return 0.0;
+}
+
+void
+hfam_resize_filter_clear (HfamResizeFilter *f)
+{
+  free (f->start);
+  free (f->len);
+  free (f->w);
+  f->start = f->len = NULL;
+  f->w = NULL;
+}
+
+int
+hfam_resize_filter_init (HfamResizeFilter *f, int in, int out)
+{
+  memset (f, 0, sizeof *f);
+  if (in < 1 || out < 1)
+    return -1;
+
+  /* The arithmetic, float or double at each step, is resize.c's (PyTorch's). */
+  float scale = (float) in / (float) out;
+  float support = scale >= 1.0 ? scale : 1.0f;
+  float invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+
+  f->in = in;
+  f->out = out;
+  f->k = (int) ceilf (support) * 2 + 1;
+  f->start = malloc (sizeof (int) * out);
+  f->len = malloc (sizeof (int) * out);
+  f->w = calloc ((size_t) out * f->k, sizeof (float));
+  if (!f->start || !f->len || !f->w) {
+    hfam_resize_filter_clear (f);
+    return -1;
+  }
+  for (int i = 0; i < out; i++) {
+    float center = scale * (i + 0.5);
+    int64_t xmin = (int64_t) (center - support + 0.5);
+    int64_t xmax = (int64_t) (center + support + 0.5);
+    float *w = f->w + (size_t) i * f->k;
+    float total = 0.0f;
+
+    if (xmin < 0)
+      xmin = 0;
+    if (xmax > in)
+      xmax = in;
+    for (int64_t j = 0; j < xmax - xmin; j++) {
+      w[j] = triangle ((j + xmin - center + 0.5) * invscale);
+      total += w[j];
+    }
+    if (total != 0.0f)
+      for (int64_t j = 0; j < xmax - xmin; j++)
+        w[j] /= total;
+
+    int lo = 0, hi = (int) (xmax - xmin);
+    while (hi - lo > 1 && w[lo] == 0.0f)
+      lo++;
+    while (hi - lo > 1 && w[hi - 1] == 0.0f)
+      hi--;
+    for (int j = lo; j < hi; j++)
+      w[j - lo] = w[j];
+    for (int j = hi - lo; j < f->k; j++)
+      w[j] = 0.0f;
+    f->start[i] = (int) xmin + lo;
+    f->len[i] = hi - lo;
+  }
+  return 0;
+}
+
+/* ---- in ---- */
+
+int
+hfam_frame_preprocess (const HfamFrame *frame, const HfamPreprocessParams *p, float *dst,
+                       int dw, int dh)
+{
+  const int sw = frame->width, sh = frame->height;
+  const size_t splane = (size_t) sw * sh, dplane = (size_t) dw * dh;
+  float *rgb;
+  int ok = 1;
+
+  if (!hfam_frame_valid (frame) || dw < 1 || dh < 1)
+    return -1;
+  if (!(rgb = malloc (sizeof (float) * 3 * splane)))
+    return -1;
+  for (int y = 0; y < sh; y++)
+    for (int x = 0; x < sw; x++) {
+      float v[3];
+      hfam_frame_pixel_rgb (frame, &p->yuv, x, y, v);
+      for (int k = 0; k < 3; k++)
+        rgb[k * splane + (size_t) y * sw + x] = v[k];
+    }
+  for (int k = 0; k < 3 && ok; k++) {
+    const float mul = p->scale / 255.0f / p->std[k], add = -p->mean[k] / p->std[k];
+    float *out = dst + k * dplane;
+    ok = hfam_resize_plane (rgb + p->order[k] * splane, sw, sh, sw, out, dw, dh, dw) == 0;
+    for (size_t i = 0; ok && i < dplane; i++)
+      out[i] = out[i] * mul + add;
+  }
+  free (rgb);
+  return ok ? 0 : -1;
+}
+
+/* ---- out ---- */
+
+int
+hfam_matte_bytes_per_pixel (HfamMatteFormat format)
+{
+  return format == HFAM_MATTE_GRAY8 ? 1 : format == HFAM_MATTE_GRAY16 ? 2 : 4;
+}
+
+int
+hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
+                  const HfamYuvToRgb *yuv, const HfamMatteImage *out)
+{
+  const int w = out->width, h = out->height;
+  const int colour = out->format >= HFAM_MATTE_RGBA;
+  const int bgr = out->format == HFAM_MATTE_BGRA || out->format == HFAM_MATTE_BGRA_PREMULTIPLIED;
+  const int premultiply = out->format == HFAM_MATTE_RGBA_PREMULTIPLIED
+                          || out->format == HFAM_MATTE_BGRA_PREMULTIPLIED;
+  float *a;
+
+  if (!alpha || aw < 1 || ah < 1 || !out->data || w < 1 || h < 1
+      || (unsigned) out->format >= HFAM_MATTE_N_FORMATS
+      || out->stride < w * hfam_matte_bytes_per_pixel (out->format))
+    return -1;
+  if (colour && (!frame || !hfam_frame_valid (frame) || frame->width != w || frame->height != h
+                 || !yuv))
+    return -1;
+  if (!(a = malloc (sizeof (float) * (size_t) w * h)))
+    return -1;
+  if (hfam_resize_plane (alpha, aw, ah, aw, a, w, h, w) != 0) {
+    free (a);
+    return -1;
+  }
+  for (int y = 0; y < h; y++) {
+    uint8_t *row = out->data + (ptrdiff_t) y * out->stride;
+    for (int x = 0; x < w; x++) {
+      float v = a[(size_t) y * w + x];
+      v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+      if (out->format == HFAM_MATTE_GRAY8) {
+        row[x] = (uint8_t) (int) (v * 255.0f + 0.5f);
+      } else if (out->format == HFAM_MATTE_GRAY16) {
+        const uint16_t a16 = (uint16_t) (int) (v * 65535.0f + 0.5f);
+        memcpy (row + 2 * x, &a16, 2);
+      } else {
+        const int a8 = (int) (v * 255.0f + 0.5f);
+        float rgb[3];
+        int c[3];
+        hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
+        for (int k = 0; k < 3; k++) {
+          c[k] = (int) (rgb[k] + 0.5f);
+          if (premultiply)
+            c[k] = (c[k] * a8 + 127) / 255;
+        }
+        row[4 * x + 0] = (uint8_t) c[bgr ? 2 : 0];
+        row[4 * x + 1] = (uint8_t) c[1];
+        row[4 * x + 2] = (uint8_t) c[bgr ? 0 : 2];
+        row[4 * x + 3] = (uint8_t) a8;
+      }
+    }
+  }
+  free (a);
+  return 0;
+}

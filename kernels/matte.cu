@@ -1,0 +1,119 @@
+/* The matte writer (matte.cuh): one thread per output pixel. */
+#include "matte.cuh"
+
+namespace {
+
+constexpr int BLOCK_X = 32, BLOCK_Y = 8;
+
+__device__ inline void
+pixel_rgb (const HfamFrame &f, const HfamYuvToRgb &c, int x, int y, float rgb[3])
+{
+  float Y, U, V;
+  switch (f.format) {
+  case HFAM_FRAME_RGB:
+  case HFAM_FRAME_BGR:
+  case HFAM_FRAME_RGBA:
+  case HFAM_FRAME_BGRA: {
+    const int bpp = f.format <= HFAM_FRAME_BGR ? 3 : 4;
+    const bool bgr = f.format == HFAM_FRAME_BGR || f.format == HFAM_FRAME_BGRA;
+    const uint8_t *s = f.planes[0] + (ptrdiff_t) y * f.strides[0] + (ptrdiff_t) x * bpp;
+    rgb[0] = s[bgr ? 2 : 0];
+    rgb[1] = s[1];
+    rgb[2] = s[bgr ? 0 : 2];
+    return;
+  }
+  case HFAM_FRAME_NV12: {
+    const uint8_t *s = f.planes[1] + (ptrdiff_t) (y / 2) * f.strides[1] + (ptrdiff_t) (x / 2) * 2;
+    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
+    U = s[0];
+    V = s[1];
+    break;
+  }
+  default:
+    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
+    U = f.planes[1][(ptrdiff_t) (y / 2) * f.strides[1] + x / 2];
+    V = f.planes[2][(ptrdiff_t) (y / 2) * f.strides[2] + x / 2];
+    break;
+  }
+  for (int r = 0; r < 3; r++)
+    rgb[r] = fminf (fmaxf (c.m[3 * r] * Y + c.m[3 * r + 1] * U + c.m[3 * r + 2] * V + c.offset[r],
+                           0.0f), 255.0f);
+}
+
+__global__ void
+matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, HfamFrame f,
+              HfamYuvToRgb yuv, HfamMatteImage out)
+{
+  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
+  if (x >= out.width || y >= out.height)
+    return;
+  const int x0 = fx.start[x], nx = fx.len[x], y0 = fy.start[y], ny = fy.len[y];
+  const float *wx = fx.w + (size_t) x * fx.k, *wy = fy.w + (size_t) y * fy.k;
+  float v = 0.0f;
+  for (int ty = 0; ty < ny; ty++) {
+    const float *row = alpha + (size_t) (y0 + ty) * aw + x0;
+    float r = 0.0f;
+    for (int tx = 0; tx < nx; tx++)
+      r += wx[tx] * row[tx];
+    v += wy[ty] * r;
+  }
+  v = fminf (fmaxf (v, 0.0f), 1.0f);
+  uint8_t *dst = out.data + (ptrdiff_t) y * out.stride;
+  if (out.format == HFAM_MATTE_GRAY8) {
+    dst[x] = (uint8_t) (int) (v * 255.0f + 0.5f);
+  } else if (out.format == HFAM_MATTE_GRAY16) {
+    ((uint16_t *) dst)[x] = (uint16_t) (int) (v * 65535.0f + 0.5f);
+  } else {
+    const bool bgr = out.format == HFAM_MATTE_BGRA || out.format == HFAM_MATTE_BGRA_PREMULTIPLIED;
+    const bool premultiply = out.format == HFAM_MATTE_RGBA_PREMULTIPLIED
+                             || out.format == HFAM_MATTE_BGRA_PREMULTIPLIED;
+    const int a8 = (int) (v * 255.0f + 0.5f);
+    float rgb[3];
+    int c[3];
+    pixel_rgb (f, yuv, x, y, rgb);
+    for (int k = 0; k < 3; k++) {
+      c[k] = (int) (rgb[k] + 0.5f);
+      if (premultiply)
+        c[k] = (c[k] * a8 + 127) / 255;
+    }
+    uchar4 px;
+    px.x = (uint8_t) c[bgr ? 2 : 0];
+    px.y = (uint8_t) c[1];
+    px.z = (uint8_t) c[bgr ? 0 : 2];
+    px.w = (uint8_t) a8;
+    dst[4 * x + 0] = px.x;
+    dst[4 * x + 1] = px.y;
+    dst[4 * x + 2] = px.z;
+    dst[4 * x + 3] = px.w;
+  }
+}
+
+} // namespace
+
+extern "C" cudaError_t
+hfam_cuda_matte (const float *alpha, int aw, int ah, const HfamCudaFilter *fx,
+                 const HfamCudaFilter *fy, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                 const HfamMatteImage *out, cudaStream_t stream)
+{
+  const bool colour = out && out->format >= HFAM_MATTE_RGBA;
+  HfamFrame none = {};
+  HfamYuvToRgb identity = {};
+
+  HFAM_CUDA_REQUIRE (alpha && aw >= 1 && ah >= 1 && fx && fy && out && out->data);
+  HFAM_CUDA_REQUIRE ((unsigned) out->format < HFAM_MATTE_N_FORMATS && out->width >= 1
+                     && out->height >= 1
+                     && out->stride >= out->width * hfam_matte_bytes_per_pixel (out->format));
+  HFAM_CUDA_REQUIRE (fx->start && fy->start && fx->in == aw && fy->in == ah
+                     && fx->out == out->width && fy->out == out->height);
+  HFAM_CUDA_REQUIRE (out->format != HFAM_MATTE_GRAY16
+                     || (out->stride % 2 == 0 && (uintptr_t) out->data % 2 == 0));
+  HFAM_CUDA_REQUIRE (!colour || (frame && yuv && hfam_frame_valid (frame)
+                                 && frame->width == out->width
+                                 && frame->height == out->height));
+  const dim3 block (BLOCK_X, BLOCK_Y), grid ((out->width + BLOCK_X - 1) / BLOCK_X,
+                                             (out->height + BLOCK_Y - 1) / BLOCK_Y);
+  matte_kernel<<<grid, block, 0, stream>>> (alpha, aw, *fx, *fy, colour ? *frame : none,
+                                            colour ? *yuv : identity, *out);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  return cudaSuccess;
+}

@@ -1,0 +1,22 @@
+/* The matte back to the frame on the GPU: alpha (the network's alpha_p, fp32 at the inference
+ * size) resized to the frame's size with the filter of kernels/resize.c and written in one
+ * pass as a GRAY8/GRAY16 key or as the alpha of an RGBA/BGRA copy of the frame (straight or
+ * premultiplied), rounded to nearest. CPU twin: hfam_matte_write (frame.h). */
+#ifndef HFAM_KERNELS_MATTE_CUH
+#define HFAM_KERNELS_MATTE_CUH
+
+#include "preprocess.cuh"
+
+HFAM_CUDA_BEGIN_DECLS
+
+/* alpha: aw x ah fp32 (device), tightly packed; fx: aw -> out->width, fy: ah -> out->height;
+ * frame (device planes, out's size) for the colour formats, may be NULL for the keys;
+ * out->data in device memory. */
+cudaError_t hfam_cuda_matte (const float *alpha, int aw, int ah, const HfamCudaFilter *fx,
+                             const HfamCudaFilter *fy, const HfamFrame *frame,
+                             const HfamYuvToRgb *yuv, const HfamMatteImage *out,
+                             cudaStream_t stream);
+
+HFAM_CUDA_END_DECLS
+
+#endif

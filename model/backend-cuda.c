@@ -1,0 +1,1213 @@
+/* The CUDA backend: convolutions by cuDNN (legacy API) on NHWC maps, fp16 on tensor cores by
+ * default or fp32 (FMA only, no TF32); everything between convolutions and the heads by the
+ * CUDA ops of kernels/ (each with its CPU twin).
+ *
+ * - BatchNorm is folded at export; bias, ReLU and the residual sum are fused into the
+ *   convolution with cudnnConvolutionBiasActivationForward (residual as its z input) where
+ *   cuDNN accepts it; otherwise cudnnConvolutionForward + hfam_cuda_bias_act.
+ * - The algorithm of each convolution shape is chosen once by cudnnFindConvolutionForward-
+ *   AlgorithmEx (the fastest whose workspace fits WORKSPACE_CAP and that runs fused) and
+ *   cached for the process; each stream has one workspace, allocated at plan.
+ * - Weights are converted once (KRSC, channels padded to a multiple of 8 in fp16, zeros) into
+ *   one device allocation. MFEM's projection weights are refolded per frame on the device
+ *   (hfam_cuda_sk_fold).
+ * - Every value has its own buffer in one allocation per frame slot (no reuse: the streams
+ *   run concurrently, so liveness would need cross-stream fences). Resize, average-pool and
+ *   attention products whose only reader is a concatenation write straight into its channel
+ *   slice; other inputs of a concatenation are copied into theirs.
+ * - Streams: the encoder on one, MFEM + semantic decoder + detail decoder + fusion on a
+ *   second, L-BB on a third, ordered by events (a stage waits for the stages it reads), so
+ *   L-BB runs while MFEM and the semantic decoder do.
+ * - Pipeline depth 2: two frame slots, each with its own streams, buffers and workspaces, so
+ *   the encoder of frame n + 1 runs while the decoders of frame n do.
+ * - The per-frame work (input upload, every stage, alpha download) is captured once per slot
+ *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead.
+ * - Host input goes through pinned staging.
+ * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off): a
+ * failing kernel is then reported with the node that queued it. */
+#include "backend.h"
+#include "attention.cuh"
+#include "nhwc.cuh"
+#include "sk.cuh"
+#include "softmax_fusion.cuh"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 2
+#define N_STREAMS 3
+/* The most workspace one convolution may use. */
+#define WORKSPACE_CAP ((size_t) 256 << 20)
+#define ALIGN 256
+
+enum { STREAM_ENCODER, STREAM_CONTEXT, STREAM_LBB };
+
+static const int stage_stream[HFAM_N_STAGES] = {
+  [HFAM_STAGE_ENCODER] = STREAM_ENCODER, [HFAM_STAGE_MFEM] = STREAM_CONTEXT,
+  [HFAM_STAGE_SEMANTIC] = STREAM_CONTEXT, [HFAM_STAGE_LBB] = STREAM_LBB,
+  [HFAM_STAGE_DETAIL] = STREAM_CONTEXT, [HFAM_STAGE_FUSION] = STREAM_CONTEXT,
+};
+
+typedef struct {
+  cudnnConvolutionFwdAlgo_t algo;
+  cudnnMathType_t math;
+  size_t workspace;
+  gboolean fused;
+} ConvChoice;
+
+/* What does not change from frame to frame or slot to slot. */
+typedef struct {
+  int cs;               /* NHWC elements per pixel (feature maps); 0 for planar maps */
+  int w, h;             /* the value's size at the planned input size */
+  size_t offset, bytes; /* in each slot's arena (not for views) */
+  int view_of;          /* the CONCAT whose slice this value is, or -1 */
+  int view_c0;
+  int consumers;
+  gboolean in_place[4]; /* CONCAT: input k writes its slice itself */
+  /* CONV, SK_PROJECT */
+  gboolean is_conv;
+  const HfamConvParams *conv;
+  cudnnTensorDescriptor_t x_desc, y_desc, b_desc;
+  cudnnFilterDescriptor_t w_desc;
+  cudnnConvolutionDescriptor_t conv_desc;
+  ConvChoice choice;
+  size_t weight_offset, bias_offset; /* CONV: in the weight allocation */
+  /* SK_PROJECT: fp32 tensors in the weight allocation; per-frame weights in the slots */
+  HfamCudaSkWeights sk;
+  size_t sk_weight_offset, sk_bias_offset, sk_scratch_offset;
+  /* ATTENTION */
+  float att_w[3], att_b;
+} Step;
+
+typedef struct {
+  char *arena;
+  cudaStream_t streams[N_STREAMS];
+  cudnnHandle_t cudnn[N_STREAMS];
+  void *workspace[N_STREAMS];
+  cudaEvent_t stage_done[HFAM_N_STAGES];
+  cudaEvent_t frame_done;
+  float *host_in, *host_alpha;  /* pinned */
+  size_t dev_in_offset;         /* input planes (fp32) in the arena */
+  cudaGraphExec_t graph;
+  gboolean queued;              /* a frame is in flight here */
+  int next_stage;               /* set_input/run_stage: the next stage to queue */
+} Slot;
+
+typedef struct {
+  HfamBackend base;
+  int device;
+  HfamCudaDtype dtype;
+  cudnnDataType_t cudnn_dtype;
+  int depth;
+  gboolean graphs, debug_sync;
+  int width, height;
+  Step *steps;
+  Slot slots[MAX_DEPTH];
+  char *weights;                /* device */
+  size_t workspace_need[N_STREAMS];
+  cudnnActivationDescriptor_t relu;
+  guint stage_deps[HFAM_N_STAGES];
+  int head, tail;               /* frames queued, frames collected */
+  gboolean whole_frame_queued;  /* run_stage: stage 0 queued the whole frame */
+} CudaBackend;
+
+/* Algorithm choices by device, precision and convolution shape, for the whole process: every
+ * context on the same device reuses them (cuDNN's search costs seconds on a deep network). */
+static GHashTable *choice_cache;
+static GMutex choice_lock;
+
+#define CUDA_TRY(call, what)                                                                  \
+  do {                                                                                        \
+    const cudaError_t err_ = (call);                                                          \
+    if (err_ != cudaSuccess) {                                                                \
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s failed: %s",  \
+                   (what), #call, cudaGetErrorString (err_));                                 \
+      return FALSE;                                                                           \
+    }                                                                                         \
+  } while (0)
+
+#define CUDNN_TRY(call, what)                                                                 \
+  do {                                                                                        \
+    const cudnnStatus_t st_ = (call);                                                         \
+    if (st_ != CUDNN_STATUS_SUCCESS) {                                                        \
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s failed: %s",  \
+                   (what), #call, cudnnGetErrorString (st_));                                 \
+      return FALSE;                                                                           \
+    }                                                                                         \
+  } while (0)
+
+static size_t
+align_up (size_t n)
+{
+  return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static size_t
+elem (const CudaBackend *be)
+{
+  return hfam_cuda_dtype_size (be->dtype);
+}
+
+/* Channels as stored: a multiple of 8 in fp16, for the tensor cores. */
+static int
+padded (const CudaBackend *be, int c)
+{
+  return be->dtype == HFAM_CUDA_F16 ? (c + 7) / 8 * 8 : c;
+}
+
+static gboolean
+is_planar (const HfamNode *n)
+{
+  /* the input is planar in the graph's terms (for the CPU); here it is NHWC */
+  return n->planar && n->op != HFAM_OP_INPUT;
+}
+
+/* ---- values ---- */
+
+static HfamNhwc
+value_nhwc (const CudaBackend *be, const Slot *slot, int id)
+{
+  const Step *s = &be->steps[id];
+  const HfamNode *n = &be->base.graph->nodes[id];
+  HfamNhwc t = { .w = s->w, .h = s->h, .c = n->channels, .cs = s->cs, .dtype = be->dtype };
+  if (s->view_of >= 0) {
+    const Step *v = &be->steps[s->view_of];
+    t.data = slot->arena + v->offset + (size_t) s->view_c0 * elem (be);
+    t.cs = v->cs;
+  } else {
+    t.data = slot->arena + s->offset;
+  }
+  return t;
+}
+
+static float *
+value_planar (const CudaBackend *be, const Slot *slot, int id)
+{
+  return (float *) (slot->arena + be->steps[id].offset);
+}
+
+/* Channel strides, consumers and concatenation slices: all independent of the input size. */
+static void
+layout_values (CudaBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    s->cs = is_planar (n) ? 0 : padded (be, n->channels);
+    s->view_of = -1;
+    for (int k = 0; k < n->n_inputs; k++)
+      be->steps[n->inputs[k]].consumers++;
+    s->is_conv = n->op == HFAM_OP_CONV || n->op == HFAM_OP_SK_PROJECT;
+    s->conv = n->op == HFAM_OP_CONV ? &n->conv : n->op == HFAM_OP_SK_PROJECT ? &n->sk.project
+                                                                              : NULL;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    int c0 = 0;
+    if (n->op != HFAM_OP_CONCAT)
+      continue;
+    for (int k = 0; k < n->n_inputs; k++) {
+      const int p = n->inputs[k];
+      const HfamNode *in = &g->nodes[p];
+      gboolean once = TRUE;
+      for (int j = 0; j < n->n_inputs; j++)
+        once &= j == k || n->inputs[j] != p;
+      if ((in->op == HFAM_OP_RESIZE || in->op == HFAM_OP_AVGPOOL
+           || in->op == HFAM_OP_SCALE_BY_MAP)
+          && !is_planar (in) && be->steps[p].consumers == 1 && once
+          && be->steps[p].view_of < 0) {
+        be->steps[p].view_of = i;
+        be->steps[p].view_c0 = c0;
+        be->steps[i].in_place[k] = TRUE;
+      }
+      c0 += in->channels;
+    }
+  }
+}
+
+/* Sizes and arena offsets for an input size; returns the arena's size. */
+static size_t
+size_values (CudaBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  size_t off = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    s->w = n->div ? be->width / n->div : 1;
+    s->h = n->div ? be->height / n->div : 1;
+    s->bytes = is_planar (n) ? sizeof (float) * n->channels * (size_t) s->w * s->h
+                             : elem (be) * s->cs * (size_t) s->w * s->h;
+    if (s->view_of >= 0)
+      continue;
+    s->offset = off;
+    off += align_up (s->bytes);
+    if (n->op == HFAM_OP_SK_PROJECT) {
+      const int cm = n->channels;
+      s->sk_weight_offset = off;
+      off += align_up (elem (be) * (size_t) s->cs * be->steps[n->inputs[0]].cs);
+      s->sk_bias_offset = off;
+      off += align_up (elem (be) * (size_t) s->cs);
+      s->sk_scratch_offset = off;
+      off += align_up (sizeof (float) * hfam_cuda_sk_scratch_floats (cm));
+    }
+  }
+  for (int k = 0; k < be->depth; k++)
+    be->slots[k].dev_in_offset = off;
+  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height);
+  return off;
+}
+
+/* ---- weights ---- */
+
+static float *
+tensor_f32 (const HfamStTensor *t)
+{
+  size_t n = 1;
+  float *out;
+  for (int i = 0; i < t->n_dims; i++)
+    n *= (size_t) t->shape[i];
+  out = g_new (float, n);
+  hfam_st_to_f32 (t, out);
+  return out;
+}
+
+static size_t
+tensor_elements (const HfamStTensor *t)
+{
+  size_t n = 1;
+  for (int i = 0; i < t->n_dims; i++)
+    n *= (size_t) t->shape[i];
+  return n;
+}
+
+/* Host fp32 into the weight allocation at `offset`, converted to the backend's dtype through
+ * the fp32 device staging buffer (or as they are, fp32). */
+static gboolean
+upload (CudaBackend *be, const float *host, size_t n, size_t offset, gboolean convert,
+        float *staging, const char *what, GError **error)
+{
+  if (!convert || be->dtype == HFAM_CUDA_F32) {
+    CUDA_TRY (cudaMemcpy (be->weights + offset, host, sizeof (float) * n,
+                          cudaMemcpyHostToDevice), what);
+    return TRUE;
+  }
+  CUDA_TRY (cudaMemcpy (staging, host, sizeof (float) * n, cudaMemcpyHostToDevice), what);
+  CUDA_TRY (hfam_cuda_convert (staging, HFAM_CUDA_F32, be->weights + offset, be->dtype, n, 0),
+            what);
+  CUDA_TRY (cudaDeviceSynchronize (), what);
+  return TRUE;
+}
+
+/* Every convolution's weights (KRSC, padded with zeros) and bias, and the SK tensors, into one
+ * device allocation. */
+static gboolean
+load_weights (CudaBackend *be, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  size_t total = 0, max_elems = 1;
+  float *staging = NULL;
+  gboolean ok = TRUE;
+
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    if (n->op == HFAM_OP_CONV) {
+      const size_t nw = (size_t) s->cs * n->conv.kernel * n->conv.kernel
+                        * be->steps[n->inputs[0]].cs;
+      s->weight_offset = total;
+      total += align_up (nw * elem (be));
+      s->bias_offset = total;
+      total += align_up ((size_t) s->cs * elem (be));
+      max_elems = MAX (max_elems, nw);
+    } else if (n->op == HFAM_OP_SK_PROJECT) {
+      const HfamStTensor *t[6] = { n->sk.squeeze.weight, n->sk.squeeze.bias, n->sk.select.weight,
+                                   n->sk.select.bias, n->sk.project.weight, n->sk.project.bias };
+      size_t off[6];
+      for (int k = 0; k < 6; k++) {
+        off[k] = total;
+        total += align_up (sizeof (float) * tensor_elements (t[k]));
+      }
+      /* pointers are filled in once the allocation exists */
+      s->sk.cm = n->channels;
+      s->sk.d = n->sk.squeeze.cout;
+      s->sk.squeeze_w = (const float *) off[0];
+      s->sk.squeeze_b = (const float *) off[1];
+      s->sk.select_w = (const float *) off[2];
+      s->sk.select_b = (const float *) off[3];
+      s->sk.project_w = (const float *) off[4];
+      s->sk.project_b = (const float *) off[5];
+    } else if (n->op == HFAM_OP_ATTENTION) {
+      hfam_st_to_f32 (n->attention_weight, s->att_w);
+      hfam_st_to_f32 (n->attention_bias, &s->att_b);
+    }
+  }
+  CUDA_TRY (cudaMalloc ((void **) &be->weights, MAX (total, 1)), "weights");
+  CUDA_TRY (cudaMemset (be->weights, 0, MAX (total, 1)), "weights");
+  CUDA_TRY (cudaMalloc ((void **) &staging, sizeof (float) * max_elems), "weights");
+
+  for (int i = 0; i < g->n_nodes && ok; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    if (n->op == HFAM_OP_CONV) {
+      const HfamConvParams *p = &n->conv;
+      const int k = p->kernel, cin_pad = be->steps[n->inputs[0]].cs;
+      g_autofree float *plain = tensor_f32 (p->weight);
+      g_autofree float *bias = g_new0 (float, s->cs);
+      g_autofree float *krsc = g_new0 (float, (size_t) s->cs * k * k * cin_pad);
+      for (int o = 0; o < p->cout; o++)
+        for (int c = 0; c < p->cin; c++)
+          for (int r = 0; r < k; r++)
+            for (int q = 0; q < k; q++)
+              krsc[(((size_t) o * k + r) * k + q) * cin_pad + c] =
+                plain[(((size_t) o * p->cin + c) * k + r) * k + q];
+      hfam_st_to_f32 (p->bias, bias);
+      ok = upload (be, krsc, (size_t) s->cs * k * k * cin_pad, s->weight_offset, TRUE, staging,
+                   n->name, error)
+           && upload (be, bias, s->cs, s->bias_offset, TRUE, staging, n->name, error);
+    } else if (n->op == HFAM_OP_SK_PROJECT) {
+      const HfamStTensor *t[6] = { n->sk.squeeze.weight, n->sk.squeeze.bias, n->sk.select.weight,
+                                   n->sk.select.bias, n->sk.project.weight, n->sk.project.bias };
+      const float **ptr[6] = { &s->sk.squeeze_w, &s->sk.squeeze_b, &s->sk.select_w,
+                               &s->sk.select_b, &s->sk.project_w, &s->sk.project_b };
+      for (int j = 0; j < 6 && ok; j++) {
+        g_autofree float *host = tensor_f32 (t[j]);
+        const size_t off = (size_t) *ptr[j];
+        ok = upload (be, host, tensor_elements (t[j]), off, FALSE, staging, n->name, error);
+        *ptr[j] = (const float *) (be->weights + off);
+      }
+    }
+  }
+  cudaFree (staging);
+  return ok;
+}
+
+static void *
+conv_weight (const CudaBackend *be, const Slot *slot, int id)
+{
+  const Step *s = &be->steps[id];
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? slot->arena + s->sk_weight_offset
+                                                            : be->weights + s->weight_offset;
+}
+
+static void *
+conv_bias (const CudaBackend *be, const Slot *slot, int id)
+{
+  const Step *s = &be->steps[id];
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? slot->arena + s->sk_bias_offset
+                                                            : be->weights + s->bias_offset;
+}
+
+/* ---- convolutions ---- */
+
+/* y = conv(x) + bias (+ residual), ReLU where asked: cuDNN's fused call or the plain
+ * convolution and hfam_cuda_bias_act. */
+static gboolean
+run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const Step *s = &be->steps[id];
+  const HfamConvParams *p = s->conv;
+  cudnnHandle_t h = slot->cudnn[stream];
+  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+  const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
+  const HfamNhwc z = residual ? value_nhwc (be, slot, p->residual) : y;
+  const float one = 1.0f, zero = 0.0f, alpha2 = residual ? 1.0f : 0.0f;
+  void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
+
+  if (s->choice.fused) {
+    CUDNN_TRY (cudnnConvolutionBiasActivationForward (
+                 h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, s->choice.algo,
+                 slot->workspace[stream], s->choice.workspace, &alpha2, s->y_desc, z.data,
+                 s->b_desc, b, be->relu, s->y_desc, y.data),
+               n->name);
+    return TRUE;
+  }
+  CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
+                                      s->choice.algo, slot->workspace[stream],
+                                      s->choice.workspace, &zero, s->y_desc, y.data),
+             n->name);
+  {
+    /* bias over the padded channels too (zeros), so padding stays zero */
+    HfamNhwc yp = y, zp = z;
+    yp.c = zp.c = s->cs;
+    CUDA_TRY (hfam_cuda_bias_act (&yp, b, residual ? &zp : NULL, p->relu, &yp,
+                                  slot->streams[stream]), n->name);
+  }
+  return TRUE;
+}
+
+/* Descriptors for the planned size, and the algorithm: the fastest that cuDNN's search finds
+ * within WORKSPACE_CAP and that runs fused when the convolution has a ReLU; searched once
+ * per shape. Runs on slot 0's buffers (their contents do not matter). */
+static gboolean
+plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const HfamConvParams *p = s->conv;
+  const Step *in = &be->steps[n->inputs[0]];
+  Slot *slot = &be->slots[0];
+  const int stream = stage_stream[n->stage];
+  const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
+  const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d", be->device,
+                                          be->dtype, in->cs, s->cs, p->kernel, p->stride,
+                                          p->dilation, p->pad, in->w, in->h, p->relu, residual);
+  ConvChoice *choice, found;
+  int on, oc, oh, ow;
+
+  g_mutex_lock (&choice_lock);
+  if (!choice_cache)
+    choice_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  choice = g_hash_table_lookup (choice_cache, key);
+  if (choice)
+    found = *choice;
+  g_mutex_unlock (&choice_lock);
+  choice = choice ? &found : NULL;
+
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->x_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
+                                         in->cs, in->h, in->w), n->name);
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->y_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
+                                         s->cs, s->h, s->w), n->name);
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->b_desc, CUDNN_TENSOR_NCHW, be->cudnn_dtype, 1,
+                                         s->cs, 1, 1), n->name);
+  CUDNN_TRY (cudnnSetFilter4dDescriptor (s->w_desc, be->cudnn_dtype, CUDNN_TENSOR_NHWC, s->cs,
+                                         in->cs, p->kernel, p->kernel), n->name);
+  CUDNN_TRY (cudnnSetConvolution2dDescriptor (s->conv_desc, p->pad, p->pad, p->stride,
+                                              p->stride, p->dilation, p->dilation,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+             n->name);
+  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, math), n->name);
+  CUDNN_TRY (cudnnGetConvolution2dForwardOutputDim (s->conv_desc, s->x_desc, s->w_desc, &on,
+                                                    &oc, &oh, &ow), n->name);
+  if (on != 1 || oc != s->cs || oh != s->h || ow != s->w) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: %s: cuDNN's output %dx%dx%d is not the graph's %dx%dx%d",
+                 n->name, oc, oh, ow, s->cs, s->h, s->w);
+    return FALSE;
+  }
+
+  if (!choice) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+    const HfamNhwc z = residual ? value_nhwc (be, slot, p->residual) : y;
+    const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
+    void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
+    int n_perf = 0, first = -1, fused = -1;
+
+    CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
+                 slot->cudnn[stream], s->x_desc, x.data, s->w_desc, w, s->conv_desc, s->y_desc,
+                 y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf, perf, find_ws, find_ws_size),
+               n->name);
+    for (int k = 0; k < n_perf && fused < 0; k++) {
+      if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size)
+        continue;
+      if (first < 0)
+        first = k;
+      if (!p->relu)
+        break;
+      /* cuDNN documents which algorithms its fused call takes; asking is safer */
+      if (cudnnSetConvolutionMathType (s->conv_desc, perf[k].mathType) == CUDNN_STATUS_SUCCESS
+          && cudnnConvolutionBiasActivationForward (
+               slot->cudnn[stream], &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
+               perf[k].algo, find_ws, find_ws_size, &alpha2, s->y_desc, z.data, s->b_desc, b,
+               be->relu, s->y_desc, y.data) == CUDNN_STATUS_SUCCESS
+          && cudaStreamSynchronize (slot->streams[stream]) == cudaSuccess)
+        fused = k;
+      cudaGetLastError ();
+    }
+    if (first < 0) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: %s: cuDNN has no convolution algorithm for %dx%dx%d -> "
+                   "%dx%dx%d (kernel %d, stride %d, dilation %d) within %zu MiB of workspace",
+                   n->name, in->w, in->h, in->cs, s->w, s->h, s->cs, p->kernel, p->stride,
+                   p->dilation, find_ws_size >> 20);
+      return FALSE;
+    }
+    choice = &found;
+    memset (choice, 0, sizeof *choice);
+    choice->fused = fused >= 0;
+    choice->algo = perf[choice->fused ? fused : first].algo;
+    choice->math = be->dtype == HFAM_CUDA_F16 ? perf[choice->fused ? fused : first].mathType
+                                              : CUDNN_FMA_MATH;
+    CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, choice->math), n->name);
+    if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
+                                                 s->conv_desc, s->y_desc, choice->algo,
+                                                 &choice->workspace) != CUDNN_STATUS_SUCCESS)
+      choice->workspace = 0;
+    choice->workspace = MAX (choice->workspace, perf[choice->fused ? fused : first].memory);
+    g_debug ("cuda backend: %s: algorithm %d, %s, %zu bytes of workspace", n->name,
+             choice->algo, choice->fused ? "fused" : "not fused", choice->workspace);
+    g_mutex_lock (&choice_lock);
+    g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (choice, sizeof *choice));
+    g_mutex_unlock (&choice_lock);
+  }
+  s->choice = *choice;
+  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math), n->name);
+  be->workspace_need[stream] = MAX (be->workspace_need[stream], s->choice.workspace);
+  return TRUE;
+}
+
+/* ---- running nodes ---- */
+
+static gboolean
+run_node (CudaBackend *be, Slot *slot, int id, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  const HfamNode *n = &g->nodes[id];
+  const Step *s = &be->steps[id];
+  const int stream = stage_stream[n->stage];
+  const cudaStream_t st = slot->streams[stream];
+  HfamNhwc src = { 0 }, dst = { 0 };
+
+  if (n->n_inputs && !is_planar (&g->nodes[n->inputs[0]]))
+    src = value_nhwc (be, slot, n->inputs[0]);
+  if (!is_planar (n))
+    dst = value_nhwc (be, slot, id);
+
+  switch (n->op) {
+  case HFAM_OP_INPUT:
+    return TRUE;  /* converted when the frame starts */
+  case HFAM_OP_CONV:
+    return run_conv (be, slot, id, stream, error);
+  case HFAM_OP_SK_PROJECT: {
+    const HfamNhwc gap = value_nhwc (be, slot, n->sk.gap_branches);
+    const HfamNhwc pooled = value_nhwc (be, slot, n->sk.pooled_branch);
+    CUDA_TRY (hfam_cuda_sk_fold (&s->sk, gap.data, pooled.data, be->dtype,
+                                 (float *) (slot->arena + s->sk_scratch_offset),
+                                 slot->arena + s->sk_weight_offset,
+                                 be->steps[n->inputs[0]].cs, slot->arena + s->sk_bias_offset, st),
+              n->name);
+    return run_conv (be, slot, id, stream, error);
+  }
+  case HFAM_OP_MAXPOOL:
+    CUDA_TRY (hfam_cuda_maxpool (&src, &dst, st), n->name);
+    return TRUE;
+  case HFAM_OP_AVGPOOL:
+    CUDA_TRY (hfam_cuda_avgpool (&src, n->factor, &dst, st), n->name);
+    return TRUE;
+  case HFAM_OP_GLOBAL_POOL:
+    CUDA_TRY (hfam_cuda_global_pool (&src, &dst, st), n->name);
+    return TRUE;
+  case HFAM_OP_RESIZE:
+    CUDA_TRY (hfam_cuda_resize (&src, &dst, st), n->name);
+    return TRUE;
+  case HFAM_OP_CONCAT: {
+    int c0 = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+      const HfamNhwc in = value_nhwc (be, slot, n->inputs[k]);
+      const HfamNhwc slice = hfam_nhwc_slice (dst, c0, in.c);
+      if (!s->in_place[k])
+        CUDA_TRY (hfam_cuda_copy (&in, &slice, st), n->name);
+      c0 += in.c;
+    }
+    /* padding channels past c0 (fp16) were zeroed at plan, and nothing writes them */
+    return TRUE;
+  }
+  case HFAM_OP_SEMANTIC_HEAD:
+    CUDA_TRY (hfam_cuda_semantic_head (&src, s->w, s->h, value_planar (be, slot, id), st),
+              n->name);
+    return TRUE;
+  case HFAM_OP_ATTENTION:
+    CUDA_TRY (hfam_cuda_attention_map (value_planar (be, slot, n->inputs[0]), s->w * s->h,
+                                       s->att_w, s->att_b, value_planar (be, slot, id), st),
+              n->name);
+    return TRUE;
+  case HFAM_OP_POOL_MAP: {
+    const Step *in = &be->steps[n->inputs[0]];
+    CUDA_TRY (hfam_cuda_pool_plane (value_planar (be, slot, n->inputs[0]), in->w, in->h,
+                                    n->factor, value_planar (be, slot, id), st), n->name);
+    return TRUE;
+  }
+  case HFAM_OP_SCALE_BY_MAP:
+    CUDA_TRY (hfam_cuda_scale_by_map (&src, value_planar (be, slot, n->inputs[1]), &dst, st),
+              n->name);
+    return TRUE;
+  case HFAM_OP_FUSION: {
+    float *out = value_planar (be, slot, id);
+    CUDA_TRY (hfam_cuda_fusion (&src, value_planar (be, slot, n->inputs[1]), s->w, s->h, out,
+                                out + (size_t) s->w * s->h, st), n->name);
+    return TRUE;
+  }
+  }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: unknown operation",
+               n->name);
+  return FALSE;
+}
+
+/* Queues one stage of the frame in `slot`: waits for the stages it reads that run on other
+ * streams, then its nodes; the first stage uploads and converts the input, the last one
+ * downloads alpha_p and joins every stream back into the encoder's (recording frame_done
+ * there unless the work is being captured). */
+static gboolean
+queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  const int stream = stage_stream[stage];
+  const cudaStream_t st = slot->streams[stream];
+  const char *name = hfam_stage_name (stage);
+  const size_t plane = (size_t) be->width * be->height;
+
+  for (int d = 0; d < HFAM_N_STAGES; d++)
+    if ((be->stage_deps[stage] & (1u << d)) && stage_stream[d] != stream)
+      CUDA_TRY (cudaStreamWaitEvent (st, slot->stage_done[d], 0), name);
+  if (stage == 0) {
+    const HfamNhwc in = value_nhwc (be, slot, g->input);
+    float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
+    CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane,
+                               cudaMemcpyHostToDevice, st), "input");
+    CUDA_TRY (hfam_cuda_from_planar (dev_in, &in, st), "input");
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    if (g->nodes[i].stage != stage)
+      continue;
+    if (!run_node (be, slot, i, error))
+      return FALSE;
+    if (be->debug_sync) {
+      CUDA_TRY (cudaStreamSynchronize (st), g->nodes[i].name);
+      CUDA_TRY (cudaGetLastError (), g->nodes[i].name);
+    }
+  }
+  if (stage == HFAM_N_STAGES - 1) {
+    const float *fusion = value_planar (be, slot, g->fusion);
+    CUDA_TRY (cudaMemcpyAsync (slot->host_alpha, fusion + plane, sizeof (float) * plane,
+                               cudaMemcpyDeviceToHost, st), "alpha");
+  }
+  CUDA_TRY (cudaEventRecord (slot->stage_done[stage], st), name);
+  if (stage == HFAM_N_STAGES - 1) {
+    const cudaStream_t main = slot->streams[STREAM_ENCODER];
+    for (int d = 0; d < HFAM_N_STAGES; d++)
+      if (stage_stream[d] != STREAM_ENCODER)
+        CUDA_TRY (cudaStreamWaitEvent (main, slot->stage_done[d], 0), name);
+    if (!capturing)
+      CUDA_TRY (cudaEventRecord (slot->frame_done, main), name);
+  }
+  return TRUE;
+}
+
+/* Ends a capture that went wrong and leaves every stream of the slot usable. */
+static void
+abandon_capture (Slot *slot)
+{
+  cudaGraph_t graph = NULL;
+  enum cudaStreamCaptureStatus status;
+
+  cudaStreamEndCapture (slot->streams[STREAM_ENCODER], &graph);
+  if (graph)
+    cudaGraphDestroy (graph);
+  for (int k = 0; k < N_STREAMS; k++)
+    if (cudaStreamIsCapturing (slot->streams[k], &status) == cudaSuccess
+        && status != cudaStreamCaptureStatusNone) {
+      graph = NULL;
+      cudaStreamEndCapture (slot->streams[k], &graph);
+      if (graph)
+        cudaGraphDestroy (graph);
+    }
+  cudaGetLastError ();
+}
+
+/* Captures the whole frame of `slot` into a graph; FALSE (no error set) if capture does not
+ * work here, with the streams left usable. */
+static gboolean
+capture_frame (CudaBackend *be, Slot *slot)
+{
+  g_autoptr (GError) error = NULL;
+  cudaGraph_t graph = NULL;
+  cudaError_t err;
+
+  if (cudaStreamBeginCapture (slot->streams[STREAM_ENCODER], cudaStreamCaptureModeThreadLocal)
+      != cudaSuccess) {
+    cudaGetLastError ();
+    return FALSE;
+  }
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+    if (!queue_stage (be, slot, stage, TRUE, &error)) {
+      g_debug ("cuda backend: capture failed (%s); queueing kernels instead", error->message);
+      abandon_capture (slot);
+      return FALSE;
+    }
+  err = cudaStreamEndCapture (slot->streams[STREAM_ENCODER], &graph);
+  if (err == cudaSuccess && graph)
+    err = cudaGraphInstantiate (&slot->graph, graph, 0);
+  if (graph)
+    cudaGraphDestroy (graph);
+  if (err != cudaSuccess) {
+    g_debug ("cuda backend: capture failed (%s); queueing kernels instead",
+             cudaGetErrorString (err));
+    slot->graph = NULL;
+    abandon_capture (slot);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Queues the whole frame of `slot` (its input already in host_in). */
+static gboolean
+queue_whole_frame (CudaBackend *be, Slot *slot, GError **error)
+{
+  if (be->graphs && !slot->graph && !capture_frame (be, slot))
+    be->graphs = FALSE;
+  if (be->graphs) {
+    CUDA_TRY (cudaGraphLaunch (slot->graph, slot->streams[STREAM_ENCODER]), "frame");
+    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[STREAM_ENCODER]), "frame");
+    return TRUE;
+  }
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+    if (!queue_stage (be, slot, stage, FALSE, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* ---- planning ---- */
+
+static void
+free_slot_plan (Slot *slot)
+{
+  if (slot->graph)
+    cudaGraphExecDestroy (slot->graph);
+  slot->graph = NULL;
+  cudaFree (slot->arena);
+  slot->arena = NULL;
+  for (int k = 0; k < N_STREAMS; k++) {
+    cudaFree (slot->workspace[k]);
+    slot->workspace[k] = NULL;
+  }
+  if (slot->host_in)
+    cudaFreeHost (slot->host_in);
+  if (slot->host_alpha)
+    cudaFreeHost (slot->host_alpha);
+  slot->host_in = slot->host_alpha = NULL;
+  slot->queued = FALSE;
+  slot->next_stage = 0;
+}
+
+static void
+clear_plan (CudaBackend *be)
+{
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    for (int j = 0; j < N_STREAMS; j++)
+      if (slot->streams[j])
+        cudaStreamSynchronize (slot->streams[j]);
+    free_slot_plan (slot);
+  }
+  memset (be->workspace_need, 0, sizeof be->workspace_need);
+  be->width = be->height = 0;
+  be->head = be->tail = 0;
+  be->whole_frame_queued = FALSE;
+}
+
+static gboolean
+cuda_plan (HfamBackend *base, int width, int height, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const HfamGraph *g = base->graph;
+  const size_t plane = (size_t) width * height;
+  size_t arena_size, find_ws_size = WORKSPACE_CAP;
+  void *find_ws = NULL;
+  gboolean ok = TRUE;
+
+  if (be->width == width && be->height == height)
+    return TRUE;
+  CUDA_TRY (cudaSetDevice (be->device), "plan");
+  clear_plan (be);
+  if (width < 32 || height < 32 || width % 32 || height % 32) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: input %dx%d: both sides must be positive multiples of 32", width,
+                 height);
+    return FALSE;
+  }
+  if (!be->weights && !load_weights (be, error))
+    return FALSE;
+  be->width = width;
+  be->height = height;
+  arena_size = size_values (be);
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    if (cudaMalloc ((void **) &slot->arena, arena_size) != cudaSuccess
+        || cudaMemset (slot->arena, 0, arena_size) != cudaSuccess
+        || cudaHostAlloc ((void **) &slot->host_in, sizeof (float) * 3 * plane,
+                          cudaHostAllocDefault) != cudaSuccess
+        || cudaHostAlloc ((void **) &slot->host_alpha, sizeof (float) * plane,
+                          cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError ();
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: %dx%d: cannot allocate %zu MiB of device memory per frame "
+                   "slot (%d slots) or the pinned staging", width, height, arena_size >> 20,
+                   be->depth);
+      clear_plan (be);
+      return FALSE;
+    }
+  }
+  g_debug ("cuda backend: %dx%d: %zu MiB of activations per slot, %d slot(s)", width, height,
+           arena_size >> 20, be->depth);
+
+  /* the algorithm search's workspace: as much of the cap as the device gives */
+  while (cudaMalloc (&find_ws, find_ws_size) != cudaSuccess && find_ws_size > (1 << 20)) {
+    cudaGetLastError ();
+    find_ws = NULL;
+    find_ws_size /= 2;
+  }
+  if (!find_ws) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: no device memory for cuDNN's workspace");
+    clear_plan (be);
+    return FALSE;
+  }
+  for (int i = 0; i < g->n_nodes && ok; i++)
+    if (be->steps[i].is_conv)
+      ok = plan_conv (be, i, find_ws, find_ws_size, error);
+  cudaFree (find_ws);
+  for (int k = 0; k < be->depth && ok; k++)
+    for (int j = 0; j < N_STREAMS && ok; j++)
+      if (be->workspace_need[j]
+          && cudaMalloc (&be->slots[k].workspace[j], be->workspace_need[j]) != cudaSuccess) {
+        cudaGetLastError ();
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                     "cuda backend: cannot allocate %zu MiB of cuDNN workspace",
+                     be->workspace_need[j] >> 20);
+        ok = FALSE;
+      }
+  /* the algorithm search wrote into the values: start clean (padding channels must be 0) */
+  for (int k = 0; k < be->depth && ok; k++)
+    if (cudaMemset (be->slots[k].arena, 0, arena_size) != cudaSuccess
+        || cudaDeviceSynchronize () != cudaSuccess) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: plan: %s",
+                   cudaGetErrorString (cudaGetLastError ()));
+      ok = FALSE;
+    }
+  if (!ok) {
+    clear_plan (be);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- the frame interface ---- */
+
+static Slot *
+head_slot (CudaBackend *be)
+{
+  return &be->slots[be->head % be->depth];
+}
+
+static gboolean
+check_planned (CudaBackend *be, GError **error)
+{
+  if (be->width)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cuda backend: run before plan");
+  return FALSE;
+}
+
+static gboolean
+cuda_set_input (HfamBackend *base, const float *input, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+
+  if (!check_planned (be, error))
+    return FALSE;
+  slot = head_slot (be);
+  if (slot->queued || slot->next_stage != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: every frame slot is in flight: collect a frame first");
+    return FALSE;
+  }
+  memcpy (slot->host_in, input, sizeof (float) * 3 * (size_t) be->width * be->height);
+  return TRUE;
+}
+
+/* After a failure while queueing: wait for what was queued and make the slot free again. */
+static void
+drain_slot (CudaBackend *be, Slot *slot)
+{
+  for (int j = 0; j < N_STREAMS; j++)
+    cudaStreamSynchronize (slot->streams[j]);
+  cudaGetLastError ();
+  slot->next_stage = 0;
+  be->whole_frame_queued = FALSE;
+}
+
+static void
+finish_queueing (CudaBackend *be, Slot *slot)
+{
+  slot->queued = TRUE;
+  slot->next_stage = 0;
+  be->head++;
+}
+
+static gboolean
+cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+
+  if (!check_planned (be, error))
+    return FALSE;
+  CUDA_TRY (cudaSetDevice (be->device), hfam_stage_name (stage));
+  slot = head_slot (be);
+  if (!be->whole_frame_queued && ((int) stage != slot->next_stage || slot->queued)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: stage %s queued out of order", hfam_stage_name (stage));
+    return FALSE;
+  }
+  /* a graph holds the whole frame: it goes with the first stage, the others have nothing
+   * left to queue */
+  if (be->whole_frame_queued) {
+    if (stage == HFAM_N_STAGES - 1)
+      be->whole_frame_queued = FALSE;
+    return TRUE;
+  }
+  if (stage == 0 && be->graphs) {
+    /* (if capture fails here, this queues every stage without a graph) */
+    if (!queue_whole_frame (be, slot, error)) {
+      drain_slot (be, slot);
+      return FALSE;
+    }
+    finish_queueing (be, slot);
+    be->whole_frame_queued = HFAM_N_STAGES > 1;
+    return TRUE;
+  }
+  if (!queue_stage (be, slot, stage, FALSE, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  slot->next_stage = stage + 1;
+  if (slot->next_stage == HFAM_N_STAGES)
+    finish_queueing (be, slot);
+  return TRUE;
+}
+
+/* Stages queued for the frame at the head that hfam.c's timing waits for one by one; and
+ * in-flight frames are not touched. */
+static gboolean
+cuda_synchronize (HfamBackend *base, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  CUDA_TRY (cudaSetDevice (be->device), "synchronize");
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    if (slot->queued)
+      CUDA_TRY (cudaEventSynchronize (slot->frame_done), "synchronize");
+    else if (slot->next_stage > 0)
+      for (int j = 0; j < N_STREAMS; j++)
+        CUDA_TRY (cudaStreamSynchronize (slot->streams[j]), "synchronize");
+  }
+  return TRUE;
+}
+
+static gboolean
+cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const HfamGraph *g = base->graph;
+  const size_t plane = (size_t) be->width * be->height;
+  Slot *slot;
+  cudaError_t err;
+
+  if (!check_planned (be, error))
+    return FALSE;
+  slot = &be->slots[be->tail % be->depth];
+  if (!slot->queued) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cuda backend: no frame to collect");
+    return FALSE;
+  }
+  CUDA_TRY (cudaSetDevice (be->device), "outputs");
+  /* the frame is gone whatever happens now */
+  slot->queued = FALSE;
+  be->tail++;
+  err = cudaEventSynchronize (slot->frame_done);
+  if (err == cudaSuccess && out->semantic)
+    err = cudaMemcpy (out->semantic, value_planar (be, slot, g->semantic),
+                      sizeof (float) * 3 * plane, cudaMemcpyDeviceToHost);
+  if (err == cudaSuccess && out->detail)
+    err = cudaMemcpy (out->detail, value_planar (be, slot, g->fusion), sizeof (float) * plane,
+                      cudaMemcpyDeviceToHost);
+  if (err != cudaSuccess) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: frame failed: %s",
+                 cudaGetErrorString (err));
+    return FALSE;
+  }
+  if (out->fused)
+    memcpy (out->fused, slot->host_alpha, sizeof (float) * plane);
+  return TRUE;
+}
+
+static gboolean
+cuda_queue_frame (HfamBackend *base, const float *input, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+
+  if (!cuda_set_input (base, input, error))
+    return FALSE;
+  CUDA_TRY (cudaSetDevice (be->device), "frame");
+  slot = head_slot (be);
+  if (!queue_whole_frame (be, slot, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot);
+  return TRUE;
+}
+
+static void
+cuda_free (HfamBackend *base)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const HfamGraph *g = base->graph;
+
+  cudaSetDevice (be->device);
+  clear_plan (be);
+  for (int k = 0; k < MAX_DEPTH; k++) {
+    Slot *slot = &be->slots[k];
+    for (int j = 0; j < N_STREAMS; j++) {
+      if (slot->cudnn[j])
+        cudnnDestroy (slot->cudnn[j]);
+      if (slot->streams[j])
+        cudaStreamDestroy (slot->streams[j]);
+    }
+    for (int s = 0; s < HFAM_N_STAGES; s++)
+      if (slot->stage_done[s])
+        cudaEventDestroy (slot->stage_done[s]);
+    if (slot->frame_done)
+      cudaEventDestroy (slot->frame_done);
+  }
+  if (be->steps)
+    for (int i = 0; i < g->n_nodes; i++) {
+      Step *s = &be->steps[i];
+      if (s->x_desc)
+        cudnnDestroyTensorDescriptor (s->x_desc);
+      if (s->y_desc)
+        cudnnDestroyTensorDescriptor (s->y_desc);
+      if (s->b_desc)
+        cudnnDestroyTensorDescriptor (s->b_desc);
+      if (s->w_desc)
+        cudnnDestroyFilterDescriptor (s->w_desc);
+      if (s->conv_desc)
+        cudnnDestroyConvolutionDescriptor (s->conv_desc);
+    }
+  if (be->relu)
+    cudnnDestroyActivationDescriptor (be->relu);
+  cudaFree (be->weights);
+  g_free (be->steps);
+  g_free (be);
+}
+
+static const HfamBackendOps cuda_ops = {
+  .name = "cuda",
+  .plan = cuda_plan,
+  .set_input = cuda_set_input,
+  .run_stage = cuda_run_stage,
+  .synchronize = cuda_synchronize,
+  .get_outputs = cuda_collect_frame,
+  .free = cuda_free,
+  .queue_frame = cuda_queue_frame,
+  .collect_frame = cuda_collect_frame,
+};
+
+static gboolean
+create_objects (CudaBackend *be, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    for (int j = 0; j < N_STREAMS; j++) {
+      CUDA_TRY (cudaStreamCreateWithFlags (&slot->streams[j], cudaStreamNonBlocking), "streams");
+      CUDNN_TRY (cudnnCreate (&slot->cudnn[j]), "cuDNN");
+      CUDNN_TRY (cudnnSetStream (slot->cudnn[j], slot->streams[j]), "cuDNN");
+    }
+    for (int s = 0; s < HFAM_N_STAGES; s++)
+      CUDA_TRY (cudaEventCreateWithFlags (&slot->stage_done[s], cudaEventDisableTiming),
+                "events");
+    CUDA_TRY (cudaEventCreateWithFlags (&slot->frame_done, cudaEventDisableTiming), "events");
+  }
+  CUDNN_TRY (cudnnCreateActivationDescriptor (&be->relu), "cuDNN");
+  CUDNN_TRY (cudnnSetActivationDescriptor (be->relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN,
+                                           0.0), "cuDNN");
+  for (int i = 0; i < g->n_nodes; i++) {
+    Step *s = &be->steps[i];
+    if (!s->is_conv)
+      continue;
+    CUDNN_TRY (cudnnCreateTensorDescriptor (&s->x_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateTensorDescriptor (&s->y_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateTensorDescriptor (&s->b_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateFilterDescriptor (&s->w_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateConvolutionDescriptor (&s->conv_desc), g->nodes[i].name);
+  }
+  return TRUE;
+}
+
+HfamBackend *
+hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOptions *options,
+                       GError **error)
+{
+  static const HfamCudaOptions defaults = { .fp16 = TRUE };
+  CudaBackend *be;
+  struct cudaDeviceProp prop;
+  int count = 0, device = device_id < 0 ? 0 : device_id;
+  cudaError_t err;
+  const char *sync_env = g_getenv ("HFAM_CUDA_SYNC");
+
+  if (!options)
+    options = &defaults;
+  err = cudaGetDeviceCount (&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: no CUDA device: %s",
+                 err != cudaSuccess ? cudaGetErrorString (err) : "none found");
+    return NULL;
+  }
+  if (device >= count) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: device %d asked for, %d present", device, count);
+    return NULL;
+  }
+  if ((err = cudaSetDevice (device)) != cudaSuccess
+      || (err = cudaGetDeviceProperties (&prop, device)) != cudaSuccess) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: device %d: %s", device,
+                 cudaGetErrorString (err));
+    return NULL;
+  }
+  if (prop.major * 10 + prop.minor < 75) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: device %d (%s) has compute capability %d.%d; 7.5 or newer is "
+                 "needed", device, prop.name, prop.major, prop.minor);
+    return NULL;
+  }
+
+  be = g_new0 (CudaBackend, 1);
+  be->base.ops = &cuda_ops;
+  be->base.graph = graph;
+  be->device = device;
+  be->dtype = options->fp16 ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
+  be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
+  be->debug_sync = sync_env && sync_env[0] && strcmp (sync_env, "0") != 0;
+  be->graphs = !options->no_graphs && !be->debug_sync;
+  be->base.pipeline_depth = be->depth;
+  be->base.precision = options->fp16 ? HFAM_PRECISION_FP16 : HFAM_PRECISION_FP32;
+  be->steps = g_new0 (Step, graph->n_nodes);
+  for (int i = 0; i < graph->n_nodes; i++)
+    for (int k = 0; k < graph->nodes[i].n_inputs; k++) {
+      const HfamStage from = graph->nodes[graph->nodes[i].inputs[k]].stage;
+      if (from != graph->nodes[i].stage)
+        be->stage_deps[graph->nodes[i].stage] |= 1u << from;
+    }
+  layout_values (be);
+  if (!create_objects (be, error)) {
+    cuda_free (&be->base);
+    return NULL;
+  }
+  g_debug ("cuda backend: device %d, %s (compute capability %d.%d), cuDNN %zu, %s, depth %d, "
+           "graphs %s", device, prop.name, prop.major, prop.minor, cudnnGetVersion (),
+           options->fp16 ? "fp16" : "fp32", be->depth, be->graphs ? "on" : "off");
+  return &be->base;
+}

@@ -1,0 +1,240 @@
+/* The whole network on the CUDA backend against the CPU backend, same weights, same random
+ * inputs: P_s, alpha_d and alpha_p.
+ *   fp32 (graphs on and off): max abs difference <= 1e-3 on P_s and alpha_d; alpha_p too,
+ *     except on pixels where the CPU's two largest class probabilities are within 1e-3 (the
+ *     argmax may fall either way there; they are counted and must stay under 0.1 %).
+ *   fp16 (graphs on, pipeline depth 1 and 2): mean abs difference <= 5e-3 on all three.
+ * Depth 2 submits frames A and B, collects A, submits C, collects B and C, each against the
+ * CPU's result for its own input (the frame slots must not mix).
+ * Exits 77 (skipped) with a message when no CUDA device opens.
+ * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
+#include "hfam.h"
+
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIE_MARGIN 1e-3
+
+typedef struct {
+  float *semantic, *detail, *fused;
+} Result;
+
+static int n_failed;
+
+static Result
+result_new (size_t plane)
+{
+  Result r = { g_new (float, 3 * plane), g_new (float, plane), g_new (float, plane) };
+  return r;
+}
+
+static void
+result_clear (Result *r)
+{
+  g_free (r->semantic);
+  g_free (r->detail);
+  g_free (r->fused);
+}
+
+static HfamOutputs
+outputs_of (Result *r)
+{
+  HfamOutputs o = { r->semantic, r->detail, r->fused };
+  return o;
+}
+
+static void
+random_input (float *input, size_t plane, const HfamHparams *hp, GRand *rand)
+{
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < plane; i++)
+      input[k * plane + i] = (float) ((g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
+                                      / hp->input_std[k]);
+}
+
+typedef struct {
+  double max_abs, mean_abs;
+} Diff;
+
+static Diff
+diff (const float *a, const float *b, size_t n, const gboolean *skip)
+{
+  Diff d = { 0.0, 0.0 };
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e;
+    if (skip && skip[i])
+      continue;
+    e = isfinite (a[i]) ? fabs ((double) a[i] - b[i]) : INFINITY;
+    d.max_abs = MAX (d.max_abs, e);
+    d.mean_abs += e;
+    m++;
+  }
+  d.mean_abs = m ? d.mean_abs / m : 0.0;
+  return d;
+}
+
+/* Compares a CUDA result with the CPU's; fp16 by mean, fp32 by max. */
+static void
+compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, gboolean fp16)
+{
+  g_autofree gboolean *ties = g_new0 (gboolean, plane);
+  size_t n_ties = 0;
+  Diff ds, dd, df;
+  gboolean ok;
+
+  for (size_t i = 0; i < plane; i++) {
+    float p[3] = { cpu->semantic[i], cpu->semantic[plane + i], cpu->semantic[2 * plane + i] };
+    float hi = MAX (p[0], MAX (p[1], p[2])), lo = MIN (p[0], MIN (p[1], p[2]));
+    float mid = p[0] + p[1] + p[2] - hi - lo;
+    ties[i] = hi - mid <= TIE_MARGIN;
+    n_ties += ties[i];
+  }
+  ds = diff (gpu->semantic, cpu->semantic, 3 * plane, NULL);
+  dd = diff (gpu->detail, cpu->detail, plane, NULL);
+  df = diff (gpu->fused, cpu->fused, plane, fp16 ? NULL : ties);
+  if (fp16)
+    ok = ds.mean_abs <= 5e-3 && dd.mean_abs <= 5e-3 && df.mean_abs <= 5e-3;
+  else
+    ok = ds.max_abs <= 1e-3 && dd.max_abs <= 1e-3 && df.max_abs <= 1e-3
+         && n_ties * 1000 <= plane;
+  printf ("%-4s %-40s P_s max %.2e mean %.2e | alpha_d max %.2e mean %.2e | alpha_p max %.2e "
+          "mean %.2e (%zu near-ties%s)\n",
+          ok ? "ok" : "FAIL", what, ds.max_abs, ds.mean_abs, dd.max_abs, dd.mean_abs,
+          df.max_abs, df.mean_abs, n_ties, fp16 ? "" : " skipped");
+  if (!ok)
+    n_failed++;
+}
+
+static gboolean
+run_case (const char *path, int w, int h, guint32 seed)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  const size_t plane = (size_t) w * h;
+  float *inputs[3];
+  Result cpu[3];
+  HfamContext *ctx;
+  g_autofree char *base = g_path_get_basename (path);
+
+  if (!model) {
+    printf ("FAIL %s: %s\n", path, error->message);
+    n_failed++;
+    return TRUE;
+  }
+  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 0, &error);
+  g_assert_no_error (error);
+  for (int f = 0; f < 3; f++) {
+    HfamOutputs o;
+    inputs[f] = g_new (float, 3 * plane);
+    random_input (inputs[f], plane, hfam_model_hparams (model), rand);
+    cpu[f] = result_new (plane);
+    o = outputs_of (&cpu[f]);
+    if (!hfam_context_run_tensor (ctx, inputs[f], w, h, &o, &error))
+      g_error ("cpu: %s", error->message);
+  }
+  hfam_context_free (ctx);
+
+  static const struct {
+    const char *name;
+    HfamContextOptions options;
+  } configs[] = {
+    { "fp32", { HFAM_PRECISION_FP32, 1, FALSE } },
+    { "fp32 no graphs", { HFAM_PRECISION_FP32, 1, TRUE } },
+    { "fp16", { HFAM_PRECISION_FP16, 1, FALSE } },
+    { "fp16 no graphs", { HFAM_PRECISION_FP16, 1, TRUE } },
+    { "fp16 depth 2", { HFAM_PRECISION_FP16, 2, FALSE } },
+    { "fp32 depth 2 no graphs", { HFAM_PRECISION_FP32, 2, TRUE } },
+  };
+  for (size_t c = 0; c < G_N_ELEMENTS (configs); c++) {
+    const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
+    Result gpu[3];
+    char what[160];
+
+    ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &configs[c].options, &error);
+    if (!ctx) {
+      printf ("SKIP: %s\n", error->message);
+      for (int f = 0; f < 3; f++) {
+        g_free (inputs[f]);
+        result_clear (&cpu[f]);
+      }
+      return FALSE;
+    }
+    g_assert_cmpstr (hfam_context_backend_name (ctx), ==, "cuda");
+    g_assert_cmpint (hfam_context_precision (ctx), ==, configs[c].options.precision);
+    for (int f = 0; f < 3; f++)
+      gpu[f] = result_new (plane);
+    if (configs[c].options.pipeline_depth == 2) {
+      HfamOutputs o[3] = { outputs_of (&gpu[0]), outputs_of (&gpu[1]), outputs_of (&gpu[2]) };
+      g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, 2);
+      if (!hfam_context_submit_tensor (ctx, inputs[0], w, h, &error)
+          || !hfam_context_submit_tensor (ctx, inputs[1], w, h, &error))
+        g_error ("%s: submit: %s", configs[c].name, error->message);
+      /* a third frame does not fit */
+      g_assert_false (hfam_context_submit_tensor (ctx, inputs[2], w, h, &error));
+      g_clear_error (&error);
+      if (!hfam_context_collect (ctx, &o[0], &error)
+          || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
+          || !hfam_context_collect (ctx, &o[1], &error)
+          || !hfam_context_collect (ctx, &o[2], &error))
+        g_error ("%s: %s", configs[c].name, error->message);
+    } else {
+      for (int f = 0; f < 3; f++) {
+        HfamOutputs o = outputs_of (&gpu[f]);
+        if (!hfam_context_run_tensor (ctx, inputs[f], w, h, &o, &error))
+          g_error ("%s: %s", configs[c].name, error->message);
+      }
+    }
+    for (int f = 0; f < 3; f++) {
+      snprintf (what, sizeof what, "%s %dx%d %s frame %d", base, w, h, configs[c].name, f);
+      compare (what, &gpu[f], &cpu[f], plane, fp16);
+      result_clear (&gpu[f]);
+    }
+    hfam_context_free (ctx);
+  }
+  for (int f = 0; f < 3; f++) {
+    g_free (inputs[f]);
+    result_clear (&cpu[f]);
+  }
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *seed_env = g_getenv ("HFAM_TEST_SEED");
+  const guint32 seed = seed_env ? (guint32) g_ascii_strtoull (seed_env, NULL, 10)
+                                : (guint32) g_get_real_time ();
+
+  if (argc < 3 || argc % 2 == 0) {
+    fprintf (stderr, "usage: %s MODEL WxH [MODEL WxH ...]\n", argv[0]);
+    return 2;
+  }
+  printf ("seed %u (HFAM_TEST_SEED repeats it)\n", seed);
+  {
+    /* skip at once where no device opens */
+    g_autoptr (GError) error = NULL;
+    g_autoptr (HfamModel) model = hfam_model_load (argv[1], &error);
+    HfamContext *ctx = model ? hfam_context_new (model, HFAM_BACKEND_CUDA, -1, 0, &error) : NULL;
+    if (model && !ctx) {
+      printf ("SKIP: %s\n", error->message);
+      return 77;
+    }
+    hfam_context_free (ctx);
+  }
+  for (int i = 1; i + 1 < argc; i += 2) {
+    int w, h;
+    if (sscanf (argv[i + 1], "%dx%d", &w, &h) != 2) {
+      fprintf (stderr, "%s: not WxH\n", argv[i + 1]);
+      return 2;
+    }
+    if (!run_case (argv[i], w, h, seed + (guint32) i))
+      return 77;
+  }
+  printf ("%s\n", n_failed ? "FAILED" : "all passed");
+  return n_failed ? 1 : 0;
+}
