@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include "resize.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -70,18 +72,6 @@ void hfam_frame_pixel_rgb (const HfamFrame *frame, const HfamYuvToRgb *yuv, int 
 /* Whether the frame's planes and strides are consistent with its format and size. */
 int hfam_frame_valid (const HfamFrame *frame);
 
-/* The taps of one 1-D pass of PyTorch's antialiased bilinear filter from `in` to `out`
- * samples, computed as kernels/resize.c computes them (same arithmetic, same trimmed zero
- * taps): output i reads len[i] inputs from start[i] with weights w[i * k ...]. */
-typedef struct {
-  int in, out, k;
-  int *start, *len;
-  float *w;
-} HfamResizeFilter;
-
-/* 0, or -1 on a size < 1 or no memory. */
-int hfam_resize_filter_init (HfamResizeFilter *f, int in, int out);
-void hfam_resize_filter_clear (HfamResizeFilter *f);
 
 typedef struct {
   int order[3];          /* network channel k is R (0), G (1) or B (2) */

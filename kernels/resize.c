@@ -17,21 +17,15 @@
  * with it both orders were timed on 1920x1080 <-> 512x288 (x86-64) and the cheaper one won. */
 #define HPASS_COST 4
 
-/* The taps of one 1-D pass: output i reads len[i] inputs from start[i], weights w[i * k ...]. */
-typedef struct {
-  int *start, *len;
-  float *w;
-  int k;
-  int lo, hi;   /* the inputs read by any output */
-  int64_t taps; /* sum of len: the work per line of this pass */
-} Filter;
 
-static void
-filter_clear (Filter *f)
+void
+hfam_resize_filter_clear (HfamResizeFilter *f)
 {
   free (f->start);
   free (f->len);
   free (f->w);
+  f->start = f->len = NULL;
+  f->w = NULL;
 }
 
 static float
@@ -46,22 +40,28 @@ triangle (float x)
 
 /* The arithmetic, float or double at each step, follows PyTorch's so that the weights round
  * the same way. */
-static int
-filter_init (Filter *f, int in, int out)
+int
+hfam_resize_filter_init (HfamResizeFilter *f, int in, int out)
 {
+  memset (f, 0, sizeof *f);
+  if (in < 1 || out < 1)
+    return -1;
+
   float scale = (float) in / (float) out;
   float support = scale >= 1.0 ? scale : 1.0f;
   float invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
 
+  f->in = in;
+  f->out = out;
   f->k = (int) ceilf (support) * 2 + 1;
   f->start = malloc (sizeof (int) * out);
   f->len = malloc (sizeof (int) * out);
-  f->w = malloc (sizeof (float) * out * (size_t) f->k);
+  f->w = calloc ((size_t) out * f->k, sizeof (float));
   f->taps = 0;
   f->lo = in;
   f->hi = 0;
   if (!f->start || !f->len || !f->w) {
-    filter_clear (f);
+    hfam_resize_filter_clear (f);
     return -1;
   }
 
@@ -92,6 +92,8 @@ filter_init (Filter *f, int in, int out)
       hi--;
     for (int j = lo; j < hi; j++)
       w[j - lo] = w[j];
+    for (int j = hi - lo; j < f->k; j++)
+      w[j] = 0.0f;
     f->start[i] = (int) xmin + lo;
     f->len[i] = hi - lo;
     f->taps += hi - lo;
@@ -133,7 +135,7 @@ DEFINE_VPASS (vpass_f32, float)
 DEFINE_VPASS (vpass_u8, uint8_t)
 
 static void
-hpass_f32 (const float *src, const Filter *f, int width, float *out)
+hpass_f32 (const float *src, const HfamResizeFilter *f, int width, float *out)
 {
   for (int x = 0; x < width; x++) {
     const float *s = src + f->start[x];
@@ -152,7 +154,7 @@ typedef float v4sf __attribute__ ((vector_size (16)));
  * with ps = 3 the last pixel's load reads one float past it, so `src` needs one float of
  * padding. */
 static void
-hpass3_f32 (const float *src, const Filter *f, int width, int ps, const int off[3],
+hpass3_f32 (const float *src, const HfamResizeFilter *f, int width, int ps, const int off[3],
             float *const out[3])
 {
   for (int x = 0; x < width; x++) {
@@ -175,7 +177,7 @@ hpass3_f32 (const float *src, const Filter *f, int width, int ps, const int off[
 
 /* The same from bytes, for the horizontal-first order. */
 static void
-hpass3_u8 (const uint8_t *src, const Filter *f, int width, int ps, const int off[3],
+hpass3_u8 (const uint8_t *src, const HfamResizeFilter *f, int width, int ps, const int off[3],
            float *const out[3])
 {
   for (int x = 0; x < width; x++) {
@@ -198,7 +200,7 @@ hpass3_u8 (const uint8_t *src, const Filter *f, int width, int ps, const int off
 /* Whether to run the vertical pass first: vch values per source pixel go through the vertical
  * pass in that order, hch channels through every horizontal pass. */
 static int
-vertical_first (const Filter *fx, const Filter *fy, int sw, int dw, int dh, int vch, int hch)
+vertical_first (const HfamResizeFilter *fx, const HfamResizeFilter *fy, int sw, int dw, int dh, int vch, int hch)
 {
   int64_t v_first = (int64_t) sw * vch * fy->taps + (int64_t) HPASS_COST * hch * dh * fx->taps;
   int64_t h_first = (int64_t) HPASS_COST * hch * (fy->hi - fy->lo) * fx->taps
@@ -207,14 +209,14 @@ vertical_first (const Filter *fx, const Filter *fy, int sw, int dw, int dh, int 
 }
 
 static int
-filters_init (Filter *fx, Filter *fy, int sw, int sh, int dw, int dh)
+filters_init (HfamResizeFilter *fx, HfamResizeFilter *fy, int sw, int sh, int dw, int dh)
 {
   if (sw < 1 || sh < 1 || dw < 1 || dh < 1)
     return -1;
-  if (filter_init (fx, sw, dw) < 0)
+  if (hfam_resize_filter_init (fx, sw, dw) < 0)
     return -1;
-  if (filter_init (fy, sh, dh) < 0) {
-    filter_clear (fx);
+  if (hfam_resize_filter_init (fy, sh, dh) < 0) {
+    hfam_resize_filter_clear (fx);
     return -1;
   }
   return 0;
@@ -223,7 +225,7 @@ filters_init (Filter *fx, Filter *fy, int sw, int sh, int dw, int dh)
 int
 hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw, int dh, int ds)
 {
-  Filter fx, fy;
+  HfamResizeFilter fx, fy;
   float *tmp;
   int ok;
 
@@ -253,8 +255,8 @@ hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw,
 
   ok = tmp != NULL;
   free (tmp);
-  filter_clear (&fx);
-  filter_clear (&fy);
+  hfam_resize_filter_clear (&fx);
+  hfam_resize_filter_clear (&fy);
   return ok ? 0 : -1;
 }
 
@@ -274,7 +276,7 @@ hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes
                        const int order[3], float scale, const float mean[3],
                        const float std[3])
 {
-  Filter fx, fy;
+  HfamResizeFilter fx, fy;
   size_t plane = (size_t) dw * dh;
   int off[3];
   float mul[3], add[3];
@@ -327,7 +329,7 @@ hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes
 
   ok = tmp != NULL;
   free (tmp);
-  filter_clear (&fx);
-  filter_clear (&fy);
+  hfam_resize_filter_clear (&fx);
+  hfam_resize_filter_clear (&fy);
   return ok ? 0 : -1;
 }

@@ -6,6 +6,21 @@
 
 #include <stdint.h>
 
+/* The taps of one 1-D pass of the filter from `in` to `out` samples: output i reads len[i]
+ * inputs from start[i] with weights w[i * k ...] (the rest of its k weights are 0). Zero taps
+ * at either end are trimmed: they add exact zeros in PyTorch, so no sum changes. */
+typedef struct {
+  int in, out, k;
+  int *start, *len;
+  float *w;
+  int lo, hi;   /* the inputs read by any output */
+  int64_t taps; /* sum of len: the work per line of this pass */
+} HfamResizeFilter;
+
+/* 0, or -1 on a size < 1 or no memory. The CUDA preprocessing uploads these same tables. */
+int hfam_resize_filter_init (HfamResizeFilter *f, int in, int out);
+void hfam_resize_filter_clear (HfamResizeFilter *f);
+
 /* One float plane src (sw x sh, row stride ss floats) to dst (dw x dh, stride ds floats).
  * Returns 0, or -1 when a size is < 1 or the scratch allocation fails. */
 int hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw, int dh,
