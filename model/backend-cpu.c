@@ -125,18 +125,6 @@ block_free (gpointer p)
 
 /* ---- weights ---- */
 
-static float *
-tensor_f32 (const HfamStTensor *t)
-{
-  size_t n = 1;
-  float *out;
-  for (int i = 0; i < t->n_dims; i++)
-    n *= (size_t) t->shape[i];
-  out = g_new (float, n);
-  hfam_st_to_f32 (t, out);
-  return out;
-}
-
 static gboolean
 load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
                    const dnnl_memory_desc_t *want, GError **error)
@@ -170,7 +158,7 @@ load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvPar
     DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
   }
 
-  plain = tensor_f32 (p->weight);
+  plain = hfam_st_dup_f32 (p->weight);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw), n);
   if (dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
       && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, want, be->engine,
@@ -375,12 +363,12 @@ plan_sk (CpuBackend *be, int id, GError **error)
 
   conv.cin = 4 * cm;
   if (!s->plain) {
-    s->squeeze_w = tensor_f32 (sk->squeeze.weight);
-    s->squeeze_b = tensor_f32 (sk->squeeze.bias);
-    s->select_w = tensor_f32 (sk->select.weight);
-    s->select_b = tensor_f32 (sk->select.bias);
-    s->project_w = tensor_f32 (sk->project.weight);
-    s->project_b = tensor_f32 (sk->project.bias);
+    s->squeeze_w = hfam_st_dup_f32 (sk->squeeze.weight);
+    s->squeeze_b = hfam_st_dup_f32 (sk->squeeze.bias);
+    s->select_w = hfam_st_dup_f32 (sk->select.weight);
+    s->select_b = hfam_st_dup_f32 (sk->select.bias);
+    s->project_w = hfam_st_dup_f32 (sk->project.weight);
+    s->project_b = hfam_st_dup_f32 (sk->project.bias);
     s->plain = s->squeeze_w;
     s->folded_w = g_new0 (float, (size_t) cm * 4 * cm);
     if (!(s->bias_data = aligned_alloc0 (sizeof (float) * cm, error)))

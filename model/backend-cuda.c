@@ -263,27 +263,6 @@ size_values (CudaBackend *be)
 
 /* ---- weights ---- */
 
-static float *
-tensor_f32 (const HfamStTensor *t)
-{
-  size_t n = 1;
-  float *out;
-  for (int i = 0; i < t->n_dims; i++)
-    n *= (size_t) t->shape[i];
-  out = g_new (float, n);
-  hfam_st_to_f32 (t, out);
-  return out;
-}
-
-static size_t
-tensor_elements (const HfamStTensor *t)
-{
-  size_t n = 1;
-  for (int i = 0; i < t->n_dims; i++)
-    n *= (size_t) t->shape[i];
-  return n;
-}
-
 /* Host fp32 into the weight allocation at `offset`, converted to the backend's dtype through
  * the fp32 device staging buffer (or as they are, fp32). */
 static gboolean
@@ -329,7 +308,7 @@ load_weights (CudaBackend *be, GError **error)
       size_t off[6];
       for (int k = 0; k < 6; k++) {
         off[k] = total;
-        total += align_up (sizeof (float) * tensor_elements (t[k]));
+        total += align_up (sizeof (float) * hfam_st_n_elements (t[k]));
       }
       /* pointers are filled in once the allocation exists */
       s->sk.cm = n->channels;
@@ -355,7 +334,7 @@ load_weights (CudaBackend *be, GError **error)
     if (n->op == HFAM_OP_CONV) {
       const HfamConvParams *p = &n->conv;
       const int k = p->kernel, cin_pad = be->steps[n->inputs[0]].cs;
-      g_autofree float *plain = tensor_f32 (p->weight);
+      g_autofree float *plain = hfam_st_dup_f32 (p->weight);
       g_autofree float *bias = g_new0 (float, s->cs);
       g_autofree float *krsc = g_new0 (float, (size_t) s->cs * k * k * cin_pad);
       for (int o = 0; o < p->cout; o++)
@@ -374,9 +353,9 @@ load_weights (CudaBackend *be, GError **error)
       const float **ptr[6] = { &s->sk.squeeze_w, &s->sk.squeeze_b, &s->sk.select_w,
                                &s->sk.select_b, &s->sk.project_w, &s->sk.project_b };
       for (int j = 0; j < 6 && ok; j++) {
-        g_autofree float *host = tensor_f32 (t[j]);
+        g_autofree float *host = hfam_st_dup_f32 (t[j]);
         const size_t off = (size_t) *ptr[j];
-        ok = upload (be, host, tensor_elements (t[j]), off, FALSE, staging, n->name, error);
+        ok = upload (be, host, hfam_st_n_elements (t[j]), off, FALSE, staging, n->name, error);
         *ptr[j] = (const float *) (be->weights + off);
       }
     }

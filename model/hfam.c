@@ -74,6 +74,21 @@ hfam_model_path (const HfamModel *model)
   return model->path;
 }
 
+gboolean
+hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error)
+{
+  static const char *const names[] = { "auto", "cpu", "cuda" };
+
+  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
+    if (g_strcmp0 (name, names[k]) == 0) {
+      *kind = k;
+      return TRUE;
+    }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "unknown backend '%s' (auto, cpu or cuda)", name);
+  return FALSE;
+}
+
 HfamContext *
 hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id, int n_threads,
                   GError **error)

@@ -54,6 +54,9 @@ typedef enum {
   HFAM_BACKEND_CUDA,
 } HfamBackendKind;
 
+/* "auto", "cpu" or "cuda"; an error naming the choices otherwise. */
+gboolean hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error);
+
 /* n_threads <= 0: one per core. device_id < 0: the first device. */
 HfamContext *hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id,
                                int n_threads, GError **error);

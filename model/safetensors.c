@@ -601,3 +601,20 @@ hfam_st_release_pages (HfamSafetensors *st)
    * so a failure only costs memory and is not worth reporting. */
   (void) madvise (st->map, st->map_size, MADV_DONTNEED);
 }
+
+size_t
+hfam_st_n_elements (const HfamStTensor *t)
+{
+  size_t n = 1;
+  for (int i = 0; i < t->n_dims; i++)
+    n *= (size_t) t->shape[i];
+  return n;
+}
+
+float *
+hfam_st_dup_f32 (const HfamStTensor *t)
+{
+  float *out = g_new (float, hfam_st_n_elements (t));
+  hfam_st_to_f32 (t, out);
+  return out;
+}

@@ -58,6 +58,10 @@ gboolean hfam_st_check_all_taken (const HfamSafetensors *st, GError **error);
 /* Converts a tensor's elements to fp32 (F32 copy, F16 widening, U8 as values). */
 void hfam_st_to_f32 (const HfamStTensor *t, float *dst);
 
+/* The number of elements; and a newly allocated fp32 copy (free with g_free). */
+size_t hfam_st_n_elements (const HfamStTensor *t);
+float *hfam_st_dup_f32 (const HfamStTensor *t);
+
 /* Tells the kernel the mapping's pages may be dropped (after weights were copied). */
 void hfam_st_release_pages (HfamSafetensors *st);
 

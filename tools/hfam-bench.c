@@ -42,21 +42,6 @@ static const GOptionEntry entries[] = {
 };
 
 static gboolean
-parse_backend (const char *name, HfamBackendKind *kind, GError **error)
-{
-  static const char *const names[] = { "auto", "cpu", "cuda" };
-
-  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
-    if (g_strcmp0 (name, names[k]) == 0) {
-      *kind = k;
-      return TRUE;
-    }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "unknown backend '%s' (auto, cpu or cuda)", name);
-  return FALSE;
-}
-
-static gboolean
 parse_size (const char *text, int *width, int *height, GError **error)
 {
   int end = 0;
@@ -384,7 +369,7 @@ run (int argc, char **argv, GError **error)
                  "-n %d --rounds %d: want at least 1 run and 1 round", n_runs, n_rounds);
     return FALSE;
   }
-  if (backend_name && !parse_backend (backend_name, &kind, error))
+  if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
     return FALSE;
   if (precision_name && g_strcmp0 (precision_name, "fp16") != 0
       && g_strcmp0 (precision_name, "fp32") != 0) {

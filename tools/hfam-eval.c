@@ -40,21 +40,6 @@ static const GOptionEntry entries[] = {
   G_OPTION_ENTRY_NULL
 };
 
-static gboolean
-parse_backend (const char *name, HfamBackendKind *kind, GError **error)
-{
-  static const char *const names[] = { "auto", "cpu", "cuda" };
-
-  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
-    if (g_strcmp0 (name, names[k]) == 0) {
-      *kind = k;
-      return TRUE;
-    }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "unknown backend '%s' (auto, cpu or cuda)", name);
-  return FALSE;
-}
-
 /* One prediction (a matte, or with --model a picture) and its ground truth. */
 typedef struct {
   char *stem;
@@ -439,7 +424,7 @@ run (int argc, char **argv, GError **error)
                  long_side);
     return FALSE;
   }
-  if (backend_name && !parse_backend (backend_name, &kind, error))
+  if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
     return FALSE;
 
   pairs = pair_files (argv[1], argv[2], error);

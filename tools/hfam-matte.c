@@ -25,21 +25,6 @@ static const GOptionEntry entries[] = {
   G_OPTION_ENTRY_NULL
 };
 
-static gboolean
-parse_backend (const char *name, HfamBackendKind *kind, GError **error)
-{
-  static const char *const names[] = { "auto", "cpu", "cuda" };
-
-  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
-    if (g_strcmp0 (name, names[k]) == 0) {
-      *kind = k;
-      return TRUE;
-    }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "unknown backend '%s' (auto, cpu or cuda)", name);
-  return FALSE;
-}
-
 static guint8
 to_byte (float alpha)
 {
@@ -127,7 +112,7 @@ run (int argc, char **argv, GError **error)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
     return FALSE;
   }
-  if (backend_name && !parse_backend (backend_name, &kind, error))
+  if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
     return FALSE;
   return matte (argv[1], kind, error);
 }
