@@ -3,6 +3,10 @@
 #ifndef HFAM_KERNELS_HEADS_H
 #define HFAM_KERNELS_HEADS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Semantic logits (3 planes at w/2 x h/2) -> enlarged to w x h (bilinear, align_corners =
  * false) -> softmax over the 3 classes: `prob` (3 planes at w x h). 0, or -1 on bad sizes. */
 int hfam_semantic_head (const float *logits, int w, int h, float *prob);
@@ -37,5 +41,9 @@ int hfam_sk_fold (const float *gap, const float *pooled, int cm, int d,
                    const float *select_w, const float *select_b,
                    const float *project_w, const float *project_b,
                    float *weight_out, float *bias_out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The taps of one 1-D pass of the filter from `in` to `out` samples: output i reads len[i]
  * inputs from start[i] with weights w[i * k ...] (the rest of its k weights are 0). Zero taps
  * at either end are trimmed: they add exact zeros in PyTorch, so no sum changes. */
@@ -34,5 +38,9 @@ int hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int b
                            const int rgb_offsets[3], float *dst, int dw, int dh,
                            const int order[3], float scale, const float mean[3],
                            const float std[3]);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

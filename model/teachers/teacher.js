@@ -66,12 +66,15 @@ async function main() {
     try {
       const job = JSON.parse(line);
       const raw = fs.readFileSync(job.in);
-      if (raw.length !== job.h * job.w * 3) throw new Error(`${job.in}: ${raw.length} bytes, not ${job.h}x${job.w}x3`);
+      if (raw.length !== job.h * job.w * 3) {
+        throw new Error(`${job.in}: ${raw.length} bytes, not ${job.h}x${job.w}x3`);
+      }
       const t0 = process.hrtime.bigint();
       if (kind === 'rvm') {
         // The graph has control flow (Merge): executeAsync, so no tf.tidy; dispose by hand.
-        const src = tf.tidy(() => tf.tensor4d(new Uint8Array(raw.buffer, raw.byteOffset, raw.length),
-          [1, job.h, job.w, 3], 'int32').toFloat().div(255));
+        const src = tf.tidy(() => tf.tensor4d(
+          new Uint8Array(raw.buffer, raw.byteOffset, raw.length), [1, job.h, job.w, 3], 'int32',
+        ).toFloat().div(255));
         const z = tf.scalar(0);
         const r = tf.scalar(ratio);
         const res = await model.executeAsync({
