@@ -4,7 +4,6 @@
  * across a setjmp is volatile and freed on the error path. */
 #include "imageio.h"
 
-#include <errno.h>
 #include <glib/gstdio.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <jerror.h>
 #include <png.h>
 
+#include "decode.h"
 #include "hfam.h"
 
 void
@@ -23,15 +23,6 @@ imageio_picture_free (ImageioPicture *picture)
     return;
   g_free (picture->pixels);
   g_free (picture);
-}
-
-/* From errno, which nothing may change before this call. */
-static void
-set_io_error (GError **error, const char *path)
-{
-  int saved_errno = errno;
-
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
 }
 
 /* NULL when the pixels do not fit in memory: sizes come from the file. */
@@ -52,38 +43,16 @@ picture_new (int width, int height, int channels)
   return picture;
 }
 
-/* Where a decoder's error handler puts the error before it jumps back. */
-typedef struct {
-  const char *path;
-  HfamError code;
-  GError **error;
-} ErrorTarget;
-
-static void
-png_on_error (png_structp png, png_const_charp message)
-{
-  ErrorTarget *target = png_get_error_ptr (png);
-
-  g_set_error (target->error, HFAM_ERROR, target->code, "%s: %s", target->path, message);
-  png_longjmp (png, 1);
-}
-
-/* Warnings (an odd ICC profile, a bad CRC in an ancillary chunk) do not stop the decoder. */
-static void
-png_on_warning (png_structp png, png_const_charp message)
-{
-}
-
 static ImageioPicture *
 read_png (FILE *file, const char *path, GError **error)
 {
-  ErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
+  DecodeErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
   png_structp png;
   png_infop info = NULL;
   ImageioPicture *volatile picture = NULL;
   png_bytep *volatile rows = NULL;
 
-  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
   if (png)
     info = png_create_info_struct (png);
   if (!info) {
@@ -122,41 +91,15 @@ read_png (FILE *file, const char *path, GError **error)
   return picture;
 }
 
-typedef struct {
-  struct jpeg_error_mgr mgr;
-  jmp_buf jump;
-  ErrorTarget target;
-} JpegError;
-
-static void
-jpeg_on_error (j_common_ptr cinfo)
-{
-  JpegError *jerr = (JpegError *) cinfo->err;
-  char message[JMSG_LENGTH_MAX];
-
-  jerr->mgr.format_message (cinfo, message);
-  g_set_error (jerr->target.error, HFAM_ERROR, jerr->target.code, "%s: %s", jerr->target.path,
-               message);
-  longjmp (jerr->jump, 1);
-}
-
-/* Warnings about corrupt data: libjpeg recovers, as other viewers do. */
-static void
-jpeg_on_message (j_common_ptr cinfo)
-{
-}
-
 static ImageioPicture *
 read_jpeg (FILE *file, const char *path, GError **error)
 {
   struct jpeg_decompress_struct cinfo;
-  JpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
+  DecodeJpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
   ImageioPicture *volatile picture = NULL;
 
   memset (&cinfo, 0, sizeof cinfo);
-  cinfo.err = jpeg_std_error (&jerr.mgr);
-  jerr.mgr.error_exit = jpeg_on_error;
-  jerr.mgr.output_message = jpeg_on_message;
+  decode_jpeg_errors (&cinfo, &jerr);
   if (setjmp (jerr.jump)) {
     jpeg_destroy_decompress (&cinfo);
     imageio_picture_free (picture);
@@ -183,32 +126,13 @@ read_jpeg (FILE *file, const char *path, GError **error)
 ImageioPicture *
 imageio_read (const char *path, GError **error)
 {
-  static const guint8 jpeg_signature[3] = { 0xff, 0xd8, 0xff };
+  DecodeFormat format;
   ImageioPicture *picture;
-  guint8 signature[8];
-  size_t n;
-  FILE *file = g_fopen (path, "rb");
+  FILE *file = decode_open (path, &format, error);
 
-  if (!file) {
-    set_io_error (error, path);
+  if (!file)
     return NULL;
-  }
-
-  n = fread (signature, 1, sizeof signature, file);
-  if (ferror (file)) {
-    set_io_error (error, path);
-    picture = NULL;
-  } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
-    rewind (file);
-    picture = read_png (file, path, error);
-  } else if (n >= sizeof jpeg_signature
-             && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
-    rewind (file);
-    picture = read_jpeg (file, path, error);
-  } else {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", path);
-    picture = NULL;
-  }
+  picture = format == DECODE_PNG ? read_png (file, path, error) : read_jpeg (file, path, error);
   fclose (file);
   return picture;
 }
@@ -217,7 +141,7 @@ gboolean
 imageio_write_png (const char *path, const guint8 *pixels, int width, int height, int stride,
                    int channels, GError **error)
 {
-  ErrorTarget target = { path, HFAM_ERROR_IO, error };
+  DecodeErrorTarget target = { path, HFAM_ERROR_IO, error };
   png_structp png;
   png_infop info = NULL;
   FILE *file;
@@ -226,11 +150,11 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
 
   file = g_fopen (path, "wb");
   if (!file) {
-    set_io_error (error, path);
+    decode_set_io_error (error, path);
     return FALSE;
   }
 
-  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
   if (png)
     info = png_create_info_struct (png);
   if (!info) {
@@ -257,7 +181,7 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
 
   /* A full disk often shows only when the buffered tail is flushed. */
   if (fclose (file) != 0) {
-    set_io_error (error, path);
+    decode_set_io_error (error, path);
     return FALSE;
   }
   return TRUE;

@@ -3,8 +3,6 @@
  * applied: the stored values are the alphas. */
 #include "matte-read.h"
 
-#include <errno.h>
-#include <glib/gstdio.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include <jerror.h>
 #include <png.h>
 
+#include "decode.h"
 #include "hfam.h"
 
 static Matte *
@@ -41,15 +40,6 @@ matte_free (Matte *matte)
   g_free (matte);
 }
 
-/* From errno, which nothing may change before this call. */
-static void
-set_io_error (GError **error, const char *path)
-{
-  int saved_errno = errno;
-
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
-}
-
 /* NULL when the alphas do not fit in memory: sizes come from the file. */
 static Matte *
 matte_try_new (int width, int height)
@@ -57,27 +47,6 @@ matte_try_new (int width, int height)
   double *alpha = g_try_malloc_n ((gsize) width * height, sizeof (double));
 
   return alpha ? matte_wrap (alpha, width, height) : NULL;
-}
-
-/* Where a decoder's error handler puts the error before it jumps back. */
-typedef struct {
-  const char *path;
-  GError **error;
-} ErrorTarget;
-
-static void
-png_on_error (png_structp png, png_const_charp message)
-{
-  ErrorTarget *target = png_get_error_ptr (png);
-
-  g_set_error (target->error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: %s", target->path, message);
-  png_longjmp (png, 1);
-}
-
-/* Warnings (an odd ICC profile, a bad CRC in an ancillary chunk) do not stop the decoder. */
-static void
-png_on_warning (png_structp png, png_const_charp message)
-{
 }
 
 /* The alpha of one decoded pixel, as matte-read.h says; `bytes`: 1 or 2 (big-endian). */
@@ -101,14 +70,14 @@ png_pixel_alpha (const png_byte *pixel, int channels, int bytes)
 static Matte *
 read_png (FILE *file, const char *path, GError **error)
 {
-  ErrorTarget target = { path, error };
+  DecodeErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
   png_structp png;
   png_infop info = NULL;
   Matte *volatile matte = NULL;
   png_bytep volatile pixels = NULL;
   png_bytep *volatile rows = NULL;
 
-  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, png_on_error, png_on_warning);
+  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
   if (png)
     info = png_create_info_struct (png);
   if (!info) {
@@ -163,42 +132,16 @@ read_png (FILE *file, const char *path, GError **error)
   return matte;
 }
 
-typedef struct {
-  struct jpeg_error_mgr mgr;
-  jmp_buf jump;
-  ErrorTarget target;
-} JpegError;
-
-static void
-jpeg_on_error (j_common_ptr cinfo)
-{
-  JpegError *jerr = (JpegError *) cinfo->err;
-  char message[JMSG_LENGTH_MAX];
-
-  jerr->mgr.format_message (cinfo, message);
-  g_set_error (jerr->target.error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: %s", jerr->target.path,
-               message);
-  longjmp (jerr->jump, 1);
-}
-
-/* Warnings about corrupt data: libjpeg recovers, as other viewers do. */
-static void
-jpeg_on_message (j_common_ptr cinfo)
-{
-}
-
 static Matte *
 read_jpeg (FILE *file, const char *path, GError **error)
 {
   struct jpeg_decompress_struct cinfo;
-  JpegError jerr = { .target = { path, error } };
+  DecodeJpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
   Matte *volatile matte = NULL;
   JSAMPROW volatile row = NULL;
 
   memset (&cinfo, 0, sizeof cinfo);
-  cinfo.err = jpeg_std_error (&jerr.mgr);
-  jerr.mgr.error_exit = jpeg_on_error;
-  jerr.mgr.output_message = jpeg_on_message;
+  decode_jpeg_errors (&cinfo, &jerr);
   if (setjmp (jerr.jump)) {
     jpeg_destroy_decompress (&cinfo);
     g_free (row);
@@ -231,32 +174,13 @@ read_jpeg (FILE *file, const char *path, GError **error)
 Matte *
 matte_read (const char *path, GError **error)
 {
-  static const guint8 jpeg_signature[3] = { 0xff, 0xd8, 0xff };
+  DecodeFormat format;
   Matte *matte;
-  guint8 signature[8];
-  size_t n;
-  FILE *file = g_fopen (path, "rb");
+  FILE *file = decode_open (path, &format, error);
 
-  if (!file) {
-    set_io_error (error, path);
+  if (!file)
     return NULL;
-  }
-
-  n = fread (signature, 1, sizeof signature, file);
-  if (ferror (file)) {
-    set_io_error (error, path);
-    matte = NULL;
-  } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
-    rewind (file);
-    matte = read_png (file, path, error);
-  } else if (n >= sizeof jpeg_signature
-             && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
-    rewind (file);
-    matte = read_jpeg (file, path, error);
-  } else {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", path);
-    matte = NULL;
-  }
+  matte = format == DECODE_PNG ? read_png (file, path, error) : read_jpeg (file, path, error);
   fclose (file);
   return matte;
 }
