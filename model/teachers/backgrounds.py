@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import npm_cache  # noqa: E402  (the project's download cache)
+
 # Held out for evaluation: never trained on, refused even when named with --packages.
 EXCLUDED = ('plasma-workspace-wallpapers', 'mate-backgrounds')
 
@@ -49,11 +52,7 @@ QUALITY = 92
 
 
 def default_cache():
-    base = os.environ.get('HFAMMATTE_CACHE')
-    if not base:
-        xdg = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-        base = os.path.join(xdg, 'hfammatte')
-    return os.path.join(base, 'debs')
+    return os.path.join(npm_cache.default_cache(), 'debs')
 
 
 def refuse_excluded(packages, log=sys.stderr):

@@ -31,7 +31,6 @@ Exit status: 0 done, 1 error, 77 node/npm or the registry unavailable.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import hashlib
 import json
@@ -48,7 +47,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
 import agree  # noqa: E402
+import npm_cache  # noqa: E402
+from npm_cache import Unavailable, default_cache, integrity_of  # noqa: E402
 import fgest  # noqa: E402
 
 SKIP = 77
@@ -86,25 +88,6 @@ TEACHERS = {
 EXTS = (".jpg", ".jpeg", ".png")
 
 
-class Unavailable(RuntimeError):
-    """node, npm or the registry is missing: skip, not fail."""
-
-
-def default_cache() -> str:
-    if os.environ.get("HFAMMATTE_CACHE"):
-        return os.environ["HFAMMATTE_CACHE"]
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "hfammatte")
-
-
-def integrity_of(path: str) -> str:
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha512-" + base64.b64encode(h.digest()).decode("ascii")
-
-
 def sha256_of(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -117,34 +100,9 @@ def sha256_of(path: str) -> str:
 # Node and the models
 
 def node_env(cache: str, log) -> str:
-    """node_modules with the pinned TF.js (package-lock.json here), installed once with `npm ci`
-    into CACHE/node-teachers-<lock hash> (npm checks every tarball's integrity)."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise Unavailable("node or npm is not installed")
-    lock = open(os.path.join(HERE, "package-lock.json"), "rb").read()
-    dest = os.path.join(cache, f"node-teachers-{hashlib.sha256(lock).hexdigest()[:12]}")
-    if os.path.exists(os.path.join(dest, ".installed")):
-        return os.path.join(dest, "node_modules")
-    log(f"npm ci (TF.js 4.22.0, WASM backend) into {dest}")
-    os.makedirs(cache, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".npm-", dir=cache)
-    try:
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(HERE, name), tmp)
-        r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
-                            "--loglevel=error"], cwd=tmp, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if r.returncode != 0:
-            raise Unavailable(f"npm ci failed (registry unreachable?):\n{r.stdout[-2000:]}")
-        open(os.path.join(tmp, ".installed"), "w").close()
-        os.chmod(tmp, 0o755)
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-    return os.path.join(dest, "node_modules")
+    """node_modules with the pinned TF.js (package-lock.json here), installed once into
+    CACHE/node-teachers-<lock hash>."""
+    return npm_cache.npm_ci(HERE, cache, "node-teachers", log)
 
 
 def fetch_models(cache: str, log) -> str:
