@@ -24,7 +24,10 @@
  *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead.
  * - Host input goes through pinned staging.
  * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off): a
- * failing kernel is then reported with the node that queued it. */
+ * failing kernel is then reported with the node that queued it. HFAM_CUDA_PROFILE=1 (graphs
+ * off) times every node with events, device time only: each stage's stream is held by a gate
+ * until all of the stage is queued, so cuDNN's host overhead does not show; the slowest nodes
+ * are printed when the backend is freed. */
 #include "backend.h"
 #include "attention.cuh"
 #include "nhwc.cuh"
@@ -102,6 +105,8 @@ typedef struct {
   cudnnDataType_t cudnn_dtype;
   int depth;
   gboolean graphs, debug_sync;
+  double *node_ms;              /* HFAM_CUDA_PROFILE: per node, summed over frames */
+  cudaEvent_t *node_events;     /* HFAM_CUDA_PROFILE: start and stop of every node */
   int width, height;
   Step *steps;
   Slot slots[MAX_DEPTH];
@@ -382,10 +387,11 @@ conv_bias (const CudaBackend *be, const Slot *slot, int id)
 
 /* ---- convolutions ---- */
 
-/* y = conv(x) + bias (+ residual), ReLU where asked: cuDNN's fused call or the plain
- * convolution and hfam_cuda_bias_act. */
+/* y = conv(x) + bias (+ residual), ReLU where asked, the way `way` says: cuDNN's fused call,
+ * or the plain convolution and hfam_cuda_bias_act; `ws` holds way->workspace bytes. */
 static gboolean
-run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
+queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
+            GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   const Step *s = &be->steps[id];
@@ -397,17 +403,17 @@ run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
   const float one = 1.0f, zero = 0.0f, alpha2 = residual ? 1.0f : 0.0f;
   void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
 
-  if (s->choice.fused) {
+  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way->math), n->name);
+  if (way->fused) {
     CUDNN_TRY (cudnnConvolutionBiasActivationForward (
-                 h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, s->choice.algo,
-                 slot->workspace[stream], s->choice.workspace, &alpha2, s->y_desc, z.data,
-                 s->b_desc, b, be->relu, s->y_desc, y.data),
+                 h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, way->algo, ws,
+                 way->workspace, &alpha2, s->y_desc, z.data, s->b_desc, b, be->relu,
+                 s->y_desc, y.data),
                n->name);
     return TRUE;
   }
   CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
-                                      s->choice.algo, slot->workspace[stream],
-                                      s->choice.workspace, &zero, s->y_desc, y.data),
+                                      way->algo, ws, way->workspace, &zero, s->y_desc, y.data),
              n->name);
   {
     /* bias over the padded channels too (zeros), so padding stays zero */
@@ -419,9 +425,50 @@ run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
   return TRUE;
 }
 
-/* Descriptors for the planned size, and the algorithm: the fastest that cuDNN's search finds
- * within WORKSPACE_CAP and that runs fused when the convolution has a ReLU; searched once
- * per shape. Runs on slot 0's buffers (their contents do not matter). */
+static gboolean
+run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
+{
+  return queue_conv (be, slot, id, stream, &be->steps[id].choice, slot->workspace[stream], error);
+}
+
+/* Milliseconds per run of convolution `id` done `way` (the best of a few runs after a warm-up),
+ * or a negative number if cuDNN refuses that way. */
+static float
+time_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws)
+{
+  const cudaStream_t st = slot->streams[stream];
+  cudaEvent_t start = NULL, stop = NULL;
+  float best = -1.0f;
+
+  if (cudaEventCreate (&start) != cudaSuccess || cudaEventCreate (&stop) != cudaSuccess)
+    goto out;
+  for (int r = 0; r < 4; r++) {
+    g_autoptr (GError) error = NULL;
+    float ms;
+    if (cudaEventRecord (start, st) != cudaSuccess
+        || !queue_conv (be, slot, id, stream, way, ws, &error)
+        || cudaEventRecord (stop, st) != cudaSuccess || cudaEventSynchronize (stop) != cudaSuccess
+        || cudaEventElapsedTime (&ms, start, stop) != cudaSuccess) {
+      best = -1.0f;
+      break;
+    }
+    if (r > 0)  /* the first run loads the kernel */
+      best = best < 0 ? ms : MIN (best, ms);
+  }
+out:
+  cudaGetLastError ();
+  if (start)
+    cudaEventDestroy (start);
+  if (stop)
+    cudaEventDestroy (stop);
+  return best;
+}
+
+/* Descriptors for the planned size, and the way to run the convolution: every algorithm that
+ * cuDNN's search finds within WORKSPACE_CAP, each fused (where cuDNN takes it) and unfused with
+ * hfam_cuda_bias_act, timed as it will run; the fastest wins. cuDNN's own ranking times the bare
+ * convolution only, and its fused call often takes a slow kernel. Chosen once per shape, on
+ * slot 0's buffers (their contents do not matter). */
 static gboolean
 plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError **error)
 {
@@ -473,33 +520,39 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   if (!choice) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
-    const HfamNhwc z = residual ? value_nhwc (be, slot, p->residual) : y;
-    const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
-    void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
-    int n_perf = 0, first = -1, fused = -1;
+    int n_perf = 0;
+    float best_ms = -1.0f;
 
     CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
-                 slot->cudnn[stream], s->x_desc, x.data, s->w_desc, w, s->conv_desc, s->y_desc,
-                 y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf, perf, find_ws, find_ws_size),
+                 slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
+                 s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
+                 perf, find_ws, find_ws_size),
                n->name);
-    for (int k = 0; k < n_perf && fused < 0; k++) {
+    for (int k = 0; k < n_perf; k++) {
       if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size)
         continue;
-      if (first < 0)
-        first = k;
-      if (!p->relu)
-        break;
-      /* cuDNN documents which algorithms its fused call takes; asking is safer */
-      if (cudnnSetConvolutionMathType (s->conv_desc, perf[k].mathType) == CUDNN_STATUS_SUCCESS
-          && cudnnConvolutionBiasActivationForward (
-               slot->cudnn[stream], &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
-               perf[k].algo, find_ws, find_ws_size, &alpha2, s->y_desc, z.data, s->b_desc, b,
-               be->relu, s->y_desc, y.data) == CUDNN_STATUS_SUCCESS
-          && cudaStreamSynchronize (slot->streams[stream]) == cudaSuccess)
-        fused = k;
-      cudaGetLastError ();
+      /* fp32 stays on FMA: TF32 would round the inputs to 10 bits */
+      for (int fused = 0; fused <= (p->relu ? 1 : 0); fused++) {
+        ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
+                                                                   : CUDNN_FMA_MATH,
+                           0, fused };
+        float ms;
+        CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
+        if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
+                                                     s->conv_desc, s->y_desc, way.algo,
+                                                     &way.workspace) != CUDNN_STATUS_SUCCESS)
+          way.workspace = 0;
+        way.workspace = MAX (way.workspace, perf[k].memory);
+        if (way.workspace > find_ws_size)
+          continue;
+        ms = time_conv (be, slot, id, stream, &way, find_ws);
+        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+          best_ms = ms;
+          found = way;
+        }
+      }
     }
-    if (first < 0) {
+    if (best_ms < 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %s: cuDNN has no convolution algorithm for %dx%dx%d -> "
                    "%dx%dx%d (kernel %d, stride %d, dilation %d) within %zu MiB of workspace",
@@ -508,19 +561,9 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
       return FALSE;
     }
     choice = &found;
-    memset (choice, 0, sizeof *choice);
-    choice->fused = fused >= 0;
-    choice->algo = perf[choice->fused ? fused : first].algo;
-    choice->math = be->dtype == HFAM_CUDA_F16 ? perf[choice->fused ? fused : first].mathType
-                                              : CUDNN_FMA_MATH;
-    CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, choice->math), n->name);
-    if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
-                                                 s->conv_desc, s->y_desc, choice->algo,
-                                                 &choice->workspace) != CUDNN_STATUS_SUCCESS)
-      choice->workspace = 0;
-    choice->workspace = MAX (choice->workspace, perf[choice->fused ? fused : first].memory);
-    g_debug ("cuda backend: %s: algorithm %d, %s, %zu bytes of workspace", n->name,
-             choice->algo, choice->fused ? "fused" : "not fused", choice->workspace);
+    g_debug ("cuda backend: %s: algorithm %d, math %d, %s, %zu bytes of workspace, %.3f ms",
+             n->name, choice->algo, choice->math, choice->fused ? "fused" : "not fused",
+             choice->workspace, best_ms);
     g_mutex_lock (&choice_lock);
     g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (choice, sizeof *choice));
     g_mutex_unlock (&choice_lock);
@@ -618,18 +661,46 @@ run_node (CudaBackend *be, Slot *slot, int id, GError **error)
   return FALSE;
 }
 
+/* HFAM_CUDA_PROFILE: a host function that holds a stream until the host opens the gate. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean open;
+} Gate;
+
+static void CUDART_CB
+gate_wait (void *data)
+{
+  Gate *gate = data;
+  g_mutex_lock (&gate->lock);
+  while (!gate->open)
+    g_cond_wait (&gate->cond, &gate->lock);
+  g_mutex_unlock (&gate->lock);
+}
+
+static void
+gate_open (Gate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  gate->open = TRUE;
+  g_cond_signal (&gate->cond);
+  g_mutex_unlock (&gate->lock);
+}
+
 /* Queues one stage of the frame in `slot`: waits for the stages it reads that run on other
  * streams, then its nodes; the first stage uploads and converts the input, the last one
  * downloads alpha_p and joins every stream back into the encoder's (recording frame_done
  * there unless the work is being captured). */
 static gboolean
-queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, GError **error)
+queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing,
+                  GError **error)
 {
   const HfamGraph *g = be->base.graph;
   const int stream = stage_stream[stage];
   const cudaStream_t st = slot->streams[stream];
   const char *name = hfam_stage_name (stage);
   const size_t plane = (size_t) be->width * be->height;
+
 
   for (int d = 0; d < HFAM_N_STAGES; d++)
     if ((be->stage_deps[stage] & (1u << d)) && stage_stream[d] != stream)
@@ -644,8 +715,12 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, G
   for (int i = 0; i < g->n_nodes; i++) {
     if (g->nodes[i].stage != stage)
       continue;
+    if (be->node_ms)
+      CUDA_TRY (cudaEventRecord (be->node_events[2 * i], st), g->nodes[i].name);
     if (!run_node (be, slot, i, error))
       return FALSE;
+    if (be->node_ms)
+      CUDA_TRY (cudaEventRecord (be->node_events[2 * i + 1], st), g->nodes[i].name);
     if (be->debug_sync) {
       CUDA_TRY (cudaStreamSynchronize (st), g->nodes[i].name);
       CUDA_TRY (cudaGetLastError (), g->nodes[i].name);
@@ -666,6 +741,42 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, G
       CUDA_TRY (cudaEventRecord (slot->frame_done, main), name);
   }
   return TRUE;
+}
+
+/* queue_stage_work; with HFAM_CUDA_PROFILE, behind a gate (opened once the whole stage is
+ * queued, whatever happened), then waits for it and adds up the time of each node. */
+static gboolean
+queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  const char *name = hfam_stage_name (stage);
+  Gate gate = { .open = FALSE };
+  gboolean ok;
+
+  if (!be->node_ms)
+    return queue_stage_work (be, slot, stage, capturing, error);
+  g_mutex_init (&gate.lock);
+  g_cond_init (&gate.cond);
+  if (cudaLaunchHostFunc (slot->streams[stage_stream[stage]], gate_wait, &gate) != cudaSuccess)
+    gate.open = TRUE;  /* nothing waits on it */
+  ok = queue_stage_work (be, slot, stage, capturing, error);
+  gate_open (&gate);
+  if (cudaStreamSynchronize (slot->streams[stage_stream[stage]]) != cudaSuccess && ok) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s", name,
+                 cudaGetErrorString (cudaGetLastError ()));
+    ok = FALSE;
+  }
+  g_mutex_clear (&gate.lock);
+  g_cond_clear (&gate.cond);
+  for (int i = 0; i < g->n_nodes && ok; i++) {
+    float ms;
+    if (g->nodes[i].stage != stage)
+      continue;
+    CUDA_TRY (cudaEventElapsedTime (&ms, be->node_events[2 * i], be->node_events[2 * i + 1]),
+              g->nodes[i].name);
+    be->node_ms[i] += ms;
+  }
+  return ok;
 }
 
 /* Ends a capture that went wrong and leaves every stream of the slot usable. */
@@ -1035,6 +1146,41 @@ cuda_queue_frame (HfamBackend *base, const float *input, GError **error)
   return TRUE;
 }
 
+static int
+compare_node_ms (gconstpointer a, gconstpointer b, gpointer data)
+{
+  const double *ms = data;
+  const double x = ms[*(const int *) a], y = ms[*(const int *) b];
+  return (x < y) - (x > y);
+}
+
+/* HFAM_CUDA_PROFILE: the nodes that took the most time, on stderr. */
+static void
+print_profile (const CudaBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  g_autofree int *order = g_new (int, g->n_nodes);
+  double total = 0.0;
+
+  for (int i = 0; i < g->n_nodes; i++) {
+    order[i] = i;
+    total += be->node_ms[i];
+  }
+  if (total <= 0.0)
+    return;
+  g_qsort_with_data (order, g->n_nodes, sizeof *order, compare_node_ms, be->node_ms);
+  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every frame run; the slowest:\n",
+              total);
+  for (int k = 0; k < MIN (g->n_nodes, 40); k++) {
+    const int i = order[k];
+    const Step *s = &be->steps[i];
+    g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d%s\n", g->nodes[i].name,
+                hfam_stage_name (g->nodes[i].stage), be->node_ms[i], 100.0 * be->node_ms[i] / total,
+                s->w, s->h, s->cs,
+                s->is_conv ? (s->choice.fused ? " conv fused" : " conv + bias_act") : "");
+  }
+}
+
 static void
 cuda_free (HfamBackend *base)
 {
@@ -1042,6 +1188,14 @@ cuda_free (HfamBackend *base)
   const HfamGraph *g = base->graph;
 
   cudaSetDevice (be->device);
+  if (be->node_ms) {
+    print_profile (be);
+    for (int i = 0; i < 2 * g->n_nodes; i++)
+      if (be->node_events[i])
+        cudaEventDestroy (be->node_events[i]);
+    g_free (be->node_events);
+    g_free (be->node_ms);
+  }
   clear_plan (be);
   for (int k = 0; k < MAX_DEPTH; k++) {
     Slot *slot = &be->slots[k];
@@ -1132,7 +1286,8 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   struct cudaDeviceProp prop;
   int count = 0, device = device_id < 0 ? 0 : device_id;
   cudaError_t err;
-  const char *sync_env = g_getenv ("HFAM_CUDA_SYNC");
+  const char *sync_env = g_getenv ("HFAM_CUDA_SYNC"), *profile_env = g_getenv ("HFAM_CUDA_PROFILE");
+  const gboolean profile = profile_env && profile_env[0] && strcmp (profile_env, "0") != 0;
 
   if (!options)
     options = &defaults;
@@ -1170,7 +1325,7 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
   be->debug_sync = sync_env && sync_env[0] && strcmp (sync_env, "0") != 0;
-  be->graphs = !options->no_graphs && !be->debug_sync;
+  be->graphs = !options->no_graphs && !be->debug_sync && !profile;
   be->base.pipeline_depth = be->depth;
   be->base.precision = options->fp16 ? HFAM_PRECISION_FP16 : HFAM_PRECISION_FP32;
   be->steps = g_new0 (Step, graph->n_nodes);
@@ -1180,6 +1335,16 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
       if (from != graph->nodes[i].stage)
         be->stage_deps[graph->nodes[i].stage] |= 1u << from;
     }
+  if (profile) {
+    be->node_ms = g_new0 (double, graph->n_nodes);
+    be->node_events = g_new0 (cudaEvent_t, 2 * graph->n_nodes);
+    for (int i = 0; i < 2 * graph->n_nodes; i++)
+      if (cudaEventCreate (&be->node_events[i]) != cudaSuccess) {
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: cannot create events");
+        cuda_free (&be->base);
+        return NULL;
+      }
+  }
   layout_values (be);
   if (!create_objects (be, error)) {
     cuda_free (&be->base);
