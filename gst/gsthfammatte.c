@@ -71,7 +71,7 @@ gst_hfam_matte_backend_get_type (void)
   return backend_type;
 }
 
-#define DEFAULT_PROP_MODEL HFAM_DEFAULT_MODEL
+#define DEFAULT_PROP_MODEL NULL  /* the default model: hfam_default_model_path () */
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
 #define DEFAULT_PROP_DEVICE_ID -1
 #define DEFAULT_PROP_INFERENCE_SIZE 512
@@ -204,7 +204,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "HFAM weight file (.safetensors); read when going to PAUSED",
+          "HFAM weight file (.safetensors), read when going to PAUSED; unset: the "
+          "default model installed with the element",
           DEFAULT_PROP_MODEL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_BACKEND,
@@ -478,19 +479,15 @@ gst_hfam_matte_start (GstHfamMatte * self)
   GST_OBJECT_UNLOCK (self);
 
   if (!path || !*path) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No model: set the model property to an HFAM .safetensors file"),
-        (NULL));
     g_free (path);
-    return FALSE;
-  }
-  if (g_strcmp0 (path, HFAM_DEFAULT_MODEL) == 0
-      && !g_file_test (path, G_FILE_TEST_EXISTS)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No model: the default model %s is not installed; set the model "
-            "property to an HFAM .safetensors file", path), (NULL));
-    g_free (path);
-    return FALSE;
+    path = g_strdup (hfam_default_model_path ());
+    if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+          ("No model: the default model %s is not installed; set the model "
+              "property to an HFAM .safetensors file", path), (NULL));
+      g_free (path);
+      return FALSE;
+    }
   }
 
   self->model = hfam_model_load (path, &error);

@@ -74,6 +74,13 @@ hfam_model_path (const HfamModel *model)
   return model->path;
 }
 
+const char *
+hfam_default_model_path (void)
+{
+  const char *env = g_getenv ("HFAMMATTE_DEFAULT_MODEL");
+  return env && *env ? env : HFAM_DEFAULT_MODEL;
+}
+
 gboolean
 hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error)
 {

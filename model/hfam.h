@@ -48,6 +48,10 @@ void hfam_model_free (HfamModel *model);
 const HfamHparams *hfam_model_hparams (const HfamModel *model);
 const char *hfam_model_path (const HfamModel *model);
 
+/* The default model: $HFAMMATTE_DEFAULT_MODEL when set (an uninstalled build, tests), else
+ * the file installed with the project (DATADIR/hfammatte/default.safetensors). */
+const char *hfam_default_model_path (void);
+
 typedef enum {
   HFAM_BACKEND_AUTO,  /* CUDA when a device opens, else the CPU */
   HFAM_BACKEND_CPU,

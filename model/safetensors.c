@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -39,6 +40,7 @@ dtype_name (HfamDtype dtype)
   switch (dtype) {
     case HFAM_DTYPE_F32: return "F32";
     case HFAM_DTYPE_F16: return "F16";
+    case HFAM_DTYPE_I8: return "I8";
     case HFAM_DTYPE_U8: return "U8";
   }
   g_assert_not_reached ();
@@ -50,6 +52,7 @@ dtype_size (HfamDtype dtype)
   switch (dtype) {
     case HFAM_DTYPE_F32: return 4;
     case HFAM_DTYPE_F16: return 2;
+    case HFAM_DTYPE_I8:
     case HFAM_DTYPE_U8: return 1;
   }
   g_assert_not_reached ();
@@ -58,7 +61,7 @@ dtype_size (HfamDtype dtype)
 static gboolean
 dtype_from_name (const char *name, HfamDtype *dtype)
 {
-  static const HfamDtype all[] = { HFAM_DTYPE_F32, HFAM_DTYPE_F16, HFAM_DTYPE_U8 };
+  static const HfamDtype all[] = { HFAM_DTYPE_F32, HFAM_DTYPE_F16, HFAM_DTYPE_I8, HFAM_DTYPE_U8 };
   for (size_t i = 0; i < G_N_ELEMENTS (all); i++) {
     if (strcmp (name, dtype_name (all[i])) == 0) {
       *dtype = all[i];
@@ -303,7 +306,7 @@ read_tensor (HfamSafetensors *st, HfamStTensor *t, JsonNode *node, guint64 *begi
   }
   if (!dtype_from_name (json_node_get_string (dtype), &t->dtype)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                 "%s: tensor '%s': unknown dtype '%s' (expected F32, F16 or U8)", st->path,
+                 "%s: tensor '%s': unknown dtype '%s' (expected F32, F16, I8 or U8)", st->path,
                  t->name, json_node_get_string (dtype));
     return FALSE;
   }
@@ -500,6 +503,45 @@ shape_equals (const HfamStTensor *t, int n_dims, const int64_t *shape)
   return TRUE;
 }
 
+/* An I8 tensor's "NAME.scale": F32 or F16, one value per first index, all finite. */
+static gboolean
+take_scale (HfamSafetensors *st, HfamStTensor *t, GError **error)
+{
+  g_autofree char *name = g_strconcat (t->name, ".scale", NULL);
+  HfamStTensor *scale = g_hash_table_lookup (st->by_name, name);
+  g_autofree float *values = NULL;
+
+  if (t->n_dims < 1) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: tensor '%s' is I8 but has no dimension to scale along", st->path, t->name);
+    return FALSE;
+  }
+  if (scale == NULL) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: tensor '%s' is I8 but its scale '%s' is missing", st->path, t->name, name);
+    return FALSE;
+  }
+  if ((scale->dtype != HFAM_DTYPE_F32 && scale->dtype != HFAM_DTYPE_F16) || scale->n_dims != 1
+      || scale->shape[0] != t->shape[0]) {
+    g_autofree char *found = shape_to_string (scale->n_dims, scale->shape);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: tensor '%s' is %s %s, expected F32 or F16 [%" G_GINT64_FORMAT "]",
+                 st->path, name, dtype_name (scale->dtype), found, t->shape[0]);
+    return FALSE;
+  }
+  values = hfam_st_dup_f32 (scale);
+  for (int64_t i = 0; i < scale->shape[0]; i++)
+    if (!isfinite (values[i])) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                   "%s: tensor '%s': value %" G_GINT64_FORMAT " is not finite", st->path, name,
+                   i);
+      return FALSE;
+    }
+  scale->used = TRUE;
+  t->scale = scale;
+  return TRUE;
+}
+
 const HfamStTensor *
 hfam_st_take (HfamSafetensors *st, const char *name, int n_dims, const int64_t *shape,
               GError **error)
@@ -512,9 +554,9 @@ hfam_st_take (HfamSafetensors *st, const char *name, int n_dims, const int64_t *
                  name);
     return NULL;
   }
-  if (t->dtype != HFAM_DTYPE_F32 && t->dtype != HFAM_DTYPE_F16) {
+  if (t->dtype != HFAM_DTYPE_F32 && t->dtype != HFAM_DTYPE_F16 && t->dtype != HFAM_DTYPE_I8) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                 "%s: tensor '%s' has dtype %s, expected F32 or F16", st->path, name,
+                 "%s: tensor '%s' has dtype %s, expected F32, F16 or I8", st->path, name,
                  dtype_name (t->dtype));
     return NULL;
   }
@@ -525,6 +567,8 @@ hfam_st_take (HfamSafetensors *st, const char *name, int n_dims, const int64_t *
                  "%s: tensor '%s' has shape %s, expected %s", st->path, name, found, expected);
     return NULL;
   }
+  if (t->dtype == HFAM_DTYPE_I8 && !take_scale (st, t, error))
+    return NULL;
   t->used = TRUE;
   return t;
 }
@@ -587,6 +631,17 @@ hfam_st_to_f32 (const HfamStTensor *t, float *dst)
         dst[i] = f16_to_f32 (GUINT16_FROM_LE (bits));
       }
       break;
+    case HFAM_DTYPE_I8: {
+      /* hfam_st_take attached the scale; one value per slice of the first dimension */
+      const size_t per_row = t->shape[0] > 0 ? n / (size_t) t->shape[0] : 0;
+      float *scale;
+      g_return_if_fail (t->scale != NULL);
+      scale = hfam_st_dup_f32 (t->scale);
+      for (size_t i = 0; i < n; i++)
+        dst[i] = (float) (int8_t) src[i] * scale[i / per_row];
+      g_free (scale);
+      break;
+    }
     case HFAM_DTYPE_U8:
       for (size_t i = 0; i < n; i++)
         dst[i] = src[i];

@@ -1,11 +1,9 @@
 #!/bin/bash
 # The main job on a fresh Debian 12 machine: install what the project needs, build it, and
 # run it on real people: a photo (hfam-matte) and a clip (pipelines/composite.sh), both from
-# Debian's opencv-doc package. Writes out/: the photo's matte and cut-out, the composited
-# clip (MKV) and a contact sheet of it (PNG).
-#
-# Weights: no trained model exists yet, so this exports a ResNet-50 HFAM with RANDOM weights
-# from the PyTorch reference. The outputs prove the whole path runs; the mattes are noise.
+# Debian's opencv-doc package, with the default model (model/MODEL_CARD.md) as the installed
+# element finds it: the project is installed into out/install first. Writes out/: the photo's
+# matte and cut-out, the composited clip (MKV) and a contact sheet of it (PNG).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,9 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# 2. Build
-[ -d "$build" ] || meson setup "$build"
+# 2. Build, and install into $prefix: the element and the tools find the default model there
+prefix="$root/$out/install"
+if [ -d "$build" ]; then
+  meson configure "$build" -Dprefix="$prefix"
+else
+  meson setup "$build" --prefix "$prefix"
+fi
 meson compile -C "$build"
+meson install -C "$build" --quiet
+plugin_dir=$(dirname "$(find "$prefix" -name libgsthfam.so | head -n 1)")
 
 # 3. A photo and a clip of people, unpacked from opencv-doc without installing it
 data="$out/data"
@@ -39,21 +44,19 @@ if [ ! -f "$examples/vtest.avi" ]; then
   (cd "$data" && apt-get download opencv-doc && dpkg -x opencv-doc_*.deb . && rm opencv-doc_*.deb)
 fi
 
-# 4. Weights (see above: random, until the default model of issue 6 exists)
-model="$out/hfam-r50-random.safetensors"
-[ -f "$model" ] || /usr/bin/python3 model/reference/export.py --config r50 --seed 0 -o "$model"
+# 4. One photo: the matte and the RGBA cut-out (no --model: the default model)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+"$prefix/bin/hfam-matte" "$examples/messi5.jpg" -o "$out/messi5-alpha.png" --alpha
+"$prefix/bin/hfam-matte" "$examples/messi5.jpg" -o "$out/messi5-rgba.png" --rgba
 
-# 5. One photo: the matte and the RGBA cut-out
-"$build/tools/hfam-matte" --model "$model" "$examples/messi5.jpg" -o "$out/messi5-alpha.png" --alpha
-"$build/tools/hfam-matte" --model "$model" "$examples/messi5.jpg" -o "$out/messi5-rgba.png" --rgba
-
-# 6. The clip's first $frames frames over a picture, then a contact sheet
-export GST_PLUGIN_PATH="$root/$build/gst" OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# 5. The clip's first $frames frames over a picture (no model property: the default model),
+#    then a contact sheet
+export GST_PLUGIN_PATH="$plugin_dir"
 gst-launch-1.0 -q filesrc location="$examples/vtest.avi" ! decodebin ! identity eos-after="$frames" \
   ! videoconvert ! video/x-raw,format=I420 ! x264enc ! h264parse ! matroskamux \
   ! filesink location="$data/clip.mkv"
 gst-launch-1.0 -q filesrc location="$examples/building.jpg" ! jpegdec ! videoconvert ! pngenc \
   ! filesink location="$data/background.png"
-time pipelines/composite.sh "$data/clip.mkv" "$data/background.png" "$out/composite.mkv" "$model"
+time pipelines/composite.sh "$data/clip.mkv" "$data/background.png" "$out/composite.mkv"
 pipelines/contact-sheet.sh "$out/composite.mkv" "$out/composite-sheet.png"
 echo "main job done: $out/messi5-alpha.png $out/messi5-rgba.png $out/composite.mkv $out/composite-sheet.png"

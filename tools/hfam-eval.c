@@ -20,11 +20,13 @@
 
 static char *model_path, *save_dir, *csv_path, *backend_name;
 static int long_side, n_threads;
-static gboolean force_progress;
+static gboolean force_progress, default_model;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
     "Run this weight file (safetensors) on the pictures of the first folder", "M" },
+  { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model,
+    "Run the default model (as --model)", NULL },
   { "size", 's', 0, G_OPTION_ARG_INT, &long_side,
     "Long side of the inference size (default: the model's)", "N" },
   { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
@@ -411,9 +413,17 @@ run (int argc, char **argv, GError **error)
     return FALSE;
   if (argc != 3) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "usage: hfam-eval [--model M] PREDICTIONS GROUND_TRUTH (see --help)");
+                 "usage: hfam-eval [--model M | --default-model] PREDICTIONS GROUND_TRUTH "
+                 "(see --help)");
     return FALSE;
   }
+  if (default_model && model_path) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "--model and --default-model exclude each other");
+    return FALSE;
+  }
+  if (default_model)
+    model_path = g_strdup (hfam_default_model_path ());
   if (!model_path && (save_dir || long_side || n_threads || backend_name)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "--save, --size, --threads and --backend go with --model");

@@ -11,7 +11,8 @@ static gboolean want_alpha, want_rgba;
 static int long_side, n_threads;
 
 static const GOptionEntry entries[] = {
-  { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
+  { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+    "Weight file (safetensors; default: the default model)", "M" },
   { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output_path, "PNG file to write", "OUT" },
   { "alpha", 0, 0, G_OPTION_ARG_NONE, &want_alpha, "Write the matte as gray (default)", NULL },
   { "rgba", 0, 0, G_OPTION_ARG_NONE, &want_rgba, "Write the picture with the matte as alpha",
@@ -103,11 +104,13 @@ run (int argc, char **argv, GError **error)
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
-  if (argc != 2 || !model_path || !output_path) {
+  if (argc != 2 || !output_path) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "usage: hfam-matte --model M INPUT.(png|jpg) -o OUT.png (see --help)");
+                 "usage: hfam-matte [--model M] INPUT.(png|jpg) -o OUT.png (see --help)");
     return FALSE;
   }
+  if (!model_path)
+    model_path = g_strdup (hfam_default_model_path ());
   if (want_alpha && want_rgba) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
     return FALSE;

@@ -1,7 +1,7 @@
 """Writes an HFAM weight file (model/README.md): BatchNorm folded, hyper-parameters as metadata.
 
     /usr/bin/python3 model/reference/export.py --config {tiny,r18,r34,r50,r101} [--depth N]
-        [--checkpoint state_dict.pt] [--bn-eps E] [--seed S] [--dtype f32|f16] -o OUT.safetensors
+        [--checkpoint state_dict.pt] [--bn-eps E] [--seed S] [--dtype f32|f16|i8] -o OUT.safetensors
 
 Without --checkpoint the network gets random weights (hfam.random_init, seeded). A checkpoint
 is a state_dict of the unfolded reference network `hfam.HFAM(config)` (names as model/README.md
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bn-eps", type=float, default=1e-5,
                         help="BatchNorm epsilon of the checkpoint (Keras: 1.001e-5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--dtype", choices=("f32", "f16"), default="f32")
+    parser.add_argument("--dtype", choices=("f32", "f16", "i8"), default="f32",
+                        help="i8: convolution weights int8 per output channel, the rest f32")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
 

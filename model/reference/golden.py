@@ -57,6 +57,7 @@ R50_CAFFE = dataclasses.replace(
 CASES = (
     ("tiny_64x64", hfam.tiny(), 64, 64, 1, "F32"),
     ("tiny_f16_64x64", hfam.tiny(), 64, 64, 1, "F16"),
+    ("r18_i8_64x64", R18, 64, 64, 2, "I8"),
     ("r18_64x64", R18, 64, 64, 2, "F32"),
     ("r18_160x96", R18, 160, 96, 3, "F32"),
     ("r50_64x64", R50, 64, 64, 4, "F32"),
@@ -79,7 +80,8 @@ def make_case(outdir: str, name: str, config: hfam.HfamConfig, width: int, heigh
 
     weights_path = os.path.join(outdir, f"{name}.safetensors")
     weights.write_safetensors(weights_path, hfam.fold_batchnorm(model), config.to_metadata(), dtype)
-    # the golden outputs are those of the weights as stored (fp16-rounded for an F16 file)
+    # the golden outputs are those of the weights as stored (fp16-rounded for an F16 file,
+    # dequantised for an I8 one)
     reference = hfam.load_folded(weights_path, torch.float64)
     x0 = x[:1].float()
 

@@ -2,6 +2,8 @@
 
 Layout: 8-byte little-endian header length N, N bytes of JSON (padded with spaces to a multiple
 of 8, so the data section starts 8-byte aligned), then the raw little-endian row-major data.
+An I8 tensor NAME is quantised per first index (per output channel): NAME.scale (F32, one value
+per first index) gives value = q * scale.
 """
 
 from __future__ import annotations
@@ -13,7 +15,22 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "U8": np.dtype("u1")}
+DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I8": np.dtype("i1"),
+          "U8": np.dtype("u1")}
+SCALE_SUFFIX = ".scale"
+
+
+def quantise_i8(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per first index: (q, scale) with a ~= q * scale[:, None, ...]."""
+    a = a.astype(np.float64)
+    peak = np.abs(a.reshape(a.shape[0], -1)).max(axis=1)
+    scale = np.where(peak > 0, peak / 127, 1.0)
+    q = np.clip(np.rint(a / scale.reshape((-1,) + (1,) * (a.ndim - 1))), -127, 127)
+    return q.astype(np.int8), scale.astype(np.float32)
+
+
+def dequantise_i8(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return q.astype(np.float32) * scale.reshape((-1,) + (1,) * (q.ndim - 1))
 _NAMES = {v: k for k, v in DTYPES.items()}
 
 
@@ -27,15 +44,23 @@ def write_safetensors(path: str, tensors: Dict[str, object], metadata: Dict[str,
                       dtype: Optional[str] = "F32") -> None:
     """Writes `tensors` (name -> numpy array or torch tensor) and `metadata` (str -> str).
 
-    dtype 'F32' or 'F16' converts every tensor to it (a weight file has a single dtype);
-    None keeps each array's own dtype, which must be float32, float16 or uint8. Tensors are
-    stored widest element first so that every tensor's data is aligned to its element size."""
+    dtype 'F32' or 'F16' converts every tensor to it (a weight file has a single dtype); 'I8'
+    quantises the convolution weights (4-D tensors) per output channel, with an F32 scale
+    each, and keeps the rest (biases, the small SK and attention tensors) in F32; None keeps
+    each array's own dtype, which must be float32, float16 or uint8. Tensors are stored widest
+    element first so that every tensor's data is aligned to its element size."""
     if any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()):
         raise ValueError("metadata keys and values must be strings")
     arrays = []
     for name, value in tensors.items():
         a = _as_array(value)
-        if dtype is not None:
+        if dtype == "I8":
+            if a.ndim == 4:
+                q, scale = quantise_i8(a)
+                arrays += [(name, q), (name + SCALE_SUFFIX, scale)]
+                continue
+            a = a.astype(DTYPES["F32"])
+        elif dtype is not None:
             with np.errstate(over="ignore"):  # reported below, naming the tensor
                 converted = a.astype(DTYPES[dtype])
             if not np.all(np.isfinite(converted)) and np.all(np.isfinite(a)):
@@ -88,4 +113,9 @@ def read_safetensors(path: str) -> Tuple["OrderedDict[str, np.ndarray]", Dict[st
             raise ValueError(f"{path}: {name}: bad or overlapping data range {begin}..{end}")
         previous_end = end
         tensors[name] = np.frombuffer(data[begin:end], dtype=dt).reshape(info["shape"]).copy()
+    for name in [n for n, t in tensors.items() if t.dtype == DTYPES["I8"]]:
+        scale = tensors.pop(name + SCALE_SUFFIX, None)
+        if scale is None or scale.shape != tensors[name].shape[:1]:
+            raise ValueError(f"{path}: {name}: I8 without a matching {name}{SCALE_SUFFIX}")
+        tensors[name] = dequantise_i8(tensors[name], scale)
     return tensors, metadata

@@ -1,7 +1,7 @@
 """Exports a training checkpoint to the engine's weight file (BatchNorm folded, fp32 or fp16).
 
     /usr/bin/python3 model/train/export_checkpoint.py RUN_DIR/checkpoint.pt -o M.safetensors
-        [--dtype f32|f16]
+        [--dtype f32|f16|i8]
 
 The hyper-parameters come from the checkpoint; the folding and writing are
 reference/export.py's `export` (folded in float64, then rounded to the file's dtype).
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a train.py checkpoint (RUN_DIR/checkpoint.pt)")
     parser.add_argument("-o", "--output", required=True, help="weight file to write")
-    parser.add_argument("--dtype", choices=("f32", "f16"), default="f32")
+    parser.add_argument("--dtype", choices=("f32", "f16", "i8"), default="f32")
     args = parser.parse_args(argv)
 
     state = ckpt.load(args.checkpoint)

@@ -183,10 +183,12 @@ def kaiming_init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def load_encoder(model: hfam.HFAM, path: str) -> int:
-    """Loads encoder.* tensors (all of the encoder's); returns how many."""
-    state = ckpt.torch_load(path)
-    state = state.get("state_dict", state)
+def load_encoder(model: hfam.HFAM, path: str, state: Optional[Dict] = None) -> int:
+    """Loads encoder.* tensors (all of the encoder's) from `path`, or from `state` (read from
+    `path`) when given; returns how many."""
+    if state is None:
+        state = ckpt.torch_load(path)
+        state = state.get("state_dict", state)
     foreign = [k for k in state if not k.startswith("encoder.")]
     if foreign:
         raise ValueError(f"{path}: not an encoder state_dict (e.g. {foreign[0]})")

@@ -141,7 +141,7 @@ if [ "$phase" != bench ]; then
   run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
   golden=()
-  for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64; do
+  for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64 r18_i8_64x64:64x64; do
     f=$models/golden/${g%%:*}.safetensors
     [ -s "$f" ] && golden+=("$f" "${g##*:}")
   done
@@ -149,6 +149,9 @@ if [ "$phase" != bench ]; then
     "$models/tiny.safetensors" 64x64 "$models/tiny.safetensors" 160x96 "${golden[@]}"
   run_check cuda-network-r50-r101 "$BUILD/tests/gpu/test-cuda-network" \
     "$models/r50.safetensors" 512x288 "$models/r101.safetensors" 512x288
+  # the trained default model (fp16 weights; few near-ties, unlike random weights)
+  run_check cuda-network-default "$BUILD/tests/gpu/test-cuda-network" \
+    model/default.safetensors 512x288
   # the same with a synchronisation after every node: a kernel fault names its node
   if [ "$failed" -ne 0 ]; then
     run_check cuda-network-sync env HFAM_CUDA_SYNC=1 G_MESSAGES_DEBUG=all \
@@ -162,7 +165,9 @@ if [ "$phase" != check ]; then
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' model size \
     prec depth latency_ms fps torch_ms torch.compile vs_torch vs_compile >"$summary"
   for prec in fp16 fp32; do
-    for m in r50 r101; do
+    for m in r50 r101 default; do
+      weights=$models/$m.safetensors
+      [ $m = default ] && weights=$root/model/default.safetensors
       for size in 512x288 512x512; do
         echo "$m $size $prec" | grep -Eq -- "$pattern" || continue
         if [ "$SECONDS" -gt "$DEADLINE" ]; then
@@ -171,7 +176,7 @@ if [ "$phase" != check ]; then
         fi
         half=""; [ $prec = fp16 ] && half="--half"
         tlog=$LOG/torch-$m-$size-$prec.log
-        timeout 300 "$PYTHON" model/reference/torch_bench.py --model "$models/$m.safetensors" \
+        timeout 300 "$PYTHON" model/reference/torch_bench.py --model "$weights" \
           --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
@@ -179,13 +184,13 @@ if [ "$phase" != check ]; then
         if [ "$TORCH_COMPILE" = 1 ] && [ $size = 512x288 ] && [ $prec = fp16 ]; then
           clog=$LOG/torch-compile-$m-$size-$prec.log
           timeout 400 "$PYTHON" tests/gpu/torch_compile_bench.py \
-            --model "$models/$m.safetensors" --size $size -n "$RUNS" $half >"$clog" 2>&1
+            --model "$weights" --size $size -n "$RUNS" $half >"$clog" 2>&1
           compile_ms=$(sed -n 's/^median_ms //p' "$clog")
           tail -n 3 "$clog"
         fi
         for depth in 1 2; do
           blog=$LOG/bench-$m-$size-$prec-d$depth.log
-          timeout 300 "$BUILD/tools/hfam-bench" --model "$models/$m.safetensors" --size $size \
+          timeout 300 "$BUILD/tools/hfam-bench" --model "$weights" --size $size \
             --backend cuda --precision $prec --depth $depth -n "$RUNS" --no-torch >"$blog" 2>&1
           cat "$blog"
           lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$blog")
@@ -203,6 +208,10 @@ if [ "$phase" != check ]; then
   if [ "$SECONDS" -le "$DEADLINE" ] && echo "r101 512x288 fp16" | grep -Eq -- "$pattern"; then
     timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
       --backend cuda --precision fp16 --no-graphs -n 20 --no-torch 2>&1 | tee "$LOG/stages-r101.log"
+    # and per node (every node synchronised and timed: the slowest 40 are printed)
+    HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
+      --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
+    tail -n 42 "$LOG/profile-r101.log"
   fi
   say "bench summary"
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"

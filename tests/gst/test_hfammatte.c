@@ -1089,20 +1089,26 @@ GST_START_TEST (test_corrupt_model)
 
 GST_END_TEST;
 
-GST_START_TEST (test_default_model_missing)
+GST_START_TEST (test_default_model)
 {
   GstElement *element = gst_element_factory_make ("hfammatte", NULL);
-  gchar *path;
+  gchar *path, *missing;
 
+  /* unset means the default model; $HFAMMATTE_DEFAULT_MODEL stands in for the installed one */
   g_object_get (element, "model", &path, NULL);
-  fail_unless (g_str_has_suffix (path, "hfammatte/default.safetensors"));
-  if (g_file_test (path, G_FILE_TEST_EXISTS)) {
-    GST_INFO ("a default model is installed at %s", path);
-    gst_object_unref (element);
-  } else {
-    check_start_fails (element, path);
-  }
-  g_free (path);
+  fail_unless (path == NULL);
+  missing = g_build_filename (g_get_tmp_dir (), "hfam-no-such-default.safetensors", NULL);
+  g_setenv ("HFAMMATTE_DEFAULT_MODEL", missing, TRUE);
+  check_start_fails (gst_object_ref (element), missing);
+
+  g_setenv ("HFAMMATTE_DEFAULT_MODEL", g_getenv ("HFAM_TEST_MODEL"), TRUE);
+  fail_unless_equals_int (gst_element_set_state (element, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (gst_element_set_state (element, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  g_unsetenv ("HFAMMATTE_DEFAULT_MODEL");
+  gst_object_unref (element);
+  g_free (missing);
 }
 
 GST_END_TEST;
@@ -1210,7 +1216,7 @@ hfammatte_suite (void)
   tcase_add_test (tc, test_latency);
   tcase_add_test (tc, test_missing_model);
   tcase_add_test (tc, test_corrupt_model);
-  tcase_add_test (tc, test_default_model_missing);
+  tcase_add_test (tc, test_default_model);
   if (!cuda_device_opens ()) {
     tcase_add_test (tc, test_backend_cuda_fails);
     tcase_add_test (tc, test_backend_auto_falls_back);

@@ -680,7 +680,7 @@ test_take_wrong_dtype (void)
 
   g_assert_null (hfam_st_take (st, "encoder.conv1.bias", 1, bias_shape, &error));
   assert_error (error, path, HFAM_ERROR_FORMAT,
-                "tensor 'encoder.conv1.bias' has dtype U8, expected F32 or F16");
+                "tensor 'encoder.conv1.bias' has dtype U8, expected F32, F16 or I8");
   hfam_st_close (st);
 }
 
@@ -696,6 +696,116 @@ test_extra_tensor (void)
   g_assert_no_error (error);
   g_assert_false (hfam_st_check_all_taken (st, &error));
   assert_error (error, path, HFAM_ERROR_FORMAT, "unexpected tensor 'encoder.conv1.bias'");
+  hfam_st_close (st);
+}
+
+/* --- I8 tensors: "w" [2, 3] with its scale "w.scale" --- */
+
+static const int8_t i8_values[6] = { 1, -2, 3, 127, -127, 0 };
+
+typedef struct {
+  const char *scale_dtype;  /* NULL: no "w.scale" */
+  int64_t scale_length;
+  float scale[3];
+  gboolean extra;           /* an F32 "v" with a "v.scale" that nothing asks for */
+} I8File;
+
+static char *
+write_i8 (const I8File *f)
+{
+  static const int64_t w_shape[] = { 2, 3 }, v_shape[] = { 1 };
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GByteArray) data = g_byte_array_new ();
+  g_autoptr (JsonNode) header = NULL;
+  g_autoptr (GByteArray) file = NULL;
+  const int element = !f->scale_dtype ? 0 : strcmp (f->scale_dtype, "F16") == 0 ? 2
+                      : strcmp (f->scale_dtype, "U8") == 0 ? 1 : 4;
+  const int64_t scale_bytes = f->scale_length * element;
+
+  json_builder_begin_object (b);
+  append_le32 (data, f->scale, (size_t) f->scale_length); /* cut to the scale's own size */
+  if (f->scale_dtype)
+    add_tensor (b, "w.scale", f->scale_dtype, &f->scale_length, 1, 0, scale_bytes);
+  g_byte_array_set_size (data, (guint) scale_bytes);
+  if (f->extra) {
+    const float one = 1.0f;
+    add_tensor (b, "v", "F32", v_shape, 1, data->len, data->len + 4);
+    add_tensor (b, "v.scale", "F32", v_shape, 1, data->len + 4, data->len + 8);
+    append_le32 (data, &one, 1);
+    append_le32 (data, &one, 1);
+  }
+  add_tensor (b, "w", "I8", w_shape, 2, data->len, data->len + sizeof i8_values);
+  g_byte_array_append (data, (const guint8 *) i8_values, sizeof i8_values);
+  json_builder_end_object (b);
+  header = json_builder_get_root (b);
+  file = serialise (header, data);
+  return write_raw (file->data, file->len);
+}
+
+/* Opens the file and takes "w" ([2, 3]); NULL with `error` set when the take fails. */
+static const HfamStTensor *
+take_i8 (const I8File *f, HfamSafetensors **st, char **path, GError **error)
+{
+  static const int64_t w_shape[] = { 2, 3 };
+  *path = write_i8 (f);
+  *st = hfam_st_open (*path, error);
+  g_assert_no_error (*error);
+  return hfam_st_take (*st, "w", 2, w_shape, error);
+}
+
+static void
+test_i8_valid (void)
+{
+  const I8File f = { "F32", 2, { 0.5f, 2.0f }, FALSE };
+  const float expected[6] = { 0.5f, -1.0f, 1.5f, 254.0f, -254.0f, 0.0f };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  HfamSafetensors *st = NULL;
+  const HfamStTensor *t = take_i8 (&f, &st, &path, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (t->dtype, ==, HFAM_DTYPE_I8);
+  assert_tensor_values (t, expected, G_N_ELEMENTS (expected));
+  g_assert_true (hfam_st_check_all_taken (st, &error));  /* the scale counts as taken */
+  hfam_st_close (st);
+}
+
+static void
+test_i8_reject (void)
+{
+  static const struct {
+    I8File file;
+    const char *message;
+  } cases[] = {
+    { { NULL, 2, { 0 }, FALSE }, "tensor 'w' is I8 but its scale 'w.scale' is missing" },
+    { { "F32", 3, { 1, 1, 1 }, FALSE }, "tensor 'w.scale' is F32 [3], expected F32 or F16 [2]" },
+    { { "U8", 2, { 1, 1 }, FALSE }, "tensor 'w.scale' is U8 [2], expected F32 or F16 [2]" },
+    { { "F32", 2, { 1, INFINITY }, FALSE }, "tensor 'w.scale': value 1 is not finite" },
+    { { "F32", 2, { NAN, 1 }, FALSE }, "tensor 'w.scale': value 0 is not finite" },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) error = NULL;
+    g_autofree char *path = NULL;
+    HfamSafetensors *st = NULL;
+    g_assert_null (take_i8 (&cases[i].file, &st, &path, &error));
+    assert_error (error, path, HFAM_ERROR_FORMAT, cases[i].message);
+    hfam_st_close (st);
+  }
+}
+
+static void
+test_i8_stray_scale (void)
+{
+  static const int64_t v_shape[] = { 1 };
+  const I8File f = { "F32", 2, { 0.5f, 2.0f }, TRUE };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  HfamSafetensors *st = NULL;
+
+  g_assert_nonnull (take_i8 (&f, &st, &path, &error));
+  g_assert_nonnull (hfam_st_take (st, "v", 1, v_shape, &error));
+  g_assert_false (hfam_st_check_all_taken (st, &error));
+  assert_error (error, path, HFAM_ERROR_FORMAT, "unexpected tensor 'v.scale'");
   hfam_st_close (st);
 }
 
@@ -928,6 +1038,9 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/take/missing", test_take_missing);
   g_test_add_func ("/loader/take/wrong-dtype", test_take_wrong_dtype);
   g_test_add_func ("/loader/take/extra-tensor", test_extra_tensor);
+  g_test_add_func ("/loader/i8/valid", test_i8_valid);
+  g_test_add_func ("/loader/i8/reject", test_i8_reject);
+  g_test_add_func ("/loader/i8/stray-scale", test_i8_stray_scale);
   g_test_add_func ("/loader/random-damage", test_random_damage);
   g_test_add_func ("/loader/hparams/valid", test_hparams_valid);
   g_test_add_func ("/loader/hparams/encoder", test_hparams_encoder);
