@@ -1103,6 +1103,7 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
 {
   GstVideoFrame out;
   GstFlowReturn ret;
+  gboolean written;
 
   ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf, NULL);
   if (ret == GST_FLOW_FLUSHING) {
@@ -1119,11 +1120,18 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
     gst_clear_buffer (outbuf);
     return GST_FLOW_ERROR;
   }
-  if (output == &self->fill)
-    hfam_worker_write_fill (self->worker, in, &out, premultiplied);
-  else
-    hfam_worker_write_key (self->worker, &out);
+  written = output == &self->fill
+      ? hfam_worker_write_fill (self->worker, in, &out, premultiplied)
+      : hfam_worker_write_key (self->worker, &out);
   gst_video_frame_unmap (&out);
+  if (!written) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),
+        ("hfam_matte_write refused a %dx%d frame on %s",
+            GST_VIDEO_INFO_WIDTH (&output->info),
+            GST_VIDEO_INFO_HEIGHT (&output->info), GST_PAD_NAME (output->pad)));
+    gst_clear_buffer (outbuf);
+    return GST_FLOW_ERROR;
+  }
 
   gst_buffer_copy_into (*outbuf, inbuf,
       GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);

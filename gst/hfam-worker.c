@@ -1,6 +1,8 @@
 /* hfammatte's per-stream state: see hfam-worker.h. */
 #include "hfam-worker.h"
 
+#include "frame.h"
+
 struct _HfamWorker {
   HfamContext *ctx;
   guint n_threads;
@@ -189,60 +191,67 @@ hfam_worker_update_matte (HfamWorker *worker, const GstVideoFrame *in,
   return TRUE;
 }
 
-void
+/* The colour frame as kernels/frame.h sees it. */
+static HfamFrame
+hfam_worker_frame (const HfamWorker *worker, const GstVideoFrame *colour)
+{
+  static const HfamFrameFormat formats[] = {
+    [HFAM_PIXEL_RGB8] = HFAM_FRAME_RGB, [HFAM_PIXEL_BGR8] = HFAM_FRAME_BGR,
+    [HFAM_PIXEL_RGBA8] = HFAM_FRAME_RGBA, [HFAM_PIXEL_BGRA8] = HFAM_FRAME_BGRA,
+  };
+  return (HfamFrame) {
+    .planes = { GST_VIDEO_FRAME_PLANE_DATA (colour, 0) },
+    .strides = { GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0) },
+    .width = GST_VIDEO_FRAME_WIDTH (colour),
+    .height = GST_VIDEO_FRAME_HEIGHT (colour),
+    .format = worker->direct ? formats[worker->pixel_format] : HFAM_FRAME_RGBA,
+  };
+}
+
+/* The matte (already at the frame's size) into `out` by kernels/frame.c's writer, the CPU
+ * twin of the CUDA one. */
+static gboolean
+hfam_worker_write (const HfamWorker *worker, const HfamFrame *frame, GstVideoFrame *out,
+                   HfamMatteFormat format)
+{
+  const HfamMatteImage image = {
+    .data = GST_VIDEO_FRAME_PLANE_DATA (out, 0),
+    .stride = GST_VIDEO_FRAME_PLANE_STRIDE (out, 0),
+    .width = GST_VIDEO_FRAME_WIDTH (out),
+    .height = GST_VIDEO_FRAME_HEIGHT (out),
+    .format = format,
+  };
+  return hfam_matte_write (worker->matte, image.width, image.height, frame, NULL, &image) == 0;
+}
+
+gboolean
 hfam_worker_write_fill (HfamWorker *worker, const GstVideoFrame *in, GstVideoFrame *out,
                         gboolean premultiplied)
 {
-  const GstVideoFrame *colour = hfam_worker_colour_frame (worker, in);
-  const int width = GST_VIDEO_FRAME_WIDTH (out), height = GST_VIDEO_FRAME_HEIGHT (out);
-  const int src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0);
-  const int src_pixel = GST_VIDEO_FRAME_COMP_PSTRIDE (colour, 0);
-  const int dst_stride = GST_VIDEO_FRAME_PLANE_STRIDE (out, 0);
-  const int dst_alpha = GST_VIDEO_FRAME_COMP_POFFSET (out, GST_VIDEO_COMP_A);
-  const guint8 *src_rows = GST_VIDEO_FRAME_PLANE_DATA (colour, 0);
-  guint8 *dst_rows = GST_VIDEO_FRAME_PLANE_DATA (out, 0);
-  int src_offset[3], dst_offset[3];
+  const HfamFrame frame = hfam_worker_frame (worker, hfam_worker_colour_frame (worker, in));
+  const gboolean bgra = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_BGRA;
 
-  for (int c = 0; c < 3; c++) {
-    src_offset[c] = GST_VIDEO_FRAME_COMP_POFFSET (colour, c);
-    dst_offset[c] = GST_VIDEO_FRAME_COMP_POFFSET (out, c);
-  }
-  for (int y = 0; y < height; y++) {
-    const guint8 *src = src_rows + (gsize) y * src_stride;
-    const float *matte = worker->matte + (gsize) y * width;
-    guint8 *dst = dst_rows + (gsize) y * dst_stride;
-
-    for (int x = 0; x < width; x++, src += src_pixel, dst += 4) {
-      const guint alpha = hfam_worker_alpha8 (matte[x]);
-
-      for (int c = 0; c < 3; c++) {
-        const guint value = src[src_offset[c]];
-        /* (v * a + 127) / 255 is v * a / 255 rounded to nearest: 255 is odd, no ties. */
-        dst[dst_offset[c]] = premultiplied ? (value * alpha + 127) / 255 : value;
-      }
-      dst[dst_alpha] = alpha;
-    }
-  }
+  return hfam_worker_write (worker, &frame, out,
+      bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
+           : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA));
 }
 
-void
+gboolean
 hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out)
 {
-  const int width = GST_VIDEO_FRAME_WIDTH (out), height = GST_VIDEO_FRAME_HEIGHT (out);
-  const int stride = GST_VIDEO_FRAME_PLANE_STRIDE (out, 0);
   const gboolean deep = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_GRAY16_LE;
-  guint8 *rows = GST_VIDEO_FRAME_PLANE_DATA (out, 0);
 
-  for (int y = 0; y < height; y++) {
-    const float *matte = worker->matte + (gsize) y * width;
-    guint8 *row = rows + (gsize) y * stride;
-
-    if (deep) {
-      for (int x = 0; x < width; x++)
-        GST_WRITE_UINT16_LE (row + 2 * x, hfam_worker_alpha16 (matte[x]));
-    } else {
-      for (int x = 0; x < width; x++)
-        row[x] = hfam_worker_alpha8 (matte[x]);
+  if (!hfam_worker_write (worker, NULL, out, deep ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8))
+    return FALSE;
+#if G_BYTE_ORDER == G_BIG_ENDIAN
+  /* the writer's GRAY16 is in host order; the pad's format is little-endian */
+  if (deep)
+    for (int y = 0; y < GST_VIDEO_FRAME_HEIGHT (out); y++) {
+      guint16 *row = (guint16 *) ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (out, 0)
+          + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (out, 0));
+      for (int x = 0; x < GST_VIDEO_FRAME_WIDTH (out); x++)
+        row[x] = GUINT16_TO_LE (row[x]);
     }
-  }
+#endif
+  return TRUE;
 }

@@ -39,25 +39,12 @@ gboolean hfam_worker_update_matte (HfamWorker *worker, const GstVideoFrame *in,
                                    const HfamWorkerSettings *settings, gboolean *ran,
                                    GError **error);
 
-/* The frame's colour with the matte as alpha, into an RGBA or BGRA frame. */
-void hfam_worker_write_fill (HfamWorker *worker, const GstVideoFrame *in,
-                             GstVideoFrame *out, gboolean premultiplied);
-
-/* The matte alone, into a GRAY8 or GRAY16_LE frame. */
-void hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out);
-
-/* Rounding of a matte value to the nearest 8- and 16-bit level. */
-static inline guint8
-hfam_worker_alpha8 (float alpha)
-{
-  return (guint8) (CLAMP (alpha, 0.0f, 1.0f) * 255.0f + 0.5f);
-}
-
-static inline guint16
-hfam_worker_alpha16 (float alpha)
-{
-  return (guint16) (CLAMP (alpha, 0.0f, 1.0f) * 65535.0f + 0.5f);
-}
+/* The frame's colour with the matte as alpha, into an RGBA or BGRA frame; the matte alone,
+ * into a GRAY8 or GRAY16_LE frame. Both by kernels/frame.c's hfam_matte_write (alpha rounded
+ * to the nearest 8- or 16-bit level). FALSE only on frames the writer refuses (a bug). */
+gboolean hfam_worker_write_fill (HfamWorker *worker, const GstVideoFrame *in,
+                                 GstVideoFrame *out, gboolean premultiplied);
+gboolean hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out);
 
 G_END_DECLS
 

@@ -148,23 +148,32 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   const int bgr = out->format == HFAM_MATTE_BGRA || out->format == HFAM_MATTE_BGRA_PREMULTIPLIED;
   const int premultiply = out->format == HFAM_MATTE_RGBA_PREMULTIPLIED
                           || out->format == HFAM_MATTE_BGRA_PREMULTIPLIED;
-  float *a;
+  /* RGB frames are read as bytes, without the per-pixel conversion (same values) */
+  const int packed = colour && frame && frame->format <= HFAM_FRAME_BGRA;
+  const int in_bpp = packed && frame->format >= HFAM_FRAME_RGBA ? 4 : 3;
+  const int in_bgr = packed && (frame->format == HFAM_FRAME_BGR || frame->format == HFAM_FRAME_BGRA);
+  const float *a = alpha;
+  float *resized = NULL;
 
   if (!alpha || aw < 1 || ah < 1 || !out->data || w < 1 || h < 1
       || (unsigned) out->format >= HFAM_MATTE_N_FORMATS
       || out->stride < w * hfam_matte_bytes_per_pixel (out->format))
     return -1;
   if (colour && (!frame || !hfam_frame_valid (frame) || frame->width != w || frame->height != h
-                 || !yuv))
+                 || (!packed && !yuv)))
     return -1;
-  if (!(a = malloc (sizeof (float) * (size_t) w * h)))
-    return -1;
-  if (hfam_resize_plane (alpha, aw, ah, aw, a, w, h, w) != 0) {
-    free (a);
-    return -1;
+  if (aw != w || ah != h) {
+    if (!(resized = malloc (sizeof (float) * (size_t) w * h)))
+      return -1;
+    if (hfam_resize_plane (alpha, aw, ah, aw, resized, w, h, w) != 0) {
+      free (resized);
+      return -1;
+    }
+    a = resized;
   }
   for (int y = 0; y < h; y++) {
     uint8_t *row = out->data + (ptrdiff_t) y * out->stride;
+    const uint8_t *in_row = packed ? frame->planes[0] + (ptrdiff_t) y * frame->strides[0] : NULL;
     for (int x = 0; x < w; x++) {
       float v = a[(size_t) y * w + x];
       v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
@@ -175,14 +184,21 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
         memcpy (row + 2 * x, &a16, 2);
       } else {
         const int a8 = (int) (v * 255.0f + 0.5f);
-        float rgb[3];
         int c[3];
-        hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
-        for (int k = 0; k < 3; k++) {
-          c[k] = (int) (rgb[k] + 0.5f);
-          if (premultiply)
-            c[k] = (c[k] * a8 + 127) / 255;
+        if (packed) {
+          const uint8_t *px = in_row + (ptrdiff_t) x * in_bpp;
+          c[0] = px[in_bgr ? 2 : 0];
+          c[1] = px[1];
+          c[2] = px[in_bgr ? 0 : 2];
+        } else {
+          float rgb[3];
+          hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
+          for (int k = 0; k < 3; k++)
+            c[k] = (int) (rgb[k] + 0.5f);
         }
+        if (premultiply)
+          for (int k = 0; k < 3; k++)
+            c[k] = (c[k] * a8 + 127) / 255;
         row[4 * x + 0] = (uint8_t) c[bgr ? 2 : 0];
         row[4 * x + 1] = (uint8_t) c[1];
         row[4 * x + 2] = (uint8_t) c[bgr ? 0 : 2];
@@ -190,6 +206,6 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
       }
     }
   }
-  free (a);
+  free (resized);
   return 0;
 }

@@ -106,9 +106,10 @@ typedef struct {
 /* Bytes per pixel of a matte format. */
 int hfam_matte_bytes_per_pixel (HfamMatteFormat format);
 
-/* alpha (aw x ah, tightly packed) to `out` at its size; `frame` (same size as out) supplies the
- * colours of the RGBA/BGRA formats and may be NULL for the keys. 0, or -1 on bad arguments or
- * no memory. */
+/* alpha (aw x ah, tightly packed) to `out` at its size (no resize when the sizes are equal);
+ * `frame` (same size as out) supplies the colours of the RGBA/BGRA formats and may be NULL for
+ * the keys; `yuv` is needed for NV12 and I420 frames only. 0, or -1 on bad arguments or no
+ * memory. */
 int hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                       const HfamYuvToRgb *yuv, const HfamMatteImage *out);
 

@@ -10,9 +10,9 @@ photos it labelled (the originals, with their real backgrounds), BG a folder of 
 (../teachers/backgrounds.py). PACK gets, at long side <= --long-side:
   image/NAME.jpg  the photo            fg/NAME.jpg  the teacher's foreground colour
   alpha/NAME.png  the teacher's alpha (8-bit)       bg/NAME.jpg  backgrounds
-  encoder.pt      the encoder, convolution weights as int8 per output channel (+ fp32 scales;
-                  relative error ~0.5 %, an initialisation that training then moves anyway),
-                  everything else fp32: it is 23.5 M parameters, 94 MB in fp32
+  encoder.pt      (with --encoder) the encoder, convolution weights as int8 per output channel
+                  (+ fp32 scales; relative error ~0.5 %, an initialisation that training then
+                  moves anyway), everything else fp32: it is 23.5 M parameters, 94 MB in fp32
   split.json      which photos and backgrounds are held out for validation (by a hash of the
                   name, so the split does not depend on the order or on the machine)
 """
@@ -75,7 +75,9 @@ def main(argv=None) -> int:
     p.add_argument("--labels", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--bg", required=True)
-    p.add_argument("--encoder", required=True)
+    p.add_argument("--encoder", help="the ImageNet encoder (leave out when the run starts "
+                   "from a weight file: train_device.py --init)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality of photos and fg")
     p.add_argument("--out", required=True)
     p.add_argument("--long-side", type=int, default=512)
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -93,8 +95,9 @@ def main(argv=None) -> int:
             else alpha.convert("L")
         if fg.size != alpha.size:
             raise SystemExit(f"{name}: foreground {fg.size} and alpha {alpha.size} differ")
-        photo.save(os.path.join(args.out, "image", name + ".jpg"), quality=90)
-        shrink(fg, args.long_side).save(os.path.join(args.out, "fg", name + ".jpg"), quality=90)
+        photo.save(os.path.join(args.out, "image", name + ".jpg"), quality=args.quality)
+        shrink(fg, args.long_side).save(os.path.join(args.out, "fg", name + ".jpg"),
+                                        quality=args.quality)
         shrink(alpha, args.long_side).save(os.path.join(args.out, "alpha", name + ".png"),
                                            optimize=True)
     backgrounds = sorted(os.path.splitext(f)[0] for f in os.listdir(args.bg)
@@ -103,7 +106,8 @@ def main(argv=None) -> int:
         im = Image.open(find_image(args.bg, name)).convert("RGB")
         shrink(im, int(args.long_side * 1.25)).save(os.path.join(args.out, "bg", name + ".jpg"),
                                                     quality=88)
-    torch.save(quantise_encoder(args.encoder), os.path.join(args.out, "encoder.pt"))
+    if args.encoder:
+        torch.save(quantise_encoder(args.encoder), os.path.join(args.out, "encoder.pt"))
     split = {
         "val_fraction": args.val_fraction,
         "val": sorted(n for n in names if held_out(n, args.val_fraction)),

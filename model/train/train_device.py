@@ -11,6 +11,9 @@ background, I = g F + (1 - g) B; each a random square crop (side U(0.5, 1) of th
 resized to --size, flipped with p = 0.5 (the background independently); the trimap target of
 data.make_trimap (discs of diameter k, k in 10..30 px at 512), computed by convolution.
 The learning rate warms up over 100 steps and then follows a cosine to 1 % over --seconds.
+With --init FILE the run starts from a folded weight file (the default model, say) instead of
+the ImageNet encoder: each BatchNorm becomes the identity plus the folded bias and stays in
+eval mode (its affine parameters still learn), so the start computes exactly FILE's network.
 
 Validation, on the held-out photos of split.json (teacher alpha is the target, not a human's):
 'real' (the photos as they are) and 'composite' (each over two held-out backgrounds), SAD and
@@ -33,6 +36,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
@@ -47,6 +51,39 @@ import losses  # noqa: E402
 import pack  # noqa: E402
 import plot  # noqa: E402
 import train  # noqa: E402
+import weights  # noqa: E402
+
+
+@torch.no_grad()
+def unfold_into(model: hfam.HFAM, path: str) -> None:
+    """Loads a folded weight file into the trainable network: convolution weights as they are;
+    a convolution's BatchNorm set to the identity (mean 0, variance 1, gain sqrt(1 + eps)) with
+    the folded bias as its shift, so that in eval mode the network computes the file's."""
+    tensors, _ = weights.read_safetensors(path)
+    modules = dict(model.named_modules())
+    for name, conv in model.named_modules():
+        if not isinstance(conv, nn.Conv2d):
+            continue
+        conv.weight.copy_(torch.from_numpy(tensors.pop(f"{name}.weight")))
+        bias = torch.from_numpy(tensors.pop(f"{name}.bias"))
+        bn = modules.get(hfam.batchnorm_of(name))
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0)
+            bn.weight.fill_(math.sqrt(1.0 + bn.eps))
+            bn.bias.copy_(bias)
+        else:
+            conv.bias.copy_(bias)
+    if tensors:
+        raise SystemExit(f"{path}: tensors the network does not have: {sorted(tensors)[:3]}")
+
+
+def train_mode(model: nn.Module, frozen_batchnorm: bool) -> None:
+    model.train()
+    if frozen_batchnorm:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
 
 
 def load_u8(path: str, device) -> torch.Tensor:
@@ -161,7 +198,8 @@ def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
 
 
 @torch.no_grad()
-def evaluate(model, val, long_side: int, half: bool, device: str) -> Dict[str, float]:
+def evaluate(model, val, long_side: int, half: bool, device: str,
+             frozen_batchnorm: bool) -> Dict[str, float]:
     """Mean SAD (/1000) and MSE per kind, matted as the engine does. Without cuDNN's autotuner:
     every image has its own size, and tuning each costs seconds."""
     benchmark = torch.backends.cudnn.benchmark
@@ -179,7 +217,7 @@ def evaluate(model, val, long_side: int, half: bool, device: str) -> Dict[str, f
         d = pred - gt
         sums.setdefault(f"{kind}_sad", []).append(float(d.abs().sum()) / 1000)
         sums.setdefault(f"{kind}_mse", []).append(float((d * d).mean()))
-    model.train()
+    train_mode(model, frozen_batchnorm)
     torch.backends.cudnn.benchmark = benchmark
     return {k: float(np.mean(v)) for k, v in sums.items()}
 
@@ -199,6 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="320,384,448,512", help="inference sizes to choose from")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda", help="cuda; cpu only for a smoke test")
+    p.add_argument("--init", metavar="FILE",
+                   help="start from this folded weight file (its configuration), not ImageNet")
     args = p.parse_args(argv)
 
     start = time.time()
@@ -213,18 +253,27 @@ def main(argv=None) -> int:
     val = validation_set(args.pack, split["val"], split["val_backgrounds"])
     samples = DeviceSamples(args.pack, train_names, train_bgs, args.device, args.seed)
 
-    config = dataclasses.replace(hfam.PRESETS[args.config](), **train.CAFFE_INPUT,
-                                 stride_in_1x1=True)
-    model = hfam.HFAM(config)
-    train.kaiming_init(model)
-    enc = pack.dequantise_encoder(torch.load(os.path.join(args.pack, "encoder.pt")))
-    n_enc = train.load_encoder(model, os.path.join(args.pack, "encoder.pt"), enc)
-    model = model.to(args.device, memory_format=torch.channels_last).train()
+    if args.init:
+        config = hfam.HfamConfig.from_metadata(weights.read_safetensors(args.init)[1])
+        model = hfam.HFAM(config)
+        unfold_into(model, args.init)
+        start_from = f"weights of {args.init}, BatchNorms frozen"
+    else:
+        config = dataclasses.replace(hfam.PRESETS[args.config](), **train.CAFFE_INPUT,
+                                     stride_in_1x1=True)
+        model = hfam.HFAM(config)
+        train.kaiming_init(model)
+        enc = pack.dequantise_encoder(torch.load(os.path.join(args.pack, "encoder.pt")))
+        n_enc = train.load_encoder(model, os.path.join(args.pack, "encoder.pt"), enc)
+        start_from = f"ImageNet encoder, {n_enc} tensors (int8 pack)"
+    frozen = bool(args.init)
+    model = model.to(args.device, memory_format=torch.channels_last)
+    train_mode(model, frozen)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     criterion = losses.HfamLoss()
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"{args.config}: {n_params / 1e6:.2f} M parameters, encoder {n_enc} tensors (int8 "
-          f"pack); {len(train_names)} training photos, {len(train_bgs)} backgrounds; "
+    print(f"{n_params / 1e6:.2f} M parameters, from the {start_from}; "
+          f"{len(train_names)} training photos, {len(train_bgs)} backgrounds; "
           f"validation: {len(split['val'])} photos, {len(val)} images; set up in "
           f"{time.time() - start:.1f} s", flush=True)
 
@@ -263,7 +312,7 @@ def main(argv=None) -> int:
                   f"u {terms['unknown']:.4f} f {terms['fused']:.4f} lr {lr:.2e} "
                   f"{args.batch / (time.time() - ts):.0f} img/s", flush=True)
         if time.time() - last_val >= args.val_every:
-            result = evaluate(model, val, max(args.size, 320), False, args.device)
+            result = evaluate(model, val, max(args.size, 320), False, args.device, frozen)
             if val_log is None:
                 val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
             val_log.write(dict(result, step=step))
@@ -277,7 +326,7 @@ def main(argv=None) -> int:
     choices = []
     for long_side in [int(s) for s in args.sizes.split(",")]:
         for half in (False, True):
-            r = evaluate(model, val, long_side, half, args.device)
+            r = evaluate(model, val, long_side, half, args.device, frozen)
             r.update(long_side=long_side, precision="fp16" if half else "fp32",
                      score=r["real_sad"] + r["composite_sad"])
             choices.append(r)
@@ -289,7 +338,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "choice.json"), "w") as f:
         json.dump({"chosen": best, "all": choices, "steps": step, "batch": args.batch,
                    "size": args.size, "seconds": args.seconds, "lr": args.lr,
-                   "p_real": args.p_real, "config": args.config,
+                   "p_real": args.p_real, "config": args.config, "init": args.init,
                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"},
                   f, indent=1)
     plot.plot_run(args.out)
