@@ -6,8 +6,9 @@ is said in README.md, "Training on a lent GPU".
     python3 model/train/train_device.py --pack PACK --out RUN --seconds 420 [--config r50-slim]
 
 A sample: a photo drawn at random; with probability --p-real the photo itself (its own real
-background) with the teacher's alpha, else its teacher foreground composited over a training
-background, I = g F + (1 - g) B; each a random square crop (side U(0.5, 1) of the short side)
+background) with the teacher's alpha; with probability --p-pair its teacher foreground over
+another training photo, the target then covering both people, g + (1 - g) g_B; else its
+teacher foreground composited over a training background, I = g F + (1 - g) B; each a random square crop (side U(0.5, 1) of the short side)
 resized to --size, flipped with p = 0.5 (the background independently); the trimap target of
 data.make_trimap (discs of diameter k, k in 10..30 px at 512), computed by convolution.
 The learning rate warms up over 100 steps and then follows a cosine to 1 % over --seconds.
@@ -147,7 +148,7 @@ class DeviceSamples:
         self.g = torch.Generator().manual_seed(seed)
         self.device = device
 
-    def batch(self, n: int, size: int, p_real: float):
+    def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
         images, alphas = [], []
         g = self.g
         for _ in range(n):
@@ -155,8 +156,20 @@ class DeviceSamples:
             h, w = self.alphas[i].shape[1:]
             box = random_box(h, w, g)
             a = crop_resize(self.alphas[i], box, size).clamp(0, 255) / 255
-            if torch.rand((), generator=g).item() < p_real:
+            r = torch.rand((), generator=g).item()
+            if r < p_real:
                 im = crop_resize(self.photos[i], box, size).clamp(0, 255) / 255
+            elif r < p_real + p_pair:
+                # over another training photo: a real scene, its person included in the target
+                fg = crop_resize(self.fgs[i], box, size).clamp(0, 255) / 255
+                j = int(torch.randint(0, len(self.alphas), (), generator=g))
+                box_j = random_box(*self.alphas[j].shape[1:], g)
+                bg = crop_resize(self.photos[j], box_j, size).clamp(0, 255) / 255
+                a_j = crop_resize(self.alphas[j], box_j, size).clamp(0, 255) / 255
+                if torch.rand((), generator=g).item() < 0.5:
+                    bg, a_j = bg.flip(-1), a_j.flip(-1)
+                im = a * fg + (1 - a) * bg
+                a = a + (1 - a) * a_j
             else:
                 fg = crop_resize(self.fgs[i], box, size).clamp(0, 255) / 255
                 b = int(torch.randint(0, len(self.bgs), (), generator=g))
@@ -233,6 +246,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--p-real", type=float, default=0.3)
+    p.add_argument("--p-pair", type=float, default=0.0,
+                   help="share of samples composited over another training photo (its person "
+                        "joins the target); 0 for the shipped model, untried so far")
     p.add_argument("--val-every", type=float, default=90, help="seconds")
     p.add_argument("--sizes", default="320,384,448,512", help="inference sizes to choose from")
     p.add_argument("--seed", type=int, default=0)
@@ -292,7 +308,7 @@ def main(argv=None) -> int:
         for group in opt.param_groups:
             group["lr"] = lr
         ts = time.time()
-        image, alpha, tri = samples.batch(args.batch, args.size, args.p_real)
+        image, alpha, tri = samples.batch(args.batch, args.size, args.p_real, args.p_pair)
         x = data.normalise(image, config).contiguous(memory_format=torch.channels_last)
         with torch.autocast(args.device, dtype=torch.bfloat16):
             out = model(x)
@@ -338,7 +354,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "choice.json"), "w") as f:
         json.dump({"chosen": best, "all": choices, "steps": step, "batch": args.batch,
                    "size": args.size, "seconds": args.seconds, "lr": args.lr,
-                   "p_real": args.p_real, "config": args.config, "init": args.init,
+                   "p_real": args.p_real, "p_pair": args.p_pair, "config": args.config,
+                   "init": args.init,
                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"},
                   f, indent=1)
     plot.plot_run(args.out)
