@@ -8,7 +8,8 @@ is said in README.md, "Training on a lent GPU".
 A sample: a photo drawn at random; with probability --p-real the photo itself (its own real
 background) with the teacher's alpha; with probability --p-pair its teacher foreground over
 another training photo, the target then covering both people, g + (1 - g) g_B; else its
-teacher foreground composited over a training background, I = g F + (1 - g) B; each a random square crop (side U(0.5, 1) of the short side)
+teacher foreground composited over a training background, I = g F + (1 - g) B; each a
+random square crop (side U(0.5, 1) of the short side)
 resized to --size, flipped with p = 0.5 (the background independently); the trimap target of
 data.make_trimap (discs of diameter k, k in 10..30 px at 512), computed by convolution.
 The learning rate warms up over 100 steps and then follows a cosine to 1 % over --seconds.
@@ -199,10 +200,12 @@ def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
         a = alpha.astype(np.float64) / 255
         out.append(("real", photo, a))
         h, w = a.shape
-        for b in (backgrounds[(2 * j) % len(backgrounds)], backgrounds[(2 * j + 1) % len(backgrounds)]):
+        for k in (2 * j, 2 * j + 1):
+            b = backgrounds[k % len(backgrounds)]
             bg = Image.open(os.path.join(pack_dir, "bg", b + ".jpg")).convert("RGB")
             s = max(w / bg.width, h / bg.height)
-            bg = bg.resize((max(w, round(bg.width * s)), max(h, round(bg.height * s))), Image.BILINEAR)
+            bg = bg.resize((max(w, round(bg.width * s)), max(h, round(bg.height * s))),
+                           Image.BILINEAR)
             x0, y0 = (bg.width - w) // 2, (bg.height - h) // 2
             bgn = np.asarray(bg)[y0:y0 + h, x0:x0 + w].astype(np.float64)
             comp = a[..., None] * fg + (1 - a[..., None]) * bgn
@@ -304,7 +307,8 @@ def main(argv=None) -> int:
         elapsed = time.time() - t0
         if elapsed >= args.seconds:
             break
-        lr = args.lr * min(1.0, (step + 1) / 100) * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / args.seconds)))
+        cosine = 0.5 * (1 + math.cos(math.pi * elapsed / args.seconds))
+        lr = args.lr * min(1.0, (step + 1) / 100) * (0.01 + 0.99 * cosine)
         for group in opt.param_groups:
             group["lr"] = lr
         ts = time.time()
@@ -332,8 +336,8 @@ def main(argv=None) -> int:
             if val_log is None:
                 val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
             val_log.write(dict(result, step=step))
-            print(f"validation at step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()),
-                  flush=True)
+            print(f"validation at step {step}: "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
             last_val = time.time()
     print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s",
           flush=True)
