@@ -71,6 +71,27 @@ gst_hfam_matte_backend_get_type (void)
   return backend_type;
 }
 
+/* libhfam's HfamPrecision, value for value */
+#define GST_TYPE_HFAM_MATTE_PRECISION (gst_hfam_matte_precision_get_type ())
+static GType
+gst_hfam_matte_precision_get_type (void)
+{
+  static GType precision_type = 0;
+  static const GEnumValue precisions[] = {
+    {HFAM_PRECISION_DEFAULT, "fp16 on CUDA, fp32 on the CPU", "default"},
+    {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
+    {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
+        "fp16"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&precision_type)) {
+    GType type = g_enum_register_static ("GstHfamMattePrecision", precisions);
+    g_once_init_leave (&precision_type, type);
+  }
+  return precision_type;
+}
+
 #define DEFAULT_PROP_MODEL NULL  /* the default model: hfam_default_model_path () */
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
 #define DEFAULT_PROP_DEVICE_ID -1
@@ -80,6 +101,7 @@ gst_hfam_matte_backend_get_type (void)
 #define DEFAULT_PROP_PREMULTIPLIED FALSE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_N_THREADS 0
+#define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
 
 #define MIN_INFERENCE_SIZE 32
 #define MAX_INFERENCE_SIZE 4096
@@ -96,6 +118,7 @@ enum
   PROP_PREMULTIPLIED,
   PROP_QOS,
   PROP_N_THREADS,
+  PROP_PRECISION,
 };
 
 /* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
@@ -148,6 +171,7 @@ struct _GstHfamMatte
   gboolean premultiplied;
   gboolean qos;
   guint n_threads;
+  HfamPrecision precision;
 
   /* Between READY->PAUSED and PAUSED->READY. */
   HfamModel *model;
@@ -253,6 +277,12 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "(0 = one per core)", 0, 1024, DEFAULT_PROP_N_THREADS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_PRECISION,
+      g_param_spec_enum ("precision", "Precision",
+          "What the network computes in; chosen when going to PAUSED",
+          GST_TYPE_HFAM_MATTE_PRECISION, DEFAULT_PROP_PRECISION,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
 
@@ -311,6 +341,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->premultiplied = DEFAULT_PROP_PREMULTIPLIED;
   self->qos = DEFAULT_PROP_QOS;
   self->n_threads = DEFAULT_PROP_N_THREADS;
+  self->precision = DEFAULT_PROP_PRECISION;
 }
 
 static void
@@ -362,6 +393,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_N_THREADS:
       self->n_threads = g_value_get_uint (value);
       break;
+    case PROP_PRECISION:
+      self->precision = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -404,6 +438,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_N_THREADS:
       g_value_set_uint (value, self->n_threads);
       break;
+    case PROP_PRECISION:
+      g_value_set_enum (value, self->precision);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -415,14 +452,15 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
  * with a warning when no CUDA device opens. */
 static HfamContext *
 gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
-    gint device_id, guint n_threads)
+    gint device_id, guint n_threads, HfamPrecision precision)
 {
+  const HfamContextOptions options = {.precision = precision };
   HfamContext *ctx;
   GError *error = NULL;
 
   if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
-    ctx = hfam_context_new (self->model, HFAM_BACKEND_CUDA, device_id,
-        n_threads, &error);
+    ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
+        n_threads, &options, &error);
     if (ctx)
       return ctx;
     if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
@@ -440,8 +478,8 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     g_clear_error (&error);
   }
 
-  ctx = hfam_context_new (self->model, HFAM_BACKEND_CPU, device_id, n_threads,
-      &error);
+  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CPU, device_id,
+      n_threads, &options, &error);
   if (!ctx) {
     GST_ELEMENT_ERROR (self, LIBRARY, INIT,
         ("The cpu backend failed to start: %s", error->message), (NULL));
@@ -470,12 +508,14 @@ gst_hfam_matte_start (GstHfamMatte * self)
   gchar *path;
   gint device_id;
   guint n_threads;
+  HfamPrecision precision;
 
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   backend = self->backend;
   device_id = self->device_id;
   n_threads = self->n_threads;
+  precision = self->precision;
   GST_OBJECT_UNLOCK (self);
 
   if (!path || !*path) {
@@ -501,7 +541,8 @@ gst_hfam_matte_start (GstHfamMatte * self)
   }
   g_free (path);
 
-  ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads);
+  ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads,
+      precision);
   if (!ctx) {
     g_clear_pointer (&self->model, hfam_model_free);
     return FALSE;

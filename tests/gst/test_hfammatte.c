@@ -434,6 +434,50 @@ GST_START_TEST (test_rgba_equals_libhfam)
 
 GST_END_TEST;
 
+/* precision: "default" unless set; on the CPU every choice computes fp32, so the
+ * matte is libhfam's whatever is asked. */
+GST_START_TEST (test_precision)
+{
+  static const gchar *const nicks[] = { "fp32", "fp16", "default" };
+  GstVideoInfo info;
+  Engine engine;
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  for (guint k = 0; k < G_N_ELEMENTS (nicks); k++) {
+    GstElement *element = make_element ();
+    Expected expected = { 0 };
+    GstBuffer *in, *out;
+    GstMapInfo map;
+    Rig rig;
+
+    if (k == 0) {
+      gint precision;
+      g_object_get (element, "precision", &precision, NULL);
+      fail_unless_equals_int (precision, HFAM_PRECISION_DEFAULT);
+    }
+    gst_util_set_object_arg (G_OBJECT (element), "precision", nicks[k]);
+    rig_start (&rig, element, TRUE, FALSE);
+    gst_harness_set_sink_caps_str (rig.fill, "video/x-raw,format=RGBA");
+    rig_set_format (&rig, &info);
+    in = make_frame (&info, 11);
+    expect (&engine, &info, in, &expected);
+    fail_unless_equals_int (rig_push (&rig, gst_buffer_ref (in), 0), GST_FLOW_OK);
+    out = gst_harness_pull (rig.fill);
+    fail_unless (gst_buffer_map (out, &map, GST_MAP_READ));
+    for (gsize i = 3; i < map.size; i += 4)
+      fail_unless_equals_int (map.data[i], level (expected.matte[i / 4], 255));
+    gst_buffer_unmap (out, &map);
+    gst_buffer_unref (out);
+    gst_buffer_unref (in);
+    expected_clear (&expected);
+    rig_stop (&rig);
+  }
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 /* Downstream picks the outputs' formats: BGRA from RGB input, GRAY16_LE, and
  * later RGBA and GRAY8. */
 GST_START_TEST (test_output_formats)
@@ -1217,6 +1261,7 @@ hfammatte_suite (void)
   tcase_add_test (tc, test_missing_model);
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_default_model);
+  tcase_add_test (tc, test_precision);
   if (!cuda_device_opens ()) {
     tcase_add_test (tc, test_backend_cuda_fails);
     tcase_add_test (tc, test_backend_auto_falls_back);
