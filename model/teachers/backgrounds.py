@@ -10,6 +10,7 @@ even when asked for. See README.md, "Backgrounds".
 """
 import argparse
 import concurrent.futures
+import fnmatch
 import hashlib
 import io
 import os
@@ -133,17 +134,45 @@ def extract(deb, cache):
     return root
 
 
-def licence(root, pkg):
-    """The first License: line of the package's copyright file, else 'see copyright'."""
+def copyright_stanzas(root, pkg):
+    """[(Files patterns, licence)] of the package's machine-readable (DEP-5) copyright file,
+    in file order; [] when there is none or it is free-form."""
     path = os.path.join(root, 'usr/share/doc', pkg, 'copyright')
     if os.path.islink(path) or not os.path.isfile(path):
-        return 'see copyright'
+        return []
     with open(path, encoding='utf-8', errors='replace') as f:
-        for line in f:
-            if line.startswith('License:'):
-                value = line[len('License:'):].strip()
-                return value or 'see copyright'
-    return 'see copyright'
+        paragraphs = f.read().split('\n\n')
+    if not paragraphs or not paragraphs[0].lstrip().startswith('Format:'):
+        return []
+    stanzas = []
+    for para in paragraphs[1:]:
+        fields, key = {}, None
+        for line in para.splitlines():
+            if line[:1] in (' ', '\t'):
+                if key == 'Files':  # a License's continuation is its text, not its name
+                    fields[key] += ' ' + line.strip()
+            elif ':' in line:
+                key, value = line.split(':', 1)
+                fields[key.strip()] = value.strip()
+        if fields.get('Files') and fields.get('License'):
+            stanzas.append((fields['Files'].split(), fields['License']))
+    return stanzas
+
+
+def licence(stanzas, installed):
+    """(licence, the Files pattern that gave it) of an installed file: the last stanza whose
+    pattern matches the end of its path (DEP-5's patterns name source paths, and installed
+    paths end with them more often than not; '*' matches everything), else
+    ('see copyright', '')."""
+    found = ('see copyright', '')
+    rel = installed.lstrip('/')
+    for patterns, lic in stanzas:
+        for pattern in patterns:
+            pattern = pattern.lstrip('./')
+            if pattern == '*' or fnmatch.fnmatchcase(rel, pattern) \
+                    or fnmatch.fnmatchcase(rel, '*/' + pattern):
+                found = (lic, pattern)
+    return found
 
 
 def find_images(root):
@@ -210,10 +239,11 @@ def collect(trees, out, max_side=1600, min_side=480, jobs=None, log=sys.stderr):
     skipped = []
     for pkg, version, root in trees:
         raster, vector = find_images(root)
-        lic = licence(root, pkg)
+        stanzas = copyright_stanzas(root, pkg)
         for p in vector:
             skipped.append((pkg, '/' + os.path.relpath(p, root), 'svg'))
         for p in raster:
+            lic = licence(stanzas, '/' + os.path.relpath(p, root))
             work.append((pkg, version, lic, root, p))
     jobs = jobs or min(8, os.cpu_count() or 1)
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
@@ -252,9 +282,9 @@ def collect(trees, out, max_side=1600, min_side=480, jobs=None, log=sys.stderr):
         with open(os.path.join(out, name), 'wb') as f:
             f.write(data)
         nbytes += len(data)
-        rows.append((name, pkg, version, lic, '/' + os.path.relpath(p, root)))
+        rows.append((name, pkg, version, lic[0], lic[1], '/' + os.path.relpath(p, root)))
     with open(os.path.join(out, 'manifest.tsv'), 'w', encoding='utf-8') as f:
-        f.write('file\tpackage\tversion\tlicence\toriginal\n')
+        f.write('file\tpackage\tversion\tlicence\tlicence_from\toriginal\n')
         for r in rows:
             f.write('\t'.join(r) + '\n')
     with open(os.path.join(out, 'skipped.tsv'), 'w', encoding='utf-8') as f:

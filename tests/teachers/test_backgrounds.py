@@ -43,7 +43,9 @@ def main():
         os.makedirs(doc)
         with open(f'{doc}/copyright', 'w') as f:
             f.write('Format: x\n\nFiles: *\nCopyright: someone\nLicense: CC-BY-SA-4.0\n'
-                    '\nFiles: debian/*\nLicense: GPL-2+\n')
+                    '\nFiles: debian/*\nLicense: GPL-2+\n'
+                    '\nFiles: artwork/cc0/*.png\n backgrounds/small.png\nLicense: CC0-1.0\n'
+                    ' Its text, which is not its name.\n')
         out = os.path.join(tmp, 'BG')
         c = bg.collect([('fake-wallpapers', '1.0-1', root)], out, max_side=1600,
                        min_side=480, jobs=2)
@@ -60,12 +62,16 @@ def main():
             assert im.size == (640, 480), im.size
         with open(os.path.join(out, 'manifest.tsv')) as f:
             rows = [line.rstrip('\n').split('\t') for line in f]
-        assert rows[0] == ['file', 'package', 'version', 'licence', 'original'], rows[0]
+        assert rows[0] == ['file', 'package', 'version', 'licence', 'licence_from',
+                           'original'], rows[0]
         byname = {r[0]: r for r in rows[1:]}
         assert sorted(byname) == want, byname
+        # the last DEP-5 stanza whose pattern ends the installed path
         assert byname['fake-wallpapers__small.jpg'][1:] == [
-            'fake-wallpapers', '1.0-1', 'CC-BY-SA-4.0', '/usr/share/backgrounds/small.png']
-        assert byname['fake-wallpapers__big_photo.jpg'][4] == '/usr/share/backgrounds/big photo.jpg'
+            'fake-wallpapers', '1.0-1', 'CC0-1.0', 'backgrounds/small.png',
+            '/usr/share/backgrounds/small.png'], byname['fake-wallpapers__small.jpg']
+        assert byname['fake-wallpapers__big_photo.jpg'][3:] == [
+            'CC-BY-SA-4.0', '*', '/usr/share/backgrounds/big photo.jpg']
         with open(os.path.join(out, 'skipped.tsv')) as f:
             skipped = f.read()
         assert 'copy/small.png\tduplicate of /usr/share/backgrounds/small.png' in skipped, skipped
@@ -76,8 +82,12 @@ def main():
         assert sorted(f for f in os.listdir(out) if f.endswith('.jpg')) == want
         with Image.open(os.path.join(out, 'fake-wallpapers__big_photo.jpg')) as im:
             assert im.size == (800, 400), im.size
-        # no copyright file: "see copyright"
-        assert bg.licence(os.path.join(tmp, 'nowhere'), 'x') == 'see copyright'
+        # no copyright file, or a free-form one: "see copyright"
+        assert bg.copyright_stanzas(os.path.join(tmp, 'nowhere'), 'x') == []
+        with open(f'{doc}/copyright', 'w') as f:
+            f.write('This package was debianized by someone.\nLicense: GPL\n')
+        assert bg.copyright_stanzas(root, 'fake-wallpapers') == []
+        assert bg.licence([], '/usr/share/backgrounds/small.png') == ('see copyright', '')
 
     # the evaluation packages are refused, from the list and from the command line
     log = open(os.devnull, 'w')
