@@ -139,6 +139,12 @@ hfam_matte_bytes_per_pixel (HfamMatteFormat format)
   return format == HFAM_MATTE_GRAY8 ? 1 : format == HFAM_MATTE_GRAY16 ? 2 : 4;
 }
 
+static inline float
+clamp01 (float v)
+{
+  return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+}
+
 int
 hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                   const HfamYuvToRgb *yuv, const HfamMatteImage *out)
@@ -173,32 +179,44 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   }
   for (int y = 0; y < h; y++) {
     uint8_t *row = out->data + (ptrdiff_t) y * out->stride;
-    const uint8_t *in_row = packed ? frame->planes[0] + (ptrdiff_t) y * frame->strides[0] : NULL;
-    for (int x = 0; x < w; x++) {
-      float v = a[(size_t) y * w + x];
-      v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-      if (out->format == HFAM_MATTE_GRAY8) {
-        row[x] = (uint8_t) (int) (v * 255.0f + 0.5f);
-      } else if (out->format == HFAM_MATTE_GRAY16) {
-        const uint16_t a16 = (uint16_t) (int) (v * 65535.0f + 0.5f);
+    const float *arow = a + (size_t) y * w;
+    if (out->format == HFAM_MATTE_GRAY8) {
+      for (int x = 0; x < w; x++)
+        row[x] = (uint8_t) (int) (clamp01 (arow[x]) * 255.0f + 0.5f);
+    } else if (out->format == HFAM_MATTE_GRAY16) {
+      for (int x = 0; x < w; x++) {
+        const uint16_t a16 = (uint16_t) (int) (clamp01 (arow[x]) * 65535.0f + 0.5f);
         memcpy (row + 2 * x, &a16, 2);
-      } else {
-        const int a8 = (int) (v * 255.0f + 0.5f);
-        int c[3];
-        if (packed) {
-          const uint8_t *px = in_row + (ptrdiff_t) x * in_bpp;
-          c[0] = px[in_bgr ? 2 : 0];
-          c[1] = px[1];
-          c[2] = px[in_bgr ? 0 : 2];
-        } else {
-          float rgb[3];
-          hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
-          for (int k = 0; k < 3; k++)
-            c[k] = (int) (rgb[k] + 0.5f);
+      }
+    } else if (packed) {
+      /* offsets hoisted out of the loop: the compiler vectorises nothing here otherwise */
+      const uint8_t *in = frame->planes[0] + (ptrdiff_t) y * frame->strides[0];
+      const int r_in = in_bgr ? 2 : 0, b_in = in_bgr ? 0 : 2;
+      const int r_out = bgr ? 2 : 0, b_out = bgr ? 0 : 2;
+      for (int x = 0; x < w; x++, in += in_bpp) {
+        const int a8 = (int) (clamp01 (arow[x]) * 255.0f + 0.5f);
+        int r = in[r_in], g = in[1], b = in[b_in];
+        if (premultiply) {
+          r = (r * a8 + 127) / 255;
+          g = (g * a8 + 127) / 255;
+          b = (b * a8 + 127) / 255;
         }
-        if (premultiply)
-          for (int k = 0; k < 3; k++)
+        row[4 * x + r_out] = (uint8_t) r;
+        row[4 * x + 1] = (uint8_t) g;
+        row[4 * x + b_out] = (uint8_t) b;
+        row[4 * x + 3] = (uint8_t) a8;
+      }
+    } else {
+      for (int x = 0; x < w; x++) {
+        const int a8 = (int) (clamp01 (arow[x]) * 255.0f + 0.5f);
+        float rgb[3];
+        int c[3];
+        hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
+        for (int k = 0; k < 3; k++) {
+          c[k] = (int) (rgb[k] + 0.5f);
+          if (premultiply)
             c[k] = (c[k] * a8 + 127) / 255;
+        }
         row[4 * x + 0] = (uint8_t) c[bgr ? 2 : 0];
         row[4 * x + 1] = (uint8_t) c[1];
         row[4 * x + 2] = (uint8_t) c[bgr ? 0 : 2];
