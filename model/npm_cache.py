@@ -5,6 +5,7 @@ installed once with `npm ci`."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -22,6 +23,25 @@ def default_cache() -> str:
         return os.environ["HFAMMATTE_CACHE"]
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(xdg, "hfammatte")
+
+
+@contextlib.contextmanager
+def staged(dest: str):
+    """A new folder beside `dest` to fill: when the block ends without an exception it replaces
+    `dest` in one rename (readable by all), otherwise it is removed, so that a cache entry is
+    never half written."""
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(dest) + ".", dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
 
 
 def integrity_of(path: str) -> str:
@@ -44,9 +64,7 @@ def npm_ci(package_dir: str, cache: str, prefix: str, log) -> str:
     if os.path.exists(os.path.join(dest, ".installed")):
         return os.path.join(dest, "node_modules")
     log(f"npm ci into {dest}")
-    os.makedirs(cache, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".npm-", dir=cache)
-    try:
+    with staged(dest) as tmp:
         for name in ("package.json", "package-lock.json"):
             shutil.copy(os.path.join(package_dir, name), tmp)
         r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
@@ -55,11 +73,4 @@ def npm_ci(package_dir: str, cache: str, prefix: str, log) -> str:
         if r.returncode != 0:
             raise Unavailable(f"npm ci failed (registry unreachable?):\n{r.stdout[-2000:]}")
         open(os.path.join(tmp, ".installed"), "w").close()
-        os.chmod(tmp, 0o755)
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return os.path.join(dest, "node_modules")

