@@ -145,6 +145,21 @@ clamp01 (float v)
   return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
 }
 
+/* One RGBA/BGRA pixel (r_out, b_out: where red and blue go), colours premultiplied if asked. */
+static inline void
+store_rgba (uint8_t *px, int r, int g, int b, int a8, int premultiply, int r_out, int b_out)
+{
+  if (premultiply) {
+    r = (r * a8 + 127) / 255;
+    g = (g * a8 + 127) / 255;
+    b = (b * a8 + 127) / 255;
+  }
+  px[r_out] = (uint8_t) r;
+  px[1] = (uint8_t) g;
+  px[b_out] = (uint8_t) b;
+  px[3] = (uint8_t) a8;
+}
+
 int
 hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                   const HfamYuvToRgb *yuv, const HfamMatteImage *out)
@@ -158,6 +173,7 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   const int packed = colour && frame && frame->format <= HFAM_FRAME_BGRA;
   const int in_bpp = packed && frame->format >= HFAM_FRAME_RGBA ? 4 : 3;
   const int in_bgr = packed && (frame->format == HFAM_FRAME_BGR || frame->format == HFAM_FRAME_BGRA);
+  const int r_out = bgr ? 2 : 0, b_out = bgr ? 0 : 2;
   const float *a = alpha;
   float *resized = NULL;
 
@@ -192,35 +208,16 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
       /* offsets hoisted out of the loop: the compiler vectorises nothing here otherwise */
       const uint8_t *in = frame->planes[0] + (ptrdiff_t) y * frame->strides[0];
       const int r_in = in_bgr ? 2 : 0, b_in = in_bgr ? 0 : 2;
-      const int r_out = bgr ? 2 : 0, b_out = bgr ? 0 : 2;
-      for (int x = 0; x < w; x++, in += in_bpp) {
-        const int a8 = (int) (clamp01 (arow[x]) * 255.0f + 0.5f);
-        int r = in[r_in], g = in[1], b = in[b_in];
-        if (premultiply) {
-          r = (r * a8 + 127) / 255;
-          g = (g * a8 + 127) / 255;
-          b = (b * a8 + 127) / 255;
-        }
-        row[4 * x + r_out] = (uint8_t) r;
-        row[4 * x + 1] = (uint8_t) g;
-        row[4 * x + b_out] = (uint8_t) b;
-        row[4 * x + 3] = (uint8_t) a8;
-      }
+      for (int x = 0; x < w; x++, in += in_bpp)
+        store_rgba (row + 4 * x, in[r_in], in[1], in[b_in],
+                    (int) (clamp01 (arow[x]) * 255.0f + 0.5f), premultiply, r_out, b_out);
     } else {
       for (int x = 0; x < w; x++) {
-        const int a8 = (int) (clamp01 (arow[x]) * 255.0f + 0.5f);
         float rgb[3];
-        int c[3];
         hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
-        for (int k = 0; k < 3; k++) {
-          c[k] = (int) (rgb[k] + 0.5f);
-          if (premultiply)
-            c[k] = (c[k] * a8 + 127) / 255;
-        }
-        row[4 * x + 0] = (uint8_t) c[bgr ? 2 : 0];
-        row[4 * x + 1] = (uint8_t) c[1];
-        row[4 * x + 2] = (uint8_t) c[bgr ? 0 : 2];
-        row[4 * x + 3] = (uint8_t) a8;
+        store_rgba (row + 4 * x, (int) (rgb[0] + 0.5f), (int) (rgb[1] + 0.5f),
+                    (int) (rgb[2] + 0.5f), (int) (clamp01 (arow[x]) * 255.0f + 0.5f),
+                    premultiply, r_out, b_out);
       }
     }
   }
