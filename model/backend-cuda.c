@@ -388,7 +388,8 @@ conv_bias (const CudaBackend *be, const Slot *slot, int id)
 /* ---- convolutions ---- */
 
 /* y = conv(x) + bias (+ residual), ReLU where asked, the way `way` says: cuDNN's fused call,
- * or the plain convolution and hfam_cuda_bias_act; `ws` holds way->workspace bytes. */
+ * or the plain convolution and hfam_cuda_bias_act; `ws` holds way->workspace bytes. The
+ * descriptor's math type must already be way->math (plan_conv leaves the chosen one set). */
 static gboolean
 queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
             GError **error)
@@ -403,7 +404,6 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
   const float one = 1.0f, zero = 0.0f, alpha2 = residual ? 1.0f : 0.0f;
   void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
 
-  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way->math), n->name);
   if (way->fused) {
     CUDNN_TRY (cudnnConvolutionBiasActivationForward (
                  h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, way->algo, ws,
@@ -440,7 +440,8 @@ time_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *wa
   cudaEvent_t start = NULL, stop = NULL;
   float best = -1.0f;
 
-  if (cudaEventCreate (&start) != cudaSuccess || cudaEventCreate (&stop) != cudaSuccess)
+  if (cudnnSetConvolutionMathType (be->steps[id].conv_desc, way->math) != CUDNN_STATUS_SUCCESS
+      || cudaEventCreate (&start) != cudaSuccess || cudaEventCreate (&stop) != cudaSuccess)
     goto out;
   for (int r = 0; r < 4; r++) {
     g_autoptr (GError) error = NULL;
