@@ -23,6 +23,15 @@
  * - The per-frame work (input upload, every stage, alpha download) is captured once per slot
  *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead.
  * - Host input goes through pinned staging.
+ * - Device frames (queue_device_frame): kernels/preprocess.cu writes the frame straight into
+ *   the network's input on the encoder's stream, then a second graph of the slot, captured
+ *   without the upload and the download, runs the network; at collect, kernels/matte.cu
+ *   writes the outputs from alpha_p on the device. The resize filters between the frame's
+ *   size and the inference size are kept per slot and rebuilt when either size changes.
+ * - With HfamCudaOptions.current_context everything runs on the CUDA context that was
+ *   current when the backend was made (a GstCudaContext, say) and the device is never set,
+ *   which would replace that context; each call checks that it is current again. The driver
+ *   API's cuCtxGetCurrent is reached through the runtime, so no libcuda at link time.
  * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off): a
  * failing kernel is then reported with the node that queued it. HFAM_CUDA_PROFILE=1 (graphs
  * off) times every node with events, device time only: each stage's stream is held by a gate
@@ -30,10 +39,13 @@
  * are printed when the backend is freed. */
 #include "backend.h"
 #include "attention.cuh"
+#include "matte.cuh"
 #include "nhwc.cuh"
 #include "sk.cuh"
 #include "softmax_fusion.cuh"
 
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <stdlib.h>
@@ -52,6 +64,13 @@ static const int stage_stream[HFAM_N_STAGES] = {
   [HFAM_STAGE_SEMANTIC] = STREAM_CONTEXT, [HFAM_STAGE_LBB] = STREAM_LBB,
   [HFAM_STAGE_DETAIL] = STREAM_CONTEXT, [HFAM_STAGE_FUSION] = STREAM_CONTEXT,
 };
+
+/* Where a frame's input comes from and where its alpha_p goes. */
+typedef enum {
+  FRAME_HOST,    /* host planes in through pinned staging, alpha_p out to pinned memory */
+  FRAME_DEVICE,  /* preprocessed on the device before the graph; alpha_p stays there */
+  N_FRAME_KINDS
+} FrameKind;
 
 typedef struct {
   cudnnConvolutionFwdAlgo_t algo;
@@ -93,14 +112,20 @@ typedef struct {
   cudaEvent_t frame_done;
   float *host_in, *host_alpha;  /* pinned */
   size_t dev_in_offset;         /* input planes (fp32) in the arena */
-  cudaGraphExec_t graph;
+  cudaGraphExec_t graphs[N_FRAME_KINDS];  /* each captured when first needed */
   gboolean queued;              /* a frame is in flight here */
+  FrameKind kind;               /* of the frame in flight */
   int next_stage;               /* set_input/run_stage: the next stage to queue */
+  /* device frames: frame size -> inference size (x, y) and back */
+  HfamCudaFilter to_input[2], to_frame[2];
 } Slot;
 
 typedef struct {
   HfamBackend base;
   int device;
+  /* HfamCudaOptions.current_context: the caller's context (NULL: the device's primary one) */
+  CUcontext context;
+  PFN_cuCtxGetCurrent_v4000 get_current_context;
   HfamCudaDtype dtype;
   cudnnDataType_t cudnn_dtype;
   int depth;
@@ -142,6 +167,42 @@ static GMutex choice_lock;
       return FALSE;                                                                           \
     }                                                                                         \
   } while (0)
+
+/* Makes the backend's device current on the calling thread: its primary context by
+ * cudaSetDevice, or, for a backend on the caller's context, a check that this context is
+ * current (setting the device would replace it). */
+static gboolean
+use_device (CudaBackend *be, const char *what, GError **error)
+{
+  CUcontext current = NULL;
+
+  if (!be->context) {
+    CUDA_TRY (cudaSetDevice (be->device), what);
+    return TRUE;
+  }
+  if (be->get_current_context (&current) != CUDA_SUCCESS || current != be->context) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: %s: the CUDA context the backend was made on is not current "
+                 "on this thread", what);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* A resize filter from `in` to `out` samples in `f`, made again only when a size changed;
+ * nothing may be using the old one. */
+static gboolean
+ensure_filter (HfamCudaFilter *f, int in, int out, const char *what, GError **error)
+{
+  if (f->start && f->in == in && f->out == out)
+    return TRUE;
+  hfam_cuda_filter_free (f);
+  CUDA_TRY (hfam_cuda_filter_new (in, out, f), what);
+  /* its upload went through the legacy default stream, which the backend's non-blocking
+   * streams do not wait for */
+  CUDA_TRY (cudaStreamSynchronize (cudaStreamLegacy), what);
+  return TRUE;
+}
 
 static size_t
 align_up (size_t n)
@@ -689,12 +750,12 @@ gate_open (Gate *gate)
 }
 
 /* Queues one stage of the frame in `slot`: waits for the stages it reads that run on other
- * streams, then its nodes; the first stage uploads and converts the input, the last one
- * downloads alpha_p and joins every stream back into the encoder's (recording frame_done
- * there unless the work is being captured). */
+ * streams, then its nodes; for a host frame the first stage uploads and converts the input
+ * and the last one downloads alpha_p; the last one joins every stream back into the
+ * encoder's (recording frame_done there unless the work is being captured). */
 static gboolean
-queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing,
-                  GError **error)
+queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
+                  gboolean capturing, GError **error)
 {
   const HfamGraph *g = be->base.graph;
   const int stream = stage_stream[stage];
@@ -706,7 +767,7 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturi
   for (int d = 0; d < HFAM_N_STAGES; d++)
     if ((be->stage_deps[stage] & (1u << d)) && stage_stream[d] != stream)
       CUDA_TRY (cudaStreamWaitEvent (st, slot->stage_done[d], 0), name);
-  if (stage == 0) {
+  if (stage == 0 && kind == FRAME_HOST) {
     const HfamNhwc in = value_nhwc (be, slot, g->input);
     float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
     CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane,
@@ -727,7 +788,7 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturi
       CUDA_TRY (cudaGetLastError (), g->nodes[i].name);
     }
   }
-  if (stage == HFAM_N_STAGES - 1) {
+  if (stage == HFAM_N_STAGES - 1 && kind == FRAME_HOST) {
     const float *fusion = value_planar (be, slot, g->fusion);
     CUDA_TRY (cudaMemcpyAsync (slot->host_alpha, fusion + plane, sizeof (float) * plane,
                                cudaMemcpyDeviceToHost, st), "alpha");
@@ -747,7 +808,8 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturi
 /* queue_stage_work; with HFAM_CUDA_PROFILE, behind a gate (opened once the whole stage is
  * queued, whatever happened), then waits for it and adds up the time of each node. */
 static gboolean
-queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, GError **error)
+queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gboolean capturing,
+             GError **error)
 {
   const HfamGraph *g = be->base.graph;
   const char *name = hfam_stage_name (stage);
@@ -755,12 +817,12 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, gboolean capturing, G
   gboolean ok;
 
   if (!be->node_ms)
-    return queue_stage_work (be, slot, stage, capturing, error);
+    return queue_stage_work (be, slot, stage, kind, capturing, error);
   g_mutex_init (&gate.lock);
   g_cond_init (&gate.cond);
   if (cudaLaunchHostFunc (slot->streams[stage_stream[stage]], gate_wait, &gate) != cudaSuccess)
     gate.open = TRUE;  /* nothing waits on it */
-  ok = queue_stage_work (be, slot, stage, capturing, error);
+  ok = queue_stage_work (be, slot, stage, kind, capturing, error);
   gate_open (&gate);
   if (cudaStreamSynchronize (slot->streams[stage_stream[stage]]) != cudaSuccess && ok) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s", name,
@@ -801,10 +863,10 @@ abandon_capture (Slot *slot)
   cudaGetLastError ();
 }
 
-/* Captures the whole frame of `slot` into a graph; FALSE (no error set) if capture does not
- * work here, with the streams left usable. */
+/* Captures the whole frame of `slot` for a frame of `kind` into a graph; FALSE (no error set)
+ * if capture does not work here, with the streams left usable. */
 static gboolean
-capture_frame (CudaBackend *be, Slot *slot)
+capture_frame (CudaBackend *be, Slot *slot, FrameKind kind)
 {
   g_autoptr (GError) error = NULL;
   cudaGraph_t graph = NULL;
@@ -816,39 +878,40 @@ capture_frame (CudaBackend *be, Slot *slot)
     return FALSE;
   }
   for (int stage = 0; stage < HFAM_N_STAGES; stage++)
-    if (!queue_stage (be, slot, stage, TRUE, &error)) {
+    if (!queue_stage (be, slot, stage, kind, TRUE, &error)) {
       g_debug ("cuda backend: capture failed (%s); queueing kernels instead", error->message);
       abandon_capture (slot);
       return FALSE;
     }
   err = cudaStreamEndCapture (slot->streams[STREAM_ENCODER], &graph);
   if (err == cudaSuccess && graph)
-    err = cudaGraphInstantiate (&slot->graph, graph, 0);
+    err = cudaGraphInstantiate (&slot->graphs[kind], graph, 0);
   if (graph)
     cudaGraphDestroy (graph);
   if (err != cudaSuccess) {
     g_debug ("cuda backend: capture failed (%s); queueing kernels instead",
              cudaGetErrorString (err));
-    slot->graph = NULL;
+    slot->graphs[kind] = NULL;
     abandon_capture (slot);
     return FALSE;
   }
   return TRUE;
 }
 
-/* Queues the whole frame of `slot` (its input already in host_in). */
+/* Queues the whole frame of `slot`: a host frame's input is in host_in already, a device
+ * frame's preprocessing queued on the encoder's stream. */
 static gboolean
-queue_whole_frame (CudaBackend *be, Slot *slot, GError **error)
+queue_whole_frame (CudaBackend *be, Slot *slot, FrameKind kind, GError **error)
 {
-  if (be->graphs && !slot->graph && !capture_frame (be, slot))
+  if (be->graphs && !slot->graphs[kind] && !capture_frame (be, slot, kind))
     be->graphs = FALSE;
   if (be->graphs) {
-    CUDA_TRY (cudaGraphLaunch (slot->graph, slot->streams[STREAM_ENCODER]), "frame");
+    CUDA_TRY (cudaGraphLaunch (slot->graphs[kind], slot->streams[STREAM_ENCODER]), "frame");
     CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[STREAM_ENCODER]), "frame");
     return TRUE;
   }
   for (int stage = 0; stage < HFAM_N_STAGES; stage++)
-    if (!queue_stage (be, slot, stage, FALSE, error))
+    if (!queue_stage (be, slot, stage, kind, FALSE, error))
       return FALSE;
   return TRUE;
 }
@@ -858,9 +921,11 @@ queue_whole_frame (CudaBackend *be, Slot *slot, GError **error)
 static void
 free_slot_plan (Slot *slot)
 {
-  if (slot->graph)
-    cudaGraphExecDestroy (slot->graph);
-  slot->graph = NULL;
+  for (int k = 0; k < N_FRAME_KINDS; k++) {
+    if (slot->graphs[k])
+      cudaGraphExecDestroy (slot->graphs[k]);
+    slot->graphs[k] = NULL;
+  }
   cudaFree (slot->arena);
   slot->arena = NULL;
   for (int k = 0; k < N_STREAMS; k++) {
@@ -904,7 +969,8 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
 
   if (be->width == width && be->height == height)
     return TRUE;
-  CUDA_TRY (cudaSetDevice (be->device), "plan");
+  if (!use_device (be, "plan", error))
+    return FALSE;
   clear_plan (be);
   if (width < 32 || height < 32 || width % 32 || height % 32) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
@@ -995,20 +1061,27 @@ check_planned (CudaBackend *be, GError **error)
   return FALSE;
 }
 
+/* The slot the next frame goes to, or NULL (with an error) while it is in flight. */
+static Slot *
+free_head_slot (CudaBackend *be, GError **error)
+{
+  Slot *slot = head_slot (be);
+
+  if (!slot->queued && slot->next_stage == 0)
+    return slot;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "cuda backend: every frame slot is in flight: collect a frame first");
+  return NULL;
+}
+
 static gboolean
 cuda_set_input (HfamBackend *base, const float *input, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  if (!check_planned (be, error))
+  if (!check_planned (be, error) || !(slot = free_head_slot (be, error)))
     return FALSE;
-  slot = head_slot (be);
-  if (slot->queued || slot->next_stage != 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "cuda backend: every frame slot is in flight: collect a frame first");
-    return FALSE;
-  }
   memcpy (slot->host_in, input, sizeof (float) * 3 * (size_t) be->width * be->height);
   return TRUE;
 }
@@ -1025,11 +1098,41 @@ drain_slot (CudaBackend *be, Slot *slot)
 }
 
 static void
-finish_queueing (CudaBackend *be, Slot *slot)
+finish_queueing (CudaBackend *be, Slot *slot, FrameKind kind)
 {
   slot->queued = TRUE;
+  slot->kind = kind;
   slot->next_stage = 0;
   be->head++;
+}
+
+/* Takes the oldest frame out of flight and returns its slot; NULL, with an error, when there
+ * is none (nothing taken) or when it is not of `kind` (dropped then, as after any failed
+ * collect). A dropped frame may still be running: whatever the slot takes next is queued on
+ * the same streams, after it. */
+static Slot *
+take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error)
+{
+  static const char *const collect[N_FRAME_KINDS] = {
+    [FRAME_HOST] = "collect_frame", [FRAME_DEVICE] = "collect_device_matte",
+  };
+  Slot *slot;
+
+  if (!check_planned (be, error))
+    return NULL;
+  slot = &be->slots[be->tail % be->depth];
+  if (!slot->queued) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cuda backend: no frame to collect");
+    return NULL;
+  }
+  slot->queued = FALSE;
+  be->tail++;
+  if (slot->kind == kind)
+    return slot;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "cuda backend: %s on a frame that only %s collects: the frame is dropped",
+               collect[kind], collect[slot->kind]);
+  return NULL;
 }
 
 static gboolean
@@ -1038,9 +1141,8 @@ cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error)
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  if (!check_planned (be, error))
+  if (!check_planned (be, error) || !use_device (be, hfam_stage_name (stage), error))
     return FALSE;
-  CUDA_TRY (cudaSetDevice (be->device), hfam_stage_name (stage));
   slot = head_slot (be);
   if (!be->whole_frame_queued && ((int) stage != slot->next_stage || slot->queued)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
@@ -1056,21 +1158,21 @@ cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error)
   }
   if (stage == 0 && be->graphs) {
     /* (if capture fails here, this queues every stage without a graph) */
-    if (!queue_whole_frame (be, slot, error)) {
+    if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
       drain_slot (be, slot);
       return FALSE;
     }
-    finish_queueing (be, slot);
+    finish_queueing (be, slot, FRAME_HOST);
     be->whole_frame_queued = HFAM_N_STAGES > 1;
     return TRUE;
   }
-  if (!queue_stage (be, slot, stage, FALSE, error)) {
+  if (!queue_stage (be, slot, stage, FRAME_HOST, FALSE, error)) {
     drain_slot (be, slot);
     return FALSE;
   }
   slot->next_stage = stage + 1;
   if (slot->next_stage == HFAM_N_STAGES)
-    finish_queueing (be, slot);
+    finish_queueing (be, slot, FRAME_HOST);
   return TRUE;
 }
 
@@ -1080,7 +1182,9 @@ static gboolean
 cuda_synchronize (HfamBackend *base, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
-  CUDA_TRY (cudaSetDevice (be->device), "synchronize");
+
+  if (!use_device (be, "synchronize", error))
+    return FALSE;
   for (int k = 0; k < be->depth; k++) {
     Slot *slot = &be->slots[k];
     if (slot->queued)
@@ -1101,17 +1205,8 @@ cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
   Slot *slot;
   cudaError_t err;
 
-  if (!check_planned (be, error))
+  if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
     return FALSE;
-  slot = &be->slots[be->tail % be->depth];
-  if (!slot->queued) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cuda backend: no frame to collect");
-    return FALSE;
-  }
-  CUDA_TRY (cudaSetDevice (be->device), "outputs");
-  /* the frame is gone whatever happens now */
-  slot->queued = FALSE;
-  be->tail++;
   err = cudaEventSynchronize (slot->frame_done);
   if (err == cudaSuccess && out->semantic)
     err = cudaMemcpy (out->semantic, value_planar (be, slot, g->semantic),
@@ -1135,16 +1230,121 @@ cuda_queue_frame (HfamBackend *base, const float *input, GError **error)
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  if (!cuda_set_input (base, input, error))
+  if (!cuda_set_input (base, input, error) || !use_device (be, "frame", error))
     return FALSE;
-  CUDA_TRY (cudaSetDevice (be->device), "frame");
   slot = head_slot (be);
-  if (!queue_whole_frame (be, slot, error)) {
+  if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
     drain_slot (be, slot);
     return FALSE;
   }
-  finish_queueing (be, slot);
+  finish_queueing (be, slot, FRAME_HOST);
   return TRUE;
+}
+
+/* Whether the device can read `p`: a kernel reading host memory would fault, and a fault
+ * spoils the whole CUDA context, the caller's too. */
+static gboolean
+check_device_memory (const void *p, const char *what, int index, GError **error)
+{
+  struct cudaPointerAttributes attr;
+  cudaError_t err = cudaPointerGetAttributes (&attr, p);
+
+  if (err == cudaSuccess && attr.devicePointer)
+    return TRUE;
+  cudaGetLastError ();
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "cuda backend: %s %d (%p) is not memory the device can read%s%s", what, index, p,
+               err != cudaSuccess ? ": " : " (host memory?)",
+               err != cudaSuccess ? cudaGetErrorString (err) : "");
+  return FALSE;
+}
+
+static gboolean
+check_frame_memory (const HfamFrame *frame, GError **error)
+{
+  const int n_planes = frame->format == HFAM_FRAME_I420 ? 3 : frame->format == HFAM_FRAME_NV12 ? 2
+                                                                                             : 1;
+  for (int k = 0; k < n_planes; k++)
+    if (!check_device_memory (frame->planes[k], "frame plane", k, error))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
+                         const HfamPreprocessParams *params, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+  HfamNhwc input;
+
+  if (!check_planned (be, error) || !use_device (be, "device frame", error)
+      || !(slot = free_head_slot (be, error)) || !check_frame_memory (frame, error))
+    return FALSE;
+  /* the slot's last frame is collected: nothing reads its filters any more */
+  if (!ensure_filter (&slot->to_input[0], frame->width, be->width, "preprocess", error)
+      || !ensure_filter (&slot->to_input[1], frame->height, be->height, "preprocess", error))
+    return FALSE;
+  input = value_nhwc (be, slot, be->base.graph->input);
+  /* on the encoder's stream, ahead of the frame's graph (which cannot hold the frame's
+   * pointers: they change from frame to frame) */
+  CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
+                                  slot->streams[STREAM_ENCODER]), "preprocess");
+  if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot, FRAME_DEVICE);
+  return TRUE;
+}
+
+static gboolean
+cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                           const HfamMatteImage *outputs, int n_outputs, GError **error)
+{
+  /* hfam_cuda_matte asks for a matrix even where the frame is RGB and it is not read */
+  static const HfamYuvToRgb unused_yuv;
+  CudaBackend *be = (CudaBackend *) base;
+  const float *alpha;
+  cudaStream_t stream;
+  Slot *slot;
+  cudaError_t err;
+  gboolean ok = TRUE, colour = FALSE;
+
+  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error))
+    return FALSE;
+  /* fusion's output: alpha_d, then alpha_p */
+  alpha = value_planar (be, slot, base->graph->fusion) + (size_t) be->width * be->height;
+  /* the frame ran on the encoder's stream last: the mattes follow it there */
+  stream = slot->streams[STREAM_ENCODER];
+  for (int i = 0; i < n_outputs && ok; i++) {
+    ok = check_device_memory (outputs[i].data, "output", i, error);
+    colour |= outputs[i].format >= HFAM_MATTE_RGBA;
+  }
+  if (ok && colour)
+    ok = check_frame_memory (frame, error);
+  if (ok && n_outputs > 0)
+    ok = ensure_filter (&slot->to_frame[0], be->width, outputs[0].width, "matte", error)
+         && ensure_filter (&slot->to_frame[1], be->height, outputs[0].height, "matte", error);
+  for (int i = 0; i < n_outputs && ok; i++) {
+    err = hfam_cuda_matte (alpha, be->width, be->height, &slot->to_frame[0], &slot->to_frame[1],
+                           frame, yuv ? yuv : &unused_yuv, &outputs[i], stream);
+    if (err != cudaSuccess) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: output %d (%dx%d, matte format %d): hfam_cuda_matte failed: "
+                   "%s", i, outputs[i].width, outputs[i].height, outputs[i].format,
+                   cudaGetErrorString (err));
+      ok = FALSE;
+    }
+  }
+  /* whatever was queued finishes before the slot takes another frame */
+  err = cudaStreamSynchronize (stream);
+  if (err != cudaSuccess && ok) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: frame failed: %s",
+                 cudaGetErrorString (err));
+    ok = FALSE;
+  }
+  return ok;
 }
 
 static int
@@ -1187,8 +1387,10 @@ cuda_free (HfamBackend *base)
 {
   CudaBackend *be = (CudaBackend *) base;
   const HfamGraph *g = base->graph;
+  g_autoptr (GError) error = NULL;
 
-  cudaSetDevice (be->device);
+  if (!use_device (be, "free", &error))
+    g_warning ("%s", error->message);
   if (be->node_ms) {
     print_profile (be);
     for (int i = 0; i < 2 * g->n_nodes; i++)
@@ -1211,6 +1413,10 @@ cuda_free (HfamBackend *base)
         cudaEventDestroy (slot->stage_done[s]);
     if (slot->frame_done)
       cudaEventDestroy (slot->frame_done);
+    for (int t = 0; t < 2; t++) {
+      hfam_cuda_filter_free (&slot->to_input[t]);
+      hfam_cuda_filter_free (&slot->to_frame[t]);
+    }
   }
   if (be->steps)
     for (int i = 0; i < g->n_nodes; i++) {
@@ -1243,6 +1449,8 @@ static const HfamBackendOps cuda_ops = {
   .free = cuda_free,
   .queue_frame = cuda_queue_frame,
   .collect_frame = cuda_collect_frame,
+  .queue_device_frame = cuda_queue_device_frame,
+  .collect_device_matte = cuda_collect_device_matte,
 };
 
 static gboolean
@@ -1278,6 +1486,42 @@ create_objects (CudaBackend *be, GError **error)
   return TRUE;
 }
 
+/* For HfamCudaOptions.current_context: the context current on the calling thread, its device,
+ * and the driver's cuCtxGetCurrent (reached through the runtime). */
+static gboolean
+find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context, int *device,
+                      GError **error)
+{
+  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  void *fn = NULL;
+  cudaError_t err;
+
+  err = cudaGetDriverEntryPointByVersion ("cuCtxGetCurrent", &fn, 4000, cudaEnableDefault,
+                                          &found);
+  if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !fn) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: the driver's cuCtxGetCurrent is not to be found (%s, query "
+                 "result %d)", cudaGetErrorString (err), found);
+    return FALSE;
+  }
+  *get_current = (PFN_cuCtxGetCurrent_v4000) fn;
+  if ((*get_current) (context) != CUDA_SUCCESS || !*context) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: asked to run on the calling thread's CUDA context, but none is "
+                 "current: push one first");
+    return FALSE;
+  }
+  if ((err = cudaGetDevice (device)) != cudaSuccess) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: the current CUDA context's device: cudaGetDevice failed: %s",
+                 cudaGetErrorString (err));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 HfamBackend *
 hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOptions *options,
                        GError **error)
@@ -1286,6 +1530,8 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   CudaBackend *be;
   struct cudaDeviceProp prop;
   int count = 0, device = device_id < 0 ? 0 : device_id;
+  CUcontext context = NULL;
+  PFN_cuCtxGetCurrent_v4000 get_current = NULL;
   cudaError_t err;
   const char *sync_env = g_getenv ("HFAM_CUDA_SYNC"), *profile_env = g_getenv ("HFAM_CUDA_PROFILE");
   const gboolean profile = profile_env && profile_env[0] && strcmp (profile_env, "0") != 0;
@@ -1299,12 +1545,16 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
                  err != cudaSuccess ? cudaGetErrorString (err) : "none found");
     return NULL;
   }
-  if (device >= count) {
+  if (options->current_context) {
+    if (!find_current_context (&get_current, &context, &device, error))
+      return NULL;
+  } else if (device >= count) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: device %d asked for, %d present", device, count);
     return NULL;
   }
-  if ((err = cudaSetDevice (device)) != cudaSuccess
+  /* (the caller's context stays current: no cudaSetDevice then) */
+  if ((!context && (err = cudaSetDevice (device)) != cudaSuccess)
       || (err = cudaGetDeviceProperties (&prop, device)) != cudaSuccess) {
     cudaGetLastError ();
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: device %d: %s", device,
@@ -1322,6 +1572,8 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->base.ops = &cuda_ops;
   be->base.graph = graph;
   be->device = device;
+  be->context = context;
+  be->get_current_context = get_current;
   be->dtype = options->fp16 ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
   be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
@@ -1351,8 +1603,9 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
     cuda_free (&be->base);
     return NULL;
   }
-  g_debug ("cuda backend: device %d, %s (compute capability %d.%d), cuDNN %zu, %s, depth %d, "
-           "graphs %s", device, prop.name, prop.major, prop.minor, cudnnGetVersion (),
+  g_debug ("cuda backend: device %d, %s (compute capability %d.%d), %s context, cuDNN %zu, %s, "
+           "depth %d, graphs %s", device, prop.name, prop.major, prop.minor,
+           context ? "the caller's" : "its primary", cudnnGetVersion (),
            options->fp16 ? "fp16" : "fp32", be->depth, be->graphs ? "on" : "off");
   return &be->base;
 }

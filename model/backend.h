@@ -4,6 +4,7 @@
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
 
+#include "frame.h"
 #include "graph.h"
 
 G_BEGIN_DECLS
@@ -27,6 +28,19 @@ typedef struct {
    * flight, collected in order by collect_frame, which waits for the oldest one. */
   gboolean (*queue_frame) (HfamBackend *backend, const float *input, GError **error);
   gboolean (*collect_frame) (HfamBackend *backend, HfamOutputs *out, GError **error);
+  /* Optional (NULL where the backend has no device memory): queue_frame for a frame whose
+   * planes are in the backend's device memory, preprocessed there (`params`, with its yuv
+   * for NV12 and I420) at the planned size straight into the network's input. Its frames
+   * are collected by collect_device_matte only, the others by collect_frame only. */
+  gboolean (*queue_device_frame) (HfamBackend *backend, const HfamFrame *frame,
+                                  const HfamPreprocessParams *params, GError **error);
+  /* Waits for the oldest frame and writes its alpha_p, resized to the outputs' size (all
+   * alike), into `n_outputs` device images, the colour formats with `frame`'s colours (`yuv`
+   * for NV12 and I420); returns when they are written. A collect that fails drops the frame
+   * (so does collect_frame). */
+  gboolean (*collect_device_matte) (HfamBackend *backend, const HfamFrame *frame,
+                                    const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                                    int n_outputs, GError **error);
 } HfamBackendOps;
 
 struct _HfamBackend {
@@ -43,6 +57,9 @@ typedef struct {
   gboolean fp16;          /* NHWC fp16 on tensor cores; FALSE: fp32 (no TF32) */
   int pipeline_depth;     /* frames in flight, 1 or 2 (<= 0: 1) */
   gboolean no_graphs;     /* queue each frame's work instead of replaying a CUDA graph */
+  gboolean current_context; /* run on the CUDA context current on the calling thread, not on
+                               device_id's primary one; it must be current around every
+                               later call, free included */
 } HfamCudaOptions;
 
 /* NULL, with an HFAM_ERROR_BACKEND error saying why, when no CUDA device opens (no driver,
