@@ -1,0 +1,217 @@
+/* The device-frame API (hfam-device.h): every precondition is checked here, on the host, then
+ * the backend's optional device ops (backend.h) do the work. Backends without them (the CPU
+ * backend, and every backend of a build without CUDA) refuse with HFAM_ERROR_UNSUPPORTED.
+ *
+ * Frames in flight are tracked in the context's ring of HfamPendingFrame, shared with the
+ * host-frame API of hfam.c: the oldest at pending[first_pending], the next one at
+ * (first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH. */
+#include "hfam-device.h"
+#include "context.h"
+
+struct _HfamDeviceState {
+  HfamPreprocessParams params;  /* the model's; yuv is set per frame */
+};
+
+void
+hfam_device_state_free (HfamDeviceState *state)
+{
+  g_free (state);
+}
+
+static HfamDeviceState *
+device_state (HfamContext *ctx)
+{
+  if (!ctx->device) {
+    ctx->device = g_new0 (HfamDeviceState, 1);
+    hfam_context_preprocess_params (ctx, &ctx->device->params);
+  }
+  return ctx->device;
+}
+
+static HfamPendingFrame *
+pending_frame (HfamContext *ctx, int i)
+{
+  return &ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH];
+}
+
+static gboolean
+check_backend (HfamContext *ctx, const char *what, GError **error)
+{
+  const HfamBackendOps *ops = ctx->backend->ops;
+  if (ops->queue_device_frame && ops->collect_device_matte)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+               "%s: the %s backend takes frames in host memory only (device frames need a "
+               "CUDA context)", what, ops->name);
+  return FALSE;
+}
+
+static gboolean
+is_yuv (HfamFrameFormat format)
+{
+  return format == HFAM_FRAME_NV12 || format == HFAM_FRAME_I420;
+}
+
+static gboolean
+check_frame (const HfamFrame *frame, const HfamYuvToRgb *yuv, const char *what, GError **error)
+{
+  if (!frame || !hfam_frame_valid (frame)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: bad frame (no planes, or strides too small for its format and width)",
+                 what);
+    return FALSE;
+  }
+  if (is_yuv (frame->format) && !yuv) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: an NV12 or I420 frame needs its HfamYuvToRgb", what);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The outputs of a frame of `width` x `height`; `frame` and `yuv` as collect takes them. */
+static gboolean
+check_outputs (int width, int height, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+               const HfamMatteImage *outputs, int n_outputs, const char *what, GError **error)
+{
+  gboolean colour = FALSE;
+
+  if (n_outputs < 0 || (n_outputs > 0 && !outputs)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: %d outputs at %p", what,
+                 n_outputs, (const void *) outputs);
+    return FALSE;
+  }
+  for (int i = 0; i < n_outputs; i++) {
+    const HfamMatteImage *out = &outputs[i];
+    if (!out->data || (unsigned) out->format >= HFAM_MATTE_N_FORMATS
+        || out->width != width || out->height != height
+        || out->stride < out->width * hfam_matte_bytes_per_pixel (out->format)) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: output %d: %dx%d, format %d, stride %d: want data, a HfamMatteFormat, "
+                   "the frame's size (%dx%d) and a stride of at least a row",
+                   what, i, out->width, out->height, out->format, out->stride, width, height);
+      return FALSE;
+    }
+    /* 16-bit keys are stored as whole uint16_t */
+    if (out->format == HFAM_MATTE_GRAY16
+        && (out->stride % 2 != 0 || (uintptr_t) out->data % 2 != 0)) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: output %d: GRAY16 needs its data and stride aligned to 2 bytes", what,
+                   i);
+      return FALSE;
+    }
+    colour |= out->format >= HFAM_MATTE_RGBA;
+  }
+  if (!colour)
+    return TRUE;
+  if (!check_frame (frame, yuv, what, error))
+    return FALSE;
+  if (frame->width != width || frame->height != height) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the frame for the colours is %dx%d, the submitted one %dx%d", what,
+                 frame->width, frame->height, width, height);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
+                                  const HfamYuvToRgb *yuv, int long_side, GError **error)
+{
+  static const char *const what = "hfam_context_submit_device_frame";
+  const HfamHparams *hp;
+  HfamPreprocessParams params;
+  HfamPendingFrame *pending;
+  int width, height;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_backend (ctx, what, error) || !check_frame (frame, yuv, what, error))
+    return FALSE;
+  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: %d frame(s) in flight already, the pipeline depth: collect first", what,
+                 ctx->n_pending);
+    return FALSE;
+  }
+  for (int i = 0; i < ctx->n_pending; i++)
+    if (!pending_frame (ctx, i)->on_device) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: frames from host memory are in flight: collect them first", what);
+      return FALSE;
+    }
+  hp = hfam_model_hparams (ctx->model);
+  hfam_inference_dims (frame->width, frame->height,
+                       long_side > 0 ? long_side : hp->inference_size, &width, &height);
+  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: inference size %dx%d while %dx%d frames are in flight: collect them "
+                 "first", what, width, height, ctx->width, ctx->height);
+    return FALSE;
+  }
+  if (!hfam_context_ensure_size (ctx, width, height, error))
+    return FALSE;
+  params = device_state (ctx)->params;
+  if (yuv)
+    params.yuv = *yuv;
+  if (!ctx->backend->ops->queue_device_frame (ctx->backend, frame, &params, error))
+    return FALSE;
+  pending = pending_frame (ctx, ctx->n_pending);
+  pending->frame_width = frame->width;
+  pending->frame_height = frame->height;
+  pending->on_device = TRUE;
+  ctx->n_pending++;
+  return TRUE;
+}
+
+gboolean
+hfam_context_collect_device_matte (HfamContext *ctx, const HfamFrame *frame,
+                                   const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                                   int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_collect_device_matte";
+  const HfamPendingFrame *oldest;
+  gboolean ok;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_backend (ctx, what, error))
+    return FALSE;
+  if (ctx->n_pending == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: no frame was submitted", what);
+    return FALSE;
+  }
+  oldest = pending_frame (ctx, 0);
+  if (!oldest->on_device) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the oldest frame in flight came from host memory: collect it with the "
+                 "host-frame API", what);
+    return FALSE;
+  }
+  if (!check_outputs (oldest->frame_width, oldest->frame_height, frame, yuv, outputs,
+                      n_outputs, what, error))
+    return FALSE;
+  ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame, yuv, outputs, n_outputs,
+                                                error);
+  /* a failed frame is gone too: the backend dropped it */
+  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
+  ctx->n_pending--;
+  return ok;
+}
+
+gboolean
+hfam_context_matte_device (HfamContext *ctx, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                           int long_side, const HfamMatteImage *outputs, int n_outputs,
+                           GError **error)
+{
+  static const char *const what = "hfam_context_matte_device";
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  /* the outputs are checked before the frame goes in, so that a bad one leaves no frame in
+   * flight */
+  return check_backend (ctx, what, error) && hfam_context_no_frames_in_flight (ctx, error)
+         && check_frame (frame, yuv, what, error)
+         && check_outputs (frame->width, frame->height, frame, yuv, outputs, n_outputs, what,
+                           error)
+         && hfam_context_submit_device_frame (ctx, frame, yuv, long_side, error)
+         && hfam_context_collect_device_matte (ctx, frame, yuv, outputs, n_outputs, error);
+}
