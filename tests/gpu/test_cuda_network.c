@@ -151,12 +151,15 @@ run_case (const char *path, int w, int h, guint32 seed)
     const char *name;
     HfamContextOptions options;
   } configs[] = {
-    { "fp32", { HFAM_PRECISION_FP32, 1, FALSE } },
-    { "fp32 no graphs", { HFAM_PRECISION_FP32, 1, TRUE } },
-    { "fp16", { HFAM_PRECISION_FP16, 1, FALSE } },
-    { "fp16 no graphs", { HFAM_PRECISION_FP16, 1, TRUE } },
-    { "fp16 depth 2", { HFAM_PRECISION_FP16, 2, FALSE } },
-    { "fp32 depth 2 no graphs", { HFAM_PRECISION_FP32, 2, TRUE } },
+    { "fp32", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 } },
+    { "fp32 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1,
+                          .no_cuda_graphs = TRUE } },
+    { "fp16", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 } },
+    { "fp16 no graphs", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1,
+                          .no_cuda_graphs = TRUE } },
+    { "fp16 depth 2", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 } },
+    { "fp32 depth 2 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
+                                  .no_cuda_graphs = TRUE } },
   };
   for (size_t c = 0; c < G_N_ELEMENTS (configs); c++) {
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
