@@ -1,9 +1,10 @@
 #!/bin/bash
 # The CUDA backend on a GPU machine with CUDA (nvcc, cuDNN), meson and ninja but no GStreamer:
-# builds the engine, kernels, tests and bench only; checks every CUDA op against its CPU twin
-# and the whole network against the CPU backend; times ResNet-50 and ResNet-101 HFAM at 512x288
-# and 512x512, fp16 and fp32, pipeline depth 1 and 2, and the same network in PyTorch on the
-# same GPU (frozen TorchScript, and torch.compile), with the ratios. See tests/gpu/README.md.
+# builds the engine, kernels, tests and bench only; checks every CUDA op against its CPU twin,
+# the whole network against the CPU backend and the device-frame API against the CPU path;
+# times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and fp32, pipeline depth 1
+# and 2, and the same network in PyTorch on the same GPU (frozen TorchScript, and
+# torch.compile), with the ratios. See tests/gpu/README.md.
 #
 # Usage: tests/gpu/run.sh [all | check | bench [PATTERN]]   (default all; each phase builds
 #        first; PATTERN, an extended regular expression, picks the bench configurations by
@@ -110,7 +111,8 @@ if [ ! -e "$BUILD/build.ninja" ]; then
     -Dbuildtype=release $cudnn_opt || die "meson setup failed"
 fi
 mkdir -p "$LOG"
-ninja -C "$BUILD" tests/gpu/test-cuda-ops tests/gpu/test-cuda-network tools/hfam-bench \
+ninja -C "$BUILD" tests/gpu/test-cuda-ops tests/gpu/test-cuda-network \
+  tests/gpu/test-cuda-device-frames tools/hfam-bench \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
   || die "build failed"
 
@@ -152,6 +154,10 @@ if [ "$phase" != bench ]; then
   # the trained default model (fp16 weights; few near-ties, unlike random weights)
   run_check cuda-network-default "$BUILD/tests/gpu/test-cuda-network" \
     model/default.safetensors 512x288
+  # frames in device memory through preprocess.cu and matte.cu, on the primary context and on
+  # one the test pushes (default model; 333x187 and 1920x1080)
+  run_check cuda-device-frames "$BUILD/tests/gpu/test-cuda-device-frames" \
+    model/default.safetensors
   # the same with a synchronisation after every node: a kernel fault names its node
   if [ "$failed" -ne 0 ]; then
     run_check cuda-network-sync env HFAM_CUDA_SYNC=1 G_MESSAGES_DEBUG=all \

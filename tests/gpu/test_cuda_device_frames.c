@@ -1,0 +1,682 @@
+/* The device-frame API (model/hfam-device.h) on the CUDA backend against the CPU path.
+ *
+ * Frames: RGBA, BGRA, NV12 (BT.709, limited range) and I420 (BT.601, full range), each of
+ * every size asked for (default 333x187 and 1920x1080), a lit figure on a graded background
+ * with noise, in pitched device memory. The reference of each: the frame preprocessed by
+ * hfam_frame_preprocess (kernels/frame.h, the CPU twin of preprocess.cu), the CPU backend's
+ * alpha_p, and hfam_matte_write (the twin of matte.cu) into GRAY8, GRAY16, RGBA, RGBA
+ * premultiplied and BGRA; the CUDA context writes the same five outputs in one
+ * hfam_context_collect_device_matte.
+ *   fp32: a pixel differs when its alpha is off by more than 1 level (8-bit) or 1e-3 * 65535
+ *     (16-bit), or a colour by more than 1; at most 0.1 % of the pixels may differ.
+ *   fp16: the mean alpha difference stays within 5e-3; straight colours as for fp32 (they do
+ *     not depend on the network).
+ *   Both skip the pixels that a near-tie of the CPU's P_s reaches (the two best classes within
+ *   1e-3, fp16 5e-2, at the inference size: the argmax may fall either way there, as in
+ *   test_cuda_network.c), and check that the bytes past each row's end stay untouched.
+ * Configurations: the device's primary context, fp32 with and without CUDA graphs, and fp16;
+ * fp32 on a context the test makes with cuCtxCreate and pushes (cuda_current_context, which
+ * must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
+ * collect A, submit C, collect B, collect C; frames of both sizes, which share the inference
+ * size) in fp32 on such a context and in fp16 on the primary one. Also: a context asking for
+ * the current CUDA context where none is current fails; a host collect of a device frame and
+ * a device collect of a host frame are refused; a CPU context refuses device frames.
+ * Exits 77 (skipped) with a message when no CUDA device opens.
+ * Usage: test-cuda-device-frames MODEL [WxH ...] */
+#include "hfam-device.h"
+#include "resize.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime_api.h>
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIE_MARGIN 1e-3
+#define TIE_MARGIN_FP16 5e-2
+#define N_OUTPUTS 5
+
+#define CHECK_CUDA(call)                                                           \
+  do {                                                                             \
+    const cudaError_t err_ = (call);                                               \
+    if (err_ != cudaSuccess)                                                       \
+      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
+  } while (0)
+
+#define CHECK_CU(call)                                                             \
+  do {                                                                             \
+    const CUresult res_ = (call);                                                  \
+    if (res_ != CUDA_SUCCESS)                                                      \
+      g_error ("%s:%d: %s: CUresult %d", __FILE__, __LINE__, #call, (int) res_);   \
+  } while (0)
+
+static const HfamMatteFormat output_formats[N_OUTPUTS] = {
+  HFAM_MATTE_GRAY8, HFAM_MATTE_GRAY16, HFAM_MATTE_RGBA, HFAM_MATTE_RGBA_PREMULTIPLIED,
+  HFAM_MATTE_BGRA,
+};
+static const char *const output_names[HFAM_MATTE_N_FORMATS] = {
+  "GRAY8", "GRAY16", "RGBA", "BGRA", "RGBA premultiplied", "BGRA premultiplied",
+};
+static const HfamFrameFormat frame_formats[] = {
+  HFAM_FRAME_RGBA, HFAM_FRAME_BGRA, HFAM_FRAME_NV12, HFAM_FRAME_I420,
+};
+static const char *const frame_names[HFAM_FRAME_N_FORMATS] = {
+  "RGB", "BGR", "RGBA", "BGRA", "NV12", "I420",
+};
+
+static int n_failed;
+
+/* The driver API, reached through the runtime: the test runs (and skips) where no libcuda is
+ * installed. */
+static struct {
+  PFN_cuDeviceGet_v2000 device_get;
+  PFN_cuCtxCreate_v3020 ctx_create;
+  PFN_cuCtxDestroy_v4000 ctx_destroy;
+  PFN_cuCtxPopCurrent_v4000 ctx_pop_current;
+  PFN_cuCtxGetCurrent_v4000 ctx_get_current;
+} driver;
+
+static void *
+driver_function (const char *name, unsigned int version)
+{
+  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  void *fn = NULL;
+
+  CHECK_CUDA (cudaGetDriverEntryPointByVersion (name, &fn, version, cudaEnableDefault, &found));
+  if (found != cudaDriverEntryPointSuccess || !fn)
+    g_error ("the driver's %s (ABI of CUDA %u) is not to be found: %d", name, version, found);
+  return fn;
+}
+
+static void
+driver_init (void)
+{
+  driver.device_get = (PFN_cuDeviceGet_v2000) driver_function ("cuDeviceGet", 2000);
+  driver.ctx_create = (PFN_cuCtxCreate_v3020) driver_function ("cuCtxCreate", 3020);
+  driver.ctx_destroy = (PFN_cuCtxDestroy_v4000) driver_function ("cuCtxDestroy", 4000);
+  driver.ctx_pop_current = (PFN_cuCtxPopCurrent_v4000) driver_function ("cuCtxPopCurrent", 4000);
+  driver.ctx_get_current = (PFN_cuCtxGetCurrent_v4000) driver_function ("cuCtxGetCurrent", 4000);
+}
+
+static void
+check (gboolean ok, const char *what)
+{
+  printf ("%-4s %s\n", ok ? "ok" : "FAIL", what);
+  n_failed += !ok;
+}
+
+/* ---- frames ---- */
+
+typedef struct {
+  HfamFrame frame;   /* host planes */
+  void *mem;
+  size_t bytes;
+  size_t offsets[3];
+} HostFrame;
+
+static int
+align_up (int n, int to)
+{
+  return (n + to - 1) / to * to;
+}
+
+/* The picture: a figure (head and shoulders, lit from the left) on a graded background. */
+static void
+scene_rgb (int x, int y, int w, int h, GRand *rand, int rgb[3])
+{
+  const double u = (x + 0.5) / w, v = (y + 0.5) / h;
+  const double head = pow ((u - 0.5) / 0.12, 2) + pow ((v - 0.35) / 0.2, 2);
+  const double body = pow ((u - 0.5) / 0.3, 2) + pow ((v - 1.0) / 0.45, 2);
+  const double light = 0.75 + 0.25 * (0.5 - u);
+  double c[3] = { 40 + 120 * u, 70 + 90 * v, 150 - 60 * u };
+
+  if (head < 1.0) {
+    c[0] = 225 * light;
+    c[1] = 175 * light;
+    c[2] = 145 * light;
+  } else if (body < 1.0) {
+    c[0] = 40 * light;
+    c[1] = 60 * light;
+    c[2] = 190 * light;
+  }
+  for (int k = 0; k < 3; k++)
+    rgb[k] = CLAMP ((int) lround (c[k] + g_rand_int_range (rand, -12, 13)), 0, 255);
+}
+
+static void
+rgb_to_yuv (const int rgb[3], int yuv[3])
+{
+  const double y = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+  yuv[0] = CLAMP ((int) lround (y), 0, 255);
+  yuv[1] = CLAMP ((int) lround (128 + (rgb[2] - y) / 1.772), 0, 255);
+  yuv[2] = CLAMP ((int) lround (128 + (rgb[0] - y) / 1.402), 0, 255);
+}
+
+/* Rows padded to 256 bytes, as pitched device memory is. */
+static HostFrame
+host_frame_new (HfamFrameFormat format, int w, int h, GRand *rand)
+{
+  const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+  const int yuv = format == HFAM_FRAME_NV12 || format == HFAM_FRAME_I420;
+  int rows[3] = { h, 0, 0 }, row_bytes[3] = { 0, 0, 0 };
+  HostFrame f = { .frame = { .width = w, .height = h, .format = format } };
+  uint8_t *p[3];
+
+  row_bytes[0] = yuv ? w : 4 * w;
+  if (format == HFAM_FRAME_NV12) {
+    row_bytes[1] = 2 * cw;
+    rows[1] = ch;
+  } else if (format == HFAM_FRAME_I420) {
+    row_bytes[1] = row_bytes[2] = cw;
+    rows[1] = rows[2] = ch;
+  }
+  for (int k = 0; k < 3; k++) {
+    f.frame.strides[k] = row_bytes[k] ? align_up (row_bytes[k], 256) : 0;
+    f.offsets[k] = f.bytes;
+    f.bytes += (size_t) f.frame.strides[k] * rows[k];
+  }
+  f.mem = g_malloc0 (f.bytes);
+  for (int k = 0; k < 3; k++) {
+    p[k] = row_bytes[k] ? (uint8_t *) f.mem + f.offsets[k] : NULL;
+    f.frame.planes[k] = p[k];
+  }
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      int rgb[3], c[3];
+      scene_rgb (x, y, w, h, rand, rgb);
+      if (!yuv) {
+        uint8_t *px = p[0] + (size_t) y * f.frame.strides[0] + 4 * x;
+        const int bgr = format == HFAM_FRAME_BGRA;
+        px[0] = rgb[bgr ? 2 : 0];
+        px[1] = rgb[1];
+        px[2] = rgb[bgr ? 0 : 2];
+        px[3] = 255;
+        continue;
+      }
+      rgb_to_yuv (rgb, c);
+      p[0][(size_t) y * f.frame.strides[0] + x] = c[0];
+      if (x % 2 || y % 2)
+        continue;
+      if (format == HFAM_FRAME_NV12) {
+        p[1][(size_t) (y / 2) * f.frame.strides[1] + x] = c[1];
+        p[1][(size_t) (y / 2) * f.frame.strides[1] + x + 1] = c[2];
+      } else {
+        p[1][(size_t) (y / 2) * f.frame.strides[1] + x / 2] = c[1];
+        p[2][(size_t) (y / 2) * f.frame.strides[2] + x / 2] = c[2];
+      }
+    }
+  return f;
+}
+
+/* The frame in device memory of the CUDA context current now. */
+static HfamFrame
+device_frame_new (const HostFrame *f)
+{
+  HfamFrame d = f->frame;
+  uint8_t *mem;
+
+  CHECK_CUDA (cudaMalloc ((void **) &mem, f->bytes));
+  CHECK_CUDA (cudaMemcpy (mem, f->mem, f->bytes, cudaMemcpyHostToDevice));
+  for (int k = 0; k < 3; k++)
+    d.planes[k] = f->frame.planes[k] ? mem + f->offsets[k] : NULL;
+  return d;
+}
+
+/* ---- the CPU reference ---- */
+
+typedef struct {
+  char name[64];
+  HostFrame host;
+  HfamYuvToRgb yuv;
+  gboolean is_yuv;
+  int inf_w, inf_h;
+  float *semantic;                   /* the CPU backend's P_s, at the inference size */
+  uint8_t *expected[N_OUTPUTS];      /* hfam_matte_write of its alpha_p */
+  int strides[N_OUTPUTS];
+} Case;
+
+static void
+case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat format, int w,
+           int h, GRand *rand)
+{
+  HfamPreprocessParams params = { .scale = hp->input_scale };
+  g_autoptr (GError) error = NULL;
+  g_autofree float *input = NULL, *alpha = NULL;
+  HfamOutputs out;
+  size_t plane;
+
+  snprintf (c->name, sizeof c->name, "%s %dx%d", frame_names[format], w, h);
+  c->host = host_frame_new (format, w, h, rand);
+  c->is_yuv = format == HFAM_FRAME_NV12 || format == HFAM_FRAME_I420;
+  hfam_yuv_to_rgb_init (&c->yuv, format == HFAM_FRAME_NV12 ? HFAM_MATRIX_BT709
+                                                           : HFAM_MATRIX_BT601,
+                        format == HFAM_FRAME_NV12 ? HFAM_RANGE_LIMITED : HFAM_RANGE_FULL);
+  for (int k = 0; k < 3; k++) {
+    params.order[k] = hp->input_bgr ? 2 - k : k;
+    params.mean[k] = hp->input_mean[k];
+    params.std[k] = hp->input_std[k];
+  }
+  params.yuv = c->yuv;
+  hfam_inference_dims (w, h, hp->inference_size, &c->inf_w, &c->inf_h);
+  plane = (size_t) c->inf_w * c->inf_h;
+  input = g_new (float, 3 * plane);
+  alpha = g_new (float, plane);
+  c->semantic = g_new (float, 3 * plane);
+  g_assert_cmpint (hfam_frame_preprocess (&c->host.frame, &params, input, c->inf_w, c->inf_h),
+                   ==, 0);
+  out = (HfamOutputs) { .semantic = c->semantic, .fused = alpha };
+  if (!hfam_context_run_tensor (cpu, input, c->inf_w, c->inf_h, &out, &error))
+    g_error ("cpu: %s: %s", c->name, error->message);
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    HfamMatteImage img;
+    c->strides[o] = w * hfam_matte_bytes_per_pixel (output_formats[o]) + 10;
+    c->expected[o] = g_malloc0 ((size_t) c->strides[o] * h);
+    img = (HfamMatteImage) { c->expected[o], c->strides[o], w, h, output_formats[o] };
+    g_assert_cmpint (hfam_matte_write (alpha, c->inf_w, c->inf_h, &c->host.frame, &c->yuv,
+                                       &img), ==, 0);
+  }
+}
+
+static void
+case_clear (Case *c)
+{
+  g_free (c->host.mem);
+  g_free (c->semantic);
+  for (int o = 0; o < N_OUTPUTS; o++)
+    g_free (c->expected[o]);
+}
+
+/* The frame's pixels that a near-tie of the CPU's P_s reaches through the resize. */
+static gboolean *
+near_ties (const Case *c, double margin, size_t *n_ties)
+{
+  const size_t plane = (size_t) c->inf_w * c->inf_h;
+  const int w = c->host.frame.width, h = c->host.frame.height;
+  g_autofree float *ties = g_new (float, plane), *reach = g_new (float, (size_t) w * h);
+  gboolean *skip = g_new (gboolean, (size_t) w * h);
+
+  for (size_t i = 0; i < plane; i++) {
+    const float p[3] = { c->semantic[i], c->semantic[plane + i], c->semantic[2 * plane + i] };
+    const float hi = MAX (p[0], MAX (p[1], p[2])), lo = MIN (p[0], MIN (p[1], p[2]));
+    ties[i] = hi - (p[0] + p[1] + p[2] - hi - lo) <= margin;
+  }
+  g_assert_cmpint (hfam_resize_plane (ties, c->inf_w, c->inf_h, c->inf_w, reach, w, h, w), ==,
+                   0);
+  *n_ties = 0;
+  for (size_t i = 0; i < (size_t) w * h; i++)
+    *n_ties += skip[i] = reach[i] != 0.0f;
+  return skip;
+}
+
+/* ---- the CUDA side ---- */
+
+typedef struct {
+  const char *name;
+  HfamPrecision precision;
+  int depth;
+  gboolean no_graphs, current_context;
+} Config;
+
+static const Config configs[] = {
+  { "fp32", HFAM_PRECISION_FP32, 1, FALSE, FALSE },
+  { "fp32 no graphs", HFAM_PRECISION_FP32, 1, TRUE, FALSE },
+  { "fp16", HFAM_PRECISION_FP16, 1, FALSE, FALSE },
+  { "fp32 current context", HFAM_PRECISION_FP32, 1, FALSE, TRUE },
+  { "fp32 depth 2 current context", HFAM_PRECISION_FP32, 2, FALSE, TRUE },
+  { "fp16 depth 2", HFAM_PRECISION_FP16, 2, FALSE, FALSE },
+};
+
+/* A case's frame and outputs in device memory. */
+typedef struct {
+  HfamFrame frame;
+  HfamMatteImage outputs[N_OUTPUTS];
+} DeviceCase;
+
+static DeviceCase
+device_case_new (const Case *c)
+{
+  DeviceCase d = { .frame = device_frame_new (&c->host) };
+  const int w = c->host.frame.width, h = c->host.frame.height;
+
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    void *mem;
+    CHECK_CUDA (cudaMalloc (&mem, (size_t) c->strides[o] * h));
+    CHECK_CUDA (cudaMemset (mem, 0, (size_t) c->strides[o] * h));
+    d.outputs[o] = (HfamMatteImage) { mem, c->strides[o], w, h, output_formats[o] };
+  }
+  return d;
+}
+
+static void
+device_case_free (DeviceCase *d)
+{
+  CHECK_CUDA (cudaFree ((void *) d->frame.planes[0]));
+  for (int o = 0; o < N_OUTPUTS; o++)
+    CHECK_CUDA (cudaFree (d->outputs[o].data));
+}
+
+static const HfamYuvToRgb *
+yuv_of (const Case *c)
+{
+  /* RGB frames go without a matrix: the API must not need one for them */
+  return c->is_yuv ? &c->yuv : NULL;
+}
+
+/* With a context of the test's own: it must still be the current one. */
+static void
+check_current (CUcontext own, const char *what)
+{
+  CUcontext current = NULL;
+
+  if (!own)
+    return;
+  CHECK_CU (driver.ctx_get_current (&current));
+  if (current != own) {
+    printf ("FAIL %s: the test's CUDA context is no longer current\n", what);
+    n_failed++;
+  }
+}
+
+/* Whether one output matches its reference (see the top of the file), with a line where it
+ * does not; *worst_off and *worst_mean keep the largest share of differing pixels and the
+ * largest mean alpha difference seen. */
+static gboolean
+compare_output (const char *what, const Case *c, int o, const uint8_t *got, gboolean fp16,
+                const gboolean *skip, double *worst_off, double *worst_mean)
+{
+  const HfamMatteFormat format = output_formats[o];
+  const int w = c->host.frame.width, h = c->host.frame.height, stride = c->strides[o];
+  const int bpp = hfam_matte_bytes_per_pixel (format);
+  const int colour = format >= HFAM_MATTE_RGBA;
+  const int premultiplied = format == HFAM_MATTE_RGBA_PREMULTIPLIED
+                            || format == HFAM_MATTE_BGRA_PREMULTIPLIED;
+  const int alpha_max = format == HFAM_MATTE_GRAY16 ? 65535 : 255;
+  const int alpha_tolerance = format == HFAM_MATTE_GRAY16 ? (int) (1e-3 * 65535) : 1;
+  size_t n = 0, n_off = 0, n_padding = 0;
+  double sum = 0.0, mean;
+  gboolean ok;
+
+  for (int y = 0; y < h; y++) {
+    const uint8_t *a = c->expected[o] + (size_t) y * stride, *b = got + (size_t) y * stride;
+    for (int x = w * bpp; x < stride; x++)
+      n_padding += b[x] != 0;
+    for (int x = 0; x < w; x++) {
+      int want, have;
+      gboolean off = FALSE;
+      if (skip[(size_t) y * w + x])
+        continue;
+      if (format == HFAM_MATTE_GRAY16) {
+        uint16_t u, v;
+        memcpy (&u, a + 2 * x, 2);
+        memcpy (&v, b + 2 * x, 2);
+        want = u;
+        have = v;
+      } else {
+        want = a[bpp * x + (colour ? 3 : 0)];
+        have = b[bpp * x + (colour ? 3 : 0)];
+      }
+      n++;
+      sum += (double) abs (want - have) / alpha_max;
+      if (!fp16)
+        off = abs (want - have) > alpha_tolerance;
+      /* straight colours come from the frame alone; premultiplied ones follow the alpha */
+      if (colour && (!fp16 || !premultiplied))
+        for (int k = 0; k < 3; k++)
+          off |= abs (a[4 * x + k] - b[4 * x + k]) > 1;
+      n_off += off;
+    }
+  }
+  mean = n ? sum / n : 0.0;
+  ok = n_off * 1000 <= n && n_padding == 0 && (!fp16 || mean <= 5e-3);
+  if (!ok)
+    printf ("FAIL %s %s: %zu of %zu pixels off (limit 0.1 %%), alpha mean difference %.2e%s, "
+            "%zu bytes past the rows written\n", what, output_names[format], n_off, n, mean,
+            fp16 ? " (limit 5e-3)" : "", n_padding);
+  *worst_off = MAX (*worst_off, n ? (double) n_off / n : 0.0);
+  *worst_mean = MAX (*worst_mean, mean);
+  return ok;
+}
+
+/* The case's outputs, downloaded, against its reference: one line for all five. */
+static void
+compare_case (const char *config, const Case *c, const DeviceCase *d, gboolean fp16)
+{
+  const int h = c->host.frame.height;
+  size_t n_ties;
+  g_autofree gboolean *skip = near_ties (c, fp16 ? TIE_MARGIN_FP16 : TIE_MARGIN, &n_ties);
+  double worst_off = 0.0, worst_mean = 0.0;
+  gboolean ok = TRUE;
+  char what[160];
+
+  snprintf (what, sizeof what, "%s, %s:", c->name, config);
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    g_autofree uint8_t *got = g_malloc ((size_t) c->strides[o] * h);
+    CHECK_CUDA (cudaMemcpy (got, d->outputs[o].data, (size_t) c->strides[o] * h,
+                            cudaMemcpyDeviceToHost));
+    ok &= compare_output (what, c, o, got, fp16, skip, &worst_off, &worst_mean);
+  }
+  printf ("%-4s %-50s 5 outputs: at most %.3f %% of pixels off, alpha mean difference at most "
+          "%.2e; %zu near-tie pixels skipped\n", ok ? "ok" : "FAIL", what, 100 * worst_off,
+          worst_mean, n_ties);
+  n_failed += !ok;
+}
+
+static void
+submit (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config,
+        CUcontext own)
+{
+  g_autoptr (GError) error = NULL;
+  if (!hfam_context_submit_device_frame (ctx, &d->frame, yuv_of (c), 0, &error))
+    g_error ("%s: %s: submit: %s", config->name, c->name, error->message);
+  check_current (own, config->name);
+}
+
+static void
+collect (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config,
+         CUcontext own)
+{
+  g_autoptr (GError) error = NULL;
+  if (!hfam_context_collect_device_matte (ctx, &d->frame, yuv_of (c), d->outputs, N_OUTPUTS,
+                                          &error))
+    g_error ("%s: %s: collect: %s", config->name, c->name, error->message);
+  check_current (own, config->name);
+}
+
+/* Host and device frames do not collect each other (the frame stays in flight). */
+static void
+check_kinds (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config)
+{
+  g_autoptr (GError) error = NULL;
+  const size_t plane = (size_t) c->inf_w * c->inf_h;
+  g_autofree float *input = g_new0 (float, 3 * plane);
+  gboolean refused;
+
+  submit (ctx, c, d, config, NULL);
+  refused = !hfam_context_collect (ctx, NULL, &error)
+            && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  check (refused, "a host collect of a device frame is refused");
+  g_clear_error (&error);
+  collect (ctx, c, d, config, NULL);
+
+  if (!hfam_context_submit_tensor (ctx, input, c->inf_w, c->inf_h, &error))
+    g_error ("%s: submit_tensor: %s", config->name, error->message);
+  refused = !hfam_context_collect_device_matte (ctx, NULL, NULL, d->outputs, 1, &error)
+            && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  check (refused, "a device collect of a host frame is refused");
+  g_clear_error (&error);
+  if (!hfam_context_collect (ctx, NULL, &error))
+    g_error ("%s: collect: %s", config->name, error->message);
+}
+
+static void
+run_config (HfamModel *model, const Config *config, const Case *cases, int n_cases,
+            CUdevice device)
+{
+  const HfamContextOptions options = {
+    .precision = config->precision, .pipeline_depth = config->depth,
+    .no_cuda_graphs = config->no_graphs, .cuda_current_context = config->current_context,
+  };
+  const gboolean fp16 = config->precision == HFAM_PRECISION_FP16;
+  g_autoptr (GError) error = NULL;
+  g_autofree DeviceCase *d = g_new (DeviceCase, n_cases);
+  CUcontext own = NULL, popped = NULL;
+  HfamContext *ctx;
+
+  if (config->current_context)
+    CHECK_CU (driver.ctx_create (&own, 0, device));  /* and pushes it */
+  ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
+  if (!ctx)
+    g_error ("%s: %s", config->name, error->message);
+  check_current (own, config->name);
+  g_assert_cmpint (hfam_context_precision (ctx), ==, config->precision);
+  g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, config->depth);
+  for (int i = 0; i < n_cases; i++)
+    d[i] = device_case_new (&cases[i]);
+
+  if (config->depth == 1) {
+    for (int i = 0; i < n_cases; i++) {
+      if (!hfam_context_matte_device (ctx, &d[i].frame, yuv_of (&cases[i]), 0, d[i].outputs,
+                                      N_OUTPUTS, &error))
+        g_error ("%s: %s: %s", config->name, cases[i].name, error->message);
+      check_current (own, config->name);
+      compare_case (config->name, &cases[i], &d[i], fp16);
+    }
+    if (config == &configs[0])
+      check_kinds (ctx, &cases[0], &d[0], config);
+  } else {
+    /* three frames that share an inference size, the sizes mixed where there are several */
+    int same[64], n_same = 0, a, b, c;
+    char what[160];
+    for (int i = 0; i < n_cases && n_same < (int) G_N_ELEMENTS (same); i++)
+      if (cases[i].inf_w == cases[0].inf_w && cases[i].inf_h == cases[0].inf_h)
+        same[n_same++] = i;
+    a = same[0];
+    b = same[n_same / 2];
+    c = same[n_same - 1];
+    snprintf (what, sizeof what, "%s (frame A)", config->name);
+    submit (ctx, &cases[a], &d[a], config, own);
+    submit (ctx, &cases[b], &d[b], config, own);
+    check (!hfam_context_submit_device_frame (ctx, &d[c].frame, yuv_of (&cases[c]), 0, &error)
+           && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT),
+           "a third frame in flight at depth 2 is refused");
+    g_clear_error (&error);
+    collect (ctx, &cases[a], &d[a], config, own);
+    compare_case (what, &cases[a], &d[a], fp16);
+    submit (ctx, &cases[c], &d[c], config, own);
+    collect (ctx, &cases[b], &d[b], config, own);
+    snprintf (what, sizeof what, "%s (frame B)", config->name);
+    compare_case (what, &cases[b], &d[b], fp16);
+    collect (ctx, &cases[c], &d[c], config, own);
+    snprintf (what, sizeof what, "%s (frame C)", config->name);
+    compare_case (what, &cases[c], &d[c], fp16);
+  }
+
+  hfam_context_free (ctx);
+  check_current (own, config->name);
+  for (int i = 0; i < n_cases; i++)
+    device_case_free (&d[i]);
+  if (own) {
+    CHECK_CU (driver.ctx_pop_current (&popped));
+    g_assert_true (popped == own);
+    CHECK_CU (driver.ctx_destroy (own));
+  }
+}
+
+/* On a thread of its own, where no CUDA context has ever been current. */
+static gpointer
+new_without_current_context (gpointer model)
+{
+  const HfamContextOptions options = { .cuda_current_context = TRUE };
+  g_autoptr (GError) error = NULL;
+  HfamContext *ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
+  const gboolean refused = !ctx && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BACKEND);
+
+  check (refused, "asking for the current CUDA context where none is current fails");
+  if (error)
+    printf ("     (%s)\n", error->message);
+  hfam_context_free (ctx);
+  return NULL;
+}
+
+/* A context on the CPU refuses device frames (checked before the device is looked for). */
+static void
+check_cpu_refuses (HfamModel *model)
+{
+  static uint8_t pixel[4];
+  const HfamFrame frame = { .planes = { pixel }, .strides = { 4 }, .width = 1, .height = 1,
+                            .format = HFAM_FRAME_RGBA };
+  HfamMatteImage key = { pixel, 1, 1, 1, HFAM_MATTE_GRAY8 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamContext) cpu = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 1, &error);
+
+  g_assert_no_error (error);
+  check (!hfam_context_matte_device (cpu, &frame, NULL, 0, &key, 1, &error)
+         && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED),
+         "a CPU context refuses device frames");
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *seed_env = g_getenv ("HFAM_TEST_SEED");
+  const guint32 seed = seed_env ? (guint32) g_ascii_strtoull (seed_env, NULL, 10)
+                                : (guint32) g_get_real_time ();
+  static const char *const default_sizes[] = { "333x187", "1920x1080" };
+  const char *const *sizes = argc > 2 ? (const char *const *) argv + 2 : default_sizes;
+  const int n_sizes = argc > 2 ? argc - 2 : (int) G_N_ELEMENTS (default_sizes);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  HfamContext *probe, *cpu;
+  Case *cases;
+  int n_cases = 0;
+  CUdevice device;
+  GThread *thread;
+
+  if (argc < 2) {
+    fprintf (stderr, "usage: %s MODEL [WxH ...]\n", argv[0]);
+    return 2;
+  }
+  if (!(model = hfam_model_load (argv[1], &error)))
+    g_error ("%s", error->message);
+  printf ("seed %u (HFAM_TEST_SEED repeats it)\n", seed);
+  check_cpu_refuses (model);
+  probe = hfam_context_new (model, HFAM_BACKEND_CUDA, -1, 0, &error);
+  if (!probe) {
+    printf ("SKIP: %s\n", error->message);
+    return n_failed ? 1 : 77;
+  }
+  hfam_context_free (probe);
+  driver_init ();
+  CHECK_CU (driver.device_get (&device, 0));
+
+  thread = g_thread_new ("no-context", new_without_current_context, model);
+  g_thread_join (thread);
+
+  cpu = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 0, &error);
+  g_assert_no_error (error);
+  cases = g_new0 (Case, n_sizes * G_N_ELEMENTS (frame_formats));
+  for (int s = 0; s < n_sizes; s++) {
+    int w, h;
+    if (sscanf (sizes[s], "%dx%d", &w, &h) != 2 || w < 1 || h < 1) {
+      fprintf (stderr, "%s: not WxH\n", sizes[s]);
+      return 2;
+    }
+    for (size_t f = 0; f < G_N_ELEMENTS (frame_formats); f++)
+      case_init (&cases[n_cases++], cpu, hfam_model_hparams (model), frame_formats[f], w, h,
+                 rand);
+  }
+  hfam_context_free (cpu);
+
+  for (size_t k = 0; k < G_N_ELEMENTS (configs); k++)
+    run_config (model, &configs[k], cases, n_cases, device);
+
+  for (int i = 0; i < n_cases; i++)
+    case_clear (&cases[i]);
+  g_free (cases);
+  printf ("%s\n", n_failed ? "FAILED" : "all passed");
+  return n_failed ? 1 : 0;
+}
