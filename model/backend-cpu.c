@@ -52,8 +52,23 @@ typedef struct {
   float attention_w[3], attention_b;
 } Step;
 
+/* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
+typedef struct {
+  float *input;     /* 3 planes */
+  float *semantic;  /* 3 planes */
+  float *fusion;    /* alpha_d, alpha_p */
+  GError *error;
+} CpuFrame;
+
 typedef struct {
   HfamBackend base;
+  /* queue_frame: at depth 2 a runner thread computes the frames in order while the caller
+   * prepares the next one and writes out the previous one; at depth 1 queue_frame runs the
+   * frame itself. Either way collect_frame pops them from `done`. */
+  GThread *runner;
+  GAsyncQueue *todo, *done;
+  CpuFrame frames[2];
+  int next_frame;
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   dnnl_format_tag_t blocked_tag;
@@ -598,6 +613,18 @@ allocate_values (CpuBackend *be, GError **error)
   return TRUE;
 }
 
+static void
+free_frames (CpuBackend *be)
+{
+  for (int k = 0; k < 2; k++) {
+    CpuFrame *f = &be->frames[k];
+    g_clear_pointer (&f->input, g_free);
+    g_clear_pointer (&f->semantic, g_free);
+    g_clear_pointer (&f->fusion, g_free);
+    g_clear_error (&f->error);
+  }
+}
+
 static gboolean
 cpu_plan (HfamBackend *base, int width, int height, GError **error)
 {
@@ -609,6 +636,7 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
   if (be->width == width && be->height == height)
     return TRUE;
   clear_plan (be);
+  free_frames (be);
   if (width < 32 || height < 32 || width % 32 || height % 32) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "cpu backend: input %dx%d: both sides must be positive multiples of 32", width,
@@ -784,10 +812,100 @@ cpu_get_outputs (HfamBackend *base, HfamOutputs *out, GError **error)
   return TRUE;
 }
 
+/* One queued frame, start to end; the outputs stay in the frame for collect_frame. */
+static void
+run_frame (CpuBackend *be, CpuFrame *f)
+{
+  HfamBackend *base = &be->base;
+  const size_t plane = (size_t) be->width * be->height;
+  HfamOutputs out = { f->semantic, f->fusion, f->fusion + plane };
+
+  if (!cpu_set_input (base, f->input, &f->error))
+    return;
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+    if (!cpu_run_stage (base, stage, &f->error))
+      return;
+  if (cpu_synchronize (base, &f->error))
+    cpu_get_outputs (base, &out, &f->error);
+}
+
+static gpointer
+runner_main (gpointer data)
+{
+  CpuBackend *be = data;
+  CpuFrame *f;
+
+  /* a frame of its own, `be`, asks the runner to stop */
+  while ((f = g_async_queue_pop (be->todo)) != (CpuFrame *) be) {
+    run_frame (be, f);
+    g_async_queue_push (be->done, f);
+  }
+  return NULL;
+}
+
+static gboolean
+cpu_queue_frame (HfamBackend *base, const float *input, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const size_t plane = (size_t) be->width * be->height;
+  CpuFrame *f = &be->frames[be->next_frame];
+
+  if (!be->width) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cpu backend: queue before plan");
+    return FALSE;
+  }
+  /* plan frees the frames: sized for the planned input */
+  if (!f->input) {
+    f->input = g_new (float, 3 * plane);
+    f->semantic = g_new (float, 3 * plane);
+    f->fusion = g_new (float, 2 * plane);
+  }
+  memcpy (f->input, input, sizeof (float) * 3 * plane);
+  be->next_frame = (be->next_frame + 1) % G_N_ELEMENTS (be->frames);
+  if (be->runner) {
+    g_async_queue_push (be->todo, f);
+  } else {
+    run_frame (be, f);
+    g_async_queue_push (be->done, f);
+  }
+  return TRUE;
+}
+
+static gboolean
+cpu_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  const size_t plane = (size_t) be->width * be->height;
+  CpuFrame *f = g_async_queue_pop (be->done);
+
+  if (f->error) {
+    g_propagate_error (error, f->error);
+    f->error = NULL;
+    return FALSE;
+  }
+  if (out->semantic)
+    memcpy (out->semantic, f->semantic, sizeof (float) * 3 * plane);
+  if (out->detail)
+    memcpy (out->detail, f->fusion, sizeof (float) * plane);
+  if (out->fused)
+    memcpy (out->fused, f->fusion + plane, sizeof (float) * plane);
+  return TRUE;
+}
+
 static void
 cpu_free (HfamBackend *base)
 {
   CpuBackend *be = (CpuBackend *) base;
+  /* libhfam collects every frame before it frees: the runner is idle */
+  if (be->runner) {
+    g_async_queue_push (be->todo, be);
+    g_thread_join (be->runner);
+  }
+  if (be->todo)
+    g_async_queue_unref (be->todo);
+  if (be->done)
+    g_async_queue_unref (be->done);
+  free_frames (be);
   if (be->steps) {
     clear_plan (be);
     for (int i = 0; i < base->graph->n_nodes; i++) {
@@ -830,10 +948,13 @@ static const HfamBackendOps cpu_ops = {
   .synchronize = cpu_synchronize,
   .get_outputs = cpu_get_outputs,
   .free = cpu_free,
+  .queue_frame = cpu_queue_frame,
+  .collect_frame = cpu_collect_frame,
 };
 
 HfamBackend *
-hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, GError **error)
+hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
+                      GError **error)
 {
   CpuBackend *be = g_new0 (CpuBackend, 1);
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
@@ -853,5 +974,10 @@ hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, GError **error)
     cpu_free (&be->base);
     return NULL;
   }
+  be->base.pipeline_depth = CLAMP (pipeline_depth, 1, 2);
+  be->todo = g_async_queue_new ();
+  be->done = g_async_queue_new ();
+  if (be->base.pipeline_depth == 2)
+    be->runner = g_thread_new ("hfam-cpu-runner", runner_main, be);
   return &be->base;
 }

@@ -50,7 +50,10 @@ struct _HfamBackend {
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
 };
 
-HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, GError **error);
+/* pipeline_depth 2: queue_frame hands frames to a thread of the backend's own, so that the
+ * caller prepares the next frame while one runs. */
+HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
+                                   GError **error);
 
 /* The CUDA backend (model/backend-cuda.c), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {

@@ -1,7 +1,7 @@
 /* libhfam's public API: the model (weights + graph) and the per-user context that runs it on
  * a backend, with the frame-level pre- and post-processing of model/README.md. */
 #include "hfam.h"
-#include "backend.h"
+#include "context.h"
 #include "hparams.h"
 #include "resize.h"
 
@@ -13,17 +13,6 @@ struct _HfamModel {
   HfamSafetensors *st;
   HfamHparams hp;
   HfamGraph *graph;
-};
-
-struct _HfamContext {
-  HfamModel *model;
-  HfamBackend *backend;
-  gboolean timing;
-  double stage_seconds[HFAM_N_STAGES];
-  int width, height;      /* the planned inference size */
-  float *input;           /* normalised input planes */
-  float *fused;           /* alpha_p at the inference size */
-  int n_pending;          /* frames submitted and not yet collected */
 };
 
 static const char *const stage_names[HFAM_N_STAGES] = {
@@ -126,6 +115,7 @@ hfam_context_new_full (HfamModel *model, HfamBackendKind kind, int device_id, in
       .fp16 = options->precision != HFAM_PRECISION_FP32,
       .pipeline_depth = options->pipeline_depth,
       .no_graphs = options->no_cuda_graphs,
+      .current_context = options->cuda_current_context,
     };
     GError *cuda_error = NULL;
     backend = hfam_backend_cuda_new (model->graph, device_id, &cuda, &cuda_error);
@@ -145,7 +135,8 @@ hfam_context_new_full (HfamModel *model, HfamBackendKind kind, int device_id, in
     return NULL;
   }
 #endif
-  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, n_threads, error)))
+  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, n_threads,
+                                                    options->pipeline_depth, error)))
     return NULL;
   ctx = g_new0 (HfamContext, 1);
   ctx->model = model;
@@ -169,8 +160,15 @@ hfam_context_pipeline_depth (const HfamContext *ctx)
 void
 hfam_context_free (HfamContext *ctx)
 {
+  HfamOutputs none = { 0 };
+
   if (!ctx)
     return;
+  /* frames still in flight are finished and dropped: the backend frees nothing in use */
+  for (; ctx->n_pending > 0; ctx->n_pending--)
+    if (ctx->backend->ops->collect_frame)
+      ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
+  hfam_device_state_free (ctx->device);
   ctx->backend->ops->free (ctx->backend);
   g_free (ctx->input);
   g_free (ctx->fused);
@@ -204,8 +202,8 @@ hfam_context_stage_times (const HfamContext *ctx, double seconds[HFAM_N_STAGES])
     seconds[i] = ctx->stage_seconds[i];
 }
 
-static gboolean
-ensure_size (HfamContext *ctx, int width, int height, GError **error)
+gboolean
+hfam_context_ensure_size (HfamContext *ctx, int width, int height, GError **error)
 {
   const size_t plane = (size_t) width * height;
   if (ctx->width == width && ctx->height == height)
@@ -226,8 +224,8 @@ ensure_size (HfamContext *ctx, int width, int height, GError **error)
   return TRUE;
 }
 
-static gboolean
-no_frames_in_flight (HfamContext *ctx, GError **error)
+gboolean
+hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error)
 {
   if (ctx->n_pending == 0)
     return TRUE;
@@ -259,79 +257,130 @@ gboolean
 hfam_context_run_tensor (HfamContext *ctx, const float *input, int width, int height,
                          HfamOutputs *out, GError **error)
 {
-  if (!no_frames_in_flight (ctx, error) || !ensure_size (ctx, width, height, error))
+  if (!hfam_context_no_frames_in_flight (ctx, error) || !hfam_context_ensure_size (ctx, width, height, error))
     return FALSE;
   memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
   return run (ctx, out, error);
 }
 
-gboolean
-hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, float *alpha,
-                    int alpha_stride, HfamOutputs *extra, GError **error)
+void
+hfam_context_preprocess_params (const HfamContext *ctx, HfamPreprocessParams *params)
 {
   const HfamHparams *hp = &ctx->model->hp;
-  static const int offsets[4][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
-  const int bpp = image->format == HFAM_PIXEL_RGB8 || image->format == HFAM_PIXEL_BGR8 ? 3 : 4;
-  const int order_rgb[3] = { 0, 1, 2 }, order_bgr[3] = { 2, 1, 0 };
-  HfamOutputs out = { 0 };
+
+  *params = (HfamPreprocessParams) { .scale = hp->input_scale };
+  for (int k = 0; k < 3; k++) {
+    params->order[k] = hp->input_bgr ? 2 - k : k;
+    params->mean[k] = hp->input_mean[k];
+    params->std[k] = hp->input_std[k];
+  }
+}
+
+/* The image into ctx->input at the inference size for long_side, planning the backend for
+ * it when no frame is in flight. */
+static gboolean
+prepare_image (HfamContext *ctx, const HfamImage *image, int long_side, GError **error)
+{
+  static const HfamFrameFormat formats[] = {
+    [HFAM_PIXEL_RGB8] = HFAM_FRAME_RGB, [HFAM_PIXEL_BGR8] = HFAM_FRAME_BGR,
+    [HFAM_PIXEL_RGBA8] = HFAM_FRAME_RGBA, [HFAM_PIXEL_BGRA8] = HFAM_FRAME_BGRA,
+  };
+  static const int bytes_per_pixel[] = { 3, 3, 4, 4 };
+  static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
+  HfamPreprocessParams params;
+  HfamFrame frame;
   int w, h;
 
-  if (!image || !image->data || image->width < 1 || image->height < 1
-      || image->stride < image->width * bpp || (unsigned) image->format > HFAM_PIXEL_BGRA8) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "hfam_context_matte: bad image");
+  if (!image || !image->data || (unsigned) image->format > HFAM_PIXEL_BGRA8) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "bad image: no data or format %d",
+                 image ? (int) image->format : -1);
+    return FALSE;
+  }
+  frame = (HfamFrame) {
+    .planes = { image->data }, .strides = { image->stride },
+    .width = image->width, .height = image->height, .format = formats[image->format],
+  };
+  if (!hfam_frame_valid (&frame)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "bad image: %dx%d, stride %d",
+                 image->width, image->height, image->stride);
     return FALSE;
   }
   hfam_inference_dims (image->width, image->height,
-                       long_side > 0 ? long_side : hp->inference_size, &w, &h);
-  if (!no_frames_in_flight (ctx, error) || !ensure_size (ctx, w, h, error))
+                       long_side > 0 ? long_side : ctx->model->hp.inference_size, &w, &h);
+  if (ctx->n_pending > 0 && (w != ctx->width || h != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "inference size %dx%d while %dx%d frames are in flight: collect them first",
+                 w, h, ctx->width, ctx->height);
     return FALSE;
-  if (hfam_preprocess_frame (image->data, image->width, image->height, image->stride, bpp,
-                             offsets[image->format], ctx->input, w, h,
-                             hp->input_bgr ? order_bgr : order_rgb, hp->input_scale,
-                             hp->input_mean, hp->input_std) != 0) {
+  }
+  if (!hfam_context_ensure_size (ctx, w, h, error))
+    return FALSE;
+  hfam_context_preprocess_params (ctx, &params);
+  /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
+  if (hfam_preprocess_frame (image->data, image->width, image->height, image->stride,
+                             bytes_per_pixel[image->format], offsets[image->format],
+                             ctx->input, w, h, params.order, params.scale, params.mean,
+                             params.std) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");
     return FALSE;
   }
-  if (extra)
-    out = *extra;
-  out.fused = ctx->fused;
-  if (!run (ctx, &out, error))
-    return FALSE;
+  return TRUE;
+}
+
+/* ctx->fused (alpha_p at the inference size) to the frame's size; extra->fused gets a copy. */
+static gboolean
+finish_matte (HfamContext *ctx, int frame_width, int frame_height, float *alpha,
+              int alpha_stride, HfamOutputs *extra, GError **error)
+{
   if (extra && extra->fused)
-    memcpy (extra->fused, ctx->fused, sizeof (float) * (size_t) w * h);
-  if (hfam_resize_plane (ctx->fused, w, h, w, alpha, image->width, image->height,
-                         alpha_stride) != 0) {
+    memcpy (extra->fused, ctx->fused, sizeof (float) * (size_t) ctx->width * ctx->height);
+  if (hfam_resize_plane (ctx->fused, ctx->width, ctx->height, ctx->width, alpha, frame_width,
+                         frame_height, alpha_stride) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "resize: out of memory");
     return FALSE;
   }
   return TRUE;
 }
 
+static gboolean
+check_alpha (const HfamImage *image, const float *alpha, int alpha_stride, GError **error)
+{
+  if (alpha && alpha_stride >= image->width)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "alpha: %s, stride %d for a frame %d wide", alpha ? "given" : "NULL",
+               alpha_stride, image->width);
+  return FALSE;
+}
+
 gboolean
-hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int height,
-                            GError **error)
+hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, float *alpha,
+                    int alpha_stride, HfamOutputs *extra, GError **error)
+{
+  HfamOutputs out = { 0 };
+
+  if (!hfam_context_no_frames_in_flight (ctx, error)
+      || !prepare_image (ctx, image, long_side, error)
+      || !check_alpha (image, alpha, alpha_stride, error))
+    return FALSE;
+  if (extra)
+    out = *extra;
+  out.fused = ctx->fused;
+  return run (ctx, &out, error)
+      && finish_matte (ctx, image->width, image->height, alpha, alpha_stride, extra, error);
+}
+
+/* Queues ctx->input (planned) as a frame in flight; `pending` says what collect needs. */
+static gboolean
+submit (HfamContext *ctx, const HfamPendingFrame *pending, GError **error)
 {
   HfamBackend *be = ctx->backend;
 
-  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "submit: %d frame(s) in flight already, the pipeline depth: collect first",
-                 ctx->n_pending);
-    return FALSE;
-  }
-  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "submit: %dx%d while %dx%d frames are in flight: collect them first", width,
-                 height, ctx->width, ctx->height);
-    return FALSE;
-  }
-  if (!ensure_size (ctx, width, height, error))
-    return FALSE;
   if (be->ops->queue_frame) {
-    if (!be->ops->queue_frame (be, input, error))
+    if (!be->ops->queue_frame (be, ctx->input, error))
       return FALSE;
   } else {
-    if (!be->ops->set_input (be, input, error))
+    if (!be->ops->set_input (be, ctx->input, error))
       return FALSE;
     for (int stage = 0; stage < HFAM_N_STAGES; stage++)
       if (!be->ops->run_stage (be, stage, error))
@@ -339,26 +388,120 @@ hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int
     if (!be->ops->synchronize (be, error))
       return FALSE;
   }
+  ctx->pending[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = *pending;
   ctx->n_pending++;
   return TRUE;
 }
 
-gboolean
-hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error)
+static gboolean
+room_to_submit (HfamContext *ctx, GError **error)
+{
+  if (ctx->n_pending < hfam_context_pipeline_depth (ctx))
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "submit: %d frame(s) in flight already, the pipeline depth: collect first",
+               ctx->n_pending);
+  return FALSE;
+}
+
+/* The oldest frame in flight's outputs; it is no longer in flight afterwards, even when
+ * this fails (the backend dropped it). */
+static gboolean
+collect (HfamContext *ctx, gboolean on_device, HfamPendingFrame *pending, HfamOutputs *out,
+         GError **error)
 {
   HfamBackend *be = ctx->backend;
-  HfamOutputs none = { 0 };
   gboolean ok;
 
   if (ctx->n_pending == 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "collect: no frame was submitted");
     return FALSE;
   }
-  if (!out)
-    out = &none;
+  *pending = ctx->pending[ctx->first_pending];
+  if (pending->on_device != on_device) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "collect: the oldest frame in flight is a %s frame: collect it with the %s "
+                 "functions", pending->on_device ? "device" : "host",
+                 pending->on_device ? "device" : "host");
+    return FALSE;
+  }
   ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
                               : be->ops->get_outputs (be, out, error);
-  /* a failed frame is gone too: the backend dropped it */
+  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
   ctx->n_pending--;
   return ok;
+}
+
+gboolean
+hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int height,
+                            GError **error)
+{
+  const HfamPendingFrame pending = { 0 };
+
+  if (!room_to_submit (ctx, error))
+    return FALSE;
+  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "submit: %dx%d while %dx%d frames are in flight: collect them first", width,
+                 height, ctx->width, ctx->height);
+    return FALSE;
+  }
+  if (!hfam_context_ensure_size (ctx, width, height, error))
+    return FALSE;
+  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
+  return submit (ctx, &pending, error);
+}
+
+gboolean
+hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  HfamOutputs none = { 0 };
+  HfamPendingFrame pending;
+
+  return collect (ctx, FALSE, &pending, out ? out : &none, error);
+}
+
+gboolean
+hfam_context_submit_frame (HfamContext *ctx, const HfamImage *image, int long_side,
+                           GError **error)
+{
+  const HfamPendingFrame pending = {
+    .frame_width = image ? image->width : 0, .frame_height = image ? image->height : 0,
+  };
+
+  for (int i = 0; i < ctx->n_pending; i++)
+    if (ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH].on_device) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "submit: device frames are in flight: collect them first");
+      return FALSE;
+    }
+  return room_to_submit (ctx, error) && prepare_image (ctx, image, long_side, error)
+      && submit (ctx, &pending, error);
+}
+
+gboolean
+hfam_context_collect_matte (HfamContext *ctx, float *alpha, int alpha_stride,
+                            HfamOutputs *extra, GError **error)
+{
+  HfamOutputs out = { 0 };
+  HfamPendingFrame pending;
+
+  if (extra)
+    out = *extra;
+  out.fused = ctx->fused;
+  if (!collect (ctx, FALSE, &pending, &out, error))
+    return FALSE;
+  if (pending.frame_width == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "collect_matte: the frame was submitted as a tensor: use hfam_context_collect");
+    return FALSE;
+  }
+  if (!alpha || alpha_stride < pending.frame_width) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "collect_matte: alpha %s, stride %d for a frame %d wide",
+                 alpha ? "given" : "NULL", alpha_stride, pending.frame_width);
+    return FALSE;
+  }
+  return finish_matte (ctx, pending.frame_width, pending.frame_height, alpha, alpha_stride,
+                       extra, error);
 }

@@ -74,10 +74,17 @@ typedef enum {
 /* Options of hfam_context_new_full; all zero = hfam_context_new's behaviour. */
 typedef struct {
   HfamPrecision precision;
-  int pipeline_depth;      /* frames in flight with hfam_context_submit_tensor: CUDA 1 or 2
-                              (<= 0: 1); the CPU backend runs one at a time */
+  int pipeline_depth;      /* frames in flight with the submit functions, 1 or 2 (<= 0: 1):
+                              at 2, CUDA runs the encoder of one frame while the decoders of
+                              the previous one run, and the CPU backend runs frames on a
+                              thread of its own while the caller prepares the next */
   gboolean no_cuda_graphs; /* CUDA: queue every frame's kernels instead of replaying a
                               captured CUDA graph (per-stage timing needs this) */
+  gboolean cuda_current_context; /* CUDA: run on the CUDA context current on the calling
+                                    thread (a GstCudaContext the caller pushed, say) instead
+                                    of the device's primary one; device_id is then ignored,
+                                    and that context must be current around every later call
+                                    on this HfamContext, hfam_context_free included */
 } HfamContextOptions;
 
 /* As hfam_context_new, with options (NULL: defaults). With HFAM_BACKEND_AUTO, a CUDA device
@@ -136,6 +143,15 @@ gboolean hfam_context_run_tensor (HfamContext *ctx, const float *input, int widt
 gboolean hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width,
                                      int height, GError **error);
 gboolean hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error);
+
+/* Pipelined hfam_context_matte: submit up to hfam_context_pipeline_depth() frames (each is
+ * read before submit returns) and collect their mattes, oldest first, at the frame's size.
+ * All frames in flight must have the same inference size. `extra`, as in
+ * hfam_context_matte, may be NULL. */
+gboolean hfam_context_submit_frame (HfamContext *ctx, const HfamImage *image, int long_side,
+                                    GError **error);
+gboolean hfam_context_collect_matte (HfamContext *ctx, float *alpha, int alpha_stride,
+                                     HfamOutputs *extra, GError **error);
 
 /* Per-stage timing of the last run, in seconds (each stage synchronised when timing on). */
 typedef enum {

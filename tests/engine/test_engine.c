@@ -281,6 +281,90 @@ test_odd_frames (void)
   hfam_model_free (model);
 }
 
+/* ---- pipelined frames: submit_frame / collect_matte against hfam_context_matte ---- */
+
+#define PIPE_W 70
+#define PIPE_H 45
+
+static void
+fill_frame (guint8 *pixels, int seed)
+{
+  for (size_t i = 0; i < (size_t) PIPE_W * PIPE_H * 4; i++)
+    pixels[i] = (guint8) (i * (7 + seed) + (i / 4) * (3 * seed + 1));
+}
+
+static void
+expect_same_matte (const float *got, const float *want)
+{
+  g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-6);
+}
+
+static void
+test_pipelined (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  const HfamContextOptions depth2 = { .pipeline_depth = 2 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) serial = NULL, piped = NULL;
+  guint8 pixels[3][PIPE_W * PIPE_H * 4];
+  float want[3][PIPE_W * PIPE_H], got[PIPE_W * PIPE_H];
+  HfamImage images[3];
+
+  g_assert_no_error (error);
+  serial = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+  piped = hfam_context_new_full (model, HFAM_BACKEND_CPU, -1, 2, &depth2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_context_pipeline_depth (serial), ==, 1);
+  g_assert_cmpint (hfam_context_pipeline_depth (piped), ==, 2);
+  for (int k = 0; k < 3; k++) {
+    fill_frame (pixels[k], k);
+    images[k] = (HfamImage) { pixels[k], PIPE_W, PIPE_H, PIPE_W * 4, HFAM_PIXEL_RGBA8 };
+    g_assert_true (hfam_context_matte (serial, &images[k], 64, want[k], PIPE_W, NULL, &error));
+    g_assert_no_error (error);
+  }
+
+  /* A and B in flight; a third frame waits for a collect; C after A is out */
+  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_no_error (error);
+  g_assert_false (hfam_context_submit_frame (piped, &images[2], 64, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (hfam_context_matte (piped, &images[2], 64, got, PIPE_W, NULL, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[0]);
+  /* another inference size cannot join the frames in flight */
+  g_assert_false (hfam_context_submit_frame (piped, &images[2], 128, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_submit_frame (piped, &images[2], 64, &error));
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[1]);
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[2]);
+  g_assert_false (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+
+  /* depth 1 takes one frame at a time; a context freed with frames in flight waits for them */
+  g_assert_true (hfam_context_submit_frame (serial, &images[0], 64, &error));
+  g_assert_false (hfam_context_submit_frame (serial, &images[1], 64, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_collect_matte (serial, got, PIPE_W, NULL, &error));
+  expect_same_matte (got, want[0]);
+  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -306,5 +390,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/reject/missing-hparam", test_missing_hparam);
   g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
+  g_test_add_func ("/engine/pipelined", test_pipelined);
   return g_test_run ();
 }
