@@ -25,13 +25,35 @@
  * transparent and, in a second window, the matte alone. Like after a tee, each
  * branch needs its queue.
  *
- * ## Latency
- * The element processes each frame in its chain function and holds nothing
- * back, but a network run takes time. In live pipelines it therefore reports
- * as its latency the longest run it has measured (with a quarter of headroom,
- * not counting a stream's first run, which also sets the engine up) and posts
- * a latency message whenever that grows, so that sinks keep frames in sync
- * instead of finding all of them late. Before the first runs it reports 0.
+ * ## Pipeline depth and latency
+ * With `pipeline-depth=1` (the default) the element processes each frame in
+ * its chain function and holds nothing back. With `pipeline-depth=2` it holds
+ * one frame: the network runs on frame n + 1 while frame n is written out and
+ * pushed (on CUDA the encoder of n + 1 also overlaps the decoders of n; on the
+ * CPU the network runs on a thread of its own), which raises throughput at the
+ * cost of one frame of latency. Serialized events (EOS, caps, segments, gaps)
+ * first push the held frame out; a flush drops it.
+ *
+ * ## CUDA memory
+ * Where the element is built with CUDA and GStreamer's gstcuda library, its
+ * pads also carry `video/x-raw(memory:CUDAMemory)` (sink: NV12, I420, RGBA,
+ * BGRA, RGBx, BGRx), the same memory on all three pads. The CUDA backend then
+ * runs on the pipeline's CUDA context, shared with the neighbours through
+ * GstContext, and frames in that context's memory go from the input to the
+ * outputs without a copy through the host: the frame is resized and
+ * normalised on the device, and the matte written on the device into buffers
+ * of a CUDA buffer pool. With `inference-interval` above 1 or
+ * `temporal-smoothing` (host work on the matte), and for colour matrices other
+ * than BT.601 and BT.709, frames go through gstcuda's host staging instead.
+ *
+ * A network run takes time. In live pipelines the element therefore reports
+ * as its latency the longest time it has measured from a frame's arrival (or,
+ * for a held frame, the next frame's arrival) to its output, with a quarter of
+ * headroom, not counting a stream's first run, which also sets the engine up;
+ * it posts a latency message whenever that grows, so that sinks keep frames in
+ * sync instead of finding all of them late. To that it adds, with
+ * `pipeline-depth=2`, one frame duration (from the caps' framerate or, where
+ * that is variable, the buffers' duration).
  */
 
 
@@ -40,6 +62,12 @@
 
 #include <gst/base/gstflowcombiner.h>
 #include <gst/video/video.h>
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudabufferpool.h>
+#include <gst/cuda/gstcudaloader.h>
+#include <gst/cuda/gstcudamemory.h>
+#include <gst/cuda/gstcudautils.h>
+#endif
 
 GST_DEBUG_CATEGORY_STATIC (gst_hfam_matte_debug);
 #define GST_CAT_DEFAULT gst_hfam_matte_debug
@@ -102,6 +130,7 @@ gst_hfam_matte_precision_get_type (void)
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_N_THREADS 0
 #define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
+#define DEFAULT_PROP_PIPELINE_DEPTH 1
 
 #define MIN_INFERENCE_SIZE 32
 #define MAX_INFERENCE_SIZE 4096
@@ -119,32 +148,46 @@ enum
   PROP_QOS,
   PROP_N_THREADS,
   PROP_PRECISION,
+  PROP_PIPELINE_DEPTH,
 };
 
 /* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
 #define SINK_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, ARGB, ABGR, xRGB, xBGR, " \
     "I420, YV12, NV12, NV21, Y42B, Y444, YUY2, UYVY }"
 
+/* The same in CUDA memory, first: upstream keeps frames on the device when it
+ * can. The sink's are what gstcuda allocates and the device path reads. */
+#ifdef HFAM_HAVE_GST_CUDA
+#define CUDA_CAPS(formats) GST_VIDEO_CAPS_MAKE_WITH_FEATURES \
+    (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, formats) "; "
+#else
+#define CUDA_CAPS(formats) ""
+#endif
+
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (SINK_FORMATS)));
+    GST_STATIC_CAPS (CUDA_CAPS ("{ NV12, I420, RGBA, BGRA, RGBx, BGRx }")
+        GST_VIDEO_CAPS_MAKE (SINK_FORMATS)));
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ RGBA, BGRA }")));
+    GST_STATIC_CAPS (CUDA_CAPS ("{ RGBA, BGRA }")
+        GST_VIDEO_CAPS_MAKE ("{ RGBA, BGRA }")));
 
 static GstStaticPadTemplate alpha_template = GST_STATIC_PAD_TEMPLATE ("alpha",
     GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
+    GST_STATIC_CAPS (CUDA_CAPS ("{ GRAY8, GRAY16_LE }")
+        GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
 
 /* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
 typedef struct
 {
   GstPad *pad;
   GstVideoInfo info;            /* negotiated */
+  gboolean cuda_memory;         /* negotiated memory:CUDAMemory */
   GstBufferPool *pool;          /* set while negotiated and linked */
   /* QoS from downstream, under the object lock: frames that end before
    * earliest_time are late there. */
@@ -172,6 +215,12 @@ struct _GstHfamMatte
   gboolean qos;
   guint n_threads;
   HfamPrecision precision;
+  guint pipeline_depth;
+
+#ifdef HFAM_HAVE_GST_CUDA
+  /* The pipeline's CUDA context (GstContext), under the object lock. */
+  GstCudaContext *cuda_context;
+#endif
 
   /* Between READY->PAUSED and PAUSED->READY. */
   HfamModel *model;
@@ -181,13 +230,15 @@ struct _GstHfamMatte
   /* Streaming thread. */
   gboolean have_input;
   GstVideoInfo in_info;
+  gboolean in_cuda_memory;
   GstSegment segment;
   gboolean discont;             /* frames were dropped since the last output */
   guint64 processed, dropped;
   gboolean warmed_up;           /* the first network run of the stream is done */
 
   /* Under the object lock. */
-  GstClockTime latency;
+  GstClockTime latency;         /* the longest arrival-to-output measured */
+  GstClockTime held_latency;    /* what holding frames adds: a frame duration */
   guint32 last_seek_seqnum;
 };
 
@@ -205,10 +256,15 @@ static void gst_hfam_matte_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
 static GstStateChangeReturn gst_hfam_matte_change_state (GstElement * element,
     GstStateChange transition);
+#ifdef HFAM_HAVE_GST_CUDA
+static void gst_hfam_matte_set_context (GstElement * element,
+    GstContext * context);
+#endif
 static GstFlowReturn gst_hfam_matte_chain (GstPad * pad, GstObject * parent,
     GstBuffer * buffer);
 static gboolean gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent,
     GstEvent * event);
+static void gst_hfam_matte_drain (GstHfamMatte * self);
 static gboolean gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent,
     GstQuery * query);
 static gboolean gst_hfam_matte_src_event (GstPad * pad, GstObject * parent,
@@ -283,8 +339,18 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           GST_TYPE_HFAM_MATTE_PRECISION, DEFAULT_PROP_PRECISION,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_PIPELINE_DEPTH,
+      g_param_spec_uint ("pipeline-depth", "Pipeline depth",
+          "Frames the network works on at once: 1 = lowest latency, 2 = the "
+          "next frame runs while the previous one is finished and pushed, one "
+          "frame of latency more", 1, 2, DEFAULT_PROP_PIPELINE_DEPTH,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
+#ifdef HFAM_HAVE_GST_CUDA
+  element_class->set_context = GST_DEBUG_FUNCPTR (gst_hfam_matte_set_context);
+#endif
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -342,6 +408,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->qos = DEFAULT_PROP_QOS;
   self->n_threads = DEFAULT_PROP_N_THREADS;
   self->precision = DEFAULT_PROP_PRECISION;
+  self->pipeline_depth = DEFAULT_PROP_PIPELINE_DEPTH;
 }
 
 static void
@@ -351,6 +418,9 @@ gst_hfam_matte_finalize (GObject * object)
 
   gst_flow_combiner_free (self->flow_combiner);
   g_free (self->model_path);
+#ifdef HFAM_HAVE_GST_CUDA
+  gst_clear_object (&self->cuda_context);
+#endif
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -395,6 +465,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
       break;
     case PROP_PRECISION:
       self->precision = g_value_get_enum (value);
+      break;
+    case PROP_PIPELINE_DEPTH:
+      self->pipeline_depth = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -441,6 +514,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_PRECISION:
       g_value_set_enum (value, self->precision);
       break;
+    case PROP_PIPELINE_DEPTH:
+      g_value_set_uint (value, self->pipeline_depth);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -448,19 +524,66 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
   GST_OBJECT_UNLOCK (self);
 }
 
+#ifdef HFAM_HAVE_GST_CUDA
+/* The CUDA backend on the pipeline's CUDA context (a neighbour's, one set on
+ * the element, or a new one announced to the others), so that CUDA memory
+ * passes without copies. NULL, and *cuda_context left NULL, where gstcuda has
+ * no context to give: libhfam then opens the device's primary context. */
+static HfamContext *
+gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
+    gint device_id, guint n_threads, const HfamContextOptions * options,
+    GstCudaContext ** cuda_context, GError ** error)
+{
+  HfamContextOptions on_context = *options;
+  GstCudaContext *shared = NULL;
+  HfamContext *ctx;
+
+  if (!gst_cuda_load_library ()
+      || !gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
+          &self->cuda_context))
+    return NULL;
+  GST_OBJECT_LOCK (self);
+  shared = self->cuda_context ? gst_object_ref (self->cuda_context) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!shared || !gst_cuda_context_push (shared)) {
+    gst_clear_object (&shared);
+    return NULL;
+  }
+  on_context.cuda_current_context = TRUE;
+  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
+      n_threads, &on_context, error);
+  gst_cuda_context_pop (NULL);
+  if (ctx)
+    *cuda_context = shared;
+  else
+    gst_object_unref (shared);
+  return ctx;
+}
+#endif
+
 /* Opens the backend the backend property asks for; auto falls back to the CPU
- * with a warning when no CUDA device opens. */
+ * with a warning when no CUDA device opens. *cuda_context: the GstCudaContext
+ * libhfam runs on, if any (a reference). */
 static HfamContext *
 gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
-    gint device_id, guint n_threads, HfamPrecision precision)
+    gint device_id, guint n_threads, HfamPrecision precision,
+    guint pipeline_depth, gpointer * cuda_context)
 {
-  const HfamContextOptions options = {.precision = precision };
-  HfamContext *ctx;
+  const HfamContextOptions options = {.precision = precision,
+    .pipeline_depth = pipeline_depth,
+  };
+  HfamContext *ctx = NULL;
   GError *error = NULL;
 
+  *cuda_context = NULL;
   if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
-    ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
-        n_threads, &options, &error);
+#ifdef HFAM_HAVE_GST_CUDA
+    ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, device_id,
+        n_threads, &options, (GstCudaContext **) cuda_context, &error);
+#endif
+    if (!ctx && !error)
+      ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
+          n_threads, &options, &error);
     if (ctx)
       return ctx;
     if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
@@ -504,10 +627,11 @@ gst_hfam_matte_start (GstHfamMatte * self)
 {
   GstHfamMatteBackend backend;
   HfamContext *ctx;
+  gpointer cuda_context;
   GError *error = NULL;
   gchar *path;
   gint device_id;
-  guint n_threads;
+  guint n_threads, pipeline_depth;
   HfamPrecision precision;
 
   GST_OBJECT_LOCK (self);
@@ -516,6 +640,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   device_id = self->device_id;
   n_threads = self->n_threads;
   precision = self->precision;
+  pipeline_depth = self->pipeline_depth;
   GST_OBJECT_UNLOCK (self);
 
   if (!path || !*path) {
@@ -542,14 +667,22 @@ gst_hfam_matte_start (GstHfamMatte * self)
   g_free (path);
 
   ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads,
-      precision);
+      precision, pipeline_depth, &cuda_context);
   if (!ctx) {
     g_clear_pointer (&self->model, hfam_model_free);
     return FALSE;
   }
-  GST_INFO_OBJECT (self, "running on the %s backend",
-      hfam_context_backend_name (ctx));
+  GST_INFO_OBJECT (self, "running on the %s backend%s, pipeline depth %d",
+      hfam_context_backend_name (ctx),
+      cuda_context ? " on the pipeline's CUDA context" : "",
+      hfam_context_pipeline_depth (ctx));
   self->worker = hfam_worker_new (ctx, n_threads);
+#ifdef HFAM_HAVE_GST_CUDA
+  if (cuda_context) {
+    hfam_worker_set_cuda_context (self->worker, cuda_context);
+    gst_object_unref (cuda_context);
+  }
+#endif
 
   self->have_input = FALSE;
   gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
@@ -559,7 +692,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   gst_hfam_matte_reset_qos (self);
   gst_flow_combiner_reset (self->flow_combiner);
   GST_OBJECT_LOCK (self);
-  self->latency = 0;
+  self->latency = self->held_latency = 0;
   self->last_seek_seqnum = GST_SEQNUM_INVALID;
   GST_OBJECT_UNLOCK (self);
   return TRUE;
@@ -581,7 +714,44 @@ gst_hfam_matte_stop (GstHfamMatte * self)
   gst_hfam_matte_clear_pool (&self->key);
   g_clear_pointer (&self->worker, hfam_worker_free);
   g_clear_pointer (&self->model, hfam_model_free);
+#ifdef HFAM_HAVE_GST_CUDA
+  GST_OBJECT_LOCK (self);
+  gst_clear_object (&self->cuda_context);
+  GST_OBJECT_UNLOCK (self);
+#endif
 }
+
+#ifdef HFAM_HAVE_GST_CUDA
+/* A neighbour (or the application) shares its CUDA context. */
+static void
+gst_hfam_matte_set_context (GstElement * element, GstContext * context)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (element);
+  gint device_id;
+
+  GST_OBJECT_LOCK (self);
+  device_id = self->device_id;
+  GST_OBJECT_UNLOCK (self);
+  gst_cuda_handle_set_context (element, context, device_id, &self->cuda_context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+
+static gboolean
+gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query)
+{
+  GstCudaContext *cuda_context;
+  gboolean answered;
+
+  GST_OBJECT_LOCK (self);
+  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+      : NULL;
+  GST_OBJECT_UNLOCK (self);
+  answered = gst_cuda_handle_context_query (GST_ELEMENT (self), query,
+      cuda_context);
+  gst_clear_object (&cuda_context);
+  return answered;
+}
+#endif
 
 static GstStateChangeReturn
 gst_hfam_matte_change_state (GstElement * element, GstStateChange transition)
@@ -609,14 +779,13 @@ gst_hfam_matte_output_of (GstHfamMatte * self, GstPad * pad)
   return pad == self->fill.pad ? &self->fill : &self->key;
 }
 
-/* `caps` with the format replaced by the formats of `templ`: the element
- * changes only the format (and with it colorimetry and chroma siting). */
+/* `caps` with the format replaced by the formats of the pad's template for the
+ * same memory: the element changes only the format (and with it colorimetry
+ * and chroma siting), never the memory. */
 static GstCaps *
 gst_hfam_matte_with_formats (GstCaps * caps, GstPad * templ_pad)
 {
   GstCaps *templ = gst_pad_get_pad_template_caps (templ_pad);
-  const GValue *formats =
-      gst_structure_get_value (gst_caps_get_structure (templ, 0), "format");
   GstCaps *result;
 
   if (gst_caps_is_any (caps))
@@ -624,16 +793,55 @@ gst_hfam_matte_with_formats (GstCaps * caps, GstPad * templ_pad)
 
   result = gst_caps_new_empty ();
   for (guint i = 0; i < gst_caps_get_size (caps); i++) {
-    GstStructure *s = gst_structure_copy (gst_caps_get_structure (caps, i));
+    GstCapsFeatures *features = gst_caps_get_features (caps, i);
+    const GValue *formats = NULL;
+    GstStructure *s;
 
+    for (guint t = 0; t < gst_caps_get_size (templ) && !formats; t++)
+      if (gst_caps_features_is_equal (features, gst_caps_get_features (templ,
+                  t)))
+        formats = gst_structure_get_value (gst_caps_get_structure (templ, t),
+            "format");
+    if (!formats)
+      continue;
+    s = gst_structure_copy (gst_caps_get_structure (caps, i));
     gst_structure_remove_fields (s, "format", "colorimetry", "chroma-site",
         NULL);
     gst_structure_set_value (s, "format", formats);
     result = gst_caps_merge_structure_full (result, s,
-        gst_caps_features_copy (gst_caps_get_features (caps, i)));
+        gst_caps_features_copy (features));
   }
   gst_caps_unref (templ);
   return result;
+}
+
+/* The pad's template, without CUDA memory while there is no CUDA context to
+ * use it with. */
+static GstCaps *
+gst_hfam_matte_template_caps (GstHfamMatte * self, GstPad * pad)
+{
+  GstCaps *templ = gst_pad_get_pad_template_caps (pad);
+#ifdef HFAM_HAVE_GST_CUDA
+  GstCaps *result;
+  gboolean have_cuda;
+
+  GST_OBJECT_LOCK (self);
+  have_cuda = self->cuda_context != NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (have_cuda)
+    return templ;
+  result = gst_caps_new_empty ();
+  for (guint i = 0; i < gst_caps_get_size (templ); i++)
+    if (!gst_caps_features_contains (gst_caps_get_features (templ, i),
+            GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY))
+      result = gst_caps_merge_structure_full (result,
+          gst_structure_copy (gst_caps_get_structure (templ, i)),
+          gst_caps_features_copy (gst_caps_get_features (templ, i)));
+  gst_caps_unref (templ);
+  return result;
+#else
+  return templ;
+#endif
 }
 
 /* What one pad can carry given what is on the other side of the element:
@@ -653,11 +861,11 @@ gst_hfam_matte_restrict (GstCaps * allowed, GstCaps * peer_caps, GstPad * pad)
 static GstCaps *
 gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
 {
-  GstCaps *caps = gst_pad_get_pad_template_caps (self->sinkpad);
+  GstCaps *caps = gst_hfam_matte_template_caps (self, self->sinkpad);
   GstHfamMatteOutput *outputs[] = { &self->fill, &self->key };
 
   for (guint i = 0; i < G_N_ELEMENTS (outputs); i++) {
-    GstCaps *templ = gst_pad_get_pad_template_caps (outputs[i]->pad);
+    GstCaps *templ = gst_hfam_matte_template_caps (self, outputs[i]->pad);
     GstCaps *peer = gst_pad_peer_query_caps (outputs[i]->pad, templ);
 
     caps = gst_hfam_matte_restrict (caps, peer, self->sinkpad);
@@ -676,10 +884,10 @@ gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
 static GstCaps *
 gst_hfam_matte_src_caps (GstHfamMatte * self, GstPad * pad, GstCaps * filter)
 {
-  GstCaps *sink_templ = gst_pad_get_pad_template_caps (self->sinkpad);
+  GstCaps *sink_templ = gst_hfam_matte_template_caps (self, self->sinkpad);
   GstCaps *upstream = gst_pad_peer_query_caps (self->sinkpad, sink_templ);
-  GstCaps *caps = gst_hfam_matte_restrict (gst_pad_get_pad_template_caps (pad),
-      upstream, pad);
+  GstCaps *caps = gst_hfam_matte_restrict (gst_hfam_matte_template_caps (self,
+          pad), upstream, pad);
 
   gst_caps_unref (upstream);
   gst_caps_unref (sink_templ);
@@ -728,6 +936,10 @@ gst_hfam_matte_output_offer (GstHfamMatte * self, GstHfamMatteOutput * output)
   if (is_fill)
     info.colorimetry = hfam_worker_colour_info (self->worker)->colorimetry;
   caps = gst_video_info_to_caps (&info);
+  /* the memory the input is in */
+  if (self->in_cuda_memory)
+    gst_caps_set_features (caps, 0,
+        gst_caps_features_new ("memory:CUDAMemory", NULL));
 
   g_value_init (&list, GST_TYPE_LIST);
   g_value_init (&item, G_TYPE_STRING);
@@ -757,6 +969,30 @@ gst_hfam_matte_decide_pool (GstHfamMatte * self, GstHfamMatteOutput * output,
     gst_query_parse_nth_allocation_pool (query, 0, &pool, &size, &min, &max);
     size = MAX (size, GST_VIDEO_INFO_SIZE (&output->info));
   }
+#ifdef HFAM_HAVE_GST_CUDA
+  /* CUDA memory of the context the matte is written in, or none */
+  if (output->cuda_memory) {
+    GstCudaContext *cuda_context;
+
+    GST_OBJECT_LOCK (self);
+    cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+        : NULL;
+    GST_OBJECT_UNLOCK (self);
+    if (!cuda_context) {
+      GST_ERROR_OBJECT (output->pad, "CUDA memory caps without a CUDA context");
+      gst_clear_object (&pool);
+      gst_query_unref (query);
+      return NULL;
+    }
+    if (pool && (!GST_IS_CUDA_BUFFER_POOL (pool)
+            || gst_cuda_context_get_handle (GST_CUDA_BUFFER_POOL (pool)->context)
+            != gst_cuda_context_get_handle (cuda_context)))
+      gst_clear_object (&pool);
+    if (!pool)
+      pool = gst_cuda_buffer_pool_new (cuda_context);
+    gst_object_unref (cuda_context);
+  }
+#endif
   if (!pool)
     pool = gst_video_buffer_pool_new ();
 
@@ -815,6 +1051,8 @@ gst_hfam_matte_negotiate_output (GstHfamMatte * self,
     return FALSE;
   }
 
+  output->cuda_memory = gst_caps_features_contains (gst_caps_get_features (caps,
+          0), "memory:CUDAMemory");
   current = gst_pad_get_current_caps (output->pad);
   unchanged = current && gst_caps_is_equal (current, caps);
   gst_clear_caps (&current);
@@ -835,24 +1073,56 @@ gst_hfam_matte_negotiate_output (GstHfamMatte * self,
   return output->pool || !gst_pad_is_linked (output->pad);
 }
 
+/* A held frame waits for the next one: with pipeline-depth 2 the latency grows
+ * by a frame duration. `replace`: the caps' framerate; otherwise (variable
+ * framerate) a buffer's duration, which only ever raises it. */
+static void
+gst_hfam_matte_set_frame_duration (GstHfamMatte * self, GstClockTime duration,
+    gboolean replace)
+{
+  const GstClockTime held = (hfam_worker_depth (self->worker) - 1) * duration;
+  gboolean changed;
+
+  GST_OBJECT_LOCK (self);
+  changed = replace ? held != self->held_latency : held > self->held_latency;
+  if (changed)
+    self->held_latency = held;
+  GST_OBJECT_UNLOCK (self);
+  if (changed) {
+    GST_INFO_OBJECT (self, "holding a frame adds %" GST_TIME_FORMAT,
+        GST_TIME_ARGS (held));
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
 static gboolean
 gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps)
 {
   GstVideoInfo info;
+  gboolean cuda_memory;
 
   if (!gst_video_info_from_caps (&info, caps)) {
     GST_ERROR_OBJECT (self, "invalid caps %" GST_PTR_FORMAT, caps);
     return FALSE;
   }
-  if (!self->have_input || !gst_video_info_is_equal (&info, &self->in_info)) {
-    if (!hfam_worker_set_input (self->worker, &info)) {
+  cuda_memory = gst_caps_features_contains (gst_caps_get_features (caps, 0),
+      "memory:CUDAMemory");
+  if (!self->have_input || !gst_video_info_is_equal (&info, &self->in_info)
+      || cuda_memory != self->in_cuda_memory) {
+    if (!hfam_worker_set_input (self->worker, &info, cuda_memory)) {
       GST_ERROR_OBJECT (self, "cannot convert %" GST_PTR_FORMAT " to RGBA",
           caps);
       self->have_input = FALSE;
       return FALSE;
     }
     self->in_info = info;
+    self->in_cuda_memory = cuda_memory;
     self->have_input = TRUE;
+    gst_hfam_matte_set_frame_duration (self,
+        GST_VIDEO_INFO_FPS_N (&info) > 0 ? gst_util_uint64_scale (GST_SECOND,
+            GST_VIDEO_INFO_FPS_D (&info), GST_VIDEO_INFO_FPS_N (&info)) : 0,
+        TRUE);
   }
   /* Both outputs now; the chain function renegotiates a pad that gets linked
    * or reconfigured later. */
@@ -893,6 +1163,11 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   GstHfamMatte *self = GST_HFAM_MATTE (parent);
 
   GST_LOG_OBJECT (pad, "%" GST_PTR_FORMAT, event);
+  /* Held frames go out before what follows them in the stream. */
+  if (GST_EVENT_IS_SERIALIZED (event)
+      && GST_EVENT_TYPE (event) != GST_EVENT_FLUSH_STOP
+      && hfam_worker_n_held (self->worker) > 0)
+    gst_hfam_matte_drain (self);
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_STREAM_START:
       return gst_hfam_matte_start_streams (self, event);
@@ -911,6 +1186,7 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       hfam_worker_reset (self->worker);
       break;
     case GST_EVENT_FLUSH_STOP:
+      hfam_worker_flush (self->worker);
       hfam_worker_reset (self->worker);
       gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
       gst_hfam_matte_reset_qos (self);
@@ -922,6 +1198,53 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   /* Everything else (segment, gap, EOS, flushes, tags) goes to both pads. */
   return gst_pad_event_default (pad, parent, event);
 }
+
+#ifdef HFAM_HAVE_GST_CUDA
+/* CUDA memory in: upstream gets a pool of the CUDA context libhfam runs on, so
+ * that its frames are on the device path, with room for the frames held. */
+static void
+gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
+{
+  GstCudaContext *cuda_context;
+  GstBufferPool *pool;
+  GstStructure *config;
+  GstVideoInfo info;
+  gboolean need_pool;
+  GstCaps *caps;
+  guint size;
+
+  gst_query_parse_allocation (query, &caps, &need_pool);
+  if (!need_pool || !caps || !gst_caps_features_contains
+      (gst_caps_get_features (caps, 0), GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY)
+      || !gst_video_info_from_caps (&info, caps))
+    return;
+  GST_OBJECT_LOCK (self);
+  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+      : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!cuda_context)
+    return;
+  pool = gst_cuda_buffer_pool_new (cuda_context);
+  gst_object_unref (cuda_context);
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_set_params (config, caps, GST_VIDEO_INFO_SIZE (&info),
+      0, 0);
+  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  if (!gst_buffer_pool_set_config (pool, config)) {
+    GST_WARNING_OBJECT (self, "the CUDA buffer pool rejects %" GST_PTR_FORMAT,
+        caps);
+    gst_object_unref (pool);
+    return;
+  }
+  /* the pool pads rows for the device: its size, not the caps' */
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
+  gst_structure_free (config);
+  gst_query_add_allocation_pool (query, pool, size,
+      hfam_worker_depth (self->worker), 0);
+  gst_object_unref (pool);
+}
+#endif
 
 static gboolean
 gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
@@ -939,11 +1262,20 @@ gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
       return TRUE;
     }
     case GST_QUERY_ALLOCATION:
-      /* Input frames are only read, in system memory, through GstVideoFrame:
-       * any layout described by a video meta will do. Downstream allocation
-       * is for other caps and is not asked. */
+      /* Input frames are only read, through GstVideoFrame: any layout
+       * described by a video meta will do. Downstream allocation is for
+       * other caps and is not asked. */
       gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+#ifdef HFAM_HAVE_GST_CUDA
+      gst_hfam_matte_propose_cuda_pool (self, query);
+#endif
       return TRUE;
+#ifdef HFAM_HAVE_GST_CUDA
+    case GST_QUERY_CONTEXT:
+      if (gst_hfam_matte_context_query (self, query))
+        return TRUE;
+      return gst_pad_query_default (pad, parent, query);
+#endif
     default:
       return gst_pad_query_default (pad, parent, query);
   }
@@ -1023,7 +1355,7 @@ gst_hfam_matte_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
         return FALSE;
       gst_query_parse_latency (query, &live, &min, &max);
       GST_OBJECT_LOCK (self);
-      own = self->latency;
+      own = self->latency + self->held_latency;
       GST_OBJECT_UNLOCK (self);
       min += own;
       if (GST_CLOCK_TIME_IS_VALID (max))
@@ -1032,6 +1364,12 @@ gst_hfam_matte_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
       gst_query_set_latency (query, live, min, max);
       return TRUE;
     }
+#ifdef HFAM_HAVE_GST_CUDA
+    case GST_QUERY_CONTEXT:
+      if (gst_hfam_matte_context_query (self, query))
+        return TRUE;
+      return gst_pad_query_default (pad, parent, query);
+#endif
     default:
       return gst_pad_query_default (pad, parent, query);
   }
@@ -1113,9 +1451,11 @@ gst_hfam_matte_drop_if_late (GstHfamMatte * self, GstBuffer * buffer,
   return TRUE;
 }
 
-/* Live sinks wait by the pipeline latency; make it cover the network. */
+/* Live sinks wait by the pipeline latency; make it cover the network.
+ * `taken`: from the frame's arrival, or the next one's for a held frame, to its
+ * output being ready. */
 static void
-gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime run_time)
+gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime taken)
 {
   GstClockTime latency = GST_CLOCK_TIME_NONE;
 
@@ -1125,22 +1465,31 @@ gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime run_time)
     return;
   }
   GST_OBJECT_LOCK (self);
-  if (run_time > self->latency)
-    latency = self->latency = gst_util_uint64_scale_ceil (run_time, 5, 4);
+  if (taken > self->latency)
+    latency = self->latency = gst_util_uint64_scale_ceil (taken, 5, 4);
   GST_OBJECT_UNLOCK (self);
   if (GST_CLOCK_TIME_IS_VALID (latency)) {
-    GST_INFO_OBJECT (self, "a run took %" GST_TIME_FORMAT ", latency now %"
-        GST_TIME_FORMAT, GST_TIME_ARGS (run_time), GST_TIME_ARGS (latency));
+    GST_INFO_OBJECT (self, "a frame took %" GST_TIME_FORMAT ", latency now %"
+        GST_TIME_FORMAT, GST_TIME_ARGS (taken), GST_TIME_ARGS (latency));
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_latency (GST_OBJECT (self)));
   }
 }
 
-/* One output buffer for `in`, with its timestamps and flags. */
+/* The input's timestamps and flags on an output buffer. */
+static void
+gst_hfam_matte_stamp (GstBuffer * outbuf, const HfamWorkerFrame * frame)
+{
+  gst_buffer_copy_into (outbuf, frame->buffer,
+      GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
+  if (frame->discont)
+    GST_BUFFER_FLAG_SET (outbuf, GST_BUFFER_FLAG_DISCONT);
+}
+
+/* One output buffer for `frame`, with its timestamps and flags. */
 static GstFlowReturn
 gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
-    GstBuffer * inbuf, const GstVideoFrame * in, gboolean premultiplied,
-    GstBuffer ** outbuf)
+    HfamWorkerFrame * frame, gboolean premultiplied, GstBuffer ** outbuf)
 {
   GstVideoFrame out;
   GstFlowReturn ret;
@@ -1162,7 +1511,7 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
     return GST_FLOW_ERROR;
   }
   written = output == &self->fill
-      ? hfam_worker_write_fill (self->worker, in, &out, premultiplied)
+      ? hfam_worker_write_fill (self->worker, frame, &out, premultiplied)
       : hfam_worker_write_key (self->worker, &out);
   gst_video_frame_unmap (&out);
   if (!written) {
@@ -1174,10 +1523,7 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
     return GST_FLOW_ERROR;
   }
 
-  gst_buffer_copy_into (*outbuf, inbuf,
-      GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
-  if (self->discont)
-    GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
+  gst_hfam_matte_stamp (*outbuf, frame);
   return GST_FLOW_OK;
 }
 
@@ -1198,19 +1544,164 @@ gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
       key_ret);
 }
 
+/* An output buffer for a device frame, mapped on the device (GST_MAP_CUDA). */
+static GstFlowReturn
+gst_hfam_matte_acquire_device (GstHfamMatte * self,
+    GstHfamMatteOutput * output, GstBuffer ** outbuf, GstVideoFrame * mapped)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  GstFlowReturn ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf,
+      NULL);
+
+  if (ret != GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (output->pad, "no output buffer: %s",
+        gst_flow_get_name (ret));
+    return ret;
+  }
+  if (!gst_is_cuda_memory (gst_buffer_peek_memory (*outbuf, 0))
+      || !gst_video_frame_map (mapped, &output->info, *outbuf,
+          GST_MAP_WRITE | GST_MAP_CUDA)) {
+    GST_ERROR_OBJECT (output->pad, "the output buffer is not CUDA memory");
+    gst_clear_buffer (outbuf);
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+#else
+  g_assert_not_reached ();
+  return GST_FLOW_ERROR;
+#endif
+}
+
+/* A device frame's outputs, written on the device in one call. */
+static GstFlowReturn
+gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
+    gboolean want_fill, gboolean want_key, gboolean premultiplied,
+    GstBuffer ** fill_buf, GstBuffer ** key_buf)
+{
+  GstVideoFrame fill, key;
+  GstFlowReturn ret = GST_FLOW_OK;
+  GError *error = NULL;
+  gboolean written;
+
+  if (want_fill)
+    ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
+  if (ret == GST_FLOW_OK && want_key)
+    ret = gst_hfam_matte_acquire_device (self, &self->key, key_buf, &key);
+  if (ret != GST_FLOW_OK) {
+    /* what was acquired is mapped */
+    if (*fill_buf)
+      gst_video_frame_unmap (&fill);
+    gst_clear_buffer (fill_buf);
+    gst_clear_buffer (key_buf);
+    return ret;
+  }
+  written = hfam_worker_write_device (self->worker, frame,
+      *fill_buf ? &fill : NULL, premultiplied, *key_buf ? &key : NULL, &error);
+  if (*fill_buf)
+    gst_video_frame_unmap (&fill);
+  if (*key_buf)
+    gst_video_frame_unmap (&key);
+  if (!written) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("Matting failed: %s", error->message), (NULL));
+    g_error_free (error);
+    gst_clear_buffer (fill_buf);
+    gst_clear_buffer (key_buf);
+    return GST_FLOW_ERROR;
+  }
+  if (*fill_buf)
+    gst_hfam_matte_stamp (*fill_buf, frame);
+  if (*key_buf)
+    gst_hfam_matte_stamp (*key_buf, frame);
+  return GST_FLOW_OK;
+}
+
+/* Writes and pushes a frame whose matte is ready, on each linked output. */
+static GstFlowReturn
+gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame)
+{
+  const gboolean want_fill = gst_pad_is_linked (self->fill.pad)
+      && self->fill.pool;
+  const gboolean want_key = gst_pad_is_linked (self->key.pad) && self->key.pool;
+  GstBuffer *fill_buf = NULL, *key_buf = NULL;
+  GstFlowReturn ret = GST_FLOW_OK;
+  gboolean premultiplied;
+
+  GST_OBJECT_LOCK (self);
+  premultiplied = self->premultiplied;
+  GST_OBJECT_UNLOCK (self);
+  if (frame->on_device) {
+    ret = gst_hfam_matte_render_device (self, frame, want_fill, want_key,
+        premultiplied, &fill_buf, &key_buf);
+  } else {
+    if (want_fill)
+      ret = gst_hfam_matte_render (self, &self->fill, frame, premultiplied,
+          &fill_buf);
+    if (ret == GST_FLOW_OK && want_key)
+      ret = gst_hfam_matte_render (self, &self->key, frame, premultiplied,
+          &key_buf);
+  }
+  if (ret != GST_FLOW_OK) {
+    gst_clear_buffer (&fill_buf);
+    return ret;
+  }
+  self->processed++;
+  return gst_hfam_matte_push (self, fill_buf, key_buf);
+}
+
+/* Pushes the held frames that are due (all of them with `drain`). `since`:
+ * when the frame that made them due arrived. */
+static GstFlowReturn
+gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
+    GstClockTime since)
+{
+  HfamWorkerFrame *frame;
+  GError *error = NULL;
+  GstFlowReturn ret = GST_FLOW_OK;
+
+  while (ret == GST_FLOW_OK) {
+    if (!hfam_worker_pop (self->worker, drain, &frame, &error)) {
+      GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+          ("Matting failed: %s", error->message), (NULL));
+      g_error_free (error);
+      return GST_FLOW_ERROR;
+    }
+    if (!frame)
+      break;
+    if (frame->runs)
+      gst_hfam_matte_update_latency (self,
+          gst_util_get_timestamp () - MAX (frame->arrived, since));
+    ret = gst_hfam_matte_output_frame (self, frame);
+    hfam_worker_frame_free (frame);
+  }
+  return ret;
+}
+
+/* Before a serialized event: every held frame out, in order. Frames that
+ * cannot be pushed are dropped. */
+static void
+gst_hfam_matte_drain (GstHfamMatte * self)
+{
+  GstFlowReturn ret = gst_hfam_matte_output_due (self, TRUE,
+      gst_util_get_timestamp ());
+
+  if (ret != GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (self, "drain: %s, dropping %u held frame(s)",
+        gst_flow_get_name (ret), hfam_worker_n_held (self->worker));
+    hfam_worker_flush (self->worker);
+  }
+}
+
 static GstFlowReturn
 gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
 {
   GstHfamMatte *self = GST_HFAM_MATTE (parent);
   const gboolean want_fill = gst_pad_is_linked (self->fill.pad);
   const gboolean want_key = gst_pad_is_linked (self->key.pad);
-  GstBuffer *fill_buf = NULL, *key_buf = NULL;
+  const GstClockTime arrived = gst_util_get_timestamp ();
   HfamWorkerSettings settings;
-  gboolean premultiplied, ran;
-  GstClockTime start;
-  GstVideoFrame in;
+  HfamWorkerFrame *frame;
   GError *error = NULL;
-  GstFlowReturn ret = GST_FLOW_OK;
 
   if (!want_fill && !want_key) {
     GST_LOG_OBJECT (self, "no output linked, dropping %" GST_PTR_FORMAT, inbuf);
@@ -1225,6 +1716,10 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   }
   if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
     hfam_worker_reset (self->worker);
+  if (GST_VIDEO_INFO_FPS_N (&self->in_info) == 0
+      && GST_BUFFER_DURATION_IS_VALID (inbuf))
+    gst_hfam_matte_set_frame_duration (self, GST_BUFFER_DURATION (inbuf),
+        FALSE);
   if (gst_hfam_matte_drop_if_late (self, inbuf, want_fill, want_key)) {
     gst_buffer_unref (inbuf);
     return GST_FLOW_OK;
@@ -1240,40 +1735,19 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   settings.inference_size = self->inference_size;
   settings.inference_interval = self->inference_interval;
   settings.temporal_smoothing = self->temporal_smoothing;
-  premultiplied = self->premultiplied;
   GST_OBJECT_UNLOCK (self);
 
-  if (!gst_video_frame_map (&in, &self->in_info, inbuf, GST_MAP_READ)) {
-    GST_ERROR_OBJECT (self, "cannot map the input frame");
-    gst_buffer_unref (inbuf);
-    return GST_FLOW_ERROR;
-  }
-  start = gst_util_get_timestamp ();
-  if (!hfam_worker_update_matte (self->worker, &in, &settings, &ran, &error)) {
+  /* device and host frames are not in flight together */
+  if (hfam_worker_switches_path (self->worker, inbuf, &settings))
+    gst_hfam_matte_drain (self);
+  frame = hfam_worker_push (self->worker, inbuf, &settings, &error);
+  if (!frame) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
         ("Matting failed: %s", error->message), (NULL));
     g_error_free (error);
-    gst_video_frame_unmap (&in);
-    gst_buffer_unref (inbuf);
     return GST_FLOW_ERROR;
   }
-  if (ran)
-    gst_hfam_matte_update_latency (self, gst_util_get_timestamp () - start);
-
-  if (want_fill)
-    ret = gst_hfam_matte_render (self, &self->fill, inbuf, &in, premultiplied,
-        &fill_buf);
-  if (ret == GST_FLOW_OK && want_key)
-    ret = gst_hfam_matte_render (self, &self->key, inbuf, &in, premultiplied,
-        &key_buf);
-  gst_video_frame_unmap (&in);
-  gst_buffer_unref (inbuf);
-  if (ret != GST_FLOW_OK) {
-    gst_clear_buffer (&fill_buf);
-    return ret;
-  }
-
-  self->processed++;
+  frame->discont = self->discont;
   self->discont = FALSE;
-  return gst_hfam_matte_push (self, fill_buf, key_buf);
+  return gst_hfam_matte_output_due (self, FALSE, arrived);
 }

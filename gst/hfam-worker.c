@@ -2,6 +2,11 @@
 #include "hfam-worker.h"
 
 #include "frame.h"
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudamemory.h>
+
+#include "hfam-device.h"
+#endif
 
 struct _HfamWorker {
   HfamContext *ctx;
@@ -12,12 +17,20 @@ struct _HfamWorker {
   HfamPixelFormat pixel_format;   /* its layout, when direct */
   GstVideoInfo colour_info;
   GstVideoConverter *converter;   /* input -> RGBA, when not direct */
-  GstVideoFrame colour_frame;     /* the converter's output, mapped while set */
-  gboolean colour_ready;          /* colour_frame holds the current frame */
+  GstBufferPool *colour_pool;     /* the converter's outputs, one per held frame */
 
+  GQueue held;                    /* HfamWorkerFrame, oldest first */
+  guint n_in_flight;              /* held frames the network runs on */
+#ifdef HFAM_HAVE_GST_CUDA
+  GstCudaContext *cuda_context;   /* what libhfam runs on, or NULL */
+  gboolean device_format;         /* CUDA memory caps in a format the device path reads */
+  HfamFrameFormat frame_format;   /* that format */
+  HfamYuvToRgb yuv;               /* its colour matrix, for NV12 and I420 */
+#endif
+  guint n_on_device;              /* frames in flight on the device path */
   float *matte;                   /* width x height, what the outputs show */
   float *fresh;                   /* the network's output before the blend */
-  gboolean have_matte;
+  gboolean have_matte;            /* a frame since the last reset runs the network */
   guint frames_since_inference;
 };
 
@@ -28,16 +41,45 @@ hfam_worker_new (HfamContext *ctx, guint n_threads)
 
   worker->ctx = ctx;
   worker->n_threads = n_threads;
+  g_queue_init (&worker->held);
   return worker;
 }
+
+/* libhfam's CUDA context runs on the pipeline's: current around every call. */
+static void
+hfam_worker_enter (const HfamWorker *worker)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  if (worker->cuda_context && !gst_cuda_context_push (worker->cuda_context))
+    GST_WARNING ("cannot make the CUDA context current");
+#endif
+}
+
+static void
+hfam_worker_leave (const HfamWorker *worker)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  if (worker->cuda_context)
+    gst_cuda_context_pop (NULL);
+#endif
+}
+
+#ifdef HFAM_HAVE_GST_CUDA
+void
+hfam_worker_set_cuda_context (HfamWorker *worker, GstCudaContext *cuda_context)
+{
+  gst_object_replace ((GstObject **) &worker->cuda_context, GST_OBJECT (cuda_context));
+}
+#endif
 
 static void
 hfam_worker_clear_input (HfamWorker *worker)
 {
-  if (worker->converter) {
-    gst_video_converter_free (worker->converter);
-    gst_video_frame_unmap (&worker->colour_frame);
-    worker->converter = NULL;
+  hfam_worker_flush (worker);
+  g_clear_pointer (&worker->converter, gst_video_converter_free);
+  if (worker->colour_pool) {
+    gst_buffer_pool_set_active (worker->colour_pool, FALSE);
+    gst_clear_object (&worker->colour_pool);
   }
   g_clear_pointer (&worker->matte, g_free);
   g_clear_pointer (&worker->fresh, g_free);
@@ -49,8 +91,19 @@ hfam_worker_free (HfamWorker *worker)
   if (!worker)
     return;
   hfam_worker_clear_input (worker);
+  hfam_worker_enter (worker);
   hfam_context_free (worker->ctx);
+  hfam_worker_leave (worker);
+#ifdef HFAM_HAVE_GST_CUDA
+  gst_clear_object (&worker->cuda_context);
+#endif
   g_free (worker);
+}
+
+int
+hfam_worker_depth (const HfamWorker *worker)
+{
+  return hfam_context_pipeline_depth (worker->ctx);
 }
 
 static gboolean
@@ -76,8 +129,64 @@ hfam_worker_direct_format (GstVideoFormat format, HfamPixelFormat *pixel_format)
   }
 }
 
+/* A pool of RGBA frames for the converter: each held frame keeps its own. */
+static GstBufferPool *
+hfam_worker_colour_pool_new (const GstVideoInfo *info)
+{
+  GstBufferPool *pool = gst_video_buffer_pool_new ();
+  GstCaps *caps = gst_video_info_to_caps (info);
+  GstStructure *config = gst_buffer_pool_get_config (pool);
+
+  gst_buffer_pool_config_set_params (config, caps, GST_VIDEO_INFO_SIZE (info), 0, 0);
+  gst_caps_unref (caps);
+  if (!gst_buffer_pool_set_config (pool, config)
+      || !gst_buffer_pool_set_active (pool, TRUE)) {
+    gst_object_unref (pool);
+    return NULL;
+  }
+  return pool;
+}
+
+#ifdef HFAM_HAVE_GST_CUDA
+/* Whether the device path (kernels/preprocess.cu, matte.cu) reads frames of `info`; its
+ * layout and colour matrix if so. */
+static gboolean
+hfam_worker_device_format (const GstVideoInfo *info, HfamFrameFormat *format,
+                           HfamYuvToRgb *yuv)
+{
+  const GstVideoColorimetry *c = &info->colorimetry;
+
+  switch (GST_VIDEO_INFO_FORMAT (info)) {
+    case GST_VIDEO_FORMAT_RGBA:
+    case GST_VIDEO_FORMAT_RGBx:
+      *format = HFAM_FRAME_RGBA;
+      return TRUE;
+    case GST_VIDEO_FORMAT_BGRA:
+    case GST_VIDEO_FORMAT_BGRx:
+      *format = HFAM_FRAME_BGRA;
+      return TRUE;
+    case GST_VIDEO_FORMAT_NV12:
+      *format = HFAM_FRAME_NV12;
+      break;
+    case GST_VIDEO_FORMAT_I420:
+      *format = HFAM_FRAME_I420;
+      break;
+    default:
+      return FALSE;
+  }
+  /* other matrices (BT.2020, SMPTE 240M) take the host path's converter */
+  if ((c->matrix != GST_VIDEO_COLOR_MATRIX_BT601 && c->matrix != GST_VIDEO_COLOR_MATRIX_BT709)
+      || (c->range != GST_VIDEO_COLOR_RANGE_0_255 && c->range != GST_VIDEO_COLOR_RANGE_16_235))
+    return FALSE;
+  hfam_yuv_to_rgb_init (yuv,
+      c->matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601,
+      c->range == GST_VIDEO_COLOR_RANGE_0_255 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED);
+  return TRUE;
+}
+#endif
+
 gboolean
-hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info)
+hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info, gboolean cuda_memory)
 {
   const int width = GST_VIDEO_INFO_WIDTH (info), height = GST_VIDEO_INFO_HEIGHT (info);
 
@@ -88,8 +197,6 @@ hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info)
   if (worker->direct) {
     worker->colour_info = *info;
   } else {
-    GstBuffer *colour_buffer;
-
     /* The RGBA info carries the default RGB colorimetry (sRGB); the converter reads the
      * input's matrix, range and chroma siting from `info`. */
     gst_video_info_set_interlaced_format (&worker->colour_info, GST_VIDEO_FORMAT_RGBA,
@@ -104,18 +211,15 @@ hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info)
                            worker->n_threads, NULL));
     if (!worker->converter)
       return FALSE;
-    colour_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&worker->colour_info),
-                                             NULL);
-    /* The frame keeps its own reference to the buffer until unmapped. */
-    if (!gst_video_frame_map (&worker->colour_frame, &worker->colour_info, colour_buffer,
-                              GST_MAP_READWRITE)) {
-      gst_buffer_unref (colour_buffer);
-      gst_video_converter_free (worker->converter);
-      worker->converter = NULL;
+    if (!(worker->colour_pool = hfam_worker_colour_pool_new (&worker->colour_info))) {
+      g_clear_pointer (&worker->converter, gst_video_converter_free);
       return FALSE;
     }
-    gst_buffer_unref (colour_buffer);
   }
+#ifdef HFAM_HAVE_GST_CUDA
+  worker->device_format = cuda_memory && worker->cuda_context
+      && hfam_worker_device_format (info, &worker->frame_format, &worker->yuv);
+#endif
   worker->matte = g_new0 (float, (gsize) width * height);
   worker->fresh = g_new0 (float, (gsize) width * height);
   hfam_worker_reset (worker);
@@ -135,60 +239,250 @@ hfam_worker_reset (HfamWorker *worker)
   worker->frames_since_inference = 0;
 }
 
-/* The frame in an RGB layout: the input itself or, converted once per frame, RGBA. */
+/* The frame in an RGB layout: the input itself or, converted once, RGBA. */
 static const GstVideoFrame *
-hfam_worker_colour_frame (HfamWorker *worker, const GstVideoFrame *in)
+hfam_worker_colour_frame (HfamWorker *worker, HfamWorkerFrame *frame)
 {
+  GstBuffer *colour_buffer = NULL;
+
   if (worker->direct)
-    return in;
-  if (!worker->colour_ready) {
-    gst_video_converter_frame (worker->converter, in, &worker->colour_frame);
-    worker->colour_ready = TRUE;
+    return &frame->in;
+  if (!frame->converted) {
+    if (gst_buffer_pool_acquire_buffer (worker->colour_pool, &colour_buffer, NULL)
+        != GST_FLOW_OK)
+      return NULL;
+    /* the mapped frame keeps its own reference until unmapped */
+    frame->converted = gst_video_frame_map (&frame->colour, &worker->colour_info,
+                                            colour_buffer, GST_MAP_READWRITE);
+    gst_buffer_unref (colour_buffer);
+    if (!frame->converted)
+      return NULL;
+    gst_video_converter_frame (worker->converter, &frame->in, &frame->colour);
   }
-  return &worker->colour_frame;
+  return &frame->colour;
 }
 
-gboolean
-hfam_worker_update_matte (HfamWorker *worker, const GstVideoFrame *in,
-                          const HfamWorkerSettings *settings, gboolean *ran, GError **error)
+void
+hfam_worker_frame_free (HfamWorkerFrame *frame)
 {
-  const int width = GST_VIDEO_INFO_WIDTH (&worker->in_info);
-  const int height = GST_VIDEO_INFO_HEIGHT (&worker->in_info);
-  const gsize n_pixels = (gsize) width * height;
-  const float smoothing = settings->temporal_smoothing;
-  const GstVideoFrame *colour;
-  gboolean blend;
+  if (frame->converted)
+    gst_video_frame_unmap (&frame->colour);
+  gst_video_frame_unmap (&frame->in);
+  gst_buffer_unref (frame->buffer);
+  g_free (frame);
+}
+
+static gboolean
+hfam_worker_submit (HfamWorker *worker, HfamWorkerFrame *frame, int inference_size,
+                    GError **error)
+{
+  const GstVideoFrame *colour = hfam_worker_colour_frame (worker, frame);
   HfamImage image;
+  gboolean ok;
 
-  worker->colour_ready = FALSE;
-  *ran = !worker->have_matte || worker->frames_since_inference >= settings->inference_interval;
-  if (!*ran) {
-    worker->frames_since_inference++;
-    return TRUE;
+  if (!colour) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "no memory for the frame converted to RGBA");
+    return FALSE;
   }
-
-  colour = hfam_worker_colour_frame (worker, in);
   image = (HfamImage) {
     .data = GST_VIDEO_FRAME_PLANE_DATA (colour, 0),
-    .width = width,
-    .height = height,
+    .width = GST_VIDEO_FRAME_WIDTH (colour),
+    .height = GST_VIDEO_FRAME_HEIGHT (colour),
     .stride = GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0),
     .format = worker->direct ? worker->pixel_format : HFAM_PIXEL_RGBA8,
   };
-  /* The blend needs the previous matte intact until the new one is complete. */
-  blend = worker->have_matte && smoothing > 0.0f;
-  if (!hfam_context_matte (worker->ctx, &image, settings->inference_size,
-                           blend ? worker->fresh : worker->matte, width, NULL, error)) {
+  hfam_worker_enter (worker);
+  ok = hfam_context_submit_frame (worker->ctx, &image, inference_size, error);
+  hfam_worker_leave (worker);
+  return ok;
+}
+
+#ifdef HFAM_HAVE_GST_CUDA
+/* The planes of a frame mapped with GST_MAP_CUDA, as libhfam's device functions read them. */
+static HfamFrame
+hfam_worker_device_frame (const HfamWorker *worker, const GstVideoFrame *mapped)
+{
+  HfamFrame frame = {
+    .width = GST_VIDEO_FRAME_WIDTH (mapped),
+    .height = GST_VIDEO_FRAME_HEIGHT (mapped),
+    .format = worker->frame_format,
+  };
+
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (mapped) && i < 3; i++) {
+    frame.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (mapped, i);
+    frame.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (mapped, i);
+  }
+  return frame;
+}
+#endif
+
+/* The device path: CUDA memory of libhfam's own context, in a format it reads, with
+ * settings that need no matte on the host (the blend and the reuse are host work). */
+static gboolean
+hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer,
+                               const HfamWorkerSettings *settings)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  GstMemory *memory;
+
+  if (!worker->device_format || settings->inference_interval != 1
+      || settings->temporal_smoothing > 0.0f || gst_buffer_n_memory (buffer) != 1)
+    return FALSE;
+  memory = gst_buffer_peek_memory (buffer, 0);
+  return gst_is_cuda_memory (memory)
+      && gst_cuda_context_get_handle (GST_CUDA_MEMORY_CAST (memory)->context)
+         == gst_cuda_context_get_handle (worker->cuda_context);
+#else
+  return FALSE;
+#endif
+}
+
+gboolean
+hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer,
+                           const HfamWorkerSettings *settings)
+{
+  return worker->n_in_flight > 0
+      && (worker->n_on_device > 0)
+         != hfam_worker_takes_device_path (worker, buffer, settings);
+}
+
+static gboolean
+hfam_worker_submit_device (HfamWorker *worker, HfamWorkerFrame *frame, int inference_size,
+                           GError **error)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  const HfamFrame input = hfam_worker_device_frame (worker, &frame->in);
+  gboolean ok;
+
+  hfam_worker_enter (worker);
+  ok = hfam_context_submit_device_frame (worker->ctx, &input, &worker->yuv, inference_size,
+                                         error);
+  hfam_worker_leave (worker);
+  return ok;
+#else
+  g_assert_not_reached ();
+  return FALSE;
+#endif
+}
+
+HfamWorkerFrame *
+hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSettings *settings,
+                  GError **error)
+{
+  HfamWorkerFrame *frame = g_new0 (HfamWorkerFrame, 1);
+  GstMapFlags map_flags = GST_MAP_READ;
+
+  frame->arrived = gst_util_get_timestamp ();
+  frame->buffer = buffer;
+  frame->on_device = hfam_worker_takes_device_path (worker, buffer, settings);
+#ifdef HFAM_HAVE_GST_CUDA
+  if (frame->on_device)
+    map_flags |= GST_MAP_CUDA;
+#endif
+  if (!gst_video_frame_map (&frame->in, &worker->in_info, buffer, map_flags)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cannot map the input frame: smaller than its caps say?");
+    gst_buffer_unref (buffer);
+    g_free (frame);
+    return NULL;
+  }
+  frame->runs = !worker->have_matte
+      || worker->frames_since_inference >= settings->inference_interval;
+  if (frame->runs) {
+    /* the previous matte (if any since the reset) will be there when this one arrives */
+    frame->smoothing = worker->have_matte ? settings->temporal_smoothing : 0.0f;
+    if (!(frame->on_device
+          ? hfam_worker_submit_device (worker, frame, settings->inference_size, error)
+          : hfam_worker_submit (worker, frame, settings->inference_size, error))) {
+      worker->have_matte = FALSE;
+      hfam_worker_frame_free (frame);
+      return NULL;
+    }
+    worker->n_in_flight++;
+    worker->n_on_device += frame->on_device;
+    worker->have_matte = TRUE;
+    worker->frames_since_inference = 1;
+  } else {
+    worker->frames_since_inference++;
+  }
+  g_queue_push_tail (&worker->held, frame);
+  return frame;
+}
+
+/* The matte of the oldest frame in flight, blended into the current one. */
+static gboolean
+hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **error)
+{
+  const int width = GST_VIDEO_INFO_WIDTH (&worker->in_info);
+  const gsize n_pixels = (gsize) width * GST_VIDEO_INFO_HEIGHT (&worker->in_info);
+  const float s = frame->smoothing;
+  /* the blend needs the previous matte intact until the new one is complete */
+  const gboolean blend = s > 0.0f;
+
+  gboolean ok;
+
+  worker->n_in_flight--;
+  hfam_worker_enter (worker);
+  ok = hfam_context_collect_matte (worker->ctx, blend ? worker->fresh : worker->matte, width,
+                                   NULL, error);
+  hfam_worker_leave (worker);
+  if (!ok) {
     worker->have_matte = FALSE;
     return FALSE;
   }
   if (blend) {
     for (gsize i = 0; i < n_pixels; i++)
-      worker->matte[i] = (1.0f - smoothing) * worker->fresh[i] + smoothing * worker->matte[i];
+      worker->matte[i] = (1.0f - s) * worker->fresh[i] + s * worker->matte[i];
   }
-  worker->have_matte = TRUE;
-  worker->frames_since_inference = 1;
   return TRUE;
+}
+
+gboolean
+hfam_worker_pop (HfamWorker *worker, gboolean drain, HfamWorkerFrame **frame, GError **error)
+{
+  HfamWorkerFrame *oldest = g_queue_peek_head (&worker->held);
+
+  *frame = NULL;
+  if (!oldest || (oldest->runs && !drain
+                  && (int) worker->n_in_flight < hfam_worker_depth (worker)))
+    return TRUE;
+  g_queue_pop_head (&worker->held);
+  /* a device frame's matte goes straight into its outputs: hfam_worker_write_device */
+  if (oldest->runs && !oldest->on_device && !hfam_worker_collect (worker, oldest, error)) {
+    hfam_worker_frame_free (oldest);
+    return FALSE;
+  }
+  *frame = oldest;
+  return TRUE;
+}
+
+void
+hfam_worker_flush (HfamWorker *worker)
+{
+  HfamWorkerFrame *frame;
+
+  while ((frame = g_queue_pop_head (&worker->held))) {
+    if (frame->runs && frame->on_device) {
+      /* the network finishes the frame; its matte is not wanted */
+      if (!hfam_worker_write_device (worker, frame, NULL, FALSE, NULL, NULL))
+        GST_DEBUG ("a dropped frame failed in the network");
+    } else if (frame->runs) {
+      worker->n_in_flight--;
+      hfam_worker_enter (worker);
+      if (!hfam_context_collect_matte (worker->ctx, worker->fresh,
+                                       GST_VIDEO_INFO_WIDTH (&worker->in_info), NULL, NULL))
+        GST_DEBUG ("a dropped frame failed in the network");
+      hfam_worker_leave (worker);
+    }
+    hfam_worker_frame_free (frame);
+  }
+}
+
+guint
+hfam_worker_n_held (const HfamWorker *worker)
+{
+  return worker->held.length;
 }
 
 /* The colour frame as kernels/frame.h sees it. */
@@ -225,13 +519,17 @@ hfam_worker_write (const HfamWorker *worker, const HfamFrame *frame, GstVideoFra
 }
 
 gboolean
-hfam_worker_write_fill (HfamWorker *worker, const GstVideoFrame *in, GstVideoFrame *out,
+hfam_worker_write_fill (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFrame *out,
                         gboolean premultiplied)
 {
-  const HfamFrame frame = hfam_worker_frame (worker, hfam_worker_colour_frame (worker, in));
+  const GstVideoFrame *colour = hfam_worker_colour_frame (worker, frame);
   const gboolean bgra = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_BGRA;
+  HfamFrame input;
 
-  return hfam_worker_write (worker, &frame, out,
+  if (!colour)
+    return FALSE;
+  input = hfam_worker_frame (worker, colour);
+  return hfam_worker_write (worker, &input, out,
       bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
            : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA));
 }
@@ -254,4 +552,49 @@ hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out)
     }
 #endif
   return TRUE;
+}
+
+gboolean
+hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFrame *fill,
+                          gboolean premultiplied, GstVideoFrame *key, GError **error)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  const HfamFrame input = hfam_worker_device_frame (worker, &frame->in);
+  HfamMatteImage outputs[2];
+  int n_outputs = 0;
+  gboolean ok;
+
+  if (fill) {
+    const gboolean bgra = GST_VIDEO_FRAME_FORMAT (fill) == GST_VIDEO_FORMAT_BGRA;
+    outputs[n_outputs++] = (HfamMatteImage) {
+      .data = GST_VIDEO_FRAME_PLANE_DATA (fill, 0),
+      .stride = GST_VIDEO_FRAME_PLANE_STRIDE (fill, 0),
+      .width = GST_VIDEO_FRAME_WIDTH (fill),
+      .height = GST_VIDEO_FRAME_HEIGHT (fill),
+      .format = bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
+                     : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA),
+    };
+  }
+  if (key) {
+    /* CUDA hosts are little-endian: the writer's GRAY16 is GRAY16_LE */
+    outputs[n_outputs++] = (HfamMatteImage) {
+      .data = GST_VIDEO_FRAME_PLANE_DATA (key, 0),
+      .stride = GST_VIDEO_FRAME_PLANE_STRIDE (key, 0),
+      .width = GST_VIDEO_FRAME_WIDTH (key),
+      .height = GST_VIDEO_FRAME_HEIGHT (key),
+      .format = GST_VIDEO_FRAME_FORMAT (key) == GST_VIDEO_FORMAT_GRAY16_LE
+          ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8,
+    };
+  }
+  worker->n_in_flight--;
+  worker->n_on_device--;
+  hfam_worker_enter (worker);
+  ok = hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, outputs,
+                                          n_outputs, error);
+  hfam_worker_leave (worker);
+  return ok;
+#else
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED, "no CUDA memory in this build");
+  return FALSE;
+#endif
 }

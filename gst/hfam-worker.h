@@ -1,10 +1,14 @@
 /* hfammatte's per-stream state: the libhfam context, the conversion of non-RGB frames to
- * RGBA, and the matte carried from one frame to the next (inference-interval and
- * temporal-smoothing). Used by the streaming thread only. */
+ * RGBA, the frames held while the network runs on them (pipeline-depth), and the matte
+ * carried from one frame to the next (inference-interval and temporal-smoothing). Used by
+ * the streaming thread only. */
 #ifndef HFAM_WORKER_H
 #define HFAM_WORKER_H
 
 #include <gst/video/video.h>
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudacontext.h>
+#endif
 
 #include "hfam.h"
 
@@ -18,33 +22,83 @@ typedef struct {
   float temporal_smoothing;    /* weight of the previous matte in the blend */
 } HfamWorkerSettings;
 
+/* A frame from its arrival to its output. */
+typedef struct {
+  GstBuffer *buffer;           /* the input, mapped as `in` */
+  GstVideoFrame in;
+  GstVideoFrame colour;        /* the input converted to RGBA, when `converted` */
+  gboolean converted;
+  gboolean on_device;          /* `in` is mapped on the device (GST_MAP_CUDA) and the network
+                                  runs on it there; the outputs are written with
+                                  hfam_worker_write_device */
+  gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
+  float smoothing;             /* weight of the previous matte when its own arrives */
+  gboolean discont;            /* the element's: frames before it were dropped */
+  GstClockTime arrived;        /* gst_util_get_timestamp () at hfam_worker_push */
+} HfamWorkerFrame;
+
 /* Takes ownership of ctx. n_threads: for the colour conversion, 0 = one per core. */
 HfamWorker *hfam_worker_new (HfamContext *ctx, guint n_threads);
+#ifdef HFAM_HAVE_GST_CUDA
+/* ctx runs on `cuda_context` (made with cuda_current_context while it was pushed): the
+ * worker pushes it around every libhfam call, and frames in its CUDA memory can take the
+ * device path. Takes a reference. */
+void hfam_worker_set_cuda_context (HfamWorker *worker, GstCudaContext *cuda_context);
+#endif
 void hfam_worker_free (HfamWorker *worker);
 
-/* Prepares for frames of this format; a new format also resets the temporal state.
- * FALSE when the format cannot be converted to RGBA. */
-gboolean hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info);
+/* Frames the worker holds at most: the context's pipeline depth. */
+int hfam_worker_depth (const HfamWorker *worker);
+
+/* Prepares for frames of this format (dropping any held frame); a new format also resets
+ * the temporal state. `cuda_memory`: the caps carry memory:CUDAMemory. FALSE when the
+ * format cannot be converted to RGBA. */
+gboolean hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info,
+                                gboolean cuda_memory);
+
+/* Whether `buffer` would take the other path (device or host) than the frames in flight,
+ * which must then be drained first: the two cannot be in flight together. */
+gboolean hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer,
+                                    const HfamWorkerSettings *settings);
 
 /* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */
 const GstVideoInfo *hfam_worker_colour_info (const HfamWorker *worker);
 
-/* Forgets the previous matte: the next frame runs the network and is not blended. */
+/* Forgets the previous matte: the next frame pushed runs the network and is not blended.
+ * Frames already held keep their matte. */
 void hfam_worker_reset (HfamWorker *worker);
 
-/* Brings the matte up to date for this frame: runs the network or, between runs, keeps
- * the last matte. *ran tells which. Call once per frame, before the writers. */
-gboolean hfam_worker_update_matte (HfamWorker *worker, const GstVideoFrame *in,
-                                   const HfamWorkerSettings *settings, gboolean *ran,
-                                   GError **error);
+/* Takes `buffer`, decides whether the network runs on it and if so submits it; the frame is
+ * held until hfam_worker_pop returns it. NULL, with the buffer released, on failure. */
+HfamWorkerFrame *hfam_worker_push (HfamWorker *worker, GstBuffer *buffer,
+                                   const HfamWorkerSettings *settings, GError **error);
 
-/* The frame's colour with the matte as alpha, into an RGBA or BGRA frame; the matte alone,
- * into a GRAY8 or GRAY16_LE frame. Both by kernels/frame.c's hfam_matte_write (alpha rounded
- * to the nearest 8- or 16-bit level). FALSE only on frames the writer refuses (a bug). */
-gboolean hfam_worker_write_fill (HfamWorker *worker, const GstVideoFrame *in,
+/* The oldest held frame when it is due (its matte is then the current one; every held frame
+ * is due with `drain`), to be written and released with hfam_worker_frame_free; NULL when
+ * none is. FALSE when the network failed on it (the frame is released). A frame is due when
+ * the network does not run on it, or when pipeline-depth frames are in flight. */
+gboolean hfam_worker_pop (HfamWorker *worker, gboolean drain, HfamWorkerFrame **frame,
+                          GError **error);
+void hfam_worker_frame_free (HfamWorkerFrame *frame);
+
+/* Drops every held frame, waiting for the network to finish those in flight. */
+void hfam_worker_flush (HfamWorker *worker);
+guint hfam_worker_n_held (const HfamWorker *worker);
+
+/* The frame's colour with the current matte as alpha, into an RGBA or BGRA frame; the matte
+ * alone, into a GRAY8 or GRAY16_LE frame. Both by kernels/frame.c's hfam_matte_write (alpha
+ * rounded to the nearest 8- or 16-bit level). FALSE only on frames the writer refuses (a
+ * bug). */
+gboolean hfam_worker_write_fill (HfamWorker *worker, HfamWorkerFrame *frame,
                                  GstVideoFrame *out, gboolean premultiplied);
 gboolean hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out);
+
+/* A frame on the device path: its matte into `fill` and `key` (either may be NULL), both
+ * mapped with GST_MAP_CUDA, on the device; returns when they are written. */
+gboolean hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame,
+                                   GstVideoFrame *fill, gboolean premultiplied,
+                                   GstVideoFrame *key, GError **error);
 
 G_END_DECLS
 

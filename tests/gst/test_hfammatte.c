@@ -8,6 +8,12 @@
 #include <string.h>
 
 #include "hfam.h"
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudabufferpool.h>
+#include <gst/cuda/gstcudaloader.h>
+#include <gst/cuda/gstcudamemory.h>
+#include <gst/cuda/gstcudautils.h>
+#endif
 
 #define INFERENCE_SIZE 32
 #define WIDTH 38
@@ -1056,6 +1062,164 @@ GST_START_TEST (test_latency)
 
 GST_END_TEST;
 
+/* The pixels of an output buffer, rows without their padding. */
+static GBytes *
+packed_pixels (GstHarness * h, GstBuffer * buffer)
+{
+  GByteArray *bytes = g_byte_array_new ();
+  GstVideoFrame frame;
+  GstVideoInfo info;
+
+  output_info (h, &info);
+  fail_unless (gst_video_frame_map (&frame, &info, buffer, GST_MAP_READ));
+  for (gint y = 0; y < GST_VIDEO_INFO_HEIGHT (&info); y++)
+    g_byte_array_append (bytes, (const guint8 *)
+        GST_VIDEO_FRAME_PLANE_DATA (&frame, 0)
+        + y * GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0),
+        GST_VIDEO_INFO_WIDTH (&info) * GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0));
+  gst_video_frame_unmap (&frame);
+  gst_buffer_unref (buffer);
+  return g_byte_array_free_to_bytes (bytes);
+}
+
+/* The fill and key pixels of `n` frames (I420, so that colour conversion is
+ * involved) through an element of this pipeline depth, with an inference
+ * interval, smoothing, and a discontinuity at frame 2. The outputs come out
+ * after EOS at the latest, in order. */
+static void
+run_sequence (guint depth, guint n, GBytes ** fills, GBytes ** keys)
+{
+  GstElement *element = make_element ();
+  GstVideoInfo info;
+  Rig rig;
+
+  g_object_set (element, "pipeline-depth", depth, "inference-interval", 2,
+      "temporal-smoothing", 0.3, NULL);
+  video_info (&info, GST_VIDEO_FORMAT_I420, WIDTH, HEIGHT);
+  rig_start (&rig, element, TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *frame = make_frame (&info, 500 + i);
+
+    if (i == 2)
+      GST_BUFFER_FLAG_SET (frame, GST_BUFFER_FLAG_DISCONT);
+    fail_unless_equals_int (rig_push (&rig, frame, i), GST_FLOW_OK);
+  }
+  fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *fill = gst_harness_pull (rig.fill);
+    GstBuffer *key = gst_harness_pull (rig.key);
+
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (fill), i * FRAME_DURATION);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (key), i * FRAME_DURATION);
+    fills[i] = packed_pixels (rig.fill, fill);
+    keys[i] = packed_pixels (rig.key, key);
+  }
+  fail_unless_equals_int (gst_harness_buffers_in_queue (rig.key), 0);
+  rig_stop (&rig);
+}
+
+/* pipeline-depth=2 changes when frames come out, never what they hold: with
+ * an inference interval, smoothing, a discontinuity and converted colour, the
+ * outputs are byte for byte those of depth 1. */
+GST_START_TEST (test_pipeline_depth_same_output)
+{
+  GBytes *fills[2][6], *keys[2][6];
+  GstElement *element = make_element ();
+  guint depth;
+
+  g_object_get (element, "pipeline-depth", &depth, NULL);
+  fail_unless_equals_int (depth, 1);
+  gst_object_unref (element);
+  run_sequence (1, 6, fills[0], keys[0]);
+  run_sequence (2, 6, fills[1], keys[1]);
+  /* the network's runs show: frames 0, 2 and 4 have mattes of their own */
+  fail_if (g_bytes_equal (keys[0][0], keys[0][2]));
+  fail_if (g_bytes_equal (keys[0][2], keys[0][4]));
+  for (guint i = 0; i < 6; i++) {
+    fail_unless (g_bytes_equal (fills[0][i], fills[1][i]), "fill %u", i);
+    fail_unless (g_bytes_equal (keys[0][i], keys[1][i]), "key %u", i);
+    for (guint d = 0; d < 2; d++) {
+      g_bytes_unref (fills[d][i]);
+      g_bytes_unref (keys[d][i]);
+    }
+  }
+}
+
+GST_END_TEST;
+
+/* Depth 2 holds one frame: it comes out when the next arrives, before a caps
+ * change (at its own size) and before EOS; a flush drops it. The latency
+ * includes a frame duration from the start. */
+GST_START_TEST (test_pipeline_depth_held_frame)
+{
+  GstElement *element = make_element ();
+  GstVideoInfo info, small, out_info;
+  GstSegment segment;
+  GstBuffer *out;
+  Rig rig;
+
+  g_object_set (element, "pipeline-depth", 2, NULL);
+  video_info (&info, GST_VIDEO_FORMAT_RGB, WIDTH, HEIGHT);
+  video_info (&small, GST_VIDEO_FORMAT_RGB, 30, 20);
+  rig_start (&rig, element, TRUE, FALSE);
+  gst_harness_set_upstream_latency (rig.fill, 10 * GST_MSECOND);
+  rig_set_format (&rig, &info);
+  fail_unless_equals_uint64 (gst_harness_query_latency (rig.fill),
+      10 * GST_MSECOND + FRAME_DURATION);
+
+  /* held until the next frame */
+  fail_unless_equals_int (rig_push (&rig, make_frame (&info, 1), 0),
+      GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (rig.fill), 0);
+  fail_unless_equals_int (rig_push (&rig, make_frame (&info, 2), 1),
+      GST_FLOW_OK);
+  out = gst_harness_pull (rig.fill);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (out), 0);
+  gst_buffer_unref (out);
+
+  /* frame 1 goes out at its own size before the new caps pass */
+  rig_set_format (&rig, &small);
+  out = gst_harness_pull (rig.fill);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (out), FRAME_DURATION);
+  fail_unless_equals_int (gst_buffer_get_size (out), WIDTH * HEIGHT * 4);
+  gst_buffer_unref (out);
+  output_info (rig.fill, &out_info);
+  fail_unless_equals_int (GST_VIDEO_INFO_WIDTH (&out_info), 30);
+
+  /* a flush drops the held frame; the stream goes on after it */
+  fail_unless_equals_int (rig_push (&rig, make_frame (&small, 3), 2),
+      GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_flush_stop (TRUE)));
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_segment (&segment)));
+  fail_unless_equals_int (rig_push (&rig, make_frame (&small, 4), 3),
+      GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+  out = gst_harness_pull (rig.fill);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (out), 3 * FRAME_DURATION);
+  gst_buffer_unref (out);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (rig.fill), 0);
+
+  /* and PAUSED->READY with a frame held frees it (the harness checks leaks) */
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_flush_stop (TRUE)));
+  fail_unless (gst_harness_push_event (rig.input,
+          gst_event_new_segment (&segment)));
+  fail_unless_equals_int (rig_push (&rig, make_frame (&small, 5), 4),
+      GST_FLOW_OK);
+  rig_stop (&rig);
+}
+
+GST_END_TEST;
+
+
 /* READY->PAUSED fails with an error that contains `needle`. */
 static void
 check_start_fails (GstElement * element, const gchar * needle)
@@ -1233,6 +1397,177 @@ GST_START_TEST (test_restart)
 
 GST_END_TEST;
 
+#ifdef HFAM_HAVE_GST_CUDA
+/* ---- CUDA memory: with a CUDA device only ---- */
+
+static GstCudaContext *
+cuda_memory_context (void)
+{
+  return gst_cuda_load_library () ? gst_cuda_context_new (0) : NULL;
+}
+
+/* `frame` (system memory) copied into a buffer of the CUDA pool (gstcuda
+ * uploads it on unmap). */
+static GstBuffer *
+upload (GstBufferPool * pool, const GstVideoInfo * info, GstBuffer * frame)
+{
+  GstVideoFrame src, dst;
+  GstBuffer *buffer = NULL;
+
+  fail_unless_equals_int (gst_buffer_pool_acquire_buffer (pool, &buffer, NULL),
+      GST_FLOW_OK);
+  fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (buffer, 0)));
+  fail_unless (gst_video_frame_map (&src, info, frame, GST_MAP_READ));
+  fail_unless (gst_video_frame_map (&dst, info, buffer, GST_MAP_WRITE));
+  fail_unless (gst_video_frame_copy (&dst, &src));
+  gst_video_frame_unmap (&dst);
+  gst_video_frame_unmap (&src);
+  return buffer;
+}
+
+/* The fill and key pixels of 3 frames through hfammatte: on the CPU from
+ * system memory, or (cuda_context set) on CUDA from CUDA memory of that
+ * context, every pad in CUDA memory. */
+static void
+run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
+    GBytes ** fills, GBytes ** keys)
+{
+  GstElement *element = make_element ();
+  GstBufferPool *pool = NULL;
+  GstVideoInfo info;
+  GstCaps *caps;
+  Rig rig;
+
+  video_info (&info, format, WIDTH, HEIGHT);
+  caps = gst_video_info_to_caps (&info);
+  g_object_set (element, "pipeline-depth", depth, NULL);
+  if (cuda_context) {
+    GstContext *context = gst_context_new_cuda_context (cuda_context);
+    GstStructure *config;
+
+    gst_util_set_object_arg (G_OBJECT (element), "backend", "cuda");
+    gst_util_set_object_arg (G_OBJECT (element), "precision", "fp32");
+    gst_element_set_context (element, context);
+    gst_context_unref (context);
+    gst_caps_set_features (caps, 0,
+        gst_caps_features_new (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, NULL));
+    pool = gst_cuda_buffer_pool_new (cuda_context);
+    config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_set_params (config, caps,
+        GST_VIDEO_INFO_SIZE (&info), 0, 0);
+    fail_unless (gst_buffer_pool_set_config (pool, config));
+    fail_unless (gst_buffer_pool_set_active (pool, TRUE));
+  }
+  rig_start (&rig, element, TRUE, TRUE);
+  gst_harness_set_src_caps (rig.input, caps);
+  for (guint i = 0; i < 3; i++) {
+    GstBuffer *frame = make_frame (&info, 700 + i);
+
+    if (pool) {
+      GstBuffer *device = upload (pool, &info, frame);
+      gst_buffer_unref (frame);
+      frame = device;
+    }
+    fail_unless_equals_int (rig_push (&rig, frame, i), GST_FLOW_OK);
+  }
+  fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+  for (guint i = 0; i < 3; i++) {
+    GstBuffer *fill = gst_harness_pull (rig.fill);
+    GstBuffer *key = gst_harness_pull (rig.key);
+
+    if (cuda_context) {
+      /* the matte was written on the device, in CUDA memory */
+      fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (fill, 0)));
+      fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (key, 0)));
+    }
+    fills[i] = packed_pixels (rig.fill, fill);
+    keys[i] = packed_pixels (rig.key, key);
+  }
+  rig_stop (&rig);
+  if (pool) {
+    gst_buffer_pool_set_active (pool, FALSE);
+    gst_object_unref (pool);
+  }
+}
+
+/* Largest and mean difference of two byte strings of the same size; with a
+ * stride, only every stride-th byte from `offset`. */
+static void
+byte_diff (GBytes * a, GBytes * b, gsize offset, gsize stride, guint * max,
+    double *mean)
+{
+  gsize n_a, n_b, n = 0;
+  const guint8 *pa = g_bytes_get_data (a, &n_a);
+  const guint8 *pb = g_bytes_get_data (b, &n_b);
+
+  fail_unless_equals_int (n_a, n_b);
+  *max = 0;
+  *mean = 0.0;
+  for (gsize i = offset; i < n_a; i += stride, n++) {
+    const guint d = ABS ((gint) pa[i] - (gint) pb[i]);
+    *max = MAX (*max, d);
+    *mean += d;
+  }
+  *mean /= MAX (n, 1);
+}
+
+/* CUDA memory in and out against the CPU element on system memory, fp32.
+ * RGBA (the device path reads it as it is): the colour is the input's, the
+ * alpha and the key within one level (rounding near a half). NV12: the device
+ * path's colour conversion takes chroma from the covering sample where
+ * GstVideoConverter interpolates, so the network sees slightly other pixels:
+ * keys within 2 levels on average. Pipeline depth 2 on CUDA gives depth 1's
+ * bytes. */
+GST_START_TEST (test_cuda_memory)
+{
+  static const GstVideoFormat formats[] = { GST_VIDEO_FORMAT_RGBA,
+    GST_VIDEO_FORMAT_NV12
+  };
+  GstCudaContext *cuda_context = cuda_memory_context ();
+
+  if (!cuda_context || !cuda_device_opens ()) {
+    g_print ("test_cuda_memory: skipped, no CUDA device\n");
+    gst_clear_object (&cuda_context);
+    return;
+  }
+  for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
+    GBytes *fills[3][3], *keys[3][3];   /* [cpu, cuda, cuda depth 2][frame] */
+
+    run_memory (NULL, formats[f], 1, fills[0], keys[0]);
+    run_memory (cuda_context, formats[f], 1, fills[1], keys[1]);
+    run_memory (cuda_context, formats[f], 2, fills[2], keys[2]);
+    for (guint i = 0; i < 3; i++) {
+      guint max;
+      double mean;
+
+      byte_diff (keys[0][i], keys[1][i], 0, 1, &max, &mean);
+      GST_INFO ("%s frame %u: key max %u mean %.3f",
+          gst_video_format_to_string (formats[f]), i, max, mean);
+      if (formats[f] == GST_VIDEO_FORMAT_RGBA) {
+        fail_unless (max <= 1, "key differs by %u", max);
+        for (guint c = 0; c < 3; c++) {
+          byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
+          fail_unless_equals_int (max, 0);
+        }
+        byte_diff (fills[0][i], fills[1][i], 3, 4, &max, &mean);
+        fail_unless (max <= 1, "fill alpha differs by %u", max);
+      } else {
+        fail_unless (mean <= 2.0, "keys differ by %.2f on average", mean);
+      }
+      fail_unless (g_bytes_equal (keys[1][i], keys[2][i]));
+      fail_unless (g_bytes_equal (fills[1][i], fills[2][i]));
+      for (guint k = 0; k < 3; k++) {
+        g_bytes_unref (fills[k][i]);
+        g_bytes_unref (keys[k][i]);
+      }
+    }
+  }
+  gst_object_unref (cuda_context);
+}
+
+GST_END_TEST;
+#endif
+
 static Suite *
 hfammatte_suite (void)
 {
@@ -1258,6 +1593,8 @@ hfammatte_suite (void)
   tcase_add_test (tc, test_reset_on_flush_segment_discont);
   tcase_add_test (tc, test_qos);
   tcase_add_test (tc, test_latency);
+  tcase_add_test (tc, test_pipeline_depth_same_output);
+  tcase_add_test (tc, test_pipeline_depth_held_frame);
   tcase_add_test (tc, test_missing_model);
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_default_model);
@@ -1267,6 +1604,9 @@ hfammatte_suite (void)
     tcase_add_test (tc, test_backend_auto_falls_back);
   }
   tcase_add_test (tc, test_restart);
+#ifdef HFAM_HAVE_GST_CUDA
+  tcase_add_test (tc, test_cuda_memory);
+#endif
   return s;
 }
 
