@@ -155,8 +155,11 @@ if [ "$phase" != bench ]; then
   run_check cuda-network-default "$BUILD/tests/gpu/test-cuda-network" \
     model/default.safetensors 512x288
   # frames in device memory through preprocess.cu and matte.cu, on the primary context and on
-  # one the test pushes (default model; 333x187 and 1920x1080)
+  # one the test pushes, 333x187 and 1920x1080: random R50 weights (an alpha that varies all
+  # over the test's frames), then the default model (trained: alpha ~0 on them)
   run_check cuda-device-frames "$BUILD/tests/gpu/test-cuda-device-frames" \
+    "$models/r50.safetensors"
+  run_check cuda-device-frames-default "$BUILD/tests/gpu/test-cuda-device-frames" \
     model/default.safetensors
   # the same with a synchronisation after every node: a kernel fault names its node
   if [ "$failed" -ne 0 ]; then
