@@ -794,22 +794,23 @@ gst_hfam_matte_with_formats (GstCaps * caps, GstPad * templ_pad)
   result = gst_caps_new_empty ();
   for (guint i = 0; i < gst_caps_get_size (caps); i++) {
     GstCapsFeatures *features = gst_caps_get_features (caps, i);
-    const GValue *formats = NULL;
-    GstStructure *s;
 
-    for (guint t = 0; t < gst_caps_get_size (templ) && !formats; t++)
-      if (gst_caps_features_is_equal (features, gst_caps_get_features (templ,
-                  t)))
-        formats = gst_structure_get_value (gst_caps_get_structure (templ, t),
-            "format");
-    if (!formats)
-      continue;
-    s = gst_structure_copy (gst_caps_get_structure (caps, i));
-    gst_structure_remove_fields (s, "format", "colorimetry", "chroma-site",
-        NULL);
-    gst_structure_set_value (s, "format", formats);
-    result = gst_caps_merge_structure_full (result, s,
-        gst_caps_features_copy (features));
+    /* each memory of the template it names (ANY names them all) */
+    for (guint t = 0; t < gst_caps_get_size (templ); t++) {
+      GstCapsFeatures *templ_features = gst_caps_get_features (templ, t);
+      GstStructure *s;
+
+      if (!gst_caps_features_is_equal (features, templ_features))
+        continue;
+      s = gst_structure_copy (gst_caps_get_structure (caps, i));
+      gst_structure_remove_fields (s, "format", "colorimetry", "chroma-site",
+          NULL);
+      gst_structure_set_value (s, "format",
+          gst_structure_get_value (gst_caps_get_structure (templ, t),
+              "format"));
+      result = gst_caps_merge_structure_full (result, s,
+          gst_caps_features_copy (templ_features));
+    }
   }
   gst_caps_unref (templ);
   return result;

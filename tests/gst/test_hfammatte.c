@@ -522,6 +522,33 @@ GST_START_TEST (test_output_formats)
 
 GST_END_TEST;
 
+/* Downstream that takes any memory (caps features ANY) gets system memory. */
+GST_START_TEST (test_any_memory_downstream)
+{
+  GstVideoInfo info, out_info;
+  GstCaps *caps;
+  Engine engine;
+  Rig rig;
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, make_element (), TRUE, TRUE);
+  gst_harness_set_sink_caps_str (rig.fill, "video/x-raw(ANY)");
+  gst_harness_set_sink_caps_str (rig.key, "video/x-raw(ANY),format=GRAY8");
+  caps = gst_pad_peer_query_caps (rig.input->srcpad, NULL);
+  fail_if (gst_caps_is_empty (caps), "no input caps for ANY memory downstream");
+  gst_caps_unref (caps);
+  rig_set_format (&rig, &info);
+  push_and_check (&rig, &engine, &info, make_frame (&info, 9), 0, FALSE);
+  output_info (rig.fill, &out_info);
+  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
+      GST_VIDEO_FORMAT_RGBA);
+  rig_stop (&rig);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_premultiplied)
 {
   GstElement *element = make_element ();
@@ -1578,6 +1605,7 @@ hfammatte_suite (void)
   tcase_add_loop_test (tc, test_sink_format, 0, G_N_ELEMENTS (sink_formats));
   tcase_add_test (tc, test_rgba_equals_libhfam);
   tcase_add_test (tc, test_output_formats);
+  tcase_add_test (tc, test_any_memory_downstream);
   tcase_add_test (tc, test_premultiplied);
   tcase_add_test (tc, test_odd_sizes);
   tcase_add_test (tc, test_colorimetry);
