@@ -48,8 +48,9 @@
  *
  * A network run takes time. In live pipelines the element therefore reports
  * as its latency the longest time it has measured from a frame's arrival (or,
- * for a held frame, the next frame's arrival) to its output, with a quarter of
- * headroom, not counting a stream's first run, which also sets the engine up;
+ * for a held frame, the next frame's arrival) to its outputs being written,
+ * with a quarter of headroom, not counting a stream's first run, which also
+ * sets the engine up;
  * it posts a latency message whenever that grows, so that sinks keep frames in
  * sync instead of finding all of them late. To that it adds, with
  * `pipeline-depth=2`, one frame duration (from the caps' framerate or, where
@@ -1617,9 +1618,12 @@ gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
   return GST_FLOW_OK;
 }
 
-/* Writes and pushes a frame whose matte is ready, on each linked output. */
+/* Writes and pushes a frame whose matte is ready (on the device path: whose
+ * matte is collected here), on each linked output. `since`: when the frame
+ * that made it due arrived. */
 static GstFlowReturn
-gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame)
+gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame,
+    GstClockTime since)
 {
   const gboolean want_fill = gst_pad_is_linked (self->fill.pad)
       && self->fill.pool;
@@ -1646,6 +1650,10 @@ gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame)
     gst_clear_buffer (&fill_buf);
     return ret;
   }
+  /* ready to go: what downstream then takes to accept it is not ours */
+  if (frame->runs)
+    gst_hfam_matte_update_latency (self,
+        gst_util_get_timestamp () - MAX (frame->arrived, since));
   self->processed++;
   return gst_hfam_matte_push (self, fill_buf, key_buf);
 }
@@ -1669,10 +1677,7 @@ gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     }
     if (!frame)
       break;
-    if (frame->runs)
-      gst_hfam_matte_update_latency (self,
-          gst_util_get_timestamp () - MAX (frame->arrived, since));
-    ret = gst_hfam_matte_output_frame (self, frame);
+    ret = gst_hfam_matte_output_frame (self, frame, since);
     hfam_worker_frame_free (frame);
   }
   return ret;
