@@ -4,16 +4,21 @@
 # the whole network against the CPU backend and the device-frame API against the CPU path;
 # times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and fp32, pipeline depth 1
 # and 2, and the same network in PyTorch on the same GPU (frozen TorchScript, and
-# torch.compile), with the ratios. See tests/gpu/README.md.
+# torch.compile), with the ratios. Phase gst: the GStreamer element with CUDA memory in and out
+# (tests/gst's test_cuda_memory, then the whole element suite) in a second build folder, with
+# GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See tests/gpu/README.md.
 #
-# Usage: tests/gpu/run.sh [all | check | bench [PATTERN]]   (default all; each phase builds
-#        first; PATTERN, an extended regular expression, picks the bench configurations by
-#        "MODEL SIZE PRECISION", e.g. 'fp16' or 'r101 512x512')
+# Usage: tests/gpu/run.sh [all | check | gst | bench [PATTERN]]   (default all: check, gst
+#        (skipped with a message where no GStreamer and no $DEPS/gst are), bench; each phase
+#        builds first; PATTERN, an extended regular expression, picks the bench configurations
+#        by "MODEL SIZE PRECISION", e.g. 'fp16' or 'r101 512x512')
 # Environment:
 #   PYTHON        python3 with torch (default: python3 on PATH)
-#   BUILD         build folder (default: /tmp/hfam-build-gpu)
+#   BUILD         build folder (default: /tmp/hfam-build-gpu; phase gst: $BUILD-gst)
 #   DEPS          folder of .deb files from tests/gpu/fetch-deps.sh, unpacked into a private
-#                 prefix when pkg-config cannot find GLib (default: .gpu-deps in the repo root)
+#                 prefix when pkg-config cannot find GLib (default: .gpu-deps in the repo root);
+#                 $DEPS/gst: GStreamer, when pkg-config cannot find gstreamer-cuda-1.0
+#   PREFIX        where they are unpacked (default /tmp/hfam-prefix; GStreamer: $PREFIX-gst)
 #   NVCC_TARGETS  nvcc targets (default: sm_XY of the GPU present, e.g. sm_90)
 #   RUNS          timed frames per configuration (default 50)
 #   TORCH_COMPILE 1: also time torch.compile at 512x288 fp16 (default 1; 0 skips it)
@@ -31,6 +36,7 @@ PYTHON=${PYTHON:-python3}
 BUILD=${BUILD:-/tmp/hfam-build-gpu}
 DEADLINE=${DEADLINE:-540}
 DEPS=${DEPS:-$root/.gpu-deps}
+PREFIX=${PREFIX:-/tmp/hfam-prefix}
 RUNS=${RUNS:-50}
 TORCH_COMPILE=${TORCH_COMPILE:-1}
 LOG=$BUILD/gpu-logs
@@ -39,7 +45,7 @@ failed=0
 say () { printf '\n=== %s\n' "$*"; }
 die () { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
-case $phase in all|check|bench) ;; *) die "unknown phase '$phase' (all, check or bench)";; esac
+case $phase in all|check|gst|bench) ;; *) die "unknown phase '$phase' (all, check, gst or bench)";; esac
 
 # ---- the machine (the facts of shared/notes/gpu-machine.md, checked) ----
 say "machine"
@@ -53,21 +59,28 @@ echo "meson $(meson --version), ninja $(ninja --version), $(gcc --version | head
 nproc
 
 # ---- C libraries: from the machine, else from the carried .deb files ----
-prefix=/tmp/hfam-prefix
+# unpack_debs DIR PREFIX: DIR/*.deb into PREFIX (never into /), .pc files and the -dev
+# packages' absolute .so links pointed at PREFIX
+unpack_debs () {
+  local f pc l t
+  rm -rf "$2" && mkdir -p "$2"
+  for f in "$1"/*.deb; do dpkg -x "$f" "$2" || { echo "run.sh: dpkg -x $f failed"; return 1; }; done
+  # the .pc files name /usr: point them at the prefix
+  for pc in "$2"/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc "$2"/usr/share/pkgconfig/*.pc; do
+    [ -f "$pc" ] && sed -i "s|=/usr|=$2/usr|g; s|-I/usr/|-I$2/usr/|g; s|-L/usr/|-L$2/usr/|g" "$pc"
+  done
+  # absolute .so links of the -dev packages
+  for l in "$2"/usr/lib/x86_64-linux-gnu/*.so; do
+    t=$(readlink "$l" || true)
+    case $t in /*) ln -sf "$2$t" "$l";; esac
+  done
+  return 0
+}
+prefix=$PREFIX
 if ! pkg-config --exists glib-2.0 json-glib-1.0 libpng libjpeg 2>/dev/null; then
   [ -d "$DEPS" ] || die "no GLib/json-glib/libpng/libjpeg here and no $DEPS: run tests/gpu/fetch-deps.sh where apt works and carry .gpu-deps"
   if [ ! -e $prefix/.done ]; then
-    rm -rf $prefix && mkdir -p $prefix
-    for f in "$DEPS"/*.deb; do dpkg -x "$f" $prefix || die "dpkg -x $f"; done
-    # the .pc files name /usr: point them at the prefix
-    for pc in $prefix/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc $prefix/usr/share/pkgconfig/*.pc; do
-      [ -f "$pc" ] && sed -i "s|=/usr|=$prefix/usr|g; s|-I/usr/|-I$prefix/usr/|g; s|-L/usr/|-L$prefix/usr/|g" "$pc"
-    done
-    # absolute .so links of the -dev packages
-    for l in $prefix/usr/lib/x86_64-linux-gnu/*.so; do
-      t=$(readlink "$l" || true)
-      case $t in /*) ln -sf "$prefix$t" "$l";; esac
-    done
+    unpack_debs "$DEPS" $prefix || die "unpacking $DEPS failed"
     touch $prefix/.done
   fi
   lib=$prefix/usr/lib/x86_64-linux-gnu
@@ -99,18 +112,21 @@ if [ ! -e "$cuda_root/include/cudnn.h" ] && [ ! -e /usr/include/cudnn.h ]; then
   echo "cuDNN from $wheel"
 fi
 
-# meson.build names /usr/bin/python3 for the golden vectors (not built here); it must exist
+# meson.build's torch_python (default /usr/bin/python3) is named for the golden vectors (not
+# built here); it must exist
 [ -e /usr/bin/python3 ] || ln -s "$(command -v "$PYTHON")" /usr/bin/python3
 
-# ---- build: engine, kernels, tests, bench ----
 cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' .')
 NVCC_TARGETS=${NVCC_TARGETS:-sm_$cc}
+mkdir -p "$LOG"
+
+if [ "$phase" != gst ]; then
+# ---- build: engine, kernels, tests, bench ----
 say "build in $BUILD (nvcc targets $NVCC_TARGETS)"
 if [ ! -e "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" -Dcuda=enabled -Dgst=disabled -Dnvcc_targets="$NVCC_TARGETS" \
     -Dbuildtype=release $cudnn_opt || die "meson setup failed"
 fi
-mkdir -p "$LOG"
 ninja -C "$BUILD" tests/gpu/test-cuda-ops tests/gpu/test-cuda-network \
   tests/gpu/test-cuda-device-frames tools/hfam-bench \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
@@ -124,6 +140,7 @@ for c in tiny r50 r101; do
     || "$PYTHON" model/reference/export.py --config $c -o "$models/$c.safetensors" \
     || die "export.py --config $c failed"
 done
+fi
 
 run_check () {
   local name=$1; shift
@@ -136,7 +153,101 @@ run_check () {
   fi
 }
 
-if [ "$phase" != bench ]; then
+# ---- phase gst: the element with CUDA memory in and out, against the CPU element ----
+# In $BUILD-gst: -Dgst=enabled, the tiny model of tests/gst made by $PYTHON (-Dtorch_python).
+# GStreamer 1.22 with gstcuda from the machine, else unpacked from $DEPS/gst into $PREFIX-gst;
+# those libraries reach the linker (-rpath-link) and the test (LD_LIBRARY_PATH, through meson
+# test's wrapper) only, never $PYTHON.
+gst_phase () {
+  local gbuild=$BUILD-gst gprefix=$PREFIX-gst lib="" pcpath="" wrap="" known so name f
+  local failed_before
+  note () { echo "run.sh: gst: $*" | tee -a "$LOG/gst-phase.log"; }
+  say "gst: the element, CUDA memory in and out (build in $gbuild)"
+  : >"$LOG/gst-phase.log"
+  if pkg-config --exists gstreamer-cuda-1.0 gstreamer-check-1.0 gstreamer-video-1.0 2>/dev/null; then
+    echo "GStreamer $(pkg-config --modversion gstreamer-1.0) from the machine"
+  elif ! ls "$DEPS"/gst/*.deb >/dev/null 2>&1; then
+    note "skipped: no GStreamer with gstcuda here and no $DEPS/gst/*.deb (run tests/gpu/fetch-deps.sh where apt works and carry .gpu-deps)"
+    [ "$phase" = gst ] && failed=$((failed + 1))
+    return
+  else
+    lib=$gprefix/usr/lib/x86_64-linux-gnu
+    if [ ! -e "$gprefix/.done" ]; then
+      unpack_debs "$DEPS/gst" "$gprefix" || { failed=$((failed + 1)); return; }
+      # shared linking only: the private requirements' .pc files are not carried
+      sed -i '/^Requires\.private:/d' "$lib"/pkgconfig/*.pc
+      # what an Ubuntu image usually has: ours only where the machine's loader has none
+      mkdir -p "$gprefix/if-missing"
+      for f in "$DEPS"/gst/if-missing/*.deb; do
+        [ -e "$f" ] && { dpkg -x "$f" "$gprefix/if-missing" || { failed=$((failed + 1)); return; }; }
+      done
+      known=$(PATH=$PATH:/sbin:/usr/sbin ldconfig -p)
+      for so in "$gprefix"/if-missing/{usr/,}lib/x86_64-linux-gnu/lib*.so.*; do
+        [ -f "$so" ] && [ ! -L "$so" ] || continue
+        name=$(objdump -p "$so" | awk '$1 == "SONAME" { print $2 }')
+        [ -n "$name" ] || continue
+        if ! awk -v n="$name" '$1 == n && /x86-64/ { f = 1 } END { exit !f }' <<<"$known"; then
+          ln -sf "$so" "$lib/$name"
+          echo "$name: none on the machine, ours"
+        fi
+      done
+      touch "$gprefix/.done"
+    fi
+    pcpath=$lib/pkgconfig
+    wrap="env LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export GST_PLUGIN_SCANNER=$lib/gstreamer1.0/gstreamer-1.0/gst-plugin-scanner
+    echo "GStreamer from $DEPS/gst, unpacked in $gprefix"
+  fi
+  if [ ! -e "$gbuild/build.ninja" ]; then
+    PKG_CONFIG_PATH=$pcpath${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} \
+      meson setup "$gbuild" -Dcuda=enabled -Dgst=enabled -Dnvcc_targets="$NVCC_TARGETS" \
+      -Dbuildtype=release $cudnn_opt -Dtorch_python="$(command -v "$PYTHON")" \
+      ${lib:+-Dc_link_args=-Wl,-rpath-link,$lib} >"$LOG/gst-setup.log" 2>&1
+    if [ $? -ne 0 ]; then
+      tail -n 30 "$LOG/gst-setup.log"
+      note "meson setup FAILED"; failed=$((failed + 1)); return
+    fi
+  fi
+  grep -E 'CUDA backend|GStreamer element|CUDA memory in the element' "$LOG/gst-setup.log"
+  if ! grep -Eiq 'CUDA memory in the element *: *(yes|true)' "$LOG/gst-setup.log"; then
+    note "FAILED: no CUDA memory in the element (gstreamer-cuda-1.0 or the CUDA backend not found)"
+    failed=$((failed + 1)); return
+  fi
+  if ! ninja -C "$gbuild" gst/libgsthfam.so tests/gst/test-hfammatte \
+       tests/gst/hfam-tiny.safetensors >"$LOG/gst-build.log" 2>&1; then
+    tail -n 40 "$LOG/gst-build.log"
+    note "build FAILED"; failed=$((failed + 1)); return
+  fi
+  # test_cuda_memory: CUDA memory in and out on the CUDA backend against the CPU element,
+  # RGBA and NV12, pipeline depth 1 and 2 (check:4 prints each frame's key difference).
+  # CK_FORK=no: test-hfammatte opens a CUDA context while it makes its suite (to choose the
+  # tests), and a child forked after that cannot use CUDA: check's default (a child per
+  # test) would skip test_cuda_memory on a GPU machine
+  failed_before=$failed
+  run_check gst-cuda-memory env CK_FORK=no GST_CHECKS=test_cuda_memory GST_DEBUG=check:4 \
+    GST_DEBUG_NO_COLOR=1 meson test -C "$gbuild" --no-rebuild --print-errorlogs -v \
+    ${wrap:+--wrapper "$wrap"} hfammatte
+  cp "$(ls -t "$gbuild"/meson-logs/testlog*.txt | head -n 1)" "$LOG/gst-cuda-memory-testlog.txt"
+  if [ "$failed" -ne "$failed_before" ]; then
+    note "test_cuda_memory FAILED"
+  elif grep -q 'test_cuda_memory: skipped' "$LOG"/gst-cuda-memory*; then
+    note "test_cuda_memory FAILED: skipped (gstcuda or libhfam opened no CUDA device)"
+    failed=$((failed + 1))
+  elif ! grep -q 'Checks: 1, Failures: 0, Errors: 0' "$LOG"/gst-cuda-memory*; then
+    note "test_cuda_memory FAILED: it did not run"
+    failed=$((failed + 1))
+  else
+    note "test_cuda_memory passed"
+  fi
+  # the whole element suite (the CPU tests, and the CUDA ones that need a device)
+  run_check gst-suite env CK_FORK=no meson test -C "$gbuild" --no-rebuild --print-errorlogs -v \
+    ${wrap:+--wrapper "$wrap"} hfammatte
+  cp "$(ls -t "$gbuild"/meson-logs/testlog*.txt | head -n 1)" "$LOG/gst-suite-testlog.txt"
+  grep -h 'Checks:' "$LOG/gst-suite.log" | tail -n 1 | sed 's/^/run.sh: gst: the element suite: /' \
+    | tee -a "$LOG/gst-phase.log"
+}
+
+if [ "$phase" = all ] || [ "$phase" = check ]; then
   [ -s "$models/golden/r18_160x96.safetensors" ] \
     || "$PYTHON" model/reference/golden.py --outdir "$models/golden" >/dev/null \
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
@@ -168,7 +279,11 @@ if [ "$phase" != bench ]; then
   fi
 fi
 
-if [ "$phase" != check ]; then
+if [ "$phase" = all ] || [ "$phase" = gst ]; then
+  gst_phase
+fi
+
+if [ "$phase" = all ] || [ "$phase" = bench ]; then
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' model size \
@@ -231,6 +346,10 @@ fi
 result="$([ $failed -eq 0 ] && echo 'all checks passed' || echo "$failed check(s) FAILED")"
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
   { echo "tests/gpu/run.sh $phase: $result"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' "$LOG"/cuda-*.log 2>/dev/null
+    [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|:[EF]:' \
+      "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
+      2>/dev/null | sort -u
+    [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
     [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"; } >"$OUT/summary.txt"
   tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
 fi
