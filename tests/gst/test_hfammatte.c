@@ -6,6 +6,8 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hfam.h"
 #ifdef HFAM_HAVE_GST_CUDA
@@ -1595,6 +1597,20 @@ GST_START_TEST (test_cuda_memory)
 GST_END_TEST;
 #endif
 
+/* cuda_device_opens in a child process: CUDA started here would be unusable in
+ * the children check forks for the tests. */
+static gboolean
+cuda_device_opens_apart (void)
+{
+  pid_t pid = fork ();
+  int status;
+
+  if (pid == 0)
+    _exit (cuda_device_opens ()? 0 : 1);
+  return pid > 0 && waitpid (pid, &status, 0) == pid && WIFEXITED (status)
+      && WEXITSTATUS (status) == 0;
+}
+
 static Suite *
 hfammatte_suite (void)
 {
@@ -1627,7 +1643,7 @@ hfammatte_suite (void)
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_default_model);
   tcase_add_test (tc, test_precision);
-  if (!cuda_device_opens ()) {
+  if (!cuda_device_opens_apart ()) {
     tcase_add_test (tc, test_backend_cuda_fails);
     tcase_add_test (tc, test_backend_auto_falls_back);
   }
