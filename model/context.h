@@ -16,8 +16,6 @@ typedef struct {
   gboolean on_device;             /* submitted by hfam_context_submit_device_frame */
 } HfamPendingFrame;
 
-typedef struct _HfamDeviceState HfamDeviceState;
-
 struct _HfamContext {
   HfamModel *model;
   HfamBackend *backend;
@@ -26,10 +24,9 @@ struct _HfamContext {
   int width, height;      /* the planned inference size */
   float *input;           /* normalised input planes */
   float *fused;           /* alpha_p at the inference size */
-  /* frames submitted and not yet collected, oldest at pending[first] */
+  /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
-  HfamDeviceState *device;  /* hfam-device.c's state, NULL until a device frame arrives */
 };
 
 /* Plans the backend for an inference size (a no-op when it is the planned one). */
@@ -39,8 +36,22 @@ gboolean hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error);
 /* The preprocessing parameters of the model (order, scale, mean, std; yuv left zero). */
 void hfam_context_preprocess_params (const HfamContext *ctx, HfamPreprocessParams *params);
 
-/* hfam-device.c */
-void hfam_device_state_free (HfamDeviceState *state);
+/* The frames in flight, one mechanism for host and device frames. `what` names the caller
+ * in the errors. */
+/* Whether a frame of this kind and inference size may go in now (room under the pipeline
+ * depth, no frame of the other kind in flight, the inference size of those in flight);
+ * plans the backend for it. */
+gboolean hfam_context_ready_to_submit (HfamContext *ctx, gboolean on_device, int width,
+                                       int height, const char *what, GError **error);
+/* Records a frame the backend has queued. */
+void hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame);
+/* The oldest frame in flight, when there is one and it is of this kind (else NULL, with an
+ * error, and nothing changes). */
+const HfamPendingFrame *hfam_context_oldest_pending (HfamContext *ctx, gboolean on_device,
+                                                     const char *what, GError **error);
+/* Takes the oldest frame out of flight, once the backend collected it (or failed to: it
+ * dropped the frame then). */
+void hfam_context_drop_oldest (HfamContext *ctx);
 
 G_END_DECLS
 

@@ -2,37 +2,10 @@
  * the backend's optional device ops (backend.h) do the work. Backends without them (the CPU
  * backend, and every backend of a build without CUDA) refuse with HFAM_ERROR_UNSUPPORTED.
  *
- * Frames in flight are tracked in the context's ring of HfamPendingFrame, shared with the
- * host-frame API of hfam.c: the oldest at pending[first_pending], the next one at
- * (first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH. */
+ * Frames in flight are tracked by hfam.c's bookkeeping (context.h), shared with the
+ * host-frame API. */
 #include "hfam-device.h"
 #include "context.h"
-
-struct _HfamDeviceState {
-  HfamPreprocessParams params;  /* the model's; yuv is set per frame */
-};
-
-void
-hfam_device_state_free (HfamDeviceState *state)
-{
-  g_free (state);
-}
-
-static HfamDeviceState *
-device_state (HfamContext *ctx)
-{
-  if (!ctx->device) {
-    ctx->device = g_new0 (HfamDeviceState, 1);
-    hfam_context_preprocess_params (ctx, &ctx->device->params);
-  }
-  return ctx->device;
-}
-
-static HfamPendingFrame *
-pending_frame (HfamContext *ctx, int i)
-{
-  return &ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH];
-}
 
 static gboolean
 check_backend (HfamContext *ctx, const char *what, GError **error)
@@ -122,45 +95,25 @@ hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
   static const char *const what = "hfam_context_submit_device_frame";
   const HfamHparams *hp;
   HfamPreprocessParams params;
-  HfamPendingFrame *pending;
+  HfamPendingFrame pending = { .on_device = TRUE };
   int width, height;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
   if (!check_backend (ctx, what, error) || !check_frame (frame, yuv, what, error))
     return FALSE;
-  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: %d frame(s) in flight already, the pipeline depth: collect first", what,
-                 ctx->n_pending);
-    return FALSE;
-  }
-  for (int i = 0; i < ctx->n_pending; i++)
-    if (!pending_frame (ctx, i)->on_device) {
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                   "%s: frames from host memory are in flight: collect them first", what);
-      return FALSE;
-    }
   hp = hfam_model_hparams (ctx->model);
   hfam_inference_dims (frame->width, frame->height,
                        long_side > 0 ? long_side : hp->inference_size, &width, &height);
-  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: inference size %dx%d while %dx%d frames are in flight: collect them "
-                 "first", what, width, height, ctx->width, ctx->height);
+  if (!hfam_context_ready_to_submit (ctx, TRUE, width, height, what, error))
     return FALSE;
-  }
-  if (!hfam_context_ensure_size (ctx, width, height, error))
-    return FALSE;
-  params = device_state (ctx)->params;
+  hfam_context_preprocess_params (ctx, &params);
   if (yuv)
     params.yuv = *yuv;
   if (!ctx->backend->ops->queue_device_frame (ctx->backend, frame, &params, error))
     return FALSE;
-  pending = pending_frame (ctx, ctx->n_pending);
-  pending->frame_width = frame->width;
-  pending->frame_height = frame->height;
-  pending->on_device = TRUE;
-  ctx->n_pending++;
+  pending.frame_width = frame->width;
+  pending.frame_height = frame->height;
+  hfam_context_add_pending (ctx, &pending);
   return TRUE;
 }
 
@@ -174,27 +127,15 @@ hfam_context_collect_device_matte (HfamContext *ctx, const HfamFrame *frame,
   gboolean ok;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
-  if (!check_backend (ctx, what, error))
+  if (!check_backend (ctx, what, error)
+      || !(oldest = hfam_context_oldest_pending (ctx, TRUE, what, error)))
     return FALSE;
-  if (ctx->n_pending == 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: no frame was submitted", what);
-    return FALSE;
-  }
-  oldest = pending_frame (ctx, 0);
-  if (!oldest->on_device) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: the oldest frame in flight came from host memory: collect it with the "
-                 "host-frame API", what);
-    return FALSE;
-  }
   if (!check_outputs (oldest->frame_width, oldest->frame_height, frame, yuv, outputs,
                       n_outputs, what, error))
     return FALSE;
   ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame, yuv, outputs, n_outputs,
                                                 error);
-  /* a failed frame is gone too: the backend dropped it */
-  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
-  ctx->n_pending--;
+  hfam_context_drop_oldest (ctx);
   return ok;
 }
 

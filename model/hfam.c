@@ -168,7 +168,6 @@ hfam_context_free (HfamContext *ctx)
   for (; ctx->n_pending > 0; ctx->n_pending--)
     if (ctx->backend->ops->collect_frame)
       ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
-  hfam_device_state_free (ctx->device);
   ctx->backend->ops->free (ctx->backend);
   g_free (ctx->input);
   g_free (ctx->fused);
@@ -234,6 +233,72 @@ hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error)
   return FALSE;
 }
 
+static HfamPendingFrame *
+pending_frame (HfamContext *ctx, int i)
+{
+  return &ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH];
+}
+
+gboolean
+hfam_context_ready_to_submit (HfamContext *ctx, gboolean on_device, int width, int height,
+                              const char *what, GError **error)
+{
+  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: %d frame(s) in flight already, the pipeline depth: collect first", what,
+                 ctx->n_pending);
+    return FALSE;
+  }
+  for (int i = 0; i < ctx->n_pending; i++)
+    if (pending_frame (ctx, i)->on_device != on_device) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: frames from %s memory are in flight: collect them first", what,
+                   on_device ? "host" : "device");
+      return FALSE;
+    }
+  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: inference size %dx%d while %dx%d frames are in flight: collect them "
+                 "first", what, width, height, ctx->width, ctx->height);
+    return FALSE;
+  }
+  return hfam_context_ensure_size (ctx, width, height, error);
+}
+
+void
+hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame)
+{
+  *pending_frame (ctx, ctx->n_pending) = *frame;
+  ctx->n_pending++;
+}
+
+const HfamPendingFrame *
+hfam_context_oldest_pending (HfamContext *ctx, gboolean on_device, const char *what,
+                             GError **error)
+{
+  const HfamPendingFrame *oldest = pending_frame (ctx, 0);
+
+  if (ctx->n_pending == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: no frame was submitted", what);
+    return NULL;
+  }
+  if (oldest->on_device != on_device) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the oldest frame in flight came from %s memory: collect it with the "
+                 "%s-frame functions", what, oldest->on_device ? "device" : "host",
+                 oldest->on_device ? "device" : "host");
+    return NULL;
+  }
+  return oldest;
+}
+
+void
+hfam_context_drop_oldest (HfamContext *ctx)
+{
+  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
+  ctx->n_pending--;
+}
+
 static gboolean
 run (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
@@ -276,44 +341,26 @@ hfam_context_preprocess_params (const HfamContext *ctx, HfamPreprocessParams *pa
   }
 }
 
-/* The image into ctx->input at the inference size for long_side, planning the backend for
- * it when no frame is in flight. */
+/* The image into ctx->input at the inference size for long_side, the backend planned for
+ * it, when a host frame may go in now. */
 static gboolean
-prepare_image (HfamContext *ctx, const HfamImage *image, int long_side, GError **error)
+prepare_image (HfamContext *ctx, const HfamImage *image, int long_side, const char *what,
+               GError **error)
 {
-  static const HfamFrameFormat formats[] = {
-    [HFAM_PIXEL_RGB8] = HFAM_FRAME_RGB, [HFAM_PIXEL_BGR8] = HFAM_FRAME_BGR,
-    [HFAM_PIXEL_RGBA8] = HFAM_FRAME_RGBA, [HFAM_PIXEL_BGRA8] = HFAM_FRAME_BGRA,
-  };
   static const int bytes_per_pixel[] = { 3, 3, 4, 4 };
   static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
   HfamPreprocessParams params;
-  HfamFrame frame;
   int w, h;
 
-  if (!image || !image->data || (unsigned) image->format > HFAM_PIXEL_BGRA8) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "bad image: no data or format %d",
-                 image ? (int) image->format : -1);
-    return FALSE;
-  }
-  frame = (HfamFrame) {
-    .planes = { image->data }, .strides = { image->stride },
-    .width = image->width, .height = image->height, .format = formats[image->format],
-  };
-  if (!hfam_frame_valid (&frame)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "bad image: %dx%d, stride %d",
-                 image->width, image->height, image->stride);
+  if (!image || !image->data || (unsigned) image->format > HFAM_PIXEL_BGRA8
+      || image->width < 1 || image->height < 1
+      || image->stride < image->width * bytes_per_pixel[image->format]) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: bad image", what);
     return FALSE;
   }
   hfam_inference_dims (image->width, image->height,
                        long_side > 0 ? long_side : ctx->model->hp.inference_size, &w, &h);
-  if (ctx->n_pending > 0 && (w != ctx->width || h != ctx->height)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "inference size %dx%d while %dx%d frames are in flight: collect them first",
-                 w, h, ctx->width, ctx->height);
-    return FALSE;
-  }
-  if (!hfam_context_ensure_size (ctx, w, h, error))
+  if (!hfam_context_ready_to_submit (ctx, FALSE, w, h, what, error))
     return FALSE;
   hfam_context_preprocess_params (ctx, &params);
   /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
@@ -360,7 +407,7 @@ hfam_context_matte (HfamContext *ctx, const HfamImage *image, int long_side, flo
   HfamOutputs out = { 0 };
 
   if (!hfam_context_no_frames_in_flight (ctx, error)
-      || !prepare_image (ctx, image, long_side, error)
+      || !prepare_image (ctx, image, long_side, "hfam_context_matte", error)
       || !check_alpha (image, alpha, alpha_stride, error))
     return FALSE;
   if (extra)
@@ -388,47 +435,20 @@ submit (HfamContext *ctx, const HfamPendingFrame *pending, GError **error)
     if (!be->ops->synchronize (be, error))
       return FALSE;
   }
-  ctx->pending[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = *pending;
-  ctx->n_pending++;
+  hfam_context_add_pending (ctx, pending);
   return TRUE;
 }
 
+/* The oldest host frame's outputs (hfam_context_oldest_pending said there is one); it is
+ * out of flight afterwards, even when this fails (the backend dropped it). */
 static gboolean
-room_to_submit (HfamContext *ctx, GError **error)
-{
-  if (ctx->n_pending < hfam_context_pipeline_depth (ctx))
-    return TRUE;
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "submit: %d frame(s) in flight already, the pipeline depth: collect first",
-               ctx->n_pending);
-  return FALSE;
-}
-
-/* The oldest frame in flight's outputs; it is no longer in flight afterwards, even when
- * this fails (the backend dropped it). */
-static gboolean
-collect (HfamContext *ctx, gboolean on_device, HfamPendingFrame *pending, HfamOutputs *out,
-         GError **error)
+collect (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
   HfamBackend *be = ctx->backend;
-  gboolean ok;
+  const gboolean ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
+                                             : be->ops->get_outputs (be, out, error);
 
-  if (ctx->n_pending == 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "collect: no frame was submitted");
-    return FALSE;
-  }
-  *pending = ctx->pending[ctx->first_pending];
-  if (pending->on_device != on_device) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "collect: the oldest frame in flight is a %s frame: collect it with the %s "
-                 "functions", pending->on_device ? "device" : "host",
-                 pending->on_device ? "device" : "host");
-    return FALSE;
-  }
-  ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
-                              : be->ops->get_outputs (be, out, error);
-  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
-  ctx->n_pending--;
+  hfam_context_drop_oldest (ctx);
   return ok;
 }
 
@@ -438,15 +458,8 @@ hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int
 {
   const HfamPendingFrame pending = { 0 };
 
-  if (!room_to_submit (ctx, error))
-    return FALSE;
-  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "submit: %dx%d while %dx%d frames are in flight: collect them first", width,
-                 height, ctx->width, ctx->height);
-    return FALSE;
-  }
-  if (!hfam_context_ensure_size (ctx, width, height, error))
+  if (!hfam_context_ready_to_submit (ctx, FALSE, width, height, "hfam_context_submit_tensor",
+                                     error))
     return FALSE;
   memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
   return submit (ctx, &pending, error);
@@ -456,52 +469,52 @@ gboolean
 hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
   HfamOutputs none = { 0 };
-  HfamPendingFrame pending;
 
-  return collect (ctx, FALSE, &pending, out ? out : &none, error);
+  return hfam_context_oldest_pending (ctx, FALSE, "hfam_context_collect", error)
+      && collect (ctx, out ? out : &none, error);
 }
 
 gboolean
 hfam_context_submit_frame (HfamContext *ctx, const HfamImage *image, int long_side,
                            GError **error)
 {
-  const HfamPendingFrame pending = {
-    .frame_width = image ? image->width : 0, .frame_height = image ? image->height : 0,
-  };
+  HfamPendingFrame pending = { 0 };
 
-  for (int i = 0; i < ctx->n_pending; i++)
-    if (ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH].on_device) {
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                   "submit: device frames are in flight: collect them first");
-      return FALSE;
-    }
-  return room_to_submit (ctx, error) && prepare_image (ctx, image, long_side, error)
-      && submit (ctx, &pending, error);
+  if (!prepare_image (ctx, image, long_side, "hfam_context_submit_frame", error))
+    return FALSE;
+  pending.frame_width = image->width;
+  pending.frame_height = image->height;
+  return submit (ctx, &pending, error);
 }
 
 gboolean
 hfam_context_collect_matte (HfamContext *ctx, float *alpha, int alpha_stride,
                             HfamOutputs *extra, GError **error)
 {
+  static const char *const what = "hfam_context_collect_matte";
+  const HfamPendingFrame *oldest = hfam_context_oldest_pending (ctx, FALSE, what, error);
   HfamOutputs out = { 0 };
-  HfamPendingFrame pending;
+  int frame_width, frame_height;
 
+  if (!oldest)
+    return FALSE;
+  /* checked before the collect: a bad call leaves the frame in flight */
+  if (oldest->frame_width == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the frame was submitted as a tensor: use hfam_context_collect", what);
+    return FALSE;
+  }
+  if (!alpha || alpha_stride < oldest->frame_width) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: alpha %s, stride %d for a frame %d wide", what,
+                 alpha ? "given" : "NULL", alpha_stride, oldest->frame_width);
+    return FALSE;
+  }
+  frame_width = oldest->frame_width;
+  frame_height = oldest->frame_height;
   if (extra)
     out = *extra;
   out.fused = ctx->fused;
-  if (!collect (ctx, FALSE, &pending, &out, error))
-    return FALSE;
-  if (pending.frame_width == 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "collect_matte: the frame was submitted as a tensor: use hfam_context_collect");
-    return FALSE;
-  }
-  if (!alpha || alpha_stride < pending.frame_width) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "collect_matte: alpha %s, stride %d for a frame %d wide",
-                 alpha ? "given" : "NULL", alpha_stride, pending.frame_width);
-    return FALSE;
-  }
-  return finish_matte (ctx, pending.frame_width, pending.frame_height, alpha, alpha_stride,
-                       extra, error);
+  return collect (ctx, &out, error)
+      && finish_matte (ctx, frame_width, frame_height, alpha, alpha_stride, extra, error);
 }

@@ -147,7 +147,9 @@ gboolean hfam_context_collect (HfamContext *ctx, HfamOutputs *out, GError **erro
 /* Pipelined hfam_context_matte: submit up to hfam_context_pipeline_depth() frames (each is
  * read before submit returns) and collect their mattes, oldest first, at the frame's size.
  * All frames in flight must have the same inference size. `extra`, as in
- * hfam_context_matte, may be NULL. */
+ * hfam_context_matte, may be NULL. A collect refused for its arguments (no alpha, too
+ * narrow a stride, a frame submitted as a tensor) leaves the frame in flight; one that fails
+ * in the backend drops it. */
 gboolean hfam_context_submit_frame (HfamContext *ctx, const HfamImage *image, int long_side,
                                     GError **error);
 gboolean hfam_context_collect_matte (HfamContext *ctx, float *alpha, int alpha_stride,
