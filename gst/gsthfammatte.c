@@ -1201,6 +1201,19 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   return gst_pad_event_default (pad, parent, event);
 }
 
+/* What every pad answers alike: the CUDA context, and the defaults. */
+static gboolean
+gst_hfam_matte_query_default (GstHfamMatte * self, GstPad * pad,
+    GstObject * parent, GstQuery * query)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  if (GST_QUERY_TYPE (query) == GST_QUERY_CONTEXT
+      && gst_hfam_matte_context_query (self, query))
+    return TRUE;
+#endif
+  return gst_pad_query_default (pad, parent, query);
+}
+
 #ifdef HFAM_HAVE_GST_CUDA
 /* CUDA memory in: upstream gets a pool of the CUDA context libhfam runs on, so
  * that its frames are on the device path, with room for the frames held. */
@@ -1272,14 +1285,8 @@ gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
       gst_hfam_matte_propose_cuda_pool (self, query);
 #endif
       return TRUE;
-#ifdef HFAM_HAVE_GST_CUDA
-    case GST_QUERY_CONTEXT:
-      if (gst_hfam_matte_context_query (self, query))
-        return TRUE;
-      return gst_pad_query_default (pad, parent, query);
-#endif
     default:
-      return gst_pad_query_default (pad, parent, query);
+      return gst_hfam_matte_query_default (self, pad, parent, query);
   }
 }
 
@@ -1366,14 +1373,8 @@ gst_hfam_matte_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
       gst_query_set_latency (query, live, min, max);
       return TRUE;
     }
-#ifdef HFAM_HAVE_GST_CUDA
-    case GST_QUERY_CONTEXT:
-      if (gst_hfam_matte_context_query (self, query))
-        return TRUE;
-      return gst_pad_query_default (pad, parent, query);
-#endif
     default:
-      return gst_pad_query_default (pad, parent, query);
+      return gst_hfam_matte_query_default (self, pad, parent, query);
   }
 }
 
