@@ -1,5 +1,13 @@
 /* Builds the HFAM graph of ../shared/HFAM.md from the hyper-parameters, in execution order,
- * stage by stage. Names follow model/README.md. */
+ * stage by stage. Names follow model/README.md.
+ *
+ * Lanes (graph.h), chosen so that the critical path (lane 0) does nothing that can wait:
+ * - 0: the encoder, MFEM at f4, the context convolution G and P4, the semantic decoder, A,
+ *   the detail decoder's blocks 3..0 and the fusion;
+ * - 1: MFEM at f2 (runs during layer3 and layer4), then P3..P0 (once G is there);
+ * - 2: MFEM at f3 (runs during layer4 and MFEM at f4);
+ * - 3: L-BB (from f1, during layers 2 to 4), then the detail decoder's block 4 (it reads f4
+ *   only, so it runs beside the semantic decoder). */
 #include "graph.h"
 #include "hparams.h"
 
@@ -10,6 +18,7 @@ typedef struct {
   HfamSafetensors *st;
   const HfamHparams *hp;
   HfamStage stage;
+  int lane;
   GError *error;           /* the first failure; later calls do nothing */
 } Builder;
 
@@ -23,6 +32,7 @@ static int
 add_node (Builder *b, HfamNode *node, const char *name)
 {
   node->stage = b->stage;
+  node->lane = b->lane;
   node->name = g_strdup (name);
   g_array_append_val (b->nodes, *node);
   return (int) b->nodes->len - 1;
@@ -176,6 +186,7 @@ build_mfem (Builder *b, int level, int f)
   g_autofree char *name = NULL;
 
   b->stage = HFAM_STAGE_MFEM;
+  b->lane = level == 2 ? 1 : level == 3 ? 2 : 0;
   for (int k = 0; k < 4; k++) {
     g_autofree char *bn = g_strdup_printf ("mfem%d.b%d.conv", level, k);
     branches[k] = k == 0 ? conv (b, bn, f, cm, 1, 1, 1, TRUE, -1)
@@ -232,16 +243,20 @@ build_context (Builder *b, const int f[5], int p[5])
 
   for (int level = 2; level <= 4; level++)
     m[level - 2] = build_mfem (b, level, f[level]);
+  b->lane = 2;
   m[1] = resize (b, "context.up3", m[1], 8);
+  b->lane = 0;
   m[2] = resize (b, "context.up4", m[2], 8);
   g = conv (b, "context.conv", concat (b, "context.concat", m, 3), hp->mfem_channels, 1, 1, 1,
             TRUE, -1);
   for (int i = 4; i >= 0; i--) {
     g_autofree char *name = g_strdup_printf ("psp%d.conv", i);
     g_autofree char *rname = g_strdup_printf ("psp%d.resize", i);
-    const int x = conv (b, name, g, hp->context_widths[4 - i], 3, 1, 1, TRUE, -1);
     /* block i's input lives at H / 2^(i+1) */
     const int div = 2 << i;
+    int x;
+    b->lane = i == 4 ? 0 : 1;
+    x = conv (b, name, g, hp->context_widths[4 - i], 3, 1, 1, TRUE, -1);
     if (div > 8)
       p[i] = avgpool (b, HFAM_OP_AVGPOOL, rname, x, div / 8);
     else if (div < 8)
@@ -249,6 +264,7 @@ build_context (Builder *b, const int f[5], int p[5])
     else
       p[i] = x;
   }
+  b->lane = 0;
 }
 
 /* Three convolutions; the very last layer of a decoder (block 0, conv 2) is plain. */
@@ -284,14 +300,18 @@ static int
 build_lbb (Builder *b, int f0, int f1)
 {
   const HfamHparams *hp = b->hp;
-  int in[2] = { f0, resize (b, "lbb.up", f1, 2) };
-  int x;
+  int in[2], x;
+
   b->stage = HFAM_STAGE_LBB;
+  b->lane = 3;
+  in[0] = f0;
+  in[1] = resize (b, "lbb.up", f1, 2);
   x = concat (b, "lbb.concat", in, 2);
   for (int j = 0; j < 3; j++) {
     g_autofree char *name = g_strdup_printf ("lbb.%d.conv", j);
     x = conv (b, name, x, hp->lbb_width, 3, 1, hp->lbb_dilation, TRUE, -1);
   }
+  b->lane = 0;
   return x;
 }
 
@@ -311,6 +331,7 @@ build_detail (Builder *b, int semantic, const int f[5], int lbb)
     return -1;
   a = add_node (b, &attention, "attention");
   for (int i = 4; i >= 0; i--) {
+    b->lane = i == 4 ? 3 : 0;
     if (i < 4) {
       g_autofree char *pname = g_strdup_printf ("detail%d.attention", i);
       g_autofree char *sname = g_strdup_printf ("detail%d.skip", i);
@@ -330,7 +351,48 @@ build_detail (Builder *b, int semantic, const int f[5], int lbb)
     }
     x = decoder_block (b, "detail", i, x, b->hp->detail_widths[4 - i]);
   }
+  b->lane = 0;
   return x;
+}
+
+/* graph->lane_waits and lane_signals. seen[l][m]: the latest node of lane m that lane l is
+ * known to be past (-1: none), from its own waits and, through each wait, from the waits of the
+ * lane it waited for (done[j]: lane j's `seen` row once node j ran). */
+static void
+order_lanes (HfamGraph *graph)
+{
+  const int n = graph->n_nodes;
+  int seen[HFAM_N_LANES][HFAM_N_LANES];
+  g_autofree int *done = g_new (int, (size_t) n * HFAM_N_LANES);
+
+  graph->lane_waits = g_new (int, (size_t) n * HFAM_N_LANES);
+  graph->lane_signals = g_new0 (gboolean, n);
+  for (int l = 0; l < HFAM_N_LANES; l++)
+    for (int m = 0; m < HFAM_N_LANES; m++)
+      seen[l][m] = -1;
+  for (int i = 0; i < n; i++) {
+    const HfamNode *node = &graph->nodes[i];
+    int *waits = graph->lane_waits + (size_t) i * HFAM_N_LANES;
+    int *row = seen[node->lane];
+
+    for (int m = 0; m < HFAM_N_LANES; m++)
+      waits[m] = -1;
+    for (int k = 0; k < node->n_inputs; k++) {
+      const int j = node->inputs[k], m = graph->nodes[j].lane;
+      if (m != node->lane && j > row[m])
+        waits[m] = MAX (waits[m], j);
+    }
+    for (int m = 0; m < HFAM_N_LANES; m++) {
+      const int j = waits[m];
+      if (j < 0)
+        continue;
+      graph->lane_signals[j] = TRUE;
+      for (int q = 0; q < HFAM_N_LANES; q++)
+        row[q] = MAX (row[q], done[(size_t) j * HFAM_N_LANES + q]);
+    }
+    row[node->lane] = i;
+    memcpy (done + (size_t) i * HFAM_N_LANES, row, sizeof (int) * HFAM_N_LANES);
+  }
 }
 
 HfamGraph *
@@ -376,6 +438,7 @@ hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error)
     for (int k = 0; k < graph->nodes[i].n_inputs; k++)
       graph->last_use[graph->nodes[i].inputs[k]] = i;
   graph->last_use[in] = graph->last_use[semantic] = graph->last_use[fusion] = graph->n_nodes;
+  order_lanes (graph);
   return graph;
 }
 
@@ -388,5 +451,7 @@ hfam_graph_free (HfamGraph *graph)
     g_free (graph->nodes[i].name);
   g_free (graph->nodes);
   g_free (graph->last_use);
+  g_free (graph->lane_waits);
+  g_free (graph->lane_signals);
   g_free (graph);
 }

@@ -46,9 +46,15 @@ typedef struct {
   HfamConvParams project;      /* 5 Cm -> Cm, ReLU */
 } HfamSkParams;
 
+/* Lanes: chains of nodes that a backend with concurrent queues (CUDA streams) may run side by
+ * side, each lane in graph order, so that branches that need only early encoder features run
+ * while the encoder goes on. Lane 0 holds the critical path (graph.c says which node is where). */
+#define HFAM_N_LANES 4
+
 typedef struct {
   HfamOp op;
   HfamStage stage;
+  int lane;                    /* 0 .. HFAM_N_LANES - 1 */
   char *name;
   int inputs[4];
   int n_inputs;
@@ -68,6 +74,13 @@ typedef struct {
   int semantic;   /* P_s */
   int fusion;     /* alpha_d, alpha_p */
   int *last_use;  /* per node: the last node that reads it (n_nodes for outputs) */
+  /* Cross-lane order, for a backend that runs every lane in order on a queue of its own:
+   * before node i, its lane waits for node lane_waits[i * HFAM_N_LANES + m] of lane m (-1: no
+   * new wait on lane m), the latest of lane m that i reads and that its lane has not waited
+   * for already (directly or through an earlier wait); lane_signals[j]: some node waits for
+   * node j, so the backend records j's completion. */
+  int *lane_waits;
+  gboolean *lane_signals;
 } HfamGraph;
 
 /* Builds the graph, taking every tensor it needs from `st` (checked by name and shape). */

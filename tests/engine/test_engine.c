@@ -1,8 +1,11 @@
 /* The engine against the PyTorch reference's golden vectors (model/reference/golden.py),
- * model-level rejection of inconsistent weight files, and frames of awkward sizes.
+ * model-level rejection of inconsistent weight files, frames of awkward sizes, and the graph's
+ * cross-lane order (which only a GPU would otherwise exercise).
  * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/reference/golden.py) */
+#include "graph.h"
 #include "hfam.h"
+#include "hparams.h"
 #include "safetensors.h"
 
 #include <glib/gstdio.h>
@@ -365,6 +368,74 @@ test_pipelined (void)
   g_assert_no_error (error);
 }
 
+/* The graph's lane order (graph.h) against the rule it must keep, checked independently of
+ * how graph.c derives it: every node runs after every node it reads, where "after" is what a
+ * backend running each lane in order on its own queue can know: the order of one lane, and
+ * the waits, followed transitively. */
+static void
+test_lane_order (gconstpointer data)
+{
+  g_autofree char *path = golden_path (data, ".safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamSafetensors *st = hfam_st_open (path, &error);
+  HfamHparams hp;
+  HfamGraph *g;
+  int n, lane_nodes[HFAM_N_LANES] = { 0 };
+  g_autofree guint8 *before = NULL;  /* before[a * n + b]: node a is done when b starts */
+  g_autofree gboolean *named = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (hfam_hparams_read (st, &hp, &error));
+  g = hfam_graph_build (&hp, st, &error);
+  g_assert_no_error (error);
+  n = g->n_nodes;
+  before = g_new0 (guint8, (size_t) n * n);
+  named = g_new0 (gboolean, n);
+  for (int i = 0; i < n; i++) {
+    const HfamNode *node = &g->nodes[i];
+    g_assert_cmpint (node->lane, >=, 0);
+    g_assert_cmpint (node->lane, <, HFAM_N_LANES);
+    /* backends queue stage by stage: that must be graph order, which the waits assume */
+    g_assert_cmpint (node->stage, >=, i > 0 ? g->nodes[i - 1].stage : 0);
+    lane_nodes[node->lane]++;
+    /* the latest earlier node of the same lane, and each wait, with all they come after */
+    for (int j = i - 1; j >= 0; j--)
+      if (g->nodes[j].lane == node->lane) {
+        before[(size_t) j * n + i] = 1;
+        break;
+      }
+    for (int m = 0; m < HFAM_N_LANES; m++) {
+      const int j = g->lane_waits[(size_t) i * HFAM_N_LANES + m];
+      if (j < 0)
+        continue;
+      g_assert_cmpint (j, <, i);
+      g_assert_cmpint (g->nodes[j].lane, ==, m);
+      g_assert_cmpint (m, !=, node->lane);
+      g_assert_true (g->lane_signals[j]);
+      named[j] = TRUE;
+      before[(size_t) j * n + i] = 1;
+    }
+    for (int j = 0; j < i; j++)
+      if (before[(size_t) j * n + i])
+        for (int k = 0; k < j; k++)
+          before[(size_t) k * n + i] |= before[(size_t) k * n + j];
+    for (int k = 0; k < node->n_inputs; k++)
+      if (!before[(size_t) node->inputs[k] * n + i])
+        g_error ("%s: node %s may run before its input %s", (const char *) data, node->name,
+                 g->nodes[node->inputs[k]].name);
+  }
+  /* no event is recorded that nothing waits for */
+  for (int j = 0; j < n; j++)
+    g_assert_cmpint (g->lane_signals[j], ==, named[j]);
+  /* the side lanes are used: this order is what lets them overlap the encoder */
+  for (int l = 0; l < HFAM_N_LANES; l++)
+    g_assert_cmpint (lane_nodes[l], >, 0);
+  g_assert_cmpint (g->nodes[g->input].lane, ==, 0);
+  g_assert_cmpint (g->nodes[g->fusion].lane, ==, 0);
+  hfam_graph_free (g);
+  hfam_st_close (st);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -391,5 +462,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
   g_test_add_func ("/engine/pipelined", test_pipelined);
+  g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);
+  g_test_add_data_func ("/engine/lane-order/r18", "r18_64x64", test_lane_order);
+  g_test_add_data_func ("/engine/lane-order/r50", "r50_64x64", test_lane_order);
   return g_test_run ();
 }
