@@ -6,8 +6,9 @@
  *   convolution with cudnnConvolutionBiasActivationForward (residual as its z input) where
  *   cuDNN accepts it; otherwise cudnnConvolutionForward + hfam_cuda_bias_act.
  * - The algorithm of each convolution shape is chosen once by cudnnFindConvolutionForward-
- *   AlgorithmEx (the fastest whose workspace fits WORKSPACE_CAP and that runs fused) and
- *   cached for the process; each stream has one workspace, allocated at plan.
+ *   AlgorithmEx and timing (the fastest deterministic one whose workspace fits WORKSPACE_CAP,
+ *   fused or not) and cached for the process; each stream has one workspace, allocated at
+ *   plan.
  * - Weights are converted once (KRSC, channels padded to a multiple of 8 in fp16, zeros) into
  *   one device allocation. MFEM's projection weights are refolded per frame on the device
  *   (hfam_cuda_sk_fold).
@@ -15,16 +16,18 @@
  *   run concurrently, so liveness would need cross-stream fences). Resize, average-pool and
  *   attention products whose only reader is a concatenation write straight into its channel
  *   slice; other inputs of a concatenation are copied into theirs.
- * - Streams: the encoder on one, MFEM + semantic decoder + detail decoder + fusion on a
- *   second, L-BB on a third, ordered by events (a stage waits for the stages it reads), so
- *   L-BB runs while MFEM and the semantic decoder do.
+ * - Streams: one per lane of the graph (graph.h, graph.c), ordered by the graph's cross-lane
+ *   waits (an event after each node another lane waits for), so that MFEM at f2 and f3 and
+ *   L-BB run while the encoder goes on, P3..P0 and the detail decoder's first block beside the
+ *   semantic decoder. Lane 0, the critical path, is the main stream: a frame's other lanes
+ *   start from it and join it at the end.
  * - Pipeline depth 2: two frame slots, each with its own streams, buffers and workspaces, so
  *   the encoder of frame n + 1 runs while the decoders of frame n do.
  * - The per-frame work (input upload, every stage, alpha download) is captured once per slot
  *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead.
  * - Host input goes through pinned staging.
  * - Device frames (queue_device_frame): kernels/preprocess.cu writes the frame straight into
- *   the network's input on the encoder's stream, then a second graph of the slot, captured
+ *   the network's input on the main stream, then a second graph of the slot, captured
  *   without the upload and the download, runs the network; at collect, kernels/matte.cu
  *   writes the outputs from alpha_p on the device. The resize filters between the frame's
  *   size and the inference size are kept per slot and rebuilt when either size changes.
@@ -32,11 +35,13 @@
  *   current when the backend was made (a GstCudaContext, say) and the device is never set,
  *   which would replace that context; each call checks that it is current again. The driver
  *   API's cuCtxGetCurrent is reached through the runtime, so no libcuda at link time.
- * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off): a
- * failing kernel is then reported with the node that queued it. HFAM_CUDA_PROFILE=1 (graphs
- * off) times every node with events, device time only: each stage's stream is held by a gate
- * until all of the stage is queued, so cuDNN's host overhead does not show; the slowest nodes
- * are printed when the backend is freed. */
+ * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off, one
+ * stream): a failing kernel is then reported with the node that queued it.
+ * HFAM_CUDA_ONE_STREAM=1 runs every lane on the main stream, to measure what the lanes gain.
+ * HFAM_CUDA_PROFILE=1 (graphs off, one stream, so that nothing runs beside a node) times every
+ * node with events, device time only: the stream is held by a gate until all of a stage is
+ * queued, so cuDNN's host overhead does not show; the slowest nodes are printed when the
+ * backend is freed. */
 #include "backend.h"
 #include "attention.cuh"
 #include "matte.cuh"
@@ -52,18 +57,13 @@
 #include <string.h>
 
 #define MAX_DEPTH 2
-#define N_STREAMS 3
+#define N_STREAMS HFAM_N_LANES
 /* The most workspace one convolution may use. */
 #define WORKSPACE_CAP ((size_t) 256 << 20)
 #define ALIGN 256
 
-enum { STREAM_ENCODER, STREAM_CONTEXT, STREAM_LBB };
-
-static const int stage_stream[HFAM_N_STAGES] = {
-  [HFAM_STAGE_ENCODER] = STREAM_ENCODER, [HFAM_STAGE_MFEM] = STREAM_CONTEXT,
-  [HFAM_STAGE_SEMANTIC] = STREAM_CONTEXT, [HFAM_STAGE_LBB] = STREAM_LBB,
-  [HFAM_STAGE_DETAIL] = STREAM_CONTEXT, [HFAM_STAGE_FUSION] = STREAM_CONTEXT,
-};
+/* Lane 0's stream: a frame starts and ends there. */
+#define MAIN_STREAM 0
 
 /* Where a frame's input comes from and where its alpha_p goes. */
 typedef enum {
@@ -108,8 +108,9 @@ typedef struct {
   cudaStream_t streams[N_STREAMS];
   cudnnHandle_t cudnn[N_STREAMS];
   void *workspace[N_STREAMS];
-  cudaEvent_t stage_done[HFAM_N_STAGES];
-  cudaEvent_t frame_done;
+  cudaEvent_t frame_start, frame_done;
+  cudaEvent_t lane_done[N_STREAMS];
+  cudaEvent_t *node_done;       /* per node, where graph->lane_signals says so */
   float *host_in, *host_alpha;  /* pinned */
   size_t dev_in_offset;         /* input planes (fp32) in the arena */
   cudaGraphExec_t graphs[N_FRAME_KINDS];  /* each captured when first needed */
@@ -130,6 +131,7 @@ typedef struct {
   cudnnDataType_t cudnn_dtype;
   int depth;
   gboolean graphs, debug_sync;
+  int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
   double *node_ms;              /* HFAM_CUDA_PROFILE: per node, summed over frames */
   cudaEvent_t *node_events;     /* HFAM_CUDA_PROFILE: start and stop of every node */
   int width, height;
@@ -138,7 +140,6 @@ typedef struct {
   char *weights;                /* device */
   size_t workspace_need[N_STREAMS];
   cudnnActivationDescriptor_t relu;
-  guint stage_deps[HFAM_N_STAGES];
   int head, tail;               /* frames queued, frames collected */
   gboolean whole_frame_queued;  /* run_stage: stage 0 queued the whole frame */
 } CudaBackend;
@@ -221,6 +222,13 @@ static int
 padded (const CudaBackend *be, int c)
 {
   return be->dtype == HFAM_CUDA_F16 ? (c + 7) / 8 * 8 : c;
+}
+
+/* The stream of node `id`: its lane's, or the main one when every node runs alone. */
+static int
+node_stream (const CudaBackend *be, int id)
+{
+  return be->n_streams > 1 ? be->base.graph->nodes[id].lane : MAIN_STREAM;
 }
 
 static gboolean
@@ -539,7 +547,7 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   const HfamConvParams *p = s->conv;
   const Step *in = &be->steps[n->inputs[0]];
   Slot *slot = &be->slots[0];
-  const int stream = stage_stream[n->stage];
+  const int stream = node_stream (be, id);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
   g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d", be->device,
@@ -644,7 +652,7 @@ run_node (CudaBackend *be, Slot *slot, int id, GError **error)
   const HfamGraph *g = be->base.graph;
   const HfamNode *n = &g->nodes[id];
   const Step *s = &be->steps[id];
-  const int stream = stage_stream[n->stage];
+  const int stream = node_stream (be, id);
   const cudaStream_t st = slot->streams[stream];
   HfamNhwc src = { 0 }, dst = { 0 };
 
@@ -749,64 +757,74 @@ gate_open (Gate *gate)
   g_mutex_unlock (&gate->lock);
 }
 
-/* Queues one stage of the frame in `slot`: waits for the stages it reads that run on other
- * streams, then its nodes; for a host frame the first stage uploads and converts the input
- * and the last one downloads alpha_p; the last one joins every stream back into the
- * encoder's (recording frame_done there unless the work is being captured). */
+/* Queues one stage of the frame in `slot`, each node on its lane's stream after the waits the
+ * graph's lane order asks for. For a host frame the first stage uploads and converts the input
+ * (then the other lanes start from the main stream) and the last one downloads alpha_p, once
+ * every lane has joined the main stream (recording frame_done there unless the work is being
+ * captured). */
 static gboolean
 queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
                   gboolean capturing, GError **error)
 {
   const HfamGraph *g = be->base.graph;
-  const int stream = stage_stream[stage];
-  const cudaStream_t st = slot->streams[stream];
+  const cudaStream_t main = slot->streams[MAIN_STREAM];
   const char *name = hfam_stage_name (stage);
   const size_t plane = (size_t) be->width * be->height;
 
-
-  for (int d = 0; d < HFAM_N_STAGES; d++)
-    if ((be->stage_deps[stage] & (1u << d)) && stage_stream[d] != stream)
-      CUDA_TRY (cudaStreamWaitEvent (st, slot->stage_done[d], 0), name);
-  if (stage == 0 && kind == FRAME_HOST) {
-    const HfamNhwc in = value_nhwc (be, slot, g->input);
-    float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
-    CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane,
-                               cudaMemcpyHostToDevice, st), "input");
-    CUDA_TRY (hfam_cuda_from_planar (dev_in, &in, st), "input");
+  if (stage == 0) {
+    if (kind == FRAME_HOST) {
+      const HfamNhwc in = value_nhwc (be, slot, g->input);
+      float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
+      CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane,
+                                 cudaMemcpyHostToDevice, main), "input");
+      CUDA_TRY (hfam_cuda_from_planar (dev_in, &in, main), "input");
+    }
+    /* (in a capture this is what brings the other streams into the graph) */
+    CUDA_TRY (cudaEventRecord (slot->frame_start, main), name);
+    for (int k = 1; k < be->n_streams; k++)
+      CUDA_TRY (cudaStreamWaitEvent (slot->streams[k], slot->frame_start, 0), name);
   }
   for (int i = 0; i < g->n_nodes; i++) {
+    const int stream = node_stream (be, i);
+    const cudaStream_t st = slot->streams[stream];
     if (g->nodes[i].stage != stage)
       continue;
+    for (int m = 0; m < HFAM_N_LANES && be->n_streams > 1; m++) {
+      const int j = g->lane_waits[(size_t) i * HFAM_N_LANES + m];
+      if (j >= 0)
+        CUDA_TRY (cudaStreamWaitEvent (st, slot->node_done[j], 0), g->nodes[i].name);
+    }
     if (be->node_ms)
       CUDA_TRY (cudaEventRecord (be->node_events[2 * i], st), g->nodes[i].name);
     if (!run_node (be, slot, i, error))
       return FALSE;
     if (be->node_ms)
       CUDA_TRY (cudaEventRecord (be->node_events[2 * i + 1], st), g->nodes[i].name);
+    if (be->n_streams > 1 && g->lane_signals[i])
+      CUDA_TRY (cudaEventRecord (slot->node_done[i], st), g->nodes[i].name);
     if (be->debug_sync) {
       CUDA_TRY (cudaStreamSynchronize (st), g->nodes[i].name);
       CUDA_TRY (cudaGetLastError (), g->nodes[i].name);
     }
   }
-  if (stage == HFAM_N_STAGES - 1 && kind == FRAME_HOST) {
-    const float *fusion = value_planar (be, slot, g->fusion);
-    CUDA_TRY (cudaMemcpyAsync (slot->host_alpha, fusion + plane, sizeof (float) * plane,
-                               cudaMemcpyDeviceToHost, st), "alpha");
-  }
-  CUDA_TRY (cudaEventRecord (slot->stage_done[stage], st), name);
   if (stage == HFAM_N_STAGES - 1) {
-    const cudaStream_t main = slot->streams[STREAM_ENCODER];
-    for (int d = 0; d < HFAM_N_STAGES; d++)
-      if (stage_stream[d] != STREAM_ENCODER)
-        CUDA_TRY (cudaStreamWaitEvent (main, slot->stage_done[d], 0), name);
+    for (int k = 1; k < be->n_streams; k++) {
+      CUDA_TRY (cudaEventRecord (slot->lane_done[k], slot->streams[k]), name);
+      CUDA_TRY (cudaStreamWaitEvent (main, slot->lane_done[k], 0), name);
+    }
+    if (kind == FRAME_HOST) {
+      const float *fusion = value_planar (be, slot, g->fusion);
+      CUDA_TRY (cudaMemcpyAsync (slot->host_alpha, fusion + plane, sizeof (float) * plane,
+                                 cudaMemcpyDeviceToHost, main), "alpha");
+    }
     if (!capturing)
       CUDA_TRY (cudaEventRecord (slot->frame_done, main), name);
   }
   return TRUE;
 }
 
-/* queue_stage_work; with HFAM_CUDA_PROFILE, behind a gate (opened once the whole stage is
- * queued, whatever happened), then waits for it and adds up the time of each node. */
+/* queue_stage_work; with HFAM_CUDA_PROFILE (one stream), behind a gate (opened once the whole
+ * stage is queued, whatever happened), then waits for it and adds up the time of each node. */
 static gboolean
 queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gboolean capturing,
              GError **error)
@@ -820,11 +838,11 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
     return queue_stage_work (be, slot, stage, kind, capturing, error);
   g_mutex_init (&gate.lock);
   g_cond_init (&gate.cond);
-  if (cudaLaunchHostFunc (slot->streams[stage_stream[stage]], gate_wait, &gate) != cudaSuccess)
+  if (cudaLaunchHostFunc (slot->streams[MAIN_STREAM], gate_wait, &gate) != cudaSuccess)
     gate.open = TRUE;  /* nothing waits on it */
   ok = queue_stage_work (be, slot, stage, kind, capturing, error);
   gate_open (&gate);
-  if (cudaStreamSynchronize (slot->streams[stage_stream[stage]]) != cudaSuccess && ok) {
+  if (cudaStreamSynchronize (slot->streams[MAIN_STREAM]) != cudaSuccess && ok) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s", name,
                  cudaGetErrorString (cudaGetLastError ()));
     ok = FALSE;
@@ -844,15 +862,15 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
 
 /* Ends a capture that went wrong and leaves every stream of the slot usable. */
 static void
-abandon_capture (Slot *slot)
+abandon_capture (const CudaBackend *be, Slot *slot)
 {
   cudaGraph_t graph = NULL;
   enum cudaStreamCaptureStatus status;
 
-  cudaStreamEndCapture (slot->streams[STREAM_ENCODER], &graph);
+  cudaStreamEndCapture (slot->streams[MAIN_STREAM], &graph);
   if (graph)
     cudaGraphDestroy (graph);
-  for (int k = 0; k < N_STREAMS; k++)
+  for (int k = 0; k < be->n_streams; k++)
     if (cudaStreamIsCapturing (slot->streams[k], &status) == cudaSuccess
         && status != cudaStreamCaptureStatusNone) {
       graph = NULL;
@@ -872,7 +890,7 @@ capture_frame (CudaBackend *be, Slot *slot, FrameKind kind)
   cudaGraph_t graph = NULL;
   cudaError_t err;
 
-  if (cudaStreamBeginCapture (slot->streams[STREAM_ENCODER], cudaStreamCaptureModeThreadLocal)
+  if (cudaStreamBeginCapture (slot->streams[MAIN_STREAM], cudaStreamCaptureModeThreadLocal)
       != cudaSuccess) {
     cudaGetLastError ();
     return FALSE;
@@ -880,10 +898,10 @@ capture_frame (CudaBackend *be, Slot *slot, FrameKind kind)
   for (int stage = 0; stage < HFAM_N_STAGES; stage++)
     if (!queue_stage (be, slot, stage, kind, TRUE, &error)) {
       g_debug ("cuda backend: capture failed (%s); queueing kernels instead", error->message);
-      abandon_capture (slot);
+      abandon_capture (be, slot);
       return FALSE;
     }
-  err = cudaStreamEndCapture (slot->streams[STREAM_ENCODER], &graph);
+  err = cudaStreamEndCapture (slot->streams[MAIN_STREAM], &graph);
   if (err == cudaSuccess && graph)
     err = cudaGraphInstantiate (&slot->graphs[kind], graph, 0);
   if (graph)
@@ -892,22 +910,22 @@ capture_frame (CudaBackend *be, Slot *slot, FrameKind kind)
     g_debug ("cuda backend: capture failed (%s); queueing kernels instead",
              cudaGetErrorString (err));
     slot->graphs[kind] = NULL;
-    abandon_capture (slot);
+    abandon_capture (be, slot);
     return FALSE;
   }
   return TRUE;
 }
 
 /* Queues the whole frame of `slot`: a host frame's input is in host_in already, a device
- * frame's preprocessing queued on the encoder's stream. */
+ * frame's preprocessing queued on the main stream. */
 static gboolean
 queue_whole_frame (CudaBackend *be, Slot *slot, FrameKind kind, GError **error)
 {
   if (be->graphs && !slot->graphs[kind] && !capture_frame (be, slot, kind))
     be->graphs = FALSE;
   if (be->graphs) {
-    CUDA_TRY (cudaGraphLaunch (slot->graphs[kind], slot->streams[STREAM_ENCODER]), "frame");
-    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[STREAM_ENCODER]), "frame");
+    CUDA_TRY (cudaGraphLaunch (slot->graphs[kind], slot->streams[MAIN_STREAM]), "frame");
+    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "frame");
     return TRUE;
   }
   for (int stage = 0; stage < HFAM_N_STAGES; stage++)
@@ -1090,7 +1108,7 @@ cuda_set_input (HfamBackend *base, const float *input, GError **error)
 static void
 drain_slot (CudaBackend *be, Slot *slot)
 {
-  for (int j = 0; j < N_STREAMS; j++)
+  for (int j = 0; j < be->n_streams; j++)
     cudaStreamSynchronize (slot->streams[j]);
   cudaGetLastError ();
   slot->next_stage = 0;
@@ -1190,7 +1208,7 @@ cuda_synchronize (HfamBackend *base, GError **error)
     if (slot->queued)
       CUDA_TRY (cudaEventSynchronize (slot->frame_done), "synchronize");
     else if (slot->next_stage > 0)
-      for (int j = 0; j < N_STREAMS; j++)
+      for (int j = 0; j < be->n_streams; j++)
         CUDA_TRY (cudaStreamSynchronize (slot->streams[j]), "synchronize");
   }
   return TRUE;
@@ -1286,10 +1304,10 @@ cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
       || !ensure_filter (&slot->to_input[1], frame->height, be->height, "preprocess", error))
     return FALSE;
   input = value_nhwc (be, slot, be->base.graph->input);
-  /* on the encoder's stream, ahead of the frame's graph (which cannot hold the frame's
+  /* on the main stream, ahead of the frame's graph (which cannot hold the frame's
    * pointers: they change from frame to frame) */
   CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
-                                  slot->streams[STREAM_ENCODER]), "preprocess");
+                                  slot->streams[MAIN_STREAM]), "preprocess");
   if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
     drain_slot (be, slot);
     return FALSE;
@@ -1315,8 +1333,8 @@ cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const Hfam
     return FALSE;
   /* fusion's output: alpha_d, then alpha_p */
   alpha = value_planar (be, slot, base->graph->fusion) + (size_t) be->width * be->height;
-  /* the frame ran on the encoder's stream last: the mattes follow it there */
-  stream = slot->streams[STREAM_ENCODER];
+  /* the frame ran on the main stream last: the mattes follow it there */
+  stream = slot->streams[MAIN_STREAM];
   for (int i = 0; i < n_outputs && ok; i++) {
     ok = check_device_memory (outputs[i].data, "output", i, error);
     colour |= outputs[i].format >= HFAM_MATTE_RGBA;
@@ -1408,9 +1426,15 @@ cuda_free (HfamBackend *base)
       if (slot->streams[j])
         cudaStreamDestroy (slot->streams[j]);
     }
-    for (int s = 0; s < HFAM_N_STAGES; s++)
-      if (slot->stage_done[s])
-        cudaEventDestroy (slot->stage_done[s]);
+    for (int j = 0; j < N_STREAMS; j++)
+      if (slot->lane_done[j])
+        cudaEventDestroy (slot->lane_done[j]);
+    for (int i = 0; slot->node_done && i < g->n_nodes; i++)
+      if (slot->node_done[i])
+        cudaEventDestroy (slot->node_done[i]);
+    g_free (slot->node_done);
+    if (slot->frame_start)
+      cudaEventDestroy (slot->frame_start);
     if (slot->frame_done)
       cudaEventDestroy (slot->frame_done);
     for (int t = 0; t < 2; t++) {
@@ -1460,14 +1484,19 @@ create_objects (CudaBackend *be, GError **error)
 
   for (int k = 0; k < be->depth; k++) {
     Slot *slot = &be->slots[k];
-    for (int j = 0; j < N_STREAMS; j++) {
+    for (int j = 0; j < be->n_streams; j++) {
       CUDA_TRY (cudaStreamCreateWithFlags (&slot->streams[j], cudaStreamNonBlocking), "streams");
       CUDNN_TRY (cudnnCreate (&slot->cudnn[j]), "cuDNN");
       CUDNN_TRY (cudnnSetStream (slot->cudnn[j], slot->streams[j]), "cuDNN");
-    }
-    for (int s = 0; s < HFAM_N_STAGES; s++)
-      CUDA_TRY (cudaEventCreateWithFlags (&slot->stage_done[s], cudaEventDisableTiming),
+      CUDA_TRY (cudaEventCreateWithFlags (&slot->lane_done[j], cudaEventDisableTiming),
                 "events");
+    }
+    slot->node_done = g_new0 (cudaEvent_t, g->n_nodes);
+    for (int i = 0; i < g->n_nodes && be->n_streams > 1; i++)
+      if (g->lane_signals[i])
+        CUDA_TRY (cudaEventCreateWithFlags (&slot->node_done[i], cudaEventDisableTiming),
+                  g->nodes[i].name);
+    CUDA_TRY (cudaEventCreateWithFlags (&slot->frame_start, cudaEventDisableTiming), "events");
     CUDA_TRY (cudaEventCreateWithFlags (&slot->frame_done, cudaEventDisableTiming), "events");
   }
   CUDNN_TRY (cudnnCreateActivationDescriptor (&be->relu), "cuDNN");
@@ -1522,6 +1551,14 @@ find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context
   return TRUE;
 }
 
+/* Whether the environment variable is set to something other than "" or "0". */
+static gboolean
+env_flag (const char *name)
+{
+  const char *value = g_getenv (name);
+  return value && value[0] && strcmp (value, "0") != 0;
+}
+
 HfamBackend *
 hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOptions *options,
                        GError **error)
@@ -1533,8 +1570,7 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   CUcontext context = NULL;
   PFN_cuCtxGetCurrent_v4000 get_current = NULL;
   cudaError_t err;
-  const char *sync_env = g_getenv ("HFAM_CUDA_SYNC"), *profile_env = g_getenv ("HFAM_CUDA_PROFILE");
-  const gboolean profile = profile_env && profile_env[0] && strcmp (profile_env, "0") != 0;
+  const gboolean profile = env_flag ("HFAM_CUDA_PROFILE");
 
   if (!options)
     options = &defaults;
@@ -1577,17 +1613,13 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->dtype = options->fp16 ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
   be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
-  be->debug_sync = sync_env && sync_env[0] && strcmp (sync_env, "0") != 0;
+  be->debug_sync = env_flag ("HFAM_CUDA_SYNC");
   be->graphs = !options->no_graphs && !be->debug_sync && !profile;
+  /* a node timed or checked alone: one stream, so that nothing runs beside it */
+  be->n_streams = be->debug_sync || profile || env_flag ("HFAM_CUDA_ONE_STREAM") ? 1 : N_STREAMS;
   be->base.pipeline_depth = be->depth;
   be->base.precision = options->fp16 ? HFAM_PRECISION_FP16 : HFAM_PRECISION_FP32;
   be->steps = g_new0 (Step, graph->n_nodes);
-  for (int i = 0; i < graph->n_nodes; i++)
-    for (int k = 0; k < graph->nodes[i].n_inputs; k++) {
-      const HfamStage from = graph->nodes[graph->nodes[i].inputs[k]].stage;
-      if (from != graph->nodes[i].stage)
-        be->stage_deps[graph->nodes[i].stage] |= 1u << from;
-    }
   if (profile) {
     be->node_ms = g_new0 (double, graph->n_nodes);
     be->node_events = g_new0 (cudaEvent_t, 2 * graph->n_nodes);
@@ -1604,8 +1636,9 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
     return NULL;
   }
   g_debug ("cuda backend: device %d, %s (compute capability %d.%d), %s context, cuDNN %zu, %s, "
-           "depth %d, graphs %s", device, prop.name, prop.major, prop.minor,
-           context ? "the caller's" : "its primary", cudnnGetVersion (),
-           options->fp16 ? "fp16" : "fp32", be->depth, be->graphs ? "on" : "off");
+           "depth %d, graphs %s, %d stream(s) per frame", device, prop.name, prop.major,
+           prop.minor, context ? "the caller's" : "its primary", cudnnGetVersion (),
+           options->fp16 ? "fp16" : "fp32", be->depth, be->graphs ? "on" : "off",
+           be->n_streams);
   return &be->base;
 }

@@ -336,6 +336,27 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
     HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
       --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
     tail -n 42 "$LOG/profile-r101.log"
+    # what the lanes gain: the graph's lanes on their streams against every node on one
+    # stream (HFAM_CUDA_ONE_STREAM=1), alternated three times so that drift hits both alike
+    lanes=$LOG/lanes-r101.txt
+    printf '%-6s %-11s %-5s %12s %10s\n' round streams depth latency_ms fps >"$lanes"
+    for round in 1 2 3; do
+      for streams in lanes one; do
+        for depth in 1 2; do
+          llog=$LOG/lanes-$round-$streams-d$depth.log
+          one=0; [ $streams = one ] && one=1
+          HFAM_CUDA_ONE_STREAM=$one timeout 120 "$BUILD/tools/hfam-bench" \
+            --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
+            --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
+          lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
+          fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$llog")
+          printf '%-6s %-11s %-5s %12s %10s\n' $round $streams $depth "${lat:-n/a}" \
+            "${fps:-n/a}" >>"$lanes"
+        done
+      done
+    done
+    echo "R101 512x288 fp16: lanes on their own streams against one stream"
+    cat "$lanes"
   fi
   say "bench summary"
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"
@@ -350,7 +371,8 @@ if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
       "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
       2>/dev/null | sort -u
     [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
-    [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"; } >"$OUT/summary.txt"
+    [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
+    [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"; } >"$OUT/summary.txt"
   tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
 fi
 say "$result"

@@ -10,7 +10,9 @@
  *     to ~3e-2 on a random ResNet-101, so the argmax may fall either way there; on the first
  *     GPU run such flips alone lifted the mean to 5.4e-3); flips under 1 % as for fp32.
  * Depth 2 submits frames A and B, collects A, submits C, collects B and C, each against the
- * CPU's result for its own input (the frame slots must not mix).
+ * CPU's result for its own input (the frame slots must not mix). Three of the configurations
+ * run again with every lane on one stream (HFAM_CUDA_ONE_STREAM): the results must be the
+ * same bit for bit, or a wait between the graph's lanes is missing.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam.h"
@@ -117,6 +119,75 @@ compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, g
     n_failed++;
 }
 
+/* The three frames through a CUDA context made with `options`: one at a time, or at depth 2
+ * interleaved (A and B in flight, collect A, submit C, ...). FALSE (and a SKIP line) where no
+ * CUDA context opens. */
+static gboolean
+run_frames (HfamModel *model, const char *name, const HfamContextOptions *options,
+            float *const inputs[3], int w, int h, Result gpu[3])
+{
+  g_autoptr (GError) error = NULL;
+  const size_t plane = (size_t) w * h;
+  HfamContext *ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, options, &error);
+
+  if (!ctx) {
+    printf ("SKIP: %s\n", error->message);
+    return FALSE;
+  }
+  g_assert_cmpstr (hfam_context_backend_name (ctx), ==, "cuda");
+  g_assert_cmpint (hfam_context_precision (ctx), ==, options->precision);
+  for (int f = 0; f < 3; f++)
+    gpu[f] = result_new (plane);
+  if (options->pipeline_depth == 2) {
+    HfamOutputs o[3] = { outputs_of (&gpu[0]), outputs_of (&gpu[1]), outputs_of (&gpu[2]) };
+    g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, 2);
+    if (!hfam_context_submit_tensor (ctx, inputs[0], w, h, &error)
+        || !hfam_context_submit_tensor (ctx, inputs[1], w, h, &error))
+      g_error ("%s: submit: %s", name, error->message);
+    /* a third frame does not fit */
+    g_assert_false (hfam_context_submit_tensor (ctx, inputs[2], w, h, &error));
+    g_clear_error (&error);
+    if (!hfam_context_collect (ctx, &o[0], &error)
+        || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
+        || !hfam_context_collect (ctx, &o[1], &error)
+        || !hfam_context_collect (ctx, &o[2], &error))
+      g_error ("%s: %s", name, error->message);
+  } else {
+    for (int f = 0; f < 3; f++) {
+      HfamOutputs o = outputs_of (&gpu[f]);
+      if (!hfam_context_run_tensor (ctx, inputs[f], w, h, &o, &error))
+        g_error ("%s: %s", name, error->message);
+    }
+  }
+  hfam_context_free (ctx);
+  return TRUE;
+}
+
+/* The graph's lanes on their own streams must compute exactly what one stream does (same
+ * kernels, same algorithms): any difference is a missing wait between lanes. */
+static void
+compare_one_stream (HfamModel *model, const char *what, const HfamContextOptions *options,
+                    float *const inputs[3], int w, int h, Result lanes[3])
+{
+  const size_t plane = (size_t) w * h;
+  Result one[3];
+  gboolean same = TRUE;
+
+  g_setenv ("HFAM_CUDA_ONE_STREAM", "1", TRUE);
+  if (!run_frames (model, what, options, inputs, w, h, one))
+    g_error ("%s: a second CUDA context does not open", what);
+  g_unsetenv ("HFAM_CUDA_ONE_STREAM");
+  for (int f = 0; f < 3; f++) {
+    same &= memcmp (one[f].semantic, lanes[f].semantic, sizeof (float) * 3 * plane) == 0
+            && memcmp (one[f].detail, lanes[f].detail, sizeof (float) * plane) == 0
+            && memcmp (one[f].fused, lanes[f].fused, sizeof (float) * plane) == 0;
+    result_clear (&one[f]);
+  }
+  printf ("%-4s %-40s lanes against one stream, bit for bit\n", same ? "ok" : "FAIL", what);
+  if (!same)
+    n_failed++;
+}
+
 static gboolean
 run_case (const char *path, int w, int h, guint32 seed)
 {
@@ -128,6 +199,7 @@ run_case (const char *path, int w, int h, guint32 seed)
   Result cpu[3];
   HfamContext *ctx;
   g_autofree char *base = g_path_get_basename (path);
+  gboolean opened = TRUE;
 
   if (!model) {
     printf ("FAIL %s: %s\n", path, error->message);
@@ -150,68 +222,41 @@ run_case (const char *path, int w, int h, guint32 seed)
   static const struct {
     const char *name;
     HfamContextOptions options;
+    gboolean against_one_stream;
   } configs[] = {
-    { "fp32", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 } },
+    { "fp32", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 }, FALSE },
     { "fp32 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1,
-                          .no_cuda_graphs = TRUE } },
-    { "fp16", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 } },
+                          .no_cuda_graphs = TRUE }, TRUE },
+    { "fp16", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 }, TRUE },
     { "fp16 no graphs", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1,
-                          .no_cuda_graphs = TRUE } },
-    { "fp16 depth 2", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 } },
+                          .no_cuda_graphs = TRUE }, FALSE },
+    { "fp16 depth 2", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 }, TRUE },
     { "fp32 depth 2 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
-                                  .no_cuda_graphs = TRUE } },
+                                  .no_cuda_graphs = TRUE }, FALSE },
   };
-  for (size_t c = 0; c < G_N_ELEMENTS (configs); c++) {
+  for (size_t c = 0; c < G_N_ELEMENTS (configs) && opened; c++) {
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
     Result gpu[3];
     char what[160];
 
-    ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &configs[c].options, &error);
-    if (!ctx) {
-      printf ("SKIP: %s\n", error->message);
-      for (int f = 0; f < 3; f++) {
-        g_free (inputs[f]);
-        result_clear (&cpu[f]);
-      }
-      return FALSE;
-    }
-    g_assert_cmpstr (hfam_context_backend_name (ctx), ==, "cuda");
-    g_assert_cmpint (hfam_context_precision (ctx), ==, configs[c].options.precision);
-    for (int f = 0; f < 3; f++)
-      gpu[f] = result_new (plane);
-    if (configs[c].options.pipeline_depth == 2) {
-      HfamOutputs o[3] = { outputs_of (&gpu[0]), outputs_of (&gpu[1]), outputs_of (&gpu[2]) };
-      g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, 2);
-      if (!hfam_context_submit_tensor (ctx, inputs[0], w, h, &error)
-          || !hfam_context_submit_tensor (ctx, inputs[1], w, h, &error))
-        g_error ("%s: submit: %s", configs[c].name, error->message);
-      /* a third frame does not fit */
-      g_assert_false (hfam_context_submit_tensor (ctx, inputs[2], w, h, &error));
-      g_clear_error (&error);
-      if (!hfam_context_collect (ctx, &o[0], &error)
-          || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
-          || !hfam_context_collect (ctx, &o[1], &error)
-          || !hfam_context_collect (ctx, &o[2], &error))
-        g_error ("%s: %s", configs[c].name, error->message);
-    } else {
-      for (int f = 0; f < 3; f++) {
-        HfamOutputs o = outputs_of (&gpu[f]);
-        if (!hfam_context_run_tensor (ctx, inputs[f], w, h, &o, &error))
-          g_error ("%s: %s", configs[c].name, error->message);
-      }
-    }
+    if (!(opened = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu)))
+      break;
     for (int f = 0; f < 3; f++) {
       snprintf (what, sizeof what, "%s %dx%d %s frame %d", base, w, h, configs[c].name, f);
       compare (what, &gpu[f], &cpu[f], plane, fp16);
-      result_clear (&gpu[f]);
     }
-    hfam_context_free (ctx);
+    if (configs[c].against_one_stream) {
+      snprintf (what, sizeof what, "%s %dx%d %s", base, w, h, configs[c].name);
+      compare_one_stream (model, what, &configs[c].options, inputs, w, h, gpu);
+    }
+    for (int f = 0; f < 3; f++)
+      result_clear (&gpu[f]);
   }
   for (int f = 0; f < 3; f++) {
     g_free (inputs[f]);
     result_clear (&cpu[f]);
   }
-  return TRUE;
+  return opened;
 }
 
 int
