@@ -133,6 +133,7 @@ typedef struct {
   gboolean graphs, debug_sync;
   int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
   double *node_ms;              /* HFAM_CUDA_PROFILE: per node, summed over frames */
+  int profiled_frames;
   cudaEvent_t *node_events;     /* HFAM_CUDA_PROFILE: start and stop of every node */
   int width, height;
   Step *steps;
@@ -857,6 +858,8 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
               g->nodes[i].name);
     be->node_ms[i] += ms;
   }
+  if (ok && stage == HFAM_N_STAGES - 1)
+    be->profiled_frames++;
   return ok;
 }
 
@@ -1373,30 +1376,87 @@ compare_node_ms (gconstpointer a, gconstpointer b, gpointer data)
   return (x < y) - (x > y);
 }
 
-/* HFAM_CUDA_PROFILE: the nodes that took the most time, on stderr. */
+/* HFAM_CUDA_PROFILE: what kind of work a node is, for the totals by kind. */
+static const char *
+node_kind (const HfamNode *n)
+{
+  static const char *const ops[] = {
+    [HFAM_OP_INPUT] = "input", [HFAM_OP_CONV] = "conv", [HFAM_OP_MAXPOOL] = "maxpool",
+    [HFAM_OP_AVGPOOL] = "avgpool", [HFAM_OP_GLOBAL_POOL] = "global pool",
+    [HFAM_OP_RESIZE] = "resize", [HFAM_OP_CONCAT] = "concat copies",
+    [HFAM_OP_SK_PROJECT] = "SK fold + 1x1 conv", [HFAM_OP_SEMANTIC_HEAD] = "semantic head",
+    [HFAM_OP_ATTENTION] = "attention", [HFAM_OP_POOL_MAP] = "pool map",
+    [HFAM_OP_SCALE_BY_MAP] = "scale by map", [HFAM_OP_FUSION] = "fusion",
+  };
+  if (n->op != HFAM_OP_CONV)
+    return ops[n->op];
+  if (n->conv.kernel == 3)
+    return n->conv.dilation > 1 ? "conv 3x3 dilated" : "conv 3x3";
+  return n->conv.kernel == 1 ? "conv 1x1" : "conv 7x7";
+}
+
+/* Multiply-accumulates of a convolution node (0 for the others). */
+static double
+node_macs (const CudaBackend *be, int id)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const HfamConvParams *p = n->op == HFAM_OP_CONV ? &n->conv
+                            : n->op == HFAM_OP_SK_PROJECT ? &n->sk.project : NULL;
+  const Step *s = &be->steps[id];
+  return p ? (double) s->w * s->h * p->cout * p->cin * p->kernel * p->kernel : 0.0;
+}
+
+/* HFAM_CUDA_PROFILE: the nodes that took the most time, with what the convolutions achieved
+ * (TFLOP/s, 2 per multiply-accumulate), then the totals by kind of node, on stderr. */
 static void
 print_profile (const CudaBackend *be)
 {
   const HfamGraph *g = be->base.graph;
   g_autofree int *order = g_new (int, g->n_nodes);
+  /* kind -> ms, nodes, MACs */
+  g_autoptr (GHashTable) kinds = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g_autoptr (GList) names = NULL;
   double total = 0.0;
 
   for (int i = 0; i < g->n_nodes; i++) {
+    double *sum = g_hash_table_lookup (kinds, node_kind (&g->nodes[i]));
     order[i] = i;
     total += be->node_ms[i];
+    if (!sum) {
+      sum = g_new0 (double, 3);
+      g_hash_table_insert (kinds, (gpointer) node_kind (&g->nodes[i]), sum);
+    }
+    sum[0] += be->node_ms[i];
+    sum[1] += 1.0;
+    sum[2] += node_macs (be, i);
   }
   if (total <= 0.0)
     return;
   g_qsort_with_data (order, g->n_nodes, sizeof *order, compare_node_ms, be->node_ms);
-  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every frame run; the slowest:\n",
-              total);
+  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every frame run (%d frames); "
+              "the slowest:\n", total, be->profiled_frames);
   for (int k = 0; k < MIN (g->n_nodes, 40); k++) {
     const int i = order[k];
     const Step *s = &be->steps[i];
-    g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d%s\n", g->nodes[i].name,
-                hfam_stage_name (g->nodes[i].stage), be->node_ms[i], 100.0 * be->node_ms[i] / total,
-                s->w, s->h, s->cs,
-                s->is_conv ? (s->choice.fused ? " conv fused" : " conv + bias_act") : "");
+    const double macs = node_macs (be, i);
+    g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d", g->nodes[i].name,
+                hfam_stage_name (g->nodes[i].stage), be->node_ms[i],
+                100.0 * be->node_ms[i] / total, s->w, s->h, s->cs);
+    if (s->is_conv)
+      g_printerr (" %s%s, %.1f TFLOP/s", node_kind (&g->nodes[i]),
+                  s->choice.fused ? " fused" : " + bias_act",
+                  2.0 * macs * be->profiled_frames / (be->node_ms[i] * 1e9));
+    g_printerr ("\n");
+  }
+  g_printerr ("by kind:\n");
+  names = g_hash_table_get_keys (kinds);
+  for (GList *l = names; l; l = l->next) {
+    const double *sum = g_hash_table_lookup (kinds, l->data);
+    g_printerr ("  %-20s %4.0f nodes %8.3f ms %5.1f %%", (const char *) l->data, sum[1], sum[0],
+                100.0 * sum[0] / total);
+    if (sum[2] > 0.0)
+      g_printerr (" %.1f TFLOP/s", 2.0 * sum[2] * be->profiled_frames / (sum[0] * 1e9));
+    g_printerr ("\n");
   }
 }
 
