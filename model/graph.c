@@ -7,7 +7,9 @@
  * - 1: MFEM at f2 (runs during layer3 and layer4), then P3..P0 (once G is there);
  * - 2: MFEM at f3 (runs during layer4 and MFEM at f4);
  * - 3: L-BB (from f1, during layers 2 to 4), then the detail decoder's block 4 (it reads f4
- *   only, so it runs beside the semantic decoder). */
+ *   only, so it runs beside the semantic decoder);
+ * - 4, 5, 6: the dilated branches b1, b2, b3 of each MFEM, beside its b0 and b4: at f3 and f4
+ *   a batch-1 convolution fills few of a large GPU's multiprocessors. */
 #include "graph.h"
 #include "hparams.h"
 
@@ -182,16 +184,18 @@ build_mfem (Builder *b, int level, int f)
   const int cm = hp->mfem_channels;
   const int *rates = hp->mfem_rates[level - 2];
   int branches[4], gap, pooled, gap_branches;
+  const int lane = level == 2 ? 1 : level == 3 ? 2 : 0;
   HfamNode n = { .op = HFAM_OP_SK_PROJECT, .n_inputs = 3, .channels = cm };
   g_autofree char *name = NULL;
 
   b->stage = HFAM_STAGE_MFEM;
-  b->lane = level == 2 ? 1 : level == 3 ? 2 : 0;
   for (int k = 0; k < 4; k++) {
     g_autofree char *bn = g_strdup_printf ("mfem%d.b%d.conv", level, k);
+    b->lane = k > 0 ? 3 + k : lane;
     branches[k] = k == 0 ? conv (b, bn, f, cm, 1, 1, 1, TRUE, -1)
                          : conv (b, bn, f, cm, 3, 1, rates[k - 1], TRUE, -1);
   }
+  b->lane = lane;
   name = g_strdup_printf ("mfem%d.branches", level);
   n.inputs[0] = concat (b, name, branches, 4);
   g_free (name);
