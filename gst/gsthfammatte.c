@@ -330,8 +330,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_uint ("n-threads", "Threads",
-          "CPU threads for the network and the colour conversion "
-          "(0 = one per core)", 0, 1024, DEFAULT_PROP_N_THREADS,
+          "CPU threads for the network, the colour conversion and the "
+          "matte's resizing and writing (0 = one per core)", 0, 1024, DEFAULT_PROP_N_THREADS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_PRECISION,

@@ -2,6 +2,8 @@
 #include "hfam-worker.h"
 
 #include "frame.h"
+
+#include <omp.h>
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudamemory.h>
 
@@ -515,6 +517,9 @@ hfam_worker_write (const HfamWorker *worker, const HfamFrame *frame, GstVideoFra
     .height = GST_VIDEO_FRAME_HEIGHT (out),
     .format = format,
   };
+  /* the writer's rows go to the calling thread's OpenMP team */
+  omp_set_num_threads (worker->n_threads > 0 ? (int) worker->n_threads
+                                             : (int) g_get_num_processors ());
   return hfam_matte_write (worker->matte, image.width, image.height, frame, NULL, &image) == 0;
 }
 

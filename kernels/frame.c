@@ -193,6 +193,8 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
     }
     a = resized;
   }
+  /* rows are independent: a frame's worth spreads over the calling thread's OpenMP team */
+#pragma omp parallel for if ((int64_t) w * h >= 65536)
   for (int y = 0; y < h; y++) {
     uint8_t *row = out->data + (ptrdiff_t) y * out->stride;
     const float *arow = a + (size_t) y * w;

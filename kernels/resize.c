@@ -4,10 +4,14 @@
  * The vertical pass walks whole rows and vectorises; the horizontal pass gathers a few taps per
  * output. Which order is cheaper depends on the sizes, so each call estimates both. Only one
  * source line is ever converted to float in the vertical-first order, and the horizontal-first
- * order keeps just the (source height x output width) intermediate. */
+ * order keeps just the (source height x output width) intermediate.
+ *
+ * Lines are independent: large images spread them over the calling thread's OpenMP team
+ * (omp_set_num_threads), each thread with a line buffer of its own. */
 #include "resize.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +20,10 @@
 /* A horizontal tap costs about this many vertical ones, a gather against a vectorised stream:
  * with it both orders were timed on 1920x1080 <-> 512x288 (x86-64) and the cheaper one won. */
 #define HPASS_COST 4
+
+/* Below this many output values a resize stays on one thread: a team costs more than it saves
+ * on the small maps of the tests and of the network's heads. */
+#define PARALLEL_MIN_OUTPUTS 65536
 
 
 void
@@ -225,6 +233,7 @@ filters_init (HfamResizeFilter *fx, HfamResizeFilter *fy, int sw, int sh, int dw
 int
 hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw, int dh, int ds)
 {
+  const int parallel = (int64_t) dw * dh >= PARALLEL_MIN_OUTPUTS;
   HfamResizeFilter fx, fy;
   float *tmp;
   int ok;
@@ -233,23 +242,31 @@ hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw,
     return -1;
 
   if (vertical_first (&fx, &fy, sw, dw, dh, 1, 1)) {
-    /* One source-width line. */
-    tmp = malloc (sizeof (float) * sw);
-    if (tmp)
+    /* One source-width line per thread. */
+    tmp = malloc (sizeof (float) * sw * (size_t) omp_get_max_threads ());
+    if (tmp) {
+#pragma omp parallel for if (parallel)
       for (int y = 0; y < dh; y++) {
+        float *line = tmp + (size_t) omp_get_thread_num () * sw;
         vpass_f32 (src + (ptrdiff_t) fy.start[y] * ss, ss, fy.len[y],
-                   fy.w + (size_t) y * fy.k, sw, tmp);
-        hpass_f32 (tmp, &fx, dw, dst + (ptrdiff_t) y * ds);
+                   fy.w + (size_t) y * fy.k, sw, line);
+        hpass_f32 (line, &fx, dw, dst + (ptrdiff_t) y * ds);
       }
+    }
   } else {
     /* The source lines that the vertical pass reads, at the output width. */
     tmp = malloc (sizeof (float) * dw * (size_t) (fy.hi - fy.lo));
     if (tmp) {
-      for (int y = fy.lo; y < fy.hi; y++)
-        hpass_f32 (src + (ptrdiff_t) y * ss, &fx, dw, tmp + (size_t) (y - fy.lo) * dw);
-      for (int y = 0; y < dh; y++)
-        vpass_f32 (tmp + (size_t) (fy.start[y] - fy.lo) * dw, dw, fy.len[y],
-                   fy.w + (size_t) y * fy.k, dw, dst + (ptrdiff_t) y * ds);
+#pragma omp parallel if (parallel)
+      {
+#pragma omp for
+        for (int y = fy.lo; y < fy.hi; y++)
+          hpass_f32 (src + (ptrdiff_t) y * ss, &fx, dw, tmp + (size_t) (y - fy.lo) * dw);
+#pragma omp for
+        for (int y = 0; y < dh; y++)
+          vpass_f32 (tmp + (size_t) (fy.start[y] - fy.lo) * dw, dw, fy.len[y],
+                     fy.w + (size_t) y * fy.k, dw, dst + (ptrdiff_t) y * ds);
+      }
     }
   }
 
@@ -276,6 +293,7 @@ hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes
                        const int order[3], float scale, const float mean[3],
                        const float std[3])
 {
+  const int parallel = (int64_t) dw * dh >= PARALLEL_MIN_OUTPUTS;
   HfamResizeFilter fx, fy;
   size_t plane = (size_t) dw * dh;
   int off[3];
@@ -294,35 +312,44 @@ hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes
   }
 
   if (vertical_first (&fx, &fy, sw, dw, dh, bytes_per_pixel, 3)) {
-    /* One source line, all its bytes as floats (the vertical pass need not pick channels),
-     * and the padding that hpass3_f32 needs. */
-    tmp = malloc (sizeof (float) * (sw * (size_t) bytes_per_pixel + 1));
-    if (tmp)
+    /* One source line per thread, all its bytes as floats (the vertical pass need not pick
+     * channels), and the padding that hpass3_f32 needs. */
+    const size_t line_floats = sw * (size_t) bytes_per_pixel + 1;
+    tmp = malloc (sizeof (float) * line_floats * (size_t) omp_get_max_threads ());
+    if (tmp) {
+#pragma omp parallel for if (parallel)
       for (int y = 0; y < dh; y++) {
+        float *line = tmp + (size_t) omp_get_thread_num () * line_floats;
         float *const out[3] = { dst + y * (size_t) dw, dst + plane + y * (size_t) dw,
                                 dst + 2 * plane + y * (size_t) dw };
         vpass_u8 (src + (ptrdiff_t) fy.start[y] * stride, stride, fy.len[y],
-                  fy.w + (size_t) y * fy.k, sw * bytes_per_pixel, tmp);
-        hpass3_f32 (tmp, &fx, dw, bytes_per_pixel, off, out);
+                  fy.w + (size_t) y * fy.k, sw * bytes_per_pixel, line);
+        hpass3_f32 (line, &fx, dw, bytes_per_pixel, off, out);
         normalise (out, dw, mul, add);
       }
+    }
   } else {
     /* Three planes of the source lines that the vertical pass reads, at the output width. */
     size_t tplane = (size_t) dw * (fy.hi - fy.lo);
     tmp = malloc (sizeof (float) * 3 * tplane);
     if (tmp) {
-      for (int y = fy.lo; y < fy.hi; y++) {
-        size_t o = (size_t) (y - fy.lo) * dw;
-        float *const out[3] = { tmp + o, tmp + tplane + o, tmp + 2 * tplane + o };
-        hpass3_u8 (src + (ptrdiff_t) y * stride, &fx, dw, bytes_per_pixel, off, out);
-      }
-      for (int y = 0; y < dh; y++) {
-        float *const out[3] = { dst + y * (size_t) dw, dst + plane + y * (size_t) dw,
-                                dst + 2 * plane + y * (size_t) dw };
-        for (int k = 0; k < 3; k++)
-          vpass_f32 (tmp + k * tplane + (size_t) (fy.start[y] - fy.lo) * dw, dw, fy.len[y],
-                     fy.w + (size_t) y * fy.k, dw, out[k]);
-        normalise (out, dw, mul, add);
+#pragma omp parallel if (parallel)
+      {
+#pragma omp for
+        for (int y = fy.lo; y < fy.hi; y++) {
+          size_t o = (size_t) (y - fy.lo) * dw;
+          float *const out[3] = { tmp + o, tmp + tplane + o, tmp + 2 * tplane + o };
+          hpass3_u8 (src + (ptrdiff_t) y * stride, &fx, dw, bytes_per_pixel, off, out);
+        }
+#pragma omp for
+        for (int y = 0; y < dh; y++) {
+          float *const out[3] = { dst + y * (size_t) dw, dst + plane + y * (size_t) dw,
+                                  dst + 2 * plane + y * (size_t) dw };
+          for (int k = 0; k < 3; k++)
+            vpass_f32 (tmp + k * tplane + (size_t) (fy.start[y] - fy.lo) * dw, dw, fy.len[y],
+                       fy.w + (size_t) y * fy.k, dw, out[k]);
+          normalise (out, dw, mul, add);
+        }
       }
     }
   }

@@ -19,6 +19,7 @@ typedef struct {
 struct _HfamContext {
   HfamModel *model;
   HfamBackend *backend;
+  int host_threads;       /* OpenMP team for the resizes on the host, any backend */
   gboolean timing;
   double stage_seconds[HFAM_N_STAGES];
   int width, height;      /* the planned inference size */

@@ -6,6 +6,7 @@
 #include "resize.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 struct _HfamModel {
@@ -141,6 +142,7 @@ hfam_context_new_full (HfamModel *model, HfamBackendKind kind, int device_id, in
   ctx = g_new0 (HfamContext, 1);
   ctx->model = model;
   ctx->backend = backend;
+  ctx->host_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   return ctx;
 }
 
@@ -363,6 +365,8 @@ prepare_image (HfamContext *ctx, const HfamImage *image, int long_side, const ch
   if (!hfam_context_ready_to_submit (ctx, FALSE, w, h, what, error))
     return FALSE;
   hfam_context_preprocess_params (ctx, &params);
+  /* OpenMP's thread count belongs to the calling thread */
+  omp_set_num_threads (ctx->host_threads);
   /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
   if (hfam_preprocess_frame (image->data, image->width, image->height, image->stride,
                              bytes_per_pixel[image->format], offsets[image->format],
@@ -381,6 +385,7 @@ finish_matte (HfamContext *ctx, int frame_width, int frame_height, float *alpha,
 {
   if (extra && extra->fused)
     memcpy (extra->fused, ctx->fused, sizeof (float) * (size_t) ctx->width * ctx->height);
+  omp_set_num_threads (ctx->host_threads);
   if (hfam_resize_plane (ctx->fused, ctx->width, ctx->height, ctx->width, alpha, frame_width,
                          frame_height, alpha_stride) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "resize: out of memory");

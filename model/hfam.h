@@ -61,7 +61,9 @@ typedef enum {
 /* "auto", "cpu" or "cuda"; an error naming the choices otherwise. */
 gboolean hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error);
 
-/* n_threads <= 0: one per core. device_id < 0: the first device. */
+/* n_threads: the CPU backend's threads, and the OpenMP team of the frame resizes on the host
+ * (any backend; set on the calling thread); <= 0: one per core. device_id < 0: the first
+ * device. */
 HfamContext *hfam_context_new (HfamModel *model, HfamBackendKind kind, int device_id,
                                int n_threads, GError **error);
 

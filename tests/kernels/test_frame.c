@@ -8,6 +8,7 @@
 
 #include <glib.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 static void
@@ -327,6 +328,49 @@ test_matte_shrink (void)
     g_assert_cmpint (key[i], ==, (int) floorf (CLAMP (ref[i], 0.0f, 1.0f) * 255.0f + 0.5f));
 }
 
+/* A 1080p matte, spread over threads, comes out as on one thread, bit for bit: a colour
+ * format from an NV12 frame and from an RGBA one, and a key. */
+static void
+test_matte_threads (void)
+{
+  const int aw = 512, ah = 288, w = 1920, h = 1080;
+  g_autofree float *alpha = g_new (float, aw * ah);
+  g_autofree uint8_t *nv12 = g_malloc ((size_t) w * h * 3 / 2);
+  g_autofree uint8_t *rgba = g_malloc ((size_t) w * h * 4);
+  g_autofree uint8_t *one = g_malloc ((size_t) w * h * 4);
+  g_autofree uint8_t *many = g_malloc ((size_t) w * h * 4);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (23);
+  const HfamFrame frames[2] = {
+    { .planes = { nv12, nv12 + (size_t) w * h }, .strides = { w, w }, .width = w, .height = h,
+      .format = HFAM_FRAME_NV12 },
+    { .planes = { rgba }, .strides = { w * 4 }, .width = w, .height = h,
+      .format = HFAM_FRAME_RGBA },
+  };
+  static const HfamMatteFormat formats[3] = {
+    HFAM_MATTE_RGBA_PREMULTIPLIED, HFAM_MATTE_BGRA, HFAM_MATTE_GRAY16,
+  };
+  HfamYuvToRgb yuv;
+
+  hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT709, HFAM_RANGE_LIMITED);
+  for (int i = 0; i < aw * ah; i++)
+    alpha[i] = (float) g_rand_double_range (rand, -0.2, 1.2);
+  for (size_t i = 0; i < (size_t) w * h * 3 / 2; i++)
+    nv12[i] = (uint8_t) g_rand_int (rand);
+  for (size_t i = 0; i < (size_t) w * h * 4; i++)
+    rgba[i] = (uint8_t) g_rand_int (rand);
+  for (int f = 0; f < 3; f++) {
+    const HfamMatteImage out[2] = {
+      { one, w * hfam_matte_bytes_per_pixel (formats[f]), w, h, formats[f] },
+      { many, w * hfam_matte_bytes_per_pixel (formats[f]), w, h, formats[f] },
+    };
+    for (int k = 0; k < 2; k++) {
+      omp_set_num_threads (k == 0 ? 1 : 3);
+      g_assert_cmpint (hfam_matte_write (alpha, aw, ah, &frames[f % 2], &yuv, &out[k]), ==, 0);
+    }
+    g_assert_true (memcmp (one, many, (size_t) out[0].stride * h) == 0);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -338,5 +382,6 @@ main (int argc, char **argv)
   g_test_add_func ("/frame/yuv-formats", test_yuv_formats);
   g_test_add_func ("/frame/matte-formats", test_matte_formats);
   g_test_add_func ("/frame/matte-shrink", test_matte_shrink);
+  g_test_add_func ("/frame/matte-threads", test_matte_threads);
   return g_test_run ();
 }

@@ -1,0 +1,153 @@
+/* hfam-frame-bench: the host-side work around the network for one frame, which on a CUDA
+ * machine with frames in system memory is all the CPU does per frame: the frame resized and
+ * normalised to the inference size (hfam_preprocess_frame), alpha_p resized back to the frame
+ * (hfam_resize_plane), and the RGBA fill and the GRAY8 key written (hfam_matte_write). Each
+ * on one thread and on --threads threads, the two alternated round by round so that load on
+ * the machine hits both alike; prints medians and the ratio. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <glib.h>
+
+#include "frame.h"
+#include "hfam.h"
+#include "resize.h"
+
+enum { STEP_PREPROCESS, STEP_RESIZE, STEP_FILL, STEP_KEY, N_STEPS };
+
+static const char *const step_names[N_STEPS] = {
+  "preprocess", "alpha resize", "RGBA fill", "GRAY8 key",
+};
+
+static char *size_text;
+static int n_rounds = 15, n_threads, long_side = 512;
+
+static const GOptionEntry entries[] = {
+  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text, "Frame size (default 1920x1080)", "WxH" },
+  { "inference-size", 'i', 0, G_OPTION_ARG_INT, &long_side,
+    "Long side of the inference size (default 512)", "N" },
+  { "rounds", 'r', 0, G_OPTION_ARG_INT, &n_rounds, "Rounds, each timing both (default 15)",
+    "R" },
+  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Threads (default: one per core)", "T" },
+  G_OPTION_ENTRY_NULL
+};
+
+static int
+compare_doubles (const void *a, const void *b)
+{
+  const double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static double
+median (double *values, int n)
+{
+  qsort (values, n, sizeof *values, compare_doubles);
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* One pass over every step on `threads` threads; milliseconds per step into ms. */
+static gboolean
+time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, int inf_h,
+            float *input, const float *alpha_p, float *alpha, uint8_t *fill, uint8_t *key,
+            double ms[N_STEPS])
+{
+  static const int rgb_offsets[3] = { 0, 1, 2 }, bgr_order[3] = { 2, 1, 0 };
+  static const float mean[3] = { 103.939f, 116.779f, 123.68f }, std[3] = { 1.0f, 1.0f, 1.0f };
+  const HfamFrame frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
+                            .height = height, .format = HFAM_FRAME_RGBA };
+  const HfamMatteImage fill_image = { fill, width * 4, width, height, HFAM_MATTE_RGBA };
+  const HfamMatteImage key_image = { key, width, width, height, HFAM_MATTE_GRAY8 };
+  gint64 t[N_STEPS + 1];
+  int failed = 0;
+
+  omp_set_num_threads (threads);
+  t[0] = g_get_monotonic_time ();
+  failed |= hfam_preprocess_frame (rgba, width, height, width * 4, 4, rgb_offsets, input, inf_w,
+                                   inf_h, bgr_order, 255.0f, mean, std);
+  t[1] = g_get_monotonic_time ();
+  failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
+  t[2] = g_get_monotonic_time ();
+  failed |= hfam_matte_write (alpha, width, height, &frame, NULL, &fill_image);
+  t[3] = g_get_monotonic_time ();
+  failed |= hfam_matte_write (alpha, width, height, NULL, NULL, &key_image);
+  t[4] = g_get_monotonic_time ();
+  for (int k = 0; k < N_STEPS; k++)
+    ms[k] = (t[k + 1] - t[k]) / 1000.0;
+  return failed == 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) options = g_option_context_new ("- host-side work per frame");
+  g_autoptr (GError) error = NULL;
+  int width = 1920, height = 1080, inf_w, inf_h, threads;
+  g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
+  g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL;
+  g_autofree double *samples = NULL;
+  double warm[N_STEPS];
+
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, &error)) {
+    g_printerr ("hfam-frame-bench: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
+  if ((size_text && sscanf (size_text, "%dx%d", &width, &height) != 2) || width < 32
+      || height < 32 || long_side < 32 || n_rounds < 1) {
+    g_printerr ("hfam-frame-bench: --size WxH of at least 32x32, --inference-size >= 32, "
+                "--rounds >= 1\n");
+    return EXIT_FAILURE;
+  }
+  threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
+  hfam_inference_dims (width, height, long_side, &inf_w, &inf_h);
+  rgba = g_malloc ((size_t) width * height * 4);
+  fill = g_malloc ((size_t) width * height * 4);
+  key = g_malloc ((size_t) width * height);
+  input = g_new (float, 3 * (size_t) inf_w * inf_h);
+  alpha_p = g_new (float, (size_t) inf_w * inf_h);
+  alpha = g_new (float, (size_t) width * height);
+  /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */
+  for (size_t i = 0; i < (size_t) width * height * 4; i++)
+    rgba[i] = (uint8_t) (i * 7 + i / 4099);
+  for (size_t i = 0; i < (size_t) inf_w * inf_h; i++)
+    alpha_p[i] = (float) (i % 97) / 96.0f;
+
+  /* [round][1 thread / threads][step] */
+  samples = g_new (double, (size_t) n_rounds * 2 * N_STEPS);
+  for (int side = 0; side < 2; side++)  /* first touch of every buffer, on both team sizes */
+    time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p, alpha,
+                fill, key, warm);
+  for (int r = 0; r < n_rounds; r++)
+    for (int side = 0; side < 2; side++)
+      if (!time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p,
+                       alpha, fill, key, samples + ((size_t) r * 2 + side) * N_STEPS)) {
+        g_printerr ("hfam-frame-bench: a step refused its arguments or ran out of memory\n");
+        return EXIT_FAILURE;
+      }
+
+  g_print ("frame %dx%d, inference %dx%d, %d rounds, medians in ms\n", width, height, inf_w,
+           inf_h, n_rounds);
+  g_print ("%-14s %10s %10s %8s\n", "step", "1 thread", "threads", "ratio");
+  {
+    g_autofree double *column = g_new (double, n_rounds);
+    for (int k = 0; k <= N_STEPS; k++) {
+      double m[2];
+      for (int side = 0; side < 2; side++) {
+        for (int r = 0; r < n_rounds; r++) {
+          const double *s = samples + ((size_t) r * 2 + side) * N_STEPS;
+          column[r] = 0.0;
+          for (int j = 0; j < N_STEPS; j++)
+            if (j == k || k == N_STEPS)
+              column[r] += s[j];
+        }
+        m[side] = median (column, n_rounds);
+      }
+      g_print ("%-14s %10.2f %10.2f %8.2f\n", k < N_STEPS ? step_names[k] : "all (per round)",
+               m[0], m[1], m[1] / m[0]);
+    }
+    g_print ("threads: %d; ratio = threads / 1 thread (< 1: faster)\n", threads);
+  }
+  return EXIT_SUCCESS;
+}
