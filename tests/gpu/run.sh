@@ -283,13 +283,50 @@ if [ "$phase" = all ] || [ "$phase" = gst ]; then
   gst_phase
 fi
 
+# Where R101's time goes at 512x288 fp16: per stage (no graphs, every stage synchronised:
+# slower than the bench's frames), per node, and what the graph's lanes gain. Run after the
+# fp16 rows (R101 first: the bars), before the fp32 ones, which DEADLINE cuts first.
+diagnose_r101 () {
+  timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
+    --backend cuda --precision fp16 --no-graphs -n 20 --no-torch 2>&1 | tee "$LOG/stages-r101.log"
+  # and per node (every node timed on one stream: the slowest 40, then totals by kind)
+  HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
+    --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
+  sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
+  # what the lanes gain: the graph's lanes on their streams against every node on one
+  # stream (HFAM_CUDA_ONE_STREAM=1), alternated three times so that drift hits both alike
+  lanes=$LOG/lanes-r101.txt
+  printf '%-6s %-11s %-5s %12s %10s\n' round streams depth latency_ms fps >"$lanes"
+  for round in 1 2 3; do
+    for streams in lanes one; do
+      for depth in 1 2; do
+        llog=$LOG/lanes-$round-$streams-d$depth.log
+        one=0; [ $streams = one ] && one=1
+        HFAM_CUDA_ONE_STREAM=$one timeout 120 "$BUILD/tools/hfam-bench" \
+          --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
+          --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
+        lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
+        fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$llog")
+        printf '%-6s %-11s %-5s %12s %10s\n' $round $streams $depth "${lat:-n/a}" \
+          "${fps:-n/a}" >>"$lanes"
+      done
+    done
+  done
+  echo "R101 512x288 fp16: lanes on their own streams against one stream"
+  cat "$lanes"
+}
+
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' model size \
     prec depth latency_ms fps torch_ms torch.compile vs_torch vs_compile >"$summary"
   for prec in fp16 fp32; do
-    for m in r50 r101 default; do
+    if [ $prec = fp32 ] && [ "$SECONDS" -le "$DEADLINE" ] \
+       && echo "r101 512x288 fp16" | grep -Eq -- "$pattern"; then
+      diagnose_r101
+    fi
+    for m in r101 r50 default; do
       weights=$models/$m.safetensors
       [ $m = default ] && weights=$root/model/default.safetensors
       for size in 512x288 512x512; do
@@ -328,36 +365,6 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
       done
     done
   done
-  # where the time goes (no graphs, every stage synchronised: slower than the frames above)
-  if [ "$SECONDS" -le "$DEADLINE" ] && echo "r101 512x288 fp16" | grep -Eq -- "$pattern"; then
-    timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
-      --backend cuda --precision fp16 --no-graphs -n 20 --no-torch 2>&1 | tee "$LOG/stages-r101.log"
-    # and per node (every node timed on one stream: the slowest 40, then totals by kind)
-    HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
-      --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
-    sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
-    # what the lanes gain: the graph's lanes on their streams against every node on one
-    # stream (HFAM_CUDA_ONE_STREAM=1), alternated three times so that drift hits both alike
-    lanes=$LOG/lanes-r101.txt
-    printf '%-6s %-11s %-5s %12s %10s\n' round streams depth latency_ms fps >"$lanes"
-    for round in 1 2 3; do
-      for streams in lanes one; do
-        for depth in 1 2; do
-          llog=$LOG/lanes-$round-$streams-d$depth.log
-          one=0; [ $streams = one ] && one=1
-          HFAM_CUDA_ONE_STREAM=$one timeout 120 "$BUILD/tools/hfam-bench" \
-            --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
-            --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
-          lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
-          fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$llog")
-          printf '%-6s %-11s %-5s %12s %10s\n' $round $streams $depth "${lat:-n/a}" \
-            "${fps:-n/a}" >>"$lanes"
-        done
-      done
-    done
-    echo "R101 512x288 fp16: lanes on their own streams against one stream"
-    cat "$lanes"
-  fi
   say "bench summary"
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"
   echo "vs_torch, vs_compile: engine latency / PyTorch median frame time (< 1: the engine is faster)"
