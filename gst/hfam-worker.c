@@ -589,8 +589,8 @@ hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFr
   worker->n_in_flight--;
   worker->n_on_device--;
   hfam_worker_enter (worker);
-  ok = hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, outputs,
-                                          n_outputs, error);
+  ok = hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, frame->smoothing,
+                                          outputs, n_outputs, error);
   hfam_worker_leave (worker);
   return ok;
 #else
