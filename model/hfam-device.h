@@ -14,7 +14,8 @@
  * (hfam_context_write_kept_matte). Blending here, at the inference size before the resize to
  * the frame's size, gives what blending the resized mattes at the frame's size gives (as
  * hfammatte does with hfam_context_collect_matte's host mattes) up to float rounding: the
- * resize is linear, each output pixel a fixed weighted sum of the matte's. */
+ * resize is linear, each output pixel a fixed weighted sum of the matte's. Host frames
+ * neither use nor change the kept matte. */
 #ifndef HFAM_DEVICE_H
 #define HFAM_DEVICE_H
 
