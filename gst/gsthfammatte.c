@@ -42,8 +42,11 @@
  * GstContext, and frames in that context's memory go from the input to the
  * outputs without a copy through the host: the frame is resized and
  * normalised on the device, and the matte written on the device into buffers
- * of a CUDA buffer pool. With `inference-interval` above 1 or
- * `temporal-smoothing` (host work on the matte), and for colour matrices other
+ * of a CUDA buffer pool. The matte stays on the device between frames too:
+ * `temporal-smoothing` blends it there (at the inference size, before the
+ * resize to the frame, which gives the same matte up to float rounding; a
+ * change of `inference-size` restarts the smoothing there) and the frames that
+ * `inference-interval` skips are written from it. For colour matrices other
  * than BT.601 and BT.709, frames go through gstcuda's host staging instead.
  *
  * A network run takes time. In live pipelines the element therefore reports
@@ -1745,7 +1748,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   GST_OBJECT_UNLOCK (self);
 
   /* device and host frames are not in flight together */
-  if (hfam_worker_switches_path (self->worker, inbuf, &settings))
+  if (hfam_worker_switches_path (self->worker, inbuf))
     gst_hfam_matte_drain (self);
   frame = hfam_worker_push (self->worker, inbuf, &settings, &error);
   if (!frame) {

@@ -30,9 +30,11 @@ struct _HfamWorker {
   HfamYuvToRgb yuv;               /* its colour matrix, for NV12 and I420 */
 #endif
   guint n_on_device;              /* frames in flight on the device path */
-  float *matte;                   /* width x height, what the outputs show */
-  float *fresh;                   /* the network's output before the blend */
+  float *matte;                   /* host path: width x height, what the outputs show */
+  float *fresh;                   /* host path: the network's output before the blend */
   gboolean have_matte;            /* a frame since the last reset runs the network */
+  gboolean matte_on_device;       /* that frame is on the device path: the current matte is
+                                     libhfam's kept matte (hfam-device.h), not `matte` */
   guint frames_since_inference;
 };
 
@@ -319,17 +321,16 @@ hfam_worker_device_frame (const HfamWorker *worker, const GstVideoFrame *mapped)
 }
 #endif
 
-/* The device path: CUDA memory of libhfam's own context, in a format it reads, with
- * settings that need no matte on the host (the blend and the reuse are host work). */
+/* The device path: CUDA memory of libhfam's own context, in a format it reads. The matte
+ * stays on the device there: libhfam blends it and keeps it for the frames that do not run
+ * the network. */
 static gboolean
-hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer,
-                               const HfamWorkerSettings *settings)
+hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer)
 {
 #ifdef HFAM_HAVE_GST_CUDA
   GstMemory *memory;
 
-  if (!worker->device_format || settings->inference_interval != 1
-      || settings->temporal_smoothing > 0.0f || gst_buffer_n_memory (buffer) != 1)
+  if (!worker->device_format || gst_buffer_n_memory (buffer) != 1)
     return FALSE;
   memory = gst_buffer_peek_memory (buffer, 0);
   return gst_is_cuda_memory (memory)
@@ -341,12 +342,10 @@ hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer,
 }
 
 gboolean
-hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer,
-                           const HfamWorkerSettings *settings)
+hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer)
 {
   return worker->n_in_flight > 0
-      && (worker->n_on_device > 0)
-         != hfam_worker_takes_device_path (worker, buffer, settings);
+      && (worker->n_on_device > 0) != hfam_worker_takes_device_path (worker, buffer);
 }
 
 static gboolean
@@ -374,10 +373,11 @@ hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSetting
 {
   HfamWorkerFrame *frame = g_new0 (HfamWorkerFrame, 1);
   GstMapFlags map_flags = GST_MAP_READ;
+  gboolean have_matte;
 
   frame->arrived = gst_util_get_timestamp ();
   frame->buffer = buffer;
-  frame->on_device = hfam_worker_takes_device_path (worker, buffer, settings);
+  frame->on_device = hfam_worker_takes_device_path (worker, buffer);
 #ifdef HFAM_HAVE_GST_CUDA
   if (frame->on_device)
     map_flags |= GST_MAP_CUDA;
@@ -389,11 +389,13 @@ hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSetting
     g_free (frame);
     return NULL;
   }
-  frame->runs = !worker->have_matte
-      || worker->frames_since_inference >= settings->inference_interval;
+  /* the current matte is where its frame's path keeps it: a frame on the other path runs the
+   * network and starts afresh */
+  have_matte = worker->have_matte && worker->matte_on_device == frame->on_device;
+  frame->runs = !have_matte || worker->frames_since_inference >= settings->inference_interval;
   if (frame->runs) {
     /* the previous matte (if any since the reset) will be there when this one arrives */
-    frame->smoothing = worker->have_matte ? settings->temporal_smoothing : 0.0f;
+    frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
     if (!(frame->on_device
           ? hfam_worker_submit_device (worker, frame, settings->inference_size, error)
           : hfam_worker_submit (worker, frame, settings->inference_size, error))) {
@@ -404,6 +406,7 @@ hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSetting
     worker->n_in_flight++;
     worker->n_on_device += frame->on_device;
     worker->have_matte = TRUE;
+    worker->matte_on_device = frame->on_device;
     worker->frames_since_inference = 1;
   } else {
     worker->frames_since_inference++;
@@ -418,9 +421,8 @@ hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **
 {
   const int width = GST_VIDEO_INFO_WIDTH (&worker->in_info);
   const gsize n_pixels = (gsize) width * GST_VIDEO_INFO_HEIGHT (&worker->in_info);
-  const float s = frame->smoothing;
   /* the blend needs the previous matte intact until the new one is complete */
-  const gboolean blend = s > 0.0f;
+  const gboolean blend = frame->smoothing > 0.0f;
 
   gboolean ok;
 
@@ -433,10 +435,8 @@ hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **
     worker->have_matte = FALSE;
     return FALSE;
   }
-  if (blend) {
-    for (gsize i = 0; i < n_pixels; i++)
-      worker->matte[i] = (1.0f - s) * worker->fresh[i] + s * worker->matte[i];
-  }
+  if (blend)
+    hfam_matte_blend (worker->matte, worker->fresh, n_pixels, frame->smoothing);
   return TRUE;
 }
 
@@ -466,7 +466,7 @@ hfam_worker_flush (HfamWorker *worker)
 
   while ((frame = g_queue_pop_head (&worker->held))) {
     if (frame->runs && frame->on_device) {
-      /* the network finishes the frame; its matte is not wanted */
+      /* the network finishes the frame; its matte is kept, no output wants it */
       if (!hfam_worker_write_device (worker, frame, NULL, FALSE, NULL, NULL))
         GST_DEBUG ("a dropped frame failed in the network");
     } else if (frame->runs) {
@@ -591,12 +591,20 @@ hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFr
           ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8,
     };
   }
-  worker->n_in_flight--;
-  worker->n_on_device--;
+  if (frame->runs) {
+    worker->n_in_flight--;
+    worker->n_on_device--;
+  }
   hfam_worker_enter (worker);
-  ok = hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, outputs,
-                                          n_outputs, error);
+  ok = frame->runs
+      ? hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, frame->smoothing,
+                                           outputs, n_outputs, error)
+      : hfam_context_write_kept_matte (worker->ctx, &input, &worker->yuv, outputs, n_outputs,
+                                       error);
   hfam_worker_leave (worker);
+  /* a failed collect keeps no matte */
+  if (!ok && frame->runs)
+    worker->have_matte = FALSE;
   return ok;
 #else
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED, "no CUDA memory in this build");

@@ -1,7 +1,8 @@
 /* hfammatte's per-stream state: the libhfam context, the conversion of non-RGB frames to
  * RGBA, the frames held while the network runs on them (pipeline-depth), and the matte
- * carried from one frame to the next (inference-interval and temporal-smoothing). Used by
- * the streaming thread only. */
+ * carried from one frame to the next (inference-interval and temporal-smoothing): on the
+ * host, or for frames on the device path, on the device as libhfam's kept matte. Used by the
+ * streaming thread only. */
 #ifndef HFAM_WORKER_H
 #define HFAM_WORKER_H
 
@@ -28,9 +29,9 @@ typedef struct {
   GstVideoFrame in;
   GstVideoFrame colour;        /* the input converted to RGBA, when `converted` */
   gboolean converted;
-  gboolean on_device;          /* `in` is mapped on the device (GST_MAP_CUDA) and the network
-                                  runs on it there; the outputs are written with
-                                  hfam_worker_write_device */
+  gboolean on_device;          /* `in` is mapped on the device (GST_MAP_CUDA), the network
+                                  runs on it there and the matte stays there; the outputs
+                                  are written with hfam_worker_write_device */
   gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
   float smoothing;             /* weight of the previous matte when its own arrives */
   gboolean discont;            /* the element's: frames before it were dropped */
@@ -58,8 +59,7 @@ gboolean hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info,
 
 /* Whether `buffer` would take the other path (device or host) than the frames in flight,
  * which must then be drained first: the two cannot be in flight together. */
-gboolean hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer,
-                                    const HfamWorkerSettings *settings);
+gboolean hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer);
 
 /* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */
@@ -94,8 +94,9 @@ gboolean hfam_worker_write_fill (HfamWorker *worker, HfamWorkerFrame *frame,
                                  GstVideoFrame *out, gboolean premultiplied);
 gboolean hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out);
 
-/* A frame on the device path: its matte into `fill` and `key` (either may be NULL), both
- * mapped with GST_MAP_CUDA, on the device; returns when they are written. */
+/* A frame on the device path: its matte (collected and blended, or for a frame that does
+ * not run the network, libhfam's kept matte) into `fill` and `key` (either may be NULL),
+ * both mapped with GST_MAP_CUDA, on the device; returns when they are written. */
 gboolean hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame,
                                    GstVideoFrame *fill, gboolean premultiplied,
                                    GstVideoFrame *key, GError **error);

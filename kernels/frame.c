@@ -226,3 +226,10 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   free (resized);
   return 0;
 }
+
+void
+hfam_matte_blend (float *matte, const float *fresh, size_t n, float smoothing)
+{
+  for (size_t i = 0; i < n; i++)
+    matte[i] = (1.0f - smoothing) * fresh[i] + smoothing * matte[i];
+}

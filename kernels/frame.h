@@ -16,10 +16,14 @@
  * a8 = floor(a * 255 + 0.5), a16 = floor(a * 65535 + 0.5), written as a GRAY8 or GRAY16 key or
  * as the alpha of an RGBA/BGRA copy of the frame, its colours straight or premultiplied
  * (c' = (c * a8 + 127) / 255 in integers: c * a8 / 255 rounded to nearest). YUV frames' colours
- * go through the matrix as above and are rounded to nearest, floor(v + 0.5). */
+ * go through the matrix as above and are rounded to nearest, floor(v + 0.5).
+ *
+ * Over time: hfam_matte_blend, the temporal smoothing of a matte with the one kept from the
+ * frames before. */
 #ifndef HFAM_KERNELS_FRAME_H
 #define HFAM_KERNELS_FRAME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "resize.h"
@@ -112,6 +116,12 @@ int hfam_matte_bytes_per_pixel (HfamMatteFormat format);
  * memory. */
 int hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                       const HfamYuvToRgb *yuv, const HfamMatteImage *out);
+
+/* Temporal smoothing in place, n floats: matte[i] = (1 - smoothing) * fresh[i] +
+ * smoothing * matte[i], smoothing in 0..1 (the weight of the matte kept from earlier frames).
+ * The element blends at the frame's size, the CUDA backend (hfam_cuda_matte_blend,
+ * matte.cuh) at the inference size, before the resize. */
+void hfam_matte_blend (float *matte, const float *fresh, size_t n, float smoothing);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* The matte writer (matte.cuh): one thread per output pixel. */
+/* The matte writer (matte.cuh): one thread per output pixel; the blend: a grid-stride loop. */
 #include "matte.cuh"
 
 namespace {
@@ -88,6 +88,14 @@ matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, 
   }
 }
 
+__global__ void
+blend_kernel (float *matte, const float *fresh, size_t n, float smoothing)
+{
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x)
+    matte[i] = (1.0f - smoothing) * fresh[i] + smoothing * matte[i];
+}
+
 } // namespace
 
 extern "C" cudaError_t
@@ -114,6 +122,20 @@ hfam_cuda_matte (const float *alpha, int aw, int ah, const HfamCudaFilter *fx,
                                              (out->height + BLOCK_Y - 1) / BLOCK_Y);
   matte_kernel<<<grid, block, 0, stream>>> (alpha, aw, *fx, *fy, colour ? *frame : none,
                                             colour ? *yuv : identity, *out);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t
+hfam_cuda_matte_blend (float *matte, const float *fresh, size_t n, float smoothing,
+                       cudaStream_t stream)
+{
+  /* (written so that NaN fails too) */
+  HFAM_CUDA_REQUIRE (matte && fresh && smoothing >= 0.0f && smoothing <= 1.0f);
+  if (n == 0)
+    return cudaSuccess;
+  blend_kernel<<<hfam_cuda_blocks (n, HFAM_CUDA_BLOCK), HFAM_CUDA_BLOCK, 0, stream>>> (
+      matte, fresh, n, smoothing);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

@@ -1,7 +1,9 @@
 /* The matte back to the frame on the GPU: alpha (the network's alpha_p, fp32 at the inference
  * size) resized to the frame's size with the filter of kernels/resize.c and written in one
  * pass as a GRAY8/GRAY16 key or as the alpha of an RGBA/BGRA copy of the frame (straight or
- * premultiplied), rounded to nearest. CPU twin: hfam_matte_write (frame.h). */
+ * premultiplied), rounded to nearest. CPU twin: hfam_matte_write (frame.h). And the temporal
+ * smoothing of alpha with the matte kept from earlier frames, at the inference size. CPU twin:
+ * hfam_matte_blend (frame.h). */
 #ifndef HFAM_KERNELS_MATTE_CUH
 #define HFAM_KERNELS_MATTE_CUH
 
@@ -16,6 +18,11 @@ cudaError_t hfam_cuda_matte (const float *alpha, int aw, int ah, const HfamCudaF
                              const HfamCudaFilter *fy, const HfamFrame *frame,
                              const HfamYuvToRgb *yuv, const HfamMatteImage *out,
                              cudaStream_t stream);
+
+/* matte[i] = (1 - smoothing) * fresh[i] + smoothing * matte[i] for n fp32 values (device), in
+ * place; smoothing in 0..1. matte and fresh are the same plane or do not overlap. */
+cudaError_t hfam_cuda_matte_blend (float *matte, const float *fresh, size_t n, float smoothing,
+                                   cudaStream_t stream);
 
 HFAM_CUDA_END_DECLS
 

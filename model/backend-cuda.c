@@ -28,9 +28,13 @@
  * - Host input goes through pinned staging.
  * - Device frames (queue_device_frame): kernels/preprocess.cu writes the frame straight into
  *   the network's input on the main stream, then a second graph of the slot, captured
- *   without the upload and the download, runs the network; at collect, kernels/matte.cu
- *   writes the outputs from alpha_p on the device. The resize filters between the frame's
- *   size and the inference size are kept per slot and rebuilt when either size changes.
+ *   without the upload and the download, runs the network. At collect, alpha_p becomes the
+ *   backend's kept matte (copied, or blended into the one kept before: temporal smoothing),
+ *   and kernels/matte.cu writes the outputs from the kept matte; frames that reuse it
+ *   (write_kept_matte) are written from it the same way. All of that runs on one stream of
+ *   the kept matte's own, after the frame, and each call waits for it. The preprocessing
+ *   filters (frame size to inference size) are kept per slot, the kept matte's (to the
+ *   outputs' size) with it; each is rebuilt when a size changes.
  * - With HfamCudaOptions.current_context everything runs on the CUDA context that was
  *   current when the backend was made (a GstCudaContext, say) and the device is never set,
  *   which would replace that context; each call checks that it is current again. The driver
@@ -117,8 +121,8 @@ typedef struct {
   gboolean queued;              /* a frame is in flight here */
   FrameKind kind;               /* of the frame in flight */
   int next_stage;               /* set_input/run_stage: the next stage to queue */
-  /* device frames: frame size -> inference size (x, y) and back */
-  HfamCudaFilter to_input[2], to_frame[2];
+  /* device frames: frame size -> inference size (x, y) */
+  HfamCudaFilter to_input[2];
 } Slot;
 
 typedef struct {
@@ -143,6 +147,14 @@ typedef struct {
   cudnnActivationDescriptor_t relu;
   int head, tail;               /* frames queued, frames collected */
   gboolean whole_frame_queued;  /* run_stage: stage 0 queued the whole frame */
+  /* device frames: the kept matte (fp32 alpha_p of the last frame collected, at its
+   * inference size, blended over time), its filters to the outputs' size (x, y), and the
+   * stream that writes it and the outputs from it (made with the first device collect) */
+  float *kept;                  /* allocated for kept_width x kept_height */
+  int kept_width, kept_height;
+  gboolean have_kept;           /* `kept` holds a matte */
+  HfamCudaFilter kept_to_frame[2];
+  cudaStream_t matte_stream;
 } CudaBackend;
 
 /* Algorithm choices by device, precision and convolution shape, for the whole process: every
@@ -1319,53 +1331,139 @@ cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
   return TRUE;
 }
 
+/* The kept matte's stream: made when first needed (the caller's context is current then). */
 static gboolean
-cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-                           const HfamMatteImage *outputs, int n_outputs, GError **error)
+ensure_matte_stream (CudaBackend *be, GError **error)
+{
+  if (!be->matte_stream)
+    CUDA_TRY (cudaStreamCreateWithFlags (&be->matte_stream, cudaStreamNonBlocking),
+              "matte stream");
+  return TRUE;
+}
+
+/* Queues the alpha_p of the frame in `slot` into the kept matte on the matte stream, after the
+ * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
+ * allocation of the planned size. */
+static gboolean
+keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing, GError **error)
+{
+  const size_t plane = (size_t) be->width * be->height;
+  /* fusion's output: alpha_d, then alpha_p */
+  const float *alpha = value_planar (be, slot, be->base.graph->fusion) + plane;
+
+  CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
+  if (blend) {
+    CUDA_TRY (hfam_cuda_matte_blend (be->kept, alpha, plane, smoothing, be->matte_stream),
+              "temporal smoothing");
+    return TRUE;
+  }
+  if (be->kept_width != be->width || be->kept_height != be->height) {
+    /* every call waited for the matte stream: nothing reads the old one */
+    cudaFree (be->kept);
+    be->kept = NULL;
+    be->kept_width = be->kept_height = 0;
+    CUDA_TRY (cudaMalloc ((void **) &be->kept, sizeof (float) * plane), "kept matte");
+    be->kept_width = be->width;
+    be->kept_height = be->height;
+  }
+  CUDA_TRY (cudaMemcpyAsync (be->kept, alpha, sizeof (float) * plane, cudaMemcpyDeviceToDevice,
+                             be->matte_stream), "kept matte");
+  return TRUE;
+}
+
+/* Queues the kept matte into the outputs on the matte stream, the colour formats with
+ * `frame`'s colours. */
+static gboolean
+write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+            const HfamMatteImage *outputs, int n_outputs, GError **error)
 {
   /* hfam_cuda_matte asks for a matrix even where the frame is RGB and it is not read */
   static const HfamYuvToRgb unused_yuv;
-  CudaBackend *be = (CudaBackend *) base;
-  const float *alpha;
-  cudaStream_t stream;
-  Slot *slot;
-  cudaError_t err;
-  gboolean ok = TRUE, colour = FALSE;
+  gboolean colour = FALSE;
 
-  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error))
-    return FALSE;
-  /* fusion's output: alpha_d, then alpha_p */
-  alpha = value_planar (be, slot, base->graph->fusion) + (size_t) be->width * be->height;
-  /* the frame ran on the main stream last: the mattes follow it there */
-  stream = slot->streams[MAIN_STREAM];
-  for (int i = 0; i < n_outputs && ok; i++) {
-    ok = check_device_memory (outputs[i].data, "output", i, error);
+  if (n_outputs == 0)
+    return TRUE;
+  for (int i = 0; i < n_outputs; i++) {
+    if (!check_device_memory (outputs[i].data, "output", i, error))
+      return FALSE;
     colour |= outputs[i].format >= HFAM_MATTE_RGBA;
   }
-  if (ok && colour)
-    ok = check_frame_memory (frame, error);
-  if (ok && n_outputs > 0)
-    ok = ensure_filter (&slot->to_frame[0], be->width, outputs[0].width, "matte", error)
-         && ensure_filter (&slot->to_frame[1], be->height, outputs[0].height, "matte", error);
-  for (int i = 0; i < n_outputs && ok; i++) {
-    err = hfam_cuda_matte (alpha, be->width, be->height, &slot->to_frame[0], &slot->to_frame[1],
-                           frame, yuv ? yuv : &unused_yuv, &outputs[i], stream);
+  if ((colour && !check_frame_memory (frame, error))
+      || !ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte",
+                         error)
+      || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
+                         error))
+    return FALSE;
+  for (int i = 0; i < n_outputs; i++) {
+    const cudaError_t err = hfam_cuda_matte (be->kept, be->kept_width, be->kept_height,
+                                             &be->kept_to_frame[0], &be->kept_to_frame[1],
+                                             frame, yuv ? yuv : &unused_yuv, &outputs[i],
+                                             be->matte_stream);
     if (err != cudaSuccess) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: output %d (%dx%d, matte format %d): hfam_cuda_matte failed: "
                    "%s", i, outputs[i].width, outputs[i].height, outputs[i].format,
                    cudaGetErrorString (err));
-      ok = FALSE;
+      return FALSE;
     }
   }
-  /* whatever was queued finishes before the slot takes another frame */
-  err = cudaStreamSynchronize (stream);
+  return TRUE;
+}
+
+/* Waits for everything queued on the matte stream, after a failure too (nothing may still
+ * write the kept matte or the outputs when the call returns); `ok`: how it went so far. */
+static gboolean
+finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
+{
+  const cudaError_t err = cudaStreamSynchronize (be->matte_stream);
+
   if (err != cudaSuccess && ok) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: frame failed: %s",
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s failed: %s", what,
                  cudaGetErrorString (err));
-    ok = FALSE;
+    return FALSE;
   }
   return ok;
+}
+
+static gboolean
+cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                           float smoothing, const HfamMatteImage *outputs, int n_outputs,
+                           GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const gboolean blend = smoothing > 0.0f && be->have_kept && be->kept_width == be->width
+                         && be->kept_height == be->height;
+  Slot *slot;
+  gboolean ok;
+
+  /* blended into or replaced, the matte kept so far is gone; a failure leaves none */
+  be->have_kept = FALSE;
+  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error)
+      || !ensure_matte_stream (be, error))
+    return FALSE;
+  ok = keep_matte (be, slot, blend, smoothing, error)
+       && write_kept (be, frame, yuv, outputs, n_outputs, error);
+  /* the matte stream waited for the frame (unless that failed: a dropped frame may run on),
+   * so the slot is idle once it is done */
+  be->have_kept = finish_matte (be, ok, "frame", error);
+  return be->have_kept;
+}
+
+static gboolean
+cuda_write_kept_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                       const HfamMatteImage *outputs, int n_outputs, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+
+  if (!use_device (be, "kept matte", error))
+    return FALSE;
+  if (!be->have_kept) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: no matte is kept: collect a device frame first");
+    return FALSE;
+  }
+  return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, error), "matte",
+                       error);
 }
 
 static int
@@ -1497,11 +1595,14 @@ cuda_free (HfamBackend *base)
       cudaEventDestroy (slot->frame_start);
     if (slot->frame_done)
       cudaEventDestroy (slot->frame_done);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 2; t++)
       hfam_cuda_filter_free (&slot->to_input[t]);
-      hfam_cuda_filter_free (&slot->to_frame[t]);
-    }
   }
+  if (be->matte_stream)
+    cudaStreamDestroy (be->matte_stream);
+  cudaFree (be->kept);
+  for (int t = 0; t < 2; t++)
+    hfam_cuda_filter_free (&be->kept_to_frame[t]);
   if (be->steps)
     for (int i = 0; i < g->n_nodes; i++) {
       Step *s = &be->steps[i];
@@ -1535,6 +1636,7 @@ static const HfamBackendOps cuda_ops = {
   .collect_frame = cuda_collect_frame,
   .queue_device_frame = cuda_queue_device_frame,
   .collect_device_matte = cuda_collect_device_matte,
+  .write_kept_matte = cuda_write_kept_matte,
 };
 
 static gboolean

@@ -34,13 +34,24 @@ typedef struct {
    * are collected by collect_device_matte only, the others by collect_frame only. */
   gboolean (*queue_device_frame) (HfamBackend *backend, const HfamFrame *frame,
                                   const HfamPreprocessParams *params, GError **error);
-  /* Waits for the oldest frame and writes its alpha_p, resized to the outputs' size (all
-   * alike), into `n_outputs` device images, the colour formats with `frame`'s colours (`yuv`
-   * for NV12 and I420); returns when they are written. A collect that fails drops the frame
-   * (so does collect_frame). */
+  /* Waits for the oldest frame; its alpha_p becomes the backend's kept matte (device memory
+   * of its own, at the frame's inference size, kept until the next collect): blended into
+   * the one kept before, kept = (1 - smoothing) * alpha_p + smoothing * kept, when
+   * smoothing > 0 and that one has the same inference size, else copied. Then writes the kept
+   * matte, resized to the outputs' size (all alike), into `n_outputs` device images, the
+   * colour formats with `frame`'s colours (`yuv` for NV12 and I420); returns when they are
+   * written. A collect that fails drops the frame (so does collect_frame) and leaves no kept
+   * matte. */
   gboolean (*collect_device_matte) (HfamBackend *backend, const HfamFrame *frame,
-                                    const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
-                                    int n_outputs, GError **error);
+                                    const HfamYuvToRgb *yuv, float smoothing,
+                                    const HfamMatteImage *outputs, int n_outputs,
+                                    GError **error);
+  /* Optional, with the two above: writes the kept matte into outputs as collect_device_matte
+   * does, for a frame that did not run (`frame`'s colours), collecting nothing; also while
+   * frames are in flight. Returns when they are written, and cannot race a collect. */
+  gboolean (*write_kept_matte) (HfamBackend *backend, const HfamFrame *frame,
+                                const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                                int n_outputs, GError **error);
 } HfamBackendOps;
 
 struct _HfamBackend {

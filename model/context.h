@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 typedef struct {
   int frame_width, frame_height;  /* the frame's own size; 0 for a submitted tensor */
   gboolean on_device;             /* submitted by hfam_context_submit_device_frame */
+  int long_side;                  /* device frames: the long side it runs at */
 } HfamPendingFrame;
 
 struct _HfamContext {
@@ -28,6 +29,9 @@ struct _HfamContext {
   /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
+  /* the backend's kept matte (hfam-device.h): the long side its frame ran at and its
+   * inference size; 0 x 0 while there is none */
+  int kept_long_side, kept_width, kept_height;
 };
 
 /* Plans the backend for an inference size (a no-op when it is the planned one). */

@@ -3,7 +3,9 @@
  * backend, and every backend of a build without CUDA) refuse with HFAM_ERROR_UNSUPPORTED.
  *
  * Frames in flight are tracked by hfam.c's bookkeeping (context.h), shared with the
- * host-frame API. */
+ * host-frame API. The kept matte lives in the backend; what the checks need of it (whether
+ * there is one, its inference size and the long side its frame ran at) is kept here, from
+ * each collect's outcome. */
 #include "hfam-device.h"
 #include "context.h"
 
@@ -11,7 +13,7 @@ static gboolean
 check_backend (HfamContext *ctx, const char *what, GError **error)
 {
   const HfamBackendOps *ops = ctx->backend->ops;
-  if (ops->queue_device_frame && ops->collect_device_matte)
+  if (ops->queue_device_frame && ops->collect_device_matte && ops->write_kept_matte)
     return TRUE;
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
                "%s: the %s backend takes frames in host memory only (device frames need a "
@@ -88,6 +90,29 @@ check_outputs (int width, int height, const HfamFrame *frame, const HfamYuvToRgb
   return TRUE;
 }
 
+static gboolean
+check_smoothing (float smoothing, const char *what, GError **error)
+{
+  /* (written so that NaN fails too) */
+  if (smoothing >= 0.0f && smoothing <= 1.0f)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: smoothing %g: want 0..1", what,
+               smoothing);
+  return FALSE;
+}
+
+/* What the backend keeps after a collect: the matte of `collected`, or none (NULL). */
+static void
+set_kept_matte (HfamContext *ctx, const HfamPendingFrame *collected)
+{
+  ctx->kept_long_side = ctx->kept_width = ctx->kept_height = 0;
+  if (collected) {
+    ctx->kept_long_side = collected->long_side;
+    hfam_inference_dims (collected->frame_width, collected->frame_height, collected->long_side,
+                         &ctx->kept_width, &ctx->kept_height);
+  }
+}
+
 gboolean
 hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
                                   const HfamYuvToRgb *yuv, int long_side, GError **error)
@@ -102,8 +127,8 @@ hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
   if (!check_backend (ctx, what, error) || !check_frame (frame, yuv, what, error))
     return FALSE;
   hp = hfam_model_hparams (ctx->model);
-  hfam_inference_dims (frame->width, frame->height,
-                       long_side > 0 ? long_side : hp->inference_size, &width, &height);
+  pending.long_side = long_side > 0 ? long_side : hp->inference_size;
+  hfam_inference_dims (frame->width, frame->height, pending.long_side, &width, &height);
   if (!hfam_context_ready_to_submit (ctx, TRUE, width, height, what, error))
     return FALSE;
   hfam_context_preprocess_params (ctx, &params);
@@ -119,24 +144,59 @@ hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
 
 gboolean
 hfam_context_collect_device_matte (HfamContext *ctx, const HfamFrame *frame,
-                                   const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
-                                   int n_outputs, GError **error)
+                                   const HfamYuvToRgb *yuv, float smoothing,
+                                   const HfamMatteImage *outputs, int n_outputs,
+                                   GError **error)
 {
   static const char *const what = "hfam_context_collect_device_matte";
   const HfamPendingFrame *oldest;
+  HfamPendingFrame collected;
   gboolean ok;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
-  if (!check_backend (ctx, what, error)
+  if (!check_backend (ctx, what, error) || !check_smoothing (smoothing, what, error)
       || !(oldest = hfam_context_oldest_pending (ctx, TRUE, what, error)))
     return FALSE;
   if (!check_outputs (oldest->frame_width, oldest->frame_height, frame, yuv, outputs,
                       n_outputs, what, error))
     return FALSE;
-  ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame, yuv, outputs, n_outputs,
-                                                error);
+  collected = *oldest;
+  ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame, yuv, smoothing, outputs,
+                                                n_outputs, error);
   hfam_context_drop_oldest (ctx);
+  set_kept_matte (ctx, ok ? &collected : NULL);
   return ok;
+}
+
+gboolean
+hfam_context_write_kept_matte (HfamContext *ctx, const HfamFrame *frame,
+                               const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                               int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_write_kept_matte";
+  int width, height;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_backend (ctx, what, error) || !check_frame (frame, yuv, what, error))
+    return FALSE;
+  if (ctx->kept_width == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: no matte is kept: collect a device frame first (a failed collect keeps "
+                 "none)", what);
+    return FALSE;
+  }
+  hfam_inference_dims (frame->width, frame->height, ctx->kept_long_side, &width, &height);
+  if (width != ctx->kept_width || height != ctx->kept_height) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: a %dx%d frame runs at %dx%d (long side %d), the kept matte is %dx%d: it "
+                 "belongs to a frame of another shape", what, frame->width, frame->height, width,
+                 height, ctx->kept_long_side, ctx->kept_width, ctx->kept_height);
+    return FALSE;
+  }
+  return check_outputs (frame->width, frame->height, frame, yuv, outputs, n_outputs, what,
+                        error)
+         && ctx->backend->ops->write_kept_matte (ctx->backend, frame, yuv, outputs, n_outputs,
+                                                 error);
 }
 
 gboolean
@@ -154,5 +214,6 @@ hfam_context_matte_device (HfamContext *ctx, const HfamFrame *frame, const HfamY
          && check_outputs (frame->width, frame->height, frame, yuv, outputs, n_outputs, what,
                            error)
          && hfam_context_submit_device_frame (ctx, frame, yuv, long_side, error)
-         && hfam_context_collect_device_matte (ctx, frame, yuv, outputs, n_outputs, error);
+         && hfam_context_collect_device_matte (ctx, frame, yuv, 0.0f, outputs, n_outputs,
+                                               error);
 }

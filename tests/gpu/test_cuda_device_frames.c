@@ -22,9 +22,13 @@
  * fp32 on a context the test makes with cuCtxCreate and pushes (cuda_current_context, which
  * must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
  * collect A, submit C, collect B, collect C; frames of both sizes, which share the inference
- * size) in fp32 on such a context and in fp16 on the primary one. Also: a context asking for
- * the current CUDA context where none is current fails; a host collect of a device frame and
- * a device collect of a host frame are refused; a CPU context refuses device frames.
+ * size) in fp32 on such a context and in fp16 on the primary one. The kept matte (fp32, depth
+ * 2): temporal smoothing across two frames against hfam_matte_blend of the CPU's alpha_p, a
+ * frame that does not run written from the kept matte while another is in flight, a change
+ * of shape that starts afresh, and the refusals (nothing kept, a frame of another shape, a
+ * smoothing outside 0..1); see run_kept_matte. Also: a context asking for the current CUDA
+ * context where none is current fails; a host collect of a device frame and a device collect
+ * of a host frame are refused; a CPU context refuses device frames and the kept matte.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-device-frames MODEL [WxH ...]
  *   (tests/gpu/run.sh: a random ResNet-50 HFAM and the default model; meson test: the golden
@@ -240,7 +244,8 @@ typedef struct {
   gboolean is_yuv;
   int inf_w, inf_h;
   float *semantic;                   /* the CPU backend's P_s, at the inference size */
-  uint8_t *expected[N_OUTPUTS];      /* hfam_matte_write of its alpha_p */
+  float *alpha;                      /* the CPU backend's alpha_p */
+  uint8_t *expected[N_OUTPUTS];      /* hfam_matte_write of it */
   int strides[N_OUTPUTS];
 } Case;
 
@@ -250,7 +255,7 @@ case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat for
 {
   HfamPreprocessParams params = { .scale = hp->input_scale };
   g_autoptr (GError) error = NULL;
-  g_autofree float *input = NULL, *alpha = NULL;
+  g_autofree float *input = NULL;
   HfamOutputs out;
   size_t plane, n_partial = 0;
 
@@ -269,15 +274,15 @@ case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat for
   hfam_inference_dims (w, h, hp->inference_size, &c->inf_w, &c->inf_h);
   plane = (size_t) c->inf_w * c->inf_h;
   input = g_new (float, 3 * plane);
-  alpha = g_new (float, plane);
+  c->alpha = g_new (float, plane);
   c->semantic = g_new (float, 3 * plane);
   g_assert_cmpint (hfam_frame_preprocess (&c->host.frame, &params, input, c->inf_w, c->inf_h),
                    ==, 0);
-  out = (HfamOutputs) { .semantic = c->semantic, .fused = alpha };
+  out = (HfamOutputs) { .semantic = c->semantic, .fused = c->alpha };
   if (!hfam_context_run_tensor (cpu, input, c->inf_w, c->inf_h, &out, &error))
     g_error ("cpu: %s: %s", c->name, error->message);
   for (size_t i = 0; i < plane; i++)
-    n_partial += alpha[i] > 0.01f && alpha[i] < 0.99f;
+    n_partial += c->alpha[i] > 0.01f && c->alpha[i] < 0.99f;
   printf ("case %s: inference size %dx%d, the CPU's alpha_p within 0.01..0.99 on %.1f %%\n",
           c->name, c->inf_w, c->inf_h, 100.0 * n_partial / plane);
   for (int o = 0; o < N_OUTPUTS; o++) {
@@ -285,7 +290,7 @@ case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat for
     c->strides[o] = w * hfam_matte_bytes_per_pixel (output_formats[o]) + 10;
     c->expected[o] = g_malloc0 ((size_t) c->strides[o] * h);
     img = (HfamMatteImage) { c->expected[o], c->strides[o], w, h, output_formats[o] };
-    g_assert_cmpint (hfam_matte_write (alpha, c->inf_w, c->inf_h, &c->host.frame, &c->yuv,
+    g_assert_cmpint (hfam_matte_write (c->alpha, c->inf_w, c->inf_h, &c->host.frame, &c->yuv,
                                        &img), ==, 0);
   }
 }
@@ -295,6 +300,7 @@ case_clear (Case *c)
 {
   g_free (c->host.mem);
   g_free (c->semantic);
+  g_free (c->alpha);
   for (int o = 0; o < N_OUTPUTS; o++)
     g_free (c->expected[o]);
 }
@@ -390,12 +396,13 @@ check_current (CUcontext own, const char *what)
   }
 }
 
-/* Whether one output matches its reference (see the top of the file), with a line where it
- * does not; *worst_off and *worst_mean keep the largest share of differing pixels and the
- * largest mean alpha difference seen. */
+/* Whether output o of case c's frame matches its reference `expected` (see the top of the
+ * file), with a line where it does not; *worst_off and *worst_mean keep the largest share of
+ * differing pixels and the largest mean alpha difference seen. */
 static gboolean
-compare_output (const char *what, const Case *c, int o, const uint8_t *got, gboolean fp16,
-                const gboolean *skip, double *worst_off, double *worst_mean)
+compare_output (const char *what, const Case *c, int o, const uint8_t *expected,
+                const uint8_t *got, gboolean fp16, const gboolean *skip, double *worst_off,
+                double *worst_mean)
 {
   const HfamMatteFormat format = output_formats[o];
   const int w = c->host.frame.width, h = c->host.frame.height, stride = c->strides[o];
@@ -411,7 +418,7 @@ compare_output (const char *what, const Case *c, int o, const uint8_t *got, gboo
   gboolean ok;
 
   for (int y = 0; y < h; y++) {
-    const uint8_t *a = c->expected[o] + (size_t) y * stride, *b = got + (size_t) y * stride;
+    const uint8_t *a = expected + (size_t) y * stride, *b = got + (size_t) y * stride;
     for (int x = w * bpp; x < stride; x++)
       n_padding += b[x] != 0;
     for (int x = 0; x < w; x++) {
@@ -451,28 +458,37 @@ compare_output (const char *what, const Case *c, int o, const uint8_t *got, gboo
   return ok;
 }
 
-/* The case's outputs, downloaded, against its reference: one line for all five. */
+/* The outputs of case c's frame, downloaded, against `expected` away from the pixels in
+ * `skip` (n_skipped of them): one line for all five. */
 static void
-compare_case (const char *config, const Case *c, const DeviceCase *d, gboolean fp16)
+compare_outputs (const char *what, const Case *c, uint8_t *const expected[N_OUTPUTS],
+                 const DeviceCase *d, gboolean fp16, const gboolean *skip, size_t n_skipped)
 {
   const int h = c->host.frame.height;
-  size_t n_ties;
-  g_autofree gboolean *skip = near_ties (c, fp16 ? TIE_MARGIN_FP16 : TIE_MARGIN, &n_ties);
   double worst_off = 0.0, worst_mean = 0.0;
   gboolean ok = TRUE;
-  char what[160];
 
-  snprintf (what, sizeof what, "%s, %s:", c->name, config);
   for (int o = 0; o < N_OUTPUTS; o++) {
     g_autofree uint8_t *got = g_malloc ((size_t) c->strides[o] * h);
     CHECK_CUDA (cudaMemcpy (got, d->outputs[o].data, (size_t) c->strides[o] * h,
                             cudaMemcpyDeviceToHost));
-    ok &= compare_output (what, c, o, got, fp16, skip, &worst_off, &worst_mean);
+    ok &= compare_output (what, c, o, expected[o], got, fp16, skip, &worst_off, &worst_mean);
   }
   printf ("%-4s %-50s 5 outputs: at most %.3f %% of pixels off, alpha mean difference at most "
           "%.2e; %zu near-tie pixels skipped\n", ok ? "ok" : "FAIL", what, 100 * worst_off,
-          worst_mean, n_ties);
+          worst_mean, n_skipped);
   n_failed += !ok;
+}
+
+/* The case's outputs against its own reference. */
+static void
+compare_case (const char *config, const Case *c, const DeviceCase *d, gboolean fp16)
+{
+  size_t n_ties;
+  g_autofree gboolean *skip = near_ties (c, fp16 ? TIE_MARGIN_FP16 : TIE_MARGIN, &n_ties);
+  g_autofree char *what = g_strdup_printf ("%s, %s:", c->name, config);
+
+  compare_outputs (what, c, c->expected, d, fp16, skip, n_ties);
 }
 
 static void
@@ -490,8 +506,8 @@ collect (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *con
          CUcontext own)
 {
   g_autoptr (GError) error = NULL;
-  if (!hfam_context_collect_device_matte (ctx, &d->frame, yuv_of (c), d->outputs, N_OUTPUTS,
-                                          &error))
+  if (!hfam_context_collect_device_matte (ctx, &d->frame, yuv_of (c), 0.0f, d->outputs,
+                                          N_OUTPUTS, &error))
     g_error ("%s: %s: collect: %s", config->name, c->name, error->message);
   check_current (own, config->name);
 }
@@ -514,7 +530,7 @@ check_kinds (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config 
 
   if (!hfam_context_submit_tensor (ctx, input, c->inf_w, c->inf_h, &error))
     g_error ("%s: submit_tensor: %s", config->name, error->message);
-  refused = !hfam_context_collect_device_matte (ctx, NULL, NULL, d->outputs, 1, &error)
+  refused = !hfam_context_collect_device_matte (ctx, NULL, NULL, 0.0f, d->outputs, 1, &error)
             && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   check (refused, "a device collect of a host frame is refused");
   g_clear_error (&error);
@@ -603,6 +619,160 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
   }
 }
 
+/* ---- the kept matte: temporal smoothing and frames that do not run ---- */
+
+/* hfam_matte_write of `alpha` (at c's inference size) with the colours of c's frame, into
+ * every output format. */
+static void
+expect_outputs (const Case *c, const float *alpha, uint8_t *expected[N_OUTPUTS])
+{
+  const int w = c->host.frame.width, h = c->host.frame.height;
+
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    const HfamMatteImage img = { expected[o], c->strides[o], w, h, output_formats[o] };
+    g_assert_cmpint (hfam_matte_write (alpha, c->inf_w, c->inf_h, &c->host.frame, &c->yuv,
+                                       &img), ==, 0);
+  }
+}
+
+/* The pixels that a near-tie of a's or b's P_s reaches (a and b of one size). */
+static gboolean *
+near_ties_of_both (const Case *a, const Case *b, size_t *n_ties)
+{
+  const size_t n = (size_t) a->host.frame.width * a->host.frame.height;
+  size_t n_a, n_b;
+  gboolean *skip = near_ties (a, TIE_MARGIN, &n_a);
+  g_autofree gboolean *skip_b = near_ties (b, TIE_MARGIN, &n_b);
+
+  *n_ties = 0;
+  for (size_t i = 0; i < n; i++)
+    *n_ties += skip[i] = skip[i] || skip_b[i];
+  return skip;
+}
+
+/* Whether a call failed with HFAM_ERROR_ARGUMENT, with a line that says what was checked. */
+static void
+check_refused (gboolean ok, GError **error, const char *what)
+{
+  check (!ok && g_error_matches (*error, HFAM_ERROR, HFAM_ERROR_ARGUMENT), what);
+  if (*error)
+    printf ("     (%s)\n", (*error)->message);
+  g_clear_error (error);
+}
+
+/* The kept matte, fp32 at depth 2 on the device's primary context, against the CPU twins
+ * (each case's alpha_p from hfam_frame_preprocess and the CPU backend, hfam_matte_blend,
+ * hfam_matte_write). a, b and c: frames of one size (and inference size); other: a frame of
+ * another shape. In order:
+ *   - with nothing collected, writing the kept matte is refused;
+ *   - a collected with smoothing s, nothing kept before: a's own matte;
+ *   - b submitted, and while it is in flight c written from the kept matte: a's matte with c's
+ *     colours;
+ *   - a collect of b with a smoothing outside 0..1 is refused, b stays in flight;
+ *   - writing the kept matte for `other` is refused (another inference size);
+ *   - b collected with smoothing s: (1 - s) b + s a, with b's colours; c written again: that
+ *     blend with c's colours;
+ *   - `other` submitted and collected with smoothing s: its own matte (a kept matte of
+ *     another inference size is replaced, not blended); c is refused now. */
+static void
+run_kept_matte (HfamModel *model, const Case *a, const Case *b, const Case *c,
+                const Case *other)
+{
+  static const Config config = { "fp32 depth 2, kept matte", HFAM_PRECISION_FP32, 2, FALSE,
+                                 FALSE };
+  const HfamContextOptions options = { .precision = config.precision,
+                                       .pipeline_depth = config.depth };
+  const float s = 0.5f;
+  const size_t plane = (size_t) a->inf_w * a->inf_h;
+  g_autoptr (GError) error = NULL;
+  g_autofree float *blend = g_memdup2 (a->alpha, sizeof (float) * plane);
+  g_autofree gboolean *skip_a = NULL, *skip_ab = NULL;
+  uint8_t *expected[N_OUTPUTS];
+  DeviceCase da, db, dc, dother;
+  size_t n_ties_a, n_ties_ab;
+  HfamContext *ctx;
+  gboolean ok;
+
+  g_assert_cmpint (b->host.frame.width, ==, a->host.frame.width);
+  g_assert_cmpint (c->host.frame.width, ==, a->host.frame.width);
+  g_assert_cmpint (b->host.frame.height, ==, a->host.frame.height);
+  g_assert_cmpint (c->host.frame.height, ==, a->host.frame.height);
+  if (other->inf_w == a->inf_w && other->inf_h == a->inf_h)
+    g_error ("%s and %s run at the same inference size: no other shape to refuse", a->name,
+             other->name);
+  ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
+  if (!ctx)
+    g_error ("%s: %s", config.name, error->message);
+  da = device_case_new (a);
+  db = device_case_new (b);
+  dc = device_case_new (c);
+  dother = device_case_new (other);
+  for (int o = 0; o < N_OUTPUTS; o++)
+    expected[o] = g_malloc0 ((size_t) a->strides[o] * a->host.frame.height);
+  printf ("kept matte: A %s, B %s, C %s, another shape %s\n", a->name, b->name, c->name,
+          other->name);
+  skip_a = near_ties (a, TIE_MARGIN, &n_ties_a);
+  skip_ab = near_ties_of_both (a, b, &n_ties_ab);
+  hfam_matte_blend (blend, b->alpha, plane, s);
+
+  ok = hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
+                                      &error);
+  check_refused (ok, &error, "writing the kept matte before any collect is refused");
+
+  submit (ctx, a, &da, &config, NULL);
+  if (!hfam_context_collect_device_matte (ctx, &da.frame, yuv_of (a), s, da.outputs, N_OUTPUTS,
+                                          &error))
+    g_error ("%s: %s: collect: %s", config.name, a->name, error->message);
+  compare_outputs ("kept matte: A, smoothed with nothing kept (its own)", a, a->expected, &da,
+                   FALSE, skip_a, n_ties_a);
+
+  submit (ctx, b, &db, &config, NULL);
+  if (!hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
+                                      &error))
+    g_error ("%s: %s: write_kept_matte: %s", config.name, c->name, error->message);
+  expect_outputs (c, a->alpha, expected);
+  compare_outputs ("kept matte: C, A's matte while B is in flight", c, expected, &dc, FALSE,
+                   skip_a, n_ties_a);
+
+  ok = hfam_context_collect_device_matte (ctx, &db.frame, yuv_of (b), 1.5f, db.outputs,
+                                          N_OUTPUTS, &error);
+  check_refused (ok, &error, "a smoothing of 1.5 is refused");
+  ok = hfam_context_write_kept_matte (ctx, &dother.frame, yuv_of (other), dother.outputs,
+                                      N_OUTPUTS, &error);
+  check_refused (ok, &error, "the kept matte for a frame of another shape is refused");
+
+  if (!hfam_context_collect_device_matte (ctx, &db.frame, yuv_of (b), s, db.outputs, N_OUTPUTS,
+                                          &error))
+    g_error ("%s: %s: collect: %s", config.name, b->name, error->message);
+  expect_outputs (b, blend, expected);
+  compare_outputs ("kept matte: B, blended into A's (s 0.5)", b, expected, &db, FALSE, skip_ab,
+                   n_ties_ab);
+  if (!hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
+                                      &error))
+    g_error ("%s: %s: write_kept_matte: %s", config.name, c->name, error->message);
+  expect_outputs (c, blend, expected);
+  compare_outputs ("kept matte: C, the blend of A and B", c, expected, &dc, FALSE, skip_ab,
+                   n_ties_ab);
+
+  submit (ctx, other, &dother, &config, NULL);
+  if (!hfam_context_collect_device_matte (ctx, &dother.frame, yuv_of (other), s,
+                                          dother.outputs, N_OUTPUTS, &error))
+    g_error ("%s: %s: collect: %s", config.name, other->name, error->message);
+  compare_case ("kept matte, smoothed across a change of shape (its own)", other, &dother,
+                FALSE);
+  ok = hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
+                                      &error);
+  check_refused (ok, &error, "C once the kept matte has another shape is refused");
+
+  hfam_context_free (ctx);
+  for (int o = 0; o < N_OUTPUTS; o++)
+    g_free (expected[o]);
+  device_case_free (&da);
+  device_case_free (&db);
+  device_case_free (&dc);
+  device_case_free (&dother);
+}
+
 /* On a thread of its own, where no CUDA context has ever been current. */
 static gpointer
 new_without_current_context (gpointer model)
@@ -634,6 +804,10 @@ check_cpu_refuses (HfamModel *model)
   check (!hfam_context_matte_device (cpu, &frame, NULL, 0, &key, 1, &error)
          && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED),
          "a CPU context refuses device frames");
+  g_clear_error (&error);
+  check (!hfam_context_write_kept_matte (cpu, &frame, NULL, &key, 1, &error)
+         && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED),
+         "a CPU context refuses to write a kept matte");
 }
 
 int
@@ -649,8 +823,8 @@ main (int argc, char **argv)
   g_autoptr (HfamModel) model = NULL;
   g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
   HfamContext *probe, *cpu;
-  Case *cases;
-  int n_cases = 0;
+  Case *cases, other;
+  int n_cases = 0, w0 = 0, h0 = 0;
   CUdevice device;
   GThread *thread;
 
@@ -686,14 +860,24 @@ main (int argc, char **argv)
     for (size_t f = 0; f < G_N_ELEMENTS (frame_formats); f++)
       case_init (&cases[n_cases++], cpu, hfam_model_hparams (model), frame_formats[f], w, h,
                  rand);
+    if (s == 0) {
+      w0 = w;
+      h0 = h;
+    }
   }
+  /* the first size on its side (taller where it is square) */
+  case_init (&other, cpu, hfam_model_hparams (model), HFAM_FRAME_RGBA, h0,
+             w0 == h0 ? 2 * h0 : w0, rand);
   hfam_context_free (cpu);
 
   for (size_t k = 0; k < G_N_ELEMENTS (configs); k++)
     run_config (model, &configs[k], cases, n_cases, device);
+  /* RGBA, NV12 and I420 of the first size */
+  run_kept_matte (model, &cases[0], &cases[2], &cases[3], &other);
 
   for (int i = 0; i < n_cases; i++)
     case_clear (&cases[i]);
+  case_clear (&other);
   g_free (cases);
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;

@@ -650,6 +650,50 @@ test_matte (void)
       }
 }
 
+/* The temporal blend of the matte (fp32 only: the mattes are fp32 planes), at a few weights,
+ * and what the launcher refuses. */
+static void
+test_matte_blend (void)
+{
+  static const float weights[] = { 0.0f, 0.3f, 0.5f, 1.0f };
+  const size_t n = 333 * 187 + 1;
+  g_autofree float *fresh = g_new (float, n), *matte = g_new (float, n);
+  g_autofree float *cpu = g_new (float, n), *gpu = g_new (float, n);
+  float *dfresh, *dmatte;
+  char name[64];
+
+  fill (fresh, n, -0.1, 1.1);
+  fill (matte, n, -0.1, 1.1);
+  dfresh = upload (fresh, n, HFAM_CUDA_F32);
+  dmatte = dev_alloc (sizeof (float) * n);
+  for (size_t k = 0; k < G_N_ELEMENTS (weights); k++) {
+    CHECK_CUDA (cudaMemcpy (dmatte, matte, sizeof (float) * n, cudaMemcpyHostToDevice));
+    CHECK_CUDA (hfam_cuda_matte_blend (dmatte, dfresh, n, weights[k], 0));
+    CHECK_CUDA (cudaDeviceSynchronize ());
+    CHECK_CUDA (cudaMemcpy (gpu, dmatte, sizeof (float) * n, cudaMemcpyDeviceToHost));
+    memcpy (cpu, matte, sizeof (float) * n);
+    hfam_matte_blend (cpu, fresh, n, weights[k]);
+    snprintf (name, sizeof name, "matte_blend (s %.1f)", weights[k]);
+    report (name, HFAM_CUDA_F32, gpu, cpu, n);
+  }
+  /* the same plane on both sides: unchanged */
+  CHECK_CUDA (hfam_cuda_matte_blend (dfresh, dfresh, n, 0.5f, 0));
+  CHECK_CUDA (cudaDeviceSynchronize ());
+  CHECK_CUDA (cudaMemcpy (gpu, dfresh, sizeof (float) * n, cudaMemcpyDeviceToHost));
+  report ("matte_blend (in place on itself)", HFAM_CUDA_F32, gpu, fresh, n);
+
+  g_assert_cmpint (hfam_cuda_matte_blend (NULL, dfresh, n, 0.5f, 0), ==, cudaErrorInvalidValue);
+  g_assert_cmpint (hfam_cuda_matte_blend (dmatte, NULL, n, 0.5f, 0), ==, cudaErrorInvalidValue);
+  g_assert_cmpint (hfam_cuda_matte_blend (dmatte, dfresh, n, -0.1f, 0), ==,
+                   cudaErrorInvalidValue);
+  g_assert_cmpint (hfam_cuda_matte_blend (dmatte, dfresh, n, 1.5f, 0), ==,
+                   cudaErrorInvalidValue);
+  g_assert_cmpint (hfam_cuda_matte_blend (dmatte, dfresh, n, NAN, 0), ==, cudaErrorInvalidValue);
+  g_assert_cmpint (hfam_cuda_matte_blend (dmatte, dfresh, 0, 0.5f, 0), ==, cudaSuccess);
+  cudaFree (dfresh);
+  cudaFree (dmatte);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -684,6 +728,7 @@ main (int argc, char **argv)
   }
   test_attention ();
   test_matte ();
+  test_matte_blend ();
   CHECK_CUDA (cudaDeviceSynchronize ());
   g_rand_free (rng);
   printf ("%d checks, %d failed\n", n_checked, n_failed);

@@ -1454,12 +1454,21 @@ upload (GstBufferPool * pool, const GstVideoInfo * info, GstBuffer * frame)
   return buffer;
 }
 
-/* The fill and key pixels of 3 frames through hfammatte: on the CPU from
- * system memory, or (cuda_context set) on CUDA from CUDA memory of that
- * context, every pad in CUDA memory. */
+#define N_MEMORY_FRAMES 5
+
+/* How the matte is carried from frame to frame in test_cuda_memory. */
+typedef struct
+{
+  guint interval;
+  gdouble smoothing;
+} MemorySettings;
+
+/* The fill and key pixels of N_MEMORY_FRAMES frames through hfammatte: on the
+ * CPU from system memory, or (cuda_context set) on CUDA from CUDA memory of
+ * that context, every pad in CUDA memory. */
 static void
 run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
-    GBytes ** fills, GBytes ** keys)
+    const MemorySettings * settings, GBytes ** fills, GBytes ** keys)
 {
   GstElement *element = make_element ();
   GstBufferPool *pool = NULL;
@@ -1469,7 +1478,8 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
 
   video_info (&info, format, WIDTH, HEIGHT);
   caps = gst_video_info_to_caps (&info);
-  g_object_set (element, "pipeline-depth", depth, NULL);
+  g_object_set (element, "pipeline-depth", depth, "inference-interval",
+      settings->interval, "temporal-smoothing", settings->smoothing, NULL);
   if (cuda_context) {
     GstContext *context = gst_context_new_cuda_context (cuda_context);
     GstStructure *config;
@@ -1489,7 +1499,7 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
   }
   rig_start (&rig, element, TRUE, TRUE);
   gst_harness_set_src_caps (rig.input, caps);
-  for (guint i = 0; i < 3; i++) {
+  for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
     GstBuffer *frame = make_frame (&info, 700 + i);
 
     if (pool) {
@@ -1500,7 +1510,7 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
     fail_unless_equals_int (rig_push (&rig, frame, i), GST_FLOW_OK);
   }
   fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
-  for (guint i = 0; i < 3; i++) {
+  for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
     GstBuffer *fill = gst_harness_pull (rig.fill);
     GstBuffer *key = gst_harness_pull (rig.key);
 
@@ -1546,11 +1556,17 @@ byte_diff (GBytes * a, GBytes * b, gsize offset, gsize stride, guint * max,
  * path's colour conversion takes chroma from the covering sample where
  * GstVideoConverter interpolates, so the network sees slightly other pixels:
  * keys within 2 levels on average. Pipeline depth 2 on CUDA gives depth 1's
- * bytes. */
+ * bytes. The same with the matte carried on the device: inference-interval 3
+ * (the frames in between show the key of the frame that ran, byte for byte),
+ * temporal-smoothing 0.5 (blended at the inference size on the device, at the
+ * frame's size on the CPU: equal up to float rounding), and both. */
 GST_START_TEST (test_cuda_memory)
 {
   static const GstVideoFormat formats[] = { GST_VIDEO_FORMAT_RGBA,
     GST_VIDEO_FORMAT_NV12
+  };
+  static const MemorySettings settings[] = { {1, 0.0}, {3, 0.0}, {1, 0.5},
+  {2, 0.5}
   };
   GstCudaContext *cuda_context = cuda_memory_context ();
 
@@ -1560,36 +1576,59 @@ GST_START_TEST (test_cuda_memory)
     return;
   }
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
-    GBytes *fills[3][3], *keys[3][3];   /* [cpu, cuda, cuda depth 2][frame] */
+    GBytes *plain_keys[N_MEMORY_FRAMES];  /* the CPU's, each frame's own matte */
 
-    run_memory (NULL, formats[f], 1, fills[0], keys[0]);
-    run_memory (cuda_context, formats[f], 1, fills[1], keys[1]);
-    run_memory (cuda_context, formats[f], 2, fills[2], keys[2]);
-    for (guint i = 0; i < 3; i++) {
-      guint max;
-      double mean;
+    for (guint s = 0; s < G_N_ELEMENTS (settings); s++) {
+      /* [cpu, cuda, cuda depth 2][frame] */
+      GBytes *fills[3][N_MEMORY_FRAMES], *keys[3][N_MEMORY_FRAMES];
+      const guint interval = settings[s].interval;
 
-      byte_diff (keys[0][i], keys[1][i], 0, 1, &max, &mean);
-      GST_INFO ("%s frame %u: key max %u mean %.3f",
-          gst_video_format_to_string (formats[f]), i, max, mean);
-      if (formats[f] == GST_VIDEO_FORMAT_RGBA) {
-        fail_unless (max <= 1, "key differs by %u", max);
-        for (guint c = 0; c < 3; c++) {
-          byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
-          fail_unless_equals_int (max, 0);
+      run_memory (NULL, formats[f], 1, &settings[s], fills[0], keys[0]);
+      run_memory (cuda_context, formats[f], 1, &settings[s], fills[1],
+          keys[1]);
+      run_memory (cuda_context, formats[f], 2, &settings[s], fills[2],
+          keys[2]);
+      /* the setting shows: frame 1 does not get its own matte */
+      if (s == 0)
+        memcpy (plain_keys, keys[0], sizeof plain_keys);
+      else
+        fail_if (g_bytes_equal (keys[0][1], plain_keys[1]),
+            "interval %u, smoothing %.1f changed nothing", interval,
+            settings[s].smoothing);
+      for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
+        guint max;
+        double mean;
+
+        byte_diff (keys[0][i], keys[1][i], 0, 1, &max, &mean);
+        GST_INFO ("%s, interval %u, smoothing %.1f, frame %u: key max %u "
+            "mean %.3f", gst_video_format_to_string (formats[f]), interval,
+            settings[s].smoothing, i, max, mean);
+        if (formats[f] == GST_VIDEO_FORMAT_RGBA) {
+          fail_unless (max <= 1, "key differs by %u", max);
+          for (guint c = 0; c < 3; c++) {
+            byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
+            fail_unless_equals_int (max, 0);
+          }
+          byte_diff (fills[0][i], fills[1][i], 3, 4, &max, &mean);
+          fail_unless (max <= 1, "fill alpha differs by %u", max);
+        } else {
+          fail_unless (mean <= 2.0, "keys differ by %.2f on average", mean);
         }
-        byte_diff (fills[0][i], fills[1][i], 3, 4, &max, &mean);
-        fail_unless (max <= 1, "fill alpha differs by %u", max);
-      } else {
-        fail_unless (mean <= 2.0, "keys differ by %.2f on average", mean);
+        /* a frame the network skips shows the kept matte of the one it ran on */
+        fail_unless (g_bytes_equal (keys[1][i], keys[1][i - i % interval]),
+            "frame %u", i);
+        fail_unless (g_bytes_equal (keys[1][i], keys[2][i]));
+        fail_unless (g_bytes_equal (fills[1][i], fills[2][i]));
       }
-      fail_unless (g_bytes_equal (keys[1][i], keys[2][i]));
-      fail_unless (g_bytes_equal (fills[1][i], fills[2][i]));
-      for (guint k = 0; k < 3; k++) {
-        g_bytes_unref (fills[k][i]);
-        g_bytes_unref (keys[k][i]);
-      }
+      for (guint i = 0; i < N_MEMORY_FRAMES; i++)
+        for (guint k = 0; k < 3; k++) {
+          g_bytes_unref (fills[k][i]);
+          if (k > 0 || s > 0)
+            g_bytes_unref (keys[k][i]);
+        }
     }
+    for (guint i = 0; i < N_MEMORY_FRAMES; i++)
+      g_bytes_unref (plain_keys[i]);
   }
   gst_object_unref (cuda_context);
 }

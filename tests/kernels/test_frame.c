@@ -1,8 +1,9 @@
 /* kernels/frame.c, the CPU twins of the fused pre-processing and the matte writer:
  * the YUV matrices against the standards' published coefficients, RGB frames against
  * hfam_preprocess_frame (itself checked against PyTorch by test_resize.c), YUV frames by
- * hand, the filter tables applied in the CUDA kernel's order against the twin, and the matte
- * formats by hand. */
+ * hand, the filter tables applied in the CUDA kernel's order against the twin, the matte
+ * formats by hand, and the matte's temporal blend by hand and against the resize (blending
+ * before or after it gives the same matte). */
 #include "frame.h"
 #include "resize.h"
 
@@ -371,6 +372,63 @@ test_matte_threads (void)
   }
 }
 
+/* The blend by hand, on values a float holds exactly; s = 0 takes the fresh matte, s = 1 keeps
+ * the old one; nothing past n is written. */
+static void
+test_matte_blend (void)
+{
+  const float fresh[5] = { 0.0f, 1.0f, 0.5f, -0.25f, 7.0f };
+  const float old[5] = { 1.0f, 0.0f, 0.5f, 0.75f, 7.0f };
+  const float quarter[4] = { 0.25f, 0.75f, 0.5f, 0.0f };
+  float matte[5];
+
+  memcpy (matte, old, sizeof matte);
+  hfam_matte_blend (matte, fresh, 4, 0.25f);
+  for (int i = 0; i < 4; i++)
+    g_assert_cmpfloat (matte[i], ==, quarter[i]);
+  g_assert_cmpfloat (matte[4], ==, old[4]);
+
+  memcpy (matte, old, sizeof matte);
+  hfam_matte_blend (matte, fresh, 5, 0.0f);
+  g_assert_cmpmem (matte, sizeof matte, fresh, sizeof fresh);
+  memcpy (matte, old, sizeof matte);
+  hfam_matte_blend (matte, fresh, 5, 1.0f);
+  g_assert_cmpmem (matte, sizeof matte, old, sizeof old);
+  hfam_matte_blend (matte, fresh, 0, 0.5f);
+  g_assert_cmpmem (matte, sizeof matte, old, sizeof old);
+}
+
+/* The element blends at the frame's size, the CUDA backend at the inference size before the
+ * resize: the resize is linear, so both give the same matte up to float rounding. */
+static void
+test_blend_resize_commute (void)
+{
+  static const int sizes[][4] = { { 64, 48, 37, 21 }, { 32, 32, 333, 187 } };
+  const float s = 0.3f;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (23);
+
+  for (size_t k = 0; k < G_N_ELEMENTS (sizes); k++) {
+    const int aw = sizes[k][0], ah = sizes[k][1], w = sizes[k][2], h = sizes[k][3];
+    g_autofree float *a = g_new (float, aw * ah), *b = g_new (float, aw * ah);
+    g_autofree float *ra = g_new (float, w * h), *rb = g_new (float, w * h);
+    g_autofree float *device = g_new (float, w * h);
+    double max_diff = 0.0;
+
+    for (int i = 0; i < aw * ah; i++) {
+      a[i] = (float) g_rand_double_range (rand, -0.2, 1.2);
+      b[i] = (float) g_rand_double_range (rand, -0.2, 1.2);
+    }
+    g_assert_cmpint (hfam_resize_plane (a, aw, ah, aw, ra, w, h, w), ==, 0);
+    g_assert_cmpint (hfam_resize_plane (b, aw, ah, aw, rb, w, h, w), ==, 0);
+    hfam_matte_blend (rb, ra, (size_t) w * h, s);          /* the element's order */
+    hfam_matte_blend (b, a, (size_t) aw * ah, s);          /* the backend's */
+    g_assert_cmpint (hfam_resize_plane (b, aw, ah, aw, device, w, h, w), ==, 0);
+    for (int i = 0; i < w * h; i++)
+      max_diff = MAX (max_diff, fabs ((double) device[i] - rb[i]));
+    g_assert_cmpfloat (max_diff, <=, 1e-6);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -383,5 +441,7 @@ main (int argc, char **argv)
   g_test_add_func ("/frame/matte-formats", test_matte_formats);
   g_test_add_func ("/frame/matte-shrink", test_matte_shrink);
   g_test_add_func ("/frame/matte-threads", test_matte_threads);
+  g_test_add_func ("/frame/matte-blend", test_matte_blend);
+  g_test_add_func ("/frame/blend-resize-commute", test_blend_resize_commute);
   return g_test_run ();
 }
