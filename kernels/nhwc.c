@@ -22,6 +22,29 @@ hfam_nhwc_bias_act (const HfamNhwcHost *x, const float *bias, const HfamNhwcHost
     }
 }
 
+void
+hfam_nhwc_split_k_sum (const HfamNhwcHost *partials, int splits, const float *bias,
+                       const HfamNhwcHost *residual, int relu, const HfamNhwcHost *y)
+{
+  const int group = partials->c / splits;
+
+  for (int yy = 0; yy < y->h; yy++)
+    for (int xx = 0; xx < y->w; xx++) {
+      const float *p = hfam_nhwc_at (partials, xx, yy);
+      const float *r = residual ? hfam_nhwc_at (residual, xx, yy) : NULL;
+      float *d = hfam_nhwc_at (y, xx, yy);
+      for (int c = 0; c < y->c; c++) {
+        float v = 0.0f;
+        for (int g = 0; g < splits; g++)
+          v += p[g * group + c];
+        v += bias[c];
+        if (r)
+          v += r[c];
+        d[c] = relu && v < 0.0f ? 0.0f : v;
+      }
+    }
+}
+
 /* The two taps of output i of a bilinear pass from `in` to `out` samples. */
 static void
 linear_taps (int i, int in, int out, int *i0, int *i1, float *l1)

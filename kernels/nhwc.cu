@@ -56,6 +56,41 @@ bias_act (const HfamNhwc *x, const void *bias, const HfamNhwc *r, int relu, cons
   return cudaSuccess;
 }
 
+template <typename T>
+__global__ void
+split_k_sum_kernel (HfamNhwc part, int splits, const T *bias, HfamNhwc r, bool has_r, bool relu,
+                    HfamNhwc y)
+{
+  const size_t n = (size_t) y.w * y.h * y.c;
+  const int group = part.c / splits;
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x) {
+    const size_t p = i / y.c;
+    const int c = (int) (i % y.c);
+    const T *src = (const T *) part.data + offset (part, p, c);
+    float v = 0.0f;
+    for (int g = 0; g < splits; g++)
+      v += hfam_ld (src + (size_t) g * group);
+    v += hfam_ld (bias + c);
+    if (has_r)
+      v += hfam_ld ((const T *) r.data + offset (r, p, c));
+    hfam_st ((T *) y.data + offset (y, p, c), relu && v < 0.0f ? 0.0f : v);
+  }
+}
+
+template <typename T>
+cudaError_t
+split_k_sum (const HfamNhwc *part, int splits, const void *bias, const HfamNhwc *r, int relu,
+             const HfamNhwc *y, cudaStream_t stream)
+{
+  const size_t n = (size_t) y->w * y->h * y->c;
+  HfamNhwc none = {};
+  split_k_sum_kernel<T><<<hfam_cuda_blocks (n, HFAM_CUDA_BLOCK), HFAM_CUDA_BLOCK, 0, stream>>> (
+      *part, splits, (const T *) bias, r ? *r : none, r != NULL, relu != 0, *y);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  return cudaSuccess;
+}
+
 /* As hfam_nhwc_resize's linear_taps. */
 __device__ inline void
 linear_taps (int i, int in, int out, int &i0, int &i1, float &l1)
@@ -313,6 +348,20 @@ hfam_cuda_bias_act (const HfamNhwc *x, const void *bias, const HfamNhwc *residua
   HFAM_CUDA_REQUIRE (valid (x) && valid (y) && bias && same_size (x, y));
   HFAM_CUDA_REQUIRE (!residual || (valid (residual) && same_size (x, residual)));
   return HFAM_CUDA_DISPATCH (x->dtype, bias_act, x, bias, residual, relu, y, stream);
+}
+
+extern "C" cudaError_t
+hfam_cuda_split_k_sum (const HfamNhwc *partials, int splits, const void *bias,
+                       const HfamNhwc *residual, int relu, const HfamNhwc *y,
+                       cudaStream_t stream)
+{
+  HFAM_CUDA_REQUIRE (valid (partials) && valid (y) && bias && splits >= 1
+                     && partials->c % splits == 0 && y->c <= partials->c / splits
+                     && partials->w == y->w && partials->h == y->h
+                     && partials->dtype == y->dtype);
+  HFAM_CUDA_REQUIRE (!residual || (valid (residual) && same_size (y, residual)));
+  return HFAM_CUDA_DISPATCH (y->dtype, split_k_sum, partials, splits, bias, residual, relu, y,
+                             stream);
 }
 
 extern "C" cudaError_t

@@ -14,6 +14,13 @@ HFAM_CUDA_BEGIN_DECLS
 cudaError_t hfam_cuda_bias_act (const HfamNhwc *x, const void *bias, const HfamNhwc *residual,
                                 int relu, const HfamNhwc *y, cudaStream_t stream);
 
+/* y = act(sum of the `splits` channel groups of a split-K convolution's partials + bias[c]
+ * (+ residual)), summed in fp32 (twin: hfam_nhwc_split_k_sum); partials->c = splits * group,
+ * y->c <= group, all of y's size and dtype. */
+cudaError_t hfam_cuda_split_k_sum (const HfamNhwc *partials, int splits, const void *bias,
+                                   const HfamNhwc *residual, int relu, const HfamNhwc *y,
+                                   cudaStream_t stream);
+
 /* Bilinear resize, align_corners = false, src to dst's size (twin: hfam_nhwc_resize). */
 cudaError_t hfam_cuda_resize (const HfamNhwc *src, const HfamNhwc *dst, cudaStream_t stream);
 

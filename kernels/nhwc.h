@@ -26,6 +26,13 @@ hfam_nhwc_at (const HfamNhwcHost *t, int x, int y)
 void hfam_nhwc_bias_act (const HfamNhwcHost *x, const float *bias, const HfamNhwcHost *residual,
                          int relu, const HfamNhwcHost *y);
 
+/* The sum of a split-K convolution's partial results, then as hfam_nhwc_bias_act:
+ * y = act(sum over g < splits of partials[g * group + c] + bias[c] + residual), where the
+ * partials (a grouped convolution's output, one group per slice of the input channels) hold
+ * `splits` groups of group = partials->c / splits channels, and y->c <= group. */
+void hfam_nhwc_split_k_sum (const HfamNhwcHost *partials, int splits, const float *bias,
+                            const HfamNhwcHost *residual, int relu, const HfamNhwcHost *y);
+
 /* Bilinear resize, align_corners = false, to dst's size (PyTorch's upsample_bilinear2d without
  * antialiasing: source = (i + 0.5) * in / out - 0.5, negative clamped to 0, the far tap
  * clamped to the edge). Equals hfam_resize_plane (resize.h) on every channel when enlarging. */

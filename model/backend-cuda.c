@@ -8,7 +8,11 @@
  * - The algorithm of each convolution shape is chosen once by cudnnFindConvolutionForward-
  *   AlgorithmEx and timing (the fastest deterministic one whose workspace fits WORKSPACE_CAP,
  *   fused or not) and cached for the process; each stream has one workspace, allocated at
- *   plan.
+ *   plan. Where the output has few positions (the deep layers at batch 1, whose tiles fill
+ *   few multiprocessors), split-K is timed too: the convolution as a grouped one over 2, 4 or
+ *   8 slices of its input channels (weights copied into that layout), the partial results
+ *   summed with bias, residual and ReLU by hfam_cuda_split_k_sum. HFAM_CUDA_SPLIT_K=0 leaves
+ *   it out; HFAM_CUDA_SPLIT_K=2|4|8 takes it wherever it applies (for the tests).
  * - Weights are converted once (KRSC, channels padded to a multiple of 8 in fp16, zeros) into
  *   one device allocation. MFEM's projection weights are refolded per frame on the device
  *   (hfam_cuda_sk_fold).
@@ -62,8 +66,13 @@
 
 #define MAX_DEPTH 2
 #define N_STREAMS HFAM_N_LANES
-/* The most workspace one convolution may use. */
+/* The most workspace one convolution may use (split-K's partial results included). */
 #define WORKSPACE_CAP ((size_t) 256 << 20)
+/* Split-K is tried where the output has at most this many positions, and where each slice
+ * still reduces over this many products per output. */
+#define SPLIT_K_MAX_POSITIONS 4096
+#define SPLIT_K_MIN_DEPTH 512
+static const int split_k_ways[] = { 2, 4, 8 };
 #define ALIGN 256
 
 /* Lane 0's stream: a frame starts and ends there. */
@@ -79,8 +88,9 @@ typedef enum {
 typedef struct {
   cudnnConvolutionFwdAlgo_t algo;
   cudnnMathType_t math;
-  size_t workspace;
+  size_t workspace;   /* split-K: its partial results first, then the convolution's */
   gboolean fused;
+  int splits;         /* 1, or the slices of the input channels (split-K) */
 } ConvChoice;
 
 /* What does not change from frame to frame or slot to slot. */
@@ -99,6 +109,11 @@ typedef struct {
   cudnnFilterDescriptor_t w_desc;
   cudnnConvolutionDescriptor_t conv_desc;
   ConvChoice choice;
+  /* split-K: the grouped convolution, and its weights (device) for the splits prepared */
+  cudnnTensorDescriptor_t part_desc;
+  cudnnFilterDescriptor_t split_w_desc;
+  cudnnConvolutionDescriptor_t split_conv_desc;
+  void *split_weight;
   size_t weight_offset, bias_offset; /* CONV: in the weight allocation */
   /* SK_PROJECT: fp32 tensors in the weight allocation; per-frame weights in the slots */
   HfamCudaSkWeights sk;
@@ -136,6 +151,7 @@ typedef struct {
   int depth;
   gboolean graphs, debug_sync;
   int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
+  int split_k;                  /* HFAM_CUDA_SPLIT_K: -1 timed (default), 0 never, or forced */
   double *node_ms;              /* HFAM_CUDA_PROFILE: per node, summed over frames */
   int profiled_frames;
   cudaEvent_t *node_events;     /* HFAM_CUDA_PROFILE: start and stop of every node */
@@ -469,8 +485,62 @@ conv_bias (const CudaBackend *be, const Slot *slot, int id)
 
 /* ---- convolutions ---- */
 
+/* Whether convolution `id` may run split into `splits` slices of its input channels, and is
+ * worth timing so. */
+static gboolean
+split_k_applies (const CudaBackend *be, int id, int splits)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const Step *s = &be->steps[id], *in = &be->steps[n->inputs[0]];
+  /* tensor cores read a group's channels 8 halves at a time */
+  const int align = be->dtype == HFAM_CUDA_F16 ? 8 : 1;
+
+  return n->op == HFAM_OP_CONV && (size_t) s->w * s->h <= SPLIT_K_MAX_POSITIONS
+         && in->cs % (splits * align) == 0
+         && in->cs / splits * n->conv.kernel * n->conv.kernel >= SPLIT_K_MIN_DEPTH;
+}
+
+/* Bytes of split-K's partial results, at the start of the workspace. */
+static size_t
+split_k_partials_bytes (const CudaBackend *be, const Step *s, int splits)
+{
+  return align_up ((size_t) splits * s->cs * s->w * s->h * elem (be));
+}
+
+/* The grouped convolution of convolution `id` split `splits` ways: its descriptors, and its
+ * weights, group g being the KRSC weights' input channels [g cg, (g + 1) cg). At plan only
+ * (it copies synchronously). */
+static gboolean
+prepare_split_k (CudaBackend *be, int id, int splits, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const HfamConvParams *p = s->conv;
+  const int cin = be->steps[n->inputs[0]].cs, cg = cin / splits;
+  const size_t e = elem (be), rows = (size_t) s->cs * p->kernel * p->kernel;
+
+  cudaFree (s->split_weight);
+  s->split_weight = NULL;
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->part_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
+                                         splits * s->cs, s->h, s->w), n->name);
+  CUDNN_TRY (cudnnSetFilter4dDescriptor (s->split_w_desc, be->cudnn_dtype, CUDNN_TENSOR_NHWC,
+                                         splits * s->cs, cg, p->kernel, p->kernel), n->name);
+  CUDNN_TRY (cudnnSetConvolution2dDescriptor (s->split_conv_desc, p->pad, p->pad, p->stride,
+                                              p->stride, p->dilation, p->dilation,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+             n->name);
+  CUDNN_TRY (cudnnSetConvolutionGroupCount (s->split_conv_desc, splits), n->name);
+  CUDA_TRY (cudaMalloc (&s->split_weight, rows * cin * e), n->name);
+  for (int g = 0; g < splits; g++)
+    CUDA_TRY (cudaMemcpy2D ((char *) s->split_weight + g * rows * cg * e, cg * e,
+                            be->weights + s->weight_offset + (size_t) g * cg * e, cin * e,
+                            cg * e, rows, cudaMemcpyDeviceToDevice), n->name);
+  return TRUE;
+}
+
 /* y = conv(x) + bias (+ residual), ReLU where asked, the way `way` says: cuDNN's fused call,
- * or the plain convolution and hfam_cuda_bias_act; `ws` holds way->workspace bytes. The
+ * the plain convolution and hfam_cuda_bias_act, or split-K (the grouped convolution into the
+ * start of the workspace, then hfam_cuda_split_k_sum); `ws` holds way->workspace bytes. The
  * descriptor's math type must already be way->math (plan_conv leaves the chosen one set). */
 static gboolean
 queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
@@ -486,6 +556,21 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
   const float one = 1.0f, zero = 0.0f, alpha2 = residual ? 1.0f : 0.0f;
   void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
 
+  if (way->splits > 1) {
+    const size_t part_bytes = split_k_partials_bytes (be, s, way->splits);
+    const HfamNhwc part = { ws, s->w, s->h, way->splits * s->cs, way->splits * s->cs,
+                            be->dtype };
+    HfamNhwc yp = y, zp = z;
+    yp.c = zp.c = s->cs;
+    CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->split_w_desc,
+                                        s->split_weight, s->split_conv_desc, way->algo,
+                                        (char *) ws + part_bytes, way->workspace - part_bytes,
+                                        &zero, s->part_desc, part.data),
+               n->name);
+    CUDA_TRY (hfam_cuda_split_k_sum (&part, way->splits, b, residual ? &zp : NULL, p->relu, &yp,
+                                     slot->streams[stream]), n->name);
+    return TRUE;
+  }
   if (way->fused) {
     CUDNN_TRY (cudnnConvolutionBiasActivationForward (
                  h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, way->algo, ws,
@@ -519,10 +604,12 @@ static float
 time_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws)
 {
   const cudaStream_t st = slot->streams[stream];
+  const Step *s = &be->steps[id];
   cudaEvent_t start = NULL, stop = NULL;
   float best = -1.0f;
 
-  if (cudnnSetConvolutionMathType (be->steps[id].conv_desc, way->math) != CUDNN_STATUS_SUCCESS
+  if (cudnnSetConvolutionMathType (way->splits > 1 ? s->split_conv_desc : s->conv_desc,
+                                   way->math) != CUDNN_STATUS_SUCCESS
       || cudaEventCreate (&start) != cudaSuccess || cudaEventCreate (&stop) != cudaSuccess)
     goto out;
   for (int r = 0; r < 4; r++) {
@@ -563,9 +650,10 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   const int stream = node_stream (be, id);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d", be->device,
-                                          be->dtype, in->cs, s->cs, p->kernel, p->stride,
-                                          p->dilation, p->pad, in->w, in->h, p->relu, residual);
+  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d",
+                                          be->device, be->dtype, in->cs, s->cs, p->kernel,
+                                          p->stride, p->dilation, p->pad, in->w, in->h, p->relu,
+                                          residual, be->split_k, n->op == HFAM_OP_CONV);
   ConvChoice *choice, found;
   int on, oc, oh, ow;
 
@@ -603,22 +691,27 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   if (!choice) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+    const gboolean force_split = be->split_k > 0 && split_k_applies (be, id, be->split_k);
+    cudnnStatus_t st;
     int n_perf = 0;
     float best_ms = -1.0f;
 
-    CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
-                 slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
-                 s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
-                 perf, find_ws, find_ws_size),
-               n->name);
+    if (!force_split)
+      CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
+                   slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
+                   s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
+                   perf, find_ws, find_ws_size),
+                 n->name);
     for (int k = 0; k < n_perf; k++) {
-      if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size)
+      /* deterministic: the same frame gives the same matte on any stream */
+      if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size
+          || perf[k].determinism != CUDNN_DETERMINISTIC)
         continue;
       /* fp32 stays on FMA: TF32 would round the inputs to 10 bits */
       for (int fused = 0; fused <= (p->relu ? 1 : 0); fused++) {
         ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
                                                                    : CUDNN_FMA_MATH,
-                           0, fused };
+                           0, fused, 1 };
         float ms;
         CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
         if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
@@ -626,6 +719,49 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
                                                      &way.workspace) != CUDNN_STATUS_SUCCESS)
           way.workspace = 0;
         way.workspace = MAX (way.workspace, perf[k].memory);
+        if (way.workspace > find_ws_size)
+          continue;
+        ms = time_conv (be, slot, id, stream, &way, find_ws);
+        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+          best_ms = ms;
+          found = way;
+        }
+      }
+    }
+    for (guint w = 0; w < G_N_ELEMENTS (split_k_ways) && be->split_k != 0; w++) {
+      const int splits = split_k_ways[w];
+      const size_t part_bytes = split_k_partials_bytes (be, s, splits);
+      if ((be->split_k > 0 && splits != be->split_k) || !split_k_applies (be, id, splits)
+          || part_bytes >= find_ws_size)
+        continue;
+      if (!prepare_split_k (be, id, splits, error))
+        return FALSE;
+      CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, math), n->name);
+      /* the partial results at the start of the search's workspace; a grouped convolution
+       * that cuDNN does not take is one candidate less */
+      st = cudnnFindConvolutionForwardAlgorithmEx (
+        slot->cudnn[stream], s->x_desc, x.data, s->split_w_desc, s->split_weight,
+        s->split_conv_desc, s->part_desc, find_ws, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
+        perf, (char *) find_ws + part_bytes, find_ws_size - part_bytes);
+      if (st != CUDNN_STATUS_SUCCESS) {
+        g_debug ("cuda backend: %s: split-K %d: %s", n->name, splits, cudnnGetErrorString (st));
+        n_perf = 0;
+      }
+      for (int k = 0; k < n_perf; k++) {
+        ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
+                                                                   : CUDNN_FMA_MATH,
+                           0, FALSE, splits };
+        size_t conv_ws = 0;
+        float ms;
+        if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].determinism != CUDNN_DETERMINISTIC)
+          continue;
+        CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, way.math), n->name);
+        if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc,
+                                                     s->split_w_desc, s->split_conv_desc,
+                                                     s->part_desc, way.algo, &conv_ws)
+            != CUDNN_STATUS_SUCCESS)
+          conv_ws = 0;
+        way.workspace = part_bytes + MAX (conv_ws, perf[k].memory);
         if (way.workspace > find_ws_size)
           continue;
         ms = time_conv (be, slot, id, stream, &way, find_ws);
@@ -644,15 +780,24 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
       return FALSE;
     }
     choice = &found;
-    g_debug ("cuda backend: %s: algorithm %d, math %d, %s, %zu bytes of workspace, %.3f ms",
-             n->name, choice->algo, choice->math, choice->fused ? "fused" : "not fused",
-             choice->workspace, best_ms);
+    g_debug ("cuda backend: %s: algorithm %d, math %d, %s, split %d way(s), %zu bytes of "
+             "workspace, %.3f ms", n->name, choice->algo, choice->math,
+             choice->fused ? "fused" : "not fused", choice->splits, choice->workspace, best_ms);
     g_mutex_lock (&choice_lock);
     g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (choice, sizeof *choice));
     g_mutex_unlock (&choice_lock);
   }
   s->choice = *choice;
-  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math), n->name);
+  if (s->choice.splits > 1) {
+    /* (the search may have left another split's weights) */
+    if (!prepare_split_k (be, id, s->choice.splits, error))
+      return FALSE;
+    CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, s->choice.math), n->name);
+  } else {
+    cudaFree (s->split_weight);
+    s->split_weight = NULL;
+    CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math), n->name);
+  }
   be->workspace_need[stream] = MAX (be->workspace_need[stream], s->choice.workspace);
   return TRUE;
 }
@@ -1540,7 +1685,10 @@ print_profile (const CudaBackend *be)
     g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d", g->nodes[i].name,
                 hfam_stage_name (g->nodes[i].stage), be->node_ms[i],
                 100.0 * be->node_ms[i] / total, s->w, s->h, s->cs);
-    if (s->is_conv)
+    if (s->is_conv && s->choice.splits > 1)
+      g_printerr (" %s split-K %d, %.1f TFLOP/s", node_kind (&g->nodes[i]), s->choice.splits,
+                  2.0 * macs * be->profiled_frames / (be->node_ms[i] * 1e9));
+    else if (s->is_conv)
       g_printerr (" %s%s, %.1f TFLOP/s", node_kind (&g->nodes[i]),
                   s->choice.fused ? " fused" : " + bias_act",
                   2.0 * macs * be->profiled_frames / (be->node_ms[i] * 1e9));
@@ -1616,6 +1764,13 @@ cuda_free (HfamBackend *base)
         cudnnDestroyFilterDescriptor (s->w_desc);
       if (s->conv_desc)
         cudnnDestroyConvolutionDescriptor (s->conv_desc);
+      if (s->part_desc)
+        cudnnDestroyTensorDescriptor (s->part_desc);
+      if (s->split_w_desc)
+        cudnnDestroyFilterDescriptor (s->split_w_desc);
+      if (s->split_conv_desc)
+        cudnnDestroyConvolutionDescriptor (s->split_conv_desc);
+      cudaFree (s->split_weight);
     }
   if (be->relu)
     cudnnDestroyActivationDescriptor (be->relu);
@@ -1673,6 +1828,9 @@ create_objects (CudaBackend *be, GError **error)
     CUDNN_TRY (cudnnCreateTensorDescriptor (&s->b_desc), g->nodes[i].name);
     CUDNN_TRY (cudnnCreateFilterDescriptor (&s->w_desc), g->nodes[i].name);
     CUDNN_TRY (cudnnCreateConvolutionDescriptor (&s->conv_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateTensorDescriptor (&s->part_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateFilterDescriptor (&s->split_w_desc), g->nodes[i].name);
+    CUDNN_TRY (cudnnCreateConvolutionDescriptor (&s->split_conv_desc), g->nodes[i].name);
   }
   return TRUE;
 }
@@ -1711,6 +1869,24 @@ find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context
     return FALSE;
   }
   return TRUE;
+}
+
+/* HFAM_CUDA_SPLIT_K: unset, -1 (split-K timed against the rest); 0 (never); 2, 4 or 8 (those
+ * slices wherever split-K applies). Anything else is ignored with a warning. */
+static int
+split_k_setting (void)
+{
+  const char *value = g_getenv ("HFAM_CUDA_SPLIT_K");
+
+  if (!value || !value[0])
+    return -1;
+  if (strcmp (value, "0") == 0)
+    return 0;
+  for (guint w = 0; w < G_N_ELEMENTS (split_k_ways); w++)
+    if (atoi (value) == split_k_ways[w])
+      return split_k_ways[w];
+  g_warning ("HFAM_CUDA_SPLIT_K=%s: want 0, 2, 4 or 8; split-K is timed as usual", value);
+  return -1;
 }
 
 /* Whether the environment variable is set to something other than "" or "0". */
@@ -1777,6 +1953,7 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
   be->debug_sync = env_flag ("HFAM_CUDA_SYNC");
   be->graphs = !options->no_graphs && !be->debug_sync && !profile;
+  be->split_k = split_k_setting ();
   /* a node timed or checked alone: one stream, so that nothing runs beside it */
   be->n_streams = be->debug_sync || profile || env_flag ("HFAM_CUDA_ONE_STREAM") ? 1 : N_STREAMS;
   be->base.pipeline_depth = be->depth;

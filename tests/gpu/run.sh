@@ -284,7 +284,7 @@ if [ "$phase" = all ] || [ "$phase" = gst ]; then
 fi
 
 # Where R101's time goes at 512x288 fp16: per stage (no graphs, every stage synchronised:
-# slower than the bench's frames), per node, and what the graph's lanes gain. Run after the
+# slower than the bench's frames), per node, and what the graph's lanes and split-K gain. Run after the
 # fp16 rows (R101 first: the bars), before the fp32 ones, which DEADLINE cuts first.
 diagnose_r101 () {
   timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
@@ -293,26 +293,29 @@ diagnose_r101 () {
   HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
     --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
   sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
-  # what the lanes gain: the graph's lanes on their streams against every node on one
-  # stream (HFAM_CUDA_ONE_STREAM=1), alternated three times so that drift hits both alike
+  # what the lanes and split-K gain: the default against every node on one stream
+  # (HFAM_CUDA_ONE_STREAM=1) and against no split-K (HFAM_CUDA_SPLIT_K=0), alternated so that
+  # drift hits all alike
   lanes=$LOG/lanes-r101.txt
-  printf '%-6s %-11s %-5s %12s %10s\n' round streams depth latency_ms fps >"$lanes"
-  for round in 1 2 3; do
-    for streams in lanes one; do
+  printf '%-6s %-14s %-5s %12s %10s\n' round variant depth latency_ms fps >"$lanes"
+  for round in 1 2; do
+    for variant in default one-stream no-split-k; do
       for depth in 1 2; do
-        llog=$LOG/lanes-$round-$streams-d$depth.log
-        one=0; [ $streams = one ] && one=1
-        HFAM_CUDA_ONE_STREAM=$one timeout 120 "$BUILD/tools/hfam-bench" \
+        llog=$LOG/variant-$round-$variant-d$depth.log
+        one=0; split=""
+        [ $variant = one-stream ] && one=1
+        [ $variant = no-split-k ] && split=0
+        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split timeout 120 "$BUILD/tools/hfam-bench" \
           --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
           --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
         lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
         fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$llog")
-        printf '%-6s %-11s %-5s %12s %10s\n' $round $streams $depth "${lat:-n/a}" \
+        printf '%-6s %-14s %-5s %12s %10s\n' $round $variant $depth "${lat:-n/a}" \
           "${fps:-n/a}" >>"$lanes"
       done
     done
   done
-  echo "R101 512x288 fp16: lanes on their own streams against one stream"
+  echo "R101 512x288 fp16: default (lanes, split-K timed), one stream, no split-K"
   cat "$lanes"
 }
 

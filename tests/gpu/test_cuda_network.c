@@ -12,7 +12,8 @@
  * Depth 2 submits frames A and B, collects A, submits C, collects B and C, each against the
  * CPU's result for its own input (the frame slots must not mix). Three of the configurations
  * run again with every lane on one stream (HFAM_CUDA_ONE_STREAM): the results must be the
- * same bit for bit, or a wait between the graph's lanes is missing.
+ * same bit for bit, or a wait between the graph's lanes is missing. Two more take split-K
+ * wherever it applies (HFAM_CUDA_SPLIT_K=4 in fp32, 2 in fp16), against the CPU as above.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam.h"
@@ -223,23 +224,38 @@ run_case (const char *path, int w, int h, guint32 seed)
     const char *name;
     HfamContextOptions options;
     gboolean against_one_stream;
+    const char *split_k;  /* HFAM_CUDA_SPLIT_K for this one: split-K wherever it applies */
   } configs[] = {
-    { "fp32", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 }, FALSE },
-    { "fp32 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1,
-                          .no_cuda_graphs = TRUE }, TRUE },
-    { "fp16", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 }, TRUE },
-    { "fp16 no graphs", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1,
-                          .no_cuda_graphs = TRUE }, FALSE },
-    { "fp16 depth 2", { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 }, TRUE },
-    { "fp32 depth 2 no graphs", { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
-                                  .no_cuda_graphs = TRUE }, FALSE },
+    { .name = "fp32", .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 } },
+    { .name = "fp32 no graphs",
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1,
+                   .no_cuda_graphs = TRUE },
+      .against_one_stream = TRUE },
+    { .name = "fp16", .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 },
+      .against_one_stream = TRUE },
+    { .name = "fp16 no graphs",
+      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1,
+                   .no_cuda_graphs = TRUE } },
+    { .name = "fp16 depth 2", .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 },
+      .against_one_stream = TRUE },
+    { .name = "fp32 depth 2 no graphs",
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
+                   .no_cuda_graphs = TRUE } },
+    { .name = "fp32 split-K 4",
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 }, .split_k = "4" },
+    { .name = "fp16 split-K 2",
+      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 }, .split_k = "2" },
   };
   for (size_t c = 0; c < G_N_ELEMENTS (configs) && opened; c++) {
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
     Result gpu[3];
     char what[160];
 
-    if (!(opened = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu)))
+    if (configs[c].split_k)
+      g_setenv ("HFAM_CUDA_SPLIT_K", configs[c].split_k, TRUE);
+    opened = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu);
+    g_unsetenv ("HFAM_CUDA_SPLIT_K");
+    if (!opened)
       break;
     for (int f = 0; f < 3; f++) {
       snprintf (what, sizeof what, "%s %dx%d %s frame %d", base, w, h, configs[c].name, f);

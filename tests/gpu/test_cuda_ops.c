@@ -212,6 +212,39 @@ test_bias_act (HfamCudaDtype dt)
   map_free (&y);
 }
 
+/* Partials of 3 splits of 24 channels (20 read: padding), with and without residual and
+ * ReLU, and the refusals. */
+static void
+test_split_k_sum (HfamCudaDtype dt)
+{
+  Map part = map_new (13, 7, 72, 72, dt, TRUE), r = map_new (13, 7, 20, 24, dt, TRUE);
+  Map y = map_new (13, 7, 20, 24, dt, FALSE);
+  float bias[20];
+  void *dbias;
+
+  fill (bias, 20, -1.0, 1.0);
+  round_to (bias, 20, dt);
+  dbias = upload (bias, 20, dt);
+  for (int relu = 0; relu < 2; relu++)
+    for (int res = 0; res < 2; res++) {
+      char name[64];
+      CHECK_CUDA (hfam_cuda_split_k_sum (&part.dev, 3, dbias, res ? &r.dev : NULL, relu,
+                                         &y.dev, 0));
+      hfam_nhwc_split_k_sum (&part.host, 3, bias, res ? &r.host : NULL, relu, &y.host);
+      snprintf (name, sizeof name, "split_k_sum relu=%d residual=%d", relu, res);
+      compare_maps (name, dt, &y.dev, &y.host);
+    }
+  /* 72 channels in 5 splits; a group narrower than y */
+  g_assert (hfam_cuda_split_k_sum (&part.dev, 5, dbias, NULL, 0, &y.dev, 0)
+            == cudaErrorInvalidValue);
+  g_assert (hfam_cuda_split_k_sum (&part.dev, 4, dbias, NULL, 0, &y.dev, 0)
+            == cudaErrorInvalidValue);
+  cudaFree (dbias);
+  map_free (&part);
+  map_free (&r);
+  map_free (&y);
+}
+
 static void
 test_resize (HfamCudaDtype dt)
 {
@@ -719,6 +752,7 @@ main (int argc, char **argv)
   for (int k = 0; k < 2; k++) {
     const HfamCudaDtype dt = k ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
     test_bias_act (dt);
+    test_split_k_sum (dt);
     test_resize (dt);
     test_pools (dt);
     test_copy_scale_planar (dt);

@@ -42,6 +42,32 @@ test_bias_act (void)
   g_assert_cmpfloat (x[2], ==, 0.75f);
 }
 
+/* Two pixels, three splits of two channels (y reads one, as a padded output would not), then
+ * the same sums through hfam_nhwc_bias_act: a split-K convolution must equal the plain one. */
+static void
+test_split_k_sum (void)
+{
+  float part[12] = { 1.0f, 10.0f, 2.0f, 20.0f, -4.0f, 40.0f,
+                     0.5f, 5.0f, 0.25f, 2.5f, 0.125f, 1.25f };
+  float r[2] = { 1.0f, -1.0f }, y[2], sum[2], want[2];
+  const float bias[1] = { 0.5f };
+  HfamNhwcHost tp = { part, 2, 1, 6, 6 }, tr = { r, 2, 1, 1, 1 }, ty = { y, 2, 1, 1, 1 };
+  HfamNhwcHost ts = { sum, 2, 1, 1, 1 }, tw = { want, 2, 1, 1, 1 };
+
+  hfam_nhwc_split_k_sum (&tp, 3, bias, NULL, 0, &ty);
+  g_assert_cmpfloat (y[0], ==, -0.5f);   /* 1 + 2 - 4 + 0.5 */
+  g_assert_cmpfloat (y[1], ==, 1.375f);  /* 0.5 + 0.25 + 0.125 + 0.5 */
+  hfam_nhwc_split_k_sum (&tp, 3, bias, &tr, 1, &ty);
+  g_assert_cmpfloat (y[0], ==, 0.5f);
+  g_assert_cmpfloat (y[1], ==, 0.375f);
+  /* against the unsplit path */
+  sum[0] = 1.0f + 2.0f - 4.0f;
+  sum[1] = 0.5f + 0.25f + 0.125f;
+  hfam_nhwc_bias_act (&ts, bias, &tr, 1, &tw);
+  g_assert_cmpfloat (y[0], ==, want[0]);
+  g_assert_cmpfloat (y[1], ==, want[1]);
+}
+
 /* The checkerboard of test_resize.c, channel 1 its complement. */
 static void
 test_resize_hand (void)
@@ -177,6 +203,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/nhwc/bias-act", test_bias_act);
+  g_test_add_func ("/nhwc/split-k-sum", test_split_k_sum);
   g_test_add_func ("/nhwc/resize/hand", test_resize_hand);
   g_test_add_func ("/nhwc/resize/vs-plane", test_resize_vs_plane);
   g_test_add_func ("/nhwc/pools", test_pools);
