@@ -133,6 +133,7 @@ typedef struct {
   float *host_in, *host_alpha;  /* pinned */
   size_t dev_in_offset;         /* input planes (fp32) in the arena */
   cudaGraphExec_t graphs[N_FRAME_KINDS];  /* each captured when first needed */
+  gboolean warm;                /* a whole frame ran uncaptured since the plan */
   gboolean queued;              /* a frame is in flight here */
   FrameKind kind;               /* of the frame in flight */
   int next_stage;               /* set_input/run_stage: the next stage to queue */
@@ -184,6 +185,8 @@ static GMutex choice_lock;
     if (err_ != cudaSuccess) {                                                                \
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s failed: %s",  \
                    (what), #call, cudaGetErrorString (err_));                                 \
+      /* or the next launch check would report it again */                                   \
+      cudaGetLastError ();                                                                    \
       return FALSE;                                                                           \
     }                                                                                         \
   } while (0)
@@ -508,8 +511,9 @@ split_k_partials_bytes (const CudaBackend *be, const Step *s, int splits)
 }
 
 /* The grouped convolution of convolution `id` split `splits` ways: its descriptors, and its
- * weights, group g being the KRSC weights' input channels [g cg, (g + 1) cg). At plan only
- * (it copies synchronously). */
+ * weights, group g being the KRSC weights' input channels [g cg, (g + 1) cg). At plan only:
+ * the copies are on the legacy stream, and cuda_plan synchronises the device before any frame
+ * runs. */
 static gboolean
 prepare_split_k (CudaBackend *be, int id, int splits, GError **error)
 {
@@ -634,11 +638,122 @@ out:
   return best;
 }
 
+/* Times every plain way of convolution `id` (each deterministic algorithm cuDNN's search finds
+ * within the search's workspace, fused where it has a ReLU and not), keeping the fastest in
+ * `found` / `best_ms` (best_ms < 0: none yet). On slot 0's buffers, at plan. */
+static gboolean
+time_plain_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, ConvChoice *found,
+                 float *best_ms, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const HfamConvParams *p = s->conv;
+  Slot *slot = &be->slots[0];
+  const int stream = node_stream (be, id);
+  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int n_perf = 0;
+
+  CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
+               slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
+               s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
+               perf, find_ws, find_ws_size),
+             n->name);
+  for (int k = 0; k < n_perf; k++) {
+    /* deterministic: the same frame gives the same matte on any stream */
+    if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size
+        || perf[k].determinism != CUDNN_DETERMINISTIC)
+      continue;
+    /* fp32 stays on FMA: TF32 would round the inputs to 10 bits */
+    for (int fused = 0; fused <= (p->relu ? 1 : 0); fused++) {
+      ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
+                                                                 : CUDNN_FMA_MATH,
+                         0, fused, 1 };
+      float ms;
+      CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
+      if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
+                                                   s->conv_desc, s->y_desc, way.algo,
+                                                   &way.workspace) != CUDNN_STATUS_SUCCESS)
+        way.workspace = 0;
+      way.workspace = MAX (way.workspace, perf[k].memory);
+      if (way.workspace > find_ws_size)
+        continue;
+      ms = time_conv (be, slot, id, stream, &way, find_ws);
+      if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
+        *best_ms = ms;
+        *found = way;
+      }
+    }
+  }
+  return TRUE;
+}
+
+/* The same for split-K, each number of slices that applies (only be->split_k when forced);
+ * a grouped convolution that cuDNN does not take is a candidate less. */
+static gboolean
+time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, ConvChoice *found,
+                 float *best_ms, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  Slot *slot = &be->slots[0];
+  const int stream = node_stream (be, id);
+  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]);
+  const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+
+  for (guint w = 0; w < G_N_ELEMENTS (split_k_ways); w++) {
+    const int splits = split_k_ways[w];
+    const size_t part_bytes = split_k_partials_bytes (be, s, splits);
+    cudnnStatus_t st;
+    int n_perf = 0;
+    if ((be->split_k > 0 && splits != be->split_k) || !split_k_applies (be, id, splits)
+        || part_bytes >= find_ws_size)
+      continue;
+    if (!prepare_split_k (be, id, splits, error))
+      return FALSE;
+    CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, math), n->name);
+    /* the partial results at the start of the search's workspace */
+    st = cudnnFindConvolutionForwardAlgorithmEx (
+      slot->cudnn[stream], s->x_desc, x.data, s->split_w_desc, s->split_weight,
+      s->split_conv_desc, s->part_desc, find_ws, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
+      perf, (char *) find_ws + part_bytes, find_ws_size - part_bytes);
+    if (st != CUDNN_STATUS_SUCCESS) {
+      g_debug ("cuda backend: %s: split-K %d: %s", n->name, splits, cudnnGetErrorString (st));
+      continue;
+    }
+    for (int k = 0; k < n_perf; k++) {
+      ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
+                                                                 : CUDNN_FMA_MATH,
+                         0, FALSE, splits };
+      size_t conv_ws = 0;
+      float ms;
+      if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].determinism != CUDNN_DETERMINISTIC)
+        continue;
+      CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, way.math), n->name);
+      if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc,
+                                                   s->split_w_desc, s->split_conv_desc,
+                                                   s->part_desc, way.algo, &conv_ws)
+          != CUDNN_STATUS_SUCCESS)
+        conv_ws = 0;
+      way.workspace = part_bytes + MAX (conv_ws, perf[k].memory);
+      if (way.workspace > find_ws_size)
+        continue;
+      ms = time_conv (be, slot, id, stream, &way, find_ws);
+      if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
+        *best_ms = ms;
+        *found = way;
+      }
+    }
+  }
+  return TRUE;
+}
+
 /* Descriptors for the planned size, and the way to run the convolution: every algorithm that
  * cuDNN's search finds within WORKSPACE_CAP, each fused (where cuDNN takes it) and unfused with
- * hfam_cuda_bias_act, timed as it will run; the fastest wins. cuDNN's own ranking times the bare
- * convolution only, and its fused call often takes a slow kernel. Chosen once per shape, on
- * slot 0's buffers (their contents do not matter). */
+ * hfam_cuda_bias_act, and split-K where it applies, timed as it will run; the fastest wins.
+ * cuDNN's own ranking times the bare convolution only, and its fused call often takes a slow
+ * kernel. Chosen once per shape, on slot 0's buffers (their contents do not matter). */
 static gboolean
 plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError **error)
 {
@@ -646,7 +761,6 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   Step *s = &be->steps[id];
   const HfamConvParams *p = s->conv;
   const Step *in = &be->steps[n->inputs[0]];
-  Slot *slot = &be->slots[0];
   const int stream = node_stream (be, id);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
@@ -689,88 +803,18 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   }
 
   if (!choice) {
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
     const gboolean force_split = be->split_k > 0 && split_k_applies (be, id, be->split_k);
-    cudnnStatus_t st;
-    int n_perf = 0;
     float best_ms = -1.0f;
 
-    if (!force_split)
-      CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
-                   slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
-                   s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
-                   perf, find_ws, find_ws_size),
-                 n->name);
-    for (int k = 0; k < n_perf; k++) {
-      /* deterministic: the same frame gives the same matte on any stream */
-      if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > find_ws_size
-          || perf[k].determinism != CUDNN_DETERMINISTIC)
-        continue;
-      /* fp32 stays on FMA: TF32 would round the inputs to 10 bits */
-      for (int fused = 0; fused <= (p->relu ? 1 : 0); fused++) {
-        ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
-                                                                   : CUDNN_FMA_MATH,
-                           0, fused, 1 };
-        float ms;
-        CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
-        if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
-                                                     s->conv_desc, s->y_desc, way.algo,
-                                                     &way.workspace) != CUDNN_STATUS_SUCCESS)
-          way.workspace = 0;
-        way.workspace = MAX (way.workspace, perf[k].memory);
-        if (way.workspace > find_ws_size)
-          continue;
-        ms = time_conv (be, slot, id, stream, &way, find_ws);
-        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
-          best_ms = ms;
-          found = way;
-        }
-      }
-    }
-    for (guint w = 0; w < G_N_ELEMENTS (split_k_ways) && be->split_k != 0; w++) {
-      const int splits = split_k_ways[w];
-      const size_t part_bytes = split_k_partials_bytes (be, s, splits);
-      if ((be->split_k > 0 && splits != be->split_k) || !split_k_applies (be, id, splits)
-          || part_bytes >= find_ws_size)
-        continue;
-      if (!prepare_split_k (be, id, splits, error))
-        return FALSE;
-      CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, math), n->name);
-      /* the partial results at the start of the search's workspace; a grouped convolution
-       * that cuDNN does not take is one candidate less */
-      st = cudnnFindConvolutionForwardAlgorithmEx (
-        slot->cudnn[stream], s->x_desc, x.data, s->split_w_desc, s->split_weight,
-        s->split_conv_desc, s->part_desc, find_ws, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
-        perf, (char *) find_ws + part_bytes, find_ws_size - part_bytes);
-      if (st != CUDNN_STATUS_SUCCESS) {
-        g_debug ("cuda backend: %s: split-K %d: %s", n->name, splits, cudnnGetErrorString (st));
-        n_perf = 0;
-      }
-      for (int k = 0; k < n_perf; k++) {
-        ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
-                                                                   : CUDNN_FMA_MATH,
-                           0, FALSE, splits };
-        size_t conv_ws = 0;
-        float ms;
-        if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].determinism != CUDNN_DETERMINISTIC)
-          continue;
-        CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, way.math), n->name);
-        if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc,
-                                                     s->split_w_desc, s->split_conv_desc,
-                                                     s->part_desc, way.algo, &conv_ws)
-            != CUDNN_STATUS_SUCCESS)
-          conv_ws = 0;
-        way.workspace = part_bytes + MAX (conv_ws, perf[k].memory);
-        if (way.workspace > find_ws_size)
-          continue;
-        ms = time_conv (be, slot, id, stream, &way, find_ws);
-        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
-          best_ms = ms;
-          found = way;
-        }
-      }
-    }
+    if ((!force_split && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms,
+                                           error))
+        || (be->split_k != 0 && !time_split_ways (be, id, find_ws, find_ws_size, &found,
+                                                  &best_ms, error)))
+      return FALSE;
+    /* forced split-K that cuDNN does not take: the plain ways after all */
+    if (best_ms < 0 && force_split
+        && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
+      return FALSE;
     if (best_ms < 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %s: cuDNN has no convolution algorithm for %dx%dx%d -> "
@@ -981,8 +1025,10 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
   return TRUE;
 }
 
-/* queue_stage_work; with HFAM_CUDA_PROFILE (one stream), behind a gate (opened once the whole
- * stage is queued, whatever happened), then waits for it and adds up the time of each node. */
+/* queue_stage_work; with HFAM_CUDA_PROFILE (one stream), once the slot is warm, behind a gate
+ * (opened once the whole stage is queued, whatever happened), then waits for it and adds up the
+ * time of each node. The last stage of an uncaptured frame makes the slot warm: the first one
+ * runs ungated, since loading a kernel lazily may wait for the stream that the gate holds. */
 static gboolean
 queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gboolean capturing,
              GError **error)
@@ -992,8 +1038,12 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
   Gate gate = { .open = FALSE };
   gboolean ok;
 
-  if (!be->node_ms)
-    return queue_stage_work (be, slot, stage, kind, capturing, error);
+  if (!be->node_ms || !slot->warm) {
+    ok = queue_stage_work (be, slot, stage, kind, capturing, error);
+    if (ok && !capturing && stage == HFAM_N_STAGES - 1)
+      slot->warm = TRUE;
+    return ok;
+  }
   g_mutex_init (&gate.lock);
   g_cond_init (&gate.cond);
   if (cudaLaunchHostFunc (slot->streams[MAIN_STREAM], gate_wait, &gate) != cudaSuccess)
@@ -1081,9 +1131,14 @@ capture_frame (CudaBackend *be, Slot *slot, FrameKind kind)
 static gboolean
 queue_whole_frame (CudaBackend *be, Slot *slot, FrameKind kind, GError **error)
 {
-  if (be->graphs && !slot->graphs[kind] && !capture_frame (be, slot, kind))
+  /* A slot's first frame after a plan runs uncaptured: the first use of its cuDNN handles and
+   * of lazily loaded kernels may do what a capture does not allow. */
+  if (be->graphs && slot->warm && !slot->graphs[kind] && !capture_frame (be, slot, kind)) {
+    g_message ("cuda backend: CUDA graph capture failed (G_MESSAGES_DEBUG=all says why); "
+               "queueing kernels from now on, which is slower");
     be->graphs = FALSE;
-  if (be->graphs) {
+  }
+  if (be->graphs && slot->warm) {
     CUDA_TRY (cudaGraphLaunch (slot->graphs[kind], slot->streams[MAIN_STREAM]), "frame");
     CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "frame");
     return TRUE;
@@ -1117,6 +1172,7 @@ free_slot_plan (Slot *slot)
   slot->host_in = slot->host_alpha = NULL;
   slot->queued = FALSE;
   slot->next_stage = 0;
+  slot->warm = FALSE;
 }
 
 static void
@@ -1156,8 +1212,12 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
                  height);
     return FALSE;
   }
-  if (!be->weights && !load_weights (be, error))
+  if (!be->weights && !load_weights (be, error)) {
+    /* half loaded is not loaded: the next plan starts over */
+    cudaFree (be->weights);
+    be->weights = NULL;
     return FALSE;
+  }
   be->width = width;
   be->height = height;
   arena_size = size_values (be);
@@ -1188,6 +1248,7 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
     find_ws_size /= 2;
   }
   if (!find_ws) {
+    cudaGetLastError ();
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: no device memory for cuDNN's workspace");
     clear_plan (be);
@@ -1305,6 +1366,8 @@ take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error)
   }
   slot->queued = FALSE;
   be->tail++;
+  /* (a frame that run_stage queued whole and that failed before its last stage) */
+  be->whole_frame_queued = FALSE;
   if (slot->kind == kind)
     return slot;
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
@@ -1951,7 +2014,8 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->dtype = options->fp16 ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
   be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
-  be->debug_sync = env_flag ("HFAM_CUDA_SYNC");
+  /* (profiling times every node already; a sync inside its gated stages would wait forever) */
+  be->debug_sync = env_flag ("HFAM_CUDA_SYNC") && !profile;
   be->graphs = !options->no_graphs && !be->debug_sync && !profile;
   be->split_k = split_k_setting ();
   /* a node timed or checked alone: one stream, so that nothing runs beside it */

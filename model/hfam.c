@@ -301,23 +301,29 @@ hfam_context_drop_oldest (HfamContext *ctx)
   ctx->n_pending--;
 }
 
+/* One frame through every stage. A frame that fails after it went in is taken out of the
+ * backend again (a collect that wants nothing), so that the next one finds it empty. */
 static gboolean
 run (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
+  static const HfamOutputs nothing = { 0 };
   HfamBackend *be = ctx->backend;
+  HfamOutputs discard = nothing;
+  gboolean ok = TRUE;
+
   if (!be->ops->set_input (be, ctx->input, error))
     return FALSE;
-  for (int stage = 0; stage < HFAM_N_STAGES; stage++) {
+  for (int stage = 0; stage < HFAM_N_STAGES && ok; stage++) {
     const gint64 start = ctx->timing ? g_get_monotonic_time () : 0;
-    if (!be->ops->run_stage (be, stage, error))
-      return FALSE;
-    if (ctx->timing) {
-      if (!be->ops->synchronize (be, error))
-        return FALSE;
+    ok = be->ops->run_stage (be, stage, error)
+         && (!ctx->timing || be->ops->synchronize (be, error));
+    if (ok && ctx->timing)
       ctx->stage_seconds[stage] = (g_get_monotonic_time () - start) / 1e6;
-    }
   }
-  return be->ops->synchronize (be, error) && be->ops->get_outputs (be, out, error);
+  if (ok && be->ops->synchronize (be, error))
+    return be->ops->get_outputs (be, out, error);
+  be->ops->get_outputs (be, &discard, NULL);
+  return FALSE;
 }
 
 gboolean
