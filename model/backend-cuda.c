@@ -22,8 +22,9 @@
  *   slice; other inputs of a concatenation are copied into theirs.
  * - Streams: one per lane of the graph (graph.h, graph.c), ordered by the graph's cross-lane
  *   waits (an event after each node another lane waits for), so that MFEM at f2 and f3 and
- *   L-BB run while the encoder goes on, each MFEM's dilated branches beside one another, and
- *   P3..P0 and the detail decoder's first block beside the semantic decoder. Lane 0, the critical path, is the main stream: a frame's other lanes
+ *   L-BB run while the encoder goes on, the encoder's projection shortcuts beside the first
+ *   block's other convolutions, each MFEM's dilated branches beside one another, and P3..P0
+ *   and the detail decoder's first block beside the semantic decoder. Lane 0, the critical path, is the main stream: a frame's other lanes
  *   start from it and join it at the end.
  * - Pipeline depth 2: two frame slots, each with its own streams, buffers and workspaces, so
  *   the encoder of frame n + 1 runs while the decoders of frame n do.

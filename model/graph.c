@@ -9,7 +9,9 @@
  * - 3: L-BB (from f1, during layers 2 to 4), then the detail decoder's block 4 (it reads f4
  *   only, so it runs beside the semantic decoder);
  * - 4, 5, 6: the dilated branches b1, b2, b3 of each MFEM, beside its b0 and b4: at f3 and f4
- *   a batch-1 convolution fills few of a large GPU's multiprocessors. */
+ *   a batch-1 convolution fills few of a large GPU's multiprocessors;
+ * - 7: the encoder's projection shortcuts (downsample), beside the first block's conv1 and
+ *   conv2. */
 #include "graph.h"
 #include "hparams.h"
 
@@ -143,8 +145,11 @@ residual_block (Builder *b, int layer, int index, int input, int planes, int str
   g_autofree char *nd = g_strconcat (prefix, ".downsample.0", NULL);
   int shortcut = input, x;
 
-  if (stride != 1 || cin != planes * expansion)
+  if (stride != 1 || cin != planes * expansion) {
+    b->lane = 7;
     shortcut = conv (b, nd, input, planes * expansion, 1, stride, 1, FALSE, -1);
+    b->lane = 0;
+  }
   if (!bottleneck) {
     x = conv (b, n1, input, planes, 3, stride, 1, TRUE, -1);
     return conv (b, n2, x, planes, 3, 1, 1, TRUE, shortcut);

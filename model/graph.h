@@ -49,7 +49,7 @@ typedef struct {
 /* Lanes: chains of nodes that a backend with concurrent queues (CUDA streams) may run side by
  * side, each lane in graph order, so that branches that need only early encoder features run
  * while the encoder goes on. Lane 0 holds the critical path (graph.c says which node is where). */
-#define HFAM_N_LANES 7
+#define HFAM_N_LANES 8
 
 typedef struct {
   HfamOp op;
