@@ -43,6 +43,23 @@ LOG=$BUILD/gpu-logs
 failed=0
 
 say () { printf '\n=== %s\n' "$*"; }
+
+# summary.txt and the logs into $OUT: at the end, and also when the device tool's time limit
+# stops the script (SIGTERM), so that what ran so far comes back
+write_out () {
+  [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
+  { echo "tests/gpu/run.sh $phase: $1"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' "$LOG"/cuda-*.log 2>/dev/null
+    [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|:[EF]:' \
+      "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
+      2>/dev/null | sort -u
+    [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
+    [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
+    [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"; } >"$OUT/summary.txt"
+  tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
+}
+
+trap 'write_out "stopped (SIGTERM: the time limit?) before the end"; exit 124' TERM
+
 die () { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
 case $phase in all|check|gst|bench) ;; *) die "unknown phase '$phase' (all, check, gst or bench)";; esac
@@ -375,15 +392,6 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
 fi
 
 result="$([ $failed -eq 0 ] && echo 'all checks passed' || echo "$failed check(s) FAILED")"
-if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
-  { echo "tests/gpu/run.sh $phase: $result"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' "$LOG"/cuda-*.log 2>/dev/null
-    [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|:[EF]:' \
-      "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
-      2>/dev/null | sort -u
-    [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
-    [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
-    [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"; } >"$OUT/summary.txt"
-  tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
-fi
+write_out "$result"
 say "$result"
 exit $((failed > 0))
