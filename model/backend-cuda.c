@@ -639,6 +639,23 @@ out:
   return best;
 }
 
+/* Times `way` of convolution `id` where its workspace fits the search's, and keeps it in
+ * `found` / `best_ms` when it is the fastest so far (best_ms < 0: none yet). */
+static void
+consider_way (CudaBackend *be, int id, const ConvChoice *way, void *find_ws, size_t find_ws_size,
+              ConvChoice *found, float *best_ms)
+{
+  float ms;
+
+  if (way->workspace > find_ws_size)
+    return;
+  ms = time_conv (be, &be->slots[0], id, node_stream (be, id), way, find_ws);
+  if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
+    *best_ms = ms;
+    *found = *way;
+  }
+}
+
 /* Times every plain way of convolution `id` (each deterministic algorithm cuDNN's search finds
  * within the search's workspace, fused where it has a ReLU and not), keeping the fastest in
  * `found` / `best_ms` (best_ms < 0: none yet). On slot 0's buffers, at plan. */
@@ -670,20 +687,13 @@ time_plain_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
       ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
                                                                  : CUDNN_FMA_MATH,
                          0, fused, 1 };
-      float ms;
       CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
       if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
                                                    s->conv_desc, s->y_desc, way.algo,
                                                    &way.workspace) != CUDNN_STATUS_SUCCESS)
         way.workspace = 0;
       way.workspace = MAX (way.workspace, perf[k].memory);
-      if (way.workspace > find_ws_size)
-        continue;
-      ms = time_conv (be, slot, id, stream, &way, find_ws);
-      if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
-        *best_ms = ms;
-        *found = way;
-      }
+      consider_way (be, id, &way, find_ws, find_ws_size, found, best_ms);
     }
   }
   return TRUE;
@@ -728,7 +738,6 @@ time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
                                                                  : CUDNN_FMA_MATH,
                          0, FALSE, splits };
       size_t conv_ws = 0;
-      float ms;
       if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].determinism != CUDNN_DETERMINISTIC)
         continue;
       CUDNN_TRY (cudnnSetConvolutionMathType (s->split_conv_desc, way.math), n->name);
@@ -738,13 +747,7 @@ time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
           != CUDNN_STATUS_SUCCESS)
         conv_ws = 0;
       way.workspace = part_bytes + MAX (conv_ws, perf[k].memory);
-      if (way.workspace > find_ws_size)
-        continue;
-      ms = time_conv (be, slot, id, stream, &way, find_ws);
-      if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
-        *best_ms = ms;
-        *found = way;
-      }
+      consider_way (be, id, &way, find_ws, find_ws_size, found, best_ms);
     }
   }
   return TRUE;
