@@ -17,6 +17,19 @@
 
 #include <string.h>
 
+/* The lanes of the list above. */
+enum {
+  LANE_CRITICAL,
+  LANE_MFEM2,     /* then P3..P0 */
+  LANE_MFEM3,
+  LANE_LOW_LEVEL, /* L-BB, then the detail decoder's block 4 */
+  LANE_BRANCH1,   /* each MFEM's b1, b2, b3 */
+  LANE_BRANCH2,
+  LANE_BRANCH3,
+  LANE_SHORTCUT,
+};
+G_STATIC_ASSERT (LANE_SHORTCUT + 1 == HFAM_N_LANES);
+
 typedef struct {
   GArray *nodes;           /* HfamNode */
   HfamSafetensors *st;
@@ -146,9 +159,9 @@ residual_block (Builder *b, int layer, int index, int input, int planes, int str
   int shortcut = input, x;
 
   if (stride != 1 || cin != planes * expansion) {
-    b->lane = 7;
+    b->lane = LANE_SHORTCUT;
     shortcut = conv (b, nd, input, planes * expansion, 1, stride, 1, FALSE, -1);
-    b->lane = 0;
+    b->lane = LANE_CRITICAL;
   }
   if (!bottleneck) {
     x = conv (b, n1, input, planes, 3, stride, 1, TRUE, -1);
@@ -189,14 +202,14 @@ build_mfem (Builder *b, int level, int f)
   const int cm = hp->mfem_channels;
   const int *rates = hp->mfem_rates[level - 2];
   int branches[4], gap, pooled, gap_branches;
-  const int lane = level == 2 ? 1 : level == 3 ? 2 : 0;
+  const int lane = level == 2 ? LANE_MFEM2 : level == 3 ? LANE_MFEM3 : LANE_CRITICAL;
   HfamNode n = { .op = HFAM_OP_SK_PROJECT, .n_inputs = 3, .channels = cm };
   g_autofree char *name = NULL;
 
   b->stage = HFAM_STAGE_MFEM;
   for (int k = 0; k < 4; k++) {
     g_autofree char *bn = g_strdup_printf ("mfem%d.b%d.conv", level, k);
-    b->lane = k > 0 ? 3 + k : lane;
+    b->lane = k > 0 ? LANE_BRANCH1 + k - 1 : lane;
     branches[k] = k == 0 ? conv (b, bn, f, cm, 1, 1, 1, TRUE, -1)
                          : conv (b, bn, f, cm, 3, 1, rates[k - 1], TRUE, -1);
   }
@@ -252,9 +265,9 @@ build_context (Builder *b, const int f[5], int p[5])
 
   for (int level = 2; level <= 4; level++)
     m[level - 2] = build_mfem (b, level, f[level]);
-  b->lane = 2;
+  b->lane = LANE_MFEM3;
   m[1] = resize (b, "context.up3", m[1], 8);
-  b->lane = 0;
+  b->lane = LANE_CRITICAL;
   m[2] = resize (b, "context.up4", m[2], 8);
   g = conv (b, "context.conv", concat (b, "context.concat", m, 3), hp->mfem_channels, 1, 1, 1,
             TRUE, -1);
@@ -264,7 +277,7 @@ build_context (Builder *b, const int f[5], int p[5])
     /* block i's input lives at H / 2^(i+1) */
     const int div = 2 << i;
     int x;
-    b->lane = i == 4 ? 0 : 1;
+    b->lane = i == 4 ? LANE_CRITICAL : LANE_MFEM2;
     x = conv (b, name, g, hp->context_widths[4 - i], 3, 1, 1, TRUE, -1);
     if (div > 8)
       p[i] = avgpool (b, HFAM_OP_AVGPOOL, rname, x, div / 8);
@@ -273,7 +286,7 @@ build_context (Builder *b, const int f[5], int p[5])
     else
       p[i] = x;
   }
-  b->lane = 0;
+  b->lane = LANE_CRITICAL;
 }
 
 /* Three convolutions; the very last layer of a decoder (block 0, conv 2) is plain. */
@@ -312,7 +325,7 @@ build_lbb (Builder *b, int f0, int f1)
   int in[2], x;
 
   b->stage = HFAM_STAGE_LBB;
-  b->lane = 3;
+  b->lane = LANE_LOW_LEVEL;
   in[0] = f0;
   in[1] = resize (b, "lbb.up", f1, 2);
   x = concat (b, "lbb.concat", in, 2);
@@ -320,7 +333,7 @@ build_lbb (Builder *b, int f0, int f1)
     g_autofree char *name = g_strdup_printf ("lbb.%d.conv", j);
     x = conv (b, name, x, hp->lbb_width, 3, 1, hp->lbb_dilation, TRUE, -1);
   }
-  b->lane = 0;
+  b->lane = LANE_CRITICAL;
   return x;
 }
 
@@ -340,7 +353,7 @@ build_detail (Builder *b, int semantic, const int f[5], int lbb)
     return -1;
   a = add_node (b, &attention, "attention");
   for (int i = 4; i >= 0; i--) {
-    b->lane = i == 4 ? 3 : 0;
+    b->lane = i == 4 ? LANE_LOW_LEVEL : LANE_CRITICAL;
     if (i < 4) {
       g_autofree char *pname = g_strdup_printf ("detail%d.attention", i);
       g_autofree char *sname = g_strdup_printf ("detail%d.skip", i);
@@ -360,7 +373,7 @@ build_detail (Builder *b, int semantic, const int f[5], int lbb)
     }
     x = decoder_block (b, "detail", i, x, b->hp->detail_widths[4 - i]);
   }
-  b->lane = 0;
+  b->lane = LANE_CRITICAL;
   return x;
 }
 
