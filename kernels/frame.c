@@ -194,7 +194,7 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
     a = resized;
   }
   /* rows are independent: a frame's worth spreads over the calling thread's OpenMP team */
-#pragma omp parallel for if ((int64_t) w * h >= 65536)
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
   for (int y = 0; y < h; y++) {
     uint8_t *row = out->data + (ptrdiff_t) y * out->stride;
     const float *arow = a + (size_t) y * w;

@@ -21,10 +21,6 @@
  * with it both orders were timed on 1920x1080 <-> 512x288 (x86-64) and the cheaper one won. */
 #define HPASS_COST 4
 
-/* Below this many output values a resize stays on one thread: a team costs more than it saves
- * on the small maps of the tests and of the network's heads. */
-#define PARALLEL_MIN_OUTPUTS 65536
-
 
 void
 hfam_resize_filter_clear (HfamResizeFilter *f)
@@ -233,7 +229,7 @@ filters_init (HfamResizeFilter *fx, HfamResizeFilter *fy, int sw, int sh, int dw
 int
 hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int dw, int dh, int ds)
 {
-  const int parallel = (int64_t) dw * dh >= PARALLEL_MIN_OUTPUTS;
+  const int parallel = (int64_t) dw * dh >= HFAM_PARALLEL_MIN_VALUES;
   HfamResizeFilter fx, fy;
   float *tmp;
   int ok;
@@ -293,7 +289,7 @@ hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes
                        const int order[3], float scale, const float mean[3],
                        const float std[3])
 {
-  const int parallel = (int64_t) dw * dh >= PARALLEL_MIN_OUTPUTS;
+  const int parallel = (int64_t) dw * dh >= HFAM_PARALLEL_MIN_VALUES;
   HfamResizeFilter fx, fy;
   size_t plane = (size_t) dw * dh;
   int off[3];

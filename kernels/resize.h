@@ -21,6 +21,10 @@ typedef struct {
   int64_t taps; /* sum of len: the work per line of this pass */
 } HfamResizeFilter;
 
+/* Below this many output values the frame functions here and in frame.h stay on one thread:
+ * an OpenMP team costs more than it saves on the small maps of the tests and of the heads. */
+#define HFAM_PARALLEL_MIN_VALUES 65536
+
 /* 0, or -1 on a size < 1 or no memory. The CUDA preprocessing uploads these same tables. */
 int hfam_resize_filter_init (HfamResizeFilter *f, int in, int out);
 void hfam_resize_filter_clear (HfamResizeFilter *f);
