@@ -15,8 +15,9 @@ struct _HfamWorker {
   guint n_threads;
 
   GstVideoInfo in_info;
-  gboolean direct;                /* the input is RGB that libhfam reads as it is */
-  HfamPixelFormat pixel_format;   /* its layout, when direct */
+  gboolean read_as_is;            /* kernels/frame.h reads the input's layout, frame_format */
+  HfamFrameFormat frame_format;
+  gboolean direct;                /* read as is, and RGB: no conversion on the host */
   GstVideoInfo colour_info;
   GstVideoConverter *converter;   /* input -> RGBA, when not direct */
   GstBufferPool *colour_pool;     /* the converter's outputs, one per held frame */
@@ -26,7 +27,6 @@ struct _HfamWorker {
 #ifdef HFAM_HAVE_GST_CUDA
   GstCudaContext *cuda_context;   /* what libhfam runs on, or NULL */
   gboolean device_format;         /* CUDA memory caps in a format the device path reads */
-  HfamFrameFormat frame_format;   /* that format */
   HfamYuvToRgb yuv;               /* its colour matrix, for NV12 and I420 */
 #endif
   guint n_on_device;              /* frames in flight on the device path */
@@ -110,23 +110,30 @@ hfam_worker_depth (const HfamWorker *worker)
   return hfam_context_pipeline_depth (worker->ctx);
 }
 
+/* The layout kernels/frame.h reads `format` in, if it reads it as it is. */
 static gboolean
-hfam_worker_direct_format (GstVideoFormat format, HfamPixelFormat *pixel_format)
+hfam_worker_frame_format (GstVideoFormat format, HfamFrameFormat *frame_format)
 {
   switch (format) {
     case GST_VIDEO_FORMAT_RGB:
-      *pixel_format = HFAM_PIXEL_RGB8;
+      *frame_format = HFAM_FRAME_RGB;
       return TRUE;
     case GST_VIDEO_FORMAT_BGR:
-      *pixel_format = HFAM_PIXEL_BGR8;
+      *frame_format = HFAM_FRAME_BGR;
       return TRUE;
     case GST_VIDEO_FORMAT_RGBA:
     case GST_VIDEO_FORMAT_RGBx:
-      *pixel_format = HFAM_PIXEL_RGBA8;
+      *frame_format = HFAM_FRAME_RGBA;
       return TRUE;
     case GST_VIDEO_FORMAT_BGRA:
     case GST_VIDEO_FORMAT_BGRx:
-      *pixel_format = HFAM_PIXEL_BGRA8;
+      *frame_format = HFAM_FRAME_BGRA;
+      return TRUE;
+    case GST_VIDEO_FORMAT_NV12:
+      *frame_format = HFAM_FRAME_NV12;
+      return TRUE;
+    case GST_VIDEO_FORMAT_I420:
+      *frame_format = HFAM_FRAME_I420;
       return TRUE;
     default:
       return FALSE;
@@ -152,37 +159,22 @@ hfam_worker_colour_pool_new (const GstVideoInfo *info)
 }
 
 #ifdef HFAM_HAVE_GST_CUDA
-/* Whether the device path (kernels/preprocess.cu, matte.cu) reads frames of `info`; its
- * layout and colour matrix if so. */
+/* Whether the device path (kernels/preprocess.cu, matte.cu) reads the worker's input: a layout
+ * it reads as it is, in a colour matrix it knows (yuv then holds it). */
 static gboolean
-hfam_worker_device_format (const GstVideoInfo *info, HfamFrameFormat *format,
-                           HfamYuvToRgb *yuv)
+hfam_worker_device_format (HfamWorker *worker)
 {
-  const GstVideoColorimetry *c = &info->colorimetry;
+  const GstVideoColorimetry *c = &worker->in_info.colorimetry;
 
-  switch (GST_VIDEO_INFO_FORMAT (info)) {
-    case GST_VIDEO_FORMAT_RGBA:
-    case GST_VIDEO_FORMAT_RGBx:
-      *format = HFAM_FRAME_RGBA;
-      return TRUE;
-    case GST_VIDEO_FORMAT_BGRA:
-    case GST_VIDEO_FORMAT_BGRx:
-      *format = HFAM_FRAME_BGRA;
-      return TRUE;
-    case GST_VIDEO_FORMAT_NV12:
-      *format = HFAM_FRAME_NV12;
-      break;
-    case GST_VIDEO_FORMAT_I420:
-      *format = HFAM_FRAME_I420;
-      break;
-    default:
-      return FALSE;
-  }
+  if (!worker->read_as_is)
+    return FALSE;
+  if (worker->frame_format != HFAM_FRAME_NV12 && worker->frame_format != HFAM_FRAME_I420)
+    return TRUE;
   /* other matrices (BT.2020, SMPTE 240M) take the host path's converter */
   if ((c->matrix != GST_VIDEO_COLOR_MATRIX_BT601 && c->matrix != GST_VIDEO_COLOR_MATRIX_BT709)
       || (c->range != GST_VIDEO_COLOR_RANGE_0_255 && c->range != GST_VIDEO_COLOR_RANGE_16_235))
     return FALSE;
-  hfam_yuv_to_rgb_init (yuv,
+  hfam_yuv_to_rgb_init (&worker->yuv,
       c->matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601,
       c->range == GST_VIDEO_COLOR_RANGE_0_255 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED);
   return TRUE;
@@ -196,8 +188,9 @@ hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info, gboolean cu
 
   hfam_worker_clear_input (worker);
   worker->in_info = *info;
-  worker->direct = hfam_worker_direct_format (GST_VIDEO_INFO_FORMAT (info),
-                                              &worker->pixel_format);
+  worker->read_as_is = hfam_worker_frame_format (GST_VIDEO_INFO_FORMAT (info),
+                                                 &worker->frame_format);
+  worker->direct = worker->read_as_is && worker->frame_format <= HFAM_FRAME_BGRA;
   if (worker->direct) {
     worker->colour_info = *info;
   } else {
@@ -222,7 +215,7 @@ hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info, gboolean cu
   }
 #ifdef HFAM_HAVE_GST_CUDA
   worker->device_format = cuda_memory && worker->cuda_context
-      && hfam_worker_device_format (info, &worker->frame_format, &worker->yuv);
+      && hfam_worker_device_format (worker);
 #endif
   worker->matte = g_new0 (float, (gsize) width * height);
   worker->fresh = g_new0 (float, (gsize) width * height);
@@ -280,6 +273,10 @@ static gboolean
 hfam_worker_submit (HfamWorker *worker, HfamWorkerFrame *frame, int inference_size,
                     GError **error)
 {
+  static const HfamPixelFormat pixel_formats[] = {
+    [HFAM_FRAME_RGB] = HFAM_PIXEL_RGB8, [HFAM_FRAME_BGR] = HFAM_PIXEL_BGR8,
+    [HFAM_FRAME_RGBA] = HFAM_PIXEL_RGBA8, [HFAM_FRAME_BGRA] = HFAM_PIXEL_BGRA8,
+  };
   const GstVideoFrame *colour = hfam_worker_colour_frame (worker, frame);
   HfamImage image;
   gboolean ok;
@@ -294,7 +291,7 @@ hfam_worker_submit (HfamWorker *worker, HfamWorkerFrame *frame, int inference_si
     .width = GST_VIDEO_FRAME_WIDTH (colour),
     .height = GST_VIDEO_FRAME_HEIGHT (colour),
     .stride = GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0),
-    .format = worker->direct ? worker->pixel_format : HFAM_PIXEL_RGBA8,
+    .format = worker->direct ? pixel_formats[worker->frame_format] : HFAM_PIXEL_RGBA8,
   };
   hfam_worker_enter (worker);
   ok = hfam_context_submit_frame (worker->ctx, &image, inference_size, error);
@@ -491,16 +488,12 @@ hfam_worker_n_held (const HfamWorker *worker)
 static HfamFrame
 hfam_worker_frame (const HfamWorker *worker, const GstVideoFrame *colour)
 {
-  static const HfamFrameFormat formats[] = {
-    [HFAM_PIXEL_RGB8] = HFAM_FRAME_RGB, [HFAM_PIXEL_BGR8] = HFAM_FRAME_BGR,
-    [HFAM_PIXEL_RGBA8] = HFAM_FRAME_RGBA, [HFAM_PIXEL_BGRA8] = HFAM_FRAME_BGRA,
-  };
   return (HfamFrame) {
     .planes = { GST_VIDEO_FRAME_PLANE_DATA (colour, 0) },
     .strides = { GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0) },
     .width = GST_VIDEO_FRAME_WIDTH (colour),
     .height = GST_VIDEO_FRAME_HEIGHT (colour),
-    .format = worker->direct ? formats[worker->pixel_format] : HFAM_FRAME_RGBA,
+    .format = worker->direct ? worker->frame_format : HFAM_FRAME_RGBA,
   };
 }
 
