@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 
 #include "hfam.h"
+#include "median.h"
 
 #define WARM_UP_RUNS 2
 
@@ -57,21 +58,6 @@ parse_size (const char *text, int *width, int *height, GError **error)
     return FALSE;
   }
   return TRUE;
-}
-
-static int
-compare_doubles (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-/* Sorts `values` in place. */
-static double
-median (double *values, int n)
-{
-  qsort (values, n, sizeof *values, compare_doubles);
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 /* Resident memory from /proc/self/status, in kB; -1 where unknown (not Linux). */

@@ -12,6 +12,7 @@
 
 #include "frame.h"
 #include "hfam.h"
+#include "median.h"
 #include "resize.h"
 
 enum { STEP_PREPROCESS, STEP_RESIZE, STEP_FILL, STEP_KEY, N_STEPS };
@@ -32,20 +33,6 @@ static const GOptionEntry entries[] = {
   { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Threads (default: one per core)", "T" },
   G_OPTION_ENTRY_NULL
 };
-
-static int
-compare_doubles (const void *a, const void *b)
-{
-  const double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *values, int n)
-{
-  qsort (values, n, sizeof *values, compare_doubles);
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 /* One pass over every step on `threads` threads; milliseconds per step into ms. */
 static gboolean
