@@ -542,8 +542,12 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
   GstCudaContext *shared = NULL;
   HfamContext *ctx;
 
-  if (!gst_cuda_load_library ()
-      || !gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
+  if (!gst_cuda_load_library ())
+    return NULL;
+  /* registers gstcuda's allocator, without which its buffer pools refuse every
+   * configuration (nvcodec does this when it loads; that plugin may be absent) */
+  gst_cuda_memory_init_once ();
+  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
           &self->cuda_context))
     return NULL;
   GST_OBJECT_LOCK (self);

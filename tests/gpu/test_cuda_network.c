@@ -3,12 +3,14 @@
  *   fp32 (graphs on and off): max abs difference <= 1e-3 on P_s and alpha_d; alpha_p too,
  *     except on pixels where the CPU's two largest class probabilities are within 1e-3 (the
  *     argmax may fall either way there). How many such pixels there are depends on the
- *     weights, not on the backend (random weights give many); the pixels where alpha_p then
- *     actually differs by more than 1e-3 are counted and must stay under 1 %.
+ *     weights, not on the backend (random weights give many). The flips, pixels whose class
+ *     (the argmax of P_s) differs from the CPU's, must stay under 1 %.
  *   fp16 (graphs on, pipeline depth 1 and 2): mean abs difference <= 5e-3 on P_s and alpha_d,
  *     and on alpha_p without the pixels whose two best classes are within 5e-2 (fp16 moves P_s by up
  *     to ~3e-2 on a random ResNet-101, so the argmax may fall either way there; on the first
- *     GPU run such flips alone lifted the mean to 5.4e-3); flips under 1 % as for fp32.
+ *     GPU run such flips alone lifted the mean to 5.4e-3); flips under 1 % as for fp32. (Counting
+ *     as flips the near-ties whose alpha_p moved by more than 1e-3 failed on the second GPU run:
+ *     fp16's ordinary noise on alpha_d moves most of them that much.)
  * Depth 2 submits frames A and B, collects A, submits C, collects B and C, each against the
  * CPU's result for its own input (the frame slots must not mix). Three of the configurations
  * run again with every lane on one stream (HFAM_CUDA_ONE_STREAM): the results must be the
@@ -86,6 +88,17 @@ diff (const float *a, const float *b, size_t n, const gboolean *skip)
   return d;
 }
 
+/* The class of pixel i: the argmax of its three probabilities (the first of equals). */
+static int
+class_of (const float *semantic, size_t plane, size_t i)
+{
+  int best = 0;
+  for (int k = 1; k < 3; k++)
+    if (semantic[k * plane + i] > semantic[best * plane + i])
+      best = k;
+  return best;
+}
+
 /* Compares a CUDA result with the CPU's; fp16 by mean, fp32 by max. */
 static void
 compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, gboolean fp16)
@@ -101,7 +114,7 @@ compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, g
     float mid = p[0] + p[1] + p[2] - hi - lo;
     ties[i] = hi - mid <= (fp16 ? TIE_MARGIN_FP16 : TIE_MARGIN);
     n_ties += ties[i];
-    n_flips += ties[i] && !(fabsf (gpu->fused[i] - cpu->fused[i]) <= 1e-3f);
+    n_flips += class_of (gpu->semantic, plane, i) != class_of (cpu->semantic, plane, i);
   }
   ds = diff (gpu->semantic, cpu->semantic, 3 * plane, NULL);
   dd = diff (gpu->detail, cpu->detail, plane, NULL);

@@ -1432,7 +1432,11 @@ GST_END_TEST;
 static GstCudaContext *
 cuda_memory_context (void)
 {
-  return gst_cuda_load_library () ? gst_cuda_context_new (0) : NULL;
+  if (!gst_cuda_load_library ())
+    return NULL;
+  /* for the test's own pool (the element registers it too, but opens later) */
+  gst_cuda_memory_init_once ();
+  return gst_cuda_context_new (0);
 }
 
 /* `frame` (system memory) copied into a buffer of the CUDA pool (gstcuda
