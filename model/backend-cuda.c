@@ -62,6 +62,9 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
+#ifdef HFAM_HAVE_CUBLASLT
+#include <cublasLt.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +77,8 @@
 #define SPLIT_K_MAX_POSITIONS 4096
 #define SPLIT_K_MIN_DEPTH 512
 static const int split_k_ways[] = { 2, 4, 8 };
+/* cuBLASLt's heuristic candidates timed per 1x1 convolution and epilogue */
+#define GEMM_CANDIDATES 8
 #define ALIGN 256
 
 /* Lane 0's stream: a frame starts and ends there. */
@@ -90,8 +95,12 @@ typedef struct {
   cudnnConvolutionFwdAlgo_t algo;
   cudnnMathType_t math;
   size_t workspace;   /* split-K: its partial results first, then the convolution's */
-  gboolean fused;
+  gboolean fused;     /* the bias and ReLU in cuDNN's call, or in cuBLASLt's epilogue */
   int splits;         /* 1, or the slices of the input channels (split-K) */
+  gboolean gemm;      /* a 1x1 convolution as one cuBLASLt matrix product (not cuDNN) */
+#ifdef HFAM_HAVE_CUBLASLT
+  cublasLtMatmulAlgo_t gemm_algo;
+#endif
 } ConvChoice;
 
 /* What does not change from frame to frame or slot to slot. */
@@ -115,6 +124,11 @@ typedef struct {
   cudnnFilterDescriptor_t split_w_desc;
   cudnnConvolutionDescriptor_t split_conv_desc;
   void *split_weight;
+#ifdef HFAM_HAVE_CUBLASLT
+  /* 1x1 convolutions as a matrix product: its descriptor, and the layouts of W, x and y */
+  cublasLtMatmulDesc_t gemm_desc;
+  cublasLtMatrixLayout_t gemm_w, gemm_x, gemm_y;
+#endif
   size_t weight_offset, bias_offset; /* CONV: in the weight allocation */
   /* SK_PROJECT: fp32 tensors in the weight allocation; per-frame weights in the slots */
   HfamCudaSkWeights sk;
@@ -154,6 +168,10 @@ typedef struct {
   gboolean graphs, debug_sync;
   int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
   int split_k;                  /* HFAM_CUDA_SPLIT_K: -1 timed (default), 0 never, or forced */
+  int gemm;                     /* HFAM_CUDA_GEMM: -1 timed (default), 0 never, 1 forced */
+#ifdef HFAM_HAVE_CUBLASLT
+  cublasLtHandle_t lt;
+#endif
   double *node_ms;              /* HFAM_CUDA_PROFILE: per node, summed over frames */
   int profiled_frames;
   cudaEvent_t *node_events;     /* HFAM_CUDA_PROFILE: start and stop of every node */
@@ -191,6 +209,18 @@ static GMutex choice_lock;
       return FALSE;                                                                           \
     }                                                                                         \
   } while (0)
+
+#ifdef HFAM_HAVE_CUBLASLT
+#define LT_TRY(call, what)                                                                    \
+  do {                                                                                        \
+    const cublasStatus_t st_ = (call);                                                        \
+    if (st_ != CUBLAS_STATUS_SUCCESS) {                                                       \
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: %s failed: %s",  \
+                   (what), #call, cublasLtGetStatusString (st_));                             \
+      return FALSE;                                                                           \
+    }                                                                                         \
+  } while (0)
+#endif
 
 #define CUDNN_TRY(call, what)                                                                 \
   do {                                                                                        \
@@ -543,10 +573,86 @@ prepare_split_k (CudaBackend *be, int id, int splits, GError **error)
   return TRUE;
 }
 
+/* Whether convolution `id` is one matrix product, y[position][cout] = x[position][cin] W^T:
+ * 1x1, stride 1, no padding (its maps are dense: only resizes, pools and scales write into
+ * a concatenation's slice). */
+static gboolean
+gemm_applies (const CudaBackend *be, int id)
+{
+#ifdef HFAM_HAVE_CUBLASLT
+  const HfamConvParams *p = be->steps[id].conv;
+  return be->lt && p->kernel == 1 && p->stride == 1 && p->pad == 0;
+#else
+  return FALSE;
+#endif
+}
+
+#ifdef HFAM_HAVE_CUBLASLT
+/* The layouts of convolution `id`'s product for the planned size, in cuBLASLt's column-major
+ * terms: W is KRSC, so cin x cout with leading dimension cin (transposed by the descriptor),
+ * x is cin x positions, y is cout x positions. */
+static gboolean
+prepare_gemm (CudaBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const int cin = be->steps[n->inputs[0]].cs;
+  const uint64_t positions = (uint64_t) s->w * s->h;
+  const cudaDataType_t type = be->dtype == HFAM_CUDA_F16 ? CUDA_R_16F : CUDA_R_32F;
+  cublasLtMatrixLayout_t *layouts[3] = { &s->gemm_w, &s->gemm_x, &s->gemm_y };
+
+  for (int k = 0; k < 3; k++)
+    if (*layouts[k]) {
+      cublasLtMatrixLayoutDestroy (*layouts[k]);
+      *layouts[k] = NULL;
+    }
+  LT_TRY (cublasLtMatrixLayoutCreate (&s->gemm_w, type, cin, s->cs, cin), n->name);
+  LT_TRY (cublasLtMatrixLayoutCreate (&s->gemm_x, type, cin, positions, cin), n->name);
+  LT_TRY (cublasLtMatrixLayoutCreate (&s->gemm_y, type, s->cs, positions, s->cs), n->name);
+  return TRUE;
+}
+
+/* The epilogue of a way: none (hfam_cuda_bias_act follows), or the bias and the ReLU. */
+static gboolean
+set_gemm_epilogue (Step *s, const ConvChoice *way, const void *bias, const char *what,
+                   GError **error)
+{
+  const cublasLtEpilogue_t epilogue = !way->fused ? CUBLASLT_EPILOGUE_DEFAULT
+                                      : s->conv->relu ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                                      : CUBLASLT_EPILOGUE_BIAS;
+  LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                          sizeof epilogue), what);
+  if (way->fused)
+    LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                            &bias, sizeof bias), what);
+  return TRUE;
+}
+
+/* y = x W^T (+ bias, ReLU where asked, in the epilogue when way->fused). */
+static gboolean
+queue_gemm (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
+            GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+  const float one = 1.0f, zero = 0.0f;
+
+  if (!set_gemm_epilogue (s, way, conv_bias (be, slot, id), n->name, error))
+    return FALSE;
+  LT_TRY (cublasLtMatmul (be->lt, s->gemm_desc, &one, conv_weight (be, slot, id), s->gemm_w,
+                          x.data, s->gemm_x, &zero, y.data, s->gemm_y, y.data, s->gemm_y,
+                          &way->gemm_algo, ws, way->workspace, slot->streams[stream]),
+          n->name);
+  return TRUE;
+}
+#endif
+
 /* y = conv(x) + bias (+ residual), ReLU where asked, the way `way` says: cuDNN's fused call,
- * the plain convolution and hfam_cuda_bias_act, or split-K (the grouped convolution into the
- * start of the workspace, then hfam_cuda_split_k_sum); `ws` holds way->workspace bytes. The
- * descriptor's math type must already be way->math (plan_conv leaves the chosen one set). */
+ * the plain convolution and hfam_cuda_bias_act, split-K (the grouped convolution into the
+ * start of the workspace, then hfam_cuda_split_k_sum), or cuBLASLt's product (with its
+ * epilogue, or hfam_cuda_bias_act); `ws` holds way->workspace bytes. The descriptor's math
+ * type must already be way->math (plan_conv leaves the chosen one set). */
 static gboolean
 queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
             GError **error)
@@ -576,7 +682,15 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
                                      slot->streams[stream]), n->name);
     return TRUE;
   }
-  if (way->fused) {
+#ifdef HFAM_HAVE_CUBLASLT
+  if (way->gemm) {
+    if (!queue_gemm (be, slot, id, stream, way, ws, error))
+      return FALSE;
+    if (way->fused)
+      return TRUE;
+  }
+#endif
+  if (way->fused && !way->gemm) {
     CUDNN_TRY (cudnnConvolutionBiasActivationForward (
                  h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc, way->algo, ws,
                  way->workspace, &alpha2, s->y_desc, z.data, s->b_desc, b, be->relu,
@@ -584,9 +698,11 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
                n->name);
     return TRUE;
   }
-  CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
-                                      way->algo, ws, way->workspace, &zero, s->y_desc, y.data),
-             n->name);
+  if (!way->gemm)
+    CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->w_desc, w, s->conv_desc,
+                                        way->algo, ws, way->workspace, &zero, s->y_desc,
+                                        y.data),
+               n->name);
   {
     /* bias over the padded channels too (zeros), so padding stays zero */
     HfamNhwc yp = y, zp = z;
@@ -613,8 +729,9 @@ time_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *wa
   cudaEvent_t start = NULL, stop = NULL;
   float best = -1.0f;
 
-  if (cudnnSetConvolutionMathType (way->splits > 1 ? s->split_conv_desc : s->conv_desc,
-                                   way->math) != CUDNN_STATUS_SUCCESS
+  if ((!way->gemm
+       && cudnnSetConvolutionMathType (way->splits > 1 ? s->split_conv_desc : s->conv_desc,
+                                       way->math) != CUDNN_STATUS_SUCCESS)
       || cudaEventCreate (&start) != cudaSuccess || cudaEventCreate (&stop) != cudaSuccess)
     goto out;
   for (int r = 0; r < 4; r++) {
@@ -684,9 +801,9 @@ time_plain_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
       continue;
     /* fp32 stays on FMA: TF32 would round the inputs to 10 bits */
     for (int fused = 0; fused <= (p->relu ? 1 : 0); fused++) {
-      ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
-                                                                 : CUDNN_FMA_MATH,
-                         0, fused, 1 };
+      ConvChoice way = { .algo = perf[k].algo,
+                         .math = be->dtype == HFAM_CUDA_F16 ? perf[k].mathType : CUDNN_FMA_MATH,
+                         .fused = fused, .splits = 1 };
       CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, way.math), n->name);
       if (cudnnGetConvolutionForwardWorkspaceSize (slot->cudnn[stream], s->x_desc, s->w_desc,
                                                    s->conv_desc, s->y_desc, way.algo,
@@ -734,9 +851,9 @@ time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
       continue;
     }
     for (int k = 0; k < n_perf; k++) {
-      ConvChoice way = { perf[k].algo, be->dtype == HFAM_CUDA_F16 ? perf[k].mathType
-                                                                 : CUDNN_FMA_MATH,
-                         0, FALSE, splits };
+      ConvChoice way = { .algo = perf[k].algo,
+                         .math = be->dtype == HFAM_CUDA_F16 ? perf[k].mathType : CUDNN_FMA_MATH,
+                         .splits = splits };
       size_t conv_ws = 0;
       if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].determinism != CUDNN_DETERMINISTIC)
         continue;
@@ -751,6 +868,64 @@ time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
     }
   }
   return TRUE;
+}
+
+/* The same for cuBLASLt's product (a 1x1 convolution): the heuristic's first GEMM_CANDIDATES
+ * algorithms within the search's workspace, each without an epilogue (hfam_cuda_bias_act
+ * after) and, where there is no residual, with the bias (and ReLU) in the epilogue. */
+static gboolean
+time_gemm_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, ConvChoice *found,
+                float *best_ms, GError **error)
+{
+#ifdef HFAM_HAVE_CUBLASLT
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const gboolean residual = n->op == HFAM_OP_CONV && s->conv->residual >= 0;
+  const uint64_t max_workspace = find_ws_size;
+  cublasLtMatmulHeuristicResult_t results[GEMM_CANDIDATES];
+  cublasLtMatmulPreference_t preference = NULL;
+  gboolean ok = TRUE;
+
+  if (!prepare_gemm (be, id, error))
+    return FALSE;
+  LT_TRY (cublasLtMatmulPreferenceCreate (&preference), n->name);
+  if (cublasLtMatmulPreferenceSetAttribute (preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                            &max_workspace, sizeof max_workspace)
+      != CUBLAS_STATUS_SUCCESS) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: %s: cuBLASLt refuses a workspace preference", n->name);
+    ok = FALSE;
+  }
+  for (int fused = 0; ok && fused <= (residual ? 0 : 1); fused++) {
+    const ConvChoice epilogue = { .fused = fused, .splits = 1, .gemm = TRUE };
+    int n_results = 0;
+    cublasStatus_t st;
+    ok = set_gemm_epilogue (s, &epilogue, conv_bias (be, &be->slots[0], id), n->name, error);
+    if (!ok)
+      break;
+    st = cublasLtMatmulAlgoGetHeuristic (be->lt, s->gemm_desc, s->gemm_w, s->gemm_x, s->gemm_y,
+                                         s->gemm_y, preference, GEMM_CANDIDATES, results,
+                                         &n_results);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      g_debug ("cuda backend: %s: cuBLASLt has no algorithm (epilogue %d): %s", n->name, fused,
+               cublasLtGetStatusString (st));
+      continue;
+    }
+    for (int k = 0; k < n_results; k++) {
+      ConvChoice way = epilogue;
+      if (results[k].state != CUBLAS_STATUS_SUCCESS)
+        continue;
+      way.math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+      way.workspace = results[k].workspaceSize;
+      way.gemm_algo = results[k].algo;
+      consider_way (be, id, &way, find_ws, find_ws_size, found, best_ms);
+    }
+  }
+  cublasLtMatmulPreferenceDestroy (preference);
+  return ok;
+#else
+  return TRUE;
+#endif
 }
 
 /* Descriptors for the planned size, and the way to run the convolution: every algorithm that
@@ -768,10 +943,11 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   const int stream = node_stream (be, id);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d",
+  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d",
                                           be->device, be->dtype, in->cs, s->cs, p->kernel,
                                           p->stride, p->dilation, p->pad, in->w, in->h, p->relu,
-                                          residual, be->split_k, n->op == HFAM_OP_CONV);
+                                          residual, be->split_k, be->gemm,
+                                          n->op == HFAM_OP_CONV);
   ConvChoice *choice, found;
   int on, oc, oh, ow;
 
@@ -807,16 +983,20 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   }
 
   if (!choice) {
-    const gboolean force_split = be->split_k > 0 && split_k_applies (be, id, be->split_k);
+    const gboolean force_gemm = be->gemm > 0 && gemm_applies (be, id);
+    const gboolean force_split = !force_gemm && be->split_k > 0
+                                 && split_k_applies (be, id, be->split_k);
     float best_ms = -1.0f;
 
-    if ((!force_split && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms,
-                                           error))
-        || (be->split_k != 0 && !time_split_ways (be, id, find_ws, find_ws_size, &found,
-                                                  &best_ms, error)))
+    if ((!force_gemm && !force_split
+         && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
+        || (!force_gemm && be->split_k != 0
+            && !time_split_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
+        || (be->gemm != 0 && gemm_applies (be, id)
+            && !time_gemm_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error)))
       return FALSE;
-    /* forced split-K that cuDNN does not take: the plain ways after all */
-    if (best_ms < 0 && force_split
+    /* a forced way that cuDNN or cuBLASLt does not take: the plain ways after all */
+    if (best_ms < 0 && (force_split || force_gemm)
         && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
       return FALSE;
     if (best_ms < 0) {
@@ -828,14 +1008,20 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
       return FALSE;
     }
     choice = &found;
-    g_debug ("cuda backend: %s: algorithm %d, math %d, %s, split %d way(s), %zu bytes of "
-             "workspace, %.3f ms", n->name, choice->algo, choice->math,
-             choice->fused ? "fused" : "not fused", choice->splits, choice->workspace, best_ms);
+    g_debug ("cuda backend: %s: %s %d, math %d, %s, split %d way(s), %zu bytes of "
+             "workspace, %.3f ms", n->name, choice->gemm ? "cuBLASLt" : "cuDNN algorithm",
+             choice->algo, choice->math, choice->fused ? "fused" : "not fused", choice->splits,
+             choice->workspace, best_ms);
     g_mutex_lock (&choice_lock);
     g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (choice, sizeof *choice));
     g_mutex_unlock (&choice_lock);
   }
   s->choice = *choice;
+#ifdef HFAM_HAVE_CUBLASLT
+  /* (cached: the layouts for this size are still to make) */
+  if (s->choice.gemm && !prepare_gemm (be, id, error))
+    return FALSE;
+#endif
   if (s->choice.splits > 1) {
     /* (the search may have left another split's weights) */
     if (!prepare_split_k (be, id, s->choice.splits, error))
@@ -1756,8 +1942,8 @@ print_profile (const CudaBackend *be)
       g_printerr (" %s split-K %d, %.1f TFLOP/s", node_kind (&g->nodes[i]), s->choice.splits,
                   2.0 * macs * be->profiled_frames / (be->node_ms[i] * 1e9));
     else if (s->is_conv)
-      g_printerr (" %s%s, %.1f TFLOP/s", node_kind (&g->nodes[i]),
-                  s->choice.fused ? " fused" : " + bias_act",
+      g_printerr (" %s%s%s, %.1f TFLOP/s", node_kind (&g->nodes[i]),
+                  s->choice.gemm ? " cuBLASLt" : "", s->choice.fused ? " fused" : " + bias_act",
                   2.0 * macs * be->profiled_frames / (be->node_ms[i] * 1e9));
     g_printerr ("\n");
   }
@@ -1838,7 +2024,21 @@ cuda_free (HfamBackend *base)
       if (s->split_conv_desc)
         cudnnDestroyConvolutionDescriptor (s->split_conv_desc);
       cudaFree (s->split_weight);
+#ifdef HFAM_HAVE_CUBLASLT
+      if (s->gemm_desc)
+        cublasLtMatmulDescDestroy (s->gemm_desc);
+      if (s->gemm_w)
+        cublasLtMatrixLayoutDestroy (s->gemm_w);
+      if (s->gemm_x)
+        cublasLtMatrixLayoutDestroy (s->gemm_x);
+      if (s->gemm_y)
+        cublasLtMatrixLayoutDestroy (s->gemm_y);
+#endif
     }
+#ifdef HFAM_HAVE_CUBLASLT
+  if (be->lt)
+    cublasLtDestroy (be->lt);
+#endif
   if (be->relu)
     cudnnDestroyActivationDescriptor (be->relu);
   cudaFree (be->weights);
@@ -1899,6 +2099,28 @@ create_objects (CudaBackend *be, GError **error)
     CUDNN_TRY (cudnnCreateFilterDescriptor (&s->split_w_desc), g->nodes[i].name);
     CUDNN_TRY (cudnnCreateConvolutionDescriptor (&s->split_conv_desc), g->nodes[i].name);
   }
+#ifdef HFAM_HAVE_CUBLASLT
+  if (be->gemm != 0) {
+    const cublasStatus_t st = cublasLtCreate (&be->lt);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      /* cuDNN does every convolution then */
+      g_warning ("cuda backend: cuBLASLt does not start (%s): 1x1 convolutions on cuDNN only",
+                 cublasLtGetStatusString (st));
+      be->lt = NULL;
+    }
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const cublasOperation_t transpose = CUBLAS_OP_T;
+    Step *s = &be->steps[i];
+    if (!s->is_conv || !gemm_applies (be, i))
+      continue;
+    /* fp32 accumulation, also for fp16 maps; plain fp32 products, never TF32 */
+    LT_TRY (cublasLtMatmulDescCreate (&s->gemm_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+            g->nodes[i].name);
+    LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                            &transpose, sizeof transpose), g->nodes[i].name);
+  }
+#endif
   return TRUE;
 }
 
@@ -1953,6 +2175,21 @@ split_k_setting (void)
     if (atoi (value) == split_k_ways[w])
       return split_k_ways[w];
   g_warning ("HFAM_CUDA_SPLIT_K=%s: want 0, 2, 4 or 8; split-K is timed as usual", value);
+  return -1;
+}
+
+/* HFAM_CUDA_GEMM: unset, -1 (cuBLASLt's product timed against cuDNN for 1x1 convolutions);
+ * 0 (never); 1 (wherever it applies). Anything else is ignored with a warning. */
+static int
+gemm_setting (void)
+{
+  const char *value = g_getenv ("HFAM_CUDA_GEMM");
+
+  if (!value || !value[0])
+    return -1;
+  if (strcmp (value, "0") == 0 || strcmp (value, "1") == 0)
+    return atoi (value);
+  g_warning ("HFAM_CUDA_GEMM=%s: want 0 or 1; cuBLASLt is timed as usual", value);
   return -1;
 }
 
@@ -2022,6 +2259,7 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be->debug_sync = env_flag ("HFAM_CUDA_SYNC") && !profile;
   be->graphs = !options->no_graphs && !be->debug_sync && !profile;
   be->split_k = split_k_setting ();
+  be->gemm = gemm_setting ();
   /* a node timed or checked alone: one stream, so that nothing runs beside it */
   be->n_streams = be->debug_sync || profile || env_flag ("HFAM_CUDA_ONE_STREAM") ? 1 : N_STREAMS;
   be->base.pipeline_depth = be->depth;

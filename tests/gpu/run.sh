@@ -241,7 +241,8 @@ gst_phase () {
   # tests), and a child forked after that cannot use CUDA: check's default (a child per
   # test) would skip test_cuda_memory on a GPU machine
   failed_before=$failed
-  run_check gst-cuda-memory env CK_FORK=no GST_CHECKS=test_cuda_memory GST_DEBUG=check:4 \
+  run_check gst-cuda-memory env CK_FORK=no GST_CHECKS=test_cuda_memory \
+    GST_DEBUG=check:4,cudaallocator:4,cudabufferpool:4,cudacontext:4,cudautils:4 \
     GST_DEBUG_NO_COLOR=1 meson test -C "$gbuild" --no-rebuild --print-errorlogs -v \
     ${wrap:+--wrapper "$wrap"} hfammatte
   cp "$(ls -t "$gbuild"/meson-logs/testlog*.txt | head -n 1)" "$LOG/gst-cuda-memory-testlog.txt"
@@ -301,8 +302,9 @@ if [ "$phase" = all ] || [ "$phase" = gst ]; then
 fi
 
 # Where R101's time goes at 512x288 fp16: per stage (no graphs, every stage synchronised:
-# slower than the bench's frames), per node, and what the graph's lanes and split-K gain. Run after the
-# fp16 rows (R101 first: the bars), before the fp32 ones, which DEADLINE cuts first.
+# slower than the bench's frames), per node, and what the graph's lanes, split-K and cuBLASLt
+# gain. Run right after R101's 512x288 fp16 row (the bars), before the rest, which DEADLINE
+# cuts first.
 diagnose_r101 () {
   timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
     --backend cuda --precision fp16 --no-graphs -n 20 --no-torch 2>&1 | tee "$LOG/stages-r101.log"
@@ -310,19 +312,21 @@ diagnose_r101 () {
   HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
     --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
   sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
-  # what the lanes and split-K gain: the default against every node on one stream
-  # (HFAM_CUDA_ONE_STREAM=1) and against no split-K (HFAM_CUDA_SPLIT_K=0), alternated so that
-  # drift hits all alike
+  # what the lanes, split-K and cuBLASLt gain: the default against every node on one stream
+  # (HFAM_CUDA_ONE_STREAM=1), against no split-K (HFAM_CUDA_SPLIT_K=0) and against 1x1
+  # convolutions on cuDNN only (HFAM_CUDA_GEMM=0), alternated so that drift hits all alike
   lanes=$LOG/lanes-r101.txt
   printf '%-6s %-14s %-5s %12s %10s\n' round variant depth latency_ms fps >"$lanes"
   for round in 1 2; do
-    for variant in default one-stream no-split-k; do
+    for variant in default one-stream no-split-k no-gemm; do
       for depth in 1 2; do
         llog=$LOG/variant-$round-$variant-d$depth.log
-        one=0; split=""
+        one=0; split=""; gemm=""
         [ $variant = one-stream ] && one=1
         [ $variant = no-split-k ] && split=0
-        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split timeout 120 "$BUILD/tools/hfam-bench" \
+        [ $variant = no-gemm ] && gemm=0
+        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split HFAM_CUDA_GEMM=$gemm timeout 120 \
+          "$BUILD/tools/hfam-bench" \
           --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
           --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
         lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
@@ -332,7 +336,7 @@ diagnose_r101 () {
       done
     done
   done
-  echo "R101 512x288 fp16: default (lanes, split-K timed), one stream, no split-K"
+  echo "R101 512x288 fp16: default (lanes, split-K and cuBLASLt timed), one stream, no split-K, no cuBLASLt"
   cat "$lanes"
 }
 
@@ -342,10 +346,6 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' model size \
     prec depth latency_ms fps torch_ms torch.compile vs_torch vs_compile >"$summary"
   for prec in fp16 fp32; do
-    if [ $prec = fp32 ] && [ "$SECONDS" -le "$DEADLINE" ] \
-       && echo "r101 512x288 fp16" | grep -Eq -- "$pattern"; then
-      diagnose_r101
-    fi
     for m in r101 r50 default; do
       weights=$models/$m.safetensors
       [ $m = default ] && weights=$root/model/default.safetensors
@@ -382,6 +382,7 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
             "${lat:-n/a}" "${fps:-n/a}" "${torch_ms:-n/a}" "${compile_ms:-n/a}" "$ratio" \
             "$cratio" >>"$summary"
         done
+        [ "$m $size $prec" = "r101 512x288 fp16" ] && diagnose_r101
       done
     done
   done

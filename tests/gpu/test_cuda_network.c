@@ -15,7 +15,9 @@
  * CPU's result for its own input (the frame slots must not mix). Three of the configurations
  * run again with every lane on one stream (HFAM_CUDA_ONE_STREAM): the results must be the
  * same bit for bit, or a wait between the graph's lanes is missing. Two more take split-K
- * wherever it applies (HFAM_CUDA_SPLIT_K=4 in fp32, 2 in fp16), against the CPU as above.
+ * wherever it applies (HFAM_CUDA_SPLIT_K=4 in fp32, 2 in fp16), and two cuBLASLt's product for
+ * every 1x1 convolution (HFAM_CUDA_GEMM=1, fp32, and fp16 at depth 2 also against one stream),
+ * against the CPU as above.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam.h"
@@ -237,7 +239,8 @@ run_case (const char *path, int w, int h, guint32 seed)
     const char *name;
     HfamContextOptions options;
     gboolean against_one_stream;
-    const char *split_k;  /* HFAM_CUDA_SPLIT_K for this one: split-K wherever it applies */
+    /* a way forced wherever it applies: HFAM_CUDA_SPLIT_K or HFAM_CUDA_GEMM, and its value */
+    const char *force, *value;
   } configs[] = {
     { .name = "fp32", .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 } },
     { .name = "fp32 no graphs",
@@ -255,21 +258,31 @@ run_case (const char *path, int w, int h, guint32 seed)
       .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
                    .no_cuda_graphs = TRUE } },
     { .name = "fp32 split-K 4",
-      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 }, .split_k = "4" },
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 },
+      .force = "HFAM_CUDA_SPLIT_K", .value = "4" },
     { .name = "fp16 split-K 2",
-      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 }, .split_k = "2" },
+      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 },
+      .force = "HFAM_CUDA_SPLIT_K", .value = "2" },
+    { .name = "fp32 cuBLASLt",
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 },
+      .force = "HFAM_CUDA_GEMM", .value = "1" },
+    { .name = "fp16 cuBLASLt depth 2",
+      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 },
+      .against_one_stream = TRUE, .force = "HFAM_CUDA_GEMM", .value = "1" },
   };
   for (size_t c = 0; c < G_N_ELEMENTS (configs) && opened; c++) {
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
     Result gpu[3];
     char what[160];
 
-    if (configs[c].split_k)
-      g_setenv ("HFAM_CUDA_SPLIT_K", configs[c].split_k, TRUE);
+    if (configs[c].force)
+      g_setenv (configs[c].force, configs[c].value, TRUE);
     opened = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu);
-    g_unsetenv ("HFAM_CUDA_SPLIT_K");
-    if (!opened)
+    if (!opened) {
+      if (configs[c].force)
+        g_unsetenv (configs[c].force);
       break;
+    }
     for (int f = 0; f < 3; f++) {
       snprintf (what, sizeof what, "%s %dx%d %s frame %d", base, w, h, configs[c].name, f);
       compare (what, &gpu[f], &cpu[f], plane, fp16);
@@ -278,6 +291,8 @@ run_case (const char *path, int w, int h, guint32 seed)
       snprintf (what, sizeof what, "%s %dx%d %s", base, w, h, configs[c].name);
       compare_one_stream (model, what, &configs[c].options, inputs, w, h, gpu);
     }
+    if (configs[c].force)
+      g_unsetenv (configs[c].force);
     for (int f = 0; f < 3; f++)
       result_clear (&gpu[f]);
   }
