@@ -180,11 +180,13 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_STATIC_CAPS (CUDA_CAPS ("{ RGBA, BGRA }")
         GST_VIDEO_CAPS_MAKE ("{ RGBA, BGRA }")));
 
+/* System memory only: gstcuda allocates no GRAY format (1.22 aborts on one), so
+ * the key in CUDA memory could come from no pool. With this pad linked, the
+ * element runs on system memory. */
 static GstStaticPadTemplate alpha_template = GST_STATIC_PAD_TEMPLATE ("alpha",
     GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (CUDA_CAPS ("{ GRAY8, GRAY16_LE }")
-        GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
 
 /* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
 typedef struct
@@ -1582,47 +1584,31 @@ gst_hfam_matte_acquire_device (GstHfamMatte * self,
 #endif
 }
 
-/* A device frame's outputs, written on the device in one call. */
+/* A device frame's fill, written on the device. (Its key pad is not linked: a
+ * linked key pad keeps the element on system memory.) */
 static GstFlowReturn
 gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
-    gboolean want_fill, gboolean want_key, gboolean premultiplied,
-    GstBuffer ** fill_buf, GstBuffer ** key_buf)
+    gboolean premultiplied, GstBuffer ** fill_buf)
 {
-  GstVideoFrame fill, key;
-  GstFlowReturn ret = GST_FLOW_OK;
+  GstVideoFrame fill;
+  GstFlowReturn ret;
   GError *error = NULL;
   gboolean written;
 
-  if (want_fill)
-    ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
-  if (ret == GST_FLOW_OK && want_key)
-    ret = gst_hfam_matte_acquire_device (self, &self->key, key_buf, &key);
-  if (ret != GST_FLOW_OK) {
-    /* what was acquired is mapped */
-    if (*fill_buf)
-      gst_video_frame_unmap (&fill);
-    gst_clear_buffer (fill_buf);
-    gst_clear_buffer (key_buf);
+  ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
+  if (ret != GST_FLOW_OK)
     return ret;
-  }
-  written = hfam_worker_write_device (self->worker, frame,
-      *fill_buf ? &fill : NULL, premultiplied, *key_buf ? &key : NULL, &error);
-  if (*fill_buf)
-    gst_video_frame_unmap (&fill);
-  if (*key_buf)
-    gst_video_frame_unmap (&key);
+  written = hfam_worker_write_device (self->worker, frame, &fill,
+      premultiplied, NULL, &error);
+  gst_video_frame_unmap (&fill);
   if (!written) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
         ("Matting failed: %s", error->message), (NULL));
     g_error_free (error);
     gst_clear_buffer (fill_buf);
-    gst_clear_buffer (key_buf);
     return GST_FLOW_ERROR;
   }
-  if (*fill_buf)
-    gst_hfam_matte_stamp (*fill_buf, frame);
-  if (*key_buf)
-    gst_hfam_matte_stamp (*key_buf, frame);
+  gst_hfam_matte_stamp (*fill_buf, frame);
   return GST_FLOW_OK;
 }
 
@@ -1644,8 +1630,12 @@ gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame,
   premultiplied = self->premultiplied;
   GST_OBJECT_UNLOCK (self);
   if (frame->on_device) {
-    ret = gst_hfam_matte_render_device (self, frame, want_fill, want_key,
-        premultiplied, &fill_buf, &key_buf);
+    if (want_key)
+      GST_WARNING_OBJECT (self->key.pad, "no key for a frame in CUDA memory: "
+          "linked after negotiation? (a linked key pad negotiates system memory)");
+    if (want_fill)
+      ret = gst_hfam_matte_render_device (self, frame, premultiplied,
+          &fill_buf);
   } else {
     if (want_fill)
       ret = gst_hfam_matte_render (self, &self->fill, frame, premultiplied,

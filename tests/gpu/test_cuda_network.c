@@ -135,20 +135,26 @@ compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, g
     n_failed++;
 }
 
+typedef enum {
+  FRAMES_RAN,
+  FRAMES_SKIPPED,  /* no CUDA context opens (a SKIP line) */
+  FRAMES_FAILED,   /* a frame failed (a FAIL line, counted) */
+} FramesRun;
+
 /* The three frames through a CUDA context made with `options`: one at a time, or at depth 2
- * interleaved (A and B in flight, collect A, submit C, ...). FALSE (and a SKIP line) where no
- * CUDA context opens. */
-static gboolean
+ * interleaved (A and B in flight, collect A, submit C, ...). */
+static FramesRun
 run_frames (HfamModel *model, const char *name, const HfamContextOptions *options,
             float *const inputs[3], int w, int h, Result gpu[3])
 {
   g_autoptr (GError) error = NULL;
   const size_t plane = (size_t) w * h;
   HfamContext *ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, options, &error);
+  FramesRun run = FRAMES_RAN;
 
   if (!ctx) {
     printf ("SKIP: %s\n", error->message);
-    return FALSE;
+    return FRAMES_SKIPPED;
   }
   g_assert_cmpstr (hfam_context_backend_name (ctx), ==, "cuda");
   g_assert_cmpint (hfam_context_precision (ctx), ==, options->precision);
@@ -159,24 +165,34 @@ run_frames (HfamModel *model, const char *name, const HfamContextOptions *option
     g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, 2);
     if (!hfam_context_submit_tensor (ctx, inputs[0], w, h, &error)
         || !hfam_context_submit_tensor (ctx, inputs[1], w, h, &error))
-      g_error ("%s: submit: %s", name, error->message);
+      run = FRAMES_FAILED;
     /* a third frame does not fit */
-    g_assert_false (hfam_context_submit_tensor (ctx, inputs[2], w, h, &error));
-    g_clear_error (&error);
-    if (!hfam_context_collect (ctx, &o[0], &error)
-        || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
-        || !hfam_context_collect (ctx, &o[1], &error)
-        || !hfam_context_collect (ctx, &o[2], &error))
-      g_error ("%s: %s", name, error->message);
+    if (run == FRAMES_RAN) {
+      g_assert_false (hfam_context_submit_tensor (ctx, inputs[2], w, h, &error));
+      g_clear_error (&error);
+    }
+    if (run == FRAMES_RAN
+        && (!hfam_context_collect (ctx, &o[0], &error)
+            || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
+            || !hfam_context_collect (ctx, &o[1], &error)
+            || !hfam_context_collect (ctx, &o[2], &error)))
+      run = FRAMES_FAILED;
   } else {
-    for (int f = 0; f < 3; f++) {
+    for (int f = 0; f < 3 && run == FRAMES_RAN; f++) {
       HfamOutputs o = outputs_of (&gpu[f]);
       if (!hfam_context_run_tensor (ctx, inputs[f], w, h, &o, &error))
-        g_error ("%s: %s", name, error->message);
+        run = FRAMES_FAILED;
     }
   }
   hfam_context_free (ctx);
-  return TRUE;
+  if (run == FRAMES_FAILED) {
+    /* the next configurations still run: one refusal must not hide the rest */
+    printf ("FAIL %s: %s\n", name, error->message);
+    n_failed++;
+    for (int f = 0; f < 3; f++)
+      result_clear (&gpu[f]);
+  }
+  return run;
 }
 
 /* The graph's lanes on their own streams must compute exactly what one stream does (same
@@ -190,8 +206,15 @@ compare_one_stream (HfamModel *model, const char *what, const HfamContextOptions
   gboolean same = TRUE;
 
   g_setenv ("HFAM_CUDA_ONE_STREAM", "1", TRUE);
-  if (!run_frames (model, what, options, inputs, w, h, one))
+  switch (run_frames (model, what, options, inputs, w, h, one)) {
+  case FRAMES_SKIPPED:
     g_error ("%s: a second CUDA context does not open", what);
+  case FRAMES_FAILED:
+    g_unsetenv ("HFAM_CUDA_ONE_STREAM");
+    return;
+  case FRAMES_RAN:
+    break;
+  }
   g_unsetenv ("HFAM_CUDA_ONE_STREAM");
   for (int f = 0; f < 3; f++) {
     same &= memcmp (one[f].semantic, lanes[f].semantic, sizeof (float) * 3 * plane) == 0
@@ -274,14 +297,16 @@ run_case (const char *path, int w, int h, guint32 seed)
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
     Result gpu[3];
     char what[160];
+    FramesRun run;
 
     if (configs[c].force)
       g_setenv (configs[c].force, configs[c].value, TRUE);
-    opened = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu);
-    if (!opened) {
+    run = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu);
+    if (run != FRAMES_RAN) {
       if (configs[c].force)
         g_unsetenv (configs[c].force);
-      break;
+      opened = run == FRAMES_FAILED;
+      continue;
     }
     for (int f = 0; f < 3; f++) {
       snprintf (what, sizeof what, "%s %dx%d %s frame %d", base, w, h, configs[c].name, f);
@@ -314,6 +339,8 @@ main (int argc, char **argv)
     fprintf (stderr, "usage: %s MODEL WxH [MODEL WxH ...]\n", argv[0]);
     return 2;
   }
+  /* line by line: an abort must not swallow what ran before it */
+  setvbuf (stdout, NULL, _IOLBF, 0);
   printf ("seed %u (HFAM_TEST_SEED repeats it)\n", seed);
   {
     /* skip at once where no device opens */

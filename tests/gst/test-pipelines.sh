@@ -65,17 +65,15 @@ gst-launch-1.0 -q filesrc location="$work/fill-key/key.mkv" ! matroskademux ! de
 levels=$(od -An -v -tu1 "$work/key/000.raw" | tr -s ' ' '\n' | sed '/^$/d' | sort -un | wc -l)
 [ "$levels" -gt 1 ] || fail "the key is one flat value"
 
-echo "# cuda-fill-key.sh (CUDA memory end to end; needs a CUDA device)"
+echo "# cuda-fill.sh (CUDA memory end to end; needs a CUDA device)"
 if gst-inspect-1.0 --exists cudaupload && gst-inspect-1.0 --exists cudadownload; then
-  "$pipelines/cuda-fill-key.sh" "$work/clip.mkv" "$work/cuda-fill-key" "$model" \
-    > "$work/cuda-fill-key.log" 2>&1 || { cat "$work/cuda-fill-key.log"; fail "cuda-fill-key.sh"; }
-  frame_times "$work/cuda-fill-key/fill.mkv" > "$work/cuda-fill.times"
-  frame_times "$work/cuda-fill-key/key.mkv" > "$work/cuda-key.times"
-  cmp -s "$work/fill.times" "$work/cuda-fill.times" || fail "cuda-fill-key.sh: other fill frames"
-  cmp -s "$work/fill.times" "$work/cuda-key.times" || fail "cuda-fill-key.sh: other key frames"
+  "$pipelines/cuda-fill.sh" "$work/clip.mkv" "$work/cuda-fill.mkv" "$model" \
+    > "$work/cuda-fill.log" 2>&1 || { cat "$work/cuda-fill.log"; fail "cuda-fill.sh"; }
+  frame_times "$work/cuda-fill.mkv" > "$work/cuda-fill.times"
+  cmp -s "$work/fill.times" "$work/cuda-fill.times" || fail "cuda-fill.sh: other frames"
 else
   echo "skipped: no cudaupload/cudadownload (nvcodec registers them only with a CUDA device)"
-  bash -n "$pipelines/cuda-fill-key.sh" || fail "cuda-fill-key.sh"
+  bash -n "$pipelines/cuda-fill.sh" || fail "cuda-fill.sh"
 fi
 
 echo "# contact-sheet.sh"

