@@ -119,6 +119,7 @@ typedef struct {
   cudnnFilterDescriptor_t w_desc;
   cudnnConvolutionDescriptor_t conv_desc;
   ConvChoice choice;
+  ConvChoice fallback;  /* where choice is a cuBLASLt product: cuDNN's fastest plain way */
   /* split-K: the grouped convolution, and its weights (device) for the splits prepared */
   cudnnTensorDescriptor_t part_desc;
   cudnnFilterDescriptor_t split_w_desc;
@@ -727,7 +728,22 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
 static gboolean
 run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
 {
-  return queue_conv (be, slot, id, stream, &be->steps[id].choice, slot->workspace[stream], error);
+  Step *s = &be->steps[id];
+  g_autoptr (GError) refused = NULL;
+
+  if (queue_conv (be, slot, id, stream, &s->choice, slot->workspace[stream],
+                  s->choice.gemm ? &refused : error))
+    return TRUE;
+  if (!s->choice.gemm)
+    return FALSE;
+  /* cuBLASLt refused at run time a product that ran at plan (twice on the H200, cause not
+   * found): cuDNN's fastest plain way for this node from now on */
+  g_warning ("%s; cuDNN from now on", refused->message);
+  cudaGetLastError ();
+  s->choice = s->fallback;
+  CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math),
+             be->base.graph->nodes[id].name);
+  return queue_conv (be, slot, id, stream, &s->choice, slot->workspace[stream], error);
 }
 
 /* Milliseconds per run of convolution `id` done `way` (the best of a few runs after a warm-up),
@@ -959,15 +975,18 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
                                           p->stride, p->dilation, p->pad, in->w, in->h, p->relu,
                                           residual, be->split_k, be->gemm,
                                           n->op == HFAM_OP_CONV);
-  ConvChoice *choice, found;
+  ConvChoice *choice, found, fallback = { 0 };
   int on, oc, oh, ow;
 
   g_mutex_lock (&choice_lock);
   if (!choice_cache)
     choice_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   choice = g_hash_table_lookup (choice_cache, key);
-  if (choice)
-    found = *choice;
+  if (choice) {
+    /* (the cache holds the choice and its fallback) */
+    found = choice[0];
+    fallback = choice[1];
+  }
   g_mutex_unlock (&choice_lock);
   choice = choice ? &found : NULL;
 
@@ -1013,19 +1032,32 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
     const gboolean force_gemm = be->gemm > 0 && gemm_applies (be, id);
     const gboolean force_split = !force_gemm && be->split_k > 0
                                  && split_k_applies (be, id, be->split_k);
-    float best_ms = -1.0f;
+    float best_ms = -1.0f, plain_ms = -1.0f;
 
-    if ((!force_gemm && !force_split
-         && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
-        || (!force_gemm && be->split_k != 0
-            && !time_split_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
+    /* cuDNN's plain ways: a candidate unless another way is forced, and a product's fallback
+     * should cuBLASLt refuse it at run time (run_conv) */
+    fallback = (ConvChoice) { 0 };
+    if (!time_plain_ways (be, id, find_ws, find_ws_size, &fallback, &plain_ms, error))
+      return FALSE;
+    if (!force_gemm && !force_split) {
+      found = fallback;
+      best_ms = plain_ms;
+    }
+    if ((!force_gemm && be->split_k != 0
+         && !time_split_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
         || (be->gemm != 0 && gemm_applies (be, id)
             && !time_gemm_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error)))
       return FALSE;
     /* a forced way that cuDNN or cuBLASLt does not take: the plain ways after all */
-    if (best_ms < 0 && (force_split || force_gemm)
-        && !time_plain_ways (be, id, find_ws, find_ws_size, &found, &best_ms, error))
+    if (best_ms < 0 && plain_ms >= 0) {
+      found = fallback;
+      best_ms = plain_ms;
+    }
+    if (best_ms >= 0 && found.gemm && plain_ms < 0) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: %s: cuDNN has no algorithm to fall back on", n->name);
       return FALSE;
+    }
     if (best_ms < 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %s: cuDNN has no convolution algorithm for %dx%dx%d -> "
@@ -1039,12 +1071,16 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
              "workspace, %.3f ms", n->name, choice->gemm ? "cuBLASLt" : "cuDNN algorithm",
              choice->algo, choice->math, choice->fused ? "fused" : "not fused", choice->splits,
              choice->workspace, best_ms);
-    g_mutex_lock (&choice_lock);
-    g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (choice, sizeof *choice));
-    g_mutex_unlock (&choice_lock);
+    {
+      const ConvChoice pair[2] = { *choice, fallback };
+      g_mutex_lock (&choice_lock);
+      g_hash_table_replace (choice_cache, g_steal_pointer (&key), g_memdup2 (pair, sizeof pair));
+      g_mutex_unlock (&choice_lock);
+    }
   }
   /* (a product's layouts for this size are made: by its timing, or by the cache's check) */
   s->choice = *choice;
+  s->fallback = fallback;
   if (s->choice.splits > 1) {
     /* (the search may have left another split's weights) */
     if (!prepare_split_k (be, id, s->choice.splits, error))
@@ -1056,6 +1092,8 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
     CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math), n->name);
   }
   be->workspace_need[stream] = MAX (be->workspace_need[stream], s->choice.workspace);
+  if (s->choice.gemm)
+    be->workspace_need[stream] = MAX (be->workspace_need[stream], s->fallback.workspace);
   return TRUE;
 }
 
