@@ -85,14 +85,9 @@ hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *
       || hfam_resize_plane (detail_logit, w / 2, h / 2, w / 2, alpha_d, w, h, w) != 0)
     return -1;
   for (size_t i = 0; i < n; i++) {
-    const float bg = prob[i], unknown = prob[n + i], fg = prob[2 * n + i];
+    const int class = hfam_semantic_class (prob, n, i);
     alpha_d[i] = sigmoid (alpha_d[i]);
-    if (bg >= unknown && bg >= fg)
-      alpha_p[i] = 0.0f;
-    else if (unknown >= fg)
-      alpha_p[i] = alpha_d[i];
-    else
-      alpha_p[i] = 1.0f;
+    alpha_p[i] = class == 0 ? 0.0f : class == 1 ? alpha_d[i] : 1.0f;
   }
   return 0;
 }

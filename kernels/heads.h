@@ -3,6 +3,8 @@
 #ifndef HFAM_KERNELS_HEADS_H
 #define HFAM_KERNELS_HEADS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,6 +23,18 @@ void hfam_pool_plane (const float *src, int w, int h, int factor, float *dst);
 /* Channel-blocked feature map (n_blocks x n_pixels x block floats) times a per-pixel map. */
 void hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block,
                          const float *map, float *dst);
+
+/* The class of pixel i in P_s (three planes of `plane` values): 0 background, 1 unknown,
+ * 2 foreground; the first maximum wins. */
+static inline int
+hfam_semantic_class (const float *prob, size_t plane, size_t i)
+{
+  int best = 0;
+  for (int k = 1; k < 3; k++)
+    if (prob[k * plane + i] > prob[best * plane + i])
+      best = k;
+  return best;
+}
 
 /* Detail logit (1 plane at w/2 x h/2) -> enlarged -> sigmoid = alpha_d; alpha_p from the
  * argmax of P_s (background 0, unknown alpha_d, foreground 1; first maximum wins).

@@ -5,6 +5,7 @@
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/reference/golden.py) */
 #include "graph.h"
 #include "hfam.h"
+#include "heads.h"
 #include "hparams.h"
 #include "safetensors.h"
 
@@ -46,16 +47,6 @@ max_abs_diff (const float *a, const float *b, size_t n)
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs ((double) a[i] - b[i]));
   return worst;
-}
-
-static int
-argmax3 (const float *p, size_t plane, size_t i)
-{
-  int best = 0;
-  for (int k = 1; k < 3; k++)
-    if (p[k * plane + i] > p[best * plane + i])
-      best = k;
-  return best;
 }
 
 static void
@@ -105,7 +96,7 @@ test_golden (gconstpointer data)
     for (size_t i = 0; i < plane; i++) {
       if (margin[i] < 1e-5f)
         continue;  /* the reference's top two classes tie: either answer is right */
-      if (argmax3 (out_sem, plane, i) != argmax3 (sem, plane, i))
+      if (hfam_semantic_class (out_sem, plane, i) != hfam_semantic_class (sem, plane, i))
         mismatched++;
       e_fus = MAX (e_fus, fabs ((double) out_fus[i] - fus[i]));
     }

@@ -21,6 +21,7 @@
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam.h"
+#include "heads.h"
 
 #include <glib.h>
 #include <math.h>
@@ -90,17 +91,6 @@ diff (const float *a, const float *b, size_t n, const gboolean *skip)
   return d;
 }
 
-/* The class of pixel i: the argmax of its three probabilities (the first of equals). */
-static int
-class_of (const float *semantic, size_t plane, size_t i)
-{
-  int best = 0;
-  for (int k = 1; k < 3; k++)
-    if (semantic[k * plane + i] > semantic[best * plane + i])
-      best = k;
-  return best;
-}
-
 /* Compares a CUDA result with the CPU's; fp16 by mean, fp32 by max. */
 static void
 compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, gboolean fp16)
@@ -116,7 +106,8 @@ compare (const char *what, const Result *gpu, const Result *cpu, size_t plane, g
     float mid = p[0] + p[1] + p[2] - hi - lo;
     ties[i] = hi - mid <= (fp16 ? TIE_MARGIN_FP16 : TIE_MARGIN);
     n_ties += ties[i];
-    n_flips += class_of (gpu->semantic, plane, i) != class_of (cpu->semantic, plane, i);
+    n_flips += hfam_semantic_class (gpu->semantic, plane, i)
+               != hfam_semantic_class (cpu->semantic, plane, i);
   }
   ds = diff (gpu->semantic, cpu->semantic, 3 * plane, NULL);
   dd = diff (gpu->detail, cpu->detail, plane, NULL);
