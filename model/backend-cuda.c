@@ -613,7 +613,11 @@ prepare_gemm (CudaBackend *be, int id, GError **error)
   return TRUE;
 }
 
-/* The epilogue of a way: none (hfam_cuda_bias_act follows), or the bias and the ReLU. */
+/* The epilogue of a way: none (hfam_cuda_bias_act follows), or the bias and the ReLU. Both
+ * attributes are set every time, so that a way runs with the descriptor it was timed with: an
+ * unfused way timed before any fused one had no bias pointer, and at run time it had the one
+ * that the fused ways' timing left (the prime suspect for cuBLASLt's run-time refusals on the
+ * second GPU run, "an unsupported value or parameter"). */
 static gboolean
 set_gemm_epilogue (Step *s, const ConvChoice *way, const void *bias, const char *what,
                    GError **error)
@@ -621,11 +625,11 @@ set_gemm_epilogue (Step *s, const ConvChoice *way, const void *bias, const char 
   const cublasLtEpilogue_t epilogue = !way->fused ? CUBLASLT_EPILOGUE_DEFAULT
                                       : s->conv->relu ? CUBLASLT_EPILOGUE_RELU_BIAS
                                                       : CUBLASLT_EPILOGUE_BIAS;
+  const void *bias_pointer = way->fused ? bias : NULL;
   LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                           sizeof epilogue), what);
-  if (way->fused)
-    LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                            &bias, sizeof bias), what);
+  LT_TRY (cublasLtMatmulDescSetAttribute (s->gemm_desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                          &bias_pointer, sizeof bias_pointer), what);
   return TRUE;
 }
 

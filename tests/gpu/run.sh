@@ -21,7 +21,11 @@
 #   PREFIX        where they are unpacked (default /tmp/hfam-prefix; GStreamer: $PREFIX-gst)
 #   NVCC_TARGETS  nvcc targets (default: sm_XY of the GPU present, e.g. sm_90)
 #   RUNS          timed frames per configuration (default 50)
-#   TORCH_COMPILE 1: also time torch.compile at 512x288 fp16 (default 1; 0 skips it)
+#   TORCH_COMPILE 1: also time torch.compile at 512x288 fp16 (default 1; 0 skips it; any
+#                 other value: an extended regular expression, as PATTERN, naming the
+#                 configurations to compile, e.g. 'r101 512x288 fp16')
+#   VARIANT_ROUNDS rounds of R101's variants (lanes, split-K, cuBLASLt off) in the bench
+#                 (default 2; each round is 8 bench runs)
 #   DEADLINE      seconds after start past which no further bench configuration starts
 #                 (default 540: one call of the device tool may run 600 s)
 #   OUT           if set: summary.txt and gpu-logs.tar.gz are written there
@@ -39,6 +43,7 @@ DEPS=${DEPS:-$root/.gpu-deps}
 PREFIX=${PREFIX:-/tmp/hfam-prefix}
 RUNS=${RUNS:-50}
 TORCH_COMPILE=${TORCH_COMPILE:-1}
+VARIANT_ROUNDS=${VARIANT_ROUNDS:-2}
 LOG=$BUILD/gpu-logs
 failed=0
 
@@ -54,7 +59,8 @@ write_out () {
       2>/dev/null | sort -u
     [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
     [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
-    [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"; } >"$OUT/summary.txt"
+    [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"
+    grep -h "cuBLASLt's product" "$LOG"/*.log 2>/dev/null | sort | uniq -c; } >"$OUT/summary.txt"
   tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
 }
 
@@ -166,6 +172,10 @@ run_check () {
   local rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then
     echo "run.sh: $name FAILED (exit $rc)"
+    failed=$((failed + 1))
+  elif grep -q "cuBLASLt's product" "$LOG/$name.log"; then
+    # the frames passed on cuDNN's fallback: a product that ran at plan was refused at run
+    echo "run.sh: $name FAILED: cuBLASLt refused a product at run time (the warning above)"
     failed=$((failed + 1))
   fi
 }
@@ -317,7 +327,7 @@ diagnose_r101 () {
   # convolutions on cuDNN only (HFAM_CUDA_GEMM=0), alternated so that drift hits all alike
   lanes=$LOG/lanes-r101.txt
   printf '%-6s %-14s %-5s %12s %10s\n' round variant depth latency_ms fps >"$lanes"
-  for round in 1 2; do
+  for round in $(seq "$VARIANT_ROUNDS"); do
     for variant in default one-stream no-split-k no-gemm; do
       for depth in 1 2; do
         llog=$LOG/variant-$round-$variant-d$depth.log
@@ -362,9 +372,11 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
         compile_ms=""
-        if [ "$TORCH_COMPILE" = 1 ] && [ $size = 512x288 ] && [ $prec = fp16 ]; then
+        compile_pattern=$TORCH_COMPILE
+        [ "$TORCH_COMPILE" = 1 ] && compile_pattern='512x288 fp16'
+        if [ "$TORCH_COMPILE" != 0 ] && echo "$m $size $prec" | grep -Eq -- "$compile_pattern"; then
           clog=$LOG/torch-compile-$m-$size-$prec.log
-          timeout 400 "$PYTHON" tests/gpu/torch_compile_bench.py \
+          timeout 240 "$PYTHON" tests/gpu/torch_compile_bench.py \
             --model "$weights" --size $size -n "$RUNS" $half >"$clog" 2>&1
           compile_ms=$(sed -n 's/^median_ms //p' "$clog")
           tail -n 3 "$clog"
@@ -387,6 +399,7 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
     done
   done
   say "bench summary"
+  grep -h "cuBLASLt's product" "$LOG"/bench-*.log "$LOG"/variant-*.log 2>/dev/null | sort | uniq -c
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"
   echo "vs_torch, vs_compile: engine latency / PyTorch median frame time (< 1: the engine is faster)"
   cat "$summary"
