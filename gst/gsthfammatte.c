@@ -876,9 +876,14 @@ gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
   GstHfamMatteOutput *outputs[] = { &self->fill, &self->key };
 
   for (guint i = 0; i < G_N_ELEMENTS (outputs); i++) {
-    GstCaps *templ = gst_hfam_matte_template_caps (self, outputs[i]->pad);
-    GstCaps *peer = gst_pad_peer_query_caps (outputs[i]->pad, templ);
+    GstCaps *templ, *peer;
 
+    /* An unlinked output restricts nothing: its template would (the alpha
+     * pad's has no CUDA memory). Linking it sends a reconfigure upstream. */
+    if (!gst_pad_is_linked (outputs[i]->pad))
+      continue;
+    templ = gst_hfam_matte_template_caps (self, outputs[i]->pad);
+    peer = gst_pad_peer_query_caps (outputs[i]->pad, templ);
     caps = gst_hfam_matte_restrict (caps, peer, self->sinkpad);
     gst_caps_unref (peer);
     gst_caps_unref (templ);

@@ -1,11 +1,12 @@
 """Times the folded HFAM network in PyTorch (frozen TorchScript), the baseline for hfam-bench.
 
     /usr/bin/python3 model/reference/torch_bench.py (--model M.safetensors | --config C --random)
-        [--size WxH] [-n N] [--threads T] [--device cpu|cuda] [--half]
+        [--size WxH] [-n N] [--threads T] [--device cpu|cuda] [--half] [--eager]
 
 Builds the folded network (fp32; --half: fp16, CUDA only) in channels_last layout, traces and
-freezes it, runs it twice to warm up, then times N runs on one random normalised input. The
-last line printed is exactly `median_ms <value>` (hfam-bench parses it).
+freezes it (--eager: runs the module as it is), runs it twice to warm up, then times N runs on
+one random normalised input. The last line printed is exactly `median_ms <value>` (hfam-bench
+parses it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--half", action="store_true", help="fp16 (CUDA only)")
+    parser.add_argument("--eager", action="store_true", help="no TorchScript: PyTorch eager")
     args = parser.parse_args(argv)
     if args.config and not args.random:
         parser.error("--config needs --random")
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
 
     with torch.no_grad():
-        frozen = torch.jit.freeze(torch.jit.trace(model, x, strict=False))
+        frozen = model if args.eager else torch.jit.freeze(
+            torch.jit.trace(model, x, strict=False))
         for _ in range(2):
             frozen(x)
         sync()
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, device {args.device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
              f", {torch.get_num_threads()} threads")
-          + f", {'fp16' if args.half else 'fp32'}, channels_last, frozen TorchScript")
+          + f", {'fp16' if args.half else 'fp32'}, channels_last, "
+          + ("eager" if args.eager else "frozen TorchScript"))
     print(f"ResNet-{config.encoder_depth} HFAM at {w}x{h}")
     print(f"runs {args.n}: min {min(times):.2f} ms, mean {statistics.mean(times):.2f} ms")
     print(f"median_ms {statistics.median(times):.3f}")

@@ -54,7 +54,7 @@ say () { printf '\n=== %s\n' "$*"; }
 write_out () {
   [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
   { echo "tests/gpu/run.sh $phase: $1"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' "$LOG"/cuda-*.log 2>/dev/null
-    [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|:[EF]:' \
+    [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|NV12 frame\|:[EF]:' \
       "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
       2>/dev/null | sort -u
     [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
@@ -252,7 +252,7 @@ gst_phase () {
   # test) would skip test_cuda_memory on a GPU machine
   failed_before=$failed
   run_check gst-cuda-memory env CK_FORK=no GST_CHECKS=test_cuda_memory \
-    GST_DEBUG=check:4,cudaallocator:4,cudabufferpool:4,cudacontext:4,cudautils:4 \
+    GST_DEBUG=*:2,check:4,hfammatte:5,cudaallocator:4,cudabufferpool:4,cudacontext:4,cudautils:4 \
     GST_DEBUG_NO_COLOR=1 meson test -C "$gbuild" --no-rebuild --print-errorlogs -v \
     ${wrap:+--wrapper "$wrap"} hfammatte
   cp "$(ls -t "$gbuild"/meson-logs/testlog*.txt | head -n 1)" "$LOG/gst-cuda-memory-testlog.txt"
@@ -353,8 +353,8 @@ diagnose_r101 () {
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
-  [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' model size \
-    prec depth latency_ms fps torch_ms torch.compile vs_torch vs_compile >"$summary"
+  [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' model size \
+    prec depth latency_ms fps torch_ms eager_ms torch.compile vs_torch vs_compile >"$summary"
   for prec in fp16 fp32; do
     for m in r101 r50 default; do
       weights=$models/$m.safetensors
@@ -371,6 +371,12 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
           --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
+        # PyTorch eager, which the issue names (frozen TorchScript is the ratios' baseline)
+        elog=$LOG/torch-eager-$m-$size-$prec.log
+        timeout 300 "$PYTHON" model/reference/torch_bench.py --model "$weights" \
+          --size $size -n "$RUNS" --device cuda $half --eager >"$elog" 2>&1
+        eager_ms=$(sed -n 's/^median_ms //p' "$elog")
+        tail -n 2 "$elog"
         compile_ms=""
         compile_pattern=$TORCH_COMPILE
         [ "$TORCH_COMPILE" = 1 ] && compile_pattern='512x288 fp16'
@@ -390,9 +396,9 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
           fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$blog")
           ratio=$(awk -v a="$lat" -v b="$torch_ms" 'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
           cratio=$(awk -v a="$lat" -v b="$compile_ms" 'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
-          printf '%-5s %-8s %-5s %-5s %12s %10s %12s %14s %9s %11s\n' $m $size $prec $depth \
-            "${lat:-n/a}" "${fps:-n/a}" "${torch_ms:-n/a}" "${compile_ms:-n/a}" "$ratio" \
-            "$cratio" >>"$summary"
+          printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' $m $size $prec $depth \
+            "${lat:-n/a}" "${fps:-n/a}" "${torch_ms:-n/a}" "${eager_ms:-n/a}" "${compile_ms:-n/a}" \
+            "$ratio" "$cratio" >>"$summary"
         done
         [ "$m $size $prec" = "r101 512x288 fp16" ] && diagnose_r101
       done
