@@ -740,8 +740,9 @@ run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
     return TRUE;
   if (!s->choice.gemm)
     return FALSE;
-  /* cuBLASLt refused at run time a product that ran at plan (twice on the H200, cause not
-   * found): cuDNN's fastest plain way for this node from now on */
+  /* cuBLASLt refused at run time a product that ran at plan (twice on the H200, before
+   * set_gemm_epilogue set the bias pointer every time; none since, on an H100): cuDNN's
+   * fastest plain way for this node from now on */
   g_warning ("%s; cuDNN from now on", refused->message);
   cudaGetLastError ();
   s->choice = s->fallback;
@@ -1016,9 +1017,9 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
     return FALSE;
   }
 
-  /* A product from the cache runs once on this node's buffers before it is taken: on the
-   * second GPU run (2026-11-25) cuBLASLt refused a product at run time on one small model,
-   * cause unknown (one from the cache is what this node had not run at plan). */
+  /* A product from the cache runs once on this node's buffers before it is taken: it is what
+   * this node did not run at plan, and cuBLASLt has refused at run time products that ran at
+   * plan (see run_conv). */
 #ifdef HFAM_HAVE_CUBLASLT
   if (choice && choice->gemm) {
     if (!prepare_gemm (be, id, error))
