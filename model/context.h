@@ -38,8 +38,6 @@ struct _HfamContext {
 gboolean hfam_context_ensure_size (HfamContext *ctx, int width, int height, GError **error);
 /* FALSE, with an error, while submitted frames are not collected. */
 gboolean hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error);
-/* The preprocessing parameters of the model (order, scale, mean, std; yuv left zero). */
-void hfam_context_preprocess_params (const HfamContext *ctx, HfamPreprocessParams *params);
 
 /* The frames in flight, one mechanism for host and device frames. `what` names the caller
  * in the errors. */

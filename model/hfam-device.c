@@ -131,7 +131,7 @@ hfam_context_submit_device_frame (HfamContext *ctx, const HfamFrame *frame,
   hfam_inference_dims (frame->width, frame->height, pending.long_side, &width, &height);
   if (!hfam_context_ready_to_submit (ctx, TRUE, width, height, what, error))
     return FALSE;
-  hfam_context_preprocess_params (ctx, &params);
+  hfam_model_preprocess_params (ctx->model, &params);
   if (yuv)
     params.yuv = *yuv;
   if (!ctx->backend->ops->queue_device_frame (ctx->backend, frame, &params, error))

@@ -24,6 +24,10 @@
 
 G_BEGIN_DECLS
 
+/* The model's preprocessing parameters (channel order, scale, mean, std; yuv left zero), as
+ * kernels/preprocess.cu and its CPU twin hfam_frame_preprocess take them. */
+void hfam_model_preprocess_params (const HfamModel *model, HfamPreprocessParams *params);
+
 /* Queues a frame whose planes are in device memory: preprocessed on the device to the
  * inference size for `long_side` (<= 0: the model's) and run, without waiting. `yuv` is
  * needed for NV12 and I420 only. The frame is read asynchronously: keep it unchanged until

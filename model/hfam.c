@@ -2,6 +2,7 @@
  * a backend, with the frame-level pre- and post-processing of model/README.md. */
 #include "hfam.h"
 #include "context.h"
+#include "hfam-device.h"
 #include "hparams.h"
 #include "resize.h"
 
@@ -337,9 +338,9 @@ hfam_context_run_tensor (HfamContext *ctx, const float *input, int width, int he
 }
 
 void
-hfam_context_preprocess_params (const HfamContext *ctx, HfamPreprocessParams *params)
+hfam_model_preprocess_params (const HfamModel *model, HfamPreprocessParams *params)
 {
-  const HfamHparams *hp = &ctx->model->hp;
+  const HfamHparams *hp = &model->hp;
 
   *params = (HfamPreprocessParams) { .scale = hp->input_scale };
   for (int k = 0; k < 3; k++) {
@@ -370,7 +371,7 @@ prepare_image (HfamContext *ctx, const HfamImage *image, int long_side, const ch
                        long_side > 0 ? long_side : ctx->model->hp.inference_size, &w, &h);
   if (!hfam_context_ready_to_submit (ctx, FALSE, w, h, what, error))
     return FALSE;
-  hfam_context_preprocess_params (ctx, &params);
+  hfam_model_preprocess_params (ctx->model, &params);
   /* OpenMP's thread count belongs to the calling thread */
   omp_set_num_threads (ctx->host_threads);
   /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */

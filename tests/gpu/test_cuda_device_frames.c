@@ -250,10 +250,10 @@ typedef struct {
 } Case;
 
 static void
-case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat format, int w,
+case_init (Case *c, HfamContext *cpu, const HfamModel *model, HfamFrameFormat format, int w,
            int h, GRand *rand)
 {
-  HfamPreprocessParams params = { .scale = hp->input_scale };
+  HfamPreprocessParams params;
   g_autoptr (GError) error = NULL;
   g_autofree float *input = NULL;
   HfamOutputs out;
@@ -265,13 +265,10 @@ case_init (Case *c, HfamContext *cpu, const HfamHparams *hp, HfamFrameFormat for
   hfam_yuv_to_rgb_init (&c->yuv, format == HFAM_FRAME_NV12 ? HFAM_MATRIX_BT709
                                                            : HFAM_MATRIX_BT601,
                         format == HFAM_FRAME_NV12 ? HFAM_RANGE_LIMITED : HFAM_RANGE_FULL);
-  for (int k = 0; k < 3; k++) {
-    params.order[k] = hp->input_bgr ? 2 - k : k;
-    params.mean[k] = hp->input_mean[k];
-    params.std[k] = hp->input_std[k];
-  }
+  hfam_model_preprocess_params (model, &params);
   params.yuv = c->yuv;
-  hfam_inference_dims (w, h, hp->inference_size, &c->inf_w, &c->inf_h);
+  hfam_inference_dims (w, h, hfam_model_hparams (model)->inference_size, &c->inf_w,
+                       &c->inf_h);
   plane = (size_t) c->inf_w * c->inf_h;
   input = g_new (float, 3 * plane);
   c->alpha = g_new (float, plane);
@@ -858,7 +855,7 @@ main (int argc, char **argv)
       return 2;
     }
     for (size_t f = 0; f < G_N_ELEMENTS (frame_formats); f++)
-      case_init (&cases[n_cases++], cpu, hfam_model_hparams (model), frame_formats[f], w, h,
+      case_init (&cases[n_cases++], cpu, model, frame_formats[f], w, h,
                  rand);
     if (s == 0) {
       w0 = w;
@@ -866,7 +863,7 @@ main (int argc, char **argv)
     }
   }
   /* the first size on its side (taller where it is square) */
-  case_init (&other, cpu, hfam_model_hparams (model), HFAM_FRAME_RGBA, h0,
+  case_init (&other, cpu, model, HFAM_FRAME_RGBA, h0,
              w0 == h0 ? 2 * h0 : w0, rand);
   hfam_context_free (cpu);
 

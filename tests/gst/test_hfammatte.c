@@ -11,7 +11,7 @@
 
 #include "hfam.h"
 #ifdef HFAM_HAVE_GST_CUDA
-#include "frame.h"
+#include "hfam-device.h"
 #include <gst/cuda/gstcudabufferpool.h>
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
@@ -218,6 +218,15 @@ output_info (GstHarness * h, GstVideoInfo * info)
   fail_unless (caps != NULL);
   fail_unless (gst_video_info_from_caps (info, caps));
   gst_caps_unref (caps);
+}
+
+static GstVideoFormat
+output_format (GstHarness * h)
+{
+  GstVideoInfo info;
+
+  output_info (h, &info);
+  return GST_VIDEO_INFO_FORMAT (&info);
 }
 
 /* The src output: the expected colour (premultiplied or not) and matte as alpha. */
@@ -491,7 +500,7 @@ GST_END_TEST;
  * later RGBA and GRAY8. */
 GST_START_TEST (test_output_formats)
 {
-  GstVideoInfo info, out_info;
+  GstVideoInfo info;
   Engine engine;
   Rig rig;
 
@@ -502,23 +511,15 @@ GST_START_TEST (test_output_formats)
   gst_harness_set_sink_caps_str (rig.key, "video/x-raw,format=GRAY16_LE");
   rig_set_format (&rig, &info);
   push_and_check (&rig, &engine, &info, make_frame (&info, 3), 0, FALSE);
-  output_info (rig.fill, &out_info);
-  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
-      GST_VIDEO_FORMAT_BGRA);
-  output_info (rig.key, &out_info);
-  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
-      GST_VIDEO_FORMAT_GRAY16_LE);
+  fail_unless_equals_int (output_format (rig.fill), GST_VIDEO_FORMAT_BGRA);
+  fail_unless_equals_int (output_format (rig.key), GST_VIDEO_FORMAT_GRAY16_LE);
 
   /* Downstream changes its mind mid-stream (a reconfigure event). */
   gst_harness_set_sink_caps_str (rig.fill, "video/x-raw,format=RGBA");
   gst_harness_set_sink_caps_str (rig.key, "video/x-raw,format=GRAY8");
   push_and_check (&rig, &engine, &info, make_frame (&info, 4), 1, FALSE);
-  output_info (rig.fill, &out_info);
-  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
-      GST_VIDEO_FORMAT_RGBA);
-  output_info (rig.key, &out_info);
-  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
-      GST_VIDEO_FORMAT_GRAY8);
+  fail_unless_equals_int (output_format (rig.fill), GST_VIDEO_FORMAT_RGBA);
+  fail_unless_equals_int (output_format (rig.key), GST_VIDEO_FORMAT_GRAY8);
   rig_stop (&rig);
   engine_close (&engine);
 }
@@ -528,7 +529,7 @@ GST_END_TEST;
 /* Downstream that takes any memory (caps features ANY) gets system memory. */
 GST_START_TEST (test_any_memory_downstream)
 {
-  GstVideoInfo info, out_info;
+  GstVideoInfo info;
   GstCaps *caps;
   Engine engine;
   Rig rig;
@@ -543,9 +544,7 @@ GST_START_TEST (test_any_memory_downstream)
   gst_caps_unref (caps);
   rig_set_format (&rig, &info);
   push_and_check (&rig, &engine, &info, make_frame (&info, 9), 0, FALSE);
-  output_info (rig.fill, &out_info);
-  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&out_info),
-      GST_VIDEO_FORMAT_RGBA);
+  fail_unless_equals_int (output_format (rig.fill), GST_VIDEO_FORMAT_RGBA);
   rig_stop (&rig);
   engine_close (&engine);
 }
@@ -1573,10 +1572,9 @@ host_nv12 (const GstVideoInfo * info, GstVideoFrame * mapped, HfamYuvToRgb * yuv
 static GBytes *
 twin_key_nv12 (Engine * engine, const GstVideoInfo * info, GstBuffer * frame)
 {
-  const HfamHparams *hp = hfam_model_hparams (engine->model);
   const gint width = GST_VIDEO_INFO_WIDTH (info);
   const gint height = GST_VIDEO_INFO_HEIGHT (info);
-  HfamPreprocessParams params = {.scale = hp->input_scale };
+  HfamPreprocessParams params;
   GstVideoFrame mapped;
   HfamFrame host;
   HfamOutputs out = { 0 };
@@ -1586,12 +1584,8 @@ twin_key_nv12 (Engine * engine, const GstVideoInfo * info, GstBuffer * frame)
   gint inf_w, inf_h;
 
   fail_unless (gst_video_frame_map (&mapped, info, frame, GST_MAP_READ));
+  hfam_model_preprocess_params (engine->model, &params);
   host = host_nv12 (info, &mapped, &params.yuv);
-  for (guint k = 0; k < 3; k++) {
-    params.order[k] = hp->input_bgr ? 2 - k : k;
-    params.mean[k] = hp->input_mean[k];
-    params.std[k] = hp->input_std[k];
-  }
   hfam_inference_dims (width, height, INFERENCE_SIZE, &inf_w, &inf_h);
   input = g_new (float, 3 * (gsize) inf_w * inf_h);
   alpha = g_new (float, (gsize) inf_w * inf_h);
