@@ -7,7 +7,7 @@
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudamemory.h>
 
-#include "hfam-device.h"
+#include <hfam/hfam-device.h>
 #endif
 
 struct _HfamWorker {

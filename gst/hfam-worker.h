@@ -11,7 +11,7 @@
 #include <gst/cuda/gstcudacontext.h>
 #endif
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 
 G_BEGIN_DECLS
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The main job on a fresh Debian 12 machine: install what the project needs, build it, and
 # run it on real people: a photo (hfam-matte) and a clip (pipelines/composite.sh), both from
-# Debian's opencv-doc package, with the default model (model/MODEL_CARD.md) as the installed
+# Debian's opencv-doc package, with the default model (model/default/MODEL_CARD.md) as the installed
 # element finds it: the project is installed into out/install first. Writes out/: the photo's
 # matte and cut-out, the composited clip (MKV) and a contact sheet of it (PNG).
 set -euo pipefail

@@ -11,7 +11,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 
 G_BEGIN_DECLS
 

@@ -6,7 +6,7 @@
 
 #include <glib/gstdio.h>
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 #include "median.h"
 
 #define WARM_UP_RUNS 2
@@ -117,7 +117,7 @@ torch_median_ms (int width, int height, int threads, double *ms, GError **error)
 {
   const gboolean cuda = g_strcmp0 (engine_backend, "cuda") == 0;
   g_autofree char *script =
-    g_build_filename (HFAM_SOURCE_DIR, "model", "reference", "torch_bench.py", NULL);
+    g_build_filename (HFAM_SOURCE_DIR, "model", "python", "reference", "torch_bench.py", NULL);
   g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
   g_autofree char *runs = g_strdup_printf ("%d", n_runs);
   g_autofree char *thread_count = g_strdup_printf ("%d", threads);

@@ -11,7 +11,7 @@
 
 #include <glib/gstdio.h>
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 #include "imageio.h"
 #include "matte-metrics.h"
 #include "matte-read.h"

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 #include "imageio.h"
 
 static char *model_path, *output_path, *backend_name;

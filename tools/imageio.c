@@ -14,7 +14,7 @@
 #include <png.h>
 
 #include "decode.h"
-#include "hfam.h"
+#include <hfam/hfam.h>
 
 void
 imageio_picture_free (ImageioPicture *picture)

@@ -12,7 +12,7 @@
 #include <png.h>
 
 #include "decode.h"
-#include "hfam.h"
+#include <hfam/hfam.h>
 
 static Matte *
 matte_wrap (double *alpha, int width, int height)

@@ -160,7 +160,7 @@ models=$BUILD/gpu-models
 mkdir -p "$models"
 for c in tiny r50 r101; do
   [ -s "$models/$c.safetensors" ] \
-    || "$PYTHON" model/reference/export.py --config $c -o "$models/$c.safetensors" \
+    || "$PYTHON" model/python/reference/export.py --config $c -o "$models/$c.safetensors" \
     || die "export.py --config $c failed"
 done
 fi
@@ -277,7 +277,7 @@ gst_phase () {
 
 if [ "$phase" = all ] || [ "$phase" = check ]; then
   [ -s "$models/golden/r18_160x96.safetensors" ] \
-    || "$PYTHON" model/reference/golden.py --outdir "$models/golden" >/dev/null \
+    || "$PYTHON" model/python/reference/golden.py --outdir "$models/golden" >/dev/null \
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
   run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
@@ -292,14 +292,14 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
     "$models/r50.safetensors" 512x288 "$models/r101.safetensors" 512x288
   # the trained default model (fp16 weights; few near-ties, unlike random weights)
   run_check cuda-network-default "$BUILD/tests/gpu/test-cuda-network" \
-    model/default.safetensors 512x288
+    model/default/default.safetensors 512x288
   # frames in device memory through preprocess.cu and matte.cu, on the primary context and on
   # one the test pushes, 333x187 and 1920x1080: random R50 weights (an alpha that varies all
   # over the test's frames), then the default model (trained: alpha ~0 on them)
   run_check cuda-device-frames "$BUILD/tests/gpu/test-cuda-device-frames" \
     "$models/r50.safetensors"
   run_check cuda-device-frames-default "$BUILD/tests/gpu/test-cuda-device-frames" \
-    model/default.safetensors
+    model/default/default.safetensors
   # the same with a synchronisation after every node: a kernel fault names its node
   if [ "$failed" -ne 0 ]; then
     run_check cuda-network-sync env HFAM_CUDA_SYNC=1 G_MESSAGES_DEBUG=all \
@@ -358,7 +358,7 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
   for prec in fp16 fp32; do
     for m in r101 r50 default; do
       weights=$models/$m.safetensors
-      [ $m = default ] && weights=$root/model/default.safetensors
+      [ $m = default ] && weights=$root/model/default/default.safetensors
       for size in 512x288 512x512; do
         echo "$m $size $prec" | grep -Eq -- "$pattern" || continue
         if [ "$SECONDS" -gt "$DEADLINE" ]; then
@@ -367,13 +367,13 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
         fi
         half=""; [ $prec = fp16 ] && half="--half"
         tlog=$LOG/torch-$m-$size-$prec.log
-        timeout 300 "$PYTHON" model/reference/torch_bench.py --model "$weights" \
+        timeout 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
           --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
         # PyTorch eager, which the issue names (frozen TorchScript is the ratios' baseline)
         elog=$LOG/torch-eager-$m-$size-$prec.log
-        timeout 300 "$PYTHON" model/reference/torch_bench.py --model "$weights" \
+        timeout 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
           --size $size -n "$RUNS" --device cuda $half --eager >"$elog" 2>&1
         eager_ms=$(sed -n 's/^median_ms //p' "$elog")
         tail -n 2 "$elog"

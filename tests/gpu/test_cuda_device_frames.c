@@ -1,4 +1,4 @@
-/* The device-frame API (model/hfam-device.h) on the CUDA backend against the CPU path.
+/* The device-frame API (model/include/hfam/hfam-device.h) on the CUDA backend against the CPU path.
  *
  * Frames: RGBA, BGRA, NV12 (BT.709, limited range) and I420 (BT.601, full range), each of
  * every size asked for (default 333x187 and 1920x1080), a lit figure on a graded background
@@ -32,8 +32,8 @@
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-device-frames MODEL [WxH ...]
  *   (tests/gpu/run.sh: a random ResNet-50 HFAM and the default model; meson test: the golden
- *   R18 of tests/engine) */
-#include "hfam-device.h"
+ *   R18 of tests/model/engine) */
+#include <hfam/hfam-device.h>
 #include "resize.h"
 
 #include <cuda.h>

@@ -20,7 +20,7 @@
  * against the CPU as above.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
-#include "hfam.h"
+#include <hfam/hfam.h>
 #include "heads.h"
 
 #include <glib.h>

@@ -15,7 +15,7 @@
 #include "nhwc.h"
 #include "preprocess.cuh"
 #include "sk.cuh"
-#include "softmax_fusion.cuh"
+#include "softmax-fusion.cuh"
 
 #include <glib.h>
 #include <math.h>

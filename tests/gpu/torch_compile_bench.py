@@ -1,5 +1,5 @@
 """Times the folded HFAM network compiled by torch.compile on CUDA (the other PyTorch baseline
-of tests/gpu/run.sh; model/reference/torch_bench.py times frozen TorchScript).
+of tests/gpu/run.sh; model/python/reference/torch_bench.py times frozen TorchScript).
 
     python3 tests/gpu/torch_compile_bench.py --model M.safetensors [--size WxH] [-n N] [--half]
         [--mode default|reduce-overhead|max-autotune]
@@ -20,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "model", "reference"))
+                                "model", "python", "reference"))
 import hfam  # noqa: E402
 
 

@@ -9,9 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hfam.h"
+#include <hfam/hfam.h>
 #ifdef HFAM_HAVE_GST_CUDA
-#include "hfam-device.h"
+#include <hfam/hfam-device.h>
 #include <gst/cuda/gstcudabufferpool.h>
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>

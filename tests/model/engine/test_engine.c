@@ -1,0 +1,460 @@
+/* The engine against the PyTorch reference's golden vectors (model/python/reference/golden.py),
+ * model-level rejection of inconsistent weight files, frames of awkward sizes, and the graph's
+ * cross-lane order (which only a GPU would otherwise exercise).
+ * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
+ * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/python/reference/golden.py) */
+#include "graph.h"
+#include <hfam/hfam.h>
+#include "heads.h"
+#include "hparams.h"
+#include "safetensors.h"
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+static const char *golden_dir;
+
+static const char *const cases[] = {
+  "tiny_64x64", "tiny_f16_64x64", "r18_i8_64x64", "r18_64x64", "r18_160x96", "r50_64x64",
+  "r50_160x96",
+};
+
+static char *
+golden_path (const char *name, const char *suffix)
+{
+  g_autofree char *file = g_strconcat (name, suffix, NULL);
+  return g_build_filename (golden_dir, file, NULL);
+}
+
+static float *
+golden_tensor (HfamSafetensors *st, const char *name, size_t *n)
+{
+  const HfamStTensor *t = hfam_st_find (st, name);
+  float *out;
+  g_assert_nonnull (t);
+  *n = t->n_bytes / sizeof (float);
+  out = g_new (float, *n);
+  hfam_st_to_f32 (t, out);
+  return out;
+}
+
+static double
+max_abs_diff (const float *a, const float *b, size_t n)
+{
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs ((double) a[i] - b[i]));
+  return worst;
+}
+
+static void
+test_golden (gconstpointer data)
+{
+  const char *name = data;
+  g_autofree char *model_path = golden_path (name, ".safetensors");
+  g_autofree char *golden = golden_path (name, ".golden.safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamSafetensors *st = hfam_st_open (golden, &error);
+  HfamModel *model;
+  HfamContext *ctx;
+  const HfamStTensor *input;
+  g_autofree float *in = NULL, *sem = NULL, *det = NULL, *fus = NULL, *margin = NULL;
+  g_autofree float *out_sem = NULL, *out_det = NULL, *out_fus = NULL;
+  size_t n, plane;
+  int w, h, mismatched = 0;
+
+  g_assert_no_error (error);
+  model = hfam_model_load (model_path, &error);
+  g_assert_no_error (error);
+  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+
+  input = hfam_st_find (st, "input");
+  h = (int) input->shape[2];
+  w = (int) input->shape[3];
+  plane = (size_t) w * h;
+  in = golden_tensor (st, "input", &n);
+  sem = golden_tensor (st, "semantic", &n);
+  det = golden_tensor (st, "detail", &n);
+  fus = golden_tensor (st, "fused", &n);
+  margin = golden_tensor (st, "margin", &n);
+  out_sem = g_new (float, 3 * plane);
+  out_det = g_new (float, plane);
+  out_fus = g_new (float, plane);
+
+  /* twice: the second run reuses the plan and must give the same answer */
+  for (int pass = 0; pass < 2; pass++) {
+    HfamOutputs out = { out_sem, out_det, out_fus };
+    double e_sem, e_det, e_fus = 0.0;
+    g_assert_true (hfam_context_run_tensor (ctx, in, w, h, &out, &error));
+    g_assert_no_error (error);
+    e_sem = max_abs_diff (out_sem, sem, 3 * plane);
+    e_det = max_abs_diff (out_det, det, plane);
+    mismatched = 0;
+    for (size_t i = 0; i < plane; i++) {
+      if (margin[i] < 1e-5f)
+        continue;  /* the reference's top two classes tie: either answer is right */
+      if (hfam_semantic_class (out_sem, plane, i) != hfam_semantic_class (sem, plane, i))
+        mismatched++;
+      e_fus = MAX (e_fus, fabs ((double) out_fus[i] - fus[i]));
+    }
+    g_test_message ("%s pass %d: max abs error P_s %.2e alpha_d %.2e alpha_p %.2e, "
+                    "%d argmax mismatches", name, pass, e_sem, e_det, e_fus, mismatched);
+    g_assert_cmpfloat (e_sem, <=, 1e-4);
+    g_assert_cmpfloat (e_det, <=, 1e-4);
+    g_assert_cmpfloat (e_fus, <=, 1e-4);
+    g_assert_cmpint (mismatched, ==, 0);
+  }
+
+  /* the frame path: at its own size the resize is the identity, so the matte of the 8-bit
+   * image equals the golden alpha_p */
+  {
+    const HfamStTensor *image = hfam_st_find (st, "image");
+    HfamImage frame = { image->data, w, h, 3 * w, HFAM_PIXEL_RGB8 };
+    g_autofree float *alpha = g_new (float, plane);
+    double e_alpha = 0.0;
+    g_assert_cmpint (image->dtype, ==, HFAM_DTYPE_U8);
+    g_assert_true (hfam_context_matte (ctx, &frame, MAX (w, h), alpha, w, NULL, &error));
+    g_assert_no_error (error);
+    for (size_t i = 0; i < plane; i++)
+      if (margin[i] >= 1e-5f)
+        e_alpha = MAX (e_alpha, fabs ((double) alpha[i] - fus[i]));
+    g_test_message ("%s frame path: max abs error of the matte %.2e", name, e_alpha);
+    g_assert_cmpfloat (e_alpha, <=, 1e-4);
+  }
+  hfam_context_free (ctx);
+  hfam_model_free (model);
+  hfam_st_close (st);
+}
+
+/* ---- model-level corruption: rewrite the header of a valid file ---- */
+
+typedef void (*HeaderEdit) (JsonObject *root);
+
+static char *
+write_edited (const char *src, HeaderEdit edit, const char *tmpdir, const char *tag)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+  guint64 hlen;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autofree char *header = NULL;
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  char *path = g_build_filename (tmpdir, tag, NULL);
+  guint64 new_len;
+
+  g_assert_true (g_file_get_contents (src, &contents, &len, NULL));
+  memcpy (&hlen, contents, 8);
+  g_assert_true (json_parser_load_from_data (parser, contents + 8, (gssize) hlen, NULL));
+  edit (json_node_get_object (json_parser_get_root (parser)));
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  header = json_generator_to_data (gen, NULL);
+  new_len = strlen (header);
+  g_byte_array_append (out, (const guint8 *) &new_len, 8);
+  g_byte_array_append (out, (const guint8 *) header, (guint) new_len);
+  g_byte_array_append (out, (const guint8 *) contents + 8 + hlen, (guint) (len - 8 - hlen));
+  g_assert_true (g_file_set_contents (path, (const char *) out->data, out->len, NULL));
+  return path;
+}
+
+static void
+drop_tensor (JsonObject *root)
+{
+  json_object_remove_member (root, "psp2.conv.weight");
+}
+
+static void
+reshape_tensor (JsonObject *root)
+{
+  /* same byte size, other shape: only the graph can tell */
+  JsonArray *shape = json_object_get_array_member (
+      json_object_get_object_member (root, "attention.weight"), "shape");
+  json_array_remove_element (shape, 1);
+  json_array_add_int_element (shape, 3);
+}
+
+static void
+drop_hparam (JsonObject *root)
+{
+  json_object_remove_member (json_object_get_object_member (root, "__metadata__"), "sk_width");
+}
+
+static void
+bad_hparam (JsonObject *root)
+{
+  json_object_set_string_member (json_object_get_object_member (root, "__metadata__"),
+                                 "encoder_depth", "19");
+}
+
+static void
+expect_rejected (HeaderEdit edit, const char *tag, const char *needle)
+{
+  g_autofree char *src = golden_path ("tiny_64x64", ".safetensors");
+  g_autofree char *tmpdir = g_dir_make_tmp ("hfam-engine-XXXXXX", NULL);
+  g_autofree char *path = write_edited (src, edit, tmpdir, tag);
+  g_autoptr (GError) error = NULL;
+  HfamModel *model = hfam_model_load (path, &error);
+
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_test_message ("%s: %s", tag, error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_nonnull (strstr (error->message, needle));
+  g_unlink (path);
+  g_rmdir (tmpdir);
+}
+
+static void
+test_missing_tensor (void)
+{
+  expect_rejected (drop_tensor, "missing.safetensors", "psp2.conv.weight");
+}
+
+static void
+test_wrong_shape (void)
+{
+  expect_rejected (reshape_tensor, "shape.safetensors", "attention.weight");
+}
+
+static void
+test_missing_hparam (void)
+{
+  expect_rejected (drop_hparam, "nohparam.safetensors", "sk_width");
+}
+
+static void
+test_bad_hparam (void)
+{
+  expect_rejected (bad_hparam, "badhparam.safetensors", "encoder_depth");
+}
+
+/* ---- frames of awkward sizes through the whole frame path ---- */
+
+static void
+run_frame (HfamContext *ctx, int w, int h, HfamPixelFormat format, int bpp)
+{
+  g_autofree guint8 *pixels = g_new (guint8, (size_t) w * h * bpp);
+  g_autofree float *alpha = g_new (float, (size_t) w * h);
+  g_autoptr (GError) error = NULL;
+  HfamImage image = { pixels, w, h, w * bpp, format };
+
+  for (size_t i = 0; i < (size_t) w * h * bpp; i++)
+    pixels[i] = (guint8) (i * 37 + (i / bpp) * 11);
+  g_assert_true (hfam_context_matte (ctx, &image, 0, alpha, w, NULL, &error));
+  g_assert_no_error (error);
+  for (size_t i = 0; i < (size_t) w * h; i++)
+    g_assert_true (alpha[i] >= 0.0f && alpha[i] <= 1.0f);
+}
+
+static void
+test_odd_frames (void)
+{
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamModel *model = hfam_model_load (path, &error);
+  HfamContext *ctx;
+  int w, h;
+
+  g_assert_no_error (error);
+  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+  hfam_inference_dims (1920, 1080, 512, &w, &h);
+  g_assert_cmpint (w, ==, 512);
+  g_assert_cmpint (h, ==, 288);
+  hfam_inference_dims (4097, 31, 512, &w, &h);
+  g_assert_cmpint (w, ==, 512);
+  g_assert_cmpint (h, ==, 32);
+  run_frame (ctx, 1, 1, HFAM_PIXEL_RGB8, 3);
+  run_frame (ctx, 33, 17, HFAM_PIXEL_BGRA8, 4);
+  run_frame (ctx, 4097, 31, HFAM_PIXEL_RGBA8, 4);
+  run_frame (ctx, 33, 17, HFAM_PIXEL_BGR8, 3);
+  hfam_context_free (ctx);
+  hfam_model_free (model);
+}
+
+/* ---- pipelined frames: submit_frame / collect_matte against hfam_context_matte ---- */
+
+#define PIPE_W 70
+#define PIPE_H 45
+
+static void
+fill_frame (guint8 *pixels, int seed)
+{
+  for (size_t i = 0; i < (size_t) PIPE_W * PIPE_H * 4; i++)
+    pixels[i] = (guint8) (i * (7 + seed) + (i / 4) * (3 * seed + 1));
+}
+
+static void
+expect_same_matte (const float *got, const float *want)
+{
+  g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-6);
+}
+
+static void
+test_pipelined (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  const HfamContextOptions depth2 = { .pipeline_depth = 2 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) serial = NULL, piped = NULL;
+  guint8 pixels[3][PIPE_W * PIPE_H * 4];
+  float want[3][PIPE_W * PIPE_H], got[PIPE_W * PIPE_H];
+  HfamImage images[3];
+
+  g_assert_no_error (error);
+  serial = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  g_assert_no_error (error);
+  piped = hfam_context_new_full (model, HFAM_BACKEND_CPU, -1, 2, &depth2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_context_pipeline_depth (serial), ==, 1);
+  g_assert_cmpint (hfam_context_pipeline_depth (piped), ==, 2);
+  for (int k = 0; k < 3; k++) {
+    fill_frame (pixels[k], k);
+    images[k] = (HfamImage) { pixels[k], PIPE_W, PIPE_H, PIPE_W * 4, HFAM_PIXEL_RGBA8 };
+    g_assert_true (hfam_context_matte (serial, &images[k], 64, want[k], PIPE_W, NULL, &error));
+    g_assert_no_error (error);
+  }
+
+  /* A and B in flight; a third frame waits for a collect; C after A is out */
+  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_no_error (error);
+  g_assert_false (hfam_context_submit_frame (piped, &images[2], 64, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (hfam_context_matte (piped, &images[2], 64, got, PIPE_W, NULL, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[0]);
+  /* another inference size cannot join the frames in flight */
+  g_assert_false (hfam_context_submit_frame (piped, &images[2], 128, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_submit_frame (piped, &images[2], 64, &error));
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[1]);
+  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want[2]);
+  g_assert_false (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+
+  /* depth 1 takes one frame at a time; a context freed with frames in flight waits for them */
+  g_assert_true (hfam_context_submit_frame (serial, &images[0], 64, &error));
+  g_assert_false (hfam_context_submit_frame (serial, &images[1], 64, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_collect_matte (serial, got, PIPE_W, NULL, &error));
+  expect_same_matte (got, want[0]);
+  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_no_error (error);
+}
+
+/* The graph's lane order (graph.h) against the rule it must keep, checked independently of
+ * how graph.c derives it: every node runs after every node it reads, where "after" is what a
+ * backend running each lane in order on its own queue can know: the order of one lane, and
+ * the waits, followed transitively. */
+static void
+test_lane_order (gconstpointer data)
+{
+  g_autofree char *path = golden_path (data, ".safetensors");
+  g_autoptr (GError) error = NULL;
+  HfamSafetensors *st = hfam_st_open (path, &error);
+  HfamHparams hp;
+  HfamGraph *g;
+  int n, lane_nodes[HFAM_N_LANES] = { 0 };
+  g_autofree guint8 *before = NULL;  /* before[a * n + b]: node a is done when b starts */
+  g_autofree gboolean *named = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (hfam_hparams_read (st, &hp, &error));
+  g = hfam_graph_build (&hp, st, &error);
+  g_assert_no_error (error);
+  n = g->n_nodes;
+  before = g_new0 (guint8, (size_t) n * n);
+  named = g_new0 (gboolean, n);
+  for (int i = 0; i < n; i++) {
+    const HfamNode *node = &g->nodes[i];
+    g_assert_cmpint (node->lane, >=, 0);
+    g_assert_cmpint (node->lane, <, HFAM_N_LANES);
+    /* backends queue stage by stage: that must be graph order, which the waits assume */
+    g_assert_cmpint (node->stage, >=, i > 0 ? g->nodes[i - 1].stage : 0);
+    lane_nodes[node->lane]++;
+    /* the latest earlier node of the same lane, and each wait, with all they come after */
+    for (int j = i - 1; j >= 0; j--)
+      if (g->nodes[j].lane == node->lane) {
+        before[(size_t) j * n + i] = 1;
+        break;
+      }
+    for (int m = 0; m < HFAM_N_LANES; m++) {
+      const int j = g->lane_waits[(size_t) i * HFAM_N_LANES + m];
+      if (j < 0)
+        continue;
+      g_assert_cmpint (j, <, i);
+      g_assert_cmpint (g->nodes[j].lane, ==, m);
+      g_assert_cmpint (m, !=, node->lane);
+      g_assert_true (g->lane_signals[j]);
+      named[j] = TRUE;
+      before[(size_t) j * n + i] = 1;
+    }
+    for (int j = 0; j < i; j++)
+      if (before[(size_t) j * n + i])
+        for (int k = 0; k < j; k++)
+          before[(size_t) k * n + i] |= before[(size_t) k * n + j];
+    for (int k = 0; k < node->n_inputs; k++)
+      if (!before[(size_t) node->inputs[k] * n + i])
+        g_error ("%s: node %s may run before its input %s", (const char *) data, node->name,
+                 g->nodes[node->inputs[k]].name);
+  }
+  /* no event is recorded that nothing waits for */
+  for (int j = 0; j < n; j++)
+    g_assert_cmpint (g->lane_signals[j], ==, named[j]);
+  /* the side lanes are used: this order is what lets them overlap the encoder */
+  for (int l = 0; l < HFAM_N_LANES; l++)
+    g_assert_cmpint (lane_nodes[l], >, 0);
+  g_assert_cmpint (g->nodes[g->input].lane, ==, 0);
+  g_assert_cmpint (g->nodes[g->fusion].lane, ==, 0);
+  hfam_graph_free (g);
+  hfam_st_close (st);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (argc < 2) {
+    g_printerr ("usage: %s GOLDEN_DIR\n", argv[0]);
+    return 2;
+  }
+  golden_dir = argv[1];
+  if (argc > 2) {
+    for (int i = 2; i < argc; i++) {
+      g_autofree char *test = g_strdup_printf ("/engine/golden/%s", argv[i]);
+      g_test_add_data_func (test, argv[i], test_golden);
+    }
+    return g_test_run ();
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *test = g_strdup_printf ("/engine/golden/%s", cases[i]);
+    g_test_add_data_func (test, cases[i], test_golden);
+  }
+  g_test_add_func ("/engine/reject/missing-tensor", test_missing_tensor);
+  g_test_add_func ("/engine/reject/wrong-shape", test_wrong_shape);
+  g_test_add_func ("/engine/reject/missing-hparam", test_missing_hparam);
+  g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
+  g_test_add_func ("/engine/odd-frames", test_odd_frames);
+  g_test_add_func ("/engine/pipelined", test_pipelined);
+  g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);
+  g_test_add_data_func ("/engine/lane-order/r18", "r18_64x64", test_lane_order);
+  g_test_add_data_func ("/engine/lane-order/r50", "r50_64x64", test_lane_order);
+  return g_test_run ();
+}

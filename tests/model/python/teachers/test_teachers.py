@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Offline checks of model/python/teachers: fgest.py (blur-fusion foreground estimation) recovers the
+foreground colour of a synthetic composite with soft edges, and agree.py's disagreement rule
+accepts and rejects synthetic matte pairs as documented. With node on PATH, teacher.js must pass
+`node --check`. No network. Exit 0 pass, 1 fail, 77 numpy/scipy missing."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEACHERS = os.path.join(HERE, "..", "..", "..", "..", "model", "python", "teachers")
+sys.path.insert(0, TEACHERS)
+
+try:
+    import numpy as np
+    import scipy  # noqa: F401
+except ImportError as e:
+    print(f"SKIP: {e}")
+    sys.exit(77)
+
+import agree  # noqa: E402
+import fgest  # noqa: E402
+
+failures = []
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def disc(h, w, cy, cx, r, soft):
+    """A disc whose edge ramps linearly from 1 to 0 over `soft` pixels."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.sqrt((y - cy) ** 2 + (x - cx) ** 2)
+    return np.clip((r + soft / 2 - d) / soft, 0, 1).astype(np.float32)
+
+
+def test_fgest():
+    h, w = 240, 320
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    # A smooth reddish foreground and a smooth, very different bluish-green background.
+    F = np.stack([0.8 + 0.1 * np.sin(x / 40), 0.3 + 0.1 * np.cos(y / 50),
+                  0.2 + 0.05 * np.sin((x + y) / 60)], -1).astype(np.float32)
+    B = np.stack([0.1 + 0.05 * np.cos(y / 30), 0.7 + 0.1 * np.sin(x / 35),
+                  0.8 - 0.1 * np.cos((x - y) / 45)], -1).astype(np.float32)
+    # A soft disc plus a thin "hair" band of alpha 0.3 reaching into the background.
+    a = disc(h, w, 120, 150, 70, 24)
+    a[115:125, 220:300] = np.maximum(a[115:125, 220:300], 0.3)
+    I = a[..., None] * F + (1 - a[..., None]) * B
+    est = fgest.estimate_foreground(I, a)
+    check(est.shape == F.shape and est.dtype == np.float32, f"shape/dtype {est.shape} {est.dtype}")
+    # Blur-fusion is approximate (measured here: mean |F_est - F| 0.071 on soft pixels, 0.027
+    # where alpha > 0.5, 0.083 where alpha < 0.2, where F hardly shows). What training needs is
+    # a F (the composite over a new background differs from the truth by a |F_est - F|).
+    soft = (a > 0.05) & (a < 0.95)
+    e, n = np.abs(est - F), np.abs(I - F)
+    err, naive = e[soft].mean(), n[soft].mean()
+    werr, wnaive = (a[..., None] * e)[soft].mean(), (a[..., None] * n)[soft].mean()
+    print(f"     soft pixels {soft.sum()}: |F_est - F| {err:.4f} (|I - F| {naive:.4f}); "
+          f"a |F_est - F| {werr:.4f} (a |I - F| {wnaive:.4f})")
+    check(werr < 0.035, f"composite error a |F_est - F| {werr:.4f} < 0.035")
+    check(werr < 0.3 * wnaive, f"composite error under 0.3 x that of F = I ({wnaive:.4f})")
+    check(err < 0.35 * naive, f"|F_est - F| {err:.4f} under 0.35 x that of F = I ({naive:.4f})")
+    half = e[soft & (a > 0.5)].mean()
+    check(half < 0.04, f"|F_est - F| where 0.5 < alpha < 0.95: {half:.4f} < 0.04")
+    opaque = a >= 0.999
+    check(np.abs(est - F)[opaque].max() < 1e-3, "opaque pixels keep the image colour")
+    # A new background: the composite with F_est is close to the true one.
+    B2 = np.zeros_like(B) + np.array([0.5, 0.5, 0.5], np.float32)
+    comp = a[..., None] * est + (1 - a[..., None]) * B2
+    true = a[..., None] * F + (1 - a[..., None]) * B2
+    check(np.abs(comp - true).max() < 0.25 and np.abs(comp - true).mean() < 0.01,
+          f"composite over grey: max {np.abs(comp - true).max():.3f}, "
+          f"mean {np.abs(comp - true).mean():.4f}")
+    # uint8 inputs are accepted and give (almost) the same answer.
+    est8 = fgest.estimate_foreground(np.round(I * 255).astype(np.uint8),
+                                     np.round(a * 255).astype(np.uint8))
+    check(np.abs(est8 - est)[a > 0.2].mean() < 0.02, "uint8 inputs")
+
+
+def test_agree():
+    h, w = 200, 200
+    a = disc(h, w, 100, 100, 50, 6)
+    st = agree.compare(a, a)
+    ok, why = agree.decide(st)
+    check(ok and abs(st["iou"] - 1) < 1e-9 and st["mad"] == 0, f"identical mattes accepted ({why})")
+    # Shifted by 5 px: IoU about 0.94, accepted.
+    b = np.roll(a, 5, axis=1)
+    st = agree.compare(a, b)
+    ok, why = agree.decide(st)
+    check(ok and 0.85 < st["iou"] < 0.97, f"5 px shift accepted, iou {st['iou']:.3f} ({why})")
+    # Shifted by 25 px: IoU about 0.53, rejected by the IoU rule.
+    c = np.roll(a, 25, axis=1)
+    st = agree.compare(a, c)
+    ok, why = agree.decide(st)
+    check(not ok and "iou" in why, f"25 px shift rejected ({why})")
+    # The second teacher marks an extra object (a statue) as large as the person: rejected.
+    d = np.maximum(a, disc(h, w, 100, 100, 0, 1))
+    d[10:90, 10:60] = 1.0
+    st = agree.compare(a, d)
+    ok, why = agree.decide(st)
+    check(not ok, f"extra object rejected ({why}, iou {st['iou']:.3f})")
+    # A soft disagreement that binarisation hides: alpha 0.45 everywhere vs 0 -> MAD rule.
+    e = np.where(a > 0.5, a, 0.45).astype(np.float32)
+    st = agree.compare(a, e)
+    ok, why = agree.decide(st)
+    check(not ok and "mad" in why and st["iou"] > 0.99, f"soft haze rejected by MAD ({why})")
+    # Nobody found by either teacher: IoU defined as 1, rejected by the fg rule.
+    z = np.zeros((h, w), np.float32)
+    st = agree.compare(z, z)
+    ok, why = agree.decide(st)
+    check(not ok and st["iou"] == 1.0 and "fg" in why, f"empty mattes rejected ({why})")
+    # Whole frame foreground: rejected.
+    o = np.ones((h, w), np.float32)
+    ok, why = agree.decide(agree.compare(o, o))
+    check(not ok and "fg" in why, f"full-frame matte rejected ({why})")
+    try:
+        agree.compare(a, a[:10])
+        check(False, "size mismatch raises")
+    except ValueError:
+        check(True, "size mismatch raises")
+
+
+def test_node_syntax():
+    if not shutil.which("node"):
+        print("skip node --check (no node)")
+        return
+    r = subprocess.run(["node", "--check", os.path.join(TEACHERS, "teacher.js")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(r.returncode == 0, "node --check teacher.js " + r.stdout.strip())
+
+
+if __name__ == "__main__":
+    test_fgest()
+    test_agree()
+    test_node_syntax()
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)

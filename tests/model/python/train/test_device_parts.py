@@ -1,0 +1,81 @@
+"""The parts of model/python/train/train_device.py and pack.py that need no GPU, on the CPU:
+- unfold_into: a folded weight file loaded into the trainable network computes the file's
+  network (eval mode, BatchNorms as the identity plus the folded bias);
+- trimap: the convolution version agrees with data.make_trimap (distance transforms);
+- pack.quantise_encoder / dequantise_encoder: within half a quantisation step.
+
+Usage: test_device_parts.py WORKDIR
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "train"))
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "reference"))
+
+import data  # noqa: E402
+import hfam  # noqa: E402
+import pack  # noqa: E402
+import train_device  # noqa: E402
+import weights  # noqa: E402
+
+
+def check_unfold(workdir: str) -> None:
+    config = hfam.tiny()
+    rng = np.random.default_rng(7)
+    x = torch.cat([hfam.preprocess(hfam.random_image(64, 64, rng), config, 64) for _ in range(2)])
+    source = hfam.random_init(hfam.HFAM(config).double(), 7, x.double())
+    path = os.path.join(workdir, "tiny-folded.safetensors")
+    weights.write_safetensors(path, hfam.fold_batchnorm(source), config.to_metadata(), "F32")
+    folded = hfam.load_folded(path)
+    model = hfam.HFAM(config)
+    train_device.unfold_into(model, path)
+    train_device.train_mode(model, frozen_batchnorm=True)  # BatchNorms stay in eval mode
+    with torch.no_grad():
+        want, got = folded(x), model(x)
+    err = max(float((want[k] - got[k]).abs().max()) for k in ("semantic", "detail", "fused"))
+    print(f"unfold: max abs difference to the folded network {err:.2e}")
+    assert err < 1e-4, err
+
+
+def check_trimap() -> None:
+    rng = np.random.default_rng(3)
+    alpha = np.clip(rng.uniform(-0.5, 1.5, (2, 1, 8, 8)), 0, 1)
+    alpha = torch.nn.functional.interpolate(torch.from_numpy(alpha), size=(48, 48),
+                                            mode="nearest").float()
+    k = torch.tensor([10.0, 17.0])
+    got = train_device.trimap(alpha, k)
+    for i in range(2):
+        want = data.make_trimap(alpha[i, 0].numpy(), float(k[i]))
+        mismatches = int((got[i].numpy() != want).sum())
+        print(f"trimap k={float(k[i])}: {mismatches} of {want.size} pixels differ")
+        assert mismatches == 0
+
+
+def check_quantise(workdir: str) -> None:
+    w = torch.randn(16, 8, 3, 3)
+    path = os.path.join(workdir, "enc.pt")
+    torch.save({"encoder.conv1.weight": w, "encoder.bn1.weight": torch.ones(16)}, path)
+    back = pack.dequantise_encoder(pack.quantise_encoder(path))
+    step = w.abs().amax(dim=(1, 2, 3)) / 127
+    err = ((back["encoder.conv1.weight"] - w).abs() / step[:, None, None, None]).max()
+    print(f"int8 pack: max error {float(err):.3f} of a quantisation step")
+    assert err <= 0.5 + 1e-4 and torch.equal(back["encoder.bn1.weight"], torch.ones(16))
+
+
+def main() -> int:
+    workdir = sys.argv[1]
+    os.makedirs(workdir, exist_ok=True)
+    check_unfold(workdir)
+    check_trimap()
+    check_quantise(workdir)
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
