@@ -6,7 +6,7 @@
 
 #include <glib/gstdio.h>
 
-#include <hfam/hfam.h>
+#include "hfam-internal.h"
 #include "median.h"
 
 #define WARM_UP_RUNS 2
@@ -14,7 +14,8 @@
 static char *model_path, *size_text, *backend_name, *precision_name;
 static int n_runs = 10, n_threads, n_rounds = 1, depth;
 static gboolean no_torch, no_graphs;
-static HfamContextOptions context_options;  /* --precision, --depth, --no-graphs */
+static HfamOptions context_options;  /* --backend, --threads, --precision, --depth */
+static HfamCudaOptions cuda_options = { .device_id = -1 };  /* --no-graphs */
 /* The backend and precision the engine ran on, for the PyTorch run to match. */
 static const char *engine_backend = "cpu";
 static gboolean engine_fp16;
@@ -185,7 +186,7 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
       input[k * plane + i] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
                              / hp->input_std[k];
 
-  ctx = hfam_context_new_full (model, kind, -1, threads, &context_options, error);
+  ctx = hfam_context_new (model, &context_options, &cuda_options, error);
   if (!ctx)
     return FALSE;
   after_context = peak = memory_now ();
@@ -242,7 +243,7 @@ compare_gint64 (const void *a, const void *b)
  * flight: the median latency from submit to collect, and the throughput over the timed
  * frames. The inputs are 4 fresh random tensors used in turn, made before timing. */
 static gboolean
-bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions *options,
+bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *options,
                 int width, int height, int threads, double *frame_ms, GError **error)
 {
   const HfamHparams *hp = hfam_model_hparams (model);
@@ -266,7 +267,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions
         inputs[i][k * plane + j] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
                                    / hp->input_std[k];
   }
-  ctx = hfam_context_new_full (model, kind, -1, threads, options, error);
+  ctx = hfam_context_new (model, options, &cuda_options, error);
   if (!ctx) {
     for (int i = 0; i < N_INPUTS; i++)
       g_free (inputs[i]);
@@ -278,7 +279,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions
   /* warm-up: plan, algorithm search, a graph per frame slot */
   for (int i = 0; i < WARM_UP_RUNS + d && ok; i++)
     ok = hfam_context_submit_tensor (ctx, inputs[i % N_INPUTS], width, height, error)
-         && hfam_context_collect (ctx, &outputs, error);
+         && hfam_context_collect_tensor (ctx, &outputs, error);
   while (ok && done < n_runs) {
     if (next < n_runs && in_flight < d) {
       submitted[next] = g_get_monotonic_time ();
@@ -288,7 +289,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions
       next++;
       in_flight++;
     } else {
-      ok = hfam_context_collect (ctx, &outputs, error);
+      ok = hfam_context_collect_tensor (ctx, &outputs, error);
       latency[done] = g_get_monotonic_time () - submitted[done];
       done++;
       in_flight--;
@@ -296,7 +297,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions
   }
   end = g_get_monotonic_time ();
   while (in_flight-- > 0)
-    hfam_context_collect (ctx, NULL, NULL);
+    hfam_context_collect_tensor (ctx, NULL, NULL);
   if (ok) {
     const double fps = n_runs / ((end - start) / 1e6);
     qsort (latency, n_runs, sizeof *latency, compare_gint64);
@@ -304,7 +305,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamContextOptions
                             : (latency[n_runs / 2 - 1] + latency[n_runs / 2]) / 2) / 1000.0;
     g_print ("backend %s, %s, pipeline depth %d%s, %dx%d, %d frames after %d warm-up frames\n",
              engine_backend, engine_fp16 ? "fp16" : "fp32", d,
-             options->no_cuda_graphs ? ", no CUDA graphs" : "", width, height, n_runs,
+             cuda_options.no_graphs ? ", no CUDA graphs" : "", width, height, n_runs,
              WARM_UP_RUNS + d);
     g_print ("  latency (submit to collect): median %.2f ms, min %.2f ms, max %.2f ms\n",
              *frame_ms, latency[0] / 1000.0, latency[n_runs - 1] / 1000.0);
@@ -371,9 +372,11 @@ run (int argc, char **argv, GError **error)
                               : g_strcmp0 (precision_name, "fp16") == 0 ? HFAM_PRECISION_FP16
                                                                         : HFAM_PRECISION_FP32;
   context_options.pipeline_depth = depth;
-  context_options.no_cuda_graphs = no_graphs;
+  cuda_options.no_graphs = no_graphs;
   /* One number for both the engine and PyTorch, so that the ratio compares like with like. */
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
+  context_options.backend = kind;
+  context_options.n_threads = threads;
 
   Memory start = memory_now ();
   model = hfam_model_load (model_path, error);

@@ -13,6 +13,7 @@
 
 #include <hfam/hfam.h>
 #include "imageio.h"
+#include "matte-picture.h"
 #include "matte-metrics.h"
 #include "matte-read.h"
 
@@ -203,16 +204,9 @@ predict (HfamContext *ctx, const Pair *pair, GError **error)
 
   if (!picture)
     return NULL;
-  HfamImage image = {
-    .data = picture->pixels,
-    .width = picture->width,
-    .height = picture->height,
-    .stride = picture->stride,
-    .format = picture->channels == 4 ? HFAM_PIXEL_RGBA8 : HFAM_PIXEL_RGB8,
-  };
   gsize n = (gsize) picture->width * picture->height;
-  g_autofree float *alpha = g_new (float, n);
-  if (!hfam_context_matte (ctx, &image, long_side, alpha, picture->width, NULL, error))
+  g_autofree float *alpha = matte_picture (ctx, picture, long_side, error);
+  if (!alpha)
     return NULL;
 
   g_autofree guint8 *bytes = g_new (guint8, n);
@@ -297,7 +291,7 @@ print_conventions (GPtrArray *pairs, const char *input_dir, const char *truth_di
   if (ctx)
     g_print ("# predictions: %s on %s, inference long side %d, quantised to 8 bits\n",
              hfam_model_path (model), hfam_context_backend_name (ctx),
-             long_side > 0 ? long_side : hfam_model_hparams (model)->inference_size);
+             long_side > 0 ? long_side : hfam_model_inference_size (model));
   g_print ("# whole image (no trimap); alphas in [0, 1]: 8-bit v / 255, 16-bit v / 65535\n"
            "# SAD  = sum |p - g| / 1000\n"
            "# MSE  = mean (p - g)^2\n"
@@ -446,7 +440,8 @@ run (int argc, char **argv, GError **error)
     model = hfam_model_load (model_path, error);
     if (!model)
       return FALSE;
-    ctx = hfam_context_new (model, kind, -1, n_threads, error);
+    const HfamOptions options = { .backend = kind, .n_threads = n_threads };
+    ctx = hfam_context_new (model, &options, NULL, error);
     if (!ctx)
       return FALSE;
   }

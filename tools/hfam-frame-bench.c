@@ -11,7 +11,7 @@
 #include <glib.h>
 
 #include "frame.h"
-#include <hfam/hfam.h>
+#include "hfam-internal.h"
 #include "median.h"
 #include "resize.h"
 

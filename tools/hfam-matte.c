@@ -5,6 +5,7 @@
 
 #include <hfam/hfam.h>
 #include "imageio.h"
+#include "matte-picture.h"
 
 static char *model_path, *output_path, *backend_name;
 static gboolean want_alpha, want_rgba;
@@ -72,22 +73,15 @@ matte (const char *input_path, HfamBackendKind kind, GError **error)
   model = hfam_model_load (model_path, error);
   if (!model)
     return FALSE;
-  ctx = hfam_context_new (model, kind, -1, n_threads, error);
+  const HfamOptions options = { .backend = kind, .n_threads = n_threads };
+  ctx = hfam_context_new (model, &options, NULL, error);
   if (!ctx) {
     hfam_model_free (model);
     return FALSE;
   }
 
-  HfamImage image = {
-    .data = picture->pixels,
-    .width = picture->width,
-    .height = picture->height,
-    .stride = picture->stride,
-    .format = picture->channels == 4 ? HFAM_PIXEL_RGBA8 : HFAM_PIXEL_RGB8,
-  };
-  g_autofree float *alpha = g_new (float, (gsize) picture->width * picture->height);
-  ok = hfam_context_matte (ctx, &image, long_side, alpha, picture->width, NULL, error)
-       && write_result (picture, alpha, error);
+  g_autofree float *alpha = matte_picture (ctx, picture, long_side, error);
+  ok = alpha && write_result (picture, alpha, error);
 
   hfam_context_free (ctx);
   hfam_model_free (model);

@@ -40,7 +40,7 @@
  *   the kept matte's own, after the frame, and each call waits for it. The preprocessing
  *   filters (frame size to inference size) are kept per slot, the kept matte's (to the
  *   outputs' size) with it; each is rebuilt when a size changes.
- * - With HfamCudaOptions.current_context everything runs on the CUDA context that was
+ * - With HfamCudaBackendOptions.current_context everything runs on the CUDA context that was
  *   current when the backend was made (a GstCudaContext, say) and the device is never set,
  *   which would replace that context; each call checks that it is current again. The driver
  *   API's cuCtxGetCurrent is reached through the runtime, so no libcuda at link time.
@@ -160,7 +160,7 @@ typedef struct {
 typedef struct {
   HfamBackend base;
   int device;
-  /* HfamCudaOptions.current_context: the caller's context (NULL: the device's primary one) */
+  /* HfamCudaBackendOptions.current_context: the caller's context (NULL: the device's primary one) */
   CUcontext context;
   PFN_cuCtxGetCurrent_v4000 get_current_context;
   HfamCudaDtype dtype;
@@ -2190,7 +2190,7 @@ create_objects (CudaBackend *be, GError **error)
   return TRUE;
 }
 
-/* For HfamCudaOptions.current_context: the context current on the calling thread, its device,
+/* For HfamCudaBackendOptions.current_context: the context current on the calling thread, its device,
  * and the driver's cuCtxGetCurrent (reached through the runtime). */
 static gboolean
 find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context, int *device,
@@ -2268,10 +2268,10 @@ env_flag (const char *name)
 }
 
 HfamBackend *
-hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOptions *options,
+hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaBackendOptions *options,
                        GError **error)
 {
-  static const HfamCudaOptions defaults = { .fp16 = TRUE };
+  static const HfamCudaBackendOptions defaults = { .fp16 = TRUE };
   CudaBackend *be;
   struct cudaDeviceProp prop;
   int count = 0, device = device_id < 0 ? 0 : device_id;

@@ -9,6 +9,13 @@
 
 G_BEGIN_DECLS
 
+/* Outputs at the inference size (planar, row-major); any may be NULL. */
+typedef struct {
+  float *semantic;  /* P_s: 3 planes (background, unknown, foreground) */
+  float *detail;    /* alpha_d: 1 plane */
+  float *fused;     /* alpha_p: 1 plane */
+} HfamOutputs;
+
 typedef struct _HfamBackend HfamBackend;
 
 typedef struct {
@@ -74,12 +81,12 @@ typedef struct {
   gboolean current_context; /* run on the CUDA context current on the calling thread, not on
                                device_id's primary one; it must be current around every
                                later call, free included */
-} HfamCudaOptions;
+} HfamCudaBackendOptions;
 
 /* NULL, with an HFAM_ERROR_BACKEND error saying why, when no CUDA device opens (no driver,
  * no device, device_id out of range) or cuDNN cannot start. device_id < 0: the first. */
 HfamBackend *hfam_backend_cuda_new (const HfamGraph *graph, int device_id,
-                                    const HfamCudaOptions *options, GError **error);
+                                    const HfamCudaBackendOptions *options, GError **error);
 
 G_END_DECLS
 

@@ -1,21 +1,45 @@
-/* libhfam's context, shared by the host-frame API (hfam.c) and the device-frame API
- * (hfam-device.c). Private to model/. */
+/* libhfam's context: what hfam.c (model and context), tensors.c (the network on tensors,
+ * frames in flight) and frames.c (images in and out, the kept matte) share. Private to
+ * model/engine/. */
 #ifndef HFAM_CONTEXT_H
 #define HFAM_CONTEXT_H
 
+#include <hfam/hfam.h>
 #include "backend.h"
-#include "frame.h"
+#include "safetensors.h"
 
 G_BEGIN_DECLS
 
 #define HFAM_MAX_PIPELINE_DEPTH 2
 
+struct _HfamModel {
+  char *path;
+  HfamSafetensors *st;
+  HfamHparams hp;
+  HfamGraph *graph;
+};
+
 /* What a submitted frame needs when it is collected. */
 typedef struct {
   int frame_width, frame_height;  /* the frame's own size; 0 for a submitted tensor */
-  gboolean on_device;             /* submitted by hfam_context_submit_device_frame */
-  int long_side;                  /* device frames: the long side it runs at */
+  HfamMemory memory;              /* where the frame, and so its matte, are */
+  int long_side;                  /* the long side it runs at */
+  float smoothing;                /* its HfamFrameParams.smoothing */
 } HfamPendingFrame;
+
+/* The kept matte (hfam.h): alpha_p of the last frame collected, at its inference size. Host
+ * frames keep it here; device frames in the backend's memory (backend.h), described here. */
+typedef struct {
+  gboolean valid;
+  HfamMemory memory;
+  int long_side;           /* the long side its frame ran at */
+  int width, height;       /* its inference size */
+  float *host;             /* host frames: the matte */
+  /* host frames: the matte resized to the last output size asked for, so that a fill and a
+   * key of one frame resize it once */
+  float *resized;
+  int resized_width, resized_height;
+} HfamKeptMatte;
 
 struct _HfamContext {
   HfamModel *model;
@@ -29,32 +53,36 @@ struct _HfamContext {
   /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
-  /* the backend's kept matte (hfam-device.h): the long side its frame ran at and its
-   * inference size; 0 x 0 while there is none */
-  int kept_long_side, kept_width, kept_height;
+  HfamKeptMatte kept;
 };
 
-/* Plans the backend for an inference size (a no-op when it is the planned one). */
-gboolean hfam_context_ensure_size (HfamContext *ctx, int width, int height, GError **error);
 /* FALSE, with an error, while submitted frames are not collected. */
 gboolean hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error);
 
 /* The frames in flight, one mechanism for host and device frames. `what` names the caller
  * in the errors. */
-/* Whether a frame of this kind and inference size may go in now (room under the pipeline
- * depth, no frame of the other kind in flight, the inference size of those in flight);
- * plans the backend for it. */
-gboolean hfam_context_ready_to_submit (HfamContext *ctx, gboolean on_device, int width,
+/* Whether a frame in this memory and of this inference size may go in now (room under the
+ * pipeline depth, no frame in other memory in flight, the inference size of those in
+ * flight); plans the backend for it. */
+gboolean hfam_context_ready_to_submit (HfamContext *ctx, HfamMemory memory, int width,
                                        int height, const char *what, GError **error);
+/* ctx->input (planned) into the backend as a frame in flight; `pending` says what collect
+ * needs. */
+gboolean hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending,
+                                    GError **error);
 /* Records a frame the backend has queued. */
 void hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame);
-/* The oldest frame in flight, when there is one and it is of this kind (else NULL, with an
- * error, and nothing changes). */
-const HfamPendingFrame *hfam_context_oldest_pending (HfamContext *ctx, gboolean on_device,
-                                                     const char *what, GError **error);
+/* The oldest frame in flight (NULL, with an error, when there is none). */
+const HfamPendingFrame *hfam_context_oldest_pending (HfamContext *ctx, const char *what,
+                                                     GError **error);
+/* The oldest host frame's outputs (there is one); it is out of flight afterwards, even when
+ * this fails (the backend dropped it). */
+gboolean hfam_context_collect_outputs (HfamContext *ctx, HfamOutputs *out, GError **error);
 /* Takes the oldest frame out of flight, once the backend collected it (or failed to: it
  * dropped the frame then). */
 void hfam_context_drop_oldest (HfamContext *ctx);
+/* One frame of ctx->input through every stage, synchronously, timed when timing is on. */
+gboolean hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **error);
 
 G_END_DECLS
 

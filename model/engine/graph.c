@@ -17,6 +17,16 @@
 
 #include <string.h>
 
+static const char *const stage_names[HFAM_N_STAGES] = {
+  "encoder", "mfem", "semantic decoder", "L-BB", "detail decoder", "fusion",
+};
+
+const char *
+hfam_stage_name (HfamStage stage)
+{
+  return stage < HFAM_N_STAGES ? stage_names[stage] : "?";
+}
+
 /* The lanes of the list above. */
 enum {
   LANE_CRITICAL,

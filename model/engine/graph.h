@@ -8,10 +8,23 @@
 #ifndef HFAM_GRAPH_H
 #define HFAM_GRAPH_H
 
-#include <hfam/hfam.h>
+#include "hparams.h"
 #include "safetensors.h"
 
 G_BEGIN_DECLS
+
+/* The network's stages, in the order they run (hfam-bench times each). */
+typedef enum {
+  HFAM_STAGE_ENCODER,
+  HFAM_STAGE_MFEM,
+  HFAM_STAGE_SEMANTIC,
+  HFAM_STAGE_LBB,
+  HFAM_STAGE_DETAIL,
+  HFAM_STAGE_FUSION,
+  HFAM_N_STAGES
+} HfamStage;
+
+const char *hfam_stage_name (HfamStage stage);
 
 typedef enum {
   HFAM_OP_INPUT,        /* the normalised frame, 3 channels, planar NCHW */

@@ -5,7 +5,7 @@
 
 #include "safetensors.h"
 
-#include <hfam/hfam.h>
+#include <hfam/hfam-types.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -20,7 +20,7 @@
  * against the CPU as above.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
-#include <hfam/hfam.h>
+#include "hfam-internal.h"
 #include "heads.h"
 
 #include <glib.h>
@@ -135,13 +135,17 @@ typedef enum {
 /* The three frames through a CUDA context made with `options`: one at a time, or at depth 2
  * interleaved (A and B in flight, collect A, submit C, ...). */
 static FramesRun
-run_frames (HfamModel *model, const char *name, const HfamContextOptions *options,
-            float *const inputs[3], int w, int h, Result gpu[3])
+run_frames (HfamModel *model, const char *name, const HfamOptions *options,
+            const HfamCudaOptions *cuda, float *const inputs[3], int w, int h, Result gpu[3])
 {
   g_autoptr (GError) error = NULL;
   const size_t plane = (size_t) w * h;
-  HfamContext *ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, options, &error);
+  HfamOptions on_cuda = *options;
+  HfamContext *ctx;
   FramesRun run = FRAMES_RAN;
+
+  on_cuda.backend = HFAM_BACKEND_CUDA;
+  ctx = hfam_context_new (model, &on_cuda, cuda, &error);
 
   if (!ctx) {
     printf ("SKIP: %s\n", error->message);
@@ -163,10 +167,10 @@ run_frames (HfamModel *model, const char *name, const HfamContextOptions *option
       g_clear_error (&error);
     }
     if (run == FRAMES_RAN
-        && (!hfam_context_collect (ctx, &o[0], &error)
+        && (!hfam_context_collect_tensor (ctx, &o[0], &error)
             || !hfam_context_submit_tensor (ctx, inputs[2], w, h, &error)
-            || !hfam_context_collect (ctx, &o[1], &error)
-            || !hfam_context_collect (ctx, &o[2], &error)))
+            || !hfam_context_collect_tensor (ctx, &o[1], &error)
+            || !hfam_context_collect_tensor (ctx, &o[2], &error)))
       run = FRAMES_FAILED;
   } else {
     for (int f = 0; f < 3 && run == FRAMES_RAN; f++) {
@@ -189,15 +193,16 @@ run_frames (HfamModel *model, const char *name, const HfamContextOptions *option
 /* The graph's lanes on their own streams must compute exactly what one stream does (same
  * kernels, same algorithms): any difference is a missing wait between lanes. */
 static void
-compare_one_stream (HfamModel *model, const char *what, const HfamContextOptions *options,
-                    float *const inputs[3], int w, int h, Result lanes[3])
+compare_one_stream (HfamModel *model, const char *what, const HfamOptions *options,
+                    const HfamCudaOptions *cuda, float *const inputs[3], int w, int h,
+                    Result lanes[3])
 {
   const size_t plane = (size_t) w * h;
   Result one[3];
   gboolean same = TRUE;
 
   g_setenv ("HFAM_CUDA_ONE_STREAM", "1", TRUE);
-  switch (run_frames (model, what, options, inputs, w, h, one)) {
+  switch (run_frames (model, what, options, cuda, inputs, w, h, one)) {
   case FRAMES_SKIPPED:
     g_error ("%s: a second CUDA context does not open", what);
   case FRAMES_FAILED:
@@ -236,7 +241,7 @@ run_case (const char *path, int w, int h, guint32 seed)
     n_failed++;
     return TRUE;
   }
-  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 0, &error);
+  ctx = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU }, NULL, &error);
   g_assert_no_error (error);
   for (int f = 0; f < 3; f++) {
     HfamOutputs o;
@@ -251,26 +256,27 @@ run_case (const char *path, int w, int h, guint32 seed)
 
   static const struct {
     const char *name;
-    HfamContextOptions options;
+    HfamOptions options;
+    gboolean no_graphs;
     gboolean against_one_stream;
     /* a way forced wherever it applies: HFAM_CUDA_SPLIT_K or HFAM_CUDA_GEMM, and its value */
     const char *force, *value;
   } configs[] = {
     { .name = "fp32", .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 } },
     { .name = "fp32 no graphs",
-      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1,
-                   .no_cuda_graphs = TRUE },
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 },
+      .no_graphs = TRUE,
       .against_one_stream = TRUE },
     { .name = "fp16", .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 },
       .against_one_stream = TRUE },
     { .name = "fp16 no graphs",
-      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1,
-                   .no_cuda_graphs = TRUE } },
+      .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 1 },
+      .no_graphs = TRUE },
     { .name = "fp16 depth 2", .options = { .precision = HFAM_PRECISION_FP16, .pipeline_depth = 2 },
       .against_one_stream = TRUE },
     { .name = "fp32 depth 2 no graphs",
-      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
-                   .no_cuda_graphs = TRUE } },
+      .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2 },
+      .no_graphs = TRUE },
     { .name = "fp32 split-K 4",
       .options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 1 },
       .force = "HFAM_CUDA_SPLIT_K", .value = "4" },
@@ -286,13 +292,14 @@ run_case (const char *path, int w, int h, guint32 seed)
   };
   for (size_t c = 0; c < G_N_ELEMENTS (configs) && opened; c++) {
     const gboolean fp16 = configs[c].options.precision == HFAM_PRECISION_FP16;
+    const HfamCudaOptions cuda = { .device_id = -1, .no_graphs = configs[c].no_graphs };
     Result gpu[3];
     char what[160];
     FramesRun run;
 
     if (configs[c].force)
       g_setenv (configs[c].force, configs[c].value, TRUE);
-    run = run_frames (model, configs[c].name, &configs[c].options, inputs, w, h, gpu);
+    run = run_frames (model, configs[c].name, &configs[c].options, &cuda, inputs, w, h, gpu);
     if (run != FRAMES_RAN) {
       if (configs[c].force)
         g_unsetenv (configs[c].force);
@@ -305,7 +312,7 @@ run_case (const char *path, int w, int h, guint32 seed)
     }
     if (configs[c].against_one_stream) {
       snprintf (what, sizeof what, "%s %dx%d %s", base, w, h, configs[c].name);
-      compare_one_stream (model, what, &configs[c].options, inputs, w, h, gpu);
+      compare_one_stream (model, what, &configs[c].options, &cuda, inputs, w, h, gpu);
     }
     if (configs[c].force)
       g_unsetenv (configs[c].force);
@@ -337,7 +344,8 @@ main (int argc, char **argv)
     /* skip at once where no device opens */
     g_autoptr (GError) error = NULL;
     g_autoptr (HfamModel) model = hfam_model_load (argv[1], &error);
-    HfamContext *ctx = model ? hfam_context_new (model, HFAM_BACKEND_CUDA, -1, 0, &error) : NULL;
+    const HfamOptions cuda = { .backend = HFAM_BACKEND_CUDA };
+    HfamContext *ctx = model ? hfam_context_new (model, &cuda, NULL, &error) : NULL;
     if (model && !ctx) {
       printf ("SKIP: %s\n", error->message);
       return 77;

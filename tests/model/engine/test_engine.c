@@ -4,7 +4,7 @@
  * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/python/reference/golden.py) */
 #include "graph.h"
-#include <hfam/hfam.h>
+#include "hfam-internal.h"
 #include "heads.h"
 #include "hparams.h"
 #include "safetensors.h"
@@ -49,6 +49,61 @@ max_abs_diff (const float *a, const float *b, size_t n)
   return worst;
 }
 
+/* ---- libhfam's public API, shortened for these tests ---- */
+
+static HfamContext *
+cpu_context (HfamModel *model, int pipeline_depth, GError **error)
+{
+  const HfamOptions options = {
+    .backend = HFAM_BACKEND_CPU, .n_threads = 2, .pipeline_depth = pipeline_depth,
+  };
+  return hfam_context_new (model, &options, NULL, error);
+}
+
+static HfamImage
+packed_image (guint8 *pixels, int w, int h, int bpp, HfamFormat format)
+{
+  return (HfamImage) {
+    .planes = { pixels }, .strides = { w * bpp }, .width = w, .height = h, .format = format,
+  };
+}
+
+/* The matte as floats, the frame's size. */
+static HfamImage
+float_matte (float *alpha, int w, int h)
+{
+  return (HfamImage) {
+    .planes = { (guint8 *) alpha }, .strides = { (int) sizeof (float) * w }, .width = w,
+    .height = h, .format = HFAM_FORMAT_GRAY32F,
+  };
+}
+
+static gboolean
+run_matte (HfamContext *ctx, const HfamImage *frame, int long_side, float *alpha,
+           GError **error)
+{
+  const HfamFrameParams params = { .long_side = long_side };
+  const HfamImage matte = float_matte (alpha, frame->width, frame->height);
+
+  return hfam_context_run (ctx, frame, &params, &matte, 1, error);
+}
+
+static gboolean
+submit_frame (HfamContext *ctx, const HfamImage *frame, int long_side, GError **error)
+{
+  const HfamFrameParams params = { .long_side = long_side };
+
+  return hfam_context_submit (ctx, frame, &params, error);
+}
+
+static gboolean
+collect_matte (HfamContext *ctx, float *alpha, int w, int h, GError **error)
+{
+  const HfamImage matte = float_matte (alpha, w, h);
+
+  return hfam_context_collect (ctx, NULL, &matte, 1, error);
+}
+
 static void
 test_golden (gconstpointer data)
 {
@@ -68,7 +123,7 @@ test_golden (gconstpointer data)
   g_assert_no_error (error);
   model = hfam_model_load (model_path, &error);
   g_assert_no_error (error);
-  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  ctx = cpu_context (model, 1, &error);
   g_assert_no_error (error);
 
   input = hfam_st_find (st, "input");
@@ -112,11 +167,11 @@ test_golden (gconstpointer data)
    * image equals the golden alpha_p */
   {
     const HfamStTensor *image = hfam_st_find (st, "image");
-    HfamImage frame = { image->data, w, h, 3 * w, HFAM_PIXEL_RGB8 };
+    const HfamImage frame = packed_image ((guint8 *) image->data, w, h, 3, HFAM_FORMAT_RGB);
     g_autofree float *alpha = g_new (float, plane);
     double e_alpha = 0.0;
     g_assert_cmpint (image->dtype, ==, HFAM_DTYPE_U8);
-    g_assert_true (hfam_context_matte (ctx, &frame, MAX (w, h), alpha, w, NULL, &error));
+    g_assert_true (run_matte (ctx, &frame, MAX (w, h), alpha, &error));
     g_assert_no_error (error);
     for (size_t i = 0; i < plane; i++)
       if (margin[i] >= 1e-5f)
@@ -234,16 +289,16 @@ test_bad_hparam (void)
 /* ---- frames of awkward sizes through the whole frame path ---- */
 
 static void
-run_frame (HfamContext *ctx, int w, int h, HfamPixelFormat format, int bpp)
+run_frame (HfamContext *ctx, int w, int h, HfamFormat format, int bpp)
 {
   g_autofree guint8 *pixels = g_new (guint8, (size_t) w * h * bpp);
   g_autofree float *alpha = g_new (float, (size_t) w * h);
   g_autoptr (GError) error = NULL;
-  HfamImage image = { pixels, w, h, w * bpp, format };
+  const HfamImage image = packed_image (pixels, w, h, bpp, format);
 
   for (size_t i = 0; i < (size_t) w * h * bpp; i++)
     pixels[i] = (guint8) (i * 37 + (i / bpp) * 11);
-  g_assert_true (hfam_context_matte (ctx, &image, 0, alpha, w, NULL, &error));
+  g_assert_true (run_matte (ctx, &image, 0, alpha, &error));
   g_assert_no_error (error);
   for (size_t i = 0; i < (size_t) w * h; i++)
     g_assert_true (alpha[i] >= 0.0f && alpha[i] <= 1.0f);
@@ -259,7 +314,7 @@ test_odd_frames (void)
   int w, h;
 
   g_assert_no_error (error);
-  ctx = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  ctx = cpu_context (model, 1, &error);
   g_assert_no_error (error);
   hfam_inference_dims (1920, 1080, 512, &w, &h);
   g_assert_cmpint (w, ==, 512);
@@ -267,15 +322,15 @@ test_odd_frames (void)
   hfam_inference_dims (4097, 31, 512, &w, &h);
   g_assert_cmpint (w, ==, 512);
   g_assert_cmpint (h, ==, 32);
-  run_frame (ctx, 1, 1, HFAM_PIXEL_RGB8, 3);
-  run_frame (ctx, 33, 17, HFAM_PIXEL_BGRA8, 4);
-  run_frame (ctx, 4097, 31, HFAM_PIXEL_RGBA8, 4);
-  run_frame (ctx, 33, 17, HFAM_PIXEL_BGR8, 3);
+  run_frame (ctx, 1, 1, HFAM_FORMAT_RGB, 3);
+  run_frame (ctx, 33, 17, HFAM_FORMAT_BGRA, 4);
+  run_frame (ctx, 4097, 31, HFAM_FORMAT_RGBA, 4);
+  run_frame (ctx, 33, 17, HFAM_FORMAT_BGR, 3);
   hfam_context_free (ctx);
   hfam_model_free (model);
 }
 
-/* ---- pipelined frames: submit_frame / collect_matte against hfam_context_matte ---- */
+/* ---- pipelined frames: hfam_context_submit / collect against hfam_context_run ---- */
 
 #define PIPE_W 70
 #define PIPE_H 45
@@ -297,7 +352,6 @@ static void
 test_pipelined (void)
 {
   g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
-  const HfamContextOptions depth2 = { .pipeline_depth = 2 };
   g_autoptr (GError) error = NULL;
   g_autoptr (HfamModel) model = hfam_model_load (path, &error);
   g_autoptr (HfamContext) serial = NULL, piped = NULL;
@@ -306,56 +360,56 @@ test_pipelined (void)
   HfamImage images[3];
 
   g_assert_no_error (error);
-  serial = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 2, &error);
+  serial = cpu_context (model, 1, &error);
   g_assert_no_error (error);
-  piped = hfam_context_new_full (model, HFAM_BACKEND_CPU, -1, 2, &depth2, &error);
+  piped = cpu_context (model, 2, &error);
   g_assert_no_error (error);
   g_assert_cmpint (hfam_context_pipeline_depth (serial), ==, 1);
   g_assert_cmpint (hfam_context_pipeline_depth (piped), ==, 2);
   for (int k = 0; k < 3; k++) {
     fill_frame (pixels[k], k);
-    images[k] = (HfamImage) { pixels[k], PIPE_W, PIPE_H, PIPE_W * 4, HFAM_PIXEL_RGBA8 };
-    g_assert_true (hfam_context_matte (serial, &images[k], 64, want[k], PIPE_W, NULL, &error));
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+    g_assert_true (run_matte (serial, &images[k], 64, want[k], &error));
     g_assert_no_error (error);
   }
 
   /* A and B in flight; a third frame waits for a collect; C after A is out */
-  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
-  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_true (submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (submit_frame (piped, &images[1], 64, &error));
   g_assert_no_error (error);
-  g_assert_false (hfam_context_submit_frame (piped, &images[2], 64, &error));
+  g_assert_false (submit_frame (piped, &images[2], 64, &error));
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (&error);
-  g_assert_false (hfam_context_matte (piped, &images[2], 64, got, PIPE_W, NULL, &error));
+  g_assert_false (run_matte (piped, &images[2], 64, got, &error));
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (&error);
-  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_true (collect_matte (piped, got, PIPE_W, PIPE_H, &error));
   g_assert_no_error (error);
   expect_same_matte (got, want[0]);
   /* another inference size cannot join the frames in flight */
-  g_assert_false (hfam_context_submit_frame (piped, &images[2], 128, &error));
+  g_assert_false (submit_frame (piped, &images[2], 128, &error));
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (&error);
-  g_assert_true (hfam_context_submit_frame (piped, &images[2], 64, &error));
-  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_true (submit_frame (piped, &images[2], 64, &error));
+  g_assert_true (collect_matte (piped, got, PIPE_W, PIPE_H, &error));
   g_assert_no_error (error);
   expect_same_matte (got, want[1]);
-  g_assert_true (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_true (collect_matte (piped, got, PIPE_W, PIPE_H, &error));
   g_assert_no_error (error);
   expect_same_matte (got, want[2]);
-  g_assert_false (hfam_context_collect_matte (piped, got, PIPE_W, NULL, &error));
+  g_assert_false (collect_matte (piped, got, PIPE_W, PIPE_H, &error));
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (&error);
 
   /* depth 1 takes one frame at a time; a context freed with frames in flight waits for them */
-  g_assert_true (hfam_context_submit_frame (serial, &images[0], 64, &error));
-  g_assert_false (hfam_context_submit_frame (serial, &images[1], 64, &error));
+  g_assert_true (submit_frame (serial, &images[0], 64, &error));
+  g_assert_false (submit_frame (serial, &images[1], 64, &error));
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (&error);
-  g_assert_true (hfam_context_collect_matte (serial, got, PIPE_W, NULL, &error));
+  g_assert_true (collect_matte (serial, got, PIPE_W, PIPE_H, &error));
   expect_same_matte (got, want[0]);
-  g_assert_true (hfam_context_submit_frame (piped, &images[0], 64, &error));
-  g_assert_true (hfam_context_submit_frame (piped, &images[1], 64, &error));
+  g_assert_true (submit_frame (piped, &images[0], 64, &error));
+  g_assert_true (submit_frame (piped, &images[1], 64, &error));
   g_assert_no_error (error);
 }
 

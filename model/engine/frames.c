@@ -1,0 +1,519 @@
+/* Images in and out of the network (hfam.h: run, submit, collect, write_kept) and the kept
+ * matte, for frames in host memory and in CUDA device memory alike. Every precondition is
+ * checked here, on the host, before anything goes in. Host frames are resized and written by
+ * the kernels of kernels/resize.h and kernels/frame.h; device frames by the backend's device
+ * ops (backend.h), which only CUDA has. Either way the kept matte is decided here: which frame
+ * blends into which, and whether a frame may show it. */
+#include "context.h"
+#include "hfam-internal.h"
+#include "resize.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* hfam-types.h's frame formats are kernels/frame.h's, in the same order */
+G_STATIC_ASSERT ((int) HFAM_FORMAT_RGB == (int) HFAM_FRAME_RGB);
+G_STATIC_ASSERT ((int) HFAM_FORMAT_BGRA == (int) HFAM_FRAME_BGRA);
+G_STATIC_ASSERT ((int) HFAM_FORMAT_I420 == (int) HFAM_FRAME_I420);
+
+static gboolean
+is_frame_format (HfamFormat format)
+{
+  return (unsigned) format <= HFAM_FORMAT_I420;
+}
+
+static gboolean
+is_colour_output (HfamFormat format)
+{
+  return format == HFAM_FORMAT_RGBA || format == HFAM_FORMAT_BGRA;
+}
+
+/* The image as the kernels see a frame. */
+static HfamFrame
+kernel_frame (const HfamImage *image)
+{
+  return (HfamFrame) {
+    .planes = { image->planes[0], image->planes[1], image->planes[2] },
+    .strides = { image->strides[0], image->strides[1], image->strides[2] },
+    .width = image->width,
+    .height = image->height,
+    .format = (HfamFrameFormat) image->format,
+  };
+}
+
+static HfamYuvToRgb
+kernel_yuv (const HfamImage *image)
+{
+  HfamYuvToRgb yuv;
+
+  hfam_yuv_to_rgb_init (&yuv, image->yuv_matrix == HFAM_YUV_BT709 ? HFAM_MATRIX_BT709
+                                                                   : HFAM_MATRIX_BT601,
+                        image->yuv_full_range ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED);
+  return yuv;
+}
+
+/* An output (not GRAY32F) as the kernels see it. */
+static HfamMatteImage
+kernel_matte (const HfamImage *out)
+{
+  HfamMatteFormat format = HFAM_MATTE_GRAY8;
+
+  if (out->format == HFAM_FORMAT_GRAY16)
+    format = HFAM_MATTE_GRAY16;
+  else if (out->format == HFAM_FORMAT_RGBA)
+    format = out->premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA;
+  else if (out->format == HFAM_FORMAT_BGRA)
+    format = out->premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA;
+  return (HfamMatteImage) {
+    .data = out->planes[0],
+    .stride = out->strides[0],
+    .width = out->width,
+    .height = out->height,
+    .format = format,
+  };
+}
+
+static gboolean
+check_frame (const HfamImage *frame, const char *what, GError **error)
+{
+  HfamFrame k;
+
+  if (!frame || !is_frame_format (frame->format)
+      || (unsigned) frame->memory > HFAM_MEMORY_CUDA
+      || (k = kernel_frame (frame), !hfam_frame_valid (&k))) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: bad frame (no planes, a format that is not a frame's, or strides too "
+                 "small for its format and width)", what);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static int
+output_bytes_per_pixel (HfamFormat format)
+{
+  return format == HFAM_FORMAT_GRAY8 ? 1 : format == HFAM_FORMAT_GRAY16 ? 2 : 4;
+}
+
+static gboolean
+check_output (const HfamImage *out, int i, int width, int height, HfamMemory memory,
+              const char *what, GError **error)
+{
+  const int bpp = output_bytes_per_pixel (out->format);
+
+  if (!out->planes[0] || out->width != width || out->height != height
+      || out->strides[0] < out->width * bpp
+      || !(out->format >= HFAM_FORMAT_GRAY8 || is_colour_output (out->format))) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: output %d: %dx%d, format %d, stride %d: want data, RGBA, BGRA or a "
+                 "GRAY format, the frame's size (%dx%d) and a stride of at least a row",
+                 what, i, out->width, out->height, out->format, out->strides[0], width, height);
+    return FALSE;
+  }
+  if (out->memory != memory || (out->format == HFAM_FORMAT_GRAY32F
+                                && memory != HFAM_MEMORY_HOST)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: output %d: in the other memory than the frame (or GRAY32F on a device)",
+                 what, i);
+    return FALSE;
+  }
+  /* GRAY16 and GRAY32F are stored as whole uint16_t and float */
+  if (bpp > 1 && out->format != HFAM_FORMAT_RGBA && out->format != HFAM_FORMAT_BGRA
+      && (out->strides[0] % bpp != 0 || (uintptr_t) out->planes[0] % bpp != 0)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: output %d: its data and stride must be aligned to %d bytes", what, i,
+                 bpp);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The outputs of a frame of `width` x `height` in `memory`; `frame` gives the colours. */
+static gboolean
+check_outputs (int width, int height, HfamMemory memory, const HfamImage *frame,
+               const HfamImage *outputs, int n_outputs, const char *what, GError **error)
+{
+  gboolean colour = FALSE;
+
+  if (n_outputs < 0 || (n_outputs > 0 && !outputs)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: %d outputs at %p", what,
+                 n_outputs, (const void *) outputs);
+    return FALSE;
+  }
+  for (int i = 0; i < n_outputs; i++) {
+    if (!check_output (&outputs[i], i, width, height, memory, what, error))
+      return FALSE;
+    colour |= is_colour_output (outputs[i].format);
+  }
+  if (!colour)
+    return TRUE;
+  if (!check_frame (frame, what, error))
+    return FALSE;
+  if (frame->width != width || frame->height != height || frame->memory != memory) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the frame for the colours is %dx%d in %s memory, the submitted one %dx%d",
+                 what, frame->width, frame->height,
+                 frame->memory == HFAM_MEMORY_CUDA ? "device" : "host", width, height);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+check_params (const HfamFrameParams *params, const char *what, GError **error)
+{
+  /* (written so that NaN fails too) */
+  if (!params || (params->smoothing >= 0.0f && params->smoothing <= 1.0f))
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: smoothing %g: want 0..1", what,
+               params->smoothing);
+  return FALSE;
+}
+
+static gboolean
+check_device_backend (HfamContext *ctx, const char *what, GError **error)
+{
+  const HfamBackendOps *ops = ctx->backend->ops;
+
+  if (ops->queue_device_frame && ops->collect_device_matte && ops->write_kept_matte)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+               "%s: the %s backend takes frames in host memory only (device frames need a "
+               "CUDA context)", what, ops->name);
+  return FALSE;
+}
+
+/* What collect will need of the frame, and the inference size it runs at. */
+static HfamPendingFrame
+pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParams *params,
+            int *width, int *height)
+{
+  const HfamPendingFrame pending = {
+    .frame_width = frame->width,
+    .frame_height = frame->height,
+    .memory = frame->memory,
+    .long_side = params && params->long_side > 0 ? params->long_side
+                                                 : ctx->model->hp.inference_size,
+    .smoothing = params ? params->smoothing : 0.0f,
+  };
+
+  hfam_inference_dims (frame->width, frame->height, pending.long_side, width, height);
+  return pending;
+}
+
+/* A host frame into ctx->input at its inference size, the backend planned for it, when it
+ * may go in now. */
+static gboolean
+prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                    const char *what, GError **error)
+{
+  static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
+  HfamPreprocessParams params;
+  int failed;
+
+  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error))
+    return FALSE;
+  hfam_model_preprocess_params (ctx->model, &params);
+  /* OpenMP's thread count belongs to the calling thread */
+  omp_set_num_threads (ctx->host_threads);
+  if (frame->format <= HFAM_FORMAT_BGRA) {
+    /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
+    failed = hfam_preprocess_frame (frame->planes[0], frame->width, frame->height,
+                                    frame->strides[0], frame->format <= HFAM_FORMAT_BGR ? 3 : 4,
+                                    offsets[frame->format], ctx->input, width, height,
+                                    params.order, params.scale, params.mean, params.std);
+  } else {
+    const HfamFrame k = kernel_frame (frame);
+    params.yuv = kernel_yuv (frame);
+    failed = hfam_frame_preprocess (&k, &params, ctx->input, width, height);
+  }
+  if (failed) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The fresh matte of a collected host frame (ctx->fused) into the kept one. */
+static void
+keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected)
+{
+  HfamKeptMatte *kept = &ctx->kept;
+  const size_t n = (size_t) ctx->width * ctx->height;
+  const gboolean blend = collected->smoothing > 0.0f && kept->valid
+                         && kept->memory == HFAM_MEMORY_HOST && kept->width == ctx->width
+                         && kept->height == ctx->height;
+
+  if (blend) {
+    hfam_matte_blend (kept->host, ctx->fused, n, collected->smoothing);
+  } else {
+    kept->host = g_renew (float, kept->host, n);
+    memcpy (kept->host, ctx->fused, sizeof (float) * n);
+  }
+  kept->valid = TRUE;
+  kept->memory = HFAM_MEMORY_HOST;
+  kept->long_side = collected->long_side;
+  kept->width = ctx->width;
+  kept->height = ctx->height;
+  kept->resized_width = kept->resized_height = 0;
+}
+
+/* The kept host matte into outputs of `width` x `height` (checked). */
+static gboolean
+write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                    const HfamImage *outputs, int n_outputs, GError **error)
+{
+  HfamKeptMatte *kept = &ctx->kept;
+  HfamFrame colours;
+  HfamYuvToRgb yuv;
+
+  if (n_outputs == 0)
+    return TRUE;
+  omp_set_num_threads (ctx->host_threads);
+  if (kept->resized_width != width || kept->resized_height != height) {
+    kept->resized = g_renew (float, kept->resized, (size_t) width * height);
+    if (hfam_resize_plane (kept->host, kept->width, kept->height, kept->width, kept->resized,
+                           width, height, width) != 0) {
+      kept->resized_width = kept->resized_height = 0;
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "resize: out of memory");
+      return FALSE;
+    }
+    kept->resized_width = width;
+    kept->resized_height = height;
+  }
+  if (frame) {
+    colours = kernel_frame (frame);
+    yuv = kernel_yuv (frame);
+  }
+  for (int i = 0; i < n_outputs; i++) {
+    const HfamImage *out = &outputs[i];
+    HfamMatteImage matte;
+
+    if (out->format == HFAM_FORMAT_GRAY32F) {
+      for (int y = 0; y < height; y++)
+        memcpy (out->planes[0] + (size_t) y * out->strides[0],
+                kept->resized + (size_t) y * width, sizeof (float) * width);
+      continue;
+    }
+    matte = kernel_matte (out);
+    if (hfam_matte_write (kept->resized, width, height, frame ? &colours : NULL,
+                          frame ? &yuv : NULL, &matte) != 0) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: out of memory", i);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* The oldest host frame out of flight into the kept matte, then into the outputs. */
+static gboolean
+collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+              int n_outputs, GError **error)
+{
+  const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
+  HfamOutputs out = { .fused = ctx->fused };
+
+  if (!hfam_context_collect_outputs (ctx, &out, error)) {
+    ctx->kept.valid = FALSE;
+    return FALSE;
+  }
+  keep_host_matte (ctx, &collected);
+  return write_host_outputs (ctx, frame, collected.frame_width, collected.frame_height, outputs,
+                             n_outputs, error);
+}
+
+/* The kernels' images of the outputs (n_outputs at most 2 on the device: a fill and a key). */
+#define MAX_DEVICE_OUTPUTS 4
+
+static gboolean
+device_outputs (const HfamImage *outputs, int n_outputs, HfamMatteImage *mattes,
+                const char *what, GError **error)
+{
+  if (n_outputs > MAX_DEVICE_OUTPUTS) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: %d outputs of a device frame: at most %d", what, n_outputs,
+                 MAX_DEVICE_OUTPUTS);
+    return FALSE;
+  }
+  for (int i = 0; i < n_outputs; i++)
+    mattes[i] = kernel_matte (&outputs[i]);
+  return TRUE;
+}
+
+static gboolean
+submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame *pending,
+               int width, int height, const char *what, GError **error)
+{
+  const HfamFrame k = kernel_frame (frame);
+  HfamPreprocessParams params;
+
+  if (!check_device_backend (ctx, what, error)
+      || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error))
+    return FALSE;
+  hfam_model_preprocess_params (ctx->model, &params);
+  params.yuv = kernel_yuv (frame);
+  if (!ctx->backend->ops->queue_device_frame (ctx->backend, &k, &params, error))
+    return FALSE;
+  hfam_context_add_pending (ctx, pending);
+  return TRUE;
+}
+
+/* The oldest device frame out of flight: the backend blends its matte into the kept one
+ * when this says so, and writes the outputs. */
+static gboolean
+collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+                int n_outputs, const char *what, GError **error)
+{
+  const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
+  HfamKeptMatte *kept = &ctx->kept;
+  HfamMatteImage mattes[MAX_DEVICE_OUTPUTS];
+  HfamFrame colours = { 0 };
+  HfamYuvToRgb yuv = { 0 };
+  int width, height;
+  gboolean blend, ok;
+
+  if (!check_device_backend (ctx, what, error)
+      || !device_outputs (outputs, n_outputs, mattes, what, error))
+    return FALSE;
+  hfam_inference_dims (collected.frame_width, collected.frame_height, collected.long_side,
+                       &width, &height);
+  blend = kept->valid && kept->memory == HFAM_MEMORY_CUDA && kept->width == width
+          && kept->height == height;
+  if (frame) {
+    colours = kernel_frame (frame);
+    yuv = kernel_yuv (frame);
+  }
+  ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame ? &colours : NULL,
+                                                frame ? &yuv : NULL,
+                                                blend ? collected.smoothing : 0.0f, mattes,
+                                                n_outputs, error);
+  hfam_context_drop_oldest (ctx);
+  *kept = (HfamKeptMatte) {
+    .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
+    .width = width, .height = height,
+    /* the host buffers stay for the next host frame */
+    .host = kept->host, .resized = kept->resized,
+  };
+  return ok;
+}
+
+gboolean
+hfam_context_submit (HfamContext *ctx, const HfamImage *frame, const HfamFrameParams *params,
+                     GError **error)
+{
+  static const char *const what = "hfam_context_submit";
+  HfamPendingFrame pending;
+  int width, height;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_frame (frame, what, error) || !check_params (params, what, error))
+    return FALSE;
+  pending = pending_of (ctx, frame, params, &width, &height);
+  if (frame->memory == HFAM_MEMORY_CUDA)
+    return submit_device (ctx, frame, &pending, width, height, what, error);
+  return prepare_host_frame (ctx, frame, width, height, what, error)
+         && hfam_context_submit_input (ctx, &pending, error);
+}
+
+gboolean
+hfam_context_collect (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+                      int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_collect";
+  const HfamPendingFrame *oldest;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!(oldest = hfam_context_oldest_pending (ctx, what, error)))
+    return FALSE;
+  /* checked before the collect: a bad call leaves the frame in flight */
+  if (oldest->frame_width == 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the frame was submitted as a tensor: use hfam_context_collect_tensor",
+                 what);
+    return FALSE;
+  }
+  if (!check_outputs (oldest->frame_width, oldest->frame_height, oldest->memory, frame,
+                      outputs, n_outputs, what, error))
+    return FALSE;
+  if (oldest->memory == HFAM_MEMORY_CUDA)
+    return collect_device (ctx, frame, outputs, n_outputs, what, error);
+  return collect_host (ctx, frame, outputs, n_outputs, error);
+}
+
+gboolean
+hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParams *params,
+                  const HfamImage *outputs, int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_run";
+  HfamPendingFrame pending;
+  HfamOutputs out;
+  int width, height;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  /* everything is checked before the frame goes in, so that a bad call leaves nothing in
+   * flight */
+  if (!hfam_context_no_frames_in_flight (ctx, error) || !check_frame (frame, what, error)
+      || !check_params (params, what, error)
+      || !check_outputs (frame->width, frame->height, frame->memory, frame, outputs,
+                         n_outputs, what, error))
+    return FALSE;
+  pending = pending_of (ctx, frame, params, &width, &height);
+  if (frame->memory == HFAM_MEMORY_CUDA)
+    return submit_device (ctx, frame, &pending, width, height, what, error)
+           && collect_device (ctx, frame, outputs, n_outputs, what, error);
+  /* on the host, synchronously: per-stage timing sees this frame */
+  if (!prepare_host_frame (ctx, frame, width, height, what, error))
+    return FALSE;
+  out = (HfamOutputs) { .fused = ctx->fused };  /* (planning may have moved it) */
+  if (!hfam_context_run_input (ctx, &out, error)) {
+    ctx->kept.valid = FALSE;
+    return FALSE;
+  }
+  keep_host_matte (ctx, &pending);
+  return write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
+                             error);
+}
+
+gboolean
+hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+                         int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_write_kept";
+  const HfamKeptMatte *kept = &ctx->kept;
+  HfamMatteImage mattes[MAX_DEVICE_OUTPUTS];
+  HfamFrame colours;
+  HfamYuvToRgb yuv;
+  int width, height;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_frame (frame, what, error))
+    return FALSE;
+  if (!kept->valid || kept->memory != frame->memory) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: no matte is kept in %s memory: collect a frame from there first (a "
+                 "failed collect keeps none)", what,
+                 frame->memory == HFAM_MEMORY_CUDA ? "device" : "host");
+    return FALSE;
+  }
+  hfam_inference_dims (frame->width, frame->height, kept->long_side, &width, &height);
+  if (width != kept->width || height != kept->height) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: a %dx%d frame runs at %dx%d (long side %d), the kept matte is %dx%d: it "
+                 "belongs to a frame of another shape", what, frame->width, frame->height, width,
+                 height, kept->long_side, kept->width, kept->height);
+    return FALSE;
+  }
+  if (!check_outputs (frame->width, frame->height, frame->memory, frame, outputs, n_outputs,
+                      what, error))
+    return FALSE;
+  if (frame->memory == HFAM_MEMORY_HOST)
+    return write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
+                               error);
+  if (!check_device_backend (ctx, what, error)
+      || !device_outputs (outputs, n_outputs, mattes, what, error))
+    return FALSE;
+  colours = kernel_frame (frame);
+  yuv = kernel_yuv (frame);
+  return ctx->backend->ops->write_kept_matte (ctx->backend, &colours, &yuv, mattes, n_outputs,
+                                              error);
+}

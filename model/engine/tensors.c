@@ -1,0 +1,211 @@
+/* The network on tensors at the inference size, and the frames in flight (one mechanism for
+ * tensors, host frames and device frames): what frames.c builds on, and what the engine's
+ * tests and hfam-bench reach through hfam-internal.h. */
+#include "context.h"
+#include "hfam-internal.h"
+
+#include <string.h>
+
+static const char *
+memory_name (HfamMemory memory)
+{
+  return memory == HFAM_MEMORY_CUDA ? "CUDA device" : "host";
+}
+
+static gboolean
+ensure_size (HfamContext *ctx, int width, int height, GError **error)
+{
+  const size_t plane = (size_t) width * height;
+  if (ctx->width == width && ctx->height == height)
+    return TRUE;
+  if (!ctx->backend->ops->plan (ctx->backend, width, height, error)) {
+    ctx->width = ctx->height = 0;
+    return FALSE;
+  }
+  /* the backend holds its own copy of the weights now: the mapped pages can go (they come
+   * back from the file if a later plan reads them again) */
+  hfam_st_release_pages (ctx->model->st);
+  ctx->width = width;
+  ctx->height = height;
+  g_free (ctx->input);
+  g_free (ctx->fused);
+  ctx->input = g_new (float, 3 * plane);
+  ctx->fused = g_new (float, plane);
+  return TRUE;
+}
+
+gboolean
+hfam_context_no_frames_in_flight (HfamContext *ctx, GError **error)
+{
+  if (ctx->n_pending == 0)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "%d submitted frame(s) not collected: collect them first", ctx->n_pending);
+  return FALSE;
+}
+
+static HfamPendingFrame *
+pending_frame (HfamContext *ctx, int i)
+{
+  return &ctx->pending[(ctx->first_pending + i) % HFAM_MAX_PIPELINE_DEPTH];
+}
+
+gboolean
+hfam_context_ready_to_submit (HfamContext *ctx, HfamMemory memory, int width, int height,
+                              const char *what, GError **error)
+{
+  if (ctx->n_pending >= hfam_context_pipeline_depth (ctx)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: %d frame(s) in flight already, the pipeline depth: collect first", what,
+                 ctx->n_pending);
+    return FALSE;
+  }
+  for (int i = 0; i < ctx->n_pending; i++)
+    if (pending_frame (ctx, i)->memory != memory) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: frames from %s memory are in flight: collect them first", what,
+                   memory_name (pending_frame (ctx, i)->memory));
+      return FALSE;
+    }
+  if (ctx->n_pending > 0 && (width != ctx->width || height != ctx->height)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: inference size %dx%d while %dx%d frames are in flight: collect them "
+                 "first", what, width, height, ctx->width, ctx->height);
+    return FALSE;
+  }
+  return ensure_size (ctx, width, height, error);
+}
+
+void
+hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame)
+{
+  *pending_frame (ctx, ctx->n_pending) = *frame;
+  ctx->n_pending++;
+}
+
+const HfamPendingFrame *
+hfam_context_oldest_pending (HfamContext *ctx, const char *what, GError **error)
+{
+  if (ctx->n_pending > 0)
+    return pending_frame (ctx, 0);
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: no frame was submitted", what);
+  return NULL;
+}
+
+void
+hfam_context_drop_oldest (HfamContext *ctx)
+{
+  ctx->first_pending = (ctx->first_pending + 1) % HFAM_MAX_PIPELINE_DEPTH;
+  ctx->n_pending--;
+}
+
+/* One frame through every stage. A frame that fails after it went in is taken out of the
+ * backend again (a collect that wants nothing), so that the next one finds it empty. */
+gboolean
+hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  static const HfamOutputs nothing = { 0 };
+  HfamBackend *be = ctx->backend;
+  HfamOutputs discard = nothing;
+  gboolean ok = TRUE;
+
+  if (!be->ops->set_input (be, ctx->input, error))
+    return FALSE;
+  for (int stage = 0; stage < HFAM_N_STAGES && ok; stage++) {
+    const gint64 start = ctx->timing ? g_get_monotonic_time () : 0;
+    ok = be->ops->run_stage (be, stage, error)
+         && (!ctx->timing || be->ops->synchronize (be, error));
+    if (ok && ctx->timing)
+      ctx->stage_seconds[stage] = (g_get_monotonic_time () - start) / 1e6;
+  }
+  if (ok && be->ops->synchronize (be, error))
+    return be->ops->get_outputs (be, out, error);
+  be->ops->get_outputs (be, &discard, NULL);
+  return FALSE;
+}
+
+gboolean
+hfam_context_run_tensor (HfamContext *ctx, const float *input, int width, int height,
+                         HfamOutputs *out, GError **error)
+{
+  if (!hfam_context_no_frames_in_flight (ctx, error) || !ensure_size (ctx, width, height, error))
+    return FALSE;
+  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
+  return hfam_context_run_input (ctx, out, error);
+}
+
+gboolean
+hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending, GError **error)
+{
+  HfamBackend *be = ctx->backend;
+
+  if (be->ops->queue_frame) {
+    if (!be->ops->queue_frame (be, ctx->input, error))
+      return FALSE;
+  } else {
+    if (!be->ops->set_input (be, ctx->input, error))
+      return FALSE;
+    for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+      if (!be->ops->run_stage (be, stage, error))
+        return FALSE;
+    if (!be->ops->synchronize (be, error))
+      return FALSE;
+  }
+  hfam_context_add_pending (ctx, pending);
+  return TRUE;
+}
+
+gboolean
+hfam_context_collect_outputs (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  HfamBackend *be = ctx->backend;
+  const gboolean ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
+                                             : be->ops->get_outputs (be, out, error);
+
+  hfam_context_drop_oldest (ctx);
+  return ok;
+}
+
+gboolean
+hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int height,
+                            GError **error)
+{
+  const HfamPendingFrame pending = { .memory = HFAM_MEMORY_HOST };
+
+  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height,
+                                     "hfam_context_submit_tensor", error))
+    return FALSE;
+  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
+  return hfam_context_submit_input (ctx, &pending, error);
+}
+
+gboolean
+hfam_context_collect_tensor (HfamContext *ctx, HfamOutputs *out, GError **error)
+{
+  static const char *const what = "hfam_context_collect_tensor";
+  const HfamPendingFrame *oldest = hfam_context_oldest_pending (ctx, what, error);
+  HfamOutputs none = { 0 };
+
+  if (!oldest)
+    return FALSE;
+  if (oldest->frame_width != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: the oldest frame in flight is an image from %s memory: collect it with "
+                 "hfam_context_collect", what, memory_name (oldest->memory));
+    return FALSE;
+  }
+  return hfam_context_collect_outputs (ctx, out ? out : &none, error);
+}
+
+void
+hfam_context_set_timing (HfamContext *ctx, gboolean enabled)
+{
+  ctx->timing = enabled;
+}
+
+void
+hfam_context_stage_times (const HfamContext *ctx, double seconds[HFAM_N_STAGES])
+{
+  for (int i = 0; i < HFAM_N_STAGES; i++)
+    seconds[i] = ctx->stage_seconds[i];
+}
