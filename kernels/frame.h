@@ -6,7 +6,7 @@
  * RGB formats; for YUV, the 3x3 matrix of HfamYuvToRgb (BT.601 or BT.709, limited or full
  * range) applied to (Y, Cb, Cr), clamped to 0..255 and not requantised; 4:2:0 chroma is taken
  * from the sample covering the pixel, (x / 2, y / 2), no chroma interpolation. Then, exactly as
- * hfam_preprocess_frame (resize.h, model/README.md): reordered to the network's channel order,
+ * hfam_preprocess_rgb8 (resize.h, model/README.md): reordered to the network's channel order,
  * resized with PyTorch's antialiased bilinear filter, and normalised:
  *   out[k] = (v[order[k]] / 255 * scale - mean[k]) / std[k].
  * The result here is planar NCHW float; the CUDA op writes NHWC (fp32 or fp16).

@@ -284,10 +284,10 @@ normalise (float *const line[3], int width, const float mul[3], const float add[
 }
 
 int
-hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes_per_pixel,
-                       const int rgb_offsets[3], float *dst, int dw, int dh,
-                       const int order[3], float scale, const float mean[3],
-                       const float std[3])
+hfam_preprocess_rgb8 (const uint8_t *src, int sw, int sh, int stride, int bytes_per_pixel,
+                      const int rgb_offsets[3], float *dst, int dw, int dh,
+                      const int order[3], float scale, const float mean[3],
+                      const float std[3])
 {
   const int parallel = (int64_t) dw * dh >= HFAM_PARALLEL_MIN_VALUES;
   HfamResizeFilter fx, fy;

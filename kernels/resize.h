@@ -38,10 +38,10 @@ int hfam_resize_plane (const float *src, int sw, int sh, int ss, float *dst, int
  * blue in a pixel) to `dst`, 3 planes of dw x dh, resized as above and normalised:
  * plane k holds (value / 255 * scale - mean[k]) / std[k] of channel order[k] (0 = R, 1 = G,
  * 2 = B). Returns 0 or -1 as above. */
-int hfam_preprocess_frame (const uint8_t *src, int sw, int sh, int stride, int bytes_per_pixel,
-                           const int rgb_offsets[3], float *dst, int dw, int dh,
-                           const int order[3], float scale, const float mean[3],
-                           const float std[3]);
+int hfam_preprocess_rgb8 (const uint8_t *src, int sw, int sh, int stride, int bytes_per_pixel,
+                          const int rgb_offsets[3], float *dst, int dw, int dh,
+                          const int order[3], float scale, const float mean[3],
+                          const float std[3]);
 
 #ifdef __cplusplus
 }

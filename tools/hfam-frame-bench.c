@@ -1,6 +1,6 @@
 /* hfam-frame-bench: the host-side work around the network for one frame, which on a CUDA
  * machine with frames in system memory is all the CPU does per frame: the frame resized and
- * normalised to the inference size (hfam_preprocess_frame), alpha_p resized back to the frame
+ * normalised to the inference size (hfam_preprocess_rgb8), alpha_p resized back to the frame
  * (hfam_resize_plane), and the RGBA fill and the GRAY8 key written (hfam_matte_write). Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio. */
@@ -51,8 +51,8 @@ time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, 
 
   omp_set_num_threads (threads);
   t[0] = g_get_monotonic_time ();
-  failed |= hfam_preprocess_frame (rgba, width, height, width * 4, 4, rgb_offsets, input, inf_w,
-                                   inf_h, bgr_order, 255.0f, mean, std);
+  failed |= hfam_preprocess_rgb8 (rgba, width, height, width * 4, 4, rgb_offsets, input, inf_w,
+                                  inf_h, bgr_order, 255.0f, mean, std);
   t[1] = g_get_monotonic_time ();
   failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
   t[2] = g_get_monotonic_time ();

@@ -218,10 +218,10 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   omp_set_num_threads (ctx->host_threads);
   if (frame->format <= HFAM_FORMAT_BGRA) {
     /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
-    failed = hfam_preprocess_frame (frame->planes[0], frame->width, frame->height,
-                                    frame->strides[0], frame->format <= HFAM_FORMAT_BGR ? 3 : 4,
-                                    offsets[frame->format], ctx->input, width, height,
-                                    params.order, params.scale, params.mean, params.std);
+    failed = hfam_preprocess_rgb8 (frame->planes[0], frame->width, frame->height,
+                                   frame->strides[0], frame->format <= HFAM_FORMAT_BGR ? 3 : 4,
+                                   offsets[frame->format], ctx->input, width, height,
+                                   params.order, params.scale, params.mean, params.std);
   } else {
     const HfamFrame k = kernel_frame (frame);
     params.yuv = kernel_yuv (frame);

@@ -1,6 +1,6 @@
 /* kernels/frame.c, the CPU twins of the fused pre-processing and the matte writer:
  * the YUV matrices against the standards' published coefficients, RGB frames against
- * hfam_preprocess_frame (itself checked against PyTorch by test_resize.c), YUV frames by
+ * hfam_preprocess_rgb8 (itself checked against PyTorch by test_resize.c), YUV frames by
  * hand, the filter tables applied in the CUDA kernel's order against the twin, the matte
  * formats by hand, and the matte's temporal blend by hand and against the resize (blending
  * before or after it gives the same matte). */
@@ -94,7 +94,7 @@ max_abs_diff (const float *a, const float *b, size_t n)
   return m;
 }
 
-/* RGB formats: the twin equals hfam_preprocess_frame (up to float rounding: the two resize
+/* RGB formats: the twin equals hfam_preprocess_rgb8 (up to float rounding: the two resize
  * in a different order), for shrinking, enlarging and mixed sizes, both channel orders. */
 static void
 test_rgb_formats (void)
@@ -122,7 +122,7 @@ test_rgb_formats (void)
         for (size_t i = 0; i < (size_t) stride * sh; i++)
           pixels[i] = (uint8_t) g_rand_int_range (rand, 0, 256);
         g_assert_cmpint (hfam_frame_preprocess (&frame, pp, twin, dw, dh), ==, 0);
-        g_assert_cmpint (hfam_preprocess_frame (pixels, sw, sh, stride, bpp, offsets[f], ref, dw,
+        g_assert_cmpint (hfam_preprocess_rgb8 (pixels, sw, sh, stride, bpp, offsets[f], ref, dw,
                                                 dh, pp->order, pp->scale, pp->mean, pp->std),
                          ==, 0);
         /* 1e-5 of the 0..1 range, scaled to the normalised one (as test_resize.c) */

@@ -96,7 +96,7 @@ test_frame_constant (void)
     int dw = sizes[s][0], dh = sizes[s][1];
     g_autofree float *dst = g_new (float, 3 * dw * dh);
 
-    g_assert_cmpint (hfam_preprocess_frame (src, 13, 11, 13 * 4, 4, bgra, dst, dw, dh,
+    g_assert_cmpint (hfam_preprocess_rgb8 (src, 13, 11, 13 * 4, 4, bgra, dst, dw, dh,
                                             bgr_order, 255.0f, mean, std), ==, 0);
     for (int k = 0; k < 3; k++) {
       float want = (pixel[2 - bgr_order[k]] - mean[k]) / std[k];
@@ -116,9 +116,9 @@ test_bad_sizes (void)
 
   g_assert_cmpint (hfam_resize_plane (plane, 0, 2, 2, out, 2, 2, 2), ==, -1);
   g_assert_cmpint (hfam_resize_plane (plane, 2, 2, 2, out, 2, 0, 2), ==, -1);
-  g_assert_cmpint (hfam_preprocess_frame (bytes, 2, 2, 4, 2, rgb, out, 2, 2, rgb, 1, zero,
+  g_assert_cmpint (hfam_preprocess_rgb8 (bytes, 2, 2, 4, 2, rgb, out, 2, 2, rgb, 1, zero,
                                           one), ==, -1);
-  g_assert_cmpint (hfam_preprocess_frame (bytes, 2, 2, 6, 3, rgb, out, 0, 2, rgb, 1, zero,
+  g_assert_cmpint (hfam_preprocess_rgb8 (bytes, 2, 2, 6, 3, rgb, out, 0, 2, rgb, 1, zero,
                                           one), ==, -1);
 }
 
@@ -200,7 +200,7 @@ golden_frame (Reader *r, int sw, int sh, int dw, int dh)
 
   g_test_message ("frame %dx%d (%d bytes/pixel, stride %d) -> %dx%d", sw, sh, bpp, stride, dw,
                   dh);
-  g_assert_cmpint (hfam_preprocess_frame (src, sw, sh, stride, bpp, offsets, got, dw, dh,
+  g_assert_cmpint (hfam_preprocess_rgb8 (src, sw, sh, stride, bpp, offsets, got, dw, dh,
                                           order, scale, mean, std), ==, 0);
   float err = max_abs_diff (got, want, (size_t) 3 * dw * dh);
   g_test_message ("  max abs error %.3g (allowed %.3g)", err, tolerance);
@@ -263,7 +263,7 @@ test_threads (void)
     for (int threads = 1; threads <= 3; threads += 2) {
       float *out = threads == 1 ? one : many;
       omp_set_num_threads (threads);
-      g_assert_cmpint (hfam_preprocess_frame (bgra, sw, sh, sw * 4, 4, offsets, out, dw, dh,
+      g_assert_cmpint (hfam_preprocess_rgb8 (bgra, sw, sh, sw * 4, 4, offsets, out, dw, dh,
                                               order, 1.0f, mean, std), ==, 0);
     }
     g_assert_true (memcmp (one, many, sizeof (float) * 3 * dw * dh) == 0);
