@@ -1,4 +1,5 @@
-/* The device-frame API (model/include/hfam/hfam-device.h) on the CUDA backend against the CPU path.
+/* Frames in CUDA device memory (hfam.h: HfamImages of HFAM_MEMORY_CUDA through
+ * hfam_context_run, submit, collect and write_kept) on the CUDA backend against the CPU path.
  *
  * Frames: RGBA, BGRA, NV12 (BT.709, limited range) and I420 (BT.601, full range), each of
  * every size asked for (default 333x187 and 1920x1080), a lit figure on a graded background
@@ -9,7 +10,7 @@
  * hfam_frame_preprocess (kernels/frame.h, the CPU twin of preprocess.cu), the CPU backend's
  * alpha_p, and hfam_matte_write (the twin of matte.cu) into GRAY8, GRAY16, RGBA, RGBA
  * premultiplied and BGRA; the CUDA context writes the same five outputs in one
- * hfam_context_collect_device_matte.
+ * hfam_context_run (depth 1) or hfam_context_collect (depth 2).
  *   fp32: a pixel differs when its alpha is off by more than 1 level (8-bit) or
  *     1e-3 * 65535 + 1 (16-bit: the rounding of both), or a colour by more than 1; at most
  *     0.1 % of the pixels may differ.
@@ -19,21 +20,22 @@
  *   1e-3, fp16 5e-2, at the inference size: the argmax may fall either way there, as in
  *   test_cuda_network.c), and check that the bytes past each row's end stay untouched.
  * Configurations: the device's primary context, fp32 with and without CUDA graphs, and fp16;
- * fp32 on a context the test makes with cuCtxCreate and pushes (cuda_current_context, which
- * must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
+ * fp32 on a context the test makes with cuCtxCreate and pushes (HfamCudaOptions
+ * .current_context, which must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
  * collect A, submit C, collect B, collect C; frames of both sizes, which share the inference
  * size) in fp32 on such a context and in fp16 on the primary one. The kept matte (fp32, depth
  * 2): temporal smoothing across two frames against hfam_matte_blend of the CPU's alpha_p, a
  * frame that does not run written from the kept matte while another is in flight, a change
  * of shape that starts afresh, and the refusals (nothing kept, a frame of another shape, a
  * smoothing outside 0..1); see run_kept_matte. Also: a context asking for the current CUDA
- * context where none is current fails; a host collect of a device frame and a device collect
- * of a host frame are refused; a CPU context refuses device frames and the kept matte.
+ * context where none is current fails; a tensor collect of a device frame and a frame
+ * collect of a tensor are refused; a CPU context refuses device frames and the kept matte
+ * (HFAM_ERROR_UNSUPPORTED).
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-device-frames MODEL [WxH ...]
  *   (tests/gpu/run.sh: a random ResNet-50 HFAM and the default model; meson test: the golden
  *   R18 of tests/model/engine) */
-#include <hfam/hfam-device.h>
+#include "hfam-internal.h"
 #include "resize.h"
 
 #include <cuda.h>
@@ -63,9 +65,17 @@
       g_error ("%s:%d: %s: CUresult %d", __FILE__, __LINE__, #call, (int) res_);   \
   } while (0)
 
+/* The outputs as the oracle (hfam_matte_write) writes them, and as the API takes them. */
 static const HfamMatteFormat output_formats[N_OUTPUTS] = {
   HFAM_MATTE_GRAY8, HFAM_MATTE_GRAY16, HFAM_MATTE_RGBA, HFAM_MATTE_RGBA_PREMULTIPLIED,
   HFAM_MATTE_BGRA,
+};
+static const HfamImage output_images[N_OUTPUTS] = {
+  { .format = HFAM_FORMAT_GRAY8, .memory = HFAM_MEMORY_CUDA },
+  { .format = HFAM_FORMAT_GRAY16, .memory = HFAM_MEMORY_CUDA },
+  { .format = HFAM_FORMAT_RGBA, .memory = HFAM_MEMORY_CUDA },
+  { .format = HFAM_FORMAT_RGBA, .memory = HFAM_MEMORY_CUDA, .premultiplied = TRUE },
+  { .format = HFAM_FORMAT_BGRA, .memory = HFAM_MEMORY_CUDA },
 };
 static const char *const output_names[HFAM_MATTE_N_FORMATS] = {
   "GRAY8", "GRAY16", "RGBA", "BGRA", "RGBA premultiplied", "BGRA premultiplied",
@@ -75,6 +85,12 @@ static const HfamFrameFormat frame_formats[] = {
 };
 static const char *const frame_names[HFAM_FRAME_N_FORMATS] = {
   "RGB", "BGR", "RGBA", "BGRA", "NV12", "I420",
+};
+/* The frame formats as the API names them. */
+static const HfamFormat image_formats[HFAM_FRAME_N_FORMATS] = {
+  [HFAM_FRAME_RGB] = HFAM_FORMAT_RGB, [HFAM_FRAME_BGR] = HFAM_FORMAT_BGR,
+  [HFAM_FRAME_RGBA] = HFAM_FORMAT_RGBA, [HFAM_FRAME_BGRA] = HFAM_FORMAT_BGRA,
+  [HFAM_FRAME_NV12] = HFAM_FORMAT_NV12, [HFAM_FRAME_I420] = HFAM_FORMAT_I420,
 };
 
 static int n_failed;
@@ -116,6 +132,24 @@ check (gboolean ok, const char *what)
 {
   printf ("%-4s %s\n", ok ? "ok" : "FAIL", what);
   n_failed += !ok;
+}
+
+/* Whether a call failed (`ok` FALSE) with `code`, with a line that says what was checked and
+ * one with the error's message; clears the error. */
+static void
+check_fails (gboolean ok, GError **error, HfamError code, const char *what)
+{
+  check (!ok && g_error_matches (*error, HFAM_ERROR, code), what);
+  if (*error)
+    printf ("     (%s)\n", (*error)->message);
+  g_clear_error (error);
+}
+
+/* Whether a call was refused for its arguments (HFAM_ERROR_ARGUMENT). */
+static void
+check_refused (gboolean ok, GError **error, const char *what)
+{
+  check_fails (ok, error, HFAM_ERROR_ARGUMENT, what);
 }
 
 /* ---- frames ---- */
@@ -221,27 +255,14 @@ host_frame_new (HfamFrameFormat format, int w, int h, GRand *rand)
   return f;
 }
 
-/* The frame in device memory of the CUDA context current now. */
-static HfamFrame
-device_frame_new (const HostFrame *f)
-{
-  HfamFrame d = f->frame;
-  uint8_t *mem;
-
-  CHECK_CUDA (cudaMalloc ((void **) &mem, f->bytes));
-  CHECK_CUDA (cudaMemcpy (mem, f->mem, f->bytes, cudaMemcpyHostToDevice));
-  for (int k = 0; k < 3; k++)
-    d.planes[k] = f->frame.planes[k] ? mem + f->offsets[k] : NULL;
-  return d;
-}
-
 /* ---- the CPU reference ---- */
 
 typedef struct {
   char name[64];
   HostFrame host;
-  HfamYuvToRgb yuv;
-  gboolean is_yuv;
+  HfamYuvToRgb yuv;                  /* the oracle's matrix */
+  HfamYuvMatrix yuv_matrix;          /* the same as the API takes it (NV12 and I420) */
+  gboolean yuv_full_range;
   int inf_w, inf_h;
   float *semantic;                   /* the CPU backend's P_s, at the inference size */
   float *alpha;                      /* the CPU backend's alpha_p */
@@ -261,7 +282,9 @@ case_init (Case *c, HfamContext *cpu, const HfamModel *model, HfamFrameFormat fo
 
   snprintf (c->name, sizeof c->name, "%s %dx%d", frame_names[format], w, h);
   c->host = host_frame_new (format, w, h, rand);
-  c->is_yuv = format == HFAM_FRAME_NV12 || format == HFAM_FRAME_I420;
+  /* (RGB frames get BT.601 limited, the zero of an unset matrix: it must not be read there) */
+  c->yuv_matrix = format == HFAM_FRAME_NV12 ? HFAM_YUV_BT709 : HFAM_YUV_BT601;
+  c->yuv_full_range = format == HFAM_FRAME_I420;
   hfam_yuv_to_rgb_init (&c->yuv, format == HFAM_FRAME_NV12 ? HFAM_MATRIX_BT709
                                                            : HFAM_MATRIX_BT601,
                         format == HFAM_FRAME_NV12 ? HFAM_RANGE_LIMITED : HFAM_RANGE_FULL);
@@ -342,23 +365,38 @@ static const Config configs[] = {
   { "fp16 depth 2", HFAM_PRECISION_FP16, 2, FALSE, FALSE },
 };
 
-/* A case's frame and outputs in device memory. */
+/* A case's frame and outputs in device memory (of the CUDA context current now). */
 typedef struct {
-  HfamFrame frame;
-  HfamMatteImage outputs[N_OUTPUTS];
+  HfamImage frame;
+  HfamImage outputs[N_OUTPUTS];
 } DeviceCase;
 
 static DeviceCase
 device_case_new (const Case *c)
 {
-  DeviceCase d = { .frame = device_frame_new (&c->host) };
-  const int w = c->host.frame.width, h = c->host.frame.height;
+  const HostFrame *f = &c->host;
+  const int w = f->frame.width, h = f->frame.height;
+  DeviceCase d = {
+    .frame = { .width = w, .height = h, .format = image_formats[f->frame.format],
+               .memory = HFAM_MEMORY_CUDA, .yuv_matrix = c->yuv_matrix,
+               .yuv_full_range = c->yuv_full_range },
+  };
+  uint8_t *mem;
 
+  CHECK_CUDA (cudaMalloc ((void **) &mem, f->bytes));
+  CHECK_CUDA (cudaMemcpy (mem, f->mem, f->bytes, cudaMemcpyHostToDevice));
+  for (int k = 0; k < 3; k++) {
+    d.frame.planes[k] = f->frame.planes[k] ? mem + f->offsets[k] : NULL;
+    d.frame.strides[k] = f->frame.strides[k];
+  }
   for (int o = 0; o < N_OUTPUTS; o++) {
-    void *mem;
-    CHECK_CUDA (cudaMalloc (&mem, (size_t) c->strides[o] * h));
+    CHECK_CUDA (cudaMalloc ((void **) &mem, (size_t) c->strides[o] * h));
     CHECK_CUDA (cudaMemset (mem, 0, (size_t) c->strides[o] * h));
-    d.outputs[o] = (HfamMatteImage) { mem, c->strides[o], w, h, output_formats[o] };
+    d.outputs[o] = output_images[o];
+    d.outputs[o].planes[0] = mem;
+    d.outputs[o].strides[0] = c->strides[o];
+    d.outputs[o].width = w;
+    d.outputs[o].height = h;
   }
   return d;
 }
@@ -366,16 +404,26 @@ device_case_new (const Case *c)
 static void
 device_case_free (DeviceCase *d)
 {
-  CHECK_CUDA (cudaFree ((void *) d->frame.planes[0]));
+  CHECK_CUDA (cudaFree (d->frame.planes[0]));
   for (int o = 0; o < N_OUTPUTS; o++)
-    CHECK_CUDA (cudaFree (d->outputs[o].data));
+    CHECK_CUDA (cudaFree (d->outputs[o].planes[0]));
 }
 
-static const HfamYuvToRgb *
-yuv_of (const Case *c)
+/* A CUDA context as `config` says, on the first device (NULL, with the error, when it does
+ * not open). */
+static HfamContext *
+cuda_context_new (HfamModel *model, const Config *config, GError **error)
 {
-  /* RGB frames go without a matrix: the API must not need one for them */
-  return c->is_yuv ? &c->yuv : NULL;
+  const HfamOptions options = {
+    .backend = HFAM_BACKEND_CUDA, .precision = config->precision,
+    .pipeline_depth = config->depth,
+  };
+  const HfamCudaOptions cuda = {
+    .device_id = -1, .no_graphs = config->no_graphs,
+    .current_context = config->current_context,
+  };
+
+  return hfam_context_new (model, &options, &cuda, error);
 }
 
 /* With a context of the test's own: it must still be the current one. */
@@ -467,7 +515,7 @@ compare_outputs (const char *what, const Case *c, uint8_t *const expected[N_OUTP
 
   for (int o = 0; o < N_OUTPUTS; o++) {
     g_autofree uint8_t *got = g_malloc ((size_t) c->strides[o] * h);
-    CHECK_CUDA (cudaMemcpy (got, d->outputs[o].data, (size_t) c->strides[o] * h,
+    CHECK_CUDA (cudaMemcpy (got, d->outputs[o].planes[0], (size_t) c->strides[o] * h,
                             cudaMemcpyDeviceToHost));
     ok &= compare_output (what, c, o, expected[o], got, fp16, skip, &worst_off, &worst_mean);
   }
@@ -488,12 +536,13 @@ compare_case (const char *config, const Case *c, const DeviceCase *d, gboolean f
   compare_outputs (what, c, c->expected, d, fp16, skip, n_ties);
 }
 
+/* `params`: NULL (the model's inference size, no smoothing) or the frame's smoothing. */
 static void
-submit (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config,
-        CUcontext own)
+submit (HfamContext *ctx, const Case *c, const DeviceCase *d, const HfamFrameParams *params,
+        const Config *config, CUcontext own)
 {
   g_autoptr (GError) error = NULL;
-  if (!hfam_context_submit_device_frame (ctx, &d->frame, yuv_of (c), 0, &error))
+  if (!hfam_context_submit (ctx, &d->frame, params, &error))
     g_error ("%s: %s: submit: %s", config->name, c->name, error->message);
   check_current (own, config->name);
 }
@@ -503,46 +552,46 @@ collect (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *con
          CUcontext own)
 {
   g_autoptr (GError) error = NULL;
-  if (!hfam_context_collect_device_matte (ctx, &d->frame, yuv_of (c), 0.0f, d->outputs,
-                                          N_OUTPUTS, &error))
+  if (!hfam_context_collect (ctx, &d->frame, d->outputs, N_OUTPUTS, &error))
     g_error ("%s: %s: collect: %s", config->name, c->name, error->message);
   check_current (own, config->name);
 }
 
-/* Host and device frames do not collect each other (the frame stays in flight). */
+/* The kept matte into c's outputs, with c's colours. */
+static void
+write_kept (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config)
+{
+  g_autoptr (GError) error = NULL;
+  if (!hfam_context_write_kept (ctx, &d->frame, d->outputs, N_OUTPUTS, &error))
+    g_error ("%s: %s: write_kept: %s", config->name, c->name, error->message);
+}
+
+/* Tensors (in host memory) and device frames do not collect each other (the frame stays in
+ * flight). */
 static void
 check_kinds (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config *config)
 {
   g_autoptr (GError) error = NULL;
   const size_t plane = (size_t) c->inf_w * c->inf_h;
   g_autofree float *input = g_new0 (float, 3 * plane);
-  gboolean refused;
 
-  submit (ctx, c, d, config, NULL);
-  refused = !hfam_context_collect (ctx, NULL, &error)
-            && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
-  check (refused, "a host collect of a device frame is refused");
-  g_clear_error (&error);
+  submit (ctx, c, d, NULL, config, NULL);
+  check_refused (hfam_context_collect_tensor (ctx, NULL, &error), &error,
+                 "a tensor collect of a device frame is refused");
   collect (ctx, c, d, config, NULL);
 
   if (!hfam_context_submit_tensor (ctx, input, c->inf_w, c->inf_h, &error))
     g_error ("%s: submit_tensor: %s", config->name, error->message);
-  refused = !hfam_context_collect_device_matte (ctx, NULL, NULL, 0.0f, d->outputs, 1, &error)
-            && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
-  check (refused, "a device collect of a host frame is refused");
-  g_clear_error (&error);
-  if (!hfam_context_collect (ctx, NULL, &error))
-    g_error ("%s: collect: %s", config->name, error->message);
+  check_refused (hfam_context_collect (ctx, NULL, d->outputs, 1, &error), &error,
+                 "a frame collect (device outputs) of a tensor is refused");
+  if (!hfam_context_collect_tensor (ctx, NULL, &error))
+    g_error ("%s: collect_tensor: %s", config->name, error->message);
 }
 
 static void
 run_config (HfamModel *model, const Config *config, const Case *cases, int n_cases,
             CUdevice device)
 {
-  const HfamContextOptions options = {
-    .precision = config->precision, .pipeline_depth = config->depth,
-    .no_cuda_graphs = config->no_graphs, .cuda_current_context = config->current_context,
-  };
   const gboolean fp16 = config->precision == HFAM_PRECISION_FP16;
   g_autoptr (GError) error = NULL;
   g_autofree DeviceCase *d = g_new (DeviceCase, n_cases);
@@ -551,16 +600,15 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
 
   if (config->current_context)
     CHECK_CU (driver.ctx_create (&own, 0, device));  /* and pushes it */
-  ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
-  if (!ctx)
+  if (!(ctx = cuda_context_new (model, config, &error)))
     g_error ("%s: %s", config->name, error->message);
   if (own) {
     /* else the frames, made in `own`, would be read from another context */
     CUcontext current = NULL;
     CHECK_CU (driver.ctx_get_current (&current));
     if (current != own)
-      g_error ("%s: the test's CUDA context is no longer current after hfam_context_new_full "
-               "(does cuda_current_context reach the backend?)", config->name);
+      g_error ("%s: the test's CUDA context is no longer current after hfam_context_new "
+               "(does HfamCudaOptions.current_context reach the backend?)", config->name);
   }
   g_assert_cmpint (hfam_context_precision (ctx), ==, config->precision);
   g_assert_cmpint (hfam_context_pipeline_depth (ctx), ==, config->depth);
@@ -569,8 +617,7 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
 
   if (config->depth == 1) {
     for (int i = 0; i < n_cases; i++) {
-      if (!hfam_context_matte_device (ctx, &d[i].frame, yuv_of (&cases[i]), 0, d[i].outputs,
-                                      N_OUTPUTS, &error))
+      if (!hfam_context_run (ctx, &d[i].frame, NULL, d[i].outputs, N_OUTPUTS, &error))
         g_error ("%s: %s: %s", config->name, cases[i].name, error->message);
       check_current (own, config->name);
       compare_case (config->name, &cases[i], &d[i], fp16);
@@ -588,15 +635,13 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
     b = same[n_same / 2];
     c = same[n_same - 1];
     snprintf (what, sizeof what, "%s (frame A)", config->name);
-    submit (ctx, &cases[a], &d[a], config, own);
-    submit (ctx, &cases[b], &d[b], config, own);
-    check (!hfam_context_submit_device_frame (ctx, &d[c].frame, yuv_of (&cases[c]), 0, &error)
-           && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT),
-           "a third frame in flight at depth 2 is refused");
-    g_clear_error (&error);
+    submit (ctx, &cases[a], &d[a], NULL, config, own);
+    submit (ctx, &cases[b], &d[b], NULL, config, own);
+    check_refused (hfam_context_submit (ctx, &d[c].frame, NULL, &error), &error,
+                   "a third frame in flight at depth 2 is refused");
     collect (ctx, &cases[a], &d[a], config, own);
     compare_case (what, &cases[a], &d[a], fp16);
-    submit (ctx, &cases[c], &d[c], config, own);
+    submit (ctx, &cases[c], &d[c], NULL, config, own);
     collect (ctx, &cases[b], &d[b], config, own);
     snprintf (what, sizeof what, "%s (frame B)", config->name);
     compare_case (what, &cases[b], &d[b], fp16);
@@ -647,39 +692,30 @@ near_ties_of_both (const Case *a, const Case *b, size_t *n_ties)
   return skip;
 }
 
-/* Whether a call failed with HFAM_ERROR_ARGUMENT, with a line that says what was checked. */
-static void
-check_refused (gboolean ok, GError **error, const char *what)
-{
-  check (!ok && g_error_matches (*error, HFAM_ERROR, HFAM_ERROR_ARGUMENT), what);
-  if (*error)
-    printf ("     (%s)\n", (*error)->message);
-  g_clear_error (error);
-}
-
 /* The kept matte, fp32 at depth 2 on the device's primary context, against the CPU twins
  * (each case's alpha_p from hfam_frame_preprocess and the CPU backend, hfam_matte_blend,
  * hfam_matte_write). a, b and c: frames of one size (and inference size); other: a frame of
- * another shape. In order:
+ * another shape. Every frame runs with smoothing s (HfamFrameParams, given at submit). In
+ * order:
  *   - with nothing collected, writing the kept matte is refused;
- *   - a collected with smoothing s, nothing kept before: a's own matte;
+ *   - a collected, nothing kept before: a's own matte;
  *   - b submitted, and while it is in flight c written from the kept matte: a's matte with c's
  *     colours;
- *   - a collect of b with a smoothing outside 0..1 is refused, b stays in flight;
+ *   - c submitted with a smoothing outside 0..1 is refused (at depth 2, beside b, it would go
+ *     in otherwise), b stays in flight alone;
  *   - writing the kept matte for `other` is refused (another inference size);
- *   - b collected with smoothing s: (1 - s) b + s a, with b's colours; c written again: that
- *     blend with c's colours;
- *   - `other` submitted and collected with smoothing s: its own matte (a kept matte of
- *     another inference size is replaced, not blended); c is refused now. */
+ *   - b collected: (1 - s) b + s a, with b's colours; c written again: that blend with c's
+ *     colours;
+ *   - `other` submitted and collected: its own matte (a kept matte of another inference size
+ *     is replaced, not blended); c is refused now. */
 static void
 run_kept_matte (HfamModel *model, const Case *a, const Case *b, const Case *c,
                 const Case *other)
 {
   static const Config config = { "fp32 depth 2, kept matte", HFAM_PRECISION_FP32, 2, FALSE,
                                  FALSE };
-  const HfamContextOptions options = { .precision = config.precision,
-                                       .pipeline_depth = config.depth };
   const float s = 0.5f;
+  const HfamFrameParams smoothed = { .smoothing = s }, too_smooth = { .smoothing = 1.5f };
   const size_t plane = (size_t) a->inf_w * a->inf_h;
   g_autoptr (GError) error = NULL;
   g_autofree float *blend = g_memdup2 (a->alpha, sizeof (float) * plane);
@@ -697,8 +733,7 @@ run_kept_matte (HfamModel *model, const Case *a, const Case *b, const Case *c,
   if (other->inf_w == a->inf_w && other->inf_h == a->inf_h)
     g_error ("%s and %s run at the same inference size: no other shape to refuse", a->name,
              other->name);
-  ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
-  if (!ctx)
+  if (!(ctx = cuda_context_new (model, &config, &error)))
     g_error ("%s: %s", config.name, error->message);
   da = device_case_new (a);
   db = device_case_new (b);
@@ -712,53 +747,44 @@ run_kept_matte (HfamModel *model, const Case *a, const Case *b, const Case *c,
   skip_ab = near_ties_of_both (a, b, &n_ties_ab);
   hfam_matte_blend (blend, b->alpha, plane, s);
 
-  ok = hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
-                                      &error);
+  ok = hfam_context_write_kept (ctx, &dc.frame, dc.outputs, N_OUTPUTS, &error);
   check_refused (ok, &error, "writing the kept matte before any collect is refused");
 
-  submit (ctx, a, &da, &config, NULL);
-  if (!hfam_context_collect_device_matte (ctx, &da.frame, yuv_of (a), s, da.outputs, N_OUTPUTS,
-                                          &error))
-    g_error ("%s: %s: collect: %s", config.name, a->name, error->message);
+  submit (ctx, a, &da, &smoothed, &config, NULL);
+  collect (ctx, a, &da, &config, NULL);
   compare_outputs ("kept matte: A, smoothed with nothing kept (its own)", a, a->expected, &da,
                    FALSE, skip_a, n_ties_a);
 
-  submit (ctx, b, &db, &config, NULL);
-  if (!hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
-                                      &error))
-    g_error ("%s: %s: write_kept_matte: %s", config.name, c->name, error->message);
+  submit (ctx, b, &db, &smoothed, &config, NULL);
+  write_kept (ctx, c, &dc, &config);
   expect_outputs (c, a->alpha, expected);
   compare_outputs ("kept matte: C, A's matte while B is in flight", c, expected, &dc, FALSE,
                    skip_a, n_ties_a);
 
-  ok = hfam_context_collect_device_matte (ctx, &db.frame, yuv_of (b), 1.5f, db.outputs,
-                                          N_OUTPUTS, &error);
-  check_refused (ok, &error, "a smoothing of 1.5 is refused");
-  ok = hfam_context_write_kept_matte (ctx, &dother.frame, yuv_of (other), dother.outputs,
-                                      N_OUTPUTS, &error);
+  /* The smoothing is the frame's own now, checked at submit (the old API took it at collect
+   * and refused B's collect with 1.5, B staying in flight). C, of B's inference size, would go
+   * in beside B at depth 2 but for the smoothing; B must stay in flight alone and collect as
+   * below, unblended with anything of C's. */
+  ok = hfam_context_submit (ctx, &dc.frame, &too_smooth, &error);
+  check_refused (ok, &error, "a frame submitted with a smoothing of 1.5 is refused");
+  ok = hfam_context_write_kept (ctx, &dother.frame, dother.outputs, N_OUTPUTS, &error);
   check_refused (ok, &error, "the kept matte for a frame of another shape is refused");
 
-  if (!hfam_context_collect_device_matte (ctx, &db.frame, yuv_of (b), s, db.outputs, N_OUTPUTS,
-                                          &error))
-    g_error ("%s: %s: collect: %s", config.name, b->name, error->message);
+  collect (ctx, b, &db, &config, NULL);
   expect_outputs (b, blend, expected);
   compare_outputs ("kept matte: B, blended into A's (s 0.5)", b, expected, &db, FALSE, skip_ab,
                    n_ties_ab);
-  if (!hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
-                                      &error))
-    g_error ("%s: %s: write_kept_matte: %s", config.name, c->name, error->message);
+  write_kept (ctx, c, &dc, &config);
   expect_outputs (c, blend, expected);
   compare_outputs ("kept matte: C, the blend of A and B", c, expected, &dc, FALSE, skip_ab,
                    n_ties_ab);
 
-  submit (ctx, other, &dother, &config, NULL);
-  if (!hfam_context_collect_device_matte (ctx, &dother.frame, yuv_of (other), s,
-                                          dother.outputs, N_OUTPUTS, &error))
-    g_error ("%s: %s: collect: %s", config.name, other->name, error->message);
+  /* (were C in flight after all, this submit would be refused: another inference size) */
+  submit (ctx, other, &dother, &smoothed, &config, NULL);
+  collect (ctx, other, &dother, &config, NULL);
   compare_case ("kept matte, smoothed across a change of shape (its own)", other, &dother,
                 FALSE);
-  ok = hfam_context_write_kept_matte (ctx, &dc.frame, yuv_of (c), dc.outputs, N_OUTPUTS,
-                                      &error);
+  ok = hfam_context_write_kept (ctx, &dc.frame, dc.outputs, N_OUTPUTS, &error);
   check_refused (ok, &error, "C once the kept matte has another shape is refused");
 
   hfam_context_free (ctx);
@@ -774,37 +800,37 @@ run_kept_matte (HfamModel *model, const Case *a, const Case *b, const Case *c,
 static gpointer
 new_without_current_context (gpointer model)
 {
-  const HfamContextOptions options = { .cuda_current_context = TRUE };
+  static const Config config = { "current context, none current", HFAM_PRECISION_DEFAULT, 0,
+                                 FALSE, TRUE };
   g_autoptr (GError) error = NULL;
-  HfamContext *ctx = hfam_context_new_full (model, HFAM_BACKEND_CUDA, -1, 0, &options, &error);
-  const gboolean refused = !ctx && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BACKEND);
+  HfamContext *ctx = cuda_context_new (model, &config, &error);
 
-  check (refused, "asking for the current CUDA context where none is current fails");
-  if (error)
-    printf ("     (%s)\n", error->message);
+  check_fails (ctx != NULL, &error, HFAM_ERROR_BACKEND,
+               "asking for the current CUDA context where none is current fails");
   hfam_context_free (ctx);
   return NULL;
 }
 
-/* A context on the CPU refuses device frames (checked before the device is looked for). */
+/* A context on the CPU refuses device frames (checked before the device is looked for: the
+ * pixel is host memory that claims to be a device's), HFAM_ERROR_UNSUPPORTED rather than a
+ * refused argument: the frame and its output are valid ones. */
 static void
 check_cpu_refuses (HfamModel *model)
 {
   static uint8_t pixel[4];
-  const HfamFrame frame = { .planes = { pixel }, .strides = { 4 }, .width = 1, .height = 1,
-                            .format = HFAM_FRAME_RGBA };
-  HfamMatteImage key = { pixel, 1, 1, 1, HFAM_MATTE_GRAY8 };
+  const HfamImage frame = { .planes = { pixel }, .strides = { 4 }, .width = 1, .height = 1,
+                            .format = HFAM_FORMAT_RGBA, .memory = HFAM_MEMORY_CUDA };
+  const HfamImage key = { .planes = { pixel }, .strides = { 1 }, .width = 1, .height = 1,
+                          .format = HFAM_FORMAT_GRAY8, .memory = HFAM_MEMORY_CUDA };
+  const HfamOptions options = { .backend = HFAM_BACKEND_CPU, .n_threads = 1 };
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamContext) cpu = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 1, &error);
+  g_autoptr (HfamContext) cpu = hfam_context_new (model, &options, NULL, &error);
 
   g_assert_no_error (error);
-  check (!hfam_context_matte_device (cpu, &frame, NULL, 0, &key, 1, &error)
-         && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED),
-         "a CPU context refuses device frames");
-  g_clear_error (&error);
-  check (!hfam_context_write_kept_matte (cpu, &frame, NULL, &key, 1, &error)
-         && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED),
-         "a CPU context refuses to write a kept matte");
+  check_fails (hfam_context_run (cpu, &frame, NULL, &key, 1, &error), &error,
+               HFAM_ERROR_UNSUPPORTED, "a CPU context refuses device frames");
+  check_fails (hfam_context_write_kept (cpu, &frame, &key, 1, &error), &error,
+               HFAM_ERROR_UNSUPPORTED, "a CPU context refuses to write a kept matte");
 }
 
 int
@@ -814,6 +840,7 @@ main (int argc, char **argv)
   const guint32 seed = seed_env ? (guint32) g_ascii_strtoull (seed_env, NULL, 10)
                                 : (guint32) g_get_real_time ();
   static const char *const default_sizes[] = { "333x187", "1920x1080" };
+  static const Config probe_config = { "probe", HFAM_PRECISION_DEFAULT, 0, FALSE, FALSE };
   const char *const *sizes = argc > 2 ? (const char *const *) argv + 2 : default_sizes;
   const int n_sizes = argc > 2 ? argc - 2 : (int) G_N_ELEMENTS (default_sizes);
   g_autoptr (GError) error = NULL;
@@ -833,8 +860,7 @@ main (int argc, char **argv)
     g_error ("%s", error->message);
   printf ("seed %u (HFAM_TEST_SEED repeats it)\n", seed);
   check_cpu_refuses (model);
-  probe = hfam_context_new (model, HFAM_BACKEND_CUDA, -1, 0, &error);
-  if (!probe) {
+  if (!(probe = cuda_context_new (model, &probe_config, &error))) {
     printf ("SKIP: %s\n", error->message);
     return n_failed ? 1 : 77;
   }
@@ -845,7 +871,7 @@ main (int argc, char **argv)
   thread = g_thread_new ("no-context", new_without_current_context, model);
   g_thread_join (thread);
 
-  cpu = hfam_context_new (model, HFAM_BACKEND_CPU, -1, 0, &error);
+  cpu = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU }, NULL, &error);
   g_assert_no_error (error);
   cases = g_new0 (Case, n_sizes * G_N_ELEMENTS (frame_formats));
   for (int s = 0; s < n_sizes; s++) {
