@@ -28,6 +28,13 @@ is_colour_output (HfamFormat format)
   return format == HFAM_FORMAT_RGBA || format == HFAM_FORMAT_BGRA;
 }
 
+static gboolean
+is_output_format (HfamFormat format)
+{
+  return is_colour_output (format) || format == HFAM_FORMAT_GRAY8
+         || format == HFAM_FORMAT_GRAY16 || format == HFAM_FORMAT_GRAY32F;
+}
+
 /* The image as the kernels see a frame. */
 static HfamFrame
 kernel_frame (const HfamImage *image)
@@ -103,7 +110,7 @@ check_output (const HfamImage *out, int i, int width, int height, HfamMemory mem
 
   if (!out->planes[0] || out->width != width || out->height != height
       || out->strides[0] < out->width * bpp
-      || !(out->format >= HFAM_FORMAT_GRAY8 || is_colour_output (out->format))) {
+      || !is_output_format (out->format)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "%s: output %d: %dx%d, format %d, stride %d: want data, RGBA, BGRA or a "
                  "GRAY format, the frame's size (%dx%d) and a stride of at least a row",
@@ -322,22 +329,15 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
                              n_outputs, error);
 }
 
-/* The kernels' images of the outputs (n_outputs at most 2 on the device: a fill and a key). */
-#define MAX_DEVICE_OUTPUTS 4
-
-static gboolean
-device_outputs (const HfamImage *outputs, int n_outputs, HfamMatteImage *mattes,
-                const char *what, GError **error)
+/* The kernels' images of the outputs (checked); g_free them. */
+static HfamMatteImage *
+device_outputs (const HfamImage *outputs, int n_outputs)
 {
-  if (n_outputs > MAX_DEVICE_OUTPUTS) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: %d outputs of a device frame: at most %d", what, n_outputs,
-                 MAX_DEVICE_OUTPUTS);
-    return FALSE;
-  }
+  HfamMatteImage *mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
+
   for (int i = 0; i < n_outputs; i++)
     mattes[i] = kernel_matte (&outputs[i]);
-  return TRUE;
+  return mattes;
 }
 
 static gboolean
@@ -366,15 +366,15 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
 {
   const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
   HfamKeptMatte *kept = &ctx->kept;
-  HfamMatteImage mattes[MAX_DEVICE_OUTPUTS];
+  g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours = { 0 };
   HfamYuvToRgb yuv = { 0 };
   int width, height;
   gboolean blend, ok;
 
-  if (!check_device_backend (ctx, what, error)
-      || !device_outputs (outputs, n_outputs, mattes, what, error))
+  if (!check_device_backend (ctx, what, error))
     return FALSE;
+  mattes = device_outputs (outputs, n_outputs);
   hfam_inference_dims (collected.frame_width, collected.frame_height, collected.long_side,
                        &width, &height);
   blend = kept->valid && kept->memory == HFAM_MEMORY_CUDA && kept->width == width
@@ -480,13 +480,14 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
 {
   static const char *const what = "hfam_context_write_kept";
   const HfamKeptMatte *kept = &ctx->kept;
-  HfamMatteImage mattes[MAX_DEVICE_OUTPUTS];
+  g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours;
   HfamYuvToRgb yuv;
   int width, height;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
-  if (!check_frame (frame, what, error))
+  if (!check_frame (frame, what, error)
+      || (frame->memory == HFAM_MEMORY_CUDA && !check_device_backend (ctx, what, error)))
     return FALSE;
   if (!kept->valid || kept->memory != frame->memory) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
@@ -509,9 +510,7 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
   if (frame->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
                                error);
-  if (!check_device_backend (ctx, what, error)
-      || !device_outputs (outputs, n_outputs, mattes, what, error))
-    return FALSE;
+  mattes = device_outputs (outputs, n_outputs);
   colours = kernel_frame (frame);
   yuv = kernel_yuv (frame);
   return ctx->backend->ops->write_kept_matte (ctx->backend, &colours, &yuv, mattes, n_outputs,
