@@ -62,7 +62,7 @@
 
 
 #include "gsthfammatte.h"
-#include "hfam-worker.h"
+#include "gsthfammatteworker.h"
 
 #include <gst/base/gstflowcombiner.h>
 #include <gst/video/video.h>
@@ -230,7 +230,7 @@ struct _GstHfamMatte
 
   /* Between READY->PAUSED and PAUSED->READY. */
   HfamModel *model;
-  HfamWorker *worker;
+  GstHfamMatteWorker *worker;
   gboolean warned_cpu_fallback;
 
   /* Streaming thread. */
@@ -686,10 +686,10 @@ gst_hfam_matte_start (GstHfamMatte * self)
       hfam_context_backend_name (ctx),
       cuda_context ? " on the pipeline's CUDA context" : "",
       hfam_context_pipeline_depth (ctx));
-  self->worker = hfam_worker_new (ctx, n_threads);
+  self->worker = gst_hfam_matte_worker_new (ctx, n_threads);
 #ifdef HFAM_HAVE_GST_CUDA
   if (cuda_context) {
-    hfam_worker_set_cuda_context (self->worker, cuda_context);
+    gst_hfam_matte_worker_set_cuda_context (self->worker, cuda_context);
     gst_object_unref (cuda_context);
   }
 #endif
@@ -722,7 +722,7 @@ gst_hfam_matte_stop (GstHfamMatte * self)
 {
   gst_hfam_matte_clear_pool (&self->fill);
   gst_hfam_matte_clear_pool (&self->key);
-  g_clear_pointer (&self->worker, hfam_worker_free);
+  g_clear_pointer (&self->worker, gst_hfam_matte_worker_free);
   g_clear_pointer (&self->model, hfam_model_free);
 #ifdef HFAM_HAVE_GST_CUDA
   GST_OBJECT_LOCK (self);
@@ -950,7 +950,8 @@ gst_hfam_matte_output_offer (GstHfamMatte * self, GstHfamMatteOutput * output)
   GST_VIDEO_INFO_PAR_D (&info) = GST_VIDEO_INFO_PAR_D (in);
   GST_VIDEO_INFO_FIELD_ORDER (&info) = GST_VIDEO_INFO_FIELD_ORDER (in);
   if (is_fill)
-    info.colorimetry = hfam_worker_colour_info (self->worker)->colorimetry;
+    info.colorimetry =
+        gst_hfam_matte_worker_colour_info (self->worker)->colorimetry;
   caps = gst_video_info_to_caps (&info);
   /* the memory the input is in */
   if (self->in_cuda_memory)
@@ -1096,7 +1097,8 @@ static void
 gst_hfam_matte_set_frame_duration (GstHfamMatte * self, GstClockTime duration,
     gboolean replace)
 {
-  const GstClockTime held = (hfam_worker_depth (self->worker) - 1) * duration;
+  const GstClockTime held =
+      (gst_hfam_matte_worker_depth (self->worker) - 1) * duration;
   gboolean changed;
 
   GST_OBJECT_LOCK (self);
@@ -1126,7 +1128,7 @@ gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps)
       "memory:CUDAMemory");
   if (!self->have_input || !gst_video_info_is_equal (&info, &self->in_info)
       || cuda_memory != self->in_cuda_memory) {
-    if (!hfam_worker_set_input (self->worker, &info, cuda_memory)) {
+    if (!gst_hfam_matte_worker_set_input (self->worker, &info, cuda_memory)) {
       GST_ERROR_OBJECT (self, "cannot convert %" GST_PTR_FORMAT " to RGBA",
           caps);
       self->have_input = FALSE;
@@ -1182,7 +1184,7 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   /* Held frames go out before what follows them in the stream. */
   if (GST_EVENT_IS_SERIALIZED (event)
       && GST_EVENT_TYPE (event) != GST_EVENT_FLUSH_STOP
-      && hfam_worker_n_held (self->worker) > 0)
+      && gst_hfam_matte_worker_n_held (self->worker) > 0)
     gst_hfam_matte_drain (self);
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_STREAM_START:
@@ -1199,11 +1201,11 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
     case GST_EVENT_SEGMENT:
       /* A new segment follows a seek: the previous matte belongs elsewhere. */
       gst_event_copy_segment (event, &self->segment);
-      hfam_worker_reset (self->worker);
+      gst_hfam_matte_worker_reset (self->worker);
       break;
     case GST_EVENT_FLUSH_STOP:
-      hfam_worker_flush (self->worker);
-      hfam_worker_reset (self->worker);
+      gst_hfam_matte_worker_flush (self->worker);
+      gst_hfam_matte_worker_reset (self->worker);
       gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
       gst_hfam_matte_reset_qos (self);
       gst_flow_combiner_reset (self->flow_combiner);
@@ -1270,7 +1272,7 @@ gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
   gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
   gst_structure_free (config);
   gst_query_add_allocation_pool (query, pool, size,
-      hfam_worker_depth (self->worker), 0);
+      gst_hfam_matte_worker_depth (self->worker), 0);
   gst_object_unref (pool);
 }
 #endif
@@ -1495,7 +1497,7 @@ gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime taken)
 
 /* The input's timestamps and flags on an output buffer. */
 static void
-gst_hfam_matte_stamp (GstBuffer * outbuf, const HfamWorkerFrame * frame)
+gst_hfam_matte_stamp (GstBuffer * outbuf, const GstHfamMatteWorkerFrame * frame)
 {
   gst_buffer_copy_into (outbuf, frame->buffer,
       GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
@@ -1506,7 +1508,8 @@ gst_hfam_matte_stamp (GstBuffer * outbuf, const HfamWorkerFrame * frame)
 /* One output buffer for `frame`, with its timestamps and flags. */
 static GstFlowReturn
 gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
-    HfamWorkerFrame * frame, gboolean premultiplied, GstBuffer ** outbuf)
+    GstHfamMatteWorkerFrame * frame, gboolean premultiplied,
+    GstBuffer ** outbuf)
 {
   GstVideoFrame out;
   GstFlowReturn ret;
@@ -1528,8 +1531,9 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
     return GST_FLOW_ERROR;
   }
   written = output == &self->fill
-      ? hfam_worker_write_fill (self->worker, frame, &out, premultiplied)
-      : hfam_worker_write_key (self->worker, &out);
+      ? gst_hfam_matte_worker_write_fill (self->worker, frame, &out,
+      premultiplied)
+      : gst_hfam_matte_worker_write_key (self->worker, &out);
   gst_video_frame_unmap (&out);
   if (!written) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),
@@ -1592,8 +1596,9 @@ gst_hfam_matte_acquire_device (GstHfamMatte * self,
 /* A device frame's fill, written on the device. (Its key pad is not linked: a
  * linked key pad keeps the element on system memory.) */
 static GstFlowReturn
-gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
-    gboolean premultiplied, GstBuffer ** fill_buf)
+gst_hfam_matte_render_device (GstHfamMatte * self,
+    GstHfamMatteWorkerFrame * frame, gboolean premultiplied,
+    GstBuffer ** fill_buf)
 {
   GstVideoFrame fill;
   GstFlowReturn ret;
@@ -1603,7 +1608,7 @@ gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
   ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
   if (ret != GST_FLOW_OK)
     return ret;
-  written = hfam_worker_write_device (self->worker, frame, &fill,
+  written = gst_hfam_matte_worker_write_device (self->worker, frame, &fill,
       premultiplied, NULL, &error);
   gst_video_frame_unmap (&fill);
   if (!written) {
@@ -1621,8 +1626,8 @@ gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
  * matte is collected here), on each linked output. `since`: when the frame
  * that made it due arrived. */
 static GstFlowReturn
-gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame,
-    GstClockTime since)
+gst_hfam_matte_output_frame (GstHfamMatte * self,
+    GstHfamMatteWorkerFrame * frame, GstClockTime since)
 {
   const gboolean want_fill = gst_pad_is_linked (self->fill.pad)
       && self->fill.pool;
@@ -1667,12 +1672,12 @@ static GstFlowReturn
 gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since)
 {
-  HfamWorkerFrame *frame;
+  GstHfamMatteWorkerFrame *frame;
   GError *error = NULL;
   GstFlowReturn ret = GST_FLOW_OK;
 
   while (ret == GST_FLOW_OK) {
-    if (!hfam_worker_pop (self->worker, drain, &frame, &error)) {
+    if (!gst_hfam_matte_worker_pop (self->worker, drain, &frame, &error)) {
       GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
           ("Matting failed: %s", error->message), (NULL));
       g_error_free (error);
@@ -1681,7 +1686,7 @@ gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     if (!frame)
       break;
     ret = gst_hfam_matte_output_frame (self, frame, since);
-    hfam_worker_frame_free (frame);
+    gst_hfam_matte_worker_frame_free (frame);
   }
   return ret;
 }
@@ -1696,8 +1701,8 @@ gst_hfam_matte_drain (GstHfamMatte * self)
 
   if (ret != GST_FLOW_OK) {
     GST_DEBUG_OBJECT (self, "drain: %s, dropping %u held frame(s)",
-        gst_flow_get_name (ret), hfam_worker_n_held (self->worker));
-    hfam_worker_flush (self->worker);
+        gst_flow_get_name (ret), gst_hfam_matte_worker_n_held (self->worker));
+    gst_hfam_matte_worker_flush (self->worker);
   }
 }
 
@@ -1708,8 +1713,8 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   const gboolean want_fill = gst_pad_is_linked (self->fill.pad);
   const gboolean want_key = gst_pad_is_linked (self->key.pad);
   const GstClockTime arrived = gst_util_get_timestamp ();
-  HfamWorkerSettings settings;
-  HfamWorkerFrame *frame;
+  GstHfamMatteWorkerSettings settings;
+  GstHfamMatteWorkerFrame *frame;
   GError *error = NULL;
 
   if (!want_fill && !want_key) {
@@ -1724,7 +1729,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
     return GST_FLOW_NOT_NEGOTIATED;
   }
   if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
-    hfam_worker_reset (self->worker);
+    gst_hfam_matte_worker_reset (self->worker);
   if (GST_VIDEO_INFO_FPS_N (&self->in_info) == 0
       && GST_BUFFER_DURATION_IS_VALID (inbuf))
     gst_hfam_matte_set_frame_duration (self, GST_BUFFER_DURATION (inbuf),
@@ -1747,9 +1752,9 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   GST_OBJECT_UNLOCK (self);
 
   /* device and host frames are not in flight together */
-  if (hfam_worker_switches_path (self->worker, inbuf))
+  if (gst_hfam_matte_worker_switches_path (self->worker, inbuf))
     gst_hfam_matte_drain (self);
-  frame = hfam_worker_push (self->worker, inbuf, &settings, &error);
+  frame = gst_hfam_matte_worker_push (self->worker, inbuf, &settings, &error);
   if (!frame) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
         ("Matting failed: %s", error->message), (NULL));
