@@ -111,7 +111,7 @@ gst_hfam_matte_precision_get_type (void)
 
 #define DEFAULT_PROP_MODEL NULL  /* the default model: hfam_default_model_path () */
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
-#define DEFAULT_PROP_DEVICE_ID -1
+#define DEFAULT_PROP_CUDA_DEVICE_ID -1
 #define DEFAULT_PROP_INFERENCE_SIZE 512
 #define DEFAULT_PROP_INFERENCE_INTERVAL 1
 #define DEFAULT_PROP_TEMPORAL_SMOOTHING 0.0
@@ -129,7 +129,7 @@ enum
   PROP_0,
   PROP_MODEL,
   PROP_BACKEND,
-  PROP_DEVICE_ID,
+  PROP_CUDA_DEVICE_ID,
   PROP_INFERENCE_SIZE,
   PROP_INFERENCE_INTERVAL,
   PROP_TEMPORAL_SMOOTHING,
@@ -224,11 +224,11 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           GST_TYPE_HFAM_MATTE_BACKEND, DEFAULT_PROP_BACKEND,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, PROP_DEVICE_ID,
-      g_param_spec_int ("device-id", "Device ID",
+  g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
+      g_param_spec_int ("cuda-device-id", "CUDA device ID",
           "CUDA device to run on (-1 = the first one)", -1, G_MAXINT,
-          DEFAULT_PROP_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_READY));
+          DEFAULT_PROP_CUDA_DEVICE_ID, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_SIZE,
       g_param_spec_uint ("inference-size", "Inference size",
           "Long side of the frame as the network sees it, rounded to a "
@@ -330,7 +330,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
 
   self->model_path = g_strdup (DEFAULT_PROP_MODEL);
   self->backend = DEFAULT_PROP_BACKEND;
-  self->device_id = DEFAULT_PROP_DEVICE_ID;
+  self->cuda_device_id = DEFAULT_PROP_CUDA_DEVICE_ID;
   self->inference_size = DEFAULT_PROP_INFERENCE_SIZE;
   self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
   self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
@@ -370,8 +370,8 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_BACKEND:
       self->backend = g_value_get_enum (value);
       break;
-    case PROP_DEVICE_ID:
-      self->device_id = g_value_get_int (value);
+    case PROP_CUDA_DEVICE_ID:
+      self->cuda_device_id = g_value_get_int (value);
       break;
     case PROP_INFERENCE_SIZE:
       /* The engine works in multiples of 32; keep what it will use. */
@@ -420,8 +420,8 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_BACKEND:
       g_value_set_enum (value, self->backend);
       break;
-    case PROP_DEVICE_ID:
-      g_value_set_int (value, self->device_id);
+    case PROP_CUDA_DEVICE_ID:
+      g_value_set_int (value, self->cuda_device_id);
       break;
     case PROP_INFERENCE_SIZE:
       g_value_set_uint (value, self->inference_size);
@@ -482,7 +482,7 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
       GST_ELEMENT_ERROR (self, LIBRARY, INIT,
           ("The cuda backend is not available: %s", error->message),
-          ("backend=cuda device-id=%d", device_id));
+          ("backend=cuda cuda-device-id=%d", device_id));
       g_error_free (error);
       return NULL;
     }
@@ -521,7 +521,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   backend = self->backend;
-  device_id = self->device_id;
+  device_id = self->cuda_device_id;
   n_threads = self->n_threads;
   precision = self->precision;
   pipeline_depth = self->pipeline_depth;

@@ -58,7 +58,7 @@ gst_hfam_matte_handle_set_context (GstHfamMatte * self, GstContext * context)
   gint device_id;
 
   GST_OBJECT_LOCK (self);
-  device_id = self->device_id;
+  device_id = self->cuda_device_id;
   GST_OBJECT_UNLOCK (self);
   gst_cuda_handle_set_context (GST_ELEMENT (self), context, device_id,
       &self->cuda_context);

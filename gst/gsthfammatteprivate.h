@@ -52,7 +52,7 @@ struct _GstHfamMatte
   /* Properties, under the object lock. */
   gchar *model_path;
   GstHfamMatteBackend backend;
-  gint device_id;
+  gint cuda_device_id;
   guint inference_size;
   guint inference_interval;
   gdouble temporal_smoothing;

@@ -496,6 +496,25 @@ GST_START_TEST (test_precision)
 
 GST_END_TEST;
 
+/* The CUDA device is cuda-device-id, as on GStreamer's CUDA elements: -1 (the
+ * first) unless set; no device-id beside it. */
+GST_START_TEST (test_cuda_device_id)
+{
+  GstElement *element = make_element ();
+  gint device_id;
+
+  g_object_get (element, "cuda-device-id", &device_id, NULL);
+  fail_unless_equals_int (device_id, -1);
+  g_object_set (element, "cuda-device-id", 1, NULL);
+  g_object_get (element, "cuda-device-id", &device_id, NULL);
+  fail_unless_equals_int (device_id, 1);
+  fail_unless (g_object_class_find_property (G_OBJECT_GET_CLASS (element),
+          "device-id") == NULL);
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
 /* Downstream picks the outputs' formats: BGRA from RGB input, GRAY16_LE, and
  * later RGBA and GRAY8. */
 GST_START_TEST (test_output_formats)
@@ -1827,6 +1846,7 @@ hfammatte_suite (void)
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_default_model);
   tcase_add_test (tc, test_precision);
+  tcase_add_test (tc, test_cuda_device_id);
   if (!cuda_device_opens_apart ()) {
     tcase_add_test (tc, test_backend_cuda_fails);
     tcase_add_test (tc, test_backend_auto_falls_back);
