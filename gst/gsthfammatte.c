@@ -60,28 +60,13 @@
  * that is variable, the buffers' duration).
  */
 
+#include "gsthfammatteprivate.h"
 
-#include "gsthfammatte.h"
-#include "hfam-worker.h"
-
-#include <gst/base/gstflowcombiner.h>
-#include <gst/video/video.h>
 #ifdef HFAM_HAVE_GST_CUDA
-#include <gst/cuda/gstcudabufferpool.h>
-#include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
-#include <gst/cuda/gstcudautils.h>
 #endif
 
-GST_DEBUG_CATEGORY_STATIC (gst_hfam_matte_debug);
-#define GST_CAT_DEFAULT gst_hfam_matte_debug
-
-typedef enum
-{
-  GST_HFAM_MATTE_BACKEND_AUTO,
-  GST_HFAM_MATTE_BACKEND_CPU,
-  GST_HFAM_MATTE_BACKEND_CUDA,
-} GstHfamMatteBackend;
+GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 
 #define GST_TYPE_HFAM_MATTE_BACKEND (gst_hfam_matte_backend_get_type ())
 static GType
@@ -126,7 +111,7 @@ gst_hfam_matte_precision_get_type (void)
 
 #define DEFAULT_PROP_MODEL NULL  /* the default model: hfam_default_model_path () */
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
-#define DEFAULT_PROP_DEVICE_ID -1
+#define DEFAULT_PROP_CUDA_DEVICE_ID -1
 #define DEFAULT_PROP_INFERENCE_SIZE 512
 #define DEFAULT_PROP_INFERENCE_INTERVAL 1
 #define DEFAULT_PROP_TEMPORAL_SMOOTHING 0.0
@@ -144,7 +129,7 @@ enum
   PROP_0,
   PROP_MODEL,
   PROP_BACKEND,
-  PROP_DEVICE_ID,
+  PROP_CUDA_DEVICE_ID,
   PROP_INFERENCE_SIZE,
   PROP_INFERENCE_INTERVAL,
   PROP_TEMPORAL_SMOOTHING,
@@ -188,66 +173,6 @@ static GstStaticPadTemplate alpha_template = GST_STATIC_PAD_TEMPLATE ("alpha",
     GST_PAD_ALWAYS,
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE ("{ GRAY8, GRAY16_LE }")));
 
-/* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
-typedef struct
-{
-  GstPad *pad;
-  GstVideoInfo info;            /* negotiated */
-  gboolean cuda_memory;         /* negotiated memory:CUDAMemory */
-  GstBufferPool *pool;          /* set while negotiated and linked */
-  /* QoS from downstream, under the object lock: frames that end before
-   * earliest_time are late there. */
-  GstClockTime earliest_time;
-  gdouble proportion;
-} GstHfamMatteOutput;
-
-struct _GstHfamMatte
-{
-  GstElement parent;
-
-  GstPad *sinkpad;
-  GstHfamMatteOutput fill;
-  GstHfamMatteOutput key;
-  GstFlowCombiner *flow_combiner;
-
-  /* Properties, under the object lock. */
-  gchar *model_path;
-  GstHfamMatteBackend backend;
-  gint device_id;
-  guint inference_size;
-  guint inference_interval;
-  gdouble temporal_smoothing;
-  gboolean premultiplied;
-  gboolean qos;
-  guint n_threads;
-  HfamPrecision precision;
-  guint pipeline_depth;
-
-#ifdef HFAM_HAVE_GST_CUDA
-  /* The pipeline's CUDA context (GstContext), under the object lock. */
-  GstCudaContext *cuda_context;
-#endif
-
-  /* Between READY->PAUSED and PAUSED->READY. */
-  HfamModel *model;
-  HfamWorker *worker;
-  gboolean warned_cpu_fallback;
-
-  /* Streaming thread. */
-  gboolean have_input;
-  GstVideoInfo in_info;
-  gboolean in_cuda_memory;
-  GstSegment segment;
-  gboolean discont;             /* frames were dropped since the last output */
-  guint64 processed, dropped;
-  gboolean warmed_up;           /* the first network run of the stream is done */
-
-  /* Under the object lock. */
-  GstClockTime latency;         /* the longest arrival-to-output measured */
-  GstClockTime held_latency;    /* what holding frames adds: a frame duration */
-  guint32 last_seek_seqnum;
-};
-
 #define gst_hfam_matte_parent_class parent_class
 G_DEFINE_TYPE (GstHfamMatte, gst_hfam_matte, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (hfammatte, "hfammatte", GST_RANK_NONE,
@@ -270,7 +195,6 @@ static GstFlowReturn gst_hfam_matte_chain (GstPad * pad, GstObject * parent,
     GstBuffer * buffer);
 static gboolean gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent,
     GstEvent * event);
-static void gst_hfam_matte_drain (GstHfamMatte * self);
 static gboolean gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent,
     GstQuery * query);
 static gboolean gst_hfam_matte_src_event (GstPad * pad, GstObject * parent,
@@ -300,11 +224,11 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           GST_TYPE_HFAM_MATTE_BACKEND, DEFAULT_PROP_BACKEND,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, PROP_DEVICE_ID,
-      g_param_spec_int ("device-id", "Device ID",
+  g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
+      g_param_spec_int ("cuda-device-id", "CUDA device ID",
           "CUDA device to run on (-1 = the first one)", -1, G_MAXINT,
-          DEFAULT_PROP_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_READY));
+          DEFAULT_PROP_CUDA_DEVICE_ID, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_SIZE,
       g_param_spec_uint ("inference-size", "Inference size",
           "Long side of the frame as the network sees it, rounded to a "
@@ -406,7 +330,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
 
   self->model_path = g_strdup (DEFAULT_PROP_MODEL);
   self->backend = DEFAULT_PROP_BACKEND;
-  self->device_id = DEFAULT_PROP_DEVICE_ID;
+  self->cuda_device_id = DEFAULT_PROP_CUDA_DEVICE_ID;
   self->inference_size = DEFAULT_PROP_INFERENCE_SIZE;
   self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
   self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
@@ -446,8 +370,8 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_BACKEND:
       self->backend = g_value_get_enum (value);
       break;
-    case PROP_DEVICE_ID:
-      self->device_id = g_value_get_int (value);
+    case PROP_CUDA_DEVICE_ID:
+      self->cuda_device_id = g_value_get_int (value);
       break;
     case PROP_INFERENCE_SIZE:
       /* The engine works in multiples of 32; keep what it will use. */
@@ -496,8 +420,8 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_BACKEND:
       g_value_set_enum (value, self->backend);
       break;
-    case PROP_DEVICE_ID:
-      g_value_set_int (value, self->device_id);
+    case PROP_CUDA_DEVICE_ID:
+      g_value_set_int (value, self->cuda_device_id);
       break;
     case PROP_INFERENCE_SIZE:
       g_value_set_uint (value, self->inference_size);
@@ -530,47 +454,6 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
   GST_OBJECT_UNLOCK (self);
 }
 
-#ifdef HFAM_HAVE_GST_CUDA
-/* The CUDA backend on the pipeline's CUDA context (a neighbour's, one set on
- * the element, or a new one announced to the others), so that CUDA memory
- * passes without copies. NULL, and *cuda_context left NULL, where gstcuda has
- * no context to give: libhfam then opens the device's primary context. */
-static HfamContext *
-gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
-    gint device_id, guint n_threads, const HfamContextOptions * options,
-    GstCudaContext ** cuda_context, GError ** error)
-{
-  HfamContextOptions on_context = *options;
-  GstCudaContext *shared = NULL;
-  HfamContext *ctx;
-
-  if (!gst_cuda_load_library ())
-    return NULL;
-  /* registers gstcuda's allocator, without which its buffer pools refuse every
-   * configuration (nvcodec does this when it loads; that plugin may be absent) */
-  gst_cuda_memory_init_once ();
-  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
-          &self->cuda_context))
-    return NULL;
-  GST_OBJECT_LOCK (self);
-  shared = self->cuda_context ? gst_object_ref (self->cuda_context) : NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (!shared || !gst_cuda_context_push (shared)) {
-    gst_clear_object (&shared);
-    return NULL;
-  }
-  on_context.cuda_current_context = TRUE;
-  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
-      n_threads, &on_context, error);
-  gst_cuda_context_pop (NULL);
-  if (ctx)
-    *cuda_context = shared;
-  else
-    gst_object_unref (shared);
-  return ctx;
-}
-#endif
-
 /* Opens the backend the backend property asks for; auto falls back to the CPU
  * with a warning when no CUDA device opens. *cuda_context: the GstCudaContext
  * libhfam runs on, if any (a reference). */
@@ -599,7 +482,7 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
       GST_ELEMENT_ERROR (self, LIBRARY, INIT,
           ("The cuda backend is not available: %s", error->message),
-          ("backend=cuda device-id=%d", device_id));
+          ("backend=cuda cuda-device-id=%d", device_id));
       g_error_free (error);
       return NULL;
     }
@@ -621,15 +504,6 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
   return ctx;
 }
 
-static void
-gst_hfam_matte_reset_qos (GstHfamMatte * self)
-{
-  GST_OBJECT_LOCK (self);
-  self->fill.earliest_time = self->key.earliest_time = GST_CLOCK_TIME_NONE;
-  self->fill.proportion = self->key.proportion = 1.0;
-  GST_OBJECT_UNLOCK (self);
-}
-
 /* READY->PAUSED: load the model and open the backend, so that a bad model or a
  * missing device fails the state change. */
 static gboolean
@@ -647,7 +521,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   backend = self->backend;
-  device_id = self->device_id;
+  device_id = self->cuda_device_id;
   n_threads = self->n_threads;
   precision = self->precision;
   pipeline_depth = self->pipeline_depth;
@@ -686,10 +560,10 @@ gst_hfam_matte_start (GstHfamMatte * self)
       hfam_context_backend_name (ctx),
       cuda_context ? " on the pipeline's CUDA context" : "",
       hfam_context_pipeline_depth (ctx));
-  self->worker = hfam_worker_new (ctx, n_threads);
+  self->worker = gst_hfam_matte_worker_new (ctx, n_threads);
 #ifdef HFAM_HAVE_GST_CUDA
   if (cuda_context) {
-    hfam_worker_set_cuda_context (self->worker, cuda_context);
+    gst_hfam_matte_worker_set_cuda_context (self->worker, cuda_context);
     gst_object_unref (cuda_context);
   }
 #endif
@@ -709,20 +583,11 @@ gst_hfam_matte_start (GstHfamMatte * self)
 }
 
 static void
-gst_hfam_matte_clear_pool (GstHfamMatteOutput * output)
-{
-  if (output->pool) {
-    gst_buffer_pool_set_active (output->pool, FALSE);
-    gst_clear_object (&output->pool);
-  }
-}
-
-static void
 gst_hfam_matte_stop (GstHfamMatte * self)
 {
   gst_hfam_matte_clear_pool (&self->fill);
   gst_hfam_matte_clear_pool (&self->key);
-  g_clear_pointer (&self->worker, hfam_worker_free);
+  g_clear_pointer (&self->worker, gst_hfam_matte_worker_free);
   g_clear_pointer (&self->model, hfam_model_free);
 #ifdef HFAM_HAVE_GST_CUDA
   GST_OBJECT_LOCK (self);
@@ -730,38 +595,6 @@ gst_hfam_matte_stop (GstHfamMatte * self)
   GST_OBJECT_UNLOCK (self);
 #endif
 }
-
-#ifdef HFAM_HAVE_GST_CUDA
-/* A neighbour (or the application) shares its CUDA context. */
-static void
-gst_hfam_matte_set_context (GstElement * element, GstContext * context)
-{
-  GstHfamMatte *self = GST_HFAM_MATTE (element);
-  gint device_id;
-
-  GST_OBJECT_LOCK (self);
-  device_id = self->device_id;
-  GST_OBJECT_UNLOCK (self);
-  gst_cuda_handle_set_context (element, context, device_id, &self->cuda_context);
-  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
-}
-
-static gboolean
-gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query)
-{
-  GstCudaContext *cuda_context;
-  gboolean answered;
-
-  GST_OBJECT_LOCK (self);
-  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
-      : NULL;
-  GST_OBJECT_UNLOCK (self);
-  answered = gst_cuda_handle_context_query (GST_ELEMENT (self), query,
-      cuda_context);
-  gst_clear_object (&cuda_context);
-  return answered;
-}
-#endif
 
 static GstStateChangeReturn
 gst_hfam_matte_change_state (GstElement * element, GstStateChange transition)
@@ -783,369 +616,74 @@ gst_hfam_matte_change_state (GstElement * element, GstStateChange transition)
   return ret;
 }
 
-static GstHfamMatteOutput *
-gst_hfam_matte_output_of (GstHfamMatte * self, GstPad * pad)
-{
-  return pad == self->fill.pad ? &self->fill : &self->key;
-}
-
-/* `caps` with the format replaced by the formats of the pad's template for the
- * same memory: the element changes only the format (and with it colorimetry
- * and chroma siting), never the memory. */
-static GstCaps *
-gst_hfam_matte_with_formats (GstCaps * caps, GstPad * templ_pad)
-{
-  GstCaps *templ = gst_pad_get_pad_template_caps (templ_pad);
-  GstCaps *result;
-
-  if (gst_caps_is_any (caps))
-    return templ;
-
-  result = gst_caps_new_empty ();
-  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
-    GstCapsFeatures *features = gst_caps_get_features (caps, i);
-
-    /* each memory of the template it names (ANY names them all) */
-    for (guint t = 0; t < gst_caps_get_size (templ); t++) {
-      GstCapsFeatures *templ_features = gst_caps_get_features (templ, t);
-      GstStructure *s;
-
-      if (!gst_caps_features_is_equal (features, templ_features))
-        continue;
-      s = gst_structure_copy (gst_caps_get_structure (caps, i));
-      gst_structure_remove_fields (s, "format", "colorimetry", "chroma-site",
-          NULL);
-      gst_structure_set_value (s, "format",
-          gst_structure_get_value (gst_caps_get_structure (templ, t),
-              "format"));
-      result = gst_caps_merge_structure_full (result, s,
-          gst_caps_features_copy (templ_features));
-    }
-  }
-  gst_caps_unref (templ);
-  return result;
-}
-
-/* The pad's template, without CUDA memory while there is no CUDA context to
- * use it with. */
-static GstCaps *
-gst_hfam_matte_template_caps (GstHfamMatte * self, GstPad * pad)
-{
-  GstCaps *templ = gst_pad_get_pad_template_caps (pad);
 #ifdef HFAM_HAVE_GST_CUDA
-  GstCaps *result;
-  gboolean have_cuda;
-
-  GST_OBJECT_LOCK (self);
-  have_cuda = self->cuda_context != NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (have_cuda)
-    return templ;
-  result = gst_caps_new_empty ();
-  for (guint i = 0; i < gst_caps_get_size (templ); i++)
-    if (!gst_caps_features_contains (gst_caps_get_features (templ, i),
-            GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY))
-      result = gst_caps_merge_structure_full (result,
-          gst_structure_copy (gst_caps_get_structure (templ, i)),
-          gst_caps_features_copy (gst_caps_get_features (templ, i)));
-  gst_caps_unref (templ);
-  return result;
-#else
-  return templ;
-#endif
-}
-
-/* What one pad can carry given what is on the other side of the element:
- * `peer_caps` of the opposite pads, re-expressed in this pad's formats. */
-static GstCaps *
-gst_hfam_matte_restrict (GstCaps * allowed, GstCaps * peer_caps, GstPad * pad)
-{
-  GstCaps *possible = gst_hfam_matte_with_formats (peer_caps, pad);
-  GstCaps *result = gst_caps_intersect_full (allowed, possible,
-      GST_CAPS_INTERSECT_FIRST);
-
-  gst_caps_unref (possible);
-  gst_caps_unref (allowed);
-  return result;
-}
-
-static GstCaps *
-gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
-{
-  GstCaps *caps = gst_hfam_matte_template_caps (self, self->sinkpad);
-  GstHfamMatteOutput *outputs[] = { &self->fill, &self->key };
-
-  for (guint i = 0; i < G_N_ELEMENTS (outputs); i++) {
-    GstCaps *templ, *peer;
-
-    /* An unlinked output restricts nothing: its template would (the alpha
-     * pad's has no CUDA memory). Linking it sends a reconfigure upstream. */
-    if (!gst_pad_is_linked (outputs[i]->pad))
-      continue;
-    templ = gst_hfam_matte_template_caps (self, outputs[i]->pad);
-    peer = gst_pad_peer_query_caps (outputs[i]->pad, templ);
-    caps = gst_hfam_matte_restrict (caps, peer, self->sinkpad);
-    gst_caps_unref (peer);
-    gst_caps_unref (templ);
-  }
-  if (filter) {
-    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
-        GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = filtered;
-  }
-  return caps;
-}
-
-static GstCaps *
-gst_hfam_matte_src_caps (GstHfamMatte * self, GstPad * pad, GstCaps * filter)
-{
-  GstCaps *sink_templ = gst_hfam_matte_template_caps (self, self->sinkpad);
-  GstCaps *upstream = gst_pad_peer_query_caps (self->sinkpad, sink_templ);
-  GstCaps *caps = gst_hfam_matte_restrict (gst_hfam_matte_template_caps (self,
-          pad), upstream, pad);
-
-  gst_caps_unref (upstream);
-  gst_caps_unref (sink_templ);
-  if (filter) {
-    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
-        GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = filtered;
-  }
-  return caps;
-}
-
-/* The caps an output offers for the current input: its size, framerate,
- * aspect and interlacing, in the output's formats, the preferred first. */
-static GstCaps *
-gst_hfam_matte_output_offer (GstHfamMatte * self, GstHfamMatteOutput * output)
-{
-  const GstVideoInfo *in = &self->in_info;
-  const gboolean is_fill = output == &self->fill;
-  const GstVideoFormat in_format = GST_VIDEO_INFO_FORMAT (in);
-  const gboolean bgr_input = in_format == GST_VIDEO_FORMAT_BGRA
-      || in_format == GST_VIDEO_FORMAT_BGRx
-      || in_format == GST_VIDEO_FORMAT_BGR;
-  GstVideoFormat formats[2];
-  GValue list = G_VALUE_INIT, item = G_VALUE_INIT;
-  GstVideoInfo info;
-  GstCaps *caps;
-
-  if (is_fill) {
-    /* Keep the input's channel order: copying is then plain. */
-    formats[0] = bgr_input ? GST_VIDEO_FORMAT_BGRA : GST_VIDEO_FORMAT_RGBA;
-    formats[1] = bgr_input ? GST_VIDEO_FORMAT_RGBA : GST_VIDEO_FORMAT_BGRA;
-  } else {
-    formats[0] = GST_VIDEO_FORMAT_GRAY8;
-    formats[1] = GST_VIDEO_FORMAT_GRAY16_LE;
-  }
-
-  gst_video_info_set_interlaced_format (&info, formats[0],
-      GST_VIDEO_INFO_INTERLACE_MODE (in), GST_VIDEO_INFO_WIDTH (in),
-      GST_VIDEO_INFO_HEIGHT (in));
-  GST_VIDEO_INFO_FPS_N (&info) = GST_VIDEO_INFO_FPS_N (in);
-  GST_VIDEO_INFO_FPS_D (&info) = GST_VIDEO_INFO_FPS_D (in);
-  GST_VIDEO_INFO_PAR_N (&info) = GST_VIDEO_INFO_PAR_N (in);
-  GST_VIDEO_INFO_PAR_D (&info) = GST_VIDEO_INFO_PAR_D (in);
-  GST_VIDEO_INFO_FIELD_ORDER (&info) = GST_VIDEO_INFO_FIELD_ORDER (in);
-  if (is_fill)
-    info.colorimetry = hfam_worker_colour_info (self->worker)->colorimetry;
-  caps = gst_video_info_to_caps (&info);
-  /* the memory the input is in */
-  if (self->in_cuda_memory)
-    gst_caps_set_features (caps, 0,
-        gst_caps_features_new ("memory:CUDAMemory", NULL));
-
-  g_value_init (&list, GST_TYPE_LIST);
-  g_value_init (&item, G_TYPE_STRING);
-  for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
-    g_value_set_static_string (&item, gst_video_format_to_string (formats[i]));
-    gst_value_list_append_value (&list, &item);
-  }
-  gst_caps_set_value (caps, "format", &list);
-  g_value_unset (&item);
-  g_value_unset (&list);
-  return caps;
-}
-
-/* The buffer pool downstream proposes for `caps`, or a video pool of ours. */
-static GstBufferPool *
-gst_hfam_matte_decide_pool (GstHfamMatte * self, GstHfamMatteOutput * output,
-    GstCaps * caps)
-{
-  GstQuery *query = gst_query_new_allocation (caps, TRUE);
-  GstBufferPool *pool = NULL;
-  GstStructure *config;
-  guint size = GST_VIDEO_INFO_SIZE (&output->info), min = 0, max = 0;
-
-  if (!gst_pad_peer_query (output->pad, query))
-    GST_DEBUG_OBJECT (output->pad, "downstream gave no allocation answer");
-  if (gst_query_get_n_allocation_pools (query) > 0) {
-    gst_query_parse_nth_allocation_pool (query, 0, &pool, &size, &min, &max);
-    size = MAX (size, GST_VIDEO_INFO_SIZE (&output->info));
-  }
-#ifdef HFAM_HAVE_GST_CUDA
-  /* CUDA memory of the context the matte is written in, or none */
-  if (output->cuda_memory) {
-    GstCudaContext *cuda_context;
-
-    GST_OBJECT_LOCK (self);
-    cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
-        : NULL;
-    GST_OBJECT_UNLOCK (self);
-    if (!cuda_context) {
-      GST_ERROR_OBJECT (output->pad, "CUDA memory caps without a CUDA context");
-      gst_clear_object (&pool);
-      gst_query_unref (query);
-      return NULL;
-    }
-    if (pool && (!GST_IS_CUDA_BUFFER_POOL (pool)
-            || gst_cuda_context_get_handle (GST_CUDA_BUFFER_POOL (pool)->context)
-            != gst_cuda_context_get_handle (cuda_context)))
-      gst_clear_object (&pool);
-    if (!pool)
-      pool = gst_cuda_buffer_pool_new (cuda_context);
-    gst_object_unref (cuda_context);
-  }
-#endif
-  if (!pool)
-    pool = gst_video_buffer_pool_new ();
-
-  config = gst_buffer_pool_get_config (pool);
-  gst_buffer_pool_config_set_params (config, caps, size, min, max);
-  if (gst_query_find_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL))
-    gst_buffer_pool_config_add_option (config,
-        GST_BUFFER_POOL_OPTION_VIDEO_META);
-  gst_query_unref (query);
-
-  /* A pool may adjust the configuration; take it if it still fits. */
-  if (!gst_buffer_pool_set_config (pool, config)) {
-    config = gst_buffer_pool_get_config (pool);
-    if (!gst_buffer_pool_config_validate_params (config, caps, size, min, max)
-        || !gst_buffer_pool_set_config (pool, config)) {
-      GST_ERROR_OBJECT (output->pad, "buffer pool rejects %" GST_PTR_FORMAT,
-          caps);
-      gst_object_unref (pool);
-      return NULL;
-    }
-  }
-  if (!gst_buffer_pool_set_active (pool, TRUE)) {
-    GST_ERROR_OBJECT (output->pad, "cannot activate the buffer pool");
-    gst_object_unref (pool);
-    return NULL;
-  }
-  return pool;
-}
-
-/* Agrees on this output's caps with downstream, sends them and, when the pad
- * is linked, sets up its buffer pool. An unlinked pad keeps the caps as a
- * sticky event for when it gets linked. */
-static gboolean
-gst_hfam_matte_negotiate_output (GstHfamMatte * self,
-    GstHfamMatteOutput * output)
-{
-  GstCaps *offer = gst_hfam_matte_output_offer (self, output);
-  GstCaps *caps = gst_pad_peer_query_caps (output->pad, offer);
-  GstCaps *current;
-  GstVideoInfo info;
-  gboolean unchanged;
-
-  gst_caps_unref (offer);
-  if (gst_caps_is_empty (caps)) {
-    GST_ERROR_OBJECT (output->pad, "downstream accepts no %dx%d %s",
-        GST_VIDEO_INFO_WIDTH (&self->in_info),
-        GST_VIDEO_INFO_HEIGHT (&self->in_info),
-        output == &self->fill ? "RGBA or BGRA" : "GRAY8 or GRAY16_LE");
-    gst_caps_unref (caps);
-    return FALSE;
-  }
-  caps = gst_caps_fixate (caps);
-  if (!gst_video_info_from_caps (&info, caps)) {
-    GST_ERROR_OBJECT (output->pad, "invalid caps %" GST_PTR_FORMAT, caps);
-    gst_caps_unref (caps);
-    return FALSE;
-  }
-
-  output->cuda_memory = gst_caps_features_contains (gst_caps_get_features (caps,
-          0), "memory:CUDAMemory");
-  current = gst_pad_get_current_caps (output->pad);
-  unchanged = current && gst_caps_is_equal (current, caps);
-  gst_clear_caps (&current);
-  if (!unchanged) {
-    GST_DEBUG_OBJECT (output->pad, "negotiated %" GST_PTR_FORMAT, caps);
-    gst_hfam_matte_clear_pool (output);
-    if (!gst_pad_set_caps (output->pad, caps)) {
-      GST_ERROR_OBJECT (output->pad, "downstream refused %" GST_PTR_FORMAT,
-          caps);
-      gst_caps_unref (caps);
-      return FALSE;
-    }
-    output->info = info;
-  }
-  if (!output->pool && gst_pad_is_linked (output->pad))
-    output->pool = gst_hfam_matte_decide_pool (self, output, caps);
-  gst_caps_unref (caps);
-  return output->pool || !gst_pad_is_linked (output->pad);
-}
-
-/* A held frame waits for the next one: with pipeline-depth 2 the latency grows
- * by a frame duration. `replace`: the caps' framerate; otherwise (variable
- * framerate) a buffer's duration, which only ever raises it. */
+/* gsthfammattecuda.c takes a CUDA context; the parent keeps every context. */
 static void
-gst_hfam_matte_set_frame_duration (GstHfamMatte * self, GstClockTime duration,
-    gboolean replace)
+gst_hfam_matte_set_context (GstElement * element, GstContext * context)
 {
-  const GstClockTime held = (hfam_worker_depth (self->worker) - 1) * duration;
-  gboolean changed;
+  gst_hfam_matte_handle_set_context (GST_HFAM_MATTE (element), context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+#endif
+
+static GstFlowReturn
+gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+  const gboolean want_fill = gst_pad_is_linked (self->fill.pad);
+  const gboolean want_key = gst_pad_is_linked (self->key.pad);
+  const GstClockTime arrived = gst_util_get_timestamp ();
+  GstHfamMatteWorkerSettings settings;
+  GstHfamMatteWorkerFrame *frame;
+  GError *error = NULL;
+
+  if (!want_fill && !want_key) {
+    GST_LOG_OBJECT (self, "no output linked, dropping %" GST_PTR_FORMAT, inbuf);
+    gst_buffer_unref (inbuf);
+    return gst_hfam_matte_push (self, NULL, NULL);
+  }
+  if (!self->have_input) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("a buffer arrived before the caps"));
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
+    gst_hfam_matte_worker_reset (self->worker);
+  if (GST_VIDEO_INFO_FPS_N (&self->in_info) == 0
+      && GST_BUFFER_DURATION_IS_VALID (inbuf))
+    gst_hfam_matte_set_frame_duration (self, GST_BUFFER_DURATION (inbuf),
+        FALSE);
+  if (gst_hfam_matte_drop_if_late (self, inbuf, want_fill, want_key)) {
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_OK;
+  }
+  if ((want_fill && !gst_hfam_matte_ensure_output (self, &self->fill))
+      || (want_key && !gst_hfam_matte_ensure_output (self, &self->key))) {
+    GST_ERROR_OBJECT (self, "output not negotiated");
+    gst_buffer_unref (inbuf);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
 
   GST_OBJECT_LOCK (self);
-  changed = replace ? held != self->held_latency : held > self->held_latency;
-  if (changed)
-    self->held_latency = held;
+  settings.inference_size = self->inference_size;
+  settings.inference_interval = self->inference_interval;
+  settings.temporal_smoothing = self->temporal_smoothing;
   GST_OBJECT_UNLOCK (self);
-  if (changed) {
-    GST_INFO_OBJECT (self, "holding a frame adds %" GST_TIME_FORMAT,
-        GST_TIME_ARGS (held));
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_latency (GST_OBJECT (self)));
-  }
-}
 
-static gboolean
-gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps)
-{
-  GstVideoInfo info;
-  gboolean cuda_memory;
-
-  if (!gst_video_info_from_caps (&info, caps)) {
-    GST_ERROR_OBJECT (self, "invalid caps %" GST_PTR_FORMAT, caps);
-    return FALSE;
+  /* device and host frames are not in flight together */
+  if (gst_hfam_matte_worker_switches_path (self->worker, inbuf))
+    gst_hfam_matte_drain (self);
+  frame = gst_hfam_matte_worker_push (self->worker, inbuf, &settings, &error);
+  if (!frame) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("Matting failed: %s", error->message), (NULL));
+    g_error_free (error);
+    return GST_FLOW_ERROR;
   }
-  cuda_memory = gst_caps_features_contains (gst_caps_get_features (caps, 0),
-      "memory:CUDAMemory");
-  if (!self->have_input || !gst_video_info_is_equal (&info, &self->in_info)
-      || cuda_memory != self->in_cuda_memory) {
-    if (!hfam_worker_set_input (self->worker, &info, cuda_memory)) {
-      GST_ERROR_OBJECT (self, "cannot convert %" GST_PTR_FORMAT " to RGBA",
-          caps);
-      self->have_input = FALSE;
-      return FALSE;
-    }
-    self->in_info = info;
-    self->in_cuda_memory = cuda_memory;
-    self->have_input = TRUE;
-    gst_hfam_matte_set_frame_duration (self,
-        GST_VIDEO_INFO_FPS_N (&info) > 0 ? gst_util_uint64_scale (GST_SECOND,
-            GST_VIDEO_INFO_FPS_D (&info), GST_VIDEO_INFO_FPS_N (&info)) : 0,
-        TRUE);
-  }
-  /* Both outputs now; the chain function renegotiates a pad that gets linked
-   * or reconfigured later. */
-  gst_pad_check_reconfigure (self->fill.pad);
-  gst_pad_check_reconfigure (self->key.pad);
-  return gst_hfam_matte_negotiate_output (self, &self->fill)
-      && gst_hfam_matte_negotiate_output (self, &self->key);
+  frame->discont = self->discont;
+  self->discont = FALSE;
+  return gst_hfam_matte_output_due (self, FALSE, arrived);
 }
 
 /* The alpha pad carries a stream of its own, named after the input's. */
@@ -1182,7 +720,7 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   /* Held frames go out before what follows them in the stream. */
   if (GST_EVENT_IS_SERIALIZED (event)
       && GST_EVENT_TYPE (event) != GST_EVENT_FLUSH_STOP
-      && hfam_worker_n_held (self->worker) > 0)
+      && gst_hfam_matte_worker_n_held (self->worker) > 0)
     gst_hfam_matte_drain (self);
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_STREAM_START:
@@ -1199,11 +737,11 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
     case GST_EVENT_SEGMENT:
       /* A new segment follows a seek: the previous matte belongs elsewhere. */
       gst_event_copy_segment (event, &self->segment);
-      hfam_worker_reset (self->worker);
+      gst_hfam_matte_worker_reset (self->worker);
       break;
     case GST_EVENT_FLUSH_STOP:
-      hfam_worker_flush (self->worker);
-      hfam_worker_reset (self->worker);
+      gst_hfam_matte_worker_flush (self->worker);
+      gst_hfam_matte_worker_reset (self->worker);
       gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
       gst_hfam_matte_reset_qos (self);
       gst_flow_combiner_reset (self->flow_combiner);
@@ -1215,112 +753,10 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   return gst_pad_event_default (pad, parent, event);
 }
 
-/* What every pad answers alike: the CUDA context, and the defaults. */
-static gboolean
-gst_hfam_matte_query_default (GstHfamMatte * self, GstPad * pad,
-    GstObject * parent, GstQuery * query)
+static GstHfamMatteOutput *
+gst_hfam_matte_output_of (GstHfamMatte * self, GstPad * pad)
 {
-#ifdef HFAM_HAVE_GST_CUDA
-  if (GST_QUERY_TYPE (query) == GST_QUERY_CONTEXT
-      && gst_hfam_matte_context_query (self, query))
-    return TRUE;
-#endif
-  return gst_pad_query_default (pad, parent, query);
-}
-
-#ifdef HFAM_HAVE_GST_CUDA
-/* CUDA memory in: upstream gets a pool of the CUDA context libhfam runs on, so
- * that its frames are on the device path, with room for the frames held. */
-static void
-gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
-{
-  GstCudaContext *cuda_context;
-  GstBufferPool *pool;
-  GstStructure *config;
-  GstVideoInfo info;
-  gboolean need_pool;
-  GstCaps *caps;
-  guint size;
-
-  gst_query_parse_allocation (query, &caps, &need_pool);
-  if (!need_pool || !caps || !gst_caps_features_contains
-      (gst_caps_get_features (caps, 0), GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY)
-      || !gst_video_info_from_caps (&info, caps))
-    return;
-  GST_OBJECT_LOCK (self);
-  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
-      : NULL;
-  GST_OBJECT_UNLOCK (self);
-  if (!cuda_context)
-    return;
-  pool = gst_cuda_buffer_pool_new (cuda_context);
-  gst_object_unref (cuda_context);
-  config = gst_buffer_pool_get_config (pool);
-  gst_buffer_pool_config_set_params (config, caps, GST_VIDEO_INFO_SIZE (&info),
-      0, 0);
-  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
-  if (!gst_buffer_pool_set_config (pool, config)) {
-    GST_WARNING_OBJECT (self, "the CUDA buffer pool rejects %" GST_PTR_FORMAT,
-        caps);
-    gst_object_unref (pool);
-    return;
-  }
-  /* the pool pads rows for the device: its size, not the caps' */
-  config = gst_buffer_pool_get_config (pool);
-  gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
-  gst_structure_free (config);
-  gst_query_add_allocation_pool (query, pool, size,
-      hfam_worker_depth (self->worker), 0);
-  gst_object_unref (pool);
-}
-#endif
-
-static gboolean
-gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
-{
-  GstHfamMatte *self = GST_HFAM_MATTE (parent);
-
-  switch (GST_QUERY_TYPE (query)) {
-    case GST_QUERY_CAPS:{
-      GstCaps *filter, *caps;
-
-      gst_query_parse_caps (query, &filter);
-      caps = gst_hfam_matte_sink_caps (self, filter);
-      gst_query_set_caps_result (query, caps);
-      gst_caps_unref (caps);
-      return TRUE;
-    }
-    case GST_QUERY_ALLOCATION:
-      /* Input frames are only read, through GstVideoFrame: any layout
-       * described by a video meta will do. Downstream allocation is for
-       * other caps and is not asked. */
-      gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
-#ifdef HFAM_HAVE_GST_CUDA
-      gst_hfam_matte_propose_cuda_pool (self, query);
-#endif
-      return TRUE;
-    default:
-      return gst_hfam_matte_query_default (self, pad, parent, query);
-  }
-}
-
-static void
-gst_hfam_matte_update_qos (GstHfamMatte * self, GstHfamMatteOutput * output,
-    GstEvent * event)
-{
-  GstClockTimeDiff diff;
-  GstClockTime timestamp;
-  gdouble proportion;
-
-  gst_event_parse_qos (event, NULL, &proportion, &diff, &timestamp);
-  GST_OBJECT_LOCK (self);
-  output->proportion = proportion;
-  if (GST_CLOCK_TIME_IS_VALID (timestamp))
-    output->earliest_time = diff < 0 && (GstClockTime) - diff > timestamp
-        ? 0 : timestamp + diff;
-  else
-    output->earliest_time = GST_CLOCK_TIME_NONE;
-  GST_OBJECT_UNLOCK (self);
+  return pad == self->fill.pad ? &self->fill : &self->key;
 }
 
 static gboolean
@@ -1353,6 +789,48 @@ gst_hfam_matte_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
       break;
   }
   return gst_pad_event_default (pad, parent, event);
+}
+
+/* What every pad answers alike: the CUDA context, and the defaults. */
+static gboolean
+gst_hfam_matte_query_default (GstHfamMatte * self, GstPad * pad,
+    GstObject * parent, GstQuery * query)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  if (GST_QUERY_TYPE (query) == GST_QUERY_CONTEXT
+      && gst_hfam_matte_context_query (self, query))
+    return TRUE;
+#endif
+  return gst_pad_query_default (pad, parent, query);
+}
+
+static gboolean
+gst_hfam_matte_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  GstHfamMatte *self = GST_HFAM_MATTE (parent);
+
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS:{
+      GstCaps *filter, *caps;
+
+      gst_query_parse_caps (query, &filter);
+      caps = gst_hfam_matte_sink_caps (self, filter);
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_ALLOCATION:
+      /* Input frames are only read, through GstVideoFrame: any layout
+       * described by a video meta will do. Downstream allocation is for
+       * other caps and is not asked. */
+      gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+#ifdef HFAM_HAVE_GST_CUDA
+      gst_hfam_matte_propose_cuda_pool (self, query);
+#endif
+      return TRUE;
+    default:
+      return gst_hfam_matte_query_default (self, pad, parent, query);
+  }
 }
 
 static gboolean
@@ -1390,373 +868,4 @@ gst_hfam_matte_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
     default:
       return gst_hfam_matte_query_default (self, pad, parent, query);
   }
-}
-
-/* Negotiates again an output that was linked or reconfigured since: new caps
- * or, with the same caps, a new pool. */
-static gboolean
-gst_hfam_matte_ensure_output (GstHfamMatte * self, GstHfamMatteOutput * output)
-{
-  if (!gst_pad_check_reconfigure (output->pad) && output->pool)
-    return TRUE;
-  gst_hfam_matte_clear_pool (output);
-  if (gst_hfam_matte_negotiate_output (self, output))
-    return TRUE;
-  gst_pad_mark_reconfigure (output->pad);
-  return FALSE;
-}
-
-static gboolean
-gst_hfam_matte_output_is_late (const GstHfamMatteOutput * output,
-    GstClockTime end)
-{
-  return GST_CLOCK_TIME_IS_VALID (output->earliest_time)
-      && end <= output->earliest_time;
-}
-
-/* QoS: a frame that ends before the earliest time every linked output can
- * still show is dropped instead of processed; a QOS message says so. */
-static gboolean
-gst_hfam_matte_drop_if_late (GstHfamMatte * self, GstBuffer * buffer,
-    gboolean want_fill, gboolean want_key)
-{
-  const GstClockTime pts = GST_BUFFER_PTS (buffer);
-  const GstClockTime duration = GST_BUFFER_DURATION (buffer);
-  GstClockTime running_time, end, earliest;
-  gdouble proportion;
-  gboolean late;
-  GstMessage *message;
-
-  if (self->segment.format != GST_FORMAT_TIME || !GST_CLOCK_TIME_IS_VALID (pts))
-    return FALSE;
-  running_time = gst_segment_to_running_time (&self->segment, GST_FORMAT_TIME,
-      pts);
-  if (!GST_CLOCK_TIME_IS_VALID (running_time))
-    return FALSE;
-  end = running_time + (GST_CLOCK_TIME_IS_VALID (duration) ? duration : 0);
-
-  GST_OBJECT_LOCK (self);
-  late = self->qos
-      && (!want_fill || gst_hfam_matte_output_is_late (&self->fill, end))
-      && (!want_key || gst_hfam_matte_output_is_late (&self->key, end));
-  /* The output that is least late decides. */
-  if (want_fill && (!want_key
-          || self->fill.earliest_time <= self->key.earliest_time)) {
-    earliest = self->fill.earliest_time;
-    proportion = self->fill.proportion;
-  } else {
-    earliest = self->key.earliest_time;
-    proportion = self->key.proportion;
-  }
-  GST_OBJECT_UNLOCK (self);
-  if (!late)
-    return FALSE;
-
-  self->dropped++;
-  self->discont = TRUE;
-  GST_DEBUG_OBJECT (self, "dropping late frame %" GST_TIME_FORMAT
-      ", earliest %" GST_TIME_FORMAT, GST_TIME_ARGS (running_time),
-      GST_TIME_ARGS (earliest));
-  message = gst_message_new_qos (GST_OBJECT (self), FALSE, running_time,
-      gst_segment_to_stream_time (&self->segment, GST_FORMAT_TIME, pts), pts,
-      duration);
-  gst_message_set_qos_values (message, GST_CLOCK_DIFF (running_time, earliest),
-      proportion, 1000000);
-  gst_message_set_qos_stats (message, GST_FORMAT_BUFFERS, self->processed,
-      self->dropped);
-  gst_element_post_message (GST_ELEMENT (self), message);
-  return TRUE;
-}
-
-/* Live sinks wait by the pipeline latency; make it cover the network.
- * `taken`: from the frame's arrival, or the next one's for a held frame, to its
- * output being ready. */
-static void
-gst_hfam_matte_update_latency (GstHfamMatte * self, GstClockTime taken)
-{
-  GstClockTime latency = GST_CLOCK_TIME_NONE;
-
-  /* The first run also plans the engine: it says nothing of the rest. */
-  if (!self->warmed_up) {
-    self->warmed_up = TRUE;
-    return;
-  }
-  GST_OBJECT_LOCK (self);
-  if (taken > self->latency)
-    latency = self->latency = gst_util_uint64_scale_ceil (taken, 5, 4);
-  GST_OBJECT_UNLOCK (self);
-  if (GST_CLOCK_TIME_IS_VALID (latency)) {
-    GST_INFO_OBJECT (self, "a frame took %" GST_TIME_FORMAT ", latency now %"
-        GST_TIME_FORMAT, GST_TIME_ARGS (taken), GST_TIME_ARGS (latency));
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_latency (GST_OBJECT (self)));
-  }
-}
-
-/* The input's timestamps and flags on an output buffer. */
-static void
-gst_hfam_matte_stamp (GstBuffer * outbuf, const HfamWorkerFrame * frame)
-{
-  gst_buffer_copy_into (outbuf, frame->buffer,
-      GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
-  if (frame->discont)
-    GST_BUFFER_FLAG_SET (outbuf, GST_BUFFER_FLAG_DISCONT);
-}
-
-/* One output buffer for `frame`, with its timestamps and flags. */
-static GstFlowReturn
-gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
-    HfamWorkerFrame * frame, gboolean premultiplied, GstBuffer ** outbuf)
-{
-  GstVideoFrame out;
-  GstFlowReturn ret;
-  gboolean written;
-
-  ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf, NULL);
-  if (ret == GST_FLOW_FLUSHING) {
-    GST_DEBUG_OBJECT (output->pad, "flushing");
-    return ret;
-  }
-  if (ret != GST_FLOW_OK) {
-    GST_ERROR_OBJECT (output->pad, "no output buffer: %s",
-        gst_flow_get_name (ret));
-    return ret;
-  }
-  if (!gst_video_frame_map (&out, &output->info, *outbuf, GST_MAP_WRITE)) {
-    GST_ERROR_OBJECT (output->pad, "cannot map the output buffer");
-    gst_clear_buffer (outbuf);
-    return GST_FLOW_ERROR;
-  }
-  written = output == &self->fill
-      ? hfam_worker_write_fill (self->worker, frame, &out, premultiplied)
-      : hfam_worker_write_key (self->worker, &out);
-  gst_video_frame_unmap (&out);
-  if (!written) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),
-        ("hfam_matte_write refused a %dx%d frame on %s",
-            GST_VIDEO_INFO_WIDTH (&output->info),
-            GST_VIDEO_INFO_HEIGHT (&output->info), GST_PAD_NAME (output->pad)));
-    gst_clear_buffer (outbuf);
-    return GST_FLOW_ERROR;
-  }
-
-  gst_hfam_matte_stamp (*outbuf, frame);
-  return GST_FLOW_OK;
-}
-
-/* Pushes what was made; an output that made nothing counts as not linked. */
-static GstFlowReturn
-gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
-    GstBuffer * key_buf)
-{
-  GstFlowReturn fill_ret, key_ret;
-
-  fill_ret = fill_buf ? gst_pad_push (self->fill.pad, fill_buf)
-      : GST_FLOW_NOT_LINKED;
-  gst_flow_combiner_update_pad_flow (self->flow_combiner, self->fill.pad,
-      fill_ret);
-  key_ret = key_buf ? gst_pad_push (self->key.pad, key_buf)
-      : GST_FLOW_NOT_LINKED;
-  return gst_flow_combiner_update_pad_flow (self->flow_combiner, self->key.pad,
-      key_ret);
-}
-
-/* An output buffer for a device frame, mapped on the device (GST_MAP_CUDA). */
-static GstFlowReturn
-gst_hfam_matte_acquire_device (GstHfamMatte * self,
-    GstHfamMatteOutput * output, GstBuffer ** outbuf, GstVideoFrame * mapped)
-{
-#ifdef HFAM_HAVE_GST_CUDA
-  GstFlowReturn ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf,
-      NULL);
-
-  if (ret != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (output->pad, "no output buffer: %s",
-        gst_flow_get_name (ret));
-    return ret;
-  }
-  if (!gst_is_cuda_memory (gst_buffer_peek_memory (*outbuf, 0))
-      || !gst_video_frame_map (mapped, &output->info, *outbuf,
-          GST_MAP_WRITE | GST_MAP_CUDA)) {
-    GST_ERROR_OBJECT (output->pad, "the output buffer is not CUDA memory");
-    gst_clear_buffer (outbuf);
-    return GST_FLOW_ERROR;
-  }
-  return GST_FLOW_OK;
-#else
-  g_assert_not_reached ();
-  return GST_FLOW_ERROR;
-#endif
-}
-
-/* A device frame's fill, written on the device. (Its key pad is not linked: a
- * linked key pad keeps the element on system memory.) */
-static GstFlowReturn
-gst_hfam_matte_render_device (GstHfamMatte * self, HfamWorkerFrame * frame,
-    gboolean premultiplied, GstBuffer ** fill_buf)
-{
-  GstVideoFrame fill;
-  GstFlowReturn ret;
-  GError *error = NULL;
-  gboolean written;
-
-  ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
-  if (ret != GST_FLOW_OK)
-    return ret;
-  written = hfam_worker_write_device (self->worker, frame, &fill,
-      premultiplied, NULL, &error);
-  gst_video_frame_unmap (&fill);
-  if (!written) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Matting failed: %s", error->message), (NULL));
-    g_error_free (error);
-    gst_clear_buffer (fill_buf);
-    return GST_FLOW_ERROR;
-  }
-  gst_hfam_matte_stamp (*fill_buf, frame);
-  return GST_FLOW_OK;
-}
-
-/* Writes and pushes a frame whose matte is ready (on the device path: whose
- * matte is collected here), on each linked output. `since`: when the frame
- * that made it due arrived. */
-static GstFlowReturn
-gst_hfam_matte_output_frame (GstHfamMatte * self, HfamWorkerFrame * frame,
-    GstClockTime since)
-{
-  const gboolean want_fill = gst_pad_is_linked (self->fill.pad)
-      && self->fill.pool;
-  const gboolean want_key = gst_pad_is_linked (self->key.pad) && self->key.pool;
-  GstBuffer *fill_buf = NULL, *key_buf = NULL;
-  GstFlowReturn ret = GST_FLOW_OK;
-  gboolean premultiplied;
-
-  GST_OBJECT_LOCK (self);
-  premultiplied = self->premultiplied;
-  GST_OBJECT_UNLOCK (self);
-  if (frame->on_device) {
-    if (want_key)
-      GST_WARNING_OBJECT (self->key.pad, "no key for a frame in CUDA memory: "
-          "linked after negotiation? (a linked key pad negotiates system memory)");
-    if (want_fill)
-      ret = gst_hfam_matte_render_device (self, frame, premultiplied,
-          &fill_buf);
-  } else {
-    if (want_fill)
-      ret = gst_hfam_matte_render (self, &self->fill, frame, premultiplied,
-          &fill_buf);
-    if (ret == GST_FLOW_OK && want_key)
-      ret = gst_hfam_matte_render (self, &self->key, frame, premultiplied,
-          &key_buf);
-  }
-  if (ret != GST_FLOW_OK) {
-    gst_clear_buffer (&fill_buf);
-    return ret;
-  }
-  /* ready to go: what downstream then takes to accept it is not ours */
-  if (frame->runs)
-    gst_hfam_matte_update_latency (self,
-        gst_util_get_timestamp () - MAX (frame->arrived, since));
-  self->processed++;
-  return gst_hfam_matte_push (self, fill_buf, key_buf);
-}
-
-/* Pushes the held frames that are due (all of them with `drain`). `since`:
- * when the frame that made them due arrived. */
-static GstFlowReturn
-gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
-    GstClockTime since)
-{
-  HfamWorkerFrame *frame;
-  GError *error = NULL;
-  GstFlowReturn ret = GST_FLOW_OK;
-
-  while (ret == GST_FLOW_OK) {
-    if (!hfam_worker_pop (self->worker, drain, &frame, &error)) {
-      GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-          ("Matting failed: %s", error->message), (NULL));
-      g_error_free (error);
-      return GST_FLOW_ERROR;
-    }
-    if (!frame)
-      break;
-    ret = gst_hfam_matte_output_frame (self, frame, since);
-    hfam_worker_frame_free (frame);
-  }
-  return ret;
-}
-
-/* Before a serialized event: every held frame out, in order. Frames that
- * cannot be pushed are dropped. */
-static void
-gst_hfam_matte_drain (GstHfamMatte * self)
-{
-  GstFlowReturn ret = gst_hfam_matte_output_due (self, TRUE,
-      gst_util_get_timestamp ());
-
-  if (ret != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (self, "drain: %s, dropping %u held frame(s)",
-        gst_flow_get_name (ret), hfam_worker_n_held (self->worker));
-    hfam_worker_flush (self->worker);
-  }
-}
-
-static GstFlowReturn
-gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
-{
-  GstHfamMatte *self = GST_HFAM_MATTE (parent);
-  const gboolean want_fill = gst_pad_is_linked (self->fill.pad);
-  const gboolean want_key = gst_pad_is_linked (self->key.pad);
-  const GstClockTime arrived = gst_util_get_timestamp ();
-  HfamWorkerSettings settings;
-  HfamWorkerFrame *frame;
-  GError *error = NULL;
-
-  if (!want_fill && !want_key) {
-    GST_LOG_OBJECT (self, "no output linked, dropping %" GST_PTR_FORMAT, inbuf);
-    gst_buffer_unref (inbuf);
-    return gst_hfam_matte_push (self, NULL, NULL);
-  }
-  if (!self->have_input) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-        ("a buffer arrived before the caps"));
-    gst_buffer_unref (inbuf);
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
-    hfam_worker_reset (self->worker);
-  if (GST_VIDEO_INFO_FPS_N (&self->in_info) == 0
-      && GST_BUFFER_DURATION_IS_VALID (inbuf))
-    gst_hfam_matte_set_frame_duration (self, GST_BUFFER_DURATION (inbuf),
-        FALSE);
-  if (gst_hfam_matte_drop_if_late (self, inbuf, want_fill, want_key)) {
-    gst_buffer_unref (inbuf);
-    return GST_FLOW_OK;
-  }
-  if ((want_fill && !gst_hfam_matte_ensure_output (self, &self->fill))
-      || (want_key && !gst_hfam_matte_ensure_output (self, &self->key))) {
-    GST_ERROR_OBJECT (self, "output not negotiated");
-    gst_buffer_unref (inbuf);
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-
-  GST_OBJECT_LOCK (self);
-  settings.inference_size = self->inference_size;
-  settings.inference_interval = self->inference_interval;
-  settings.temporal_smoothing = self->temporal_smoothing;
-  GST_OBJECT_UNLOCK (self);
-
-  /* device and host frames are not in flight together */
-  if (hfam_worker_switches_path (self->worker, inbuf))
-    gst_hfam_matte_drain (self);
-  frame = hfam_worker_push (self->worker, inbuf, &settings, &error);
-  if (!frame) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Matting failed: %s", error->message), (NULL));
-    g_error_free (error);
-    return GST_FLOW_ERROR;
-  }
-  frame->discont = self->discont;
-  self->discont = FALSE;
-  return gst_hfam_matte_output_due (self, FALSE, arrived);
 }

@@ -1,5 +1,5 @@
-/* hfammatte's per-stream state: see hfam-worker.h. */
-#include "hfam-worker.h"
+/* hfammatte's per-stream state: see gsthfammatteworker.h. */
+#include "gsthfammatteworker.h"
 
 #include "frame.h"
 
@@ -10,7 +10,7 @@
 #include <hfam/hfam-device.h>
 #endif
 
-struct _HfamWorker {
+struct _GstHfamMatteWorker {
   HfamContext *ctx;
   guint n_threads;
 
@@ -22,7 +22,7 @@ struct _HfamWorker {
   GstVideoConverter *converter;   /* input -> RGBA, when not direct */
   GstBufferPool *colour_pool;     /* the converter's outputs, one per held frame */
 
-  GQueue held;                    /* HfamWorkerFrame, oldest first */
+  GQueue held;                    /* GstHfamMatteWorkerFrame, oldest first */
   guint n_in_flight;              /* held frames the network runs on */
 #ifdef HFAM_HAVE_GST_CUDA
   GstCudaContext *cuda_context;   /* what libhfam runs on, or NULL */
@@ -38,10 +38,10 @@ struct _HfamWorker {
   guint frames_since_inference;
 };
 
-HfamWorker *
-hfam_worker_new (HfamContext *ctx, guint n_threads)
+GstHfamMatteWorker *
+gst_hfam_matte_worker_new (HfamContext *ctx, guint n_threads)
 {
-  HfamWorker *worker = g_new0 (HfamWorker, 1);
+  GstHfamMatteWorker *worker = g_new0 (GstHfamMatteWorker, 1);
 
   worker->ctx = ctx;
   worker->n_threads = n_threads;
@@ -51,7 +51,7 @@ hfam_worker_new (HfamContext *ctx, guint n_threads)
 
 /* libhfam's CUDA context runs on the pipeline's: current around every call. */
 static void
-hfam_worker_enter (const HfamWorker *worker)
+gst_hfam_matte_worker_enter (const GstHfamMatteWorker *worker)
 {
 #ifdef HFAM_HAVE_GST_CUDA
   if (worker->cuda_context && !gst_cuda_context_push (worker->cuda_context))
@@ -60,7 +60,7 @@ hfam_worker_enter (const HfamWorker *worker)
 }
 
 static void
-hfam_worker_leave (const HfamWorker *worker)
+gst_hfam_matte_worker_leave (const GstHfamMatteWorker *worker)
 {
 #ifdef HFAM_HAVE_GST_CUDA
   if (worker->cuda_context)
@@ -70,16 +70,17 @@ hfam_worker_leave (const HfamWorker *worker)
 
 #ifdef HFAM_HAVE_GST_CUDA
 void
-hfam_worker_set_cuda_context (HfamWorker *worker, GstCudaContext *cuda_context)
+gst_hfam_matte_worker_set_cuda_context (GstHfamMatteWorker *worker,
+                                        GstCudaContext *cuda_context)
 {
   gst_object_replace ((GstObject **) &worker->cuda_context, GST_OBJECT (cuda_context));
 }
 #endif
 
 static void
-hfam_worker_clear_input (HfamWorker *worker)
+gst_hfam_matte_worker_clear_input (GstHfamMatteWorker *worker)
 {
-  hfam_worker_flush (worker);
+  gst_hfam_matte_worker_flush (worker);
   g_clear_pointer (&worker->converter, gst_video_converter_free);
   if (worker->colour_pool) {
     gst_buffer_pool_set_active (worker->colour_pool, FALSE);
@@ -90,14 +91,14 @@ hfam_worker_clear_input (HfamWorker *worker)
 }
 
 void
-hfam_worker_free (HfamWorker *worker)
+gst_hfam_matte_worker_free (GstHfamMatteWorker *worker)
 {
   if (!worker)
     return;
-  hfam_worker_clear_input (worker);
-  hfam_worker_enter (worker);
+  gst_hfam_matte_worker_clear_input (worker);
+  gst_hfam_matte_worker_enter (worker);
   hfam_context_free (worker->ctx);
-  hfam_worker_leave (worker);
+  gst_hfam_matte_worker_leave (worker);
 #ifdef HFAM_HAVE_GST_CUDA
   gst_clear_object (&worker->cuda_context);
 #endif
@@ -105,14 +106,14 @@ hfam_worker_free (HfamWorker *worker)
 }
 
 int
-hfam_worker_depth (const HfamWorker *worker)
+gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker)
 {
   return hfam_context_pipeline_depth (worker->ctx);
 }
 
 /* The layout kernels/frame.h reads `format` in, if it reads it as it is. */
 static gboolean
-hfam_worker_frame_format (GstVideoFormat format, HfamFrameFormat *frame_format)
+gst_hfam_matte_worker_frame_format (GstVideoFormat format, HfamFrameFormat *frame_format)
 {
   switch (format) {
     case GST_VIDEO_FORMAT_RGB:
@@ -142,7 +143,7 @@ hfam_worker_frame_format (GstVideoFormat format, HfamFrameFormat *frame_format)
 
 /* A pool of RGBA frames for the converter: each held frame keeps its own. */
 static GstBufferPool *
-hfam_worker_colour_pool_new (const GstVideoInfo *info)
+gst_hfam_matte_worker_colour_pool_new (const GstVideoInfo *info)
 {
   GstBufferPool *pool = gst_video_buffer_pool_new ();
   GstCaps *caps = gst_video_info_to_caps (info);
@@ -162,7 +163,7 @@ hfam_worker_colour_pool_new (const GstVideoInfo *info)
 /* Whether the device path (kernels/preprocess.cu, matte.cu) reads the worker's input: a layout
  * it reads as it is, in a colour matrix it knows (yuv then holds it). */
 static gboolean
-hfam_worker_device_format (HfamWorker *worker)
+gst_hfam_matte_worker_device_format (GstHfamMatteWorker *worker)
 {
   const GstVideoColorimetry *c = &worker->in_info.colorimetry;
 
@@ -182,14 +183,15 @@ hfam_worker_device_format (HfamWorker *worker)
 #endif
 
 gboolean
-hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info, gboolean cuda_memory)
+gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo *info,
+                                 gboolean cuda_memory)
 {
   const int width = GST_VIDEO_INFO_WIDTH (info), height = GST_VIDEO_INFO_HEIGHT (info);
 
-  hfam_worker_clear_input (worker);
+  gst_hfam_matte_worker_clear_input (worker);
   worker->in_info = *info;
-  worker->read_as_is = hfam_worker_frame_format (GST_VIDEO_INFO_FORMAT (info),
-                                                 &worker->frame_format);
+  worker->read_as_is = gst_hfam_matte_worker_frame_format (GST_VIDEO_INFO_FORMAT (info),
+                                                           &worker->frame_format);
   worker->direct = worker->read_as_is && worker->frame_format <= HFAM_FRAME_BGRA;
   if (worker->direct) {
     worker->colour_info = *info;
@@ -208,29 +210,30 @@ hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info, gboolean cu
                            worker->n_threads, NULL));
     if (!worker->converter)
       return FALSE;
-    if (!(worker->colour_pool = hfam_worker_colour_pool_new (&worker->colour_info))) {
+    worker->colour_pool = gst_hfam_matte_worker_colour_pool_new (&worker->colour_info);
+    if (!worker->colour_pool) {
       g_clear_pointer (&worker->converter, gst_video_converter_free);
       return FALSE;
     }
   }
 #ifdef HFAM_HAVE_GST_CUDA
   worker->device_format = cuda_memory && worker->cuda_context
-      && hfam_worker_device_format (worker);
+      && gst_hfam_matte_worker_device_format (worker);
 #endif
   worker->matte = g_new0 (float, (gsize) width * height);
   worker->fresh = g_new0 (float, (gsize) width * height);
-  hfam_worker_reset (worker);
+  gst_hfam_matte_worker_reset (worker);
   return TRUE;
 }
 
 const GstVideoInfo *
-hfam_worker_colour_info (const HfamWorker *worker)
+gst_hfam_matte_worker_colour_info (const GstHfamMatteWorker *worker)
 {
   return &worker->colour_info;
 }
 
 void
-hfam_worker_reset (HfamWorker *worker)
+gst_hfam_matte_worker_reset (GstHfamMatteWorker *worker)
 {
   worker->have_matte = FALSE;
   worker->frames_since_inference = 0;
@@ -238,7 +241,7 @@ hfam_worker_reset (HfamWorker *worker)
 
 /* The frame in an RGB layout: the input itself or, converted once, RGBA. */
 static const GstVideoFrame *
-hfam_worker_colour_frame (HfamWorker *worker, HfamWorkerFrame *frame)
+gst_hfam_matte_worker_colour_frame (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame)
 {
   GstBuffer *colour_buffer = NULL;
 
@@ -260,7 +263,7 @@ hfam_worker_colour_frame (HfamWorker *worker, HfamWorkerFrame *frame)
 }
 
 void
-hfam_worker_frame_free (HfamWorkerFrame *frame)
+gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame)
 {
   if (frame->converted)
     gst_video_frame_unmap (&frame->colour);
@@ -270,14 +273,14 @@ hfam_worker_frame_free (HfamWorkerFrame *frame)
 }
 
 static gboolean
-hfam_worker_submit (HfamWorker *worker, HfamWorkerFrame *frame, int inference_size,
-                    GError **error)
+gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                              int inference_size, GError **error)
 {
   static const HfamPixelFormat pixel_formats[] = {
     [HFAM_FRAME_RGB] = HFAM_PIXEL_RGB8, [HFAM_FRAME_BGR] = HFAM_PIXEL_BGR8,
     [HFAM_FRAME_RGBA] = HFAM_PIXEL_RGBA8, [HFAM_FRAME_BGRA] = HFAM_PIXEL_BGRA8,
   };
-  const GstVideoFrame *colour = hfam_worker_colour_frame (worker, frame);
+  const GstVideoFrame *colour = gst_hfam_matte_worker_colour_frame (worker, frame);
   HfamImage image;
   gboolean ok;
 
@@ -293,16 +296,17 @@ hfam_worker_submit (HfamWorker *worker, HfamWorkerFrame *frame, int inference_si
     .stride = GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0),
     .format = worker->direct ? pixel_formats[worker->frame_format] : HFAM_PIXEL_RGBA8,
   };
-  hfam_worker_enter (worker);
+  gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_submit_frame (worker->ctx, &image, inference_size, error);
-  hfam_worker_leave (worker);
+  gst_hfam_matte_worker_leave (worker);
   return ok;
 }
 
 #ifdef HFAM_HAVE_GST_CUDA
 /* The planes of a frame mapped with GST_MAP_CUDA, as libhfam's device functions read them. */
 static HfamFrame
-hfam_worker_device_frame (const HfamWorker *worker, const GstVideoFrame *mapped)
+gst_hfam_matte_worker_device_frame (const GstHfamMatteWorker *worker,
+                                    const GstVideoFrame *mapped)
 {
   HfamFrame frame = {
     .width = GST_VIDEO_FRAME_WIDTH (mapped),
@@ -322,7 +326,7 @@ hfam_worker_device_frame (const HfamWorker *worker, const GstVideoFrame *mapped)
  * stays on the device there: libhfam blends it and keeps it for the frames that do not run
  * the network. */
 static gboolean
-hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer)
+gst_hfam_matte_worker_takes_device_path (const GstHfamMatteWorker *worker, GstBuffer *buffer)
 {
 #ifdef HFAM_HAVE_GST_CUDA
   GstMemory *memory;
@@ -339,24 +343,25 @@ hfam_worker_takes_device_path (const HfamWorker *worker, GstBuffer *buffer)
 }
 
 gboolean
-hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer)
+gst_hfam_matte_worker_switches_path (const GstHfamMatteWorker *worker, GstBuffer *buffer)
 {
   return worker->n_in_flight > 0
-      && (worker->n_on_device > 0) != hfam_worker_takes_device_path (worker, buffer);
+      && (worker->n_on_device > 0) != gst_hfam_matte_worker_takes_device_path (worker, buffer);
 }
 
 static gboolean
-hfam_worker_submit_device (HfamWorker *worker, HfamWorkerFrame *frame, int inference_size,
-                           GError **error)
+gst_hfam_matte_worker_submit_device (GstHfamMatteWorker *worker,
+                                     GstHfamMatteWorkerFrame *frame, int inference_size,
+                                     GError **error)
 {
 #ifdef HFAM_HAVE_GST_CUDA
-  const HfamFrame input = hfam_worker_device_frame (worker, &frame->in);
+  const HfamFrame input = gst_hfam_matte_worker_device_frame (worker, &frame->in);
   gboolean ok;
 
-  hfam_worker_enter (worker);
+  gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_submit_device_frame (worker->ctx, &input, &worker->yuv, inference_size,
                                          error);
-  hfam_worker_leave (worker);
+  gst_hfam_matte_worker_leave (worker);
   return ok;
 #else
   g_assert_not_reached ();
@@ -364,17 +369,17 @@ hfam_worker_submit_device (HfamWorker *worker, HfamWorkerFrame *frame, int infer
 #endif
 }
 
-HfamWorkerFrame *
-hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSettings *settings,
-                  GError **error)
+GstHfamMatteWorkerFrame *
+gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
+                            const GstHfamMatteWorkerSettings *settings, GError **error)
 {
-  HfamWorkerFrame *frame = g_new0 (HfamWorkerFrame, 1);
+  GstHfamMatteWorkerFrame *frame = g_new0 (GstHfamMatteWorkerFrame, 1);
   GstMapFlags map_flags = GST_MAP_READ;
   gboolean have_matte;
 
   frame->arrived = gst_util_get_timestamp ();
   frame->buffer = buffer;
-  frame->on_device = hfam_worker_takes_device_path (worker, buffer);
+  frame->on_device = gst_hfam_matte_worker_takes_device_path (worker, buffer);
 #ifdef HFAM_HAVE_GST_CUDA
   if (frame->on_device)
     map_flags |= GST_MAP_CUDA;
@@ -394,10 +399,12 @@ hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSetting
     /* the previous matte (if any since the reset) will be there when this one arrives */
     frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
     if (!(frame->on_device
-          ? hfam_worker_submit_device (worker, frame, settings->inference_size, error)
-          : hfam_worker_submit (worker, frame, settings->inference_size, error))) {
+          ? gst_hfam_matte_worker_submit_device (worker, frame, settings->inference_size,
+                                                 error)
+          : gst_hfam_matte_worker_submit (worker, frame, settings->inference_size,
+                                          error))) {
       worker->have_matte = FALSE;
-      hfam_worker_frame_free (frame);
+      gst_hfam_matte_worker_frame_free (frame);
       return NULL;
     }
     worker->n_in_flight++;
@@ -414,7 +421,8 @@ hfam_worker_push (HfamWorker *worker, GstBuffer *buffer, const HfamWorkerSetting
 
 /* The matte of the oldest frame in flight, blended into the current one. */
 static gboolean
-hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **error)
+gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
+                               const GstHfamMatteWorkerFrame *frame, GError **error)
 {
   const int width = GST_VIDEO_INFO_WIDTH (&worker->in_info);
   const gsize n_pixels = (gsize) width * GST_VIDEO_INFO_HEIGHT (&worker->in_info);
@@ -424,10 +432,10 @@ hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **
   gboolean ok;
 
   worker->n_in_flight--;
-  hfam_worker_enter (worker);
+  gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_collect_matte (worker->ctx, blend ? worker->fresh : worker->matte, width,
                                    NULL, error);
-  hfam_worker_leave (worker);
+  gst_hfam_matte_worker_leave (worker);
   if (!ok) {
     worker->have_matte = FALSE;
     return FALSE;
@@ -438,18 +446,21 @@ hfam_worker_collect (HfamWorker *worker, const HfamWorkerFrame *frame, GError **
 }
 
 gboolean
-hfam_worker_pop (HfamWorker *worker, gboolean drain, HfamWorkerFrame **frame, GError **error)
+gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
+                           GstHfamMatteWorkerFrame **frame, GError **error)
 {
-  HfamWorkerFrame *oldest = g_queue_peek_head (&worker->held);
+  GstHfamMatteWorkerFrame *oldest = g_queue_peek_head (&worker->held);
 
   *frame = NULL;
   if (!oldest || (oldest->runs && !drain
-                  && (int) worker->n_in_flight < hfam_worker_depth (worker)))
+                  && (int) worker->n_in_flight < gst_hfam_matte_worker_depth (worker)))
     return TRUE;
   g_queue_pop_head (&worker->held);
-  /* a device frame's matte goes straight into its outputs: hfam_worker_write_device */
-  if (oldest->runs && !oldest->on_device && !hfam_worker_collect (worker, oldest, error)) {
-    hfam_worker_frame_free (oldest);
+  /* a device frame's matte goes straight into its outputs:
+   * gst_hfam_matte_worker_write_device */
+  if (oldest->runs && !oldest->on_device
+      && !gst_hfam_matte_worker_collect (worker, oldest, error)) {
+    gst_hfam_matte_worker_frame_free (oldest);
     return FALSE;
   }
   *frame = oldest;
@@ -457,36 +468,36 @@ hfam_worker_pop (HfamWorker *worker, gboolean drain, HfamWorkerFrame **frame, GE
 }
 
 void
-hfam_worker_flush (HfamWorker *worker)
+gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker)
 {
-  HfamWorkerFrame *frame;
+  GstHfamMatteWorkerFrame *frame;
 
   while ((frame = g_queue_pop_head (&worker->held))) {
     if (frame->runs && frame->on_device) {
       /* the network finishes the frame; its matte is kept, no output wants it */
-      if (!hfam_worker_write_device (worker, frame, NULL, FALSE, NULL, NULL))
+      if (!gst_hfam_matte_worker_write_device (worker, frame, NULL, FALSE, NULL, NULL))
         GST_DEBUG ("a dropped frame failed in the network");
     } else if (frame->runs) {
       worker->n_in_flight--;
-      hfam_worker_enter (worker);
+      gst_hfam_matte_worker_enter (worker);
       if (!hfam_context_collect_matte (worker->ctx, worker->fresh,
                                        GST_VIDEO_INFO_WIDTH (&worker->in_info), NULL, NULL))
         GST_DEBUG ("a dropped frame failed in the network");
-      hfam_worker_leave (worker);
+      gst_hfam_matte_worker_leave (worker);
     }
-    hfam_worker_frame_free (frame);
+    gst_hfam_matte_worker_frame_free (frame);
   }
 }
 
 guint
-hfam_worker_n_held (const HfamWorker *worker)
+gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker)
 {
   return worker->held.length;
 }
 
 /* The colour frame as kernels/frame.h sees it. */
 static HfamFrame
-hfam_worker_frame (const HfamWorker *worker, const GstVideoFrame *colour)
+gst_hfam_matte_worker_frame (const GstHfamMatteWorker *worker, const GstVideoFrame *colour)
 {
   return (HfamFrame) {
     .planes = { GST_VIDEO_FRAME_PLANE_DATA (colour, 0) },
@@ -500,8 +511,8 @@ hfam_worker_frame (const HfamWorker *worker, const GstVideoFrame *colour)
 /* The matte (already at the frame's size) into `out` by kernels/frame.c's writer, the CPU
  * twin of the CUDA one. */
 static gboolean
-hfam_worker_write (const HfamWorker *worker, const HfamFrame *frame, GstVideoFrame *out,
-                   HfamMatteFormat format)
+gst_hfam_matte_worker_write (const GstHfamMatteWorker *worker, const HfamFrame *frame,
+                             GstVideoFrame *out, HfamMatteFormat format)
 {
   const HfamMatteImage image = {
     .data = GST_VIDEO_FRAME_PLANE_DATA (out, 0),
@@ -517,27 +528,28 @@ hfam_worker_write (const HfamWorker *worker, const HfamFrame *frame, GstVideoFra
 }
 
 gboolean
-hfam_worker_write_fill (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFrame *out,
-                        gboolean premultiplied)
+gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                                  GstVideoFrame *out, gboolean premultiplied)
 {
-  const GstVideoFrame *colour = hfam_worker_colour_frame (worker, frame);
+  const GstVideoFrame *colour = gst_hfam_matte_worker_colour_frame (worker, frame);
   const gboolean bgra = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_BGRA;
   HfamFrame input;
 
   if (!colour)
     return FALSE;
-  input = hfam_worker_frame (worker, colour);
-  return hfam_worker_write (worker, &input, out,
+  input = gst_hfam_matte_worker_frame (worker, colour);
+  return gst_hfam_matte_worker_write (worker, &input, out,
       bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
            : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA));
 }
 
 gboolean
-hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out)
+gst_hfam_matte_worker_write_key (const GstHfamMatteWorker *worker, GstVideoFrame *out)
 {
   const gboolean deep = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_GRAY16_LE;
 
-  if (!hfam_worker_write (worker, NULL, out, deep ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8))
+  if (!gst_hfam_matte_worker_write (worker, NULL, out,
+                                    deep ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8))
     return FALSE;
 #if G_BYTE_ORDER == G_BIG_ENDIAN
   /* the writer's GRAY16 is in host order; the pad's format is little-endian */
@@ -553,11 +565,12 @@ hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out)
 }
 
 gboolean
-hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFrame *fill,
-                          gboolean premultiplied, GstVideoFrame *key, GError **error)
+gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
+                                    GstHfamMatteWorkerFrame *frame, GstVideoFrame *fill,
+                                    gboolean premultiplied, GstVideoFrame *key, GError **error)
 {
 #ifdef HFAM_HAVE_GST_CUDA
-  const HfamFrame input = hfam_worker_device_frame (worker, &frame->in);
+  const HfamFrame input = gst_hfam_matte_worker_device_frame (worker, &frame->in);
   HfamMatteImage outputs[2];
   int n_outputs = 0;
   gboolean ok;
@@ -588,13 +601,13 @@ hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame, GstVideoFr
     worker->n_in_flight--;
     worker->n_on_device--;
   }
-  hfam_worker_enter (worker);
+  gst_hfam_matte_worker_enter (worker);
   ok = frame->runs
       ? hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, frame->smoothing,
                                            outputs, n_outputs, error)
       : hfam_context_write_kept_matte (worker->ctx, &input, &worker->yuv, outputs, n_outputs,
                                        error);
-  hfam_worker_leave (worker);
+  gst_hfam_matte_worker_leave (worker);
   /* a failed collect keeps no matte */
   if (!ok && frame->runs)
     worker->have_matte = FALSE;

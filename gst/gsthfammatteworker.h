@@ -3,8 +3,8 @@
  * carried from one frame to the next (inference-interval and temporal-smoothing): on the
  * host, or for frames on the device path, on the device as libhfam's kept matte. Used by the
  * streaming thread only. */
-#ifndef HFAM_WORKER_H
-#define HFAM_WORKER_H
+#ifndef GST_HFAM_MATTE_WORKER_H
+#define GST_HFAM_MATTE_WORKER_H
 
 #include <gst/video/video.h>
 #ifdef HFAM_HAVE_GST_CUDA
@@ -15,13 +15,13 @@
 
 G_BEGIN_DECLS
 
-typedef struct _HfamWorker HfamWorker;
+typedef struct _GstHfamMatteWorker GstHfamMatteWorker;
 
 typedef struct {
   int inference_size;          /* long side the network sees */
   guint inference_interval;    /* run the network on one frame in this many */
   float temporal_smoothing;    /* weight of the previous matte in the blend */
-} HfamWorkerSettings;
+} GstHfamMatteWorkerSettings;
 
 /* A frame from its arrival to its output. */
 typedef struct {
@@ -31,75 +31,82 @@ typedef struct {
   gboolean converted;
   gboolean on_device;          /* `in` is mapped on the device (GST_MAP_CUDA), the network
                                   runs on it there and the matte stays there; the outputs
-                                  are written with hfam_worker_write_device */
+                                  are written with gst_hfam_matte_worker_write_device */
   gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
   float smoothing;             /* weight of the previous matte when its own arrives */
   gboolean discont;            /* the element's: frames before it were dropped */
-  GstClockTime arrived;        /* gst_util_get_timestamp () at hfam_worker_push */
-} HfamWorkerFrame;
+  GstClockTime arrived;        /* gst_util_get_timestamp () at gst_hfam_matte_worker_push */
+} GstHfamMatteWorkerFrame;
 
 /* Takes ownership of ctx. n_threads: for the colour conversion, 0 = one per core. */
-HfamWorker *hfam_worker_new (HfamContext *ctx, guint n_threads);
+GstHfamMatteWorker *gst_hfam_matte_worker_new (HfamContext *ctx, guint n_threads);
 #ifdef HFAM_HAVE_GST_CUDA
 /* ctx runs on `cuda_context` (made with cuda_current_context while it was pushed): the
  * worker pushes it around every libhfam call, and frames in its CUDA memory can take the
  * device path. Takes a reference. */
-void hfam_worker_set_cuda_context (HfamWorker *worker, GstCudaContext *cuda_context);
+void gst_hfam_matte_worker_set_cuda_context (GstHfamMatteWorker *worker,
+                                             GstCudaContext *cuda_context);
 #endif
-void hfam_worker_free (HfamWorker *worker);
+void gst_hfam_matte_worker_free (GstHfamMatteWorker *worker);
 
 /* Frames the worker holds at most: the context's pipeline depth. */
-int hfam_worker_depth (const HfamWorker *worker);
+int gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker);
 
 /* Prepares for frames of this format (dropping any held frame); a new format also resets
  * the temporal state. `cuda_memory`: the caps carry memory:CUDAMemory. FALSE when the
  * format cannot be converted to RGBA. */
-gboolean hfam_worker_set_input (HfamWorker *worker, const GstVideoInfo *info,
-                                gboolean cuda_memory);
+gboolean gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker,
+                                          const GstVideoInfo *info, gboolean cuda_memory);
 
 /* Whether `buffer` would take the other path (device or host) than the frames in flight,
  * which must then be drained first: the two cannot be in flight together. */
-gboolean hfam_worker_switches_path (const HfamWorker *worker, GstBuffer *buffer);
+gboolean gst_hfam_matte_worker_switches_path (const GstHfamMatteWorker *worker,
+                                              GstBuffer *buffer);
 
 /* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */
-const GstVideoInfo *hfam_worker_colour_info (const HfamWorker *worker);
+const GstVideoInfo *gst_hfam_matte_worker_colour_info (const GstHfamMatteWorker *worker);
 
 /* Forgets the previous matte: the next frame pushed runs the network and is not blended.
  * Frames already held keep their matte. */
-void hfam_worker_reset (HfamWorker *worker);
+void gst_hfam_matte_worker_reset (GstHfamMatteWorker *worker);
 
 /* Takes `buffer`, decides whether the network runs on it and if so submits it; the frame is
- * held until hfam_worker_pop returns it. NULL, with the buffer released, on failure. */
-HfamWorkerFrame *hfam_worker_push (HfamWorker *worker, GstBuffer *buffer,
-                                   const HfamWorkerSettings *settings, GError **error);
+ * held until gst_hfam_matte_worker_pop returns it. NULL, with the buffer released, on
+ * failure. */
+GstHfamMatteWorkerFrame *
+gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
+                            const GstHfamMatteWorkerSettings *settings, GError **error);
 
 /* The oldest held frame when it is due (its matte is then the current one; every held frame
- * is due with `drain`), to be written and released with hfam_worker_frame_free; NULL when
- * none is. FALSE when the network failed on it (the frame is released). A frame is due when
- * the network does not run on it, or when pipeline-depth frames are in flight. */
-gboolean hfam_worker_pop (HfamWorker *worker, gboolean drain, HfamWorkerFrame **frame,
-                          GError **error);
-void hfam_worker_frame_free (HfamWorkerFrame *frame);
+ * is due with `drain`), to be written and released with gst_hfam_matte_worker_frame_free;
+ * NULL when none is. FALSE when the network failed on it (the frame is released). A frame is
+ * due when the network does not run on it, or when pipeline-depth frames are in flight. */
+gboolean gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
+                                    GstHfamMatteWorkerFrame **frame, GError **error);
+void gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame);
 
 /* Drops every held frame, waiting for the network to finish those in flight. */
-void hfam_worker_flush (HfamWorker *worker);
-guint hfam_worker_n_held (const HfamWorker *worker);
+void gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker);
+guint gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker);
 
 /* The frame's colour with the current matte as alpha, into an RGBA or BGRA frame; the matte
  * alone, into a GRAY8 or GRAY16_LE frame. Both by kernels/frame.c's hfam_matte_write (alpha
  * rounded to the nearest 8- or 16-bit level). FALSE only on frames the writer refuses (a
  * bug). */
-gboolean hfam_worker_write_fill (HfamWorker *worker, HfamWorkerFrame *frame,
-                                 GstVideoFrame *out, gboolean premultiplied);
-gboolean hfam_worker_write_key (const HfamWorker *worker, GstVideoFrame *out);
+gboolean gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker,
+                                           GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
+                                           gboolean premultiplied);
+gboolean gst_hfam_matte_worker_write_key (const GstHfamMatteWorker *worker,
+                                          GstVideoFrame *out);
 
 /* A frame on the device path: its matte (collected and blended, or for a frame that does
  * not run the network, libhfam's kept matte) into `fill` and `key` (either may be NULL),
  * both mapped with GST_MAP_CUDA, on the device; returns when they are written. */
-gboolean hfam_worker_write_device (HfamWorker *worker, HfamWorkerFrame *frame,
-                                   GstVideoFrame *fill, gboolean premultiplied,
-                                   GstVideoFrame *key, GError **error);
+gboolean gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
+                                             GstHfamMatteWorkerFrame *frame,
+                                             GstVideoFrame *fill, gboolean premultiplied,
+                                             GstVideoFrame *key, GError **error);
 
 G_END_DECLS
 

@@ -1,0 +1,127 @@
+/* hfammatte on the pipeline's CUDA context: the GstCudaContext shared with the
+ * neighbours through GstContext (set on the element, asked for in context
+ * queries), the CUDA backend opened on it, and the CUDA buffer pool proposed
+ * upstream so that frames arrive in its memory. Only where the element is built
+ * with gstcuda.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "gsthfammatteprivate.h"
+
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudabufferpool.h>
+#include <gst/cuda/gstcudaloader.h>
+#include <gst/cuda/gstcudamemory.h>
+#include <gst/cuda/gstcudautils.h>
+
+/* The CUDA backend on the pipeline's CUDA context (a neighbour's, one set on
+ * the element, or a new one announced to the others), so that CUDA memory
+ * passes without copies. NULL, and *cuda_context left NULL, where gstcuda has
+ * no context to give: libhfam then opens the device's primary context. */
+HfamContext *
+gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
+    gint device_id, guint n_threads, const HfamContextOptions * options,
+    GstCudaContext ** cuda_context, GError ** error)
+{
+  HfamContextOptions on_context = *options;
+  GstCudaContext *shared = NULL;
+  HfamContext *ctx;
+
+  if (!gst_cuda_load_library ())
+    return NULL;
+  /* registers gstcuda's allocator, without which its buffer pools refuse every
+   * configuration (nvcodec does this when it loads; that plugin may be absent) */
+  gst_cuda_memory_init_once ();
+  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
+          &self->cuda_context))
+    return NULL;
+  GST_OBJECT_LOCK (self);
+  shared = self->cuda_context ? gst_object_ref (self->cuda_context) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!shared || !gst_cuda_context_push (shared)) {
+    gst_clear_object (&shared);
+    return NULL;
+  }
+  on_context.cuda_current_context = TRUE;
+  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
+      n_threads, &on_context, error);
+  gst_cuda_context_pop (NULL);
+  if (ctx)
+    *cuda_context = shared;
+  else
+    gst_object_unref (shared);
+  return ctx;
+}
+
+/* A neighbour (or the application) shares its CUDA context. */
+void
+gst_hfam_matte_handle_set_context (GstHfamMatte * self, GstContext * context)
+{
+  gint device_id;
+
+  GST_OBJECT_LOCK (self);
+  device_id = self->cuda_device_id;
+  GST_OBJECT_UNLOCK (self);
+  gst_cuda_handle_set_context (GST_ELEMENT (self), context, device_id,
+      &self->cuda_context);
+}
+
+gboolean
+gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query)
+{
+  GstCudaContext *cuda_context;
+  gboolean answered;
+
+  GST_OBJECT_LOCK (self);
+  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+      : NULL;
+  GST_OBJECT_UNLOCK (self);
+  answered = gst_cuda_handle_context_query (GST_ELEMENT (self), query,
+      cuda_context);
+  gst_clear_object (&cuda_context);
+  return answered;
+}
+
+/* CUDA memory in: upstream gets a pool of the CUDA context libhfam runs on, so
+ * that its frames are on the device path, with room for the frames held. */
+void
+gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
+{
+  GstCudaContext *cuda_context;
+  GstBufferPool *pool;
+  GstStructure *config;
+  GstVideoInfo info;
+  gboolean need_pool;
+  GstCaps *caps;
+  guint size;
+
+  gst_query_parse_allocation (query, &caps, &need_pool);
+  if (!need_pool || !caps || !gst_caps_features_contains
+      (gst_caps_get_features (caps, 0), GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY)
+      || !gst_video_info_from_caps (&info, caps))
+    return;
+  GST_OBJECT_LOCK (self);
+  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+      : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!cuda_context)
+    return;
+  pool = gst_cuda_buffer_pool_new (cuda_context);
+  gst_object_unref (cuda_context);
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_set_params (config, caps, GST_VIDEO_INFO_SIZE (&info),
+      0, 0);
+  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  if (!gst_buffer_pool_set_config (pool, config)) {
+    GST_WARNING_OBJECT (self, "the CUDA buffer pool rejects %" GST_PTR_FORMAT,
+        caps);
+    gst_object_unref (pool);
+    return;
+  }
+  /* the pool pads rows for the device: its size, not the caps' */
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
+  gst_structure_free (config);
+  gst_query_add_allocation_pool (query, pool, size,
+      gst_hfam_matte_worker_depth (self->worker), 0);
+  gst_object_unref (pool);
+}
+#endif

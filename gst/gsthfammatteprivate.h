@@ -1,0 +1,126 @@
+/* hfammatte's instance and what its files share: the element (gsthfammatte.c),
+ * caps and buffer pools (gsthfammattecaps.c), the frames out with QoS and
+ * latency (gsthfammatteoutput.c), and the pipeline's CUDA context
+ * (gsthfammattecuda.c). The per-stream state is gsthfammatteworker.h's.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef GST_HFAM_MATTE_PRIVATE_H
+#define GST_HFAM_MATTE_PRIVATE_H
+
+#include "gsthfammatte.h"
+#include "gsthfammatteworker.h"
+
+#include <gst/base/gstflowcombiner.h>
+#include <gst/video/video.h>
+#ifdef HFAM_HAVE_GST_CUDA
+#include <gst/cuda/gstcudacontext.h>
+#endif
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN (gst_hfam_matte_debug);
+#define GST_CAT_DEFAULT gst_hfam_matte_debug
+
+typedef enum
+{
+  GST_HFAM_MATTE_BACKEND_AUTO,
+  GST_HFAM_MATTE_BACKEND_CPU,
+  GST_HFAM_MATTE_BACKEND_CUDA,
+} GstHfamMatteBackend;
+
+/* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
+typedef struct
+{
+  GstPad *pad;
+  GstVideoInfo info;            /* negotiated */
+  gboolean cuda_memory;         /* negotiated memory:CUDAMemory */
+  GstBufferPool *pool;          /* set while negotiated and linked */
+  /* QoS from downstream, under the object lock: frames that end before
+   * earliest_time are late there. */
+  GstClockTime earliest_time;
+  gdouble proportion;
+} GstHfamMatteOutput;
+
+struct _GstHfamMatte
+{
+  GstElement parent;
+
+  GstPad *sinkpad;
+  GstHfamMatteOutput fill;
+  GstHfamMatteOutput key;
+  GstFlowCombiner *flow_combiner;
+
+  /* Properties, under the object lock. */
+  gchar *model_path;
+  GstHfamMatteBackend backend;
+  gint cuda_device_id;
+  guint inference_size;
+  guint inference_interval;
+  gdouble temporal_smoothing;
+  gboolean premultiplied;
+  gboolean qos;
+  guint n_threads;
+  HfamPrecision precision;
+  guint pipeline_depth;
+
+#ifdef HFAM_HAVE_GST_CUDA
+  /* The pipeline's CUDA context (GstContext), under the object lock. */
+  GstCudaContext *cuda_context;
+#endif
+
+  /* Between READY->PAUSED and PAUSED->READY. */
+  HfamModel *model;
+  GstHfamMatteWorker *worker;
+  gboolean warned_cpu_fallback;
+
+  /* Streaming thread. */
+  gboolean have_input;
+  GstVideoInfo in_info;
+  gboolean in_cuda_memory;
+  GstSegment segment;
+  gboolean discont;             /* frames were dropped since the last output */
+  guint64 processed, dropped;
+  gboolean warmed_up;           /* the first network run of the stream is done */
+
+  /* Under the object lock. */
+  GstClockTime latency;         /* the longest arrival-to-output measured */
+  GstClockTime held_latency;    /* what holding frames adds: a frame duration */
+  guint32 last_seek_seqnum;
+};
+
+/* gsthfammattecaps.c: caps over the three pads, output negotiation and pools. */
+GstCaps *gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter);
+GstCaps *gst_hfam_matte_src_caps (GstHfamMatte * self, GstPad * pad,
+    GstCaps * filter);
+gboolean gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps);
+gboolean gst_hfam_matte_ensure_output (GstHfamMatte * self,
+    GstHfamMatteOutput * output);
+void gst_hfam_matte_clear_pool (GstHfamMatteOutput * output);
+
+/* gsthfammatteoutput.c: frames out, QoS and latency. */
+void gst_hfam_matte_reset_qos (GstHfamMatte * self);
+void gst_hfam_matte_update_qos (GstHfamMatte * self,
+    GstHfamMatteOutput * output, GstEvent * event);
+gboolean gst_hfam_matte_drop_if_late (GstHfamMatte * self, GstBuffer * buffer,
+    gboolean want_fill, gboolean want_key);
+void gst_hfam_matte_set_frame_duration (GstHfamMatte * self,
+    GstClockTime duration, gboolean replace);
+GstFlowReturn gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
+    GstBuffer * key_buf);
+GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
+    GstClockTime since);
+void gst_hfam_matte_drain (GstHfamMatte * self);
+
+#ifdef HFAM_HAVE_GST_CUDA
+/* gsthfammattecuda.c: the pipeline's CUDA context. */
+HfamContext *gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
+    gint device_id, guint n_threads, const HfamContextOptions * options,
+    GstCudaContext ** cuda_context, GError ** error);
+void gst_hfam_matte_handle_set_context (GstHfamMatte * self,
+    GstContext * context);
+gboolean gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query);
+void gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query);
+#endif
+
+G_END_DECLS
+
+#endif

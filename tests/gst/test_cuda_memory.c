@@ -1,0 +1,375 @@
+/* hfammatte on CUDA memory, in and out, against the CPU element on system
+ * memory: with a CUDA device only (test_cuda_memory says it skips without
+ * one). */
+#include "harness.h"
+
+#ifdef HFAM_HAVE_GST_CUDA
+#include <math.h>
+#include <string.h>
+
+#include <hfam/hfam-device.h>
+#include <gst/cuda/gstcudabufferpool.h>
+#include <gst/cuda/gstcudaloader.h>
+#include <gst/cuda/gstcudamemory.h>
+#include <gst/cuda/gstcudautils.h>
+
+static GstCudaContext *
+cuda_memory_context (void)
+{
+  if (!gst_cuda_load_library ())
+    return NULL;
+  /* for the test's own pool (the element registers it too, but opens later) */
+  gst_cuda_memory_init_once ();
+  return gst_cuda_context_new (0);
+}
+
+/* `frame` (system memory) copied into a buffer of the CUDA pool (gstcuda
+ * uploads it on unmap). */
+static GstBuffer *
+upload (GstBufferPool * pool, const GstVideoInfo * info, GstBuffer * frame)
+{
+  GstVideoFrame src, dst;
+  GstBuffer *buffer = NULL;
+
+  fail_unless_equals_int (gst_buffer_pool_acquire_buffer (pool, &buffer, NULL),
+      GST_FLOW_OK);
+  fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (buffer, 0)));
+  fail_unless (gst_video_frame_map (&src, info, frame, GST_MAP_READ));
+  fail_unless (gst_video_frame_map (&dst, info, buffer, GST_MAP_WRITE));
+  fail_unless (gst_video_frame_copy (&dst, &src));
+  gst_video_frame_unmap (&dst);
+  gst_video_frame_unmap (&src);
+  return buffer;
+}
+
+#define N_MEMORY_FRAMES 5
+
+/* How the matte is carried from frame to frame in test_cuda_memory. */
+typedef struct
+{
+  guint interval;
+  gdouble smoothing;
+} MemorySettings;
+
+/* Every 4th byte from offset 3 of packed RGBA or BGRA pixels: their alpha. */
+static GBytes *
+alpha_of (GBytes * packed)
+{
+  gsize n;
+  const guint8 *p = g_bytes_get_data (packed, &n);
+  guint8 *alpha = g_malloc (n / 4);
+
+  for (gsize i = 0; i < n / 4; i++)
+    alpha[i] = p[4 * i + 3];
+  return g_bytes_new_take (alpha, n / 4);
+}
+
+/* The fill pixels of N_MEMORY_FRAMES frames through hfammatte, and their
+ * alpha as the key: on the CPU from system memory, or (cuda_context set) on
+ * CUDA from CUDA memory of that context, in and out. (Only the fill pad is
+ * linked: the alpha pad has no CUDA memory, gstcuda allocating no GRAY.) */
+static void
+run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
+    const MemorySettings * settings, GBytes ** fills, GBytes ** keys)
+{
+  GstElement *element = make_element ();
+  GstBufferPool *pool = NULL;
+  GstVideoInfo info;
+  GstCaps *caps;
+  Rig rig;
+
+  video_info (&info, format, WIDTH, HEIGHT);
+  caps = gst_video_info_to_caps (&info);
+  g_object_set (element, "pipeline-depth", depth, "inference-interval",
+      settings->interval, "temporal-smoothing", settings->smoothing, NULL);
+  if (cuda_context) {
+    GstContext *context = gst_context_new_cuda_context (cuda_context);
+    GstStructure *config;
+
+    gst_util_set_object_arg (G_OBJECT (element), "backend", "cuda");
+    gst_util_set_object_arg (G_OBJECT (element), "precision", "fp32");
+    gst_element_set_context (element, context);
+    gst_context_unref (context);
+    gst_caps_set_features (caps, 0,
+        gst_caps_features_new (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, NULL));
+    pool = gst_cuda_buffer_pool_new (cuda_context);
+    config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_set_params (config, caps,
+        GST_VIDEO_INFO_SIZE (&info), 0, 0);
+    fail_unless (gst_buffer_pool_set_config (pool, config));
+    fail_unless (gst_buffer_pool_set_active (pool, TRUE));
+  }
+  rig_start (&rig, element, TRUE, FALSE);
+  gst_harness_set_src_caps (rig.input, caps);
+  for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
+    GstBuffer *frame = make_frame (&info, 700 + i);
+
+    if (pool) {
+      GstBuffer *device = upload (pool, &info, frame);
+      gst_buffer_unref (frame);
+      frame = device;
+    }
+    fail_unless_equals_int (rig_push (&rig, frame, i), GST_FLOW_OK);
+  }
+  fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+  for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
+    GstBuffer *fill = gst_harness_pull (rig.fill);
+
+    /* the matte was written on the device, in CUDA memory */
+    if (cuda_context)
+      fail_unless (gst_is_cuda_memory (gst_buffer_peek_memory (fill, 0)));
+    fills[i] = packed_pixels (rig.fill, fill);
+    keys[i] = alpha_of (fills[i]);
+  }
+  rig_stop (&rig);
+  if (pool) {
+    gst_buffer_pool_set_active (pool, FALSE);
+    gst_object_unref (pool);
+  }
+}
+
+/* An NV12 frame mapped as libhfam's CPU twins read it, with the matrix and
+ * range of its caps, as the element picks them. */
+static HfamFrame
+host_nv12 (const GstVideoInfo * info, GstVideoFrame * mapped, HfamYuvToRgb * yuv)
+{
+  const GstVideoColorimetry *c = &info->colorimetry;
+  HfamFrame host = {.width = GST_VIDEO_INFO_WIDTH (info),
+    .height = GST_VIDEO_INFO_HEIGHT (info),.format = HFAM_FRAME_NV12
+  };
+
+  fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (info), GST_VIDEO_FORMAT_NV12);
+  hfam_yuv_to_rgb_init (yuv, c->matrix == GST_VIDEO_COLOR_MATRIX_BT709
+      ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601,
+      c->range == GST_VIDEO_COLOR_RANGE_0_255 ? HFAM_RANGE_FULL
+      : HFAM_RANGE_LIMITED);
+  for (guint i = 0; i < 2; i++) {
+    host.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (mapped, i);
+    host.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (mapped, i);
+  }
+  return host;
+}
+
+/* The key of an NV12 frame through the CPU twins of the device path
+ * (hfam_frame_preprocess, then the CPU backend, then hfam_matte_write): what
+ * the CUDA element should make of it, up to fp32 rounding. */
+static GBytes *
+twin_key_nv12 (Engine * engine, const GstVideoInfo * info, GstBuffer * frame)
+{
+  const gint width = GST_VIDEO_INFO_WIDTH (info);
+  const gint height = GST_VIDEO_INFO_HEIGHT (info);
+  HfamPreprocessParams params;
+  GstVideoFrame mapped;
+  HfamFrame host;
+  HfamOutputs out = { 0 };
+  HfamMatteImage key;
+  GError *error = NULL;
+  float *input, *alpha;
+  gint inf_w, inf_h;
+
+  fail_unless (gst_video_frame_map (&mapped, info, frame, GST_MAP_READ));
+  hfam_model_preprocess_params (engine->model, &params);
+  host = host_nv12 (info, &mapped, &params.yuv);
+  hfam_inference_dims (width, height, INFERENCE_SIZE, &inf_w, &inf_h);
+  input = g_new (float, 3 * (gsize) inf_w * inf_h);
+  alpha = g_new (float, (gsize) inf_w * inf_h);
+  fail_unless_equals_int (hfam_frame_preprocess (&host, &params, input, inf_w,
+          inf_h), 0);
+  out.fused = alpha;
+  fail_unless (hfam_context_run_tensor (engine->ctx, input, inf_w, inf_h, &out,
+          &error), "%s", error ? error->message : "");
+  key = (HfamMatteImage) {
+  g_malloc (width * height), width, width, height, HFAM_MATTE_GRAY8};
+  fail_unless_equals_int (hfam_matte_write (alpha, inf_w, inf_h, NULL, NULL,
+          &key), 0);
+  gst_video_frame_unmap (&mapped);
+  g_free (input);
+  g_free (alpha);
+  return g_bytes_new_take (key.data, (gsize) width * height);
+}
+
+/* Largest difference between the colour of a fill made from an NV12 frame on
+ * the device and the colour that hfam_frame_pixel_rgb (the CPU twin of
+ * matte.cu's conversion) gives for the same frame. Wrong planes, strides or
+ * matrix show here as large differences; rounding as at most 1. */
+static guint
+device_colour_diff (const GstVideoInfo * info, GstBuffer * frame,
+    GBytes * fill)
+{
+  const guint8 *rgba = g_bytes_get_data (fill, NULL);
+  GstVideoFrame mapped;
+  HfamYuvToRgb yuv;
+  HfamFrame host;
+  guint max = 0;
+
+  fail_unless (gst_video_frame_map (&mapped, info, frame, GST_MAP_READ));
+  host = host_nv12 (info, &mapped, &yuv);
+  for (gint y = 0; y < host.height; y++)
+    for (gint x = 0; x < host.width; x++) {
+      float rgb[3];
+
+      hfam_frame_pixel_rgb (&host, &yuv, x, y, rgb);
+      for (guint k = 0; k < 3; k++) {
+        const gint want = (gint) lrintf (CLAMP (rgb[k], 0.0f, 255.0f));
+        const gint got = rgba[4 * ((gsize) y * host.width + x) + k];
+        max = MAX (max, (guint) ABS (got - want));
+      }
+    }
+  gst_video_frame_unmap (&mapped);
+  return max;
+}
+
+/* The share of bytes of two keys that differ by at most `levels`. */
+static double
+share_within (GBytes * a, GBytes * b, guint levels)
+{
+  gsize n_a, n_b, near = 0;
+  const guint8 *pa = g_bytes_get_data (a, &n_a);
+  const guint8 *pb = g_bytes_get_data (b, &n_b);
+
+  fail_unless_equals_int (n_a, n_b);
+  for (gsize i = 0; i < n_a; i++)
+    near += (guint) ABS ((gint) pa[i] - (gint) pb[i]) <= levels;
+  return (double) near / MAX (n_a, 1);
+}
+
+/* Largest and mean difference of two byte strings of the same size; with a
+ * stride, only every stride-th byte from `offset`. */
+static void
+byte_diff (GBytes * a, GBytes * b, gsize offset, gsize stride, guint * max,
+    double *mean)
+{
+  gsize n_a, n_b, n = 0;
+  const guint8 *pa = g_bytes_get_data (a, &n_a);
+  const guint8 *pb = g_bytes_get_data (b, &n_b);
+
+  fail_unless_equals_int (n_a, n_b);
+  *max = 0;
+  *mean = 0.0;
+  for (gsize i = offset; i < n_a; i += stride, n++) {
+    const guint d = ABS ((gint) pa[i] - (gint) pb[i]);
+    *max = MAX (*max, d);
+    *mean += d;
+  }
+  *mean /= MAX (n, 1);
+}
+
+/* CUDA memory in and out against the CPU element on system memory, fp32.
+ * RGBA (the device path reads it as it is): the colour is the input's, the
+ * key (the fill's alpha) within one level (rounding near a half). NV12: the
+ * colour is hfam_frame_pixel_rgb's within one level (gstcuda's plane layout
+ * and the caps' matrix reach the device), and each frame's own key that of the
+ * CPU twins of the device path within one level (98 % of it: a near-tie of the
+ * tiny random model's classes may flip a pixel). Not the CPU element's: the
+ * device path takes chroma from the covering sample where GstVideoConverter
+ * interpolates, and those few levels flip the tiny model's near-ties on a
+ * quarter of the key (on an H200, 2026-11-26). Pipeline depth 2 on CUDA gives depth 1's
+ * bytes. The same with the matte carried on the device: inference-interval 3
+ * (the frames in between show the key of the frame that ran, byte for byte),
+ * temporal-smoothing 0.5 (blended at the inference size on the device, at the
+ * frame's size on the CPU: equal up to float rounding), and both. */
+GST_START_TEST (test_cuda_memory)
+{
+  static const GstVideoFormat formats[] = { GST_VIDEO_FORMAT_RGBA,
+    GST_VIDEO_FORMAT_NV12
+  };
+  static const MemorySettings settings[] = { {1, 0.0}, {3, 0.0}, {1, 0.5},
+  {2, 0.5}
+  };
+  GstCudaContext *cuda_context = cuda_memory_context ();
+  Engine engine;
+
+  if (!cuda_context || !cuda_device_opens ()) {
+    g_print ("test_cuda_memory: skipped, no CUDA device\n");
+    gst_clear_object (&cuda_context);
+    return;
+  }
+  engine_open (&engine);
+  for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
+    GBytes *plain_keys[N_MEMORY_FRAMES];  /* the CPU's, each frame's own matte */
+
+    for (guint s = 0; s < G_N_ELEMENTS (settings); s++) {
+      /* [cpu, cuda, cuda depth 2][frame] */
+      GBytes *fills[3][N_MEMORY_FRAMES], *keys[3][N_MEMORY_FRAMES];
+      const guint interval = settings[s].interval;
+
+      run_memory (NULL, formats[f], 1, &settings[s], fills[0], keys[0]);
+      run_memory (cuda_context, formats[f], 1, &settings[s], fills[1],
+          keys[1]);
+      run_memory (cuda_context, formats[f], 2, &settings[s], fills[2],
+          keys[2]);
+      /* the setting shows: frame 1 does not get its own matte */
+      if (s == 0)
+        memcpy (plain_keys, keys[0], sizeof plain_keys);
+      else
+        fail_if (g_bytes_equal (keys[0][1], plain_keys[1]),
+            "interval %u, smoothing %.1f changed nothing", interval,
+            settings[s].smoothing);
+      for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
+        guint max;
+        double mean;
+
+        byte_diff (keys[0][i], keys[1][i], 0, 1, &max, &mean);
+        GST_INFO ("%s, interval %u, smoothing %.1f, frame %u: key max %u "
+            "mean %.3f", gst_video_format_to_string (formats[f]), interval,
+            settings[s].smoothing, i, max, mean);
+        if (formats[f] == GST_VIDEO_FORMAT_RGBA) {
+          fail_unless (max <= 1, "key differs by %u", max);
+          for (guint c = 0; c < 3; c++) {
+            byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
+            fail_unless_equals_int (max, 0);
+          }
+        } else {
+          GstVideoInfo nv12_info;
+          GstBuffer *frame;
+
+          video_info (&nv12_info, formats[f], WIDTH, HEIGHT);
+          frame = make_frame (&nv12_info, 700 + i);
+          max = device_colour_diff (&nv12_info, frame, fills[1][i]);
+          GST_INFO ("NV12 frame %u: colour max %u", i, max);
+          fail_unless (max <= 1, "the device's colour differs by %u", max);
+          /* each frame's own matte: the twins' */
+          if (s == 0) {
+            GBytes *twin = twin_key_nv12 (&engine, &nv12_info, frame);
+            const double near = share_within (twin, keys[1][i], 1);
+
+            byte_diff (twin, keys[1][i], 0, 1, &max, &mean);
+            GST_INFO ("NV12 frame %u: key against the twins max %u mean %.3f, "
+                "%.1f %% within 1 level", i, max, mean, 100.0 * near);
+            fail_unless (near >= 0.98, "only %.1f %% of the key within 1 level "
+                "of the twins'", 100.0 * near);
+            g_bytes_unref (twin);
+          }
+          gst_buffer_unref (frame);
+        }
+        /* a frame the network skips shows the kept matte of the one it ran on */
+        fail_unless (g_bytes_equal (keys[1][i], keys[1][i - i % interval]),
+            "frame %u", i);
+        fail_unless (g_bytes_equal (keys[1][i], keys[2][i]));
+        fail_unless (g_bytes_equal (fills[1][i], fills[2][i]));
+      }
+      for (guint i = 0; i < N_MEMORY_FRAMES; i++)
+        for (guint k = 0; k < 3; k++) {
+          g_bytes_unref (fills[k][i]);
+          if (k > 0 || s > 0)
+            g_bytes_unref (keys[k][i]);
+        }
+    }
+    for (guint i = 0; i < N_MEMORY_FRAMES; i++)
+      g_bytes_unref (plain_keys[i]);
+  }
+  engine_close (&engine);
+  gst_object_unref (cuda_context);
+}
+
+GST_END_TEST;
+
+TCase *
+cuda_memory_tcase (void)
+{
+  TCase *tc = tcase_create ("cuda-memory");
+
+  tcase_add_test (tc, test_cuda_memory);
+  return tc;
+}
+#endif
