@@ -462,21 +462,21 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     gint device_id, guint n_threads, HfamPrecision precision,
     guint pipeline_depth, gpointer * cuda_context)
 {
-  const HfamContextOptions options = {.precision = precision,
-    .pipeline_depth = pipeline_depth,
+  HfamOptions options = {.backend = HFAM_BACKEND_CUDA,.precision = precision,
+    .n_threads = n_threads,.pipeline_depth = pipeline_depth,
   };
+  const HfamCudaOptions cuda = {.device_id = device_id };
   HfamContext *ctx = NULL;
   GError *error = NULL;
 
   *cuda_context = NULL;
   if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
 #ifdef HFAM_HAVE_GST_CUDA
-    ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, device_id,
-        n_threads, &options, (GstCudaContext **) cuda_context, &error);
+    ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, &options, &cuda,
+        (GstCudaContext **) cuda_context, &error);
 #endif
     if (!ctx && !error)
-      ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
-          n_threads, &options, &error);
+      ctx = hfam_context_new (self->model, &options, &cuda, &error);
     if (ctx)
       return ctx;
     if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
@@ -494,8 +494,8 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     g_clear_error (&error);
   }
 
-  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CPU, device_id,
-      n_threads, &options, &error);
+  options.backend = HFAM_BACKEND_CPU;
+  ctx = hfam_context_new (self->model, &options, NULL, &error);
   if (!ctx) {
     GST_ELEMENT_ERROR (self, LIBRARY, INIT,
         ("The cpu backend failed to start: %s", error->message), (NULL));

@@ -18,10 +18,10 @@
  * no context to give: libhfam then opens the device's primary context. */
 HfamContext *
 gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
-    gint device_id, guint n_threads, const HfamContextOptions * options,
+    const HfamOptions * options, const HfamCudaOptions * cuda,
     GstCudaContext ** cuda_context, GError ** error)
 {
-  HfamContextOptions on_context = *options;
+  HfamCudaOptions on_context = *cuda;
   GstCudaContext *shared = NULL;
   HfamContext *ctx;
 
@@ -30,7 +30,7 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
   /* registers gstcuda's allocator, without which its buffer pools refuse every
    * configuration (nvcodec does this when it loads; that plugin may be absent) */
   gst_cuda_memory_init_once ();
-  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
+  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), cuda->device_id,
           &self->cuda_context))
     return NULL;
   GST_OBJECT_LOCK (self);
@@ -40,9 +40,8 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
     gst_clear_object (&shared);
     return NULL;
   }
-  on_context.cuda_current_context = TRUE;
-  ctx = hfam_context_new_full (self->model, HFAM_BACKEND_CUDA, device_id,
-      n_threads, &on_context, error);
+  on_context.current_context = TRUE;
+  ctx = hfam_context_new (self->model, options, &on_context, error);
   gst_cuda_context_pop (NULL);
   if (ctx)
     *cuda_context = shared;

@@ -168,6 +168,7 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
 {
   GstVideoFrame out;
   GstFlowReturn ret;
+  GError *error = NULL;
   gboolean written;
 
   ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf, NULL);
@@ -187,14 +188,14 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
   }
   written = output == &self->fill
       ? gst_hfam_matte_worker_write_fill (self->worker, frame, &out,
-      premultiplied)
-      : gst_hfam_matte_worker_write_key (self->worker, &out);
+      premultiplied, &error)
+      : gst_hfam_matte_worker_write_key (self->worker, &out, &error);
   gst_video_frame_unmap (&out);
   if (!written) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),
-        ("hfam_matte_write refused a %dx%d frame on %s",
-            GST_VIDEO_INFO_WIDTH (&output->info),
+        ("%s: %dx%d on %s", error->message, GST_VIDEO_INFO_WIDTH (&output->info),
             GST_VIDEO_INFO_HEIGHT (&output->info), GST_PAD_NAME (output->pad)));
+    g_error_free (error);
     gst_clear_buffer (outbuf);
     return GST_FLOW_ERROR;
   }

@@ -113,7 +113,7 @@ void gst_hfam_matte_drain (GstHfamMatte * self);
 #ifdef HFAM_HAVE_GST_CUDA
 /* gsthfammattecuda.c: the pipeline's CUDA context. */
 HfamContext *gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
-    gint device_id, guint n_threads, const HfamContextOptions * options,
+    const HfamOptions * options, const HfamCudaOptions * cuda,
     GstCudaContext ** cuda_context, GError ** error);
 void gst_hfam_matte_handle_set_context (GstHfamMatte * self,
     GstContext * context);

@@ -1,13 +1,8 @@
 /* hfammatte's per-stream state: see gsthfammatteworker.h. */
 #include "gsthfammatteworker.h"
 
-#include "frame.h"
-
-#include <omp.h>
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudamemory.h>
-
-#include <hfam/hfam-device.h>
 #endif
 
 struct _GstHfamMatteWorker {
@@ -15,8 +10,8 @@ struct _GstHfamMatteWorker {
   guint n_threads;
 
   GstVideoInfo in_info;
-  gboolean read_as_is;            /* kernels/frame.h reads the input's layout, frame_format */
-  HfamFrameFormat frame_format;
+  gboolean read_as_is;            /* libhfam reads the input's layout, `format` */
+  HfamFormat format;
   gboolean direct;                /* read as is, and RGB: no conversion on the host */
   GstVideoInfo colour_info;
   GstVideoConverter *converter;   /* input -> RGBA, when not direct */
@@ -27,14 +22,13 @@ struct _GstHfamMatteWorker {
 #ifdef HFAM_HAVE_GST_CUDA
   GstCudaContext *cuda_context;   /* what libhfam runs on, or NULL */
   gboolean device_format;         /* CUDA memory caps in a format the device path reads */
-  HfamYuvToRgb yuv;               /* its colour matrix, for NV12 and I420 */
+  HfamYuvMatrix yuv_matrix;       /* its colour matrix, for NV12 and I420 */
+  gboolean yuv_full_range;
 #endif
   guint n_on_device;              /* frames in flight on the device path */
-  float *matte;                   /* host path: width x height, what the outputs show */
-  float *fresh;                   /* host path: the network's output before the blend */
-  gboolean have_matte;            /* a frame since the last reset runs the network */
-  gboolean matte_on_device;       /* that frame is on the device path: the current matte is
-                                     libhfam's kept matte (hfam-device.h), not `matte` */
+  gboolean have_matte;            /* a frame since the last reset runs the network: libhfam
+                                     keeps its matte */
+  gboolean matte_on_device;       /* that frame is on the device path, and so its matte */
   guint frames_since_inference;
 };
 
@@ -86,8 +80,6 @@ gst_hfam_matte_worker_clear_input (GstHfamMatteWorker *worker)
     gst_buffer_pool_set_active (worker->colour_pool, FALSE);
     gst_clear_object (&worker->colour_pool);
   }
-  g_clear_pointer (&worker->matte, g_free);
-  g_clear_pointer (&worker->fresh, g_free);
 }
 
 void
@@ -111,30 +103,30 @@ gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker)
   return hfam_context_pipeline_depth (worker->ctx);
 }
 
-/* The layout kernels/frame.h reads `format` in, if it reads it as it is. */
+/* The layout libhfam reads `format` in, if it reads it as it is. */
 static gboolean
-gst_hfam_matte_worker_frame_format (GstVideoFormat format, HfamFrameFormat *frame_format)
+gst_hfam_matte_worker_format (GstVideoFormat format, HfamFormat *hfam_format)
 {
   switch (format) {
     case GST_VIDEO_FORMAT_RGB:
-      *frame_format = HFAM_FRAME_RGB;
+      *hfam_format = HFAM_FORMAT_RGB;
       return TRUE;
     case GST_VIDEO_FORMAT_BGR:
-      *frame_format = HFAM_FRAME_BGR;
+      *hfam_format = HFAM_FORMAT_BGR;
       return TRUE;
     case GST_VIDEO_FORMAT_RGBA:
     case GST_VIDEO_FORMAT_RGBx:
-      *frame_format = HFAM_FRAME_RGBA;
+      *hfam_format = HFAM_FORMAT_RGBA;
       return TRUE;
     case GST_VIDEO_FORMAT_BGRA:
     case GST_VIDEO_FORMAT_BGRx:
-      *frame_format = HFAM_FRAME_BGRA;
+      *hfam_format = HFAM_FORMAT_BGRA;
       return TRUE;
     case GST_VIDEO_FORMAT_NV12:
-      *frame_format = HFAM_FRAME_NV12;
+      *hfam_format = HFAM_FORMAT_NV12;
       return TRUE;
     case GST_VIDEO_FORMAT_I420:
-      *frame_format = HFAM_FRAME_I420;
+      *hfam_format = HFAM_FORMAT_I420;
       return TRUE;
     default:
       return FALSE;
@@ -169,15 +161,15 @@ gst_hfam_matte_worker_device_format (GstHfamMatteWorker *worker)
 
   if (!worker->read_as_is)
     return FALSE;
-  if (worker->frame_format != HFAM_FRAME_NV12 && worker->frame_format != HFAM_FRAME_I420)
+  if (worker->format != HFAM_FORMAT_NV12 && worker->format != HFAM_FORMAT_I420)
     return TRUE;
   /* other matrices (BT.2020, SMPTE 240M) take the host path's converter */
   if ((c->matrix != GST_VIDEO_COLOR_MATRIX_BT601 && c->matrix != GST_VIDEO_COLOR_MATRIX_BT709)
       || (c->range != GST_VIDEO_COLOR_RANGE_0_255 && c->range != GST_VIDEO_COLOR_RANGE_16_235))
     return FALSE;
-  hfam_yuv_to_rgb_init (&worker->yuv,
-      c->matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601,
-      c->range == GST_VIDEO_COLOR_RANGE_0_255 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED);
+  worker->yuv_matrix = c->matrix == GST_VIDEO_COLOR_MATRIX_BT709 ? HFAM_YUV_BT709
+                                                                 : HFAM_YUV_BT601;
+  worker->yuv_full_range = c->range == GST_VIDEO_COLOR_RANGE_0_255;
   return TRUE;
 }
 #endif
@@ -190,9 +182,9 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
 
   gst_hfam_matte_worker_clear_input (worker);
   worker->in_info = *info;
-  worker->read_as_is = gst_hfam_matte_worker_frame_format (GST_VIDEO_INFO_FORMAT (info),
-                                                           &worker->frame_format);
-  worker->direct = worker->read_as_is && worker->frame_format <= HFAM_FRAME_BGRA;
+  worker->read_as_is = gst_hfam_matte_worker_format (GST_VIDEO_INFO_FORMAT (info),
+                                                     &worker->format);
+  worker->direct = worker->read_as_is && worker->format <= HFAM_FORMAT_BGRA;
   if (worker->direct) {
     worker->colour_info = *info;
   } else {
@@ -220,8 +212,6 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
   worker->device_format = cuda_memory && worker->cuda_context
       && gst_hfam_matte_worker_device_format (worker);
 #endif
-  worker->matte = g_new0 (float, (gsize) width * height);
-  worker->fresh = g_new0 (float, (gsize) width * height);
   gst_hfam_matte_worker_reset (worker);
   return TRUE;
 }
@@ -272,55 +262,69 @@ gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame)
   g_free (frame);
 }
 
-static gboolean
-gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
-                              int inference_size, GError **error)
+/* A mapped frame as libhfam reads it. */
+static HfamImage
+gst_hfam_matte_worker_image (const GstVideoFrame *mapped, HfamFormat format, HfamMemory memory)
 {
-  static const HfamPixelFormat pixel_formats[] = {
-    [HFAM_FRAME_RGB] = HFAM_PIXEL_RGB8, [HFAM_FRAME_BGR] = HFAM_PIXEL_BGR8,
-    [HFAM_FRAME_RGBA] = HFAM_PIXEL_RGBA8, [HFAM_FRAME_BGRA] = HFAM_PIXEL_BGRA8,
+  HfamImage image = {
+    .width = GST_VIDEO_FRAME_WIDTH (mapped),
+    .height = GST_VIDEO_FRAME_HEIGHT (mapped),
+    .format = format,
+    .memory = memory,
   };
-  const GstVideoFrame *colour = gst_hfam_matte_worker_colour_frame (worker, frame);
-  HfamImage image;
-  gboolean ok;
 
-  if (!colour) {
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (mapped) && i < 3; i++) {
+    image.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (mapped, i);
+    image.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (mapped, i);
+  }
+  return image;
+}
+
+/* The frame as the network reads it, and where the outputs take their colours: on the
+ * device path the input itself, on the host path its RGB layout (converted once). */
+static gboolean
+gst_hfam_matte_worker_input (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                             HfamImage *image, GError **error)
+{
+  const GstVideoFrame *colour;
+
+#ifdef HFAM_HAVE_GST_CUDA
+  if (frame->on_device) {
+    *image = gst_hfam_matte_worker_image (&frame->in, worker->format, HFAM_MEMORY_CUDA);
+    image->yuv_matrix = worker->yuv_matrix;
+    image->yuv_full_range = worker->yuv_full_range;
+    return TRUE;
+  }
+#endif
+  if (!(colour = gst_hfam_matte_worker_colour_frame (worker, frame))) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "no memory for the frame converted to RGBA");
     return FALSE;
   }
-  image = (HfamImage) {
-    .data = GST_VIDEO_FRAME_PLANE_DATA (colour, 0),
-    .width = GST_VIDEO_FRAME_WIDTH (colour),
-    .height = GST_VIDEO_FRAME_HEIGHT (colour),
-    .stride = GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0),
-    .format = worker->direct ? pixel_formats[worker->frame_format] : HFAM_PIXEL_RGBA8,
+  *image = gst_hfam_matte_worker_image (colour, worker->direct ? worker->format
+                                                               : HFAM_FORMAT_RGBA,
+                                        HFAM_MEMORY_HOST);
+  return TRUE;
+}
+
+static gboolean
+gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                              int inference_size, GError **error)
+{
+  const HfamFrameParams params = {
+    .long_side = inference_size,
+    .smoothing = frame->smoothing,
   };
+  HfamImage image;
+  gboolean ok;
+
+  if (!gst_hfam_matte_worker_input (worker, frame, &image, error))
+    return FALSE;
   gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_submit_frame (worker->ctx, &image, inference_size, error);
+  ok = hfam_context_submit (worker->ctx, &image, &params, error);
   gst_hfam_matte_worker_leave (worker);
   return ok;
 }
-
-#ifdef HFAM_HAVE_GST_CUDA
-/* The planes of a frame mapped with GST_MAP_CUDA, as libhfam's device functions read them. */
-static HfamFrame
-gst_hfam_matte_worker_device_frame (const GstHfamMatteWorker *worker,
-                                    const GstVideoFrame *mapped)
-{
-  HfamFrame frame = {
-    .width = GST_VIDEO_FRAME_WIDTH (mapped),
-    .height = GST_VIDEO_FRAME_HEIGHT (mapped),
-    .format = worker->frame_format,
-  };
-
-  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (mapped) && i < 3; i++) {
-    frame.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (mapped, i);
-    frame.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (mapped, i);
-  }
-  return frame;
-}
-#endif
 
 /* The device path: CUDA memory of libhfam's own context, in a format it reads. The matte
  * stays on the device there: libhfam blends it and keeps it for the frames that do not run
@@ -347,26 +351,6 @@ gst_hfam_matte_worker_switches_path (const GstHfamMatteWorker *worker, GstBuffer
 {
   return worker->n_in_flight > 0
       && (worker->n_on_device > 0) != gst_hfam_matte_worker_takes_device_path (worker, buffer);
-}
-
-static gboolean
-gst_hfam_matte_worker_submit_device (GstHfamMatteWorker *worker,
-                                     GstHfamMatteWorkerFrame *frame, int inference_size,
-                                     GError **error)
-{
-#ifdef HFAM_HAVE_GST_CUDA
-  const HfamFrame input = gst_hfam_matte_worker_device_frame (worker, &frame->in);
-  gboolean ok;
-
-  gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_submit_device_frame (worker->ctx, &input, &worker->yuv, inference_size,
-                                         error);
-  gst_hfam_matte_worker_leave (worker);
-  return ok;
-#else
-  g_assert_not_reached ();
-  return FALSE;
-#endif
 }
 
 GstHfamMatteWorkerFrame *
@@ -398,11 +382,7 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
   if (frame->runs) {
     /* the previous matte (if any since the reset) will be there when this one arrives */
     frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
-    if (!(frame->on_device
-          ? gst_hfam_matte_worker_submit_device (worker, frame, settings->inference_size,
-                                                 error)
-          : gst_hfam_matte_worker_submit (worker, frame, settings->inference_size,
-                                          error))) {
+    if (!gst_hfam_matte_worker_submit (worker, frame, settings->inference_size, error)) {
       worker->have_matte = FALSE;
       gst_hfam_matte_worker_frame_free (frame);
       return NULL;
@@ -419,30 +399,24 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
   return frame;
 }
 
-/* The matte of the oldest frame in flight, blended into the current one. */
+/* The oldest frame in flight: libhfam keeps its matte (blended into the one before) and
+ * writes it into `outputs`, the colours from `colours`. */
 static gboolean
 gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
-                               const GstHfamMatteWorkerFrame *frame, GError **error)
+                               const GstHfamMatteWorkerFrame *frame, const HfamImage *colours,
+                               const HfamImage *outputs, int n_outputs, GError **error)
 {
-  const int width = GST_VIDEO_INFO_WIDTH (&worker->in_info);
-  const gsize n_pixels = (gsize) width * GST_VIDEO_INFO_HEIGHT (&worker->in_info);
-  /* the blend needs the previous matte intact until the new one is complete */
-  const gboolean blend = frame->smoothing > 0.0f;
-
   gboolean ok;
 
   worker->n_in_flight--;
+  worker->n_on_device -= frame->on_device;
   gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_collect_matte (worker->ctx, blend ? worker->fresh : worker->matte, width,
-                                   NULL, error);
+  ok = hfam_context_collect (worker->ctx, colours, outputs, n_outputs, error);
   gst_hfam_matte_worker_leave (worker);
-  if (!ok) {
+  /* a failed collect keeps no matte */
+  if (!ok)
     worker->have_matte = FALSE;
-    return FALSE;
-  }
-  if (blend)
-    hfam_matte_blend (worker->matte, worker->fresh, n_pixels, frame->smoothing);
-  return TRUE;
+  return ok;
 }
 
 gboolean
@@ -459,7 +433,7 @@ gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
   /* a device frame's matte goes straight into its outputs:
    * gst_hfam_matte_worker_write_device */
   if (oldest->runs && !oldest->on_device
-      && !gst_hfam_matte_worker_collect (worker, oldest, error)) {
+      && !gst_hfam_matte_worker_collect (worker, oldest, NULL, NULL, 0, error)) {
     gst_hfam_matte_worker_frame_free (oldest);
     return FALSE;
   }
@@ -473,18 +447,9 @@ gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker)
   GstHfamMatteWorkerFrame *frame;
 
   while ((frame = g_queue_pop_head (&worker->held))) {
-    if (frame->runs && frame->on_device) {
-      /* the network finishes the frame; its matte is kept, no output wants it */
-      if (!gst_hfam_matte_worker_write_device (worker, frame, NULL, FALSE, NULL, NULL))
-        GST_DEBUG ("a dropped frame failed in the network");
-    } else if (frame->runs) {
-      worker->n_in_flight--;
-      gst_hfam_matte_worker_enter (worker);
-      if (!hfam_context_collect_matte (worker->ctx, worker->fresh,
-                                       GST_VIDEO_INFO_WIDTH (&worker->in_info), NULL, NULL))
-        GST_DEBUG ("a dropped frame failed in the network");
-      gst_hfam_matte_worker_leave (worker);
-    }
+    /* the network finishes the frame; its matte is kept, no output wants it */
+    if (frame->runs && !gst_hfam_matte_worker_collect (worker, frame, NULL, NULL, 0, NULL))
+      GST_DEBUG ("a dropped frame failed in the network");
     gst_hfam_matte_worker_frame_free (frame);
   }
 }
@@ -495,64 +460,67 @@ gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker)
   return worker->held.length;
 }
 
-/* The colour frame as kernels/frame.h sees it. */
-static HfamFrame
-gst_hfam_matte_worker_frame (const GstHfamMatteWorker *worker, const GstVideoFrame *colour)
+/* An output frame, mapped on the host or on the device. */
+static HfamImage
+gst_hfam_matte_worker_output (GstVideoFrame *out, HfamMemory memory, gboolean premultiplied)
 {
-  return (HfamFrame) {
-    .planes = { GST_VIDEO_FRAME_PLANE_DATA (colour, 0) },
-    .strides = { GST_VIDEO_FRAME_PLANE_STRIDE (colour, 0) },
-    .width = GST_VIDEO_FRAME_WIDTH (colour),
-    .height = GST_VIDEO_FRAME_HEIGHT (colour),
-    .format = worker->direct ? worker->frame_format : HFAM_FRAME_RGBA,
-  };
+  HfamFormat format = HFAM_FORMAT_RGBA;
+  HfamImage image;
+
+  switch (GST_VIDEO_FRAME_FORMAT (out)) {
+    case GST_VIDEO_FORMAT_BGRA:
+      format = HFAM_FORMAT_BGRA;
+      break;
+    case GST_VIDEO_FORMAT_GRAY8:
+      format = HFAM_FORMAT_GRAY8;
+      break;
+    case GST_VIDEO_FORMAT_GRAY16_LE:
+      format = HFAM_FORMAT_GRAY16;
+      break;
+    default:
+      break;
+  }
+  image = gst_hfam_matte_worker_image (out, format, memory);
+  image.premultiplied = premultiplied;
+  return image;
 }
 
-/* The matte (already at the frame's size) into `out` by kernels/frame.c's writer, the CPU
- * twin of the CUDA one. */
+/* The kept matte into `outputs` for a frame whose matte is ready (collected, or not run). */
 static gboolean
-gst_hfam_matte_worker_write (const GstHfamMatteWorker *worker, const HfamFrame *frame,
-                             GstVideoFrame *out, HfamMatteFormat format)
+gst_hfam_matte_worker_write_kept (GstHfamMatteWorker *worker, const HfamImage *colours,
+                                  const HfamImage *outputs, int n_outputs, GError **error)
 {
-  const HfamMatteImage image = {
-    .data = GST_VIDEO_FRAME_PLANE_DATA (out, 0),
-    .stride = GST_VIDEO_FRAME_PLANE_STRIDE (out, 0),
-    .width = GST_VIDEO_FRAME_WIDTH (out),
-    .height = GST_VIDEO_FRAME_HEIGHT (out),
-    .format = format,
-  };
-  /* the writer's rows go to the calling thread's OpenMP team */
-  omp_set_num_threads (worker->n_threads > 0 ? (int) worker->n_threads
-                                             : (int) g_get_num_processors ());
-  return hfam_matte_write (worker->matte, image.width, image.height, frame, NULL, &image) == 0;
+  gboolean ok;
+
+  gst_hfam_matte_worker_enter (worker);
+  ok = hfam_context_write_kept (worker->ctx, colours, outputs, n_outputs, error);
+  gst_hfam_matte_worker_leave (worker);
+  return ok;
 }
 
 gboolean
 gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
-                                  GstVideoFrame *out, gboolean premultiplied)
+                                  GstVideoFrame *out, gboolean premultiplied, GError **error)
 {
-  const GstVideoFrame *colour = gst_hfam_matte_worker_colour_frame (worker, frame);
-  const gboolean bgra = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_BGRA;
-  HfamFrame input;
+  const HfamImage fill = gst_hfam_matte_worker_output (out, HFAM_MEMORY_HOST, premultiplied);
+  HfamImage colours;
 
-  if (!colour)
-    return FALSE;
-  input = gst_hfam_matte_worker_frame (worker, colour);
-  return gst_hfam_matte_worker_write (worker, &input, out,
-      bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
-           : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA));
+  return gst_hfam_matte_worker_input (worker, frame, &colours, error)
+      && gst_hfam_matte_worker_write_kept (worker, &colours, &fill, 1, error);
 }
 
 gboolean
-gst_hfam_matte_worker_write_key (const GstHfamMatteWorker *worker, GstVideoFrame *out)
+gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker, GstVideoFrame *out,
+                                 GError **error)
 {
   const gboolean deep = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_GRAY16_LE;
+  const HfamImage key = gst_hfam_matte_worker_output (out, HFAM_MEMORY_HOST, FALSE);
 
-  if (!gst_hfam_matte_worker_write (worker, NULL, out,
-                                    deep ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8))
+  /* the key needs no colours: no conversion of the frame for it */
+  if (!gst_hfam_matte_worker_write_kept (worker, NULL, &key, 1, error))
     return FALSE;
 #if G_BYTE_ORDER == G_BIG_ENDIAN
-  /* the writer's GRAY16 is in host order; the pad's format is little-endian */
+  /* libhfam's GRAY16 is in host order; the pad's format is little-endian */
   if (deep)
     for (int y = 0; y < GST_VIDEO_FRAME_HEIGHT (out); y++) {
       guint16 *row = (guint16 *) ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (out, 0)
@@ -560,6 +528,8 @@ gst_hfam_matte_worker_write_key (const GstHfamMatteWorker *worker, GstVideoFrame
       for (int x = 0; x < GST_VIDEO_FRAME_WIDTH (out); x++)
         row[x] = GUINT16_TO_LE (row[x]);
     }
+#else
+  (void) deep;
 #endif
   return TRUE;
 }
@@ -569,51 +539,18 @@ gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
                                     GstHfamMatteWorkerFrame *frame, GstVideoFrame *fill,
                                     gboolean premultiplied, GstVideoFrame *key, GError **error)
 {
-#ifdef HFAM_HAVE_GST_CUDA
-  const HfamFrame input = gst_hfam_matte_worker_device_frame (worker, &frame->in);
-  HfamMatteImage outputs[2];
+  HfamImage input, outputs[2];
   int n_outputs = 0;
-  gboolean ok;
 
-  if (fill) {
-    const gboolean bgra = GST_VIDEO_FRAME_FORMAT (fill) == GST_VIDEO_FORMAT_BGRA;
-    outputs[n_outputs++] = (HfamMatteImage) {
-      .data = GST_VIDEO_FRAME_PLANE_DATA (fill, 0),
-      .stride = GST_VIDEO_FRAME_PLANE_STRIDE (fill, 0),
-      .width = GST_VIDEO_FRAME_WIDTH (fill),
-      .height = GST_VIDEO_FRAME_HEIGHT (fill),
-      .format = bgra ? (premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA)
-                     : (premultiplied ? HFAM_MATTE_RGBA_PREMULTIPLIED : HFAM_MATTE_RGBA),
-    };
-  }
-  if (key) {
-    /* CUDA hosts are little-endian: the writer's GRAY16 is GRAY16_LE */
-    outputs[n_outputs++] = (HfamMatteImage) {
-      .data = GST_VIDEO_FRAME_PLANE_DATA (key, 0),
-      .stride = GST_VIDEO_FRAME_PLANE_STRIDE (key, 0),
-      .width = GST_VIDEO_FRAME_WIDTH (key),
-      .height = GST_VIDEO_FRAME_HEIGHT (key),
-      .format = GST_VIDEO_FRAME_FORMAT (key) == GST_VIDEO_FORMAT_GRAY16_LE
-          ? HFAM_MATTE_GRAY16 : HFAM_MATTE_GRAY8,
-    };
-  }
-  if (frame->runs) {
-    worker->n_in_flight--;
-    worker->n_on_device--;
-  }
-  gst_hfam_matte_worker_enter (worker);
-  ok = frame->runs
-      ? hfam_context_collect_device_matte (worker->ctx, &input, &worker->yuv, frame->smoothing,
-                                           outputs, n_outputs, error)
-      : hfam_context_write_kept_matte (worker->ctx, &input, &worker->yuv, outputs, n_outputs,
-                                       error);
-  gst_hfam_matte_worker_leave (worker);
-  /* a failed collect keeps no matte */
-  if (!ok && frame->runs)
-    worker->have_matte = FALSE;
-  return ok;
-#else
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED, "no CUDA memory in this build");
-  return FALSE;
-#endif
+  /* CUDA hosts are little-endian: libhfam's GRAY16 is GRAY16_LE */
+  if (fill)
+    outputs[n_outputs++] = gst_hfam_matte_worker_output (fill, HFAM_MEMORY_CUDA,
+                                                         premultiplied);
+  if (key)
+    outputs[n_outputs++] = gst_hfam_matte_worker_output (key, HFAM_MEMORY_CUDA, FALSE);
+  if (!gst_hfam_matte_worker_input (worker, frame, &input, error))
+    return FALSE;
+  return frame->runs
+      ? gst_hfam_matte_worker_collect (worker, frame, &input, outputs, n_outputs, error)
+      : gst_hfam_matte_worker_write_kept (worker, &input, outputs, n_outputs, error);
 }

@@ -90,15 +90,14 @@ void gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame);
 void gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker);
 guint gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker);
 
-/* The frame's colour with the current matte as alpha, into an RGBA or BGRA frame; the matte
- * alone, into a GRAY8 or GRAY16_LE frame. Both by kernels/frame.c's hfam_matte_write (alpha
- * rounded to the nearest 8- or 16-bit level). FALSE only on frames the writer refuses (a
- * bug). */
+/* The frame's colour with the current matte (libhfam's kept matte) as alpha, into an RGBA
+ * or BGRA frame; the matte alone, into a GRAY8 or GRAY16_LE frame: resized to the frame and
+ * rounded to the nearest 8- or 16-bit level by libhfam. */
 gboolean gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker,
                                            GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
-                                           gboolean premultiplied);
-gboolean gst_hfam_matte_worker_write_key (const GstHfamMatteWorker *worker,
-                                          GstVideoFrame *out);
+                                           gboolean premultiplied, GError **error);
+gboolean gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker, GstVideoFrame *out,
+                                          GError **error);
 
 /* A frame on the device path: its matte (collected and blended, or for a frame that does
  * not run the network, libhfam's kept matte) into `fill` and `key` (either may be NULL),

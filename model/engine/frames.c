@@ -480,39 +480,49 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
 {
   static const char *const what = "hfam_context_write_kept";
   const HfamKeptMatte *kept = &ctx->kept;
+  /* without colours to write, the outputs say the frame's shape and memory */
+  const HfamImage *shape = frame ? frame : outputs;
   g_autofree HfamMatteImage *mattes = NULL;
-  HfamFrame colours;
-  HfamYuvToRgb yuv;
+  HfamFrame colours = { 0 };
+  HfamYuvToRgb yuv = { 0 };
   int width, height;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
-  if (!check_frame (frame, what, error)
-      || (frame->memory == HFAM_MEMORY_CUDA && !check_device_backend (ctx, what, error)))
+  if (!frame && (n_outputs < 1 || !outputs)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: no frame and no output: nothing to write", what);
     return FALSE;
-  if (!kept->valid || kept->memory != frame->memory) {
+  }
+  if (frame && !check_frame (frame, what, error))
+    return FALSE;
+  if (shape->memory == HFAM_MEMORY_CUDA && !check_device_backend (ctx, what, error))
+    return FALSE;
+  if (!kept->valid || kept->memory != shape->memory) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "%s: no matte is kept in %s memory: collect a frame from there first (a "
                  "failed collect keeps none)", what,
-                 frame->memory == HFAM_MEMORY_CUDA ? "device" : "host");
+                 shape->memory == HFAM_MEMORY_CUDA ? "device" : "host");
     return FALSE;
   }
-  hfam_inference_dims (frame->width, frame->height, kept->long_side, &width, &height);
+  hfam_inference_dims (shape->width, shape->height, kept->long_side, &width, &height);
   if (width != kept->width || height != kept->height) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "%s: a %dx%d frame runs at %dx%d (long side %d), the kept matte is %dx%d: it "
-                 "belongs to a frame of another shape", what, frame->width, frame->height, width,
-                 height, kept->long_side, kept->width, kept->height);
+                 "belongs to a frame of another shape", what, shape->width, shape->height,
+                 width, height, kept->long_side, kept->width, kept->height);
     return FALSE;
   }
-  if (!check_outputs (frame->width, frame->height, frame->memory, frame, outputs, n_outputs,
+  if (!check_outputs (shape->width, shape->height, shape->memory, frame, outputs, n_outputs,
                       what, error))
     return FALSE;
-  if (frame->memory == HFAM_MEMORY_HOST)
-    return write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
+  if (shape->memory == HFAM_MEMORY_HOST)
+    return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,
                                error);
   mattes = device_outputs (outputs, n_outputs);
-  colours = kernel_frame (frame);
-  yuv = kernel_yuv (frame);
-  return ctx->backend->ops->write_kept_matte (ctx->backend, &colours, &yuv, mattes, n_outputs,
-                                              error);
+  if (frame) {
+    colours = kernel_frame (frame);
+    yuv = kernel_yuv (frame);
+  }
+  return ctx->backend->ops->write_kept_matte (ctx->backend, frame ? &colours : NULL,
+                                              frame ? &yuv : NULL, mattes, n_outputs, error);
 }

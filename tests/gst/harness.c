@@ -74,8 +74,8 @@ engine_open (Engine * engine)
 
   engine->model = hfam_model_load (model_path (), &error);
   fail_unless (engine->model != NULL, "%s", error ? error->message : "");
-  engine->ctx = hfam_context_new (engine->model, HFAM_BACKEND_CPU, -1, 1,
-      &error);
+  engine->ctx = hfam_context_new (engine->model,
+      &(HfamOptions) {.backend = HFAM_BACKEND_CPU,.n_threads = 1 }, NULL, &error);
   fail_unless (engine->ctx != NULL, "%s", error ? error->message : "");
 }
 
@@ -87,22 +87,22 @@ engine_close (Engine * engine)
 }
 
 static gboolean
-hfam_layout (GstVideoFormat format, HfamPixelFormat * layout)
+hfam_layout (GstVideoFormat format, HfamFormat * layout)
 {
   switch (format) {
     case GST_VIDEO_FORMAT_RGB:
-      *layout = HFAM_PIXEL_RGB8;
+      *layout = HFAM_FORMAT_RGB;
       return TRUE;
     case GST_VIDEO_FORMAT_BGR:
-      *layout = HFAM_PIXEL_BGR8;
+      *layout = HFAM_FORMAT_BGR;
       return TRUE;
     case GST_VIDEO_FORMAT_RGBA:
     case GST_VIDEO_FORMAT_RGBx:
-      *layout = HFAM_PIXEL_RGBA8;
+      *layout = HFAM_FORMAT_RGBA;
       return TRUE;
     case GST_VIDEO_FORMAT_BGRA:
     case GST_VIDEO_FORMAT_BGRx:
-      *layout = HFAM_PIXEL_BGRA8;
+      *layout = HFAM_FORMAT_BGRA;
       return TRUE;
     default:
       return FALSE;
@@ -115,30 +115,33 @@ expect (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
 {
   const gint width = GST_VIDEO_INFO_WIDTH (info);
   const gint height = GST_VIDEO_INFO_HEIGHT (info);
-  HfamPixelFormat layout;
+  const HfamFrameParams params = {.long_side = INFERENCE_SIZE };
+  HfamFormat layout;
   GstVideoFrame frame;
-  HfamImage image;
+  HfamImage image = { 0 }, matte = { 0 };
   GError *error = NULL;
 
   if (hfam_layout (GST_VIDEO_INFO_FORMAT (info), &layout)) {
     expected->colour_info = *info;
     expected->colour = gst_buffer_ref (buffer);
   } else {
-    layout = HFAM_PIXEL_RGBA8;
+    layout = HFAM_FORMAT_RGBA;
     video_info (&expected->colour_info, GST_VIDEO_FORMAT_RGBA, width, height);
     expected->colour = convert (info, buffer, &expected->colour_info);
   }
   fail_unless (gst_video_frame_map (&frame, &expected->colour_info,
           expected->colour, GST_MAP_READ));
-  image.data = GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-  image.width = width;
-  image.height = height;
-  image.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  image.planes[0] = GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
+  image.strides[0] = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  image.width = matte.width = width;
+  image.height = matte.height = height;
   image.format = layout;
   expected->matte = g_new (float, (gsize) width * height);
-  fail_unless (hfam_context_matte (engine->ctx, &image, INFERENCE_SIZE,
-          expected->matte, width, NULL, &error), "%s",
-      error ? error->message : "");
+  matte.planes[0] = (guint8 *) expected->matte;
+  matte.strides[0] = sizeof (float) * width;
+  matte.format = HFAM_FORMAT_GRAY32F;
+  fail_unless (hfam_context_run (engine->ctx, &image, &params, &matte, 1,
+          &error), "%s", error ? error->message : "");
   gst_video_frame_unmap (&frame);
 }
 
@@ -344,7 +347,8 @@ gboolean
 cuda_device_opens (void)
 {
   HfamModel *model = hfam_model_load (g_getenv ("HFAM_TEST_MODEL"), NULL);
-  HfamContext *ctx = model ? hfam_context_new (model, HFAM_BACKEND_CUDA, -1, 1, NULL) : NULL;
+  HfamContext *ctx = model ? hfam_context_new (model,
+      &(HfamOptions) {.backend = HFAM_BACKEND_CUDA }, NULL, NULL) : NULL;
   gboolean opens = ctx != NULL;
 
   hfam_context_free (ctx);

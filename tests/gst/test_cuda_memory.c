@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <hfam/hfam-device.h>
+#include "hfam-internal.h"
 #include <gst/cuda/gstcudabufferpool.h>
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
