@@ -66,7 +66,7 @@ struct _HfamBackend {
 HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
                                    GError **error);
 
-/* The CUDA backend (model/engine/backend-cuda.c), where the build has one (HFAM_HAVE_CUDA). */
+/* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {
   gboolean fp16;          /* NHWC fp16 on tensor cores; FALSE: fp32 (no TF32) */
   int pipeline_depth;     /* frames in flight, 1 or 2 (<= 0: 1) */
