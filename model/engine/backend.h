@@ -76,10 +76,21 @@ typedef struct {
                                later call, free included */
 } HfamCudaOptions;
 
-/* NULL, with an HFAM_ERROR_BACKEND error saying why, when no CUDA device opens (no driver,
- * no device, device_id out of range) or cuDNN cannot start. device_id < 0: the first. */
+/* NULL, with an HFAM_ERROR_BACKEND error saying why, when the CUDA backend's module does not
+ * open (cuda-module.c), no CUDA device opens (no driver, no device, device_id out of range) or
+ * cuDNN cannot start. device_id < 0: the first. */
 HfamBackend *hfam_backend_cuda_new (const HfamGraph *graph, int device_id,
                                     const HfamCudaOptions *options, GError **error);
+
+/* The CUDA module's entry point, which hfam_backend_cuda_new finds by this name:
+ * hfam_backend_cuda_new's work, given libhfam's hfam_stage_name. The module cannot link
+ * hfam.c (the whole engine would come with it), nor find libhfam's symbols at run time
+ * (GStreamer loads the plugin, libhfam inside, with local symbols). */
+#define HFAM_CUDA_MODULE_ENTRY "hfam_cuda_module_new_backend"
+typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int device_id,
+                                               const HfamCudaOptions *options,
+                                               const char *(*stage_name) (HfamStage stage),
+                                               GError **error);
 
 G_END_DECLS
 

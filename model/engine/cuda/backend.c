@@ -2,7 +2,9 @@
  * default or fp32 (FMA only, no TF32); everything between convolutions and the heads by the
  * CUDA ops of kernels/ (each with its CPU twin).
  *
- * Its files:
+ * It is a module of its own (libhfam-cuda.so), which libhfam opens when a context first asks
+ * for CUDA (model/engine/cuda-module.c): only the module links cudart, cuDNN and cuBLASLt, so
+ * that libhfam, the tools and the GStreamer plugin load where those are missing. Its files:
  * - backend.c: the backend made (its CUDA objects, the settings of the environment) and freed;
  * - weights.c: the weights, converted and uploaded once;
  * - plan.c: the values' buffers, and all that is planned for an input size;
@@ -289,9 +291,11 @@ env_flag (const char *name)
   return value && value[0] && strcmp (value, "0") != 0;
 }
 
+/* The module's entry point (HfamCudaModuleNewBackend), its only exported symbol. */
 HfamBackend *
-hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOptions *options,
-                       GError **error)
+hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
+                              const HfamCudaOptions *options,
+                              const char *(*stage_name) (HfamStage stage), GError **error)
 {
   static const HfamCudaOptions defaults = { .fp16 = TRUE };
   CudaBackend *be;
@@ -337,6 +341,7 @@ hfam_backend_cuda_new (const HfamGraph *graph, int device_id, const HfamCudaOpti
   be = g_new0 (CudaBackend, 1);
   be->base.ops = &cuda_ops;
   be->base.graph = graph;
+  be->stage_name = stage_name;
   be->device = device;
   be->context = context;
   be->get_current_context = get_current;

@@ -7,6 +7,7 @@
  * out, HFAM_CUDA_GEMM=1 takes it wherever it applies. */
 #include "cuda-backend.h"
 
+/* The slices split-K tries (HFAM_CUDA_SPLIT_K may force one of them). */
 const int split_k_ways[3] = { 2, 4, 8 };
 /* cuBLASLt's heuristic candidates timed per 1x1 convolution and epilogue */
 #define GEMM_CANDIDATES 8

@@ -18,6 +18,7 @@
 #ifdef HFAM_HAVE_CUBLASLT
 #include <cublasLt.h>
 #endif
+#include <gmodule.h>
 
 #define MAX_DEPTH 2
 #define N_STREAMS HFAM_N_LANES
@@ -101,6 +102,8 @@ typedef struct {
 
 typedef struct {
   HfamBackend base;
+  /* libhfam's hfam_stage_name, for the messages (see HfamCudaModuleNewBackend) */
+  const char *(*stage_name) (HfamStage stage);
   int device;
   /* HfamCudaOptions.current_context: the caller's context (NULL: the device's primary one) */
   CUcontext context;
@@ -196,7 +199,8 @@ is_planar (const HfamNode *n)
   return n->planar && n->op != HFAM_OP_INPUT;
 }
 
-/* backend.c: the backend made and freed */
+/* backend.c: the backend made and freed, the module's entry point */
+G_MODULE_EXPORT HfamCudaModuleNewBackend hfam_cuda_module_new_backend;
 gboolean use_device (CudaBackend *be, const char *what, GError **error);
 
 /* plan.c: the values' buffers, planning for an input size */

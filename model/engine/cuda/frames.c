@@ -103,12 +103,12 @@ cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error)
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  if (!check_planned (be, error) || !use_device (be, hfam_stage_name (stage), error))
+  if (!check_planned (be, error) || !use_device (be, be->stage_name (stage), error))
     return FALSE;
   slot = head_slot (be);
   if (!be->whole_frame_queued && ((int) stage != slot->next_stage || slot->queued)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "cuda backend: stage %s queued out of order", hfam_stage_name (stage));
+                 "cuda backend: stage %s queued out of order", be->stage_name (stage));
     return FALSE;
   }
   /* a graph holds the whole frame: it goes with the first stage, the others have nothing

@@ -76,7 +76,7 @@ print_profile (const CudaBackend *be)
     const Step *s = &be->steps[i];
     const double macs = node_macs (be, i);
     g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d", g->nodes[i].name,
-                hfam_stage_name (g->nodes[i].stage), be->node_ms[i],
+                be->stage_name (g->nodes[i].stage), be->node_ms[i],
                 100.0 * be->node_ms[i] / total, s->w, s->h, s->cs);
     if (s->is_conv && s->choice.splits > 1)
       g_printerr (" %s split-K %d, %.1f TFLOP/s", node_kind (&g->nodes[i]), s->choice.splits,

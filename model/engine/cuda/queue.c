@@ -132,7 +132,7 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
 {
   const HfamGraph *g = be->base.graph;
   const cudaStream_t main = slot->streams[MAIN_STREAM];
-  const char *name = hfam_stage_name (stage);
+  const char *name = be->stage_name (stage);
   const size_t plane = (size_t) be->width * be->height;
 
   if (stage == 0) {
@@ -196,7 +196,7 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
              GError **error)
 {
   const HfamGraph *g = be->base.graph;
-  const char *name = hfam_stage_name (stage);
+  const char *name = be->stage_name (stage);
   Gate gate = { .open = FALSE };
   gboolean ok;
 
