@@ -1,7 +1,7 @@
 /* What every CUDA op of kernels/ shares: the element types, the NHWC tensor view the ops read
  * and write, and (for nvcc only) the device helpers and the launch check.
  *
- * This header is C as well as CUDA C++: model/engine/backend-cuda.c and the tests include it (and
+ * This header is C as well as CUDA C++: model/engine/cuda/ and the tests include it (and
  * every op's .cuh) from C. Launchers are plain C functions that return cudaSuccess, or
  * cudaErrorInvalidValue when a precondition fails (nothing is queued then), or the error of the
  * launch itself. They never synchronise; they run on the stream they are given. */

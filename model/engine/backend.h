@@ -73,7 +73,7 @@ struct _HfamBackend {
 HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
                                    GError **error);
 
-/* The CUDA backend (model/engine/backend-cuda.c), where the build has one (HFAM_HAVE_CUDA). */
+/* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {
   gboolean fp16;          /* NHWC fp16 on tensor cores; FALSE: fp32 (no TF32) */
   int pipeline_depth;     /* frames in flight, 1 or 2 (<= 0: 1) */
@@ -83,10 +83,21 @@ typedef struct {
                                later call, free included */
 } HfamCudaBackendOptions;
 
-/* NULL, with an HFAM_ERROR_BACKEND error saying why, when no CUDA device opens (no driver,
- * no device, device_id out of range) or cuDNN cannot start. device_id < 0: the first. */
+/* NULL, with an HFAM_ERROR_BACKEND error saying why, when the CUDA backend's module does not
+ * open (cuda-module.c), no CUDA device opens (no driver, no device, device_id out of range) or
+ * cuDNN cannot start. device_id < 0: the first. */
 HfamBackend *hfam_backend_cuda_new (const HfamGraph *graph, int device_id,
                                     const HfamCudaBackendOptions *options, GError **error);
+
+/* The CUDA module's entry point, which hfam_backend_cuda_new finds by this name:
+ * hfam_backend_cuda_new's work, given libhfam's hfam_stage_name. The module cannot link
+ * hfam.c (the whole engine would come with it), nor find libhfam's symbols at run time
+ * (GStreamer loads the plugin, libhfam inside, with local symbols). */
+#define HFAM_CUDA_MODULE_ENTRY "hfam_cuda_module_new_backend"
+typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int device_id,
+                                               const HfamCudaBackendOptions *options,
+                                               const char *(*stage_name) (HfamStage stage),
+                                               GError **error);
 
 G_END_DECLS
 

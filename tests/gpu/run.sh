@@ -150,10 +150,13 @@ if [ ! -e "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" -Dcuda=enabled -Dgst=disabled -Dnvcc_targets="$NVCC_TARGETS" \
     -Dbuildtype=release $cudnn_opt || die "meson setup failed"
 fi
-ninja -C "$BUILD" tests/gpu/test-cuda-ops tests/gpu/test-cuda-network \
-  tests/gpu/test-cuda-device-frames tools/hfam-bench \
+ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
+  tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tools/hfam-bench \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
   || die "build failed"
+# the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
+# below (meson test sets it for its own tests)
+export HFAMMATTE_CUDA_MODULE=$BUILD/model/engine/cuda/libhfam-cuda.so
 
 # ---- weight files: random ResNet-50 / ResNet-101 HFAM, the tiny one, the golden cases ----
 models=$BUILD/gpu-models
@@ -240,8 +243,8 @@ gst_phase () {
     note "FAILED: no CUDA memory in the element (gstreamer-cuda-1.0 or the CUDA backend not found)"
     failed=$((failed + 1)); return
   fi
-  if ! ninja -C "$gbuild" gst/libgsthfam.so tests/gst/test-hfammatte \
-       tests/gst/hfam-tiny.safetensors >"$LOG/gst-build.log" 2>&1; then
+  if ! ninja -C "$gbuild" gst/libgsthfam.so model/engine/cuda/libhfam-cuda.so \
+       tests/gst/test-hfammatte tests/gst/hfam-tiny.safetensors >"$LOG/gst-build.log" 2>&1; then
     tail -n 40 "$LOG/gst-build.log"
     note "build FAILED"; failed=$((failed + 1)); return
   fi

@@ -1,0 +1,217 @@
+/* The CUDA backend's frames in device memory (queue_device_frame): kernels/preprocess.cu
+ * writes the frame straight into the network's input on the main stream, then a second graph
+ * of the slot, captured without the upload and the download, runs the network. At collect,
+ * alpha_p becomes the backend's kept matte (copied, or blended into the one kept before:
+ * temporal smoothing), and kernels/matte.cu writes the outputs from the kept matte; frames
+ * that reuse it (write_kept_matte) are written from it the same way. All of that runs on one
+ * stream of the kept matte's own, after the frame, and each call waits for it. The
+ * preprocessing filters (frame size to inference size) are kept per slot, the kept matte's (to
+ * the outputs' size) with it; each is rebuilt when a size changes. */
+#include "cuda-backend.h"
+
+/* A resize filter from `in` to `out` samples in `f`, made again only when a size changed;
+ * nothing may be using the old one. */
+static gboolean
+ensure_filter (HfamCudaFilter *f, int in, int out, const char *what, GError **error)
+{
+  if (f->start && f->in == in && f->out == out)
+    return TRUE;
+  hfam_cuda_filter_free (f);
+  CUDA_TRY (hfam_cuda_filter_new (in, out, f), what);
+  /* its upload went through the legacy default stream, which the backend's non-blocking
+   * streams do not wait for */
+  CUDA_TRY (cudaStreamSynchronize (cudaStreamLegacy), what);
+  return TRUE;
+}
+
+/* Whether the device can read `p`: a kernel reading host memory would fault, and a fault
+ * spoils the whole CUDA context, the caller's too. */
+static gboolean
+check_device_memory (const void *p, const char *what, int index, GError **error)
+{
+  struct cudaPointerAttributes attr;
+  cudaError_t err = cudaPointerGetAttributes (&attr, p);
+
+  if (err == cudaSuccess && attr.devicePointer)
+    return TRUE;
+  cudaGetLastError ();
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "cuda backend: %s %d (%p) is not memory the device can read%s%s", what, index, p,
+               err != cudaSuccess ? ": " : " (host memory?)",
+               err != cudaSuccess ? cudaGetErrorString (err) : "");
+  return FALSE;
+}
+
+static gboolean
+check_frame_memory (const HfamFrame *frame, GError **error)
+{
+  const int n_planes = frame->format == HFAM_FRAME_I420 ? 3 : frame->format == HFAM_FRAME_NV12 ? 2
+                                                                                             : 1;
+  for (int k = 0; k < n_planes; k++)
+    if (!check_device_memory (frame->planes[k], "frame plane", k, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
+                         const HfamPreprocessParams *params, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+  HfamNhwc input;
+
+  if (!check_planned (be, error) || !use_device (be, "device frame", error)
+      || !(slot = free_head_slot (be, error)) || !check_frame_memory (frame, error))
+    return FALSE;
+  /* the slot's last frame is collected: nothing reads its filters any more */
+  if (!ensure_filter (&slot->to_input[0], frame->width, be->width, "preprocess", error)
+      || !ensure_filter (&slot->to_input[1], frame->height, be->height, "preprocess", error))
+    return FALSE;
+  input = value_nhwc (be, slot, be->base.graph->input);
+  /* on the main stream, ahead of the frame's graph (which cannot hold the frame's
+   * pointers: they change from frame to frame) */
+  CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
+                                  slot->streams[MAIN_STREAM]), "preprocess");
+  if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot, FRAME_DEVICE);
+  return TRUE;
+}
+
+/* The kept matte's stream: made when first needed (the caller's context is current then). */
+static gboolean
+ensure_matte_stream (CudaBackend *be, GError **error)
+{
+  if (!be->matte_stream)
+    CUDA_TRY (cudaStreamCreateWithFlags (&be->matte_stream, cudaStreamNonBlocking),
+              "matte stream");
+  return TRUE;
+}
+
+/* Queues the alpha_p of the frame in `slot` into the kept matte on the matte stream, after the
+ * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
+ * allocation of the planned size. */
+static gboolean
+keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing, GError **error)
+{
+  const size_t plane = (size_t) be->width * be->height;
+  /* fusion's output: alpha_d, then alpha_p */
+  const float *alpha = value_planar (be, slot, be->base.graph->fusion) + plane;
+
+  CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
+  if (blend) {
+    CUDA_TRY (hfam_cuda_matte_blend (be->kept, alpha, plane, smoothing, be->matte_stream),
+              "temporal smoothing");
+    return TRUE;
+  }
+  if (be->kept_width != be->width || be->kept_height != be->height) {
+    /* every call waited for the matte stream: nothing reads the old one */
+    cudaFree (be->kept);
+    be->kept = NULL;
+    be->kept_width = be->kept_height = 0;
+    CUDA_TRY (cudaMalloc ((void **) &be->kept, sizeof (float) * plane), "kept matte");
+    be->kept_width = be->width;
+    be->kept_height = be->height;
+  }
+  CUDA_TRY (cudaMemcpyAsync (be->kept, alpha, sizeof (float) * plane, cudaMemcpyDeviceToDevice,
+                             be->matte_stream), "kept matte");
+  return TRUE;
+}
+
+/* Queues the kept matte into the outputs on the matte stream, the colour formats with
+ * `frame`'s colours. */
+static gboolean
+write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+            const HfamMatteImage *outputs, int n_outputs, GError **error)
+{
+  /* hfam_cuda_matte asks for a matrix even where the frame is RGB and it is not read */
+  static const HfamYuvToRgb unused_yuv;
+  gboolean colour = FALSE;
+
+  if (n_outputs == 0)
+    return TRUE;
+  for (int i = 0; i < n_outputs; i++) {
+    if (!check_device_memory (outputs[i].data, "output", i, error))
+      return FALSE;
+    colour |= outputs[i].format >= HFAM_MATTE_RGBA;
+  }
+  if ((colour && !check_frame_memory (frame, error))
+      || !ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte",
+                         error)
+      || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
+                         error))
+    return FALSE;
+  for (int i = 0; i < n_outputs; i++) {
+    const cudaError_t err = hfam_cuda_matte (be->kept, be->kept_width, be->kept_height,
+                                             &be->kept_to_frame[0], &be->kept_to_frame[1],
+                                             frame, yuv ? yuv : &unused_yuv, &outputs[i],
+                                             be->matte_stream);
+    if (err != cudaSuccess) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: output %d (%dx%d, matte format %d): hfam_cuda_matte failed: "
+                   "%s", i, outputs[i].width, outputs[i].height, outputs[i].format,
+                   cudaGetErrorString (err));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Waits for everything queued on the matte stream, after a failure too (nothing may still
+ * write the kept matte or the outputs when the call returns); `ok`: how it went so far. */
+static gboolean
+finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
+{
+  const cudaError_t err = cudaStreamSynchronize (be->matte_stream);
+
+  if (err != cudaSuccess && ok) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s failed: %s", what,
+                 cudaGetErrorString (err));
+    return FALSE;
+  }
+  return ok;
+}
+
+gboolean
+cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                           float smoothing, const HfamMatteImage *outputs, int n_outputs,
+                           GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const gboolean blend = smoothing > 0.0f && be->have_kept && be->kept_width == be->width
+                         && be->kept_height == be->height;
+  Slot *slot;
+  gboolean ok;
+
+  /* blended into or replaced, the matte kept so far is gone; a failure leaves none */
+  be->have_kept = FALSE;
+  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error)
+      || !ensure_matte_stream (be, error))
+    return FALSE;
+  ok = keep_matte (be, slot, blend, smoothing, error)
+       && write_kept (be, frame, yuv, outputs, n_outputs, error);
+  /* the matte stream waited for the frame (unless that failed: a dropped frame may run on),
+   * so the slot is idle once it is done */
+  be->have_kept = finish_matte (be, ok, "frame", error);
+  return be->have_kept;
+}
+
+gboolean
+cuda_write_kept_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                       const HfamMatteImage *outputs, int n_outputs, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+
+  if (!use_device (be, "kept matte", error))
+    return FALSE;
+  if (!be->have_kept) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: no matte is kept: collect a device frame first");
+    return FALSE;
+  }
+  return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, error), "matte",
+                       error);
+}

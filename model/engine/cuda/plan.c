@@ -1,0 +1,247 @@
+/* The CUDA backend's buffers, and its plan for one input size.
+ * - Every value has its own buffer in one allocation per frame slot (no reuse: the streams
+ *   run concurrently, so liveness would need cross-stream fences). Resize, average-pool and
+ *   attention products whose only reader is a concatenation write straight into its channel
+ *   slice; other inputs of a concatenation are copied into theirs.
+ * - Each stream has one workspace, allocated at plan, for the ways its convolutions take
+ *   (conv-search.c). */
+#include "cuda-backend.h"
+
+#include <string.h>
+
+/* The most workspace one convolution may use (split-K's partial results included). */
+#define WORKSPACE_CAP ((size_t) 256 << 20)
+
+/* Channels as stored: a multiple of 8 in fp16, for the tensor cores. */
+static int
+padded (const CudaBackend *be, int c)
+{
+  return be->dtype == HFAM_CUDA_F16 ? (c + 7) / 8 * 8 : c;
+}
+
+HfamNhwc
+value_nhwc (const CudaBackend *be, const Slot *slot, int id)
+{
+  const Step *s = &be->steps[id];
+  const HfamNode *n = &be->base.graph->nodes[id];
+  HfamNhwc t = { .w = s->w, .h = s->h, .c = n->channels, .cs = s->cs, .dtype = be->dtype };
+  if (s->view_of >= 0) {
+    const Step *v = &be->steps[s->view_of];
+    t.data = slot->arena + v->offset + (size_t) s->view_c0 * elem (be);
+    t.cs = v->cs;
+  } else {
+    t.data = slot->arena + s->offset;
+  }
+  return t;
+}
+
+float *
+value_planar (const CudaBackend *be, const Slot *slot, int id)
+{
+  return (float *) (slot->arena + be->steps[id].offset);
+}
+
+/* Channel strides, consumers and concatenation slices: all independent of the input size. */
+void
+layout_values (CudaBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    s->cs = is_planar (n) ? 0 : padded (be, n->channels);
+    s->view_of = -1;
+    for (int k = 0; k < n->n_inputs; k++)
+      be->steps[n->inputs[k]].consumers++;
+    s->is_conv = n->op == HFAM_OP_CONV || n->op == HFAM_OP_SK_PROJECT;
+    s->conv = n->op == HFAM_OP_CONV ? &n->conv : n->op == HFAM_OP_SK_PROJECT ? &n->sk.project
+                                                                              : NULL;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    int c0 = 0;
+    if (n->op != HFAM_OP_CONCAT)
+      continue;
+    for (int k = 0; k < n->n_inputs; k++) {
+      const int p = n->inputs[k];
+      const HfamNode *in = &g->nodes[p];
+      gboolean once = TRUE;
+      for (int j = 0; j < n->n_inputs; j++)
+        once &= j == k || n->inputs[j] != p;
+      if ((in->op == HFAM_OP_RESIZE || in->op == HFAM_OP_AVGPOOL
+           || in->op == HFAM_OP_SCALE_BY_MAP)
+          && !is_planar (in) && be->steps[p].consumers == 1 && once
+          && be->steps[p].view_of < 0) {
+        be->steps[p].view_of = i;
+        be->steps[p].view_c0 = c0;
+        be->steps[i].in_place[k] = TRUE;
+      }
+      c0 += in->channels;
+    }
+  }
+}
+
+/* Sizes and arena offsets for an input size; returns the arena's size. */
+static size_t
+size_values (CudaBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+  size_t off = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    Step *s = &be->steps[i];
+    s->w = n->div ? be->width / n->div : 1;
+    s->h = n->div ? be->height / n->div : 1;
+    s->bytes = is_planar (n) ? sizeof (float) * n->channels * (size_t) s->w * s->h
+                             : elem (be) * s->cs * (size_t) s->w * s->h;
+    if (s->view_of >= 0)
+      continue;
+    s->offset = off;
+    off += align_up (s->bytes);
+    if (n->op == HFAM_OP_SK_PROJECT) {
+      const int cm = n->channels;
+      s->sk_weight_offset = off;
+      off += align_up (elem (be) * (size_t) s->cs * be->steps[n->inputs[0]].cs);
+      s->sk_bias_offset = off;
+      off += align_up (elem (be) * (size_t) s->cs);
+      s->sk_scratch_offset = off;
+      off += align_up (sizeof (float) * hfam_cuda_sk_scratch_floats (cm));
+    }
+  }
+  for (int k = 0; k < be->depth; k++)
+    be->slots[k].dev_in_offset = off;
+  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height);
+  return off;
+}
+
+static void
+free_slot_plan (Slot *slot)
+{
+  for (int k = 0; k < N_FRAME_KINDS; k++) {
+    if (slot->graphs[k])
+      cudaGraphExecDestroy (slot->graphs[k]);
+    slot->graphs[k] = NULL;
+  }
+  cudaFree (slot->arena);
+  slot->arena = NULL;
+  for (int k = 0; k < N_STREAMS; k++) {
+    cudaFree (slot->workspace[k]);
+    slot->workspace[k] = NULL;
+  }
+  if (slot->host_in)
+    cudaFreeHost (slot->host_in);
+  if (slot->host_alpha)
+    cudaFreeHost (slot->host_alpha);
+  slot->host_in = slot->host_alpha = NULL;
+  slot->queued = FALSE;
+  slot->next_stage = 0;
+  slot->warm = FALSE;
+}
+
+void
+clear_plan (CudaBackend *be)
+{
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    for (int j = 0; j < N_STREAMS; j++)
+      if (slot->streams[j])
+        cudaStreamSynchronize (slot->streams[j]);
+    free_slot_plan (slot);
+  }
+  memset (be->workspace_need, 0, sizeof be->workspace_need);
+  be->width = be->height = 0;
+  be->head = be->tail = 0;
+  be->whole_frame_queued = FALSE;
+}
+
+gboolean
+cuda_plan (HfamBackend *base, int width, int height, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const HfamGraph *g = base->graph;
+  const size_t plane = (size_t) width * height;
+  size_t arena_size, find_ws_size = WORKSPACE_CAP;
+  void *find_ws = NULL;
+  gboolean ok = TRUE;
+
+  if (be->width == width && be->height == height)
+    return TRUE;
+  if (!use_device (be, "plan", error))
+    return FALSE;
+  clear_plan (be);
+  if (width < 32 || height < 32 || width % 32 || height % 32) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: input %dx%d: both sides must be positive multiples of 32", width,
+                 height);
+    return FALSE;
+  }
+  if (!be->weights && !load_weights (be, error)) {
+    /* half loaded is not loaded: the next plan starts over */
+    cudaFree (be->weights);
+    be->weights = NULL;
+    return FALSE;
+  }
+  be->width = width;
+  be->height = height;
+  arena_size = size_values (be);
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    if (cudaMalloc ((void **) &slot->arena, arena_size) != cudaSuccess
+        || cudaMemset (slot->arena, 0, arena_size) != cudaSuccess
+        || cudaHostAlloc ((void **) &slot->host_in, sizeof (float) * 3 * plane,
+                          cudaHostAllocDefault) != cudaSuccess
+        || cudaHostAlloc ((void **) &slot->host_alpha, sizeof (float) * plane,
+                          cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError ();
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: %dx%d: cannot allocate %zu MiB of device memory per frame "
+                   "slot (%d slots) or the pinned staging", width, height, arena_size >> 20,
+                   be->depth);
+      clear_plan (be);
+      return FALSE;
+    }
+  }
+  g_debug ("cuda backend: %dx%d: %zu MiB of activations per slot, %d slot(s)", width, height,
+           arena_size >> 20, be->depth);
+
+  /* the algorithm search's workspace: as much of the cap as the device gives */
+  while (cudaMalloc (&find_ws, find_ws_size) != cudaSuccess && find_ws_size > (1 << 20)) {
+    cudaGetLastError ();
+    find_ws = NULL;
+    find_ws_size /= 2;
+  }
+  if (!find_ws) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: no device memory for cuDNN's workspace");
+    clear_plan (be);
+    return FALSE;
+  }
+  for (int i = 0; i < g->n_nodes && ok; i++)
+    if (be->steps[i].is_conv)
+      ok = plan_conv (be, i, find_ws, find_ws_size, error);
+  cudaFree (find_ws);
+  for (int k = 0; k < be->depth && ok; k++)
+    for (int j = 0; j < N_STREAMS && ok; j++)
+      if (be->workspace_need[j]
+          && cudaMalloc (&be->slots[k].workspace[j], be->workspace_need[j]) != cudaSuccess) {
+        cudaGetLastError ();
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                     "cuda backend: cannot allocate %zu MiB of cuDNN workspace",
+                     be->workspace_need[j] >> 20);
+        ok = FALSE;
+      }
+  /* the algorithm search wrote into the values: start clean (padding channels must be 0) */
+  for (int k = 0; k < be->depth && ok; k++)
+    if (cudaMemset (be->slots[k].arena, 0, arena_size) != cudaSuccess
+        || cudaDeviceSynchronize () != cudaSuccess) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: plan: %s",
+                   cudaGetErrorString (cudaGetLastError ()));
+      ok = FALSE;
+    }
+  if (!ok) {
+    clear_plan (be);
+    return FALSE;
+  }
+  return TRUE;
+}
