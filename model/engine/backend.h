@@ -1,6 +1,8 @@
-/* The backend interface: a small table of functions that executes a HfamGraph.
+/* The backend interface: a small table of functions that executes a HfamGraph, and for a
+ * backend with device memory a second one that takes frames in and mattes out there.
  * A backend owns its buffers (host or device) and its own copy of the weights in the layout
- * it runs fastest. Stages may be asynchronous; synchronize() waits for everything queued. */
+ * it runs fastest. Stages may be asynchronous; synchronize() waits for everything queued.
+ * What to run, when to blend and what to write is libhfam's to decide (frames.c). */
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
 
@@ -35,34 +37,35 @@ typedef struct {
    * flight, collected in order by collect_frame, which waits for the oldest one. */
   gboolean (*queue_frame) (HfamBackend *backend, const float *input, GError **error);
   gboolean (*collect_frame) (HfamBackend *backend, HfamOutputs *out, GError **error);
-  /* Optional (NULL where the backend has no device memory): queue_frame for a frame whose
-   * planes are in the backend's device memory, preprocessed there (`params`, with its yuv
-   * for NV12 and I420) at the planned size straight into the network's input. Its frames
-   * are collected by collect_device_matte only, the others by collect_frame only. */
-  gboolean (*queue_device_frame) (HfamBackend *backend, const HfamFrame *frame,
-                                  const HfamPreprocessParams *params, GError **error);
-  /* Waits for the oldest frame; its alpha_p becomes the backend's kept matte (device memory
-   * of its own, at the frame's inference size, kept until the next collect): blended into
-   * the one kept before, kept = (1 - smoothing) * alpha_p + smoothing * kept, when
-   * smoothing > 0 and that one has the same inference size, else copied. Then writes the kept
-   * matte, resized to the outputs' size (all alike), into `n_outputs` device images, the
-   * colour formats with `frame`'s colours (`yuv` for NV12 and I420); returns when they are
-   * written. A collect that fails drops the frame (so does collect_frame) and leaves no kept
-   * matte. */
-  gboolean (*collect_device_matte) (HfamBackend *backend, const HfamFrame *frame,
-                                    const HfamYuvToRgb *yuv, float smoothing,
-                                    const HfamMatteImage *outputs, int n_outputs,
-                                    GError **error);
-  /* Optional, with the two above: writes the kept matte into outputs as collect_device_matte
-   * does, for a frame that did not run (`frame`'s colours), collecting nothing; also while
-   * frames are in flight. Returns when they are written, and cannot race a collect. */
-  gboolean (*write_kept_matte) (HfamBackend *backend, const HfamFrame *frame,
-                                const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
-                                int n_outputs, GError **error);
 } HfamBackendOps;
+
+/* Frames and mattes in the backend's device memory. The device frames' mattes stay there:
+ * the one of the last frame collected is the device side of libhfam's kept matte (hfam.h),
+ * held by the backend at its frame's inference size. */
+typedef struct {
+  /* queue_frame for a frame whose planes are in the backend's device memory, preprocessed
+   * there (`params`, with its yuv for NV12 and I420) at the planned size straight into the
+   * network's input. Its frames are collected by keep_matte only, the others by
+   * collect_frame only. */
+  gboolean (*queue_frame) (HfamBackend *backend, const HfamFrame *frame,
+                           const HfamPreprocessParams *params, GError **error);
+  /* Waits for the oldest frame and makes its alpha_p the kept matte: blended into it when
+   * `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept; the caller knows the kept
+   * one has this inference size), else copied. The frame is out of flight afterwards, even
+   * when this fails; a failure leaves no kept matte. */
+  gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,
+                          GError **error);
+  /* Writes the kept matte, resized to the outputs' size (all alike), into `n_outputs` device
+   * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420); returns when
+   * they are written. Also while frames are in flight. */
+  gboolean (*write_matte) (HfamBackend *backend, const HfamFrame *frame,
+                           const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
+                           int n_outputs, GError **error);
+} HfamDeviceOps;
 
 struct _HfamBackend {
   const HfamBackendOps *ops;
+  const HfamDeviceOps *device; /* NULL where the backend has no device memory */
   const HfamGraph *graph;
   int pipeline_depth;          /* frames in flight with queue_frame (0 or 1: one) */
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */

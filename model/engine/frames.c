@@ -180,13 +180,11 @@ check_params (const HfamFrameParams *params, const char *what, GError **error)
 static gboolean
 check_device_backend (HfamContext *ctx, const char *what, GError **error)
 {
-  const HfamBackendOps *ops = ctx->backend->ops;
-
-  if (ops->queue_device_frame && ops->collect_device_matte && ops->write_kept_matte)
+  if (ctx->backend->device)
     return TRUE;
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
                "%s: the %s backend takes frames in host memory only (device frames need a "
-               "CUDA context)", what, ops->name);
+               "CUDA context)", what, ctx->backend->ops->name);
   return FALSE;
 }
 
@@ -352,14 +350,14 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
     return FALSE;
   hfam_model_preprocess_params (ctx->model, &params);
   params.yuv = kernel_yuv (frame);
-  if (!ctx->backend->ops->queue_device_frame (ctx->backend, &k, &params, error))
+  if (!ctx->backend->device->queue_frame (ctx->backend, &k, &params, error))
     return FALSE;
   hfam_context_add_pending (ctx, pending);
   return TRUE;
 }
 
-/* The oldest device frame out of flight: the backend blends its matte into the kept one
- * when this says so, and writes the outputs. */
+/* The oldest device frame out of flight: the backend keeps its matte on the device, blended
+ * into the kept one when this says so, and writes the outputs from it. */
 static gboolean
 collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
                 int n_outputs, const char *what, GError **error)
@@ -377,17 +375,17 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   mattes = device_outputs (outputs, n_outputs);
   hfam_inference_dims (collected.frame_width, collected.frame_height, collected.long_side,
                        &width, &height);
-  blend = kept->valid && kept->memory == HFAM_MEMORY_CUDA && kept->width == width
-          && kept->height == height;
+  blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
+          && kept->width == width && kept->height == height;
   if (frame) {
     colours = kernel_frame (frame);
     yuv = kernel_yuv (frame);
   }
-  ok = ctx->backend->ops->collect_device_matte (ctx->backend, frame ? &colours : NULL,
-                                                frame ? &yuv : NULL,
-                                                blend ? collected.smoothing : 0.0f, mattes,
-                                                n_outputs, error);
+  ok = ctx->backend->device->keep_matte (ctx->backend, blend, collected.smoothing, error);
   hfam_context_drop_oldest (ctx);
+  ok = ok && ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
+                                                frame ? &yuv : NULL, mattes, n_outputs,
+                                                error);
   *kept = (HfamKeptMatte) {
     .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
@@ -523,6 +521,6 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
     colours = kernel_frame (frame);
     yuv = kernel_yuv (frame);
   }
-  return ctx->backend->ops->write_kept_matte (ctx->backend, frame ? &colours : NULL,
-                                              frame ? &yuv : NULL, mattes, n_outputs, error);
+  return ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
+                                           frame ? &yuv : NULL, mattes, n_outputs, error);
 }

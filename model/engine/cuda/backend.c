@@ -146,9 +146,6 @@ static const HfamBackendOps cuda_ops = {
   .free = cuda_free,
   .queue_frame = cuda_queue_frame,
   .collect_frame = cuda_collect_frame,
-  .queue_device_frame = cuda_queue_device_frame,
-  .collect_device_matte = cuda_collect_device_matte,
-  .write_kept_matte = cuda_write_kept_matte,
 };
 
 static gboolean
@@ -340,6 +337,7 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
 
   be = g_new0 (CudaBackend, 1);
   be->base.ops = &cuda_ops;
+  be->base.device = &cuda_device_ops;
   be->base.graph = graph;
   be->stage_name = stage_name;
   be->device = device;

@@ -252,15 +252,7 @@ gboolean cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error
 gboolean cuda_queue_frame (HfamBackend *base, const float *input, GError **error);
 
 /* device-frames.c: frames in device memory, and the kept matte */
-gboolean cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
-                                  const HfamPreprocessParams *params, GError **error);
-gboolean cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame,
-                                    const HfamYuvToRgb *yuv, float smoothing,
-                                    const HfamMatteImage *outputs, int n_outputs,
-                                    GError **error);
-gboolean cuda_write_kept_matte (HfamBackend *base, const HfamFrame *frame,
-                                const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
-                                int n_outputs, GError **error);
+extern const HfamDeviceOps cuda_device_ops;
 
 /* profile.c: HFAM_CUDA_PROFILE */
 void print_profile (const CudaBackend *be);

@@ -1,10 +1,10 @@
-/* The CUDA backend's frames in device memory (queue_device_frame): kernels/preprocess.cu
+/* The CUDA backend's frames in device memory (backend.h's HfamDeviceOps): kernels/preprocess.cu
  * writes the frame straight into the network's input on the main stream, then a second graph
- * of the slot, captured without the upload and the download, runs the network. At collect,
- * alpha_p becomes the backend's kept matte (copied, or blended into the one kept before:
- * temporal smoothing), and kernels/matte.cu writes the outputs from the kept matte; frames
- * that reuse it (write_kept_matte) are written from it the same way. All of that runs on one
- * stream of the kept matte's own, after the frame, and each call waits for it. The
+ * of the slot, captured without the upload and the download, runs the network. keep_matte
+ * makes alpha_p the kept matte (copied, or blended into the one kept before: temporal
+ * smoothing, as libhfam says), and kernels/matte.cu writes the outputs from the kept matte
+ * (write_matte). Both run on one stream of the kept matte's own, after the frame, and each
+ * call waits for it. The
  * preprocessing filters (frame size to inference size) are kept per slot, the kept matte's (to
  * the outputs' size) with it; each is rebuilt when a size changes. */
 #include "cuda-backend.h"
@@ -53,7 +53,7 @@ check_frame_memory (const HfamFrame *frame, GError **error)
   return TRUE;
 }
 
-gboolean
+static gboolean
 cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
                          const HfamPreprocessParams *params, GError **error)
 {
@@ -175,33 +175,29 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
   return ok;
 }
 
-gboolean
-cuda_collect_device_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-                           float smoothing, const HfamMatteImage *outputs, int n_outputs,
-                           GError **error)
+static gboolean
+cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
-  const gboolean blend = smoothing > 0.0f && be->have_kept && be->kept_width == be->width
-                         && be->kept_height == be->height;
   Slot *slot;
-  gboolean ok;
 
   /* blended into or replaced, the matte kept so far is gone; a failure leaves none */
   be->have_kept = FALSE;
   if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error)
       || !ensure_matte_stream (be, error))
     return FALSE;
-  ok = keep_matte (be, slot, blend, smoothing, error)
-       && write_kept (be, frame, yuv, outputs, n_outputs, error);
-  /* the matte stream waited for the frame (unless that failed: a dropped frame may run on),
-   * so the slot is idle once it is done */
-  be->have_kept = finish_matte (be, ok, "frame", error);
+  /* the matte stream waits for the frame (unless queueing that failed: a dropped frame may
+   * run on), so the slot is idle once it is done */
+  be->have_kept = finish_matte (be, keep_matte (be, slot, blend && be->kept_width == be->width
+                                                           && be->kept_height == be->height,
+                                                smoothing, error),
+                                "frame", error);
   return be->have_kept;
 }
 
-gboolean
-cuda_write_kept_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-                       const HfamMatteImage *outputs, int n_outputs, GError **error)
+static gboolean
+cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                  const HfamMatteImage *outputs, int n_outputs, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
 
@@ -215,3 +211,9 @@ cuda_write_kept_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvT
   return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, error), "matte",
                        error);
 }
+
+const HfamDeviceOps cuda_device_ops = {
+  .queue_frame = cuda_queue_device_frame,
+  .keep_matte = cuda_keep_matte,
+  .write_matte = cuda_write_matte,
+};

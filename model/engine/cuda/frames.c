@@ -74,7 +74,7 @@ Slot *
 take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error)
 {
   static const char *const collect[N_FRAME_KINDS] = {
-    [FRAME_HOST] = "collect_frame", [FRAME_DEVICE] = "collect_device_matte",
+    [FRAME_HOST] = "collect_frame", [FRAME_DEVICE] = "keep_matte",
   };
   Slot *slot;
 
