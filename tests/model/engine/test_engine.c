@@ -413,6 +413,153 @@ test_pipelined (void)
   g_assert_no_error (error);
 }
 
+/* ---- the kept matte on the host (hfam.h): smoothing, frames that do not run, refusals ---- */
+
+static void
+expect_refused (gboolean ok, GError **error)
+{
+  g_assert_false (ok);
+  g_assert_error (*error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (error);
+}
+
+static gboolean
+run_smoothed (HfamContext *ctx, const HfamImage *frame, int long_side, float smoothing,
+              float *alpha, GError **error)
+{
+  const HfamFrameParams params = { .long_side = long_side, .smoothing = smoothing };
+  const HfamImage matte = float_matte (alpha, frame->width, frame->height);
+
+  return hfam_context_run (ctx, frame, &params, &matte, 1, error);
+}
+
+static void
+test_kept_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) fresh = NULL, ctx = NULL;
+  guint8 pixels[3][PIPE_W * PIPE_H * 4], key[PIPE_W * PIPE_H];
+  float a[PIPE_W * PIPE_H], b[PIPE_W * PIPE_H], b128[PIPE_W * PIPE_H];
+  float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
+  const HfamImage key_image = {
+    .planes = { key }, .strides = { PIPE_W }, .width = PIPE_W, .height = PIPE_H,
+    .format = HFAM_FORMAT_GRAY8,
+  };
+  HfamImage images[3], fill, transposed;
+
+  g_assert_no_error (error);
+  fresh = cpu_context (model, 1, &error);
+  ctx = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  for (int k = 0; k < 3; k++) {
+    fill_frame (pixels[k], k);
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  }
+  g_assert_true (run_matte (fresh, &images[0], 64, a, &error));
+  g_assert_true (run_matte (fresh, &images[1], 64, b, &error));
+  g_assert_true (run_matte (fresh, &images[1], 128, b128, &error));
+  g_assert_no_error (error);
+
+  /* nothing kept yet; bad smoothing */
+  expect_refused (hfam_context_write_kept (ctx, &images[2], &key_image, 1, &error), &error);
+  expect_refused (run_smoothed (ctx, &images[0], 64, 1.5f, got, &error), &error);
+
+  /* B blended into A, at the inference size: the resize is linear, so this is the blend of
+   * the two mattes at the frame's size up to float rounding */
+  g_assert_true (run_smoothed (ctx, &images[0], 64, 0.3f, got, &error));
+  expect_same_matte (got, a);
+  g_assert_true (run_smoothed (ctx, &images[1], 64, 0.3f, got, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < PIPE_W * PIPE_H; i++)
+    want[i] = 0.7f * b[i] + 0.3f * a[i];
+  g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-5);
+
+  /* a frame that does not run shows the kept matte, whatever its pixels; a key needs no
+   * frame; colours do */
+  memcpy (want, got, sizeof want);
+  fill = float_matte (got, PIPE_W, PIPE_H);
+  g_assert_true (hfam_context_write_kept (ctx, &images[2], &fill, 1, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want);
+  g_assert_true (hfam_context_write_kept (ctx, NULL, &key_image, 1, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < PIPE_W * PIPE_H; i++)
+    g_assert_cmpint (key[i], ==, (int) (CLAMP (want[i], 0.0f, 1.0f) * 255.0f + 0.5f));
+  fill = packed_image (pixels[2], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  expect_refused (hfam_context_write_kept (ctx, NULL, &fill, 1, &error), &error);
+  /* a frame of another shape runs at another inference size: not this matte's */
+  transposed = packed_image (pixels[2], PIPE_H, PIPE_W, 4, HFAM_FORMAT_RGBA);
+  expect_refused (hfam_context_write_kept (ctx, &transposed, NULL, 0, &error), &error);
+
+  /* another inference size starts afresh, smoothing or not */
+  g_assert_true (run_smoothed (ctx, &images[1], 128, 0.5f, got, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, b128);
+}
+
+/* ---- NV12 and I420 frames on the host: kernels/frame.c's conversion, then the network ---- */
+
+static void
+test_yuv_frames (void)
+{
+  enum { W = 70, H = 45, CW = (W + 1) / 2, CH = (H + 1) / 2 };
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL;
+  guint8 y[W * H], uv[CW * CH * 2], u[CW * CH], v[CW * CH];
+  float got[W * H], bt601[W * H];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < W * H; i++)
+    y[i] = (guint8) (16 + (i * 37 + (i / W) * 11) % 220);
+  for (int i = 0; i < CW * CH; i++) {
+    u[i] = uv[2 * i] = (guint8) (16 + (i * 13) % 224);
+    v[i] = uv[2 * i + 1] = (guint8) (16 + (i * 29 + 100) % 224);
+  }
+  for (int format = HFAM_FORMAT_NV12; format <= HFAM_FORMAT_I420; format++) {
+    const HfamImage frame = {
+      .planes = { y, format == HFAM_FORMAT_NV12 ? uv : u, v },
+      .strides = { W, format == HFAM_FORMAT_NV12 ? 2 * CW : CW, CW },
+      .width = W, .height = H, .format = format, .yuv_matrix = HFAM_YUV_BT601,
+    };
+    HfamImage bt709 = frame;
+    HfamPreprocessParams params;
+    const HfamFrame k = {
+      .planes = { frame.planes[0], frame.planes[1], frame.planes[2] },
+      .strides = { frame.strides[0], frame.strides[1], frame.strides[2] },
+      .width = W, .height = H, .format = (HfamFrameFormat) format,
+    };
+    int iw, ih;
+    g_autofree float *input = NULL, *fused = NULL, *want = g_new (float, W * H);
+    HfamOutputs out;
+
+    /* the oracle: kernels/frame.c's conversion, the network on the tensor, the resize */
+    hfam_inference_dims (W, H, 64, &iw, &ih);
+    input = g_new (float, 3 * iw * ih);
+    fused = g_new (float, iw * ih);
+    out = (HfamOutputs) { .fused = fused };
+    hfam_model_preprocess_params (model, &params);
+    hfam_yuv_to_rgb_init (&params.yuv, HFAM_MATRIX_BT601, HFAM_RANGE_LIMITED);
+    g_assert_cmpint (hfam_frame_preprocess (&k, &params, input, iw, ih), ==, 0);
+    g_assert_true (hfam_context_run_tensor (ctx, input, iw, ih, &out, &error));
+    g_assert_cmpint (hfam_resize_plane (fused, iw, ih, iw, want, W, H, W), ==, 0);
+
+    g_assert_true (run_matte (ctx, &frame, 64, got, &error));
+    g_assert_no_error (error);
+    g_assert_cmpfloat (max_abs_diff (got, want, W * H), <=, 1e-6);
+    /* the matrix is read: BT.709 gives other colours, so another matte */
+    memcpy (bt601, got, sizeof got);
+    bt709.yuv_matrix = HFAM_YUV_BT709;
+    g_assert_true (run_matte (ctx, &bt709, 64, got, &error));
+    g_assert_cmpfloat (max_abs_diff (got, bt601, W * H), >, 1e-4);
+  }
+}
+
 /* The graph's lane order (graph.h) against the rule it must keep, checked independently of
  * how graph.c derives it: every node runs after every node it reads, where "after" is what a
  * backend running each lane in order on its own queue can know: the order of one lane, and
@@ -507,6 +654,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
   g_test_add_func ("/engine/pipelined", test_pipelined);
+  g_test_add_func ("/engine/kept-matte", test_kept_matte);
+  g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);
   g_test_add_data_func ("/engine/lane-order/r18", "r18_64x64", test_lane_order);
   g_test_add_data_func ("/engine/lane-order/r50", "r50_64x64", test_lane_order);
