@@ -106,9 +106,10 @@ gboolean hfam_context_collect (HfamContext *ctx, const HfamImage *frame,
                                const HfamImage *outputs, int n_outputs, GError **error);
 
 /* For a frame that does not run the network: writes the kept matte into its outputs, with
- * `frame`'s colours. Also while frames are in flight. Refused when no matte is kept in
- * `frame`'s memory, or when `frame`, at the long side the kept matte's frame ran at, would
- * run at another inference size (its shape differs). */
+ * `frame`'s colours (`frame` may be NULL when no output is RGBA or BGRA: the outputs then say
+ * the frame's size and memory). Also while frames are in flight. Refused when no matte is
+ * kept in that memory, or when the frame, at the long side the kept matte's frame ran at,
+ * would run at another inference size (its shape differs). */
 gboolean hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame,
                                   const HfamImage *outputs, int n_outputs, GError **error);
 
