@@ -1,8 +1,9 @@
 /* hfammatte's per-stream state: the libhfam context, the conversion of non-RGB frames to
- * RGBA, the frames held while the network runs on them (pipeline-depth), and the matte
- * carried from one frame to the next (inference-interval and temporal-smoothing): on the
- * host, or for frames on the device path, on the device as libhfam's kept matte. Used by the
- * streaming thread only. */
+ * RGBA on the host path, the frames held while the network runs on them (pipeline-depth),
+ * and which frames run the network and with what smoothing (inference-interval,
+ * temporal-smoothing, restarted by a reset). The matte carried from one frame to the next is
+ * libhfam's kept matte, on the host or on the device alike. Used by the streaming thread
+ * only. */
 #ifndef GST_HFAM_MATTE_WORKER_H
 #define GST_HFAM_MATTE_WORKER_H
 
