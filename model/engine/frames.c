@@ -327,15 +327,23 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
                              n_outputs, error);
 }
 
-/* The kernels' images of the outputs (checked); g_free them. */
-static HfamMatteImage *
-device_outputs (const HfamImage *outputs, int n_outputs)
+/* The kept device matte into outputs of its frame's size (checked), by the backend. */
+static gboolean
+write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+                      int n_outputs, GError **error)
 {
-  HfamMatteImage *mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
+  g_autofree HfamMatteImage *mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
+  HfamFrame colours = { 0 };
+  HfamYuvToRgb yuv = { 0 };
 
   for (int i = 0; i < n_outputs; i++)
     mattes[i] = kernel_matte (&outputs[i]);
-  return mattes;
+  if (frame) {
+    colours = kernel_frame (frame);
+    yuv = kernel_yuv (frame);
+  }
+  return ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
+                                           frame ? &yuv : NULL, mattes, n_outputs, error);
 }
 
 static gboolean
@@ -364,28 +372,18 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
 {
   const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
   HfamKeptMatte *kept = &ctx->kept;
-  g_autofree HfamMatteImage *mattes = NULL;
-  HfamFrame colours = { 0 };
-  HfamYuvToRgb yuv = { 0 };
   int width, height;
   gboolean blend, ok;
 
   if (!check_device_backend (ctx, what, error))
     return FALSE;
-  mattes = device_outputs (outputs, n_outputs);
   hfam_inference_dims (collected.frame_width, collected.frame_height, collected.long_side,
                        &width, &height);
   blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
           && kept->width == width && kept->height == height;
-  if (frame) {
-    colours = kernel_frame (frame);
-    yuv = kernel_yuv (frame);
-  }
   ok = ctx->backend->device->keep_matte (ctx->backend, blend, collected.smoothing, error);
   hfam_context_drop_oldest (ctx);
-  ok = ok && ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
-                                                frame ? &yuv : NULL, mattes, n_outputs,
-                                                error);
+  ok = ok && write_device_outputs (ctx, frame, outputs, n_outputs, error);
   *kept = (HfamKeptMatte) {
     .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
@@ -480,9 +478,6 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
   const HfamKeptMatte *kept = &ctx->kept;
   /* without colours to write, the outputs say the frame's shape and memory */
   const HfamImage *shape = frame ? frame : outputs;
-  g_autofree HfamMatteImage *mattes = NULL;
-  HfamFrame colours = { 0 };
-  HfamYuvToRgb yuv = { 0 };
   int width, height;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
@@ -516,11 +511,5 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
   if (shape->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,
                                error);
-  mattes = device_outputs (outputs, n_outputs);
-  if (frame) {
-    colours = kernel_frame (frame);
-    yuv = kernel_yuv (frame);
-  }
-  return ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
-                                           frame ? &yuv : NULL, mattes, n_outputs, error);
+  return write_device_outputs (ctx, frame, outputs, n_outputs, error);
 }

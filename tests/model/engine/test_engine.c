@@ -79,13 +79,20 @@ float_matte (float *alpha, int w, int h)
 }
 
 static gboolean
-run_matte (HfamContext *ctx, const HfamImage *frame, int long_side, float *alpha,
-           GError **error)
+run_smoothed (HfamContext *ctx, const HfamImage *frame, int long_side, float smoothing,
+              float *alpha, GError **error)
 {
-  const HfamFrameParams params = { .long_side = long_side };
+  const HfamFrameParams params = { .long_side = long_side, .smoothing = smoothing };
   const HfamImage matte = float_matte (alpha, frame->width, frame->height);
 
   return hfam_context_run (ctx, frame, &params, &matte, 1, error);
+}
+
+static gboolean
+run_matte (HfamContext *ctx, const HfamImage *frame, int long_side, float *alpha,
+           GError **error)
+{
+  return run_smoothed (ctx, frame, long_side, 0.0f, alpha, error);
 }
 
 static gboolean
@@ -421,16 +428,6 @@ expect_refused (gboolean ok, GError **error)
   g_assert_false (ok);
   g_assert_error (*error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
   g_clear_error (error);
-}
-
-static gboolean
-run_smoothed (HfamContext *ctx, const HfamImage *frame, int long_side, float smoothing,
-              float *alpha, GError **error)
-{
-  const HfamFrameParams params = { .long_side = long_side, .smoothing = smoothing };
-  const HfamImage matte = float_matte (alpha, frame->width, frame->height);
-
-  return hfam_context_run (ctx, frame, &params, &matte, 1, error);
 }
 
 static void
