@@ -45,6 +45,7 @@ struct _HfamContext {
   HfamModel *model;
   HfamBackend *backend;
   int host_threads;       /* OpenMP team for the resizes on the host, any backend */
+  guint64 memory_budget;  /* bytes of host memory its plans and frames may commit */
   gboolean timing;
   double stage_seconds[HFAM_N_STAGES];
   int width, height;      /* the planned inference size */

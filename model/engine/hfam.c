@@ -4,6 +4,7 @@
 #include "hfam-internal.h"
 
 #include <math.h>
+#include <unistd.h>
 
 HfamModel *
 hfam_model_load (const char *path, GError **error)
@@ -54,6 +55,16 @@ hfam_default_model_path (void)
 {
   const char *env = g_getenv ("HFAMMATTE_DEFAULT_MODEL");
   return env && *env ? env : HFAM_DEFAULT_MODEL;
+}
+
+guint64
+hfam_default_memory_budget (void)
+{
+  const guint64 cap = G_GUINT64_CONSTANT (8) << 30;
+  const long pages = sysconf (_SC_PHYS_PAGES), page_size = sysconf (_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0)
+    return cap;
+  return MIN (cap, (guint64) pages * (guint64) page_size / 2);
 }
 
 gboolean
@@ -128,6 +139,8 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
   ctx->backend = backend;
   ctx->host_threads = options->n_threads > 0 ? options->n_threads
                                              : (int) g_get_num_processors ();
+  ctx->memory_budget = options->memory_budget > 0 ? options->memory_budget
+                                                  : hfam_default_memory_budget ();
   return ctx;
 }
 

@@ -20,6 +20,8 @@ typedef enum {
   HFAM_ERROR_UNSUPPORTED, /* valid request this build or backend cannot serve */
   HFAM_ERROR_BACKEND,     /* a backend call failed (oneDNN, CUDA, out of memory) */
   HFAM_ERROR_ARGUMENT,    /* bad argument: size, format, NULL, call out of order */
+  HFAM_ERROR_BUDGET,      /* the request would commit more host memory than the context's
+                             memory budget (HfamOptions.memory_budget) allows */
 } HfamError;
 
 typedef enum {

@@ -44,7 +44,13 @@ typedef struct {
                                CUDA runs the encoder of one frame while the decoders of the
                                previous one run, and the CPU backend runs frames on a thread of
                                its own while the caller prepares the next */
+  guint64 memory_budget;    /* bytes of host memory the context may commit for its plans and
+                               frames (weights excluded); a request above it fails with
+                               HFAM_ERROR_BUDGET. 0: hfam_default_memory_budget () */
 } HfamOptions;
+
+/* The memory budget a context gets by default: half the physical memory, at most 8 GiB. */
+guint64 hfam_default_memory_budget (void);
 
 /* What only the CUDA backend reads; NULL: defaults. */
 typedef struct {
