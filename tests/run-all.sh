@@ -1,6 +1,8 @@
 #!/bin/sh
-# Runs every test: all suites as they are, then the loader and element suites under valgrind
-# memcheck (a definite leak or a memory error fails them).
+# Runs every test: all suites as they are; the loader and element suites under valgrind
+# memcheck (a definite leak or a memory error fails them); then a second build, BUILD_DIR-sanitize
+# (clang, ASan + UBSan, the fuzz targets), where the loader, engine and element suites run again
+# and each fuzz target runs for $FUZZ_SECONDS (default 60) seconds.
 # Usage: tests/run-all.sh [BUILD_DIR]   (default: build). Ends with "N passed, N failed".
 set -u
 build=${1:-build}
@@ -29,6 +31,19 @@ run () {
 run
 run --setup valgrind --suite loader
 run --setup valgrind_gst --suite gst
+
+sanitize=$build-sanitize
+if command -v clang >/dev/null 2>&1; then
+  if [ ! -d "$sanitize" ]; then
+    CC=clang meson setup "$sanitize" -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dcuda=disabled -Dfuzzing=true >/dev/null || failed=$((failed + 1))
+  fi
+  build=$sanitize
+  run --setup sanitize --suite loader --suite engine --suite gst --suite fuzz
+else
+  echo "skipped: the sanitizer build and the fuzz targets (no clang)"
+  skipped=$((skipped + 1))
+fi
 [ "$skipped" -gt 0 ] && echo "($skipped skipped: a feature this machine lacks, e.g. a CUDA device)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -44,6 +44,24 @@ def staged(dest: str):
             shutil.rmtree(tmp)
 
 
+def offline() -> bool:
+    """$HFAMMATTE_OFFLINE set (not empty, not 0): nothing may be downloaded."""
+    return os.environ.get("HFAMMATTE_OFFLINE", "0") not in ("", "0")
+
+
+def registry_reachable() -> bool:
+    """Whether `npm ping` answers within seconds: npm's own retries would take minutes to
+    give up on a machine without a network."""
+    if offline():
+        return False
+    try:
+        r = subprocess.run(["npm", "ping", "--fetch-retries=0", "--fetch-timeout=15000"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
 def integrity_of(path: str) -> str:
     """The npm 'integrity' (Subresource Integrity, sha512) of a file."""
     h = hashlib.sha512()
