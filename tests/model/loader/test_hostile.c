@@ -68,6 +68,27 @@ test_nested_just_too_deep (void)
   assert_nesting_refused (header);
 }
 
+/* json-glib also reads single-quoted strings and comments, where a double quote would make
+ * the count skip the brackets after it: refused, deep or not. */
+static void
+test_quote_outside_string (void)
+{
+  static const struct {
+    const char *head, *fragment;
+  } cases[] = {
+    { "{\"a\": ['\"', ", "'\'' outside a string (byte 7 of the header)" },
+    { "{\"a\" /* \" */: ", "'/' outside a string (byte 5 of the header)" },
+    { "{\"a\": # \"\n", "'#' outside a string (byte 6 of the header)" },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *header = nested_header (cases[i].head, "[", 100000, "", "]", "]}");
+    const gsize length = strlen (header);
+    g_autoptr (GByteArray) file = assemble (length, header, length, NULL);
+    g_autofree char *path = write_raw (file->data, file->len);
+    assert_open_fails (path, HFAM_ERROR_FORMAT, cases[i].fragment);
+  }
+}
+
 /* Brackets inside strings, after escaped quotes and backslashes, are text, not nesting. */
 static void
 test_nested_in_strings (void)
@@ -326,6 +347,7 @@ loader_add_hostile_tests (void)
   g_test_add_func ("/loader/hostile/nested-in-metadata", test_nested_in_metadata);
   g_test_add_func ("/loader/hostile/nested-just-too-deep", test_nested_just_too_deep);
   g_test_add_func ("/loader/hostile/nested-in-strings", test_nested_in_strings);
+  g_test_add_func ("/loader/hostile/quote-outside-string", test_quote_outside_string);
   g_test_add_func ("/loader/hostile/changed-on-disk", test_changed_on_disk);
   g_test_add_func ("/loader/hostile/too-large", test_too_large);
   g_test_add_func ("/loader/hostile/header-length-short", test_header_length_short);
