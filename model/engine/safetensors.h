@@ -14,7 +14,7 @@
  * value = q * scale[i0]. Tensor data is little-endian, row-major (C order).
  *
  * Refused as absurd before anything is parsed: a file larger than HFAM_ST_MAX_FILE_SIZE, a
- * header longer than 64 MiB, and a header that nests arrays and objects deeper than
+ * header longer than 1 MiB, and a header that nests arrays and objects deeper than
  * HFAM_ST_MAX_NESTING (json-glib recurses once per level, without a limit of its own).
  *
  * The file is read once into memory that only the reader holds, and everything is validated

@@ -44,11 +44,35 @@ test_nested_arrays (void)
   assert_nesting_refused (header);
 }
 
+/* Left open: 200,000 levels fit in the 1 MiB a header may have, and json-glib recursed as it
+ * read them. A million levels, the first form found, are past that limit. */
 static void
 test_nested_objects (void)
 {
-  g_autofree char *header = nested_header ("", "{\"a\": ", 1000000, "1", "}", "");
+  g_autofree char *header = nested_header ("", "{\"\":", 200000, "", "", "");
   assert_nesting_refused (header);
+
+  g_autofree char *longer = nested_header ("", "{\"\":", 1000000, "1", "}", "");
+  const gsize length = strlen (longer);
+  g_autoptr (GByteArray) file = assemble (length, longer, length, NULL);
+  g_autofree char *path = write_raw (file->data, file->len);
+  assert_open_fails (path, HFAM_ERROR_FORMAT,
+                     "header length 5000001 is absurd (limit 1048576 bytes)");
+}
+
+/* 64 MiB of [0,0,0,...] took 2.7 GB inside json-glib before the shape was refused. */
+static void
+test_header_too_long (void)
+{
+  g_autoptr (GString) header = g_string_new ("{\"a\": {\"dtype\": \"F32\", \"shape\": [0");
+  while (header->len <= 1 << 20)
+    g_string_append (header, ",0");
+  g_string_append (header, "]}}");
+  g_autoptr (GByteArray) file = assemble (header->len, header->str, header->len, NULL);
+  g_autofree char *path = write_raw (file->data, file->len);
+  g_autofree char *fragment = g_strdup_printf ("header length %" G_GSIZE_FORMAT " is absurd "
+                                               "(limit 1048576 bytes)", header->len);
+  assert_open_fails (path, HFAM_ERROR_FORMAT, fragment);
 }
 
 static void
@@ -344,6 +368,7 @@ loader_add_hostile_tests (void)
 {
   g_test_add_func ("/loader/hostile/nested-arrays", test_nested_arrays);
   g_test_add_func ("/loader/hostile/nested-objects", test_nested_objects);
+  g_test_add_func ("/loader/hostile/header-too-long", test_header_too_long);
   g_test_add_func ("/loader/hostile/nested-in-metadata", test_nested_in_metadata);
   g_test_add_func ("/loader/hostile/nested-just-too-deep", test_nested_just_too_deep);
   g_test_add_func ("/loader/hostile/nested-in-strings", test_nested_in_strings);
