@@ -1,5 +1,8 @@
 /* safetensors reader; the format and the checks are described in safetensors.h and
  * model/README.md. */
+/* O_CLOEXEC is POSIX 2008, hidden by a strict -std=c11. */
+#define _DEFAULT_SOURCE
+
 #include "safetensors.h"
 
 #include <hfam/hfam-types.h>
