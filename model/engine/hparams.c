@@ -7,10 +7,23 @@
 #include <string.h>
 
 /* Widths beyond this are not a network but a corrupt file; the cap also keeps products
- * like width * 8 * 4 far from int overflow in the graph builder. */
+ * like width * 8 * 4 far from int overflow in the graph builder. (What widths cost is bounded
+ * by the file too: every weight they imply must be in it.) */
 #define MAX_WIDTH 65536
-#define MAX_DILATION 1024
-#define MAX_INFERENCE_SIZE 16384
+/* The element's inference-size property goes no further; the default model runs at 512. */
+#define MAX_INFERENCE_SIZE 4096
+
+/* Dilations cost no weight, only memory (the CPU backend pads a dilated convolution's input
+ * by the dilation on every side), so the file alone would bound nothing: they are bounded by
+ * what the network can use. A 3x3 convolution of dilation d reads its centre and the pixels d
+ * away; on a map whose long side is S, d >= S reads only zero padding beside the centre. So
+ * every dilation must be below the long side of the map it applies to at the size the model
+ * is made for: its inference_size, and at least the 512 HFAM is trained at (HFAM.md, 6), so
+ * that a small default size does not refuse the paper's rates. MFEM works at f2, f3, f4 (H/8,
+ * H/16, H/32), L-BB at H/2: at 512, dilations below 64, 32, 16 and 256. */
+#define TRAINING_SIZE 512
+#define MFEM_FIRST_DIV 8
+#define LBB_DIV 2
 
 static const char *
 lookup (const HfamSafetensors *st, const char *key, GError **error)
@@ -174,6 +187,63 @@ fail_value (const HfamSafetensors *st, const char *key, const char *expected, GE
   return FALSE;
 }
 
+/* The long side of a map at 1/div of the size the model is made for: the largest useful
+ * dilation + 1. */
+static int
+map_side (const HfamHparams *hp, int div)
+{
+  return MAX (hp->inference_size, TRAINING_SIZE) / div;
+}
+
+static gboolean
+check_dilations (const HfamSafetensors *st, const HfamHparams *hp, GError **error)
+{
+  for (int level = 0; level < 3; level++) {
+    const int div = MFEM_FIRST_DIV << level;
+    for (int k = 0; k < 3; k++) {
+      if (hp->mfem_rates[level][k] >= map_side (hp, div)) {
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                     "%s: hyper-parameter 'mfem_rates' is '%s': value %d (%d) is a dilation at "
+                     "f%d (H/%d: %d pixels at a long side of %d), expected at most %d",
+                     hfam_st_path (st), hfam_st_metadata (st, "mfem_rates"), 3 * level + k + 1,
+                     hp->mfem_rates[level][k], level + 2, div, map_side (hp, div),
+                     map_side (hp, 1), map_side (hp, div) - 1);
+        return FALSE;
+      }
+    }
+  }
+  if (hp->lbb_dilation >= map_side (hp, LBB_DIV)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: hyper-parameter 'lbb_dilation' is '%s', a dilation at H/%d (%d pixels at "
+                 "a long side of %d), expected at most %d", hfam_st_path (st),
+                 hfam_st_metadata (st, "lbb_dilation"), LBB_DIV, map_side (hp, LBB_DIV),
+                 map_side (hp, 1), map_side (hp, LBB_DIV) - 1);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* What the preprocessing derives (kernels/frame.c, kernels/preprocess.cu): x = p * mul + add
+ * with mul = input_scale / 255 / std, add = -mean / std, for p in 0..255. Finite inputs can
+ * still overflow (a tiny std) or vanish (mul = 0 loses the picture). */
+static gboolean
+check_normalisation (const HfamSafetensors *st, const HfamHparams *hp, GError **error)
+{
+  for (int k = 0; k < 3; k++) {
+    const float mul = hp->input_scale / 255.0f / hp->input_std[k];
+    const float add = -hp->input_mean[k] / hp->input_std[k];
+    if (!isfinite (mul) || mul == 0.0f || !isfinite (add) || !isfinite (255.0f * mul + add)) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                   "%s: hyper-parameters 'input_scale', 'input_mean' and 'input_std' give no "
+                   "usable input: channel %d is normalised as p * %g + %g (p = 0..255), "
+                   "expected finite values and a factor other than 0", hfam_st_path (st), k,
+                   (double) mul, (double) add);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 hfam_hparams_read (const HfamSafetensors *st, HfamHparams *hp, GError **error)
 {
@@ -206,7 +276,7 @@ hfam_hparams_read (const HfamSafetensors *st, HfamHparams *hp, GError **error)
   if (!read_floats (st, "input_mean", 3, FALSE, r.input_mean, error) ||
       !read_floats (st, "input_std", 3, TRUE, r.input_std, error) ||
       !read_int (st, "mfem_channels", 1, MAX_WIDTH, &r.mfem_channels, error) ||
-      !read_ints (st, "mfem_rates", 9, 1, MAX_DILATION, &r.mfem_rates[0][0], error) ||
+      !read_ints (st, "mfem_rates", 9, 1, MAX_INFERENCE_SIZE, &r.mfem_rates[0][0], error) ||
       !read_int (st, "sk_width", 1, MAX_WIDTH, &r.sk_width, error) ||
       !read_ints (st, "context_widths", 5, 1, MAX_WIDTH, r.context_widths, error) ||
       !read_ints (st, "semantic_widths", 15, 1, MAX_WIDTH, &r.semantic_widths[0][0], error) ||
@@ -219,11 +289,13 @@ hfam_hparams_read (const HfamSafetensors *st, HfamHparams *hp, GError **error)
     return fail_value (st, "detail_widths", "expected 1 as the last width (alpha)", error);
 
   if (!read_int (st, "lbb_width", 1, MAX_WIDTH, &r.lbb_width, error) ||
-      !read_int (st, "lbb_dilation", 1, MAX_DILATION, &r.lbb_dilation, error) ||
+      !read_int (st, "lbb_dilation", 1, MAX_INFERENCE_SIZE, &r.lbb_dilation, error) ||
       !read_int (st, "inference_size", 32, MAX_INFERENCE_SIZE, &r.inference_size, error))
     return FALSE;
   if (r.inference_size % 32 != 0)
     return fail_value (st, "inference_size", "expected a multiple of 32", error);
+  if (!check_dilations (st, &r, error) || !check_normalisation (st, &r, error))
+    return FALSE;
 
   *hp = r;
   return TRUE;

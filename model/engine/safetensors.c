@@ -1,6 +1,6 @@
-/* Memory-mapped safetensors reader; the format and the checks are described in
- * safetensors.h and model/README.md. */
-/* O_CLOEXEC and madvise() are POSIX/BSD, hidden by a strict -std=c11. */
+/* safetensors reader; the format and the checks are described in safetensors.h and
+ * model/README.md. */
+/* O_CLOEXEC is POSIX 2008, hidden by a strict -std=c11. */
 #define _DEFAULT_SOURCE
 
 #include "safetensors.h"
@@ -12,20 +12,23 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (hfam-error-quark, hfam_error)
 
 #define HEADER_LENGTH_BYTES 8
-#define MAX_HEADER_LENGTH (64u << 20)
+/* The default model's header is 33 kB, the paper's ResNet-101 would need about 50 kB. json-glib
+ * holds some 40 bytes per byte of a hostile header (2.7 GB for 64 MiB of [0,0,0,...]), so the
+ * limit is what bounds the parse's memory: 1 MiB, about 40 MB. */
+#define MAX_HEADER_LENGTH (1u << 20)
 
 struct _HfamSafetensors {
   char *path;
-  void *map;           /* the whole file, read-only */
-  size_t map_size;
-  const uint8_t *data; /* the data section, inside map */
+  GBytes *bytes;       /* the whole file, the reader's own copy */
+  const uint8_t *file; /* its bytes */
+  size_t file_size;
+  const uint8_t *data; /* the data section, inside file */
   size_t data_size;
   HfamStTensor *tensors; /* in header order */
   guint n_tensors;
@@ -93,8 +96,7 @@ hfam_st_close (HfamSafetensors *st)
 {
   if (st == NULL)
     return;
-  if (st->map != NULL)
-    munmap (st->map, st->map_size);
+  g_clear_pointer (&st->bytes, g_bytes_unref);
   g_clear_pointer (&st->by_name, g_hash_table_unref);
   g_clear_pointer (&st->metadata, g_hash_table_unref);
   g_clear_pointer (&st->names, g_string_chunk_free);
@@ -105,63 +107,95 @@ hfam_st_close (HfamSafetensors *st)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamSafetensors, hfam_st_close)
 
+/* read() until `length` bytes are in or the file ends early. */
 static gboolean
-map_file (HfamSafetensors *st, GError **error)
+read_all (const char *path, int fd, uint8_t *buffer, size_t length, GError **error)
 {
-  int fd = open (st->path, O_RDONLY | O_CLOEXEC);
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = read (fd, buffer + done, MIN (length - done, (size_t) G_MAXSSIZE));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int err = errno;
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot read: %s", path,
+                   g_strerror (err));
+      return FALSE;
+    }
+    if (n == 0) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO,
+                   "%s: file ended after %" G_GSIZE_FORMAT " of its %" G_GSIZE_FORMAT
+                   " bytes (changed while read)", path, done, length);
+      return FALSE;
+    }
+    done += (size_t) n;
+  }
+  return TRUE;
+}
+
+/* The whole file in memory of our own: a mapping would read the file again whenever the kernel
+ * dropped a page, after validation (SIGBUS if it shrank, other values if it was rewritten). */
+static GBytes *
+read_file (const char *path, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot open: %s", st->path,
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot open: %s", path,
                  g_strerror (err));
-    return FALSE;
+    return NULL;
   }
   struct stat info;
   if (fstat (fd, &info) != 0) {
     int err = errno;
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot stat: %s", st->path,
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot stat: %s", path,
                  g_strerror (err));
     close (fd);
-    return FALSE;
+    return NULL;
   }
   if (!S_ISREG (info.st_mode)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: not a regular file", st->path);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: not a regular file", path);
     close (fd);
-    return FALSE;
+    return NULL;
   }
-  /* Too short to hold the length; also spares mmap() a zero length, which it refuses. */
-  if (info.st_size < HEADER_LENGTH_BYTES) {
+  if ((guint64) info.st_size > HFAM_ST_MAX_FILE_SIZE) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                 "%s: file is %" G_GINT64_FORMAT " bytes, too short for the 8-byte header "
-                 "length", st->path, (gint64) info.st_size);
+                 "%s: file is %" G_GINT64_FORMAT " bytes, more than a weight file may hold (%"
+                 G_GUINT64_FORMAT ")", path, (gint64) info.st_size, HFAM_ST_MAX_FILE_SIZE);
     close (fd);
-    return FALSE;
+    return NULL;
   }
-  if ((guint64) info.st_size > SIZE_MAX) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: file too large to map", st->path);
+  const size_t size = (size_t) info.st_size;
+  uint8_t *buffer = g_try_malloc (MAX (size, 1));
+  if (buffer == NULL) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO,
+                 "%s: cannot read: no memory for its %" G_GSIZE_FORMAT " bytes", path, size);
     close (fd);
-    return FALSE;
+    return NULL;
   }
-  void *map = mmap (NULL, (size_t) info.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int err = errno;
-  close (fd); /* the mapping keeps the file */
-  if (map == MAP_FAILED) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: cannot map: %s", st->path,
-                 g_strerror (err));
-    return FALSE;
+  gboolean ok = read_all (path, fd, buffer, size, error);
+  close (fd);
+  if (!ok) {
+    g_free (buffer);
+    return NULL;
   }
-  st->map = map;
-  st->map_size = (size_t) info.st_size;
-  return TRUE;
+  return g_bytes_new_take (buffer, size);
 }
 
-/* Returns the header's length after checking it against the file and the 64 MiB limit. */
+/* Returns the header's length after checking it against the file and the 1 MiB limit. */
 static gboolean
 read_header_length (HfamSafetensors *st, size_t *length, GError **error)
 {
   guint64 le;
-  memcpy (&le, st->map, sizeof le);
+  if (st->file_size < HEADER_LENGTH_BYTES) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: file is %" G_GSIZE_FORMAT " bytes, too short for the 8-byte header "
+                 "length", st->path, st->file_size);
+    return FALSE;
+  }
+  memcpy (&le, st->file, sizeof le);
   guint64 n = GUINT64_FROM_LE (le);
-  size_t available = st->map_size - HEADER_LENGTH_BYTES;
+  size_t available = st->file_size - HEADER_LENGTH_BYTES;
   if (n == 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: header length is 0", st->path);
     return FALSE;
@@ -328,25 +362,88 @@ compare_ranges (gconstpointer a, gconstpointer b)
   return ra->end < rb->end ? -1 : ra->end > rb->end;
 }
 
-/* Empty ranges hold no bytes, so they overlap nothing. */
+/* The format's rule: sorted by begin, each range begins where the one before ended, from 0
+ * to the end of the data section. Empty ranges hold no bytes: they can sit anywhere. */
 static gboolean
-check_overlaps (HfamSafetensors *st, Range *ranges, guint n, GError **error)
+check_coverage (HfamSafetensors *st, Range *ranges, guint n, GError **error)
 {
   if (n > 1)
     qsort (ranges, n, sizeof *ranges, compare_ranges);
   const Range *previous = NULL;
+  guint64 covered = 0; /* bytes 0..covered-1 belong to the ranges seen so far */
   for (guint i = 0; i < n; i++) {
-    if (ranges[i].begin == ranges[i].end)
+    const Range *r = &ranges[i];
+    if (r->begin == r->end)
       continue;
-    if (previous != NULL && ranges[i].begin < previous->end) {
+    if (r->begin < covered) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
                    "%s: tensor '%s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
                    "] overlap tensor '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "]",
-                   st->path, ranges[i].tensor->name, ranges[i].begin, ranges[i].end,
-                   previous->tensor->name, previous->begin, previous->end);
+                   st->path, r->tensor->name, r->begin, r->end, previous->tensor->name,
+                   previous->begin, previous->end);
       return FALSE;
     }
-    previous = &ranges[i];
+    if (r->begin > covered) {
+      g_autofree char *after = previous == NULL
+        ? g_strdup ("") : g_strdup_printf (", after tensor '%s'", previous->tensor->name);
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                   "%s: tensor '%s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                   "] leave bytes %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT " of the data "
+                   "section unused%s", st->path, r->tensor->name, r->begin, r->end, covered,
+                   r->begin - 1, after);
+      return FALSE;
+    }
+    covered = r->end;
+    previous = r;
+  }
+  if (covered == st->data_size)
+    return TRUE;
+  if (previous == NULL)
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: data section has %" G_GSIZE_FORMAT " bytes and no tensor", st->path,
+                 st->data_size);
+  else
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: data section has %" G_GUINT64_FORMAT " bytes after the last tensor "
+                 "('%s' ends at %" G_GUINT64_FORMAT " of %" G_GSIZE_FORMAT ")", st->path,
+                 st->data_size - covered, previous->tensor->name, covered, st->data_size);
+  return FALSE;
+}
+
+/* json-glib parses nested arrays and objects by recursion without a limit, so a header of
+ * [[[[... overflows the stack: the depth is counted here first. It reads double-quoted
+ * strings as JSON does (a backslash escapes the next character); json-glib also takes
+ * single-quoted strings and comments, which would hide brackets from this count or show
+ * others, and which no JSON has: refused. */
+static gboolean
+check_nesting (HfamSafetensors *st, const char *json, size_t length, GError **error)
+{
+  gboolean in_string = FALSE;
+  int depth = 0;
+  for (size_t i = 0; i < length; i++) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = FALSE;
+    } else if (c == '"') {
+      in_string = TRUE;
+    } else if (c == '[' || c == '{') {
+      if (++depth > HFAM_ST_MAX_NESTING) {
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                     "%s: header nests arrays and objects more than %d deep (byte %"
+                     G_GSIZE_FORMAT " of the header)", st->path, HFAM_ST_MAX_NESTING, i);
+        return FALSE;
+      }
+    } else if (c == ']' || c == '}') {
+      depth = MAX (depth - 1, 0);
+    } else if (c == '\'' || c == '/' || c == '#') {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                   "%s: header is not valid JSON: '%c' outside a string (byte %" G_GSIZE_FORMAT
+                   " of the header)", st->path, c, i);
+      return FALSE;
+    }
   }
   return TRUE;
 }
@@ -404,7 +501,7 @@ static gboolean
 read_header (HfamSafetensors *st, const char *json, size_t length, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!parse_json (st, parser, json, length, error))
+  if (!check_nesting (st, json, length, error) || !parse_json (st, parser, json, length, error))
     return FALSE;
   JsonNode *root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
@@ -435,7 +532,32 @@ read_header (HfamSafetensors *st, const char *json, size_t length, GError **erro
     g_hash_table_insert (st->by_name, (gpointer) t->name, t);
     st->n_tensors++;
   }
-  return check_overlaps (st, ranges, st->n_tensors, error);
+  return check_coverage (st, ranges, st->n_tensors, error);
+}
+
+HfamSafetensors *
+hfam_st_open_bytes (const char *name, GBytes *bytes, GError **error)
+{
+  g_return_val_if_fail (name != NULL && bytes != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  g_autoptr (HfamSafetensors) st = g_new0 (HfamSafetensors, 1);
+  st->path = g_strdup (name);
+  st->bytes = g_bytes_ref (bytes);
+  st->file = g_bytes_get_data (bytes, &st->file_size);
+  st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  st->names = g_string_chunk_new (1024);
+
+  size_t header_length;
+  if (!read_header_length (st, &header_length, error))
+    return NULL;
+  const char *header = (const char *) st->file + HEADER_LENGTH_BYTES;
+  st->data = (const uint8_t *) header + header_length;
+  st->data_size = st->file_size - HEADER_LENGTH_BYTES - header_length;
+  if (!read_header (st, header, header_length, error))
+    return NULL;
+  return g_steal_pointer (&st);
 }
 
 HfamSafetensors *
@@ -444,21 +566,8 @@ hfam_st_open (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  g_autoptr (HfamSafetensors) st = g_new0 (HfamSafetensors, 1);
-  st->path = g_strdup (path);
-  st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
-  st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  st->names = g_string_chunk_new (1024);
-
-  size_t header_length;
-  if (!map_file (st, error) || !read_header_length (st, &header_length, error))
-    return NULL;
-  const char *header = (const char *) st->map + HEADER_LENGTH_BYTES;
-  st->data = (const uint8_t *) header + header_length;
-  st->data_size = st->map_size - HEADER_LENGTH_BYTES - header_length;
-  if (!read_header (st, header, header_length, error))
-    return NULL;
-  return g_steal_pointer (&st);
+  g_autoptr (GBytes) bytes = read_file (path, error);
+  return bytes != NULL ? hfam_st_open_bytes (path, bytes, error) : NULL;
 }
 
 const char *
@@ -503,13 +612,93 @@ shape_equals (const HfamStTensor *t, int n_dims, const int64_t *shape)
   return TRUE;
 }
 
+/* Exact: every half value, subnormals included, is representable in single precision. */
+static float
+f16_to_f32 (uint16_t h)
+{
+  uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu;
+  uint32_t mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0) {
+    /* Zero or subnormal: mantissa * 2^-24, a product that is exact in float. */
+    float magnitude = (float) mantissa * 0x1p-24f;
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 0x1f)
+    bits = sign | 0x7f800000u | (mantissa << 13); /* inf, or NaN keeping its payload */
+  else
+    bits = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
+  float f;
+  memcpy (&f, &bits, sizeof f);
+  return f;
+}
+
+/* Elements first .. first + n - 1 of `t` in fp32; `scale`: an I8 tensor's scale in fp32.
+ * Element reads go through memcpy: safetensors gives no alignment guarantee. */
+static void
+convert (const HfamStTensor *t, const float *scale, size_t first, size_t n, float *dst)
+{
+  const uint8_t *src = t->data;
+  switch (t->dtype) {
+    case HFAM_DTYPE_F32:
+      for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy (&bits, src + 4 * (first + i), sizeof bits);
+        bits = GUINT32_FROM_LE (bits);
+        memcpy (&dst[i], &bits, sizeof bits);
+      }
+      break;
+    case HFAM_DTYPE_F16:
+      for (size_t i = 0; i < n; i++) {
+        uint16_t bits;
+        memcpy (&bits, src + 2 * (first + i), sizeof bits);
+        dst[i] = f16_to_f32 (GUINT16_FROM_LE (bits));
+      }
+      break;
+    case HFAM_DTYPE_I8: {
+      /* one scale per slice of the first dimension; no element at all when one is empty */
+      const size_t per_row = t->shape[0] > 0 ? t->n_bytes / (size_t) t->shape[0] : 0;
+      for (size_t i = 0; i < n; i++)
+        dst[i] = (float) (int8_t) src[first + i] * scale[(first + i) / per_row];
+      break;
+    }
+    case HFAM_DTYPE_U8:
+      for (size_t i = 0; i < n; i++)
+        dst[i] = src[first + i];
+      break;
+  }
+}
+
+/* Every value in fp32 is finite (for I8, every q * scale: finite factors may overflow).
+ * In slices, so that no allocation grows with the tensor. */
+static gboolean
+check_finite (HfamSafetensors *st, const HfamStTensor *t, GError **error)
+{
+  float values[1024];
+  g_autofree float *scale = t->dtype == HFAM_DTYPE_I8 ? hfam_st_dup_f32 (t->scale) : NULL;
+  const size_t n = t->n_bytes / dtype_size (t->dtype);
+  for (size_t first = 0; first < n; first += G_N_ELEMENTS (values)) {
+    const size_t count = MIN (n - first, G_N_ELEMENTS (values));
+    convert (t, scale, first, count, values);
+    for (size_t i = 0; i < count; i++) {
+      if (!isfinite (values[i])) {
+        g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                     "%s: tensor '%s': value %" G_GSIZE_FORMAT " is not finite (%g)", st->path,
+                     t->name, first + i, (double) values[i]);
+        return FALSE;
+      }
+    }
+  }
+  return TRUE;
+}
+
 /* An I8 tensor's "NAME.scale": F32 or F16, one value per first index, all finite. */
 static gboolean
 take_scale (HfamSafetensors *st, HfamStTensor *t, GError **error)
 {
   g_autofree char *name = g_strconcat (t->name, ".scale", NULL);
   HfamStTensor *scale = g_hash_table_lookup (st->by_name, name);
-  g_autofree float *values = NULL;
 
   if (t->n_dims < 1) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
@@ -529,14 +718,8 @@ take_scale (HfamSafetensors *st, HfamStTensor *t, GError **error)
                  st->path, name, dtype_name (scale->dtype), found, t->shape[0]);
     return FALSE;
   }
-  values = hfam_st_dup_f32 (scale);
-  for (int64_t i = 0; i < scale->shape[0]; i++)
-    if (!isfinite (values[i])) {
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                   "%s: tensor '%s': value %" G_GINT64_FORMAT " is not finite", st->path, name,
-                   i);
-      return FALSE;
-    }
+  if (!check_finite (st, scale, error))
+    return FALSE;
   scale->used = TRUE;
   t->scale = scale;
   return TRUE;
@@ -567,7 +750,8 @@ hfam_st_take (HfamSafetensors *st, const char *name, int n_dims, const int64_t *
                  "%s: tensor '%s' has shape %s, expected %s", st->path, name, found, expected);
     return NULL;
   }
-  if (t->dtype == HFAM_DTYPE_I8 && !take_scale (st, t, error))
+  /* one infinity in a bias made the whole matte 0, and NaN reaches float-to-int conversions */
+  if ((t->dtype == HFAM_DTYPE_I8 && !take_scale (st, t, error)) || !check_finite (st, t, error))
     return NULL;
   t->used = TRUE;
   return t;
@@ -587,74 +771,15 @@ hfam_st_check_all_taken (const HfamSafetensors *st, GError **error)
   return TRUE;
 }
 
-/* Exact: every half value, subnormals included, is representable in single precision. */
-static float
-f16_to_f32 (uint16_t h)
-{
-  uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0) {
-    /* Zero or subnormal: mantissa * 2^-24, a product that is exact in float. */
-    float magnitude = (float) mantissa * 0x1p-24f;
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 0x1f)
-    bits = sign | 0x7f800000u | (mantissa << 13); /* inf, or NaN keeping its payload */
-  else
-    bits = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
-  float f;
-  memcpy (&f, &bits, sizeof f);
-  return f;
-}
-
-/* Element reads go through memcpy: safetensors gives no alignment guarantee. */
 void
 hfam_st_to_f32 (const HfamStTensor *t, float *dst)
 {
-  const uint8_t *src = t->data;
-  size_t n = t->n_bytes / dtype_size (t->dtype);
-  switch (t->dtype) {
-    case HFAM_DTYPE_F32:
-      for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy (&bits, src + 4 * i, sizeof bits);
-        bits = GUINT32_FROM_LE (bits);
-        memcpy (&dst[i], &bits, sizeof bits);
-      }
-      break;
-    case HFAM_DTYPE_F16:
-      for (size_t i = 0; i < n; i++) {
-        uint16_t bits;
-        memcpy (&bits, src + 2 * i, sizeof bits);
-        dst[i] = f16_to_f32 (GUINT16_FROM_LE (bits));
-      }
-      break;
-    case HFAM_DTYPE_I8: {
-      /* hfam_st_take attached the scale; one value per slice of the first dimension */
-      const size_t per_row = t->shape[0] > 0 ? n / (size_t) t->shape[0] : 0;
-      float *scale;
-      g_return_if_fail (t->scale != NULL);
-      scale = hfam_st_dup_f32 (t->scale);
-      for (size_t i = 0; i < n; i++)
-        dst[i] = (float) (int8_t) src[i] * scale[i / per_row];
-      g_free (scale);
-      break;
-    }
-    case HFAM_DTYPE_U8:
-      for (size_t i = 0; i < n; i++)
-        dst[i] = src[i];
-      break;
+  g_autofree float *scale = NULL;
+  if (t->dtype == HFAM_DTYPE_I8) {
+    g_return_if_fail (t->scale != NULL); /* hfam_st_take attaches it */
+    scale = hfam_st_dup_f32 (t->scale);
   }
-}
-
-void
-hfam_st_release_pages (HfamSafetensors *st)
-{
-  /* Read-only and file-backed: dropped pages are read back from the file if touched again,
-   * so a failure only costs memory and is not worth reporting. */
-  (void) madvise (st->map, st->map_size, MADV_DONTNEED);
+  convert (t, scale, 0, t->n_bytes / dtype_size (t->dtype), dst);
 }
 
 size_t

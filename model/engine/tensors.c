@@ -22,9 +22,6 @@ ensure_size (HfamContext *ctx, int width, int height, GError **error)
     ctx->width = ctx->height = 0;
     return FALSE;
   }
-  /* the backend holds its own copy of the weights now: the mapped pages can go (they come
-   * back from the file if a later plan reads them again) */
-  hfam_st_release_pages (ctx->model->st);
   ctx->width = width;
   ctx->height = height;
   g_free (ctx->input);

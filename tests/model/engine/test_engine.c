@@ -225,6 +225,9 @@ write_edited (const char *src, HeaderEdit edit, const char *tmpdir, const char *
 static void
 drop_tensor (JsonObject *root)
 {
+  /* renamed, not removed: its bytes stay covered (safetensors.h), so only the graph can tell */
+  json_object_set_member (root, "psp2.conv.weight.old",
+                          json_object_dup_member (root, "psp2.conv.weight"));
   json_object_remove_member (root, "psp2.conv.weight");
 }
 

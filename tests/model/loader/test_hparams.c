@@ -76,6 +76,48 @@ test_hparams_encoder (void)
   }
 }
 
+/* The valid file's hyper-parameters with inference_size, mfem_rates and lbb_dilation set. */
+static gboolean
+read_dilations (const char *inference_size, const char *rates, const char *lbb_dilation,
+                char **path, GError **error)
+{
+  g_autoptr (JsonNode) header = valid_header ();
+  JsonObject *metadata = json_object_get_object_member (json_node_get_object (header),
+                                                        "__metadata__");
+  json_object_set_string_member (metadata, "inference_size", inference_size);
+  json_object_set_string_member (metadata, "mfem_rates", rates);
+  json_object_set_string_member (metadata, "lbb_dilation", lbb_dilation);
+  *path = write_weights (header);
+  HfamSafetensors *st = hfam_st_open (*path, error);
+  g_assert_no_error (*error);
+  HfamHparams hp;
+  gboolean ok = hfam_hparams_read (st, &hp, error);
+  hfam_st_close (st);
+  return ok;
+}
+
+/* The bounds follow the size the model is made for, never below the 512 it is trained at. */
+static void
+test_hparams_dilation_bounds (void)
+{
+  static const char *const standard = "4,8,12,2,4,6,1,2,3";
+  static const char *const widest = "511,511,511,255,255,255,127,127,127";
+  g_autoptr (GError) error = NULL;
+  g_autofree char *small = NULL, *large = NULL, *past = NULL, *lbb = NULL;
+
+  g_assert_true (read_dilations ("64", standard, "2", &small, &error));
+  g_assert_true (read_dilations ("4096", widest, "2047", &large, &error));
+  g_assert_no_error (error);
+  g_assert_false (read_dilations ("4096", "511,511,512,255,255,255,127,127,127", "2", &past,
+                                  &error));
+  assert_error (error, past, HFAM_ERROR_FORMAT,
+                "value 3 (512) is a dilation at f2 (H/8: 512 pixels at a long side of 4096), "
+                "expected at most 511");
+  g_clear_error (&error);
+  g_assert_false (read_dilations ("4096", widest, "2048", &lbb, &error));
+  assert_error (error, lbb, HFAM_ERROR_FORMAT, "expected at most 2047");
+}
+
 typedef struct {
   const char *name;
   const char *key;
@@ -98,7 +140,23 @@ static const HparamCase hparam_cases[] = {
   { "std-zero", "input_std", "0.229,0,0.225", "value 2 ('0') is not a finite non-zero number" },
   { "std-length", "input_std", "0.229,0.224", "2 values, expected 3" },
   { "rates-length", "mfem_rates", "4,8,12,2,4,6,1,2", "8 values, expected 9" },
-  { "rates-zero", "mfem_rates", "4,8,12,2,0,6,1,2,3", "value 5 ('0') is not an integer in 1..1024" },
+  { "rates-zero", "mfem_rates", "4,8,12,2,0,6,1,2,3", "value 5 ('0') is not an integer in 1..4096" },
+  /* Dilations past the map they apply to at a long side of 512 read only padding: f2 is 64
+   * pixels on its long side, f3 32, f4 16, L-BB's maps 256. */
+  { "rates-huge", "mfem_rates", "1024,1024,1024,1024,1024,1024,1024,1024,1024",
+    "value 1 (1024) is a dilation at f2 (H/8: 64 pixels at a long side of 512), expected at most 63" },
+  { "rates-f3", "mfem_rates", "4,8,12,2,4,32,1,2,3",
+    "value 6 (32) is a dilation at f3 (H/16: 32 pixels at a long side of 512), expected at most 31" },
+  { "rates-f4", "mfem_rates", "4,8,12,2,4,6,1,2,16",
+    "value 9 (16) is a dilation at f4 (H/32: 16 pixels at a long side of 512), expected at most 15" },
+  { "dilation-huge", "lbb_dilation", "1024",
+    "'lbb_dilation' is '1024', a dilation at H/2 (256 pixels at a long side of 512), expected at most 255" },
+  { "inference-huge", "inference_size", "16384", "'inference_size' is '16384', expected an integer in 32..4096" },
+  /* What the preprocessing derives must be finite, and not 0 where it multiplies. */
+  { "std-tiny", "input_std", "0.229,1e-40,0.225",
+    "channel 1 is normalised as p * inf + -inf (p = 0..255)" },
+  { "mean-huge", "input_mean", "0.485,0.456,3e38", "channel 2 is normalised as p * " },
+  { "scale-vanishing", "input_scale", "1e-44", "channel 0 is normalised as p * 0 + " },
   { "context-length", "context_widths", "256,256,128,64,64,64", "6 values, expected 5" },
   { "semantic-last", "semantic_widths",
     "512,512,256,256,256,128,128,128,64,64,64,64,64,64,4", "expected 3 as the last width" },
@@ -127,6 +185,7 @@ loader_add_hparams_tests (void)
 {
   g_test_add_func ("/loader/hparams/valid", test_hparams_valid);
   g_test_add_func ("/loader/hparams/encoder", test_hparams_encoder);
+  g_test_add_func ("/loader/hparams/dilation-bounds", test_hparams_dilation_bounds);
   for (size_t i = 0; i < G_N_ELEMENTS (hparam_cases); i++) {
     g_autofree char *name = g_strconcat ("/loader/hparams/reject/", hparam_cases[i].name, NULL);
     g_test_add_data_func (name, &hparam_cases[i], test_hparams_reject);

@@ -32,7 +32,7 @@ static const char *const valid_metadata[][2] = {
 
 /* The valid file's tensors. The F16 one comes first with an odd number of elements, so the
  * F32 tensors after it start on 2-byte but not 4-byte boundaries: reads must not assume
- * alignment. */
+ * alignment. All finite, as a weight must be (infinities and NaN: test_f16_exhaustive). */
 typedef struct {
   uint16_t bits;
   float value;
@@ -47,9 +47,9 @@ static const HalfCase halves[] = {
   { 0x0400, 0x1p-14f },             /* smallest normal */
   { 0x3555, 0.333251953125f },
   { 0x8000, -0.0f },
-  { 0x7c00, INFINITY },
-  { 0xfc00, -INFINITY },
-  { 0x7e00, NAN },
+  { 0xfbff, -65504.0f },            /* most negative finite */
+  { 0x8001, -0x1p-24f },
+  { 0x3bff, 0.99951171875f },       /* largest below 1 */
 };
 static const float conv_weight[6] = { 0.5f, -1.25f, 3.0f, 1e-20f, -7.0f, 0.1f };
 static const float conv_bias[2] = { -0.75f, 42.0f };
@@ -76,7 +76,7 @@ append_le32 (GByteArray *data, const float *values, size_t n)
   }
 }
 
-static GByteArray *
+GByteArray *
 valid_data (void)
 {
   GByteArray *data = g_byte_array_new ();
@@ -140,20 +140,22 @@ test_file_path (void)
   return g_build_filename (tmp_dir, name, NULL);
 }
 
-static char *
+char *
 write_raw (const void *bytes, gsize length)
 {
   char *path = test_file_path ();
   g_autoptr (GError) error = NULL;
-  /* No fsync: the files are rewritten hundreds of times and thrown away. */
+  /* No fsync: the files are rewritten hundreds of times and thrown away. Without it GLib
+   * 2.74 writes in place without truncating, so a shorter file would keep the longer one's
+   * tail: removed first. */
+  g_unlink (path);
   g_file_set_contents_full (path, bytes, (gssize) length, G_FILE_SET_CONTENTS_NONE, 0600,
                             &error);
   g_assert_no_error (error);
   return path;
 }
 
-/* length field + header text + data, with the length field given explicitly. */
-static GByteArray *
+GByteArray *
 assemble (guint64 header_length, const char *header, gsize header_size, const GByteArray *data)
 {
   GByteArray *file = g_byte_array_new ();
@@ -167,7 +169,7 @@ assemble (guint64 header_length, const char *header, gsize header_size, const GB
 
 /* Pads the header with blanks, as safetensors writers do, so that the data section starts
  * on an 8-byte boundary of the file and the alignment of each tensor is known. */
-static GByteArray *
+GByteArray *
 serialise (JsonNode *header, const GByteArray *data)
 {
   g_autoptr (JsonGenerator) generator = json_generator_new ();
@@ -204,7 +206,7 @@ assert_error (const GError *error, const char *path, int code, const char *fragm
   g_assert_nonnull (strstr (error->message, fragment));
 }
 
-static void
+void
 assert_open_fails (const char *path, int code, const char *fragment)
 {
   g_autoptr (GError) error = NULL;
@@ -233,8 +235,7 @@ assert_tensor_values (const HfamStTensor *t, const float *expected, size_t n)
     assert_same_float (values[i], expected[i]);
 }
 
-/* Takes every tensor of the valid file and checks its values. */
-static void
+void
 check_valid_tensors (HfamSafetensors *st)
 {
   g_autoptr (GError) error = NULL;
@@ -285,12 +286,6 @@ test_open_valid (void)
   g_assert_true (hfam_st_check_all_taken (st, &error));
   g_assert_no_error (error);
 
-  /* Dropped pages come back from the file. */
-  hfam_st_release_pages (st);
-  float bias[2];
-  hfam_st_to_f32 (hfam_st_find (st, "encoder.conv1.bias"), bias);
-  g_assert_cmpmem (bias, sizeof bias, conv_bias, sizeof conv_bias);
-
   hfam_st_close (st);
 }
 
@@ -307,7 +302,6 @@ test_open_empty (void)
   g_assert_cmpuint (hfam_st_n_tensors (st), ==, 0);
   g_assert_null (hfam_st_metadata (st, "format"));
   g_assert_true (hfam_st_check_all_taken (st, &error));
-  hfam_st_release_pages (st);
   hfam_st_close (st);
 }
 
@@ -780,6 +774,8 @@ test_i8_reject (void)
     { { "U8", 2, { 1, 1 }, FALSE }, "tensor 'w.scale' is U8 [2], expected F32 or F16 [2]" },
     { { "F32", 2, { 1, INFINITY }, FALSE }, "tensor 'w.scale': value 1 is not finite" },
     { { "F32", 2, { NAN, 1 }, FALSE }, "tensor 'w.scale': value 0 is not finite" },
+    /* finite factors, an infinite product: 127 * 1e37 */
+    { { "F32", 2, { 1, 1e37f }, FALSE }, "tensor 'w': value 3 is not finite (inf)" },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
     g_autoptr (GError) error = NULL;
@@ -919,6 +915,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/i8/stray-scale", test_i8_stray_scale);
   g_test_add_func ("/loader/random-damage", test_random_damage);
   loader_add_hparams_tests ();
+  loader_add_hostile_tests ();
 
   int status = g_test_run ();
   remove_tmp_dir ();
