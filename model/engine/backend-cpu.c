@@ -589,9 +589,9 @@ assign_blocks (CpuBackend *be, GError **error)
 }
 
 /* What a plan of the assigned blocks will hold at least, to refuse one that cannot fit before
- * anything is allocated: the arena, the planar copies for the heads, a padded copy for every
- * convolution that pads more than a pixel (oneDNN's fast kernels take one-pixel pads), and
- * the queued frames. The scratchpad and the weights come on top, counted as they are made. */
+ * anything is allocated: the arena (most of it), the planar copies for the heads and the
+ * queued frames. The padded copies (only oneDNN knows which convolutions take one), the
+ * scratchpad and the weights come on top, counted as they are made. */
 static guint64
 plan_estimate (const CpuBackend *be)
 {
@@ -604,13 +604,9 @@ plan_estimate (const CpuBackend *be)
   for (int i = 0; i < g->n_nodes; i++) {
     const HfamNode *n = &g->nodes[i];
     const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
-    const guint64 pad = n->op == HFAM_OP_CONV && n->conv.pad > 1 ? n->conv.pad : 0;
-    const guint64 channels = src ? g->nodes[n->inputs[0]].channels + be->block - 1 : 0;
 
     if (n->op == HFAM_OP_SEMANTIC_HEAD || n->op == HFAM_OP_FUSION)
-      bytes += sizeof (float) * channels * src->width * src->height;
-    if (pad)
-      bytes += sizeof (float) * channels * (src->width + 2 * pad) * (src->height + 2 * pad);
+      bytes += sizeof (float) * g->nodes[n->inputs[0]].channels * src->width * src->height;
   }
   return bytes;
 }
@@ -654,8 +650,8 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
   be->width = width;
   be->height = height;
   if (!assign_blocks (be, error)
-      || !hfam_host_budget_check (be->budget, plan_estimate (be), "inference size", width,
-                                  height, error)
+      || !hfam_host_budget_check (be->budget, plan_estimate (be) + be->budget->reserved,
+                                  "inference size", width, height, error)
       || !allocate_values (be, error))
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)

@@ -36,17 +36,19 @@ static gboolean
 ensure_size (HfamContext *ctx, int width, int height, GError **error)
 {
   const guint64 bytes = size_bytes (width, height);
+  gboolean planned;
 
   if (ctx->width == width && ctx->height == height)
     return TRUE;
   forget_size (ctx);
-  /* libhfam's part first: the backend's estimate sees it held */
-  if (!hfam_host_budget_take (&ctx->budget, bytes, "inference size", width, height, error))
+  /* the backend's estimate counts libhfam's part too */
+  ctx->budget.reserved = bytes;
+  planned = ctx->backend->ops->plan (ctx->backend, width, height, error);
+  ctx->budget.reserved = 0;
+  /* (a backend plan that leaves no room for them stays until the next plan replaces it) */
+  if (!planned
+      || !hfam_host_budget_take (&ctx->budget, bytes, "inference size", width, height, error))
     return FALSE;
-  if (!ctx->backend->ops->plan (ctx->backend, width, height, error)) {
-    hfam_host_budget_give (&ctx->budget, bytes);
-    return FALSE;
-  }
   /* the backend holds its own copy of the weights now: the mapped pages can go (they come
    * back from the file if a later plan reads them again) */
   hfam_st_release_pages (ctx->model->st);

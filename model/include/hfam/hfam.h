@@ -86,8 +86,8 @@ int hfam_context_pipeline_depth (const HfamContext *ctx);
 typedef struct {
   int long_side;    /* the long side the network sees (the other a multiple of 32 too);
                        <= 0: hfam_model_inference_size; at most HFAM_MAX_LONG_SIDE. The CPU
-                       backend's memory grows with its square: about 0.9 GB at 1024,
-                       14 GB at 4096 */
+                       backend's memory grows with its square: about 1 GB at 1024,
+                       15 GB at 4096 */
   float smoothing;  /* 0..1: temporal smoothing. When the frame's matte arrives it is blended
                        into the kept matte (below), kept = (1 - smoothing) * fresh +
                        smoothing * kept, if there is one of the same inference size; 0: the

@@ -137,15 +137,20 @@ test_refused_anywhere (void)
   const HfamImage frame = rgba_frame (pixels, FW, FH);
   float want[FW * FH], got[FW * FH];
   g_autoptr (GError) error = NULL;
-  guint64 needed;
+  guint64 needed_96, needed_32;
   int n_fitted = 0, n_refused = 0;
 
+  /* what each size holds after a run (the 32x32 plan with the weights the 96x32 one made) */
   g_assert_true (run_at (fresh, &frame, 96, got, &error));
-  needed = hfam_context_host_memory (fresh);
+  needed_96 = hfam_context_host_memory (fresh);
   g_assert_true (run_at (fresh, &frame, 32, want, &error));
+  needed_32 = hfam_context_host_memory (fresh);
   g_assert_no_error (error);
-  for (int step = 1; step < 200; step++) {
-    g_autoptr (HfamContext) ctx = budget_context (model, 1, needed * step / 200);
+  g_assert_cmpuint (needed_32, <, needed_96);
+  /* budgets from a little under what 32x32 needs to what 96x32 does */
+  for (int step = 0; step < 64; step++) {
+    const guint64 budget = needed_32 * 15 / 16 + (needed_96 - needed_32 * 15 / 16) * step / 64;
+    g_autoptr (HfamContext) ctx = budget_context (model, 1, budget);
 
     if (run_at (ctx, &frame, 96, got, &error)) {
       g_assert_no_error (error);
@@ -164,8 +169,8 @@ test_refused_anywhere (void)
     n_fitted++;
   }
   g_test_message ("%d budgets refused 96x32, %d of them ran 32x32", n_refused, n_fitted);
-  g_assert_cmpint (n_refused, >, 100);
-  g_assert_cmpint (n_fitted, >, 5);
+  g_assert_cmpint (n_refused, >, 32);
+  g_assert_cmpint (n_fitted, >, 16);
 }
 
 /* A frame whose own buffers (its preprocessing, the matte at its size) do not fit is refused
