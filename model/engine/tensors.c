@@ -30,8 +30,8 @@ forget_size (HfamContext *ctx)
 }
 
 /* Plans libhfam and the backend for an inference size. A refused size (the budget, no
- * memory, the backend) leaves no plan, the budget as before the old one, and the context
- * ready for another size. */
+ * memory, the backend) leaves libhfam without a plan and nothing of that size allocated: the
+ * next call plans again, for whatever size it asks. */
 static gboolean
 ensure_size (HfamContext *ctx, int width, int height, GError **error)
 {
