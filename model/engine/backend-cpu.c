@@ -589,9 +589,11 @@ assign_blocks (CpuBackend *be, GError **error)
 }
 
 /* What a plan of the assigned blocks will hold at least, to refuse one that cannot fit before
- * anything is allocated: the arena (most of it), the planar copies for the heads and the
- * queued frames. The padded copies (only oneDNN knows which convolutions take one), the
- * scratchpad and the weights come on top, counted as they are made. */
+ * anything is allocated: the arena (most of it), the planar copies for the heads, the queued
+ * frames, and the padded copies of the convolutions that pad as much as their input's side
+ * (a dilation that large: those surely take one; only oneDNN knows which others do). The
+ * other padded copies, the scratchpad and the weights come on top, counted as they are
+ * made. */
 static guint64
 plan_estimate (const CpuBackend *be)
 {
@@ -605,8 +607,13 @@ plan_estimate (const CpuBackend *be)
     const HfamNode *n = &g->nodes[i];
     const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
 
+    const guint64 channels = src ? g->nodes[n->inputs[0]].channels : 0;
+    const guint64 pad = n->op == HFAM_OP_CONV ? n->conv.pad : 0;
+
     if (n->op == HFAM_OP_SEMANTIC_HEAD || n->op == HFAM_OP_FUSION)
-      bytes += sizeof (float) * g->nodes[n->inputs[0]].channels * src->width * src->height;
+      bytes += sizeof (float) * channels * src->width * src->height;
+    if (pad > 0 && pad >= (guint64) MIN (src->width, src->height))
+      bytes += sizeof (float) * channels * (src->width + 2 * pad) * (src->height + 2 * pad);
   }
   return bytes;
 }
