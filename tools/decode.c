@@ -107,11 +107,13 @@ jpeg_on_error (j_common_ptr cinfo)
   longjmp (jerr->jump, 1);
 }
 
-/* A truncated file decodes as grey rows after the data ends: an error, not a picture. */
+/* Data that ends before the picture does (the file, or the scan at a marker) decodes as grey
+ * rows from there on: an error, not a picture. */
 static void
 jpeg_on_message (j_common_ptr cinfo, int level)
 {
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF)
+  if (level < 0
+      && (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER))
     cinfo->err->error_exit (cinfo);
 }
 

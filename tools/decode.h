@@ -62,9 +62,9 @@ typedef struct {
   DecodeErrorTarget target;
 } DecodeJpegError;
 
-/* Installs the handlers in cinfo: errors longjmp to jerr->jump, and so does the warning that
- * the data ended early (a truncated file); other warnings about corrupt data are ignored,
- * libjpeg recovers as other viewers do. */
+/* Installs the handlers in cinfo: errors longjmp to jerr->jump, and so do the warnings that
+ * the data ended early (a truncated file, a scan cut short by a marker); other warnings about
+ * corrupt data are ignored, libjpeg recovers as other viewers do. */
 void decode_jpeg_errors (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr);
 
 G_END_DECLS

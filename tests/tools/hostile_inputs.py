@@ -121,6 +121,13 @@ with tempfile.TemporaryDirectory() as tmp:
             f.write(data[:len(data) // 2])
         both_tools_refuse(tmp, truncated, "Premature end")
 
+        # the scan cut short but the file closed with an end marker: as truncated (found by
+        # fuzz-images, a 240-byte file claiming 2637x17666 that decoded 46 Mpx of grey)
+        cut = os.path.join(tmp, "cut-scan.jpg")
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) // 2] + b"\xff\xd9")
+        both_tools_refuse(tmp, cut, "premature end of data segment")
+
     # option values out of range, before any file is read
     picture = os.path.join(tmp, "picture.png")
     pngfile.write_png(picture, 12, 9, [[128] * 36] * 9, 8, pngfile.RGB)
