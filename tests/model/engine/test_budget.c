@@ -148,8 +148,8 @@ test_refused_anywhere (void)
   g_assert_no_error (error);
   g_assert_cmpuint (needed_32, <, needed_96);
   /* budgets from a little under what 32x32 needs to what 96x32 does */
-  for (int step = 0; step < 64; step++) {
-    const guint64 budget = needed_32 * 15 / 16 + (needed_96 - needed_32 * 15 / 16) * step / 64;
+  for (int step = 0; step < 40; step++) {
+    const guint64 budget = needed_32 * 15 / 16 + (needed_96 - needed_32 * 15 / 16) * step / 40;
     g_autoptr (HfamContext) ctx = budget_context (model, 1, budget);
 
     if (run_at (ctx, &frame, 96, got, &error)) {
@@ -169,8 +169,8 @@ test_refused_anywhere (void)
     n_fitted++;
   }
   g_test_message ("%d budgets refused 96x32, %d of them ran 32x32", n_refused, n_fitted);
-  g_assert_cmpint (n_refused, >, 32);
-  g_assert_cmpint (n_fitted, >, 16);
+  g_assert_cmpint (n_refused, >, 20);
+  g_assert_cmpint (n_fitted, >, 10);
 }
 
 /* A frame whose own buffers (its preprocessing, the matte at its size) do not fit is refused
