@@ -1,6 +1,7 @@
 #include "decode.h"
 
 #include <errno.h>
+#include <jerror.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -12,35 +13,57 @@ decode_set_io_error (GError **error, const char *path)
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_IO, "%s: %s", path, g_strerror (saved_errno));
 }
 
-FILE *
-decode_open (const char *path, DecodeFormat *format, GError **error)
+gboolean
+decode_sniff (FILE *file, const char *name, DecodeFormat *format, GError **error)
 {
   static const guint8 jpeg_signature[3] = { 0xff, 0xd8, 0xff };
   guint8 signature[8];
-  size_t n;
+  const long start = ftell (file);
+  const size_t n = fread (signature, 1, sizeof signature, file);
+
+  if (ferror (file) || fseek (file, start, SEEK_SET) != 0) {
+    decode_set_io_error (error, name);
+    return FALSE;
+  }
+  if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
+    *format = DECODE_PNG;
+    return TRUE;
+  }
+  if (n >= sizeof jpeg_signature
+      && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
+    *format = DECODE_JPEG;
+    return TRUE;
+  }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", name);
+  return FALSE;
+}
+
+FILE *
+decode_open (const char *path, DecodeFormat *format, GError **error)
+{
   FILE *file = g_fopen (path, "rb");
 
   if (!file) {
     decode_set_io_error (error, path);
     return NULL;
   }
-  n = fread (signature, 1, sizeof signature, file);
-  if (ferror (file)) {
-    decode_set_io_error (error, path);
-  } else if (n == sizeof signature && png_sig_cmp (signature, 0, n) == 0) {
-    *format = DECODE_PNG;
-    rewind (file);
+  if (decode_sniff (file, path, format, error))
     return file;
-  } else if (n >= sizeof jpeg_signature
-             && memcmp (signature, jpeg_signature, sizeof jpeg_signature) == 0) {
-    *format = DECODE_JPEG;
-    rewind (file);
-    return file;
-  } else {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: not a PNG or JPEG file", path);
-  }
   fclose (file);
   return NULL;
+}
+
+gboolean
+decode_check_size (const char *path, guint64 width, guint64 height, GError **error)
+{
+  if (width >= 1 && height >= 1 && width <= HFAM_MAX_FRAME_SIDE && height <= HFAM_MAX_FRAME_SIDE
+      && width * height <= DECODE_MAX_PIXELS)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+               "%s: %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " pixels: the tools read pictures "
+               "of at most %" G_GUINT64_FORMAT " megapixels and %d pixels a side", path, width,
+               height, DECODE_MAX_PIXELS >> 20, HFAM_MAX_FRAME_SIDE);
+  return FALSE;
 }
 
 void
@@ -48,13 +71,28 @@ decode_png_on_error (png_structp png, png_const_charp message)
 {
   DecodeErrorTarget *target = png_get_error_ptr (png);
 
-  g_set_error (target->error, HFAM_ERROR, target->code, "%s: %s", target->path, message);
+  if (target->warning[0])
+    g_set_error (target->error, HFAM_ERROR, target->code, "%s: %s (after: %s)", target->path,
+                 message, target->warning);
+  else
+    g_set_error (target->error, HFAM_ERROR, target->code, "%s: %s", target->path, message);
   png_longjmp (png, 1);
 }
 
 void
 decode_png_on_warning (png_structp png, png_const_charp message)
 {
+  DecodeErrorTarget *target = png_get_error_ptr (png);
+
+  g_strlcpy (target->warning, message, sizeof target->warning);
+}
+
+void
+decode_png_limits (png_structp png)
+{
+  png_set_user_limits (png, HFAM_MAX_FRAME_SIDE, HFAM_MAX_FRAME_SIDE);
+  png_set_chunk_malloc_max (png, DECODE_PNG_MAX_CHUNK);
+  png_set_chunk_cache_max (png, 1000);
 }
 
 static void
@@ -69,9 +107,14 @@ jpeg_on_error (j_common_ptr cinfo)
   longjmp (jerr->jump, 1);
 }
 
+/* Data that ends before the picture does (the file, or the scan at a marker) decodes as grey
+ * rows from there on: an error, not a picture. */
 static void
-jpeg_on_message (j_common_ptr cinfo)
+jpeg_on_message (j_common_ptr cinfo, int level)
 {
+  if (level < 0
+      && (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER))
+    cinfo->err->error_exit (cinfo);
 }
 
 void
@@ -79,5 +122,5 @@ decode_jpeg_errors (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr)
 {
   cinfo->err = jpeg_std_error (&jerr->mgr);
   jerr->mgr.error_exit = jpeg_on_error;
-  jerr->mgr.output_message = jpeg_on_message;
+  jerr->mgr.emit_message = jpeg_on_message;
 }

@@ -16,11 +16,13 @@
 #include "matte-picture.h"
 #include "matte-metrics.h"
 #include "matte-read.h"
+#include "options.h"
 
 #define PROGRESS_BAR_WIDTH 30
 
-static char *model_path, *save_dir, *csv_path, *backend_name;
+static char *model_path, *save_dir, *csv_path, *backend_name, *size_text, *budget_text;
 static int long_side, n_threads;
+static guint64 memory_budget;
 static gboolean force_progress, default_model;
 
 static const GOptionEntry entries[] = {
@@ -28,8 +30,11 @@ static const GOptionEntry entries[] = {
     "Run this weight file (safetensors) on the pictures of the first folder", "M" },
   { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model,
     "Run the default model (as --model)", NULL },
-  { "size", 's', 0, G_OPTION_ARG_INT, &long_side,
-    "Long side of the inference size (default: the model's)", "N" },
+  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text,
+    "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
+  { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &budget_text,
+    "Host memory the engine may commit, in MiB (default: half the memory, at most 8 GiB)",
+    "MIB" },
   { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
     "N" },
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
@@ -418,17 +423,14 @@ run (int argc, char **argv, GError **error)
   }
   if (default_model)
     model_path = g_strdup (hfam_default_model_path ());
-  if (!model_path && (save_dir || long_side || n_threads || backend_name)) {
+  if (!model_path && (save_dir || size_text || n_threads || backend_name || budget_text)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "--save, --size, --threads and --backend go with --model");
+                 "--save, --size, --threads, --backend and --memory-budget go with --model");
     return FALSE;
   }
-  if (long_side < 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--size %d: want a positive size",
-                 long_side);
-    return FALSE;
-  }
-  if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
+  if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
+      || !options_parse_size (size_text, &long_side, error)
+      || !options_parse_memory_budget (budget_text, &memory_budget, error))
     return FALSE;
 
   pairs = pair_files (argv[1], argv[2], error);
@@ -440,7 +442,9 @@ run (int argc, char **argv, GError **error)
     model = hfam_model_load (model_path, error);
     if (!model)
       return FALSE;
-    const HfamOptions options = { .backend = kind, .n_threads = n_threads };
+    const HfamOptions options = {
+      .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
+    };
     ctx = hfam_context_new (model, &options, NULL, error);
     if (!ctx)
       return FALSE;

@@ -6,10 +6,12 @@
 #include <hfam/hfam.h>
 #include "imageio.h"
 #include "matte-picture.h"
+#include "options.h"
 
-static char *model_path, *output_path, *backend_name;
+static char *model_path, *output_path, *backend_name, *size_text, *budget_text;
 static gboolean want_alpha, want_rgba;
 static int long_side, n_threads;
+static guint64 memory_budget;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
@@ -18,8 +20,11 @@ static const GOptionEntry entries[] = {
   { "alpha", 0, 0, G_OPTION_ARG_NONE, &want_alpha, "Write the matte as gray (default)", NULL },
   { "rgba", 0, 0, G_OPTION_ARG_NONE, &want_rgba, "Write the picture with the matte as alpha",
     NULL },
-  { "size", 's', 0, G_OPTION_ARG_INT, &long_side,
-    "Long side of the inference size (default: the model's)", "N" },
+  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text,
+    "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
+  { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &budget_text,
+    "Host memory the engine may commit, in MiB (default: half the memory, at most 8 GiB)",
+    "MIB" },
   { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
     "N" },
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
@@ -73,7 +78,9 @@ matte (const char *input_path, HfamBackendKind kind, GError **error)
   model = hfam_model_load (model_path, error);
   if (!model)
     return FALSE;
-  const HfamOptions options = { .backend = kind, .n_threads = n_threads };
+  const HfamOptions options = {
+    .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
+  };
   ctx = hfam_context_new (model, &options, NULL, error);
   if (!ctx) {
     hfam_model_free (model);
@@ -109,7 +116,9 @@ run (int argc, char **argv, GError **error)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
     return FALSE;
   }
-  if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
+  if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
+      || !options_parse_size (size_text, &long_side, error)
+      || !options_parse_memory_budget (budget_text, &memory_budget, error))
     return FALSE;
   return matte (argv[1], kind, error);
 }

@@ -46,7 +46,9 @@ picture_new (int width, int height, int channels)
 static ImageioPicture *
 read_png (FILE *file, const char *path, GError **error)
 {
-  DecodeErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
+  DecodeErrorTarget target = {
+    .path = path, .code = HFAM_ERROR_FORMAT, .error = error,
+  };
   png_structp png;
   png_infop info = NULL;
   ImageioPicture *volatile picture = NULL;
@@ -68,14 +70,17 @@ read_png (FILE *file, const char *path, GError **error)
   }
 
   png_init_io (png, file);
+  decode_png_limits (png);
   png_read_info (png, info);
+  if (!decode_check_size (path, png_get_image_width (png, info),
+                          png_get_image_height (png, info), error))
+    png_longjmp (png, 1);
   png_set_expand (png);
   png_set_strip_16 (png);
   png_set_gray_to_rgb (png);
   png_set_interlace_handling (png);
   png_read_update_info (png, info);
 
-  /* libpng's default limits keep both sides within 1000000. */
   int width = png_get_image_width (png, info), height = png_get_image_height (png, info);
   picture = picture_new (width, height, png_get_channels (png, info));
   if (!picture)
@@ -95,7 +100,9 @@ static ImageioPicture *
 read_jpeg (FILE *file, const char *path, GError **error)
 {
   struct jpeg_decompress_struct cinfo;
-  DecodeJpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
+  DecodeJpegError jerr = {
+    .target = { .path = path, .code = HFAM_ERROR_FORMAT, .error = error },
+  };
   ImageioPicture *volatile picture = NULL;
 
   memset (&cinfo, 0, sizeof cinfo);
@@ -109,6 +116,8 @@ read_jpeg (FILE *file, const char *path, GError **error)
   jpeg_create_decompress (&cinfo);
   jpeg_stdio_src (&cinfo, file);
   jpeg_read_header (&cinfo, TRUE);
+  if (!decode_check_size (path, cinfo.image_width, cinfo.image_height, error))
+    longjmp (jerr.jump, 1);
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress (&cinfo);
   picture = picture_new (cinfo.output_width, cinfo.output_height, 3);
@@ -121,6 +130,16 @@ read_jpeg (FILE *file, const char *path, GError **error)
   jpeg_finish_decompress (&cinfo);
   jpeg_destroy_decompress (&cinfo);
   return picture;
+}
+
+ImageioPicture *
+imageio_read_stream (FILE *file, const char *name, GError **error)
+{
+  DecodeFormat format;
+
+  if (!decode_sniff (file, name, &format, error))
+    return NULL;
+  return format == DECODE_PNG ? read_png (file, name, error) : read_jpeg (file, name, error);
 }
 
 ImageioPicture *
@@ -141,7 +160,7 @@ gboolean
 imageio_write_png (const char *path, const guint8 *pixels, int width, int height, int stride,
                    int channels, GError **error)
 {
-  DecodeErrorTarget target = { path, HFAM_ERROR_IO, error };
+  DecodeErrorTarget target = { .path = path, .code = HFAM_ERROR_IO, .error = error };
   png_structp png;
   png_infop info = NULL;
   FILE *file;

@@ -1,10 +1,12 @@
 /* Reading PNG and JPEG files into 8-bit RGB or RGBA, writing gray or RGBA PNG files, for the
  * command-line tools. Errors are HFAM_ERROR_IO (cannot open, read or write) or
- * HFAM_ERROR_FORMAT (not a PNG or JPEG file, or a corrupt one), and name the file. */
+ * HFAM_ERROR_FORMAT (not a PNG or JPEG file, a corrupt or truncated one, or one larger than
+ * decode.h's limits: 64 megapixels), and name the file. */
 #ifndef HFAM_TOOLS_IMAGEIO_H
 #define HFAM_TOOLS_IMAGEIO_H
 
 #include <glib.h>
+#include <stdio.h>
 
 G_BEGIN_DECLS
 
@@ -19,6 +21,8 @@ typedef struct {
  * and gray expanded to RGB, 16-bit samples cut to their high byte, RGBA when the file has
  * alpha (or a tRNS chunk); JPEG: always RGB. */
 ImageioPicture *imageio_read (const char *path, GError **error);
+/* The same from an open file (fmemopen: from memory), at its position; `name` for errors. */
+ImageioPicture *imageio_read_stream (FILE *file, const char *name, GError **error);
 
 void imageio_picture_free (ImageioPicture *picture);
 

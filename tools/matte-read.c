@@ -70,7 +70,9 @@ png_pixel_alpha (const png_byte *pixel, int channels, int bytes)
 static Matte *
 read_png (FILE *file, const char *path, GError **error)
 {
-  DecodeErrorTarget target = { path, HFAM_ERROR_FORMAT, error };
+  DecodeErrorTarget target = {
+    .path = path, .code = HFAM_ERROR_FORMAT, .error = error,
+  };
   png_structp png;
   png_infop info = NULL;
   Matte *volatile matte = NULL;
@@ -94,7 +96,11 @@ read_png (FILE *file, const char *path, GError **error)
   }
 
   png_init_io (png, file);
+  decode_png_limits (png);
   png_read_info (png, info);
+  if (!decode_check_size (path, png_get_image_width (png, info),
+                          png_get_image_height (png, info), error))
+    png_longjmp (png, 1);
   /* A palette's tRNS becomes an alpha channel; a gray file's tRNS (one transparent level)
    * is ignored, its gray levels are the matte. */
   if (png_get_color_type (png, info) == PNG_COLOR_TYPE_PALETTE)
@@ -104,7 +110,6 @@ read_png (FILE *file, const char *path, GError **error)
   png_set_interlace_handling (png);
   png_read_update_info (png, info);
 
-  /* libpng's default limits keep both sides within 1000000. */
   int width = png_get_image_width (png, info), height = png_get_image_height (png, info);
   int channels = png_get_channels (png, info), bytes = png_get_bit_depth (png, info) / 8;
   gsize row_bytes = png_get_rowbytes (png, info);
@@ -136,7 +141,9 @@ static Matte *
 read_jpeg (FILE *file, const char *path, GError **error)
 {
   struct jpeg_decompress_struct cinfo;
-  DecodeJpegError jerr = { .target = { path, HFAM_ERROR_FORMAT, error } };
+  DecodeJpegError jerr = {
+    .target = { .path = path, .code = HFAM_ERROR_FORMAT, .error = error },
+  };
   Matte *volatile matte = NULL;
   JSAMPROW volatile row = NULL;
 
@@ -152,6 +159,8 @@ read_jpeg (FILE *file, const char *path, GError **error)
   jpeg_create_decompress (&cinfo);
   jpeg_stdio_src (&cinfo, file);
   jpeg_read_header (&cinfo, TRUE);
+  if (!decode_check_size (path, cinfo.image_width, cinfo.image_height, error))
+    longjmp (jerr.jump, 1);
   cinfo.out_color_space = JCS_GRAYSCALE;
   jpeg_start_decompress (&cinfo);
   matte = matte_try_new (cinfo.output_width, cinfo.output_height);
@@ -169,6 +178,16 @@ read_jpeg (FILE *file, const char *path, GError **error)
   jpeg_destroy_decompress (&cinfo);
   g_free (row);
   return matte;
+}
+
+Matte *
+matte_read_stream (FILE *file, const char *name, GError **error)
+{
+  DecodeFormat format;
+
+  if (!decode_sniff (file, name, &format, error))
+    return NULL;
+  return format == DECODE_PNG ? read_png (file, name, error) : read_jpeg (file, name, error);
 }
 
 Matte *

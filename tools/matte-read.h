@@ -6,11 +6,13 @@
  *        a sample v becomes v / 255 (8 bits) or v / 65535 (16 bits).
  *   JPEG: libjpeg's gray output (the luma of a colour file), v / 255.
  * Errors: HFAM_ERROR_IO (cannot open or read) or HFAM_ERROR_FORMAT (not a PNG or JPEG file,
- * or a corrupt one), naming the file. */
+ * a corrupt or truncated one, or one over decode.h's limits: 64 megapixels), naming the
+ * file. */
 #ifndef HFAM_TOOLS_MATTE_READ_H
 #define HFAM_TOOLS_MATTE_READ_H
 
 #include <glib.h>
+#include <stdio.h>
 
 G_BEGIN_DECLS
 
@@ -21,6 +23,8 @@ typedef struct {
 
 Matte *matte_new (int width, int height);
 Matte *matte_read (const char *path, GError **error);
+/* The same from an open file (fmemopen: from memory), at its position; `name` for errors. */
+Matte *matte_read_stream (FILE *file, const char *name, GError **error);
 void matte_free (Matte *matte);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Matte, matte_free)

@@ -3,95 +3,12 @@
  * folded into the bias, ReLU and the residual sum fused into the convolution; the heads by
  * the CPU kernels of kernels/. Activations share buffers by liveness, and all primitives share
  * one scratchpad, so memory stays a few times the largest feature map. */
-#include "backend.h"
+#include "backend-cpu.h"
 #include "heads.h"
 
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_ARGS 8
-
-typedef struct {
-  void *data;
-  size_t size;
-  gboolean in_use;
-} Block;
-
-typedef struct {
-  dnnl_memory_desc_t md;
-  dnnl_memory_t mem;
-  Block *block;
-  int width, height;
-} Value;
-
-typedef struct {
-  dnnl_primitive_t prim;
-  dnnl_exec_arg_t args[MAX_ARGS];
-  int n_args;
-  /* CONV: weights in the primitive's layout, kept across re-plans when the layout holds */
-  dnnl_memory_desc_t weights_md;
-  dnnl_memory_t weights, bias;
-  void *weights_data, *bias_data;
-  /* SK_PROJECT: the plain weights, and a reorder for the per-frame folded ones */
-  float *plain, *squeeze_w, *squeeze_b, *select_w, *select_b, *project_w, *project_b;
-  float *folded_w;
-  dnnl_memory_desc_t folded_md;
-  dnnl_memory_t folded_mem;
-  dnnl_primitive_t fold_reorder;
-  /* CONV with explicit padding: a zero-bordered copy of the input */
-  void *padded;
-  dnnl_memory_t padded_mem, padded_inner;
-  dnnl_primitive_t pad_copy;
-  /* heads: a planar copy of a blocked input */
-  dnnl_primitive_t to_planar;
-  dnnl_memory_t planar_mem;
-  float *planar;
-  float attention_w[3], attention_b;
-} Step;
-
-/* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
-typedef struct {
-  float *input;     /* 3 planes */
-  float *semantic;  /* 3 planes */
-  float *fusion;    /* alpha_d, alpha_p */
-  GError *error;
-} CpuFrame;
-
-typedef struct {
-  HfamBackend base;
-  /* queue_frame: at depth 2 a runner thread computes the frames in order while the caller
-   * prepares the next one and writes out the previous one; at depth 1 queue_frame runs the
-   * frame itself. Either way collect_frame pops them from `done`. */
-  GThread *runner;
-  GAsyncQueue *todo, *done;
-  CpuFrame frames[2];
-  int next_frame;
-  dnnl_engine_t engine;
-  dnnl_stream_t stream;
-  dnnl_format_tag_t blocked_tag;
-  int block;
-  int n_threads;
-  int width, height;
-  Value *values;
-  Step *steps;
-  GPtrArray *blocks;  /* Block*, the activation arena */
-  void *scratchpad;
-  size_t scratchpad_size;
-  dnnl_memory_t scratchpad_mem;
-} CpuBackend;
-
-#define DNNL_TRY(call, node)                                                                 \
-  do {                                                                                       \
-    const dnnl_status_t status_ = (call);                                                    \
-    if (status_ != dnnl_success) {                                                           \
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: %s failed: %s",   \
-                   (node)->name, #call, dnnl_status2str (status_));                           \
-      return FALSE;                                                                          \
-    }                                                                                        \
-  } while (0)
 
 static void *
 aligned_alloc0 (size_t size, GError **error)
@@ -106,10 +23,33 @@ aligned_alloc0 (size_t size, GError **error)
   return p;
 }
 
+void *
+hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **error)
+{
+  void *p;
+
+  if (!hfam_host_budget_take (be->budget, size, "inference size", be->width, be->height,
+                              error))
+    return NULL;
+  if (!(p = aligned_alloc0 (size, error)))
+    hfam_host_budget_give (be->budget, size);
+  else
+    *held += size;
+  return p;
+}
+
+void
+hfam_cpu_release_counted (CpuBackend *be, guint64 *held)
+{
+  hfam_host_budget_give (be->budget, *held);
+  *held = 0;
+}
+
 /* ---- activation arena: best fit over blocks freed by earlier nodes ---- */
 
+/* A block's size only: allocate_values gives the blocks their memory once all are known. */
 static Block *
-arena_take (CpuBackend *be, size_t size, GError **error)
+arena_take (CpuBackend *be, size_t size)
 {
   Block *best = NULL;
   for (guint i = 0; i < be->blocks->len; i++) {
@@ -120,10 +60,6 @@ arena_take (CpuBackend *be, size_t size, GError **error)
   if (!best) {
     best = g_new0 (Block, 1);
     best->size = size;
-    if (!(best->data = aligned_alloc0 (size, error))) {
-      g_free (best);
-      return NULL;
-    }
     g_ptr_array_add (be->blocks, best);
   }
   best->in_use = TRUE;
@@ -140,48 +76,47 @@ block_free (gpointer p)
 
 /* ---- weights ---- */
 
-static gboolean
-load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                   const dnnl_memory_desc_t *want, GError **error)
+/* A step's reordered weights, their memory given back to the budget. */
+static void
+drop_weights (CpuBackend *be, Step *s)
 {
-  dnnl_memory_desc_t plain_md, bias_md;
+  if (s->weights)
+    dnnl_memory_destroy (s->weights);
+  free (s->weights_data);
+  s->weights = NULL;
+  s->weights_data = NULL;
+  hfam_cpu_release_counted (be, &s->weights_size);
+}
+
+/* The weights, in the plain fp32 layout of the file, reordered into s->weights. */
+static gboolean
+reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                      GError **error)
+{
+  const guint64 plain_size = sizeof (float) * (guint64) p->cout * p->cin * p->kernel * p->kernel;
+  dnnl_memory_desc_t plain_md;
   dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel };
-  dnnl_dims_t bdims = { p->cout };
   dnnl_memory_t plain_mem = NULL;
   dnnl_primitive_desc_t rpd = NULL;
   dnnl_primitive_t reorder = NULL;
-  g_autofree float *plain = NULL;
+  float *plain;
   gboolean ok = FALSE;
 
-  if (s->weights && dnnl_memory_desc_equal (&s->weights_md, want))
-    return TRUE;
-  if (s->weights) {
-    dnnl_memory_destroy (s->weights);
-    free (s->weights_data);
-    s->weights = NULL;
-  }
-  s->weights_md = *want;
-  if (!(s->weights_data = aligned_alloc0 (dnnl_memory_desc_get_size (want), error)))
+  /* the plain copy lives for this call only, but counts while it does */
+  if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
+                              error))
     return FALSE;
-  DNNL_TRY (dnnl_memory_create (&s->weights, want, be->engine, s->weights_data), n);
-
-  if (!s->bias) {
-    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
-    if (!(s->bias_data = aligned_alloc0 (sizeof (float) * p->cout, error)))
-      return FALSE;
-    hfam_st_to_f32 (p->bias, s->bias_data);
-    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
-  }
-
-  plain = hfam_st_dup_f32 (p->weight);
-  DNNL_TRY (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw), n);
-  if (dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
-      && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, want, be->engine,
-                                             NULL) == dnnl_success
-      && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
-    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
-    ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
-         && dnnl_stream_wait (be->stream) == dnnl_success;
+  if ((plain = g_try_malloc (plain_size))) {
+    hfam_st_to_f32 (p->weight, plain);
+    if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw) == dnnl_success
+        && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
+        && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, &s->weights_md,
+                                               be->engine, NULL) == dnnl_success
+        && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
+      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
+      ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
+           && dnnl_stream_wait (be->stream) == dnnl_success;
+    }
   }
   if (reorder)
     dnnl_primitive_destroy (reorder);
@@ -189,10 +124,49 @@ load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvPar
     dnnl_primitive_desc_destroy (rpd);
   if (plain_mem)
     dnnl_memory_destroy (plain_mem);
+  g_free (plain);
+  hfam_host_budget_give (be->budget, plain_size);
   if (!ok)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cpu backend: %s: cannot reorder weights", n->name);
   return ok;
+}
+
+static gboolean
+make_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                   GError **error)
+{
+  dnnl_memory_desc_t bias_md;
+  dnnl_dims_t bdims = { p->cout };
+
+  if (!(s->weights_data = hfam_cpu_counted_alloc (be,
+                                                  dnnl_memory_desc_get_size (&s->weights_md),
+                                                  &s->weights_size, error)))
+    return FALSE;
+  DNNL_TRY (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data), n);
+  if (!s->bias) {
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
+    if (!s->bias_data && !(s->bias_data = aligned_alloc0 (sizeof (float) * p->cout, error)))
+      return FALSE;
+    hfam_st_to_f32 (p->bias, s->bias_data);
+    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
+  }
+  return reorder_conv_weights (be, s, n, p, error);
+}
+
+static gboolean
+load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                   const dnnl_memory_desc_t *want, GError **error)
+{
+  if (s->weights && dnnl_memory_desc_equal (&s->weights_md, want))
+    return TRUE;
+  drop_weights (be, s);
+  s->weights_md = *want;
+  if (make_conv_weights (be, s, n, p, error))
+    return TRUE;
+  /* half-made weights must not pass for the layout's at the next plan */
+  drop_weights (be, s);
+  return FALSE;
 }
 
 /* ---- planning ---- */
@@ -295,7 +269,8 @@ plan_explicit_padding (CpuBackend *be, const HfamNode *n, Step *s, const HfamCon
 
   DNNL_TRY (dnnl_memory_desc_init_by_tag (padded_md, 4, dims, dnnl_f32, be->blocked_tag), n);
   DNNL_TRY (dnnl_memory_desc_init_submemory (&sub_md, padded_md, inner, offsets), n);
-  if (!(s->padded = aligned_alloc0 (dnnl_memory_desc_get_size (padded_md), error)))
+  if (!(s->padded = hfam_cpu_counted_alloc (be, dnnl_memory_desc_get_size (padded_md),
+                                            &be->plan_bytes, error)))
     return FALSE;
   DNNL_TRY (dnnl_memory_create (&s->padded_mem, padded_md, be->engine, s->padded), n);
   DNNL_TRY (dnnl_memory_create (&s->padded_inner, &sub_md, be->engine, s->padded), n);
@@ -397,17 +372,16 @@ plan_sk (CpuBackend *be, int id, GError **error)
     dnnl_primitive_destroy (s->prim);
     s->prim = NULL;
   }
-  if (!plan_conv (be, id, &conv, src, &be->values[id].md, error))
-    return FALSE;
   /* the primitive's weight layout may change with the size: rebuild the reorder */
-  if (s->weights) {
-    dnnl_memory_destroy (s->weights);
-    free (s->weights_data);
-  }
+  drop_weights (be, s);
   if (s->fold_reorder)
     dnnl_primitive_destroy (s->fold_reorder);
   s->fold_reorder = NULL;
-  if (!(s->weights_data = aligned_alloc0 (dnnl_memory_desc_get_size (&s->weights_md), error)))
+  if (!plan_conv (be, id, &conv, src, &be->values[id].md, error))
+    return FALSE;
+  if (!(s->weights_data = hfam_cpu_counted_alloc (be,
+                                                  dnnl_memory_desc_get_size (&s->weights_md),
+                                                  &s->weights_size, error)))
     return FALSE;
   DNNL_TRY (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data), n);
   s->args[1].memory = s->weights;
@@ -436,7 +410,8 @@ plan_to_planar (CpuBackend *be, int id, GError **error)
   dnnl_status_t st;
 
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&md, 4, dims, dnnl_f32, dnnl_nchw), n);
-  if (!(s->planar = aligned_alloc0 (dnnl_memory_desc_get_size (&md), error)))
+  if (!(s->planar = hfam_cpu_counted_alloc (be, dnnl_memory_desc_get_size (&md),
+                                            &be->plan_bytes, error)))
     return FALSE;
   DNNL_TRY (dnnl_memory_create (&s->planar_mem, &md, be->engine, s->planar), n);
   DNNL_TRY (dnnl_reorder_primitive_desc_create (&rpd, &src->md, be->engine, &md, be->engine,
@@ -570,6 +545,7 @@ clear_plan (CpuBackend *be)
     memset (&be->values[i], 0, sizeof (Value));
   }
   g_ptr_array_set_size (be->blocks, 0);
+  hfam_cpu_release_counted (be, &be->plan_bytes);
   if (be->scratchpad_mem)
     dnnl_memory_destroy (be->scratchpad_mem);
   free (be->scratchpad);
@@ -579,10 +555,10 @@ clear_plan (CpuBackend *be)
   be->width = be->height = 0;
 }
 
-/* Gives every value a buffer: a block of the arena no live value holds, or, for a residual
- * convolution and the attention product, the buffer of an input that dies there. */
+/* Gives every value a block: one of the arena that no live value holds, or, for a residual
+ * convolution and the attention product, the block of an input that dies there. */
 static gboolean
-allocate_values (CpuBackend *be, GError **error)
+assign_blocks (CpuBackend *be, GError **error)
 {
   const HfamGraph *g = be->base.graph;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -601,9 +577,8 @@ allocate_values (CpuBackend *be, GError **error)
     if (in_place >= 0 && g->last_use[in_place] == i
         && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
       v->block = be->values[in_place].block;
-    else if (!(v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md), error)))
-      return FALSE;
-    DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data), n);
+    else
+      v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
     for (int k = 0; k < n->n_inputs; k++) {
       Value *in = &be->values[n->inputs[k]];
       if (g->last_use[n->inputs[k]] == i && in->block != v->block)
@@ -613,16 +588,52 @@ allocate_values (CpuBackend *be, GError **error)
   return TRUE;
 }
 
-static void
-free_frames (CpuBackend *be)
+/* What a plan of the assigned blocks will hold at least, to refuse one that cannot fit before
+ * anything is allocated: the arena (most of it), the planar copies for the heads, the queued
+ * frames, and the padded copies of the convolutions that pad as much as their input's side
+ * (a dilation that large: those surely take one; only oneDNN knows which others do). The
+ * other padded copies, the scratchpad and the weights come on top, counted as they are
+ * made. */
+static guint64
+plan_estimate (const CpuBackend *be)
 {
-  for (int k = 0; k < 2; k++) {
-    CpuFrame *f = &be->frames[k];
-    g_clear_pointer (&f->input, g_free);
-    g_clear_pointer (&f->semantic, g_free);
-    g_clear_pointer (&f->fusion, g_free);
-    g_clear_error (&f->error);
+  const HfamGraph *g = be->base.graph;
+  const guint64 plane = sizeof (float) * (guint64) be->width * be->height;
+  guint64 bytes = 8 * plane * be->base.pipeline_depth;  /* CpuFrame: 3 + 3 + 2 planes */
+
+  for (guint i = 0; i < be->blocks->len; i++)
+    bytes += ((Block *) g_ptr_array_index (be->blocks, i))->size;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
+
+    const guint64 channels = src ? g->nodes[n->inputs[0]].channels : 0;
+    const guint64 pad = n->op == HFAM_OP_CONV ? n->conv.pad : 0;
+
+    if (n->op == HFAM_OP_SEMANTIC_HEAD || n->op == HFAM_OP_FUSION)
+      bytes += sizeof (float) * channels * src->width * src->height;
+    if (pad > 0 && pad >= (guint64) MIN (src->width, src->height))
+      bytes += sizeof (float) * channels * (src->width + 2 * pad) * (src->height + 2 * pad);
   }
+  return bytes;
+}
+
+/* The blocks' memory, and every value's memory object on its block. */
+static gboolean
+allocate_values (CpuBackend *be, GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+
+  for (guint i = 0; i < be->blocks->len; i++) {
+    Block *b = g_ptr_array_index (be->blocks, i);
+    if (!(b->data = hfam_cpu_counted_alloc (be, b->size, &be->plan_bytes, error)))
+      return FALSE;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    Value *v = &be->values[i];
+    DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data), &g->nodes[i]);
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -636,7 +647,7 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
   if (be->width == width && be->height == height)
     return TRUE;
   clear_plan (be);
-  free_frames (be);
+  hfam_cpu_free_frames (be);
   if (width < 32 || height < 32 || width % 32 || height % 32) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "cpu backend: input %dx%d: both sides must be positive multiples of 32", width,
@@ -645,13 +656,16 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
   }
   be->width = width;
   be->height = height;
-  if (!allocate_values (be, error))
+  if (!assign_blocks (be, error)
+      || !hfam_host_budget_check (be->budget, plan_estimate (be) + be->budget->reserved,
+                                  "inference size", width, height, error)
+      || !allocate_values (be, error))
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)
     if (!plan_node (be, i, error))
       goto fail;
   sp_dims[0] = (dnnl_dim_t) MAX (be->scratchpad_size, 1);
-  if (!(be->scratchpad = aligned_alloc0 (sp_dims[0], error))
+  if (!(be->scratchpad = hfam_cpu_counted_alloc (be, sp_dims[0], &be->plan_bytes, error))
       || dnnl_memory_desc_init_by_tag (&sp_md, 1, sp_dims, dnnl_u8, dnnl_a) != dnnl_success
       || dnnl_memory_create (&be->scratchpad_mem, &sp_md, be->engine, be->scratchpad)
              != dnnl_success) {
@@ -812,86 +826,6 @@ cpu_get_outputs (HfamBackend *base, HfamOutputs *out, GError **error)
   return TRUE;
 }
 
-/* One queued frame, start to end; the outputs stay in the frame for collect_frame. */
-static void
-run_frame (CpuBackend *be, CpuFrame *f)
-{
-  HfamBackend *base = &be->base;
-  const size_t plane = (size_t) be->width * be->height;
-  HfamOutputs out = { f->semantic, f->fusion, f->fusion + plane };
-
-  if (!cpu_set_input (base, f->input, &f->error))
-    return;
-  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
-    if (!cpu_run_stage (base, stage, &f->error))
-      return;
-  if (cpu_synchronize (base, &f->error))
-    cpu_get_outputs (base, &out, &f->error);
-}
-
-static gpointer
-runner_main (gpointer data)
-{
-  CpuBackend *be = data;
-  CpuFrame *f;
-
-  /* a frame of its own, `be`, asks the runner to stop */
-  while ((f = g_async_queue_pop (be->todo)) != (CpuFrame *) be) {
-    run_frame (be, f);
-    g_async_queue_push (be->done, f);
-  }
-  return NULL;
-}
-
-static gboolean
-cpu_queue_frame (HfamBackend *base, const float *input, GError **error)
-{
-  CpuBackend *be = (CpuBackend *) base;
-  const size_t plane = (size_t) be->width * be->height;
-  CpuFrame *f = &be->frames[be->next_frame];
-
-  if (!be->width) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "cpu backend: queue before plan");
-    return FALSE;
-  }
-  /* plan frees the frames: sized for the planned input */
-  if (!f->input) {
-    f->input = g_new (float, 3 * plane);
-    f->semantic = g_new (float, 3 * plane);
-    f->fusion = g_new (float, 2 * plane);
-  }
-  memcpy (f->input, input, sizeof (float) * 3 * plane);
-  be->next_frame = (be->next_frame + 1) % G_N_ELEMENTS (be->frames);
-  if (be->runner) {
-    g_async_queue_push (be->todo, f);
-  } else {
-    run_frame (be, f);
-    g_async_queue_push (be->done, f);
-  }
-  return TRUE;
-}
-
-static gboolean
-cpu_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
-{
-  CpuBackend *be = (CpuBackend *) base;
-  const size_t plane = (size_t) be->width * be->height;
-  CpuFrame *f = g_async_queue_pop (be->done);
-
-  if (f->error) {
-    g_propagate_error (error, f->error);
-    f->error = NULL;
-    return FALSE;
-  }
-  if (out->semantic)
-    memcpy (out->semantic, f->semantic, sizeof (float) * 3 * plane);
-  if (out->detail)
-    memcpy (out->detail, f->fusion, sizeof (float) * plane);
-  if (out->fused)
-    memcpy (out->fused, f->fusion + plane, sizeof (float) * plane);
-  return TRUE;
-}
-
 static void
 cpu_free (HfamBackend *base)
 {
@@ -905,20 +839,18 @@ cpu_free (HfamBackend *base)
     g_async_queue_unref (be->todo);
   if (be->done)
     g_async_queue_unref (be->done);
-  free_frames (be);
+  hfam_cpu_free_frames (be);
   if (be->steps) {
     clear_plan (be);
     for (int i = 0; i < base->graph->n_nodes; i++) {
       Step *s = &be->steps[i];
-      if (s->weights)
-        dnnl_memory_destroy (s->weights);
+      drop_weights (be, s);
       if (s->bias)
         dnnl_memory_destroy (s->bias);
       if (s->folded_mem)
         dnnl_memory_destroy (s->folded_mem);
       if (s->fold_reorder)
         dnnl_primitive_destroy (s->fold_reorder);
-      free (s->weights_data);
       free (s->bias_data);
       g_free (s->squeeze_w);
       g_free (s->squeeze_b);
@@ -948,19 +880,20 @@ static const HfamBackendOps cpu_ops = {
   .synchronize = cpu_synchronize,
   .get_outputs = cpu_get_outputs,
   .free = cpu_free,
-  .queue_frame = cpu_queue_frame,
-  .collect_frame = cpu_collect_frame,
+  .queue_frame = hfam_cpu_queue_frame,
+  .collect_frame = hfam_cpu_collect_frame,
 };
 
 HfamBackend *
 hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
-                      GError **error)
+                      HfamHostBudget *budget, GError **error)
 {
   CpuBackend *be = g_new0 (CpuBackend, 1);
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
 
   be->base.ops = &cpu_ops;
   be->base.graph = graph;
+  be->budget = budget;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   be->block = avx512 ? 16 : 8;
   be->blocked_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
@@ -978,6 +911,6 @@ hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
   be->todo = g_async_queue_new ();
   be->done = g_async_queue_new ();
   if (be->base.pipeline_depth == 2)
-    be->runner = g_thread_new ("hfam-cpu-runner", runner_main, be);
+    be->runner = g_thread_new ("hfam-cpu-runner", hfam_cpu_runner_main, be);
   return &be->base;
 }

@@ -71,10 +71,32 @@ struct _HfamBackend {
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
 };
 
+/* A context's host memory budget (HfamOptions.memory_budget), shared by libhfam's own
+ * buffers and the CPU backend's: every allocation whose size comes from a file or a property
+ * is counted here before it is made, and given back when it is freed. */
+typedef struct {
+  guint64 limit;     /* bytes */
+  guint64 held;      /* bytes counted now */
+  guint64 reserved;  /* bytes libhfam takes once a plan is made: a plan's estimate counts them,
+                        so that the error tells the whole need */
+} HfamHostBudget;
+
+/* Whether `bytes` more fit under the limit; if not, HFAM_ERROR_BUDGET: "`what` WxH needs about
+ * N MiB of host memory, more than the memory budget of M MiB", N counting what is held. */
+gboolean hfam_host_budget_check (const HfamHostBudget *budget, guint64 bytes, const char *what,
+                                 int width, int height, GError **error);
+/* hfam_host_budget_check, then counts the bytes as held. */
+gboolean hfam_host_budget_take (HfamHostBudget *budget, guint64 bytes, const char *what,
+                                int width, int height, GError **error);
+void hfam_host_budget_give (HfamHostBudget *budget, guint64 bytes);
+
 /* pipeline_depth 2: queue_frame hands frames to a thread of the backend's own, so that the
- * caller prepares the next frame while one runs. */
+ * caller prepares the next frame while one runs. Every host buffer it allocates (plans,
+ * reordered weights, queued frames) is counted in `budget`, which must outlive it; a plan
+ * whose estimate (activations, planar copies, queued frames) does not fit is refused before
+ * anything is allocated. */
 HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
-                                   GError **error);
+                                   HfamHostBudget *budget, GError **error);
 
 /* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {

@@ -39,13 +39,14 @@ typedef struct {
    * key of one frame resize it once */
   float *resized;
   int resized_width, resized_height;
+  guint64 host_bytes, resized_bytes;  /* of the two, counted in the context's budget */
 } HfamKeptMatte;
 
 struct _HfamContext {
   HfamModel *model;
   HfamBackend *backend;
   int host_threads;       /* OpenMP team for the resizes on the host, any backend */
-  guint64 memory_budget;  /* bytes of host memory its plans and frames may commit */
+  HfamHostBudget budget;  /* host memory its plans and frames may commit, and hold now */
   gboolean timing;
   double stage_seconds[HFAM_N_STAGES];
   int width, height;      /* the planned inference size */

@@ -80,11 +80,26 @@ kernel_matte (const HfamImage *out)
   };
 }
 
+/* Sides within HFAM_MAX_FRAME_SIDE: every product of them the engine forms fits. */
+static gboolean
+check_frame_size (int width, int height, const char *what, GError **error)
+{
+  if (width >= 1 && height >= 1 && width <= HFAM_MAX_FRAME_SIDE
+      && height <= HFAM_MAX_FRAME_SIDE)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "%s: frame %dx%d: each side must be 1 to %d pixels", what, width, height,
+               HFAM_MAX_FRAME_SIDE);
+  return FALSE;
+}
+
 static gboolean
 check_frame (const HfamImage *frame, const char *what, GError **error)
 {
   HfamFrame k;
 
+  if (frame && !check_frame_size (frame->width, frame->height, what, error))
+    return FALSE;
   if (!frame || !is_frame_format (frame->format)
       || (unsigned) frame->memory > HFAM_MEMORY_CUDA
       || (k = kernel_frame (frame), !hfam_frame_valid (&k))) {
@@ -169,12 +184,58 @@ check_outputs (int width, int height, HfamMemory memory, const HfamImage *frame,
 static gboolean
 check_params (const HfamFrameParams *params, const char *what, GError **error)
 {
+  if (params && params->long_side > HFAM_MAX_LONG_SIDE) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: long side %d: want at most %d (or 0 for the model's)", what,
+                 params->long_side, HFAM_MAX_LONG_SIDE);
+    return FALSE;
+  }
   /* (written so that NaN fails too) */
   if (!params || (params->smoothing >= 0.0f && params->smoothing <= 1.0f))
     return TRUE;
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: smoothing %g: want 0..1", what,
                params->smoothing);
   return FALSE;
+}
+
+/* A host buffer of `bytes` in *buffer, counted in the budget (*held: what it holds now);
+ * kept when it has that size already. A refusal leaves none. */
+static gboolean
+ensure_counted (HfamContext *ctx, float **buffer, guint64 *held, guint64 bytes,
+                const char *what, int width, int height, GError **error)
+{
+  if (*buffer && *held == bytes)
+    return TRUE;
+  g_clear_pointer (buffer, g_free);
+  hfam_host_budget_give (&ctx->budget, *held);
+  *held = 0;
+  if (!hfam_host_budget_take (&ctx->budget, bytes, what, width, height, error))
+    return FALSE;
+  if (!(*buffer = g_try_malloc (bytes))) {
+    hfam_host_budget_give (&ctx->budget, bytes);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s %dx%d: out of memory", what, width,
+                 height);
+    return FALSE;
+  }
+  *held = bytes;
+  return TRUE;
+}
+
+/* The host memory a frame needs besides the plan, at most: the preprocessing's scratch (up to
+ * three planes of the larger of the frame and its inference size), the kept matte and its
+ * resize to the frame. Checked before the frame goes in, so that one too large fails before
+ * the network runs. */
+static gboolean
+check_host_frame_budget (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                         GError **error)
+{
+  const guint64 w = MAX (frame->width, width), h = MAX (frame->height, height);
+  const guint64 frame_plane = (guint64) frame->width * frame->height;
+
+  return hfam_host_budget_check (&ctx->budget,
+                                 sizeof (float) * (3 * w * h + frame_plane
+                                                   + (guint64) width * height),
+                                 "frame", frame->width, frame->height, error);
 }
 
 static gboolean
@@ -216,7 +277,8 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   HfamPreprocessParams params;
   int failed;
 
-  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error))
+  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error)
+      || !check_host_frame_budget (ctx, frame, width, height, error))
     return FALSE;
   hfam_model_preprocess_params (ctx->model, &params);
   /* OpenMP's thread count belongs to the calling thread */
@@ -239,9 +301,10 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   return TRUE;
 }
 
-/* The fresh matte of a collected host frame (ctx->fused) into the kept one. */
-static void
-keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected)
+/* The fresh matte of a collected host frame (ctx->fused) into the kept one; a failure keeps
+ * none. */
+static gboolean
+keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
   const size_t n = (size_t) ctx->width * ctx->height;
@@ -252,7 +315,11 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected)
   if (blend) {
     hfam_matte_blend (kept->host, ctx->fused, n, collected->smoothing);
   } else {
-    kept->host = g_renew (float, kept->host, n);
+    if (!ensure_counted (ctx, &kept->host, &kept->host_bytes, sizeof (float) * n,
+                         "inference size", ctx->width, ctx->height, error)) {
+      kept->valid = FALSE;
+      return FALSE;
+    }
     memcpy (kept->host, ctx->fused, sizeof (float) * n);
   }
   kept->valid = TRUE;
@@ -261,6 +328,7 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected)
   kept->width = ctx->width;
   kept->height = ctx->height;
   kept->resized_width = kept->resized_height = 0;
+  return TRUE;
 }
 
 /* The kept host matte into outputs of `width` x `height` (checked). */
@@ -276,7 +344,11 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
     return TRUE;
   omp_set_num_threads (ctx->host_threads);
   if (kept->resized_width != width || kept->resized_height != height) {
-    kept->resized = g_renew (float, kept->resized, (size_t) width * height);
+    kept->resized_width = kept->resized_height = 0;
+    if (!ensure_counted (ctx, &kept->resized, &kept->resized_bytes,
+                         sizeof (float) * (guint64) width * height, "frame", width, height,
+                         error))
+      return FALSE;
     if (hfam_resize_plane (kept->host, kept->width, kept->height, kept->width, kept->resized,
                            width, height, width) != 0) {
       kept->resized_width = kept->resized_height = 0;
@@ -322,9 +394,9 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
     ctx->kept.valid = FALSE;
     return FALSE;
   }
-  keep_host_matte (ctx, &collected);
-  return write_host_outputs (ctx, frame, collected.frame_width, collected.frame_height, outputs,
-                             n_outputs, error);
+  return keep_host_matte (ctx, &collected, error)
+         && write_host_outputs (ctx, frame, collected.frame_width, collected.frame_height,
+                                outputs, n_outputs, error);
 }
 
 /* The kept device matte into outputs of its frame's size (checked), by the backend. */
@@ -389,6 +461,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
     .width = width, .height = height,
     /* the host buffers stay for the next host frame */
     .host = kept->host, .resized = kept->resized,
+    .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
   };
   return ok;
 }
@@ -465,9 +538,9 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     ctx->kept.valid = FALSE;
     return FALSE;
   }
-  keep_host_matte (ctx, &pending);
-  return write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
-                             error);
+  return keep_host_matte (ctx, &pending, error)
+         && write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
+                                error);
 }
 
 gboolean
@@ -486,7 +559,8 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
                  "%s: no frame and no output: nothing to write", what);
     return FALSE;
   }
-  if (frame && !check_frame (frame, what, error))
+  if ((frame && !check_frame (frame, what, error))
+      || !check_frame_size (shape->width, shape->height, what, error))
     return FALSE;
   if (shape->memory == HFAM_MEMORY_CUDA && !check_device_backend (ctx, what, error))
     return FALSE;

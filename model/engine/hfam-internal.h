@@ -31,6 +31,9 @@ gboolean hfam_context_submit_tensor (HfamContext *ctx, const float *input, int w
                                      int height, GError **error);
 gboolean hfam_context_collect_tensor (HfamContext *ctx, HfamOutputs *out, GError **error);
 
+/* The host memory counted in the context's budget now (HfamOptions.memory_budget), bytes. */
+guint64 hfam_context_host_memory (const HfamContext *ctx);
+
 /* Per-stage timing of the last synchronous run, in seconds (each stage synchronised while
  * timing is on). */
 void hfam_context_set_timing (HfamContext *ctx, gboolean enabled);

@@ -67,6 +67,44 @@ hfam_default_memory_budget (void)
   return MIN (cap, (guint64) pages * (guint64) page_size / 2);
 }
 
+static double
+mib (guint64 bytes)
+{
+  return bytes / (double) (1 << 20);
+}
+
+gboolean
+hfam_host_budget_check (const HfamHostBudget *budget, guint64 bytes, const char *what,
+                        int width, int height, GError **error)
+{
+  /* (written so that a sum past 2^64 cannot wrap around) */
+  if (bytes <= budget->limit && budget->held <= budget->limit - bytes)
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BUDGET,
+               "%s %dx%d needs about %.0f MiB of host memory, more than the memory budget of "
+               "%.0f MiB: ask for a smaller size, or raise the budget "
+               "(HfamOptions.memory_budget; --memory-budget in hfam-matte and hfam-eval)",
+               what, width, height, ceil (mib (budget->held) + mib (bytes)), mib (budget->limit));
+  return FALSE;
+}
+
+gboolean
+hfam_host_budget_take (HfamHostBudget *budget, guint64 bytes, const char *what, int width,
+                       int height, GError **error)
+{
+  if (!hfam_host_budget_check (budget, bytes, what, width, height, error))
+    return FALSE;
+  budget->held += bytes;
+  return TRUE;
+}
+
+void
+hfam_host_budget_give (HfamHostBudget *budget, guint64 bytes)
+{
+  g_assert (bytes <= budget->held);
+  budget->held -= bytes;
+}
+
 gboolean
 hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error)
 {
@@ -104,6 +142,10 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
                  options->precision, options->pipeline_depth);
     return NULL;
   }
+  /* before the backend, which counts its memory in the context's budget */
+  ctx = g_new0 (HfamContext, 1);
+  ctx->budget.limit = options->memory_budget > 0 ? options->memory_budget
+                                                 : hfam_default_memory_budget ();
 #ifdef HFAM_HAVE_CUDA
   if (options->backend == HFAM_BACKEND_CUDA || options->backend == HFAM_BACKEND_AUTO) {
     const HfamCudaBackendOptions backend_options = {
@@ -117,6 +159,7 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
                                      &cuda_error);
     if (!backend && options->backend == HFAM_BACKEND_CUDA) {
       g_propagate_error (error, cuda_error);
+      g_free (ctx);
       return NULL;
     }
     if (!backend) {
@@ -128,19 +171,20 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
   if (options->backend == HFAM_BACKEND_CUDA) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
                  "backend cuda: this build has no CUDA backend");
+    g_free (ctx);
     return NULL;
   }
 #endif
   if (!backend && !(backend = hfam_backend_cpu_new (model->graph, options->n_threads,
-                                                    options->pipeline_depth, error)))
+                                                    options->pipeline_depth, &ctx->budget,
+                                                    error))) {
+    g_free (ctx);
     return NULL;
-  ctx = g_new0 (HfamContext, 1);
+  }
   ctx->model = model;
   ctx->backend = backend;
   ctx->host_threads = options->n_threads > 0 ? options->n_threads
                                              : (int) g_get_num_processors ();
-  ctx->memory_budget = options->memory_budget > 0 ? options->memory_budget
-                                                  : hfam_default_memory_budget ();
   return ctx;
 }
 
@@ -176,18 +220,33 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx);
 }
 
+guint64
+hfam_context_host_memory (const HfamContext *ctx)
+{
+  return ctx->budget.held;
+}
+
 const char *
 hfam_context_backend_name (const HfamContext *ctx)
 {
   return ctx->backend->ops->name;
 }
 
+/* One side: in double precision and clamped before it becomes an int, so that no argument
+ * overflows it (the API refuses sides and long sides out of range before this). */
+static int
+inference_side (int side, double scale)
+{
+  const double rounded = 32.0 * round (side * scale / 32.0);
+  return (int) CLAMP (rounded, 32.0, (double) (G_MAXINT / 32 * 32));
+}
+
 void
 hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h)
 {
-  const double scale = (double) long_side / MAX (frame_w, frame_h);
-  *inf_w = MAX (32, (int) lround (frame_w * scale / 32.0) * 32);
-  *inf_h = MAX (32, (int) lround (frame_h * scale / 32.0) * 32);
+  const double scale = (double) MAX (long_side, 1) / MAX (MAX (frame_w, frame_h), 1);
+  *inf_w = inference_side (frame_w, scale);
+  *inf_h = inference_side (frame_h, scale);
 }
 
 void

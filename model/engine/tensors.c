@@ -12,22 +12,53 @@ memory_name (HfamMemory memory)
   return memory == HFAM_MEMORY_CUDA ? "CUDA device" : "host";
 }
 
+/* The bytes of libhfam's planes at an inference size: the input (3) and alpha_p (1). */
+static guint64
+size_bytes (int width, int height)
+{
+  return sizeof (float) * 4 * (guint64) width * height;
+}
+
+/* Drops the planned size's buffers; the next frame plans again. */
+static void
+forget_size (HfamContext *ctx)
+{
+  hfam_host_budget_give (&ctx->budget, size_bytes (ctx->width, ctx->height));
+  g_clear_pointer (&ctx->input, g_free);
+  g_clear_pointer (&ctx->fused, g_free);
+  ctx->width = ctx->height = 0;
+}
+
+/* Plans libhfam and the backend for an inference size. A refused size (the budget, no
+ * memory, the backend) leaves libhfam without a plan and nothing of that size allocated: the
+ * next call plans again, for whatever size it asks. */
 static gboolean
 ensure_size (HfamContext *ctx, int width, int height, GError **error)
 {
-  const size_t plane = (size_t) width * height;
+  const guint64 bytes = size_bytes (width, height);
+  gboolean planned;
+
   if (ctx->width == width && ctx->height == height)
     return TRUE;
-  if (!ctx->backend->ops->plan (ctx->backend, width, height, error)) {
-    ctx->width = ctx->height = 0;
+  forget_size (ctx);
+  /* the backend's estimate counts libhfam's part too */
+  ctx->budget.reserved = bytes;
+  planned = ctx->backend->ops->plan (ctx->backend, width, height, error);
+  ctx->budget.reserved = 0;
+  /* (a backend plan that leaves no room for them stays until the next plan replaces it) */
+  if (!planned
+      || !hfam_host_budget_take (&ctx->budget, bytes, "inference size", width, height, error))
     return FALSE;
-  }
+  ctx->input = g_try_malloc (bytes / 4 * 3);
+  ctx->fused = g_try_malloc (bytes / 4);
   ctx->width = width;
   ctx->height = height;
-  g_free (ctx->input);
-  g_free (ctx->fused);
-  ctx->input = g_new (float, 3 * plane);
-  ctx->fused = g_new (float, plane);
+  if (!ctx->input || !ctx->fused) {
+    forget_size (ctx);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "inference size %dx%d: out of memory for the input planes", width, height);
+    return FALSE;
+  }
   return TRUE;
 }
 

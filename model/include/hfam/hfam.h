@@ -45,8 +45,12 @@ typedef struct {
                                previous one run, and the CPU backend runs frames on a thread of
                                its own while the caller prepares the next */
   guint64 memory_budget;    /* bytes of host memory the context may commit for its plans and
-                               frames (weights excluded); a request above it fails with
-                               HFAM_ERROR_BUDGET. 0: hfam_default_memory_budget () */
+                               frames (the CPU backend's activations, scratch, reordered
+                               weights and queued frames, libhfam's planes at the inference
+                               and at the frame size; not the mapped weight file, nor CUDA
+                               device memory); a plan or frame above it fails with
+                               HFAM_ERROR_BUDGET before it is allocated.
+                               0: hfam_default_memory_budget () */
 } HfamOptions;
 
 /* The memory budget a context gets by default: half the physical memory, at most 8 GiB. */
@@ -72,10 +76,18 @@ const char *hfam_context_backend_name (const HfamContext *ctx);
 HfamPrecision hfam_context_precision (const HfamContext *ctx);
 int hfam_context_pipeline_depth (const HfamContext *ctx);
 
+/* The bounds of the API's sizes: a frame's sides (HfamImage.width and height) are 1 to
+ * HFAM_MAX_FRAME_SIDE, a long side (HfamFrameParams.long_side) at most HFAM_MAX_LONG_SIDE;
+ * HFAM_ERROR_ARGUMENT names a value out of them. Within them the memory budget decides. */
+#define HFAM_MAX_FRAME_SIDE 32768
+#define HFAM_MAX_LONG_SIDE 8192
+
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {
   int long_side;    /* the long side the network sees (the other a multiple of 32 too);
-                       <= 0: hfam_model_inference_size */
+                       <= 0: hfam_model_inference_size; at most HFAM_MAX_LONG_SIDE. The CPU
+                       backend's memory grows with its square: about 1 GB at 1024,
+                       15 GB at 4096 */
   float smoothing;  /* 0..1: temporal smoothing. When the frame's matte arrives it is blended
                        into the kept matte (below), kept = (1 - smoothing) * fresh +
                        smoothing * kept, if there is one of the same inference size; 0: the

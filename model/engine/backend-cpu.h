@@ -1,0 +1,113 @@
+/* The CPU backend's private parts, shared by backend-cpu.c (the object, planning, running)
+ * and backend-cpu-frames.c (frames queued with queue_frame, the runner thread). */
+#ifndef HFAM_BACKEND_CPU_H
+#define HFAM_BACKEND_CPU_H
+
+#include "backend.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+G_BEGIN_DECLS
+
+#define MAX_ARGS 8
+
+typedef struct {
+  void *data;
+  size_t size;
+  gboolean in_use;
+} Block;
+
+typedef struct {
+  dnnl_memory_desc_t md;
+  dnnl_memory_t mem;
+  Block *block;
+  int width, height;
+} Value;
+
+typedef struct {
+  dnnl_primitive_t prim;
+  dnnl_exec_arg_t args[MAX_ARGS];
+  int n_args;
+  /* CONV: weights in the primitive's layout, kept across re-plans when the layout holds */
+  dnnl_memory_desc_t weights_md;
+  dnnl_memory_t weights, bias;
+  void *weights_data, *bias_data;
+  guint64 weights_size;  /* of weights_data, counted in the budget */
+  /* SK_PROJECT: the plain weights, and a reorder for the per-frame folded ones */
+  float *plain, *squeeze_w, *squeeze_b, *select_w, *select_b, *project_w, *project_b;
+  float *folded_w;
+  dnnl_memory_desc_t folded_md;
+  dnnl_memory_t folded_mem;
+  dnnl_primitive_t fold_reorder;
+  /* CONV with explicit padding: a zero-bordered copy of the input */
+  void *padded;
+  dnnl_memory_t padded_mem, padded_inner;
+  dnnl_primitive_t pad_copy;
+  /* heads: a planar copy of a blocked input */
+  dnnl_primitive_t to_planar;
+  dnnl_memory_t planar_mem;
+  float *planar;
+  float attention_w[3], attention_b;
+} Step;
+
+/* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
+typedef struct {
+  float *input;     /* 3 planes */
+  float *semantic;  /* 3 planes */
+  float *fusion;    /* alpha_d, alpha_p */
+  guint64 bytes;    /* the three, counted in the budget */
+  GError *error;
+} CpuFrame;
+
+typedef struct {
+  HfamBackend base;
+  /* queue_frame: at depth 2 a runner thread computes the frames in order while the caller
+   * prepares the next one and writes out the previous one; at depth 1 queue_frame runs the
+   * frame itself. Either way collect_frame pops them from `done`. */
+  GThread *runner;
+  GAsyncQueue *todo, *done;
+  CpuFrame frames[2];
+  int next_frame;
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+  dnnl_format_tag_t blocked_tag;
+  int block;
+  int n_threads;
+  HfamHostBudget *budget;  /* the context's */
+  guint64 plan_bytes;      /* what the plan holds of it: arena, copies, scratchpad */
+  int width, height;
+  Value *values;
+  Step *steps;
+  GPtrArray *blocks;  /* Block*, the activation arena */
+  void *scratchpad;
+  size_t scratchpad_size;
+  dnnl_memory_t scratchpad_mem;
+} CpuBackend;
+
+#define DNNL_TRY(call, node)                                                                 \
+  do {                                                                                       \
+    const dnnl_status_t status_ = (call);                                                    \
+    if (status_ != dnnl_success) {                                                           \
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: %s failed: %s",   \
+                   (node)->name, #call, dnnl_status2str (status_));                           \
+      return FALSE;                                                                          \
+    }                                                                                        \
+  } while (0)
+
+/* Host memory whose size comes from the weight file or the input size: counted in the
+ * context's budget (refused above it, HFAM_ERROR_BUDGET) and in `held`, which
+ * hfam_cpu_release_counted gives back; 64-byte aligned, zeroed, freed with free (). */
+void *hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **error);
+void hfam_cpu_release_counted (CpuBackend *be, guint64 *held);
+
+/* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
+ * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */
+gboolean hfam_cpu_queue_frame (HfamBackend *base, const float *input, GError **error);
+gboolean hfam_cpu_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error);
+gpointer hfam_cpu_runner_main (gpointer data);
+void hfam_cpu_free_frames (CpuBackend *be);
+
+G_END_DECLS
+
+#endif

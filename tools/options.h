@@ -1,0 +1,24 @@
+/* The numeric options that hfam-matte and hfam-eval share, taken as strings and parsed with
+ * their bounds, so that a value out of range is an error naming the option, the value and
+ * the bounds (HFAM_ERROR_ARGUMENT) rather than a wrapped-around request. */
+#ifndef HFAM_TOOLS_OPTIONS_H
+#define HFAM_TOOLS_OPTIONS_H
+
+#include <hfam/hfam.h>
+
+G_BEGIN_DECLS
+
+/* The largest --memory-budget, in MiB (16 TiB). */
+#define OPTIONS_MAX_MEMORY_BUDGET_MIB (1 << 24)
+
+/* --size N: the long side of the inference size, 32 to HFAM_MAX_LONG_SIDE; NULL: 0, the
+ * model's. */
+gboolean options_parse_size (const char *text, int *long_side, GError **error);
+
+/* --memory-budget MIB: 1 to OPTIONS_MAX_MEMORY_BUDGET_MIB, as bytes; NULL: 0, libhfam's
+ * default (hfam_default_memory_budget). */
+gboolean options_parse_memory_budget (const char *text, guint64 *bytes, GError **error);
+
+G_END_DECLS
+
+#endif
