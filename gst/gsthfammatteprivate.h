@@ -61,6 +61,10 @@ struct _GstHfamMatte
   guint n_threads;
   HfamPrecision precision;
   guint pipeline_depth;
+  guint64 memory_budget_mib;
+  /* From READY->PAUSED, which reads the READY-only properties, to PAUSED->READY:
+   * those are in force and refuse changes. */
+  gboolean started;
 
 #ifdef HFAM_HAVE_GST_CUDA
   /* The pipeline's CUDA context (GstContext), under the object lock. */
