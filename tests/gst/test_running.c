@@ -259,6 +259,9 @@ engine_enforces_budget (void)
     gboolean refused = ctx && !hfam_context_run (ctx, &frame, &params, NULL, 0,
         &error) && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET);
 
+    g_clear_error (&error);
+    hfam_context_free (ctx);
+    hfam_model_free (model);
     _exit (refused ? 0 : 1);
   }
   return pid > 0 && waitpid (pid, &status, 0) == pid && WIFEXITED (status)
