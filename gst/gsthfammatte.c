@@ -72,10 +72,11 @@
 
 #include "gsthfammatteprivate.h"
 
-#include <gmodule.h>
-
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudamemory.h>
+#endif
+#ifdef __GLIBC__
+#include <malloc.h>
 #endif
 
 GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
@@ -504,48 +505,6 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
   GST_OBJECT_UNLOCK (self);
 }
 
-/* Whether an NVIDIA driver is installed and sees a GPU (the driver library
- * stays loaded: the CUDA runtime would load it again). */
-static gboolean
-gst_hfam_matte_have_nvidia_gpu (void)
-{
-  GModule *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY);
-  int (*cu_init) (unsigned int flags);
-  int (*cu_device_get_count) (int *count);
-  int count = 0;
-
-  return driver && g_module_symbol (driver, "cuInit", (gpointer *) & cu_init)
-      && g_module_symbol (driver, "cuDeviceGetCount",
-      (gpointer *) & cu_device_get_count)
-      && cu_init (0) == 0 && cu_device_get_count (&count) == 0 && count > 0;
-}
-
-/* backend=auto runs on the CPU. Without CUDA in libhfam, or without an NVIDIA
- * driver and GPU, that is expected: said once a process, at INFO. A device
- * that is there but does not open is worth a warning. */
-static void
-gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self, const GError * error)
-{
-  static gsize checked = 0;
-  static gboolean no_gpu;
-
-  if (g_once_init_enter (&checked)) {
-    no_gpu = g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED)
-        || !gst_hfam_matte_have_nvidia_gpu ();
-    if (no_gpu)
-      GST_INFO_OBJECT (self, "no NVIDIA driver/GPU found, running on the CPU "
-          "(%s)", error->message);
-    g_once_init_leave (&checked, 1);
-  } else if (no_gpu) {
-    GST_DEBUG_OBJECT (self, "running on the CPU: %s", error->message);
-  }
-  if (!no_gpu && !self->warned_cpu_fallback) {
-    GST_ELEMENT_WARNING (self, LIBRARY, INIT,
-        ("No CUDA device, running on the CPU: %s", error->message), (NULL));
-    self->warned_cpu_fallback = TRUE;
-  }
-}
-
 /* Opens the backend the backend property asks for; auto falls back to the CPU
  * when no CUDA device opens. *cuda_context: the GstCudaContext libhfam runs
  * on, if any (a reference). */
@@ -678,6 +637,12 @@ gst_hfam_matte_stop (GstHfamMatte * self)
   gst_hfam_matte_clear_pool (&self->key);
   g_clear_pointer (&self->worker, gst_hfam_matte_worker_free);
   g_clear_pointer (&self->model, hfam_model_free);
+#ifdef __GLIBC__
+  /* The model and plans just freed (100 MB and more) came from the malloc
+   * arenas of the threads that made them, which keep the pages: a process
+   * that goes through READY again and again would hold one copy an arena. */
+  malloc_trim (0);
+#endif
   GST_OBJECT_LOCK (self);
 #ifdef HFAM_HAVE_GST_CUDA
   gst_clear_object (&self->cuda_context);

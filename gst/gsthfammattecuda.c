@@ -1,10 +1,55 @@
-/* hfammatte on the pipeline's CUDA context: the GstCudaContext shared with the
- * neighbours through GstContext (set on the element, asked for in context
- * queries), the CUDA backend opened on it, and the CUDA buffer pool proposed
- * upstream so that frames arrive in its memory. Only where the element is built
- * with gstcuda.
+/* hfammatte and CUDA: whether running on the CPU deserves a warning (all
+ * builds), and where the element is built with gstcuda, the pipeline's CUDA
+ * context: the GstCudaContext shared with the neighbours through GstContext
+ * (set on the element, asked for in context queries), the CUDA backend opened
+ * on it, and the CUDA buffer pool proposed upstream so that frames arrive in
+ * its memory.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gsthfammatteprivate.h"
+
+#include <gmodule.h>
+
+/* Whether an NVIDIA driver is installed and sees a GPU (the driver library
+ * stays loaded: the CUDA runtime would load it again). */
+static gboolean
+gst_hfam_matte_have_nvidia_gpu (void)
+{
+  GModule *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY);
+  int (*cu_init) (unsigned int flags);
+  int (*cu_device_get_count) (int *count);
+  int count = 0;
+
+  return driver && g_module_symbol (driver, "cuInit", (gpointer *) & cu_init)
+      && g_module_symbol (driver, "cuDeviceGetCount",
+      (gpointer *) & cu_device_get_count)
+      && cu_init (0) == 0 && cu_device_get_count (&count) == 0 && count > 0;
+}
+
+/* backend=auto runs on the CPU. Without CUDA in libhfam, or without an NVIDIA
+ * driver and GPU, that is expected: said once a process, at INFO. A device
+ * that is there but does not open is worth a warning. */
+void
+gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self, const GError * error)
+{
+  static gsize checked = 0;
+  static gboolean no_gpu;
+
+  if (g_once_init_enter (&checked)) {
+    no_gpu = g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED)
+        || !gst_hfam_matte_have_nvidia_gpu ();
+    if (no_gpu)
+      GST_INFO_OBJECT (self, "no NVIDIA driver/GPU found, running on the CPU "
+          "(%s)", error->message);
+    g_once_init_leave (&checked, 1);
+  } else if (no_gpu) {
+    GST_DEBUG_OBJECT (self, "running on the CPU: %s", error->message);
+  }
+  if (!no_gpu && !self->warned_cpu_fallback) {
+    GST_ELEMENT_WARNING (self, LIBRARY, INIT,
+        ("No CUDA device, running on the CPU: %s", error->message), (NULL));
+    self->warned_cpu_fallback = TRUE;
+  }
+}
 
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudabufferpool.h>

@@ -114,6 +114,11 @@ GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since);
 void gst_hfam_matte_drain (GstHfamMatte * self);
 
+/* gsthfammattecuda.c: backend=auto runs on the CPU because `error`: at INFO
+ * once a process where there is no NVIDIA GPU, else a warning. */
+void gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self,
+    const GError * error);
+
 #ifdef HFAM_HAVE_GST_CUDA
 /* gsthfammattecuda.c: the pipeline's CUDA context. */
 HfamContext *gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
