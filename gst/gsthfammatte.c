@@ -14,16 +14,26 @@
  *
  * The network runs at `inference-size` (long side) whatever the frame size;
  * the matte is resized back to the frame. Non-RGB input is converted to RGB
- * with its negotiated colorimetry.
+ * with its negotiated colorimetry. Memory and time grow with `inference-size`
+ * squared.
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte model=hfam.safetensors name=m \
+ * gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte name=m \
  *     m.src ! queue ! compositor background=checker ! videoconvert ! autovideosink \
  *     m.alpha ! queue ! videoconvert ! autovideosink
- * ]| Shows the frames over a checkerboard where the matte makes them
- * transparent and, in a second window, the matte alone. Like after a tee, each
- * branch needs its queue.
+ * ]| Runs the default model (the `model` property's default, installed with
+ * the element) and shows the frames over a checkerboard where the matte makes
+ * them transparent and, in a second window, the matte alone. Like after a tee,
+ * each branch needs its queue.
+ *
+ * ## Changing properties while running
+ * `inference-size`, `inference-interval`, `temporal-smoothing`,
+ * `premultiplied` and `qos` apply from the next frame in any state (a held
+ * frame first goes out at the old `inference-size`; a size over
+ * `memory-budget` is refused with a warning, and the property set back). The
+ * others are read when going to PAUSED: changeable only in NULL and READY,
+ * they refuse a change later with a warning in the debug log.
  *
  * ## Pipeline depth and latency
  * With `pipeline-depth=1` (the default) the element processes each frame in
@@ -64,6 +74,9 @@
 
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudamemory.h>
+#endif
+#ifdef __GLIBC__
+#include <malloc.h>
 #endif
 
 GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
@@ -109,7 +122,7 @@ gst_hfam_matte_precision_get_type (void)
   return precision_type;
 }
 
-#define DEFAULT_PROP_MODEL NULL  /* the default model: hfam_default_model_path () */
+#define DEFAULT_PROP_MODEL hfam_default_model_path ()
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
 #define DEFAULT_PROP_CUDA_DEVICE_ID -1
 #define DEFAULT_PROP_INFERENCE_SIZE 512
@@ -120,6 +133,10 @@ gst_hfam_matte_precision_get_type (void)
 #define DEFAULT_PROP_N_THREADS 0
 #define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
 #define DEFAULT_PROP_PIPELINE_DEPTH 1
+#define DEFAULT_PROP_MEMORY_BUDGET 0
+
+/* in MiB: the most whose bytes still fit a guint64 */
+#define MAX_MEMORY_BUDGET (G_MAXUINT64 >> 20)
 
 #define MIN_INFERENCE_SIZE 32
 #define MAX_INFERENCE_SIZE 4096
@@ -138,6 +155,7 @@ enum
   PROP_N_THREADS,
   PROP_PRECISION,
   PROP_PIPELINE_DEPTH,
+  PROP_MEMORY_BUDGET,
 };
 
 /* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
@@ -214,25 +232,31 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "HFAM weight file (.safetensors), read when going to PAUSED; unset: the "
-          "default model installed with the element",
+          "HFAM weight file (.safetensors), read when going to PAUSED (the "
+          "default: the model installed with the element; NULL sets it back); "
+          "changeable only in NULL and READY",
           DEFAULT_PROP_MODEL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_BACKEND,
       g_param_spec_enum ("backend", "Backend",
-          "Where the network runs; chosen when going to PAUSED",
+          "Where the network runs; chosen when going to PAUSED; changeable "
+          "only in NULL and READY",
           GST_TYPE_HFAM_MATTE_BACKEND, DEFAULT_PROP_BACKEND,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
       g_param_spec_int ("cuda-device-id", "CUDA device ID",
-          "CUDA device to run on (-1 = the first one)", -1, G_MAXINT,
+          "CUDA device to run on (-1 = the first one); changeable only in NULL "
+          "and READY", -1, G_MAXINT,
           DEFAULT_PROP_CUDA_DEVICE_ID, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_SIZE,
       g_param_spec_uint ("inference-size", "Inference size",
           "Long side of the frame as the network sees it, rounded to a "
-          "multiple of 32", MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE,
+          "multiple of 32. Memory and time grow with its square (on the CPU, "
+          "4096 on a 4:3 frame takes gigabytes and minutes a frame); a size "
+          "over memory-budget fails the first frame, or while running keeps "
+          "the previous size", MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE,
           DEFAULT_PROP_INFERENCE_SIZE, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
@@ -260,12 +284,14 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_uint ("n-threads", "Threads",
           "CPU threads for the network, the colour conversion and the "
-          "matte's resizing and writing (0 = one per core)", 0, 1024, DEFAULT_PROP_N_THREADS,
+          "matte's resizing and writing (0 = one per core); changeable only in "
+          "NULL and READY", 0, 1024, DEFAULT_PROP_N_THREADS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
-          "What the network computes in; chosen when going to PAUSED",
+          "What the network computes in; chosen when going to PAUSED; "
+          "changeable only in NULL and READY",
           GST_TYPE_HFAM_MATTE_PRECISION, DEFAULT_PROP_PRECISION,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
@@ -273,9 +299,16 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       g_param_spec_uint ("pipeline-depth", "Pipeline depth",
           "Frames the network works on at once: 1 = lowest latency, 2 = the "
           "next frame runs while the previous one is finished and pushed, one "
-          "frame of latency more", 1, 2, DEFAULT_PROP_PIPELINE_DEPTH,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_READY));
+          "frame of latency more; changeable only in NULL and READY", 1, 2,
+          DEFAULT_PROP_PIPELINE_DEPTH, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_MEMORY_BUDGET,
+      g_param_spec_uint64 ("memory-budget", "Memory budget",
+          "Host memory in MiB the network may take for an inference size "
+          "(weights excluded; 0 = half the physical memory, at most 8 GiB); "
+          "changeable only in NULL and READY", 0, MAX_MEMORY_BUDGET,
+          DEFAULT_PROP_MEMORY_BUDGET, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
 #ifdef HFAM_HAVE_GST_CUDA
@@ -291,8 +324,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       "on src, the matte alone on alpha", "hfammatte developers");
   /* gst-inspect-1.0 lists every metadata key: the launch line shows there. */
   gst_element_class_add_static_metadata (element_class, "example",
-      "gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte "
-      "model=hfam.safetensors name=m m.src ! queue ! compositor "
+      "gst-launch-1.0 videotestsrc num-buffers=100 ! hfammatte name=m "
+      "m.src ! queue ! compositor "
       "background=checker ! videoconvert ! autovideosink m.alpha ! queue ! "
       "videoconvert ! autovideosink");
 
@@ -339,6 +372,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->n_threads = DEFAULT_PROP_N_THREADS;
   self->precision = DEFAULT_PROP_PRECISION;
   self->pipeline_depth = DEFAULT_PROP_PIPELINE_DEPTH;
+  self->memory_budget_mib = DEFAULT_PROP_MEMORY_BUDGET;
 }
 
 static void
@@ -362,10 +396,21 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
   GstHfamMatte *self = GST_HFAM_MATTE (object);
 
   GST_OBJECT_LOCK (self);
+  /* what going to PAUSED read stays in force until READY */
+  if ((pspec->flags & GST_PARAM_MUTABLE_READY) && self->started) {
+    GST_OBJECT_UNLOCK (self);
+    GST_WARNING_OBJECT (self, "property '%s' is changeable only in NULL and "
+        "READY: the change is ignored, the value in force stays", pspec->name);
+    return;
+  }
   switch (prop_id) {
     case PROP_MODEL:
       g_free (self->model_path);
       self->model_path = g_value_dup_string (value);
+      if (!self->model_path || !*self->model_path) {
+        g_free (self->model_path);
+        self->model_path = g_strdup (DEFAULT_PROP_MODEL);
+      }
       break;
     case PROP_BACKEND:
       self->backend = g_value_get_enum (value);
@@ -398,6 +443,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
       break;
     case PROP_PIPELINE_DEPTH:
       self->pipeline_depth = g_value_get_uint (value);
+      break;
+    case PROP_MEMORY_BUDGET:
+      self->memory_budget_mib = g_value_get_uint64 (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -447,6 +495,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_PIPELINE_DEPTH:
       g_value_set_uint (value, self->pipeline_depth);
       break;
+    case PROP_MEMORY_BUDGET:
+      g_value_set_uint64 (value, self->memory_budget_mib);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -455,15 +506,16 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
 }
 
 /* Opens the backend the backend property asks for; auto falls back to the CPU
- * with a warning when no CUDA device opens. *cuda_context: the GstCudaContext
- * libhfam runs on, if any (a reference). */
+ * when no CUDA device opens. *cuda_context: the GstCudaContext libhfam runs
+ * on, if any (a reference). */
 static HfamContext *
 gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
     gint device_id, guint n_threads, HfamPrecision precision,
-    guint pipeline_depth, gpointer * cuda_context)
+    guint pipeline_depth, guint64 memory_budget_mib, gpointer * cuda_context)
 {
   HfamOptions options = {.backend = HFAM_BACKEND_CUDA,.precision = precision,
     .n_threads = n_threads,.pipeline_depth = pipeline_depth,
+    .memory_budget = memory_budget_mib << 20,
   };
   const HfamCudaOptions cuda = {.device_id = device_id };
   HfamContext *ctx = NULL;
@@ -486,11 +538,7 @@ gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
       g_error_free (error);
       return NULL;
     }
-    if (!self->warned_cpu_fallback) {
-      GST_ELEMENT_WARNING (self, LIBRARY, INIT,
-          ("No CUDA device, running on the CPU: %s", error->message), (NULL));
-      self->warned_cpu_fallback = TRUE;
-    }
+    gst_hfam_matte_report_cpu_fallback (self, error);
     g_clear_error (&error);
   }
 
@@ -516,27 +564,27 @@ gst_hfam_matte_start (GstHfamMatte * self)
   gchar *path;
   gint device_id;
   guint n_threads, pipeline_depth;
+  guint64 memory_budget_mib;
   HfamPrecision precision;
 
   GST_OBJECT_LOCK (self);
+  self->started = TRUE;
   path = g_strdup (self->model_path);
   backend = self->backend;
   device_id = self->cuda_device_id;
   n_threads = self->n_threads;
   precision = self->precision;
   pipeline_depth = self->pipeline_depth;
+  memory_budget_mib = self->memory_budget_mib;
   GST_OBJECT_UNLOCK (self);
 
-  if (!path || !*path) {
+  if (g_strcmp0 (path, hfam_default_model_path ()) == 0
+      && !g_file_test (path, G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No model: the default model %s is not installed; set the model "
+            "property to an HFAM .safetensors file", path), (NULL));
     g_free (path);
-    path = g_strdup (hfam_default_model_path ());
-    if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-          ("No model: the default model %s is not installed; set the model "
-              "property to an HFAM .safetensors file", path), (NULL));
-      g_free (path);
-      return FALSE;
-    }
+    return FALSE;
   }
 
   self->model = hfam_model_load (path, &error);
@@ -551,7 +599,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   g_free (path);
 
   ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads,
-      precision, pipeline_depth, &cuda_context);
+      precision, pipeline_depth, memory_budget_mib, &cuda_context);
   if (!ctx) {
     g_clear_pointer (&self->model, hfam_model_free);
     return FALSE;
@@ -589,11 +637,18 @@ gst_hfam_matte_stop (GstHfamMatte * self)
   gst_hfam_matte_clear_pool (&self->key);
   g_clear_pointer (&self->worker, gst_hfam_matte_worker_free);
   g_clear_pointer (&self->model, hfam_model_free);
-#ifdef HFAM_HAVE_GST_CUDA
-  GST_OBJECT_LOCK (self);
-  gst_clear_object (&self->cuda_context);
-  GST_OBJECT_UNLOCK (self);
+#ifdef __GLIBC__
+  /* The model and plans just freed (100 MB and more) came from the malloc
+   * arenas of the threads that made them, which keep the pages: a process
+   * that goes through READY again and again would hold one copy an arena. */
+  malloc_trim (0);
 #endif
+  GST_OBJECT_LOCK (self);
+#ifdef HFAM_HAVE_GST_CUDA
+  gst_clear_object (&self->cuda_context);
+#endif
+  self->started = FALSE;
+  GST_OBJECT_UNLOCK (self);
 }
 
 static GstStateChangeReturn
@@ -603,8 +658,10 @@ gst_hfam_matte_change_state (GstElement * element, GstStateChange transition)
   GstStateChangeReturn ret;
 
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
-      && !gst_hfam_matte_start (self))
+      && !gst_hfam_matte_start (self)) {
+    gst_hfam_matte_stop (self);
     return GST_STATE_CHANGE_FAILURE;
+  }
 
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
 
@@ -625,6 +682,36 @@ gst_hfam_matte_set_context (GstElement * element, GstContext * context)
   GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
 }
 #endif
+
+/* An inference-size change over the memory budget while running: the size in
+ * force stays and the property goes back to it, with a warning. FALSE when
+ * there is no other size in force (the first frame) or `error` is not about
+ * the budget. */
+static gboolean
+gst_hfam_matte_keep_inference_size (GstHfamMatte * self,
+    GstHfamMatteWorkerSettings * settings, const GError * error)
+{
+  const int in_force = gst_hfam_matte_worker_inference_size (self->worker);
+  gboolean revert;
+
+  if (!g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET) || in_force == 0
+      || in_force == settings->inference_size)
+    return FALSE;
+  GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
+      ("inference-size %d is over the memory budget, staying at %d: %s",
+          settings->inference_size, in_force, error->message),
+      ("raise memory-budget (in READY) for larger sizes"));
+  GST_OBJECT_LOCK (self);
+  /* unless the application has set another size since */
+  revert = self->inference_size == (guint) settings->inference_size;
+  if (revert)
+    self->inference_size = in_force;
+  GST_OBJECT_UNLOCK (self);
+  if (revert)
+    g_object_notify (G_OBJECT (self), "inference-size");
+  settings->inference_size = in_force;
+  return TRUE;
+}
 
 static GstFlowReturn
 gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
@@ -671,10 +758,17 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   settings.temporal_smoothing = self->temporal_smoothing;
   GST_OBJECT_UNLOCK (self);
 
-  /* device and host frames are not in flight together */
-  if (gst_hfam_matte_worker_switches_path (self->worker, inbuf))
+  /* frames in flight go out at their size, and on their path, first */
+  if (gst_hfam_matte_worker_must_drain (self->worker, inbuf, &settings))
     gst_hfam_matte_drain (self);
-  frame = gst_hfam_matte_worker_push (self->worker, inbuf, &settings, &error);
+  frame = gst_hfam_matte_worker_push (self->worker, gst_buffer_ref (inbuf),
+      &settings, &error);
+  if (!frame && gst_hfam_matte_keep_inference_size (self, &settings, error)) {
+    g_clear_error (&error);
+    frame = gst_hfam_matte_worker_push (self->worker, gst_buffer_ref (inbuf),
+        &settings, &error);
+  }
+  gst_buffer_unref (inbuf);
   if (!frame) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
         ("Matting failed: %s", error->message), (NULL));

@@ -1,16 +1,118 @@
-/* hfammatte on the pipeline's CUDA context: the GstCudaContext shared with the
- * neighbours through GstContext (set on the element, asked for in context
- * queries), the CUDA backend opened on it, and the CUDA buffer pool proposed
- * upstream so that frames arrive in its memory. Only where the element is built
- * with gstcuda.
+/* hfammatte and CUDA: whether running on the CPU deserves a warning (all
+ * builds), and where the element is built with gstcuda, the pipeline's CUDA
+ * context: the GstCudaContext shared with the neighbours through GstContext
+ * (set on the element, asked for in context queries), the CUDA backend opened
+ * on it, and the CUDA buffer pool proposed upstream so that frames arrive in
+ * its memory.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gsthfammatteprivate.h"
+
+#include <gmodule.h>
+
+/* Whether an NVIDIA driver is installed and sees a GPU (the driver library
+ * stays loaded: the CUDA runtime would load it again). */
+static gboolean
+gst_hfam_matte_have_nvidia_gpu (void)
+{
+  GModule *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY);
+  int (*cu_init) (unsigned int flags);
+  int (*cu_device_get_count) (int *count);
+  int count = 0;
+
+  return driver && g_module_symbol (driver, "cuInit", (gpointer *) & cu_init)
+      && g_module_symbol (driver, "cuDeviceGetCount",
+      (gpointer *) & cu_device_get_count)
+      && cu_init (0) == 0 && cu_device_get_count (&count) == 0 && count > 0;
+}
+
+/* backend=auto runs on the CPU. Without CUDA in libhfam, or without an NVIDIA
+ * driver and GPU, that is expected: said once a process, at INFO. A device
+ * that is there but does not open is worth a warning. */
+void
+gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self, const GError * error)
+{
+  static gsize checked = 0;
+  static gboolean no_gpu;
+
+  if (g_once_init_enter (&checked)) {
+    no_gpu = g_error_matches (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED)
+        || !gst_hfam_matte_have_nvidia_gpu ();
+    if (no_gpu)
+      GST_INFO_OBJECT (self, "no NVIDIA driver/GPU found, running on the CPU "
+          "(%s)", error->message);
+    g_once_init_leave (&checked, 1);
+  } else if (no_gpu) {
+    GST_DEBUG_OBJECT (self, "running on the CPU: %s", error->message);
+  }
+  if (!no_gpu && !self->warned_cpu_fallback) {
+    GST_ELEMENT_WARNING (self, LIBRARY, INIT,
+        ("No CUDA device, running on the CPU: %s", error->message), (NULL));
+    self->warned_cpu_fallback = TRUE;
+  }
+}
 
 #ifdef HFAM_HAVE_GST_CUDA
 #include <gst/cuda/gstcudabufferpool.h>
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
 #include <gst/cuda/gstcudautils.h>
+
+/* self->cuda_context, a reference, or NULL. */
+static GstCudaContext *
+gst_hfam_matte_get_cuda_context (GstHfamMatte * self)
+{
+  GstCudaContext *cuda_context;
+
+  GST_OBJECT_LOCK (self);
+  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
+      : NULL;
+  GST_OBJECT_UNLOCK (self);
+  return cuda_context;
+}
+
+/* The pipeline's CUDA context, found or made the way
+ * gst_cuda_ensure_element_context does it (a neighbour's through a context
+ * query, downstream then upstream; the application's through need-context; or
+ * a new one, announced with have-context), but with self->cuda_context written
+ * only under the object lock: set_context stores what is found. A reference,
+ * or NULL. */
+static GstCudaContext *
+gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id)
+{
+  GstPad *const neighbours[] = { self->fill.pad, self->key.pad, self->sinkpad };
+  GstCudaContext *cuda_context = gst_hfam_matte_get_cuda_context (self);
+  GstContext *context;
+  GstQuery *query;
+
+  if (cuda_context)
+    return cuda_context;
+  query = gst_query_new_context (GST_CUDA_CONTEXT_TYPE);
+  for (guint i = 0; i < G_N_ELEMENTS (neighbours) && !cuda_context; i++) {
+    if (gst_pad_peer_query (neighbours[i], query)) {
+      gst_query_parse_context (query, &context);
+      if (context)
+        gst_element_set_context (GST_ELEMENT (self), context);
+    }
+    cuda_context = gst_hfam_matte_get_cuda_context (self);
+  }
+  gst_query_unref (query);
+  if (cuda_context)
+    return cuda_context;
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_need_context (GST_OBJECT (self), GST_CUDA_CONTEXT_TYPE));
+  if ((cuda_context = gst_hfam_matte_get_cuda_context (self)))
+    return cuda_context;
+
+  if (!(cuda_context = gst_cuda_context_new (MAX (device_id, 0))))
+    return NULL;
+  context = gst_context_new_cuda_context (cuda_context);
+  gst_object_unref (cuda_context);
+  gst_element_set_context (GST_ELEMENT (self), context);
+  GST_INFO_OBJECT (self, "sharing a new CUDA context with the pipeline");
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_have_context (GST_OBJECT (self), context));
+  return gst_hfam_matte_get_cuda_context (self);
+}
 
 /* The CUDA backend on the pipeline's CUDA context (a neighbour's, one set on
  * the element, or a new one announced to the others), so that CUDA memory
@@ -22,7 +124,7 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
     GstCudaContext ** cuda_context, GError ** error)
 {
   HfamCudaOptions on_context = *cuda;
-  GstCudaContext *shared = NULL;
+  GstCudaContext *shared;
   HfamContext *ctx;
 
   if (!gst_cuda_load_library ())
@@ -30,12 +132,7 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
   /* registers gstcuda's allocator, without which its buffer pools refuse every
    * configuration (nvcodec does this when it loads; that plugin may be absent) */
   gst_cuda_memory_init_once ();
-  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), cuda->device_id,
-          &self->cuda_context))
-    return NULL;
-  GST_OBJECT_LOCK (self);
-  shared = self->cuda_context ? gst_object_ref (self->cuda_context) : NULL;
-  GST_OBJECT_UNLOCK (self);
+  shared = gst_hfam_matte_ensure_cuda_context (self, cuda->device_id);
   if (!shared || !gst_cuda_context_push (shared)) {
     gst_clear_object (&shared);
     return NULL;
@@ -50,29 +147,33 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
   return ctx;
 }
 
-/* A neighbour (or the application) shares its CUDA context. */
+/* A neighbour (or the application) shares its CUDA context; the first one
+ * stays. */
 void
 gst_hfam_matte_handle_set_context (GstHfamMatte * self, GstContext * context)
 {
+  GstCudaContext *found = NULL;
   gint device_id;
 
   GST_OBJECT_LOCK (self);
   device_id = self->cuda_device_id;
   GST_OBJECT_UNLOCK (self);
-  gst_cuda_handle_set_context (GST_ELEMENT (self), context, device_id,
-      &self->cuda_context);
+  if (!gst_cuda_handle_set_context (GST_ELEMENT (self), context, device_id,
+          &found) || !found)
+    return;
+  GST_OBJECT_LOCK (self);
+  if (!self->cuda_context)
+    self->cuda_context = g_steal_pointer (&found);
+  GST_OBJECT_UNLOCK (self);
+  gst_clear_object (&found);
 }
 
 gboolean
 gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query)
 {
-  GstCudaContext *cuda_context;
+  GstCudaContext *cuda_context = gst_hfam_matte_get_cuda_context (self);
   gboolean answered;
 
-  GST_OBJECT_LOCK (self);
-  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
-      : NULL;
-  GST_OBJECT_UNLOCK (self);
   answered = gst_cuda_handle_context_query (GST_ELEMENT (self), query,
       cuda_context);
   gst_clear_object (&cuda_context);
@@ -97,10 +198,7 @@ gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
       (gst_caps_get_features (caps, 0), GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY)
       || !gst_video_info_from_caps (&info, caps))
     return;
-  GST_OBJECT_LOCK (self);
-  cuda_context = self->cuda_context ? gst_object_ref (self->cuda_context)
-      : NULL;
-  GST_OBJECT_UNLOCK (self);
+  cuda_context = gst_hfam_matte_get_cuda_context (self);
   if (!cuda_context)
     return;
   pool = gst_cuda_buffer_pool_new (cuda_context);

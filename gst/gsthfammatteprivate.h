@@ -61,6 +61,10 @@ struct _GstHfamMatte
   guint n_threads;
   HfamPrecision precision;
   guint pipeline_depth;
+  guint64 memory_budget_mib;
+  /* From READY->PAUSED, which reads the READY-only properties, to PAUSED->READY:
+   * those are in force and refuse changes. */
+  gboolean started;
 
 #ifdef HFAM_HAVE_GST_CUDA
   /* The pipeline's CUDA context (GstContext), under the object lock. */
@@ -109,6 +113,11 @@ GstFlowReturn gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
 GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since);
 void gst_hfam_matte_drain (GstHfamMatte * self);
+
+/* gsthfammattecuda.c: backend=auto runs on the CPU because `error`: at INFO
+ * once a process where there is no NVIDIA GPU, else a warning. */
+void gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self,
+    const GError * error);
 
 #ifdef HFAM_HAVE_GST_CUDA
 /* gsthfammattecuda.c: the pipeline's CUDA context. */

@@ -26,6 +26,7 @@ struct _GstHfamMatteWorker {
   gboolean yuv_full_range;
 #endif
   guint n_on_device;              /* frames in flight on the device path */
+  int inference_size;             /* of the last frame submitted, and so of those in flight */
   gboolean have_matte;            /* a frame since the last reset runs the network: libhfam
                                      keeps its matte */
   gboolean matte_on_device;       /* that frame is on the device path, and so its matte */
@@ -347,10 +348,19 @@ gst_hfam_matte_worker_takes_device_path (const GstHfamMatteWorker *worker, GstBu
 }
 
 gboolean
-gst_hfam_matte_worker_switches_path (const GstHfamMatteWorker *worker, GstBuffer *buffer)
+gst_hfam_matte_worker_must_drain (const GstHfamMatteWorker *worker, GstBuffer *buffer,
+                                  const GstHfamMatteWorkerSettings *settings)
 {
   return worker->n_in_flight > 0
-      && (worker->n_on_device > 0) != gst_hfam_matte_worker_takes_device_path (worker, buffer);
+      && (settings->inference_size != worker->inference_size
+          || (worker->n_on_device > 0)
+             != gst_hfam_matte_worker_takes_device_path (worker, buffer));
+}
+
+int
+gst_hfam_matte_worker_inference_size (const GstHfamMatteWorker *worker)
+{
+  return worker->inference_size;
 }
 
 GstHfamMatteWorkerFrame *
@@ -389,6 +399,7 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
     }
     worker->n_in_flight++;
     worker->n_on_device += frame->on_device;
+    worker->inference_size = settings->inference_size;
     worker->have_matte = TRUE;
     worker->matte_on_device = frame->on_device;
     worker->frames_since_inference = 1;

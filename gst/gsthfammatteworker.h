@@ -59,10 +59,14 @@ int gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker);
 gboolean gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker,
                                           const GstVideoInfo *info, gboolean cuda_memory);
 
-/* Whether `buffer` would take the other path (device or host) than the frames in flight,
- * which must then be drained first: the two cannot be in flight together. */
-gboolean gst_hfam_matte_worker_switches_path (const GstHfamMatteWorker *worker,
-                                              GstBuffer *buffer);
+/* Whether the frames in flight must be drained before `buffer` is pushed with `settings`:
+ * libhfam keeps frames of one path (device or host) and one inference size in flight. */
+gboolean gst_hfam_matte_worker_must_drain (const GstHfamMatteWorker *worker, GstBuffer *buffer,
+                                           const GstHfamMatteWorkerSettings *settings);
+
+/* The inference size of the last frame submitted to the network, the one in force (0: none
+ * yet). */
+int gst_hfam_matte_worker_inference_size (const GstHfamMatteWorker *worker);
 
 /* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */

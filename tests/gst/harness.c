@@ -113,9 +113,17 @@ void
 expect (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     Expected * expected)
 {
+  expect_at (engine, info, buffer, INFERENCE_SIZE, expected);
+}
+
+/* The same at another inference size. */
+void
+expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
+    gint inference_size, Expected * expected)
+{
   const gint width = GST_VIDEO_INFO_WIDTH (info);
   const gint height = GST_VIDEO_INFO_HEIGHT (info);
-  const HfamFrameParams params = {.long_side = INFERENCE_SIZE };
+  const HfamFrameParams params = {.long_side = inference_size };
   HfamFormat layout;
   GstVideoFrame frame;
   HfamImage image = { 0 }, matte = { 0 };
@@ -354,4 +362,38 @@ cuda_device_opens (void)
   hfam_context_free (ctx);
   hfam_model_free (model);
   return opens;
+}
+
+static void
+log_capture_message (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  LogCapture *capture = user_data;
+
+  if (level > capture->level
+      || g_strcmp0 (gst_debug_category_get_name (category), "hfammatte") != 0)
+    return;
+  g_mutex_lock (&capture->lock);
+  g_string_append_printf (capture->text, "%s\n", gst_debug_message_get (message));
+  g_mutex_unlock (&capture->lock);
+}
+
+void
+log_capture_start (LogCapture * capture, GstDebugLevel level)
+{
+  capture->level = level;
+  g_mutex_init (&capture->lock);
+  capture->text = g_string_new (NULL);
+  gst_debug_set_threshold_for_name ("hfammatte", level);
+  gst_debug_add_log_function (log_capture_message, capture, NULL);
+}
+
+gchar *
+log_capture_stop (LogCapture * capture)
+{
+  gst_debug_remove_log_function_by_data (capture);
+  gst_debug_unset_threshold_for_name ("hfammatte");
+  g_mutex_clear (&capture->lock);
+  return g_string_free (capture->text, FALSE);
 }

@@ -44,6 +44,8 @@ typedef struct
 
 void expect (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     Expected * expected);
+void expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
+    gint inference_size, Expected * expected);
 void expected_clear (Expected * expected);
 guint level (float alpha, guint max);
 void output_info (GstHarness * h, GstVideoInfo * info);
@@ -77,12 +79,25 @@ void push_and_check (Rig * rig, Engine * engine, const GstVideoInfo * info,
 
 gboolean cuda_device_opens (void);
 
+/* The element's debug log (category hfammatte) at `level` and more severe,
+ * from log_capture_start to log_capture_stop, which returns it. */
+typedef struct
+{
+  GstDebugLevel level;
+  GMutex lock;
+  GString *text;
+} LogCapture;
+
+void log_capture_start (LogCapture * capture, GstDebugLevel level);
+gchar *log_capture_stop (LogCapture * capture);
+
 /* ---- The test cases, a TCase a theme ---- */
 
 TCase *caps_tcase (void);
 TCase *outputs_tcase (void);
 TCase *temporal_tcase (void);
 TCase *properties_tcase (void);
+TCase *running_tcase (void);
 #ifdef HFAM_HAVE_GST_CUDA
 TCase *cuda_memory_tcase (void);
 #endif

@@ -83,6 +83,15 @@ size=$(gst-launch-1.0 -v filesrc location="$work/sheet.png" ! pngdec ! fakesink 
   | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
 [ "$size" = "width=(int)960, height=(int)360" ] || fail "sheet.png: '$size', not 960x360"
 
+echo "# gst-inspect-1.0's example line, as written but for its sinks and length"
+inspect=$(HFAMMATTE_DEFAULT_MODEL="$model" gst-inspect-1.0 hfammatte)
+grep -qF "Default: \"$model\"" <<< "$inspect" || fail "gst-inspect-1.0 shows no default model"
+example=$(sed -n 's/^  Example  *//p' <<< "$inspect")
+[ -n "$example" ] || fail "gst-inspect-1.0 shows no example"
+example=$(sed 's/autovideosink/fakesink/g; s/num-buffers=[0-9]*/num-buffers=3/' <<< "$example")
+HFAMMATTE_DEFAULT_MODEL="$model" $example > "$work/example.log" 2>&1 \
+  || { cat "$work/example.log"; fail "the example: $example"; }
+
 echo "# webcam.sh (needs a camera: syntax only)"
 bash -n "$pipelines/webcam.sh" || fail "webcam.sh"
 

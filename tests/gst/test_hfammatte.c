@@ -1,8 +1,8 @@
 /* Tests of the hfammatte element: GstHarness on small frames, a tiny generated
  * model ($HFAM_TEST_MODEL), and libhfam called directly for the expected
  * mattes. One suite, a TCase a theme: test_caps.c, test_outputs.c,
- * test_temporal.c, test_properties.c and test_cuda_memory.c; harness.c holds
- * what they share. */
+ * test_temporal.c, test_properties.c, test_running.c and
+ * test_cuda_memory.c; harness.c holds what they share. */
 #include "harness.h"
 
 static Suite *
@@ -14,6 +14,7 @@ hfammatte_suite (void)
   suite_add_tcase (s, outputs_tcase ());
   suite_add_tcase (s, temporal_tcase ());
   suite_add_tcase (s, properties_tcase ());
+  suite_add_tcase (s, running_tcase ());
 #ifdef HFAM_HAVE_GST_CUDA
   suite_add_tcase (s, cuda_memory_tcase ());
 #endif

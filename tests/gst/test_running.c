@@ -1,0 +1,286 @@
+/* hfammatte's properties while it runs: inference-size changes at pipeline
+ * depth 1 and 2, the READY-only properties refusing changes, and
+ * memory-budget, at the start and when inference-size grows past it. */
+#include "harness.h"
+
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* inference-size changes while PLAYING: the frames in flight go out at the
+ * size they ran at, the next ones at the new size, every frame in order and
+ * none lost; at pipeline depth 1 and 2 (__i__ + 1). */
+GST_START_TEST (test_inference_size_change)
+{
+  static const gint sizes[] = { INFERENCE_SIZE, INFERENCE_SIZE,
+    2 * INFERENCE_SIZE, 2 * INFERENCE_SIZE, INFERENCE_SIZE
+  };
+  GstElement *element = make_element ();
+  Expected expected[G_N_ELEMENTS (sizes)];
+  GstVideoInfo info;
+  Engine engine;
+  Rig rig;
+
+  engine_open (&engine);
+  g_object_set (element, "pipeline-depth", __i__ + 1, NULL);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, element, TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    GstBuffer *in = make_frame (&info, 700 + i);
+
+    expect_at (&engine, &info, in, sizes[i], &expected[i]);
+    g_object_set (element, "inference-size", sizes[i], NULL);
+    fail_unless_equals_int (rig_push (&rig, in, i), GST_FLOW_OK);
+  }
+  fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    GstBuffer *fill = gst_harness_pull (rig.fill);
+    GstBuffer *key = gst_harness_pull (rig.key);
+
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (fill), i * FRAME_DURATION);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (key), i * FRAME_DURATION);
+    check_fill (rig.fill, fill, &expected[i], expected[i].matte, FALSE);
+    check_key (rig.key, key, expected[i].matte, 0);
+    gst_buffer_unref (fill);
+    gst_buffer_unref (key);
+    expected_clear (&expected[i]);
+  }
+  fail_unless_equals_int (gst_harness_buffers_in_queue (rig.fill), 0);
+  rig_stop (&rig);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* What going to PAUSED reads, and a value other than make_element's. */
+static const struct
+{
+  const gchar *name;
+  const gchar *other;
+} ready_only[] = {
+  {"model", "/nonexistent/hfammatte/other.safetensors"},
+  {"backend", "auto"},
+  {"cuda-device-id", "3"},
+  {"n-threads", "2"},
+  {"pipeline-depth", "2"},
+  {"precision", "fp16"},
+  {"memory-budget", "100"},
+};
+
+/* The READY-only properties say so, and in PLAYING refuse a change with a
+ * warning naming them: the value in force stays and reads back. In NULL
+ * they change again. */
+GST_START_TEST (test_ready_only_properties)
+{
+  GstElement *element = make_element ();
+  GValue before[G_N_ELEMENTS (ready_only)] = { G_VALUE_INIT };
+  GParamSpec *pspecs[G_N_ELEMENTS (ready_only)];
+  LogCapture capture;
+  GstVideoInfo info;
+  gchar *log;
+  Rig rig;
+
+  for (guint i = 0; i < G_N_ELEMENTS (ready_only); i++) {
+    pspecs[i] = g_object_class_find_property (G_OBJECT_GET_CLASS (element),
+        ready_only[i].name);
+    fail_unless (pspecs[i] != NULL, "no property %s", ready_only[i].name);
+    fail_unless (pspecs[i]->flags & GST_PARAM_MUTABLE_READY, "%s",
+        ready_only[i].name);
+    fail_unless (strstr (g_param_spec_get_blurb (pspecs[i]),
+            "changeable only in NULL and READY") != NULL, "%s: '%s'",
+        ready_only[i].name, g_param_spec_get_blurb (pspecs[i]));
+  }
+
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, gst_object_ref (element), TRUE, FALSE);
+  rig_set_format (&rig, &info);
+  fail_unless_equals_int (rig_push (&rig, make_frame (&info, 1), 0),
+      GST_FLOW_OK);
+  gst_buffer_unref (gst_harness_pull (rig.fill));
+
+  log_capture_start (&capture, GST_LEVEL_WARNING);
+  for (guint i = 0; i < G_N_ELEMENTS (ready_only); i++) {
+    GValue after = G_VALUE_INIT;
+
+    g_value_init (&before[i], pspecs[i]->value_type);
+    g_value_init (&after, pspecs[i]->value_type);
+    g_object_get_property (G_OBJECT (element), ready_only[i].name, &before[i]);
+    gst_util_set_object_arg (G_OBJECT (element), ready_only[i].name,
+        ready_only[i].other);
+    g_object_get_property (G_OBJECT (element), ready_only[i].name, &after);
+    fail_unless (g_param_values_cmp (pspecs[i], &before[i], &after) == 0,
+        "%s changed in PLAYING", ready_only[i].name);
+    g_value_unset (&after);
+  }
+  log = log_capture_stop (&capture);
+  for (guint i = 0; i < G_N_ELEMENTS (ready_only); i++) {
+    gchar *quoted = g_strdup_printf ("'%s'", ready_only[i].name);
+
+    fail_unless (strstr (log, quoted) != NULL, "no warning names %s in:\n%s",
+        quoted, log);
+    g_free (quoted);
+  }
+  g_free (log);
+
+  /* still running as it was */
+  fail_unless_equals_int (rig_push (&rig, make_frame (&info, 2), 1),
+      GST_FLOW_OK);
+  gst_buffer_unref (gst_harness_pull (rig.fill));
+  rig_stop (&rig);
+
+  for (guint i = 0; i < G_N_ELEMENTS (ready_only); i++) {
+    GValue after = G_VALUE_INIT;
+
+    g_value_init (&after, pspecs[i]->value_type);
+    gst_util_set_object_arg (G_OBJECT (element), ready_only[i].name,
+        ready_only[i].other);
+    g_object_get_property (G_OBJECT (element), ready_only[i].name, &after);
+    fail_if (g_param_values_cmp (pspecs[i], &before[i], &after) == 0,
+        "%s did not change in NULL", ready_only[i].name);
+    g_value_unset (&after);
+    g_value_unset (&before[i]);
+  }
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+/* A budget that a frame at INFERENCE_SIZE fits and OVER_BUDGET_SIZE does
+ * not (its input tensor alone takes 29 MB). */
+#define MEMORY_BUDGET_MIB 8
+#define OVER_BUDGET_SIZE 2048
+
+/* A first frame over memory-budget fails the stream with libhfam's message,
+ * which names the budget. */
+GST_START_TEST (test_memory_budget_first_frame)
+{
+  GstElement *element = make_element ();
+  GstBus *bus = gst_bus_new ();
+  GstVideoInfo info;
+  GstMessage *message;
+  GError *error = NULL;
+  gchar *debug = NULL;
+  Rig rig;
+
+  g_object_set (element, "memory-budget", (guint64) MEMORY_BUDGET_MIB,
+      "inference-size", OVER_BUDGET_SIZE, NULL);
+  gst_element_set_bus (element, bus);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, element, TRUE, FALSE);
+  rig_set_format (&rig, &info);
+  fail_unless_equals_int (rig_push (&rig, make_frame (&info, 1), 0),
+      GST_FLOW_ERROR);
+  message = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (message != NULL);
+  gst_message_parse_error (message, &error, &debug);
+  fail_unless (strstr (error->message, "budget") != NULL, "%s",
+      error->message);
+  g_error_free (error);
+  g_free (debug);
+  gst_message_unref (message);
+  rig_stop (&rig);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* inference-size over memory-budget while PLAYING: the stream goes on at the
+ * size in force, one warning says why, and the property goes back to that
+ * size. */
+GST_START_TEST (test_memory_budget_size_change)
+{
+  GstElement *element = make_element ();
+  GstBus *bus = gst_bus_new ();
+  GstVideoInfo info;
+  GstMessage *message;
+  GError *error = NULL;
+  gchar *debug = NULL;
+  guint size;
+  Engine engine;
+  Rig rig;
+
+  engine_open (&engine);
+  g_object_set (element, "memory-budget", (guint64) MEMORY_BUDGET_MIB, NULL);
+  gst_element_set_bus (element, bus);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, element, TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  push_and_check (&rig, &engine, &info, make_frame (&info, 1), 0, FALSE);
+
+  g_object_set (element, "inference-size", OVER_BUDGET_SIZE, NULL);
+  push_and_check (&rig, &engine, &info, make_frame (&info, 2), 1, FALSE);
+  message = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+  fail_unless (message != NULL);
+  gst_message_parse_warning (message, &error, &debug);
+  fail_unless (strstr (error->message, "budget") != NULL, "%s",
+      error->message);
+  g_error_free (error);
+  g_free (debug);
+  gst_message_unref (message);
+  g_object_get (element, "inference-size", &size, NULL);
+  fail_unless_equals_int (size, INFERENCE_SIZE);
+
+  /* one warning for one change */
+  push_and_check (&rig, &engine, &info, make_frame (&info, 3), 2, FALSE);
+  fail_unless (gst_bus_pop_filtered (bus,
+          GST_MESSAGE_WARNING | GST_MESSAGE_ERROR) == NULL);
+  rig_stop (&rig);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* Whether libhfam refuses a plan over its memory budget (in a child process,
+ * as check forks the tests: no threads of the engine's in this one). Until
+ * it does, the memory-budget tests cannot pass and are left out. */
+static gboolean
+engine_enforces_budget (void)
+{
+  pid_t pid = fork ();
+  int status;
+
+  if (pid == 0) {
+    const HfamFrameParams params = {.long_side = OVER_BUDGET_SIZE };
+    HfamModel *model = hfam_model_load (g_getenv ("HFAM_TEST_MODEL"), NULL);
+    HfamOptions options = {.backend = HFAM_BACKEND_CPU,.n_threads = 1,
+      .memory_budget = (guint64) MEMORY_BUDGET_MIB << 20,
+    };
+    HfamContext *ctx = model ? hfam_context_new (model, &options, NULL, NULL)
+        : NULL;
+    guint8 pixels[WIDTH * HEIGHT * 4] = { 0 };
+    HfamImage frame = {.planes = {pixels},.strides = {WIDTH * 4},
+      .width = WIDTH,.height = HEIGHT,.format = HFAM_FORMAT_RGBA,
+    };
+    GError *error = NULL;
+    gboolean refused = ctx && !hfam_context_run (ctx, &frame, &params, NULL, 0,
+        &error) && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET);
+
+    g_clear_error (&error);
+    hfam_context_free (ctx);
+    hfam_model_free (model);
+    _exit (refused ? 0 : 1);
+  }
+  return pid > 0 && waitpid (pid, &status, 0) == pid && WIFEXITED (status)
+      && WEXITSTATUS (status) == 0;
+}
+
+TCase *
+running_tcase (void)
+{
+  TCase *tc = tcase_create ("running");
+
+  tcase_add_loop_test (tc, test_inference_size_change, 0, 2);
+  tcase_add_test (tc, test_ready_only_properties);
+  if (engine_enforces_budget ()) {
+    tcase_add_test (tc, test_memory_budget_first_frame);
+    tcase_add_test (tc, test_memory_budget_size_change);
+  } else {
+    g_print ("running: libhfam does not enforce memory budgets yet: the "
+        "memory-budget tests are left out\n");
+  }
+  return tc;
+}
