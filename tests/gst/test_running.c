@@ -4,8 +4,6 @@
 #include "harness.h"
 
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* inference-size changes while PLAYING: the frames in flight go out at the
  * size they ran at, the next ones at the new size, every frame in order and
@@ -234,40 +232,6 @@ GST_START_TEST (test_memory_budget_size_change)
 
 GST_END_TEST;
 
-/* Whether libhfam refuses a plan over its memory budget (in a child process,
- * as check forks the tests: no threads of the engine's in this one). Until
- * it does, the memory-budget tests cannot pass and are left out. */
-static gboolean
-engine_enforces_budget (void)
-{
-  pid_t pid = fork ();
-  int status;
-
-  if (pid == 0) {
-    const HfamFrameParams params = {.long_side = OVER_BUDGET_SIZE };
-    HfamModel *model = hfam_model_load (g_getenv ("HFAM_TEST_MODEL"), NULL);
-    HfamOptions options = {.backend = HFAM_BACKEND_CPU,.n_threads = 1,
-      .memory_budget = (guint64) MEMORY_BUDGET_MIB << 20,
-    };
-    HfamContext *ctx = model ? hfam_context_new (model, &options, NULL, NULL)
-        : NULL;
-    guint8 pixels[WIDTH * HEIGHT * 4] = { 0 };
-    HfamImage frame = {.planes = {pixels},.strides = {WIDTH * 4},
-      .width = WIDTH,.height = HEIGHT,.format = HFAM_FORMAT_RGBA,
-    };
-    GError *error = NULL;
-    gboolean refused = ctx && !hfam_context_run (ctx, &frame, &params, NULL, 0,
-        &error) && g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET);
-
-    g_clear_error (&error);
-    hfam_context_free (ctx);
-    hfam_model_free (model);
-    _exit (refused ? 0 : 1);
-  }
-  return pid > 0 && waitpid (pid, &status, 0) == pid && WIFEXITED (status)
-      && WEXITSTATUS (status) == 0;
-}
-
 TCase *
 running_tcase (void)
 {
@@ -275,12 +239,7 @@ running_tcase (void)
 
   tcase_add_loop_test (tc, test_inference_size_change, 0, 2);
   tcase_add_test (tc, test_ready_only_properties);
-  if (engine_enforces_budget ()) {
-    tcase_add_test (tc, test_memory_budget_first_frame);
-    tcase_add_test (tc, test_memory_budget_size_change);
-  } else {
-    g_print ("running: libhfam does not enforce memory budgets yet: the "
-        "memory-budget tests are left out\n");
-  }
+  tcase_add_test (tc, test_memory_budget_first_frame);
+  tcase_add_test (tc, test_memory_budget_size_change);
   return tc;
 }
