@@ -4,15 +4,14 @@
  * collect_frame pops them from `done`. Each frame's buffers count in the budget. */
 #include "backend-cpu.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static void
 free_frame (CpuBackend *be, CpuFrame *f)
 {
-  g_clear_pointer (&f->input, free);
-  g_clear_pointer (&f->semantic, free);
-  g_clear_pointer (&f->fusion, free);
+  g_clear_pointer (&f->input, hfam_cpu_free);
+  g_clear_pointer (&f->semantic, hfam_cpu_free);
+  g_clear_pointer (&f->fusion, hfam_cpu_free);
   g_clear_error (&f->error);
   hfam_cpu_release_counted (be, &f->bytes);
 }

@@ -7,20 +7,59 @@
 #include "heads.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Buffers of 1 MiB and more are mapped and unmapped on their own: a plan freed and made again
+ * (a new inference size, each start of the element) then gives its memory back to the system,
+ * where malloc keeps it in the arena of the thread that freed it (hfam-soak saw RSS grow by
+ * tens of MB over 200 restarts). A header before the buffer holds its size, which says how. */
+#define MAPPED_MIN ((size_t) 1 << 20)
+#define HEADER_BYTES 64 /* keeps the buffer 64-byte aligned */
 
 static void *
 aligned_alloc0 (size_t size, GError **error)
 {
-  void *p = NULL;
-  if (posix_memalign (&p, 64, MAX (size, 64)) != 0) {
+  uint8_t *base = NULL;
+
+  if (size <= SIZE_MAX - HEADER_BYTES) {
+    if (size >= MAPPED_MIN) {
+      /* anonymous pages come zeroed */
+      base = mmap (NULL, size + HEADER_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base == MAP_FAILED)
+        base = NULL;
+    } else {
+      void *p = NULL;
+      if (posix_memalign (&p, 64, size + HEADER_BYTES) == 0)
+        base = memset (p, 0, size + HEADER_BYTES);
+    }
+  }
+  if (!base) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: out of memory (%zu bytes)",
                  size);
     return NULL;
   }
-  memset (p, 0, MAX (size, 64));
-  return p;
+  memcpy (base, &size, sizeof size);
+  return base + HEADER_BYTES;
+}
+
+void
+hfam_cpu_free (void *p)
+{
+  uint8_t *base;
+  size_t size;
+
+  if (!p)
+    return;
+  base = (uint8_t *) p - HEADER_BYTES;
+  memcpy (&size, base, sizeof size);
+  if (size >= MAPPED_MIN)
+    munmap (base, size + HEADER_BYTES);
+  else
+    free (base);
 }
 
 void *
@@ -70,7 +109,7 @@ static void
 block_free (gpointer p)
 {
   Block *b = p;
-  free (b->data);
+  hfam_cpu_free (b->data);
   g_free (b);
 }
 
@@ -82,7 +121,7 @@ drop_weights (CpuBackend *be, Step *s)
 {
   if (s->weights)
     dnnl_memory_destroy (s->weights);
-  free (s->weights_data);
+  hfam_cpu_free (s->weights_data);
   s->weights = NULL;
   s->weights_data = NULL;
   hfam_cpu_release_counted (be, &s->weights_size);
@@ -106,7 +145,7 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
   if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
                               error))
     return FALSE;
-  if ((plain = g_try_malloc (plain_size))) {
+  if ((plain = aligned_alloc0 (plain_size, NULL))) {
     hfam_st_to_f32 (p->weight, plain);
     if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw) == dnnl_success
         && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
@@ -124,7 +163,7 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
     dnnl_primitive_desc_destroy (rpd);
   if (plain_mem)
     dnnl_memory_destroy (plain_mem);
-  g_free (plain);
+  hfam_cpu_free (plain);
   hfam_host_budget_give (be->budget, plain_size);
   if (!ok)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
@@ -526,14 +565,14 @@ clear_plan (CpuBackend *be)
       dnnl_primitive_destroy (s->to_planar);
     if (s->planar_mem)
       dnnl_memory_destroy (s->planar_mem);
-    free (s->planar);
+    hfam_cpu_free (s->planar);
     if (s->pad_copy)
       dnnl_primitive_destroy (s->pad_copy);
     if (s->padded_mem)
       dnnl_memory_destroy (s->padded_mem);
     if (s->padded_inner)
       dnnl_memory_destroy (s->padded_inner);
-    free (s->padded);
+    hfam_cpu_free (s->padded);
     s->padded = NULL;
     s->padded_mem = s->padded_inner = NULL;
     s->pad_copy = NULL;
@@ -548,7 +587,7 @@ clear_plan (CpuBackend *be)
   hfam_cpu_release_counted (be, &be->plan_bytes);
   if (be->scratchpad_mem)
     dnnl_memory_destroy (be->scratchpad_mem);
-  free (be->scratchpad);
+  hfam_cpu_free (be->scratchpad);
   be->scratchpad = NULL;
   be->scratchpad_mem = NULL;
   be->scratchpad_size = 0;
@@ -851,7 +890,7 @@ cpu_free (HfamBackend *base)
         dnnl_memory_destroy (s->folded_mem);
       if (s->fold_reorder)
         dnnl_primitive_destroy (s->fold_reorder);
-      free (s->bias_data);
+      hfam_cpu_free (s->bias_data);
       g_free (s->squeeze_w);
       g_free (s->squeeze_b);
       g_free (s->select_w);

@@ -97,8 +97,9 @@ typedef struct {
 
 /* Host memory whose size comes from the weight file or the input size: counted in the
  * context's budget (refused above it, HFAM_ERROR_BUDGET) and in `held`, which
- * hfam_cpu_release_counted gives back; 64-byte aligned, zeroed, freed with free (). */
+ * hfam_cpu_release_counted gives back; 64-byte aligned, zeroed, freed with hfam_cpu_free. */
 void *hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **error);
+void hfam_cpu_free (void *p);
 void hfam_cpu_release_counted (CpuBackend *be, guint64 *held);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
