@@ -304,8 +304,9 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_MEMORY_BUDGET,
       g_param_spec_uint64 ("memory-budget", "Memory budget",
-          "Host memory in MiB the network may take for an inference size "
-          "(weights excluded; 0 = half the physical memory, at most 8 GiB); "
+          "Host memory in MiB the network may take for its weights in the "
+          "CPU's layout and an inference size (0 = half the physical memory, "
+          "at most 8 GiB); "
           "changeable only in NULL and READY", 0, MAX_MEMORY_BUDGET,
           DEFAULT_PROP_MEMORY_BUDGET, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
