@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* acc[i] += add[i] - sub[i] (either may be NULL) */
-static void
+HFAM_VECTOR_CLONES static void
 slide (float *acc, const float *add, const float *sub, size_t n)
 {
   if (add && sub)
@@ -42,7 +42,7 @@ row_means (const float *col, float *prefix, float *mean, int w, int c, int r, in
   }
 }
 
-static void
+HFAM_VECTOR_CLONES static void
 row_means_any (const float *col, float *prefix, float *mean, int w, int c, int r, int ny)
 {
   switch (c) {
@@ -162,7 +162,28 @@ packed_row (const uint8_t *p, int width, int bpp, int ri, int bi, float *rgb)
   }
 }
 
+void *
+hfam_scratch_reserve (HfamScratch *s, size_t bytes)
+{
+  if (s->bytes < bytes) {
+    free (s->mem);
+    s->bytes = 0;
+    if (!(s->mem = malloc (bytes)))
+      return NULL;
+    s->bytes = bytes;
+  }
+  return s->mem;
+}
+
 void
+hfam_scratch_clear (HfamScratch *s)
+{
+  free (s->mem);
+  s->mem = NULL;
+  s->bytes = 0;
+}
+
+HFAM_VECTOR_CLONES void
 hfam_frame_row_rgb01 (const HfamFrame *f, const HfamYuvToRgb *yuv, int y, float *rgb)
 {
   const uint8_t *p = f->planes[0] + (ptrdiff_t) y * f->strides[0];

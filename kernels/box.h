@@ -15,12 +15,24 @@
 #ifndef HFAM_KERNELS_BOX_H
 #define HFAM_KERNELS_BOX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "frame.h"
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The row loops here and in refine.c and foreground.c vectorise; where the toolchain can
+ * dispatch at run time, an AVX2 clone doubles their width (no FMA: the clones round alike). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define HFAM_VECTOR_CLONES __attribute__ ((target_clones ("avx2", "default")))
+#endif
+#endif
+#ifndef HFAM_VECTOR_CLONES
+#define HFAM_VECTOR_CLONES
 #endif
 
 /* Input row y (w * c floats): a pointer into the caller's data, or `scratch` (w * c floats of
@@ -52,6 +64,17 @@ int hfam_box_rows_init (HfamBoxRows *b, int w, int h, int c, int r, int y0, Hfam
 /* The means of row b->y (w * c floats, valid until the next call); b->y advances. */
 const float *hfam_box_rows_next (HfamBoxRows *b);
 void hfam_box_rows_clear (HfamBoxRows *b);
+
+/* Host memory a kernel keeps from call to call (zero-initialise it; hfam_scratch_clear frees
+ * it): at 1080p a fresh allocation per frame costs more in page faults than the arithmetic. */
+typedef struct {
+  void *mem;
+  size_t bytes;
+} HfamScratch;
+
+/* At least `bytes` bytes (what was there is not kept), or NULL when there is no memory. */
+void *hfam_scratch_reserve (HfamScratch *s, size_t bytes);
+void hfam_scratch_clear (HfamScratch *s);
 
 /* Row y of a host frame as R'G'B' floats in 0..1, 3 per pixel (frame.h's conversion divided
  * by 255), to rgb (3 * width floats). */

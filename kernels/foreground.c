@@ -60,7 +60,7 @@ fuse (const float *m, float a, const float I[3], float F[3], float bB[3])
 
 /* Pass 1's input: alpha, I alpha, I (1 - alpha). The frame's row goes to the last 3 w floats
  * of `row` first: pixel x's outputs end before pixel x + 1's colours begin. */
-static const float *
+HFAM_VECTOR_CLONES static const float *
 first_in (int y, float *row, void *user)
 {
   const Fusion *f = user;
@@ -85,7 +85,7 @@ first_in (int y, float *row, void *user)
 }
 
 /* Pass 2's input row y, o, from pass 1's means m. */
-static void
+HFAM_VECTOR_CLONES static void
 first_out (const Fusion *f, int y, const float *m, float *rgb, float *o)
 {
   const int w = f->frame->width;
@@ -121,7 +121,7 @@ second_in (int y, float *scratch, void *user)
 }
 
 /* The output row y from pass 2's means m. */
-static void
+HFAM_VECTOR_CLONES static void
 second_out (const Fusion *f, int y, const float *m, float *rgb)
 {
   const int w = f->frame->width;

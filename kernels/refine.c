@@ -52,7 +52,7 @@ typedef struct {
 } Refine;
 
 /* Step 3's input: I, p, I p, then I_i I_j for i <= j (padding 0). */
-static const float *
+HFAM_VECTOR_CLONES static const float *
 stats_row (int y, float *row, void *user)
 {
   const Refine *g = user;
@@ -92,7 +92,7 @@ stats_row (int y, float *row, void *user)
 }
 
 /* Step 4: the fit of each window from its means. */
-static void
+HFAM_VECTOR_CLONES static void
 coef_row (int y, const float *m, float *scratch, void *user)
 {
   const Refine *g = user;
@@ -202,7 +202,7 @@ apply_coefficients (const HfamResizeFilter *fx, const float *c, const float *rgb
 }
 
 /* Step 5, one row of the frame: the coefficients enlarged (fy's taps, then fx's) and applied. */
-static void
+HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
            const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
            float *tmp, float *rgb, float *out)
@@ -229,39 +229,44 @@ apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *
 int
 hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
              const HfamYuvToRgb *yuv, const HfamRefineParams *p, const HfamKeyLevels *levels,
-             float *out, int out_stride)
+             float *out, int out_stride, HfamScratch *scratch)
 {
   const int w = frame ? frame->width : 0, h = frame ? frame->height : 0;
   const int sw = p && p->stats_width ? p->stats_width : aw;
   const int sh = p && p->stats_height ? p->stats_height : ah;
-  const int nc = p && p->colour ? 3 : 1;
+  const int nc = p && p->colour ? 3 : 1, threads = omp_get_max_threads ();
   const size_t plane = (size_t) sw * sh;
+  HfamScratch own = { NULL, 0 };
   HfamResizeFilter fx, fy;
-  float *guide = NULL, *low_alpha = NULL, *coef = NULL, *mean_coef = NULL;
+  size_t row_floats, total;
+  float *guide, *low_alpha, *coef, *mean_coef, *rows;
   int failed = 0;
 
   if (!alpha || !out || !hfam_frame_valid (frame) || out_stride < w
       || (frame->format >= HFAM_FRAME_NV12 && !yuv) || !hfam_refine_params_valid (p, aw, ah, w, h)
       || (levels && !hfam_key_levels_valid (levels)))
     return -1;
-  if (hfam_resize_filter_init (&fx, sw, w) != 0)
+  /* the guide, alpha, the coefficients and their means at the statistics' size, then each
+   * thread's rows of the last step */
+  row_floats = (size_t) (nc + 1) * sw + 3 * (size_t) w;
+  total = (nc + 1 + 2 * (size_t) (nc + 1)) * plane + row_floats * threads;
+  if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, sizeof (float) * total)))
     return -1;
-  if (hfam_resize_filter_init (&fy, sh, h) != 0) {
+  low_alpha = guide + nc * plane;
+  coef = low_alpha + plane;
+  mean_coef = coef + (nc + 1) * plane;
+  rows = mean_coef + (nc + 1) * plane;
+  if (hfam_resize_filter_init (&fx, sw, w) != 0 || hfam_resize_filter_init (&fy, sh, h) != 0) {
     hfam_resize_filter_clear (&fx);
+    hfam_scratch_clear (&own);
     return -1;
   }
-  guide = malloc (sizeof (float) * nc * plane);
-  coef = malloc (sizeof (float) * (nc + 1) * plane);
-  mean_coef = malloc (sizeof (float) * (nc + 1) * plane);
   if (sw != aw || sh != ah)
-    low_alpha = malloc (sizeof (float) * plane);
-  failed = !guide || !coef || !mean_coef || ((sw != aw || sh != ah) && !low_alpha);
-  if (!failed && low_alpha)
     failed = hfam_resize_plane (alpha, aw, ah, aw, low_alpha, sw, sh, sw) != 0;
   if (!failed)
     failed = low_guide (frame, yuv, sw, sh, nc, guide) != 0;
 
-  Refine g = { guide, low_alpha ? low_alpha : alpha, sw, sh, nc, p ? p->eps : 0.0f, coef,
+  Refine g = { guide, sw != aw || sh != ah ? low_alpha : alpha, sw, sh, nc, p->eps, coef,
                mean_coef };
   if (!failed)
     failed = hfam_box_mean (sw, sh, HFAM_REFINE_STATS_CHANNELS (p->colour), p->radius,
@@ -269,26 +274,15 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
   if (!failed)
     failed = hfam_box_mean (sw, sh, nc + 1, p->radius, coef_in, coef_out, &g) != 0;
   if (!failed) {
-#pragma omp parallel if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
-    {
-      float *tmp = malloc (sizeof (float) * ((size_t) (nc + 1) * sw + 3 * (size_t) w));
-      if (!tmp) {
-#pragma omp atomic write
-        failed = 1;
-      }
-#pragma omp for
-      for (int y = 0; y < h; y++)
-        if (tmp)
-          apply_row (&g, &fx, &fy, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
-                     out + (size_t) y * out_stride);
-      free (tmp);
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+    for (int y = 0; y < h; y++) {
+      float *tmp = rows + row_floats * omp_get_thread_num ();
+      apply_row (&g, &fx, &fy, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
+                 out + (size_t) y * out_stride);
     }
   }
   hfam_resize_filter_clear (&fx);
   hfam_resize_filter_clear (&fy);
-  free (guide);
-  free (low_alpha);
-  free (coef);
-  free (mean_coef);
+  hfam_scratch_clear (&own);
   return failed ? -1 : 0;
 }

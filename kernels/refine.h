@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 
+#include "box.h"
 #include "frame.h"
 
 #ifdef __cplusplus
@@ -62,11 +63,12 @@ int hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int fra
 
 /* alpha (aw x ah, tightly packed; the network's alpha_p) refined with `frame` as the guide
  * (yuv for NV12 and I420 only) into out (frame->width x frame->height, out_stride floats per
- * row), clamped to 0..1, then the key levels (NULL: none). 0, or -1 on bad arguments or no
- * memory. */
+ * row), clamped to 0..1, then the key levels (NULL: none). scratch: memory kept for the next
+ * call (NULL: allocated and freed in this one; about 9 floats per pixel of the statistics).
+ * 0, or -1 on bad arguments or no memory. */
 int hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
                  const HfamYuvToRgb *yuv, const HfamRefineParams *p,
-                 const HfamKeyLevels *levels, float *out, int out_stride);
+                 const HfamKeyLevels *levels, float *out, int out_stride, HfamScratch *scratch);
 
 #ifdef __cplusplus
 }

@@ -822,7 +822,7 @@ test_refine (void)
       CHECK_CUDA (hfam_cuda_refine_plan_new (&plan, aw, ah, w, h, &p));
       CHECK_CUDA (hfam_cuda_refine (&plan, dalpha, &f.dev, &yuv, &p, lv, dout, w, 0));
       download (dout, n, HFAM_CUDA_F32, gpu);
-      g_assert_cmpint (hfam_refine (alpha, aw, ah, &f.host, &yuv, &p, lv, cpu, w), ==, 0);
+      g_assert_cmpint (hfam_refine (alpha, aw, ah, &f.host, &yuv, &p, lv, cpu, w, NULL), ==, 0);
       snprintf (name, sizeof name, "refine %s %s %dx%d->%dx%d r %d%s", p.colour ? "colour" : "grey",
                 format_names[src], aw, ah, w, h, p.radius, lv ? " levels" : "");
       report_within (name, HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);

@@ -4,7 +4,8 @@
  * the CPU time of the process (all threads) over the thread count: on a shared machine the
  * wall time is what the others leave, the CPU time what a quiet machine would take.
  *
- * Usage: bench-edges [THREADS [ROUNDS]]   (defaults: 2 threads, 21 rounds) */
+ * Usage: bench-edges [THREADS [ROUNDS [STEP]]]   (defaults: 2 threads, 21 rounds, every step;
+ *        STEP 0..3 runs one, for a profiler) */
 #include "foreground.h"
 #include "refine.h"
 
@@ -38,6 +39,7 @@ int
 main (int argc, char **argv)
 {
   const int threads = argc > 1 ? atoi (argv[1]) : 2, rounds = argc > 2 ? atoi (argv[2]) : 21;
+  const int only = argc > 3 ? atoi (argv[3]) : -1;
   static const char *const names[] = { "refine (colour guide, r 8)", "refine (grey guide, r 8)",
                                        "foreground (r 90, 6)", "key levels" };
   enum { N_STEPS = G_N_ELEMENTS (names) };
@@ -50,6 +52,7 @@ main (int argc, char **argv)
   const HfamMatteImage out = { rgba, 4 * W, W, H, HFAM_MATTE_RGBA };
   const HfamForegroundParams fg = { 90, 6 };
   const HfamKeyLevels levels = { 0.1f, 0.9f };
+  HfamScratch scratch = { NULL, 0 };  /* kept from frame to frame, as a stream would */
   GRand *rng = g_rand_new_with_seed (1);
 
   if (threads < 1 || rounds < 1)
@@ -65,8 +68,10 @@ main (int argc, char **argv)
       const gint64 t0 = g_get_monotonic_time ();
       const double c0 = cpu_ms ();
       int ret = 0;
+      if (only >= 0 && s != only)
+        continue;
       if (s < 2)
-        ret = hfam_refine (alpha, AW, AH, &frame, NULL, &rp, NULL, full, W);
+        ret = hfam_refine (alpha, AW, AH, &frame, NULL, &rp, NULL, full, W, &scratch);
       else if (s == 2)
         ret = hfam_foreground (&frame, NULL, full, W, &fg, &out);
       else
@@ -81,11 +86,14 @@ main (int argc, char **argv)
   printf ("%dx%d, matte %dx%d, %d threads, median of %d rounds: wall ms, CPU ms / threads\n",
           W, H, AW, AH, threads, rounds);
   for (int s = 0; s < N_STEPS; s++) {
+    if (only >= 0 && s != only)
+      continue;
     qsort (ms + (size_t) s * rounds, rounds, sizeof (double), compare);
     qsort (cpu + (size_t) s * rounds, rounds, sizeof (double), compare);
     printf ("  %-28s %7.2f %7.2f\n", names[s], ms[(size_t) s * rounds + rounds / 2],
             cpu[(size_t) s * rounds + rounds / 2]);
   }
+  hfam_scratch_clear (&scratch);
   g_rand_free (rng);
   return 0;
 }

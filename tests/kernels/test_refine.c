@@ -232,7 +232,19 @@ check_refine (int fw, int fh, int aw, int ah, int sw, int sh, int colour, int r,
 
   for (int i = 0; i < aw * ah; i++)
     alpha[i] = (float) g_rand_double_range (rng, -0.1, 1.1);
-  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, out, fw), ==, 0);
+  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, out, fw, NULL), ==, 0);
+  /* the same with memory kept from an earlier call, of another size */
+  {
+    HfamScratch scratch = { NULL, 0 };
+    g_autofree float *again = g_new (float, (size_t) fw * fh);
+    g_assert_nonnull (hfam_scratch_reserve (&scratch, 64));
+    for (int k = 0; k < 2; k++) {
+      g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, again, fw, &scratch),
+                       ==, 0);
+      g_assert_cmpmem (again, sizeof (float) * fw * fh, out, sizeof (float) * fw * fh);
+    }
+    hfam_scratch_clear (&scratch);
+  }
 
   g_assert_cmpint (hfam_preprocess_rgb8 (im.rgb, fw, fh, 3 * fw, 3, offsets, rgb, sw, sh, order,
                                          1.0f, zero, one), ==, 0);
@@ -294,25 +306,25 @@ test_refine_arguments (void)
     alpha[i] = 0.5f;
   for (int i = 0; i < 60; i++)
     out[i] = -7.0f;
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10), ==, 0);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, 0);
   for (int y = 0; y < 6; y++)
     for (int x = 8; x < 10; x++)
       g_assert_cmpfloat (out[y * 10 + x], ==, -7.0f);
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 7), ==, -1);
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, &bad, out, 10), ==, -1);
-  g_assert_cmpint (hfam_refine (alpha, 0, 3, &frame, NULL, &p, NULL, out, 10), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 7, NULL), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, &bad, out, 10, NULL), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 0, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, -1);
   p.radius = 0;
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, -1);
   p.radius = 1;
   p.eps = 0.0f;
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, -1);
   p.eps = 1e-2f;
   p.stats_width = 9;   /* larger than the frame */
   p.stats_height = 3;
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, -1);
   p.stats_width = 4;
   p.stats_height = 0;
-  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10), ==, -1);
+  g_assert_cmpint (hfam_refine (alpha, 4, 3, &frame, NULL, &p, NULL, out, 10, NULL), ==, -1);
   g_free (im.rgb);
 }
 
@@ -333,7 +345,7 @@ test_refine_constant_guide (void)
   for (int y = 0; y < ah; y++)
     for (int x = 0; x < aw; x++)
       alpha[y * aw + x] = 0.2f + 0.6f * x / (aw - 1) * (0.5f + 0.5f * y / (ah - 1));
-  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, out, fw), ==, 0);
+  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, out, fw, NULL), ==, 0);
   g_assert_cmpint (hfam_resize_plane (alpha, aw, ah, aw, plain, fw, fh, fw), ==, 0);
   /* away from the borders: two box passes of radius r at the low size, 4x enlarged */
   for (int y = 4 * (2 * r + 1); y < fh - 4 * (2 * r + 1); y++)
@@ -345,7 +357,8 @@ test_refine_constant_guide (void)
 
   /* the key levels folded in are the levels applied after */
   const HfamKeyLevels levels = { 0.3f, 0.7f };
-  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, &levels, plain, fw), ==, 0);
+  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, &levels, plain, fw, NULL), ==,
+                   0);
   hfam_key_levels_apply (out, (size_t) fw * fh, &levels);
   for (int i = 0; i < fw * fh; i++)
     g_assert_cmpfloat (plain[i], ==, out[i]);
@@ -376,7 +389,8 @@ test_refine_step_edge (void)
     }
   g_assert_cmpint (hfam_resize_plane (truth, fw, fh, fw, alpha, aw, ah, aw), ==, 0);
   g_assert_cmpint (hfam_resize_plane (alpha, aw, ah, aw, plain, fw, fh, fw), ==, 0);
-  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, refined, fw), ==, 0);
+  g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, refined, fw, NULL), ==,
+                   0);
   for (int x = 0; x < fw; x++) {
     const float a = plain[(fh / 2) * fw + x], b = refined[(fh / 2) * fw + x];
     ramp_plain += a > 0.1f && a < 0.9f;
