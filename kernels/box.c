@@ -29,16 +29,28 @@ slide (float *acc, const float *add, const float *sub, size_t n)
 static inline __attribute__ ((always_inline)) void
 row_means (const float *col, float *prefix, float *mean, int w, int c, int r, int ny)
 {
+  /* the windows that fit inside the row: one scale, and a loop over contiguous values */
+  const int inner_lo = r < w ? r : w, inner_hi = w - r - 1;
+  const float inner_scale = 1.0f / (float) ((2 * r + 1) * ny);
+
   for (int k = 0; k < c; k++)
     prefix[k] = 0.0f;
   for (int x = 0; x < w; x++)
     for (int k = 0; k < c; k++)
       prefix[(size_t) (x + 1) * c + k] = prefix[(size_t) x * c + k] + col[(size_t) x * c + k];
   for (int x = 0; x < w; x++) {
+    if (x == inner_lo && inner_lo <= inner_hi) {
+      const size_t ahead = (size_t) (r + 1) * c, behind = (size_t) r * c;
+      for (size_t i = (size_t) inner_lo * c; i < (size_t) (inner_hi + 1) * c; i++)
+        mean[i] = (prefix[i + ahead] - prefix[i - behind]) * inner_scale;
+      x = inner_hi;
+      continue;
+    }
     const int lo = x - r < 0 ? 0 : x - r, hi = x + r + 1 > w ? w : x + r + 1;
-    const float inv = 1.0f / (float) ((hi - lo) * ny);
+    const float scale = 1.0f / (float) ((hi - lo) * ny);
     for (int k = 0; k < c; k++)
-      mean[(size_t) x * c + k] = (prefix[(size_t) hi * c + k] - prefix[(size_t) lo * c + k]) * inv;
+      mean[(size_t) x * c + k] = (prefix[(size_t) hi * c + k] - prefix[(size_t) lo * c + k])
+                                 * scale;
   }
 }
 
