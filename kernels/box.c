@@ -95,9 +95,10 @@ hfam_box_rows_init (HfamBoxRows *b, int w, int h, int c, int r, int y0, HfamBoxR
   b->y = y0;
   b->in = in;
   b->user = user;
-  /* the sums of the rows above y0's window: the first call slides them onto it */
+  b->y0 = y0;
+  /* the sums of y0's window; later rows slide it */
   memset (b->col, 0, sizeof (float) * n);
-  for (int t = y0 - r - 1 < 0 ? 0 : y0 - r - 1; t < y0 + r && t < h; t++)
+  for (int t = y0 - r < 0 ? 0 : y0 - r; t <= y0 + r && t < h; t++)
     slide (b->col, in (t, b->scratch_add, user), NULL, n);
   return 0;
 }
@@ -108,9 +109,10 @@ hfam_box_rows_next (HfamBoxRows *b)
   const int y = b->y, r = b->r, h = b->h;
   const int ny = (y + r >= h ? h - 1 : y + r) - (y - r < 0 ? 0 : y - r) + 1;
 
-  slide (b->col, y + r < h ? b->in (y + r, b->scratch_add, b->user) : NULL,
-         y - r - 1 >= 0 ? b->in (y - r - 1, b->scratch_sub, b->user) : NULL,
-         (size_t) b->w * b->c);
+  if (y > b->y0)
+    slide (b->col, y + r < h ? b->in (y + r, b->scratch_add, b->user) : NULL,
+           y - r - 1 >= 0 ? b->in (y - r - 1, b->scratch_sub, b->user) : NULL,
+           (size_t) b->w * b->c);
   row_means_any (b->col, b->prefix, b->mean, b->w, b->c, r, ny);
   b->y++;
   return b->mean;

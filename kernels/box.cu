@@ -14,10 +14,11 @@ column_sums (const float *src, float *sums, int n, int h, int r)
     return;
   const int y1 = min (h, y0 + SEGMENT);
   float s = 0.0f;
-  /* the rows above y0's window, as the twin: the first step slides them onto it */
-  for (int t = max (0, y0 - r - 1); t < min (y0 + r, h); t++)
+  /* y0's window, then slide, as the twin */
+  for (int t = max (0, y0 - r); t <= min (y0 + r, h - 1); t++)
     s += src[(size_t) t * n + i];
-  for (int y = y0; y < y1; y++) {
+  sums[(size_t) y0 * n + i] = s;
+  for (int y = y0 + 1; y < y1; y++) {
     if (y + r < h)
       s += src[(size_t) (y + r) * n + i];
     if (y - r - 1 >= 0)
@@ -38,12 +39,12 @@ row_means (const float *sums, float *dst, int w, int h, int c, int r, int segmen
   const float *row = sums + (size_t) y * w * c + k;
   float *out = dst + (size_t) y * w * c + k;
   float s = 0.0f;
-  for (int t = max (0, x0 - r - 1); t < min (x0 + r, w); t++)
+  for (int t = max (0, x0 - r); t <= min (x0 + r, w - 1); t++)
     s += row[(size_t) t * c];
   for (int x = x0; x < x1; x++) {
-    if (x + r < w)
+    if (x > x0 && x + r < w)
       s += row[(size_t) (x + r) * c];
-    if (x - r - 1 >= 0)
+    if (x > x0 && x - r - 1 >= 0)
       s -= row[(size_t) (x - r - 1) * c];
     const int nx = min (w - 1, x + r) - max (0, x - r) + 1;
     out[(size_t) x * c] = s * (1.0f / (float) (nx * ny));

@@ -51,10 +51,11 @@ int hfam_box_mean (int w, int h, int c, int r, HfamBoxRowIn in, HfamBoxRowOut ou
  * filters (the second's input rows made from the first's means as it asks for them). */
 typedef struct {
   int w, h, c, r;
+  int y0;                /* the first row */
   int y;                 /* the row hfam_box_rows_next returns */
   HfamBoxRowIn in;
   void *user;
-  float *col;            /* the column sums of row y - 1 */
+  float *col;            /* the column sums of the last row returned (of y0 before) */
   float *scratch_add, *scratch_sub, *prefix, *mean;
 } HfamBoxRows;
 
