@@ -105,7 +105,6 @@ first_out (const Fusion *f, int y, const float *m, float *rgb, float *o)
 {
   const int w = f->frame->width;
   const float *alpha = f->alpha + (size_t) y * f->alpha_stride;
-
   float *inv = rgb + 3 * (size_t) w;
 
   hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);

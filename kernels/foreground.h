@@ -40,7 +40,8 @@ int hfam_foreground_params_valid (const HfamForegroundParams *p);
 
 /* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row)
  * to out (frame's size; RGBA, BGRA or their premultiplied formats). 0, or -1 on bad arguments
- * or no memory (it needs 8 floats per pixel). */
+ * or no memory (each thread of the OpenMP team takes (2 radius_small + 7) rows of 8 floats per
+ * pixel). */
 int hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
                      int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out);
 
