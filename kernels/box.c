@@ -75,14 +75,15 @@ row_means_any (const float *col, float *prefix, float *mean, int w, int c, int r
 
 int
 hfam_box_rows_init (HfamBoxRows *b, int w, int h, int c, int r, int y0, HfamBoxRowIn in,
-                    void *user)
+                    void *user, float *mem)
 {
   const size_t n = (size_t) w * c;
 
   memset (b, 0, sizeof *b);
   if (w < 1 || h < 1 || c < 1 || r < 0 || y0 < 0 || y0 >= h || !in)
     return -1;
-  if (!(b->col = malloc (sizeof (float) * (5 * n + c))))
+  b->owned = !mem;
+  if (!(b->col = mem ? mem : malloc (sizeof (float) * HFAM_BOX_ROWS_FLOATS (w, c))))
     return -1;
   b->scratch_add = b->col + n;
   b->scratch_sub = b->scratch_add + n;
@@ -121,7 +122,8 @@ hfam_box_rows_next (HfamBoxRows *b)
 void
 hfam_box_rows_clear (HfamBoxRows *b)
 {
-  free (b->col);
+  if (b->owned)
+    free (b->col);
   b->col = NULL;
 }
 
@@ -133,7 +135,7 @@ box_band (int w, int h, int c, int r, int y0, int y1, HfamBoxRowIn in, HfamBoxRo
   HfamBoxRows b;
   float *scratch_out = malloc (sizeof (float) * w * (size_t) c);
 
-  if (!scratch_out || hfam_box_rows_init (&b, w, h, c, r, y0, in, user) != 0) {
+  if (!scratch_out || hfam_box_rows_init (&b, w, h, c, r, y0, in, user, NULL) != 0) {
     free (scratch_out);
     return -1;
   }

@@ -57,11 +57,16 @@ typedef struct {
   void *user;
   float *col;            /* the column sums of the last row returned (of y0 before) */
   float *scratch_add, *scratch_sub, *prefix, *mean;
+  int owned;             /* whether col is this iterator's allocation */
 } HfamBoxRows;
 
-/* 0, or -1 on bad arguments or no memory. */
+/* Floats of an iterator's buffers. */
+#define HFAM_BOX_ROWS_FLOATS(w, c) (5 * (size_t) (w) * (c) + (c))
+
+/* mem: HFAM_BOX_ROWS_FLOATS (w, c) floats for the buffers, or NULL to allocate them. 0, or -1
+ * on bad arguments or no memory. */
 int hfam_box_rows_init (HfamBoxRows *b, int w, int h, int c, int r, int y0, HfamBoxRowIn in,
-                        void *user);
+                        void *user, float *mem);
 /* The means of row b->y (w * c floats, valid until the next call); b->y advances. */
 const float *hfam_box_rows_next (HfamBoxRows *b);
 void hfam_box_rows_clear (HfamBoxRows *b);

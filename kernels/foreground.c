@@ -170,39 +170,43 @@ second_out (const Fusion *f, int y, const float *m, float *rgb)
   }
 }
 
-/* Output rows [y0, y1); 0, or -1 when the band's buffers cannot be had. */
-static int
-band_run (const Fusion *f, const HfamForegroundParams *p, int y0, int y1)
+/* Floats of one band's memory: the ring, a row of colours and inverses, the two iterators. */
+static size_t
+band_floats (int w, int radius_small)
+{
+  return (size_t) (2 * radius_small + 2) * w * C + 5 * (size_t) w
+         + 2 * HFAM_BOX_ROWS_FLOATS (w, C);
+}
+
+/* Output rows [y0, y1) with mem (band_floats). */
+static void
+band_run (const Fusion *f, const HfamForegroundParams *p, int y0, int y1, float *mem)
 {
   const int w = f->frame->width, h = f->frame->height, rs = p->radius_small;
   const int first_row = y0 - rs < 0 ? 0 : y0 - rs;
-  Band b = { f, { 0 }, NULL, 2 * rs + 2, NULL };
-  HfamBoxRows second = { 0 };
-  int ret = -1;
+  Band b = { f, { 0 }, mem, 2 * rs + 2, NULL };
+  float *first_mem = mem + (size_t) b.ring_rows * w * C + 5 * (size_t) w;
+  HfamBoxRows second;
 
-  b.ring = malloc (sizeof (float) * ((size_t) b.ring_rows * w * C + 5 * (size_t) w));
-  if (!b.ring)
-    return -1;
   b.rgb = b.ring + (size_t) b.ring_rows * w * C;
-  if (hfam_box_rows_init (&b.first, w, h, C, p->radius_large, first_row, first_in, (void *) f)
-      == 0
-      && hfam_box_rows_init (&second, w, h, C, rs, y0, second_in, &b) == 0) {
-    for (int y = y0; y < y1; y++)
-      second_out (f, y, hfam_box_rows_next (&second), b.rgb);
-    ret = 0;
-  }
-  hfam_box_rows_clear (&second);
-  hfam_box_rows_clear (&b.first);
-  free (b.ring);
-  return ret;
+  /* (with their memory given, the iterators cannot fail) */
+  hfam_box_rows_init (&b.first, w, h, C, p->radius_large, first_row, first_in, (void *) f,
+                      first_mem);
+  hfam_box_rows_init (&second, w, h, C, rs, y0, second_in, &b,
+                      first_mem + HFAM_BOX_ROWS_FLOATS (w, C));
+  for (int y = y0; y < y1; y++)
+    second_out (f, y, hfam_box_rows_next (&second), b.rgb);
 }
 
 int
 hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
-                 int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out)
+                 int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out,
+                 HfamScratch *scratch)
 {
   const Fusion f = { frame, yuv, alpha, alpha_stride, out };
-  int failed = 0;
+  HfamScratch own = { NULL, 0 };
+  size_t per_band;
+  float *mem;
 
   if (!hfam_frame_valid (frame) || (frame->format >= HFAM_FRAME_NV12 && !yuv) || !alpha
       || alpha_stride < frame->width || !hfam_foreground_params_valid (p) || !out || !out->data
@@ -210,14 +214,18 @@ hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *a
       || out->width != frame->width || out->height != frame->height
       || out->stride < 4 * out->width)
     return -1;
+  per_band = band_floats (frame->width, p->radius_small);
+  mem = hfam_scratch_reserve (scratch ? scratch : &own,
+                              sizeof (float) * per_band * omp_get_max_threads ());
+  if (!mem)
+    return -1;
 #pragma omp parallel if ((int64_t) frame->width * frame->height >= HFAM_PARALLEL_MIN_VALUES)
   {
     const int t = omp_get_thread_num (), nt = omp_get_num_threads (), h = frame->height;
     const int y0 = (int) ((int64_t) h * t / nt), y1 = (int) ((int64_t) h * (t + 1) / nt);
-    if (y0 < y1 && band_run (&f, p, y0, y1) != 0) {
-#pragma omp atomic write
-      failed = 1;
-    }
+    if (y0 < y1)
+      band_run (&f, p, y0, y1, mem + per_band * t);
   }
-  return failed ? -1 : 0;
+  hfam_scratch_clear (&own);
+  return 0;
 }

@@ -21,6 +21,7 @@
 #ifndef HFAM_KERNELS_FOREGROUND_H
 #define HFAM_KERNELS_FOREGROUND_H
 
+#include "box.h"
 #include "frame.h"
 
 #ifdef __cplusplus
@@ -39,11 +40,13 @@ typedef struct {
 int hfam_foreground_params_valid (const HfamForegroundParams *p);
 
 /* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row)
- * to out (frame's size; RGBA, BGRA or their premultiplied formats). 0, or -1 on bad arguments
- * or no memory (each thread of the OpenMP team takes (2 radius_small + 7) rows of 8 floats per
- * pixel). */
+ * to out (frame's size; RGBA, BGRA or their premultiplied formats). scratch: memory kept for
+ * the next call (NULL: allocated and freed in this one; each thread of the OpenMP team takes
+ * about 2 radius_small + 13 rows of 8 floats per pixel). 0, or -1 on bad arguments or no
+ * memory. */
 int hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
-                     int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out);
+                     int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out,
+                     HfamScratch *scratch);
 
 #ifdef __cplusplus
 }

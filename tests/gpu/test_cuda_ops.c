@@ -899,7 +899,7 @@ test_foreground (void)
       CHECK_CUDA (hfam_cuda_foreground (&f.dev, &yuv, dalpha, w, &p, &dout, work, ws, 0));
       CHECK_CUDA (cudaDeviceSynchronize ());
       CHECK_CUDA (cudaMemcpy (gpu, dout.data, bytes, cudaMemcpyDeviceToHost));
-      g_assert_cmpint (hfam_foreground (&f.host, &yuv, alpha, w, &p, &hout), ==, 0);
+      g_assert_cmpint (hfam_foreground (&f.host, &yuv, alpha, w, &p, &hout, NULL), ==, 0);
       for (size_t i = 0; i < bytes; i++) {
         const size_t d = (size_t) abs (cpu[i] - gpu[i]);
         off_by_one += d == 1;

@@ -52,7 +52,8 @@ main (int argc, char **argv)
   const HfamMatteImage out = { rgba, 4 * W, W, H, HFAM_MATTE_RGBA };
   const HfamForegroundParams fg = { 90, 6 };
   const HfamKeyLevels levels = { 0.1f, 0.9f };
-  HfamScratch scratch = { NULL, 0 };  /* kept from frame to frame, as a stream would */
+  /* kept from frame to frame, as a stream would */
+  HfamScratch scratch = { NULL, 0 }, fg_scratch = { NULL, 0 };
   GRand *rng = g_rand_new_with_seed (1);
 
   if (threads < 1 || rounds < 1)
@@ -73,7 +74,7 @@ main (int argc, char **argv)
       if (s < 2)
         ret = hfam_refine (alpha, AW, AH, &frame, NULL, &rp, NULL, full, W, &scratch);
       else if (s == 2)
-        ret = hfam_foreground (&frame, NULL, full, W, &fg, &out);
+        ret = hfam_foreground (&frame, NULL, full, W, &fg, &out, &fg_scratch);
       else
         hfam_key_levels_apply (full, (size_t) W * H, &levels);
       ms[(size_t) s * rounds + r] = (g_get_monotonic_time () - t0) / 1000.0;
@@ -94,6 +95,7 @@ main (int argc, char **argv)
             cpu[(size_t) s * rounds + rounds / 2]);
   }
   hfam_scratch_clear (&scratch);
+  hfam_scratch_clear (&fg_scratch);
   g_rand_free (rng);
   return 0;
 }

@@ -151,7 +151,17 @@ test_foreground_oracle (void)
         size_t off_by_one = 0;
 
         memset (out, 0xa5, (size_t) stride * h);
-        g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, w, &p, &img), ==, 0);
+        if (fmt == HFAM_MATTE_RGBA) {
+          g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, w, &p, &img, NULL), ==, 0);
+        } else {
+          /* memory kept from call to call, first too small for the frame */
+          HfamScratch scratch = { NULL, 0 };
+          g_assert_nonnull (hfam_scratch_reserve (&scratch, 64));
+          for (int k = 0; k < 2; k++)
+            g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, w, &p, &img, &scratch), ==,
+                             0);
+          hfam_scratch_clear (&scratch);
+        }
         for (int y = 0; y < h; y++)
           for (int x = 0; x < w; x++) {
             const size_t i = (size_t) y * w + x, n = (size_t) w * h;
@@ -196,7 +206,7 @@ test_foreground_ends (void)
     alpha[i] = g_rand_int_range (rng, 0, 3) * 0.5f;
   for (int fmt = HFAM_MATTE_RGBA; fmt < HFAM_MATTE_N_FORMATS; fmt += 2) {
     const HfamMatteImage img = { out, 4 * w, w, h, fmt };
-    g_assert_cmpint (hfam_foreground (&f.frame, NULL, alpha, w, &p, &img), ==, 0);
+    g_assert_cmpint (hfam_foreground (&f.frame, NULL, alpha, w, &p, &img, NULL), ==, 0);
     for (int y = 0; y < h; y++)
       for (int x = 0; x < w; x++) {
         const uint8_t *px = out + 4 * (y * w + x), *in = f.frame.planes[0] + y * f.frame.strides[0]
@@ -221,19 +231,19 @@ test_foreground_arguments (void)
   HfamMatteImage img = { out, 32, 8, 6, HFAM_MATTE_GRAY8 };
 
   hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT601, HFAM_RANGE_FULL);
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, -1);
   img.format = HFAM_MATTE_RGBA;
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img), ==, 0);
-  g_assert_cmpint (hfam_foreground (&f.frame, NULL, alpha, 8, &p, &img), ==, -1);
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 7, &p, &img), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, 0);
+  g_assert_cmpint (hfam_foreground (&f.frame, NULL, alpha, 8, &p, &img, NULL), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 7, &p, &img, NULL), ==, -1);
   img.stride = 31;
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, -1);
   img.stride = 32;
   img.width = 7;
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, -1);
   img.width = 8;
   p.radius_small = 0;
-  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img), ==, -1);
+  g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, -1);
   g_free (f.mem);
 }
 
@@ -274,7 +284,7 @@ test_foreground_scene (void)
         rgb[3 * i + k] = (uint8_t) floor (a * Fc[k] + (1 - a) * Bc[k] + 0.5);
       }
     }
-  g_assert_cmpint (hfam_foreground (&frame, NULL, alpha, w, &p, &img), ==, 0);
+  g_assert_cmpint (hfam_foreground (&frame, NULL, alpha, w, &p, &img, NULL), ==, 0);
   for (int i = 0; i < w * h; i++) {
     if (!(alpha[i] > 0.01f && alpha[i] < 0.99f))
       continue;
