@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* (written as the max and min instructions are defined, NaN going to 0 as on the GPU, so
+ * that the compiler uses them: a nested ternary compiles to branches) */
 static inline float
 clamp01 (float v)
 {
-  return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+  v = v > 0.0f ? v : 0.0f;
+  return v < 1.0f ? v : 1.0f;
 }
 
 int
