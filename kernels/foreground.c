@@ -31,7 +31,8 @@ typedef struct {
   HfamBoxRows first;
   float *ring;                  /* ring_rows x w x C */
   int ring_rows;
-  float *rgb;                   /* one row of the frame, 3 w, then fuse_inverses', 2 w */
+  float *rgb;                   /* one row of the frame, 3 w, then fuse_inverses', 2 w: used
+                                 * by first_in, first_out and second_out in turn */
 } Band;
 
 /* (written as the max and min instructions are defined, NaN going to 0 as on the GPU, so
@@ -76,27 +77,27 @@ fuse (const float *m, float inv_f, float inv_b, float a, const float I[3], float
   }
 }
 
-/* Pass 1's input: alpha, I alpha, I (1 - alpha). The frame's row goes to the last 3 w floats
- * of `row` first: pixel x's outputs end before pixel x + 1's colours begin. */
+/* Pass 1's input: alpha, I alpha, I (1 - alpha). */
 HFAM_VECTOR_CLONES static const float *
-first_in (int y, float *row, void *user)
+first_in (int y, float *restrict row, void *user)
 {
-  const Fusion *f = user;
+  const Band *b = user;
+  const Fusion *f = b->f;
   const int w = f->frame->width;
-  const float *alpha = f->alpha + (size_t) y * f->alpha_stride;
-  const float *rgb = row + (size_t) (C - 3) * w;
+  const float *restrict alpha = f->alpha + (size_t) y * f->alpha_stride;
+  float *restrict rgb = b->rgb;
 
-  hfam_frame_row_rgb01 (f->frame, f->yuv, y, (float *) rgb);
+  hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);
   for (int x = 0; x < w; x++) {
-    const float a = clamp01 (alpha[x]), r = rgb[3 * x], g = rgb[3 * x + 1], b = rgb[3 * x + 2];
+    const float a = clamp01 (alpha[x]), r = rgb[3 * x], g = rgb[3 * x + 1], bl = rgb[3 * x + 2];
     float *o = row + (size_t) C * x;
     o[0] = a;
     o[1] = r * a;
     o[2] = g * a;
-    o[3] = b * a;
-    o[4] = r - o[1];
-    o[5] = g - o[2];
-    o[6] = b - o[3];
+    o[3] = bl * a;
+    o[4] = r - r * a;
+    o[5] = g - g * a;
+    o[6] = bl - bl * a;
     o[7] = 0.0f;
   }
   return row;
@@ -193,8 +194,7 @@ band_run (const Fusion *f, const HfamForegroundParams *p, int y0, int y1, float 
 
   b.rgb = b.ring + (size_t) b.ring_rows * w * C;
   /* (with their memory given, the iterators cannot fail) */
-  hfam_box_rows_init (&b.first, w, h, C, p->radius_large, first_row, first_in, (void *) f,
-                      first_mem);
+  hfam_box_rows_init (&b.first, w, h, C, p->radius_large, first_row, first_in, &b, first_mem);
   hfam_box_rows_init (&second, w, h, C, rs, y0, second_in, &b,
                       first_mem + HFAM_BOX_ROWS_FLOATS (w, C));
   for (int y = y0; y < y1; y++)
