@@ -4,16 +4,22 @@
  * rounding. The integer outputs of the matte writer may differ by one where a value lands on
  * a rounding boundary (the two sum the filter taps in a different order, ~1e-7 apart): at most
  * 0.1 % of the 8-bit values and 5 % of the 16-bit ones (65535 steps: ~1 % land that close).
+ * The edge ops (box means, refinement, foreground) slide their sums from other starting points
+ * than their twins, and the refinement solves a small system per pixel: 1e-4 for those, and
+ * 1 % of the foreground's bytes off by one.
  *
  * Exits 77 (skipped) with a message when no CUDA device opens, so it runs everywhere.
  * Usage: test-cuda-ops [-v]   (HFAM_TEST_SEED=N repeats a run) */
 #include "attention.cuh"
+#include "box.h"
+#include "foreground.cuh"
 #include "frame.h"
 #include "heads.h"
 #include "matte.cuh"
 #include "nhwc.cuh"
 #include "nhwc.h"
 #include "preprocess.cuh"
+#include "refine.cuh"
 #include "sk.cuh"
 #include "softmax-fusion.cuh"
 
@@ -113,10 +119,10 @@ normalised_error (const float *gpu, const float *cpu, size_t n)
 }
 
 static void
-report (const char *op, HfamCudaDtype dt, const float *gpu, const float *cpu, size_t n)
+report_within (const char *op, HfamCudaDtype dt, const float *gpu, const float *cpu, size_t n,
+               double tol)
 {
   const double err = normalised_error (gpu, cpu, n);
-  const double tol = dt == HFAM_CUDA_F16 ? TOL_F16 : TOL_F32;
   const gboolean ok = err <= tol;
   n_checked++;
   if (!ok)
@@ -124,6 +130,12 @@ report (const char *op, HfamCudaDtype dt, const float *gpu, const float *cpu, si
   if (!ok || verbose)
     printf ("%-4s %-34s %s  normalised error %.3g (limit %.0e, %zu values)\n", ok ? "ok" : "FAIL",
             op, dtype_name (dt), err, tol, n);
+}
+
+static void
+report (const char *op, HfamCudaDtype dt, const float *gpu, const float *cpu, size_t n)
+{
+  report_within (op, dt, gpu, cpu, n, dt == HFAM_CUDA_F16 ? TOL_F16 : TOL_F32);
 }
 
 /* A host NHWC map and its device twin (same layout, dtype dt). */
@@ -727,6 +739,191 @@ test_matte_blend (void)
   cudaFree (dmatte);
 }
 
+/* ---- the edge ops: box means, refinement, key levels, foreground ---- */
+
+#define TOL_EDGES 1e-4
+
+typedef struct {
+  const float *src;
+  float *dst;
+  int w, c;
+} BoxRows;
+
+static const float *
+box_rows_in (int y, float *scratch, void *user)
+{
+  const BoxRows *b = user;
+  return b->src + (size_t) y * b->w * b->c;
+}
+
+static void
+box_rows_out (int y, const float *mean, float *scratch, void *user)
+{
+  const BoxRows *b = user;
+  memcpy (b->dst + (size_t) y * b->w * b->c, mean, sizeof (float) * b->w * b->c);
+}
+
+static void
+test_box (void)
+{
+  static const int cases[][4] = { { 333, 187, 8, 90 }, { 64, 300, 16, 3 }, { 17, 5, 5, 0 } };
+  for (size_t s = 0; s < G_N_ELEMENTS (cases); s++) {
+    const int w = cases[s][0], h = cases[s][1], c = cases[s][2], r = cases[s][3];
+    const size_t n = (size_t) w * h * c;
+    g_autofree float *src = g_new (float, n), *cpu = g_new (float, n), *gpu = g_new (float, n);
+    BoxRows rows = { src, cpu, w, c };
+    float *dsrc, *dtmp;
+    char name[64];
+
+    fill (src, n, 0.0, 1.0);
+    dsrc = upload (src, n, HFAM_CUDA_F32);
+    dtmp = dev_alloc (sizeof (float) * n);
+    CHECK_CUDA (hfam_cuda_box_mean (dsrc, dtmp, dsrc, w, h, c, r, 0));  /* in place */
+    download (dsrc, n, HFAM_CUDA_F32, gpu);
+    g_assert_cmpint (hfam_box_mean (w, h, c, r, box_rows_in, box_rows_out, &rows), ==, 0);
+    snprintf (name, sizeof name, "box_mean %dx%dx%d r %d", w, h, c, r);
+    report_within (name, HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+    g_assert (hfam_cuda_box_mean (dsrc, dsrc, dtmp, w, h, c, r, 0) == cudaErrorInvalidValue);
+    cudaFree (dsrc);
+    cudaFree (dtmp);
+  }
+}
+
+static void
+test_refine (void)
+{
+  /* alpha, frame, statistics' size (0: alpha's), radius, guide */
+  static const int cases[][8] = { { 40, 24, 150, 90, 0, 0, 2, 1 }, { 40, 24, 150, 90, 0, 0, 3, 0 },
+                                  { 64, 36, 333, 187, 96, 54, 4, 1 },
+                                  { 512, 288, 1920, 1080, 0, 0, 8, 1 } };
+  const HfamKeyLevels levels = { 0.1f, 0.8f };
+  HfamYuvToRgb yuv;
+  hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT709, HFAM_RANGE_LIMITED);
+
+  for (size_t s = 0; s < G_N_ELEMENTS (cases); s++)
+    for (int src = 0; src < HFAM_FRAME_N_FORMATS; src++) {
+      const int aw = cases[s][0], ah = cases[s][1], w = cases[s][2], h = cases[s][3];
+      const HfamRefineParams p = { cases[s][6], 1e-2f, cases[s][4], cases[s][5], cases[s][7] };
+      const HfamKeyLevels *lv = src % 2 ? &levels : NULL;
+      const size_t n = (size_t) w * h;
+      g_autofree float *alpha = g_new (float, aw * ah);
+      g_autofree float *cpu = g_new (float, n), *gpu = g_new (float, n);
+      TestFrame f;
+      HfamCudaRefinePlan plan;
+      float *dalpha, *dout;
+      char name[96];
+
+      if (s == 3 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
+        continue;  /* 1080p on the element's two common formats */
+      f = frame_new (src, w, h);
+      fill (alpha, aw * ah, -0.1, 1.1);
+      dalpha = upload (alpha, aw * ah, HFAM_CUDA_F32);
+      dout = dev_alloc (sizeof (float) * n);
+      CHECK_CUDA (hfam_cuda_refine_plan_new (&plan, aw, ah, w, h, &p));
+      CHECK_CUDA (hfam_cuda_refine (&plan, dalpha, &f.dev, &yuv, &p, lv, dout, w, 0));
+      download (dout, n, HFAM_CUDA_F32, gpu);
+      g_assert_cmpint (hfam_refine (alpha, aw, ah, &f.host, &yuv, &p, lv, cpu, w, NULL), ==, 0);
+      snprintf (name, sizeof name, "refine %s %s %dx%d->%dx%d r %d%s", p.colour ? "colour" : "grey",
+                format_names[src], aw, ah, w, h, p.radius, lv ? " levels" : "");
+      report_within (name, HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+      /* a plan is for its own sizes and guide */
+      HfamRefineParams other = p;
+      other.colour = !p.colour;
+      g_assert (hfam_cuda_refine (&plan, dalpha, &f.dev, &yuv, &other, lv, dout, w, 0)
+                == cudaErrorInvalidValue);
+      g_assert (hfam_cuda_refine (&plan, dalpha, &f.dev, &yuv, &p, lv, dout, w - 1, 0)
+                == cudaErrorInvalidValue);
+      hfam_cuda_refine_plan_free (&plan);
+      cudaFree (dalpha);
+      cudaFree (dout);
+      frame_free (&f);
+    }
+  HfamCudaRefinePlan plan;
+  const HfamRefineParams bad = { 0, 1e-2f, 0, 0, 1 };
+  g_assert (hfam_cuda_refine_plan_new (&plan, 40, 24, 150, 90, &bad) == cudaErrorInvalidValue);
+}
+
+static void
+test_key_levels (void)
+{
+  const size_t n = 100003;
+  const HfamKeyLevels levels = { 0.25f, 0.5f }, bad = { 0.5f, 0.25f };
+  g_autofree float *cpu = g_new (float, n), *gpu = g_new (float, n);
+  float *d;
+
+  fill (cpu, n, -0.2, 1.2);
+  d = upload (cpu, n, HFAM_CUDA_F32);
+  CHECK_CUDA (hfam_cuda_key_levels (d, n, &levels, 0));
+  download (d, n, HFAM_CUDA_F32, gpu);
+  hfam_key_levels_apply (cpu, n, &levels);
+  report ("key_levels", HFAM_CUDA_F32, gpu, cpu, n);
+  g_assert (hfam_cuda_key_levels (d, n, &bad, 0) == cudaErrorInvalidValue);
+  cudaFree (d);
+}
+
+static void
+test_foreground (void)
+{
+  static const int cases[][4] = { { 150, 90, 20, 3 }, { 333, 187, 90, 6 }, { 1920, 1080, 90, 6 } };
+  static const char *const names[] = { "", "", "RGBA", "BGRA", "RGBA premultiplied",
+                                       "BGRA premultiplied" };
+  HfamYuvToRgb yuv;
+  hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT601, HFAM_RANGE_FULL);
+
+  for (size_t s = 0; s < G_N_ELEMENTS (cases); s++)
+    for (int src = 0; src < HFAM_FRAME_N_FORMATS; src++) {
+      const int w = cases[s][0], h = cases[s][1], fmt = HFAM_MATTE_RGBA + src % 4;
+      const HfamForegroundParams p = { cases[s][2], cases[s][3] };
+      const int stride = 4 * w + 8;
+      const size_t bytes = (size_t) stride * h, ws = hfam_cuda_foreground_workspace_bytes (w, h);
+      g_autofree float *alpha = g_new (float, (size_t) w * h);
+      g_autofree uint8_t *cpu = g_new0 (uint8_t, bytes), *gpu = g_new0 (uint8_t, bytes);
+      HfamMatteImage hout = { cpu, stride, w, h, fmt }, dout = hout;
+      size_t off_by_one = 0, worst = 0;
+      TestFrame f;
+      float *dalpha;
+      void *work;
+      char name[96];
+
+      if (s == 2 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
+        continue;
+      f = frame_new (src, w, h);
+      /* soft blobs: runs of 0, 1 and values between, as a matte has */
+      for (size_t i = 0; i < (size_t) w * h; i++) {
+        const double v = 0.5 + 0.8 * sin ((i % w) * 0.05) * cos ((i / w) * 0.07);
+        alpha[i] = (float) v;
+      }
+      dalpha = upload (alpha, (size_t) w * h, HFAM_CUDA_F32);
+      dout.data = dev_alloc (bytes);
+      work = dev_alloc (ws);
+      CHECK_CUDA (hfam_cuda_foreground (&f.dev, &yuv, dalpha, w, &p, &dout, work, ws, 0));
+      CHECK_CUDA (cudaDeviceSynchronize ());
+      CHECK_CUDA (cudaMemcpy (gpu, dout.data, bytes, cudaMemcpyDeviceToHost));
+      g_assert_cmpint (hfam_foreground (&f.host, &yuv, alpha, w, &p, &hout, NULL), ==, 0);
+      for (size_t i = 0; i < bytes; i++) {
+        const size_t d = (size_t) abs (cpu[i] - gpu[i]);
+        off_by_one += d == 1;
+        worst = MAX (worst, d);
+      }
+      snprintf (name, sizeof name, "foreground %s from %s %dx%d r %d, %d", names[fmt],
+                format_names[src], w, h, p.radius_large, p.radius_small);
+      n_checked++;
+      if (worst > 1 || off_by_one > bytes / 100) {
+        n_failed++;
+        printf ("FAIL %-44s worst difference %zu, %zu bytes off by one\n", name, worst,
+                off_by_one);
+      } else if (verbose) {
+        printf ("ok   %-44s %zu bytes off by one (limit 1 %%)\n", name, off_by_one);
+      }
+      g_assert (hfam_cuda_foreground (&f.dev, &yuv, dalpha, w, &p, &dout, work, ws - 1, 0)
+                == cudaErrorInvalidValue);
+      cudaFree (work);
+      cudaFree (dalpha);
+      cudaFree (dout.data);
+      frame_free (&f);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -763,6 +960,10 @@ main (int argc, char **argv)
   test_attention ();
   test_matte ();
   test_matte_blend ();
+  test_box ();
+  test_refine ();
+  test_key_levels ();
+  test_foreground ();
   CHECK_CUDA (cudaDeviceSynchronize ());
   g_rand_free (rng);
   printf ("%d checks, %d failed\n", n_checked, n_failed);

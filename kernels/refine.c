@@ -1,0 +1,291 @@
+/* The fast guided filter and the key levels on the CPU (refine.h): the oracle of refine.cu.
+ * Everything but the last step runs at the statistics' size (the inference size by default,
+ * ~512 x 288), so the cost at the frame's size is one pass of a few multiply-adds per pixel. */
+#include "refine.h"
+#include "box.h"
+#include "resize.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* (written as the max and min instructions are defined, NaN going to 0 as on the GPU, so
+ * that the compiler uses them: a nested ternary compiles to branches) */
+static inline float
+clamp01 (float v)
+{
+  v = v > 0.0f ? v : 0.0f;
+  return v < 1.0f ? v : 1.0f;
+}
+
+int
+hfam_key_levels_valid (const HfamKeyLevels *l)
+{
+  /* (written so that NaN fails) */
+  return l && l->black >= 0.0f && l->white <= 1.0f && l->black < l->white;
+}
+
+void
+hfam_key_levels_apply (float *alpha, size_t n, const HfamKeyLevels *l)
+{
+  const float black = l ? l->black : 0.0f, scale = l ? 1.0f / (l->white - l->black) : 1.0f;
+  for (size_t i = 0; i < n; i++)
+    alpha[i] = clamp01 ((clamp01 (alpha[i]) - black) * scale);
+}
+
+int
+hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int fw, int fh)
+{
+  const int sw = p && p->stats_width ? p->stats_width : aw;
+  const int sh = p && p->stats_height ? p->stats_height : ah;
+  return p && p->radius >= 1 && p->eps > 0.0f && isfinite (p->eps) && p->stats_width >= 0
+         && p->stats_height >= 0 && (p->stats_width == 0) == (p->stats_height == 0)
+         && sw >= 1 && sh >= 1 && sw <= fw && sh <= fh && aw >= 1 && ah >= 1;
+}
+
+typedef struct {
+  const float *guide;   /* nc planes of sw x sh, 0..1 */
+  const float *alpha;   /* sw x sh */
+  int sw, sh, nc;
+  float eps;
+  float *coef;          /* sw x sh x (nc + 1): a, then b */
+  float *mean_coef;
+} Refine;
+
+/* Step 3's input: I, p, I p, then I_i I_j for i <= j (padding 0). */
+HFAM_VECTOR_CLONES static const float *
+stats_row (int y, float *row, void *user)
+{
+  const Refine *g = user;
+  const size_t plane = (size_t) g->sw * g->sh, off = (size_t) y * g->sw;
+  const float *p = g->alpha + off;
+
+  if (g->nc == 1) {
+    const float *I = g->guide + off;
+    for (int x = 0; x < g->sw; x++) {
+      float *o = row + 4 * x;
+      o[0] = I[x];
+      o[1] = p[x];
+      o[2] = I[x] * p[x];
+      o[3] = I[x] * I[x];
+    }
+    return row;
+  }
+  const float *R = g->guide + off, *G = R + plane, *B = G + plane;
+  for (int x = 0; x < g->sw; x++) {
+    float *o = row + 16 * x;
+    o[0] = R[x];
+    o[1] = G[x];
+    o[2] = B[x];
+    o[3] = p[x];
+    o[4] = R[x] * p[x];
+    o[5] = G[x] * p[x];
+    o[6] = B[x] * p[x];
+    o[7] = R[x] * R[x];
+    o[8] = R[x] * G[x];
+    o[9] = R[x] * B[x];
+    o[10] = G[x] * G[x];
+    o[11] = G[x] * B[x];
+    o[12] = B[x] * B[x];
+    o[13] = o[14] = o[15] = 0.0f;
+  }
+  return row;
+}
+
+/* Step 4: the fit of each window from its means. */
+HFAM_VECTOR_CLONES static void
+coef_row (int y, const float *m, float *scratch, void *user)
+{
+  const Refine *g = user;
+  const float eps = g->eps;
+
+  if (g->nc == 1) {
+    float *c = g->coef + (size_t) y * g->sw * 2;
+    for (int x = 0; x < g->sw; x++, m += 4) {
+      const float var = m[3] - m[0] * m[0], cov = m[2] - m[0] * m[1];
+      const float a = cov / (var + eps);
+      c[2 * x] = a;
+      c[2 * x + 1] = m[1] - a * m[0];
+    }
+    return;
+  }
+  float *c = g->coef + (size_t) y * g->sw * 4;
+  for (int x = 0; x < g->sw; x++, m += 16) {
+    const float v0 = m[4] - m[0] * m[3], v1 = m[5] - m[1] * m[3], v2 = m[6] - m[2] * m[3];
+    const float s00 = m[7] - m[0] * m[0] + eps, s01 = m[8] - m[0] * m[1];
+    const float s02 = m[9] - m[0] * m[2], s11 = m[10] - m[1] * m[1] + eps;
+    const float s12 = m[11] - m[1] * m[2], s22 = m[12] - m[2] * m[2] + eps;
+    /* the adjugate of the symmetric matrix */
+    const float c00 = s11 * s22 - s12 * s12, c01 = s02 * s12 - s01 * s22;
+    const float c02 = s01 * s12 - s02 * s11, c11 = s00 * s22 - s02 * s02;
+    const float c12 = s01 * s02 - s00 * s12, c22 = s00 * s11 - s01 * s01;
+    const float inv_det = 1.0f / (s00 * c00 + s01 * c01 + s02 * c02);
+    const float a0 = (c00 * v0 + c01 * v1 + c02 * v2) * inv_det;
+    const float a1 = (c01 * v0 + c11 * v1 + c12 * v2) * inv_det;
+    const float a2 = (c02 * v0 + c12 * v1 + c22 * v2) * inv_det;
+    c[4 * x] = a0;
+    c[4 * x + 1] = a1;
+    c[4 * x + 2] = a2;
+    c[4 * x + 3] = m[3] - (a0 * m[0] + a1 * m[1] + a2 * m[2]);
+  }
+}
+
+static const float *
+coef_in (int y, float *scratch, void *user)
+{
+  const Refine *g = user;
+  return g->coef + (size_t) y * g->sw * (g->nc + 1);
+}
+
+static void
+coef_out (int y, const float *m, float *scratch, void *user)
+{
+  const Refine *g = user;
+  const size_t n = (size_t) g->sw * (g->nc + 1);
+  memcpy (g->mean_coef + (size_t) y * n, m, sizeof (float) * n);
+}
+
+/* Step 1: the guide at the statistics' size, nc planes. */
+static int
+low_guide (const HfamFrame *frame, const HfamYuvToRgb *yuv, int sw, int sh, int nc,
+           float *guide)
+{
+  static const int order[3] = { 0, 1, 2 };
+  static const float mean[3] = { 0.0f, 0.0f, 0.0f }, std[3] = { 1.0f, 1.0f, 1.0f };
+  const size_t plane = (size_t) sw * sh;
+  float *rgb = guide;
+
+  if (nc == 1 && !(rgb = malloc (sizeof (float) * 3 * plane)))
+    return -1;
+  if (frame->format <= HFAM_FRAME_BGRA) {
+    const int bgr = frame->format == HFAM_FRAME_BGR || frame->format == HFAM_FRAME_BGRA;
+    const int offsets[3] = { bgr ? 2 : 0, 1, bgr ? 0 : 2 };
+    const int bpp = frame->format <= HFAM_FRAME_BGR ? 3 : 4;
+    if (hfam_preprocess_rgb8 (frame->planes[0], frame->width, frame->height, frame->strides[0],
+                              bpp, offsets, rgb, sw, sh, order, 1.0f, mean, std) != 0)
+      goto fail;
+  } else {
+    HfamPreprocessParams p = { { 0, 1, 2 }, 1.0f, { 0.0f, 0.0f, 0.0f }, { 1.0f, 1.0f, 1.0f },
+                               *yuv };
+    if (hfam_frame_preprocess (frame, &p, rgb, sw, sh) != 0)
+      goto fail;
+  }
+  if (nc == 1) {
+    for (size_t i = 0; i < plane; i++)
+      guide[i] = 0.299f * rgb[i] + 0.587f * rgb[plane + i] + 0.114f * rgb[2 * plane + i];
+    free (rgb);
+  }
+  return 0;
+fail:
+  if (rgb != guide)
+    free (rgb);
+  return -1;
+}
+
+/* q = A . I + B along one row, A and B enlarged by fx's taps from c (indexed from 0: the
+ * caller's row starts at fx->lo); nc constant in each call, so the loops unroll. */
+static inline __attribute__ ((always_inline)) void
+apply_coefficients (const HfamResizeFilter *fx, const float *c, const float *rgb, int w, int nc,
+                    float black, float scale, float *out)
+{
+  for (int x = 0; x < w; x++) {
+    const float *wx = fx->w + (size_t) x * fx->k, *cx = c + (size_t) fx->start[x] * (nc + 1);
+    float A[4] = { 0.0f, 0.0f, 0.0f, 0.0f }, q;
+    for (int t = 0; t < fx->len[x]; t++)
+      for (int k = 0; k <= nc; k++)
+        A[k] += wx[t] * cx[t * (nc + 1) + k];
+    if (nc == 1)
+      q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
+    else
+      q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
+    out[x] = clamp01 ((clamp01 (q) - black) * scale);
+  }
+}
+
+/* Step 5, one row of the frame: the coefficients enlarged (fy's taps, then fx's) and applied. */
+HFAM_VECTOR_CLONES static void
+apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
+           const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
+           float *tmp, float *rgb, float *out)
+{
+  const int nch = g->nc + 1, lo = fx->lo, n = (fx->hi - fx->lo) * nch;
+  const float *wy = fy->w + (size_t) y * fy->k;
+  const float *src = g->mean_coef + ((size_t) fy->start[y] * g->sw + lo) * nch;
+  const float black = levels ? levels->black : 0.0f;
+  const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
+
+  for (int i = 0; i < n; i++)
+    tmp[i] = src[i] * wy[0];
+  for (int t = 1; t < fy->len[y]; t++) {
+    const float *s = src + (size_t) t * g->sw * nch;
+    for (int i = 0; i < n; i++)
+      tmp[i] += s[i] * wy[t];
+  }
+  hfam_frame_row_rgb01 (frame, yuv, y, rgb);
+  if (g->nc == 1)
+    apply_coefficients (fx, tmp - lo * 2, rgb, frame->width, 1, black, scale, out);
+  else
+    apply_coefficients (fx, tmp - lo * 4, rgb, frame->width, 3, black, scale, out);
+}
+int
+hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
+             const HfamYuvToRgb *yuv, const HfamRefineParams *p, const HfamKeyLevels *levels,
+             float *out, int out_stride, HfamScratch *scratch)
+{
+  const int w = frame ? frame->width : 0, h = frame ? frame->height : 0;
+  const int sw = p && p->stats_width ? p->stats_width : aw;
+  const int sh = p && p->stats_height ? p->stats_height : ah;
+  const int nc = p && p->colour ? 3 : 1, threads = omp_get_max_threads ();
+  const size_t plane = (size_t) sw * sh;
+  HfamScratch own = { NULL, 0 };
+  HfamResizeFilter fx, fy;
+  size_t row_floats, total;
+  float *guide, *low_alpha, *coef, *mean_coef, *rows;
+  int failed = 0;
+
+  if (!alpha || !out || !hfam_frame_valid (frame) || out_stride < w
+      || (frame->format >= HFAM_FRAME_NV12 && !yuv) || !hfam_refine_params_valid (p, aw, ah, w, h)
+      || (levels && !hfam_key_levels_valid (levels)))
+    return -1;
+  /* the guide, alpha, the coefficients and their means at the statistics' size, then each
+   * thread's rows of the last step */
+  row_floats = (size_t) (nc + 1) * sw + 3 * (size_t) w;
+  total = (nc + 1 + 2 * (size_t) (nc + 1)) * plane + row_floats * threads;
+  if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, sizeof (float) * total)))
+    return -1;
+  low_alpha = guide + nc * plane;
+  coef = low_alpha + plane;
+  mean_coef = coef + (nc + 1) * plane;
+  rows = mean_coef + (nc + 1) * plane;
+  if (hfam_resize_filter_init (&fx, sw, w) != 0 || hfam_resize_filter_init (&fy, sh, h) != 0) {
+    hfam_resize_filter_clear (&fx);
+    hfam_scratch_clear (&own);
+    return -1;
+  }
+  if (sw != aw || sh != ah)
+    failed = hfam_resize_plane (alpha, aw, ah, aw, low_alpha, sw, sh, sw) != 0;
+  if (!failed)
+    failed = low_guide (frame, yuv, sw, sh, nc, guide) != 0;
+
+  Refine g = { guide, sw != aw || sh != ah ? low_alpha : alpha, sw, sh, nc, p->eps, coef,
+               mean_coef };
+  if (!failed)
+    failed = hfam_box_mean (sw, sh, HFAM_REFINE_STATS_CHANNELS (p->colour), p->radius,
+                            stats_row, coef_row, &g) != 0;
+  if (!failed)
+    failed = hfam_box_mean (sw, sh, nc + 1, p->radius, coef_in, coef_out, &g) != 0;
+  if (!failed) {
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+    for (int y = 0; y < h; y++) {
+      float *tmp = rows + row_floats * omp_get_thread_num ();
+      apply_row (&g, &fx, &fy, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
+                 out + (size_t) y * out_stride);
+    }
+  }
+  hfam_resize_filter_clear (&fx);
+  hfam_resize_filter_clear (&fy);
+  hfam_scratch_clear (&own);
+  return failed ? -1 : 0;
+}
