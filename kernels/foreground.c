@@ -201,6 +201,12 @@ band_run (const Fusion *f, const HfamForegroundParams *p, int y0, int y1, float 
     second_out (f, y, hfam_box_rows_next (&second), b.rgb);
 }
 
+size_t
+hfam_foreground_scratch_bytes (int width, const HfamForegroundParams *p, int threads)
+{
+  return sizeof (float) * band_floats (width, p->radius_small) * threads;
+}
+
 int
 hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
                  int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out,
@@ -219,7 +225,8 @@ hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *a
     return -1;
   per_band = band_floats (frame->width, p->radius_small);
   mem = hfam_scratch_reserve (scratch ? scratch : &own,
-                              sizeof (float) * per_band * omp_get_max_threads ());
+                              hfam_foreground_scratch_bytes (frame->width, p,
+                                                             omp_get_max_threads ()));
   if (!mem)
     return -1;
 #pragma omp parallel if ((int64_t) frame->width * frame->height >= HFAM_PARALLEL_MIN_VALUES)

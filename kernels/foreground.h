@@ -39,6 +39,10 @@ typedef struct {
 
 int hfam_foreground_params_valid (const HfamForegroundParams *p);
 
+/* Bytes of scratch hfam_foreground takes for a frame `width` wide with `threads` OpenMP
+ * threads (p valid). */
+size_t hfam_foreground_scratch_bytes (int width, const HfamForegroundParams *p, int threads);
+
 /* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row)
  * to out (frame's size; RGBA, BGRA or their premultiplied formats). scratch: memory kept for
  * the next call (NULL: allocated and freed in this one; each thread of the OpenMP team takes

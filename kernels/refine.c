@@ -229,6 +229,18 @@ apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *
   else
     apply_coefficients (fx, tmp - lo * 4, rgb, frame->width, 3, black, scale, out);
 }
+size_t
+hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefineParams *p,
+                           int threads)
+{
+  const size_t sw = p->stats_width ? p->stats_width : aw;
+  const size_t sh = p->stats_height ? p->stats_height : ah;
+  const size_t nc = p->colour ? 3 : 1;
+
+  return sizeof (float) * ((nc + 1 + 2 * (nc + 1)) * sw * sh
+                           + ((nc + 1) * sw + 3 * (size_t) frame_width) * threads);
+}
+
 int
 hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
              const HfamYuvToRgb *yuv, const HfamRefineParams *p, const HfamKeyLevels *levels,
@@ -252,8 +264,8 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
   /* the guide, alpha, the coefficients and their means at the statistics' size, then each
    * thread's rows of the last step */
   row_floats = (size_t) (nc + 1) * sw + 3 * (size_t) w;
-  total = (nc + 1 + 2 * (size_t) (nc + 1)) * plane + row_floats * threads;
-  if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, sizeof (float) * total)))
+  total = hfam_refine_scratch_bytes (aw, ah, w, p, threads);
+  if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, total)))
     return -1;
   low_alpha = guide + nc * plane;
   coef = low_alpha + plane;

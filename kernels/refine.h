@@ -61,6 +61,10 @@ typedef struct {
 int hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int frame_width,
                               int frame_height);
 
+/* Bytes of scratch hfam_refine takes with `threads` OpenMP threads (p valid). */
+size_t hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefineParams *p,
+                                  int threads);
+
 /* alpha (aw x ah, tightly packed; the network's alpha_p) refined with `frame` as the guide
  * (yuv for NV12 and I420 only) into out (frame->width x frame->height, out_stride floats per
  * row), clamped to 0..1, then the key levels (NULL: none). scratch: memory kept for the next

@@ -6,6 +6,7 @@
 
 #include <hfam/hfam.h>
 #include "backend.h"
+#include "box.h"
 #include "safetensors.h"
 
 G_BEGIN_DECLS
@@ -56,6 +57,10 @@ struct _HfamContext {
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
   HfamKeptMatte kept;
+  HfamEdgeParams edges;       /* hfam_context_set_edges */
+  /* host frames: the refinement's and foreground's memory, kept from frame to frame and
+   * counted in the budget */
+  HfamScratch edge_scratch;
 };
 
 /* FALSE, with an error, while submitted frames are not collected. */

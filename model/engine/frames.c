@@ -6,6 +6,8 @@
  * blends into which, and whether a frame may show it. */
 #include "context.h"
 #include "hfam-internal.h"
+#include "foreground.h"
+#include "refine.h"
 #include "resize.h"
 
 #include <omp.h>
@@ -331,6 +333,184 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
   return TRUE;
 }
 
+void
+hfam_edge_params_init (HfamEdgeParams *edges)
+{
+  *edges = (HfamEdgeParams) {
+    .refine = HFAM_REFINE_NONE,
+    .refine_radius = HFAM_REFINE_RADIUS_DEFAULT,
+    .refine_eps = HFAM_REFINE_EPS_DEFAULT,
+    .fill = HFAM_FILL_FRAME,
+    .key_black = 0.0f,
+    .key_white = 1.0f,
+  };
+}
+
+gboolean
+hfam_context_set_edges (HfamContext *ctx, const HfamEdgeParams *edges, GError **error)
+{
+  static const char *const what = "hfam_context_set_edges";
+  HfamEdgeParams defaults;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!edges) {
+    hfam_edge_params_init (&defaults);
+    edges = &defaults;
+  }
+  if ((unsigned) edges->refine > HFAM_REFINE_GUIDED
+      || (unsigned) edges->fill > HFAM_FILL_FOREGROUND) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: refine %d, fill %d: no such choice",
+                 what, edges->refine, edges->fill);
+    return FALSE;
+  }
+  /* (written so that NaN fails too) */
+  if (edges->refine_radius < 1 || edges->refine_radius > 64
+      || !(edges->refine_eps > 0.0f && edges->refine_eps <= 1.0f)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: refine radius %d, eps %g: want 1..64 and 0 < eps <= 1", what,
+                 edges->refine_radius, edges->refine_eps);
+    return FALSE;
+  }
+  if (!(edges->key_black >= 0.0f && edges->key_black < edges->key_white
+        && edges->key_white <= 1.0f)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: key levels black %g, white %g: want 0 <= black < white <= 1", what,
+                 edges->key_black, edges->key_white);
+    return FALSE;
+  }
+  ctx->edges = *edges;
+  /* the matte resized with the old ones is stale */
+  ctx->kept.resized_width = ctx->kept.resized_height = 0;
+  return TRUE;
+}
+
+static gboolean
+edges_are_default (const HfamEdgeParams *edges)
+{
+  return edges->refine == HFAM_REFINE_NONE && edges->fill == HFAM_FILL_FRAME
+         && edges->key_black == 0.0f && edges->key_white == 1.0f;
+}
+
+/* Device frames take only the default edges: the CUDA ops are not wired in yet. */
+static gboolean
+check_device_edges (const HfamContext *ctx, const char *what, GError **error)
+{
+  if (edges_are_default (&ctx->edges))
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+               "%s: refinement, the foreground fill and key levels work on host frames only "
+               "for now (hfam_context_set_edges: set the defaults for device frames)", what);
+  return FALSE;
+}
+
+/* ctx->edge_scratch of at least `bytes`, counted in the budget. */
+static gboolean
+ensure_edge_scratch (HfamContext *ctx, size_t bytes, int width, int height, GError **error)
+{
+  HfamScratch *scratch = &ctx->edge_scratch;
+
+  if (scratch->bytes >= bytes)
+    return TRUE;
+  hfam_host_budget_give (&ctx->budget, scratch->bytes);
+  hfam_scratch_clear (scratch);
+  if (!hfam_host_budget_take (&ctx->budget, bytes, "edges of a frame", width, height, error))
+    return FALSE;
+  if (!hfam_scratch_reserve (scratch, bytes)) {
+    hfam_host_budget_give (&ctx->budget, bytes);
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "edges of a frame %dx%d: out of memory",
+                 width, height);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
+ * `frame`), then the key levels. Kept for the next output of the same size unless refined:
+ * a refined matte depends on its frame's colours. */
+static gboolean
+resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                   GError **error)
+{
+  HfamKeptMatte *kept = &ctx->kept;
+  const HfamEdgeParams *edges = &ctx->edges;
+  const HfamKeyLevels levels = { edges->key_black, edges->key_white };
+  const gboolean refine = edges->refine == HFAM_REFINE_GUIDED;
+  const gboolean keyed = levels.black != 0.0f || levels.white != 1.0f;
+  const HfamRefineParams rp = { .radius = edges->refine_radius, .eps = edges->refine_eps,
+                                .colour = 1 };
+  int failed;
+
+  if (!refine && kept->resized_width == width && kept->resized_height == height)
+    return TRUE;
+  kept->resized_width = kept->resized_height = 0;
+  if (!ensure_counted (ctx, &kept->resized, &kept->resized_bytes,
+                       sizeof (float) * (guint64) width * height, "frame", width, height, error))
+    return FALSE;
+  if (refine) {
+    HfamFrame guide;
+    HfamYuvToRgb yuv;
+
+    if (!frame) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "refine: guided refinement reads the frame: pass it with the outputs");
+      return FALSE;
+    }
+    /* radius above what the inference size holds: refused by the kernel, so say it here */
+    if (!hfam_refine_params_valid (&rp, kept->width, kept->height, width, height)) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "refine: radius %d, eps %g: not usable on a %dx%d matte for a %dx%d frame",
+                   rp.radius, rp.eps, kept->width, kept->height, width, height);
+      return FALSE;
+    }
+    if (!ensure_edge_scratch (ctx, hfam_refine_scratch_bytes (kept->width, kept->height, width,
+                                                              &rp, ctx->host_threads),
+                              width, height, error))
+      return FALSE;
+    guide = kernel_frame (frame);
+    yuv = kernel_yuv (frame);
+    failed = hfam_refine (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
+                          keyed ? &levels : NULL, kept->resized, width, &ctx->edge_scratch);
+  } else {
+    failed = hfam_resize_plane (kept->host, kept->width, kept->height, kept->width,
+                                kept->resized, width, height, width);
+    if (!failed && keyed)
+      hfam_key_levels_apply (kept->resized, (size_t) width * height, &levels);
+  }
+  if (failed) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s: out of memory",
+                 refine ? "refine" : "resize");
+    return FALSE;
+  }
+  if (!refine) {
+    kept->resized_width = width;
+    kept->resized_height = height;
+  }
+  return TRUE;
+}
+
+/* One RGBA/BGRA output of the foreground's colours. */
+static gboolean
+write_foreground (HfamContext *ctx, const HfamImage *frame, const HfamMatteImage *matte,
+                  int i, GError **error)
+{
+  const HfamForegroundParams fp = { HFAM_FOREGROUND_RADIUS_LARGE,
+                                    HFAM_FOREGROUND_RADIUS_SMALL };
+  const HfamFrame colours = kernel_frame (frame);
+  const HfamYuvToRgb yuv = kernel_yuv (frame);
+
+  if (!ensure_edge_scratch (ctx, hfam_foreground_scratch_bytes (frame->width, &fp,
+                                                                ctx->host_threads),
+                            frame->width, frame->height, error))
+    return FALSE;
+  if (hfam_foreground (&colours, &yuv, ctx->kept.resized, frame->width, &fp, matte,
+                       &ctx->edge_scratch) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: foreground: out of memory",
+                 i);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* The kept host matte into outputs of `width` x `height` (checked). */
 static gboolean
 write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int height,
@@ -343,21 +523,8 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
   if (n_outputs == 0)
     return TRUE;
   omp_set_num_threads (ctx->host_threads);
-  if (kept->resized_width != width || kept->resized_height != height) {
-    kept->resized_width = kept->resized_height = 0;
-    if (!ensure_counted (ctx, &kept->resized, &kept->resized_bytes,
-                         sizeof (float) * (guint64) width * height, "frame", width, height,
-                         error))
-      return FALSE;
-    if (hfam_resize_plane (kept->host, kept->width, kept->height, kept->width, kept->resized,
-                           width, height, width) != 0) {
-      kept->resized_width = kept->resized_height = 0;
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "resize: out of memory");
-      return FALSE;
-    }
-    kept->resized_width = width;
-    kept->resized_height = height;
-  }
+  if (!resize_host_matte (ctx, frame, width, height, error))
+    return FALSE;
   if (frame) {
     colours = kernel_frame (frame);
     yuv = kernel_yuv (frame);
@@ -373,6 +540,11 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
       continue;
     }
     matte = kernel_matte (out);
+    if (is_colour_output (out->format) && ctx->edges.fill == HFAM_FILL_FOREGROUND) {
+      if (!write_foreground (ctx, frame, &matte, i, error))
+        return FALSE;
+      continue;
+    }
     if (hfam_matte_write (kept->resized, width, height, frame ? &colours : NULL,
                           frame ? &yuv : NULL, &matte) != 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: out of memory", i);
@@ -404,9 +576,13 @@ static gboolean
 write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
                       int n_outputs, GError **error)
 {
-  g_autofree HfamMatteImage *mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
+  g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours = { 0 };
   HfamYuvToRgb yuv = { 0 };
+
+  if (!check_device_edges (ctx, "write the outputs", error))
+    return FALSE;
+  mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
 
   for (int i = 0; i < n_outputs; i++)
     mattes[i] = kernel_matte (&outputs[i]);
@@ -425,7 +601,7 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
   const HfamFrame k = kernel_frame (frame);
   HfamPreprocessParams params;
 
-  if (!check_device_backend (ctx, what, error)
+  if (!check_device_backend (ctx, what, error) || !check_device_edges (ctx, what, error)
       || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error))
     return FALSE;
   hfam_model_preprocess_params (ctx->model, &params);

@@ -185,6 +185,7 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
   ctx->backend = backend;
   ctx->host_threads = options->n_threads > 0 ? options->n_threads
                                              : (int) g_get_num_processors ();
+  hfam_edge_params_init (&ctx->edges);
   return ctx;
 }
 
@@ -217,6 +218,7 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx->fused);
   g_free (ctx->kept.host);
   g_free (ctx->kept.resized);
+  hfam_scratch_clear (&ctx->edge_scratch);
   g_free (ctx);
 }
 

@@ -94,6 +94,47 @@ typedef struct {
                        fresh matte replaces it */
 } HfamFrameParams;
 
+/* What is done to the matte and the fill at the frame's resolution, on every output written
+ * from then on (hfam_context_set_edges): the edges of kernels/refine.h and foreground.h. */
+typedef enum {
+  HFAM_REFINE_NONE,    /* the matte as resized to the frame */
+  HFAM_REFINE_GUIDED,  /* the fast guided filter, guided by the frame's colours: edges follow
+                          the frame's instead of the upsampled ramp */
+} HfamRefine;
+
+typedef enum {
+  HFAM_FILL_FRAME,       /* RGBA/BGRA outputs carry the frame's own pixels */
+  HFAM_FILL_FOREGROUND,  /* ... the estimated foreground colour (blur-fusion), without the old
+                            background's halo along soft edges */
+} HfamFill;
+
+/* The guided filter's window radius (at the inference size) and regulariser, and the
+ * blur-fusion radii (at the frame's size). Defaults until measured on a validation split. */
+#define HFAM_REFINE_RADIUS_DEFAULT 2
+#define HFAM_REFINE_EPS_DEFAULT 1e-4f
+#define HFAM_FOREGROUND_RADIUS_LARGE 90
+#define HFAM_FOREGROUND_RADIUS_SMALL 6
+
+typedef struct {
+  HfamRefine refine;   /* HFAM_REFINE_NONE by default (until measured) */
+  int refine_radius;   /* >= 1, at most 64 */
+  float refine_eps;    /* > 0, at most 1 */
+  HfamFill fill;       /* HFAM_FILL_FRAME by default */
+  float key_black;     /* key levels on every output's matte: below black 0, above white 1, */
+  float key_white;     /* linear between; 0 <= black < white <= 1; 0 and 1 leave it as is */
+} HfamEdgeParams;
+
+/* The defaults: no refinement, the frame's fill, key levels 0 and 1 (today's outputs). */
+void hfam_edge_params_init (HfamEdgeParams *edges);
+
+/* Sets what every output written from now on (collect, run, write_kept) gets; NULL: the
+ * defaults. A value out of range fails with HFAM_ERROR_ARGUMENT and changes nothing. Device
+ * frames take only the defaults for now (HFAM_ERROR_UNSUPPORTED when they are written
+ * otherwise). Guided refinement reads the frame, so the outputs' calls then need it even
+ * for GRAY outputs. */
+gboolean hfam_context_set_edges (HfamContext *ctx, const HfamEdgeParams *edges,
+                                 GError **error);
+
 /* The kept matte: every frame collected leaves its matte (alpha_p at the inference size) in
  * the context, in the memory its frame came from, to be blended into by the next frame and
  * shown by frames that do not run the network (hfam_context_write_kept). A failed collect

@@ -3,10 +3,13 @@
  * cross-lane order (which only a GPU would otherwise exercise).
  * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/python/reference/golden.py) */
+#include "context.h"
+#include "foreground.h"
 #include "graph.h"
 #include "hfam-internal.h"
 #include "heads.h"
 #include "hparams.h"
+#include "refine.h"
 #include "safetensors.h"
 
 #include <glib/gstdio.h>
@@ -499,6 +502,171 @@ test_kept_matte (void)
   expect_same_matte (got, b128);
 }
 
+/* ---- Edges at the frame's size (hfam_context_set_edges) on host frames ---- */
+
+/* A hard-edged disc as the kept matte: flat away from its outline, so that refinement can be
+ * seen to touch only the edge. */
+static void
+keep_disc (HfamContext *ctx)
+{
+  HfamKeptMatte *kept = &ctx->kept;
+
+  for (int y = 0; y < kept->height; y++)
+    for (int x = 0; x < kept->width; x++) {
+      const float dx = x - 0.5f * kept->width, dy = y - 0.5f * kept->height;
+      kept->host[y * kept->width + x] = dx * dx + dy * dy < 0.1f * kept->width * kept->width;
+    }
+}
+
+/* Whether the kept matte is one value within `r` of where frame pixel (x, y) falls on it. */
+static gboolean
+kept_flat_near (const HfamKeptMatte *kept, int x, int y, int r)
+{
+  const int u = (int) ((x + 0.5f) * kept->width / PIPE_W);
+  const int v = (int) ((y + 0.5f) * kept->height / PIPE_H);
+  const float first = kept->host[CLAMP (v, 0, kept->height - 1) * kept->width
+                                 + CLAMP (u, 0, kept->width - 1)];
+
+  for (int j = v - r; j <= v + r; j++)
+    for (int i = u - r; i <= u + r; i++)
+      if (kept->host[CLAMP (j, 0, kept->height - 1) * kept->width + CLAMP (i, 0, kept->width - 1)]
+          != first)
+        return FALSE;
+  return TRUE;
+}
+
+static void
+expect_edges_refused (HfamContext *ctx, const HfamEdgeParams *edges)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_false (hfam_context_set_edges (ctx, edges, &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+}
+
+static void
+test_edges (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL;
+  static guint8 pixels[PIPE_W * PIPE_H * 4], got_rgba[PIPE_W * PIPE_H * 4],
+      want_rgba[PIPE_W * PIPE_H * 4], key[PIPE_W * PIPE_H];
+  static float plain[PIPE_W * PIPE_H], got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
+  const HfamImage frame = packed_image (pixels, PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  const HfamImage matte = float_matte (got, PIPE_W, PIPE_H);
+  const HfamImage key_image = packed_image (key, PIPE_W, PIPE_H, 1, HFAM_FORMAT_GRAY8);
+  const HfamFrame k = { .planes = { pixels }, .strides = { PIPE_W * 4 }, .width = PIPE_W,
+                        .height = PIPE_H, .format = HFAM_FRAME_RGBA };
+  const HfamYuvToRgb *no_yuv = NULL;
+  HfamEdgeParams edges, bad;
+  HfamKeptMatte *kept;
+  guint64 held;
+  gboolean changed = FALSE;
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  fill_frame (pixels, 1);
+  g_assert_true (run_matte (ctx, &frame, 32, plain, &error));
+  g_assert_no_error (error);
+  kept = &ctx->kept;
+  keep_disc (ctx);
+  kept->resized_width = 0;
+  g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
+  g_assert_no_error (error);
+  memcpy (plain, got, sizeof plain);
+
+  /* guided: the kernel's output, equal to the plain resize where the matte is flat, its
+   * scratch counted in the budget; the key then needs the frame */
+  hfam_edge_params_init (&edges);
+  edges.refine = HFAM_REFINE_GUIDED;
+  held = hfam_context_host_memory (ctx);
+  g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
+  g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (hfam_context_host_memory (ctx), >, held);
+  {
+    const HfamRefineParams rp = { .radius = HFAM_REFINE_RADIUS_DEFAULT,
+                                  .eps = HFAM_REFINE_EPS_DEFAULT, .colour = 1 };
+    g_assert_cmpint (hfam_refine (kept->host, kept->width, kept->height, &k, no_yuv, &rp, NULL,
+                                  want, PIPE_W, NULL), ==, 0);
+  }
+  expect_same_matte (got, want);
+  for (int y = 0; y < PIPE_H; y++)
+    for (int x = 0; x < PIPE_W; x++) {
+      const size_t i = (size_t) y * PIPE_W + x;
+      if (kept_flat_near (kept, x, y, 2 * HFAM_REFINE_RADIUS_DEFAULT + 2))
+        g_assert_cmpfloat (fabsf (got[i] - plain[i]), <=, 1e-4);
+      changed |= fabsf (got[i] - plain[i]) > 0.01f;
+    }
+  g_assert_true (changed);
+  expect_refused (hfam_context_write_kept (ctx, NULL, &key_image, 1, &error), &error);
+
+  /* key levels, on the plain resize */
+  edges.refine = HFAM_REFINE_NONE;
+  edges.key_black = 0.25f;
+  edges.key_white = 0.75f;
+  g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
+  g_assert_true (hfam_context_write_kept (ctx, NULL, &key_image, 1, &error));
+  g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < PIPE_W * PIPE_H; i++) {
+    want[i] = CLAMP ((plain[i] - 0.25f) * (1.0f / 0.5f), 0.0f, 1.0f);
+    g_assert_cmpint (key[i], ==, (int) (want[i] * 255.0f + 0.5f));
+  }
+  expect_same_matte (got, want);
+
+  /* foreground fill, straight and premultiplied: the kernel's */
+  edges.key_black = 0.0f;
+  edges.key_white = 1.0f;
+  edges.fill = HFAM_FILL_FOREGROUND;
+  g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
+  for (int premultiplied = 0; premultiplied < 2; premultiplied++) {
+    const HfamForegroundParams fp = { HFAM_FOREGROUND_RADIUS_LARGE,
+                                      HFAM_FOREGROUND_RADIUS_SMALL };
+    HfamImage fill = packed_image (got_rgba, PIPE_W, PIPE_H, 4, HFAM_FORMAT_BGRA);
+    const HfamMatteImage want_image = {
+      .data = want_rgba, .stride = PIPE_W * 4, .width = PIPE_W, .height = PIPE_H,
+      .format = premultiplied ? HFAM_MATTE_BGRA_PREMULTIPLIED : HFAM_MATTE_BGRA,
+    };
+
+    fill.premultiplied = premultiplied;
+    g_assert_true (hfam_context_write_kept (ctx, &frame, &fill, 1, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (hfam_foreground (&k, no_yuv, plain, PIPE_W, &fp, &want_image, NULL), ==, 0);
+    g_assert_cmpmem (got_rgba, sizeof got_rgba, want_rgba, sizeof want_rgba);
+  }
+
+  /* refused values change nothing */
+  bad = edges;
+  bad.key_black = bad.key_white = 0.5f;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.key_black = -0.1f;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.key_white = NAN;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.refine_radius = 0;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.refine_eps = 0.0f;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.refine = 7;
+  expect_edges_refused (ctx, &bad);
+  bad = edges;
+  bad.fill = 7;
+  expect_edges_refused (ctx, &bad);
+  g_assert_true (hfam_context_set_edges (ctx, NULL, &error));
+  g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, plain);
+}
+
 /* ---- NV12 and I420 frames on the host: kernels/frame.c's conversion, then the network ---- */
 
 static void
@@ -656,6 +824,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/pipelined", test_pipelined);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
+  g_test_add_func ("/engine/edges", test_edges);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);
   g_test_add_data_func ("/engine/lane-order/r18", "r18_64x64", test_lane_order);
   g_test_add_data_func ("/engine/lane-order/r50", "r50_64x64", test_lane_order);
