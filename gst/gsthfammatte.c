@@ -29,7 +29,7 @@
  *
  * ## Changing properties while running
  * `inference-size`, `inference-interval`, `temporal-smoothing`,
- * `premultiplied` and `qos` apply from the next frame in any state (a held
+ * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white` apply from the next frame in any state (a held
  * frame first goes out at the old `inference-size`; a size over
  * `memory-budget` is refused with a warning, and the property set back). The
  * others are read when going to PAUSED: changeable only in NULL and READY,
@@ -81,47 +81,6 @@
 
 GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 
-#define GST_TYPE_HFAM_MATTE_BACKEND (gst_hfam_matte_backend_get_type ())
-static GType
-gst_hfam_matte_backend_get_type (void)
-{
-  static GType backend_type = 0;
-  static const GEnumValue backends[] = {
-    {GST_HFAM_MATTE_BACKEND_AUTO,
-        "CUDA when a device opens, otherwise the CPU", "auto"},
-    {GST_HFAM_MATTE_BACKEND_CPU, "CPU", "cpu"},
-    {GST_HFAM_MATTE_BACKEND_CUDA, "CUDA", "cuda"},
-    {0, NULL, NULL},
-  };
-
-  if (g_once_init_enter (&backend_type)) {
-    GType type = g_enum_register_static ("GstHfamMatteBackend", backends);
-    g_once_init_leave (&backend_type, type);
-  }
-  return backend_type;
-}
-
-/* libhfam's HfamPrecision, value for value */
-#define GST_TYPE_HFAM_MATTE_PRECISION (gst_hfam_matte_precision_get_type ())
-static GType
-gst_hfam_matte_precision_get_type (void)
-{
-  static GType precision_type = 0;
-  static const GEnumValue precisions[] = {
-    {HFAM_PRECISION_DEFAULT, "fp16 on CUDA, fp32 on the CPU", "default"},
-    {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
-    {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
-        "fp16"},
-    {0, NULL, NULL},
-  };
-
-  if (g_once_init_enter (&precision_type)) {
-    GType type = g_enum_register_static ("GstHfamMattePrecision", precisions);
-    g_once_init_leave (&precision_type, type);
-  }
-  return precision_type;
-}
-
 #define DEFAULT_PROP_MODEL hfam_default_model_path ()
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
 #define DEFAULT_PROP_CUDA_DEVICE_ID -1
@@ -134,6 +93,11 @@ gst_hfam_matte_precision_get_type (void)
 #define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
 #define DEFAULT_PROP_PIPELINE_DEPTH 1
 #define DEFAULT_PROP_MEMORY_BUDGET 0
+/* until measured on a validation split: today's outputs */
+#define DEFAULT_PROP_REFINE HFAM_REFINE_NONE
+#define DEFAULT_PROP_FILL HFAM_FILL_FRAME
+#define DEFAULT_PROP_KEY_BLACK 0.0
+#define DEFAULT_PROP_KEY_WHITE 1.0
 
 /* in MiB: the most whose bytes still fit a guint64 */
 #define MAX_MEMORY_BUDGET (G_MAXUINT64 >> 20)
@@ -156,6 +120,10 @@ enum
   PROP_PRECISION,
   PROP_PIPELINE_DEPTH,
   PROP_MEMORY_BUDGET,
+  PROP_REFINE,
+  PROP_FILL,
+  PROP_KEY_BLACK,
+  PROP_KEY_WHITE,
 };
 
 /* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
@@ -310,6 +278,25 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "changeable only in NULL and READY", 0, MAX_MEMORY_BUDGET,
           DEFAULT_PROP_MEMORY_BUDGET, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_REFINE,
+      g_param_spec_enum ("refine", "Refine",
+          "Refine the matte at the frame's size, guided by the frame",
+          GST_TYPE_HFAM_MATTE_REFINE, DEFAULT_PROP_REFINE, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_FILL,
+      g_param_spec_enum ("fill", "Fill", "The colours of the src pad's frames",
+          GST_TYPE_HFAM_MATTE_FILL, DEFAULT_PROP_FILL, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_KEY_BLACK,
+      g_param_spec_double ("key-black", "Key black",
+          "Matte values at or below this become 0 (below key-white)", 0.0, 1.0,
+          DEFAULT_PROP_KEY_BLACK, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_KEY_WHITE,
+      g_param_spec_double ("key-white", "Key white",
+          "Matte values at or above this become 1 (above key-black)", 0.0, 1.0,
+          DEFAULT_PROP_KEY_WHITE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
 #ifdef HFAM_HAVE_GST_CUDA
@@ -331,6 +318,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       "videoconvert ! autovideosink");
 
   gst_type_mark_as_plugin_api (GST_TYPE_HFAM_MATTE_BACKEND, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_HFAM_MATTE_REFINE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_HFAM_MATTE_FILL, 0);
 }
 
 static void
@@ -374,6 +363,10 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->precision = DEFAULT_PROP_PRECISION;
   self->pipeline_depth = DEFAULT_PROP_PIPELINE_DEPTH;
   self->memory_budget_mib = DEFAULT_PROP_MEMORY_BUDGET;
+  self->refine = DEFAULT_PROP_REFINE;
+  self->fill_colours = DEFAULT_PROP_FILL;
+  self->key_black = DEFAULT_PROP_KEY_BLACK;
+  self->key_white = DEFAULT_PROP_KEY_WHITE;
 }
 
 static void
@@ -448,6 +441,17 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_MEMORY_BUDGET:
       self->memory_budget_mib = g_value_get_uint64 (value);
       break;
+    case PROP_REFINE:
+      self->refine = g_value_get_enum (value);
+      break;
+    case PROP_FILL:
+      self->fill_colours = g_value_get_enum (value);
+      break;
+    case PROP_KEY_BLACK:
+    case PROP_KEY_WHITE:
+      gst_hfam_matte_set_key_level (self, prop_id == PROP_KEY_WHITE,
+          g_value_get_double (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -498,6 +502,18 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_MEMORY_BUDGET:
       g_value_set_uint64 (value, self->memory_budget_mib);
+      break;
+    case PROP_REFINE:
+      g_value_set_enum (value, self->refine);
+      break;
+    case PROP_FILL:
+      g_value_set_enum (value, self->fill_colours);
+      break;
+    case PROP_KEY_BLACK:
+      g_value_set_double (value, self->key_black);
+      break;
+    case PROP_KEY_WHITE:
+      g_value_set_double (value, self->key_white);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -757,6 +773,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   settings.inference_size = self->inference_size;
   settings.inference_interval = self->inference_interval;
   settings.temporal_smoothing = self->temporal_smoothing;
+  gst_hfam_matte_edge_params (self, &settings.edges);
   GST_OBJECT_UNLOCK (self);
 
   /* frames in flight go out at their size, and on their path, first */

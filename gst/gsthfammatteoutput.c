@@ -189,7 +189,7 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
   written = output == &self->fill
       ? gst_hfam_matte_worker_write_fill (self->worker, frame, &out,
       premultiplied, &error)
-      : gst_hfam_matte_worker_write_key (self->worker, &out, &error);
+      : gst_hfam_matte_worker_write_key (self->worker, frame, &out, &error);
   gst_video_frame_unmap (&out);
   if (!written) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),

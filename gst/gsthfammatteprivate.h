@@ -27,6 +27,17 @@ typedef enum
   GST_HFAM_MATTE_BACKEND_CUDA,
 } GstHfamMatteBackend;
 
+/* gsthfammatteproperties.c */
+#define GST_TYPE_HFAM_MATTE_BACKEND (gst_hfam_matte_backend_get_type ())
+GType gst_hfam_matte_backend_get_type (void);
+/* libhfam's HfamPrecision, HfamRefine and HfamFill, value for value */
+#define GST_TYPE_HFAM_MATTE_PRECISION (gst_hfam_matte_precision_get_type ())
+GType gst_hfam_matte_precision_get_type (void);
+#define GST_TYPE_HFAM_MATTE_REFINE (gst_hfam_matte_refine_get_type ())
+GType gst_hfam_matte_refine_get_type (void);
+#define GST_TYPE_HFAM_MATTE_FILL (gst_hfam_matte_fill_get_type ())
+GType gst_hfam_matte_fill_get_type (void);
+
 /* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
 typedef struct
 {
@@ -62,6 +73,9 @@ struct _GstHfamMatte
   HfamPrecision precision;
   guint pipeline_depth;
   guint64 memory_budget_mib;
+  HfamRefine refine;
+  HfamFill fill_colours;         /* the fill property */
+  gdouble key_black, key_white;
   /* From READY->PAUSED, which reads the READY-only properties, to PAUSED->READY:
    * those are in force and refuse changes. */
   gboolean started;
@@ -129,6 +143,14 @@ void gst_hfam_matte_handle_set_context (GstHfamMatte * self,
 gboolean gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query);
 void gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query);
 #endif
+
+/* gsthfammatteproperties.c, under the object lock. key-black (white FALSE) or
+ * key-white to `level`; FALSE, with a warning in the debug log, when white would
+ * not be above black (the pair in force stays). */
+gboolean gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
+    gdouble level);
+/* refine, fill and the key levels as libhfam takes them. */
+void gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges);
 
 G_END_DECLS
 

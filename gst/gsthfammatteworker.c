@@ -31,6 +31,7 @@ struct _GstHfamMatteWorker {
                                      keeps its matte */
   gboolean matte_on_device;       /* that frame is on the device path, and so its matte */
   guint frames_since_inference;
+  gboolean refine;                /* guided refinement: the key reads the frame too */
 };
 
 GstHfamMatteWorker *
@@ -373,6 +374,12 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
 
   frame->arrived = gst_util_get_timestamp ();
   frame->buffer = buffer;
+  if (!hfam_context_set_edges (worker->ctx, &settings->edges, error)) {
+    gst_buffer_unref (buffer);
+    g_free (frame);
+    return NULL;
+  }
+  worker->refine = settings->edges.refine != HFAM_REFINE_NONE;
   frame->on_device = gst_hfam_matte_worker_takes_device_path (worker, buffer);
 #ifdef HFAM_HAVE_GST_CUDA
   if (frame->on_device)
@@ -521,14 +528,20 @@ gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker, GstHfamMatteWorker
 }
 
 gboolean
-gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker, GstVideoFrame *out,
+gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker,
+                                 GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
                                  GError **error)
 {
   const gboolean deep = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_GRAY16_LE;
   const HfamImage key = gst_hfam_matte_worker_output (out, HFAM_MEMORY_HOST, FALSE);
+  HfamImage colours;
 
-  /* the key needs no colours: no conversion of the frame for it */
-  if (!gst_hfam_matte_worker_write_kept (worker, NULL, &key, 1, error))
+  /* the key needs no colours unless the refinement reads them: no conversion of the frame
+   * for it otherwise */
+  if (worker->refine && !gst_hfam_matte_worker_input (worker, frame, &colours, error))
+    return FALSE;
+  if (!gst_hfam_matte_worker_write_kept (worker, worker->refine ? &colours : NULL, &key, 1,
+                                         error))
     return FALSE;
 #if G_BYTE_ORDER == G_BIG_ENDIAN
   /* libhfam's GRAY16 is in host order; the pad's format is little-endian */

@@ -22,6 +22,7 @@ typedef struct {
   int inference_size;          /* long side the network sees */
   guint inference_interval;    /* run the network on one frame in this many */
   float temporal_smoothing;    /* weight of the previous matte in the blend */
+  HfamEdgeParams edges;        /* refine, fill, key levels: from the next output written */
 } GstHfamMatteWorkerSettings;
 
 /* A frame from its arrival to its output. */
@@ -101,7 +102,9 @@ guint gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker);
 gboolean gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker,
                                            GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
                                            gboolean premultiplied, GError **error);
-gboolean gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker, GstVideoFrame *out,
+/* frame: read only for guided refinement. */
+gboolean gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker,
+                                          GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
                                           GError **error);
 
 /* A frame on the device path: its matte (collected and blended, or for a frame that does

@@ -436,8 +436,11 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
   const HfamKeyLevels levels = { edges->key_black, edges->key_white };
   const gboolean refine = edges->refine == HFAM_REFINE_GUIDED;
   const gboolean keyed = levels.black != 0.0f || levels.white != 1.0f;
+  /* statistics at the matte's size, or the frame's where that is smaller (a frame below the
+   * inference size) */
   const HfamRefineParams rp = { .radius = edges->refine_radius, .eps = edges->refine_eps,
-                                .colour = 1 };
+                                .stats_width = MIN (kept->width, width),
+                                .stats_height = MIN (kept->height, height), .colour = 1 };
   int failed;
 
   if (!refine && kept->resized_width == width && kept->resized_height == height)

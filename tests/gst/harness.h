@@ -98,6 +98,7 @@ TCase *outputs_tcase (void);
 TCase *temporal_tcase (void);
 TCase *properties_tcase (void);
 TCase *running_tcase (void);
+TCase *edges_tcase (void);
 #ifdef HFAM_HAVE_GST_CUDA
 TCase *cuda_memory_tcase (void);
 #endif

@@ -1,0 +1,113 @@
+/* hfammatte's enumerated properties as GTypes (backend, precision, refine and
+ * fill) and the edge properties as libhfam takes them.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "gsthfammatteprivate.h"
+
+GType
+gst_hfam_matte_backend_get_type (void)
+{
+  static GType backend_type = 0;
+  static const GEnumValue backends[] = {
+    {GST_HFAM_MATTE_BACKEND_AUTO,
+        "CUDA when a device opens, otherwise the CPU", "auto"},
+    {GST_HFAM_MATTE_BACKEND_CPU, "CPU", "cpu"},
+    {GST_HFAM_MATTE_BACKEND_CUDA, "CUDA", "cuda"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&backend_type)) {
+    GType type = g_enum_register_static ("GstHfamMatteBackend", backends);
+    g_once_init_leave (&backend_type, type);
+  }
+  return backend_type;
+}
+
+/* libhfam's HfamPrecision, value for value */
+GType
+gst_hfam_matte_precision_get_type (void)
+{
+  static GType precision_type = 0;
+  static const GEnumValue precisions[] = {
+    {HFAM_PRECISION_DEFAULT, "fp16 on CUDA, fp32 on the CPU", "default"},
+    {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
+    {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
+        "fp16"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&precision_type)) {
+    GType type = g_enum_register_static ("GstHfamMattePrecision", precisions);
+    g_once_init_leave (&precision_type, type);
+  }
+  return precision_type;
+}
+
+/* libhfam's HfamRefine, value for value */
+GType
+gst_hfam_matte_refine_get_type (void)
+{
+  static GType refine_type = 0;
+  static const GEnumValue refines[] = {
+    {HFAM_REFINE_NONE, "The matte resized to the frame", "none"},
+    {HFAM_REFINE_GUIDED, "Fast guided filter: edges follow the frame's",
+        "guided"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&refine_type)) {
+    GType type = g_enum_register_static ("GstHfamMatteRefine", refines);
+    g_once_init_leave (&refine_type, type);
+  }
+  return refine_type;
+}
+
+/* libhfam's HfamFill, value for value */
+GType
+gst_hfam_matte_fill_get_type (void)
+{
+  static GType fill_type = 0;
+  static const GEnumValue fills[] = {
+    {HFAM_FILL_FRAME, "The frame's own pixels", "frame"},
+    {HFAM_FILL_FOREGROUND,
+        "The estimated foreground colour, without the old background's halo",
+        "foreground"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&fill_type)) {
+    GType type = g_enum_register_static ("GstHfamMatteFill", fills);
+    g_once_init_leave (&fill_type, type);
+  }
+  return fill_type;
+}
+
+gboolean
+gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
+    gdouble level)
+{
+  const gdouble black_level = white ? self->key_black : level;
+  const gdouble white_level = white ? level : self->key_white;
+
+  if (white_level <= black_level) {
+    GST_WARNING ("%s: key-white %g would be at or below key-black %g: the "
+        "change is refused, the pair in force stays (lower key-black first, "
+        "raise key-white first)", GST_OBJECT_NAME (self), white_level,
+        black_level);
+    return FALSE;
+  }
+  if (white)
+    self->key_white = level;
+  else
+    self->key_black = level;
+  return TRUE;
+}
+
+void
+gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges)
+{
+  hfam_edge_params_init (edges);
+  edges->refine = self->refine;
+  edges->fill = self->fill_colours;
+  edges->key_black = self->key_black;
+  edges->key_white = self->key_white;
+}

@@ -1,0 +1,152 @@
+/* hfammatte's edge properties (refine, fill, key-black, key-white): on every
+ * output format, what libhfam writes with the same edges; changeable while
+ * PLAYING; a key-white at or below key-black refused. */
+#include "harness.h"
+
+#include <string.h>
+
+typedef struct
+{
+  const gchar *pad;             /* "src" or "alpha" */
+  const gchar *format;
+  gboolean premultiplied;
+  HfamFormat hfam_format;
+  gint bpp;
+} OutputFormat;
+
+static const OutputFormat output_formats[] = {
+  {"src", "RGBA", FALSE, HFAM_FORMAT_RGBA, 4},
+  {"src", "BGRA", FALSE, HFAM_FORMAT_BGRA, 4},
+  {"src", "RGBA", TRUE, HFAM_FORMAT_RGBA, 4},
+  {"src", "BGRA", TRUE, HFAM_FORMAT_BGRA, 4},
+  {"alpha", "GRAY8", FALSE, HFAM_FORMAT_GRAY8, 1},
+  {"alpha", "GRAY16_LE", FALSE, HFAM_FORMAT_GRAY16, 2},
+};
+
+/* What libhfam writes for an RGBA frame with these edges. */
+static GBytes *
+libhfam_output (Engine * engine, GstBuffer * in, const HfamEdgeParams * edges,
+    const OutputFormat * of)
+{
+  const HfamFrameParams params = {.long_side = INFERENCE_SIZE };
+  guint8 *pixels = g_malloc ((gsize) WIDTH * HEIGHT * of->bpp);
+  GError *error = NULL;
+  GstMapInfo map;
+  HfamImage frame, out;
+
+  fail_unless (gst_buffer_map (in, &map, GST_MAP_READ));
+  frame = (HfamImage) {.planes = {map.data},.strides = {WIDTH * 4},
+    .width = WIDTH,.height = HEIGHT,.format = HFAM_FORMAT_RGBA };
+  out = (HfamImage) {.planes = {pixels},.strides = {WIDTH * of->bpp},
+    .width = WIDTH,.height = HEIGHT,.format = of->hfam_format,
+    .premultiplied = of->premultiplied };
+  fail_unless (hfam_context_set_edges (engine->ctx, edges, &error), "%s",
+      error ? error->message : "");
+  fail_unless (hfam_context_run (engine->ctx, &frame, &params, &out, 1,
+          &error), "%s", error ? error->message : "");
+  gst_buffer_unmap (in, &map);
+  return g_bytes_new_take (pixels, (gsize) WIDTH * HEIGHT * of->bpp);
+}
+
+static GBytes *
+element_output (Rig * rig, const OutputFormat * of, GstBuffer * in,
+    guint index)
+{
+  GstHarness *h = g_str_equal (of->pad, "src") ? rig->fill : rig->key;
+
+  fail_unless_equals_int (rig_push (rig, gst_buffer_ref (in), index),
+      GST_FLOW_OK);
+  return packed_pixels (h, gst_harness_pull (h));
+}
+
+static void
+expect_same_bytes (GBytes * got, GBytes * want, const gchar * what)
+{
+  fail_unless (g_bytes_equal (got, want), "%s differs from libhfam's", what);
+  g_bytes_unref (got);
+  g_bytes_unref (want);
+}
+
+/* Each property on its own, on every output format, set before the start and
+ * then changed while PLAYING. */
+GST_START_TEST (test_edges_every_format)
+{
+  GstVideoInfo info;
+  GstBuffer *in;
+  Engine engine;
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  in = make_frame (&info, 5);
+  for (guint setting = 0; setting < 3; setting++) {
+    for (guint i = 0; i < G_N_ELEMENTS (output_formats); i++) {
+      const OutputFormat *of = &output_formats[i];
+      const gboolean on_src = g_str_equal (of->pad, "src");
+      g_autofree gchar *caps = g_strdup_printf ("video/x-raw,format=%s",
+          of->format);
+      GstElement *element = make_element ();
+      HfamEdgeParams edges;
+      Rig rig;
+
+      hfam_edge_params_init (&edges);
+      g_object_set (element, "premultiplied", of->premultiplied, NULL);
+      rig_start (&rig, element, on_src, !on_src);
+      gst_harness_set_sink_caps_str (on_src ? rig.fill : rig.key, caps);
+      rig_set_format (&rig, &info);
+      /* the defaults first, then the property changed while PLAYING */
+      expect_same_bytes (element_output (&rig, of, in, 0),
+          libhfam_output (&engine, in, &edges, of), "default");
+      if (setting == 0) {
+        g_object_set (element, "refine", HFAM_REFINE_GUIDED, NULL);
+        edges.refine = HFAM_REFINE_GUIDED;
+      } else if (setting == 1) {
+        g_object_set (element, "fill", HFAM_FILL_FOREGROUND, NULL);
+        edges.fill = HFAM_FILL_FOREGROUND;
+      } else {
+        g_object_set (element, "key-black", 0.3, "key-white", 0.6, NULL);
+        edges.key_black = 0.3f;
+        edges.key_white = 0.6f;
+      }
+      expect_same_bytes (element_output (&rig, of, in, 1),
+          libhfam_output (&engine, in, &edges, of), of->format);
+      rig_stop (&rig);
+    }
+  }
+  gst_buffer_unref (in);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_key_levels_refused)
+{
+  GstElement *element = make_element ();
+  LogCapture capture;
+  gdouble black, white;
+  gchar *log;
+
+  log_capture_start (&capture, GST_LEVEL_WARNING);
+  g_object_set (element, "key-black", 0.4, "key-white", 0.8, NULL);
+  /* white at or below black, and black at or above white: both refused */
+  g_object_set (element, "key-white", 0.4, NULL);
+  g_object_set (element, "key-black", 0.9, NULL);
+  log = log_capture_stop (&capture);
+  g_object_get (element, "key-black", &black, "key-white", &white, NULL);
+  fail_unless_equals_float (black, 0.4);
+  fail_unless_equals_float (white, 0.8);
+  fail_unless (strstr (log, "key-white") != NULL, "no warning: %s", log);
+  g_free (log);
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+TCase *
+edges_tcase (void)
+{
+  TCase *tc = tcase_create ("edges");
+
+  tcase_add_test (tc, test_edges_every_format);
+  tcase_add_test (tc, test_key_levels_refused);
+  return tc;
+}
