@@ -21,6 +21,7 @@
 #define PROGRESS_BAR_WIDTH 30
 
 static char *model_path, *save_dir, *csv_path, *backend_name, *size_text, *budget_text;
+static char *refine_text;
 static int long_side, n_threads;
 static guint64 memory_budget;
 static gboolean force_progress, default_model;
@@ -39,6 +40,9 @@ static const GOptionEntry entries[] = {
     "N" },
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
+  { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
+    "Matte refinement at the picture's size: none (default until measured) or guided",
+    "HOW" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the predicted mattes there as gray PNG files (with --model)", "DIR" },
   { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv_path,
@@ -401,6 +405,7 @@ run (int argc, char **argv, GError **error)
   g_autoptr (HfamContext) ctx = NULL;
   g_autoptr (GString) csv = g_string_new ("image,sad,mse,grad,conn\n");
   HfamBackendKind kind = HFAM_BACKEND_AUTO;
+  HfamEdgeParams edges;
 
   g_option_context_set_summary (options,
     "Scores predicted alpha mattes against ground truth (SAD, MSE, Grad, Conn), per image\n"
@@ -423,14 +428,17 @@ run (int argc, char **argv, GError **error)
   }
   if (default_model)
     model_path = g_strdup (hfam_default_model_path ());
-  if (!model_path && (save_dir || size_text || n_threads || backend_name || budget_text)) {
+  if (!model_path
+      && (save_dir || size_text || n_threads || backend_name || budget_text || refine_text)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "--save, --size, --threads, --backend and --memory-budget go with --model");
+                 "--save, --size, --threads, --backend, --memory-budget and --refine go with "
+                 "--model");
     return FALSE;
   }
   if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
       || !options_parse_size (size_text, &long_side, error)
-      || !options_parse_memory_budget (budget_text, &memory_budget, error))
+      || !options_parse_memory_budget (budget_text, &memory_budget, error)
+      || !options_parse_edges (refine_text, NULL, NULL, &edges, error))
     return FALSE;
 
   pairs = pair_files (argv[1], argv[2], error);
@@ -446,7 +454,7 @@ run (int argc, char **argv, GError **error)
       .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
     };
     ctx = hfam_context_new (model, &options, NULL, error);
-    if (!ctx)
+    if (!ctx || !hfam_context_set_edges (ctx, &edges, error))
       return FALSE;
   }
 

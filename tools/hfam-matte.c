@@ -9,6 +9,8 @@
 #include "options.h"
 
 static char *model_path, *output_path, *backend_name, *size_text, *budget_text;
+static char *refine_text, *fill_text, *key_levels_text;
+static HfamEdgeParams edges;
 static gboolean want_alpha, want_rgba;
 static int long_side, n_threads;
 static guint64 memory_budget;
@@ -29,6 +31,13 @@ static const GOptionEntry entries[] = {
     "N" },
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
+  { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
+    "Matte refinement at the picture's size: none (default until measured) or guided",
+    "HOW" },
+  { "fill", 0, 0, G_OPTION_ARG_STRING, &fill_text,
+    "Colours of --rgba: frame (the picture's, default) or foreground (estimated)", "WHAT" },
+  { "key-levels", 0, 0, G_OPTION_ARG_STRING, &key_levels_text,
+    "Black and white clip points of the matte (default: 0,1, unchanged)", "B,W" },
   G_OPTION_ENTRY_NULL
 };
 
@@ -38,12 +47,34 @@ to_byte (float alpha)
   return (guint8) lrintf (CLAMP (alpha, 0.0f, 1.0f) * 255.0f);
 }
 
+/* The picture with the kept matte as alpha and the foreground's colours, from libhfam. */
+static gboolean
+write_foreground (HfamContext *ctx, const ImageioPicture *picture, GError **error)
+{
+  const int w = picture->width, h = picture->height;
+  g_autofree guint8 *rgba = g_new (guint8, (gsize) w * h * 4);
+  const HfamImage frame = {
+    .planes = { picture->pixels }, .strides = { picture->stride }, .width = w, .height = h,
+    .format = picture->channels == 4 ? HFAM_FORMAT_RGBA : HFAM_FORMAT_RGB,
+  };
+  const HfamImage out = {
+    .planes = { rgba }, .strides = { w * 4 }, .width = w, .height = h,
+    .format = HFAM_FORMAT_RGBA,
+  };
+
+  return hfam_context_write_kept (ctx, &frame, &out, 1, error)
+         && imageio_write_png (output_path, rgba, w, h, w * 4, 4, error);
+}
+
 /* The matte of `picture` (width x height floats), written as asked. */
 static gboolean
-write_result (const ImageioPicture *picture, const float *alpha, GError **error)
+write_result (HfamContext *ctx, const ImageioPicture *picture, const float *alpha,
+              GError **error)
 {
   int w = picture->width, h = picture->height;
 
+  if (want_rgba && edges.fill == HFAM_FILL_FOREGROUND)
+    return write_foreground (ctx, picture, error);
   if (want_rgba) {
     g_autofree guint8 *rgba = g_new (guint8, (gsize) w * h * 4);
     for (int y = 0; y < h; y++) {
@@ -82,13 +113,14 @@ matte (const char *input_path, HfamBackendKind kind, GError **error)
     .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
   };
   ctx = hfam_context_new (model, &options, NULL, error);
-  if (!ctx) {
+  if (!ctx || !hfam_context_set_edges (ctx, &edges, error)) {
+    hfam_context_free (ctx);
     hfam_model_free (model);
     return FALSE;
   }
 
   g_autofree float *alpha = matte_picture (ctx, picture, long_side, error);
-  ok = alpha && write_result (picture, alpha, error);
+  ok = alpha && write_result (ctx, picture, alpha, error);
 
   hfam_context_free (ctx);
   hfam_model_free (model);
@@ -118,8 +150,13 @@ run (int argc, char **argv, GError **error)
   }
   if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
       || !options_parse_size (size_text, &long_side, error)
-      || !options_parse_memory_budget (budget_text, &memory_budget, error))
+      || !options_parse_memory_budget (budget_text, &memory_budget, error)
+      || !options_parse_edges (refine_text, fill_text, key_levels_text, &edges, error))
     return FALSE;
+  if (fill_text && !want_rgba) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--fill goes with --rgba");
+    return FALSE;
+  }
   return matte (argv[1], kind, error);
 }
 
