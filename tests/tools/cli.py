@@ -160,6 +160,13 @@ def model_mode(tmp, gt):
     run(saved, gt, "--csv", again)
     check(read_csv(again) == read_csv(out), "the saved mattes score exactly as the run did")
     fails_naming(["--model", MODEL, "--save", gt, pictures, gt], "--save")
+    refined = os.path.join(tmp, "refined.csv")
+    run("--model", MODEL, "--size", "64", "--threads", "1", "--refine", "guided", "--csv",
+        refined, pictures, gt)
+    check([r[0] for r in read_csv(refined)] == [r[0] for r in read_csv(out)],
+          "--refine guided: a row per picture")
+    fails_naming(["--model", MODEL, "--refine", "bilateral", pictures, gt], "--refine")
+    fails_naming(["--refine", "guided", pictures, gt], "--refine")
 
     if not Image:
         print("skipped: pictures and mattes in one folder (no PIL to write JPEG)")
