@@ -137,6 +137,12 @@ with tempfile.TemporaryDirectory() as tmp:
     for value in ["0", "-5", "18446744073709551617", "1x"]:
         refuses([HFAM_MATTE, picture, "-o", out, "--memory-budget", value],
                 "--memory-budget " + value)
+    for value in ["0.5", "0.5,0.5", "0.6,0.4", "-0.1,0.5", "0.2,1.5", "nan,1", "0.1,x", "1,2,3"]:
+        refuses([HFAM_MATTE, picture, "-o", out, "--key-levels", value], "--key-levels " + value)
+    refuses([HFAM_MATTE, picture, "-o", out, "--refine", "bilateral"], "--refine bilateral")
+    refuses([HFAM_MATTE, picture, "-o", out, "--rgba", "--fill", "alpha"], "--fill alpha")
+    refuses([HFAM_MATTE, picture, "-o", out, "--fill", "foreground"], "--fill", "--rgba")
+    refuses([HFAM_EVAL, "--model", "m", "--refine", "x", tmp, tmp], "--refine x")
     refuses([HFAM_EVAL, "--model", "m", "--size", "2147483647", tmp, tmp], "--size 2147483647")
     refuses([HFAM_EVAL, "--memory-budget", "64", tmp, tmp], "--memory-budget")
 
@@ -149,3 +155,11 @@ with tempfile.TemporaryDirectory() as tmp:
         if r.returncode != 0 or pngfile.png_size(out) != (12, 9):
             sys.exit(f"hfam-matte --memory-budget 512 --size 64: {r.returncode} {r.stderr}")
         print("ok: --memory-budget 512 --size 64 runs")
+        for edges in (["--refine", "guided"], ["--key-levels", "0.2,0.8"],
+                      ["--rgba", "--fill", "foreground"],
+                      ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"]):
+            r = subprocess.run([HFAM_MATTE, "--model", MODEL, "-b", "cpu", "--size", "32", *edges,
+                                picture, "-o", out], capture_output=True, text=True)
+            if r.returncode != 0 or pngfile.png_size(out) != (12, 9):
+                sys.exit(f"hfam-matte {' '.join(edges)}: {r.returncode} {r.stderr}")
+            print(f"ok: {' '.join(edges)} runs")
