@@ -1,7 +1,10 @@
 /* hfam-frame-bench: the host-side work around the network for one frame, which on a CUDA
  * machine with frames in system memory is all the CPU does per frame: the frame resized and
  * normalised to the inference size (hfam_preprocess_rgb8), alpha_p resized back to the frame
- * (hfam_resize_plane), and the RGBA fill and the GRAY8 key written (hfam_matte_write). Each
+ * (hfam_resize_plane), and the RGBA fill and the GRAY8 key written (hfam_matte_write); then the
+ * edges of libhfam's hfam_context_set_edges: key levels on the resized matte, the guided
+ * refinement (instead of the resize, at its default radius and eps) and the foreground fill
+ * (instead of the RGBA fill), each with its memory kept from round to round. Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio. */
 #include <omp.h>
@@ -10,15 +13,21 @@
 
 #include <glib.h>
 
+#include "foreground.h"
 #include "frame.h"
 #include "hfam-internal.h"
 #include "median.h"
+#include "refine.h"
 #include "resize.h"
 
-enum { STEP_PREPROCESS, STEP_RESIZE, STEP_FILL, STEP_KEY, N_STEPS };
+enum {
+  STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
+  STEP_FOREGROUND, N_STEPS
+};
 
 static const char *const step_names[N_STEPS] = {
-  "preprocess", "alpha resize", "RGBA fill", "GRAY8 key",
+  "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
+  "foreground",
 };
 
 static char *size_text;
@@ -37,8 +46,8 @@ static const GOptionEntry entries[] = {
 /* One pass over every step on `threads` threads; milliseconds per step into ms. */
 static gboolean
 time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, int inf_h,
-            float *input, const float *alpha_p, float *alpha, uint8_t *fill, uint8_t *key,
-            double ms[N_STEPS])
+            float *input, const float *alpha_p, float *alpha, float *refined, uint8_t *fill,
+            uint8_t *key, HfamScratch *scratch, double ms[N_STEPS])
 {
   static const int rgb_offsets[3] = { 0, 1, 2 }, bgr_order[3] = { 2, 1, 0 };
   static const float mean[3] = { 103.939f, 116.779f, 123.68f }, std[3] = { 1.0f, 1.0f, 1.0f };
@@ -46,6 +55,11 @@ time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, 
                             .height = height, .format = HFAM_FRAME_RGBA };
   const HfamMatteImage fill_image = { fill, width * 4, width, height, HFAM_MATTE_RGBA };
   const HfamMatteImage key_image = { key, width, width, height, HFAM_MATTE_GRAY8 };
+  const HfamKeyLevels levels = { 0.1f, 0.9f };
+  const HfamRefineParams refine = { .radius = HFAM_REFINE_RADIUS_DEFAULT,
+                                    .eps = HFAM_REFINE_EPS_DEFAULT, .colour = 1 };
+  const HfamForegroundParams foreground = { HFAM_FOREGROUND_RADIUS_LARGE,
+                                            HFAM_FOREGROUND_RADIUS_SMALL };
   gint64 t[N_STEPS + 1];
   int failed = 0;
 
@@ -56,10 +70,17 @@ time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, 
   t[1] = g_get_monotonic_time ();
   failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
   t[2] = g_get_monotonic_time ();
-  failed |= hfam_matte_write (alpha, width, height, &frame, NULL, &fill_image);
+  hfam_key_levels_apply (alpha, (size_t) width * height, &levels);
   t[3] = g_get_monotonic_time ();
-  failed |= hfam_matte_write (alpha, width, height, NULL, NULL, &key_image);
+  failed |= hfam_matte_write (alpha, width, height, &frame, NULL, &fill_image);
   t[4] = g_get_monotonic_time ();
+  failed |= hfam_matte_write (alpha, width, height, NULL, NULL, &key_image);
+  t[5] = g_get_monotonic_time ();
+  failed |= hfam_refine (alpha_p, inf_w, inf_h, &frame, NULL, &refine, NULL, refined, width,
+                         scratch);
+  t[6] = g_get_monotonic_time ();
+  failed |= hfam_foreground (&frame, NULL, alpha, width, &foreground, &fill_image, scratch);
+  t[7] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -72,7 +93,8 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   int width = 1920, height = 1080, inf_w, inf_h, threads;
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
-  g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL;
+  g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
+  HfamScratch scratch = { NULL, 0 };
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -95,6 +117,7 @@ main (int argc, char **argv)
   input = g_new (float, 3 * (size_t) inf_w * inf_h);
   alpha_p = g_new (float, (size_t) inf_w * inf_h);
   alpha = g_new (float, (size_t) width * height);
+  refined = g_new (float, (size_t) width * height);
   /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */
   for (size_t i = 0; i < (size_t) width * height * 4; i++)
     rgba[i] = (uint8_t) (i * 7 + i / 4099);
@@ -105,11 +128,12 @@ main (int argc, char **argv)
   samples = g_new (double, (size_t) n_rounds * 2 * N_STEPS);
   for (int side = 0; side < 2; side++)  /* first touch of every buffer, on both team sizes */
     time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p, alpha,
-                fill, key, warm);
+                refined, fill, key, &scratch, warm);
   for (int r = 0; r < n_rounds; r++)
     for (int side = 0; side < 2; side++)
       if (!time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p,
-                       alpha, fill, key, samples + ((size_t) r * 2 + side) * N_STEPS)) {
+                       alpha, refined, fill, key, &scratch,
+                       samples + ((size_t) r * 2 + side) * N_STEPS)) {
         g_printerr ("hfam-frame-bench: a step refused its arguments or ran out of memory\n");
         return EXIT_FAILURE;
       }
@@ -136,5 +160,6 @@ main (int argc, char **argv)
     }
     g_print ("threads: %d; ratio = threads / 1 thread (< 1: faster)\n", threads);
   }
+  hfam_scratch_clear (&scratch);
   return EXIT_SUCCESS;
 }
