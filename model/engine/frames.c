@@ -378,9 +378,11 @@ hfam_context_set_edges (HfamContext *ctx, const HfamEdgeParams *edges, GError **
                  edges->key_black, edges->key_white);
     return FALSE;
   }
+  /* the matte resized with other edges is stale (the element sets them on every frame) */
+  if (edges->refine != ctx->edges.refine || edges->key_black != ctx->edges.key_black
+      || edges->key_white != ctx->edges.key_white)
+    ctx->kept.resized_width = ctx->kept.resized_height = 0;
   ctx->edges = *edges;
-  /* the matte resized with the old ones is stale */
-  ctx->kept.resized_width = ctx->kept.resized_height = 0;
   return TRUE;
 }
 

@@ -665,6 +665,16 @@ test_edges (void)
   g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
   g_assert_no_error (error);
   expect_same_matte (got, plain);
+
+  /* a frame smaller than the inference size: the statistics at the frame's size */
+  edges.refine = HFAM_REFINE_GUIDED;
+  g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
+  {
+    const HfamImage small = { .planes = { pixels }, .strides = { PIPE_W * 4 }, .width = 20,
+                              .height = 12, .format = HFAM_FORMAT_RGBA };
+    g_assert_true (run_matte (ctx, &small, 64, got, &error));
+    g_assert_no_error (error);
+  }
 }
 
 /* ---- NV12 and I420 frames on the host: kernels/frame.c's conversion, then the network ---- */
