@@ -29,7 +29,8 @@
  *
  * ## Changing properties while running
  * `inference-size`, `inference-interval`, `temporal-smoothing`,
- * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white` apply from the next frame in any state (a held
+ * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white`
+ * apply from the next frame in any state (a held
  * frame first goes out at the old `inference-size`; a size over
  * `memory-budget` is refused with a warning, and the property set back). The
  * others are read when going to PAUSED: changeable only in NULL and READY,
