@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs every test: all suites as they are; the loader and element suites under valgrind
 # memcheck (a definite leak or a memory error fails them); then a second build, BUILD_DIR-sanitize
-# (clang, ASan + UBSan, the fuzz targets), where the loader, engine and element suites run again
-# and each fuzz target runs for $FUZZ_SECONDS (default 60) seconds.
+# (clang, ASan + UBSan, the fuzz targets), where the kernel, loader, engine, tools and element
+# suites run again and each fuzz target runs for $FUZZ_SECONDS (default 60) seconds.
 # Usage: tests/run-all.sh [BUILD_DIR]   (default: build). Ends with "N passed, N failed".
 set -u
 build=${1:-build}
@@ -39,7 +39,8 @@ if command -v clang >/dev/null 2>&1; then
       -Dcuda=disabled -Dfuzzing=true >/dev/null || failed=$((failed + 1))
   fi
   build=$sanitize
-  run --setup sanitize --suite loader --suite engine --suite gst --suite fuzz
+  run --setup sanitize --suite kernels --suite loader --suite engine --suite tools --suite gst \
+    --suite fuzz
 else
   echo "skipped: the sanitizer build and the fuzz targets (no clang)"
   skipped=$((skipped + 1))

@@ -184,7 +184,7 @@ main (int argc, char **argv)
      "N"},
     {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Weight file (the default model)", "FILE"},
     {"backend", 0, 0, G_OPTION_ARG_STRING, &backend, "auto, cpu or cuda (cpu)", "NAME"},
-    {NULL},
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   g_autoptr (GOptionContext) options = g_option_context_new ("- hfammatte soak benchmark");
   GError *error = NULL;
