@@ -36,6 +36,15 @@ extern "C" {
 #define HFAM_VECTOR_CLONES
 #endif
 
+/* v clamped to 0..1, NaN going to 0 as on the GPU; written as the max and min instructions are
+ * defined, so that the compiler uses them (a nested ternary compiles to branches). */
+static inline float
+hfam_clamp01 (float v)
+{
+  v = v > 0.0f ? v : 0.0f;
+  return v < 1.0f ? v : 1.0f;
+}
+
 /* Input row y (w * c floats): a pointer into the caller's data, or `scratch` (w * c floats of
  * the calling thread) filled. Called from several threads at once, for any row, maybe twice. */
 typedef const float *(*HfamBoxRowIn) (int y, float *scratch, void *user);

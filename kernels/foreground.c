@@ -35,15 +35,6 @@ typedef struct {
                                  * by first_in, first_out and second_out in turn */
 } Band;
 
-/* (written as the max and min instructions are defined, NaN going to 0 as on the GPU, so
- * that the compiler uses them: a nested ternary compiles to branches) */
-static inline float
-clamp01 (float v)
-{
-  v = v > 0.0f ? v : 0.0f;
-  return v < 1.0f ? v : 1.0f;
-}
-
 int
 hfam_foreground_params_valid (const HfamForegroundParams *p)
 {
@@ -73,7 +64,7 @@ fuse (const float *m, float inv_f, float inv_b, float a, const float I[3], float
   for (int k = 0; k < 3; k++) {
     const float bF = m[1 + k] * inv_f;
     bB[k] = m[4 + k] * inv_b;
-    F[k] = clamp01 (bF + a * (I[k] - a * bF - (1.0f - a) * bB[k]));
+    F[k] = hfam_clamp01 (bF + a * (I[k] - a * bF - (1.0f - a) * bB[k]));
   }
 }
 
@@ -89,7 +80,8 @@ first_in (int y, float *restrict row, void *user)
 
   hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);
   for (int x = 0; x < w; x++) {
-    const float a = clamp01 (alpha[x]), r = rgb[3 * x], g = rgb[3 * x + 1], bl = rgb[3 * x + 2];
+    const float a = hfam_clamp01 (alpha[x]);
+    const float r = rgb[3 * x], g = rgb[3 * x + 1], bl = rgb[3 * x + 2];
     float *o = row + (size_t) C * x;
     o[0] = a;
     o[1] = r * a;
@@ -114,7 +106,7 @@ first_out (const Fusion *f, int y, const float *m, float *rgb, float *o)
   hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);
   fuse_inverses (m, w, inv);
   for (int x = 0; x < w; x++, m += C, o += C) {
-    const float a = clamp01 (alpha[x]);
+    const float a = hfam_clamp01 (alpha[x]);
     float F[3], bB[3];
     fuse (m, inv[x], inv[w + x], a, rgb + 3 * x, F, bB);
     o[0] = a;
@@ -157,7 +149,7 @@ second_out (const Fusion *f, int y, const float *m, float *rgb)
   hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);
   fuse_inverses (m, w, inv);
   for (int x = 0; x < w; x++, m += C, px += 4) {
-    const float a = clamp01 (alpha[x]);
+    const float a = hfam_clamp01 (alpha[x]);
     const int a8 = (int) (a * 255.0f + 0.5f);
     float F[3], bB[3];
     int c[3];

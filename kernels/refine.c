@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* (written as the max and min instructions are defined, NaN going to 0 as on the GPU, so
- * that the compiler uses them: a nested ternary compiles to branches) */
-static inline float
-clamp01 (float v)
-{
-  v = v > 0.0f ? v : 0.0f;
-  return v < 1.0f ? v : 1.0f;
-}
-
 int
 hfam_key_levels_valid (const HfamKeyLevels *l)
 {
@@ -32,7 +23,7 @@ hfam_key_levels_apply (float *alpha, size_t n, const HfamKeyLevels *l)
 {
   const float black = l ? l->black : 0.0f, scale = l ? 1.0f / (l->white - l->black) : 1.0f;
   for (size_t i = 0; i < n; i++)
-    alpha[i] = clamp01 ((clamp01 (alpha[i]) - black) * scale);
+    alpha[i] = hfam_clamp01 ((hfam_clamp01 (alpha[i]) - black) * scale);
 }
 
 int
@@ -200,7 +191,7 @@ apply_coefficients (const HfamResizeFilter *fx, const float *c, const float *rgb
       q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
     else
       q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
-    out[x] = clamp01 ((clamp01 (q) - black) * scale);
+    out[x] = hfam_clamp01 ((hfam_clamp01 (q) - black) * scale);
   }
 }
 
