@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <math.h>
+#include <string.h>
 
 const gchar *
 model_path (void)
@@ -351,6 +352,28 @@ push_and_check (Rig * rig, Engine * engine, const GstVideoInfo * info,
 /* Whether libhfam opens a CUDA device here: test_properties.c's backend tests
  * are about a machine without one (cuda fails, auto warns and runs on the CPU),
  * test_cuda_memory needs one. */
+void
+pop_message_naming (GstBus * bus, GstMessageType type, const gchar * needle)
+{
+  GstMessage *message = gst_bus_pop_filtered (bus, type);
+  GError *error = NULL;
+  gchar *debug = NULL;
+
+  fail_unless (message != NULL, "no %s message",
+      gst_message_type_get_name (type));
+  if (type == GST_MESSAGE_ERROR)
+    gst_message_parse_error (message, &error, &debug);
+  else
+    gst_message_parse_warning (message, &error, &debug);
+  GST_INFO ("%s: %s (%s)", gst_message_type_get_name (type), error->message,
+      debug);
+  fail_unless (strstr (error->message, needle) != NULL,
+      "'%s' does not name '%s'", error->message, needle);
+  g_error_free (error);
+  g_free (debug);
+  gst_message_unref (message);
+}
+
 gboolean
 cuda_device_opens (void)
 {

@@ -79,6 +79,11 @@ void push_and_check (Rig * rig, Engine * engine, const GstVideoInfo * info,
 
 gboolean cuda_device_opens (void);
 
+/* Pops the first ERROR or WARNING message (`type`) from `bus` and fails unless
+ * there is one whose text contains `needle`. */
+void pop_message_naming (GstBus * bus, GstMessageType type,
+    const gchar * needle);
+
 /* The element's debug log (category hfammatte) at `level` and more severe,
  * from log_capture_start to log_capture_stop, which returns it. */
 typedef struct

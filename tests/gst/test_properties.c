@@ -14,22 +14,11 @@ static void
 check_start_fails (GstElement * element, const gchar * needle)
 {
   GstBus *bus = gst_bus_new ();
-  GstMessage *message;
-  GError *error = NULL;
-  gchar *debug = NULL;
 
   gst_element_set_bus (element, bus);
   fail_unless_equals_int (gst_element_set_state (element, GST_STATE_PAUSED),
       GST_STATE_CHANGE_FAILURE);
-  message = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  fail_unless (message != NULL);
-  gst_message_parse_error (message, &error, &debug);
-  GST_INFO ("error: %s (%s)", error->message, debug);
-  fail_unless (strstr (error->message, needle) != NULL,
-      "'%s' does not name '%s'", error->message, needle);
-  g_error_free (error);
-  g_free (debug);
-  gst_message_unref (message);
+  pop_message_naming (bus, GST_MESSAGE_ERROR, needle);
 
   fail_unless_equals_int (gst_element_set_state (element, GST_STATE_NULL),
       GST_STATE_CHANGE_SUCCESS);
