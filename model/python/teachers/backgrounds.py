@@ -130,6 +130,16 @@ def extract(deb, cache):
     return root
 
 
+def fetch_evaluation_package(pkg, cache):
+    """(version, extracted tree) of one of the EXCLUDED packages, for the video evaluation set
+    of ../videoset/make_videoset.py only: the evaluation route, separate from main(), which
+    keeps refusing them for training."""
+    if pkg not in EXCLUDED:
+        raise ValueError(f'{pkg} is not an evaluation package ({", ".join(EXCLUDED)})')
+    deb = fetch(pkg, cache)
+    return deb_field(deb, 'Version'), extract(deb, cache)
+
+
 def copyright_stanzas(root, pkg):
     """[(Files patterns, licence)] of the package's machine-readable (DEP-5) copyright file,
     in file order; [] when there is none or it is free-form."""
