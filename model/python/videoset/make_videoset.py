@@ -49,13 +49,14 @@ HOLD_FRAMES_MIN = 2
 POSE_DECIMALS = (3, 3, 5, 3)   # tx, ty (px), scale, angle (degrees) as written and rendered
 
 # Framing: the base pose shows a window of the picture with the frame's aspect, the person's
-# bounding box (alpha > 0.5) at most 80% of its height with 10% headroom, never enlarged; the
-# window keeps CUT_CLEARANCE of its height between itself and every cut edge, so that the
-# motion has room before a cut edge could enter the frame (every frame is checked anyway).
+# bounding box (alpha > 0.5) at most 80% of its height with 10% headroom, enlarged by at most
+# 1.25 where the picture has too little room around its cut edges; the window keeps
+# CUT_CLEARANCE of its height between itself and every cut edge, so that the motion has room
+# before a cut edge could enter the frame (every frame is checked anyway).
 PERSON_SHARE = 0.8
 HEADROOM = 0.1
 CUT_CLEARANCE = 0.15
-MAX_BASE_SCALE = 1.0
+MAX_BASE_SCALE = 1.25
 
 
 class PictureError(ValueError):
@@ -160,9 +161,9 @@ def _segment_clear(segment, left, top, right, bottom):
 
 def choose_window(alpha, segments, width, height):
     """The window (centre x, centre y, height) of the picture that the base pose fills the
-    frame with: of the candidates that keep CUT_CLEARANCE from every cut edge and do not
-    enlarge the picture, the one that least shrinks the framing of the whole person and least
-    shifts it (sideways, or down past the headroom)."""
+    frame with: of the candidates that keep CUT_CLEARANCE from every cut edge, the one that
+    least shrinks the framing of the whole person, least shifts it (sideways, or down past the
+    headroom) and least enlarges the picture (at most MAX_BASE_SCALE)."""
     ys, xs = np.nonzero(alpha > 0.5)
     if len(ys) == 0:
         return None
@@ -171,14 +172,16 @@ def choose_window(alpha, segments, width, height):
     person_w = xs.max() - xs.min() + 1
     centre_x = (xs.min() + xs.max()) / 2.0
     full = max(person_h, person_w / aspect) / PERSON_SHARE
+    largest = max(full, height)
     smallest = max(full * 0.25, height / MAX_BASE_SCALE)
     best = None
-    for win_h in np.unique(np.geomspace(max(full, smallest), smallest, 40)):
+    for win_h in np.unique(np.geomspace(largest, min(smallest, largest), 40)):
         win_w = win_h * aspect
         margin = CUT_CLEARANCE * win_h
+        shrink = math.log(largest / win_h) + 2.0 * max(0.0, math.log(height / win_h))
         for down in np.arange(-0.1, 0.501, 0.05):
             for side in np.arange(-0.5, 0.501, 0.05):
-                cost = math.log(full / win_h) + abs(side) + abs(down)
+                cost = shrink + abs(side) + abs(down)
                 if best is not None and cost >= best[0]:
                     continue
                 top = ys.min() - HEADROOM * win_h + down * win_h
@@ -278,7 +281,7 @@ def plan_motion(rng, frames, still_fraction, width, height, allowed):
         if allowed(candidate):
             current = candidate
             break
-    if current is None:
+    if current is None:  # the base pose: its window keeps CUT_CLEARANCE from the cut edges
         current = (0.0, 0.0, 1.0, 0.0)
     poses = [current] * holds[0]
     for move, hold in zip(moves, holds[1:]):
@@ -455,8 +458,8 @@ def parse_args(argv):
         ap.error('expected PICTURES BACKGROUNDS OUT, or PICTURES --backgrounds-package PKG OUT')
     a.out = a.paths[-1]
     a.backgrounds = None if a.backgrounds_package else a.paths[0]
-    if a.frames < 6:
-        ap.error('--frames must be at least 6')
+    if not 6 <= a.frames <= 99999:
+        ap.error('--frames must be in [6, 99999] (frame files have 5 digits)')
     if not 16 <= a.long_side <= 8192:
         ap.error('--long-side must be in [16, 8192]')
     if not 1.0 / 3.0 <= a.still < 1.0:
@@ -520,7 +523,8 @@ def main(argv=None):
               f'{seq["frames"]} frames, {n_moving} moving ({100.0 * n_moving / seq["frames"]:.0f}%)'
               f', {seq["frames"] - n_moving} still', flush=True)
     manifest = {
-        'version': 1, 'generator': GENERATOR, 'seed': a.seed, 'fps': a.fps,
+        'version': 1, 'generator': GENERATOR, 'seed': a.seed,
+        'fps': int(a.fps) if a.fps.is_integer() else a.fps,
         'pictures': os.path.abspath(a.pictures), 'backgrounds': bg_source,
         'noise': {'model': 'Gaussian per pixel and channel, independent per frame, variance '
                            'read_sd^2 + shot * level (8-bit levels), added to the composite '

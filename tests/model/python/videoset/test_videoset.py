@@ -109,7 +109,8 @@ def all_files(out):
 
 def check_manifest(m, pictures, bgs):
     assert m['version'] == 1 and m['generator'] == 'model/python/videoset/make_videoset.py'
-    assert m['seed'] == 7 and m['fps'] == 30 and m['pictures'] == os.path.abspath(pictures)
+    assert m['seed'] == 7 and m['fps'] == 30 and isinstance(m['fps'], int)
+    assert m['pictures'] == os.path.abspath(pictures), m['pictures']
     assert m['backgrounds'] == os.path.abspath(bgs), m['backgrounds']
     assert isinstance(m['noise'], dict) and isinstance(m['motion'], dict)
     assert [s['name'] for s in m['sequences']] == ['seq00', 'seq01'], m['sequences']
@@ -117,6 +118,8 @@ def check_manifest(m, pictures, bgs):
     assert sorted(s['background'] for s in m['sequences']) == sorted(BACKGROUNDS)
     for s in m['sequences']:
         assert (s['width'], s['height'], s['frames']) == (64, 48, FRAMES), s
+        assert all(isinstance(s[k], int) for k in ('width', 'height', 'frames')), s
+        assert all(isinstance(v, bool) for v in s['moving']), s['moving']
         assert len(s['moving']) == FRAMES and len(s['poses']) == FRAMES, s
         assert all(len(p) == 4 for p in s['poses'])
 
