@@ -170,6 +170,26 @@ def check_cut_edge_detector(pictures):
     assert largest_step(warped) > STEP, largest_step(warped)
 
 
+def check_framing():
+    """A person cut on three sides, with too little picture around it for a window at 1:1, is
+    framed by enlarging the picture (at most 1.25) clear of every cut edge; a person that fills
+    the picture cannot be framed."""
+    alpha = person(100, 68, (70, 10, 14), (50, 110, 24))
+    alpha[0, 64:76] = 0.5  # hair cut at the top
+    segments = vs.cut_segments(alpha)
+    assert len(segments) == 3, segments   # top, bottom, right
+    window = vs.choose_window(alpha, segments, 100, 56)
+    assert window is not None, 'no window'
+    cx, cy, win_h = window
+    assert 1.0 < 56 / win_h <= 1.25, win_h
+    margin = vs.CUT_CLEARANCE * win_h
+    box = (cx - win_h * 50 / 56 - margin, cy - win_h / 2 - margin,
+           cx + win_h * 50 / 56 + margin, cy + win_h / 2 + margin)
+    assert all(vs._segment_clear(seg, *box) for seg in segments), (box, segments)
+    full = np.ones((40, 60), np.float32)
+    assert vs.choose_window(full, vs.cut_segments(full), 64, 48) is None
+
+
 def check_package_mode(tmp):
     """The largest image of each wallpaper, photographs only, symlinks and screenshots out."""
     root = os.path.join(tmp, 'fake-package')
@@ -248,6 +268,7 @@ def main():
             assert vs.main([pictures, bgs, os.path.join(REPO, 'videoset-out')]) == 2
         assert not os.path.exists(os.path.join(REPO, 'videoset-out'))
         check_cut_edge_detector(pictures)
+        check_framing()
         check_package_mode(tmp)
         check_training_refusal(tmp)
     print('videoset: ok')
