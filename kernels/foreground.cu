@@ -1,5 +1,6 @@
-/* Blur-fusion (foreground.cuh): pass 1's input from the frame, its box means, pass 2's input
- * from pass 1's fusion, its box means, the output; one thread per pixel in each step. */
+/* Blur-fusion (foreground.cuh): pass 1's input cells from the frame (a thread per cell), their
+ * box means, pass 2's input from pass 1's fusion with the cell means enlarged, its box means,
+ * the output; one thread per pixel in the other steps. */
 #include "foreground.cuh"
 
 namespace {
@@ -25,39 +26,50 @@ fuse (const float *m, float a, const float I[3], float F[3], float bB[3])
   }
 }
 
-/* Pass 1's input: alpha, I alpha, I (1 - alpha). */
+/* Pass 1's input cells: the means of alpha, I alpha, I (1 - alpha) over each cell, summed row
+ * by row in order, as make_cells in foreground.c. */
 __global__ void
-first_in (HfamFrame f, HfamYuvToRgb yuv, const float *alpha, int alpha_stride, float *dst)
+first_cells (HfamFrame f, HfamYuvToRgb yuv, const float *alpha, int alpha_stride, int coarse,
+             int cw, int ch, float *cells)
 {
-  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
-  if (x >= f.width || y >= f.height)
+  const int i = blockIdx.x * BLOCK_X + threadIdx.x, j = blockIdx.y * BLOCK_Y + threadIdx.y;
+  if (i >= cw || j >= ch)
     return;
-  const float a = clamp01 (alpha[(size_t) y * alpha_stride + x]);
-  float I[3];
-  hfam_cuda_pixel_rgb01 (f, yuv, x, y, I);
-  float *o = dst + ((size_t) y * f.width + x) * C;
-  o[0] = a;
-  for (int k = 0; k < 3; k++) {
-    o[1 + k] = I[k] * a;
-    o[4 + k] = I[k] - o[1 + k];
-  }
-  o[7] = 0.0f;
+  const int x0 = i * coarse, x1 = min (x0 + coarse, f.width);
+  const int y0 = j * coarse, y1 = min (y0 + coarse, f.height);
+  float sum[C - 1] = {};
+  for (int y = y0; y < y1; y++)
+    for (int x = x0; x < x1; x++) {
+      const float a = clamp01 (alpha[(size_t) y * alpha_stride + x]);
+      float I[3];
+      hfam_cuda_pixel_rgb01 (f, yuv, x, y, I);
+      sum[0] += a;
+      for (int k = 0; k < 3; k++) {
+        const float Ia = I[k] * a;
+        sum[1 + k] += Ia;
+        sum[4 + k] += I[k] - Ia;
+      }
+    }
+  const float scale = 1.0f / (float) ((x1 - x0) * (y1 - y0));
+  float *o = cells + ((size_t) j * cw + i) * C;
+  for (int k = 0; k < C - 1; k++)
+    o[k] = sum[k] * scale;
+  o[C - 1] = 0.0f;
 }
 
-/* Pass 2's input from pass 1's means: alpha, F' alpha, bB (1 - alpha). */
+/* Pass 2's input from pass 1's means (the pixel's cell's): alpha, F' alpha, bB (1 - alpha). */
 __global__ void
 first_out (HfamFrame f, HfamYuvToRgb yuv, const float *alpha, int alpha_stride,
-           const float *means, float *dst)
+           const float *cell_means, int coarse, int cw, float *dst)
 {
   const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
   if (x >= f.width || y >= f.height)
     return;
-  const size_t i = ((size_t) y * f.width + x) * C;
   const float a = clamp01 (alpha[(size_t) y * alpha_stride + x]);
   float I[3], F[3], bB[3];
   hfam_cuda_pixel_rgb01 (f, yuv, x, y, I);
-  fuse (means + i, a, I, F, bB);
-  float *o = dst + i;
+  fuse (cell_means + ((size_t) (y / coarse) * cw + x / coarse) * C, a, I, F, bB);
+  float *o = dst + ((size_t) y * f.width + x) * C;
   o[0] = a;
   for (int k = 0; k < 3; k++) {
     o[1 + k] = F[k] * a;
@@ -95,12 +107,22 @@ second_out (HfamFrame f, HfamYuvToRgb yuv, const float *alpha, int alpha_stride,
   px[3] = (uint8_t) a8;
 }
 
+/* The coarse grid's side for a frame side n, as foreground.c. */
+int
+cells_along (int n, int coarse)
+{
+  return (n + coarse - 1) / coarse;
+}
+
 } // namespace
 
 extern "C" size_t
-hfam_cuda_foreground_workspace_bytes (int w, int h)
+hfam_cuda_foreground_workspace_bytes (int w, int h, const HfamForegroundParams *p)
 {
-  return w < 1 || h < 1 ? 0 : 2 * sizeof (float) * C * (size_t) w * h;
+  if (w < 1 || h < 1 || !hfam_foreground_params_valid (p))
+    return 0;
+  const size_t cells = (size_t) cells_along (w, p->coarse) * cells_along (h, p->coarse);
+  return 2 * sizeof (float) * C * ((size_t) w * h + cells);
 }
 
 extern "C" cudaError_t
@@ -116,23 +138,29 @@ hfam_cuda_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const flo
                      && out->width == frame->width && out->height == frame->height
                      && out->stride >= 4 * out->width);
   HFAM_CUDA_REQUIRE (workspace_bytes >= hfam_cuda_foreground_workspace_bytes (frame->width,
-                                                                              frame->height));
-  const int w = frame->width, h = frame->height;
+                                                                              frame->height, p));
+  const int w = frame->width, h = frame->height, coarse = p->coarse;
+  const int cw = cells_along (w, coarse), ch = cells_along (h, coarse);
   const HfamYuvToRgb none = {}, conversion = yuv ? *yuv : none;
   float *a = (float *) workspace, *b = a + (size_t) C * w * h;
+  float *cells = b + (size_t) C * w * h, *cell_sums = cells + (size_t) C * cw * ch;
   const dim3 block (BLOCK_X, BLOCK_Y), grid ((w + BLOCK_X - 1) / BLOCK_X,
                                              (h + BLOCK_Y - 1) / BLOCK_Y);
+  const dim3 cell_grid ((cw + BLOCK_X - 1) / BLOCK_X, (ch + BLOCK_Y - 1) / BLOCK_Y);
   cudaError_t err;
 
-  first_in<<<grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, a);
+  first_cells<<<cell_grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, coarse,
+                                                cw, ch, cells);
   HFAM_CUDA_LAUNCH_CHECK ();
-  if ((err = hfam_cuda_box_mean (a, b, a, w, h, C, p->radius_large, stream)) != cudaSuccess)
+  if ((err = hfam_cuda_box_mean (cells, cell_sums, cells, cw, ch, C,
+                                 hfam_foreground_coarse_radius (p), stream)) != cudaSuccess)
     return err;
-  first_out<<<grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, a, b);
+  first_out<<<grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, cells, coarse,
+                                         cw, a);
   HFAM_CUDA_LAUNCH_CHECK ();
-  if ((err = hfam_cuda_box_mean (b, a, b, w, h, C, p->radius_small, stream)) != cudaSuccess)
+  if ((err = hfam_cuda_box_mean (a, b, a, w, h, C, p->radius_small, stream)) != cudaSuccess)
     return err;
-  second_out<<<grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, b, *out);
+  second_out<<<grid, block, 0, stream>>> (*frame, conversion, alpha, alpha_stride, a, *out);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

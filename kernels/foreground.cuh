@@ -11,8 +11,9 @@
 HFAM_CUDA_BEGIN_DECLS
 
 /* Bytes of device workspace for a w x h frame: two images of HFAM_FOREGROUND_CHANNELS floats
- * per pixel (at 1920 x 1080, 133 MB). */
-size_t hfam_cuda_foreground_workspace_bytes (int w, int h);
+ * per pixel and two per cell of pass 1's grid (at 1920 x 1080 with cells of 4, 141 MB); 0 when
+ * p is not valid. */
+size_t hfam_cuda_foreground_workspace_bytes (int w, int h, const HfamForegroundParams *p);
 
 /* frame (device planes; yuv for NV12 and I420 only) and its alpha (device, frame's size,
  * alpha_stride floats per row) to out (device; frame's size; RGBA, BGRA or premultiplied). */

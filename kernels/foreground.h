@@ -6,8 +6,8 @@
  * estimates F and B as local alpha-weighted means, then moves F along the residual:
  *   bF = box(F alpha) / (box(alpha) + 1e-5),  bB = box(B (1 - alpha)) / (1 - box(alpha) + 1e-5)
  *   F' = clamp (bF + alpha (I - alpha bF - (1 - alpha) bB), 0, 1)
- * Pass 1 takes F = B = I with the large radius; pass 2 takes F = pass 1's F' and B = pass 1's
- * bB with the small radius. box() is the clipped box mean of box.h; colours are the frame's
+ * Pass 1 takes F = B = I with the large radius (on a coarse grid, below); pass 2 takes F =
+ * pass 1's F' and B = pass 1's bB with the small radius. box() is the clipped box mean of box.h; colours are the frame's
  * R'G'B' in 0..1 (frame.h's conversion / 255), alpha is clamped to 0..1 first.
  *
  * Where alpha = 1 the result is the frame's pixel; where alpha = 0 it is the foreground colour
@@ -31,7 +31,21 @@ extern "C" {
 typedef struct {
   int radius_large;  /* pass 1, pixels at the frame's size, >= 1 (the paper: 90) */
   int radius_small;  /* pass 2, >= 1 (the paper: 6) */
+  int coarse;        /* pass 1's grid, 1 to HFAM_FOREGROUND_MAX_COARSE (below) */
 } HfamForegroundParams;
+
+#define HFAM_FOREGROUND_MAX_COARSE 8
+
+/* Pass 1 on a coarse grid. Its means are smooth (a window of 181 pixels at the paper's radius),
+ * so they are taken on cells of coarse x coarse pixels, which cuts pass 1's cost at 1080p to
+ * a sixteenth with coarse 4:
+ *   - cell (i, j) holds the means of pass 1's inputs over pixels [coarse i, coarse (i + 1)) x
+ *     [coarse j, coarse (j + 1)) clipped to the frame (cw x ch cells, sides rounded up);
+ *   - their box means, radius hfam_foreground_coarse_radius (radius_large / coarse, >= 1);
+ *   - every pixel of a cell takes the cell's means (the window's centre moves by less than
+ *     coarse / 2 pixels, and pass 2's box smooths the steps between cells).
+ * coarse 1 is the paper's full-size pass. */
+int hfam_foreground_coarse_radius (const HfamForegroundParams *p);
 
 /* Channels per pixel of the passes' interleaved images: alpha, F alpha, B (1 - alpha), padding;
  * the CUDA op uses the same layout. */
@@ -39,14 +53,15 @@ typedef struct {
 
 int hfam_foreground_params_valid (const HfamForegroundParams *p);
 
-/* Bytes of scratch hfam_foreground takes for a frame `width` wide with `threads` OpenMP
+/* Bytes of scratch hfam_foreground takes for a width x height frame with `threads` OpenMP
  * threads (p valid). */
-size_t hfam_foreground_scratch_bytes (int width, const HfamForegroundParams *p, int threads);
+size_t hfam_foreground_scratch_bytes (int width, int height, const HfamForegroundParams *p,
+                                      int threads);
 
 /* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row)
  * to out (frame's size; RGBA, BGRA or their premultiplied formats). scratch: memory kept for
- * the next call (NULL: allocated and freed in this one; each thread of the OpenMP team takes
- * about 2 radius_small + 13 rows of 8 floats per pixel). 0, or -1 on bad arguments or no
+ * the next call (NULL: allocated and freed in this one; two images of 8 floats per cell, and
+ * each thread of the OpenMP team about 2 radius_small + 9 rows of 8 floats per pixel). 0, or -1 on bad arguments or no
  * memory. */
 int hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
                      int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out,

@@ -40,13 +40,11 @@ pixel_rgb (const HfamFrame &f, const HfamYuvToRgb &c, int x, int y, float rgb[3]
                            0.0f), 255.0f);
 }
 
-__global__ void
-matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, HfamFrame f,
-              HfamYuvToRgb yuv, HfamMatteImage out)
+/* alpha resized to output pixel (x, y), clamped to 0..1 */
+__device__ inline float
+resized_alpha (const float *alpha, int aw, const HfamCudaFilter &fx, const HfamCudaFilter &fy,
+               int x, int y)
 {
-  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
-  if (x >= out.width || y >= out.height)
-    return;
   const int x0 = fx.start[x], nx = fx.len[x], y0 = fy.start[y], ny = fy.len[y];
   const float *wx = fx.w + (size_t) x * fx.k, *wy = fy.w + (size_t) y * fy.k;
   float v = 0.0f;
@@ -57,7 +55,17 @@ matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, 
       r += wx[tx] * row[tx];
     v += wy[ty] * r;
   }
-  v = fminf (fmaxf (v, 0.0f), 1.0f);
+  return fminf (fmaxf (v, 0.0f), 1.0f);
+}
+
+__global__ void
+matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, HfamFrame f,
+              HfamYuvToRgb yuv, HfamMatteImage out)
+{
+  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
+  if (x >= out.width || y >= out.height)
+    return;
+  const float v = resized_alpha (alpha, aw, fx, fy, x, y);
   uint8_t *dst = out.data + (ptrdiff_t) y * out.stride;
   if (out.format == HFAM_MATTE_GRAY8) {
     dst[x] = (uint8_t) (int) (v * 255.0f + 0.5f);
@@ -86,6 +94,17 @@ matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, 
     dst[4 * x + 2] = px.z;
     dst[4 * x + 3] = px.w;
   }
+}
+
+__global__ void
+resize_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, float *out,
+               int out_stride, float black, float scale)
+{
+  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
+  if (x >= fx.out || y >= fy.out)
+    return;
+  const float v = resized_alpha (alpha, aw, fx, fy, x, y);
+  out[(size_t) y * out_stride + x] = fminf (fmaxf ((v - black) * scale, 0.0f), 1.0f);
 }
 
 __global__ void
@@ -122,6 +141,24 @@ hfam_cuda_matte (const float *alpha, int aw, int ah, const HfamCudaFilter *fx,
                                              (out->height + BLOCK_Y - 1) / BLOCK_Y);
   matte_kernel<<<grid, block, 0, stream>>> (alpha, aw, *fx, *fy, colour ? *frame : none,
                                             colour ? *yuv : identity, *out);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t
+hfam_cuda_matte_resize (const float *alpha, int aw, int ah, const HfamCudaFilter *fx,
+                        const HfamCudaFilter *fy, const HfamKeyLevels *levels, float *out,
+                        int out_stride, cudaStream_t stream)
+{
+  HFAM_CUDA_REQUIRE (alpha && aw >= 1 && ah >= 1 && fx && fy && out && fx->start && fy->start);
+  HFAM_CUDA_REQUIRE (fx->in == aw && fy->in == ah && out_stride >= fx->out);
+  HFAM_CUDA_REQUIRE (!levels || hfam_key_levels_valid (levels));
+  const float black = levels ? levels->black : 0.0f;
+  const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
+  const dim3 block (BLOCK_X, BLOCK_Y), grid ((fx->out + BLOCK_X - 1) / BLOCK_X,
+                                             (fy->out + BLOCK_Y - 1) / BLOCK_Y);
+  resize_kernel<<<grid, block, 0, stream>>> (alpha, aw, *fx, *fy, out, out_stride, black,
+                                             scale);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

@@ -175,18 +175,41 @@ fail:
   return -1;
 }
 
-/* q = A . I + B along one row, A and B enlarged by fx's taps from c (indexed from 0: the
- * caller's row starts at fx->lo); nc constant in each call, so the loops unroll. */
+/* The enlargement of the coefficients along a row as two taps per pixel (fx's taps; a bilinear
+ * enlargement has at most two), indices from the row's first input fx->lo: a loop over
+ * pixels that gathers from them vectorises, where one over each pixel's own taps does not. */
+typedef struct {
+  int *left, *right;
+  float *left_weight, *right_weight;
+} TwoTaps;
+
+static int
+two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
+{
+  for (int x = 0; x < fx->out; x++) {
+    const float *wx = fx->w + (size_t) x * fx->k;
+    if (fx->len[x] > 2)
+      return -1;
+    t->left[x] = fx->start[x] - fx->lo;
+    t->left_weight[x] = wx[0];
+    t->right[x] = t->left[x] + (fx->len[x] > 1);
+    t->right_weight[x] = fx->len[x] > 1 ? wx[1] : 0.0f;
+  }
+  return 0;
+}
+
+/* q = A . I + B along one row, A and B enlarged from c by the two taps; nc constant in each
+ * call, so the loops unroll. */
 static inline __attribute__ ((always_inline)) void
-apply_coefficients (const HfamResizeFilter *fx, const float *c, const float *rgb, int w, int nc,
-                    float black, float scale, float *out)
+apply_coefficients (const TwoTaps *t, const float *restrict c, const float *restrict rgb, int w,
+                    int nc, float black, float scale, float *restrict out)
 {
   for (int x = 0; x < w; x++) {
-    const float *wx = fx->w + (size_t) x * fx->k, *cx = c + (size_t) fx->start[x] * (nc + 1);
-    float A[4] = { 0.0f, 0.0f, 0.0f, 0.0f }, q;
-    for (int t = 0; t < fx->len[x]; t++)
-      for (int k = 0; k <= nc; k++)
-        A[k] += wx[t] * cx[t * (nc + 1) + k];
+    const float *l = c + (size_t) t->left[x] * (nc + 1), *r = c + (size_t) t->right[x] * (nc + 1);
+    const float wl = t->left_weight[x], wr = t->right_weight[x];
+    float A[4], q;
+    for (int k = 0; k <= nc; k++)
+      A[k] = wl * l[k] + wr * r[k];
     if (nc == 1)
       q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
     else
@@ -195,11 +218,12 @@ apply_coefficients (const HfamResizeFilter *fx, const float *c, const float *rgb
   }
 }
 
-/* Step 5, one row of the frame: the coefficients enlarged (fy's taps, then fx's) and applied. */
+/* Step 5, one row of the frame: the coefficients enlarged (fy's taps, then the two taps) and
+ * applied. */
 HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
-           const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
-           float *tmp, float *rgb, float *out)
+           const TwoTaps *taps, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+           const HfamKeyLevels *levels, int y, float *tmp, float *rgb, float *out)
 {
   const int nch = g->nc + 1, lo = fx->lo, n = (fx->hi - fx->lo) * nch;
   const float *wy = fy->w + (size_t) y * fy->k;
@@ -216,10 +240,11 @@ apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *
   }
   hfam_frame_row_rgb01 (frame, yuv, y, rgb);
   if (g->nc == 1)
-    apply_coefficients (fx, tmp - lo * 2, rgb, frame->width, 1, black, scale, out);
+    apply_coefficients (taps, tmp, rgb, frame->width, 1, black, scale, out);
   else
-    apply_coefficients (fx, tmp - lo * 4, rgb, frame->width, 3, black, scale, out);
+    apply_coefficients (taps, tmp, rgb, frame->width, 3, black, scale, out);
 }
+
 size_t
 hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefineParams *p,
                            int threads)
@@ -229,7 +254,9 @@ hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefinePara
   const size_t nc = p->colour ? 3 : 1;
 
   return sizeof (float) * ((nc + 1 + 2 * (nc + 1)) * sw * sh
-                           + ((nc + 1) * sw + 3 * (size_t) frame_width) * threads);
+                           + ((nc + 1) * sw + 3 * (size_t) frame_width) * threads
+                           + 2 * (size_t) frame_width)
+         + sizeof (int) * 2 * (size_t) frame_width;
 }
 
 int
@@ -243,7 +270,8 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
   const int nc = p && p->colour ? 3 : 1, threads = omp_get_max_threads ();
   const size_t plane = (size_t) sw * sh;
   HfamScratch own = { NULL, 0 };
-  HfamResizeFilter fx, fy;
+  HfamResizeFilter fx = { 0 }, fy = { 0 };
+  TwoTaps taps;
   size_t row_floats, total;
   float *guide, *low_alpha, *coef, *mean_coef, *rows;
   int failed = 0;
@@ -253,7 +281,7 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
       || (levels && !hfam_key_levels_valid (levels)))
     return -1;
   /* the guide, alpha, the coefficients and their means at the statistics' size, then each
-   * thread's rows of the last step */
+   * thread's rows of the last step, then the two taps */
   row_floats = (size_t) (nc + 1) * sw + 3 * (size_t) w;
   total = hfam_refine_scratch_bytes (aw, ah, w, p, threads);
   if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, total)))
@@ -262,8 +290,14 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
   coef = low_alpha + plane;
   mean_coef = coef + (nc + 1) * plane;
   rows = mean_coef + (nc + 1) * plane;
-  if (hfam_resize_filter_init (&fx, sw, w) != 0 || hfam_resize_filter_init (&fy, sh, h) != 0) {
+  taps.left_weight = rows + row_floats * threads;
+  taps.right_weight = taps.left_weight + w;
+  taps.left = (int *) (taps.right_weight + w);
+  taps.right = taps.left + w;
+  if (hfam_resize_filter_init (&fx, sw, w) != 0 || hfam_resize_filter_init (&fy, sh, h) != 0
+      || two_taps_init (&taps, &fx) != 0) {
     hfam_resize_filter_clear (&fx);
+    hfam_resize_filter_clear (&fy);
     hfam_scratch_clear (&own);
     return -1;
   }
@@ -283,8 +317,8 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
 #pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
     for (int y = 0; y < h; y++) {
       float *tmp = rows + row_floats * omp_get_thread_num ();
-      apply_row (&g, &fx, &fy, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
-                 out + (size_t) y * out_stride);
+      apply_row (&g, &fx, &fy, &taps, frame, yuv, levels, y, tmp,
+                 tmp + (size_t) (nc + 1) * sw, out + (size_t) y * out_stride);
     }
   }
   hfam_resize_filter_clear (&fx);

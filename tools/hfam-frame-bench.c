@@ -59,7 +59,8 @@ time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, 
   const HfamRefineParams refine = { .radius = HFAM_REFINE_RADIUS_DEFAULT,
                                     .eps = HFAM_REFINE_EPS_DEFAULT, .colour = 1 };
   const HfamForegroundParams foreground = { HFAM_FOREGROUND_RADIUS_LARGE,
-                                            HFAM_FOREGROUND_RADIUS_SMALL };
+                                            HFAM_FOREGROUND_RADIUS_SMALL,
+                                            HFAM_FOREGROUND_COARSE };
   gint64 t[N_STEPS + 1];
   int failed = 0;
 

@@ -6,8 +6,10 @@
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
 
+#include "foreground.h"
 #include "frame.h"
 #include "graph.h"
+#include "refine.h"
 
 G_BEGIN_DECLS
 
@@ -39,6 +41,16 @@ typedef struct {
   gboolean (*collect_frame) (HfamBackend *backend, HfamOutputs *out, GError **error);
 } HfamBackendOps;
 
+/* What write_matte does at the outputs' size: libhfam's edges (hfam_context_set_edges) in
+ * the kernels' terms. */
+typedef struct {
+  gboolean refine;                   /* the guided filter, else a plain resize */
+  HfamRefineParams refine_params;    /* radius, eps, colour (the statistics' size: the backend's) */
+  HfamKeyLevels levels;              /* { 0, 1 }: none */
+  gboolean foreground;               /* colour outputs: the estimated foreground's colours */
+  HfamForegroundParams foreground_params;
+} HfamDeviceEdges;
+
 /* Frames and mattes in the backend's device memory. The device frames' mattes stay there:
  * the one of the last frame collected is the device side of libhfam's kept matte (hfam.h),
  * held by the backend at its frame's inference size. */
@@ -56,11 +68,12 @@ typedef struct {
   gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,
                           GError **error);
   /* Writes the kept matte, resized to the outputs' size (all alike), into `n_outputs` device
-   * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420); returns when
-   * they are written. Also while frames are in flight. */
+   * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420), with `edges`
+   * as the host path applies them (frames.c; `frame` is needed for the refinement too);
+   * returns when they are written. Also while frames are in flight. */
   gboolean (*write_matte) (HfamBackend *backend, const HfamFrame *frame,
                            const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
-                           int n_outputs, GError **error);
+                           int n_outputs, const HfamDeviceEdges *edges, GError **error);
 } HfamDeviceOps;
 
 struct _HfamBackend {

@@ -386,25 +386,6 @@ hfam_context_set_edges (HfamContext *ctx, const HfamEdgeParams *edges, GError **
   return TRUE;
 }
 
-static gboolean
-edges_are_default (const HfamEdgeParams *edges)
-{
-  return edges->refine == HFAM_REFINE_NONE && edges->fill == HFAM_FILL_FRAME
-         && edges->key_black == 0.0f && edges->key_white == 1.0f;
-}
-
-/* Device frames take only the default edges: the CUDA ops are not wired in yet. */
-static gboolean
-check_device_edges (const HfamContext *ctx, const char *what, GError **error)
-{
-  if (edges_are_default (&ctx->edges))
-    return TRUE;
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
-               "%s: refinement, the foreground fill and key levels work on host frames only "
-               "for now (hfam_context_set_edges: set the defaults for device frames)", what);
-  return FALSE;
-}
-
 /* ctx->edge_scratch of at least `bytes`, counted in the budget. */
 static gboolean
 ensure_edge_scratch (HfamContext *ctx, size_t bytes, int width, int height, GError **error)
@@ -499,12 +480,12 @@ write_foreground (HfamContext *ctx, const HfamImage *frame, const HfamMatteImage
                   int i, GError **error)
 {
   const HfamForegroundParams fp = { HFAM_FOREGROUND_RADIUS_LARGE,
-                                    HFAM_FOREGROUND_RADIUS_SMALL };
+                                    HFAM_FOREGROUND_RADIUS_SMALL, HFAM_FOREGROUND_COARSE };
   const HfamFrame colours = kernel_frame (frame);
   const HfamYuvToRgb yuv = kernel_yuv (frame);
 
-  if (!ensure_edge_scratch (ctx, hfam_foreground_scratch_bytes (frame->width, &fp,
-                                                                ctx->host_threads),
+  if (!ensure_edge_scratch (ctx, hfam_foreground_scratch_bytes (frame->width, frame->height,
+                                                                &fp, ctx->host_threads),
                             frame->width, frame->height, error))
     return FALSE;
   if (hfam_foreground (&colours, &yuv, ctx->kept.resized, frame->width, &fp, matte,
@@ -581,12 +562,19 @@ static gboolean
 write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
                       int n_outputs, GError **error)
 {
+  const HfamDeviceEdges edges = {
+    .refine = ctx->edges.refine == HFAM_REFINE_GUIDED,
+    .refine_params = { .radius = ctx->edges.refine_radius, .eps = ctx->edges.refine_eps,
+                       .colour = 1 },
+    .levels = { ctx->edges.key_black, ctx->edges.key_white },
+    .foreground = ctx->edges.fill == HFAM_FILL_FOREGROUND,
+    .foreground_params = { HFAM_FOREGROUND_RADIUS_LARGE, HFAM_FOREGROUND_RADIUS_SMALL,
+                           HFAM_FOREGROUND_COARSE },
+  };
   g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours = { 0 };
   HfamYuvToRgb yuv = { 0 };
 
-  if (!check_device_edges (ctx, "write the outputs", error))
-    return FALSE;
   mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
 
   for (int i = 0; i < n_outputs; i++)
@@ -596,7 +584,8 @@ write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage 
     yuv = kernel_yuv (frame);
   }
   return ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
-                                           frame ? &yuv : NULL, mattes, n_outputs, error);
+                                           frame ? &yuv : NULL, mattes, n_outputs, &edges,
+                                           error);
 }
 
 static gboolean
@@ -606,7 +595,7 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
   const HfamFrame k = kernel_frame (frame);
   HfamPreprocessParams params;
 
-  if (!check_device_backend (ctx, what, error) || !check_device_edges (ctx, what, error)
+  if (!check_device_backend (ctx, what, error)
       || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error))
     return FALSE;
   hfam_model_preprocess_params (ctx->model, &params);

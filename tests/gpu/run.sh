@@ -151,7 +151,8 @@ if [ ! -e "$BUILD/build.ninja" ]; then
     -Dbuildtype=release $cudnn_opt || die "meson setup failed"
 fi
 ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
-  tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tools/hfam-bench \
+  tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tests/gpu/test-cuda-device-edges \
+  tools/hfam-bench tests/kernels/bench-edges-cuda \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
   || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
@@ -303,6 +304,8 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
     "$models/r50.safetensors"
   run_check cuda-device-frames-default "$BUILD/tests/gpu/test-cuda-device-frames" \
     model/default/default.safetensors
+  # the edges (refine, foreground fill, key levels) on device frames against host frames
+  run_check cuda-device-edges "$BUILD/tests/gpu/test-cuda-device-edges" "$models/r50.safetensors"
   # the same with a synchronisation after every node: a kernel fault names its node
   if [ "$failed" -ne 0 ]; then
     run_check cuda-network-sync env HFAM_CUDA_SYNC=1 G_MESSAGES_DEBUG=all \
@@ -354,6 +357,9 @@ diagnose_r101 () {
 }
 
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
+  # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together)
+  say "bench: the edge ops at 1920x1080"
+  timeout 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 | tee "$LOG/bench-edges-cuda.log"
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' model size \

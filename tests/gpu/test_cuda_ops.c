@@ -864,7 +864,8 @@ test_key_levels (void)
 static void
 test_foreground (void)
 {
-  static const int cases[][4] = { { 150, 90, 20, 3 }, { 333, 187, 90, 6 }, { 1920, 1080, 90, 6 } };
+  static const int cases[][5] = { { 150, 90, 20, 3, 1 }, { 333, 187, 90, 6, 3 },
+                                  { 1920, 1080, 90, 6, 4 } };
   static const char *const names[] = { "", "", "RGBA", "BGRA", "RGBA premultiplied",
                                        "BGRA premultiplied" };
   HfamYuvToRgb yuv;
@@ -873,9 +874,9 @@ test_foreground (void)
   for (size_t s = 0; s < G_N_ELEMENTS (cases); s++)
     for (int src = 0; src < HFAM_FRAME_N_FORMATS; src++) {
       const int w = cases[s][0], h = cases[s][1], fmt = HFAM_MATTE_RGBA + src % 4;
-      const HfamForegroundParams p = { cases[s][2], cases[s][3] };
+      const HfamForegroundParams p = { cases[s][2], cases[s][3], cases[s][4] };
       const int stride = 4 * w + 8;
-      const size_t bytes = (size_t) stride * h, ws = hfam_cuda_foreground_workspace_bytes (w, h);
+      const size_t bytes = (size_t) stride * h, ws = hfam_cuda_foreground_workspace_bytes (w, h, &p);
       g_autofree float *alpha = g_new (float, (size_t) w * h);
       g_autofree uint8_t *cpu = g_new0 (uint8_t, bytes), *gpu = g_new0 (uint8_t, bytes);
       HfamMatteImage hout = { cpu, stride, w, h, fmt }, dout = hout;
@@ -905,8 +906,8 @@ test_foreground (void)
         off_by_one += d == 1;
         worst = MAX (worst, d);
       }
-      snprintf (name, sizeof name, "foreground %s from %s %dx%d r %d, %d", names[fmt],
-                format_names[src], w, h, p.radius_large, p.radius_small);
+      snprintf (name, sizeof name, "foreground %s from %s %dx%d r %d, %d, cells %d", names[fmt],
+                format_names[src], w, h, p.radius_large, p.radius_small, p.coarse);
       n_checked++;
       if (worst > 1 || off_by_one > bytes / 100) {
         n_failed++;

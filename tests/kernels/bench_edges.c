@@ -50,7 +50,7 @@ main (int argc, char **argv)
   g_autofree double *cpu = g_new (double, (size_t) N_STEPS * rounds);
   const HfamFrame frame = { { pixels }, { 4 * W }, W, H, HFAM_FRAME_RGBA };
   const HfamMatteImage out = { rgba, 4 * W, W, H, HFAM_MATTE_RGBA };
-  const HfamForegroundParams fg = { 90, 6 };
+  const HfamForegroundParams fg = { 90, 6, 4 };
   const HfamKeyLevels levels = { 0.1f, 0.9f };
   /* kept from frame to frame, as a stream would */
   HfamScratch scratch = { NULL, 0 }, fg_scratch = { NULL, 0 };

@@ -39,8 +39,8 @@ main (int argc, char **argv)
   static const char *const names[] = { "refine (colour guide, r 8)", "foreground (r 90, 6)",
                                        "refine + foreground" };
   const HfamRefineParams rp = { 8, 1e-3f, 0, 0, 1 };
-  const HfamForegroundParams fp = { 90, 6 };
-  const size_t ws = hfam_cuda_foreground_workspace_bytes (W, H);
+  const HfamForegroundParams fp = { 90, 6, 4 };
+  const size_t ws = hfam_cuda_foreground_workspace_bytes (W, H, &fp);
   g_autofree uint8_t *pixels = g_new (uint8_t, (size_t) 4 * W * H);
   g_autofree float *alpha = g_new (float, AW * AH);
   g_autofree float *ms = g_new (float, 3 * (size_t) (rounds > 0 ? rounds : 1));

@@ -60,38 +60,73 @@ window_mean (const double *v, int w, int h, int x, int y, int r)
   return sum / n;
 }
 
+/* A pass's local mean of plane v as foreground.h defines it: the clipped window mean of radius
+ * r / coarse (>= 1) over the means of coarse x coarse cells, the cell's at each of its pixels;
+ * with coarse 1, the window mean of radius r at each pixel. */
+static double *
+pass_means (const double *v, int w, int h, int r, int coarse)
+{
+  const int cw = (w + coarse - 1) / coarse, ch = (h + coarse - 1) / coarse;
+  const int rc = MAX (r / coarse, 1);
+  g_autofree double *cells = g_new0 (double, (size_t) cw * ch);
+  g_autofree double *boxed = g_new (double, (size_t) cw * ch);
+  double *out = g_new (double, (size_t) w * h);
+
+  for (int j = 0; j < ch; j++)
+    for (int i = 0; i < cw; i++) {
+      int n = 0;
+      for (int y = j * coarse; y < MIN ((j + 1) * coarse, h); y++)
+        for (int x = i * coarse; x < MIN ((i + 1) * coarse, w); x++, n++)
+          cells[(size_t) j * cw + i] += v[(size_t) y * w + x];
+      cells[(size_t) j * cw + i] /= n;
+    }
+  for (int j = 0; j < ch; j++)
+    for (int i = 0; i < cw; i++)
+      boxed[(size_t) j * cw + i] = window_mean (cells, cw, ch, i, j, rc);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      out[(size_t) y * w + x] = boxed[(size_t) (y / coarse) * cw + x / coarse];
+  return out;
+}
+
 /* One blur-fusion pass from its definition: I, F, B are 3 planes, a one; F_out and B_out
  * (the blurred background) 3 planes. */
 static void
 fusion_pass (const double *I, const double *F, const double *B, const double *a, int w, int h,
-             int r, double *F_out, double *B_out)
+             int r, int coarse, double *F_out, double *B_out)
 {
   const size_t n = (size_t) w * h;
   g_autofree double *Fa = g_new (double, 3 * n), *Bb = g_new (double, 3 * n);
+  g_autofree double *ma = pass_means (a, w, h, r, coarse);
+  double *mF[3], *mB[3];
 
   for (int k = 0; k < 3; k++)
     for (size_t i = 0; i < n; i++) {
       Fa[k * n + i] = F[k * n + i] * a[i];
       Bb[k * n + i] = B[k * n + i] * (1.0 - a[i]);
     }
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++) {
-      const size_t i = (size_t) y * w + x;
-      const double ma = window_mean (a, w, h, x, y, r);
-      for (int k = 0; k < 3; k++) {
-        const double bF = window_mean (Fa + k * n, w, h, x, y, r) / (ma + 1e-5);
-        const double bB = window_mean (Bb + k * n, w, h, x, y, r) / (1.0 - ma + 1e-5);
-        const double f = bF + a[i] * (I[k * n + i] - a[i] * bF - (1.0 - a[i]) * bB);
-        F_out[k * n + i] = CLAMP (f, 0.0, 1.0);
-        B_out[k * n + i] = bB;
-      }
+  for (int k = 0; k < 3; k++) {
+    mF[k] = pass_means (Fa + k * n, w, h, r, coarse);
+    mB[k] = pass_means (Bb + k * n, w, h, r, coarse);
+  }
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) {
+      const double bF = mF[k][i] / (ma[i] + 1e-5);
+      const double bB = mB[k][i] / (1.0 - ma[i] + 1e-5);
+      const double f = bF + a[i] * (I[k * n + i] - a[i] * bF - (1.0 - a[i]) * bB);
+      F_out[k * n + i] = CLAMP (f, 0.0, 1.0);
+      B_out[k * n + i] = bB;
     }
+  for (int k = 0; k < 3; k++) {
+    g_free (mF[k]);
+    g_free (mB[k]);
+  }
 }
 
 /* The foreground of a frame in double, 3 planes in 0..1. */
 static double *
-fusion_oracle (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha, int rl,
-               int rs)
+fusion_oracle (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
+               const HfamForegroundParams *p)
 {
   const int w = frame->width, h = frame->height;
   const size_t n = (size_t) w * h;
@@ -109,8 +144,8 @@ fusion_oracle (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alp
         I[k * n + i] = rgb[k] / 255.0;
       a[i] = CLAMP (alpha[i], 0.0f, 1.0f);
     }
-  fusion_pass (I, I, I, a, w, h, rl, F1, B1);
-  fusion_pass (I, F1, B1, a, w, h, rs, F2, B2);
+  fusion_pass (I, I, I, a, w, h, p->radius_large, p->coarse, F1, B1);
+  fusion_pass (I, F1, B1, a, w, h, p->radius_small, 1, F2, B2);
   return F2;
 }
 
@@ -121,20 +156,23 @@ static const char *const out_names[] = { "", "", "RGBA", "BGRA", "RGBA premultip
 static void
 test_foreground_oracle (void)
 {
-  static const int sizes[][4] = { { 31, 19, 6, 2 }, { 12, 9, 30, 1 }, { 300, 220, 6, 2 } };
+  /* w, h, radius_large, radius_small, coarse: the full-size pass, cells that do not divide
+   * the frame, a radius under the cell size, and the threads' bands on a large frame */
+  static const int sizes[][5] = { { 31, 19, 6, 2, 1 }, { 31, 19, 12, 2, 3 }, { 12, 9, 30, 1, 4 },
+                                  { 13, 10, 3, 1, 4 }, { 300, 220, 40, 2, 4 } };
   HfamYuvToRgb yuv;
 
   hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT709, HFAM_RANGE_LIMITED);
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (int src = 0; src < HFAM_FRAME_N_FORMATS; src++) {
       const int w = sizes[s][0], h = sizes[s][1], stride = 4 * w + 4;
-      const HfamForegroundParams p = { sizes[s][2], sizes[s][3] };
+      const HfamForegroundParams p = { sizes[s][2], sizes[s][3], sizes[s][4] };
       TestFrame f = frame_random (src, w, h);
       g_autofree float *alpha = g_new (float, (size_t) w * h);
       g_autofree uint8_t *out = g_new (uint8_t, (size_t) stride * h);
       g_autofree double *F = NULL;
 
-      if (s == 2 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12) {
+      if (s == 4 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12) {
         g_free (f.mem);
         continue;  /* the large size: the threads' bands, on two formats */
       }
@@ -142,7 +180,7 @@ test_foreground_oracle (void)
         const double u = g_rand_double (rng);
         alpha[i] = u < 0.2 ? 0.0f : u < 0.4 ? 1.0f : (float) g_rand_double_range (rng, -0.2, 1.2);
       }
-      F = fusion_oracle (&f.frame, &yuv, alpha, p.radius_large, p.radius_small);
+      F = fusion_oracle (&f.frame, &yuv, alpha, &p);
       for (int fmt = HFAM_MATTE_RGBA; fmt < HFAM_MATTE_N_FORMATS; fmt++) {
         const HfamMatteImage img = { out, stride, w, h, fmt };
         const int bgr = fmt == HFAM_MATTE_BGRA || fmt == HFAM_MATTE_BGRA_PREMULTIPLIED;
@@ -203,7 +241,7 @@ test_foreground_ends (void)
   TestFrame f = frame_random (HFAM_FRAME_BGR, w, h);
   g_autofree float *alpha = g_new (float, w * h);
   g_autofree uint8_t *out = g_new (uint8_t, 4 * w * h);
-  const HfamForegroundParams p = { 9, 2 };
+  const HfamForegroundParams p = { 9, 2, 2 };
 
   for (int i = 0; i < w * h; i++)
     alpha[i] = g_rand_int_range (rng, 0, 3) * 0.5f;
@@ -230,7 +268,7 @@ test_foreground_arguments (void)
   float alpha[8 * 6] = { 0 };
   uint8_t out[4 * 8 * 6];
   HfamYuvToRgb yuv;
-  HfamForegroundParams p = { 3, 1 };
+  HfamForegroundParams p = { 3, 1, 1 };
   HfamMatteImage img = { out, 32, 8, 6, HFAM_MATTE_GRAY8 };
 
   hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT601, HFAM_RANGE_FULL);
@@ -247,6 +285,10 @@ test_foreground_arguments (void)
   img.width = 8;
   p.radius_small = 0;
   g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==, -1);
+  p.radius_small = 1;
+  for (p.coarse = 0; p.coarse <= HFAM_FOREGROUND_MAX_COARSE + 1; p.coarse++)
+    g_assert_cmpint (hfam_foreground (&f.frame, &yuv, alpha, 8, &p, &img, NULL), ==,
+                     p.coarse >= 1 && p.coarse <= HFAM_FOREGROUND_MAX_COARSE ? 0 : -1);
   g_free (f.mem);
 }
 
@@ -257,7 +299,7 @@ static void
 test_foreground_scene (void)
 {
   const int w = 240, h = 160;
-  const HfamForegroundParams p = { 20, 3 };
+  const HfamForegroundParams p = { 20, 3, 4 };
   g_autofree uint8_t *rgb = g_new (uint8_t, 3 * w * h), *out = g_new (uint8_t, 4 * w * h);
   g_autofree float *alpha = g_new (float, w * h), *F = g_new (float, 3 * w * h);
   const HfamFrame frame = { { rgb }, { 3 * w }, w, h, HFAM_FRAME_RGB };
@@ -299,9 +341,9 @@ test_foreground_scene (void)
   }
   err_frame /= n;
   err_fill /= n;
-  printf ("synthetic scene %dx%d, radii %d and %d: mean colour error inside 0 < alpha < 1 "
+  printf ("synthetic scene %dx%d, radii %d and %d, cells of %d: mean colour error inside 0 < alpha < 1 "
           "(%zu pixels, 0..255): frame pixels %.2f, estimated foreground %.2f (ratio %.3f)\n",
-          w, h, p.radius_large, p.radius_small, n, err_frame, err_fill, err_fill / err_frame);
+          w, h, p.radius_large, p.radius_small, p.coarse, n, err_frame, err_fill, err_fill / err_frame);
   g_assert_cmpuint (n, >, 1000);
   g_assert_cmpfloat (err_fill, <=, err_frame / 3.0);
 }

@@ -92,8 +92,14 @@ cuda_free (HfamBackend *base)
   if (be->matte_stream)
     cudaStreamDestroy (be->matte_stream);
   cudaFree (be->kept);
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < 2; t++) {
     hfam_cuda_filter_free (&be->kept_to_frame[t]);
+    hfam_cuda_filter_free (&be->edge_identity[t]);
+  }
+  cudaFree (be->edge_matte);
+  cudaFree (be->foreground_workspace);
+  if (be->refine_params.radius)
+    hfam_cuda_refine_plan_free (&be->refine_plan);
   if (be->steps)
     for (int i = 0; i < g->n_nodes; i++) {
       Step *s = &be->steps[i];

@@ -6,8 +6,10 @@
 
 #include "backend.h"
 #include "attention.cuh"
+#include "foreground.cuh"
 #include "matte.cuh"
 #include "nhwc.cuh"
+#include "refine.cuh"
 #include "sk.cuh"
 #include "softmax-fusion.cuh"
 
@@ -137,6 +139,16 @@ typedef struct {
   gboolean have_kept;           /* `kept` holds a matte */
   HfamCudaFilter kept_to_frame[2];
   cudaStream_t matte_stream;
+  /* the edges (hfam_context_set_edges) on device frames: the kept matte at the outputs' size,
+   * refined or resized, then keyed; the refinement's plan for its sizes and parameters; the
+   * foreground's workspace; identity filters for writing the outputs from that matte */
+  float *edge_matte;
+  size_t edge_matte_bytes;
+  HfamCudaRefinePlan refine_plan;
+  HfamRefineParams refine_params;   /* the plan's (radius 0: no plan) */
+  void *foreground_workspace;
+  size_t foreground_workspace_bytes;
+  HfamCudaFilter edge_identity[2];
 } CudaBackend;
 
 #define CUDA_TRY(call, what)                                                                  \

@@ -121,14 +121,124 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing, GError
   return TRUE;
 }
 
+/* A device buffer of at least `bytes`, made again only when it grows; nothing may be using the
+ * old one (every call waits for the matte stream). */
+static gboolean
+ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *what,
+                      GError **error)
+{
+  if (*have >= bytes)
+    return TRUE;
+  cudaFree (*buffer);
+  *buffer = NULL;
+  *have = 0;
+  CUDA_TRY (cudaMalloc (buffer, bytes), what);
+  *have = bytes;
+  return TRUE;
+}
+
+/* The kept matte at the outputs' size w x h into be->edge_matte, as resize_host_matte makes
+ * it on the host (frames.c): refined when asked, else resized; then the key levels. */
+static gboolean
+make_edge_matte (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv, int w,
+                 int h, const HfamDeviceEdges *edges, GError **error)
+{
+  const HfamKeyLevels *levels = &edges->levels;
+  const gboolean keyed = levels->black != 0.0f || levels->white != 1.0f;
+  HfamRefineParams rp = edges->refine_params;
+  const HfamRefineParams *planned = &be->refine_params;
+
+  /* statistics at the matte's size, or the frame's where that is smaller, as on the host */
+  rp.stats_width = MIN (be->kept_width, w);
+  rp.stats_height = MIN (be->kept_height, h);
+  if (!ensure_device_buffer ((void **) &be->edge_matte, &be->edge_matte_bytes,
+                             sizeof (float) * (size_t) w * h, "edge matte", error))
+    return FALSE;
+  if (!edges->refine) {
+    if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, w, "matte", error)
+        || !ensure_filter (&be->kept_to_frame[1], be->kept_height, h, "matte", error))
+      return FALSE;
+    CUDA_TRY (hfam_cuda_matte_resize (be->kept, be->kept_width, be->kept_height,
+                                      &be->kept_to_frame[0], &be->kept_to_frame[1],
+                                      keyed ? levels : NULL, be->edge_matte, w,
+                                      be->matte_stream), "matte");
+    return TRUE;
+  }
+  if (!hfam_refine_params_valid (&rp, be->kept_width, be->kept_height, w, h)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "refine: radius %d, eps %g: not usable on a %dx%d matte for a %dx%d frame",
+                 rp.radius, rp.eps, be->kept_width, be->kept_height, w, h);
+    return FALSE;
+  }
+  if (!planned->radius || planned->radius != rp.radius || planned->eps != rp.eps
+      || planned->colour != rp.colour || planned->stats_width != rp.stats_width
+      || planned->stats_height != rp.stats_height
+      || be->refine_plan.aw != be->kept_width || be->refine_plan.ah != be->kept_height
+      || be->refine_plan.fw != w || be->refine_plan.fh != h) {
+    if (planned->radius)
+      hfam_cuda_refine_plan_free (&be->refine_plan);
+    be->refine_params.radius = 0;
+    CUDA_TRY (hfam_cuda_refine_plan_new (&be->refine_plan, be->kept_width, be->kept_height, w, h,
+                                         &rp), "refine");
+    be->refine_params = rp;
+    /* its filters' uploads went through the legacy default stream (as ensure_filter's) */
+    CUDA_TRY (cudaStreamSynchronize (cudaStreamLegacy), "refine");
+  }
+  CUDA_TRY (hfam_cuda_refine (&be->refine_plan, be->kept, frame, yuv, &rp,
+                              keyed ? levels : NULL, be->edge_matte, w, be->matte_stream),
+            "refine");
+  return TRUE;
+}
+
+/* The outputs from be->edge_matte: the keys and the frame's fill through hfam_cuda_matte
+ * (identity filters), the foreground's fill through hfam_cuda_foreground. */
+static gboolean
+write_edge_outputs (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                    const HfamMatteImage *outputs, int n_outputs, const HfamDeviceEdges *edges,
+                    GError **error)
+{
+  const int w = outputs[0].width, h = outputs[0].height;
+  const HfamForegroundParams *fp = &edges->foreground_params;
+
+  if (!ensure_filter (&be->edge_identity[0], w, w, "matte", error)
+      || !ensure_filter (&be->edge_identity[1], h, h, "matte", error))
+    return FALSE;
+  for (int i = 0; i < n_outputs; i++) {
+    cudaError_t err;
+    if (outputs[i].format >= HFAM_MATTE_RGBA && edges->foreground) {
+      const size_t bytes = hfam_cuda_foreground_workspace_bytes (w, h, fp);
+      if (!ensure_device_buffer (&be->foreground_workspace, &be->foreground_workspace_bytes,
+                                 bytes, "foreground", error))
+        return FALSE;
+      err = hfam_cuda_foreground (frame, yuv, be->edge_matte, w, fp, &outputs[i],
+                                  be->foreground_workspace, bytes, be->matte_stream);
+    } else {
+      err = hfam_cuda_matte (be->edge_matte, w, h, &be->edge_identity[0],
+                             &be->edge_identity[1], frame, yuv, &outputs[i], be->matte_stream);
+    }
+    if (err != cudaSuccess) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: output %d (%dx%d, matte format %d): %s failed: %s", i,
+                   outputs[i].width, outputs[i].height, outputs[i].format,
+                   edges->foreground ? "the foreground" : "hfam_cuda_matte",
+                   cudaGetErrorString (err));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Queues the kept matte into the outputs on the matte stream, the colour formats with
  * `frame`'s colours. */
 static gboolean
 write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-            const HfamMatteImage *outputs, int n_outputs, GError **error)
+            const HfamMatteImage *outputs, int n_outputs, const HfamDeviceEdges *edges,
+            GError **error)
 {
   /* hfam_cuda_matte asks for a matrix even where the frame is RGB and it is not read */
   static const HfamYuvToRgb unused_yuv;
+  const gboolean plain = !edges->refine && !edges->foreground && edges->levels.black == 0.0f
+                         && edges->levels.white == 1.0f;
   gboolean colour = FALSE;
 
   if (n_outputs == 0)
@@ -138,9 +248,19 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
       return FALSE;
     colour |= outputs[i].format >= HFAM_MATTE_RGBA;
   }
-  if ((colour && !check_frame_memory (frame, error))
-      || !ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte",
-                         error)
+  if (!frame && edges->refine) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "refine: guided refinement reads the frame: pass it with the outputs");
+    return FALSE;
+  }
+  if ((colour || edges->refine) && !check_frame_memory (frame, error))
+    return FALSE;
+  if (!plain)
+    return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, outputs[0].width,
+                            outputs[0].height, edges, error)
+           && write_edge_outputs (be, frame, yuv ? yuv : &unused_yuv, outputs, n_outputs,
+                                  edges, error);
+  if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte", error)
       || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
                          error))
     return FALSE;
@@ -197,7 +317,8 @@ cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing, GError **er
 
 static gboolean
 cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-                  const HfamMatteImage *outputs, int n_outputs, GError **error)
+                  const HfamMatteImage *outputs, int n_outputs, const HfamDeviceEdges *edges,
+                  GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
 
@@ -208,8 +329,8 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                  "cuda backend: no matte is kept: collect a device frame first");
     return FALSE;
   }
-  return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, error), "matte",
-                       error);
+  return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error),
+                       "matte", error);
 }
 
 const HfamDeviceOps cuda_device_ops = {

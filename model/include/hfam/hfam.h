@@ -108,15 +108,17 @@ typedef enum {
                             background's halo along soft edges */
 } HfamFill;
 
-/* The guided filter's window radius (at the inference size) and regulariser, and the
- * blur-fusion radii (at the frame's size). Defaults until measured on a validation split. */
-#define HFAM_REFINE_RADIUS_DEFAULT 2
+/* The guided filter's window radius (at the inference size) and regulariser, chosen on a
+ * validation split of teacher-labelled photos (BENCHMARKS.md, "Edges"), and the blur-fusion
+ * radii (at the frame's size). */
+#define HFAM_REFINE_RADIUS_DEFAULT 3
 #define HFAM_REFINE_EPS_DEFAULT 1e-4f
 #define HFAM_FOREGROUND_RADIUS_LARGE 90
 #define HFAM_FOREGROUND_RADIUS_SMALL 6
+#define HFAM_FOREGROUND_COARSE 4  /* blur-fusion's first pass on cells of 4 x 4 pixels */
 
 typedef struct {
-  HfamRefine refine;   /* HFAM_REFINE_NONE by default (until measured) */
+  HfamRefine refine;   /* HFAM_REFINE_NONE by default (the element and the tools: guided) */
   int refine_radius;   /* >= 1, at most 64 */
   float refine_eps;    /* > 0, at most 1 */
   HfamFill fill;       /* HFAM_FILL_FRAME by default */
@@ -124,7 +126,9 @@ typedef struct {
   float key_white;     /* linear between; 0 <= black < white <= 1; 0 and 1 leave it as is */
 } HfamEdgeParams;
 
-/* The defaults: no refinement, the frame's fill, key levels 0 and 1 (today's outputs). */
+/* libhfam's defaults: the matte as the network made it, resized (no refinement, which needs
+ * the frame), the frame's fill, key levels 0 and 1. The element and the tools refine by
+ * default (guided, HFAM_REFINE_*_DEFAULT). */
 void hfam_edge_params_init (HfamEdgeParams *edges);
 
 /* Sets what every output written from now on (collect, run, write_kept) gets; NULL: the

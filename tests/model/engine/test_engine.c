@@ -625,7 +625,7 @@ test_edges (void)
   g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
   for (int premultiplied = 0; premultiplied < 2; premultiplied++) {
     const HfamForegroundParams fp = { HFAM_FOREGROUND_RADIUS_LARGE,
-                                      HFAM_FOREGROUND_RADIUS_SMALL };
+                                      HFAM_FOREGROUND_RADIUS_SMALL, HFAM_FOREGROUND_COARSE };
     HfamImage fill = packed_image (got_rgba, PIPE_W, PIPE_H, 4, HFAM_FORMAT_BGRA);
     const HfamMatteImage want_image = {
       .data = want_rgba, .stride = PIPE_W * 4, .width = PIPE_W, .height = PIPE_H,

@@ -1,0 +1,201 @@
+/* The edges (hfam_context_set_edges: refinement, foreground fill, key levels) on frames in CUDA
+ * memory against the same frame in host memory, on one CUDA context: the device path runs the
+ * CUDA ops (refine.cu, foreground.cu, matte.cu's resize), the host path their CPU twins, both
+ * from the same network (fp32). The frame is the same picture in both memories, so the two
+ * mattes differ only by the pre-processing's rounding; every output byte may differ by at
+ * most 3 and at most 1 % of them by more than 1.
+ * Frames: RGBA and NV12 (BT.709, limited range) at 333x187 and 640x360, a soft disc and
+ * stripes over a gradient with noise. Outputs: GRAY8, RGBA, BGRA premultiplied.
+ * Exits 77 (skipped) when no CUDA device opens.
+ * Usage: test-cuda-device-edges MODEL */
+#include <hfam/hfam.h>
+
+#include <cuda_runtime_api.h>
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define N_OUTPUTS 3
+
+#define CHECK_CUDA(call)                                                           \
+  do {                                                                             \
+    const cudaError_t err_ = (call);                                               \
+    if (err_ != cudaSuccess)                                                       \
+      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
+  } while (0)
+
+static const HfamFormat output_formats[N_OUTPUTS] = { HFAM_FORMAT_GRAY8, HFAM_FORMAT_RGBA,
+                                                      HFAM_FORMAT_BGRA };
+
+/* A frame in host memory, tightly packed: RGBA, or NV12 (planes 0 and 1 in one block). */
+static HfamImage
+frame_new (HfamFormat format, int w, int h, GRand *rand)
+{
+  const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+  HfamImage f = { .width = w, .height = h, .format = format, .memory = HFAM_MEMORY_HOST,
+                  .yuv_matrix = HFAM_YUV_BT709 };
+  const size_t bytes = format == HFAM_FORMAT_RGBA ? (size_t) 4 * w * h
+                                                  : (size_t) w * h + (size_t) 2 * cw * ch;
+  uint8_t *p = g_malloc0 (bytes);
+
+  f.planes[0] = p;
+  f.strides[0] = format == HFAM_FORMAT_RGBA ? 4 * w : w;
+  if (format == HFAM_FORMAT_NV12) {
+    f.planes[1] = p + (size_t) w * h;
+    f.strides[1] = 2 * cw;
+  }
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      const double dx = (x - 0.5 * w) / (0.3 * h), dy = (y - 0.55 * h) / (0.3 * h);
+      const double disc = 1.0 / (1.0 + exp (8.0 * (sqrt (dx * dx + dy * dy) - 1.0)));
+      const double stripes = 0.5 + 0.5 * sin (x * 0.7 + y * 0.05);
+      int rgb[3];
+      for (int k = 0; k < 3; k++) {
+        const double bg = 40 + 150.0 * x / w * (k == 1) + 120.0 * y / h * (k == 2);
+        const double fg = k == 0 ? 220 : k == 1 ? 160 * stripes + 40 : 90;
+        rgb[k] = CLAMP ((int) lround (disc * fg + (1 - disc) * bg
+                                      + g_rand_double_range (rand, -6, 6)), 0, 255);
+      }
+      if (format == HFAM_FORMAT_RGBA) {
+        memcpy (p + 4 * ((size_t) y * w + x), (uint8_t[4]) { rgb[0], rgb[1], rgb[2], 255 }, 4);
+        continue;
+      }
+      const double Y = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
+      p[(size_t) y * w + x] = (uint8_t) lround (16 + Y * 219.0 / 255.0);
+      if (x % 2 == 0 && y % 2 == 0) {
+        uint8_t *c = f.planes[1] + (size_t) (y / 2) * f.strides[1] + x;
+        c[0] = (uint8_t) CLAMP (lround (128 + (rgb[2] - Y) / 1.8556 * 224.0 / 255.0), 0, 255);
+        c[1] = (uint8_t) CLAMP (lround (128 + (rgb[0] - Y) / 1.5748 * 224.0 / 255.0), 0, 255);
+      }
+    }
+  return f;
+}
+
+static size_t
+frame_bytes (const HfamImage *f)
+{
+  return f->format == HFAM_FORMAT_RGBA ? (size_t) 4 * f->width * f->height
+                                       : (size_t) f->width * f->height
+                                         + (size_t) 2 * ((f->width + 1) / 2)
+                                           * ((f->height + 1) / 2);
+}
+
+/* The same picture in device memory (one allocation; the caller frees planes[0]). */
+static HfamImage
+frame_upload (const HfamImage *host)
+{
+  HfamImage d = *host;
+  uint8_t *p;
+
+  CHECK_CUDA (cudaMalloc ((void **) &p, frame_bytes (host)));
+  CHECK_CUDA (cudaMemcpy (p, host->planes[0], frame_bytes (host), cudaMemcpyHostToDevice));
+  d.memory = HFAM_MEMORY_CUDA;
+  d.planes[0] = p;
+  if (host->format == HFAM_FORMAT_NV12)
+    d.planes[1] = p + (host->planes[1] - host->planes[0]);
+  return d;
+}
+
+static int
+bytes_per_pixel (HfamFormat f)
+{
+  return f == HFAM_FORMAT_GRAY8 ? 1 : 4;
+}
+
+/* One case: the outputs of the host frame and of the device frame, compared; 0 or 1. */
+static int
+run_case (HfamContext *ctx, const HfamImage *host, const HfamEdgeParams *edges,
+          const char *name)
+{
+  const int w = host->width, h = host->height;
+  HfamImage dev = frame_upload (host), out_host[N_OUTPUTS], out_dev[N_OUTPUTS];
+  g_autoptr (GError) error = NULL;
+  size_t worst = 0, over_one = 0, total = 0;
+
+  if (!hfam_context_set_edges (ctx, edges, &error))
+    g_error ("%s: set_edges: %s", name, error->message);
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    const int stride = w * bytes_per_pixel (output_formats[o]);
+    out_host[o] = (HfamImage) { .planes = { g_malloc0 ((size_t) stride * h) },
+                                .strides = { stride }, .width = w, .height = h,
+                                .format = output_formats[o], .memory = HFAM_MEMORY_HOST,
+                                .premultiplied = output_formats[o] == HFAM_FORMAT_BGRA };
+    out_dev[o] = out_host[o];
+    out_dev[o].memory = HFAM_MEMORY_CUDA;
+    CHECK_CUDA (cudaMalloc ((void **) &out_dev[o].planes[0], (size_t) stride * h));
+  }
+  if (!hfam_context_run (ctx, host, NULL, out_host, N_OUTPUTS, &error)
+      || !hfam_context_run (ctx, &dev, NULL, out_dev, N_OUTPUTS, &error))
+    g_error ("%s: %s", name, error->message);
+  for (int o = 0; o < N_OUTPUTS; o++) {
+    const size_t n = (size_t) out_host[o].strides[0] * h;
+    g_autofree uint8_t *got = g_malloc (n);
+    CHECK_CUDA (cudaMemcpy (got, out_dev[o].planes[0], n, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++) {
+      const size_t d = (size_t) ABS (got[i] - out_host[o].planes[0][i]);
+      worst = MAX (worst, d);
+      over_one += d > 1;
+    }
+    total += n;
+    g_free (out_host[o].planes[0]);
+    cudaFree (out_dev[o].planes[0]);
+  }
+  cudaFree (dev.planes[0]);
+  const gboolean ok = worst <= 3 && over_one <= total / 100;
+  printf ("%s %-58s worst difference %zu, %.3f %% of the bytes off by more than 1\n",
+          ok ? "ok  " : "FAIL", name, worst, 100.0 * over_one / total);
+  return ok ? 0 : 1;
+}
+
+int
+main (int argc, char **argv)
+{
+  static const int sizes[][2] = { { 333, 187 }, { 640, 360 } };
+  static const HfamFormat formats[] = { HFAM_FORMAT_RGBA, HFAM_FORMAT_NV12 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (16);
+  HfamContext *ctx;
+  int failed = 0;
+
+  if (argc != 2) {
+    fprintf (stderr, "usage: %s MODEL\n", argv[0]);
+    return 2;
+  }
+  if (!(model = hfam_model_load (argv[1], &error)))
+    g_error ("%s", error->message);
+  ctx = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CUDA,
+                                                  .precision = HFAM_PRECISION_FP32 },
+                          NULL, &error);
+  if (!ctx) {
+    printf ("SKIP: %s\n", error->message);
+    return 77;
+  }
+  for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
+    for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
+      for (int e = 0; e < 4; e++) {
+        HfamImage host = frame_new (formats[f], sizes[s][0], sizes[s][1], rand);
+        HfamEdgeParams edges;
+        char name[96];
+        hfam_edge_params_init (&edges);
+        /* refined; refined with the foreground and levels; resized with the foreground;
+         * resized with levels only */
+        edges.refine = e < 2 ? HFAM_REFINE_GUIDED : HFAM_REFINE_NONE;
+        edges.fill = e == 1 || e == 2 ? HFAM_FILL_FOREGROUND : HFAM_FILL_FRAME;
+        if (e == 1 || e == 3) {
+          edges.key_black = 0.1f;
+          edges.key_white = 0.8f;
+        }
+        snprintf (name, sizeof name, "%s %dx%d refine %s fill %s levels %g,%g",
+                  formats[f] == HFAM_FORMAT_RGBA ? "RGBA" : "NV12", sizes[s][0], sizes[s][1],
+                  edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none",
+                  edges.fill == HFAM_FILL_FOREGROUND ? "foreground" : "frame", edges.key_black,
+                  edges.key_white);
+        failed += run_case (ctx, &host, &edges, name);
+        g_free (host.planes[0]);
+      }
+  hfam_context_free (ctx);
+  printf ("%s\n", failed ? "FAILED" : "all passed");
+  return failed ? 1 : 0;
+}
