@@ -94,8 +94,9 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
 #define DEFAULT_PROP_PIPELINE_DEPTH 1
 #define DEFAULT_PROP_MEMORY_BUDGET 0
-/* until measured on a validation split: today's outputs */
-#define DEFAULT_PROP_REFINE HFAM_REFINE_NONE
+/* guided: chosen on a validation split (BENCHMARKS.md, "Edges"); the fill and levels leave
+ * the colours and the matte as they are */
+#define DEFAULT_PROP_REFINE HFAM_REFINE_GUIDED
 #define DEFAULT_PROP_FILL HFAM_FILL_FRAME
 #define DEFAULT_PROP_KEY_BLACK 0.0
 #define DEFAULT_PROP_KEY_WHITE 1.0

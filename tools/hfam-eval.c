@@ -41,7 +41,8 @@ static const GOptionEntry entries[] = {
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
   { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
-    "Matte refinement at the picture's size: none (default until measured) or guided",
+    "Matte refinement at the picture's size: guided (the default, as the element), "
+    "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
     "HOW" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the predicted mattes there as gray PNG files (with --model)", "DIR" },
@@ -293,14 +294,20 @@ progress_clear (const Progress *progress)
 
 static void
 print_conventions (GPtrArray *pairs, const char *input_dir, const char *truth_dir,
-                   HfamContext *ctx, const HfamModel *model)
+                   HfamContext *ctx, const HfamModel *model, const HfamEdgeParams *edges)
 {
   g_print ("# hfam-eval: %u %s in %s against the ground truth in %s\n", pairs->len,
            ctx ? "pictures" : "predictions", input_dir, truth_dir);
-  if (ctx)
+  if (ctx) {
     g_print ("# predictions: %s on %s, inference long side %d, quantised to 8 bits\n",
              hfam_model_path (model), hfam_context_backend_name (ctx),
              long_side > 0 ? long_side : hfam_model_inference_size (model));
+    if (edges->refine == HFAM_REFINE_GUIDED)
+      g_print ("# refinement: guided filter, radius %d, eps %g\n", edges->refine_radius,
+               edges->refine_eps);
+    else
+      g_print ("# refinement: none\n");
+  }
   g_print ("# whole image (no trimap); alphas in [0, 1]: 8-bit v / 255, 16-bit v / 65535\n"
            "# SAD  = sum |p - g| / 1000\n"
            "# MSE  = mean (p - g)^2\n"
@@ -458,7 +465,7 @@ run (int argc, char **argv, GError **error)
       return FALSE;
   }
 
-  print_conventions (pairs, argv[1], argv[2], ctx, model);
+  print_conventions (pairs, argv[1], argv[2], ctx, model, &edges);
   if (!evaluate (pairs, ctx, csv, error))
     return FALSE;
   return !csv_path || g_file_set_contents (csv_path, csv->str, csv->len, error);

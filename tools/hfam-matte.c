@@ -32,7 +32,8 @@ static const GOptionEntry entries[] = {
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
   { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
-    "Matte refinement at the picture's size: none (default until measured) or guided",
+    "Matte refinement at the picture's size: guided (the default, as the element), "
+    "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
     "HOW" },
   { "fill", 0, 0, G_OPTION_ARG_STRING, &fill_text,
     "Colours of --rgba: frame (the picture's, default) or foreground (estimated)", "WHAT" },

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <string.h>
+
 static gboolean
 parse_bounded (const char *option, const char *text, guint64 min, guint64 max, const char *unit,
                guint64 *value, GError **error)
@@ -35,6 +37,35 @@ options_parse_memory_budget (const char *text, guint64 *bytes, GError **error)
   return TRUE;
 }
 
+/* none, guided, or guided:RADIUS,EPS for the filter's window radius and regulariser. */
+static gboolean
+parse_refine (const char *text, HfamEdgeParams *edges)
+{
+  const char *colon = strchr (text, ':');
+  char *end;
+
+  if (g_str_equal (text, "none")) {
+    edges->refine = HFAM_REFINE_NONE;
+    return TRUE;
+  }
+  if (colon ? colon - text != 6 || strncmp (text, "guided", 6) != 0
+            : !g_str_equal (text, "guided"))
+    return FALSE;
+  if (!colon)
+    return TRUE;
+  gint64 radius = g_ascii_strtoll (colon + 1, &end, 10);
+  if (end == colon + 1 || *end != ',' || radius < 1 || radius > 64)
+    return FALSE;
+  const char *eps_text = end + 1;
+  double eps = g_ascii_strtod (eps_text, &end);
+  /* (written so that NaN fails too) */
+  if (end == eps_text || *end || !(eps > 0.0 && eps <= 1.0))
+    return FALSE;
+  edges->refine_radius = (int) radius;
+  edges->refine_eps = (float) eps;
+  return TRUE;
+}
+
 gboolean
 options_parse_edges (const char *refine, const char *fill, const char *key_levels,
                      HfamEdgeParams *edges, GError **error)
@@ -43,11 +74,12 @@ options_parse_edges (const char *refine, const char *fill, const char *key_level
   char *end;
 
   hfam_edge_params_init (edges);
-  if (refine && g_str_equal (refine, "guided"))
-    edges->refine = HFAM_REFINE_GUIDED;
-  else if (refine && !g_str_equal (refine, "none")) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--refine %s: want none or guided",
-                 refine);
+  /* as the element: refined unless asked not to */
+  edges->refine = HFAM_REFINE_GUIDED;
+  if (refine && !parse_refine (refine, edges)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "--refine %s: want none, guided or guided:RADIUS,EPS (radius 1 to 64, "
+                 "0 < eps <= 1)", refine);
     return FALSE;
   }
   if (fill && g_str_equal (fill, "foreground"))

@@ -71,6 +71,7 @@ make_frame (const GstVideoInfo * info, guint32 seed)
 void
 engine_open (Engine * engine)
 {
+  HfamEdgeParams edges;
   GError *error = NULL;
 
   engine->model = hfam_model_load (model_path (), &error);
@@ -78,6 +79,31 @@ engine_open (Engine * engine)
   engine->ctx = hfam_context_new (engine->model,
       &(HfamOptions) {.backend = HFAM_BACKEND_CPU,.n_threads = 1 }, NULL, &error);
   fail_unless (engine->ctx != NULL, "%s", error ? error->message : "");
+  /* what the element writes by default */
+  element_default_edges (&edges);
+  fail_unless (hfam_context_set_edges (engine->ctx, &edges, &error), "%s",
+      error ? error->message : "");
+}
+
+/* The element's default edges: its properties' defaults. */
+void
+element_default_edges (HfamEdgeParams * edges)
+{
+  GstElement *element = gst_element_factory_make ("hfammatte", NULL);
+  GObjectClass *klass;
+
+  fail_unless (element != NULL, "hfammatte is not registered");
+  klass = G_OBJECT_GET_CLASS (element);
+  hfam_edge_params_init (edges);
+  edges->refine = g_value_get_enum (g_param_spec_get_default_value
+      (g_object_class_find_property (klass, "refine")));
+  edges->fill = g_value_get_enum (g_param_spec_get_default_value
+      (g_object_class_find_property (klass, "fill")));
+  edges->key_black = g_value_get_double (g_param_spec_get_default_value
+      (g_object_class_find_property (klass, "key-black")));
+  edges->key_white = g_value_get_double (g_param_spec_get_default_value
+      (g_object_class_find_property (klass, "key-white")));
+  gst_object_unref (element);
 }
 
 void

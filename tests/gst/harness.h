@@ -31,6 +31,7 @@ typedef struct
 } Engine;
 
 void engine_open (Engine * engine);
+void element_default_edges (HfamEdgeParams * edges);
 void engine_close (Engine * engine);
 
 /* A frame as the element should see it: its colour in an RGB layout (the

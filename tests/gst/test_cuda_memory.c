@@ -49,6 +49,7 @@ typedef struct
 {
   guint interval;
   gdouble smoothing;
+  gboolean refined;             /* the element's default refinement, else none */
 } MemorySettings;
 
 /* Every 4th byte from offset 3 of packed RGBA or BGRA pixels: their alpha. */
@@ -82,6 +83,9 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
   caps = gst_video_info_to_caps (&info);
   g_object_set (element, "pipeline-depth", depth, "inference-interval",
       settings->interval, "temporal-smoothing", settings->smoothing, NULL);
+  /* (a refined matte follows each frame, so the interval's frames differ) */
+  if (!settings->refined)
+    g_object_set (element, "refine", HFAM_REFINE_NONE, NULL);
   if (cuda_context) {
     GstContext *context = gst_context_new_cuda_context (cuda_context);
     GstStructure *config;
@@ -267,14 +271,16 @@ byte_diff (GBytes * a, GBytes * b, gsize offset, gsize stride, guint * max,
  * bytes. The same with the matte carried on the device: inference-interval 3
  * (the frames in between show the key of the frame that ran, byte for byte),
  * temporal-smoothing 0.5 (blended at the inference size on the device, at the
- * frame's size on the CPU: equal up to float rounding), and both. */
+ * frame's size on the CPU: equal up to float rounding), and both; these with
+ * refine=none. Last, the element's default refinement (guided: refine.cu on
+ * the device, its CPU twin on the CPU element), compared as the first. */
 GST_START_TEST (test_cuda_memory)
 {
   static const GstVideoFormat formats[] = { GST_VIDEO_FORMAT_RGBA,
     GST_VIDEO_FORMAT_NV12
   };
-  static const MemorySettings settings[] = { {1, 0.0}, {3, 0.0}, {1, 0.5},
-  {2, 0.5}
+  static const MemorySettings settings[] = { {1, 0.0, FALSE}, {3, 0.0, FALSE},
+  {1, 0.5, FALSE}, {2, 0.5, FALSE}, {1, 0.0, TRUE}
   };
   GstCudaContext *cuda_context = cuda_memory_context ();
   Engine engine;

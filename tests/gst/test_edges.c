@@ -88,7 +88,7 @@ GST_START_TEST (test_edges_every_format)
       HfamEdgeParams edges;
       Rig rig;
 
-      hfam_edge_params_init (&edges);
+      element_default_edges (&edges);
       g_object_set (element, "premultiplied", of->premultiplied, NULL);
       rig_start (&rig, element, on_src, !on_src);
       gst_harness_set_sink_caps_str (on_src ? rig.fill : rig.key, caps);
@@ -97,8 +97,8 @@ GST_START_TEST (test_edges_every_format)
       expect_same_bytes (element_output (&rig, of, in, 0),
           libhfam_output (&engine, in, &edges, of), "default");
       if (setting == 0) {
-        g_object_set (element, "refine", HFAM_REFINE_GUIDED, NULL);
-        edges.refine = HFAM_REFINE_GUIDED;
+        g_object_set (element, "refine", HFAM_REFINE_NONE, NULL);
+        edges.refine = HFAM_REFINE_NONE;
       } else if (setting == 1) {
         g_object_set (element, "fill", HFAM_FILL_FOREGROUND, NULL);
         edges.fill = HFAM_FILL_FOREGROUND;

@@ -139,7 +139,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 "--memory-budget " + value)
     for value in ["0.5", "0.5,0.5", "0.6,0.4", "-0.1,0.5", "0.2,1.5", "nan,1", "0.1,x", "1,2,3"]:
         refuses([HFAM_MATTE, picture, "-o", out, "--key-levels", value], "--key-levels " + value)
-    refuses([HFAM_MATTE, picture, "-o", out, "--refine", "bilateral"], "--refine bilateral")
+    for value in ["bilateral", "guided:", "guided:0,1e-4", "guided:65,1e-4", "guided:4",
+                  "guided:4,0", "guided:4,nan", "guided:4,2", "guided:4,1e-3,1", "guidedx:4,1e-3"]:
+        refuses([HFAM_MATTE, picture, "-o", out, "--refine", value], "--refine " + value)
     refuses([HFAM_MATTE, picture, "-o", out, "--rgba", "--fill", "alpha"], "--fill alpha")
     refuses([HFAM_MATTE, picture, "-o", out, "--fill", "foreground"], "--fill", "--rgba")
     refuses([HFAM_EVAL, "--model", "m", "--refine", "x", tmp, tmp], "--refine x")
@@ -155,7 +157,8 @@ with tempfile.TemporaryDirectory() as tmp:
         if r.returncode != 0 or pngfile.png_size(out) != (12, 9):
             sys.exit(f"hfam-matte --memory-budget 512 --size 64: {r.returncode} {r.stderr}")
         print("ok: --memory-budget 512 --size 64 runs")
-        for edges in (["--refine", "guided"], ["--key-levels", "0.2,0.8"],
+        for edges in (["--refine", "guided"], ["--refine", "guided:8,0.01"],
+                      ["--key-levels", "0.2,0.8"],
                       ["--rgba", "--fill", "foreground"],
                       ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"]):
             r = subprocess.run([HFAM_MATTE, "--model", MODEL, "-b", "cpu", "--size", "32", *edges,
