@@ -1,6 +1,6 @@
 #!/bin/bash
 # pipelines/ end to end on a short generated clip with a tiny model: composite.sh,
-# fill-key.sh and contact-sheet.sh must write files that decode, with the clip's frame
+# fill-key.sh, contact-sheet.sh and edges-sheet.sh must write files that decode, with the clip's frame
 # count, fill and key frame for frame with the same timestamps, and a key that is not one
 # flat value. Exit 77 (skip) when a needed GStreamer element is not installed.
 #   test-pipelines.sh PIPELINES_DIR MODEL.safetensors
@@ -23,7 +23,7 @@ fail () {
 }
 
 for element in videotestsrc x264enc h264parse matroskamux matroskademux decodebin \
-               compositor imagefreeze pngenc pngdec jpegenc jpegdec multifilesink; do
+               compositor imagefreeze pngenc pngdec jpegenc jpegdec multifilesink videocrop; do
   if ! gst-inspect-1.0 --exists "$element"; then
     echo "SKIP: GStreamer element $element is not installed"
     exit 77
@@ -82,6 +82,13 @@ echo "# contact-sheet.sh"
 size=$(gst-launch-1.0 -v filesrc location="$work/sheet.png" ! pngdec ! fakesink 2>&1 \
   | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
 [ "$size" = "width=(int)960, height=(int)360" ] || fail "sheet.png: '$size', not 960x360"
+
+echo "# edges-sheet.sh"
+"$pipelines/edges-sheet.sh" -f 3 -w 64 -c 40,20,80,60 -m "$model" "$work/clip.mkv" \
+  "$work/edges.png" > "$work/edges.log" 2>&1 || { cat "$work/edges.log"; fail "edges-sheet.sh"; }
+size=$(gst-launch-1.0 -v filesrc location="$work/edges.png" ! pngdec ! fakesink 2>&1 \
+  | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
+[ "$size" = "width=(int)192, height=(int)96" ] || fail "edges.png: '$size', not 192x96"
 
 echo "# gst-inspect-1.0's example line, as written but for its sinks and length"
 inspect=$(HFAMMATTE_DEFAULT_MODEL="$model" gst-inspect-1.0 hfammatte)
