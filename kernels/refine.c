@@ -18,7 +18,7 @@ hfam_key_levels_valid (const HfamKeyLevels *l)
   return l && l->black >= 0.0f && l->white <= 1.0f && l->black < l->white;
 }
 
-void
+HFAM_VECTOR_CLONES void
 hfam_key_levels_apply (float *alpha, size_t n, const HfamKeyLevels *l)
 {
   const float black = l ? l->black : 0.0f, scale = l ? 1.0f / (l->white - l->black) : 1.0f;
