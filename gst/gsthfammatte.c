@@ -28,10 +28,10 @@
  * each branch needs its queue.
  *
  * ## Changing properties while running
- * `inference-size`, `inference-interval`, `temporal-smoothing`,
- * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white`
- * apply from the next frame in any state (a held
- * frame first goes out at the old `inference-size`; a size over
+ * `inference-size`, `inference-interval`, `temporal-smoothing`, `temporal-mode`,
+ * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white` apply
+ * from the next frame in any state (a held frame first goes out at the old
+ * `inference-size`; a size over
  * `memory-budget` is refused with a warning, and the property set back). The
  * others are read when going to PAUSED: changeable only in NULL and READY,
  * they refuse a change later with a warning in the debug log.
@@ -64,11 +64,10 @@
  * as its latency the longest time it has measured from a frame's arrival (or,
  * for a held frame, the next frame's arrival) to its outputs being written,
  * with a quarter of headroom, not counting a stream's first run, which also
- * sets the engine up;
- * it posts a latency message whenever that grows, so that sinks keep frames in
- * sync instead of finding all of them late. To that it adds, with
- * `pipeline-depth=2`, one frame duration (from the caps' framerate or, where
- * that is variable, the buffers' duration).
+ * sets the engine up; it posts a latency message whenever that grows, so that
+ * sinks keep frames in sync instead of finding all of them late. To that it
+ * adds, with `pipeline-depth=2`, one frame duration (from the caps' framerate
+ * or, where that is variable, the buffers' duration).
  */
 
 #include "gsthfammatteprivate.h"
@@ -87,7 +86,8 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_CUDA_DEVICE_ID -1
 #define DEFAULT_PROP_INFERENCE_SIZE 512
 #define DEFAULT_PROP_INFERENCE_INTERVAL 1
-#define DEFAULT_PROP_TEMPORAL_SMOOTHING 0.0
+#define DEFAULT_PROP_TEMPORAL_SMOOTHING HFAM_TEMPORAL_SMOOTHING_DEFAULT
+#define DEFAULT_PROP_TEMPORAL_MODE HFAM_TEMPORAL_MOTION
 #define DEFAULT_PROP_PREMULTIPLIED FALSE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_N_THREADS 0
@@ -116,6 +116,7 @@ enum
   PROP_INFERENCE_SIZE,
   PROP_INFERENCE_INTERVAL,
   PROP_TEMPORAL_SMOOTHING,
+  PROP_TEMPORAL_MODE,
   PROP_PREMULTIPLIED,
   PROP_QOS,
   PROP_N_THREADS,
@@ -238,8 +239,14 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_SMOOTHING,
       g_param_spec_double ("temporal-smoothing", "Temporal smoothing",
           "Weight s of the previous matte: matte = (1 - s) * new + s * "
-          "previous; restarts on flush, seek, discontinuity and caps change",
-          0.0, 1.0, DEFAULT_PROP_TEMPORAL_SMOOTHING, G_PARAM_READWRITE |
+          "previous (temporal-mode says where); restarts on flush, seek, "
+          "discontinuity and caps change", 0.0, 1.0,
+          DEFAULT_PROP_TEMPORAL_SMOOTHING, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_TEMPORAL_MODE,
+      g_param_spec_enum ("temporal-mode", "Temporal mode",
+          "Where temporal-smoothing blends", GST_TYPE_HFAM_MATTE_TEMPORAL,
+          DEFAULT_PROP_TEMPORAL_MODE, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_PREMULTIPLIED,
       g_param_spec_boolean ("premultiplied", "Premultiplied",
@@ -359,6 +366,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->inference_size = DEFAULT_PROP_INFERENCE_SIZE;
   self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
   self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
+  self->temporal_mode = DEFAULT_PROP_TEMPORAL_MODE;
   self->premultiplied = DEFAULT_PROP_PREMULTIPLIED;
   self->qos = DEFAULT_PROP_QOS;
   self->n_threads = DEFAULT_PROP_N_THREADS;
@@ -425,6 +433,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_TEMPORAL_SMOOTHING:
       self->temporal_smoothing = g_value_get_double (value);
       break;
+    case PROP_TEMPORAL_MODE:
+      self->temporal_mode = g_value_get_enum (value);
+      break;
     case PROP_PREMULTIPLIED:
       self->premultiplied = g_value_get_boolean (value);
       break;
@@ -486,6 +497,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_TEMPORAL_SMOOTHING:
       g_value_set_double (value, self->temporal_smoothing);
+      break;
+    case PROP_TEMPORAL_MODE:
+      g_value_set_enum (value, self->temporal_mode);
       break;
     case PROP_PREMULTIPLIED:
       g_value_set_boolean (value, self->premultiplied);
@@ -775,6 +789,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   settings.inference_size = self->inference_size;
   settings.inference_interval = self->inference_interval;
   settings.temporal_smoothing = self->temporal_smoothing;
+  settings.temporal_mode = self->temporal_mode;
   gst_hfam_matte_edge_params (self, &settings.edges);
   GST_OBJECT_UNLOCK (self);
 

@@ -30,13 +30,15 @@ typedef enum
 /* gsthfammatteproperties.c */
 #define GST_TYPE_HFAM_MATTE_BACKEND (gst_hfam_matte_backend_get_type ())
 GType gst_hfam_matte_backend_get_type (void);
-/* libhfam's HfamPrecision, HfamRefine and HfamFill, value for value */
+/* libhfam's HfamPrecision, HfamRefine, HfamFill and HfamTemporal, value for value */
 #define GST_TYPE_HFAM_MATTE_PRECISION (gst_hfam_matte_precision_get_type ())
 GType gst_hfam_matte_precision_get_type (void);
 #define GST_TYPE_HFAM_MATTE_REFINE (gst_hfam_matte_refine_get_type ())
 GType gst_hfam_matte_refine_get_type (void);
 #define GST_TYPE_HFAM_MATTE_FILL (gst_hfam_matte_fill_get_type ())
 GType gst_hfam_matte_fill_get_type (void);
+#define GST_TYPE_HFAM_MATTE_TEMPORAL (gst_hfam_matte_temporal_get_type ())
+GType gst_hfam_matte_temporal_get_type (void);
 
 /* One source pad: the frame with its matte ("src") or the matte alone ("alpha"). */
 typedef struct
@@ -67,6 +69,7 @@ struct _GstHfamMatte
   guint inference_size;
   guint inference_interval;
   gdouble temporal_smoothing;
+  HfamTemporal temporal_mode;
   gboolean premultiplied;
   gboolean qos;
   guint n_threads;

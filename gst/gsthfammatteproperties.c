@@ -111,3 +111,22 @@ gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges)
   edges->key_black = self->key_black;
   edges->key_white = self->key_white;
 }
+
+/* libhfam's HfamTemporal, value for value */
+GType
+gst_hfam_matte_temporal_get_type (void)
+{
+  static GType temporal_type = 0;
+  static const GEnumValue modes[] = {
+    {HFAM_TEMPORAL_BLEND, "The same blend everywhere", "blend"},
+    {HFAM_TEMPORAL_MOTION,
+        "Blend where the picture is still, follow at once where it moves", "motion"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&temporal_type)) {
+    GType type = g_enum_register_static ("GstHfamMatteTemporal", modes);
+    g_once_init_leave (&temporal_type, type);
+  }
+  return temporal_type;
+}

@@ -316,6 +316,7 @@ gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
   const HfamFrameParams params = {
     .long_side = inference_size,
     .smoothing = frame->smoothing,
+    .temporal = frame->temporal,
   };
   HfamImage image;
   gboolean ok;
@@ -399,6 +400,7 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
   if (frame->runs) {
     /* the previous matte (if any since the reset) will be there when this one arrives */
     frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
+    frame->temporal = settings->temporal_mode;
     if (!gst_hfam_matte_worker_submit (worker, frame, settings->inference_size, error)) {
       worker->have_matte = FALSE;
       gst_hfam_matte_worker_frame_free (frame);

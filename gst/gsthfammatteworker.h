@@ -22,6 +22,7 @@ typedef struct {
   int inference_size;          /* long side the network sees */
   guint inference_interval;    /* run the network on one frame in this many */
   float temporal_smoothing;    /* weight of the previous matte in the blend */
+  HfamTemporal temporal_mode;  /* where it blends */
   HfamEdgeParams edges;        /* refine, fill, key levels: from the next output written */
 } GstHfamMatteWorkerSettings;
 
@@ -36,6 +37,7 @@ typedef struct {
                                   are written with gst_hfam_matte_worker_write_device */
   gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
   float smoothing;             /* weight of the previous matte when its own arrives */
+  HfamTemporal temporal;       /* where */
   gboolean discont;            /* the element's: frames before it were dropped */
   GstClockTime arrived;        /* gst_util_get_timestamp () at gst_hfam_matte_worker_push */
 } GstHfamMatteWorkerFrame;

@@ -4,7 +4,9 @@
  * (hfam_resize_plane), and the RGBA fill and the GRAY8 key written (hfam_matte_write); then the
  * edges of libhfam's hfam_context_set_edges: key levels on the resized matte, the guided
  * refinement (instead of the resize, at its default radius and eps) and the foreground fill
- * (instead of the RGBA fill), each with its memory kept from round to round. Each
+ * (instead of the RGBA fill), each with its memory kept from round to round; and the
+ * motion-aware temporal smoothing at the inference size (the frame's grey plane from the
+ * network's input, the blend by the picture's change: kernels/temporal.h). Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio. */
 #include <omp.h>
@@ -19,15 +21,16 @@
 #include "median.h"
 #include "refine.h"
 #include "resize.h"
+#include "temporal.h"
 
 enum {
   STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
-  STEP_FOREGROUND, N_STEPS
+  STEP_FOREGROUND, STEP_MOTION, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
   "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
-  "foreground",
+  "foreground", "motion smooth",
 };
 
 static char *size_text;
@@ -43,14 +46,32 @@ static const GOptionEntry entries[] = {
   G_OPTION_ENTRY_NULL
 };
 
+/* What the steps read and write. */
+typedef struct {
+  const uint8_t *rgba;
+  int width, height, inf_w, inf_h;
+  float *input, *alpha_p, *alpha, *refined;
+  uint8_t *fill, *key;
+  HfamScratch scratch;
+  float *grey, *kept_grey, *kept;   /* at the inference size */
+} Buffers;
+
 /* One pass over every step on `threads` threads; milliseconds per step into ms. */
 static gboolean
-time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, int inf_h,
-            float *input, const float *alpha_p, float *alpha, float *refined, uint8_t *fill,
-            uint8_t *key, HfamScratch *scratch, double ms[N_STEPS])
+time_steps (int threads, Buffers *b, double ms[N_STEPS])
 {
+  const uint8_t *rgba = b->rgba;
+  const int width = b->width, height = b->height, inf_w = b->inf_w, inf_h = b->inf_h;
+  float *input = b->input, *alpha_p = b->alpha_p, *alpha = b->alpha, *refined = b->refined;
+  uint8_t *fill = b->fill, *key = b->key;
+  HfamScratch *scratch = &b->scratch;
   static const int rgb_offsets[3] = { 0, 1, 2 }, bgr_order[3] = { 2, 1, 0 };
   static const float mean[3] = { 103.939f, 116.779f, 123.68f }, std[3] = { 1.0f, 1.0f, 1.0f };
+  const HfamPreprocessParams pre = { .order = { 2, 1, 0 }, .scale = 255.0f,
+                                     .mean = { 103.939f, 116.779f, 123.68f },
+                                     .std = { 1.0f, 1.0f, 1.0f } };
+  const HfamMotionParams motion = { HFAM_TEMPORAL_SMOOTHING_DEFAULT, HFAM_MOTION_STILL,
+                                    HFAM_MOTION_MOVING, HFAM_MOTION_RADIUS };
   const HfamFrame frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
                             .height = height, .format = HFAM_FRAME_RGBA };
   const HfamMatteImage fill_image = { fill, width * 4, width, height, HFAM_MATTE_RGBA };
@@ -82,6 +103,10 @@ time_steps (int threads, const uint8_t *rgba, int width, int height, int inf_w, 
   t[6] = g_get_monotonic_time ();
   failed |= hfam_foreground (&frame, NULL, alpha, width, &foreground, &fill_image, scratch);
   t[7] = g_get_monotonic_time ();
+  hfam_motion_grey (input, inf_w, inf_h, &pre, b->grey);
+  failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, inf_w, inf_h,
+                                     &motion);
+  t[8] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -95,7 +120,7 @@ main (int argc, char **argv)
   int width = 1920, height = 1080, inf_w, inf_h, threads;
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
-  HfamScratch scratch = { NULL, 0 };
+  g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -119,22 +144,27 @@ main (int argc, char **argv)
   alpha_p = g_new (float, (size_t) inf_w * inf_h);
   alpha = g_new (float, (size_t) width * height);
   refined = g_new (float, (size_t) width * height);
+  grey = g_new (float, (size_t) inf_w * inf_h);
+  kept = g_new (float, (size_t) inf_w * inf_h);
+  kept_grey = g_new (float, (size_t) inf_w * inf_h);
   /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */
   for (size_t i = 0; i < (size_t) width * height * 4; i++)
     rgba[i] = (uint8_t) (i * 7 + i / 4099);
-  for (size_t i = 0; i < (size_t) inf_w * inf_h; i++)
-    alpha_p[i] = (float) (i % 97) / 96.0f;
+  for (size_t i = 0; i < (size_t) inf_w * inf_h; i++) {
+    alpha_p[i] = kept[i] = (float) (i % 97) / 96.0f;
+    /* a kept picture unlike the frame's: held, followed and between, all taken */
+    kept_grey[i] = (float) (i % 89) / 88.0f;
+  }
+  Buffers b = { rgba, width, height, inf_w, inf_h, input, alpha_p, alpha, refined, fill, key,
+                { NULL, 0 }, grey, kept_grey, kept };
 
   /* [round][1 thread / threads][step] */
   samples = g_new (double, (size_t) n_rounds * 2 * N_STEPS);
   for (int side = 0; side < 2; side++)  /* first touch of every buffer, on both team sizes */
-    time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p, alpha,
-                refined, fill, key, &scratch, warm);
+    time_steps (side ? threads : 1, &b, warm);
   for (int r = 0; r < n_rounds; r++)
     for (int side = 0; side < 2; side++)
-      if (!time_steps (side ? threads : 1, rgba, width, height, inf_w, inf_h, input, alpha_p,
-                       alpha, refined, fill, key, &scratch,
-                       samples + ((size_t) r * 2 + side) * N_STEPS)) {
+      if (!time_steps (side ? threads : 1, &b, samples + ((size_t) r * 2 + side) * N_STEPS)) {
         g_printerr ("hfam-frame-bench: a step refused its arguments or ran out of memory\n");
         return EXIT_FAILURE;
       }
@@ -161,6 +191,6 @@ main (int argc, char **argv)
     }
     g_print ("threads: %d; ratio = threads / 1 thread (< 1: faster)\n", threads);
   }
-  hfam_scratch_clear (&scratch);
+  hfam_scratch_clear (&b.scratch);
   return EXIT_SUCCESS;
 }

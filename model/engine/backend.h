@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "graph.h"
 #include "refine.h"
+#include "temporal.h"
 
 G_BEGIN_DECLS
 
@@ -63,10 +64,13 @@ typedef struct {
                            const HfamPreprocessParams *params, GError **error);
   /* Waits for the oldest frame and makes its alpha_p the kept matte: blended into it when
    * `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept; the caller knows the kept
-   * one has this inference size), else copied. The frame is out of flight afterwards, even
-   * when this fails; a failure leaves no kept matte. */
+   * one has this inference size), else copied. With `motion` (NULL: none), the frame's grey
+   * plane is kept with the matte, and a blend weighs each pixel by the change from the kept
+   * one's (kernels/temporal.h; motion->hold is the smoothing) when that frame kept one too.
+   * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
+   * matte. */
   gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,
-                          GError **error);
+                          const HfamMotionParams *motion, GError **error);
   /* Writes the kept matte, resized to the outputs' size (all alike), into `n_outputs` device
    * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420), with `edges`
    * as the host path applies them (frames.c; `frame` is needed for the refinement too);

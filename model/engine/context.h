@@ -26,6 +26,8 @@ typedef struct {
   HfamMemory memory;              /* where the frame, and so its matte, are */
   int long_side;                  /* the long side it runs at */
   float smoothing;                /* its HfamFrameParams.smoothing */
+  HfamTemporal temporal;          /* and .temporal */
+  int slot;                       /* host frames: its grey plane in HfamContext.grey */
 } HfamPendingFrame;
 
 /* The kept matte (hfam.h): alpha_p of the last frame collected, at its inference size. Host
@@ -41,6 +43,10 @@ typedef struct {
   float *resized;
   int resized_width, resized_height;
   guint64 host_bytes, resized_bytes;  /* of the two, counted in the context's budget */
+  /* host frames, HFAM_TEMPORAL_MOTION: the grey plane of the matte's latest frame */
+  float *grey;
+  guint64 grey_bytes;
+  gboolean grey_valid;
 } HfamKeptMatte;
 
 struct _HfamContext {
@@ -55,6 +61,10 @@ struct _HfamContext {
   float *fused;           /* alpha_p at the inference size */
   /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
+  /* host frames in flight with HFAM_TEMPORAL_MOTION: their grey planes at the inference size
+   * (kernels/temporal.h), by ring position as `pending` */
+  float *grey[HFAM_MAX_PIPELINE_DEPTH];
+  guint64 grey_bytes[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
   HfamKeptMatte kept;
   HfamEdgeParams edges;       /* hfam_context_set_edges */

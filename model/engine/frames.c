@@ -9,6 +9,7 @@
 #include "foreground.h"
 #include "refine.h"
 #include "resize.h"
+#include "temporal.h"
 
 #include <omp.h>
 #include <string.h>
@@ -192,6 +193,11 @@ check_params (const HfamFrameParams *params, const char *what, GError **error)
                  params->long_side, HFAM_MAX_LONG_SIDE);
     return FALSE;
   }
+  if (params && (unsigned) params->temporal > HFAM_TEMPORAL_MOTION) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: temporal %d: no such method", what,
+                 params->temporal);
+    return FALSE;
+  }
   /* (written so that NaN fails too) */
   if (!params || (params->smoothing >= 0.0f && params->smoothing <= 1.0f))
     return TRUE;
@@ -263,6 +269,7 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     .long_side = params && params->long_side > 0 ? params->long_side
                                                  : ctx->model->hp.inference_size,
     .smoothing = params ? params->smoothing : 0.0f,
+    .temporal = params ? params->temporal : HFAM_TEMPORAL_BLEND,
   };
 
   hfam_inference_dims (frame->width, frame->height, pending.long_side, width, height);
@@ -270,10 +277,11 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
 }
 
 /* A host frame into ctx->input at its inference size, the backend planned for it, when it
- * may go in now. */
+ * may go in now; with HFAM_TEMPORAL_MOTION, its grey plane into the next ring position
+ * (pending->slot). */
 static gboolean
 prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
-                    const char *what, GError **error)
+                    HfamPendingFrame *pending, const char *what, GError **error)
 {
   static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
   HfamPreprocessParams params;
@@ -300,6 +308,15 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");
     return FALSE;
   }
+  pending->slot = (ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH;
+  /* (also without smoothing: the first frame after a restart is the next one's reference) */
+  if (pending->temporal == HFAM_TEMPORAL_MOTION) {
+    if (!ensure_counted (ctx, &ctx->grey[pending->slot], &ctx->grey_bytes[pending->slot],
+                         sizeof (float) * (guint64) width * height, "inference size", width,
+                         height, error))
+      return FALSE;
+    hfam_motion_grey (ctx->input, width, height, &params, ctx->grey[pending->slot]);
+  }
   return TRUE;
 }
 
@@ -314,7 +331,19 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
                          && kept->memory == HFAM_MEMORY_HOST && kept->width == ctx->width
                          && kept->height == ctx->height;
 
-  if (blend) {
+  const gboolean motion = collected->temporal == HFAM_TEMPORAL_MOTION;
+  const float *grey = motion ? ctx->grey[collected->slot] : NULL;
+
+  if (blend && motion && kept->grey_valid) {
+    const HfamMotionParams mp = { collected->smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
+                                  HFAM_MOTION_RADIUS };
+    if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, ctx->width,
+                                 ctx->height, &mp) != 0) {
+      kept->valid = FALSE;
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
+      return FALSE;
+    }
+  } else if (blend) {
     hfam_matte_blend (kept->host, ctx->fused, n, collected->smoothing);
   } else {
     if (!ensure_counted (ctx, &kept->host, &kept->host_bytes, sizeof (float) * n,
@@ -323,6 +352,17 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
       return FALSE;
     }
     memcpy (kept->host, ctx->fused, sizeof (float) * n);
+  }
+  /* the picture the kept matte now belongs to, for the next frame's motion */
+  kept->grey_valid = FALSE;
+  if (motion) {
+    if (!ensure_counted (ctx, &kept->grey, &kept->grey_bytes, sizeof (float) * n,
+                         "inference size", ctx->width, ctx->height, error)) {
+      kept->valid = FALSE;
+      return FALSE;
+    }
+    memcpy (kept->grey, grey, sizeof (float) * n);
+    kept->grey_valid = TRUE;
   }
   kept->valid = TRUE;
   kept->memory = HFAM_MEMORY_HOST;
@@ -623,15 +663,21 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
                        &width, &height);
   blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
           && kept->width == width && kept->height == height;
-  ok = ctx->backend->device->keep_matte (ctx->backend, blend, collected.smoothing, error);
+  const HfamMotionParams motion = { collected.smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
+                                    HFAM_MOTION_RADIUS };
+  ok = ctx->backend->device->keep_matte (ctx->backend, blend, collected.smoothing,
+                                         collected.temporal == HFAM_TEMPORAL_MOTION ? &motion
+                                                                                    : NULL,
+                                         error);
   hfam_context_drop_oldest (ctx);
   ok = ok && write_device_outputs (ctx, frame, outputs, n_outputs, error);
   *kept = (HfamKeptMatte) {
     .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
     /* the host buffers stay for the next host frame */
-    .host = kept->host, .resized = kept->resized,
+    .host = kept->host, .resized = kept->resized, .grey = kept->grey,
     .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
+    .grey_bytes = kept->grey_bytes,
   };
   return ok;
 }
@@ -650,7 +696,7 @@ hfam_context_submit (HfamContext *ctx, const HfamImage *frame, const HfamFramePa
   pending = pending_of (ctx, frame, params, &width, &height);
   if (frame->memory == HFAM_MEMORY_CUDA)
     return submit_device (ctx, frame, &pending, width, height, what, error);
-  return prepare_host_frame (ctx, frame, width, height, what, error)
+  return prepare_host_frame (ctx, frame, width, height, &pending, what, error)
          && hfam_context_submit_input (ctx, &pending, error);
 }
 
@@ -701,7 +747,7 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     return submit_device (ctx, frame, &pending, width, height, what, error)
            && collect_device (ctx, frame, outputs, n_outputs, what, error);
   /* on the host, synchronously: per-stage timing sees this frame */
-  if (!prepare_host_frame (ctx, frame, width, height, what, error))
+  if (!prepare_host_frame (ctx, frame, width, height, &pending, what, error))
     return FALSE;
   out = (HfamOutputs) { .fused = ctx->fused };  /* (planning may have moved it) */
   if (!hfam_context_run_input (ctx, &out, error)) {

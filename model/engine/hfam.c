@@ -218,6 +218,9 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx->fused);
   g_free (ctx->kept.host);
   g_free (ctx->kept.resized);
+  g_free (ctx->kept.grey);
+  for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)
+    g_free (ctx->grey[i]);
   hfam_scratch_clear (&ctx->edge_scratch);
   g_free (ctx);
 }

@@ -152,7 +152,7 @@ if [ ! -e "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
   tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tests/gpu/test-cuda-device-edges \
-  tools/hfam-bench tests/kernels/bench-edges-cuda \
+  tests/gpu/test-cuda-temporal tools/hfam-bench tests/kernels/bench-edges-cuda \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
   || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
@@ -285,6 +285,7 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
   run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
+  run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
   golden=()
   for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64 r18_i8_64x64:64x64; do
     f=$models/golden/${g%%:*}.safetensors

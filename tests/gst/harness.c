@@ -148,9 +148,19 @@ void
 expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     gint inference_size, Expected * expected)
 {
+  const HfamFrameParams params = {.long_side = inference_size };
+
+  expect_with (engine, info, buffer, &params, expected);
+}
+
+/* The same with these frame parameters (the engine's kept matte carries over
+ * from the call before, as the element's). */
+void
+expect_with (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
+    const HfamFrameParams * params, Expected * expected)
+{
   const gint width = GST_VIDEO_INFO_WIDTH (info);
   const gint height = GST_VIDEO_INFO_HEIGHT (info);
-  const HfamFrameParams params = {.long_side = inference_size };
   HfamFormat layout;
   GstVideoFrame frame;
   HfamImage image = { 0 }, matte = { 0 };
@@ -175,7 +185,7 @@ expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
   matte.planes[0] = (guint8 *) expected->matte;
   matte.strides[0] = sizeof (float) * width;
   matte.format = HFAM_FORMAT_GRAY32F;
-  fail_unless (hfam_context_run (engine->ctx, &image, &params, &matte, 1,
+  fail_unless (hfam_context_run (engine->ctx, &image, params, &matte, 1,
           &error), "%s", error ? error->message : "");
   gst_video_frame_unmap (&frame);
 }
@@ -306,8 +316,11 @@ make_element (void)
   GstElement *element = gst_element_factory_make ("hfammatte", NULL);
 
   fail_unless (element != NULL, "hfammatte not found on GST_PLUGIN_PATH");
+  /* each frame's own matte, as expect() computes it: the tests of smoothing set
+   * it themselves */
   g_object_set (element, "model", model_path (), "backend", 1,
-      "inference-size", INFERENCE_SIZE, "n-threads", 1, NULL);
+      "inference-size", INFERENCE_SIZE, "n-threads", 1, "temporal-smoothing",
+      0.0, NULL);
   return element;
 }
 

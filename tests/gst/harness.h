@@ -47,6 +47,8 @@ void expect (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     Expected * expected);
 void expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     gint inference_size, Expected * expected);
+void expect_with (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
+    const HfamFrameParams * params, Expected * expected);
 void expected_clear (Expected * expected);
 guint level (float alpha, guint max);
 void output_info (GstHarness * h, GstVideoInfo * info);

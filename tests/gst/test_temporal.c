@@ -76,8 +76,8 @@ GST_START_TEST (test_temporal_smoothing)
   engine_open (&engine);
   /* the matte as blended, without the refinement by each frame on top */
   fail_unless (hfam_context_set_edges (engine.ctx, NULL, NULL));
-  g_object_set (element, "temporal-smoothing", (gdouble) s, "refine", HFAM_REFINE_NONE,
-      NULL);
+  g_object_set (element, "temporal-smoothing", (gdouble) s, "temporal-mode",
+      HFAM_TEMPORAL_BLEND, "refine", HFAM_REFINE_NONE, NULL);
   video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
   blend = g_new (float, WIDTH * HEIGHT);
   rig_start (&rig, element, FALSE, TRUE);
@@ -100,6 +100,46 @@ GST_START_TEST (test_temporal_smoothing)
     expected_clear (&expected);
   }
   g_free (blend);
+  rig_stop (&rig);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* The default temporal-mode (motion) with a frame that repeats (held) and one
+ * that changes (followed): libhfam's own temporal path, byte for byte. */
+GST_START_TEST (test_temporal_motion)
+{
+  const gdouble s = 0.6;
+  GstElement *element = make_element ();
+  GstVideoInfo info;
+  GstBuffer *frames[4];
+  Engine engine;
+  Rig rig;
+
+  engine_open (&engine);
+  g_object_set (element, "temporal-smoothing", s, NULL);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  frames[0] = make_frame (&info, 300);
+  frames[1] = gst_buffer_copy_deep (frames[0]);
+  frames[2] = make_frame (&info, 301);
+  frames[3] = gst_buffer_copy_deep (frames[2]);
+  rig_start (&rig, element, FALSE, TRUE);
+  rig_set_format (&rig, &info);
+  for (guint i = 0; i < 4; i++) {
+    const HfamFrameParams params = {.long_side = INFERENCE_SIZE,
+      .smoothing = i == 0 ? 0.0f : (float) s,.temporal = HFAM_TEMPORAL_MOTION
+    };
+    Expected expected = { 0 };
+    GstBuffer *out;
+
+    expect_with (&engine, &info, frames[i], &params, &expected);
+    fail_unless_equals_int (rig_push (&rig, frames[i], i), GST_FLOW_OK);
+    out = gst_harness_pull (rig.key);
+    check_key (rig.key, out, expected.matte, 0);
+    gst_buffer_unref (out);
+    expected_clear (&expected);
+  }
   rig_stop (&rig);
   engine_close (&engine);
 }
@@ -404,6 +444,7 @@ temporal_tcase (void)
 
   tcase_add_test (tc, test_inference_interval);
   tcase_add_test (tc, test_temporal_smoothing);
+  tcase_add_test (tc, test_temporal_motion);
   tcase_add_test (tc, test_reset_on_flush_segment_discont);
   tcase_add_test (tc, test_qos);
   tcase_add_test (tc, test_latency);

@@ -97,6 +97,8 @@ cuda_free (HfamBackend *base)
     hfam_cuda_filter_free (&be->edge_identity[t]);
   }
   cudaFree (be->edge_matte);
+  cudaFree (be->grey[0]);
+  cudaFree (be->grey[1]);
   cudaFree (be->foreground_workspace);
   if (be->refine_params.radius)
     hfam_cuda_refine_plan_free (&be->refine_plan);

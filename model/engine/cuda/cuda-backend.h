@@ -10,6 +10,7 @@
 #include "matte.cuh"
 #include "nhwc.cuh"
 #include "refine.cuh"
+#include "temporal.cuh"
 #include "sk.cuh"
 #include "softmax-fusion.cuh"
 
@@ -139,6 +140,12 @@ typedef struct {
   gboolean have_kept;           /* `kept` holds a matte */
   HfamCudaFilter kept_to_frame[2];
   cudaStream_t matte_stream;
+  /* HFAM_TEMPORAL_MOTION: the grey planes of the kept matte's frame and of the frame being
+   * kept (kept_width x kept_height each), and the normalisation they undo */
+  float *grey[2];
+  size_t grey_bytes;
+  gboolean kept_grey_valid;     /* grey[0] is the kept matte's frame's */
+  HfamPreprocessParams grey_params;
   /* the edges (hfam_context_set_edges) on device frames: the kept matte at the outputs' size,
    * refined or resized, then keyed; the refinement's plan for its sizes and parameters; the
    * foreground's workspace; identity filters for writing the outputs from that matte */

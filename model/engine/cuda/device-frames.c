@@ -69,6 +69,8 @@ cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
       || !ensure_filter (&slot->to_input[1], frame->height, be->height, "preprocess", error))
     return FALSE;
   input = value_nhwc (be, slot, be->base.graph->input);
+  /* (one model, one normalisation: what the motion's grey plane undoes) */
+  be->grey_params = *params;
   /* on the main stream, ahead of the frame's graph (which cannot hold the frame's
    * pointers: they change from frame to frame) */
   CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
@@ -95,18 +97,48 @@ ensure_matte_stream (CudaBackend *be, GError **error)
  * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
  * allocation of the planned size. */
 static gboolean
-keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing, GError **error)
+keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
+            const HfamMotionParams *motion, GError **error)
 {
   const size_t plane = (size_t) be->width * be->height;
   /* fusion's output: alpha_d, then alpha_p */
   const float *alpha = value_planar (be, slot, be->base.graph->fusion) + plane;
+  gboolean by_motion = blend && motion && be->kept_grey_valid;
 
   CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
-  if (blend) {
+  be->kept_grey_valid = FALSE;
+  if (motion) {
+    const HfamNhwc input = value_nhwc (be, slot, be->base.graph->input);
+    if (be->grey_bytes < sizeof (float) * plane) {
+      /* every call waited for the matte stream: nothing reads the old ones */
+      cudaFree (be->grey[0]);
+      cudaFree (be->grey[1]);
+      be->grey[0] = be->grey[1] = NULL;
+      be->grey_bytes = 0;
+      by_motion = FALSE;
+      CUDA_TRY (cudaMalloc ((void **) &be->grey[0], sizeof (float) * plane), "motion");
+      CUDA_TRY (cudaMalloc ((void **) &be->grey[1], sizeof (float) * plane), "motion");
+      be->grey_bytes = sizeof (float) * plane;
+    }
+    /* the frame's grey into grey[1]; grey[0] is the kept matte's frame's */
+    CUDA_TRY (hfam_cuda_motion_grey (&input, &be->grey_params, be->grey[1], be->matte_stream),
+              "motion");
+  }
+  if (by_motion)
+    CUDA_TRY (hfam_cuda_matte_blend_motion (be->kept, alpha, be->grey[1], be->grey[0],
+                                            be->width, be->height, motion, be->matte_stream),
+              "temporal smoothing");
+  else if (blend)
     CUDA_TRY (hfam_cuda_matte_blend (be->kept, alpha, plane, smoothing, be->matte_stream),
               "temporal smoothing");
-    return TRUE;
+  if (motion) {
+    float *grey = be->grey[0];
+    be->grey[0] = be->grey[1];
+    be->grey[1] = grey;
+    be->kept_grey_valid = TRUE;
   }
+  if (blend)
+    return TRUE;
   if (be->kept_width != be->width || be->kept_height != be->height) {
     /* every call waited for the matte stream: nothing reads the old one */
     cudaFree (be->kept);
@@ -296,7 +328,8 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
 }
 
 static gboolean
-cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing, GError **error)
+cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
+                 const HfamMotionParams *motion, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
@@ -310,7 +343,7 @@ cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing, GError **er
    * run on), so the slot is idle once it is done */
   be->have_kept = finish_matte (be, keep_matte (be, slot, blend && be->kept_width == be->width
                                                            && be->kept_height == be->height,
-                                                smoothing, error),
+                                                smoothing, motion, error),
                                 "frame", error);
   return be->have_kept;
 }

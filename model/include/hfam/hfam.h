@@ -82,6 +82,24 @@ int hfam_context_pipeline_depth (const HfamContext *ctx);
 #define HFAM_MAX_FRAME_SIDE 32768
 #define HFAM_MAX_LONG_SIDE 8192
 
+/* How temporal smoothing blends a frame's matte into the kept one (HfamFrameParams). */
+typedef enum {
+  HFAM_TEMPORAL_BLEND,   /* everywhere alike: kept = (1 - smoothing) fresh + smoothing kept */
+  HFAM_TEMPORAL_MOTION,  /* smoothing where the picture is still, none where it moves, so that
+                            still edges stop flickering and moving ones do not lag
+                            (kernels/temporal.h, the HFAM_MOTION_* below) */
+} HfamTemporal;
+
+/* HFAM_TEMPORAL_MOTION's picture change (mean |grey difference| in 0..1 over a window of
+ * radius HFAM_MOTION_RADIUS at the inference size) up to which the matte is held and from
+ * which it follows the frame. */
+#define HFAM_MOTION_STILL 0.01f
+#define HFAM_MOTION_MOVING 0.04f
+#define HFAM_MOTION_RADIUS 2
+/* The element's (and the tools') smoothing: HFAM_TEMPORAL_MOTION holding still pixels with
+ * this weight. */
+#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.8f
+
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {
   int long_side;    /* the long side the network sees (the other a multiple of 32 too);
@@ -92,6 +110,7 @@ typedef struct {
                        into the kept matte (below), kept = (1 - smoothing) * fresh +
                        smoothing * kept, if there is one of the same inference size; 0: the
                        fresh matte replaces it */
+  HfamTemporal temporal;  /* how: HFAM_TEMPORAL_BLEND (0) by default */
 } HfamFrameParams;
 
 /* What is done to the matte and the fill at the frame's resolution, on every output written

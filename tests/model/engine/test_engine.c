@@ -11,6 +11,7 @@
 #include "hparams.h"
 #include "refine.h"
 #include "safetensors.h"
+#include "temporal.h"
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -502,6 +503,70 @@ test_kept_matte (void)
   expect_same_matte (got, b128);
 }
 
+/* HFAM_TEMPORAL_MOTION on host frames: the frame's grey plane and the kept one's reach
+ * hfam_matte_blend_motion in that order (the kept matte after a frame is the kernel's blend of
+ * the matte before and the frame's own), and a picture that only changes by noise below
+ * HFAM_MOTION_STILL blends as the plain blend does. */
+static void
+test_motion_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL, plain = NULL, fresh = NULL;
+  guint8 pixels[3][PIPE_W * PIPE_H * 4];
+  float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
+  const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.4f,
+                                   .temporal = HFAM_TEMPORAL_MOTION };
+  const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.4f };
+  const HfamMotionParams mp = { 0.4f, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
+                                HFAM_MOTION_RADIUS };
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  HfamImage images[3];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  plain = cpu_context (model, 1, &error);
+  fresh = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < sizeof pixels[0]; i++) {
+    pixels[1][i] = (guint8) CLAMP (pixels[0][i] + (int) (i % 3) - 1, 0, 255);  /* noise */
+    /* moved: the left half changes, the right half is the noisy frame again */
+    pixels[2][i] = (i / 4) % PIPE_W < PIPE_W / 2 ? 255 - pixels[0][i] : pixels[1][i];
+  }
+  for (int k = 0; k < 3; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  /* noise only: the plain blend's matte */
+  g_assert_true (hfam_context_run (ctx, &images[0], &motion, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[1], &motion, &out, 1, &error));
+  memcpy (want, got, sizeof want);
+  g_assert_true (hfam_context_run (plain, &images[0], &blend, &out, 1, &error));
+  g_assert_true (hfam_context_run (plain, &images[1], &blend, &out, 1, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want);
+
+  /* a changed picture: the kernel's blend of the kept matte and the frame's, by their greys */
+  const size_t n = (size_t) ctx->kept.width * ctx->kept.height;
+  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * n);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * n);
+  g_assert_true (ctx->kept.grey_valid);
+  g_assert_true (hfam_context_run (fresh, &images[2], &blend, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[2], &motion, &out, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
+                                            ctx->kept.width, ctx->kept.height, &mp), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, n), <=, 1e-6);
+  /* and the picture's change told the halves apart: the fresh matte came through as it is
+   * where the picture moved, and not where it did not */
+  size_t taken = 0;
+  for (size_t i = 0; i < n; i++)
+    taken += ctx->kept.host[i] == fresh->kept.host[i];
+  g_assert_cmpuint (taken, >, 0);
+  g_assert_cmpuint (taken, <, n);
+}
+
 /* ---- Edges at the frame's size (hfam_context_set_edges) on host frames ---- */
 
 /* A hard-edged disc as the kept matte: flat away from its outline, so that refinement can be
@@ -833,6 +898,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
   g_test_add_func ("/engine/pipelined", test_pipelined);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
+  g_test_add_func ("/engine/motion-matte", test_motion_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
   g_test_add_func ("/engine/edges", test_edges);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);

@@ -1,0 +1,80 @@
+/* Motion-aware temporal smoothing on the CPU (temporal.h): the oracle of temporal.cu. At the
+ * inference size (~512 x 288) it is a few operations per pixel: the change's window means come
+ * from box.h. */
+#include "temporal.h"
+#include "box.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int
+hfam_motion_params_valid (const HfamMotionParams *p)
+{
+  /* (written so that NaN fails) */
+  return p && p->hold >= 0.0f && p->hold <= 1.0f && p->still >= 0.0f && p->moving > p->still
+         && isfinite (p->moving) && p->radius >= 0;
+}
+
+void
+hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *p, float *grey)
+{
+  const size_t n = (size_t) w * h;
+  float a[3], b[3];
+
+  /* value * std + mean undoes the normalisation, / scale the input scale, / 3 the mean */
+  for (int k = 0; k < 3; k++) {
+    a[k] = p->std[k] / (3.0f * p->scale);
+    b[k] = p->mean[k] / (3.0f * p->scale);
+  }
+  for (size_t i = 0; i < n; i++)
+    grey[i] = (input[i] * a[0] + b[0]) + (input[n + i] * a[1] + b[1])
+              + (input[2 * n + i] * a[2] + b[2]);
+}
+
+typedef struct {
+  const float *grey, *kept_grey;
+  float *matte;
+  const float *fresh;
+  int w;
+  HfamMotionParams p;
+} Blend;
+
+/* the change, padded to 4 channels for the box means' vectorised path */
+static const float *
+change_row (int y, float *row, void *user)
+{
+  const Blend *b = user;
+  const float *g = b->grey + (size_t) y * b->w, *k = b->kept_grey + (size_t) y * b->w;
+
+  for (int x = 0; x < b->w; x++) {
+    row[4 * x] = fabsf (g[x] - k[x]);
+    row[4 * x + 1] = row[4 * x + 2] = row[4 * x + 3] = 0.0f;
+  }
+  return row;
+}
+
+static void
+blend_row (int y, const float *mean, float *scratch, void *user)
+{
+  const Blend *b = user;
+  float *matte = b->matte + (size_t) y * b->w;
+  const float *fresh = b->fresh + (size_t) y * b->w;
+  const float span = 1.0f / (b->p.moving - b->p.still);
+
+  for (int x = 0; x < b->w; x++) {
+    const float s = b->p.hold * hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
+    matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
+  }
+}
+
+int
+hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
+                         const float *kept_grey, int w, int h, const HfamMotionParams *p)
+{
+  const Blend b = { grey, kept_grey, matte, fresh, w, p ? *p : (HfamMotionParams) { 0 } };
+
+  if (!matte || !fresh || !grey || !kept_grey || w < 1 || h < 1
+      || !hfam_motion_params_valid (p))
+    return -1;
+  return hfam_box_mean (w, h, 4, p->radius, change_row, blend_row, (void *) &b);
+}

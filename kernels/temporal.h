@@ -1,0 +1,50 @@
+/* Temporal smoothing that knows about motion, at the inference size, on the CPU: the oracle of
+ * temporal.cu.
+ *
+ * A plain blend of each matte with the one kept from the frames before (hfam_matte_blend,
+ * frame.h) holds still edges steady but drags moving ones behind. Here the blend weight of
+ * each pixel comes from how much the picture changed there since the kept matte's frame:
+ *   d   = the mean of |grey - kept_grey| over the (2 radius + 1)^2 window around the pixel
+ *         (clipped to the image), grey being the frame's mean R'G'B' in 0..1 at the inference
+ *         size (hfam_motion_grey);
+ *   s   = hold * clamp ((moving - d) / (moving - still), 0, 1);
+ *   matte = (1 - s) fresh + s matte.
+ * Where the picture is still (d <= still: the camera's noise) the matte is held with weight
+ * `hold`; where it moves (d >= moving) the fresh matte replaces it at once; between, linearly.
+ * CUDA twin: temporal.cuh. */
+#ifndef HFAM_KERNELS_TEMPORAL_H
+#define HFAM_KERNELS_TEMPORAL_H
+
+#include <stddef.h>
+
+#include "frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  float hold;     /* the kept matte's weight where the picture is still, 0..1 */
+  float still;    /* picture change (0..1) at or below which the matte is held */
+  float moving;   /* ... at or above which the fresh matte is taken, > still */
+  int radius;     /* of the window the change is averaged over, >= 0 */
+} HfamMotionParams;
+
+int hfam_motion_params_valid (const HfamMotionParams *p);
+
+/* The grey plane (w x h, 0..1) of a normalised input tensor (3 planes of w x h, as
+ * hfam_frame_preprocess writes them with p): the mean over the channels of
+ * (value * std + mean) / scale, which undoes the normalisation. */
+void hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *p,
+                       float *grey);
+
+/* matte (w x h, in place) blended with fresh as above, grey and kept_grey the two frames'
+ * grey planes. 0, or -1 on bad arguments or no memory. */
+int hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
+                             const float *kept_grey, int w, int h, const HfamMotionParams *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,138 @@
+/* The motion-aware temporal smoothing's CUDA ops (kernels/temporal.cu) against their CPU twins
+ * (kernels/temporal.c): the grey plane of an NHWC input (fp32 and fp16, channels padded to 4)
+ * against hfam_motion_grey on the same values in planar order (the fp16 values as the device
+ * reads them), and the blend at several sizes and radii against hfam_matte_blend_motion, by
+ * the largest absolute difference (1e-5). Exits 77 (skipped) when no CUDA device opens. */
+#include "nhwc.cuh"
+#include "temporal.cuh"
+
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+
+#define CHECK_CUDA(call)                                                           \
+  do {                                                                             \
+    const cudaError_t err_ = (call);                                               \
+    if (err_ != cudaSuccess)                                                       \
+      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
+  } while (0)
+
+static int n_failed;
+
+static void
+report (const char *name, double worst, double bound)
+{
+  const gboolean ok = worst <= bound;
+  printf ("%s %-48s worst difference %.3g (bound %.3g)\n", ok ? "ok  " : "FAIL", name, worst,
+          bound);
+  n_failed += !ok;
+}
+
+static void *
+upload (const void *host, size_t bytes)
+{
+  void *dev;
+  CHECK_CUDA (cudaMalloc (&dev, bytes));
+  CHECK_CUDA (cudaMemcpy (dev, host, bytes, cudaMemcpyHostToDevice));
+  return dev;
+}
+
+static void
+check_grey (GRand *rand, int w, int h, HfamCudaDtype dtype)
+{
+  const size_t n = (size_t) w * h;
+  const HfamPreprocessParams p = { .order = { 0, 1, 2 }, .scale = 1.0f,
+                                   .mean = { 0.485f, 0.456f, 0.406f },
+                                   .std = { 0.229f, 0.224f, 0.225f } };
+  g_autofree float *planar = g_new (float, 3 * n), *want = g_new (float, n);
+  g_autofree float *got = g_new (float, n), *nhwc = g_new0 (float, 4 * n);
+  char name[64];
+  double worst = 0;
+  void *dev_in;
+
+  for (size_t i = 0; i < 4 * n; i++)
+    nhwc[i] = i % 4 < 3 ? (float) g_rand_double_range (rand, -2.0, 2.5) : 0.0f;
+  dev_in = upload (nhwc, sizeof (float) * 4 * n);
+  if (dtype == HFAM_CUDA_F16) {
+    /* the input in fp16, and the CPU given the values the device reads */
+    float *f32 = dev_in;
+    CHECK_CUDA (cudaMalloc (&dev_in, 2 * 4 * n));
+    CHECK_CUDA (hfam_cuda_convert (f32, HFAM_CUDA_F32, dev_in, HFAM_CUDA_F16, 4 * n, 0));
+    CHECK_CUDA (hfam_cuda_convert (dev_in, HFAM_CUDA_F16, f32, HFAM_CUDA_F32, 4 * n, 0));
+    CHECK_CUDA (cudaMemcpy (nhwc, f32, sizeof (float) * 4 * n, cudaMemcpyDeviceToHost));
+    cudaFree (f32);
+  }
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++)
+      planar[k * n + i] = nhwc[4 * i + k];
+  hfam_motion_grey (planar, w, h, &p, want);
+  float *dev_grey;
+  CHECK_CUDA (cudaMalloc ((void **) &dev_grey, sizeof (float) * n));
+  const HfamNhwc in = { dev_in, w, h, 3, 4, dtype };
+  CHECK_CUDA (hfam_cuda_motion_grey (&in, &p, dev_grey, 0));
+  CHECK_CUDA (cudaMemcpy (got, dev_grey, sizeof (float) * n, cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (got[i] - want[i]));
+  snprintf (name, sizeof name, "motion grey %dx%d %s", w, h,
+            dtype == HFAM_CUDA_F16 ? "fp16" : "fp32");
+  report (name, worst, 1e-5);
+  cudaFree (dev_in);
+  cudaFree (dev_grey);
+}
+
+static void
+check_blend (GRand *rand, int w, int h, int radius)
+{
+  const size_t n = (size_t) w * h, bytes = sizeof (float) * n;
+  const HfamMotionParams p = { 0.7f, 0.01f, 0.04f, radius };
+  g_autofree float *matte = g_new (float, n), *fresh = g_new (float, n);
+  g_autofree float *grey = g_new (float, n), *kept = g_new (float, n), *got = g_new (float, n);
+  char name[64];
+  double worst = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    matte[i] = (float) g_rand_double (rand);
+    fresh[i] = (float) g_rand_double (rand);
+    grey[i] = (float) g_rand_double (rand);
+    /* still, in between and moving, in vertical bands */
+    kept[i] = grey[i] + (float) ((i % w) * 0.06 / w) * (g_rand_boolean (rand) ? 1 : -1);
+  }
+  float *d_matte = upload (matte, bytes), *d_fresh = upload (fresh, bytes);
+  float *d_grey = upload (grey, bytes), *d_kept = upload (kept, bytes);
+  CHECK_CUDA (hfam_cuda_matte_blend_motion (d_matte, d_fresh, d_grey, d_kept, w, h, &p, 0));
+  CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept, w, h, &p), ==, 0);
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (got[i] - matte[i]));
+  snprintf (name, sizeof name, "motion blend %dx%d radius %d", w, h, radius);
+  report (name, worst, 1e-5);
+  cudaFree (d_matte);
+  cudaFree (d_fresh);
+  cudaFree (d_grey);
+  cudaFree (d_kept);
+}
+
+int
+main (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (5);
+  int devices = 0;
+
+  if (cudaGetDeviceCount (&devices) != cudaSuccess || devices == 0) {
+    printf ("SKIP: no CUDA device\n");
+    return 77;
+  }
+  check_grey (rand, 37, 23, HFAM_CUDA_F32);
+  check_grey (rand, 512, 288, HFAM_CUDA_F32);
+  check_grey (rand, 512, 288, HFAM_CUDA_F16);
+  check_blend (rand, 9, 7, 0);
+  check_blend (rand, 37, 23, 2);
+  check_blend (rand, 512, 288, 2);
+  check_blend (rand, 512, 288, 5);
+  /* a bad argument queues nothing */
+  g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, 4, 4,
+                                          &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1 }, 0)
+            == cudaErrorInvalidValue);
+  printf ("%s\n", n_failed ? "FAILED" : "all passed");
+  return n_failed ? 1 : 0;
+}

@@ -1,0 +1,142 @@
+/* Motion-aware temporal smoothing on the CPU (kernels/temporal.c), the twin of temporal.cu:
+ * the grey plane against the values the normalisation started from, the blend against a plain
+ * double-precision one written from temporal.h's formulas (windows summed pixel by pixel) at
+ * several radii and sizes, its two ends (a still picture holds with `hold`, a moving one takes
+ * the fresh matte), and the arguments it refuses. */
+#include "temporal.h"
+
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+static GRand *rng;
+
+static void
+test_grey (void)
+{
+  const int w = 7, h = 5;
+  const size_t n = (size_t) w * h;
+  const HfamPreprocessParams p = { .order = { 2, 1, 0 }, .scale = 255.0f,
+                                   .mean = { 123.7f, 116.3f, 103.5f },
+                                   .std = { 58.4f, 57.1f, 57.4f } };
+  float input[3 * 7 * 5], grey[7 * 5], v[3 * 7 * 5];
+
+  for (size_t i = 0; i < 3 * n; i++) {
+    const size_t k = i / n;
+    v[i] = (float) g_rand_int_range (rng, 0, 256);
+    input[i] = (v[i] / 255.0f * p.scale - p.mean[k]) / p.std[k];
+  }
+  hfam_motion_grey (input, w, h, &p, grey);
+  for (size_t i = 0; i < n; i++)
+    g_assert_cmpfloat_with_epsilon (grey[i], (v[i] + v[n + i] + v[2 * n + i]) / (3 * 255.0),
+                                    1e-5);
+}
+
+static void
+blend_oracle (const float *matte, const float *fresh, const float *grey, const float *kept,
+              int w, int h, const HfamMotionParams *p, double *out)
+{
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      double sum = 0.0;
+      int count = 0;
+      for (int j = MAX (0, y - p->radius); j <= MIN (h - 1, y + p->radius); j++)
+        for (int i = MAX (0, x - p->radius); i <= MIN (w - 1, x + p->radius); i++, count++)
+          sum += fabs ((double) grey[j * w + i] - kept[j * w + i]);
+      const double d = sum / count;
+      const double s = p->hold * CLAMP ((p->moving - d) / (p->moving - p->still), 0.0, 1.0);
+      out[y * w + x] = (1 - s) * fresh[y * w + x] + s * matte[y * w + x];
+    }
+}
+
+static void
+test_blend_oracle (void)
+{
+  static const int cases[][3] = { { 9, 6, 0 }, { 9, 6, 1 }, { 31, 17, 2 }, { 300, 170, 3 } };
+
+  for (size_t c = 0; c < G_N_ELEMENTS (cases); c++) {
+    const int w = cases[c][0], h = cases[c][1];
+    const size_t n = (size_t) w * h;
+    const HfamMotionParams p = { 0.7f, 0.02f, 0.1f, cases[c][2] };
+    g_autofree float *matte = g_new (float, n), *fresh = g_new (float, n);
+    g_autofree float *grey = g_new (float, n), *kept = g_new (float, n);
+    g_autofree double *want = g_new (double, n);
+    int fresh_taken = 0;
+
+    for (size_t i = 0; i < n; i++) {
+      matte[i] = (float) g_rand_double (rng);
+      fresh[i] = (float) g_rand_double (rng);
+      grey[i] = (float) g_rand_double (rng);
+      /* still in the left third, moving in the right third, between in the middle */
+      const double band = (double) (i % w) / w;
+      kept[i] = grey[i] + (float) (band < 1 / 3.0 ? g_rand_double_range (rng, -0.01, 0.01)
+                                   : band < 2 / 3.0 ? g_rand_double_range (rng, -0.1, 0.1)
+                                                    : g_rand_double_range (rng, 0.2, 0.4));
+    }
+    blend_oracle (matte, fresh, grey, kept, w, h, &p, want);
+    g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept, w, h, &p), ==, 0);
+    for (size_t i = 0; i < n; i++) {
+      g_assert_cmpfloat_with_epsilon (matte[i], want[i], 1e-5);
+      fresh_taken += want[i] == fresh[i];
+    }
+    /* both ends happen: somewhere the fresh matte is taken as it is */
+    g_assert_cmpint (fresh_taken, >, 0);
+  }
+}
+
+/* A picture that does not change holds with exactly `hold`; one that changes by more than
+ * `moving` everywhere takes the fresh matte. */
+static void
+test_blend_ends (void)
+{
+  const int w = 40, h = 30;
+  const HfamMotionParams p = { 0.6f, 0.02f, 0.08f, 2 };
+  float matte[40 * 30], fresh[40 * 30], grey[40 * 30], other[40 * 30], kept_matte[40 * 30];
+
+  for (int i = 0; i < w * h; i++) {
+    kept_matte[i] = matte[i] = (float) g_rand_double (rng);
+    fresh[i] = (float) g_rand_double (rng);
+    grey[i] = (float) g_rand_double_range (rng, 0.0, 0.5);
+    other[i] = grey[i] + 0.3f;
+  }
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, grey, w, h, &p), ==, 0);
+  for (int i = 0; i < w * h; i++)
+    g_assert_cmpfloat_with_epsilon (matte[i], 0.4f * fresh[i] + 0.6f * kept_matte[i], 1e-6);
+  memcpy (matte, kept_matte, sizeof matte);
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, other, w, h, &p), ==, 0);
+  for (int i = 0; i < w * h; i++)
+    g_assert_cmpfloat (matte[i], ==, fresh[i]);
+}
+
+static void
+test_arguments (void)
+{
+  float m[4] = { 0 }, f[4] = { 0 }, g[4] = { 0 };
+  HfamMotionParams p = { 0.5f, 0.02f, 0.08f, 1 };
+
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 2, 2, &p), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 0, 2, &p), ==, -1);
+  g_assert_cmpint (hfam_matte_blend_motion (NULL, f, g, g, 2, 2, &p), ==, -1);
+  p.hold = 1.5f;
+  g_assert_false (hfam_motion_params_valid (&p));
+  p.hold = NAN;
+  g_assert_false (hfam_motion_params_valid (&p));
+  p.hold = 0.5f;
+  p.moving = p.still;
+  g_assert_false (hfam_motion_params_valid (&p));
+  p.moving = 0.08f;
+  p.radius = -1;
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 2, 2, &p), ==, -1);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  rng = g_rand_new_with_seed (17);
+  g_test_add_func ("/temporal/grey", test_grey);
+  g_test_add_func ("/temporal/blend-oracle", test_blend_oracle);
+  g_test_add_func ("/temporal/blend-ends", test_blend_ends);
+  g_test_add_func ("/temporal/arguments", test_arguments);
+  return g_test_run ();
+}
