@@ -13,19 +13,11 @@ usage() {
   echo "usage: $0 [-f FRAME] [-c X,Y,W,H] [-w PANEL_WIDTH] [-m MODEL] VIDEO SHEET.png" >&2
   exit 2
 }
-frame=30 crop="" panel_w=480 model=""
-while getopts "f:c:w:m:" opt; do
-  case $opt in
-    f) frame=$OPTARG ;;
-    c) crop=$OPTARG ;;
-    w) panel_w=$OPTARG ;;
-    m) model=$OPTARG ;;
-    *) usage ;;
-  esac
-done
-shift $((OPTIND - 1))
-[ $# -eq 2 ] || usage
-video=$1 sheet=$2
+source "$(dirname "$0")/sheet-lib.sh"
+sheet_options "f:c:w:m:" "$@"
+frame=${opt_f:-30} crop=${opt_c:-} panel_w=${opt_w:-480} model=${opt_m:-}
+[ ${#positional[@]} -eq 2 ] || usage
+video=${positional[0]} sheet=${positional[1]}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -38,15 +30,8 @@ if [ -z "$still" ]; then
   echo "$0: no frame decoded from $video" >&2
   exit 1
 fi
-# the PNG's size from its header (IHDR: two big-endian 32-bit numbers at byte 16)
-read -r w3 w2 w1 w0 h3 h2 h1 h0 < <(od -An -tu1 -j16 -N8 "$still")
-width=$(( (w3 << 24) | (w2 << 16) | (w1 << 8) | w0 )) height=$(( (h3 << 24) | (h2 << 16) | (h1 << 8) | h0 ))
-crop_element="identity"
-if [ -n "$crop" ]; then
-  IFS=, read -r cx cy cw ch <<< "$crop"
-  crop_element="videocrop left=$cx top=$cy right=$((width - cx - cw)) bottom=$((height - cy - ch))"
-  width=$cw height=$ch
-fi
+png_size "$still"
+crop_filter "$crop"
 panel_h=$(( (panel_w * height / width + 1) / 2 * 2 ))
 scale="videoscale ! video/x-raw,width=$panel_w,height=$panel_h,pixel-aspect-ratio=1/1"
 model_property="${model:+model=$model} ${HFAMMATTE_PROPS:-}"

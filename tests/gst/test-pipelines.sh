@@ -1,6 +1,6 @@
 #!/bin/bash
 # pipelines/ end to end on a short generated clip with a tiny model: composite.sh,
-# fill-key.sh, contact-sheet.sh and edges-sheet.sh must write files that decode, with the clip's frame
+# fill-key.sh, contact-sheet.sh, edges-sheet.sh and trail-sheet.sh must write files that decode, with the clip's frame
 # count, fill and key frame for frame with the same timestamps, and a key that is not one
 # flat value. Exit 77 (skip) when a needed GStreamer element is not installed.
 #   test-pipelines.sh PIPELINES_DIR MODEL.safetensors
@@ -89,6 +89,13 @@ echo "# edges-sheet.sh"
 size=$(gst-launch-1.0 -v filesrc location="$work/edges.png" ! pngdec ! fakesink 2>&1 \
   | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
 [ "$size" = "width=(int)192, height=(int)96" ] || fail "edges.png: '$size', not 192x96"
+
+echo "# trail-sheet.sh"
+"$pipelines/trail-sheet.sh" -s 2 -n 3 -w 64 -m "$model" "$work/clip.mkv" "$work/trail.png" \
+  > "$work/trail.log" 2>&1 || { cat "$work/trail.log"; fail "trail-sheet.sh"; }
+size=$(gst-launch-1.0 -v filesrc location="$work/trail.png" ! pngdec ! fakesink 2>&1 \
+  | grep -m1 -o 'width=(int)[0-9]*, height=(int)[0-9]*') || true
+[ "$size" = "width=(int)192, height=(int)144" ] || fail "trail.png: '$size', not 192x144"
 
 echo "# gst-inspect-1.0's example line, as written but for its sinks and length"
 inspect=$(HFAMMATTE_DEFAULT_MODEL="$model" gst-inspect-1.0 hfammatte)
