@@ -135,6 +135,14 @@ def main():
         r = run(bad, expect=1)
         if "moving" not in r.stderr:
             sys.exit(f"a manifest without moving flags: {r.stderr}")
+        for seq in ({"name": "../s0", "frames": N, "moving": moving},
+                    {"name": "s0", "frames": 10 ** 9, "moving": moving},
+                    {"name": "s0", "frames": N, "moving": moving[:2]}):
+            with open(os.path.join(bad, "manifest.json"), "w") as f:
+                json.dump({"sequences": [seq]}, f)
+            r = run(bad, expect=1)
+            if "sequence 0" not in r.stderr:
+                sys.exit(f"a bad sequence {seq}: {r.stderr}")
         r = run("--temporal", "motion:2", root, expect=1)
         if "--temporal" not in r.stderr:
             sys.exit(f"--temporal motion:2: {r.stderr}")
