@@ -143,35 +143,56 @@ clip_sequence (const char *dir, GError **error)
   return s;
 }
 
+/* o's member `name` when it holds a value of this kind (a JSON_NODE_VALUE of `value_type`, or
+ * an array or object), else NULL: a manifest's types are not trusted. */
+static JsonNode *
+member_of (JsonObject *o, const char *name, JsonNodeType kind, GType value_type)
+{
+  JsonNode *node = o && json_object_has_member (o, name) ? json_object_get_member (o, name)
+                                                         : NULL;
+
+  if (!node || JSON_NODE_TYPE (node) != kind
+      || (kind == JSON_NODE_VALUE && json_node_get_value_type (node) != value_type))
+    return NULL;
+  return node;
+}
+
 /* The sequences of a make_videoset.py folder. */
 static GPtrArray *
 manifest_sequences (const char *dir, const char *manifest, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GPtrArray) sequences = g_ptr_array_new_with_free_func (sequence_free);
-  JsonObject *root;
+  JsonNode *root, *member;
   JsonArray *list;
 
   if (!json_parser_load_from_file (parser, manifest, error))
     return NULL;
-  root = JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
-             ? json_node_get_object (json_parser_get_root (parser)) : NULL;
-  list = root && json_object_has_member (root, "sequences")
-             ? json_object_get_array_member (root, "sequences") : NULL;
+  root = json_parser_get_root (parser);
+  member = root && JSON_NODE_HOLDS_OBJECT (root)
+               ? member_of (json_node_get_object (root), "sequences", JSON_NODE_ARRAY, 0) : NULL;
+  list = member ? json_node_get_array (member) : NULL;
   if (!list || json_array_get_length (list) == 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: no \"sequences\" array", manifest);
     return NULL;
   }
   for (guint i = 0; i < json_array_get_length (list); i++) {
-    JsonObject *o = json_array_get_object_element (list, i);
-    JsonArray *moving = o && json_object_has_member (o, "moving")
-                            ? json_object_get_array_member (o, "moving") : NULL;
-    const gint64 n = o && json_object_has_member (o, "frames")
-                         ? json_object_get_int_member (o, "frames") : 0;
-    const char *name = o && json_object_has_member (o, "name")
-                           ? json_object_get_string_member (o, "name") : NULL;
-    if (!name || !moving || n < 2 || n > 100000 || json_array_get_length (moving) != n
-        || strchr (name, '/') || g_str_equal (name, "..")) {
+    JsonNode *element = json_array_get_element (list, i);
+    JsonObject *o = JSON_NODE_HOLDS_OBJECT (element) ? json_node_get_object (element) : NULL;
+    JsonNode *moving_node = member_of (o, "moving", JSON_NODE_ARRAY, 0);
+    JsonNode *frames_node = member_of (o, "frames", JSON_NODE_VALUE, G_TYPE_INT64);
+    JsonNode *name_node = member_of (o, "name", JSON_NODE_VALUE, G_TYPE_STRING);
+    JsonArray *moving = moving_node ? json_node_get_array (moving_node) : NULL;
+    const gint64 n = frames_node ? json_node_get_int (frames_node) : 0;
+    const char *name = name_node ? json_node_get_string (name_node) : NULL;
+    gboolean flags = moving && json_array_get_length (moving) == n;
+
+    for (gint64 t = 0; flags && t < n; t++) {
+      JsonNode *flag = json_array_get_element (moving, t);
+      flags = JSON_NODE_HOLDS_VALUE (flag) && json_node_get_value_type (flag) == G_TYPE_BOOLEAN;
+    }
+    if (!name || !flags || n < 2 || n > 100000 || strchr (name, '/')
+        || g_str_equal (name, "..")) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                    "%s: sequence %u: want a name, frames >= 2 and a \"moving\" flag per frame",
                    manifest, i);

@@ -2,8 +2,9 @@
 """hfam-video-eval on a tiny generated set and clip, with a tiny random model: the metrics it
 prints (dtSSD, SAD, MSE, moving SAD, flicker) recomputed here from the mattes it saved and the
 ground truth, as the tool's header defines them; the temporal path engaged (blend:1 keeps the
-first matte, so nothing flickers); and the errors (a manifest without "moving", a bad
---temporal, frames of different sizes).
+first matte, so nothing flickers); and the errors (manifests with missing, out-of-range or
+mistyped members, which must not trip json-glib's assertions either; a bad --temporal; frames
+of different sizes).
 
 Usage: video_eval.py HFAM_VIDEO_EVAL MODEL.safetensors. Needs numpy and PIL (exit 77 without)."""
 
@@ -29,7 +30,7 @@ STILL_LEVELS = 6
 def run(*args, expect=0):
     r = subprocess.run([TOOL, "--model", MODEL, "--size", "64", "--threads", "1", *args],
                        capture_output=True, text=True)
-    if r.returncode != expect:
+    if r.returncode != expect or "CRITICAL" in r.stderr:
         sys.exit(f"hfam-video-eval {' '.join(args)}: exit {r.returncode}, expected {expect}\n"
                  f"{r.stdout}\n{r.stderr}")
     return r
@@ -135,7 +136,9 @@ def main():
         r = run(bad, expect=1)
         if "moving" not in r.stderr:
             sys.exit(f"a manifest without moving flags: {r.stderr}")
-        for seq in ({"name": "../s0", "frames": N, "moving": moving},
+        for seq in ({"name": "../s0", "frames": N, "moving": moving}, 7,
+                    {"name": 5, "frames": "five", "moving": "all"},
+                    {"name": "s0", "frames": N, "moving": [1] * N},
                     {"name": "s0", "frames": 10 ** 9, "moving": moving},
                     {"name": "s0", "frames": N, "moving": moving[:2]}):
             with open(os.path.join(bad, "manifest.json"), "w") as f:
