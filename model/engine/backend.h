@@ -46,7 +46,7 @@ typedef struct {
  * the kernels' terms. */
 typedef struct {
   gboolean refine;                   /* the guided filter, else a plain resize */
-  HfamRefineParams refine_params;    /* radius, eps, colour (the statistics' size: the backend's) */
+  HfamRefineParams refine_params;    /* checked against the kept matte and the outputs' size */
   HfamKeyLevels levels;              /* { 0, 1 }: none */
   gboolean foreground;               /* colour outputs: the estimated foreground's colours */
   HfamForegroundParams foreground_params;

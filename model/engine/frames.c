@@ -447,6 +447,25 @@ ensure_edge_scratch (HfamContext *ctx, size_t bytes, int width, int height, GErr
   return TRUE;
 }
 
+/* The guided filter's parameters for a kw x kh matte on a w x h frame, for the host and the
+ * device paths alike: the statistics at the matte's size, or the frame's where that is smaller
+ * (a frame below the inference size); a radius the statistics cannot hold is refused here,
+ * naming it, rather than by the kernel. */
+static gboolean
+refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRefineParams *rp,
+               GError **error)
+{
+  *rp = (HfamRefineParams) { .radius = edges->refine_radius, .eps = edges->refine_eps,
+                             .stats_width = MIN (kw, w), .stats_height = MIN (kh, h),
+                             .colour = 1 };
+  if (hfam_refine_params_valid (rp, kw, kh, w, h))
+    return TRUE;
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "refine: radius %d, eps %g: not usable on a %dx%d matte for a %dx%d frame",
+               rp->radius, rp->eps, kw, kh, w, h);
+  return FALSE;
+}
+
 /* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
  * `frame`), then the key levels. Kept for the next output of the same size unless refined:
  * a refined matte depends on its frame's colours. */
@@ -459,11 +478,7 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
   const HfamKeyLevels levels = { edges->key_black, edges->key_white };
   const gboolean refine = edges->refine == HFAM_REFINE_GUIDED;
   const gboolean keyed = levels.black != 0.0f || levels.white != 1.0f;
-  /* statistics at the matte's size, or the frame's where that is smaller (a frame below the
-   * inference size) */
-  const HfamRefineParams rp = { .radius = edges->refine_radius, .eps = edges->refine_eps,
-                                .stats_width = MIN (kept->width, width),
-                                .stats_height = MIN (kept->height, height), .colour = 1 };
+  HfamRefineParams rp;
   int failed;
 
   if (!refine && kept->resized_width == width && kept->resized_height == height)
@@ -481,13 +496,8 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
                    "refine: guided refinement reads the frame: pass it with the outputs");
       return FALSE;
     }
-    /* radius above what the inference size holds: refused by the kernel, so say it here */
-    if (!hfam_refine_params_valid (&rp, kept->width, kept->height, width, height)) {
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                   "refine: radius %d, eps %g: not usable on a %dx%d matte for a %dx%d frame",
-                   rp.radius, rp.eps, kept->width, kept->height, width, height);
+    if (!refine_params (edges, kept->width, kept->height, width, height, &rp, error))
       return FALSE;
-    }
     if (!ensure_edge_scratch (ctx, hfam_refine_scratch_bytes (kept->width, kept->height, width,
                                                               &rp, ctx->host_threads),
                               width, height, error))
@@ -597,15 +607,14 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
                                 outputs, n_outputs, error);
 }
 
-/* The kept device matte into outputs of its frame's size (checked), by the backend. */
+/* The kept device matte (kw x kh) into outputs of its frame's size (checked), by the
+ * backend. */
 static gboolean
-write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
-                      int n_outputs, GError **error)
+write_device_outputs (HfamContext *ctx, const HfamImage *frame, int kw, int kh,
+                      const HfamImage *outputs, int n_outputs, GError **error)
 {
-  const HfamDeviceEdges edges = {
+  HfamDeviceEdges edges = {
     .refine = ctx->edges.refine == HFAM_REFINE_GUIDED,
-    .refine_params = { .radius = ctx->edges.refine_radius, .eps = ctx->edges.refine_eps,
-                       .colour = 1 },
     .levels = { ctx->edges.key_black, ctx->edges.key_white },
     .foreground = ctx->edges.fill == HFAM_FILL_FOREGROUND,
     .foreground_params = { HFAM_FOREGROUND_RADIUS_LARGE, HFAM_FOREGROUND_RADIUS_SMALL,
@@ -615,6 +624,10 @@ write_device_outputs (HfamContext *ctx, const HfamImage *frame, const HfamImage 
   HfamFrame colours = { 0 };
   HfamYuvToRgb yuv = { 0 };
 
+  if (n_outputs > 0 && edges.refine
+      && !refine_params (&ctx->edges, kw, kh, outputs[0].width, outputs[0].height,
+                         &edges.refine_params, error))
+    return FALSE;
   mattes = g_new (HfamMatteImage, MAX (n_outputs, 1));
 
   for (int i = 0; i < n_outputs; i++)
@@ -670,7 +683,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
                                                                                     : NULL,
                                          error);
   hfam_context_drop_oldest (ctx);
-  ok = ok && write_device_outputs (ctx, frame, outputs, n_outputs, error);
+  ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, error);
   *kept = (HfamKeptMatte) {
     .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
@@ -801,5 +814,6 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
   if (shape->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,
                                error);
-  return write_device_outputs (ctx, frame, outputs, n_outputs, error);
+  return write_device_outputs (ctx, frame, kept->width, kept->height, outputs, n_outputs,
+                               error);
 }

@@ -177,12 +177,9 @@ make_edge_matte (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yu
 {
   const HfamKeyLevels *levels = &edges->levels;
   const gboolean keyed = levels->black != 0.0f || levels->white != 1.0f;
-  HfamRefineParams rp = edges->refine_params;
+  const HfamRefineParams rp = edges->refine_params;
   const HfamRefineParams *planned = &be->refine_params;
 
-  /* statistics at the matte's size, or the frame's where that is smaller, as on the host */
-  rp.stats_width = MIN (be->kept_width, w);
-  rp.stats_height = MIN (be->kept_height, h);
   if (!ensure_device_buffer ((void **) &be->edge_matte, &be->edge_matte_bytes,
                              sizeof (float) * (size_t) w * h, "edge matte", error))
     return FALSE;
@@ -195,12 +192,6 @@ make_edge_matte (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yu
                                       keyed ? levels : NULL, be->edge_matte, w,
                                       be->matte_stream), "matte");
     return TRUE;
-  }
-  if (!hfam_refine_params_valid (&rp, be->kept_width, be->kept_height, w, h)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "refine: radius %d, eps %g: not usable on a %dx%d matte for a %dx%d frame",
-                 rp.radius, rp.eps, be->kept_width, be->kept_height, w, h);
-    return FALSE;
   }
   if (!planned->radius || planned->radius != rp.radius || planned->eps != rp.eps
       || planned->colour != rp.colour || planned->stats_width != rp.stats_width
