@@ -9,6 +9,7 @@
  * Exits 77 (skipped) when no CUDA device opens.
  * Usage: test-cuda-device-edges MODEL */
 #include <hfam/hfam.h>
+#include "check-cuda.h"
 
 #include <cuda_runtime_api.h>
 #include <glib.h>
@@ -17,13 +18,6 @@
 #include <string.h>
 
 #define N_OUTPUTS 3
-
-#define CHECK_CUDA(call)                                                           \
-  do {                                                                             \
-    const cudaError_t err_ = (call);                                               \
-    if (err_ != cudaSuccess)                                                       \
-      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
-  } while (0)
 
 static const HfamFormat output_formats[N_OUTPUTS] = { HFAM_FORMAT_GRAY8, HFAM_FORMAT_RGBA,
                                                       HFAM_FORMAT_BGRA };

@@ -37,6 +37,7 @@
  *   R18 of tests/model/engine) */
 #include "hfam-internal.h"
 #include "resize.h"
+#include "check-cuda.h"
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -50,13 +51,6 @@
 #define TIE_MARGIN 1e-3
 #define TIE_MARGIN_FP16 5e-2
 #define N_OUTPUTS 5
-
-#define CHECK_CUDA(call)                                                           \
-  do {                                                                             \
-    const cudaError_t err_ = (call);                                               \
-    if (err_ != cudaSuccess)                                                       \
-      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
-  } while (0)
 
 #define CHECK_CU(call)                                                             \
   do {                                                                             \

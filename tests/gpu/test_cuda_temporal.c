@@ -5,17 +5,11 @@
  * the largest absolute difference (1e-5). Exits 77 (skipped) when no CUDA device opens. */
 #include "nhwc.cuh"
 #include "temporal.cuh"
+#include "check-cuda.h"
 
 #include <glib.h>
 #include <math.h>
 #include <stdio.h>
-
-#define CHECK_CUDA(call)                                                           \
-  do {                                                                             \
-    const cudaError_t err_ = (call);                                               \
-    if (err_ != cudaSuccess)                                                       \
-      g_error ("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString (err_)); \
-  } while (0)
 
 static int n_failed;
 
