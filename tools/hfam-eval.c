@@ -20,10 +20,9 @@
 
 #define PROGRESS_BAR_WIDTH 30
 
-static char *model_path, *save_dir, *csv_path, *backend_name, *size_text, *budget_text;
-static char *refine_text;
-static int long_side, n_threads;
-static guint64 memory_budget;
+static char *model_path, *save_dir, *csv_path;
+static OptionsEngine engine;
+static int long_side;
 static gboolean force_progress, default_model;
 
 static const GOptionEntry entries[] = {
@@ -31,19 +30,6 @@ static const GOptionEntry entries[] = {
     "Run this weight file (safetensors) on the pictures of the first folder", "M" },
   { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model,
     "Run the default model (as --model)", NULL },
-  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text,
-    "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
-  { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &budget_text,
-    "Host memory the engine may commit, in MiB (default: half the memory, at most 8 GiB)",
-    "MIB" },
-  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
-    "N" },
-  { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
-    "NAME" },
-  { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
-    "Matte refinement at the picture's size: guided (the default, as the element), "
-    "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
-    "HOW" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the predicted mattes there as gray PNG files (with --model)", "DIR" },
   { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv_path,
@@ -411,7 +397,7 @@ run (int argc, char **argv, GError **error)
   g_autoptr (HfamModel) model = NULL;
   g_autoptr (HfamContext) ctx = NULL;
   g_autoptr (GString) csv = g_string_new ("image,sad,mse,grad,conn\n");
-  HfamBackendKind kind = HFAM_BACKEND_AUTO;
+  HfamOptions engine_options;
   HfamEdgeParams edges;
 
   g_option_context_set_summary (options,
@@ -420,6 +406,7 @@ run (int argc, char **argv, GError **error)
     "up by name without extension. With --model M, the first folder holds pictures that the\n"
     "engine mattes first:  hfam-eval --model M PICTURES GROUND_TRUTH");
   g_option_context_add_main_entries (options, entries, NULL);
+  options_add_engine (options, &engine);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
   if (argc != 3) {
@@ -435,17 +422,13 @@ run (int argc, char **argv, GError **error)
   }
   if (default_model)
     model_path = g_strdup (hfam_default_model_path ());
-  if (!model_path
-      && (save_dir || size_text || n_threads || backend_name || budget_text || refine_text)) {
+  if (!model_path && (save_dir || options_engine_given (&engine))) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "--save, --size, --threads, --backend, --memory-budget and --refine go with "
                  "--model");
     return FALSE;
   }
-  if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
-      || !options_parse_size (size_text, &long_side, error)
-      || !options_parse_memory_budget (budget_text, &memory_budget, error)
-      || !options_parse_edges (refine_text, NULL, NULL, &edges, error))
+  if (!options_parse_engine (&engine, NULL, NULL, &long_side, &engine_options, &edges, error))
     return FALSE;
 
   pairs = pair_files (argv[1], argv[2], error);
@@ -457,10 +440,7 @@ run (int argc, char **argv, GError **error)
     model = hfam_model_load (model_path, error);
     if (!model)
       return FALSE;
-    const HfamOptions options = {
-      .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
-    };
-    ctx = hfam_context_new (model, &options, NULL, error);
+    ctx = hfam_context_new (model, &engine_options, NULL, error);
     if (!ctx || !hfam_context_set_edges (ctx, &edges, error))
       return FALSE;
   }

@@ -8,12 +8,11 @@
 #include "matte-picture.h"
 #include "options.h"
 
-static char *model_path, *output_path, *backend_name, *size_text, *budget_text;
-static char *refine_text, *fill_text, *key_levels_text;
+static char *model_path, *output_path, *fill_text, *key_levels_text;
+static OptionsEngine engine;
 static HfamEdgeParams edges;
 static gboolean want_alpha, want_rgba;
-static int long_side, n_threads;
-static guint64 memory_budget;
+static int long_side;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
@@ -22,19 +21,6 @@ static const GOptionEntry entries[] = {
   { "alpha", 0, 0, G_OPTION_ARG_NONE, &want_alpha, "Write the matte as gray (default)", NULL },
   { "rgba", 0, 0, G_OPTION_ARG_NONE, &want_rgba, "Write the picture with the matte as alpha",
     NULL },
-  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text,
-    "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
-  { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &budget_text,
-    "Host memory the engine may commit, in MiB (default: half the memory, at most 8 GiB)",
-    "MIB" },
-  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
-    "N" },
-  { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
-    "NAME" },
-  { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
-    "Matte refinement at the picture's size: guided (the default, as the element), "
-    "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
-    "HOW" },
   { "fill", 0, 0, G_OPTION_ARG_STRING, &fill_text,
     "Colours of --rgba: frame (the picture's, default) or foreground (estimated)", "WHAT" },
   { "key-levels", 0, 0, G_OPTION_ARG_STRING, &key_levels_text,
@@ -98,7 +84,7 @@ write_result (HfamContext *ctx, const ImageioPicture *picture, const float *alph
 }
 
 static gboolean
-matte (const char *input_path, HfamBackendKind kind, GError **error)
+matte (const char *input_path, const HfamOptions *options, GError **error)
 {
   g_autoptr (ImageioPicture) picture = imageio_read (input_path, error);
   HfamModel *model;
@@ -110,10 +96,7 @@ matte (const char *input_path, HfamBackendKind kind, GError **error)
   model = hfam_model_load (model_path, error);
   if (!model)
     return FALSE;
-  const HfamOptions options = {
-    .backend = kind, .n_threads = n_threads, .memory_budget = memory_budget,
-  };
-  ctx = hfam_context_new (model, &options, NULL, error);
+  ctx = hfam_context_new (model, options, NULL, error);
   if (!ctx || !hfam_context_set_edges (ctx, &edges, error)) {
     hfam_context_free (ctx);
     hfam_model_free (model);
@@ -132,10 +115,11 @@ static gboolean
 run (int argc, char **argv, GError **error)
 {
   g_autoptr (GOptionContext) options = g_option_context_new ("INPUT.(png|jpg)");
-  HfamBackendKind kind = HFAM_BACKEND_AUTO;
+  HfamOptions engine_options;
 
   g_option_context_set_summary (options, "Writes the alpha matte of a portrait picture.");
   g_option_context_add_main_entries (options, entries, NULL);
+  options_add_engine (options, &engine);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
   if (argc != 2 || !output_path) {
@@ -149,16 +133,14 @@ run (int argc, char **argv, GError **error)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
     return FALSE;
   }
-  if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
-      || !options_parse_size (size_text, &long_side, error)
-      || !options_parse_memory_budget (budget_text, &memory_budget, error)
-      || !options_parse_edges (refine_text, fill_text, key_levels_text, &edges, error))
+  if (!options_parse_engine (&engine, fill_text, key_levels_text, &long_side, &engine_options,
+                             &edges, error))
     return FALSE;
   if (fill_text && !want_rgba) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--fill goes with --rgba");
     return FALSE;
   }
-  return matte (argv[1], kind, error);
+  return matte (argv[1], &engine_options, error);
 }
 
 int

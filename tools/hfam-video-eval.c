@@ -30,26 +30,14 @@
 /* a colour change up to this many 8-bit levels is a still pixel's (camera noise, coding) */
 #define FLICKER_STILL_LEVELS 6
 
-static char *model_path, *size_text, *budget_text, *backend_name, *refine_text, *temporal_text;
-static char *csv_path, *save_dir;
-static int long_side, n_threads;
-static guint64 memory_budget;
+static char *model_path, *temporal_text, *csv_path, *save_dir;
+static OptionsEngine engine;
+static int long_side;
 static gboolean default_model;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
   { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model, "Run the default model", NULL },
-  { "size", 's', 0, G_OPTION_ARG_STRING, &size_text,
-    "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
-  { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &budget_text,
-    "Host memory the engine may commit, in MiB", "MIB" },
-  { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: one per core)",
-    "N" },
-  { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
-    "NAME" },
-  { "refine", 0, 0, G_OPTION_ARG_STRING, &refine_text,
-    "Matte refinement: guided (the default, as the element), guided:RADIUS,EPS, or none",
-    "HOW" },
   { "temporal", 0, 0, G_OPTION_ARG_STRING, &temporal_text,
     "Temporal smoothing: motion:S (the element's default method), blend:S (the plain blend), "
     "or none; S in 0..1 (default: as the element)", "HOW" },
@@ -356,7 +344,7 @@ run (int argc, char **argv, GError **error)
   g_autoptr (HfamModel) model = NULL;
   g_autoptr (HfamContext) ctx = NULL;
   g_autoptr (GString) csv = g_string_new (NULL);
-  HfamBackendKind kind = HFAM_BACKEND_AUTO;
+  HfamOptions engine_options;
   HfamFrameParams params = { 0 };
   HfamEdgeParams edges;
   VideoScores sum = { 0 };
@@ -368,6 +356,7 @@ run (int argc, char **argv, GError **error)
     "SAD over the moving frames and flicker per sequence. FRAMES: folders of a clip's frames\n"
     "(PNG or JPEG, in name order): flicker, the matte's change where the picture is still.");
   g_option_context_add_main_entries (options, entries, NULL);
+  options_add_engine (options, &engine);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
   if (argc < 2 || (default_model && model_path) || (!default_model && !model_path)) {
@@ -378,10 +367,7 @@ run (int argc, char **argv, GError **error)
   }
   if (default_model)
     model_path = g_strdup (hfam_default_model_path ());
-  if ((backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
-      || !options_parse_size (size_text, &long_side, error)
-      || !options_parse_memory_budget (budget_text, &memory_budget, error)
-      || !options_parse_edges (refine_text, NULL, NULL, &edges, error)
+  if (!options_parse_engine (&engine, NULL, NULL, &long_side, &engine_options, &edges, error)
       || !parse_temporal (temporal_text, &params, error))
     return FALSE;
   params.long_side = long_side;
@@ -402,9 +388,7 @@ run (int argc, char **argv, GError **error)
   }
   if (!(model = hfam_model_load (model_path, error)))
     return FALSE;
-  const HfamOptions opts = { .backend = kind, .n_threads = n_threads,
-                             .memory_budget = memory_budget };
-  if (!(ctx = hfam_context_new (model, &opts, NULL, error))
+  if (!(ctx = hfam_context_new (model, &engine_options, NULL, error))
       || !hfam_context_set_edges (ctx, &edges, error))
     return FALSE;
 

@@ -106,3 +106,47 @@ options_parse_edges (const char *refine, const char *fill, const char *key_level
                "--key-levels %s: want BLACK,WHITE with 0 <= BLACK < WHITE <= 1", key_levels);
   return FALSE;
 }
+
+void
+options_add_engine (GOptionContext *context, OptionsEngine *engine)
+{
+  const GOptionEntry entries[] = {
+    { "size", 's', 0, G_OPTION_ARG_STRING, &engine->size_text,
+      "Long side of the inference size, 32 to 8192 (default: the model's)", "N" },
+    { "memory-budget", 0, 0, G_OPTION_ARG_STRING, &engine->budget_text,
+      "Host memory the engine may commit, in MiB (default: half the memory, at most 8 GiB)",
+      "MIB" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &engine->n_threads,
+      "CPU threads (default: one per core)", "N" },
+    { "backend", 'b', 0, G_OPTION_ARG_STRING, &engine->backend_name,
+      "auto (default), cpu or cuda", "NAME" },
+    { "refine", 0, 0, G_OPTION_ARG_STRING, &engine->refine_text,
+      "Matte refinement at the picture's size: guided (the default, as the element), "
+      "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
+      "HOW" },
+    G_OPTION_ENTRY_NULL
+  };
+
+  /* (GLib copies the entries) */
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+gboolean
+options_engine_given (const OptionsEngine *engine)
+{
+  return engine->size_text || engine->budget_text || engine->backend_name
+         || engine->refine_text || engine->n_threads;
+}
+
+gboolean
+options_parse_engine (const OptionsEngine *engine, const char *fill, const char *key_levels,
+                      int *long_side, HfamOptions *options, HfamEdgeParams *edges,
+                      GError **error)
+{
+  *options = (HfamOptions) { .backend = HFAM_BACKEND_AUTO, .n_threads = engine->n_threads };
+  return (!engine->backend_name
+          || hfam_backend_kind_parse (engine->backend_name, &options->backend, error))
+         && options_parse_size (engine->size_text, long_side, error)
+         && options_parse_memory_budget (engine->budget_text, &options->memory_budget, error)
+         && options_parse_edges (engine->refine_text, fill, key_levels, edges, error);
+}

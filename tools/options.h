@@ -24,6 +24,26 @@ gboolean options_parse_memory_budget (const char *text, guint64 *bytes, GError *
 gboolean options_parse_edges (const char *refine, const char *fill, const char *key_levels,
                               HfamEdgeParams *edges, GError **error);
 
+/* The engine options the tools share (--size, --memory-budget, --threads, --backend,
+ * --refine), their text as given. */
+typedef struct {
+  char *size_text, *budget_text, *backend_name, *refine_text;
+  int n_threads;
+} OptionsEngine;
+
+/* Adds them to the context's main group; `engine` must outlive the parse. */
+void options_add_engine (GOptionContext *context, OptionsEngine *engine);
+
+/* Whether any of them was given. */
+gboolean options_engine_given (const OptionsEngine *engine);
+
+/* Their values, each parsed as above: the inference long side, the context's options
+ * (backend, threads, memory budget), and the edges with the tool's own --fill and
+ * --key-levels (NULL where it has none). */
+gboolean options_parse_engine (const OptionsEngine *engine, const char *fill,
+                               const char *key_levels, int *long_side, HfamOptions *options,
+                               HfamEdgeParams *edges, GError **error);
+
 G_END_DECLS
 
 #endif
