@@ -15,7 +15,9 @@
  * The network runs at `inference-size` (long side) whatever the frame size;
  * the matte is resized back to the frame. Non-RGB input is converted to RGB
  * with its negotiated colorimetry. Memory and time grow with `inference-size`
- * squared.
+ * squared. Its default, 0 (auto), is the model's own size on CUDA and a
+ * real-time size on the CPU (hfam_context_auto_long_side: 320 on 2 threads,
+ * more with more); set 512 for the model's best matte where time allows.
  *
  * ## Example launch line
  * |[
@@ -84,7 +86,7 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_MODEL hfam_default_model_path ()
 #define DEFAULT_PROP_BACKEND GST_HFAM_MATTE_BACKEND_AUTO
 #define DEFAULT_PROP_CUDA_DEVICE_ID -1
-#define DEFAULT_PROP_INFERENCE_SIZE 512
+#define DEFAULT_PROP_INFERENCE_SIZE 0  /* auto */
 #define DEFAULT_PROP_INFERENCE_INTERVAL 1
 #define DEFAULT_PROP_TEMPORAL_SMOOTHING HFAM_TEMPORAL_SMOOTHING_DEFAULT
 #define DEFAULT_PROP_TEMPORAL_MODE HFAM_TEMPORAL_MOTION
@@ -224,10 +226,12 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_INFERENCE_SIZE,
       g_param_spec_uint ("inference-size", "Inference size",
           "Long side of the frame as the network sees it, rounded to a "
-          "multiple of 32. Memory and time grow with its square (on the CPU, "
-          "4096 on a 4:3 frame takes gigabytes and minutes a frame); a size "
-          "over memory-budget fails the first frame, or while running keeps "
-          "the previous size", MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE,
+          "multiple of 32; 0: auto (the model's size on CUDA, a real-time "
+          "size on the CPU that grows with n-threads). Memory and time grow "
+          "with its square (on the CPU, 4096 on a 4:3 frame takes gigabytes "
+          "and minutes a frame); a size over memory-budget fails the first "
+          "frame, or while running keeps the previous size", 0,
+          MAX_INFERENCE_SIZE,
           DEFAULT_PROP_INFERENCE_SIZE, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
@@ -423,8 +427,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
       self->cuda_device_id = g_value_get_int (value);
       break;
     case PROP_INFERENCE_SIZE:
-      /* The engine works in multiples of 32; keep what it will use. */
-      self->inference_size = CLAMP ((g_value_get_uint (value) + 16) / 32 * 32,
+      /* The engine works in multiples of 32; keep what it will use (0: auto). */
+      self->inference_size = g_value_get_uint (value) == 0 ? 0
+          : CLAMP ((g_value_get_uint (value) + 16) / 32 * 32,
           MIN_INFERENCE_SIZE, MAX_INFERENCE_SIZE);
       break;
     case PROP_INFERENCE_INTERVAL:
@@ -792,6 +797,9 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   settings.temporal_mode = self->temporal_mode;
   gst_hfam_matte_edge_params (self, &settings.edges);
   GST_OBJECT_UNLOCK (self);
+  if (settings.inference_size == 0)
+    settings.inference_size =
+        gst_hfam_matte_worker_auto_inference_size (self->worker);
 
   /* frames in flight go out at their size, and on their path, first */
   if (gst_hfam_matte_worker_must_drain (self->worker, inbuf, &settings))

@@ -365,6 +365,12 @@ gst_hfam_matte_worker_inference_size (const GstHfamMatteWorker *worker)
   return worker->inference_size;
 }
 
+int
+gst_hfam_matte_worker_auto_inference_size (const GstHfamMatteWorker *worker)
+{
+  return hfam_context_auto_long_side (worker->ctx);
+}
+
 GstHfamMatteWorkerFrame *
 gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
                             const GstHfamMatteWorkerSettings *settings, GError **error)

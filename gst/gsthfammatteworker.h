@@ -71,6 +71,9 @@ gboolean gst_hfam_matte_worker_must_drain (const GstHfamMatteWorker *worker, Gst
  * yet). */
 int gst_hfam_matte_worker_inference_size (const GstHfamMatteWorker *worker);
 
+/* What inference-size 0 (auto) means on this worker's context. */
+int gst_hfam_matte_worker_auto_inference_size (const GstHfamMatteWorker *worker);
+
 /* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */
 const GstVideoInfo *gst_hfam_matte_worker_colour_info (const GstHfamMatteWorker *worker);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Live background removal: a V4L2 camera through hfammatte to a window, the people over a
-# checkerboard. The network runs at a smaller size than the default for real time on a
-# CPU; frames that come too late are dropped (qos). See README.md for OBS.
+# checkerboard. On the CPU the element picks a smaller inference size for real time (auto);
+# frames that come too late are dropped (qos). See README.md for OBS.
 set -euo pipefail
 
 if [ $# -gt 2 ]; then
@@ -14,7 +14,7 @@ device=${2:-/dev/video0}
 # libgomp's idle threads spin by default and take the cores from the other elements
 # (several times slower here); let them sleep unless the caller says otherwise.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-read -r -a props <<< "${HFAMMATTE_PROPS:-inference-size=256}"
+read -r -a props <<< "${HFAMMATTE_PROPS:-}"
 
 exec gst-launch-1.0 \
   v4l2src device="$device" ! videoconvert \

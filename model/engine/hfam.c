@@ -197,6 +197,19 @@ hfam_context_precision (const HfamContext *ctx)
 }
 
 int
+hfam_context_auto_long_side (const HfamContext *ctx)
+{
+  const int model_side = hfam_model_inference_size (ctx->model);
+  int side;
+
+  /* the CUDA backend is the one with device memory */
+  if (ctx->backend->device)
+    return model_side;
+  side = (int) lround (HFAM_CPU_REALTIME_LONG_SIDE * sqrt (ctx->host_threads / 2.0) / 32.0) * 32;
+  return CLAMP (side, 32, model_side);
+}
+
+int
 hfam_context_pipeline_depth (const HfamContext *ctx)
 {
   return MAX (ctx->backend->pipeline_depth, 1);

@@ -51,6 +51,53 @@ GST_START_TEST (test_inference_size_change)
 
 GST_END_TEST;
 
+/* inference-size 0, the default, is auto: the engine's real-time size for the
+ * element's backend and threads (a CPU context like the element's says which),
+ * and reads back as 0. */
+GST_START_TEST (test_inference_size_auto)
+{
+  GstElement *element = make_element ();
+  GParamSpec *pspec =
+      g_object_class_find_property (G_OBJECT_GET_CLASS (element),
+      "inference-size");
+  GstVideoInfo info;
+  Expected expected;
+  Engine engine;
+  guint size;
+  int auto_size;
+  Rig rig;
+
+  fail_unless_equals_int (G_PARAM_SPEC_UINT (pspec)->default_value, 0);
+  engine_open (&engine);
+  auto_size = hfam_context_auto_long_side (engine.ctx);
+  fail_unless (auto_size != INFERENCE_SIZE);
+  g_object_set (element, "inference-size", 0, NULL);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  rig_start (&rig, element, TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  {
+    GstBuffer *in = make_frame (&info, 900);
+    GstBuffer *fill, *key;
+
+    expect_at (&engine, &info, in, auto_size, &expected);
+    fail_unless_equals_int (rig_push (&rig, in, 0), GST_FLOW_OK);
+    fail_unless (gst_harness_push_event (rig.input, gst_event_new_eos ()));
+    fill = gst_harness_pull (rig.fill);
+    key = gst_harness_pull (rig.key);
+    check_fill (rig.fill, fill, &expected, expected.matte, FALSE);
+    check_key (rig.key, key, expected.matte, 0);
+    gst_buffer_unref (fill);
+    gst_buffer_unref (key);
+    expected_clear (&expected);
+  }
+  g_object_get (element, "inference-size", &size, NULL);
+  fail_unless_equals_int (size, 0);
+  rig_stop (&rig);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 /* What going to PAUSED reads, and a value other than make_element's. */
 static const struct
 {
@@ -218,6 +265,7 @@ running_tcase (void)
   TCase *tc = tcase_create ("running");
 
   tcase_add_loop_test (tc, test_inference_size_change, 0, 2);
+  tcase_add_test (tc, test_inference_size_auto);
   tcase_add_test (tc, test_ready_only_properties);
   tcase_add_test (tc, test_memory_budget_first_frame);
   tcase_add_test (tc, test_memory_budget_size_change);

@@ -362,6 +362,39 @@ expect_same_matte (const float *got, const float *want)
   g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-6);
 }
 
+/* The CPU's real-time size: the preset on 2 threads, growing with threads, in multiples of
+ * 32, never above the model's own size. */
+static void
+test_auto_long_side (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  const int model_side = model ? hfam_model_inference_size (model) : 0;
+  const int threads[] = { 1, 2, 4, 64 };
+  int previous = 0;
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++) {
+    const HfamOptions options = { .backend = HFAM_BACKEND_CPU, .n_threads = threads[i] };
+    g_autoptr (HfamContext) ctx = hfam_context_new (model, &options, NULL, &error);
+    int side;
+
+    g_assert_no_error (error);
+    side = hfam_context_auto_long_side (ctx);
+    g_assert_cmpint (side % 32, ==, 0);
+    g_assert_cmpint (side, >=, MIN (previous, model_side));
+    g_assert_cmpint (side, <=, model_side);
+    if (threads[i] == 2)
+      g_assert_cmpint (side, ==, MIN (HFAM_CPU_REALTIME_LONG_SIDE, model_side));
+    if (threads[i] == 1)
+      g_assert_cmpint (side, <, MIN (HFAM_CPU_REALTIME_LONG_SIDE, model_side) + 1);
+    previous = side;
+  }
+  /* plenty of cores: the model's own size */
+  g_assert_cmpint (previous, ==, model_side);
+}
+
 static void
 test_pipelined (void)
 {
@@ -897,6 +930,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/reject/bad-hparam", test_bad_hparam);
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
   g_test_add_func ("/engine/pipelined", test_pipelined);
+  g_test_add_func ("/engine/auto-long-side", test_auto_long_side);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
   g_test_add_func ("/engine/motion-matte", test_motion_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
