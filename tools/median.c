@@ -11,6 +11,16 @@ compare_doubles (const void *a, const void *b)
 }
 
 double
+percentile (double *values, int n, double q)
+{
+  int rank = (int) (q * n + 0.999999);
+
+  qsort (values, n, sizeof *values, compare_doubles);
+  rank = rank < 1 ? 1 : rank > n ? n : rank;
+  return values[rank - 1];
+}
+
+double
 median (double *values, int n)
 {
   qsort (values, n, sizeof *values, compare_doubles);

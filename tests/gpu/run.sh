@@ -5,7 +5,8 @@
 # times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and fp32, pipeline depth 1
 # and 2, and the same network in PyTorch on the same GPU (frozen TorchScript, and
 # torch.compile), with the ratios. Phase gst: the GStreamer element with CUDA memory in and out
-# (tests/gst's test_cuda_memory, then the whole element suite) in a second build folder, with
+# (tests/gst's test_cuda_memory, the whole element suite, then tools/hfam-element-bench: 1080p
+# NV12 in CUDA memory end to end, frames/s and latency) in a second build folder, with
 # GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See tests/gpu/README.md.
 #
 # Usage: tests/gpu/run.sh [all | check | gst | bench [PATTERN]]   (default all: check, gst
@@ -21,6 +22,7 @@
 #   PREFIX        where they are unpacked (default /tmp/hfam-prefix; GStreamer: $PREFIX-gst)
 #   NVCC_TARGETS  nvcc targets (default: sm_XY of the GPU present, e.g. sm_90)
 #   RUNS          timed frames per configuration (default 50)
+#   ELEMENT_FRAMES timed frames per element configuration in phase gst (default 300)
 #   TORCH_COMPILE 1: also time torch.compile at 512x288 fp16 (default 1; 0 skips it; any
 #                 other value: an extended regular expression, as PATTERN, naming the
 #                 configurations to compile, e.g. 'r101 512x288 fp16')
@@ -245,7 +247,8 @@ gst_phase () {
     failed=$((failed + 1)); return
   fi
   if ! ninja -C "$gbuild" gst/libgsthfam.so model/engine/cuda/libhfam-cuda.so \
-       tests/gst/test-hfammatte tests/gst/hfam-tiny.safetensors >"$LOG/gst-build.log" 2>&1; then
+       tests/gst/test-hfammatte tests/gst/hfam-tiny.safetensors tools/hfam-element-bench \
+       >"$LOG/gst-build.log" 2>&1; then
     tail -n 40 "$LOG/gst-build.log"
     note "build FAILED"; failed=$((failed + 1)); return
   fi
@@ -277,6 +280,29 @@ gst_phase () {
   cp "$(ls -t "$gbuild"/meson-logs/testlog*.txt | head -n 1)" "$LOG/gst-suite-testlog.txt"
   grep -h 'Checks:' "$LOG/gst-suite.log" | tail -n 1 | sed 's/^/run.sh: gst: the element suite: /' \
     | tee -a "$LOG/gst-phase.log"
+  element_bench "$gbuild" "$wrap"
+}
+
+# The element end to end (issue 20): 1080p NV12 in CUDA memory from gstcuda's pool, RGBA out in
+# CUDA memory, default model (and random R101 weights) at pipeline depth 1 and 2: frames/s and
+# latency; first a check of 3 frames' alpha (fp32) against the CPU element's.
+element_bench () {
+  local gbuild=$1 wrap=$2 bench d m
+  bench=(${wrap:-} env HFAMMATTE_CUDA_MODULE="$gbuild/model/engine/cuda/libhfam-cuda.so"
+         GST_REGISTRY="$gbuild/registry-bench.bin" "$gbuild/tools/hfam-element-bench"
+         --memory cuda --format NV12 --size 1920x1080)
+  run_check gst-element-check "${bench[@]}" --frames 3 --warmup 1 --check 3 \
+    --set model=model/default/default.safetensors
+  [ -s "$gbuild/r101.safetensors" ] \
+    || "$PYTHON" model/python/reference/export.py --config r101 -o "$gbuild/r101.safetensors"
+  for m in model/default/default.safetensors "$gbuild/r101.safetensors"; do
+    for d in 1 2; do
+      run_check "gst-element-bench-$(basename "$m" .safetensors)-depth$d" "${bench[@]}" \
+        --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --set model="$m" --set pipeline-depth=$d
+      grep -h 'frames/s\|latency' "$LOG/gst-element-bench-$(basename "$m" .safetensors)-depth$d.log" \
+        | sed "s|^|run.sh: gst: element $(basename "$m") depth $d: |" | tee -a "$LOG/gst-phase.log"
+    done
+  done
 }
 
 if [ "$phase" = all ] || [ "$phase" = check ]; then
