@@ -356,3 +356,58 @@ hfam_preprocess_rgb8 (const uint8_t *src, int sw, int sh, int stride, int bytes_
   hfam_resize_filter_clear (&fy);
   return ok ? 0 : -1;
 }
+
+int
+hfam_preprocess_rows (HfamRowReader read, const void *source, int sw, int sh, float *dst,
+                      int dw, int dh, const int order[3], float scale, const float mean[3],
+                      const float std[3])
+{
+  const int parallel = (int64_t) dw * dh >= HFAM_PARALLEL_MIN_VALUES;
+  /* a source row and the padding that hpass3_f32 needs */
+  const size_t line_floats = 3 * (size_t) sw + 1;
+  HfamResizeFilter fx, fy;
+  size_t plane = (size_t) dw * dh, tplane;
+  float mul[3], add[3];
+  float *tmp, *lines;
+  int ok;
+
+  if (filters_init (&fx, &fy, sw, sh, dw, dh) < 0)
+    return -1;
+  for (int k = 0; k < 3; k++) {
+    mul[k] = scale / 255.0f / std[k];
+    add[k] = -mean[k] / std[k];
+  }
+  /* three planes of the source rows that the vertical pass reads, at the output width */
+  tplane = (size_t) dw * (fy.hi - fy.lo);
+  tmp = malloc (sizeof (float) * 3 * tplane);
+  lines = calloc (line_floats * (size_t) omp_get_max_threads (), sizeof (float));
+  if (tmp && lines) {
+#pragma omp parallel if (parallel)
+    {
+      float *line = lines + (size_t) omp_get_thread_num () * line_floats;
+#pragma omp for
+      for (int y = fy.lo; y < fy.hi; y++) {
+        size_t o = (size_t) (y - fy.lo) * dw;
+        float *const out[3] = { tmp + o, tmp + tplane + o, tmp + 2 * tplane + o };
+        read (source, y, line);
+        hpass3_f32 (line, &fx, dw, 3, order, out);
+      }
+#pragma omp for
+      for (int y = 0; y < dh; y++) {
+        float *const out[3] = { dst + y * (size_t) dw, dst + plane + y * (size_t) dw,
+                                dst + 2 * plane + y * (size_t) dw };
+        for (int k = 0; k < 3; k++)
+          vpass_f32 (tmp + k * tplane + (size_t) (fy.start[y] - fy.lo) * dw, dw, fy.len[y],
+                     fy.w + (size_t) y * fy.k, dw, out[k]);
+        normalise (out, dw, mul, add);
+      }
+    }
+  }
+
+  ok = tmp && lines;
+  free (tmp);
+  free (lines);
+  hfam_resize_filter_clear (&fx);
+  hfam_resize_filter_clear (&fy);
+  return ok ? 0 : -1;
+}
