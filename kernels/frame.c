@@ -82,21 +82,35 @@ clamp255_vector (float v)
   return v < 255.0f ? v : 255.0f;
 }
 
-/* One YUV row, chroma samples `step` bytes apart (1: I420, 2: NV12), with
- * hfam_frame_pixel_rgb's arithmetic in its order; inlined with a constant step so that the
- * loop vectorises. */
+/* One pixel of a YUV row with hfam_frame_pixel_rgb's arithmetic in its order, coefficients
+ * in locals (m: 9, then the 3 offsets). */
+static inline __attribute__ ((always_inline)) void
+yuv_pixel (const float *m, float Y, float U, float V, float gain, float *restrict rgb)
+{
+  rgb[0] = clamp255_vector (m[0] * Y + m[1] * U + m[2] * V + m[9]) * gain;
+  rgb[1] = clamp255_vector (m[3] * Y + m[4] * U + m[5] * V + m[10]) * gain;
+  rgb[2] = clamp255_vector (m[6] * Y + m[7] * U + m[8] * V + m[11]) * gain;
+}
+
+/* One YUV row, chroma samples `step` bytes apart (1: I420, 2: NV12); inlined with a constant
+ * step so that it vectorises, which GCC does for a loop over the pixel pairs that share a
+ * chroma sample (not for one over pixels that index chroma by x / 2). */
 static inline __attribute__ ((always_inline)) void
 yuv_row (const uint8_t *restrict luma, const uint8_t *restrict cb, const uint8_t *restrict cr,
          int step, int width, const HfamYuvToRgb *c, float gain, float *restrict rgb)
 {
-  const float *m = c->m, *off = c->offset;
+  float m[12];
 
-  for (int x = 0; x < width; x++) {
-    const float Y = luma[x], U = cb[(x >> 1) * step], V = cr[(x >> 1) * step];
-    rgb[3 * x] = clamp255_vector (m[0] * Y + m[1] * U + m[2] * V + off[0]) * gain;
-    rgb[3 * x + 1] = clamp255_vector (m[3] * Y + m[4] * U + m[5] * V + off[1]) * gain;
-    rgb[3 * x + 2] = clamp255_vector (m[6] * Y + m[7] * U + m[8] * V + off[2]) * gain;
+  memcpy (m, c->m, sizeof c->m);
+  memcpy (m + 9, c->offset, sizeof c->offset);
+  for (int j = 0; j < width / 2; j++) {
+    const float U = cb[j * step], V = cr[j * step];
+    for (int i = 0; i < 2; i++)
+      yuv_pixel (m, luma[2 * j + i], U, V, gain, rgb + 6 * j + 3 * i);
   }
+  if (width % 2)
+    yuv_pixel (m, luma[width - 1], cb[(width / 2) * step], cr[(width / 2) * step], gain,
+               rgb + 3 * (width - 1));
 }
 
 HFAM_VECTOR_CLONES static void
@@ -249,6 +263,33 @@ store_rgba (uint8_t *px, int r, int g, int b, int a8, int premultiply, int r_out
   px[3] = (uint8_t) a8;
 }
 
+/* One row of a fill from the frame's colours as floats (3 per pixel): the rounding and the
+ * stores of store_rgba. Straight colours with the offsets constant vectorise. */
+static inline __attribute__ ((always_inline)) void
+fill_row (const float *restrict rgb, const float *restrict alpha, int w, int premultiply,
+          int r_out, uint8_t *restrict row)
+{
+  for (int x = 0; x < w; x++)
+    store_rgba (row + 4 * x, (int) (rgb[3 * x] + 0.5f), (int) (rgb[3 * x + 1] + 0.5f),
+                (int) (rgb[3 * x + 2] + 0.5f), (int) (clamp01 (alpha[x]) * 255.0f + 0.5f),
+                premultiply, r_out, 2 - r_out);
+}
+
+HFAM_VECTOR_CLONES static void
+fill_row_straight (const float *rgb, const float *alpha, int w, int r_out, uint8_t *row)
+{
+  if (r_out == 0)
+    fill_row (rgb, alpha, w, 0, 0, row);
+  else
+    fill_row (rgb, alpha, w, 0, 2, row);
+}
+
+static void
+fill_row_premultiplied (const float *rgb, const float *alpha, int w, int r_out, uint8_t *row)
+{
+  fill_row (rgb, alpha, w, 1, r_out, row);
+}
+
 int
 hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                   const HfamYuvToRgb *yuv, const HfamMatteImage *out)
@@ -311,10 +352,12 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
     } else {
       float *rgb = rgb_rows + (size_t) omp_get_thread_num () * 3 * w;
       hfam_frame_row_rgb (frame, yuv, y, 1.0f, rgb);
-      for (int x = 0; x < w; x++)
-        store_rgba (row + 4 * x, (int) (rgb[3 * x] + 0.5f), (int) (rgb[3 * x + 1] + 0.5f),
-                    (int) (rgb[3 * x + 2] + 0.5f), (int) (clamp01 (arow[x]) * 255.0f + 0.5f),
-                    premultiply, r_out, b_out);
+      if (premultiply)
+        fill_row_premultiplied (rgb, arow, w, r_out, row);
+      else if (bgr)
+        fill_row_straight (rgb, arow, w, 2, row);
+      else
+        fill_row_straight (rgb, arow, w, 0, row);
     }
   }
   free (rgb_rows);
