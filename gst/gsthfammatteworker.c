@@ -12,11 +12,7 @@ struct _GstHfamMatteWorker {
   GstVideoInfo in_info;
   gboolean read_as_is;            /* libhfam reads the input's layout, `format` */
   HfamFormat format;
-  gboolean direct;                /* read as is, RGB or YUV in a matrix libhfam knows: no
-                                     conversion on the host */
-  gboolean yuv_known;             /* NV12 or I420 in a matrix and range libhfam converts */
-  HfamYuvMatrix yuv_matrix;       /* then its colour matrix */
-  gboolean yuv_full_range;
+  gboolean direct;                /* read as is, and RGB: no conversion on the host */
   GstVideoInfo colour_info;
   GstVideoConverter *converter;   /* input -> RGBA, when not direct */
   GstBufferPool *colour_pool;     /* the converter's outputs, one per held frame */
@@ -26,6 +22,8 @@ struct _GstHfamMatteWorker {
 #ifdef HFAM_HAVE_GST_CUDA
   GstCudaContext *cuda_context;   /* what libhfam runs on, or NULL */
   gboolean device_format;         /* CUDA memory caps in a format the device path reads */
+  HfamYuvMatrix yuv_matrix;       /* its colour matrix, for NV12 and I420 */
+  gboolean yuv_full_range;
 #endif
   guint n_on_device;              /* frames in flight on the device path */
   int inference_size;             /* of the last frame submitted, and so of those in flight */
@@ -155,17 +153,19 @@ gst_hfam_matte_worker_colour_pool_new (const GstVideoInfo *info)
   return pool;
 }
 
-/* Whether the input is NV12 or I420 in a colour matrix and range that libhfam converts
- * (frame.h, preprocess.cu, matte.cu), and if so, which. Other matrices (BT.2020, SMPTE 240M)
- * take GstVideoConverter to RGBA on the host. */
+#ifdef HFAM_HAVE_GST_CUDA
+/* Whether the device path (kernels/preprocess.cu, matte.cu) reads the worker's input: a layout
+ * it reads as it is, in a colour matrix it knows (yuv then holds it). */
 static gboolean
-gst_hfam_matte_worker_yuv_colorimetry (GstHfamMatteWorker *worker)
+gst_hfam_matte_worker_device_format (GstHfamMatteWorker *worker)
 {
   const GstVideoColorimetry *c = &worker->in_info.colorimetry;
 
-  if (!worker->read_as_is
-      || (worker->format != HFAM_FORMAT_NV12 && worker->format != HFAM_FORMAT_I420))
+  if (!worker->read_as_is)
     return FALSE;
+  if (worker->format != HFAM_FORMAT_NV12 && worker->format != HFAM_FORMAT_I420)
+    return TRUE;
+  /* other matrices (BT.2020, SMPTE 240M) take the host path's converter */
   if ((c->matrix != GST_VIDEO_COLOR_MATRIX_BT601 && c->matrix != GST_VIDEO_COLOR_MATRIX_BT709)
       || (c->range != GST_VIDEO_COLOR_RANGE_0_255 && c->range != GST_VIDEO_COLOR_RANGE_16_235))
     return FALSE;
@@ -174,6 +174,7 @@ gst_hfam_matte_worker_yuv_colorimetry (GstHfamMatteWorker *worker)
   worker->yuv_full_range = c->range == GST_VIDEO_COLOR_RANGE_0_255;
   return TRUE;
 }
+#endif
 
 gboolean
 gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo *info,
@@ -185,24 +186,19 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
   worker->in_info = *info;
   worker->read_as_is = gst_hfam_matte_worker_format (GST_VIDEO_INFO_FORMAT (info),
                                                      &worker->format);
-  worker->yuv_known = gst_hfam_matte_worker_yuv_colorimetry (worker);
-  worker->direct = worker->read_as_is
-      && (worker->format <= HFAM_FORMAT_BGRA || worker->yuv_known);
-  if (worker->read_as_is && worker->format <= HFAM_FORMAT_BGRA) {
+  worker->direct = worker->read_as_is && worker->format <= HFAM_FORMAT_BGRA;
+  if (worker->direct) {
     worker->colour_info = *info;
   } else {
-    /* The colours of the RGBA fill, converted by libhfam or the converter: the RGBA info
-     * carries the default RGB colorimetry (sRGB); the converter reads the input's matrix,
-     * range and chroma siting from `info`. */
+    /* The RGBA info carries the default RGB colorimetry (sRGB); the converter reads the
+     * input's matrix, range and chroma siting from `info`. */
     gst_video_info_set_interlaced_format (&worker->colour_info, GST_VIDEO_FORMAT_RGBA,
                                           GST_VIDEO_INFO_INTERLACE_MODE (info), width, height);
-    /* The conversion changes pixels, not timing or aspect. */
+    /* The converter changes pixels, not timing or aspect. */
     GST_VIDEO_INFO_FPS_N (&worker->colour_info) = GST_VIDEO_INFO_FPS_N (info);
     GST_VIDEO_INFO_FPS_D (&worker->colour_info) = GST_VIDEO_INFO_FPS_D (info);
     GST_VIDEO_INFO_PAR_N (&worker->colour_info) = GST_VIDEO_INFO_PAR_N (info);
     GST_VIDEO_INFO_PAR_D (&worker->colour_info) = GST_VIDEO_INFO_PAR_D (info);
-  }
-  if (!worker->direct) {
     worker->converter = gst_video_converter_new (info, &worker->colour_info,
         gst_structure_new ("options", GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT,
                            worker->n_threads, NULL));
@@ -215,8 +211,8 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
     }
   }
 #ifdef HFAM_HAVE_GST_CUDA
-  /* the device path reads what the host path reads as it is */
-  worker->device_format = cuda_memory && worker->cuda_context && worker->direct;
+  worker->device_format = cuda_memory && worker->cuda_context
+      && gst_hfam_matte_worker_device_format (worker);
 #endif
   gst_hfam_matte_worker_reset (worker);
   return TRUE;
@@ -235,12 +231,14 @@ gst_hfam_matte_worker_reset (GstHfamMatteWorker *worker)
   worker->frames_since_inference = 0;
 }
 
-/* The frame converted once to RGBA, for a layout or matrix libhfam does not read. */
+/* The frame in an RGB layout: the input itself or, converted once, RGBA. */
 static const GstVideoFrame *
 gst_hfam_matte_worker_colour_frame (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame)
 {
   GstBuffer *colour_buffer = NULL;
 
+  if (worker->direct)
+    return &frame->in;
   if (!frame->converted) {
     if (gst_buffer_pool_acquire_buffer (worker->colour_pool, &colour_buffer, NULL)
         != GST_FLOW_OK)
@@ -284,32 +282,30 @@ gst_hfam_matte_worker_image (const GstVideoFrame *mapped, HfamFormat format, Hfa
   return image;
 }
 
-/* The frame as the network reads it, and where the outputs take their colours: the input
- * itself when libhfam reads it as it is (RGB, or NV12 and I420 in BT.601 or BT.709), else the
- * input converted once to RGBA. */
+/* The frame as the network reads it, and where the outputs take their colours: on the
+ * device path the input itself, on the host path its RGB layout (converted once). */
 static gboolean
 gst_hfam_matte_worker_input (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
                              HfamImage *image, GError **error)
 {
   const GstVideoFrame *colour;
 
-  if (worker->direct) {
-    HfamMemory memory = HFAM_MEMORY_HOST;
 #ifdef HFAM_HAVE_GST_CUDA
-    if (frame->on_device)
-      memory = HFAM_MEMORY_CUDA;
-#endif
-    *image = gst_hfam_matte_worker_image (&frame->in, worker->format, memory);
+  if (frame->on_device) {
+    *image = gst_hfam_matte_worker_image (&frame->in, worker->format, HFAM_MEMORY_CUDA);
     image->yuv_matrix = worker->yuv_matrix;
     image->yuv_full_range = worker->yuv_full_range;
     return TRUE;
   }
+#endif
   if (!(colour = gst_hfam_matte_worker_colour_frame (worker, frame))) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "no memory for the frame converted to RGBA");
     return FALSE;
   }
-  *image = gst_hfam_matte_worker_image (colour, HFAM_FORMAT_RGBA, HFAM_MEMORY_HOST);
+  *image = gst_hfam_matte_worker_image (colour, worker->direct ? worker->format
+                                                               : HFAM_FORMAT_RGBA,
+                                        HFAM_MEMORY_HOST);
   return TRUE;
 }
 

@@ -35,8 +35,7 @@ void element_default_edges (HfamEdgeParams * edges);
 void engine_close (Engine * engine);
 
 /* A frame as the element should see it: its colour in an RGB layout (the
- * frame itself, libhfam's conversion of NV12 and I420 in the matrices it
- * reads, or else RGBA converted with its colorimetry) and libhfam's matte. */
+ * frame itself, or RGBA converted with its colorimetry) and libhfam's matte. */
 typedef struct
 {
   GstVideoInfo colour_info;
@@ -44,11 +43,6 @@ typedef struct
   float *matte;
 } Expected;
 
-/* `buffer` (in `from`) converted to `to` by GstVideoConverter. */
-GstBuffer *convert (const GstVideoInfo * from, GstBuffer * buffer,
-    const GstVideoInfo * to);
-/* Whether libhfam reads the frames as they are in YUV; if so, how, into image. */
-gboolean yuv_layout (const GstVideoInfo * info, HfamImage * image);
 void expect (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     Expected * expected);
 void expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
