@@ -96,9 +96,9 @@ int hfam_frame_preprocess (const HfamFrame *frame, const HfamPreprocessParams *p
                            int dw, int dh);
 
 /* The same as hfam_frame_preprocess to float rounding (the order of the filter's sums),
- * fast: each source row the filter reads is converted once (hfam_frame_row_rgb) and resized
- * along it at once, then the rows are resized down the columns; nothing at the frame's size
- * is kept. What the engine runs for host frames in YUV. 0, or -1 as hfam_frame_preprocess. */
+ * fast: hfam_preprocess_rows (resize.h) over hfam_frame_row_rgb, each source row the filter
+ * reads converted about once and nothing at the frame's size kept. What the engine runs for
+ * host frames in YUV. 0, or -1 as hfam_frame_preprocess. */
 int hfam_frame_preprocess_rows (const HfamFrame *frame, const HfamPreprocessParams *p,
                                 float *dst, int dw, int dh);
 
