@@ -218,10 +218,6 @@ hfam_frame_row_rgb01 (const HfamFrame *f, const HfamYuvToRgb *yuv, int y, float 
     packed_row (p, f->width, 4, 2, 0, rgb);
     return;
   default:
-    for (int x = 0; x < f->width; x++) {
-      hfam_frame_pixel_rgb (f, yuv, x, y, rgb + 3 * x);
-      for (int k = 0; k < 3; k++)
-        rgb[3 * x + k] *= 1.0f / 255.0f;
-    }
+    hfam_frame_row_rgb (f, yuv, y, 1.0f / 255.0f, rgb);
   }
 }

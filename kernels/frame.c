@@ -1,9 +1,11 @@
 /* Frames in and out of the network on the CPU (frame.h): the oracles of preprocess.cu and
  * matte.cu. Written for clarity: whole float planes, then hfam_resize_plane. */
 #include "frame.h"
+#include "box.h"
 #include "resize.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,83 @@ hfam_frame_pixel_rgb (const HfamFrame *f, const HfamYuvToRgb *yuv, int x, int y,
                        + yuv->offset[r]);
 }
 
+/* v clamped to 0..255 as clamp255, written as the max and min instructions are defined so that
+ * a loop over it vectorises. */
+static inline float
+clamp255_vector (float v)
+{
+  v = v > 0.0f ? v : 0.0f;
+  return v < 255.0f ? v : 255.0f;
+}
+
+/* One pixel of a YUV row with hfam_frame_pixel_rgb's arithmetic in its order, coefficients
+ * in locals (m: 9, then the 3 offsets). */
+static inline __attribute__ ((always_inline)) void
+yuv_pixel (const float *m, float Y, float U, float V, float gain, float *restrict rgb)
+{
+  rgb[0] = clamp255_vector (m[0] * Y + m[1] * U + m[2] * V + m[9]) * gain;
+  rgb[1] = clamp255_vector (m[3] * Y + m[4] * U + m[5] * V + m[10]) * gain;
+  rgb[2] = clamp255_vector (m[6] * Y + m[7] * U + m[8] * V + m[11]) * gain;
+}
+
+/* One YUV row, chroma samples `step` bytes apart (1: I420, 2: NV12); inlined with a constant
+ * step so that it vectorises, which GCC does for a loop over the pixel pairs that share a
+ * chroma sample (not for one over pixels that index chroma by x / 2). */
+static inline __attribute__ ((always_inline)) void
+yuv_row (const uint8_t *restrict luma, const uint8_t *restrict cb, const uint8_t *restrict cr,
+         int step, int width, const HfamYuvToRgb *c, float gain, float *restrict rgb)
+{
+  float m[12];
+
+  memcpy (m, c->m, sizeof c->m);
+  memcpy (m + 9, c->offset, sizeof c->offset);
+  for (int j = 0; j < width / 2; j++) {
+    const float U = cb[j * step], V = cr[j * step];
+    for (int i = 0; i < 2; i++)
+      yuv_pixel (m, luma[2 * j + i], U, V, gain, rgb + 6 * j + 3 * i);
+  }
+  if (width % 2)
+    yuv_pixel (m, luma[width - 1], cb[(width / 2) * step], cr[(width / 2) * step], gain,
+               rgb + 3 * (width - 1));
+}
+
+HFAM_VECTOR_CLONES static void
+yuv_row_i420 (const uint8_t *luma, const uint8_t *cb, const uint8_t *cr, int width,
+              const HfamYuvToRgb *c, float gain, float *rgb)
+{
+  yuv_row (luma, cb, cr, 1, width, c, gain, rgb);
+}
+
+HFAM_VECTOR_CLONES static void
+yuv_row_nv12 (const uint8_t *luma, const uint8_t *cbcr, int width, const HfamYuvToRgb *c,
+              float gain, float *rgb)
+{
+  yuv_row (luma, cbcr, cbcr + 1, 2, width, c, gain, rgb);
+}
+
+void
+hfam_frame_row_rgb (const HfamFrame *f, const HfamYuvToRgb *yuv, int y, float gain, float *rgb)
+{
+  const uint8_t *luma = f->planes[0] + (ptrdiff_t) y * f->strides[0];
+
+  if (f->format == HFAM_FRAME_NV12) {
+    yuv_row_nv12 (luma, f->planes[1] + (ptrdiff_t) (y / 2) * f->strides[1], f->width, yuv,
+                  gain, rgb);
+  } else if (f->format == HFAM_FRAME_I420) {
+    yuv_row_i420 (luma, f->planes[1] + (ptrdiff_t) (y / 2) * f->strides[1],
+                  f->planes[2] + (ptrdiff_t) (y / 2) * f->strides[2], f->width, yuv, gain, rgb);
+  } else {
+    const int bpp = f->format <= HFAM_FRAME_BGR ? 3 : 4;
+    const int bgr = f->format == HFAM_FRAME_BGR || f->format == HFAM_FRAME_BGRA;
+    const int r_in = bgr ? 2 : 0, b_in = bgr ? 0 : 2;
+    for (int x = 0; x < f->width; x++, luma += bpp) {
+      rgb[3 * x] = luma[r_in] * gain;
+      rgb[3 * x + 1] = luma[1] * gain;
+      rgb[3 * x + 2] = luma[b_in] * gain;
+    }
+  }
+}
+
 int
 hfam_frame_valid (const HfamFrame *f)
 {
@@ -131,6 +210,30 @@ hfam_frame_preprocess (const HfamFrame *frame, const HfamPreprocessParams *p, fl
   return ok ? 0 : -1;
 }
 
+typedef struct {
+  const HfamFrame *frame;
+  const HfamYuvToRgb *yuv;
+} RowSource;
+
+static void
+read_frame_row (const void *source, int y, float *rgb)
+{
+  const RowSource *s = source;
+  hfam_frame_row_rgb (s->frame, s->yuv, y, 1.0f, rgb);
+}
+
+int
+hfam_frame_preprocess_rows (const HfamFrame *frame, const HfamPreprocessParams *p,
+                            float *dst, int dw, int dh)
+{
+  const RowSource source = { frame, &p->yuv };
+
+  if (!hfam_frame_valid (frame) || dw < 1 || dh < 1)
+    return -1;
+  return hfam_preprocess_rows (read_frame_row, &source, frame->width, frame->height, dst, dw,
+                               dh, p->order, p->scale, p->mean, p->std);
+}
+
 /* ---- out ---- */
 
 int
@@ -160,6 +263,33 @@ store_rgba (uint8_t *px, int r, int g, int b, int a8, int premultiply, int r_out
   px[3] = (uint8_t) a8;
 }
 
+/* One row of a fill from the frame's colours as floats (3 per pixel): the rounding and the
+ * stores of store_rgba. Straight colours with the offsets constant vectorise. */
+static inline __attribute__ ((always_inline)) void
+fill_row (const float *restrict rgb, const float *restrict alpha, int w, int premultiply,
+          int r_out, uint8_t *restrict row)
+{
+  for (int x = 0; x < w; x++)
+    store_rgba (row + 4 * x, (int) (rgb[3 * x] + 0.5f), (int) (rgb[3 * x + 1] + 0.5f),
+                (int) (rgb[3 * x + 2] + 0.5f), (int) (clamp01 (alpha[x]) * 255.0f + 0.5f),
+                premultiply, r_out, 2 - r_out);
+}
+
+HFAM_VECTOR_CLONES static void
+fill_row_straight (const float *rgb, const float *alpha, int w, int r_out, uint8_t *row)
+{
+  if (r_out == 0)
+    fill_row (rgb, alpha, w, 0, 0, row);
+  else
+    fill_row (rgb, alpha, w, 0, 2, row);
+}
+
+static void
+fill_row_premultiplied (const float *rgb, const float *alpha, int w, int r_out, uint8_t *row)
+{
+  fill_row (rgb, alpha, w, 1, r_out, row);
+}
+
 int
 hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
                   const HfamYuvToRgb *yuv, const HfamMatteImage *out)
@@ -175,7 +305,7 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   const int in_bgr = packed && (frame->format == HFAM_FRAME_BGR || frame->format == HFAM_FRAME_BGRA);
   const int r_out = bgr ? 2 : 0, b_out = bgr ? 0 : 2;
   const float *a = alpha;
-  float *resized = NULL;
+  float *resized = NULL, *rgb_rows = NULL;
 
   if (!alpha || aw < 1 || ah < 1 || !out->data || w < 1 || h < 1
       || (unsigned) out->format >= HFAM_MATTE_N_FORMATS
@@ -192,6 +322,12 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
       return -1;
     }
     a = resized;
+  }
+  /* YUV frames' colours a row at a time, in a row of floats per thread */
+  if (colour && !packed
+      && !(rgb_rows = malloc (sizeof (float) * 3 * (size_t) w * omp_get_max_threads ()))) {
+    free (resized);
+    return -1;
   }
   /* rows are independent: a frame's worth spreads over the calling thread's OpenMP team */
 #pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
@@ -214,15 +350,17 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
         store_rgba (row + 4 * x, in[r_in], in[1], in[b_in],
                     (int) (clamp01 (arow[x]) * 255.0f + 0.5f), premultiply, r_out, b_out);
     } else {
-      for (int x = 0; x < w; x++) {
-        float rgb[3];
-        hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
-        store_rgba (row + 4 * x, (int) (rgb[0] + 0.5f), (int) (rgb[1] + 0.5f),
-                    (int) (rgb[2] + 0.5f), (int) (clamp01 (arow[x]) * 255.0f + 0.5f),
-                    premultiply, r_out, b_out);
-      }
+      float *rgb = rgb_rows + (size_t) omp_get_thread_num () * 3 * w;
+      hfam_frame_row_rgb (frame, yuv, y, 1.0f, rgb);
+      if (premultiply)
+        fill_row_premultiplied (rgb, arow, w, r_out, row);
+      else if (bgr)
+        fill_row_straight (rgb, arow, w, 2, row);
+      else
+        fill_row_straight (rgb, arow, w, 0, row);
     }
   }
+  free (rgb_rows);
   free (resized);
   return 0;
 }

@@ -73,6 +73,12 @@ void hfam_yuv_to_rgb_init (HfamYuvToRgb *c, HfamColorMatrix matrix, HfamColorRan
 void hfam_frame_pixel_rgb (const HfamFrame *frame, const HfamYuvToRgb *yuv, int x, int y,
                            float rgb[3]);
 
+/* Row y of a host frame as R'G'B' floats, 3 per pixel, each as hfam_frame_pixel_rgb gives it
+ * (bit for bit) times `gain` (1 for 0..255, 1 / 255 for 0..1), into rgb (3 * width floats).
+ * The fast path of the engine's host frames: YUV rows convert in a loop that vectorises. */
+void hfam_frame_row_rgb (const HfamFrame *frame, const HfamYuvToRgb *yuv, int y, float gain,
+                         float *rgb);
+
 /* Whether the frame's planes and strides are consistent with its format and size. */
 int hfam_frame_valid (const HfamFrame *frame);
 
@@ -88,6 +94,13 @@ typedef struct {
  * or size or no memory. */
 int hfam_frame_preprocess (const HfamFrame *frame, const HfamPreprocessParams *p, float *dst,
                            int dw, int dh);
+
+/* The same as hfam_frame_preprocess to float rounding (the order of the filter's sums),
+ * fast: hfam_preprocess_rows (resize.h) over hfam_frame_row_rgb, each source row the filter
+ * reads converted about once and nothing at the frame's size kept. What the engine runs for
+ * host frames in YUV. 0, or -1 as hfam_frame_preprocess. */
+int hfam_frame_preprocess_rows (const HfamFrame *frame, const HfamPreprocessParams *p,
+                                float *dst, int dw, int dh);
 
 typedef enum {
   HFAM_MATTE_GRAY8,                 /* the key: 1 byte per pixel */

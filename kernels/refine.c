@@ -160,7 +160,7 @@ low_guide (const HfamFrame *frame, const HfamYuvToRgb *yuv, int sw, int sh, int 
   } else {
     HfamPreprocessParams p = { { 0, 1, 2 }, 1.0f, { 0.0f, 0.0f, 0.0f }, { 1.0f, 1.0f, 1.0f },
                                *yuv };
-    if (hfam_frame_preprocess (frame, &p, rgb, sw, sh) != 0)
+    if (hfam_frame_preprocess_rows (frame, &p, rgb, sw, sh) != 0)
       goto fail;
   }
   if (nc == 1) {

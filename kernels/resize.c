@@ -356,3 +356,83 @@ hfam_preprocess_rgb8 (const uint8_t *src, int sw, int sh, int stride, int bytes_
   hfam_resize_filter_clear (&fy);
   return ok ? 0 : -1;
 }
+
+/* The vertical pass over rows anywhere (the ring of hfam_preprocess_rows), in vpass_f32's
+ * order. */
+VECTOR_CLONES static void
+vpass_rows (const float *const *rows, int n, const float *w, int width, float *out)
+{
+  for (int x = 0; x < width; x++)
+    out[x] = rows[0][x] * w[0];
+  for (int t = 1; t < n; t++) {
+    const float *s = rows[t];
+    const float wt = w[t];
+    for (int x = 0; x < width; x++)
+      out[x] += s[x] * wt;
+  }
+}
+
+int
+hfam_preprocess_rows (HfamRowReader read, const void *source, int sw, int sh, float *dst,
+                      int dw, int dh, const int order[3], float scale, const float mean[3],
+                      const float std[3])
+{
+  const int parallel = (int64_t) dw * dh >= HFAM_PARALLEL_MIN_VALUES;
+  /* a source row, and the padding that hpass3_f32 needs */
+  const size_t line_floats = 3 * (size_t) sw + 1;
+  HfamResizeFilter fx, fy;
+  size_t plane = (size_t) dw * dh, thread_floats;
+  float mul[3], add[3];
+  float *mem;
+  int *held;
+  int ok;
+
+  if (filters_init (&fx, &fy, sw, sh, dw, dh) < 0)
+    return -1;
+  for (int k = 0; k < 3; k++) {
+    mul[k] = scale / 255.0f / std[k];
+    add[k] = -mean[k] / std[k];
+  }
+  /* Vertical first, one band of output rows per thread, each thread keeping the source rows
+   * it has read in a ring of fy.k (the most any output row reads): the filter's windows
+   * overlap, and the ring makes a row read for one output row serve the next, so that each
+   * is read (converted) about once. Then its vertical sum, then the horizontal pass. */
+  thread_floats = ((size_t) fy.k + 1) * line_floats;
+  mem = calloc (thread_floats * (size_t) omp_get_max_threads (), sizeof (float));
+  held = malloc (sizeof (int) * (size_t) fy.k * omp_get_max_threads ());
+  if (mem && held) {
+#pragma omp parallel if (parallel)
+    {
+      float *ring = mem + (size_t) omp_get_thread_num () * thread_floats;
+      float *line = ring + (size_t) fy.k * line_floats;
+      int *row_in = held + (size_t) omp_get_thread_num () * fy.k;
+      const float *rows[fy.k];
+
+      for (int i = 0; i < fy.k; i++)
+        row_in[i] = -1;
+#pragma omp for schedule(static)
+      for (int y = 0; y < dh; y++) {
+        float *const out[3] = { dst + y * (size_t) dw, dst + plane + y * (size_t) dw,
+                                dst + 2 * plane + y * (size_t) dw };
+        for (int t = 0; t < fy.len[y]; t++) {
+          const int source_row = fy.start[y] + t, slot = source_row % fy.k;
+          if (row_in[slot] != source_row) {
+            read (source, source_row, ring + (size_t) slot * line_floats);
+            row_in[slot] = source_row;
+          }
+          rows[t] = ring + (size_t) slot * line_floats;
+        }
+        vpass_rows (rows, fy.len[y], fy.w + (size_t) y * fy.k, 3 * sw, line);
+        hpass3_f32 (line, &fx, dw, 3, order, out);
+        normalise (out, dw, mul, add);
+      }
+    }
+  }
+
+  ok = mem && held;
+  free (mem);
+  free (held);
+  hfam_resize_filter_clear (&fx);
+  hfam_resize_filter_clear (&fy);
+  return ok ? 0 : -1;
+}

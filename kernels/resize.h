@@ -43,6 +43,19 @@ int hfam_preprocess_rgb8 (const uint8_t *src, int sw, int sh, int stride, int by
                           const int order[3], float scale, const float mean[3],
                           const float std[3]);
 
+/* Writes row y of a source picture as R'G'B' floats on 0..255, 3 per pixel, to rgb (3 * its
+ * width floats). */
+typedef void (*HfamRowReader) (const void *source, int y, float *rgb);
+
+/* hfam_preprocess_rgb8's resize and normalisation for a source (sw x sh) that `read` gives
+ * row by row: each row the filter reads is read about once (a thread keeps the rows its
+ * output rows share) and nothing at the source's size is kept. Rows spread over the calling
+ * thread's OpenMP team, and so `read` must be safe to call from several threads. Returns 0 or
+ * -1 as above. */
+int hfam_preprocess_rows (HfamRowReader read, const void *source, int sw, int sh, float *dst,
+                          int dw, int dh, const int order[3], float scale, const float mean[3],
+                          const float std[3]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,12 +8,21 @@
  * motion-aware temporal smoothing at the inference size (the frame's grey plane from the
  * network's input, the blend by the picture's change: kernels/temporal.h). Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
- * the machine hits both alike; prints medians and the ratio. */
+ * the machine hits both alike; prints medians and the ratio.
+ *
+ * With --format i420 or nv12, both sides run on --threads threads and compare the two ways
+ * a YUV frame goes through: converted to RGBA first by GstVideoConverter (the element's way
+ * before issue 18; a step of its own, then the RGBA steps above) against read as it is
+ * (hfam_frame_preprocess_rows, and the fill, refinement and foreground converting rows as
+ * they go). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <glib.h>
+#ifdef HFAM_HAVE_GST_VIDEO
+#include <gst/video/video.h>
+#endif
 
 #include "foreground.h"
 #include "frame.h"
@@ -24,16 +33,16 @@
 #include "temporal.h"
 
 enum {
-  STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
+  STEP_CONVERT, STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
   STEP_FOREGROUND, STEP_MOTION, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
-  "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
+  "to RGBA", "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
   "foreground", "motion smooth",
 };
 
-static char *size_text;
+static char *size_text, *format_text;
 static int n_rounds = 15, n_threads, long_side = 512;
 
 static const GOptionEntry entries[] = {
@@ -43,12 +52,21 @@ static const GOptionEntry entries[] = {
   { "rounds", 'r', 0, G_OPTION_ARG_INT, &n_rounds, "Rounds, each timing both (default 15)",
     "R" },
   { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Threads (default: one per core)", "T" },
+  { "format", 'f', 0, G_OPTION_ARG_STRING, &format_text,
+    "The frame's format: rgba (default), i420 or nv12 (these: via RGBA against direct)",
+    "F" },
   G_OPTION_ENTRY_NULL
 };
 
 /* What the steps read and write. */
 typedef struct {
-  const uint8_t *rgba;
+  uint8_t *rgba;
+  HfamFrame yuv;            /* with --format i420 or nv12 */
+  HfamYuvToRgb yuv_to_rgb;
+#ifdef HFAM_HAVE_GST_VIDEO
+  GstVideoConverter *converter;
+  GstVideoFrame yuv_mapped, rgba_mapped;
+#endif
   int width, height, inf_w, inf_h;
   float *input, *alpha_p, *alpha, *refined;
   uint8_t *fill, *key;
@@ -56,9 +74,10 @@ typedef struct {
   float *grey, *kept_grey, *kept;   /* at the inference size */
 } Buffers;
 
-/* One pass over every step on `threads` threads; milliseconds per step into ms. */
+/* One pass over every step on `threads` threads, the frame in RGBA or, `direct`, in YUV as it
+ * is; milliseconds per step into ms. */
 static gboolean
-time_steps (int threads, Buffers *b, double ms[N_STEPS])
+time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
 {
   const uint8_t *rgba = b->rgba;
   const int width = b->width, height = b->height, inf_w = b->inf_w, inf_h = b->inf_h;
@@ -72,8 +91,11 @@ time_steps (int threads, Buffers *b, double ms[N_STEPS])
                                      .std = { 1.0f, 1.0f, 1.0f } };
   const HfamMotionParams motion = { HFAM_TEMPORAL_SMOOTHING_DEFAULT, HFAM_MOTION_STILL,
                                     HFAM_MOTION_MOVING, HFAM_MOTION_RADIUS };
-  const HfamFrame frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
-                            .height = height, .format = HFAM_FRAME_RGBA };
+  const HfamFrame rgba_frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
+                                 .height = height, .format = HFAM_FRAME_RGBA };
+  const HfamFrame frame = direct ? b->yuv : rgba_frame;
+  const HfamYuvToRgb *yuv = direct ? &b->yuv_to_rgb : NULL;
+  HfamPreprocessParams yuv_pre = pre;
   const HfamMatteImage fill_image = { fill, width * 4, width, height, HFAM_MATTE_RGBA };
   const HfamMatteImage key_image = { key, width, width, height, HFAM_MATTE_GRAY8 };
   const HfamKeyLevels levels = { 0.1f, 0.9f };
@@ -86,30 +108,104 @@ time_steps (int threads, Buffers *b, double ms[N_STEPS])
   int failed = 0;
 
   omp_set_num_threads (threads);
+  yuv_pre.yuv = b->yuv_to_rgb;
   t[0] = g_get_monotonic_time ();
-  failed |= hfam_preprocess_rgb8 (rgba, width, height, width * 4, 4, rgb_offsets, input, inf_w,
-                                  inf_h, bgr_order, 255.0f, mean, std);
+#ifdef HFAM_HAVE_GST_VIDEO
+  if (b->converter && !direct)
+    gst_video_converter_frame (b->converter, &b->yuv_mapped, &b->rgba_mapped);
+#endif
   t[1] = g_get_monotonic_time ();
-  failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
+  if (direct)
+    failed |= hfam_frame_preprocess_rows (&frame, &yuv_pre, input, inf_w, inf_h);
+  else
+    failed |= hfam_preprocess_rgb8 (rgba, width, height, width * 4, 4, rgb_offsets, input,
+                                    inf_w, inf_h, bgr_order, 255.0f, mean, std);
   t[2] = g_get_monotonic_time ();
-  hfam_key_levels_apply (alpha, (size_t) width * height, &levels);
+  failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
   t[3] = g_get_monotonic_time ();
-  failed |= hfam_matte_write (alpha, width, height, &frame, NULL, &fill_image);
+  hfam_key_levels_apply (alpha, (size_t) width * height, &levels);
   t[4] = g_get_monotonic_time ();
-  failed |= hfam_matte_write (alpha, width, height, NULL, NULL, &key_image);
+  failed |= hfam_matte_write (alpha, width, height, &frame, yuv, &fill_image);
   t[5] = g_get_monotonic_time ();
-  failed |= hfam_refine (alpha_p, inf_w, inf_h, &frame, NULL, &refine, NULL, refined, width,
-                         scratch);
+  failed |= hfam_matte_write (alpha, width, height, NULL, NULL, &key_image);
   t[6] = g_get_monotonic_time ();
-  failed |= hfam_foreground (&frame, NULL, alpha, width, &foreground, &fill_image, scratch);
+  failed |= hfam_refine (alpha_p, inf_w, inf_h, &frame, yuv, &refine, NULL, refined, width,
+                         scratch);
   t[7] = g_get_monotonic_time ();
+  failed |= hfam_foreground (&frame, yuv, alpha, width, &foreground, &fill_image, scratch);
+  t[8] = g_get_monotonic_time ();
   hfam_motion_grey (input, inf_w, inf_h, &pre, b->grey);
   failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, inf_w, inf_h,
                                      &motion);
-  t[8] = g_get_monotonic_time ();
+  t[9] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
+}
+
+/* The YUV frame (BT.709, limited range, as HD cameras give it) in b->yuv, its planes in
+ * *planes, the RGBA one made from it by GstVideoConverter on `threads` threads as the element
+ * did. FALSE, said, without GStreamer. */
+static gboolean
+yuv_frame_init (Buffers *b, gboolean nv12, int threads, uint8_t **planes)
+{
+  const int w = b->width, h = b->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
+  uint8_t *luma, *chroma;
+
+  *planes = g_malloc ((size_t) w * h + 2 * (size_t) cw * ch);
+  luma = *planes;
+  chroma = luma + (size_t) w * h;
+  /* edges everywhere, as the RGBA frame, with chroma on the whole range */
+  for (size_t i = 0; i < (size_t) w * h; i++)
+    luma[i] = (uint8_t) (i * 7 + i / 4099);
+  for (size_t i = 0; i < 2 * (size_t) cw * ch; i++)
+    chroma[i] = (uint8_t) (i * 13 + i / 977);
+  b->yuv = nv12 ? (HfamFrame) { { luma, chroma }, { w, 2 * cw }, w, h, HFAM_FRAME_NV12 }
+                : (HfamFrame) { { luma, chroma, chroma + (size_t) cw * ch }, { w, cw, cw }, w,
+                                h, HFAM_FRAME_I420 };
+  hfam_yuv_to_rgb_init (&b->yuv_to_rgb, HFAM_MATRIX_BT709, HFAM_RANGE_LIMITED);
+#ifdef HFAM_HAVE_GST_VIDEO
+  {
+    GstVideoInfo yuv_info, rgba_info;
+    GstBuffer *yuv_buffer, *rgba_buffer;
+    gsize offsets[GST_VIDEO_MAX_PLANES] = { 0 };
+    gint strides[GST_VIDEO_MAX_PLANES] = { 0 };
+
+    gst_init (NULL, NULL);
+    gst_video_info_set_format (&yuv_info, nv12 ? GST_VIDEO_FORMAT_NV12 : GST_VIDEO_FORMAT_I420,
+                               w, h);
+    gst_video_colorimetry_from_string (&yuv_info.colorimetry, "bt709");
+    gst_video_info_set_format (&rgba_info, GST_VIDEO_FORMAT_RGBA, w, h);
+    for (int i = 0; i < (nv12 ? 2 : 3); i++) {
+      offsets[i] = b->yuv.planes[i] - luma;
+      strides[i] = b->yuv.strides[i];
+    }
+    yuv_buffer = gst_buffer_new_wrapped_full (0, luma, (size_t) w * h + 2 * (size_t) cw * ch,
+                                              0, (size_t) w * h + 2 * (size_t) cw * ch, NULL,
+                                              NULL);
+    gst_buffer_add_video_meta_full (yuv_buffer, 0, GST_VIDEO_INFO_FORMAT (&yuv_info), w, h,
+                                    nv12 ? 2 : 3, offsets, strides);
+    rgba_buffer = gst_buffer_new_wrapped_full (0, b->rgba, (size_t) w * h * 4, 0,
+                                               (size_t) w * h * 4, NULL, NULL);
+    b->converter = gst_video_converter_new (&yuv_info, &rgba_info,
+        gst_structure_new ("options", GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT,
+                           (guint) threads, NULL));
+    if (!b->converter || !gst_video_frame_map (&b->yuv_mapped, &yuv_info, yuv_buffer,
+                                               GST_MAP_READ)
+        || !gst_video_frame_map (&b->rgba_mapped, &rgba_info, rgba_buffer, GST_MAP_WRITE)) {
+      g_printerr ("hfam-frame-bench: cannot set up GstVideoConverter\n");
+      return FALSE;
+    }
+    /* the mapped frames hold their buffers */
+    gst_buffer_unref (yuv_buffer);
+    gst_buffer_unref (rgba_buffer);
+    return TRUE;
+  }
+#else
+  g_printerr ("hfam-frame-bench: --format %s compares against GstVideoConverter: this build "
+              "has no GStreamer\n", nv12 ? "nv12" : "i420");
+  return FALSE;
+#endif
 }
 
 int
@@ -118,6 +214,7 @@ main (int argc, char **argv)
   g_autoptr (GOptionContext) options = g_option_context_new ("- host-side work per frame");
   g_autoptr (GError) error = NULL;
   int width = 1920, height = 1080, inf_w, inf_h, threads;
+  gboolean yuv;
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
   g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL;
@@ -135,6 +232,12 @@ main (int argc, char **argv)
                 "--rounds >= 1\n");
     return EXIT_FAILURE;
   }
+  if (format_text && g_strcmp0 (format_text, "rgba") != 0 && g_strcmp0 (format_text, "i420") != 0
+      && g_strcmp0 (format_text, "nv12") != 0) {
+    g_printerr ("hfam-frame-bench: --format %s: want rgba, i420 or nv12\n", format_text);
+    return EXIT_FAILURE;
+  }
+  yuv = format_text && g_strcmp0 (format_text, "rgba") != 0;
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   hfam_inference_dims (width, height, long_side, &inf_w, &inf_h);
   rgba = g_malloc ((size_t) width * height * 4);
@@ -155,26 +258,37 @@ main (int argc, char **argv)
     /* a kept picture unlike the frame's: held, followed and between, all taken */
     kept_grey[i] = (float) (i % 89) / 88.0f;
   }
-  Buffers b = { rgba, width, height, inf_w, inf_h, input, alpha_p, alpha, refined, fill, key,
-                { NULL, 0 }, grey, kept_grey, kept };
+  Buffers b = { .rgba = rgba, .width = width, .height = height, .inf_w = inf_w,
+                .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
+                .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
+                .grey = grey, .kept_grey = kept_grey, .kept = kept };
+  g_autofree uint8_t *yuv_planes = NULL;
+
+  if (yuv && !yuv_frame_init (&b, g_strcmp0 (format_text, "nv12") == 0, threads,
+                              &yuv_planes))
+    return EXIT_FAILURE;
 
   /* [round][1 thread / threads][step] */
   samples = g_new (double, (size_t) n_rounds * 2 * N_STEPS);
-  for (int side = 0; side < 2; side++)  /* first touch of every buffer, on both team sizes */
-    time_steps (side ? threads : 1, &b, warm);
+  /* first touch of every buffer, on both sides: RGBA on one thread and on `threads`, or
+   * YUV via RGBA and direct, both on `threads` */
+  for (int side = 0; side < 2; side++)
+    time_steps (side || yuv ? threads : 1, yuv && side, &b, warm);
   for (int r = 0; r < n_rounds; r++)
     for (int side = 0; side < 2; side++)
-      if (!time_steps (side ? threads : 1, &b, samples + ((size_t) r * 2 + side) * N_STEPS)) {
+      if (!time_steps (side || yuv ? threads : 1, yuv && side, &b,
+                       samples + ((size_t) r * 2 + side) * N_STEPS)) {
         g_printerr ("hfam-frame-bench: a step refused its arguments or ran out of memory\n");
         return EXIT_FAILURE;
       }
 
-  g_print ("frame %dx%d, inference %dx%d, %d rounds, medians in ms\n", width, height, inf_w,
-           inf_h, n_rounds);
-  g_print ("%-14s %10s %10s %8s\n", "step", "1 thread", "threads", "ratio");
+  g_print ("frame %dx%d %s, inference %dx%d, %d rounds, medians in ms\n", width, height,
+           yuv ? format_text : "rgba", inf_w, inf_h, n_rounds);
+  g_print ("%-14s %10s %10s %8s\n", "step", yuv ? "via RGBA" : "1 thread",
+           yuv ? "direct" : "threads", "ratio");
   {
     g_autofree double *column = g_new (double, n_rounds);
-    for (int k = 0; k <= N_STEPS; k++) {
+    for (int k = yuv ? 0 : 1; k <= N_STEPS; k++) {
       double m[2];
       for (int side = 0; side < 2; side++) {
         for (int r = 0; r < n_rounds; r++) {
@@ -189,8 +303,19 @@ main (int argc, char **argv)
       g_print ("%-14s %10.2f %10.2f %8.2f\n", k < N_STEPS ? step_names[k] : "all (per round)",
                m[0], m[1], m[1] / m[0]);
     }
-    g_print ("threads: %d; ratio = threads / 1 thread (< 1: faster)\n", threads);
+    if (yuv)
+      g_print ("threads: %d on both sides; ratio = direct / via RGBA (< 1: faster)\n",
+               threads);
+    else
+      g_print ("threads: %d; ratio = threads / 1 thread (< 1: faster)\n", threads);
   }
   hfam_scratch_clear (&b.scratch);
+#ifdef HFAM_HAVE_GST_VIDEO
+  if (b.converter) {
+    gst_video_frame_unmap (&b.yuv_mapped);
+    gst_video_frame_unmap (&b.rgba_mapped);
+    gst_video_converter_free (b.converter);
+  }
+#endif
   return EXIT_SUCCESS;
 }

@@ -294,7 +294,8 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   /* OpenMP's thread count belongs to the calling thread */
   omp_set_num_threads (ctx->host_threads);
   if (frame->format <= HFAM_FORMAT_BGRA) {
-    /* resize.c's routine for 8-bit RGB: frame.c's general one is the CUDA op's slow oracle */
+    /* resize.c's routine for 8-bit RGB, and frame.c's row by row one for YUV: frame.c's
+     * general one is the CUDA op's slow oracle */
     failed = hfam_preprocess_rgb8 (frame->planes[0], frame->width, frame->height,
                                    frame->strides[0], frame->format <= HFAM_FORMAT_BGR ? 3 : 4,
                                    offsets[frame->format], ctx->input, width, height,
@@ -302,7 +303,7 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   } else {
     const HfamFrame k = kernel_frame (frame);
     params.yuv = kernel_yuv (frame);
-    failed = hfam_frame_preprocess (&k, &params, ctx->input, width, height);
+    failed = hfam_frame_preprocess_rows (&k, &params, ctx->input, width, height);
   }
   if (failed) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");

@@ -10,6 +10,7 @@
 #include <glib.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -429,6 +430,206 @@ test_blend_resize_commute (void)
   }
 }
 
+/* ---- the fast YUV paths (hfam_frame_row_rgb, hfam_frame_preprocess_rows, the fill) ---- */
+
+/* A tiny YUV frame of odd or even sides with padded rows, in both layouts, samples covering
+ * the whole byte range (so that conversions clamp). */
+typedef struct {
+  int w, h, cw, ch;
+  guint8 *Y, *u, *v, *uv;
+  HfamFrame i420, nv12;
+} YuvCase;
+
+static void
+yuv_case_init (YuvCase *c, int w, int h, guint32 seed)
+{
+  const int ys = w + 3, cs = (w + 1) / 2 + 5;
+  GRand *rand = g_rand_new_with_seed (seed);
+
+  c->w = w;
+  c->h = h;
+  c->cw = (w + 1) / 2;
+  c->ch = (h + 1) / 2;
+  c->Y = g_malloc ((size_t) ys * h);
+  c->u = g_malloc ((size_t) cs * c->ch);
+  c->v = g_malloc ((size_t) cs * c->ch);
+  c->uv = g_malloc ((size_t) 2 * cs * c->ch);
+  for (int i = 0; i < ys * h; i++)
+    c->Y[i] = (guint8) g_rand_int_range (rand, 0, 256);
+  for (int i = 0; i < cs * c->ch; i++) {
+    c->u[i] = (guint8) g_rand_int_range (rand, 0, 256);
+    c->v[i] = (guint8) g_rand_int_range (rand, 0, 256);
+  }
+  for (int y = 0; y < c->ch; y++)
+    for (int x = 0; x < cs; x++) {
+      c->uv[(size_t) y * 2 * cs + 2 * x] = c->u[(size_t) y * cs + x];
+      c->uv[(size_t) y * 2 * cs + 2 * x + 1] = c->v[(size_t) y * cs + x];
+    }
+  c->i420 = (HfamFrame) { { c->Y, c->u, c->v }, { ys, cs, cs }, w, h, HFAM_FRAME_I420 };
+  c->nv12 = (HfamFrame) { { c->Y, c->uv }, { ys, 2 * cs }, w, h, HFAM_FRAME_NV12 };
+  g_rand_free (rand);
+}
+
+static void
+yuv_case_clear (YuvCase *c)
+{
+  g_free (c->Y);
+  g_free (c->u);
+  g_free (c->v);
+  g_free (c->uv);
+}
+
+/* The standards' formula for one pixel, in double, from the chroma sample covering it. */
+static void
+reference_rgb (const YuvCase *c, HfamColorMatrix matrix, HfamColorRange range, int x, int y,
+               double rgb[3])
+{
+  const double kr = matrix == HFAM_MATRIX_BT709 ? 0.2126 : 0.299;
+  const double kb = matrix == HFAM_MATRIX_BT709 ? 0.0722 : 0.114;
+  const int full = range == HFAM_RANGE_FULL;
+  const int cs = c->i420.strides[1];
+  const double Y = (c->Y[(size_t) y * c->i420.strides[0] + x] - (full ? 0.0 : 16.0))
+                   * (full ? 1.0 : 255.0 / 219.0);
+  const double cb = (c->u[(size_t) (y / 2) * cs + x / 2] - 128.0) * (full ? 1.0 : 255.0 / 224.0);
+  const double cr = (c->v[(size_t) (y / 2) * cs + x / 2] - 128.0) * (full ? 1.0 : 255.0 / 224.0);
+  const double r = Y + 2.0 * (1.0 - kr) * cr, b = Y + 2.0 * (1.0 - kb) * cb;
+  const double g = (Y - kr * r - kb * b) / (1.0 - kr - kb);
+
+  rgb[0] = CLAMP (r, 0.0, 255.0);
+  rgb[1] = CLAMP (g, 0.0, 255.0);
+  rgb[2] = CLAMP (b, 0.0, 255.0);
+}
+
+static const int yuv_sizes[][2] = { { 1, 1 }, { 2, 2 }, { 3, 1 }, { 1, 4 }, { 7, 5 },
+                                    { 16, 9 }, { 33, 17 } };
+
+/* Rows of both layouts, every matrix and range, equal the oracle hfam_frame_pixel_rgb bit for
+ * bit (times the gain) and the standards' formula to float rounding. */
+static void
+test_yuv_rows (void)
+{
+  for (guint s = 0; s < G_N_ELEMENTS (yuv_sizes); s++) {
+    YuvCase c;
+    yuv_case_init (&c, yuv_sizes[s][0], yuv_sizes[s][1], 11 + s);
+    float *row = g_new (float, 3 * c.w);
+    for (int m = 0; m < 4; m++) {
+      const HfamColorMatrix matrix = m / 2 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601;
+      const HfamColorRange range = m % 2 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED;
+      HfamYuvToRgb yuv;
+      hfam_yuv_to_rgb_init (&yuv, matrix, range);
+      for (int f = 0; f < 2; f++) {
+        const HfamFrame *frame = f ? &c.nv12 : &c.i420;
+        for (int y = 0; y < c.h; y++) {
+          hfam_frame_row_rgb (frame, &yuv, y, 1.0f, row);
+          for (int x = 0; x < c.w; x++) {
+            float oracle[3];
+            double ref[3];
+            hfam_frame_pixel_rgb (frame, &yuv, x, y, oracle);
+            reference_rgb (&c, matrix, range, x, y, ref);
+            for (int k = 0; k < 3; k++) {
+              g_assert_cmpfloat (row[3 * x + k], ==, oracle[k]);
+              g_assert_cmpfloat_with_epsilon (row[3 * x + k], ref[k], 1e-3);
+            }
+          }
+          hfam_frame_row_rgb (frame, &yuv, y, 1.0f / 255.0f, row);
+          for (int x = 0; x < c.w; x++) {
+            float oracle[3];
+            hfam_frame_pixel_rgb (frame, &yuv, x, y, oracle);
+            for (int k = 0; k < 3; k++)
+              g_assert_cmpfloat (row[3 * x + k], ==, oracle[k] * (1.0f / 255.0f));
+          }
+        }
+      }
+    }
+    g_free (row);
+    yuv_case_clear (&c);
+  }
+}
+
+/* The row by row preprocess equals the oracle hfam_frame_preprocess to float rounding, for
+ * shrinking, enlarging and mixed sizes, both layouts, every matrix and range, on one thread
+ * and on a team. */
+static void
+test_preprocess_rows (void)
+{
+  static const int out_sizes[][2] = { { 1, 1 }, { 3, 2 }, { 8, 5 }, { 40, 3 } };
+
+  for (guint s = 0; s < G_N_ELEMENTS (yuv_sizes); s++) {
+    YuvCase c;
+    yuv_case_init (&c, yuv_sizes[s][0], yuv_sizes[s][1], 31 + s);
+    for (guint o = 0; o < G_N_ELEMENTS (out_sizes); o++)
+      for (int m = 0; m < 4; m++) {
+        const int dw = out_sizes[o][0], dh = out_sizes[o][1];
+        HfamPreprocessParams p = { .order = { 2, 1, 0 }, .scale = 1.0f,
+                                   .mean = { 0.485f, 0.456f, 0.406f },
+                                   .std = { 0.229f, 0.224f, 0.225f } };
+        float *fast = g_new (float, 3 * dw * dh), *oracle = g_new (float, 3 * dw * dh);
+        hfam_yuv_to_rgb_init (&p.yuv, m / 2 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601,
+                              m % 2 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED);
+        for (int f = 0; f < 2; f++) {
+          const HfamFrame *frame = f ? &c.nv12 : &c.i420;
+          g_assert_cmpint (hfam_frame_preprocess (frame, &p, oracle, dw, dh), ==, 0);
+          omp_set_num_threads (1 + (m % 2));
+          g_assert_cmpint (hfam_frame_preprocess_rows (frame, &p, fast, dw, dh), ==, 0);
+          /* (values up to about 2.6 after the normalisation) */
+          g_assert_cmpfloat (max_abs_diff (fast, oracle, 3 * (size_t) dw * dh), <, 1e-5f);
+        }
+        g_free (fast);
+        g_free (oracle);
+      }
+    yuv_case_clear (&c);
+  }
+  omp_set_num_threads (1);
+}
+
+/* The fill from a YUV frame: every pixel's colours the standards' formula rounded (to one
+ * level where float rounding meets a half), premultiplied or not, RGBA and BGRA, both
+ * layouts, every matrix and range. */
+static void
+test_yuv_fill (void)
+{
+  for (guint s = 0; s < G_N_ELEMENTS (yuv_sizes); s++) {
+    YuvCase c;
+    yuv_case_init (&c, yuv_sizes[s][0], yuv_sizes[s][1], 51 + s);
+    const int w = c.w, h = c.h, stride = 4 * w + 4;
+    float *alpha = g_new (float, w * h);
+    guint8 *out = g_malloc0 ((size_t) stride * h);
+    for (int i = 0; i < w * h; i++)
+      alpha[i] = (float) ((i * 37) % 101) / 100.0f;
+    for (int m = 0; m < 4; m++) {
+      const HfamColorMatrix matrix = m / 2 ? HFAM_MATRIX_BT709 : HFAM_MATRIX_BT601;
+      const HfamColorRange range = m % 2 ? HFAM_RANGE_FULL : HFAM_RANGE_LIMITED;
+      HfamYuvToRgb yuv;
+      hfam_yuv_to_rgb_init (&yuv, matrix, range);
+      for (int f = 0; f < 2; f++)
+        for (int fmt = HFAM_MATTE_RGBA; fmt <= HFAM_MATTE_BGRA_PREMULTIPLIED; fmt++) {
+          const HfamMatteImage img = { out, stride, w, h, fmt };
+          const int bgr = fmt == HFAM_MATTE_BGRA || fmt == HFAM_MATTE_BGRA_PREMULTIPLIED;
+          const int pm = fmt >= HFAM_MATTE_RGBA_PREMULTIPLIED;
+          g_assert_cmpint (hfam_matte_write (alpha, w, h, f ? &c.nv12 : &c.i420, &yuv, &img),
+                           ==, 0);
+          for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+              const guint8 *px = out + (size_t) y * stride + 4 * x;
+              /* (in float, as frame.h writes it) */
+              const int a8 = (int) (alpha[y * w + x] * 255.0f + 0.5f);
+              double ref[3];
+              reference_rgb (&c, matrix, range, x, y, ref);
+              g_assert_cmpint (px[3], ==, a8);
+              for (int k = 0; k < 3; k++) {
+                const int level = (int) floor (ref[k] + 0.5);
+                const int want = pm ? (level * a8 + 127) / 255 : level;
+                g_assert_cmpint (abs (px[bgr ? 2 - k : k] - want), <=, 1);
+              }
+            }
+        }
+    }
+    g_free (alpha);
+    g_free (out);
+    yuv_case_clear (&c);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -443,5 +644,8 @@ main (int argc, char **argv)
   g_test_add_func ("/frame/matte-threads", test_matte_threads);
   g_test_add_func ("/frame/matte-blend", test_matte_blend);
   g_test_add_func ("/frame/blend-resize-commute", test_blend_resize_commute);
+  g_test_add_func ("/frame/yuv-rows", test_yuv_rows);
+  g_test_add_func ("/frame/preprocess-rows", test_preprocess_rows);
+  g_test_add_func ("/frame/yuv-fill", test_yuv_fill);
   return g_test_run ();
 }
