@@ -12,7 +12,10 @@ One epoch gives every foreground `per_fg` samples (HFAM.md: 20), each over its o
 drawn without replacement. A sample is a random square crop of one of `crops` (640, 960, 1280 px
 at size 512, scaled with the size; clamped to the image) resized to size x size, flipped
 horizontally with p = 0.5, composited I = g F + (1 - g) B in float, with the trimap target of
-`make_trimap`. The background gets the same kind of crop and flip, independently.
+`make_trimap`. The background gets the same kind of crop and flip, independently. With
+augmentations (augment.py; each with its probability), the foreground's colour is first pulled
+towards the background's, and the composite then gets a camera's degradations (blur, exposure and
+white balance, noise, JPEG); the alpha and the trimap stay clean.
 
 Every random choice of a sample comes from a generator seeded by (seed, epoch, position in the
 epoch), so a sample does not depend on worker processes or on where a run was resumed.
@@ -27,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
+
+import augment
 
 # Trimap classes, in the order of the network's semantic logits (reference/hfam.py).
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
@@ -79,10 +84,14 @@ def list_foregrounds(folder: str) -> List[Foreground]:
     return found
 
 
-def list_backgrounds(folder: str) -> List[str]:
-    found = _images(folder)
-    if not found:
-        raise ValueError(f"{folder}: no images")
+def list_backgrounds(folders: Sequence[str], held_out=lambda name: False) -> List[str]:
+    """The images of every folder, less those whose stem `held_out` keeps for validation."""
+    found = []
+    for folder in folders:
+        images = [p for p in _images(folder) if not held_out(_stem(p))]
+        if not images:
+            raise ValueError(f"{folder}: no images to train on")
+        found += images
     return found
 
 
@@ -167,9 +176,12 @@ class CompositeDataset(torch.utils.data.Dataset):
     """Composited training samples. Indexed by the keys of `epoch_keys` (not by integers):
     returns image (3, S, S) float32 RGB in [0, 1], alpha (1, S, S) float32, trimap (S, S) int64."""
 
-    def __init__(self, fg_dir: str, bg_dir: str, size: int, per_fg: int = 20, seed: int = 0):
+    def __init__(self, fg_dir: str, bg_dirs: Sequence[str], size: int, per_fg: int = 20,
+                 seed: int = 0, augmentations: augment.Probabilities = augment.OFF,
+                 held_out=lambda name: False):
         self.foregrounds = list_foregrounds(fg_dir)
-        self.backgrounds = list_backgrounds(bg_dir)
+        self.backgrounds = list_backgrounds(bg_dirs, held_out)
+        self.augmentations = augmentations
         self.size = size
         self.per_fg = per_fg
         self.seed = seed
@@ -208,7 +220,12 @@ class CompositeDataset(torch.utils.data.Dataset):
             bg = bg[:, ::-1]
 
         k = int(rng.integers(TRIMAP_K_AT_512[0], TRIMAP_K_AT_512[1] + 1)) * s / 512
+        # Their own generator, so that turning augmentations on or off changes no other draw.
+        aug_rng = np.random.default_rng([self.seed, epoch, position, 2])
+        if aug_rng.random() < self.augmentations.harmonise:
+            fg = augment.harmonise(fg, g, bg, aug_rng)
         image = g[..., None] * fg + (1 - g[..., None]) * bg
+        image = augment.degrade(image.astype(np.float32), aug_rng, self.augmentations, s / 512)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "alpha": torch.from_numpy(np.ascontiguousarray(g))[None],

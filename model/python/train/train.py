@@ -1,6 +1,6 @@
 """Trains HFAM (../../../../shared/HFAM.md section 6) on foregrounds composited over backgrounds.
 
-    /usr/bin/python3 model/python/train/train.py --config r50 --fg DIR --bg DIR [--val DIR] --out RUN_DIR
+    /usr/bin/python3 model/python/train/train.py --config r50 --fg DIR --bg DIR [--bg DIR ...] [--val DIR] --out RUN_DIR
         [--steps N] [--batch 8] [--lr 1e-5] [--size 512] [--device auto|cpu|cuda] [--amp]
         [--encoder-init encoder.pt --stride-in-1x1 --input-caffe] ...
     /usr/bin/python3 model/python/train/train.py --out RUN_DIR --resume [--steps N]
@@ -32,12 +32,14 @@ from torch import nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 sys.path.insert(0, HERE)
+import augment  # noqa: E402
 import checkpoint as ckpt  # noqa: E402
 import data  # noqa: E402
 import export  # noqa: E402
 import hfam  # noqa: E402
 import losses  # noqa: E402
 import metrics  # noqa: E402
+import pack  # noqa: E402
 import plot  # noqa: E402
 
 try:
@@ -63,6 +65,8 @@ DEFAULTS = dict(
     size=512, per_fg=20, seed=0, device="auto", amp=False, threads=0,
     workers=min(8, (os.cpu_count() or 2) // 2),
     val_every=1000, val_size=None, save_every=1000, keep_checkpoints=False,
+    hold_out_backgrounds=0.1,
+    **{f"p_{name}": p for name, p in augment.Probabilities()._asdict().items()},
 )
 
 
@@ -93,7 +97,10 @@ def make_parser() -> argparse.ArgumentParser:
     io = p.add_argument_group("data and run folder")
     add(io, "--fg", "foregrounds: DIR/NAME.png (RGBA) or DIR/fg/NAME.* + DIR/alpha/NAME.png",
         metavar="DIR")
-    add(io, "--bg", "backgrounds: DIR/*.{jpg,png}", metavar="DIR")
+    add(io, "--bg", "backgrounds: DIR/*.{jpg,png}; repeat it for several folders",
+        metavar="DIR", action="append")
+    add(io, "--hold-out-backgrounds", "leave out the backgrounds that pack.py and val_folder.py "
+        "hold out for validation at this fraction (0: train on all)", type=float)
     add(io, "--val", "validation: DIR/image/NAME.* + DIR/alpha/NAME.png", metavar="DIR")
     add(io, "--out", "run folder (checkpoint.pt, train.csv, val.csv, curves.png)",
         metavar="RUN_DIR")
@@ -113,6 +120,15 @@ def make_parser() -> argparse.ArgumentParser:
     add(opt, "--size", "training crop size in px, a multiple of 32", type=int)
     add(opt, "--per-fg", "samples (backgrounds) per foreground per epoch", type=int)
     add(opt, "--seed", "seed of the initialisation and of the data", type=int)
+
+    aug = p.add_argument_group("augmentations (augment.py): the probability of each per sample, "
+                               "0 turns it off")
+    add(aug, "--p-harmonise", "the person's colour pulled towards the background's", type=float)
+    add(aug, "--p-defocus", "defocus blur", type=float)
+    add(aug, "--p-motion-blur", "motion blur", type=float)
+    add(aug, "--p-exposure", "exposure and white-balance error", type=float)
+    add(aug, "--p-noise", "sensor noise", type=float)
+    add(aug, "--p-jpeg", "JPEG compression at quality 30-90", type=float)
 
     run = p.add_argument_group("running")
     add(run, "--device", "auto: cuda when available", choices=("auto", "cpu", "cuda"))
@@ -151,6 +167,8 @@ def resolve_args(argv=None):
     for name in ("fg", "bg", "out"):
         if getattr(args, name) is None:
             parser.error(f"--{name} is required")
+    if isinstance(args.bg, str):  # a checkpoint from before --bg could be repeated
+        args.bg = [args.bg]
     if args.size % 32 or args.size < 32:
         parser.error("--size must be a positive multiple of 32")
     if args.batch < 2:
@@ -333,7 +351,11 @@ def train(args, state) -> int:
         ckpt.set_rng_state(state["rng"])
         say(f"resumed at step {step} (epoch {epoch}, sample {epoch_sample})")
 
-    dataset = data.CompositeDataset(args.fg, args.bg, args.size, args.per_fg, args.seed)
+    augmentations = augment.Probabilities(
+        **{name: getattr(args, f"p_{name}") for name in augment.Probabilities._fields})
+    dataset = data.CompositeDataset(
+        args.fg, args.bg, args.size, args.per_fg, args.seed, augmentations,
+        held_out=lambda name: pack.held_out(name, args.hold_out_backgrounds))
     if dataset.epoch_length() < args.batch:
         raise SystemExit(f"an epoch has {dataset.epoch_length()} samples, fewer than a batch")
     sampler = KeySampler()

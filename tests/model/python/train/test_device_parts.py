@@ -2,16 +2,21 @@
 - unfold_into: a folded weight file loaded into the trainable network computes the file's
   network (eval mode, BatchNorms as the identity plus the folded bias);
 - trimap: the convolution version agrees with data.make_trimap (distance transforms);
-- pack.quantise_encoder / dequantise_encoder: within half a quantisation step.
+- pack.quantise_encoder / dequantise_encoder: within half a quantisation step;
+- pack.py's backgrounds from two folders in parts: the parts split the training backgrounds
+  without overlap or loss, each carries the same held-out ones, and a name in both folders fails.
 
 Usage: test_device_parts.py WORKDIR
 """
 
+import json
 import os
+import shutil
 import sys
 
 import numpy as np
 import torch
+from PIL import Image
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "model", "python", "train"))
@@ -67,12 +72,54 @@ def check_quantise(workdir: str) -> None:
     assert err <= 0.5 + 1e-4 and torch.equal(back["encoder.bn1.weight"], torch.ones(16))
 
 
+def check_background_parts(workdir: str) -> None:
+    root = os.path.join(workdir, "pack-parts")
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("labels/fg", "labels/alpha", "images", "bg1", "bg2"):
+        os.makedirs(os.path.join(root, sub))
+    Image.new("RGB", (40, 30), (200, 120, 90)).save(os.path.join(root, "images", "p.jpg"))
+    Image.new("RGB", (40, 30), (200, 120, 90)).save(os.path.join(root, "labels/fg", "p.png"))
+    Image.new("L", (40, 30), 255).save(os.path.join(root, "labels/alpha", "p.png"))
+    with open(os.path.join(root, "labels", "accepted.txt"), "w") as f:
+        f.write("p\n")
+    for i in range(40):
+        Image.new("RGB", (50, 40), (i, 100, 200)).save(
+            os.path.join(root, "bg1" if i % 2 else "bg2", f"b{i}.jpg"))
+    common = ["--labels", os.path.join(root, "labels"), "--images", os.path.join(root, "images"),
+              "--bg", os.path.join(root, "bg1"), "--bg", os.path.join(root, "bg2"),
+              "--val-fraction", "0.2", "--long-side", "32"]
+    every, val = [], None
+    for k in (1, 2, 3):
+        out = os.path.join(root, f"pack{k}")
+        pack.main(common + ["--bg-part", f"{k}/3", "--out", out])
+        split = json.load(open(os.path.join(out, "split.json")))
+        names = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(out, "bg")))
+        assert val is None or split["val_backgrounds"] == val, "held-out backgrounds differ"
+        val = split["val_backgrounds"]
+        assert set(val) <= set(names) and val, val
+        every += [n for n in names if n not in val]
+        width = max(Image.open(os.path.join(out, "bg", n + ".jpg")).size[0] for n in names)
+        assert width == 40, f"backgrounds at long side {width}, not 1.25 x 32"
+    want = sorted(f"b{i}" for i in range(40) if f"b{i}" not in val)
+    print(f"background parts: {len(every)} training backgrounds in 3 parts, {len(want)} wanted, "
+          f"{len(val)} held out in each")
+    assert sorted(every) == want
+    Image.new("RGB", (50, 40)).save(os.path.join(root, "bg2", "b1.jpg"))
+    try:
+        pack.main(common + ["--out", os.path.join(root, "clash")])
+    except SystemExit as e:
+        assert "b1" in str(e), e
+    else:
+        raise AssertionError("a background name in two folders was accepted")
+
+
 def main() -> int:
     workdir = sys.argv[1]
     os.makedirs(workdir, exist_ok=True)
     check_unfold(workdir)
     check_trimap()
     check_quantise(workdir)
+    check_background_parts(workdir)
     print("ok")
     return 0
 

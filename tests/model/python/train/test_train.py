@@ -141,7 +141,7 @@ def unit_checks(datadir: str) -> None:
           float(losses.unknown_charbonnier(noisy, x, torch.zeros_like(x))) == 0,
           "L_u: the mean |alpha_d - g| over the unknown region, 0 without one")
 
-    ds = data.CompositeDataset(os.path.join(datadir, "fg"), os.path.join(datadir, "bg"), SIZE)
+    ds = data.CompositeDataset(os.path.join(datadir, "fg"), [os.path.join(datadir, "bg")], SIZE)
     sample = ds[ds.epoch_keys(0)[0]]
     a, t = sample["alpha"][0], sample["trimap"]
     check(sample["image"].shape == (3, SIZE, SIZE) and float(sample["image"].min()) >= 0 and

@@ -1,0 +1,144 @@
+"""Seeded augmentations of a training composite: the degradations of real video, and the person's
+colour pulled towards the background's so that a colour mismatch between the two is not a cue.
+
+Every function takes a float32 H x W x 3 RGB image in [0, 1] and a numpy Generator, returns a
+new float32 image of the same shape in [0, 1], and never sees the alpha: the target stays the
+clean matte. Sizes (blur lengths and radii) are given at a 512 px crop and scaled with `scale`
+(crop size / 512), as data.py scales its crops.
+
+`degrade` applies them in the order a camera does: optics (defocus, motion blur), exposure and
+white balance, sensor noise, then compression. `harmonise` acts on the foreground before the
+composite is formed.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+from scipy.signal import fftconvolve
+
+JPEG_QUALITY = (30, 90)
+MOTION_LENGTH_AT_512 = (3.0, 15.0)  # px, the length of the blur's path
+DEFOCUS_RADIUS_AT_512 = (1.0, 4.0)  # px, the radius of the blur's disc
+EXPOSURE_STOPS = 0.6  # gain 2^U(-s, s)
+WHITE_BALANCE_SIGMA = 0.08  # red and blue gains exp(N(0, s)) relative to green
+READ_NOISE = (1 / 255, 6 / 255)  # standard deviation of the signal-independent part
+SHOT_NOISE = (0.0, 0.03)  # standard deviation at full scale of the part that grows as sqrt(I)
+HARMONISE_STRENGTH = (0.2, 0.6)  # how far the person's colour moves to the background's
+
+
+class Probabilities(NamedTuple):
+    """The probability of each augmentation per sample (0 turns one off)."""
+    harmonise: float = 0.5
+    defocus: float = 0.15
+    motion_blur: float = 0.15
+    exposure: float = 0.5
+    noise: float = 0.5
+    jpeg: float = 0.5
+
+
+OFF = Probabilities(0, 0, 0, 0, 0, 0)
+
+
+def _clip(image: np.ndarray) -> np.ndarray:
+    return np.clip(image, 0, 1).astype(np.float32, copy=False)
+
+
+def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Each channel convolved with a normalised kernel, the border extended by reflection (zero
+    padding would darken it)."""
+    ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    padded = np.pad(image, ((ry, ry), (rx, rx), (0, 0)), mode="reflect")
+    return fftconvolve(padded, kernel[..., None] / kernel.sum(), mode="valid", axes=(0, 1))
+
+
+def motion_blur(image: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """A straight motion blur: the average along a segment of random length and direction."""
+    length = rng.uniform(*MOTION_LENGTH_AT_512) * scale
+    angle = rng.uniform(0, np.pi)
+    r = int(np.ceil(length / 2))
+    kernel = np.zeros((2 * r + 1, 2 * r + 1), dtype=np.float64)
+    # Points every quarter pixel along the segment, each splatted bilinearly.
+    for t in np.linspace(-length / 2, length / 2, max(2, int(length * 4))):
+        x, y = r + t * np.cos(angle), r + t * np.sin(angle)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            for dx, wx in ((0, 1 - fx), (1, fx)):
+                if 0 <= y0 + dy <= 2 * r and 0 <= x0 + dx <= 2 * r:
+                    kernel[y0 + dy, x0 + dx] += wy * wx
+    return _clip(_convolve(image, kernel))
+
+
+def defocus(image: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """An out-of-focus blur: the average over a disc (antialiased edge) of random radius."""
+    radius = rng.uniform(*DEFOCUS_RADIUS_AT_512) * scale
+    r = int(np.ceil(radius))
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    kernel = np.clip(radius + 0.5 - np.hypot(x, y), 0, 1)
+    return _clip(_convolve(image, kernel))
+
+
+def exposure(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An exposure error (one gain) and a white-balance error (red and blue against green)."""
+    gain = 2.0 ** rng.uniform(-EXPOSURE_STOPS, EXPOSURE_STOPS)
+    red, blue = np.exp(rng.normal(0, WHITE_BALANCE_SIGMA, 2))
+    return _clip(image * (gain * np.array([red, 1.0, blue], dtype=np.float32)))
+
+
+def noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sensor noise: a signal-independent (read) part and one that grows as sqrt(I) (shot)."""
+    read = rng.uniform(*READ_NOISE)
+    shot = rng.uniform(*SHOT_NOISE)
+    sigma = np.sqrt(read ** 2 + shot ** 2 * image)
+    return _clip(image + sigma * rng.standard_normal(image.shape, dtype=np.float32))
+
+
+def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JPEG blocking and ringing: a round trip through PIL's encoder at a random quality."""
+    quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+
+
+def harmonise(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+    """The foreground's per-channel mean and spread (over the person, weighted by alpha) moved
+    part of the way towards the background's, as a camera's exposure and white balance would
+    have made them match had the person stood there."""
+    weight = alpha[..., None].astype(np.float64)
+    total = weight.sum()
+    if total < 1:
+        return foreground
+    mean_f = (weight * foreground).sum(axis=(0, 1)) / total
+    std_f = np.sqrt((weight * (foreground - mean_f) ** 2).sum(axis=(0, 1)) / total)
+    mean_b = background.mean(axis=(0, 1))
+    std_b = background.std(axis=(0, 1))
+    t = rng.uniform(*HARMONISE_STRENGTH)
+    target_mean = (1 - t) * mean_f + t * mean_b
+    target_std = (1 - t) * std_f + t * std_b
+    out = (foreground - mean_f) * (target_std / np.maximum(std_f, 1e-3)) + target_mean
+    return _clip(out)
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, p: Probabilities,
+            scale: float = 1.0) -> np.ndarray:
+    """Each degradation with its probability, in the camera's order."""
+    run = rng.random(5) < np.array([p.defocus, p.motion_blur, p.exposure, p.noise, p.jpeg])
+    if run[0]:
+        image = defocus(image, rng, scale)
+    if run[1]:
+        image = motion_blur(image, rng, scale)
+    if run[2]:
+        image = exposure(image, rng)
+    if run[3]:
+        image = noise(image, rng)
+    if run[4]:
+        image = jpeg(image, rng)
+    return image
