@@ -453,7 +453,8 @@ bench_rounds (HfamModel *model, HfamBackendKind kind, int width, int height, int
               GError **error)
 {
   g_autofree char *torch_skipped = NULL, *ort_skipped = NULL;
-  const gboolean have_torch = python_path ()[0] != '\0' && python_has_torch ();
+  const gboolean have_torch =
+    (!no_torch || !no_ort) && python_path ()[0] != '\0' && python_has_torch ();
   gboolean torch_side = !no_torch && have_torch, ort_side = FALSE;
 
   if (!no_torch && !have_torch)
