@@ -542,7 +542,8 @@ run (int argc, char **argv, GError **error)
   gboolean ok;
 
 
-  g_option_context_set_summary (options, "Times the engine on a random input of one size.");
+  g_option_context_set_summary (options, "Times the engine on a random input of one size, beside "
+                                "PyTorch and ONNX Runtime on the same network.");
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
