@@ -1,5 +1,6 @@
 /* hfam-bench: the engine's time per stage and per frame on a fixed inference size, its memory
- * beyond the weights, and the ratio to the PyTorch reference on the same size and threads. */
+ * beyond the weights, and the ratios to the PyTorch reference and to ONNX Runtime (for Node, on
+ * the CPU) on the same network, size and threads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,15 @@
 
 static char *model_path, *size_text, *backend_name, *precision_name;
 static int n_runs = 10, n_threads, n_rounds = 1, depth;
-static gboolean no_torch, no_graphs;
+static gboolean no_torch, no_ort, no_graphs;
 static HfamOptions context_options;  /* --backend, --threads, --precision, --depth */
 static HfamCudaOptions cuda_options = { .device_id = -1 };  /* --no-graphs */
 /* The backend and precision the engine ran on, for the PyTorch run to match. */
 static const char *engine_backend = "cpu";
-static gboolean engine_fp16;
+static HfamPrecision engine_precision = HFAM_PRECISION_DEFAULT;
+/* The ONNX Runtime side: the exported network and the node_modules holding onnxruntime-node
+ * (model/python/ort/prepare.py), or NULL when it is skipped. */
+static char *ort_dir, *onnx_path, *ort_node_modules;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
@@ -29,9 +33,12 @@ static const GOptionEntry entries[] = {
   { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "auto (default), cpu or cuda",
     "NAME" },
   { "no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip the PyTorch comparison", NULL },
+  { "no-ort", 0, 0, G_OPTION_ARG_NONE, &no_ort,
+    "Skip the ONNX Runtime comparison (CPU only; needs node, and npm the first time)", NULL },
   { "rounds", 'r', 0, G_OPTION_ARG_INT, &n_rounds,
-    "Alternate engine and PyTorch this many times; the ratio is the median of the rounds' "
-    "ratios, so that load changing on a shared machine hits both sides alike (1)", "R" },
+    "Alternate engine, PyTorch and ONNX Runtime this many times; each ratio is the median of "
+    "the rounds' ratios, so that load changing on a shared machine hits all sides alike (1)",
+    "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
     "fp16 or fp32 (default: fp16 on CUDA; the CPU computes in fp32)", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
@@ -111,25 +118,32 @@ python_path (void)
   return env && env[0] ? env : HFAM_PYTHON;
 }
 
-/* The reference's median frame time in ms: torch_bench.py prints `median_ms VALUE` last.
- * When the engine ran on CUDA, so does PyTorch, in the same precision. */
-static gboolean
-torch_median_ms (int width, int height, int threads, double *ms, GError **error)
+/* The engine's precision as the tools name it. No default case: a new precision must be
+ * named here (-Wswitch). */
+static const char *
+precision_label (HfamPrecision precision)
 {
-  const gboolean cuda = g_strcmp0 (engine_backend, "cuda") == 0;
-  g_autofree char *script =
-    g_build_filename (HFAM_SOURCE_DIR, "model", "python", "reference", "torch_bench.py", NULL);
-  g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
-  g_autofree char *runs = g_strdup_printf ("%d", n_runs);
-  g_autofree char *thread_count = g_strdup_printf ("%d", threads);
-  const char *argv[] = { python_path (), script, "--model", model_path, "--size", size, "-n",
-                         runs, "--threads", thread_count, "--device", cuda ? "cuda" : "cpu",
-                         cuda && engine_fp16 ? "--half" : NULL, NULL };
+  switch (precision) {
+    case HFAM_PRECISION_DEFAULT:
+    case HFAM_PRECISION_FP32:
+      return "fp32";
+    case HFAM_PRECISION_FP16:
+      return "fp16";
+  }
+  return "unknown";
+}
+
+/* Runs a timing script, which prints `median_ms VALUE` last, and echoes its other lines after
+ * `label: `. `envp` NULL: this process's environment. */
+static gboolean
+spawn_median_ms (const char *const *argv, char **envp, const char *script, const char *label,
+                 double *ms, GError **error)
+{
   g_autofree char *output = NULL;
   int status;
 
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &output, NULL,
-                     &status, error)
+  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &output,
+                     NULL, &status, error)
       || !g_spawn_check_wait_status (status, error)) {
     g_prefix_error (error, "%s: ", script);
     return FALSE;
@@ -138,7 +152,7 @@ torch_median_ms (int width, int height, int threads, double *ms, GError **error)
   g_auto (GStrv) lines = g_strsplit (g_strstrip (output), "\n", -1);
   guint n = g_strv_length (lines);
   for (guint i = 0; i + 1 < n; i++)
-    g_print ("pytorch: %s\n", lines[i]);
+    g_print ("%s: %s\n", label, lines[i]);
 
   const char *last = n ? lines[n - 1] : "";
   char *end;
@@ -150,6 +164,109 @@ torch_median_ms (int width, int height, int threads, double *ms, GError **error)
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
                "%s: last line '%s' is not 'median_ms VALUE'", script, last);
   return FALSE;
+}
+
+/* The reference's median frame time in ms (torch_bench.py). When the engine ran on CUDA, so
+ * does PyTorch, in the same precision. */
+static gboolean
+torch_median_ms (int width, int height, int threads, double *ms, GError **error)
+{
+  const gboolean cuda = g_strcmp0 (engine_backend, "cuda") == 0;
+  g_autofree char *script =
+    g_build_filename (HFAM_SOURCE_DIR, "model", "python", "reference", "torch_bench.py", NULL);
+  g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
+  g_autofree char *runs = g_strdup_printf ("%d", n_runs);
+  g_autofree char *thread_count = g_strdup_printf ("%d", threads);
+  const char *argv[] = { python_path (), script, "--model", model_path, "--size", size, "-n",
+                         runs, "--threads", thread_count, "--device", cuda ? "cuda" : "cpu",
+                         cuda && engine_precision == HFAM_PRECISION_FP16 ? "--half" : NULL,
+                         NULL };
+
+  return spawn_median_ms (argv, NULL, script, "pytorch", ms, error);
+}
+
+/* ONNX Runtime's median frame time in ms (model/python/ort/ort_bench.js, fp32 on the CPU),
+ * with the engine's thread count as its intra-op threads. */
+static gboolean
+ort_median_ms (int width, int height, int threads, double *ms, GError **error)
+{
+  g_autofree char *script =
+    g_build_filename (HFAM_SOURCE_DIR, "model", "python", "ort", "ort_bench.js", NULL);
+  g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
+  g_autofree char *runs = g_strdup_printf ("%d", n_runs);
+  g_autofree char *thread_count = g_strdup_printf ("%d", threads);
+  const char *argv[] = { "node", script, onnx_path, "--size", size, "-n", runs, "--threads",
+                         thread_count, NULL };
+  g_auto (GStrv) envp = g_environ_setenv (g_get_environ (), "NODE_PATH", ort_node_modules,
+                                          TRUE);
+
+  return spawn_median_ms (argv, envp, script, "onnxruntime", ms, error);
+}
+
+/* Readies the ONNX Runtime side (prepare.py: onnxruntime-node from the download cache, the
+ * network exported to ONNX in a temporary folder). FALSE with `reason` set where it is
+ * skipped: no node, or npm cannot fetch the package (prepare.py's exit 77); FALSE with
+ * `error` set where it fails. */
+static gboolean
+ort_prepare (int width, int height, char **reason, GError **error)
+{
+  g_autofree char *script =
+    g_build_filename (HFAM_SOURCE_DIR, "model", "python", "ort", "prepare.py", NULL);
+  g_autofree char *node = g_find_program_in_path ("node");
+  g_autofree char *size = g_strdup_printf ("%dx%d", width, height);
+  g_autofree char *output = NULL;
+  int status;
+
+  if (!node) {
+    *reason = g_strdup ("node is not installed");
+    return FALSE;
+  }
+  ort_dir = g_dir_make_tmp ("hfam-bench-XXXXXX", error);
+  if (!ort_dir)
+    return FALSE;
+  onnx_path = g_build_filename (ort_dir, "model.onnx", NULL);
+  const char *argv[] = { python_path (), script, "--model", model_path, "--size", size, "-o",
+                         onnx_path, NULL };
+  g_print ("onnxruntime: exporting %s at %s to ONNX\n", model_path, size);
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &output, NULL,
+                     &status, error)) {
+    g_prefix_error (error, "%s: ", script);
+    return FALSE;
+  }
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (output), "\n", -1);
+  guint n = g_strv_length (lines);
+  const char *last = n ? lines[n - 1] : "";
+  g_autoptr (GError) exit_error = NULL;
+  if (!g_spawn_check_wait_status (status, &exit_error)) {
+    if (g_error_matches (exit_error, G_SPAWN_EXIT_ERROR, 77)) {
+      *reason = g_strdup (g_str_has_prefix (last, "skipped: ") ? last + strlen ("skipped: ")
+                                                                : last);
+      return FALSE;
+    }
+    g_propagate_prefixed_error (error, g_steal_pointer (&exit_error), "%s: ", script);
+    return FALSE;
+  }
+  for (guint i = 0; i + 1 < n; i++)
+    g_print ("onnxruntime: %s\n", lines[i]);
+  if (!g_str_has_prefix (last, "node_modules ")) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: last line '%s' is not 'node_modules PATH'", script, last);
+    return FALSE;
+  }
+  ort_node_modules = g_strdup (last + strlen ("node_modules "));
+  return TRUE;
+}
+
+static void
+ort_cleanup (void)
+{
+  if (onnx_path)
+    g_unlink (onnx_path);
+  if (ort_dir)
+    g_rmdir (ort_dir);
+  g_clear_pointer (&onnx_path, g_free);
+  g_clear_pointer (&ort_dir, g_free);
+  g_clear_pointer (&ort_node_modules, g_free);
 }
 
 static gboolean
@@ -210,10 +327,11 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
       stages[s * n_runs + run] = seconds[s] * 1000.0;
   }
 
-  g_print ("backend %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
-           hfam_context_backend_name (ctx), threads, width, height, n_runs, WARM_UP_RUNS);
+  g_print ("backend %s, %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
+           hfam_context_backend_name (ctx), precision_label (hfam_context_precision (ctx)),
+           threads, width, height, n_runs, WARM_UP_RUNS);
   engine_backend = g_intern_string (hfam_context_backend_name (ctx));
-  engine_fp16 = hfam_context_precision (ctx) == HFAM_PRECISION_FP16;
+  engine_precision = hfam_context_precision (ctx);
   hfam_context_free (ctx);
 
   int name_width = strlen ("frame");
@@ -275,7 +393,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
   }
   d = hfam_context_pipeline_depth (ctx);
   engine_backend = g_intern_string (hfam_context_backend_name (ctx));
-  engine_fp16 = hfam_context_precision (ctx) == HFAM_PRECISION_FP16;
+  engine_precision = hfam_context_precision (ctx);
   /* warm-up: plan, algorithm search, a graph per frame slot */
   for (int i = 0; i < WARM_UP_RUNS + d && ok; i++)
     ok = hfam_context_submit_tensor (ctx, inputs[i % N_INPUTS], width, height, error)
@@ -304,7 +422,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
     *frame_ms = (n_runs % 2 ? latency[n_runs / 2]
                             : (latency[n_runs / 2 - 1] + latency[n_runs / 2]) / 2) / 1000.0;
     g_print ("backend %s, %s, pipeline depth %d%s, %dx%d, %d frames after %d warm-up frames\n",
-             engine_backend, engine_fp16 ? "fp16" : "fp32", d,
+             engine_backend, precision_label (engine_precision), d,
              cuda_options.no_graphs ? ", no CUDA graphs" : "", width, height, n_runs,
              WARM_UP_RUNS + d);
     g_print ("  latency (submit to collect): median %.2f ms, min %.2f ms, max %.2f ms\n",
@@ -328,6 +446,91 @@ bench (HfamModel *model, HfamBackendKind kind, int width, int height, int thread
   return bench_engine (model, kind, width, height, threads, frame_ms, error);
 }
 
+/* Rounds of the engine, PyTorch and ONNX Runtime in turn, each side that can run, and the
+ * ratios of the engine's time to the others'. */
+static gboolean
+bench_rounds (HfamModel *model, HfamBackendKind kind, int width, int height, int threads,
+              GError **error)
+{
+  g_autofree char *torch_skipped = NULL, *ort_skipped = NULL;
+  const gboolean have_torch =
+    (!no_torch || !no_ort) && python_path ()[0] != '\0' && python_has_torch ();
+  gboolean torch_side = !no_torch && have_torch, ort_side = FALSE;
+
+  if (!no_torch && !have_torch)
+    torch_skipped = python_path ()[0] ? g_strdup_printf ("%s cannot import torch", python_path ())
+                                      : g_strdup ("no python3 found at configure time");
+  if (no_ort)
+    ;
+  else if (kind == HFAM_BACKEND_CUDA)
+    ort_skipped = g_strdup ("the engine runs on cuda; the ONNX Runtime side is CPU only");
+  else if (!have_torch)
+    ort_skipped = g_strdup ("the export to ONNX needs a python3 with torch");
+  else if (ort_prepare (width, height, &ort_skipped, error))
+    ort_side = TRUE;
+  else if (!ort_skipped)
+    return FALSE;
+  if (ort_skipped)
+    g_print ("onnxruntime: skipped: %s\n", ort_skipped);
+
+  g_autofree double *engine = g_new (double, n_rounds);
+  g_autofree double *torch = g_new (double, n_rounds);
+  g_autofree double *ort = g_new (double, n_rounds);
+  g_autofree double *torch_ratios = g_new (double, n_rounds);
+  g_autofree double *ort_ratios = g_new (double, n_rounds);
+  for (int round = 0; round < n_rounds; round++) {
+    if (n_rounds > 1)
+      g_print ("round %d of %d\n", round + 1, n_rounds);
+    if (!bench (model, kind, width, height, threads, &engine[round], error))
+      return FALSE;
+    if (ort_side && g_strcmp0 (engine_backend, "cuda") == 0) {
+      ort_side = FALSE;
+      ort_skipped = g_strdup ("the engine runs on cuda; the ONNX Runtime side is CPU only");
+    }
+    if (torch_side) {
+      if (!torch_median_ms (width, height, threads, &torch[round], error))
+        return FALSE;
+      torch_ratios[round] = engine[round] / torch[round];
+    }
+    if (ort_side) {
+      if (!ort_median_ms (width, height, threads, &ort[round], error))
+        return FALSE;
+      ort_ratios[round] = engine[round] / ort[round];
+    }
+    if (n_rounds > 1 && (torch_side || ort_side)) {
+      g_autoptr (GString) line = g_string_new (NULL);
+      g_string_printf (line, "round %d: engine %.2f ms", round + 1, engine[round]);
+      if (torch_side)
+        g_string_append_printf (line, ", pytorch %.2f ms (ratio %.2f)", torch[round],
+                                torch_ratios[round]);
+      if (ort_side)
+        g_string_append_printf (line, ", onnxruntime %.2f ms (ratio %.2f)", ort[round],
+                                ort_ratios[round]);
+      g_print ("%s\n", line->str);
+    }
+  }
+
+  const double engine_ms = median (engine, n_rounds);
+  const char *precision = precision_label (engine_precision);
+  if (torch_side && g_strcmp0 (engine_backend, "cuda") == 0)
+    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f "
+             "ms, both cuda %s, %dx%d)\n", median (torch_ratios, n_rounds), n_rounds,
+             engine_ms, median (torch, n_rounds), precision, width, height);
+  else if (torch_side)
+    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms %s, pytorch "
+             "%.2f ms fp32, %d threads, %dx%d)\n", median (torch_ratios, n_rounds), n_rounds,
+             engine_ms, precision, median (torch, n_rounds), threads, width, height);
+  else if (torch_skipped)
+    g_print ("ratio engine/pytorch: n/a (%s)\n", torch_skipped);
+  if (ort_side)
+    g_print ("ratio engine/onnxruntime: %.2f (median of %d round(s); engine %.2f ms %s, "
+             "onnxruntime %.2f ms fp32, %d threads, %dx%d)\n", median (ort_ratios, n_rounds),
+             n_rounds, engine_ms, precision, median (ort, n_rounds), threads, width, height);
+  else if (ort_skipped)
+    g_print ("ratio engine/onnxruntime: n/a (%s)\n", ort_skipped);
+  return TRUE;
+}
+
 static gboolean
 run (int argc, char **argv, GError **error)
 {
@@ -336,11 +539,11 @@ run (int argc, char **argv, GError **error)
   HfamModel *model;
   GStatBuf st;
   int width, height, threads;
-  double engine_ms, torch_ms;
   gboolean ok;
 
 
-  g_option_context_set_summary (options, "Times the engine on a random input of one size.");
+  g_option_context_set_summary (options, "Times the engine on a random input of one size, beside "
+                                "PyTorch and ONNX Runtime on the same network.");
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
@@ -387,48 +590,10 @@ run (int argc, char **argv, GError **error)
            "(anon %.1f, file %.1f)\n",
            model_path, g_stat (model_path, &st) == 0 ? st.st_size / 1048576.0 : -1.0,
            mib (start.rss), mib (loaded.rss), mib (loaded.anon), mib (loaded.file));
-  if (no_torch) {
-    ok = bench (model, kind, width, height, threads, &engine_ms, error);
-    hfam_model_free (model);
-    return ok;
-  }
-  if (python_path ()[0] == '\0' || !python_has_torch ()) {
-    ok = bench (model, kind, width, height, threads, &engine_ms, error);
-    hfam_model_free (model);
-    if (ok)
-      g_print ("ratio engine/pytorch: n/a (%s cannot import torch)\n",
-               python_path ()[0] ? python_path () : "no python3 found at configure time:");
-    return ok;
-  }
-
-  g_autofree double *ratios = g_new (double, n_rounds);
-  g_autofree double *engine = g_new (double, n_rounds);
-  g_autofree double *torch = g_new (double, n_rounds);
-  for (int round = 0; round < n_rounds; round++) {
-    if (n_rounds > 1)
-      g_print ("round %d of %d\n", round + 1, n_rounds);
-    if (!bench (model, kind, width, height, threads, &engine[round], error)
-        || !torch_median_ms (width, height, threads, &torch[round], error)) {
-      hfam_model_free (model);
-      return FALSE;
-    }
-    ratios[round] = engine[round] / torch[round];
-    if (n_rounds > 1)
-      g_print ("round %d: engine %.2f ms, pytorch %.2f ms, ratio %.2f\n", round + 1,
-               engine[round], torch[round], ratios[round]);
-  }
+  ok = bench_rounds (model, kind, width, height, threads, error);
   hfam_model_free (model);
-  engine_ms = median (engine, n_rounds);
-  torch_ms = median (torch, n_rounds);
-  if (g_strcmp0 (engine_backend, "cuda") == 0)
-    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f "
-             "ms, both cuda %s, %dx%d)\n", median (ratios, n_rounds), n_rounds, engine_ms,
-             torch_ms, engine_fp16 ? "fp16" : "fp32", width, height);
-  else
-    g_print ("ratio engine/pytorch: %.2f (median of %d round(s); engine %.2f ms, pytorch %.2f "
-             "ms, %d threads, %dx%d)\n",
-             median (ratios, n_rounds), n_rounds, engine_ms, torch_ms, threads, width, height);
-  return TRUE;
+  ort_cleanup ();
+  return ok;
 }
 
 int

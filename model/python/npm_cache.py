@@ -71,15 +71,25 @@ def integrity_of(path: str) -> str:
     return "sha512-" + base64.b64encode(h.digest()).decode("ascii")
 
 
+def npm_ci_dest(package_dir: str, cache: str, prefix: str) -> str:
+    """Where npm_ci installs package_dir's lock: CACHE/PREFIX-<lock hash>."""
+    with open(os.path.join(package_dir, "package-lock.json"), "rb") as f:
+        lock = f.read()
+    return os.path.join(cache, f"{prefix}-{hashlib.sha256(lock).hexdigest()[:12]}")
+
+
+def npm_ci_installed(package_dir: str, cache: str, prefix: str) -> bool:
+    """Whether npm_ci has installed package_dir's lock already (no download needed)."""
+    return os.path.exists(os.path.join(npm_ci_dest(package_dir, cache, prefix), ".installed"))
+
+
 def npm_ci(package_dir: str, cache: str, prefix: str, log) -> str:
     """node_modules of package_dir's package.json + package-lock.json, installed once with
     `npm ci` (which checks every tarball's integrity) into CACHE/PREFIX-<lock hash>."""
     if not shutil.which("node") or not shutil.which("npm"):
         raise Unavailable("node or npm is not installed")
-    with open(os.path.join(package_dir, "package-lock.json"), "rb") as f:
-        lock = f.read()
-    dest = os.path.join(cache, f"{prefix}-{hashlib.sha256(lock).hexdigest()[:12]}")
-    if os.path.exists(os.path.join(dest, ".installed")):
+    dest = npm_ci_dest(package_dir, cache, prefix)
+    if npm_ci_installed(package_dir, cache, prefix):
         return os.path.join(dest, "node_modules")
     log(f"npm ci into {dest}")
     with staged(dest) as tmp:
