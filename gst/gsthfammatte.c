@@ -721,36 +721,6 @@ gst_hfam_matte_set_context (GstElement * element, GstContext * context)
 }
 #endif
 
-/* An inference-size change over the memory budget while running: the size in
- * force stays and the property goes back to it, with a warning. FALSE when
- * there is no other size in force (the first frame) or `error` is not about
- * the budget. */
-static gboolean
-gst_hfam_matte_keep_inference_size (GstHfamMatte * self,
-    GstHfamMatteWorkerSettings * settings, const GError * error)
-{
-  const int in_force = gst_hfam_matte_worker_inference_size (self->worker);
-  gboolean revert;
-
-  if (!g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET) || in_force == 0
-      || in_force == settings->inference_size)
-    return FALSE;
-  GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
-      ("inference-size %d is over the memory budget, staying at %d: %s",
-          settings->inference_size, in_force, error->message),
-      ("raise memory-budget (in READY) for larger sizes"));
-  GST_OBJECT_LOCK (self);
-  /* unless the application has set another size since */
-  revert = self->inference_size == (guint) settings->inference_size;
-  if (revert)
-    self->inference_size = in_force;
-  GST_OBJECT_UNLOCK (self);
-  if (revert)
-    g_object_notify (G_OBJECT (self), "inference-size");
-  settings->inference_size = in_force;
-  return TRUE;
-}
-
 static GstFlowReturn
 gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
 {
@@ -791,15 +761,12 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   }
 
   GST_OBJECT_LOCK (self);
-  settings.inference_size = self->inference_size;
+  settings.inference_size = gst_hfam_matte_inference_size (self);
   settings.inference_interval = self->inference_interval;
   settings.temporal_smoothing = self->temporal_smoothing;
   settings.temporal_mode = self->temporal_mode;
   gst_hfam_matte_edge_params (self, &settings.edges);
   GST_OBJECT_UNLOCK (self);
-  if (settings.inference_size == 0)
-    settings.inference_size =
-        gst_hfam_matte_worker_auto_inference_size (self->worker);
 
   /* frames in flight go out at their size, and on their path, first */
   if (gst_hfam_matte_worker_must_drain (self->worker, inbuf, &settings))

@@ -154,6 +154,11 @@ gboolean gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
     gdouble level);
 /* refine, fill and the key levels as libhfam takes them. */
 void gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges);
+/* gsthfammatteproperties.c: the inference size a frame runs at (under the
+ * object lock), and gst_hfam_matte_keep_inference_size: see there. */
+int gst_hfam_matte_inference_size (GstHfamMatte * self);
+gboolean gst_hfam_matte_keep_inference_size (GstHfamMatte * self,
+    GstHfamMatteWorkerSettings * settings, const GError * error);
 
 G_END_DECLS
 

@@ -1,5 +1,6 @@
 /* hfammatte's enumerated properties as GTypes (backend, precision, refine and
- * fill) and the edge properties as libhfam takes them.
+ * fill), the edge properties as libhfam takes them, and inference-size: auto
+ * and sizes over the memory budget.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gsthfammatteprivate.h"
 
@@ -129,4 +130,43 @@ gst_hfam_matte_temporal_get_type (void)
     g_once_init_leave (&temporal_type, type);
   }
   return temporal_type;
+}
+
+/* Under the object lock: inference-size, with 0 (auto) as the context's
+ * real-time size (the model's own on CUDA, a smaller one on the CPU). */
+int
+gst_hfam_matte_inference_size (GstHfamMatte * self)
+{
+  return self->inference_size > 0 ? (int) self->inference_size
+      : gst_hfam_matte_worker_auto_inference_size (self->worker);
+}
+
+/* An inference-size change over the memory budget while running: the size in
+ * force stays and the property goes back to it, with a warning. FALSE when
+ * there is no other size in force (the first frame) or `error` is not about
+ * the budget. */
+gboolean
+gst_hfam_matte_keep_inference_size (GstHfamMatte * self,
+    GstHfamMatteWorkerSettings * settings, const GError * error)
+{
+  const int in_force = gst_hfam_matte_worker_inference_size (self->worker);
+  gboolean revert;
+
+  if (!g_error_matches (error, HFAM_ERROR, HFAM_ERROR_BUDGET) || in_force == 0
+      || in_force == settings->inference_size)
+    return FALSE;
+  GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
+      ("inference-size %d is over the memory budget, staying at %d: %s",
+          settings->inference_size, in_force, error->message),
+      ("raise memory-budget (in READY) for larger sizes"));
+  GST_OBJECT_LOCK (self);
+  /* unless the application has set another size since */
+  revert = self->inference_size == (guint) settings->inference_size;
+  if (revert)
+    self->inference_size = in_force;
+  GST_OBJECT_UNLOCK (self);
+  if (revert)
+    g_object_notify (G_OBJECT (self), "inference-size");
+  settings->inference_size = in_force;
+  return TRUE;
 }
