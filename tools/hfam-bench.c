@@ -33,7 +33,8 @@ static const GOptionEntry entries[] = {
     "Alternate engine and PyTorch this many times; the ratio is the median of the rounds' "
     "ratios, so that load changing on a shared machine hits both sides alike (1)", "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
-    "fp16 or fp32 (default: fp16 on CUDA; the CPU computes in fp32)", "P" },
+    "default, fp32, fp16 (CUDA; the CPU computes fp32) or int8 (the CPU's encoder; PyTorch "
+    "stays fp32)", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
     "submitted frames instead of the stages", "N" },
@@ -42,6 +43,13 @@ static const GOptionEntry entries[] = {
     "covers the whole frame)", NULL },
   G_OPTION_ENTRY_NULL
 };
+
+static const char *
+precision_label (HfamPrecision precision)
+{
+  return precision == HFAM_PRECISION_INT8 ? "int8 encoder"
+         : precision == HFAM_PRECISION_FP16 ? "fp16" : "fp32";
+}
 
 static gboolean
 parse_size (const char *text, int *width, int *height, GError **error)
@@ -210,8 +218,9 @@ bench_engine (HfamModel *model, HfamBackendKind kind, int width, int height, int
       stages[s * n_runs + run] = seconds[s] * 1000.0;
   }
 
-  g_print ("backend %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
-           hfam_context_backend_name (ctx), threads, width, height, n_runs, WARM_UP_RUNS);
+  g_print ("backend %s, %s, %d threads, %dx%d, median of %d runs after %d warm-up runs\n",
+           hfam_context_backend_name (ctx), precision_label (hfam_context_precision (ctx)),
+           threads, width, height, n_runs, WARM_UP_RUNS);
   engine_backend = g_intern_string (hfam_context_backend_name (ctx));
   engine_fp16 = hfam_context_precision (ctx) == HFAM_PRECISION_FP16;
   hfam_context_free (ctx);
@@ -358,19 +367,13 @@ run (int argc, char **argv, GError **error)
   }
   if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
     return FALSE;
-  if (precision_name && g_strcmp0 (precision_name, "fp16") != 0
-      && g_strcmp0 (precision_name, "fp32") != 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--precision %s: fp16 or fp32",
-                 precision_name);
+  if (precision_name && !hfam_precision_parse (precision_name, &context_options.precision,
+                                               error))
     return FALSE;
-  }
   if (depth < 0 || depth > 2) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--depth %d: 1 or 2", depth);
     return FALSE;
   }
-  context_options.precision = !precision_name ? HFAM_PRECISION_DEFAULT
-                              : g_strcmp0 (precision_name, "fp16") == 0 ? HFAM_PRECISION_FP16
-                                                                        : HFAM_PRECISION_FP32;
   context_options.pipeline_depth = depth;
   cuda_options.no_graphs = no_graphs;
   /* One number for both the engine and PyTorch, so that the ratio compares like with like. */

@@ -6,6 +6,7 @@
 #include "backend-cpu.h"
 #include "heads.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -127,35 +128,27 @@ drop_weights (CpuBackend *be, Step *s)
   hfam_cpu_release_counted (be, &s->weights_size);
 }
 
-/* The weights, in the plain fp32 layout of the file, reordered into s->weights. */
+/* Weights in a plain oihw layout (`data_type`, `plain` holding them) reordered into
+ * s->weights. */
 static gboolean
-reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                      GError **error)
+reorder_plain_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                       dnnl_data_type_t data_type, void *plain)
 {
-  const guint64 plain_size = sizeof (float) * (guint64) p->cout * p->cin * p->kernel * p->kernel;
   dnnl_memory_desc_t plain_md;
   dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel };
   dnnl_memory_t plain_mem = NULL;
   dnnl_primitive_desc_t rpd = NULL;
   dnnl_primitive_t reorder = NULL;
-  float *plain;
   gboolean ok = FALSE;
 
-  /* the plain copy lives for this call only, but counts while it does */
-  if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
-                              error))
-    return FALSE;
-  if ((plain = aligned_alloc0 (plain_size, NULL))) {
-    hfam_st_to_f32 (p->weight, plain);
-    if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw) == dnnl_success
-        && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
-        && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, &s->weights_md,
-                                               be->engine, NULL) == dnnl_success
-        && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
-      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
-      ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
-           && dnnl_stream_wait (be->stream) == dnnl_success;
-    }
+  if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, data_type, dnnl_oihw) == dnnl_success
+      && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
+      && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, &s->weights_md,
+                                             be->engine, NULL) == dnnl_success
+      && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
+    ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
+         && dnnl_stream_wait (be->stream) == dnnl_success;
   }
   if (reorder)
     dnnl_primitive_destroy (reorder);
@@ -163,6 +156,57 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
     dnnl_primitive_desc_destroy (rpd);
   if (plain_mem)
     dnnl_memory_destroy (plain_mem);
+  return ok;
+}
+
+/* Symmetric int8 per output channel (-127..127), as the exporter stores weights: for such a
+ * file this gives back the stored values and scales exactly. */
+static void
+weight_scales_of (const float *w, int cout, size_t per_channel, float *scales)
+{
+  for (int o = 0; o < cout; o++) {
+    float peak = 0;
+    for (size_t k = 0; k < per_channel; k++)
+      peak = MAX (peak, fabsf (w[o * per_channel + k]));
+    scales[o] = peak > 0 ? peak / 127 : 1;
+  }
+}
+
+static void
+quantise_weights (const float *w, int cout, size_t per_channel, const float *scales,
+                  int8_t *q)
+{
+  for (int o = 0; o < cout; o++)
+    for (size_t k = 0; k < per_channel; k++)
+      q[o * per_channel + k] =
+          (int8_t) CLAMP (lrintf (w[o * per_channel + k] / scales[o]), -127, 127);
+}
+
+/* The weights, from the file's in fp32, reordered into s->weights: as they are, or quantised
+ * when the step runs in int8 (s->weight_scales). */
+static gboolean
+reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                      GError **error)
+{
+  const size_t count = (size_t) p->cout * p->cin * p->kernel * p->kernel;
+  const guint64 plain_size = (sizeof (float) + (s->weight_scales ? 1 : 0)) * (guint64) count;
+  float *plain;
+  gboolean ok = FALSE;
+
+  /* the plain copies live for this call only, but count while they do */
+  if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
+                              error))
+    return FALSE;
+  if ((plain = aligned_alloc0 (plain_size, NULL))) {
+    hfam_st_to_f32 (p->weight, plain);
+    if (s->weight_scales) {
+      int8_t *q = (int8_t *) (plain + count);
+      quantise_weights (plain, p->cout, count / p->cout, s->weight_scales, q);
+      ok = reorder_plain_weights (be, s, n, p, dnnl_s8, q);
+    } else {
+      ok = reorder_plain_weights (be, s, n, p, dnnl_f32, plain);
+    }
+  }
   hfam_cpu_free (plain);
   hfam_host_budget_give (be->budget, plain_size);
   if (!ok)
@@ -375,6 +419,102 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
   return finish_primitive (be, s, n, pd, error);
 }
 
+/* An encoder convolution in int8: u8/s8 input and output, the weights quantised per output
+ * channel (s32 sums), the scales of input, weights and output folded into one output scale
+ * per channel, the residual (in its own scale and type) and ReLU as post-ops. oneDNN's int8
+ * convolutions add the bias before that scale, so the bias is divided by it. */
+static gboolean
+plan_conv_int8 (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const HfamConvParams *p = &n->conv;
+  Step *s = &be->steps[id];
+  const Value *src = &be->values[n->inputs[0]], *v = &be->values[id];
+  dnnl_memory_desc_t w_any, b_md;
+  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel }, bdims = { p->cout };
+  dnnl_dims_t strides = { p->stride, p->stride }, dil = { p->dilation - 1, p->dilation - 1 };
+  dnnl_dims_t pads = { p->pad, p->pad };
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_attr_t attr;
+  dnnl_post_ops_t po = NULL;
+  g_autofree float *output_scales = g_new (float, p->cout);
+  dnnl_status_t st;
+
+  if (!s->weight_scales) {
+    g_autofree float *w = hfam_st_dup_f32 (p->weight);
+    s->weight_scales = g_new (float, p->cout);
+    weight_scales_of (w, p->cout, hfam_st_n_elements (p->weight) / p->cout, s->weight_scales);
+  }
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, dnnl_s8, dnnl_format_tag_any), n);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
+  DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
+                                                        dnnl_convolution_direct, &src->qmd,
+                                                        &w_any, &b_md, &v->qmd, strides, dil,
+                                                        pads, pads), n);
+  attr = new_attr ();
+  dnnl_post_ops_create (&po);
+  if (p->residual >= 0) {
+    const Value *r = &be->values[p->residual];
+    dnnl_post_ops_append_sum_v2 (po, r->qscale / v->qscale, r->qmd.data_type);
+  }
+  if (p->relu)
+    dnnl_post_ops_append_eltwise (po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+  dnnl_primitive_attr_set_post_ops (attr, po);
+  dnnl_post_ops_destroy (po);
+  for (int o = 0; o < p->cout; o++)
+    output_scales[o] = src->qscale * s->weight_scales[o] / v->qscale;
+  dnnl_primitive_attr_set_output_scales (attr, p->cout, 1 << 1, output_scales);
+  st = dnnl_primitive_desc_create (&pd, &cd, attr, be->engine, NULL);
+  dnnl_primitive_attr_destroy (attr);
+  if (st != dnnl_success) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cpu backend: %s: no int8 convolution: %s", n->name, dnnl_status2str (st));
+    return FALSE;
+  }
+  if (!load_conv_weights (be, s, n, p, dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0),
+                          error)) {
+    dnnl_primitive_desc_destroy (pd);
+    return FALSE;
+  }
+  hfam_st_to_f32 (p->bias, s->bias_data);
+  for (int o = 0; o < p->cout; o++)
+    ((float *) s->bias_data)[o] /= src->qscale * s->weight_scales[o];
+  s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->qmem };
+  s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };
+  s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };
+  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->qmem };
+  s->n_args = 4;
+  return finish_primitive (be, s, n, pd, error);
+}
+
+/* The reorder between a value's fp32 and int8 forms, from the one its node writes. */
+static gboolean
+plan_requant (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  Value *v = &be->values[id];
+  const gboolean to_int8 = !be->runs_int8[id];
+  const float scale = to_int8 ? 1 / v->qscale : v->qscale;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t rpd;
+  dnnl_status_t st;
+
+  dnnl_primitive_attr_create (&attr);
+  dnnl_primitive_attr_set_output_scales (attr, 1, 0, &scale);
+  st = dnnl_reorder_primitive_desc_create (&rpd, to_int8 ? &v->md : &v->qmd, be->engine,
+                                           to_int8 ? &v->qmd : &v->md, be->engine, attr);
+  dnnl_primitive_attr_destroy (attr);
+  DNNL_TRY (st, n);
+  st = dnnl_primitive_create (&s->requant, rpd);
+  dnnl_primitive_desc_destroy (rpd);
+  DNNL_TRY (st, n);
+  s->requant_args[0] = (dnnl_exec_arg_t) { DNNL_ARG_FROM, to_int8 ? v->mem : v->qmem };
+  s->requant_args[1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, to_int8 ? v->qmem : v->mem };
+  return TRUE;
+}
+
 /* The SK projection: the 1x1 conv over concat(b0..b3) whose weights and bias are refolded
  * for every frame from the plain tensors kept here. */
 static gboolean
@@ -467,6 +607,7 @@ plan_pooling (CpuBackend *be, int id, dnnl_alg_kind_t alg, int kernel_h, int ker
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   const Value *src = &be->values[n->inputs[0]], *dst = &be->values[id];
+  const gboolean int8 = be->runs_int8[id];
   dnnl_dims_t strides = { stride ? stride : kernel_h, stride ? stride : kernel_w };
   dnnl_dims_t kernel = { kernel_h, kernel_w }, pads = { pad, pad };
   dnnl_pooling_desc_t pool;
@@ -474,13 +615,15 @@ plan_pooling (CpuBackend *be, int id, dnnl_alg_kind_t alg, int kernel_h, int ker
   dnnl_primitive_attr_t attr = new_attr ();
   dnnl_status_t st;
 
-  DNNL_TRY (dnnl_pooling_forward_desc_init (&pool, dnnl_forward_inference, alg, &src->md,
-                                            &dst->md, strides, kernel, pads, pads), n);
+  DNNL_TRY (dnnl_pooling_forward_desc_init (&pool, dnnl_forward_inference, alg,
+                                            int8 ? &src->qmd : &src->md,
+                                            int8 ? &dst->qmd : &dst->md, strides, kernel, pads,
+                                            pads), n);
   st = dnnl_primitive_desc_create (&pd, &pool, attr, be->engine, NULL);
   dnnl_primitive_attr_destroy (attr);
   DNNL_TRY (st, n);
-  be->steps[id].args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
-  be->steps[id].args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst->mem };
+  be->steps[id].args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, int8 ? src->qmem : src->mem };
+  be->steps[id].args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, int8 ? dst->qmem : dst->mem };
   be->steps[id].n_args = 2;
   return finish_primitive (be, &be->steps[id], n, pd, error);
 }
@@ -498,6 +641,8 @@ plan_node (CpuBackend *be, int id, GError **error)
 
   switch (n->op) {
   case HFAM_OP_CONV:
+    if (be->runs_int8[id])
+      return plan_conv_int8 (be, id, error);
     return plan_conv (be, id, &n->conv, src, &v->md, error);
   case HFAM_OP_SK_PROJECT:
     return plan_sk (be, id, error);
@@ -579,8 +724,13 @@ clear_plan (CpuBackend *be)
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
+    if (s->requant)
+      dnnl_primitive_destroy (s->requant);
+    s->requant = NULL;
     if (be->values[i].mem)
       dnnl_memory_destroy (be->values[i].mem);
+    if (be->values[i].qmem)
+      dnnl_memory_destroy (be->values[i].qmem);
     memset (&be->values[i], 0, sizeof (Value));
   }
   g_ptr_array_set_size (be->blocks, 0);
@@ -594,8 +744,20 @@ clear_plan (CpuBackend *be)
   be->width = be->height = 0;
 }
 
+/* The largest magnitude of a value in the file's activation ranges, and the type of its int8
+ * form: u8 after a ReLU (a max pool keeps its input's), s8 otherwise. */
+static float
+value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type)
+{
+  while (g->nodes[id].op == HFAM_OP_MAXPOOL)
+    id = g->nodes[id].inputs[0];
+  *data_type = g->nodes[id].op == HFAM_OP_CONV && g->nodes[id].conv.relu ? dnnl_u8 : dnnl_s8;
+  return g->nodes[id].act_max;
+}
+
 /* Gives every value a block: one of the arena that no live value holds, or, for a residual
- * convolution and the attention product, the block of an input that dies there. */
+ * convolution and the attention product, the block of an input that dies there; and in int8
+ * the same for the int8 form (qblock). */
 static gboolean
 assign_blocks (CpuBackend *be, GError **error)
 {
@@ -607,21 +769,42 @@ assign_blocks (CpuBackend *be, GError **error)
     int in_place = -1;
 
     value_dims (be, n, dims, &v->width, &v->height);
-    DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
-                                            n->planar ? dnnl_nchw : be->blocked_tag), n);
     if (n->op == HFAM_OP_CONV && n->conv.residual >= 0)
       in_place = n->conv.residual;
     else if (n->op == HFAM_OP_SCALE_BY_MAP)
       in_place = n->inputs[0];
-    if (in_place >= 0 && g->last_use[in_place] == i
-        && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
-      v->block = be->values[in_place].block;
-    else
-      v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
+    if (be->fp32[i]) {
+      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
+                                              n->planar ? dnnl_nchw : be->blocked_tag), n);
+      if (in_place >= 0 && !be->runs_int8[i] && g->last_use[in_place] == i
+          && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
+        v->block = be->values[in_place].block;
+      else
+        v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
+    }
+    if (be->quantised[i]) {
+      dnnl_data_type_t data_type;
+      const float range = value_range (g, i, &data_type);
+      size_t size;
+
+      v->qscale = range / (data_type == dnnl_u8 ? 255 : 127);
+      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->qmd, 4, dims, data_type, dnnl_nhwc), n);
+      size = dnnl_memory_desc_get_size (&v->qmd);
+      /* a residual's int8 form has the output's size whatever its type */
+      if (in_place >= 0 && be->runs_int8[i] && g->last_use[in_place] == i
+          && be->values[in_place].qblock && be->values[in_place].qblock->size == size)
+        v->qblock = be->values[in_place].qblock;
+      else
+        v->qblock = arena_take (be, size);
+    }
     for (int k = 0; k < n->n_inputs; k++) {
       Value *in = &be->values[n->inputs[k]];
-      if (g->last_use[n->inputs[k]] == i && in->block != v->block)
+      if (g->last_use[n->inputs[k]] != i)
+        continue;
+      if (in->block && in->block != v->block)
         in->block->in_use = FALSE;
+      if (in->qblock && in->qblock != v->qblock)
+        in->qblock->in_use = FALSE;
     }
   }
   return TRUE;
@@ -670,7 +853,12 @@ allocate_values (CpuBackend *be, GError **error)
   }
   for (int i = 0; i < g->n_nodes; i++) {
     Value *v = &be->values[i];
-    DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data), &g->nodes[i]);
+    if (v->block)
+      DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data),
+                &g->nodes[i]);
+    if (v->qblock)
+      DNNL_TRY (dnnl_memory_create (&v->qmem, &v->qmd, be->engine, v->qblock->data),
+                &g->nodes[i]);
   }
   return TRUE;
 }
@@ -701,7 +889,8 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
       || !allocate_values (be, error))
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)
-    if (!plan_node (be, i, error))
+    if (!plan_node (be, i, error)
+        || (be->quantised[i] && be->fp32[i] && !plan_requant (be, i, error)))
       goto fail;
   sp_dims[0] = (dnnl_dim_t) MAX (be->scratchpad_size, 1);
   if (!(be->scratchpad = hfam_cpu_counted_alloc (be, sp_dims[0], &be->plan_bytes, error))
@@ -765,7 +954,7 @@ run_sk (CpuBackend *be, int id, GError **error)
 }
 
 static gboolean
-run_node (CpuBackend *be, int id, GError **error)
+run_op (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
@@ -782,7 +971,12 @@ run_node (CpuBackend *be, int id, GError **error)
     return TRUE;
   case HFAM_OP_CONV:
     /* the residual's buffer is the destination unless the residual is still needed */
-    if (n->conv.residual >= 0 && be->values[n->conv.residual].block != v->block)
+    if (be->runs_int8[id] && n->conv.residual >= 0
+        && be->values[n->conv.residual].qblock != v->qblock)
+      memcpy (v->qblock->data, be->values[n->conv.residual].qblock->data,
+              dnnl_memory_desc_get_size (&v->qmd));
+    else if (!be->runs_int8[id] && n->conv.residual >= 0
+             && be->values[n->conv.residual].block != v->block)
       memcpy (v->block->data, value_data (be, n->conv.residual),
               dnnl_memory_desc_get_size (&v->md));
     if (s->pad_copy) {
@@ -821,6 +1015,19 @@ run_node (CpuBackend *be, int id, GError **error)
   }
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: kernel failed", n->name);
   return FALSE;
+}
+
+static gboolean
+run_node (CpuBackend *be, int id, GError **error)
+{
+  Step *s = &be->steps[id];
+
+  if (!run_op (be, id, error))
+    return FALSE;
+  if (s->requant)
+    DNNL_TRY (dnnl_primitive_execute (s->requant, be->stream, 2, s->requant_args),
+              &be->base.graph->nodes[id]);
+  return TRUE;
 }
 
 static gboolean
@@ -898,9 +1105,13 @@ cpu_free (HfamBackend *base)
       g_free (s->project_w);
       g_free (s->project_b);
       g_free (s->folded_w);
+      g_free (s->weight_scales);
     }
   }
   g_free (be->steps);
+  g_free (be->runs_int8);
+  g_free (be->quantised);
+  g_free (be->fp32);
   g_free (be->values);
   if (be->blocks)
     g_ptr_array_unref (be->blocks);
@@ -923,15 +1134,67 @@ static const HfamBackendOps cpu_ops = {
   .collect_frame = hfam_cpu_collect_frame,
 };
 
-HfamBackend *
-hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
-                      HfamHostBudget *budget, GError **error)
+/* Whether oneDNN's int8 convolutions have VNNI's dot products here. */
+static gboolean
+cpu_has_vnni (void)
 {
-  CpuBackend *be = g_new0 (CpuBackend, 1);
+  switch (dnnl_get_effective_cpu_isa ()) {
+  case dnnl_cpu_isa_avx512_core_vnni:
+  case dnnl_cpu_isa_avx512_core_bf16:
+  case dnnl_cpu_isa_avx512_core_amx:
+  case dnnl_cpu_isa_avx2_vnni:
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+/* Which nodes run in int8 (the encoder's convolutions and max pool) and which forms each value
+ * needs: int8 where an int8 node makes or reads it, fp32 where anything else does. */
+static void
+mark_int8 (CpuBackend *be)
+{
+  const HfamGraph *g = be->base.graph;
+
+  be->runs_int8 = g_new0 (gboolean, g->n_nodes);
+  be->quantised = g_new0 (gboolean, g->n_nodes);
+  be->fp32 = g_new0 (gboolean, g->n_nodes);
+  for (int i = 0; i < g->n_nodes; i++) {
+    const HfamNode *n = &g->nodes[i];
+    be->runs_int8[i] = be->int8 && n->stage == HFAM_STAGE_ENCODER
+                       && (n->op == HFAM_OP_CONV || n->op == HFAM_OP_MAXPOOL);
+    be->quantised[i] = be->runs_int8[i];
+    be->fp32[i] = !be->runs_int8[i] || g->last_use[i] == g->n_nodes;
+  }
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+      const int in = g->nodes[i].inputs[k];
+      if (be->runs_int8[i])
+        be->quantised[in] = TRUE;
+      else
+        be->fp32[in] = TRUE;
+    }
+}
+
+HfamBackend *
+hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision, int n_threads,
+                      int pipeline_depth, HfamHostBudget *budget, GError **error)
+{
+  CpuBackend *be;
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
 
+  if (precision == HFAM_PRECISION_INT8 && !graph->act_ranges) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "cpu backend: precision int8: the weight file has no activation ranges "
+                 "(NAME.act_max tensors; model/python/quant/calibrate.py adds them)");
+    return NULL;
+  }
+  be = g_new0 (CpuBackend, 1);
   be->base.ops = &cpu_ops;
   be->base.graph = graph;
+  be->int8 = precision == HFAM_PRECISION_INT8
+             || (precision == HFAM_PRECISION_DEFAULT && graph->act_ranges && cpu_has_vnni ());
+  be->base.precision = be->int8 ? HFAM_PRECISION_INT8 : HFAM_PRECISION_FP32;
   be->budget = budget;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   be->block = avx512 ? 16 : 8;
@@ -939,6 +1202,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
   be->blocks = g_ptr_array_new_with_free_func (block_free);
   be->values = g_new0 (Value, graph->n_nodes);
   be->steps = g_new0 (Step, graph->n_nodes);
+  mark_int8 (be);
   if (dnnl_engine_create (&be->engine, dnnl_cpu, 0) != dnnl_success
       || dnnl_stream_create (&be->stream, be->engine, dnnl_stream_default_flags)
              != dnnl_success) {

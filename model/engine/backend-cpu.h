@@ -21,8 +21,14 @@ typedef struct {
 typedef struct {
   dnnl_memory_desc_t md;
   dnnl_memory_t mem;
-  Block *block;
+  Block *block;     /* NULL for an int8 value that nothing reads in fp32 */
   int width, height;
+  /* int8 (CpuBackend.quantised): the value quantised, nhwc, u8 after a ReLU and s8 otherwise,
+   * value = q * qscale */
+  dnnl_memory_desc_t qmd;
+  dnnl_memory_t qmem;
+  Block *qblock;
+  float qscale;
 } Value;
 
 typedef struct {
@@ -49,6 +55,11 @@ typedef struct {
   dnnl_memory_t planar_mem;
   float *planar;
   float attention_w[3], attention_b;
+  /* int8: the per-channel scales of the quantised weights (kept across plans), and the
+   * reorder from the form of the value the node writes to the other one (fp32 <-> int8) */
+  float *weight_scales;
+  dnnl_primitive_t requant;
+  dnnl_exec_arg_t requant_args[2];
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -74,6 +85,11 @@ typedef struct {
   dnnl_format_tag_t blocked_tag;
   int block;
   int n_threads;
+  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the encoder's convolutions
+   * and max pool), whether its value has an int8 form (it runs in int8 or an int8 node reads
+   * it) and whether it has an fp32 one (it does not run in int8 or an fp32 node reads it) */
+  gboolean int8;
+  gboolean *runs_int8, *quantised, *fp32;
   HfamHostBudget *budget;  /* the context's */
   guint64 plan_bytes;      /* what the plan holds of it: arena, copies, scratchpad */
   int width, height;
