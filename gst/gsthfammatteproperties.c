@@ -33,7 +33,7 @@ gst_hfam_matte_precision_get_type (void)
     {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
     {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
         "fp16"},
-    {HFAM_PRECISION_INT8, "the CPU's encoder in int8: needs a model with activation "
+    {HFAM_PRECISION_INT8, "the CPU's encoder and L-BB in int8: needs a model with activation "
           "ranges (CUDA computes fp16)", "int8"},
     {0, NULL, NULL},
   };

@@ -33,7 +33,7 @@ static const GOptionEntry entries[] = {
     "Alternate engine and PyTorch this many times; the ratio is the median of the rounds' "
     "ratios, so that load changing on a shared machine hits both sides alike (1)", "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
-    "default, fp32, fp16 (CUDA; the CPU computes fp32) or int8 (the CPU's encoder; PyTorch "
+    "default, fp32, fp16 (CUDA; the CPU computes fp32) or int8 (the CPU: encoder, L-BB; PyTorch "
     "stays fp32)", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
@@ -47,7 +47,7 @@ static const GOptionEntry entries[] = {
 static const char *
 precision_label (HfamPrecision precision)
 {
-  return precision == HFAM_PRECISION_INT8 ? "int8 encoder"
+  return precision == HFAM_PRECISION_INT8 ? "int8 encoder and L-BB"
          : precision == HFAM_PRECISION_FP16 ? "fp16" : "fp32";
 }
 

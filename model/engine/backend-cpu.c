@@ -419,8 +419,8 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
   return finish_primitive (be, s, n, pd, error);
 }
 
-/* An encoder convolution in int8: u8/s8 input and output, the weights quantised per output
- * channel (s32 sums), the scales of input, weights and output folded into one output scale
+/* A convolution in int8 (encoder, L-BB): u8/s8 input and output, the weights quantised per
+ * output channel (s32 sums), the scales of input, weights and output folded into one output scale
  * per channel, the residual (in its own scale and type) and ReLU as post-ops. oneDNN's int8
  * convolutions add the bias before that scale, so the bias is divided by it. */
 static gboolean
@@ -745,14 +745,30 @@ clear_plan (CpuBackend *be)
 }
 
 /* The largest magnitude of a value in the file's activation ranges, and the type of its int8
- * form: u8 after a ReLU (a max pool keeps its input's), s8 otherwise. */
+ * form: u8 after a ReLU, s8 otherwise. A max pool, a resize and a concatenation take no value
+ * beyond their inputs' ranges. */
 static float
 value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type)
 {
-  while (g->nodes[id].op == HFAM_OP_MAXPOOL)
-    id = g->nodes[id].inputs[0];
-  *data_type = g->nodes[id].op == HFAM_OP_CONV && g->nodes[id].conv.relu ? dnnl_u8 : dnnl_s8;
-  return g->nodes[id].act_max;
+  const HfamNode *n = &g->nodes[id];
+  float range = 0;
+
+  switch (n->op) {
+  case HFAM_OP_MAXPOOL:
+  case HFAM_OP_RESIZE:
+  case HFAM_OP_CONCAT:
+    *data_type = dnnl_u8;
+    for (int k = 0; k < n->n_inputs; k++) {
+      dnnl_data_type_t input_type;
+      range = MAX (range, value_range (g, n->inputs[k], &input_type));
+      if (input_type != dnnl_u8)
+        *data_type = dnnl_s8;
+    }
+    return range;
+  default:
+    *data_type = n->op == HFAM_OP_CONV && n->conv.relu ? dnnl_u8 : dnnl_s8;
+    return n->act_max;
+  }
 }
 
 /* Gives every value a block: one of the arena that no live value holds, or, for a residual
@@ -1149,8 +1165,9 @@ cpu_has_vnni (void)
   }
 }
 
-/* Which nodes run in int8 (the encoder's convolutions and max pool) and which forms each value
- * needs: int8 where an int8 node makes or reads it, fp32 where anything else does. */
+/* Which nodes run in int8 (the convolutions of the encoder and L-BB, the encoder's max pool)
+ * and which forms each value needs: int8 where an int8 node makes or reads it, fp32 where
+ * anything else does. */
 static void
 mark_int8 (CpuBackend *be)
 {
@@ -1161,8 +1178,7 @@ mark_int8 (CpuBackend *be)
   be->fp32 = g_new0 (gboolean, g->n_nodes);
   for (int i = 0; i < g->n_nodes; i++) {
     const HfamNode *n = &g->nodes[i];
-    be->runs_int8[i] = be->int8 && n->stage == HFAM_STAGE_ENCODER
-                       && (n->op == HFAM_OP_CONV || n->op == HFAM_OP_MAXPOOL);
+    be->runs_int8[i] = be->int8 && (hfam_node_has_act_range (n) || n->op == HFAM_OP_MAXPOOL);
     be->quantised[i] = be->runs_int8[i];
     be->fp32[i] = !be->runs_int8[i] || g->last_use[i] == g->n_nodes;
   }

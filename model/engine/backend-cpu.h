@@ -85,8 +85,8 @@ typedef struct {
   dnnl_format_tag_t blocked_tag;
   int block;
   int n_threads;
-  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the encoder's convolutions
-   * and max pool), whether its value has an int8 form (it runs in int8 or an int8 node reads
+  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the convolutions of the
+   * encoder and L-BB, the encoder's max pool), whether its value has an int8 form (it runs in int8 or an int8 node reads
    * it) and whether it has an fp32 one (it does not run in int8 or an fp32 node reads it) */
   gboolean int8;
   gboolean *runs_int8, *quantised, *fp32;

@@ -427,6 +427,13 @@ order_lanes (HfamGraph *graph)
   }
 }
 
+gboolean
+hfam_node_has_act_range (const HfamNode *n)
+{
+  return n->op == HFAM_OP_CONV
+         && (n->stage == HFAM_STAGE_ENCODER || n->stage == HFAM_STAGE_LBB);
+}
+
 /* The activation ranges int8 needs: all of them or none, each one finite value above 0. */
 static void
 take_act_ranges (Builder *b, gboolean *complete)
@@ -441,7 +448,7 @@ take_act_ranges (Builder *b, gboolean *complete)
     g_autofree char *name = NULL;
     const HfamStTensor *t;
 
-    if (n->op != HFAM_OP_INPUT && !(n->op == HFAM_OP_CONV && n->stage == HFAM_STAGE_ENCODER))
+    if (n->op != HFAM_OP_INPUT && !hfam_node_has_act_range (n))
       continue;
     name = g_strconcat (n->name, ".act_max", NULL);
     if (!hfam_st_find (b->st, name)) {
@@ -462,7 +469,7 @@ take_act_ranges (Builder *b, gboolean *complete)
   if (found > 0 && missing)
     g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
                  "%s: tensor %s.act_max missing: a file with activation ranges needs one for "
-                 "the input and every encoder convolution", hfam_st_path (b->st), missing);
+                 "the input and every convolution of the encoder and L-BB", hfam_st_path (b->st), missing);
   *complete = found > 0 && !missing;
 }
 

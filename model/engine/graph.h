@@ -79,7 +79,7 @@ typedef struct {
   HfamSkParams sk;             /* SK_PROJECT; inputs[0] = concat(b0..b3) */
   int factor;                  /* AVGPOOL, POOL_MAP */
   const HfamStTensor *attention_weight, *attention_bias;  /* ATTENTION */
-  /* INPUT and encoder CONV: the tensor NAME.act_max (model/README.md, "Activation ranges"),
+  /* INPUT and the CONVs of the encoder and L-BB: the tensor NAME.act_max (model/README.md, "Activation ranges"),
    * the largest magnitude this value took on the calibration pictures; 0 without one */
   float act_max;
 } HfamNode;
@@ -100,6 +100,10 @@ typedef struct {
   int *lane_waits;
   gboolean *lane_signals;
 } HfamGraph;
+
+/* Whether a file's activation ranges (model/README.md) have one for the node besides the
+ * input's: the convolutions of the encoder and L-BB, which the CPU backend can run in int8. */
+gboolean hfam_node_has_act_range (const HfamNode *n);
 
 /* Builds the graph, taking every tensor it needs from `st` (checked by name and shape). */
 HfamGraph *hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error);

@@ -35,7 +35,7 @@ typedef enum {
                               ranges on a CPU with VNNI, else fp32 */
   HFAM_PRECISION_FP32,
   HFAM_PRECISION_FP16,     /* CUDA only: the CPU backend computes in fp32 whatever is asked */
-  HFAM_PRECISION_INT8,     /* CPU: the encoder in int8 (needs the file's activation ranges);
+  HFAM_PRECISION_INT8,     /* CPU: the encoder and L-BB in int8 (needs the file's ranges);
                               CUDA computes fp16 */
 } HfamPrecision;
 

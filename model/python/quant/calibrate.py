@@ -1,11 +1,12 @@
 """Activation ranges for int8 inference on the CPU: a weight file copied with NAME.act_max added.
 
-The CPU backend runs the encoder in int8 (model/README.md, "Activation ranges"): each value
-there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127
+The CPU backend runs the encoder and L-BB in int8 (model/README.md, "Activation ranges"): each
+value there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127
 otherwise. act_max is the largest magnitude the value takes on the calibration pictures: the
 held-out photos of the training set (pack.held_out, never the DEV set), run at the inference
 size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
-`NAME.act_max` for every encoder convolution NAME, the value after its residual sum and ReLU.
+`NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its residual
+sum and ReLU.
 
     /usr/bin/python3 model/python/quant/calibrate.py --model model/default/default.safetensors \\
         --images ../shared/data/people-train/images -o /tmp/calibrated.safetensors
@@ -34,8 +35,9 @@ from pack import held_out  # noqa: E402
 SUFFIX = ".act_max"
 
 
-def encoder_hooks(encoder: torch.nn.Module, ranges: Dict[str, float]):
+def range_hooks(model: torch.nn.Module, ranges: Dict[str, float]):
     """Forward hooks that raise ranges[name] to each value's largest magnitude in a frame."""
+    encoder = model.encoder
     def keep(name, value, relu):
         peak = float((value.clamp_min(0) if relu else value.abs()).max())
         ranges[name] = max(ranges.get(name, 0.0), peak)
@@ -55,6 +57,8 @@ def encoder_hooks(encoder: torch.nn.Module, ranges: Dict[str, float]):
             hooks.append(on(block, f"{prefix}.{convs[-1]}", True))
             if block.downsample is not None:
                 hooks.append(on(block.downsample, f"{prefix}.downsample.0", False))
+    for j, layer in enumerate(model.lbb):
+        hooks.append(on(layer, f"lbb.{j}.conv", True))
     return hooks
 
 
@@ -86,11 +90,13 @@ def main(argv=None) -> int:
     tensors = {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)}
     model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata), tensors)
     ranges: Dict[str, float] = {}
-    hooks = encoder_hooks(model.encoder, ranges)
+    hooks = range_hooks(model, ranges)
     with torch.no_grad():
         for name in names:
             rgb = np.asarray(Image.open(os.path.join(args.images, name)).convert("RGB"))
-            model.encoder(hfam.preprocess(rgb, model.config, args.size or None))
+            f = model.encoder(hfam.preprocess(rgb, model.config, args.size or None))
+            # L-BB as HFAM.forward runs it; the decoders need no ranges
+            model.lbb(torch.cat([f[0], hfam.up(f[1], f[0].shape[-2:])], dim=1))
     for h in hooks:
         h.remove()
     bad = [k for k, v in ranges.items() if not np.isfinite(v) or v <= 0]

@@ -33,15 +33,16 @@ def fake_quantise(y, peak, unsigned):
 
 
 def simulated_int8(path):
-    """The folded network with the engine's int8 encoder simulated in fp32: weights rounded
-    per output channel, each encoder value rounded to its u8 or s8 grid."""
+    """The folded network with the engine's int8 encoder and L-BB simulated in fp32: weights
+    rounded per output channel, each of their values rounded to its u8 or s8 grid (L-BB's
+    input to that of the larger of f0's and f1's ranges)."""
     tensors, metadata = weights.read_safetensors(path)
     ranges = {k[:-len(SUFFIX)]: float(v[0]) for k, v in tensors.items() if k.endswith(SUFFIX)}
     model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata),
                               {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)})
     encoder = model.encoder
     with torch.no_grad():
-        for m in encoder.modules():
+        for m in [*encoder.modules(), *model.lbb.modules()]:
             if isinstance(m, torch.nn.Conv2d):
                 scale = (m.weight.abs().amax(dim=(1, 2, 3)) / 127)[:, None, None, None]
                 m.weight.copy_(torch.round(m.weight / scale).clamp(-127, 127) * scale)
@@ -58,6 +59,11 @@ def simulated_int8(path):
             on(block, f"{prefix}.conv2", True)  # a basic block's output
             if block.downsample is not None:
                 on(block.downsample, f"{prefix}.downsample.0", False)
+    f1 = f"encoder.layer1.{len(encoder.layer1) - 1}.conv2"
+    lbb_input = max(ranges["encoder.conv1"], ranges[f1])
+    model.lbb.register_forward_pre_hook(lambda m, i: (fake_quantise(i[0], lbb_input, True),))
+    for j, layer in enumerate(model.lbb):
+        on(layer, f"lbb.{j}.conv", True)
     return model
 
 
@@ -128,7 +134,7 @@ def main() -> int:
              "encoder.layer1.0.conv2.act_max"),
             ("wrong shape", {"encoder.layer4.1.conv2.act_max": np.ones(2, np.float32)},
              "encoder.layer4.1.conv2.act_max"),
-            ("outside the encoder", {"semantic4.0.conv.act_max": np.ones(1, np.float32)},
+            ("outside the encoder and L-BB", {"semantic4.0.conv.act_max": np.ones(1, np.float32)},
              "semantic4.0.conv.act_max"),
         ]
         for what, changes, fragment in cases:
