@@ -86,8 +86,9 @@ typedef struct {
   int block;
   int n_threads;
   /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the convolutions of the
-   * encoder and L-BB, the encoder's max pool), whether its value has an int8 form (it runs in int8 or an int8 node reads
-   * it) and whether it has an fp32 one (it does not run in int8 or an fp32 node reads it) */
+   * encoder and L-BB, the encoder's max pool), whether its value has an int8 form (it runs in
+   * int8 or an int8 node reads it) and whether it has an fp32 one (it does not run in int8 or
+   * an fp32 node reads it) */
   gboolean int8;
   gboolean *runs_int8, *quantised, *fp32;
   HfamHostBudget *budget;  /* the context's */
@@ -117,6 +118,29 @@ typedef struct {
 void *hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **error);
 void hfam_cpu_free (void *p);
 void hfam_cpu_release_counted (CpuBackend *be, guint64 *held);
+
+/* backend-cpu.c: zeroed 64-byte aligned memory, not counted (freed with hfam_cpu_free); a
+ * primitive attribute with the user scratchpad; a primitive made from `pd` (destroyed), its
+ * scratchpad counted in the plan's. */
+void *hfam_cpu_alloc0 (size_t size, GError **error);
+dnnl_primitive_attr_t hfam_cpu_new_attr (void);
+gboolean hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
+                                    dnnl_primitive_desc_t pd, GError **error);
+
+/* backend-cpu-weights.c: a convolution's weights in the layout `want` (kept when it is the
+ * one they have; quantised per output channel when s->weight_scales is set), and dropped. */
+gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
+                                     const HfamConvParams *p, const dnnl_memory_desc_t *want,
+                                     GError **error);
+void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
+/* int8: the node's int8 convolution (encoder, L-BB), the reorder between its value's two
+ * forms, the range and int8 type of a value, whether the CPU has VNNI, and which nodes run in
+ * int8 and which forms each value needs (be->int8 set). */
+gboolean hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error);
+gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
+float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);
+gboolean hfam_cpu_has_vnni (void);
+void hfam_cpu_mark_int8 (CpuBackend *be);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */
