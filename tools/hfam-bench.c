@@ -40,7 +40,8 @@ static const GOptionEntry entries[] = {
     "the rounds' ratios, so that load changing on a shared machine hits all sides alike (1)",
     "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
-    "fp16 or fp32 (default: fp16 on CUDA; the CPU computes in fp32)", "P" },
+    "default, fp32, fp16 (CUDA; the CPU computes fp32) or int8 (the CPU: encoder, L-BB; PyTorch "
+    "stays fp32)", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
     "submitted frames instead of the stages", "N" },
@@ -129,6 +130,8 @@ precision_label (HfamPrecision precision)
       return "fp32";
     case HFAM_PRECISION_FP16:
       return "fp16";
+    case HFAM_PRECISION_INT8:
+      return "int8 encoder and L-BB";
   }
   return "unknown";
 }
@@ -561,19 +564,13 @@ run (int argc, char **argv, GError **error)
   }
   if (backend_name && !hfam_backend_kind_parse (backend_name, &kind, error))
     return FALSE;
-  if (precision_name && g_strcmp0 (precision_name, "fp16") != 0
-      && g_strcmp0 (precision_name, "fp32") != 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--precision %s: fp16 or fp32",
-                 precision_name);
+  if (precision_name && !hfam_precision_parse (precision_name, &context_options.precision,
+                                               error))
     return FALSE;
-  }
   if (depth < 0 || depth > 2) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--depth %d: 1 or 2", depth);
     return FALSE;
   }
-  context_options.precision = !precision_name ? HFAM_PRECISION_DEFAULT
-                              : g_strcmp0 (precision_name, "fp16") == 0 ? HFAM_PRECISION_FP16
-                                                                        : HFAM_PRECISION_FP32;
   context_options.pipeline_depth = depth;
   cuda_options.no_graphs = no_graphs;
   /* One number for both the engine and PyTorch, so that the ratio compares like with like. */

@@ -120,6 +120,9 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
       "CPU threads (default: one per core)", "N" },
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &engine->backend_name,
       "auto (default), cpu or cuda", "NAME" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &engine->precision_name,
+      "default (fp16 on CUDA; int8 on a CPU with VNNI for a model with activation ranges, "
+      "else fp32), fp32, fp16 (CUDA) or int8 (CPU)", "NAME" },
     { "refine", 0, 0, G_OPTION_ARG_STRING, &engine->refine_text,
       "Matte refinement at the picture's size: guided (the default, as the element), "
       "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
@@ -135,7 +138,7 @@ gboolean
 options_engine_given (const OptionsEngine *engine)
 {
   return engine->size_text || engine->budget_text || engine->backend_name
-         || engine->refine_text || engine->n_threads;
+         || engine->precision_name || engine->refine_text || engine->n_threads;
 }
 
 gboolean
@@ -146,6 +149,8 @@ options_parse_engine (const OptionsEngine *engine, const char *fill, const char 
   *options = (HfamOptions) { .backend = HFAM_BACKEND_AUTO, .n_threads = engine->n_threads };
   return (!engine->backend_name
           || hfam_backend_kind_parse (engine->backend_name, &options->backend, error))
+         && (!engine->precision_name
+             || hfam_precision_parse (engine->precision_name, &options->precision, error))
          && options_parse_size (engine->size_text, long_side, error)
          && options_parse_memory_budget (engine->budget_text, &options->memory_budget, error)
          && options_parse_edges (engine->refine_text, fill, key_levels, edges, error);

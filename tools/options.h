@@ -25,9 +25,9 @@ gboolean options_parse_edges (const char *refine, const char *fill, const char *
                               HfamEdgeParams *edges, GError **error);
 
 /* The engine options the tools share (--size, --memory-budget, --threads, --backend,
- * --refine), their text as given. */
+ * --precision, --refine), their text as given. */
 typedef struct {
-  char *size_text, *budget_text, *backend_name, *refine_text;
+  char *size_text, *budget_text, *backend_name, *precision_name, *refine_text;
   int n_threads;
 } OptionsEngine;
 
@@ -38,7 +38,7 @@ void options_add_engine (GOptionContext *context, OptionsEngine *engine);
 gboolean options_engine_given (const OptionsEngine *engine);
 
 /* Their values, each parsed as above: the inference long side, the context's options
- * (backend, threads, memory budget), and the edges with the tool's own --fill and
+ * (backend, precision, threads, memory budget), and the edges with the tool's own --fill and
  * --key-levels (NULL where it has none). */
 gboolean options_parse_engine (const OptionsEngine *engine, const char *fill,
                                const char *key_levels, int *long_side, HfamOptions *options,

@@ -6,6 +6,7 @@
 #include "backend-cpu.h"
 #include "heads.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,8 +20,8 @@
 #define MAPPED_MIN ((size_t) 1 << 20)
 #define HEADER_BYTES 64 /* keeps the buffer 64-byte aligned */
 
-static void *
-aligned_alloc0 (size_t size, GError **error)
+void *
+hfam_cpu_alloc0 (size_t size, GError **error)
 {
   uint8_t *base = NULL;
 
@@ -70,7 +71,7 @@ hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **err
   if (!hfam_host_budget_take (be->budget, size, "inference size", be->width, be->height,
                               error))
     return NULL;
-  if (!(p = aligned_alloc0 (size, error)))
+  if (!(p = hfam_cpu_alloc0 (size, error)))
     hfam_host_budget_give (be->budget, size);
   else
     *held += size;
@@ -113,101 +114,6 @@ block_free (gpointer p)
   g_free (b);
 }
 
-/* ---- weights ---- */
-
-/* A step's reordered weights, their memory given back to the budget. */
-static void
-drop_weights (CpuBackend *be, Step *s)
-{
-  if (s->weights)
-    dnnl_memory_destroy (s->weights);
-  hfam_cpu_free (s->weights_data);
-  s->weights = NULL;
-  s->weights_data = NULL;
-  hfam_cpu_release_counted (be, &s->weights_size);
-}
-
-/* The weights, in the plain fp32 layout of the file, reordered into s->weights. */
-static gboolean
-reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                      GError **error)
-{
-  const guint64 plain_size = sizeof (float) * (guint64) p->cout * p->cin * p->kernel * p->kernel;
-  dnnl_memory_desc_t plain_md;
-  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel };
-  dnnl_memory_t plain_mem = NULL;
-  dnnl_primitive_desc_t rpd = NULL;
-  dnnl_primitive_t reorder = NULL;
-  float *plain;
-  gboolean ok = FALSE;
-
-  /* the plain copy lives for this call only, but counts while it does */
-  if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
-                              error))
-    return FALSE;
-  if ((plain = aligned_alloc0 (plain_size, NULL))) {
-    hfam_st_to_f32 (p->weight, plain);
-    if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, dnnl_f32, dnnl_oihw) == dnnl_success
-        && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
-        && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, &s->weights_md,
-                                               be->engine, NULL) == dnnl_success
-        && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
-      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
-      ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
-           && dnnl_stream_wait (be->stream) == dnnl_success;
-    }
-  }
-  if (reorder)
-    dnnl_primitive_destroy (reorder);
-  if (rpd)
-    dnnl_primitive_desc_destroy (rpd);
-  if (plain_mem)
-    dnnl_memory_destroy (plain_mem);
-  hfam_cpu_free (plain);
-  hfam_host_budget_give (be->budget, plain_size);
-  if (!ok)
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cpu backend: %s: cannot reorder weights", n->name);
-  return ok;
-}
-
-static gboolean
-make_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                   GError **error)
-{
-  dnnl_memory_desc_t bias_md;
-  dnnl_dims_t bdims = { p->cout };
-
-  if (!(s->weights_data = hfam_cpu_counted_alloc (be,
-                                                  dnnl_memory_desc_get_size (&s->weights_md),
-                                                  &s->weights_size, error)))
-    return FALSE;
-  DNNL_TRY (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data), n);
-  if (!s->bias) {
-    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
-    if (!s->bias_data && !(s->bias_data = aligned_alloc0 (sizeof (float) * p->cout, error)))
-      return FALSE;
-    hfam_st_to_f32 (p->bias, s->bias_data);
-    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
-  }
-  return reorder_conv_weights (be, s, n, p, error);
-}
-
-static gboolean
-load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                   const dnnl_memory_desc_t *want, GError **error)
-{
-  if (s->weights && dnnl_memory_desc_equal (&s->weights_md, want))
-    return TRUE;
-  drop_weights (be, s);
-  s->weights_md = *want;
-  if (make_conv_weights (be, s, n, p, error))
-    return TRUE;
-  /* half-made weights must not pass for the layout's at the next plan */
-  drop_weights (be, s);
-  return FALSE;
-}
-
 /* ---- planning ---- */
 
 static void
@@ -221,9 +127,9 @@ value_dims (const CpuBackend *be, const HfamNode *n, dnnl_dims_t dims, int *w, i
   dims[3] = *w;
 }
 
-static gboolean
-finish_primitive (CpuBackend *be, Step *s, const HfamNode *n, dnnl_primitive_desc_t pd,
-                  GError **error)
+gboolean
+hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
+                           dnnl_primitive_desc_t pd, GError **error)
 {
   const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
   const size_t sp_size = sp ? dnnl_memory_desc_get_size (sp) : 0;
@@ -238,8 +144,8 @@ finish_primitive (CpuBackend *be, Step *s, const HfamNode *n, dnnl_primitive_des
   return TRUE;
 }
 
-static dnnl_primitive_attr_t
-new_attr (void)
+dnnl_primitive_attr_t
+hfam_cpu_new_attr (void)
 {
   dnnl_primitive_attr_t attr = NULL;
   dnnl_primitive_attr_create (&attr);
@@ -257,7 +163,7 @@ conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
   dnnl_dims_t strides = { p->stride, p->stride }, dil = { p->dilation - 1, p->dilation - 1 };
   dnnl_dims_t pads = { pad, pad };
   dnnl_convolution_desc_t cd;
-  dnnl_primitive_attr_t attr = new_attr ();
+  dnnl_primitive_attr_t attr = hfam_cpu_new_attr ();
   dnnl_post_ops_t po = NULL;
   dnnl_status_t st;
 
@@ -360,8 +266,9 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
     src_mem = s->padded_mem;
   }
   if (n->op == HFAM_OP_CONV
-      && !load_conv_weights (be, s, n, p, dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0),
-                             error)) {
+      && !hfam_cpu_load_conv_weights (be, s, n, p,
+                                      dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0),
+                                      error)) {
     dnnl_primitive_desc_destroy (pd);
     return FALSE;
   }
@@ -372,7 +279,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
   s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };
   s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, be->values[id].mem };
   s->n_args = 4;
-  return finish_primitive (be, s, n, pd, error);
+  return hfam_cpu_finish_primitive (be, s, n, pd, error);
 }
 
 /* The SK projection: the 1x1 conv over concat(b0..b3) whose weights and bias are refolded
@@ -400,7 +307,7 @@ plan_sk (CpuBackend *be, int id, GError **error)
     s->project_b = hfam_st_dup_f32 (sk->project.bias);
     s->plain = s->squeeze_w;
     s->folded_w = g_new0 (float, (size_t) cm * 4 * cm);
-    if (!(s->bias_data = aligned_alloc0 (sizeof (float) * cm, error)))
+    if (!(s->bias_data = hfam_cpu_alloc0 (sizeof (float) * cm, error)))
       return FALSE;
     DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
     DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
@@ -412,7 +319,7 @@ plan_sk (CpuBackend *be, int id, GError **error)
     s->prim = NULL;
   }
   /* the primitive's weight layout may change with the size: rebuild the reorder */
-  drop_weights (be, s);
+  hfam_cpu_drop_weights (be, s);
   if (s->fold_reorder)
     dnnl_primitive_destroy (s->fold_reorder);
   s->fold_reorder = NULL;
@@ -467,22 +374,25 @@ plan_pooling (CpuBackend *be, int id, dnnl_alg_kind_t alg, int kernel_h, int ker
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   const Value *src = &be->values[n->inputs[0]], *dst = &be->values[id];
+  const gboolean int8 = be->runs_int8[id];
   dnnl_dims_t strides = { stride ? stride : kernel_h, stride ? stride : kernel_w };
   dnnl_dims_t kernel = { kernel_h, kernel_w }, pads = { pad, pad };
   dnnl_pooling_desc_t pool;
   dnnl_primitive_desc_t pd;
-  dnnl_primitive_attr_t attr = new_attr ();
+  dnnl_primitive_attr_t attr = hfam_cpu_new_attr ();
   dnnl_status_t st;
 
-  DNNL_TRY (dnnl_pooling_forward_desc_init (&pool, dnnl_forward_inference, alg, &src->md,
-                                            &dst->md, strides, kernel, pads, pads), n);
+  DNNL_TRY (dnnl_pooling_forward_desc_init (&pool, dnnl_forward_inference, alg,
+                                            int8 ? &src->qmd : &src->md,
+                                            int8 ? &dst->qmd : &dst->md, strides, kernel, pads,
+                                            pads), n);
   st = dnnl_primitive_desc_create (&pd, &pool, attr, be->engine, NULL);
   dnnl_primitive_attr_destroy (attr);
   DNNL_TRY (st, n);
-  be->steps[id].args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
-  be->steps[id].args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, dst->mem };
+  be->steps[id].args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, int8 ? src->qmem : src->mem };
+  be->steps[id].args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, int8 ? dst->qmem : dst->mem };
   be->steps[id].n_args = 2;
-  return finish_primitive (be, &be->steps[id], n, pd, error);
+  return hfam_cpu_finish_primitive (be, &be->steps[id], n, pd, error);
 }
 
 static gboolean
@@ -498,6 +408,8 @@ plan_node (CpuBackend *be, int id, GError **error)
 
   switch (n->op) {
   case HFAM_OP_CONV:
+    if (be->runs_int8[id])
+      return hfam_cpu_plan_conv_int8 (be, id, error);
     return plan_conv (be, id, &n->conv, src, &v->md, error);
   case HFAM_OP_SK_PROJECT:
     return plan_sk (be, id, error);
@@ -514,14 +426,14 @@ plan_node (CpuBackend *be, int id, GError **error)
     DNNL_TRY (dnnl_resampling_forward_desc_init (&rd, dnnl_forward_inference,
                                                  dnnl_resampling_linear, NULL, &src->md,
                                                  &v->md), n);
-    attr = new_attr ();
+    attr = hfam_cpu_new_attr ();
     st = dnnl_primitive_desc_create (&pd, &rd, attr, be->engine, NULL);
     dnnl_primitive_attr_destroy (attr);
     DNNL_TRY (st, n);
     s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
     s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->mem };
     s->n_args = 2;
-    return finish_primitive (be, s, n, pd, error);
+    return hfam_cpu_finish_primitive (be, s, n, pd, error);
   }
   case HFAM_OP_CONCAT: {
     dnnl_memory_desc_t mds[4];
@@ -531,11 +443,11 @@ plan_node (CpuBackend *be, int id, GError **error)
     }
     s->args[n->n_inputs] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->mem };
     s->n_args = n->n_inputs + 1;
-    attr = new_attr ();
+    attr = hfam_cpu_new_attr ();
     st = dnnl_concat_primitive_desc_create (&pd, &v->md, n->n_inputs, 1, mds, attr, be->engine);
     dnnl_primitive_attr_destroy (attr);
     DNNL_TRY (st, n);
-    return finish_primitive (be, s, n, pd, error);
+    return hfam_cpu_finish_primitive (be, s, n, pd, error);
   }
   case HFAM_OP_SEMANTIC_HEAD:
   case HFAM_OP_FUSION:
@@ -579,8 +491,13 @@ clear_plan (CpuBackend *be)
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
+    if (s->requant)
+      dnnl_primitive_destroy (s->requant);
+    s->requant = NULL;
     if (be->values[i].mem)
       dnnl_memory_destroy (be->values[i].mem);
+    if (be->values[i].qmem)
+      dnnl_memory_destroy (be->values[i].qmem);
     memset (&be->values[i], 0, sizeof (Value));
   }
   g_ptr_array_set_size (be->blocks, 0);
@@ -595,7 +512,8 @@ clear_plan (CpuBackend *be)
 }
 
 /* Gives every value a block: one of the arena that no live value holds, or, for a residual
- * convolution and the attention product, the block of an input that dies there. */
+ * convolution and the attention product, the block of an input that dies there; and in int8
+ * the same for the int8 form (qblock). */
 static gboolean
 assign_blocks (CpuBackend *be, GError **error)
 {
@@ -607,21 +525,42 @@ assign_blocks (CpuBackend *be, GError **error)
     int in_place = -1;
 
     value_dims (be, n, dims, &v->width, &v->height);
-    DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
-                                            n->planar ? dnnl_nchw : be->blocked_tag), n);
     if (n->op == HFAM_OP_CONV && n->conv.residual >= 0)
       in_place = n->conv.residual;
     else if (n->op == HFAM_OP_SCALE_BY_MAP)
       in_place = n->inputs[0];
-    if (in_place >= 0 && g->last_use[in_place] == i
-        && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
-      v->block = be->values[in_place].block;
-    else
-      v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
+    if (be->fp32[i]) {
+      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
+                                              n->planar ? dnnl_nchw : be->blocked_tag), n);
+      if (in_place >= 0 && !be->runs_int8[i] && g->last_use[in_place] == i
+          && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
+        v->block = be->values[in_place].block;
+      else
+        v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
+    }
+    if (be->quantised[i]) {
+      dnnl_data_type_t data_type;
+      const float range = hfam_cpu_value_range (g, i, &data_type);
+      size_t size;
+
+      v->qscale = range / (data_type == dnnl_u8 ? 255 : 127);
+      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->qmd, 4, dims, data_type, dnnl_nhwc), n);
+      size = dnnl_memory_desc_get_size (&v->qmd);
+      /* a residual's int8 form has the output's size whatever its type */
+      if (in_place >= 0 && be->runs_int8[i] && g->last_use[in_place] == i
+          && be->values[in_place].qblock && be->values[in_place].qblock->size == size)
+        v->qblock = be->values[in_place].qblock;
+      else
+        v->qblock = arena_take (be, size);
+    }
     for (int k = 0; k < n->n_inputs; k++) {
       Value *in = &be->values[n->inputs[k]];
-      if (g->last_use[n->inputs[k]] == i && in->block != v->block)
+      if (g->last_use[n->inputs[k]] != i)
+        continue;
+      if (in->block && in->block != v->block)
         in->block->in_use = FALSE;
+      if (in->qblock && in->qblock != v->qblock)
+        in->qblock->in_use = FALSE;
     }
   }
   return TRUE;
@@ -670,7 +609,12 @@ allocate_values (CpuBackend *be, GError **error)
   }
   for (int i = 0; i < g->n_nodes; i++) {
     Value *v = &be->values[i];
-    DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data), &g->nodes[i]);
+    if (v->block)
+      DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data),
+                &g->nodes[i]);
+    if (v->qblock)
+      DNNL_TRY (dnnl_memory_create (&v->qmem, &v->qmd, be->engine, v->qblock->data),
+                &g->nodes[i]);
   }
   return TRUE;
 }
@@ -701,7 +645,8 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
       || !allocate_values (be, error))
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)
-    if (!plan_node (be, i, error))
+    if (!plan_node (be, i, error)
+        || (be->quantised[i] && be->fp32[i] && !hfam_cpu_plan_requant (be, i, error)))
       goto fail;
   sp_dims[0] = (dnnl_dim_t) MAX (be->scratchpad_size, 1);
   if (!(be->scratchpad = hfam_cpu_counted_alloc (be, sp_dims[0], &be->plan_bytes, error))
@@ -765,7 +710,7 @@ run_sk (CpuBackend *be, int id, GError **error)
 }
 
 static gboolean
-run_node (CpuBackend *be, int id, GError **error)
+run_op (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
@@ -782,7 +727,12 @@ run_node (CpuBackend *be, int id, GError **error)
     return TRUE;
   case HFAM_OP_CONV:
     /* the residual's buffer is the destination unless the residual is still needed */
-    if (n->conv.residual >= 0 && be->values[n->conv.residual].block != v->block)
+    if (be->runs_int8[id] && n->conv.residual >= 0
+        && be->values[n->conv.residual].qblock != v->qblock)
+      memcpy (v->qblock->data, be->values[n->conv.residual].qblock->data,
+              dnnl_memory_desc_get_size (&v->qmd));
+    else if (!be->runs_int8[id] && n->conv.residual >= 0
+             && be->values[n->conv.residual].block != v->block)
       memcpy (v->block->data, value_data (be, n->conv.residual),
               dnnl_memory_desc_get_size (&v->md));
     if (s->pad_copy) {
@@ -821,6 +771,19 @@ run_node (CpuBackend *be, int id, GError **error)
   }
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: kernel failed", n->name);
   return FALSE;
+}
+
+static gboolean
+run_node (CpuBackend *be, int id, GError **error)
+{
+  Step *s = &be->steps[id];
+
+  if (!run_op (be, id, error))
+    return FALSE;
+  if (s->requant)
+    DNNL_TRY (dnnl_primitive_execute (s->requant, be->stream, 2, s->requant_args),
+              &be->base.graph->nodes[id]);
+  return TRUE;
 }
 
 static gboolean
@@ -883,7 +846,7 @@ cpu_free (HfamBackend *base)
     clear_plan (be);
     for (int i = 0; i < base->graph->n_nodes; i++) {
       Step *s = &be->steps[i];
-      drop_weights (be, s);
+      hfam_cpu_drop_weights (be, s);
       if (s->bias)
         dnnl_memory_destroy (s->bias);
       if (s->folded_mem)
@@ -898,9 +861,13 @@ cpu_free (HfamBackend *base)
       g_free (s->project_w);
       g_free (s->project_b);
       g_free (s->folded_w);
+      g_free (s->weight_scales);
     }
   }
   g_free (be->steps);
+  g_free (be->runs_int8);
+  g_free (be->quantised);
+  g_free (be->fp32);
   g_free (be->values);
   if (be->blocks)
     g_ptr_array_unref (be->blocks);
@@ -924,14 +891,24 @@ static const HfamBackendOps cpu_ops = {
 };
 
 HfamBackend *
-hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
-                      HfamHostBudget *budget, GError **error)
+hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision, int n_threads,
+                      int pipeline_depth, HfamHostBudget *budget, GError **error)
 {
-  CpuBackend *be = g_new0 (CpuBackend, 1);
+  CpuBackend *be;
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
 
+  if (precision == HFAM_PRECISION_INT8 && !graph->act_ranges) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "cpu backend: precision int8: the weight file has no activation ranges "
+                 "(NAME.act_max tensors; model/python/quant/calibrate.py adds them)");
+    return NULL;
+  }
+  be = g_new0 (CpuBackend, 1);
   be->base.ops = &cpu_ops;
   be->base.graph = graph;
+  be->int8 = precision == HFAM_PRECISION_INT8
+             || (precision == HFAM_PRECISION_DEFAULT && graph->act_ranges && hfam_cpu_has_vnni ());
+  be->base.precision = be->int8 ? HFAM_PRECISION_INT8 : HFAM_PRECISION_FP32;
   be->budget = budget;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   be->block = avx512 ? 16 : 8;
@@ -939,6 +916,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
   be->blocks = g_ptr_array_new_with_free_func (block_free);
   be->values = g_new0 (Value, graph->n_nodes);
   be->steps = g_new0 (Step, graph->n_nodes);
+  hfam_cpu_mark_int8 (be);
   if (dnnl_engine_create (&be->engine, dnnl_cpu, 0) != dnnl_success
       || dnnl_stream_create (&be->stream, be->engine, dnnl_stream_default_flags)
              != dnnl_success) {

@@ -21,8 +21,14 @@ typedef struct {
 typedef struct {
   dnnl_memory_desc_t md;
   dnnl_memory_t mem;
-  Block *block;
+  Block *block;     /* NULL for an int8 value that nothing reads in fp32 */
   int width, height;
+  /* int8 (CpuBackend.quantised): the value quantised, nhwc, u8 after a ReLU and s8 otherwise,
+   * value = q * qscale */
+  dnnl_memory_desc_t qmd;
+  dnnl_memory_t qmem;
+  Block *qblock;
+  float qscale;
 } Value;
 
 typedef struct {
@@ -49,6 +55,11 @@ typedef struct {
   dnnl_memory_t planar_mem;
   float *planar;
   float attention_w[3], attention_b;
+  /* int8: the per-channel scales of the quantised weights (kept across plans), and the
+   * reorder from the form of the value the node writes to the other one (fp32 <-> int8) */
+  float *weight_scales;
+  dnnl_primitive_t requant;
+  dnnl_exec_arg_t requant_args[2];
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -74,6 +85,12 @@ typedef struct {
   dnnl_format_tag_t blocked_tag;
   int block;
   int n_threads;
+  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the convolutions of the
+   * encoder and L-BB, the encoder's max pool), whether its value has an int8 form (it runs in
+   * int8 or an int8 node reads it) and whether it has an fp32 one (it does not run in int8 or
+   * an fp32 node reads it) */
+  gboolean int8;
+  gboolean *runs_int8, *quantised, *fp32;
   HfamHostBudget *budget;  /* the context's */
   guint64 plan_bytes;      /* what the plan holds of it: arena, copies, scratchpad */
   int width, height;
@@ -101,6 +118,29 @@ typedef struct {
 void *hfam_cpu_counted_alloc (CpuBackend *be, size_t size, guint64 *held, GError **error);
 void hfam_cpu_free (void *p);
 void hfam_cpu_release_counted (CpuBackend *be, guint64 *held);
+
+/* backend-cpu.c: zeroed 64-byte aligned memory, not counted (freed with hfam_cpu_free); a
+ * primitive attribute with the user scratchpad; a primitive made from `pd` (destroyed), its
+ * scratchpad counted in the plan's. */
+void *hfam_cpu_alloc0 (size_t size, GError **error);
+dnnl_primitive_attr_t hfam_cpu_new_attr (void);
+gboolean hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
+                                    dnnl_primitive_desc_t pd, GError **error);
+
+/* backend-cpu-weights.c: a convolution's weights in the layout `want` (kept when it is the
+ * one they have; quantised per output channel when s->weight_scales is set), and dropped. */
+gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
+                                     const HfamConvParams *p, const dnnl_memory_desc_t *want,
+                                     GError **error);
+void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
+/* int8: the node's int8 convolution (encoder, L-BB), the reorder between its value's two
+ * forms, the range and int8 type of a value, whether the CPU has VNNI, and which nodes run in
+ * int8 and which forms each value needs (be->int8 set). */
+gboolean hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error);
+gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
+float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);
+gboolean hfam_cpu_has_vnni (void);
+void hfam_cpu_mark_int8 (CpuBackend *be);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */

@@ -111,9 +111,12 @@ void hfam_host_budget_give (HfamHostBudget *budget, guint64 bytes);
  * caller prepares the next frame while one runs. Every host buffer it allocates (plans,
  * reordered weights, queued frames) is counted in `budget`, which must outlive it; a plan
  * whose estimate (activations, planar copies, queued frames) does not fit is refused before
- * anything is allocated. */
-HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, int n_threads, int pipeline_depth,
-                                   HfamHostBudget *budget, GError **error);
+ * anything is allocated. `precision`: INT8 runs the encoder and L-BB in int8 and needs the
+ * graph's activation ranges (HFAM_ERROR_UNSUPPORTED without them); DEFAULT picks it where
+ * they are there and the CPU has VNNI, else fp32; the others compute fp32. */
+HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision,
+                                   int n_threads, int pipeline_depth, HfamHostBudget *budget,
+                                   GError **error);
 
 /* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {

@@ -427,6 +427,52 @@ order_lanes (HfamGraph *graph)
   }
 }
 
+gboolean
+hfam_node_has_act_range (const HfamNode *n)
+{
+  return n->op == HFAM_OP_CONV
+         && (n->stage == HFAM_STAGE_ENCODER || n->stage == HFAM_STAGE_LBB);
+}
+
+/* The activation ranges int8 needs: all of them or none, each one finite value above 0. */
+static void
+take_act_ranges (Builder *b, gboolean *complete)
+{
+  static const int64_t shape[1] = { 1 };
+  const char *missing = NULL;
+  int found = 0;
+
+  *complete = FALSE;
+  for (guint i = 0; i < b->nodes->len && !b->error; i++) {
+    HfamNode *n = node_at (b, i);
+    g_autofree char *name = NULL;
+    const HfamStTensor *t;
+
+    if (n->op != HFAM_OP_INPUT && !hfam_node_has_act_range (n))
+      continue;
+    name = g_strconcat (n->name, ".act_max", NULL);
+    if (!hfam_st_find (b->st, name)) {
+      missing = missing ? missing : n->name;
+      continue;
+    }
+    if (!(t = hfam_st_take (b->st, name, 1, shape, &b->error)))
+      return;
+    hfam_st_to_f32 (t, &n->act_max);
+    if (!(n->act_max > 0)) {
+      g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                   "%s: tensor %s: activation range %g, want a value above 0",
+                   hfam_st_path (b->st), name, n->act_max);
+      return;
+    }
+    found++;
+  }
+  if (found > 0 && missing)
+    g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: tensor %s.act_max missing: a file with activation ranges needs one for "
+                 "the input and every convolution of the encoder and L-BB", hfam_st_path (b->st), missing);
+  *complete = found > 0 && !missing;
+}
+
 HfamGraph *
 hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error)
 {
@@ -448,6 +494,9 @@ hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error)
     b.stage = HFAM_STAGE_FUSION;
     fusion = add_node (&b, &n, "fusion");
   }
+  gboolean act_ranges = FALSE;
+  if (!b.error)
+    take_act_ranges (&b, &act_ranges);
   if (!b.error)
     hfam_st_check_all_taken (st, &b.error);
 
@@ -462,6 +511,7 @@ hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error)
   graph->input = in;
   graph->semantic = semantic;
   graph->fusion = fusion;
+  graph->act_ranges = act_ranges;
 
   graph->last_use = g_new (int, graph->n_nodes);
   for (int i = 0; i < graph->n_nodes; i++)

@@ -51,6 +51,7 @@ typedef struct {
   int residual;                /* value added before the ReLU, or -1 */
 } HfamConvParams;
 
+
 typedef struct {
   int gap_branches;            /* GLOBAL_POOL node over concat(b0..b3) */
   int pooled_branch;           /* b4 (div 0) */
@@ -78,6 +79,9 @@ typedef struct {
   HfamSkParams sk;             /* SK_PROJECT; inputs[0] = concat(b0..b3) */
   int factor;                  /* AVGPOOL, POOL_MAP */
   const HfamStTensor *attention_weight, *attention_bias;  /* ATTENTION */
+  /* INPUT and the CONVs of the encoder and L-BB: the tensor NAME.act_max (model/README.md, "Activation ranges"),
+   * the largest magnitude this value took on the calibration pictures; 0 without one */
+  float act_max;
 } HfamNode;
 
 typedef struct {
@@ -86,6 +90,7 @@ typedef struct {
   int input;      /* node ids of the outputs */
   int semantic;   /* P_s */
   int fusion;     /* alpha_d, alpha_p */
+  gboolean act_ranges;  /* every node that can have an act_max has one: int8 can run */
   int *last_use;  /* per node: the last node that reads it (n_nodes for outputs) */
   /* Cross-lane order, for a backend that runs every lane in order on a queue of its own:
    * before node i, its lane waits for node lane_waits[i * HFAM_N_LANES + m] of lane m (-1: no
@@ -95,6 +100,10 @@ typedef struct {
   int *lane_waits;
   gboolean *lane_signals;
 } HfamGraph;
+
+/* Whether a file's activation ranges (model/README.md) have one for the node besides the
+ * input's: the convolutions of the encoder and L-BB, which the CPU backend can run in int8. */
+gboolean hfam_node_has_act_range (const HfamNode *n);
 
 /* Builds the graph, taking every tensor it needs from `st` (checked by name and shape). */
 HfamGraph *hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error);

@@ -120,6 +120,21 @@ hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error
   return FALSE;
 }
 
+gboolean
+hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error)
+{
+  static const char *const names[] = { "default", "fp32", "fp16", "int8" };
+
+  for (HfamPrecision k = HFAM_PRECISION_DEFAULT; k <= HFAM_PRECISION_INT8; k++)
+    if (g_strcmp0 (name, names[k]) == 0) {
+      *precision = k;
+      return TRUE;
+    }
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "unknown precision '%s' (default, fp32, fp16 or int8)", name);
+  return FALSE;
+}
+
 HfamContext *
 hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOptions *cuda,
                   GError **error)
@@ -135,7 +150,7 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
   if (!cuda)
     cuda = &default_cuda;
   if ((unsigned) options->backend > HFAM_BACKEND_CUDA
-      || (unsigned) options->precision > HFAM_PRECISION_FP16 || options->pipeline_depth > 2) {
+      || (unsigned) options->precision > HFAM_PRECISION_INT8 || options->pipeline_depth > 2) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "context options: backend %d, precision %d, pipeline depth %d: want a "
                  "HfamBackendKind, a HfamPrecision and a depth of at most 2", options->backend,
@@ -175,7 +190,8 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     return NULL;
   }
 #endif
-  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, options->n_threads,
+  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, options->precision,
+                                                    options->n_threads,
                                                     options->pipeline_depth, &ctx->budget,
                                                     error))) {
     g_free (ctx);
@@ -192,8 +208,8 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
 HfamPrecision
 hfam_context_precision (const HfamContext *ctx)
 {
-  return ctx->backend->precision == HFAM_PRECISION_FP16 ? HFAM_PRECISION_FP16
-                                                        : HFAM_PRECISION_FP32;
+  return ctx->backend->precision == HFAM_PRECISION_DEFAULT ? HFAM_PRECISION_FP32
+                                                           : ctx->backend->precision;
 }
 
 int

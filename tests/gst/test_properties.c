@@ -163,6 +163,18 @@ GST_START_TEST (test_precision)
 
 GST_END_TEST;
 
+/* precision=int8 on the CPU with a model that has no activation ranges (the
+ * tiny model has none): the start fails saying so. */
+GST_START_TEST (test_precision_int8_without_ranges)
+{
+  GstElement *element = make_element ();
+
+  gst_util_set_object_arg (G_OBJECT (element), "precision", "int8");
+  check_start_fails (element, "no activation ranges");
+}
+
+GST_END_TEST;
+
 /* The CUDA device is cuda-device-id, as on GStreamer's CUDA elements: -1 (the
  * first) unless set; no device-id beside it. */
 GST_START_TEST (test_cuda_device_id)
@@ -280,6 +292,7 @@ properties_tcase (void)
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_default_model);
   tcase_add_test (tc, test_precision);
+  tcase_add_test (tc, test_precision_int8_without_ranges);
   tcase_add_test (tc, test_cuda_device_id);
   if (!cuda_device_opens_apart ()) {
     tcase_add_test (tc, test_backend_cuda_fails);

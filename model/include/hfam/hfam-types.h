@@ -31,9 +31,12 @@ typedef enum {
 } HfamBackendKind;
 
 typedef enum {
-  HFAM_PRECISION_DEFAULT,  /* fp16 on CUDA, fp32 on the CPU */
+  HFAM_PRECISION_DEFAULT,  /* fp16 on CUDA; on the CPU int8 for a file with activation
+                              ranges on a CPU with VNNI, else fp32 */
   HFAM_PRECISION_FP32,
   HFAM_PRECISION_FP16,     /* CUDA only: the CPU backend computes in fp32 whatever is asked */
+  HFAM_PRECISION_INT8,     /* CPU: the encoder and L-BB in int8 (needs the file's ranges);
+                              CUDA computes fp16 */
 } HfamPrecision;
 
 /* What an image holds. Frames (what the network sees): RGB to I420. Outputs: the frame's

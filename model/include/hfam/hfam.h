@@ -31,6 +31,8 @@ const char *hfam_default_model_path (void);
 
 /* "auto", "cpu" or "cuda"; an error naming the choices otherwise. */
 gboolean hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error);
+/* "default", "fp32", "fp16" or "int8" (HFAM_ERROR_ARGUMENT naming them otherwise). */
+gboolean hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error);
 
 /* How a context runs; all zero (or NULL) is: the best backend, fp16 on CUDA and fp32 on the
  * CPU, one thread per core, one frame in flight. */
@@ -79,7 +81,8 @@ const char *hfam_context_backend_name (const HfamContext *ctx);
  * multiple of 32 and never above the model's own. */
 #define HFAM_CPU_REALTIME_LONG_SIDE 320
 int hfam_context_auto_long_side (const HfamContext *ctx);
-/* What it computes in (FP32 or FP16) and how many frames it keeps in flight. */
+/* What it computes in (FP32, FP16, or INT8: the CPU's encoder in int8) and how many frames
+ * it keeps in flight. */
 HfamPrecision hfam_context_precision (const HfamContext *ctx);
 int hfam_context_pipeline_depth (const HfamContext *ctx);
 

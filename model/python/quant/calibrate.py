@@ -1,0 +1,114 @@
+"""Activation ranges for int8 inference on the CPU: a weight file copied with NAME.act_max added.
+
+The CPU backend runs the encoder and L-BB in int8 (model/README.md, "Activation ranges"): each
+value there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127
+otherwise. act_max is the largest magnitude the value takes on the calibration pictures: the
+held-out photos of the training set (pack.held_out, never the DEV set), run at the inference
+size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
+`NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its residual
+sum and ReLU.
+
+    /usr/bin/python3 model/python/quant/calibrate.py --model model/default/default.safetensors \\
+        --images ../shared/data/people-train/images -o /tmp/calibrated.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+from typing import Dict
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+import hfam  # noqa: E402
+import weights  # noqa: E402
+from pack import held_out  # noqa: E402
+
+SUFFIX = ".act_max"
+
+
+def range_hooks(model: torch.nn.Module, ranges: Dict[str, float]):
+    """Forward hooks that raise ranges[name] to each value's largest magnitude in a frame."""
+    encoder = model.encoder
+    def keep(name, value, relu):
+        peak = float((value.clamp_min(0) if relu else value.abs()).max())
+        ranges[name] = max(ranges.get(name, 0.0), peak)
+
+    def on(module, name, relu):
+        return module.register_forward_hook(lambda m, i, y: keep(name, y, relu))
+
+    hooks = [encoder.register_forward_pre_hook(lambda m, i: keep("input", i[0], False)),
+             on(encoder.conv1, "encoder.conv1", True)]
+    for layer in range(1, 5):
+        for index, block in enumerate(getattr(encoder, f"layer{layer}")):
+            prefix = f"encoder.layer{layer}.{index}"
+            convs = ["conv1", "conv2", "conv3"] if hasattr(block, "conv3") else ["conv1", "conv2"]
+            # the last convolution's value is the block's output, after the sum and the ReLU
+            for c in convs[:-1]:
+                hooks.append(on(getattr(block, c), f"{prefix}.{c}", True))
+            hooks.append(on(block, f"{prefix}.{convs[-1]}", True))
+            if block.downsample is not None:
+                hooks.append(on(block.downsample, f"{prefix}.downsample.0", False))
+    for j, layer in enumerate(model.lbb):
+        hooks.append(on(layer, f"lbb.{j}.conv", True))
+    return hooks
+
+
+def stored_dtype(path: str) -> str:
+    """The dtype the exporter wrote the file's weights in (I8: convolutions only), kept."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    dtypes = {v["dtype"] for k, v in header.items() if k.endswith(".weight")}
+    return "I8" if "I8" in dtypes else dtypes.pop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="the weight file to calibrate")
+    p.add_argument("--images", required=True, help="the training photos (people-train/images)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="pack.py's held-out fraction (its default)")
+    p.add_argument("--size", type=int, default=0, help="inference long side (0: the file's)")
+    p.add_argument("-o", "--output", required=True)
+    args = p.parse_args(argv)
+
+    names = sorted(f for f in os.listdir(args.images)
+                   if f.lower().endswith((".jpg", ".jpeg", ".png"))
+                   and held_out(os.path.splitext(f)[0], args.val_fraction))
+    if not names:
+        raise SystemExit(f"{args.images}: no held-out photos")
+    tensors, metadata = weights.read_safetensors(args.model)
+    tensors = {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)}
+    model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata), tensors)
+    ranges: Dict[str, float] = {}
+    hooks = range_hooks(model, ranges)
+    with torch.no_grad():
+        for name in names:
+            rgb = np.asarray(Image.open(os.path.join(args.images, name)).convert("RGB"))
+            f = model.encoder(hfam.preprocess(rgb, model.config, args.size or None))
+            # L-BB as HFAM.forward runs it; the decoders need no ranges
+            model.lbb(torch.cat([f[0], hfam.up(f[1], f[0].shape[-2:])], dim=1))
+    for h in hooks:
+        h.remove()
+    bad = [k for k, v in ranges.items() if not np.isfinite(v) or v <= 0]
+    if bad:
+        raise SystemExit(f"{args.model}: no usable range for {', '.join(bad)}")
+    for name, peak in ranges.items():
+        tensors[name + SUFFIX] = np.array([peak], dtype=np.float32)
+    weights.write_safetensors(args.output, tensors, metadata, dtype=stored_dtype(args.model))
+    print(f"{args.output}: {len(ranges)} activation ranges from {len(names)} photos; "
+          f"input {ranges['input']:.4g}, encoder.conv1 {ranges['encoder.conv1']:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""int8 on the CPU (issue 18) through hfam-matte: a random R18 model calibrated by
+model/python/quant/calibrate.py runs in int8 close to its fp32 matte and closer still to
+PyTorch's simulation of the same quantisation (so that the error is the quantisation's, not a
+wrong scale's), and the loader refuses each kind of bad activation range, naming the tensor.
+
+Usage: int8.py HFAM_MATTE MODEL   (MODEL: an F32 weight file, the golden r18_160x96)
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "quant"))
+import calibrate  # noqa: E402
+import hfam  # noqa: E402
+import torch  # noqa: E402
+import weights  # noqa: E402
+
+SUFFIX = ".act_max"
+
+
+def fake_quantise(y, peak, unsigned):
+    scale = peak / (255 if unsigned else 127)
+    return torch.clamp(torch.round(y / scale), 0 if unsigned else -128, 255 if unsigned else 127) \
+        * scale
+
+
+def simulated_int8(path):
+    """The folded network with the engine's int8 encoder and L-BB simulated in fp32: weights
+    rounded per output channel, each of their values rounded to its u8 or s8 grid (L-BB's
+    input to that of the larger of f0's and f1's ranges)."""
+    tensors, metadata = weights.read_safetensors(path)
+    ranges = {k[:-len(SUFFIX)]: float(v[0]) for k, v in tensors.items() if k.endswith(SUFFIX)}
+    model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata),
+                              {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)})
+    encoder = model.encoder
+    with torch.no_grad():
+        for m in [*encoder.modules(), *model.lbb.modules()]:
+            if isinstance(m, torch.nn.Conv2d):
+                scale = (m.weight.abs().amax(dim=(1, 2, 3)) / 127)[:, None, None, None]
+                m.weight.copy_(torch.round(m.weight / scale).clamp(-127, 127) * scale)
+
+    def on(module, name, unsigned):
+        module.register_forward_hook(lambda m, i, y: fake_quantise(y, ranges[name], unsigned))
+
+    encoder.register_forward_pre_hook(lambda m, i: (fake_quantise(i[0], ranges["input"], False),))
+    on(encoder.conv1, "encoder.conv1", True)
+    for layer in range(1, 5):
+        for index, block in enumerate(getattr(encoder, f"layer{layer}")):
+            prefix = f"encoder.layer{layer}.{index}"
+            on(block.conv1, f"{prefix}.conv1", True)
+            on(block, f"{prefix}.conv2", True)  # a basic block's output
+            if block.downsample is not None:
+                on(block.downsample, f"{prefix}.downsample.0", False)
+    f1 = f"encoder.layer1.{len(encoder.layer1) - 1}.conv2"
+    lbb_input = max(ranges["encoder.conv1"], ranges[f1])
+    model.lbb.register_forward_pre_hook(lambda m, i: (fake_quantise(i[0], lbb_input, True),))
+    for j, layer in enumerate(model.lbb):
+        on(layer, f"lbb.{j}.conv", True)
+    return model
+
+
+def matte(tool, model, photo, out, precision):
+    """The matte as floats in 0..1, or the tool's failure (returncode, stderr)."""
+    r = subprocess.run([tool, photo, "-o", out, "--alpha", "--refine", "none", "-m", model,
+                        "--backend", "cpu", "--precision", precision, "--threads", "2"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return r.returncode, r.stderr
+    return np.asarray(Image.open(out).convert("L"), dtype=np.float64) / 255
+
+
+def main() -> int:
+    tool, model = sys.argv[1:3]
+    rng = np.random.default_rng(18)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = os.path.join(tmp, "photos")
+        os.makedirs(photos)
+        for i in range(4):
+            Image.fromarray(hfam.random_image(160, 96, rng)).save(
+                os.path.join(photos, f"calibration{i}.png"))
+        photo = os.path.join(tmp, "frame.png")
+        Image.fromarray(hfam.random_image(160, 96, rng)).save(photo)
+        out = os.path.join(tmp, "alpha.png")
+        calibrated = os.path.join(tmp, "calibrated.safetensors")
+        calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
+                        "-o", calibrated])
+
+        fp32 = matte(tool, calibrated, photo, out, "fp32")
+        int8 = matte(tool, calibrated, photo, out, "int8")
+        if isinstance(fp32, tuple) or isinstance(int8, tuple):
+            failures.append(f"hfam-matte failed: fp32 {fp32}, int8 {int8}")
+        else:
+            simulated = hfam.matte(simulated_int8(calibrated),
+                                   np.asarray(Image.open(photo).convert("RGB")))
+            # errors against the matte's own spread, so that a flat matte cannot pass
+            spread = max(fp32.std(), 1e-3)
+            error = np.abs(int8 - fp32).mean() / spread
+            to_simulated = np.abs(int8 - simulated).mean() / spread
+            print(f"int8 vs fp32: mean |difference| {np.abs(int8 - fp32).mean():.4f}, "
+                  f"matte spread {spread:.4f}, normalised {error:.3f}; vs PyTorch's "
+                  f"simulation of int8 {to_simulated:.3f}")
+            # measured: 0.13 and 0.05 (the fused matte's argmax flips where values round
+            # differently)
+            if error > 0.25:
+                failures.append(f"int8 matte {error:.3f} of the matte's spread from fp32's")
+            if to_simulated > error / 2:
+                failures.append(f"int8 matte {to_simulated:.3f} from PyTorch's simulation, "
+                                f"not closer than to fp32 ({error:.3f})")
+
+        # default: int8 for a file with ranges where oneDNN has VNNI (avx512_vnni here;
+        # avx_vnni's AVX2 path counts too), else fp32
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split() for line in f if line.startswith("flags")), [])
+        chosen = matte(tool, calibrated, photo, out, "default")
+        vnni = bool({"avx512_vnni", "avx_vnni"} & set(flags))
+        want, name = (int8, "int8") if vnni else (fp32, "fp32")
+        if isinstance(chosen, tuple) or not np.array_equal(chosen, want):
+            failures.append(f"precision default did not give the {name} matte")
+
+        refused = matte(tool, model, photo, out, "int8")
+        if not (isinstance(refused, tuple) and "no activation ranges" in refused[1]):
+            failures.append(f"int8 without activation ranges was not refused: {refused}")
+
+        tensors, metadata = weights.read_safetensors(calibrated)
+        dtype = calibrate.stored_dtype(calibrated)
+        nan = np.array([np.nan], dtype=np.float32)
+        cases = [
+            ("missing", {"encoder.layer2.0.conv1.act_max": None},
+             "tensor encoder.layer2.0.conv1.act_max missing"),
+            ("zero", {"encoder.conv1.act_max": np.zeros(1, np.float32)},
+             "encoder.conv1.act_max: activation range 0"),
+            ("negative", {"input.act_max": -np.ones(1, np.float32)},
+             "input.act_max: activation range -1"),
+            ("not finite", {"encoder.layer1.0.conv2.act_max": nan},
+             "encoder.layer1.0.conv2.act_max"),
+            ("wrong shape", {"encoder.layer4.1.conv2.act_max": np.ones(2, np.float32)},
+             "encoder.layer4.1.conv2.act_max"),
+            ("outside the encoder and L-BB", {"semantic4.0.conv.act_max": np.ones(1, np.float32)},
+             "semantic4.0.conv.act_max"),
+        ]
+        for what, changes, fragment in cases:
+            broken = dict(tensors)
+            for name, value in changes.items():
+                if value is None:
+                    del broken[name]
+                else:
+                    broken[name] = value
+            path = os.path.join(tmp, "broken.safetensors")
+            weights.write_safetensors(path, broken, metadata, dtype=dtype)
+            r = matte(tool, path, photo, out, "fp32")
+            if not (isinstance(r, tuple) and fragment in r[1]):
+                failures.append(f"{what}: want an error saying '{fragment}', got {r}")
+            else:
+                print(f"{what}: {r[1].strip()}")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
