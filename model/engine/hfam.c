@@ -221,7 +221,9 @@ hfam_context_auto_long_side (const HfamContext *ctx)
   /* the CUDA backend is the one with device memory */
   if (ctx->backend->device)
     return model_side;
-  side = (int) lround (HFAM_CPU_REALTIME_LONG_SIDE * sqrt (ctx->host_threads / 2.0) / 32.0) * 32;
+  side = hfam_context_precision (ctx) == HFAM_PRECISION_INT8 ? HFAM_CPU_REALTIME_LONG_SIDE_INT8
+                                                              : HFAM_CPU_REALTIME_LONG_SIDE_FP32;
+  side = (int) lround (side * sqrt (ctx->host_threads / 2.0) / 32.0) * 32;
   return CLAMP (side, 32, model_side);
 }
 
