@@ -80,6 +80,9 @@ rm -r "$frames_dir"
 gst-launch-1.0 -q filesrc location="$examples/building.jpg" ! jpegdec ! videoconvert ! pngenc \
   ! filesink location="$data/background.png"
 export GST_PLUGIN_PATH="$plugin_dir"
+# A file, not a live camera: the model's own inference size (512) for its best matte, where the
+# element's default (auto) would pick a real-time size on a CPU
+export HFAMMATTE_PROPS=${HFAMMATTE_PROPS:-inference-size=512}
 time pipelines/composite.sh "$data/clip.mkv" "$data/background.png" "$out/composite.mkv"
 pipelines/contact-sheet.sh "$out/composite.mkv" "$out/composite-sheet.png"
 time pipelines/fill-key.sh "$data/clip.mkv" "$out/fill-key"
