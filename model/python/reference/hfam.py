@@ -533,8 +533,11 @@ def build_folded(config: HfamConfig, tensors: Dict[str, object],
 
 
 def load_folded(path: str, dtype: torch.dtype = torch.float32) -> HFAM:
-    """Runs a weight file in PyTorch: the folded network with the file's tensors."""
+    """Runs a weight file in PyTorch: the folded network with the file's tensors (without the
+    activation ranges of a calibrated file, NAME.act_max: the engine's int8 reads them, the
+    reference computes in float)."""
     tensors, metadata = weights.read_safetensors(path)
+    tensors = {name: t for name, t in tensors.items() if not name.endswith(".act_max")}
     return build_folded(HfamConfig.from_metadata(metadata), tensors, dtype)
 
 
