@@ -14,7 +14,8 @@
  * --set sets any property of the element (model, inference-size, pipeline-depth, precision,
  * n-threads, refine, ...); with --memory cuda, backend=cuda is set first. Exit status: 0, 1 on
  * an error or a failed check, 77 when --memory cuda finds no CUDA device.
- * Uninstalled, it finds the element in the build tree. */
+ * Uninstalled, it finds the element in the build tree and the default model in the source
+ * tree. */
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -172,6 +173,33 @@ apply_settings (GstElement *element, const char *const *list)
   return TRUE;
 }
 
+/* Whether the element starts (READY -> PAUSED opens the model and the backend), saying why
+ * not: the harness would abort on a failed state change instead. */
+static gboolean
+element_starts (GstElement *element)
+{
+  GstBus *bus = gst_bus_new ();
+  GstMessage *message;
+  gboolean started;
+
+  gst_element_set_bus (element, bus);
+  started = gst_element_set_state (element, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE;
+  if (!started && (message = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR))) {
+    g_autoptr (GError) error = NULL;
+    g_autofree gchar *debug = NULL;
+
+    gst_message_parse_error (message, &error, &debug);
+    g_printerr ("hfammatte does not start: %s\n%s\n", error->message, debug ? debug : "");
+    gst_message_unref (message);
+  } else if (!started) {
+    g_printerr ("hfammatte does not start\n");
+  }
+  gst_element_set_state (element, GST_STATE_NULL);
+  gst_element_set_bus (element, NULL);
+  gst_object_unref (bus);
+  return started;
+}
+
 /* The element with --set's properties (and, on CUDA, the backend and the context), in a
  * harness from its sink pad to its src pad. */
 static GstHarness *
@@ -199,6 +227,10 @@ start_element (const Input *input, gboolean cuda, const char *const *extra)
     gst_context_unref (context);
   }
 #endif
+  if (!element_starts (element)) {
+    gst_object_unref (element);
+    return NULL;
+  }
   h = gst_harness_new_with_element (element, "sink", "src");
   gst_object_unref (element);
   caps = input_caps (input);
@@ -396,6 +428,10 @@ main (int argc, char **argv)
   if (!g_getenv ("GST_PLUGIN_PATH"))
     g_setenv ("GST_PLUGIN_PATH", HFAM_GST_PLUGIN_DIR, TRUE);
 #endif
+  /* uninstalled: the element's default model from the source tree */
+  if (!g_file_test (hfam_default_model_path (), G_FILE_TEST_EXISTS))
+    g_setenv ("HFAMMATTE_DEFAULT_MODEL", HFAM_SOURCE_DIR "/model/default/default.safetensors",
+              FALSE);
   g_option_context_add_main_entries (options, entries, NULL);
   g_option_context_add_group (options, gst_init_get_option_group ());
   if (!g_option_context_parse (options, &argc, &argv, &error)) {
