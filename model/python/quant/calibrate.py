@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="pack.py's held-out fraction (its default)")
     p.add_argument("--size", type=int, default=0, help="inference long side (0: the file's)")
-    p.add_argument("--percentile", type=float, default=100,
+    p.add_argument("--percentile", type=float, default=99.99,
                    help="each range is the largest over the photos of this percentile of a "
                         "value's magnitudes in a photo (100: the largest magnitude)")
     p.add_argument("--lbb-fp32", action="store_true",
