@@ -282,7 +282,8 @@ hfam_cpu_has_vnni (void)
   }
 }
 
-/* Which nodes run in int8 (the convolutions of the encoder and L-BB, the encoder's max pool)
+/* Which nodes run in int8 (the convolutions of the encoder and, where the file has their
+ * ranges, L-BB's; the encoder's max pool)
  * and which forms each value needs: int8 where an int8 node makes or reads it, fp32 where
  * anything else does. */
 void
@@ -295,7 +296,8 @@ hfam_cpu_mark_int8 (CpuBackend *be)
   be->fp32 = g_new0 (gboolean, g->n_nodes);
   for (int i = 0; i < g->n_nodes; i++) {
     const HfamNode *n = &g->nodes[i];
-    be->runs_int8[i] = be->int8 && (hfam_node_has_act_range (n) || n->op == HFAM_OP_MAXPOOL);
+    be->runs_int8[i] = be->int8 && ((hfam_node_has_act_range (n) && n->act_max > 0)
+                                     || n->op == HFAM_OP_MAXPOOL);
     be->quantised[i] = be->runs_int8[i];
     be->fp32[i] = !be->runs_int8[i] || g->last_use[i] == g->n_nodes;
   }

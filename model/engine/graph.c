@@ -434,17 +434,19 @@ hfam_node_has_act_range (const HfamNode *n)
          && (n->stage == HFAM_STAGE_ENCODER || n->stage == HFAM_STAGE_LBB);
 }
 
-/* The activation ranges int8 needs: all of them or none, each one finite value above 0. */
+/* The activation ranges int8 needs: the input's and every encoder convolution's, or none;
+ * L-BB's all or none (without them L-BB runs in fp32); each one finite value above 0. */
 static void
 take_act_ranges (Builder *b, gboolean *complete)
 {
   static const int64_t shape[1] = { 1 };
-  const char *missing = NULL;
-  int found = 0;
+  const char *missing = NULL, *missing_lbb = NULL;
+  int found = 0, found_lbb = 0;
 
   *complete = FALSE;
   for (guint i = 0; i < b->nodes->len && !b->error; i++) {
     HfamNode *n = node_at (b, i);
+    const gboolean lbb = n->stage == HFAM_STAGE_LBB;
     g_autofree char *name = NULL;
     const HfamStTensor *t;
 
@@ -452,7 +454,10 @@ take_act_ranges (Builder *b, gboolean *complete)
       continue;
     name = g_strconcat (n->name, ".act_max", NULL);
     if (!hfam_st_find (b->st, name)) {
-      missing = missing ? missing : n->name;
+      if (lbb)
+        missing_lbb = missing_lbb ? missing_lbb : n->name;
+      else
+        missing = missing ? missing : n->name;
       continue;
     }
     if (!(t = hfam_st_take (b->st, name, 1, shape, &b->error)))
@@ -464,13 +469,22 @@ take_act_ranges (Builder *b, gboolean *complete)
                    hfam_st_path (b->st), name, n->act_max);
       return;
     }
-    found++;
+    if (lbb)
+      found_lbb++;
+    else
+      found++;
   }
-  if (found > 0 && missing)
+  if (b->error)
+    return;
+  if ((found > 0 || found_lbb > 0) && missing)
     g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
                  "%s: tensor %s.act_max missing: a file with activation ranges needs one for "
-                 "the input and every convolution of the encoder and L-BB", hfam_st_path (b->st), missing);
-  *complete = found > 0 && !missing;
+                 "the input and every convolution of the encoder", hfam_st_path (b->st), missing);
+  else if (found_lbb > 0 && missing_lbb)
+    g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
+                 "%s: tensor %s.act_max missing: L-BB's activation ranges are all there or "
+                 "none (L-BB then runs in fp32)", hfam_st_path (b->st), missing_lbb);
+  *complete = found > 0 && !b->error;
 }
 
 HfamGraph *

@@ -80,7 +80,7 @@ typedef struct {
   int factor;                  /* AVGPOOL, POOL_MAP */
   const HfamStTensor *attention_weight, *attention_bias;  /* ATTENTION */
   /* INPUT and the CONVs of the encoder and L-BB: the tensor NAME.act_max (model/README.md, "Activation ranges"),
-   * the largest magnitude this value took on the calibration pictures; 0 without one */
+   * the magnitude this value's int8 form reaches (calibrated); 0 without one (L-BB then runs fp32) */
   float act_max;
 } HfamNode;
 
@@ -90,7 +90,7 @@ typedef struct {
   int input;      /* node ids of the outputs */
   int semantic;   /* P_s */
   int fusion;     /* alpha_d, alpha_p */
-  gboolean act_ranges;  /* every node that can have an act_max has one: int8 can run */
+  gboolean act_ranges;  /* the input and every encoder CONV have an act_max: int8 can run */
   int *last_use;  /* per node: the last node that reads it (n_nodes for outputs) */
   /* Cross-lane order, for a backend that runs every lane in order on a queue of its own:
    * before node i, its lane waits for node lane_waits[i * HFAM_N_LANES + m] of lane m (-1: no

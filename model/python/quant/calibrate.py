@@ -2,11 +2,12 @@
 
 The CPU backend runs the encoder and L-BB in int8 (model/README.md, "Activation ranges"): each
 value there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127
-otherwise. act_max is the largest magnitude the value takes on the calibration pictures: the
-held-out photos of the training set (pack.held_out, never the DEV set), run at the inference
-size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
+otherwise. act_max is the largest over the calibration pictures of the 99.99th percentile of
+the value's magnitudes in a picture (--percentile; 100: the largest magnitude; chosen on
+validation data, BENCHMARKS.md), on the held-out photos of the training set (pack.held_out,
+never the DEV set), run at the inference size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
 `NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its residual
-sum and ReLU.
+sum and ReLU; --lbb-fp32 leaves L-BB's out, and the engine then runs L-BB in fp32.
 
     /usr/bin/python3 model/python/quant/calibrate.py --model model/default/default.safetensors \\
         --images ../shared/data/people-train/images -o /tmp/calibrated.safetensors
@@ -35,11 +36,21 @@ from pack import held_out  # noqa: E402
 SUFFIX = ".act_max"
 
 
-def range_hooks(model: torch.nn.Module, ranges: Dict[str, float]):
-    """Forward hooks that raise ranges[name] to each value's largest magnitude in a frame."""
+def frame_peak(value: torch.Tensor, relu: bool, percentile: float) -> float:
+    """The percentile of a value's magnitudes in one frame (100: the largest)."""
+    magnitudes = (value.clamp_min(0) if relu else value.abs()).flatten()
+    if percentile >= 100:
+        return float(magnitudes.max())
+    rank = max(1, int(np.ceil(percentile / 100 * magnitudes.numel())))
+    return float(magnitudes.kthvalue(rank).values)
+
+
+def range_hooks(model: torch.nn.Module, ranges: Dict[str, float], percentile: float = 100):
+    """Forward hooks that raise ranges[name] to each value's percentile of magnitudes in a
+    frame: the range is the largest of these over the calibration frames."""
     encoder = model.encoder
     def keep(name, value, relu):
-        peak = float((value.clamp_min(0) if relu else value.abs()).max())
+        peak = frame_peak(value, relu, percentile)
         ranges[name] = max(ranges.get(name, 0.0), peak)
 
     def on(module, name, relu):
@@ -78,6 +89,11 @@ def main(argv=None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="pack.py's held-out fraction (its default)")
     p.add_argument("--size", type=int, default=0, help="inference long side (0: the file's)")
+    p.add_argument("--percentile", type=float, default=99.99,
+                   help="each range is the largest over the photos of this percentile of a "
+                        "value's magnitudes in a photo (100: the largest magnitude)")
+    p.add_argument("--lbb-fp32", action="store_true",
+                   help="leave L-BB's ranges out, so that the engine runs L-BB in fp32")
     p.add_argument("-o", "--output", required=True)
     args = p.parse_args(argv)
 
@@ -90,13 +106,16 @@ def main(argv=None) -> int:
     tensors = {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)}
     model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata), tensors)
     ranges: Dict[str, float] = {}
-    hooks = range_hooks(model, ranges)
+    if not 0 < args.percentile <= 100:
+        raise SystemExit(f"--percentile {args.percentile}: want a value in (0, 100]")
+    hooks = range_hooks(model, ranges, args.percentile)
     with torch.no_grad():
         for name in names:
             rgb = np.asarray(Image.open(os.path.join(args.images, name)).convert("RGB"))
             f = model.encoder(hfam.preprocess(rgb, model.config, args.size or None))
             # L-BB as HFAM.forward runs it; the decoders need no ranges
-            model.lbb(torch.cat([f[0], hfam.up(f[1], f[0].shape[-2:])], dim=1))
+            if not args.lbb_fp32:
+                model.lbb(torch.cat([f[0], hfam.up(f[1], f[0].shape[-2:])], dim=1))
     for h in hooks:
         h.remove()
     bad = [k for k, v in ranges.items() if not np.isfinite(v) or v <= 0]

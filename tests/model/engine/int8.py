@@ -1,7 +1,7 @@
 """int8 on the CPU (issue 18) through hfam-matte: a random R18 model calibrated by
 model/python/quant/calibrate.py runs in int8 close to its fp32 matte and closer still to
 PyTorch's simulation of the same quantisation (so that the error is the quantisation's, not a
-wrong scale's), and the loader refuses each kind of bad activation range, naming the tensor.
+wrong scale's), also calibrated with L-BB left in fp32 (--lbb-fp32), and the loader refuses each kind of bad activation range, naming the tensor.
 
 Usage: int8.py HFAM_MATTE MODEL   (MODEL: an F32 weight file, the golden r18_160x96)
 """
@@ -59,6 +59,8 @@ def simulated_int8(path):
             on(block, f"{prefix}.conv2", True)  # a basic block's output
             if block.downsample is not None:
                 on(block.downsample, f"{prefix}.downsample.0", False)
+    if "lbb.0.conv" not in ranges:
+        return model  # L-BB in fp32
     f1 = f"encoder.layer1.{len(encoder.layer1) - 1}.conv2"
     lbb_input = max(ranges["encoder.conv1"], ranges[f1])
     model.lbb.register_forward_pre_hook(lambda m, i: (fake_quantise(i[0], lbb_input, True),))
@@ -94,28 +96,34 @@ def main() -> int:
         calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
                         "-o", calibrated])
 
-        fp32 = matte(tool, calibrated, photo, out, "fp32")
-        int8 = matte(tool, calibrated, photo, out, "int8")
-        if isinstance(fp32, tuple) or isinstance(int8, tuple):
-            failures.append(f"hfam-matte failed: fp32 {fp32}, int8 {int8}")
-        else:
-            simulated = hfam.matte(simulated_int8(calibrated),
+        encoder_only = os.path.join(tmp, "encoder-only.safetensors")
+        calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
+                        "--lbb-fp32", "-o", encoder_only])
+        for what, path in [("encoder and L-BB", calibrated), ("encoder, L-BB in fp32", encoder_only)]:
+            fp32 = matte(tool, path, photo, out, "fp32")
+            int8 = matte(tool, path, photo, out, "int8")
+            if isinstance(fp32, tuple) or isinstance(int8, tuple):
+                failures.append(f"{what}: hfam-matte failed: fp32 {fp32}, int8 {int8}")
+                continue
+            simulated = hfam.matte(simulated_int8(path),
                                    np.asarray(Image.open(photo).convert("RGB")))
             # errors against the matte's own spread, so that a flat matte cannot pass
             spread = max(fp32.std(), 1e-3)
             error = np.abs(int8 - fp32).mean() / spread
             to_simulated = np.abs(int8 - simulated).mean() / spread
-            print(f"int8 vs fp32: mean |difference| {np.abs(int8 - fp32).mean():.4f}, "
+            print(f"{what}: int8 vs fp32: mean |difference| {np.abs(int8 - fp32).mean():.4f}, "
                   f"matte spread {spread:.4f}, normalised {error:.3f}; vs PyTorch's "
                   f"simulation of int8 {to_simulated:.3f}")
             # measured: 0.13 and 0.05 (the fused matte's argmax flips where values round
             # differently)
             if error > 0.25:
-                failures.append(f"int8 matte {error:.3f} of the matte's spread from fp32's")
+                failures.append(f"{what}: int8 matte {error:.3f} of the matte's spread from fp32's")
             if to_simulated > error / 2:
-                failures.append(f"int8 matte {to_simulated:.3f} from PyTorch's simulation, "
-                                f"not closer than to fp32 ({error:.3f})")
+                failures.append(f"{what}: int8 matte {to_simulated:.3f} from PyTorch's "
+                                f"simulation, not closer than to fp32 ({error:.3f})")
 
+        fp32 = matte(tool, calibrated, photo, out, "fp32")
+        int8 = matte(tool, calibrated, photo, out, "int8")
         # default: int8 for a file with ranges where oneDNN has VNNI (avx512_vnni here;
         # avx_vnni's AVX2 path counts too), else fp32
         with open("/proc/cpuinfo") as f:
@@ -136,6 +144,10 @@ def main() -> int:
         cases = [
             ("missing", {"encoder.layer2.0.conv1.act_max": None},
              "tensor encoder.layer2.0.conv1.act_max missing"),
+            ("L-BB's without the encoder's",
+             {k: None for k in tensors if k.endswith(SUFFIX) and not k.startswith("lbb.")},
+             "tensor input.act_max missing"),
+            ("part of L-BB's", {"lbb.1.conv.act_max": None}, "tensor lbb.1.conv.act_max missing"),
             ("zero", {"encoder.conv1.act_max": np.zeros(1, np.float32)},
              "encoder.conv1.act_max: activation range 0"),
             ("negative", {"input.act_max": -np.ones(1, np.float32)},
