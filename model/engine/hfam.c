@@ -105,34 +105,45 @@ hfam_host_budget_give (HfamHostBudget *budget, guint64 bytes)
   budget->held -= bytes;
 }
 
+/* The index of `name` among `n` names, or -1 with an error naming them: "unknown WHAT 'x'
+ * (a, b or c)". */
+static int
+name_index (const char *what, const char *const *names, int n, const char *name,
+            GError **error)
+{
+  g_autoptr (GString) choices = g_string_new (NULL);
+
+  for (int k = 0; k < n; k++)
+    if (g_strcmp0 (name, names[k]) == 0)
+      return k;
+  for (int k = 0; k < n; k++)
+    g_string_append_printf (choices, "%s%s", k == 0 ? "" : k == n - 1 ? " or " : ", ",
+                            names[k]);
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "unknown %s '%s' (%s)", what, name,
+               choices->str);
+  return -1;
+}
+
 gboolean
 hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error)
 {
-  static const char *const names[] = { "auto", "cpu", "cuda" };
+  static const char *const names[] = { "auto", "cpu", "cuda" };  /* HfamBackendKind's order */
+  const int k = name_index ("backend", names, G_N_ELEMENTS (names), name, error);
 
-  for (HfamBackendKind k = HFAM_BACKEND_AUTO; k <= HFAM_BACKEND_CUDA; k++)
-    if (g_strcmp0 (name, names[k]) == 0) {
-      *kind = k;
-      return TRUE;
-    }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "unknown backend '%s' (auto, cpu or cuda)", name);
-  return FALSE;
+  if (k >= 0)
+    *kind = k;
+  return k >= 0;
 }
 
 gboolean
 hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error)
 {
-  static const char *const names[] = { "default", "fp32", "fp16", "int8" };
+  static const char *const names[] = { "default", "fp32", "fp16", "int8" };  /* HfamPrecision's */
+  const int k = name_index ("precision", names, G_N_ELEMENTS (names), name, error);
 
-  for (HfamPrecision k = HFAM_PRECISION_DEFAULT; k <= HFAM_PRECISION_INT8; k++)
-    if (g_strcmp0 (name, names[k]) == 0) {
-      *precision = k;
-      return TRUE;
-    }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "unknown precision '%s' (default, fp32, fp16 or int8)", name);
-  return FALSE;
+  if (k >= 0)
+    *precision = k;
+  return k >= 0;
 }
 
 HfamContext *
