@@ -200,14 +200,12 @@ element_starts (GstElement *element)
   return started;
 }
 
-/* The element with --set's properties (and, on CUDA, the backend and the context), in a
- * harness from its sink pad to its src pad. */
-static GstHarness *
-start_element (const Input *input, gboolean cuda, const char *const *extra)
+/* The element with --set's properties, then `extra`'s (on CUDA the backend first); not
+ * started. */
+static GstElement *
+configured_element (gboolean cuda, const char *const *extra)
 {
   GstElement *element = gst_element_factory_make ("hfammatte", NULL);
-  GstHarness *h;
-  GstCaps *caps;
 
   if (!element) {
     g_printerr ("no element hfammatte (GST_PLUGIN_PATH?)\n");
@@ -216,10 +214,22 @@ start_element (const Input *input, gboolean cuda, const char *const *extra)
   if (cuda)
     gst_util_set_object_arg (G_OBJECT (element), "backend", "cuda");
   if (!apply_settings (element, (const char *const *) settings)
-      || !apply_settings (element, extra)) {
-    gst_object_unref (element);
+      || !apply_settings (element, extra))
+    gst_clear_object (&element);
+  return element;
+}
+
+/* The configured element (on CUDA with the input's context too), in a harness from its sink
+ * pad to its src pad. */
+static GstHarness *
+start_element (const Input *input, gboolean cuda, const char *const *extra)
+{
+  GstElement *element = configured_element (cuda, extra);
+  GstHarness *h;
+  GstCaps *caps;
+
+  if (!element)
     return NULL;
-  }
 #ifdef HFAM_HAVE_GST_CUDA
   if (cuda) {
     GstContext *context = gst_context_new_cuda_context (input->cuda_context);
@@ -338,18 +348,18 @@ alphas_of_run (const Input *input, gboolean cuda, GstBuffer **frames, gint n,
 /* The inference size both elements of the check run at: --set's, else the model's own (auto
  * would give the CPU element a smaller one). NULL when the model does not load. */
 static gchar *
-check_size_setting (const Input *input)
+check_size_setting (void)
 {
-  GstHarness *h = start_element (input, FALSE, NULL);
+  GstElement *element = configured_element (FALSE, NULL);
   g_autofree gchar *model_path = NULL;
   g_autoptr (GError) error = NULL;
   HfamModel *model;
   guint size;
 
-  if (!h)
+  if (!element)
     return NULL;
-  g_object_get (h->element, "model", &model_path, "inference-size", &size, NULL);
-  gst_harness_teardown (h);
+  g_object_get (element, "model", &model_path, "inference-size", &size, NULL);
+  gst_object_unref (element);
   if (size > 0)
     return g_strdup_printf ("inference-size=%u", size);
   model = hfam_model_load (model_path, &error);
@@ -369,7 +379,7 @@ check_size_setting (const Input *input)
 static gboolean
 check_against_cpu (const Input *input, GstBuffer **host_frames, GstBuffer **frames)
 {
-  g_autofree gchar *size = check_size_setting (input);
+  g_autofree gchar *size = check_size_setting ();
   const char *const cpu[] = { "backend=cpu", "precision=fp32", size, NULL };
   const char *const fp32[] = { "precision=fp32", size, NULL };
   Input host_input = *input;
