@@ -96,6 +96,7 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_PRECISION HFAM_PRECISION_DEFAULT
 #define DEFAULT_PROP_PIPELINE_DEPTH 1
 #define DEFAULT_PROP_MEMORY_BUDGET 0
+#define DEFAULT_PROP_SHARE_MODEL TRUE
 /* guided: chosen on a validation split (BENCHMARKS.md, "Edges"); the fill and levels leave
  * the colours and the matte as they are */
 #define DEFAULT_PROP_REFINE HFAM_REFINE_GUIDED
@@ -125,6 +126,7 @@ enum
   PROP_PRECISION,
   PROP_PIPELINE_DEPTH,
   PROP_MEMORY_BUDGET,
+  PROP_SHARE_MODEL,
   PROP_REFINE,
   PROP_FILL,
   PROP_KEY_BLACK,
@@ -291,6 +293,14 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "changeable only in NULL and READY", 0, MAX_MEMORY_BUDGET,
           DEFAULT_PROP_MEMORY_BUDGET, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_SHARE_MODEL,
+      g_param_spec_boolean ("share-model", "Share model",
+          "Load the model once for all the elements of the process that name "
+          "the same file, so that they hold its weights (and the CPU's copies "
+          "of them) once; FALSE: a copy of this element's own; changeable only "
+          "in NULL and READY", DEFAULT_PROP_SHARE_MODEL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_REFINE,
       g_param_spec_enum ("refine", "Refine",
           "Refine the matte at the frame's size, guided by the frame",
@@ -377,6 +387,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->precision = DEFAULT_PROP_PRECISION;
   self->pipeline_depth = DEFAULT_PROP_PIPELINE_DEPTH;
   self->memory_budget_mib = DEFAULT_PROP_MEMORY_BUDGET;
+  self->share_model = DEFAULT_PROP_SHARE_MODEL;
   self->refine = DEFAULT_PROP_REFINE;
   self->fill_colours = DEFAULT_PROP_FILL;
   self->key_black = DEFAULT_PROP_KEY_BLACK;
@@ -459,6 +470,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_MEMORY_BUDGET:
       self->memory_budget_mib = g_value_get_uint64 (value);
       break;
+    case PROP_SHARE_MODEL:
+      self->share_model = g_value_get_boolean (value);
+      break;
     case PROP_REFINE:
       self->refine = g_value_get_enum (value);
       break;
@@ -524,6 +538,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_MEMORY_BUDGET:
       g_value_set_uint64 (value, self->memory_budget_mib);
       break;
+    case PROP_SHARE_MODEL:
+      g_value_set_boolean (value, self->share_model);
+      break;
     case PROP_REFINE:
       g_value_set_enum (value, self->refine);
       break;
@@ -543,53 +560,6 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
   GST_OBJECT_UNLOCK (self);
 }
 
-/* Opens the backend the backend property asks for; auto falls back to the CPU
- * when no CUDA device opens. *cuda_context: the GstCudaContext libhfam runs
- * on, if any (a reference). */
-static HfamContext *
-gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
-    gint device_id, guint n_threads, HfamPrecision precision,
-    guint pipeline_depth, guint64 memory_budget_mib, gpointer * cuda_context)
-{
-  HfamOptions options = {.backend = HFAM_BACKEND_CUDA,.precision = precision,
-    .n_threads = n_threads,.pipeline_depth = pipeline_depth,
-    .memory_budget = memory_budget_mib << 20,
-  };
-  const HfamCudaOptions cuda = {.device_id = device_id };
-  HfamContext *ctx = NULL;
-  GError *error = NULL;
-
-  *cuda_context = NULL;
-  if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
-#ifdef HFAM_HAVE_GST_CUDA
-    ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, &options, &cuda,
-        (GstCudaContext **) cuda_context, &error);
-#endif
-    if (!ctx && !error)
-      ctx = hfam_context_new (self->model, &options, &cuda, &error);
-    if (ctx)
-      return ctx;
-    if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-          ("The cuda backend is not available: %s", error->message),
-          ("backend=cuda cuda-device-id=%d", device_id));
-      g_error_free (error);
-      return NULL;
-    }
-    gst_hfam_matte_report_cpu_fallback (self, error);
-    g_clear_error (&error);
-  }
-
-  options.backend = HFAM_BACKEND_CPU;
-  ctx = hfam_context_new (self->model, &options, NULL, &error);
-  if (!ctx) {
-    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-        ("The cpu backend failed to start: %s", error->message), (NULL));
-    g_error_free (error);
-  }
-  return ctx;
-}
-
 /* READY->PAUSED: load the model and open the backend, so that a bad model or a
  * missing device fails the state change. */
 static gboolean
@@ -604,6 +574,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   guint n_threads, pipeline_depth;
   guint64 memory_budget_mib;
   HfamPrecision precision;
+  gboolean share_model;
 
   GST_OBJECT_LOCK (self);
   self->started = TRUE;
@@ -614,6 +585,7 @@ gst_hfam_matte_start (GstHfamMatte * self)
   precision = self->precision;
   pipeline_depth = self->pipeline_depth;
   memory_budget_mib = self->memory_budget_mib;
+  share_model = self->share_model;
   GST_OBJECT_UNLOCK (self);
 
   if (g_strcmp0 (path, hfam_default_model_path ()) == 0
@@ -625,7 +597,8 @@ gst_hfam_matte_start (GstHfamMatte * self)
     return FALSE;
   }
 
-  self->model = hfam_model_load (path, &error);
+  self->model = share_model ? hfam_model_load_shared (path, &error)
+      : hfam_model_load (path, &error);
   if (!self->model) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not load the model: %s", error->message),
@@ -634,6 +607,9 @@ gst_hfam_matte_start (GstHfamMatte * self)
     g_free (path);
     return FALSE;
   }
+  /* which model it is says which elements share one */
+  GST_INFO_OBJECT (self, "model %s: %s at %p", path,
+      share_model ? "shared" : "a copy of its own", (gpointer) self->model);
   g_free (path);
 
   ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads,

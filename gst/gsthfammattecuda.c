@@ -1,5 +1,5 @@
-/* hfammatte and CUDA: whether running on the CPU deserves a warning (all
- * builds), and where the element is built with gstcuda, the pipeline's CUDA
+/* hfammatte's backend: CUDA where asked for and available, else the CPU, and
+ * whether running on the CPU deserves a warning (all builds); and where the element is built with gstcuda, the pipeline's CUDA
  * context: the GstCudaContext shared with the neighbours through GstContext
  * (set on the element, asked for in context queries), the CUDA backend opened
  * on it, and the CUDA buffer pool proposed upstream so that frames arrive in
@@ -28,7 +28,7 @@ gst_hfam_matte_have_nvidia_gpu (void)
 /* backend=auto runs on the CPU. Without CUDA in libhfam, or without an NVIDIA
  * driver and GPU, that is expected: said once a process, at INFO. A device
  * that is there but does not open is worth a warning. */
-void
+static void
 gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self, const GError * error)
 {
   static gsize checked = 0;
@@ -118,7 +118,7 @@ gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id)
  * the element, or a new one announced to the others), so that CUDA memory
  * passes without copies. NULL, and *cuda_context left NULL, where gstcuda has
  * no context to give: libhfam then opens the device's primary context. */
-HfamContext *
+static HfamContext *
 gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
     const HfamOptions * options, const HfamCudaOptions * cuda,
     GstCudaContext ** cuda_context, GError ** error)
@@ -222,3 +222,47 @@ gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
   gst_object_unref (pool);
 }
 #endif
+
+HfamContext *
+gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
+    gint device_id, guint n_threads, HfamPrecision precision,
+    guint pipeline_depth, guint64 memory_budget_mib, gpointer * cuda_context)
+{
+  HfamOptions options = {.backend = HFAM_BACKEND_CUDA,.precision = precision,
+    .n_threads = n_threads,.pipeline_depth = pipeline_depth,
+    .memory_budget = memory_budget_mib << 20,
+  };
+  const HfamCudaOptions cuda = {.device_id = device_id };
+  HfamContext *ctx = NULL;
+  GError *error = NULL;
+
+  *cuda_context = NULL;
+  if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
+#ifdef HFAM_HAVE_GST_CUDA
+    ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, &options, &cuda,
+        (GstCudaContext **) cuda_context, &error);
+#endif
+    if (!ctx && !error)
+      ctx = hfam_context_new (self->model, &options, &cuda, &error);
+    if (ctx)
+      return ctx;
+    if (backend == GST_HFAM_MATTE_BACKEND_CUDA) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+          ("The cuda backend is not available: %s", error->message),
+          ("backend=cuda cuda-device-id=%d", device_id));
+      g_error_free (error);
+      return NULL;
+    }
+    gst_hfam_matte_report_cpu_fallback (self, error);
+    g_clear_error (&error);
+  }
+
+  options.backend = HFAM_BACKEND_CPU;
+  ctx = hfam_context_new (self->model, &options, NULL, &error);
+  if (!ctx) {
+    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+        ("The cpu backend failed to start: %s", error->message), (NULL));
+    g_error_free (error);
+  }
+  return ctx;
+}

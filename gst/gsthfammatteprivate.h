@@ -76,6 +76,7 @@ struct _GstHfamMatte
   HfamPrecision precision;
   guint pipeline_depth;
   guint64 memory_budget_mib;
+  gboolean share_model;
   HfamRefine refine;
   HfamFill fill_colours;         /* the fill property */
   gdouble key_black, key_white;
@@ -131,16 +132,17 @@ GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since);
 void gst_hfam_matte_drain (GstHfamMatte * self);
 
-/* gsthfammattecuda.c: backend=auto runs on the CPU because `error`: at INFO
- * once a process where there is no NVIDIA GPU, else a warning. */
-void gst_hfam_matte_report_cpu_fallback (GstHfamMatte * self,
-    const GError * error);
+/* gsthfammattecuda.c: opens the backend the backend property asks for; auto
+ * falls back to the CPU when no CUDA device opens. *cuda_context: the
+ * GstCudaContext libhfam runs on, if any (a reference). NULL, with the error
+ * posted, when none opens. */
+HfamContext *gst_hfam_matte_open_context (GstHfamMatte * self,
+    GstHfamMatteBackend backend, gint device_id, guint n_threads,
+    HfamPrecision precision, guint pipeline_depth, guint64 memory_budget_mib,
+    gpointer * cuda_context);
 
 #ifdef HFAM_HAVE_GST_CUDA
 /* gsthfammattecuda.c: the pipeline's CUDA context. */
-HfamContext *gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
-    const HfamOptions * options, const HfamCudaOptions * cuda,
-    GstCudaContext ** cuda_context, GError ** error);
 void gst_hfam_matte_handle_set_context (GstHfamMatte * self,
     GstContext * context);
 gboolean gst_hfam_matte_context_query (GstHfamMatte * self, GstQuery * query);

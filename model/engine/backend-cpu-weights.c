@@ -30,15 +30,116 @@ quantise_weights (const float *w, int cout, size_t per_channel, const float *sca
           (int8_t) CLAMP (lrintf (w[o * per_channel + k] / scales[o]), -127, 127);
 }
 
-/* A step's reordered weights, their memory given back to the budget. */
+/* ---- the weights shared by the backends of one model ---- */
+
+typedef struct {
+  dnnl_memory_desc_t md;
+  void *data;
+  size_t size;
+  int users;
+} SharedWeights;
+
+struct _HfamCpuWeightCache {
+  GMutex lock;
+  int n_nodes;
+  GSList **by_node;  /* SharedWeights*, a node's weights in each layout a backend asked for */
+  guint64 bytes;
+};
+
+HfamCpuWeightCache *
+hfam_cpu_weight_cache_new (int n_nodes)
+{
+  HfamCpuWeightCache *cache = g_new0 (HfamCpuWeightCache, 1);
+
+  g_mutex_init (&cache->lock);
+  cache->n_nodes = n_nodes;
+  cache->by_node = g_new0 (GSList *, n_nodes);
+  return cache;
+}
+
+void
+hfam_cpu_weight_cache_free (HfamCpuWeightCache *cache)
+{
+  if (!cache)
+    return;
+  /* the model outlives its contexts: nothing is in use now */
+  for (int i = 0; i < cache->n_nodes; i++)
+    g_assert (cache->by_node[i] == NULL);
+  g_free (cache->by_node);
+  g_mutex_clear (&cache->lock);
+  g_free (cache);
+}
+
+guint64
+hfam_cpu_weight_cache_bytes (HfamCpuWeightCache *cache)
+{
+  guint64 bytes;
+
+  g_mutex_lock (&cache->lock);
+  bytes = cache->bytes;
+  g_mutex_unlock (&cache->lock);
+  return bytes;
+}
+
+/* The node's weights in layout `md`, a use more counted; NULL when no backend made them. The
+ * cache's lock is held. */
+static void *
+cache_take (HfamCpuWeightCache *cache, int node, const dnnl_memory_desc_t *md)
+{
+  for (GSList *l = cache->by_node[node]; l; l = l->next) {
+    SharedWeights *w = l->data;
+    if (dnnl_memory_desc_equal (&w->md, md)) {
+      w->users++;
+      return w->data;
+    }
+  }
+  return NULL;
+}
+
+static void
+cache_insert (HfamCpuWeightCache *cache, int node, const dnnl_memory_desc_t *md, void *data,
+              size_t size)
+{
+  SharedWeights *w = g_new (SharedWeights, 1);
+
+  *w = (SharedWeights) { .md = *md, .data = data, .size = size, .users = 1 };
+  cache->by_node[node] = g_slist_prepend (cache->by_node[node], w);
+  cache->bytes += size;
+}
+
+static void
+cache_release (HfamCpuWeightCache *cache, int node, void *data)
+{
+  g_mutex_lock (&cache->lock);
+  for (GSList *l = cache->by_node[node]; l; l = l->next) {
+    SharedWeights *w = l->data;
+    if (w->data != data)
+      continue;
+    if (--w->users == 0) {
+      cache->by_node[node] = g_slist_delete_link (cache->by_node[node], l);
+      cache->bytes -= w->size;
+      hfam_cpu_free (w->data);
+      g_free (w);
+    }
+    break;
+  }
+  g_mutex_unlock (&cache->lock);
+}
+
+/* A step's reordered weights, their memory given back to the budget (and to the cache, whose
+ * last user frees them). */
 void
 hfam_cpu_drop_weights (CpuBackend *be, Step *s)
 {
   if (s->weights)
     dnnl_memory_destroy (s->weights);
-  hfam_cpu_free (s->weights_data);
+  if (s->weights_shared)
+    cache_release (be->weight_cache, s - be->steps, s->weights_data);
+  else
+    hfam_cpu_free (s->weights_data);
   s->weights = NULL;
   s->weights_data = NULL;
+  s->weights_shared = FALSE;
   hfam_cpu_release_counted (be, &s->weights_size);
 }
 
@@ -106,18 +207,20 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
   return ok;
 }
 
+/* The weights in s->weights_md: the cache's copy when another backend of the model made it,
+ * else made here (and offered to the cache). Counted in this backend's budget either way: its
+ * plans need them whether or not another context holds them too. */
 static gboolean
 make_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
                    GError **error)
 {
+  HfamCpuWeightCache *cache = be->weight_cache;
+  const int node = s - be->steps;
+  const size_t size = dnnl_memory_desc_get_size (&s->weights_md);
   dnnl_memory_desc_t bias_md;
   dnnl_dims_t bdims = { p->cout };
+  gboolean ok = FALSE, fresh = FALSE;
 
-  if (!(s->weights_data = hfam_cpu_counted_alloc (be,
-                                                  dnnl_memory_desc_get_size (&s->weights_md),
-                                                  &s->weights_size, error)))
-    return FALSE;
-  DNNL_TRY (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data), n);
   if (!s->bias) {
     DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
     if (!s->bias_data && !(s->bias_data = hfam_cpu_alloc0 (sizeof (float) * p->cout, error)))
@@ -125,7 +228,32 @@ make_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvPar
     hfam_st_to_f32 (p->bias, s->bias_data);
     DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
   }
-  return reorder_conv_weights (be, s, n, p, error);
+  if (!hfam_host_budget_take (be->budget, size, "inference size", be->width, be->height,
+                              error))
+    return FALSE;
+  s->weights_size = size;
+  /* held while the weights are made, so that two contexts planning at once make them once */
+  if (cache)
+    g_mutex_lock (&cache->lock);
+  if (cache && (s->weights_data = cache_take (cache, node, &s->weights_md)))
+    s->weights_shared = TRUE;
+  else if ((s->weights_data = hfam_cpu_alloc0 (size, error)))
+    fresh = TRUE;
+  if (s->weights_data) {
+    if (dnnl_memory_create (&s->weights, &s->weights_md, be->engine, s->weights_data)
+        != dnnl_success)
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cpu backend: %s: no memory object for the weights", n->name);
+    else
+      ok = !fresh || reorder_conv_weights (be, s, n, p, error);
+  }
+  if (ok && fresh && cache) {
+    cache_insert (cache, node, &s->weights_md, s->weights_data, size);
+    s->weights_shared = TRUE;
+  }
+  if (cache)
+    g_mutex_unlock (&cache->lock);
+  return ok;
 }
 
 gboolean

@@ -891,8 +891,9 @@ static const HfamBackendOps cpu_ops = {
 };
 
 HfamBackend *
-hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision, int n_threads,
-                      int pipeline_depth, HfamHostBudget *budget, GError **error)
+hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
+                      HfamPrecision precision, int n_threads, int pipeline_depth,
+                      HfamHostBudget *budget, GError **error)
 {
   CpuBackend *be;
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
@@ -910,6 +911,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision, int n_thr
              || (precision == HFAM_PRECISION_DEFAULT && graph->act_ranges && hfam_cpu_has_vnni ());
   be->base.precision = be->int8 ? HFAM_PRECISION_INT8 : HFAM_PRECISION_FP32;
   be->budget = budget;
+  be->weight_cache = weight_cache;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   be->block = avx512 ? 16 : 8;
   be->blocked_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;

@@ -39,7 +39,8 @@ typedef struct {
   dnnl_memory_desc_t weights_md;
   dnnl_memory_t weights, bias;
   void *weights_data, *bias_data;
-  guint64 weights_size;  /* of weights_data, counted in the budget */
+  guint64 weights_size;     /* of weights_data, counted in the budget */
+  gboolean weights_shared;  /* weights_data is the model's (HfamCpuWeightCache) */
   /* SK_PROJECT: the plain weights, and a reorder for the per-frame folded ones */
   float *plain, *squeeze_w, *squeeze_b, *select_w, *select_b, *project_w, *project_b;
   float *folded_w;
@@ -92,6 +93,7 @@ typedef struct {
   gboolean int8;
   gboolean *runs_int8, *quantised, *fp32;
   HfamHostBudget *budget;  /* the context's */
+  HfamCpuWeightCache *weight_cache;  /* the model's, or NULL: weights of its own */
   guint64 plan_bytes;      /* what the plan holds of it: arena, copies, scratchpad */
   int width, height;
   Value *values;

@@ -107,16 +107,26 @@ gboolean hfam_host_budget_take (HfamHostBudget *budget, guint64 bytes, const cha
                                 int width, int height, GError **error);
 void hfam_host_budget_give (HfamHostBudget *budget, guint64 bytes);
 
+/* The convolutions' weights in the CPU backends' layouts, kept by the model (hfam.c) and
+ * shared by the backends of every context made on it: a layout is made once, by the first
+ * backend whose plan asks for it, and freed when the last one using it lets go. Thread-safe.
+ * Freed once no backend uses it. */
+typedef struct _HfamCpuWeightCache HfamCpuWeightCache;
+HfamCpuWeightCache *hfam_cpu_weight_cache_new (int n_nodes);
+void hfam_cpu_weight_cache_free (HfamCpuWeightCache *cache);
+/* The bytes it holds: each layout once, however many backends use it. */
+guint64 hfam_cpu_weight_cache_bytes (HfamCpuWeightCache *cache);
+
 /* pipeline_depth 2: queue_frame hands frames to a thread of the backend's own, so that the
  * caller prepares the next frame while one runs. Every host buffer it allocates (plans,
  * reordered weights, queued frames) is counted in `budget`, which must outlive it; a plan
  * whose estimate (activations, planar copies, queued frames) does not fit is refused before
  * anything is allocated. `precision`: INT8 runs the encoder and L-BB in int8 and needs the
  * graph's activation ranges (HFAM_ERROR_UNSUPPORTED without them); DEFAULT picks it where
- * they are there and the CPU has VNNI, else fp32; the others compute fp32. */
-HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamPrecision precision,
-                                   int n_threads, int pipeline_depth, HfamHostBudget *budget,
-                                   GError **error);
+ * they are there and the CPU has VNNI, else fp32; the others compute fp32. `weight_cache`: the model's (shared weights), or NULL (its own). */
+HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
+                                   HfamPrecision precision, int n_threads, int pipeline_depth,
+                                   HfamHostBudget *budget, GError **error);
 
 /* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {

@@ -14,10 +14,13 @@ G_BEGIN_DECLS
 #define HFAM_MAX_PIPELINE_DEPTH 2
 
 struct _HfamModel {
+  gint refs;
   char *path;
+  char *shared_key;  /* hfam_model_load_shared's: the file's identity; NULL for a private one */
   HfamSafetensors *st;
   HfamHparams hp;
   HfamGraph *graph;
+  HfamCpuWeightCache *cpu_weights;  /* the CPU backends' of its contexts */
 };
 
 /* What a submitted frame needs when it is collected. */

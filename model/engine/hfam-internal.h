@@ -13,6 +13,10 @@ G_BEGIN_DECLS
 
 const HfamHparams *hfam_model_hparams (const HfamModel *model);
 
+/* The bytes of weights the CPU backends of the model's contexts hold in their own layouts:
+ * each layout once, however many contexts use it. */
+guint64 hfam_model_cpu_weight_bytes (const HfamModel *model);
+
 /* The model's preprocessing parameters (channel order, scale, mean, std; yuv left zero), as
  * kernels/preprocess.cu and its CPU twin hfam_frame_preprocess take them. */
 void hfam_model_preprocess_params (const HfamModel *model, HfamPreprocessParams *params);

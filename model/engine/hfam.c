@@ -4,12 +4,16 @@
 #include "hfam-internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <unistd.h>
+
+#include <glib/gstdio.h>
 
 HfamModel *
 hfam_model_load (const char *path, GError **error)
 {
   HfamModel *model = g_new0 (HfamModel, 1);
+  model->refs = 1;
   model->path = g_strdup (path);
   if (!(model->st = hfam_st_open (path, error))
       || !hfam_hparams_read (model->st, &model->hp, error)
@@ -17,6 +21,56 @@ hfam_model_load (const char *path, GError **error)
     hfam_model_free (model);
     return NULL;
   }
+  model->cpu_weights = hfam_cpu_weight_cache_new (model->graph->n_nodes);
+  return model;
+}
+
+/* The models hfam_model_load_shared loaded, by their files' identity, while anyone holds
+ * them. */
+static GMutex shared_models_lock;
+static GHashTable *shared_models;
+
+/* Which file `path` is now (NULL where it cannot be read): a file replaced or rewritten since
+ * has another identity. */
+static char *
+file_identity (const char *path)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0)
+    return NULL;
+  return g_strdup_printf ("%ju:%ju:%jd:%jd.%09ld", (uintmax_t) st.st_dev,
+                          (uintmax_t) st.st_ino, (intmax_t) st.st_size,
+                          (intmax_t) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+HfamModel *
+hfam_model_load_shared (const char *path, GError **error)
+{
+  g_autofree char *key = file_identity (path);
+  HfamModel *model;
+
+  /* hfam_model_load says what is wrong with a file that cannot be read */
+  if (!key)
+    return hfam_model_load (path, error);
+  /* held while a model loads, so that elements starting together load the file once */
+  g_mutex_lock (&shared_models_lock);
+  if (!shared_models)
+    shared_models = g_hash_table_new (g_str_hash, g_str_equal);
+  if ((model = g_hash_table_lookup (shared_models, key)))
+    g_atomic_int_inc (&model->refs);
+  else if ((model = hfam_model_load (path, error))) {
+    model->shared_key = g_steal_pointer (&key);
+    g_hash_table_insert (shared_models, model->shared_key, model);
+  }
+  g_mutex_unlock (&shared_models_lock);
+  return model;
+}
+
+HfamModel *
+hfam_model_ref (HfamModel *model)
+{
+  g_atomic_int_inc (&model->refs);
   return model;
 }
 
@@ -25,11 +79,31 @@ hfam_model_free (HfamModel *model)
 {
   if (!model)
     return;
+  if (model->shared_key) {
+    /* under the lock: a lookup must not find a model on its way out */
+    gboolean last;
+    g_mutex_lock (&shared_models_lock);
+    if ((last = g_atomic_int_dec_and_test (&model->refs)))
+      g_hash_table_remove (shared_models, model->shared_key);
+    g_mutex_unlock (&shared_models_lock);
+    if (!last)
+      return;
+  } else if (!g_atomic_int_dec_and_test (&model->refs)) {
+    return;
+  }
+  hfam_cpu_weight_cache_free (model->cpu_weights);
   hfam_graph_free (model->graph);
   if (model->st)
     hfam_st_close (model->st);
+  g_free (model->shared_key);
   g_free (model->path);
   g_free (model);
+}
+
+guint64
+hfam_model_cpu_weight_bytes (const HfamModel *model)
+{
+  return hfam_cpu_weight_cache_bytes (model->cpu_weights);
 }
 
 int
@@ -201,14 +275,14 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     return NULL;
   }
 #endif
-  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, options->precision,
-                                                    options->n_threads,
+  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, model->cpu_weights,
+                                                    options->precision, options->n_threads,
                                                     options->pipeline_depth, &ctx->budget,
                                                     error))) {
     g_free (ctx);
     return NULL;
   }
-  ctx->model = model;
+  ctx->model = hfam_model_ref (model);
   ctx->backend = backend;
   ctx->host_threads = options->n_threads > 0 ? options->n_threads
                                              : (int) g_get_num_processors ();
@@ -264,6 +338,7 @@ hfam_context_free (HfamContext *ctx)
   for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)
     g_free (ctx->grey[i]);
   hfam_scratch_clear (&ctx->edge_scratch);
+  hfam_model_free (ctx->model);
   g_free (ctx);
 }
 

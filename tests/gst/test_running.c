@@ -198,6 +198,60 @@ GST_END_TEST;
 
 /* A first frame over memory-budget fails the stream with libhfam's message,
  * which names the budget. */
+/* The model this element loaded, as its start logs it: "...: shared at 0x..."
+ * or "...: a copy of its own at 0x...". */
+static gchar *
+start_and_name_model (Rig * rig, GstElement * element)
+{
+  LogCapture capture;
+  gchar *log, *at, *model;
+
+  log_capture_start (&capture, GST_LEVEL_INFO);
+  rig_start (rig, element, TRUE, FALSE);
+  log = log_capture_stop (&capture);
+  at = strstr (log, " at 0x");
+  fail_unless (at != NULL, "no model in the log: %s", log);
+  model = g_strndup (at + 4, strcspn (at + 4, " \n"));
+  g_free (log);
+  return model;
+}
+
+/* share-model (the default) gives the elements naming one file one model, a
+ * copy of its own with FALSE; all of them matte the same. */
+GST_START_TEST (test_share_model)
+{
+  GstElement *elements[3] = { make_element (), make_element (),
+    make_element ()
+  };
+  gchar *models[3];
+  gboolean share;
+  GstVideoInfo info;
+  Engine engine;
+  Rig rigs[3];
+
+  g_object_get (elements[0], "share-model", &share, NULL);
+  fail_unless (share);
+  g_object_set (elements[2], "share-model", FALSE, NULL);
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  for (guint i = 0; i < 3; i++) {
+    g_object_set (elements[i], "inference-size", INFERENCE_SIZE, NULL);
+    models[i] = start_and_name_model (&rigs[i], elements[i]);
+    rig_set_format (&rigs[i], &info);
+  }
+  fail_unless_equals_string (models[0], models[1]);
+  fail_if (g_str_equal (models[0], models[2]));
+  for (guint i = 0; i < 3; i++) {
+    push_and_check (&rigs[i], &engine, &info, make_frame (&info, 950), 0,
+        FALSE);
+    rig_stop (&rigs[i]);
+    g_free (models[i]);
+  }
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_memory_budget_first_frame)
 {
   GstElement *element = make_element ();
@@ -267,6 +321,7 @@ running_tcase (void)
   tcase_add_loop_test (tc, test_inference_size_change, 0, 2);
   tcase_add_test (tc, test_inference_size_auto);
   tcase_add_test (tc, test_ready_only_properties);
+  tcase_add_test (tc, test_share_model);
   tcase_add_test (tc, test_memory_budget_first_frame);
   tcase_add_test (tc, test_memory_budget_size_change);
   return tc;

@@ -5,8 +5,8 @@
  *   HfamContext *ctx = hfam_context_new (model, NULL, NULL, &error);
  *   hfam_context_run (ctx, &frame, NULL, &key, 1, &error);
  *
- * Thread-safety: a HfamModel is immutable once loaded and may be shared; a HfamContext is used
- * by one thread at a time. Every failure is reported through GError (domain HFAM_ERROR,
+ * Thread-safety: a HfamModel may be shared by threads and contexts (what its contexts share of
+ * it is locked); a HfamContext is used by one thread at a time. Every failure is reported through GError (domain HFAM_ERROR,
  * hfam-types.h) with a message naming the file, tensor or argument at fault. */
 #ifndef HFAM_H
 #define HFAM_H
@@ -18,8 +18,18 @@ G_BEGIN_DECLS
 typedef struct _HfamModel HfamModel;
 typedef struct _HfamContext HfamContext;
 
-/* Maps, validates and keeps the weight file; builds the graph. NULL on failure. */
+/* Maps, validates and keeps the weight file; builds the graph. NULL on failure. The contexts
+ * made on one model share its weights: the mapped file, and the CPU backend's copies in the
+ * layouts it computes with (made once for all of them). */
 HfamModel *hfam_model_load (const char *path, GError **error);
+/* The process's one model for the file at `path`, loaded at the first call and kept while
+ * anyone holds it: the same file (device, inode, size and modification time; a file replaced
+ * or rewritten since loads anew) gives the same model, so that every stream of a process
+ * holds the weights once. Thread-safe. */
+HfamModel *hfam_model_load_shared (const char *path, GError **error);
+/* A model is reference counted: a context holds one on its model; hfam_model_free drops
+ * one, the last frees it. */
+HfamModel *hfam_model_ref (HfamModel *model);
 void hfam_model_free (HfamModel *model);
 const char *hfam_model_path (const HfamModel *model);
 /* The long side, in pixels, at which the model runs a frame unless told otherwise. */
@@ -48,9 +58,10 @@ typedef struct {
                                its own while the caller prepares the next */
   guint64 memory_budget;    /* bytes of host memory the context may commit for its plans and
                                frames (the CPU backend's activations, scratch, reordered
-                               weights and queued frames, libhfam's planes at the inference
-                               and at the frame size; not the mapped weight file, nor CUDA
-                               device memory); a plan or frame above it fails with
+                               weights -- counted in each context that uses them, though the
+                               contexts of a model hold them once -- and queued frames,
+                               libhfam's planes at the inference and at the frame size; not
+                               the mapped weight file, nor CUDA device memory); a plan or frame above it fails with
                                HFAM_ERROR_BUDGET before it is allocated.
                                0: hfam_default_memory_budget () */
 } HfamOptions;
