@@ -9,8 +9,13 @@
  *
  *   OMP_WAIT_POLICY=passive build/tools/hfam-element-bench [--memory system|cuda]
  *       [--format I420|NV12|RGBA] [--size 1920x1080] [--frames 100] [--warmup 10]
- *       [--check N] [--set PROPERTY=VALUE ...]
+ *       [--check N] [--streams N] [--set PROPERTY=VALUE ...]
  *
+ * --streams N runs N elements at once (the same settings, so by default one shared model),
+ * each fed the frames by a thread of its own, as N cameras would; it prints the frames/s of
+ * all of them together (N x frames over the longest stream's time), each stream's latency,
+ * and the process's peak host memory. Run it again with --set share-model=false for N
+ * independent elements.
  * --set sets any property of the element (model, inference-size, pipeline-depth, precision,
  * n-threads, refine, ...); with --memory cuda, backend=cuda is set first. Exit status: 0, 1 on
  * an error or a failed check, 77 when --memory cuda finds no CUDA device.
@@ -40,7 +45,7 @@
 #define SKIP 77
 
 static gchar *memory_name = "system", *format_name = "I420", *size_name = "1920x1080";
-static gint n_frames = 100, n_warmup = 10, n_check = 0;
+static gint n_frames = 100, n_warmup = 10, n_check = 0, n_streams = 1;
 static gchar **settings;
 
 static GOptionEntry entries[] = {
@@ -52,6 +57,8 @@ static GOptionEntry entries[] = {
   { "warmup", 0, 0, G_OPTION_ARG_INT, &n_warmup, "frames before timing (default 10)", "N" },
   { "check", 0, 0, G_OPTION_ARG_INT, &n_check,
     "compare N frames' alpha with the CPU element's (default 0)", "N" },
+  { "streams", 0, 0, G_OPTION_ARG_INT, &n_streams,
+    "elements run at once, each fed by a thread of its own (default 1)", "N" },
   { "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings, "an element property", "NAME=VALUE" },
   { NULL }
 };
@@ -345,6 +352,85 @@ alphas_of_run (const Input *input, gboolean cuda, GstBuffer **frames, gint n,
   return alphas;
 }
 
+/* One of --streams' elements, run by a thread of its own. */
+typedef struct {
+  GstHarness *h;
+  GstBuffer **frames;
+  const GstVideoInfo *info;
+  double seconds;
+  double *latency_ms;
+} Stream;
+
+static gpointer
+stream_main (gpointer data)
+{
+  Stream *stream = data;
+
+  stream->seconds = run_frames (stream->h, stream->frames, n_warmup, n_frames, stream->info,
+                                NULL, stream->latency_ms);
+  return NULL;
+}
+
+/* The process's peak resident memory in MiB (VmHWM), or -1. */
+static double
+peak_host_mib (void)
+{
+  g_autofree gchar *status = NULL;
+  const gchar *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
+      || !(line = strstr (status, "VmHWM:")))
+    return -1;
+  return g_ascii_strtod (line + strlen ("VmHWM:"), NULL) / 1024.0;
+}
+
+/* --streams: n_streams elements started one after another, then fed at once. */
+static gboolean
+run_streams (const Input *input, GstBuffer **frames)
+{
+  Stream *streams = g_new0 (Stream, n_streams);
+  GThread **threads = g_new0 (GThread *, n_streams);
+  double longest = 0, started_mib;
+  gboolean ok = TRUE;
+
+  for (gint i = 0; i < n_streams && ok; i++) {
+    streams[i] = (Stream) { .frames = frames, .info = &input->info,
+                            .latency_ms = g_new (double, n_frames) };
+    ok = (streams[i].h = start_element (input, input->cuda, NULL)) != NULL;
+  }
+  started_mib = peak_host_mib ();
+  for (gint i = 0; i < n_streams && ok; i++)
+    threads[i] = g_thread_new ("stream", stream_main, &streams[i]);
+  for (gint i = 0; i < n_streams && ok; i++) {
+    g_thread_join (threads[i]);
+    if (streams[i].seconds < 0)
+      ok = FALSE;
+    longest = MAX (longest, streams[i].seconds);
+  }
+  if (!ok)
+    g_printerr ("an element failed (run with GST_DEBUG=hfammatte:4)\n");
+  else {
+    g_print ("%d streams of %s %dx%d in %s memory, %d frames each after %d:\n", n_streams,
+             format_name, GST_VIDEO_INFO_WIDTH (&input->info),
+             GST_VIDEO_INFO_HEIGHT (&input->info), memory_name, n_frames, n_warmup);
+    g_print ("frames/s all streams %.1f\n", n_streams * n_frames / longest);
+    for (gint i = 0; i < n_streams; i++)
+      g_print ("stream %d: frames/s %.1f, latency ms median %.2f, 90th percentile %.2f\n", i,
+               n_frames / streams[i].seconds, median (streams[i].latency_ms, n_frames),
+               percentile (streams[i].latency_ms, n_frames, 0.9));
+    g_print ("host memory peak MiB: %.0f once started, %.0f after the run\n", started_mib,
+             peak_host_mib ());
+  }
+  for (gint i = 0; i < n_streams; i++) {
+    if (streams[i].h)
+      gst_harness_teardown (streams[i].h);
+    g_free (streams[i].latency_ms);
+  }
+  g_free (threads);
+  g_free (streams);
+  return ok;
+}
+
 /* The inference size both elements of the check run at: --set's, else the model's own (auto
  * would give the CPU element a smaller one). NULL when the model does not load. */
 static gchar *
@@ -451,9 +537,9 @@ main (int argc, char **argv)
   format = gst_video_format_from_string (format_name);
   if ((format != GST_VIDEO_FORMAT_I420 && format != GST_VIDEO_FORMAT_NV12
        && format != GST_VIDEO_FORMAT_RGBA) || !parse_size (size_name, &w, &h_px)
-      || n_frames < 1 || n_warmup < 0 || n_check < 0
+      || n_frames < 1 || n_warmup < 0 || n_check < 0 || n_streams < 1 || n_streams > 64
       || (strcmp (memory_name, "system") != 0 && strcmp (memory_name, "cuda") != 0)) {
-    g_printerr ("bad --format, --size, --frames, --warmup, --check or --memory\n");
+    g_printerr ("bad --format, --size, --frames, --warmup, --check, --streams or --memory\n");
     return 1;
   }
   gst_video_info_set_format (&input.info, format, w, h_px);
@@ -487,23 +573,27 @@ main (int argc, char **argv)
 #endif
   }
 
-  h = start_element (&input, input.cuda, NULL);
-  if (!h)
-    return 1;
-  latency = g_new (double, n_frames);
-  seconds = run_frames (h, frames, n_warmup, n_frames, &input.info, NULL, latency);
-  if (seconds < 0) {
-    g_printerr ("the element failed (run with GST_DEBUG=hfammatte:4)\n");
+  if (n_streams == 1) {
+    h = start_element (&input, input.cuda, NULL);
+    if (!h)
+      return 1;
+    latency = g_new (double, n_frames);
+    seconds = run_frames (h, frames, n_warmup, n_frames, &input.info, NULL, latency);
+    if (seconds < 0) {
+      g_printerr ("the element failed (run with GST_DEBUG=hfammatte:4)\n");
+      status = 1;
+    } else {
+      g_print ("%s %dx%d in %s memory, %d frames after %d:\n", format_name, w, h_px,
+               memory_name, n_frames, n_warmup);
+      g_print ("frames/s %.1f\n", n_frames / seconds);
+      g_print ("latency ms median %.2f, 90th percentile %.2f\n", median (latency, n_frames),
+               percentile (latency, n_frames, 0.9));
+    }
+    gst_harness_teardown (h);
+    g_free (latency);
+  } else if (!run_streams (&input, frames)) {
     status = 1;
-  } else {
-    g_print ("%s %dx%d in %s memory, %d frames after %d:\n", format_name, w, h_px, memory_name,
-             n_frames, n_warmup);
-    g_print ("frames/s %.1f\n", n_frames / seconds);
-    g_print ("latency ms median %.2f, 90th percentile %.2f\n", median (latency, n_frames),
-             percentile (latency, n_frames, 0.9));
   }
-  gst_harness_teardown (h);
-  g_free (latency);
   if (status == 0 && n_check > 0 && !check_against_cpu (&input, host_frames, frames)) {
     g_print ("check FAILED\n");
     status = 1;

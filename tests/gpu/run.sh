@@ -6,7 +6,8 @@
 # and 2, and the same network in PyTorch on the same GPU (frozen TorchScript, and
 # torch.compile), with the ratios. Phase gst: the GStreamer element with CUDA memory in and out
 # (tests/gst's test_cuda_memory, the whole element suite, then tools/hfam-element-bench: 1080p
-# NV12 in CUDA memory end to end, frames/s and latency) in a second build folder, with
+# NV12 in CUDA memory end to end, frames/s and latency; four streams with and without a shared
+# model) in a second build folder, with
 # GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See tests/gpu/README.md.
 #
 # Usage: tests/gpu/run.sh [all | check | gst | bench [PATTERN]]   (default all: check, gst
@@ -302,6 +303,15 @@ element_bench () {
       grep -h 'frames/s\|latency' "$LOG/gst-element-bench-$(basename "$m" .safetensors)-depth$d.log" \
         | sed "s|^|run.sh: gst: element $(basename "$m") depth $d: |" | tee -a "$LOG/gst-phase.log"
     done
+  done
+  # four cameras: four elements sharing one model (the default) and four with their own
+  local share
+  for share in true false; do
+    run_check "gst-element-bench-4-streams-share-$share" "${bench[@]}" \
+      --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --streams 4 --set pipeline-depth=2 \
+      --set model=model/default/default.safetensors --set share-model=$share
+    grep -h 'all streams\|memory' "$LOG/gst-element-bench-4-streams-share-$share.log" \
+      | sed "s|^|run.sh: gst: 4 streams, share-model=$share: |" | tee -a "$LOG/gst-phase.log"
   done
 }
 
