@@ -1,7 +1,8 @@
 /* The backend interface: a small table of functions that executes a HfamGraph, and for a
  * backend with device memory a second one that takes frames in and mattes out there.
- * A backend owns its buffers (host or device) and its own copy of the weights in the layout
- * it runs fastest. Stages may be asynchronous; synchronize() waits for everything queued.
+ * A backend owns its buffers (host or device) and uses the weights in the layout it runs
+ * fastest, a copy shared with the other backends of its model where it can (the CPU's per
+ * layout, HfamCpuWeightCache; CUDA's per context and dtype, cuda/weights.c). Stages may be asynchronous; synchronize() waits for everything queued.
  * What to run, when to blend and what to write is libhfam's to decide (frames.c). */
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H

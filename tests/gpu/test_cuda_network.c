@@ -18,12 +18,18 @@
  * wherever it applies (HFAM_CUDA_SPLIT_K=4 in fp32, 2 in fp16), and two cuBLASLt's product for
  * every 1x1 convolution (HFAM_CUDA_GEMM=1, fp32, and fp16 at depth 2 also against one stream),
  * against the CPU as above.
+ * Shared weights: a second fp16 context on the same model takes the first one's device
+ * weights (the device memory it takes is less, by at least a quarter of the file's size for a
+ * file of 16 MB or more, than that of a context on a second copy of the model) and computes as
+ * the CPU does.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam-internal.h"
 #include "heads.h"
 
+#include <cuda_runtime.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +229,79 @@ compare_one_stream (HfamModel *model, const char *what, const HfamOptions *optio
     n_failed++;
 }
 
+/* Device memory free now, in bytes. */
+static double
+device_free_bytes (void)
+{
+  size_t free_bytes = 0, total = 0;
+
+  cudaMemGetInfo (&free_bytes, &total);
+  return (double) free_bytes;
+}
+
+/* One fp16 frame through a new context on `model`, compared with the CPU; the context stays
+ * open (NULL on a failure, counted). */
+static HfamContext *
+open_and_run (HfamModel *model, const char *what, const float *input, int w, int h,
+              const Result *cpu)
+{
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA,
+                                .precision = HFAM_PRECISION_FP16 };
+  g_autoptr (GError) error = NULL;
+  HfamContext *ctx = hfam_context_new (model, &options, NULL, &error);
+  Result gpu = result_new ((size_t) w * h);
+  HfamOutputs o = outputs_of (&gpu);
+
+  if (!ctx || !hfam_context_run_tensor (ctx, input, w, h, &o, &error)) {
+    printf ("FAIL %s: %s\n", what, error->message);
+    n_failed++;
+    hfam_context_free (ctx);
+    ctx = NULL;
+  } else {
+    compare (what, &gpu, cpu, (size_t) w * h, TRUE);
+  }
+  result_clear (&gpu);
+  return ctx;
+}
+
+static void
+check_shared_weights (HfamModel *model, const char *path, const char *base,
+                      const float *input, int w, int h, const Result *cpu)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) copy = hfam_model_load (path, &error);
+  HfamContext *first, *second = NULL, *own = NULL;
+  double before, shared_bytes = 0, own_bytes = 0;
+  char what[160];
+  GStatBuf st;
+
+  g_assert_no_error (error);
+  snprintf (what, sizeof what, "%s %dx%d fp16, first context", base, w, h);
+  if (!(first = open_and_run (model, what, input, w, h, cpu)))
+    return;
+  before = device_free_bytes ();
+  snprintf (what, sizeof what, "%s %dx%d fp16, second context (shared weights)", base, w, h);
+  second = open_and_run (model, what, input, w, h, cpu);
+  shared_bytes = before - device_free_bytes ();
+  before = device_free_bytes ();
+  snprintf (what, sizeof what, "%s %dx%d fp16, context on a copy of the model", base, w, h);
+  own = open_and_run (copy, what, input, w, h, cpu);
+  own_bytes = before - device_free_bytes ();
+  if (second && own && g_stat (path, &st) == 0) {
+    const gboolean big = st.st_size >= (16 << 20);
+    const gboolean ok = !big || own_bytes - shared_bytes >= 0.25 * st.st_size;
+    printf ("%-4s %s %dx%d: device memory of a second context %.1f MiB, of one on a copy "
+            "%.1f MiB (file %.1f MiB%s)\n", ok ? "ok" : "FAIL", base, w, h,
+            shared_bytes / (1 << 20), own_bytes / (1 << 20), st.st_size / (double) (1 << 20),
+            big ? "" : ", too small to tell: not checked");
+    if (!ok)
+      n_failed++;
+  }
+  hfam_context_free (own);
+  hfam_context_free (second);
+  hfam_context_free (first);
+}
+
 static gboolean
 run_case (const char *path, int w, int h, guint32 seed)
 {
@@ -319,6 +398,8 @@ run_case (const char *path, int w, int h, guint32 seed)
     for (int f = 0; f < 3; f++)
       result_clear (&gpu[f]);
   }
+  if (opened)
+    check_shared_weights (model, path, base, inputs[0], w, h, &cpu[0]);
   for (int f = 0; f < 3; f++) {
     g_free (inputs[f]);
     result_clear (&cpu[f]);

@@ -139,7 +139,7 @@ cuda_free (HfamBackend *base)
 #endif
   if (be->relu)
     cudnnDestroyActivationDescriptor (be->relu);
-  cudaFree (be->weights);
+  release_weights (be);
   g_free (be->steps);
   g_free (be);
 }

@@ -127,7 +127,7 @@ typedef struct {
   int width, height;
   Step *steps;
   Slot slots[MAX_DEPTH];
-  char *weights;                /* device */
+  char *weights;                /* device; shared (weights.c) */
   size_t workspace_need[N_STREAMS];
   cudnnActivationDescriptor_t relu;
   int head, tail;               /* frames queued, frames collected */
@@ -229,8 +229,10 @@ void layout_values (CudaBackend *be);
 void clear_plan (CudaBackend *be);
 gboolean cuda_plan (HfamBackend *base, int width, int height, GError **error);
 
-/* weights.c */
+/* weights.c: the weights, shared by the model's backends on one context and dtype (loaded by
+ * the first plan, released by free) */
 gboolean load_weights (CudaBackend *be, GError **error);
+void release_weights (CudaBackend *be);
 void *conv_weight (const CudaBackend *be, const Slot *slot, int id);
 void *conv_bias (const CudaBackend *be, const Slot *slot, int id);
 

@@ -175,12 +175,8 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
                  height);
     return FALSE;
   }
-  if (!be->weights && !load_weights (be, error)) {
-    /* half loaded is not loaded: the next plan starts over */
-    cudaFree (be->weights);
-    be->weights = NULL;
+  if (!be->weights && !load_weights (be, error))
     return FALSE;
-  }
   be->width = width;
   be->height = height;
   arena_size = size_values (be);

@@ -1,5 +1,6 @@
 /* The CUDA backend's weights: converted once (KRSC, channels padded to a multiple of 8 in
- * fp16, zeros) into one device allocation. MFEM's projection weights are refolded per frame on
+ * fp16, zeros) into one device allocation, shared by the backends of one model on one CUDA
+ * context. MFEM's projection weights are refolded per frame on
  * the device (hfam_cuda_sk_fold, in queue.c) into each slot's arena. */
 #include "cuda-backend.h"
 
@@ -21,15 +22,62 @@ upload (CudaBackend *be, const float *host, size_t n, size_t offset, gboolean co
   return TRUE;
 }
 
+/* The weights of the backends of one model (its graph) on one CUDA context in one dtype: their
+ * layout follows from those, so the first backend uploads them and the others take its
+ * allocation, which the last one to let go frees. */
+typedef struct {
+  const HfamGraph *graph;
+  CUcontext context;  /* NULL: the device's primary one */
+  int device;
+  HfamCudaDtype dtype;
+  char *weights;
+  int users;
+} SharedWeights;
+
+static GMutex shared_lock;
+static GSList *shared_weights;  /* SharedWeights* */
+
+static SharedWeights *
+find_shared (const CudaBackend *be)
+{
+  for (GSList *l = shared_weights; l; l = l->next) {
+    SharedWeights *w = l->data;
+    if (w->graph == be->base.graph && w->context == be->context && w->device == be->device
+        && w->dtype == be->dtype)
+      return w;
+  }
+  return NULL;
+}
+
+/* The backend's weights given back: freed with their last user. */
+void
+release_weights (CudaBackend *be)
+{
+  SharedWeights *w;
+
+  if (!be->weights)
+    return;
+  g_mutex_lock (&shared_lock);
+  if ((w = find_shared (be)) && w->weights == be->weights && --w->users == 0) {
+    shared_weights = g_slist_remove (shared_weights, w);
+    cudaFree (w->weights);
+    g_free (w);
+  }
+  g_mutex_unlock (&shared_lock);
+  be->weights = NULL;
+}
+
 /* Every convolution's weights (KRSC, padded with zeros) and bias, and the SK tensors, into one
- * device allocation. */
+ * device allocation, shared with the other backends of the model on this context and dtype
+ * (held while the first uploads them, so that backends starting together upload once). */
 gboolean
 load_weights (CudaBackend *be, GError **error)
 {
   const HfamGraph *g = be->base.graph;
   size_t total = 0, max_elems = 1;
   float *staging = NULL;
-  gboolean ok = TRUE;
+  SharedWeights *w;
+  gboolean ok = TRUE, fresh;
 
   for (int i = 0; i < g->n_nodes; i++) {
     const HfamNode *n = &g->nodes[i];
@@ -64,14 +112,26 @@ load_weights (CudaBackend *be, GError **error)
       hfam_st_to_f32 (n->attention_bias, &s->att_b);
     }
   }
-  CUDA_TRY (cudaMalloc ((void **) &be->weights, MAX (total, 1)), "weights");
-  CUDA_TRY (cudaMemset (be->weights, 0, MAX (total, 1)), "weights");
-  CUDA_TRY (cudaMalloc ((void **) &staging, sizeof (float) * max_elems), "weights");
+  g_mutex_lock (&shared_lock);
+  if ((w = find_shared (be))) {
+    w->users++;
+    be->weights = w->weights;
+  }
+  fresh = !w;
+  if (fresh)
+    ok = cudaMalloc ((void **) &be->weights, MAX (total, 1)) == cudaSuccess
+         && cudaMemset (be->weights, 0, MAX (total, 1)) == cudaSuccess
+         && cudaMalloc ((void **) &staging, sizeof (float) * max_elems) == cudaSuccess;
+  if (!ok) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: weights: no device memory for %zu bytes", total);
+  }
 
   for (int i = 0; i < g->n_nodes && ok; i++) {
     const HfamNode *n = &g->nodes[i];
     Step *s = &be->steps[i];
-    if (n->op == HFAM_OP_CONV) {
+    if (n->op == HFAM_OP_CONV && fresh) {
       const HfamConvParams *p = &n->conv;
       const int k = p->kernel, cin_pad = be->steps[n->inputs[0]].cs;
       g_autofree float *plain = hfam_st_dup_f32 (p->weight);
@@ -93,14 +153,28 @@ load_weights (CudaBackend *be, GError **error)
       const float **ptr[6] = { &s->sk.squeeze_w, &s->sk.squeeze_b, &s->sk.select_w,
                                &s->sk.select_b, &s->sk.project_w, &s->sk.project_b };
       for (int j = 0; j < 6 && ok; j++) {
-        g_autofree float *host = hfam_st_dup_f32 (t[j]);
         const size_t off = (size_t) *ptr[j];
-        ok = upload (be, host, hfam_st_n_elements (t[j]), off, FALSE, staging, n->name, error);
+        if (fresh) {
+          g_autofree float *host = hfam_st_dup_f32 (t[j]);
+          ok = upload (be, host, hfam_st_n_elements (t[j]), off, FALSE, staging, n->name,
+                       error);
+        }
         *ptr[j] = (const float *) (be->weights + off);
       }
     }
   }
   cudaFree (staging);
+  if (fresh && ok) {
+    w = g_new (SharedWeights, 1);
+    *w = (SharedWeights) { .graph = g, .context = be->context, .device = be->device,
+                           .dtype = be->dtype, .weights = be->weights, .users = 1 };
+    shared_weights = g_slist_prepend (shared_weights, w);
+  } else if (fresh) {
+    /* half loaded is not loaded: the next plan starts over */
+    cudaFree (be->weights);
+    be->weights = NULL;
+  }
+  g_mutex_unlock (&shared_lock);
   return ok;
 }
 
