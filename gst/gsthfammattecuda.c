@@ -70,14 +70,44 @@ gst_hfam_matte_get_cuda_context (GstHfamMatte * self)
   return cuda_context;
 }
 
+/* The CUDA context of the device that elements sharing their model (share-model)
+ * make when their pipeline has none: one a device while any element holds it,
+ * so that elements in several pipelines of one process (four OBS sources, say)
+ * run on one context and share the device copy of the weights. A reference, or
+ * NULL. */
+static GstCudaContext *
+gst_hfam_matte_process_cuda_context (gint device_id)
+{
+  static GMutex lock;
+  static GHashTable *by_device;        /* device id -> GWeakRef to its context */
+  GstCudaContext *cuda_context;
+  GWeakRef *ref;
+
+  g_mutex_lock (&lock);
+  if (!by_device)
+    by_device = g_hash_table_new (g_direct_hash, g_direct_equal);
+  ref = g_hash_table_lookup (by_device, GINT_TO_POINTER (device_id));
+  if (!ref) {
+    ref = g_new0 (GWeakRef, 1);
+    g_weak_ref_init (ref, NULL);
+    g_hash_table_insert (by_device, GINT_TO_POINTER (device_id), ref);
+  }
+  if (!(cuda_context = g_weak_ref_get (ref))
+      && (cuda_context = gst_cuda_context_new (device_id)))
+    g_weak_ref_set (ref, cuda_context);
+  g_mutex_unlock (&lock);
+  return cuda_context;
+}
+
 /* The pipeline's CUDA context, found or made the way
  * gst_cuda_ensure_element_context does it (a neighbour's through a context
  * query, downstream then upstream; the application's through need-context; or
- * a new one, announced with have-context), but with self->cuda_context written
- * only under the object lock: set_context stores what is found. A reference,
- * or NULL. */
+ * a new one, announced with have-context: with share-model the process's for
+ * the device), but with self->cuda_context written only under the object lock:
+ * set_context stores what is found. A reference, or NULL. */
 static GstCudaContext *
-gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id)
+gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id,
+    gboolean share_model)
 {
   GstPad *const neighbours[] = { self->fill.pad, self->key.pad, self->sinkpad };
   GstCudaContext *cuda_context = gst_hfam_matte_get_cuda_context (self);
@@ -103,7 +133,10 @@ gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id)
   if ((cuda_context = gst_hfam_matte_get_cuda_context (self)))
     return cuda_context;
 
-  if (!(cuda_context = gst_cuda_context_new (MAX (device_id, 0))))
+  cuda_context = share_model
+      ? gst_hfam_matte_process_cuda_context (MAX (device_id, 0))
+      : gst_cuda_context_new (MAX (device_id, 0));
+  if (!cuda_context)
     return NULL;
   context = gst_context_new_cuda_context (cuda_context);
   gst_object_unref (cuda_context);
@@ -125,6 +158,7 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
 {
   HfamCudaOptions on_context = *cuda;
   GstCudaContext *shared;
+  gboolean share_model;
   HfamContext *ctx;
 
   if (!gst_cuda_load_library ())
@@ -132,7 +166,11 @@ gst_hfam_matte_open_cuda_on_pipeline_context (GstHfamMatte * self,
   /* registers gstcuda's allocator, without which its buffer pools refuse every
    * configuration (nvcodec does this when it loads; that plugin may be absent) */
   gst_cuda_memory_init_once ();
-  shared = gst_hfam_matte_ensure_cuda_context (self, cuda->device_id);
+  GST_OBJECT_LOCK (self);
+  share_model = self->share_model;
+  GST_OBJECT_UNLOCK (self);
+  shared = gst_hfam_matte_ensure_cuda_context (self, cuda->device_id,
+      share_model);
   if (!shared || !gst_cuda_context_push (shared)) {
     gst_clear_object (&shared);
     return NULL;

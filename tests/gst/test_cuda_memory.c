@@ -370,12 +370,66 @@ GST_START_TEST (test_cuda_memory)
 
 GST_END_TEST;
 
+/* The CUDA context an element started on backend=cuda answers a context query
+ * with (a reference). */
+static GstCudaContext *
+element_cuda_context (GstElement * element)
+{
+  GstQuery *query = gst_query_new_context (GST_CUDA_CONTEXT_TYPE);
+  GstPad *pad = gst_element_get_static_pad (element, "sink");
+  GstCudaContext *cuda_context = NULL;
+  GstContext *context = NULL;
+
+  fail_unless (gst_pad_query (pad, query));
+  gst_query_parse_context (query, &context);
+  fail_unless (context != NULL);
+  fail_unless (gst_structure_get (gst_context_get_structure (context),
+          GST_CUDA_CONTEXT_TYPE, GST_TYPE_CUDA_CONTEXT, &cuda_context, NULL));
+  gst_query_unref (query);
+  gst_object_unref (pad);
+  return cuda_context;
+}
+
+/* Elements in pipelines of their own that share their model (the default) run
+ * on one CUDA context, so that they hold the device weights once; with
+ * share-model=false each makes its own. */
+GST_START_TEST (test_cuda_context_shared)
+{
+  if (!cuda_device_opens ()) {
+    g_print ("test_cuda_context_shared: skipped, no CUDA device\n");
+    return;
+  }
+  for (guint share = 0; share < 2; share++) {
+    GstCudaContext *contexts[2];
+    Rig rigs[2];
+
+    for (guint i = 0; i < 2; i++) {
+      GstElement *element = make_element ();
+
+      gst_util_set_object_arg (G_OBJECT (element), "backend", "cuda");
+      g_object_set (element, "share-model", (gboolean) share, NULL);
+      rig_start (&rigs[i], element, TRUE, FALSE);
+      contexts[i] = element_cuda_context (rigs[i].element);
+    }
+    fail_unless ((contexts[0] == contexts[1]) == (gboolean) share,
+        "share-model=%u: the contexts are %s", share,
+        contexts[0] == contexts[1] ? "one" : "two");
+    for (guint i = 0; i < 2; i++) {
+      gst_object_unref (contexts[i]);
+      rig_stop (&rigs[i]);
+    }
+  }
+}
+
+GST_END_TEST;
+
 TCase *
 cuda_memory_tcase (void)
 {
   TCase *tc = tcase_create ("cuda-memory");
 
   tcase_add_test (tc, test_cuda_memory);
+  tcase_add_test (tc, test_cuda_context_shared);
   return tc;
 }
 #endif
