@@ -85,47 +85,7 @@ hfam_cpu_release_counted (CpuBackend *be, guint64 *held)
   *held = 0;
 }
 
-/* ---- activation arena: best fit over blocks freed by earlier nodes ---- */
-
-/* A block's size only: allocate_values gives the blocks their memory once all are known. */
-static Block *
-arena_take (CpuBackend *be, size_t size)
-{
-  Block *best = NULL;
-  for (guint i = 0; i < be->blocks->len; i++) {
-    Block *b = g_ptr_array_index (be->blocks, i);
-    if (!b->in_use && b->size >= size && (!best || b->size < best->size))
-      best = b;
-  }
-  if (!best) {
-    best = g_new0 (Block, 1);
-    best->size = size;
-    g_ptr_array_add (be->blocks, best);
-  }
-  best->in_use = TRUE;
-  return best;
-}
-
-static void
-block_free (gpointer p)
-{
-  Block *b = p;
-  hfam_cpu_free (b->data);
-  g_free (b);
-}
-
 /* ---- planning ---- */
-
-static void
-value_dims (const CpuBackend *be, const HfamNode *n, dnnl_dims_t dims, int *w, int *h)
-{
-  *w = n->div ? be->width / n->div : 1;
-  *h = n->div ? be->height / n->div : 1;
-  dims[0] = 1;
-  dims[1] = n->channels;
-  dims[2] = *h;
-  dims[3] = *w;
-}
 
 gboolean
 hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
@@ -396,6 +356,56 @@ plan_pooling (CpuBackend *be, int id, dnnl_alg_kind_t alg, int kernel_h, int ker
 }
 
 static gboolean
+has_slices_in_place (const CpuBackend *be, int concat)
+{
+  const HfamNode *n = &be->base.graph->nodes[concat];
+
+  for (int k = 0; k < n->n_inputs; k++)
+    if (be->values[n->inputs[k]].concat == concat)
+      return TRUE;
+  return FALSE;
+}
+
+/* A concatenation some of whose inputs were written in place: a copy of each other one into
+ * its slice. */
+static gboolean
+plan_concat_copies (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *v = &be->values[id];
+
+  for (int k = 0; k < n->n_inputs; k++) {
+    const int in = n->inputs[k];
+    const Value *src = &be->values[in];
+    dnnl_memory_desc_t slice_md;
+    dnnl_primitive_desc_t rpd;
+    dnnl_dims_t dims;
+    int w, h;
+    dnnl_status_t st;
+
+    if (src->concat == id)
+      continue;
+    hfam_cpu_value_dims (be, &be->base.graph->nodes[in], dims, &w, &h);
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&slice_md, 4, dims, dnnl_f32, be->blocked_tag), n);
+    DNNL_TRY (dnnl_memory_create (&s->slices[s->n_copies], &slice_md, be->engine,
+                                  (uint8_t *) v->block->data
+                                      + hfam_cpu_slice_offset (be, id, in)), n);
+    DNNL_TRY (dnnl_reorder_primitive_desc_create (&rpd, &src->md, be->engine, &slice_md,
+                                                  be->engine, NULL), n);
+    st = dnnl_primitive_create (&s->copies[s->n_copies], rpd);
+    dnnl_primitive_desc_destroy (rpd);
+    if (st != dnnl_success)
+      dnnl_memory_destroy (s->slices[s->n_copies]);
+    DNNL_TRY (st, n);
+    s->copy_args[s->n_copies][0] = (dnnl_exec_arg_t) { DNNL_ARG_FROM, src->mem };
+    s->copy_args[s->n_copies][1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, s->slices[s->n_copies] };
+    s->n_copies++;
+  }
+  return TRUE;
+}
+
+static gboolean
 plan_node (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
@@ -437,6 +447,8 @@ plan_node (CpuBackend *be, int id, GError **error)
   }
   case HFAM_OP_CONCAT: {
     dnnl_memory_desc_t mds[4];
+    if (has_slices_in_place (be, id))
+      return plan_concat_copies (be, id, error);
     for (int k = 0; k < n->n_inputs; k++) {
       mds[k] = be->values[n->inputs[k]].md;
       s->args[k] = (dnnl_exec_arg_t) { DNNL_ARG_MULTIPLE_SRC + k, be->values[n->inputs[k]].mem };
@@ -494,6 +506,11 @@ clear_plan (CpuBackend *be)
     if (s->requant)
       dnnl_primitive_destroy (s->requant);
     s->requant = NULL;
+    for (int k = 0; k < s->n_copies; k++) {
+      dnnl_primitive_destroy (s->copies[k]);
+      dnnl_memory_destroy (s->slices[k]);
+    }
+    s->n_copies = 0;
     if (be->values[i].mem)
       dnnl_memory_destroy (be->values[i].mem);
     if (be->values[i].qmem)
@@ -509,114 +526,6 @@ clear_plan (CpuBackend *be)
   be->scratchpad_mem = NULL;
   be->scratchpad_size = 0;
   be->width = be->height = 0;
-}
-
-/* Gives every value a block: one of the arena that no live value holds, or, for a residual
- * convolution and the attention product, the block of an input that dies there; and in int8
- * the same for the int8 form (qblock). */
-static gboolean
-assign_blocks (CpuBackend *be, GError **error)
-{
-  const HfamGraph *g = be->base.graph;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const HfamNode *n = &g->nodes[i];
-    Value *v = &be->values[i];
-    dnnl_dims_t dims;
-    int in_place = -1;
-
-    value_dims (be, n, dims, &v->width, &v->height);
-    if (n->op == HFAM_OP_CONV && n->conv.residual >= 0)
-      in_place = n->conv.residual;
-    else if (n->op == HFAM_OP_SCALE_BY_MAP)
-      in_place = n->inputs[0];
-    if (be->fp32[i]) {
-      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->md, 4, dims, dnnl_f32,
-                                              n->planar ? dnnl_nchw : be->blocked_tag), n);
-      if (in_place >= 0 && !be->runs_int8[i] && g->last_use[in_place] == i
-          && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md))
-        v->block = be->values[in_place].block;
-      else
-        v->block = arena_take (be, dnnl_memory_desc_get_size (&v->md));
-    }
-    if (be->quantised[i]) {
-      dnnl_data_type_t data_type;
-      const float range = hfam_cpu_value_range (g, i, &data_type);
-      size_t size;
-
-      v->qscale = range / (data_type == dnnl_u8 ? 255 : 127);
-      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->qmd, 4, dims, data_type, dnnl_nhwc), n);
-      size = dnnl_memory_desc_get_size (&v->qmd);
-      /* a residual's int8 form has the output's size whatever its type */
-      if (in_place >= 0 && be->runs_int8[i] && g->last_use[in_place] == i
-          && be->values[in_place].qblock && be->values[in_place].qblock->size == size)
-        v->qblock = be->values[in_place].qblock;
-      else
-        v->qblock = arena_take (be, size);
-    }
-    for (int k = 0; k < n->n_inputs; k++) {
-      Value *in = &be->values[n->inputs[k]];
-      if (g->last_use[n->inputs[k]] != i)
-        continue;
-      if (in->block && in->block != v->block)
-        in->block->in_use = FALSE;
-      if (in->qblock && in->qblock != v->qblock)
-        in->qblock->in_use = FALSE;
-    }
-  }
-  return TRUE;
-}
-
-/* What a plan of the assigned blocks will hold at least, to refuse one that cannot fit before
- * anything is allocated: the arena (most of it), the planar copies for the heads, the queued
- * frames, and the padded copies of the convolutions that pad as much as their input's side
- * (a dilation that large: those surely take one; only oneDNN knows which others do). The
- * other padded copies, the scratchpad and the weights come on top, counted as they are
- * made. */
-static guint64
-plan_estimate (const CpuBackend *be)
-{
-  const HfamGraph *g = be->base.graph;
-  const guint64 plane = sizeof (float) * (guint64) be->width * be->height;
-  guint64 bytes = 8 * plane * be->base.pipeline_depth;  /* CpuFrame: 3 + 3 + 2 planes */
-
-  for (guint i = 0; i < be->blocks->len; i++)
-    bytes += ((Block *) g_ptr_array_index (be->blocks, i))->size;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const HfamNode *n = &g->nodes[i];
-    const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
-
-    const guint64 channels = src ? g->nodes[n->inputs[0]].channels : 0;
-    const guint64 pad = n->op == HFAM_OP_CONV ? n->conv.pad : 0;
-
-    if (n->op == HFAM_OP_SEMANTIC_HEAD || n->op == HFAM_OP_FUSION)
-      bytes += sizeof (float) * channels * src->width * src->height;
-    if (pad > 0 && pad >= (guint64) MIN (src->width, src->height))
-      bytes += sizeof (float) * channels * (src->width + 2 * pad) * (src->height + 2 * pad);
-  }
-  return bytes;
-}
-
-/* The blocks' memory, and every value's memory object on its block. */
-static gboolean
-allocate_values (CpuBackend *be, GError **error)
-{
-  const HfamGraph *g = be->base.graph;
-
-  for (guint i = 0; i < be->blocks->len; i++) {
-    Block *b = g_ptr_array_index (be->blocks, i);
-    if (!(b->data = hfam_cpu_counted_alloc (be, b->size, &be->plan_bytes, error)))
-      return FALSE;
-  }
-  for (int i = 0; i < g->n_nodes; i++) {
-    Value *v = &be->values[i];
-    if (v->block)
-      DNNL_TRY (dnnl_memory_create (&v->mem, &v->md, be->engine, v->block->data),
-                &g->nodes[i]);
-    if (v->qblock)
-      DNNL_TRY (dnnl_memory_create (&v->qmem, &v->qmd, be->engine, v->qblock->data),
-                &g->nodes[i]);
-  }
-  return TRUE;
 }
 
 static gboolean
@@ -639,10 +548,10 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
   }
   be->width = width;
   be->height = height;
-  if (!assign_blocks (be, error)
-      || !hfam_host_budget_check (be->budget, plan_estimate (be) + be->budget->reserved,
+  if (!hfam_cpu_assign_blocks (be, error)
+      || !hfam_host_budget_check (be->budget, hfam_cpu_plan_estimate (be) + be->budget->reserved,
                                   "inference size", width, height, error)
-      || !allocate_values (be, error))
+      || !hfam_cpu_allocate_values (be, error))
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)
     if (!plan_node (be, i, error)
@@ -687,7 +596,7 @@ execute (CpuBackend *be, const HfamNode *n, dnnl_primitive_t prim, dnnl_exec_arg
 static float *
 value_data (const CpuBackend *be, int id)
 {
-  return be->values[id].block->data;
+  return (float *) ((uint8_t *) be->values[id].block->data + be->values[id].offset);
 }
 
 static gboolean
@@ -733,7 +642,7 @@ run_op (CpuBackend *be, int id, GError **error)
               dnnl_memory_desc_get_size (&v->qmd));
     else if (!be->runs_int8[id] && n->conv.residual >= 0
              && be->values[n->conv.residual].block != v->block)
-      memcpy (v->block->data, value_data (be, n->conv.residual),
+      memcpy (value_data (be, id), value_data (be, n->conv.residual),
               dnnl_memory_desc_get_size (&v->md));
     if (s->pad_copy) {
       dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, src->mem }, { DNNL_ARG_TO, s->padded_inner } };
@@ -760,6 +669,12 @@ run_op (CpuBackend *be, int id, GError **error)
   case HFAM_OP_POOL_MAP:
     hfam_pool_plane (value_data (be, n->inputs[0]), src->width, src->height, n->factor,
                      value_data (be, id));
+    return TRUE;
+  case HFAM_OP_CONCAT:
+    if (s->prim)
+      return execute (be, n, s->prim, s->args, s->n_args, error);
+    for (int k = 0; k < s->n_copies; k++)
+      DNNL_TRY (dnnl_primitive_execute (s->copies[k], be->stream, 2, s->copy_args[k]), n);
     return TRUE;
   case HFAM_OP_SCALE_BY_MAP:
     hfam_scale_blocked (value_data (be, n->inputs[0]), (n->channels + be->block - 1) / be->block,
@@ -915,7 +830,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   be->block = avx512 ? 16 : 8;
   be->blocked_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
-  be->blocks = g_ptr_array_new_with_free_func (block_free);
+  be->blocks = g_ptr_array_new_with_free_func (hfam_cpu_block_free);
   be->values = g_new0 (Value, graph->n_nodes);
   be->steps = g_new0 (Step, graph->n_nodes);
   hfam_cpu_mark_int8 (be);

@@ -22,6 +22,8 @@ typedef struct {
   dnnl_memory_desc_t md;
   dnnl_memory_t mem;
   Block *block;     /* NULL for an int8 value that nothing reads in fp32 */
+  size_t offset;    /* bytes into the block: a value written in place into its concatenation */
+  int concat;       /* that concatenation, or -1 */
   int width, height;
   /* int8 (CpuBackend.quantised): the value quantised, nhwc, u8 after a ReLU and s8 otherwise,
    * value = q * qscale */
@@ -61,6 +63,12 @@ typedef struct {
   float *weight_scales;
   dnnl_primitive_t requant;
   dnnl_exec_arg_t requant_args[2];
+  /* CONCAT whose inputs were written in place (no primitive): the copies of those that were
+   * not, each into its slice of the destination */
+  dnnl_primitive_t copies[4];
+  dnnl_memory_t slices[4];
+  dnnl_exec_arg_t copy_args[4][2];
+  int n_copies;
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -128,6 +136,19 @@ void *hfam_cpu_alloc0 (size_t size, GError **error);
 dnnl_primitive_attr_t hfam_cpu_new_attr (void);
 gboolean hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
                                     dnnl_primitive_desc_t pd, GError **error);
+
+/* backend-cpu-values.c: a node's value dimensions (NCHW, N = 1); giving every value its block
+ * of the arena (and to the inputs a concatenation lets write in place, Value.concat, their
+ * slice of its block); what the plan of those blocks will hold at least; their memory and
+ * memory objects; where input `id` of `concat` starts in its block, in bytes; freeing a
+ * block. */
+void hfam_cpu_value_dims (const CpuBackend *be, const HfamNode *n, dnnl_dims_t dims, int *w,
+                          int *h);
+gboolean hfam_cpu_assign_blocks (CpuBackend *be, GError **error);
+guint64 hfam_cpu_plan_estimate (const CpuBackend *be);
+gboolean hfam_cpu_allocate_values (CpuBackend *be, GError **error);
+size_t hfam_cpu_slice_offset (const CpuBackend *be, int concat, int id);
+void hfam_cpu_block_free (gpointer p);
 
 /* backend-cpu-weights.c: a convolution's weights in the layout `want` (kept when it is the
  * one they have; quantised per output channel when s->weight_scales is set), and dropped. */
