@@ -67,8 +67,10 @@ import weights  # noqa: E402
 def unfold_into(model: hfam.HFAM, path: str) -> None:
     """Loads a folded weight file into the trainable network: convolution weights as they are;
     a convolution's BatchNorm set to the identity (mean 0, variance 1, gain sqrt(1 + eps)) with
-    the folded bias as its shift, so that in eval mode the network computes the file's."""
+    the folded bias as its shift, so that in eval mode the network computes the file's. The
+    activation ranges of a calibrated file (NAME.act_max, for int8 inference) are not weights."""
     tensors, _ = weights.read_safetensors(path)
+    tensors = {name: t for name, t in tensors.items() if not name.endswith(".act_max")}
     modules = dict(model.named_modules())
     for name, conv in model.named_modules():
         if not isinstance(conv, nn.Conv2d):

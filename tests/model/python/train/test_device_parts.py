@@ -1,6 +1,7 @@
 """The parts of model/python/train/train_device.py and pack.py that need no GPU, on the CPU:
-- unfold_into: a folded weight file loaded into the trainable network computes the file's
-  network (eval mode, BatchNorms as the identity plus the folded bias);
+- unfold_into: a folded weight file (with a calibrated file's activation ranges, as the default
+  model has) loaded into the trainable network computes the file's network (eval mode,
+  BatchNorms as the identity plus the folded bias);
 - trimap: the convolution version agrees with data.make_trimap (distance transforms);
 - pack.quantise_encoder / dequantise_encoder: within half a quantisation step;
 - pack.py's backgrounds from two folders in parts: the parts split the training backgrounds
@@ -35,7 +36,9 @@ def check_unfold(workdir: str) -> None:
     x = torch.cat([hfam.preprocess(hfam.random_image(64, 64, rng), config, 64) for _ in range(2)])
     source = hfam.random_init(hfam.HFAM(config).double(), 7, x.double())
     path = os.path.join(workdir, "tiny-folded.safetensors")
-    weights.write_safetensors(path, hfam.fold_batchnorm(source), config.to_metadata(), "F32")
+    tensors = hfam.fold_batchnorm(source)
+    tensors["encoder.conv1.act_max"] = torch.tensor([6.0])
+    weights.write_safetensors(path, tensors, config.to_metadata(), "F32")
     folded = hfam.load_folded(path)
     model = hfam.HFAM(config)
     train_device.unfold_into(model, path)
