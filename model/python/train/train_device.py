@@ -165,6 +165,7 @@ class DeviceSamples:
         self.per_person = per_person
         self.augmentations = augmentations
         self.pool = ThreadPoolExecutor(max(1, threads))
+        self.stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
         self.epoch = 0
         self.keys: List[Tuple[int, int, int, int]] = []
 
@@ -219,20 +220,27 @@ class DeviceSamples:
 
     def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
         """images (n, 3, S, S) in [0, 1], alphas (n, 1, S, S), trimaps (n, S, S), and the epoch
-        of the last sample."""
-        parts = [self.crops(size, p_real, p_pair) for _ in range(n)]
+        of the last sample. On CUDA made on a stream of its own: on the training step's, each
+        copy to the CPU would wait for the step queued before it."""
+        with torch.cuda.stream(self.stream):  # no-op for None (the CPU)
+            parts = [self.crops(size, p_real, p_pair) for _ in range(n)]
 
-        def to_cpu(t):
-            return None if t is None else t.permute(1, 2, 0).float().cpu().numpy()
+            def to_cpu(t):
+                return None if t is None else t.permute(1, 2, 0).float().cpu().numpy()
 
-        jobs = [self.pool.submit(self.picture, key, to_cpu(fg), to_cpu(a)[..., 0], to_cpu(bg),
-                                 size / 512) for key, fg, a, bg, _ in parts]
-        images = np.stack([job.result() for job in jobs]).transpose(0, 3, 1, 2)
-        k = torch.randint(data.TRIMAP_K_AT_512[0], data.TRIMAP_K_AT_512[1] + 1, (n,),
-                          generator=self.g).float() * size / 512
-        alpha = torch.stack([target for *_, target in parts])
-        return (torch.from_numpy(np.ascontiguousarray(images)).to(self.device), alpha,
-                trimap(alpha, k), parts[-1][0][0])
+            jobs = [self.pool.submit(self.picture, key, to_cpu(fg), to_cpu(a)[..., 0],
+                                     to_cpu(bg), size / 512) for key, fg, a, bg, _ in parts]
+            images = np.stack([job.result() for job in jobs]).transpose(0, 3, 1, 2)
+            k = torch.randint(data.TRIMAP_K_AT_512[0], data.TRIMAP_K_AT_512[1] + 1, (n,),
+                              generator=self.g).float() * size / 512
+            alpha = torch.stack([target for *_, target in parts])
+            out = (torch.from_numpy(np.ascontiguousarray(images)).to(self.device), alpha,
+                   trimap(alpha, k))
+        if self.stream is not None:
+            self.stream.synchronize()
+            for t in out:  # used and freed on the training stream: no reuse before it is done
+                t.record_stream(torch.cuda.default_stream(self.device))
+        return (*out, parts[-1][0][0])
 
 
 def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
@@ -366,6 +374,7 @@ def main(argv=None) -> int:
         return prefetch.submit(samples.batch, args.batch, args.size, args.p_real, args.p_pair)
 
     pending = next_batch()
+    data_wait = 0.0
     while True:
         elapsed = time.time() - t0
         if elapsed >= args.seconds:
@@ -377,6 +386,7 @@ def main(argv=None) -> int:
         ts = time.time()
         image, alpha, tri, epoch = pending.result()
         waited = time.time() - ts
+        data_wait += waited
         pending = next_batch()
         x = data.normalise(image, config).contiguous(memory_format=torch.channels_last)
         with torch.autocast(args.device, dtype=torch.bfloat16):
@@ -405,8 +415,8 @@ def main(argv=None) -> int:
             print(f"validation at step {step}: "
                   + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
             last_val = time.time()
-    print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s",
-          flush=True)
+    print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s, "
+          f"{data_wait:.0f} s of it waiting for data", flush=True)
 
     # the inference size and precision, chosen on the validation split
     choices = []
