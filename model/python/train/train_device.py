@@ -364,6 +364,18 @@ def main(argv=None) -> int:
                              ["step", "epoch", "loss", "ce", "unknown", "fused", "lr",
                               "img_per_s", "time"], None)
     val_log = None
+
+    def validate(step: int) -> None:
+        nonlocal val_log
+        result = evaluate(model, val, max(args.size, 320), False, args.device, frozen)
+        if val_log is None:
+            val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
+        val_log.write(dict(result, step=step))
+        print(f"validation at step {step}: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
+
+    if args.init:  # the start's figures on this split, the baseline the run has to beat
+        validate(0)
     t0 = time.time()
     last_val = t0
     step = 0
@@ -408,12 +420,7 @@ def main(argv=None) -> int:
                   f"{args.batch / (time.time() - ts):.0f} img/s, {waited * 1000:.0f} ms waiting "
                   f"for data, epoch {epoch}", flush=True)
         if time.time() - last_val >= args.val_every:
-            result = evaluate(model, val, max(args.size, 320), False, args.device, frozen)
-            if val_log is None:
-                val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
-            val_log.write(dict(result, step=step))
-            print(f"validation at step {step}: "
-                  + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
+            validate(step)
             last_val = time.time()
     print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s, "
           f"{data_wait:.0f} s of it waiting for data", flush=True)

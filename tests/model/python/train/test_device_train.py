@@ -6,7 +6,8 @@
   train.py's per-sample seeds (composites and real photos); harmonisation changes the person
   only;
 - a whole run of a few seconds from a folded tiny weight file (--init), with the default
-  augmentations, writes its log, choice.json and weight file.
+  augmentations, validates the start (step 0) and writes its log, choice.json and weight
+  file.
 
 Usage: test_device_train.py WORKDIR
 """
@@ -142,10 +143,12 @@ def check_run(pack_dir: str, workdir: str) -> None:
                        "--device", "cpu", "--size", str(SIZE), "--batch", "4", "--sizes", "64",
                        "--val-every", "1000", "--workers", "2"])
     rows = list(csv.DictReader(open(os.path.join(out, "train.csv"))))
+    validations = list(csv.DictReader(open(os.path.join(out, "val.csv"))))
     choice = json.load(open(os.path.join(out, "choice.json")))
     print(f"run: {len(rows)} steps in 3 s, last loss {rows[-1]['loss']}, augmentations "
           f"{choice['augmentations']}")
     assert len(rows) >= 2 and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert validations[0]["step"] == "0", validations
     assert choice["augmentations"] == augment.Probabilities()._asdict()
     assert os.path.getsize(os.path.join(out, "model.safetensors")) > 0
 
