@@ -5,7 +5,9 @@
 - trimap: the convolution version agrees with data.make_trimap (distance transforms);
 - pack.quantise_encoder / dequantise_encoder: within half a quantisation step;
 - pack.py's backgrounds from two folders in parts: the parts split the training backgrounds
-  without overlap or loss, each carries the same held-out ones, and a name in both folders fails.
+  without overlap or loss, each carries the same held-out ones, and a name in both folders fails;
+  --val-backgrounds N carries N of the held-out ones, the same in every part, picked by the hash
+  and not by the name.
 
 Usage: test_device_parts.py WORKDIR
 """
@@ -107,6 +109,14 @@ def check_background_parts(workdir: str) -> None:
     print(f"background parts: {len(every)} training backgrounds in 3 parts, {len(want)} wanted, "
           f"{len(val)} held out in each")
     assert sorted(every) == want
+    picks = []
+    for k in (1, 2):
+        out = os.path.join(root, f"val-pick{k}")
+        pack.main(common + ["--bg-part", f"{k}/2", "--val-backgrounds", "3", "--out", out])
+        picks.append(json.load(open(os.path.join(out, "split.json")))["val_backgrounds"])
+    want = sorted(sorted(val, key=pack.validation_rank)[:3])
+    print(f"--val-backgrounds 3: {picks[0]} of {val}")
+    assert picks[0] == picks[1] == want and want != sorted(val)[:3], (picks, want)
     Image.new("RGB", (50, 40)).save(os.path.join(root, "bg2", "b1.jpg"))
     try:
         pack.main(common + ["--out", os.path.join(root, "clash")])
