@@ -8,7 +8,8 @@ clean matte. Sizes (blur lengths and radii) are given at a 512 px crop and scale
 
 `degrade` applies them in the order a camera does: optics (defocus, motion blur), exposure and
 white balance, sensor noise, then compression. `harmonise` acts on the foreground before the
-composite is formed.
+composite is formed; `composite` does all of it for one sample, as train.py's data loader and
+train_device.py both do.
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ class Probabilities(NamedTuple):
 
 
 OFF = Probabilities(0, 0, 0, 0, 0, 0)
+
+# The help of each --p-NAME option of train.py and train_device.py.
+DESCRIPTIONS = Probabilities(
+    harmonise="the person's colour pulled towards the background's",
+    defocus="defocus blur",
+    motion_blur="motion blur",
+    exposure="exposure and white-balance error",
+    noise="sensor noise",
+    jpeg=f"JPEG compression at quality {JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}",
+)
+
+
+def option(name: str) -> str:
+    """The command-line option of an augmentation: motion_blur -> --p-motion-blur."""
+    return "--p-" + name.replace("_", "-")
+
+
+def from_options(args) -> Probabilities:
+    """The probabilities given as --p-NAME options (argparse's namespace)."""
+    return Probabilities(**{name: getattr(args, f"p_{name}") for name in Probabilities._fields})
 
 
 def _clip(image: np.ndarray) -> np.ndarray:
@@ -142,3 +163,13 @@ def degrade(image: np.ndarray, rng: np.random.Generator, p: Probabilities,
     if run[4]:
         image = jpeg(image, rng)
     return image
+
+
+def composite(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray,
+              rng: np.random.Generator, p: Probabilities, scale: float = 1.0) -> np.ndarray:
+    """I = g F + (1 - g) B with the foreground harmonised first (with its probability), then
+    degraded: one training sample's picture. `alpha` is H x W."""
+    if rng.random() < p.harmonise:
+        foreground = harmonise(foreground, alpha, background, rng)
+    g = alpha[..., None]
+    return degrade((g * foreground + (1 - g) * background).astype(np.float32), rng, p, scale)

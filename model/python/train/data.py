@@ -172,6 +172,24 @@ def _open_crop(path: str, rng: np.random.Generator, sides: Sequence[int]) -> Ima
         return im.crop(_random_square(rng, *im.size, sides)).convert("RGB")
 
 
+def epoch_keys(seed: int, epoch: int, n_fg: int, n_bg: int,
+               per_fg: int) -> List[Tuple[int, int, int, int]]:
+    """(epoch, position, foreground, background) of every sample of `epoch`, shuffled: each
+    foreground `per_fg` times, over backgrounds drawn without replacement while there are
+    enough. train_device.py samples its people the same way."""
+    rng = np.random.default_rng([seed, epoch])
+    pairs = [(f, int(b)) for f in range(n_fg)
+             for b in rng.choice(n_bg, per_fg, replace=n_bg < per_fg)]
+    order = rng.permutation(len(pairs))
+    return [(epoch, i, *pairs[j]) for i, j in enumerate(order)]
+
+
+def augmentation_rng(seed: int, epoch: int, position: int) -> np.random.Generator:
+    """A sample's augmentations draw from their own generator, so that turning them on or off
+    changes no other draw."""
+    return np.random.default_rng([seed, epoch, position, 2])
+
+
 class CompositeDataset(torch.utils.data.Dataset):
     """Composited training samples. Indexed by the keys of `epoch_keys` (not by integers):
     returns image (3, S, S) float32 RGB in [0, 1], alpha (1, S, S) float32, trimap (S, S) int64."""
@@ -191,13 +209,8 @@ class CompositeDataset(torch.utils.data.Dataset):
         return len(self.foregrounds) * self.per_fg
 
     def epoch_keys(self, epoch: int) -> List[Tuple[int, int, int, int]]:
-        """(epoch, position, foreground, background) of every sample of `epoch`, shuffled."""
-        rng = np.random.default_rng([self.seed, epoch])
-        n_bg = len(self.backgrounds)
-        pairs = [(f, int(b)) for f in range(len(self.foregrounds))
-                 for b in rng.choice(n_bg, self.per_fg, replace=n_bg < self.per_fg)]
-        order = rng.permutation(len(pairs))
-        return [(epoch, i, *pairs[j]) for i, j in enumerate(order)]
+        return epoch_keys(self.seed, epoch, len(self.foregrounds), len(self.backgrounds),
+                          self.per_fg)
 
     def __len__(self) -> int:
         return self.epoch_length()
@@ -220,12 +233,8 @@ class CompositeDataset(torch.utils.data.Dataset):
             bg = bg[:, ::-1]
 
         k = int(rng.integers(TRIMAP_K_AT_512[0], TRIMAP_K_AT_512[1] + 1)) * s / 512
-        # Their own generator, so that turning augmentations on or off changes no other draw.
-        aug_rng = np.random.default_rng([self.seed, epoch, position, 2])
-        if aug_rng.random() < self.augmentations.harmonise:
-            fg = augment.harmonise(fg, g, bg, aug_rng)
-        image = g[..., None] * fg + (1 - g[..., None]) * bg
-        image = augment.degrade(image.astype(np.float32), aug_rng, self.augmentations, s / 512)
+        image = augment.composite(fg, g, bg, augmentation_rng(self.seed, epoch, position),
+                                  self.augmentations, s / 512)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "alpha": torch.from_numpy(np.ascontiguousarray(g))[None],

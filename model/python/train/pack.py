@@ -47,6 +47,14 @@ def background_part(name: str, parts: int) -> int:
     return int.from_bytes(digest[4:8], "little") % parts
 
 
+def validation_rank(name: str) -> int:
+    """The order in which --val-backgrounds picks held-out backgrounds: a third slice of the
+    hash, so that the pick is a sample of every source, not the first names alphabetically
+    (those are a few sources' prefixes)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[8:12], "little")
+
+
 def parse_part(text: str):
     try:
         k, n = (int(v) for v in text.split("/"))
@@ -131,7 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--bg-part", type=parse_part, default=(1, 1), metavar="K/N",
                    help="pack part K of N of the training backgrounds (default 1/1: all)")
     p.add_argument("--val-backgrounds", type=int, default=0,
-                   help="carry only the first N held-out backgrounds by name (0: all)")
+                   help="carry only N of the held-out backgrounds, picked by a hash of the "
+                        "name, the same in every part (0: all)")
     args = p.parse_args(argv)
     bg_long_side = args.bg_long_side or int(args.long_side * 1.25)
 
@@ -155,7 +164,8 @@ def main(argv=None) -> int:
     paths = list_backgrounds(args.bg)
     val_backgrounds = sorted(n for n in paths if held_out(n, args.val_fraction))
     if args.val_backgrounds:
-        val_backgrounds = val_backgrounds[:args.val_backgrounds]
+        val_backgrounds = sorted(sorted(val_backgrounds, key=validation_rank)
+                                 [:args.val_backgrounds])
     part, parts = args.bg_part
     train_backgrounds = [n for n in sorted(paths) if not held_out(n, args.val_fraction)
                          and background_part(n, parts) == part - 1]

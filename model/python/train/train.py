@@ -123,12 +123,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     aug = p.add_argument_group("augmentations (augment.py): the probability of each per sample, "
                                "0 turns it off")
-    add(aug, "--p-harmonise", "the person's colour pulled towards the background's", type=float)
-    add(aug, "--p-defocus", "defocus blur", type=float)
-    add(aug, "--p-motion-blur", "motion blur", type=float)
-    add(aug, "--p-exposure", "exposure and white-balance error", type=float)
-    add(aug, "--p-noise", "sensor noise", type=float)
-    add(aug, "--p-jpeg", "JPEG compression at quality 30-90", type=float)
+    for name, description in augment.DESCRIPTIONS._asdict().items():
+        add(aug, augment.option(name), description, type=float)
 
     run = p.add_argument_group("running")
     add(run, "--device", "auto: cuda when available", choices=("auto", "cpu", "cuda"))
@@ -351,8 +347,7 @@ def train(args, state) -> int:
         ckpt.set_rng_state(state["rng"])
         say(f"resumed at step {step} (epoch {epoch}, sample {epoch_sample})")
 
-    augmentations = augment.Probabilities(
-        **{name: getattr(args, f"p_{name}") for name in augment.Probabilities._fields})
+    augmentations = augment.from_options(args)
     dataset = data.CompositeDataset(
         args.fg, args.bg, args.size, args.per_fg, args.seed, augmentations,
         held_out=lambda name: pack.held_out(name, args.hold_out_backgrounds))

@@ -1,17 +1,22 @@
-"""Trains HFAM on a lent GPU within a fixed time, with every sample composited on the GPU from a
-pack of pack.py (the GPU machine has no network and 16 cores: decoding and compositing on the
-CPU would starve it). Same network, losses, trimap rule and optimiser as train.py; what differs
-is said in README.md, "Training on a lent GPU".
+"""Trains HFAM on a lent GPU within a fixed time, with every sample cropped and resized on the GPU
+from a pack of pack.py (the GPU machine has no network and 16 cores: decoding and resizing the
+sources on the CPU would starve it). Same network, losses, trimap rule, optimiser and
+augmentations as train.py; what differs is said in README.md, "Training on a lent GPU".
 
     python3 model/python/train/train_device.py --pack PACK --out RUN --seconds 420 [--config r50-slim]
 
-A sample: a photo drawn at random; with probability --p-real the photo itself (its own real
-background) with the teacher's alpha; with probability --p-pair its teacher foreground over
-another training photo, the target then covering both people, g + (1 - g) g_B; else its
-teacher foreground composited over a training background, I = g F + (1 - g) B; each a
-random square crop (side U(0.5, 1) of the short side)
-resized to --size, flipped with p = 0.5 (the background independently); the trimap target of
-data.make_trimap (discs of diameter k, k in 10..30 px at 512), computed by convolution.
+Samples: each epoch gives every training person --per-fg samples, each with its own pack
+background drawn without replacement, in a shuffled order (data.epoch_keys, as train.py). A
+sample is, with probability --p-real, the photo itself (its own real background) with the
+teacher's alpha; with probability --p-pair the teacher foreground over another training photo,
+the target then covering both people, g + (1 - g) g_B; else the teacher foreground composited
+over the sample's background, I = g F + (1 - g) B. Each is a random square crop (side U(0.5, 1)
+of the short side) resized to --size, flipped with p = 0.5 (the background independently).
+augment.py's augmentations follow, with train.py's --p-NAME options, defaults and per-sample
+seeds (augment.composite: the foreground harmonised to the background, then blur, exposure,
+noise and JPEG; a real photo is only degraded), on the CPU's cores while the previous batch
+trains. The trimap target of data.make_trimap (discs of diameter k, k in 10..30 px at 512) is
+computed by convolution.
 The learning rate warms up over 100 steps and then follows a cosine to 1 % over --seconds.
 With --init FILE the run starts from a folded weight file (the default model, say) instead of
 the ImageNet encoder: each BatchNorm becomes the identity plus the folded bias and stays in
@@ -34,6 +39,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -46,6 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
+import augment  # noqa: E402
 import data  # noqa: E402
 import export  # noqa: E402
 import hfam  # noqa: E402
@@ -60,8 +67,10 @@ import weights  # noqa: E402
 def unfold_into(model: hfam.HFAM, path: str) -> None:
     """Loads a folded weight file into the trainable network: convolution weights as they are;
     a convolution's BatchNorm set to the identity (mean 0, variance 1, gain sqrt(1 + eps)) with
-    the folded bias as its shift, so that in eval mode the network computes the file's."""
+    the folded bias as its shift, so that in eval mode the network computes the file's. The
+    activation ranges of a calibrated file (NAME.act_max, for int8 inference) are not weights."""
     tensors, _ = weights.read_safetensors(path)
+    tensors = {name: t for name, t in tensors.items() if not name.endswith(".act_max")}
     modules = dict(model.named_modules())
     for name, conv in model.named_modules():
         if not isinstance(conv, nn.Conv2d):
@@ -134,10 +143,14 @@ def trimap(alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 class DeviceSamples:
     """The training photos, their teacher foregrounds and alphas, and the backgrounds, all as
-    uint8 on the GPU; batches are composited there."""
+    uint8 on the GPU. Each epoch gives every person `per_person` samples, each with its own
+    background (data.epoch_keys, as train.py). Crops and resizes run on the GPU; harmonisation,
+    the composite and the degradations (augment.composite, as train.py) on the CPU's cores in
+    `threads` threads, each sample with data.augmentation_rng(seed, epoch, position)."""
 
     def __init__(self, pack_dir: str, names: List[str], backgrounds: List[str], device,
-                 seed: int):
+                 seed: int, per_person: int = 20,
+                 augmentations: augment.Probabilities = augment.OFF, threads: int = 1):
         self.photos = [load_u8(os.path.join(pack_dir, "image", n + ".jpg"), device) for n in names]
         self.fgs = [load_u8(os.path.join(pack_dir, "fg", n + ".jpg"), device) for n in names]
         self.alphas = [load_u8(os.path.join(pack_dir, "alpha", n + ".png"), device) for n in names]
@@ -148,45 +161,86 @@ class DeviceSamples:
                                  f"{tuple(a.shape)} differ in size")
         self.g = torch.Generator().manual_seed(seed)
         self.device = device
+        self.seed = seed
+        self.per_person = per_person
+        self.augmentations = augmentations
+        self.pool = ThreadPoolExecutor(max(1, threads))
+        self.stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
+        self.epoch = 0
+        self.keys: List[Tuple[int, int, int, int]] = []
 
-    def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
-        images, alphas = [], []
+    def next_key(self) -> Tuple[int, int, int, int]:
+        """(epoch, position, person, background) of the next sample."""
+        if not self.keys:
+            self.keys = data.epoch_keys(self.seed, self.epoch, len(self.alphas), len(self.bgs),
+                                        self.per_person)[::-1]
+            self.epoch += 1
+        return self.keys.pop()
+
+    def crops(self, size: int, p_real: float, p_pair: float):
+        """One sample's GPU part: (key, foreground or photo, alpha, background or None, target),
+        float in [0, 1], flipped together."""
         g = self.g
-        for _ in range(n):
-            i = int(torch.randint(0, len(self.alphas), (), generator=g))
-            h, w = self.alphas[i].shape[1:]
-            box = random_box(h, w, g)
-            a = crop_resize(self.alphas[i], box, size).clamp(0, 255) / 255
-            r = torch.rand((), generator=g).item()
-            if r < p_real:
-                im = crop_resize(self.photos[i], box, size).clamp(0, 255) / 255
-            elif r < p_real + p_pair:
+        key = self.next_key()
+        _, _, i, b = key
+        h, w = self.alphas[i].shape[1:]
+        box = random_box(h, w, g)
+        a = crop_resize(self.alphas[i], box, size).clamp(0, 255) / 255
+        target = a
+        r = torch.rand((), generator=g).item()
+        if r < p_real:
+            fg, bg = crop_resize(self.photos[i], box, size).clamp(0, 255) / 255, None
+        else:
+            fg = crop_resize(self.fgs[i], box, size).clamp(0, 255) / 255
+            if r < p_real + p_pair:
                 # over another training photo: a real scene, its person included in the target
-                fg = crop_resize(self.fgs[i], box, size).clamp(0, 255) / 255
                 j = int(torch.randint(0, len(self.alphas), (), generator=g))
                 box_j = random_box(*self.alphas[j].shape[1:], g)
                 bg = crop_resize(self.photos[j], box_j, size).clamp(0, 255) / 255
                 a_j = crop_resize(self.alphas[j], box_j, size).clamp(0, 255) / 255
                 if torch.rand((), generator=g).item() < 0.5:
                     bg, a_j = bg.flip(-1), a_j.flip(-1)
-                im = a * fg + (1 - a) * bg
-                a = a + (1 - a) * a_j
+                target = a + (1 - a) * a_j
             else:
-                fg = crop_resize(self.fgs[i], box, size).clamp(0, 255) / 255
-                b = int(torch.randint(0, len(self.bgs), (), generator=g))
                 bg_t = self.bgs[b]
                 bg = crop_resize(bg_t, random_box(*bg_t.shape[1:], g), size).clamp(0, 255) / 255
                 if torch.rand((), generator=g).item() < 0.5:
                     bg = bg.flip(-1)
-                im = a * fg + (1 - a) * bg
-            if torch.rand((), generator=g).item() < 0.5:
-                im, a = im.flip(-1), a.flip(-1)
-            images.append(im)
-            alphas.append(a)
-        k = torch.randint(data.TRIMAP_K_AT_512[0], data.TRIMAP_K_AT_512[1] + 1, (n,),
-                          generator=g).float() * size / 512
-        alpha = torch.stack(alphas)
-        return torch.stack(images), alpha, trimap(alpha, k)
+        if torch.rand((), generator=g).item() < 0.5:
+            fg, a, target = fg.flip(-1), a.flip(-1), target.flip(-1)
+            bg = None if bg is None else bg.flip(-1)
+        return key, fg, a, bg, target
+
+    def picture(self, key, fg: np.ndarray, a: np.ndarray, bg, scale: float) -> np.ndarray:
+        """One sample's CPU part (H x W x 3): the photo degraded, or the composite."""
+        rng = data.augmentation_rng(self.seed, key[0], key[1])
+        if bg is None:
+            return augment.degrade(fg, rng, self.augmentations, scale)
+        return augment.composite(fg, a, bg, rng, self.augmentations, scale)
+
+    def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
+        """images (n, 3, S, S) in [0, 1], alphas (n, 1, S, S), trimaps (n, S, S), and the epoch
+        of the last sample. On CUDA made on a stream of its own: on the training step's, each
+        copy to the CPU would wait for the step queued before it."""
+        with torch.cuda.stream(self.stream):  # no-op for None (the CPU)
+            parts = [self.crops(size, p_real, p_pair) for _ in range(n)]
+
+            def to_cpu(t):
+                return None if t is None else t.permute(1, 2, 0).float().cpu().numpy()
+
+            jobs = [self.pool.submit(self.picture, key, to_cpu(fg), to_cpu(a)[..., 0],
+                                     to_cpu(bg), size / 512) for key, fg, a, bg, _ in parts]
+            images = np.stack([job.result() for job in jobs]).transpose(0, 3, 1, 2)
+            k = torch.randint(data.TRIMAP_K_AT_512[0], data.TRIMAP_K_AT_512[1] + 1, (n,),
+                              generator=self.g).float() * size / 512
+            alpha = torch.stack([target for *_, target in parts])
+            out = (torch.from_numpy(np.ascontiguousarray(images)).to(self.device), alpha,
+                   trimap(alpha, k))
+        if self.stream is not None:
+            self.stream.synchronize()
+            for t in out:  # used and freed on the training stream: no reuse before it is done
+                t.record_stream(torch.cuda.default_stream(self.device))
+        return (*out, parts[-1][0][0])
 
 
 def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
@@ -252,6 +306,13 @@ def main(argv=None) -> int:
     p.add_argument("--p-pair", type=float, default=0.0,
                    help="share of samples composited over another training photo (its person "
                         "joins the target); 0 for the shipped model, untried so far")
+    p.add_argument("--per-fg", type=int, default=train.DEFAULTS["per_fg"],
+                   help="samples (backgrounds) per person per epoch (default: %(default)s)")
+    for name, default in augment.Probabilities()._asdict().items():
+        p.add_argument(augment.option(name), type=float, default=default,
+                       help=f"{getattr(augment.DESCRIPTIONS, name)} (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1),
+                   help="threads that composite and augment samples (default: %(default)s)")
     p.add_argument("--val-every", type=float, default=90, help="seconds")
     p.add_argument("--sizes", default="320,384,448,512", help="inference sizes to choose from")
     p.add_argument("--seed", type=int, default=0)
@@ -270,7 +331,9 @@ def main(argv=None) -> int:
     train_names = [n for n in names if n not in split["val"]]
     train_bgs = [b for b in bgs if b not in split["val_backgrounds"]]
     val = validation_set(args.pack, split["val"], split["val_backgrounds"])
-    samples = DeviceSamples(args.pack, train_names, train_bgs, args.device, args.seed)
+    augmentations = augment.from_options(args)
+    samples = DeviceSamples(args.pack, train_names, train_bgs, args.device, args.seed,
+                            args.per_fg, augmentations, args.workers)
 
     if args.init:
         config = hfam.HfamConfig.from_metadata(weights.read_safetensors(args.init)[1])
@@ -292,7 +355,8 @@ def main(argv=None) -> int:
     criterion = losses.HfamLoss()
     n_params = sum(q.numel() for q in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters, from the {start_from}; "
-          f"{len(train_names)} training photos, {len(train_bgs)} backgrounds; "
+          f"{len(train_names)} training photos, {len(train_bgs)} backgrounds, "
+          f"{args.per_fg} samples per person per epoch; augmentations {augmentations}; "
           f"validation: {len(split['val'])} photos, {len(val)} images; set up in "
           f"{time.time() - start:.1f} s", flush=True)
 
@@ -300,9 +364,29 @@ def main(argv=None) -> int:
                              ["step", "epoch", "loss", "ce", "unknown", "fused", "lr",
                               "img_per_s", "time"], None)
     val_log = None
+
+    def validate(step: int) -> None:
+        nonlocal val_log
+        result = evaluate(model, val, max(args.size, 320), False, args.device, frozen)
+        if val_log is None:
+            val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
+        val_log.write(dict(result, step=step))
+        print(f"validation at step {step}: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
+
+    if args.init:  # the start's figures on this split, the baseline the run has to beat
+        validate(0)
     t0 = time.time()
     last_val = t0
     step = 0
+    # the next batch is made (GPU crops, CPU augmentations) while this one trains
+    prefetch = ThreadPoolExecutor(1)
+
+    def next_batch():
+        return prefetch.submit(samples.batch, args.batch, args.size, args.p_real, args.p_pair)
+
+    pending = next_batch()
+    data_wait = 0.0
     while True:
         elapsed = time.time() - t0
         if elapsed >= args.seconds:
@@ -312,7 +396,10 @@ def main(argv=None) -> int:
         for group in opt.param_groups:
             group["lr"] = lr
         ts = time.time()
-        image, alpha, tri = samples.batch(args.batch, args.size, args.p_real, args.p_pair)
+        image, alpha, tri, epoch = pending.result()
+        waited = time.time() - ts
+        data_wait += waited
+        pending = next_batch()
         x = data.normalise(image, config).contiguous(memory_format=torch.channels_last)
         with torch.autocast(args.device, dtype=torch.bfloat16):
             out = model(x)
@@ -323,24 +410,20 @@ def main(argv=None) -> int:
         step += 1
         if not math.isfinite(loss.item()):
             raise SystemExit(f"step {step}: the loss is {loss.item()}")
-        train_log.write(dict(step=step, epoch=0, loss=f"{loss.item():.6g}",
+        train_log.write(dict(step=step, epoch=epoch, loss=f"{loss.item():.6g}",
                              **{k: f"{v:.6g}" for k, v in terms.items()}, lr=f"{lr:.3g}",
                              img_per_s=f"{args.batch / (time.time() - ts):.4g}",
                              time=f"{time.time():.3f}"))
         if step % 50 == 0:
             print(f"step {step} {elapsed:.0f} s loss {loss.item():.4f} ce {terms['ce']:.4f} "
                   f"u {terms['unknown']:.4f} f {terms['fused']:.4f} lr {lr:.2e} "
-                  f"{args.batch / (time.time() - ts):.0f} img/s", flush=True)
+                  f"{args.batch / (time.time() - ts):.0f} img/s, {waited * 1000:.0f} ms waiting "
+                  f"for data, epoch {epoch}", flush=True)
         if time.time() - last_val >= args.val_every:
-            result = evaluate(model, val, max(args.size, 320), False, args.device, frozen)
-            if val_log is None:
-                val_log = train.CsvLog(os.path.join(args.out, "val.csv"), ["step", *result], None)
-            val_log.write(dict(result, step=step))
-            print(f"validation at step {step}: "
-                  + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
+            validate(step)
             last_val = time.time()
-    print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s",
-          flush=True)
+    print(f"trained {step} steps ({step * args.batch} samples) in {time.time() - t0:.0f} s, "
+          f"{data_wait:.0f} s of it waiting for data", flush=True)
 
     # the inference size and precision, chosen on the validation split
     choices = []
@@ -358,7 +441,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "choice.json"), "w") as f:
         json.dump({"chosen": best, "all": choices, "steps": step, "batch": args.batch,
                    "size": args.size, "seconds": args.seconds, "lr": args.lr,
-                   "p_real": args.p_real, "p_pair": args.p_pair, "config": args.config,
+                   "p_real": args.p_real, "p_pair": args.p_pair, "per_fg": args.per_fg,
+                   "augmentations": augmentations._asdict(), "config": args.config,
                    "init": args.init,
                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"},
                   f, indent=1)

@@ -1,10 +1,13 @@
 """The parts of model/python/train/train_device.py and pack.py that need no GPU, on the CPU:
-- unfold_into: a folded weight file loaded into the trainable network computes the file's
-  network (eval mode, BatchNorms as the identity plus the folded bias);
+- unfold_into: a folded weight file (with a calibrated file's activation ranges, as the default
+  model has) loaded into the trainable network computes the file's network (eval mode,
+  BatchNorms as the identity plus the folded bias);
 - trimap: the convolution version agrees with data.make_trimap (distance transforms);
 - pack.quantise_encoder / dequantise_encoder: within half a quantisation step;
 - pack.py's backgrounds from two folders in parts: the parts split the training backgrounds
-  without overlap or loss, each carries the same held-out ones, and a name in both folders fails.
+  without overlap or loss, each carries the same held-out ones, and a name in both folders fails;
+  --val-backgrounds N carries N of the held-out ones, the same in every part, picked by the hash
+  and not by the name.
 
 Usage: test_device_parts.py WORKDIR
 """
@@ -35,7 +38,9 @@ def check_unfold(workdir: str) -> None:
     x = torch.cat([hfam.preprocess(hfam.random_image(64, 64, rng), config, 64) for _ in range(2)])
     source = hfam.random_init(hfam.HFAM(config).double(), 7, x.double())
     path = os.path.join(workdir, "tiny-folded.safetensors")
-    weights.write_safetensors(path, hfam.fold_batchnorm(source), config.to_metadata(), "F32")
+    tensors = hfam.fold_batchnorm(source)
+    tensors["encoder.conv1.act_max"] = torch.tensor([6.0])
+    weights.write_safetensors(path, tensors, config.to_metadata(), "F32")
     folded = hfam.load_folded(path)
     model = hfam.HFAM(config)
     train_device.unfold_into(model, path)
@@ -104,6 +109,14 @@ def check_background_parts(workdir: str) -> None:
     print(f"background parts: {len(every)} training backgrounds in 3 parts, {len(want)} wanted, "
           f"{len(val)} held out in each")
     assert sorted(every) == want
+    picks = []
+    for k in (1, 2):
+        out = os.path.join(root, f"val-pick{k}")
+        pack.main(common + ["--bg-part", f"{k}/2", "--val-backgrounds", "3", "--out", out])
+        picks.append(json.load(open(os.path.join(out, "split.json")))["val_backgrounds"])
+    want = sorted(sorted(val, key=pack.validation_rank)[:3])
+    print(f"--val-backgrounds 3: {picks[0]} of {val}")
+    assert picks[0] == picks[1] == want and want != sorted(val)[:3], (picks, want)
     Image.new("RGB", (50, 40)).save(os.path.join(root, "bg2", "b1.jpg"))
     try:
         pack.main(common + ["--out", os.path.join(root, "clash")])

@@ -1,0 +1,170 @@
+"""model/python/train/train_device.py on the CPU (--device cpu), on a tiny pack of generated people:
+- the sampler: one epoch gives every training person --per-fg samples, each over its own
+  background;
+- the augmentations: a seeded batch with them has the same alphas and trimaps as without, and
+  its pictures are exactly augment.py's degradations of the unaugmented ones, drawn from
+  train.py's per-sample seeds (composites and real photos); harmonisation changes the person
+  only;
+- a whole run of a few seconds from a folded tiny weight file (--init), with the default
+  augmentations, validates the start (step 0) and writes its log, choice.json and weight
+  file.
+
+Usage: test_device_train.py WORKDIR
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..", "..", "..")
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "train"))
+sys.path.insert(0, os.path.join(ROOT, "model", "python", "reference"))
+
+import augment  # noqa: E402
+import data  # noqa: E402
+import hfam  # noqa: E402
+import make_data  # noqa: E402
+import pack  # noqa: E402
+import train_device  # noqa: E402
+import weights  # noqa: E402
+
+SIZE = 64
+SEED = 5
+
+
+def make_pack(root: str) -> str:
+    """12 generated people (photo = the person over a generated scene) and 10 backgrounds,
+    packed by pack.py at long side 96."""
+    rng = np.random.default_rng(0)
+    for sub in ("labels/fg", "labels/alpha", "images", "bg"):
+        os.makedirs(os.path.join(root, sub))
+    names = [f"person{i:02d}" for i in range(12)]
+    for name in names:
+        colour, alpha = make_data.foreground(rng, 96)
+        scene = make_data.background(rng, 96, 96)
+        photo = alpha[..., None] * colour + (1 - alpha[..., None]) * scene
+        Image.fromarray(np.uint8(np.round(photo * 255))).save(
+            os.path.join(root, "images", name + ".jpg"), quality=95)
+        Image.fromarray(np.uint8(np.round(colour * 255))).save(
+            os.path.join(root, "labels/fg", name + ".png"))
+        Image.fromarray(np.uint8(np.round(alpha * 255))).save(
+            os.path.join(root, "labels/alpha", name + ".png"))
+    with open(os.path.join(root, "labels", "accepted.txt"), "w") as f:
+        f.write("\n".join(names) + "\n")
+    for i in range(10):
+        Image.fromarray(np.uint8(np.round(make_data.background(rng, 80, 120) * 255))).save(
+            os.path.join(root, "bg", f"scene{i:02d}.png"))
+    out = os.path.join(root, "pack")
+    pack.main(["--labels", os.path.join(root, "labels"), "--images", os.path.join(root, "images"),
+               "--bg", os.path.join(root, "bg"), "--long-side", "96", "--val-fraction", "0.25",
+               "--out", out])
+    return out
+
+
+def training_names(pack_dir: str):
+    split = json.load(open(os.path.join(pack_dir, "split.json")))
+    names = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(pack_dir, "alpha")))
+    bgs = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(pack_dir, "bg")))
+    assert split["val"] and split["val_backgrounds"], split
+    return ([n for n in names if n not in split["val"]],
+            [b for b in bgs if b not in split["val_backgrounds"]])
+
+
+def samples(pack_dir: str, augmentations, per_fg: int = 20) -> train_device.DeviceSamples:
+    names, bgs = training_names(pack_dir)
+    return train_device.DeviceSamples(pack_dir, names, bgs, "cpu", SEED, per_fg, augmentations,
+                                      threads=2)
+
+
+def check_epoch(pack_dir: str) -> None:
+    per_fg = 4
+    s = samples(pack_dir, augment.OFF, per_fg)
+    n_people, n_bg = len(s.alphas), len(s.bgs)
+    keys = [s.next_key() for _ in range(n_people * per_fg)]
+    assert s.next_key()[:2] == (1, 0), "the second epoch does not follow the first"
+    for person in range(n_people):
+        backgrounds = [b for epoch, _, p, b in keys if p == person]
+        assert len(backgrounds) == per_fg, (person, backgrounds)
+        assert len(set(backgrounds)) == per_fg, f"person {person}: repeated {backgrounds}"
+    assert [position for _, position, _, _ in keys] == list(range(len(keys)))
+    print(f"epoch: {n_people} people x {per_fg} samples, each over {per_fg} different of "
+          f"{n_bg} backgrounds")
+
+
+def check_augmented_batch(pack_dir: str) -> None:
+    p = augment.Probabilities(harmonise=0, defocus=1, motion_blur=1, exposure=1, noise=1, jpeg=1)
+    n = 6
+    for p_real, drawn_before in ((0.0, 1), (1.0, 0)):  # composites draw harmonise's coin first
+        plain, alpha, tri, _ = samples(pack_dir, augment.OFF).batch(n, SIZE, p_real)
+        image, alpha_aug, tri_aug, epoch = samples(pack_dir, p).batch(n, SIZE, p_real)
+        assert epoch == 0
+        assert torch.equal(alpha, alpha_aug) and torch.equal(tri, tri_aug), "targets changed"
+        worst = 0.0
+        for position in range(n):
+            rng = data.augmentation_rng(SEED, 0, position)
+            rng.random(drawn_before)
+            want = augment.degrade(plain[position].permute(1, 2, 0).numpy(), rng, p, SIZE / 512)
+            got = image[position].permute(1, 2, 0).numpy()
+            assert np.abs(got - plain[position].permute(1, 2, 0).numpy()).mean() > 1e-3
+            worst = max(worst, float(np.abs(got - want).max()))
+        kind = "real photos" if p_real else "composites"
+        print(f"augmented {kind}: largest difference to augment.degrade of the plain batch "
+              f"{worst:.1e}")
+        assert worst == 0, worst
+
+    harmonised, alpha, _, _ = samples(pack_dir, augment.OFF._replace(harmonise=1)).batch(
+        n, SIZE, 0.0)
+    plain = samples(pack_dir, augment.OFF).batch(n, SIZE, 0.0)[0]
+    change = (harmonised - plain).abs().amax(dim=1, keepdim=True)
+    clear, person = alpha == 0, alpha > 0.5
+    print(f"harmonised: largest change where alpha = 0 {float(change[clear].max()):.1e}, "
+          f"mean change over the person {float(change[person].mean()):.3f}")
+    assert float(change[clear].max()) < 1e-6 and float(change[person].mean()) > 0.01
+
+
+def check_run(pack_dir: str, workdir: str) -> None:
+    config = hfam.tiny()
+    rng = np.random.default_rng(7)
+    x = torch.cat([hfam.preprocess(hfam.random_image(64, 64, rng), config, 64) for _ in range(2)])
+    init = os.path.join(workdir, "tiny-folded.safetensors")
+    source = hfam.random_init(hfam.HFAM(config).double(), 7, x.double())
+    weights.write_safetensors(init, hfam.fold_batchnorm(source), config.to_metadata(), "F32")
+    out = os.path.join(workdir, "run")
+    train_device.main(["--pack", pack_dir, "--out", out, "--seconds", "3", "--init", init,
+                       "--device", "cpu", "--size", str(SIZE), "--batch", "4", "--sizes", "64",
+                       "--val-every", "1000", "--workers", "2"])
+    rows = list(csv.DictReader(open(os.path.join(out, "train.csv"))))
+    validations = list(csv.DictReader(open(os.path.join(out, "val.csv"))))
+    choice = json.load(open(os.path.join(out, "choice.json")))
+    print(f"run: {len(rows)} steps in 3 s, last loss {rows[-1]['loss']}, augmentations "
+          f"{choice['augmentations']}")
+    assert len(rows) >= 2 and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert validations[0]["step"] == "0", validations
+    assert choice["augmentations"] == augment.Probabilities()._asdict()
+    assert os.path.getsize(os.path.join(out, "model.safetensors")) > 0
+
+
+def main() -> int:
+    workdir = sys.argv[1]
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    torch.set_num_threads(1)
+    pack_dir = make_pack(os.path.join(workdir, "data"))
+    check_epoch(pack_dir)
+    check_augmented_batch(pack_dir)
+    check_run(pack_dir, workdir)
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
