@@ -3,8 +3,8 @@
 # one picture in a 2x2 mosaic, to H.264 in Matroska. The four elements name the same model
 # file, so they load it once and hold its weights once (share-model, the default); given
 # fewer than four clips, the clips take turns. Each camera is scaled to CELL (default
-# 640x360, black bars where its aspect differs). Element properties for all four come from
-# $HFAMMATTE_PROPS, e.g.
+# 640x360, black bars where its aspect differs), and each element gets a quarter of the cores
+# (n-threads). Element properties for all four come from $HFAMMATTE_PROPS, e.g.
 #   HFAMMATTE_PROPS="model=my.safetensors inference-size=320" ./four-cameras.sh bg.png out.mkv a.mp4 b.mp4
 #   HFAMMATTE_PROPS="share-model=false" ...   (four copies of the model, for comparison)
 set -euo pipefail
@@ -18,7 +18,11 @@ shift 2
 clips=("$@")
 IFS=x read -r width height <<< "${CELL:-640x360}"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-read -r -a props <<< "${HFAMMATTE_PROPS:-}"
+# The cores shared out: four elements with a thread per core each would crowd out one
+# another (on 2 cores, 25 frames/s for the four against 43 with one thread each:
+# ../BENCHMARKS.md, "Four streams, one model"); HFAMMATTE_PROPS may set n-threads itself.
+threads=$(( $(nproc) / 4 > 0 ? $(nproc) / 4 : 1 ))
+read -r -a props <<< "n-threads=$threads ${HFAMMATTE_PROPS:-}"
 
 # sink_0: the picture behind the whole mosaic, repeated until the cameras end; sink_1..4:
 # the cameras' fills, their alpha over it.
