@@ -36,6 +36,10 @@ gst_hfam_matte_precision_get_type (void)
         "fp16"},
     {HFAM_PRECISION_INT8, "the CPU's encoder and L-BB in int8: needs a model with activation "
           "ranges (CUDA computes fp16)", "int8"},
+    {HFAM_PRECISION_BF16, "the CPU's convolutions in bf16: needs AVX512-BF16 (CUDA computes "
+          "fp16)", "bf16"},
+    {HFAM_PRECISION_INT8_BF16, "int8's encoder and L-BB, the CPU's other convolutions in bf16 "
+          "(CUDA computes fp16)", "int8-bf16"},
     {0, NULL, NULL},
   };
 

@@ -122,7 +122,7 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
       "auto (default), cpu or cuda", "NAME" },
     { "precision", 0, 0, G_OPTION_ARG_STRING, &engine->precision_name,
       "default (fp16 on CUDA; int8 on a CPU with VNNI for a model with activation ranges, "
-      "else fp32), fp32, fp16 (CUDA) or int8 (CPU)", "NAME" },
+      "else fp32), fp32, fp16 (CUDA), int8, bf16 or int8-bf16 (CPU)", "NAME" },
     { "refine", 0, 0, G_OPTION_ARG_STRING, &engine->refine_text,
       "Matte refinement at the picture's size: guided (the default, as the element), "
       "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",

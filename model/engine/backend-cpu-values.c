@@ -159,7 +159,8 @@ hfam_cpu_assign_blocks (CpuBackend *be, GError **error)
           return FALSE;
       } else if (v->block) {
         /* a concatenation whose slices took its block */
-      } else if (in_place >= 0 && !be->runs_int8[i] && g->last_use[in_place] == i
+      } else if (in_place >= 0 && !be->runs_int8[i] && !hfam_cpu_writes_bf16 (be, i)
+                 && g->last_use[in_place] == i
                  && dnnl_memory_desc_equal (&be->values[in_place].md, &v->md)) {
         v->block = be->values[in_place].block;
         v->offset = be->values[in_place].offset;
@@ -182,6 +183,16 @@ hfam_cpu_assign_blocks (CpuBackend *be, GError **error)
       else
         v->qblock = arena_take (be, size);
     }
+    if (be->has_bf16[i]) {
+      DNNL_TRY (dnnl_memory_desc_init_by_tag (&v->bf16_md, 4, dims, dnnl_bf16, be->blocked_tag),
+                n);
+      if (in_place >= 0 && hfam_cpu_writes_bf16 (be, i) && g->last_use[in_place] == i
+          && be->values[in_place].bf16_block
+          && dnnl_memory_desc_equal (&be->values[in_place].bf16_md, &v->bf16_md))
+        v->bf16_block = be->values[in_place].bf16_block;
+      else
+        v->bf16_block = arena_take (be, dnnl_memory_desc_get_size (&v->bf16_md));
+    }
     for (int k = 0; k < n->n_inputs; k++) {
       Value *in = &be->values[n->inputs[k]];
       if (g->last_use[n->inputs[k]] != i)
@@ -190,6 +201,8 @@ hfam_cpu_assign_blocks (CpuBackend *be, GError **error)
         in->block->in_use = FALSE;
       if (in->qblock && in->qblock != v->qblock)
         in->qblock->in_use = FALSE;
+      if (in->bf16_block && in->bf16_block != v->bf16_block)
+        in->bf16_block->in_use = FALSE;
     }
   }
   return TRUE;
@@ -243,6 +256,9 @@ hfam_cpu_allocate_values (CpuBackend *be, GError **error)
                                     (uint8_t *) v->block->data + v->offset), &g->nodes[i]);
     if (v->qblock)
       DNNL_TRY (dnnl_memory_create (&v->qmem, &v->qmd, be->engine, v->qblock->data),
+                &g->nodes[i]);
+    if (v->bf16_block)
+      DNNL_TRY (dnnl_memory_create (&v->bf16_mem, &v->bf16_md, be->engine, v->bf16_block->data),
                 &g->nodes[i]);
   }
   return TRUE;

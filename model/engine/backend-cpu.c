@@ -127,7 +127,8 @@ conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
   dnnl_post_ops_t po = NULL;
   dnnl_status_t st;
 
-  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any), n);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, src_md->data_type,
+                                          dnnl_format_tag_any), n);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
   DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
                                                         alg, src_md, &w_any,
@@ -172,7 +173,8 @@ plan_explicit_padding (CpuBackend *be, const HfamNode *n, Step *s, const HfamCon
   dnnl_primitive_desc_t rpd;
   dnnl_status_t st;
 
-  DNNL_TRY (dnnl_memory_desc_init_by_tag (padded_md, 4, dims, dnnl_f32, be->blocked_tag), n);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (padded_md, 4, dims, src->md.data_type,
+                                          be->blocked_tag), n);
   DNNL_TRY (dnnl_memory_desc_init_submemory (&sub_md, padded_md, inner, offsets), n);
   if (!(s->padded = hfam_cpu_counted_alloc (be, dnnl_memory_desc_get_size (padded_md),
                                             &be->plan_bytes, error)))
@@ -202,15 +204,28 @@ wants_winograd (const HfamConvParams *p, const Value *src)
          && (size_t) p->cin * p->cout * 9 <= WINOGRAD_MAX_WEIGHTS;
 }
 
+/* In fp32, or in bf16 (be->runs_bf16) from the input's bf16 form to the form the node
+ * writes. */
 static gboolean
-plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
-           const dnnl_memory_desc_t *dst_md, GError **error)
+plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
+  const Value *v = &be->values[id];
+  const gboolean writes_bf16 = hfam_cpu_writes_bf16 (be, id);
+  const dnnl_memory_desc_t *dst_md = writes_bf16 ? &v->bf16_md : &v->md;
   dnnl_primitive_desc_t pd = NULL;
-  dnnl_memory_t src_mem = src->mem;
+  Value bf16_input = *input;
+  const Value *src = input;
+  dnnl_memory_t src_mem;
 
+  if (be->runs_bf16[id]) {
+    bf16_input.md = input->bf16_md;
+    bf16_input.mem = input->bf16_mem;
+    src = &bf16_input;
+  }
+  src_mem = src->mem;
+  /* oneDNN has no bf16 Winograd: those run direct */
   if (!(wants_winograd (p, src) && conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
                                                         dnnl_convolution_winograd, &pd, NULL))
       && !conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad, dnnl_convolution_direct, &pd,
@@ -237,7 +252,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *src,
   s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src_mem };
   s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };
   s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };
-  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, be->values[id].mem };
+  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, writes_bf16 ? v->bf16_mem : v->mem };
   s->n_args = 4;
   return hfam_cpu_finish_primitive (be, s, n, pd, error);
 }
@@ -283,7 +298,7 @@ plan_sk (CpuBackend *be, int id, GError **error)
   if (s->fold_reorder)
     dnnl_primitive_destroy (s->fold_reorder);
   s->fold_reorder = NULL;
-  if (!plan_conv (be, id, &conv, src, &be->values[id].md, error))
+  if (!plan_conv (be, id, &conv, src, error))
     return FALSE;
   if (!(s->weights_data = hfam_cpu_counted_alloc (be,
                                                   dnnl_memory_desc_get_size (&s->weights_md),
@@ -420,7 +435,7 @@ plan_node (CpuBackend *be, int id, GError **error)
   case HFAM_OP_CONV:
     if (be->runs_int8[id])
       return hfam_cpu_plan_conv_int8 (be, id, error);
-    return plan_conv (be, id, &n->conv, src, &v->md, error);
+    return plan_conv (be, id, &n->conv, src, error);
   case HFAM_OP_SK_PROJECT:
     return plan_sk (be, id, error);
   case HFAM_OP_MAXPOOL:
@@ -511,6 +526,11 @@ clear_plan (CpuBackend *be)
       dnnl_memory_destroy (s->slices[k]);
     }
     s->n_copies = 0;
+    if (s->bf16_reorder)
+      dnnl_primitive_destroy (s->bf16_reorder);
+    s->bf16_reorder = NULL;
+    if (be->values[i].bf16_mem)
+      dnnl_memory_destroy (be->values[i].bf16_mem);
     if (be->values[i].mem)
       dnnl_memory_destroy (be->values[i].mem);
     if (be->values[i].qmem)
@@ -555,7 +575,9 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
     goto fail;
   for (int i = 0; i < g->n_nodes; i++)
     if (!plan_node (be, i, error)
-        || (be->quantised[i] && be->fp32[i] && !hfam_cpu_plan_requant (be, i, error)))
+        || (be->quantised[i] && be->fp32[i] && !hfam_cpu_plan_requant (be, i, error))
+        || ((hfam_cpu_writes_bf16 (be, i) ? be->fp32[i] : be->has_bf16[i])
+            && !hfam_cpu_plan_bf16_reorder (be, i, error)))
       goto fail;
   sp_dims[0] = (dnnl_dim_t) MAX (be->scratchpad_size, 1);
   if (!(be->scratchpad = hfam_cpu_counted_alloc (be, sp_dims[0], &be->plan_bytes, error))
@@ -636,16 +658,20 @@ run_op (CpuBackend *be, int id, GError **error)
     return TRUE;
   case HFAM_OP_CONV:
     /* the residual's buffer is the destination unless the residual is still needed */
-    if (be->runs_int8[id] && n->conv.residual >= 0
-        && be->values[n->conv.residual].qblock != v->qblock)
-      memcpy (v->qblock->data, be->values[n->conv.residual].qblock->data,
-              dnnl_memory_desc_get_size (&v->qmd));
-    else if (!be->runs_int8[id] && n->conv.residual >= 0
-             && be->values[n->conv.residual].block != v->block)
-      memcpy (value_data (be, id), value_data (be, n->conv.residual),
-              dnnl_memory_desc_get_size (&v->md));
+    if (n->conv.residual >= 0) {
+      const Value *r = &be->values[n->conv.residual];
+      const gboolean bf16 = hfam_cpu_writes_bf16 (be, id);
+      const Block *from = be->runs_int8[id] ? r->qblock : bf16 ? r->bf16_block : r->block;
+      Block *to = be->runs_int8[id] ? v->qblock : bf16 ? v->bf16_block : v->block;
+      if (from != to)
+        memcpy (to->data, from->data,
+                dnnl_memory_desc_get_size (be->runs_int8[id] ? &v->qmd
+                                           : bf16             ? &v->bf16_md
+                                                              : &v->md));
+    }
     if (s->pad_copy) {
-      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, src->mem }, { DNNL_ARG_TO, s->padded_inner } };
+      dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, be->runs_bf16[id] ? src->bf16_mem : src->mem },
+                                  { DNNL_ARG_TO, s->padded_inner } };
       DNNL_TRY (dnnl_primitive_execute (s->pad_copy, be->stream, 2, args), n);
     }
     return execute (be, n, s->prim, s->args, s->n_args, error);
@@ -697,6 +723,9 @@ run_node (CpuBackend *be, int id, GError **error)
     return FALSE;
   if (s->requant)
     DNNL_TRY (dnnl_primitive_execute (s->requant, be->stream, 2, s->requant_args),
+              &be->base.graph->nodes[id]);
+  if (s->bf16_reorder)
+    DNNL_TRY (dnnl_primitive_execute (s->bf16_reorder, be->stream, 2, s->bf16_reorder_args),
               &be->base.graph->nodes[id]);
   return TRUE;
 }
@@ -783,6 +812,8 @@ cpu_free (HfamBackend *base)
   g_free (be->runs_int8);
   g_free (be->quantised);
   g_free (be->fp32);
+  g_free (be->runs_bf16);
+  g_free (be->has_bf16);
   g_free (be->values);
   if (be->blocks)
     g_ptr_array_unref (be->blocks);
@@ -813,18 +844,32 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   CpuBackend *be;
   const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
 
-  if (precision == HFAM_PRECISION_INT8 && !graph->act_ranges) {
+  if ((precision == HFAM_PRECISION_INT8 || precision == HFAM_PRECISION_INT8_BF16)
+      && !graph->act_ranges) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
-                 "cpu backend: precision int8: the weight file has no activation ranges "
-                 "(NAME.act_max tensors; model/python/quant/calibrate.py adds them)");
+                 "cpu backend: precision %s: the weight file has no activation ranges "
+                 "(NAME.act_max tensors; model/python/quant/calibrate.py adds them)",
+                 precision == HFAM_PRECISION_INT8 ? "int8" : "int8-bf16");
+    return NULL;
+  }
+  /* oneDNN would emulate bf16 without the instructions, slower than fp32 */
+  if ((precision == HFAM_PRECISION_BF16 || precision == HFAM_PRECISION_INT8_BF16)
+      && !hfam_cpu_has_bf16 ()) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "cpu backend: precision %s: this CPU has no AVX512-BF16",
+                 precision == HFAM_PRECISION_BF16 ? "bf16" : "int8-bf16");
     return NULL;
   }
   be = g_new0 (CpuBackend, 1);
   be->base.ops = &cpu_ops;
   be->base.graph = graph;
-  be->int8 = precision == HFAM_PRECISION_INT8
+  be->int8 = precision == HFAM_PRECISION_INT8 || precision == HFAM_PRECISION_INT8_BF16
              || (precision == HFAM_PRECISION_DEFAULT && graph->act_ranges && hfam_cpu_has_vnni ());
-  be->base.precision = be->int8 ? HFAM_PRECISION_INT8 : HFAM_PRECISION_FP32;
+  be->bf16 = precision == HFAM_PRECISION_BF16 || precision == HFAM_PRECISION_INT8_BF16;
+  be->base.precision = be->int8 && be->bf16 ? HFAM_PRECISION_INT8_BF16
+                       : be->int8           ? HFAM_PRECISION_INT8
+                       : be->bf16           ? HFAM_PRECISION_BF16
+                                            : HFAM_PRECISION_FP32;
   be->budget = budget;
   be->weight_cache = weight_cache;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
@@ -834,6 +879,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   be->values = g_new0 (Value, graph->n_nodes);
   be->steps = g_new0 (Step, graph->n_nodes);
   hfam_cpu_mark_int8 (be);
+  hfam_cpu_mark_bf16 (be);
   if (dnnl_engine_create (&be->engine, dnnl_cpu, 0) != dnnl_success
       || dnnl_stream_create (&be->stream, be->engine, dnnl_stream_default_flags)
              != dnnl_success) {

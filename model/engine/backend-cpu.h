@@ -31,6 +31,11 @@ typedef struct {
   dnnl_memory_t qmem;
   Block *qblock;
   float qscale;
+  /* bf16 (CpuBackend.bf16): the value in bf16, blocked like the fp32 form, where a bf16
+   * convolution writes or reads it */
+  dnnl_memory_desc_t bf16_md;
+  dnnl_memory_t bf16_mem;
+  Block *bf16_block;
 } Value;
 
 typedef struct {
@@ -69,6 +74,10 @@ typedef struct {
   dnnl_memory_t slices[4];
   dnnl_exec_arg_t copy_args[4][2];
   int n_copies;
+  /* bf16: the reorder between the value's bf16 form and its fp32 or int8 one, from the one
+   * the node writes */
+  dnnl_primitive_t bf16_reorder;
+  dnnl_exec_arg_t bf16_reorder_args[2];
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -100,6 +109,12 @@ typedef struct {
    * an fp32 node reads it) */
   gboolean int8;
   gboolean *runs_int8, *quantised, *fp32;
+  /* bf16 (HFAM_PRECISION_BF16, INT8_BF16): per node, whether it is a convolution that runs in
+   * bf16 (every one int8 does not take, but the one on the planar input), and whether its
+   * value has a bf16 form (such a node writes it or reads it); hfam_cpu_writes_bf16 says which
+   * form such a node writes */
+  gboolean bf16;
+  gboolean *runs_bf16, *has_bf16;
   HfamHostBudget *budget;  /* the context's */
   HfamCpuWeightCache *weight_cache;  /* the model's, or NULL: weights of its own */
   guint64 plan_bytes;      /* what the plan holds of it: arena, copies, scratchpad */
@@ -164,6 +179,15 @@ gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
 float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);
 gboolean hfam_cpu_has_vnni (void);
 void hfam_cpu_mark_int8 (CpuBackend *be);
+
+/* backend-cpu-bf16.c: whether the CPU has AVX512-BF16's dot products; which nodes run in bf16
+ * and which values have a bf16 form (after hfam_cpu_mark_int8); whether a node writes its
+ * value's bf16 form; the reorder between that form and the other one, from the one the node
+ * writes. */
+gboolean hfam_cpu_has_bf16 (void);
+void hfam_cpu_mark_bf16 (CpuBackend *be);
+gboolean hfam_cpu_writes_bf16 (const CpuBackend *be, int id);
+gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */

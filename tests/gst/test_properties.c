@@ -175,6 +175,18 @@ GST_START_TEST (test_precision_int8_without_ranges)
 
 GST_END_TEST;
 
+/* precision=int8-bf16 needs the ranges as int8 does (checked before the CPU's bf16, so the
+ * message is the same on every CPU). */
+GST_START_TEST (test_precision_int8_bf16_without_ranges)
+{
+  GstElement *element = make_element ();
+
+  gst_util_set_object_arg (G_OBJECT (element), "precision", "int8-bf16");
+  check_start_fails (element, "no activation ranges");
+}
+
+GST_END_TEST;
+
 /* The CUDA device is cuda-device-id, as on GStreamer's CUDA elements: -1 (the
  * first) unless set; no device-id beside it. */
 GST_START_TEST (test_cuda_device_id)
@@ -293,6 +305,7 @@ properties_tcase (void)
   tcase_add_test (tc, test_default_model);
   tcase_add_test (tc, test_precision);
   tcase_add_test (tc, test_precision_int8_without_ranges);
+  tcase_add_test (tc, test_precision_int8_bf16_without_ranges);
   tcase_add_test (tc, test_cuda_device_id);
   if (!cuda_device_opens_apart ()) {
     tcase_add_test (tc, test_backend_cuda_fails);

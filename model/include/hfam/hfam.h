@@ -41,7 +41,8 @@ const char *hfam_default_model_path (void);
 
 /* "auto", "cpu" or "cuda"; an error naming the choices otherwise. */
 gboolean hfam_backend_kind_parse (const char *name, HfamBackendKind *kind, GError **error);
-/* "default", "fp32", "fp16" or "int8" (HFAM_ERROR_ARGUMENT naming them otherwise). */
+/* "default", "fp32", "fp16", "int8", "bf16" or "int8-bf16" (HFAM_ERROR_ARGUMENT naming them
+ * otherwise). */
 gboolean hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error);
 
 /* How a context runs; all zero (or NULL) is: the best backend, fp16 on CUDA and fp32 on the
