@@ -39,9 +39,9 @@ static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
   { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model, "Run the default model", NULL },
   { "temporal", 0, 0, G_OPTION_ARG_STRING, &temporal_text,
-    "Temporal smoothing: motion:S (the element's default method), compensated:S (motion after "
-    "motion compensation), blend:S (the plain blend), or none; S in 0..1 (default: as the "
-    "element)", "HOW" },
+    "Temporal smoothing: compensated:S (the element's default method), motion:S (the same "
+    "without motion compensation), blend:S (the plain blend), or none; S in 0..1 (default: as "
+    "the element)", "HOW" },
   { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv_path, "Write the table as CSV too", "FILE" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the mattes there, as DIR/SEQUENCE/NNNNN.png (gray, 8 bits: what was scored)", "DIR" },
@@ -61,7 +61,7 @@ parse_temporal (const char *text, HfamFrameParams *params, GError **error)
   char *end;
   double s;
 
-  params->temporal = HFAM_TEMPORAL_MOTION;
+  params->temporal = HFAM_TEMPORAL_COMPENSATED;
   params->smoothing = HFAM_TEMPORAL_SMOOTHING_DEFAULT;
   if (!text)
     return TRUE;

@@ -108,11 +108,12 @@ typedef enum {
 /* HFAM_TEMPORAL_MOTION's picture change (mean |grey difference| in 0..1 over a window of
  * radius HFAM_MOTION_RADIUS at the inference size) up to which the matte is held and from
  * which it follows the frame; and the element's (and the tools') smoothing, the weight with
- * which it holds still pixels. Chosen on a validation video set (BENCHMARKS.md, "Temporal"). */
+ * which it holds still pixels (with HFAM_TEMPORAL_COMPENSATED, the element's default method).
+ * Chosen on a validation video set (BENCHMARKS.md, "Temporal"). */
 #define HFAM_MOTION_STILL 0.005f
 #define HFAM_MOTION_MOVING 0.02f
 #define HFAM_MOTION_RADIUS 2
-#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.8f
+#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.85f
 
 /* HFAM_TEMPORAL_COMPENSATED's block matching (kernels/compensate.h): blocks of
  * HFAM_FLOW_BLOCK pixels at the inference size, HFAM_FLOW_LEVELS pyramid levels, a search
