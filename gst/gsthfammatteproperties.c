@@ -129,6 +129,9 @@ gst_hfam_matte_temporal_get_type (void)
     {HFAM_TEMPORAL_BLEND, "The same blend everywhere", "blend"},
     {HFAM_TEMPORAL_MOTION,
         "Blend where the picture is still, follow at once where it moves", "motion"},
+    {HFAM_TEMPORAL_COMPENSATED,
+        "As motion, after moving the kept matte along the picture's motion (host frames)",
+        "compensated"},
     {0, NULL, NULL},
   };
 

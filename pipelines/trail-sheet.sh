@@ -2,8 +2,8 @@
 # Consecutive frames of a video over green, one row per temporal setting, in SHEET.png: where a
 # smoothing drags a moving edge behind (a trail of the old position, a faded hand) it shows
 # from tile to tile. Rows: temporal-smoothing=0; the plain blend (temporal-mode=blend,
-# temporal-smoothing=0.5); the element's defaults (temporal-mode=motion). Every row runs the
-# clip from its start, so that the smoothing has its history.
+# temporal-smoothing=0.5); the element's defaults (temporal-mode=compensated). Every row runs
+# the clip from its start, so that the smoothing has its history.
 # Options: -s FIRST (default 30), -n COUNT (default 6) frames from FIRST, -w W each tile's
 # width (default 256), -c X,Y,W,H a crop to zoom on, -m MODEL; extra element properties in
 # HFAMMATTE_PROPS, as the other scripts.
@@ -62,4 +62,4 @@ for ((r = 0; r < ${#settings[@]}; r++)); do
 done
 gst-launch-1.0 -q "${compositor[@]}" ! videoconvert ! pngenc ! filesink location="$sheet" \
   "${sources[@]}"
-echo "$sheet: frames $first to $((first + count - 1)) of $video; rows: no smoothing, blend 0.5, the defaults (motion)"
+echo "$sheet: frames $first to $((first + count - 1)) of $video; rows: no smoothing, blend 0.5, the defaults (compensated)"

@@ -6,7 +6,9 @@
  * refinement (instead of the resize, at its default radius and eps) and the foreground fill
  * (instead of the RGBA fill), each with its memory kept from round to round; and the
  * motion-aware temporal smoothing at the inference size (the frame's grey plane from the
- * network's input, the blend by the picture's change: kernels/temporal.h). Each
+ * network's input, the blend by the picture's change: kernels/temporal.h) and the motion
+ * compensation before it (kernels/compensate.h; on these synthetic planes nearly every block
+ * finds a vector, so its sub-pixel step runs almost everywhere). Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio.
  *
@@ -24,6 +26,7 @@
 #include <gst/video/video.h>
 #endif
 
+#include "compensate.h"
 #include "foreground.h"
 #include "frame.h"
 #include "hfam-internal.h"
@@ -34,12 +37,12 @@
 
 enum {
   STEP_CONVERT, STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
-  STEP_FOREGROUND, STEP_MOTION, N_STEPS
+  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
   "to RGBA", "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
-  "foreground", "motion smooth",
+  "foreground", "motion smooth", "compensate",
 };
 
 static char *size_text, *format_text;
@@ -72,6 +75,7 @@ typedef struct {
   uint8_t *fill, *key;
   HfamScratch scratch;
   float *grey, *kept_grey, *kept;   /* at the inference size */
+  float *flow_scratch;              /* kernels/compensate.h's */
 } Buffers;
 
 /* One pass over every step on `threads` threads, the frame in RGBA or, `direct`, in YUV as it
@@ -104,6 +108,8 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   const HfamForegroundParams foreground = { HFAM_FOREGROUND_RADIUS_LARGE,
                                             HFAM_FOREGROUND_RADIUS_SMALL,
                                             HFAM_FOREGROUND_COARSE };
+  const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
+                                HFAM_FLOW_BIAS };
   gint64 t[N_STEPS + 1];
   int failed = 0;
 
@@ -138,6 +144,9 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, inf_w, inf_h,
                                      &motion);
   t[9] = g_get_monotonic_time ();
+  failed |= hfam_motion_compensate (b->kept, b->kept_grey, b->grey, inf_w, inf_h, &flow,
+                                    b->flow_scratch);
+  t[10] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -217,7 +226,7 @@ main (int argc, char **argv)
   gboolean yuv;
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
-  g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL;
+  g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *flow_scratch = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -250,6 +259,11 @@ main (int argc, char **argv)
   grey = g_new (float, (size_t) inf_w * inf_h);
   kept = g_new (float, (size_t) inf_w * inf_h);
   kept_grey = g_new (float, (size_t) inf_w * inf_h);
+  {
+    const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
+                                  HFAM_FLOW_BIAS };
+    flow_scratch = g_new (float, hfam_compensate_scratch_floats (inf_w, inf_h, &flow));
+  }
   /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */
   for (size_t i = 0; i < (size_t) width * height * 4; i++)
     rgba[i] = (uint8_t) (i * 7 + i / 4099);
@@ -261,7 +275,8 @@ main (int argc, char **argv)
   Buffers b = { .rgba = rgba, .width = width, .height = height, .inf_w = inf_w,
                 .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
-                .grey = grey, .kept_grey = kept_grey, .kept = kept };
+                .grey = grey, .kept_grey = kept_grey, .kept = kept,
+                .flow_scratch = flow_scratch };
   g_autofree uint8_t *yuv_planes = NULL;
 
   if (yuv && !yuv_frame_init (&b, g_strcmp0 (format_text, "nv12") == 0, threads,

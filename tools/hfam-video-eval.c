@@ -39,15 +39,21 @@ static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Weight file (safetensors)", "M" },
   { "default-model", 'd', 0, G_OPTION_ARG_NONE, &default_model, "Run the default model", NULL },
   { "temporal", 0, 0, G_OPTION_ARG_STRING, &temporal_text,
-    "Temporal smoothing: motion:S (the element's default method), blend:S (the plain blend), "
-    "or none; S in 0..1 (default: as the element)", "HOW" },
+    "Temporal smoothing: compensated:S (the element's default method), motion:S (the same "
+    "without motion compensation), blend:S (the plain blend), or none; S in 0..1 (default: as "
+    "the element)", "HOW" },
   { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv_path, "Write the table as CSV too", "FILE" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the mattes there, as DIR/SEQUENCE/NNNNN.png (gray, 8 bits: what was scored)", "DIR" },
   G_OPTION_ENTRY_NULL
 };
 
-/* --temporal none | blend:S | motion:S into params; NULL: the element's default. */
+static const char *const methods[] = { [HFAM_TEMPORAL_BLEND] = "blend",
+                                       [HFAM_TEMPORAL_MOTION] = "motion",
+                                       [HFAM_TEMPORAL_COMPENSATED] = "compensated" };
+
+/* --temporal none | blend:S | motion:S | compensated:S into params; NULL: the element's
+ * default. */
 static gboolean
 parse_temporal (const char *text, HfamFrameParams *params, GError **error)
 {
@@ -55,7 +61,7 @@ parse_temporal (const char *text, HfamFrameParams *params, GError **error)
   char *end;
   double s;
 
-  params->temporal = HFAM_TEMPORAL_MOTION;
+  params->temporal = HFAM_TEMPORAL_COMPENSATED;
   params->smoothing = HFAM_TEMPORAL_SMOOTHING_DEFAULT;
   if (!text)
     return TRUE;
@@ -64,17 +70,21 @@ parse_temporal (const char *text, HfamFrameParams *params, GError **error)
     return TRUE;
   }
   colon = strchr (text, ':');
-  if (colon && (strncmp (text, "blend:", 6) == 0 || strncmp (text, "motion:", 7) == 0)) {
+  for (guint m = 0; colon && m < G_N_ELEMENTS (methods); m++) {
+    if (strlen (methods[m]) != (size_t) (colon - text)
+        || strncmp (text, methods[m], colon - text) != 0)
+      continue;
     s = g_ascii_strtod (colon + 1, &end);
     /* (written so that NaN fails too) */
     if (end != colon + 1 && !*end && s >= 0.0 && s <= 1.0) {
-      params->temporal = text[0] == 'b' ? HFAM_TEMPORAL_BLEND : HFAM_TEMPORAL_MOTION;
+      params->temporal = (HfamTemporal) m;
       params->smoothing = (float) s;
       return TRUE;
     }
   }
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-               "--temporal %s: want none, blend:S or motion:S with 0 <= S <= 1", text);
+               "--temporal %s: want none, blend:S, motion:S or compensated:S with 0 <= S <= 1",
+               text);
   return FALSE;
 }
 
@@ -397,8 +407,7 @@ run (int argc, char **argv, GError **error)
            argv[1], argc > 2 ? " ..." : "", hfam_model_path (model),
            hfam_context_backend_name (ctx),
            long_side > 0 ? long_side : hfam_model_inference_size (model),
-           params.smoothing == 0.0f ? "none" : params.temporal == HFAM_TEMPORAL_BLEND ? "blend"
-                                                                                   : "motion",
+           params.smoothing == 0.0f ? "none" : methods[params.temporal],
            params.smoothing, edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none");
   g_print ("# flicker: mean |a_t - a_t-1| in 8-bit levels where no colour channel changed by "
            "more than %d levels\n", FLICKER_STILL_LEVELS);

@@ -7,6 +7,7 @@
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
 
+#include "compensate.h"
 #include "foreground.h"
 #include "frame.h"
 #include "graph.h"
@@ -67,11 +68,14 @@ typedef struct {
    * `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept; the caller knows the kept
    * one has this inference size), else copied. With `motion` (NULL: none), the frame's grey
    * plane is kept with the matte, and a blend weighs each pixel by the change from the kept
-   * one's (kernels/temporal.h; motion->hold is the smoothing) when that frame kept one too.
+   * one's (kernels/temporal.h; motion->hold is the smoothing) when that frame kept one too,
+   * after moving the kept matte and grey along the picture's motion with `flow` (NULL: not;
+   * kernels/compensate.h).
    * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
    * matte. */
   gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,
-                          const HfamMotionParams *motion, GError **error);
+                          const HfamMotionParams *motion, const HfamFlowParams *flow,
+                          GError **error);
   /* Writes the kept matte, resized to the outputs' size (all alike), into `n_outputs` device
    * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420), with `edges`
    * as the host path applies them (frames.c; `frame` is needed for the refinement too);

@@ -46,10 +46,14 @@ typedef struct {
   float *resized;
   int resized_width, resized_height;
   guint64 host_bytes, resized_bytes;  /* of the two, counted in the context's budget */
-  /* host frames, HFAM_TEMPORAL_MOTION: the grey plane of the matte's latest frame */
+  /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED: the grey plane of the matte's latest
+   * frame */
   float *grey;
   guint64 grey_bytes;
   gboolean grey_valid;
+  /* host frames, HFAM_TEMPORAL_COMPENSATED: kernels/compensate.h's scratch */
+  float *flow_scratch;
+  guint64 flow_scratch_bytes;
 } HfamKeptMatte;
 
 struct _HfamContext {
@@ -64,8 +68,8 @@ struct _HfamContext {
   float *fused;           /* alpha_p at the inference size */
   /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
-  /* host frames in flight with HFAM_TEMPORAL_MOTION: their grey planes at the inference size
-   * (kernels/temporal.h), by ring position as `pending` */
+  /* host frames in flight with HFAM_TEMPORAL_MOTION or _COMPENSATED: their grey planes at the
+   * inference size (kernels/temporal.h), by ring position as `pending` */
   float *grey[HFAM_MAX_PIPELINE_DEPTH];
   guint64 grey_bytes[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;

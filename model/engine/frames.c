@@ -6,6 +6,7 @@
  * blends into which, and whether a frame may show it. */
 #include "context.h"
 #include "hfam-internal.h"
+#include "compensate.h"
 #include "foreground.h"
 #include "refine.h"
 #include "resize.h"
@@ -193,7 +194,7 @@ check_params (const HfamFrameParams *params, const char *what, GError **error)
                  params->long_side, HFAM_MAX_LONG_SIDE);
     return FALSE;
   }
-  if (params && (unsigned) params->temporal > HFAM_TEMPORAL_MOTION) {
+  if (params && (unsigned) params->temporal > HFAM_TEMPORAL_COMPENSATED) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: temporal %d: no such method", what,
                  params->temporal);
     return FALSE;
@@ -277,8 +278,8 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
 }
 
 /* A host frame into ctx->input at its inference size, the backend planned for it, when it
- * may go in now; with HFAM_TEMPORAL_MOTION, its grey plane into the next ring position
- * (pending->slot). */
+ * may go in now; with HFAM_TEMPORAL_MOTION or _COMPENSATED, its grey plane into the next ring
+ * position (pending->slot). */
 static gboolean
 prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
                     HfamPendingFrame *pending, const char *what, GError **error)
@@ -311,13 +312,32 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   }
   pending->slot = (ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH;
   /* (also without smoothing: the first frame after a restart is the next one's reference) */
-  if (pending->temporal == HFAM_TEMPORAL_MOTION) {
+  if (pending->temporal != HFAM_TEMPORAL_BLEND) {
     if (!ensure_counted (ctx, &ctx->grey[pending->slot], &ctx->grey_bytes[pending->slot],
                          sizeof (float) * (guint64) width * height, "inference size", width,
                          height, error))
       return FALSE;
     hfam_motion_grey (ctx->input, width, height, &params, ctx->grey[pending->slot]);
   }
+  return TRUE;
+}
+
+/* The kept matte and its grey plane moved along the picture's motion to the frame of `grey`
+ * (kernels/compensate.h). */
+static gboolean
+compensate_kept (HfamContext *ctx, const float *grey, GError **error)
+{
+  HfamKeptMatte *kept = &ctx->kept;
+  const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
+                              HFAM_FLOW_BIAS };
+  const size_t floats = hfam_compensate_scratch_floats (ctx->width, ctx->height, &fp);
+
+  if (!ensure_counted (ctx, &kept->flow_scratch, &kept->flow_scratch_bytes,
+                       sizeof (float) * (guint64) floats, "inference size", ctx->width,
+                       ctx->height, error))
+    return FALSE;
+  hfam_motion_compensate (kept->host, kept->grey, grey, ctx->width, ctx->height, &fp,
+                          kept->flow_scratch);
   return TRUE;
 }
 
@@ -332,12 +352,17 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
                          && kept->memory == HFAM_MEMORY_HOST && kept->width == ctx->width
                          && kept->height == ctx->height;
 
-  const gboolean motion = collected->temporal == HFAM_TEMPORAL_MOTION;
+  const gboolean motion = collected->temporal != HFAM_TEMPORAL_BLEND;
   const float *grey = motion ? ctx->grey[collected->slot] : NULL;
 
   if (blend && motion && kept->grey_valid) {
     const HfamMotionParams mp = { collected->smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
                                   HFAM_MOTION_RADIUS };
+    if (collected->temporal == HFAM_TEMPORAL_COMPENSATED
+        && !compensate_kept (ctx, grey, error)) {
+      kept->valid = FALSE;
+      return FALSE;
+    }
     if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, ctx->width,
                                  ctx->height, &mp) != 0) {
       kept->valid = FALSE;
@@ -679,10 +704,12 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
           && kept->width == width && kept->height == height;
   const HfamMotionParams motion = { collected.smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
                                     HFAM_MOTION_RADIUS };
-  ok = ctx->backend->device->keep_matte (ctx->backend, blend, collected.smoothing,
-                                         collected.temporal == HFAM_TEMPORAL_MOTION ? &motion
-                                                                                    : NULL,
-                                         error);
+  const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
+                                HFAM_FLOW_BIAS };
+  ok = ctx->backend->device->keep_matte (
+      ctx->backend, blend, collected.smoothing,
+      collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
+      collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL, error);
   hfam_context_drop_oldest (ctx);
   ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, error);
   *kept = (HfamKeptMatte) {
@@ -691,7 +718,8 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
     /* the host buffers stay for the next host frame */
     .host = kept->host, .resized = kept->resized, .grey = kept->grey,
     .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
-    .grey_bytes = kept->grey_bytes,
+    .grey_bytes = kept->grey_bytes, .flow_scratch = kept->flow_scratch,
+    .flow_scratch_bytes = kept->flow_scratch_bytes,
   };
   return ok;
 }

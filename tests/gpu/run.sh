@@ -157,6 +157,7 @@ ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
   tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tests/gpu/test-cuda-device-edges \
   tests/gpu/test-cuda-temporal tools/hfam-bench tests/kernels/bench-edges-cuda \
   tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
+  tests/kernels/test-temporal tests/kernels/test-compensate \
   || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
 # below (meson test sets it for its own tests)
@@ -319,7 +320,7 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
   [ -s "$models/golden/r18_160x96.safetensors" ] \
     || "$PYTHON" model/python/reference/golden.py --outdir "$models/golden" >/dev/null \
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
-  run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize'"
+  run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize' && '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
   run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
   golden=()

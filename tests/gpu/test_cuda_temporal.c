@@ -1,8 +1,11 @@
-/* The motion-aware temporal smoothing's CUDA ops (kernels/temporal.cu) against their CPU twins
- * (kernels/temporal.c): the grey plane of an NHWC input (fp32 and fp16, channels padded to 4)
- * against hfam_motion_grey on the same values in planar order (the fp16 values as the device
- * reads them), and the blend at several sizes and radii against hfam_matte_blend_motion, by
- * the largest absolute difference (1e-5). Exits 77 (skipped) when no CUDA device opens. */
+/* The motion-aware temporal smoothing's CUDA ops (kernels/temporal.cu, compensate.cu) against
+ * their CPU twins (kernels/temporal.c, compensate.c): the grey plane of an NHWC input (fp32 and
+ * fp16, channels padded to 4) against hfam_motion_grey on the same values in planar order (the
+ * fp16 values as the device reads them), the blend at several sizes and radii against
+ * hfam_matte_blend_motion, by the largest absolute difference (1e-5), and the motion
+ * compensation of a moved texture against hfam_motion_compensate (1e-4: the same vectors, the
+ * warp's sums fused differently). Exits 77 (skipped) when no CUDA device opens. */
+#include "compensate.cuh"
 #include "nhwc.cuh"
 #include "temporal.cuh"
 #include "check-cuda.h"
@@ -106,6 +109,64 @@ check_blend (GRand *rand, int w, int h, int radius)
   cudaFree (d_kept);
 }
 
+/* a smooth texture (a sum of bumps) moved by (dx, dy), and noise */
+static void
+texture (GRand *rand, float *plane, int w, int h, double dx, double dy, const double *bumps)
+{
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      double v = 0.3;
+      for (int b = 0; b < 200; b++) {
+        const double *k = bumps + 4 * b, u = x - dx - k[0], t = y - dy - k[1];
+        v += k[3] * exp (-(u * u + t * t) / k[2]);
+      }
+      plane[(size_t) y * w + x] = (float) (v + g_rand_double_range (rand, -0.005, 0.005));
+    }
+}
+
+static void
+check_compensate (GRand *rand, int w, int h, double dx, double dy)
+{
+  const size_t n = (size_t) w * h, bytes = sizeof (float) * n;
+  /* libhfam's (hfam.h, HFAM_FLOW_*) */
+  const HfamFlowParams p = { 8, 3, 4, 2e-5f };
+  const size_t floats = hfam_compensate_scratch_floats (w, h, &p);
+  g_autofree double *bumps = g_new (double, 4 * 200);
+  g_autofree float *matte = g_new (float, n), *grey = g_new (float, n);
+  g_autofree float *kept = g_new (float, n), *scratch = g_new (float, floats);
+  g_autofree float *got = g_new (float, n);
+  char name[64];
+  double worst = 0;
+
+  for (int b = 0; b < 200; b++) {
+    bumps[4 * b] = g_rand_double_range (rand, 0, w);
+    bumps[4 * b + 1] = g_rand_double_range (rand, 0, h);
+    bumps[4 * b + 2] = g_rand_double_range (rand, 20, 200);
+    bumps[4 * b + 3] = g_rand_double_range (rand, -0.2, 0.2);
+  }
+  texture (rand, kept, w, h, 0, 0, bumps);
+  texture (rand, grey, w, h, dx, dy, bumps);
+  for (size_t i = 0; i < n; i++)
+    matte[i] = (float) g_rand_double (rand);
+  float *d_matte = upload (matte, bytes), *d_kept = upload (kept, bytes);
+  float *d_grey = upload (grey, bytes), *d_scratch;
+  CHECK_CUDA (cudaMalloc ((void **) &d_scratch, sizeof (float) * floats));
+  CHECK_CUDA (hfam_cuda_motion_compensate (d_matte, d_kept, d_grey, w, h, &p, d_scratch, 0));
+  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, scratch), ==, 0);
+  CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (got[i] - matte[i]));
+  CHECK_CUDA (cudaMemcpy (got, d_kept, bytes, cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (got[i] - kept[i]));
+  snprintf (name, sizeof name, "motion compensate %dx%d shift %g,%g", w, h, dx, dy);
+  report (name, worst, 1e-4);
+  cudaFree (d_matte);
+  cudaFree (d_kept);
+  cudaFree (d_grey);
+  cudaFree (d_scratch);
+}
+
 int
 main (void)
 {
@@ -123,6 +184,10 @@ main (void)
   check_blend (rand, 37, 23, 2);
   check_blend (rand, 512, 288, 2);
   check_blend (rand, 512, 288, 5);
+  check_compensate (rand, 37, 23, 1, 0);
+  check_compensate (rand, 512, 288, 0, 0);
+  check_compensate (rand, 512, 288, 4.5, -2.25);
+  check_compensate (rand, 300, 170, -11, 6);
   /* a bad argument queues nothing */
   g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, 4, 4,
                                           &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1 }, 0)

@@ -106,9 +106,9 @@ GST_START_TEST (test_temporal_smoothing)
 
 GST_END_TEST;
 
-/* The default temporal-mode (motion) with a frame that repeats (held) and one
- * that changes (followed): libhfam's own temporal path, byte for byte. */
-GST_START_TEST (test_temporal_motion)
+/* The default temporal-mode (compensated) with a frame that repeats (held) and
+ * one that changes (followed): libhfam's own temporal path, byte for byte. */
+GST_START_TEST (test_temporal_compensated)
 {
   const gdouble s = 0.6;
   GstElement *element = make_element ();
@@ -128,7 +128,7 @@ GST_START_TEST (test_temporal_motion)
   rig_set_format (&rig, &info);
   for (guint i = 0; i < 4; i++) {
     const HfamFrameParams params = {.long_side = INFERENCE_SIZE,
-      .smoothing = i == 0 ? 0.0f : (float) s,.temporal = HFAM_TEMPORAL_MOTION
+      .smoothing = i == 0 ? 0.0f : (float) s,.temporal = HFAM_TEMPORAL_COMPENSATED
     };
     Expected expected = { 0 };
     GstBuffer *out;
@@ -444,7 +444,7 @@ temporal_tcase (void)
 
   tcase_add_test (tc, test_inference_interval);
   tcase_add_test (tc, test_temporal_smoothing);
-  tcase_add_test (tc, test_temporal_motion);
+  tcase_add_test (tc, test_temporal_compensated);
   tcase_add_test (tc, test_reset_on_flush_segment_discont);
   tcase_add_test (tc, test_qos);
   tcase_add_test (tc, test_latency);

@@ -86,7 +86,7 @@ def main():
             json.dump({"version": 1, "sequences": [
                 {"name": "s0", "frames": N, "width": W, "height": H, "moving": moving}]}, f)
 
-        for temporal in ("none", "motion:0.8", "blend:0.5"):
+        for temporal in ("none", "compensated:0.85", "motion:0.8", "blend:0.5"):
             out, saved = os.path.join(tmp, temporal + ".csv"), os.path.join(tmp, temporal)
             r = run("--temporal", temporal, "--csv", out, "--save", saved, root)
             if "dtSSD" not in r.stdout:

@@ -97,6 +97,7 @@ cuda_free (HfamBackend *base)
     hfam_cuda_filter_free (&be->edge_identity[t]);
   }
   cudaFree (be->edge_matte);
+  cudaFree (be->flow_scratch);
   cudaFree (be->grey[0]);
   cudaFree (be->grey[1]);
   cudaFree (be->foreground_workspace);

@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "attention.cuh"
+#include "compensate.cuh"
 #include "foreground.cuh"
 #include "matte.cuh"
 #include "nhwc.cuh"
@@ -145,6 +146,9 @@ typedef struct {
   float *grey[2];
   size_t grey_bytes;
   gboolean kept_grey_valid;     /* grey[0] is the kept matte's frame's */
+  /* HFAM_TEMPORAL_COMPENSATED: kernels/compensate.cuh's scratch */
+  float *flow_scratch;
+  size_t flow_scratch_bytes;
   HfamPreprocessParams grey_params;
   /* the edges (hfam_context_set_edges) on device frames: the kept matte at the outputs' size,
    * refined or resized, then keyed; the refinement's plan for its sizes and parameters; the

@@ -98,7 +98,7 @@ ensure_matte_stream (CudaBackend *be, GError **error)
  * allocation of the planned size. */
 static gboolean
 keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
-            const HfamMotionParams *motion, GError **error)
+            const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   const size_t plane = (size_t) be->width * be->height;
   /* fusion's output: alpha_d, then alpha_p */
@@ -123,6 +123,22 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
     /* the frame's grey into grey[1]; grey[0] is the kept matte's frame's */
     CUDA_TRY (hfam_cuda_motion_grey (&input, &be->grey_params, be->grey[1], be->matte_stream),
               "motion");
+  }
+  if (by_motion && flow) {
+    const size_t floats = hfam_compensate_scratch_floats (be->width, be->height, flow);
+    if (be->flow_scratch_bytes < sizeof (float) * floats) {
+      /* every call waited for the matte stream: nothing reads the old one */
+      cudaFree (be->flow_scratch);
+      be->flow_scratch = NULL;
+      be->flow_scratch_bytes = 0;
+      CUDA_TRY (cudaMalloc ((void **) &be->flow_scratch, sizeof (float) * floats),
+                "motion compensation");
+      be->flow_scratch_bytes = sizeof (float) * floats;
+    }
+    CUDA_TRY (hfam_cuda_motion_compensate (be->kept, be->grey[0], be->grey[1], be->width,
+                                           be->height, flow, be->flow_scratch,
+                                           be->matte_stream),
+              "motion compensation");
   }
   if (by_motion)
     CUDA_TRY (hfam_cuda_matte_blend_motion (be->kept, alpha, be->grey[1], be->grey[0],
@@ -320,7 +336,7 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
 
 static gboolean
 cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
-                 const HfamMotionParams *motion, GError **error)
+                 const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
@@ -334,7 +350,7 @@ cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
    * run on), so the slot is idle once it is done */
   be->have_kept = finish_matte (be, keep_matte (be, slot, blend && be->kept_width == be->width
                                                            && be->kept_height == be->height,
-                                                smoothing, motion, error),
+                                                smoothing, motion, flow, error),
                                 "frame", error);
   return be->have_kept;
 }

@@ -112,16 +112,28 @@ typedef enum {
   HFAM_TEMPORAL_MOTION,  /* smoothing where the picture is still, none where it moves, so that
                             still edges stop flickering and moving ones do not lag
                             (kernels/temporal.h, the HFAM_MOTION_* below) */
+  HFAM_TEMPORAL_COMPENSATED,  /* HFAM_TEMPORAL_MOTION after moving the kept matte along the
+                                 picture's motion (kernels/compensate.h, the HFAM_FLOW_* below),
+                                 so that moving edges are held where they went too */
 } HfamTemporal;
 
 /* HFAM_TEMPORAL_MOTION's picture change (mean |grey difference| in 0..1 over a window of
  * radius HFAM_MOTION_RADIUS at the inference size) up to which the matte is held and from
  * which it follows the frame; and the element's (and the tools') smoothing, the weight with
- * which it holds still pixels. Chosen on a validation video set (BENCHMARKS.md, "Temporal"). */
+ * which it holds still pixels (with HFAM_TEMPORAL_COMPENSATED, the element's default method).
+ * Chosen on a validation video set (BENCHMARKS.md, "Temporal"). */
 #define HFAM_MOTION_STILL 0.005f
 #define HFAM_MOTION_MOVING 0.02f
 #define HFAM_MOTION_RADIUS 2
-#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.8f
+#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.85f
+
+/* HFAM_TEMPORAL_COMPENSATED's block matching (kernels/compensate.h): blocks of
+ * HFAM_FLOW_BLOCK pixels at the inference size, HFAM_FLOW_LEVELS pyramid levels, a search
+ * radius of HFAM_FLOW_SEARCH pixels at the coarsest, HFAM_FLOW_BIAS per pixel moved. */
+#define HFAM_FLOW_BLOCK 8
+#define HFAM_FLOW_LEVELS 3
+#define HFAM_FLOW_SEARCH 4
+#define HFAM_FLOW_BIAS 2e-5f
 
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {

@@ -3,6 +3,7 @@
  * cross-lane order (which only a GPU would otherwise exercise).
  * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/python/reference/golden.py) */
+#include "compensate.h"
 #include "context.h"
 #include "foreground.h"
 #include "graph.h"
@@ -601,6 +602,54 @@ test_motion_matte (void)
   g_assert_cmpuint (taken, <, n);
 }
 
+/* HFAM_TEMPORAL_COMPENSATED on host frames: the kept matte and grey are moved along the flow
+ * of the frame's grey against the kept one before the motion blend, in that order. */
+static void
+test_compensated_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL, fresh = NULL;
+  guint8 pixels[2][PIPE_W * PIPE_H * 4];
+  float got[PIPE_W * PIPE_H];
+  const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
+                                        .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamFrameParams none = { .long_side = 64 };
+  const HfamMotionParams mp = { 0.6f, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
+                                HFAM_MOTION_RADIUS };
+  const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
+                              HFAM_FLOW_BIAS };
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  HfamImage images[2];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  fresh = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  /* the second frame: the first moved 3 pixels to the right */
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < sizeof pixels[0]; i++)
+    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
+  for (int k = 0; k < 2; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
+  g_assert_no_error (error);
+  const int w = ctx->kept.width, h = ctx->kept.height;
+  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
+  g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp,
+                                           scratch), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
+                                            w, h, &mp), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
+}
+
 /* ---- Edges at the frame's size (hfam_context_set_edges) on host frames ---- */
 
 /* A hard-edged disc as the kept matte: flat away from its outline, so that refinement can be
@@ -934,6 +983,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/auto-long-side", test_auto_long_side);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
   g_test_add_func ("/engine/motion-matte", test_motion_matte);
+  g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
   g_test_add_func ("/engine/edges", test_edges);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);

@@ -1,0 +1,348 @@
+/* Motion compensation of the kept matte on the CPU (compensate.h): block matching over a small
+ * pyramid of the grey planes, then a bilinear warp. At the inference size (~512 x 288) with
+ * 8-pixel blocks that is a few million squared differences per frame. */
+#include "compensate.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resize.h"
+
+static inline int
+mini (int a, int b)
+{
+  return a < b ? a : b;
+}
+
+static inline int
+clampi (int v, int lo, int hi)
+{
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+int
+hfam_flow_params_valid (const HfamFlowParams *p)
+{
+  /* (written so that NaN fails) */
+  return p && p->block >= 2 && p->levels >= 1 && p->levels <= HFAM_FLOW_MAX_LEVELS
+         && p->search >= 1 && p->search <= HFAM_FLOW_MAX_SEARCH && p->bias >= 0.0f
+         && isfinite (p->bias);
+}
+
+void
+hfam_flow_blocks (int w, int h, const HfamFlowParams *p, int *bw, int *bh)
+{
+  *bw = (w + p->block - 1) / p->block;
+  *bh = (h + p->block - 1) / p->block;
+}
+
+/* The levels in use: as many as asked while the coarsest still holds a whole block. */
+static int
+levels_of (int w, int h, const HfamFlowParams *p)
+{
+  int n = 1;
+
+  while (n < p->levels && (w >> n) >= p->block && (h >> n) >= p->block)
+    n++;
+  return n;
+}
+
+/* hfam_block_flow's: every level's integer vectors, and both planes below full size */
+static size_t
+flow_scratch_floats (int w, int h, const HfamFlowParams *p)
+{
+  const int levels = levels_of (w, h, p);
+  size_t n = 0;
+
+  for (int l = 0; l < levels; l++) {
+    int bw, bh;
+    hfam_flow_blocks (w >> l, h >> l, p, &bw, &bh);
+    n += 2 * (size_t) bw * bh;
+    if (l > 0)
+      n += 2 * (size_t) (w >> l) * (h >> l);
+  }
+  return n;
+}
+
+size_t
+hfam_compensate_scratch_floats (int w, int h, const HfamFlowParams *p)
+{
+  const size_t flow = flow_scratch_floats (w, h, p), plane = (size_t) w * h;
+  int bw, bh;
+
+  /* the vectors, then the flow's scratch, which the warp's two outputs reuse */
+  hfam_flow_blocks (w, h, p, &bw, &bh);
+  return 2 * (size_t) bw * bh + (flow > 2 * plane ? flow : 2 * plane);
+}
+
+/* out (w / 2 x h / 2) = the 2 x 2 means of in (w x h) */
+static void
+halve (const float *in, int w, int h, float *out)
+{
+  const int ow = w / 2, oh = h / 2;
+
+  for (int y = 0; y < oh; y++) {
+    const float *a = in + (size_t) 2 * y * w, *b = a + w;
+    for (int x = 0; x < ow; x++)
+      out[(size_t) y * ow + x] = 0.25f * ((a[2 * x] + a[2 * x + 1]) + (b[2 * x] + b[2 * x + 1]));
+  }
+}
+
+typedef struct {
+  const float *grey, *kept;
+  int w, h, block;
+} Level;
+
+/* 8 columns' sums of squared differences over rows y0..y1-1 of a and b (b's rows clamped,
+ * moved by uy, and its columns by ux), added in a fixed order so that the compiler keeps them
+ * in one vector; the common case (whole 8-pixel blocks inside the image) */
+static float
+cost8 (const Level *l, int x0, int y0, int y1, int ux, int uy)
+{
+  float acc[8] = { 0 };
+
+  for (int y = y0; y < y1; y++) {
+    const float *a = l->grey + (size_t) y * l->w + x0;
+    const float *b = l->kept + (size_t) clampi (y + uy, 0, l->h - 1) * l->w + x0 + ux;
+    for (int k = 0; k < 8; k++) {
+      const float d = a[k] - b[k];
+      acc[k] += d * d;
+    }
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* the mean of (grey(p) - kept(p + u))^2 over block (bx, by), kept sampled clamped */
+static float
+block_cost (const Level *l, int bx, int by, int ux, int uy)
+{
+  const int x0 = bx * l->block, y0 = by * l->block;
+  const int x1 = mini (x0 + l->block, l->w), y1 = mini (y0 + l->block, l->h);
+  const int inside = x0 + ux >= 0 && x1 - 1 + ux < l->w;
+  float sum = 0.0f;
+
+  if (inside && x1 - x0 == 8)
+    return cost8 (l, x0, y0, y1, ux, uy) / (float) (8 * (y1 - y0));
+  for (int y = y0; y < y1; y++) {
+    const float *a = l->grey + (size_t) y * l->w;
+    const float *b = l->kept + (size_t) clampi (y + uy, 0, l->h - 1) * l->w;
+    if (inside) {
+      for (int x = x0; x < x1; x++) {
+        const float d = a[x] - b[x + ux];
+        sum += d * d;
+      }
+    } else {
+      for (int x = x0; x < x1; x++) {
+        const float d = a[x] - b[clampi (x + ux, 0, l->w - 1)];
+        sum += d * d;
+      }
+    }
+  }
+  return sum / (float) ((x1 - x0) * (y1 - y0));
+}
+
+/* the best of the 3 x 3 around (cx, cy) into *best (cost, ux, uy), by cost + bias */
+static void
+search_around (const Level *l, int bx, int by, int cx, int cy, float bias, float *best,
+               int *ux, int *uy)
+{
+  for (int dy = -1; dy <= 1; dy++)
+    for (int dx = -1; dx <= 1; dx++) {
+      const int vx = cx + dx, vy = cy + dy;
+      const float c = block_cost (l, bx, by, vx, vy) + bias * (float) (abs (vx) + abs (vy));
+      if (c < *best) {
+        *best = c;
+        *ux = vx;
+        *uy = vy;
+      }
+    }
+}
+
+/* (c_minus - c_plus) / (2 (c_minus - 2 c0 + c_plus)), the parabola's minimum, within +-0.5 */
+static float
+parabola (float minus, float c0, float plus)
+{
+  const float curve = minus - 2.0f * c0 + plus;
+
+  if (!(curve > 0.0f))
+    return 0.0f;
+  return fminf (fmaxf (0.5f * (minus - plus) / curve, -0.5f), 0.5f);
+}
+
+/* One level's vectors (bw x bh, in this level's pixels) from its parent's (pbw x pbh, in the
+ * parent's pixels; NULL at the coarsest level, which searches all of [-search, search]^2). */
+static void
+level_flow (const Level *l, int bw, int bh, const int *pux, const int *puy, int pbw, int pbh,
+            float bias, int search, int *ux, int *uy)
+{
+#pragma omp parallel for if ((int64_t) l->w * l->h >= HFAM_PARALLEL_MIN_VALUES)
+  for (int by = 0; by < bh; by++)
+    for (int bx = 0; bx < bw; bx++) {
+      int vx = 0, vy = 0;
+      float best = block_cost (l, bx, by, 0, 0);
+      if (!pux) {
+        for (int cy = -search; cy <= search; cy++)
+          for (int cx = -search; cx <= search; cx++) {
+            const float c = block_cost (l, bx, by, cx, cy)
+                            + bias * (float) (abs (cx) + abs (cy));
+            if (c < best) {
+              best = c;
+              vx = cx;
+              vy = cy;
+            }
+          }
+      } else {
+        /* the parent holding this block's centre */
+        const int px = mini ((bx * l->block + l->block / 2) / 2 / l->block, pbw - 1);
+        const int py = mini ((by * l->block + l->block / 2) / 2 / l->block, pbh - 1);
+        const size_t parent = (size_t) py * pbw + px;
+        search_around (l, bx, by, 0, 0, bias, &best, &vx, &vy);
+        if (pux[parent] != 0 || puy[parent] != 0)
+          search_around (l, bx, by, 2 * pux[parent], 2 * puy[parent], bias, &best, &vx, &vy);
+      }
+      ux[(size_t) by * bw + bx] = vx;
+      uy[(size_t) by * bw + bx] = vy;
+    }
+}
+
+int
+hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
+                 const HfamFlowParams *p, float *ux, float *uy, float *scratch)
+{
+  if (!grey || !kept_grey || !ux || !uy || !scratch || w < 1 || h < 1
+      || !hfam_flow_params_valid (p))
+    return -1;
+
+  const int levels = levels_of (w, h, p);
+  Level level[HFAM_FLOW_MAX_LEVELS];
+  int *vectors[HFAM_FLOW_MAX_LEVELS], bw[HFAM_FLOW_MAX_LEVELS], bh[HFAM_FLOW_MAX_LEVELS];
+  float *next = scratch;
+
+  /* (ints in float-sized slots) */
+  _Static_assert (sizeof (int) == sizeof (float), "an int per float of scratch");
+  for (int l = 0; l < levels; l++) {
+    level[l] = (Level) { grey, kept_grey, w >> l, h >> l, p->block };
+    if (l > 0) {
+      float *g = next, *k = next + (size_t) level[l].w * level[l].h;
+      halve (level[l - 1].grey, level[l - 1].w, level[l - 1].h, g);
+      halve (level[l - 1].kept, level[l - 1].w, level[l - 1].h, k);
+      level[l].grey = g;
+      level[l].kept = k;
+      next = k + (size_t) level[l].w * level[l].h;
+    }
+    hfam_flow_blocks (level[l].w, level[l].h, p, &bw[l], &bh[l]);
+    vectors[l] = (int *) next;
+    next += 2 * (size_t) bw[l] * bh[l];
+  }
+  for (int l = levels - 1; l >= 0; l--) {
+    const size_t nb = (size_t) bw[l] * bh[l];
+    const int top = l == levels - 1;
+    level_flow (&level[l], bw[l], bh[l], top ? NULL : vectors[l + 1],
+                top ? NULL : vectors[l + 1] + (size_t) bw[l + 1] * bh[l + 1],
+                top ? 0 : bw[l + 1], top ? 0 : bh[l + 1], p->bias * (float) (1 << l),
+                p->search, vectors[l], vectors[l] + nb);
+  }
+
+  /* sub-pixel at full size, from the unbiased costs around each moving block's best */
+  const int *ix = vectors[0], *iy = vectors[0] + (size_t) bw[0] * bh[0];
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+  for (int by = 0; by < bh[0]; by++)
+    for (int bx = 0; bx < bw[0]; bx++) {
+      const size_t b = (size_t) by * bw[0] + bx;
+      ux[b] = (float) ix[b];
+      uy[b] = (float) iy[b];
+      if (ix[b] == 0 && iy[b] == 0)
+        continue;
+      const float c0 = block_cost (&level[0], bx, by, ix[b], iy[b]);
+      ux[b] += parabola (block_cost (&level[0], bx, by, ix[b] - 1, iy[b]), c0,
+                          block_cost (&level[0], bx, by, ix[b] + 1, iy[b]));
+      uy[b] += parabola (block_cost (&level[0], bx, by, ix[b], iy[b] - 1), c0,
+                          block_cost (&level[0], bx, by, ix[b], iy[b] + 1));
+    }
+  return 0;
+}
+
+/* Where pixel i falls between block centres b * block + (block - 1) / 2 (inv_block =
+ * 1 / block): the two blocks and the second's weight, clamped at the ends. */
+static inline void
+between_centres (int i, int block, float inv_block, int nb, int *b0, int *b1, float *t)
+{
+  const float f = ((float) i - 0.5f * (float) (block - 1)) * inv_block;
+
+  if (f <= 0.0f) {
+    *b0 = *b1 = 0;
+    *t = 0.0f;
+  } else if (f >= (float) (nb - 1)) {
+    *b0 = *b1 = nb - 1;
+    *t = 0.0f;
+  } else {
+    *b0 = (int) f;
+    *b1 = *b0 + 1;
+    *t = f - (float) *b0;
+  }
+}
+
+static inline float
+bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, float fy)
+{
+  const float *r = plane + (size_t) y0 * w, *s = plane + (size_t) y1 * w;
+
+  return (1.0f - fy) * ((1.0f - fx) * r[x0] + fx * r[x1])
+         + fy * ((1.0f - fx) * s[x0] + fx * s[x1]);
+}
+
+void
+hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
+                  const float *uy, float *out_a, float *out_b)
+{
+  const int bw = (w + block - 1) / block, bh = (h + block - 1) / block;
+  const float inv_block = 1.0f / (float) block;
+
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+  for (int y = 0; y < h; y++) {
+    int r0, r1;
+    float ty;
+    between_centres (y, block, inv_block, bh, &r0, &r1, &ty);
+    const float *ux0 = ux + (size_t) r0 * bw, *ux1 = ux + (size_t) r1 * bw;
+    const float *uy0 = uy + (size_t) r0 * bw, *uy1 = uy + (size_t) r1 * bw;
+    for (int x = 0; x < w; x++) {
+      int c0, c1;
+      float tx;
+      between_centres (x, block, inv_block, bw, &c0, &c1, &tx);
+      const float vx = (1.0f - ty) * ((1.0f - tx) * ux0[c0] + tx * ux0[c1])
+                       + ty * ((1.0f - tx) * ux1[c0] + tx * ux1[c1]);
+      const float vy = (1.0f - ty) * ((1.0f - tx) * uy0[c0] + tx * uy0[c1])
+                       + ty * ((1.0f - tx) * uy1[c0] + tx * uy1[c1]);
+      const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
+      const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
+      const int x0 = (int) sx, y0 = (int) sy;
+      const int x1 = mini (x0 + 1, w - 1), y1 = mini (y0 + 1, h - 1);
+      const float fx = sx - (float) x0, fy = sy - (float) y0;
+      out_a[(size_t) y * w + x] = bilinear (a, w, x0, y0, x1, y1, fx, fy);
+      if (b)
+        out_b[(size_t) y * w + x] = bilinear (b, w, x0, y0, x1, y1, fx, fy);
+    }
+  }
+}
+
+int
+hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
+                        int h, const HfamFlowParams *p, float *scratch)
+{
+  int bw, bh;
+
+  if (!kept_matte || !kept_grey || !grey || !scratch || w < 1 || h < 1
+      || !hfam_flow_params_valid (p))
+    return -1;
+  hfam_flow_blocks (w, h, p, &bw, &bh);
+  float *ux = scratch, *uy = scratch + (size_t) bw * bh, *rest = uy + (size_t) bw * bh;
+
+  hfam_block_flow (grey, kept_grey, w, h, p, ux, uy, rest);
+  hfam_warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest, rest + (size_t) w * h);
+  memcpy (kept_matte, rest, sizeof (float) * w * h);
+  memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);
+  return 0;
+}
