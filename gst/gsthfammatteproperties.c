@@ -30,7 +30,8 @@ gst_hfam_matte_precision_get_type (void)
   static GType precision_type = 0;
   static const GEnumValue precisions[] = {
     {HFAM_PRECISION_DEFAULT, "fp16 on CUDA; on the CPU int8 for a model with "
-          "activation ranges on a CPU with VNNI, else fp32", "default"},
+          "activation ranges on a CPU with VNNI, and bf16 for the rest on a CPU "
+          "with AVX512-BF16, else fp32", "default"},
     {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
     {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
         "fp16"},

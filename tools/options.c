@@ -121,8 +121,9 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &engine->backend_name,
       "auto (default), cpu or cuda", "NAME" },
     { "precision", 0, 0, G_OPTION_ARG_STRING, &engine->precision_name,
-      "default (fp16 on CUDA; int8 on a CPU with VNNI for a model with activation ranges, "
-      "else fp32), fp32, fp16 (CUDA), int8, bf16 or int8-bf16 (CPU)", "NAME" },
+      "default (fp16 on CUDA; on the CPU int8 with VNNI for a model with activation ranges "
+      "and bf16 for the rest with AVX512-BF16, else fp32), fp32, fp16 (CUDA), int8, bf16 or "
+      "int8-bf16 (CPU)", "NAME" },
     { "refine", 0, 0, G_OPTION_ARG_STRING, &engine->refine_text,
       "Matte refinement at the picture's size: guided (the default, as the element), "
       "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",

@@ -863,9 +863,11 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   be = g_new0 (CpuBackend, 1);
   be->base.ops = &cpu_ops;
   be->base.graph = graph;
+  /* DEFAULT: each where it passed the quality rule on DEV (BENCHMARKS.md, "bf16") */
   be->int8 = precision == HFAM_PRECISION_INT8 || precision == HFAM_PRECISION_INT8_BF16
              || (precision == HFAM_PRECISION_DEFAULT && graph->act_ranges && hfam_cpu_has_vnni ());
-  be->bf16 = precision == HFAM_PRECISION_BF16 || precision == HFAM_PRECISION_INT8_BF16;
+  be->bf16 = precision == HFAM_PRECISION_BF16 || precision == HFAM_PRECISION_INT8_BF16
+             || (precision == HFAM_PRECISION_DEFAULT && hfam_cpu_has_bf16 ());
   be->base.precision = be->int8 && be->bf16 ? HFAM_PRECISION_INT8_BF16
                        : be->int8           ? HFAM_PRECISION_INT8
                        : be->bf16           ? HFAM_PRECISION_BF16

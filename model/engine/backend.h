@@ -2,7 +2,8 @@
  * backend with device memory a second one that takes frames in and mattes out there.
  * A backend owns its buffers (host or device) and uses the weights in the layout it runs
  * fastest, a copy shared with the other backends of its model where it can (the CPU's per
- * layout, HfamCpuWeightCache; CUDA's per context and dtype, cuda/weights.c). Stages may be asynchronous; synchronize() waits for everything queued.
+ * layout, HfamCpuWeightCache; CUDA's per context and dtype, cuda/weights.c). Stages may be
+ * asynchronous; synchronize() waits for everything queued.
  * What to run, when to blend and what to write is libhfam's to decide (frames.c). */
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
@@ -127,8 +128,10 @@ guint64 hfam_cpu_weight_cache_bytes (HfamCpuWeightCache *cache);
  * reordered weights, queued frames) is counted in `budget`, which must outlive it; a plan
  * whose estimate (activations, planar copies, queued frames) does not fit is refused before
  * anything is allocated. `precision`: INT8 runs the encoder and L-BB in int8 and needs the
- * graph's activation ranges (HFAM_ERROR_UNSUPPORTED without them); DEFAULT picks it where
- * they are there and the CPU has VNNI, else fp32; the others compute fp32. `weight_cache`: the model's (shared weights), or NULL (its own). */
+ * graph's activation ranges (HFAM_ERROR_UNSUPPORTED without them); BF16 the convolutions in
+ * bf16 (a CPU with AVX512-BF16), INT8_BF16 both; DEFAULT picks int8 where the ranges are
+ * there and the CPU has VNNI, and bf16 for the rest where it has AVX512-BF16, else fp32;
+ * FP16 computes fp32. `weight_cache`: the model's (shared weights), or NULL (its own). */
 HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
                                    HfamPrecision precision, int n_threads, int pipeline_depth,
                                    HfamHostBudget *budget, GError **error);

@@ -32,7 +32,8 @@ typedef enum {
 
 typedef enum {
   HFAM_PRECISION_DEFAULT,  /* fp16 on CUDA; on the CPU int8 for a file with activation
-                              ranges on a CPU with VNNI, else fp32 */
+                              ranges on a CPU with VNNI, and bf16 for the rest on a CPU with
+                              AVX512-BF16 (INT8_BF16, or BF16 without ranges), else fp32 */
   HFAM_PRECISION_FP32,
   HFAM_PRECISION_FP16,     /* CUDA only: the CPU backend computes in fp32 whatever is asked */
   HFAM_PRECISION_INT8,     /* CPU: the encoder and L-BB in int8 (needs the file's ranges);

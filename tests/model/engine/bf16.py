@@ -2,7 +2,9 @@
 (every convolution in bf16) and int8-bf16 (int8's encoder and L-BB, the other convolutions in
 bf16; on the R18 calibrated as in int8.py) give mattes close to fp32's and int8's; without
 AVX512-BF16 both are refused, naming it; int8-bf16 on a file without activation ranges is
-refused as int8 is.
+refused as int8 is. Precision default gives, to the bit, bf16's matte for a file without
+activation ranges and int8-bf16's for one with them where the CPU has AVX512-BF16 (int8.py
+checks it where the CPU has none).
 
 Usage: bf16.py HFAM_MATTE R18_MODEL R50_MODEL   (the golden r18_160x96, r50_160x96)
 """
@@ -87,11 +89,19 @@ def main() -> int:
                                     f"{refused}")
         else:
             for name, model in [("R18", r18), ("R50", r50)]:
-                compare(failures, f"{name} bf16 vs fp32", matte(tool, model, photo, out, "bf16"),
+                bf16 = matte(tool, model, photo, out, "bf16")
+                compare(failures, f"{name} bf16 vs fp32", bf16,
                         matte(tool, model, photo, out, "fp32"))
-            compare(failures, "R18 int8-bf16 vs int8",
-                    matte(tool, calibrated, photo, out, "int8-bf16"),
+                chosen = matte(tool, model, photo, out, "default")
+                if isinstance(chosen, tuple) or not np.array_equal(chosen, bf16):
+                    failures.append(f"{name}: precision default did not give the bf16 matte")
+            int8_bf16 = matte(tool, calibrated, photo, out, "int8-bf16")
+            compare(failures, "R18 int8-bf16 vs int8", int8_bf16,
                     matte(tool, calibrated, photo, out, "int8"))
+            chosen = matte(tool, calibrated, photo, out, "default")
+            if isinstance(chosen, tuple) or not np.array_equal(chosen, int8_bf16):
+                failures.append("calibrated R18: precision default did not give the int8-bf16 "
+                                "matte")
             refused = matte(tool, r18, photo, out, "int8-bf16")
             if not (isinstance(refused, tuple) and "no activation ranges" in refused[1]):
                 failures.append(f"int8-bf16 without activation ranges was not refused: "
