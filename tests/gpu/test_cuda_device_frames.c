@@ -865,7 +865,9 @@ main (int argc, char **argv)
   thread = g_thread_new ("no-context", new_without_current_context, model);
   g_thread_join (thread);
 
-  cpu = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU }, NULL, &error);
+  cpu = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU,
+                                                  .precision = HFAM_PRECISION_FP32 },
+                         NULL, &error);
   g_assert_no_error (error);
   cases = g_new0 (Case, n_sizes * G_N_ELEMENTS (frame_formats));
   for (int s = 0; s < n_sizes; s++) {

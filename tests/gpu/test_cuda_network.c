@@ -320,7 +320,9 @@ run_case (const char *path, int w, int h, guint32 seed)
     n_failed++;
     return TRUE;
   }
-  ctx = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU }, NULL, &error);
+  ctx = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CPU,
+                                                  .precision = HFAM_PRECISION_FP32 },
+                         NULL, &error);
   g_assert_no_error (error);
   for (int f = 0; f < 3; f++) {
     HfamOutputs o;

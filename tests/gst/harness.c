@@ -71,13 +71,20 @@ make_frame (const GstVideoInfo * info, guint32 seed)
 void
 engine_open (Engine * engine)
 {
+  engine_open_at (engine, HFAM_PRECISION_DEFAULT);
+}
+
+void
+engine_open_at (Engine * engine, HfamPrecision precision)
+{
   HfamEdgeParams edges;
   GError *error = NULL;
 
   engine->model = hfam_model_load (model_path (), &error);
   fail_unless (engine->model != NULL, "%s", error ? error->message : "");
   engine->ctx = hfam_context_new (engine->model,
-      &(HfamOptions) {.backend = HFAM_BACKEND_CPU,.n_threads = 1 }, NULL, &error);
+      &(HfamOptions) {.backend = HFAM_BACKEND_CPU,.precision = precision,
+        .n_threads = 1 }, NULL, &error);
   fail_unless (engine->ctx != NULL, "%s", error ? error->message : "");
   /* what the element writes by default */
   element_default_edges (&edges);

@@ -30,7 +30,10 @@ typedef struct
   HfamContext *ctx;
 } Engine;
 
+/* A CPU context on the test model in libhfam's default precision, as the
+ * element's default; engine_open_at in another. */
 void engine_open (Engine * engine);
+void engine_open_at (Engine * engine, HfamPrecision precision);
 void element_default_edges (HfamEdgeParams * edges);
 void engine_close (Engine * engine);
 

@@ -86,12 +86,13 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
   /* (a refined matte follows each frame, so the interval's frames differ) */
   if (!settings->refined)
     g_object_set (element, "refine", HFAM_REFINE_NONE, NULL);
+  /* both in fp32: the CPU's default may be bf16 */
+  gst_util_set_object_arg (G_OBJECT (element), "precision", "fp32");
   if (cuda_context) {
     GstContext *context = gst_context_new_cuda_context (cuda_context);
     GstStructure *config;
 
     gst_util_set_object_arg (G_OBJECT (element), "backend", "cuda");
-    gst_util_set_object_arg (G_OBJECT (element), "precision", "fp32");
     gst_element_set_context (element, context);
     gst_context_unref (context);
     gst_caps_set_features (caps, 0,
@@ -290,7 +291,7 @@ GST_START_TEST (test_cuda_memory)
     gst_clear_object (&cuda_context);
     return;
   }
-  engine_open (&engine);
+  engine_open_at (&engine, HFAM_PRECISION_FP32);
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
     GBytes *plain_keys[N_MEMORY_FRAMES];  /* the CPU's, each frame's own matte */
 

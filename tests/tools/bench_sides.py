@@ -49,7 +49,7 @@ def main() -> int:
             print(f"FAIL {name}: {e}")
 
     def both_sides():
-        out = bench(binary, model, "-r", "2")
+        out = bench(binary, model, "-r", "2", "--precision", "fp32")
         torch_line = ratio_line(out, "pytorch")
         assert torch_line and re.match(rf"ratio engine/pytorch: {NUMBER} \(median of 2 round",
                                        torch_line), out

@@ -60,7 +60,8 @@ static HfamContext *
 cpu_context (HfamModel *model, int pipeline_depth, GError **error)
 {
   const HfamOptions options = {
-    .backend = HFAM_BACKEND_CPU, .n_threads = 2, .pipeline_depth = pipeline_depth,
+    .backend = HFAM_BACKEND_CPU, .precision = HFAM_PRECISION_FP32, .n_threads = 2,
+    .pipeline_depth = pipeline_depth,
   };
   return hfam_context_new (model, &options, NULL, error);
 }
@@ -378,7 +379,8 @@ test_auto_long_side (void)
 
   g_assert_no_error (error);
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++) {
-    const HfamOptions options = { .backend = HFAM_BACKEND_CPU, .n_threads = threads[i] };
+    const HfamOptions options = { .backend = HFAM_BACKEND_CPU, .precision = HFAM_PRECISION_FP32,
+                                  .n_threads = threads[i] };
     g_autoptr (HfamContext) ctx = hfam_context_new (model, &options, NULL, &error);
     int side;
 
