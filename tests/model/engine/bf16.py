@@ -10,19 +10,14 @@ Usage: bf16.py HFAM_MATTE R18_MODEL R50_MODEL   (the golden r18_160x96, r50_160x
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
-from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(HERE, "..", "..", "..")
-sys.path.insert(0, os.path.join(ROOT, "model", "python", "reference"))
-sys.path.insert(0, os.path.join(ROOT, "model", "python", "quant"))
-import calibrate  # noqa: E402
-import hfam  # noqa: E402
+sys.path.insert(0, HERE)
+from int8 import calibrated_fixture, matte  # noqa: E402  (int8.py's fixture and tool call)
 
 # Mean |difference| against the matte's own spread, so that a flat matte cannot pass. Measured:
 # bf16 vs fp32 0.042 (R18) and 0.099 (R50: random weights through 50 layers magnify bf16's
@@ -31,16 +26,6 @@ import hfam  # noqa: E402
 # differently, as with int8 (int8.py's bound is 0.25); a wrong reorder or scale gives errors
 # near 1.
 MAX_ERROR = 0.2
-
-
-def matte(tool, model, photo, out, precision):
-    """The matte as floats in 0..1, or the tool's failure (returncode, stderr)."""
-    r = subprocess.run([tool, photo, "-o", out, "--alpha", "--refine", "none", "-m", model,
-                        "--backend", "cpu", "--precision", precision, "--threads", "2"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return r.returncode, r.stderr
-    return np.asarray(Image.open(out).convert("L"), dtype=np.float64) / 255
 
 
 def has_bf16():
@@ -69,17 +54,7 @@ def main() -> int:
     rng = np.random.default_rng(18)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        photos = os.path.join(tmp, "photos")
-        os.makedirs(photos)
-        for i in range(4):
-            Image.fromarray(hfam.random_image(160, 96, rng)).save(
-                os.path.join(photos, f"calibration{i}.png"))
-        photo = os.path.join(tmp, "frame.png")
-        Image.fromarray(hfam.random_image(160, 96, rng)).save(photo)
-        out = os.path.join(tmp, "alpha.png")
-        calibrated = os.path.join(tmp, "calibrated.safetensors")
-        calibrate.main(["--model", r18, "--images", photos, "--val-fraction", "1",
-                        "-o", calibrated])
+        _, photo, out, calibrated = calibrated_fixture(tmp, r18, rng)
 
         if not has_bf16():
             for model, precision in [(r18, "bf16"), (calibrated, "int8-bf16")]:

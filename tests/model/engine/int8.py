@@ -79,22 +79,28 @@ def matte(tool, model, photo, out, precision):
     return np.asarray(Image.open(out).convert("L"), dtype=np.float64) / 255
 
 
+def calibrated_fixture(tmp, model, rng):
+    """In `tmp`: four random calibration photos, a random frame, the output path, and `model`
+    calibrated on the photos. Returns (photos, frame, out, calibrated)."""
+    photos = os.path.join(tmp, "photos")
+    os.makedirs(photos)
+    for i in range(4):
+        Image.fromarray(hfam.random_image(160, 96, rng)).save(
+            os.path.join(photos, f"calibration{i}.png"))
+    photo = os.path.join(tmp, "frame.png")
+    Image.fromarray(hfam.random_image(160, 96, rng)).save(photo)
+    calibrated = os.path.join(tmp, "calibrated.safetensors")
+    calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
+                    "-o", calibrated])
+    return photos, photo, os.path.join(tmp, "alpha.png"), calibrated
+
+
 def main() -> int:
     tool, model = sys.argv[1:3]
     rng = np.random.default_rng(18)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        photos = os.path.join(tmp, "photos")
-        os.makedirs(photos)
-        for i in range(4):
-            Image.fromarray(hfam.random_image(160, 96, rng)).save(
-                os.path.join(photos, f"calibration{i}.png"))
-        photo = os.path.join(tmp, "frame.png")
-        Image.fromarray(hfam.random_image(160, 96, rng)).save(photo)
-        out = os.path.join(tmp, "alpha.png")
-        calibrated = os.path.join(tmp, "calibrated.safetensors")
-        calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
-                        "-o", calibrated])
+        photos, photo, out, calibrated = calibrated_fixture(tmp, model, rng)
 
         encoder_only = os.path.join(tmp, "encoder-only.safetensors")
         calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
