@@ -17,7 +17,8 @@
  * with its negotiated colorimetry. Memory and time grow with `inference-size`
  * squared. Its default, 0 (auto), is the model's own size on CUDA and a
  * real-time size on the CPU (hfam_context_auto_long_side: 256 in fp32, 320 in
- * int8, on 2 threads; more with more); 512 gives the model's best matte.
+ * int8, 416 in int8-bf16, on 2 threads; more with more); 512 gives the model's
+ * best matte.
  *
  * ## Example launch line
  * |[

@@ -307,11 +307,16 @@ hfam_context_auto_long_side (const HfamContext *ctx)
   /* the CUDA backend is the one with device memory */
   if (ctx->backend->device)
     return model_side;
-  /* int8-bf16 is at least as fast as int8; bf16 alone has no size of its own measured */
-  side = hfam_context_precision (ctx) == HFAM_PRECISION_INT8
-                 || hfam_context_precision (ctx) == HFAM_PRECISION_INT8_BF16
-             ? HFAM_CPU_REALTIME_LONG_SIDE_INT8
-             : HFAM_CPU_REALTIME_LONG_SIDE_FP32;
+  switch (hfam_context_precision (ctx)) {
+  case HFAM_PRECISION_INT8_BF16:
+    side = HFAM_CPU_REALTIME_LONG_SIDE_INT8_BF16;
+    break;
+  case HFAM_PRECISION_INT8:
+    side = HFAM_CPU_REALTIME_LONG_SIDE_INT8;
+    break;
+  default:
+    side = HFAM_CPU_REALTIME_LONG_SIDE_FP32;
+  }
   side = (int) lround (side * sqrt (ctx->host_threads / 2.0) / 32.0) * 32;
   return CLAMP (side, 32, model_side);
 }

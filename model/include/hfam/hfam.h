@@ -87,13 +87,15 @@ HfamContext *hfam_context_new (HfamModel *model, const HfamOptions *options,
 void hfam_context_free (HfamContext *ctx);
 const char *hfam_context_backend_name (const HfamContext *ctx);
 /* The long side a live stream should run at on this context (the element's
- * `inference-size=0`): the model's own on CUDA; on the CPU the largest size that sustained
- * 15 frames/s at 1080p on 2 cores with the element's defaults, in the context's precision
- * (BENCHMARKS.md, "A CPU preset"), scaled by the square root of the context's threads over 2
+ * `inference-size=0`): the model's own on CUDA; on the CPU a size that sustained 15 frames/s
+ * at 1080p on 2 cores with the element's defaults, in the context's precision (BENCHMARKS.md,
+ * "A CPU preset"; int8-bf16 the size below the marginal 448's 15.3-15.6; bf16 alone has no
+ * size measured and takes fp32's), scaled by the square root of the context's threads over 2
  * (a frame's work grows with the square of the side), rounded to a multiple of 32 and never
  * above the model's own. */
 #define HFAM_CPU_REALTIME_LONG_SIDE_FP32 256
 #define HFAM_CPU_REALTIME_LONG_SIDE_INT8 320
+#define HFAM_CPU_REALTIME_LONG_SIDE_INT8_BF16 416
 int hfam_context_auto_long_side (const HfamContext *ctx);
 /* What it computes in (FP32, FP16, or INT8: the CPU's encoder in int8) and how many frames
  * it keeps in flight. */
