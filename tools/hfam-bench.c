@@ -9,6 +9,7 @@
 
 #include "hfam-internal.h"
 #include "median.h"
+#include "proc-status.h"
 
 #define WARM_UP_RUNS 2
 
@@ -74,13 +75,6 @@ typedef struct {
   gint64 rss, anon, file, hwm;
 } Memory;
 
-static gint64
-status_kb (const char *status, const char *key)
-{
-  const char *line = strstr (status, key);
-  return line ? g_ascii_strtoll (line + strlen (key), NULL, 10) : -1;
-}
-
 static Memory
 memory_now (void)
 {
@@ -88,10 +82,10 @@ memory_now (void)
   Memory m = { -1, -1, -1, -1 };
 
   if (g_file_get_contents ("/proc/self/status", &status, NULL, NULL)) {
-    m.rss = status_kb (status, "\nVmRSS:");
-    m.anon = status_kb (status, "\nRssAnon:");
-    m.file = status_kb (status, "\nRssFile:");
-    m.hwm = status_kb (status, "\nVmHWM:");
+    m.rss = proc_status_field (status, "\nVmRSS:");
+    m.anon = proc_status_field (status, "\nRssAnon:");
+    m.file = proc_status_field (status, "\nRssFile:");
+    m.hwm = proc_status_field (status, "\nVmHWM:");
   }
   return m;
 }

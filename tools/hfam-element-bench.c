@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "median.h"
+#include "proc-status.h"
 
 #define N_DISTINCT_FRAMES 8
 #define SKIP 77
@@ -375,13 +376,8 @@ stream_main (gpointer data)
 static double
 peak_host_mib (void)
 {
-  g_autofree gchar *status = NULL;
-  const gchar *line;
-
-  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
-      || !(line = strstr (status, "VmHWM:")))
-    return -1;
-  return g_ascii_strtod (line + strlen ("VmHWM:"), NULL) / 1024.0;
+  const gint64 kb = proc_status_now ("VmHWM:");
+  return kb < 0 ? -1 : kb / 1024.0;
 }
 
 /* --streams: n_streams elements started one after another, then fed at once. */

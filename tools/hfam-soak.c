@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proc-status.h"
+
 #define RSS_BAR_BYTES 5000000    /* "within 5 MB" */
 
 typedef struct {
@@ -53,13 +55,7 @@ count_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 static guint64
 proc_status (const char *field)
 {
-  g_autofree gchar *status = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
-      || !(line = strstr (status, field)))
-    return 0;
-  return g_ascii_strtoull (line + strlen (field), NULL, 10);
+  return MAX (proc_status_now (field), 0);
 }
 
 /* The resident set of this process, in bytes. */
