@@ -118,14 +118,19 @@ load_weights (CudaBackend *be, GError **error)
     be->weights = w->weights;
   }
   fresh = !w;
-  if (fresh)
-    ok = cudaMalloc ((void **) &be->weights, MAX (total, 1)) == cudaSuccess
-         && cudaMemset (be->weights, 0, MAX (total, 1)) == cudaSuccess
-         && cudaMalloc ((void **) &staging, sizeof (float) * max_elems) == cudaSuccess;
-  if (!ok) {
-    cudaGetLastError ();
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cuda backend: weights: no device memory for %zu bytes", total);
+  if (fresh) {
+    /* (not CUDA_TRY: the lock is held) */
+    cudaError_t err = cudaMalloc ((void **) &be->weights, MAX (total, 1));
+    if (err == cudaSuccess)
+      err = cudaMemset (be->weights, 0, MAX (total, 1));
+    if (err == cudaSuccess)
+      err = cudaMalloc ((void **) &staging, sizeof (float) * max_elems);
+    ok = err == cudaSuccess;
+    if (!ok) {
+      cudaGetLastError ();
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: weights: allocation failed: %s", cudaGetErrorString (err));
+    }
   }
 
   for (int i = 0; i < g->n_nodes && ok; i++) {
