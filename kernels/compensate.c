@@ -266,21 +266,21 @@ hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
 }
 
 /* Where pixel i falls between block centres b * block + (block - 1) / 2 (inv_block =
- * 1 / block): the two blocks and the second's weight, clamped at the ends. */
+ * 1 / block): the first block and the second's weight, 0 at the clamped ends (where the second,
+ * min (first + 1, nb - 1), does not count). */
 static inline void
-between_centres (int i, int block, float inv_block, int nb, int *b0, int *b1, float *t)
+between_centres (int i, int block, float inv_block, int nb, int *b0, float *t)
 {
   const float f = ((float) i - 0.5f * (float) (block - 1)) * inv_block;
 
   if (f <= 0.0f) {
-    *b0 = *b1 = 0;
+    *b0 = 0;
     *t = 0.0f;
   } else if (f >= (float) (nb - 1)) {
-    *b0 = *b1 = nb - 1;
+    *b0 = nb - 1;
     *t = 0.0f;
   } else {
     *b0 = (int) f;
-    *b1 = *b0 + 1;
     *t = f - (float) *b0;
   }
 }
@@ -294,38 +294,78 @@ bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, f
          + fy * ((1.0f - fx) * s[x0] + fx * s[x1]);
 }
 
-void
+/* One row of the warp. `column` and `weight`: every pixel's first block and the second's weight
+ * along the row (between_centres); vx0, vy0 and vx1, vy1 the block rows above and below the
+ * pixel row, already blended by ty into row_vx, row_vy (bw each). Where a pixel's vector is 0
+ * it keeps its own value (what the sampling gives there, without the arithmetic): on real
+ * video most of the picture is still. */
+static void
+warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int *column,
+          const float *weight, const float *row_vx, const float *row_vy, float *out_a,
+          float *out_b)
+{
+  for (int x = 0; x < w; x++) {
+    const int c0 = column[x], c1 = mini (c0 + 1, bw - 1);
+    const float tx = weight[x];
+    const float vx = (1.0f - tx) * row_vx[c0] + tx * row_vx[c1];
+    const float vy = (1.0f - tx) * row_vy[c0] + tx * row_vy[c1];
+    const size_t i = (size_t) y * w + x;
+    if (vx == 0.0f && vy == 0.0f) {
+      out_a[i] = a[i];
+      if (b)
+        out_b[i] = b[i];
+      continue;
+    }
+    const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
+    const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
+    const int x0 = (int) sx, y0 = (int) sy;
+    const int x1 = mini (x0 + 1, w - 1), y1 = mini (y0 + 1, h - 1);
+    const float fx = sx - (float) x0, fy = sy - (float) y0;
+    out_a[i] = bilinear (a, w, x0, y0, x1, y1, fx, fy);
+    if (b)
+      out_b[i] = bilinear (b, w, x0, y0, x1, y1, fx, fy);
+  }
+}
+
+int
 hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
                   const float *uy, float *out_a, float *out_b)
 {
   const int bw = (w + block - 1) / block, bh = (h + block - 1) / block;
   const float inv_block = 1.0f / (float) block;
+  const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
+  const int threads = parallel ? omp_get_max_threads () : 1;
+  /* the columns' blocks and weights, the same on every row; then each thread's row of
+   * vectors at the block columns */
+  int *column = malloc (sizeof (int) * w);
+  float *weight = malloc (sizeof (float) * w);
+  float *rows = malloc (2 * sizeof (float) * bw * threads);
+  const int failed = !column || !weight || !rows;
 
-#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
-  for (int y = 0; y < h; y++) {
-    int r0, r1;
-    float ty;
-    between_centres (y, block, inv_block, bh, &r0, &r1, &ty);
-    const float *ux0 = ux + (size_t) r0 * bw, *ux1 = ux + (size_t) r1 * bw;
-    const float *uy0 = uy + (size_t) r0 * bw, *uy1 = uy + (size_t) r1 * bw;
-    for (int x = 0; x < w; x++) {
-      int c0, c1;
-      float tx;
-      between_centres (x, block, inv_block, bw, &c0, &c1, &tx);
-      const float vx = (1.0f - ty) * ((1.0f - tx) * ux0[c0] + tx * ux0[c1])
-                       + ty * ((1.0f - tx) * ux1[c0] + tx * ux1[c1]);
-      const float vy = (1.0f - ty) * ((1.0f - tx) * uy0[c0] + tx * uy0[c1])
-                       + ty * ((1.0f - tx) * uy1[c0] + tx * uy1[c1]);
-      const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
-      const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
-      const int x0 = (int) sx, y0 = (int) sy;
-      const int x1 = mini (x0 + 1, w - 1), y1 = mini (y0 + 1, h - 1);
-      const float fx = sx - (float) x0, fy = sy - (float) y0;
-      out_a[(size_t) y * w + x] = bilinear (a, w, x0, y0, x1, y1, fx, fy);
-      if (b)
-        out_b[(size_t) y * w + x] = bilinear (b, w, x0, y0, x1, y1, fx, fy);
+  if (!failed) {
+    for (int x = 0; x < w; x++)
+      between_centres (x, block, inv_block, bw, &column[x], &weight[x]);
+#pragma omp parallel num_threads (threads) if (parallel)
+    {
+      float *row_vx = rows + (size_t) 2 * bw * omp_get_thread_num (), *row_vy = row_vx + bw;
+#pragma omp for
+      for (int y = 0; y < h; y++) {
+        int r0;
+        float ty;
+        between_centres (y, block, inv_block, bh, &r0, &ty);
+        const int r1 = mini (r0 + 1, bh - 1);
+        for (int c = 0; c < bw; c++) {
+          row_vx[c] = (1.0f - ty) * ux[(size_t) r0 * bw + c] + ty * ux[(size_t) r1 * bw + c];
+          row_vy[c] = (1.0f - ty) * uy[(size_t) r0 * bw + c] + ty * uy[(size_t) r1 * bw + c];
+        }
+        warp_row (a, b, w, h, y, bw, column, weight, row_vx, row_vy, out_a, out_b);
+      }
     }
   }
+  free (column);
+  free (weight);
+  free (rows);
+  return failed ? -1 : 0;
 }
 
 int
@@ -341,7 +381,9 @@ hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, 
   float *ux = scratch, *uy = scratch + (size_t) bw * bh, *rest = uy + (size_t) bw * bh;
 
   hfam_block_flow (grey, kept_grey, w, h, p, ux, uy, rest);
-  hfam_warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest, rest + (size_t) w * h);
+  if (hfam_warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest,
+                        rest + (size_t) w * h) != 0)
+    return -1;
   memcpy (kept_matte, rest, sizeof (float) * w * h);
   memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);
   return 0;

@@ -174,10 +174,11 @@ warp_kernel (const float *a, const float *b, int w, int h, int block, const floa
   between_centres (y, block, inv_block, bh, &r0, &r1, &ty);
   between_centres (x, block, inv_block, bw, &c0, &c1, &tx);
   const size_t p = (size_t) r0 * bw, q = (size_t) r1 * bw;
-  const float vx = (1.0f - ty) * ((1.0f - tx) * ux[p + c0] + tx * ux[p + c1])
-                   + ty * ((1.0f - tx) * ux[q + c0] + tx * ux[q + c1]);
-  const float vy = (1.0f - ty) * ((1.0f - tx) * uy[p + c0] + tx * uy[p + c1])
-                   + ty * ((1.0f - tx) * uy[q + c0] + tx * uy[q + c1]);
+  /* (the CPU twin's order: the block rows first, then along the row) */
+  const float vx = (1.0f - tx) * ((1.0f - ty) * ux[p + c0] + ty * ux[q + c0])
+                   + tx * ((1.0f - ty) * ux[p + c1] + ty * ux[q + c1]);
+  const float vy = (1.0f - tx) * ((1.0f - ty) * uy[p + c0] + ty * uy[q + c0])
+                   + tx * ((1.0f - ty) * uy[p + c1] + ty * uy[q + c1]);
   const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
   const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
   const int x0 = (int) sx, y0 = (int) sy, x1 = min (x0 + 1, w - 1), y1 = min (y0 + 1, h - 1);

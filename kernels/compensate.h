@@ -53,12 +53,13 @@ int hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
                      const HfamFlowParams *p, float *ux, float *uy, float *scratch);
 
 /* Planes a and b (w x h; b may be NULL) sampled at p + u(p), u interpolated from the block
- * vectors ux, uy as above, into out_a and out_b (w x h, not the planes). */
-void hfam_warp_planes (const float *a, const float *b, int w, int h, int block,
+ * vectors ux, uy as above, into out_a and out_b (w x h, not the planes). 0, or -1 when out of
+ * memory. */
+int hfam_warp_planes (const float *a, const float *b, int w, int h, int block,
                        const float *ux, const float *uy, float *out_a, float *out_b);
 
 /* kept_matte and kept_grey (w x h each) warped in place along the flow of grey against
- * kept_grey. 0, or -1 on bad arguments. */
+ * kept_grey. 0, or -1 on bad arguments or when out of memory (the planes unchanged). */
 int hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
                             int h, const HfamFlowParams *p, float *scratch);
 

@@ -336,8 +336,11 @@ compensate_kept (HfamContext *ctx, const float *grey, GError **error)
                        sizeof (float) * (guint64) floats, "inference size", ctx->width,
                        ctx->height, error))
     return FALSE;
-  hfam_motion_compensate (kept->host, kept->grey, grey, ctx->width, ctx->height, &fp,
-                          kept->flow_scratch);
+  if (hfam_motion_compensate (kept->host, kept->grey, grey, ctx->width, ctx->height, &fp,
+                              kept->flow_scratch) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
+    return FALSE;
+  }
   return TRUE;
 }
 
