@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "box.h"
 #include "resize.h"
 
 static inline int
@@ -96,27 +97,47 @@ typedef struct {
   int w, h, block;
 } Level;
 
-/* 8 columns' sums of squared differences over rows y0..y1-1 of a and b (b's rows clamped,
- * moved by uy, and its columns by ux), added in a fixed order so that the compiler keeps them
- * in one vector; the common case (whole 8-pixel blocks inside the image) */
-static float
-cost8 (const Level *l, int x0, int y0, int y1, int ux, int uy)
-{
-  float acc[8] = { 0 };
+/* 8 floats, as the compiler lowers them for the target: one AVX register in the AVX2 clones
+ * below, two SSE ones elsewhere; each lane's arithmetic is the same either way. (Passed by
+ * pointer: a 32-byte vector by value would have an ABI of its own under AVX.) */
+typedef float v8sf __attribute__ ((vector_size (32)));
 
-  for (int y = y0; y < y1; y++) {
-    const float *a = l->grey + (size_t) y * l->w + x0;
-    const float *b = l->kept + (size_t) clampi (y + uy, 0, l->h - 1) * l->w + x0 + ux;
-    for (int k = 0; k < 8; k++) {
-      const float d = a[k] - b[k];
-      acc[k] += d * d;
-    }
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+/* the squared differences of 8 floats of a and b added to *acc */
+static inline __attribute__ ((always_inline)) void
+add_squares8 (v8sf *acc, const float *a, const float *b)
+{
+  v8sf va, vb;
+
+  memcpy (&va, a, sizeof va);
+  memcpy (&vb, b, sizeof vb);
+  va -= vb;
+  *acc += va * va;
 }
 
-/* the mean of (grey(p) - kept(p + u))^2 over block (bx, by), kept sampled clamped */
-static float
+/* the 8 lanes added in a fixed order (the CUDA twin's too) */
+static inline __attribute__ ((always_inline)) float
+sum8 (const v8sf *a)
+{
+  return (((*a)[0] + (*a)[1]) + ((*a)[2] + (*a)[3])) + (((*a)[4] + (*a)[5]) + ((*a)[6] + (*a)[7]));
+}
+
+/* 8 columns' sums of squared differences over rows y0..y1-1 of a and b (b's rows clamped,
+ * moved by uy, and its columns by ux), a lane per column; the common case (whole 8-pixel
+ * blocks inside the image) */
+static inline __attribute__ ((always_inline)) float
+cost8 (const Level *l, int x0, int y0, int y1, int ux, int uy)
+{
+  v8sf acc = { 0 };
+
+  for (int y = y0; y < y1; y++)
+    add_squares8 (&acc, l->grey + (size_t) y * l->w + x0,
+                  l->kept + (size_t) clampi (y + uy, 0, l->h - 1) * l->w + x0 + ux);
+  return sum8 (&acc);
+}
+
+/* the mean of (grey(p) - kept(p + u))^2 over block (bx, by), kept sampled clamped; inlined
+ * into the cloned row loops below, which is where it gets AVX2 */
+static inline __attribute__ ((always_inline)) float
 block_cost (const Level *l, int bx, int by, int ux, int uy)
 {
   const int x0 = bx * l->block, y0 = by * l->block;
@@ -144,15 +165,50 @@ block_cost (const Level *l, int bx, int by, int ux, int uy)
   return sum / (float) ((x1 - x0) * (y1 - y0));
 }
 
-/* the best of the 3 x 3 around (cx, cy) into *best (cost, ux, uy), by cost + bias */
-static void
-search_around (const Level *l, int bx, int by, int cx, int cy, float bias, float *best,
-               int *ux, int *uy)
+/* The costs (block_cost) of the 3 x 3 vectors around (cx, cy), row by row: one pass over the
+ * block's rows serves all nine where the shifted 8-pixel rows lie inside the image, with each
+ * cost summed in cost8's order (so the same bits). */
+static inline __attribute__ ((always_inline)) void
+costs_around (const Level *l, int bx, int by, int cx, int cy, float cost[9])
 {
+  const int x0 = bx * l->block, y0 = by * l->block;
+  const int x1 = mini (x0 + l->block, l->w), y1 = mini (y0 + l->block, l->h);
+
+  if (x1 - x0 != 8 || x0 + cx - 1 < 0 || x1 + cx >= l->w) {
+    for (int i = 0; i < 9; i++)
+      cost[i] = block_cost (l, bx, by, cx + i % 3 - 1, cy + i / 3 - 1);
+    return;
+  }
+  v8sf acc[9] = { { 0 } };
+  for (int y = y0; y < y1; y++) {
+    const float *a = l->grey + (size_t) y * l->w + x0;
+    for (int dy = 0; dy < 3; dy++) {
+      const float *b = l->kept + (size_t) clampi (y + cy + dy - 1, 0, l->h - 1) * l->w + x0
+                       + cx - 1;
+      for (int dx = 0; dx < 3; dx++)
+        add_squares8 (&acc[3 * dy + dx], a, b + dx);
+    }
+  }
+  for (int i = 0; i < 9; i++)
+    cost[i] = sum8 (&acc[i]) / (float) (8 * (y1 - y0));
+}
+
+/* the best of the 3 x 3 around (cx, cy) into *best (cost, ux, uy), by cost + bias; the
+ * candidates within `searched` (pixels each way) of 0 are left out: their costs are known and,
+ * with ties kept, could not win again */
+static inline __attribute__ ((always_inline)) void
+search_around (const Level *l, int bx, int by, int cx, int cy, int searched, float bias,
+               float *best, int *ux, int *uy)
+{
+  float cost[9];
+
+  costs_around (l, bx, by, cx, cy, cost);
   for (int dy = -1; dy <= 1; dy++)
     for (int dx = -1; dx <= 1; dx++) {
       const int vx = cx + dx, vy = cy + dy;
-      const float c = block_cost (l, bx, by, vx, vy) + bias * (float) (abs (vx) + abs (vy));
+      if (abs (vx) <= searched && abs (vy) <= searched)
+        continue;
+      const float c = cost[3 * (dy + 1) + dx + 1] + bias * (float) (abs (vx) + abs (vy));
       if (c < *best) {
         *best = c;
         *ux = vx;
@@ -172,40 +228,71 @@ parabola (float minus, float c0, float plus)
   return fminf (fmaxf (0.5f * (minus - plus) / curve, -0.5f), 0.5f);
 }
 
-/* One level's vectors (bw x bh, in this level's pixels) from its parent's (pbw x pbh, in the
- * parent's pixels; NULL at the coarsest level, which searches all of [-search, search]^2). */
-static void
-level_flow (const Level *l, int bw, int bh, const int *pux, const int *puy, int pbw, int pbh,
-            float bias, int search, int *ux, int *uy)
+/* One level's search: its planes, its vectors (bw x bh, in its pixels) and its parent's (pbw x
+ * pbh, in the parent's pixels; NULL at the coarsest level, which searches all of
+ * [-search, search]^2). */
+typedef struct {
+  Level l;
+  int bw, bh;
+  const int *pux, *puy;
+  int pbw, pbh;
+  float bias;
+  int search;
+  int *ux, *uy;
+} LevelSearch;
+
+/* The vectors of block row `by`; cloned for AVX2 (block_cost inlined), where the squared
+ * differences are most of the flow's time */
+HFAM_VECTOR_CLONES static void
+search_row (const LevelSearch *s, int by)
 {
-#pragma omp parallel for if ((int64_t) l->w * l->h >= HFAM_PARALLEL_MIN_VALUES)
-  for (int by = 0; by < bh; by++)
-    for (int bx = 0; bx < bw; bx++) {
-      int vx = 0, vy = 0;
-      float best = block_cost (l, bx, by, 0, 0);
-      if (!pux) {
-        for (int cy = -search; cy <= search; cy++)
-          for (int cx = -search; cx <= search; cx++) {
-            const float c = block_cost (l, bx, by, cx, cy)
-                            + bias * (float) (abs (cx) + abs (cy));
-            if (c < best) {
-              best = c;
-              vx = cx;
-              vy = cy;
-            }
+  const Level *l = &s->l;
+
+  for (int bx = 0; bx < s->bw; bx++) {
+    int vx = 0, vy = 0;
+    float best = block_cost (l, bx, by, 0, 0);
+    if (!s->pux) {
+      for (int cy = -s->search; cy <= s->search; cy++)
+        for (int cx = -s->search; cx <= s->search; cx++) {
+          const float c = block_cost (l, bx, by, cx, cy)
+                          + s->bias * (float) (abs (cx) + abs (cy));
+          if (c < best) {
+            best = c;
+            vx = cx;
+            vy = cy;
           }
-      } else {
-        /* the parent holding this block's centre */
-        const int px = mini ((bx * l->block + l->block / 2) / 2 / l->block, pbw - 1);
-        const int py = mini ((by * l->block + l->block / 2) / 2 / l->block, pbh - 1);
-        const size_t parent = (size_t) py * pbw + px;
-        search_around (l, bx, by, 0, 0, bias, &best, &vx, &vy);
-        if (pux[parent] != 0 || puy[parent] != 0)
-          search_around (l, bx, by, 2 * pux[parent], 2 * puy[parent], bias, &best, &vx, &vy);
-      }
-      ux[(size_t) by * bw + bx] = vx;
-      uy[(size_t) by * bw + bx] = vy;
+        }
+    } else {
+      /* the parent holding this block's centre */
+      const int px = mini ((bx * l->block + l->block / 2) / 2 / l->block, s->pbw - 1);
+      const int py = mini ((by * l->block + l->block / 2) / 2 / l->block, s->pbh - 1);
+      const size_t parent = (size_t) py * s->pbw + px;
+      search_around (l, bx, by, 0, 0, 0, s->bias, &best, &vx, &vy);
+      if (s->pux[parent] != 0 || s->puy[parent] != 0)
+        search_around (l, bx, by, 2 * s->pux[parent], 2 * s->puy[parent], 1, s->bias, &best,
+                       &vx, &vy);
     }
+    s->ux[(size_t) by * s->bw + bx] = vx;
+    s->uy[(size_t) by * s->bw + bx] = vy;
+  }
+}
+
+/* The sub-pixel vectors (ux, uy) of full-size block row `by` from the integer ones (ix, iy):
+ * a parabola through the unbiased costs around each moving block's best */
+HFAM_VECTOR_CLONES static void
+subpixel_row (const Level *l, int bw, int by, const int *ix, const int *iy, float *ux, float *uy)
+{
+  for (int bx = 0; bx < bw; bx++) {
+    const size_t b = (size_t) by * bw + bx;
+    ux[b] = (float) ix[b];
+    uy[b] = (float) iy[b];
+    if (ix[b] == 0 && iy[b] == 0)
+      continue;
+    float cost[9];
+    costs_around (l, bx, by, ix[b], iy[b], cost);
+    ux[b] += parabola (cost[3], cost[4], cost[5]);
+    uy[b] += parabola (cost[1], cost[4], cost[7]);
+  }
 }
 
 int
@@ -237,31 +324,27 @@ hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
     vectors[l] = (int *) next;
     next += 2 * (size_t) bw[l] * bh[l];
   }
+  /* each level by the full size's rule: the coarsest level's full search costs about as much
+   * as the finest level's */
+  const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
   for (int l = levels - 1; l >= 0; l--) {
     const size_t nb = (size_t) bw[l] * bh[l];
     const int top = l == levels - 1;
-    level_flow (&level[l], bw[l], bh[l], top ? NULL : vectors[l + 1],
-                top ? NULL : vectors[l + 1] + (size_t) bw[l + 1] * bh[l + 1],
-                top ? 0 : bw[l + 1], top ? 0 : bh[l + 1], p->bias * (float) (1 << l),
-                p->search, vectors[l], vectors[l] + nb);
+    const LevelSearch search = {
+      level[l], bw[l], bh[l],
+      top ? NULL : vectors[l + 1], top ? NULL : vectors[l + 1] + (size_t) bw[l + 1] * bh[l + 1],
+      top ? 0 : bw[l + 1], top ? 0 : bh[l + 1],
+      p->bias * (float) (1 << l), p->search, vectors[l], vectors[l] + nb,
+    };
+#pragma omp parallel for if (parallel)
+    for (int by = 0; by < bh[l]; by++)
+      search_row (&search, by);
   }
 
-  /* sub-pixel at full size, from the unbiased costs around each moving block's best */
   const int *ix = vectors[0], *iy = vectors[0] + (size_t) bw[0] * bh[0];
-#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+#pragma omp parallel for if (parallel)
   for (int by = 0; by < bh[0]; by++)
-    for (int bx = 0; bx < bw[0]; bx++) {
-      const size_t b = (size_t) by * bw[0] + bx;
-      ux[b] = (float) ix[b];
-      uy[b] = (float) iy[b];
-      if (ix[b] == 0 && iy[b] == 0)
-        continue;
-      const float c0 = block_cost (&level[0], bx, by, ix[b], iy[b]);
-      ux[b] += parabola (block_cost (&level[0], bx, by, ix[b] - 1, iy[b]), c0,
-                          block_cost (&level[0], bx, by, ix[b] + 1, iy[b]));
-      uy[b] += parabola (block_cost (&level[0], bx, by, ix[b], iy[b] - 1), c0,
-                          block_cost (&level[0], bx, by, ix[b], iy[b] + 1));
-    }
+    subpixel_row (&level[0], bw[0], by, ix, iy, ux, uy);
   return 0;
 }
 
@@ -283,6 +366,15 @@ between_centres (int i, int block, float inv_block, int nb, int *b0, float *t)
     *b0 = (int) f;
     *t = f - (float) *b0;
   }
+}
+
+/* v clamped to 0..hi, written as the max and min instructions are defined so that the
+ * compiler uses them (fminf and fmaxf are calls into libm on baseline x86-64) */
+static inline float
+clampf (float v, float hi)
+{
+  v = v > 0.0f ? v : 0.0f;
+  return v < hi ? v : hi;
 }
 
 static inline float
@@ -316,8 +408,8 @@ warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int
         out_b[i] = b[i];
       continue;
     }
-    const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
-    const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
+    const float sx = clampf ((float) x + vx, (float) (w - 1));
+    const float sy = clampf ((float) y + vy, (float) (h - 1));
     const int x0 = (int) sx, y0 = (int) sy;
     const int x1 = mini (x0 + 1, w - 1), y1 = mini (y0 + 1, h - 1);
     const float fx = sx - (float) x0, fy = sy - (float) y0;
