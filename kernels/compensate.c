@@ -394,7 +394,7 @@ bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, f
 static void
 warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int *column,
           const float *weight, const float *row_vx, const float *row_vy, float *out_a,
-          float *out_b)
+          float *out_b, float *moved)
 {
   for (int x = 0; x < w; x++) {
     const int c0 = column[x], c1 = mini (c0 + 1, bw - 1);
@@ -402,6 +402,8 @@ warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int
     const float vx = (1.0f - tx) * row_vx[c0] + tx * row_vx[c1];
     const float vy = (1.0f - tx) * row_vy[c0] + tx * row_vy[c1];
     const size_t i = (size_t) y * w + x;
+    if (moved)
+      moved[i] = sqrtf (vx * vx + vy * vy);
     if (vx == 0.0f && vy == 0.0f) {
       out_a[i] = a[i];
       if (b)
@@ -421,7 +423,7 @@ warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int
 
 int
 hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
-                  const float *uy, float *out_a, float *out_b)
+                  const float *uy, float *out_a, float *out_b, float *moved)
 {
   const int bw = (w + block - 1) / block, bh = (h + block - 1) / block;
   const float inv_block = 1.0f / (float) block;
@@ -450,7 +452,7 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
           row_vx[c] = (1.0f - ty) * ux[(size_t) r0 * bw + c] + ty * ux[(size_t) r1 * bw + c];
           row_vy[c] = (1.0f - ty) * uy[(size_t) r0 * bw + c] + ty * uy[(size_t) r1 * bw + c];
         }
-        warp_row (a, b, w, h, y, bw, column, weight, row_vx, row_vy, out_a, out_b);
+        warp_row (a, b, w, h, y, bw, column, weight, row_vx, row_vy, out_a, out_b, moved);
       }
     }
   }
@@ -462,7 +464,7 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
 
 int
 hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
-                        int h, const HfamFlowParams *p, float *scratch)
+                        int h, const HfamFlowParams *p, float *moved, float *scratch)
 {
   int bw, bh;
 
@@ -474,7 +476,7 @@ hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, 
 
   hfam_block_flow (grey, kept_grey, w, h, p, ux, uy, rest);
   if (hfam_warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest,
-                        rest + (size_t) w * h) != 0)
+                        rest + (size_t) w * h, moved) != 0)
     return -1;
   memcpy (kept_matte, rest, sizeof (float) * w * h);
   memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);

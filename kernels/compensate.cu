@@ -162,7 +162,7 @@ bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, f
 
 __global__ void
 warp_kernel (const float *a, const float *b, int w, int h, int block, const float *ux,
-             const float *uy, float *out_a, float *out_b)
+             const float *uy, float *out_a, float *out_b, float *moved)
 {
   const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
   if (x >= w || y >= h)
@@ -179,6 +179,8 @@ warp_kernel (const float *a, const float *b, int w, int h, int block, const floa
                    + tx * ((1.0f - ty) * ux[p + c1] + ty * ux[q + c1]);
   const float vy = (1.0f - tx) * ((1.0f - ty) * uy[p + c0] + ty * uy[q + c0])
                    + tx * ((1.0f - ty) * uy[p + c1] + ty * uy[q + c1]);
+  if (moved)
+    moved[(size_t) y * w + x] = sqrtf (__fadd_rn (__fmul_rn (vx, vx), __fmul_rn (vy, vy)));
   const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
   const float sy = fminf (fmaxf ((float) y + vy, 0.0f), (float) (h - 1));
   const int x0 = (int) sx, y0 = (int) sy, x1 = min (x0 + 1, w - 1), y1 = min (y0 + 1, h - 1);
@@ -197,7 +199,7 @@ pixel_grid (int w, int h)
 
 extern "C" cudaError_t
 hfam_cuda_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
-                             int h, const HfamFlowParams *p, float *scratch,
+                             int h, const HfamFlowParams *p, float *moved, float *scratch,
                              cudaStream_t stream)
 {
   HFAM_CUDA_REQUIRE (kept_matte && kept_grey && grey && scratch && w >= 1 && h >= 1
@@ -241,7 +243,7 @@ hfam_cuda_motion_compensate (float *kept_matte, float *kept_grey, const float *g
   }
   const size_t plane = (size_t) w * h;
   warp_kernel<<<pixel_grid (w, h), dim3 (BLOCK_X, BLOCK_Y), 0, stream>>> (
-      kept_matte, kept_grey, w, h, p->block, ux, uy, rest, rest + plane);
+      kept_matte, kept_grey, w, h, p->block, ux, uy, rest, rest + plane, moved);
   HFAM_CUDA_LAUNCH_CHECK ();
   cudaError_t err = cudaMemcpyAsync (kept_matte, rest, sizeof (float) * plane,
                                      cudaMemcpyDeviceToDevice, stream);

@@ -11,11 +11,11 @@
 HFAM_CUDA_BEGIN_DECLS
 
 /* kept_matte and kept_grey (device, w x h fp32 each) warped in place along the flow of grey
- * (device, w x h) against kept_grey; scratch: hfam_compensate_scratch_floats (w, h, p) device
- * floats. */
+ * (device, w x h) against kept_grey, how far each pixel moved into moved (device, w x h)
+ * unless NULL; scratch: hfam_compensate_scratch_floats (w, h, p) device floats. */
 cudaError_t hfam_cuda_motion_compensate (float *kept_matte, float *kept_grey, const float *grey,
-                                         int w, int h, const HfamFlowParams *p, float *scratch,
-                                         cudaStream_t stream);
+                                         int w, int h, const HfamFlowParams *p, float *moved,
+                                         float *scratch, cudaStream_t stream);
 
 HFAM_CUDA_END_DECLS
 

@@ -18,7 +18,8 @@
  *     centres' (clamped at the borders), and the kept matte and kept grey are sampled there
  *     bilinearly (clamped to the image).
  * The blend then measures the change on the warped grey, so that where the flow is wrong the
- * change is large and the fresh matte is taken. */
+ * change is large and the fresh matte is taken, and holds the pixels the warp moved less
+ * (temporal.h). */
 #ifndef HFAM_KERNELS_COMPENSATE_H
 #define HFAM_KERNELS_COMPENSATE_H
 
@@ -53,15 +54,18 @@ int hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
                      const HfamFlowParams *p, float *ux, float *uy, float *scratch);
 
 /* Planes a and b (w x h; b may be NULL) sampled at p + u(p), u interpolated from the block
- * vectors ux, uy as above, into out_a and out_b (w x h, not the planes). 0, or -1 when out of
- * memory. */
+ * vectors ux, uy as above, into out_a and out_b (w x h, not the planes); |u(p)| into moved
+ * (w x h) unless NULL. 0, or -1 when out of memory. */
 int hfam_warp_planes (const float *a, const float *b, int w, int h, int block,
-                       const float *ux, const float *uy, float *out_a, float *out_b);
+                      const float *ux, const float *uy, float *out_a, float *out_b,
+                      float *moved);
 
 /* kept_matte and kept_grey (w x h each) warped in place along the flow of grey against
- * kept_grey. 0, or -1 on bad arguments or when out of memory (the planes unchanged). */
+ * kept_grey, and how far each pixel moved (|u|, in pixels) into moved (w x h) unless NULL:
+ * temporal.h's blend holds a moved matte less. 0, or -1 on bad arguments or when out of
+ * memory (the planes unchanged). */
 int hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
-                            int h, const HfamFlowParams *p, float *scratch);
+                            int h, const HfamFlowParams *p, float *moved, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,8 @@ hfam_motion_params_valid (const HfamMotionParams *p)
 {
   /* (written so that NaN fails) */
   return p && p->hold >= 0.0f && p->hold <= 1.0f && p->still >= 0.0f && p->moving > p->still
-         && isfinite (p->moving) && p->radius >= 0;
+         && isfinite (p->moving) && p->radius >= 0 && p->hold_moved >= 0.0f
+         && p->hold_moved <= 1.0f;
 }
 
 void
@@ -32,7 +33,7 @@ hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *
 }
 
 typedef struct {
-  const float *grey, *kept_grey;
+  const float *grey, *kept_grey, *moved;
   float *matte;
   const float *fresh;
   int w;
@@ -59,19 +60,24 @@ blend_row (int y, const float *mean, float *scratch, void *user)
   const Blend *b = user;
   float *matte = b->matte + (size_t) y * b->w;
   const float *fresh = b->fresh + (size_t) y * b->w;
+  const float *moved = b->moved ? b->moved + (size_t) y * b->w : NULL;
   const float span = 1.0f / (b->p.moving - b->p.still);
 
   for (int x = 0; x < b->w; x++) {
-    const float s = b->p.hold * hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
+    const float hold = moved ? b->p.hold + hfam_clamp01 (moved[x]) * (b->p.hold_moved - b->p.hold)
+                             : b->p.hold;
+    const float s = hold * hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
     matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
   }
 }
 
 int
 hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
-                         const float *kept_grey, int w, int h, const HfamMotionParams *p)
+                         const float *kept_grey, const float *moved, int w, int h,
+                         const HfamMotionParams *p)
 {
-  const Blend b = { grey, kept_grey, matte, fresh, w, p ? *p : (HfamMotionParams) { 0 } };
+  const Blend b = { grey, kept_grey, moved, matte, fresh, w,
+                    p ? *p : (HfamMotionParams) { 0 } };
 
   if (!matte || !fresh || !grey || !kept_grey || w < 1 || h < 1
       || !hfam_motion_params_valid (p))

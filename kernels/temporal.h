@@ -7,11 +7,14 @@
  *   d   = the mean of |grey - kept_grey| over the (2 radius + 1)^2 window around the pixel
  *         (clipped to the image), grey being the frame's mean R'G'B' in 0..1 at the inference
  *         size (hfam_motion_grey);
- *   s   = hold * clamp ((moving - d) / (moving - still), 0, 1);
+ *   s   = h * clamp ((moving - d) / (moving - still), 0, 1), h = hold where the kept matte
+ *         was not moved, hold_moved where motion compensation (compensate.h) moved it by a
+ *         pixel or more, linearly between;
  *   matte = (1 - s) fresh + s matte.
  * Where the picture is still (d <= still: the camera's noise) the matte is held with weight
  * `hold`; where it moves (d >= moving) the fresh matte replaces it at once; between, linearly.
- * CUDA twin: temporal.cuh. */
+ * A moved matte is held less (hold_moved): the flow's errors add up over the frames a moving
+ * edge is held, and show as lag. CUDA twin: temporal.cuh. */
 #ifndef HFAM_KERNELS_TEMPORAL_H
 #define HFAM_KERNELS_TEMPORAL_H
 
@@ -28,6 +31,7 @@ typedef struct {
   float still;    /* picture change (0..1) at or below which the matte is held */
   float moving;   /* ... at or above which the fresh matte is taken, > still */
   int radius;     /* of the window the change is averaged over, >= 0 */
+  float hold_moved;  /* the weight where the kept matte was moved a pixel or more, 0..1 */
 } HfamMotionParams;
 
 int hfam_motion_params_valid (const HfamMotionParams *p);
@@ -39,9 +43,11 @@ void hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessPar
                        float *grey);
 
 /* matte (w x h, in place) blended with fresh as above, grey and kept_grey the two frames'
- * grey planes. 0, or -1 on bad arguments or no memory. */
+ * grey planes, moved how far each pixel of the kept matte was moved (w x h, in pixels, as
+ * hfam_motion_compensate gives it; NULL: not moved). 0, or -1 on bad arguments or no memory. */
 int hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
-                             const float *kept_grey, int w, int h, const HfamMotionParams *p);
+                             const float *kept_grey, const float *moved, int w, int h,
+                             const HfamMotionParams *p);
 
 #ifdef __cplusplus
 }

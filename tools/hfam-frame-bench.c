@@ -75,6 +75,7 @@ typedef struct {
   uint8_t *fill, *key;
   HfamScratch scratch;
   float *grey, *kept_grey, *kept;   /* at the inference size */
+  float *moved;                     /* the compensation's pixels moved, for the blend */
   float *flow_scratch;              /* kernels/compensate.h's */
 } Buffers;
 
@@ -93,8 +94,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   const HfamPreprocessParams pre = { .order = { 2, 1, 0 }, .scale = 255.0f,
                                      .mean = { 103.939f, 116.779f, 123.68f },
                                      .std = { 1.0f, 1.0f, 1.0f } };
-  const HfamMotionParams motion = { HFAM_TEMPORAL_SMOOTHING_DEFAULT, HFAM_MOTION_STILL,
-                                    HFAM_MOTION_MOVING, HFAM_MOTION_RADIUS };
+  HfamMotionParams motion;
   const HfamFrame rgba_frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
                                  .height = height, .format = HFAM_FRAME_RGBA };
   const HfamFrame frame = direct ? b->yuv : rgba_frame;
@@ -114,6 +114,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   int failed = 0;
 
   omp_set_num_threads (threads);
+  hfam_motion_params_init (&motion, HFAM_TEMPORAL_SMOOTHING_DEFAULT);
   yuv_pre.yuv = b->yuv_to_rgb;
   t[0] = g_get_monotonic_time ();
 #ifdef HFAM_HAVE_GST_VIDEO
@@ -141,11 +142,11 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   failed |= hfam_foreground (&frame, yuv, alpha, width, &foreground, &fill_image, scratch);
   t[8] = g_get_monotonic_time ();
   hfam_motion_grey (input, inf_w, inf_h, &pre, b->grey);
-  failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, inf_w, inf_h,
-                                     &motion);
+  failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, b->moved, inf_w,
+                                     inf_h, &motion);
   t[9] = g_get_monotonic_time ();
   failed |= hfam_motion_compensate (b->kept, b->kept_grey, b->grey, inf_w, inf_h, &flow,
-                                    b->flow_scratch);
+                                    b->moved, b->flow_scratch);
   t[10] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
@@ -226,7 +227,8 @@ main (int argc, char **argv)
   gboolean yuv;
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
-  g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *flow_scratch = NULL;
+  g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *moved = NULL;
+  g_autofree float *flow_scratch = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -259,6 +261,8 @@ main (int argc, char **argv)
   grey = g_new (float, (size_t) inf_w * inf_h);
   kept = g_new (float, (size_t) inf_w * inf_h);
   kept_grey = g_new (float, (size_t) inf_w * inf_h);
+  /* (the first round's blend reads it before a compensation has written it) */
+  moved = g_new0 (float, (size_t) inf_w * inf_h);
   {
     const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
                                   HFAM_FLOW_BIAS };
@@ -275,7 +279,7 @@ main (int argc, char **argv)
   Buffers b = { .rgba = rgba, .width = width, .height = height, .inf_w = inf_w,
                 .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
-                .grey = grey, .kept_grey = kept_grey, .kept = kept,
+                .grey = grey, .kept_grey = kept_grey, .kept = kept, .moved = moved,
                 .flow_scratch = flow_scratch };
   g_autofree uint8_t *yuv_planes = NULL;
 

@@ -323,21 +323,23 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
 }
 
 /* The kept matte and its grey plane moved along the picture's motion to the frame of `grey`
- * (kernels/compensate.h). */
+ * (kernels/compensate.h); *moved: how far each pixel moved, in the flow's scratch. */
 static gboolean
-compensate_kept (HfamContext *ctx, const float *grey, GError **error)
+compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
   const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
                               HFAM_FLOW_BIAS };
-  const size_t floats = hfam_compensate_scratch_floats (ctx->width, ctx->height, &fp);
+  const size_t plane = (size_t) ctx->width * ctx->height;
+  const size_t floats = plane + hfam_compensate_scratch_floats (ctx->width, ctx->height, &fp);
 
   if (!ensure_counted (ctx, &kept->flow_scratch, &kept->flow_scratch_bytes,
                        sizeof (float) * (guint64) floats, "inference size", ctx->width,
                        ctx->height, error))
     return FALSE;
+  *moved = kept->flow_scratch;
   if (hfam_motion_compensate (kept->host, kept->grey, grey, ctx->width, ctx->height, &fp,
-                              kept->flow_scratch) != 0) {
+                              kept->flow_scratch, kept->flow_scratch + plane) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
     return FALSE;
   }
@@ -359,14 +361,15 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
   const float *grey = motion ? ctx->grey[collected->slot] : NULL;
 
   if (blend && motion && kept->grey_valid) {
-    const HfamMotionParams mp = { collected->smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
-                                  HFAM_MOTION_RADIUS };
+    HfamMotionParams mp;
+    const float *moved = NULL;
+    hfam_motion_params_init (&mp, collected->smoothing);
     if (collected->temporal == HFAM_TEMPORAL_COMPENSATED
-        && !compensate_kept (ctx, grey, error)) {
+        && !compensate_kept (ctx, grey, &moved, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
-    if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, ctx->width,
+    if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, moved, ctx->width,
                                  ctx->height, &mp) != 0) {
       kept->valid = FALSE;
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
@@ -400,6 +403,14 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
   kept->height = ctx->height;
   kept->resized_width = kept->resized_height = 0;
   return TRUE;
+}
+
+void
+hfam_motion_params_init (HfamMotionParams *p, float smoothing)
+{
+  *p = (HfamMotionParams) { .hold = smoothing, .still = HFAM_MOTION_STILL,
+                            .moving = HFAM_MOTION_MOVING, .radius = HFAM_MOTION_RADIUS,
+                            .hold_moved = smoothing * HFAM_MOTION_MOVED_SHARE };
 }
 
 void
@@ -705,8 +716,8 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
                        &width, &height);
   blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
           && kept->width == width && kept->height == height;
-  const HfamMotionParams motion = { collected.smoothing, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
-                                    HFAM_MOTION_RADIUS };
+  HfamMotionParams motion;
+  hfam_motion_params_init (&motion, collected.smoothing);
   const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
                                 HFAM_FLOW_BIAS };
   ok = ctx->backend->device->keep_matte (

@@ -21,6 +21,10 @@ guint64 hfam_model_cpu_weight_bytes (const HfamModel *model);
  * kernels/preprocess.cu and its CPU twin hfam_frame_preprocess take them. */
 void hfam_model_preprocess_params (const HfamModel *model, HfamPreprocessParams *params);
 
+/* The motion-aware blend's parameters (kernels/temporal.h) for a temporal smoothing: hold
+ * `smoothing`, the rest from hfam.h's HFAM_MOTION_*, as the element's frames get them. */
+void hfam_motion_params_init (HfamMotionParams *p, float smoothing);
+
 /* Inference size for a frame (model/README.md): long side `long_side`, multiples of 32. */
 void hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h);
 

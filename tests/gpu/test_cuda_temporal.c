@@ -2,9 +2,10 @@
  * their CPU twins (kernels/temporal.c, compensate.c): the grey plane of an NHWC input (fp32 and
  * fp16, channels padded to 4) against hfam_motion_grey on the same values in planar order (the
  * fp16 values as the device reads them), the blend at several sizes and radii against
- * hfam_matte_blend_motion, by the largest absolute difference (1e-5), and the motion
- * compensation of a moved texture against hfam_motion_compensate (1e-4: the same vectors, the
- * warp's sums fused differently). Exits 77 (skipped) when no CUDA device opens. */
+ * hfam_matte_blend_motion (with and without the compensation's moved pixels), by the largest
+ * absolute difference (1e-5), and the motion compensation of a moved texture (the planes and
+ * how far each pixel moved) against hfam_motion_compensate (1e-4: the same vectors, the warp's
+ * sums fused differently). Exits 77 (skipped) when no CUDA device opens. */
 #include "compensate.cuh"
 #include "nhwc.cuh"
 #include "temporal.cuh"
@@ -77,13 +78,15 @@ check_grey (GRand *rand, int w, int h, HfamCudaDtype dtype)
   cudaFree (dev_grey);
 }
 
+/* with_moved: the compensation's distances too (0 to 2 pixels), held less */
 static void
-check_blend (GRand *rand, int w, int h, int radius)
+check_blend (GRand *rand, int w, int h, int radius, gboolean with_moved)
 {
   const size_t n = (size_t) w * h, bytes = sizeof (float) * n;
-  const HfamMotionParams p = { 0.7f, 0.01f, 0.04f, radius };
+  const HfamMotionParams p = { 0.7f, 0.01f, 0.04f, radius, 0.25f };
   g_autofree float *matte = g_new (float, n), *fresh = g_new (float, n);
   g_autofree float *grey = g_new (float, n), *kept = g_new (float, n), *got = g_new (float, n);
+  g_autofree float *moved = g_new (float, n);
   char name[64];
   double worst = 0;
 
@@ -93,20 +96,26 @@ check_blend (GRand *rand, int w, int h, int radius)
     grey[i] = (float) g_rand_double (rand);
     /* still, in between and moving, in vertical bands */
     kept[i] = grey[i] + (float) ((i % w) * 0.06 / w) * (g_rand_boolean (rand) ? 1 : -1);
+    moved[i] = (float) g_rand_double_range (rand, 0.0, 2.0);
   }
   float *d_matte = upload (matte, bytes), *d_fresh = upload (fresh, bytes);
   float *d_grey = upload (grey, bytes), *d_kept = upload (kept, bytes);
-  CHECK_CUDA (hfam_cuda_matte_blend_motion (d_matte, d_fresh, d_grey, d_kept, w, h, &p, 0));
+  float *d_moved = with_moved ? upload (moved, bytes) : NULL;
+  CHECK_CUDA (hfam_cuda_matte_blend_motion (d_matte, d_fresh, d_grey, d_kept, d_moved, w, h, &p,
+                                            0));
   CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
-  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept, w, h, &p), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept,
+                                            with_moved ? moved : NULL, w, h, &p), ==, 0);
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs (got[i] - matte[i]));
-  snprintf (name, sizeof name, "motion blend %dx%d radius %d", w, h, radius);
+  snprintf (name, sizeof name, "motion blend %dx%d radius %d%s", w, h, radius,
+            with_moved ? " moved" : "");
   report (name, worst, 1e-5);
   cudaFree (d_matte);
   cudaFree (d_fresh);
   cudaFree (d_grey);
   cudaFree (d_kept);
+  cudaFree (d_moved);
 }
 
 /* a smooth texture (a sum of bumps) moved by (dx, dy), and noise */
@@ -134,7 +143,7 @@ check_compensate (GRand *rand, int w, int h, double dx, double dy)
   g_autofree double *bumps = g_new (double, 4 * 200);
   g_autofree float *matte = g_new (float, n), *grey = g_new (float, n);
   g_autofree float *kept = g_new (float, n), *scratch = g_new (float, floats);
-  g_autofree float *got = g_new (float, n);
+  g_autofree float *got = g_new (float, n), *moved = g_new (float, n);
   char name[64];
   double worst = 0;
 
@@ -149,22 +158,28 @@ check_compensate (GRand *rand, int w, int h, double dx, double dy)
   for (size_t i = 0; i < n; i++)
     matte[i] = (float) g_rand_double (rand);
   float *d_matte = upload (matte, bytes), *d_kept = upload (kept, bytes);
-  float *d_grey = upload (grey, bytes), *d_scratch;
+  float *d_grey = upload (grey, bytes), *d_scratch, *d_moved;
   CHECK_CUDA (cudaMalloc ((void **) &d_scratch, sizeof (float) * floats));
-  CHECK_CUDA (hfam_cuda_motion_compensate (d_matte, d_kept, d_grey, w, h, &p, d_scratch, 0));
-  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, scratch), ==, 0);
+  CHECK_CUDA (cudaMalloc ((void **) &d_moved, bytes));
+  CHECK_CUDA (hfam_cuda_motion_compensate (d_matte, d_kept, d_grey, w, h, &p, d_moved,
+                                           d_scratch, 0));
+  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, moved, scratch), ==, 0);
   CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs (got[i] - matte[i]));
   CHECK_CUDA (cudaMemcpy (got, d_kept, bytes, cudaMemcpyDeviceToHost));
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs (got[i] - kept[i]));
+  CHECK_CUDA (cudaMemcpy (got, d_moved, bytes, cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (got[i] - moved[i]));
   snprintf (name, sizeof name, "motion compensate %dx%d shift %g,%g", w, h, dx, dy);
   report (name, worst, 1e-4);
   cudaFree (d_matte);
   cudaFree (d_kept);
   cudaFree (d_grey);
   cudaFree (d_scratch);
+  cudaFree (d_moved);
 }
 
 int
@@ -180,17 +195,20 @@ main (void)
   check_grey (rand, 37, 23, HFAM_CUDA_F32);
   check_grey (rand, 512, 288, HFAM_CUDA_F32);
   check_grey (rand, 512, 288, HFAM_CUDA_F16);
-  check_blend (rand, 9, 7, 0);
-  check_blend (rand, 37, 23, 2);
-  check_blend (rand, 512, 288, 2);
-  check_blend (rand, 512, 288, 5);
+  check_blend (rand, 9, 7, 0, FALSE);
+  check_blend (rand, 37, 23, 2, FALSE);
+  check_blend (rand, 37, 23, 2, TRUE);
+  check_blend (rand, 512, 288, 2, FALSE);
+  check_blend (rand, 512, 288, 2, TRUE);
+  check_blend (rand, 512, 288, 5, FALSE);
   check_compensate (rand, 37, 23, 1, 0);
   check_compensate (rand, 512, 288, 0, 0);
   check_compensate (rand, 512, 288, 4.5, -2.25);
   check_compensate (rand, 300, 170, -11, 6);
   /* a bad argument queues nothing */
-  g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, 4, 4,
-                                          &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1 }, 0)
+  g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, NULL, 4, 4,
+                                          &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1, 0.2f },
+                                          0)
             == cudaErrorInvalidValue);
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;

@@ -208,7 +208,7 @@ static void
 test_warp_oracle (void)
 {
   const int w = 23, h = 17, block = 5, bw = 5, bh = 4;
-  float plane[23 * 17], out[23 * 17], ux[5 * 4], uy[5 * 4];
+  float plane[23 * 17], out[23 * 17], moved[23 * 17], ux[5 * 4], uy[5 * 4];
 
   for (int i = 0; i < w * h; i++)
     plane[i] = (float) g_rand_double (rng);
@@ -220,7 +220,7 @@ test_warp_oracle (void)
   for (int by = 0; by < 2; by++)
     for (int bx = 0; bx < 2; bx++)
       ux[by * bw + bx] = uy[by * bw + bx] = 0.0f;
-  g_assert_cmpint (hfam_warp_planes (plane, NULL, w, h, block, ux, uy, out, NULL), ==, 0);
+  g_assert_cmpint (hfam_warp_planes (plane, NULL, w, h, block, ux, uy, out, NULL, moved), ==, 0);
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
       /* the vector: bilinear between block centres b * 5 + 2, clamped */
@@ -244,6 +244,7 @@ test_warp_oracle (void)
                           + ay * ((1 - ax) * plane[MIN (y0 + 1, h - 1) * w + x0]
                                   + ax * plane[MIN (y0 + 1, h - 1) * w + MIN (x0 + 1, w - 1)]);
       g_assert_cmpfloat_with_epsilon (out[y * w + x], want, 1e-4);
+      g_assert_cmpfloat_with_epsilon (moved[y * w + x], hypot (v[0], v[1]), 1e-4);
     }
 }
 
@@ -259,7 +260,8 @@ test_shift (void)
   hfam_flow_blocks (w, h, &p, &bw, &bh);
   g_autofree double *blobs = random_blobs (500, w, h);
   g_autofree float *grey = g_new (float, w * h), *kept = g_new (float, w * h);
-  g_autofree float *matte = g_new (float, w * h), *ux = g_new (float, bw * bh);
+  g_autofree float *matte = g_new (float, w * h), *moved = g_new (float, w * h);
+  g_autofree float *ux = g_new (float, bw * bh);
   g_autofree float *uy = g_new (float, bw * bh);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
 
@@ -282,14 +284,19 @@ test_shift (void)
     for (int y = 16; y < h - 16; y++)
       for (int x = 16; x < w - 16; x++)
         before += fabs (kept[y * w + x] - grey[y * w + x]);
-    g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, scratch), ==, 0);
+    g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, moved, scratch), ==,
+                     0);
+    int moved_as_shifted = 0;
     for (int y = 16; y < h - 16; y++)
       for (int x = 16; x < w - 16; x++) {
         after += fabs (kept[y * w + x] - grey[y * w + x]);
         /* the matte went with its grey */
         g_assert_cmpfloat (matte[y * w + x], ==, kept[y * w + x]);
+        moved_as_shifted += fabs (moved[y * w + x] - hypot (dx, dy)) < 0.5;
       }
     g_assert_cmpfloat (after, <, 0.2 * before);
+    /* and says how far, as the vectors found it */
+    g_assert_cmpint (moved_as_shifted, >=, (w - 32) * (h - 32) * 9 / 10);
   }
 }
 
@@ -300,16 +307,20 @@ test_still (void)
   const int w = 40, h = 30;
   const HfamFlowParams p = { 8, 2, 3, 1e-5f };
   g_autofree double *blobs = random_blobs (20, w, h);
-  float grey[40 * 30], kept[40 * 30], matte[40 * 30], was[40 * 30];
+  float grey[40 * 30], kept[40 * 30], matte[40 * 30], was[40 * 30], moved[40 * 30];
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
 
   texture (grey, w, h, 0, 0, blobs, 20);
   memcpy (kept, grey, sizeof kept);
-  for (int i = 0; i < w * h; i++)
+  for (int i = 0; i < w * h; i++) {
     was[i] = matte[i] = (float) g_rand_double (rng);
-  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, scratch), ==, 0);
+    moved[i] = 1.0f;
+  }
+  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, moved, scratch), ==, 0);
   g_assert_cmpmem (matte, sizeof matte, was, sizeof was);
   g_assert_cmpmem (kept, sizeof kept, grey, sizeof grey);
+  for (int i = 0; i < w * h; i++)
+    g_assert_cmpfloat (moved[i], ==, 0.0f);
 }
 
 static void
@@ -319,9 +330,9 @@ test_arguments (void)
   HfamFlowParams p = { 2, 1, 1, 0.0f };
 
   g_assert_cmpuint (hfam_compensate_scratch_floats (4, 4, &p), <=, G_N_ELEMENTS (scratch));
-  g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, scratch), ==, 0);
-  g_assert_cmpint (hfam_motion_compensate (m, k, g, 0, 4, &p, scratch), ==, -1);
-  g_assert_cmpint (hfam_motion_compensate (NULL, k, g, 4, 4, &p, scratch), ==, -1);
+  g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, NULL, scratch), ==, 0);
+  g_assert_cmpint (hfam_motion_compensate (m, k, g, 0, 4, &p, NULL, scratch), ==, -1);
+  g_assert_cmpint (hfam_motion_compensate (NULL, k, g, 4, 4, &p, NULL, scratch), ==, -1);
   p.block = 1;
   g_assert_false (hfam_flow_params_valid (&p));
   p.block = 2;
@@ -332,7 +343,7 @@ test_arguments (void)
   g_assert_false (hfam_flow_params_valid (&p));
   p.search = 1;
   p.bias = NAN;
-  g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, scratch), ==, -1);
+  g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, NULL, scratch), ==, -1);
 }
 
 int

@@ -1,8 +1,9 @@
 /* Motion-aware temporal smoothing on the CPU (kernels/temporal.c), the twin of temporal.cu:
  * the grey plane against the values the normalisation started from, the blend against a plain
  * double-precision one written from temporal.h's formulas (windows summed pixel by pixel) at
- * several radii and sizes, its two ends (a still picture holds with `hold`, a moving one takes
- * the fresh matte), and the arguments it refuses. */
+ * several radii and sizes, with and without the compensation's moved pixels (held with
+ * hold_moved), its two ends (a still picture holds with `hold`, or `hold_moved` where moved a
+ * pixel, a moving one takes the fresh matte), and the arguments it refuses. */
 #include "temporal.h"
 
 #include <glib.h>
@@ -34,7 +35,7 @@ test_grey (void)
 
 static void
 blend_oracle (const float *matte, const float *fresh, const float *grey, const float *kept,
-              int w, int h, const HfamMotionParams *p, double *out)
+              const float *moved, int w, int h, const HfamMotionParams *p, double *out)
 {
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
@@ -44,7 +45,10 @@ blend_oracle (const float *matte, const float *fresh, const float *grey, const f
         for (int i = MAX (0, x - p->radius); i <= MIN (w - 1, x + p->radius); i++, count++)
           sum += fabs ((double) grey[j * w + i] - kept[j * w + i]);
       const double d = sum / count;
-      const double s = p->hold * CLAMP ((p->moving - d) / (p->moving - p->still), 0.0, 1.0);
+      /* hold, to hold_moved at a pixel moved by 1 */
+      const double k = moved ? CLAMP (moved[y * w + x], 0.0, 1.0) : 0.0;
+      const double hold = (1 - k) * p->hold + k * p->hold_moved;
+      const double s = hold * CLAMP ((p->moving - d) / (p->moving - p->still), 0.0, 1.0);
       out[y * w + x] = (1 - s) * fresh[y * w + x] + s * matte[y * w + x];
     }
 }
@@ -54,16 +58,20 @@ test_blend_oracle (void)
 {
   static const int cases[][3] = { { 9, 6, 0 }, { 9, 6, 1 }, { 31, 17, 2 }, { 300, 170, 3 } };
 
-  for (size_t c = 0; c < G_N_ELEMENTS (cases); c++) {
-    const int w = cases[c][0], h = cases[c][1];
+  for (size_t c = 0; c < 2 * G_N_ELEMENTS (cases); c++) {
+    const int w = cases[c / 2][0], h = cases[c / 2][1];
     const size_t n = (size_t) w * h;
-    const HfamMotionParams p = { 0.7f, 0.02f, 0.1f, cases[c][2] };
+    const HfamMotionParams p = { 0.7f, 0.02f, 0.1f, cases[c / 2][2], 0.2f };
     g_autofree float *matte = g_new (float, n), *fresh = g_new (float, n);
     g_autofree float *grey = g_new (float, n), *kept = g_new (float, n);
+    /* every other case with the compensation's distances: 0 to 2 pixels */
+    g_autofree float *moved = c % 2 ? g_new (float, n) : NULL;
     g_autofree double *want = g_new (double, n);
     int fresh_taken = 0;
 
     for (size_t i = 0; i < n; i++) {
+      if (moved)
+        moved[i] = (float) g_rand_double_range (rng, 0.0, 2.0);
       matte[i] = (float) g_rand_double (rng);
       fresh[i] = (float) g_rand_double (rng);
       grey[i] = (float) g_rand_double (rng);
@@ -73,8 +81,8 @@ test_blend_oracle (void)
                                    : band < 2 / 3.0 ? g_rand_double_range (rng, -0.1, 0.1)
                                                     : g_rand_double_range (rng, 0.2, 0.4));
     }
-    blend_oracle (matte, fresh, grey, kept, w, h, &p, want);
-    g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept, w, h, &p), ==, 0);
+    blend_oracle (matte, fresh, grey, kept, moved, w, h, &p, want);
+    g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept, moved, w, h, &p), ==, 0);
     for (size_t i = 0; i < n; i++) {
       g_assert_cmpfloat_with_epsilon (matte[i], want[i], 1e-5);
       fresh_taken += want[i] == fresh[i];
@@ -84,26 +92,37 @@ test_blend_oracle (void)
   }
 }
 
-/* A picture that does not change holds with exactly `hold`; one that changes by more than
- * `moving` everywhere takes the fresh matte. */
+/* A picture that does not change holds with exactly `hold`, or `hold_moved` where the kept
+ * matte was moved a pixel or more; one that changes by more than `moving` everywhere takes
+ * the fresh matte. */
 static void
 test_blend_ends (void)
 {
   const int w = 40, h = 30;
-  const HfamMotionParams p = { 0.6f, 0.02f, 0.08f, 2 };
+  const HfamMotionParams p = { 0.6f, 0.02f, 0.08f, 2, 0.25f };
   float matte[40 * 30], fresh[40 * 30], grey[40 * 30], other[40 * 30], kept_matte[40 * 30];
+  float moved[40 * 30];
 
   for (int i = 0; i < w * h; i++) {
     kept_matte[i] = matte[i] = (float) g_rand_double (rng);
     fresh[i] = (float) g_rand_double (rng);
     grey[i] = (float) g_rand_double_range (rng, 0.0, 0.5);
     other[i] = grey[i] + 0.3f;
+    /* the left half not moved, the right half moved 1 to 3 pixels */
+    moved[i] = i % w < w / 2 ? 0.0f : (float) g_rand_double_range (rng, 1.0, 3.0);
   }
-  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, grey, w, h, &p), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, grey, NULL, w, h, &p), ==, 0);
   for (int i = 0; i < w * h; i++)
     g_assert_cmpfloat_with_epsilon (matte[i], 0.4f * fresh[i] + 0.6f * kept_matte[i], 1e-6);
   memcpy (matte, kept_matte, sizeof matte);
-  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, other, w, h, &p), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, grey, moved, w, h, &p), ==, 0);
+  for (int i = 0; i < w * h; i++) {
+    const float hold = i % w < w / 2 ? 0.6f : 0.25f;
+    g_assert_cmpfloat_with_epsilon (matte[i], (1 - hold) * fresh[i] + hold * kept_matte[i],
+                                    1e-6);
+  }
+  memcpy (matte, kept_matte, sizeof matte);
+  g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, other, moved, w, h, &p), ==, 0);
   for (int i = 0; i < w * h; i++)
     g_assert_cmpfloat (matte[i], ==, fresh[i]);
 }
@@ -112,11 +131,14 @@ static void
 test_arguments (void)
 {
   float m[4] = { 0 }, f[4] = { 0 }, g[4] = { 0 };
-  HfamMotionParams p = { 0.5f, 0.02f, 0.08f, 1 };
+  HfamMotionParams p = { 0.5f, 0.02f, 0.08f, 1, 0.2f };
 
-  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 2, 2, &p), ==, 0);
-  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 0, 2, &p), ==, -1);
-  g_assert_cmpint (hfam_matte_blend_motion (NULL, f, g, g, 2, 2, &p), ==, -1);
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, NULL, 2, 2, &p), ==, 0);
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, NULL, 0, 2, &p), ==, -1);
+  g_assert_cmpint (hfam_matte_blend_motion (NULL, f, g, g, NULL, 2, 2, &p), ==, -1);
+  p.hold_moved = -0.1f;
+  g_assert_false (hfam_motion_params_valid (&p));
+  p.hold_moved = 0.2f;
   p.hold = 1.5f;
   g_assert_false (hfam_motion_params_valid (&p));
   p.hold = NAN;
@@ -126,7 +148,7 @@ test_arguments (void)
   g_assert_false (hfam_motion_params_valid (&p));
   p.moving = 0.08f;
   p.radius = -1;
-  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, 2, 2, &p), ==, -1);
+  g_assert_cmpint (hfam_matte_blend_motion (m, f, g, g, NULL, 2, 2, &p), ==, -1);
 }
 
 int

@@ -124,8 +124,10 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
     CUDA_TRY (hfam_cuda_motion_grey (&input, &be->grey_params, be->grey[1], be->matte_stream),
               "motion");
   }
+  /* how far compensation moved each pixel: the flow scratch's first plane */
+  const float *moved = NULL;
   if (by_motion && flow) {
-    const size_t floats = hfam_compensate_scratch_floats (be->width, be->height, flow);
+    const size_t floats = plane + hfam_compensate_scratch_floats (be->width, be->height, flow);
     if (be->flow_scratch_bytes < sizeof (float) * floats) {
       /* every call waited for the matte stream: nothing reads the old one */
       cudaFree (be->flow_scratch);
@@ -137,11 +139,12 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
     }
     CUDA_TRY (hfam_cuda_motion_compensate (be->kept, be->grey[0], be->grey[1], be->width,
                                            be->height, flow, be->flow_scratch,
-                                           be->matte_stream),
+                                           be->flow_scratch + plane, be->matte_stream),
               "motion compensation");
+    moved = be->flow_scratch;
   }
   if (by_motion)
-    CUDA_TRY (hfam_cuda_matte_blend_motion (be->kept, alpha, be->grey[1], be->grey[0],
+    CUDA_TRY (hfam_cuda_matte_blend_motion (be->kept, alpha, be->grey[1], be->grey[0], moved,
                                             be->width, be->height, motion, be->matte_stream),
               "temporal smoothing");
   else if (blend)

@@ -556,8 +556,7 @@ test_motion_matte (void)
   const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.4f,
                                    .temporal = HFAM_TEMPORAL_MOTION };
   const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.4f };
-  const HfamMotionParams mp = { 0.4f, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
-                                HFAM_MOTION_RADIUS };
+  HfamMotionParams mp;
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[3];
 
@@ -592,8 +591,9 @@ test_motion_matte (void)
   g_assert_true (hfam_context_run (fresh, &images[2], &blend, &out, 1, &error));
   g_assert_true (hfam_context_run (ctx, &images[2], &motion, &out, 1, &error));
   g_assert_no_error (error);
+  hfam_motion_params_init (&mp, 0.4f);
   g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            ctx->kept.width, ctx->kept.height, &mp), ==, 0);
+                                            NULL, ctx->kept.width, ctx->kept.height, &mp), ==, 0);
   g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, n), <=, 1e-6);
   /* and the picture's change told the halves apart: the fresh matte came through as it is
    * where the picture moved, and not where it did not */
@@ -605,7 +605,8 @@ test_motion_matte (void)
 }
 
 /* HFAM_TEMPORAL_COMPENSATED on host frames: the kept matte and grey are moved along the flow
- * of the frame's grey against the kept one before the motion blend, in that order. */
+ * of the frame's grey against the kept one before the motion blend, in that order, and the
+ * blend holds the moved pixels with the smoothing's HFAM_MOTION_MOVED_SHARE. */
 static void
 test_compensated_matte (void)
 {
@@ -618,8 +619,7 @@ test_compensated_matte (void)
   const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
                                         .temporal = HFAM_TEMPORAL_COMPENSATED };
   const HfamFrameParams none = { .long_side = 64 };
-  const HfamMotionParams mp = { 0.6f, HFAM_MOTION_STILL, HFAM_MOTION_MOVING,
-                                HFAM_MOTION_RADIUS };
+  HfamMotionParams mp;
   const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
                               HFAM_FLOW_BIAS };
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
@@ -642,13 +642,16 @@ test_compensated_matte (void)
   g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
   g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
+  g_autofree float *moved = g_new (float, w * h);
   g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
   g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp,
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp, moved,
                                            scratch), ==, 0);
+  hfam_motion_params_init (&mp, 0.6f);
+  g_assert_cmpfloat (mp.hold_moved, ==, 0.6f * HFAM_MOTION_MOVED_SHARE);
   g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            w, h, &mp), ==, 0);
+                                            moved, w, h, &mp), ==, 0);
   g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
 }
 
