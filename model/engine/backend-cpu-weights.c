@@ -271,10 +271,10 @@ hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
   return FALSE;
 }
 
-/* A convolution in int8 (those with activation ranges): u8/s8 input and output, the weights quantised per
- * output channel (s32 sums), the scales of input, weights and output folded into one output scale
- * per channel, the residual (in its own scale and type) and ReLU as post-ops. oneDNN's int8
- * convolutions add the bias before that scale, so the bias is divided by it. */
+/* A convolution in int8 (one with an activation range): u8/s8 input and output, the weights
+ * quantised per output channel (s32 sums), the scales of input, weights and output folded into
+ * one output scale per channel, the residual (in its own scale and type) and ReLU as post-ops.
+ * oneDNN's int8 convolutions add the bias before that scale, so the bias is divided by it. */
 gboolean
 hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error)
 {

@@ -427,33 +427,48 @@ order_lanes (HfamGraph *graph)
   }
 }
 
-HfamRangeGroup
-hfam_node_range_group (const HfamNode *n)
+/* The groups of a file's activation ranges (model/README.md), each all there or none: the
+ * input and the encoder's convolutions (needed by the other two), L-BB's convolutions, and the
+ * decoders' group (MFEM's branches b0..b3 and its projection's output, the context and PSP
+ * convolutions, both decoders but their last layers). */
+typedef enum {
+  RANGES_NONE = -1,
+  RANGES_ENCODER,
+  RANGES_LBB,
+  RANGES_DECODERS,
+  N_RANGE_GROUPS
+} RangeGroup;
+
+/* The group whose ranges have one for the node, or RANGES_NONE. */
+static RangeGroup
+range_group (const HfamNode *n)
 {
   if (n->op == HFAM_OP_INPUT)
-    return HFAM_RANGES_ENCODER;
+    return RANGES_ENCODER;
   if (n->op == HFAM_OP_SK_PROJECT)
-    return HFAM_RANGES_DECODERS;
+    return RANGES_DECODERS;
   if (n->op != HFAM_OP_CONV)
-    return HFAM_RANGES_NONE;
+    return RANGES_NONE;
   switch (n->stage) {
   case HFAM_STAGE_ENCODER:
-    return HFAM_RANGES_ENCODER;
+    return RANGES_ENCODER;
   case HFAM_STAGE_LBB:
-    return HFAM_RANGES_LBB;
+    return RANGES_LBB;
   case HFAM_STAGE_MFEM:
   case HFAM_STAGE_SEMANTIC:
   case HFAM_STAGE_DETAIL:
     /* not MFEM's b4 on the pooled map (no time to gain), nor the decoders' last layers, whose
      * logits int8's levels would make too coarse for the softmax and the sigmoid */
-    return n->div != 0 && n->conv.relu ? HFAM_RANGES_DECODERS : HFAM_RANGES_NONE;
+    return n->div != 0 && n->conv.relu ? RANGES_DECODERS : RANGES_NONE;
   default:
-    return HFAM_RANGES_NONE;
+    return RANGES_NONE;
   }
 }
 
-char *
-hfam_node_range_name (const HfamNode *n)
+/* The name of the node's range tensor without ".act_max": the SK projection's is its
+ * convolution's. */
+static char *
+range_name (const HfamNode *n)
 {
   return n->op == HFAM_OP_SK_PROJECT ? g_strconcat (n->name, ".project.conv", NULL)
                                      : g_strdup (n->name);
@@ -466,26 +481,26 @@ static void
 take_act_ranges (Builder *b, gboolean *complete)
 {
   static const int64_t shape[1] = { 1 };
-  static const char *const need[HFAM_N_RANGE_GROUPS] = {
+  static const char *const need[N_RANGE_GROUPS] = {
     "a file with activation ranges needs one for the input and every convolution of the "
     "encoder",
     "L-BB's activation ranges are all there or none (L-BB then runs in fp32 or bf16)",
     "the activation ranges of MFEM, the context and PSP convolutions and the decoders are all "
     "there or none (they then run in fp32 or bf16)",
   };
-  char *missing[HFAM_N_RANGE_GROUPS] = { NULL };
-  int found[HFAM_N_RANGE_GROUPS] = { 0 };
+  char *missing[N_RANGE_GROUPS] = { NULL };
+  int found[N_RANGE_GROUPS] = { 0 };
 
   *complete = FALSE;
   for (guint i = 0; i < b->nodes->len && !b->error; i++) {
     HfamNode *n = node_at (b, i);
-    const HfamRangeGroup group = hfam_node_range_group (n);
+    const RangeGroup group = range_group (n);
     g_autofree char *range = NULL, *name = NULL;
     const HfamStTensor *t;
 
-    if (group == HFAM_RANGES_NONE)
+    if (group == RANGES_NONE)
       continue;
-    range = hfam_node_range_name (n);
+    range = range_name (n);
     name = g_strconcat (range, ".act_max", NULL);
     if (!hfam_st_find (b->st, name)) {
       if (!missing[group])
@@ -503,15 +518,15 @@ take_act_ranges (Builder *b, gboolean *complete)
     }
     found[group]++;
   }
-  for (int group = 0; group < HFAM_N_RANGE_GROUPS && !b->error; group++) {
+  for (int group = 0; group < N_RANGE_GROUPS && !b->error; group++) {
     const char *why = need[group];
     /* the encoder's are missing when any group has some */
-    gboolean refused = group == HFAM_RANGES_ENCODER
-                           ? found[HFAM_RANGES_ENCODER] + found[HFAM_RANGES_LBB]
-                                     + found[HFAM_RANGES_DECODERS] > 0
+    gboolean refused = group == RANGES_ENCODER
+                           ? found[RANGES_ENCODER] + found[RANGES_LBB]
+                                     + found[RANGES_DECODERS] > 0
                            : found[group] > 0;
     /* the detail decoder's last block reads L-BB's output in int8, in L-BB's range */
-    if (group == HFAM_RANGES_LBB && !refused && found[HFAM_RANGES_DECODERS] > 0) {
+    if (group == RANGES_LBB && !refused && found[RANGES_DECODERS] > 0) {
       refused = TRUE;
       why = "the decoders' activation ranges need L-BB's";
     }
@@ -519,8 +534,8 @@ take_act_ranges (Builder *b, gboolean *complete)
       g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: tensor %s missing: %s",
                    hfam_st_path (b->st), missing[group], why);
   }
-  *complete = found[HFAM_RANGES_ENCODER] > 0 && !b->error;
-  for (int group = 0; group < HFAM_N_RANGE_GROUPS; group++)
+  *complete = found[RANGES_ENCODER] > 0 && !b->error;
+  for (int group = 0; group < N_RANGE_GROUPS; group++)
     g_free (missing[group]);
 }
 

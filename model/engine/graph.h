@@ -79,9 +79,10 @@ typedef struct {
   HfamSkParams sk;             /* SK_PROJECT; inputs[0] = concat(b0..b3) */
   int factor;                  /* AVGPOOL, POOL_MAP */
   const HfamStTensor *attention_weight, *attention_bias;  /* ATTENTION */
-  /* The nodes of hfam_node_range_group: the tensor hfam_node_range_name.act_max
-   * (model/README.md, "Activation ranges"), the magnitude this value's int8 form reaches
-   * (calibrated); 0 without one (L-BB and the decoders' group then run in fp32 or bf16) */
+  /* The input, the SK projections and the convolutions of the groups of activation ranges
+   * (graph.c, model/README.md "Activation ranges"): the magnitude this value's int8 form
+   * reaches, from the file's NAME.act_max (calibrated); 0 without one (L-BB and the decoders'
+   * group then run in fp32 or bf16). The CPU backend runs each such convolution in int8. */
   float act_max;
 } HfamNode;
 
@@ -101,24 +102,6 @@ typedef struct {
   int *lane_waits;
   gboolean *lane_signals;
 } HfamGraph;
-
-/* The groups of a file's activation ranges (model/README.md), each all there or none: the
- * input and the encoder's convolutions (needed by the other two), L-BB's convolutions, and the
- * decoders' group (MFEM's branches b0..b3 and its projection's output, the context and PSP
- * convolutions, both decoders but their last layers). */
-typedef enum {
-  HFAM_RANGES_NONE = -1,
-  HFAM_RANGES_ENCODER,
-  HFAM_RANGES_LBB,
-  HFAM_RANGES_DECODERS,
-  HFAM_N_RANGE_GROUPS
-} HfamRangeGroup;
-
-/* The group whose file ranges have one for the node, or HFAM_RANGES_NONE; the name of that
- * range's tensor without ".act_max" (the SK projection's is its convolution's); the CPU
- * backend runs each such convolution in int8. */
-HfamRangeGroup hfam_node_range_group (const HfamNode *n);
-char *hfam_node_range_name (const HfamNode *n);
 
 /* Builds the graph, taking every tensor it needs from `st` (checked by name and shape). */
 HfamGraph *hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error);
