@@ -35,12 +35,12 @@ gst_hfam_matte_precision_get_type (void)
     {HFAM_PRECISION_FP32, "fp32 (CUDA without TF32)", "fp32"},
     {HFAM_PRECISION_FP16, "fp16 on CUDA's tensor cores (the CPU computes fp32)",
         "fp16"},
-    {HFAM_PRECISION_INT8, "the CPU's encoder and L-BB in int8: needs a model with activation "
-          "ranges (CUDA computes fp16)", "int8"},
+    {HFAM_PRECISION_INT8, "the CPU's convolutions that the model has activation ranges for "
+          "(encoder, L-BB, decoders) in int8: needs such a model (CUDA computes fp16)", "int8"},
     {HFAM_PRECISION_BF16, "the CPU's convolutions in bf16: needs AVX512-BF16 (CUDA computes "
           "fp16)", "bf16"},
-    {HFAM_PRECISION_INT8_BF16, "int8's encoder and L-BB, the CPU's other convolutions in bf16 "
-          "(CUDA computes fp16)", "int8-bf16"},
+    {HFAM_PRECISION_INT8_BF16, "int8's layers, the CPU's other convolutions in bf16 (CUDA "
+          "computes fp16)", "int8-bf16"},
     {0, NULL, NULL},
   };
 

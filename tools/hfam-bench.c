@@ -41,7 +41,7 @@ static const GOptionEntry entries[] = {
     "the rounds' ratios, so that load changing on a shared machine hits all sides alike (1)",
     "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
-    "default, fp32, fp16 (CUDA; the CPU computes fp32), int8 (the CPU: encoder, L-BB), bf16 "
+    "default, fp32, fp16 (CUDA; the CPU computes fp32), int8 (the CPU: the layers with ranges), bf16 "
     "(the CPU: the convolutions) or int8-bf16 (both); PyTorch stays fp32", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
@@ -125,11 +125,11 @@ precision_label (HfamPrecision precision)
     case HFAM_PRECISION_FP16:
       return "fp16";
     case HFAM_PRECISION_INT8:
-      return "int8 encoder and L-BB";
+      return "int8 where the file has ranges";
     case HFAM_PRECISION_BF16:
       return "bf16 convolutions";
     case HFAM_PRECISION_INT8_BF16:
-      return "int8 encoder and L-BB, bf16 convolutions";
+      return "int8 where the file has ranges, bf16 convolutions";
   }
   return "unknown";
 }

@@ -45,16 +45,15 @@ hfam_cpu_value_dims (const CpuBackend *be, const HfamNode *n, dnnl_dims_t dims, 
 }
 
 /* Whether node `id` may write its value straight into its slice of `concat`: one primitive or
- * kernel writes it into a destination of its own (not over a residual, not in int8), nothing
- * else reads it, and it is a blocked fp32 value. */
+ * kernel writes it into a destination of its own (not over a residual; an int8 convolution's
+ * reorder to fp32), nothing else reads it, and it is a blocked fp32 value. */
 static gboolean
 writes_into_slice (const CpuBackend *be, const int *uses, int id, int concat)
 {
   const HfamGraph *g = be->base.graph;
   const HfamNode *n = &g->nodes[id];
 
-  if (uses[id] != 1 || g->last_use[id] != concat || n->planar || !be->fp32[id]
-      || be->quantised[id] || be->runs_int8[id])
+  if (uses[id] != 1 || g->last_use[id] != concat || n->planar || !be->fp32[id])
     return FALSE;
   switch (n->op) {
   case HFAM_OP_CONV:

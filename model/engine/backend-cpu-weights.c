@@ -271,10 +271,10 @@ hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
   return FALSE;
 }
 
-/* A convolution in int8 (encoder, L-BB): u8/s8 input and output, the weights quantised per
- * output channel (s32 sums), the scales of input, weights and output folded into one output scale
- * per channel, the residual (in its own scale and type) and ReLU as post-ops. oneDNN's int8
- * convolutions add the bias before that scale, so the bias is divided by it. */
+/* A convolution in int8 (one with an activation range): u8/s8 input and output, the weights
+ * quantised per output channel (s32 sums), the scales of input, weights and output folded into
+ * one output scale per channel, the residual (in its own scale and type) and ReLU as post-ops.
+ * oneDNN's int8 convolutions add the bias before that scale, so the bias is divided by it. */
 gboolean
 hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error)
 {
@@ -369,8 +369,8 @@ hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error)
 }
 
 /* The largest magnitude of a value in the file's activation ranges, and the type of its int8
- * form: u8 after a ReLU, s8 otherwise. A max pool, a resize and a concatenation take no value
- * beyond their inputs' ranges. */
+ * form: u8 after a ReLU, s8 otherwise. Pooling, a resize, a concatenation and the detail
+ * skips' scaling by A (in 0..1) take no value beyond their inputs' ranges. */
 float
 hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type)
 {
@@ -378,7 +378,10 @@ hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type)
   float range = 0;
 
   switch (n->op) {
+  case HFAM_OP_SCALE_BY_MAP:
+    return hfam_cpu_value_range (g, n->inputs[0], data_type);
   case HFAM_OP_MAXPOOL:
+  case HFAM_OP_AVGPOOL:
   case HFAM_OP_RESIZE:
   case HFAM_OP_CONCAT:
     *data_type = dnnl_u8;
@@ -390,7 +393,9 @@ hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type)
     }
     return range;
   default:
-    *data_type = n->op == HFAM_OP_CONV && n->conv.relu ? dnnl_u8 : dnnl_s8;
+    *data_type = (n->op == HFAM_OP_CONV && n->conv.relu) || n->op == HFAM_OP_SK_PROJECT
+                     ? dnnl_u8
+                     : dnnl_s8;
     return n->act_max;
   }
 }
@@ -411,7 +416,7 @@ hfam_cpu_has_vnni (void)
 }
 
 /* Which nodes run in int8 (the convolutions of the encoder and, where the file has their
- * ranges, L-BB's; the encoder's max pool)
+ * ranges, L-BB's and the decoders' group's; the encoder's max pool)
  * and which forms each value needs: int8 where an int8 node makes or reads it, fp32 where
  * anything else does. */
 void
@@ -424,7 +429,7 @@ hfam_cpu_mark_int8 (CpuBackend *be)
   be->fp32 = g_new0 (gboolean, g->n_nodes);
   for (int i = 0; i < g->n_nodes; i++) {
     const HfamNode *n = &g->nodes[i];
-    be->runs_int8[i] = be->int8 && ((hfam_node_has_act_range (n) && n->act_max > 0)
+    be->runs_int8[i] = be->int8 && ((n->op == HFAM_OP_CONV && n->act_max > 0)
                                      || n->op == HFAM_OP_MAXPOOL);
     be->quantised[i] = be->runs_int8[i];
     be->fp32[i] = !be->runs_int8[i] || g->last_use[i] == g->n_nodes;

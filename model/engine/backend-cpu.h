@@ -103,8 +103,8 @@ typedef struct {
   dnnl_format_tag_t blocked_tag;
   int block;
   int n_threads;
-  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the convolutions of the
-   * encoder and L-BB, the encoder's max pool), whether its value has an int8 form (it runs in
+  /* int8 (HFAM_PRECISION_INT8): per node, whether it runs in int8 (the convolutions with
+   * activation ranges, the encoder's max pool), whether its value has an int8 form (it runs in
    * int8 or an int8 node reads it) and whether it has an fp32 one (it does not run in int8 or
    * an fp32 node reads it) */
   gboolean int8;
@@ -171,9 +171,9 @@ gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
                                      const HfamConvParams *p, const dnnl_memory_desc_t *want,
                                      GError **error);
 void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
-/* int8: the node's int8 convolution (encoder, L-BB), the reorder between its value's two
- * forms, the range and int8 type of a value, whether the CPU has VNNI, and which nodes run in
- * int8 and which forms each value needs (be->int8 set). */
+/* int8: the node's int8 convolution (one with an activation range), the reorder between its
+ * value's two forms, the range and int8 type of a value, whether the CPU has VNNI, and which
+ * nodes run in int8 and which forms each value needs (be->int8 set). */
 gboolean hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
 float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);

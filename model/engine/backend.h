@@ -127,11 +127,12 @@ guint64 hfam_cpu_weight_cache_bytes (HfamCpuWeightCache *cache);
  * caller prepares the next frame while one runs. Every host buffer it allocates (plans,
  * reordered weights, queued frames) is counted in `budget`, which must outlive it; a plan
  * whose estimate (activations, planar copies, queued frames) does not fit is refused before
- * anything is allocated. `precision`: INT8 runs the encoder and L-BB in int8 and needs the
- * graph's activation ranges (HFAM_ERROR_UNSUPPORTED without them); BF16 the convolutions in
- * bf16 (a CPU with AVX512-BF16), INT8_BF16 both; DEFAULT picks int8 where the ranges are
- * there and the CPU has VNNI, and bf16 for the rest where it has AVX512-BF16, else fp32;
- * FP16 computes fp32. `weight_cache`: the model's (shared weights), or NULL (its own). */
+ * anything is allocated. `precision`: INT8 runs the layers with activation ranges in int8 (the
+ * encoder, L-BB, the decoders' group) and needs the graph's (HFAM_ERROR_UNSUPPORTED without
+ * them); BF16 the convolutions in bf16 (a CPU with AVX512-BF16), INT8_BF16 both; DEFAULT
+ * picks int8 where the ranges are there and the CPU has VNNI, and bf16 for the rest where it
+ * has AVX512-BF16, else fp32; FP16 computes fp32. `weight_cache`: the model's (shared
+ * weights), or NULL (its own). */
 HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
                                    HfamPrecision precision, int n_threads, int pipeline_depth,
                                    HfamHostBudget *budget, GError **error);

@@ -427,64 +427,116 @@ order_lanes (HfamGraph *graph)
   }
 }
 
-gboolean
-hfam_node_has_act_range (const HfamNode *n)
+/* The groups of a file's activation ranges (model/README.md), each all there or none: the
+ * input and the encoder's convolutions (needed by the other two), L-BB's convolutions, and the
+ * decoders' group (MFEM's branches b0..b3 and its projection's output, the context and PSP
+ * convolutions, both decoders but their last layers). */
+typedef enum {
+  RANGES_NONE = -1,
+  RANGES_ENCODER,
+  RANGES_LBB,
+  RANGES_DECODERS,
+  N_RANGE_GROUPS
+} RangeGroup;
+
+/* The group whose ranges have one for the node, or RANGES_NONE. */
+static RangeGroup
+range_group (const HfamNode *n)
 {
-  return n->op == HFAM_OP_CONV
-         && (n->stage == HFAM_STAGE_ENCODER || n->stage == HFAM_STAGE_LBB);
+  if (n->op == HFAM_OP_INPUT)
+    return RANGES_ENCODER;
+  if (n->op == HFAM_OP_SK_PROJECT)
+    return RANGES_DECODERS;
+  if (n->op != HFAM_OP_CONV)
+    return RANGES_NONE;
+  switch (n->stage) {
+  case HFAM_STAGE_ENCODER:
+    return RANGES_ENCODER;
+  case HFAM_STAGE_LBB:
+    return RANGES_LBB;
+  case HFAM_STAGE_MFEM:
+  case HFAM_STAGE_SEMANTIC:
+  case HFAM_STAGE_DETAIL:
+    /* not MFEM's b4 on the pooled map (no time to gain), nor the decoders' last layers, whose
+     * logits int8's levels would make too coarse for the softmax and the sigmoid */
+    return n->div != 0 && n->conv.relu ? RANGES_DECODERS : RANGES_NONE;
+  default:
+    return RANGES_NONE;
+  }
 }
 
-/* The activation ranges int8 needs: the input's and every encoder convolution's, or none;
- * L-BB's all or none (without them L-BB runs in fp32); each one finite value above 0. */
+/* The name of the node's range tensor without ".act_max": the SK projection's is its
+ * convolution's. */
+static char *
+range_name (const HfamNode *n)
+{
+  return n->op == HFAM_OP_SK_PROJECT ? g_strconcat (n->name, ".project.conv", NULL)
+                                     : g_strdup (n->name);
+}
+
+/* The activation ranges int8 needs, each one finite value above 0: the input's and every
+ * encoder convolution's, or none; L-BB's and the decoders' group each all or none (without
+ * them, those run in fp32 or bf16), and neither without the encoder's. */
 static void
 take_act_ranges (Builder *b, gboolean *complete)
 {
   static const int64_t shape[1] = { 1 };
-  const char *missing = NULL, *missing_lbb = NULL;
-  int found = 0, found_lbb = 0;
+  static const char *const need[N_RANGE_GROUPS] = {
+    "a file with activation ranges needs one for the input and every convolution of the "
+    "encoder",
+    "L-BB's activation ranges are all there or none (L-BB then runs in fp32 or bf16)",
+    "the activation ranges of MFEM, the context and PSP convolutions and the decoders are all "
+    "there or none (they then run in fp32 or bf16)",
+  };
+  char *missing[N_RANGE_GROUPS] = { NULL };
+  int found[N_RANGE_GROUPS] = { 0 };
 
   *complete = FALSE;
   for (guint i = 0; i < b->nodes->len && !b->error; i++) {
     HfamNode *n = node_at (b, i);
-    const gboolean lbb = n->stage == HFAM_STAGE_LBB;
-    g_autofree char *name = NULL;
+    const RangeGroup group = range_group (n);
+    g_autofree char *range = NULL, *name = NULL;
     const HfamStTensor *t;
 
-    if (n->op != HFAM_OP_INPUT && !hfam_node_has_act_range (n))
+    if (group == RANGES_NONE)
       continue;
-    name = g_strconcat (n->name, ".act_max", NULL);
+    range = range_name (n);
+    name = g_strconcat (range, ".act_max", NULL);
     if (!hfam_st_find (b->st, name)) {
-      if (lbb)
-        missing_lbb = missing_lbb ? missing_lbb : n->name;
-      else
-        missing = missing ? missing : n->name;
+      if (!missing[group])
+        missing[group] = g_steal_pointer (&name);
       continue;
     }
     if (!(t = hfam_st_take (b->st, name, 1, shape, &b->error)))
-      return;
+      break;
     hfam_st_to_f32 (t, &n->act_max);
     if (!(n->act_max > 0)) {
       g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
                    "%s: tensor %s: activation range %g, want a value above 0",
                    hfam_st_path (b->st), name, n->act_max);
-      return;
+      break;
     }
-    if (lbb)
-      found_lbb++;
-    else
-      found++;
+    found[group]++;
   }
-  if (b->error)
-    return;
-  if ((found > 0 || found_lbb > 0) && missing)
-    g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                 "%s: tensor %s.act_max missing: a file with activation ranges needs one for "
-                 "the input and every convolution of the encoder", hfam_st_path (b->st), missing);
-  else if (found_lbb > 0 && missing_lbb)
-    g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT,
-                 "%s: tensor %s.act_max missing: L-BB's activation ranges are all there or "
-                 "none (L-BB then runs in fp32)", hfam_st_path (b->st), missing_lbb);
-  *complete = found > 0 && !b->error;
+  for (int group = 0; group < N_RANGE_GROUPS && !b->error; group++) {
+    const char *why = need[group];
+    /* the encoder's are missing when any group has some */
+    gboolean refused = group == RANGES_ENCODER
+                           ? found[RANGES_ENCODER] + found[RANGES_LBB]
+                                     + found[RANGES_DECODERS] > 0
+                           : found[group] > 0;
+    /* the detail decoder's last block reads L-BB's output in int8, in L-BB's range */
+    if (group == RANGES_LBB && !refused && found[RANGES_DECODERS] > 0) {
+      refused = TRUE;
+      why = "the decoders' activation ranges need L-BB's";
+    }
+    if (refused && missing[group])
+      g_set_error (&b->error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: tensor %s missing: %s",
+                   hfam_st_path (b->st), missing[group], why);
+  }
+  *complete = found[RANGES_ENCODER] > 0 && !b->error;
+  for (int group = 0; group < N_RANGE_GROUPS; group++)
+    g_free (missing[group]);
 }
 
 HfamGraph *

@@ -79,8 +79,10 @@ typedef struct {
   HfamSkParams sk;             /* SK_PROJECT; inputs[0] = concat(b0..b3) */
   int factor;                  /* AVGPOOL, POOL_MAP */
   const HfamStTensor *attention_weight, *attention_bias;  /* ATTENTION */
-  /* INPUT and the CONVs of the encoder and L-BB: the tensor NAME.act_max (model/README.md, "Activation ranges"),
-   * the magnitude this value's int8 form reaches (calibrated); 0 without one (L-BB then runs fp32) */
+  /* The input, the SK projections and the convolutions of the groups of activation ranges
+   * (graph.c, model/README.md "Activation ranges"): the magnitude this value's int8 form
+   * reaches, from the file's NAME.act_max (calibrated); 0 without one (L-BB and the decoders'
+   * group then run in fp32 or bf16). The CPU backend runs each such convolution in int8. */
   float act_max;
 } HfamNode;
 
@@ -100,10 +102,6 @@ typedef struct {
   int *lane_waits;
   gboolean *lane_signals;
 } HfamGraph;
-
-/* Whether a file's activation ranges (model/README.md) have one for the node besides the
- * input's: the convolutions of the encoder and L-BB, which the CPU backend can run in int8. */
-gboolean hfam_node_has_act_range (const HfamNode *n);
 
 /* Builds the graph, taking every tensor it needs from `st` (checked by name and shape). */
 HfamGraph *hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error);

@@ -36,11 +36,12 @@ typedef enum {
                               AVX512-BF16 (INT8_BF16, or BF16 without ranges), else fp32 */
   HFAM_PRECISION_FP32,
   HFAM_PRECISION_FP16,     /* CUDA only: the CPU backend computes in fp32 whatever is asked */
-  HFAM_PRECISION_INT8,     /* CPU: the encoder and L-BB in int8 (needs the file's ranges);
-                              CUDA computes fp16 */
+  HFAM_PRECISION_INT8,     /* CPU: the encoder, and L-BB and the decoders where the file
+                              has their ranges, in int8 (needs the file's ranges); CUDA
+                              computes fp16 */
   HFAM_PRECISION_BF16,     /* CPU with AVX512-BF16: the convolutions in bf16; CUDA computes
                               fp16 */
-  HFAM_PRECISION_INT8_BF16,/* CPU with VNNI and AVX512-BF16: INT8's encoder and L-BB, the
+  HFAM_PRECISION_INT8_BF16,/* CPU with VNNI and AVX512-BF16: INT8's int8 layers, the
                               other convolutions in bf16; CUDA computes fp16 */
 } HfamPrecision;
 

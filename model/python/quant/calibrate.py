@@ -7,7 +7,10 @@ the value's magnitudes in a picture (--percentile; 100: the largest magnitude; c
 validation data, BENCHMARKS.md), on the held-out photos of the training set (pack.held_out,
 never the DEV set), run at the inference size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
 `NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its residual
-sum and ReLU; --lbb-fp32 leaves L-BB's out, and the engine then runs L-BB in fp32.
+sum and ReLU; --lbb-fp32 leaves L-BB's out, and the engine then runs L-BB in fp32 (or bf16).
+--decoders adds the decoders' group, which the engine then runs in int8 too: MFEM's branches
+b0..b3 and its projection (`mfemL.project.conv`, the SK projection's output), the context and
+PSP convolutions, and every convolution of both decoders but their last layers.
 
     /usr/bin/python3 model/python/quant/calibrate.py --model model/default/default.safetensors \\
         --images ../shared/data/people-train/images -o /tmp/calibrated.safetensors
@@ -45,9 +48,11 @@ def frame_peak(value: torch.Tensor, relu: bool, percentile: float) -> float:
     return float(magnitudes.kthvalue(rank).values)
 
 
-def range_hooks(model: torch.nn.Module, ranges: Dict[str, float], percentile: float = 100):
+def range_hooks(model: torch.nn.Module, ranges: Dict[str, float], percentile: float = 100,
+                lbb: bool = True, decoders: bool = False):
     """Forward hooks that raise ranges[name] to each value's percentile of magnitudes in a
-    frame: the range is the largest of these over the calibration frames."""
+    frame: the range is the largest of these over the calibration frames. The encoder's
+    always, L-BB's and the decoders' group's if asked."""
     encoder = model.encoder
     def keep(name, value, relu):
         peak = frame_peak(value, relu, percentile)
@@ -68,8 +73,22 @@ def range_hooks(model: torch.nn.Module, ranges: Dict[str, float], percentile: fl
             hooks.append(on(block, f"{prefix}.{convs[-1]}", True))
             if block.downsample is not None:
                 hooks.append(on(block.downsample, f"{prefix}.downsample.0", False))
-    for j, layer in enumerate(model.lbb):
-        hooks.append(on(layer, f"lbb.{j}.conv", True))
+    if lbb:
+        for j, layer in enumerate(model.lbb):
+            hooks.append(on(layer, f"lbb.{j}.conv", True))
+    if decoders:
+        for level in (2, 3, 4):
+            mfem = getattr(model, f"mfem{level}")
+            for part in ("b0", "b1", "b2", "b3", "project"):
+                hooks.append(on(getattr(mfem, part), f"mfem{level}.{part}.conv", True))
+        hooks.append(on(model.context, "context.conv", True))
+        for i in range(5):
+            hooks.append(on(getattr(model, f"psp{i}"), f"psp{i}.conv", True))
+            for decoder in ("semantic", "detail"):
+                # the last layers (plain, no ReLU) keep their logits out of int8
+                for j, layer in enumerate(getattr(model, f"{decoder}{i}")):
+                    if layer.relu:
+                        hooks.append(on(layer, f"{decoder}{i}.{j}.conv", True))
     return hooks
 
 
@@ -94,6 +113,9 @@ def main(argv=None) -> int:
                         "value's magnitudes in a photo (100: the largest magnitude)")
     p.add_argument("--lbb-fp32", action="store_true",
                    help="leave L-BB's ranges out, so that the engine runs L-BB in fp32")
+    p.add_argument("--decoders", action="store_true",
+                   help="add the ranges of MFEM, the context and PSP convolutions and the "
+                        "decoders, so that the engine runs them in int8 too")
     p.add_argument("-o", "--output", required=True)
     args = p.parse_args(argv)
 
@@ -106,14 +128,21 @@ def main(argv=None) -> int:
     tensors = {k: v for k, v in tensors.items() if not k.endswith(SUFFIX)}
     model = hfam.build_folded(hfam.HfamConfig.from_metadata(metadata), tensors)
     ranges: Dict[str, float] = {}
+    if args.decoders and args.lbb_fp32:
+        # the detail decoder's last block reads L-BB's output in L-BB's range
+        raise SystemExit("--decoders needs L-BB's ranges: leave out --lbb-fp32")
     if not 0 < args.percentile <= 100:
         raise SystemExit(f"--percentile {args.percentile}: want a value in (0, 100]")
-    hooks = range_hooks(model, ranges, args.percentile)
+    hooks = range_hooks(model, ranges, args.percentile, not args.lbb_fp32, args.decoders)
     with torch.no_grad():
         for name in names:
             rgb = np.asarray(Image.open(os.path.join(args.images, name)).convert("RGB"))
-            f = model.encoder(hfam.preprocess(rgb, model.config, args.size or None))
-            # L-BB as HFAM.forward runs it; the decoders need no ranges
+            x = hfam.preprocess(rgb, model.config, args.size or None)
+            if args.decoders:
+                model(x)
+                continue
+            f = model.encoder(x)
+            # L-BB as HFAM.forward runs it; without --decoders the rest needs no ranges
             if not args.lbb_fp32:
                 model.lbb(torch.cat([f[0], hfam.up(f[1], f[0].shape[-2:])], dim=1))
     for h in hooks:
