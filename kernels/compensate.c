@@ -30,7 +30,7 @@ hfam_flow_params_valid (const HfamFlowParams *p)
   /* (written so that NaN fails) */
   return p && p->block >= 2 && p->levels >= 1 && p->levels <= HFAM_FLOW_MAX_LEVELS
          && p->search >= 1 && p->search <= HFAM_FLOW_MAX_SEARCH && p->bias >= 0.0f
-         && isfinite (p->bias);
+         && isfinite (p->bias) && p->spread >= 0 && p->spread <= HFAM_FLOW_MAX_SPREAD;
 }
 
 void
@@ -74,7 +74,8 @@ hfam_compensate_scratch_floats (int w, int h, const HfamFlowParams *p)
   const size_t flow = flow_scratch_floats (w, h, p), plane = (size_t) w * h;
   int bw, bh;
 
-  /* the vectors, then the flow's scratch, which the warp's two outputs reuse */
+  /* the vectors, then the flow's scratch, which the warp's two outputs (and then the spread
+   * of moved) reuse */
   hfam_flow_blocks (w, h, p, &bw, &bh);
   return 2 * (size_t) bw * bh + (flow > 2 * plane ? flow : 2 * plane);
 }
@@ -462,6 +463,58 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
   return failed ? -1 : 0;
 }
 
+static inline float
+maxf (float a, float b)
+{
+  return a > b ? a : b;
+}
+
+/* Row y of tmp: row y of plane's largest value over x - r..x + r (clipped); by offsets, so
+ * that each pass vectorises */
+HFAM_VECTOR_CLONES static void
+row_max (const float *plane, int w, int y, int r, float *tmp)
+{
+  const float *in = plane + (size_t) y * w;
+  float *out = tmp + (size_t) y * w;
+
+  memcpy (out, in, sizeof (float) * w);
+  for (int i = 1; i <= r && i < w; i++) {
+    for (int x = 0; x + i < w; x++)
+      out[x] = maxf (out[x], in[x + i]);
+    for (int x = i; x < w; x++)
+      out[x] = maxf (out[x], in[x - i]);
+  }
+}
+
+/* Row y of plane: tmp's largest value over rows y - r..y + r (clipped) */
+HFAM_VECTOR_CLONES static void
+column_max (const float *tmp, int w, int h, int y, int r, float *plane)
+{
+  float *out = plane + (size_t) y * w;
+
+  memcpy (out, tmp + (size_t) y * w, sizeof (float) * w);
+  for (int j = y - r < 0 ? 0 : y - r; j <= mini (y + r, h - 1); j++) {
+    const float *in = tmp + (size_t) j * w;
+    for (int x = 0; x < w; x++)
+      out[x] = maxf (out[x], in[x]);
+  }
+}
+
+/* plane (w x h) replaced by its largest value over the (2 r + 1)^2 window around each pixel,
+ * clipped to the image; tmp: w x h floats */
+static void
+window_max (float *plane, int w, int h, int r, float *tmp)
+{
+  const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
+
+#pragma omp parallel for if (parallel)
+  for (int y = 0; y < h; y++)
+    row_max (plane, w, y, r, tmp);
+#pragma omp parallel for if (parallel)
+  for (int y = 0; y < h; y++)
+    column_max (tmp, w, h, y, r, plane);
+}
+
 int
 hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
                         int h, const HfamFlowParams *p, float *moved, float *scratch)
@@ -480,5 +533,7 @@ hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, 
     return -1;
   memcpy (kept_matte, rest, sizeof (float) * w * h);
   memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);
+  if (moved && p->spread > 0)
+    window_max (moved, w, h, p->spread, rest);
   return 0;
 }

@@ -189,6 +189,21 @@ warp_kernel (const float *a, const float *b, int w, int h, int block, const floa
   out_b[(size_t) y * w + x] = bilinear (b, w, x0, y0, x1, y1, fx, fy);
 }
 
+/* compensate.c's window_max, one pass: out = in's largest value over [x - rx, x + rx] x
+ * [y - ry, y + ry] (clipped); max is exact, so the CPU's order does not matter */
+__global__ void
+max_kernel (const float *in, int w, int h, int rx, int ry, float *out)
+{
+  const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
+  if (x >= w || y >= h)
+    return;
+  float m = in[(size_t) y * w + x];
+  for (int j = max (0, y - ry); j <= min (h - 1, y + ry); j++)
+    for (int i = max (0, x - rx); i <= min (w - 1, x + rx); i++)
+      m = fmaxf (m, in[(size_t) j * w + i]);
+  out[(size_t) y * w + x] = m;
+}
+
 dim3
 pixel_grid (int w, int h)
 {
@@ -250,5 +265,15 @@ hfam_cuda_motion_compensate (float *kept_matte, float *kept_grey, const float *g
   if (err == cudaSuccess)
     err = cudaMemcpyAsync (kept_grey, rest + plane, sizeof (float) * plane,
                            cudaMemcpyDeviceToDevice, stream);
-  return err;
+  if (err != cudaSuccess || !moved || p->spread == 0)
+    return err;
+  /* the spread: along the rows into the warp's first output (copied out above), then along
+   * the columns back */
+  max_kernel<<<pixel_grid (w, h), dim3 (BLOCK_X, BLOCK_Y), 0, stream>>> (moved, w, h,
+                                                                           p->spread, 0, rest);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  max_kernel<<<pixel_grid (w, h), dim3 (BLOCK_X, BLOCK_Y), 0, stream>>> (rest, w, h, 0,
+                                                                           p->spread, moved);
+  HFAM_CUDA_LAUNCH_CHECK ();
+  return cudaSuccess;
 }

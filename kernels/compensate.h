@@ -18,8 +18,9 @@
  *     centres' (clamped at the borders), and the kept matte and kept grey are sampled there
  *     bilinearly (clamped to the image).
  * The blend then measures the change on the warped grey, so that where the flow is wrong the
- * change is large and the fresh matte is taken, and holds the pixels the warp moved less
- * (temporal.h). */
+ * change is large and the fresh matte is taken, and holds less the pixels near which the
+ * picture moved (temporal.h): what the flow gets a little wrong would add up there, frame after
+ * frame, as lag. */
 #ifndef HFAM_KERNELS_COMPENSATE_H
 #define HFAM_KERNELS_COMPENSATE_H
 
@@ -34,10 +35,13 @@ typedef struct {
   int levels;   /* pyramid levels, 1 (full size only) to HFAM_FLOW_MAX_LEVELS */
   int search;   /* the coarsest level's search radius, in its pixels, 1..HFAM_FLOW_MAX_SEARCH */
   float bias;   /* cost added per pixel of |ux| + |uy| (grey in 0..1, squared), >= 0 */
+  int spread;   /* hfam_motion_compensate's moved: the largest |u| within this many pixels,
+                   0..HFAM_FLOW_MAX_SPREAD */
 } HfamFlowParams;
 
 #define HFAM_FLOW_MAX_LEVELS 4
 #define HFAM_FLOW_MAX_SEARCH 16
+#define HFAM_FLOW_MAX_SPREAD 64
 
 int hfam_flow_params_valid (const HfamFlowParams *p);
 
@@ -61,9 +65,11 @@ int hfam_warp_planes (const float *a, const float *b, int w, int h, int block,
                       float *moved);
 
 /* kept_matte and kept_grey (w x h each) warped in place along the flow of grey against
- * kept_grey, and how far each pixel moved (|u|, in pixels) into moved (w x h) unless NULL:
- * temporal.h's blend holds a moved matte less. 0, or -1 on bad arguments or when out of
- * memory (the planes unchanged). */
+ * kept_grey, and how far the picture moved around each pixel (the largest |u(q)|, in pixels,
+ * over the pixels q within p->spread each way) into moved (w x h) unless NULL: temporal.h's
+ * blend holds a moved matte less, and the pixels next to a moving edge too, whose kept matte
+ * may hold where the edge was. 0, or -1 on bad arguments or when out of memory (the planes
+ * unchanged). */
 int hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, int w,
                             int h, const HfamFlowParams *p, float *moved, float *scratch);
 

@@ -8,8 +8,8 @@
  *         (clipped to the image), grey being the frame's mean R'G'B' in 0..1 at the inference
  *         size (hfam_motion_grey);
  *   s   = h * clamp ((moving - d) / (moving - still), 0, 1), h = hold where the kept matte
- *         was not moved, hold_moved where motion compensation (compensate.h) moved it by a
- *         pixel or more, linearly between;
+ *         was not moved, hold_moved where motion compensation (compensate.h) says the
+ *         picture moved a pixel or more around it, linearly between;
  *   matte = (1 - s) fresh + s matte.
  * Where the picture is still (d <= still: the camera's noise) the matte is held with weight
  * `hold`; where it moves (d >= moving) the fresh matte replaces it at once; between, linearly.
@@ -31,7 +31,7 @@ typedef struct {
   float still;    /* picture change (0..1) at or below which the matte is held */
   float moving;   /* ... at or above which the fresh matte is taken, > still */
   int radius;     /* of the window the change is averaged over, >= 0 */
-  float hold_moved;  /* the weight where the kept matte was moved a pixel or more, 0..1 */
+  float hold_moved;  /* the weight where the picture moved a pixel or more around, 0..1 */
 } HfamMotionParams;
 
 int hfam_motion_params_valid (const HfamMotionParams *p);
@@ -43,8 +43,8 @@ void hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessPar
                        float *grey);
 
 /* matte (w x h, in place) blended with fresh as above, grey and kept_grey the two frames'
- * grey planes, moved how far each pixel of the kept matte was moved (w x h, in pixels, as
- * hfam_motion_compensate gives it; NULL: not moved). 0, or -1 on bad arguments or no memory. */
+ * grey planes, moved how far the picture moved around each pixel (w x h, in pixels, as
+ * hfam_motion_compensate gives it; NULL: nowhere). 0, or -1 on bad arguments or no memory. */
 int hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
                              const float *kept_grey, const float *moved, int w, int h,
                              const HfamMotionParams *p);

@@ -108,13 +108,13 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   const HfamForegroundParams foreground = { HFAM_FOREGROUND_RADIUS_LARGE,
                                             HFAM_FOREGROUND_RADIUS_SMALL,
                                             HFAM_FOREGROUND_COARSE };
-  const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
-                                HFAM_FLOW_BIAS };
+  HfamFlowParams flow;
   gint64 t[N_STEPS + 1];
   int failed = 0;
 
   omp_set_num_threads (threads);
   hfam_motion_params_init (&motion, HFAM_TEMPORAL_SMOOTHING_DEFAULT);
+  hfam_flow_params_init (&flow);
   yuv_pre.yuv = b->yuv_to_rgb;
   t[0] = g_get_monotonic_time ();
 #ifdef HFAM_HAVE_GST_VIDEO
@@ -264,8 +264,8 @@ main (int argc, char **argv)
   /* (the first round's blend reads it before a compensation has written it) */
   moved = g_new0 (float, (size_t) inf_w * inf_h);
   {
-    const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
-                                  HFAM_FLOW_BIAS };
+    HfamFlowParams flow;
+    hfam_flow_params_init (&flow);
     flow_scratch = g_new (float, hfam_compensate_scratch_floats (inf_w, inf_h, &flow));
   }
   /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */

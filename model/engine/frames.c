@@ -328,9 +328,9 @@ static gboolean
 compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
-  const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
-                              HFAM_FLOW_BIAS };
   const size_t plane = (size_t) ctx->width * ctx->height;
+  HfamFlowParams fp;
+  hfam_flow_params_init (&fp);
   const size_t floats = plane + hfam_compensate_scratch_floats (ctx->width, ctx->height, &fp);
 
   if (!ensure_counted (ctx, &kept->flow_scratch, &kept->flow_scratch_bytes,
@@ -411,6 +411,14 @@ hfam_motion_params_init (HfamMotionParams *p, float smoothing)
   *p = (HfamMotionParams) { .hold = smoothing, .still = HFAM_MOTION_STILL,
                             .moving = HFAM_MOTION_MOVING, .radius = HFAM_MOTION_RADIUS,
                             .hold_moved = smoothing * HFAM_MOTION_MOVED_SHARE };
+}
+
+void
+hfam_flow_params_init (HfamFlowParams *p)
+{
+  *p = (HfamFlowParams) { .block = HFAM_FLOW_BLOCK, .levels = HFAM_FLOW_LEVELS,
+                          .search = HFAM_FLOW_SEARCH, .bias = HFAM_FLOW_BIAS,
+                          .spread = HFAM_FLOW_SPREAD };
 }
 
 void
@@ -717,9 +725,9 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
           && kept->width == width && kept->height == height;
   HfamMotionParams motion;
+  HfamFlowParams flow;
   hfam_motion_params_init (&motion, collected.smoothing);
-  const HfamFlowParams flow = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
-                                HFAM_FLOW_BIAS };
+  hfam_flow_params_init (&flow);
   ok = ctx->backend->device->keep_matte (
       ctx->backend, blend, collected.smoothing,
       collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,

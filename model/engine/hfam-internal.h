@@ -25,6 +25,9 @@ void hfam_model_preprocess_params (const HfamModel *model, HfamPreprocessParams 
  * `smoothing`, the rest from hfam.h's HFAM_MOTION_*, as the element's frames get them. */
 void hfam_motion_params_init (HfamMotionParams *p, float smoothing);
 
+/* HFAM_TEMPORAL_COMPENSATED's flow parameters (kernels/compensate.h): hfam.h's HFAM_FLOW_*. */
+void hfam_flow_params_init (HfamFlowParams *p);
+
 /* Inference size for a frame (model/README.md): long side `long_side`, multiples of 32. */
 void hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h);
 

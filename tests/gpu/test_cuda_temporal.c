@@ -138,7 +138,7 @@ check_compensate (GRand *rand, int w, int h, double dx, double dy)
 {
   const size_t n = (size_t) w * h, bytes = sizeof (float) * n;
   /* libhfam's (hfam.h, HFAM_FLOW_*) */
-  const HfamFlowParams p = { 8, 3, 4, 2e-5f };
+  const HfamFlowParams p = { 8, 3, 4, 2e-5f, 8 };
   const size_t floats = hfam_compensate_scratch_floats (w, h, &p);
   g_autofree double *bumps = g_new (double, 4 * 200);
   g_autofree float *matte = g_new (float, n), *grey = g_new (float, n);

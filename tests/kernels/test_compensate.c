@@ -1,8 +1,8 @@
 /* Motion compensation on the CPU (kernels/compensate.c): the flow against a plain
  * double-precision one written from compensate.h's description (every level, every candidate,
  * the parabola) on tiny planes, the warp against a plain bilinear sampler, a texture moved by
- * a known shift found again and undone, a still picture left exactly as it is, and the
- * arguments refused. */
+ * a known shift found again and undone, the spread of the distances moved, a still picture
+ * left exactly as it is, and the arguments refused. */
 #include "compensate.h"
 
 #include <glib.h>
@@ -178,7 +178,7 @@ test_flow_oracle (void)
 
   for (size_t c = 0; c < G_N_ELEMENTS (cases); c++) {
     const int w = cases[c][0], h = cases[c][1];
-    const HfamFlowParams p = { cases[c][2], cases[c][3], cases[c][4], 1e-5f };
+    const HfamFlowParams p = { cases[c][2], cases[c][3], cases[c][4], 1e-5f, 0 };
     int bw, bh;
     hfam_flow_blocks (w, h, &p, &bw, &bh);
     g_autofree double *blobs = random_blobs (40, w, h);
@@ -255,7 +255,7 @@ test_shift (void)
 {
   static const double shifts[][2] = { { 3, -2 }, { 1.5, 0.25 }, { -9, 5 } };
   const int w = 128, h = 72;
-  const HfamFlowParams p = { 8, 3, 4, 1e-5f };
+  const HfamFlowParams p = { 8, 3, 4, 1e-5f, 0 };
   int bw, bh;
   hfam_flow_blocks (w, h, &p, &bw, &bh);
   g_autofree double *blobs = random_blobs (500, w, h);
@@ -300,12 +300,51 @@ test_shift (void)
   }
 }
 
+/* moved with a spread: the largest of the distances without one over the window around each
+ * pixel (clipped to the image); the planes are warped the same either way. The picture moves
+ * on its left half only, so that the distances vary. */
+static void
+test_spread (void)
+{
+  const int w = 64, h = 40, r = 5;
+  const HfamFlowParams p = { 8, 2, 3, 1e-5f, r }, raw = { 8, 2, 3, 1e-5f, 0 };
+  g_autofree double *blobs = random_blobs (60, w, h);
+  float grey[64 * 40], shifted[64 * 40], kept[2][64 * 40], matte[2][64 * 40], moved[2][64 * 40];
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
+  int spread_out = 0;
+
+  texture (kept[0], w, h, 0, 0, blobs, 60);
+  texture (shifted, w, h, 3, 1, blobs, 60);
+  for (int i = 0; i < w * h; i++) {
+    grey[i] = i % w < w / 2 ? shifted[i] : kept[0][i];
+    matte[0][i] = matte[1][i] = (float) g_rand_double (rng);
+  }
+  memcpy (kept[1], kept[0], sizeof kept[0]);
+  g_assert_cmpint (hfam_motion_compensate (matte[0], kept[0], grey, w, h, &raw, moved[0],
+                                           scratch), ==, 0);
+  g_assert_cmpint (hfam_motion_compensate (matte[1], kept[1], grey, w, h, &p, moved[1],
+                                           scratch), ==, 0);
+  g_assert_cmpmem (matte[0], sizeof matte[0], matte[1], sizeof matte[1]);
+  g_assert_cmpmem (kept[0], sizeof kept[0], kept[1], sizeof kept[1]);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      float want = 0.0f;
+      for (int j = MAX (0, y - r); j <= MIN (h - 1, y + r); j++)
+        for (int i = MAX (0, x - r); i <= MIN (w - 1, x + r); i++)
+          want = MAX (want, moved[0][j * w + i]);
+      g_assert_cmpfloat (moved[1][y * w + x], ==, want);
+      spread_out += moved[1][y * w + x] > moved[0][y * w + x];
+    }
+  /* the window reached pixels that did not move as far themselves */
+  g_assert_cmpint (spread_out, >, 0);
+}
+
 /* The same picture twice: every vector 0, and the planes come back exactly. */
 static void
 test_still (void)
 {
   const int w = 40, h = 30;
-  const HfamFlowParams p = { 8, 2, 3, 1e-5f };
+  const HfamFlowParams p = { 8, 2, 3, 1e-5f, 4 };
   g_autofree double *blobs = random_blobs (20, w, h);
   float grey[40 * 30], kept[40 * 30], matte[40 * 30], was[40 * 30], moved[40 * 30];
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
@@ -327,7 +366,7 @@ static void
 test_arguments (void)
 {
   float m[16] = { 0 }, g[16] = { 0 }, k[16] = { 0 }, scratch[256];
-  HfamFlowParams p = { 2, 1, 1, 0.0f };
+  HfamFlowParams p = { 2, 1, 1, 0.0f, 1 };
 
   g_assert_cmpuint (hfam_compensate_scratch_floats (4, 4, &p), <=, G_N_ELEMENTS (scratch));
   g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, NULL, scratch), ==, 0);
@@ -342,6 +381,11 @@ test_arguments (void)
   p.search = 0;
   g_assert_false (hfam_flow_params_valid (&p));
   p.search = 1;
+  p.spread = HFAM_FLOW_MAX_SPREAD + 1;
+  g_assert_false (hfam_flow_params_valid (&p));
+  p.spread = -1;
+  g_assert_false (hfam_flow_params_valid (&p));
+  p.spread = 1;
   p.bias = NAN;
   g_assert_cmpint (hfam_motion_compensate (m, k, g, 4, 4, &p, NULL, scratch), ==, -1);
 }
@@ -354,6 +398,7 @@ main (int argc, char **argv)
   g_test_add_func ("/compensate/flow-oracle", test_flow_oracle);
   g_test_add_func ("/compensate/warp-oracle", test_warp_oracle);
   g_test_add_func ("/compensate/shift", test_shift);
+  g_test_add_func ("/compensate/spread", test_spread);
   g_test_add_func ("/compensate/still", test_still);
   g_test_add_func ("/compensate/arguments", test_arguments);
   return g_test_run ();

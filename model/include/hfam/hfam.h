@@ -135,11 +135,14 @@ typedef enum {
 
 /* HFAM_TEMPORAL_COMPENSATED's block matching (kernels/compensate.h): blocks of
  * HFAM_FLOW_BLOCK pixels at the inference size, HFAM_FLOW_LEVELS pyramid levels, a search
- * radius of HFAM_FLOW_SEARCH pixels at the coarsest, HFAM_FLOW_BIAS per pixel moved. */
+ * radius of HFAM_FLOW_SEARCH pixels at the coarsest, HFAM_FLOW_BIAS per pixel moved; a pixel
+ * counts as moved (HFAM_MOTION_MOVED_SHARE) as far as the picture moved within
+ * HFAM_FLOW_SPREAD pixels of it (a block: chosen on the validation video set too). */
 #define HFAM_FLOW_BLOCK 8
 #define HFAM_FLOW_LEVELS 3
 #define HFAM_FLOW_SEARCH 4
 #define HFAM_FLOW_BIAS 2e-5f
+#define HFAM_FLOW_SPREAD 8
 
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {

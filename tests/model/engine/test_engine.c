@@ -620,8 +620,7 @@ test_compensated_matte (void)
                                         .temporal = HFAM_TEMPORAL_COMPENSATED };
   const HfamFrameParams none = { .long_side = 64 };
   HfamMotionParams mp;
-  const HfamFlowParams fp = { HFAM_FLOW_BLOCK, HFAM_FLOW_LEVELS, HFAM_FLOW_SEARCH,
-                              HFAM_FLOW_BIAS };
+  HfamFlowParams fp;
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[2];
 
@@ -641,6 +640,7 @@ test_compensated_matte (void)
   const int w = ctx->kept.width, h = ctx->kept.height;
   g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
   g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  hfam_flow_params_init (&fp);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
   g_autofree float *moved = g_new (float, w * h);
   g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
