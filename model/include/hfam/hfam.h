@@ -128,9 +128,10 @@ typedef enum {
 #define HFAM_MOTION_MOVING 0.02f
 #define HFAM_MOTION_RADIUS 2
 #define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.85f
-/* HFAM_TEMPORAL_COMPENSATED holds the pixels it moved by a pixel or more with this share of
- * the smoothing only (from the full smoothing at no motion, linearly): the flow's errors add
- * up while a moving edge is held, and show as lag. Chosen on the validation video set too. */
+/* HFAM_TEMPORAL_COMPENSATED holds the pixels near which the picture moved a pixel or more
+ * (HFAM_FLOW_SPREAD below) with this share of the smoothing only (from the full smoothing at
+ * no motion, linearly): the flow's errors add up while a moving edge is held, and show as lag.
+ * Chosen on the validation video set too. */
 #define HFAM_MOTION_MOVED_SHARE 0.35f
 
 /* HFAM_TEMPORAL_COMPENSATED's block matching (kernels/compensate.h): blocks of
