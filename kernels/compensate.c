@@ -40,44 +40,39 @@ hfam_flow_blocks (int w, int h, const HfamFlowParams *p, int *bw, int *bh)
   *bh = (h + p->block - 1) / p->block;
 }
 
-/* The levels in use: as many as asked while the coarsest still holds a whole block. */
-static int
-levels_of (int w, int h, const HfamFlowParams *p)
+void
+hfam_flow_layout (int w, int h, const HfamFlowParams *p, HfamFlowLayout *layout)
 {
-  int n = 1;
+  size_t next = 0;
 
-  while (n < p->levels && (w >> n) >= p->block && (h >> n) >= p->block)
-    n++;
-  return n;
-}
-
-/* hfam_block_flow's: every level's integer vectors, and both planes below full size */
-static size_t
-flow_scratch_floats (int w, int h, const HfamFlowParams *p)
-{
-  const int levels = levels_of (w, h, p);
-  size_t n = 0;
-
-  for (int l = 0; l < levels; l++) {
-    int bw, bh;
-    hfam_flow_blocks (w >> l, h >> l, p, &bw, &bh);
-    n += 2 * (size_t) bw * bh;
+  layout->levels = 1;
+  while (layout->levels < p->levels && (w >> layout->levels) >= p->block
+         && (h >> layout->levels) >= p->block)
+    layout->levels++;
+  for (int l = 0; l < layout->levels; l++) {
+    layout->w[l] = w >> l;
+    layout->h[l] = h >> l;
+    layout->planes[l] = next;
     if (l > 0)
-      n += 2 * (size_t) (w >> l) * (h >> l);
+      next += 2 * (size_t) layout->w[l] * layout->h[l];
+    hfam_flow_blocks (layout->w[l], layout->h[l], p, &layout->bw[l], &layout->bh[l]);
+    layout->vectors[l] = next;
+    next += 2 * (size_t) layout->bw[l] * layout->bh[l];
   }
-  return n;
+  layout->floats = next;
 }
 
 size_t
 hfam_compensate_scratch_floats (int w, int h, const HfamFlowParams *p)
 {
-  const size_t flow = flow_scratch_floats (w, h, p), plane = (size_t) w * h;
-  int bw, bh;
+  const size_t plane = (size_t) w * h;
+  HfamFlowLayout layout;
 
-  /* the vectors, then the flow's scratch, which the warp's two outputs (and then the spread
-   * of moved) reuse */
-  hfam_flow_blocks (w, h, p, &bw, &bh);
-  return 2 * (size_t) bw * bh + (flow > 2 * plane ? flow : 2 * plane);
+  /* the full-size vectors, then the pyramid, whose floats the warp's two outputs (and then
+   * the spread of moved) reuse */
+  hfam_flow_layout (w, h, p, &layout);
+  return 2 * (size_t) layout.bw[0] * layout.bh[0]
+         + (layout.floats > 2 * plane ? layout.floats : 2 * plane);
 }
 
 /* out (w / 2 x h / 2) = the 2 x 2 means of in (w x h) */
@@ -304,26 +299,25 @@ hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
       || !hfam_flow_params_valid (p))
     return -1;
 
-  const int levels = levels_of (w, h, p);
+  HfamFlowLayout layout;
+  hfam_flow_layout (w, h, p, &layout);
+  const int levels = layout.levels;
+  const int *bw = layout.bw, *bh = layout.bh;
   Level level[HFAM_FLOW_MAX_LEVELS];
-  int *vectors[HFAM_FLOW_MAX_LEVELS], bw[HFAM_FLOW_MAX_LEVELS], bh[HFAM_FLOW_MAX_LEVELS];
-  float *next = scratch;
+  int *vectors[HFAM_FLOW_MAX_LEVELS];
 
   /* (ints in float-sized slots) */
   _Static_assert (sizeof (int) == sizeof (float), "an int per float of scratch");
   for (int l = 0; l < levels; l++) {
-    level[l] = (Level) { grey, kept_grey, w >> l, h >> l, p->block };
+    level[l] = (Level) { grey, kept_grey, layout.w[l], layout.h[l], p->block };
     if (l > 0) {
-      float *g = next, *k = next + (size_t) level[l].w * level[l].h;
+      float *g = scratch + layout.planes[l], *k = g + (size_t) layout.w[l] * layout.h[l];
       halve (level[l - 1].grey, level[l - 1].w, level[l - 1].h, g);
       halve (level[l - 1].kept, level[l - 1].w, level[l - 1].h, k);
       level[l].grey = g;
       level[l].kept = k;
-      next = k + (size_t) level[l].w * level[l].h;
     }
-    hfam_flow_blocks (level[l].w, level[l].h, p, &bw[l], &bh[l]);
-    vectors[l] = (int *) next;
-    next += 2 * (size_t) bw[l] * bh[l];
+    vectors[l] = (int *) (scratch + layout.vectors[l]);
   }
   /* each level by the full size's rule: the coarsest level's full search costs about as much
    * as the finest level's */

@@ -219,32 +219,28 @@ hfam_cuda_motion_compensate (float *kept_matte, float *kept_grey, const float *g
 {
   HFAM_CUDA_REQUIRE (kept_matte && kept_grey && grey && scratch && w >= 1 && h >= 1
                      && hfam_flow_params_valid (p));
-  int levels = 1;
-  while (levels < p->levels && (w >> levels) >= p->block && (h >> levels) >= p->block)
-    levels++;
-
-  /* compensate.c's layout: the full-size vectors, then per level its planes (below full
-   * size) and integer vectors; the warp's two outputs after the full-size vectors */
+  /* compensate.c's layout: the full-size vectors, then the pyramid (hfam_flow_layout); the
+   * warp's two outputs after the full-size vectors */
+  HfamFlowLayout layout;
+  hfam_flow_layout (w, h, p, &layout);
+  const int levels = layout.levels;
+  const int *bw = layout.bw, *bh = layout.bh;
   Level level[HFAM_FLOW_MAX_LEVELS];
-  int *vectors[HFAM_FLOW_MAX_LEVELS], bw[HFAM_FLOW_MAX_LEVELS], bh[HFAM_FLOW_MAX_LEVELS];
-  hfam_flow_blocks (w, h, p, &bw[0], &bh[0]);
+  int *vectors[HFAM_FLOW_MAX_LEVELS];
   float *ux = scratch, *uy = scratch + (size_t) bw[0] * bh[0];
-  float *rest = uy + (size_t) bw[0] * bh[0], *next = rest;
+  float *rest = uy + (size_t) bw[0] * bh[0];
   for (int l = 0; l < levels; l++) {
-    level[l] = Level { grey, kept_grey, w >> l, h >> l, p->block };
+    level[l] = Level { grey, kept_grey, layout.w[l], layout.h[l], p->block };
     if (l > 0) {
-      float *g = next, *k = next + (size_t) level[l].w * level[l].h;
+      float *g = rest + layout.planes[l], *k = g + (size_t) layout.w[l] * layout.h[l];
       halve_kernel<<<pixel_grid (level[l].w, level[l].h), dim3 (BLOCK_X, BLOCK_Y), 0,
                      stream>>> (level[l - 1].grey, level[l - 1].kept, level[l - 1].w,
                                 level[l - 1].h, g, k);
       HFAM_CUDA_LAUNCH_CHECK ();
       level[l].grey = g;
       level[l].kept = k;
-      next = k + (size_t) level[l].w * level[l].h;
     }
-    hfam_flow_blocks (level[l].w, level[l].h, p, &bw[l], &bh[l]);
-    vectors[l] = (int *) next;
-    next += 2 * (size_t) bw[l] * bh[l];
+    vectors[l] = (int *) (rest + layout.vectors[l]);
   }
   for (int l = levels - 1; l >= 0; l--) {
     const int nb = bw[l] * bh[l];

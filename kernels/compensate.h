@@ -48,6 +48,20 @@ int hfam_flow_params_valid (const HfamFlowParams *p);
 /* Blocks per row and column at full size: ceil (w / block), ceil (h / block). */
 void hfam_flow_blocks (int w, int h, const HfamFlowParams *p, int *bw, int *bh);
 
+/* Where hfam_block_flow (and its CUDA twin) keeps the pyramid in its scratch, in floats from
+ * the scratch's start: level by level, the two planes (grey, then kept) below full size, then
+ * the level's integer vectors (ux, then uy: bw x bh ints each, an int per float). */
+typedef struct {
+  int levels;   /* in use: as many as asked while the coarsest still holds a whole block */
+  int w[HFAM_FLOW_MAX_LEVELS], h[HFAM_FLOW_MAX_LEVELS];
+  int bw[HFAM_FLOW_MAX_LEVELS], bh[HFAM_FLOW_MAX_LEVELS];
+  size_t planes[HFAM_FLOW_MAX_LEVELS];   /* levels > 0: grey here, kept w x h floats on */
+  size_t vectors[HFAM_FLOW_MAX_LEVELS];
+  size_t floats;                         /* in all */
+} HfamFlowLayout;
+
+void hfam_flow_layout (int w, int h, const HfamFlowParams *p, HfamFlowLayout *layout);
+
 /* Floats of scratch hfam_motion_compensate needs for w x h. */
 size_t hfam_compensate_scratch_floats (int w, int h, const HfamFlowParams *p);
 
