@@ -382,8 +382,8 @@ bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, f
 }
 
 /* One row of the warp. `column` and `weight`: every pixel's first block and the second's weight
- * along the row (between_centres); vx0, vy0 and vx1, vy1 the block rows above and below the
- * pixel row, already blended by ty into row_vx, row_vy (bw each). Where a pixel's vector is 0
+ * along the row (between_centres); row_vx, row_vy: the vectors of the block rows above and
+ * below the pixel row, already blended by its weight (bw each). Where a pixel's vector is 0
  * it keeps its own value (what the sampling gives there, without the arithmetic): on real
  * video most of the picture is still. */
 static void
