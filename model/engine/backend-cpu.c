@@ -189,18 +189,19 @@ plan_explicit_padding (CpuBackend *be, const HfamNode *n, Step *s, const HfamCon
   return TRUE;
 }
 
-/* Winograd F(2x2, 3x3) does 2.25 times fewer multiplications than a direct 3x3 convolution
- * (errors stay near 1e-5 on the golden tests) but keeps its weights 16/9 larger and transforms
- * whole feature maps in its scratchpad: it pays on the wide maps of the decoders with few
- * channels, not on the deep layers whose weights dominate memory. */
+/* oneDNN's Winograd (F(4x4, 3x3), or F(2x2, 3x3) on narrow layers) does 2.25 to 4 times fewer
+ * multiplications than a direct 3x3 convolution and takes about half its time here (errors
+ * stay near 1e-5 on the golden tests), but keeps its weights up to 4 times larger (6x6 tiles)
+ * and transforms whole feature maps in its scratchpad: it pays on maps of some size, not on
+ * the small deep ones whose weights dominate memory. A dilated convolution takes it on its
+ * phase images (backend-cpu-phases.c). */
 #define WINOGRAD_MIN_PIXELS (32 * 32)
-#define WINOGRAD_MAX_WEIGHTS (1 << 20)
+#define WINOGRAD_MAX_WEIGHTS ((size_t) 3 << 20)
 
 static gboolean
 wants_winograd (const HfamConvParams *p, const Value *src)
 {
-  return p->kernel == 3 && p->stride == 1 && p->dilation == 1
-         && src->width * src->height >= WINOGRAD_MIN_PIXELS
+  return p->kernel == 3 && p->stride == 1 && src->width * src->height >= WINOGRAD_MIN_PIXELS
          && (size_t) p->cin * p->cout * 9 <= WINOGRAD_MAX_WEIGHTS;
 }
 
@@ -218,6 +219,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   Value bf16_input = *input;
   const Value *src = input;
   dnnl_memory_t src_mem;
+  gboolean winograd = FALSE, phased = FALSE;
 
   if (be->runs_bf16[id]) {
     bf16_input.md = input->bf16_md;
@@ -226,8 +228,21 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   src_mem = src->mem;
   /* oneDNN has no bf16 Winograd: those run direct */
-  if (!(wants_winograd (p, src) && conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
-                                                        dnnl_convolution_winograd, &pd, NULL))
+  if (!be->runs_bf16[id] && wants_winograd (p, src)) {
+    if (p->dilation == 1) {
+      winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
+                                      dnnl_convolution_winograd, &pd, NULL);
+    } else if (hfam_cpu_phase_fits (p, src)) {
+      HfamConvParams undilated = *p;
+      dnnl_memory_desc_t in_md, out_md;
+      undilated.dilation = undilated.pad = 1;
+      if (!hfam_cpu_phase_mds (be, n, p, src, &in_md, &out_md, error))
+        return FALSE;
+      winograd = phased = conv_primitive_desc (be, n, &undilated, &in_md, &out_md, 1,
+                                               dnnl_convolution_winograd, &pd, NULL);
+    }
+  }
+  if (!winograd
       && !conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad, dnnl_convolution_direct, &pd,
                                error))
     return FALSE;
@@ -249,10 +264,20 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   if (n->op == HFAM_OP_SK_PROJECT)
     s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
-  s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src_mem };
+  if (phased) {
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md,
+                                                                 0);
+    if (!hfam_cpu_plan_phases (be, s, n, p, src, v, sp ? dnnl_memory_desc_get_size (sp) : 0,
+                               error)) {
+      dnnl_primitive_desc_destroy (pd);
+      return FALSE;
+    }
+  }
+  s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, phased ? s->phase_in : src_mem };
   s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };
   s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };
-  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, writes_bf16 ? v->bf16_mem : v->mem };
+  s->args[3] = (dnnl_exec_arg_t) { DNNL_ARG_DST, phased ? s->phase_out
+                                                 : writes_bf16 ? v->bf16_mem : v->mem };
   s->n_args = 4;
   return hfam_cpu_finish_primitive (be, s, n, pd, error);
 }
@@ -515,6 +540,7 @@ clear_plan (CpuBackend *be)
     s->padded = NULL;
     s->padded_mem = s->padded_inner = NULL;
     s->pad_copy = NULL;
+    hfam_cpu_clear_phases (s);
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
@@ -588,6 +614,8 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: no scratchpad");
     goto fail;
   }
+  if (!hfam_cpu_bind_phases (be, error))
+    goto fail;
   return TRUE;
 
 fail:
@@ -674,6 +702,10 @@ run_op (CpuBackend *be, int id, GError **error)
                                   { DNNL_ARG_TO, s->padded_inner } };
       DNNL_TRY (dnnl_primitive_execute (s->pad_copy, be->stream, 2, args), n);
     }
+    if (s->phase_split)
+      return hfam_cpu_run_phases (be, s, n, FALSE, error)
+             && execute (be, n, s->prim, s->args, s->n_args, error)
+             && hfam_cpu_run_phases (be, s, n, TRUE, error);
     return execute (be, n, s->prim, s->args, s->n_args, error);
   case HFAM_OP_SK_PROJECT:
     return run_sk (be, id, error);

@@ -58,6 +58,12 @@ typedef struct {
   void *padded;
   dnnl_memory_t padded_mem, padded_inner;
   dnnl_primitive_t pad_copy;
+  /* CONV run as a batch of phase images (backend-cpu-phases.c): the copies into and out of
+   * them, views of the input and output as phases (split_from, merge_to) and of the batches
+   * (the rest), which lie in the scratchpad at these offsets */
+  dnnl_primitive_t phase_split, phase_merge;
+  dnnl_memory_t split_from, split_to, phase_in, phase_out, merge_from, merge_to;
+  size_t phase_offset, phase_out_offset;
   /* heads: a planar copy of a blocked input */
   dnnl_primitive_t to_planar;
   dnnl_memory_t planar_mem;
@@ -188,6 +194,23 @@ gboolean hfam_cpu_has_bf16 (void);
 void hfam_cpu_mark_bf16 (CpuBackend *be);
 gboolean hfam_cpu_writes_bf16 (const CpuBackend *be, int id);
 gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
+
+/* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
+ * images; the batches' descriptions (input, output); planning the copies into and out of them
+ * for a convolution planned on those (its own scratch comes first in the scratchpad, which
+ * grows to hold them); giving them their place once the scratchpad exists; running the copy
+ * into them (merge FALSE) or out of them; and dropping them. */
+gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src);
+gboolean hfam_cpu_phase_mds (const CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
+                             const Value *src, dnnl_memory_desc_t *in, dnnl_memory_desc_t *out,
+                             GError **error);
+gboolean hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n,
+                               const HfamConvParams *p, const Value *src, const Value *dst,
+                               size_t conv_scratch, GError **error);
+gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
+gboolean hfam_cpu_run_phases (CpuBackend *be, Step *s, const HfamNode *n, gboolean merge,
+                              GError **error);
+void hfam_cpu_clear_phases (Step *s);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */

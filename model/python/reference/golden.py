@@ -62,6 +62,8 @@ CASES = (
     ("r18_160x96", R18, 160, 96, 3, "F32"),
     ("r50_64x64", R50, 64, 64, 4, "F32"),
     ("r50_160x96", R50_CAFFE, 160, 96, 5, "F32"),
+    # MFEM's maps at H/8 large enough for the CPU backend to split them into phase images
+    ("r50_256x256", R50, 256, 256, 6, "F32"),
 )
 
 # Sanity bounds on the random network's outputs (the point of the tests is a network that

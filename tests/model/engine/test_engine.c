@@ -23,7 +23,7 @@ static const char *golden_dir;
 
 static const char *const cases[] = {
   "tiny_64x64", "tiny_f16_64x64", "r18_i8_64x64", "r18_64x64", "r18_160x96", "r50_64x64",
-  "r50_160x96",
+  "r50_160x96", "r50_256x256",
 };
 
 static char *
