@@ -316,10 +316,22 @@ def main(argv=None) -> int:
     p.add_argument("--val-every", type=float, default=90, help="seconds")
     p.add_argument("--sizes", default="320,384,448,512", help="inference sizes to choose from")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda", help="cuda; cpu only for a smoke test")
+    p.add_argument("--device", default="cuda",
+                   help="cuda; cpu for a smoke test, or for the slow fine-tune that issue 19 "
+                        "allows without a GPU (with --init and --freeze-encoder)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch's CPU threads (0: torch's own choice)")
     p.add_argument("--init", metavar="FILE",
                    help="start from this folded weight file (its configuration), not ImageNet")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="train MFEM, the decoders and the fusion only: the encoder's weights "
+                        "stay those of --init (a CPU fine-tune's backward pass is then a "
+                        "fraction of the network's)")
     args = p.parse_args(argv)
+    if args.freeze_encoder and not args.init:
+        p.error("--freeze-encoder needs --init: a frozen encoder must come from trained weights")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     start = time.time()
     torch.manual_seed(args.seed)
@@ -351,10 +363,15 @@ def main(argv=None) -> int:
     frozen = bool(args.init)
     model = model.to(args.device, memory_format=torch.channels_last)
     train_mode(model, frozen)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if args.freeze_encoder:
+        model.encoder.requires_grad_(False)
+        start_from += ", encoder frozen"
+    trained = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(trained, lr=args.lr, weight_decay=args.weight_decay)
     criterion = losses.HfamLoss()
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"{n_params / 1e6:.2f} M parameters, from the {start_from}; "
+    print(f"{n_params / 1e6:.2f} M parameters ({sum(q.numel() for q in trained) / 1e6:.2f} M "
+          f"trained), from the {start_from}; "
           f"{len(train_names)} training photos, {len(train_bgs)} backgrounds, "
           f"{args.per_fg} samples per person per epoch; augmentations {augmentations}; "
           f"validation: {len(split['val'])} photos, {len(val)} images; set up in "
