@@ -7,7 +7,9 @@
   only;
 - a whole run of a few seconds from a folded tiny weight file (--init), with the default
   augmentations, validates the start (step 0) and writes its log, choice.json and weight
-  file.
+  file;
+- with --freeze-encoder (the CPU fine-tune), the encoder's weights come out as they went in
+  while the rest moves.
 
 Usage: test_device_train.py WORKDIR
 """
@@ -131,13 +133,19 @@ def check_augmented_batch(pack_dir: str) -> None:
     assert float(change[clear].max()) < 1e-6 and float(change[person].mean()) > 0.01
 
 
-def check_run(pack_dir: str, workdir: str) -> None:
+def tiny_init(workdir: str) -> str:
+    """A folded tiny weight file with random weights."""
     config = hfam.tiny()
     rng = np.random.default_rng(7)
     x = torch.cat([hfam.preprocess(hfam.random_image(64, 64, rng), config, 64) for _ in range(2)])
     init = os.path.join(workdir, "tiny-folded.safetensors")
     source = hfam.random_init(hfam.HFAM(config).double(), 7, x.double())
     weights.write_safetensors(init, hfam.fold_batchnorm(source), config.to_metadata(), "F32")
+    return init
+
+
+def check_run(pack_dir: str, workdir: str) -> None:
+    init = tiny_init(workdir)
     out = os.path.join(workdir, "run")
     train_device.main(["--pack", pack_dir, "--out", out, "--seconds", "3", "--init", init,
                        "--device", "cpu", "--size", str(SIZE), "--batch", "4", "--sizes", "64",
@@ -153,6 +161,33 @@ def check_run(pack_dir: str, workdir: str) -> None:
     assert os.path.getsize(os.path.join(out, "model.safetensors")) > 0
 
 
+def check_frozen_encoder(pack_dir: str, workdir: str) -> None:
+    init = tiny_init(workdir)
+    out = os.path.join(workdir, "frozen")
+    # a learning rate large enough that every trained tensor moves beyond fp16's rounding
+    train_device.main(["--pack", pack_dir, "--out", out, "--seconds", "2", "--init", init,
+                       "--freeze-encoder", "--lr", "1", "--device", "cpu", "--size", str(SIZE),
+                       "--batch", "4", "--sizes", "64", "--val-every", "1000", "--workers", "2"])
+    before = weights.read_safetensors(init)[0]
+    after = weights.read_safetensors(os.path.join(out, "model.safetensors"))[0]
+
+    def change(name: str) -> float:
+        start = before[name].astype(np.float16).astype(np.float64)  # the export is fp16
+        return float(np.abs(after[name].astype(np.float64) - start).max()
+                     / max(np.abs(start).max(), 1e-6))
+
+    encoder = [n for n in before if n.startswith("encoder.")]
+    rest = [n for n in before if not n.startswith("encoder.") and n.endswith(".weight")]
+    frozen = max(change(n) for n in encoder)
+    moved = sum(change(n) > 1e-2 for n in rest)
+    print(f"frozen encoder: {len(encoder)} tensors, largest relative change {frozen:.1e}; "
+          f"{moved} of the other {len(rest)} weights moved by more than 1 %")
+    # folding the identity BatchNorms back may flip an fp16 rounding: at most one unit in the
+    # last place, 2^-10 of a value
+    assert frozen <= 2.0 ** -10, frozen
+    assert moved > len(rest) // 2, (moved, len(rest))
+
+
 def main() -> int:
     workdir = sys.argv[1]
     shutil.rmtree(workdir, ignore_errors=True)
@@ -162,6 +197,7 @@ def main() -> int:
     check_epoch(pack_dir)
     check_augmented_batch(pack_dir)
     check_run(pack_dir, workdir)
+    check_frozen_encoder(pack_dir, workdir)
     print("ok")
     return 0
 
