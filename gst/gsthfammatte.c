@@ -16,9 +16,9 @@
  * the matte is resized back to the frame. Non-RGB input is converted to RGB
  * with its negotiated colorimetry. Memory and time grow with `inference-size`
  * squared. Its default, 0 (auto), is the model's own size on CUDA and a
- * real-time size on the CPU (hfam_context_auto_long_side: 256 in fp32, 320 in
- * int8, 416 in int8-bf16, on 2 threads; more with more); 512 gives the model's
- * best matte.
+ * real-time size on the CPU (hfam_context_auto_long_side: 256 in fp32, 192
+ * in fp32 without AVX-512, 320 in int8, 416 in int8-bf16, on 2 threads; more
+ * with more); 512 gives the model's best matte.
  *
  * ## Example launch line
  * |[

@@ -90,10 +90,12 @@ const char *hfam_context_backend_name (const HfamContext *ctx);
  * `inference-size=0`): the model's own on CUDA; on the CPU a size that sustained 15 frames/s
  * at 1080p on 2 cores with the element's defaults, in the context's precision (BENCHMARKS.md,
  * "A CPU preset"; int8-bf16 the size below the marginal 448's 15.3-15.6; bf16 alone has no
- * size measured and takes fp32's), scaled by the square root of the context's threads over 2
- * (a frame's work grows with the square of the side), rounded to a multiple of 32 and never
+ * size measured and takes fp32's; fp32 without AVX-512, where oneDNN has no Winograd, the one
+ * measured with oneDNN held to AVX2), scaled by the square root of the context's threads over
+ * 2 (a frame's work grows with the square of the side), rounded to a multiple of 32 and never
  * above the model's own. */
 #define HFAM_CPU_REALTIME_LONG_SIDE_FP32 256
+#define HFAM_CPU_REALTIME_LONG_SIDE_FP32_AVX2 192
 #define HFAM_CPU_REALTIME_LONG_SIDE_INT8 320
 #define HFAM_CPU_REALTIME_LONG_SIDE_INT8_BF16 416
 int hfam_context_auto_long_side (const HfamContext *ctx);
