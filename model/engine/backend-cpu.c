@@ -6,8 +6,6 @@
 #include "backend-cpu.h"
 #include "heads.h"
 
-#include <hfam/hfam.h>
-
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -870,21 +868,6 @@ static const HfamBackendOps cpu_ops = {
   .collect_frame = hfam_cpu_collect_frame,
 };
 
-/* hfam.h's real-time sizes: fp32 and bf16 share one (bf16 alone was not measured), and fp32
- * without AVX-512 has a smaller one: oneDNN's Winograd and 16-channel blocks are AVX-512's. */
-static int
-live_long_side (HfamPrecision precision, gboolean avx512)
-{
-  switch (precision) {
-  case HFAM_PRECISION_INT8_BF16:
-    return HFAM_CPU_REALTIME_LONG_SIDE_INT8_BF16;
-  case HFAM_PRECISION_INT8:
-    return HFAM_CPU_REALTIME_LONG_SIDE_INT8;
-  default:
-    return avx512 ? HFAM_CPU_REALTIME_LONG_SIDE_FP32 : HFAM_CPU_REALTIME_LONG_SIDE_FP32_AVX2;
-  }
-}
-
 HfamBackend *
 hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
                       HfamPrecision precision, int n_threads, int pipeline_depth,
@@ -924,7 +907,7 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   be->budget = budget;
   be->weight_cache = weight_cache;
   be->n_threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
-  be->base.live_long_side = live_long_side (be->base.precision, avx512);
+  be->base.winograd = avx512;
   be->block = avx512 ? 16 : 8;
   be->blocked_tag = avx512 ? dnnl_nChw16c : dnnl_nChw8c;
   be->blocks = g_ptr_array_new_with_free_func (hfam_cpu_block_free);

@@ -92,8 +92,8 @@ struct _HfamBackend {
   const HfamGraph *graph;
   int pipeline_depth;          /* frames in flight with queue_frame (0 or 1: one) */
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
-  int live_long_side;          /* the long side at which it kept up with a live stream on 2
-                                  threads (hfam_context_auto_long_side); 0: the model's own */
+  gboolean winograd;           /* its fp32 3x3 convolutions may run in Winograd (the CPU's
+                                  with AVX-512): hfam_context_auto_long_side's size depends */
 };
 
 /* A context's host memory budget (HfamOptions.memory_budget), shared by libhfam's own

@@ -304,10 +304,21 @@ hfam_context_auto_long_side (const HfamContext *ctx)
   const int model_side = hfam_model_inference_size (ctx->model);
   int side;
 
-  if (!ctx->backend->live_long_side)
+  /* the CUDA backend is the one with device memory */
+  if (ctx->backend->device)
     return model_side;
-  side = (int) lround (ctx->backend->live_long_side * sqrt (ctx->host_threads / 2.0) / 32.0)
-         * 32;
+  switch (hfam_context_precision (ctx)) {
+  case HFAM_PRECISION_INT8_BF16:
+    side = HFAM_CPU_REALTIME_LONG_SIDE_INT8_BF16;
+    break;
+  case HFAM_PRECISION_INT8:
+    side = HFAM_CPU_REALTIME_LONG_SIDE_INT8;
+    break;
+  default:
+    side = ctx->backend->winograd ? HFAM_CPU_REALTIME_LONG_SIDE_FP32
+                                  : HFAM_CPU_REALTIME_LONG_SIDE_FP32_AVX2;
+  }
+  side = (int) lround (side * sqrt (ctx->host_threads / 2.0) / 32.0) * 32;
   return CLAMP (side, 32, model_side);
 }
 

@@ -365,16 +365,13 @@ expect_same_matte (const float *got, const float *want)
   g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-6);
 }
 
-/* The CPU's real-time size: the fp32 preset on 2 threads (the golden file has no activation
- * ranges, so the context runs fp32), AVX2's where oneDNN runs no AVX-512 (the suite runs this
- * test again with oneDNN held to AVX2), growing with threads, in multiples of 32, never above
- * the model's own size. */
+/* The CPU's real-time size: the fp32 preset (AVX2's without AVX-512) on 2 threads, growing
+ * with threads, in multiples of 32, never above the model's own size. */
 static void
 test_auto_long_side (void)
 {
   const int preset = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core
-                         ? HFAM_CPU_REALTIME_LONG_SIDE_FP32
-                         : HFAM_CPU_REALTIME_LONG_SIDE_FP32_AVX2;
+                       ? HFAM_CPU_REALTIME_LONG_SIDE_FP32 : HFAM_CPU_REALTIME_LONG_SIDE_FP32_AVX2;
   g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
   g_autoptr (HfamModel) model = hfam_model_load (path, &error);
