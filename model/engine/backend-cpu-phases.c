@@ -75,14 +75,18 @@ make_reorder (const HfamNode *n, CpuBackend *be, const dnnl_memory_desc_t *from,
 
 gboolean
 hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                      const Value *src, const Value *dst, size_t conv_scratch, GError **error)
+                      const Value *src, const Value *dst, const_dnnl_primitive_desc_t conv,
+                      GError **error)
 {
   const int d = p->dilation;
-  dnnl_memory_desc_t in_map, in_batch, out_map, out_batch, in_md, out_md;
+  const dnnl_memory_desc_t *in_md = dnnl_primitive_desc_query_md (conv, dnnl_query_src_md, 0);
+  const dnnl_memory_desc_t *out_md = dnnl_primitive_desc_query_md (conv, dnnl_query_dst_md, 0);
+  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (conv, dnnl_query_scratchpad_md,
+                                                               0);
+  const size_t conv_scratch = sp ? dnnl_memory_desc_get_size (sp) : 0;
+  dnnl_memory_desc_t in_map, in_batch, out_map, out_batch;
   size_t in_size, out_size;
 
-  if (!hfam_cpu_phase_mds (be, n, p, src, &in_md, &out_md, error))
-    return FALSE;
   DNNL_TRY (phase_views (be, p->cin, d, src->width, src->height, &in_map, &in_batch), n);
   DNNL_TRY (phase_views (be, p->cout, d, src->width, src->height, &out_map, &out_batch), n);
   if (!make_reorder (n, be, &in_map, &in_batch, &s->phase_split, error)
@@ -94,11 +98,11 @@ hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
                                 (uint8_t *) dst->block->data + dst->offset), n);
   /* in the scratchpad, which hfam_cpu_bind_phases gives them once it exists */
   DNNL_TRY (dnnl_memory_create (&s->split_to, &in_batch, be->engine, DNNL_MEMORY_NONE), n);
-  DNNL_TRY (dnnl_memory_create (&s->phase_in, &in_md, be->engine, DNNL_MEMORY_NONE), n);
-  DNNL_TRY (dnnl_memory_create (&s->phase_out, &out_md, be->engine, DNNL_MEMORY_NONE), n);
+  DNNL_TRY (dnnl_memory_create (&s->phase_in, in_md, be->engine, DNNL_MEMORY_NONE), n);
+  DNNL_TRY (dnnl_memory_create (&s->phase_out, out_md, be->engine, DNNL_MEMORY_NONE), n);
   DNNL_TRY (dnnl_memory_create (&s->merge_from, &out_batch, be->engine, DNNL_MEMORY_NONE), n);
-  in_size = dnnl_memory_desc_get_size (&in_md);
-  out_size = dnnl_memory_desc_get_size (&out_md);
+  in_size = dnnl_memory_desc_get_size (in_md);
+  out_size = dnnl_memory_desc_get_size (out_md);
   s->phase_offset = (conv_scratch + 63) & ~(size_t) 63;
   s->phase_out_offset = (s->phase_offset + in_size + 63) & ~(size_t) 63;
   be->scratchpad_size = MAX (be->scratchpad_size, s->phase_out_offset + out_size);

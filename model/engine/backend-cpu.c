@@ -264,14 +264,9 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   if (n->op == HFAM_OP_SK_PROJECT)
     s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
-  if (phased) {
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md,
-                                                                 0);
-    if (!hfam_cpu_plan_phases (be, s, n, p, src, v, sp ? dnnl_memory_desc_get_size (sp) : 0,
-                               error)) {
-      dnnl_primitive_desc_destroy (pd);
-      return FALSE;
-    }
+  if (phased && !hfam_cpu_plan_phases (be, s, n, p, src, v, pd, error)) {
+    dnnl_primitive_desc_destroy (pd);
+    return FALSE;
   }
   s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, phased ? s->phase_in : src_mem };
   s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };

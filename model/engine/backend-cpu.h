@@ -197,8 +197,8 @@ gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 
 /* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
  * images; the batches' descriptions (input, output); planning the copies into and out of them
- * for a convolution planned on those (its own scratch comes first in the scratchpad, which
- * grows to hold them); giving them their place once the scratchpad exists; running the copy
+ * for `conv`, the convolution planned on those (its own scratch comes first in the
+ * scratchpad, which grows to hold them); giving them their place once the scratchpad exists; running the copy
  * into them (merge FALSE) or out of them; and dropping them. */
 gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src);
 gboolean hfam_cpu_phase_mds (const CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
@@ -206,7 +206,7 @@ gboolean hfam_cpu_phase_mds (const CpuBackend *be, const HfamNode *n, const Hfam
                              GError **error);
 gboolean hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n,
                                const HfamConvParams *p, const Value *src, const Value *dst,
-                               size_t conv_scratch, GError **error);
+                               const_dnnl_primitive_desc_t conv, GError **error);
 gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
 gboolean hfam_cpu_run_phases (CpuBackend *be, Step *s, const HfamNode *n, gboolean merge,
                               GError **error);
