@@ -39,6 +39,7 @@ hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int fw, int
 typedef struct {
   const float *guide;   /* nc planes of sw x sh, 0..1 */
   const float *alpha;   /* sw x sh */
+  const float *still;   /* sw x sh, the still weights of a held matte; NULL: none */
   int sw, sh, nc;
   float eps;
   float *coef;          /* sw x sh x (nc + 1): a, then b */
@@ -198,11 +199,14 @@ two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
   return 0;
 }
 
-/* q = A . I + B along one row, A and B enlarged from c by the two taps; nc constant in each
- * call, so the loops unroll. */
+/* q = A . I + B along one row, A and B enlarged from c by the two taps, held where `held`
+ * is given (with the still weights S enlarged from `still` by the same taps; NULL: a restart),
+ * then the levels. nc, still and held constant in each call, so the loops unroll and the
+ * branches go. */
 static inline __attribute__ ((always_inline)) void
 apply_coefficients (const TwoTaps *t, const float *restrict c, const float *restrict rgb, int w,
-                    int nc, float black, float scale, float *restrict out)
+                    int nc, const float *restrict still, float *restrict held, float black,
+                    float scale, float *restrict out)
 {
   for (int x = 0; x < w; x++) {
     const float *l = c + (size_t) t->left[x] * (nc + 1), *r = c + (size_t) t->right[x] * (nc + 1);
@@ -214,16 +218,35 @@ apply_coefficients (const TwoTaps *t, const float *restrict c, const float *rest
       q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
     else
       q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
-    out[x] = hfam_clamp01 ((hfam_clamp01 (q) - black) * scale);
+    q = hfam_clamp01 (q);
+    if (held) {
+      if (still)
+        q += (wl * still[t->left[x]] + wr * still[t->right[x]]) * (held[x] - q);
+      held[x] = q;
+    }
+    out[x] = hfam_clamp01 ((q - black) * scale);
   }
 }
 
-/* Step 5, one row of the frame: the coefficients enlarged (fy's taps, then the two taps) and
- * applied. */
+static inline __attribute__ ((always_inline)) void
+apply_held (const TwoTaps *t, const float *c, const float *rgb, int w, int nc,
+            const float *still, float *held, float black, float scale, float *out)
+{
+  if (!held)
+    apply_coefficients (t, c, rgb, w, nc, NULL, NULL, black, scale, out);
+  else if (!still)
+    apply_coefficients (t, c, rgb, w, nc, NULL, held, black, scale, out);
+  else
+    apply_coefficients (t, c, rgb, w, nc, still, held, black, scale, out);
+}
+
+/* Step 5, one row of the frame: the coefficients (and the still weights) enlarged (fy's
+ * taps, then the two taps) and applied; held: the row of the held matte, or NULL. */
 HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
            const TwoTaps *taps, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-           const HfamKeyLevels *levels, int y, float *tmp, float *rgb, float *out)
+           const HfamKeyLevels *levels, int y, float *tmp, float *still_row, float *rgb,
+           float *held, float *out)
 {
   const int nch = g->nc + 1, lo = fx->lo, n = (fx->hi - fx->lo) * nch;
   const float *wy = fy->w + (size_t) y * fy->k;
@@ -238,11 +261,23 @@ apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *
     for (int i = 0; i < n; i++)
       tmp[i] += s[i] * wy[t];
   }
+  if (g->still) {
+    const float *s0 = g->still + (size_t) fy->start[y] * g->sw + lo;
+    for (int i = 0; i < fx->hi - lo; i++)
+      still_row[i] = s0[i] * wy[0];
+    for (int t = 1; t < fy->len[y]; t++) {
+      const float *s = s0 + (size_t) t * g->sw;
+      for (int i = 0; i < fx->hi - lo; i++)
+        still_row[i] += s[i] * wy[t];
+    }
+  }
   hfam_frame_row_rgb01 (frame, yuv, y, rgb);
   if (g->nc == 1)
-    apply_coefficients (taps, tmp, rgb, frame->width, 1, black, scale, out);
+    apply_held (taps, tmp, rgb, frame->width, 1, g->still ? still_row : NULL, held, black, scale,
+                out);
   else
-    apply_coefficients (taps, tmp, rgb, frame->width, 3, black, scale, out);
+    apply_held (taps, tmp, rgb, frame->width, 3, g->still ? still_row : NULL, held, black, scale,
+                out);
 }
 
 size_t
@@ -253,8 +288,10 @@ hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefinePara
   const size_t sh = p->stats_height ? p->stats_height : ah;
   const size_t nc = p->colour ? 3 : 1;
 
-  return sizeof (float) * ((nc + 1 + 2 * (nc + 1)) * sw * sh
-                           + ((nc + 1) * sw + 3 * (size_t) frame_width) * threads
+  /* the guide, alpha, the still weights, the coefficients and their means at the
+   * statistics' size; each thread's rows of the last step; the two taps */
+  return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh
+                           + ((nc + 2) * sw + 3 * (size_t) frame_width) * threads
                            + 2 * (size_t) frame_width)
          + sizeof (int) * 2 * (size_t) frame_width;
 }
@@ -263,6 +300,15 @@ int
 hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
              const HfamYuvToRgb *yuv, const HfamRefineParams *p, const HfamKeyLevels *levels,
              float *out, int out_stride, HfamScratch *scratch)
+{
+  return hfam_refine_held (alpha, aw, ah, frame, yuv, p, levels, NULL, out, out_stride, scratch);
+}
+
+int
+hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
+                  const HfamYuvToRgb *yuv, const HfamRefineParams *p,
+                  const HfamKeyLevels *levels, const HfamRefineHold *hold, float *out,
+                  int out_stride, HfamScratch *scratch)
 {
   const int w = frame ? frame->width : 0, h = frame ? frame->height : 0;
   const int sw = p && p->stats_width ? p->stats_width : aw;
@@ -273,21 +319,21 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
   HfamResizeFilter fx = { 0 }, fy = { 0 };
   TwoTaps taps;
   size_t row_floats, total;
-  float *guide, *low_alpha, *coef, *mean_coef, *rows;
+  float *guide, *low_alpha, *low_still, *coef, *mean_coef, *rows;
   int failed = 0;
 
   if (!alpha || !out || !hfam_frame_valid (frame) || out_stride < w
       || (frame->format >= HFAM_FRAME_NV12 && !yuv) || !hfam_refine_params_valid (p, aw, ah, w, h)
-      || (levels && !hfam_key_levels_valid (levels)))
+      || (levels && !hfam_key_levels_valid (levels))
+      || (hold && (!hold->held || hold->held_stride < w)))
     return -1;
-  /* the guide, alpha, the coefficients and their means at the statistics' size, then each
-   * thread's rows of the last step, then the two taps */
-  row_floats = (size_t) (nc + 1) * sw + 3 * (size_t) w;
+  row_floats = (size_t) (nc + 2) * sw + 3 * (size_t) w;
   total = hfam_refine_scratch_bytes (aw, ah, w, p, threads);
   if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, total)))
     return -1;
   low_alpha = guide + nc * plane;
-  coef = low_alpha + plane;
+  low_still = low_alpha + plane;
+  coef = low_still + plane;
   mean_coef = coef + (nc + 1) * plane;
   rows = mean_coef + (nc + 1) * plane;
   taps.left_weight = rows + row_floats * threads;
@@ -301,13 +347,17 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
     hfam_scratch_clear (&own);
     return -1;
   }
-  if (sw != aw || sh != ah)
+  const int resized = sw != aw || sh != ah;
+  const float *still = hold ? hold->still : NULL;
+  if (resized)
     failed = hfam_resize_plane (alpha, aw, ah, aw, low_alpha, sw, sh, sw) != 0;
+  if (!failed && resized && still)
+    failed = hfam_resize_plane (still, aw, ah, aw, low_still, sw, sh, sw) != 0;
   if (!failed)
     failed = low_guide (frame, yuv, sw, sh, nc, guide) != 0;
 
-  Refine g = { guide, sw != aw || sh != ah ? low_alpha : alpha, sw, sh, nc, p->eps, coef,
-               mean_coef };
+  Refine g = { guide, resized ? low_alpha : alpha, still && resized ? low_still : still,
+               sw, sh, nc, p->eps, coef, mean_coef };
   if (!failed)
     failed = hfam_box_mean (sw, sh, HFAM_REFINE_STATS_CHANNELS (p->colour), p->radius,
                             stats_row, coef_row, &g) != 0;
@@ -317,8 +367,10 @@ hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
 #pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
     for (int y = 0; y < h; y++) {
       float *tmp = rows + row_floats * omp_get_thread_num ();
-      apply_row (&g, &fx, &fy, &taps, frame, yuv, levels, y, tmp,
-                 tmp + (size_t) (nc + 1) * sw, out + (size_t) y * out_stride);
+      apply_row (&g, &fx, &fy, &taps, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
+                 tmp + (size_t) (nc + 2) * sw,
+                 hold ? hold->held + (size_t) y * hold->held_stride : NULL,
+                 out + (size_t) y * out_stride);
     }
   }
   hfam_resize_filter_clear (&fx);

@@ -104,22 +104,29 @@ coef_kernel (const float *means, int n, int colour, float eps, float *coef)
   c[3] = m[3] - (a0 * m[0] + a1 * m[1] + a2 * m[2]);
 }
 
-/* Step 5: the mean coefficients enlarged to the frame's size and applied to its pixels. */
+/* Step 5: the mean coefficients enlarged to the frame's size and applied to its pixels, held
+ * where `held` is given (with the still weights enlarged by the same taps; still NULL: a
+ * restart), then the levels. */
 template <int NC>
 __global__ void
 apply_kernel (const float *coef, int sw, HfamCudaFilter fx, HfamCudaFilter fy, HfamFrame f,
-              HfamYuvToRgb yuv, Levels levels, float *out, int out_stride)
+              HfamYuvToRgb yuv, Levels levels, const float *still, float *held,
+              int held_stride, float *out, int out_stride)
 {
   const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
   if (x >= f.width || y >= f.height)
     return;
   const float *wx = fx.w + (size_t) x * fx.k, *wy = fy.w + (size_t) y * fy.k;
-  float A[NC + 1] = {};
+  float A[NC + 1] = {}, S = 0.0f;
   for (int ty = 0; ty < fy.len[y]; ty++) {
-    const float *row = coef + ((size_t) (fy.start[y] + ty) * sw + fx.start[x]) * (NC + 1);
-    for (int tx = 0; tx < fx.len[x]; tx++)
+    const size_t first = (size_t) (fy.start[y] + ty) * sw + fx.start[x];
+    const float *row = coef + first * (NC + 1);
+    for (int tx = 0; tx < fx.len[x]; tx++) {
       for (int k = 0; k <= NC; k++)
         A[k] += wy[ty] * wx[tx] * row[tx * (NC + 1) + k];
+      if (held && still)
+        S += wy[ty] * wx[tx] * still[first + tx];
+    }
   }
   float rgb[3], q;
   hfam_cuda_pixel_rgb01 (f, yuv, x, y, rgb);
@@ -127,7 +134,14 @@ apply_kernel (const float *coef, int sw, HfamCudaFilter fx, HfamCudaFilter fy, H
     q = A[0] * (0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2]) + A[1];
   else
     q = A[0] * rgb[0] + A[1] * rgb[1] + A[2] * rgb[2] + A[3];
-  out[(size_t) y * out_stride + x] = clamp01 ((clamp01 (q) - levels.black) * levels.scale);
+  q = clamp01 (q);
+  if (held) {
+    float *h = held + (size_t) y * held_stride + x;
+    if (still)
+      q += S * (*h - q);
+    *h = q;
+  }
+  out[(size_t) y * out_stride + x] = clamp01 ((q - levels.black) * levels.scale);
 }
 
 __global__ void
@@ -145,11 +159,12 @@ levels_of (const HfamKeyLevels *l)
 }
 
 /* Workspace, in floats: the guide (4 per pixel), alpha at the statistics' size (1), the
- * statistics (16) and their column sums (16): the coefficients reuse the statistics. */
+ * statistics (16) and their column sums (16): the coefficients reuse the statistics; the
+ * still weights at the statistics' size (1). */
 size_t
 workspace_floats (int sw, int sh)
 {
-  return (size_t) sw * sh * (4 + 1 + 16 + 16);
+  return (size_t) sw * sh * (4 + 1 + 16 + 16 + 1);
 }
 
 } // namespace
@@ -210,7 +225,19 @@ hfam_cuda_refine (const HfamCudaRefinePlan *plan, const float *alpha, const Hfam
                   const HfamYuvToRgb *yuv, const HfamRefineParams *p,
                   const HfamKeyLevels *levels, float *out, int out_stride, cudaStream_t stream)
 {
+  return hfam_cuda_refine_held (plan, alpha, frame, yuv, p, levels, NULL, out, out_stride,
+                                stream);
+}
+
+extern "C" cudaError_t
+hfam_cuda_refine_held (const HfamCudaRefinePlan *plan, const float *alpha,
+                       const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                       const HfamRefineParams *p, const HfamKeyLevels *levels,
+                       const HfamRefineHold *hold, float *out, int out_stride,
+                       cudaStream_t stream)
+{
   HFAM_CUDA_REQUIRE (plan && plan->workspace && alpha && frame && p && out);
+  HFAM_CUDA_REQUIRE (!hold || (hold->held && hold->held_stride >= plan->fw));
   HFAM_CUDA_REQUIRE (hfam_frame_valid (frame) && (yuv || frame->format <= HFAM_FRAME_BGRA)
                      && frame->width == plan->fw
                      && frame->height == plan->fh && out_stride >= plan->fw);
@@ -224,8 +251,8 @@ hfam_cuda_refine (const HfamCudaRefinePlan *plan, const float *alpha, const Hfam
   const int channels = HFAM_REFINE_STATS_CHANNELS (plan->colour);
   const int nc = plan->colour ? 3 : 1;
   float *guide = plan->workspace, *low = guide + 4 * (size_t) n;
-  float *stats = low + n, *sums = stats + 16 * (size_t) n;
-  const float *p_low = alpha;
+  float *stats = low + n, *sums = stats + 16 * (size_t) n, *low_still = sums + 16 * (size_t) n;
+  const float *p_low = alpha, *still = hold ? hold->still : NULL;
   const HfamYuvToRgb none = {}, conversion = yuv ? *yuv : none;
   const HfamPreprocessParams identity = { { 0, 1, 2 }, 1.0f, { 0.0f, 0.0f, 0.0f },
                                           { 1.0f, 1.0f, 1.0f }, conversion };
@@ -246,6 +273,12 @@ hfam_cuda_refine (const HfamCudaRefinePlan *plan, const float *alpha, const Hfam
                                                    plan->alpha_y, low);
     HFAM_CUDA_LAUNCH_CHECK ();
     p_low = low;
+    if (still) {
+      resize_kernel<<<low_grid, block, 0, stream>>> (still, plan->aw, plan->alpha_x,
+                                                     plan->alpha_y, low_still);
+      HFAM_CUDA_LAUNCH_CHECK ();
+      still = low_still;
+    }
   }
   /* 3, 4: the fits and their means; the coefficients go where the statistics' column sums
    * were, and their column sums where the statistics were */
@@ -260,12 +293,16 @@ hfam_cuda_refine (const HfamCudaRefinePlan *plan, const float *alpha, const Hfam
       != cudaSuccess)
     return err;
   /* 5: at the frame's size */
+  float *held = hold ? hold->held : NULL;
+  const int held_stride = hold ? hold->held_stride : 0;
   if (plan->colour)
     apply_kernel<3><<<grid, block, 0, stream>>> (sums, sw, plan->up_x, plan->up_y, *frame,
-                                                 conversion, levels_of (levels), out, out_stride);
+                                                 conversion, levels_of (levels), still, held,
+                                                 held_stride, out, out_stride);
   else
     apply_kernel<1><<<grid, block, 0, stream>>> (sums, sw, plan->up_x, plan->up_y, *frame,
-                                                 conversion, levels_of (levels), out, out_stride);
+                                                 conversion, levels_of (levels), still, held,
+                                                 held_stride, out, out_stride);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

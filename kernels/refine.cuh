@@ -12,7 +12,7 @@
 HFAM_CUDA_BEGIN_DECLS
 
 /* What one refinement of aw x ah alpha on fw x fh frames needs on the device: the filters of
- * its resizes and its workspace (about 37 floats per pixel at the statistics' size). */
+ * its resizes and its workspace (about 38 floats per pixel at the statistics' size). */
 typedef struct {
   int aw, ah, sw, sh, fw, fh;
   int colour;
@@ -35,6 +35,14 @@ cudaError_t hfam_cuda_refine (const HfamCudaRefinePlan *plan, const float *alpha
                               const HfamFrame *frame, const HfamYuvToRgb *yuv,
                               const HfamRefineParams *p, const HfamKeyLevels *levels,
                               float *out, int out_stride, cudaStream_t stream);
+
+/* hfam_cuda_refine, then held over time as refine.h's hfam_refine_held (hold's planes in
+ * device memory; hold NULL: as hfam_cuda_refine). */
+cudaError_t hfam_cuda_refine_held (const HfamCudaRefinePlan *plan, const float *alpha,
+                                   const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                                   const HfamRefineParams *p, const HfamKeyLevels *levels,
+                                   const HfamRefineHold *hold, float *out, int out_stride,
+                                   cudaStream_t stream);
 
 /* n fp32 values (device) in place: clamped to 0..1, then the levels (NULL: only the clamp). */
 cudaError_t hfam_cuda_key_levels (float *alpha, size_t n, const HfamKeyLevels *levels,

@@ -19,7 +19,12 @@
  *   2. p: alpha resized to the statistics' size (hfam_resize_plane; as is when the sizes match);
  *   3. box means (box.h) of I, p, I p and the products I_i I_j (upper triangle), radius r;
  *   4. a, b per pixel (the 3x3 system by its adjugate), then their box means, radius r;
- *   5. at the frame's size: q as above, clamped to 0..1, then the key levels. */
+ *   5. at the frame's size: q as above, clamped to 0..1, then the key levels.
+ * Over time (hfam_refine_held), step 5 holds q where the picture stood still:
+ *   h = q + S (held - q),  held = h,  out = the key levels of h
+ * with S the still weights of temporal.h's blend, enlarged to the frame's size as the
+ * coefficients are, and held the last frame's h: the camera's noise in the guide moves the
+ * refined edges every frame even where the smoothed matte holds still. */
 #ifndef HFAM_KERNELS_REFINE_H
 #define HFAM_KERNELS_REFINE_H
 
@@ -61,7 +66,17 @@ typedef struct {
 int hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int frame_width,
                               int frame_height);
 
-/* Bytes of scratch hfam_refine takes with `threads` OpenMP threads (p valid). */
+/* The matte held over time at the frame's size (hfam_refine_held). */
+typedef struct {
+  const float *still;  /* the still weights at alpha's size (aw x ah, 0..1); NULL: none,
+                        * held only takes this frame's matte (a restart) */
+  float *held;         /* the frame's size, held_stride floats per row: the last frame's held
+                        * matte in (unless still is NULL), this frame's out, before the levels */
+  int held_stride;
+} HfamRefineHold;
+
+/* Bytes of scratch hfam_refine and hfam_refine_held take with `threads` OpenMP threads (p
+ * valid). */
 size_t hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefineParams *p,
                                   int threads);
 
@@ -73,6 +88,13 @@ size_t hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRef
 int hfam_refine (const float *alpha, int aw, int ah, const HfamFrame *frame,
                  const HfamYuvToRgb *yuv, const HfamRefineParams *p,
                  const HfamKeyLevels *levels, float *out, int out_stride, HfamScratch *scratch);
+
+/* hfam_refine, then held over time as above (hold NULL: as hfam_refine). hold->held must not
+ * overlap out. */
+int hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
+                      const HfamYuvToRgb *yuv, const HfamRefineParams *p,
+                      const HfamKeyLevels *levels, const HfamRefineHold *hold, float *out,
+                      int out_stride, HfamScratch *scratch);
 
 #ifdef __cplusplus
 }

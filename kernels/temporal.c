@@ -34,7 +34,7 @@ hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *
 
 typedef struct {
   const float *grey, *kept_grey, *moved;
-  float *matte;
+  float *matte, *still;
   const float *fresh;
   int w;
   HfamMotionParams p;
@@ -61,22 +61,25 @@ blend_row (int y, const float *mean, float *scratch, void *user)
   float *matte = b->matte + (size_t) y * b->w;
   const float *fresh = b->fresh + (size_t) y * b->w;
   const float *moved = b->moved ? b->moved + (size_t) y * b->w : NULL;
+  float *still = b->still ? b->still + (size_t) y * b->w : NULL;
   const float span = 1.0f / (b->p.moving - b->p.still);
 
   for (int x = 0; x < b->w; x++) {
-    const float hold = moved ? b->p.hold + hfam_clamp01 (moved[x]) * (b->p.hold_moved - b->p.hold)
-                             : b->p.hold;
-    const float s = hold * hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
+    const float m = moved ? hfam_clamp01 (moved[x]) : 0.0f;
+    const float unchanged = hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
+    const float s = (b->p.hold + m * (b->p.hold_moved - b->p.hold)) * unchanged;
     matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
+    if (still)
+      still[x] = b->p.hold * unchanged * (1.0f - m);
   }
 }
 
 int
 hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
                          const float *kept_grey, const float *moved, int w, int h,
-                         const HfamMotionParams *p)
+                         const HfamMotionParams *p, float *still)
 {
-  const Blend b = { grey, kept_grey, moved, matte, fresh, w,
+  const Blend b = { grey, kept_grey, moved, matte, still, fresh, w,
                     p ? *p : (HfamMotionParams) { 0 } };
 
   if (!matte || !fresh || !grey || !kept_grey || w < 1 || h < 1

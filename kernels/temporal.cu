@@ -23,7 +23,7 @@ grey_kernel (HfamNhwc in, float a0, float a1, float a2, float b, float *grey)
 
 __global__ void
 blend_kernel (float *matte, const float *fresh, const float *grey, const float *kept_grey,
-              const float *moved, int w, int h, HfamMotionParams p)
+              const float *moved, int w, int h, HfamMotionParams p, float *still)
 {
   const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
   if (x >= w || y >= h)
@@ -36,10 +36,12 @@ blend_kernel (float *matte, const float *fresh, const float *grey, const float *
       sum += fabsf (grey[(size_t) j * w + i] - kept_grey[(size_t) j * w + i]);
   const float d = sum * (1.0f / (float) ((x1 - x0 + 1) * (y1 - y0 + 1)));
   const size_t o = (size_t) y * w + x;
-  const float hold
-      = moved ? p.hold + fminf (fmaxf (moved[o], 0.0f), 1.0f) * (p.hold_moved - p.hold) : p.hold;
-  const float s = hold * fminf (fmaxf ((p.moving - d) / (p.moving - p.still), 0.0f), 1.0f);
+  const float m = moved ? fminf (fmaxf (moved[o], 0.0f), 1.0f) : 0.0f;
+  const float unchanged = fminf (fmaxf ((p.moving - d) / (p.moving - p.still), 0.0f), 1.0f);
+  const float s = (p.hold + m * (p.hold_moved - p.hold)) * unchanged;
   matte[o] = (1.0f - s) * fresh[o] + s * matte[o];
+  if (still)
+    still[o] = p.hold * unchanged * (1.0f - m);
 }
 
 } // namespace
@@ -62,13 +64,14 @@ hfam_cuda_motion_grey (const HfamNhwc *input, const HfamPreprocessParams *p, flo
 extern "C" cudaError_t
 hfam_cuda_matte_blend_motion (float *matte, const float *fresh, const float *grey,
                               const float *kept_grey, const float *moved, int w, int h,
-                              const HfamMotionParams *p, cudaStream_t stream)
+                              const HfamMotionParams *p, float *still, cudaStream_t stream)
 {
   HFAM_CUDA_REQUIRE (matte && fresh && grey && kept_grey && w >= 1 && h >= 1
                      && hfam_motion_params_valid (p));
   const dim3 block (BLOCK_X, BLOCK_Y), grid ((w + BLOCK_X - 1) / BLOCK_X,
                                              (h + BLOCK_Y - 1) / BLOCK_Y);
-  blend_kernel<<<grid, block, 0, stream>>> (matte, fresh, grey, kept_grey, moved, w, h, *p);
+  blend_kernel<<<grid, block, 0, stream>>> (matte, fresh, grey, kept_grey, moved, w, h, *p,
+                                            still);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

@@ -15,10 +15,11 @@ cudaError_t hfam_cuda_motion_grey (const HfamNhwc *input, const HfamPreprocessPa
                                    float *grey, cudaStream_t stream);
 
 /* matte (device, w x h fp32, in place) blended with fresh by the change between grey and
- * kept_grey, held less where moved (device planes of the same size; moved may be NULL). */
+ * kept_grey, held less where moved (device planes of the same size; moved may be NULL); the
+ * still weights into still (device, w x h; NULL: not wanted). */
 cudaError_t hfam_cuda_matte_blend_motion (float *matte, const float *fresh, const float *grey,
                                           const float *kept_grey, const float *moved, int w,
-                                          int h, const HfamMotionParams *p,
+                                          int h, const HfamMotionParams *p, float *still,
                                           cudaStream_t stream);
 
 HFAM_CUDA_END_DECLS

@@ -14,7 +14,12 @@
  * Where the picture is still (d <= still: the camera's noise) the matte is held with weight
  * `hold`; where it moves (d >= moving) the fresh matte replaces it at once; between, linearly.
  * A moved matte is held less (hold_moved): the flow's errors add up over the frames a moving
- * edge is held, and show as lag. CUDA twin: temporal.cuh. */
+ * edge is held, and show as lag.
+ * The blend also says where the picture stood still: still = hold * clamp ((moving - d) /
+ * (moving - still), 0, 1) * (1 - clamp (moved, 0, 1)), the weight with which the matte at the
+ * frame's size may be held too (refine.h's HfamRefineHold): the guided refinement takes the
+ * frame's own pixels, and with them the camera's noise, into the matte's edges every frame.
+ * CUDA twin: temporal.cuh. */
 #ifndef HFAM_KERNELS_TEMPORAL_H
 #define HFAM_KERNELS_TEMPORAL_H
 
@@ -44,10 +49,11 @@ void hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessPar
 
 /* matte (w x h, in place) blended with fresh as above, grey and kept_grey the two frames'
  * grey planes, moved how far the picture moved around each pixel (w x h, in pixels, as
- * hfam_motion_compensate gives it; NULL: nowhere). 0, or -1 on bad arguments or no memory. */
+ * hfam_motion_compensate gives it; NULL: nowhere); still (w x h; NULL: not wanted) the
+ * still weights above. 0, or -1 on bad arguments or no memory. */
 int hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
                              const float *kept_grey, const float *moved, int w, int h,
-                             const HfamMotionParams *p);
+                             const HfamMotionParams *p, float *still);
 
 #ifdef __cplusplus
 }

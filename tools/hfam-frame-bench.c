@@ -8,7 +8,9 @@
  * motion-aware temporal smoothing at the inference size (the frame's grey plane from the
  * network's input, the blend by the picture's change: kernels/temporal.h) and the motion
  * compensation before it (kernels/compensate.h; on these synthetic planes nearly every block
- * finds a vector, so its sub-pixel step runs almost everywhere). Each
+ * finds a vector, so its sub-pixel step runs almost everywhere), and the guided refinement
+ * held over time with the blend's still weights (what the refinement costs with the element's
+ * default smoothing, kernels/refine.h). Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio.
  *
@@ -37,12 +39,12 @@
 
 enum {
   STEP_CONVERT, STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
-  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, N_STEPS
+  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, STEP_HELD, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
   "to RGBA", "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
-  "foreground", "motion smooth", "compensate",
+  "foreground", "motion smooth", "compensate", "held refine",
 };
 
 static char *size_text, *format_text;
@@ -76,6 +78,7 @@ typedef struct {
   HfamScratch scratch;
   float *grey, *kept_grey, *kept;   /* at the inference size */
   float *moved;                     /* the compensation's pixels moved, for the blend */
+  float *still, *held;              /* the blend's still weights; the held matte (frame) */
   float *flow_scratch;              /* kernels/compensate.h's */
 } Buffers;
 
@@ -143,11 +146,15 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   t[8] = g_get_monotonic_time ();
   hfam_motion_grey (input, inf_w, inf_h, &pre, b->grey);
   failed |= hfam_matte_blend_motion (b->kept, alpha_p, b->grey, b->kept_grey, b->moved, inf_w,
-                                     inf_h, &motion);
+                                     inf_h, &motion, b->still);
   t[9] = g_get_monotonic_time ();
   failed |= hfam_motion_compensate (b->kept, b->kept_grey, b->grey, inf_w, inf_h, &flow,
                                     b->moved, b->flow_scratch);
   t[10] = g_get_monotonic_time ();
+  const HfamRefineHold hold = { b->still, b->held, width };
+  failed |= hfam_refine_held (alpha_p, inf_w, inf_h, &frame, yuv, &refine, NULL, &hold, refined,
+                              width, scratch);
+  t[11] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -228,7 +235,7 @@ main (int argc, char **argv)
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
   g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *moved = NULL;
-  g_autofree float *flow_scratch = NULL;
+  g_autofree float *flow_scratch = NULL, *still = NULL, *held = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -263,6 +270,8 @@ main (int argc, char **argv)
   kept_grey = g_new (float, (size_t) inf_w * inf_h);
   /* (the first round's blend reads it before a compensation has written it) */
   moved = g_new0 (float, (size_t) inf_w * inf_h);
+  still = g_new (float, (size_t) inf_w * inf_h);
+  held = g_new0 (float, (size_t) width * height);
   {
     HfamFlowParams flow;
     hfam_flow_params_init (&flow);
@@ -280,7 +289,7 @@ main (int argc, char **argv)
                 .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
                 .grey = grey, .kept_grey = kept_grey, .kept = kept, .moved = moved,
-                .flow_scratch = flow_scratch };
+                .flow_scratch = flow_scratch, .still = still, .held = held };
   g_autofree uint8_t *yuv_planes = NULL;
 
   if (yuv && !yuv_frame_init (&b, g_strcmp0 (format_text, "nv12") == 0, threads,

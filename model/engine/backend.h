@@ -53,6 +53,10 @@ typedef struct {
   HfamKeyLevels levels;              /* { 0, 1 }: none */
   gboolean foreground;               /* colour outputs: the estimated foreground's colours */
   HfamForegroundParams foreground_params;
+  /* the outputs of the frame just kept (keep_matte), not of a later one: with `refine` and a
+   * motion-weighted blend, the refined matte is held where the picture is still
+   * (kernels/refine.h's HfamRefineHold) */
+  gboolean collected;
 } HfamDeviceEdges;
 
 /* Frames and mattes in the backend's device memory. The device frames' mattes stay there:
@@ -71,7 +75,7 @@ typedef struct {
    * plane is kept with the matte, and a blend weighs each pixel by the change from the kept
    * one's (kernels/temporal.h; motion->hold is the smoothing) when that frame kept one too,
    * after moving the kept matte and grey along the picture's motion with `flow` (NULL: not;
-   * kernels/compensate.h).
+   * kernels/compensate.h); that blend's still weights are kept for write_matte's `collected`.
    * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
    * matte. */
   gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,

@@ -54,6 +54,17 @@ typedef struct {
   /* host frames, HFAM_TEMPORAL_COMPENSATED: kernels/compensate.h's scratch */
   float *flow_scratch;
   guint64 flow_scratch_bytes;
+  /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED with guided refinement: the refined
+   * matte held at the frame's size where the picture is still (kernels/refine.h), and the
+   * blend's still weights it is held with (kernels/temporal.h) */
+  gboolean holds;          /* the kept matte's frame asked for it (smoothing > 0) */
+  float *still;
+  guint64 still_bytes;
+  gboolean still_valid;    /* still belongs to the kept matte's blend with the one before */
+  float *held;
+  guint64 held_bytes;
+  int held_width, held_height;
+  gboolean held_current;   /* held was refined from the kept matte, for its frame */
 } HfamKeptMatte;
 
 struct _HfamContext {

@@ -359,7 +359,11 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
 
   const gboolean motion = collected->temporal != HFAM_TEMPORAL_BLEND;
   const float *grey = motion ? ctx->grey[collected->slot] : NULL;
+  /* the held matte belongs to the kept matte's frame, which is now the one before */
+  const gboolean held_before = kept->held_current;
 
+  kept->holds = motion && collected->smoothing > 0.0f;
+  kept->still_valid = kept->held_current = FALSE;
   if (blend && motion && kept->grey_valid) {
     HfamMotionParams mp;
     const float *moved = NULL;
@@ -369,8 +373,14 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
       kept->valid = FALSE;
       return FALSE;
     }
+    if (!ensure_counted (ctx, &kept->still, &kept->still_bytes, sizeof (float) * n,
+                         "inference size", ctx->width, ctx->height, error)) {
+      kept->valid = FALSE;
+      return FALSE;
+    }
+    kept->still_valid = held_before;
     if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, moved, ctx->width,
-                                 ctx->height, &mp) != 0) {
+                                 ctx->height, &mp, kept->still) != 0) {
       kept->valid = FALSE;
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
       return FALSE;
@@ -515,11 +525,12 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
 }
 
 /* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
- * `frame`), then the key levels. Kept for the next output of the same size unless refined:
- * a refined matte depends on its frame's colours. */
+ * `frame`, and for the frame it was collected with (`collected`) held where the picture is
+ * still), then the key levels. Kept for the next output of the same size unless refined: a
+ * refined matte depends on its frame's colours. */
 static gboolean
 resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int height,
-                   GError **error)
+                   gboolean collected, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
   const HfamEdgeParams *edges = &ctx->edges;
@@ -552,8 +563,25 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
       return FALSE;
     guide = kernel_frame (frame);
     yuv = kernel_yuv (frame);
-    failed = hfam_refine (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
-                          keyed ? &levels : NULL, kept->resized, width, &ctx->edge_scratch);
+    if (collected && kept->holds) {
+      /* held only over a matte refined for the frame before, at this size */
+      const gboolean continues = kept->still_valid && kept->held_width == width
+                                 && kept->held_height == height;
+      if (!ensure_counted (ctx, &kept->held, &kept->held_bytes,
+                           sizeof (float) * (guint64) width * height, "frame", width, height,
+                           error))
+        return FALSE;
+      const HfamRefineHold hold = { continues ? kept->still : NULL, kept->held, width };
+      failed = hfam_refine_held (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
+                                 keyed ? &levels : NULL, &hold, kept->resized, width,
+                                 &ctx->edge_scratch);
+      kept->held_current = !failed;
+      kept->held_width = width;
+      kept->held_height = height;
+    } else {
+      failed = hfam_refine (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
+                            keyed ? &levels : NULL, kept->resized, width, &ctx->edge_scratch);
+    }
   } else {
     failed = hfam_resize_plane (kept->host, kept->width, kept->height, kept->width,
                                 kept->resized, width, height, width);
@@ -598,7 +626,8 @@ write_foreground (HfamContext *ctx, const HfamImage *frame, const HfamMatteImage
 /* The kept host matte into outputs of `width` x `height` (checked). */
 static gboolean
 write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int height,
-                    const HfamImage *outputs, int n_outputs, GError **error)
+                    const HfamImage *outputs, int n_outputs, gboolean collected,
+                    GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
   HfamFrame colours;
@@ -607,7 +636,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
   if (n_outputs == 0)
     return TRUE;
   omp_set_num_threads (ctx->host_threads);
-  if (!resize_host_matte (ctx, frame, width, height, error))
+  if (!resize_host_matte (ctx, frame, width, height, collected, error))
     return FALSE;
   if (frame) {
     colours = kernel_frame (frame);
@@ -652,14 +681,15 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
   }
   return keep_host_matte (ctx, &collected, error)
          && write_host_outputs (ctx, frame, collected.frame_width, collected.frame_height,
-                                outputs, n_outputs, error);
+                                outputs, n_outputs, TRUE, error);
 }
 
 /* The kept device matte (kw x kh) into outputs of its frame's size (checked), by the
- * backend. */
+ * backend; `collected`: for the frame it was just collected with. */
 static gboolean
 write_device_outputs (HfamContext *ctx, const HfamImage *frame, int kw, int kh,
-                      const HfamImage *outputs, int n_outputs, GError **error)
+                      const HfamImage *outputs, int n_outputs, gboolean collected,
+                      GError **error)
 {
   HfamDeviceEdges edges = {
     .refine = ctx->edges.refine == HFAM_REFINE_GUIDED,
@@ -667,6 +697,7 @@ write_device_outputs (HfamContext *ctx, const HfamImage *frame, int kw, int kh,
     .foreground = ctx->edges.fill == HFAM_FILL_FOREGROUND,
     .foreground_params = { HFAM_FOREGROUND_RADIUS_LARGE, HFAM_FOREGROUND_RADIUS_SMALL,
                            HFAM_FOREGROUND_COARSE },
+    .collected = collected,
   };
   g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours = { 0 };
@@ -733,7 +764,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
       collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
       collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL, error);
   hfam_context_drop_oldest (ctx);
-  ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, error);
+  ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, TRUE, error);
   *kept = (HfamKeptMatte) {
     .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
@@ -741,7 +772,8 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
     .host = kept->host, .resized = kept->resized, .grey = kept->grey,
     .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
     .grey_bytes = kept->grey_bytes, .flow_scratch = kept->flow_scratch,
-    .flow_scratch_bytes = kept->flow_scratch_bytes,
+    .flow_scratch_bytes = kept->flow_scratch_bytes, .still = kept->still,
+    .still_bytes = kept->still_bytes, .held = kept->held, .held_bytes = kept->held_bytes,
   };
   return ok;
 }
@@ -820,7 +852,7 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
   }
   return keep_host_matte (ctx, &pending, error)
          && write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
-                                error);
+                                TRUE, error);
 }
 
 gboolean
@@ -864,7 +896,7 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
     return FALSE;
   if (shape->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,
-                               error);
-  return write_device_outputs (ctx, frame, kept->width, kept->height, outputs, n_outputs,
+                               FALSE, error);
+  return write_device_outputs (ctx, frame, kept->width, kept->height, outputs, n_outputs, FALSE,
                                error);
 }

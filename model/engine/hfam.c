@@ -346,6 +346,8 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx->kept.resized);
   g_free (ctx->kept.grey);
   g_free (ctx->kept.flow_scratch);
+  g_free (ctx->kept.still);
+  g_free (ctx->kept.held);
   for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)
     g_free (ctx->grey[i]);
   hfam_scratch_clear (&ctx->edge_scratch);

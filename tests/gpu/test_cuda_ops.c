@@ -826,6 +826,23 @@ test_refine (void)
       snprintf (name, sizeof name, "refine %s %s %dx%d->%dx%d r %d%s", p.colour ? "colour" : "grey",
                 format_names[src], aw, ah, w, h, p.radius, lv ? " levels" : "");
       report_within (name, HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+      /* held over time: the output and the held matte */
+      g_autofree float *still = g_new (float, aw * ah), *held = g_new (float, n);
+      fill (still, aw * ah, 0.0, 1.0);
+      fill (held, n, 0.0, 1.0);
+      float *dstill = upload (still, aw * ah, HFAM_CUDA_F32);
+      float *dheld = upload (held, n, HFAM_CUDA_F32);
+      const HfamRefineHold dhold = { dstill, dheld, w }, hold = { still, held, w };
+      CHECK_CUDA (hfam_cuda_refine_held (&plan, dalpha, &f.dev, &yuv, &p, lv, &dhold, dout, w,
+                                         0));
+      g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &f.host, &yuv, &p, lv, &hold, cpu, w,
+                                         NULL), ==, 0);
+      download (dout, n, HFAM_CUDA_F32, gpu);
+      report_within (strcat (name, " held"), HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+      download (dheld, n, HFAM_CUDA_F32, gpu);
+      report_within (strcat (name, " (matte)"), HFAM_CUDA_F32, gpu, held, n, TOL_EDGES);
+      cudaFree (dstill);
+      cudaFree (dheld);
       /* a plan is for its own sizes and guide */
       HfamRefineParams other = p;
       other.colour = !p.colour;

@@ -2,10 +2,11 @@
  * their CPU twins (kernels/temporal.c, compensate.c): the grey plane of an NHWC input (fp32 and
  * fp16, channels padded to 4) against hfam_motion_grey on the same values in planar order (the
  * fp16 values as the device reads them), the blend at several sizes and radii against
- * hfam_matte_blend_motion (with and without the compensation's moved pixels), by the largest
- * absolute difference (1e-5), and the motion compensation of a moved texture (the planes and
- * how far each pixel moved) against hfam_motion_compensate (1e-4: the same vectors, the warp's
- * sums fused differently). Exits 77 (skipped) when no CUDA device opens. */
+ * hfam_matte_blend_motion (with and without the compensation's moved pixels; the matte and
+ * the still weights), by the largest absolute difference (1e-5), and the motion compensation
+ * of a moved texture (the planes and how far each pixel moved) against hfam_motion_compensate
+ * (1e-4: the same vectors, the warp's sums fused differently). Exits 77 (skipped) when no
+ * CUDA device opens. */
 #include "compensate.cuh"
 #include "nhwc.cuh"
 #include "temporal.cuh"
@@ -86,7 +87,8 @@ check_blend (GRand *rand, int w, int h, int radius, gboolean with_moved)
   const HfamMotionParams p = { 0.7f, 0.01f, 0.04f, radius, 0.25f };
   g_autofree float *matte = g_new (float, n), *fresh = g_new (float, n);
   g_autofree float *grey = g_new (float, n), *kept = g_new (float, n), *got = g_new (float, n);
-  g_autofree float *moved = g_new (float, n);
+  g_autofree float *moved = g_new (float, n), *still = g_new (float, n);
+  g_autofree float *got_still = g_new (float, n);
   char name[64];
   double worst = 0;
 
@@ -100,14 +102,15 @@ check_blend (GRand *rand, int w, int h, int radius, gboolean with_moved)
   }
   float *d_matte = upload (matte, bytes), *d_fresh = upload (fresh, bytes);
   float *d_grey = upload (grey, bytes), *d_kept = upload (kept, bytes);
-  float *d_moved = with_moved ? upload (moved, bytes) : NULL;
+  float *d_moved = with_moved ? upload (moved, bytes) : NULL, *d_still = upload (still, bytes);
   CHECK_CUDA (hfam_cuda_matte_blend_motion (d_matte, d_fresh, d_grey, d_kept, d_moved, w, h, &p,
-                                            0));
+                                            d_still, 0));
   CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
+  CHECK_CUDA (cudaMemcpy (got_still, d_still, bytes, cudaMemcpyDeviceToHost));
   g_assert_cmpint (hfam_matte_blend_motion (matte, fresh, grey, kept,
-                                            with_moved ? moved : NULL, w, h, &p), ==, 0);
+                                            with_moved ? moved : NULL, w, h, &p, still), ==, 0);
   for (size_t i = 0; i < n; i++)
-    worst = MAX (worst, fabs (got[i] - matte[i]));
+    worst = MAX (worst, MAX (fabs (got[i] - matte[i]), fabs (got_still[i] - still[i])));
   snprintf (name, sizeof name, "motion blend %dx%d radius %d%s", w, h, radius,
             with_moved ? " moved" : "");
   report (name, worst, 1e-5);
@@ -116,6 +119,7 @@ check_blend (GRand *rand, int w, int h, int radius, gboolean with_moved)
   cudaFree (d_grey);
   cudaFree (d_kept);
   cudaFree (d_moved);
+  cudaFree (d_still);
 }
 
 /* a smooth texture (a sum of bumps) moved by (dx, dy), and noise */
@@ -208,7 +212,7 @@ main (void)
   /* a bad argument queues nothing */
   g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, NULL, 4, 4,
                                           &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1, 0.2f },
-                                          0)
+                                          NULL, 0)
             == cudaErrorInvalidValue);
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;

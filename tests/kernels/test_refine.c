@@ -2,7 +2,8 @@
  * means bit-exact against the plain formula (small integers sum exactly), the key levels by
  * hand, the guided filter against a plain double-precision oracle written from the paper's
  * formulas (windows summed pixel by pixel), and its properties: a constant guide passes a
- * smooth alpha through; a step in the guide sharpens a soft step. */
+ * smooth alpha through; a step in the guide sharpens a soft step; and the matte held over time
+ * against the same formula on the refined and the resized planes. */
 #include "box.h"
 #include "refine.h"
 #include "resize.h"
@@ -409,6 +410,77 @@ test_refine_step_edge (void)
   g_assert_cmpfloat (err_refined, <, 0.25 * err_plain);
 }
 
+/* Held over time (hfam_refine_held): h = q + S (held - q) with q the refinement before the
+ * levels and S the still weights enlarged to the frame as resize.h enlarges (through the
+ * statistics' size where that differs), held taking h and the output the levels of h; a
+ * restart (no still weights) holds q; no hold is hfam_refine. */
+static void
+test_refine_held (void)
+{
+  const int fw = 61, fh = 37, aw = 16, ah = 10, stride = fw + 3;
+  const HfamKeyLevels levels = { 0.1f, 0.9f };
+  g_autofree uint8_t *rgb = g_new (uint8_t, 3 * fw * fh);
+  g_autofree float *alpha = g_new (float, aw * ah), *still = g_new (float, aw * ah);
+  g_autofree float *q = g_new (float, fw * fh), *s = g_new (float, fw * fh);
+  g_autofree float *out = g_new (float, fw * fh), *plain = g_new (float, fw * fh);
+  g_autofree float *held = g_new (float, stride * fh), *before = g_new (float, stride * fh);
+  g_autofree float *low = g_new (float, aw * ah);
+  const HfamFrame frame = { { rgb }, { 3 * fw }, fw, fh, HFAM_FRAME_RGB };
+
+  for (int i = 0; i < 3 * fw * fh; i++)
+    rgb[i] = (uint8_t) g_rand_int_range (rng, 0, 256);
+  for (int i = 0; i < aw * ah; i++) {
+    alpha[i] = (float) g_rand_double (rng);
+    still[i] = (float) g_rand_double (rng);
+  }
+  for (int i = 0; i < stride * fh; i++)
+    before[i] = (float) g_rand_double (rng);
+  /* statistics at alpha's size, then at a smaller one (the still weights resized there too) */
+  for (int c = 0; c < 2; c++) {
+    const HfamRefineParams p = { 2, 1e-3f, c ? 12 : 0, c ? 8 : 0, 1 };
+    const HfamRefineHold hold = { still, held, stride }, restart = { NULL, held, stride };
+    double worst = 0.0;
+
+    g_assert_cmpint (hfam_refine (alpha, aw, ah, &frame, NULL, &p, NULL, q, fw, NULL), ==, 0);
+    if (c) {
+      g_assert_cmpint (hfam_resize_plane (still, aw, ah, aw, low, 12, 8, 12), ==, 0);
+      g_assert_cmpint (hfam_resize_plane (low, 12, 8, 12, s, fw, fh, fw), ==, 0);
+    } else {
+      g_assert_cmpint (hfam_resize_plane (still, aw, ah, aw, s, fw, fh, fw), ==, 0);
+    }
+    memcpy (held, before, sizeof (float) * stride * fh);
+    g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, &levels, &hold, out, fw,
+                                       NULL), ==, 0);
+    for (int y = 0; y < fh; y++)
+      for (int x = 0; x < fw; x++) {
+        const int i = y * fw + x, k = y * stride + x;
+        const double h = q[i] + (double) s[i] * (before[k] - q[i]);
+        worst = MAX (worst, fabs (held[k] - h));
+        worst = MAX (worst, fabs (out[i] - CLAMP ((h - 0.1) / 0.8, 0.0, 1.0)));
+      }
+    if (g_test_verbose ())
+      printf ("held, statistics %s: worst difference %.3g\n", c ? "12x8" : "16x10", worst);
+    g_assert_cmpfloat (worst, <, 1e-5);
+
+    g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, NULL, &restart, out, fw,
+                                       NULL), ==, 0);
+    for (int y = 0; y < fh; y++)
+      for (int x = 0; x < fw; x++) {
+        g_assert_cmpfloat (held[y * stride + x], ==, q[y * fw + x]);
+        g_assert_cmpfloat (out[y * fw + x], ==, q[y * fw + x]);
+      }
+    g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, NULL, NULL, plain, fw,
+                                       NULL), ==, 0);
+    g_assert_cmpint (memcmp (plain, q, sizeof (float) * fw * fh), ==, 0);
+    /* a held matte narrower than the frame, or none, is refused */
+    const HfamRefineHold narrow = { still, held, fw - 1 }, none = { still, NULL, stride };
+    g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, NULL, &narrow, out, fw,
+                                       NULL), ==, -1);
+    g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, NULL, &none, out, fw,
+                                       NULL), ==, -1);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -421,5 +493,6 @@ main (int argc, char **argv)
   g_test_add_func ("/refine/arguments", test_refine_arguments);
   g_test_add_func ("/refine/constant-guide", test_refine_constant_guide);
   g_test_add_func ("/refine/step-edge", test_refine_step_edge);
+  g_test_add_func ("/refine/held", test_refine_held);
   return g_test_run ();
 }

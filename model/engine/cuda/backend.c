@@ -98,6 +98,8 @@ cuda_free (HfamBackend *base)
   }
   cudaFree (be->edge_matte);
   cudaFree (be->flow_scratch);
+  cudaFree (be->still);
+  cudaFree (be->held);
   cudaFree (be->grey[0]);
   cudaFree (be->grey[1]);
   cudaFree (be->foreground_workspace);

@@ -150,6 +150,17 @@ typedef struct {
   float *flow_scratch;
   size_t flow_scratch_bytes;
   HfamPreprocessParams grey_params;
+  /* HFAM_TEMPORAL_MOTION and _COMPENSATED with refinement, as the host's (context.h): the
+   * blend's still weights (kept_width x kept_height) and the refined matte held at the
+   * outputs' size */
+  gboolean holds;               /* the kept matte's frame asked for it */
+  float *still;
+  size_t still_bytes;
+  gboolean still_valid;         /* still belongs to the kept matte's blend with the one before */
+  float *held;
+  size_t held_bytes;
+  int held_width, held_height;
+  gboolean held_current;        /* held was refined from the kept matte, for its frame */
   /* the edges (hfam_context_set_edges) on device frames: the kept matte at the outputs' size,
    * refined or resized, then keyed; the refinement's plan for its sizes and parameters; the
    * foreground's workspace; identity filters for writing the outputs from that matte */

@@ -93,6 +93,22 @@ ensure_matte_stream (CudaBackend *be, GError **error)
   return TRUE;
 }
 
+/* A device buffer of at least `bytes`, made again only when it grows; nothing may be using the
+ * old one (every call waits for the matte stream). */
+static gboolean
+ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *what,
+                      GError **error)
+{
+  if (*have >= bytes)
+    return TRUE;
+  cudaFree (*buffer);
+  *buffer = NULL;
+  *have = 0;
+  CUDA_TRY (cudaMalloc (buffer, bytes), what);
+  *have = bytes;
+  return TRUE;
+}
+
 /* Queues the alpha_p of the frame in `slot` into the kept matte on the matte stream, after the
  * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
  * allocation of the planned size. */
@@ -104,9 +120,13 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
   /* fusion's output: alpha_d, then alpha_p */
   const float *alpha = value_planar (be, slot, be->base.graph->fusion) + plane;
   gboolean by_motion = blend && motion && be->kept_grey_valid;
+  /* the held matte belongs to the kept matte's frame, which is now the one before */
+  const gboolean held_before = be->held_current;
 
   CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
   be->kept_grey_valid = FALSE;
+  be->holds = motion && smoothing > 0.0f;
+  be->still_valid = be->held_current = FALSE;
   if (motion) {
     const HfamNhwc input = value_nhwc (be, slot, be->base.graph->input);
     if (be->grey_bytes < sizeof (float) * plane) {
@@ -143,11 +163,16 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
               "motion compensation");
     moved = be->flow_scratch;
   }
-  if (by_motion)
+  if (by_motion) {
+    if (!ensure_device_buffer ((void **) &be->still, &be->still_bytes, sizeof (float) * plane,
+                               "temporal smoothing", error))
+      return FALSE;
     CUDA_TRY (hfam_cuda_matte_blend_motion (be->kept, alpha, be->grey[1], be->grey[0], moved,
-                                            be->width, be->height, motion, be->matte_stream),
+                                            be->width, be->height, motion, be->still,
+                                            be->matte_stream),
               "temporal smoothing");
-  else if (blend)
+    be->still_valid = held_before;
+  } else if (blend)
     CUDA_TRY (hfam_cuda_matte_blend (be->kept, alpha, plane, smoothing, be->matte_stream),
               "temporal smoothing");
   if (motion) {
@@ -169,22 +194,6 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
   }
   CUDA_TRY (cudaMemcpyAsync (be->kept, alpha, sizeof (float) * plane, cudaMemcpyDeviceToDevice,
                              be->matte_stream), "kept matte");
-  return TRUE;
-}
-
-/* A device buffer of at least `bytes`, made again only when it grows; nothing may be using the
- * old one (every call waits for the matte stream). */
-static gboolean
-ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *what,
-                      GError **error)
-{
-  if (*have >= bytes)
-    return TRUE;
-  cudaFree (*buffer);
-  *buffer = NULL;
-  *have = 0;
-  CUDA_TRY (cudaMalloc (buffer, bytes), what);
-  *have = bytes;
   return TRUE;
 }
 
@@ -225,6 +234,21 @@ make_edge_matte (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yu
     be->refine_params = rp;
     /* its filters' uploads went through the legacy default stream (as ensure_filter's) */
     CUDA_TRY (cudaStreamSynchronize (cudaStreamLegacy), "refine");
+  }
+  if (edges->collected && be->holds) {
+    /* held only over a matte refined for the frame before, at this size */
+    const gboolean continues = be->still_valid && be->held_width == w && be->held_height == h;
+    if (!ensure_device_buffer ((void **) &be->held, &be->held_bytes,
+                               sizeof (float) * (size_t) w * h, "refine", error))
+      return FALSE;
+    const HfamRefineHold hold = { continues ? be->still : NULL, be->held, w };
+    CUDA_TRY (hfam_cuda_refine_held (&be->refine_plan, be->kept, frame, yuv, &rp,
+                                     keyed ? levels : NULL, &hold, be->edge_matte, w,
+                                     be->matte_stream), "refine");
+    be->held_current = TRUE;
+    be->held_width = w;
+    be->held_height = h;
+    return TRUE;
   }
   CUDA_TRY (hfam_cuda_refine (&be->refine_plan, be->kept, frame, yuv, &rp,
                               keyed ? levels : NULL, be->edge_matte, w, be->matte_stream),

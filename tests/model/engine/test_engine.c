@@ -3,8 +3,8 @@
  * cross-lane order (which only a GPU would otherwise exercise).
  * Usage: test-engine GOLDEN_DIR [CASE...]   (CASE: NAME for NAME.safetensors and
  * NAME.golden.safetensors in GOLDEN_DIR; default: the cases of model/python/reference/golden.py) */
-#include "compensate.h"
 #include "context.h"
+#include "engine-test.h"
 #include "foreground.h"
 #include "graph.h"
 #include "hfam-internal.h"
@@ -20,19 +20,10 @@
 #include <math.h>
 #include <string.h>
 
-static const char *golden_dir;
-
 static const char *const cases[] = {
   "tiny_64x64", "tiny_f16_64x64", "r18_i8_64x64", "r18_64x64", "r18_160x96", "r50_64x64",
   "r50_160x96", "r50_256x256",
 };
-
-static char *
-golden_path (const char *name, const char *suffix)
-{
-  g_autofree char *file = g_strconcat (name, suffix, NULL);
-  return g_build_filename (golden_dir, file, NULL);
-}
 
 static float *
 golden_tensor (HfamSafetensors *st, const char *name, size_t *n)
@@ -46,44 +37,7 @@ golden_tensor (HfamSafetensors *st, const char *name, size_t *n)
   return out;
 }
 
-static double
-max_abs_diff (const float *a, const float *b, size_t n)
-{
-  double worst = 0.0;
-  for (size_t i = 0; i < n; i++)
-    worst = MAX (worst, fabs ((double) a[i] - b[i]));
-  return worst;
-}
-
 /* ---- libhfam's public API, shortened for these tests ---- */
-
-static HfamContext *
-cpu_context (HfamModel *model, int pipeline_depth, GError **error)
-{
-  const HfamOptions options = {
-    .backend = HFAM_BACKEND_CPU, .precision = HFAM_PRECISION_FP32, .n_threads = 2,
-    .pipeline_depth = pipeline_depth,
-  };
-  return hfam_context_new (model, &options, NULL, error);
-}
-
-static HfamImage
-packed_image (guint8 *pixels, int w, int h, int bpp, HfamFormat format)
-{
-  return (HfamImage) {
-    .planes = { pixels }, .strides = { w * bpp }, .width = w, .height = h, .format = format,
-  };
-}
-
-/* The matte as floats, the frame's size. */
-static HfamImage
-float_matte (float *alpha, int w, int h)
-{
-  return (HfamImage) {
-    .planes = { (guint8 *) alpha }, .strides = { (int) sizeof (float) * w }, .width = w,
-    .height = h, .format = HFAM_FORMAT_GRAY32F,
-  };
-}
 
 static gboolean
 run_smoothed (HfamContext *ctx, const HfamImage *frame, int long_side, float smoothing,
@@ -349,22 +303,6 @@ test_odd_frames (void)
 
 /* ---- pipelined frames: hfam_context_submit / collect against hfam_context_run ---- */
 
-#define PIPE_W 70
-#define PIPE_H 45
-
-static void
-fill_frame (guint8 *pixels, int seed)
-{
-  for (size_t i = 0; i < (size_t) PIPE_W * PIPE_H * 4; i++)
-    pixels[i] = (guint8) (i * (7 + seed) + (i / 4) * (3 * seed + 1));
-}
-
-static void
-expect_same_matte (const float *got, const float *want)
-{
-  g_assert_cmpfloat (max_abs_diff (got, want, (size_t) PIPE_W * PIPE_H), <=, 1e-6);
-}
-
 /* The CPU's real-time size: the fp32 preset (AVX2's without AVX-512) on 2 threads, growing
  * with threads, in multiples of 32, never above the model's own size. */
 static void
@@ -540,121 +478,6 @@ test_kept_matte (void)
   g_assert_true (run_smoothed (ctx, &images[1], 128, 0.5f, got, &error));
   g_assert_no_error (error);
   expect_same_matte (got, b128);
-}
-
-/* HFAM_TEMPORAL_MOTION on host frames: the frame's grey plane and the kept one's reach
- * hfam_matte_blend_motion in that order (the kept matte after a frame is the kernel's blend of
- * the matte before and the frame's own), and a picture that only changes by noise below
- * HFAM_MOTION_STILL blends as the plain blend does. */
-static void
-test_motion_matte (void)
-{
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
-  g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL, plain = NULL, fresh = NULL;
-  guint8 pixels[3][PIPE_W * PIPE_H * 4];
-  float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
-  const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.4f,
-                                   .temporal = HFAM_TEMPORAL_MOTION };
-  const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.4f };
-  HfamMotionParams mp;
-  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
-  HfamImage images[3];
-
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  plain = cpu_context (model, 1, &error);
-  fresh = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
-  fill_frame (pixels[0], 0);
-  for (size_t i = 0; i < sizeof pixels[0]; i++) {
-    pixels[1][i] = (guint8) CLAMP (pixels[0][i] + (int) (i % 3) - 1, 0, 255);  /* noise */
-    /* moved: the left half changes, the right half is the noisy frame again */
-    pixels[2][i] = (i / 4) % PIPE_W < PIPE_W / 2 ? 255 - pixels[0][i] : pixels[1][i];
-  }
-  for (int k = 0; k < 3; k++)
-    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
-
-  /* noise only: the plain blend's matte */
-  g_assert_true (hfam_context_run (ctx, &images[0], &motion, &out, 1, &error));
-  g_assert_true (hfam_context_run (ctx, &images[1], &motion, &out, 1, &error));
-  memcpy (want, got, sizeof want);
-  g_assert_true (hfam_context_run (plain, &images[0], &blend, &out, 1, &error));
-  g_assert_true (hfam_context_run (plain, &images[1], &blend, &out, 1, &error));
-  g_assert_no_error (error);
-  expect_same_matte (got, want);
-
-  /* a changed picture: the kernel's blend of the kept matte and the frame's, by their greys */
-  const size_t n = (size_t) ctx->kept.width * ctx->kept.height;
-  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * n);
-  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * n);
-  g_assert_true (ctx->kept.grey_valid);
-  g_assert_true (hfam_context_run (fresh, &images[2], &blend, &out, 1, &error));
-  g_assert_true (hfam_context_run (ctx, &images[2], &motion, &out, 1, &error));
-  g_assert_no_error (error);
-  hfam_motion_params_init (&mp, 0.4f);
-  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            NULL, ctx->kept.width, ctx->kept.height, &mp), ==, 0);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, n), <=, 1e-6);
-  /* and the picture's change told the halves apart: the fresh matte came through as it is
-   * where the picture moved, and not where it did not */
-  size_t taken = 0;
-  for (size_t i = 0; i < n; i++)
-    taken += ctx->kept.host[i] == fresh->kept.host[i];
-  g_assert_cmpuint (taken, >, 0);
-  g_assert_cmpuint (taken, <, n);
-}
-
-/* HFAM_TEMPORAL_COMPENSATED on host frames: the kept matte and grey are moved along the flow
- * of the frame's grey against the kept one before the motion blend, in that order, and the
- * blend holds the moved pixels with the smoothing's HFAM_MOTION_MOVED_SHARE. */
-static void
-test_compensated_matte (void)
-{
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
-  g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL, fresh = NULL;
-  guint8 pixels[2][PIPE_W * PIPE_H * 4];
-  float got[PIPE_W * PIPE_H];
-  const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
-                                        .temporal = HFAM_TEMPORAL_COMPENSATED };
-  const HfamFrameParams none = { .long_side = 64 };
-  HfamMotionParams mp;
-  HfamFlowParams fp;
-  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
-  HfamImage images[2];
-
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  fresh = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
-  /* the second frame: the first moved 3 pixels to the right */
-  fill_frame (pixels[0], 0);
-  for (size_t i = 0; i < sizeof pixels[0]; i++)
-    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
-  for (int k = 0; k < 2; k++)
-    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
-
-  g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
-  g_assert_no_error (error);
-  const int w = ctx->kept.width, h = ctx->kept.height;
-  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
-  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
-  hfam_flow_params_init (&fp);
-  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
-  g_autofree float *moved = g_new (float, w * h);
-  g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
-  g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp, moved,
-                                           scratch), ==, 0);
-  hfam_motion_params_init (&mp, 0.6f);
-  g_assert_cmpfloat (mp.hold_moved, ==, 0.6f * HFAM_MOTION_MOVED_SHARE);
-  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            moved, w, h, &mp), ==, 0);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
 }
 
 /* ---- Edges at the frame's size (hfam_context_set_edges) on host frames ---- */
@@ -989,8 +812,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/pipelined", test_pipelined);
   g_test_add_func ("/engine/auto-long-side", test_auto_long_side);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
-  g_test_add_func ("/engine/motion-matte", test_motion_matte);
-  g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
   g_test_add_func ("/engine/edges", test_edges);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);

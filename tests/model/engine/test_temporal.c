@@ -1,0 +1,249 @@
+/* The engine's temporal path on host frames (kernels/temporal.h, compensate.h, refine.h):
+ * the motion-weighted blend and the motion compensation reach their kernels with the right
+ * planes in the right order, and with guided refinement the refined matte is held at the
+ * frame's size with the blend's still weights, over the frame before's, and only then.
+ * Usage: test-engine-temporal GOLDEN_DIR */
+#include "compensate.h"
+#include "context.h"
+#include "engine-test.h"
+#include "hfam-internal.h"
+#include "refine.h"
+#include "temporal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* HFAM_TEMPORAL_MOTION on host frames: the frame's grey plane and the kept one's reach
+ * hfam_matte_blend_motion in that order (the kept matte after a frame is the kernel's blend of
+ * the matte before and the frame's own), and a picture that only changes by noise below
+ * HFAM_MOTION_STILL blends as the plain blend does. */
+static void
+test_motion_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL, plain = NULL, fresh = NULL;
+  guint8 pixels[3][PIPE_W * PIPE_H * 4];
+  float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
+  const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.4f,
+                                   .temporal = HFAM_TEMPORAL_MOTION };
+  const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.4f };
+  HfamMotionParams mp;
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  HfamImage images[3];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  plain = cpu_context (model, 1, &error);
+  fresh = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < sizeof pixels[0]; i++) {
+    pixels[1][i] = (guint8) CLAMP (pixels[0][i] + (int) (i % 3) - 1, 0, 255);  /* noise */
+    /* moved: the left half changes, the right half is the noisy frame again */
+    pixels[2][i] = (i / 4) % PIPE_W < PIPE_W / 2 ? 255 - pixels[0][i] : pixels[1][i];
+  }
+  for (int k = 0; k < 3; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  /* noise only: the plain blend's matte */
+  g_assert_true (hfam_context_run (ctx, &images[0], &motion, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[1], &motion, &out, 1, &error));
+  memcpy (want, got, sizeof want);
+  g_assert_true (hfam_context_run (plain, &images[0], &blend, &out, 1, &error));
+  g_assert_true (hfam_context_run (plain, &images[1], &blend, &out, 1, &error));
+  g_assert_no_error (error);
+  expect_same_matte (got, want);
+
+  /* a changed picture: the kernel's blend of the kept matte and the frame's, by their greys */
+  const size_t n = (size_t) ctx->kept.width * ctx->kept.height;
+  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * n);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * n);
+  g_assert_true (ctx->kept.grey_valid);
+  g_assert_true (hfam_context_run (fresh, &images[2], &blend, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[2], &motion, &out, 1, &error));
+  g_assert_no_error (error);
+  hfam_motion_params_init (&mp, 0.4f);
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
+                                            NULL, ctx->kept.width, ctx->kept.height, &mp, NULL),
+                   ==, 0);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, n), <=, 1e-6);
+  /* and the picture's change told the halves apart: the fresh matte came through as it is
+   * where the picture moved, and not where it did not */
+  size_t taken = 0;
+  for (size_t i = 0; i < n; i++)
+    taken += ctx->kept.host[i] == fresh->kept.host[i];
+  g_assert_cmpuint (taken, >, 0);
+  g_assert_cmpuint (taken, <, n);
+}
+
+/* HFAM_TEMPORAL_COMPENSATED on host frames: the kept matte and grey are moved along the flow
+ * of the frame's grey against the kept one before the motion blend, in that order, and the
+ * blend holds the moved pixels with the smoothing's HFAM_MOTION_MOVED_SHARE. */
+static void
+test_compensated_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL, fresh = NULL;
+  guint8 pixels[2][PIPE_W * PIPE_H * 4];
+  float got[PIPE_W * PIPE_H];
+  const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
+                                        .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamFrameParams none = { .long_side = 64 };
+  HfamMotionParams mp;
+  HfamFlowParams fp;
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  HfamImage images[2];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  fresh = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  /* the second frame: the first moved 3 pixels to the right */
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < sizeof pixels[0]; i++)
+    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
+  for (int k = 0; k < 2; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
+  g_assert_no_error (error);
+  const int w = ctx->kept.width, h = ctx->kept.height;
+  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  hfam_flow_params_init (&fp);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
+  g_autofree float *moved = g_new (float, w * h);
+  g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
+  g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp, moved,
+                                           scratch), ==, 0);
+  hfam_motion_params_init (&mp, 0.6f);
+  g_assert_cmpfloat (mp.hold_moved, ==, 0.6f * HFAM_MOTION_MOVED_SHARE);
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
+                                            moved, w, h, &mp, NULL), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
+}
+
+/* The refined matte of the kept one for `frame` (RGBA, PIPE_W x PIPE_H) by the kernel, held
+ * with `hold` (NULL: not). */
+static void
+refine_kept (const HfamContext *ctx, guint8 *frame, const HfamRefineHold *hold, float *out)
+{
+  const HfamFrame k = { .planes = { frame }, .strides = { PIPE_W * 4 }, .width = PIPE_W,
+                        .height = PIPE_H, .format = HFAM_FRAME_RGBA };
+  const HfamRefineParams rp = { .radius = HFAM_REFINE_RADIUS_DEFAULT,
+                                .eps = HFAM_REFINE_EPS_DEFAULT,
+                                .stats_width = ctx->kept.width,
+                                .stats_height = ctx->kept.height, .colour = 1 };
+
+  g_assert_cmpint (hfam_refine_held (ctx->kept.host, ctx->kept.width, ctx->kept.height, &k, NULL,
+                                     &rp, NULL, hold, out, PIPE_W, NULL), ==, 0);
+}
+
+/* Guided refinement with motion-weighted smoothing: the first frame only starts the held
+ * matte; the next ones are the kernel's hold of their refined matte over the frame before's
+ * with the blend's still weights (which hold something on a picture that only changes by
+ * noise, and nothing where it changed); outputs written between frames leave it alone; the
+ * plain blend and a restart hold nothing. */
+static void
+test_held_matte (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL;
+  static guint8 pixels[3][PIPE_W * PIPE_H * 4];
+  static float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H], plain[PIPE_W * PIPE_H],
+      before[PIPE_W * PIPE_H], after[PIPE_W * PIPE_H];
+  const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.6f,
+                                   .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.6f };
+  const HfamFrameParams restart = { .long_side = 64 };
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  const size_t n = (size_t) PIPE_W * PIPE_H;
+  HfamEdgeParams edges;
+  HfamImage images[3];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  hfam_edge_params_init (&edges);
+  edges.refine = HFAM_REFINE_GUIDED;
+  g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
+  fill_frame (pixels[0], 2);
+  for (size_t i = 0; i < sizeof pixels[0]; i++) {
+    pixels[1][i] = (guint8) CLAMP (pixels[0][i] + (int) (i % 5) - 2, 0, 255);  /* noise */
+    pixels[2][i] = (i / 4) % PIPE_W < PIPE_W / 2 ? 255 - pixels[0][i] : pixels[1][i];
+  }
+  for (int k = 0; k < 3; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  /* the first frame: its refined matte as it is, and the held one starts from it */
+  g_assert_true (hfam_context_run (ctx, &images[0], &motion, &out, 1, &error));
+  g_assert_no_error (error);
+  refine_kept (ctx, pixels[0], NULL, want);
+  expect_same_matte (got, want);
+  g_assert_true (ctx->kept.held_current);
+  memcpy (before, ctx->kept.held, sizeof before);
+  expect_same_matte (before, want);
+
+  /* noise only: held over the first frame's, with the blend's still weights */
+  for (int k = 1; k < 3; k++) {
+    size_t held = 0;
+    g_assert_true (hfam_context_run (ctx, &images[k], &motion, &out, 1, &error));
+    g_assert_no_error (error);
+    g_assert_true (ctx->kept.still_valid);
+    memcpy (after, before, sizeof after);
+    const HfamRefineHold hold = { ctx->kept.still, after, PIPE_W };
+    refine_kept (ctx, pixels[k], &hold, want);
+    refine_kept (ctx, pixels[k], NULL, plain);
+    expect_same_matte (got, want);
+    expect_same_matte (ctx->kept.held, want);
+    for (size_t i = 0; i < n; i++)
+      held += fabsf (got[i] - plain[i]) > 1e-4f;
+    /* the noise moved the refined edges, and the hold kept some of them where they were;
+     * where the picture changed (the left half of the third frame) nothing is held */
+    g_assert_cmpuint (held, >, 0);
+    if (k == 2)
+      for (int y = 0; y < PIPE_H; y++)
+        for (int x = 0; x < PIPE_W / 4; x++)
+          g_assert_cmpfloat (got[y * PIPE_W + x], ==, plain[y * PIPE_W + x]);
+    /* an output written again between frames (inference-interval) is not held, and leaves
+     * the held matte as it was */
+    memcpy (before, ctx->kept.held, sizeof before);
+    g_assert_true (hfam_context_write_kept (ctx, &images[0], &out, 1, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (memcmp (before, ctx->kept.held, sizeof before), ==, 0);
+    refine_kept (ctx, pixels[0], NULL, want);
+    expect_same_matte (got, want);
+  }
+
+  /* the plain blend and a restart: the refined matte as it is */
+  for (int k = 0; k < 2; k++) {
+    g_assert_true (hfam_context_run (ctx, &images[1], k ? &restart : &blend, &out, 1, &error));
+    g_assert_no_error (error);
+    g_assert_false (ctx->kept.holds);
+    refine_kept (ctx, pixels[1], NULL, want);
+    expect_same_matte (got, want);
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (argc < 2) {
+    g_printerr ("usage: %s GOLDEN_DIR\n", argv[0]);
+    return 2;
+  }
+  golden_dir = argv[1];
+  g_test_add_func ("/engine/motion-matte", test_motion_matte);
+  g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
+  g_test_add_func ("/engine/held-matte", test_held_matte);
+  return g_test_run ();
+}
