@@ -199,14 +199,14 @@ two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
   return 0;
 }
 
-/* q = A . I + B along one row, A and B enlarged from c by the two taps, held where `held`
- * is given (with the still weights S enlarged from `still` by the same taps; NULL: a restart),
- * then the levels. nc, still and held constant in each call, so the loops unroll and the
- * branches go. */
+/* q = A . I + B along one row, A and B enlarged from c by the two taps; where `held` is
+ * given, its detail over alpha (`base`) held (with the still weights S; NULL: a restart), all
+ * enlarged by the same taps; then the levels. nc, still and held constant in each call, so the
+ * loops unroll and the branches go. */
 static inline __attribute__ ((always_inline)) void
 apply_coefficients (const TwoTaps *t, const float *restrict c, const float *restrict rgb, int w,
-                    int nc, const float *restrict still, float *restrict held, float black,
-                    float scale, float *restrict out)
+                    int nc, const float *restrict still, const float *restrict base,
+                    float *restrict held, float black, float scale, float *restrict out)
 {
   for (int x = 0; x < w; x++) {
     const float *l = c + (size_t) t->left[x] * (nc + 1), *r = c + (size_t) t->right[x] * (nc + 1);
@@ -220,9 +220,13 @@ apply_coefficients (const TwoTaps *t, const float *restrict c, const float *rest
       q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
     q = hfam_clamp01 (q);
     if (held) {
-      if (still)
-        q += (wl * still[t->left[x]] + wr * still[t->right[x]]) * (held[x] - q);
-      held[x] = q;
+      const float u = wl * base[t->left[x]] + wr * base[t->right[x]];
+      float d = q - u;
+      if (still) {
+        d += (wl * still[t->left[x]] + wr * still[t->right[x]]) * (held[x] - d);
+        q = hfam_clamp01 (u + d);
+      }
+      held[x] = d;
     }
     out[x] = hfam_clamp01 ((q - black) * scale);
   }
@@ -230,23 +234,43 @@ apply_coefficients (const TwoTaps *t, const float *restrict c, const float *rest
 
 static inline __attribute__ ((always_inline)) void
 apply_held (const TwoTaps *t, const float *c, const float *rgb, int w, int nc,
-            const float *still, float *held, float black, float scale, float *out)
+            const float *still, const float *base, float *held, float black, float scale,
+            float *out)
 {
   if (!held)
-    apply_coefficients (t, c, rgb, w, nc, NULL, NULL, black, scale, out);
+    apply_coefficients (t, c, rgb, w, nc, NULL, NULL, NULL, black, scale, out);
   else if (!still)
-    apply_coefficients (t, c, rgb, w, nc, NULL, held, black, scale, out);
+    apply_coefficients (t, c, rgb, w, nc, NULL, base, held, black, scale, out);
   else
-    apply_coefficients (t, c, rgb, w, nc, still, held, black, scale, out);
+    apply_coefficients (t, c, rgb, w, nc, still, base, held, black, scale, out);
 }
 
-/* Step 5, one row of the frame: the coefficients (and the still weights) enlarged (fy's
- * taps, then the two taps) and applied; held: the row of the held matte, or NULL. */
+/* One row of a plane at the statistics' size enlarged along y (fy's taps), from column lo to
+ * hi. */
+static void
+enlarge_rows (const float *plane, int sw, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
+              int y, float *row)
+{
+  const float *wy = fy->w + (size_t) y * fy->k;
+  const float *s0 = plane + (size_t) fy->start[y] * sw + fx->lo;
+
+  for (int i = 0; i < fx->hi - fx->lo; i++)
+    row[i] = s0[i] * wy[0];
+  for (int t = 1; t < fy->len[y]; t++) {
+    const float *s = s0 + (size_t) t * sw;
+    for (int i = 0; i < fx->hi - fx->lo; i++)
+      row[i] += s[i] * wy[t];
+  }
+}
+
+/* Step 5, one row of the frame: the coefficients (and alpha and the still weights of a held
+ * matte) enlarged (fy's taps, then the two taps) and applied; held: the row of the held
+ * detail, or NULL. */
 HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
            const TwoTaps *taps, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-           const HfamKeyLevels *levels, int y, float *tmp, float *still_row, float *rgb,
-           float *held, float *out)
+           const HfamKeyLevels *levels, int y, float *tmp, float *still_row, float *base_row,
+           float *rgb, float *held, float *out)
 {
   const int nch = g->nc + 1, lo = fx->lo, n = (fx->hi - fx->lo) * nch;
   const float *wy = fy->w + (size_t) y * fy->k;
@@ -261,23 +285,17 @@ apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *
     for (int i = 0; i < n; i++)
       tmp[i] += s[i] * wy[t];
   }
-  if (g->still) {
-    const float *s0 = g->still + (size_t) fy->start[y] * g->sw + lo;
-    for (int i = 0; i < fx->hi - lo; i++)
-      still_row[i] = s0[i] * wy[0];
-    for (int t = 1; t < fy->len[y]; t++) {
-      const float *s = s0 + (size_t) t * g->sw;
-      for (int i = 0; i < fx->hi - lo; i++)
-        still_row[i] += s[i] * wy[t];
-    }
-  }
+  if (held)
+    enlarge_rows (g->alpha, g->sw, fx, fy, y, base_row);
+  if (held && g->still)
+    enlarge_rows (g->still, g->sw, fx, fy, y, still_row);
   hfam_frame_row_rgb01 (frame, yuv, y, rgb);
   if (g->nc == 1)
-    apply_held (taps, tmp, rgb, frame->width, 1, g->still ? still_row : NULL, held, black, scale,
-                out);
+    apply_held (taps, tmp, rgb, frame->width, 1, g->still ? still_row : NULL, base_row, held,
+                black, scale, out);
   else
-    apply_held (taps, tmp, rgb, frame->width, 3, g->still ? still_row : NULL, held, black, scale,
-                out);
+    apply_held (taps, tmp, rgb, frame->width, 3, g->still ? still_row : NULL, base_row, held,
+                black, scale, out);
 }
 
 size_t
@@ -291,7 +309,7 @@ hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefinePara
   /* the guide, alpha, the still weights, the coefficients and their means at the
    * statistics' size; each thread's rows of the last step; the two taps */
   return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh
-                           + ((nc + 2) * sw + 3 * (size_t) frame_width) * threads
+                           + ((nc + 3) * sw + 3 * (size_t) frame_width) * threads
                            + 2 * (size_t) frame_width)
          + sizeof (int) * 2 * (size_t) frame_width;
 }
@@ -327,7 +345,7 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
       || (levels && !hfam_key_levels_valid (levels))
       || (hold && (!hold->held || hold->held_stride < w)))
     return -1;
-  row_floats = (size_t) (nc + 2) * sw + 3 * (size_t) w;
+  row_floats = (size_t) (nc + 3) * sw + 3 * (size_t) w;
   total = hfam_refine_scratch_bytes (aw, ah, w, p, threads);
   if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, total)))
     return -1;
@@ -368,7 +386,7 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
     for (int y = 0; y < h; y++) {
       float *tmp = rows + row_floats * omp_get_thread_num ();
       apply_row (&g, &fx, &fy, &taps, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
-                 tmp + (size_t) (nc + 2) * sw,
+                 tmp + (size_t) (nc + 2) * sw, tmp + (size_t) (nc + 3) * sw,
                  hold ? hold->held + (size_t) y * hold->held_stride : NULL,
                  out + (size_t) y * out_stride);
     }

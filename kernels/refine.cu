@@ -104,26 +104,28 @@ coef_kernel (const float *means, int n, int colour, float eps, float *coef)
   c[3] = m[3] - (a0 * m[0] + a1 * m[1] + a2 * m[2]);
 }
 
-/* Step 5: the mean coefficients enlarged to the frame's size and applied to its pixels, held
- * where `held` is given (with the still weights enlarged by the same taps; still NULL: a
- * restart), then the levels. */
+/* Step 5: the mean coefficients enlarged to the frame's size and applied to its pixels;
+ * where `held` is given, the detail over alpha (`base`, at the statistics' size) held with
+ * the still weights (still NULL: a restart), all enlarged by the same taps; then the levels. */
 template <int NC>
 __global__ void
 apply_kernel (const float *coef, int sw, HfamCudaFilter fx, HfamCudaFilter fy, HfamFrame f,
-              HfamYuvToRgb yuv, Levels levels, const float *still, float *held,
-              int held_stride, float *out, int out_stride)
+              HfamYuvToRgb yuv, Levels levels, const float *base, const float *still,
+              float *held, int held_stride, float *out, int out_stride)
 {
   const int x = blockIdx.x * BLOCK_X + threadIdx.x, y = blockIdx.y * BLOCK_Y + threadIdx.y;
   if (x >= f.width || y >= f.height)
     return;
   const float *wx = fx.w + (size_t) x * fx.k, *wy = fy.w + (size_t) y * fy.k;
-  float A[NC + 1] = {}, S = 0.0f;
+  float A[NC + 1] = {}, S = 0.0f, U = 0.0f;
   for (int ty = 0; ty < fy.len[y]; ty++) {
     const size_t first = (size_t) (fy.start[y] + ty) * sw + fx.start[x];
     const float *row = coef + first * (NC + 1);
     for (int tx = 0; tx < fx.len[x]; tx++) {
       for (int k = 0; k <= NC; k++)
         A[k] += wy[ty] * wx[tx] * row[tx * (NC + 1) + k];
+      if (held)
+        U += wy[ty] * wx[tx] * base[first + tx];
       if (held && still)
         S += wy[ty] * wx[tx] * still[first + tx];
     }
@@ -137,9 +139,12 @@ apply_kernel (const float *coef, int sw, HfamCudaFilter fx, HfamCudaFilter fy, H
   q = clamp01 (q);
   if (held) {
     float *h = held + (size_t) y * held_stride + x;
-    if (still)
-      q += S * (*h - q);
-    *h = q;
+    float d = q - U;
+    if (still) {
+      d += S * (*h - d);
+      q = clamp01 (U + d);
+    }
+    *h = d;
   }
   out[(size_t) y * out_stride + x] = clamp01 ((q - levels.black) * levels.scale);
 }
@@ -297,12 +302,12 @@ hfam_cuda_refine_held (const HfamCudaRefinePlan *plan, const float *alpha,
   const int held_stride = hold ? hold->held_stride : 0;
   if (plan->colour)
     apply_kernel<3><<<grid, block, 0, stream>>> (sums, sw, plan->up_x, plan->up_y, *frame,
-                                                 conversion, levels_of (levels), still, held,
-                                                 held_stride, out, out_stride);
+                                                 conversion, levels_of (levels), p_low, still,
+                                                 held, held_stride, out, out_stride);
   else
     apply_kernel<1><<<grid, block, 0, stream>>> (sums, sw, plan->up_x, plan->up_y, *frame,
-                                                 conversion, levels_of (levels), still, held,
-                                                 held_stride, out, out_stride);
+                                                 conversion, levels_of (levels), p_low, still,
+                                                 held, held_stride, out, out_stride);
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }

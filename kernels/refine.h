@@ -20,11 +20,14 @@
  *   3. box means (box.h) of I, p, I p and the products I_i I_j (upper triangle), radius r;
  *   4. a, b per pixel (the 3x3 system by its adjugate), then their box means, radius r;
  *   5. at the frame's size: q as above, clamped to 0..1, then the key levels.
- * Over time (hfam_refine_held), step 5 holds q where the picture stood still:
- *   h = q + S (held - q),  held = h,  out = the key levels of h
- * with S the still weights of temporal.h's blend, enlarged to the frame's size as the
- * coefficients are, and held the last frame's h: the camera's noise in the guide moves the
- * refined edges every frame even where the smoothed matte holds still. */
+ * Over time (hfam_refine_held), step 5 holds q's detail over alpha where the picture stood
+ * still:
+ *   d = q - u,  d' = d + S (held - d),  held = d',  out = the key levels of clamp (u + d')
+ * with u alpha and S the still weights of temporal.h's blend, enlarged to the frame's size as
+ * the coefficients are, and held the last frame's d': the camera's noise in the guide moves
+ * the refined edges every frame even where the smoothed matte holds still. Only the detail
+ * is held: alpha itself was held at its own size already, and holding it twice would make a
+ * moving person's matte lag. */
 #ifndef HFAM_KERNELS_REFINE_H
 #define HFAM_KERNELS_REFINE_H
 
@@ -66,12 +69,12 @@ typedef struct {
 int hfam_refine_params_valid (const HfamRefineParams *p, int aw, int ah, int frame_width,
                               int frame_height);
 
-/* The matte held over time at the frame's size (hfam_refine_held). */
+/* The refined matte's detail held over time at the frame's size (hfam_refine_held). */
 typedef struct {
   const float *still;  /* the still weights at alpha's size (aw x ah, 0..1); NULL: none,
-                        * held only takes this frame's matte (a restart) */
+                        * held only takes this frame's detail (a restart) */
   float *held;         /* the frame's size, held_stride floats per row: the last frame's held
-                        * matte in (unless still is NULL), this frame's out, before the levels */
+                        * detail in (unless still is NULL), this frame's out */
   int held_stride;
 } HfamRefineHold;
 

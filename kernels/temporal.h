@@ -16,9 +16,10 @@
  * A moved matte is held less (hold_moved): the flow's errors add up over the frames a moving
  * edge is held, and show as lag.
  * The blend also says where the picture stood still: still = hold * clamp ((moving - d) /
- * (moving - still), 0, 1) * (1 - clamp (moved, 0, 1)), the weight with which the matte at the
- * frame's size may be held too (refine.h's HfamRefineHold): the guided refinement takes the
- * frame's own pixels, and with them the camera's noise, into the matte's edges every frame.
+ * (moving - still), 0, 1) * (1 - clamp (moved, 0, 1)), the weight with which the refined
+ * matte's detail at the frame's size is held too (refine.h's HfamRefineHold): the guided
+ * refinement takes the frame's own pixels, and with them the camera's noise, into the
+ * matte's edges every frame.
  * CUDA twin: temporal.cuh. */
 #ifndef HFAM_KERNELS_TEMPORAL_H
 #define HFAM_KERNELS_TEMPORAL_H

@@ -54,7 +54,7 @@ typedef struct {
   gboolean foreground;               /* colour outputs: the estimated foreground's colours */
   HfamForegroundParams foreground_params;
   /* the outputs of the frame just kept (keep_matte), not of a later one: with `refine` and a
-   * motion-weighted blend, the refined matte is held where the picture is still
+   * motion-weighted blend, the refined matte's detail is held where the picture is still
    * (kernels/refine.h's HfamRefineHold) */
   gboolean collected;
 } HfamDeviceEdges;

@@ -55,8 +55,8 @@ typedef struct {
   float *flow_scratch;
   guint64 flow_scratch_bytes;
   /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED with guided refinement: the refined
-   * matte held at the frame's size where the picture is still (kernels/refine.h), and the
-   * blend's still weights it is held with (kernels/temporal.h) */
+   * matte's detail held at the frame's size where the picture is still (kernels/refine.h),
+   * and the blend's still weights it is held with (kernels/temporal.h) */
   gboolean holds;          /* the kept matte's frame asked for it (smoothing > 0) */
   float *still;
   guint64 still_bytes;

@@ -151,7 +151,7 @@ typedef struct {
   size_t flow_scratch_bytes;
   HfamPreprocessParams grey_params;
   /* HFAM_TEMPORAL_MOTION and _COMPENSATED with refinement, as the host's (context.h): the
-   * blend's still weights (kept_width x kept_height) and the refined matte held at the
+   * blend's still weights (kept_width x kept_height) and the refined matte's detail held at the
    * outputs' size */
   gboolean holds;               /* the kept matte's frame asked for it */
   float *still;

@@ -115,7 +115,9 @@ typedef enum {
   HFAM_TEMPORAL_BLEND,   /* everywhere alike: kept = (1 - smoothing) fresh + smoothing kept */
   HFAM_TEMPORAL_MOTION,  /* smoothing where the picture is still, none where it moves, so that
                             still edges stop flickering and moving ones do not lag
-                            (kernels/temporal.h, the HFAM_MOTION_* below) */
+                            (kernels/temporal.h, the HFAM_MOTION_* below); with guided
+                            refinement, the detail it adds at the frame's size is held
+                            likewise where the picture did not move (kernels/refine.h) */
   HFAM_TEMPORAL_COMPENSATED,  /* HFAM_TEMPORAL_MOTION after moving the kept matte along the
                                  picture's motion (kernels/compensate.h, the HFAM_FLOW_* below),
                                  so that moving edges are held where they went too */
