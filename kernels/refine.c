@@ -184,6 +184,16 @@ typedef struct {
   float *left_weight, *right_weight;
 } TwoTaps;
 
+/* Whether every output of f takes at most two inputs (an enlargement: 5b's rows). */
+static int
+at_most_two_taps (const HfamResizeFilter *f)
+{
+  for (int i = 0; i < f->out; i++)
+    if (f->len[i] > 2)
+      return 0;
+  return 1;
+}
+
 static int
 two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
 {
@@ -199,31 +209,57 @@ two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
   return 0;
 }
 
-/* q = A . I + B along one row, A and B enlarged from c by the two taps; where `held` is
- * given, its detail over alpha (`base`) held (with the still weights S; NULL: a restart), all
- * enlarged by the same taps; then the levels. nc, still and held constant in each call, so the
- * loops unroll and the branches go. */
-static inline __attribute__ ((always_inline)) void
-apply_coefficients (const TwoTaps *t, const float *restrict c, const float *restrict rgb, int w,
-                    int nc, const float *restrict still, const float *restrict base,
-                    float *restrict held, float black, float scale, float *restrict out)
+/* Step 5a, one row j of the statistics: its mean coefficients (and, for a held matte, alpha
+ * and the still weights) enlarged along x to the frame's width by the two taps, one plane of
+ * the frame's width per channel. The taps' gathers run once per row of the statistics, and
+ * the frame's rows (5b) enlarge along y with contiguous multiply-adds. */
+HFAM_VECTOR_CLONES static void
+widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels,
+           float *restrict wide)
 {
+  const int nch = g->nc + 1;
+  const float *c = g->mean_coef + ((size_t) j * g->sw + lo) * nch;
+  const float *planes[2] = { g->alpha, g->still };
+
+  for (int k = 0; k < nch; k++) {
+    float *restrict row = wide + (size_t) k * w;
+    for (int x = 0; x < w; x++)
+      row[x] = t->left_weight[x] * c[t->left[x] * nch + k]
+               + t->right_weight[x] * c[t->right[x] * nch + k];
+  }
+  for (int k = nch; k < channels; k++) {
+    const float *src = planes[k - nch] + (size_t) j * g->sw + lo;
+    float *restrict row = wide + (size_t) k * w;
+    for (int x = 0; x < w; x++)
+      row[x] = t->left_weight[x] * src[t->left[x]] + t->right_weight[x] * src[t->right[x]];
+  }
+}
+
+/* q = A . I + B along one row of the frame, A and B (planes of `wide`, a and b of rows 0 and
+ * 1) enlarged along y; where `held` is given, q's detail over alpha (the plane after B) held
+ * with the still weights (the next plane; `still` 0: a restart); then the levels. nc, still
+ * and held constant in each call, so the loops unroll and the branches go. */
+static inline __attribute__ ((always_inline)) void
+apply_coefficients (const float *restrict w0, const float *restrict w1, float a, float b,
+                    const float *restrict rgb, int w, int nc, int still, float *restrict held,
+                    float black, float scale, float *restrict out)
+{
+  const size_t base = (size_t) (nc + 1) * w, weight = base + w;
+
   for (int x = 0; x < w; x++) {
-    const float *l = c + (size_t) t->left[x] * (nc + 1), *r = c + (size_t) t->right[x] * (nc + 1);
-    const float wl = t->left_weight[x], wr = t->right_weight[x];
     float A[4], q;
     for (int k = 0; k <= nc; k++)
-      A[k] = wl * l[k] + wr * r[k];
+      A[k] = a * w0[(size_t) k * w + x] + b * w1[(size_t) k * w + x];
     if (nc == 1)
       q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
     else
       q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
     q = hfam_clamp01 (q);
     if (held) {
-      const float u = wl * base[t->left[x]] + wr * base[t->right[x]];
+      const float u = a * w0[base + x] + b * w1[base + x];
       float d = q - u;
       if (still) {
-        d += (wl * still[t->left[x]] + wr * still[t->right[x]]) * (held[x] - d);
+        d += (a * w0[weight + x] + b * w1[weight + x]) * (held[x] - d);
         q = hfam_clamp01 (u + d);
       }
       held[x] = d;
@@ -232,70 +268,36 @@ apply_coefficients (const TwoTaps *t, const float *restrict c, const float *rest
   }
 }
 
-static inline __attribute__ ((always_inline)) void
-apply_held (const TwoTaps *t, const float *c, const float *rgb, int w, int nc,
-            const float *still, const float *base, float *held, float black, float scale,
-            float *out)
-{
-  if (!held)
-    apply_coefficients (t, c, rgb, w, nc, NULL, NULL, NULL, black, scale, out);
-  else if (!still)
-    apply_coefficients (t, c, rgb, w, nc, NULL, base, held, black, scale, out);
-  else
-    apply_coefficients (t, c, rgb, w, nc, still, base, held, black, scale, out);
-}
-
-/* One row of a plane at the statistics' size enlarged along y (fy's taps), from column lo to
- * hi. */
-static void
-enlarge_rows (const float *plane, int sw, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
-              int y, float *row)
-{
-  const float *wy = fy->w + (size_t) y * fy->k;
-  const float *s0 = plane + (size_t) fy->start[y] * sw + fx->lo;
-
-  for (int i = 0; i < fx->hi - fx->lo; i++)
-    row[i] = s0[i] * wy[0];
-  for (int t = 1; t < fy->len[y]; t++) {
-    const float *s = s0 + (size_t) t * sw;
-    for (int i = 0; i < fx->hi - fx->lo; i++)
-      row[i] += s[i] * wy[t];
-  }
-}
-
-/* Step 5, one row of the frame: the coefficients (and alpha and the still weights of a held
- * matte) enlarged (fy's taps, then the two taps) and applied; held: the row of the held
- * detail, or NULL. */
+/* Step 5b, one row y of the frame, from rows of `wide` (channels planes each). */
 HFAM_VECTOR_CLONES static void
-apply_row (const Refine *g, const HfamResizeFilter *fx, const HfamResizeFilter *fy,
-           const TwoTaps *taps, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-           const HfamKeyLevels *levels, int y, float *tmp, float *still_row, float *base_row,
+apply_row (const Refine *g, const HfamResizeFilter *fy, const float *wide, int channels,
+           const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
            float *rgb, float *held, float *out)
 {
-  const int nch = g->nc + 1, lo = fx->lo, n = (fx->hi - fx->lo) * nch;
+  const int w = frame->width;
   const float *wy = fy->w + (size_t) y * fy->k;
-  const float *src = g->mean_coef + ((size_t) fy->start[y] * g->sw + lo) * nch;
+  const float *w0 = wide + (size_t) fy->start[y] * channels * w;
+  const float *w1 = fy->len[y] > 1 ? w0 + (size_t) channels * w : w0;
+  const float a = wy[0], b = fy->len[y] > 1 ? wy[1] : 0.0f;
   const float black = levels ? levels->black : 0.0f;
   const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
 
-  for (int i = 0; i < n; i++)
-    tmp[i] = src[i] * wy[0];
-  for (int t = 1; t < fy->len[y]; t++) {
-    const float *s = src + (size_t) t * g->sw * nch;
-    for (int i = 0; i < n; i++)
-      tmp[i] += s[i] * wy[t];
-  }
-  if (held)
-    enlarge_rows (g->alpha, g->sw, fx, fy, y, base_row);
-  if (held && g->still)
-    enlarge_rows (g->still, g->sw, fx, fy, y, still_row);
   hfam_frame_row_rgb01 (frame, yuv, y, rgb);
-  if (g->nc == 1)
-    apply_held (taps, tmp, rgb, frame->width, 1, g->still ? still_row : NULL, base_row, held,
-                black, scale, out);
-  else
-    apply_held (taps, tmp, rgb, frame->width, 3, g->still ? still_row : NULL, base_row, held,
-                black, scale, out);
+  if (g->nc == 1) {
+    if (!held)
+      apply_coefficients (w0, w1, a, b, rgb, w, 1, 0, NULL, black, scale, out);
+    else if (!g->still)
+      apply_coefficients (w0, w1, a, b, rgb, w, 1, 0, held, black, scale, out);
+    else
+      apply_coefficients (w0, w1, a, b, rgb, w, 1, 1, held, black, scale, out);
+  } else {
+    if (!held)
+      apply_coefficients (w0, w1, a, b, rgb, w, 3, 0, NULL, black, scale, out);
+    else if (!g->still)
+      apply_coefficients (w0, w1, a, b, rgb, w, 3, 0, held, black, scale, out);
+    else
+      apply_coefficients (w0, w1, a, b, rgb, w, 3, 1, held, black, scale, out);
+  }
 }
 
 size_t
@@ -307,10 +309,10 @@ hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefinePara
   const size_t nc = p->colour ? 3 : 1;
 
   /* the guide, alpha, the still weights, the coefficients and their means at the
-   * statistics' size; each thread's rows of the last step; the two taps */
-  return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh
-                           + ((nc + 3) * sw + 3 * (size_t) frame_width) * threads
-                           + 2 * (size_t) frame_width)
+   * statistics' size; their rows at the frame's width (with alpha and the still weights);
+   * each thread's row of the frame; the two taps */
+  return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh + (nc + 3) * sh * frame_width
+                           + (3 * threads + 2) * (size_t) frame_width)
          + sizeof (int) * 2 * (size_t) frame_width;
 }
 
@@ -336,8 +338,8 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
   HfamScratch own = { NULL, 0 };
   HfamResizeFilter fx = { 0 }, fy = { 0 };
   TwoTaps taps;
-  size_t row_floats, total;
-  float *guide, *low_alpha, *low_still, *coef, *mean_coef, *rows;
+  size_t total;
+  float *guide, *low_alpha, *low_still, *coef, *mean_coef, *wide, *rows;
   int failed = 0;
 
   if (!alpha || !out || !hfam_frame_valid (frame) || out_stride < w
@@ -345,7 +347,6 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
       || (levels && !hfam_key_levels_valid (levels))
       || (hold && (!hold->held || hold->held_stride < w)))
     return -1;
-  row_floats = (size_t) (nc + 3) * sw + 3 * (size_t) w;
   total = hfam_refine_scratch_bytes (aw, ah, w, p, threads);
   if (!(guide = hfam_scratch_reserve (scratch ? scratch : &own, total)))
     return -1;
@@ -353,13 +354,14 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
   low_still = low_alpha + plane;
   coef = low_still + plane;
   mean_coef = coef + (nc + 1) * plane;
-  rows = mean_coef + (nc + 1) * plane;
-  taps.left_weight = rows + row_floats * threads;
+  wide = mean_coef + (nc + 1) * plane;
+  rows = wide + (size_t) (nc + 3) * sh * w;
+  taps.left_weight = rows + (size_t) 3 * w * threads;
   taps.right_weight = taps.left_weight + w;
   taps.left = (int *) (taps.right_weight + w);
   taps.right = taps.left + w;
   if (hfam_resize_filter_init (&fx, sw, w) != 0 || hfam_resize_filter_init (&fy, sh, h) != 0
-      || two_taps_init (&taps, &fx) != 0) {
+      || two_taps_init (&taps, &fx) != 0 || !at_most_two_taps (&fy)) {
     hfam_resize_filter_clear (&fx);
     hfam_resize_filter_clear (&fy);
     hfam_scratch_clear (&own);
@@ -381,15 +383,18 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
                             stats_row, coef_row, &g) != 0;
   if (!failed)
     failed = hfam_box_mean (sw, sh, nc + 1, p->radius, coef_in, coef_out, &g) != 0;
+  /* (the planes of alpha and the still weights only for a held matte) */
+  const int channels = nc + 1 + (hold ? 1 + (still != NULL) : 0);
   if (!failed) {
+#pragma omp parallel for if ((int64_t) w * sh >= HFAM_PARALLEL_MIN_VALUES)
+    for (int j = fy.lo; j < fy.hi; j++)
+      widen_row (&g, &taps, fx.lo, w, j, channels, wide + (size_t) j * channels * w);
 #pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
-    for (int y = 0; y < h; y++) {
-      float *tmp = rows + row_floats * omp_get_thread_num ();
-      apply_row (&g, &fx, &fy, &taps, frame, yuv, levels, y, tmp, tmp + (size_t) (nc + 1) * sw,
-                 tmp + (size_t) (nc + 2) * sw, tmp + (size_t) (nc + 3) * sw,
+    for (int y = 0; y < h; y++)
+      apply_row (&g, &fy, wide, channels, frame, yuv, levels, y,
+                 rows + (size_t) 3 * w * omp_get_thread_num (),
                  hold ? hold->held + (size_t) y * hold->held_stride : NULL,
                  out + (size_t) y * out_stride);
-    }
   }
   hfam_resize_filter_clear (&fx);
   hfam_resize_filter_clear (&fy);

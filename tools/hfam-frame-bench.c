@@ -151,7 +151,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   failed |= hfam_motion_compensate (b->kept, b->kept_grey, b->grey, inf_w, inf_h, &flow,
                                     b->moved, b->flow_scratch);
   t[10] = g_get_monotonic_time ();
-  const HfamRefineHold hold = { b->still, b->held, width };
+  const HfamRefineHold hold = { getenv ("NOSTILL") ? NULL : b->still, b->held, width };
   failed |= hfam_refine_held (alpha_p, inf_w, inf_h, &frame, yuv, &refine, NULL, &hold, refined,
                               width, scratch);
   t[11] = g_get_monotonic_time ();
