@@ -129,9 +129,10 @@ gst_hfam_matte_temporal_get_type (void)
   static const GEnumValue modes[] = {
     {HFAM_TEMPORAL_BLEND, "The same blend everywhere", "blend"},
     {HFAM_TEMPORAL_MOTION,
-        "Blend where the picture is still, follow at once where it moves", "motion"},
+        "Blend where the picture is still (refined: the edges' detail too), follow at "
+        "once where it moves", "motion"},
     {HFAM_TEMPORAL_COMPENSATED,
-        "As motion, after moving the kept matte along the picture's motion (host frames)",
+        "As motion, after moving the kept matte along the picture's motion",
         "compensated"},
     {0, NULL, NULL},
   };
