@@ -2,8 +2,20 @@
 #include "engine-test.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 const char *golden_dir;
+
+void
+engine_test_init (int *argc, char ***argv)
+{
+  g_test_init (argc, argv, NULL);
+  if (*argc < 2) {
+    g_printerr ("usage: %s GOLDEN_DIR\n", (*argv)[0]);
+    exit (2);
+  }
+  golden_dir = (*argv)[1];
+}
 
 char *
 golden_path (const char *name, const char *suffix)

@@ -10,6 +10,9 @@
 /* the folder of model/python/reference/golden.py's files, from the test's arguments */
 extern const char *golden_dir;
 
+/* g_test_init, then golden_dir from the first argument (the usage, and exit 2, without one) */
+void engine_test_init (int *argc, char ***argv);
+
 /* GOLDEN_DIR/NAME SUFFIX */
 char *golden_path (const char *name, const char *suffix);
 double max_abs_diff (const float *a, const float *b, size_t n);

@@ -787,12 +787,7 @@ test_lane_order (gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  g_test_init (&argc, &argv, NULL);
-  if (argc < 2) {
-    g_printerr ("usage: %s GOLDEN_DIR\n", argv[0]);
-    return 2;
-  }
-  golden_dir = argv[1];
+  engine_test_init (&argc, &argv);
   if (argc > 2) {
     for (int i = 2; i < argc; i++) {
       g_autofree char *test = g_strdup_printf ("/engine/golden/%s", argv[i]);

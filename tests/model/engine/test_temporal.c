@@ -237,12 +237,7 @@ test_held_matte (void)
 int
 main (int argc, char **argv)
 {
-  g_test_init (&argc, &argv, NULL);
-  if (argc < 2) {
-    g_printerr ("usage: %s GOLDEN_DIR\n", argv[0]);
-    return 2;
-  }
-  golden_dir = argv[1];
+  engine_test_init (&argc, &argv);
   g_test_add_func ("/engine/motion-matte", test_motion_matte);
   g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
   g_test_add_func ("/engine/held-matte", test_held_matte);
