@@ -268,6 +268,19 @@ apply_coefficients (const float *restrict w0, const float *restrict w1, float a,
   }
 }
 
+/* apply_coefficients with still and held as constants for each case */
+static inline __attribute__ ((always_inline)) void
+apply_held (const float *w0, const float *w1, float a, float b, const float *rgb, int w, int nc,
+            int still, float *held, float black, float scale, float *out)
+{
+  if (!held)
+    apply_coefficients (w0, w1, a, b, rgb, w, nc, 0, NULL, black, scale, out);
+  else if (!still)
+    apply_coefficients (w0, w1, a, b, rgb, w, nc, 0, held, black, scale, out);
+  else
+    apply_coefficients (w0, w1, a, b, rgb, w, nc, 1, held, black, scale, out);
+}
+
 /* Step 5b, one row y of the frame, from rows of `wide` (channels planes each). */
 HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fy, const float *wide, int channels,
@@ -283,21 +296,10 @@ apply_row (const Refine *g, const HfamResizeFilter *fy, const float *wide, int c
   const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
 
   hfam_frame_row_rgb01 (frame, yuv, y, rgb);
-  if (g->nc == 1) {
-    if (!held)
-      apply_coefficients (w0, w1, a, b, rgb, w, 1, 0, NULL, black, scale, out);
-    else if (!g->still)
-      apply_coefficients (w0, w1, a, b, rgb, w, 1, 0, held, black, scale, out);
-    else
-      apply_coefficients (w0, w1, a, b, rgb, w, 1, 1, held, black, scale, out);
-  } else {
-    if (!held)
-      apply_coefficients (w0, w1, a, b, rgb, w, 3, 0, NULL, black, scale, out);
-    else if (!g->still)
-      apply_coefficients (w0, w1, a, b, rgb, w, 3, 0, held, black, scale, out);
-    else
-      apply_coefficients (w0, w1, a, b, rgb, w, 3, 1, held, black, scale, out);
-  }
+  if (g->nc == 1)
+    apply_held (w0, w1, a, b, rgb, w, 1, g->still != NULL, held, black, scale, out);
+  else
+    apply_held (w0, w1, a, b, rgb, w, 3, g->still != NULL, held, black, scale, out);
 }
 
 size_t

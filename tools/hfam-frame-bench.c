@@ -78,7 +78,7 @@ typedef struct {
   HfamScratch scratch;
   float *grey, *kept_grey, *kept;   /* at the inference size */
   float *moved;                     /* the compensation's pixels moved, for the blend */
-  float *still, *held;              /* the blend's still weights; the held matte (frame) */
+  float *still, *held;              /* the blend's still weights; the held detail (frame) */
   float *flow_scratch;              /* kernels/compensate.h's */
 } Buffers;
 
@@ -151,7 +151,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   failed |= hfam_motion_compensate (b->kept, b->kept_grey, b->grey, inf_w, inf_h, &flow,
                                     b->moved, b->flow_scratch);
   t[10] = g_get_monotonic_time ();
-  const HfamRefineHold hold = { getenv ("NOSTILL") ? NULL : b->still, b->held, width };
+  const HfamRefineHold hold = { b->still, b->held, width };
   failed |= hfam_refine_held (alpha_p, inf_w, inf_h, &frame, yuv, &refine, NULL, &hold, refined,
                               width, scratch);
   t[11] = g_get_monotonic_time ();

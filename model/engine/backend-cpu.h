@@ -198,8 +198,8 @@ gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 /* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
  * images; the batches' descriptions (input, output); planning the copies into and out of them
  * for `conv`, the convolution planned on those (its own scratch comes first in the
- * scratchpad, which grows to hold them); giving them their place once the scratchpad exists; running the copy
- * into them (merge FALSE) or out of them; and dropping them. */
+ * scratchpad, which grows to hold them); giving them their place once the scratchpad exists;
+ * running the copy into them (merge FALSE) or out of them; and dropping them. */
 gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src);
 gboolean hfam_cpu_phase_mds (const CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
                              const Value *src, dnnl_memory_desc_t *in, dnnl_memory_desc_t *out,
