@@ -1,7 +1,7 @@
 /* Box means (box.h): a running sum of rows down each thread's band, then prefix sums along
  * each row of column sums. The horizontal pass is sequential along x but runs over the c
  * channels of a pixel at once, so the callers interleave their channels (and pad them to 4, 8
- * or 16, which get a loop of their own the compiler vectorises). */
+ * or 16; these and 1 get a loop of their own the compiler vectorises). */
 #include "box.h"
 #include "resize.h"
 
@@ -58,6 +58,9 @@ HFAM_VECTOR_CLONES static void
 row_means_any (const float *col, float *prefix, float *mean, int w, int c, int r, int ny)
 {
   switch (c) {
+  case 1:
+    row_means (col, prefix, mean, w, 1, r, ny);
+    break;
   case 4:
     row_means (col, prefix, mean, w, 4, r, ny);
     break;

@@ -3,6 +3,7 @@
  * 8-pixel blocks that is a few million squared differences per frame. */
 #include "compensate.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -372,47 +373,82 @@ clampf (float v, float hi)
   return v < hi ? v : hi;
 }
 
-static inline float
-bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, float fy)
+/* Pixels [x_lo, x_hi) of one row of the warp, their vectors in vx, vy. Branch-free so that it
+ * vectorises: where a pixel's vector is 0 the sampling gives its own value, bit for bit. b and
+ * moved are NULL or not in each call, so that their tests go. */
+static inline __attribute__ ((always_inline)) void
+warp_pixels (const float *restrict a, const float *restrict b, int w, int h, int y,
+             const float *restrict pixel_vx, const float *restrict pixel_vy, int x_lo, int x_hi,
+             float *restrict out_a, float *restrict out_b, float *restrict moved)
 {
-  const float *r = plane + (size_t) y0 * w, *s = plane + (size_t) y1 * w;
+  const int row = y * w;
 
-  return (1.0f - fy) * ((1.0f - fx) * r[x0] + fx * r[x1])
-         + fy * ((1.0f - fx) * s[x0] + fx * s[x1]);
-}
-
-/* One row of the warp. `column` and `weight`: every pixel's first block and the second's weight
- * along the row (between_centres); row_vx, row_vy: the vectors of the block rows above and
- * below the pixel row, already blended by its weight (bw each). Where a pixel's vector is 0
- * it keeps its own value (what the sampling gives there, without the arithmetic): on real
- * video most of the picture is still. */
-static void
-warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int *column,
-          const float *weight, const float *row_vx, const float *row_vy, float *out_a,
-          float *out_b, float *moved)
-{
-  for (int x = 0; x < w; x++) {
-    const int c0 = column[x], c1 = mini (c0 + 1, bw - 1);
-    const float tx = weight[x];
-    const float vx = (1.0f - tx) * row_vx[c0] + tx * row_vx[c1];
-    const float vy = (1.0f - tx) * row_vy[c0] + tx * row_vy[c1];
-    const size_t i = (size_t) y * w + x;
+  for (int x = x_lo; x < x_hi; x++) {
+    const float vx = pixel_vx[x], vy = pixel_vy[x];
     if (moved)
-      moved[i] = sqrtf (vx * vx + vy * vy);
-    if (vx == 0.0f && vy == 0.0f) {
-      out_a[i] = a[i];
-      if (b)
-        out_b[i] = b[i];
-      continue;
-    }
+      moved[row + x] = sqrtf (vx * vx + vy * vy);
     const float sx = clampf ((float) x + vx, (float) (w - 1));
     const float sy = clampf ((float) y + vy, (float) (h - 1));
     const int x0 = (int) sx, y0 = (int) sy;
-    const int x1 = mini (x0 + 1, w - 1), y1 = mini (y0 + 1, h - 1);
+    const int r = y0 * w, s = mini (y0 + 1, h - 1) * w, x1 = mini (x0 + 1, w - 1);
     const float fx = sx - (float) x0, fy = sy - (float) y0;
-    out_a[i] = bilinear (a, w, x0, y0, x1, y1, fx, fy);
+    out_a[row + x] = (1.0f - fy) * ((1.0f - fx) * a[r + x0] + fx * a[r + x1])
+                     + fy * ((1.0f - fx) * a[s + x0] + fx * a[s + x1]);
     if (b)
-      out_b[i] = bilinear (b, w, x0, y0, x1, y1, fx, fy);
+      out_b[row + x] = (1.0f - fy) * ((1.0f - fx) * b[r + x0] + fx * b[r + x1])
+                       + fy * ((1.0f - fx) * b[s + x0] + fx * b[s + x1]);
+  }
+}
+
+/* whether the pixels whose first block is c take a vector other than 0 */
+static inline int
+column_moves (const float *row_vx, const float *row_vy, int bw, int c)
+{
+  const int c1 = mini (c + 1, bw - 1);
+  return row_vx[c] != 0.0f || row_vy[c] != 0.0f || row_vx[c1] != 0.0f || row_vy[c1] != 0.0f;
+}
+
+/* One row of the warp, in runs of blocks: where the vectors are 0 (on real video most of the
+ * picture) the planes are copied, elsewhere sampled (warp_pixels). `start`: the first pixel
+ * of each block column (bw + 1, the last w); `weight`: every pixel's weight of the block
+ * column after its own (between_centres); row_vx, row_vy: the vectors of the block rows above
+ * and below the pixel row, already blended by its weight (bw each); pixel_vx, pixel_vy: w
+ * floats each for the pixels' vectors. */
+HFAM_VECTOR_CLONES static void
+warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int *start,
+          const float *weight, const float *row_vx, const float *row_vy, float *pixel_vx,
+          float *pixel_vy, float *out_a, float *out_b, float *moved)
+{
+  const size_t row = (size_t) y * w;
+
+  for (int c = 0, e; c < bw; c = e) {
+    const int moves = column_moves (row_vx, row_vy, bw, c);
+    for (e = c + 1; e < bw && column_moves (row_vx, row_vy, bw, e) == moves; e++)
+      ;
+    const int lo = start[c], hi = start[e];
+    /* the pixels' vectors, block column by block column (the two vectors constant in each) */
+    for (int k = c; moves && k < e; k++) {
+      const int k1 = mini (k + 1, bw - 1);
+      for (int x = start[k]; x < start[k + 1]; x++) {
+        pixel_vx[x] = (1.0f - weight[x]) * row_vx[k] + weight[x] * row_vx[k1];
+        pixel_vy[x] = (1.0f - weight[x]) * row_vy[k] + weight[x] * row_vy[k1];
+      }
+    }
+    if (!moves) {
+      memcpy (out_a + row + lo, a + row + lo, sizeof (float) * (hi - lo));
+      if (b)
+        memcpy (out_b + row + lo, b + row + lo, sizeof (float) * (hi - lo));
+      if (moved)
+        memset (moved + row + lo, 0, sizeof (float) * (hi - lo));
+    } else if (b && moved) {
+      warp_pixels (a, b, w, h, y, pixel_vx, pixel_vy, lo, hi, out_a, out_b, moved);
+    } else if (b) {
+      warp_pixels (a, b, w, h, y, pixel_vx, pixel_vy, lo, hi, out_a, out_b, NULL);
+    } else if (moved) {
+      warp_pixels (a, NULL, w, h, y, pixel_vx, pixel_vy, lo, hi, out_a, NULL, moved);
+    } else {
+      warp_pixels (a, NULL, w, h, y, pixel_vx, pixel_vy, lo, hi, out_a, NULL, NULL);
+    }
   }
 }
 
@@ -425,18 +461,26 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
   const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
   const int threads = parallel ? omp_get_max_threads () : 1;
   /* the columns' blocks and weights, the same on every row; then each thread's row of
-   * vectors at the block columns */
-  int *column = malloc (sizeof (int) * w);
+   * vectors at the block columns and at the pixels */
+  int *column = malloc (sizeof (int) * w), *start = malloc (sizeof (int) * (bw + 1));
   float *weight = malloc (sizeof (float) * w);
-  float *rows = malloc (2 * sizeof (float) * bw * threads);
-  const int failed = !column || !weight || !rows;
+  float *rows = malloc (2 * sizeof (float) * (bw + w) * threads);
+  /* (the rows index the planes with ints, which vectorise) */
+  const int failed = !column || !start || !weight || !rows || (int64_t) w * h > INT_MAX;
 
   if (!failed) {
     for (int x = 0; x < w; x++)
       between_centres (x, block, inv_block, bw, &column[x], &weight[x]);
+    /* (column rises with x) */
+    for (int c = 0, x = 0; c <= bw; c++) {
+      while (x < w && column[x] < c)
+        x++;
+      start[c] = c == bw ? w : x;
+    }
 #pragma omp parallel num_threads (threads) if (parallel)
     {
-      float *row_vx = rows + (size_t) 2 * bw * omp_get_thread_num (), *row_vy = row_vx + bw;
+      float *row_vx = rows + (size_t) 2 * (bw + w) * omp_get_thread_num (), *row_vy = row_vx + bw;
+      float *pixel_vx = row_vy + bw, *pixel_vy = pixel_vx + w;
 #pragma omp for
       for (int y = 0; y < h; y++) {
         int r0;
@@ -447,11 +491,13 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
           row_vx[c] = (1.0f - ty) * ux[(size_t) r0 * bw + c] + ty * ux[(size_t) r1 * bw + c];
           row_vy[c] = (1.0f - ty) * uy[(size_t) r0 * bw + c] + ty * uy[(size_t) r1 * bw + c];
         }
-        warp_row (a, b, w, h, y, bw, column, weight, row_vx, row_vy, out_a, out_b, moved);
+        warp_row (a, b, w, h, y, bw, start, weight, row_vx, row_vy, pixel_vx, pixel_vy, out_a,
+                  out_b, moved);
       }
     }
   }
   free (column);
+  free (start);
   free (weight);
   free (rows);
   return failed ? -1 : 0;

@@ -73,7 +73,7 @@ int hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
 
 /* Planes a and b (w x h; b may be NULL) sampled at p + u(p), u interpolated from the block
  * vectors ux, uy as above, into out_a and out_b (w x h, not the planes); |u(p)| into moved
- * (w x h) unless NULL. 0, or -1 when out of memory. */
+ * (w x h) unless NULL. 0, or -1 when out of memory or w x h is over INT_MAX. */
 int hfam_warp_planes (const float *a, const float *b, int w, int h, int block,
                       const float *ux, const float *uy, float *out_a, float *out_b,
                       float *moved);

@@ -16,7 +16,7 @@ hfam_motion_params_valid (const HfamMotionParams *p)
          && p->hold_moved <= 1.0f;
 }
 
-void
+HFAM_VECTOR_CLONES void
 hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *p, float *grey)
 {
   const size_t n = (size_t) w * h;
@@ -40,21 +40,19 @@ typedef struct {
   HfamMotionParams p;
 } Blend;
 
-/* the change, padded to 4 channels for the box means' vectorised path */
-static const float *
+/* the change, one channel */
+HFAM_VECTOR_CLONES static const float *
 change_row (int y, float *row, void *user)
 {
   const Blend *b = user;
   const float *g = b->grey + (size_t) y * b->w, *k = b->kept_grey + (size_t) y * b->w;
 
-  for (int x = 0; x < b->w; x++) {
-    row[4 * x] = fabsf (g[x] - k[x]);
-    row[4 * x + 1] = row[4 * x + 2] = row[4 * x + 3] = 0.0f;
-  }
+  for (int x = 0; x < b->w; x++)
+    row[x] = fabsf (g[x] - k[x]);
   return row;
 }
 
-static void
+HFAM_VECTOR_CLONES static void
 blend_row (int y, const float *mean, float *scratch, void *user)
 {
   const Blend *b = user;
@@ -66,7 +64,7 @@ blend_row (int y, const float *mean, float *scratch, void *user)
 
   for (int x = 0; x < b->w; x++) {
     const float m = moved ? hfam_clamp01 (moved[x]) : 0.0f;
-    const float unchanged = hfam_clamp01 ((b->p.moving - mean[4 * x]) * span);
+    const float unchanged = hfam_clamp01 ((b->p.moving - mean[x]) * span);
     const float s = (b->p.hold + m * (b->p.hold_moved - b->p.hold)) * unchanged;
     matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
     if (still)
@@ -85,5 +83,5 @@ hfam_matte_blend_motion (float *matte, const float *fresh, const float *grey,
   if (!matte || !fresh || !grey || !kept_grey || w < 1 || h < 1
       || !hfam_motion_params_valid (p))
     return -1;
-  return hfam_box_mean (w, h, 4, p->radius, change_row, blend_row, (void *) &b);
+  return hfam_box_mean (w, h, 1, p->radius, change_row, blend_row, (void *) &b);
 }
