@@ -509,50 +509,133 @@ maxf (float a, float b)
   return a > b ? a : b;
 }
 
-/* Row y of tmp: row y of plane's largest value over x - r..x + r (clipped); by offsets, so
- * that each pass vectorises */
+/* The largest power of 2 not above 2 r + 1: two windows of that many values, one from each
+ * end, cover a window of 2 r + 1. */
+static int
+covering_span (int r)
+{
+  int span = 1;
+
+  while (2 * span <= 2 * r + 1)
+    span *= 2;
+  return span;
+}
+
+/* the largest of in[x - r..x + r], clipped to 0..w - 1 */
+static inline float
+clipped_window_max (const float *in, int w, int x, int r)
+{
+  const int lo = x - r < 0 ? 0 : x - r, hi = mini (x + r, w - 1);
+  float m = in[lo];
+
+  for (int i = lo + 1; i <= hi; i++)
+    m = maxf (m, in[i]);
+  return m;
+}
+
+/* Row y of tmp: row y of plane's largest value over x - r..x + r (clipped). Spans doubled in
+ * `line` and `spare` (w each): after k steps each value is the largest of 2^k from it on; the
+ * pixels whose window is whole take two spans, the r at each end their own window. */
 HFAM_VECTOR_CLONES static void
-row_max (const float *plane, int w, int y, int r, float *tmp)
+row_max (const float *plane, int w, int y, int r, float *line, float *spare, float *tmp)
 {
   const float *in = plane + (size_t) y * w;
   float *out = tmp + (size_t) y * w;
+  const int span = covering_span (r), left = mini (r, w), right = w - r > left ? w - r : left;
 
-  memcpy (out, in, sizeof (float) * w);
-  for (int i = 1; i <= r && i < w; i++) {
-    for (int x = 0; x + i < w; x++)
-      out[x] = maxf (out[x], in[x + i]);
-    for (int x = i; x < w; x++)
-      out[x] = maxf (out[x], in[x - i]);
+  memcpy (line, in, sizeof (float) * w);
+  for (int s = 1; s < span; s *= 2) {
+    for (int x = 0; x + s < w; x++)
+      spare[x] = maxf (line[x], line[x + s]);
+    for (int x = w - s < 0 ? 0 : w - s; x < w; x++)
+      spare[x] = line[x];
+    float *swap = line;
+    line = spare;
+    spare = swap;
   }
+  for (int x = left; x < right; x++)
+    out[x] = maxf (line[x - r], line[x + r - span + 1]);
+  for (int x = 0; x < left; x++)
+    out[x] = clipped_window_max (in, w, x, r);
+  for (int x = right; x < w; x++)
+    out[x] = clipped_window_max (in, w, x, r);
 }
 
-/* Row y of plane: tmp's largest value over rows y - r..y + r (clipped) */
+/* dst's row y: the larger of src's rows y and y + s (src's row y past the end) */
 HFAM_VECTOR_CLONES static void
-column_max (const float *tmp, int w, int h, int y, int r, float *plane)
+rows_max (const float *src, int w, int h, int y, int s, float *dst)
+{
+  const float *a = src + (size_t) y * w, *b = a + (size_t) s * w;
+  float *out = dst + (size_t) y * w;
+
+  if (y + s >= h) {
+    memcpy (out, a, sizeof (float) * w);
+    return;
+  }
+  for (int x = 0; x < w; x++)
+    out[x] = maxf (a[x], b[x]);
+}
+
+/* plane's row y: the largest of rows y - r..y + r (clipped) of `rows`, from the spans in
+ * `spans` (each row the largest of `span` rows from it on) where the window is whole */
+HFAM_VECTOR_CLONES static void
+column_max (const float *rows, const float *spans, int w, int h, int y, int r, int span,
+            float *plane)
 {
   float *out = plane + (size_t) y * w;
 
-  memcpy (out, tmp + (size_t) y * w, sizeof (float) * w);
-  for (int j = y - r < 0 ? 0 : y - r; j <= mini (y + r, h - 1); j++) {
-    const float *in = tmp + (size_t) j * w;
+  if (y - r >= 0 && y + r < h) {
+    const float *a = spans + (size_t) (y - r) * w, *b = spans + (size_t) (y + r - span + 1) * w;
+    for (int x = 0; x < w; x++)
+      out[x] = maxf (a[x], b[x]);
+    return;
+  }
+  const int lo = y - r < 0 ? 0 : y - r;
+  memcpy (out, rows + (size_t) lo * w, sizeof (float) * w);
+  for (int j = lo + 1; j <= mini (y + r, h - 1); j++) {
+    const float *in = rows + (size_t) j * w;
     for (int x = 0; x < w; x++)
       out[x] = maxf (out[x], in[x]);
   }
 }
 
 /* plane (w x h) replaced by its largest value over the (2 r + 1)^2 window around each pixel,
- * clipped to the image; tmp: w x h floats */
-static void
+ * clipped to the image; tmp: 2 w x h floats. The windows along each axis come from spans
+ * doubled log2 (2 r + 1) times rather than 2 r + 1 values each. */
+static int
 window_max (float *plane, int w, int h, int r, float *tmp)
 {
   const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
+  const int threads = parallel ? omp_get_max_threads () : 1, span = covering_span (r);
+  float *rows = tmp, *other = tmp + (size_t) w * h;
+  float *lines = malloc (2 * sizeof (float) * w * threads);
 
+  if (!lines)
+    return -1;
+#pragma omp parallel num_threads (threads) if (parallel)
+  {
+    float *line = lines + (size_t) 2 * w * omp_get_thread_num ();
+#pragma omp for
+    for (int y = 0; y < h; y++)
+      row_max (plane, w, y, r, line, line + w, rows);
+  }
+  free (lines);
+  /* the spans of rows, doubled between `other` and plane (free now) so as to end in other */
+  int steps = 0;
+  for (int s = 1; s < span; s *= 2)
+    steps++;
+  const float *src = rows;
+  for (int s = 1, k = 1; s < span; s *= 2, k++) {
+    float *dst = (steps - k) % 2 == 0 ? other : plane;
+#pragma omp parallel for if (parallel)
+    for (int y = 0; y < h; y++)
+      rows_max (src, w, h, y, s, dst);
+    src = dst;
+  }
 #pragma omp parallel for if (parallel)
   for (int y = 0; y < h; y++)
-    row_max (plane, w, y, r, tmp);
-#pragma omp parallel for if (parallel)
-  for (int y = 0; y < h; y++)
-    column_max (tmp, w, h, y, r, plane);
+    column_max (rows, src, w, h, y, r, span, plane);
+  return 0;
 }
 
 int
@@ -573,7 +656,7 @@ hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, 
     return -1;
   memcpy (kept_matte, rest, sizeof (float) * w * h);
   memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);
-  if (moved && p->spread > 0)
-    window_max (moved, w, h, p->spread, rest);
+  if (moved && p->spread > 0 && window_max (moved, w, h, p->spread, rest) != 0)
+    return -1;
   return 0;
 }

@@ -10,7 +10,10 @@
  * compensation before it (kernels/compensate.h; on these synthetic planes nearly every block
  * finds a vector, so its sub-pixel step runs almost everywhere), and the guided refinement
  * held over time with the blend's still weights (what the refinement costs with the element's
- * default smoothing, kernels/refine.h). Each
+ * default smoothing, kernels/refine.h). With --pictures (a frame of a real video and the one
+ * before it, both of the frame's size) the frame is the second picture and each round's
+ * temporal steps start from the first, as the element's do between two frames of that video:
+ * where the picture is still, the warp copies and the sub-pixel step does not run. Each
  * on one thread and on --threads threads, the two alternated round by round so that load on
  * the machine hits both alike; prints medians and the ratio.
  *
@@ -22,6 +25,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <glib.h>
 #ifdef HFAM_HAVE_GST_VIDEO
@@ -32,6 +36,7 @@
 #include "foreground.h"
 #include "frame.h"
 #include "hfam-internal.h"
+#include "imageio.h"
 #include "median.h"
 #include "refine.h"
 #include "resize.h"
@@ -47,7 +52,7 @@ static const char *const step_names[N_STEPS] = {
   "foreground", "motion smooth", "compensate", "held refine",
 };
 
-static char *size_text, *format_text;
+static char *size_text, *format_text, *pictures_text;
 static int n_rounds = 15, n_threads, long_side = 512;
 
 static const GOptionEntry entries[] = {
@@ -60,6 +65,9 @@ static const GOptionEntry entries[] = {
   { "format", 'f', 0, G_OPTION_ARG_STRING, &format_text,
     "The frame's format: rgba (default), i420 or nv12 (these: via RGBA against direct)",
     "F" },
+  { "pictures", 'p', 0, G_OPTION_ARG_STRING, &pictures_text,
+    "Two frames of a real video, of the frame's size (PNG or JPEG): the temporal steps on "
+    "their motion (default: synthetic planes where nearly every block moves)", "BEFORE,FRAME" },
   G_OPTION_ENTRY_NULL
 };
 
@@ -80,7 +88,24 @@ typedef struct {
   float *moved;                     /* the compensation's pixels moved, for the blend */
   float *still, *held;              /* the blend's still weights; the held detail (frame) */
   float *flow_scratch;              /* kernels/compensate.h's */
+  float *before_grey;               /* --pictures: the first's grey, kept again every round */
 } Buffers;
+
+/* The network's input as the element makes it: frame to inference size, BGR, Caffe means */
+static const HfamPreprocessParams caffe_input = { .order = { 2, 1, 0 }, .scale = 255.0f,
+                                                  .mean = { 103.939f, 116.779f, 123.68f },
+                                                  .std = { 1.0f, 1.0f, 1.0f } };
+
+static int
+preprocess_rgba (const uint8_t *rgba, const Buffers *b)
+{
+  static const int rgb_offsets[3] = { 0, 1, 2 };
+  const HfamPreprocessParams *p = &caffe_input;
+
+  return hfam_preprocess_rgb8 (rgba, b->width, b->height, b->width * 4, 4, rgb_offsets,
+                               b->input, b->inf_w, b->inf_h, p->order, p->scale, p->mean,
+                               p->std);
+}
 
 /* One pass over every step on `threads` threads, the frame in RGBA or, `direct`, in YUV as it
  * is; milliseconds per step into ms. */
@@ -92,11 +117,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   float *input = b->input, *alpha_p = b->alpha_p, *alpha = b->alpha, *refined = b->refined;
   uint8_t *fill = b->fill, *key = b->key;
   HfamScratch *scratch = &b->scratch;
-  static const int rgb_offsets[3] = { 0, 1, 2 }, bgr_order[3] = { 2, 1, 0 };
-  static const float mean[3] = { 103.939f, 116.779f, 123.68f }, std[3] = { 1.0f, 1.0f, 1.0f };
-  const HfamPreprocessParams pre = { .order = { 2, 1, 0 }, .scale = 255.0f,
-                                     .mean = { 103.939f, 116.779f, 123.68f },
-                                     .std = { 1.0f, 1.0f, 1.0f } };
+  const HfamPreprocessParams pre = caffe_input;
   HfamMotionParams motion;
   const HfamFrame rgba_frame = { .planes = { rgba }, .strides = { width * 4 }, .width = width,
                                  .height = height, .format = HFAM_FRAME_RGBA };
@@ -119,6 +140,11 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   hfam_motion_params_init (&motion, HFAM_TEMPORAL_SMOOTHING_DEFAULT);
   hfam_flow_params_init (&flow);
   yuv_pre.yuv = b->yuv_to_rgb;
+  if (b->before_grey) {
+    /* the matte and grey plane the element kept at the first picture */
+    memcpy (b->kept_grey, b->before_grey, sizeof (float) * inf_w * inf_h);
+    memcpy (b->kept, alpha_p, sizeof (float) * inf_w * inf_h);
+  }
   t[0] = g_get_monotonic_time ();
 #ifdef HFAM_HAVE_GST_VIDEO
   if (b->converter && !direct)
@@ -128,8 +154,7 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   if (direct)
     failed |= hfam_frame_preprocess_rows (&frame, &yuv_pre, input, inf_w, inf_h);
   else
-    failed |= hfam_preprocess_rgb8 (rgba, width, height, width * 4, 4, rgb_offsets, input,
-                                    inf_w, inf_h, bgr_order, 255.0f, mean, std);
+    failed |= preprocess_rgba (rgba, b);
   t[2] = g_get_monotonic_time ();
   failed |= hfam_resize_plane (alpha_p, inf_w, inf_h, inf_w, alpha, width, height, width);
   t[3] = g_get_monotonic_time ();
@@ -235,7 +260,7 @@ main (int argc, char **argv)
   g_autofree uint8_t *rgba = NULL, *fill = NULL, *key = NULL;
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
   g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *moved = NULL;
-  g_autofree float *flow_scratch = NULL, *still = NULL, *held = NULL;
+  g_autofree float *flow_scratch = NULL, *still = NULL, *held = NULL, *before_grey = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -256,6 +281,10 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   yuv = format_text && g_strcmp0 (format_text, "rgba") != 0;
+  if (pictures_text && yuv) {
+    g_printerr ("hfam-frame-bench: --pictures takes RGBA frames: leave --format out\n");
+    return EXIT_FAILURE;
+  }
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
   hfam_inference_dims (width, height, long_side, &inf_w, &inf_h);
   rgba = g_malloc ((size_t) width * height * 4);
@@ -290,6 +319,43 @@ main (int argc, char **argv)
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
                 .grey = grey, .kept_grey = kept_grey, .kept = kept, .moved = moved,
                 .flow_scratch = flow_scratch, .still = still, .held = held };
+  if (pictures_text) {
+    g_auto (GStrv) paths = g_strsplit (pictures_text, ",", -1);
+    if (g_strv_length (paths) != 2) {
+      g_printerr ("hfam-frame-bench: --pictures wants two files, BEFORE,FRAME\n");
+      return EXIT_FAILURE;
+    }
+    /* the first picture's grey, then the second as the frame */
+    before_grey = g_new (float, (size_t) inf_w * inf_h);
+    for (int k = 0; k < 2; k++) {
+      g_autoptr (ImageioPicture) picture = imageio_read (paths[k], &error);
+      if (!picture) {
+        g_printerr ("hfam-frame-bench: %s\n", error->message);
+        return EXIT_FAILURE;
+      }
+      if (picture->width != width || picture->height != height) {
+        g_printerr ("hfam-frame-bench: %s is %dx%d, the frame %dx%d (--size)\n", paths[k],
+                    picture->width, picture->height, width, height);
+        return EXIT_FAILURE;
+      }
+      for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+          const guint8 *in = picture->pixels + (size_t) y * picture->stride
+                             + (size_t) x * picture->channels;
+          uint8_t *out = rgba + ((size_t) y * width + x) * 4;
+          memcpy (out, in, 3);
+          out[3] = 255;
+        }
+      if (k == 0) {
+        if (preprocess_rgba (rgba, &b) != 0) {
+          g_printerr ("hfam-frame-bench: out of memory\n");
+          return EXIT_FAILURE;
+        }
+        hfam_motion_grey (input, inf_w, inf_h, &caffe_input, before_grey);
+      }
+    }
+    b.before_grey = before_grey;
+  }
   g_autofree uint8_t *yuv_planes = NULL;
 
   if (yuv && !yuv_frame_init (&b, g_strcmp0 (format_text, "nv12") == 0, threads,
@@ -316,7 +382,9 @@ main (int argc, char **argv)
            yuv ? "direct" : "threads", "ratio");
   {
     g_autofree double *column = g_new (double, n_rounds);
-    for (int k = yuv ? 0 : 1; k <= N_STEPS; k++) {
+    /* each step; all of them; and what the default smoothing costs (the blend, the
+     * compensation and the held refinement less the plain one), summed within each round */
+    for (int k = yuv ? 0 : 1; k <= N_STEPS + 1; k++) {
       double m[2];
       for (int side = 0; side < 2; side++) {
         for (int r = 0; r < n_rounds; r++) {
@@ -325,10 +393,13 @@ main (int argc, char **argv)
           for (int j = 0; j < N_STEPS; j++)
             if (j == k || k == N_STEPS)
               column[r] += s[j];
+          if (k == N_STEPS + 1)
+            column[r] = s[STEP_MOTION] + s[STEP_COMPENSATE] + s[STEP_HELD] - s[STEP_REFINE];
         }
         m[side] = median (column, n_rounds);
       }
-      g_print ("%-14s %10.2f %10.2f %8.2f\n", k < N_STEPS ? step_names[k] : "all (per round)",
+      g_print ("%-14s %10.2f %10.2f %8.2f\n",
+               k < N_STEPS ? step_names[k] : k == N_STEPS ? "all (per round)" : "smoothing",
                m[0], m[1], m[1] / m[0]);
     }
     if (yuv)

@@ -302,41 +302,47 @@ test_shift (void)
 
 /* moved with a spread: the largest of the distances without one over the window around each
  * pixel (clipped to the image); the planes are warped the same either way. The picture moves
- * on its left half only, so that the distances vary. */
+ * on its left half only, so that the distances vary. Radii with an odd and an even number of
+ * doubling steps, one of a single step, and one wider than the picture. */
 static void
 test_spread (void)
 {
-  const int w = 64, h = 40, r = 5;
-  const HfamFlowParams p = { 8, 2, 3, 1e-5f, r }, raw = { 8, 2, 3, 1e-5f, 0 };
+  static const int radii[] = { 5, 8, 1, 45 };
+  const int w = 64, h = 40;
   g_autofree double *blobs = random_blobs (60, w, h);
   float grey[64 * 40], shifted[64 * 40], kept[2][64 * 40], matte[2][64 * 40], moved[2][64 * 40];
-  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
-  int spread_out = 0;
 
-  texture (kept[0], w, h, 0, 0, blobs, 60);
   texture (shifted, w, h, 3, 1, blobs, 60);
-  for (int i = 0; i < w * h; i++) {
-    grey[i] = i % w < w / 2 ? shifted[i] : kept[0][i];
-    matte[0][i] = matte[1][i] = (float) g_rand_double (rng);
-  }
-  memcpy (kept[1], kept[0], sizeof kept[0]);
-  g_assert_cmpint (hfam_motion_compensate (matte[0], kept[0], grey, w, h, &raw, moved[0],
-                                           scratch), ==, 0);
-  g_assert_cmpint (hfam_motion_compensate (matte[1], kept[1], grey, w, h, &p, moved[1],
-                                           scratch), ==, 0);
-  g_assert_cmpmem (matte[0], sizeof matte[0], matte[1], sizeof matte[1]);
-  g_assert_cmpmem (kept[0], sizeof kept[0], kept[1], sizeof kept[1]);
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++) {
-      float want = 0.0f;
-      for (int j = MAX (0, y - r); j <= MIN (h - 1, y + r); j++)
-        for (int i = MAX (0, x - r); i <= MIN (w - 1, x + r); i++)
-          want = MAX (want, moved[0][j * w + i]);
-      g_assert_cmpfloat (moved[1][y * w + x], ==, want);
-      spread_out += moved[1][y * w + x] > moved[0][y * w + x];
+  for (size_t k = 0; k < G_N_ELEMENTS (radii); k++) {
+    const int r = radii[k];
+    const HfamFlowParams p = { 8, 2, 3, 1e-5f, r }, raw = { 8, 2, 3, 1e-5f, 0 };
+    g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
+    int spread_out = 0;
+
+    texture (kept[0], w, h, 0, 0, blobs, 60);
+    for (int i = 0; i < w * h; i++) {
+      grey[i] = i % w < w / 2 ? shifted[i] : kept[0][i];
+      matte[0][i] = matte[1][i] = (float) g_rand_double (rng);
     }
-  /* the window reached pixels that did not move as far themselves */
-  g_assert_cmpint (spread_out, >, 0);
+    memcpy (kept[1], kept[0], sizeof kept[0]);
+    g_assert_cmpint (hfam_motion_compensate (matte[0], kept[0], grey, w, h, &raw, moved[0],
+                                             scratch), ==, 0);
+    g_assert_cmpint (hfam_motion_compensate (matte[1], kept[1], grey, w, h, &p, moved[1],
+                                             scratch), ==, 0);
+    g_assert_cmpmem (matte[0], sizeof matte[0], matte[1], sizeof matte[1]);
+    g_assert_cmpmem (kept[0], sizeof kept[0], kept[1], sizeof kept[1]);
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        float want = 0.0f;
+        for (int j = MAX (0, y - r); j <= MIN (h - 1, y + r); j++)
+          for (int i = MAX (0, x - r); i <= MIN (w - 1, x + r); i++)
+            want = MAX (want, moved[0][j * w + i]);
+        g_assert_cmpfloat (moved[1][y * w + x], ==, want);
+        spread_out += moved[1][y * w + x] > moved[0][y * w + x];
+      }
+    /* the window reached pixels that did not move as far themselves */
+    g_assert_cmpint (spread_out, >, 0);
+  }
 }
 
 /* The same picture twice: every vector 0, and the planes come back exactly. */
