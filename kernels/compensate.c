@@ -82,6 +82,7 @@ halve (const float *in, int w, int h, float *out)
 {
   const int ow = w / 2, oh = h / 2;
 
+#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
   for (int y = 0; y < oh; y++) {
     const float *a = in + (size_t) 2 * y * w, *b = a + w;
     for (int x = 0; x < ow; x++)

@@ -27,6 +27,7 @@ hfam_motion_grey (const float *input, int w, int h, const HfamPreprocessParams *
     a[k] = p->std[k] / (3.0f * p->scale);
     b[k] = p->mean[k] / (3.0f * p->scale);
   }
+#pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i++)
     grey[i] = (input[i] * a[0] + b[0]) + (input[n + i] * a[1] + b[1])
               + (input[2 * n + i] * a[2] + b[2]);
