@@ -374,9 +374,9 @@ clampf (float v, float hi)
   return v < hi ? v : hi;
 }
 
-/* Pixels [x_lo, x_hi) of one row of the warp, their vectors in vx, vy. Branch-free so that it
- * vectorises: where a pixel's vector is 0 the sampling gives its own value, bit for bit. b and
- * moved are NULL or not in each call, so that their tests go. */
+/* Pixels [x_lo, x_hi) of one row of the warp, their vectors in pixel_vx, pixel_vy. Branch-free
+ * so that it vectorises: where a pixel's vector is 0 the sampling gives its own value, bit for
+ * bit. b and moved are NULL or not in each call, so that their tests go. */
 static inline __attribute__ ((always_inline)) void
 warp_pixels (const float *restrict a, const float *restrict b, int w, int h, int y,
              const float *restrict pixel_vx, const float *restrict pixel_vy, int x_lo, int x_hi,

@@ -268,7 +268,7 @@ widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels
       memcpy (&offset, t->offset + x, sizeof offset);
       memcpy (&left_weight, t->left_weight + x, sizeof left_weight);
       memcpy (&right_weight, t->right_weight + x, sizeof right_weight);
-      /* (where a pixel has one tap, its right weight is 0 and the value taken finite) */
+      /* (where a pixel has one tap, its right weight is 0: the input after it counts 0 times) */
       const v8sf out = left_weight * __builtin_shuffle (left, offset)
                        + right_weight * __builtin_shuffle (right, offset);
       memcpy (row + x, &out, sizeof out);
