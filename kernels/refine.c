@@ -204,6 +204,13 @@ typedef struct {
   int permuted;
 } TwoTaps;
 
+/* (the permute is GCC's __builtin_shuffle; clang has no variable one, and gathers them all) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PERMUTED_WIDENING 1
+#else
+#define PERMUTED_WIDENING 0
+#endif
+
 /* Whether every output of f takes at most two inputs (an enlargement: 5b's rows). */
 static int
 at_most_two_taps (const HfamResizeFilter *f)
@@ -228,7 +235,7 @@ two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
   }
   /* whole blocks of 8 whose loads (9 inputs from the first left tap) stay inside the row */
   t->permuted = 0;
-  for (int x0 = 0; x0 + 8 <= fx->out; x0 += 8) {
+  for (int x0 = 0; PERMUTED_WIDENING && x0 + 8 <= fx->out; x0 += 8) {
     const int first = t->left[x0];
     if (first + 9 > fx->hi - fx->lo || t->left[x0 + 7] - first > 7)
       break;
@@ -239,10 +246,12 @@ two_taps_init (TwoTaps *t, const HfamResizeFilter *fx)
   return 0;
 }
 
+#if PERMUTED_WIDENING
 /* 8 floats or ints, as the compiler lowers them for the target (one AVX register in the AVX2
  * clones; passed by pointer, as a 32-byte vector by value has an ABI of its own under AVX) */
 typedef float v8sf __attribute__ ((vector_size (32)));
 typedef int v8si __attribute__ ((vector_size (32)));
+#endif
 
 /* Step 5a, one row j of the statistics: its mean coefficients (and, for a held matte, alpha
  * and the still weights) enlarged along x to the frame's width by the two taps, one plane of
@@ -260,6 +269,7 @@ widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels
                        + row_start;
     float *restrict row = wide + (size_t) k * w;
     int x = 0;
+#if PERMUTED_WIDENING
     for (; x < t->permuted; x += 8) {
       v8sf left, right, left_weight, right_weight;
       v8si offset;
@@ -273,6 +283,7 @@ widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels
                        + right_weight * __builtin_shuffle (right, offset);
       memcpy (row + x, &out, sizeof out);
     }
+#endif
     for (; x < w; x++)
       row[x] = t->left_weight[x] * src[t->left[x]] + t->right_weight[x] * src[t->right[x]];
   }
