@@ -461,23 +461,25 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
   const float inv_block = 1.0f / (float) block;
   const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
   const int threads = parallel ? omp_get_max_threads () : 1;
-  /* the columns' blocks and weights, the same on every row; then each thread's row of
-   * vectors at the block columns and at the pixels */
-  int *column = malloc (sizeof (int) * w), *start = malloc (sizeof (int) * (bw + 1));
+  /* each block column's first pixel and the columns' weights, the same on every row; then
+   * each thread's row of vectors at the block columns and at the pixels */
+  int *start = malloc (sizeof (int) * (bw + 1));
   float *weight = malloc (sizeof (float) * w);
   float *rows = malloc (2 * sizeof (float) * (bw + w) * threads);
   /* (the rows index the planes with ints, which vectorise) */
-  const int failed = !column || !start || !weight || !rows || (int64_t) w * h > INT_MAX;
+  const int failed = !start || !weight || !rows || (int64_t) w * h > INT_MAX;
 
   if (!failed) {
-    for (int x = 0; x < w; x++)
-      between_centres (x, block, inv_block, bw, &column[x], &weight[x]);
-    /* (column rises with x) */
-    for (int c = 0, x = 0; c <= bw; c++) {
-      while (x < w && column[x] < c)
-        x++;
-      start[c] = c == bw ? w : x;
+    /* (a pixel's first block rises with x) */
+    int c = 0;
+    for (int x = 0; x < w; x++) {
+      int first;
+      between_centres (x, block, inv_block, bw, &first, &weight[x]);
+      while (c <= first)
+        start[c++] = x;
     }
+    while (c <= bw)
+      start[c++] = w;
 #pragma omp parallel num_threads (threads) if (parallel)
     {
       float *row_vx = rows + (size_t) 2 * (bw + w) * omp_get_thread_num (), *row_vy = row_vx + bw;
@@ -497,7 +499,6 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
       }
     }
   }
-  free (column);
   free (start);
   free (weight);
   free (rows);
