@@ -76,13 +76,13 @@ hfam_compensate_scratch_floats (int w, int h, const HfamFlowParams *p)
          + (layout.floats > 2 * plane ? layout.floats : 2 * plane);
 }
 
-/* out (w / 2 x h / 2) = the 2 x 2 means of in (w x h) */
+/* out (w / 2 x h / 2) = the 2 x 2 means of in (w x h), shared among the calling team */
 static void
 halve (const float *in, int w, int h, float *out)
 {
   const int ow = w / 2, oh = h / 2;
 
-#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+#pragma omp for
   for (int y = 0; y < oh; y++) {
     const float *a = in + (size_t) 2 * y * w, *b = a + w;
     for (int x = 0; x < ow; x++)
@@ -313,35 +313,41 @@ hfam_block_flow (const float *grey, const float *kept_grey, int w, int h,
   for (int l = 0; l < levels; l++) {
     level[l] = (Level) { grey, kept_grey, layout.w[l], layout.h[l], p->block };
     if (l > 0) {
-      float *g = scratch + layout.planes[l], *k = g + (size_t) layout.w[l] * layout.h[l];
-      halve (level[l - 1].grey, level[l - 1].w, level[l - 1].h, g);
-      halve (level[l - 1].kept, level[l - 1].w, level[l - 1].h, k);
-      level[l].grey = g;
-      level[l].kept = k;
+      level[l].grey = scratch + layout.planes[l];
+      level[l].kept = level[l].grey + (size_t) layout.w[l] * layout.h[l];
     }
     vectors[l] = (int *) (scratch + layout.vectors[l]);
   }
-  /* each level by the full size's rule: the coarsest level's full search costs about as much
-   * as the finest level's */
-  const int parallel = (int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES;
-  for (int l = levels - 1; l >= 0; l--) {
-    const size_t nb = (size_t) bw[l] * bh[l];
-    const int top = l == levels - 1;
-    const LevelSearch search = {
-      level[l], bw[l], bh[l],
-      top ? NULL : vectors[l + 1], top ? NULL : vectors[l + 1] + (size_t) bw[l + 1] * bh[l + 1],
-      top ? 0 : bw[l + 1], top ? 0 : bh[l + 1],
-      p->bias * (float) (1 << l), p->search, vectors[l], vectors[l] + nb,
-    };
-#pragma omp parallel for if (parallel)
-    for (int by = 0; by < bh[l]; by++)
-      search_row (&search, by);
-  }
+  /* one team for the whole flow, each level by the full size's rule: the coarsest level's
+   * full search costs about as much as the finest level's (a barrier between the passes is
+   * cheaper than a new team) */
+#pragma omp parallel if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+  {
+    for (int l = 1; l < levels; l++) {
+      float *g = scratch + layout.planes[l], *k = g + (size_t) layout.w[l] * layout.h[l];
+      halve (level[l - 1].grey, level[l - 1].w, level[l - 1].h, g);
+      halve (level[l - 1].kept, level[l - 1].w, level[l - 1].h, k);
+    }
+    for (int l = levels - 1; l >= 0; l--) {
+      const size_t nb = (size_t) bw[l] * bh[l];
+      const int top = l == levels - 1;
+      const LevelSearch search = {
+        level[l], bw[l], bh[l],
+        top ? NULL : vectors[l + 1],
+        top ? NULL : vectors[l + 1] + (size_t) bw[l + 1] * bh[l + 1],
+        top ? 0 : bw[l + 1], top ? 0 : bh[l + 1],
+        p->bias * (float) (1 << l), p->search, vectors[l], vectors[l] + nb,
+      };
+#pragma omp for
+      for (int by = 0; by < bh[l]; by++)
+        search_row (&search, by);
+    }
 
-  const int *ix = vectors[0], *iy = vectors[0] + (size_t) bw[0] * bh[0];
-#pragma omp parallel for if (parallel)
-  for (int by = 0; by < bh[0]; by++)
-    subpixel_row (&level[0], bw[0], by, ix, iy, ux, uy);
+    const int *ix = vectors[0], *iy = vectors[0] + (size_t) bw[0] * bh[0];
+#pragma omp for
+    for (int by = 0; by < bh[0]; by++)
+      subpixel_row (&level[0], bw[0], by, ix, iy, ux, uy);
+  }
   return 0;
 }
 
@@ -409,6 +415,19 @@ column_moves (const float *row_vx, const float *row_vy, int bw, int c)
   return row_vx[c] != 0.0f || row_vy[c] != 0.0f || row_vx[c1] != 0.0f || row_vy[c1] != 0.0f;
 }
 
+/* The vectors of pixels [lo, hi) of one block column: (vx0, vy0) and (vx1, vy1) the block
+ * column's and the next one's, weight[x] the next one's weight. (A function of its own, its
+ * pointers restrict, so that the loop vectorises.) */
+static inline __attribute__ ((always_inline)) void
+column_vectors (const float *restrict weight, float vx0, float vx1, float vy0, float vy1,
+                int lo, int hi, float *restrict pixel_vx, float *restrict pixel_vy)
+{
+  for (int x = lo; x < hi; x++) {
+    pixel_vx[x] = (1.0f - weight[x]) * vx0 + weight[x] * vx1;
+    pixel_vy[x] = (1.0f - weight[x]) * vy0 + weight[x] * vy1;
+  }
+}
+
 /* One row of the warp, in runs of blocks: where the vectors are 0 (on real video most of the
  * picture) the planes are copied, elsewhere sampled (warp_pixels). `start`: the first pixel
  * of each block column (bw + 1, the last w); `weight`: every pixel's weight of the block
@@ -430,10 +449,8 @@ warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int
     /* the pixels' vectors, block column by block column (the two vectors constant in each) */
     for (int k = c; moves && k < e; k++) {
       const int k1 = mini (k + 1, bw - 1);
-      for (int x = start[k]; x < start[k + 1]; x++) {
-        pixel_vx[x] = (1.0f - weight[x]) * row_vx[k] + weight[x] * row_vx[k1];
-        pixel_vy[x] = (1.0f - weight[x]) * row_vy[k] + weight[x] * row_vy[k1];
-      }
+      column_vectors (weight, row_vx[k], row_vx[k1], row_vy[k], row_vy[k1], start[k],
+                      start[k + 1], pixel_vx, pixel_vy);
     }
     if (!moves) {
       memcpy (out_a + row + lo, a + row + lo, sizeof (float) * (hi - lo));
@@ -614,29 +631,31 @@ window_max (float *plane, int w, int h, int r, float *tmp)
 
   if (!lines)
     return -1;
+  /* the spans of rows are doubled between `other` and plane (free after the first pass) so as
+   * to end in other */
+  int steps = 0;
+  for (int s = 1; s < span; s *= 2)
+    steps++;
+  /* one team for all the passes (a barrier between them is cheaper than a new team) */
 #pragma omp parallel num_threads (threads) if (parallel)
   {
     float *line = lines + (size_t) 2 * w * omp_get_thread_num ();
 #pragma omp for
     for (int y = 0; y < h; y++)
       row_max (plane, w, y, r, line, line + w, rows);
+    const float *src = rows;
+    for (int s = 1, k = 1; s < span; s *= 2, k++) {
+      float *dst = (steps - k) % 2 == 0 ? other : plane;
+#pragma omp for
+      for (int y = 0; y < h; y++)
+        rows_max (src, w, h, y, s, dst);
+      src = dst;
+    }
+#pragma omp for
+    for (int y = 0; y < h; y++)
+      column_max (rows, src, w, h, y, r, span, plane);
   }
   free (lines);
-  /* the spans of rows, doubled between `other` and plane (free now) so as to end in other */
-  int steps = 0;
-  for (int s = 1; s < span; s *= 2)
-    steps++;
-  const float *src = rows;
-  for (int s = 1, k = 1; s < span; s *= 2, k++) {
-    float *dst = (steps - k) % 2 == 0 ? other : plane;
-#pragma omp parallel for if (parallel)
-    for (int y = 0; y < h; y++)
-      rows_max (src, w, h, y, s, dst);
-    src = dst;
-  }
-#pragma omp parallel for if (parallel)
-  for (int y = 0; y < h; y++)
-    column_max (rows, src, w, h, y, r, span, plane);
   return 0;
 }
 

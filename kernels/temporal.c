@@ -53,24 +53,41 @@ change_row (int y, float *row, void *user)
   return row;
 }
 
+/* One row of the blend; `moved` and `still` NULL or not in each call, so that their tests go
+ * and the loop vectorises. */
+static inline __attribute__ ((always_inline)) void
+blend_pixels (const HfamMotionParams *p, const float *restrict mean,
+              const float *restrict fresh, const float *restrict moved, int w,
+              float *restrict matte, float *restrict still)
+{
+  const float span = 1.0f / (p->moving - p->still);
+
+  for (int x = 0; x < w; x++) {
+    const float m = moved ? hfam_clamp01 (moved[x]) : 0.0f;
+    const float unchanged = hfam_clamp01 ((p->moving - mean[x]) * span);
+    const float s = (p->hold + m * (p->hold_moved - p->hold)) * unchanged;
+    matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
+    if (still)
+      still[x] = p->hold * unchanged * (1.0f - m);
+  }
+}
+
 HFAM_VECTOR_CLONES static void
 blend_row (int y, const float *mean, float *scratch, void *user)
 {
   const Blend *b = user;
-  float *matte = b->matte + (size_t) y * b->w;
-  const float *fresh = b->fresh + (size_t) y * b->w;
-  const float *moved = b->moved ? b->moved + (size_t) y * b->w : NULL;
-  float *still = b->still ? b->still + (size_t) y * b->w : NULL;
-  const float span = 1.0f / (b->p.moving - b->p.still);
+  const size_t row = (size_t) y * b->w;
+  float *matte = b->matte + row, *still = b->still ? b->still + row : NULL;
+  const float *fresh = b->fresh + row, *moved = b->moved ? b->moved + row : NULL;
 
-  for (int x = 0; x < b->w; x++) {
-    const float m = moved ? hfam_clamp01 (moved[x]) : 0.0f;
-    const float unchanged = hfam_clamp01 ((b->p.moving - mean[x]) * span);
-    const float s = (b->p.hold + m * (b->p.hold_moved - b->p.hold)) * unchanged;
-    matte[x] = (1.0f - s) * fresh[x] + s * matte[x];
-    if (still)
-      still[x] = b->p.hold * unchanged * (1.0f - m);
-  }
+  if (moved && still)
+    blend_pixels (&b->p, mean, fresh, moved, b->w, matte, still);
+  else if (moved)
+    blend_pixels (&b->p, mean, fresh, moved, b->w, matte, NULL);
+  else if (still)
+    blend_pixels (&b->p, mean, fresh, NULL, b->w, matte, still);
+  else
+    blend_pixels (&b->p, mean, fresh, NULL, b->w, matte, NULL);
 }
 
 int

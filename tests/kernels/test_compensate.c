@@ -1,12 +1,15 @@
 /* Motion compensation on the CPU (kernels/compensate.c): the flow against a plain
  * double-precision one written from compensate.h's description (every level, every candidate,
  * the parabola) on tiny planes, the warp against a plain bilinear sampler, a texture moved by
- * a known shift found again and undone, the spread of the distances moved, a still picture
- * left exactly as it is, and the arguments refused. */
+ * a known shift found again and undone, the spread of the distances moved, the same planes
+ * from one thread and from a team, a still picture left exactly as it is, and the arguments
+ * refused. */
 #include "compensate.h"
+#include "resize.h"
 
 #include <glib.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 static GRand *rng;
@@ -345,6 +348,55 @@ test_spread (void)
   }
 }
 
+/* At the inference size of a 1080p frame the steps run on a team of threads (planes of
+ * HFAM_PARALLEL_MIN_VALUES and more), their passes separated by barriers: one thread and two
+ * give the same planes, bit for bit, and the flow is the oracle's. */
+static void
+test_team (void)
+{
+  const int w = 384, h = 216, n = w * h;
+  const HfamFlowParams p = { 8, 3, 4, 2e-5f, 8 };
+  int bw, bh;
+  hfam_flow_blocks (w, h, &p, &bw, &bh);
+  g_autofree double *blobs = random_blobs (300, w, h);
+  g_autofree double *wx = g_new (double, bw * bh), *wy = g_new (double, bw * bh);
+  g_autofree float *grey = g_new (float, n), *kept = g_new (float, 2 * n);
+  g_autofree float *matte = g_new (float, 2 * n), *moved = g_new (float, 2 * n);
+  g_autofree float *ux = g_new (float, bw * bh), *uy = g_new (float, bw * bh);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &p));
+  const int threads = omp_get_max_threads ();
+
+  g_assert_cmpint (n, >=, HFAM_PARALLEL_MIN_VALUES);
+  texture (kept, w, h, 0, 0, blobs, 300);
+  texture (grey, w, h, 2.3, -1.7, blobs, 300);
+  for (int i = 0; i < n; i++)
+    matte[i] = (float) g_rand_double (rng);
+  memcpy (kept + n, kept, sizeof (float) * n);
+  memcpy (matte + n, matte, sizeof (float) * n);
+  for (int t = 0; t < 2; t++) {
+    omp_set_num_threads (t ? 2 : 1);
+    g_assert_cmpint (hfam_motion_compensate (matte + t * n, kept + t * n, grey, w, h, &p,
+                                             moved + t * n, scratch), ==, 0);
+  }
+  g_assert_cmpmem (matte, sizeof (float) * n, matte + n, sizeof (float) * n);
+  g_assert_cmpmem (kept, sizeof (float) * n, kept + n, sizeof (float) * n);
+  g_assert_cmpmem (moved, sizeof (float) * n, moved + n, sizeof (float) * n);
+  /* (the texture moved, and the planes with it, nearly everywhere) */
+  int far = 0;
+  for (int i = 0; i < n; i++)
+    far += moved[n + i] > 1.0f;
+  g_assert_cmpint (far, >, n * 9 / 10);
+
+  texture (kept, w, h, 0, 0, blobs, 300);
+  g_assert_cmpint (hfam_block_flow (grey, kept, w, h, &p, ux, uy, scratch), ==, 0);
+  flow_oracle (grey, kept, w, h, &p, wx, wy);
+  for (int b = 0; b < bw * bh; b++) {
+    g_assert_cmpfloat_with_epsilon (ux[b], wx[b], 1e-3);
+    g_assert_cmpfloat_with_epsilon (uy[b], wy[b], 1e-3);
+  }
+  omp_set_num_threads (threads);
+}
+
 /* The same picture twice: every vector 0, and the planes come back exactly. */
 static void
 test_still (void)
@@ -405,6 +457,7 @@ main (int argc, char **argv)
   g_test_add_func ("/compensate/warp-oracle", test_warp_oracle);
   g_test_add_func ("/compensate/shift", test_shift);
   g_test_add_func ("/compensate/spread", test_spread);
+  g_test_add_func ("/compensate/team", test_team);
   g_test_add_func ("/compensate/still", test_still);
   g_test_add_func ("/compensate/arguments", test_arguments);
   return g_test_run ();
