@@ -255,8 +255,10 @@ typedef int v8si __attribute__ ((vector_size (32)));
 
 /* Step 5a, one row j of the statistics: its mean coefficients (and, for a held matte, alpha
  * and the still weights) enlarged along x to the frame's width by the two taps, one plane of
- * the frame's width per channel. This runs once per row of the statistics, and the frame's
- * rows (5b) enlarge along y with contiguous multiply-adds. */
+ * the frame's width per channel. The frame's rows (5b) enlarge along y with contiguous
+ * multiply-adds from two such rows, which each thread widens as its rows reach them
+ * (RowWindow): about once per row of the statistics, kept in the cache rather than written
+ * out for the whole frame and read back. */
 HFAM_VECTOR_CLONES static void
 widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels,
            float *restrict wide)
@@ -335,16 +337,15 @@ apply_held (const float *w0, const float *w1, float a, float b, const float *rgb
     apply_coefficients (w0, w1, a, b, rgb, w, nc, 1, held, black, scale, out);
 }
 
-/* Step 5b, one row y of the frame, from rows of `wide` (channels planes each). */
+/* Step 5b, one row y of the frame, from the widened rows w0 and w1 of the statistics (rows
+ * fy->start[y] and the one after, or w0 again where y takes one tap). */
 HFAM_VECTOR_CLONES static void
-apply_row (const Refine *g, const HfamResizeFilter *fy, const float *wide, int channels,
+apply_row (const Refine *g, const HfamResizeFilter *fy, const float *w0, const float *w1,
            const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
            float *rgb, float *held, float *out)
 {
   const int w = frame->width;
   const float *wy = fy->w + (size_t) y * fy->k;
-  const float *w0 = wide + (size_t) fy->start[y] * channels * w;
-  const float *w1 = fy->len[y] > 1 ? w0 + (size_t) channels * w : w0;
   const float a = wy[0], b = fy->len[y] > 1 ? wy[1] : 0.0f;
   const float black = levels ? levels->black : 0.0f;
   const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
@@ -356,6 +357,31 @@ apply_row (const Refine *g, const HfamResizeFilter *fy, const float *wide, int c
     apply_held (w0, w1, a, b, rgb, w, 3, g->still != NULL, held, black, scale, out);
 }
 
+/* A thread's two widened rows of the statistics: slots of `channels` planes of the frame's
+ * width, `row` the statistics' row each holds (-1: none). The frame's rows take rows j and
+ * j + 1 with j rising, so a thread that runs through its rows in order widens each row of
+ * the statistics it needs once. */
+typedef struct {
+  float *slot[2];
+  int row[2];
+} RowWindow;
+
+/* the slot holding row j of the statistics, widened into the slot of any row but `keep` if
+ * it is in neither */
+static const float *
+window_row (RowWindow *win, const Refine *g, const TwoTaps *t, const HfamResizeFilter *fx,
+            int w, int channels, int j, int keep)
+{
+  if (win->row[0] == j)
+    return win->slot[0];
+  if (win->row[1] == j)
+    return win->slot[1];
+  const int k = win->row[0] == keep ? 1 : 0;
+  widen_row (g, t, fx->lo, w, j, channels, win->slot[k]);
+  win->row[k] = j;
+  return win->slot[k];
+}
+
 size_t
 hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefineParams *p,
                            int threads)
@@ -365,10 +391,11 @@ hfam_refine_scratch_bytes (int aw, int ah, int frame_width, const HfamRefinePara
   const size_t nc = p->colour ? 3 : 1;
 
   /* the guide, alpha, the still weights, the coefficients and their means at the
-   * statistics' size; their rows at the frame's width (with alpha and the still weights);
-   * each thread's row of the frame; the two taps and their offsets */
-  return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh + (nc + 3) * sh * frame_width
-                           + (3 * threads + 2) * (size_t) frame_width)
+   * statistics' size; each thread's two rows of them widened to the frame's width (with
+   * alpha and the still weights) and its row of the frame; the two taps and their offsets */
+  return sizeof (float) * ((nc + 2 + 2 * (nc + 1)) * sw * sh
+                           + (2 * (nc + 3) + 3) * (size_t) frame_width * threads
+                           + 2 * (size_t) frame_width)
          + sizeof (int) * 3 * (size_t) frame_width;
 }
 
@@ -395,7 +422,7 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
   HfamResizeFilter fx = { 0 }, fy = { 0 };
   TwoTaps taps;
   size_t total;
-  float *guide, *low_alpha, *low_still, *coef, *mean_coef, *wide, *rows;
+  float *guide, *low_alpha, *low_still, *coef, *mean_coef, *rows;
   int failed = 0;
 
   if (!alpha || !out || !hfam_frame_valid (frame) || out_stride < w
@@ -410,9 +437,8 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
   low_still = low_alpha + plane;
   coef = low_still + plane;
   mean_coef = coef + (nc + 1) * plane;
-  wide = mean_coef + (nc + 1) * plane;
-  rows = wide + (size_t) (nc + 3) * sh * w;
-  taps.left_weight = rows + (size_t) 3 * w * threads;
+  rows = mean_coef + (nc + 1) * plane;
+  taps.left_weight = rows + (size_t) (2 * (nc + 3) + 3) * w * threads;
   taps.right_weight = taps.left_weight + w;
   taps.left = (int *) (taps.right_weight + w);
   taps.right = taps.left + w;
@@ -443,15 +469,22 @@ hfam_refine_held (const float *alpha, int aw, int ah, const HfamFrame *frame,
   /* (the planes of alpha and the still weights only for a held matte) */
   const int channels = nc + 1 + (hold ? 1 + (still != NULL) : 0);
   if (!failed) {
-#pragma omp parallel for if ((int64_t) w * sh >= HFAM_PARALLEL_MIN_VALUES)
-    for (int j = fy.lo; j < fy.hi; j++)
-      widen_row (&g, &taps, fx.lo, w, j, channels, wide + (size_t) j * channels * w);
-#pragma omp parallel for if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
-    for (int y = 0; y < h; y++)
-      apply_row (&g, &fy, wide, channels, frame, yuv, levels, y,
-                 rows + (size_t) 3 * w * omp_get_thread_num (),
-                 hold ? hold->held + (size_t) y * hold->held_stride : NULL,
-                 out + (size_t) y * out_stride);
+#pragma omp parallel if ((int64_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
+    {
+      float *mine = rows + (size_t) (2 * (nc + 3) + 3) * w * omp_get_thread_num ();
+      RowWindow win = { { mine, mine + (size_t) (nc + 3) * w }, { -1, -1 } };
+      float *rgb = mine + (size_t) 2 * (nc + 3) * w;
+      /* (static: each thread's rows in one run, in order) */
+#pragma omp for schedule (static)
+      for (int y = 0; y < h; y++) {
+        const int j = fy.start[y], j1 = fy.len[y] > 1 ? j + 1 : j;
+        const float *w0 = window_row (&win, &g, &taps, &fx, w, channels, j, j1);
+        const float *w1 = window_row (&win, &g, &taps, &fx, w, channels, j1, j);
+        apply_row (&g, &fy, w0, w1, frame, yuv, levels, y, rgb,
+                   hold ? hold->held + (size_t) y * hold->held_stride : NULL,
+                   out + (size_t) y * out_stride);
+      }
+    }
   }
   hfam_resize_filter_clear (&fx);
   hfam_resize_filter_clear (&fy);

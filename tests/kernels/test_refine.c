@@ -2,8 +2,9 @@
  * means bit-exact against the plain formula (small integers sum exactly), the key levels by
  * hand, the guided filter against a plain double-precision oracle written from the paper's
  * formulas (windows summed pixel by pixel), and its properties: a constant guide passes a
- * smooth alpha through; a step in the guide sharpens a soft step; and the matte held over time
- * against the same formula on the refined and the resized planes. */
+ * smooth alpha through; a step in the guide sharpens a soft step; the matte held over time
+ * against the same formula on the refined and the resized planes; and the same planes from
+ * one thread and from a team. */
 #include "box.h"
 #include "refine.h"
 #include "resize.h"
@@ -489,6 +490,51 @@ test_refine_held (void)
   }
 }
 
+/* At a frame of HFAM_PARALLEL_MIN_VALUES pixels and more the frame's rows run on a team, each
+ * thread widening the rows of the statistics its own rows take: one thread and two give the
+ * same planes, bit for bit, plain and held (the held detail too), in colour and grey, from
+ * statistics at alpha's size and at a smaller one. (The statistics are small enough that their
+ * box means run on one thread: on a team each thread's sums start afresh at its band of rows,
+ * box.h, and round differently.) */
+static void
+test_refine_team (void)
+{
+  const int fw = 403, fh = 219, aw = 80, ah = 44, n = fw * fh;
+  g_autofree uint8_t *rgb = g_new (uint8_t, 3 * n);
+  g_autofree float *alpha = g_new (float, aw * ah), *still = g_new (float, aw * ah);
+  g_autofree float *out = g_new (float, 2 * n), *held = g_new (float, 2 * n);
+  g_autofree float *before = g_new (float, n);
+  const HfamFrame frame = { { rgb }, { 3 * fw }, fw, fh, HFAM_FRAME_RGB };
+  const HfamKeyLevels levels = { 0.05f, 0.95f };
+
+  g_assert_cmpint (n, >=, HFAM_PARALLEL_MIN_VALUES);
+  g_assert_cmpint (aw * ah * HFAM_REFINE_STATS_CHANNELS (1), <, HFAM_PARALLEL_MIN_VALUES);
+  for (int i = 0; i < 3 * n; i++)
+    rgb[i] = (uint8_t) g_rand_int_range (rng, 0, 256);
+  for (int i = 0; i < aw * ah; i++) {
+    alpha[i] = (float) g_rand_double (rng);
+    still[i] = (float) g_rand_double (rng);
+  }
+  for (int i = 0; i < n; i++)
+    before[i] = (float) g_rand_double_range (rng, -0.5, 0.5);
+  for (int c = 0; c < 4; c++) {
+    const HfamRefineParams p = { 2, 1e-3f, c & 1 ? 64 : 0, c & 1 ? 36 : 0, c < 2 };
+    for (int held_too = 0; held_too < 2; held_too++) {
+      for (int t = 0; t < 2; t++) {
+        const HfamRefineHold hold = { still, held + t * n, fw };
+        omp_set_num_threads (t ? 2 : 1);
+        memcpy (held + t * n, before, sizeof (float) * n);
+        g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frame, NULL, &p, &levels,
+                                           held_too ? &hold : NULL, out + t * n, fw, NULL),
+                         ==, 0);
+      }
+      g_assert_cmpmem (out, sizeof (float) * n, out + n, sizeof (float) * n);
+      g_assert_cmpmem (held, sizeof (float) * n, held + n, sizeof (float) * n);
+    }
+  }
+  omp_set_num_threads (2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -502,5 +548,6 @@ main (int argc, char **argv)
   g_test_add_func ("/refine/constant-guide", test_refine_constant_guide);
   g_test_add_func ("/refine/step-edge", test_refine_step_edge);
   g_test_add_func ("/refine/held", test_refine_held);
+  g_test_add_func ("/refine/team", test_refine_team);
   return g_test_run ();
 }
