@@ -470,9 +470,12 @@ warp_row (const float *a, const float *b, int w, int h, int y, int bw, const int
   }
 }
 
-int
-hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
-                  const float *uy, float *out_a, float *out_b, float *moved)
+/* hfam_warp_planes, then, where back_a is given, out_a and out_b copied into back_a and back_b
+ * (a and b themselves, for hfam_motion_compensate) by the same team once every row is warped */
+static int
+warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
+             const float *uy, float *out_a, float *out_b, float *moved, float *back_a,
+             float *back_b)
 {
   const int bw = (w + block - 1) / block, bh = (h + block - 1) / block;
   const float inv_block = 1.0f / (float) block;
@@ -514,12 +517,27 @@ hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const
         warp_row (a, b, w, h, y, bw, start, weight, row_vx, row_vy, pixel_vx, pixel_vy, out_a,
                   out_b, moved);
       }
+      if (back_a) {
+#pragma omp for
+        for (int y = 0; y < h; y++) {
+          memcpy (back_a + (size_t) y * w, out_a + (size_t) y * w, sizeof (float) * w);
+          if (back_b)
+            memcpy (back_b + (size_t) y * w, out_b + (size_t) y * w, sizeof (float) * w);
+        }
+      }
     }
   }
   free (start);
   free (weight);
   free (rows);
   return failed ? -1 : 0;
+}
+
+int
+hfam_warp_planes (const float *a, const float *b, int w, int h, int block, const float *ux,
+                  const float *uy, float *out_a, float *out_b, float *moved)
+{
+  return warp_planes (a, b, w, h, block, ux, uy, out_a, out_b, moved, NULL, NULL);
 }
 
 static inline float
@@ -672,11 +690,9 @@ hfam_motion_compensate (float *kept_matte, float *kept_grey, const float *grey, 
   float *ux = scratch, *uy = scratch + (size_t) bw * bh, *rest = uy + (size_t) bw * bh;
 
   hfam_block_flow (grey, kept_grey, w, h, p, ux, uy, rest);
-  if (hfam_warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest,
-                        rest + (size_t) w * h, moved) != 0)
+  if (warp_planes (kept_matte, kept_grey, w, h, p->block, ux, uy, rest, rest + (size_t) w * h,
+                   moved, kept_matte, kept_grey) != 0)
     return -1;
-  memcpy (kept_matte, rest, sizeof (float) * w * h);
-  memcpy (kept_grey, rest + (size_t) w * h, sizeof (float) * w * h);
   if (moved && p->spread > 0 && window_max (moved, w, h, p->spread, rest) != 0)
     return -1;
   return 0;
