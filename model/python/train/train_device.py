@@ -13,10 +13,10 @@ the target then covering both people, g + (1 - g) g_B; else the teacher foregrou
 over the sample's background, I = g F + (1 - g) B. Each is a random square crop (side U(0.5, 1)
 of the short side) resized to --size, flipped with p = 0.5 (the background independently).
 augment.py's augmentations follow, with train.py's --p-NAME options, defaults and per-sample
-seeds (augment.composite: the foreground harmonised to the background, then blur, exposure,
-noise and JPEG; a real photo is only degraded), on the CPU's cores while the previous batch
-trains. The trimap target of data.make_trimap (discs of diameter k, k in 10..30 px at 512) is
-computed by convolution.
+seeds (augment.draw: the foreground harmonised to the background, then blur, exposure, noise
+and JPEG; a real photo is only degraded), applied on the GPU too (augment_device.py) while the
+previous batch trains. The trimap target of data.make_trimap (discs of diameter k, k in 10..30
+px at 512) is computed by convolution.
 The learning rate warms up over 100 steps and then follows a cosine to 1 % over --seconds.
 With --init FILE the run starts from a folded weight file (the default model, say) instead of
 the ImageNet encoder: each BatchNorm becomes the identity plus the folded bias and stays in
@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import augment  # noqa: E402
+import augment_device  # noqa: E402
 import data  # noqa: E402
 import export  # noqa: E402
 import hfam  # noqa: E402
@@ -144,13 +145,14 @@ def trimap(alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 class DeviceSamples:
     """The training photos, their teacher foregrounds and alphas, and the backgrounds, all as
     uint8 on the GPU. Each epoch gives every person `per_person` samples, each with its own
-    background (data.epoch_keys, as train.py). Crops and resizes run on the GPU; harmonisation,
-    the composite and the degradations (augment.composite, as train.py) on the CPU's cores in
-    `threads` threads, each sample with data.augmentation_rng(seed, epoch, position)."""
+    background (data.epoch_keys, as train.py). Everything runs on the device: crops and
+    resizes, and harmonisation, the composite and the degradations (augment_device.pictures)
+    as augment.draw chooses them for each sample from data.augmentation_rng(seed, epoch,
+    position); the noise fields come from a generator of the device's seeded with `seed`."""
 
     def __init__(self, pack_dir: str, names: List[str], backgrounds: List[str], device,
                  seed: int, per_person: int = 20,
-                 augmentations: augment.Probabilities = augment.OFF, threads: int = 1):
+                 augmentations: augment.Probabilities = augment.OFF):
         self.photos = [load_u8(os.path.join(pack_dir, "image", n + ".jpg"), device) for n in names]
         self.fgs = [load_u8(os.path.join(pack_dir, "fg", n + ".jpg"), device) for n in names]
         self.alphas = [load_u8(os.path.join(pack_dir, "alpha", n + ".png"), device) for n in names]
@@ -164,7 +166,7 @@ class DeviceSamples:
         self.seed = seed
         self.per_person = per_person
         self.augmentations = augmentations
-        self.pool = ThreadPoolExecutor(max(1, threads))
+        self.noise = torch.Generator(device).manual_seed(seed)
         self.stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
         self.epoch = 0
         self.keys: List[Tuple[int, int, int, int]] = []
@@ -211,31 +213,22 @@ class DeviceSamples:
             bg = None if bg is None else bg.flip(-1)
         return key, fg, a, bg, target
 
-    def picture(self, key, fg: np.ndarray, a: np.ndarray, bg, scale: float) -> np.ndarray:
-        """One sample's CPU part (H x W x 3): the photo degraded, or the composite."""
-        rng = data.augmentation_rng(self.seed, key[0], key[1])
-        if bg is None:
-            return augment.degrade(fg, rng, self.augmentations, scale)
-        return augment.composite(fg, a, bg, rng, self.augmentations, scale)
-
     def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
         """images (n, 3, S, S) in [0, 1], alphas (n, 1, S, S), trimaps (n, S, S), and the epoch
-        of the last sample. On CUDA made on a stream of its own: on the training step's, each
-        copy to the CPU would wait for the step queued before it."""
+        of the last sample. On CUDA made on a stream of its own, so that it overlaps the
+        training step queued before it."""
         with torch.cuda.stream(self.stream):  # no-op for None (the CPU)
             parts = [self.crops(size, p_real, p_pair) for _ in range(n)]
-
-            def to_cpu(t):
-                return None if t is None else t.permute(1, 2, 0).float().cpu().numpy()
-
-            jobs = [self.pool.submit(self.picture, key, to_cpu(fg), to_cpu(a)[..., 0],
-                                     to_cpu(bg), size / 512) for key, fg, a, bg, _ in parts]
-            images = np.stack([job.result() for job in jobs]).transpose(0, 3, 1, 2)
+            draws = [augment.draw(data.augmentation_rng(self.seed, key[0], key[1]),
+                                  self.augmentations, size / 512, composited=bg is not None)
+                     for key, _, _, bg, _ in parts]
+            images = augment_device.pictures([fg for _, fg, *_ in parts],
+                                             [a for _, _, a, *_ in parts],
+                                             [bg for *_, bg, _ in parts], draws, self.noise)
             k = torch.randint(data.TRIMAP_K_AT_512[0], data.TRIMAP_K_AT_512[1] + 1, (n,),
                               generator=self.g).float() * size / 512
             alpha = torch.stack([target for *_, target in parts])
-            out = (torch.from_numpy(np.ascontiguousarray(images)).to(self.device), alpha,
-                   trimap(alpha, k))
+            out = (images, alpha, trimap(alpha, k))
         if self.stream is not None:
             self.stream.synchronize()
             for t in out:  # used and freed on the training stream: no reuse before it is done
@@ -311,8 +304,6 @@ def main(argv=None) -> int:
     for name, default in augment.Probabilities()._asdict().items():
         p.add_argument(augment.option(name), type=float, default=default,
                        help=f"{getattr(augment.DESCRIPTIONS, name)} (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1),
-                   help="threads that composite and augment samples (default: %(default)s)")
     p.add_argument("--val-every", type=float, default=90, help="seconds")
     p.add_argument("--sizes", default="320,384,448,512", help="inference sizes to choose from")
     p.add_argument("--seed", type=int, default=0)
@@ -345,7 +336,7 @@ def main(argv=None) -> int:
     val = validation_set(args.pack, split["val"], split["val_backgrounds"])
     augmentations = augment.from_options(args)
     samples = DeviceSamples(args.pack, train_names, train_bgs, args.device, args.seed,
-                            args.per_fg, augmentations, args.workers)
+                            args.per_fg, augmentations)
 
     if args.init:
         config = hfam.HfamConfig.from_metadata(weights.read_safetensors(args.init)[1])
@@ -396,7 +387,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     last_val = t0
     step = 0
-    # the next batch is made (GPU crops, CPU augmentations) while this one trains
+    # the next batch is made (crops and augmentations, on a stream of their own) while this
+    # one trains
     prefetch = ThreadPoolExecutor(1)
 
     def next_batch():

@@ -1,17 +1,23 @@
 """augment.py on tiny pictures: every augmentation keeps the shape, float32 and [0, 1], changes
 the picture, repeats itself exactly from the same seed; and a CompositeDataset sample keeps its
 alpha and trimap whatever the augmentations, while they change its image.
+augment_device.py (the GPU trainer's, run here on the CPU) against augment.py: the blurs,
+exposure error, harmonisation and composite to float rounding for the same draw; JPEG within a
+level or two of PIL's round trip and far nearer to it than to the picture; the noise field
+with the standard deviation augment.py gives it, repeating from the generator's seed.
     test_augment.py WORKDIR"""
 import os
 import shutil
 import sys
 
 import numpy as np
+import torch
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "..", "model", "python", "train"))
 import augment  # noqa: E402
+import augment_device  # noqa: E402
 import data  # noqa: E402
 
 failures = []
@@ -23,12 +29,13 @@ def check(ok: bool, what: str) -> None:
         failures.append(what)
 
 
-def picture(seed: int, h: int = 24, w: int = 32) -> np.ndarray:
+def picture(seed: int, h: int = 24, w: int = 32, grain: float = 0.0) -> np.ndarray:
     """Edges and texture, so that blurs and compression have something to change."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
     image = 0.5 + 0.3 * np.sin(x / 3.0 + seed)[..., None] * rng.uniform(0.5, 1, 3)
     image[(x // 8 + y // 8) % 2 == 0] *= 0.6
+    image += rng.normal(0, grain, image.shape)
     return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -37,13 +44,16 @@ def person(h: int = 24, w: int = 32) -> np.ndarray:
     return np.clip((10 - np.hypot(x - w / 2, y - h / 2)) / 3, 0, 1).astype(np.float32)
 
 
+# Each augmentation with the parameters augment.draw chooses when it alone runs.
+ALONE = {name: augment.OFF._replace(**{name: 1.0}) for name in augment.Probabilities._fields}
 AUGMENTATIONS = {
-    "defocus": lambda im, rng: augment.defocus(im, rng),
-    "motion_blur": lambda im, rng: augment.motion_blur(im, rng),
-    "exposure": lambda im, rng: augment.exposure(im, rng),
-    "noise": lambda im, rng: augment.noise(im, rng),
-    "jpeg": lambda im, rng: augment.jpeg(im, rng),
-    "harmonise": lambda im, rng: augment.harmonise(im, person(), picture(7)[::-1] * 0.5, rng),
+    "defocus": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["defocus"]), rng),
+    "motion_blur": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["motion_blur"]), rng),
+    "exposure": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["exposure"]), rng),
+    "noise": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["noise"]), rng),
+    "jpeg": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["jpeg"]), rng),
+    "harmonise": lambda im, rng: augment.harmonise(im, person(), picture(7)[::-1] * 0.5,
+                                                   augment.draw(rng, ALONE["harmonise"]).harmonise),
 }
 
 
@@ -72,7 +82,7 @@ def unit_checks() -> None:
     fg, alpha = picture(2), person()
     bg = np.zeros_like(fg)
     bg[...] = (0.1, 0.2, 0.9)
-    out = augment.harmonise(fg, alpha, bg, np.random.default_rng(0))
+    out = augment.harmonise(fg, alpha, bg, 0.4)
     w = alpha[..., None]
     before = (w * fg).sum((0, 1)) / w.sum()
     after = (w * out).sum((0, 1)) / w.sum()
@@ -122,11 +132,86 @@ def dataset_checks(work: str) -> None:
               f"sample {key}: the same key gives the same augmented image")
 
 
+def chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def hwc(image: torch.Tensor) -> np.ndarray:
+    return image.permute(1, 2, 0).numpy()
+
+
+def jpeg_checks() -> None:
+    for h, w in ((64, 64), (48, 80), (37, 53)):  # whole MCUs, whole blocks only, neither
+        for quality in (30, 60, 90):
+            image = picture(quality + h, h, w, grain=0.03)
+            pil = augment.jpeg(image, quality)
+            ours = hwc(augment_device.jpeg(chw(image)[None], [quality])[0])
+            diff = np.abs(ours - pil) * 255
+            effect = float(np.abs(pil - image).mean()) * 255
+            check(float(diff.mean()) < 1.0 and float(diff.mean()) < 0.15 * effect
+                  and float(diff.max()) <= 16,
+                  f"jpeg {h}x{w} q{quality}: |ours - PIL| mean {diff.mean():.2f}, max "
+                  f"{diff.max():.0f} levels; PIL's own change {effect:.2f}")
+    batch = np.stack([picture(1, 32, 32), picture(2, 32, 32)])
+    both = augment_device.jpeg(torch.from_numpy(batch).permute(0, 3, 1, 2), [35, 85])
+    alone = [augment_device.jpeg(chw(batch[i])[None], [q])[0] for i, q in enumerate((35, 85))]
+    check(torch.equal(both[0], alone[0]) and torch.equal(both[1], alone[1]),
+          "jpeg: each picture of a batch at its own quality, as alone")
+
+
+def same_draw_checks() -> None:
+    h, w = 40, 56
+    fg, bg, a = picture(3, h, w), picture(4, h, w)[::-1] * 0.7, person(h, w)
+    draws = [augment.Draw(harmonise=0.45, defocus=2.3, motion_blur=(9.5, 0.7),
+                          exposure=(1.2, 0.9, 0.8)),
+             augment.Draw(defocus=1.1),
+             augment.Draw(motion_blur=(4.0, 2.9), exposure=(0.7, 0.7, 0.75))]
+    generator = torch.Generator().manual_seed(0)
+    for real in (False, True):
+        backgrounds = [None if real else chw(bg.copy())] * len(draws)
+        got = augment_device.pictures([chw(fg)] * len(draws), [chw(a[..., None])] * len(draws),
+                                      backgrounds, draws, generator)
+        for i, d in enumerate(draws):
+            image = fg
+            if not real:
+                f = fg if d.harmonise is None else augment.harmonise(fg, a, bg, d.harmonise)
+                image = (a[..., None] * f + (1 - a[..., None]) * bg).astype(np.float32)
+            want = augment.apply(image, d, np.random.default_rng(0))
+            worst = float(np.abs(hwc(got[i]) - want).max())
+            check(worst < 1e-5, f"{'real photo' if real else 'composite'}, draw {i}: largest "
+                                f"difference to augment.py {worst:.1e}")
+    empty = augment_device.harmonise(chw(fg), torch.zeros(1, h, w), chw(bg.copy()), 0.5)
+    check(torch.equal(empty, chw(fg)), "harmonise: a picture without a person is left alone")
+
+
+def noise_checks() -> None:
+    flat = torch.full((2, 3, 96, 96), 0.5)
+    draws = [augment.Draw(noise=(0.01, 0.02)), augment.Draw(noise=(0.02, 0.0))]
+
+    def noisy(seed):
+        return augment_device.pictures(list(flat), [torch.ones(1, 96, 96)] * 2, [None, None],
+                                       draws, torch.Generator().manual_seed(seed))
+
+    out = noisy(5)
+    for i, d in enumerate(draws):
+        read, shot = d.noise
+        want = np.sqrt(read ** 2 + shot ** 2 * 0.5)
+        residual = out[i] - 0.5
+        std = float(residual.std())
+        check(abs(std / want - 1) < 0.05 and abs(float(residual.mean())) < 0.1 * want,
+              f"noise {i}: standard deviation {std:.5f} against {want:.5f}")
+    check(torch.equal(out, noisy(5)) and not torch.equal(out, noisy(6)),
+          "noise: the same field from the same seed, another from another")
+
+
 def main() -> int:
     work = sys.argv[1]
     shutil.rmtree(work, ignore_errors=True)
     unit_checks()
     dataset_checks(work)
+    jpeg_checks()
+    same_draw_checks()
+    noise_checks()
     print(f"{len(failures)} failed" if failures else "all passed")
     return 1 if failures else 0
 
