@@ -314,10 +314,11 @@ def main(argv=None) -> int:
                    help="torch's CPU threads (0: torch's own choice)")
     p.add_argument("--init", metavar="FILE",
                    help="start from this folded weight file (its configuration), not ImageNet")
-    p.add_argument("--freeze-encoder", action="store_true",
-                   help="train MFEM, the decoders and the fusion only: the encoder's weights "
-                        "stay those of --init (a CPU fine-tune's backward pass is then a "
-                        "fraction of the network's)")
+    p.add_argument("--freeze-encoder", type=int, nargs="?", const=4, default=0,
+                   choices=range(1, 5), metavar="STAGES",
+                   help="keep the stem and the first STAGES of the encoder's 4 stages as --init "
+                        "has them (default 4: train MFEM, the decoders and the fusion only; a "
+                        "CPU fine-tune's backward pass is then a fraction of the network's)")
     args = p.parse_args(argv)
     if args.freeze_encoder and not args.init:
         p.error("--freeze-encoder needs --init: a frozen encoder must come from trained weights")
@@ -356,7 +357,10 @@ def main(argv=None) -> int:
     train_mode(model, frozen)
     if args.freeze_encoder:
         model.encoder.requires_grad_(False)
-        start_from += ", encoder frozen"
+        for stage in range(args.freeze_encoder + 1, 5):
+            getattr(model.encoder, f"layer{stage}").requires_grad_(True)
+        start_from += (", encoder frozen" if args.freeze_encoder == 4 else
+                       f", encoder frozen to stage {args.freeze_encoder}")
     trained = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.Adam(trained, lr=args.lr, weight_decay=args.weight_decay)
     criterion = losses.HfamLoss()

@@ -9,7 +9,7 @@
   augmentations, validates the start (step 0) and writes its log, choice.json and weight
   file;
 - with --freeze-encoder (the CPU fine-tune), the encoder's weights come out as they went in
-  while the rest moves.
+  while the rest moves; with --freeze-encoder 3, the last stage moves too.
 
 Usage: test_device_train.py WORKDIR
 """
@@ -175,13 +175,14 @@ def check_run(pack_dir: str, workdir: str) -> None:
     assert os.path.getsize(os.path.join(out, "model.safetensors")) > 0
 
 
-def check_frozen_encoder(pack_dir: str, workdir: str) -> None:
+def check_frozen_encoder(pack_dir: str, workdir: str, stages: int) -> None:
     init = tiny_init(workdir)
-    out = os.path.join(workdir, "frozen")
+    out = os.path.join(workdir, f"frozen{stages}")
     # a learning rate large enough that every trained tensor moves beyond fp16's rounding
     train_device.main(["--pack", pack_dir, "--out", out, "--seconds", "2", "--init", init,
-                       "--freeze-encoder", "--lr", "1", "--device", "cpu", "--size", str(SIZE),
-                       "--batch", "4", "--sizes", "64", "--val-every", "1000"])
+                       "--freeze-encoder", str(stages), "--lr", "1", "--device", "cpu",
+                       "--size", str(SIZE), "--batch", "4", "--sizes", "64",
+                       "--val-every", "1000"])
     before = weights.read_safetensors(init)[0]
     after = weights.read_safetensors(os.path.join(out, "model.safetensors"))[0]
 
@@ -190,16 +191,21 @@ def check_frozen_encoder(pack_dir: str, workdir: str) -> None:
         return float(np.abs(after[name].astype(np.float64) - start).max()
                      / max(np.abs(start).max(), 1e-6))
 
-    encoder = [n for n in before if n.startswith("encoder.")]
-    rest = [n for n in before if not n.startswith("encoder.") and n.endswith(".weight")]
+    trained = tuple(f"encoder.layer{i}." for i in range(stages + 1, 5))
+    encoder = [n for n in before if n.startswith("encoder.") and not n.startswith(trained)]
+    rest = [n for n in before if n not in encoder and n.endswith(".weight")]
     frozen = max(change(n) for n in encoder)
     moved = sum(change(n) > 1e-2 for n in rest)
-    print(f"frozen encoder: {len(encoder)} tensors, largest relative change {frozen:.1e}; "
-          f"{moved} of the other {len(rest)} weights moved by more than 1 %")
+    print(f"encoder frozen to stage {stages}: {len(encoder)} tensors, largest relative change "
+          f"{frozen:.1e}; {moved} of the other {len(rest)} weights moved by more than 1 %")
     # folding the identity BatchNorms back may flip an fp16 rounding: at most one unit in the
     # last place, 2^-10 of a value
     assert frozen <= 2.0 ** -10, frozen
     assert moved > len(rest) // 2, (moved, len(rest))
+    unfrozen = [n for n in rest if n.startswith(trained)]
+    assert (stages == 4) == (not unfrozen), (stages, unfrozen)
+    assert not unfrozen or sum(change(n) > 1e-2 for n in unfrozen) > len(unfrozen) // 2, \
+        "the stages after the frozen ones did not move"
 
 
 def main() -> int:
@@ -211,7 +217,8 @@ def main() -> int:
     check_epoch(pack_dir)
     check_augmented_batch(pack_dir)
     check_run(pack_dir, workdir)
-    check_frozen_encoder(pack_dir, workdir)
+    check_frozen_encoder(pack_dir, workdir, 4)
+    check_frozen_encoder(pack_dir, workdir, 3)
     print("ok")
     return 0
 
