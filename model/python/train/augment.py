@@ -7,8 +7,8 @@ data.py scales its crops); the functions below apply them to a float32 H x W x 3
 [0, 1], each returning a new one, and never see the target: it stays the clean matte.
 augment_device.py applies the same draws to batches of torch tensors on the training device.
 
-`degrade` applies them in the order a camera does: optics (defocus, motion blur), exposure and
-white balance, sensor noise, then compression. `harmonise` acts on the foreground before the
+`apply` degrades a picture in the order a camera would: optics (defocus, motion blur), exposure
+and white balance, sensor noise, then compression. `harmonise` acts on the foreground before the
 composite is formed; `composite` does all of it for one sample, as train.py's data loader does.
 """
 
@@ -184,12 +184,6 @@ def apply(image: np.ndarray, d: Draw, rng: np.random.Generator) -> np.ndarray:
     if d.jpeg is not None:
         image = jpeg(image, d.jpeg)
     return image
-
-
-def degrade(image: np.ndarray, rng: np.random.Generator, p: Probabilities,
-            scale: float = 1.0) -> np.ndarray:
-    """Each degradation with its probability, in the camera's order: a real photo's sample."""
-    return apply(image, draw(rng, p, scale, composited=False), rng)
 
 
 def composite(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray,

@@ -91,12 +91,18 @@ def unit_checks() -> None:
           "harmonise: the person's mean colour moves towards the background's")
 
     p_all = augment.Probabilities(*([1.0] * len(augment.Probabilities._fields)))
-    off = augment.degrade(image, np.random.default_rng(3), augment.OFF)
-    check(np.array_equal(off, image), "degrade with every probability 0 returns the picture")
-    on = augment.degrade(image, np.random.default_rng(3), p_all)
-    check(np.array_equal(on, augment.degrade(image, np.random.default_rng(3), p_all)) and
-          float(np.abs(on - image).mean()) > 1e-3,
-          "degrade with every probability 1 changes the picture, the same for the same seed")
+
+    def degrade(p, seed):  # a real photo's: every degradation drawn, no harmonisation
+        rng = np.random.default_rng(seed)
+        return augment.apply(image, augment.draw(rng, p, composited=False), rng)
+
+    check(augment.draw(np.random.default_rng(3), p_all, composited=False).harmonise is None,
+          "a real photo is not harmonised")
+    check(np.array_equal(degrade(augment.OFF, 3), image),
+          "degrading with every probability 0 returns the picture")
+    on = degrade(p_all, 3)
+    check(np.array_equal(on, degrade(p_all, 3)) and float(np.abs(on - image).mean()) > 1e-3,
+          "degrading with every probability 1 changes the picture, the same for the same seed")
 
 
 def dataset_checks(work: str) -> None:
