@@ -109,7 +109,8 @@ def blur(image: torch.Tensor, kernel) -> torch.Tensor:
     k = torch.as_tensor(kernel, dtype=torch.float32, device=image.device).flip(0, 1)
     ry, rx = k.shape[0] // 2, k.shape[1] // 2
     padded = F.pad(image[None], (rx, rx, ry, ry), mode="reflect")
-    return F.conv2d(padded, k.expand(3, 1, *k.shape), groups=3)[0].clamp(0, 1)
+    weight = k.expand(3, 1, *k.shape).contiguous()
+    return F.conv2d(padded, weight, groups=3)[0].clamp(0, 1)
 
 
 def harmonise(foreground: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor,
