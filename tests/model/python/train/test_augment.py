@@ -147,6 +147,22 @@ def hwc(image: torch.Tensor) -> np.ndarray:
 
 
 def jpeg_checks() -> None:
+    # by hand: libjpeg's triangle upsampling of one chroma row 0, 64 (3/4 of the nearer sample,
+    # 1/4 of the farther, edges repeated) and an 8 x 8 block through the DCT and back
+    row = augment_device._upsample_chroma(torch.tensor([[[0.0, 64.0]]]))
+    check(row.tolist() == [[[0, 16, 48, 64]] * 2], f"jpeg: chroma upsampling {row.tolist()}")
+    block = torch.arange(64, dtype=torch.float32).view(1, 8, 8) * 3
+    c = augment_device.dct_matrix("cpu")
+    luma, chroma = augment_device.LUMA_TABLE, augment_device.CHROMA_TABLE
+    ones = augment_device._code_plane(block, torch.ones(1, 8, 8), c)
+    flat = augment_device._code_plane(torch.full((1, 8, 8), 100.0),
+                                      augment_device.quant_table(luma, 50)[None], c)
+    check(torch.equal(ones, block) and torch.equal(flat, torch.full((1, 8, 8), 100.0)),
+          "jpeg: a block through the DCT and back with unit steps, a flat block at quality 50")
+    check(augment_device.quant_table(luma, 50).flatten()[:3].tolist() == [16, 11, 10]
+          and augment_device.quant_table(luma, 90)[0, 0] == 3
+          and augment_device.quant_table(chroma, 10)[7, 7] == 255,
+          "jpeg: the IJG tables scaled by quality as libjpeg does (16, 11, 10; 3 at 90; 255 at 10)")
     for h, w in ((64, 64), (48, 80), (37, 53)):  # whole MCUs, whole blocks only, neither
         for quality in (30, 60, 90):
             image = picture(quality + h, h, w, grain=0.03)
