@@ -3,7 +3,7 @@
 kernels, the same exposure gains, harmonisation and composite; the noise field from a torch
 Generator on that device; JPEG as libjpeg does it at PIL's settings (4:2:0 chroma, the IJG
 tables scaled by quality, the accurate DCT, fancy upsampling when decoding), in floating
-point, so within a level or two of PIL's round trip rather than equal to it.
+point, so less than a level from PIL's round trip on average rather than equal to it.
 
 Without this, each sample went to the CPU and back, and a 384 px sample took 29-31 ms of a CPU
 core on average, a blur alone 71-73 ms (BENCHMARKS.md, "The augmentations moved to the GPU"),
