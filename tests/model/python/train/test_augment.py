@@ -2,9 +2,10 @@
 the picture, repeats itself exactly from the same seed; and a CompositeDataset sample keeps its
 alpha and trimap whatever the augmentations, while they change its image.
 augment_device.py (the GPU trainer's, run here on the CPU) against augment.py: the blurs,
-exposure error, harmonisation and composite to float rounding for the same draw; JPEG within a
-level or two of PIL's round trip and far nearer to it than to the picture; the noise field
-with the standard deviation augment.py gives it, repeating from the generator's seed.
+exposure error, harmonisation and composite to float rounding for the same draw; JPEG's steps
+against hand-computed values, and the whole round trip less than a level from PIL's on average
+and far nearer to it than to the picture; the noise field with the standard deviation
+augment.py gives it, repeating from the generator's seed.
     test_augment.py WORKDIR"""
 import os
 import shutil
