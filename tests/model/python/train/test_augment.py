@@ -47,15 +47,16 @@ def person(h: int = 24, w: int = 32) -> np.ndarray:
 
 # Each augmentation with the parameters augment.draw chooses when it alone runs.
 ALONE = {name: augment.OFF._replace(**{name: 1.0}) for name in augment.Probabilities._fields}
-AUGMENTATIONS = {
-    "defocus": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["defocus"]), rng),
-    "motion_blur": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["motion_blur"]), rng),
-    "exposure": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["exposure"]), rng),
-    "noise": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["noise"]), rng),
-    "jpeg": lambda im, rng: augment.apply(im, augment.draw(rng, ALONE["jpeg"]), rng),
-    "harmonise": lambda im, rng: augment.harmonise(im, person(), picture(7)[::-1] * 0.5,
-                                                   augment.draw(rng, ALONE["harmonise"]).harmonise),
-}
+
+
+def degradation(name: str):
+    return lambda im, rng: augment.apply(im, augment.draw(rng, ALONE[name]), rng)
+
+
+AUGMENTATIONS = {name: degradation(name)
+                 for name in ("defocus", "motion_blur", "exposure", "noise", "jpeg")}
+AUGMENTATIONS["harmonise"] = lambda im, rng: augment.harmonise(
+    im, person(), picture(7)[::-1] * 0.5, augment.draw(rng, ALONE["harmonise"]).harmonise)
 
 
 def unit_checks() -> None:
