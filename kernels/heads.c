@@ -2,6 +2,7 @@
 #include "resize.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,36 @@ hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block, con
       const float m = map[p];
       for (int j = 0; j < block; j++)
         d[(size_t) p * block + j] = s[(size_t) p * block + j] * m;
+    }
+  }
+}
+
+/* q rounded to the nearest, ties to even (lrintf in the default rounding mode), into lo..hi */
+static inline long
+saturate (float q, long lo, long hi)
+{
+  const long r = lrintf (q);
+  return r < lo ? lo : r > hi ? hi : r;
+}
+
+void
+hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsigned,
+                      const float *map, float scale, void *dst)
+{
+#pragma omp parallel for
+  for (int p = 0; p < n_pixels; p++) {
+    const float m = map[p] * scale;
+    const size_t row = (size_t) p * channels;
+    if (is_unsigned) {
+      const uint8_t *s = (const uint8_t *) src + row;
+      uint8_t *d = (uint8_t *) dst + row;
+      for (int c = 0; c < channels; c++)
+        d[c] = (uint8_t) saturate (s[c] * m, 0, 255);
+    } else {
+      const int8_t *s = (const int8_t *) src + row;
+      int8_t *d = (int8_t *) dst + row;
+      for (int c = 0; c < channels; c++)
+        d[c] = (int8_t) saturate (s[c] * m, -128, 127);
     }
   }
 }

@@ -129,6 +129,24 @@ take_slice (CpuBackend *be, int id, GError **error)
   return TRUE;
 }
 
+/* The range and int8 type of a value's int8 form: its own, but a resize or scaling that an
+ * int8 concatenation reads writes in the concatenation's, so that its values are rounded once,
+ * as when the concatenation was quantised whole. */
+static float
+int8_range (const CpuBackend *be, int id, dnnl_data_type_t *data_type)
+{
+  const HfamGraph *g = be->base.graph;
+
+  if ((g->nodes[id].op == HFAM_OP_RESIZE || g->nodes[id].op == HFAM_OP_SCALE_BY_MAP)
+      && be->runs_int8[id])
+    for (int j = id + 1; j <= g->last_use[id]; j++)
+      for (int k = 0; k < g->nodes[j].n_inputs; k++)
+        if (g->nodes[j].inputs[k] == id && g->nodes[j].op == HFAM_OP_CONCAT
+            && be->runs_int8[j])
+          return hfam_cpu_value_range (g, j, data_type);
+  return hfam_cpu_value_range (g, id, data_type);
+}
+
 /* Gives every value a block: one of the arena that no live value holds; for a value written
  * in place, its concatenation's (place_concat_inputs); for a residual convolution and the
  * attention product, the block of an input that dies there; and in int8 the same for the
@@ -169,7 +187,7 @@ hfam_cpu_assign_blocks (CpuBackend *be, GError **error)
     }
     if (be->quantised[i]) {
       dnnl_data_type_t data_type;
-      const float range = hfam_cpu_value_range (g, i, &data_type);
+      const float range = int8_range (be, i, &data_type);
       size_t size;
 
       v->qscale = range / (data_type == dnnl_u8 ? 255 : 127);

@@ -368,6 +368,58 @@ hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error)
   return TRUE;
 }
 
+/* An int8 concatenation: each input reordered into its slice of the destination's nhwc int8
+ * form from the form its node writes (int8 rescaled to the destination's scale, or bf16 or
+ * fp32 quantised), one jit reorder each; oneDNN's int8 convolutions and resizes would fall
+ * back to reference code on a strided slice. */
+gboolean
+hfam_cpu_plan_concat_int8 (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *v = &be->values[id];
+  int c0 = 0;
+
+  for (int k = 0; k < n->n_inputs; c0 += be->base.graph->nodes[n->inputs[k]].channels, k++) {
+    const int in = n->inputs[k];
+    const Value *src = &be->values[in];
+    const gboolean from_int8 = be->runs_int8[in], from_bf16 = hfam_cpu_writes_bf16 (be, in);
+    const float scale = (from_int8 ? src->qscale : 1.0f) / v->qscale;
+    dnnl_dims_t dims, offsets = { 0, c0, 0, 0 };
+    dnnl_memory_desc_t slice_md;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t rpd;
+    dnnl_status_t st;
+    int w, h;
+
+    hfam_cpu_value_dims (be, &be->base.graph->nodes[in], dims, &w, &h);
+    DNNL_TRY (dnnl_memory_desc_init_submemory (&slice_md, &v->qmd, dims, offsets), n);
+    DNNL_TRY (dnnl_memory_create (&s->slices[s->n_copies], &slice_md, be->engine,
+                                  v->qblock->data), n);
+    dnnl_primitive_attr_create (&attr);
+    dnnl_primitive_attr_set_output_scales (attr, 1, 0, &scale);
+    st = dnnl_reorder_primitive_desc_create (&rpd,
+                                             from_int8   ? &src->qmd
+                                             : from_bf16 ? &src->bf16_md
+                                                         : &src->md,
+                                             be->engine, &slice_md, be->engine, attr);
+    dnnl_primitive_attr_destroy (attr);
+    if (st == dnnl_success) {
+      st = dnnl_primitive_create (&s->copies[s->n_copies], rpd);
+      dnnl_primitive_desc_destroy (rpd);
+    }
+    if (st != dnnl_success)
+      dnnl_memory_destroy (s->slices[s->n_copies]);
+    DNNL_TRY (st, n);
+    s->copy_args[s->n_copies][0] = (dnnl_exec_arg_t) {
+      DNNL_ARG_FROM, from_int8 ? src->qmem : from_bf16 ? src->bf16_mem : src->mem
+    };
+    s->copy_args[s->n_copies][1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, s->slices[s->n_copies] };
+    s->n_copies++;
+  }
+  return TRUE;
+}
+
 /* The largest magnitude of a value in the file's activation ranges, and the type of its int8
  * form: u8 after a ReLU, s8 otherwise. Pooling, a resize, a concatenation and the detail
  * skips' scaling by A (in 0..1) take no value beyond their inputs' ranges. */
@@ -415,10 +467,33 @@ hfam_cpu_has_vnni (void)
   }
 }
 
+/* Whether every node that reads `id` runs in int8 (and something does; an output does not). */
+static gboolean
+read_only_in_int8 (const CpuBackend *be, int id)
+{
+  const HfamGraph *g = be->base.graph;
+  gboolean read = FALSE;
+
+  if (g->last_use[id] == g->n_nodes)
+    return FALSE;
+  for (int j = id + 1; j <= g->last_use[id]; j++)
+    for (int k = 0; k < g->nodes[j].n_inputs; k++)
+      if (g->nodes[j].inputs[k] == id) {
+        if (!be->runs_int8[j])
+          return FALSE;
+        read = TRUE;
+      }
+  return read;
+}
+
 /* Which nodes run in int8 (the convolutions of the encoder and, where the file has their
- * ranges, L-BB's and the decoders' group's; the encoder's max pool)
+ * ranges, L-BB's and the decoders' group's; the encoder's max pool; the concatenations that
+ * only int8 nodes read, and the resizes and detail-skip scalings of int8 values that only
+ * those read: their inputs go straight into their int8 slices, not through an fp32
+ * concatenation quantised whole)
  * and which forms each value needs: int8 where an int8 node makes or reads it, fp32 where
- * anything else does. */
+ * anything else does (an int8 concatenation reads its other inputs in the form their nodes
+ * write, fp32 or bf16). */
 void
 hfam_cpu_mark_int8 (CpuBackend *be)
 {
@@ -431,16 +506,27 @@ hfam_cpu_mark_int8 (CpuBackend *be)
     const HfamNode *n = &g->nodes[i];
     be->runs_int8[i] = be->int8 && ((n->op == HFAM_OP_CONV && n->act_max > 0)
                                      || n->op == HFAM_OP_MAXPOOL);
+  }
+  /* from the last node back, so that a resize knows whether its concatenation runs in int8 */
+  for (int i = g->n_nodes - 1; i >= 0 && be->int8; i--) {
+    const HfamNode *n = &g->nodes[i];
+    const gboolean maps_int8 = n->op == HFAM_OP_RESIZE || n->op == HFAM_OP_SCALE_BY_MAP;
+    if (!n->planar && (n->op == HFAM_OP_CONCAT || (maps_int8 && be->runs_int8[n->inputs[0]])))
+      be->runs_int8[i] = read_only_in_int8 (be, i);
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
     be->quantised[i] = be->runs_int8[i];
     be->fp32[i] = !be->runs_int8[i] || g->last_use[i] == g->n_nodes;
   }
   for (int i = 0; i < g->n_nodes; i++)
     for (int k = 0; k < g->nodes[i].n_inputs; k++) {
       const int in = g->nodes[i].inputs[k];
-      if (be->runs_int8[i])
-        be->quantised[in] = TRUE;
-      else
+      const HfamOp op = g->nodes[i].op;
+      /* the scaling's map is a planar fp32 plane */
+      if (!be->runs_int8[i] || (op == HFAM_OP_CONCAT && !be->runs_int8[in])
+          || (op == HFAM_OP_SCALE_BY_MAP && k == 1))
         be->fp32[in] = TRUE;
+      else
+        be->quantised[in] = TRUE;
     }
 }
-

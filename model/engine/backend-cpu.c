@@ -440,6 +440,41 @@ plan_concat_copies (CpuBackend *be, int id, GError **error)
   return TRUE;
 }
 
+/* A bilinear resize: fp32 (blocked), or int8 (nhwc) from an int8 value, rescaled to its own
+ * scale (its concatenation's: int8_range in backend-cpu-values.c) in the same pass. */
+static gboolean
+plan_resize (CpuBackend *be, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
+  const Value *v = &be->values[id], *src = &be->values[n->inputs[0]];
+  const gboolean int8 = be->runs_int8[id];
+  dnnl_resampling_desc_t rd;
+  dnnl_primitive_attr_t attr;
+  dnnl_primitive_desc_t pd;
+  dnnl_status_t st;
+
+  DNNL_TRY (dnnl_resampling_forward_desc_init (&rd, dnnl_forward_inference,
+                                               dnnl_resampling_linear, NULL,
+                                               int8 ? &src->qmd : &src->md,
+                                               int8 ? &v->qmd : &v->md), n);
+  attr = hfam_cpu_new_attr ();
+  if (int8 && src->qscale != v->qscale) {
+    dnnl_post_ops_t po;
+    dnnl_post_ops_create (&po);
+    dnnl_post_ops_append_eltwise (po, 1.0f, dnnl_eltwise_linear, src->qscale / v->qscale, 0.0f);
+    dnnl_primitive_attr_set_post_ops (attr, po);
+    dnnl_post_ops_destroy (po);
+  }
+  st = dnnl_primitive_desc_create (&pd, &rd, attr, be->engine, NULL);
+  dnnl_primitive_attr_destroy (attr);
+  DNNL_TRY (st, n);
+  s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, int8 ? src->qmem : src->mem };
+  s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, int8 ? v->qmem : v->mem };
+  s->n_args = 2;
+  return hfam_cpu_finish_primitive (be, s, n, pd, error);
+}
+
 static gboolean
 plan_node (CpuBackend *be, int id, GError **error)
 {
@@ -466,22 +501,12 @@ plan_node (CpuBackend *be, int id, GError **error)
   case HFAM_OP_GLOBAL_POOL:
     return plan_pooling (be, id, dnnl_pooling_avg_exclude_padding, src->height, src->width, 0,
                          0, error);
-  case HFAM_OP_RESIZE: {
-    dnnl_resampling_desc_t rd;
-    DNNL_TRY (dnnl_resampling_forward_desc_init (&rd, dnnl_forward_inference,
-                                                 dnnl_resampling_linear, NULL, &src->md,
-                                                 &v->md), n);
-    attr = hfam_cpu_new_attr ();
-    st = dnnl_primitive_desc_create (&pd, &rd, attr, be->engine, NULL);
-    dnnl_primitive_attr_destroy (attr);
-    DNNL_TRY (st, n);
-    s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->mem };
-    s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_DST, v->mem };
-    s->n_args = 2;
-    return hfam_cpu_finish_primitive (be, s, n, pd, error);
-  }
+  case HFAM_OP_RESIZE:
+    return plan_resize (be, id, error);
   case HFAM_OP_CONCAT: {
     dnnl_memory_desc_t mds[4];
+    if (be->runs_int8[id])
+      return hfam_cpu_plan_concat_int8 (be, id, error);
     if (has_slices_in_place (be, id))
       return plan_concat_copies (be, id, error);
     for (int k = 0; k < n->n_inputs; k++) {
@@ -730,6 +755,12 @@ run_op (CpuBackend *be, int id, GError **error)
       DNNL_TRY (dnnl_primitive_execute (s->copies[k], be->stream, 2, s->copy_args[k]), n);
     return TRUE;
   case HFAM_OP_SCALE_BY_MAP:
+    if (be->runs_int8[id]) {
+      hfam_scale_nhwc_int8 (src->qblock->data, n->channels, v->width * v->height,
+                            src->qmd.data_type == dnnl_u8, value_data (be, n->inputs[1]),
+                            src->qscale / v->qscale, v->qblock->data);
+      return TRUE;
+    }
     hfam_scale_blocked (value_data (be, n->inputs[0]), (n->channels + be->block - 1) / be->block,
                         v->width * v->height, be->block, value_data (be, n->inputs[1]),
                         value_data (be, id));

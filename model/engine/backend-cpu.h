@@ -178,10 +178,12 @@ gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
                                      GError **error);
 void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
 /* int8: the node's int8 convolution (one with an activation range), the reorder between its
- * value's two forms, the range and int8 type of a value, whether the CPU has VNNI, and which
- * nodes run in int8 and which forms each value needs (be->int8 set). */
+ * value's two forms, an int8 concatenation (its inputs reordered into their slices), the
+ * range and int8 type of a value, whether the CPU has VNNI, and which nodes run in int8 and
+ * which forms each value needs (be->int8 set). */
 gboolean hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
+gboolean hfam_cpu_plan_concat_int8 (CpuBackend *be, int id, GError **error);
 float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);
 gboolean hfam_cpu_has_vnni (void);
 void hfam_cpu_mark_int8 (CpuBackend *be);
