@@ -77,12 +77,15 @@ hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block, con
   }
 }
 
-/* q rounded to the nearest, ties to even (lrintf in the default rounding mode), into lo..hi */
-static inline long
-saturate (float q, long lo, long hi)
+/* v clamped to lo..hi, then rounded to the nearest, ties to even: adding and taking away
+ * 1.5 x 2^23 leaves no fraction bits (exact in the default rounding mode for |v| < 2^22), and
+ * unlike lrintf it vectorises. */
+static inline float
+round_into (float v, float lo, float hi)
 {
-  const long r = lrintf (q);
-  return r < lo ? lo : r > hi ? hi : r;
+  const float magic = 12582912.0f;
+  v = v < lo ? lo : v > hi ? hi : v;
+  return (v + magic) - magic;
 }
 
 void
@@ -97,12 +100,12 @@ hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsign
       const uint8_t *s = (const uint8_t *) src + row;
       uint8_t *d = (uint8_t *) dst + row;
       for (int c = 0; c < channels; c++)
-        d[c] = (uint8_t) saturate (s[c] * m, 0, 255);
+        d[c] = (uint8_t) (int) round_into (s[c] * m, 0.0f, 255.0f);
     } else {
       const int8_t *s = (const int8_t *) src + row;
       int8_t *d = (int8_t *) dst + row;
       for (int c = 0; c < channels; c++)
-        d[c] = (int8_t) saturate (s[c] * m, -128, 127);
+        d[c] = (int8_t) (int) round_into (s[c] * m, -128.0f, 127.0f);
     }
   }
 }
