@@ -24,9 +24,9 @@
 extern "C" {
 #endif
 
-/* The row loops here and in refine.c, foreground.c and compensate.c vectorise; where the
- * toolchain can dispatch at run time, an AVX2 clone doubles their width (no FMA: the clones
- * round alike).
+/* The row loops here and in refine.c, foreground.c, compensate.c and heads.c vectorise;
+ * where the toolchain can dispatch at run time, an AVX2 clone doubles their width (no FMA: the
+ * clones round alike).
  * GCC only: clang 14 leaves a cloned function called from another file unresolved. */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) && !defined(__clang__)
 #if __has_attribute(target_clones)

@@ -1,4 +1,5 @@
 #include "heads.h"
+#include "box.h"
 #include "resize.h"
 
 #include <math.h>
@@ -88,12 +89,12 @@ round_into (float v, float lo, float hi)
   return (v + magic) - magic;
 }
 
-void
-hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsigned,
-                      const float *map, float scale, void *dst)
+/* Pixels p0..p1-1 of hfam_scale_nhwc_int8. */
+HFAM_VECTOR_CLONES static void
+scale_int8_rows (const void *src, int channels, int p0, int p1, int is_unsigned,
+                 const float *map, float scale, void *dst)
 {
-#pragma omp parallel for
-  for (int p = 0; p < n_pixels; p++) {
+  for (int p = p0; p < p1; p++) {
     const float m = map[p] * scale;
     const size_t row = (size_t) p * channels;
     if (is_unsigned) {
@@ -108,6 +109,18 @@ hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsign
         d[c] = (int8_t) (int) round_into (s[c] * m, -128.0f, 127.0f);
     }
   }
+}
+
+void
+hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsigned,
+                      const float *map, float scale, void *dst)
+{
+  const int rows = 256;
+
+#pragma omp parallel for
+  for (int p = 0; p < n_pixels; p += rows)
+    scale_int8_rows (src, channels, p, p + rows < n_pixels ? p + rows : n_pixels, is_unsigned,
+                     map, scale, dst);
 }
 
 int
