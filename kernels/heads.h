@@ -24,10 +24,10 @@ void hfam_pool_plane (const float *src, int w, int h, int factor, float *dst);
 void hfam_scale_blocked (const float *src, int n_blocks, int n_pixels, int block,
                          const float *map, float *dst);
 
-/* The same for an int8 map, nhwc (n_pixels x channels of u8 when `is_unsigned`, else s8, in
- * the scale `scale` times the output's): each value times its pixel's map value and `scale`,
- * rounded to the nearest (ties to even, as oneDNN rounds) and saturated. src and dst may be
- * the same map. */
+/* The same for an int8 map, nhwc (n_pixels x channels of u8 when `is_unsigned`, else s8):
+ * each value times its pixel's map value and `scale` (the input's quantisation scale over the
+ * output's), rounded to the nearest (ties to even, as oneDNN rounds) and saturated. src and
+ * dst may be the same map. */
 void hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsigned,
                            const float *map, float scale, void *dst);
 
