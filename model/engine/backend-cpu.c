@@ -900,7 +900,10 @@ hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
                       HfamHostBudget *budget, GError **error)
 {
   CpuBackend *be;
-  const gboolean avx512 = dnnl_get_effective_cpu_isa () >= dnnl_cpu_isa_avx512_core;
+  /* the ISA values are masks: AVX2-VNNI's (Intel's cores since 2021 without AVX-512) is above
+   * AVX-512's in value, and a blocked layout of 16 sends AVX2's fp32 kernels to reference code */
+  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa ();
+  const gboolean avx512 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
 
   if ((precision == HFAM_PRECISION_INT8 || precision == HFAM_PRECISION_INT8_BF16)
       && !graph->act_ranges) {
