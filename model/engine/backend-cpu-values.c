@@ -140,10 +140,9 @@ int8_range (const CpuBackend *be, int id, dnnl_data_type_t *data_type)
   if ((g->nodes[id].op == HFAM_OP_RESIZE || g->nodes[id].op == HFAM_OP_SCALE_BY_MAP)
       && be->runs_int8[id])
     for (int j = id + 1; j <= g->last_use[id]; j++)
-      for (int k = 0; k < g->nodes[j].n_inputs; k++)
-        if (g->nodes[j].inputs[k] == id && g->nodes[j].op == HFAM_OP_CONCAT
-            && be->runs_int8[j])
-          return hfam_cpu_value_range (g, j, data_type);
+      if (g->nodes[j].op == HFAM_OP_CONCAT && be->runs_int8[j]
+          && hfam_node_reads (&g->nodes[j], id))
+        return hfam_cpu_value_range (g, j, data_type);
   return hfam_cpu_value_range (g, id, data_type);
 }
 

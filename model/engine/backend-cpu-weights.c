@@ -477,12 +477,11 @@ read_only_in_int8 (const CpuBackend *be, int id)
   if (g->last_use[id] == g->n_nodes)
     return FALSE;
   for (int j = id + 1; j <= g->last_use[id]; j++)
-    for (int k = 0; k < g->nodes[j].n_inputs; k++)
-      if (g->nodes[j].inputs[k] == id) {
-        if (!be->runs_int8[j])
-          return FALSE;
-        read = TRUE;
-      }
+    if (hfam_node_reads (&g->nodes[j], id)) {
+      if (!be->runs_int8[j])
+        return FALSE;
+      read = TRUE;
+    }
   return read;
 }
 

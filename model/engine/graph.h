@@ -107,6 +107,16 @@ typedef struct {
 HfamGraph *hfam_graph_build (const HfamHparams *hp, HfamSafetensors *st, GError **error);
 void hfam_graph_free (HfamGraph *graph);
 
+/* Whether node `n` reads value `id`. */
+static inline gboolean
+hfam_node_reads (const HfamNode *n, int id)
+{
+  for (int k = 0; k < n->n_inputs; k++)
+    if (n->inputs[k] == id)
+      return TRUE;
+  return FALSE;
+}
+
 G_END_DECLS
 
 #endif
