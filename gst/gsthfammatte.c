@@ -81,6 +81,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <string.h>
 
 GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 
@@ -98,12 +99,19 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_PIPELINE_DEPTH 1
 #define DEFAULT_PROP_MEMORY_BUDGET 0
 #define DEFAULT_PROP_SHARE_MODEL TRUE
+#define DEFAULT_PROP_MAX_BATCH 1
+#define DEFAULT_PROP_BATCH_TIMEOUT (1 * GST_MSECOND)
 /* guided: chosen on a validation split (BENCHMARKS.md, "Edges"); the fill and levels leave
  * the colours and the matte as they are */
 #define DEFAULT_PROP_REFINE HFAM_REFINE_GUIDED
 #define DEFAULT_PROP_FILL HFAM_FILL_FRAME
 #define DEFAULT_PROP_KEY_BLACK 0.0
 #define DEFAULT_PROP_KEY_WHITE 1.0
+
+/* libhfam's bounds (HfamOptions): a batch of at most 64, a time-out in whole microseconds
+ * that fit an int; a second is already far more than a live stream can wait */
+#define MAX_MAX_BATCH 64
+#define MAX_BATCH_TIMEOUT GST_SECOND
 
 /* in MiB: the most whose bytes still fit a guint64 */
 #define MAX_MEMORY_BUDGET (G_MAXUINT64 >> 20)
@@ -128,6 +136,8 @@ enum
   PROP_PIPELINE_DEPTH,
   PROP_MEMORY_BUDGET,
   PROP_SHARE_MODEL,
+  PROP_MAX_BATCH,
+  PROP_BATCH_TIMEOUT,
   PROP_REFINE,
   PROP_FILL,
   PROP_KEY_BLACK,
@@ -302,6 +312,24 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "in NULL and READY", DEFAULT_PROP_SHARE_MODEL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
+      g_param_spec_uint ("max-batch", "Max batch",
+          "Run this element's frames with those of the other elements of the "
+          "process on the same model file (share-model) and settings in "
+          "batches of up to this many frames, on one copy of the network and "
+          "one team of threads; 1 = run its frames alone. The CPU backend runs "
+          "a batch's frames one after another; the CUDA backend runs each "
+          "element's frames alone for now; changeable only in NULL and READY",
+          1, MAX_MAX_BATCH, DEFAULT_PROP_MAX_BATCH, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_BATCH_TIMEOUT,
+      g_param_spec_uint64 ("batch-timeout", "Batch timeout",
+          "With max-batch > 1: how long (ns) a batch waits for the frames of "
+          "the elements that have none queued yet, after its first frame "
+          "arrived (an element alone never waits); changeable only in NULL "
+          "and READY", 0, MAX_BATCH_TIMEOUT, DEFAULT_PROP_BATCH_TIMEOUT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_REFINE,
       g_param_spec_enum ("refine", "Refine",
           "Refine the matte at the frame's size, guided by the frame",
@@ -389,6 +417,8 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->pipeline_depth = DEFAULT_PROP_PIPELINE_DEPTH;
   self->memory_budget_mib = DEFAULT_PROP_MEMORY_BUDGET;
   self->share_model = DEFAULT_PROP_SHARE_MODEL;
+  self->max_batch = DEFAULT_PROP_MAX_BATCH;
+  self->batch_timeout = DEFAULT_PROP_BATCH_TIMEOUT;
   self->refine = DEFAULT_PROP_REFINE;
   self->fill_colours = DEFAULT_PROP_FILL;
   self->key_black = DEFAULT_PROP_KEY_BLACK;
@@ -474,6 +504,12 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
     case PROP_SHARE_MODEL:
       self->share_model = g_value_get_boolean (value);
       break;
+    case PROP_MAX_BATCH:
+      self->max_batch = g_value_get_uint (value);
+      break;
+    case PROP_BATCH_TIMEOUT:
+      self->batch_timeout = g_value_get_uint64 (value);
+      break;
     case PROP_REFINE:
       self->refine = g_value_get_enum (value);
       break;
@@ -542,6 +578,12 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_SHARE_MODEL:
       g_value_set_boolean (value, self->share_model);
       break;
+    case PROP_MAX_BATCH:
+      g_value_set_uint (value, self->max_batch);
+      break;
+    case PROP_BATCH_TIMEOUT:
+      g_value_set_uint64 (value, self->batch_timeout);
+      break;
     case PROP_REFINE:
       g_value_set_enum (value, self->refine);
       break;
@@ -567,14 +609,12 @@ static gboolean
 gst_hfam_matte_start (GstHfamMatte * self)
 {
   GstHfamMatteBackend backend;
+  HfamOptions options;
   HfamContext *ctx;
   gpointer cuda_context;
   GError *error = NULL;
   gchar *path;
   gint device_id;
-  guint n_threads, pipeline_depth;
-  guint64 memory_budget_mib;
-  HfamPrecision precision;
   gboolean share_model;
 
   GST_OBJECT_LOCK (self);
@@ -582,10 +622,13 @@ gst_hfam_matte_start (GstHfamMatte * self)
   path = g_strdup (self->model_path);
   backend = self->backend;
   device_id = self->cuda_device_id;
-  n_threads = self->n_threads;
-  precision = self->precision;
-  pipeline_depth = self->pipeline_depth;
-  memory_budget_mib = self->memory_budget_mib;
+  memset (&options, 0, sizeof (options));
+  options.precision = self->precision;
+  options.n_threads = self->n_threads;
+  options.pipeline_depth = self->pipeline_depth;
+  options.memory_budget = self->memory_budget_mib << 20;
+  options.max_batch = self->max_batch;
+  options.batch_timeout_us = self->batch_timeout / GST_USECOND;
   share_model = self->share_model;
   GST_OBJECT_UNLOCK (self);
 
@@ -613,17 +656,21 @@ gst_hfam_matte_start (GstHfamMatte * self)
       share_model ? "shared" : "a copy of its own", (gpointer) self->model);
   g_free (path);
 
-  ctx = gst_hfam_matte_open_context (self, backend, device_id, n_threads,
-      precision, pipeline_depth, memory_budget_mib, &cuda_context);
+  ctx = gst_hfam_matte_open_context (self, backend, device_id, &options,
+      &cuda_context);
   if (!ctx) {
     g_clear_pointer (&self->model, hfam_model_free);
     return FALSE;
   }
-  GST_INFO_OBJECT (self, "running on the %s backend%s, pipeline depth %d",
-      hfam_context_backend_name (ctx),
+  GST_INFO_OBJECT (self, "running on the %s backend%s, pipeline depth %d, "
+      "batches of up to %d", hfam_context_backend_name (ctx),
       cuda_context ? " on the pipeline's CUDA context" : "",
-      hfam_context_pipeline_depth (ctx));
-  self->worker = gst_hfam_matte_worker_new (ctx, n_threads);
+      hfam_context_pipeline_depth (ctx), hfam_context_max_batch (ctx));
+  if (hfam_context_max_batch (ctx) < options.max_batch)
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("max-batch=%d: the %s backend runs this element's frames alone",
+            options.max_batch, hfam_context_backend_name (ctx)), (NULL));
+  self->worker = gst_hfam_matte_worker_new (ctx, options.n_threads);
 #ifdef HFAM_HAVE_GST_CUDA
   if (cuda_context) {
     gst_hfam_matte_worker_set_cuda_context (self->worker, cuda_context);

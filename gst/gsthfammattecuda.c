@@ -263,18 +263,15 @@ gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query)
 
 HfamContext *
 gst_hfam_matte_open_context (GstHfamMatte * self, GstHfamMatteBackend backend,
-    gint device_id, guint n_threads, HfamPrecision precision,
-    guint pipeline_depth, guint64 memory_budget_mib, gpointer * cuda_context)
+    gint device_id, const HfamOptions * context_options, gpointer * cuda_context)
 {
-  HfamOptions options = {.backend = HFAM_BACKEND_CUDA,.precision = precision,
-    .n_threads = n_threads,.pipeline_depth = pipeline_depth,
-    .memory_budget = memory_budget_mib << 20,
-  };
+  HfamOptions options = *context_options;
   const HfamCudaOptions cuda = {.device_id = device_id };
   HfamContext *ctx = NULL;
   GError *error = NULL;
 
   *cuda_context = NULL;
+  options.backend = HFAM_BACKEND_CUDA;
   if (backend != GST_HFAM_MATTE_BACKEND_CPU) {
 #ifdef HFAM_HAVE_GST_CUDA
     ctx = gst_hfam_matte_open_cuda_on_pipeline_context (self, &options, &cuda,

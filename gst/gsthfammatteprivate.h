@@ -77,6 +77,8 @@ struct _GstHfamMatte
   guint pipeline_depth;
   guint64 memory_budget_mib;
   gboolean share_model;
+  guint max_batch;
+  GstClockTime batch_timeout;
   HfamRefine refine;
   HfamFill fill_colours;         /* the fill property */
   gdouble key_black, key_white;
@@ -132,13 +134,12 @@ GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since);
 void gst_hfam_matte_drain (GstHfamMatte * self);
 
-/* gsthfammattecuda.c: opens the backend the backend property asks for; auto
- * falls back to the CPU when no CUDA device opens. *cuda_context: the
- * GstCudaContext libhfam runs on, if any (a reference). NULL, with the error
- * posted, when none opens. */
+/* gsthfammattecuda.c: opens the backend the backend property asks for, with
+ * `options` (whose backend it sets); auto falls back to the CPU when no CUDA
+ * device opens. *cuda_context: the GstCudaContext libhfam runs on, if any (a
+ * reference). NULL, with the error posted, when none opens. */
 HfamContext *gst_hfam_matte_open_context (GstHfamMatte * self,
-    GstHfamMatteBackend backend, gint device_id, guint n_threads,
-    HfamPrecision precision, guint pipeline_depth, guint64 memory_budget_mib,
+    GstHfamMatteBackend backend, gint device_id, const HfamOptions * options,
     gpointer * cuda_context);
 
 #ifdef HFAM_HAVE_GST_CUDA

@@ -6,6 +6,7 @@
 
 #include <hfam/hfam.h>
 #include "backend.h"
+#include "batch.h"
 #include "box.h"
 #include "safetensors.h"
 
@@ -21,6 +22,7 @@ struct _HfamModel {
   HfamHparams hp;
   HfamGraph *graph;
   HfamCpuWeightCache *cpu_weights;  /* the CPU backends' of its contexts */
+  HfamBatchGroups batch_groups;     /* of its contexts with HfamOptions.max_batch > 1 */
 };
 
 /* What a submitted frame needs when it is collected. */
@@ -69,7 +71,10 @@ typedef struct {
 
 struct _HfamContext {
   HfamModel *model;
+  /* its own, or its batch group's, which only the group's runner runs */
   HfamBackend *backend;
+  HfamBatchGroup *group;  /* NULL: the context runs its frames itself */
+  int pipeline_depth;     /* hfam_context_pipeline_depth */
   int host_threads;       /* OpenMP team for the resizes on the host, any backend */
   HfamHostBudget budget;  /* host memory its plans and frames may commit, and hold now */
   gboolean timing;
@@ -84,6 +89,8 @@ struct _HfamContext {
   float *grey[HFAM_MAX_PIPELINE_DEPTH];
   guint64 grey_bytes[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
+  /* with a batch group: the group's frame of each frame in flight, by ring position */
+  HfamBatchFrame *batched[HFAM_MAX_PIPELINE_DEPTH];
   HfamKeptMatte kept;
   HfamEdgeParams edges;       /* hfam_context_set_edges */
   /* host frames: the refinement's and foreground's memory, kept from frame to frame and

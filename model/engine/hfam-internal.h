@@ -6,6 +6,7 @@
 
 #include <hfam/hfam.h>
 #include "backend.h"
+#include "batch.h"
 #include "frame.h"
 #include "hparams.h"
 
@@ -41,6 +42,10 @@ gboolean hfam_context_run_tensor (HfamContext *ctx, const float *input, int widt
 gboolean hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width,
                                      int height, GError **error);
 gboolean hfam_context_collect_tensor (HfamContext *ctx, HfamOutputs *out, GError **error);
+
+/* What the context's batch group has run so far (batch.h); FALSE for a context without
+ * one. */
+gboolean hfam_context_batch_counts (HfamContext *ctx, HfamBatchCounts *counts);
 
 /* The host memory counted in the context's budget now (HfamOptions.memory_budget), bytes. */
 guint64 hfam_context_host_memory (const HfamContext *ctx);

@@ -22,6 +22,7 @@ hfam_model_load (const char *path, GError **error)
     return NULL;
   }
   model->cpu_weights = hfam_cpu_weight_cache_new (model->graph->n_nodes);
+  g_mutex_init (&model->batch_groups.lock);
   return model;
 }
 
@@ -91,7 +92,10 @@ hfam_model_free (HfamModel *model)
   } else if (!g_atomic_int_dec_and_test (&model->refs)) {
     return;
   }
-  hfam_cpu_weight_cache_free (model->cpu_weights);
+  if (model->cpu_weights) {
+    hfam_cpu_weight_cache_free (model->cpu_weights);
+    g_mutex_clear (&model->batch_groups.lock);
+  }
   hfam_graph_free (model->graph);
   if (model->st)
     hfam_st_close (model->st);
@@ -236,11 +240,14 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
   if (!cuda)
     cuda = &default_cuda;
   if ((unsigned) options->backend > HFAM_BACKEND_CUDA
-      || (unsigned) options->precision > HFAM_PRECISION_INT8_BF16 || options->pipeline_depth > 2) {
+      || (unsigned) options->precision > HFAM_PRECISION_INT8_BF16 || options->pipeline_depth > 2
+      || options->max_batch > HFAM_MAX_BATCH || options->batch_timeout_us < 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "context options: backend %d, precision %d, pipeline depth %d: want a "
-                 "HfamBackendKind, a HfamPrecision and a depth of at most 2", options->backend,
-                 options->precision, options->pipeline_depth);
+                 "context options: backend %d, precision %d, pipeline depth %d, max batch %d, "
+                 "batch time-out %d us: want a HfamBackendKind, a HfamPrecision, a depth of at "
+                 "most 2, a batch of at most %d and a time-out of at least 0",
+                 options->backend, options->precision, options->pipeline_depth,
+                 options->max_batch, options->batch_timeout_us, HFAM_MAX_BATCH);
     return NULL;
   }
   /* before the backend, which counts its memory in the context's budget */
@@ -276,10 +283,22 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     return NULL;
   }
 #endif
-  if (!backend && !(backend = hfam_backend_cpu_new (model->graph, model->cpu_weights,
-                                                    options->precision, options->n_threads,
-                                                    options->pipeline_depth, &ctx->budget,
-                                                    error))) {
+  if (backend) {
+    ctx->pipeline_depth = MAX (backend->pipeline_depth, 1);
+  } else if (options->max_batch > 1) {
+    if (!(ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph,
+                                              model->cpu_weights, options, error))) {
+      g_free (ctx);
+      return NULL;
+    }
+    backend = hfam_batch_group_backend (ctx->group);
+    /* the group's runner computes while the member goes on */
+    ctx->pipeline_depth = CLAMP (options->pipeline_depth, 1, HFAM_MAX_PIPELINE_DEPTH);
+  } else if ((backend = hfam_backend_cpu_new (model->graph, model->cpu_weights,
+                                              options->precision, options->n_threads,
+                                              options->pipeline_depth, &ctx->budget, error))) {
+    ctx->pipeline_depth = MAX (backend->pipeline_depth, 1);
+  } else {
     g_free (ctx);
     return NULL;
   }
@@ -325,7 +344,13 @@ hfam_context_auto_long_side (const HfamContext *ctx)
 int
 hfam_context_pipeline_depth (const HfamContext *ctx)
 {
-  return MAX (ctx->backend->pipeline_depth, 1);
+  return ctx->pipeline_depth;
+}
+
+int
+hfam_context_max_batch (const HfamContext *ctx)
+{
+  return ctx->group ? hfam_batch_group_max_batch (ctx->group) : 1;
 }
 
 void
@@ -336,10 +361,18 @@ hfam_context_free (HfamContext *ctx)
   if (!ctx)
     return;
   /* frames still in flight are finished and dropped: the backend frees nothing in use */
-  for (; ctx->n_pending > 0; ctx->n_pending--)
-    if (ctx->backend->ops->collect_frame)
+  while (ctx->n_pending > 0) {
+    if (ctx->group)
+      hfam_context_collect_outputs (ctx, &none, NULL);
+    else if (ctx->backend->ops->collect_frame)
       ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
-  ctx->backend->ops->free (ctx->backend);
+    if (!ctx->group)
+      hfam_context_drop_oldest (ctx);
+  }
+  if (ctx->group)
+    hfam_batch_group_leave (&ctx->model->batch_groups, ctx->group);
+  else
+    ctx->backend->ops->free (ctx->backend);
   g_free (ctx->input);
   g_free (ctx->fused);
   g_free (ctx->kept.host);
@@ -353,6 +386,15 @@ hfam_context_free (HfamContext *ctx)
   hfam_scratch_clear (&ctx->edge_scratch);
   hfam_model_free (ctx->model);
   g_free (ctx);
+}
+
+gboolean
+hfam_context_batch_counts (HfamContext *ctx, HfamBatchCounts *counts)
+{
+  if (!ctx->group)
+    return FALSE;
+  hfam_batch_group_counts (ctx->group, counts);
+  return TRUE;
 }
 
 guint64

@@ -41,9 +41,9 @@ ensure_size (HfamContext *ctx, int width, int height, GError **error)
   if (ctx->width == width && ctx->height == height)
     return TRUE;
   forget_size (ctx);
-  /* the backend's estimate counts libhfam's part too */
+  /* the backend's estimate counts libhfam's part too; a batch group's runner plans its own */
   ctx->budget.reserved = bytes;
-  planned = ctx->backend->ops->plan (ctx->backend, width, height, error);
+  planned = ctx->group || ctx->backend->ops->plan (ctx->backend, width, height, error);
   ctx->budget.reserved = 0;
   /* (a backend plan that leaves no room for them stays until the next plan replaces it) */
   if (!planned
@@ -137,6 +137,11 @@ hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **error)
   HfamOutputs discard = nothing;
   gboolean ok = TRUE;
 
+  if (ctx->group) {
+    static const HfamPendingFrame tensor = { .memory = HFAM_MEMORY_HOST };
+    return hfam_context_submit_input (ctx, &tensor, error)
+           && hfam_context_collect_outputs (ctx, out, error);
+  }
   if (!be->ops->set_input (be, ctx->input, error))
     return FALSE;
   for (int stage = 0; stage < HFAM_N_STAGES && ok; stage++) {
@@ -167,7 +172,13 @@ hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending, GE
 {
   HfamBackend *be = ctx->backend;
 
-  if (be->ops->queue_frame) {
+  if (ctx->group) {
+    HfamBatchFrame *frame = hfam_batch_group_submit (ctx->group, ctx, ctx->input, ctx->width,
+                                                     ctx->height, error);
+    if (!frame)
+      return FALSE;
+    ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = frame;
+  } else if (be->ops->queue_frame) {
     if (!be->ops->queue_frame (be, ctx->input, error))
       return FALSE;
   } else {
@@ -187,9 +198,14 @@ gboolean
 hfam_context_collect_outputs (HfamContext *ctx, HfamOutputs *out, GError **error)
 {
   HfamBackend *be = ctx->backend;
-  const gboolean ok = be->ops->collect_frame ? be->ops->collect_frame (be, out, error)
-                                             : be->ops->get_outputs (be, out, error);
+  gboolean ok;
 
+  if (ctx->group)
+    ok = hfam_batch_group_collect (ctx->group, ctx->batched[ctx->first_pending], out, error);
+  else if (be->ops->collect_frame)
+    ok = be->ops->collect_frame (be, out, error);
+  else
+    ok = be->ops->get_outputs (be, out, error);
   hfam_context_drop_oldest (ctx);
   return ok;
 }

@@ -111,6 +111,8 @@ static const struct
   {"pipeline-depth", "2"},
   {"precision", "fp16"},
   {"memory-budget", "100"},
+  {"max-batch", "3"},
+  {"batch-timeout", "5000000"},
 };
 
 /* The READY-only properties say so, and in PLAYING refuse a change with a
@@ -252,6 +254,82 @@ GST_START_TEST (test_share_model)
 
 GST_END_TEST;
 
+/* max-batch: two elements on one model, fed by a thread each, run their frames
+ * in one batch group (their start says so) and make the mattes they make
+ * alone. (How the group batches is libhfam's test-batch's to check.) */
+#define BATCHED_FRAMES 3
+
+typedef struct
+{
+  Rig *rig;
+  GstBuffer *frames[BATCHED_FRAMES];
+  GstFlowReturn flows[BATCHED_FRAMES];
+} Feeder;
+
+static gpointer
+feed (gpointer data)
+{
+  Feeder *feeder = data;
+
+  for (guint i = 0; i < BATCHED_FRAMES; i++)
+    feeder->flows[i] = rig_push (feeder->rig, feeder->frames[i], i);
+  return NULL;
+}
+
+GST_START_TEST (test_max_batch)
+{
+  Expected expected[2][BATCHED_FRAMES];
+  GThread *threads[2];
+  Feeder feeders[2];
+  GstVideoInfo info;
+  LogCapture capture;
+  gchar *log;
+  guint max_batch;
+  Engine engine;
+  Rig rigs[2];
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  log_capture_start (&capture, GST_LEVEL_INFO);
+  for (guint k = 0; k < 2; k++) {
+    GstElement *element = make_element ();
+
+    g_object_get (element, "max-batch", &max_batch, NULL);
+    fail_unless_equals_int (max_batch, 1);
+    g_object_set (element, "inference-size", INFERENCE_SIZE, "max-batch", 2,
+        "batch-timeout", GST_SECOND, NULL);
+    rig_start (&rigs[k], element, TRUE, FALSE);
+    rig_set_format (&rigs[k], &info);
+    feeders[k].rig = &rigs[k];
+    for (guint i = 0; i < BATCHED_FRAMES; i++) {
+      feeders[k].frames[i] = make_frame (&info, 40 * k + i);
+      expect (&engine, &info, feeders[k].frames[i], &expected[k][i]);
+    }
+  }
+  log = log_capture_stop (&capture);
+  fail_unless (strstr (log, "batches of up to 2") != NULL, "%s", log);
+  g_free (log);
+  for (guint k = 0; k < 2; k++)
+    threads[k] = g_thread_new ("feed", feed, &feeders[k]);
+  for (guint k = 0; k < 2; k++) {
+    g_thread_join (threads[k]);
+    for (guint i = 0; i < BATCHED_FRAMES; i++) {
+      GstBuffer *out;
+
+      fail_unless_equals_int (feeders[k].flows[i], GST_FLOW_OK);
+      out = gst_harness_pull (rigs[k].fill);
+      check_fill (rigs[k].fill, out, &expected[k][i], expected[k][i].matte,
+          FALSE);
+      gst_buffer_unref (out);
+      expected_clear (&expected[k][i]);
+    }
+    rig_stop (&rigs[k]);
+  }
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_memory_budget_first_frame)
 {
   GstElement *element = make_element ();
@@ -322,6 +400,7 @@ running_tcase (void)
   tcase_add_test (tc, test_inference_size_auto);
   tcase_add_test (tc, test_ready_only_properties);
   tcase_add_test (tc, test_share_model);
+  tcase_add_test (tc, test_max_batch);
   tcase_add_test (tc, test_memory_budget_first_frame);
   tcase_add_test (tc, test_memory_budget_size_change);
   return tc;

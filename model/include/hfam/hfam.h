@@ -65,6 +65,21 @@ typedef struct {
                                the mapped weight file, nor CUDA device memory); a plan or frame above it fails with
                                HFAM_ERROR_BUDGET before it is allocated.
                                0: hfam_default_memory_budget () */
+  int max_batch;            /* > 1 (at most 64), on the CPU backend: the context joins its
+                               model's batch group for these options (the contexts of the
+                               model with the same precision, n_threads, max_batch and
+                               batch_timeout_us), whose runner thread runs the frames that
+                               the members submit at about the same time as one batch of up
+                               to max_batch frames of one inference size, on one backend (one
+                               plan and one team of n_threads for the whole group; its memory
+                               counted in a budget of the group's own, the first member's
+                               memory_budget). The CPU backend runs a batch's frames one after
+                               another. Submit returns at once; collect waits for the batch.
+                               The CUDA backend runs every context's frames alone for now.
+                               <= 1: the context runs its frames itself */
+  int batch_timeout_us;     /* how long a batch waits for more frames after its first was
+                               submitted, while fewer than max_batch are queued and a member
+                               of the group has none queued (a member alone never waits) */
 } HfamOptions;
 
 /* The memory budget a context gets by default: half the physical memory, at most 8 GiB. */
@@ -103,6 +118,8 @@ int hfam_context_auto_long_side (const HfamContext *ctx);
  * it keeps in flight. */
 HfamPrecision hfam_context_precision (const HfamContext *ctx);
 int hfam_context_pipeline_depth (const HfamContext *ctx);
+/* The largest batch its frames run in: HfamOptions.max_batch in a batch group, else 1. */
+int hfam_context_max_batch (const HfamContext *ctx);
 
 /* The bounds of the API's sizes: a frame's sides (HfamImage.width and height) are 1 to
  * HFAM_MAX_FRAME_SIDE, a long side (HfamFrameParams.long_side) at most HFAM_MAX_LONG_SIDE;

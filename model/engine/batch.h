@@ -1,0 +1,58 @@
+/* Batch groups (hfam.h, HfamOptions.max_batch): the contexts of one model made with the same
+ * settings hand their frames' network inputs to one runner thread, which runs the frames that
+ * arrive together as one batch on one backend, the group's. Private to model/engine/. */
+#ifndef HFAM_BATCH_H
+#define HFAM_BATCH_H
+
+#include <hfam/hfam.h>
+#include "backend.h"
+
+G_BEGIN_DECLS
+
+#define HFAM_MAX_BATCH 64
+
+typedef struct _HfamBatchGroup HfamBatchGroup;
+typedef struct _HfamBatchFrame HfamBatchFrame;
+
+/* The model's groups, kept by the model (context.h) while they have members. */
+typedef struct {
+  GMutex lock;
+  GList *groups;
+} HfamBatchGroups;
+
+/* Joins the group of `groups` with these options (their precision, threads, max_batch and
+ * batch_timeout_us alike), or starts one: its CPU backend on `graph` and `weight_cache`, whose
+ * host memory is counted in a budget of the group's own (the starting member's
+ * memory_budget), and its runner. NULL, with the backend's error, when the backend fails. */
+HfamBatchGroup *hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
+                                       HfamCpuWeightCache *weight_cache,
+                                       const HfamOptions *options, GError **error);
+/* Leaves it: the member's frames must all be collected. The last member stops the runner
+ * and frees the group. */
+void hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *group);
+/* The group's backend, which only the runner runs (members read its description). */
+HfamBackend *hfam_batch_group_backend (HfamBatchGroup *group);
+int hfam_batch_group_max_batch (const HfamBatchGroup *group);
+
+/* Queues a copy of `input` (3 planes, width x height, multiples of 32) from `member` (a
+ * context); NULL with HFAM_ERROR_BUDGET when its planes do not fit in the group's budget. */
+HfamBatchFrame *hfam_batch_group_submit (HfamBatchGroup *group, const void *member,
+                                         const float *input, int width, int height,
+                                         GError **error);
+/* Waits until the frame has run, copies the outputs asked for (any pointer in `out` may be
+ * NULL) and frees it; FALSE with the error of its run (or its plan). */
+gboolean hfam_batch_group_collect (HfamBatchGroup *group, HfamBatchFrame *frame,
+                                   HfamOutputs *out, GError **error);
+
+/* What the runner has done so far (hfam-internal.h). */
+typedef struct {
+  int members;
+  guint64 batches;
+  guint64 frames;
+  int largest;  /* frames in the largest batch */
+} HfamBatchCounts;
+void hfam_batch_group_counts (HfamBatchGroup *group, HfamBatchCounts *counts);
+
+G_END_DECLS
+
+#endif
