@@ -65,7 +65,7 @@ gst-launch-1.0 -q filesrc location="$work/fill-key/key.mkv" ! matroskademux ! de
 levels=$(od -An -v -tu1 "$work/key/000.raw" | tr -s ' ' '\n' | sed '/^$/d' | sort -un | wc -l)
 [ "$levels" -gt 1 ] || fail "the key is one flat value"
 
-echo "# four-cameras.sh: four elements, one model (and four with share-model=false)"
+echo "# four-cameras.sh: four elements, one model (four with share-model=false; one batch group)"
 models_loaded () {
   CELL=80x60 GST_DEBUG=hfammatte:4 GST_DEBUG_NO_COLOR=1 HFAMMATTE_PROPS="$HFAMMATTE_PROPS model=$model $1" \
     "$pipelines/four-cameras.sh" "$work/background.png" "$work/four.mkv" "$work/clip.mkv" \
@@ -78,6 +78,10 @@ models_loaded () {
 [ "$(models_loaded "")" -eq 1 ] || fail "four-cameras.sh: the four elements load more than one model"
 [ "$(models_loaded share-model=false)" -eq 4 ] \
   || fail "four-cameras.sh share-model=false: not four models"
+[ "$(models_loaded "max-batch=4 n-threads=0")" -eq 1 ] \
+  || fail "four-cameras.sh max-batch=4: more than one model"
+[ "$(grep -c 'batches of up to 4' "$work/four.log")" -eq 4 ] \
+  || fail "four-cameras.sh max-batch=4: not four elements in one batch group"
 
 echo "# cuda-fill.sh (CUDA memory end to end; needs a CUDA device)"
 if gst-inspect-1.0 --exists cudaupload && gst-inspect-1.0 --exists cudadownload; then
