@@ -21,8 +21,8 @@ clips=("$@")
 IFS=x read -r width height <<< "${CELL:-640x360}"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 # The cores shared out: four elements with a thread per core each would crowd out one
-# another (on 2 cores, 25 frames/s for the four against 43 with one thread each:
-# ../BENCHMARKS.md, "Four streams, one model"); HFAMMATTE_PROPS may set n-threads itself.
+# another (on 2 cores, 44.6 frames/s for the four against 51.6 with one thread each:
+# ../BENCHMARKS.md, "Batch groups"); HFAMMATTE_PROPS may set n-threads itself.
 threads=$(( $(nproc) / 4 > 0 ? $(nproc) / 4 : 1 ))
 read -r -a props <<< "n-threads=$threads ${HFAMMATTE_PROPS:-}"
 

@@ -604,6 +604,9 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
 
   if (be->width == width && be->height == height)
     return TRUE;
+  /* oneDNN's kernels split their work for the threads there are when they are made, and run
+   * on that many whatever the thread count when they run */
+  omp_set_num_threads (be->n_threads);
   clear_plan (be);
   hfam_cpu_free_frames (be);
   if (width < 32 || height < 32 || width % 32 || height % 32) {

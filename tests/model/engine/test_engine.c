@@ -303,6 +303,60 @@ test_odd_frames (void)
 
 /* ---- pipelined frames: hfam_context_submit / collect against hfam_context_run ---- */
 
+/* The process's threads (/proc/self/task), -1 where that cannot be read. */
+static int
+count_threads (void)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  int n = 0;
+
+  if (!dir)
+    return -1;
+  while (g_dir_read_name (dir))
+    n++;
+  return n;
+}
+
+/* A context of one thread made and run on a thread whose OpenMP team would be larger (one
+ * per core): no thread starts. oneDNN's kernels run on as many threads as there were when
+ * they were made, so the plan must hold to n_threads too. */
+static gpointer
+run_one_thread_context (gpointer data)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  const HfamOptions options = {
+    .backend = HFAM_BACKEND_CPU, .precision = HFAM_PRECISION_FP32, .n_threads = 1,
+  };
+  g_autoptr (HfamContext) ctx = NULL;
+  g_autofree guint8 *pixels = g_malloc0 ((size_t) PIPE_W * PIPE_H * 4);
+  g_autofree float *alpha = g_new (float, PIPE_W * PIPE_H);
+  const HfamImage frame = packed_image (pixels, PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  const HfamImage matte = float_matte (alpha, PIPE_W, PIPE_H);
+  const int before = count_threads ();
+
+  g_assert_no_error (error);
+  ctx = hfam_context_new (model, &options, NULL, &error);
+  g_assert_no_error (error);
+  fill_frame (pixels, 3);
+  for (int i = 0; i < 2; i++)
+    g_assert_true (hfam_context_run (ctx, &frame, NULL, &matte, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (count_threads (), ==, before);
+  return NULL;
+}
+
+static void
+test_one_thread (void)
+{
+  if (count_threads () < 0 || g_get_num_processors () < 2) {
+    g_test_skip ("needs /proc/self/task and two cores");
+    return;
+  }
+  g_thread_join (g_thread_new ("one-thread", run_one_thread_context, NULL));
+}
+
 /* The CPU's real-time size: the fp32 preset (AVX2's without AVX-512) on 2 threads, growing
  * with threads, in multiples of 32, never above the model's own size. */
 static void
@@ -832,6 +886,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/odd-frames", test_odd_frames);
   g_test_add_func ("/engine/pipelined", test_pipelined);
   g_test_add_func ("/engine/auto-long-side", test_auto_long_side);
+  g_test_add_func ("/engine/one-thread", test_one_thread);
   g_test_add_func ("/engine/avx512-from-isa-mask", test_avx512_from_isa_mask);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
