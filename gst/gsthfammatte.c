@@ -316,10 +316,10 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       g_param_spec_uint ("max-batch", "Max batch",
           "Run this element's frames with those of the other elements of the "
           "process on the same model file (share-model) and settings in "
-          "batches of up to this many frames, on one copy of the network and "
-          "one team of threads; 1 = run its frames alone. The CPU backend runs "
-          "a batch's frames one after another; the CUDA backend runs each "
-          "element's frames alone for now; changeable only in NULL and READY",
+          "batches of up to this many frames; 1 = run its frames alone. The "
+          "CPU backend runs a batch's frames side by side, each lane with a "
+          "share of n-threads; the CUDA backend runs each element's frames "
+          "alone for now; changeable only in NULL and READY",
           1, MAX_MAX_BATCH, DEFAULT_PROP_MAX_BATCH, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_BATCH_TIMEOUT,

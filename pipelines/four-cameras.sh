@@ -7,8 +7,8 @@
 # (n-threads). Element properties for all four come from $HFAMMATTE_PROPS, e.g.
 #   HFAMMATTE_PROPS="model=my.safetensors inference-size=320" ./four-cameras.sh bg.png out.mkv a.mp4 b.mp4
 #   HFAMMATTE_PROPS="share-model=false" ...   (four copies of the model, for comparison)
-#   HFAMMATTE_PROPS="max-batch=4 n-threads=0" ...   (one batch group with all the cores:
-#     less memory, fewer frames/s on the CPU; ../BENCHMARKS.md, "Batch groups")
+#   HFAMMATTE_PROPS="max-batch=4 n-threads=0" ...   (one batch group sharing all the cores
+#     out itself: as fast, less memory; ../BENCHMARKS.md, "Batch groups")
 set -euo pipefail
 
 if [ $# -lt 3 ] || [ $# -gt 6 ]; then

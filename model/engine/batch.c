@@ -1,16 +1,25 @@
-/* Batch groups (batch.h): one backend and one runner thread for the frames of several
- * contexts. A batch starts with the oldest frame queued and takes the frames of its inference
- * size queued behind it, up to max_batch. Before it runs, the runner waits for more while
- * fewer than max_batch are queued and some member has none queued, but never longer than
- * the timeout after the first one was queued: a member alone in its group never waits.
+/* Batch groups (batch.h): backends and threads shared by the frames of several contexts.
+ * The runner forms the batches: a batch starts with the oldest frame queued and takes the
+ * frames of its inference size queued behind it, up to max_batch. Before it goes, the runner
+ * waits for more while fewer than max_batch are queued and some member has none queued, but
+ * never longer than the time-out after the first one was queued: a member alone in its group
+ * never waits.
  *
- * The CPU backend has no batch dimension, so a batch runs its frames one after another on
- * the group's backend, with all its threads. What the group gives there is one plan (one
- * activation arena) for all its members and one team of threads instead of one each
- * (BENCHMARKS.md, "Batch groups"). */
+ * The CPU backend has no batch dimension. A group runs the frames of its batches side by side
+ * instead, on lanes: min(max_batch, n_threads) backends with a share of the threads each,
+ * each taking the oldest frame ready as soon as it is free, as a batch dimension would share
+ * the threads out among the frames. So a group holds one plan (activation arena) a lane, not
+ * one a member, and one team of threads a lane (BENCHMARKS.md, "Batch groups"). */
 #include "batch.h"
 
 #include <string.h>
+
+/* A backend, and the thread that runs the frames ready on it. */
+typedef struct {
+  HfamBatchGroup *group;
+  HfamBackend *backend;
+  GThread *thread;
+} Lane;
 
 struct _HfamBatchGroup {
   /* the settings its members share (hfam_batch_group_join compares them) */
@@ -18,16 +27,20 @@ struct _HfamBatchGroup {
   int n_threads;
   int max_batch;
   gint64 timeout_us;
-  HfamBackend *backend;
-  HfamHostBudget budget;  /* the backend's plan and the frames queued */
+  Lane *lanes;
+  int n_lanes;
+  HfamHostBudget budget;  /* the lanes' plans and the frames queued */
   GThread *runner;
   /* the rest under `lock` */
   GMutex lock;
   GCond work;             /* to the runner: a frame was queued, a member left, stop */
-  GCond done;             /* to the members: frames have run */
-  GQueue queued;          /* HfamBatchFrame, oldest first */
+  GCond ready_cond;       /* to the lanes: a batch is ready, or stop */
+  GCond done;             /* to the members: a frame has run */
+  GQueue queued;          /* HfamBatchFrame, submitted, oldest first */
+  GQueue ready;           /* HfamBatchFrame, in batches formed, oldest first */
   int members;
-  gboolean stopping;
+  gboolean stopping;      /* the last member left: the runner stops */
+  gboolean lanes_stop;    /* the runner stopped: the lanes stop */
   HfamBatchCounts counts;
 };
 
@@ -130,16 +143,42 @@ run_frame (HfamBackend *be, HfamBatchFrame *frame, GError **error)
   return FALSE;
 }
 
+/* A lane: the oldest frame ready, planned for (under the lock: the plan takes from the
+ * budget that submit takes from) and run, until the runner has stopped and none is left. */
+static gpointer
+run_lane (gpointer data)
+{
+  Lane *lane = data;
+  HfamBatchGroup *g = lane->group;
+
+  g_mutex_lock (&g->lock);
+  for (;;) {
+    HfamBatchFrame *frame;
+
+    while (!g->lanes_stop && g_queue_is_empty (&g->ready))
+      g_cond_wait (&g->ready_cond, &g->lock);
+    if (!(frame = g_queue_pop_head (&g->ready)))
+      break;
+    if (lane->backend->ops->plan (lane->backend, frame->width, frame->height, &frame->error)) {
+      g_mutex_unlock (&g->lock);
+      run_frame (lane->backend, frame, &frame->error);
+      g_mutex_lock (&g->lock);
+    }
+    frame->done = TRUE;
+    g_cond_broadcast (&g->done);
+  }
+  g_mutex_unlock (&g->lock);
+  return NULL;
+}
+
 static gpointer
 run_batches (gpointer data)
 {
   HfamBatchGroup *g = data;
-  int planned_width = 0, planned_height = 0;
 
   g_mutex_lock (&g->lock);
   for (;;) {
     HfamBatchFrame *batch[HFAM_MAX_BATCH];
-    GError *plan_error = NULL;
     int n;
 
     while (!g->stopping && g_queue_is_empty (&g->queued))
@@ -148,30 +187,15 @@ run_batches (gpointer data)
       break;
     wait_for_batch (g);
     n = take_batch (g, batch);
-    /* under the lock: the plan takes from the budget that submit takes from */
-    if (batch[0]->width != planned_width || batch[0]->height != planned_height) {
-      planned_width = planned_height = 0;
-      if (g->backend->ops->plan (g->backend, batch[0]->width, batch[0]->height, &plan_error)) {
-        planned_width = batch[0]->width;
-        planned_height = batch[0]->height;
-      }
-    }
-    g_mutex_unlock (&g->lock);
-    for (int i = 0; i < n; i++) {
-      if (plan_error)
-        batch[i]->error = g_error_copy (plan_error);
-      else
-        run_frame (g->backend, batch[i], &batch[i]->error);
-    }
-    g_clear_error (&plan_error);
-    g_mutex_lock (&g->lock);
     for (int i = 0; i < n; i++)
-      batch[i]->done = TRUE;
+      g_queue_push_tail (&g->ready, batch[i]);
+    g_cond_broadcast (&g->ready_cond);
     g->counts.batches++;
     g->counts.frames += n;
     g->counts.largest = MAX (g->counts.largest, n);
-    g_cond_broadcast (&g->done);
   }
+  g->lanes_stop = TRUE;
+  g_cond_broadcast (&g->ready_cond);
   g_mutex_unlock (&g->lock);
   return NULL;
 }
@@ -182,6 +206,59 @@ same_settings (const HfamBatchGroup *g, HfamPrecision precision, int n_threads, 
 {
   return g->precision == precision && g->n_threads == n_threads && g->max_batch == max_batch
          && g->timeout_us == timeout_us;
+}
+
+/* Frees a group whose threads have stopped (or never started). */
+static void
+free_group (HfamBatchGroup *g)
+{
+  for (int k = 0; k < g->n_lanes; k++)
+    if (g->lanes[k].backend)
+      g->lanes[k].backend->ops->free (g->lanes[k].backend);
+  g_free (g->lanes);
+  g_mutex_clear (&g->lock);
+  g_cond_clear (&g->work);
+  g_cond_clear (&g->ready_cond);
+  g_cond_clear (&g->done);
+  g_free (g);
+}
+
+/* A new group: its lanes' backends, the threads shared out among them, then its threads. */
+static HfamBatchGroup *
+start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
+             const HfamOptions *options, int n_threads, int max_batch, gint64 timeout_us,
+             GError **error)
+{
+  HfamBatchGroup *g = g_new0 (HfamBatchGroup, 1);
+
+  g->precision = options->precision;
+  g->n_threads = n_threads;
+  g->max_batch = max_batch;
+  g->timeout_us = timeout_us;
+  g->budget.limit = options->memory_budget > 0 ? options->memory_budget
+                                               : hfam_default_memory_budget ();
+  g_mutex_init (&g->lock);
+  g_cond_init (&g->work);
+  g_cond_init (&g->ready_cond);
+  g_cond_init (&g->done);
+  g_queue_init (&g->queued);
+  g_queue_init (&g->ready);
+  g->n_lanes = MIN (max_batch, n_threads);
+  g->lanes = g_new0 (Lane, g->n_lanes);
+  for (int k = 0; k < g->n_lanes; k++) {
+    const int lane_threads = n_threads / g->n_lanes + (k < n_threads % g->n_lanes);
+    g->lanes[k].group = g;
+    /* depth 1: the lane's thread runs its frames itself */
+    if (!(g->lanes[k].backend = hfam_backend_cpu_new (graph, weight_cache, options->precision,
+                                                      lane_threads, 1, &g->budget, error))) {
+      free_group (g);
+      return NULL;
+    }
+  }
+  for (int k = 0; k < g->n_lanes; k++)
+    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", run_lane, &g->lanes[k]);
+  g->runner = g_thread_new ("hfam-batch", run_batches, g);
+  return g;
 }
 
 HfamBatchGroup *
@@ -199,31 +276,14 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
   for (GList *l = groups->groups; l && !g; l = l->next)
     if (same_settings (l->data, options->precision, n_threads, max_batch, timeout_us))
       g = l->data;
-  if (!g) {
-    g = g_new0 (HfamBatchGroup, 1);
-    g->precision = options->precision;
-    g->n_threads = n_threads;
-    g->max_batch = max_batch;
-    g->timeout_us = timeout_us;
-    g->budget.limit = options->memory_budget > 0 ? options->memory_budget
-                                                 : hfam_default_memory_budget ();
-    /* depth 1: the runner is the group's thread */
-    if (!(g->backend = hfam_backend_cpu_new (graph, weight_cache, options->precision, n_threads,
-                                             1, &g->budget, error))) {
-      g_free (g);
-      g_mutex_unlock (&groups->lock);
-      return NULL;
-    }
-    g_mutex_init (&g->lock);
-    g_cond_init (&g->work);
-    g_cond_init (&g->done);
-    g_queue_init (&g->queued);
-    g->runner = g_thread_new ("hfam-batch", run_batches, g);
+  if (!g && (g = start_group (graph, weight_cache, options, n_threads, max_batch, timeout_us,
+                              error)))
     groups->groups = g_list_prepend (groups->groups, g);
+  if (g) {
+    g_mutex_lock (&g->lock);
+    g->members++;
+    g_mutex_unlock (&g->lock);
   }
-  g_mutex_lock (&g->lock);
-  g->members++;
-  g_mutex_unlock (&g->lock);
   g_mutex_unlock (&groups->lock);
   return g;
 }
@@ -247,17 +307,15 @@ hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *g)
   if (!last)
     return;
   g_thread_join (g->runner);
-  g->backend->ops->free (g->backend);
-  g_mutex_clear (&g->lock);
-  g_cond_clear (&g->work);
-  g_cond_clear (&g->done);
-  g_free (g);
+  for (int k = 0; k < g->n_lanes; k++)
+    g_thread_join (g->lanes[k].thread);
+  free_group (g);
 }
 
 HfamBackend *
 hfam_batch_group_backend (HfamBatchGroup *group)
 {
-  return group->backend;
+  return group->lanes[0].backend;
 }
 
 int
@@ -335,5 +393,6 @@ hfam_batch_group_counts (HfamBatchGroup *g, HfamBatchCounts *counts)
   g_mutex_lock (&g->lock);
   *counts = g->counts;
   counts->members = g->members;
+  counts->lanes = g->n_lanes;
   g_mutex_unlock (&g->lock);
 }

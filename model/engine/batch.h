@@ -1,6 +1,6 @@
 /* Batch groups (hfam.h, HfamOptions.max_batch): the contexts of one model made with the same
  * settings hand their frames' network inputs to one runner thread, which runs the frames that
- * arrive together as one batch on one backend, the group's. Private to model/engine/. */
+ * arrive together as one batch on the group's backends (batch.c). Private to model/engine/. */
 #ifndef HFAM_BATCH_H
 #define HFAM_BATCH_H
 
@@ -21,16 +21,17 @@ typedef struct {
 } HfamBatchGroups;
 
 /* Joins the group of `groups` with these options (their precision, threads, max_batch and
- * batch_timeout_us alike), or starts one: its CPU backend on `graph` and `weight_cache`, whose
- * host memory is counted in a budget of the group's own (the starting member's
- * memory_budget), and its runner. NULL, with the backend's error, when the backend fails. */
+ * batch_timeout_us alike), or starts one: its lanes, CPU backends on `graph` and
+ * `weight_cache` whose host memory is counted in a budget of the group's own (the starting
+ * member's memory_budget), and its threads. NULL, with the backend's error, when a backend
+ * fails. */
 HfamBatchGroup *hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                                        HfamCpuWeightCache *weight_cache,
                                        const HfamOptions *options, GError **error);
 /* Leaves it: the member's frames must all be collected. The last member stops the runner
  * and frees the group. */
 void hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *group);
-/* The group's backend, which only the runner runs (members read its description). */
+/* The group's first backend, which only the group runs (members read its description). */
 HfamBackend *hfam_batch_group_backend (HfamBatchGroup *group);
 int hfam_batch_group_max_batch (const HfamBatchGroup *group);
 
@@ -47,6 +48,7 @@ gboolean hfam_batch_group_collect (HfamBatchGroup *group, HfamBatchFrame *frame,
 /* What the runner has done so far (hfam-internal.h). */
 typedef struct {
   int members;
+  int lanes;    /* backends running a batch's frames side by side */
   guint64 batches;
   guint64 frames;
   int largest;  /* frames in the largest batch */

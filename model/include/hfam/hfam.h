@@ -68,14 +68,16 @@ typedef struct {
   int max_batch;            /* > 1 (at most 64), on the CPU backend: the context joins its
                                model's batch group for these options (the contexts of the
                                model with the same precision, n_threads, max_batch and
-                               batch_timeout_us), whose runner thread runs the frames that
-                               the members submit at about the same time as one batch of up
-                               to max_batch frames of one inference size, on one backend (one
-                               plan and one team of n_threads for the whole group; its memory
-                               counted in a budget of the group's own, the first member's
-                               memory_budget). The CPU backend runs a batch's frames one after
-                               another. Submit returns at once; collect waits for the batch.
-                               The CUDA backend runs every context's frames alone for now.
+                               batch_timeout_us), which runs the frames that its members
+                               submit at about the same time as one batch of up to max_batch
+                               frames of one inference size. The CPU backend has no batch
+                               dimension: the group runs a batch's frames side by side on
+                               min(max_batch, n_threads) lanes, each a backend with its share
+                               of the n_threads (so the group holds a plan a lane, not one a
+                               member; its memory is counted in a budget of the group's own,
+                               the first member's memory_budget). Submit returns at once;
+                               collect waits for the frame. The CUDA backend runs every
+                               context's frames alone for now.
                                <= 1: the context runs its frames itself */
   int batch_timeout_us;     /* how long a batch waits for more frames after its first was
                                submitted, while fewer than max_batch are queued and a member

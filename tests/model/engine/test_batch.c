@@ -60,12 +60,16 @@ run_seed (HfamContext *ctx, int seed, int long_side, float *alpha, GError **erro
   return hfam_context_run (ctx, &frame, &params, &matte, 1, error);
 }
 
-/* What a context of its own makes of seed's frame. */
+/* What a context of its own makes of seed's frame, on the threads of a lane of the groups
+ * here (2 threads, 2 lanes). */
 static float *
 private_matte (HfamModel *model, int seed, int long_side)
 {
+  const HfamOptions options = {
+    .backend = HFAM_BACKEND_CPU, .precision = HFAM_PRECISION_FP32, .n_threads = 1,
+  };
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamContext) ctx = cpu_context (model, 1, &error);
+  g_autoptr (HfamContext) ctx = hfam_context_new (model, &options, NULL, &error);
   float *alpha = g_new (float, PIPE_W * PIPE_H);
 
   g_assert_no_error (error);
@@ -121,8 +125,8 @@ expect_private_mattes (HfamModel *model, const Stream *s)
   }
 }
 
-/* Three streams that each wait for their frame: every batch takes one frame of each, and each
- * matte is the one a context of its own makes. */
+/* Three streams that each wait for their frame: every batch takes one frame of each, runs
+ * them on its two lanes, and each matte is the one a context of its own makes. */
 static void
 test_streams_batched (void)
 {
@@ -136,6 +140,7 @@ test_streams_batched (void)
   run_streams (streams, 3);
   counts = counts_of (streams[0].ctx);
   g_assert_cmpint (counts.members, ==, 3);
+  g_assert_cmpint (counts.lanes, ==, 2);
   g_assert_cmpuint (counts.frames, ==, 3 * N_FRAMES);
   g_assert_cmpuint (counts.batches, ==, N_FRAMES);
   g_assert_cmpint (counts.largest, ==, 3);
@@ -229,15 +234,17 @@ test_time_out (void)
 }
 
 /* Frames of different inference sizes run in different batches, each at its size, and
- * pipelined members (depth 2) get their frames back in order. */
+ * pipelined members (depth 2) get their frames back in order. (A short time-out: the last
+ * frame of the stream that ends later waits it out for the other.) */
 static void
 test_sizes_and_depth (void)
 {
+  const gint64 timeout_us = 100 * 1000;
   g_autoptr (HfamModel) model = load_model ();
   Stream streams[2] = {
-    { .ctx = member (model, 2, LONG_TIMEOUT_US, 2), .first_seed = 1, .n_frames = N_FRAMES,
+    { .ctx = member (model, 2, timeout_us, 2), .first_seed = 1, .n_frames = N_FRAMES,
       .long_side = 64 },
-    { .ctx = member (model, 2, LONG_TIMEOUT_US, 2), .first_seed = 7, .n_frames = N_FRAMES,
+    { .ctx = member (model, 2, timeout_us, 2), .first_seed = 7, .n_frames = N_FRAMES,
       .long_side = 96 },
   };
   g_autoptr (GError) error = NULL;
