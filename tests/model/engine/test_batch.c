@@ -78,6 +78,18 @@ private_matte (HfamModel *model, int seed, int long_side)
   return alpha;
 }
 
+/* Runs seed's frame at long side 64 on ctx and expects `want`. */
+static void
+expect_run (HfamContext *ctx, int seed, const float *want)
+{
+  g_autofree float *alpha = g_new (float, PIPE_W * PIPE_H);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (run_seed (ctx, seed, 64, alpha, &error));
+  g_assert_no_error (error);
+  expect_same_matte (alpha, want);
+}
+
 /* A stream: its member runs the frames of its seeds, then leaves the group when `leave`. */
 typedef struct {
   HfamContext *ctx;
@@ -157,9 +169,7 @@ static void
 test_max_batch (void)
 {
   g_autoptr (HfamModel) model = load_model ();
-  g_autoptr (GError) error = NULL;
   g_autoptr (HfamContext) watcher = member (model, 2, LONG_TIMEOUT_US, 1);
-  g_autofree float *alpha = g_new (float, PIPE_W * PIPE_H);
   g_autofree float *want = private_matte (model, 3, 64);
   Stream streams[3];
   GThread *threads[3];
@@ -178,9 +188,7 @@ test_max_batch (void)
   }
   for (int k = 0; k < 3; k++)
     threads[k] = g_thread_new ("stream", run_stream, &streams[k]);
-  g_assert_true (run_seed (watcher, 3, 64, alpha, &error));
-  g_assert_no_error (error);
-  expect_same_matte (alpha, want);
+  expect_run (watcher, 3, want);
   for (int k = 0; k < 3; k++) {
     g_thread_join (threads[k]);
     g_assert_no_error (streams[k].error);
@@ -200,18 +208,13 @@ static void
 test_time_out (void)
 {
   g_autoptr (HfamModel) model = load_model ();
-  g_autoptr (GError) error = NULL;
   g_autoptr (HfamContext) alone = member (model, 4, LONG_TIMEOUT_US, 1);
-  g_autofree float *alpha = g_new (float, PIPE_W * PIPE_H);
   g_autofree float *want = private_matte (model, 5, 64);
   gint64 start = g_get_monotonic_time ();
   HfamBatchCounts counts;
 
-  for (int i = 0; i < N_FRAMES; i++) {
-    g_assert_true (run_seed (alone, 5, 64, alpha, &error));
-    g_assert_no_error (error);
-    expect_same_matte (alpha, want);
-  }
+  for (int i = 0; i < N_FRAMES; i++)
+    expect_run (alone, 5, want);
   /* (far below the time-out: it did not wait) */
   g_assert_cmpint (g_get_monotonic_time () - start, <, LONG_TIMEOUT_US / 2);
   counts = counts_of (alone);
@@ -223,10 +226,8 @@ test_time_out (void)
     g_autoptr (HfamContext) idle = member (model, 4, timeout_us, 1);
 
     start = g_get_monotonic_time ();
-    g_assert_true (run_seed (busy, 5, 64, alpha, &error));
-    g_assert_no_error (error);
+    expect_run (busy, 5, want);
     g_assert_cmpint (g_get_monotonic_time () - start, >=, timeout_us);
-    expect_same_matte (alpha, want);
     counts = counts_of (busy);
     g_assert_cmpuint (counts.frames, ==, 1);
     g_assert_cmpint (counts.largest, ==, 1);
@@ -307,12 +308,8 @@ test_budget (void)
   g_assert_error (error, HFAM_ERROR, HFAM_ERROR_BUDGET);
   g_test_message ("%s", error->message);
   g_clear_error (&error);
-  g_assert_true (run_seed (b, 2, 64, alpha, &error));
-  g_assert_no_error (error);
-  expect_same_matte (alpha, want);
-  g_assert_true (run_seed (a, 2, 64, alpha, &error));
-  g_assert_no_error (error);
-  expect_same_matte (alpha, want);
+  expect_run (b, 2, want);
+  expect_run (a, 2, want);
 }
 
 /* Options out of range are refused; a max_batch of 1 (or 0) is no group. */
