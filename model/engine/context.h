@@ -71,7 +71,7 @@ typedef struct {
 
 struct _HfamContext {
   HfamModel *model;
-  /* its own, or its batch group's, which only the group's runner runs */
+  /* its own, or its batch group's first, which only the group runs */
   HfamBackend *backend;
   HfamBatchGroup *group;  /* NULL: the context runs its frames itself */
   int pipeline_depth;     /* hfam_context_pipeline_depth */

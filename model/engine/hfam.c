@@ -92,6 +92,7 @@ hfam_model_free (HfamModel *model)
   } else if (!g_atomic_int_dec_and_test (&model->refs)) {
     return;
   }
+  /* (a model whose file failed to load has neither) */
   if (model->cpu_weights) {
     hfam_cpu_weight_cache_free (model->cpu_weights);
     g_mutex_clear (&model->batch_groups.lock);
@@ -362,12 +363,13 @@ hfam_context_free (HfamContext *ctx)
     return;
   /* frames still in flight are finished and dropped: the backend frees nothing in use */
   while (ctx->n_pending > 0) {
-    if (ctx->group)
+    if (ctx->group) {
       hfam_context_collect_outputs (ctx, &none, NULL);
-    else if (ctx->backend->ops->collect_frame)
-      ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
-    if (!ctx->group)
+    } else {
+      if (ctx->backend->ops->collect_frame)
+        ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
       hfam_context_drop_oldest (ctx);
+    }
   }
   if (ctx->group)
     hfam_batch_group_leave (&ctx->model->batch_groups, ctx->group);
