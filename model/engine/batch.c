@@ -6,10 +6,12 @@
  * never waits.
  *
  * The CPU backend has no batch dimension. A group runs the frames of its batches side by side
- * instead, on lanes: min(max_batch, n_threads) backends with a share of the threads each,
- * each taking the oldest frame ready as soon as it is free, as a batch dimension would share
- * the threads out among the frames. So a group holds one plan (activation arena) a lane, not
- * one a member, and one team of threads a lane (BENCHMARKS.md, "Batch groups"). */
+ * instead, on lanes: min(max_batch, n_threads, members) backends with a share of the threads
+ * each, each taking the oldest frame ready as soon as it is free, as a batch dimension would
+ * share the threads out among the frames. So a group holds one plan (activation arena) a
+ * lane, not one a member, and one team of threads a lane; a member alone has all the threads
+ * on one lane (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
+ * leave. */
 #include "batch.h"
 
 #include <string.h>
@@ -27,7 +29,12 @@ struct _HfamBatchGroup {
   int n_threads;
   int max_batch;
   gint64 timeout_us;
-  Lane *lanes;
+  const HfamGraph *graph;
+  HfamCpuWeightCache *weight_cache;
+  /* what members read of a backend (name, precision): one made with the group's settings,
+   * never planned, which lives as long as the group */
+  HfamBackend *description;
+  Lane *lanes;            /* under `lock`, but made again by join and leave only */
   int n_lanes;
   HfamHostBudget budget;  /* the lanes' plans and the frames queued */
   GThread *runner;
@@ -208,14 +215,92 @@ same_settings (const HfamBatchGroup *g, HfamPrecision precision, int n_threads, 
          && g->timeout_us == timeout_us;
 }
 
-/* Frees a group whose threads have stopped (or never started). */
+/* min(max_batch, n_threads, members) lanes of the group's settings, their threads shared out,
+ * not started. NULL, with the backend's error, when one fails. */
+static Lane *
+make_lanes (HfamBatchGroup *g, int n_lanes, GError **error)
+{
+  Lane *lanes = g_new0 (Lane, n_lanes);
+
+  for (int k = 0; k < n_lanes; k++) {
+    const int lane_threads = g->n_threads / n_lanes + (k < g->n_threads % n_lanes);
+    lanes[k].group = g;
+    /* depth 1: the lane's thread runs its frames itself */
+    if (!(lanes[k].backend = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
+                                                   lane_threads, 1, &g->budget, error))) {
+      for (int i = 0; i < k; i++)
+        lanes[i].backend->ops->free (lanes[i].backend);
+      g_free (lanes);
+      return NULL;
+    }
+  }
+  return lanes;
+}
+
+/* Under the lock: the lanes' backends freed (their threads stopped, or never started). */
+static void
+free_lanes (HfamBatchGroup *g)
+{
+  for (int k = 0; k < g->n_lanes; k++)
+    g->lanes[k].backend->ops->free (g->lanes[k].backend);
+  g_clear_pointer (&g->lanes, g_free);
+  g->n_lanes = 0;
+}
+
+static void
+start_lanes (HfamBatchGroup *g)
+{
+  for (int k = 0; k < g->n_lanes; k++)
+    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", run_lane, &g->lanes[k]);
+}
+
+/* Stops the lanes once they have run the frames ready. */
+static void
+stop_lanes (HfamBatchGroup *g)
+{
+  g_mutex_lock (&g->lock);
+  g->lanes_stop = TRUE;
+  g_cond_broadcast (&g->ready_cond);
+  g_mutex_unlock (&g->lock);
+  for (int k = 0; k < g->n_lanes; k++)
+    g_thread_join (g->lanes[k].thread);
+}
+
+/* As many lanes as the members want (join and leave, under the groups' lock): the old ones
+ * stop after the frames ready, the new ones take the frames from there. A failure leaves the
+ * old ones running. */
+static gboolean
+fit_lanes (HfamBatchGroup *g, GError **error)
+{
+  const int n_lanes = MAX (MIN (MIN (g->max_batch, g->n_threads), g->members), 1);
+  Lane *lanes;
+
+  if (n_lanes == g->n_lanes)
+    return TRUE;
+  /* under the lock: the lanes' plans take from the budget too */
+  g_mutex_lock (&g->lock);
+  lanes = make_lanes (g, n_lanes, error);
+  g_mutex_unlock (&g->lock);
+  if (!lanes)
+    return FALSE;
+  stop_lanes (g);
+  g_mutex_lock (&g->lock);
+  free_lanes (g);
+  g->lanes = lanes;
+  g->n_lanes = n_lanes;
+  g->lanes_stop = FALSE;
+  g_mutex_unlock (&g->lock);
+  start_lanes (g);
+  return TRUE;
+}
+
+/* Frees a group whose threads have stopped. */
 static void
 free_group (HfamBatchGroup *g)
 {
-  for (int k = 0; k < g->n_lanes; k++)
-    if (g->lanes[k].backend)
-      g->lanes[k].backend->ops->free (g->lanes[k].backend);
-  g_free (g->lanes);
+  free_lanes (g);
+  if (g->description)
+    g->description->ops->free (g->description);
   g_mutex_clear (&g->lock);
   g_cond_clear (&g->work);
   g_cond_clear (&g->ready_cond);
@@ -223,7 +308,7 @@ free_group (HfamBatchGroup *g)
   g_free (g);
 }
 
-/* A new group: its lanes' backends, the threads shared out among them, then its threads. */
+/* A new group, without members or lanes yet: its description and its runner. */
 static HfamBatchGroup *
 start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
              const HfamOptions *options, int n_threads, int max_batch, gint64 timeout_us,
@@ -235,6 +320,8 @@ start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   g->n_threads = n_threads;
   g->max_batch = max_batch;
   g->timeout_us = timeout_us;
+  g->graph = graph;
+  g->weight_cache = weight_cache;
   g->budget.limit = options->memory_budget > 0 ? options->memory_budget
                                                : hfam_default_memory_budget ();
   g_mutex_init (&g->lock);
@@ -243,22 +330,26 @@ start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   g_cond_init (&g->done);
   g_queue_init (&g->queued);
   g_queue_init (&g->ready);
-  g->n_lanes = MIN (max_batch, n_threads);
-  g->lanes = g_new0 (Lane, g->n_lanes);
-  for (int k = 0; k < g->n_lanes; k++) {
-    const int lane_threads = n_threads / g->n_lanes + (k < n_threads % g->n_lanes);
-    g->lanes[k].group = g;
-    /* depth 1: the lane's thread runs its frames itself */
-    if (!(g->lanes[k].backend = hfam_backend_cpu_new (graph, weight_cache, options->precision,
-                                                      lane_threads, 1, &g->budget, error))) {
-      free_group (g);
-      return NULL;
-    }
+  if (!(g->description = hfam_backend_cpu_new (graph, weight_cache, options->precision,
+                                               n_threads, 1, &g->budget, error))) {
+    free_group (g);
+    return NULL;
   }
-  for (int k = 0; k < g->n_lanes; k++)
-    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", run_lane, &g->lanes[k]);
   g->runner = g_thread_new ("hfam-batch", run_batches, g);
   return g;
+}
+
+/* Stops a group without members and frees it. */
+static void
+stop_group (HfamBatchGroup *g)
+{
+  g_mutex_lock (&g->lock);
+  g->stopping = TRUE;
+  g_cond_signal (&g->work);
+  g_mutex_unlock (&g->lock);
+  g_thread_join (g->runner);
+  stop_lanes (g);
+  free_group (g);
 }
 
 HfamBatchGroup *
@@ -283,6 +374,16 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
     g_mutex_lock (&g->lock);
     g->members++;
     g_mutex_unlock (&g->lock);
+    if (!fit_lanes (g, error)) {
+      g_mutex_lock (&g->lock);
+      g->members--;
+      g_mutex_unlock (&g->lock);
+      if (g->members == 0) {
+        groups->groups = g_list_remove (groups->groups, g);
+        stop_group (g);
+      }
+      g = NULL;
+    }
   }
   g_mutex_unlock (&groups->lock);
   return g;
@@ -291,31 +392,26 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
 void
 hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *g)
 {
-  gboolean last;
-
   g_mutex_lock (&groups->lock);
   g_mutex_lock (&g->lock);
-  last = --g->members == 0;
-  if (last)
-    g->stopping = TRUE;
+  g->members--;
   /* a batch waiting for this member's frame is due now */
   g_cond_signal (&g->work);
   g_mutex_unlock (&g->lock);
-  if (last)
+  if (g->members == 0) {
     groups->groups = g_list_remove (groups->groups, g);
+    stop_group (g);
+  } else {
+    /* fewer lanes; where they cannot be made, the ones there are go on */
+    fit_lanes (g, NULL);
+  }
   g_mutex_unlock (&groups->lock);
-  if (!last)
-    return;
-  g_thread_join (g->runner);
-  for (int k = 0; k < g->n_lanes; k++)
-    g_thread_join (g->lanes[k].thread);
-  free_group (g);
 }
 
 HfamBackend *
 hfam_batch_group_backend (HfamBatchGroup *group)
 {
-  return group->lanes[0].backend;
+  return group->description;
 }
 
 int

@@ -48,7 +48,7 @@ gboolean hfam_batch_group_collect (HfamBatchGroup *group, HfamBatchFrame *frame,
 /* What the runner has done so far (hfam-internal.h). */
 typedef struct {
   int members;
-  int lanes;    /* backends running a batch's frames side by side */
+  int lanes;    /* backends running a batch's frames side by side now */
   guint64 batches;
   guint64 frames;
   int largest;  /* frames in the largest batch */

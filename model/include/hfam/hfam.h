@@ -72,10 +72,11 @@ typedef struct {
                                submit at about the same time as one batch of up to max_batch
                                frames of one inference size. The CPU backend has no batch
                                dimension: the group runs a batch's frames side by side on
-                               min(max_batch, n_threads) lanes, each a backend with its share
-                               of the n_threads (so the group holds a plan a lane, not one a
-                               member; its memory is counted in a budget of the group's own,
-                               the first member's memory_budget). Submit returns at once;
+                               min(max_batch, n_threads, members) lanes, each a backend with
+                               its share of the n_threads (so the group holds a plan a lane,
+                               not one a member, and a member alone has all the threads; its
+                               memory is counted in a budget of the group's own, the first
+                               member's memory_budget). Submit returns at once;
                                collect waits for the frame. The CUDA backend runs every
                                context's frames alone for now.
                                <= 1: the context runs its frames itself */

@@ -60,8 +60,8 @@ run_seed (HfamContext *ctx, int seed, int long_side, float *alpha, GError **erro
   return hfam_context_run (ctx, &frame, &params, &matte, 1, error);
 }
 
-/* What a context of its own makes of seed's frame, on the threads of a lane of the groups
- * here (2 threads, 2 lanes). */
+/* What a context of its own makes of seed's frame (on one thread: a lane of the groups here
+ * has one or two, which make the same mattes within expect_same_matte's 1e-6). */
 static float *
 private_matte (HfamModel *model, int seed, int long_side)
 {
@@ -164,7 +164,8 @@ test_streams_batched (void)
 }
 
 /* max_batch caps a batch: four frames from four members, two by two, whichever come
- * together (a batch waits for two; the members served leave, so that none waits for them). */
+ * together (a batch waits for two; the members served leave, so that none waits for them).
+ * The lanes follow the members: one for one member, two (the threads) for more. */
 static void
 test_max_batch (void)
 {
@@ -175,12 +176,16 @@ test_max_batch (void)
   GThread *threads[3];
   HfamBatchCounts counts;
 
+  /* a member alone has one lane, with all the threads */
+  g_assert_cmpint (counts_of (watcher).lanes, ==, 1);
   for (int k = 0; k < 3; k++) {
     streams[k] = (Stream) { .ctx = member (model, 2, LONG_TIMEOUT_US, 1), .first_seed = k,
                             .n_frames = 1, .long_side = 64, .leave = TRUE };
     streams[k].mattes = g_new (float, PIPE_W * PIPE_H);
   }
-  g_assert_cmpint (counts_of (watcher).members, ==, 4);
+  counts = counts_of (watcher);
+  g_assert_cmpint (counts.members, ==, 4);
+  g_assert_cmpint (counts.lanes, ==, 2);
   {
     /* a context of another max_batch is in a group of its own */
     g_autoptr (HfamContext) other = member (model, 3, LONG_TIMEOUT_US, 1);
@@ -197,6 +202,7 @@ test_max_batch (void)
   }
   counts = counts_of (watcher);
   g_assert_cmpint (counts.members, ==, 1);
+  g_assert_cmpint (counts.lanes, ==, 1);
   g_assert_cmpuint (counts.frames, ==, 4);
   g_assert_cmpuint (counts.batches, ==, 2);
   g_assert_cmpint (counts.largest, ==, 2);
