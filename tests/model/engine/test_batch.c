@@ -293,6 +293,33 @@ test_sizes_and_depth (void)
     g_free (streams[k].mattes);
 }
 
+/* Members joining and leaving while others stream (the lanes made again each time): every
+ * frame still gets its own matte. */
+static void
+test_join_and_leave (void)
+{
+  const gint64 timeout_us = 50 * 1000;
+  g_autoptr (HfamModel) model = load_model ();
+  Stream streams[3];
+  GThread *threads[3];
+
+  for (int k = 0; k < 3; k++) {
+    streams[k] = (Stream) { .ctx = member (model, 4, timeout_us, 1 + k % 2),
+                            .first_seed = 30 + 10 * k, .n_frames = 2 + 2 * k,
+                            .long_side = 64, .leave = TRUE };
+    streams[k].mattes = g_new (float, (size_t) streams[k].n_frames * PIPE_W * PIPE_H);
+    threads[k] = g_thread_new ("stream", run_stream, &streams[k]);
+  }
+  for (int i = 0; i < 5; i++)
+    hfam_context_free (member (model, 4, timeout_us, 1));
+  for (int k = 0; k < 3; k++) {
+    g_thread_join (threads[k]);
+    g_assert_no_error (streams[k].error);
+    expect_private_mattes (model, &streams[k]);
+    g_free (streams[k].mattes);
+  }
+}
+
 /* A frame the group's memory budget refuses fails for its member alone: the other member's
  * frames run, and the member runs a smaller frame next. */
 static void
@@ -352,6 +379,7 @@ main (int argc, char **argv)
   g_test_add_func ("/batch/max-batch", test_max_batch);
   g_test_add_func ("/batch/time-out", test_time_out);
   g_test_add_func ("/batch/sizes-and-depth", test_sizes_and_depth);
+  g_test_add_func ("/batch/join-and-leave", test_join_and_leave);
   g_test_add_func ("/batch/budget", test_budget);
   g_test_add_func ("/batch/options", test_options);
   return g_test_run ();
