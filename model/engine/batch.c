@@ -201,8 +201,6 @@ run_batches (gpointer data)
     g->counts.frames += n;
     g->counts.largest = MAX (g->counts.largest, n);
   }
-  g->lanes_stop = TRUE;
-  g_cond_broadcast (&g->ready_cond);
   g_mutex_unlock (&g->lock);
   return NULL;
 }
