@@ -47,7 +47,7 @@ struct _HfamBatchGroup {
   GQueue ready;           /* HfamBatchFrame, in batches formed, oldest first */
   int members;
   gboolean stopping;      /* the last member left: the runner stops */
-  gboolean lanes_stop;    /* the runner stopped: the lanes stop */
+  gboolean lanes_stop;    /* stop_lanes: the lanes stop once no frame is ready */
   HfamBatchCounts counts;
 };
 
@@ -151,7 +151,7 @@ run_frame (HfamBackend *be, HfamBatchFrame *frame, GError **error)
 }
 
 /* A lane: the oldest frame ready, planned for (under the lock: the plan takes from the
- * budget that submit takes from) and run, until the runner has stopped and none is left. */
+ * budget that submit takes from) and run, until stop_lanes and none is left. */
 static gpointer
 run_lane (gpointer data)
 {
