@@ -10,6 +10,7 @@
 #include "hfam-internal.h"
 #include "heads.h"
 #include "hparams.h"
+#include "proc-status.h"
 #include "refine.h"
 #include "safetensors.h"
 #include "temporal.h"
@@ -303,20 +304,6 @@ test_odd_frames (void)
 
 /* ---- pipelined frames: hfam_context_submit / collect against hfam_context_run ---- */
 
-/* The process's threads (/proc/self/task), -1 where that cannot be read. */
-static int
-count_threads (void)
-{
-  g_autoptr (GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
-  int n = 0;
-
-  if (!dir)
-    return -1;
-  while (g_dir_read_name (dir))
-    n++;
-  return n;
-}
-
 /* A context of one thread made and run on a thread whose OpenMP team would be larger (one
  * per core): no thread starts. oneDNN's kernels run on as many threads as there were when
  * they were made, so the plan must hold to n_threads too. */
@@ -334,7 +321,7 @@ run_one_thread_context (gpointer data)
   g_autofree float *alpha = g_new (float, PIPE_W * PIPE_H);
   const HfamImage frame = packed_image (pixels, PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
   const HfamImage matte = float_matte (alpha, PIPE_W, PIPE_H);
-  const int before = count_threads ();
+  const gint64 before = proc_status_now ("Threads:");
 
   g_assert_no_error (error);
   ctx = hfam_context_new (model, &options, NULL, &error);
@@ -343,15 +330,15 @@ run_one_thread_context (gpointer data)
   for (int i = 0; i < 2; i++)
     g_assert_true (hfam_context_run (ctx, &frame, NULL, &matte, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (count_threads (), ==, before);
+  g_assert_cmpint (proc_status_now ("Threads:"), ==, before);
   return NULL;
 }
 
 static void
 test_one_thread (void)
 {
-  if (count_threads () < 0 || g_get_num_processors () < 2) {
-    g_test_skip ("needs /proc/self/task and two cores");
+  if (proc_status_now ("Threads:") < 0 || g_get_num_processors () < 2) {
+    g_test_skip ("needs /proc/self/status and two cores");
     return;
   }
   g_thread_join (g_thread_new ("one-thread", run_one_thread_context, NULL));
