@@ -376,7 +376,6 @@ gboolean
 hfam_cpu_plan_concat_int8 (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
-  Step *s = &be->steps[id];
   const Value *v = &be->values[id];
   int c0 = 0;
 
@@ -388,34 +387,24 @@ hfam_cpu_plan_concat_int8 (CpuBackend *be, int id, GError **error)
     dnnl_dims_t dims, offsets = { 0, c0, 0, 0 };
     dnnl_memory_desc_t slice_md;
     dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t rpd;
-    dnnl_status_t st;
+    gboolean added;
     int w, h;
 
     hfam_cpu_value_dims (be, &be->base.graph->nodes[in], dims, &w, &h);
     DNNL_TRY (dnnl_memory_desc_init_submemory (&slice_md, &v->qmd, dims, offsets), n);
-    DNNL_TRY (dnnl_memory_create (&s->slices[s->n_copies], &slice_md, be->engine,
-                                  v->qblock->data), n);
     dnnl_primitive_attr_create (&attr);
     dnnl_primitive_attr_set_output_scales (attr, 1, 0, &scale);
-    st = dnnl_reorder_primitive_desc_create (&rpd,
-                                             from_int8   ? &src->qmd
-                                             : from_bf16 ? &src->bf16_md
-                                                         : &src->md,
-                                             be->engine, &slice_md, be->engine, attr);
+    added = hfam_cpu_add_slice_copy (be, &be->steps[id], n, &slice_md, v->qblock->data,
+                                     from_int8   ? &src->qmd
+                                     : from_bf16 ? &src->bf16_md
+                                                 : &src->md,
+                                     from_int8   ? src->qmem
+                                     : from_bf16 ? src->bf16_mem
+                                                 : src->mem,
+                                     attr, error);
     dnnl_primitive_attr_destroy (attr);
-    if (st == dnnl_success) {
-      st = dnnl_primitive_create (&s->copies[s->n_copies], rpd);
-      dnnl_primitive_desc_destroy (rpd);
-    }
-    if (st != dnnl_success)
-      dnnl_memory_destroy (s->slices[s->n_copies]);
-    DNNL_TRY (st, n);
-    s->copy_args[s->n_copies][0] = (dnnl_exec_arg_t) {
-      DNNL_ARG_FROM, from_int8 ? src->qmem : from_bf16 ? src->bf16_mem : src->mem
-    };
-    s->copy_args[s->n_copies][1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, s->slices[s->n_copies] };
-    s->n_copies++;
+    if (!added)
+      return FALSE;
   }
   return TRUE;
 }

@@ -401,41 +401,55 @@ has_slices_in_place (const CpuBackend *be, int concat)
   return FALSE;
 }
 
+gboolean
+hfam_cpu_add_slice_copy (CpuBackend *be, Step *s, const HfamNode *n,
+                         const dnnl_memory_desc_t *slice_md, void *slice_data,
+                         const dnnl_memory_desc_t *from_md, dnnl_memory_t from,
+                         const_dnnl_primitive_attr_t attr, GError **error)
+{
+  dnnl_memory_t *slice = &s->slices[s->n_copies];
+  dnnl_primitive_desc_t rpd;
+  dnnl_status_t st;
+
+  DNNL_TRY (dnnl_memory_create (slice, slice_md, be->engine, slice_data), n);
+  st = dnnl_reorder_primitive_desc_create (&rpd, from_md, be->engine, slice_md, be->engine,
+                                           attr);
+  if (st == dnnl_success) {
+    st = dnnl_primitive_create (&s->copies[s->n_copies], rpd);
+    dnnl_primitive_desc_destroy (rpd);
+  }
+  if (st != dnnl_success)
+    dnnl_memory_destroy (*slice);
+  DNNL_TRY (st, n);
+  s->copy_args[s->n_copies][0] = (dnnl_exec_arg_t) { DNNL_ARG_FROM, from };
+  s->copy_args[s->n_copies][1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, *slice };
+  s->n_copies++;
+  return TRUE;
+}
+
 /* A concatenation some of whose inputs were written in place: a copy of each other one into
  * its slice. */
 static gboolean
 plan_concat_copies (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
-  Step *s = &be->steps[id];
   const Value *v = &be->values[id];
 
   for (int k = 0; k < n->n_inputs; k++) {
     const int in = n->inputs[k];
     const Value *src = &be->values[in];
     dnnl_memory_desc_t slice_md;
-    dnnl_primitive_desc_t rpd;
     dnnl_dims_t dims;
     int w, h;
-    dnnl_status_t st;
 
     if (src->concat == id)
       continue;
     hfam_cpu_value_dims (be, &be->base.graph->nodes[in], dims, &w, &h);
     DNNL_TRY (dnnl_memory_desc_init_by_tag (&slice_md, 4, dims, dnnl_f32, be->blocked_tag), n);
-    DNNL_TRY (dnnl_memory_create (&s->slices[s->n_copies], &slice_md, be->engine,
-                                  (uint8_t *) v->block->data
-                                      + hfam_cpu_slice_offset (be, id, in)), n);
-    DNNL_TRY (dnnl_reorder_primitive_desc_create (&rpd, &src->md, be->engine, &slice_md,
-                                                  be->engine, NULL), n);
-    st = dnnl_primitive_create (&s->copies[s->n_copies], rpd);
-    dnnl_primitive_desc_destroy (rpd);
-    if (st != dnnl_success)
-      dnnl_memory_destroy (s->slices[s->n_copies]);
-    DNNL_TRY (st, n);
-    s->copy_args[s->n_copies][0] = (dnnl_exec_arg_t) { DNNL_ARG_FROM, src->mem };
-    s->copy_args[s->n_copies][1] = (dnnl_exec_arg_t) { DNNL_ARG_TO, s->slices[s->n_copies] };
-    s->n_copies++;
+    if (!hfam_cpu_add_slice_copy (be, &be->steps[id], n, &slice_md,
+                                  (uint8_t *) v->block->data + hfam_cpu_slice_offset (be, id, in),
+                                  &src->md, src->mem, NULL, error))
+      return FALSE;
   }
   return TRUE;
 }

@@ -184,6 +184,12 @@ void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
 gboolean hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_plan_requant (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_plan_concat_int8 (CpuBackend *be, int id, GError **error);
+/* backend-cpu.c: a concatenation step's next copy, `from` (described by from_md) reordered
+ * into the slice slice_md at slice_data, with `attr` (NULL: none, a plain copy). */
+gboolean hfam_cpu_add_slice_copy (CpuBackend *be, Step *s, const HfamNode *n,
+                                  const dnnl_memory_desc_t *slice_md, void *slice_data,
+                                  const dnnl_memory_desc_t *from_md, dnnl_memory_t from,
+                                  const_dnnl_primitive_attr_t attr, GError **error);
 float hfam_cpu_value_range (const HfamGraph *g, int id, dnnl_data_type_t *data_type);
 gboolean hfam_cpu_has_vnni (void);
 void hfam_cpu_mark_int8 (CpuBackend *be);
