@@ -212,6 +212,7 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
   }
 #ifdef HFAM_HAVE_GST_CUDA
   worker->device_format = cuda_memory && worker->cuda_context
+      && hfam_context_device_frames (worker->ctx)
       && gst_hfam_matte_worker_device_format (worker);
 #endif
   gst_hfam_matte_worker_reset (worker);

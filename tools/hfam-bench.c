@@ -14,7 +14,7 @@
 #define WARM_UP_RUNS 2
 
 static char *model_path, *size_text, *backend_name, *precision_name;
-static int n_runs = 10, n_threads, n_rounds = 1, depth;
+static int n_runs = 10, n_threads, n_rounds = 1, depth, batch = 1;
 static gboolean no_torch, no_ort, no_graphs;
 static HfamOptions context_options;  /* --backend, --threads, --precision, --depth */
 static HfamCudaOptions cuda_options = { .device_id = -1 };  /* --no-graphs */
@@ -46,6 +46,9 @@ static const GOptionEntry entries[] = {
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
     "submitted frames instead of the stages", "N" },
+  { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
+    "With --depth: this many streams, each a context, in one batch group of max-batch N "
+    "(1: one context of its own); throughput over all their frames (1)", "N" },
   { "no-graphs", 0, 0, G_OPTION_ARG_NONE, &no_graphs,
     "CUDA: queue kernels instead of replaying a CUDA graph (without it, the encoder's time "
     "covers the whole frame)", NULL },
@@ -359,23 +362,27 @@ compare_gint64 (const void *a, const void *b)
 }
 
 /* Submitted frames (hfam_context_submit_tensor) with up to the context's pipeline depth in
- * flight: the median latency from submit to collect, and the throughput over the timed
- * frames. The inputs are 4 fresh random tensors used in turn, made before timing. */
+ * flight, on `batch` contexts (streams) at once, in one batch group when there are several:
+ * each round submits a frame on every stream and collects the oldest of each. The median
+ * latency from submit to collect, and the throughput over all the timed frames. The inputs
+ * are 4 fresh random tensors used in turn, made before timing. */
 static gboolean
 bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *options,
                 int width, int height, int threads, double *frame_ms, GError **error)
 {
   const HfamHparams *hp = hfam_model_hparams (model);
   const gsize plane = (gsize) width * height;
+  const int n_frames = n_runs * batch;
   enum { N_INPUTS = 4 };
   float *inputs[N_INPUTS];
   g_autofree float *alpha = g_new (float, plane);
-  g_autofree gint64 *submitted = g_new0 (gint64, n_runs);
-  g_autofree gint64 *latency = g_new0 (gint64, n_runs);
+  g_autofree gint64 *submitted = g_new0 (gint64, n_frames);
+  g_autofree gint64 *latency = g_new0 (gint64, n_frames);
+  g_autofree HfamContext **ctx = g_new0 (HfamContext *, batch);
   g_autoptr (GRand) rand = g_rand_new_with_seed (1);
+  HfamOptions grouped = *options;
   HfamOutputs outputs = { .fused = alpha };
-  HfamContext *ctx;
-  int in_flight = 0, next = 0, done = 0, d;
+  int in_flight = 0, next = 0, done = 0, d = 0;
   gint64 start = 0, end;
   gboolean ok = TRUE;
 
@@ -386,51 +393,62 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
         inputs[i][k * plane + j] = (g_rand_double (rand) * hp->input_scale - hp->input_mean[k])
                                    / hp->input_std[k];
   }
-  ctx = hfam_context_new (model, options, &cuda_options, error);
-  if (!ctx) {
-    for (int i = 0; i < N_INPUTS; i++)
-      g_free (inputs[i]);
-    return FALSE;
+  grouped.max_batch = batch;
+  for (int m = 0; m < batch && ok; m++)
+    ok = (ctx[m] = hfam_context_new (model, &grouped, &cuda_options, error)) != NULL;
+  if (ok) {
+    d = hfam_context_pipeline_depth (ctx[0]);
+    engine_backend = g_intern_string (hfam_context_backend_name (ctx[0]));
+    engine_precision = hfam_context_precision (ctx[0]);
   }
-  d = hfam_context_pipeline_depth (ctx);
-  engine_backend = g_intern_string (hfam_context_backend_name (ctx));
-  engine_precision = hfam_context_precision (ctx);
-  /* warm-up: plan, algorithm search, a graph per frame slot */
-  for (int i = 0; i < WARM_UP_RUNS + d && ok; i++)
-    ok = hfam_context_submit_tensor (ctx, inputs[i % N_INPUTS], width, height, error)
-         && hfam_context_collect_tensor (ctx, &outputs, error);
-  while (ok && done < n_runs) {
-    if (next < n_runs && in_flight < d) {
-      submitted[next] = g_get_monotonic_time ();
-      if (next == 0)
-        start = submitted[next];
-      ok = hfam_context_submit_tensor (ctx, inputs[next % N_INPUTS], width, height, error);
-      next++;
-      in_flight++;
+  /* warm-up: plan, algorithm search, a graph per frame slot; the streams together, as the
+   * timed rounds run them */
+  for (int i = 0; i < WARM_UP_RUNS + d && ok; i++) {
+    for (int m = 0; m < batch && ok; m++)
+      ok = hfam_context_submit_tensor (ctx[m], inputs[(i + m) % N_INPUTS], width, height,
+                                       error);
+    for (int m = 0; m < batch && ok; m++)
+      ok = hfam_context_collect_tensor (ctx[m], &outputs, error);
+  }
+  /* frame f is stream f % batch's */
+  while (ok && done < n_frames) {
+    if (next < n_frames && in_flight < d * batch) {
+      for (int m = 0; m < batch && ok; m++, next++, in_flight++) {
+        submitted[next] = g_get_monotonic_time ();
+        if (next == 0)
+          start = submitted[next];
+        ok = hfam_context_submit_tensor (ctx[m], inputs[next % N_INPUTS], width, height,
+                                         error);
+      }
     } else {
-      ok = hfam_context_collect_tensor (ctx, &outputs, error);
-      latency[done] = g_get_monotonic_time () - submitted[done];
-      done++;
-      in_flight--;
+      for (int m = 0; m < batch && ok; m++, done++, in_flight--) {
+        ok = hfam_context_collect_tensor (ctx[m], &outputs, error);
+        latency[done] = g_get_monotonic_time () - submitted[done];
+      }
     }
   }
   end = g_get_monotonic_time ();
-  while (in_flight-- > 0)
-    hfam_context_collect_tensor (ctx, NULL, NULL);
+  for (int m = 0; m < batch && ctx[m]; m++)
+    for (int k = 0; k < in_flight / batch; k++)
+      hfam_context_collect_tensor (ctx[m], NULL, NULL);
   if (ok) {
-    const double fps = n_runs / ((end - start) / 1e6);
-    qsort (latency, n_runs, sizeof *latency, compare_gint64);
-    *frame_ms = (n_runs % 2 ? latency[n_runs / 2]
-                            : (latency[n_runs / 2 - 1] + latency[n_runs / 2]) / 2) / 1000.0;
-    g_print ("backend %s, %s, pipeline depth %d%s, %dx%d, %d frames after %d warm-up frames\n",
+    const double fps = n_frames / ((end - start) / 1e6);
+    qsort (latency, n_frames, sizeof *latency, compare_gint64);
+    *frame_ms = (n_frames % 2 ? latency[n_frames / 2]
+                              : (latency[n_frames / 2 - 1] + latency[n_frames / 2]) / 2)
+                / 1000.0;
+    g_print ("backend %s, %s, pipeline depth %d%s, %dx%d, %d stream(s)%s, %d frames each "
+             "after %d warm-up frames\n",
              engine_backend, precision_label (engine_precision), d,
-             cuda_options.no_graphs ? ", no CUDA graphs" : "", width, height, n_runs,
-             WARM_UP_RUNS + d);
+             cuda_options.no_graphs ? ", no CUDA graphs" : "", width, height, batch,
+             batch > 1 ? " in one batch group" : "", n_runs, WARM_UP_RUNS + d);
     g_print ("  latency (submit to collect): median %.2f ms, min %.2f ms, max %.2f ms\n",
-             *frame_ms, latency[0] / 1000.0, latency[n_runs - 1] / 1000.0);
-    g_print ("  throughput %.1f frames/s (%.2f ms per frame)\n", fps, 1000.0 / fps);
+             *frame_ms, latency[0] / 1000.0, latency[n_frames - 1] / 1000.0);
+    g_print ("  throughput %.1f frames/s (%.2f ms per frame), all streams\n", fps,
+             1000.0 / fps);
   }
-  hfam_context_free (ctx);
+  for (int m = 0; m < batch; m++)
+    hfam_context_free (ctx[m]);
   for (int i = 0; i < N_INPUTS; i++)
     g_free (inputs[i]);
   return ok;
@@ -569,7 +587,18 @@ run (int argc, char **argv, GError **error)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--depth %d: 1 or 2", depth);
     return FALSE;
   }
+  if (batch < 1 || batch > HFAM_MAX_BATCH || (batch > 1 && depth == 0)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "--batch %d: 1 to %d, and more than 1 with --depth only", batch,
+                 HFAM_MAX_BATCH);
+    return FALSE;
+  }
   context_options.pipeline_depth = depth;
+  if (batch > 1 && (!no_torch || !no_ort)) {
+    /* a latency of several streams is no frame time to set beside theirs */
+    g_print ("--batch %d: the engine alone (no PyTorch or ONNX Runtime side)\n", batch);
+    no_torch = no_ort = TRUE;
+  }
   cuda_options.no_graphs = no_graphs;
   /* One number for both the engine and PyTorch, so that the ratio compares like with like. */
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();

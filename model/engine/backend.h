@@ -17,6 +17,9 @@
 
 G_BEGIN_DECLS
 
+/* The largest batch (HfamOptions.max_batch). */
+#define HFAM_MAX_BATCH 64
+
 /* Outputs at the inference size (planar, row-major); any may be NULL. */
 typedef struct {
   float *semantic;  /* P_s: 3 planes (background, unknown, foreground) */
@@ -43,6 +46,12 @@ typedef struct {
    * flight, collected in order by collect_frame, which waits for the oldest one. */
   gboolean (*queue_frame) (HfamBackend *backend, const float *input, GError **error);
   gboolean (*collect_frame) (HfamBackend *backend, HfamOutputs *out, GError **error);
+  /* Optional (NULL where the backend has no batch dimension; HfamBackend.batch is 1 then):
+   * queue_frame for `n` frames (1 <= n <= batch) run as one batch, and collect_frame for
+   * them, out[k] for inputs[k]. A batch of fewer than `batch` frames costs a whole one. */
+  gboolean (*queue_batch) (HfamBackend *backend, const float *const *inputs, int n,
+                           GError **error);
+  gboolean (*collect_batch) (HfamBackend *backend, HfamOutputs *out, int n, GError **error);
 } HfamBackendOps;
 
 /* What write_matte does at the outputs' size: libhfam's edges (hfam_context_set_edges) in
@@ -95,6 +104,8 @@ struct _HfamBackend {
   const HfamDeviceOps *device; /* NULL where the backend has no device memory */
   const HfamGraph *graph;
   int pipeline_depth;          /* frames in flight with queue_frame (0 or 1: one) */
+  int batch;                   /* frames each queue_batch runs as one (0 or 1: one) */
+  gboolean gpu;                /* it computes on a GPU (the CUDA backend) */
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
   gboolean winograd;           /* its fp32 3x3 convolutions may run in Winograd (the CPU's
                                   with AVX-512): hfam_context_auto_long_side's size depends */
@@ -151,6 +162,10 @@ typedef struct {
   gboolean current_context; /* run on the CUDA context current on the calling thread, not on
                                device_id's primary one; it must be current around every
                                later call, free included */
+  int batch;              /* frames per run, 1 to HFAM_MAX_BATCH (<= 0: 1): a backend with a
+                             batch of more than one takes frames through queue_batch (the
+                             others run one frame as a whole batch) and has no device
+                             frames (HfamBackend.device NULL) */
 } HfamCudaBackendOptions;
 
 /* NULL, with an HFAM_ERROR_BACKEND error saying why, when the CUDA backend's module does not

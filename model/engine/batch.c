@@ -11,7 +11,13 @@
  * share the threads out among the frames. So a group holds one plan (activation arena) a
  * lane, not one a member, and one team of threads a lane; a member alone has all the threads
  * on one lane (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
- * leave. */
+ * leave.
+ *
+ * The CUDA backend has one: a CUDA group runs its batches on one lane, a CUDA backend planned
+ * for batches of min(max_batch, members) frames (made again when members join or leave, so that
+ * a member alone runs batches of one), two batches in flight so that one's copies overlap the
+ * other's network. It runs on the device's primary context and takes frames in host memory:
+ * device frames belong to one context each. */
 #include "batch.h"
 
 #include <string.h>
@@ -29,13 +35,19 @@ struct _HfamBatchGroup {
   int n_threads;
   int max_batch;
   gint64 timeout_us;
+  gboolean cuda;          /* CUDA lanes (cuda_options, device_id), else CPU ones */
+  HfamCudaBackendOptions cuda_options;
+  int device_id;
   const HfamGraph *graph;
   HfamCpuWeightCache *weight_cache;
   /* what members read of a backend (name, precision): one made with the group's settings,
-   * never planned, which lives as long as the group */
+   * never planned, which lives as long as the group; for CUDA, a copy of the first lane's
+   * (cuda_description), without device frames */
   HfamBackend *description;
+  HfamBackend cuda_description;
   Lane *lanes;            /* under `lock`, but made again by join and leave only */
   int n_lanes;
+  int lane_batch;         /* the frames each lane's backend runs as one batch */
   HfamHostBudget budget;  /* the lanes' plans and the frames queued */
   GThread *runner;
   /* the rest under `lock` */
@@ -178,6 +190,123 @@ run_lane (gpointer data)
   return NULL;
 }
 
+/* Up to `batch` frames of the oldest frame's size out of the ready queue, in order. */
+static int
+take_ready (HfamBatchGroup *g, int batch, HfamBatchFrame **frames)
+{
+  const HfamBatchFrame *first = g_queue_peek_head (&g->ready);
+  GList *l = g->ready.head;
+  int n = 0;
+
+  while (l && n < batch) {
+    GList *next = l->next;
+    HfamBatchFrame *f = l->data;
+    if (f->width == first->width && f->height == first->height) {
+      frames[n++] = f;
+      g_queue_delete_link (&g->ready, l);
+    }
+    l = next;
+  }
+  return n;
+}
+
+/* A batch on a lane with a batch dimension. */
+typedef struct {
+  HfamBatchFrame *frames[HFAM_MAX_BATCH];
+  int n;
+} LaneBatch;
+
+/* Under the lock: the frames of `batch` done, with `error` (or their own). */
+static void
+finish_batch (HfamBatchGroup *g, LaneBatch *batch, const GError *error)
+{
+  for (int k = 0; k < batch->n; k++) {
+    if (error && !batch->frames[k]->error)
+      batch->frames[k]->error = g_error_copy (error);
+    batch->frames[k]->done = TRUE;
+  }
+  g_cond_broadcast (&g->done);
+}
+
+/* Queues the batch on the lane's backend, planned for its size first (which waits for the
+ * batches in flight). Without the lock. */
+static gboolean
+queue_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
+{
+  const float *inputs[HFAM_MAX_BATCH];
+
+  for (int k = 0; k < batch->n; k++)
+    inputs[k] = batch->frames[k]->planes;
+  return be->ops->plan (be, batch->frames[0]->width, batch->frames[0]->height, error)
+         && be->ops->queue_batch (be, inputs, batch->n, error);
+}
+
+/* Waits for the batch and copies each frame's outputs into its planes. Without the lock. */
+static gboolean
+collect_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
+{
+  HfamOutputs out[HFAM_MAX_BATCH];
+
+  for (int k = 0; k < batch->n; k++) {
+    HfamBatchFrame *f = batch->frames[k];
+    const size_t plane = plane_size (f);
+    out[k] = (HfamOutputs) { .semantic = f->planes + 3 * plane, .detail = f->planes + 6 * plane,
+                             .fused = f->planes + 7 * plane };
+  }
+  return be->ops->collect_batch (be, out, batch->n, error);
+}
+
+/* A lane whose backend has a batch dimension: the frames ready, a batch at a time, with up to
+ * the backend's pipeline depth of batches in flight; a batch of another size waits until those
+ * in flight are collected (its plan replaces theirs). */
+static gpointer
+run_batch_lane (gpointer data)
+{
+  Lane *lane = data;
+  HfamBatchGroup *g = lane->group;
+  HfamBackend *be = lane->backend;
+  const int depth = MAX (be->pipeline_depth, 1);
+  LaneBatch flight[2];
+  int first = 0, n_flight = 0;
+
+  g_mutex_lock (&g->lock);
+  for (;;) {
+    const HfamBatchFrame *next;
+    LaneBatch *batch;
+    GError *error = NULL;
+
+    while (!g->lanes_stop && n_flight == 0 && g_queue_is_empty (&g->ready))
+      g_cond_wait (&g->ready_cond, &g->lock);
+    next = g_queue_peek_head (&g->ready);
+    if (!next && n_flight == 0)
+      break;
+    if (next && n_flight < MIN (depth, 2)
+        && (n_flight == 0 || (next->width == flight[first].frames[0]->width
+                              && next->height == flight[first].frames[0]->height))) {
+      batch = &flight[(first + n_flight) % 2];
+      batch->n = take_ready (g, be->batch, batch->frames);
+      g_mutex_unlock (&g->lock);
+      if (queue_lane_batch (be, batch, &error)) {
+        g_mutex_lock (&g->lock);
+        n_flight++;
+        continue;
+      }
+      g_mutex_lock (&g->lock);
+    } else {
+      batch = &flight[first];
+      g_mutex_unlock (&g->lock);
+      collect_lane_batch (be, batch, &error);
+      g_mutex_lock (&g->lock);
+      first = (first + 1) % 2;
+      n_flight--;
+    }
+    finish_batch (g, batch, error);
+    g_clear_error (&error);
+  }
+  g_mutex_unlock (&g->lock);
+  return NULL;
+}
+
 static gpointer
 run_batches (gpointer data)
 {
@@ -206,26 +335,34 @@ run_batches (gpointer data)
 }
 
 static gboolean
-same_settings (const HfamBatchGroup *g, HfamPrecision precision, int n_threads, int max_batch,
-               gint64 timeout_us)
+same_settings (const HfamBatchGroup *g, const HfamBatchGroup *want)
 {
-  return g->precision == precision && g->n_threads == n_threads && g->max_batch == max_batch
-         && g->timeout_us == timeout_us;
+  return g->cuda == want->cuda && g->precision == want->precision
+         && g->n_threads == want->n_threads && g->max_batch == want->max_batch
+         && g->timeout_us == want->timeout_us
+         && (!g->cuda || (g->device_id == want->device_id
+                          && g->cuda_options.no_graphs == want->cuda_options.no_graphs));
 }
 
-/* min(max_batch, n_threads, members) lanes of the group's settings, their threads shared out,
- * not started. NULL, with the backend's error, when one fails. */
+/* `n_lanes` lanes of the group's settings, not started: CPU ones with the threads shared out,
+ * or CUDA ones for batches of `batch`. NULL, with the backend's error, when one fails. */
 static Lane *
-make_lanes (HfamBatchGroup *g, int n_lanes, GError **error)
+make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 {
   Lane *lanes = g_new0 (Lane, n_lanes);
 
   for (int k = 0; k < n_lanes; k++) {
     const int lane_threads = g->n_threads / n_lanes + (k < g->n_threads % n_lanes);
+    HfamCudaBackendOptions cuda_options = g->cuda_options;
     lanes[k].group = g;
-    /* depth 1: the lane's thread runs its frames itself */
-    if (!(lanes[k].backend = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
-                                                   lane_threads, 1, &g->budget, error))) {
+    cuda_options.batch = batch;
+    /* CPU: depth 1, the lane's thread runs its frames itself */
+    if (g->cuda)
+      lanes[k].backend = hfam_backend_cuda_new (g->graph, g->device_id, &cuda_options, error);
+    else
+      lanes[k].backend = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
+                                               lane_threads, 1, &g->budget, error);
+    if (!lanes[k].backend) {
       for (int i = 0; i < k; i++)
         lanes[i].backend->ops->free (lanes[i].backend);
       g_free (lanes);
@@ -249,7 +386,8 @@ static void
 start_lanes (HfamBatchGroup *g)
 {
   for (int k = 0; k < g->n_lanes; k++)
-    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", run_lane, &g->lanes[k]);
+    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", g->cuda ? run_batch_lane : run_lane,
+                                       &g->lanes[k]);
 }
 
 /* Stops the lanes once they have run the frames ready. */
@@ -270,22 +408,32 @@ stop_lanes (HfamBatchGroup *g)
 static gboolean
 fit_lanes (HfamBatchGroup *g, GError **error)
 {
-  const int n_lanes = MAX (MIN (MIN (g->max_batch, g->n_threads), g->members), 1);
+  const int members = MAX (MIN (g->max_batch, g->members), 1);
+  const int n_lanes = g->cuda ? 1 : MIN (members, MAX (g->n_threads, 1));
+  const int batch = g->cuda ? members : 1;
   Lane *lanes;
 
-  if (n_lanes == g->n_lanes)
+  if (n_lanes == g->n_lanes && batch == g->lane_batch)
     return TRUE;
   /* under the lock: the lanes' plans take from the budget too */
   g_mutex_lock (&g->lock);
-  lanes = make_lanes (g, n_lanes, error);
+  lanes = make_lanes (g, n_lanes, batch, error);
   g_mutex_unlock (&g->lock);
   if (!lanes)
     return FALSE;
+  if (g->cuda && !g->description) {
+    /* (the module stays loaded: the copy's ops outlive the lanes) */
+    g->cuda_description = *lanes[0].backend;
+    g->cuda_description.device = NULL;
+    g->cuda_description.batch = g->max_batch;
+    g->description = &g->cuda_description;
+  }
   stop_lanes (g);
   g_mutex_lock (&g->lock);
   free_lanes (g);
   g->lanes = lanes;
   g->n_lanes = n_lanes;
+  g->lane_batch = batch;
   g->lanes_stop = FALSE;
   g_mutex_unlock (&g->lock);
   start_lanes (g);
@@ -297,7 +445,7 @@ static void
 free_group (HfamBatchGroup *g)
 {
   free_lanes (g);
-  if (g->description)
+  if (g->description && g->description != &g->cuda_description)
     g->description->ops->free (g->description);
   g_mutex_clear (&g->lock);
   g_cond_clear (&g->work);
@@ -306,20 +454,22 @@ free_group (HfamBatchGroup *g)
   g_free (g);
 }
 
-/* A new group, without members or lanes yet: its description and its runner. */
+/* A new group of `want`'s settings, without members or lanes yet: its description (CPU; a
+ * CUDA one's comes with its first lanes) and its runner. */
 static HfamBatchGroup *
-start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
-             const HfamOptions *options, int n_threads, int max_batch, gint64 timeout_us,
-             GError **error)
+start_group (const HfamBatchGroup *want, const HfamOptions *options, GError **error)
 {
   HfamBatchGroup *g = g_new0 (HfamBatchGroup, 1);
 
-  g->precision = options->precision;
-  g->n_threads = n_threads;
-  g->max_batch = max_batch;
-  g->timeout_us = timeout_us;
-  g->graph = graph;
-  g->weight_cache = weight_cache;
+  g->precision = want->precision;
+  g->n_threads = want->n_threads;
+  g->max_batch = want->max_batch;
+  g->timeout_us = want->timeout_us;
+  g->cuda = want->cuda;
+  g->cuda_options = want->cuda_options;
+  g->device_id = want->device_id;
+  g->graph = want->graph;
+  g->weight_cache = want->weight_cache;
   g->budget.limit = options->memory_budget > 0 ? options->memory_budget
                                                : hfam_default_memory_budget ();
   g_mutex_init (&g->lock);
@@ -328,8 +478,9 @@ start_group (const HfamGraph *graph, HfamCpuWeightCache *weight_cache,
   g_cond_init (&g->done);
   g_queue_init (&g->queued);
   g_queue_init (&g->ready);
-  if (!(g->description = hfam_backend_cpu_new (graph, weight_cache, options->precision,
-                                               n_threads, 1, &g->budget, error))) {
+  if (!g->cuda
+      && !(g->description = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
+                                                  g->n_threads, 1, &g->budget, error))) {
     free_group (g);
     return NULL;
   }
@@ -353,20 +504,32 @@ stop_group (HfamBatchGroup *g)
 HfamBatchGroup *
 hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                        HfamCpuWeightCache *weight_cache, const HfamOptions *options,
-                       GError **error)
+                       const HfamCudaBackendOptions *cuda, int device_id, GError **error)
 {
-  const int n_threads = options->n_threads > 0 ? options->n_threads
-                                                : (int) g_get_num_processors ();
-  const int max_batch = MIN (options->max_batch, HFAM_MAX_BATCH);
-  const gint64 timeout_us = MAX (options->batch_timeout_us, 0);
+  HfamBatchGroup want = {
+    .precision = options->precision,
+    /* (threads for CPU lanes only) */
+    .n_threads = cuda ? 0 : options->n_threads > 0 ? options->n_threads
+                                                   : (int) g_get_num_processors (),
+    .max_batch = MIN (options->max_batch, HFAM_MAX_BATCH),
+    .timeout_us = MAX (options->batch_timeout_us, 0),
+    .cuda = cuda != NULL,
+    .device_id = MAX (device_id, 0),
+    .graph = graph,
+    .weight_cache = weight_cache,
+  };
   HfamBatchGroup *g = NULL;
 
+  if (cuda) {
+    want.cuda_options = *cuda;
+    want.cuda_options.pipeline_depth = 2;
+    want.cuda_options.current_context = FALSE;
+  }
   g_mutex_lock (&groups->lock);
   for (GList *l = groups->groups; l && !g; l = l->next)
-    if (same_settings (l->data, options->precision, n_threads, max_batch, timeout_us))
+    if (same_settings (l->data, &want))
       g = l->data;
-  if (!g && (g = start_group (graph, weight_cache, options, n_threads, max_batch, timeout_us,
-                              error)))
+  if (!g && (g = start_group (&want, options, error)))
     groups->groups = g_list_prepend (groups->groups, g);
   if (g) {
     g_mutex_lock (&g->lock);

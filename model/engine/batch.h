@@ -9,8 +9,6 @@
 
 G_BEGIN_DECLS
 
-#define HFAM_MAX_BATCH 64
-
 typedef struct _HfamBatchGroup HfamBatchGroup;
 typedef struct _HfamBatchFrame HfamBatchFrame;
 
@@ -21,17 +19,22 @@ typedef struct {
 } HfamBatchGroups;
 
 /* Joins the group of `groups` with these options (their precision, threads, max_batch and
- * batch_timeout_us alike), or starts one: its lanes, CPU backends on `graph` and
- * `weight_cache` whose host memory is counted in a budget of the group's own (the starting
- * member's memory_budget), and its threads. NULL, with the backend's error, when a backend
- * fails. */
+ * batch_timeout_us alike; for CUDA, the device and `cuda`'s no_graphs instead of the threads),
+ * or starts one: its lanes, on `graph`, and their threads. CPU lanes (`cuda` NULL) share
+ * `weight_cache` and count their host memory in a budget of the group's own (the starting
+ * member's memory_budget); a CUDA lane runs on device `device_id`'s primary context with
+ * `cuda`'s settings (its precision, graphs), whatever its current_context and
+ * pipeline_depth say. NULL, with the backend's error, when a backend fails. */
 HfamBatchGroup *hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                                        HfamCpuWeightCache *weight_cache,
-                                       const HfamOptions *options, GError **error);
+                                       const HfamOptions *options,
+                                       const HfamCudaBackendOptions *cuda, int device_id,
+                                       GError **error);
 /* Leaves it: the member's frames must all be collected. The last member stops the runner
  * and frees the group. */
 void hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *group);
-/* The group's first backend, which only the group runs (members read its description). */
+/* What members read of the group's backends (name, precision, batch); only the group runs
+ * them. */
 HfamBackend *hfam_batch_group_backend (HfamBatchGroup *group);
 int hfam_batch_group_max_batch (const HfamBatchGroup *group);
 

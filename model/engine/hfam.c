@@ -264,8 +264,14 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
       .current_context = cuda->current_context,
     };
     GError *cuda_error = NULL;
-    backend = hfam_backend_cuda_new (model->graph, cuda->device_id, &backend_options,
-                                     &cuda_error);
+    if (options->max_batch > 1
+        && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph, NULL,
+                                                options, &backend_options, cuda->device_id,
+                                                &cuda_error)))
+      backend = hfam_batch_group_backend (ctx->group);
+    else if (options->max_batch <= 1)
+      backend = hfam_backend_cuda_new (model->graph, cuda->device_id, &backend_options,
+                                       &cuda_error);
     if (!backend && options->backend == HFAM_BACKEND_CUDA) {
       g_propagate_error (error, cuda_error);
       g_free (ctx);
@@ -284,17 +290,18 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     return NULL;
   }
 #endif
-  if (backend) {
-    ctx->pipeline_depth = MAX (backend->pipeline_depth, 1);
-  } else if (options->max_batch > 1) {
-    if (!(ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph,
-                                              model->cpu_weights, options, error))) {
-      g_free (ctx);
-      return NULL;
-    }
+  if (!backend && options->max_batch > 1
+      && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph,
+                                              model->cpu_weights, options, NULL, 0, error)))
     backend = hfam_batch_group_backend (ctx->group);
+  if (ctx->group) {
     /* the group's runner computes while the member goes on */
     ctx->pipeline_depth = CLAMP (options->pipeline_depth, 1, HFAM_MAX_PIPELINE_DEPTH);
+  } else if (options->max_batch > 1) {
+    g_free (ctx);
+    return NULL;
+  } else if (backend) {
+    ctx->pipeline_depth = MAX (backend->pipeline_depth, 1);
   } else if ((backend = hfam_backend_cpu_new (model->graph, model->cpu_weights,
                                               options->precision, options->n_threads,
                                               options->pipeline_depth, &ctx->budget, error))) {
@@ -324,8 +331,7 @@ hfam_context_auto_long_side (const HfamContext *ctx)
   const int model_side = hfam_model_inference_size (ctx->model);
   int side;
 
-  /* the CUDA backend is the one with device memory */
-  if (ctx->backend->device)
+  if (ctx->backend->gpu)
     return model_side;
   switch (hfam_context_precision (ctx)) {
   case HFAM_PRECISION_INT8_BF16:
@@ -346,6 +352,12 @@ int
 hfam_context_pipeline_depth (const HfamContext *ctx)
 {
   return ctx->pipeline_depth;
+}
+
+gboolean
+hfam_context_device_frames (const HfamContext *ctx)
+{
+  return ctx->backend->device != NULL;
 }
 
 int

@@ -1,13 +1,14 @@
 #!/bin/bash
 # The CUDA backend on a GPU machine with CUDA (nvcc, cuDNN), meson and ninja but no GStreamer:
 # builds the engine, kernels, tests and bench only; checks every CUDA op against its CPU twin,
-# the whole network against the CPU backend and the device-frame API against the CPU path;
-# times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and fp32, pipeline depth 1
-# and 2, and the same network in PyTorch on the same GPU (frozen TorchScript, and
-# torch.compile), with the ratios. Phase gst: the GStreamer element with CUDA memory in and out
+# the whole network (alone and in batches) against the CPU backend and the device-frame API
+# against the CPU path; times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and
+# fp32, pipeline depth 1 and 2, batch groups of 1, 4 and 8 streams at 512x288 fp16, and the
+# same network in PyTorch on the same GPU (frozen TorchScript, and torch.compile), with the
+# ratios. Phase gst: the GStreamer element with CUDA memory in and out
 # (tests/gst's test_cuda_memory, the whole element suite, then tools/hfam-element-bench: 1080p
 # NV12 in CUDA memory end to end, frames/s and latency; four streams with and without a shared
-# model) in a second build folder, with
+# model, and in system memory with and without a batch group) in a second build folder, with
 # GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See tests/gpu/README.md.
 #
 # Usage: tests/gpu/run.sh [all | check | gst | bench [PATTERN]]   (default all: check, gst
@@ -314,6 +315,18 @@ element_bench () {
     grep -h 'all streams\|memory' "$LOG/gst-element-bench-4-streams-share-$share.log" \
       | sed "s|^|run.sh: gst: 4 streams, share-model=$share: |" | tee -a "$LOG/gst-phase.log"
   done
+  # and in one batch group (max-batch=4), whose frames go through host memory: four elements
+  # on 1080p NV12 in system memory with and without it
+  local mb
+  for mb in 1 4; do
+    run_check "gst-element-bench-4-streams-max-batch-$mb" "${bench[@]:0:${#bench[@]}-6}" \
+      --memory system --format NV12 --size 1920x1080 --set backend=cuda \
+      --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --streams 4 --set pipeline-depth=2 \
+      --set model=model/default/default.safetensors --set max-batch=$mb
+    grep -h 'all streams\|memory' "$LOG/gst-element-bench-4-streams-max-batch-$mb.log" \
+      | sed "s|^|run.sh: gst: 4 streams in system memory, max-batch=$mb: |" \
+      | tee -a "$LOG/gst-phase.log"
+  done
 }
 
 if [ "$phase" = all ] || [ "$phase" = check ]; then
@@ -394,6 +407,30 @@ diagnose_r101 () {
   cat "$lanes"
 }
 
+# Batch groups on CUDA (issue 20): B streams, each a context, in one batch group of max-batch B
+# (B = 1: one context alone), pipeline depth 2, 512x288 fp16, R101 and the default model,
+# alternated twice so that drift hits all alike; frames/s over all the streams.
+batch_rows () {
+  local batches=$LOG/batch-512x288-fp16.txt round m b weights blog fps lat
+  printf '%-6s %-8s %-6s %12s %10s\n' round model batch latency_ms fps >"$batches"
+  for round in 1 2; do
+    for m in r101 default; do
+      weights=$models/$m.safetensors
+      [ $m = default ] && weights=$root/model/default/default.safetensors
+      for b in 1 4 8; do
+        blog=$LOG/batch-$round-$m-b$b.log
+        timeout 120 "$BUILD/tools/hfam-bench" --model "$weights" --size 512x288 \
+          --backend cuda --precision fp16 --depth 2 --batch $b -n "$RUNS" >"$blog" 2>&1
+        lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$blog")
+        fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$blog")
+        printf '%-6s %-8s %-6s %12s %10s\n' $round $m $b "${lat:-n/a}" "${fps:-n/a}" >>"$batches"
+      done
+    done
+  done
+  echo "batch groups, 512x288 fp16, depth 2: B streams in one group of max-batch B"
+  cat "$batches"
+}
+
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
   # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together)
   say "bench: the edge ops at 1920x1080"
@@ -447,7 +484,10 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
             "${lat:-n/a}" "${fps:-n/a}" "${torch_ms:-n/a}" "${eager_ms:-n/a}" "${compile_ms:-n/a}" \
             "$ratio" "$cratio" >>"$summary"
         done
-        [ "$m $size $prec" = "r101 512x288 fp16" ] && diagnose_r101
+        if [ "$m $size $prec" = "r101 512x288 fp16" ]; then
+          batch_rows
+          diagnose_r101
+        fi
       done
     done
   done

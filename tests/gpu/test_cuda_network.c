@@ -22,6 +22,10 @@
  * weights (the device memory it takes is less, by at least a quarter of the file's size for a
  * file of 16 MB or more, than that of a context on a second copy of the model) and computes as
  * the CPU does.
+ * Batches (HfamOptions.max_batch 3, fp32 and fp16): three contexts of one batch group submit
+ * the three frames, which run as one batch of three, each frame against the CPU as above (the
+ * frames of a batch must not mix); then one context's frame alone, after the time-out, a batch
+ * of one on the backend planned for three; and the group's contexts take no device frames.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam-internal.h"
@@ -302,6 +306,69 @@ check_shared_weights (HfamModel *model, const char *path, const char *base,
   hfam_context_free (first);
 }
 
+/* The batch checks (see the top): `precision`, three members of one group. */
+static void
+check_batches (HfamModel *model, const char *base, HfamPrecision precision,
+               float *const inputs[3], int w, int h, const Result cpu[3])
+{
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .precision = precision,
+                                .pipeline_depth = 1, .max_batch = 3,
+                                /* long enough that the three always meet */
+                                .batch_timeout_us = 1000000 };
+  const gboolean fp16 = precision == HFAM_PRECISION_FP16;
+  const size_t plane = (size_t) w * h;
+  g_autoptr (GError) error = NULL;
+  HfamContext *ctx[3] = { NULL };
+  HfamBatchCounts counts = { 0 };
+  Result gpu[3];
+  char what[160];
+  gboolean ok = TRUE;
+
+  for (int m = 0; m < 3 && ok; m++)
+    ok = (ctx[m] = hfam_context_new (model, &options, NULL, &error)) != NULL;
+  for (int f = 0; f < 3; f++)
+    gpu[f] = result_new (plane);
+  for (int f = 0; f < 3 && ok; f++)
+    ok = hfam_context_submit_tensor (ctx[f], inputs[f], w, h, &error);
+  for (int f = 0; f < 3 && ok; f++) {
+    HfamOutputs o = outputs_of (&gpu[f]);
+    ok = hfam_context_collect_tensor (ctx[f], &o, &error);
+  }
+  if (ok) {
+    g_assert_true (hfam_context_batch_counts (ctx[0], &counts));
+    printf ("%-4s %s %dx%d %s batch group: %d members, %" G_GUINT64_FORMAT " batch(es), the "
+            "largest of %d\n", counts.largest == 3 ? "ok" : "FAIL", base, w, h,
+            fp16 ? "fp16" : "fp32", counts.members, counts.batches, counts.largest);
+    n_failed += counts.largest != 3;
+    for (int f = 0; f < 3; f++) {
+      snprintf (what, sizeof what, "%s %dx%d %s batch of 3, frame %d", base, w, h,
+                fp16 ? "fp16" : "fp32", f);
+      compare (what, &gpu[f], &cpu[f], plane, fp16);
+    }
+    printf ("%-4s %s %s batch group: no device frames\n",
+            hfam_context_device_frames (ctx[0]) ? "FAIL" : "ok", base, fp16 ? "fp16" : "fp32");
+    n_failed += hfam_context_device_frames (ctx[0]);
+  }
+  if (ok) {
+    HfamOutputs o = outputs_of (&gpu[1]);
+    ok = hfam_context_submit_tensor (ctx[1], inputs[1], w, h, &error)
+         && hfam_context_collect_tensor (ctx[1], &o, &error);
+    if (ok) {
+      snprintf (what, sizeof what, "%s %dx%d %s batch of 1 of 3", base, w, h,
+                fp16 ? "fp16" : "fp32");
+      compare (what, &gpu[1], &cpu[1], plane, fp16);
+    }
+  }
+  if (!ok) {
+    printf ("FAIL %s %s batch group: %s\n", base, fp16 ? "fp16" : "fp32", error->message);
+    n_failed++;
+  }
+  for (int m = 0; m < 3; m++) {
+    hfam_context_free (ctx[m]);
+    result_clear (&gpu[m]);
+  }
+}
+
 static gboolean
 run_case (const char *path, int w, int h, guint32 seed)
 {
@@ -400,8 +467,11 @@ run_case (const char *path, int w, int h, guint32 seed)
     for (int f = 0; f < 3; f++)
       result_clear (&gpu[f]);
   }
-  if (opened)
+  if (opened) {
     check_shared_weights (model, path, base, inputs[0], w, h, &cpu[0]);
+    check_batches (model, base, HFAM_PRECISION_FP32, inputs, w, h, cpu);
+    check_batches (model, base, HFAM_PRECISION_FP16, inputs, w, h, cpu);
+  }
   for (int f = 0; f < 3; f++) {
     g_free (inputs[f]);
     result_clear (&cpu[f]);

@@ -1,6 +1,6 @@
 """hfam-bench's comparison sides on a tiny model: the PyTorch and ONNX Runtime ratios, their
 round lines, --no-torch/--no-ort, and the line that says why the ONNX Runtime side is skipped
-without node.
+without node; and --batch, several streams in one batch group, which has no sides.
 
     python3 tests/tools/bench_sides.py BUILD/tools/hfam-bench TINY.safetensors
 
@@ -79,10 +79,21 @@ def main() -> int:
             "ratio engine/onnxruntime: n/a (node is not installed)", out
         assert ratio_line(out, "pytorch") is None, out
 
-    check("both sides, two rounds", both_sides)
-    check("--no-torch --no-ort", no_sides)
-    check("no node on PATH", no_node)
-    print(f"{3 - failed} passed, {failed} failed")
+    def batch():
+        out = bench(binary, model, "--depth", "1", "--batch", "3")
+        assert "--batch 3: the engine alone (no PyTorch or ONNX Runtime side)" in out, out
+        assert re.search(r"3 stream\(s\) in one batch group, 1 frames each", out), out
+        assert re.search(rf"throughput {NUMBER} frames/s .*all streams", out), out
+        assert ratio_line(out, "pytorch") is None and ratio_line(out, "onnxruntime") is None, out
+        r = subprocess.run([binary, "-m", model, "-s", "64x64", "--batch", "2", "-b", "cpu"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert r.returncode != 0 and "with --depth only" in r.stdout, r.stdout
+
+    checks = [("both sides, two rounds", both_sides), ("--no-torch --no-ort", no_sides),
+              ("no node on PATH", no_node), ("--batch: streams in one group", batch)]
+    for name, fn in checks:
+        check(name, fn)
+    print(f"{len(checks) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

@@ -157,6 +157,8 @@ static const HfamBackendOps cuda_ops = {
   .free = cuda_free,
   .queue_frame = cuda_queue_frame,
   .collect_frame = cuda_collect_frame,
+  .queue_batch = cuda_queue_batch,
+  .collect_batch = cuda_collect_batch,
 };
 
 static gboolean
@@ -347,8 +349,12 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   }
 
   be = g_new0 (CudaBackend, 1);
+  be->batch = CLAMP (options->batch, 1, HFAM_MAX_BATCH);
   be->base.ops = &cuda_ops;
-  be->base.device = &cuda_device_ops;
+  /* device frames are one context's each: a batch's frames come from several */
+  be->base.device = be->batch == 1 ? &cuda_device_ops : NULL;
+  be->base.batch = be->batch;
+  be->base.gpu = TRUE;
   be->base.graph = graph;
   be->stage_name = stage_name;
   be->device = device;
@@ -383,9 +389,9 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
     return NULL;
   }
   g_debug ("cuda backend: device %d, %s (compute capability %d.%d), %s context, cuDNN %zu, %s, "
-           "depth %d, graphs %s, %d stream(s) per frame", device, prop.name, prop.major,
-           prop.minor, context ? "the caller's" : "its primary", cudnnGetVersion (),
-           options->fp16 ? "fp16" : "fp32", be->depth, be->graphs ? "on" : "off",
-           be->n_streams);
+           "depth %d, batches of %d, graphs %s, %d stream(s) per frame", device, prop.name,
+           prop.major, prop.minor, context ? "the caller's" : "its primary",
+           cudnnGetVersion (), options->fp16 ? "fp16" : "fp32", be->depth, be->batch,
+           be->graphs ? "on" : "off", be->n_streams);
   return &be->base;
 }

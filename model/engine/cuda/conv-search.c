@@ -36,7 +36,7 @@ time_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *wa
     g_autoptr (GError) error = NULL;
     float ms;
     if (cudaEventRecord (start, st) != cudaSuccess
-        || !queue_conv (be, slot, id, stream, way, ws, &error)
+        || !queue_conv (be, slot, id, stream, way, 0, ws, &error)
         || cudaEventRecord (stop, st) != cudaSuccess || cudaEventSynchronize (stop) != cudaSuccess
         || cudaEventElapsedTime (&ms, start, stop) != cudaSuccess) {
       best = -1.0f;
@@ -88,7 +88,7 @@ time_plain_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
   int n_perf = 0;
 
   CUDNN_TRY (cudnnFindConvolutionForwardAlgorithmEx (
-               slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id),
+               slot->cudnn[stream], s->x_desc, x.data, s->w_desc, conv_weight (be, slot, id, 0),
                s->conv_desc, s->y_desc, y.data, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n_perf,
                perf, find_ws, find_ws_size),
              n->name);
@@ -198,7 +198,8 @@ time_gemm_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Con
     const ConvChoice epilogue = { .fused = fused, .splits = 1, .gemm = TRUE };
     int n_results = 0;
     cublasStatus_t st;
-    ok = set_gemm_epilogue (s, &epilogue, conv_bias (be, &be->slots[0], id), n->name, error);
+    ok = set_gemm_epilogue (s, &epilogue, conv_bias (be, &be->slots[0], id, 0), n->name,
+                          error);
     if (!ok)
       break;
     st = cublasLtMatmulAlgoGetHeuristic (be->lt, s->gemm_desc, s->gemm_w, s->gemm_x, s->gemm_y,
@@ -241,11 +242,12 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   const int stream = node_stream (be, id);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d",
+  const int frames = conv_batch (be, id);
+  g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d",
                                           be->device, be->dtype, in->cs, s->cs, p->kernel,
                                           p->stride, p->dilation, p->pad, in->w, in->h, p->relu,
                                           residual, be->split_k, be->gemm,
-                                          n->op == HFAM_OP_CONV);
+                                          n->op == HFAM_OP_CONV, frames);
   ConvChoice *choice, found, fallback = { 0 };
   int on, oc, oh, ow;
 
@@ -261,10 +263,10 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   g_mutex_unlock (&choice_lock);
   choice = choice ? &found : NULL;
 
-  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->x_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
-                                         in->cs, in->h, in->w), n->name);
-  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->y_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
-                                         s->cs, s->h, s->w), n->name);
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->x_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype,
+                                         frames, in->cs, in->h, in->w), n->name);
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->y_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype,
+                                         frames, s->cs, s->h, s->w), n->name);
   CUDNN_TRY (cudnnSetTensor4dDescriptor (s->b_desc, CUDNN_TENSOR_NCHW, be->cudnn_dtype, 1,
                                          s->cs, 1, 1), n->name);
   CUDNN_TRY (cudnnSetFilter4dDescriptor (s->w_desc, be->cudnn_dtype, CUDNN_TENSOR_NHWC, s->cs,
@@ -276,10 +278,10 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, math), n->name);
   CUDNN_TRY (cudnnGetConvolution2dForwardOutputDim (s->conv_desc, s->x_desc, s->w_desc, &on,
                                                     &oc, &oh, &ow), n->name);
-  if (on != 1 || oc != s->cs || oh != s->h || ow != s->w) {
+  if (on != frames || oc != s->cs || oh != s->h || ow != s->w) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cuda backend: %s: cuDNN's output %dx%dx%d is not the graph's %dx%dx%d",
-                 n->name, oc, oh, ow, s->cs, s->h, s->w);
+                 "cuda backend: %s: cuDNN's output %dx%dx%dx%d is not the graph's %dx%dx%dx%d",
+                 n->name, on, oc, oh, ow, frames, s->cs, s->h, s->w);
     return FALSE;
   }
 

@@ -8,7 +8,8 @@
  *   residual and ReLU by hfam_cuda_split_k_sum.
  * - A 1x1 convolution may be one cuBLASLt matrix product, the bias and ReLU in its epilogue or
  *   by hfam_cuda_bias_act.
- * Which way each convolution takes is timed at plan (conv-search.c). */
+ * Which way each convolution takes is timed at plan (conv-search.c), for the batch: one
+ * call runs conv_batch frames (cuDNN's N; the product's positions of them all). */
 #include "cuda-backend.h"
 
 /* Split-K is tried where the output has at most this many positions, and where each slice
@@ -26,16 +27,17 @@ split_k_applies (const CudaBackend *be, int id, int splits)
   /* tensor cores read a group's channels 8 halves at a time */
   const int align = be->dtype == HFAM_CUDA_F16 ? 8 : 1;
 
-  return n->op == HFAM_OP_CONV && (size_t) s->w * s->h <= SPLIT_K_MAX_POSITIONS
+  return n->op == HFAM_OP_CONV && (size_t) s->w * s->h * be->batch <= SPLIT_K_MAX_POSITIONS
          && in->cs % (splits * align) == 0
          && in->cs / splits * n->conv.kernel * n->conv.kernel >= SPLIT_K_MIN_DEPTH;
 }
 
-/* Bytes of split-K's partial results, at the start of the workspace. */
+/* Bytes of split-K's partial results, at the start of the workspace (split-K applies to
+ * plain convolutions, which run the whole batch at once). */
 size_t
 split_k_partials_bytes (const CudaBackend *be, const Step *s, int splits)
 {
-  return align_up ((size_t) splits * s->cs * s->w * s->h * elem (be));
+  return align_up ((size_t) splits * s->cs * s->w * s->h * be->batch * elem (be));
 }
 
 /* The grouped convolution of convolution `id` split `splits` ways: its descriptors, and its
@@ -53,8 +55,8 @@ prepare_split_k (CudaBackend *be, int id, int splits, GError **error)
 
   cudaFree (s->split_weight);
   s->split_weight = NULL;
-  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->part_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype, 1,
-                                         splits * s->cs, s->h, s->w), n->name);
+  CUDNN_TRY (cudnnSetTensor4dDescriptor (s->part_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype,
+                                         be->batch, splits * s->cs, s->h, s->w), n->name);
   CUDNN_TRY (cudnnSetFilter4dDescriptor (s->split_w_desc, be->cudnn_dtype, CUDNN_TENSOR_NHWC,
                                          splits * s->cs, cg, p->kernel, p->kernel), n->name);
   CUDNN_TRY (cudnnSetConvolution2dDescriptor (s->split_conv_desc, p->pad, p->pad, p->stride,
@@ -94,7 +96,8 @@ prepare_gemm (CudaBackend *be, int id, GError **error)
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
   const int cin = be->steps[n->inputs[0]].cs;
-  const uint64_t positions = (uint64_t) s->w * s->h;
+  /* a batch's maps follow one another: its positions are one matrix's columns */
+  const uint64_t positions = (uint64_t) s->w * s->h * conv_batch (be, id);
   const cudaDataType_t type = be->dtype == HFAM_CUDA_F16 ? CUDA_R_16F : CUDA_R_32F;
   cublasLtMatrixLayout_t *layouts[3] = { &s->gemm_w, &s->gemm_x, &s->gemm_y };
 
@@ -131,18 +134,20 @@ set_gemm_epilogue (Step *s, const ConvChoice *way, const void *bias, const char 
 
 /* y = x W^T (+ bias, ReLU where asked, in the epilogue when way->fused). */
 static gboolean
-queue_gemm (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
-            GError **error)
+queue_gemm (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, int frame,
+            void *ws, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
-  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+  const HfamNhwc x = value_nhwc_at (be, slot, n->inputs[0], frame);
+  const HfamNhwc y = value_nhwc_at (be, slot, id, frame);
+  void *w = conv_weight (be, slot, id, frame);
   const float one = 1.0f, zero = 0.0f;
   cublasStatus_t st;
 
-  if (!set_gemm_epilogue (s, way, conv_bias (be, slot, id), n->name, error))
+  if (!set_gemm_epilogue (s, way, conv_bias (be, slot, id, frame), n->name, error))
     return FALSE;
-  st = cublasLtMatmul (be->lt, s->gemm_desc, &one, conv_weight (be, slot, id), s->gemm_w, x.data,
+  st = cublasLtMatmul (be->lt, s->gemm_desc, &one, w, s->gemm_w, x.data,
                        s->gemm_x, &zero, y.data, s->gemm_y, y.data, s->gemm_y, &way->gemm_algo,
                        ws, way->workspace, slot->streams[stream]);
   if (st != CUBLAS_STATUS_SUCCESS) {
@@ -150,9 +155,9 @@ queue_gemm (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: %s: cuBLASLt's product (m %d, n %d, k %d, %s, epilogue %s, "
                  "weights %p, x %p, y %p, %zu bytes of workspace at %p) failed: %s", n->name,
-                 s->cs, s->w * s->h, be->steps[n->inputs[0]].cs,
+                 s->cs, s->w * s->h * conv_batch (be, id), be->steps[n->inputs[0]].cs,
                  be->dtype == HFAM_CUDA_F16 ? "fp16" : "fp32", way->fused ? "bias" : "none",
-                 conv_weight (be, slot, id), x.data, y.data, way->workspace, ws,
+                 w, x.data, y.data, way->workspace, ws,
                  cublasLtGetStatusString (st));
     return FALSE;
   }
@@ -166,25 +171,30 @@ queue_gemm (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
  * epilogue, or hfam_cuda_bias_act); `ws` holds way->workspace bytes. The descriptor's math
  * type must already be way->math (plan_conv leaves the chosen one set). */
 gboolean
-queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, void *ws,
-            GError **error)
+queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way, int frame,
+            void *ws, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   const Step *s = &be->steps[id];
   const HfamConvParams *p = s->conv;
   cudnnHandle_t h = slot->cudnn[stream];
-  const HfamNhwc x = value_nhwc (be, slot, n->inputs[0]), y = value_nhwc (be, slot, id);
+  const int frames = conv_batch (be, id);
+  /* a convolution's input, output and residual are whole maps, never slices */
+  const HfamNhwc x = value_nhwc_at (be, slot, n->inputs[0], frame);
+  const HfamNhwc y = value_nhwc_at (be, slot, id, frame);
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
-  const HfamNhwc z = residual ? value_nhwc (be, slot, p->residual) : y;
+  const HfamNhwc z = residual ? value_nhwc_at (be, slot, p->residual, frame) : y;
   const float one = 1.0f, zero = 0.0f, alpha2 = residual ? 1.0f : 0.0f;
-  void *w = conv_weight (be, slot, id), *b = conv_bias (be, slot, id);
+  void *w = conv_weight (be, slot, id, frame), *b = conv_bias (be, slot, id, frame);
+  /* the bias and ReLU over the frames' maps as one map `frames` times as high */
+  HfamNhwc yp = y, zp = z;
 
+  yp.c = zp.c = s->cs;
+  yp.h = zp.h = s->h * frames;
   if (way->splits > 1) {
     const size_t part_bytes = split_k_partials_bytes (be, s, way->splits);
-    const HfamNhwc part = { ws, s->w, s->h, way->splits * s->cs, way->splits * s->cs,
+    const HfamNhwc part = { ws, s->w, s->h * frames, way->splits * s->cs, way->splits * s->cs,
                             be->dtype };
-    HfamNhwc yp = y, zp = z;
-    yp.c = zp.c = s->cs;
     CUDNN_TRY (cudnnConvolutionForward (h, &one, s->x_desc, x.data, s->split_w_desc,
                                         s->split_weight, s->split_conv_desc, way->algo,
                                         (char *) ws + part_bytes, way->workspace - part_bytes,
@@ -196,7 +206,7 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
   }
 #ifdef HFAM_HAVE_CUBLASLT
   if (way->gemm) {
-    if (!queue_gemm (be, slot, id, stream, way, ws, error))
+    if (!queue_gemm (be, slot, id, stream, way, frame, ws, error))
       return FALSE;
     if (way->fused)
       return TRUE;
@@ -215,23 +225,19 @@ queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *w
                                         way->algo, ws, way->workspace, &zero, s->y_desc,
                                         y.data),
                n->name);
-  {
-    /* bias over the padded channels too (zeros), so padding stays zero */
-    HfamNhwc yp = y, zp = z;
-    yp.c = zp.c = s->cs;
-    CUDA_TRY (hfam_cuda_bias_act (&yp, b, residual ? &zp : NULL, p->relu, &yp,
-                                  slot->streams[stream]), n->name);
-  }
+  /* bias over the padded channels too (zeros), so padding stays zero */
+  CUDA_TRY (hfam_cuda_bias_act (&yp, b, residual ? &zp : NULL, p->relu, &yp,
+                                slot->streams[stream]), n->name);
   return TRUE;
 }
 
 gboolean
-run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
+run_conv (CudaBackend *be, Slot *slot, int id, int stream, int frame, GError **error)
 {
   Step *s = &be->steps[id];
   g_autoptr (GError) refused = NULL;
 
-  if (queue_conv (be, slot, id, stream, &s->choice, slot->workspace[stream],
+  if (queue_conv (be, slot, id, stream, &s->choice, frame, slot->workspace[stream],
                   s->choice.gemm ? &refused : error))
     return TRUE;
   if (!s->choice.gemm)
@@ -244,5 +250,5 @@ run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error)
   s->choice = s->fallback;
   CUDNN_TRY (cudnnSetConvolutionMathType (s->conv_desc, s->choice.math),
              be->base.graph->nodes[id].name);
-  return queue_conv (be, slot, id, stream, &s->choice, slot->workspace[stream], error);
+  return queue_conv (be, slot, id, stream, &s->choice, frame, slot->workspace[stream], error);
 }

@@ -78,9 +78,10 @@ typedef struct {
   cublasLtMatrixLayout_t gemm_w, gemm_x, gemm_y;
 #endif
   size_t weight_offset, bias_offset; /* CONV: in the weight allocation */
-  /* SK_PROJECT: fp32 tensors in the weight allocation; per-frame weights in the slots */
+  /* SK_PROJECT: fp32 tensors in the weight allocation; per-frame weights in the slots, the
+   * first frame's at these offsets, frame k's sk_stride * k bytes further */
   HfamCudaSkWeights sk;
-  size_t sk_weight_offset, sk_bias_offset, sk_scratch_offset;
+  size_t sk_weight_offset, sk_bias_offset, sk_scratch_offset, sk_stride;
   /* ATTENTION */
   float att_w[3], att_b;
 } Step;
@@ -98,6 +99,7 @@ typedef struct {
   cudaGraphExec_t graphs[N_FRAME_KINDS];  /* each captured when first needed */
   gboolean warm;                /* a whole frame ran uncaptured since the plan */
   gboolean queued;              /* a frame is in flight here */
+  int n_frames;                 /* queue_batch: the frames of the batch in flight here */
   FrameKind kind;               /* of the frame in flight */
   int next_stage;               /* set_input/run_stage: the next stage to queue */
   /* device frames: frame size -> inference size (x, y) */
@@ -115,6 +117,7 @@ typedef struct {
   HfamCudaDtype dtype;
   cudnnDataType_t cudnn_dtype;
   int depth;
+  int batch;                    /* frames per run: each value holds `batch` maps, one a frame */
   gboolean graphs, debug_sync;
   int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
   int split_k;                  /* HFAM_CUDA_SPLIT_K: -1 timed (default), 0 never, or forced */
@@ -226,6 +229,14 @@ node_stream (const CudaBackend *be, int id)
   return be->n_streams > 1 ? be->base.graph->nodes[id].lane : MAIN_STREAM;
 }
 
+/* The frames one cuDNN call of convolution `id` takes: the batch, except for the SK
+ * projections, whose weights differ from frame to frame (one call a frame). */
+static inline int
+conv_batch (const CudaBackend *be, int id)
+{
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? 1 : be->batch;
+}
+
 static inline gboolean
 is_planar (const HfamNode *n)
 {
@@ -240,6 +251,9 @@ gboolean use_device (CudaBackend *be, const char *what, GError **error);
 /* plan.c: the values' buffers, planning for an input size */
 HfamNhwc value_nhwc (const CudaBackend *be, const Slot *slot, int id);
 float *value_planar (const CudaBackend *be, const Slot *slot, int id);
+/* The same for frame `frame` of the batch (value_nhwc and value_planar: frame 0). */
+HfamNhwc value_nhwc_at (const CudaBackend *be, const Slot *slot, int id, int frame);
+float *value_planar_at (const CudaBackend *be, const Slot *slot, int id, int frame);
 void layout_values (CudaBackend *be);
 void clear_plan (CudaBackend *be);
 gboolean cuda_plan (HfamBackend *base, int width, int height, GError **error);
@@ -248,8 +262,9 @@ gboolean cuda_plan (HfamBackend *base, int width, int height, GError **error);
  * the first plan, released by free) */
 gboolean load_weights (CudaBackend *be, GError **error);
 void release_weights (CudaBackend *be);
-void *conv_weight (const CudaBackend *be, const Slot *slot, int id);
-void *conv_bias (const CudaBackend *be, const Slot *slot, int id);
+/* (an SK projection's: frame `frame`'s; the other convolutions': the model's) */
+void *conv_weight (const CudaBackend *be, const Slot *slot, int id, int frame);
+void *conv_bias (const CudaBackend *be, const Slot *slot, int id, int frame);
 
 /* conv.c: running a convolution one way or another */
 gboolean split_k_applies (const CudaBackend *be, int id, int splits);
@@ -261,9 +276,10 @@ gboolean prepare_gemm (CudaBackend *be, int id, GError **error);
 gboolean set_gemm_epilogue (Step *s, const ConvChoice *way, const void *bias, const char *what,
                             GError **error);
 #endif
+/* (on conv_batch frames from frame `frame`) */
 gboolean queue_conv (CudaBackend *be, Slot *slot, int id, int stream, const ConvChoice *way,
-                     void *ws, GError **error);
-gboolean run_conv (CudaBackend *be, Slot *slot, int id, int stream, GError **error);
+                     int frame, void *ws, GError **error);
+gboolean run_conv (CudaBackend *be, Slot *slot, int id, int stream, int frame, GError **error);
 
 /* conv-search.c: the way each convolution runs, chosen by timing */
 extern const int split_k_ways[3];
@@ -286,6 +302,9 @@ gboolean cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error);
 gboolean cuda_synchronize (HfamBackend *base, GError **error);
 gboolean cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error);
 gboolean cuda_queue_frame (HfamBackend *base, const float *input, GError **error);
+gboolean cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n,
+                           GError **error);
+gboolean cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error);
 
 /* device-frames.c: frames in device memory, and the kept matte */
 extern const HfamDeviceOps cuda_device_ops;

@@ -1,7 +1,9 @@
 /* The CUDA backend's frames in host memory, and its frame slots in flight.
  * - Pipeline depth 2: two frame slots, each with its own streams, buffers and workspaces, so
  *   the encoder of frame n + 1 runs while the decoders of frame n do.
- * - Host input goes through pinned staging. */
+ * - Host input goes through pinned staging.
+ * - A batch is one frame slot's work for `batch` frames; queue_frame and collect_frame use its
+ *   first frame. */
 #include "cuda-backend.h"
 
 #include <string.h>
@@ -200,5 +202,69 @@ cuda_queue_frame (HfamBackend *base, const float *input, GError **error)
     return FALSE;
   }
   finish_queueing (be, slot, FRAME_HOST);
+  return TRUE;
+}
+
+gboolean
+cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const size_t planes = 3 * (size_t) be->width * be->height;
+  Slot *slot;
+
+  if (n < 1 || n > be->batch) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: a batch of %d frames; this backend runs 1 to %d", n, be->batch);
+    return FALSE;
+  }
+  if (!check_planned (be, error) || !(slot = free_head_slot (be, error))
+      || !use_device (be, "batch", error))
+    return FALSE;
+  /* (the frames past n run on the inputs of the slot's last batch: their outputs are not
+   * read) */
+  for (int k = 0; k < n; k++)
+    memcpy (slot->host_in + planes * k, inputs[k], sizeof (float) * planes);
+  if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot, FRAME_HOST);
+  slot->n_frames = n;
+  return TRUE;
+}
+
+gboolean
+cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const HfamGraph *g = base->graph;
+  const size_t plane = (size_t) be->width * be->height;
+  Slot *slot;
+  cudaError_t err;
+
+  if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
+    return FALSE;
+  if (n != slot->n_frames) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: %d frames collected of a batch of %d: the batch is dropped", n,
+                 slot->n_frames);
+    return FALSE;
+  }
+  err = cudaEventSynchronize (slot->frame_done);
+  for (int k = 0; k < n && err == cudaSuccess; k++) {
+    if (out[k].semantic)
+      err = cudaMemcpy (out[k].semantic, value_planar_at (be, slot, g->semantic, k),
+                        sizeof (float) * 3 * plane, cudaMemcpyDeviceToHost);
+    if (err == cudaSuccess && out[k].detail)
+      err = cudaMemcpy (out[k].detail, value_planar_at (be, slot, g->fusion, k),
+                        sizeof (float) * plane, cudaMemcpyDeviceToHost);
+    if (out[k].fused)
+      memcpy (out[k].fused, slot->host_alpha + plane * k, sizeof (float) * plane);
+  }
+  if (err != cudaSuccess) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: batch failed: %s",
+                 cudaGetErrorString (err));
+    return FALSE;
+  }
   return TRUE;
 }

@@ -3,6 +3,7 @@
  *   run concurrently, so liveness would need cross-stream fences). Resize, average-pool and
  *   attention products whose only reader is a concatenation write straight into its channel
  *   slice; other inputs of a concatenation are copied into theirs.
+ * - A batch's values hold one map a frame, one after another (N of cuDNN's NHWC tensors).
  * - Each stream has one workspace, allocated at plan, for the ways its convolutions take
  *   (conv-search.c). */
 #include "cuda-backend.h"
@@ -39,6 +40,23 @@ float *
 value_planar (const CudaBackend *be, const Slot *slot, int id)
 {
   return (float *) (slot->arena + be->steps[id].offset);
+}
+
+HfamNhwc
+value_nhwc_at (const CudaBackend *be, const Slot *slot, int id, int frame)
+{
+  const Step *s = &be->steps[id];
+  HfamNhwc t = value_nhwc (be, slot, id);
+  /* a slice moves with the map it is a slice of */
+  t.data = (char *) t.data + (size_t) frame * be->steps[s->view_of >= 0 ? s->view_of : id].bytes;
+  return t;
+}
+
+float *
+value_planar_at (const CudaBackend *be, const Slot *slot, int id, int frame)
+{
+  return (float *) (slot->arena + be->steps[id].offset
+                    + (size_t) frame * be->steps[id].bytes);
 }
 
 /* Channel strides, consumers and concatenation slices: all independent of the input size. */
@@ -97,20 +115,23 @@ size_values (CudaBackend *be)
     if (s->view_of >= 0)
       continue;
     s->offset = off;
-    off += align_up (s->bytes);
+    off += align_up (s->bytes * be->batch);
     if (n->op == HFAM_OP_SK_PROJECT) {
       const int cm = n->channels;
+      const size_t start = off;
       s->sk_weight_offset = off;
       off += align_up (elem (be) * (size_t) s->cs * be->steps[n->inputs[0]].cs);
       s->sk_bias_offset = off;
       off += align_up (elem (be) * (size_t) s->cs);
       s->sk_scratch_offset = off;
       off += align_up (sizeof (float) * hfam_cuda_sk_scratch_floats (cm));
+      s->sk_stride = off - start;
+      off += s->sk_stride * (be->batch - 1);
     }
   }
   for (int k = 0; k < be->depth; k++)
     be->slots[k].dev_in_offset = off;
-  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height);
+  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height * be->batch);
   return off;
 }
 
@@ -159,7 +180,7 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   const HfamGraph *g = base->graph;
-  const size_t plane = (size_t) width * height;
+  const size_t plane = (size_t) width * height * be->batch;
   size_t arena_size, find_ws_size = WORKSPACE_CAP;
   void *find_ws = NULL;
   gboolean ok = TRUE;
@@ -191,14 +212,16 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
       cudaGetLastError ();
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %dx%d: cannot allocate %zu MiB of device memory per frame "
-                   "slot (%d slots) or the pinned staging", width, height, arena_size >> 20,
-                   be->depth);
+                   "slot (%d slots, batches of %d) or the pinned staging", width, height,
+                   arena_size >> 20, be->depth, be->batch);
       clear_plan (be);
       return FALSE;
     }
+    /* a batch of fewer frames runs the rest of the batch on what is there: zeros at first */
+    memset (slot->host_in, 0, sizeof (float) * 3 * plane);
   }
-  g_debug ("cuda backend: %dx%d: %zu MiB of activations per slot, %d slot(s)", width, height,
-           arena_size >> 20, be->depth);
+  g_debug ("cuda backend: %dx%d: %zu MiB of activations per slot, %d slot(s), batches of %d",
+           width, height, arena_size >> 20, be->depth, be->batch);
 
   /* the algorithm search's workspace: as much of the cap as the device gives */
   while (cudaMalloc (&find_ws, find_ws_size) != cudaSuccess && find_ws_size > (1 << 20)) {

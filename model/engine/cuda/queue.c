@@ -7,39 +7,33 @@
  *   and the detail decoder's first block beside the semantic decoder. Lane 0, the critical
  *   path, is the main stream: a frame's other lanes start from it and join it at the end.
  * - The per-frame work (input upload, every stage, alpha download) is captured once per slot
- *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead. */
+ *   into a CUDA graph and replayed; if capture fails the backend queues kernels instead.
+ * - A batch runs each convolution once for all its frames, and the other nodes frame by
+ *   frame (run_node). */
 #include "cuda-backend.h"
 
+/* Node `id` on frame `frame` of the batch: every operation but the convolutions, which
+ * run_node queues for the batch at once. */
 static gboolean
-run_node (CudaBackend *be, Slot *slot, int id, GError **error)
+run_op (CudaBackend *be, Slot *slot, int id, int frame, GError **error)
 {
   const HfamGraph *g = be->base.graph;
   const HfamNode *n = &g->nodes[id];
   const Step *s = &be->steps[id];
-  const int stream = node_stream (be, id);
-  const cudaStream_t st = slot->streams[stream];
+  const cudaStream_t st = slot->streams[node_stream (be, id)];
   HfamNhwc src = { 0 }, dst = { 0 };
 
   if (n->n_inputs && !is_planar (&g->nodes[n->inputs[0]]))
-    src = value_nhwc (be, slot, n->inputs[0]);
+    src = value_nhwc_at (be, slot, n->inputs[0], frame);
   if (!is_planar (n))
-    dst = value_nhwc (be, slot, id);
+    dst = value_nhwc_at (be, slot, id, frame);
 
   switch (n->op) {
   case HFAM_OP_INPUT:
     return TRUE;  /* converted when the frame starts */
   case HFAM_OP_CONV:
-    return run_conv (be, slot, id, stream, error);
-  case HFAM_OP_SK_PROJECT: {
-    const HfamNhwc gap = value_nhwc (be, slot, n->sk.gap_branches);
-    const HfamNhwc pooled = value_nhwc (be, slot, n->sk.pooled_branch);
-    CUDA_TRY (hfam_cuda_sk_fold (&s->sk, gap.data, pooled.data, be->dtype,
-                                 (float *) (slot->arena + s->sk_scratch_offset),
-                                 slot->arena + s->sk_weight_offset,
-                                 be->steps[n->inputs[0]].cs, slot->arena + s->sk_bias_offset, st),
-              n->name);
-    return run_conv (be, slot, id, stream, error);
-  }
+  case HFAM_OP_SK_PROJECT:
+    break;
   case HFAM_OP_MAXPOOL:
     CUDA_TRY (hfam_cuda_maxpool (&src, &dst, st), n->name);
     return TRUE;
@@ -55,7 +49,7 @@ run_node (CudaBackend *be, Slot *slot, int id, GError **error)
   case HFAM_OP_CONCAT: {
     int c0 = 0;
     for (int k = 0; k < n->n_inputs; k++) {
-      const HfamNhwc in = value_nhwc (be, slot, n->inputs[k]);
+      const HfamNhwc in = value_nhwc_at (be, slot, n->inputs[k], frame);
       const HfamNhwc slice = hfam_nhwc_slice (dst, c0, in.c);
       if (!s->in_place[k])
         CUDA_TRY (hfam_cuda_copy (&in, &slice, st), n->name);
@@ -65,34 +59,67 @@ run_node (CudaBackend *be, Slot *slot, int id, GError **error)
     return TRUE;
   }
   case HFAM_OP_SEMANTIC_HEAD:
-    CUDA_TRY (hfam_cuda_semantic_head (&src, s->w, s->h, value_planar (be, slot, id), st),
-              n->name);
+    CUDA_TRY (hfam_cuda_semantic_head (&src, s->w, s->h, value_planar_at (be, slot, id, frame),
+                                       st), n->name);
     return TRUE;
   case HFAM_OP_ATTENTION:
-    CUDA_TRY (hfam_cuda_attention_map (value_planar (be, slot, n->inputs[0]), s->w * s->h,
-                                       s->att_w, s->att_b, value_planar (be, slot, id), st),
-              n->name);
+    CUDA_TRY (hfam_cuda_attention_map (value_planar_at (be, slot, n->inputs[0], frame),
+                                       s->w * s->h, s->att_w, s->att_b,
+                                       value_planar_at (be, slot, id, frame), st), n->name);
     return TRUE;
   case HFAM_OP_POOL_MAP: {
     const Step *in = &be->steps[n->inputs[0]];
-    CUDA_TRY (hfam_cuda_pool_plane (value_planar (be, slot, n->inputs[0]), in->w, in->h,
-                                    n->factor, value_planar (be, slot, id), st), n->name);
+    CUDA_TRY (hfam_cuda_pool_plane (value_planar_at (be, slot, n->inputs[0], frame), in->w,
+                                    in->h, n->factor, value_planar_at (be, slot, id, frame),
+                                    st), n->name);
     return TRUE;
   }
   case HFAM_OP_SCALE_BY_MAP:
-    CUDA_TRY (hfam_cuda_scale_by_map (&src, value_planar (be, slot, n->inputs[1]), &dst, st),
-              n->name);
+    CUDA_TRY (hfam_cuda_scale_by_map (&src, value_planar_at (be, slot, n->inputs[1], frame),
+                                      &dst, st), n->name);
     return TRUE;
   case HFAM_OP_FUSION: {
-    float *out = value_planar (be, slot, id);
-    CUDA_TRY (hfam_cuda_fusion (&src, value_planar (be, slot, n->inputs[1]), s->w, s->h, out,
-                                out + (size_t) s->w * s->h, st), n->name);
+    float *out = value_planar_at (be, slot, id, frame);
+    CUDA_TRY (hfam_cuda_fusion (&src, value_planar_at (be, slot, n->inputs[1], frame), s->w,
+                                s->h, out, out + (size_t) s->w * s->h, st), n->name);
     return TRUE;
   }
   }
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: unknown operation",
                n->name);
   return FALSE;
+}
+
+/* Node `id` for every frame of the batch: a convolution in one call, an SK projection one
+ * frame at a time with the frame's own weights, the other operations one launch a frame (they
+ * are a small part of the time, and each kernel stays the one its CPU twin checks). */
+static gboolean
+run_node (CudaBackend *be, Slot *slot, int id, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const Step *s = &be->steps[id];
+  const int stream = node_stream (be, id);
+
+  if (n->op == HFAM_OP_CONV)
+    return run_conv (be, slot, id, stream, 0, error);
+  for (int frame = 0; frame < be->batch; frame++) {
+    if (n->op == HFAM_OP_SK_PROJECT) {
+      const HfamNhwc gap = value_nhwc_at (be, slot, n->sk.gap_branches, frame);
+      const HfamNhwc pooled = value_nhwc_at (be, slot, n->sk.pooled_branch, frame);
+      const size_t sk = frame * s->sk_stride;
+      CUDA_TRY (hfam_cuda_sk_fold (&s->sk, gap.data, pooled.data, be->dtype,
+                                   (float *) (slot->arena + s->sk_scratch_offset + sk),
+                                   slot->arena + s->sk_weight_offset + sk,
+                                   be->steps[n->inputs[0]].cs,
+                                   slot->arena + s->sk_bias_offset + sk,
+                                   slot->streams[stream]), n->name);
+      if (!run_conv (be, slot, id, stream, frame, error))
+        return FALSE;
+    } else if (!run_op (be, slot, id, frame, error)) {
+      return FALSE;
+    }
+  }
+  return TRUE;
 }
 
 /* HFAM_CUDA_PROFILE: a host function that holds a stream until the host opens the gate. */
@@ -137,11 +164,13 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
 
   if (stage == 0) {
     if (kind == FRAME_HOST) {
-      const HfamNhwc in = value_nhwc (be, slot, g->input);
       float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
-      CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane,
+      CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane * be->batch,
                                  cudaMemcpyHostToDevice, main), "input");
-      CUDA_TRY (hfam_cuda_from_planar (dev_in, &in, main), "input");
+      for (int frame = 0; frame < be->batch; frame++) {
+        const HfamNhwc in = value_nhwc_at (be, slot, g->input, frame);
+        CUDA_TRY (hfam_cuda_from_planar (dev_in + 3 * plane * frame, &in, main), "input");
+      }
     }
     /* (in a capture this is what brings the other streams into the graph) */
     CUDA_TRY (cudaEventRecord (slot->frame_start, main), name);
@@ -176,10 +205,11 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
       CUDA_TRY (cudaEventRecord (slot->lane_done[k], slot->streams[k]), name);
       CUDA_TRY (cudaStreamWaitEvent (main, slot->lane_done[k], 0), name);
     }
-    if (kind == FRAME_HOST) {
-      const float *fusion = value_planar (be, slot, g->fusion);
-      CUDA_TRY (cudaMemcpyAsync (slot->host_alpha, fusion + plane, sizeof (float) * plane,
-                                 cudaMemcpyDeviceToHost, main), "alpha");
+    for (int frame = 0; frame < be->batch && kind == FRAME_HOST; frame++) {
+      const float *fusion = value_planar_at (be, slot, g->fusion, frame);
+      CUDA_TRY (cudaMemcpyAsync (slot->host_alpha + plane * frame, fusion + plane,
+                                 sizeof (float) * plane, cudaMemcpyDeviceToHost, main),
+                "alpha");
     }
     if (!capturing)
       CUDA_TRY (cudaEventRecord (slot->frame_done, main), name);

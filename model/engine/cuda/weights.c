@@ -184,17 +184,19 @@ load_weights (CudaBackend *be, GError **error)
 }
 
 void *
-conv_weight (const CudaBackend *be, const Slot *slot, int id)
+conv_weight (const CudaBackend *be, const Slot *slot, int id, int frame)
 {
   const Step *s = &be->steps[id];
-  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? slot->arena + s->sk_weight_offset
-                                                            : be->weights + s->weight_offset;
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT
+           ? slot->arena + s->sk_weight_offset + frame * s->sk_stride
+           : be->weights + s->weight_offset;
 }
 
 void *
-conv_bias (const CudaBackend *be, const Slot *slot, int id)
+conv_bias (const CudaBackend *be, const Slot *slot, int id, int frame)
 {
   const Step *s = &be->steps[id];
-  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? slot->arena + s->sk_bias_offset
-                                                            : be->weights + s->bias_offset;
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT
+           ? slot->arena + s->sk_bias_offset + frame * s->sk_stride
+           : be->weights + s->bias_offset;
 }

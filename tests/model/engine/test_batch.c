@@ -369,6 +369,8 @@ test_options (void)
   g_assert_no_error (error);
   g_assert_cmpint (hfam_context_max_batch (plain), ==, 1);
   g_assert_false (hfam_context_batch_counts (plain, &counts));
+  /* (the CPU backend takes host frames only, grouped or not) */
+  g_assert_false (hfam_context_device_frames (plain));
 }
 
 int
