@@ -6,9 +6,9 @@
  * never waits.
  *
  * The CPU backend has no batch dimension. A group runs the frames of its batches side by side
- * instead, on lanes: min(max_batch, n_threads, members) backends with a share of the threads
- * each, each taking the oldest frame ready as soon as it is free, as a batch dimension would
- * share the threads out among the frames. So a group holds one plan (activation arena) a
+ * instead, on lanes: min(max_batch, n_threads, frames its members may have in flight) backends
+ * with a share of the threads each, each taking the oldest frame ready as soon as it is free,
+ * as a batch dimension would share the threads out among the frames. So a group holds one plan (activation arena) a
  * lane, not one a member, and one team of threads a lane; a member alone has all the threads
  * on one lane (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
  * leave.
@@ -58,6 +58,7 @@ struct _HfamBatchGroup {
   GQueue queued;          /* HfamBatchFrame, submitted, oldest first */
   GQueue ready;           /* HfamBatchFrame, in batches formed, oldest first */
   int members;
+  int slots;              /* the frames its members may have in flight: their depths' sum */
   gboolean stopping;      /* the last member left: the runner stops */
   gboolean lanes_stop;    /* stop_lanes: the lanes stop once no frame is ready */
   HfamBatchCounts counts;
@@ -356,10 +357,13 @@ make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
     HfamCudaBackendOptions cuda_options = g->cuda_options;
     lanes[k].group = g;
     cuda_options.batch = batch;
-    /* CPU: depth 1, the lane's thread runs its frames itself */
+    /* CPU: depth 1, the lane's thread runs its frames itself (hfam.c makes CUDA groups only
+     * where the build has CUDA) */
+#ifdef HFAM_HAVE_CUDA
     if (g->cuda)
       lanes[k].backend = hfam_backend_cuda_new (g->graph, g->device_id, &cuda_options, error);
     else
+#endif
       lanes[k].backend = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
                                                lane_threads, 1, &g->budget, error);
     if (!lanes[k].backend) {
@@ -409,7 +413,8 @@ static gboolean
 fit_lanes (HfamBatchGroup *g, GError **error)
 {
   const int members = MAX (MIN (g->max_batch, g->members), 1);
-  const int n_lanes = g->cuda ? 1 : MIN (members, MAX (g->n_threads, 1));
+  /* (a member at depth 2 has two frames to run side by side) */
+  const int n_lanes = g->cuda ? 1 : MAX (MIN (MIN (g->max_batch, g->slots), g->n_threads), 1);
   const int batch = g->cuda ? members : 1;
   Lane *lanes;
 
@@ -506,6 +511,7 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                        HfamCpuWeightCache *weight_cache, const HfamOptions *options,
                        const HfamCudaBackendOptions *cuda, int device_id, GError **error)
 {
+  const int depth = CLAMP (options->pipeline_depth, 1, 2);
   HfamBatchGroup want = {
     .precision = options->precision,
     /* (threads for CPU lanes only) */
@@ -534,10 +540,12 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
   if (g) {
     g_mutex_lock (&g->lock);
     g->members++;
+    g->slots += depth;
     g_mutex_unlock (&g->lock);
     if (!fit_lanes (g, error)) {
       g_mutex_lock (&g->lock);
       g->members--;
+      g->slots -= depth;
       g_mutex_unlock (&g->lock);
       if (g->members == 0) {
         groups->groups = g_list_remove (groups->groups, g);
@@ -551,11 +559,12 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
 }
 
 void
-hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *g)
+hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *g, int depth)
 {
   g_mutex_lock (&groups->lock);
   g_mutex_lock (&g->lock);
   g->members--;
+  g->slots -= depth;
   /* a batch waiting for this member's frame is due now */
   g_cond_signal (&g->work);
   g_mutex_unlock (&g->lock);

@@ -30,9 +30,10 @@ HfamBatchGroup *hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph 
                                        const HfamOptions *options,
                                        const HfamCudaBackendOptions *cuda, int device_id,
                                        GError **error);
-/* Leaves it: the member's frames must all be collected. The last member stops the runner
- * and frees the group. */
-void hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *group);
+/* Leaves it: the member's frames must all be collected; `depth`, the member's pipeline depth
+ * as it joined (HfamOptions.pipeline_depth, 1 or 2). The last member stops the runner and
+ * frees the group. */
+void hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *group, int depth);
 /* What members read of the group's backends (name, precision, batch); only the group runs
  * them. */
 HfamBackend *hfam_batch_group_backend (HfamBatchGroup *group);

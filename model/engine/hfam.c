@@ -384,7 +384,7 @@ hfam_context_free (HfamContext *ctx)
     }
   }
   if (ctx->group)
-    hfam_batch_group_leave (&ctx->model->batch_groups, ctx->group);
+    hfam_batch_group_leave (&ctx->model->batch_groups, ctx->group, ctx->pipeline_depth);
   else
     ctx->backend->ops->free (ctx->backend);
   g_free (ctx->input);

@@ -69,18 +69,18 @@ typedef struct {
                                for these options (the contexts of the model with the same
                                backend, precision, n_threads (CPU) or device (CUDA),
                                max_batch and batch_timeout_us), which runs the frames that
-                               its members
-                               submit at about the same time as one batch of up to max_batch
-                               frames of one inference size. The CPU backend has no batch
-                               dimension: the group runs a batch's frames side by side on
-                               min(max_batch, n_threads, members) lanes, each a backend with
-                               its share of the n_threads (so the group holds a plan a lane,
-                               not one a member, and a member alone has all the threads; its
-                               memory is counted in a budget of the group's own, the first
-                               member's memory_budget). The CUDA backend has one: its group
-                               runs a batch as one, on one backend planned for batches of
-                               min(max_batch, members) frames, on the device's primary
-                               context, with frames in host memory only
+                               its members submit at about the same time as one batch of up
+                               to max_batch frames of one inference size. The CPU backend
+                               has no batch dimension: the group runs a batch's frames side
+                               by side on min(max_batch, n_threads, the sum of the members'
+                               pipeline depths) lanes, each a backend with its share of the
+                               n_threads (so the group holds a plan a lane, not one a
+                               member, and a member alone at depth 1 has all the threads;
+                               its memory is counted in a budget of the group's own, the
+                               first member's memory_budget). The CUDA backend has one: its
+                               group runs a batch as one, on one backend planned for
+                               batches of min(max_batch, members) frames, on the device's
+                               primary context, with frames in host memory only
                                (hfam_context_device_frames). Submit returns at once;
                                collect waits for the frame.
                                <= 1: the context runs its frames itself */

@@ -266,9 +266,11 @@ test_sizes_and_depth (void)
   g_assert_cmpint (counts.largest, ==, 1);
   for (int k = 0; k < 2; k++)
     expect_private_mattes (model, &streams[k]);
-  /* two frames in flight on one member, the second collected after the first */
+  /* two frames in flight on one member, the second collected after the first; a member
+   * alone at depth 2 has a lane (one thread) for each of its frames */
   g_assert_cmpint (hfam_context_pipeline_depth (streams[0].ctx), ==, 2);
   hfam_context_free (streams[1].ctx);
+  g_assert_cmpint (counts_of (streams[0].ctx).lanes, ==, 2);
   for (int i = 0; i < 2; i++) {
     const HfamFrameParams params = { .long_side = 64 };
     fill_frame (pixels, 20 + i);
