@@ -666,10 +666,6 @@ gst_hfam_matte_start (GstHfamMatte * self)
       "batches of up to %d", hfam_context_backend_name (ctx),
       cuda_context ? " on the pipeline's CUDA context" : "",
       hfam_context_pipeline_depth (ctx), hfam_context_max_batch (ctx));
-  if (hfam_context_max_batch (ctx) < options.max_batch)
-    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-        ("max-batch=%d: the %s backend runs this element's frames alone",
-            options.max_batch, hfam_context_backend_name (ctx)), (NULL));
   self->worker = gst_hfam_matte_worker_new (ctx, options.n_threads);
 #ifdef HFAM_HAVE_GST_CUDA
   if (cuda_context) {

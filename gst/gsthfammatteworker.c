@@ -99,6 +99,16 @@ gst_hfam_matte_worker_free (GstHfamMatteWorker *worker)
   g_free (worker);
 }
 
+gboolean
+gst_hfam_matte_worker_on_device (const GstHfamMatteWorker *worker)
+{
+#ifdef HFAM_HAVE_GST_CUDA
+  return worker->device_format;
+#else
+  return FALSE;
+#endif
+}
+
 int
 gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker)
 {

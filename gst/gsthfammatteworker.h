@@ -62,6 +62,10 @@ int gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker);
 gboolean gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker,
                                           const GstVideoInfo *info, gboolean cuda_memory);
 
+/* Whether the input set last takes the device path (CUDA memory that libhfam's context reads
+ * on the device). */
+gboolean gst_hfam_matte_worker_on_device (const GstHfamMatteWorker *worker);
+
 /* Whether the frames in flight must be drained before `buffer` is pushed with `settings`:
  * libhfam keeps frames of one path (device or host) and one inference size in flight. */
 gboolean gst_hfam_matte_worker_must_drain (const GstHfamMatteWorker *worker, GstBuffer *buffer,

@@ -50,6 +50,7 @@ typedef struct
   guint interval;
   gdouble smoothing;
   gboolean refined;             /* the element's default refinement, else none */
+  guint max_batch;              /* 0: the element's default */
 } MemorySettings;
 
 /* Every 4th byte from offset 3 of packed RGBA or BGRA pixels: their alpha. */
@@ -83,6 +84,8 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
   caps = gst_video_info_to_caps (&info);
   g_object_set (element, "pipeline-depth", depth, "inference-interval",
       settings->interval, "temporal-smoothing", settings->smoothing, NULL);
+  if (settings->max_batch)
+    g_object_set (element, "max-batch", settings->max_batch, NULL);
   /* (a refined matte follows each frame, so the interval's frames differ) */
   if (!settings->refined)
     g_object_set (element, "refine", HFAM_REFINE_NONE, NULL);
@@ -280,8 +283,8 @@ GST_START_TEST (test_cuda_memory)
   static const GstVideoFormat formats[] = { GST_VIDEO_FORMAT_RGBA,
     GST_VIDEO_FORMAT_NV12
   };
-  static const MemorySettings settings[] = { {1, 0.0, FALSE}, {3, 0.0, FALSE},
-  {1, 0.5, FALSE}, {2, 0.5, FALSE}, {1, 0.0, TRUE}
+  static const MemorySettings settings[] = { {1, 0.0, FALSE, 0},
+  {3, 0.0, FALSE, 0}, {1, 0.5, FALSE, 0}, {2, 0.5, FALSE, 0}, {1, 0.0, TRUE, 0}
   };
   GstCudaContext *cuda_context = cuda_memory_context ();
   Engine engine;
@@ -371,6 +374,44 @@ GST_START_TEST (test_cuda_memory)
 
 GST_END_TEST;
 
+/* In a batch group (max-batch=2) the CUDA element takes its frames in CUDA
+ * memory through system memory and gives its fill back in CUDA memory: the key
+ * within a level of the CPU element's, the colours the same. */
+GST_START_TEST (test_cuda_memory_batch_group)
+{
+  static const MemorySettings settings = { 1, 0.0, FALSE, 2 };
+  GstCudaContext *cuda_context = cuda_memory_context ();
+  GBytes *fills[2][N_MEMORY_FRAMES], *keys[2][N_MEMORY_FRAMES];
+
+  if (!cuda_context || !cuda_device_opens ()) {
+    g_print ("test_cuda_memory_batch_group: skipped, no CUDA device\n");
+    gst_clear_object (&cuda_context);
+    return;
+  }
+  run_memory (NULL, GST_VIDEO_FORMAT_RGBA, 1, &settings, fills[0], keys[0]);
+  run_memory (cuda_context, GST_VIDEO_FORMAT_RGBA, 1, &settings, fills[1],
+      keys[1]);
+  for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
+    guint max;
+    double mean;
+
+    byte_diff (keys[0][i], keys[1][i], 0, 1, &max, &mean);
+    GST_INFO ("batch group, frame %u: key max %u mean %.3f", i, max, mean);
+    fail_unless (max <= 1, "key differs by %u", max);
+    for (guint c = 0; c < 3; c++) {
+      byte_diff (fills[0][i], fills[1][i], c, 4, &max, &mean);
+      fail_unless_equals_int (max, 0);
+    }
+    for (guint k = 0; k < 2; k++) {
+      g_bytes_unref (fills[k][i]);
+      g_bytes_unref (keys[k][i]);
+    }
+  }
+  gst_object_unref (cuda_context);
+}
+
+GST_END_TEST;
+
 /* The CUDA context an element started on backend=cuda answers a context query
  * with (a reference). */
 static GstCudaContext *
@@ -430,6 +471,7 @@ cuda_memory_tcase (void)
   TCase *tc = tcase_create ("cuda-memory");
 
   tcase_add_test (tc, test_cuda_memory);
+  tcase_add_test (tc, test_cuda_memory_batch_group);
   tcase_add_test (tc, test_cuda_context_shared);
   return tc;
 }
