@@ -160,31 +160,56 @@ cuda_synchronize (HfamBackend *base, GError **error)
   return TRUE;
 }
 
-gboolean
-cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
+/* Waits for the frames of `slot` and copies the outputs of its first `n` (any pointer of
+ * out[k] may be NULL). */
+static gboolean
+copy_outputs (CudaBackend *be, Slot *slot, HfamOutputs *out, int n, GError **error)
 {
-  CudaBackend *be = (CudaBackend *) base;
-  const HfamGraph *g = base->graph;
+  const HfamGraph *g = be->base.graph;
   const size_t plane = (size_t) be->width * be->height;
-  Slot *slot;
-  cudaError_t err;
+  cudaError_t err = cudaEventSynchronize (slot->frame_done);
 
-  if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
-    return FALSE;
-  err = cudaEventSynchronize (slot->frame_done);
-  if (err == cudaSuccess && out->semantic)
-    err = cudaMemcpy (out->semantic, value_planar (be, slot, g->semantic),
-                      sizeof (float) * 3 * plane, cudaMemcpyDeviceToHost);
-  if (err == cudaSuccess && out->detail)
-    err = cudaMemcpy (out->detail, value_planar (be, slot, g->fusion), sizeof (float) * plane,
-                      cudaMemcpyDeviceToHost);
+  for (int k = 0; k < n && err == cudaSuccess; k++) {
+    if (out[k].semantic)
+      err = cudaMemcpy (out[k].semantic, value_planar_at (be, slot, g->semantic, k),
+                        sizeof (float) * 3 * plane, cudaMemcpyDeviceToHost);
+    if (err == cudaSuccess && out[k].detail)
+      err = cudaMemcpy (out[k].detail, value_planar_at (be, slot, g->fusion, k),
+                        sizeof (float) * plane, cudaMemcpyDeviceToHost);
+    if (out[k].fused)
+      memcpy (out[k].fused, slot->host_alpha + plane * k, sizeof (float) * plane);
+  }
   if (err != cudaSuccess) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: frame failed: %s",
                  cudaGetErrorString (err));
     return FALSE;
   }
-  if (out->fused)
-    memcpy (out->fused, slot->host_alpha, sizeof (float) * plane);
+  return TRUE;
+}
+
+gboolean
+cuda_collect_frame (HfamBackend *base, HfamOutputs *out, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+
+  if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
+    return FALSE;
+  return copy_outputs (be, slot, out, 1, error);
+}
+
+/* Queues the head slot's work on the input staged there: a frame, or a batch of `n`. */
+static gboolean
+queue_staged (CudaBackend *be, int n, GError **error)
+{
+  Slot *slot = head_slot (be);
+
+  if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot, FRAME_HOST);
+  slot->n_frames = n;
   return TRUE;
 }
 
@@ -192,17 +217,9 @@ gboolean
 cuda_queue_frame (HfamBackend *base, const float *input, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
-  Slot *slot;
 
-  if (!cuda_set_input (base, input, error) || !use_device (be, "frame", error))
-    return FALSE;
-  slot = head_slot (be);
-  if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
-    drain_slot (be, slot);
-    return FALSE;
-  }
-  finish_queueing (be, slot, FRAME_HOST);
-  return TRUE;
+  return cuda_set_input (base, input, error) && use_device (be, "frame", error)
+         && queue_staged (be, 1, error);
 }
 
 gboolean
@@ -224,23 +241,14 @@ cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
    * read) */
   for (int k = 0; k < n; k++)
     memcpy (slot->host_in + planes * k, inputs[k], sizeof (float) * planes);
-  if (!queue_whole_frame (be, slot, FRAME_HOST, error)) {
-    drain_slot (be, slot);
-    return FALSE;
-  }
-  finish_queueing (be, slot, FRAME_HOST);
-  slot->n_frames = n;
-  return TRUE;
+  return queue_staged (be, n, error);
 }
 
 gboolean
 cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
-  const HfamGraph *g = base->graph;
-  const size_t plane = (size_t) be->width * be->height;
   Slot *slot;
-  cudaError_t err;
 
   if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
     return FALSE;
@@ -250,21 +258,5 @@ cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
                  slot->n_frames);
     return FALSE;
   }
-  err = cudaEventSynchronize (slot->frame_done);
-  for (int k = 0; k < n && err == cudaSuccess; k++) {
-    if (out[k].semantic)
-      err = cudaMemcpy (out[k].semantic, value_planar_at (be, slot, g->semantic, k),
-                        sizeof (float) * 3 * plane, cudaMemcpyDeviceToHost);
-    if (err == cudaSuccess && out[k].detail)
-      err = cudaMemcpy (out[k].detail, value_planar_at (be, slot, g->fusion, k),
-                        sizeof (float) * plane, cudaMemcpyDeviceToHost);
-    if (out[k].fused)
-      memcpy (out[k].fused, slot->host_alpha + plane * k, sizeof (float) * plane);
-  }
-  if (err != cudaSuccess) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: batch failed: %s",
-                 cudaGetErrorString (err));
-    return FALSE;
-  }
-  return TRUE;
+  return copy_outputs (be, slot, out, n, error);
 }
