@@ -8,9 +8,10 @@
  * The CPU backend has no batch dimension. A group runs the frames of its batches side by side
  * instead, on lanes: min(max_batch, n_threads, frames its members may have in flight) backends
  * with a share of the threads each, each taking the oldest frame ready as soon as it is free,
- * as a batch dimension would share the threads out among the frames. So a group holds one plan (activation arena) a
- * lane, not one a member, and one team of threads a lane; a member alone has all the threads
- * on one lane (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
+ * as a batch dimension would share the threads out among the frames. So a group holds one plan
+ * (activation arena) a lane, not one a member, and one team of threads a lane; a member alone
+ * at depth 1 has all the threads on one lane, one at depth 2 a lane for each of its two
+ * frames (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
  * leave.
  *
  * The CUDA backend has one: a CUDA group runs its batches on one lane, a CUDA backend planned

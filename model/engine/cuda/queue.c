@@ -33,7 +33,7 @@ run_op (CudaBackend *be, Slot *slot, int id, int frame, GError **error)
     return TRUE;  /* converted when the frame starts */
   case HFAM_OP_CONV:
   case HFAM_OP_SK_PROJECT:
-    break;
+    break;  /* run_node queues the convolutions */
   case HFAM_OP_MAXPOOL:
     CUDA_TRY (hfam_cuda_maxpool (&src, &dst, st), n->name);
     return TRUE;
@@ -85,8 +85,8 @@ run_op (CudaBackend *be, Slot *slot, int id, int frame, GError **error)
     return TRUE;
   }
   }
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cuda backend: %s: unknown operation",
-               n->name);
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+               "cuda backend: %s: not an operation of run_op", n->name);
   return FALSE;
 }
 
