@@ -31,7 +31,8 @@ node_kind (const HfamNode *n)
   return n->conv.kernel == 1 ? "conv 1x1" : "conv 7x7";
 }
 
-/* Multiply-accumulates of a convolution node (0 for the others). */
+/* Multiply-accumulates of a convolution node in one run, every frame of the batch (0 for the
+ * others). */
 static double
 node_macs (const CudaBackend *be, int id)
 {
@@ -39,7 +40,8 @@ node_macs (const CudaBackend *be, int id)
   const HfamConvParams *p = n->op == HFAM_OP_CONV ? &n->conv
                             : n->op == HFAM_OP_SK_PROJECT ? &n->sk.project : NULL;
   const Step *s = &be->steps[id];
-  return p ? (double) s->w * s->h * p->cout * p->cin * p->kernel * p->kernel : 0.0;
+  return p ? (double) s->w * s->h * p->cout * p->cin * p->kernel * p->kernel * be->batch
+           : 0.0;
 }
 
 /* HFAM_CUDA_PROFILE: the nodes that took the most time, with what the convolutions achieved
@@ -69,8 +71,8 @@ print_profile (const CudaBackend *be)
   if (total <= 0.0)
     return;
   g_qsort_with_data (order, g->n_nodes, sizeof *order, compare_node_ms, be->node_ms);
-  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every frame run (%d frames); "
-              "the slowest:\n", total, be->profiled_frames);
+  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every run (%d runs of %d "
+              "frames); the slowest:\n", total, be->profiled_frames, be->batch);
   for (int k = 0; k < MIN (g->n_nodes, 40); k++) {
     const int i = order[k];
     const Step *s = &be->steps[i];
