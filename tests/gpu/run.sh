@@ -3,7 +3,7 @@
 # builds the engine, kernels, tests and bench only; checks every CUDA op against its CPU twin,
 # the whole network (alone and in batches) against the CPU backend and the device-frame API
 # against the CPU path; times ResNet-50 and ResNet-101 HFAM at 512x288 and 512x512, fp16 and
-# fp32, pipeline depth 1 and 2, batch groups of 1, 4 and 8 streams at 512x288 fp16, and the
+# fp32, pipeline depth 1 and 2, batch groups of 1 and 4 streams at 512x288 fp16, and the
 # same network in PyTorch on the same GPU (frozen TorchScript, and torch.compile), with the
 # ratios. Phase gst: the GStreamer element with CUDA memory in and out
 # (tests/gst's test_cuda_memory, the whole element suite, then tools/hfam-element-bench: 1080p
@@ -28,6 +28,7 @@
 #   TORCH_COMPILE 1: also time torch.compile at 512x288 fp16 (default 1; 0 skips it; any
 #                 other value: an extended regular expression, as PATTERN, naming the
 #                 configurations to compile, e.g. 'r101 512x288 fp16')
+#   BATCH_ROUNDS  rounds of the batch groups' rows (default 2; each round is 4 bench runs)
 #   VARIANT_ROUNDS rounds of R101's variants (lanes, split-K, cuBLASLt off) in the bench
 #                 (default 2; each round is 8 bench runs)
 #   DEADLINE      seconds after start past which no further bench configuration starts
@@ -409,15 +410,15 @@ diagnose_r101 () {
 
 # Batch groups on CUDA (issue 20): B streams, each a context, in one batch group of max-batch B
 # (B = 1: one context alone), pipeline depth 2, 512x288 fp16, R101 and the default model,
-# alternated twice so that drift hits all alike; frames/s over all the streams.
+# alternated BATCH_ROUNDS times so that drift hits all alike; frames/s over all the streams.
 batch_rows () {
   local batches=$LOG/batch-512x288-fp16.txt round m b weights blog fps lat
   printf '%-6s %-8s %-6s %12s %10s\n' round model batch latency_ms fps >"$batches"
-  for round in 1 2; do
+  for round in $(seq "${BATCH_ROUNDS:-2}"); do
     for m in r101 default; do
       weights=$models/$m.safetensors
       [ $m = default ] && weights=$root/model/default/default.safetensors
-      for b in 1 4 8; do
+      for b in 1 4; do
         blog=$LOG/batch-$round-$m-b$b.log
         timeout 120 "$BUILD/tools/hfam-bench" --model "$weights" --size 512x288 \
           --backend cuda --precision fp16 --depth 2 --batch $b -n "$RUNS" >"$blog" 2>&1
