@@ -349,7 +349,7 @@ same_settings (const HfamBatchGroup *g, const HfamBatchGroup *want)
 /* `n_lanes` lanes of the group's settings, not started: CPU ones with the threads shared out,
  * or CUDA ones for batches of `batch`. NULL, with the backend's error, when one fails. */
 static Lane *
-make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
+make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 {
   Lane *lanes = g_new0 (Lane, n_lanes);
 
@@ -377,12 +377,54 @@ make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
   return lanes;
 }
 
+/* CUDA lanes are made and freed on a thread of their own: a CUDA backend on the device's
+ * primary context sets the device on the thread that calls it, which would replace a CUDA
+ * context that the member's thread has pushed (the element's GstCudaContext). */
+typedef struct {
+  HfamBatchGroup *group;
+  int n_lanes, batch;
+  Lane *lanes;
+  GError *error;
+} LaneWork;
+
+static gpointer
+make_lanes_thread (gpointer data)
+{
+  LaneWork *work = data;
+  work->lanes = make_lanes_here (work->group, work->n_lanes, work->batch, &work->error);
+  return NULL;
+}
+
+static Lane *
+make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
+{
+  LaneWork work = { g, n_lanes, batch, NULL, NULL };
+
+  if (!g->cuda)
+    return make_lanes_here (g, n_lanes, batch, error);
+  g_thread_join (g_thread_new ("hfam-batch-make", make_lanes_thread, &work));
+  if (work.error)
+    g_propagate_error (error, work.error);
+  return work.lanes;
+}
+
+static gpointer
+free_lanes_thread (gpointer data)
+{
+  HfamBatchGroup *g = data;
+  for (int k = 0; k < g->n_lanes; k++)
+    g->lanes[k].backend->ops->free (g->lanes[k].backend);
+  return NULL;
+}
+
 /* Under the lock: the lanes' backends freed (their threads stopped, or never started). */
 static void
 free_lanes (HfamBatchGroup *g)
 {
-  for (int k = 0; k < g->n_lanes; k++)
-    g->lanes[k].backend->ops->free (g->lanes[k].backend);
+  if (g->cuda && g->n_lanes)
+    g_thread_join (g_thread_new ("hfam-batch-free", free_lanes_thread, g));
+  else
+    free_lanes_thread (g);
   g_clear_pointer (&g->lanes, g_free);
   g->n_lanes = 0;
 }
