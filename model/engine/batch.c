@@ -14,11 +14,11 @@
  * frames (BENCHMARKS.md, "Batch groups"). The lanes are made again when members join or
  * leave.
  *
- * The CUDA backend has one: a CUDA group runs its batches on one lane, a CUDA backend planned
- * for batches of min(max_batch, members) frames (made again when members join or leave, so that
- * a member alone runs batches of one), two batches in flight so that one's copies overlap the
- * other's network. It runs on the device's primary context and takes frames in host memory:
- * device frames belong to one context each. */
+ * A backend with a batch dimension (the CUDA backend's, made by the caller's HfamBatchLanes)
+ * runs a group's batches on one lane, planned for batches of min(max_batch, members) frames
+ * (made again when members join or leave, so that a member alone runs batches of one), two
+ * batches in flight so that one's copies overlap the other's network. Its frames are in host
+ * memory: device frames belong to one context each. */
 #include "batch.h"
 
 #include <string.h>
@@ -36,16 +36,16 @@ struct _HfamBatchGroup {
   int n_threads;
   int max_batch;
   gint64 timeout_us;
-  gboolean cuda;          /* CUDA lanes (cuda_options, device_id), else CPU ones */
-  HfamCudaBackendOptions cuda_options;
-  int device_id;
+  /* lanes with a batch dimension (batched.new_backend), else CPU ones */
+  gboolean batched;
+  HfamBatchLanes lanes_made;  /* its settings a copy of the group's own */
   const HfamGraph *graph;
   HfamCpuWeightCache *weight_cache;
   /* what members read of a backend (name, precision): one made with the group's settings,
-   * never planned, which lives as long as the group; for CUDA, a copy of the first lane's
-   * (cuda_description), without device frames */
+   * never planned, which lives as long as the group; with a batch dimension, a copy of the
+   * first lane's (batched_description), without device frames */
   HfamBackend *description;
-  HfamBackend cuda_description;
+  HfamBackend batched_description;
   Lane *lanes;            /* under `lock`, but made again by join and leave only */
   int n_lanes;
   int lane_batch;         /* the frames each lane's backend runs as one batch */
@@ -339,15 +339,19 @@ run_batches (gpointer data)
 static gboolean
 same_settings (const HfamBatchGroup *g, const HfamBatchGroup *want)
 {
-  return g->cuda == want->cuda && g->precision == want->precision
+  const HfamBatchLanes *a = &g->lanes_made, *b = &want->lanes_made;
+
+  return g->batched == want->batched && g->precision == want->precision
          && g->n_threads == want->n_threads && g->max_batch == want->max_batch
          && g->timeout_us == want->timeout_us
-         && (!g->cuda || (g->device_id == want->device_id
-                          && g->cuda_options.no_graphs == want->cuda_options.no_graphs));
+         && (!g->batched || (a->new_backend == b->new_backend
+                             && a->settings_size == b->settings_size
+                             && memcmp (a->settings, b->settings, a->settings_size) == 0));
 }
 
 /* `n_lanes` lanes of the group's settings, not started: CPU ones with the threads shared out,
- * or CUDA ones for batches of `batch`. NULL, with the backend's error, when one fails. */
+ * or ones with a batch dimension for batches of `batch`. NULL, with the backend's error, when
+ * one fails. */
 static Lane *
 make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 {
@@ -355,16 +359,12 @@ make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 
   for (int k = 0; k < n_lanes; k++) {
     const int lane_threads = g->n_threads / n_lanes + (k < g->n_threads % n_lanes);
-    HfamCudaBackendOptions cuda_options = g->cuda_options;
     lanes[k].group = g;
-    cuda_options.batch = batch;
-    /* CPU: depth 1, the lane's thread runs its frames itself (hfam.c makes CUDA groups only
-     * where the build has CUDA) */
-#ifdef HFAM_HAVE_CUDA
-    if (g->cuda)
-      lanes[k].backend = hfam_backend_cuda_new (g->graph, g->device_id, &cuda_options, error);
+    /* CPU: depth 1, the lane's thread runs its frames itself */
+    if (g->batched)
+      lanes[k].backend = g->lanes_made.new_backend (g->graph, batch, g->lanes_made.settings,
+                                                    error);
     else
-#endif
       lanes[k].backend = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
                                                lane_threads, 1, &g->budget, error);
     if (!lanes[k].backend) {
@@ -377,9 +377,9 @@ make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
   return lanes;
 }
 
-/* CUDA lanes are made and freed on a thread of their own: a CUDA backend on the device's
- * primary context sets the device on the thread that calls it, which would replace a CUDA
- * context that the member's thread has pushed (the element's GstCudaContext). */
+/* Lanes with a batch dimension are made and freed on a thread of their own: a CUDA backend
+ * on the device's primary context sets the device on the thread that calls it, which would
+ * replace a CUDA context that the member's thread has pushed (the element's GstCudaContext). */
 typedef struct {
   HfamBatchGroup *group;
   int n_lanes, batch;
@@ -400,7 +400,7 @@ make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 {
   LaneWork work = { g, n_lanes, batch, NULL, NULL };
 
-  if (!g->cuda)
+  if (!g->batched)
     return make_lanes_here (g, n_lanes, batch, error);
   g_thread_join (g_thread_new ("hfam-batch-make", make_lanes_thread, &work));
   if (work.error)
@@ -421,7 +421,7 @@ free_lanes_thread (gpointer data)
 static void
 free_lanes (HfamBatchGroup *g)
 {
-  if (g->cuda && g->n_lanes)
+  if (g->batched && g->n_lanes)
     g_thread_join (g_thread_new ("hfam-batch-free", free_lanes_thread, g));
   else
     free_lanes_thread (g);
@@ -433,7 +433,7 @@ static void
 start_lanes (HfamBatchGroup *g)
 {
   for (int k = 0; k < g->n_lanes; k++)
-    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", g->cuda ? run_batch_lane : run_lane,
+    g->lanes[k].thread = g_thread_new ("hfam-batch-lane", g->batched ? run_batch_lane : run_lane,
                                        &g->lanes[k]);
 }
 
@@ -457,8 +457,9 @@ fit_lanes (HfamBatchGroup *g, GError **error)
 {
   const int members = MAX (MIN (g->max_batch, g->members), 1);
   /* (a member at depth 2 has two frames to run side by side) */
-  const int n_lanes = g->cuda ? 1 : MAX (MIN (MIN (g->max_batch, g->slots), g->n_threads), 1);
-  const int batch = g->cuda ? members : 1;
+  const int n_lanes = g->batched ? 1
+                                  : MAX (MIN (MIN (g->max_batch, g->slots), g->n_threads), 1);
+  const int batch = g->batched ? members : 1;
   Lane *lanes;
 
   if (n_lanes == g->n_lanes && batch == g->lane_batch)
@@ -469,12 +470,12 @@ fit_lanes (HfamBatchGroup *g, GError **error)
   g_mutex_unlock (&g->lock);
   if (!lanes)
     return FALSE;
-  if (g->cuda && !g->description) {
-    /* (the module stays loaded: the copy's ops outlive the lanes) */
-    g->cuda_description = *lanes[0].backend;
-    g->cuda_description.device = NULL;
-    g->cuda_description.batch = g->max_batch;
-    g->description = &g->cuda_description;
+  if (g->batched && !g->description) {
+    /* (HfamBatchLanes: the copy's ops outlive the lanes) */
+    g->batched_description = *lanes[0].backend;
+    g->batched_description.device = NULL;
+    g->batched_description.batch = g->max_batch;
+    g->description = &g->batched_description;
   }
   stop_lanes (g);
   g_mutex_lock (&g->lock);
@@ -493,8 +494,9 @@ static void
 free_group (HfamBatchGroup *g)
 {
   free_lanes (g);
-  if (g->description && g->description != &g->cuda_description)
+  if (g->description && g->description != &g->batched_description)
     g->description->ops->free (g->description);
+  g_free ((gpointer) g->lanes_made.settings);
   g_mutex_clear (&g->lock);
   g_cond_clear (&g->work);
   g_cond_clear (&g->ready_cond);
@@ -513,9 +515,11 @@ start_group (const HfamBatchGroup *want, const HfamOptions *options, GError **er
   g->n_threads = want->n_threads;
   g->max_batch = want->max_batch;
   g->timeout_us = want->timeout_us;
-  g->cuda = want->cuda;
-  g->cuda_options = want->cuda_options;
-  g->device_id = want->device_id;
+  g->batched = want->batched;
+  g->lanes_made = want->lanes_made;
+  if (g->batched)
+    g->lanes_made.settings = g_memdup2 (want->lanes_made.settings,
+                                        want->lanes_made.settings_size);
   g->graph = want->graph;
   g->weight_cache = want->weight_cache;
   g->budget.limit = options->memory_budget > 0 ? options->memory_budget
@@ -526,7 +530,7 @@ start_group (const HfamBatchGroup *want, const HfamOptions *options, GError **er
   g_cond_init (&g->done);
   g_queue_init (&g->queued);
   g_queue_init (&g->ready);
-  if (!g->cuda
+  if (!g->batched
       && !(g->description = hfam_backend_cpu_new (g->graph, g->weight_cache, g->precision,
                                                   g->n_threads, 1, &g->budget, error))) {
     free_group (g);
@@ -552,28 +556,24 @@ stop_group (HfamBatchGroup *g)
 HfamBatchGroup *
 hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                        HfamCpuWeightCache *weight_cache, const HfamOptions *options,
-                       const HfamCudaBackendOptions *cuda, int device_id, GError **error)
+                       const HfamBatchLanes *batched, GError **error)
 {
   const int depth = CLAMP (options->pipeline_depth, 1, 2);
   HfamBatchGroup want = {
     .precision = options->precision,
     /* (threads for CPU lanes only) */
-    .n_threads = cuda ? 0 : options->n_threads > 0 ? options->n_threads
-                                                   : (int) g_get_num_processors (),
+    .n_threads = batched ? 0 : options->n_threads > 0 ? options->n_threads
+                                                      : (int) g_get_num_processors (),
     .max_batch = MIN (options->max_batch, HFAM_MAX_BATCH),
     .timeout_us = MAX (options->batch_timeout_us, 0),
-    .cuda = cuda != NULL,
-    .device_id = MAX (device_id, 0),
+    .batched = batched != NULL,
     .graph = graph,
     .weight_cache = weight_cache,
   };
   HfamBatchGroup *g = NULL;
 
-  if (cuda) {
-    want.cuda_options = *cuda;
-    want.cuda_options.pipeline_depth = 2;
-    want.cuda_options.current_context = FALSE;
-  }
+  if (batched)
+    want.lanes_made = *batched;
   g_mutex_lock (&groups->lock);
   for (GList *l = groups->groups; l && !g; l = l->next)
     if (same_settings (l->data, &want))

@@ -18,18 +18,28 @@ typedef struct {
   GList *groups;
 } HfamBatchGroups;
 
+/* How a group's lanes with a batch dimension are made: `new_backend` makes a backend whose
+ * queue_batch runs batches of `batch` frames (HfamBackend.batch), from `settings`
+ * (`settings_size` bytes, copied into the group and compared byte for byte to find it). The
+ * group calls it, and frees what it made, on threads of its own; the backend's ops must
+ * outlive it (a copy of its HfamBackend describes the group). */
+typedef struct {
+  HfamBackend *(*new_backend) (const HfamGraph *graph, int batch, const void *settings,
+                               GError **error);
+  const void *settings;
+  size_t settings_size;
+} HfamBatchLanes;
+
 /* Joins the group of `groups` with these options (their precision, threads, max_batch and
- * batch_timeout_us alike; for CUDA, the device and `cuda`'s no_graphs instead of the threads),
- * or starts one: its lanes, on `graph`, and their threads. CPU lanes (`cuda` NULL) share
+ * batch_timeout_us alike; with `batched`, its maker and settings instead of the threads), or
+ * starts one: its lanes, on `graph`, and their threads. CPU lanes (`batched` NULL) share
  * `weight_cache` and count their host memory in a budget of the group's own (the starting
- * member's memory_budget); a CUDA lane runs on device `device_id`'s primary context with
- * `cuda`'s settings (its precision, graphs), whatever its current_context and
- * pipeline_depth say. NULL, with the backend's error, when a backend fails. */
+ * member's memory_budget); otherwise the group runs its batches on one lane that `batched`
+ * makes. NULL, with the backend's error, when a backend fails. */
 HfamBatchGroup *hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
                                        HfamCpuWeightCache *weight_cache,
                                        const HfamOptions *options,
-                                       const HfamCudaBackendOptions *cuda, int device_id,
-                                       GError **error);
+                                       const HfamBatchLanes *batched, GError **error);
 /* Leaves it: the member's frames must all be collected; `depth`, the member's pipeline depth
  * as it joined (HfamOptions.pipeline_depth, 1 or 2). The last member stops the runner and
  * frees the group. */

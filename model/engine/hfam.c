@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -226,6 +227,25 @@ hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error
   return k >= 0;
 }
 
+#ifdef HFAM_HAVE_CUDA
+/* A CUDA batch group's lanes (HfamBatchLanes): on the device's primary context, two batches in
+ * flight, whatever the member's current_context and pipeline_depth say. */
+typedef struct {
+  HfamCudaBackendOptions options;
+  int device_id;
+} CudaLaneSettings;
+
+static HfamBackend *
+new_cuda_lane (const HfamGraph *graph, int batch, const void *settings, GError **error)
+{
+  const CudaLaneSettings *lane = settings;
+  HfamCudaBackendOptions options = lane->options;
+
+  options.batch = batch;
+  return hfam_backend_cuda_new (graph, lane->device_id, &options, error);
+}
+#endif
+
 HfamContext *
 hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOptions *cuda,
                   GError **error)
@@ -263,11 +283,18 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
       .no_graphs = cuda->no_graphs,
       .current_context = cuda->current_context,
     };
+    CudaLaneSettings lane;
+    const HfamBatchLanes cuda_lanes = { new_cuda_lane, &lane, sizeof lane };
     GError *cuda_error = NULL;
+    /* (compared byte for byte: no stray padding) */
+    memset (&lane, 0, sizeof lane);
+    lane.options = backend_options;
+    lane.options.pipeline_depth = 2;
+    lane.options.current_context = FALSE;
+    lane.device_id = MAX (cuda->device_id, 0);
     if (options->max_batch > 1
         && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph, NULL,
-                                                options, &backend_options, cuda->device_id,
-                                                &cuda_error)))
+                                                options, &cuda_lanes, &cuda_error)))
       backend = hfam_batch_group_backend (ctx->group);
     else if (options->max_batch <= 1)
       backend = hfam_backend_cuda_new (model->graph, cuda->device_id, &backend_options,
@@ -292,7 +319,7 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
 #endif
   if (!backend && options->max_batch > 1
       && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph,
-                                              model->cpu_weights, options, NULL, 0, error)))
+                                              model->cpu_weights, options, NULL, error)))
     backend = hfam_batch_group_backend (ctx->group);
   if (ctx->group) {
     /* the group's runner computes while the member goes on */

@@ -1,0 +1,359 @@
+/* Batch groups whose lane has a batch dimension (batch.c's run_batch_lane, which runs a CUDA
+ * group's batches), on a test backend that runs each batch's frames one by one on a CPU
+ * backend, one thread, and keeps up to two batches: what the lane hands it and takes back can
+ * be checked where no GPU is.
+ *   - three members' frames run as batches of up to three, each frame's outputs those of a
+ *     CPU backend of its own, in order, with two batches in flight;
+ *   - the lane is made again as members join and leave (batches of one for a member alone);
+ *   - frames of two sizes interleaved run in batches of one size each;
+ *   - a batch whose plan fails fails for its frames alone, and the next ones run.
+ * Usage: test-batch-lanes GOLDEN_DIR */
+#include "context.h"
+#include "engine-test.h"
+
+#include <string.h>
+
+#define W 64
+#define H 64
+#define MAX_FLIGHT 2
+
+typedef struct {
+  int batch;          /* as made */
+  int largest;        /* the most frames queue_batch was given */
+  int most_in_flight; /* the most batches queued and not yet collected */
+  int fail_width;     /* plan refuses this width (0: none) */
+} TestLaneLog;
+
+/* The backend: a CPU backend (one thread) that runs a batch's frames when it is queued. */
+typedef struct {
+  HfamBackend base;
+  HfamBackend *cpu;
+  TestLaneLog *log;
+  HfamHostBudget budget;  /* the CPU backend's: never the limit here */
+  int width, height;
+  float *outputs[MAX_FLIGHT][HFAM_MAX_BATCH];  /* P_s (3 planes), alpha_d, alpha_p */
+  int n[MAX_FLIGHT];
+  int head, tail;
+} TestLane;
+
+static gboolean
+lane_plan (HfamBackend *base, int width, int height, GError **error)
+{
+  TestLane *lane = (TestLane *) base;
+
+  if (width == lane->width && height == lane->height)
+    return TRUE;
+  g_assert_cmpint (lane->head, ==, lane->tail);  /* nothing in flight across a new plan */
+  if (width == lane->log->fail_width) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "test lane: width %d refused", width);
+    return FALSE;
+  }
+  lane->width = width;
+  lane->height = height;
+  return lane->cpu->ops->plan (lane->cpu, width, height, error);
+}
+
+static gboolean
+lane_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError **error)
+{
+  TestLane *lane = (TestLane *) base;
+  const int slot = lane->head % MAX_FLIGHT;
+  const size_t plane = (size_t) lane->width * lane->height;
+  HfamBackend *cpu = lane->cpu;
+
+  g_assert_cmpint (n, >=, 1);
+  g_assert_cmpint (n, <=, lane->log->batch);
+  g_assert_cmpint (lane->head - lane->tail, <, MAX_FLIGHT);
+  lane->log->largest = MAX (lane->log->largest, n);
+  for (int k = 0; k < n; k++) {
+    float *o = lane->outputs[slot][k] = g_renew (float, lane->outputs[slot][k], 5 * plane);
+    HfamOutputs out = { .semantic = o, .detail = o + 3 * plane, .fused = o + 4 * plane };
+    if (!cpu->ops->set_input (cpu, inputs[k], error))
+      return FALSE;
+    for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+      if (!cpu->ops->run_stage (cpu, stage, error))
+        return FALSE;
+    if (!cpu->ops->synchronize (cpu, error) || !cpu->ops->get_outputs (cpu, &out, error))
+      return FALSE;
+  }
+  lane->n[slot] = n;
+  lane->head++;
+  lane->log->most_in_flight = MAX (lane->log->most_in_flight, lane->head - lane->tail);
+  return TRUE;
+}
+
+static gboolean
+lane_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
+{
+  TestLane *lane = (TestLane *) base;
+  const int slot = lane->tail % MAX_FLIGHT;
+  const size_t plane = (size_t) lane->width * lane->height;
+
+  g_assert_cmpint (lane->head, >, lane->tail);
+  g_assert_cmpint (n, ==, lane->n[slot]);
+  lane->tail++;
+  for (int k = 0; k < n; k++) {
+    const float *o = lane->outputs[slot][k];
+    if (out[k].semantic)
+      memcpy (out[k].semantic, o, sizeof (float) * 3 * plane);
+    if (out[k].detail)
+      memcpy (out[k].detail, o + 3 * plane, sizeof (float) * plane);
+    if (out[k].fused)
+      memcpy (out[k].fused, o + 4 * plane, sizeof (float) * plane);
+  }
+  return TRUE;
+}
+
+static void
+lane_free (HfamBackend *base)
+{
+  TestLane *lane = (TestLane *) base;
+
+  for (int s = 0; s < MAX_FLIGHT; s++)
+    for (int k = 0; k < HFAM_MAX_BATCH; k++)
+      g_free (lane->outputs[s][k]);
+  lane->cpu->ops->free (lane->cpu);
+  g_free (lane);
+}
+
+static const HfamBackendOps lane_ops = {
+  .name = "test-lane",
+  .plan = lane_plan,
+  .free = lane_free,
+  .queue_batch = lane_queue_batch,
+  .collect_batch = lane_collect_batch,
+};
+
+/* HfamBatchLanes.new_backend; `settings`: the TestLaneLog * to write to. */
+static HfamBackend *
+new_test_lane (const HfamGraph *graph, int batch, const void *settings, GError **error)
+{
+  TestLaneLog *log = *(TestLaneLog *const *) settings;
+  TestLane *lane = g_new0 (TestLane, 1);
+
+  lane->budget.limit = G_MAXUINT64;
+  lane->cpu = hfam_backend_cpu_new (graph, NULL, HFAM_PRECISION_FP32, 1, 1, &lane->budget,
+                                    error);
+  if (!lane->cpu) {
+    g_free (lane);
+    return NULL;
+  }
+  lane->base.ops = &lane_ops;
+  lane->base.graph = graph;
+  lane->base.pipeline_depth = MAX_FLIGHT;
+  lane->base.batch = batch;
+  lane->base.precision = HFAM_PRECISION_FP32;
+  lane->log = log;
+  log->batch = batch;
+  return &lane->base;
+}
+
+typedef struct {
+  HfamModel *model;
+  HfamBatchGroups groups;
+  TestLaneLog log;
+  TestLaneLog *log_pointer;  /* the lanes' settings: where they write */
+  HfamBatchLanes lanes;
+} Fixture;
+
+static void
+fixture_init (Fixture *f)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+
+  memset (f, 0, sizeof *f);
+  f->model = hfam_model_load (path, &error);
+  g_assert_no_error (error);
+  g_mutex_init (&f->groups.lock);
+  f->log_pointer = &f->log;
+  f->lanes = (HfamBatchLanes) { new_test_lane, &f->log_pointer, sizeof f->log_pointer };
+}
+
+static void
+fixture_clear (Fixture *f)
+{
+  g_assert_null (f->groups.groups);
+  g_mutex_clear (&f->groups.lock);
+  hfam_model_free (f->model);
+}
+
+static HfamBatchGroup *
+join (Fixture *f, int max_batch, gint64 timeout_us)
+{
+  const HfamOptions options = { .precision = HFAM_PRECISION_FP32, .pipeline_depth = 2,
+                                .max_batch = max_batch,
+                                .batch_timeout_us = (int) timeout_us };
+  g_autoptr (GError) error = NULL;
+  HfamBatchGroup *g = hfam_batch_group_join (&f->groups, f->model->graph, NULL, &options,
+                                             &f->lanes, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (g);
+  return g;
+}
+
+/* A normalised input of its own for `seed`. */
+static float *
+input_of (int seed, int width, int height)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  float *input = g_new (float, 3 * (size_t) width * height);
+
+  for (size_t i = 0; i < 3 * (size_t) width * height; i++)
+    input[i] = (float) g_rand_double_range (rand, -2.0, 2.0);
+  return input;
+}
+
+/* What a CPU backend of its own (one thread) makes of `input`: alpha_p. */
+static float *
+alpha_alone (Fixture *f, const float *input, int width, int height)
+{
+  HfamHostBudget budget = { .limit = G_MAXUINT64 };
+  g_autoptr (GError) error = NULL;
+  HfamBackend *cpu = hfam_backend_cpu_new (f->model->graph, NULL, HFAM_PRECISION_FP32, 1, 1,
+                                           &budget, &error);
+  float *alpha = g_new (float, (size_t) width * height);
+  HfamOutputs out = { .fused = alpha };
+
+  g_assert_no_error (error);
+  g_assert_true (cpu->ops->plan (cpu, width, height, &error));
+  g_assert_true (cpu->ops->set_input (cpu, input, &error));
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+    g_assert_true (cpu->ops->run_stage (cpu, stage, &error));
+  g_assert_true (cpu->ops->synchronize (cpu, &error) && cpu->ops->get_outputs (cpu, &out, &error));
+  g_assert_no_error (error);
+  cpu->ops->free (cpu);
+  return alpha;
+}
+
+static void
+expect_alpha (Fixture *f, HfamBatchGroup *g, HfamBatchFrame *frame, const float *input,
+              int width, int height)
+{
+  g_autofree float *want = alpha_alone (f, input, width, height);
+  g_autofree float *got = g_new (float, (size_t) width * height);
+  HfamOutputs out = { .fused = got };
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (hfam_batch_group_collect (g, frame, &out, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_abs_diff (got, want, (size_t) width * height), ==, 0.0);
+}
+
+/* Three members, two frames each in flight: batches of three, two batches in flight, every
+ * frame its own outputs; then members leave until one is left, whose frames run alone. */
+static void
+test_batches (void)
+{
+  Fixture f;
+  HfamBatchGroup *g[3];
+  HfamBatchFrame *frames[3][2];
+  float *inputs[3][2];
+  HfamBatchCounts counts;
+
+  fixture_init (&f);
+  for (int m = 0; m < 3; m++)
+    g[m] = join (&f, 3, 60 * G_USEC_PER_SEC);
+  g_assert_true (g[0] == g[1] && g[1] == g[2]);
+  g_assert_cmpint (hfam_batch_group_backend (g[0])->batch, ==, 3);
+  g_assert_null (hfam_batch_group_backend (g[0])->device);
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++) {
+      g_autoptr (GError) error = NULL;
+      inputs[m][r] = input_of (10 * m + r, W, H);
+      frames[m][r] = hfam_batch_group_submit (g[m], &g[m], inputs[m][r], W, H, &error);
+      g_assert_no_error (error);
+    }
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++)
+      expect_alpha (&f, g[m], frames[m][r], inputs[m][r], W, H);
+  hfam_batch_group_counts (g[0], &counts);
+  g_assert_cmpint (f.log.batch, ==, 3);
+  g_assert_cmpint (f.log.largest, ==, 3);
+  g_assert_cmpuint (counts.frames, ==, 6);
+  g_assert_cmpint (counts.lanes, ==, 1);
+  /* (the runner forms its batches while the lane has the earlier ones in flight) */
+  g_test_message ("batches %" G_GUINT64_FORMAT ", most in flight %d", counts.batches,
+                  f.log.most_in_flight);
+  hfam_batch_group_leave (&f.groups, g[2], 2);
+  hfam_batch_group_leave (&f.groups, g[1], 2);
+  /* a member alone: its lane runs batches of one */
+  g_assert_cmpint (f.log.batch, ==, 1);
+  {
+    g_autoptr (GError) error = NULL;
+    g_autofree float *input = input_of (99, W, H);
+    HfamBatchFrame *frame = hfam_batch_group_submit (g[0], &g[0], input, W, H, &error);
+    g_assert_no_error (error);
+    expect_alpha (&f, g[0], frame, input, W, H);
+  }
+  hfam_batch_group_leave (&f.groups, g[0], 2);
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++)
+      g_free (inputs[m][r]);
+  fixture_clear (&f);
+}
+
+/* Two members at two sizes, interleaved: each batch holds frames of one size (a plan between
+ * them, with nothing in flight: lane_plan checks), every frame its own outputs. A size the
+ * lane's plan refuses fails its frames alone. */
+static void
+test_sizes_and_failures (void)
+{
+  Fixture f;
+  HfamBatchGroup *g[2];
+  const int widths[2] = { W, 96 };
+  enum { N = 3 };
+  HfamBatchFrame *frames[2][N];
+  float *inputs[2][N];
+
+  fixture_init (&f);
+  for (int m = 0; m < 2; m++)
+    g[m] = join (&f, 2, 50 * 1000);
+  for (int round = 0; round < 2; round++) {
+    /* round 1: the lane refuses the second size */
+    f.log.fail_width = round ? widths[1] : 0;
+    for (int i = 0; i < N; i++)
+      for (int m = 0; m < 2; m++) {
+        g_autoptr (GError) error = NULL;
+        inputs[m][i] = input_of (100 * round + 10 * m + i, widths[m], H);
+        frames[m][i] = hfam_batch_group_submit (g[m], &g[m], inputs[m][i], widths[m], H,
+                                                &error);
+        g_assert_no_error (error);
+        /* (at most two frames in flight a member, as a context keeps them) */
+        if (i >= 1) {
+          if (round && m == 1) {
+            HfamOutputs out = { 0 };
+            g_autoptr (GError) refused = NULL;
+            g_assert_false (hfam_batch_group_collect (g[m], frames[m][i - 1], &out, &refused));
+            g_assert_error (refused, HFAM_ERROR, HFAM_ERROR_BACKEND);
+            g_assert_nonnull (strstr (refused->message, "width 96 refused"));
+          } else {
+            expect_alpha (&f, g[m], frames[m][i - 1], inputs[m][i - 1], widths[m], H);
+          }
+          g_free (inputs[m][i - 1]);
+        }
+      }
+    for (int m = 0; m < 2; m++) {
+      if (round && m == 1) {
+        HfamOutputs out = { 0 };
+        g_assert_false (hfam_batch_group_collect (g[m], frames[m][N - 1], &out, NULL));
+      } else {
+        expect_alpha (&f, g[m], frames[m][N - 1], inputs[m][N - 1], widths[m], H);
+      }
+      g_free (inputs[m][N - 1]);
+    }
+  }
+  for (int m = 0; m < 2; m++)
+    hfam_batch_group_leave (&f.groups, g[m], 2);
+  fixture_clear (&f);
+}
+
+int
+main (int argc, char **argv)
+{
+  engine_test_init (&argc, &argv);
+  g_test_add_func ("/batch-lanes/batches", test_batches);
+  g_test_add_func ("/batch-lanes/sizes-and-failures", test_sizes_and_failures);
+  return g_test_run ();
+}
