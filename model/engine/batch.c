@@ -121,25 +121,36 @@ wait_for_batch (HfamBatchGroup *g)
     ;
 }
 
-/* Under the lock: takes the batch out of the queue, the oldest frame and those of its size. */
+/* Under the lock: takes out of `queue` its oldest frame and the frames of that size behind
+ * it, in order, up to `most`. */
 static int
-take_batch (HfamBatchGroup *g, HfamBatchFrame **batch)
+take_like_first (GQueue *queue, int most, HfamBatchFrame **frames)
 {
-  const HfamBatchFrame *first = g_queue_peek_head (&g->queued);
+  const HfamBatchFrame *first = g_queue_peek_head (queue);
   const int width = first->width, height = first->height;
-  GList *l = g->queued.head;
+  GList *l = queue->head;
   int n = 0;
 
-  while (l && n < g->max_batch) {
+  while (l && n < most) {
     GList *next = l->next;
     HfamBatchFrame *f = l->data;
     if (f->width == width && f->height == height) {
-      batch[n++] = f;
-      g_queue_delete_link (&g->queued, l);
+      frames[n++] = f;
+      g_queue_delete_link (queue, l);
     }
     l = next;
   }
   return n;
+}
+
+/* Where a frame's outputs go: its planes after the input. */
+static HfamOutputs
+frame_outputs (HfamBatchFrame *frame)
+{
+  const size_t plane = plane_size (frame);
+  return (HfamOutputs) { .semantic = frame->planes + 3 * plane,
+                         .detail = frame->planes + 6 * plane,
+                         .fused = frame->planes + 7 * plane };
 }
 
 /* One frame through the backend, outputs into its planes. A frame that fails after it went
@@ -147,10 +158,7 @@ take_batch (HfamBatchGroup *g, HfamBatchFrame **batch)
 static gboolean
 run_frame (HfamBackend *be, HfamBatchFrame *frame, GError **error)
 {
-  const size_t plane = plane_size (frame);
-  HfamOutputs out = { .semantic = frame->planes + 3 * plane,
-                      .detail = frame->planes + 6 * plane,
-                      .fused = frame->planes + 7 * plane };
+  HfamOutputs out = frame_outputs (frame);
   HfamOutputs discard = { 0 };
   gboolean ok = be->ops->set_input (be, frame->planes, error);
 
@@ -192,26 +200,6 @@ run_lane (gpointer data)
   return NULL;
 }
 
-/* Up to `batch` frames of the oldest frame's size out of the ready queue, in order. */
-static int
-take_ready (HfamBatchGroup *g, int batch, HfamBatchFrame **frames)
-{
-  const HfamBatchFrame *first = g_queue_peek_head (&g->ready);
-  GList *l = g->ready.head;
-  int n = 0;
-
-  while (l && n < batch) {
-    GList *next = l->next;
-    HfamBatchFrame *f = l->data;
-    if (f->width == first->width && f->height == first->height) {
-      frames[n++] = f;
-      g_queue_delete_link (&g->ready, l);
-    }
-    l = next;
-  }
-  return n;
-}
-
 /* A batch on a lane with a batch dimension. */
 typedef struct {
   HfamBatchFrame *frames[HFAM_MAX_BATCH];
@@ -249,12 +237,8 @@ collect_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
 {
   HfamOutputs out[HFAM_MAX_BATCH];
 
-  for (int k = 0; k < batch->n; k++) {
-    HfamBatchFrame *f = batch->frames[k];
-    const size_t plane = plane_size (f);
-    out[k] = (HfamOutputs) { .semantic = f->planes + 3 * plane, .detail = f->planes + 6 * plane,
-                             .fused = f->planes + 7 * plane };
-  }
+  for (int k = 0; k < batch->n; k++)
+    out[k] = frame_outputs (batch->frames[k]);
   return be->ops->collect_batch (be, out, batch->n, error);
 }
 
@@ -286,7 +270,7 @@ run_batch_lane (gpointer data)
         && (n_flight == 0 || (next->width == flight[first].frames[0]->width
                               && next->height == flight[first].frames[0]->height))) {
       batch = &flight[(first + n_flight) % 2];
-      batch->n = take_ready (g, be->batch, batch->frames);
+      batch->n = take_like_first (&g->ready, be->batch, batch->frames);
       g_mutex_unlock (&g->lock);
       if (queue_lane_batch (be, batch, &error)) {
         g_mutex_lock (&g->lock);
@@ -324,7 +308,7 @@ run_batches (gpointer data)
     if (g_queue_is_empty (&g->queued))
       break;
     wait_for_batch (g);
-    n = take_batch (g, batch);
+    n = take_like_first (&g->queued, g->max_batch, batch);
     for (int i = 0; i < n; i++)
       g_queue_push_tail (&g->ready, batch[i]);
     g_cond_broadcast (&g->ready_cond);
@@ -673,6 +657,7 @@ hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, HfamOutputs 
                           GError **error)
 {
   const size_t plane = plane_size (frame);
+  const HfamOutputs from = frame_outputs (frame);
   gboolean ok;
 
   g_mutex_lock (&g->lock);
@@ -685,11 +670,11 @@ hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, HfamOutputs 
     g_propagate_error (error, frame->error);
   else {
     if (out->semantic)
-      memcpy (out->semantic, frame->planes + 3 * plane, sizeof (float) * 3 * plane);
+      memcpy (out->semantic, from.semantic, sizeof (float) * 3 * plane);
     if (out->detail)
-      memcpy (out->detail, frame->planes + 6 * plane, sizeof (float) * plane);
+      memcpy (out->detail, from.detail, sizeof (float) * plane);
     if (out->fused)
-      memcpy (out->fused, frame->planes + 7 * plane, sizeof (float) * plane);
+      memcpy (out->fused, from.fused, sizeof (float) * plane);
   }
   g_free (frame->planes);
   g_free (frame);

@@ -349,11 +349,10 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   }
 
   be = g_new0 (CudaBackend, 1);
-  be->batch = CLAMP (options->batch, 1, HFAM_MAX_BATCH);
   be->base.ops = &cuda_ops;
+  be->base.batch = CLAMP (options->batch, 1, HFAM_MAX_BATCH);
   /* device frames are one context's each: a batch's frames come from several */
-  be->base.device = be->batch == 1 ? &cuda_device_ops : NULL;
-  be->base.batch = be->batch;
+  be->base.device = be->base.batch == 1 ? &cuda_device_ops : NULL;
   be->base.gpu = TRUE;
   be->base.graph = graph;
   be->stage_name = stage_name;
@@ -391,7 +390,7 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   g_debug ("cuda backend: device %d, %s (compute capability %d.%d), %s context, cuDNN %zu, %s, "
            "depth %d, batches of %d, graphs %s, %d stream(s) per frame", device, prop.name,
            prop.major, prop.minor, context ? "the caller's" : "its primary",
-           cudnnGetVersion (), options->fp16 ? "fp16" : "fp32", be->depth, be->batch,
+           cudnnGetVersion (), options->fp16 ? "fp16" : "fp32", be->depth, be->base.batch,
            be->graphs ? "on" : "off", be->n_streams);
   return &be->base;
 }

@@ -27,7 +27,7 @@ split_k_applies (const CudaBackend *be, int id, int splits)
   /* tensor cores read a group's channels 8 halves at a time */
   const int align = be->dtype == HFAM_CUDA_F16 ? 8 : 1;
 
-  return n->op == HFAM_OP_CONV && (size_t) s->w * s->h * be->batch <= SPLIT_K_MAX_POSITIONS
+  return n->op == HFAM_OP_CONV && (size_t) s->w * s->h * be->base.batch <= SPLIT_K_MAX_POSITIONS
          && in->cs % (splits * align) == 0
          && in->cs / splits * n->conv.kernel * n->conv.kernel >= SPLIT_K_MIN_DEPTH;
 }
@@ -37,7 +37,7 @@ split_k_applies (const CudaBackend *be, int id, int splits)
 size_t
 split_k_partials_bytes (const CudaBackend *be, const Step *s, int splits)
 {
-  return align_up ((size_t) splits * s->cs * s->w * s->h * be->batch * elem (be));
+  return align_up ((size_t) splits * s->cs * s->w * s->h * be->base.batch * elem (be));
 }
 
 /* The grouped convolution of convolution `id` split `splits` ways: its descriptors, and its
@@ -56,7 +56,7 @@ prepare_split_k (CudaBackend *be, int id, int splits, GError **error)
   cudaFree (s->split_weight);
   s->split_weight = NULL;
   CUDNN_TRY (cudnnSetTensor4dDescriptor (s->part_desc, CUDNN_TENSOR_NHWC, be->cudnn_dtype,
-                                         be->batch, splits * s->cs, s->h, s->w), n->name);
+                                         be->base.batch, splits * s->cs, s->h, s->w), n->name);
   CUDNN_TRY (cudnnSetFilter4dDescriptor (s->split_w_desc, be->cudnn_dtype, CUDNN_TENSOR_NHWC,
                                          splits * s->cs, cg, p->kernel, p->kernel), n->name);
   CUDNN_TRY (cudnnSetConvolution2dDescriptor (s->split_conv_desc, p->pad, p->pad, p->stride,

@@ -117,7 +117,6 @@ typedef struct {
   HfamCudaDtype dtype;
   cudnnDataType_t cudnn_dtype;
   int depth;
-  int batch;                    /* frames per run: each value holds `batch` maps, one a frame */
   gboolean graphs, debug_sync;
   int n_streams;                /* HFAM_N_LANES, or 1 where each node is to be timed alone */
   int split_k;                  /* HFAM_CUDA_SPLIT_K: -1 timed (default), 0 never, or forced */
@@ -234,7 +233,7 @@ node_stream (const CudaBackend *be, int id)
 static inline int
 conv_batch (const CudaBackend *be, int id)
 {
-  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? 1 : be->batch;
+  return be->base.graph->nodes[id].op == HFAM_OP_SK_PROJECT ? 1 : be->base.batch;
 }
 
 static inline gboolean

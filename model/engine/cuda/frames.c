@@ -36,16 +36,25 @@ free_head_slot (CudaBackend *be, GError **error)
   return NULL;
 }
 
-gboolean
-cuda_set_input (HfamBackend *base, const float *input, GError **error)
+/* Copies `n` frames' inputs into the free head slot's staging (a batch's first ones: the
+ * frames past n run on the inputs of the slot's last batch, and their outputs are not read). */
+static gboolean
+stage_inputs (CudaBackend *be, const float *const *inputs, int n, GError **error)
 {
-  CudaBackend *be = (CudaBackend *) base;
+  const size_t planes = 3 * (size_t) be->width * be->height;
   Slot *slot;
 
   if (!check_planned (be, error) || !(slot = free_head_slot (be, error)))
     return FALSE;
-  memcpy (slot->host_in, input, sizeof (float) * 3 * (size_t) be->width * be->height);
+  for (int k = 0; k < n; k++)
+    memcpy (slot->host_in + planes * k, inputs[k], sizeof (float) * planes);
   return TRUE;
+}
+
+gboolean
+cuda_set_input (HfamBackend *base, const float *input, GError **error)
+{
+  return stage_inputs ((CudaBackend *) base, &input, 1, error);
 }
 
 /* After a failure while queueing: wait for what was queued and make the slot free again. */
@@ -226,22 +235,15 @@ gboolean
 cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
-  const size_t planes = 3 * (size_t) be->width * be->height;
-  Slot *slot;
 
-  if (n < 1 || n > be->batch) {
+  if (n < 1 || n > be->base.batch) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "cuda backend: a batch of %d frames; this backend runs 1 to %d", n, be->batch);
+                 "cuda backend: a batch of %d frames; this backend runs 1 to %d", n,
+                 be->base.batch);
     return FALSE;
   }
-  if (!check_planned (be, error) || !(slot = free_head_slot (be, error))
-      || !use_device (be, "batch", error))
-    return FALSE;
-  /* (the frames past n run on the inputs of the slot's last batch: their outputs are not
-   * read) */
-  for (int k = 0; k < n; k++)
-    memcpy (slot->host_in + planes * k, inputs[k], sizeof (float) * planes);
-  return queue_staged (be, n, error);
+  return stage_inputs (be, inputs, n, error) && use_device (be, "batch", error)
+         && queue_staged (be, n, error);
 }
 
 gboolean

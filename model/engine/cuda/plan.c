@@ -115,7 +115,7 @@ size_values (CudaBackend *be)
     if (s->view_of >= 0)
       continue;
     s->offset = off;
-    off += align_up (s->bytes * be->batch);
+    off += align_up (s->bytes * be->base.batch);
     if (n->op == HFAM_OP_SK_PROJECT) {
       const int cm = n->channels;
       const size_t start = off;
@@ -126,12 +126,12 @@ size_values (CudaBackend *be)
       s->sk_scratch_offset = off;
       off += align_up (sizeof (float) * hfam_cuda_sk_scratch_floats (cm));
       s->sk_stride = off - start;
-      off += s->sk_stride * (be->batch - 1);
+      off += s->sk_stride * (be->base.batch - 1);
     }
   }
   for (int k = 0; k < be->depth; k++)
     be->slots[k].dev_in_offset = off;
-  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height * be->batch);
+  off += align_up (sizeof (float) * 3 * (size_t) be->width * be->height * be->base.batch);
   return off;
 }
 
@@ -180,7 +180,7 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   const HfamGraph *g = base->graph;
-  const size_t plane = (size_t) width * height * be->batch;
+  const size_t plane = (size_t) width * height * be->base.batch;
   size_t arena_size, find_ws_size = WORKSPACE_CAP;
   void *find_ws = NULL;
   gboolean ok = TRUE;
@@ -213,7 +213,7 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %dx%d: cannot allocate %zu MiB of device memory per frame "
                    "slot (%d slots, batches of %d) or the pinned staging", width, height,
-                   arena_size >> 20, be->depth, be->batch);
+                   arena_size >> 20, be->depth, be->base.batch);
       clear_plan (be);
       return FALSE;
     }
@@ -221,7 +221,7 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
     memset (slot->host_in, 0, sizeof (float) * 3 * plane);
   }
   g_debug ("cuda backend: %dx%d: %zu MiB of activations per slot, %d slot(s), batches of %d",
-           width, height, arena_size >> 20, be->depth, be->batch);
+           width, height, arena_size >> 20, be->depth, be->base.batch);
 
   /* the algorithm search's workspace: as much of the cap as the device gives */
   while (cudaMalloc (&find_ws, find_ws_size) != cudaSuccess && find_ws_size > (1 << 20)) {

@@ -40,7 +40,7 @@ node_macs (const CudaBackend *be, int id)
   const HfamConvParams *p = n->op == HFAM_OP_CONV ? &n->conv
                             : n->op == HFAM_OP_SK_PROJECT ? &n->sk.project : NULL;
   const Step *s = &be->steps[id];
-  return p ? (double) s->w * s->h * p->cout * p->cin * p->kernel * p->kernel * be->batch
+  return p ? (double) s->w * s->h * p->cout * p->cin * p->kernel * p->kernel * be->base.batch
            : 0.0;
 }
 
@@ -72,7 +72,7 @@ print_profile (const CudaBackend *be)
     return;
   g_qsort_with_data (order, g->n_nodes, sizeof *order, compare_node_ms, be->node_ms);
   g_printerr ("cuda backend profile: %.3f ms in all nodes, over every run (%d runs of %d "
-              "frames); the slowest:\n", total, be->profiled_frames, be->batch);
+              "frames); the slowest:\n", total, be->profiled_frames, be->base.batch);
   for (int k = 0; k < MIN (g->n_nodes, 40); k++) {
     const int i = order[k];
     const Step *s = &be->steps[i];

@@ -102,7 +102,7 @@ run_node (CudaBackend *be, Slot *slot, int id, GError **error)
 
   if (n->op == HFAM_OP_CONV)
     return run_conv (be, slot, id, stream, 0, error);
-  for (int frame = 0; frame < be->batch; frame++) {
+  for (int frame = 0; frame < be->base.batch; frame++) {
     if (n->op == HFAM_OP_SK_PROJECT) {
       const HfamNhwc gap = value_nhwc_at (be, slot, n->sk.gap_branches, frame);
       const HfamNhwc pooled = value_nhwc_at (be, slot, n->sk.pooled_branch, frame);
@@ -165,9 +165,9 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
   if (stage == 0) {
     if (kind == FRAME_HOST) {
       float *dev_in = (float *) (slot->arena + slot->dev_in_offset);
-      CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane * be->batch,
+      CUDA_TRY (cudaMemcpyAsync (dev_in, slot->host_in, sizeof (float) * 3 * plane * be->base.batch,
                                  cudaMemcpyHostToDevice, main), "input");
-      for (int frame = 0; frame < be->batch; frame++) {
+      for (int frame = 0; frame < be->base.batch; frame++) {
         const HfamNhwc in = value_nhwc_at (be, slot, g->input, frame);
         CUDA_TRY (hfam_cuda_from_planar (dev_in + 3 * plane * frame, &in, main), "input");
       }
@@ -205,7 +205,7 @@ queue_stage_work (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind,
       CUDA_TRY (cudaEventRecord (slot->lane_done[k], slot->streams[k]), name);
       CUDA_TRY (cudaStreamWaitEvent (main, slot->lane_done[k], 0), name);
     }
-    for (int frame = 0; frame < be->batch && kind == FRAME_HOST; frame++) {
+    for (int frame = 0; frame < be->base.batch && kind == FRAME_HOST; frame++) {
       const float *fusion = value_planar_at (be, slot, g->fusion, frame);
       CUDA_TRY (cudaMemcpyAsync (slot->host_alpha + plane * frame, fusion + plane,
                                  sizeof (float) * plane, cudaMemcpyDeviceToHost, main),

@@ -36,6 +36,18 @@ typedef struct {
   int head, tail;
 } TestLane;
 
+/* One frame through a planned CPU backend. */
+static gboolean
+run_cpu_frame (HfamBackend *cpu, const float *input, HfamOutputs *out, GError **error)
+{
+  if (!cpu->ops->set_input (cpu, input, error))
+    return FALSE;
+  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
+    if (!cpu->ops->run_stage (cpu, stage, error))
+      return FALSE;
+  return cpu->ops->synchronize (cpu, error) && cpu->ops->get_outputs (cpu, out, error);
+}
+
 static gboolean
 lane_plan (HfamBackend *base, int width, int height, GError **error)
 {
@@ -59,7 +71,6 @@ lane_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
   TestLane *lane = (TestLane *) base;
   const int slot = lane->head % MAX_FLIGHT;
   const size_t plane = (size_t) lane->width * lane->height;
-  HfamBackend *cpu = lane->cpu;
 
   g_assert_cmpint (n, >=, 1);
   g_assert_cmpint (n, <=, lane->log->batch);
@@ -68,12 +79,7 @@ lane_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
   for (int k = 0; k < n; k++) {
     float *o = lane->outputs[slot][k] = g_renew (float, lane->outputs[slot][k], 5 * plane);
     HfamOutputs out = { .semantic = o, .detail = o + 3 * plane, .fused = o + 4 * plane };
-    if (!cpu->ops->set_input (cpu, inputs[k], error))
-      return FALSE;
-    for (int stage = 0; stage < HFAM_N_STAGES; stage++)
-      if (!cpu->ops->run_stage (cpu, stage, error))
-        return FALSE;
-    if (!cpu->ops->synchronize (cpu, error) || !cpu->ops->get_outputs (cpu, &out, error))
+    if (!run_cpu_frame (lane->cpu, inputs[k], &out, error))
       return FALSE;
   }
   lane->n[slot] = n;
@@ -217,11 +223,8 @@ alpha_alone (Fixture *f, const float *input, int width, int height)
   HfamOutputs out = { .fused = alpha };
 
   g_assert_no_error (error);
-  g_assert_true (cpu->ops->plan (cpu, width, height, &error));
-  g_assert_true (cpu->ops->set_input (cpu, input, &error));
-  for (int stage = 0; stage < HFAM_N_STAGES; stage++)
-    g_assert_true (cpu->ops->run_stage (cpu, stage, &error));
-  g_assert_true (cpu->ops->synchronize (cpu, &error) && cpu->ops->get_outputs (cpu, &out, &error));
+  g_assert_true (cpu->ops->plan (cpu, width, height, &error)
+                 && run_cpu_frame (cpu, input, &out, &error));
   g_assert_no_error (error);
   cpu->ops->free (cpu);
   return alpha;
