@@ -52,6 +52,9 @@ typedef struct {
   gboolean (*queue_batch) (HfamBackend *backend, const float *const *inputs, int n,
                            GError **error);
   gboolean (*collect_batch) (HfamBackend *backend, HfamOutputs *out, int n, GError **error);
+  /* Optional, with queue_batch: whether the oldest batch in flight has finished (or failed),
+   * so that collect_batch will not wait; never blocks. */
+  gboolean (*batch_done) (HfamBackend *backend);
 } HfamBackendOps;
 
 /* What write_matte does at the outputs' size: libhfam's edges (hfam_context_set_edges) in

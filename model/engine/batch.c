@@ -60,8 +60,9 @@ struct _HfamBatchGroup {
   GQueue ready;           /* HfamBatchFrame, in batches formed, oldest first */
   int members;
   int slots;              /* the frames its members may have in flight: their depths' sum */
+  int outstanding;        /* frames submitted and not yet collected by their members */
   gboolean stopping;      /* the last member left: the runner stops */
-  gboolean lanes_stop;    /* stop_lanes: the lanes stop once no frame is ready */
+  gboolean lanes_stop;    /* stop_lanes: the lanes take no more frames and stop */
   HfamBatchCounts counts;
 };
 
@@ -71,6 +72,7 @@ struct _HfamBatchFrame {
   float *planes;          /* the input (3 planes), then P_s (3), alpha_d and alpha_p */
   guint64 bytes;
   gint64 queued_at;       /* monotonic, microseconds */
+  gboolean fused_only;    /* P_s and alpha_d are not wanted */
   gboolean done;
   GError *error;
 };
@@ -143,11 +145,14 @@ take_like_first (GQueue *queue, int most, HfamBatchFrame **frames)
   return n;
 }
 
-/* Where a frame's outputs go: its planes after the input. */
+/* Where a frame's outputs go: its planes after the input (alpha_p alone for one submitted
+ * fused_only: a GPU's lane then copies nothing else back). */
 static HfamOutputs
 frame_outputs (HfamBatchFrame *frame)
 {
   const size_t plane = plane_size (frame);
+  if (frame->fused_only)
+    return (HfamOutputs) { .fused = frame->planes + 7 * plane };
   return (HfamOutputs) { .semantic = frame->planes + 3 * plane,
                          .detail = frame->planes + 6 * plane,
                          .fused = frame->planes + 7 * plane };
@@ -173,7 +178,7 @@ run_frame (HfamBackend *be, HfamBatchFrame *frame, GError **error)
 }
 
 /* A lane: the oldest frame ready, planned for (under the lock: the plan takes from the
- * budget that submit takes from) and run, until stop_lanes and none is left. */
+ * budget that submit takes from) and run, until stop_lanes. */
 static gpointer
 run_lane (gpointer data)
 {
@@ -186,7 +191,8 @@ run_lane (gpointer data)
 
     while (!g->lanes_stop && g_queue_is_empty (&g->ready))
       g_cond_wait (&g->ready_cond, &g->lock);
-    if (!(frame = g_queue_pop_head (&g->ready)))
+    /* (a stopping lane leaves the frames ready to the lanes that replace it) */
+    if (g->lanes_stop || !(frame = g_queue_pop_head (&g->ready)))
       break;
     if (lane->backend->ops->plan (lane->backend, frame->width, frame->height, &frame->error)) {
       g_mutex_unlock (&g->lock);
@@ -242,9 +248,16 @@ collect_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
   return be->ops->collect_batch (be, out, batch->n, error);
 }
 
+/* How long a lane with room for another batch waits for a frame before it asks again whether
+ * the oldest batch has finished. */
+#define BATCH_POLL_US 100
+
 /* A lane whose backend has a batch dimension: the frames ready, a batch at a time, with up to
  * the backend's pipeline depth of batches in flight; a batch of another size waits until those
- * in flight are collected (its plan replaces theirs). */
+ * in flight are collected (its plan replaces theirs). With room for another batch, while a
+ * member may still submit, it collects the oldest only once that has finished (batch_done):
+ * collecting at once would block it there, and a batch ready meanwhile would wait for the
+ * copies of the one before, the GPU idle. The group's counts are the batches it queues. */
 static gpointer
 run_batch_lane (gpointer data)
 {
@@ -263,7 +276,10 @@ run_batch_lane (gpointer data)
 
     while (!g->lanes_stop && n_flight == 0 && g_queue_is_empty (&g->ready))
       g_cond_wait (&g->ready_cond, &g->lock);
-    next = g_queue_peek_head (&g->ready);
+    /* a stopping lane collects what it has in flight and leaves the frames ready to the lane
+     * that replaces it: were it to take them, members that keep submitting could keep it
+     * running, and join or leave waiting, for ever */
+    next = g->lanes_stop ? NULL : g_queue_peek_head (&g->ready);
     if (!next && n_flight == 0)
       break;
     if (next && n_flight < MIN (depth, 2)
@@ -271,6 +287,9 @@ run_batch_lane (gpointer data)
                               && next->height == flight[first].frames[0]->height))) {
       batch = &flight[(first + n_flight) % 2];
       batch->n = take_like_first (&g->ready, be->batch, batch->frames);
+      g->counts.batches++;
+      g->counts.frames += batch->n;
+      g->counts.largest = MAX (g->counts.largest, batch->n);
       g_mutex_unlock (&g->lock);
       if (queue_lane_batch (be, batch, &error)) {
         g_mutex_lock (&g->lock);
@@ -278,6 +297,11 @@ run_batch_lane (gpointer data)
         continue;
       }
       g_mutex_lock (&g->lock);
+    } else if (!next && !g->lanes_stop && n_flight < MIN (depth, 2)
+               && g->outstanding < g->slots && be->ops->batch_done
+               && !be->ops->batch_done (be)) {
+      g_cond_wait_until (&g->ready_cond, &g->lock, g_get_monotonic_time () + BATCH_POLL_US);
+      continue;
     } else {
       batch = &flight[first];
       g_mutex_unlock (&g->lock);
@@ -312,9 +336,12 @@ run_batches (gpointer data)
     for (int i = 0; i < n; i++)
       g_queue_push_tail (&g->ready, batch[i]);
     g_cond_broadcast (&g->ready_cond);
-    g->counts.batches++;
-    g->counts.frames += n;
-    g->counts.largest = MAX (g->counts.largest, n);
+    /* (a lane with a batch dimension counts the batches it runs) */
+    if (!g->batched) {
+      g->counts.batches++;
+      g->counts.frames += n;
+      g->counts.largest = MAX (g->counts.largest, n);
+    }
   }
   g_mutex_unlock (&g->lock);
   return NULL;
@@ -421,7 +448,8 @@ start_lanes (HfamBatchGroup *g)
                                        &g->lanes[k]);
 }
 
-/* Stops the lanes once they have run the frames ready. */
+/* Stops the lanes once they have run the frames they took; the frames ready stay for the
+ * lanes that replace them. */
 static void
 stop_lanes (HfamBatchGroup *g)
 {
@@ -434,8 +462,8 @@ stop_lanes (HfamBatchGroup *g)
 }
 
 /* As many lanes as the members want (join and leave, under the groups' lock): the old ones
- * stop after the frames ready, the new ones take the frames from there. A failure leaves the
- * old ones running. */
+ * stop after the frames they took, the new ones take the frames from there. A failure leaves
+ * the old ones running. */
 static gboolean
 fit_lanes (HfamBatchGroup *g, GError **error)
 {
@@ -448,10 +476,13 @@ fit_lanes (HfamBatchGroup *g, GError **error)
 
   if (n_lanes == g->n_lanes && batch == g->lane_batch)
     return TRUE;
-  /* under the lock: the lanes' plans take from the budget too */
-  g_mutex_lock (&g->lock);
+  /* CPU lanes under the lock: their plans take from the budget too. (Not a CUDA lane, whose
+   * making takes long and would hold up the running lane and the members.) */
+  if (!g->batched)
+    g_mutex_lock (&g->lock);
   lanes = make_lanes (g, n_lanes, batch, error);
-  g_mutex_unlock (&g->lock);
+  if (!g->batched)
+    g_mutex_unlock (&g->lock);
   if (!lanes)
     return FALSE;
   if (g->batched && !g->description) {
@@ -619,12 +650,13 @@ hfam_batch_group_max_batch (const HfamBatchGroup *group)
 
 HfamBatchFrame *
 hfam_batch_group_submit (HfamBatchGroup *g, const void *member, const float *input, int width,
-                         int height, GError **error)
+                         int height, gboolean fused_only, GError **error)
 {
   HfamBatchFrame *frame = g_new0 (HfamBatchFrame, 1);
   gboolean taken;
 
   frame->member = member;
+  frame->fused_only = fused_only;
   frame->width = width;
   frame->height = height;
   frame->bytes = sizeof (float) * 8 * plane_size (frame);
@@ -646,6 +678,7 @@ hfam_batch_group_submit (HfamBatchGroup *g, const void *member, const float *inp
   memcpy (frame->planes, input, sizeof (float) * 3 * plane_size (frame));
   g_mutex_lock (&g->lock);
   frame->queued_at = g_get_monotonic_time ();
+  g->outstanding++;
   g_queue_push_tail (&g->queued, frame);
   g_cond_signal (&g->work);
   g_mutex_unlock (&g->lock);
@@ -660,9 +693,11 @@ hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, HfamOutputs 
   const HfamOutputs from = frame_outputs (frame);
   gboolean ok;
 
+  g_return_val_if_fail (!frame->fused_only || (!out->semantic && !out->detail), FALSE);
   g_mutex_lock (&g->lock);
   while (!frame->done)
     g_cond_wait (&g->done, &g->lock);
+  g->outstanding--;
   hfam_host_budget_give (&g->budget, frame->bytes);
   g_mutex_unlock (&g->lock);
   ok = !frame->error;

@@ -50,12 +50,14 @@ HfamBackend *hfam_batch_group_backend (HfamBatchGroup *group);
 int hfam_batch_group_max_batch (const HfamBatchGroup *group);
 
 /* Queues a copy of `input` (3 planes, width x height, multiples of 32) from `member` (a
- * context); NULL with HFAM_ERROR_BUDGET when its planes do not fit in the group's budget. */
+ * context); NULL with HFAM_ERROR_BUDGET when its planes do not fit in the group's budget.
+ * `fused_only`: its collect will want alpha_p alone, and the lane fetches nothing else. */
 HfamBatchFrame *hfam_batch_group_submit (HfamBatchGroup *group, const void *member,
                                          const float *input, int width, int height,
-                                         GError **error);
+                                         gboolean fused_only, GError **error);
 /* Waits until the frame has run, copies the outputs asked for (any pointer in `out` may be
- * NULL) and frees it; FALSE with the error of its run (or its plan). */
+ * NULL; only `fused` for a frame submitted `fused_only`) and frees it; FALSE with the error of
+ * its run (or its plan). */
 gboolean hfam_batch_group_collect (HfamBatchGroup *group, HfamBatchFrame *frame,
                                    HfamOutputs *out, GError **error);
 

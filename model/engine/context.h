@@ -33,6 +33,8 @@ typedef struct {
   float smoothing;                /* its HfamFrameParams.smoothing */
   HfamTemporal temporal;          /* and .temporal */
   int slot;                       /* host frames: its grey plane in HfamContext.grey */
+  gboolean fused_only;            /* its collect wants alpha_p alone (a batch group's lane
+                                     then fetches nothing else) */
 } HfamPendingFrame;
 
 /* The kept matte (hfam.h): alpha_p of the last frame collected, at its inference size. Host

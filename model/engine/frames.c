@@ -271,6 +271,7 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
                                                  : ctx->model->hp.inference_size,
     .smoothing = params ? params->smoothing : 0.0f,
     .temporal = params ? params->temporal : HFAM_TEMPORAL_BLEND,
+    .fused_only = TRUE,
   };
 
   hfam_inference_dims (frame->width, frame->height, pending.long_side, width, height);

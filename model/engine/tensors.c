@@ -138,7 +138,8 @@ hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **error)
   gboolean ok = TRUE;
 
   if (ctx->group) {
-    static const HfamPendingFrame tensor = { .memory = HFAM_MEMORY_HOST };
+    const HfamPendingFrame tensor = { .memory = HFAM_MEMORY_HOST,
+                                      .fused_only = !out->semantic && !out->detail };
     return hfam_context_submit_input (ctx, &tensor, error)
            && hfam_context_collect_outputs (ctx, out, error);
   }
@@ -174,7 +175,7 @@ hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending, GE
 
   if (ctx->group) {
     HfamBatchFrame *frame = hfam_batch_group_submit (ctx->group, ctx, ctx->input, ctx->width,
-                                                     ctx->height, error);
+                                                     ctx->height, pending->fused_only, error);
     if (!frame)
       return FALSE;
     ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = frame;

@@ -22,10 +22,13 @@
  * weights (the device memory it takes is less, by at least a quarter of the file's size for a
  * file of 16 MB or more, than that of a context on a second copy of the model) and computes as
  * the CPU does.
- * Batches (HfamOptions.max_batch 3, fp32 and fp16): three contexts of one batch group submit
- * the three frames, which run as one batch of three, each frame against the CPU as above (the
- * frames of a batch must not mix); then one context's frame alone, after the time-out, a batch
- * of one on the backend planned for three; and the group's contexts take no device frames.
+ * Batches (HfamOptions.max_batch 3): three contexts of one batch group submit a frame each,
+ * which run as one batch of three, each frame against the CPU as above (the frames of a batch
+ * must not mix); at depth 2 two such rounds, two batches in flight; then two contexts' frames
+ * after the time-out (a batch of two on the lane planned for three, in the slots that ran
+ * three), then one alone; the group's contexts take no device frames. In fp32 and in fp16 at
+ * depth 2 on every map; on maps of at most 160x96 also fp32 at depth 2 without graphs, fp16
+ * with split-K forced, fp32 with cuBLASLt forced at depth 2, and fp16 on one stream.
  * Exits 77 (skipped) with a message when no CUDA device opens.
  * Usage: test-cuda-network MODEL WxH [MODEL WxH ...] */
 #include "hfam-internal.h"
@@ -306,67 +309,98 @@ check_shared_weights (HfamModel *model, const char *path, const char *base,
   hfam_context_free (first);
 }
 
-/* The batch checks (see the top): `precision`, three members of one group. */
+/* A batch configuration: the members' precision and depth, the lane's graphs, a way forced. */
+typedef struct {
+  const char *name;
+  HfamPrecision precision;
+  int depth;
+  gboolean no_graphs;
+  const char *force, *value;  /* an environment variable, as the configurations of run_case */
+} BatchConfig;
+
+/* Collects member `m`'s oldest frame, which ran input `f`, and checks it against the CPU. */
+static gboolean
+collect_member (HfamContext *ctx, const char *what, int f, Result *gpu, const Result *cpu,
+                size_t plane, gboolean fp16, GError **error)
+{
+  HfamOutputs o = outputs_of (gpu);
+
+  if (!hfam_context_collect_tensor (ctx, &o, error))
+    return FALSE;
+  compare (what, gpu, &cpu[f], plane, fp16);
+  return TRUE;
+}
+
+/* The batch checks (see the top) in one configuration: three members of one group, `depth`
+ * rounds of a frame each in flight (batches of three, up to two in flight), then a batch of
+ * two after the time-out in the slots that ran three, then one alone. */
 static void
-check_batches (HfamModel *model, const char *base, HfamPrecision precision,
+check_batches (HfamModel *model, const char *base, const BatchConfig *config,
                float *const inputs[3], int w, int h, const Result cpu[3])
 {
-  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .precision = precision,
-                                .pipeline_depth = 1, .max_batch = 3,
-                                /* long enough that the three always meet */
-                                .batch_timeout_us = 1000000 };
-  const gboolean fp16 = precision == HFAM_PRECISION_FP16;
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .precision = config->precision,
+                                .pipeline_depth = config->depth, .max_batch = 3,
+                                /* long enough that three frames submitted one after
+                                   the other always meet (a batch of three goes at once) */
+                                .batch_timeout_us = 200000 };
+  const HfamCudaOptions cuda = { .device_id = -1, .no_graphs = config->no_graphs };
+  const gboolean fp16 = config->precision == HFAM_PRECISION_FP16;
   const size_t plane = (size_t) w * h;
   g_autoptr (GError) error = NULL;
   HfamContext *ctx[3] = { NULL };
   HfamBatchCounts counts = { 0 };
-  Result gpu[3];
-  char what[160];
+  Result gpu = result_new (plane);
+  char what[192];
   gboolean ok = TRUE;
 
+  if (config->force)
+    g_setenv (config->force, config->value, TRUE);
   for (int m = 0; m < 3 && ok; m++)
-    ok = (ctx[m] = hfam_context_new (model, &options, NULL, &error)) != NULL;
-  for (int f = 0; f < 3; f++)
-    gpu[f] = result_new (plane);
-  for (int f = 0; f < 3 && ok; f++)
-    ok = hfam_context_submit_tensor (ctx[f], inputs[f], w, h, &error);
-  for (int f = 0; f < 3 && ok; f++) {
-    HfamOutputs o = outputs_of (&gpu[f]);
-    ok = hfam_context_collect_tensor (ctx[f], &o, &error);
-  }
-  if (ok) {
-    g_assert_true (hfam_context_batch_counts (ctx[0], &counts));
-    printf ("%-4s %s %dx%d %s batch group: %d members, %" G_GUINT64_FORMAT " batch(es), the "
-            "largest of %d\n", counts.largest == 3 ? "ok" : "FAIL", base, w, h,
-            fp16 ? "fp16" : "fp32", counts.members, counts.batches, counts.largest);
-    n_failed += counts.largest != 3;
-    for (int f = 0; f < 3; f++) {
-      snprintf (what, sizeof what, "%s %dx%d %s batch of 3, frame %d", base, w, h,
-                fp16 ? "fp16" : "fp32", f);
-      compare (what, &gpu[f], &cpu[f], plane, fp16);
+    ok = (ctx[m] = hfam_context_new (model, &options, &cuda, &error)) != NULL;
+  /* member m's frame of round r runs input (m + r) % 3 */
+  for (int r = 0; r < config->depth && ok; r++)
+    for (int m = 0; m < 3 && ok; m++)
+      ok = hfam_context_submit_tensor (ctx[m], inputs[(m + r) % 3], w, h, &error);
+  for (int r = 0; r < config->depth && ok; r++)
+    for (int m = 0; m < 3 && ok; m++) {
+      snprintf (what, sizeof what, "%s %dx%d %s batch of 3 (round %d), member %d", base, w, h,
+                config->name, r, m);
+      ok = collect_member (ctx[m], what, (m + r) % 3, &gpu, cpu, plane, fp16, &error);
     }
+  if (ok) {
+    const gboolean counted = hfam_context_batch_counts (ctx[0], &counts)
+                             && counts.largest == 3
+                             && counts.frames == (guint64) 3 * config->depth;
+    printf ("%-4s %s %dx%d %s batch group: %d members, %" G_GUINT64_FORMAT " batch(es) of %"
+            G_GUINT64_FORMAT " frames, the largest of %d\n", counted ? "ok" : "FAIL", base, w, h,
+            config->name, counts.members, counts.batches, counts.frames, counts.largest);
+    n_failed += !counted;
     printf ("%-4s %s %s batch group: no device frames\n",
-            hfam_context_device_frames (ctx[0]) ? "FAIL" : "ok", base, fp16 ? "fp16" : "fp32");
+            hfam_context_device_frames (ctx[0]) ? "FAIL" : "ok", base, config->name);
     n_failed += hfam_context_device_frames (ctx[0]);
   }
+  /* two members: a batch of two in a slot that ran three */
+  for (int m = 0; m < 2 && ok; m++)
+    ok = hfam_context_submit_tensor (ctx[m], inputs[2 - m], w, h, &error);
+  for (int m = 0; m < 2 && ok; m++) {
+    snprintf (what, sizeof what, "%s %dx%d %s batch of 2 of 3, member %d", base, w, h,
+              config->name, m);
+    ok = collect_member (ctx[m], what, 2 - m, &gpu, cpu, plane, fp16, &error);
+  }
   if (ok) {
-    HfamOutputs o = outputs_of (&gpu[1]);
+    snprintf (what, sizeof what, "%s %dx%d %s batch of 1 of 3", base, w, h, config->name);
     ok = hfam_context_submit_tensor (ctx[1], inputs[1], w, h, &error)
-         && hfam_context_collect_tensor (ctx[1], &o, &error);
-    if (ok) {
-      snprintf (what, sizeof what, "%s %dx%d %s batch of 1 of 3", base, w, h,
-                fp16 ? "fp16" : "fp32");
-      compare (what, &gpu[1], &cpu[1], plane, fp16);
-    }
+         && collect_member (ctx[1], what, 1, &gpu, cpu, plane, fp16, &error);
   }
   if (!ok) {
-    printf ("FAIL %s %s batch group: %s\n", base, fp16 ? "fp16" : "fp32", error->message);
+    printf ("FAIL %s %s batch group: %s\n", base, config->name, error->message);
     n_failed++;
   }
-  for (int m = 0; m < 3; m++) {
+  for (int m = 0; m < 3; m++)
     hfam_context_free (ctx[m]);
-    result_clear (&gpu[m]);
-  }
+  result_clear (&gpu);
+  if (config->force)
+    g_unsetenv (config->force);
 }
 
 static gboolean
@@ -469,8 +503,22 @@ run_case (const char *path, int w, int h, guint32 seed)
   }
   if (opened) {
     check_shared_weights (model, path, base, inputs[0], w, h, &cpu[0]);
-    check_batches (model, base, HFAM_PRECISION_FP32, inputs, w, h, cpu);
-    check_batches (model, base, HFAM_PRECISION_FP16, inputs, w, h, cpu);
+    /* the forced ways and graphs off on the small maps only (each is a search of its own) */
+    static const BatchConfig batch_configs[] = {
+      { .name = "fp32", .precision = HFAM_PRECISION_FP32, .depth = 1 },
+      { .name = "fp16 depth 2", .precision = HFAM_PRECISION_FP16, .depth = 2 },
+      { .name = "fp32 depth 2 no graphs", .precision = HFAM_PRECISION_FP32, .depth = 2,
+        .no_graphs = TRUE },
+      { .name = "fp16 split-K 2", .precision = HFAM_PRECISION_FP16, .depth = 1,
+        .force = "HFAM_CUDA_SPLIT_K", .value = "2" },
+      { .name = "fp32 cuBLASLt depth 2", .precision = HFAM_PRECISION_FP32, .depth = 2,
+        .force = "HFAM_CUDA_GEMM", .value = "1" },
+      { .name = "fp16 one stream", .precision = HFAM_PRECISION_FP16, .depth = 1,
+        .force = "HFAM_CUDA_ONE_STREAM", .value = "1" },
+    };
+    const size_t n_batch_configs = (size_t) w * h <= 160 * 96 ? G_N_ELEMENTS (batch_configs) : 2;
+    for (size_t c = 0; c < n_batch_configs; c++)
+      check_batches (model, base, &batch_configs[c], inputs, w, h, cpu);
   }
   for (int f = 0; f < 3; f++) {
     g_free (inputs[f]);

@@ -159,6 +159,7 @@ static const HfamBackendOps cuda_ops = {
   .collect_frame = cuda_collect_frame,
   .queue_batch = cuda_queue_batch,
   .collect_batch = cuda_collect_batch,
+  .batch_done = cuda_batch_done,
 };
 
 static gboolean

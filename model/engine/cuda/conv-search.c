@@ -168,6 +168,44 @@ time_split_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Co
   return TRUE;
 }
 
+#ifdef HFAM_HAVE_CUBLASLT
+/* The largest power of two, up to cuBLASLt's default 256, that divides the address of value
+ * `id` in every frame of a batch (an SK projection runs a frame at a time, and the frames'
+ * maps need not start on 256 bytes). */
+static uint32_t
+frame_alignment (const CudaBackend *be, int id)
+{
+  const Step *s = &be->steps[id];
+  const Slot *slot = &be->slots[0];
+  const size_t start = (size_t) ((char *) value_nhwc (be, slot, id).data - (char *) slot->arena);
+  const size_t stride = be->steps[s->view_of >= 0 ? s->view_of : id].bytes;
+  uint32_t align = 256;
+
+  while (align > 1 && ((start | stride) & (align - 1)))
+    align /= 2;
+  return align;
+}
+
+/* The alignments a batch's frame-by-frame product can promise for x (B) and y (C, D); the
+ * weights (A) of each frame start on 256 bytes (sk_stride). */
+static gboolean
+set_frame_alignment (CudaBackend *be, int id, cublasLtMatmulPreference_t preference)
+{
+  const uint32_t x = frame_alignment (be, be->base.graph->nodes[id].inputs[0]);
+  const uint32_t y = frame_alignment (be, id);
+
+  return cublasLtMatmulPreferenceSetAttribute (preference,
+                                               CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &x,
+                                               sizeof x) == CUBLAS_STATUS_SUCCESS
+         && cublasLtMatmulPreferenceSetAttribute (preference,
+                                                  CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &y,
+                                                  sizeof y) == CUBLAS_STATUS_SUCCESS
+         && cublasLtMatmulPreferenceSetAttribute (preference,
+                                                  CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &y,
+                                                  sizeof y) == CUBLAS_STATUS_SUCCESS;
+}
+#endif
+
 /* The same for cuBLASLt's product (a 1x1 convolution): the heuristic's first GEMM_CANDIDATES
  * algorithms within the search's workspace, each without an epilogue (hfam_cuda_bias_act
  * after) and, where there is no residual, with the bias (and ReLU) in the epilogue. */
@@ -189,9 +227,11 @@ time_gemm_ways (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, Con
   LT_TRY (cublasLtMatmulPreferenceCreate (&preference), n->name);
   if (cublasLtMatmulPreferenceSetAttribute (preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                             &max_workspace, sizeof max_workspace)
-      != CUBLAS_STATUS_SUCCESS) {
+        != CUBLAS_STATUS_SUCCESS
+      || (conv_batch (be, id) < be->base.batch && !set_frame_alignment (be, id, preference))) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cuda backend: %s: cuBLASLt refuses a workspace preference", n->name);
+                 "cuda backend: %s: cuBLASLt refuses a workspace or alignment preference",
+                 n->name);
     ok = FALSE;
   }
   for (int fused = 0; ok && fused <= (residual ? 0 : 1); fused++) {
@@ -243,11 +283,12 @@ plan_conv (CudaBackend *be, int id, void *find_ws, size_t find_ws_size, GError *
   const gboolean residual = n->op == HFAM_OP_CONV && p->residual >= 0;
   const cudnnMathType_t math = be->dtype == HFAM_CUDA_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
   const int frames = conv_batch (be, id);
+  /* (the batch, not `frames`: an SK projection's product in a batch has other alignments) */
   g_autofree char *key = g_strdup_printf ("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d",
                                           be->device, be->dtype, in->cs, s->cs, p->kernel,
                                           p->stride, p->dilation, p->pad, in->w, in->h, p->relu,
                                           residual, be->split_k, be->gemm,
-                                          n->op == HFAM_OP_CONV, frames);
+                                          n->op == HFAM_OP_CONV, be->base.batch);
   ConvChoice *choice, found, fallback = { 0 };
   int on, oc, oh, ow;
 

@@ -304,6 +304,7 @@ gboolean cuda_queue_frame (HfamBackend *base, const float *input, GError **error
 gboolean cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n,
                            GError **error);
 gboolean cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error);
+gboolean cuda_batch_done (HfamBackend *base);
 
 /* device-frames.c: frames in device memory, and the kept matte */
 extern const HfamDeviceOps cuda_device_ops;

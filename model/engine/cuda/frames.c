@@ -74,13 +74,24 @@ finish_queueing (CudaBackend *be, Slot *slot, FrameKind kind)
   slot->queued = TRUE;
   slot->kind = kind;
   slot->next_stage = 0;
+  slot->n_frames = 1;  /* (queue_staged says how many a batch has) */
   be->head++;
+}
+
+/* Waits for a frame that is dropped uncollected: its copies read the slot's pinned staging,
+ * which the next frame's host copy overwrites. (Its error, if any, is the dropped frame's.) */
+static void
+drop_frame (Slot *slot)
+{
+  cudaEventSynchronize (slot->frame_done);
+  cudaGetLastError ();
 }
 
 /* Takes the oldest frame out of flight and returns its slot; NULL, with an error, when there
  * is none (nothing taken) or when it is not of `kind` (dropped then, as after any failed
  * collect). A dropped frame may still be running: whatever the slot takes next is queued on
- * the same streams, after it. */
+ * the same streams, after it; but its staged input is written by the host, so drop_frame
+ * waits for it. */
 Slot *
 take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error)
 {
@@ -102,6 +113,7 @@ take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error)
   be->whole_frame_queued = FALSE;
   if (slot->kind == kind)
     return slot;
+  drop_frame (slot);
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                "cuda backend: %s on a frame that only %s collects: the frame is dropped",
                collect[kind], collect[slot->kind]);
@@ -247,6 +259,24 @@ cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
 }
 
 gboolean
+cuda_batch_done (HfamBackend *base)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const Slot *slot = &be->slots[be->tail % be->depth];
+  cudaError_t err;
+
+  if (!slot->queued)
+    return TRUE;
+  /* (any answer but "not ready" lets collect_batch find out) */
+  err = cudaEventQuery (slot->frame_done);
+  if (err == cudaErrorNotReady) {
+    cudaGetLastError ();
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
@@ -255,6 +285,7 @@ cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
     return FALSE;
   if (n != slot->n_frames) {
+    drop_frame (slot);
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "cuda backend: %d frames collected of a batch of %d: the batch is dropped", n,
                  slot->n_frames);

@@ -6,7 +6,11 @@
  *     CPU backend of its own, in order, with two batches in flight;
  *   - the lane is made again as members join and leave (batches of one for a member alone);
  *   - frames of two sizes interleaved run in batches of one size each;
- *   - a batch whose plan fails fails for its frames alone, and the next ones run.
+ *   - a batch whose plan fails fails for its frames alone, and the next ones run;
+ *   - a lane being replaced (a member joins) collects what it has in flight and takes no new
+ *     frames, which the new lane runs: a member that keeps submitting cannot hold it;
+ *   - while its batch has not finished (batch_done), a lane queues the next frame beside it
+ *     rather than wait in collect.
  * Usage: test-batch-lanes GOLDEN_DIR */
 #include "context.h"
 #include "engine-test.h"
@@ -22,6 +26,15 @@ typedef struct {
   int largest;        /* the most frames queue_batch was given */
   int most_in_flight; /* the most batches queued and not yet collected */
   int fail_width;     /* plan refuses this width (0: none) */
+  int fused_only;     /* frames collected with alpha_p alone asked for */
+  /* atomic: */
+  int made;           /* lanes made */
+  int queued;         /* frames queued, all lanes */
+  int first_lane;     /* frames the first lane queued, when it is freed */
+  /* collect_batch waits while `hold`, and batch_done says no */
+  GMutex gate_lock;
+  GCond gate;
+  gboolean hold;
 } TestLaneLog;
 
 /* The backend: a CPU backend (one thread) that runs a batch's frames when it is queued. */
@@ -34,6 +47,8 @@ typedef struct {
   float *outputs[MAX_FLIGHT][HFAM_MAX_BATCH];  /* P_s (3 planes), alpha_d, alpha_p */
   int n[MAX_FLIGHT];
   int head, tail;
+  int frames_queued;
+  gboolean first;     /* the first lane made */
 } TestLane;
 
 /* One frame through a planned CPU backend. */
@@ -84,6 +99,8 @@ lane_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
   }
   lane->n[slot] = n;
   lane->head++;
+  lane->frames_queued += n;
+  g_atomic_int_add (&lane->log->queued, n);
   lane->log->most_in_flight = MAX (lane->log->most_in_flight, lane->head - lane->tail);
   return TRUE;
 }
@@ -95,11 +112,16 @@ lane_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   const int slot = lane->tail % MAX_FLIGHT;
   const size_t plane = (size_t) lane->width * lane->height;
 
+  g_mutex_lock (&lane->log->gate_lock);
+  while (lane->log->hold)
+    g_cond_wait (&lane->log->gate, &lane->log->gate_lock);
+  g_mutex_unlock (&lane->log->gate_lock);
   g_assert_cmpint (lane->head, >, lane->tail);
   g_assert_cmpint (n, ==, lane->n[slot]);
   lane->tail++;
   for (int k = 0; k < n; k++) {
     const float *o = lane->outputs[slot][k];
+    lane->log->fused_only += !out[k].semantic && !out[k].detail && out[k].fused;
     if (out[k].semantic)
       memcpy (out[k].semantic, o, sizeof (float) * 3 * plane);
     if (out[k].detail)
@@ -110,11 +132,25 @@ lane_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   return TRUE;
 }
 
+static gboolean
+lane_batch_done (HfamBackend *base)
+{
+  TestLaneLog *log = ((TestLane *) base)->log;
+  gboolean done;
+
+  g_mutex_lock (&log->gate_lock);
+  done = !log->hold;
+  g_mutex_unlock (&log->gate_lock);
+  return done;
+}
+
 static void
 lane_free (HfamBackend *base)
 {
   TestLane *lane = (TestLane *) base;
 
+  if (lane->first)
+    g_atomic_int_set (&lane->log->first_lane, lane->frames_queued);
   for (int s = 0; s < MAX_FLIGHT; s++)
     for (int k = 0; k < HFAM_MAX_BATCH; k++)
       g_free (lane->outputs[s][k]);
@@ -128,6 +164,7 @@ static const HfamBackendOps lane_ops = {
   .free = lane_free,
   .queue_batch = lane_queue_batch,
   .collect_batch = lane_collect_batch,
+  .batch_done = lane_batch_done,
 };
 
 /* HfamBatchLanes.new_backend; `settings`: the TestLaneLog * to write to. */
@@ -150,6 +187,7 @@ new_test_lane (const HfamGraph *graph, int batch, const void *settings, GError *
   lane->base.batch = batch;
   lane->base.precision = HFAM_PRECISION_FP32;
   lane->log = log;
+  lane->first = g_atomic_int_add (&log->made, 1) == 0;
   log->batch = batch;
   return &lane->base;
 }
@@ -172,6 +210,8 @@ fixture_init (Fixture *f)
   f->model = hfam_model_load (path, &error);
   g_assert_no_error (error);
   g_mutex_init (&f->groups.lock);
+  g_mutex_init (&f->log.gate_lock);
+  g_cond_init (&f->log.gate);
   f->log_pointer = &f->log;
   f->lanes = (HfamBatchLanes) { new_test_lane, &f->log_pointer, sizeof f->log_pointer };
 }
@@ -181,6 +221,8 @@ fixture_clear (Fixture *f)
 {
   g_assert_null (f->groups.groups);
   g_mutex_clear (&f->groups.lock);
+  g_mutex_clear (&f->log.gate_lock);
+  g_cond_clear (&f->log.gate);
   hfam_model_free (f->model);
 }
 
@@ -265,7 +307,8 @@ test_batches (void)
     for (int m = 0; m < 3; m++) {
       g_autoptr (GError) error = NULL;
       inputs[m][r] = input_of (10 * m + r, W, H);
-      frames[m][r] = hfam_batch_group_submit (g[m], &g[m], inputs[m][r], W, H, &error);
+      frames[m][r] = hfam_batch_group_submit (g[m], &g[m], inputs[m][r], W, H, FALSE,
+                                              &error);
       g_assert_no_error (error);
     }
   for (int r = 0; r < 2; r++)
@@ -286,9 +329,11 @@ test_batches (void)
   {
     g_autoptr (GError) error = NULL;
     g_autofree float *input = input_of (99, W, H);
-    HfamBatchFrame *frame = hfam_batch_group_submit (g[0], &g[0], input, W, H, &error);
+    HfamBatchFrame *frame = hfam_batch_group_submit (g[0], &g[0], input, W, H, TRUE, &error);
     g_assert_no_error (error);
     expect_alpha (&f, g[0], frame, input, W, H);
+    /* submitted fused_only: the lane was asked for alpha_p alone */
+    g_assert_cmpint (f.log.fused_only, ==, 1);
   }
   hfam_batch_group_leave (&f.groups, g[0], 2);
   for (int r = 0; r < 2; r++)
@@ -321,7 +366,7 @@ test_sizes_and_failures (void)
         g_autoptr (GError) error = NULL;
         inputs[m][i] = input_of (100 * round + 10 * m + i, widths[m], H);
         frames[m][i] = hfam_batch_group_submit (g[m], &g[m], inputs[m][i], widths[m], H,
-                                                &error);
+                                                FALSE, &error);
         g_assert_no_error (error);
         /* (at most two frames in flight a member, as a context keeps them) */
         if (i >= 1) {
@@ -352,11 +397,115 @@ test_sizes_and_failures (void)
   fixture_clear (&f);
 }
 
+typedef struct {
+  Fixture *f;
+  HfamBatchGroup *g;
+} Joiner;
+
+static gpointer
+join_thread (gpointer data)
+{
+  Joiner *joiner = data;
+  joiner->g = join (joiner->f, 2, 0);
+  return NULL;
+}
+
+/* Waits (a few seconds at most) until the atomic `value` is `want`. */
+static void
+wait_for (int *value, int want)
+{
+  for (int i = 0; i < 5000 && g_atomic_int_get (value) != want; i++)
+    g_usleep (1000);
+  g_assert_cmpint (g_atomic_int_get (value), ==, want);
+}
+
+/* A member's lane holds two frames in flight, its collect held back, two more ready behind
+ * them; a second member joins, which replaces the lane. The old lane runs its two frames
+ * alone, and the new one (batches of two) the two ready ones. */
+static void
+test_replaced_lane (void)
+{
+  Fixture f;
+  HfamBatchGroup *g;
+  HfamBatchFrame *frames[4];
+  float *inputs[4];
+  Joiner joiner = { &f, NULL };
+  GThread *thread;
+
+  fixture_init (&f);
+  g = join (&f, 2, 0);
+  f.log.hold = TRUE;
+  for (int i = 0; i < 4; i++) {
+    g_autoptr (GError) error = NULL;
+    inputs[i] = input_of (200 + i, W, H);
+    frames[i] = hfam_batch_group_submit (g, &g, inputs[i], W, H, TRUE, &error);
+    g_assert_no_error (error);
+    /* the first two in flight on the lane before the others are ready */
+    if (i == 1)
+      wait_for (&f.log.queued, 2);
+  }
+  thread = g_thread_new ("join", join_thread, &joiner);
+  wait_for (&f.log.made, 2);
+  /* (join stops the old lane right after making the new one) */
+  g_usleep (300 * 1000);
+  g_mutex_lock (&f.log.gate_lock);
+  f.log.hold = FALSE;
+  g_cond_broadcast (&f.log.gate);
+  g_mutex_unlock (&f.log.gate_lock);
+  g_thread_join (thread);
+  g_assert_true (joiner.g == g);
+  for (int i = 0; i < 4; i++) {
+    expect_alpha (&f, g, frames[i], inputs[i], W, H);
+    g_free (inputs[i]);
+  }
+  g_assert_cmpint (g_atomic_int_get (&f.log.first_lane), ==, 2);
+  g_assert_cmpint (f.log.batch, ==, 2);
+  g_assert_cmpint (f.log.largest, ==, 2);
+  hfam_batch_group_leave (&f.groups, g, 2);
+  hfam_batch_group_leave (&f.groups, joiner.g, 2);
+  fixture_clear (&f);
+}
+
+/* A member alone at depth 2: its first frame in flight and not finished, the lane queues the
+ * second beside it (two batches in flight) instead of waiting for the first. */
+static void
+test_second_batch_beside (void)
+{
+  Fixture f;
+  HfamBatchGroup *g;
+  HfamBatchFrame *frames[2];
+  float *inputs[2];
+
+  fixture_init (&f);
+  g = join (&f, 2, 0);
+  f.log.hold = TRUE;
+  for (int i = 0; i < 2; i++) {
+    g_autoptr (GError) error = NULL;
+    inputs[i] = input_of (300 + i, W, H);
+    frames[i] = hfam_batch_group_submit (g, &g, inputs[i], W, H, TRUE, &error);
+    g_assert_no_error (error);
+    wait_for (&f.log.queued, i + 1);
+  }
+  g_assert_cmpint (f.log.most_in_flight, ==, 2);
+  g_mutex_lock (&f.log.gate_lock);
+  f.log.hold = FALSE;
+  g_cond_broadcast (&f.log.gate);
+  g_mutex_unlock (&f.log.gate_lock);
+  for (int i = 0; i < 2; i++) {
+    expect_alpha (&f, g, frames[i], inputs[i], W, H);
+    g_free (inputs[i]);
+  }
+  hfam_batch_group_leave (&f.groups, g, 2);
+  fixture_clear (&f);
+}
+
 int
 main (int argc, char **argv)
 {
   engine_test_init (&argc, &argv);
   g_test_add_func ("/batch-lanes/batches", test_batches);
   g_test_add_func ("/batch-lanes/sizes-and-failures", test_sizes_and_failures);
+  g_test_add_func ("/batch-lanes/replaced-lane", test_replaced_lane);
+  g_test_add_func ("/batch-lanes/second-batch-beside", test_second_batch_beside);
   return g_test_run ();
 }
