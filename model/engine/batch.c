@@ -49,6 +49,7 @@ struct _HfamBatchGroup {
   Lane *lanes;            /* under `lock`, but made again by join and leave only */
   int n_lanes;
   int lane_batch;         /* the frames each lane's backend runs as one batch */
+  int last_width, last_height;  /* under `lock`: the size of the last batch queued (batched) */
   HfamHostBudget budget;  /* the lanes' plans and the frames queued */
   GThread *runner;
   /* the rest under `lock` */
@@ -287,6 +288,8 @@ run_batch_lane (gpointer data)
                               && next->height == flight[first].frames[0]->height))) {
       batch = &flight[(first + n_flight) % 2];
       batch->n = take_like_first (&g->ready, be->batch, batch->frames);
+      g->last_width = batch->frames[0]->width;
+      g->last_height = batch->frames[0]->height;
       g->counts.batches++;
       g->counts.frames += batch->n;
       g->counts.largest = MAX (g->counts.largest, batch->n);
@@ -390,10 +393,14 @@ make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 
 /* Lanes with a batch dimension are made and freed on a thread of their own: a CUDA backend
  * on the device's primary context sets the device on the thread that calls it, which would
- * replace a CUDA context that the member's thread has pushed (the element's GstCudaContext). */
+ * replace a CUDA context that the member's thread has pushed (the element's GstCudaContext).
+ * A new one is planned there for the size of the last batch, while the lane it replaces runs
+ * on: the weights it shares with that one are not freed and uploaded again in between, and
+ * the algorithm search of a new batch size does not hold up the members' frames. */
 typedef struct {
   HfamBatchGroup *group;
   int n_lanes, batch;
+  int width, height;  /* to plan for (0: none) */
   Lane *lanes;
   GError *error;
 } LaneWork;
@@ -402,17 +409,30 @@ static gpointer
 make_lanes_thread (gpointer data)
 {
   LaneWork *work = data;
+  HfamBackend *be;
+
   work->lanes = make_lanes_here (work->group, work->n_lanes, work->batch, &work->error);
+  if (!work->lanes || !work->width)
+    return NULL;
+  be = work->lanes[0].backend;
+  if (!be->ops->plan (be, work->width, work->height, &work->error)) {
+    be->ops->free (be);
+    g_clear_pointer (&work->lanes, g_free);
+  }
   return NULL;
 }
 
 static Lane *
 make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 {
-  LaneWork work = { g, n_lanes, batch, NULL, NULL };
+  LaneWork work = { g, n_lanes, batch, 0, 0, NULL, NULL };
 
   if (!g->batched)
     return make_lanes_here (g, n_lanes, batch, error);
+  g_mutex_lock (&g->lock);
+  work.width = g->last_width;
+  work.height = g->last_height;
+  g_mutex_unlock (&g->lock);
   g_thread_join (g_thread_new ("hfam-batch-make", make_lanes_thread, &work));
   if (work.error)
     g_propagate_error (error, work.error);

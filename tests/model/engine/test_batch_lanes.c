@@ -4,7 +4,8 @@
  * be checked where no GPU is.
  *   - three members' frames run as batches of up to three, each frame's outputs those of a
  *     CPU backend of its own, in order, with two batches in flight;
- *   - the lane is made again as members join and leave (batches of one for a member alone);
+ *   - the lane is made again as members join and leave (batches of one for a member alone),
+ *     planned for the last batch's size while the old one still runs;
  *   - frames of two sizes interleaved run in batches of one size each;
  *   - a batch whose plan fails fails for its frames alone, and the next ones run;
  *   - a lane being replaced (a member joins) collects what it has in flight and takes no new
@@ -31,6 +32,8 @@ typedef struct {
   int made;           /* lanes made */
   int queued;         /* frames queued, all lanes */
   int first_lane;     /* frames the first lane queued, when it is freed */
+  int live;           /* lanes made and not freed */
+  int most_live_at_plan;  /* the most lanes alive while one planned */
   /* collect_batch waits while `hold`, and batch_done says no */
   GMutex gate_lock;
   GCond gate;
@@ -71,6 +74,8 @@ lane_plan (HfamBackend *base, int width, int height, GError **error)
   if (width == lane->width && height == lane->height)
     return TRUE;
   g_assert_cmpint (lane->head, ==, lane->tail);  /* nothing in flight across a new plan */
+  lane->log->most_live_at_plan = MAX (lane->log->most_live_at_plan,
+                                      g_atomic_int_get (&lane->log->live));
   if (width == lane->log->fail_width) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "test lane: width %d refused", width);
     return FALSE;
@@ -151,6 +156,7 @@ lane_free (HfamBackend *base)
 
   if (lane->first)
     g_atomic_int_set (&lane->log->first_lane, lane->frames_queued);
+  g_atomic_int_add (&lane->log->live, -1);
   for (int s = 0; s < MAX_FLIGHT; s++)
     for (int k = 0; k < HFAM_MAX_BATCH; k++)
       g_free (lane->outputs[s][k]);
@@ -188,6 +194,7 @@ new_test_lane (const HfamGraph *graph, int batch, const void *settings, GError *
   lane->base.precision = HFAM_PRECISION_FP32;
   lane->log = log;
   lane->first = g_atomic_int_add (&log->made, 1) == 0;
+  g_atomic_int_inc (&log->live);
   log->batch = batch;
   return &lane->base;
 }
@@ -322,10 +329,12 @@ test_batches (void)
   /* (the runner forms its batches while the lane has the earlier ones in flight) */
   g_test_message ("batches %" G_GUINT64_FORMAT ", most in flight %d", counts.batches,
                   f.log.most_in_flight);
+  g_assert_cmpint (f.log.most_live_at_plan, ==, 1);
   hfam_batch_group_leave (&f.groups, g[2], 2);
   hfam_batch_group_leave (&f.groups, g[1], 2);
-  /* a member alone: its lane runs batches of one */
+  /* a member alone: its lane runs batches of one, planned while the one before ran on */
   g_assert_cmpint (f.log.batch, ==, 1);
+  g_assert_cmpint (f.log.most_live_at_plan, ==, 2);
   {
     g_autoptr (GError) error = NULL;
     g_autofree float *input = input_of (99, W, H);
