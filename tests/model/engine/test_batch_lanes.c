@@ -406,6 +406,30 @@ test_sizes_and_failures (void)
   fixture_clear (&f);
 }
 
+/* Holds the lanes' collects (and batch_done says no) while `hold`. */
+static void
+hold_collects (TestLaneLog *log, gboolean hold)
+{
+  g_mutex_lock (&log->gate_lock);
+  log->hold = hold;
+  g_cond_broadcast (&log->gate);
+  g_mutex_unlock (&log->gate_lock);
+}
+
+/* A W x H frame of input `seed` (in *input) submitted by the group's one member, alpha_p alone
+ * wanted. */
+static HfamBatchFrame *
+submit_own (HfamBatchGroup *g, float **input, int seed)
+{
+  g_autoptr (GError) error = NULL;
+  HfamBatchFrame *frame;
+
+  *input = input_of (seed, W, H);
+  frame = hfam_batch_group_submit (g, g, *input, W, H, TRUE, &error);
+  g_assert_no_error (error);
+  return frame;
+}
+
 typedef struct {
   Fixture *f;
   HfamBatchGroup *g;
@@ -443,12 +467,9 @@ test_replaced_lane (void)
 
   fixture_init (&f);
   g = join (&f, 2, 0);
-  f.log.hold = TRUE;
+  hold_collects (&f.log, TRUE);
   for (int i = 0; i < 4; i++) {
-    g_autoptr (GError) error = NULL;
-    inputs[i] = input_of (200 + i, W, H);
-    frames[i] = hfam_batch_group_submit (g, &g, inputs[i], W, H, TRUE, &error);
-    g_assert_no_error (error);
+    frames[i] = submit_own (g, &inputs[i], 200 + i);
     /* the first two in flight on the lane before the others are ready */
     if (i == 1)
       wait_for (&f.log.queued, 2);
@@ -457,10 +478,7 @@ test_replaced_lane (void)
   wait_for (&f.log.made, 2);
   /* (join stops the old lane right after making the new one) */
   g_usleep (300 * 1000);
-  g_mutex_lock (&f.log.gate_lock);
-  f.log.hold = FALSE;
-  g_cond_broadcast (&f.log.gate);
-  g_mutex_unlock (&f.log.gate_lock);
+  hold_collects (&f.log, FALSE);
   g_thread_join (thread);
   g_assert_true (joiner.g == g);
   for (int i = 0; i < 4; i++) {
@@ -487,19 +505,13 @@ test_second_batch_beside (void)
 
   fixture_init (&f);
   g = join (&f, 2, 0);
-  f.log.hold = TRUE;
+  hold_collects (&f.log, TRUE);
   for (int i = 0; i < 2; i++) {
-    g_autoptr (GError) error = NULL;
-    inputs[i] = input_of (300 + i, W, H);
-    frames[i] = hfam_batch_group_submit (g, &g, inputs[i], W, H, TRUE, &error);
-    g_assert_no_error (error);
+    frames[i] = submit_own (g, &inputs[i], 300 + i);
     wait_for (&f.log.queued, i + 1);
   }
   g_assert_cmpint (f.log.most_in_flight, ==, 2);
-  g_mutex_lock (&f.log.gate_lock);
-  f.log.hold = FALSE;
-  g_cond_broadcast (&f.log.gate);
-  g_mutex_unlock (&f.log.gate_lock);
+  hold_collects (&f.log, FALSE);
   for (int i = 0; i < 2; i++) {
     expect_alpha (&f, g, frames[i], inputs[i], W, H);
     g_free (inputs[i]);
