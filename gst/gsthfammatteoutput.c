@@ -249,6 +249,24 @@ gst_hfam_matte_acquire_device (GstHfamMatte * self,
 #endif
 }
 
+/* A device frame that ran and goes to no output (no fill linked, or no buffer
+ * for it): collected all the same, which takes it out of libhfam's flight and
+ * keeps its matte; else the next frame would find it there. */
+static GstFlowReturn
+gst_hfam_matte_settle_device (GstHfamMatte * self,
+    GstHfamMatteWorkerFrame * frame)
+{
+  GError *error = NULL;
+
+  if (!frame->runs || gst_hfam_matte_worker_write_device (self->worker, frame,
+          NULL, FALSE, NULL, &error))
+    return GST_FLOW_OK;
+  GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+      ("Matting failed: %s", error->message), (NULL));
+  g_error_free (error);
+  return GST_FLOW_ERROR;
+}
+
 /* A device frame's fill, written on the device. (Its key pad is not linked: a
  * linked key pad keeps the element on system memory.) */
 static GstFlowReturn
@@ -262,8 +280,11 @@ gst_hfam_matte_render_device (GstHfamMatte * self,
   gboolean written;
 
   ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
-  if (ret != GST_FLOW_OK)
+  if (ret != GST_FLOW_OK) {
+    /* (the acquire's flow return is the one to give) */
+    gst_hfam_matte_settle_device (self, frame);
     return ret;
+  }
   written = gst_hfam_matte_worker_write_device (self->worker, frame, &fill,
       premultiplied, NULL, &error);
   gst_video_frame_unmap (&fill);
@@ -299,9 +320,8 @@ gst_hfam_matte_output_frame (GstHfamMatte * self,
     if (want_key)
       GST_WARNING_OBJECT (self->key.pad, "no key for a frame in CUDA memory: "
           "linked after negotiation? (a linked key pad negotiates system memory)");
-    if (want_fill)
-      ret = gst_hfam_matte_render_device (self, frame, premultiplied,
-          &fill_buf);
+    ret = want_fill ? gst_hfam_matte_render_device (self, frame, premultiplied,
+        &fill_buf) : gst_hfam_matte_settle_device (self, frame);
   } else {
     if (want_fill)
       ret = gst_hfam_matte_render (self, &self->fill, frame, premultiplied,

@@ -45,21 +45,27 @@ gst_hfam_matte_worker_new (HfamContext *ctx, guint n_threads)
   return worker;
 }
 
-/* libhfam's CUDA context runs on the pipeline's: current around every call. */
-static void
+/* libhfam's CUDA context runs on the pipeline's: current around every call. Returns whether
+ * it was pushed (where it could not be, libhfam's call fails: no CUDA context is current). */
+static gboolean
 gst_hfam_matte_worker_enter (const GstHfamMatteWorker *worker)
 {
 #ifdef HFAM_HAVE_GST_CUDA
-  if (worker->cuda_context && !gst_cuda_context_push (worker->cuda_context))
-    GST_WARNING ("cannot make the CUDA context current");
+  if (!worker->cuda_context)
+    return FALSE;
+  if (gst_cuda_context_push (worker->cuda_context))
+    return TRUE;
+  GST_WARNING ("cannot make the CUDA context current");
 #endif
+  return FALSE;
 }
 
+/* (pops only what enter pushed: never a context of someone else's) */
 static void
-gst_hfam_matte_worker_leave (const GstHfamMatteWorker *worker)
+gst_hfam_matte_worker_leave (gboolean pushed)
 {
 #ifdef HFAM_HAVE_GST_CUDA
-  if (worker->cuda_context)
+  if (pushed)
     gst_cuda_context_pop (NULL);
 #endif
 }
@@ -87,12 +93,14 @@ gst_hfam_matte_worker_clear_input (GstHfamMatteWorker *worker)
 void
 gst_hfam_matte_worker_free (GstHfamMatteWorker *worker)
 {
+  gboolean pushed;
+
   if (!worker)
     return;
   gst_hfam_matte_worker_clear_input (worker);
-  gst_hfam_matte_worker_enter (worker);
+  pushed = gst_hfam_matte_worker_enter (worker);
   hfam_context_free (worker->ctx);
-  gst_hfam_matte_worker_leave (worker);
+  gst_hfam_matte_worker_leave (pushed);
 #ifdef HFAM_HAVE_GST_CUDA
   gst_clear_object (&worker->cuda_context);
 #endif
@@ -330,13 +338,13 @@ gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
     .temporal = frame->temporal,
   };
   HfamImage image;
-  gboolean ok;
+  gboolean ok, pushed;
 
   if (!gst_hfam_matte_worker_input (worker, frame, &image, error))
     return FALSE;
-  gst_hfam_matte_worker_enter (worker);
+  pushed = gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_submit (worker->ctx, &image, &params, error);
-  gst_hfam_matte_worker_leave (worker);
+  gst_hfam_matte_worker_leave (pushed);
   return ok;
 }
 
@@ -410,6 +418,16 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
     g_free (frame);
     return NULL;
   }
+#if defined(HFAM_HAVE_GST_CUDA) && GST_CHECK_VERSION(1, 24, 0)
+  /* from 1.24 upstream may leave CUDA memory written on a stream of its own, which a
+   * GST_MAP_CUDA map does not wait for (libhfam's streams are not that one) */
+  if (frame->on_device)
+    for (guint i = 0; i < gst_buffer_n_memory (buffer); i++) {
+      GstMemory *memory = gst_buffer_peek_memory (buffer, i);
+      if (gst_is_cuda_memory (memory))
+        gst_cuda_memory_sync (GST_CUDA_MEMORY_CAST (memory));
+    }
+#endif
   /* the current matte is where its frame's path keeps it: a frame on the other path runs the
    * network and starts afresh */
   have_matte = worker->have_matte && worker->matte_on_device == frame->on_device;
@@ -443,13 +461,13 @@ gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
                                const GstHfamMatteWorkerFrame *frame, const HfamImage *colours,
                                const HfamImage *outputs, int n_outputs, GError **error)
 {
-  gboolean ok;
+  gboolean ok, pushed;
 
   worker->n_in_flight--;
   worker->n_on_device -= frame->on_device;
-  gst_hfam_matte_worker_enter (worker);
+  pushed = gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_collect (worker->ctx, colours, outputs, n_outputs, error);
-  gst_hfam_matte_worker_leave (worker);
+  gst_hfam_matte_worker_leave (pushed);
   /* a failed collect keeps no matte */
   if (!ok)
     worker->have_matte = FALSE;
@@ -527,11 +545,11 @@ static gboolean
 gst_hfam_matte_worker_write_kept (GstHfamMatteWorker *worker, const HfamImage *colours,
                                   const HfamImage *outputs, int n_outputs, GError **error)
 {
-  gboolean ok;
+  gboolean ok, pushed;
 
-  gst_hfam_matte_worker_enter (worker);
+  pushed = gst_hfam_matte_worker_enter (worker);
   ok = hfam_context_write_kept (worker->ctx, colours, outputs, n_outputs, error);
-  gst_hfam_matte_worker_leave (worker);
+  gst_hfam_matte_worker_leave (pushed);
   return ok;
 }
 

@@ -3,10 +3,12 @@
  * libraries: only the module links cudart, cuDNN and cuBLASLt, so libhfam, the tools and the
  * GStreamer plugin load on a machine without them, and run on the CPU there.
  * The module is $HFAMMATTE_CUDA_MODULE where that is set (the build tree's, for the tests and
- * `meson devenv`), else the installed one, HFAM_CUDA_MODULE. */
+ * `meson devenv`), else the installed one, HFAM_CUDA_MODULE; one built for another layout of
+ * what the two exchange is refused (HFAM_CUDA_MODULE_ABI_INIT). */
 #include "backend.h"
 
 #include <gmodule.h>
+#include <string.h>
 
 typedef struct {
   HfamCudaModuleNewBackend *new_backend;  /* NULL when the module did not open */
@@ -22,23 +24,30 @@ open_cuda_module (void)
 
   if (g_once_init_enter (&opened)) {
     const char *path = g_getenv ("HFAMMATTE_CUDA_MODULE");
+    static const HfamCudaModuleAbi ours = HFAM_CUDA_MODULE_ABI_INIT;
     GModule *module;
-    gpointer entry = NULL;
+    gpointer entry = NULL, abi = NULL;
 
     if (!path || !path[0])
       path = HFAM_CUDA_MODULE;
     /* local: the static pieces of libhfam that the module carries stay its own */
     module = g_module_open (path, G_MODULE_BIND_LOCAL);
-    if (module && g_module_symbol (module, HFAM_CUDA_MODULE_ENTRY, &entry)) {
-      /* backends outlive every context: the module stays */
-      g_module_make_resident (module);
-      cuda_module.new_backend = (HfamCudaModuleNewBackend *) entry;
-    } else {
+    if (!module || !g_module_symbol (module, HFAM_CUDA_MODULE_ENTRY, &entry)
+        || !g_module_symbol (module, HFAM_CUDA_MODULE_ABI_SYMBOL, &abi))
       cuda_module.error = g_strdup_printf ("the CUDA backend's module %s does not open: %s",
                                            path, g_module_error ());
-      if (module)
-        g_module_close (module);
-    }
+    else if (memcmp (abi, ours, sizeof ours) != 0)
+      cuda_module.error = g_strdup_printf ("the CUDA backend's module %s was built for another "
+                                           "libhfam (layout version %u, this one's %u, or other "
+                                           "sizes): build and install the two together",
+                                           path, ((const guint32 *) abi)[0], ours[0]);
+    else
+      cuda_module.new_backend = (HfamCudaModuleNewBackend *) entry;
+    if (cuda_module.new_backend)
+      /* backends outlive every context: the module stays */
+      g_module_make_resident (module);
+    else if (module)
+      g_module_close (module);
     g_once_init_leave (&opened, 1);
   }
   return &cuda_module;

@@ -748,7 +748,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
   HfamKeptMatte *kept = &ctx->kept;
   int width, height;
-  gboolean blend, ok;
+  gboolean blend, ok, kept_ok;
 
   if (!check_device_backend (ctx, what, error))
     return FALSE;
@@ -765,9 +765,11 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
       collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
       collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL, error);
   hfam_context_drop_oldest (ctx);
+  /* (a matte kept stays kept when its outputs fail, as on the host) */
+  kept_ok = ok;
   ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, TRUE, error);
   *kept = (HfamKeptMatte) {
-    .valid = ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
+    .valid = kept_ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
     .width = width, .height = height,
     /* the host buffers stay for the next host frame */
     .host = kept->host, .resized = kept->resized, .grey = kept->grey,

@@ -246,6 +246,27 @@ device_free_bytes (void)
   return (double) free_bytes;
 }
 
+/* One fp16 frame through `ctx` (NULL: a context that did not open, with `error`), compared
+ * with the CPU; FALSE on a failure, counted. */
+static gboolean
+run_fp16 (HfamContext *ctx, GError *error, const char *what, const float *input, int w, int h,
+          const Result *cpu)
+{
+  Result gpu = result_new ((size_t) w * h);
+  HfamOutputs o = outputs_of (&gpu);
+  gboolean ok = ctx && hfam_context_run_tensor (ctx, input, w, h, &o, &error);
+
+  if (!ok) {
+    printf ("FAIL %s: %s\n", what, error->message);
+    n_failed++;
+  } else {
+    compare (what, &gpu, cpu, (size_t) w * h, TRUE);
+  }
+  g_clear_error (&error);
+  result_clear (&gpu);
+  return ok;
+}
+
 /* One fp16 frame through a new context on `model`, compared with the CPU; the context stays
  * open (NULL on a failure, counted). */
 static HfamContext *
@@ -254,20 +275,13 @@ open_and_run (HfamModel *model, const char *what, const float *input, int w, int
 {
   const HfamOptions options = { .backend = HFAM_BACKEND_CUDA,
                                 .precision = HFAM_PRECISION_FP16 };
-  g_autoptr (GError) error = NULL;
+  GError *error = NULL;
   HfamContext *ctx = hfam_context_new (model, &options, NULL, &error);
-  Result gpu = result_new ((size_t) w * h);
-  HfamOutputs o = outputs_of (&gpu);
 
-  if (!ctx || !hfam_context_run_tensor (ctx, input, w, h, &o, &error)) {
-    printf ("FAIL %s: %s\n", what, error->message);
-    n_failed++;
+  if (!run_fp16 (ctx, error, what, input, w, h, cpu)) {
     hfam_context_free (ctx);
     ctx = NULL;
-  } else {
-    compare (what, &gpu, cpu, (size_t) w * h, TRUE);
   }
-  result_clear (&gpu);
   return ctx;
 }
 
@@ -304,9 +318,15 @@ check_shared_weights (HfamModel *model, const char *path, const char *base,
     if (!ok)
       n_failed++;
   }
+  /* the shared weights outlive the context that uploaded them while another uses them */
+  hfam_context_free (first);
+  if (second) {
+    snprintf (what, sizeof what, "%s %dx%d fp16, second context after the first is freed",
+              base, w, h);
+    run_fp16 (second, NULL, what, input, w, h, cpu);
+  }
   hfam_context_free (own);
   hfam_context_free (second);
-  hfam_context_free (first);
 }
 
 /* A batch configuration: the members' precision and depth, the lane's graphs, a way forced. */

@@ -5,8 +5,9 @@
  * a rounding boundary (the two sum the filter taps in a different order, ~1e-7 apart): at most
  * 0.1 % of the 8-bit values and 5 % of the 16-bit ones (65535 steps: ~1 % land that close).
  * The edge ops (box means, refinement, foreground) slide their sums from other starting points
- * than their twins, and the refinement solves a small system per pixel: 1e-4 for those, and
- * 1 % of the foreground's bytes off by one.
+ * than their twins, and the refinement solves a small system per pixel: 1e-4 for those (5e-4 at
+ * eps 1e-4), 1 % of the foreground's bytes off by one (colours where alpha > 0; 1918: a partial
+ * cell).
  *
  * Exits 77 (skipped) with a message when no CUDA device opens, so it runs everywhere.
  * Usage: test-cuda-ops [-v]   (HFAM_TEST_SEED=N repeats a run) */
@@ -24,6 +25,7 @@
 #include "softmax-fusion.cuh"
 
 #include <glib.h>
+#include <hfam/hfam.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,10 +794,12 @@ test_box (void)
 static void
 test_refine (void)
 {
-  /* alpha, frame, statistics' size (0: alpha's), radius, guide */
+  /* alpha, frame, statistics' size (0: alpha's), radius, guide; eps 1e-2, then the element's
+   * defaults (eps 1e-4: the CPU twin is off the exact result by ~2e-4 there; limit 5e-4) */
   static const int cases[][8] = { { 40, 24, 150, 90, 0, 0, 2, 1 }, { 40, 24, 150, 90, 0, 0, 3, 0 },
                                   { 64, 36, 333, 187, 96, 54, 4, 1 },
-                                  { 512, 288, 1920, 1080, 0, 0, 8, 1 } };
+                                  { 512, 288, 1920, 1080, 0, 0, 8, 1 },
+                                  { 512, 288, 1920, 1080, 0, 0, HFAM_REFINE_RADIUS_DEFAULT, 1 } };
   const HfamKeyLevels levels = { 0.1f, 0.8f };
   HfamYuvToRgb yuv;
   hfam_yuv_to_rgb_init (&yuv, HFAM_MATRIX_BT709, HFAM_RANGE_LIMITED);
@@ -803,7 +807,9 @@ test_refine (void)
   for (size_t s = 0; s < G_N_ELEMENTS (cases); s++)
     for (int src = 0; src < HFAM_FRAME_N_FORMATS; src++) {
       const int aw = cases[s][0], ah = cases[s][1], w = cases[s][2], h = cases[s][3];
-      const HfamRefineParams p = { cases[s][6], 1e-2f, cases[s][4], cases[s][5], cases[s][7] };
+      const HfamRefineParams p = { cases[s][6], s == 4 ? HFAM_REFINE_EPS_DEFAULT : 1e-2f,
+                                   cases[s][4], cases[s][5], cases[s][7] };
+      const double tolerance = s == 4 ? 5e-4 : TOL_EDGES;
       const HfamKeyLevels *lv = src % 2 ? &levels : NULL;
       const size_t n = (size_t) w * h;
       g_autofree float *alpha = g_new (float, aw * ah);
@@ -813,7 +819,7 @@ test_refine (void)
       float *dalpha, *dout;
       char name[96];
 
-      if (s == 3 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
+      if (s >= 3 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
         continue;  /* 1080p on the element's two common formats */
       f = frame_new (src, w, h);
       fill (alpha, aw * ah, -0.1, 1.1);
@@ -825,7 +831,7 @@ test_refine (void)
       g_assert_cmpint (hfam_refine (alpha, aw, ah, &f.host, &yuv, &p, lv, cpu, w, NULL), ==, 0);
       snprintf (name, sizeof name, "refine %s %s %dx%d->%dx%d r %d%s", p.colour ? "colour" : "grey",
                 format_names[src], aw, ah, w, h, p.radius, lv ? " levels" : "");
-      report_within (name, HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+      report_within (name, HFAM_CUDA_F32, gpu, cpu, n, tolerance);
       /* held over time: the output and the held matte */
       g_autofree float *still = g_new (float, aw * ah), *held = g_new (float, n);
       fill (still, aw * ah, 0.0, 1.0);
@@ -838,9 +844,9 @@ test_refine (void)
       g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &f.host, &yuv, &p, lv, &hold, cpu, w,
                                          NULL), ==, 0);
       download (dout, n, HFAM_CUDA_F32, gpu);
-      report_within (strcat (name, " held"), HFAM_CUDA_F32, gpu, cpu, n, TOL_EDGES);
+      report_within (strcat (name, " held"), HFAM_CUDA_F32, gpu, cpu, n, tolerance);
       download (dheld, n, HFAM_CUDA_F32, gpu);
-      report_within (strcat (name, " (matte)"), HFAM_CUDA_F32, gpu, held, n, TOL_EDGES);
+      report_within (strcat (name, " (matte)"), HFAM_CUDA_F32, gpu, held, n, tolerance);
       cudaFree (dstill);
       cudaFree (dheld);
       /* a plan is for its own sizes and guide */
@@ -882,7 +888,7 @@ static void
 test_foreground (void)
 {
   static const int cases[][5] = { { 150, 90, 20, 3, 1 }, { 333, 187, 90, 6, 3 },
-                                  { 1920, 1080, 90, 6, 4 } };
+                                  { 1920, 1080, 90, 6, 4 }, { 1918, 1080, 90, 6, 4 } };
   static const char *const names[] = { "", "", "RGBA", "BGRA", "RGBA premultiplied",
                                        "BGRA premultiplied" };
   HfamYuvToRgb yuv;
@@ -897,13 +903,13 @@ test_foreground (void)
       g_autofree float *alpha = g_new (float, (size_t) w * h);
       g_autofree uint8_t *cpu = g_new0 (uint8_t, bytes), *gpu = g_new0 (uint8_t, bytes);
       HfamMatteImage hout = { cpu, stride, w, h, fmt }, dout = hout;
-      size_t off_by_one = 0, worst = 0;
+      size_t off_by_one = 0, worst = 0, compared = 0;
       TestFrame f;
       float *dalpha;
       void *work;
       char name[96];
 
-      if (s == 2 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
+      if (s >= 2 && src != HFAM_FRAME_RGBA && src != HFAM_FRAME_NV12)
         continue;
       f = frame_new (src, w, h);
       /* soft blobs: runs of 0, 1 and values between, as a matte has */
@@ -918,15 +924,20 @@ test_foreground (void)
       CHECK_CUDA (cudaDeviceSynchronize ());
       CHECK_CUDA (cudaMemcpy (gpu, dout.data, bytes, cudaMemcpyDeviceToHost));
       g_assert_cmpint (hfam_foreground (&f.host, &yuv, alpha, w, &p, &hout, NULL), ==, 0);
+      /* colours under alpha 0 show nowhere: there the fill is the ratio of two means near 0,
+       * which neither side has to the byte (the CPU's box sums the less) */
       for (size_t i = 0; i < bytes; i++) {
         const size_t d = (size_t) abs (cpu[i] - gpu[i]);
+        if (i % 4 != 3 && cpu[i - i % 4 + 3] == 0)
+          continue;
         off_by_one += d == 1;
         worst = MAX (worst, d);
+        compared++;
       }
       snprintf (name, sizeof name, "foreground %s from %s %dx%d r %d, %d, cells %d", names[fmt],
                 format_names[src], w, h, p.radius_large, p.radius_small, p.coarse);
       n_checked++;
-      if (worst > 1 || off_by_one > bytes / 100) {
+      if (worst > 1 || off_by_one > compared / 100) {
         n_failed++;
         printf ("FAIL %-44s worst difference %zu, %zu bytes off by one\n", name, worst,
                 off_by_one);

@@ -302,7 +302,10 @@ env_flag (const char *name)
   return value && value[0] && strcmp (value, "0") != 0;
 }
 
-/* The module's entry point (HfamCudaModuleNewBackend), its only exported symbol. */
+/* The layout this module was built for (backend.h); exported beside the entry point. */
+const HfamCudaModuleAbi hfam_cuda_module_abi = HFAM_CUDA_MODULE_ABI_INIT;
+
+/* The module's entry point (HfamCudaModuleNewBackend). */
 HfamBackend *
 hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
                               const HfamCudaBackendOptions *options,

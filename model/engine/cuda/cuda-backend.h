@@ -245,6 +245,7 @@ is_planar (const HfamNode *n)
 
 /* backend.c: the backend made and freed, the module's entry point */
 G_MODULE_EXPORT HfamCudaModuleNewBackend hfam_cuda_module_new_backend;
+G_MODULE_EXPORT extern const HfamCudaModuleAbi hfam_cuda_module_abi;
 gboolean use_device (CudaBackend *be, const char *what, GError **error);
 
 /* plan.c: the values' buffers, planning for an input size */

@@ -226,11 +226,10 @@ typedef struct {
  * default (guided, HFAM_REFINE_*_DEFAULT). */
 void hfam_edge_params_init (HfamEdgeParams *edges);
 
-/* Sets what every output written from now on (collect, run, write_kept) gets; NULL: the
- * defaults. A value out of range fails with HFAM_ERROR_ARGUMENT and changes nothing. Device
- * frames take only the defaults for now (HFAM_ERROR_UNSUPPORTED when they are written
- * otherwise). Guided refinement reads the frame, so the outputs' calls then need it even
- * for GRAY outputs. */
+/* Sets what every output written from now on (collect, run, write_kept) gets, host and
+ * device frames alike; NULL: the defaults. A value out of range fails with
+ * HFAM_ERROR_ARGUMENT and changes nothing. Guided refinement reads the frame, so the outputs'
+ * calls then need it even for GRAY outputs. */
 gboolean hfam_context_set_edges (HfamContext *ctx, const HfamEdgeParams *edges,
                                  GError **error);
 
