@@ -5,6 +5,10 @@
 #include <gst/cuda/gstcudamemory.h>
 #endif
 
+/* (the element's category, gsthfammatte.c's) */
+GST_DEBUG_CATEGORY_EXTERN (gst_hfam_matte_debug);
+#define GST_CAT_DEFAULT gst_hfam_matte_debug
+
 struct _GstHfamMatteWorker {
   HfamContext *ctx;
   guint n_threads;
@@ -407,6 +411,9 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
   }
   worker->refine = settings->edges.refine != HFAM_REFINE_NONE;
   frame->on_device = gst_hfam_matte_worker_takes_device_path (worker, buffer);
+  /* (tests/gst/test_cuda_memory.c counts these) */
+  GST_LOG ("frame %" GST_TIME_FORMAT " on the %s path", GST_TIME_ARGS (GST_BUFFER_PTS (buffer)),
+           frame->on_device ? "device" : "host");
 #ifdef HFAM_HAVE_GST_CUDA
   if (frame->on_device)
     map_flags |= GST_MAP_CUDA;

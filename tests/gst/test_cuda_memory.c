@@ -13,6 +13,41 @@
 #include <gst/cuda/gstcudamemory.h>
 #include <gst/cuda/gstcudautils.h>
 
+/* The frames hfammatte logged on the device path (gsthfammatteworker.c) while
+ * watched: a fill in CUDA memory alone would not show that the element did not
+ * fall back to system memory. */
+static gint device_frames;
+
+static void
+count_device_frames (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  if (strcmp (gst_debug_category_get_name (category), "hfammatte") == 0
+      && strstr (gst_debug_message_get (message), "on the device path"))
+    g_atomic_int_inc (&device_frames);
+}
+
+/* (the default log function off meanwhile: hfammatte's log level would flood
+ * it) */
+static void
+watch_device_path (gboolean on)
+{
+  static guint default_removed;
+
+  if (on) {
+    g_atomic_int_set (&device_frames, 0);
+    default_removed = gst_debug_remove_log_function (gst_debug_log_default);
+    gst_debug_add_log_function (count_device_frames, NULL, NULL);
+    gst_debug_set_threshold_for_name ("hfammatte", GST_LEVEL_LOG);
+  } else {
+    gst_debug_unset_threshold_for_name ("hfammatte");
+    gst_debug_remove_log_function (count_device_frames);
+    if (default_removed)
+      gst_debug_add_log_function (gst_debug_log_default, NULL, NULL);
+  }
+}
+
 static GstCudaContext *
 cuda_memory_context (void)
 {
@@ -107,6 +142,7 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
     fail_unless (gst_buffer_pool_set_config (pool, config));
     fail_unless (gst_buffer_pool_set_active (pool, TRUE));
   }
+  watch_device_path (TRUE);
   rig_start (&rig, element, TRUE, FALSE);
   gst_harness_set_src_caps (rig.input, caps);
   for (guint i = 0; i < N_MEMORY_FRAMES; i++) {
@@ -130,6 +166,12 @@ run_memory (GstCudaContext * cuda_context, GstVideoFormat format, guint depth,
     keys[i] = alpha_of (fills[i]);
   }
   rig_stop (&rig);
+  watch_device_path (FALSE);
+#ifndef GST_DISABLE_GST_DEBUG
+  /* every frame on the device, except in a batch group (system memory) */
+  fail_unless_equals_int (g_atomic_int_get (&device_frames),
+      cuda_context && !settings->max_batch ? N_MEMORY_FRAMES : 0);
+#endif
   if (pool) {
     gst_buffer_pool_set_active (pool, FALSE);
     gst_object_unref (pool);
