@@ -5,8 +5,9 @@
  * hfam_matte_blend_motion (with and without the compensation's moved pixels; the matte and
  * the still weights), by the largest absolute difference (1e-5), and the motion compensation
  * of a moved texture (the planes and how far each pixel moved) against hfam_motion_compensate
- * (1e-4: the same vectors, the warp's sums fused differently). Exits 77 (skipped) when no
- * CUDA device opens. */
+ * (1e-4: the same vectors, the warp's sums fused differently), at libhfam's flow parameters
+ * and at one level, blocks of 5 and 12, no spread, and without the moved plane. Exits 77
+ * (skipped) when no CUDA device opens. */
 #include "compensate.cuh"
 #include "nhwc.cuh"
 #include "temporal.cuh"
@@ -137,18 +138,22 @@ texture (GRand *rand, float *plane, int w, int h, double dx, double dy, const do
     }
 }
 
+/* libhfam's flow parameters (hfam.h, HFAM_FLOW_*) */
+static const HfamFlowParams flow_defaults = { 8, 3, 4, 2e-5f, 8 };
+
+/* `with_moved`: the plane of how far each pixel moved asked for too */
 static void
-check_compensate (GRand *rand, int w, int h, double dx, double dy)
+check_compensate (GRand *rand, int w, int h, double dx, double dy, const HfamFlowParams *flow,
+                  gboolean with_moved)
 {
   const size_t n = (size_t) w * h, bytes = sizeof (float) * n;
-  /* libhfam's (hfam.h, HFAM_FLOW_*) */
-  const HfamFlowParams p = { 8, 3, 4, 2e-5f, 8 };
+  const HfamFlowParams p = *flow;
   const size_t floats = hfam_compensate_scratch_floats (w, h, &p);
   g_autofree double *bumps = g_new (double, 4 * 200);
   g_autofree float *matte = g_new (float, n), *grey = g_new (float, n);
   g_autofree float *kept = g_new (float, n), *scratch = g_new (float, floats);
   g_autofree float *got = g_new (float, n), *moved = g_new (float, n);
-  char name[64];
+  char name[128];
   double worst = 0;
 
   for (int b = 0; b < 200; b++) {
@@ -165,9 +170,10 @@ check_compensate (GRand *rand, int w, int h, double dx, double dy)
   float *d_grey = upload (grey, bytes), *d_scratch, *d_moved;
   CHECK_CUDA (cudaMalloc ((void **) &d_scratch, sizeof (float) * floats));
   CHECK_CUDA (cudaMalloc ((void **) &d_moved, bytes));
-  CHECK_CUDA (hfam_cuda_motion_compensate (d_matte, d_kept, d_grey, w, h, &p, d_moved,
-                                           d_scratch, 0));
-  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p, moved, scratch), ==, 0);
+  CHECK_CUDA (hfam_cuda_motion_compensate (d_matte, d_kept, d_grey, w, h, &p,
+                                           with_moved ? d_moved : NULL, d_scratch, 0));
+  g_assert_cmpint (hfam_motion_compensate (matte, kept, grey, w, h, &p,
+                                           with_moved ? moved : NULL, scratch), ==, 0);
   CHECK_CUDA (cudaMemcpy (got, d_matte, bytes, cudaMemcpyDeviceToHost));
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs (got[i] - matte[i]));
@@ -175,9 +181,10 @@ check_compensate (GRand *rand, int w, int h, double dx, double dy)
   for (size_t i = 0; i < n; i++)
     worst = MAX (worst, fabs (got[i] - kept[i]));
   CHECK_CUDA (cudaMemcpy (got, d_moved, bytes, cudaMemcpyDeviceToHost));
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; with_moved && i < n; i++)
     worst = MAX (worst, fabs (got[i] - moved[i]));
-  snprintf (name, sizeof name, "motion compensate %dx%d shift %g,%g", w, h, dx, dy);
+  snprintf (name, sizeof name, "motion compensate %dx%d shift %g,%g block %d levels %d spread "
+            "%d%s", w, h, dx, dy, p.block, p.levels, p.spread, with_moved ? "" : " (no moved)");
   report (name, worst, 1e-4);
   cudaFree (d_matte);
   cudaFree (d_kept);
@@ -205,10 +212,16 @@ main (void)
   check_blend (rand, 512, 288, 2, FALSE);
   check_blend (rand, 512, 288, 2, TRUE);
   check_blend (rand, 512, 288, 5, FALSE);
-  check_compensate (rand, 37, 23, 1, 0);
-  check_compensate (rand, 512, 288, 0, 0);
-  check_compensate (rand, 512, 288, 4.5, -2.25);
-  check_compensate (rand, 300, 170, -11, 6);
+  check_compensate (rand, 37, 23, 1, 0, &flow_defaults, TRUE);
+  check_compensate (rand, 512, 288, 0, 0, &flow_defaults, TRUE);
+  check_compensate (rand, 512, 288, 4.5, -2.25, &flow_defaults, TRUE);
+  check_compensate (rand, 300, 170, -11, 6, &flow_defaults, TRUE);
+  /* the full-size search alone with the sub-pixel step; blocks other than 8; no spread; no
+   * moved plane */
+  check_compensate (rand, 300, 170, 2.5, -1, &(HfamFlowParams) { 8, 1, 4, 2e-5f, 8 }, TRUE);
+  check_compensate (rand, 300, 170, -6, 3, &(HfamFlowParams) { 12, 2, 3, 2e-5f, 0 }, TRUE);
+  check_compensate (rand, 301, 171, 3, 1.5, &(HfamFlowParams) { 5, 3, 4, 0.0f, 3 }, TRUE);
+  check_compensate (rand, 512, 288, 4.5, -2.25, &flow_defaults, FALSE);
   /* a bad argument queues nothing */
   g_assert (hfam_cuda_matte_blend_motion (NULL, NULL, NULL, NULL, NULL, 4, 4,
                                           &(HfamMotionParams) { 0.5f, 0.01f, 0.04f, 1, 0.2f },
