@@ -101,10 +101,12 @@ gst_hfam_matte_process_cuda_context (gint device_id)
 
 /* The pipeline's CUDA context, found or made the way
  * gst_cuda_ensure_element_context does it (a neighbour's through a context
- * query, downstream then upstream; the application's through need-context; or
- * a new one, announced with have-context: with share-model the process's for
- * the device), but with self->cuda_context written only under the object lock:
- * set_context stores what is found. A reference, or NULL. */
+ * query, downstream then upstream; the application's through need-context; one
+ * set on the element before, which GstElement keeps across READY while stop
+ * drops ours, for an element that no bin or neighbour answers; or a new one,
+ * announced with have-context: with share-model the process's for the device),
+ * but with self->cuda_context written only under the object lock: set_context
+ * stores what is found. A reference, or NULL. */
 static GstCudaContext *
 gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id,
     gboolean share_model)
@@ -132,6 +134,13 @@ gst_hfam_matte_ensure_cuda_context (GstHfamMatte * self, gint device_id,
       gst_message_new_need_context (GST_OBJECT (self), GST_CUDA_CONTEXT_TYPE));
   if ((cuda_context = gst_hfam_matte_get_cuda_context (self)))
     return cuda_context;
+  if ((context = gst_element_get_context (GST_ELEMENT (self),
+              GST_CUDA_CONTEXT_TYPE))) {
+    gst_element_set_context (GST_ELEMENT (self), context);
+    gst_context_unref (context);
+    if ((cuda_context = gst_hfam_matte_get_cuda_context (self)))
+      return cuda_context;
+  }
 
   cuda_context = share_model
       ? gst_hfam_matte_process_cuda_context (MAX (device_id, 0))

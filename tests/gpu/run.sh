@@ -181,11 +181,13 @@ run_check () {
   "$@" 2>&1 | tee "$LOG/$name.log"
   local rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then
-    echo "run.sh: $name FAILED (exit $rc)"
+    echo "run.sh: $name FAILED (exit $rc$([ "$rc" -eq 124 ] && echo ': the time-out'))" \
+      | tee -a "$LOG/$name.log"
     failed=$((failed + 1))
   elif grep -q "cuBLASLt's product" "$LOG/$name.log"; then
     # the frames passed on cuDNN's fallback: a product that ran at plan was refused at run
-    echo "run.sh: $name FAILED: cuBLASLt refused a product at run time (the warning above)"
+    echo "run.sh: $name FAILED: cuBLASLt refused a product at run time (the warning above)" \
+      | tee -a "$LOG/$name.log"
     failed=$((failed + 1))
   fi
 }
@@ -289,22 +291,35 @@ gst_phase () {
 
 # The element end to end (issue 20): 1080p NV12 in CUDA memory from gstcuda's pool, RGBA out in
 # CUDA memory, default model (and random R101 weights) at pipeline depth 1 and 2: frames/s and
-# latency; first a check of 3 frames' alpha (fp32) against the CPU element's.
+# latency; first a check of 3 frames' alpha (fp32) against the CPU element's, on random R101
+# weights (a trained model sees nobody in the bench's frames: alpha 0 would pass any fault) and
+# RGBA (the CPU element's GstVideoConverter interpolates NV12's chroma, the device does not).
+# Each run at most ELEMENT_TIMEOUT seconds (a hang would take the call's time); the bench
+# refuses to time an element that is not on its CUDA context (the host path's figures).
+# What an element run said into the gst phase's summary: the lines matching $2, and its failure
+# (run_check's line, or the bench's own reasons), as "run.sh: gst: $3: ..."
+element_bench_lines () {
+  grep -h "$2\|FAILED\|does not start\|does not run on\|failed\|Terminated" "$LOG/$1.log" \
+    | sed "s|^|run.sh: gst: $3: |" | tee -a "$LOG/gst-phase.log"
+}
+
 element_bench () {
-  local gbuild=$1 wrap=$2 bench d m
+  local gbuild=$1 wrap=$2 bench d m name
   bench=(${wrap:-} env HFAMMATTE_CUDA_MODULE="$gbuild/model/engine/cuda/libhfam-cuda.so"
-         GST_REGISTRY="$gbuild/registry-bench.bin" "$gbuild/tools/hfam-element-bench"
+         GST_REGISTRY="$gbuild/registry-bench.bin" OMP_WAIT_POLICY=passive
+         timeout "${ELEMENT_TIMEOUT:-180}" "$gbuild/tools/hfam-element-bench"
          --memory cuda --format NV12 --size 1920x1080)
-  run_check gst-element-check "${bench[@]}" --frames 3 --warmup 1 --check 3 \
-    --set model=model/default/default.safetensors
   [ -s "$gbuild/r101.safetensors" ] \
     || "$PYTHON" model/python/reference/export.py --config r101 -o "$gbuild/r101.safetensors"
+  run_check gst-element-check "${bench[@]}" --format RGBA --frames 3 --warmup 1 --check 3 \
+    --set model="$gbuild/r101.safetensors"
+  element_bench_lines gst-element-check 'check frame' "element check, random R101, RGBA"
   for m in model/default/default.safetensors "$gbuild/r101.safetensors"; do
     for d in 1 2; do
-      run_check "gst-element-bench-$(basename "$m" .safetensors)-depth$d" "${bench[@]}" \
+      name=gst-element-bench-$(basename "$m" .safetensors)-depth$d
+      run_check "$name" "${bench[@]}" \
         --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --set model="$m" --set pipeline-depth=$d
-      grep -h 'frames/s\|latency' "$LOG/gst-element-bench-$(basename "$m" .safetensors)-depth$d.log" \
-        | sed "s|^|run.sh: gst: element $(basename "$m") depth $d: |" | tee -a "$LOG/gst-phase.log"
+      element_bench_lines "$name" 'frames/s\|latency' "element $(basename "$m") depth $d"
     done
   done
   # four cameras: four elements sharing one model (the default) and four with their own
@@ -313,8 +328,8 @@ element_bench () {
     run_check "gst-element-bench-4-streams-share-$share" "${bench[@]}" \
       --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --streams 4 --set pipeline-depth=2 \
       --set model=model/default/default.safetensors --set share-model=$share
-    grep -h 'all streams\|memory' "$LOG/gst-element-bench-4-streams-share-$share.log" \
-      | sed "s|^|run.sh: gst: 4 streams, share-model=$share: |" | tee -a "$LOG/gst-phase.log"
+    element_bench_lines "gst-element-bench-4-streams-share-$share" 'all streams\|memory' \
+      "4 streams, share-model=$share"
   done
   # and in one batch group (max-batch=4), whose frames go through host memory: four elements
   # on 1080p NV12 in system memory with and without it
@@ -324,9 +339,8 @@ element_bench () {
       --memory system --format NV12 --size 1920x1080 --set backend=cuda \
       --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --streams 4 --set pipeline-depth=2 \
       --set model=model/default/default.safetensors --set max-batch=$mb
-    grep -h 'all streams\|memory' "$LOG/gst-element-bench-4-streams-max-batch-$mb.log" \
-      | sed "s|^|run.sh: gst: 4 streams in system memory, max-batch=$mb: |" \
-      | tee -a "$LOG/gst-phase.log"
+    element_bench_lines "gst-element-bench-4-streams-max-batch-$mb" 'all streams\|memory' \
+      "4 streams in system memory, max-batch=$mb"
   done
 }
 
