@@ -301,8 +301,10 @@ run_batch_lane (gpointer data)
       }
       g_mutex_lock (&g->lock);
     } else if (!next && !g->lanes_stop && n_flight < MIN (depth, 2)
-               && g->outstanding < g->slots && be->ops->batch_done
-               && !be->ops->batch_done (be)) {
+               && (!g_queue_is_empty (&g->queued) || g->outstanding < g->slots)
+               && be->ops->batch_done && !be->ops->batch_done (be)) {
+      /* (a frame may still come: one the runner has yet to form into a batch, or one a
+       * member has yet to submit) */
       g_cond_wait_until (&g->ready_cond, &g->lock, g_get_monotonic_time () + BATCH_POLL_US);
       continue;
     } else {
