@@ -14,7 +14,7 @@
 #define WARM_UP_RUNS 2
 
 static char *model_path, *size_text, *backend_name, *precision_name;
-static int n_runs = 10, n_threads, n_rounds = 1, depth, batch = 1;
+static int n_runs = 10, n_threads, n_rounds = 1, depth, batch = 1, batch_timeout_us = 2000;
 static gboolean no_torch, no_ort, no_graphs;
 static HfamOptions context_options;  /* --backend, --threads, --precision, --depth */
 static HfamCudaOptions cuda_options = { .device_id = -1 };  /* --no-graphs */
@@ -49,6 +49,9 @@ static const GOptionEntry entries[] = {
   { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
     "With --depth: this many streams, each a context, in one batch group of max-batch N "
     "(1: one context of its own); throughput over all their frames (1)", "N" },
+  { "batch-timeout", 0, 0, G_OPTION_ARG_INT, &batch_timeout_us,
+    "With --batch: how long a batch waits for the streams' frames, which one thread submits "
+    "one after another (2000; 0 would run what is there, batches part empty)", "US" },
   { "no-graphs", 0, 0, G_OPTION_ARG_NONE, &no_graphs,
     "CUDA: queue kernels instead of replaying a CUDA graph (without it, the encoder's time "
     "covers the whole frame)", NULL },
@@ -361,7 +364,7 @@ compare_gint64 (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Submitted frames (hfam_context_submit_tensor) with up to the context's pipeline depth in
+/* Submitted frames (hfam_context_submit_tensor_alpha) with up to the context's pipeline depth in
  * flight, on `batch` contexts (streams) at once, in one batch group when there are several:
  * each round submits a frame on every stream and collects the oldest of each. The median
  * latency from submit to collect, and the throughput over all the timed frames. The inputs
@@ -382,6 +385,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
   g_autoptr (GRand) rand = g_rand_new_with_seed (1);
   HfamOptions grouped = *options;
   HfamOutputs outputs = { .fused = alpha };
+  HfamBatchCounts before = { 0 }, after = { 0 };
   int in_flight = 0, next = 0, done = 0, d = 0;
   gint64 start = 0, end;
   gboolean ok = TRUE;
@@ -394,6 +398,7 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
                                    / hp->input_std[k];
   }
   grouped.max_batch = batch;
+  grouped.batch_timeout_us = batch_timeout_us;
   for (int m = 0; m < batch && ok; m++)
     ok = (ctx[m] = hfam_context_new (model, &grouped, &cuda_options, error)) != NULL;
   if (ok) {
@@ -405,11 +410,13 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
    * timed rounds run them */
   for (int i = 0; i < WARM_UP_RUNS + d && ok; i++) {
     for (int m = 0; m < batch && ok; m++)
-      ok = hfam_context_submit_tensor (ctx[m], inputs[(i + m) % N_INPUTS], width, height,
-                                       error);
+      ok = hfam_context_submit_tensor_alpha (ctx[m], inputs[(i + m) % N_INPUTS], width,
+                                             height, error);
     for (int m = 0; m < batch && ok; m++)
       ok = hfam_context_collect_tensor (ctx[m], &outputs, error);
   }
+  if (ok && batch > 1)
+    hfam_context_batch_counts (ctx[0], &before);
   /* frame f is stream f % batch's */
   while (ok && done < n_frames) {
     if (next < n_frames && in_flight < d * batch) {
@@ -417,8 +424,8 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
         submitted[next] = g_get_monotonic_time ();
         if (next == 0)
           start = submitted[next];
-        ok = hfam_context_submit_tensor (ctx[m], inputs[next % N_INPUTS], width, height,
-                                         error);
+        ok = hfam_context_submit_tensor_alpha (ctx[m], inputs[next % N_INPUTS], width,
+                                               height, error);
       }
     } else {
       for (int m = 0; m < batch && ok; m++, done++, in_flight--) {
@@ -428,6 +435,8 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
     }
   }
   end = g_get_monotonic_time ();
+  if (ok && batch > 1)
+    hfam_context_batch_counts (ctx[0], &after);
   for (int m = 0; m < batch && ctx[m]; m++)
     for (int k = 0; k < in_flight / batch; k++)
       hfam_context_collect_tensor (ctx[m], NULL, NULL);
@@ -446,6 +455,13 @@ bench_pipeline (HfamModel *model, HfamBackendKind kind, const HfamOptions *optio
              *frame_ms, latency[0] / 1000.0, latency[n_frames - 1] / 1000.0);
     g_print ("  throughput %.1f frames/s (%.2f ms per frame), all streams\n", fps,
              1000.0 / fps);
+    /* (how full the timed batches were: a batch of fewer frames costs a whole one on CUDA) */
+    if (batch > 1 && after.batches > before.batches)
+      g_print ("  batch group: %" G_GUINT64_FORMAT " frames in %" G_GUINT64_FORMAT
+               " batches, mean batch %.2f frames, largest %d\n",
+               after.frames - before.frames, after.batches - before.batches,
+               (double) (after.frames - before.frames) / (after.batches - before.batches),
+               after.largest);
   }
   for (int m = 0; m < batch; m++)
     hfam_context_free (ctx[m]);

@@ -396,9 +396,12 @@ make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 /* Lanes with a batch dimension are made and freed on a thread of their own: a CUDA backend
  * on the device's primary context sets the device on the thread that calls it, which would
  * replace a CUDA context that the member's thread has pushed (the element's GstCudaContext).
- * A new one is planned there for the size of the last batch, while the lane it replaces runs
- * on: the weights it shares with that one are not freed and uploaded again in between, and
- * the algorithm search of a new batch size does not hold up the members' frames. */
+ * For a join, the new one is planned there for the size of the last batch, while the lane it
+ * replaces runs on: the algorithm search of the new batch size does not hold up the members'
+ * frames, and the weights it shares with that one are not freed and uploaded again. (Not for
+ * a leave: members leave one after another when a pipeline stops, and each would search for a
+ * batch size that never runs; while streaming, a size seen before comes from the search's
+ * cache.) */
 typedef struct {
   HfamBatchGroup *group;
   int n_lanes, batch;
@@ -425,15 +428,17 @@ make_lanes_thread (gpointer data)
 }
 
 static Lane *
-make_lanes (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
+make_lanes (HfamBatchGroup *g, int n_lanes, int batch, gboolean plan_ahead, GError **error)
 {
   LaneWork work = { g, n_lanes, batch, 0, 0, NULL, NULL };
 
   if (!g->batched)
     return make_lanes_here (g, n_lanes, batch, error);
   g_mutex_lock (&g->lock);
-  work.width = g->last_width;
-  work.height = g->last_height;
+  if (plan_ahead) {
+    work.width = g->last_width;
+    work.height = g->last_height;
+  }
   g_mutex_unlock (&g->lock);
   g_thread_join (g_thread_new ("hfam-batch-make", make_lanes_thread, &work));
   if (work.error)
@@ -487,7 +492,7 @@ stop_lanes (HfamBatchGroup *g)
  * stop after the frames they took, the new ones take the frames from there. A failure leaves
  * the old ones running. */
 static gboolean
-fit_lanes (HfamBatchGroup *g, GError **error)
+fit_lanes (HfamBatchGroup *g, gboolean plan_ahead, GError **error)
 {
   const int members = MAX (MIN (g->max_batch, g->members), 1);
   /* (a member at depth 2 has two frames to run side by side) */
@@ -502,7 +507,7 @@ fit_lanes (HfamBatchGroup *g, GError **error)
    * making takes long and would hold up the running lane and the members.) */
   if (!g->batched)
     g_mutex_lock (&g->lock);
-  lanes = make_lanes (g, n_lanes, batch, error);
+  lanes = make_lanes (g, n_lanes, batch, plan_ahead, error);
   if (!g->batched)
     g_mutex_unlock (&g->lock);
   if (!lanes)
@@ -622,7 +627,7 @@ hfam_batch_group_join (HfamBatchGroups *groups, const HfamGraph *graph,
     g->members++;
     g->slots += depth;
     g_mutex_unlock (&g->lock);
-    if (!fit_lanes (g, error)) {
+    if (!fit_lanes (g, TRUE, error)) {
       g_mutex_lock (&g->lock);
       g->members--;
       g->slots -= depth;
@@ -653,7 +658,7 @@ hfam_batch_group_leave (HfamBatchGroups *groups, HfamBatchGroup *g, int depth)
     stop_group (g);
   } else {
     /* fewer lanes; where they cannot be made, the ones there are go on */
-    fit_lanes (g, NULL);
+    fit_lanes (g, FALSE, NULL);
   }
   g_mutex_unlock (&groups->lock);
 }

@@ -41,6 +41,10 @@ gboolean hfam_context_run_tensor (HfamContext *ctx, const float *input, int widt
  * is copied before submit returns; `out` may be NULL. */
 gboolean hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width,
                                      int height, GError **error);
+/* The same for a frame whose collect asks for alpha_p alone (out->fused): a batch group's
+ * lane then fetches nothing else from the device. */
+gboolean hfam_context_submit_tensor_alpha (HfamContext *ctx, const float *input, int width,
+                                           int height, GError **error);
 gboolean hfam_context_collect_tensor (HfamContext *ctx, HfamOutputs *out, GError **error);
 
 /* What the context's batch group has run so far (batch.h); FALSE for a context without

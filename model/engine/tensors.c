@@ -211,17 +211,31 @@ hfam_context_collect_outputs (HfamContext *ctx, HfamOutputs *out, GError **error
   return ok;
 }
 
+static gboolean
+submit_tensor (HfamContext *ctx, const float *input, int width, int height, gboolean fused_only,
+               const char *what, GError **error)
+{
+  const HfamPendingFrame pending = { .memory = HFAM_MEMORY_HOST, .fused_only = fused_only };
+
+  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error))
+    return FALSE;
+  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
+  return hfam_context_submit_input (ctx, &pending, error);
+}
+
 gboolean
 hfam_context_submit_tensor (HfamContext *ctx, const float *input, int width, int height,
                             GError **error)
 {
-  const HfamPendingFrame pending = { .memory = HFAM_MEMORY_HOST };
+  return submit_tensor (ctx, input, width, height, FALSE, "hfam_context_submit_tensor", error);
+}
 
-  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height,
-                                     "hfam_context_submit_tensor", error))
-    return FALSE;
-  memcpy (ctx->input, input, sizeof (float) * 3 * (size_t) width * height);
-  return hfam_context_submit_input (ctx, &pending, error);
+gboolean
+hfam_context_submit_tensor_alpha (HfamContext *ctx, const float *input, int width, int height,
+                                  GError **error)
+{
+  return submit_tensor (ctx, input, width, height, TRUE, "hfam_context_submit_tensor_alpha",
+                        error);
 }
 
 gboolean

@@ -65,6 +65,7 @@ write_out () {
     [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
     [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
     [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"
+    [ -s "$LOG/batch-512x288-fp16.txt" ] && cat "$LOG/batch-512x288-fp16.txt"
     grep -h "cuBLASLt's product" "$LOG"/*.log 2>/dev/null | sort | uniq -c; } >"$OUT/summary.txt"
   tar -czf "$OUT/gpu-logs.tar.gz" -C "$BUILD" gpu-logs 2>/dev/null
 }
@@ -307,7 +308,7 @@ element_bench () {
   local gbuild=$1 wrap=$2 bench d m name
   bench=(${wrap:-} env HFAMMATTE_CUDA_MODULE="$gbuild/model/engine/cuda/libhfam-cuda.so"
          GST_REGISTRY="$gbuild/registry-bench.bin" OMP_WAIT_POLICY=passive
-         timeout "${ELEMENT_TIMEOUT:-180}" "$gbuild/tools/hfam-element-bench"
+         timeout --foreground "${ELEMENT_TIMEOUT:-180}" "$gbuild/tools/hfam-element-bench"
          --memory cuda --format NV12 --size 1920x1080)
   [ -s "$gbuild/r101.safetensors" ] \
     || "$PYTHON" model/python/reference/export.py --config r101 -o "$gbuild/r101.safetensors"
@@ -388,11 +389,15 @@ fi
 # gain. Run right after R101's 512x288 fp16 row (the bars), before the rest, which DEADLINE
 # cuts first.
 diagnose_r101 () {
-  timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
-    --backend cuda --precision fp16 --no-graphs -n 20 --no-torch 2>&1 | tee "$LOG/stages-r101.log"
+  if [ "$SECONDS" -gt "$DEADLINE" ]; then
+    echo "run.sh: R101's diagnosis skipped: past DEADLINE ($DEADLINE s)"
+    return
+  fi
+  timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
+    --backend cuda --precision fp16 --no-graphs -n 20 --no-torch --no-ort 2>&1 | tee "$LOG/stages-r101.log"
   # and per node (every node timed on one stream: the slowest 40, then totals by kind)
-  HFAM_CUDA_PROFILE=1 timeout 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
-    --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch >"$LOG/profile-r101.log" 2>&1
+  HFAM_CUDA_PROFILE=1 timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
+    --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch --no-ort >"$LOG/profile-r101.log" 2>&1
   sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
   # what the lanes, split-K and cuBLASLt gain: the default against every node on one stream
   # (HFAM_CUDA_ONE_STREAM=1), against no split-K (HFAM_CUDA_SPLIT_K=0) and against 1x1
@@ -403,14 +408,15 @@ diagnose_r101 () {
     for variant in default one-stream no-split-k no-gemm; do
       for depth in 1 2; do
         llog=$LOG/variant-$round-$variant-d$depth.log
+        [ "$SECONDS" -gt "$DEADLINE" ] && continue
         one=0; split=""; gemm=""
         [ $variant = one-stream ] && one=1
         [ $variant = no-split-k ] && split=0
         [ $variant = no-gemm ] && gemm=0
-        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split HFAM_CUDA_GEMM=$gemm timeout 120 \
+        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split HFAM_CUDA_GEMM=$gemm timeout --foreground 120 \
           "$BUILD/tools/hfam-bench" \
           --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
-          --depth $depth -n "$RUNS" --no-torch >"$llog" 2>&1
+          --depth $depth -n "$RUNS" --no-torch --no-ort >"$llog" 2>&1
         lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
         fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$llog")
         printf '%-6s %-14s %-5s %12s %10s\n' $round $variant $depth "${lat:-n/a}" \
@@ -426,19 +432,28 @@ diagnose_r101 () {
 # (B = 1: one context alone), pipeline depth 2, 512x288 fp16, R101 and the default model,
 # alternated BATCH_ROUNDS times so that drift hits all alike; frames/s over all the streams.
 batch_rows () {
-  local batches=$LOG/batch-512x288-fp16.txt round m b weights blog fps lat
-  printf '%-6s %-8s %-6s %12s %10s\n' round model batch latency_ms fps >"$batches"
+  local batches=$LOG/batch-512x288-fp16.txt round m b weights blog fps lat fill
+  printf '%-6s %-8s %-6s %12s %10s %11s\n' round model batch latency_ms fps mean_batch >"$batches"
   for round in $(seq "${BATCH_ROUNDS:-2}"); do
     for m in r101 default; do
       weights=$models/$m.safetensors
       [ $m = default ] && weights=$root/model/default/default.safetensors
       for b in 1 4; do
         blog=$LOG/batch-$round-$m-b$b.log
-        timeout 120 "$BUILD/tools/hfam-bench" --model "$weights" --size 512x288 \
-          --backend cuda --precision fp16 --depth 2 --batch $b -n "$RUNS" >"$blog" 2>&1
+        if [ "$SECONDS" -gt "$DEADLINE" ]; then
+          echo "run.sh: batch $round $m $b skipped: past DEADLINE ($DEADLINE s)" >>"$batches"
+          continue
+        fi
+        timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$weights" --size 512x288 \
+          --backend cuda --precision fp16 --depth 2 --batch $b -n "$RUNS" --no-torch --no-ort \
+          >"$blog" 2>&1
         lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$blog")
         fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$blog")
-        printf '%-6s %-8s %-6s %12s %10s\n' $round $m $b "${lat:-n/a}" "${fps:-n/a}" >>"$batches"
+        fill=$(sed -n 's/.*mean batch \([0-9.]*\) frames.*/\1/p' "$blog")
+        printf '%-6s %-8s %-6s %12s %10s %11s\n' $round $m $b "${lat:-n/a}" "${fps:-n/a}" \
+          "${fill:-n/a}" >>"$batches"
+        # (why a row has no figures)
+        [ -n "$fps" ] || tail -n 3 "$blog" | sed "s|^|run.sh: batch $round $m $b: |" >>"$batches"
       done
     done
   done
@@ -449,7 +464,7 @@ batch_rows () {
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
   # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together)
   say "bench: the edge ops at 1920x1080"
-  timeout 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 | tee "$LOG/bench-edges-cuda.log"
+  timeout --foreground 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 | tee "$LOG/bench-edges-cuda.log"
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' model size \
@@ -466,30 +481,30 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
         fi
         half=""; [ $prec = fp16 ] && half="--half"
         tlog=$LOG/torch-$m-$size-$prec.log
-        timeout 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
+        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
           --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
         # PyTorch eager, which the issue names (frozen TorchScript is the ratios' baseline)
         elog=$LOG/torch-eager-$m-$size-$prec.log
-        timeout 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
+        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
           --size $size -n "$RUNS" --device cuda $half --eager >"$elog" 2>&1
         eager_ms=$(sed -n 's/^median_ms //p' "$elog")
         tail -n 2 "$elog"
         compile_ms=""
         compile_pattern=$TORCH_COMPILE
-        [ "$TORCH_COMPILE" = 1 ] && compile_pattern='512x288 fp16'
+        [ "$TORCH_COMPILE" = 1 ] && compile_pattern='r101 512x288 fp16'
         if [ "$TORCH_COMPILE" != 0 ] && echo "$m $size $prec" | grep -Eq -- "$compile_pattern"; then
           clog=$LOG/torch-compile-$m-$size-$prec.log
-          timeout 240 "$PYTHON" tests/gpu/torch_compile_bench.py \
+          timeout --foreground 240 "$PYTHON" tests/gpu/torch_compile_bench.py \
             --model "$weights" --size $size -n "$RUNS" $half >"$clog" 2>&1
           compile_ms=$(sed -n 's/^median_ms //p' "$clog")
           tail -n 3 "$clog"
         fi
         for depth in 1 2; do
           blog=$LOG/bench-$m-$size-$prec-d$depth.log
-          timeout 300 "$BUILD/tools/hfam-bench" --model "$weights" --size $size \
-            --backend cuda --precision $prec --depth $depth -n "$RUNS" --no-torch >"$blog" 2>&1
+          timeout --foreground 300 "$BUILD/tools/hfam-bench" --model "$weights" --size $size \
+            --backend cuda --precision $prec --depth $depth -n "$RUNS" --no-torch --no-ort >"$blog" 2>&1
           cat "$blog"
           lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$blog")
           fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$blog")
@@ -507,7 +522,8 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
     done
   done
   say "bench summary"
-  grep -h "cuBLASLt's product" "$LOG"/bench-*.log "$LOG"/variant-*.log 2>/dev/null | sort | uniq -c
+  grep -h "cuBLASLt's product" "$LOG"/bench-*.log "$LOG"/variant-*.log "$LOG"/batch-*.log \
+    2>/dev/null | sort | uniq -c
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"
   echo "vs_torch, vs_compile: engine latency / PyTorch median frame time (< 1: the engine is faster)"
   cat "$summary"
