@@ -97,7 +97,9 @@ typedef struct {
   float *host_in, *host_alpha;  /* pinned */
   size_t dev_in_offset;         /* input planes (fp32) in the arena */
   cudaGraphExec_t graphs[N_FRAME_KINDS];  /* each captured when first needed */
-  gboolean warm;                /* a whole frame ran uncaptured since the plan */
+  gboolean warm[N_FRAME_KINDS]; /* a whole frame of the kind ran uncaptured since the plan
+                                   (the kinds' kernels differ: a device frame's first run of
+                                   the host path's would happen inside a capture) */
   gboolean queued;              /* a frame is in flight here */
   int n_frames;                 /* queue_batch: the frames of the batch in flight here */
   FrameKind kind;               /* of the frame in flight */

@@ -156,7 +156,8 @@ free_slot_plan (Slot *slot)
   slot->host_in = slot->host_alpha = NULL;
   slot->queued = FALSE;
   slot->next_stage = 0;
-  slot->warm = FALSE;
+  for (int kind = 0; kind < N_FRAME_KINDS; kind++)
+    slot->warm[kind] = FALSE;
 }
 
 void

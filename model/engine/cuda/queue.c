@@ -230,10 +230,10 @@ queue_stage (CudaBackend *be, Slot *slot, HfamStage stage, FrameKind kind, gbool
   Gate gate = { .open = FALSE };
   gboolean ok;
 
-  if (!be->node_ms || !slot->warm) {
+  if (!be->node_ms || !slot->warm[kind]) {
     ok = queue_stage_work (be, slot, stage, kind, capturing, error);
     if (ok && !capturing && stage == HFAM_N_STAGES - 1)
-      slot->warm = TRUE;
+      slot->warm[kind] = TRUE;
     return ok;
   }
   g_mutex_init (&gate.lock);
@@ -325,12 +325,13 @@ queue_whole_frame (CudaBackend *be, Slot *slot, FrameKind kind, GError **error)
 {
   /* A slot's first frame after a plan runs uncaptured: the first use of its cuDNN handles and
    * of lazily loaded kernels may do what a capture does not allow. */
-  if (be->graphs && slot->warm && !slot->graphs[kind] && !capture_frame (be, slot, kind)) {
+  if (be->graphs && slot->warm[kind] && !slot->graphs[kind]
+      && !capture_frame (be, slot, kind)) {
     g_message ("cuda backend: CUDA graph capture failed (G_MESSAGES_DEBUG=all says why); "
                "queueing kernels from now on, which is slower");
     be->graphs = FALSE;
   }
-  if (be->graphs && slot->warm) {
+  if (be->graphs && slot->warm[kind]) {
     CUDA_TRY (cudaGraphLaunch (slot->graphs[kind], slot->streams[MAIN_STREAM]), "frame");
     CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "frame");
     return TRUE;
