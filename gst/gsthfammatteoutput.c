@@ -249,17 +249,16 @@ gst_hfam_matte_acquire_device (GstHfamMatte * self,
 #endif
 }
 
-/* A device frame that ran and goes to no output (no fill linked, or no buffer
- * for it): collected all the same, which takes it out of libhfam's flight and
- * keeps its matte; else the next frame would find it there. */
+/* A device frame that goes to no output (no fill linked, or no buffer for
+ * it): settled all the same, else libhfam would keep it in flight and the next
+ * frame would find it there. */
 static GstFlowReturn
 gst_hfam_matte_settle_device (GstHfamMatte * self,
     GstHfamMatteWorkerFrame * frame)
 {
   GError *error = NULL;
 
-  if (!frame->runs || gst_hfam_matte_worker_write_device (self->worker, frame,
-          NULL, FALSE, NULL, &error))
+  if (gst_hfam_matte_worker_settle (self->worker, frame, &error))
     return GST_FLOW_OK;
   GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
       ("Matting failed: %s", error->message), (NULL));

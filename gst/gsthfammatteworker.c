@@ -482,6 +482,13 @@ gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
 }
 
 gboolean
+gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                              GError **error)
+{
+  return !frame->runs || gst_hfam_matte_worker_collect (worker, frame, NULL, NULL, 0, error);
+}
+
+gboolean
 gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
                            GstHfamMatteWorkerFrame **frame, GError **error)
 {
@@ -494,8 +501,7 @@ gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
   g_queue_pop_head (&worker->held);
   /* a device frame's matte goes straight into its outputs:
    * gst_hfam_matte_worker_write_device */
-  if (oldest->runs && !oldest->on_device
-      && !gst_hfam_matte_worker_collect (worker, oldest, NULL, NULL, 0, error)) {
+  if (!oldest->on_device && !gst_hfam_matte_worker_settle (worker, oldest, error)) {
     gst_hfam_matte_worker_frame_free (oldest);
     return FALSE;
   }
@@ -510,7 +516,7 @@ gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker)
 
   while ((frame = g_queue_pop_head (&worker->held))) {
     /* the network finishes the frame; its matte is kept, no output wants it */
-    if (frame->runs && !gst_hfam_matte_worker_collect (worker, frame, NULL, NULL, 0, NULL))
+    if (!gst_hfam_matte_worker_settle (worker, frame, NULL))
       GST_DEBUG ("a dropped frame failed in the network");
     gst_hfam_matte_worker_frame_free (frame);
   }

@@ -101,6 +101,11 @@ gboolean gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
                                     GstHfamMatteWorkerFrame **frame, GError **error);
 void gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame);
 
+/* A frame that goes to no output: if the network ran on it, collected with none, which
+ * takes it out of libhfam's flight and keeps its matte; FALSE when the network failed. */
+gboolean gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker,
+                                       GstHfamMatteWorkerFrame *frame, GError **error);
+
 /* Drops every held frame, waiting for the network to finish those in flight. */
 void gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker);
 guint gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker);

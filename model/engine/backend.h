@@ -196,9 +196,10 @@ typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int devic
 #define HFAM_CUDA_MODULE_ABI_SYMBOL "hfam_cuda_module_abi"
 #define HFAM_CUDA_MODULE_ABI_LENGTH 7
 typedef guint32 HfamCudaModuleAbi[HFAM_CUDA_MODULE_ABI_LENGTH];
-#define HFAM_CUDA_MODULE_ABI_INIT                                                              \
-  { HFAM_CUDA_MODULE_VERSION, sizeof (HfamGraph), sizeof (HfamNode), sizeof (HfamBackend),     \
+#define HFAM_CUDA_MODULE_ABI_OF(version)                                                       \
+  { (version), sizeof (HfamGraph), sizeof (HfamNode), sizeof (HfamBackend),                    \
     sizeof (HfamBackendOps), sizeof (HfamDeviceOps), sizeof (HfamCudaBackendOptions) }
+#define HFAM_CUDA_MODULE_ABI_INIT HFAM_CUDA_MODULE_ABI_OF (HFAM_CUDA_MODULE_VERSION)
 
 G_END_DECLS
 

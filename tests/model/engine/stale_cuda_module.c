@@ -7,10 +7,8 @@
 G_MODULE_EXPORT HfamCudaModuleNewBackend hfam_cuda_module_new_backend;
 G_MODULE_EXPORT extern const HfamCudaModuleAbi hfam_cuda_module_abi;
 
-const HfamCudaModuleAbi hfam_cuda_module_abi = {
-  HFAM_CUDA_MODULE_VERSION + 1, sizeof (HfamGraph), sizeof (HfamNode), sizeof (HfamBackend),
-  sizeof (HfamBackendOps), sizeof (HfamDeviceOps), sizeof (HfamCudaBackendOptions)
-};
+const HfamCudaModuleAbi hfam_cuda_module_abi =
+  HFAM_CUDA_MODULE_ABI_OF (HFAM_CUDA_MODULE_VERSION + 1);
 
 HfamBackend *
 hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
