@@ -2,10 +2,12 @@
 """Labels photos with a teacher matting model, in the FG layout of model/python/train (fg/ + alpha/).
 
     /usr/bin/python3 model/python/teachers/label.py [--teacher rvm|selfie] [--check selfie|none]
-        [--fg teacher|estimate] [--ratio 0.375] [--limit N] [--cache DIR] IMAGES OUT
+        [--fg teacher|estimate] [--side 640 | --ratio R] [--limit N] [--cache DIR] IMAGES OUT
 
 IMAGES is a folder of photos (.jpg, .jpeg, .png; sorted by name) or photo files. For every photo:
   - the teacher runs in Node (teacher.js: TF.js 4.22.0, WASM backend, one thread, on the CPU);
+    RVM at the downsample ratio that brings the photo's long side to --side pixels (640; at
+    most ratio 1), or at a fixed --ratio R (label_check.py measured the choice: README.md);
   - OUT/alpha/NAME.png: its alpha, 16-bit grey;
   - OUT/fg/NAME.png: the foreground colour: RVM's own `fgr` output (--fg teacher, the default
     for rvm), or the blur-fusion estimate of fgest.py from the photo and the alpha
@@ -86,6 +88,28 @@ TEACHERS = {
     },
 }
 EXTS = (".jpg", ".jpeg", ".png")
+# RVM's working size: the long side its downsample ratio brings a photo to. label_check.py chose
+# it on composites with known alpha (README.md, "Which ratio"): 640 beat the fixed ratio 0.375
+# (384 at 1024 px) under every truth tried.
+DEFAULT_SIDE = 640
+
+
+def rvm_ratio(height: int, width: int, side: Optional[int] = None,
+              ratio: Optional[float] = None) -> float:
+    """RVM's downsample ratio: `ratio` when given, else the one that brings the long side to
+    `side` pixels (at most 1)."""
+    if ratio is not None:
+        if not 0 < ratio <= 1:
+            raise ValueError(f"downsample ratio {ratio}: want 0 < R <= 1")
+        return ratio
+    if side is None or side < 16:
+        raise ValueError(f"RVM side {side}: want at least 16 pixels")
+    return min(1.0, side / max(height, width))
+
+
+def labelling_rule(side: Optional[int], ratio: Optional[float]) -> dict:
+    """The settings that decide RVM's labels, as the manifest records them."""
+    return {"downsample_ratio": ratio, "rvm_long_side": None if ratio is not None else side}
 
 
 def sha256_of(path: str) -> str:
@@ -147,12 +171,12 @@ def fetch_models(cache: str, log) -> str:
 class Teacher:
     """One teacher.js process: the model is loaded once, then one job per photo."""
 
-    def __init__(self, kind: str, model_dir: str, node_modules: str, ratio: float):
+    def __init__(self, kind: str, model_dir: str, node_modules: str):
         self.kind = kind
         env = dict(os.environ, NODE_PATH=node_modules)
         self.proc = subprocess.Popen(
             ["node", os.path.join(HERE, "teacher.js"), kind,
-             os.path.join(model_dir, TEACHERS[kind]["model"]), repr(ratio)],
+             os.path.join(model_dir, TEACHERS[kind]["model"])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
         self.info = self._reply()
         if not self.info.get("ready"):
@@ -164,8 +188,12 @@ class Teacher:
             raise RuntimeError(f"teacher.js {self.kind} ended (exit {self.proc.wait()})")
         return json.loads(line)
 
-    def run(self, rgb_file: str, h: int, w: int, prefix: str) -> dict:
-        self.proc.stdin.write(json.dumps({"in": rgb_file, "h": h, "w": w, "out": prefix}) + "\n")
+    def run(self, rgb_file: str, h: int, w: int, prefix: str,
+            ratio: Optional[float] = None) -> dict:
+        job = {"in": rgb_file, "h": h, "w": w, "out": prefix}
+        if ratio is not None:
+            job["ratio"] = ratio
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         r = self._reply()
         if not r.get("ok"):
@@ -272,7 +300,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--fg", choices=["teacher", "estimate"], default=None,
                     help="foreground colour: the teacher's (rvm only; default for rvm) or the "
                          "blur-fusion estimate")
-    ap.add_argument("--ratio", type=float, default=0.375, help="RVM downsample_ratio")
+    ap.add_argument("--side", type=int, default=DEFAULT_SIDE,
+                    help="RVM works at the ratio that brings the long side to this many pixels")
+    ap.add_argument("--ratio", type=float, default=None,
+                    help="a fixed RVM downsample_ratio instead of --side")
     ap.add_argument("--limit", type=int, default=0, help="label only the first N photos")
     ap.add_argument("--iou-min", type=float, default=agree.IOU_MIN)
     ap.add_argument("--mad-max", type=float, default=agree.MAD_MAX)
@@ -311,7 +342,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                                 if check != "none" else ()):
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
     kinds = [args.teacher] + ([check] if check != "none" else [])
-    teachers = {k: Teacher(k, model_dir, node_modules, args.ratio) for k in kinds}
+    rvm_ratio(1, 1, args.side, args.ratio)  # refuse a bad value before any work
+    teachers = {k: Teacher(k, model_dir, node_modules) for k in kinds}
     manifest = {
         "teacher": args.teacher,
         "check": check,
@@ -321,7 +353,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "licence_as_stated": "MIT (the package); see each teacher's licence",
                     "files_sha256": FILES},
         "teachers": {k: dict(TEACHERS[k], runtime=teachers[k].info) for k in kinds},
-        "settings": {"downsample_ratio": args.ratio, "iou_min": args.iou_min,
+        "settings": {**labelling_rule(args.side, args.ratio), "iou_min": args.iou_min,
                      "mad_max": args.mad_max, "min_side": args.min_side,
                     "fg_min": agree.FG_MIN, "fg_max": agree.FG_MAX,
                      "alpha_png": "16-bit grey", "fg_png": "8-bit RGB"},
@@ -338,12 +370,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 h, w = rgb.shape[:2]
                 raw = os.path.join(tmp, "in.rgb")
                 rgb.tofile(raw)
+                ratio = rvm_ratio(h, w, args.side, args.ratio)
                 rec = {"name": name, "file": os.path.basename(path), "width": w, "height": h,
                        "seconds": {}}
+                if "rvm" in teachers:
+                    rec["rvm_ratio"] = round(ratio, 6)
                 mattes = {}
                 for k, t in teachers.items():
                     t0 = time.time()
-                    r = t.run(raw, h, w, os.path.join(tmp, k))
+                    r = t.run(raw, h, w, os.path.join(tmp, k), ratio if k == "rvm" else None)
                     rec["seconds"][k] = round(time.time() - t0, 3)
                     rec["seconds"][k + "_inference"] = round(r["ms"] / 1000.0, 3)
                     mattes[k] = np.fromfile(os.path.join(tmp, k + ".pha.f32"),

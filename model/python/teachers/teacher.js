@@ -4,8 +4,9 @@
 //   NODE_PATH=CACHE/node-teachers-.../node_modules node teacher.js rvm|selfie MODEL.json [RATIO]
 //
 // Loads the model once, prints one JSON line {"ready": ...} on stdout, then reads jobs from
-// stdin, one JSON line each: {"in": FILE, "h": H, "w": W, "out": PREFIX}, where FILE holds the
-// image as raw uint8 RGB, H x W x 3. For each job it writes
+// stdin, one JSON line each: {"in": FILE, "h": H, "w": W, "out": PREFIX[, "ratio": R]}, where
+// FILE holds the image as raw uint8 RGB, H x W x 3 (R: this job's RVM downsample ratio instead of
+// RATIO; label.py sets it per photo). For each job it writes
 //   rvm:    PREFIX.pha.f32 (H x W float32, alpha) and PREFIX.fgr.f32 (H x W x 3 float32, 0..1)
 //   selfie: PREFIX.pha.f32 (H x W float32, the person mask, bilinear from 256 x 256)
 // and answers one JSON line {"ok": true, "ms": milliseconds of inference}. Errors answer
@@ -76,7 +77,7 @@ async function main() {
           new Uint8Array(raw.buffer, raw.byteOffset, raw.length), [1, job.h, job.w, 3], 'int32',
         ).toFloat().div(255));
         const z = tf.scalar(0);
-        const r = tf.scalar(ratio);
+        const r = tf.scalar(job.ratio === undefined ? ratio : Number(job.ratio));
         const res = await model.executeAsync({
           src, 'r1i:0': z, 'r2i:0': z, 'r3i:0': z, 'r4i:0': z, 'downsample_ratio:0': r,
         }, ['Identity_1:0', 'Identity:0']);

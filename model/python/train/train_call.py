@@ -11,8 +11,9 @@ carries within 64 MiB, does not. resume.json names that commit and records every
     train_call.py fetch [OUT]            # its weights (default: in the default model's place)
     train_call.py show                   # the calls so far
 
-prepare makes the teacher labels and the wallpapers where they are missing (about 7 minutes
-on 2 cores), packs the next part of the backgrounds, and writes the state's weights over
+prepare makes the teacher labels where they are missing or were made by another rule than
+label.py's default (about 12 minutes on 2 cores) and the wallpapers where they are missing (about
+a minute), packs the next part of the backgrounds, and writes the state's weights over
 model/default/default.safetensors in the working tree, so that device-train.sh continues them
 (finish, or git checkout, puts the shipped model back). finish commits twice, only the state's
 paths, and leaves the default model as shipped.
@@ -35,6 +36,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "teachers"))
+import label  # noqa: E402
 import weights  # noqa: E402
 
 STATE = "model/python/train/resume.safetensors"
@@ -96,12 +99,26 @@ def next_part(record: dict) -> str:
     return f"{k % n + 1}/{n}"
 
 
+def labels_stale(labels: str) -> str:
+    """Why the labels in `labels` must be made again ("" when they need not): missing, or made
+    by another rule than label.py's default (an older RVM ratio)."""
+    manifest = os.path.join(labels, "manifest.json")
+    if not (os.path.exists(os.path.join(labels, "accepted.txt")) and os.path.exists(manifest)):
+        return "missing"
+    with open(manifest) as f:
+        settings = json.load(f).get("settings", {})
+    want = label.labelling_rule(label.DEFAULT_SIDE, None)
+    have = {k: settings.get(k) for k in want}
+    return "" if have == want else f"made with {have}, not {want}"
+
+
 def prepare(args) -> int:
     repo = args.repo
     labels, wallpapers = os.path.abspath(args.labels), os.path.abspath(args.wallpapers)
     shared = os.path.join(repo, "..", "shared", "data")
-    if not os.path.exists(os.path.join(labels, "accepted.txt")):
-        print(f"teacher labels into {labels} (about 6 minutes)", flush=True)
+    stale = labels_stale(labels)
+    if stale:
+        print(f"teacher labels into {labels} ({stale}; about 12 minutes)", flush=True)
         subprocess.run([sys.executable, os.path.join(HERE, "..", "teachers", "label.py"),
                         "--teacher", "rvm", os.path.join(shared, "people-train", "images"),
                         labels], check=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Offline checks of model/python/teachers: fgest.py (blur-fusion foreground estimation) recovers the
-foreground colour of a synthetic composite with soft edges, and agree.py's disagreement rule
-accepts and rejects synthetic matte pairs as documented. With node on PATH, teacher.js must pass
+foreground colour of a synthetic composite with soft edges, agree.py's disagreement rule
+accepts and rejects synthetic matte pairs as documented, and label_check.py's ratios, edge band,
+scores and summary are right on synthetic mattes. With node on PATH, teacher.js must pass
 `node --check`. No network. Exit 0 pass, 1 fail, 77 numpy/scipy missing."""
 
 import os
@@ -22,6 +23,7 @@ except ImportError as e:
 
 import agree  # noqa: E402
 import fgest  # noqa: E402
+import label_check  # noqa: E402
 
 failures = []
 
@@ -125,6 +127,52 @@ def test_agree():
         check(True, "size mismatch raises")
 
 
+def test_label_check():
+    rv = label_check.ratio_of
+    check(rv("r0.375", 1024, 768) == 0.375 and rv("r0.375", 300, 200) == 0.375,
+          "rR is the ratio whatever the size")
+    check(rv("s512", 768, 1024) == 0.5 and rv("s512", 300, 400) == 1.0,
+          "sS brings the long side to S, at most ratio 1")
+    for bad in ("x0.5", "r0", "r1.5", "s8", "s"):
+        try:
+            rv(bad, 100, 100)
+            check(False, f"variant {bad!r} refused")
+        except ValueError:
+            check(True, f"variant {bad!r} refused")
+
+    # A hard disc at 1024 x 1024: the band is the 8 px either side of its contour.
+    truth = (disc(1024, 1024, 512, 512, 200, 1e-6) > 0.5).astype(np.float64)
+    band = label_check.edge_band(truth)
+    check(band[512, 512 + 200 - 1] and band[512, 512 + 200 + 7] and band[512, 512 + 200 - 8],
+          "the band holds the contour and 7-8 px either side")
+    check(not band[512, 512 + 200 + 10] and not band[512, 512] and not band[0, 0],
+          "the band leaves out the inside and the far background")
+    small = label_check.edge_band(label_check.at_side(truth, 512))
+    check(small[256, 256 + 100 + 3] and not small[256, 256 + 100 + 6],
+          "the band's reach scales with the long side (4 px at 512)")
+    check(label_check.at_side(truth, 512).shape == (512, 512)
+          and label_check.at_side(truth, 0) is truth
+          and label_check.at_side(truth, 2048) is truth, "at_side shrinks, never enlarges")
+
+    pred = truth.copy()
+    pred[10:30, 10:30] = 1.0          # a kept background object: 400 px, all outside the band
+    pred[512, 512 + 199] = 0.5        # an edge error of 0.5
+    s = label_check.score(pred, truth)
+    check(abs(s["sad_rest"] - 0.4) < 1e-9 and abs(s["sad_band"] - 0.0005) < 1e-9,
+          f"the object counts in the rest, the edge error in the band ({s})")
+    check(abs(s["sad"] - s["sad_band"] - s["sad_rest"]) < 1e-9, "band + rest = SAD")
+
+    rows = []
+    for comp, (base, other) in enumerate([(1.0, 0.5), (1.0, 2.0), (3.0, 1.0)]):
+        for v, sad in (("r0.375", base), ("s512", other)):
+            rows.append({"composite": f"c{comp}", "truth": "r0.375", "variant": v, "side": 0,
+                         "sad": sad, "mse": 0.0, "grad": 0.0, "sad_band": sad, "sad_rest": 0.0})
+    table = label_check.summarise(rows, ["r0.375", "s512"], ["r0.375"], [0])
+    line = [ln for ln in table.splitlines() if "| s512 |" in ln][0]
+    check(line.startswith("| r0.375 | own | s512 | 1.167 |") and line.endswith("| 2 of 3 |"),
+          f"summary: mean SAD and wins against r0.375 ({line})")
+
+
 def test_node_syntax():
     if not shutil.which("node"):
         print("skip node --check (no node)")
@@ -137,6 +185,7 @@ def test_node_syntax():
 if __name__ == "__main__":
     test_fgest()
     test_agree()
+    test_label_check()
     test_node_syntax()
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)

@@ -2,7 +2,8 @@
 (as device-train.sh returns them: split weights, run.tar.gz), each recorded in resume.json, its
 int8 weights in the history and out of the tree, the shipped default model put back; fetch
 returns the last call's weights; the next call's background part follows the last one's; a call
-kept twice and a call that did not finish are refused without a commit.
+kept twice and a call that did not finish are refused without a commit; labels made by an older
+rule than label.py's default are made again.
 
 Usage: test_train_call.py WORKDIR
 """
@@ -114,9 +115,27 @@ def check_kept(repo, model, n_calls, part):
     return state
 
 
+def check_labels_stale(work):
+    labels = os.path.join(work, "labels")
+    assert train_call.labels_stale(labels) == "missing"
+    os.makedirs(labels)
+    with open(os.path.join(labels, "accepted.txt"), "w") as f:
+        f.write("photo\n")
+    for settings, stale in (({"downsample_ratio": 0.375, "iou_min": 0.8}, True),
+                            ({"downsample_ratio": None, "rvm_long_side": 512}, True),
+                            ({"downsample_ratio": None, "rvm_long_side": train_call.label
+                              .DEFAULT_SIDE, "iou_min": 0.8}, False)):
+        with open(os.path.join(labels, "manifest.json"), "w") as f:
+            json.dump({"settings": settings}, f)
+        got = train_call.labels_stale(labels)
+        assert bool(got) == stale, f"labels made with {settings}: stale {got!r}"
+
+
 def main():
     work = os.path.abspath(sys.argv[1])
     shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    check_labels_stale(work)
     repo = os.path.join(work, "repo")
     os.makedirs(os.path.join(repo, "model", "default"))
     git(repo, "init", "-q")
@@ -158,7 +177,7 @@ def main():
     assert train_call.next_part(train_call.load_record(repo)) == "1/8"
     shown = run_call(repo, "show")
     assert "call 1" in shown and "call 2" in shown and state2["commit"][:10] in shown, shown
-    print("train_call: two calls kept and fetched, refusals without commits: ok")
+    print("train_call: two calls kept and fetched, refusals without commits, stale labels: ok")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Which teacher labels are better: RVM at which downsample ratio, scored on composites whose
+alpha is known.
+
+    /usr/bin/python3 model/python/teachers/label_check.py PHOTOS LABELS BACKGROUNDS OUT \
+        [--variants r0.375,s256,s512,s640] [--truths r0.375,s512] [--photos 40] \
+        [--per-photo 2] [--eval-sides 0,512] [--jobs 2] [--seed 1]
+
+No picture outside portrait-dev (which we never tune on) has a true alpha, so the truth is made:
+a truth variant labels a photo (RVM's alpha and foreground colour), the person is composited over
+background photos, and every variant mattes the composite, whose alpha is then known exactly.
+The truth's edges are that variant's own, so each truth favours itself: a variant that wins
+under every truth wins on its merits.
+
+A variant is `rR` (downsample ratio R whatever the size: label.py's `--ratio R`; `r0.375` is
+today's rule) or `sS` (the ratio that brings the photo's long side to S pixels: S / long side,
+at most 1).
+
+PHOTOS: people-train/images; LABELS: label.py's output (its accepted.txt picks the photos the
+check passed); BACKGROUNDS: photos without people (the held-out ones of pack.py's split are
+used). Each composite is scored at its own size (eval side 0) and shrunk to each other eval side
+(512: pack.py's --long-side, what training sees): SAD, MSE, Grad (../train/metrics.py), and SAD
+split into the edge band (within 8 px at 1024 of a pixel where 0.02 < truth < 0.98, or of the
+truth's 0.5 contour) and the rest (whole objects wrongly kept or dropped).
+OUT/rows.csv: a row per composite, truth, variant and eval side; OUT/summary.md: the means, and
+how many composites each variant scores a lower SAD on than `r0.375`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import queue
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+import label  # noqa: E402
+import metrics  # noqa: E402
+from npm_cache import Unavailable, default_cache  # noqa: E402
+from pack import held_out, shrink  # noqa: E402
+
+BASELINE = "r0.375"
+BAND_PX_AT_1024 = 8
+
+
+def ratio_of(variant: str, height: int, width: int) -> float:
+    """RVM's downsample ratio for `variant` on a height x width picture."""
+    kind, value = variant[:1], variant[1:]
+    try:
+        if kind == "r":
+            return label.rvm_ratio(height, width, ratio=float(value))
+        if kind == "s":
+            return label.rvm_ratio(height, width, side=int(value))
+    except ValueError as e:
+        raise ValueError(f"variant {variant!r}: {e}") from None
+    raise ValueError(f"variant {variant!r}: want rR (0 < R <= 1) or sS (S >= 16 pixels)")
+
+
+def at_side(a: np.ndarray, side: int) -> np.ndarray:
+    """A matte shrunk to a long side of `side` (0: as it is), as pack.py shrinks pictures."""
+    if side == 0 or max(a.shape) <= side:
+        return a
+    return np.asarray(shrink(Image.fromarray(a.astype(np.float32), "F"), side),
+                      dtype=np.float64).clip(0, 1)
+
+
+def edge_band(truth: np.ndarray) -> np.ndarray:
+    """Pixels within BAND_PX_AT_1024 (scaled to the matte's long side) of a soft truth pixel or
+    of the truth's 0.5 contour."""
+    solid = truth > 0.5
+    edge = (truth > 0.02) & (truth < 0.98)
+    edge |= solid ^ ndimage.binary_erosion(solid, border_value=1)
+    if not edge.any():
+        return edge
+    reach = max(1.0, BAND_PX_AT_1024 * max(truth.shape) / 1024)
+    return ndimage.distance_transform_edt(~edge) <= reach
+
+
+def score(pred: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
+    band = edge_band(truth)
+    err = np.abs(pred - truth)
+    return {"sad": metrics.sad(pred, truth), "mse": metrics.mse(pred, truth),
+            "grad": metrics.grad(pred, truth),
+            "sad_band": float(err[band].sum() / metrics.SCALE),
+            "sad_rest": float(err[~band].sum() / metrics.SCALE)}
+
+
+class Pool:
+    """RVM processes (teacher.js), each one thread, taken by whichever job is free."""
+
+    def __init__(self, jobs: int, model_dir: str, node_modules: str, tmp: str):
+        self.free: "queue.Queue[label.Teacher]" = queue.Queue()
+        self.all = [label.Teacher("rvm", model_dir, node_modules) for _ in range(jobs)]
+        for t in self.all:
+            self.free.put(t)
+        self.tmp = tmp
+
+    def matte(self, rgb: np.ndarray, variant: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
+        """(alpha, foreground colour) of an RGB uint8 picture."""
+        h, w = rgb.shape[:2]
+        prefix = os.path.join(self.tmp, key)
+        rgb.tofile(prefix + ".rgb")
+        t = self.free.get()
+        try:
+            t.run(prefix + ".rgb", h, w, prefix, ratio_of(variant, h, w))
+        finally:
+            self.free.put(t)
+        alpha = np.fromfile(prefix + ".pha.f32", "<f4").reshape(h, w).astype(np.float64)
+        fg = np.fromfile(prefix + ".fgr.f32", "<f4").reshape(h, w, 3).astype(np.float64)
+        for ext in (".rgb", ".pha.f32", ".fgr.f32"):
+            os.remove(prefix + ext)
+        return alpha, fg
+
+    def close(self) -> None:
+        for t in self.all:
+            t.close()
+
+
+def cover(bg: Image.Image, width: int, height: int) -> np.ndarray:
+    """The background centre-cropped to width x height's aspect and resized to it, in [0, 1]."""
+    scale = max(width / bg.width, height / bg.height)
+    w, h = round(width / scale), round(height / scale)
+    left, top = (bg.width - w) // 2, (bg.height - h) // 2
+    bg = bg.crop((left, top, left + w, top + h)).resize((width, height), Image.LANCZOS)
+    return np.asarray(bg, dtype=np.float64) / 255
+
+
+def summarise(rows: List[dict], variants: List[str], truths: List[str],
+              sides: List[int]) -> str:
+    out = ["| truth | eval side | variant | SAD | MSE x 1e3 | Grad | SAD edge band | SAD rest "
+           f"| lower SAD than {BASELINE} |", "|---|---|---|---|---|---|---|---|---|"]
+    for truth in truths:
+        for side in sides:
+            sel = [r for r in rows if r["truth"] == truth and r["side"] == side]
+            base = {r["composite"]: r["sad"] for r in sel if r["variant"] == BASELINE}
+            for v in variants:
+                vs = [r for r in sel if r["variant"] == v]
+                if not vs:
+                    continue
+                mean = {k: float(np.mean([r[k] for r in vs]))
+                        for k in ("sad", "mse", "grad", "sad_band", "sad_rest")}
+                wins = (f"{sum(r['sad'] < base[r['composite']] for r in vs)} of {len(vs)}"
+                        if base and v != BASELINE else "")
+                out.append(f"| {truth} | {side or 'own'} | {v} | {mean['sad']:.3f} | "
+                           f"{mean['mse'] * 1e3:.3f} | {mean['grad']:.3f} | "
+                           f"{mean['sad_band']:.3f} | {mean['sad_rest']:.3f} | {wins} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("photos")
+    ap.add_argument("labels")
+    ap.add_argument("backgrounds")
+    ap.add_argument("out")
+    ap.add_argument("--variants", default="r0.375,s256,s512,s640")
+    ap.add_argument("--truths", default="r0.375,s512")
+    ap.add_argument("--photos", type=int, default=40, dest="n_photos",
+                    help="accepted photos to use (a seeded choice)")
+    ap.add_argument("--per-photo", type=int, default=2, help="composites per photo and truth")
+    ap.add_argument("--eval-sides", default="0,512",
+                    help="long sides to score at (0: the composite's own)")
+    ap.add_argument("--jobs", type=int, default=2, help="RVM processes (one thread each)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cache", default=None)
+    args = ap.parse_args(argv)
+    variants = args.variants.split(",")
+    truths = args.truths.split(",")
+    sides = [int(s) for s in args.eval_sides.split(",")]
+    for v in set(variants + truths):
+        ratio_of(v, 1024, 768)  # refuse a malformed variant before any work
+
+    with open(os.path.join(args.labels, "accepted.txt")) as f:
+        accepted = sorted(n.strip() for n in f if n.strip())
+    rng = np.random.default_rng(args.seed)
+    names = sorted(rng.choice(accepted, size=min(args.n_photos, len(accepted)), replace=False))
+    backgrounds = sorted(f for f in os.listdir(args.backgrounds)
+                         if f.lower().endswith(label.EXTS)
+                         and held_out(os.path.splitext(f)[0], 0.1))
+    if not names or not backgrounds:
+        raise SystemExit(f"{len(names)} photos and {len(backgrounds)} held-out backgrounds")
+    photo_files = {os.path.splitext(os.path.basename(p))[0]: p
+                   for p in label.list_images([args.photos])}
+
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    cache = args.cache or default_cache()
+    try:
+        node_modules = label.node_env(cache, log)
+        model_dir = label.fetch_models(cache, log)
+    except Unavailable as e:
+        log(f"SKIP: {e}")
+        return label.SKIP
+
+    os.makedirs(args.out, exist_ok=True)
+    rows: List[dict] = []
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="hfam-label-check-") as tmp:
+        pool = Pool(args.jobs, model_dir, node_modules, tmp)
+        try:
+            with ThreadPoolExecutor(args.jobs) as ex:
+                for i, name in enumerate(names):
+                    photo = label.load_rgb(photo_files[name])
+                    h, w = photo.shape[:2]
+                    bgs = [Image.open(os.path.join(args.backgrounds, b)).convert("RGB")
+                           for b in rng.choice(backgrounds, size=args.per_photo, replace=False)]
+                    labelled = dict(zip(truths, ex.map(
+                        lambda t: pool.matte(photo, t, f"{name}.{t}"), truths)))
+                    jobs = []
+                    for truth, (alpha, fg) in labelled.items():
+                        a = alpha[..., None]
+                        for k, bg in enumerate(bgs):
+                            comp = np.round(255 * (a * fg + (1 - a) * cover(bg, w, h)))
+                            comp = comp.clip(0, 255).astype(np.uint8)
+                            for v in variants:
+                                jobs.append((truth, k, v, comp))
+                    mattes = ex.map(lambda j: pool.matte(j[3], j[2], f"{name}.{j[0]}.{j[1]}.{j[2]}")
+                                    [0], jobs)
+                    for (truth, k, v, _), pred in zip(jobs, mattes):
+                        for side in sides:
+                            row = {"photo": name, "composite": f"{name}_bg{k}", "truth": truth,
+                                   "variant": v, "side": side}
+                            row.update(score(at_side(pred, side),
+                                             at_side(labelled[truth][0], side)))
+                            rows.append(row)
+                    log(f"[{i + 1}/{len(names)}] {name} ({w}x{h}): "
+                        f"{time.time() - t0:.0f} s")
+        finally:
+            pool.close()
+
+    with open(os.path.join(args.out, "rows.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    table = summarise(rows, variants, truths, sides)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(f"{len(names)} photos x {args.per_photo} backgrounds per truth, seed "
+                f"{args.seed}; SAD, Grad / 1000, means over composites\n\n" + table)
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
