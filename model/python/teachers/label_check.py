@@ -12,9 +12,11 @@ background photos, and every variant mattes the composite, whose alpha is then k
 The truth's edges are that variant's own, so each truth favours itself: a variant that wins
 under every truth wins on its merits.
 
-A variant is `rR` (downsample ratio R whatever the size: label.py's `--ratio R`; `r0.375` is
-today's rule) or `sS` (the ratio that brings the photo's long side to S pixels: S / long side,
-at most 1).
+A variant is `rR` (downsample ratio R whatever the size: label.py's `--ratio R`; `r0.375` was
+the rule before label_check chose `s640`), `sS` (the ratio that brings the photo's long side to
+S pixels: S / long side, at most 1), or `A+B`, two of these combined at the edges: A's matte,
+and B's within A's edge band (below), e.g. `s512+s768`: one working size for what is the
+person, a finer one for its outline.
 
 PHOTOS: people-train/images; LABELS: label.py's output (its accepted.txt picks the photos the
 check passed); BACKGROUNDS: photos without people (the held-out ones of pack.py's split are
@@ -63,6 +65,25 @@ def ratio_of(variant: str, height: int, width: int) -> float:
     except ValueError as e:
         raise ValueError(f"variant {variant!r}: {e}") from None
     raise ValueError(f"variant {variant!r}: want rR (0 < R <= 1) or sS (S >= 16 pixels)")
+
+
+def parts_of(variant: str) -> List[str]:
+    """The RVM runs a variant needs: itself, or A and B of `A+B`."""
+    parts = variant.split("+")
+    if len(parts) > 2:
+        raise ValueError(f"variant {variant!r}: at most two parts, A+B")
+    for part in parts:
+        ratio_of(part, 1024, 768)
+    return parts
+
+
+def combine(outer: Tuple[np.ndarray, np.ndarray],
+            edges: Tuple[np.ndarray, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """(alpha, foreground): `edges`' within the edge band of `outer`'s alpha, `outer`'s
+    elsewhere."""
+    band = edge_band(outer[0])
+    return (np.where(band, edges[0], outer[0]),
+            np.where(band[..., None], edges[1], outer[1]))
 
 
 def at_side(a: np.ndarray, side: int) -> np.ndarray:
@@ -119,6 +140,14 @@ class Pool:
         for ext in (".rgb", ".pha.f32", ".fgr.f32"):
             os.remove(prefix + ext)
         return alpha, fg
+
+    def mattes(self, ex: ThreadPoolExecutor, rgb: np.ndarray, variants: List[str],
+               key: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+        """Every variant's (alpha, foreground) of one picture, each RVM run once."""
+        runs = sorted({p for v in variants for p in parts_of(v)})
+        got = dict(zip(runs, ex.map(lambda r: self.matte(rgb, r, f"{key}.{r}"), runs)))
+        return {v: got[v] if v in got else combine(*(got[p] for p in parts_of(v)))
+                for v in variants}
 
     def close(self) -> None:
         for t in self.all:
@@ -178,7 +207,7 @@ def main(argv=None) -> int:
     truths = args.truths.split(",")
     sides = [int(s) for s in args.eval_sides.split(",")]
     for v in set(variants + truths):
-        ratio_of(v, 1024, 768)  # refuse a malformed variant before any work
+        parts_of(v)  # refuse a malformed variant before any work
 
     with open(os.path.join(args.labels, "accepted.txt")) as f:
         accepted = sorted(n.strip() for n in f if n.strip())
@@ -213,25 +242,21 @@ def main(argv=None) -> int:
                     h, w = photo.shape[:2]
                     bgs = [Image.open(os.path.join(args.backgrounds, b)).convert("RGB")
                            for b in rng.choice(backgrounds, size=args.per_photo, replace=False)]
-                    labelled = dict(zip(truths, ex.map(
-                        lambda t: pool.matte(photo, t, f"{name}.{t}"), truths)))
-                    jobs = []
-                    for truth, (alpha, fg) in labelled.items():
+                    labelled = pool.mattes(ex, photo, truths, name)
+                    for truth in truths:
+                        alpha, fg = labelled[truth]
                         a = alpha[..., None]
                         for k, bg in enumerate(bgs):
                             comp = np.round(255 * (a * fg + (1 - a) * cover(bg, w, h)))
                             comp = comp.clip(0, 255).astype(np.uint8)
+                            preds = pool.mattes(ex, comp, variants, f"{name}.{truth}.{k}")
                             for v in variants:
-                                jobs.append((truth, k, v, comp))
-                    mattes = ex.map(lambda j: pool.matte(j[3], j[2], f"{name}.{j[0]}.{j[1]}.{j[2]}")
-                                    [0], jobs)
-                    for (truth, k, v, _), pred in zip(jobs, mattes):
-                        for side in sides:
-                            row = {"photo": name, "composite": f"{name}_bg{k}", "truth": truth,
-                                   "variant": v, "side": side}
-                            row.update(score(at_side(pred, side),
-                                             at_side(labelled[truth][0], side)))
-                            rows.append(row)
+                                for side in sides:
+                                    row = {"photo": name, "composite": f"{name}_bg{k}",
+                                           "truth": truth, "variant": v, "side": side}
+                                    row.update(score(at_side(preds[v][0], side),
+                                                     at_side(alpha, side)))
+                                    rows.append(row)
                     log(f"[{i + 1}/{len(names)}] {name} ({w}x{h}): "
                         f"{time.time() - t0:.0f} s")
         finally:

@@ -162,6 +162,23 @@ def test_label_check():
           f"the object counts in the rest, the edge error in the band ({s})")
     check(abs(s["sad"] - s["sad_band"] - s["sad_rest"]) < 1e-9, "band + rest = SAD")
 
+    check(label_check.parts_of("s512+s768") == ["s512", "s768"]
+          and label_check.parts_of("r0.375") == ["r0.375"], "A+B needs A's and B's runs")
+    for bad in ("s512+s640+s768", "s512+x1", "s512+"):
+        try:
+            label_check.parts_of(bad)
+            check(False, f"variant {bad!r} refused")
+        except ValueError:
+            check(True, f"variant {bad!r} refused")
+    fine = truth.copy()
+    fine[512, 512 + 200 + 3] = 0.25   # a strand beyond the contour, in the band
+    fine[100, 100] = 1.0              # a background object, outside it
+    colour = np.ones(truth.shape + (3,))
+    alpha, fg = label_check.combine((truth, 0 * colour), (fine, colour))
+    check(alpha[512, 512 + 200 + 3] == 0.25 and alpha[100, 100] == 0.0
+          and fg[512, 512 + 200 + 3].min() == 1 and fg[100, 100].max() == 0,
+          "A+B takes B's matte and colour in A's edge band only")
+
     rows = []
     for comp, (base, other) in enumerate([(1.0, 0.5), (1.0, 2.0), (3.0, 1.0)]):
         for v, sad in (("r0.375", base), ("s512", other)):
