@@ -2,7 +2,8 @@
 """Labels photos with a teacher matting model, in the FG layout of model/python/train (fg/ + alpha/).
 
     /usr/bin/python3 model/python/teachers/label.py [--teacher rvm|selfie] [--check selfie|none]
-        [--fg teacher|estimate] [--side 640 | --ratio R] [--limit N] [--cache DIR] IMAGES OUT
+        [--fg teacher|estimate] [--side 640 | --ratio R] [--limit N] [--jobs N] [--cache DIR]
+        IMAGES OUT
 
 IMAGES is a folder of photos (.jpg, .jpeg, .png; sorted by name) or photo files. For every photo:
   - the teacher runs in Node (teacher.js: TF.js 4.22.0, WASM backend, one thread, on the CPU);
@@ -37,13 +38,15 @@ import csv
 import hashlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from typing import Dict, List, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -288,6 +291,54 @@ class Progress:
         sys.stderr.flush()
 
 
+def label_one(path: str, name: str, teachers: Dict[str, "Teacher"], tmp: str,
+              args: argparse.Namespace, fg_mode: str, check: str) -> dict:
+    """Labels one photo with one set of teacher processes (tmp: that set's scratch folder) and
+    writes its files; returns its manifest record."""
+    rgb = load_rgb(path)
+    h, w = rgb.shape[:2]
+    raw = os.path.join(tmp, "in.rgb")
+    rgb.tofile(raw)
+    ratio = rvm_ratio(h, w, args.side, args.ratio)
+    rec = {"name": name, "file": os.path.basename(path), "width": w, "height": h,
+           "seconds": {}}
+    if "rvm" in teachers:
+        rec["rvm_ratio"] = round(ratio, 6)
+    mattes = {}
+    for k, t in teachers.items():
+        t0 = time.time()
+        r = t.run(raw, h, w, os.path.join(tmp, k), ratio if k == "rvm" else None)
+        rec["seconds"][k] = round(time.time() - t0, 3)
+        rec["seconds"][k + "_inference"] = round(r["ms"] / 1000.0, 3)
+        mattes[k] = np.fromfile(os.path.join(tmp, k + ".pha.f32"), "<f4").reshape(h, w)
+    a = mattes[args.teacher]
+    rec["alpha"] = alpha_stats(a)
+    t0 = time.time()
+    if fg_mode == "teacher":
+        fg = np.fromfile(os.path.join(tmp, "rvm.fgr.f32"), "<f4").reshape(h, w, 3)
+    else:
+        fg = fgest.estimate_foreground(rgb, a)
+    rec["seconds"]["fg"] = round(time.time() - t0, 3)
+    ok, reason = True, "no check"
+    if check != "none":
+        st = agree.compare(a, mattes[check])
+        rec["agreement"] = {k: round(v, 4) for k, v in st.items()}
+        ok, reason = agree.decide(st, args.iou_min, args.mad_max)
+        save_gray8(os.path.join(args.out, "check", name + ".png"), mattes[check])
+    if min(h, w) < args.min_side:
+        small = f"short side {min(h, w)} < {args.min_side}"
+        ok, reason = False, small if ok else f"{reason}; {small}"
+    rec["accepted"], rec["reason"] = ok, reason
+    sub = "" if ok else "rejected"
+    save_alpha16(os.path.join(args.out, sub, "alpha", name + ".png"), a)
+    save_rgb(os.path.join(args.out, sub, "fg", name + ".png"), fg)
+    for other in ("alpha", "fg"):  # a rerun may move a photo between the two
+        stale = os.path.join(args.out, "rejected" if ok else "", other, name + ".png")
+        if os.path.exists(stale):
+            os.remove(stale)
+    return rec
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,6 +356,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--ratio", type=float, default=None,
                     help="a fixed RVM downsample_ratio instead of --side")
     ap.add_argument("--limit", type=int, default=0, help="label only the first N photos")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="photos labelled at once, each by its own teacher processes (one "
+                         "thread each); default: the CPUs")
     ap.add_argument("--iou-min", type=float, default=agree.IOU_MIN)
     ap.add_argument("--mad-max", type=float, default=agree.MAD_MAX)
     ap.add_argument("--min-side", type=int, default=256,
@@ -325,6 +379,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         images = images[:args.limit]
     if not images:
         ap.error("no photos")
+    if args.jobs < 1:
+        ap.error("--jobs: want at least 1")
     names = [os.path.splitext(os.path.basename(p))[0] for p in images]
     if len(set(names)) != len(names):
         ap.error("two photos share a name")
@@ -343,7 +399,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
     kinds = [args.teacher] + ([check] if check != "none" else [])
     rvm_ratio(1, 1, args.side, args.ratio)  # refuse a bad value before any work
-    teachers = {k: Teacher(k, model_dir, node_modules) for k in kinds}
+    sets: List[Dict[str, Teacher]] = []  # one set of teacher processes per job
+    try:
+        for _ in range(args.jobs):
+            sets.append({})
+            for k in kinds:
+                sets[-1][k] = Teacher(k, model_dir, node_modules)
+    except Exception:
+        for ts in sets:
+            for t in ts.values():
+                t.close()
+        raise
     manifest = {
         "teacher": args.teacher,
         "check": check,
@@ -352,7 +418,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "package": {"name": PACKAGE, "version": VERSION, "integrity": INTEGRITY,
                     "licence_as_stated": "MIT (the package); see each teacher's licence",
                     "files_sha256": FILES},
-        "teachers": {k: dict(TEACHERS[k], runtime=teachers[k].info) for k in kinds},
+        "teachers": {k: dict(TEACHERS[k], runtime=sets[0][k].info) for k in kinds},
         "settings": {**labelling_rule(args.side, args.ratio), "iou_min": args.iou_min,
                      "mad_max": args.mad_max, "min_side": args.min_side,
                     "fg_min": agree.FG_MIN, "fg_max": agree.FG_MAX,
@@ -363,63 +429,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     accepted, rejected = [], []
     bar = Progress(len(images))
     bar.update(0, "")
+    free: "queue.Queue[Tuple[str, Dict[str, Teacher]]]" = queue.Queue()
+    for i, ts in enumerate(sets):
+        free.put((str(i), ts))
+
+    def label_next(job: Tuple[str, str]) -> dict:
+        slot, ts = free.get()
+        try:
+            return label_one(job[0], job[1], ts, os.path.join(tmp, slot), args, fg_mode, check)
+        finally:
+            free.put((slot, ts))
+
     try:
-        with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp:
-            for i, (path, name) in enumerate(zip(images, names)):
-                rgb = load_rgb(path)
-                h, w = rgb.shape[:2]
-                raw = os.path.join(tmp, "in.rgb")
-                rgb.tofile(raw)
-                ratio = rvm_ratio(h, w, args.side, args.ratio)
-                rec = {"name": name, "file": os.path.basename(path), "width": w, "height": h,
-                       "seconds": {}}
-                if "rvm" in teachers:
-                    rec["rvm_ratio"] = round(ratio, 6)
-                mattes = {}
-                for k, t in teachers.items():
-                    t0 = time.time()
-                    r = t.run(raw, h, w, os.path.join(tmp, k), ratio if k == "rvm" else None)
-                    rec["seconds"][k] = round(time.time() - t0, 3)
-                    rec["seconds"][k + "_inference"] = round(r["ms"] / 1000.0, 3)
-                    mattes[k] = np.fromfile(os.path.join(tmp, k + ".pha.f32"),
-                                            "<f4").reshape(h, w)
-                a = mattes[args.teacher]
-                rec["alpha"] = alpha_stats(a)
-                t0 = time.time()
-                if fg_mode == "teacher":
-                    fg = np.fromfile(os.path.join(tmp, "rvm.fgr.f32"), "<f4").reshape(h, w, 3)
-                else:
-                    fg = fgest.estimate_foreground(rgb, a)
-                rec["seconds"]["fg"] = round(time.time() - t0, 3)
-                ok, reason = True, "no check"
-                if check != "none":
-                    st = agree.compare(a, mattes[check])
-                    rec["agreement"] = {k: round(v, 4) for k, v in st.items()}
-                    ok, reason = agree.decide(st, args.iou_min, args.mad_max)
-                    save_gray8(os.path.join(args.out, "check", name + ".png"), mattes[check])
-                if min(h, w) < args.min_side:
-                    small = f"short side {min(h, w)} < {args.min_side}"
-                    ok, reason = False, small if ok else f"{reason}; {small}"
-                rec["accepted"], rec["reason"] = ok, reason
-                sub = "" if ok else "rejected"
-                save_alpha16(os.path.join(args.out, sub, "alpha", name + ".png"), a)
-                save_rgb(os.path.join(args.out, sub, "fg", name + ".png"), fg)
-                for other in ("alpha", "fg"):  # a rerun may move a photo between the two
-                    stale = os.path.join(args.out, "rejected" if ok else "", other,
-                                         name + ".png")
-                    if os.path.exists(stale):
-                        os.remove(stale)
+        with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp, \
+                ThreadPoolExecutor(len(sets)) as ex:
+            for slot in range(len(sets)):
+                os.makedirs(os.path.join(tmp, str(slot)))
+            for done, rec in enumerate(ex.map(label_next, zip(images, names)), 1):
                 row = src_rows.get(rec["file"])
                 if row:
                     rec["source"] = row.get("source")
                     rec["licence_as_stated_by_source"] = row.get("licence_as_stated_by_source")
                     rec["kind"] = row.get("kind")
                 manifest["images"].append(rec)
-                (accepted if ok else rejected).append((name, reason))
-                bar.update(i + 1, name)
+                (accepted if rec["accepted"] else rejected).append((rec["name"], rec["reason"]))
+                bar.update(done, rec["name"])
     finally:
-        for t in teachers.values():
-            t.close()
+        for ts in sets:
+            for t in ts.values():
+                t.close()
 
     secs = {k: [r["seconds"][k + "_inference"] for r in manifest["images"]] for k in kinds}
     manifest["summary"] = {

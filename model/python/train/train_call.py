@@ -12,7 +12,7 @@ carries within 64 MiB, does not. resume.json names that commit and records every
     train_call.py show                   # the calls so far
 
 prepare makes the teacher labels where they are missing or were made by another rule than
-label.py's default (about 12 minutes on 2 cores) and the wallpapers where they are missing (about
+label.py's default (about 6 minutes on 2 cores) and the wallpapers where they are missing (about
 a minute), packs the next part of the backgrounds, and writes the state's weights over
 model/default/default.safetensors in the working tree, so that device-train.sh continues them
 (finish, or git checkout, puts the shipped model back). finish commits twice, only the state's
@@ -118,7 +118,7 @@ def prepare(args) -> int:
     shared = os.path.join(repo, "..", "shared", "data")
     stale = labels_stale(labels)
     if stale:
-        print(f"teacher labels into {labels} ({stale}; about 12 minutes)", flush=True)
+        print(f"teacher labels into {labels} ({stale}; about 6 minutes)", flush=True)
         subprocess.run([sys.executable, os.path.join(HERE, "..", "teachers", "label.py"),
                         "--teacher", "rvm", os.path.join(shared, "people-train", "images"),
                         labels], check=True)
