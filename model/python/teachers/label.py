@@ -441,19 +441,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             free.put((slot, ts))
 
     try:
-        with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp, \
-                ThreadPoolExecutor(len(sets)) as ex:
+        with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp:
             for slot in range(len(sets)):
                 os.makedirs(os.path.join(tmp, str(slot)))
-            for done, rec in enumerate(ex.map(label_next, zip(images, names)), 1):
-                row = src_rows.get(rec["file"])
-                if row:
-                    rec["source"] = row.get("source")
-                    rec["licence_as_stated_by_source"] = row.get("licence_as_stated_by_source")
-                    rec["kind"] = row.get("kind")
-                manifest["images"].append(rec)
-                (accepted if rec["accepted"] else rejected).append((rec["name"], rec["reason"]))
-                bar.update(done, rec["name"])
+            ex = ThreadPoolExecutor(len(sets))
+            try:
+                for done, rec in enumerate(ex.map(label_next, zip(images, names)), 1):
+                    row = src_rows.get(rec["file"])
+                    if row:
+                        rec["source"] = row.get("source")
+                        rec["licence_as_stated_by_source"] = row.get(
+                            "licence_as_stated_by_source")
+                        rec["kind"] = row.get("kind")
+                    manifest["images"].append(rec)
+                    (accepted if rec["accepted"] else rejected).append((rec["name"],
+                                                                        rec["reason"]))
+                    bar.update(done, rec["name"])
+            finally:  # after an error, the photos not yet started are not labelled
+                ex.shutdown(cancel_futures=True)
     finally:
         for ts in sets:
             for t in ts.values():
