@@ -110,9 +110,14 @@ def rvm_ratio(height: int, width: int, side: Optional[int] = None,
     return min(1.0, side / max(height, width))
 
 
-def labelling_rule(side: Optional[int], ratio: Optional[float]) -> dict:
-    """The settings that decide RVM's labels, as the manifest records them."""
-    return {"downsample_ratio": ratio, "rvm_long_side": None if ratio is not None else side}
+def labelling_rule(teacher: str, check: str, fg_mode: str, side: Optional[int],
+                   ratio: Optional[float]) -> dict:
+    """The settings that decide the labels, as the manifest records them (RVM's size only
+    where RVM ran)."""
+    rvm = "rvm" in (teacher, check)
+    return {"teacher": teacher, "check": check, "fg": fg_mode,
+            "downsample_ratio": ratio if rvm else None,
+            "rvm_long_side": side if rvm and ratio is None else None}
 
 
 def sha256_of(path: str) -> str:
@@ -351,14 +356,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--fg", choices=["teacher", "estimate"], default=None,
                     help="foreground colour: the teacher's (rvm only; default for rvm) or the "
                          "blur-fusion estimate")
-    ap.add_argument("--side", type=int, default=DEFAULT_SIDE,
-                    help="RVM works at the ratio that brings the long side to this many pixels")
-    ap.add_argument("--ratio", type=float, default=None,
-                    help="a fixed RVM downsample_ratio instead of --side")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--side", type=int, default=DEFAULT_SIDE,
+                      help="RVM works at the ratio that brings the long side to this many pixels")
+    size.add_argument("--ratio", type=float, default=None,
+                      help="a fixed RVM downsample_ratio instead of --side")
     ap.add_argument("--limit", type=int, default=0, help="label only the first N photos")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
                     help="photos labelled at once, each by its own teacher processes (one "
-                         "thread each); default: the CPUs")
+                         "thread each); default: the CPUs this process may use")
     ap.add_argument("--iou-min", type=float, default=agree.IOU_MIN)
     ap.add_argument("--mad-max", type=float, default=agree.MAD_MAX)
     ap.add_argument("--min-side", type=int, default=256,
@@ -381,6 +387,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("no photos")
     if args.jobs < 1:
         ap.error("--jobs: want at least 1")
+    try:
+        rvm_ratio(1, 1, args.side, args.ratio)
+    except ValueError as e:
+        ap.error(str(e))
     names = [os.path.splitext(os.path.basename(p))[0] for p in images]
     if len(set(names)) != len(names):
         ap.error("two photos share a name")
@@ -398,10 +408,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                                 if check != "none" else ()):
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
     kinds = [args.teacher] + ([check] if check != "none" else [])
-    rvm_ratio(1, 1, args.side, args.ratio)  # refuse a bad value before any work
     sets: List[Dict[str, Teacher]] = []  # one set of teacher processes per job
     try:
-        for _ in range(args.jobs):
+        for _ in range(min(args.jobs, len(images))):
             sets.append({})
             for k in kinds:
                 sets[-1][k] = Teacher(k, model_dir, node_modules)
@@ -419,7 +428,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "licence_as_stated": "MIT (the package); see each teacher's licence",
                     "files_sha256": FILES},
         "teachers": {k: dict(TEACHERS[k], runtime=sets[0][k].info) for k in kinds},
-        "settings": {**labelling_rule(args.side, args.ratio), "iou_min": args.iou_min,
+        "settings": {**labelling_rule(args.teacher, check, fg_mode, args.side, args.ratio),
+                     "iou_min": args.iou_min,
                      "mad_max": args.mad_max, "min_side": args.min_side,
                     "fg_min": agree.FG_MIN, "fg_max": agree.FG_MAX,
                      "alpha_png": "16-bit grey", "fg_png": "8-bit RGB"},
@@ -469,12 +479,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         "images": len(images), "accepted": len(accepted), "rejected": len(rejected),
         "median_inference_seconds": {k: float(np.median(v)) for k, v in secs.items()},
     }
-    with open(os.path.join(args.out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
     with open(os.path.join(args.out, "accepted.txt"), "w") as f:
         f.writelines(n + "\n" for n, _ in accepted)
     with open(os.path.join(args.out, "rejected.txt"), "w") as f:
         f.writelines(f"{n}\t{r}\n" for n, r in rejected)
+    # The manifest last and whole: a run cut short leaves the previous one, which names the
+    # previous rule, or none (train_call.py makes such labels again).
+    with open(os.path.join(args.out, "manifest.json.tmp"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(os.path.join(args.out, "manifest.json.tmp"),
+               os.path.join(args.out, "manifest.json"))
     log(f"{len(accepted)} accepted, {len(rejected)} rejected; median inference "
         + ", ".join(f"{k} {v:.2f} s" for k, v in manifest["summary"]
                     ["median_inference_seconds"].items()) + f"; {args.out}/manifest.json")

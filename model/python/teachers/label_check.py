@@ -4,7 +4,7 @@ alpha is known.
 
     /usr/bin/python3 model/python/teachers/label_check.py PHOTOS LABELS BACKGROUNDS OUT \
         [--variants r0.375,s256,s512,s640] [--truths r0.375,s512] [--photos 40] \
-        [--per-photo 2] [--eval-sides 0,512] [--jobs 2] [--seed 1]
+        [--per-photo 2] [--eval-sides 0,512] [--jobs 2] [--baseline r0.375] [--seed 1]
 
 No picture outside portrait-dev (which we never tune on) has a true alpha, so the truth is made:
 a truth variant labels a photo (RVM's alpha and foreground colour), the person is composited over
@@ -25,7 +25,8 @@ used). Each composite is scored at its own size (eval side 0) and shrunk to each
 split into the edge band (within 8 px at 1024 of a pixel where 0.02 < truth < 0.98, or of the
 truth's 0.5 contour) and the rest (whole objects wrongly kept or dropped).
 OUT/rows.csv: a row per composite, truth, variant and eval side; OUT/summary.md: the means, and
-how many composites each variant scores a lower SAD on than `r0.375`.
+on how many composites each variant's SAD is lower than, equal to and higher than --baseline's
+(`r0.375`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ import metrics  # noqa: E402
 from npm_cache import Unavailable, default_cache  # noqa: E402
 from pack import held_out, shrink  # noqa: E402
 
-BASELINE = "r0.375"
 BAND_PX_AT_1024 = 8
 
 
@@ -106,8 +106,8 @@ def edge_band(truth: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(~edge) <= reach
 
 
-def score(pred: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
-    band = edge_band(truth)
+def score(pred: np.ndarray, truth: np.ndarray, band: np.ndarray) -> Dict[str, float]:
+    """The errors of `pred`; `band`: edge_band(truth)."""
     err = np.abs(pred - truth)
     return {"sad": metrics.sad(pred, truth), "mse": metrics.mse(pred, truth),
             "grad": metrics.grad(pred, truth),
@@ -120,7 +120,13 @@ class Pool:
 
     def __init__(self, jobs: int, model_dir: str, node_modules: str, tmp: str):
         self.free: "queue.Queue[label.Teacher]" = queue.Queue()
-        self.all = [label.Teacher("rvm", model_dir, node_modules) for _ in range(jobs)]
+        self.all: List[label.Teacher] = []
+        try:
+            for _ in range(jobs):
+                self.all.append(label.Teacher("rvm", model_dir, node_modules))
+        except Exception:
+            self.close()
+            raise
         for t in self.all:
             self.free.put(t)
         self.tmp = tmp
@@ -163,22 +169,26 @@ def cover(bg: Image.Image, width: int, height: int) -> np.ndarray:
     return np.asarray(bg, dtype=np.float64) / 255
 
 
-def summarise(rows: List[dict], variants: List[str], truths: List[str],
-              sides: List[int]) -> str:
+def summarise(rows: List[dict], variants: List[str], truths: List[str], sides: List[int],
+              baseline: str) -> str:
     out = ["| truth | eval side | variant | SAD | MSE x 1e3 | Grad | SAD edge band | SAD rest "
-           f"| lower SAD than {BASELINE} |", "|---|---|---|---|---|---|---|---|---|"]
+           f"| lower, equal, higher SAD than {baseline} |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for truth in truths:
         for side in sides:
             sel = [r for r in rows if r["truth"] == truth and r["side"] == side]
-            base = {r["composite"]: r["sad"] for r in sel if r["variant"] == BASELINE}
+            base = {r["composite"]: r["sad"] for r in sel if r["variant"] == baseline}
             for v in variants:
                 vs = [r for r in sel if r["variant"] == v]
                 if not vs:
                     continue
                 mean = {k: float(np.mean([r[k] for r in vs]))
                         for k in ("sad", "mse", "grad", "sad_band", "sad_rest")}
-                wins = (f"{sum(r['sad'] < base[r['composite']] for r in vs)} of {len(vs)}"
-                        if base and v != BASELINE else "")
+                wins = ""
+                if base and v != baseline:
+                    diff = np.array([r["sad"] - base[r["composite"]] for r in vs])
+                    wins = (f"{np.sum(diff < 0)}, {np.sum(diff == 0)}, {np.sum(diff > 0)} "
+                            f"of {len(vs)}")
                 out.append(f"| {truth} | {side or 'own'} | {v} | {mean['sad']:.3f} | "
                            f"{mean['mse'] * 1e3:.3f} | {mean['grad']:.3f} | "
                            f"{mean['sad_band']:.3f} | {mean['sad_rest']:.3f} | {wins} |")
@@ -200,11 +210,15 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-sides", default="0,512",
                     help="long sides to score at (0: the composite's own)")
     ap.add_argument("--jobs", type=int, default=2, help="RVM processes (one thread each)")
+    ap.add_argument("--baseline", default="r0.375",
+                    help="the variant the others are counted against, composite by composite")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cache", default=None)
     args = ap.parse_args(argv)
     variants = args.variants.split(",")
     truths = args.truths.split(",")
+    if args.baseline not in variants:
+        ap.error(f"--baseline {args.baseline} is not one of --variants")
     sides = [int(s) for s in args.eval_sides.split(",")]
     for v in set(variants + truths):
         parts_of(v)  # refuse a malformed variant before any work
@@ -250,12 +264,13 @@ def main(argv=None) -> int:
                             comp = np.round(255 * (a * fg + (1 - a) * cover(bg, w, h)))
                             comp = comp.clip(0, 255).astype(np.uint8)
                             preds = pool.mattes(ex, comp, variants, f"{name}.{truth}.{k}")
-                            for v in variants:
-                                for side in sides:
+                            for side in sides:
+                                truth_at = at_side(alpha, side)
+                                band = edge_band(truth_at)
+                                for v in variants:
                                     row = {"photo": name, "composite": f"{name}_bg{k}",
                                            "truth": truth, "variant": v, "side": side}
-                                    row.update(score(at_side(preds[v][0], side),
-                                                     at_side(alpha, side)))
+                                    row.update(score(at_side(preds[v][0], side), truth_at, band))
                                     rows.append(row)
                     log(f"[{i + 1}/{len(names)}] {name} ({w}x{h}): "
                         f"{time.time() - t0:.0f} s")
@@ -266,7 +281,7 @@ def main(argv=None) -> int:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
-    table = summarise(rows, variants, truths, sides)
+    table = summarise(rows, variants, truths, sides, args.baseline)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(f"{len(names)} photos x {args.per_photo} backgrounds per truth, seed "
                 f"{args.seed}; SAD, Grad / 1000, means over composites\n\n" + table)

@@ -3,6 +3,8 @@
 //
 //   NODE_PATH=CACHE/node-teachers-.../node_modules node teacher.js rvm|selfie MODEL.json [RATIO]
 //
+// (label.py gives no RATIO: each of its RVM jobs carries its own.)
+//
 // Loads the model once, prints one JSON line {"ready": ...} on stdout, then reads jobs from
 // stdin, one JSON line each: {"in": FILE, "h": H, "w": W, "out": PREFIX[, "ratio": R]}, where
 // FILE holds the image as raw uint8 RGB, H x W x 3 (R: this job's RVM downsample ratio instead of
@@ -49,7 +51,7 @@ async function main() {
     process.stderr.write('usage: teacher.js rvm|selfie MODEL.json [RATIO]\n');
     process.exit(2);
   }
-  const ratio = ratioArg ? Number(ratioArg) : 0.375;
+  const ratio = ratioArg ? Number(ratioArg) : null; // null: 0.375 unless the job says
   // One thread: the machine is shared; the threaded WASM needs workers anyway.
   wasm.setThreadsCount(1);
   const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), path.sep);
@@ -77,7 +79,7 @@ async function main() {
           new Uint8Array(raw.buffer, raw.byteOffset, raw.length), [1, job.h, job.w, 3], 'int32',
         ).toFloat().div(255));
         const z = tf.scalar(0);
-        const r = tf.scalar(job.ratio === undefined ? ratio : Number(job.ratio));
+        const r = tf.scalar(job.ratio !== undefined ? Number(job.ratio) : (ratio ?? 0.375));
         const res = await model.executeAsync({
           src, 'r1i:0': z, 'r2i:0': z, 'r3i:0': z, 'r4i:0': z, 'downsample_ratio:0': r,
         }, ['Identity_1:0', 'Identity:0']);

@@ -31,7 +31,6 @@ import json
 import os
 import sys
 
-import torch
 from PIL import Image
 
 
@@ -103,6 +102,7 @@ def find_image(folder: str, stem: str) -> str:
 
 def quantise_encoder(path: str) -> dict:
     """4-D weights -> {"q": int8, "scale": fp32 per output channel}; the rest as is."""
+    import torch  # here: the rest of pack.py (and val_folder.py, label_check.py) needs no torch
     state = torch.load(path, map_location="cpu")
     state = state.get("state_dict", state)
     out = {}
@@ -175,6 +175,7 @@ def main(argv=None) -> int:
         shrink(im, bg_long_side).save(os.path.join(args.out, "bg", name + ".jpg"),
                                       quality=args.bg_quality)
     if args.encoder:
+        import torch
         torch.save(quantise_encoder(args.encoder), os.path.join(args.out, "encoder.pt"))
     split = {
         "val_fraction": args.val_fraction,

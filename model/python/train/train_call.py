@@ -99,29 +99,35 @@ def next_part(record: dict) -> str:
     return f"{k % n + 1}/{n}"
 
 
-def labels_stale(labels: str) -> str:
-    """Why the labels in `labels` must be made again ("" when they need not): missing, or made
-    by another rule than label.py's default (an older RVM ratio)."""
-    manifest = os.path.join(labels, "manifest.json")
-    if not (os.path.exists(os.path.join(labels, "accepted.txt")) and os.path.exists(manifest)):
+def labels_stale(labels: str, photos: str) -> str:
+    """Why the labels in `labels` must be made again ("" when they need not): missing, cut
+    short, made by another rule than what prepare asks of label.py, or of fewer photos than
+    `photos` has."""
+    try:
+        with open(os.path.join(labels, "manifest.json")) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
         return "missing"
-    with open(manifest) as f:
-        settings = json.load(f).get("settings", {})
-    want = label.labelling_rule(label.DEFAULT_SIDE, None)
-    have = {k: settings.get(k) for k in want}
-    return "" if have == want else f"made with {have}, not {want}"
+    if not os.path.exists(os.path.join(labels, "accepted.txt")):
+        return "missing"
+    want = label.labelling_rule("rvm", "selfie", "teacher", label.DEFAULT_SIDE, None)
+    have = {k: manifest.get("settings", {}).get(k) for k in want}
+    if have != want:
+        return f"made with {have}, not {want}"
+    count, wanted = manifest.get("summary", {}).get("images"), len(label.list_images([photos]))
+    return "" if count == wanted else f"{count} photos labelled of {wanted}"
 
 
 def prepare(args) -> int:
     repo = args.repo
     labels, wallpapers = os.path.abspath(args.labels), os.path.abspath(args.wallpapers)
     shared = os.path.join(repo, "..", "shared", "data")
-    stale = labels_stale(labels)
+    photos = os.path.join(shared, "people-train", "images")
+    stale = labels_stale(labels, photos)
     if stale:
         print(f"teacher labels into {labels} ({stale}; about 6 minutes)", flush=True)
         subprocess.run([sys.executable, os.path.join(HERE, "..", "teachers", "label.py"),
-                        "--teacher", "rvm", os.path.join(shared, "people-train", "images"),
-                        labels], check=True)
+                        "--teacher", "rvm", photos, labels], check=True)
     if not os.path.exists(os.path.join(wallpapers, "manifest.tsv")):
         print(f"wallpapers into {wallpapers} (about a minute)", flush=True)
         subprocess.run([sys.executable, os.path.join(HERE, "..", "teachers", "backgrounds.py"),

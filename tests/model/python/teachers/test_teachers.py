@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEACHERS = os.path.join(HERE, "..", "..", "..", "..", "model", "python", "teachers")
@@ -157,7 +158,7 @@ def test_label_check():
     pred = truth.copy()
     pred[10:30, 10:30] = 1.0          # a kept background object: 400 px, all outside the band
     pred[512, 512 + 199] = 0.5        # an edge error of 0.5
-    s = label_check.score(pred, truth)
+    s = label_check.score(pred, truth, band)
     check(abs(s["sad_rest"] - 0.4) < 1e-9 and abs(s["sad_band"] - 0.0005) < 1e-9,
           f"the object counts in the rest, the edge error in the band ({s})")
     check(abs(s["sad"] - s["sad_band"] - s["sad_rest"]) < 1e-9, "band + rest = SAD")
@@ -184,10 +185,82 @@ def test_label_check():
         for v, sad in (("r0.375", base), ("s512", other)):
             rows.append({"composite": f"c{comp}", "truth": "r0.375", "variant": v, "side": 0,
                          "sad": sad, "mse": 0.0, "grad": 0.0, "sad_band": sad, "sad_rest": 0.0})
-    table = label_check.summarise(rows, ["r0.375", "s512"], ["r0.375"], [0])
+    rows[1]["sad"] = rows[0]["sad"]   # composite 0: a tie
+    table = label_check.summarise(rows, ["r0.375", "s512"], ["r0.375"], [0], "r0.375")
     line = [ln for ln in table.splitlines() if "| s512 |" in ln][0]
-    check(line.startswith("| r0.375 | own | s512 | 1.167 |") and line.endswith("| 2 of 3 |"),
-          f"summary: mean SAD and wins against r0.375 ({line})")
+    check(line.startswith("| r0.375 | own | s512 | 1.333 |") and line.endswith("| 1, 1, 1 of 3 |"),
+          f"summary: mean SAD; lower, equal, higher than the baseline ({line})")
+
+
+class FakeTeacher:
+    """Stands in for teacher.js: alpha = the red channel (selfie: red > 0.5), foreground = the
+    picture times the job's ratio, so that the files show which ratio reached it. A picture
+    333 pixels wide fails."""
+
+    def __init__(self, kind, model_dir, node_modules):
+        self.kind, self.info = kind, {"ready": True, "fake": True}
+
+    def run(self, raw, h, w, prefix, ratio=None):
+        if w == 333:
+            raise RuntimeError("teacher.js rvm: fake failure")
+        rgb = np.fromfile(raw, np.uint8).reshape(h, w, 3).astype(np.float32) / 255
+        alpha = rgb[..., 0] if self.kind == "rvm" else (rgb[..., 0] > 0.5).astype(np.float32)
+        alpha.astype("<f4").tofile(prefix + ".pha.f32")
+        if self.kind == "rvm":
+            (rgb * ratio).astype("<f4").tofile(prefix + ".fgr.f32")
+        return {"ok": True, "ms": 1.0}
+
+    def close(self):
+        pass
+
+
+def test_label_jobs(tmp):
+    """label.py's own loop on fake teachers: any number of jobs writes the same files and
+    records; the ratio each photo needs reaches its teacher; an error stops the run before
+    the manifest."""
+    import json
+    from PIL import Image
+    import label
+    label.Teacher = FakeTeacher
+    label.node_env = lambda cache, log: "node_modules"
+    label.fetch_models = lambda cache, log: "models"
+    photos = os.path.join(tmp, "photos")
+    os.makedirs(photos)
+    for i, (w, h) in enumerate([(300, 280), (400, 300), (280, 300), (200, 200), (320, 320),
+                                (300, 300), (360, 270)]):
+        a = disc(h, w, h / 2, w / 2, min(h, w) / 3 + 5 * i, 8)
+        rgb = np.stack([a, 0.5 * (1 - a), np.full_like(a, 0.2)], -1)
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(f"{photos}/p{i}.png")
+    outs = {}
+    for jobs in (1, 3):
+        out = os.path.join(tmp, f"out{jobs}")
+        check(label.main([photos, out, "--side", "150", "--jobs", str(jobs), "--cache", tmp])
+              == 0, f"label.py --jobs {jobs} on fake teachers")
+        files = {}
+        for root, _, names in os.walk(out):
+            for n in names:
+                if n != "manifest.json":
+                    with open(os.path.join(root, n), "rb") as f:
+                        files[os.path.relpath(os.path.join(root, n), out)] = f.read()
+        with open(os.path.join(out, "manifest.json")) as f:
+            m = json.load(f)
+        outs[jobs] = files, [{k: v for k, v in r.items() if k != "seconds"} for r in m["images"]]
+    check(outs[1] == outs[3] and len(outs[1][0]) == 2 + 3 * 7,
+          f"--jobs 1 and 3 write the same {len(outs[1][0])} files and records")
+    recs = {r["name"]: r for r in outs[1][1]}
+    check(recs["p1"]["rvm_ratio"] == 0.375 and recs["p3"]["rvm_ratio"] == 0.75
+          and not recs["p3"]["accepted"], "each photo's ratio is 150 / its long side")
+    sub = "" if recs["p1"]["accepted"] else "rejected"
+    fg = np.asarray(Image.open(os.path.join(tmp, "out3", sub, "fg", "p1.png")), np.float32)
+    check(abs(fg[..., 2].mean() - round(0.2 * 255) * 0.375) < 1, "the ratio reaches the teacher")
+    Image.fromarray(np.zeros((300, 333, 3), np.uint8)).save(f"{photos}/p9.png")
+    out = os.path.join(tmp, "failed")
+    try:
+        label.main([photos, out, "--jobs", "2", "--cache", tmp])
+        check(False, "a teacher's error stops label.py")
+    except RuntimeError as e:
+        check("fake failure" in str(e) and not os.path.exists(os.path.join(out, "manifest.json")),
+              "a teacher's error stops label.py before the manifest")
 
 
 def test_node_syntax():
@@ -203,6 +276,8 @@ if __name__ == "__main__":
     test_fgest()
     test_agree()
     test_label_check()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_label_jobs(tmp)
     test_node_syntax()
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)

@@ -116,19 +116,35 @@ def check_kept(repo, model, n_calls, part):
 
 
 def check_labels_stale(work):
-    labels = os.path.join(work, "labels")
-    assert train_call.labels_stale(labels) == "missing"
+    labels, photos = os.path.join(work, "labels"), os.path.join(work, "photos")
+    os.makedirs(photos)
+    for name in ("a.jpg", "b.png"):
+        open(os.path.join(photos, name), "wb").close()
+    assert train_call.labels_stale(labels, photos) == "missing"
     os.makedirs(labels)
-    with open(os.path.join(labels, "accepted.txt"), "w") as f:
-        f.write("photo\n")
-    for settings, stale in (({"downsample_ratio": 0.375, "iou_min": 0.8}, True),
-                            ({"downsample_ratio": None, "rvm_long_side": 512}, True),
-                            ({"downsample_ratio": None, "rvm_long_side": train_call.label
-                              .DEFAULT_SIDE, "iou_min": 0.8}, False)):
+    with open(os.path.join(labels, "manifest.json"), "w") as f:
+        f.write('{"settings": {"teach')  # cut short
+    assert train_call.labels_stale(labels, photos) == "missing"
+    rule = train_call.label.labelling_rule
+    side = train_call.label.DEFAULT_SIDE
+    for settings, images, accepted, stale in (
+            (rule("rvm", "selfie", "teacher", side, None), 2, False, True),
+            ({"downsample_ratio": 0.375, "iou_min": 0.8}, 2, True, True),
+            (rule("rvm", "selfie", "teacher", None, 0.375), 2, True, True),
+            (rule("rvm", "selfie", "teacher", 512, None), 2, True, True),
+            (rule("selfie", "none", "estimate", side, None), 2, True, True),
+            (rule("rvm", "none", "teacher", side, None), 2, True, True),
+            (rule("rvm", "selfie", "estimate", side, None), 2, True, True),
+            (rule("rvm", "selfie", "teacher", side, None), 1, True, True),
+            (dict(rule("rvm", "selfie", "teacher", side, None), iou_min=0.8), 2, True, False)):
         with open(os.path.join(labels, "manifest.json"), "w") as f:
-            json.dump({"settings": settings}, f)
-        got = train_call.labels_stale(labels)
-        assert bool(got) == stale, f"labels made with {settings}: stale {got!r}"
+            json.dump({"settings": settings, "summary": {"images": images}}, f)
+        if accepted:
+            with open(os.path.join(labels, "accepted.txt"), "w") as f:
+                f.write("a\n")
+        got = train_call.labels_stale(labels, photos)
+        assert bool(got) == stale, f"labels of {images} photos made with {settings}: {got!r}"
+    assert rule("selfie", "none", "estimate", side, None)["rvm_long_side"] is None
 
 
 def main():
