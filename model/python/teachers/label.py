@@ -34,6 +34,7 @@ Exit status: 0 done, 1 error, 77 node/npm or the registry unavailable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -46,7 +47,7 @@ import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -212,6 +213,40 @@ class Teacher:
         if self.proc.stdin:
             self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+class TeacherSets:
+    """`jobs` sets of teacher processes, one of each kind a set, so that as many photos are
+    labelled at once; a set serves one thread at a time."""
+
+    def __init__(self, kinds: List[str], jobs: int, model_dir: str, node_modules: str):
+        self.all: List[Dict[str, Teacher]] = []
+        try:
+            for _ in range(jobs):
+                self.all.append({})
+                for k in kinds:
+                    self.all[-1][k] = Teacher(k, model_dir, node_modules)
+        except Exception:
+            self.close()
+            raise
+        self.free: "queue.Queue[Tuple[int, Dict[str, Teacher]]]" = queue.Queue()
+        for slot, teachers in enumerate(self.all):
+            self.free.put((slot, teachers))
+
+    @contextlib.contextmanager
+    def taken(self) -> Iterator[Tuple[int, Dict[str, Teacher]]]:
+        """(slot, {kind: Teacher}) of a free set, until the block ends; slot numbers the set
+        (0 .. jobs - 1), for scratch files of its own."""
+        slot = self.free.get()
+        try:
+            yield slot
+        finally:
+            self.free.put(slot)
+
+    def close(self) -> None:
+        for teachers in self.all:
+            for t in teachers.values():
+                t.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,17 +443,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                                 if check != "none" else ()):
         os.makedirs(os.path.join(args.out, d), exist_ok=True)
     kinds = [args.teacher] + ([check] if check != "none" else [])
-    sets: List[Dict[str, Teacher]] = []  # one set of teacher processes per job
-    try:
-        for _ in range(min(args.jobs, len(images))):
-            sets.append({})
-            for k in kinds:
-                sets[-1][k] = Teacher(k, model_dir, node_modules)
-    except Exception:
-        for ts in sets:
-            for t in ts.values():
-                t.close()
-        raise
+    sets = TeacherSets(kinds, min(args.jobs, len(images)), model_dir, node_modules)
     manifest = {
         "teacher": args.teacher,
         "check": check,
@@ -427,7 +452,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "package": {"name": PACKAGE, "version": VERSION, "integrity": INTEGRITY,
                     "licence_as_stated": "MIT (the package); see each teacher's licence",
                     "files_sha256": FILES},
-        "teachers": {k: dict(TEACHERS[k], runtime=sets[0][k].info) for k in kinds},
+        "teachers": {k: dict(TEACHERS[k], runtime=sets.all[0][k].info) for k in kinds},
         "settings": {**labelling_rule(args.teacher, check, fg_mode, args.side, args.ratio),
                      "iou_min": args.iou_min,
                      "mad_max": args.mad_max, "min_side": args.min_side,
@@ -439,22 +464,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     accepted, rejected = [], []
     bar = Progress(len(images))
     bar.update(0, "")
-    free: "queue.Queue[Tuple[str, Dict[str, Teacher]]]" = queue.Queue()
-    for i, ts in enumerate(sets):
-        free.put((str(i), ts))
 
     def label_next(job: Tuple[str, str]) -> dict:
-        slot, ts = free.get()
-        try:
-            return label_one(job[0], job[1], ts, os.path.join(tmp, slot), args, fg_mode, check)
-        finally:
-            free.put((slot, ts))
+        with sets.taken() as (slot, teachers):
+            return label_one(job[0], job[1], teachers, os.path.join(tmp, str(slot)), args,
+                             fg_mode, check)
 
     try:
         with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp:
-            for slot in range(len(sets)):
+            for slot in range(len(sets.all)):
                 os.makedirs(os.path.join(tmp, str(slot)))
-            ex = ThreadPoolExecutor(len(sets))
+            ex = ThreadPoolExecutor(len(sets.all))
             try:
                 for done, rec in enumerate(ex.map(label_next, zip(images, names)), 1):
                     row = src_rows.get(rec["file"])
@@ -470,9 +490,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             finally:  # after an error, the photos not yet started are not labelled
                 ex.shutdown(cancel_futures=True)
     finally:
-        for ts in sets:
-            for t in ts.values():
-                t.close()
+        sets.close()
 
     secs = {k: [r["seconds"][k + "_inference"] for r in manifest["images"]] for k in kinds}
     manifest["summary"] = {

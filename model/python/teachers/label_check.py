@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import queue
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ import label  # noqa: E402
 import metrics  # noqa: E402
 from npm_cache import Unavailable, default_cache  # noqa: E402
 from pack import held_out, shrink  # noqa: E402
+from val_folder import cover  # noqa: E402
 
 BAND_PX_AT_1024 = 8
 
@@ -119,16 +119,7 @@ class Pool:
     """RVM processes (teacher.js), each one thread, taken by whichever job is free."""
 
     def __init__(self, jobs: int, model_dir: str, node_modules: str, tmp: str):
-        self.free: "queue.Queue[label.Teacher]" = queue.Queue()
-        self.all: List[label.Teacher] = []
-        try:
-            for _ in range(jobs):
-                self.all.append(label.Teacher("rvm", model_dir, node_modules))
-        except Exception:
-            self.close()
-            raise
-        for t in self.all:
-            self.free.put(t)
+        self.sets = label.TeacherSets(["rvm"], jobs, model_dir, node_modules)
         self.tmp = tmp
 
     def matte(self, rgb: np.ndarray, variant: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -136,11 +127,8 @@ class Pool:
         h, w = rgb.shape[:2]
         prefix = os.path.join(self.tmp, key)
         rgb.tofile(prefix + ".rgb")
-        t = self.free.get()
-        try:
-            t.run(prefix + ".rgb", h, w, prefix, ratio_of(variant, h, w))
-        finally:
-            self.free.put(t)
+        with self.sets.taken() as (_, teachers):
+            teachers["rvm"].run(prefix + ".rgb", h, w, prefix, ratio_of(variant, h, w))
         alpha = np.fromfile(prefix + ".pha.f32", "<f4").reshape(h, w).astype(np.float64)
         fg = np.fromfile(prefix + ".fgr.f32", "<f4").reshape(h, w, 3).astype(np.float64)
         for ext in (".rgb", ".pha.f32", ".fgr.f32"):
@@ -156,17 +144,7 @@ class Pool:
                 for v in variants}
 
     def close(self) -> None:
-        for t in self.all:
-            t.close()
-
-
-def cover(bg: Image.Image, width: int, height: int) -> np.ndarray:
-    """The background centre-cropped to width x height's aspect and resized to it, in [0, 1]."""
-    scale = max(width / bg.width, height / bg.height)
-    w, h = round(width / scale), round(height / scale)
-    left, top = (bg.width - w) // 2, (bg.height - h) // 2
-    bg = bg.crop((left, top, left + w, top + h)).resize((width, height), Image.LANCZOS)
-    return np.asarray(bg, dtype=np.float64) / 255
+        self.sets.close()
 
 
 def summarise(rows: List[dict], variants: List[str], truths: List[str], sides: List[int],
@@ -261,7 +239,8 @@ def main(argv=None) -> int:
                         alpha, fg = labelled[truth]
                         a = alpha[..., None]
                         for k, bg in enumerate(bgs):
-                            comp = np.round(255 * (a * fg + (1 - a) * cover(bg, w, h)))
+                            bg_rgb = np.asarray(cover(bg, w, h), dtype=np.float64) / 255
+                            comp = np.round(255 * (a * fg + (1 - a) * bg_rgb))
                             comp = comp.clip(0, 255).astype(np.uint8)
                             preds = pool.mattes(ex, comp, variants, f"{name}.{truth}.{k}")
                             for side in sides:
