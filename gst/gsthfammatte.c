@@ -318,8 +318,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "process on the same model file (share-model) and settings in "
           "batches of up to this many frames; 1 = run its frames alone. The "
           "CPU backend runs a batch's frames side by side, each lane with a "
-          "share of n-threads; the CUDA backend runs a batch as one, with "
-          "frames through system memory; changeable only in NULL and READY",
+          "share of n-threads; the CUDA backend runs a batch as one (frames "
+          "in CUDA memory stay there); changeable only in NULL and READY",
           1, MAX_MAX_BATCH, DEFAULT_PROP_MAX_BATCH, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_BATCH_TIMEOUT,

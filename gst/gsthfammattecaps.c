@@ -344,12 +344,6 @@ gst_hfam_matte_set_caps (GstHfamMatte * self, GstCaps * caps)
     self->in_info = info;
     self->in_cuda_memory = cuda_memory;
     self->have_input = TRUE;
-    if (cuda_memory && self->max_batch > 1
-        && !gst_hfam_matte_worker_on_device (self->worker))
-      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-          ("max-batch=%u: a batch group takes frames in system memory, so "
-              "these frames in CUDA memory are copied to the host and back; "
-              "max-batch=1 keeps them on the device", self->max_batch), (NULL));
     gst_hfam_matte_set_frame_duration (self,
         GST_VIDEO_INFO_FPS_N (&info) > 0 ? gst_util_uint64_scale (GST_SECOND,
             GST_VIDEO_INFO_FPS_D (&info), GST_VIDEO_INFO_FPS_N (&info)) : 0,

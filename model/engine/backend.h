@@ -29,6 +29,17 @@ typedef struct {
 
 typedef struct _HfamBackend HfamBackend;
 
+/* A device frame taken and preprocessed by one backend (a batch group's member) for another
+ * (the group's lane, on the same CUDA context) to run: where its network input is, when it is
+ * ready, and where its alpha_p goes. All in device memory; the member's, which stays put
+ * until the member collects the frame. */
+typedef struct {
+  const void *input;   /* the network's input tensor, in the backends' layout and dtype */
+  size_t input_bytes;
+  void *ready;         /* a cudaEvent_t, recorded once `input` is written */
+  float *alpha;        /* alpha_p, fp32, at the inference size */
+} HfamDeviceSlice;
+
 typedef struct {
   const char *name;
   /* Prepares execution for one input size (both multiples of 32); called again on a change. */
@@ -55,6 +66,12 @@ typedef struct {
   /* Optional, with queue_batch: whether the oldest batch in flight has finished (or failed),
    * so that collect_batch will not wait; never blocks. */
   gboolean (*batch_done) (HfamBackend *backend);
+  /* Optional, with queue_batch: a batch of `n` device frames that other backends on the same
+   * CUDA context took and preprocessed (HfamDeviceOps.slice): each input copied in once it
+   * is ready, each alpha_p copied out to its slice. collect_batch with `out` NULL collects
+   * it; its outputs are in the slices then. */
+  gboolean (*queue_device_batch) (HfamBackend *backend, const HfamDeviceSlice *slices, int n,
+                                  GError **error);
 } HfamBackendOps;
 
 /* What write_matte does at the outputs' size: libhfam's edges (hfam_context_set_edges) in
@@ -100,6 +117,13 @@ typedef struct {
   gboolean (*write_matte) (HfamBackend *backend, const HfamFrame *frame,
                            const HfamYuvToRgb *yuv, const HfamMatteImage *outputs,
                            int n_outputs, const HfamDeviceEdges *edges, GError **error);
+  /* A backend that runs no network of its own (HfamCudaBackendOptions.frames_only, a batch
+   * group's member) has queue_frame preprocess the frame only: `slice` describes the frame
+   * queued last for the group's lane, which writes its alpha_p; keep_matte then keeps that.
+   * drop_frame takes the oldest frame out of flight without a matte, where its batch failed
+   * (no matte is kept afterwards). For frames-only backends only. */
+  void (*slice) (HfamBackend *backend, HfamDeviceSlice *slice);
+  void (*drop_frame) (HfamBackend *backend);
 } HfamDeviceOps;
 
 struct _HfamBackend {
@@ -112,6 +136,8 @@ struct _HfamBackend {
   HfamPrecision precision;     /* what it computes in (HFAM_PRECISION_DEFAULT: fp32) */
   gboolean winograd;           /* its fp32 3x3 convolutions may run in Winograd (the CPU's
                                   with AVX-512): hfam_context_auto_long_side's size depends */
+  void *cuda_context;          /* the CUcontext it runs on; NULL: its device's primary one
+                                  (or no GPU) */
 };
 
 /* A context's host memory budget (HfamOptions.memory_budget), shared by libhfam's own
@@ -166,9 +192,15 @@ typedef struct {
                                device_id's primary one; it must be current around every
                                later call, free included */
   int batch;              /* frames per run, 1 to HFAM_MAX_BATCH (<= 0: 1): a backend with a
-                             batch of more than one takes frames through queue_batch (the
-                             others run one frame as a whole batch) and has no device
-                             frames (HfamBackend.device NULL) */
+                             batch of more than one takes frames through queue_batch or
+                             queue_device_batch (the others run one frame as a whole batch)
+                             and has no device frames of its own (HfamBackend.device NULL) */
+  void *context;          /* a CUcontext to run on (not with current_context), which every
+                             call makes current on its thread: for a batch group's lane, on a
+                             thread of its own, beside members on that context */
+  gboolean frames_only;   /* no network: device frames preprocessed for a batch group's lane
+                             and their mattes kept and written (HfamDeviceOps.slice); the
+                             host path's ops fail */
 } HfamCudaBackendOptions;
 
 /* NULL, with an HFAM_ERROR_BACKEND error saying why, when the CUDA backend's module does not

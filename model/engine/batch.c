@@ -18,7 +18,10 @@
  * runs a group's batches on one lane, planned for batches of min(max_batch, members) frames
  * (made again when members join or leave, so that a member alone runs batches of one), two
  * batches in flight so that one's copies overlap the other's network. Its frames are in host
- * memory: device frames belong to one context each. */
+ * memory, or in device memory on the lane's CUDA context: a member's device frame is
+ * preprocessed by the member's own frames-only backend, which also keeps and writes its
+ * matte, and the lane copies its input in and its alpha_p back (HfamDeviceSlice). A batch
+ * holds frames of one size from one memory. */
 #include "batch.h"
 
 #include <string.h>
@@ -74,6 +77,8 @@ struct _HfamBatchFrame {
   guint64 bytes;
   gint64 queued_at;       /* monotonic, microseconds */
   gboolean fused_only;    /* P_s and alpha_d are not wanted */
+  gboolean on_device;     /* no planes: its input and alpha_p are the member's, in `slice` */
+  HfamDeviceSlice slice;
   gboolean done;
   GError *error;
 };
@@ -84,15 +89,20 @@ plane_size (const HfamBatchFrame *frame)
   return (size_t) frame->width * frame->height;
 }
 
+/* Whether two frames may run in one batch: one size, one memory. */
+static gboolean
+alike (const HfamBatchFrame *a, const HfamBatchFrame *b)
+{
+  return a->width == b->width && a->height == b->height && a->on_device == b->on_device;
+}
+
 static int
 queued_like (HfamBatchGroup *g, const HfamBatchFrame *first)
 {
   int n = 0;
 
-  for (GList *l = g->queued.head; l; l = l->next) {
-    const HfamBatchFrame *f = l->data;
-    n += f->width == first->width && f->height == first->height;
-  }
+  for (GList *l = g->queued.head; l; l = l->next)
+    n += alike (l->data, first);
   return n;
 }
 
@@ -124,20 +134,19 @@ wait_for_batch (HfamBatchGroup *g)
     ;
 }
 
-/* Under the lock: takes out of `queue` its oldest frame and the frames of that size behind
- * it, in order, up to `most`. */
+/* Under the lock: takes out of `queue` its oldest frame and the frames alike behind it, in
+ * order, up to `most`. */
 static int
 take_like_first (GQueue *queue, int most, HfamBatchFrame **frames)
 {
   const HfamBatchFrame *first = g_queue_peek_head (queue);
-  const int width = first->width, height = first->height;
   GList *l = queue->head;
   int n = 0;
 
   while (l && n < most) {
     GList *next = l->next;
     HfamBatchFrame *f = l->data;
-    if (f->width == width && f->height == height) {
+    if (f == first || alike (f, first)) {
       frames[n++] = f;
       g_queue_delete_link (queue, l);
     }
@@ -231,19 +240,34 @@ static gboolean
 queue_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
 {
   const float *inputs[HFAM_MAX_BATCH];
+  HfamDeviceSlice slices[HFAM_MAX_BATCH];
+  const gboolean on_device = batch->frames[0]->on_device;
 
-  for (int k = 0; k < batch->n; k++)
+  for (int k = 0; k < batch->n; k++) {
     inputs[k] = batch->frames[k]->planes;
-  return be->ops->plan (be, batch->frames[0]->width, batch->frames[0]->height, error)
-         && be->ops->queue_batch (be, inputs, batch->n, error);
+    slices[k] = batch->frames[k]->slice;
+  }
+  if (!be->ops->plan (be, batch->frames[0]->width, batch->frames[0]->height, error))
+    return FALSE;
+  if (!on_device)
+    return be->ops->queue_batch (be, inputs, batch->n, error);
+  if (!be->ops->queue_device_batch) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "batch group: the %s backend runs no device frames", be->ops->name);
+    return FALSE;
+  }
+  return be->ops->queue_device_batch (be, slices, batch->n, error);
 }
 
-/* Waits for the batch and copies each frame's outputs into its planes. Without the lock. */
+/* Waits for the batch and copies each frame's outputs into its planes (a device batch's went
+ * to its members' slices). Without the lock. */
 static gboolean
 collect_lane_batch (HfamBackend *be, LaneBatch *batch, GError **error)
 {
   HfamOutputs out[HFAM_MAX_BATCH];
 
+  if (batch->frames[0]->on_device)
+    return be->ops->collect_batch (be, NULL, batch->n, error);
   for (int k = 0; k < batch->n; k++)
     out[k] = frame_outputs (batch->frames[k]);
   return be->ops->collect_batch (be, out, batch->n, error);
@@ -712,14 +736,38 @@ hfam_batch_group_submit (HfamBatchGroup *g, const void *member, const float *inp
   return frame;
 }
 
+HfamBatchFrame *
+hfam_batch_group_submit_device (HfamBatchGroup *g, const void *member,
+                                const HfamDeviceSlice *slice, int width, int height)
+{
+  HfamBatchFrame *frame = g_new0 (HfamBatchFrame, 1);
+
+  frame->member = member;
+  frame->fused_only = TRUE;
+  frame->on_device = TRUE;
+  frame->slice = *slice;
+  frame->width = width;
+  frame->height = height;
+  g_mutex_lock (&g->lock);
+  frame->queued_at = g_get_monotonic_time ();
+  g->outstanding++;
+  g_queue_push_tail (&g->queued, frame);
+  g_cond_signal (&g->work);
+  g_mutex_unlock (&g->lock);
+  return frame;
+}
+
 gboolean
-hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, HfamOutputs *out,
+hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, const HfamOutputs *out,
                           GError **error)
 {
+  static const HfamOutputs nothing = { 0 };
   const size_t plane = plane_size (frame);
-  const HfamOutputs from = frame_outputs (frame);
   gboolean ok;
 
+  /* (a device frame's alpha_p is in its slice already) */
+  if (!out || frame->on_device)
+    out = &nothing;
   g_return_val_if_fail (!frame->fused_only || (!out->semantic && !out->detail), FALSE);
   g_mutex_lock (&g->lock);
   while (!frame->done)
@@ -730,7 +778,8 @@ hfam_batch_group_collect (HfamBatchGroup *g, HfamBatchFrame *frame, HfamOutputs 
   ok = !frame->error;
   if (frame->error)
     g_propagate_error (error, frame->error);
-  else {
+  else if (!frame->on_device) {
+    const HfamOutputs from = frame_outputs (frame);
     if (out->semantic)
       memcpy (out->semantic, from.semantic, sizeof (float) * 3 * plane);
     if (out->detail)

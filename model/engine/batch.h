@@ -55,11 +55,17 @@ int hfam_batch_group_max_batch (const HfamBatchGroup *group);
 HfamBatchFrame *hfam_batch_group_submit (HfamBatchGroup *group, const void *member,
                                          const float *input, int width, int height,
                                          gboolean fused_only, GError **error);
+/* Queues a device frame from `member`, preprocessed by the member's frames-only backend
+ * (HfamDeviceOps.slice) on the CUDA context of the group's lane: its input is read, and its
+ * alpha_p written, by the lane (a group of CUDA lanes only). */
+HfamBatchFrame *hfam_batch_group_submit_device (HfamBatchGroup *group, const void *member,
+                                                const HfamDeviceSlice *slice, int width,
+                                                int height);
 /* Waits until the frame has run, copies the outputs asked for (any pointer in `out` may be
- * NULL; only `fused` for a frame submitted `fused_only`) and frees it; FALSE with the error of
- * its run (or its plan). */
+ * NULL; only `fused` for a frame submitted `fused_only`; `out` may be NULL, and is not read
+ * for a device frame) and frees it; FALSE with the error of its run (or its plan). */
 gboolean hfam_batch_group_collect (HfamBatchGroup *group, HfamBatchFrame *frame,
-                                   HfamOutputs *out, GError **error);
+                                   const HfamOutputs *out, GError **error);
 
 /* What the runner has done so far (hfam-internal.h). */
 typedef struct {

@@ -76,6 +76,10 @@ struct _HfamContext {
   /* its own, or its batch group's first, which only the group runs */
   HfamBackend *backend;
   HfamBatchGroup *group;  /* NULL: the context runs its frames itself */
+  /* in a batch group on CUDA: its own frames-only backend (backend.h), which preprocesses its
+   * device frames and keeps and writes their mattes while the group's lane runs their
+   * network; NULL otherwise */
+  HfamBackend *device_backend;
   int pipeline_depth;     /* hfam_context_pipeline_depth */
   int host_threads;       /* OpenMP team for the resizes on the host, any backend */
   HfamHostBudget budget;  /* host memory its plans and frames may commit, and hold now */

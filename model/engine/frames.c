@@ -247,10 +247,18 @@ check_host_frame_budget (HfamContext *ctx, const HfamImage *frame, int width, in
                                  "frame", frame->width, frame->height, error);
 }
 
+/* The backend that takes the context's device frames and keeps their mattes: its own, or in
+ * a batch group its frames-only one. */
+static HfamBackend *
+device_backend (HfamContext *ctx)
+{
+  return ctx->device_backend ? ctx->device_backend : ctx->backend;
+}
+
 static gboolean
 check_device_backend (HfamContext *ctx, const char *what, GError **error)
 {
-  if (ctx->backend->device)
+  if (device_backend (ctx)->device)
     return TRUE;
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
                "%s: the %s backend takes frames in host memory only (device frames need a "
@@ -703,6 +711,7 @@ write_device_outputs (HfamContext *ctx, const HfamImage *frame, int kw, int kh,
   g_autofree HfamMatteImage *mattes = NULL;
   HfamFrame colours = { 0 };
   HfamYuvToRgb yuv = { 0 };
+  HfamBackend *be;
 
   if (n_outputs > 0 && edges.refine
       && !refine_params (&ctx->edges, kw, kh, outputs[0].width, outputs[0].height,
@@ -716,9 +725,9 @@ write_device_outputs (HfamContext *ctx, const HfamImage *frame, int kw, int kh,
     colours = kernel_frame (frame);
     yuv = kernel_yuv (frame);
   }
-  return ctx->backend->device->write_matte (ctx->backend, frame ? &colours : NULL,
-                                           frame ? &yuv : NULL, mattes, n_outputs, &edges,
-                                           error);
+  be = device_backend (ctx);
+  return be->device->write_matte (be, frame ? &colours : NULL, frame ? &yuv : NULL, mattes,
+                                  n_outputs, &edges, error);
 }
 
 static gboolean
@@ -726,15 +735,24 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
                int width, int height, const char *what, GError **error)
 {
   const HfamFrame k = kernel_frame (frame);
+  HfamBackend *be = device_backend (ctx);
   HfamPreprocessParams params;
 
+  /* (a batch group's runner plans its lane; the member plans its frames-only backend) */
   if (!check_device_backend (ctx, what, error)
-      || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error))
+      || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error)
+      || (ctx->group && !be->ops->plan (be, width, height, error)))
     return FALSE;
   hfam_model_preprocess_params (ctx->model, &params);
   params.yuv = kernel_yuv (frame);
-  if (!ctx->backend->device->queue_frame (ctx->backend, &k, &params, error))
+  if (!be->device->queue_frame (be, &k, &params, error))
     return FALSE;
+  if (ctx->group) {
+    HfamDeviceSlice slice;
+    be->device->slice (be, &slice);
+    ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] =
+        hfam_batch_group_submit_device (ctx->group, ctx, &slice, width, height);
+  }
   hfam_context_add_pending (ctx, pending);
   return TRUE;
 }
@@ -746,6 +764,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
                 int n_outputs, const char *what, GError **error)
 {
   const HfamPendingFrame collected = *hfam_context_oldest_pending (ctx, NULL, NULL);
+  HfamBackend *be = device_backend (ctx);
   HfamKeptMatte *kept = &ctx->kept;
   int width, height;
   gboolean blend, ok, kept_ok;
@@ -760,10 +779,16 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   HfamFlowParams flow;
   hfam_motion_params_init (&motion, collected.smoothing);
   hfam_flow_params_init (&flow);
-  ok = ctx->backend->device->keep_matte (
-      ctx->backend, blend, collected.smoothing,
-      collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
-      collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL, error);
+  /* in a batch group, the lane has written its alpha_p once the group's frame is done */
+  ok = !ctx->group
+       || hfam_batch_group_collect (ctx->group, ctx->batched[ctx->first_pending], NULL, error);
+  if (ok)
+    ok = be->device->keep_matte (be, blend, collected.smoothing,
+                                 collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
+                                 collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL,
+                                 error);
+  else
+    be->device->drop_frame (be);
   hfam_context_drop_oldest (ctx);
   /* (a matte kept stays kept when its outputs fail, as on the host) */
   kept_ok = ok;

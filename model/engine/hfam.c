@@ -228,8 +228,9 @@ hfam_precision_parse (const char *name, HfamPrecision *precision, GError **error
 }
 
 #ifdef HFAM_HAVE_CUDA
-/* A CUDA batch group's lanes (HfamBatchLanes): on the device's primary context, two batches in
- * flight, whatever the member's current_context and pipeline_depth say. */
+/* A CUDA batch group's lanes (HfamBatchLanes): on the members' CUDA context (the one their
+ * frames-only backends run on; NULL: the device's primary one), two batches in flight,
+ * whatever the member's pipeline_depth says. */
 typedef struct {
   HfamCudaBackendOptions options;
   int device_id;
@@ -292,11 +293,23 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     lane.options.pipeline_depth = 2;
     lane.options.current_context = FALSE;
     lane.device_id = MAX (cuda->device_id, 0);
-    if (options->max_batch > 1
-        && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph, NULL,
-                                                options, &cuda_lanes, &cuda_error)))
-      backend = hfam_batch_group_backend (ctx->group);
-    else if (options->max_batch <= 1)
+    if (options->max_batch > 1) {
+      HfamCudaBackendOptions frames_options = backend_options;
+      frames_options.frames_only = TRUE;
+      ctx->device_backend = hfam_backend_cuda_new (model->graph, cuda->device_id,
+                                                   &frames_options, &cuda_error);
+      if (ctx->device_backend) {
+        /* the lane reads the member's device frames' inputs and writes their mattes */
+        lane.options.context = ctx->device_backend->cuda_context;
+        if ((ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph, NULL,
+                                                 options, &cuda_lanes, &cuda_error)))
+          backend = hfam_batch_group_backend (ctx->group);
+        else {
+          ctx->device_backend->ops->free (ctx->device_backend);
+          ctx->device_backend = NULL;
+        }
+      }
+    } else
       backend = hfam_backend_cuda_new (model->graph, cuda->device_id, &backend_options,
                                        &cuda_error);
     if (!backend && options->backend == HFAM_BACKEND_CUDA) {
@@ -384,7 +397,7 @@ hfam_context_pipeline_depth (const HfamContext *ctx)
 gboolean
 hfam_context_device_frames (const HfamContext *ctx)
 {
-  return ctx->backend->device != NULL;
+  return ctx->backend->device != NULL || ctx->device_backend != NULL;
 }
 
 int
@@ -403,7 +416,11 @@ hfam_context_free (HfamContext *ctx)
   /* frames still in flight are finished and dropped: the backend frees nothing in use */
   while (ctx->n_pending > 0) {
     if (ctx->group) {
+      const gboolean device = hfam_context_oldest_pending (ctx, NULL, NULL)->memory
+                              == HFAM_MEMORY_CUDA;
       hfam_context_collect_outputs (ctx, &none, NULL);
+      if (device)
+        ctx->device_backend->device->drop_frame (ctx->device_backend);
     } else {
       if (ctx->backend->ops->collect_frame)
         ctx->backend->ops->collect_frame (ctx->backend, &none, NULL);
@@ -414,6 +431,9 @@ hfam_context_free (HfamContext *ctx)
     hfam_batch_group_leave (&ctx->model->batch_groups, ctx->group, ctx->pipeline_depth);
   else
     ctx->backend->ops->free (ctx->backend);
+  /* (after the group: its lane may read this backend's inputs until the member leaves) */
+  if (ctx->device_backend)
+    ctx->device_backend->ops->free (ctx->device_backend);
   g_free (ctx->input);
   g_free (ctx->fused);
   g_free (ctx->kept.host);

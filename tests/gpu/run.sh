@@ -323,17 +323,19 @@ element_bench () {
       element_bench_lines "$name" 'frames/s\|latency' "element $(basename "$m") depth $d"
     done
   done
-  # four cameras: four elements sharing one model (the default) and four with their own
-  local share
-  for share in true false; do
-    run_check "gst-element-bench-4-streams-share-$share" "${bench[@]}" \
+  # four cameras: four elements sharing one model (the default), four with their own, and
+  # four in one batch group (max-batch=4: one batch of four frames on the GPU, each element's
+  # frames preprocessed and written in CUDA memory by its own frames-only backend)
+  local how
+  for how in "share-model=true max-batch=1" "share-model=false max-batch=1" \
+             "share-model=true max-batch=4"; do
+    name=gst-element-bench-4-streams-${how// /-}
+    run_check "$name" "${bench[@]}" \
       --frames "${ELEMENT_FRAMES:-300}" --warmup 20 --streams 4 --set pipeline-depth=2 \
-      --set model=model/default/default.safetensors --set share-model=$share
-    element_bench_lines "gst-element-bench-4-streams-share-$share" 'all streams\|memory' \
-      "4 streams, share-model=$share"
+      --set model=model/default/default.safetensors --set "${how% *}" --set "${how#* }"
+    element_bench_lines "$name" 'all streams\|memory' "4 streams, $how"
   done
-  # and in one batch group (max-batch=4), whose frames go through host memory: four elements
-  # on 1080p NV12 in system memory with and without it
+  # and in system memory with and without a batch group: four elements on 1080p NV12
   local mb
   for mb in 1 4; do
     run_check "gst-element-bench-4-streams-max-batch-$mb" "${bench[@]:0:${#bench[@]}-6}" \

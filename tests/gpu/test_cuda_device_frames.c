@@ -23,7 +23,10 @@
  * fp32 on a context the test makes with cuCtxCreate and pushes (HfamCudaOptions
  * .current_context, which must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
  * collect A, submit C, collect B, collect C; frames of both sizes, which share the inference
- * size) in fp32 on such a context and in fp16 on the primary one. The kept matte (fp32, depth
+ * size) in fp32 on such a context and in fp16 on the primary one. A batch group (max_batch
+ * 3): three contexts' device frames run as one batch on the group's lane, each against its
+ * own reference, in fp32 on such a context (the lane runs on the members' context) and in
+ * fp16 at depth 2 (two batches in flight) on the primary one. The kept matte (fp32, depth
  * 2): temporal smoothing across two frames against hfam_matte_blend of the CPU's alpha_p, a
  * frame that does not run written from the kept matte while another is in flight, a change
  * of shape that starts afresh, and the refusals (nothing kept, a frame of another shape, a
@@ -655,6 +658,73 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
   }
 }
 
+/* ---- device frames in a batch group ---- */
+
+static const Config batch_configs[] = {
+  { "batch group, fp32 current context", HFAM_PRECISION_FP32, 1, FALSE, TRUE },
+  { "batch group, fp16 depth 2", HFAM_PRECISION_FP16, 2, FALSE, FALSE },
+};
+
+/* Three contexts of one batch group (max_batch 3) submit a device frame each, `depth` rounds,
+ * each round one batch of three on the group's lane; each frame's outputs against its own
+ * reference, as run_config's. */
+static void
+run_batch_config (HfamModel *model, const Config *config, const Case *cases, int n_cases,
+                  CUdevice device)
+{
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .precision = config->precision,
+                                .pipeline_depth = config->depth, .max_batch = 3,
+                                /* three frames submitted one after another always meet */
+                                .batch_timeout_us = 200000 };
+  const HfamCudaOptions cuda = { .device_id = -1, .current_context = config->current_context };
+  g_autoptr (GError) error = NULL;
+  g_autofree DeviceCase *d = g_new (DeviceCase, n_cases);
+  HfamContext *ctx[3];
+  HfamBatchCounts counts = { 0 };
+  CUcontext own = NULL, popped = NULL;
+  int same[64], n_same = 0;
+  char what[192];
+
+  if (config->current_context)
+    CHECK_CU (driver.ctx_create (&own, 0, device));  /* and pushes it */
+  for (int m = 0; m < 3; m++)
+    if (!(ctx[m] = hfam_context_new (model, &options, &cuda, &error)))
+      g_error ("%s: %s", config->name, error->message);
+  check (hfam_context_device_frames (ctx[0]) && hfam_context_max_batch (ctx[0]) == 3,
+         "a batch group's member takes device frames");
+  for (int i = 0; i < n_cases && n_same < (int) G_N_ELEMENTS (same); i++)
+    if (cases[i].inf_w == cases[0].inf_w && cases[i].inf_h == cases[0].inf_h)
+      same[n_same++] = i;
+  for (int i = 0; i < n_cases; i++)
+    d[i] = device_case_new (&cases[i]);
+  /* member m's frame of round r is case same[(m + r) % n_same] */
+  for (int r = 0; r < config->depth; r++)
+    for (int m = 0; m < 3; m++) {
+      const int i = same[(m + r) % n_same];
+      submit (ctx[m], &cases[i], &d[i], NULL, config, own);
+    }
+  for (int r = 0; r < config->depth; r++)
+    for (int m = 0; m < 3; m++) {
+      const int i = same[(m + r) % n_same];
+      collect (ctx[m], &cases[i], &d[i], config, own);
+      snprintf (what, sizeof what, "%s (member %d, round %d)", config->name, m, r);
+      compare_case (what, &cases[i], &d[i], config->precision == HFAM_PRECISION_FP16);
+    }
+  snprintf (what, sizeof what, "%s: each round one batch of 3", config->name);
+  check (hfam_context_batch_counts (ctx[0], &counts) && counts.largest == 3
+         && counts.frames == (guint64) 3 * config->depth, what);
+  for (int m = 0; m < 3; m++)
+    hfam_context_free (ctx[m]);
+  check_current (own, config->name);
+  for (int i = 0; i < n_cases; i++)
+    device_case_free (&d[i]);
+  if (own) {
+    CHECK_CU (driver.ctx_pop_current (&popped));
+    g_assert_true (popped == own);
+    CHECK_CU (driver.ctx_destroy (own));
+  }
+}
+
 /* ---- the kept matte: temporal smoothing and frames that do not run ---- */
 
 /* hfam_matte_write of `alpha` (at c's inference size) with the colours of c's frame, into
@@ -891,6 +961,8 @@ main (int argc, char **argv)
 
   for (size_t k = 0; k < G_N_ELEMENTS (configs); k++)
     run_config (model, &configs[k], cases, n_cases, device);
+  for (size_t k = 0; k < G_N_ELEMENTS (batch_configs); k++)
+    run_batch_config (model, &batch_configs[k], cases, n_cases, device);
   /* RGBA, NV12 and I420 of the first size */
   run_kept_matte (model, &cases[0], &cases[2], &cases[3], &other);
 

@@ -17,7 +17,11 @@
  *
  * With HfamCudaOptions.current_context everything runs on the CUDA context that was
  * current when the backend was made (a GstCudaContext, say) and the device is never set,
- * which would replace that context; each call checks that it is current again. The driver
+ * which would replace that context; each call checks that it is current again. A batch
+ * group's lane, on threads of its own, is given its members' context instead
+ * (HfamCudaBackendOptions.context), and makes it current itself. A group's members hold
+ * frames-only backends: their device frames' preprocessing and kept mattes, without a
+ * network (HfamCudaBackendOptions.frames_only; device-frames.c). The driver
  * API's cuCtxGetCurrent is reached through the runtime, so no libcuda at link time.
  * Set HFAM_CUDA_SYNC=1 in the environment to synchronise after every node (graphs off, one
  * stream): a failing kernel is then reported with the node that queued it.
@@ -40,7 +44,10 @@ use_device (CudaBackend *be, const char *what, GError **error)
     CUDA_TRY (cudaSetDevice (be->device), what);
     return TRUE;
   }
-  if (be->get_current_context (&current) != CUDA_SUCCESS || current != be->context) {
+  if (be->get_current_context (&current) == CUDA_SUCCESS && current != be->context
+      && be->set_current_context && be->set_current_context (be->context) == CUDA_SUCCESS)
+    current = be->context;
+  if (current != be->context) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: %s: the CUDA context the backend was made on is not current "
                  "on this thread", what);
@@ -160,6 +167,45 @@ static const HfamBackendOps cuda_ops = {
   .queue_batch = cuda_queue_batch,
   .collect_batch = cuda_collect_batch,
   .batch_done = cuda_batch_done,
+  .queue_device_batch = cuda_queue_device_batch,
+};
+
+/* The host path's ops of a frames-only backend, which has no network to run them on. */
+static gboolean
+no_network (HfamBackend *base, GError **error)
+{
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+               "cuda backend: a frames-only backend runs no network: its batch group's lane "
+               "does");
+  return FALSE;
+}
+
+static gboolean
+no_network_input (HfamBackend *base, const float *input, GError **error)
+{
+  return no_network (base, error);
+}
+
+static gboolean
+no_network_stage (HfamBackend *base, HfamStage stage, GError **error)
+{
+  return no_network (base, error);
+}
+
+static gboolean
+no_network_outputs (HfamBackend *base, HfamOutputs *out, GError **error)
+{
+  return no_network (base, error);
+}
+
+static const HfamBackendOps cuda_frames_ops = {
+  .name = "cuda",
+  .plan = cuda_plan,
+  .set_input = no_network_input,
+  .run_stage = no_network_stage,
+  .synchronize = cuda_synchronize,
+  .get_outputs = no_network_outputs,
+  .free = cuda_free,
 };
 
 static gboolean
@@ -171,8 +217,10 @@ create_objects (CudaBackend *be, GError **error)
     Slot *slot = &be->slots[k];
     for (int j = 0; j < be->n_streams; j++) {
       CUDA_TRY (cudaStreamCreateWithFlags (&slot->streams[j], cudaStreamNonBlocking), "streams");
-      CUDNN_TRY (cudnnCreate (&slot->cudnn[j]), "cuDNN");
-      CUDNN_TRY (cudnnSetStream (slot->cudnn[j], slot->streams[j]), "cuDNN");
+      if (!be->frames_only) {
+        CUDNN_TRY (cudnnCreate (&slot->cudnn[j]), "cuDNN");
+        CUDNN_TRY (cudnnSetStream (slot->cudnn[j], slot->streams[j]), "cuDNN");
+      }
       CUDA_TRY (cudaEventCreateWithFlags (&slot->lane_done[j], cudaEventDisableTiming),
                 "events");
     }
@@ -184,6 +232,8 @@ create_objects (CudaBackend *be, GError **error)
     CUDA_TRY (cudaEventCreateWithFlags (&slot->frame_start, cudaEventDisableTiming), "events");
     CUDA_TRY (cudaEventCreateWithFlags (&slot->frame_done, cudaEventDisableTiming), "events");
   }
+  if (be->frames_only)
+    return TRUE;  /* no convolutions */
   CUDNN_TRY (cudnnCreateActivationDescriptor (&be->relu), "cuDNN");
   CUDNN_TRY (cudnnSetActivationDescriptor (be->relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN,
                                            0.0), "cuDNN");
@@ -261,6 +311,35 @@ find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context
   return TRUE;
 }
 
+/* For HfamCudaBackendOptions.context: the driver's cuCtxSetCurrent (reached through the
+ * runtime), with `context` made current on the calling thread. */
+static gboolean
+bind_context (CUcontext context, PFN_cuCtxSetCurrent_v4000 *set_current, GError **error)
+{
+  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  void *fn = NULL;
+  cudaError_t err;
+  CUresult res;
+
+  err = cudaGetDriverEntryPointByVersion ("cuCtxSetCurrent", &fn, 4000, cudaEnableDefault,
+                                          &found);
+  if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !fn) {
+    cudaGetLastError ();
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: the driver's cuCtxSetCurrent is not to be found (%s, query "
+                 "result %d)", cudaGetErrorString (err), found);
+    return FALSE;
+  }
+  *set_current = (PFN_cuCtxSetCurrent_v4000) fn;
+  if ((res = (*set_current) (context)) != CUDA_SUCCESS) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cuda backend: the CUDA context to run on cannot be made current (driver "
+                 "error %d)", (int) res);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* HFAM_CUDA_SPLIT_K: unset, -1 (split-K timed against the rest); 0 (never); 2, 4 or 8 (those
  * slices wherever split-K applies). Anything else is ignored with a warning. */
 static int
@@ -317,6 +396,7 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   int count = 0, device = device_id < 0 ? 0 : device_id;
   CUcontext context = NULL;
   PFN_cuCtxGetCurrent_v4000 get_current = NULL;
+  PFN_cuCtxSetCurrent_v4000 set_current = NULL;
   cudaError_t err;
   const gboolean profile = env_flag ("HFAM_CUDA_PROFILE");
 
@@ -329,7 +409,14 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
                  err != cudaSuccess ? cudaGetErrorString (err) : "none found");
     return NULL;
   }
-  if (options->current_context) {
+  if (options->context && options->current_context) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: a context to run on, or the current one: not both");
+    return NULL;
+  }
+  if (options->context && !bind_context (options->context, &set_current, error))
+    return NULL;
+  if (options->current_context || options->context) {
     if (!find_current_context (&get_current, &context, &device, error))
       return NULL;
   } else if (device >= count) {
@@ -353,16 +440,19 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   }
 
   be = g_new0 (CudaBackend, 1);
-  be->base.ops = &cuda_ops;
-  be->base.batch = CLAMP (options->batch, 1, HFAM_MAX_BATCH);
-  /* device frames are one context's each: a batch's frames come from several */
+  be->frames_only = options->frames_only;
+  be->base.ops = be->frames_only ? &cuda_frames_ops : &cuda_ops;
+  be->base.batch = be->frames_only ? 1 : CLAMP (options->batch, 1, HFAM_MAX_BATCH);
+  /* a batch's device frames are its members' (HfamDeviceSlice), kept and written by them */
   be->base.device = be->base.batch == 1 ? &cuda_device_ops : NULL;
+  be->base.cuda_context = context;
   be->base.gpu = TRUE;
   be->base.graph = graph;
   be->stage_name = stage_name;
   be->device = device;
   be->context = context;
   be->get_current_context = get_current;
+  be->set_current_context = set_current;
   be->dtype = options->fp16 ? HFAM_CUDA_F16 : HFAM_CUDA_F32;
   be->cudnn_dtype = options->fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   be->depth = CLAMP (options->pipeline_depth, 1, MAX_DEPTH);
@@ -371,12 +461,14 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
   be->graphs = !options->no_graphs && !be->debug_sync && !profile;
   be->split_k = split_k_setting ();
   be->gemm = gemm_setting ();
-  /* a node timed or checked alone: one stream, so that nothing runs beside it */
-  be->n_streams = be->debug_sync || profile || env_flag ("HFAM_CUDA_ONE_STREAM") ? 1 : N_STREAMS;
+  /* a node timed or checked alone: one stream, so that nothing runs beside it (and a
+   * frames-only backend's preprocessing is one kernel) */
+  be->n_streams = be->debug_sync || profile || be->frames_only
+                  || env_flag ("HFAM_CUDA_ONE_STREAM") ? 1 : N_STREAMS;
   be->base.pipeline_depth = be->depth;
   be->base.precision = options->fp16 ? HFAM_PRECISION_FP16 : HFAM_PRECISION_FP32;
   be->steps = g_new0 (Step, graph->n_nodes);
-  if (profile) {
+  if (profile && !be->frames_only) {
     be->node_ms = g_new0 (double, graph->n_nodes);
     be->node_events = g_new0 (cudaEvent_t, 2 * graph->n_nodes);
     for (int i = 0; i < 2 * graph->n_nodes; i++)
@@ -392,9 +484,9 @@ hfam_cuda_module_new_backend (const HfamGraph *graph, int device_id,
     return NULL;
   }
   g_debug ("cuda backend: device %d, %s (compute capability %d.%d), %s context, cuDNN %zu, %s, "
-           "depth %d, batches of %d, graphs %s, %d stream(s) per frame", device, prop.name,
+           "depth %d, batches of %d, graphs %s, %d stream(s) per frame%s", device, prop.name,
            prop.major, prop.minor, context ? "the caller's" : "its primary",
            cudnnGetVersion (), options->fp16 ? "fp16" : "fp32", be->depth, be->base.batch,
-           be->graphs ? "on" : "off", be->n_streams);
+           be->graphs ? "on" : "off", be->n_streams, be->frames_only ? ", frames only" : "");
   return &be->base;
 }

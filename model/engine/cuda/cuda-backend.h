@@ -116,6 +116,13 @@ typedef struct {
   /* HfamCudaOptions.current_context: the caller's context (NULL: the device's primary one) */
   CUcontext context;
   PFN_cuCtxGetCurrent_v4000 get_current_context;
+  /* HfamCudaBackendOptions.context: the driver's cuCtxSetCurrent, which every call uses to
+   * make `context` current on its thread (NULL: the caller makes it current) */
+  PFN_cuCtxSetCurrent_v4000 set_current_context;
+  /* HfamCudaBackendOptions.frames_only: a slot's arena holds the input tensor, then alpha_p
+   * (from alpha_offset) that a batch group's lane writes */
+  gboolean frames_only;
+  size_t alpha_offset;
   HfamCudaDtype dtype;
   cudnnDataType_t cudnn_dtype;
   int depth;
@@ -259,6 +266,8 @@ float *value_planar_at (const CudaBackend *be, const Slot *slot, int id, int fra
 void layout_values (CudaBackend *be);
 void clear_plan (CudaBackend *be);
 gboolean cuda_plan (HfamBackend *base, int width, int height, GError **error);
+/* alpha_p of the frame in `slot` (frame 0 of a batch; a frames-only backend's from its lane) */
+float *frame_alpha (const CudaBackend *be, const Slot *slot);
 
 /* weights.c: the weights, shared by the model's backends on one context and dtype (loaded by
  * the first plan, released by free) */
@@ -309,8 +318,11 @@ gboolean cuda_queue_batch (HfamBackend *base, const float *const *inputs, int n,
 gboolean cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error);
 gboolean cuda_batch_done (HfamBackend *base);
 
-/* device-frames.c: frames in device memory, and the kept matte */
+/* device-frames.c: frames in device memory, and the kept matte; a batch of other backends'
+ * device frames (HfamDeviceSlice) */
 extern const HfamDeviceOps cuda_device_ops;
+gboolean cuda_queue_device_batch (HfamBackend *base, const HfamDeviceSlice *slices, int n,
+                                  GError **error);
 
 /* profile.c: HFAM_CUDA_PROFILE */
 void print_profile (const CudaBackend *be);

@@ -6,7 +6,10 @@
  * (write_matte). Both run on one stream of the kept matte's own, after the frame, and each
  * call waits for it. The
  * preprocessing filters (frame size to inference size) are kept per slot, the kept matte's (to
- * the outputs' size) with it; each is rebuilt when a size changes. */
+ * the outputs' size) with it; each is rebuilt when a size changes.
+ * In a batch group, a member's frames-only backend preprocesses its frames into inputs of its
+ * own and keeps and writes their mattes as above, and the group's lane runs a batch of them
+ * at once (cuda_queue_device_batch): each input copied in, each alpha_p copied back. */
 #include "cuda-backend.h"
 
 /* A resize filter from `in` to `out` samples in `f`, made again only when a size changed;
@@ -75,7 +78,10 @@ cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
    * pointers: they change from frame to frame) */
   CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
                                   slot->streams[MAIN_STREAM]), "preprocess");
-  if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
+  if (be->frames_only) {
+    /* the input is ready for the batch group's lane (cuda_slice) */
+    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "preprocess");
+  } else if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
     drain_slot (be, slot);
     return FALSE;
   }
@@ -117,8 +123,7 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
             const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   const size_t plane = (size_t) be->width * be->height;
-  /* fusion's output: alpha_d, then alpha_p */
-  const float *alpha = value_planar (be, slot, be->base.graph->fusion) + plane;
+  const float *alpha = frame_alpha (be, slot);
   gboolean by_motion = blend && motion && be->kept_grey_valid;
   /* the held matte belongs to the kept matte's frame, which is now the one before */
   const gboolean held_before = be->held_current;
@@ -400,8 +405,99 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                        "matte", error);
 }
 
+/* A frames-only backend's frame queued last, for its batch group's lane. */
+static void
+cuda_slice (HfamBackend *base, HfamDeviceSlice *slice)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const Slot *slot = &be->slots[(be->head + be->depth - 1) % be->depth];
+  const int input = be->base.graph->input;
+
+  g_return_if_fail (be->frames_only && slot->queued);
+  *slice = (HfamDeviceSlice) {
+    .input = value_nhwc (be, slot, input).data,
+    .input_bytes = be->steps[input].bytes,
+    .ready = slot->frame_done,
+    .alpha = frame_alpha (be, slot),
+  };
+}
+
+static void
+cuda_drop_frame (HfamBackend *base)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  g_autoptr (GError) error = NULL;
+
+  be->have_kept = FALSE;
+  if (!take_oldest_frame (be, FRAME_DEVICE, &error))
+    g_debug ("cuda backend: drop_frame: %s", error->message);
+}
+
 const HfamDeviceOps cuda_device_ops = {
   .queue_frame = cuda_queue_device_frame,
   .keep_matte = cuda_keep_matte,
   .write_matte = cuda_write_matte,
+  .slice = cuda_slice,
+  .drop_frame = cuda_drop_frame,
 };
+
+/* The batch's inputs copied from the slices into the head slot (on its main stream, each once
+ * its member's preprocessing is done), the network queued on them, and each alpha_p copied
+ * out to its slice; the last `batch - n` frames run on what their inputs held before. */
+static gboolean
+queue_slices (CudaBackend *be, Slot *slot, const HfamDeviceSlice *slices, int n,
+              GError **error)
+{
+  const HfamGraph *g = be->base.graph;
+  const cudaStream_t main = slot->streams[MAIN_STREAM];
+  const size_t plane = (size_t) be->width * be->height;
+
+  for (int k = 0; k < n; k++) {
+    CUDA_TRY (cudaStreamWaitEvent (main, (cudaEvent_t) slices[k].ready, 0), "batch input");
+    CUDA_TRY (cudaMemcpyAsync (value_nhwc_at (be, slot, g->input, k).data, slices[k].input,
+                               slices[k].input_bytes, cudaMemcpyDeviceToDevice, main),
+              "batch input");
+  }
+  if (!queue_whole_frame (be, slot, FRAME_DEVICE, error))
+    return FALSE;
+  for (int k = 0; k < n; k++)
+    CUDA_TRY (cudaMemcpyAsync (slices[k].alpha, value_planar_at (be, slot, g->fusion, k) + plane,
+                               sizeof (float) * plane, cudaMemcpyDeviceToDevice, main),
+              "batch alpha");
+  CUDA_TRY (cudaEventRecord (slot->frame_done, main), "batch");
+  return TRUE;
+}
+
+gboolean
+cuda_queue_device_batch (HfamBackend *base, const HfamDeviceSlice *slices, int n,
+                         GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  Slot *slot;
+
+  if (n < 1 || n > be->base.batch) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "cuda backend: a batch of %d device frames; this backend runs 1 to %d", n,
+                 be->base.batch);
+    return FALSE;
+  }
+  if (!check_planned (be, error) || !use_device (be, "device batch", error)
+      || !(slot = free_head_slot (be, error)))
+    return FALSE;
+  for (int k = 0; k < n; k++)
+    if (slices[k].input_bytes != be->steps[be->base.graph->input].bytes) {
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "cuda backend: device frame %d of the batch has an input of %zu bytes, the "
+                   "batch's %dx%d input %zu: another size or precision", k,
+                   slices[k].input_bytes, be->width, be->height,
+                   be->steps[be->base.graph->input].bytes);
+      return FALSE;
+    }
+  if (!queue_slices (be, slot, slices, n, error)) {
+    drain_slot (be, slot);
+    return FALSE;
+  }
+  finish_queueing (be, slot, FRAME_DEVICE);
+  slot->n_frames = n;
+  return TRUE;
+}

@@ -282,7 +282,9 @@ cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  if (!(slot = take_oldest_frame (be, FRAME_HOST, error)) || !use_device (be, "outputs", error))
+  /* (out NULL: a batch of device frames, whose outputs went to their slices) */
+  if (!(slot = take_oldest_frame (be, out ? FRAME_HOST : FRAME_DEVICE, error))
+      || !use_device (be, "outputs", error))
     return FALSE;
   if (n != slot->n_frames) {
     drop_frame (slot);
@@ -290,6 +292,10 @@ cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
                  "cuda backend: %d frames collected of a batch of %d: the batch is dropped", n,
                  slot->n_frames);
     return FALSE;
+  }
+  if (!out) {
+    CUDA_TRY (cudaEventSynchronize (slot->frame_done), "device batch");
+    return TRUE;
   }
   return copy_outputs (be, slot, out, n, error);
 }

@@ -135,6 +135,45 @@ size_values (CudaBackend *be)
   return off;
 }
 
+float *
+frame_alpha (const CudaBackend *be, const Slot *slot)
+{
+  /* fusion's output: alpha_d, then alpha_p */
+  if (be->frames_only)
+    return (float *) (slot->arena + be->alpha_offset);
+  return value_planar (be, slot, be->base.graph->fusion) + (size_t) be->width * be->height;
+}
+
+/* A frames-only backend's plan: per slot, the input tensor (as the network's input value is
+ * laid out, so that a lane copies it as it is) and alpha_p; no weights, no convolutions. */
+static gboolean
+plan_frames_only (CudaBackend *be, int width, int height, GError **error)
+{
+  Step *in = &be->steps[be->base.graph->input];
+  size_t arena_size;
+
+  be->width = width;
+  be->height = height;
+  in->w = width;
+  in->h = height;
+  in->offset = 0;
+  in->bytes = elem (be) * in->cs * (size_t) width * height;
+  be->alpha_offset = align_up (in->bytes);
+  arena_size = be->alpha_offset + align_up (sizeof (float) * (size_t) width * height);
+  for (int k = 0; k < be->depth; k++)
+    if (cudaMalloc ((void **) &be->slots[k].arena, arena_size) != cudaSuccess
+        || cudaMemset (be->slots[k].arena, 0, arena_size) != cudaSuccess) {
+      cudaGetLastError ();
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                   "cuda backend: %dx%d: cannot allocate %zu KiB of device memory for a "
+                   "frame's input and matte", width, height, arena_size >> 10);
+      clear_plan (be);
+      return FALSE;
+    }
+  CUDA_TRY (cudaDeviceSynchronize (), "plan");
+  return TRUE;
+}
+
 static void
 free_slot_plan (Slot *slot)
 {
@@ -197,6 +236,8 @@ cuda_plan (HfamBackend *base, int width, int height, GError **error)
                  height);
     return FALSE;
   }
+  if (be->frames_only)
+    return plan_frames_only (be, width, height, error);
   if (!be->weights && !load_weights (be, error))
     return FALSE;
   be->width = width;

@@ -67,7 +67,7 @@ typedef struct {
                                0: hfam_default_memory_budget () */
   int max_batch;            /* > 1 (at most 64): the context joins its model's batch group
                                for these options (the contexts of the model with the same
-                               backend, precision, n_threads (CPU) or device (CUDA),
+                               backend, precision, n_threads (CPU) or CUDA context (CUDA),
                                max_batch and batch_timeout_us), which runs the frames that
                                its members submit at about the same time as one batch of up
                                to max_batch frames of one inference size. The CPU backend
@@ -79,10 +79,11 @@ typedef struct {
                                its memory is counted in a budget of the group's own, the
                                first member's memory_budget). The CUDA backend has one: its
                                group runs a batch as one, on one backend planned for
-                               batches of min(max_batch, members) frames, on the device's
-                               primary context, with frames in host memory only
-                               (hfam_context_device_frames). Submit returns at once;
-                               collect waits for the frame.
+                               batches of min(max_batch, members) frames, on the members'
+                               CUDA context; frames in device memory stay there (each member
+                               preprocesses its own and keeps and writes their mattes, as a
+                               context alone does). Submit returns at once; collect waits
+                               for the frame.
                                <= 1: the context runs its frames itself */
   int batch_timeout_us;     /* how long a batch waits for more frames after its first was
                                submitted, while fewer than max_batch are queued and a member
@@ -128,7 +129,7 @@ int hfam_context_pipeline_depth (const HfamContext *ctx);
 /* The largest batch its frames run in: HfamOptions.max_batch in a batch group, else 1. */
 int hfam_context_max_batch (const HfamContext *ctx);
 /* Whether it runs frames in CUDA memory (HFAM_MEMORY_CUDA) on the device: the CUDA backend's
- * contexts, except those in a batch group, whose frames go through host memory. */
+ * contexts, in a batch group or not. */
 gboolean hfam_context_device_frames (const HfamContext *ctx);
 
 /* The bounds of the API's sizes: a frame's sides (HfamImage.width and height) are 1 to

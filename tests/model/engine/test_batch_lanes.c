@@ -11,7 +11,10 @@
  *   - a lane being replaced (a member joins) collects what it has in flight and takes no new
  *     frames, which the new lane runs: a member that keeps submitting cannot hold it;
  *   - while its batch has not finished (batch_done), a lane queues the next frame beside it
- *     rather than wait in collect.
+ *     rather than wait in collect;
+ *   - members' device frames (HfamDeviceSlice: here host planes stand in for device memory)
+ *     run in batches of their own, never mixed with host frames of the same size, each
+ *     alpha_p in its own slice once the member collects the frame.
  * Usage: test-batch-lanes GOLDEN_DIR */
 #include "context.h"
 #include "engine-test.h"
@@ -28,6 +31,8 @@ typedef struct {
   int most_in_flight; /* the most batches queued and not yet collected */
   int fail_width;     /* plan refuses this width (0: none) */
   int fused_only;     /* frames collected with alpha_p alone asked for */
+  int device_frames;  /* frames queue_device_batch was given */
+  int largest_device; /* the most frames one queue_device_batch was given */
   /* atomic: */
   int made;           /* lanes made */
   int queued;         /* frames queued, all lanes */
@@ -49,6 +54,8 @@ typedef struct {
   int width, height;
   float *outputs[MAX_FLIGHT][HFAM_MAX_BATCH];  /* P_s (3 planes), alpha_d, alpha_p */
   int n[MAX_FLIGHT];
+  /* a batch of device frames: where its collect writes each alpha_p (NULL: host frames) */
+  float *slice_alpha[MAX_FLIGHT][HFAM_MAX_BATCH];
   int head, tail;
   int frames_queued;
   gboolean first;     /* the first lane made */
@@ -103,6 +110,8 @@ lane_queue_batch (HfamBackend *base, const float *const *inputs, int n, GError *
       return FALSE;
   }
   lane->n[slot] = n;
+  for (int k = 0; k < n; k++)
+    lane->slice_alpha[slot][k] = NULL;
   lane->head++;
   lane->frames_queued += n;
   g_atomic_int_add (&lane->log->queued, n);
@@ -124,7 +133,13 @@ lane_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   g_assert_cmpint (lane->head, >, lane->tail);
   g_assert_cmpint (n, ==, lane->n[slot]);
   lane->tail++;
-  for (int k = 0; k < n; k++) {
+  /* a batch of device frames is collected without outputs: alpha_p goes to the slices, as
+   * the CUDA backend's copies (finished by then) put it there */
+  g_assert_true (!out == !!lane->slice_alpha[slot][0]);
+  for (int k = 0; k < n && !out; k++)
+    memcpy (lane->slice_alpha[slot][k], lane->outputs[slot][k] + 4 * plane,
+            sizeof (float) * plane);
+  for (int k = 0; k < n && out; k++) {
     const float *o = lane->outputs[slot][k];
     lane->log->fused_only += !out[k].semantic && !out[k].detail && out[k].fused;
     if (out[k].semantic)
@@ -134,6 +149,30 @@ lane_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
     if (out[k].fused)
       memcpy (out[k].fused, o + 4 * plane, sizeof (float) * plane);
   }
+  return TRUE;
+}
+
+/* Device frames: each slice's input (host planes here) runs as lane_queue_batch's inputs do;
+ * its alpha_p is written to the slice when the batch is collected. */
+static gboolean
+lane_queue_device_batch (HfamBackend *base, const HfamDeviceSlice *slices, int n,
+                         GError **error)
+{
+  TestLane *lane = (TestLane *) base;
+  const float *inputs[HFAM_MAX_BATCH] = { NULL };
+  const int slot = lane->head % MAX_FLIGHT;
+
+  for (int k = 0; k < n; k++) {
+    g_assert_cmpuint (slices[k].input_bytes, ==,
+                      sizeof (float) * 3 * (size_t) lane->width * lane->height);
+    inputs[k] = slices[k].input;
+  }
+  if (!lane_queue_batch (base, inputs, n, error))
+    return FALSE;
+  for (int k = 0; k < n; k++)
+    lane->slice_alpha[slot][k] = slices[k].alpha;
+  lane->log->device_frames += n;
+  lane->log->largest_device = MAX (lane->log->largest_device, n);
   return TRUE;
 }
 
@@ -171,6 +210,7 @@ static const HfamBackendOps lane_ops = {
   .queue_batch = lane_queue_batch,
   .collect_batch = lane_collect_batch,
   .batch_done = lane_batch_done,
+  .queue_device_batch = lane_queue_device_batch,
 };
 
 /* HfamBatchLanes.new_backend; `settings`: the TestLaneLog * to write to. */
@@ -522,6 +562,64 @@ test_second_batch_beside (void)
   fixture_clear (&f);
 }
 
+/* Three members, two rounds: members 0 and 1 submit device frames, member 2 a host frame of
+ * the same size. The device frames run in batches of their own (lane_queue_device_batch
+ * checks each slice's input), the host frames in theirs; each alpha_p is its input's, in its
+ * slice once collected. */
+static void
+test_device_frames (void)
+{
+  Fixture f;
+  HfamBatchGroup *g[3];
+  HfamBatchFrame *frames[3][2];
+  float *inputs[3][2], *alphas[2][2];
+  const size_t plane = (size_t) W * H;
+
+  fixture_init (&f);
+  for (int m = 0; m < 3; m++)
+    g[m] = join (&f, 3, 60 * G_USEC_PER_SEC);
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++) {
+      g_autoptr (GError) error = NULL;
+      inputs[m][r] = input_of (400 + 10 * m + r, W, H);
+      if (m < 2) {
+        const HfamDeviceSlice slice = {
+          .input = inputs[m][r], .input_bytes = sizeof (float) * 3 * plane,
+          .alpha = alphas[m][r] = g_new0 (float, plane),
+        };
+        frames[m][r] = hfam_batch_group_submit_device (g[m], &g[m], &slice, W, H);
+      } else {
+        frames[m][r] = hfam_batch_group_submit (g[m], &g[m], inputs[m][r], W, H, TRUE,
+                                                &error);
+        g_assert_no_error (error);
+      }
+    }
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++) {
+      g_autoptr (GError) error = NULL;
+      g_autofree float *want = alpha_alone (&f, inputs[m][r], W, H);
+      if (m == 2) {
+        expect_alpha (&f, g[m], frames[m][r], inputs[m][r], W, H);
+      } else {
+        g_assert_true (hfam_batch_group_collect (g[m], frames[m][r], NULL, &error));
+        g_assert_no_error (error);
+        g_assert_cmpfloat (max_abs_diff (alphas[m][r], want, plane), ==, 0.0);
+        g_free (alphas[m][r]);
+      }
+    }
+  /* (the first batch holds both members' first device frames: the runner waits for all
+   * three members; later ones may take a member's two frames together) */
+  g_assert_cmpint (f.log.device_frames, ==, 4);
+  g_assert_cmpint (f.log.largest_device, >=, 2);
+  g_assert_cmpint (f.log.queued, ==, 6);
+  for (int m = 0; m < 3; m++)
+    hfam_batch_group_leave (&f.groups, g[m], 2);
+  for (int r = 0; r < 2; r++)
+    for (int m = 0; m < 3; m++)
+      g_free (inputs[m][r]);
+  fixture_clear (&f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -530,5 +628,6 @@ main (int argc, char **argv)
   g_test_add_func ("/batch-lanes/sizes-and-failures", test_sizes_and_failures);
   g_test_add_func ("/batch-lanes/replaced-lane", test_replaced_lane);
   g_test_add_func ("/batch-lanes/second-batch-beside", test_second_batch_beside);
+  g_test_add_func ("/batch-lanes/device-frames", test_device_frames);
   return g_test_run ();
 }
