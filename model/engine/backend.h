@@ -185,6 +185,11 @@ HfamBackend *hfam_backend_cpu_new (const HfamGraph *graph, HfamCpuWeightCache *w
 
 /* The CUDA backend (model/engine/cuda/), where the build has one (HFAM_HAVE_CUDA). */
 typedef struct {
+  void *context;          /* a CUcontext to run on (not with current_context), which every
+                             call makes current on its thread: for a batch group's lane, on a
+                             thread of its own, beside members on that context. (First, so
+                             that the struct has no padding: a batch group compares its
+                             settings byte for byte.) */
   gboolean fp16;          /* NHWC fp16 on tensor cores; FALSE: fp32 (no TF32) */
   int pipeline_depth;     /* frames in flight, 1 or 2 (<= 0: 1) */
   gboolean no_graphs;     /* queue each frame's work instead of replaying a CUDA graph */
@@ -195,9 +200,6 @@ typedef struct {
                              batch of more than one takes frames through queue_batch or
                              queue_device_batch (the others run one frame as a whole batch)
                              and has no device frames of its own (HfamBackend.device NULL) */
-  void *context;          /* a CUcontext to run on (not with current_context), which every
-                             call makes current on its thread: for a batch group's lane, on a
-                             thread of its own, beside members on that context */
   gboolean frames_only;   /* no network: device frames preprocessed for a batch group's lane
                              and their mattes kept and written (HfamDeviceOps.slice); the
                              host path's ops fail */
@@ -220,17 +222,18 @@ typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int devic
                                                GError **error);
 
 /* What libhfam and the module exchange by layout: the graph, the backend and its tables, the
- * options. A module built from other headers (a stale install, an old build tree) is refused
+ * options, the device frames' slices. A module built from other headers (a stale install, an old build tree) is refused
  * rather than called at shifted offsets: it exports these numbers under the name below, and
  * libhfam compares them with its own. The sizes catch fields added or removed;
  * HFAM_CUDA_MODULE_VERSION is raised for a change of meaning that keeps them. */
 #define HFAM_CUDA_MODULE_VERSION 1
 #define HFAM_CUDA_MODULE_ABI_SYMBOL "hfam_cuda_module_abi"
-#define HFAM_CUDA_MODULE_ABI_LENGTH 7
+#define HFAM_CUDA_MODULE_ABI_LENGTH 8
 typedef guint32 HfamCudaModuleAbi[HFAM_CUDA_MODULE_ABI_LENGTH];
 #define HFAM_CUDA_MODULE_ABI_OF(version)                                                       \
   { (version), sizeof (HfamGraph), sizeof (HfamNode), sizeof (HfamBackend),                    \
-    sizeof (HfamBackendOps), sizeof (HfamDeviceOps), sizeof (HfamCudaBackendOptions) }
+    sizeof (HfamBackendOps), sizeof (HfamDeviceOps), sizeof (HfamCudaBackendOptions),         \
+    sizeof (HfamDeviceSlice) }
 #define HFAM_CUDA_MODULE_ABI_INIT HFAM_CUDA_MODULE_ABI_OF (HFAM_CUDA_MODULE_VERSION)
 
 G_END_DECLS

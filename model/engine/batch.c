@@ -418,8 +418,9 @@ make_lanes_here (HfamBatchGroup *g, int n_lanes, int batch, GError **error)
 }
 
 /* Lanes with a batch dimension are made and freed on a thread of their own: a CUDA backend
- * on the device's primary context sets the device on the thread that calls it, which would
- * replace a CUDA context that the member's thread has pushed (the element's GstCudaContext).
+ * sets the device (its primary context) or its context on the thread that calls it, which
+ * would replace a CUDA context that the member's thread has pushed (the element's
+ * GstCudaContext).
  * For a join, the new one is planned there for the size of the last batch, while the lane it
  * replaces runs on: the algorithm search of the new batch size does not hold up the members'
  * frames, and the weights it shares with that one are not freed and uploaded again. (Not for

@@ -299,8 +299,11 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
       ctx->device_backend = hfam_backend_cuda_new (model->graph, cuda->device_id,
                                                    &frames_options, &cuda_error);
       if (ctx->device_backend) {
-        /* the lane reads the member's device frames' inputs and writes their mattes */
+        /* the lane reads the member's device frames' inputs and writes their mattes; a
+         * context says its device */
         lane.options.context = ctx->device_backend->cuda_context;
+        if (lane.options.context)
+          lane.device_id = 0;
         if ((ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph, NULL,
                                                  options, &cuda_lanes, &cuda_error)))
           backend = hfam_batch_group_backend (ctx->group);

@@ -8,8 +8,9 @@
 # ratios. Phase gst: the GStreamer element with CUDA memory in and out
 # (tests/gst's test_cuda_memory, the whole element suite, then tools/hfam-element-bench: 1080p
 # NV12 in CUDA memory end to end, frames/s and latency; four streams with and without a shared
-# model, and in system memory with and without a batch group) in a second build folder, with
-# GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See tests/gpu/README.md.
+# model and in one batch group, and in system memory with and without a batch group) in a
+# second build folder, with GStreamer 1.22 and gstcuda unpacked from $DEPS/gst. See
+# tests/gpu/README.md.
 #
 # Usage: tests/gpu/run.sh [all | check | gst | bench [PATTERN]]   (default all: check, gst
 #        (skipped with a message where no GStreamer and no $DEPS/gst are), bench; each phase

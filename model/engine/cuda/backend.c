@@ -33,8 +33,9 @@
 #include <string.h>
 
 /* Makes the backend's device current on the calling thread: its primary context by
- * cudaSetDevice, or, for a backend on the caller's context, a check that this context is
- * current (setting the device would replace it). */
+ * cudaSetDevice; for a backend given a context (HfamCudaBackendOptions.context), that context
+ * by cuCtxSetCurrent; for one on the caller's context, a check that this context is current
+ * (setting the device would replace it). */
 gboolean
 use_device (CudaBackend *be, const char *what, GError **error)
 {

@@ -113,7 +113,8 @@ typedef struct {
   /* libhfam's hfam_stage_name, for the messages (see HfamCudaModuleNewBackend) */
   const char *(*stage_name) (HfamStage stage);
   int device;
-  /* HfamCudaOptions.current_context: the caller's context (NULL: the device's primary one) */
+  /* HfamCudaOptions.current_context: the caller's context, or HfamCudaBackendOptions.context
+   * (NULL: the device's primary one) */
   CUcontext context;
   PFN_cuCtxGetCurrent_v4000 get_current_context;
   /* HfamCudaBackendOptions.context: the driver's cuCtxSetCurrent, which every call uses to

@@ -282,9 +282,11 @@ cuda_collect_batch (HfamBackend *base, HfamOutputs *out, int n, GError **error)
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
 
-  /* (out NULL: a batch of device frames, whose outputs went to their slices) */
-  if (!(slot = take_oldest_frame (be, out ? FRAME_HOST : FRAME_DEVICE, error))
-      || !use_device (be, "outputs", error))
+  /* (out NULL: a batch of device frames, whose outputs went to their slices). The device
+   * first: a frame taken out of flight is waited for, or its members' buffers could be
+   * reused while the lane still copies */
+  if (!use_device (be, "outputs", error)
+      || !(slot = take_oldest_frame (be, out ? FRAME_HOST : FRAME_DEVICE, error)))
     return FALSE;
   if (n != slot->n_frames) {
     drop_frame (slot);

@@ -160,17 +160,22 @@ plan_frames_only (CudaBackend *be, int width, int height, GError **error)
   in->bytes = elem (be) * in->cs * (size_t) width * height;
   be->alpha_offset = align_up (in->bytes);
   arena_size = be->alpha_offset + align_up (sizeof (float) * (size_t) width * height);
-  for (int k = 0; k < be->depth; k++)
-    if (cudaMalloc ((void **) &be->slots[k].arena, arena_size) != cudaSuccess
-        || cudaMemset (be->slots[k].arena, 0, arena_size) != cudaSuccess) {
-      cudaGetLastError ();
+  /* (zeroed on the slot's stream: the context is shared with the lane and other members,
+   * which a device-wide wait would hold up) */
+  for (int k = 0; k < be->depth; k++) {
+    Slot *slot = &be->slots[k];
+    if (cudaMalloc ((void **) &slot->arena, arena_size) != cudaSuccess
+        || cudaMemsetAsync (slot->arena, 0, arena_size, slot->streams[MAIN_STREAM])
+               != cudaSuccess
+        || cudaStreamSynchronize (slot->streams[MAIN_STREAM]) != cudaSuccess) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: %dx%d: cannot allocate %zu KiB of device memory for a "
-                   "frame's input and matte", width, height, arena_size >> 10);
+                   "frame's input and matte: %s", width, height, arena_size >> 10,
+                   cudaGetErrorString (cudaGetLastError ()));
       clear_plan (be);
       return FALSE;
     }
-  CUDA_TRY (cudaDeviceSynchronize (), "plan");
+  }
   return TRUE;
 }
 
