@@ -700,6 +700,19 @@ hfam_batch_group_max_batch (const HfamBatchGroup *group)
   return group->max_batch;
 }
 
+/* Hands a frame to the runner. */
+static HfamBatchFrame *
+queue_frame (HfamBatchGroup *g, HfamBatchFrame *frame)
+{
+  g_mutex_lock (&g->lock);
+  frame->queued_at = g_get_monotonic_time ();
+  g->outstanding++;
+  g_queue_push_tail (&g->queued, frame);
+  g_cond_signal (&g->work);
+  g_mutex_unlock (&g->lock);
+  return frame;
+}
+
 HfamBatchFrame *
 hfam_batch_group_submit (HfamBatchGroup *g, const void *member, const float *input, int width,
                          int height, gboolean fused_only, GError **error)
@@ -728,13 +741,7 @@ hfam_batch_group_submit (HfamBatchGroup *g, const void *member, const float *inp
     return NULL;
   }
   memcpy (frame->planes, input, sizeof (float) * 3 * plane_size (frame));
-  g_mutex_lock (&g->lock);
-  frame->queued_at = g_get_monotonic_time ();
-  g->outstanding++;
-  g_queue_push_tail (&g->queued, frame);
-  g_cond_signal (&g->work);
-  g_mutex_unlock (&g->lock);
-  return frame;
+  return queue_frame (g, frame);
 }
 
 HfamBatchFrame *
@@ -749,13 +756,7 @@ hfam_batch_group_submit_device (HfamBatchGroup *g, const void *member,
   frame->slice = *slice;
   frame->width = width;
   frame->height = height;
-  g_mutex_lock (&g->lock);
-  frame->queued_at = g_get_monotonic_time ();
-  g->outstanding++;
-  g_queue_push_tail (&g->queued, frame);
-  g_cond_signal (&g->work);
-  g_mutex_unlock (&g->lock);
-  return frame;
+  return queue_frame (g, frame);
 }
 
 gboolean

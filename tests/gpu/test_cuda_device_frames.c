@@ -585,6 +585,35 @@ check_kinds (HfamContext *ctx, const Case *c, const DeviceCase *d, const Config 
     g_error ("%s: collect_tensor: %s", config->name, error->message);
 }
 
+/* After a configuration's contexts are freed: its device frames freed, and its own CUDA
+ * context (if any), still current, popped and destroyed. */
+static void
+release_config (const Config *config, CUcontext own, DeviceCase *d, int n_cases)
+{
+  CUcontext popped = NULL;
+
+  check_current (own, config->name);
+  for (int i = 0; i < n_cases; i++)
+    device_case_free (&d[i]);
+  if (own) {
+    CHECK_CU (driver.ctx_pop_current (&popped));
+    g_assert_true (popped == own);
+    CHECK_CU (driver.ctx_destroy (own));
+  }
+}
+
+/* The cases of the first one's inference size (at most `most`), into `same`; how many. */
+static int
+same_inference_size (const Case *cases, int n_cases, int *same, int most)
+{
+  int n_same = 0;
+
+  for (int i = 0; i < n_cases && n_same < most; i++)
+    if (cases[i].inf_w == cases[0].inf_w && cases[i].inf_h == cases[0].inf_h)
+      same[n_same++] = i;
+  return n_same;
+}
+
 static void
 run_config (HfamModel *model, const Config *config, const Case *cases, int n_cases,
             CUdevice device)
@@ -592,7 +621,7 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
   const gboolean fp16 = config->precision == HFAM_PRECISION_FP16;
   g_autoptr (GError) error = NULL;
   g_autofree DeviceCase *d = g_new (DeviceCase, n_cases);
-  CUcontext own = NULL, popped = NULL;
+  CUcontext own = NULL;
   HfamContext *ctx;
 
   if (config->current_context)
@@ -623,11 +652,9 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
       check_kinds (ctx, &cases[0], &d[0], config);
   } else {
     /* three frames that share an inference size, the sizes mixed where there are several */
-    int same[64], n_same = 0, a, b, c;
+    int same[64], a, b, c;
+    const int n_same = same_inference_size (cases, n_cases, same, G_N_ELEMENTS (same));
     char what[160];
-    for (int i = 0; i < n_cases && n_same < (int) G_N_ELEMENTS (same); i++)
-      if (cases[i].inf_w == cases[0].inf_w && cases[i].inf_h == cases[0].inf_h)
-        same[n_same++] = i;
     a = same[0];
     b = same[n_same / 2];
     c = same[n_same - 1];
@@ -648,14 +675,7 @@ run_config (HfamModel *model, const Config *config, const Case *cases, int n_cas
   }
 
   hfam_context_free (ctx);
-  check_current (own, config->name);
-  for (int i = 0; i < n_cases; i++)
-    device_case_free (&d[i]);
-  if (own) {
-    CHECK_CU (driver.ctx_pop_current (&popped));
-    g_assert_true (popped == own);
-    CHECK_CU (driver.ctx_destroy (own));
-  }
+  release_config (config, own, d, n_cases);
 }
 
 /* ---- device frames in a batch group ---- */
@@ -681,8 +701,8 @@ run_batch_config (HfamModel *model, const Config *config, const Case *cases, int
   g_autofree DeviceCase *d = g_new (DeviceCase, n_cases);
   HfamContext *ctx[3];
   HfamBatchCounts counts = { 0 };
-  CUcontext own = NULL, popped = NULL;
-  int same[64], n_same = 0;
+  CUcontext own = NULL;
+  int same[64], n_same;
   char what[192];
 
   if (config->current_context)
@@ -692,9 +712,7 @@ run_batch_config (HfamModel *model, const Config *config, const Case *cases, int
       g_error ("%s: %s", config->name, error->message);
   check (hfam_context_device_frames (ctx[0]) && hfam_context_max_batch (ctx[0]) == 3,
          "a batch group's member takes device frames");
-  for (int i = 0; i < n_cases && n_same < (int) G_N_ELEMENTS (same); i++)
-    if (cases[i].inf_w == cases[0].inf_w && cases[i].inf_h == cases[0].inf_h)
-      same[n_same++] = i;
+  n_same = same_inference_size (cases, n_cases, same, G_N_ELEMENTS (same));
   for (int i = 0; i < n_cases; i++)
     d[i] = device_case_new (&cases[i]);
   /* member m's frame of round r is case same[(m + r) % n_same] */
@@ -715,14 +733,7 @@ run_batch_config (HfamModel *model, const Config *config, const Case *cases, int
          && counts.frames == (guint64) 3 * config->depth, what);
   for (int m = 0; m < 3; m++)
     hfam_context_free (ctx[m]);
-  check_current (own, config->name);
-  for (int i = 0; i < n_cases; i++)
-    device_case_free (&d[i]);
-  if (own) {
-    CHECK_CU (driver.ctx_pop_current (&popped));
-    g_assert_true (popped == own);
-    CHECK_CU (driver.ctx_destroy (own));
-  }
+  release_config (config, own, d, n_cases);
 }
 
 /* ---- the kept matte: temporal smoothing and frames that do not run ---- */

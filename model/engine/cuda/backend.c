@@ -276,26 +276,35 @@ create_objects (CudaBackend *be, GError **error)
   return TRUE;
 }
 
+/* The driver API's function `name` (of CUDA 4.0's ABI), reached through the runtime: no
+ * libcuda at link time. NULL, with an error, where the driver lacks it. */
+static void *
+driver_function (const char *name, GError **error)
+{
+  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  void *fn = NULL;
+  const cudaError_t err = cudaGetDriverEntryPointByVersion (name, &fn, 4000, cudaEnableDefault,
+                                                            &found);
+
+  if (err == cudaSuccess && found == cudaDriverEntryPointSuccess && fn)
+    return fn;
+  cudaGetLastError ();
+  g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+               "cuda backend: the driver's %s is not to be found (%s, query result %d)", name,
+               cudaGetErrorString (err), found);
+  return NULL;
+}
+
 /* For HfamCudaOptions.current_context: the context current on the calling thread, its device,
  * and the driver's cuCtxGetCurrent (reached through the runtime). */
 static gboolean
 find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context, int *device,
                       GError **error)
 {
-  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-  void *fn = NULL;
   cudaError_t err;
 
-  err = cudaGetDriverEntryPointByVersion ("cuCtxGetCurrent", &fn, 4000, cudaEnableDefault,
-                                          &found);
-  if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !fn) {
-    cudaGetLastError ();
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cuda backend: the driver's cuCtxGetCurrent is not to be found (%s, query "
-                 "result %d)", cudaGetErrorString (err), found);
+  if (!(*get_current = (PFN_cuCtxGetCurrent_v4000) driver_function ("cuCtxGetCurrent", error)))
     return FALSE;
-  }
-  *get_current = (PFN_cuCtxGetCurrent_v4000) fn;
   if ((*get_current) (context) != CUDA_SUCCESS || !*context) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: asked to run on the calling thread's CUDA context, but none is "
@@ -317,21 +326,10 @@ find_current_context (PFN_cuCtxGetCurrent_v4000 *get_current, CUcontext *context
 static gboolean
 bind_context (CUcontext context, PFN_cuCtxSetCurrent_v4000 *set_current, GError **error)
 {
-  enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-  void *fn = NULL;
-  cudaError_t err;
   CUresult res;
 
-  err = cudaGetDriverEntryPointByVersion ("cuCtxSetCurrent", &fn, 4000, cudaEnableDefault,
-                                          &found);
-  if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !fn) {
-    cudaGetLastError ();
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
-                 "cuda backend: the driver's cuCtxSetCurrent is not to be found (%s, query "
-                 "result %d)", cudaGetErrorString (err), found);
+  if (!(*set_current = (PFN_cuCtxSetCurrent_v4000) driver_function ("cuCtxSetCurrent", error)))
     return FALSE;
-  }
-  *set_current = (PFN_cuCtxSetCurrent_v4000) fn;
   if ((res = (*set_current) (context)) != CUDA_SUCCESS) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cuda backend: the CUDA context to run on cannot be made current (driver "
