@@ -104,8 +104,9 @@ bytes_per_pixel (HfamFormat f)
 }
 
 /* One case: the outputs of the host frame and of the device frame, compared; 0 or 1. With
- * `before`, each path runs that frame first (no smoothing, its outputs not looked at) and the
- * frame then with `params`. */
+ * `before`, each path runs that frame first, with `params` too (it finds no kept matte in its
+ * memory, so it starts afresh, but keeps its grey plane and held refinement for the next:
+ * without them the frame would take the plain blend), its outputs not looked at. */
 static int
 run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
           const HfamFrameParams *params, const HfamEdgeParams *edges, const char *name)
@@ -129,9 +130,9 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
     CHECK_CUDA (cudaMalloc ((void **) &out_dev[o].planes[0], (size_t) stride * h));
   }
   /* (a frame of the other memory starts afresh: the kept matte is in its frame's memory) */
-  if ((before && !hfam_context_run (ctx, before, NULL, out_host, N_OUTPUTS, &error))
+  if ((before && !hfam_context_run (ctx, before, params, out_host, N_OUTPUTS, &error))
       || !hfam_context_run (ctx, host, params, out_host, N_OUTPUTS, &error)
-      || (before && !hfam_context_run (ctx, &dev_before, NULL, out_dev, N_OUTPUTS, &error))
+      || (before && !hfam_context_run (ctx, &dev_before, params, out_dev, N_OUTPUTS, &error))
       || !hfam_context_run (ctx, &dev, params, out_dev, N_OUTPUTS, &error))
     g_error ("%s: %s", name, error->message);
   for (int o = 0; o < N_OUTPUTS; o++) {
