@@ -152,12 +152,19 @@ between_centres (int i, int block, float inv_block, int nb, int *b0, int *b1, fl
   }
 }
 
+/* (1 - t) a + t b, rounded as the CPU twin (built without contraction) rounds it: nvcc would
+ * fuse a multiply and an add */
+__device__ float
+mix_rn (float a, float b, float t)
+{
+  return __fadd_rn (__fmul_rn (1.0f - t, a), __fmul_rn (t, b));
+}
+
 __device__ float
 bilinear (const float *plane, int w, int x0, int y0, int x1, int y1, float fx, float fy)
 {
   const float *r = plane + (size_t) y0 * w, *s = plane + (size_t) y1 * w;
-  return (1.0f - fy) * ((1.0f - fx) * r[x0] + fx * r[x1])
-         + fy * ((1.0f - fx) * s[x0] + fx * s[x1]);
+  return mix_rn (mix_rn (r[x0], r[x1], fx), mix_rn (s[x0], s[x1], fx), fy);
 }
 
 __global__ void
@@ -175,10 +182,10 @@ warp_kernel (const float *a, const float *b, int w, int h, int block, const floa
   between_centres (x, block, inv_block, bw, &c0, &c1, &tx);
   const size_t p = (size_t) r0 * bw, q = (size_t) r1 * bw;
   /* (the CPU twin's order: the block rows first, then along the row) */
-  const float vx = (1.0f - tx) * ((1.0f - ty) * ux[p + c0] + ty * ux[q + c0])
-                   + tx * ((1.0f - ty) * ux[p + c1] + ty * ux[q + c1]);
-  const float vy = (1.0f - tx) * ((1.0f - ty) * uy[p + c0] + ty * uy[q + c0])
-                   + tx * ((1.0f - ty) * uy[p + c1] + ty * uy[q + c1]);
+  const float vx = mix_rn (mix_rn (ux[p + c0], ux[q + c0], ty), mix_rn (ux[p + c1], ux[q + c1], ty),
+                           tx);
+  const float vy = mix_rn (mix_rn (uy[p + c0], uy[q + c0], ty), mix_rn (uy[p + c1], uy[q + c1], ty),
+                           tx);
   if (moved)
     moved[(size_t) y * w + x] = sqrtf (__fadd_rn (__fmul_rn (vx, vx), __fmul_rn (vy, vy)));
   const float sx = fminf (fmaxf ((float) x + vx, 0.0f), (float) (w - 1));
