@@ -10,9 +10,9 @@ IMAGES is a folder of photos (.jpg, .jpeg, .png; sorted by name) or photo files.
     RVM at the downsample ratio that brings the photo's long side to --side pixels (640; at
     most ratio 1), or at a fixed --ratio R (label_check.py measured the choice: README.md);
   - OUT/alpha/NAME.png: its alpha, 16-bit grey;
-  - OUT/fg/NAME.png: the foreground colour: RVM's own `fgr` output (--fg teacher, the default
-    for rvm), or the blur-fusion estimate of fgest.py from the photo and the alpha
-    (--fg estimate; always for selfie, which predicts no colour);
+  - OUT/fg/NAME.png: the foreground colour: the blur-fusion estimate of fgest.py from the photo
+    and the alpha (--fg estimate, the default; fg_check.py measured the choice: README.md), or
+    RVM's own `fgr` output (--fg teacher; rvm only: selfie predicts no colour);
   - with --check selfie (the default for rvm): the second teacher runs too; agree.py decides
     (IoU of the binarised mattes >= 0.8, mean absolute difference <= 0.1, 1% <= foreground
     <= 95%); photos with a short side under --min-side (256) are rejected too; a rejected
@@ -96,6 +96,10 @@ EXTS = (".jpg", ".jpeg", ".png")
 # it on composites with known alpha (README.md, "Which ratio"): 640 beat the fixed ratio 0.375
 # (384 at 1024 px) under every truth tried.
 DEFAULT_SIDE = 640
+# The labels' foreground colour. fg_check.py chose it on composites with known alpha and colour
+# (README.md, "Which colour"): blur-fusion's, which is the photo itself where alpha is 1, left
+# training composites closer to the truth than RVM's own under both truths tried.
+DEFAULT_FG = "estimate"
 
 
 def rvm_ratio(height: int, width: int, side: Optional[int] = None,
@@ -388,9 +392,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--check", choices=["selfie", "none"], default=None,
                     help="second teacher for the disagreement check (default: selfie for rvm, "
                          "none for selfie)")
-    ap.add_argument("--fg", choices=["teacher", "estimate"], default=None,
-                    help="foreground colour: the teacher's (rvm only; default for rvm) or the "
-                         "blur-fusion estimate")
+    ap.add_argument("--fg", choices=["teacher", "estimate"], default=DEFAULT_FG,
+                    help="foreground colour: the blur-fusion estimate (the default) or the "
+                         "teacher's (rvm only)")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--side", type=int, default=DEFAULT_SIDE,
                       help="RVM works at the ratio that brings the long side to this many pixels")
@@ -410,7 +414,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check = args.check or ("selfie" if args.teacher == "rvm" else "none")
     if check == args.teacher:
         check = "none"
-    fg_mode = args.fg or ("teacher" if args.teacher == "rvm" else "estimate")
+    fg_mode = args.fg
     if fg_mode == "teacher" and args.teacher != "rvm":
         ap.error("--fg teacher needs --teacher rvm (selfie predicts no colour)")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731

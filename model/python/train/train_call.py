@@ -110,7 +110,7 @@ def labels_stale(labels: str, photos: str) -> str:
         return "missing"
     if not os.path.exists(os.path.join(labels, "accepted.txt")):
         return "missing"
-    want = label.labelling_rule("rvm", "selfie", "teacher", label.DEFAULT_SIDE, None)
+    want = label.labelling_rule("rvm", "selfie", label.DEFAULT_FG, label.DEFAULT_SIDE, None)
     have = {k: manifest.get("settings", {}).get(k) for k in want}
     if have != want:
         return f"made with {have}, not {want}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Offline checks of model/python/teachers: fgest.py (blur-fusion foreground estimation) recovers the
 foreground colour of a synthetic composite with soft edges, agree.py's disagreement rule
-accepts and rejects synthetic matte pairs as documented, and label_check.py's ratios, edge band,
-scores and summary are right on synthetic mattes. With node on PATH, teacher.js must pass
+accepts and rejects synthetic matte pairs as documented, label_check.py's ratios, edge band,
+scores and summary and fg_check.py's scores and summary are right on synthetic mattes. With node on PATH, teacher.js must pass
 `node --check`. No network. Exit 0 pass, 1 fail, 77 numpy/scipy missing."""
 
 import os
@@ -23,6 +23,7 @@ except ImportError as e:
     sys.exit(77)
 
 import agree  # noqa: E402
+import fg_check  # noqa: E402
 import fgest  # noqa: E402
 import label_check  # noqa: E402
 
@@ -192,6 +193,40 @@ def test_label_check():
           f"summary: mean SAD; lower, equal, higher than the baseline ({line})")
 
 
+def test_fg_check():
+    h, w = 64, 96
+    truth = disc(h, w, 32, 48, 20, 6).astype(np.float64)
+    band = label_check.edge_band(truth)
+    fg = np.full((h, w, 3), 0.6)
+    bg = np.zeros((h, w, 3))
+    s = fg_check.fg_scores(truth, fg, truth, fg, bg, band)
+    check(all(v == 0.0 for v in s.values()), f"the truth itself scores 0 ({s})")
+    off = fg.copy()
+    off[..., 0] += 0.3                # one channel off by 0.3 wherever the person shows
+    s = fg_check.fg_scores(truth, fg, truth, off, bg, band)
+    want = 0.1 * truth.sum() / 1000   # (the mean of the channels: 0.3 / 3) x alpha
+    check(abs(s["comp"] - want) < 1e-9 and abs(s["colour_err"] - want) < 1e-9,
+          f"a colour error counts as much as the truth's alpha shows it ({s}, {want:.4f})")
+    check(abs(s["comp"] - s["comp_band"] - s["comp_rest"]) < 1e-9, "band + rest = the error")
+    check(fg_check.colour_at_side(np.ones((1024, 512, 3)), 512).shape == (512, 256, 3),
+          "a colour shrinks as a matte does")
+    rgb = (np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8)
+    est = fg_check.colour_of("estimate", rgb, truth, None)
+    check(np.abs(est[truth == 1] - rgb[truth == 1] / 255).max() < 1e-5,
+          "blur-fusion's colour is the picture's where alpha is 1")
+    check(fg_check.colour_of("teacher", rgb, truth, fg) is fg, "teacher: RVM's own colour")
+
+    rows = [{"composite": f"c{k}", "truth": "teacher", "colour": c, "side": 512, "comp": v,
+             "comp_band": v, "comp_rest": 0.0, "colour_err": v}
+            for k, (t, e) in enumerate([(1.0, 0.5), (1.0, 1.0), (1.0, 2.0)])
+            for c, v in (("teacher", t), ("estimate", e))]
+    table = fg_check.summarise(rows, ["teacher"], [512])
+    line = [ln for ln in table.splitlines() if "| estimate |" in ln][0]
+    check(line.startswith("| teacher | 512 | estimate | 1.167 |")
+          and line.endswith("| 1, 1, 1 of 3 |"),
+          f"summary: the means; estimate lower, equal, higher than teacher ({line})")
+
+
 class FakeTeacher:
     """Stands in for teacher.js: alpha = the red channel (selfie: red > 0.5), foreground = the
     picture times the job's ratio, so that the files show which ratio reached it. A picture
@@ -234,8 +269,9 @@ def test_label_jobs(tmp):
     outs = {}
     for jobs in (1, 3):
         out = os.path.join(tmp, f"out{jobs}")
-        check(label.main([photos, out, "--side", "150", "--jobs", str(jobs), "--cache", tmp])
-              == 0, f"label.py --jobs {jobs} on fake teachers")
+        # (the teacher's colour: it shows the ratio the teacher got)
+        check(label.main([photos, out, "--side", "150", "--fg", "teacher", "--jobs", str(jobs),
+                          "--cache", tmp]) == 0, f"label.py --jobs {jobs} on fake teachers")
         files = {}
         for root, _, names in os.walk(out):
             for n in names:
@@ -276,6 +312,7 @@ if __name__ == "__main__":
     test_fgest()
     test_agree()
     test_label_check()
+    test_fg_check()
     with tempfile.TemporaryDirectory() as tmp:
         test_label_jobs(tmp)
     test_node_syntax()

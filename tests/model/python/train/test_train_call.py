@@ -127,16 +127,17 @@ def check_labels_stale(work):
     assert train_call.labels_stale(labels, photos) == "missing"
     rule = train_call.label.labelling_rule
     side = train_call.label.DEFAULT_SIDE
+    fg = train_call.label.DEFAULT_FG
     for settings, images, accepted, stale in (
-            (rule("rvm", "selfie", "teacher", side, None), 2, False, True),
+            (rule("rvm", "selfie", fg, side, None), 2, False, True),
             ({"downsample_ratio": 0.375, "iou_min": 0.8}, 2, True, True),
-            (rule("rvm", "selfie", "teacher", None, 0.375), 2, True, True),
-            (rule("rvm", "selfie", "teacher", 512, None), 2, True, True),
+            (rule("rvm", "selfie", fg, None, 0.375), 2, True, True),
+            (rule("rvm", "selfie", fg, 512, None), 2, True, True),
             (rule("selfie", "none", "estimate", side, None), 2, True, True),
-            (rule("rvm", "none", "teacher", side, None), 2, True, True),
-            (rule("rvm", "selfie", "estimate", side, None), 2, True, True),
-            (rule("rvm", "selfie", "teacher", side, None), 1, True, True),
-            (dict(rule("rvm", "selfie", "teacher", side, None), iou_min=0.8), 2, True, False)):
+            (rule("rvm", "none", fg, side, None), 2, True, True),
+            (rule("rvm", "selfie", "teacher", side, None), 2, True, True),
+            (rule("rvm", "selfie", fg, side, None), 1, True, True),
+            (dict(rule("rvm", "selfie", fg, side, None), iou_min=0.8), 2, True, False)):
         with open(os.path.join(labels, "manifest.json"), "w") as f:
             json.dump({"settings": settings, "summary": {"images": images}}, f)
         if accepted:
