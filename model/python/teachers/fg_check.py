@@ -23,7 +23,6 @@ many composites `estimate` scores lower than, equal to and higher than `teacher`
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -40,8 +39,6 @@ import fgest  # noqa: E402
 import label  # noqa: E402
 import label_check  # noqa: E402  (puts ../train on the path)
 from label_check import at_side, cover, edge_band  # noqa: E402
-from npm_cache import Unavailable, default_cache  # noqa: E402
-from pack import held_out  # noqa: E402
 
 COLOURS = ("teacher", "estimate")
 SCALE = 1000.0
@@ -86,10 +83,8 @@ def summarise(rows: List[dict], truths: List[str], sides: List[int]) -> str:
                         for k in ("comp", "comp_band", "comp_rest", "colour_err")}
                 wins = ""
                 if c == "estimate" and by["teacher"]:
-                    diff = np.array([r["comp"] - by["teacher"][k]["comp"]
-                                     for k, r in by[c].items()])
-                    wins = (f"{np.sum(diff < 0)}, {np.sum(diff == 0)}, {np.sum(diff > 0)} "
-                            f"of {len(diff)}")
+                    wins = label_check.lower_equal_higher(np.array(
+                        [r["comp"] - by["teacher"][k]["comp"] for k, r in by[c].items()]))
                 out.append(f"| {truth} | {side or 'own'} | {c} | {mean['comp']:.3f} | "
                            f"{mean['comp_band']:.3f} | {mean['comp_rest']:.3f} | "
                            f"{mean['colour_err']:.3f} | {wins} |")
@@ -99,45 +94,22 @@ def summarise(rows: List[dict], truths: List[str], sides: List[int]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("photos")
-    ap.add_argument("labels")
-    ap.add_argument("backgrounds")
-    ap.add_argument("out")
+    label_check.add_common_arguments(ap)
     ap.add_argument("--variant", default="s640", help="label.py's rule (label_check's form)")
-    ap.add_argument("--photos", type=int, default=40, dest="n_photos",
-                    help="accepted photos to use (a seeded choice)")
-    ap.add_argument("--per-photo", type=int, default=2, help="composites per photo and truth")
-    ap.add_argument("--eval-sides", default="0,512",
-                    help="long sides to score at (0: the composite's own)")
-    ap.add_argument("--jobs", type=int, default=2, help="RVM processes (one thread each)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--cache", default=None)
     args = ap.parse_args(argv)
     sides = [int(s) for s in args.eval_sides.split(",")]
     label_check.parts_of(args.variant)  # refuse a malformed variant before any work
 
-    with open(os.path.join(args.labels, "accepted.txt")) as f:
-        accepted = sorted(n.strip() for n in f if n.strip())
-    rng = np.random.default_rng(args.seed)
-    names = sorted(rng.choice(accepted, size=min(args.n_photos, len(accepted)), replace=False))
-    backgrounds = sorted(f for f in os.listdir(args.backgrounds)
-                         if f.lower().endswith(label.EXTS)
-                         and held_out(os.path.splitext(f)[0], 0.1))
+    names, backgrounds, photo_files, rng = label_check.choose(
+        args.labels, args.photos, args.backgrounds, args.n_photos, args.seed)
     if not names or len(backgrounds) < 2 * args.per_photo:
         raise SystemExit(f"{len(names)} photos and {len(backgrounds)} held-out backgrounds")
-    photo_files = {os.path.splitext(os.path.basename(p))[0]: p
-                   for p in label.list_images([args.photos])}
 
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    cache = args.cache or default_cache()
-    try:
-        node_modules = label.node_env(cache, log)
-        model_dir = label.fetch_models(cache, log)
-    except Unavailable as e:
-        log(f"SKIP: {e}")
+    setup = label_check.rvm_setup(args.cache, args.out)
+    if not setup:
         return label.SKIP
-
-    os.makedirs(args.out, exist_ok=True)
+    node_modules, model_dir = setup
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows: List[dict] = []
     t0 = time.time()
     load_bg = lambda b, w, h: np.asarray(  # noqa: E731
@@ -180,16 +152,10 @@ def main(argv=None) -> int:
         finally:
             pool.close()
 
-    with open(os.path.join(args.out, "rows.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
-    table = summarise(rows, list(COLOURS), sides)
-    with open(os.path.join(args.out, "summary.md"), "w") as f:
-        f.write(f"{len(names)} photos x {args.per_photo} backgrounds per truth, variant "
-                f"{args.variant}, seed {args.seed}; errors / 1000, means over composites\n\n"
-                + table)
-    print(table, end="")
+    label_check.write_results(
+        args.out, rows, f"{len(names)} photos x {args.per_photo} backgrounds per truth, variant "
+        f"{args.variant}, seed {args.seed}; errors / 1000, means over composites",
+        summarise(rows, list(COLOURS), sides))
     return 0
 
 

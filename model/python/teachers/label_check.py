@@ -147,6 +147,11 @@ class Pool:
         self.sets.close()
 
 
+def lower_equal_higher(diff: np.ndarray) -> str:
+    """How many differences (one a composite) are below, at and above 0."""
+    return f"{np.sum(diff < 0)}, {np.sum(diff == 0)}, {np.sum(diff > 0)} of {len(diff)}"
+
+
 def summarise(rows: List[dict], variants: List[str], truths: List[str], sides: List[int],
               baseline: str) -> str:
     out = ["| truth | eval side | variant | SAD | MSE x 1e3 | Grad | SAD edge band | SAD rest "
@@ -164,34 +169,78 @@ def summarise(rows: List[dict], variants: List[str], truths: List[str], sides: L
                         for k in ("sad", "mse", "grad", "sad_band", "sad_rest")}
                 wins = ""
                 if base and v != baseline:
-                    diff = np.array([r["sad"] - base[r["composite"]] for r in vs])
-                    wins = (f"{np.sum(diff < 0)}, {np.sum(diff == 0)}, {np.sum(diff > 0)} "
-                            f"of {len(vs)}")
+                    wins = lower_equal_higher(np.array([r["sad"] - base[r["composite"]]
+                                                        for r in vs]))
                 out.append(f"| {truth} | {side or 'own'} | {v} | {mean['sad']:.3f} | "
                            f"{mean['mse'] * 1e3:.3f} | {mean['grad']:.3f} | "
                            f"{mean['sad_band']:.3f} | {mean['sad_rest']:.3f} | {wins} |")
     return "\n".join(out) + "\n"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_common_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments this and fg_check.py share: the folders, the photos and composites drawn,
+    the eval sides, the RVM processes, the seed and the npm cache."""
     ap.add_argument("photos")
     ap.add_argument("labels")
     ap.add_argument("backgrounds")
     ap.add_argument("out")
-    ap.add_argument("--variants", default="r0.375,s256,s512,s640")
-    ap.add_argument("--truths", default="r0.375,s512")
     ap.add_argument("--photos", type=int, default=40, dest="n_photos",
                     help="accepted photos to use (a seeded choice)")
     ap.add_argument("--per-photo", type=int, default=2, help="composites per photo and truth")
     ap.add_argument("--eval-sides", default="0,512",
                     help="long sides to score at (0: the composite's own)")
     ap.add_argument("--jobs", type=int, default=2, help="RVM processes (one thread each)")
-    ap.add_argument("--baseline", default="r0.375",
-                    help="the variant the others are counted against, composite by composite")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cache", default=None)
+
+
+def choose(labels: str, photos: str, backgrounds: str, n_photos: int, seed: int):
+    """(names, backgrounds, photo files, rng): a seeded choice of n_photos of the photos the
+    check accepted, the held-out backgrounds, each photo's file by name, and the generator, which
+    goes on to draw the backgrounds."""
+    with open(os.path.join(labels, "accepted.txt")) as f:
+        accepted = sorted(n.strip() for n in f if n.strip())
+    rng = np.random.default_rng(seed)
+    names = sorted(rng.choice(accepted, size=min(n_photos, len(accepted)), replace=False))
+    held = sorted(f for f in os.listdir(backgrounds)
+                  if f.lower().endswith(label.EXTS) and held_out(os.path.splitext(f)[0], 0.1))
+    files = {os.path.splitext(os.path.basename(p))[0]: p for p in label.list_images([photos])}
+    return names, held, files, rng
+
+
+def rvm_setup(cache: str, out: str):
+    """(node_modules, model_dir) for Pool, fetched into `cache` (None: the default), and the
+    folder `out` made; None, said on stderr, without the network or a cache (skip)."""
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    cache = cache or default_cache()
+    try:
+        setup = label.node_env(cache, log), label.fetch_models(cache, log)
+    except Unavailable as e:
+        log(f"SKIP: {e}")
+        return None
+    os.makedirs(out, exist_ok=True)
+    return setup
+
+
+def write_results(out: str, rows: List[dict], heading: str, table: str) -> None:
+    """OUT/rows.csv and OUT/summary.md (`heading`, then `table`), and the table on stdout."""
+    with open(os.path.join(out, "rows.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(heading + "\n\n" + table)
+    print(table, end="")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(ap)
+    ap.add_argument("--variants", default="r0.375,s256,s512,s640")
+    ap.add_argument("--truths", default="r0.375,s512")
+    ap.add_argument("--baseline", default="r0.375",
+                    help="the variant the others are counted against, composite by composite")
     args = ap.parse_args(argv)
     variants = args.variants.split(",")
     truths = args.truths.split(",")
@@ -201,28 +250,16 @@ def main(argv=None) -> int:
     for v in set(variants + truths):
         parts_of(v)  # refuse a malformed variant before any work
 
-    with open(os.path.join(args.labels, "accepted.txt")) as f:
-        accepted = sorted(n.strip() for n in f if n.strip())
-    rng = np.random.default_rng(args.seed)
-    names = sorted(rng.choice(accepted, size=min(args.n_photos, len(accepted)), replace=False))
-    backgrounds = sorted(f for f in os.listdir(args.backgrounds)
-                         if f.lower().endswith(label.EXTS)
-                         and held_out(os.path.splitext(f)[0], 0.1))
+    names, backgrounds, photo_files, rng = choose(args.labels, args.photos, args.backgrounds,
+                                                  args.n_photos, args.seed)
     if not names or not backgrounds:
         raise SystemExit(f"{len(names)} photos and {len(backgrounds)} held-out backgrounds")
-    photo_files = {os.path.splitext(os.path.basename(p))[0]: p
-                   for p in label.list_images([args.photos])}
 
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    cache = args.cache or default_cache()
-    try:
-        node_modules = label.node_env(cache, log)
-        model_dir = label.fetch_models(cache, log)
-    except Unavailable as e:
-        log(f"SKIP: {e}")
+    setup = rvm_setup(args.cache, args.out)
+    if not setup:
         return label.SKIP
-
-    os.makedirs(args.out, exist_ok=True)
+    node_modules, model_dir = setup
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows: List[dict] = []
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="hfam-label-check-") as tmp:
@@ -256,15 +293,10 @@ def main(argv=None) -> int:
         finally:
             pool.close()
 
-    with open(os.path.join(args.out, "rows.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
-    table = summarise(rows, variants, truths, sides, args.baseline)
-    with open(os.path.join(args.out, "summary.md"), "w") as f:
-        f.write(f"{len(names)} photos x {args.per_photo} backgrounds per truth, seed "
-                f"{args.seed}; SAD, Grad / 1000, means over composites\n\n" + table)
-    print(table, end="")
+    write_results(args.out, rows,
+                  f"{len(names)} photos x {args.per_photo} backgrounds per truth, seed "
+                  f"{args.seed}; SAD, Grad / 1000, means over composites",
+                  summarise(rows, variants, truths, sides, args.baseline))
     return 0
 
 
