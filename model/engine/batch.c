@@ -146,7 +146,7 @@ take_like_first (GQueue *queue, int most, HfamBatchFrame **frames)
   while (l && n < most) {
     GList *next = l->next;
     HfamBatchFrame *f = l->data;
-    if (f == first || alike (f, first)) {
+    if (alike (f, first)) {
       frames[n++] = f;
       g_queue_delete_link (queue, l);
     }

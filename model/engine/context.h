@@ -118,8 +118,10 @@ gboolean hfam_context_ready_to_submit (HfamContext *ctx, HfamMemory memory, int 
  * needs. */
 gboolean hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending,
                                     GError **error);
-/* Records a frame the backend has queued. */
-void hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame);
+/* Records a frame the backend has queued; `batched`: the batch group's frame of it (NULL
+ * outside a group). */
+void hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame,
+                               HfamBatchFrame *batched);
 /* The oldest frame in flight (NULL, with an error, when there is none). */
 const HfamPendingFrame *hfam_context_oldest_pending (HfamContext *ctx, const char *what,
                                                      GError **error);

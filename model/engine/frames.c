@@ -736,6 +736,7 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
 {
   const HfamFrame k = kernel_frame (frame);
   HfamBackend *be = device_backend (ctx);
+  HfamBatchFrame *batched = NULL;
   HfamPreprocessParams params;
 
   /* (a batch group's runner plans its lane; the member plans its frames-only backend) */
@@ -750,10 +751,9 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
   if (ctx->group) {
     HfamDeviceSlice slice;
     be->device->slice (be, &slice);
-    ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] =
-        hfam_batch_group_submit_device (ctx->group, ctx, &slice, width, height);
+    batched = hfam_batch_group_submit_device (ctx->group, ctx, &slice, width, height);
   }
-  hfam_context_add_pending (ctx, pending);
+  hfam_context_add_pending (ctx, pending, batched);
   return TRUE;
 }
 

@@ -105,9 +105,11 @@ hfam_context_ready_to_submit (HfamContext *ctx, HfamMemory memory, int width, in
 }
 
 void
-hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame)
+hfam_context_add_pending (HfamContext *ctx, const HfamPendingFrame *frame,
+                          HfamBatchFrame *batched)
 {
   *pending_frame (ctx, ctx->n_pending) = *frame;
+  ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = batched;
   ctx->n_pending++;
 }
 
@@ -172,13 +174,13 @@ gboolean
 hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending, GError **error)
 {
   HfamBackend *be = ctx->backend;
+  HfamBatchFrame *batched = NULL;
 
   if (ctx->group) {
-    HfamBatchFrame *frame = hfam_batch_group_submit (ctx->group, ctx, ctx->input, ctx->width,
-                                                     ctx->height, pending->fused_only, error);
-    if (!frame)
+    batched = hfam_batch_group_submit (ctx->group, ctx, ctx->input, ctx->width, ctx->height,
+                                       pending->fused_only, error);
+    if (!batched)
       return FALSE;
-    ctx->batched[(ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH] = frame;
   } else if (be->ops->queue_frame) {
     if (!be->ops->queue_frame (be, ctx->input, error))
       return FALSE;
@@ -191,7 +193,7 @@ hfam_context_submit_input (HfamContext *ctx, const HfamPendingFrame *pending, GE
     if (!be->ops->synchronize (be, error))
       return FALSE;
   }
-  hfam_context_add_pending (ctx, pending);
+  hfam_context_add_pending (ctx, pending, batched);
   return TRUE;
 }
 

@@ -135,17 +135,20 @@ def main(argv=None) -> int:
                             got_alpha, got_rvm = pool.mattes(
                                 ex, comp, [args.variant], f"{name}.{truth}.{k}")[args.variant]
                             other = load_bg(bgs[2 * k + 1], w, h)
-                            for c in COLOURS:
-                                got = colour_of(c, comp, got_alpha, got_rvm)
-                                for side in sides:
-                                    t_at = at_side(alpha, side)
+                            gots = {c: colour_of(c, comp, got_alpha, got_rvm) for c in COLOURS}
+                            for side in sides:
+                                # the truth and the label's alpha at this side, once for both
+                                # colours
+                                t_at, got_at = at_side(alpha, side), at_side(got_alpha, side)
+                                fg_at = colour_at_side(fg, side)
+                                other_at = colour_at_side(other, side)
+                                band = edge_band(t_at)
+                                for c in COLOURS:
                                     row = {"photo": name, "composite": f"{name}_bg{k}",
                                            "truth": truth, "colour": c, "side": side}
-                                    row.update(fg_scores(t_at, colour_at_side(fg, side),
-                                                         at_side(got_alpha, side),
-                                                         colour_at_side(got, side),
-                                                         colour_at_side(other, side),
-                                                         edge_band(t_at)))
+                                    row.update(fg_scores(t_at, fg_at, got_at,
+                                                         colour_at_side(gots[c], side),
+                                                         other_at, band))
                                     rows.append(row)
                     log(f"[{i + 1}/{len(names)}] {name} ({w}x{h}): "
                         f"{time.time() - t0:.0f} s")

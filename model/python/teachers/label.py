@@ -336,7 +336,7 @@ class Progress:
 
 
 def label_one(path: str, name: str, teachers: Dict[str, "Teacher"], tmp: str,
-              args: argparse.Namespace, fg_mode: str, check: str) -> dict:
+              args: argparse.Namespace, check: str) -> dict:
     """Labels one photo with one set of teacher processes (tmp: that set's scratch folder) and
     writes its files; returns its manifest record."""
     rgb = load_rgb(path)
@@ -358,7 +358,7 @@ def label_one(path: str, name: str, teachers: Dict[str, "Teacher"], tmp: str,
     a = mattes[args.teacher]
     rec["alpha"] = alpha_stats(a)
     t0 = time.time()
-    if fg_mode == "teacher":
+    if args.fg == "teacher":
         fg = np.fromfile(os.path.join(tmp, "rvm.fgr.f32"), "<f4").reshape(h, w, 3)
     else:
         fg = fgest.estimate_foreground(rgb, a)
@@ -414,8 +414,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check = args.check or ("selfie" if args.teacher == "rvm" else "none")
     if check == args.teacher:
         check = "none"
-    fg_mode = args.fg
-    if fg_mode == "teacher" and args.teacher != "rvm":
+    if args.fg == "teacher" and args.teacher != "rvm":
         ap.error("--fg teacher needs --teacher rvm (selfie predicts no colour)")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -451,13 +450,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     manifest = {
         "teacher": args.teacher,
         "check": check,
-        "foreground": ("the teacher's fgr output" if fg_mode == "teacher"
+        "foreground": ("the teacher's fgr output" if args.fg == "teacher"
                        else "blur-fusion estimate (fgest.py, box sizes 90 then 6)"),
         "package": {"name": PACKAGE, "version": VERSION, "integrity": INTEGRITY,
                     "licence_as_stated": "MIT (the package); see each teacher's licence",
                     "files_sha256": FILES},
         "teachers": {k: dict(TEACHERS[k], runtime=sets.all[0][k].info) for k in kinds},
-        "settings": {**labelling_rule(args.teacher, check, fg_mode, args.side, args.ratio),
+        "settings": {**labelling_rule(args.teacher, check, args.fg, args.side, args.ratio),
                      "iou_min": args.iou_min,
                      "mad_max": args.mad_max, "min_side": args.min_side,
                     "fg_min": agree.FG_MIN, "fg_max": agree.FG_MAX,
@@ -472,7 +471,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def label_next(job: Tuple[str, str]) -> dict:
         with sets.taken() as (slot, teachers):
             return label_one(job[0], job[1], teachers, os.path.join(tmp, str(slot)), args,
-                             fg_mode, check)
+                             check)
 
     try:
         with tempfile.TemporaryDirectory(prefix="hfam-teach-") as tmp:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Offline checks of model/python/teachers: fgest.py (blur-fusion foreground estimation) recovers the
-foreground colour of a synthetic composite with soft edges, agree.py's disagreement rule
-accepts and rejects synthetic matte pairs as documented, label_check.py's ratios, edge band,
-scores and summary and fg_check.py's scores and summary are right on synthetic mattes. With node on PATH, teacher.js must pass
-`node --check`. No network. Exit 0 pass, 1 fail, 77 numpy/scipy missing."""
+"""Offline checks of model/python/teachers: fgest.py (blur-fusion foreground estimation)
+recovers the foreground colour of a synthetic composite with soft edges, agree.py's
+disagreement rule accepts and rejects synthetic matte pairs as documented, label_check.py's
+ratios, edge band, scores and summary and fg_check.py's scores and summary are right on
+synthetic mattes. With node on PATH, teacher.js must pass `node --check`. No network. Exit 0
+pass, 1 fail, 77 numpy/scipy missing."""
 
 import os
 import shutil
