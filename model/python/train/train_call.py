@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -92,10 +93,11 @@ def fetch(repo: str, out: str) -> bool:
 
 
 def next_part(record: dict) -> str:
-    """The part after the last call's, round the N parts (the first call: 1)."""
-    if not record["calls"]:
+    """The part after the last call's, round the N parts (the first call, or none known: 1)."""
+    known = [c["part"] for c in record["calls"] if re.fullmatch(r"\d+/\d+", c["part"])]
+    if not known:
         return f"1/{PARTS}"
-    k, n = (int(x) for x in record["calls"][-1]["part"].split("/"))
+    k, n = (int(x) for x in known[-1].split("/"))
     return f"{k % n + 1}/{n}"
 
 
@@ -182,11 +184,14 @@ def finish(args) -> int:
     git(repo, "checkout", "--", DEFAULT_MODEL)
 
     record = load_record(repo)
+    # The part the call trained on, as its run recorded it; a run from before that record
+    # took the pack that is here now
+    part = choice.get("bg_part")
     split_path = os.path.join(repo, ".pack", "split.json")
-    part = "?"
-    if os.path.exists(split_path):
+    if not part and os.path.exists(split_path):
         with open(split_path) as f:
             part = json.load(f)["bg_part"]
+    part = part or "?"
     start = val_rows[0] if val_rows and val_rows[0].get("step") == "0" else None
     call = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

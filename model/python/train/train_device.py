@@ -456,7 +456,7 @@ def main(argv=None) -> int:
                    "size": args.size, "seconds": args.seconds, "lr": args.lr,
                    "p_real": args.p_real, "p_pair": args.p_pair, "per_fg": args.per_fg,
                    "augmentations": augmentations._asdict(), "config": args.config,
-                   "init": args.init,
+                   "init": args.init, "bg_part": split.get("bg_part"),
                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"},
                   f, indent=1)
     plot.plot_run(args.out)

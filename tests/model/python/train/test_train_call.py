@@ -51,8 +51,9 @@ def export(path, seed, dtype):
                    stderr=subprocess.DEVNULL)
 
 
-def call_folder(work, name, seed, with_choice=True):
-    """What device-train.sh leaves in $OUT: the fp16 weights in parts, run.tar.gz."""
+def call_folder(work, name, seed, with_choice=True, bg_part=None):
+    """What device-train.sh leaves in $OUT: the fp16 weights in parts, run.tar.gz (its
+    choice.json names the pack's part when bg_part is given, as train_device.py's does)."""
     folder = os.path.join(work, name)
     os.makedirs(folder)
     model = os.path.join(work, name + ".safetensors")
@@ -71,7 +72,8 @@ def call_folder(work, name, seed, with_choice=True):
         files["choice.json"] = json.dumps({
             "chosen": fp32[0], "all": fp32 + [dict(fp32[0], precision="fp16")], "steps": 100 + seed,
             "batch": 16, "size": 384, "seconds": 360.0, "lr": 1e-4,
-            "init": "model/default/default.safetensors", "device": "NVIDIA H100 80GB HBM3"})
+            "init": "model/default/default.safetensors", "device": "NVIDIA H100 80GB HBM3",
+            **({"bg_part": bg_part} if bg_part else {})})
     with tarfile.open(os.path.join(folder, "run.tar.gz"), "w:gz") as tar:
         for name, text in files.items():
             info = tarfile.TarInfo("./" + name)
@@ -163,6 +165,8 @@ def main():
     assert "no calls yet" in run_call(repo, "show")
     assert "no training state" in run_call(repo, "fetch", ok=False)
     assert train_call.next_part(train_call.load_record(repo)) == "1/8"
+    # a call whose part is not known (no pack here, a run from before runs named theirs)
+    assert train_call.next_part({"calls": [{"part": "2/8"}, {"part": "?"}]}) == "3/8"
 
     # a call that did not finish: refused, nothing committed
     head = git(repo, "rev-parse", "HEAD")
@@ -185,9 +189,10 @@ def main():
     assert git(repo, "rev-parse", "HEAD") == head
     assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
 
-    # call 2 continues: its own weights become the state
-    set_pack_part(repo, "8/8")
-    second, second_model = call_folder(work, "call2", 2)
+    # call 2 continues: its own weights become the state, and the part is the one its run
+    # names, not the pack here (prepare may have packed the next one since)
+    set_pack_part(repo, "3/8")
+    second, second_model = call_folder(work, "call2", 2, bg_part="8/8")
     run_call(repo, "finish", second)
     state2 = check_kept(repo, second_model, 2, "8/8")
     assert state2["commit"] != state1["commit"] and state2["sha256"] != state1["sha256"]
