@@ -154,12 +154,14 @@ check_output (const HfamImage *out, int i, int width, int height, HfamMemory mem
   return TRUE;
 }
 
-/* The outputs of a frame of `width` x `height` in `memory`; `frame` gives the colours. */
+/* The outputs of a frame of `width` x `height` in `memory`; `frame` gives the colours, and
+ * with guided refinement the guide of every output, so then it is checked for any output. */
 static gboolean
-check_outputs (int width, int height, HfamMemory memory, const HfamImage *frame,
-               const HfamImage *outputs, int n_outputs, const char *what, GError **error)
+check_outputs (const HfamContext *ctx, int width, int height, HfamMemory memory,
+               const HfamImage *frame, const HfamImage *outputs, int n_outputs,
+               const char *what, GError **error)
 {
-  gboolean colour = FALSE;
+  gboolean reads_frame = ctx->edges.refine == HFAM_REFINE_GUIDED && n_outputs > 0;
 
   if (n_outputs < 0 || (n_outputs > 0 && !outputs)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: %d outputs at %p", what,
@@ -169,15 +171,20 @@ check_outputs (int width, int height, HfamMemory memory, const HfamImage *frame,
   for (int i = 0; i < n_outputs; i++) {
     if (!check_output (&outputs[i], i, width, height, memory, what, error))
       return FALSE;
-    colour |= is_colour_output (outputs[i].format);
+    reads_frame |= is_colour_output (outputs[i].format);
   }
-  if (!colour)
+  if (!reads_frame)
     return TRUE;
+  if (!frame) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: guided refinement reads the frame: pass it with the outputs", what);
+    return FALSE;
+  }
   if (!check_frame (frame, what, error))
     return FALSE;
   if (frame->width != width || frame->height != height || frame->memory != memory) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: the frame for the colours is %dx%d in %s memory, the submitted one %dx%d",
+                 "%s: the frame the outputs read is %dx%d in %s memory, the submitted one %dx%d",
                  what, frame->width, frame->height,
                  frame->memory == HFAM_MEMORY_CUDA ? "device" : "host", width, height);
     return FALSE;
@@ -534,8 +541,8 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
 }
 
 /* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
- * `frame`, and for the frame it was collected with (`collected`) held where the picture is
- * still), then the key levels. Kept for the next output of the same size unless refined: a
+ * `frame`, which check_outputs has checked, and for the frame it was collected with
+ * (`collected`) held where the picture is still), then the key levels. Kept for the next output of the same size unless refined: a
  * refined matte depends on its frame's colours. */
 static gboolean
 resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int height,
@@ -559,11 +566,6 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
     HfamFrame guide;
     HfamYuvToRgb yuv;
 
-    if (!frame) {
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                   "refine: guided refinement reads the frame: pass it with the outputs");
-      return FALSE;
-    }
     if (!refine_params (edges, kept->width, kept->height, width, height, &rp, error))
       return FALSE;
     if (!ensure_edge_scratch (ctx, hfam_refine_scratch_bytes (kept->width, kept->height, width,
@@ -841,7 +843,7 @@ hfam_context_collect (HfamContext *ctx, const HfamImage *frame, const HfamImage 
                  what);
     return FALSE;
   }
-  if (!check_outputs (oldest->frame_width, oldest->frame_height, oldest->memory, frame,
+  if (!check_outputs (ctx, oldest->frame_width, oldest->frame_height, oldest->memory, frame,
                       outputs, n_outputs, what, error))
     return FALSE;
   if (oldest->memory == HFAM_MEMORY_CUDA)
@@ -863,7 +865,7 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
    * flight */
   if (!hfam_context_no_frames_in_flight (ctx, error) || !check_frame (frame, what, error)
       || !check_params (params, what, error)
-      || !check_outputs (frame->width, frame->height, frame->memory, frame, outputs,
+      || !check_outputs (ctx, frame->width, frame->height, frame->memory, frame, outputs,
                          n_outputs, what, error))
     return FALSE;
   pending = pending_of (ctx, frame, params, &width, &height);
@@ -919,8 +921,8 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
                  width, height, kept->long_side, kept->width, kept->height);
     return FALSE;
   }
-  if (!check_outputs (shape->width, shape->height, shape->memory, frame, outputs, n_outputs,
-                      what, error))
+  if (!check_outputs (ctx, shape->width, shape->height, shape->memory, frame, outputs,
+                      n_outputs, what, error))
     return FALSE;
   if (shape->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,

@@ -258,16 +258,17 @@ gboolean hfam_context_submit (HfamContext *ctx, const HfamImage *frame,
                               const HfamFrameParams *params, GError **error);
 /* Waits for the oldest frame in flight, makes its matte the kept one and writes the
  * outputs (n_outputs may be 0); `frame` is the one submitted, read again for the colours of
- * RGBA and BGRA outputs (may be NULL when there are none). Returns when the outputs are
- * written. Refused arguments leave the frame in flight; a failure after that drops it. */
+ * RGBA and BGRA outputs and, with guided refinement, as every output's guide (may be NULL
+ * when neither reads it). Returns when the outputs are written. Refused arguments leave the
+ * frame in flight; a failure after that drops it. */
 gboolean hfam_context_collect (HfamContext *ctx, const HfamImage *frame,
                                const HfamImage *outputs, int n_outputs, GError **error);
 
 /* For a frame that does not run the network: writes the kept matte into its outputs, with
- * `frame`'s colours (`frame` may be NULL when no output is RGBA or BGRA: the outputs then say
- * the frame's size and memory). Also while frames are in flight. Refused when no matte is
- * kept in that memory, or when the frame, at the long side the kept matte's frame ran at,
- * would run at another inference size (its shape differs). */
+ * `frame`'s colours (`frame` may be NULL when no output is RGBA or BGRA and the refinement is
+ * not guided: the outputs then say the frame's size and memory). Also while frames are in
+ * flight. Refused when no matte is kept in that memory, or when the frame, at the long side
+ * the kept matte's frame ran at, would run at another inference size (its shape differs). */
 gboolean hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame,
                                   const HfamImage *outputs, int n_outputs, GError **error);
 

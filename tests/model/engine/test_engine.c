@@ -648,6 +648,21 @@ test_edges (void)
     }
   g_assert_true (changed);
   expect_refused (hfam_context_write_kept (ctx, NULL, &key_image, 1, &error), &error);
+  {
+    /* the guide of grey outputs is checked as colours' frames are: one taller than the
+     * frame would be read past the matte's rows; refused, the frame stays in flight */
+    static guint8 tall_pixels[PIPE_W * PIPE_H * 4 * 4];
+    const HfamImage tall = packed_image (tall_pixels, PIPE_W, PIPE_H * 4, 4, HFAM_FORMAT_RGBA);
+
+    expect_refused (hfam_context_write_kept (ctx, &tall, &key_image, 1, &error), &error);
+    g_assert_true (submit_frame (ctx, &frame, 32, &error));
+    expect_refused (hfam_context_collect (ctx, &tall, &key_image, 1, &error), &error);
+    expect_refused (hfam_context_collect (ctx, NULL, &key_image, 1, &error), &error);
+    g_assert_true (hfam_context_collect (ctx, &frame, &key_image, 1, &error));
+    g_assert_no_error (error);
+    keep_disc (ctx);
+    kept->resized_width = 0;
+  }
 
   /* key levels, on the plain resize */
   edges.refine = HFAM_REFINE_NONE;
