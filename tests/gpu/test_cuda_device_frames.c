@@ -21,12 +21,13 @@
  *   test_cuda_network.c), and check that the bytes past each row's end stay untouched.
  * Configurations: the device's primary context, fp32 with and without CUDA graphs, and fp16;
  * fp32 on a context the test makes with cuCtxCreate and pushes (HfamCudaOptions
- * .current_context, which must stay current across every call); pipeline depth 2 (A, B in flight, a third refused,
- * collect A, submit C, collect B, collect C; frames of both sizes, which share the inference
- * size) in fp32 on such a context and in fp16 on the primary one. A batch group (max_batch
- * 3): three contexts' device frames run as one batch on the group's lane, each against its
- * own reference, in fp32 on such a context (the lane runs on the members' context) and in
- * fp16 at depth 2 (two batches in flight) on the primary one. The kept matte (fp32, depth
+ * .current_context, which must stay current across every call); pipeline depth 2 (A, B in
+ * flight, a third refused, collect A, submit C, collect B, collect C; frames of both sizes,
+ * which share the inference size) in fp32 on such a context and in fp16 on the primary one.
+ * A batch group (max_batch 3): three contexts' device frames run as one batch on the group's
+ * lane, each against its own reference, in three passes (the lane's captured graphs
+ * replayed), in fp32 on such a context (the lane runs on the members' context) and in fp16
+ * at depth 2 (two batches in flight) on the primary one. The kept matte (fp32, depth
  * 2): temporal smoothing across two frames against hfam_matte_blend of the CPU's alpha_p, a
  * frame that does not run written from the kept matte while another is in flight, a change
  * of shape that starts afresh, and the refusals (nothing kept, a frame of another shape, a
@@ -406,6 +407,16 @@ device_case_free (DeviceCase *d)
     CHECK_CUDA (cudaFree (d->outputs[o].planes[0]));
 }
 
+/* Zeros in d's outputs, so that one a collect leaves unwritten shows. */
+static void
+clear_outputs (const DeviceCase *d)
+{
+  for (int o = 0; o < N_OUTPUTS; o++)
+    CHECK_CUDA (cudaMemset (d->outputs[o].planes[0], 0,
+                            (size_t) d->outputs[o].strides[0] * d->outputs[o].height));
+  CHECK_CUDA (cudaDeviceSynchronize ());
+}
+
 /* A CUDA context as `config` says, on the first device (NULL, with the error, when it does
  * not open). */
 static HfamContext *
@@ -715,22 +726,25 @@ run_batch_config (HfamModel *model, const Config *config, const Case *cases, int
   n_same = same_inference_size (cases, n_cases, same, G_N_ELEMENTS (same));
   for (int i = 0; i < n_cases; i++)
     d[i] = device_case_new (&cases[i]);
-  /* member m's frame of round r is case same[(m + r) % n_same] */
-  for (int r = 0; r < config->depth; r++)
-    for (int m = 0; m < 3; m++) {
-      const int i = same[(m + r) % n_same];
-      submit (ctx[m], &cases[i], &d[i], NULL, config, own);
-    }
-  for (int r = 0; r < config->depth; r++)
-    for (int m = 0; m < 3; m++) {
-      const int i = same[(m + r) % n_same];
-      collect (ctx[m], &cases[i], &d[i], config, own);
-      snprintf (what, sizeof what, "%s (member %d, round %d)", config->name, m, r);
-      compare_case (what, &cases[i], &d[i], config->precision == HFAM_PRECISION_FP16);
-    }
+  /* member m's frame of round r is case same[(m + r + pass) % n_same]; several passes, so
+   * that the lane's slots replay their captured graphs, not only run the first time */
+  for (int pass = 0; pass < 3; pass++) {
+    for (int r = 0; r < config->depth; r++)
+      for (int m = 0; m < 3; m++)
+        submit (ctx[m], &cases[same[(m + r + pass) % n_same]], &d[same[(m + r + pass) % n_same]],
+                NULL, config, own);
+    for (int r = 0; r < config->depth; r++)
+      for (int m = 0; m < 3; m++) {
+        const int i = same[(m + r + pass) % n_same];
+        clear_outputs (&d[i]);
+        collect (ctx[m], &cases[i], &d[i], config, own);
+        snprintf (what, sizeof what, "%s (pass %d, member %d, round %d)", config->name, pass, m, r);
+        compare_case (what, &cases[i], &d[i], config->precision == HFAM_PRECISION_FP16);
+      }
+  }
   snprintf (what, sizeof what, "%s: each round one batch of 3", config->name);
   check (hfam_context_batch_counts (ctx[0], &counts) && counts.largest == 3
-         && counts.frames == (guint64) 3 * config->depth, what);
+         && counts.frames == (guint64) 9 * config->depth, what);
   for (int m = 0; m < 3; m++)
     hfam_context_free (ctx[m]);
   release_config (config, own, d, n_cases);

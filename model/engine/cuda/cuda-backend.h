@@ -309,6 +309,7 @@ Slot *free_head_slot (CudaBackend *be, GError **error);
 void drain_slot (CudaBackend *be, Slot *slot);
 void finish_queueing (CudaBackend *be, Slot *slot, FrameKind kind);
 Slot *take_oldest_frame (CudaBackend *be, FrameKind kind, GError **error);
+void drop_frame (Slot *slot);
 gboolean cuda_set_input (HfamBackend *base, const float *input, GError **error);
 gboolean cuda_run_stage (HfamBackend *base, HfamStage stage, GError **error);
 gboolean cuda_synchronize (HfamBackend *base, GError **error);

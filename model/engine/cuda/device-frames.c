@@ -56,13 +56,28 @@ check_frame_memory (const HfamFrame *frame, GError **error)
   return TRUE;
 }
 
+/* The frame into the slot's input tensor on the main stream, ahead of the frame's graph
+ * (which cannot hold the frame's pointers: they change from frame to frame); a frames-only
+ * backend records when that input is ready for its batch group's lane (cuda_slice). */
+static gboolean
+queue_preprocess (CudaBackend *be, Slot *slot, const HfamFrame *frame,
+                  const HfamPreprocessParams *params, GError **error)
+{
+  HfamNhwc input = value_nhwc (be, slot, be->base.graph->input);
+
+  CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
+                                  slot->streams[MAIN_STREAM]), "preprocess");
+  if (be->frames_only)
+    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "preprocess");
+  return TRUE;
+}
+
 static gboolean
 cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
                          const HfamPreprocessParams *params, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;
-  HfamNhwc input;
 
   if (!check_planned (be, error) || !use_device (be, "device frame", error)
       || !(slot = free_head_slot (be, error)) || !check_frame_memory (frame, error))
@@ -71,17 +86,11 @@ cuda_queue_device_frame (HfamBackend *base, const HfamFrame *frame,
   if (!ensure_filter (&slot->to_input[0], frame->width, be->width, "preprocess", error)
       || !ensure_filter (&slot->to_input[1], frame->height, be->height, "preprocess", error))
     return FALSE;
-  input = value_nhwc (be, slot, be->base.graph->input);
   /* (one model, one normalisation: what the motion's grey plane undoes) */
   be->grey_params = *params;
-  /* on the main stream, ahead of the frame's graph (which cannot hold the frame's
-   * pointers: they change from frame to frame) */
-  CUDA_TRY (hfam_cuda_preprocess (frame, params, &slot->to_input[0], &slot->to_input[1], &input,
-                                  slot->streams[MAIN_STREAM]), "preprocess");
-  if (be->frames_only) {
-    /* the input is ready for the batch group's lane (cuda_slice) */
-    CUDA_TRY (cudaEventRecord (slot->frame_done, slot->streams[MAIN_STREAM]), "preprocess");
-  } else if (!queue_whole_frame (be, slot, FRAME_DEVICE, error)) {
+  /* a failure may leave work queued that reads the caller's frame: waited for */
+  if (!queue_preprocess (be, slot, frame, params, error)
+      || (!be->frames_only && !queue_whole_frame (be, slot, FRAME_DEVICE, error))) {
     drain_slot (be, slot);
     return FALSE;
   }
@@ -375,9 +384,12 @@ cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
 
   /* blended into or replaced, the matte kept so far is gone; a failure leaves none */
   be->have_kept = FALSE;
-  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)) || !use_device (be, "matte", error)
-      || !ensure_matte_stream (be, error))
+  if (!(slot = take_oldest_frame (be, FRAME_DEVICE, error)))
     return FALSE;
+  if (!use_device (be, "matte", error) || !ensure_matte_stream (be, error)) {
+    drop_frame (slot);
+    return FALSE;
+  }
   /* the matte stream waits for the frame (unless queueing that failed: a dropped frame may
    * run on), so the slot is idle once it is done */
   be->have_kept = finish_matte (be, keep_matte (be, slot, blend && be->kept_width == be->width
@@ -401,8 +413,13 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                  "cuda backend: no matte is kept: collect a device frame first");
     return FALSE;
   }
-  return finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error),
-                       "matte", error);
+  if (finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error),
+                    "matte", error))
+    return TRUE;
+  /* the held refinement was queued, not necessarily written: the next frame must not hold
+   * over it (the host path marks it so when its refinement fails) */
+  be->held_current = FALSE;
+  return FALSE;
 }
 
 /* A frames-only backend's frame queued last, for its batch group's lane. */
@@ -428,8 +445,12 @@ cuda_drop_frame (HfamBackend *base)
   CudaBackend *be = (CudaBackend *) base;
   g_autoptr (GError) error = NULL;
 
+  Slot *slot;
+
   be->have_kept = FALSE;
-  if (!take_oldest_frame (be, FRAME_DEVICE, &error))
+  if ((slot = take_oldest_frame (be, FRAME_DEVICE, &error)))
+    drop_frame (slot);
+  else
     g_debug ("cuda backend: drop_frame: %s", error->message);
 }
 

@@ -79,8 +79,9 @@ finish_queueing (CudaBackend *be, Slot *slot, FrameKind kind)
 }
 
 /* Waits for a frame that is dropped uncollected: its copies read the slot's pinned staging,
- * which the next frame's host copy overwrites. (Its error, if any, is the dropped frame's.) */
-static void
+ * which the next frame's host copy overwrites, or the caller's device frame, which the caller
+ * may reuse once the drop returns. (Its error, if any, is the dropped frame's.) */
+void
 drop_frame (Slot *slot)
 {
   cudaEventSynchronize (slot->frame_done);
