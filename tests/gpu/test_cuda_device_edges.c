@@ -6,11 +6,13 @@
  * most 3 and at most 1 % of them by more than 1. Colours under alpha 0 are left out: they show
  * nowhere, and there the foreground fill is the ratio of two means near 0, which neither side
  * has to the byte.
- * Frames: RGBA and NV12 (BT.709, limited range) at 333x187 and 640x360, a soft disc and
- * stripes over a gradient with noise. Outputs: GRAY8, RGBA, BGRA premultiplied. Then the same
- * with the element's default smoothing (0.5, motion-compensated) after a frame whose disc sat
- * 5 pixels to the left: the kept matte's grey plane, compensation, motion blend and held
- * refinement on the device against the host's.
+ * Frames: RGBA and NV12 (BT.709, limited range) at 333x187, 640x360 and 240x427 (another
+ * inference size), a soft disc and stripes over a gradient with noise. Outputs: GRAY8, RGBA,
+ * BGRA premultiplied. Then the same with the element's default smoothing (0.5,
+ * motion-compensated) after a frame whose disc sat 5 pixels to the left: the kept matte's grey
+ * plane, compensation, motion blend and held refinement on the device against the host's.
+ * All of it on a context alone at depth 1, then on a batch group's lone member at depth 2
+ * (its device frames through its frames-only backend and the group's lane).
  * Exits 77 (skipped) when no CUDA device opens.
  * Usage: test-cuda-device-edges MODEL */
 #include <hfam/hfam.h>
@@ -162,30 +164,15 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
   return ok ? 0 : 1;
 }
 
-int
-main (int argc, char **argv)
+/* Every case on `ctx`; `what` ends each case's name. */
+static int
+run_cases (HfamContext *ctx, const char *what, GRand *rand)
 {
-  static const int sizes[][2] = { { 333, 187 }, { 640, 360 } };
+  /* (the portrait size runs at another inference size: the kept state is made anew) */
+  static const int sizes[][2] = { { 333, 187 }, { 640, 360 }, { 240, 427 } };
   static const HfamFormat formats[] = { HFAM_FORMAT_RGBA, HFAM_FORMAT_NV12 };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = NULL;
-  g_autoptr (GRand) rand = g_rand_new_with_seed (16);
-  HfamContext *ctx;
   int failed = 0;
 
-  if (argc != 2) {
-    fprintf (stderr, "usage: %s MODEL\n", argv[0]);
-    return 2;
-  }
-  if (!(model = hfam_model_load (argv[1], &error)))
-    g_error ("%s", error->message);
-  ctx = hfam_context_new (model, &(HfamOptions) { .backend = HFAM_BACKEND_CUDA,
-                                                  .precision = HFAM_PRECISION_FP32 },
-                          NULL, &error);
-  if (!ctx) {
-    printf ("SKIP: %s\n", error->message);
-    return 77;
-  }
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
       for (int e = 0; e < 6; e++) {
@@ -206,17 +193,55 @@ main (int argc, char **argv)
           edges.key_black = 0.1f;
           edges.key_white = 0.8f;
         }
-        snprintf (name, sizeof name, "%s %dx%d refine %s fill %s levels %g,%g%s",
+        snprintf (name, sizeof name, "%s %dx%d refine %s fill %s levels %g,%g%s%s",
                   formats[f] == HFAM_FORMAT_RGBA ? "RGBA" : "NV12", sizes[s][0], sizes[s][1],
                   edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none",
                   edges.fill == HFAM_FILL_FOREGROUND ? "foreground" : "frame", edges.key_black,
-                  edges.key_white, moved ? ", smoothed after a moved frame" : "");
+                  edges.key_white, moved ? ", smoothed after a moved frame" : "", what);
         failed += run_case (ctx, &host, moved ? &before : NULL, moved ? &smoothed : NULL,
                             &edges, name);
         g_free (before.planes[0]);
         g_free (host.planes[0]);
       }
-  hfam_context_free (ctx);
+  return failed;
+}
+
+int
+main (int argc, char **argv)
+{
+  /* a context alone at depth 1; a batch group's lone member at depth 2, whose device frames
+   * go through its frames-only backend and the group's lane (a lone member does not wait) */
+  static const struct {
+    const char *what;
+    HfamOptions options;
+  } contexts[] = {
+    { "", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP32 } },
+    { ", batch member", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP32,
+                          .pipeline_depth = 2, .max_batch = 2 } },
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (16);
+  int failed = 0;
+
+  if (argc != 2) {
+    fprintf (stderr, "usage: %s MODEL\n", argv[0]);
+    return 2;
+  }
+  if (!(model = hfam_model_load (argv[1], &error)))
+    g_error ("%s", error->message);
+  for (size_t c = 0; c < G_N_ELEMENTS (contexts); c++) {
+    HfamContext *ctx = hfam_context_new (model, &contexts[c].options, NULL, &error);
+
+    if (!ctx && c == 0) {
+      printf ("SKIP: %s\n", error->message);
+      return 77;
+    }
+    if (!ctx)
+      g_error ("%s: %s", contexts[c].what, error->message);
+    failed += run_cases (ctx, contexts[c].what, rand);
+    hfam_context_free (ctx);
+  }
   printf ("%s\n", failed ? "FAILED" : "all passed");
   return failed ? 1 : 0;
 }
