@@ -6,11 +6,12 @@
  * most 3 and at most 1 % of them by more than 1. Colours under alpha 0 are left out: they show
  * nowhere, and there the foreground fill is the ratio of two means near 0, which neither side
  * has to the byte.
- * Frames: RGBA and NV12 (BT.709, limited range) at 333x187, 640x360 and 240x427 (another
- * inference size), a soft disc and stripes over a gradient with noise. Outputs: GRAY8, RGBA,
- * BGRA premultiplied. Then the same with the element's default smoothing (0.5,
+ * Frames: RGBA, NV12 and I420 (BT.709, limited range) at 333x187, 640x360 and 240x427
+ * (another inference size), a soft disc and stripes over a gradient with noise. Outputs:
+ * GRAY8, RGBA, BGRA premultiplied. Then the same with the element's default smoothing (0.5,
  * motion-compensated) after a frame whose disc sat 5 pixels to the left: the kept matte's grey
- * plane, compensation, motion blend and held refinement on the device against the host's.
+ * plane, compensation, motion blend and held refinement on the device against the host's; and
+ * with temporal-mode=motion (no compensation).
  * All of it on a context alone at depth 1, then on a batch group's lone member at depth 2
  * (its device frames through its frames-only backend and the group's lane).
  * Exits 77 (skipped) when no CUDA device opens.
@@ -29,8 +30,8 @@
 static const HfamFormat output_formats[N_OUTPUTS] = { HFAM_FORMAT_GRAY8, HFAM_FORMAT_RGBA,
                                                       HFAM_FORMAT_BGRA };
 
-/* A frame in host memory, tightly packed: RGBA, or NV12 (planes 0 and 1 in one block); the
- * disc `shift` pixels to the right of the centre. */
+/* A frame in host memory, tightly packed: RGBA, or NV12 or I420 (the planes in one block);
+ * the disc `shift` pixels to the right of the centre. */
 static HfamImage
 frame_new (HfamFormat format, int w, int h, int shift, GRand *rand)
 {
@@ -46,6 +47,10 @@ frame_new (HfamFormat format, int w, int h, int shift, GRand *rand)
   if (format == HFAM_FORMAT_NV12) {
     f.planes[1] = p + (size_t) w * h;
     f.strides[1] = 2 * cw;
+  } else if (format == HFAM_FORMAT_I420) {
+    f.planes[1] = p + (size_t) w * h;
+    f.planes[2] = f.planes[1] + (size_t) cw * ch;
+    f.strides[1] = f.strides[2] = cw;
   }
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
@@ -66,9 +71,16 @@ frame_new (HfamFormat format, int w, int h, int shift, GRand *rand)
       const double Y = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
       p[(size_t) y * w + x] = (uint8_t) lround (16 + Y * 219.0 / 255.0);
       if (x % 2 == 0 && y % 2 == 0) {
-        uint8_t *c = f.planes[1] + (size_t) (y / 2) * f.strides[1] + x;
-        c[0] = (uint8_t) CLAMP (lround (128 + (rgb[2] - Y) / 1.8556 * 224.0 / 255.0), 0, 255);
-        c[1] = (uint8_t) CLAMP (lround (128 + (rgb[0] - Y) / 1.5748 * 224.0 / 255.0), 0, 255);
+        const int u = CLAMP (lround (128 + (rgb[2] - Y) / 1.8556 * 224.0 / 255.0), 0, 255);
+        const int v = CLAMP (lround (128 + (rgb[0] - Y) / 1.5748 * 224.0 / 255.0), 0, 255);
+        const size_t row = (size_t) (y / 2);
+        if (format == HFAM_FORMAT_NV12) {
+          f.planes[1][row * f.strides[1] + x] = (uint8_t) u;
+          f.planes[1][row * f.strides[1] + x + 1] = (uint8_t) v;
+        } else {
+          f.planes[1][row * f.strides[1] + x / 2] = (uint8_t) u;
+          f.planes[2][row * f.strides[2] + x / 2] = (uint8_t) v;
+        }
       }
     }
   return f;
@@ -93,9 +105,8 @@ frame_upload (const HfamImage *host)
   CHECK_CUDA (cudaMalloc ((void **) &p, frame_bytes (host)));
   CHECK_CUDA (cudaMemcpy (p, host->planes[0], frame_bytes (host), cudaMemcpyHostToDevice));
   d.memory = HFAM_MEMORY_CUDA;
-  d.planes[0] = p;
-  if (host->format == HFAM_FORMAT_NV12)
-    d.planes[1] = p + (host->planes[1] - host->planes[0]);
+  for (int k = 0; k < 3; k++)
+    d.planes[k] = host->planes[k] ? p + (host->planes[k] - host->planes[0]) : NULL;
   return d;
 }
 
@@ -170,16 +181,20 @@ run_cases (HfamContext *ctx, const char *what, GRand *rand)
 {
   /* (the portrait size runs at another inference size: the kept state is made anew) */
   static const int sizes[][2] = { { 333, 187 }, { 640, 360 }, { 240, 427 } };
-  static const HfamFormat formats[] = { HFAM_FORMAT_RGBA, HFAM_FORMAT_NV12 };
+  static const HfamFormat formats[] = { HFAM_FORMAT_RGBA, HFAM_FORMAT_NV12, HFAM_FORMAT_I420 };
+  static const char *const format_names[] = { "RGBA", "NV12", "I420" };
   int failed = 0;
 
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
-      for (int e = 0; e < 6; e++) {
-        /* e 4, 5: refined, and refined with the foreground, smoothed after a moved frame */
+      for (int e = 0; e < 7; e++) {
+        /* e 4, 5: refined, and refined with the foreground, smoothed (motion-compensated)
+         * after a moved frame; e 6: refined, smoothed by motion alone after it */
         const gboolean moved = e >= 4;
-        const HfamFrameParams smoothed = { .smoothing = 0.5f,
-                                           .temporal = HFAM_TEMPORAL_COMPENSATED };
+        const HfamFrameParams smoothed = {
+          .smoothing = 0.5f,
+          .temporal = e == 6 ? HFAM_TEMPORAL_MOTION : HFAM_TEMPORAL_COMPENSATED,
+        };
         HfamImage before = frame_new (formats[f], sizes[s][0], sizes[s][1], -5, rand);
         HfamImage host = frame_new (formats[f], sizes[s][0], sizes[s][1], 0, rand);
         HfamEdgeParams edges;
@@ -194,10 +209,11 @@ run_cases (HfamContext *ctx, const char *what, GRand *rand)
           edges.key_white = 0.8f;
         }
         snprintf (name, sizeof name, "%s %dx%d refine %s fill %s levels %g,%g%s%s",
-                  formats[f] == HFAM_FORMAT_RGBA ? "RGBA" : "NV12", sizes[s][0], sizes[s][1],
+                  format_names[f], sizes[s][0], sizes[s][1],
                   edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none",
                   edges.fill == HFAM_FILL_FOREGROUND ? "foreground" : "frame", edges.key_black,
-                  edges.key_white, moved ? ", smoothed after a moved frame" : "", what);
+                  edges.key_white, !moved ? "" : e == 6 ? ", smoothed (motion) after a moved frame"
+                                                    : ", smoothed after a moved frame", what);
         failed += run_case (ctx, &host, moved ? &before : NULL, moved ? &smoothed : NULL,
                             &edges, name);
         g_free (before.planes[0]);
