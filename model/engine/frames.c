@@ -542,8 +542,8 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
 
 /* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
  * `frame`, which check_outputs has checked, and for the frame it was collected with
- * (`collected`) held where the picture is still), then the key levels. Kept for the next output of the same size unless refined: a
- * refined matte depends on its frame's colours. */
+ * (`collected`) held where the picture is still), then the key levels. Kept for the next
+ * output of the same size unless refined: a refined matte depends on its frame's colours. */
 static gboolean
 resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int height,
                    gboolean collected, GError **error)

@@ -726,13 +726,13 @@ run_batch_config (HfamModel *model, const Config *config, const Case *cases, int
   n_same = same_inference_size (cases, n_cases, same, G_N_ELEMENTS (same));
   for (int i = 0; i < n_cases; i++)
     d[i] = device_case_new (&cases[i]);
-  /* member m's frame of round r is case same[(m + r + pass) % n_same]; several passes, so
-   * that the lane's slots replay their captured graphs, not only run the first time */
+  /* member m, round r: case same[(m + r + pass) % n_same]; later passes replay lane graphs */
   for (int pass = 0; pass < 3; pass++) {
     for (int r = 0; r < config->depth; r++)
-      for (int m = 0; m < 3; m++)
-        submit (ctx[m], &cases[same[(m + r + pass) % n_same]], &d[same[(m + r + pass) % n_same]],
-                NULL, config, own);
+      for (int m = 0; m < 3; m++) {
+        const int i = same[(m + r + pass) % n_same];
+        submit (ctx[m], &cases[i], &d[i], NULL, config, own);
+      }
     for (int r = 0; r < config->depth; r++)
       for (int m = 0; m < 3; m++) {
         const int i = same[(m + r + pass) % n_same];

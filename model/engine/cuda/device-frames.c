@@ -444,7 +444,6 @@ cuda_drop_frame (HfamBackend *base)
 {
   CudaBackend *be = (CudaBackend *) base;
   g_autoptr (GError) error = NULL;
-
   Slot *slot;
 
   be->have_kept = FALSE;

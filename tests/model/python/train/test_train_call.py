@@ -165,7 +165,7 @@ def main():
     assert "no calls yet" in run_call(repo, "show")
     assert "no training state" in run_call(repo, "fetch", ok=False)
     assert train_call.next_part(train_call.load_record(repo)) == "1/8"
-    # a call whose part is not known (no pack here, a run from before runs named theirs)
+    # a call whose part is not known (a run from before runs recorded it, with no pack here)
     assert train_call.next_part({"calls": [{"part": "2/8"}, {"part": "?"}]}) == "3/8"
 
     # a call that did not finish: refused, nothing committed
