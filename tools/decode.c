@@ -39,18 +39,13 @@ decode_sniff (FILE *file, const char *name, DecodeFormat *format, GError **error
 }
 
 FILE *
-decode_open (const char *path, DecodeFormat *format, GError **error)
+decode_fopen (const char *path, GError **error)
 {
   FILE *file = g_fopen (path, "rb");
 
-  if (!file) {
+  if (!file)
     decode_set_io_error (error, path);
-    return NULL;
-  }
-  if (decode_sniff (file, path, format, error))
-    return file;
-  fclose (file);
-  return NULL;
+  return file;
 }
 
 gboolean
@@ -87,12 +82,35 @@ decode_png_on_warning (png_structp png, png_const_charp message)
   g_strlcpy (target->warning, message, sizeof target->warning);
 }
 
-void
-decode_png_limits (png_structp png)
+gboolean
+decode_png_reader_new (DecodeErrorTarget *target, png_structp *png, png_infop *info)
 {
+  *info = NULL;
+  *png = png_create_read_struct (PNG_LIBPNG_VER_STRING, target, decode_png_on_error,
+                                 decode_png_on_warning);
+  if (*png)
+    *info = png_create_info_struct (*png);
+  if (!*info) {
+    g_set_error (target->error, HFAM_ERROR, target->code, "%s: out of memory", target->path);
+    png_destroy_read_struct (png, NULL, NULL);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+decode_png_read_header (png_structp png, png_infop info, FILE *file)
+{
+  const DecodeErrorTarget *target = png_get_error_ptr (png);
+
+  png_init_io (png, file);
   png_set_user_limits (png, HFAM_MAX_FRAME_SIDE, HFAM_MAX_FRAME_SIDE);
   png_set_chunk_malloc_max (png, DECODE_PNG_MAX_CHUNK);
   png_set_chunk_cache_max (png, 1000);
+  png_read_info (png, info);
+  if (!decode_check_size (target->path, png_get_image_width (png, info),
+                          png_get_image_height (png, info), target->error))
+    png_longjmp (png, 1);
 }
 
 static void
@@ -123,4 +141,16 @@ decode_jpeg_errors (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr)
   cinfo->err = jpeg_std_error (&jerr->mgr);
   jerr->mgr.error_exit = jpeg_on_error;
   jerr->mgr.emit_message = jpeg_on_message;
+}
+
+void
+decode_jpeg_read_header (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr,
+                         FILE *file)
+{
+  jpeg_create_decompress (cinfo);
+  jpeg_stdio_src (cinfo, file);
+  jpeg_read_header (cinfo, TRUE);
+  if (!decode_check_size (jerr->target.path, cinfo->image_width, cinfo->image_height,
+                          jerr->target.error))
+    longjmp (jerr->jump, 1);
 }

@@ -28,11 +28,11 @@ void decode_set_io_error (GError **error, const char *path);
 
 typedef enum { DECODE_PNG, DECODE_JPEG } DecodeFormat;
 
-/* Opens `path` and tells PNG from JPEG by its signature; NULL with an error otherwise. */
-FILE *decode_open (const char *path, DecodeFormat *format, GError **error);
+/* Opens `path` for reading; NULL with an error naming it otherwise. */
+FILE *decode_fopen (const char *path, GError **error);
 
-/* The same for an open file, read from its current position, which it comes back to; `name`
- * names it in the errors. */
+/* Tells PNG from JPEG by the signature of an open file, read from its current position,
+ * which it comes back to; `name` names it in the errors. */
 gboolean decode_sniff (FILE *file, const char *name, DecodeFormat *format, GError **error);
 
 /* FALSE, with an HFAM_ERROR_FORMAT error naming the file and the limits, when a picture of
@@ -53,8 +53,14 @@ typedef struct {
 void decode_png_on_error (png_structp png, png_const_charp message);
 void decode_png_on_warning (png_structp png, png_const_charp message);
 
-/* libpng's user limits for a reader: the sides, the ancillary chunks. */
-void decode_png_limits (png_structp png);
+/* A libpng reader whose errors go to `target`; FALSE, with target's error set, when there is
+ * no memory for one. */
+gboolean decode_png_reader_new (DecodeErrorTarget *target, png_structp *png, png_infop *info);
+
+/* After the reader's setjmp: reads the header of `file` under libpng's user limits (the sides,
+ * the ancillary chunks), and jumps back with target's error set when the picture is over
+ * decode_check_size's. */
+void decode_png_read_header (png_structp png, png_infop info, FILE *file);
 
 typedef struct {
   struct jpeg_error_mgr mgr;
@@ -66,6 +72,11 @@ typedef struct {
  * the data ended early (a truncated file, a scan cut short by a marker); other warnings about
  * corrupt data are ignored, libjpeg recovers as other viewers do. */
 void decode_jpeg_errors (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr);
+
+/* After jerr->jump's setjmp: creates the decompressor, reads the header of `file`, and jumps
+ * back with the target's error set when the picture is over decode_check_size's. */
+void decode_jpeg_read_header (struct jpeg_decompress_struct *cinfo, DecodeJpegError *jerr,
+                              FILE *file);
 
 G_END_DECLS
 

@@ -50,18 +50,12 @@ read_png (FILE *file, const char *path, GError **error)
     .path = path, .code = HFAM_ERROR_FORMAT, .error = error,
   };
   png_structp png;
-  png_infop info = NULL;
+  png_infop info;
   ImageioPicture *volatile picture = NULL;
   png_bytep *volatile rows = NULL;
 
-  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
-  if (png)
-    info = png_create_info_struct (png);
-  if (!info) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: out of memory", path);
-    png_destroy_read_struct (&png, NULL, NULL);
+  if (!decode_png_reader_new (&target, &png, &info))
     return NULL;
-  }
   if (setjmp (png_jmpbuf (png))) {
     png_destroy_read_struct (&png, &info, NULL);
     g_free (rows);
@@ -69,12 +63,7 @@ read_png (FILE *file, const char *path, GError **error)
     return NULL;
   }
 
-  png_init_io (png, file);
-  decode_png_limits (png);
-  png_read_info (png, info);
-  if (!decode_check_size (path, png_get_image_width (png, info),
-                          png_get_image_height (png, info), error))
-    png_longjmp (png, 1);
+  decode_png_read_header (png, info, file);
   png_set_expand (png);
   png_set_strip_16 (png);
   png_set_gray_to_rgb (png);
@@ -113,11 +102,7 @@ read_jpeg (FILE *file, const char *path, GError **error)
     return NULL;
   }
 
-  jpeg_create_decompress (&cinfo);
-  jpeg_stdio_src (&cinfo, file);
-  jpeg_read_header (&cinfo, TRUE);
-  if (!decode_check_size (path, cinfo.image_width, cinfo.image_height, error))
-    longjmp (jerr.jump, 1);
+  decode_jpeg_read_header (&cinfo, &jerr, file);
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress (&cinfo);
   picture = picture_new (cinfo.output_width, cinfo.output_height, 3);
@@ -145,13 +130,12 @@ imageio_read_stream (FILE *file, const char *name, GError **error)
 ImageioPicture *
 imageio_read (const char *path, GError **error)
 {
-  DecodeFormat format;
   ImageioPicture *picture;
-  FILE *file = decode_open (path, &format, error);
+  FILE *file = decode_fopen (path, error);
 
   if (!file)
     return NULL;
-  picture = format == DECODE_PNG ? read_png (file, path, error) : read_jpeg (file, path, error);
+  picture = imageio_read_stream (file, path, error);
   fclose (file);
   return picture;
 }

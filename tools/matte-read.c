@@ -74,19 +74,13 @@ read_png (FILE *file, const char *path, GError **error)
     .path = path, .code = HFAM_ERROR_FORMAT, .error = error,
   };
   png_structp png;
-  png_infop info = NULL;
+  png_infop info;
   Matte *volatile matte = NULL;
   png_bytep volatile pixels = NULL;
   png_bytep *volatile rows = NULL;
 
-  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
-  if (png)
-    info = png_create_info_struct (png);
-  if (!info) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_FORMAT, "%s: out of memory", path);
-    png_destroy_read_struct (&png, NULL, NULL);
+  if (!decode_png_reader_new (&target, &png, &info))
     return NULL;
-  }
   if (setjmp (png_jmpbuf (png))) {
     png_destroy_read_struct (&png, &info, NULL);
     g_free (rows);
@@ -95,12 +89,7 @@ read_png (FILE *file, const char *path, GError **error)
     return NULL;
   }
 
-  png_init_io (png, file);
-  decode_png_limits (png);
-  png_read_info (png, info);
-  if (!decode_check_size (path, png_get_image_width (png, info),
-                          png_get_image_height (png, info), error))
-    png_longjmp (png, 1);
+  decode_png_read_header (png, info, file);
   /* A palette's tRNS becomes an alpha channel; a gray file's tRNS (one transparent level)
    * is ignored, its gray levels are the matte. */
   if (png_get_color_type (png, info) == PNG_COLOR_TYPE_PALETTE)
@@ -156,11 +145,7 @@ read_jpeg (FILE *file, const char *path, GError **error)
     return NULL;
   }
 
-  jpeg_create_decompress (&cinfo);
-  jpeg_stdio_src (&cinfo, file);
-  jpeg_read_header (&cinfo, TRUE);
-  if (!decode_check_size (path, cinfo.image_width, cinfo.image_height, error))
-    longjmp (jerr.jump, 1);
+  decode_jpeg_read_header (&cinfo, &jerr, file);
   cinfo.out_color_space = JCS_GRAYSCALE;
   jpeg_start_decompress (&cinfo);
   matte = matte_try_new (cinfo.output_width, cinfo.output_height);
@@ -193,13 +178,12 @@ matte_read_stream (FILE *file, const char *name, GError **error)
 Matte *
 matte_read (const char *path, GError **error)
 {
-  DecodeFormat format;
   Matte *matte;
-  FILE *file = decode_open (path, &format, error);
+  FILE *file = decode_fopen (path, error);
 
   if (!file)
     return NULL;
-  matte = format == DECODE_PNG ? read_png (file, path, error) : read_jpeg (file, path, error);
+  matte = matte_read_stream (file, path, error);
   fclose (file);
   return matte;
 }
