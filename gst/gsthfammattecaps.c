@@ -100,6 +100,20 @@ gst_hfam_matte_restrict (GstCaps * allowed, GstCaps * peer_caps, GstPad * pad)
   return result;
 }
 
+/* `caps` as a caps query answers it: within `filter`, in the filter's order of preference
+ * (takes `caps`). */
+static GstCaps *
+gst_hfam_matte_filter (GstCaps * caps, GstCaps * filter)
+{
+  GstCaps *filtered;
+
+  if (!filter)
+    return caps;
+  filtered = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+  gst_caps_unref (caps);
+  return filtered;
+}
+
 GstCaps *
 gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
 {
@@ -119,13 +133,7 @@ gst_hfam_matte_sink_caps (GstHfamMatte * self, GstCaps * filter)
     gst_caps_unref (peer);
     gst_caps_unref (templ);
   }
-  if (filter) {
-    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
-        GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = filtered;
-  }
-  return caps;
+  return gst_hfam_matte_filter (caps, filter);
 }
 
 GstCaps *
@@ -138,13 +146,7 @@ gst_hfam_matte_src_caps (GstHfamMatte * self, GstPad * pad, GstCaps * filter)
 
   gst_caps_unref (upstream);
   gst_caps_unref (sink_templ);
-  if (filter) {
-    GstCaps *filtered = gst_caps_intersect_full (filter, caps,
-        GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = filtered;
-  }
-  return caps;
+  return gst_hfam_matte_filter (caps, filter);
 }
 
 /* The caps an output offers for the current input: its size, framerate,

@@ -41,8 +41,8 @@ static const GOptionEntry entries[] = {
     "the rounds' ratios, so that load changing on a shared machine hits all sides alike (1)",
     "R" },
   { "precision", 'p', 0, G_OPTION_ARG_STRING, &precision_name,
-    "default, fp32, fp16 (CUDA; the CPU computes fp32), int8 (the CPU: the layers with ranges), bf16 "
-    "(the CPU: the convolutions) or int8-bf16 (both); PyTorch stays fp32", "P" },
+    "default, fp32, fp16 (CUDA; the CPU computes fp32), int8 (the CPU: the layers with "
+    "ranges), bf16 (the CPU: the convolutions) or int8-bf16 (both); PyTorch stays fp32", "P" },
   { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
     "Pipeline depth, frames in flight (1 or 2): times the latency and throughput of "
     "submitted frames instead of the stages", "N" },

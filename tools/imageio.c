@@ -157,7 +157,8 @@ imageio_write_png (const char *path, const guint8 *pixels, int width, int height
     return FALSE;
   }
 
-  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error, decode_png_on_warning);
+  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &target, decode_png_on_error,
+                                 decode_png_on_warning);
   if (png)
     info = png_create_info_struct (png);
   if (!info) {

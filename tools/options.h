@@ -19,8 +19,9 @@ gboolean options_parse_size (const char *text, int *long_side, GError **error);
  * default (hfam_default_memory_budget). */
 gboolean options_parse_memory_budget (const char *text, guint64 *bytes, GError **error);
 
-/* --refine none|guided|guided:RADIUS,EPS, --fill frame|foreground and --key-levels B,W (0 <= B < W <= 1) into
- * edges (the defaults for what is NULL); hfam_context_set_edges checks the numbers again. */
+/* --refine none|guided|guided:RADIUS,EPS, --fill frame|foreground and --key-levels B,W
+ * (0 <= B < W <= 1) into edges (the defaults for what is NULL); hfam_context_set_edges checks
+ * the numbers again. */
 gboolean options_parse_edges (const char *refine, const char *fill, const char *key_levels,
                               HfamEdgeParams *edges, GError **error);
 
