@@ -1,9 +1,9 @@
 /* hfammatte's backend: CUDA where asked for and available, else the CPU, and
- * whether running on the CPU deserves a warning (all builds); and where the element is built with gstcuda, the pipeline's CUDA
- * context: the GstCudaContext shared with the neighbours through GstContext
- * (set on the element, asked for in context queries), the CUDA backend opened
- * on it, and the CUDA buffer pool proposed upstream so that frames arrive in
- * its memory.
+ * whether running on the CPU deserves a warning (all builds); and where the
+ * element is built with gstcuda, the pipeline's CUDA context: the
+ * GstCudaContext shared with the neighbours through GstContext (set on the
+ * element, asked for in context queries), the CUDA backend opened on it, and
+ * the CUDA buffer pool proposed upstream so that frames arrive in its memory.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gsthfammatteprivate.h"
 

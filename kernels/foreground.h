@@ -6,9 +6,9 @@
  * estimates F and B as local alpha-weighted means, then moves F along the residual:
  *   bF = box(F alpha) / (box(alpha) + 1e-5),  bB = box(B (1 - alpha)) / (1 - box(alpha) + 1e-5)
  *   F' = clamp (bF + alpha (I - alpha bF - (1 - alpha) bB), 0, 1)
- * Pass 1 takes F = B = I with the large radius (on a coarse grid, below); pass 2 takes F =
- * pass 1's F' and B = pass 1's bB with the small radius. box() is the clipped box mean of box.h; colours are the frame's
- * R'G'B' in 0..1 (frame.h's conversion / 255), alpha is clamped to 0..1 first.
+ * Pass 1 takes F = B = I with the large radius (on a coarse grid, below); pass 2 takes F = pass 1's
+ * F' and B = pass 1's bB with the small radius. box() is the clipped box mean of box.h; colours are
+ * the frame's R'G'B' in 0..1 (frame.h's conversion / 255), alpha is clamped to 0..1 first.
  *
  * Where alpha = 1 the result is the frame's pixel; where alpha = 0 it is the foreground colour
  * blurred in from nearby (black when none is within reach), which a premultiplied or composited
@@ -58,11 +58,11 @@ int hfam_foreground_params_valid (const HfamForegroundParams *p);
 size_t hfam_foreground_scratch_bytes (int width, int height, const HfamForegroundParams *p,
                                       int threads);
 
-/* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row)
- * to out (frame's size; RGBA, BGRA or their premultiplied formats). scratch: memory kept for
- * the next call (NULL: allocated and freed in this one; two images of 8 floats per cell, and
- * each thread of the OpenMP team about 2 radius_small + 9 rows of 8 floats per pixel). 0, or -1 on bad arguments or no
- * memory. */
+/* frame (yuv for NV12 and I420 only) and its alpha (frame's size, alpha_stride floats per row) to
+ * out (frame's size; RGBA, BGRA or their premultiplied formats). scratch: memory kept for the next
+ * call (NULL: allocated and freed in this one; two images of 8 floats per cell, and each thread of
+ * the OpenMP team about 2 radius_small + 9 rows of 8 floats per pixel). 0, or -1 on bad arguments
+ * or no memory. */
 int hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *alpha,
                      int alpha_stride, const HfamForegroundParams *p, const HfamMatteImage *out,
                      HfamScratch *scratch);

@@ -302,7 +302,8 @@ hfam_matte_write (const float *alpha, int aw, int ah, const HfamFrame *frame,
   /* RGB frames are read as bytes, without the per-pixel conversion (same values) */
   const int packed = colour && frame && frame->format <= HFAM_FRAME_BGRA;
   const int in_bpp = packed && frame->format >= HFAM_FRAME_RGBA ? 4 : 3;
-  const int in_bgr = packed && (frame->format == HFAM_FRAME_BGR || frame->format == HFAM_FRAME_BGRA);
+  const int in_bgr = packed && (frame->format == HFAM_FRAME_BGR
+                                || frame->format == HFAM_FRAME_BGRA);
   const int r_out = bgr ? 2 : 0, b_out = bgr ? 0 : 2;
   const float *a = alpha;
   float *resized = NULL, *rgb_rows = NULL;

@@ -204,7 +204,8 @@ hpass3_u8 (const uint8_t *src, const HfamResizeFilter *f, int width, int ps, con
 /* Whether to run the vertical pass first: vch values per source pixel go through the vertical
  * pass in that order, hch channels through every horizontal pass. */
 static int
-vertical_first (const HfamResizeFilter *fx, const HfamResizeFilter *fy, int sw, int dw, int dh, int vch, int hch)
+vertical_first (const HfamResizeFilter *fx, const HfamResizeFilter *fy, int sw, int dw, int dh,
+                int vch, int hch)
 {
   int64_t v_first = (int64_t) sw * vch * fy->taps + (int64_t) HPASS_COST * hch * dh * fx->taps;
   int64_t h_first = (int64_t) HPASS_COST * hch * (fy->hi - fy->lo) * fx->taps

@@ -31,7 +31,8 @@ sources=()
 for ((i = 0; i < tiles; i++)); do
   index=0
   [ "$tiles" -gt 1 ] && index=$(( (2 * i * (count - 1) + tiles - 1) / (2 * (tiles - 1)) ))
-  compositor+=("sink_$i::xpos=$(( i % columns * tile_w ))" "sink_$i::ypos=$(( i / columns * tile_h ))")
+  compositor+=("sink_$i::xpos=$(( i % columns * tile_w ))"
+               "sink_$i::ypos=$(( i / columns * tile_h ))")
   sources+=(filesrc location="${frames[index]}" ! jpegdec ! videoconvert
             ! imagefreeze num-buffers=1 ! "sheet.sink_$i")
 done

@@ -5,7 +5,8 @@
 # fewer than four clips, the clips take turns. Each camera is scaled to CELL (default
 # 640x360, black bars where its aspect differs), and each element gets a quarter of the cores
 # (n-threads). Element properties for all four come from $HFAMMATTE_PROPS, e.g.
-#   HFAMMATTE_PROPS="model=my.safetensors inference-size=320" ./four-cameras.sh bg.png out.mkv a.mp4 b.mp4
+#   HFAMMATTE_PROPS="model=my.safetensors inference-size=320" ./four-cameras.sh bg.png out.mkv \
+#     a.mp4 b.mp4
 #   HFAMMATTE_PROPS="share-model=false" ...   (four copies of the model, for comparison)
 #   HFAMMATTE_PROPS="max-batch=4 n-threads=0" ...   (one batch group sharing all the cores
 #     out itself: as fast, less memory; ../BENCHMARKS.md, "Batch groups")

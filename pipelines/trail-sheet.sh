@@ -62,4 +62,5 @@ for ((r = 0; r < ${#settings[@]}; r++)); do
 done
 gst-launch-1.0 -q "${compositor[@]}" ! videoconvert ! pngenc ! filesink location="$sheet" \
   "${sources[@]}"
-echo "$sheet: frames $first to $((first + count - 1)) of $video; rows: no smoothing, blend 0.5, the defaults (compensated)"
+echo "$sheet: frames $first to $((first + count - 1)) of $video;" \
+  "rows: no smoothing, blend 0.5, the defaults (compensated)"

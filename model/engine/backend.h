@@ -222,9 +222,9 @@ typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int devic
                                                GError **error);
 
 /* What libhfam and the module exchange by layout: the graph, the backend and its tables, the
- * options, the device frames' slices. A module built from other headers (a stale install, an
- * old build tree) is refused rather than called at shifted offsets: it exports these numbers
- * under the name below, and libhfam compares them with its own. The sizes catch fields added or removed;
+ * options, the device frames' slices. A module built from other headers (a stale install, an old
+ * build tree) is refused rather than called at shifted offsets: it exports these numbers under the
+ * name below, and libhfam compares them with its own. The sizes catch fields added or removed;
  * HFAM_CUDA_MODULE_VERSION is raised for a change of meaning that keeps them. */
 #define HFAM_CUDA_MODULE_VERSION 1
 #define HFAM_CUDA_MODULE_ABI_SYMBOL "hfam_cuda_module_abi"

@@ -7,13 +7,15 @@
 # time, and kept, so that each run starts where the last one stopped); whatever crashes lands in
 # BUILD_DIR/tests/fuzz/crashes-TARGET/. Exits non-zero when the target crashed or leaked.
 set -eu
-[ $# -ge 2 ] || { echo "usage: $0 BUILD_DIR weights|images [SECONDS [LIBFUZZER_ARGS...]]" >&2; exit 2; }
+[ $# -ge 2 ] \
+  || { echo "usage: $0 BUILD_DIR weights|images [SECONDS [LIBFUZZER_ARGS...]]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 build=$1 target=$2 seconds=${3:-${FUZZ_SECONDS:-60}}
 shift 2
 [ $# -gt 0 ] && shift
 fuzzer=$build/tests/fuzz/fuzz-$target
-[ -x "$fuzzer" ] || { echo "$fuzzer: not built (configure with CC=clang -Dfuzzing=true)" >&2; exit 2; }
+[ -x "$fuzzer" ] \
+  || { echo "$fuzzer: not built (configure with CC=clang -Dfuzzing=true)" >&2; exit 2; }
 corpus=$build/tests/fuzz/corpus-$target
 crashes=$build/tests/fuzz/crashes-$target
 mkdir -p "$corpus" "$crashes"

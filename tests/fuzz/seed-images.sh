@@ -3,7 +3,8 @@
 # (gray, gray + alpha, RGB, RGBA, a palette with tRNS; 1, 8 and 16 bits; interlaced) and JPEG
 # files (baseline, progressive, gray, 4:2:0), each a few hundred bytes, made by
 # /usr/bin/python3 with PIL.
-#   tests/fuzz/seed-images.sh OUTDIR [BUILDDIR]   (BUILDDIR unused: the same call as seed-weights.sh)
+#   tests/fuzz/seed-images.sh OUTDIR [BUILDDIR]
+#     (BUILDDIR unused: the same call as seed-weights.sh)
 set -eu
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 OUTDIR [BUILDDIR]" >&2; exit 2; }
 mkdir -p "$1"

@@ -40,7 +40,8 @@ if [ $gst = 1 ]; then
   (cd "$dir/gst" && apt-get download $gst_build $gst_run)
   (cd "$dir/gst/if-missing" && apt-get download $gst_if_missing)
 fi
-if [ -z "${1:-}" ] && [ -d "$root/.git" ] && ! grep -qx '/.gpu-deps/' "$root/.git/info/exclude" 2>/dev/null; then
+if [ -z "${1:-}" ] && [ -d "$root/.git" ] \
+   && ! grep -qx '/.gpu-deps/' "$root/.git/info/exclude" 2>/dev/null; then
   echo '/.gpu-deps/' >>"$root/.git/info/exclude"
 fi
 du -sh "$dir"

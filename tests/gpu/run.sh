@@ -59,7 +59,8 @@ say () { printf '\n=== %s\n' "$*"; }
 # stops the script (SIGTERM), so that what ran so far comes back
 write_out () {
   [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
-  { echo "tests/gpu/run.sh $phase: $1"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' "$LOG"/cuda-*.log 2>/dev/null
+  { echo "tests/gpu/run.sh $phase: $1"; grep -h '^\(ok\|FAIL\|SKIP\|device\|seed\)' \
+      "$LOG"/cuda-*.log 2>/dev/null
     [ "$phase" = all ] || [ "$phase" = gst ] && grep -h 'key max\|NV12 frame\|:[EF]:' \
       "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
       2>/dev/null | sort -u
@@ -75,7 +76,10 @@ trap 'write_out "stopped (SIGTERM: the time limit?) before the end"; exit 124' T
 
 die () { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
-case $phase in all|check|gst|bench) ;; *) die "unknown phase '$phase' (all, check, gst or bench)";; esac
+case $phase in
+  all|check|gst|bench) ;;
+  *) die "unknown phase '$phase' (all, check, gst or bench)";;
+esac
 
 # ---- the machine (the facts of shared/notes/gpu-machine.md, checked) ----
 say "machine"
@@ -84,7 +88,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 nvcc --version | tail -n 2
 echo "meson $(meson --version), ninja $(ninja --version), $(gcc --version | head -n 1)"
-"$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' \
+"$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__,
+                                      "cuda", torch.version.cuda,
+                                      "cudnn", torch.backends.cudnn.version())' \
   || die "$PYTHON cannot import torch (set PYTHON)"
 nproc
 
@@ -108,7 +114,9 @@ unpack_debs () {
 }
 prefix=$PREFIX
 if ! pkg-config --exists glib-2.0 json-glib-1.0 libpng libjpeg 2>/dev/null; then
-  [ -d "$DEPS" ] || die "no GLib/json-glib/libpng/libjpeg here and no $DEPS: run tests/gpu/fetch-deps.sh where apt works and carry .gpu-deps"
+  [ -d "$DEPS" ] \
+    || die "no GLib/json-glib/libpng/libjpeg here and no $DEPS: run tests/gpu/fetch-deps.sh" \
+           "where apt works and carry .gpu-deps"
   if [ ! -e $prefix/.done ]; then
     unpack_debs "$DEPS" $prefix || die "unpacking $DEPS failed"
     touch $prefix/.done
@@ -205,10 +213,12 @@ gst_phase () {
   note () { echo "run.sh: gst: $*" | tee -a "$LOG/gst-phase.log"; }
   say "gst: the element, CUDA memory in and out (build in $gbuild)"
   : >"$LOG/gst-phase.log"
-  if pkg-config --exists gstreamer-cuda-1.0 gstreamer-check-1.0 gstreamer-video-1.0 2>/dev/null; then
+  if pkg-config --exists gstreamer-cuda-1.0 gstreamer-check-1.0 gstreamer-video-1.0 \
+     2>/dev/null; then
     echo "GStreamer $(pkg-config --modversion gstreamer-1.0) from the machine"
   elif ! ls "$DEPS"/gst/*.deb >/dev/null 2>&1; then
-    note "skipped: no GStreamer with gstcuda here and no $DEPS/gst/*.deb (run tests/gpu/fetch-deps.sh where apt works and carry .gpu-deps)"
+    note "skipped: no GStreamer with gstcuda here and no $DEPS/gst/*.deb" \
+         "(run tests/gpu/fetch-deps.sh where apt works and carry .gpu-deps)"
     [ "$phase" = gst ] && failed=$((failed + 1))
     return
   else
@@ -220,7 +230,8 @@ gst_phase () {
       # what an Ubuntu image usually has: ours only where the machine's loader has none
       mkdir -p "$gprefix/if-missing"
       for f in "$DEPS"/gst/if-missing/*.deb; do
-        [ -e "$f" ] && { dpkg -x "$f" "$gprefix/if-missing" || { failed=$((failed + 1)); return; }; }
+        [ -e "$f" ] \
+          && { dpkg -x "$f" "$gprefix/if-missing" || { failed=$((failed + 1)); return; }; }
       done
       known=$(PATH=$PATH:/sbin:/usr/sbin ldconfig -p)
       for so in "$gprefix"/if-missing/{usr/,}lib/x86_64-linux-gnu/lib*.so.*; do
@@ -352,7 +363,9 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
   [ -s "$models/golden/r18_160x96.safetensors" ] \
     || "$PYTHON" model/python/reference/golden.py --outdir "$models/golden" >/dev/null \
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
-  run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' && '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize' && '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate'"
+  run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' &&
+    '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize' &&
+    '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
   run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
   golden=()
@@ -396,11 +409,13 @@ diagnose_r101 () {
     echo "run.sh: R101's diagnosis skipped: past DEADLINE ($DEADLINE s)"
     return
   fi
-  timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" --size 512x288 \
-    --backend cuda --precision fp16 --no-graphs -n 20 --no-torch --no-ort 2>&1 | tee "$LOG/stages-r101.log"
+  timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
+    --size 512x288 --backend cuda --precision fp16 --no-graphs -n 20 --no-torch --no-ort 2>&1 \
+    | tee "$LOG/stages-r101.log"
   # and per node (every node timed on one stream: the slowest 40, then totals by kind)
-  HFAM_CUDA_PROFILE=1 timeout --foreground 120 "$BUILD/tools/hfam-bench" --model "$models/r101.safetensors" \
-    --size 512x288 --backend cuda --precision fp16 -n 10 --no-torch --no-ort >"$LOG/profile-r101.log" 2>&1
+  HFAM_CUDA_PROFILE=1 timeout --foreground 120 "$BUILD/tools/hfam-bench" \
+    --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 -n 10 \
+    --no-torch --no-ort >"$LOG/profile-r101.log" 2>&1
   sed -n '/^cuda backend profile/,$p' "$LOG/profile-r101.log"
   # what the lanes, split-K and cuBLASLt gain: the default against every node on one stream
   # (HFAM_CUDA_ONE_STREAM=1), against no split-K (HFAM_CUDA_SPLIT_K=0) and against 1x1
@@ -416,8 +431,8 @@ diagnose_r101 () {
         [ $variant = one-stream ] && one=1
         [ $variant = no-split-k ] && split=0
         [ $variant = no-gemm ] && gemm=0
-        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split HFAM_CUDA_GEMM=$gemm timeout --foreground 120 \
-          "$BUILD/tools/hfam-bench" \
+        HFAM_CUDA_ONE_STREAM=$one HFAM_CUDA_SPLIT_K=$split HFAM_CUDA_GEMM=$gemm \
+          timeout --foreground 120 "$BUILD/tools/hfam-bench" \
           --model "$models/r101.safetensors" --size 512x288 --backend cuda --precision fp16 \
           --depth $depth -n "$RUNS" --no-torch --no-ort >"$llog" 2>&1
         lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$llog")
@@ -427,7 +442,8 @@ diagnose_r101 () {
       done
     done
   done
-  echo "R101 512x288 fp16: default (lanes, split-K and cuBLASLt timed), one stream, no split-K, no cuBLASLt"
+  echo "R101 512x288 fp16: default (lanes, split-K and cuBLASLt timed), one stream, no split-K," \
+    "no cuBLASLt"
   cat "$lanes"
 }
 
@@ -467,7 +483,8 @@ batch_rows () {
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
   # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together)
   say "bench: the edge ops at 1920x1080"
-  timeout --foreground 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 | tee "$LOG/bench-edges-cuda.log"
+  timeout --foreground 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 \
+    | tee "$LOG/bench-edges-cuda.log"
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
   summary=$LOG/bench-summary.txt
   [ -s "$summary" ] || printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' model size \
@@ -484,14 +501,14 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
         fi
         half=""; [ $prec = fp16 ] && half="--half"
         tlog=$LOG/torch-$m-$size-$prec.log
-        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
-          --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
+        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py \
+          --model "$weights" --size $size -n "$RUNS" --device cuda $half >"$tlog" 2>&1
         torch_ms=$(sed -n 's/^median_ms //p' "$tlog")
         cat "$tlog"
         # PyTorch eager, which the issue names (frozen TorchScript is the ratios' baseline)
         elog=$LOG/torch-eager-$m-$size-$prec.log
-        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py --model "$weights" \
-          --size $size -n "$RUNS" --device cuda $half --eager >"$elog" 2>&1
+        timeout --foreground 300 "$PYTHON" model/python/reference/torch_bench.py \
+          --model "$weights" --size $size -n "$RUNS" --device cuda $half --eager >"$elog" 2>&1
         eager_ms=$(sed -n 's/^median_ms //p' "$elog")
         tail -n 2 "$elog"
         compile_ms=""
@@ -507,12 +524,15 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
         for depth in 1 2; do
           blog=$LOG/bench-$m-$size-$prec-d$depth.log
           timeout --foreground 300 "$BUILD/tools/hfam-bench" --model "$weights" --size $size \
-            --backend cuda --precision $prec --depth $depth -n "$RUNS" --no-torch --no-ort >"$blog" 2>&1
+            --backend cuda --precision $prec --depth $depth -n "$RUNS" --no-torch --no-ort \
+            >"$blog" 2>&1
           cat "$blog"
           lat=$(sed -n 's/.*latency (submit to collect): median \([0-9.]*\) ms.*/\1/p' "$blog")
           fps=$(sed -n 's/.*throughput \([0-9.]*\) frames.*/\1/p' "$blog")
-          ratio=$(awk -v a="$lat" -v b="$torch_ms" 'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
-          cratio=$(awk -v a="$lat" -v b="$compile_ms" 'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
+          ratio=$(awk -v a="$lat" -v b="$torch_ms" \
+            'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
+          cratio=$(awk -v a="$lat" -v b="$compile_ms" \
+            'BEGIN { if (a && b) printf "%.2f", a / b; else print "n/a" }')
           printf '%-5s %-8s %-5s %-5s %12s %10s %12s %12s %14s %9s %11s\n' $m $size $prec $depth \
             "${lat:-n/a}" "${fps:-n/a}" "${torch_ms:-n/a}" "${eager_ms:-n/a}" "${compile_ms:-n/a}" \
             "$ratio" "$cratio" >>"$summary"
@@ -528,7 +548,8 @@ if [ "$phase" = all ] || [ "$phase" = bench ]; then
   grep -h "cuBLASLt's product" "$LOG"/bench-*.log "$LOG"/variant-*.log "$LOG"/batch-*.log \
     2>/dev/null | sort | uniq -c
   echo "latency: submit to collect, median; fps: frames/s with 'depth' frames in flight;"
-  echo "vs_torch, vs_compile: engine latency / PyTorch median frame time (< 1: the engine is faster)"
+  echo "vs_torch, vs_compile: engine latency / PyTorch median frame time" \
+    "(< 1: the engine is faster)"
   cat "$summary"
 fi
 

@@ -5,12 +5,12 @@
  *     argmax may fall either way there). How many such pixels there are depends on the
  *     weights, not on the backend (random weights give many). The flips, pixels whose class
  *     (the argmax of P_s) differs from the CPU's, must stay under 1 %.
- *   fp16 (graphs on, pipeline depth 1 and 2): mean abs difference <= 5e-3 on P_s and alpha_d,
- *     and on alpha_p without the pixels whose two best classes are within 5e-2 (fp16 moves P_s by up
- *     to ~3e-2 on a random ResNet-101, so the argmax may fall either way there; on the first
- *     GPU run such flips alone lifted the mean to 5.4e-3); flips under 1 % as for fp32. (Counting
- *     as flips the near-ties whose alpha_p moved by more than 1e-3 failed on the second GPU run:
- *     fp16's ordinary noise on alpha_d moves most of them that much.)
+ *   fp16 (graphs on, pipeline depth 1 and 2): mean abs difference <= 5e-3 on P_s and alpha_d, and
+ *     on alpha_p without the pixels whose two best classes are within 5e-2 (fp16 moves P_s by up to
+ *     ~3e-2 on a random ResNet-101, so the argmax may fall either way there; on the first GPU run
+ *     such flips alone lifted the mean to 5.4e-3); flips under 1 % as for fp32. (Counting as flips
+ *     the near-ties whose alpha_p moved by more than 1e-3 failed on the second GPU run: fp16's
+ *     ordinary noise on alpha_d moves most of them that much.)
  * Depth 2 submits frames A and B, collects A, submits C, collects B and C, each against the
  * CPU's result for its own input (the frame slots must not mix). Three of the configurations
  * run again with every lane on one stream (HFAM_CUDA_ONE_STREAM): the results must be the

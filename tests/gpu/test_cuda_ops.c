@@ -899,7 +899,8 @@ test_foreground (void)
       const int w = cases[s][0], h = cases[s][1], fmt = HFAM_MATTE_RGBA + src % 4;
       const HfamForegroundParams p = { cases[s][2], cases[s][3], cases[s][4] };
       const int stride = 4 * w + 8;
-      const size_t bytes = (size_t) stride * h, ws = hfam_cuda_foreground_workspace_bytes (w, h, &p);
+      const size_t bytes = (size_t) stride * h,
+                   ws = hfam_cuda_foreground_workspace_bytes (w, h, &p);
       g_autofree float *alpha = g_new (float, (size_t) w * h);
       g_autofree uint8_t *cpu = g_new0 (uint8_t, bytes), *gpu = g_new0 (uint8_t, bytes);
       HfamMatteImage hout = { cpu, stride, w, h, fmt }, dout = hout;

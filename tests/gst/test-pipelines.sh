@@ -1,8 +1,9 @@
 #!/bin/bash
-# pipelines/ end to end on a short generated clip with a tiny model: composite.sh,
-# fill-key.sh, four-cameras.sh (one model for its four elements), contact-sheet.sh, edges-sheet.sh and trail-sheet.sh must write files that decode, with the clip's frame
-# count, fill and key frame for frame with the same timestamps, and a key that is not one
-# flat value. Exit 77 (skip) when a needed GStreamer element is not installed.
+# pipelines/ end to end on a short generated clip with a tiny model: composite.sh, fill-key.sh,
+# four-cameras.sh (one model for its four elements), contact-sheet.sh, edges-sheet.sh and
+# trail-sheet.sh must write files that decode, with the clip's frame count, fill and key frame for
+# frame with the same timestamps, and a key that is not one flat value. Exit 77 (skip) when a needed
+# GStreamer element is not installed.
 #   test-pipelines.sh PIPELINES_DIR MODEL.safetensors
 set -euo pipefail
 
@@ -67,7 +68,8 @@ levels=$(od -An -v -tu1 "$work/key/000.raw" | tr -s ' ' '\n' | sed '/^$/d' | sor
 
 echo "# four-cameras.sh: four elements, one model (four with share-model=false; one batch group)"
 models_loaded () {
-  CELL=80x60 GST_DEBUG=hfammatte:4 GST_DEBUG_NO_COLOR=1 HFAMMATTE_PROPS="$HFAMMATTE_PROPS model=$model $1" \
+  CELL=80x60 GST_DEBUG=hfammatte:4 GST_DEBUG_NO_COLOR=1 \
+    HFAMMATTE_PROPS="$HFAMMATTE_PROPS model=$model $1" \
     "$pipelines/four-cameras.sh" "$work/background.png" "$work/four.mkv" "$work/clip.mkv" \
     > "$work/four.log" 2>&1 || { cat "$work/four.log"; fail "four-cameras.sh $1"; }
   count=$(frame_times "$work/four.mkv" | wc -l)
@@ -75,7 +77,8 @@ models_loaded () {
   sed -n 's/.*model .*: \(shared\|a copy of its own\) at \(0x[0-9a-f]*\).*/\2/p' \
     "$work/four.log" | sort -u | wc -l
 }
-[ "$(models_loaded "")" -eq 1 ] || fail "four-cameras.sh: the four elements load more than one model"
+[ "$(models_loaded "")" -eq 1 ] \
+  || fail "four-cameras.sh: the four elements load more than one model"
 [ "$(models_loaded share-model=false)" -eq 4 ] \
   || fail "four-cameras.sh share-model=false: not four models"
 [ "$(models_loaded "max-batch=4 n-threads=0")" -eq 1 ] \

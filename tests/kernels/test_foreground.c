@@ -341,9 +341,11 @@ test_foreground_scene (void)
   }
   err_frame /= n;
   err_fill /= n;
-  printf ("synthetic scene %dx%d, radii %d and %d, cells of %d: mean colour error inside 0 < alpha < 1 "
-          "(%zu pixels, 0..255): frame pixels %.2f, estimated foreground %.2f (ratio %.3f)\n",
-          w, h, p.radius_large, p.radius_small, p.coarse, n, err_frame, err_fill, err_fill / err_frame);
+  printf ("synthetic scene %dx%d, radii %d and %d, cells of %d: mean colour error inside "
+          "0 < alpha < 1 (%zu pixels, 0..255): frame pixels %.2f, estimated foreground %.2f "
+          "(ratio %.3f)\n",
+          w, h, p.radius_large, p.radius_small, p.coarse, n, err_frame, err_fill,
+          err_fill / err_frame);
   g_assert_cmpuint (n, >, 1000);
   g_assert_cmpfloat (err_fill, <=, err_frame / 3.0);
 }

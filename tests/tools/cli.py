@@ -105,7 +105,8 @@ def folder_mode(tmp):
     want_a = [N / 1000, 1, 0, N / 1000]
     check(all(abs(g - w) < 1e-4 for g, w in zip(rows["a"], want_a)), f"a scores {want_a}")
     check(rows["b"] == [0] * 4 and rows["c"] == [0] * 4, "b (RGBA, 16 bits), c: all 0")
-    check(all(abs(m - sum(x) / 3) < 1e-4 for m, x in zip(rows["mean"], zip(*[rows[k] for k in "abc"]))),
+    check(all(abs(m - sum(x) / 3) < 1e-4
+              for m, x in zip(rows["mean"], zip(*[rows[k] for k in "abc"]))),
           "the mean row is the mean of the rows")
     scores = read_csv(out)
     check([name for name, _ in scores] == ["a", "b", "c", "mean"], "the CSV has the same rows")

@@ -5,9 +5,10 @@
  *   HfamContext *ctx = hfam_context_new (model, NULL, NULL, &error);
  *   hfam_context_run (ctx, &frame, NULL, &key, 1, &error);
  *
- * Thread-safety: a HfamModel may be shared by threads and contexts (what its contexts share of
- * it is locked); a HfamContext is used by one thread at a time. Every failure is reported through GError (domain HFAM_ERROR,
- * hfam-types.h) with a message naming the file, tensor or argument at fault. */
+ * Thread-safety: a HfamModel may be shared by threads and contexts (what its contexts share of it
+ * is locked); a HfamContext is used by one thread at a time. Every failure is reported through
+ * GError (domain HFAM_ERROR, hfam-types.h) with a message naming the file, tensor or argument at
+ * fault. */
 #ifndef HFAM_H
 #define HFAM_H
 
@@ -61,9 +62,9 @@ typedef struct {
                                frames (the CPU backend's activations, scratch, reordered
                                weights -- counted in each context that uses them, though the
                                contexts of a model hold them once -- and queued frames,
-                               libhfam's planes at the inference and at the frame size; not
-                               the mapped weight file, nor CUDA device memory); a plan or frame above it fails with
-                               HFAM_ERROR_BUDGET before it is allocated.
+                               libhfam's planes at the inference and at the frame size; not the
+                               mapped weight file, nor CUDA device memory); a plan or frame
+                               above it fails with HFAM_ERROR_BUDGET before it is allocated.
                                0: hfam_default_memory_budget () */
   int max_batch;            /* > 1 (at most 64): the context joins its model's batch group
                                for these options (the contexts of the model with the same

@@ -1,16 +1,16 @@
 """Activation ranges for int8 inference on the CPU: a weight file copied with NAME.act_max added.
 
-The CPU backend runs the encoder and L-BB in int8 (model/README.md, "Activation ranges"): each
-value there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127
-otherwise. act_max is the largest over the calibration pictures of the 99.99th percentile of
-the value's magnitudes in a picture (--percentile; 100: the largest magnitude; chosen on
-validation data, BENCHMARKS.md), on the held-out photos of the training set (pack.held_out,
-never the DEV set), run at the inference size through the PyTorch reference. Tensors: `input.act_max` (the normalised frame), and
-`NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its residual
-sum and ReLU; --lbb-fp32 leaves L-BB's out, and the engine then runs L-BB in fp32 (or bf16).
---decoders adds the decoders' group, which the engine then runs in int8 too: MFEM's branches
-b0..b3 and its projection (`mfemL.project.conv`, the SK projection's output), the context and
-PSP convolutions, and every convolution of both decoders but their last layers.
+The CPU backend runs the encoder and L-BB in int8 (model/README.md, "Activation ranges"): each value
+there is stored as q * scale, with scale = act_max / 255 after a ReLU and act_max / 127 otherwise.
+act_max is the largest over the calibration pictures of the 99.99th percentile of the value's
+magnitudes in a picture (--percentile; 100: the largest magnitude; chosen on validation data,
+BENCHMARKS.md), on the held-out photos of the training set (pack.held_out, never the DEV set), run
+at the inference size through the PyTorch reference. Tensors: `input.act_max` (the normalised
+frame), and `NAME.act_max` for every convolution NAME of the encoder and L-BB, the value after its
+residual sum and ReLU; --lbb-fp32 leaves L-BB's out, and the engine then runs L-BB in fp32 (or
+bf16). --decoders adds the decoders' group, which the engine then runs in int8 too: MFEM's branches
+b0..b3 and its projection (`mfemL.project.conv`, the SK projection's output), the context and PSP
+convolutions, and every convolution of both decoders but their last layers.
 
     /usr/bin/python3 model/python/quant/calibrate.py --model model/default/default.safetensors \\
         --images ../shared/data/people-train/images -o /tmp/calibrated.safetensors

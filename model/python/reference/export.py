@@ -1,7 +1,8 @@
 """Writes an HFAM weight file (model/README.md): BatchNorm folded, hyper-parameters as metadata.
 
-    /usr/bin/python3 model/python/reference/export.py --config {tiny,r18,r34,r50,r50-slim,r101} [--depth N]
-        [--checkpoint state_dict.pt] [--bn-eps E] [--seed S] [--dtype f32|f16|i8] -o OUT.safetensors
+    /usr/bin/python3 model/python/reference/export.py --config {tiny,r18,r34,r50,r50-slim,r101}
+        [--depth N] [--checkpoint state_dict.pt] [--bn-eps E] [--seed S] [--dtype f32|f16|i8]
+        -o OUT.safetensors
 
 Without --checkpoint the network gets random weights (hfam.random_init, seeded). A checkpoint
 is a state_dict of the unfolded reference network `hfam.HFAM(config)` (names as model/README.md

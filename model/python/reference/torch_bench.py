@@ -1,7 +1,8 @@
 """Times the folded HFAM network in PyTorch (frozen TorchScript), the baseline for hfam-bench.
 
-    /usr/bin/python3 model/python/reference/torch_bench.py (--model M.safetensors | --config C --random)
-        [--size WxH] [-n N] [--threads T] [--device cpu|cuda] [--half] [--eager]
+    /usr/bin/python3 model/python/reference/torch_bench.py
+        (--model M.safetensors | --config C --random) [--size WxH] [-n N] [--threads T]
+        [--device cpu|cuda] [--half] [--eager]
 
 Builds the folded network (fp32; --half: fp16, CUDA only) in channels_last layout, traces and
 freezes it (--eager: runs the module as it is), runs it twice to warm up, then times N runs on

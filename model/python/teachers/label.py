@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Labels photos with a teacher matting model, in the FG layout of model/python/train (fg/ + alpha/).
+"""Labels photos with a teacher matting model, in model/python/train's FG layout (fg/ + alpha/).
 
     /usr/bin/python3 model/python/teachers/label.py [--teacher rvm|selfie] [--check selfie|none]
         [--fg teacher|estimate] [--side 640 | --ratio R] [--limit N] [--jobs N] [--cache DIR]
@@ -13,12 +13,12 @@ IMAGES is a folder of photos (.jpg, .jpeg, .png; sorted by name) or photo files.
   - OUT/fg/NAME.png: the foreground colour: the blur-fusion estimate of fgest.py from the photo
     and the alpha (--fg estimate, the default; fg_check.py measured the choice: README.md), or
     RVM's own `fgr` output (--fg teacher; rvm only: selfie predicts no colour);
-  - with --check selfie (the default for rvm): the second teacher runs too; agree.py decides
-    (IoU of the binarised mattes >= 0.8, mean absolute difference <= 0.1, 1% <= foreground
-    <= 95%); photos with a short side under --min-side (256) are rejected too; a rejected
-    photo's files go to OUT/rejected/{alpha,fg}/ instead, so that OUT
-    itself is a clean FG folder for model/python/train/train.py --fg OUT. The second teacher's mask is
-    kept in OUT/check/NAME.png (8-bit) for inspection.
+  - with --check selfie (the default for rvm): the second teacher runs too; agree.py decides (IoU of
+    the binarised mattes >= 0.8, mean absolute difference <= 0.1, 1% <= foreground <= 95%); photos
+    with a short side under --min-side (256) are rejected too; a rejected photo's files go to
+    OUT/rejected/{alpha,fg}/ instead, so that OUT itself is a clean FG folder for
+    model/python/train/train.py --fg OUT. The second teacher's mask is kept in OUT/check/NAME.png
+    (8-bit) for inspection.
 OUT/manifest.json: the teachers (package, version, integrity, file hashes, licences), the
 settings, and per photo: size, seconds per teacher, alpha statistics, agreement, decision,
 and the photo's source and licence when IMAGES/../manifest.tsv (people-train's) lists it.

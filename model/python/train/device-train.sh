@@ -28,7 +28,8 @@ start=()
 if [ ! -f .pack/encoder.pt ] && [[ " $* " != *" --init "* ]]; then
   start=(--init "$init")
 fi
-[[ " ${start[*]} $* " == *" --init "* ]] && from="$init (sha256 $(sha256sum "$init" | cut -c1-16))" \
+[[ " ${start[*]} $* " == *" --init "* ]] \
+  && from="$init (sha256 $(sha256sum "$init" | cut -c1-16))" \
   || from="the pack's ImageNet encoder"
 echo "pack: $(ls .pack/image | wc -l) photos, $(ls .pack/bg | wc -l) backgrounds, part" \
   "$($PYTHON -c 'import json; print(json.load(open(".pack/split.json"))["bg_part"])')," \

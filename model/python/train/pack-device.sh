@@ -12,14 +12,18 @@ set -euo pipefail
 part=$1 labels=$2 wallpapers=$3
 shared=$(cd "$(dirname "$0")/../../../.." && pwd)/shared/data
 rm -rf .pack
-/usr/bin/python3 model/python/train/pack.py --labels "$labels" --images "$shared/people-train/images" \
+/usr/bin/python3 model/python/train/pack.py --labels "$labels" \
+  --images "$shared/people-train/images" \
   --bg "$wallpapers" --bg "$shared/backgrounds/images" --long-side 448 --quality 85 \
   --bg-long-side 480 --bg-quality 80 --val-backgrounds 56 --bg-part "$part" --out .pack
 limit=$((64 * 1024 * 1024))
-tree=$( (git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null || true) \
+tree=$( (git ls-files -z --cached --others --exclude-standard \
+         | xargs -0 stat -c %s 2>/dev/null || true) \
   | awk '{ s += $1 } END { print s }')
 pack=$(du -sb .pack | cut -f1)
 total=$((tree + pack))
 awk -v t="$tree" -v p="$pack" 'BEGIN { m = 1048576
-  printf "a device call carries %.1f MiB of 64: the tree %.1f, .pack %.1f\n", (t + p) / m, t / m, p / m }'
-[ "$total" -le "$limit" ] || { echo "over the device tool's 64 MiB: use more parts (N)" >&2; exit 1; }
+  printf "a device call carries %.1f MiB of 64: the tree %.1f, .pack %.1f\n", (t + p) / m,
+    t / m, p / m }'
+[ "$total" -le "$limit" ] \
+  || { echo "over the device tool's 64 MiB: use more parts (N)" >&2; exit 1; }

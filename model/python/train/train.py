@@ -1,6 +1,7 @@
 """Trains HFAM (../../../../shared/HFAM.md section 6) on foregrounds composited over backgrounds.
 
-    /usr/bin/python3 model/python/train/train.py --config r50 --fg DIR --bg DIR [--bg DIR ...] [--val DIR] --out RUN_DIR
+    /usr/bin/python3 model/python/train/train.py --config r50 --fg DIR --bg DIR [--bg DIR ...]
+        [--val DIR] --out RUN_DIR
         [--steps N] [--batch 8] [--lr 1e-5] [--size 512] [--device auto|cpu|cuda] [--amp]
         [--encoder-init encoder.pt --stride-in-1x1 --input-caffe] ...
     /usr/bin/python3 model/python/train/train.py --out RUN_DIR --resume [--steps N]

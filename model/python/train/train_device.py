@@ -3,7 +3,8 @@ from a pack of pack.py (the GPU machine has no network and 16 cores: decoding an
 sources on the CPU would starve it). Same network, losses, trimap rule, optimiser and
 augmentations as train.py; what differs is said in README.md, "Training on a lent GPU".
 
-    python3 model/python/train/train_device.py --pack PACK --out RUN --seconds 420 [--config r50-slim]
+    python3 model/python/train/train_device.py --pack PACK --out RUN --seconds 420
+        [--config r50-slim]
 
 Samples: each epoch gives every training person --per-fg samples, each with its own pack
 background drawn without replacement, in a shuffled order (data.epoch_keys, as train.py). A

@@ -7,8 +7,9 @@ pack.py keeps out of training. Deterministic: the backgrounds are chosen by a se
     /usr/bin/python3 model/python/train/val_folder.py PHOTOS LABELS BACKGROUNDS VAL \
         [--per-photo 3] [--val-fraction 0.1] [--long-side 1024]
 
-PHOTOS: the labelled photos (../shared/data/people-train/images); LABELS: label.py's output (fg/, alpha/, accepted.txt); BACKGROUNDS: a folder of photos without
-people (../shared/data/backgrounds/images). Used to choose the refinement's parameters
+PHOTOS: the labelled photos (../shared/data/people-train/images); LABELS: label.py's output (fg/,
+alpha/, accepted.txt); BACKGROUNDS: a folder of photos without people
+(../shared/data/backgrounds/images). Used to choose the refinement's parameters
 (`hfam-eval --model M VAL/image VAL/alpha`); never point it at portrait-dev.
 """
 from __future__ import annotations

@@ -18,7 +18,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from int8 import calibrate, calibrated_fixture, matte  # noqa: E402  (int8.py's fixture and tool call)
+# (int8.py's fixture and tool call)
+from int8 import calibrate, calibrated_fixture, matte  # noqa: E402
 
 # Mean |difference| against the matte's own spread, so that a flat matte cannot pass. Measured:
 # bf16 vs fp32 0.042 (R18) and 0.099 (R50: random weights through 50 layers magnify bf16's

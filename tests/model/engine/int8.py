@@ -149,7 +149,8 @@ def main() -> int:
         decoders = os.path.join(tmp, "decoders.safetensors")
         calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
                         "--decoders", "-o", decoders])
-        for what, path in [("encoder and L-BB", calibrated), ("encoder, L-BB in fp32", encoder_only),
+        for what, path in [("encoder and L-BB", calibrated),
+                           ("encoder, L-BB in fp32", encoder_only),
                            ("encoder, L-BB and the decoders' group", decoders)]:
             fp32 = matte(tool, path, photo, out, "fp32")
             int8 = matte(tool, path, photo, out, "int8")

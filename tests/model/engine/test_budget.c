@@ -192,10 +192,9 @@ test_large_frame (void)
   g_assert_no_error (error);
 }
 
-/* The default model in fp32 at 4096x4096 would commit about 10.3 GiB by the plan's estimate
- * (int8 keeps most values in a quarter of the bytes: its peak at 4096x3072 was 4.1 GiB); the default
- * budget is at most 8 GiB: refused from the estimate, before anything of that size is
- * allocated. */
+/* The default model in fp32 at 4096x4096 would commit about 10.3 GiB by the plan's estimate (int8
+ * keeps most values in a quarter of the bytes: its peak at 4096x3072 was 4.1 GiB); the default
+ * budget is at most 8 GiB: refused from the estimate, before anything of that size is allocated. */
 static void
 test_default_budget (void)
 {

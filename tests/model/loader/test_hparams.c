@@ -140,18 +140,24 @@ static const HparamCase hparam_cases[] = {
   { "std-zero", "input_std", "0.229,0,0.225", "value 2 ('0') is not a finite non-zero number" },
   { "std-length", "input_std", "0.229,0.224", "2 values, expected 3" },
   { "rates-length", "mfem_rates", "4,8,12,2,4,6,1,2", "8 values, expected 9" },
-  { "rates-zero", "mfem_rates", "4,8,12,2,0,6,1,2,3", "value 5 ('0') is not an integer in 1..4096" },
+  { "rates-zero", "mfem_rates", "4,8,12,2,0,6,1,2,3",
+    "value 5 ('0') is not an integer in 1..4096" },
   /* Dilations past the map they apply to at a long side of 512 read only padding: f2 is 64
    * pixels on its long side, f3 32, f4 16, L-BB's maps 256. */
   { "rates-huge", "mfem_rates", "1024,1024,1024,1024,1024,1024,1024,1024,1024",
-    "value 1 (1024) is a dilation at f2 (H/8: 64 pixels at a long side of 512), expected at most 63" },
+    "value 1 (1024) is a dilation at f2 (H/8: 64 pixels at a long side of 512), "
+    "expected at most 63" },
   { "rates-f3", "mfem_rates", "4,8,12,2,4,32,1,2,3",
-    "value 6 (32) is a dilation at f3 (H/16: 32 pixels at a long side of 512), expected at most 31" },
+    "value 6 (32) is a dilation at f3 (H/16: 32 pixels at a long side of 512), "
+    "expected at most 31" },
   { "rates-f4", "mfem_rates", "4,8,12,2,4,6,1,2,16",
-    "value 9 (16) is a dilation at f4 (H/32: 16 pixels at a long side of 512), expected at most 15" },
+    "value 9 (16) is a dilation at f4 (H/32: 16 pixels at a long side of 512), "
+    "expected at most 15" },
   { "dilation-huge", "lbb_dilation", "1024",
-    "'lbb_dilation' is '1024', a dilation at H/2 (256 pixels at a long side of 512), expected at most 255" },
-  { "inference-huge", "inference_size", "16384", "'inference_size' is '16384', expected an integer in 32..4096" },
+    "'lbb_dilation' is '1024', a dilation at H/2 (256 pixels at a long side of 512), "
+    "expected at most 255" },
+  { "inference-huge", "inference_size", "16384",
+    "'inference_size' is '16384', expected an integer in 32..4096" },
   /* What the preprocessing derives must be finite, and not 0 where it multiplies. */
   { "std-tiny", "input_std", "0.229,1e-40,0.225",
     "channel 1 is normalised as p * inf + -inf (p = 0..255)" },
@@ -163,7 +169,8 @@ static const HparamCase hparam_cases[] = {
   { "detail-last", "detail_widths",
     "512,512,256,256,256,128,128,128,64,64,64,64,64,64,3", "expected 1 as the last width" },
   { "inference-multiple", "inference_size", "500", "expected a multiple of 32" },
-  { "inference-small", "inference_size", "0", "'inference_size' is '0', expected an integer in 32.." },
+  { "inference-small", "inference_size", "0",
+    "'inference_size' is '0', expected an integer in 32.." },
   { "dilation-empty", "lbb_dilation", "", "'lbb_dilation' is '', expected an integer" },
 };
 

@@ -9,8 +9,8 @@ must give the TF.js model's logits to 1e-3 and the expected top-1 class on each 
 photos come from Debian packages (taken from the installed system when there, else fetched with
 `apt-get download` into the cache): a cat (imageio's chelsea.png), Grace Hopper in uniform
 (matplotlib's sample data) and a cup of coffee (scikit-image's coffee.png).
-Exits 77 (skipped) without node and npm, when the npm registry is needed and unreachable, or
-when no photo can be had; with HFAMMATTE_OFFLINE=1 it downloads nothing. Prints `N passed, N failed`.
+Exits 77 (skipped) without node and npm, when the npm registry is needed and unreachable, or when no
+photo can be had; with HFAMMATTE_OFFLINE=1 it downloads nothing. Prints `N passed, N failed`.
 """
 
 from __future__ import annotations

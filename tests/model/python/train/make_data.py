@@ -1,7 +1,7 @@
 """Synthetic matting data for the training smoke test.
 
-    /usr/bin/python3 tests/model/python/train/make_data.py OUTDIR [--fg 16] [--bg 8] [--val 4] [--size 128]
-        [--seed 0]
+    /usr/bin/python3 tests/model/python/train/make_data.py OUTDIR [--fg 16] [--bg 8] [--val 4]
+        [--size 128] [--seed 0]
 
 Writes, in the layouts of model/python/train/data.py:
   OUTDIR/fg/NN.png                 RGBA portraits-like shapes: a head and shoulders with soft
