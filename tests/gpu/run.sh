@@ -122,7 +122,8 @@ if ! pkg-config --exists glib-2.0 json-glib-1.0 libpng libjpeg 2>/dev/null; then
     touch $prefix/.done
   fi
   lib=$prefix/usr/lib/x86_64-linux-gnu
-  export PKG_CONFIG_PATH=$lib/pkgconfig:$prefix/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  pc_dirs=$lib/pkgconfig:$prefix/usr/share/pkgconfig
+  export PKG_CONFIG_PATH=$pc_dirs${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   export CPATH=$prefix/usr/include${CPATH:+:$CPATH}
   export LIBRARY_PATH=$lib${LIBRARY_PATH:+:$LIBRARY_PATH}
   export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
