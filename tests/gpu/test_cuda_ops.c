@@ -611,8 +611,7 @@ test_preprocess (HfamCudaDtype dt)
       CHECK_CUDA (hfam_cuda_preprocess (&f.dev, &p, &fx, &fy, &out.dev, 0));
       g_assert_cmpint (hfam_frame_preprocess (&f.host, &p, cpu, dw, dh), ==, 0);
       gpu = map_planar (&out.dev);
-      snprintf (name, sizeof name, "preprocess %s %dx%d->%dx%d", format_names[fmt], sw, sh, dw,
-                dh);
+      snprintf (name, sizeof name, "preprocess %s %dx%d->%dx%d", format_names[fmt], sw, sh, dw, dh);
       report (name, dt, gpu, cpu, 3 * dw * dh);
       hfam_cuda_filter_free (&fx);
       hfam_cuda_filter_free (&fy);
