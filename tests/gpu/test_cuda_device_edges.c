@@ -8,9 +8,9 @@
  * ratio of two means near 0, which neither side has to the byte.
  * Frames: RGBA, BGRA, RGB, BGR, NV12 and I420 (BT.709, limited range) at 333x187, 640x360 and
  * 240x427 (another inference size), a soft disc and stripes over a gradient with noise, each
- * format at some sizes tightly packed and at others with rows padded to 256 bytes (pitched),
- * its outputs alike, whose padding no path may write. Outputs: GRAY8, RGBA, BGRA
- * premultiplied. Then the same with the element's default smoothing (0.5,
+ * format at some sizes tightly packed and at others with rows padded to the next multiple of
+ * 256 bytes (pitched), its outputs alike, whose padding no path may write. Outputs: GRAY8,
+ * RGBA, BGRA premultiplied. Then the same with the element's default smoothing (0.5,
  * motion-compensated) after a frame whose disc sat 5 pixels to the left: the kept matte's grey
  * plane, compensation, motion blend and held refinement on the device against the host's; and
  * with temporal-mode=motion (no compensation).
@@ -96,7 +96,8 @@ image_new (HfamFormat format, int w, int h, gboolean pitched)
   for (int k = 0; k < n_planes (format); k++) {
     int rows, row_bytes;
     plane_shape (format, w, h, k, &rows, &row_bytes);
-    f.strides[k] = pitched ? align_up (row_bytes, 256) : row_bytes;
+    /* (at least one byte of padding, also where a row is a multiple of 256 already) */
+    f.strides[k] = pitched ? align_up (row_bytes + 1, 256) : row_bytes;
   }
   p = g_malloc (image_bytes (&f));
   memset (p, PADDING_BYTE, image_bytes (&f));
