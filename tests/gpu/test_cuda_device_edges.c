@@ -16,7 +16,8 @@
  * with temporal-mode=motion (no compensation).
  * All of it on a context alone at depth 1, then on a batch group's lone member at depth 2
  * (its device frames through its frames-only backend and the group's lane), each in fp32 and
- * in fp16 (the element's precision on CUDA).
+ * in fp16 (the element's precision on CUDA). Last, in each group, a member freed with its
+ * device frames in flight (dropped on the device) while another stays, which must still run.
  * Exits 77 (skipped) when no CUDA device opens.
  * Usage: test-cuda-device-edges MODEL */
 #include <hfam/hfam.h>
@@ -309,6 +310,39 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
   return failed;
 }
 
+/* A batch member freed with frames in flight: its device frames are finished and dropped
+ * (the CUDA backend's drop_frame), and the group's lane must go on serving the member that
+ * stays, as one case of run_case shows. */
+static int
+drop_in_flight (HfamModel *model, const HfamOptions *options, const Tolerance *tol,
+                const char *what, GRand *rand)
+{
+  g_autoptr (GError) error = NULL;
+  HfamContext *leaving = hfam_context_new (model, options, NULL, &error);
+  HfamContext *staying = leaving ? hfam_context_new (model, options, NULL, &error) : NULL;
+  HfamImage host = frame_new (HFAM_FORMAT_RGBA, 333, 187, 0, TRUE, rand), dev;
+  const int depth = options->pipeline_depth;
+  HfamEdgeParams edges;
+  char name[96];
+  int failed;
+
+  if (!staying)
+    g_error ("%s: %s", what, error->message);
+  dev = image_upload (&host);
+  for (int k = 0; k < depth; k++)
+    if (!hfam_context_submit (leaving, &dev, NULL, &error))
+      g_error ("%s: submit: %s", what, error->message);
+  hfam_context_free (leaving);
+  cudaFree (dev.planes[0]);
+  hfam_edge_params_init (&edges);
+  edges.refine = HFAM_REFINE_GUIDED;
+  snprintf (name, sizeof name, "after a member left with %d frames in flight%s", depth, what);
+  failed = run_case (staying, &host, NULL, NULL, &edges, tol, name);
+  hfam_context_free (staying);
+  g_free (host.planes[0]);
+  return failed;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -350,6 +384,9 @@ main (int argc, char **argv)
       g_error ("%s: %s", contexts[c].what, error->message);
     failed += run_cases (ctx, contexts[c].what, contexts[c].tol, rand);
     hfam_context_free (ctx);
+    if (contexts[c].options.max_batch > 1)
+      failed += drop_in_flight (model, &contexts[c].options, contexts[c].tol, contexts[c].what,
+                                rand);
   }
   printf ("%s\n", failed ? "FAILED" : "all passed");
   return failed ? 1 : 0;
