@@ -193,8 +193,8 @@ compare_bytes (const HfamImage *want_image, const uint8_t *got, size_t *worst, s
   const int row_bytes = bpp * want_image->width, stride = want_image->strides[0];
 
   for (int y = 0; y < want_image->height; y++) {
-    const uint8_t *want = want_image->planes[0] + (size_t) y * stride, *row = got + (size_t) y
-                                                                                   * stride;
+    const uint8_t *want = want_image->planes[0] + (size_t) y * stride;
+    const uint8_t *row = got + (size_t) y * stride;
     for (int i = 0; i < row_bytes; i++) {
       const size_t d = (size_t) ABS (row[i] - want[i]);
       if (bpp == 4 && i % 4 != 3 && want[i - i % 4 + 3] == 0)
