@@ -143,25 +143,25 @@ hfam_cpu_drop_weights (CpuBackend *be, Step *s)
   hfam_cpu_release_counted (be, &s->weights_size);
 }
 
-/* Weights in a plain oihw layout (`data_type`, `plain` holding them) reordered into
- * s->weights. */
-static gboolean
-reorder_plain_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                       dnnl_data_type_t data_type, void *plain)
+gboolean
+hfam_cpu_reorder_weights (CpuBackend *be, int cout, int cin, int kernel,
+                          dnnl_data_type_t data_type, void *plain, dnnl_memory_t to)
 {
   dnnl_memory_desc_t plain_md;
-  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel };
+  const dnnl_memory_desc_t *to_md;
+  dnnl_dims_t wdims = { cout, cin, kernel, kernel };
   dnnl_memory_t plain_mem = NULL;
   dnnl_primitive_desc_t rpd = NULL;
   dnnl_primitive_t reorder = NULL;
   gboolean ok = FALSE;
 
-  if (dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, data_type, dnnl_oihw) == dnnl_success
+  if (dnnl_memory_get_memory_desc (to, &to_md) == dnnl_success
+      && dnnl_memory_desc_init_by_tag (&plain_md, 4, wdims, data_type, dnnl_oihw) == dnnl_success
       && dnnl_memory_create (&plain_mem, &plain_md, be->engine, plain) == dnnl_success
-      && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, &s->weights_md,
-                                             be->engine, NULL) == dnnl_success
+      && dnnl_reorder_primitive_desc_create (&rpd, &plain_md, be->engine, to_md, be->engine,
+                                             NULL) == dnnl_success
       && dnnl_primitive_create (&reorder, rpd) == dnnl_success) {
-    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, s->weights } };
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, plain_mem }, { DNNL_ARG_TO, to } };
     ok = dnnl_primitive_execute (reorder, be->stream, 2, args) == dnnl_success
          && dnnl_stream_wait (be->stream) == dnnl_success;
   }
@@ -194,9 +194,10 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
     if (s->weight_scales) {
       int8_t *q = (int8_t *) (plain + count);
       quantise_weights (plain, p->cout, count / p->cout, s->weight_scales, q);
-      ok = reorder_plain_weights (be, s, n, p, dnnl_s8, q);
+      ok = hfam_cpu_reorder_weights (be, p->cout, p->cin, p->kernel, dnnl_s8, q, s->weights);
     } else {
-      ok = reorder_plain_weights (be, s, n, p, dnnl_f32, plain);
+      ok = hfam_cpu_reorder_weights (be, p->cout, p->cin, p->kernel, dnnl_f32, plain,
+                                      s->weights);
     }
   }
   hfam_cpu_free (plain);
@@ -205,6 +206,23 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cpu backend: %s: cannot reorder weights", n->name);
   return ok;
+}
+
+gboolean
+hfam_cpu_load_bias (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                    GError **error)
+{
+  dnnl_memory_desc_t bias_md;
+  dnnl_dims_t bdims = { p->cout };
+
+  if (s->bias)
+    return TRUE;
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
+  if (!s->bias_data && !(s->bias_data = hfam_cpu_alloc0 (sizeof (float) * p->cout, error)))
+    return FALSE;
+  hfam_st_to_f32 (p->bias, s->bias_data);
+  DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
+  return TRUE;
 }
 
 /* The weights in s->weights_md: the cache's copy when another backend of the model made it,
@@ -217,17 +235,10 @@ make_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvPar
   HfamCpuWeightCache *cache = be->weight_cache;
   const int node = s - be->steps;
   const size_t size = dnnl_memory_desc_get_size (&s->weights_md);
-  dnnl_memory_desc_t bias_md;
-  dnnl_dims_t bdims = { p->cout };
   gboolean ok = FALSE, fresh = FALSE;
 
-  if (!s->bias) {
-    DNNL_TRY (dnnl_memory_desc_init_by_tag (&bias_md, 1, bdims, dnnl_f32, dnnl_a), n);
-    if (!s->bias_data && !(s->bias_data = hfam_cpu_alloc0 (sizeof (float) * p->cout, error)))
-      return FALSE;
-    hfam_st_to_f32 (p->bias, s->bias_data);
-    DNNL_TRY (dnnl_memory_create (&s->bias, &bias_md, be->engine, s->bias_data), n);
-  }
+  if (!hfam_cpu_load_bias (be, s, n, p, error))
+    return FALSE;
   if (!hfam_host_budget_take (be->budget, size, "inference size", be->width, be->height,
                               error))
     return FALSE;

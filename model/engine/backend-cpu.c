@@ -113,15 +113,17 @@ hfam_cpu_new_attr (void)
   return attr;
 }
 
-static gboolean
-conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
-                     const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md, int pad,
-                     dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd, GError **error)
+gboolean
+hfam_cpu_conv_pd (CpuBackend *be, const HfamNode *n, const HfamCpuConvSpec *spec,
+                  const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md,
+                  dnnl_primitive_desc_t *pd, GError **error)
 {
   dnnl_memory_desc_t w_any, b_md;
-  dnnl_dims_t wdims = { p->cout, p->cin, p->kernel, p->kernel }, bdims = { p->cout };
-  dnnl_dims_t strides = { p->stride, p->stride }, dil = { p->dilation - 1, p->dilation - 1 };
-  dnnl_dims_t pads = { pad, pad };
+  dnnl_dims_t wdims = { spec->cout, spec->cin, spec->kernel, spec->kernel };
+  dnnl_dims_t bdims = { spec->cout }, strides = { spec->stride, spec->stride };
+  dnnl_dims_t dil = { spec->dilation - 1, spec->dilation - 1 };
+  dnnl_dims_t pad_l = { spec->pad_l[0], spec->pad_l[1] }, pad_r = { spec->pad_r[0],
+                                                                     spec->pad_r[1] };
   dnnl_convolution_desc_t cd;
   dnnl_primitive_attr_t attr = hfam_cpu_new_attr ();
   dnnl_post_ops_t po = NULL;
@@ -131,13 +133,13 @@ conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
                                           dnnl_format_tag_any), n);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
   DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
-                                                        alg, src_md, &w_any,
-                                                        &b_md, dst_md, strides, dil, pads, pads),
-            n);
+                                                        spec->alg, src_md, &w_any,
+                                                        spec->bias ? &b_md : NULL, dst_md,
+                                                        strides, dil, pad_l, pad_r), n);
   dnnl_post_ops_create (&po);
-  if (p->residual >= 0)
+  if (spec->sum)
     dnnl_post_ops_append_sum (po, 1.0f);
-  if (p->relu)
+  if (spec->relu)
     dnnl_post_ops_append_eltwise (po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
   dnnl_primitive_attr_set_post_ops (attr, po);
   dnnl_post_ops_destroy (po);
@@ -149,6 +151,20 @@ conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
     return FALSE;
   }
   return TRUE;
+}
+
+/* The graph's convolution `p`, padded by `pad` on every side, with its bias, the residual sum
+ * and ReLU. */
+static gboolean
+conv_primitive_desc (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
+                     const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md, int pad,
+                     dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd, GError **error)
+{
+  const HfamCpuConvSpec spec = { .cin = p->cin, .cout = p->cout, .kernel = p->kernel,
+                                 .stride = p->stride, .dilation = p->dilation,
+                                 .pad_l = { pad, pad }, .pad_r = { pad, pad }, .bias = TRUE,
+                                 .sum = p->residual >= 0, .relu = p->relu, .alg = alg };
+  return hfam_cpu_conv_pd (be, n, &spec, src_md, dst_md, pd, error);
 }
 
 static gboolean
@@ -198,10 +214,10 @@ plan_explicit_padding (CpuBackend *be, const HfamNode *n, Step *s, const HfamCon
 #define WINOGRAD_MIN_PIXELS (32 * 32)
 #define WINOGRAD_MAX_WEIGHTS ((size_t) 3 << 20)
 
-static gboolean
-wants_winograd (const HfamConvParams *p, const Value *src)
+gboolean
+hfam_cpu_wants_winograd (const HfamConvParams *p, int width, int height)
 {
-  return p->kernel == 3 && p->stride == 1 && src->width * src->height >= WINOGRAD_MIN_PIXELS
+  return p->kernel == 3 && p->stride == 1 && width * height >= WINOGRAD_MIN_PIXELS
          && (size_t) p->cin * p->cout * 9 <= WINOGRAD_MAX_WEIGHTS;
 }
 
@@ -228,7 +244,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   src_mem = src->mem;
   /* oneDNN has no bf16 Winograd: those run direct */
-  if (!be->runs_bf16[id] && wants_winograd (p, src)) {
+  if (!be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height)) {
     if (p->dilation == 1) {
       winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
                                       dnnl_convolution_winograd, &pd, NULL);
@@ -504,6 +520,8 @@ plan_node (CpuBackend *be, int id, GError **error)
   case HFAM_OP_CONV:
     if (be->runs_int8[id])
       return hfam_cpu_plan_conv_int8 (be, id, error);
+    if (hfam_cpu_lowres_fits (be, id))
+      return hfam_cpu_plan_lowres (be, id, error);
     return plan_conv (be, id, &n->conv, src, error);
   case HFAM_OP_SK_PROJECT:
     return plan_sk (be, id, error);
@@ -575,6 +593,7 @@ clear_plan (CpuBackend *be)
     s->padded_mem = s->padded_inner = NULL;
     s->pad_copy = NULL;
     hfam_cpu_clear_phases (s);
+    hfam_cpu_clear_lowres (s);
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
@@ -651,7 +670,7 @@ cpu_plan (HfamBackend *base, int width, int height, GError **error)
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: no scratchpad");
     goto fail;
   }
-  if (!hfam_cpu_bind_phases (be, error))
+  if (!hfam_cpu_bind_phases (be, error) || !hfam_cpu_bind_lowres (be, error))
     goto fail;
   return TRUE;
 
@@ -739,6 +758,8 @@ run_op (CpuBackend *be, int id, GError **error)
                                   { DNNL_ARG_TO, s->padded_inner } };
       DNNL_TRY (dnnl_primitive_execute (s->pad_copy, be->stream, 2, args), n);
     }
+    if (s->lowres)
+      return hfam_cpu_run_lowres (be, id, error);
     if (s->phase_split)
       return hfam_cpu_run_phases (be, s, n, FALSE, error)
              && execute (be, n, s->prim, s->args, s->n_args, error)

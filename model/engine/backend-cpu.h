@@ -12,6 +12,8 @@ G_BEGIN_DECLS
 
 #define MAX_ARGS 8
 
+typedef struct _HfamCpuLowres HfamCpuLowres;
+
 typedef struct {
   void *data;
   size_t size;
@@ -84,6 +86,9 @@ typedef struct {
    * the node writes */
   dnnl_primitive_t bf16_reorder;
   dnnl_exec_arg_t bf16_reorder_args[2];
+  /* CONV over an enlarged input, run at the input's size before the enlargement
+   * (backend-cpu-lowres.c) */
+  HfamCpuLowres *lowres;
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -158,6 +163,19 @@ dnnl_primitive_attr_t hfam_cpu_new_attr (void);
 gboolean hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
                                     dnnl_primitive_desc_t pd, GError **error);
 
+/* backend-cpu.c: a convolution's primitive description, its weights in the layout oneDNN
+ * picks; whether a 3x3 convolution on a map of width x height pays in Winograd. */
+typedef struct {
+  int cin, cout, kernel, stride, dilation;
+  int pad_l[2], pad_r[2];   /* (top, left) and (bottom, right) */
+  gboolean bias, sum, relu; /* post-ops: a sum over the destination, then ReLU */
+  dnnl_alg_kind_t alg;
+} HfamCpuConvSpec;
+gboolean hfam_cpu_conv_pd (CpuBackend *be, const HfamNode *n, const HfamCpuConvSpec *spec,
+                           const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md,
+                           dnnl_primitive_desc_t *pd, GError **error);
+gboolean hfam_cpu_wants_winograd (const HfamConvParams *p, int width, int height);
+
 /* backend-cpu-values.c: a node's value dimensions (NCHW, N = 1); giving every value its block
  * of the arena (and to the inputs a concatenation lets write in place, Value.concat, their
  * slice of its block); what the plan of those blocks will hold at least; their memory and
@@ -177,6 +195,12 @@ gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
                                      const HfamConvParams *p, const dnnl_memory_desc_t *want,
                                      GError **error);
 void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
+/* Weights in a plain oihw layout (`data_type`, `plain` holding them) reordered into `to`. */
+gboolean hfam_cpu_reorder_weights (CpuBackend *be, int cout, int cin, int kernel,
+                                   dnnl_data_type_t data_type, void *plain, dnnl_memory_t to);
+/* The convolution's bias as s->bias (kept across plans). */
+gboolean hfam_cpu_load_bias (CpuBackend *be, Step *s, const HfamNode *n,
+                             const HfamConvParams *p, GError **error);
 /* int8: the node's int8 convolution (one with an activation range), the reorder between its
  * value's two forms, an int8 concatenation (its inputs reordered into their slices), the
  * range and int8 type of a value, whether the CPU has VNNI, and which nodes run in int8 and
@@ -219,6 +243,16 @@ gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
 gboolean hfam_cpu_run_phases (CpuBackend *be, Step *s, const HfamNode *n, gboolean merge,
                               GError **error);
 void hfam_cpu_clear_phases (Step *s);
+
+/* backend-cpu-lowres.c: whether a convolution is a dilated one over an enlarged input that can
+ * run at the input's size (L-BB's first, in fp32); planning it so (its maps come after its
+ * convolutions' scratch in the scratchpad, which grows to hold them); giving the maps their
+ * place once the scratchpad exists; running it; dropping it. */
+gboolean hfam_cpu_lowres_fits (const CpuBackend *be, int id);
+gboolean hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error);
+gboolean hfam_cpu_bind_lowres (CpuBackend *be, GError **error);
+gboolean hfam_cpu_run_lowres (CpuBackend *be, int id, GError **error);
+void hfam_cpu_clear_lowres (Step *s);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */

@@ -48,6 +48,9 @@ R50 = hfam.HfamConfig(
     detail_widths=(48, 32, 24, 24, 16, 16, 16, 12, 8, 8, 8, 8, 8, 8, 1),
     lbb_width=8)
 
+# Twice as wide: f0 has 16 channels.
+R50_WIDE = dataclasses.replace(R50, encoder_width=16)
+
 # The same with the conventions of the Keras ImageNet ResNet-50: strided 1x1, Caffe input.
 R50_CAFFE = dataclasses.replace(
     R50, stride_in_1x1=True, input_order="BGR", input_scale=255.0,
@@ -62,8 +65,10 @@ CASES = (
     ("r18_160x96", R18, 160, 96, 3, "F32"),
     ("r50_64x64", R50, 64, 64, 4, "F32"),
     ("r50_160x96", R50_CAFFE, 160, 96, 5, "F32"),
-    # MFEM's maps at H/8 large enough for the CPU backend to split them into phase images
-    ("r50_256x256", R50, 256, 256, 6, "F32"),
+    # MFEM's maps at H/8 large enough for the CPU backend to split them into phase images;
+    # f0 in whole channel blocks of AVX-512's layout, so that it runs L-BB's first convolution
+    # at f1's size
+    ("r50_256x256", R50_WIDE, 256, 256, 6, "F32"),
 )
 
 # Sanity bounds on the random network's outputs (the point of the tests is a network that
