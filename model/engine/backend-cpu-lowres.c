@@ -11,10 +11,12 @@
  * bias, the rest (oneDNN's sum post-op) and the ReLU. Exact up to rounding; BENCHMARKS.md,
  * "L-BB's first convolution at f1's size", has the time it saves.
  *
- * All of it runs in fp32, where the map is at least 8 pixels a side. Nothing but this
- * convolution reads the concatenation, so once the strips are copied out (into the plan's
- * scratchpad, after its convolutions' scratch), the padded f1 and its convolution take the
- * place of up(f1) there: the split takes hardly more memory than the convolution did. */
+ * It runs in fp32 (blocked maps) and in int8 (nhwc maps: u8 x s8 convolutions into fp32,
+ * summed in fp32 and quantised once at the end), where the map is at least 8 pixels a side.
+ * Nothing but this convolution reads the concatenation, so once the strips (and in int8 f0)
+ * are copied out into the plan's scratchpad, after its convolutions' scratch, the padded f1
+ * and its convolution take the concatenation's place: the split takes little more memory
+ * than the convolution did. */
 #include "backend-cpu.h"
 
 #include <stdint.h>
@@ -23,30 +25,73 @@
 /* rows of the band above and below, read with the two rows beyond them that the taps reach */
 #define BAND 2
 #define STRIP (2 * BAND + 2)
+/* copies smaller than this run on one thread */
+#define PARALLEL_BYTES ((size_t) 256 << 10)
 
 enum { LOW, ROWS, COLS, SKIP, N_CONVS };
-enum { PADDED, LOW_OUT, ROWS_IN, COLS_IN, ROWS_OUT, COLS_OUT, N_BUFFERS };
-#define FIRST_SCRATCH ROWS_IN /* the buffers before it lie in up(f1)'s slice */
+/* int8 only: SKIP_IN, f0's channels copied out of the concatenation (oneDNN's int8
+ * convolutions take reference code on a strided view), and SUM, the sum in fp32 */
+enum { PADDED, LOW_OUT, ROWS_IN, COLS_IN, ROWS_OUT, COLS_OUT, SKIP_IN, SUM, N_BUFFERS };
+#define FIRST_SCRATCH ROWS_IN /* the buffers before it lie in the concatenation's memory */
+
+/* A map's pixels: images x planes (channel blocks, or one plane in nhwc) x rows x cols, each
+ * pixel_bytes long and pixel_stride apart (more in a view of some of nhwc's channels). */
+typedef struct {
+  uint8_t *data;
+  int images, planes, rows, cols;
+  size_t pixel_bytes, pixel_stride;
+} Map;
 
 struct _HfamCpuLowres {
-  int up_channels, out_channels, block;
+  gboolean int8;
+  int block;                    /* channels per plane: the blocked layout's, 0 for nhwc */
+  int skip_channels, up_channels, out_channels;
   int width, height;            /* the output's (and up(f1)'s) */
-  const float *f1;              /* f1, blocked */
-  float *up;                    /* the slices of the concatenation: up(f1), f0 */
-  const float *skip;
-  float *dst;
-  dnnl_primitive_t convs[N_CONVS], enlarge;
+  Map f1, up, skip, dst;        /* skip: int8's view of f0 in the concatenation */
+  Map maps[N_BUFFERS];
+  uint8_t *concat;              /* where the buffers before FIRST_SCRATCH lie: the
+                                 * concatenation's memory (fp32: up(f1)'s slice of it) */
+  dnnl_primitive_t convs[N_CONVS], enlarge, quantise;
   dnnl_memory_t weights[N_CONVS], bias, buffers[N_BUFFERS], skip_mem, dst_mem;
   void *weights_data[N_CONVS];
   dnnl_memory_desc_t buffer_mds[N_BUFFERS];
-  size_t offsets[N_BUFFERS];   /* into up(f1)'s slice or the scratchpad */
+  size_t offsets[N_BUFFERS];    /* into the concatenation's memory or the scratchpad */
 };
 
-static size_t
-blocked_size (const CpuBackend *be, int channels, int height, int width)
+/* A dense map of `channels` with elements of elem_bytes, laid out as lr's maps are. */
+static Map
+map_of (const HfamCpuLowres *lr, void *data, int images, int channels, int rows, int cols,
+        size_t elem_bytes)
 {
-  const size_t b = be->block;
-  return sizeof (float) * (channels + b - 1) / b * b * height * width;
+  const int per_plane = lr->block ? lr->block : channels;
+  const size_t pixel = elem_bytes * per_plane;
+  return (Map) { data, images, (channels + per_plane - 1) / per_plane, rows, cols, pixel, pixel };
+}
+
+static size_t
+map_size (const Map *m)
+{
+  return (size_t) m->images * m->planes * m->rows * m->cols * m->pixel_stride;
+}
+
+/* The sizes of the buffers that lie in the concatenation's memory, and of that memory. */
+static void
+concat_sizes (const CpuBackend *be, int id, size_t *buffers, size_t *concat)
+{
+  const HfamGraph *g = be->base.graph;
+  const HfamNode *n = &g->nodes[id], *cat = &g->nodes[n->inputs[0]];
+  const int f1 = g->nodes[cat->inputs[1]].inputs[0], cu = g->nodes[f1].channels;
+  const Value *v = &be->values[id];
+  const gboolean int8 = be->runs_int8[id];
+  const HfamCpuLowres shape = { .block = int8 ? 0 : be->block };
+  Map padded = map_of (&shape, NULL, 1, cu, v->height / 2 + 2, v->width / 2 + 2,
+                       int8 ? 1 : sizeof (float));
+  Map low = map_of (&shape, NULL, 1, n->conv.cout, v->height / 2, v->width / 2, sizeof (float));
+  Map whole = map_of (&shape, NULL, 1, int8 ? cat->channels : cu, v->height, v->width,
+                      int8 ? 1 : sizeof (float));
+
+  *buffers = ((map_size (&padded) + 63) & ~(size_t) 63) + map_size (&low);
+  *concat = map_size (&whole);
 }
 
 gboolean
@@ -57,52 +102,64 @@ hfam_cpu_lowres_fits (const CpuBackend *be, int id)
   const HfamConvParams *p = &n->conv;
   const Value *v = &be->values[id];
 
-  if (n->op != HFAM_OP_CONV || be->runs_int8[id] || be->runs_bf16[id] || p->kernel != 3
-      || p->stride != 1 || p->dilation != 2 || p->pad != 2 || p->residual >= 0
-      || v->width < 8 || v->height < 8)
+  const gboolean int8 = be->runs_int8[id];
+  size_t buffers, concat;
+  int f1;
+
+  /* tests compare the two ways */
+  if (g_strcmp0 (g_getenv ("HFAM_CPU_WHOLE_CONVOLUTIONS"), "1") == 0)
+    return FALSE;
+  if (n->op != HFAM_OP_CONV || be->runs_bf16[id] || p->kernel != 3 || p->stride != 1
+      || p->dilation != 2 || p->pad != 2 || p->residual >= 0 || v->width < 8 || v->height < 8)
     return FALSE;
   cat = &g->nodes[n->inputs[0]];
-  if (cat->op != HFAM_OP_CONCAT || cat->n_inputs != 2 || !be->fp32[n->inputs[0]])
+  if (cat->op != HFAM_OP_CONCAT || cat->n_inputs != 2 || g->last_use[n->inputs[0]] != id
+      || (int8 ? !be->runs_int8[n->inputs[0]] : !be->fp32[n->inputs[0]]))
     return FALSE;
   up = &g->nodes[cat->inputs[1]];
+  f1 = up->inputs[0];
+  if (up->op != HFAM_OP_RESIZE || g->nodes[f1].div != 2 * up->div
+      || (int8 ? !be->quantised[f1] : !be->fp32[f1])
+      || (!int8 && g->nodes[cat->inputs[0]].channels % be->block))
+    return FALSE;
   /* f1 is read again here, so it must outlive the convolution (the detail decoder reads it);
-   * the padded f1 and its convolution must fit in up(f1)'s slice */
-  return up->op == HFAM_OP_RESIZE && g->nodes[up->inputs[0]].div == 2 * up->div
-         && be->fp32[up->inputs[0]] && g->last_use[up->inputs[0]] > id
-         && g->last_use[n->inputs[0]] == id
-         && g->nodes[cat->inputs[0]].channels % be->block == 0
-         && ((blocked_size (be, up->channels, v->height / 2 + 2, v->width / 2 + 2) + 63) & ~63)
-                    + blocked_size (be, p->cout, v->height / 2, v->width / 2)
-                <= blocked_size (be, up->channels, v->height, v->width);
+   * the padded f1 and its convolution must fit in the concatenation's memory */
+  concat_sizes (be, id, &buffers, &concat);
+  return g->last_use[f1] > id && buffers <= concat;
 }
 
+/* A buffer's description and map: blocked fp32, or nhwc of `type` in int8. */
 static dnnl_status_t
-blocked_md (const CpuBackend *be, dnnl_dim_t n, dnnl_dim_t c, dnnl_dim_t h, dnnl_dim_t w,
-            dnnl_memory_desc_t *md)
+buffer_md (const CpuBackend *be, HfamCpuLowres *lr, int which, dnnl_data_type_t type,
+           dnnl_dim_t n, dnnl_dim_t c, dnnl_dim_t h, dnnl_dim_t w)
 {
   dnnl_dims_t dims = { n, c, h, w };
-  return dnnl_memory_desc_init_by_tag (md, 4, dims, dnnl_f32, be->blocked_tag);
+  const size_t elem = type == dnnl_f32 ? sizeof (float) : 1;
+
+  lr->maps[which] = map_of (lr, NULL, n, c, h, w, elem);
+  return dnnl_memory_desc_init_by_tag (&lr->buffer_mds[which], 4, dims, type,
+                                       lr->int8 ? dnnl_nhwc : be->blocked_tag);
 }
 
-/* Convolution `which` of the split, from the buffers or values it reads to those it writes. */
+/* Convolution `which` of the split, from the buffers or values it reads to those it writes;
+ * in int8 with `scales` per output channel, into fp32. */
 static gboolean
 plan_piece (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr, int which,
             const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md,
-            dnnl_primitive_desc_t *pd, GError **error)
+            const float *scales, dnnl_primitive_desc_t *pd, GError **error)
 {
   const HfamConvParams *p = &n->conv;
-  HfamCpuConvSpec spec = { .cin = which == SKIP ? p->cin - lr->up_channels : lr->up_channels,
+  const int pad = which == SKIP ? 2 : 0;
+  HfamCpuConvSpec spec = { .cin = which == SKIP ? lr->skip_channels : lr->up_channels,
                            .cout = p->cout, .kernel = 3, .stride = 1,
                            .dilation = which == LOW ? 1 : 2,
-                           .pad_l = { which == COLS ? 2 : 0, which == ROWS ? 2 : 0 },
-                           .pad_r = { which == COLS ? 2 : 0, which == ROWS ? 2 : 0 },
+                           .pad_l = { which == COLS ? 2 : pad, which == ROWS ? 2 : pad },
+                           .pad_r = { which == COLS ? 2 : pad, which == ROWS ? 2 : pad },
                            .bias = which == SKIP, .sum = which == SKIP,
-                           .relu = which == SKIP && p->relu,
+                           .relu = which == SKIP && p->relu, .scales = scales,
                            .alg = dnnl_convolution_direct };
 
-  if (which == SKIP)
-    spec.pad_l[0] = spec.pad_l[1] = spec.pad_r[0] = spec.pad_r[1] = 2;
-  if (which == LOW && be->base.winograd
+  if (which == LOW && !lr->int8 && be->base.winograd
       && hfam_cpu_wants_winograd (&(HfamConvParams) { .kernel = 3, .stride = 1,
                                                       .cin = spec.cin, .cout = spec.cout },
                                   lr->width / 2, lr->height / 2)) {
@@ -115,18 +172,21 @@ plan_piece (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr, int which,
 }
 
 /* The weights of piece `which` (the skip channels' for SKIP, the enlarged ones' otherwise) in
- * the layout its primitive asks for, from `plain`: the whole convolution's oihw weights, then
- * room for one piece's. */
+ * the layout its primitive asks for (quantised with the whole convolution's scales in int8),
+ * from `plain`: the whole convolution's oihw weights, then room for one piece's in fp32 and
+ * in int8. */
 static gboolean
 load_piece_weights (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr, int which,
-                    const_dnnl_primitive_desc_t pd, float *plain, GError **error)
+                    const_dnnl_primitive_desc_t pd, float *plain, const float *weight_scales,
+                    GError **error)
 {
   const HfamConvParams *p = &n->conv;
-  const int skip_channels = p->cin - lr->up_channels;
-  const int first = which == SKIP ? 0 : skip_channels;
-  const int channels = which == SKIP ? skip_channels : lr->up_channels;
+  const int first = which == SKIP ? 0 : lr->skip_channels;
+  const int channels = which == SKIP ? lr->skip_channels : lr->up_channels;
   const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
+  const size_t count = (size_t) p->cout * channels * 9;
   float *piece = plain + (size_t) p->cout * p->cin * 9;
+  int8_t *quantised = (int8_t *) (piece + count);
 
   /* the strips' convolutions differ from the others only in their padding */
   for (int k = 0; k < which && which != SKIP; k++) {
@@ -147,8 +207,10 @@ load_piece_weights (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr, int wh
   for (int o = 0; o < p->cout; o++)
     memcpy (piece + (size_t) o * channels * 9, plain + ((size_t) o * p->cin + first) * 9,
             sizeof (float) * channels * 9);
-  if (!hfam_cpu_reorder_weights (be, p->cout, channels, 3, dnnl_f32, piece,
-                                 lr->weights[which])) {
+  if (lr->int8)
+    hfam_cpu_quantise_weights (piece, p->cout, (size_t) channels * 9, weight_scales, quantised);
+  if (!hfam_cpu_reorder_weights (be, p->cout, channels, 3, lr->int8 ? dnnl_s8 : dnnl_f32,
+                                 lr->int8 ? (void *) quantised : piece, lr->weights[which])) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                  "cpu backend: %s: cannot reorder weights", n->name);
     return FALSE;
@@ -156,11 +218,14 @@ load_piece_weights (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr, int wh
   return TRUE;
 }
 
-/* The enlargement of the low-size result to the destination; *scratch grows to its scratch. */
+/* The enlargement of the low-size result to the destination (int8: to SUM), and in int8 the
+ * quantisation of SUM into the value's int8 form; *scratch grows to their scratch. */
 static gboolean
 plan_enlarge (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr,
               const dnnl_memory_desc_t *dst_md, size_t *scratch, GError **error)
 {
+  const Value *v = &be->values[n - be->base.graph->nodes];
+  float quantise_scale;
   dnnl_resampling_desc_t rd;
   dnnl_primitive_attr_t attr = hfam_cpu_new_attr ();
   dnnl_primitive_desc_t pd = NULL;
@@ -178,38 +243,80 @@ plan_enlarge (CpuBackend *be, const HfamNode *n, HfamCpuLowres *lr,
   st = dnnl_primitive_create (&lr->enlarge, pd);
   dnnl_primitive_desc_destroy (pd);
   DNNL_TRY (st, n);
+  if (!lr->int8)
+    return TRUE;
+  quantise_scale = 1.0f / v->qscale;
+  dnnl_primitive_attr_create (&attr);
+  dnnl_primitive_attr_set_output_scales (attr, 1, 0, &quantise_scale);
+  st = dnnl_reorder_primitive_desc_create (&pd, dst_md, be->engine, &v->qmd, be->engine, attr);
+  dnnl_primitive_attr_destroy (attr);
+  DNNL_TRY (st, n);
+  st = dnnl_primitive_create (&lr->quantise, pd);
+  dnnl_primitive_desc_destroy (pd);
+  DNNL_TRY (st, n);
   return TRUE;
 }
 
-/* The pieces' primitives and weights, and where their buffers go in the scratchpad. */
+/* The buffers' descriptions and maps (int8: f1's type for the padded f1, the
+ * concatenation's for its strips and f0, fp32 for the convolutions' results). */
+static gboolean
+describe_buffers (const CpuBackend *be, HfamCpuLowres *lr, dnnl_data_type_t f1_type,
+                  dnnl_data_type_t concat_type)
+{
+  const int w = lr->width, h = lr->height, cu = lr->up_channels, co = lr->out_channels;
+  const dnnl_data_type_t in = lr->int8 ? concat_type : dnnl_f32;
+
+  return buffer_md (be, lr, PADDED, lr->int8 ? f1_type : dnnl_f32, 1, cu, h / 2 + 2, w / 2 + 2)
+             == dnnl_success
+         && buffer_md (be, lr, LOW_OUT, dnnl_f32, 1, co, h / 2, w / 2) == dnnl_success
+         && buffer_md (be, lr, ROWS_IN, in, 2, cu, STRIP, w) == dnnl_success
+         && buffer_md (be, lr, COLS_IN, in, 2, cu, h, STRIP) == dnnl_success
+         && buffer_md (be, lr, ROWS_OUT, dnnl_f32, 2, co, BAND, w) == dnnl_success
+         && buffer_md (be, lr, COLS_OUT, dnnl_f32, 2, co, h, BAND) == dnnl_success
+         && buffer_md (be, lr, SKIP_IN, in, 1, lr->skip_channels, h, w) == dnnl_success
+         && buffer_md (be, lr, SUM, dnnl_f32, 1, co, h, w) == dnnl_success;
+}
+
+/* The pieces' primitives and weights, and where their buffers go. */
 static gboolean
 plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **error)
 {
-  const HfamNode *n = &be->base.graph->nodes[id];
-  const int w = lr->width, h = lr->height, cu = lr->up_channels, co = lr->out_channels;
-  const dnnl_memory_desc_t *dst_md = &be->values[id].md;
+  const HfamGraph *g = be->base.graph;
+  const HfamNode *n = &g->nodes[id];
+  const int cat = n->inputs[0], f1 = g->nodes[g->nodes[cat].inputs[1]].inputs[0];
+  const Value *v = &be->values[id], *cv = &be->values[cat], *f1v = &be->values[f1];
+  const float *ws = be->steps[id].weight_scales;
+  const int n_buffers = lr->int8 ? N_BUFFERS : SKIP_IN;
   dnnl_memory_desc_t *mds = lr->buffer_mds, skip_md;
   const dnnl_memory_desc_t *srcs[N_CONVS] = { &mds[PADDED], &mds[ROWS_IN], &mds[COLS_IN],
-                                              &skip_md };
+                                              lr->int8 ? &mds[SKIP_IN] : &skip_md };
   const dnnl_memory_desc_t *dsts[N_CONVS] = { &mds[LOW_OUT], &mds[ROWS_OUT], &mds[COLS_OUT],
-                                              dst_md };
-  size_t scratch = 0, end;
+                                              lr->int8 ? &mds[SUM] : &v->md };
+  g_autofree float *scales = g_new (float, 2 * n->conv.cout);
+  size_t scratch = 0, end = 0;
 
-  DNNL_TRY (blocked_md (be, 1, cu, h / 2 + 2, w / 2 + 2, &mds[PADDED]), n);
-  DNNL_TRY (blocked_md (be, 1, co, h / 2, w / 2, &mds[LOW_OUT]), n);
-  DNNL_TRY (blocked_md (be, 2, cu, STRIP, w, &mds[ROWS_IN]), n);
-  DNNL_TRY (blocked_md (be, 2, cu, h, STRIP, &mds[COLS_IN]), n);
-  DNNL_TRY (blocked_md (be, 2, co, BAND, w, &mds[ROWS_OUT]), n);
-  DNNL_TRY (blocked_md (be, 2, co, h, BAND, &mds[COLS_OUT]), n);
-  DNNL_TRY (blocked_md (be, 1, n->conv.cin - cu, h, w, &skip_md), n);
+  if (!describe_buffers (be, lr, f1v->qmd.data_type, cv->qmd.data_type)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: bad buffer", n->name);
+    return FALSE;
+  }
+  if (!lr->int8) {
+    dnnl_dims_t dims = { 1, lr->skip_channels, lr->height, lr->width };
+    DNNL_TRY (dnnl_memory_desc_init_by_tag (&skip_md, 4, dims, dnnl_f32, be->blocked_tag), n);
+  }
+  /* int8: what a sum of f1's and of the concatenation's values times weights is in fp32 */
+  for (int o = 0; lr->int8 && o < n->conv.cout; o++) {
+    scales[o] = f1v->qscale * ws[o];
+    scales[n->conv.cout + o] = cv->qscale * ws[o];
+  }
   for (int k = 0; k < N_CONVS; k++) {
     dnnl_primitive_desc_t pd;
     const dnnl_memory_desc_t *sp;
     dnnl_status_t st;
 
-    if (!plan_piece (be, n, lr, k, srcs[k], dsts[k], &pd, error))
+    if (!plan_piece (be, n, lr, k, srcs[k], dsts[k],
+                     lr->int8 ? scales + (k == LOW ? 0 : n->conv.cout) : NULL, &pd, error))
       return FALSE;
-    if (!load_piece_weights (be, n, lr, k, pd, plain, error)) {
+    if (!load_piece_weights (be, n, lr, k, pd, plain, ws, error)) {
       dnnl_primitive_desc_destroy (pd);
       return FALSE;
     }
@@ -219,65 +326,105 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
     dnnl_primitive_desc_destroy (pd);
     DNNL_TRY (st, n);
   }
-  if (!plan_enlarge (be, n, lr, dst_md, &scratch, error))
+  if (!plan_enlarge (be, n, lr, dsts[SKIP], &scratch, error))
     return FALSE;
-  for (int k = 0; k < N_BUFFERS; k++) {
-    if (k == 0 || k == FIRST_SCRATCH)
-      end = k ? scratch : 0;
+  for (int k = 0; k < n_buffers; k++) {
+    if (k == FIRST_SCRATCH)
+      end = scratch;
     lr->offsets[k] = (end + 63) & ~(size_t) 63;
     end = lr->offsets[k] + dnnl_memory_desc_get_size (&mds[k]);
+    lr->maps[k].data = k < FIRST_SCRATCH ? lr->concat + lr->offsets[k] : NULL;
     DNNL_TRY (dnnl_memory_create (&lr->buffers[k], &mds[k], be->engine,
-                                  k < FIRST_SCRATCH ? (uint8_t *) lr->up + lr->offsets[k]
-                                                    : DNNL_MEMORY_NONE), n);
+                                  k < FIRST_SCRATCH ? lr->maps[k].data : DNNL_MEMORY_NONE), n);
   }
   be->scratchpad_size = MAX (be->scratchpad_size, end);
-  DNNL_TRY (dnnl_memory_create (&lr->skip_mem, &skip_md, be->engine, (void *) lr->skip), n);
-  DNNL_TRY (dnnl_memory_create (&lr->dst_mem, dst_md, be->engine, lr->dst), n);
+  if (!lr->int8) {
+    DNNL_TRY (dnnl_memory_create (&lr->skip_mem, &skip_md, be->engine, lr->skip.data), n);
+    DNNL_TRY (dnnl_memory_create (&lr->dst_mem, &v->md, be->engine, lr->dst.data), n);
+  }
   return TRUE;
+}
+
+/* Where the split reads and writes: f1, the concatenation's up(f1) and f0 (in int8 views of
+ * some of its nhwc channels), the destination (int8: SUM, bound later). */
+static void
+place_maps (CpuBackend *be, int id, HfamCpuLowres *lr)
+{
+  const HfamGraph *g = be->base.graph;
+  const HfamNode *n = &g->nodes[id];
+  const int cat = n->inputs[0], up = g->nodes[cat].inputs[1], f1 = g->nodes[up].inputs[0];
+  const Value *v = &be->values[id], *cv = &be->values[cat], *f1v = &be->values[f1];
+  const int w = lr->width, h = lr->height;
+
+  if (lr->int8) {
+    const size_t all = g->nodes[cat].channels;
+    lr->concat = cv->qblock->data;
+    lr->f1 = map_of (lr, f1v->qblock->data, 1, lr->up_channels, h / 2, w / 2, 1);
+    lr->up = map_of (lr, lr->concat + lr->skip_channels, 1, lr->up_channels, h, w, 1);
+    lr->skip = map_of (lr, lr->concat, 1, lr->skip_channels, h, w, 1);
+    lr->up.pixel_stride = lr->skip.pixel_stride = all;
+    lr->dst = map_of (lr, NULL, 1, lr->out_channels, h, w, sizeof (float));
+    return;
+  }
+  /* fp32 reads f0 in place: the buffers take up(f1)'s slice only */
+  lr->concat = (uint8_t *) cv->block->data + cv->offset + hfam_cpu_slice_offset (be, cat, up);
+  lr->f1 = map_of (lr, (uint8_t *) f1v->block->data + f1v->offset, 1, lr->up_channels, h / 2,
+                   w / 2, sizeof (float));
+  lr->up = map_of (lr, lr->concat, 1, lr->up_channels, h, w, sizeof (float));
+  lr->skip = map_of (lr, (uint8_t *) cv->block->data + cv->offset, 1, lr->skip_channels, h, w,
+                     sizeof (float));
+  lr->dst = map_of (lr, (uint8_t *) v->block->data + v->offset, 1, lr->out_channels, h, w,
+                    sizeof (float));
 }
 
 gboolean
 hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
 {
   const HfamGraph *g = be->base.graph;
-  const HfamNode *n = &g->nodes[id], *cat = &g->nodes[n->inputs[0]];
-  const int up = cat->inputs[1], f1 = g->nodes[up].inputs[0];
-  const Value *v = &be->values[id], *cv = &be->values[n->inputs[0]];
-  /* the whole and one piece */
-  const guint64 plain_size = 2 * sizeof (float) * (guint64) n->conv.cout * n->conv.cin * 9;
+  const HfamNode *n = &g->nodes[id];
+  const HfamConvParams *p = &n->conv;
+  const int cat = n->inputs[0], up = g->nodes[cat].inputs[1];
+  const size_t count = (size_t) p->cout * p->cin * 9;
+  /* the whole, one piece in fp32 and in int8 */
+  const guint64 plain_size = 2 * sizeof (float) * count + count;
   Step *s = &be->steps[id];
   HfamCpuLowres *lr;
   float *plain;
-  gboolean ok;
+  gboolean ok = FALSE;
 
   /* the whole convolution's weights, from a plan at a size where the split did not fit */
   hfam_cpu_drop_weights (be, s);
   lr = s->lowres = g_new0 (HfamCpuLowres, 1);
+  lr->int8 = be->runs_int8[id];
+  lr->block = lr->int8 ? 0 : be->block;
   lr->up_channels = g->nodes[up].channels;
-  lr->out_channels = n->conv.cout;
-  lr->block = be->block;
-  lr->width = v->width;
-  lr->height = v->height;
-  lr->f1 = (const float *) ((const uint8_t *) be->values[f1].block->data
-                            + be->values[f1].offset);
-  lr->skip = (const float *) ((const uint8_t *) cv->block->data + cv->offset
-                              + hfam_cpu_slice_offset (be, n->inputs[0], cat->inputs[0]));
-  lr->up = (float *) ((uint8_t *) cv->block->data + cv->offset
-                      + hfam_cpu_slice_offset (be, n->inputs[0], up));
-  lr->dst = (float *) ((uint8_t *) v->block->data + v->offset);
-  if (!hfam_cpu_load_bias (be, s, n, &n->conv, error))
+  lr->skip_channels = p->cin - lr->up_channels;
+  lr->out_channels = p->cout;
+  lr->width = be->values[id].width;
+  lr->height = be->values[id].height;
+  place_maps (be, id, lr);
+  if (!hfam_cpu_load_bias (be, s, n, p, error))
     return FALSE;
   lr->bias = s->bias;
   /* the plain copies live for this call only, but count while they do */
   if (!hfam_host_budget_take (be->budget, plain_size, "inference size", be->width, be->height,
                               error))
     return FALSE;
-  if (!(plain = hfam_cpu_alloc0 (plain_size, error))) {
-    hfam_host_budget_give (be->budget, plain_size);
-    return FALSE;
+  if ((plain = hfam_cpu_alloc0 (plain_size, error))) {
+    hfam_st_to_f32 (p->weight, plain);
+    if (lr->int8) {
+      /* as the whole convolution's, so that the pieces' int8 weights are its */
+      if (!s->weight_scales) {
+        s->weight_scales = g_new (float, p->cout);
+        hfam_cpu_weight_scales (plain, p->cout, count / p->cout, s->weight_scales);
+      }
+      /* oneDNN's int8 convolutions add the bias before the scale */
+      hfam_st_to_f32 (p->bias, s->bias_data);
+      for (int o = 0; o < p->cout; o++)
+        ((float *) s->bias_data)[o] /= be->values[cat].qscale * s->weight_scales[o];
+    }
+    ok = plan_pieces (be, id, lr, plain, error);
   }
-  hfam_st_to_f32 (n->conv.weight, plain);
-  ok = plan_pieces (be, id, lr, plain, error);
   hfam_cpu_free (plain);
   hfam_host_budget_give (be->budget, plain_size);
   return ok;
@@ -292,103 +439,97 @@ hfam_cpu_bind_lowres (CpuBackend *be, GError **error)
     HfamCpuLowres *lr = be->steps[i].lowres;
     if (!lr)
       continue;
-    for (int k = FIRST_SCRATCH; k < N_BUFFERS; k++)
-      DNNL_TRY (dnnl_memory_set_data_handle (lr->buffers[k],
-                                             (uint8_t *) be->scratchpad + lr->offsets[k]),
-                &g->nodes[i]);
+    for (int k = FIRST_SCRATCH; k < (lr->int8 ? N_BUFFERS : SKIP_IN); k++) {
+      lr->maps[k].data = (uint8_t *) be->scratchpad + lr->offsets[k];
+      DNNL_TRY (dnnl_memory_set_data_handle (lr->buffers[k], lr->maps[k].data), &g->nodes[i]);
+    }
+    if (lr->int8)
+      lr->dst.data = lr->maps[SUM].data;
   }
   return TRUE;
 }
 
-static float *
-buffer (const CpuBackend *be, const HfamCpuLowres *lr, int which)
+static uint8_t *
+pixel (const Map *m, int image, int plane, int y, int x)
 {
-  return (float *) ((uint8_t *) (which < FIRST_SCRATCH ? (void *) lr->up : be->scratchpad)
-                     + lr->offsets[which]);
+  return m->data
+         + ((((size_t) image * m->planes + plane) * m->rows + y) * m->cols + x) * m->pixel_stride;
 }
 
-/* Blocked maps are [image][channel block][row][column][channel in block]: a run of a row's
- * pixels in one channel block is contiguous. */
-static size_t
-pixel_at (const HfamCpuLowres *lr, int image, int blocks, int cb, int rows, int cols, int y,
-          int x)
+/* rows x cols pixels from (sy, sx) of image si of `from` (NULL: zeros) to (dy, dx) of image
+ * di of `to`, in every plane. */
+static void
+copy_pixels (const Map *to, int di, int dy, int dx, const Map *from, int si, int sy, int sx,
+             int rows, int cols)
 {
-  return ((((size_t) image * blocks + cb) * rows + y) * cols + x) * lr->block;
+  const size_t bytes = to->pixel_bytes;
+  const gboolean runs = to->pixel_stride == bytes && (!from || from->pixel_stride == bytes);
+  const int lines = to->planes * rows;
+
+#pragma omp parallel for if ((size_t) lines * cols * bytes >= PARALLEL_BYTES)
+  for (int k = 0; k < lines; k++) {
+    const int plane = k / rows, y = k % rows;
+    uint8_t *d = pixel (to, di, plane, dy + y, dx);
+    const uint8_t *s = from ? pixel (from, si, plane, sy + y, sx) : NULL;
+
+    if (runs && s)
+      memcpy (d, s, bytes * cols);
+    else if (runs)
+      memset (d, 0, bytes * cols);
+    else
+      for (int x = 0; x < cols; x++) {
+        if (s)
+          memcpy (d + x * to->pixel_stride, s + x * from->pixel_stride, bytes);
+        else
+          memset (d + x * to->pixel_stride, 0, bytes);
+      }
+  }
 }
 
 /* f1 with each edge pixel repeated once outward. */
 static void
-pad_f1 (const CpuBackend *be, const HfamCpuLowres *lr)
+pad_f1 (HfamCpuLowres *lr)
 {
-  const int w = lr->width / 2, h = lr->height / 2, b = lr->block;
-  const int blocks = (lr->up_channels + b - 1) / b;
-  float *padded = buffer (be, lr, PADDED);
+  const Map *padded = &lr->maps[PADDED];
+  const int w = lr->width / 2, h = lr->height / 2;
 
-#pragma omp parallel for
-  for (int cb = 0; cb < blocks; cb++)
-    for (int y = 0; y < h + 2; y++) {
-      const float *from = lr->f1 + pixel_at (lr, 0, blocks, cb, h, w, CLAMP (y - 1, 0, h - 1), 0);
-      float *to = padded + pixel_at (lr, 0, blocks, cb, h + 2, w + 2, y, 0);
-      memcpy (to, from, sizeof (float) * b);
-      memcpy (to + b, from, sizeof (float) * b * w);
-      memcpy (to + (size_t) (w + 1) * b, from + (size_t) (w - 1) * b, sizeof (float) * b);
-    }
+  copy_pixels (padded, 0, 1, 1, &lr->f1, 0, 0, 0, h, w);
+  copy_pixels (padded, 0, 1, 0, &lr->f1, 0, 0, 0, h, 1);
+  copy_pixels (padded, 0, 1, w + 1, &lr->f1, 0, 0, w - 1, h, 1);
+  copy_pixels (padded, 0, 0, 0, padded, 0, 1, 0, 1, w + 2);
+  copy_pixels (padded, 0, h + 1, 0, padded, 0, h, 0, 1, w + 2);
 }
 
 /* The strips of up(f1) that the band's taps read, with zeros where they fall outside: rows
  * (top: 2 zero rows, then rows 0..3; bottom: the last 4 rows, then 2 zero rows) and columns
  * likewise, each pair a batch of two images. */
 static void
-gather_strips (const CpuBackend *be, const HfamCpuLowres *lr)
+gather_strips (HfamCpuLowres *lr)
 {
-  const int w = lr->width, h = lr->height, b = lr->block, inner = STRIP - BAND;
-  const int blocks = (lr->up_channels + b - 1) / b;
-  float *rows = buffer (be, lr, ROWS_IN), *cols = buffer (be, lr, COLS_IN);
-  const size_t row_bytes = sizeof (float) * b * w;
+  const Map *rows = &lr->maps[ROWS_IN], *cols = &lr->maps[COLS_IN];
+  const int w = lr->width, h = lr->height, inner = STRIP - BAND;
 
-#pragma omp parallel for
-  for (int cb = 0; cb < blocks; cb++) {
-    memset (rows + pixel_at (lr, 0, blocks, cb, STRIP, w, 0, 0), 0, BAND * row_bytes);
-    memcpy (rows + pixel_at (lr, 0, blocks, cb, STRIP, w, BAND, 0),
-            lr->up + pixel_at (lr, 0, blocks, cb, h, w, 0, 0), inner * row_bytes);
-    memcpy (rows + pixel_at (lr, 1, blocks, cb, STRIP, w, 0, 0),
-            lr->up + pixel_at (lr, 0, blocks, cb, h, w, h - inner, 0), inner * row_bytes);
-    memset (rows + pixel_at (lr, 1, blocks, cb, STRIP, w, inner, 0), 0, BAND * row_bytes);
-    for (int y = 0; y < h; y++) {
-      float *left = cols + pixel_at (lr, 0, blocks, cb, h, STRIP, y, 0);
-      float *right = cols + pixel_at (lr, 1, blocks, cb, h, STRIP, y, 0);
-      memset (left, 0, sizeof (float) * b * BAND);
-      memcpy (left + BAND * b, lr->up + pixel_at (lr, 0, blocks, cb, h, w, y, 0),
-              sizeof (float) * b * inner);
-      memcpy (right, lr->up + pixel_at (lr, 0, blocks, cb, h, w, y, w - inner),
-              sizeof (float) * b * inner);
-      memset (right + inner * b, 0, sizeof (float) * b * BAND);
-    }
-  }
+  copy_pixels (rows, 0, 0, 0, NULL, 0, 0, 0, BAND, w);
+  copy_pixels (rows, 0, BAND, 0, &lr->up, 0, 0, 0, inner, w);
+  copy_pixels (rows, 1, 0, 0, &lr->up, 0, h - inner, 0, inner, w);
+  copy_pixels (rows, 1, inner, 0, NULL, 0, 0, 0, BAND, w);
+  copy_pixels (cols, 0, 0, 0, NULL, 0, 0, 0, h, BAND);
+  copy_pixels (cols, 0, 0, BAND, &lr->up, 0, 0, 0, h, inner);
+  copy_pixels (cols, 1, 0, 0, &lr->up, 0, 0, w - inner, h, inner);
+  copy_pixels (cols, 1, 0, inner, NULL, 0, 0, 0, h, BAND);
 }
 
 /* The band's results over the enlarged low-size ones: 2 rows and columns along each side. */
 static void
-scatter_band (const CpuBackend *be, const HfamCpuLowres *lr)
+scatter_band (HfamCpuLowres *lr)
 {
-  const int w = lr->width, h = lr->height, b = lr->block;
-  const int blocks = (lr->out_channels + b - 1) / b;
-  const float *rows = buffer (be, lr, ROWS_OUT), *cols = buffer (be, lr, COLS_OUT);
-  const size_t row_bytes = sizeof (float) * b * w;
+  const Map *rows = &lr->maps[ROWS_OUT], *cols = &lr->maps[COLS_OUT];
+  const int w = lr->width, h = lr->height;
 
-#pragma omp parallel for
-  for (int cb = 0; cb < blocks; cb++) {
-    memcpy (lr->dst + pixel_at (lr, 0, blocks, cb, h, w, 0, 0),
-            rows + pixel_at (lr, 0, blocks, cb, BAND, w, 0, 0), BAND * row_bytes);
-    memcpy (lr->dst + pixel_at (lr, 0, blocks, cb, h, w, h - BAND, 0),
-            rows + pixel_at (lr, 1, blocks, cb, BAND, w, 0, 0), BAND * row_bytes);
-    for (int y = 0; y < h; y++) {
-      memcpy (lr->dst + pixel_at (lr, 0, blocks, cb, h, w, y, 0),
-              cols + pixel_at (lr, 0, blocks, cb, h, BAND, y, 0), sizeof (float) * b * BAND);
-      memcpy (lr->dst + pixel_at (lr, 0, blocks, cb, h, w, y, w - BAND),
-              cols + pixel_at (lr, 1, blocks, cb, h, BAND, y, 0), sizeof (float) * b * BAND);
-    }
-  }
+  copy_pixels (&lr->dst, 0, 0, 0, rows, 0, 0, 0, BAND, w);
+  copy_pixels (&lr->dst, 0, h - BAND, 0, rows, 1, 0, 0, BAND, w);
+  copy_pixels (&lr->dst, 0, 0, 0, cols, 0, 0, 0, h, BAND);
+  copy_pixels (&lr->dst, 0, 0, w - BAND, cols, 1, 0, 0, h, BAND);
 }
 
 static gboolean
@@ -406,20 +547,26 @@ hfam_cpu_run_lowres (CpuBackend *be, int id, GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   HfamCpuLowres *lr = be->steps[id].lowres;
-  dnnl_exec_arg_t enlarge[] = { { DNNL_ARG_SRC, lr->buffers[LOW_OUT] },
-                                { DNNL_ARG_DST, lr->dst_mem },
+  dnnl_memory_t sum = lr->int8 ? lr->buffers[SUM] : lr->dst_mem;
+  dnnl_exec_arg_t enlarge[] = { { DNNL_ARG_SRC, lr->buffers[LOW_OUT] }, { DNNL_ARG_DST, sum },
                                 { DNNL_ARG_SCRATCHPAD, be->scratchpad_mem } };
+  dnnl_exec_arg_t quantise[] = { { DNNL_ARG_FROM, sum },
+                                 { DNNL_ARG_TO, be->values[id].qmem } };
 
-  /* the strips first: the padded f1 and its convolution overwrite up(f1) */
-  gather_strips (be, lr);
-  pad_f1 (be, lr);
+  /* first what the padded f1 and its convolution overwrite in the concatenation */
+  gather_strips (lr);
+  if (lr->int8)
+    copy_pixels (&lr->maps[SKIP_IN], 0, 0, 0, &lr->skip, 0, 0, 0, lr->height, lr->width);
+  pad_f1 (lr);
   if (!run_conv (be, lr, LOW, lr->buffers[PADDED], lr->buffers[LOW_OUT])
       || dnnl_primitive_execute (lr->enlarge, be->stream, 3, enlarge) != dnnl_success
       || !run_conv (be, lr, ROWS, lr->buffers[ROWS_IN], lr->buffers[ROWS_OUT])
       || !run_conv (be, lr, COLS, lr->buffers[COLS_IN], lr->buffers[COLS_OUT]))
     goto fail;
-  scatter_band (be, lr);
-  if (run_conv (be, lr, SKIP, lr->skip_mem, lr->dst_mem))
+  scatter_band (lr);
+  if (run_conv (be, lr, SKIP, lr->int8 ? lr->buffers[SKIP_IN] : lr->skip_mem, sum)
+      && (!lr->int8
+          || dnnl_primitive_execute (lr->quantise, be->stream, 2, quantise) == dnnl_success))
     return TRUE;
 fail:
   g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
@@ -446,6 +593,8 @@ hfam_cpu_clear_lowres (Step *s)
       dnnl_memory_destroy (lr->buffers[k]);
   if (lr->enlarge)
     dnnl_primitive_destroy (lr->enlarge);
+  if (lr->quantise)
+    dnnl_primitive_destroy (lr->quantise);
   if (lr->skip_mem)
     dnnl_memory_destroy (lr->skip_mem);
   if (lr->dst_mem)

@@ -7,10 +7,8 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Symmetric int8 per output channel (-127..127), as the exporter stores weights: for such a
- * file this gives back the stored values and scales exactly. */
-static void
-weight_scales_of (const float *w, int cout, size_t per_channel, float *scales)
+void
+hfam_cpu_weight_scales (const float *w, int cout, size_t per_channel, float *scales)
 {
   for (int o = 0; o < cout; o++) {
     float peak = 0;
@@ -20,9 +18,9 @@ weight_scales_of (const float *w, int cout, size_t per_channel, float *scales)
   }
 }
 
-static void
-quantise_weights (const float *w, int cout, size_t per_channel, const float *scales,
-                  int8_t *q)
+void
+hfam_cpu_quantise_weights (const float *w, int cout, size_t per_channel, const float *scales,
+                           int8_t *q)
 {
   for (int o = 0; o < cout; o++)
     for (size_t k = 0; k < per_channel; k++)
@@ -193,7 +191,7 @@ reorder_conv_weights (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
     hfam_st_to_f32 (p->weight, plain);
     if (s->weight_scales) {
       int8_t *q = (int8_t *) (plain + count);
-      quantise_weights (plain, p->cout, count / p->cout, s->weight_scales, q);
+      hfam_cpu_quantise_weights (plain, p->cout, count / p->cout, s->weight_scales, q);
       ok = hfam_cpu_reorder_weights (be, p->cout, p->cin, p->kernel, dnnl_s8, q, s->weights);
     } else {
       ok = hfam_cpu_reorder_weights (be, p->cout, p->cin, p->kernel, dnnl_f32, plain,
@@ -307,7 +305,7 @@ hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error)
   if (!s->weight_scales) {
     g_autofree float *w = hfam_st_dup_f32 (p->weight);
     s->weight_scales = g_new (float, p->cout);
-    weight_scales_of (w, p->cout, hfam_st_n_elements (p->weight) / p->cout, s->weight_scales);
+    hfam_cpu_weight_scales (w, p->cout, hfam_st_n_elements (p->weight) / p->cout, s->weight_scales);
   }
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, dnnl_s8, dnnl_format_tag_any), n);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);

@@ -128,9 +128,9 @@ hfam_cpu_conv_pd (CpuBackend *be, const HfamNode *n, const HfamCpuConvSpec *spec
   dnnl_primitive_attr_t attr = hfam_cpu_new_attr ();
   dnnl_post_ops_t po = NULL;
   dnnl_status_t st;
+  const dnnl_data_type_t weight_type = spec->scales ? dnnl_s8 : src_md->data_type;
 
-  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, src_md->data_type,
-                                          dnnl_format_tag_any), n);
+  DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, weight_type, dnnl_format_tag_any), n);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
   DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
                                                         spec->alg, src_md, &w_any,
@@ -143,6 +143,8 @@ hfam_cpu_conv_pd (CpuBackend *be, const HfamNode *n, const HfamCpuConvSpec *spec
     dnnl_post_ops_append_eltwise (po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
   dnnl_primitive_attr_set_post_ops (attr, po);
   dnnl_post_ops_destroy (po);
+  if (spec->scales)
+    dnnl_primitive_attr_set_output_scales (attr, spec->cout, 1 << 1, spec->scales);
   st = dnnl_primitive_desc_create (pd, &cd, attr, be->engine, NULL);
   dnnl_primitive_attr_destroy (attr);
   if (st != dnnl_success) {
@@ -518,10 +520,10 @@ plan_node (CpuBackend *be, int id, GError **error)
 
   switch (n->op) {
   case HFAM_OP_CONV:
-    if (be->runs_int8[id])
-      return hfam_cpu_plan_conv_int8 (be, id, error);
     if (hfam_cpu_lowres_fits (be, id))
       return hfam_cpu_plan_lowres (be, id, error);
+    if (be->runs_int8[id])
+      return hfam_cpu_plan_conv_int8 (be, id, error);
     return plan_conv (be, id, &n->conv, src, error);
   case HFAM_OP_SK_PROJECT:
     return plan_sk (be, id, error);

@@ -169,6 +169,7 @@ typedef struct {
   int cin, cout, kernel, stride, dilation;
   int pad_l[2], pad_r[2];   /* (top, left) and (bottom, right) */
   gboolean bias, sum, relu; /* post-ops: a sum over the destination, then ReLU */
+  const float *scales;      /* int8 (s8 weights): the output's scale per channel */
   dnnl_alg_kind_t alg;
 } HfamCpuConvSpec;
 gboolean hfam_cpu_conv_pd (CpuBackend *be, const HfamNode *n, const HfamCpuConvSpec *spec,
@@ -195,6 +196,12 @@ gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
                                      const HfamConvParams *p, const dnnl_memory_desc_t *want,
                                      GError **error);
 void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
+/* int8 weights: symmetric per output channel (-127..127), as the exporter stores them (for
+ * such a file the stored values and scales come back exactly): the scales, and the weights
+ * quantised with them. */
+void hfam_cpu_weight_scales (const float *w, int cout, size_t per_channel, float *scales);
+void hfam_cpu_quantise_weights (const float *w, int cout, size_t per_channel,
+                                const float *scales, int8_t *q);
 /* Weights in a plain oihw layout (`data_type`, `plain` holding them) reordered into `to`. */
 gboolean hfam_cpu_reorder_weights (CpuBackend *be, int cout, int cin, int kernel,
                                    dnnl_data_type_t data_type, void *plain, dnnl_memory_t to);
