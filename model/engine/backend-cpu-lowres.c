@@ -101,7 +101,6 @@ hfam_cpu_lowres_fits (const CpuBackend *be, int id)
   const HfamNode *n = &g->nodes[id], *cat, *up;
   const HfamConvParams *p = &n->conv;
   const Value *v = &be->values[id];
-
   const gboolean int8 = be->runs_int8[id];
   size_t buffers, concat;
   int f1;
