@@ -117,9 +117,13 @@ hfam_cpu_lowres_fits (const CpuBackend *be, int id)
     return FALSE;
   up = &g->nodes[cat->inputs[1]];
   f1 = up->inputs[0];
-  if (up->op != HFAM_OP_RESIZE || g->nodes[f1].div != 2 * up->div
-      || (int8 ? !be->quantised[f1] : !be->fp32[f1])
-      || (!int8 && g->nodes[cat->inputs[0]].channels % be->block))
+  if (up->op != HFAM_OP_RESIZE || g->nodes[f1].planar
+      || v->width != 2 * be->values[f1].width || v->height != 2 * be->values[f1].height)
+    return FALSE;
+  /* int8: after ReLUs (u8), the only int8 maps the network feeds it */
+  if (int8 ? !be->quantised[f1] || be->values[f1].qmd.data_type != dnnl_u8
+                 || be->values[n->inputs[0]].qmd.data_type != dnnl_u8
+           : !be->fp32[f1] || g->nodes[cat->inputs[0]].channels % be->block)
     return FALSE;
   /* f1 is read again here, so it must outlive the convolution (the detail decoder reads it);
    * the padded f1 and its convolution must fit in the concatenation's memory */

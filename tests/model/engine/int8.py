@@ -170,7 +170,8 @@ def check_int8(tool, what, path, photo, out, failures, most=0.25):
 def check_split(tool, path, photo, out, failures):
     """L-BB's first convolution at f1's size against the whole convolution, in int8 and in
     fp32: the same matte but for rounding (the split does not round up(f1) to the
-    concatenation's int8 grid)."""
+    concatenation's int8 grid). This model's f0 has 8 channels, so in fp32 only AVX2's layout
+    (int8-avx2-vnni) splits it; AVX-512's is the golden r50_256x256's."""
     for precision in ("int8", "fp32"):
         split = matte(tool, path, photo, out, precision)
         whole = matte(tool, path, photo, out, precision, {"HFAM_CPU_WHOLE_CONVOLUTIONS": "1"})
