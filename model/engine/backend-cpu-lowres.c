@@ -406,7 +406,9 @@ hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
   lr->width = be->values[id].width;
   lr->height = be->values[id].height;
   place_maps (be, id, lr);
-  if (!hfam_cpu_load_bias (be, s, n, p, error))
+  /* int8: the pieces' weights quantised with the whole convolution's scales */
+  if (lr->int8 ? !hfam_cpu_int8_scales (be, s, n, p, be->values[cat].qscale, error)
+               : !hfam_cpu_load_bias (be, s, n, p, error))
     return FALSE;
   lr->bias = s->bias;
   /* the plain copies live for this call only, but count while they do */
@@ -415,17 +417,6 @@ hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
     return FALSE;
   if ((plain = hfam_cpu_alloc0 (plain_size, error))) {
     hfam_st_to_f32 (p->weight, plain);
-    if (lr->int8) {
-      /* as the whole convolution's, so that the pieces' int8 weights are its */
-      if (!s->weight_scales) {
-        s->weight_scales = g_new (float, p->cout);
-        hfam_cpu_weight_scales (plain, p->cout, count / p->cout, s->weight_scales);
-      }
-      /* oneDNN's int8 convolutions add the bias before the scale */
-      hfam_st_to_f32 (p->bias, s->bias_data);
-      for (int o = 0; o < p->cout; o++)
-        ((float *) s->bias_data)[o] /= be->values[cat].qscale * s->weight_scales[o];
-    }
     ok = plan_pieces (be, id, lr, plain, error);
   }
   hfam_cpu_free (plain);

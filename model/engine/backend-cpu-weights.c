@@ -7,8 +7,10 @@
 #include <math.h>
 #include <stdint.h>
 
-void
-hfam_cpu_weight_scales (const float *w, int cout, size_t per_channel, float *scales)
+/* Symmetric int8 per output channel (-127..127), as the exporter stores weights: for such a
+ * file this gives back the stored values and scales exactly. */
+static void
+weight_scales_of (const float *w, int cout, size_t per_channel, float *scales)
 {
   for (int o = 0; o < cout; o++) {
     float peak = 0;
@@ -223,6 +225,24 @@ hfam_cpu_load_bias (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvPa
   return TRUE;
 }
 
+gboolean
+hfam_cpu_int8_scales (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
+                      float input_scale, GError **error)
+{
+  if (!s->weight_scales) {
+    g_autofree float *w = hfam_st_dup_f32 (p->weight);
+    s->weight_scales = g_new (float, p->cout);
+    weight_scales_of (w, p->cout, hfam_st_n_elements (p->weight) / p->cout, s->weight_scales);
+  }
+  if (!hfam_cpu_load_bias (be, s, n, p, error))
+    return FALSE;
+  /* oneDNN's int8 convolutions add the bias before the output scale */
+  hfam_st_to_f32 (p->bias, s->bias_data);
+  for (int o = 0; o < p->cout; o++)
+    ((float *) s->bias_data)[o] /= input_scale * s->weight_scales[o];
+  return TRUE;
+}
+
 /* The weights in s->weights_md: the cache's copy when another backend of the model made it,
  * else made here (and offered to the cache). Counted in this backend's budget either way: its
  * plans need them whether or not another context holds them too. */
@@ -302,11 +322,8 @@ hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error)
   g_autofree float *output_scales = g_new (float, p->cout);
   dnnl_status_t st;
 
-  if (!s->weight_scales) {
-    g_autofree float *w = hfam_st_dup_f32 (p->weight);
-    s->weight_scales = g_new (float, p->cout);
-    hfam_cpu_weight_scales (w, p->cout, hfam_st_n_elements (p->weight) / p->cout, s->weight_scales);
-  }
+  if (!hfam_cpu_int8_scales (be, s, n, p, src->qscale, error))
+    return FALSE;
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&w_any, 4, wdims, dnnl_s8, dnnl_format_tag_any), n);
   DNNL_TRY (dnnl_memory_desc_init_by_tag (&b_md, 1, bdims, dnnl_f32, dnnl_a), n);
   DNNL_TRY (dnnl_dilated_convolution_forward_desc_init (&cd, dnnl_forward_inference,
@@ -339,9 +356,6 @@ hfam_cpu_plan_conv_int8 (CpuBackend *be, int id, GError **error)
     dnnl_primitive_desc_destroy (pd);
     return FALSE;
   }
-  hfam_st_to_f32 (p->bias, s->bias_data);
-  for (int o = 0; o < p->cout; o++)
-    ((float *) s->bias_data)[o] /= src->qscale * s->weight_scales[o];
   s->args[0] = (dnnl_exec_arg_t) { DNNL_ARG_SRC, src->qmem };
   s->args[1] = (dnnl_exec_arg_t) { DNNL_ARG_WEIGHTS, s->weights };
   s->args[2] = (dnnl_exec_arg_t) { DNNL_ARG_BIAS, s->bias };

@@ -196,10 +196,7 @@ gboolean hfam_cpu_load_conv_weights (CpuBackend *be, Step *s, const HfamNode *n,
                                      const HfamConvParams *p, const dnnl_memory_desc_t *want,
                                      GError **error);
 void hfam_cpu_drop_weights (CpuBackend *be, Step *s);
-/* int8 weights: symmetric per output channel (-127..127), as the exporter stores them (for
- * such a file the stored values and scales come back exactly): the scales, and the weights
- * quantised with them. */
-void hfam_cpu_weight_scales (const float *w, int cout, size_t per_channel, float *scales);
+/* int8 weights: quantised per output channel with `scales` (s->weight_scales). */
 void hfam_cpu_quantise_weights (const float *w, int cout, size_t per_channel,
                                 const float *scales, int8_t *q);
 /* Weights in a plain oihw layout (`data_type`, `plain` holding them) reordered into `to`. */
@@ -208,6 +205,10 @@ gboolean hfam_cpu_reorder_weights (CpuBackend *be, int cout, int cin, int kernel
 /* The convolution's bias as s->bias (kept across plans). */
 gboolean hfam_cpu_load_bias (CpuBackend *be, Step *s, const HfamNode *n,
                              const HfamConvParams *p, GError **error);
+/* An int8 convolution's weight scales per output channel (s->weight_scales, kept across
+ * plans), and its bias in s->bias divided by input_scale times them. */
+gboolean hfam_cpu_int8_scales (CpuBackend *be, Step *s, const HfamNode *n,
+                               const HfamConvParams *p, float input_scale, GError **error);
 /* int8: the node's int8 convolution (one with an activation range), the reorder between its
  * value's two forms, an int8 concatenation (its inputs reordered into their slices), the
  * range and int8 type of a value, whether the CPU has VNNI, and which nodes run in int8 and
@@ -252,9 +253,10 @@ gboolean hfam_cpu_run_phases (CpuBackend *be, Step *s, const HfamNode *n, gboole
 void hfam_cpu_clear_phases (Step *s);
 
 /* backend-cpu-lowres.c: whether a convolution is a dilated one over an enlarged input that can
- * run at the input's size (L-BB's first, in fp32); planning it so (its maps come after its
- * convolutions' scratch in the scratchpad, which grows to hold them); giving the maps their
- * place once the scratchpad exists; running it; dropping it. */
+ * run at the input's size (L-BB's first, in fp32 or int8); planning it so (some of its maps in
+ * the concatenation it replaces, the others after its convolutions' scratch in the scratchpad,
+ * which grows to hold them); giving those their place once the scratchpad exists; running it;
+ * dropping it. */
 gboolean hfam_cpu_lowres_fits (const CpuBackend *be, int id);
 gboolean hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_bind_lowres (CpuBackend *be, GError **error);
