@@ -9,11 +9,37 @@
 
 #include <stdint.h>
 
+/* oneDNN's Winograd (F(4x4, 3x3), or F(2x2, 3x3) on narrow layers) does 2.25 to 4 times fewer
+ * multiplications than a direct 3x3 convolution and takes about half its time here (errors
+ * stay near 1e-5 on the golden tests), but keeps its weights up to 4 times larger (6x6 tiles)
+ * and transforms whole feature maps in its scratchpad: it pays on maps of some size, not on
+ * the small deep ones whose weights dominate memory. Below 32 x 32 it takes only the widest
+ * (2048 input channels and more: the decoders' first layers, MFEM's deepest branch), which
+ * it runs in 0.6-0.7 of the direct time against 0.8 for 512 -> 512 (BENCHMARKS.md). A dilated
+ * convolution takes it on its phase images (below). */
+#define WINOGRAD_MIN_PIXELS (32 * 32)
+#define WINOGRAD_MAX_WEIGHTS ((size_t) 3 << 20)
+#define WIDE_WINOGRAD_MIN_PIXELS (16 * 16)
+#define WIDE_WINOGRAD_MIN_CHANNELS 2048
+#define WIDE_WINOGRAD_MAX_WEIGHTS ((size_t) 12 << 20)
+
+gboolean
+hfam_cpu_wants_winograd (const HfamConvParams *p, int width, int height)
+{
+  const size_t weights = (size_t) p->cin * p->cout * 9;
+
+  if (p->kernel != 3 || p->stride != 1)
+    return FALSE;
+  if (p->cin >= WIDE_WINOGRAD_MIN_CHANNELS)
+    return width * height >= WIDE_WINOGRAD_MIN_PIXELS && weights <= WIDE_WINOGRAD_MAX_WEIGHTS;
+  return width * height >= WINOGRAD_MIN_PIXELS && weights <= WINOGRAD_MAX_WEIGHTS;
+}
+
 /* The phase images and Winograd's transforms of them in the scratchpad take memory in
- * proportion to the input: L-BB's wide maps (320 and 64 channels at 256 x 256 for a 512
- * input) would add a third of a GB for a tenth or a fifth of their time, MFEM's deep ones (up
- * to 512 x 64 x 64) save half their time for a few MB. */
-#define PHASE_MAX_INPUT ((size_t) 8 << 20)
+ * proportion to the input: MFEM's deep maps (up to 512 x 64 x 64) save half their time for a
+ * few MB, L-BB's 64-channel ones (256 x 256 for a 512 input: 16 MiB) a sixth of it for about
+ * 80 MB; L-BB's first, over 320 channels, runs at f1's size instead (backend-cpu-lowres.c). */
+#define PHASE_MAX_INPUT ((size_t) 16 << 20)
 
 gboolean
 hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src)

@@ -207,22 +207,6 @@ plan_explicit_padding (CpuBackend *be, const HfamNode *n, Step *s, const HfamCon
   return TRUE;
 }
 
-/* oneDNN's Winograd (F(4x4, 3x3), or F(2x2, 3x3) on narrow layers) does 2.25 to 4 times fewer
- * multiplications than a direct 3x3 convolution and takes about half its time here (errors
- * stay near 1e-5 on the golden tests), but keeps its weights up to 4 times larger (6x6 tiles)
- * and transforms whole feature maps in its scratchpad: it pays on maps of some size, not on
- * the small deep ones whose weights dominate memory. A dilated convolution takes it on its
- * phase images (backend-cpu-phases.c). */
-#define WINOGRAD_MIN_PIXELS (32 * 32)
-#define WINOGRAD_MAX_WEIGHTS ((size_t) 3 << 20)
-
-gboolean
-hfam_cpu_wants_winograd (const HfamConvParams *p, int width, int height)
-{
-  return p->kernel == 3 && p->stride == 1 && width * height >= WINOGRAD_MIN_PIXELS
-         && (size_t) p->cin * p->cout * 9 <= WINOGRAD_MAX_WEIGHTS;
-}
-
 /* In fp32, or in bf16 (be->runs_bf16) from the input's bf16 form to the form the node
  * writes. */
 static gboolean
@@ -522,6 +506,8 @@ plan_node (CpuBackend *be, int id, GError **error)
   case HFAM_OP_CONV:
     if (hfam_cpu_lowres_fits (be, id))
       return hfam_cpu_plan_lowres (be, id, error);
+    if (hfam_cpu_narrow_fits (be, id))
+      return hfam_cpu_plan_narrow (be, id, error);
     if (be->runs_int8[id])
       return hfam_cpu_plan_conv_int8 (be, id, error);
     return plan_conv (be, id, &n->conv, src, error);
@@ -596,6 +582,7 @@ clear_plan (CpuBackend *be)
     s->pad_copy = NULL;
     hfam_cpu_clear_phases (s);
     hfam_cpu_clear_lowres (s);
+    s->narrow = FALSE;
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
@@ -762,6 +749,8 @@ run_op (CpuBackend *be, int id, GError **error)
     }
     if (s->lowres)
       return hfam_cpu_run_lowres (be, id, error);
+    if (s->narrow)
+      return hfam_cpu_run_narrow (be, id, error);
     if (s->phase_split)
       return hfam_cpu_run_phases (be, s, n, FALSE, error)
              && execute (be, n, s->prim, s->args, s->n_args, error)

@@ -89,6 +89,8 @@ typedef struct {
   /* CONV over an enlarged input, run at the input's size before the enlargement
    * (backend-cpu-lowres.c) */
   HfamCpuLowres *lowres;
+  /* CONV into a few channels, by the kernel of backend-cpu-narrow.c */
+  gboolean narrow;
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
@@ -164,7 +166,8 @@ gboolean hfam_cpu_finish_primitive (CpuBackend *be, Step *s, const HfamNode *n,
                                     dnnl_primitive_desc_t pd, GError **error);
 
 /* backend-cpu.c: a convolution's primitive description, its weights in the layout oneDNN
- * picks; whether a 3x3 convolution on a map of width x height pays in Winograd. */
+ * picks; backend-cpu-phases.c: whether a 3x3 convolution on a map of width x height pays in
+ * Winograd. */
 typedef struct {
   int cin, cout, kernel, stride, dilation;
   int pad_l[2], pad_r[2];   /* (top, left) and (bottom, right) */
@@ -262,6 +265,12 @@ gboolean hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error);
 gboolean hfam_cpu_bind_lowres (CpuBackend *be, GError **error);
 gboolean hfam_cpu_run_lowres (CpuBackend *be, int id, GError **error);
 void hfam_cpu_clear_lowres (Step *s);
+
+/* backend-cpu-narrow.c: whether a convolution is a 3x3 one into at most 4 channels that
+ * hfam_narrow_conv3x3 computes (fp32, blocked); planning it (its weights); running it. */
+gboolean hfam_cpu_narrow_fits (const CpuBackend *be, int id);
+gboolean hfam_cpu_plan_narrow (CpuBackend *be, int id, GError **error);
+gboolean hfam_cpu_run_narrow (CpuBackend *be, int id, GError **error);
 
 /* backend-cpu-frames.c: the ops queue_frame and collect_frame, the runner thread's main
  * (a CpuFrame that is `be` itself stops it), and freeing the frames (a plan resizes them). */
