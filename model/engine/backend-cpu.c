@@ -230,20 +230,13 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   src_mem = src->mem;
   /* oneDNN has no bf16 Winograd: those run direct */
-  if (!be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height)) {
-    if (p->dilation == 1) {
-      winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
-                                      dnnl_convolution_winograd, &pd, NULL);
-    } else if (hfam_cpu_phase_fits (p, src)) {
-      HfamConvParams undilated = *p;
-      dnnl_memory_desc_t in_md, out_md;
-      undilated.dilation = undilated.pad = 1;
-      if (!hfam_cpu_phase_mds (be, n, p, src, &in_md, &out_md, error))
-        return FALSE;
-      winograd = phased = conv_primitive_desc (be, n, &undilated, &in_md, &out_md, 1,
-                                               dnnl_convolution_winograd, &pd, NULL);
-    }
-  }
+  winograd = !be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height);
+  if (winograd && p->dilation == 1)
+    winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
+                                    dnnl_convolution_winograd, &pd, NULL);
+  else if (winograd)
+    winograd = phased = hfam_cpu_phase_fits (p, src, FALSE)
+                        && hfam_cpu_phase_pd (be, n, p, src, &pd);
   if (!winograd
       && !conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad, dnnl_convolution_direct, &pd,
                                error))
@@ -251,11 +244,15 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   if (p->pad > 0 && is_reference_impl (pd)) {
     dnnl_memory_desc_t padded_md;
     dnnl_primitive_desc_destroy (pd);
-    if (!plan_explicit_padding (be, n, s, p, src, &padded_md, error)
-        || !conv_primitive_desc (be, n, p, &padded_md, dst_md, 0, dnnl_convolution_direct, &pd,
-                                 error))
+    /* the direct kernel would read a padded copy: phase images padded with zeros pay more */
+    phased = !be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height)
+             && hfam_cpu_phase_fits (p, src, TRUE) && hfam_cpu_phase_pd (be, n, p, src, &pd);
+    if (!phased
+        && (!plan_explicit_padding (be, n, s, p, src, &padded_md, error)
+            || !conv_primitive_desc (be, n, p, &padded_md, dst_md, 0, dnnl_convolution_direct,
+                                     &pd, error)))
       return FALSE;
-    src_mem = s->padded_mem;
+    src_mem = phased ? src_mem : s->padded_mem;
   }
   if (n->op == HFAM_OP_CONV
       && !hfam_cpu_load_conv_weights (be, s, n, p,
@@ -266,7 +263,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   if (n->op == HFAM_OP_SK_PROJECT)
     s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
-  if (phased && !hfam_cpu_plan_phases (be, s, n, p, src, v, pd, error)) {
+  if (phased && !hfam_cpu_plan_phases (be, s, n, p, pd, error)) {
     dnnl_primitive_desc_destroy (pd);
     return FALSE;
   }
@@ -751,10 +748,10 @@ run_op (CpuBackend *be, int id, GError **error)
       return hfam_cpu_run_lowres (be, id, error);
     if (s->narrow)
       return hfam_cpu_run_narrow (be, id, error);
-    if (s->phase_split)
-      return hfam_cpu_run_phases (be, s, n, FALSE, error)
+    if (s->phase_dilation)
+      return hfam_cpu_run_phases (be, id, FALSE, error)
              && execute (be, n, s->prim, s->args, s->n_args, error)
-             && hfam_cpu_run_phases (be, s, n, TRUE, error);
+             && hfam_cpu_run_phases (be, id, TRUE, error);
     return execute (be, n, s->prim, s->args, s->n_args, error);
   case HFAM_OP_SK_PROJECT:
     return run_sk (be, id, error);

@@ -60,11 +60,10 @@ typedef struct {
   void *padded;
   dnnl_memory_t padded_mem, padded_inner;
   dnnl_primitive_t pad_copy;
-  /* CONV run as a batch of phase images (backend-cpu-phases.c): the copies into and out of
-   * them, views of the input and output as phases (split_from, merge_to) and of the batches
-   * (the rest), which lie in the scratchpad at these offsets */
-  dnnl_primitive_t phase_split, phase_merge;
-  dnnl_memory_t split_from, split_to, phase_in, phase_out, merge_from, merge_to;
+  /* CONV run as a batch of phase images (backend-cpu-phases.c): its dilation (0 for none),
+   * and the batches in and out, which lie in the scratchpad at these offsets */
+  int phase_dilation;
+  dnnl_memory_t phase_in, phase_out;
   size_t phase_offset, phase_out_offset;
   /* heads: a planar copy of a blocked input */
   dnnl_primitive_t to_planar;
@@ -239,20 +238,19 @@ gboolean hfam_cpu_writes_bf16 (const CpuBackend *be, int id);
 gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 
 /* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
- * images; the batches' descriptions (input, output); planning the copies into and out of them
- * for `conv`, the convolution planned on those (its own scratch comes first in the
- * scratchpad, which grows to hold them); giving them their place once the scratchpad exists;
- * running the copy into them (merge FALSE) or out of them; and dropping them. */
-gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src);
-gboolean hfam_cpu_phase_mds (const CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
-                             const Value *src, dnnl_memory_desc_t *in, dnnl_memory_desc_t *out,
-                             GError **error);
+ * images (`padded`: of the map padded up to a multiple of d); its Winograd description on
+ * them (FALSE: none); planning the batches for `conv`, that description (its own scratch
+ * comes first in the scratchpad, which grows to hold them); giving them their place once the
+ * scratchpad exists; running the copy of node `id`'s input into them (merge FALSE) or out of
+ * them into its value; and dropping them. */
+gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src, gboolean padded);
+gboolean hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
+                            const Value *src, dnnl_primitive_desc_t *pd);
 gboolean hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n,
-                               const HfamConvParams *p, const Value *src, const Value *dst,
-                               const_dnnl_primitive_desc_t conv, GError **error);
+                               const HfamConvParams *p, const_dnnl_primitive_desc_t conv,
+                               GError **error);
 gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
-gboolean hfam_cpu_run_phases (CpuBackend *be, Step *s, const HfamNode *n, gboolean merge,
-                              GError **error);
+gboolean hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error);
 void hfam_cpu_clear_phases (Step *s);
 
 /* backend-cpu-lowres.c: whether a convolution is a dilated one over an enlarged input that can
