@@ -147,6 +147,7 @@ copy_image (float *plane, float *image, int w, int h, int d, int p, int q, gbool
     }
 }
 
+/* b: the backend's block, 16 or 8 */
 static void
 copy_phases (float *map, float *batch, int blocks, int b, int w, int h, int d, gboolean merge)
 {
@@ -160,7 +161,7 @@ copy_phases (float *map, float *batch, int blocks, int b, int w, int h, int d, g
       if (b == 16)
         copy_image (plane, at, w, h, d, phase / d, phase % d, merge, 16);
       else
-        copy_image (plane, at, w, h, d, phase / d, phase % d, merge, b);
+        copy_image (plane, at, w, h, d, phase / d, phase % d, merge, 8);
     }
 }
 
