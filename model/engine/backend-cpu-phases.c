@@ -85,10 +85,36 @@ hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p, c
          && hfam_cpu_conv_pd (be, n, &spec, &in, &out, pd, NULL);
 }
 
-gboolean
-hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n, const HfamConvParams *p,
-                      const_dnnl_primitive_desc_t conv, GError **error)
+/* Whether node `id`'s phased convolution can read its input's phase images as that node left
+ * them: the input is the node before it, a phased convolution with the same dilation and
+ * batch layout that only this node reads, in no other form, on a map not padded (padding would
+ * hold its outputs, not zeros), and its batch out lies beyond this convolution's own scratch.
+ * L-BB's 64-channel convolutions follow each other so. */
+static gboolean
+reads_input_phases (const CpuBackend *be, int id, const dnnl_memory_desc_t *in_md,
+                    size_t conv_scratch)
 {
+  const HfamGraph *g = be->base.graph;
+  const int in = g->nodes[id].inputs[0];
+  const Step *from = &be->steps[in];
+  const Value *map = &be->values[in];
+  const dnnl_memory_desc_t *out_md;
+
+  /* nothing may run between the two: the scratchpad is everyone's */
+  if (in != id - 1 || from->phase_dilation != be->steps[id].phase_dilation
+      || g->last_use[in] != id
+      || be->quantised[in] || be->has_bf16[in] || map->width % from->phase_dilation
+      || map->height % from->phase_dilation || from->phase_out_offset < conv_scratch)
+    return FALSE;
+  return dnnl_memory_get_memory_desc (from->phase_out, &out_md) == dnnl_success
+         && dnnl_memory_desc_equal (out_md, in_md);
+}
+
+gboolean
+hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  Step *s = &be->steps[id];
   const dnnl_memory_desc_t *in_md = dnnl_primitive_desc_query_md (conv, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *out_md = dnnl_primitive_desc_query_md (conv, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (conv, dnnl_query_scratchpad_md,
@@ -98,8 +124,13 @@ hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n, const HfamConv
   /* in the scratchpad, which hfam_cpu_bind_phases gives them once it exists */
   DNNL_TRY (dnnl_memory_create (&s->phase_in, in_md, be->engine, DNNL_MEMORY_NONE), n);
   DNNL_TRY (dnnl_memory_create (&s->phase_out, out_md, be->engine, DNNL_MEMORY_NONE), n);
-  s->phase_dilation = p->dilation;
+  s->phase_dilation = n->conv.dilation;
   s->phase_offset = (conv_scratch + 63) & ~(size_t) 63;
+  if (reads_input_phases (be, id, in_md, conv_scratch)) {
+    Step *from = &be->steps[n->inputs[0]];
+    s->phase_offset = from->phase_out_offset;
+    s->phases_from_input = from->phases_to_next = TRUE;
+  }
   s->phase_out_offset = (s->phase_offset + dnnl_memory_desc_get_size (in_md) + 63)
                         & ~(size_t) 63;
   be->scratchpad_size = MAX (be->scratchpad_size,
@@ -190,4 +221,5 @@ hfam_cpu_clear_phases (Step *s)
     dnnl_memory_destroy (s->phase_out);
   s->phase_in = s->phase_out = NULL;
   s->phase_dilation = 0;
+  s->phases_from_input = s->phases_to_next = FALSE;
 }

@@ -263,7 +263,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   if (n->op == HFAM_OP_SK_PROJECT)
     s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
-  if (phased && !hfam_cpu_plan_phases (be, s, n, p, pd, error)) {
+  if (phased && !hfam_cpu_plan_phases (be, id, pd, error)) {
     dnnl_primitive_desc_destroy (pd);
     return FALSE;
   }
@@ -749,9 +749,9 @@ run_op (CpuBackend *be, int id, GError **error)
     if (s->narrow)
       return hfam_cpu_run_narrow (be, id, error);
     if (s->phase_dilation)
-      return hfam_cpu_run_phases (be, id, FALSE, error)
+      return (s->phases_from_input || hfam_cpu_run_phases (be, id, FALSE, error))
              && execute (be, n, s->prim, s->args, s->n_args, error)
-             && hfam_cpu_run_phases (be, id, TRUE, error);
+             && (s->phases_to_next || hfam_cpu_run_phases (be, id, TRUE, error));
     return execute (be, n, s->prim, s->args, s->n_args, error);
   case HFAM_OP_SK_PROJECT:
     return run_sk (be, id, error);

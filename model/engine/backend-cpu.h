@@ -61,10 +61,13 @@ typedef struct {
   dnnl_memory_t padded_mem, padded_inner;
   dnnl_primitive_t pad_copy;
   /* CONV run as a batch of phase images (backend-cpu-phases.c): its dilation (0 for none),
-   * and the batches in and out, which lie in the scratchpad at these offsets */
+   * the batches in and out, which lie in the scratchpad at these offsets, and whether the
+   * batch in is the input node's batch out (no copy in) and the batch out the next node's
+   * batch in (no copy out) */
   int phase_dilation;
   dnnl_memory_t phase_in, phase_out;
   size_t phase_offset, phase_out_offset;
+  gboolean phases_from_input, phases_to_next;
   /* heads: a planar copy of a blocked input */
   dnnl_primitive_t to_planar;
   dnnl_memory_t planar_mem;
@@ -239,15 +242,15 @@ gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 
 /* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
  * images (`padded`: of the map padded up to a multiple of d); its Winograd description on
- * them (FALSE: none); planning the batches for `conv`, that description (its own scratch
- * comes first in the scratchpad, which grows to hold them); giving them their place once the
+ * them (FALSE: none); planning node `id`'s batches for `conv`, that description (its own
+ * scratch comes first in the scratchpad, which grows to hold them; a phased input's batch out
+ * is taken as it is where it can be); giving them their place once the
  * scratchpad exists; running the copy of node `id`'s input into them (merge FALSE) or out of
  * them into its value; and dropping them. */
 gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src, gboolean padded);
 gboolean hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
                             const Value *src, dnnl_primitive_desc_t *pd);
-gboolean hfam_cpu_plan_phases (CpuBackend *be, Step *s, const HfamNode *n,
-                               const HfamConvParams *p, const_dnnl_primitive_desc_t conv,
+gboolean hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv,
                                GError **error);
 gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
 gboolean hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error);
