@@ -7,30 +7,18 @@
 #include "backend-cpu.h"
 #include "narrow-conv.h"
 
-/* in the backend's own blocked layout, fp32 */
-static gboolean
-is_blocked (const CpuBackend *be, const dnnl_memory_desc_t *md)
-{
-  dnnl_memory_desc_t want;
-  return md->ndims == 4
-         && dnnl_memory_desc_init_by_tag (&want, 4, md->dims, dnnl_f32, be->blocked_tag)
-                == dnnl_success
-         && dnnl_memory_desc_equal (md, &want);
-}
-
 gboolean
 hfam_cpu_narrow_fits (const CpuBackend *be, int id)
 {
-  const HfamNode *n = &be->base.graph->nodes[id];
+  const HfamGraph *g = be->base.graph;
+  const HfamNode *n = &g->nodes[id];
   const HfamConvParams *p = &n->conv;
-  const Value *src = n->n_inputs ? &be->values[n->inputs[0]] : NULL;
 
-  if (n->op != HFAM_OP_CONV || p->kernel != 3 || p->stride != 1 || p->dilation != 1
-      || p->pad != 1 || p->residual >= 0 || p->cout > HFAM_NARROW_CONV_MAX_OUT
-      || be->runs_int8[id] || be->runs_bf16[id] || !be->fp32[id]
-      || (be->block != 8 && be->block != 16))
-    return FALSE;
-  return is_blocked (be, &be->values[id].md) && is_blocked (be, &src->md);
+  /* fp32 values of nodes that are not planar are blocked (backend-cpu-values.c) */
+  return n->op == HFAM_OP_CONV && p->kernel == 3 && p->stride == 1 && p->dilation == 1
+         && p->pad == 1 && p->residual < 0 && p->cout <= HFAM_NARROW_CONV_MAX_OUT
+         && !be->runs_int8[id] && !be->runs_bf16[id] && be->fp32[id] && !n->planar
+         && !g->nodes[n->inputs[0]].planar && (be->block == 8 || be->block == 16);
 }
 
 gboolean

@@ -221,7 +221,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   Value bf16_input = *input;
   const Value *src = input;
   dnnl_memory_t src_mem;
-  gboolean winograd = FALSE, phased = FALSE;
+  gboolean may_winograd, winograd = FALSE, phased = FALSE;
 
   if (be->runs_bf16[id]) {
     bf16_input.md = input->bf16_md;
@@ -230,11 +230,11 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   src_mem = src->mem;
   /* oneDNN has no bf16 Winograd: those run direct */
-  winograd = !be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height);
-  if (winograd && p->dilation == 1)
+  may_winograd = !be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height);
+  if (may_winograd && p->dilation == 1)
     winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
                                     dnnl_convolution_winograd, &pd, NULL);
-  else if (winograd)
+  else if (may_winograd)
     winograd = phased = hfam_cpu_phase_fits (p, src, FALSE)
                         && hfam_cpu_phase_pd (be, n, p, src, &pd);
   if (!winograd
@@ -245,14 +245,15 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
     dnnl_memory_desc_t padded_md;
     dnnl_primitive_desc_destroy (pd);
     /* the direct kernel would read a padded copy: phase images padded with zeros pay more */
-    phased = !be->runs_bf16[id] && hfam_cpu_wants_winograd (p, src->width, src->height)
-             && hfam_cpu_phase_fits (p, src, TRUE) && hfam_cpu_phase_pd (be, n, p, src, &pd);
-    if (!phased
-        && (!plan_explicit_padding (be, n, s, p, src, &padded_md, error)
-            || !conv_primitive_desc (be, n, p, &padded_md, dst_md, 0, dnnl_convolution_direct,
-                                     &pd, error)))
-      return FALSE;
-    src_mem = phased ? src_mem : s->padded_mem;
+    phased = may_winograd && hfam_cpu_phase_fits (p, src, TRUE)
+             && hfam_cpu_phase_pd (be, n, p, src, &pd);
+    if (!phased) {
+      if (!plan_explicit_padding (be, n, s, p, src, &padded_md, error)
+          || !conv_primitive_desc (be, n, p, &padded_md, dst_md, 0, dnnl_convolution_direct,
+                                   &pd, error))
+        return FALSE;
+      src_mem = s->padded_mem;
+    }
   }
   if (n->op == HFAM_OP_CONV
       && !hfam_cpu_load_conv_weights (be, s, n, p,
