@@ -3,10 +3,14 @@
  * (rows p, p + d, p + 2d, ... and columns q, q + d, ...) that it convolves independently with
  * dilation 1. oneDNN's Winograd takes no dilation; on a batch of d² phase images it takes
  * half the time of the direct dilated kernel on MFEM's maps, copies into and out of the phase
- * images included. A map whose sides are not multiples of d is padded with zeros up to them
- * (what the dilated taps read there), where the direct kernel would need a padded copy of the
- * map anyway (MFEM's dilation 12 at 64 x 64: BENCHMARKS.md). The phase images lie in the
- * plan's scratchpad, after the convolution's own scratch. */
+ * images included. A map whose sides are not multiples of d has phase images of two sizes,
+ * padded with zeros to the larger (what the dilated taps read there). Winograd works in tiles
+ * of 4 x 4 outputs, so small padded phase images waste much of their tiles (MFEM's dilation 12
+ * at 64 x 64: 12 x 12 images of 6 x 6 or smaller, each in 2 x 2 tiles). Two phase images then
+ * share one image, one above the other (or side by side), with a row (column) of zeros between
+ * them that keeps the 3x3 kernel from mixing them: 12-row pairs fill 3 tiles where two 6-row
+ * images took 4 (BENCHMARKS.md). The images lie in the plan's scratchpad, after the
+ * convolution's own scratch. */
 #include "backend-cpu.h"
 
 #include <stdint.h>
@@ -44,11 +48,67 @@ hfam_cpu_wants_winograd (const HfamConvParams *p, int width, int height)
  * 80 MB; L-BB's first, over 320 channels, runs at f1's size instead (backend-cpu-lowres.c). */
 #define PHASE_MAX_INPUT ((size_t) 16 << 20)
 
-/* a phase image's side: the map's, padded up to a multiple of d */
+/* oneDNN's Winograd on these layers is F(4x4, 3x3): it computes outputs in tiles of 4 x 4 */
+#define WINOGRAD_TILE 4
+
+/* Where a direct kernel is there to compare with, padded phase images are taken only where
+ * real pixels fill at least this much of the tiles: MFEM's dilation 6 at 32 x 32 took 1.09 of
+ * the direct time with 0.44 of its tiles filled (6 x 6 images), and 0.68 with 0.79 (paired) */
+#define PHASE_MIN_TILE_USE 0.6
+
+/* the number of rows of a side-n map in phase p of dilation d */
 static int
-phase_side (int side, int d)
+phase_length (int n, int d, int p)
 {
-  return (side + d - 1) / d;
+  return p < n ? (n - p + d - 1) / d : 0;
+}
+
+static int
+axis_tiles (const PhaseAxis *a)
+{
+  return a->images * ((a->side + WINOGRAD_TILE - 1) / WINOGRAD_TILE);
+}
+
+/* How the phases of a side-n map lie along one axis of the batch: one image each, or, for an
+ * even d, phases p and p + d/2 one after the other with a zero between, where that fills
+ * fewer tiles. A side that d divides keeps one phase per image: a chained convolution
+ * (reads_input_phases) takes the batch as its input then. */
+static PhaseAxis
+phase_axis (int n, int d)
+{
+  const PhaseAxis single = { .images = d, .side = phase_length (n, d, 0), .paired = FALSE };
+  const PhaseAxis paired = { .images = d / 2,
+                             .side = phase_length (n, d, 0) + 1 + phase_length (n, d, d / 2),
+                             .paired = TRUE };
+
+  if (n % d == 0 || d % 2 || axis_tiles (&paired) >= axis_tiles (&single))
+    return single;
+  return paired;
+}
+
+/* source[i]: the map's row (column) at row i of the batch's images along this axis, image
+ * after image; -1 where the image holds a zero */
+static void
+axis_sources (int n, int d, const PhaseAxis *a, int *source)
+{
+  for (int image = 0; image < a->images; image++) {
+    const int first = phase_length (n, d, image);
+    for (int i = 0; i < a->side; i++) {
+      const int p = a->paired && i > first ? image + d / 2 : image;
+      const int k = a->paired && i > first ? i - first - 1 : i;
+      source[image * a->side + i] = (a->paired && i == first) || k >= phase_length (n, d, p)
+                                        ? -1
+                                        : k * d + p;
+    }
+  }
+}
+
+static size_t
+batch_pixels (const HfamConvParams *p, const Value *src)
+{
+  const PhaseAxis x = phase_axis (src->width, p->dilation);
+  const PhaseAxis y = phase_axis (src->height, p->dilation);
+  return (size_t) x.images * x.side * y.images * y.side;
 }
 
 gboolean
@@ -57,16 +117,28 @@ hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src, gboolean padded)
   const int d = p->dilation;
   return p->kernel == 3 && p->stride == 1 && d > 1 && p->pad == d && p->residual < 0
          && (padded || (src->width % d == 0 && src->height % d == 0))
-         && (size_t) p->cin * d * phase_side (src->width, d) * d * phase_side (src->height, d)
-                * sizeof (float)
-                <= PHASE_MAX_INPUT;
+         && (size_t) p->cin * batch_pixels (p, src) * sizeof (float) <= PHASE_MAX_INPUT;
 }
 
-/* The d² phase images of a map of `channels` x h x w as one batch, blocked like the map. */
-static dnnl_status_t
-batch_md (const CpuBackend *be, int channels, int d, int w, int h, dnnl_memory_desc_t *md)
+gboolean
+hfam_cpu_phases_pay (const HfamConvParams *p, const Value *src)
 {
-  dnnl_dims_t dims = { d * d, channels, phase_side (h, d), phase_side (w, d) };
+  const PhaseAxis x = phase_axis (src->width, p->dilation);
+  const PhaseAxis y = phase_axis (src->height, p->dilation);
+  const double tile_area = (double) axis_tiles (&x) * axis_tiles (&y) * WINOGRAD_TILE
+                           * WINOGRAD_TILE;
+
+  return hfam_cpu_phase_fits (p, src, FALSE)
+         || (hfam_cpu_phase_fits (p, src, TRUE)
+             && src->width * src->height >= PHASE_MIN_TILE_USE * tile_area);
+}
+
+/* The batch's images of a map of `channels` x h x w, blocked like the map. */
+static dnnl_status_t
+batch_md (const CpuBackend *be, int channels, const PhaseAxis *x, const PhaseAxis *y,
+          dnnl_memory_desc_t *md)
+{
+  dnnl_dims_t dims = { x->images * y->images, channels, y->side, x->side };
   return dnnl_memory_desc_init_by_tag (md, 4, dims, dnnl_f32, be->blocked_tag);
 }
 
@@ -78,10 +150,12 @@ hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p, c
                                  .dilation = 1, .pad_l = { 1, 1 }, .pad_r = { 1, 1 },
                                  .bias = TRUE, .relu = p->relu,
                                  .alg = dnnl_convolution_winograd };
+  const PhaseAxis x = phase_axis (src->width, p->dilation);
+  const PhaseAxis y = phase_axis (src->height, p->dilation);
   dnnl_memory_desc_t in, out;
 
-  return batch_md (be, p->cin, p->dilation, src->width, src->height, &in) == dnnl_success
-         && batch_md (be, p->cout, p->dilation, src->width, src->height, &out) == dnnl_success
+  return batch_md (be, p->cin, &x, &y, &in) == dnnl_success
+         && batch_md (be, p->cout, &x, &y, &out) == dnnl_success
          && hfam_cpu_conv_pd (be, n, &spec, &in, &out, pd, NULL);
 }
 
@@ -115,6 +189,7 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
+  const Value *map = &be->values[n->inputs[0]];
   const dnnl_memory_desc_t *in_md = dnnl_primitive_desc_query_md (conv, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *out_md = dnnl_primitive_desc_query_md (conv, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (conv, dnnl_query_scratchpad_md,
@@ -125,6 +200,13 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
   DNNL_TRY (dnnl_memory_create (&s->phase_in, in_md, be->engine, DNNL_MEMORY_NONE), n);
   DNNL_TRY (dnnl_memory_create (&s->phase_out, out_md, be->engine, DNNL_MEMORY_NONE), n);
   s->phase_dilation = n->conv.dilation;
+  s->phase_x = phase_axis (map->width, s->phase_dilation);
+  s->phase_y = phase_axis (map->height, s->phase_dilation);
+  s->phase_sources = g_new (int, s->phase_x.images * s->phase_x.side
+                                     + s->phase_y.images * s->phase_y.side);
+  axis_sources (map->width, s->phase_dilation, &s->phase_x, s->phase_sources);
+  axis_sources (map->height, s->phase_dilation, &s->phase_y,
+                s->phase_sources + s->phase_x.images * s->phase_x.side);
   s->phase_offset = (conv_scratch + 63) & ~(size_t) 63;
   if (reads_input_phases (be, id, in_md, conv_scratch)) {
     Step *from = &be->steps[n->inputs[0]];
@@ -156,43 +238,46 @@ hfam_cpu_bind_phases (CpuBackend *be, GError **error)
   return TRUE;
 }
 
-/* Pixel (i d + p, j d + q) of a blocked map (blocks x h x w pixels of b floats) and pixel
- * (i, j) of phase image p d + q in the batch (d² x blocks x hq x wq pixels), copied one way
- * or the other (`merge`: from the batch into the map). The batch's pixels past the map's
- * bottom and right are zero. b is a constant where copy_phases calls it. */
+/* Each pixel of one image of the batch (w x h pixels of b floats) and the pixel of a blocked
+ * map's plane (map_w pixels wide) that `rows` and `cols` name for it, copied one way or the
+ * other (`merge`: from the image into the map). The image's pixels that name none are zero.
+ * b is a constant where copy_phases calls it. */
 static inline __attribute__ ((always_inline)) void
-copy_image (float *plane, float *image, int w, int h, int d, int p, int q, gboolean merge,
-            const int b)
+copy_image (float *plane, float *image, int map_w, int w, int h, const int *rows,
+            const int *cols, gboolean merge, const int b)
 {
-  const int hq = phase_side (h, d), wq = phase_side (w, d);
-
-  for (int i = 0; i < hq; i++)
-    for (int j = 0; j < wq; j++) {
-      const int y = i * d + p, x = j * d + q;
-      float *at = image + ((size_t) i * wq + j) * b;
-      float *pixel = plane + ((size_t) y * w + x) * b;
-      if (y < h && x < w)
+  for (int i = 0; i < h; i++)
+    for (int j = 0; j < w; j++) {
+      float *at = image + ((size_t) i * w + j) * b;
+      if (rows[i] >= 0 && cols[j] >= 0) {
+        float *pixel = plane + ((size_t) rows[i] * map_w + cols[j]) * b;
         memcpy (merge ? pixel : at, merge ? at : pixel, sizeof (float) * b);
-      else if (!merge)
+      } else if (!merge) {
         memset (at, 0, sizeof (float) * b);
+      }
     }
 }
 
 /* b: the backend's block, 16 or 8 */
 static void
-copy_phases (float *map, float *batch, int blocks, int b, int w, int h, int d, gboolean merge)
+copy_phases (const Step *s, float *map, float *batch, int blocks, int b, int w, int h,
+             gboolean merge)
 {
-  const size_t image = (size_t) phase_side (h, d) * phase_side (w, d) * b;
+  const PhaseAxis *x = &s->phase_x, *y = &s->phase_y;
+  const int *cols = s->phase_sources, *rows = s->phase_sources + x->images * x->side;
+  const size_t image = (size_t) x->side * y->side * b;
 
 #pragma omp parallel for collapse(2) schedule(static)
-  for (int phase = 0; phase < d * d; phase++)
+  for (int i = 0; i < x->images * y->images; i++)
     for (int cb = 0; cb < blocks; cb++) {
       float *plane = map + (size_t) cb * h * w * b;
-      float *at = batch + ((size_t) phase * blocks + cb) * image;
+      float *at = batch + ((size_t) i * blocks + cb) * image;
+      const int *image_rows = rows + i / x->images * y->side;
+      const int *image_cols = cols + i % x->images * x->side;
       if (b == 16)
-        copy_image (plane, at, w, h, d, phase / d, phase % d, merge, 16);
+        copy_image (plane, at, w, x->side, y->side, image_rows, image_cols, merge, 16);
       else
-        copy_image (plane, at, w, h, d, phase / d, phase % d, merge, 8);
+        copy_image (plane, at, w, x->side, y->side, image_rows, image_cols, merge, 8);
     }
 }
 
@@ -206,9 +291,9 @@ hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error)
   void *batch;
 
   DNNL_TRY (dnnl_memory_get_data_handle (merge ? s->phase_out : s->phase_in, &batch), n);
-  copy_phases ((float *) ((uint8_t *) map->block->data + map->offset), batch,
+  copy_phases (s, (float *) ((uint8_t *) map->block->data + map->offset), batch,
                (channels + be->block - 1) / be->block, be->block, map->width, map->height,
-               s->phase_dilation, merge);
+               merge);
   return TRUE;
 }
 
@@ -220,6 +305,7 @@ hfam_cpu_clear_phases (Step *s)
   if (s->phase_out)
     dnnl_memory_destroy (s->phase_out);
   s->phase_in = s->phase_out = NULL;
+  g_clear_pointer (&s->phase_sources, g_free);
   s->phase_dilation = 0;
   s->phases_from_input = s->phases_to_next = FALSE;
 }

@@ -235,8 +235,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
     winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
                                     dnnl_convolution_winograd, &pd, NULL);
   else if (may_winograd)
-    winograd = phased = hfam_cpu_phase_fits (p, src, FALSE)
-                        && hfam_cpu_phase_pd (be, n, p, src, &pd);
+    winograd = phased = hfam_cpu_phases_pay (p, src) && hfam_cpu_phase_pd (be, n, p, src, &pd);
   if (!winograd
       && !conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad, dnnl_convolution_direct, &pd,
                                error))

@@ -40,6 +40,13 @@ typedef struct {
   Block *bf16_block;
 } Value;
 
+/* How a phased convolution's phase images lie along one axis of its batch
+ * (backend-cpu-phases.c): in `images` images of `side` pixels, one phase each or two */
+typedef struct {
+  int images, side;
+  gboolean paired;
+} PhaseAxis;
+
 typedef struct {
   dnnl_primitive_t prim;
   dnnl_exec_arg_t args[MAX_ARGS];
@@ -63,8 +70,11 @@ typedef struct {
   /* CONV run as a batch of phase images (backend-cpu-phases.c): its dilation (0 for none),
    * the batches in and out, which lie in the scratchpad at these offsets, and whether the
    * batch in is the input node's batch out (no copy in) and the batch out the next node's
-   * batch in (no copy out) */
+   * batch in (no copy out); the batch's images across and down, and the map's column and row
+   * at each of their columns, then rows (-1: a zero) */
   int phase_dilation;
+  PhaseAxis phase_x, phase_y;
+  int *phase_sources;
   dnnl_memory_t phase_in, phase_out;
   size_t phase_offset, phase_out_offset;
   gboolean phases_from_input, phases_to_next;
@@ -240,14 +250,16 @@ void hfam_cpu_mark_bf16 (CpuBackend *be);
 gboolean hfam_cpu_writes_bf16 (const CpuBackend *be, int id);
 gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 
-/* backend-cpu-phases.c: whether a convolution can run as a batch of d x d undilated phase
- * images (`padded`: of the map padded up to a multiple of d); its Winograd description on
+/* backend-cpu-phases.c: whether a convolution can run as a batch of undilated phase images
+ * (`padded`: of a map whose sides d need not divide); whether they pay against the direct
+ * kernel (unpadded, or padded but filling Winograd's tiles well); its Winograd description on
  * them (FALSE: none); planning node `id`'s batches for `conv`, that description (its own
  * scratch comes first in the scratchpad, which grows to hold them; a phased input's batch out
  * is taken as it is where it can be); giving them their place once the
  * scratchpad exists; running the copy of node `id`'s input into them (merge FALSE) or out of
  * them into its value; and dropping them. */
 gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src, gboolean padded);
+gboolean hfam_cpu_phases_pay (const HfamConvParams *p, const Value *src);
 gboolean hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
                             const Value *src, dnnl_primitive_desc_t *pd);
 gboolean hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv,

@@ -69,6 +69,9 @@ CASES = (
     # f0 in whole channel blocks of AVX-512's layout, so that it runs L-BB's first convolution
     # at f1's size
     ("r50_256x256", R50_WIDE, 256, 256, 6, "F32"),
+    # MFEM's maps at 64 x 52 (H/8), sides that 12 (and 8) do not divide: phase images padded
+    # with zeros, those of dilation 12 two to an image both across and down
+    ("r50_512x416", R50, 512, 416, 7, "F32"),
 )
 
 # Sanity bounds on the random network's outputs (the point of the tests is a network that

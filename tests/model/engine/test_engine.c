@@ -21,9 +21,12 @@
 #include <math.h>
 #include <string.h>
 
+/* how far the engine's class probabilities may lie from the reference's */
+#define P_S_TOLERANCE 1e-4
+
 static const char *const cases[] = {
   "tiny_64x64", "tiny_f16_64x64", "r18_i8_64x64", "r18_64x64", "r18_160x96", "r50_64x64",
-  "r50_160x96", "r50_256x256",
+  "r50_160x96", "r50_256x256", "r50_512x416",
 };
 
 static float *
@@ -118,22 +121,23 @@ test_golden (gconstpointer data)
     e_det = max_abs_diff (out_det, det, plane);
     mismatched = 0;
     for (size_t i = 0; i < plane; i++) {
-      if (margin[i] < 1e-5f)
-        continue;  /* the reference's top two classes tie: either answer is right */
+      if (margin[i] < P_S_TOLERANCE)
+        continue;  /* the reference's top two classes tie within P_s's tolerance: either
+                    * answer is right */
       if (hfam_semantic_class (out_sem, plane, i) != hfam_semantic_class (sem, plane, i))
         mismatched++;
       e_fus = MAX (e_fus, fabs ((double) out_fus[i] - fus[i]));
     }
     g_test_message ("%s pass %d: max abs error P_s %.2e alpha_d %.2e alpha_p %.2e, "
                     "%d argmax mismatches", name, pass, e_sem, e_det, e_fus, mismatched);
-    g_assert_cmpfloat (e_sem, <=, 1e-4);
+    g_assert_cmpfloat (e_sem, <=, P_S_TOLERANCE);
     g_assert_cmpfloat (e_det, <=, 1e-4);
     g_assert_cmpfloat (e_fus, <=, 1e-4);
     g_assert_cmpint (mismatched, ==, 0);
   }
 
   /* the frame path: at its own size the resize is the identity, so the matte of the 8-bit
-   * image equals the golden alpha_p */
+   * image equals the golden alpha_p (but for the ties above) */
   {
     const HfamStTensor *image = hfam_st_find (st, "image");
     const HfamImage frame = packed_image ((guint8 *) image->data, w, h, 3, HFAM_FORMAT_RGB);
@@ -143,7 +147,7 @@ test_golden (gconstpointer data)
     g_assert_true (run_matte (ctx, &frame, MAX (w, h), alpha, &error));
     g_assert_no_error (error);
     for (size_t i = 0; i < plane; i++)
-      if (margin[i] >= 1e-5f)
+      if (margin[i] >= P_S_TOLERANCE)
         e_alpha = MAX (e_alpha, fabs ((double) alpha[i] - fus[i]));
     g_test_message ("%s frame path: max abs error of the matte %.2e", name, e_alpha);
     g_assert_cmpfloat (e_alpha, <=, 1e-4);
