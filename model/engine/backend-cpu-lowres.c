@@ -9,7 +9,10 @@
  * along the border, where the dilated taps fall outside the map, is computed as it was, from
  * strips of up(f1). The skip channels (f0) keep their own dilated convolution, which adds the
  * bias, the rest (oneDNN's sum post-op) and the ReLU. Exact up to rounding; BENCHMARKS.md,
- * "L-BB's first convolution at f1's size", has the time it saves.
+ * "L-BB's first convolution at f1's size", has the time it saves. In fp32, where Winograd
+ * runs, that convolution runs on phase images (backend-cpu-phases.c) at half its direct time:
+ * the enlargement and the band are written straight into the phase images of the result, f0
+ * is copied into its own, and L-BB's second convolution reads the result's as they are.
  *
  * It runs in fp32 (blocked maps) and in int8 (nhwc maps: u8 x s8 convolutions into fp32,
  * summed in fp32 and quantised once at the end), where the map is at least 8 pixels a side.
@@ -44,6 +47,7 @@ typedef struct {
 
 struct _HfamCpuLowres {
   gboolean int8;
+  gboolean phased;              /* fp32: f0's convolution on phase images */
   int block;                    /* channels per plane: the blocked layout's, 0 for nhwc */
   int skip_channels, up_channels, out_channels;
   int width, height;            /* the output's (and up(f1)'s) */
@@ -72,6 +76,15 @@ static size_t
 map_size (const Map *m)
 {
   return (size_t) m->images * m->planes * m->rows * m->cols * m->pixel_stride;
+}
+
+/* f0's convolution, the whole one's on f0's channels alone */
+static HfamConvParams
+skip_params (const HfamCpuLowres *lr, const HfamConvParams *whole)
+{
+  return (HfamConvParams) { .cin = lr->skip_channels, .cout = whole->cout, .kernel = 3,
+                            .stride = 1, .dilation = 2, .pad = 2, .relu = whole->relu,
+                            .residual = -1 };
 }
 
 /* The sizes of the buffers that lie in the concatenation's memory, and of that memory. */
@@ -280,6 +293,26 @@ describe_buffers (const CpuBackend *be, HfamCpuLowres *lr, dnnl_data_type_t f1_t
          && buffer_md (be, lr, SUM, dnnl_f32, 1, co, h, w) == dnnl_success;
 }
 
+/* Where f0's phase images may start in the scratchpad (hfam_cpu_plan_phases puts them after
+ * its convolution's own scratch too): the enlargement goes into them after f1's convolution
+ * at low size, whose scratch they may take then, but before the band's copy, which reads the
+ * strips' results from `strips` on (to `end`). So below the strips where they fit, else after
+ * them. */
+static size_t
+phases_place (const_dnnl_primitive_desc_t skip_pd, size_t strips, size_t end)
+{
+  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (skip_pd, dnnl_query_scratchpad_md,
+                                                               0);
+  const size_t images = dnnl_memory_desc_get_size (
+                          dnnl_primitive_desc_query_md (skip_pd, dnnl_query_src_md, 0))
+                        + dnnl_memory_desc_get_size (
+                          dnnl_primitive_desc_query_md (skip_pd, dnnl_query_dst_md, 0));
+  /* with room for the alignment of each */
+  const size_t below = (sp ? dnnl_memory_desc_get_size (sp) : 0) + images + 3 * 64;
+
+  return below <= strips ? 0 : end;
+}
+
 /* The pieces' primitives and weights, and where their buffers go. */
 static gboolean
 plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **error)
@@ -296,7 +329,10 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
   const dnnl_memory_desc_t *dsts[N_CONVS] = { &mds[LOW_OUT], &mds[ROWS_OUT], &mds[COLS_OUT],
                                               lr->int8 ? &mds[SUM] : &v->md };
   g_autofree float *scales = g_new (float, 2 * n->conv.cout);
+  const HfamConvParams skip = skip_params (lr, &n->conv);
+  dnnl_primitive_desc_t skip_pd = NULL;
   size_t scratch = 0, end = 0;
+  gboolean ok;
 
   if (!describe_buffers (be, lr, f1v->qmd.data_type, cv->qmd.data_type)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: bad buffer", n->name);
@@ -316,8 +352,11 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
     const dnnl_memory_desc_t *sp;
     dnnl_status_t st;
 
-    if (!plan_piece (be, n, lr, k, srcs[k], dsts[k],
-                     lr->int8 ? scales + (k == LOW ? 0 : n->conv.cout) : NULL, &pd, error))
+    if (k == SKIP && lr->phased)
+      lr->phased = hfam_cpu_phase_pd (be, n, &skip, v, TRUE, &pd);
+    if (!(k == SKIP && lr->phased)
+        && !plan_piece (be, n, lr, k, srcs[k], dsts[k],
+                        lr->int8 ? scales + (k == LOW ? 0 : n->conv.cout) : NULL, &pd, error))
       return FALSE;
     if (!load_piece_weights (be, n, lr, k, pd, plain, ws, error)) {
       dnnl_primitive_desc_destroy (pd);
@@ -326,10 +365,16 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
     sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
     scratch = MAX (scratch, sp ? dnnl_memory_desc_get_size (sp) : 0);
     st = dnnl_primitive_create (&lr->convs[k], pd);
-    dnnl_primitive_desc_destroy (pd);
+    if (k == SKIP && lr->phased)
+      skip_pd = pd;  /* for the phase images' plan, once the buffers have their place */
+    else
+      dnnl_primitive_desc_destroy (pd);
+    if (st != dnnl_success && skip_pd)
+      dnnl_primitive_desc_destroy (skip_pd);
     DNNL_TRY (st, n);
   }
-  if (!plan_enlarge (be, n, lr, dsts[SKIP], &scratch, error))
+  /* the phased convolution writes the value once its phase images are copied out */
+  if (!lr->phased && !plan_enlarge (be, n, lr, dsts[SKIP], &scratch, error))
     return FALSE;
   for (int k = 0; k < n_buffers; k++) {
     if (k == FIRST_SCRATCH)
@@ -341,6 +386,12 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
                                   k < FIRST_SCRATCH ? lr->maps[k].data : DNNL_MEMORY_NONE), n);
   }
   be->scratchpad_size = MAX (be->scratchpad_size, end);
+  if (lr->phased) {
+    const size_t place = phases_place (skip_pd, lr->offsets[FIRST_SCRATCH], end);
+    ok = hfam_cpu_plan_phases (be, id, skip_pd, place, error);
+    dnnl_primitive_desc_destroy (skip_pd);
+    return ok;
+  }
   if (!lr->int8) {
     DNNL_TRY (dnnl_memory_create (&lr->skip_mem, &skip_md, be->engine, lr->skip.data), n);
     DNNL_TRY (dnnl_memory_create (&lr->dst_mem, &v->md, be->engine, lr->dst.data), n);
@@ -392,6 +443,7 @@ hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
   const guint64 plain_size = 2 * sizeof (float) * count + count;
   Step *s = &be->steps[id];
   HfamCpuLowres *lr;
+  HfamConvParams skip;
   float *plain;
   gboolean ok = FALSE;
 
@@ -405,6 +457,10 @@ hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
   lr->out_channels = p->cout;
   lr->width = be->values[id].width;
   lr->height = be->values[id].height;
+  skip = skip_params (lr, p);
+  lr->phased = !lr->int8 && be->base.winograd
+               && hfam_cpu_wants_winograd (&skip, lr->width, lr->height)
+               && hfam_cpu_phases_pay (&skip, &be->values[id]);
   place_maps (be, id, lr);
   /* int8: the pieces' weights quantised with the whole convolution's scales */
   if (lr->int8 ? !hfam_cpu_int8_scales (be, s, n, p, be->values[cat].qscale, error)
@@ -513,17 +569,79 @@ gather_strips (HfamCpuLowres *lr)
   copy_pixels (cols, 1, 0, inner, NULL, 0, 0, 0, h, BAND);
 }
 
+/* rows x cols pixels of image si of `from` to (dy, dx) of the result's phase images of
+ * dilation 2 (`phases`: the batch of four, as backend-cpu-phases.c lays out a map whose sides
+ * 2 divides), in every plane; or to the result itself where `phases` is NULL. */
+static void
+put_pixels (const HfamCpuLowres *lr, float *phases, int dy, int dx, const Map *from, int si,
+            int rows, int cols)
+{
+  const int half_w = lr->width / 2, half_h = lr->height / 2, b = lr->block;
+
+  if (!phases) {
+    copy_pixels (&lr->dst, 0, dy, dx, from, si, 0, 0, rows, cols);
+    return;
+  }
+  for (int plane = 0; plane < from->planes; plane++)
+    for (int y = dy; y < dy + rows; y++)
+      for (int x = dx; x < dx + cols; x++) {
+        const size_t image = (size_t) (y % 2 * 2 + x % 2) * from->planes + plane;
+        memcpy (phases + ((image * half_h + y / 2) * half_w + x / 2) * b,
+                pixel (from, si, plane, y - dy, x - dx), sizeof (float) * b);
+      }
+}
+
 /* The band's results over the enlarged low-size ones: 2 rows and columns along each side. */
 static void
-scatter_band (HfamCpuLowres *lr)
+scatter_band (HfamCpuLowres *lr, float *phases)
 {
   const Map *rows = &lr->maps[ROWS_OUT], *cols = &lr->maps[COLS_OUT];
   const int w = lr->width, h = lr->height;
 
-  copy_pixels (&lr->dst, 0, 0, 0, rows, 0, 0, 0, BAND, w);
-  copy_pixels (&lr->dst, 0, h - BAND, 0, rows, 1, 0, 0, BAND, w);
-  copy_pixels (&lr->dst, 0, 0, 0, cols, 0, 0, 0, h, BAND);
-  copy_pixels (&lr->dst, 0, 0, w - BAND, cols, 1, 0, 0, h, BAND);
+  put_pixels (lr, phases, 0, 0, rows, 0, BAND, w);
+  put_pixels (lr, phases, h - BAND, 0, rows, 1, BAND, w);
+  put_pixels (lr, phases, 0, 0, cols, 0, h, BAND);
+  put_pixels (lr, phases, 0, w - BAND, cols, 1, h, BAND);
+}
+
+/* One plane of phase image (py, px) of the low-size result enlarged twice (bilinear, half-pixel
+ * centres, clamped at the border): its pixel (i, j) is the enlargement's (2i + py, 2j + px),
+ * 3/4 of the low-size pixel (i, j) and 1/4 of its neighbour on py's (px's) side, in each
+ * direction. b is a constant where enlarge_into_phases calls it. */
+static inline __attribute__ ((always_inline)) void
+enlarge_plane (const Map *low, int plane, int py, int px, float *out, const int b)
+{
+  const int w = low->cols, h = low->rows;
+
+  for (int i = 0; i < h; i++) {
+    const float *near = (const float *) pixel (low, 0, plane, i, 0);
+    const float *far = (const float *) pixel (low, 0, plane,
+                                              py ? MIN (i + 1, h - 1) : MAX (i - 1, 0), 0);
+    for (int j = 0; j < w; j++) {
+      const int side = (px ? MIN (j + 1, w - 1) : MAX (j - 1, 0)) * b;
+      float *o = out + ((size_t) i * w + j) * b;
+      for (int k = 0; k < b; k++)
+        o[k] = 0.75f * (0.75f * near[j * b + k] + 0.25f * near[side + k])
+               + 0.25f * (0.75f * far[j * b + k] + 0.25f * far[side + k]);
+    }
+  }
+}
+
+static void
+enlarge_into_phases (const HfamCpuLowres *lr, float *phases)
+{
+  const Map *low = &lr->maps[LOW_OUT];
+  const size_t image = (size_t) low->rows * low->cols * lr->block;
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int phase = 0; phase < 4; phase++)
+    for (int plane = 0; plane < low->planes; plane++) {
+      float *out = phases + ((size_t) phase * low->planes + plane) * image;
+      if (lr->block == 16)
+        enlarge_plane (low, plane, phase / 2, phase % 2, out, 16);
+      else
+        enlarge_plane (low, plane, phase / 2, phase % 2, out, 8);
+    }
 }
 
 static gboolean
@@ -534,6 +652,30 @@ run_conv (CpuBackend *be, HfamCpuLowres *lr, int which, dnnl_memory_t src, dnnl_
                              { DNNL_ARG_BIAS, lr->bias } };
   return dnnl_primitive_execute (lr->convs[which], be->stream, which == SKIP ? 5 : 4, args)
          == dnnl_success;
+}
+
+/* f0's convolution on phase images: the enlargement and the band into the result's, f0 into
+ * its own, and the result's copied out unless the next convolution reads them. */
+static gboolean
+run_phased (CpuBackend *be, int id, HfamCpuLowres *lr, GError **error)
+{
+  const Step *s = &be->steps[id];
+  void *phases;
+
+  DNNL_TRY (dnnl_memory_get_data_handle (s->phase_out, &phases), &be->base.graph->nodes[id]);
+  enlarge_into_phases (lr, phases);
+  scatter_band (lr, phases);
+  if (!hfam_cpu_copy_phases (be, id, (float *) lr->skip.data, lr->skip_channels, FALSE, error))
+    return FALSE;
+  if (!run_conv (be, lr, SKIP, s->phase_in, s->phase_out)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
+                 "cpu backend: %s: the convolution of f0's phase images failed",
+                 be->base.graph->nodes[id].name);
+    return FALSE;
+  }
+  return s->phases_to_next
+         || hfam_cpu_copy_phases (be, id, (float *) lr->dst.data, lr->out_channels, TRUE,
+                                  error);
 }
 
 gboolean
@@ -553,11 +695,14 @@ hfam_cpu_run_lowres (CpuBackend *be, int id, GError **error)
     copy_pixels (&lr->maps[SKIP_IN], 0, 0, 0, &lr->skip, 0, 0, 0, lr->height, lr->width);
   pad_f1 (lr);
   if (!run_conv (be, lr, LOW, lr->buffers[PADDED], lr->buffers[LOW_OUT])
-      || dnnl_primitive_execute (lr->enlarge, be->stream, 3, enlarge) != dnnl_success
       || !run_conv (be, lr, ROWS, lr->buffers[ROWS_IN], lr->buffers[ROWS_OUT])
       || !run_conv (be, lr, COLS, lr->buffers[COLS_IN], lr->buffers[COLS_OUT]))
     goto fail;
-  scatter_band (lr);
+  if (lr->phased)
+    return run_phased (be, id, lr, error);
+  if (dnnl_primitive_execute (lr->enlarge, be->stream, 3, enlarge) != dnnl_success)
+    goto fail;
+  scatter_band (lr, NULL);
   if (run_conv (be, lr, SKIP, lr->int8 ? lr->buffers[SKIP_IN] : lr->skip_mem, sum)
       && (!lr->int8
           || dnnl_primitive_execute (lr->quantise, be->stream, 2, quantise) == dnnl_success))

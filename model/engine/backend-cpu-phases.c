@@ -144,11 +144,11 @@ batch_md (const CpuBackend *be, int channels, const PhaseAxis *x, const PhaseAxi
 
 gboolean
 hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p, const Value *src,
-                   dnnl_primitive_desc_t *pd)
+                   gboolean sum, dnnl_primitive_desc_t *pd)
 {
   const HfamCpuConvSpec spec = { .cin = p->cin, .cout = p->cout, .kernel = 3, .stride = 1,
                                  .dilation = 1, .pad_l = { 1, 1 }, .pad_r = { 1, 1 },
-                                 .bias = TRUE, .relu = p->relu,
+                                 .bias = TRUE, .sum = sum, .relu = p->relu,
                                  .alg = dnnl_convolution_winograd };
   const PhaseAxis x = phase_axis (src->width, p->dilation);
   const PhaseAxis y = phase_axis (src->height, p->dilation);
@@ -185,7 +185,8 @@ reads_input_phases (const CpuBackend *be, int id, const dnnl_memory_desc_t *in_m
 }
 
 gboolean
-hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, GError **error)
+hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, size_t before,
+                      GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   Step *s = &be->steps[id];
@@ -207,7 +208,7 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
   axis_sources (map->width, s->phase_dilation, &s->phase_x, s->phase_sources);
   axis_sources (map->height, s->phase_dilation, &s->phase_y,
                 s->phase_sources + s->phase_x.images * s->phase_x.side);
-  s->phase_offset = (conv_scratch + 63) & ~(size_t) 63;
+  s->phase_offset = (MAX (conv_scratch, before) + 63) & ~(size_t) 63;
   if (reads_input_phases (be, id, in_md, conv_scratch)) {
     Step *from = &be->steps[n->inputs[0]];
     s->phase_offset = from->phase_out_offset;
@@ -282,19 +283,28 @@ copy_phases (const Step *s, float *map, float *batch, int blocks, int b, int w, 
 }
 
 gboolean
-hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error)
+hfam_cpu_copy_phases (const CpuBackend *be, int id, float *map, int channels, gboolean merge,
+                      GError **error)
 {
   const HfamNode *n = &be->base.graph->nodes[id];
   const Step *s = &be->steps[id];
-  const Value *map = &be->values[merge ? id : n->inputs[0]];
-  const int channels = merge ? n->conv.cout : n->conv.cin;
+  const Value *v = &be->values[id];
   void *batch;
 
   DNNL_TRY (dnnl_memory_get_data_handle (merge ? s->phase_out : s->phase_in, &batch), n);
-  copy_phases (s, (float *) ((uint8_t *) map->block->data + map->offset), batch,
-               (channels + be->block - 1) / be->block, be->block, map->width, map->height,
-               merge);
+  copy_phases (s, map, batch, (channels + be->block - 1) / be->block, be->block, v->width,
+               v->height, merge);
   return TRUE;
+}
+
+gboolean
+hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error)
+{
+  const HfamNode *n = &be->base.graph->nodes[id];
+  const Value *map = &be->values[merge ? id : n->inputs[0]];
+
+  return hfam_cpu_copy_phases (be, id, (float *) ((uint8_t *) map->block->data + map->offset),
+                               merge ? n->conv.cout : n->conv.cin, merge, error);
 }
 
 void

@@ -235,7 +235,8 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
     winograd = conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad,
                                     dnnl_convolution_winograd, &pd, NULL);
   else if (may_winograd)
-    winograd = phased = hfam_cpu_phases_pay (p, src) && hfam_cpu_phase_pd (be, n, p, src, &pd);
+    winograd = phased = hfam_cpu_phases_pay (p, src)
+                        && hfam_cpu_phase_pd (be, n, p, src, FALSE, &pd);
   if (!winograd
       && !conv_primitive_desc (be, n, p, &src->md, dst_md, p->pad, dnnl_convolution_direct, &pd,
                                error))
@@ -245,7 +246,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
     dnnl_primitive_desc_destroy (pd);
     /* the direct kernel would read a padded copy: phase images padded with zeros pay more */
     phased = may_winograd && hfam_cpu_phase_fits (p, src, TRUE)
-             && hfam_cpu_phase_pd (be, n, p, src, &pd);
+             && hfam_cpu_phase_pd (be, n, p, src, FALSE, &pd);
     if (!phased) {
       if (!plan_explicit_padding (be, n, s, p, src, &padded_md, error)
           || !conv_primitive_desc (be, n, p, &padded_md, dst_md, 0, dnnl_convolution_direct,
@@ -263,7 +264,7 @@ plan_conv (CpuBackend *be, int id, const HfamConvParams *p, const Value *input, 
   }
   if (n->op == HFAM_OP_SK_PROJECT)
     s->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
-  if (phased && !hfam_cpu_plan_phases (be, id, pd, error)) {
+  if (phased && !hfam_cpu_plan_phases (be, id, pd, 0, error)) {
     dnnl_primitive_desc_destroy (pd);
     return FALSE;
   }

@@ -253,18 +253,21 @@ gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
 /* backend-cpu-phases.c: whether a convolution can run as a batch of undilated phase images
  * (`padded`: of a map whose sides d need not divide); whether they pay against the direct
  * kernel (unpadded, or padded but filling Winograd's tiles well); its Winograd description on
- * them (FALSE: none); planning node `id`'s batches for `conv`, that description (its own
- * scratch comes first in the scratchpad, which grows to hold them; a phased input's batch out
- * is taken as it is where it can be); giving them their place once the
- * scratchpad exists; running the copy of node `id`'s input into them (merge FALSE) or out of
- * them into its value; and dropping them. */
+ * them (`sum`: adding what the batch out holds); planning node `id`'s batches for `conv`,
+ * that description (after its own scratch and at least `before` bytes of the scratchpad,
+ * which grows to hold them; a phased input's batch out is taken as it is where it can be);
+ * giving them their place once the scratchpad exists; copying a map of node `id`'s size into
+ * its batch in (merge FALSE), or its batch out into one; running those copies for the node's
+ * input and value; and dropping them. */
 gboolean hfam_cpu_phase_fits (const HfamConvParams *p, const Value *src, gboolean padded);
 gboolean hfam_cpu_phases_pay (const HfamConvParams *p, const Value *src);
 gboolean hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvParams *p,
-                            const Value *src, dnnl_primitive_desc_t *pd);
+                            const Value *src, gboolean sum, dnnl_primitive_desc_t *pd);
 gboolean hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv,
-                               GError **error);
+                               size_t before, GError **error);
 gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
+gboolean hfam_cpu_copy_phases (const CpuBackend *be, int id, float *map, int channels,
+                               gboolean merge, GError **error);
 gboolean hfam_cpu_run_phases (CpuBackend *be, int id, gboolean merge, GError **error);
 void hfam_cpu_clear_phases (Step *s);
 
