@@ -32,6 +32,7 @@
 #define PARALLEL_BYTES ((size_t) 256 << 10)
 
 enum { LOW, ROWS, COLS, SKIP, N_CONVS };
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC (dnnl_primitive_desc_t, dnnl_primitive_desc_destroy, NULL)
 /* int8 only: SKIP_IN, f0's channels copied out of the concatenation (oneDNN's int8
  * convolutions take reference code on a strided view), and SUM, the sum in fp32 */
 enum { PADDED, LOW_OUT, ROWS_IN, COLS_IN, ROWS_OUT, COLS_OUT, SKIP_IN, SUM, N_BUFFERS };
@@ -330,9 +331,9 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
                                               lr->int8 ? &mds[SUM] : &v->md };
   g_autofree float *scales = g_new (float, 2 * n->conv.cout);
   const HfamConvParams skip = skip_params (lr, &n->conv);
-  dnnl_primitive_desc_t skip_pd = NULL;
+  /* the phased f0 convolution's, for the phase images' plan once the buffers have their place */
+  g_auto (dnnl_primitive_desc_t) skip_pd = NULL;
   size_t scratch = 0, end = 0;
-  gboolean ok;
 
   if (!describe_buffers (be, lr, f1v->qmd.data_type, cv->qmd.data_type)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "cpu backend: %s: bad buffer", n->name);
@@ -366,11 +367,9 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
     scratch = MAX (scratch, sp ? dnnl_memory_desc_get_size (sp) : 0);
     st = dnnl_primitive_create (&lr->convs[k], pd);
     if (k == SKIP && lr->phased)
-      skip_pd = pd;  /* for the phase images' plan, once the buffers have their place */
+      skip_pd = pd;
     else
       dnnl_primitive_desc_destroy (pd);
-    if (st != dnnl_success && skip_pd)
-      dnnl_primitive_desc_destroy (skip_pd);
     DNNL_TRY (st, n);
   }
   /* the phased convolution writes the value once its phase images are copied out */
@@ -386,12 +385,9 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
                                   k < FIRST_SCRATCH ? lr->maps[k].data : DNNL_MEMORY_NONE), n);
   }
   be->scratchpad_size = MAX (be->scratchpad_size, end);
-  if (lr->phased) {
-    const size_t place = phases_place (skip_pd, lr->offsets[FIRST_SCRATCH], end);
-    ok = hfam_cpu_plan_phases (be, id, skip_pd, place, error);
-    dnnl_primitive_desc_destroy (skip_pd);
-    return ok;
-  }
+  if (lr->phased)
+    return hfam_cpu_plan_phases (be, id, skip_pd,
+                                 phases_place (skip_pd, lr->offsets[FIRST_SCRATCH], end), error);
   if (!lr->int8) {
     DNNL_TRY (dnnl_memory_create (&lr->skip_mem, &skip_md, be->engine, lr->skip.data), n);
     DNNL_TRY (dnnl_memory_create (&lr->dst_mem, &v->md, be->engine, lr->dst.data), n);
