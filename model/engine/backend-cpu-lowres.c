@@ -52,7 +52,8 @@ struct _HfamCpuLowres {
   int block;                    /* channels per plane: the blocked layout's, 0 for nhwc */
   int skip_channels, up_channels, out_channels;
   int width, height;            /* the output's (and up(f1)'s) */
-  Map f1, up, skip, dst;        /* skip: int8's view of f0 in the concatenation */
+  Map f1, up, skip, dst;        /* up: int8's up(f1) (fp32 enlarges what it needs from f1);
+                                 * skip: int8's view of f0 in the concatenation */
   Map maps[N_BUFFERS];
   uint8_t *concat;              /* where the buffers before FIRST_SCRATCH lie: the
                                  * concatenation's memory (fp32: up(f1)'s slice of it) */
@@ -420,7 +421,6 @@ place_maps (CpuBackend *be, int id, HfamCpuLowres *lr)
   lr->concat = (uint8_t *) cv->block->data + cv->offset + hfam_cpu_slice_offset (be, cat, up);
   lr->f1 = map_of (lr, (uint8_t *) f1v->block->data + f1v->offset, 1, lr->up_channels, h / 2,
                    w / 2, sizeof (float));
-  lr->up = map_of (lr, lr->concat, 1, lr->up_channels, h, w, sizeof (float));
   lr->skip = map_of (lr, (uint8_t *) cv->block->data + cv->offset, 1, lr->skip_channels, h, w,
                      sizeof (float));
   lr->dst = map_of (lr, (uint8_t *) v->block->data + v->offset, 1, lr->out_channels, h, w,
@@ -453,6 +453,9 @@ hfam_cpu_plan_lowres (CpuBackend *be, int id, GError **error)
   lr->out_channels = p->cout;
   lr->width = be->values[id].width;
   lr->height = be->values[id].height;
+  /* fp32 enlarges the strips it needs from f1: up(f1) itself, where it would be written into
+   * the concatenation, is not made */
+  be->steps[up].idle = !lr->int8 && be->values[up].concat == cat;
   skip = skip_params (lr, p);
   lr->phased = !lr->int8 && be->base.winograd
                && hfam_cpu_wants_winograd (&skip, lr->width, lr->height)
@@ -546,6 +549,60 @@ pad_f1 (HfamCpuLowres *lr)
   copy_pixels (padded, 0, h + 1, 0, padded, 0, h, 0, 1, w + 2);
 }
 
+/* The enlargement's pixels 2i + p along a side-n axis (p: 0 or 1) take 3/4 of pixel i and
+ * 1/4 of this one, clamped at the border. */
+static inline int
+neighbour (int i, int p, int n)
+{
+  return p ? MIN (i + 1, n - 1) : MAX (i - 1, 0);
+}
+
+/* One enlarged pixel of b floats from the four it reads: the near row's near and side
+ * pixels, then the far row's */
+static inline __attribute__ ((always_inline)) void
+blend (const float *near, const float *near_side, const float *far, const float *far_side,
+       float *out, const int b)
+{
+  for (int k = 0; k < b; k++)
+    out[k] = 0.75f * (0.75f * near[k] + 0.25f * near_side[k])
+             + 0.25f * (0.75f * far[k] + 0.25f * far_side[k]);
+}
+
+/* rows x cols pixels of up(f1) from (sy, sx) to (dy, dx) of image di of `to`, in every plane:
+ * int8 copies them from the concatenation, fp32 enlarges them from f1 (its up(f1) is never
+ * made). b is a constant where take_up calls it. */
+static inline __attribute__ ((always_inline)) void
+enlarge_rect (const HfamCpuLowres *lr, const Map *to, int di, int dy, int dx, int sy, int sx,
+              int rows, int cols, const int b)
+{
+  const Map *f1 = &lr->f1;
+
+#pragma omp parallel for if (to->planes > 1)
+  for (int plane = 0; plane < to->planes; plane++)
+    for (int y = sy; y < sy + rows; y++) {
+      const float *near = (const float *) pixel (f1, 0, plane, y / 2, 0);
+      const float *far = (const float *) pixel (f1, 0, plane, neighbour (y / 2, y % 2, f1->rows),
+                                                0);
+      for (int x = sx; x < sx + cols; x++) {
+        const int j = x / 2 * b, side = neighbour (x / 2, x % 2, f1->cols) * b;
+        blend (near + j, near + side, far + j, far + side,
+               (float *) pixel (to, di, plane, dy + y - sy, dx + x - sx), b);
+      }
+    }
+}
+
+static void
+take_up (const HfamCpuLowres *lr, const Map *to, int di, int dy, int dx, int sy, int sx,
+         int rows, int cols)
+{
+  if (lr->int8)
+    copy_pixels (to, di, dy, dx, &lr->up, 0, sy, sx, rows, cols);
+  else if (lr->block == 16)
+    enlarge_rect (lr, to, di, dy, dx, sy, sx, rows, cols, 16);
+  else
+    enlarge_rect (lr, to, di, dy, dx, sy, sx, rows, cols, 8);
+}
+
 /* The strips of up(f1) that the band's taps read, with zeros where they fall outside: rows
  * (top: 2 zero rows, then rows 0..3; bottom: the last 4 rows, then 2 zero rows) and columns
  * likewise, each pair a batch of two images. */
@@ -556,12 +613,12 @@ gather_strips (HfamCpuLowres *lr)
   const int w = lr->width, h = lr->height, inner = STRIP - BAND;
 
   copy_pixels (rows, 0, 0, 0, NULL, 0, 0, 0, BAND, w);
-  copy_pixels (rows, 0, BAND, 0, &lr->up, 0, 0, 0, inner, w);
-  copy_pixels (rows, 1, 0, 0, &lr->up, 0, h - inner, 0, inner, w);
+  take_up (lr, rows, 0, BAND, 0, 0, 0, inner, w);
+  take_up (lr, rows, 1, 0, 0, h - inner, 0, inner, w);
   copy_pixels (rows, 1, inner, 0, NULL, 0, 0, 0, BAND, w);
   copy_pixels (cols, 0, 0, 0, NULL, 0, 0, 0, h, BAND);
-  copy_pixels (cols, 0, 0, BAND, &lr->up, 0, 0, 0, h, inner);
-  copy_pixels (cols, 1, 0, 0, &lr->up, 0, 0, w - inner, h, inner);
+  take_up (lr, cols, 0, 0, BAND, 0, 0, h, inner);
+  take_up (lr, cols, 1, 0, 0, 0, w - inner, h, inner);
   copy_pixels (cols, 1, 0, inner, NULL, 0, 0, 0, h, BAND);
 }
 
@@ -611,14 +668,11 @@ enlarge_plane (const Map *low, int plane, int py, int px, float *out, const int 
 
   for (int i = 0; i < h; i++) {
     const float *near = (const float *) pixel (low, 0, plane, i, 0);
-    const float *far = (const float *) pixel (low, 0, plane,
-                                              py ? MIN (i + 1, h - 1) : MAX (i - 1, 0), 0);
+    const float *far = (const float *) pixel (low, 0, plane, neighbour (i, py, h), 0);
     for (int j = 0; j < w; j++) {
-      const int side = (px ? MIN (j + 1, w - 1) : MAX (j - 1, 0)) * b;
-      float *o = out + ((size_t) i * w + j) * b;
-      for (int k = 0; k < b; k++)
-        o[k] = 0.75f * (0.75f * near[j * b + k] + 0.25f * near[side + k])
-               + 0.25f * (0.75f * far[j * b + k] + 0.25f * far[side + k]);
+      const int side = neighbour (j, px, w) * b;
+      blend (near + j * b, near + side, far + j * b, far + side,
+             out + ((size_t) i * w + j) * b, b);
     }
   }
 }

@@ -580,7 +580,7 @@ clear_plan (CpuBackend *be)
     s->pad_copy = NULL;
     hfam_cpu_clear_phases (s);
     hfam_cpu_clear_lowres (s);
-    s->narrow = FALSE;
+    s->narrow = s->idle = FALSE;
     s->prim = s->to_planar = NULL;
     s->planar_mem = NULL;
     s->planar = NULL;
@@ -804,6 +804,8 @@ run_node (CpuBackend *be, int id, GError **error)
 {
   Step *s = &be->steps[id];
 
+  if (s->idle)
+    return TRUE;
   if (!run_op (be, id, error))
     return FALSE;
   if (s->requant)

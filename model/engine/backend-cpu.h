@@ -103,6 +103,9 @@ typedef struct {
   HfamCpuLowres *lowres;
   /* CONV into a few channels, by the kernel of backend-cpu-narrow.c */
   gboolean narrow;
+  /* a node whose value nothing reads: L-BB's up(f1) where backend-cpu-lowres.c enlarges
+   * only the strips it needs from f1 */
+  gboolean idle;
 } Step;
 
 /* A frame queued with queue_frame: its input and, once run, its outputs or its error. */
