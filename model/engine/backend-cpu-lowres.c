@@ -295,26 +295,6 @@ describe_buffers (const CpuBackend *be, HfamCpuLowres *lr, dnnl_data_type_t f1_t
          && buffer_md (be, lr, SUM, dnnl_f32, 1, co, h, w) == dnnl_success;
 }
 
-/* Where f0's phase images may start in the scratchpad (hfam_cpu_plan_phases puts them after
- * its convolution's own scratch too): the enlargement goes into them after f1's convolution
- * at low size, whose scratch they may take then, but before the band's copy, which reads the
- * strips' results from `strips` on (to `end`). So below the strips where they fit, else after
- * them. */
-static size_t
-phases_place (const_dnnl_primitive_desc_t skip_pd, size_t strips, size_t end)
-{
-  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (skip_pd, dnnl_query_scratchpad_md,
-                                                               0);
-  const size_t images = dnnl_memory_desc_get_size (
-                          dnnl_primitive_desc_query_md (skip_pd, dnnl_query_src_md, 0))
-                        + dnnl_memory_desc_get_size (
-                          dnnl_primitive_desc_query_md (skip_pd, dnnl_query_dst_md, 0));
-  /* with room for the alignment of each */
-  const size_t below = (sp ? dnnl_memory_desc_get_size (sp) : 0) + images + 3 * 64;
-
-  return below <= strips ? 0 : end;
-}
-
 /* The pieces' primitives and weights, and where their buffers go. */
 static gboolean
 plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **error)
@@ -386,9 +366,14 @@ plan_pieces (CpuBackend *be, int id, HfamCpuLowres *lr, float *plain, GError **e
                                   k < FIRST_SCRATCH ? lr->maps[k].data : DNNL_MEMORY_NONE), n);
   }
   be->scratchpad_size = MAX (be->scratchpad_size, end);
-  if (lr->phased)
-    return hfam_cpu_plan_phases (be, id, skip_pd,
-                                 phases_place (skip_pd, lr->offsets[FIRST_SCRATCH], end), error);
+  /* f0's phase images: the enlargement goes into them after f1's convolution at low size,
+   * whose scratch they may take then, but before the band's copy, which reads the strips'
+   * results (from offsets[FIRST_SCRATCH] to `end`). So below the strips where they fit, else
+   * after them. */
+  if (lr->phased) {
+    const gboolean below = hfam_cpu_phases_end (skip_pd, 0) <= lr->offsets[FIRST_SCRATCH];
+    return hfam_cpu_plan_phases (be, id, skip_pd, below ? 0 : end, error);
+  }
   if (!lr->int8) {
     DNNL_TRY (dnnl_memory_create (&lr->skip_mem, &skip_md, be->engine, lr->skip.data), n);
     DNNL_TRY (dnnl_memory_create (&lr->dst_mem, &v->md, be->engine, lr->dst.data), n);
@@ -623,30 +608,25 @@ gather_strips (HfamCpuLowres *lr)
 }
 
 /* rows x cols pixels of image si of `from` to (dy, dx) of the result's phase images of
- * dilation 2 (`phases`: the batch of four, as backend-cpu-phases.c lays out a map whose sides
- * 2 divides), in every plane; or to the result itself where `phases` is NULL. */
+ * dilation 2, in every plane; or of the result itself where `phases` is NULL. */
 static void
-put_pixels (const HfamCpuLowres *lr, float *phases, int dy, int dx, const Map *from, int si,
+put_pixels (const HfamCpuLowres *lr, const Map *phases, int dy, int dx, const Map *from, int si,
             int rows, int cols)
 {
-  const int half_w = lr->width / 2, half_h = lr->height / 2, b = lr->block;
-
   if (!phases) {
     copy_pixels (&lr->dst, 0, dy, dx, from, si, 0, 0, rows, cols);
     return;
   }
   for (int plane = 0; plane < from->planes; plane++)
     for (int y = dy; y < dy + rows; y++)
-      for (int x = dx; x < dx + cols; x++) {
-        const size_t image = (size_t) (y % 2 * 2 + x % 2) * from->planes + plane;
-        memcpy (phases + ((image * half_h + y / 2) * half_w + x / 2) * b,
-                pixel (from, si, plane, y - dy, x - dx), sizeof (float) * b);
-      }
+      for (int x = dx; x < dx + cols; x++)
+        memcpy (pixel (phases, y % 2 * 2 + x % 2, plane, y / 2, x / 2),
+                pixel (from, si, plane, y - dy, x - dx), from->pixel_bytes);
 }
 
 /* The band's results over the enlarged low-size ones: 2 rows and columns along each side. */
 static void
-scatter_band (HfamCpuLowres *lr, float *phases)
+scatter_band (HfamCpuLowres *lr, const Map *phases)
 {
   const Map *rows = &lr->maps[ROWS_OUT], *cols = &lr->maps[COLS_OUT];
   const int w = lr->width, h = lr->height;
@@ -678,15 +658,14 @@ enlarge_plane (const Map *low, int plane, int py, int px, float *out, const int 
 }
 
 static void
-enlarge_into_phases (const HfamCpuLowres *lr, float *phases)
+enlarge_into_phases (const HfamCpuLowres *lr, const Map *phases)
 {
   const Map *low = &lr->maps[LOW_OUT];
-  const size_t image = (size_t) low->rows * low->cols * lr->block;
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int phase = 0; phase < 4; phase++)
     for (int plane = 0; plane < low->planes; plane++) {
-      float *out = phases + ((size_t) phase * low->planes + plane) * image;
+      float *out = (float *) pixel (phases, phase, plane, 0, 0);
       if (lr->block == 16)
         enlarge_plane (low, plane, phase / 2, phase % 2, out, 16);
       else
@@ -710,11 +689,15 @@ static gboolean
 run_phased (CpuBackend *be, int id, HfamCpuLowres *lr, GError **error)
 {
   const Step *s = &be->steps[id];
-  void *phases;
+  void *data;
+  Map phases;
 
-  DNNL_TRY (dnnl_memory_get_data_handle (s->phase_out, &phases), &be->base.graph->nodes[id]);
-  enlarge_into_phases (lr, phases);
-  scatter_band (lr, phases);
+  DNNL_TRY (dnnl_memory_get_data_handle (s->phase_out, &data), &be->base.graph->nodes[id]);
+  /* the four phase images of dilation 2, as backend-cpu-phases.c lays out a map whose sides 2
+   * divides */
+  phases = map_of (lr, data, 4, lr->out_channels, lr->height / 2, lr->width / 2, sizeof (float));
+  enlarge_into_phases (lr, &phases);
+  scatter_band (lr, &phases);
   if (!hfam_cpu_copy_phases (be, id, (float *) lr->skip.data, lr->skip_channels, FALSE, error))
     return FALSE;
   if (!run_conv (be, lr, SKIP, s->phase_in, s->phase_out)) {

@@ -184,6 +184,40 @@ reads_input_phases (const CpuBackend *be, int id, const dnnl_memory_desc_t *in_m
          && dnnl_memory_desc_equal (out_md, in_md);
 }
 
+static size_t
+conv_scratch_size (const_dnnl_primitive_desc_t conv)
+{
+  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (conv, dnnl_query_scratchpad_md,
+                                                               0);
+  return sp ? dnnl_memory_desc_get_size (sp) : 0;
+}
+
+static size_t
+align64 (size_t offset)
+{
+  return (offset + 63) & ~(size_t) 63;
+}
+
+/* Where the batches for `conv` lie with the batch in at `in_offset`: the batch out's offset,
+ * and their end. */
+static size_t
+batches_end (const_dnnl_primitive_desc_t conv, size_t in_offset, size_t *out_offset)
+{
+  const size_t out = align64 (in_offset
+                              + dnnl_memory_desc_get_size (
+                                dnnl_primitive_desc_query_md (conv, dnnl_query_src_md, 0)));
+  if (out_offset)
+    *out_offset = out;
+  return out + dnnl_memory_desc_get_size (dnnl_primitive_desc_query_md (conv, dnnl_query_dst_md,
+                                                                        0));
+}
+
+size_t
+hfam_cpu_phases_end (const_dnnl_primitive_desc_t conv, size_t before)
+{
+  return batches_end (conv, align64 (MAX (conv_scratch_size (conv), before)), NULL);
+}
+
 gboolean
 hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, size_t before,
                       GError **error)
@@ -193,9 +227,7 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
   const Value *map = &be->values[n->inputs[0]];
   const dnnl_memory_desc_t *in_md = dnnl_primitive_desc_query_md (conv, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *out_md = dnnl_primitive_desc_query_md (conv, dnnl_query_dst_md, 0);
-  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md (conv, dnnl_query_scratchpad_md,
-                                                               0);
-  const size_t conv_scratch = sp ? dnnl_memory_desc_get_size (sp) : 0;
+  const size_t conv_scratch = conv_scratch_size (conv);
 
   /* in the scratchpad, which hfam_cpu_bind_phases gives them once it exists */
   DNNL_TRY (dnnl_memory_create (&s->phase_in, in_md, be->engine, DNNL_MEMORY_NONE), n);
@@ -208,16 +240,14 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
   axis_sources (map->width, s->phase_dilation, &s->phase_x, s->phase_sources);
   axis_sources (map->height, s->phase_dilation, &s->phase_y,
                 s->phase_sources + s->phase_x.images * s->phase_x.side);
-  s->phase_offset = (MAX (conv_scratch, before) + 63) & ~(size_t) 63;
+  s->phase_offset = align64 (MAX (conv_scratch, before));
   if (reads_input_phases (be, id, in_md, conv_scratch)) {
     Step *from = &be->steps[n->inputs[0]];
     s->phase_offset = from->phase_out_offset;
     s->phases_from_input = from->phases_to_next = TRUE;
   }
-  s->phase_out_offset = (s->phase_offset + dnnl_memory_desc_get_size (in_md) + 63)
-                        & ~(size_t) 63;
   be->scratchpad_size = MAX (be->scratchpad_size,
-                             s->phase_out_offset + dnnl_memory_desc_get_size (out_md));
+                             batches_end (conv, s->phase_offset, &s->phase_out_offset));
   return TRUE;
 }
 

@@ -258,7 +258,8 @@ gboolean hfam_cpu_plan_bf16_reorder (CpuBackend *be, int id, GError **error);
  * kernel (unpadded, or padded but filling Winograd's tiles well); its Winograd description on
  * them (`sum`: adding what the batch out holds); planning node `id`'s batches for `conv`,
  * that description (after its own scratch and at least `before` bytes of the scratchpad,
- * which grows to hold them; a phased input's batch out is taken as it is where it can be);
+ * which grows to hold them; a phased input's batch out is taken as it is where it can be), and
+ * where they end when so placed;
  * giving them their place once the scratchpad exists; copying a map of node `id`'s size into
  * its batch in (merge FALSE), or its batch out into one; running those copies for the node's
  * input and value; and dropping them. */
@@ -268,6 +269,7 @@ gboolean hfam_cpu_phase_pd (CpuBackend *be, const HfamNode *n, const HfamConvPar
                             const Value *src, gboolean sum, dnnl_primitive_desc_t *pd);
 gboolean hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv,
                                size_t before, GError **error);
+size_t hfam_cpu_phases_end (const_dnnl_primitive_desc_t conv, size_t before);
 gboolean hfam_cpu_bind_phases (CpuBackend *be, GError **error);
 gboolean hfam_cpu_copy_phases (const CpuBackend *be, int id, float *map, int channels,
                                gboolean merge, GError **error);
