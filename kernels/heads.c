@@ -7,10 +7,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float
+/* e^x in a form the heads' loops vectorise (libm's expf is a call per value): Cephes' expf,
+ * x = n ln 2 + r with |r| <= ln 2 / 2, e^r by its polynomial, 2^n put into the exponent bits;
+ * within 2 ulp of expf. x is clamped to -87..88 so that 2^n stays a normal float: below e^-87
+ * (1.6e-38) the value only feeds a softmax's ratios or 1 / (1 + e^x), which it cannot move. */
+static inline float
+exp_vectorised (float x)
+{
+  const float magic = 12582912.0f; /* 1.5 x 2^23: adding and taking it away rounds to an integer */
+  x = x > -87.0f ? x : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
+  const float n = (x * 1.44269504088896341f + magic) - magic;
+  /* ln 2 in two parts, so that n ln 2 is taken away exactly */
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+                     + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)
+                  * (r * r) + r + 1.0f;
+  const int32_t bits = ((int32_t) n + 127) * (1 << 23);
+  float scale;
+  memcpy (&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+static inline float
 sigmoid (float x)
 {
-  return 1.0f / (1.0f + expf (-x));
+  return 1.0f / (1.0f + exp_vectorised (-x));
+}
+
+/* Pixels below this many per thread are not worth an OpenMP team (the heads' planes at the
+ * inference size are 10^4-10^6 pixels) */
+#define HEAD_CHUNK 16384
+
+/* Softmax over the 3 planes of pixels i0..i1-1, in place */
+HFAM_VECTOR_CLONES static void
+softmax3_span (float *prob, size_t n, size_t i0, size_t i1)
+{
+  for (size_t i = i0; i < i1; i++) {
+    const float l0 = prob[i], l1 = prob[n + i], l2 = prob[2 * n + i];
+    float m = l0 > l1 ? l0 : l1;
+    m = m > l2 ? m : l2;
+    const float e0 = exp_vectorised (l0 - m), e1 = exp_vectorised (l1 - m),
+                e2 = exp_vectorised (l2 - m);
+    const float inv = 1.0f / (e0 + e1 + e2);
+    prob[i] = e0 * inv;
+    prob[n + i] = e1 * inv;
+    prob[2 * n + i] = e2 * inv;
+  }
 }
 
 int
@@ -23,16 +66,19 @@ hfam_semantic_head (const float *logits, int w, int h, float *prob)
     if (hfam_resize_plane (logits + (size_t) k * (w / 2) * (h / 2), w / 2, h / 2, w / 2,
                            prob + k * n, w, h, w) != 0)
       return -1;
-  for (size_t i = 0; i < n; i++) {
-    const float l0 = prob[i], l1 = prob[n + i], l2 = prob[2 * n + i];
-    const float m = fmaxf (l0, fmaxf (l1, l2));
-    const float e0 = expf (l0 - m), e1 = expf (l1 - m), e2 = expf (l2 - m);
-    const float inv = 1.0f / (e0 + e1 + e2);
-    prob[i] = e0 * inv;
-    prob[n + i] = e1 * inv;
-    prob[2 * n + i] = e2 * inv;
-  }
+#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+  for (size_t i = 0; i < n; i += HEAD_CHUNK)
+    softmax3_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n);
   return 0;
+}
+
+HFAM_VECTOR_CLONES static void
+attention_span (const float *prob, size_t n, size_t i0, size_t i1, const float weight[3],
+                float bias, float *map)
+{
+  for (size_t i = i0; i < i1; i++)
+    map[i] = sigmoid (weight[0] * prob[i] + weight[1] * prob[n + i] + weight[2] * prob[2 * n + i]
+                      + bias);
 }
 
 void
@@ -40,9 +86,9 @@ hfam_attention_map (const float *prob, int n_pixels, const float weight[3], floa
                     float *map)
 {
   const size_t n = (size_t) n_pixels;
-  for (size_t i = 0; i < n; i++)
-    map[i] = sigmoid (weight[0] * prob[i] + weight[1] * prob[n + i] + weight[2] * prob[2 * n + i]
-                      + bias);
+#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+  for (size_t i = 0; i < n; i += HEAD_CHUNK)
+    attention_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, weight, bias, map);
 }
 
 void
@@ -50,6 +96,7 @@ hfam_pool_plane (const float *src, int w, int h, int factor, float *dst)
 {
   const int ow = w / factor, oh = h / factor;
   const float inv = 1.0f / (float) (factor * factor);
+#pragma omp parallel for if ((size_t) w * h >= 2 * HEAD_CHUNK)
   for (int y = 0; y < oh; y++)
     for (int x = 0; x < ow; x++) {
       float sum = 0.0f;
@@ -123,6 +170,19 @@ hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_unsign
                      map, scale, dst);
 }
 
+/* alpha_d (the enlarged logits in) and alpha_p of pixels i0..i1-1 */
+HFAM_VECTOR_CLONES static void
+fusion_span (const float *prob, size_t n, size_t i0, size_t i1, float *alpha_d, float *alpha_p)
+{
+  for (size_t i = i0; i < i1; i++) {
+    const float bg = prob[i], unknown = prob[n + i], fg = prob[2 * n + i];
+    const float d = sigmoid (alpha_d[i]);
+    alpha_d[i] = d;
+    /* hfam_semantic_class's rule, the first maximum winning, as selects */
+    alpha_p[i] = fg > bg && fg > unknown ? 1.0f : unknown > bg ? d : 0.0f;
+  }
+}
+
 int
 hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *alpha_d,
              float *alpha_p)
@@ -131,11 +191,9 @@ hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *
   if (w < 2 || h < 2 || w % 2 || h % 2
       || hfam_resize_plane (detail_logit, w / 2, h / 2, w / 2, alpha_d, w, h, w) != 0)
     return -1;
-  for (size_t i = 0; i < n; i++) {
-    const int class = hfam_semantic_class (prob, n, i);
-    alpha_d[i] = sigmoid (alpha_d[i]);
-    alpha_p[i] = class == 0 ? 0.0f : class == 1 ? alpha_d[i] : 1.0f;
-  }
+#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+  for (size_t i = 0; i < n; i += HEAD_CHUNK)
+    fusion_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, alpha_d, alpha_p);
   return 0;
 }
 
