@@ -28,7 +28,6 @@ typedef struct {
   int coarse, cw, ch;           /* pass 1's grid: cells of coarse x coarse pixels, cw x ch */
   float *cells;                 /* cw x ch x C: pass 1's input, then its means */
   float *cell_means;
-  const int *cell_of;           /* per frame column: its cell */
 } Fusion;
 
 /* One thread's band: pass 2's input rows in the ring. */
@@ -39,6 +38,9 @@ typedef struct {
   int next;                     /* the next row of the ring to make */
   float *rgb;                   /* one row of the frame, 3 w, then fuse_inverses', 2 w: used
                                  * by make_cells, first_out and second_out in turn */
+  float *spread;                /* pass 1's bF and bB (3 planes of w each) of cell row
+                                 * spread_row, each pixel its cell's */
+  int spread_row;
 } Band;
 
 int
@@ -68,15 +70,20 @@ fuse_inverses (const float *m, int w, float *inv)
   }
 }
 
+/* F' of one colour channel from the frame's value i, bF, bB and alpha a (clamped) */
+static inline float
+fuse_channel (float i, float bF, float bB, float a)
+{
+  return hfam_clamp01 (bF + a * (i - a * bF - (1.0f - a) * bB));
+}
+
 /* F' of pixel x into I's place (rgb + 3 x), from its means m (C floats) and their inverses. */
 static inline __attribute__ ((always_inline)) void
 fuse (const float *restrict m, float inv_f, float inv_b, float alpha, float *restrict rgb)
 {
   const float a = hfam_clamp01 (alpha);
-  for (int k = 0; k < 3; k++) {
-    const float bF = m[1 + k] * inv_f, bB = m[4 + k] * inv_b;
-    rgb[k] = hfam_clamp01 (bF + a * (rgb[k] - a * bF - (1.0f - a) * bB));
-  }
+  for (int k = 0; k < 3; k++)
+    rgb[k] = fuse_channel (rgb[k], m[1 + k] * inv_f, m[4 + k] * inv_b, a);
 }
 
 /* Pass 1's input, cell row j: the means of alpha, I alpha and I (1 - alpha) over each cell,
@@ -130,35 +137,51 @@ cells_out (int j, const float *m, float *scratch, void *user)
   memcpy (f->cell_means + (size_t) j * f->cw * C, m, sizeof (float) * f->cw * C);
 }
 
+/* Pass 1's bF and bB of cell row j spread to the pixels, each taking its cell's (6 planes of
+ * w): made once for the coarse rows of a cell, so that first_out reads them in order rather
+ * than gathers them from the cells. inv: 2 cw floats. */
+static void
+spread_cells (const Fusion *f, int j, float *inv, float *restrict spread)
+{
+  const int w = f->frame->width, s = f->coarse;
+  const float *m = f->cell_means + (size_t) j * f->cw * C;
+
+  fuse_inverses (m, f->cw, inv);
+  for (int i = 0; i < f->cw; i++)
+    for (int k = 0; k < 3; k++) {
+      const float bF = m[(size_t) C * i + 1 + k] * inv[i];
+      const float bB = m[(size_t) C * i + 4 + k] * inv[f->cw + i];
+      for (int x = i * s; x < (i + 1) * s && x < w; x++) {
+        spread[(size_t) k * w + x] = bF;
+        spread[(size_t) (3 + k) * w + x] = bB;
+      }
+    }
+}
+
 /* Pass 2's input row y, o, from pass 1's means: each pixel takes its cell's. */
 HFAM_VECTOR_CLONES static void
-first_out (const Fusion *f, int y, float *rgb, float *restrict o)
+first_out (Band *b, int y, float *restrict o)
 {
+  const Fusion *f = b->f;
   const int w = f->frame->width;
   const float *restrict alpha = f->alpha + (size_t) y * f->alpha_stride;
-  const float *m = f->cell_means + (size_t) (y / f->coarse) * f->cw * C;
-  float *inv = rgb + 3 * (size_t) w;
+  float *restrict rgb = b->rgb;
 
+  if (b->spread_row != y / f->coarse) {
+    b->spread_row = y / f->coarse;
+    spread_cells (f, b->spread_row, rgb + 3 * (size_t) w, b->spread);
+  }
+  const float *restrict bF = b->spread, *restrict bB = b->spread + 3 * (size_t) w;
   hfam_frame_row_rgb01 (f->frame, f->yuv, y, rgb);
-  fuse_inverses (m, f->cw, inv);
   for (int x = 0; x < w; x++) {
-    const int i = f->cell_of[x];
     const float a = hfam_clamp01 (alpha[x]);
-    const float inv_b = inv[f->cw + i];
     o[C * x] = a;
-    for (int k = 0; k < 3; k++)
-      o[C * x + 4 + k] = m[(size_t) C * i + 4 + k] * inv_b * (1.0f - a);
+    for (int k = 0; k < 3; k++) {
+      o[C * x + 4 + k] = bB[(size_t) k * w + x] * (1.0f - a);
+      o[C * x + 1 + k] = fuse_channel (rgb[3 * x + k], bF[(size_t) k * w + x],
+                                       bB[(size_t) k * w + x], a) * a;
+    }
     o[C * x + 7] = 0.0f;
-  }
-  /* (loops of their own, with no branch inside, so that they vectorise across pixels) */
-  for (int x = 0; x < w; x++) {
-    const int i = f->cell_of[x];
-    fuse (m + (size_t) C * i, inv[i], inv[f->cw + i], alpha[x], rgb + 3 * x);
-  }
-  for (int x = 0; x < w; x++) {
-    const float a = hfam_clamp01 (alpha[x]);
-    for (int k = 0; k < 3; k++)
-      o[C * x + 1 + k] = rgb[3 * x + k] * a;
   }
 }
 
@@ -170,7 +193,7 @@ second_in (int y, float *scratch, void *user)
 
   /* rows are asked for in order, at most 2 r + 2 apart, each twice (added, then dropped) */
   for (; b->next <= y; b->next++)
-    first_out (b->f, b->next, b->rgb, b->ring + (size_t) (b->next % b->ring_rows) * row);
+    first_out (b, b->next, b->ring + (size_t) (b->next % b->ring_rows) * row);
   return b->ring + (size_t) (y % b->ring_rows) * row;
 }
 
@@ -225,11 +248,12 @@ second_out (const Fusion *f, int y, const float *m, float *rgb)
   }
 }
 
-/* Floats of one band's memory: the ring, a row of colours and inverses, pass 2's iterator. */
+/* Floats of one band's memory: the ring, a row of colours and inverses, pass 1's spread means,
+ * pass 2's iterator. */
 static size_t
 band_floats (int w, int radius_small)
 {
-  return (size_t) (2 * radius_small + 2) * w * C + 5 * (size_t) w + HFAM_BOX_ROWS_FLOATS (w, C);
+  return (size_t) (2 * radius_small + 2) * w * C + 11 * (size_t) w + HFAM_BOX_ROWS_FLOATS (w, C);
 }
 
 /* Output rows [y0, y1) with mem (band_floats). */
@@ -237,12 +261,14 @@ static void
 band_run (const Fusion *f, const HfamForegroundParams *p, int y0, int y1, float *mem)
 {
   const int w = f->frame->width, h = f->frame->height, rs = p->radius_small;
-  Band b = { .f = f, .ring = mem, .ring_rows = 2 * rs + 2, .next = y0 - rs < 0 ? 0 : y0 - rs };
+  Band b = { .f = f, .ring = mem, .ring_rows = 2 * rs + 2, .next = y0 - rs < 0 ? 0 : y0 - rs,
+             .spread_row = -1 };
   HfamBoxRows second;
 
   b.rgb = b.ring + (size_t) b.ring_rows * w * C;
+  b.spread = b.rgb + 5 * (size_t) w;
   /* (with its memory given, the iterator cannot fail) */
-  hfam_box_rows_init (&second, w, h, C, rs, y0, second_in, &b, b.rgb + 5 * (size_t) w);
+  hfam_box_rows_init (&second, w, h, C, rs, y0, second_in, &b, b.spread + 6 * (size_t) w);
   for (int y = y0; y < y1; y++)
     second_out (f, y, hfam_box_rows_next (&second), b.rgb);
 }
@@ -260,8 +286,7 @@ hfam_foreground_scratch_bytes (int width, int height, const HfamForegroundParams
 {
   const size_t cw = cells_along (width, p->coarse), ch = cells_along (height, p->coarse);
 
-  return sizeof (float) * (2 * cw * ch * C + band_floats (width, p->radius_small) * threads)
-         + sizeof (int) * width;
+  return sizeof (float) * (2 * cw * ch * C + band_floats (width, p->radius_small) * threads);
 }
 
 int
@@ -274,7 +299,7 @@ hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *a
                 .out = out };
   size_t per_band, cells;
   float *mem, *bands;
-  int *cell_of, failed;
+  int failed;
 
   if (!hfam_frame_valid (frame) || (frame->format >= HFAM_FRAME_NV12 && !yuv) || !alpha
       || alpha_stride < frame->width || !hfam_foreground_params_valid (p) || !out || !out->data
@@ -295,10 +320,6 @@ hfam_foreground (const HfamFrame *frame, const HfamYuvToRgb *yuv, const float *a
   f.cells = mem;
   f.cell_means = f.cells + cells;
   bands = f.cell_means + cells;
-  cell_of = (int *) (bands + per_band * omp_get_max_threads ());
-  for (int x = 0; x < frame->width; x++)
-    cell_of[x] = x / p->coarse;
-  f.cell_of = cell_of;
 #pragma omp parallel for if (cells >= HFAM_PARALLEL_MIN_VALUES)
   for (int j = 0; j < f.ch; j++)
     make_cells (&f, j, bands + per_band * omp_get_thread_num ());
