@@ -500,8 +500,9 @@ reference_rgb (const YuvCase *c, HfamColorMatrix matrix, HfamColorRange range, i
   rgb[2] = CLAMP (b, 0.0, 255.0);
 }
 
+/* (513 and 515: the rows' passes of 256 pixels, the last of one pixel and of three) */
 static const int yuv_sizes[][2] = { { 1, 1 }, { 2, 2 }, { 3, 1 }, { 1, 4 }, { 7, 5 },
-                                    { 16, 9 }, { 33, 17 } };
+                                    { 16, 9 }, { 33, 17 }, { 513, 2 }, { 515, 3 } };
 
 /* Rows of both layouts, every matrix and range, equal the oracle hfam_frame_pixel_rgb bit for
  * bit (times the gain) and the standards' formula to float rounding. */
