@@ -291,25 +291,43 @@ widen_row (const Refine *g, const TwoTaps *t, int lo, int w, int j, int channels
   }
 }
 
+/* Where apply_coefficients reads the guide's colours: the frame's row as R'G'B' floats, or the
+ * frame's own RGBA or BGRA bytes (times 1 / 255 as hfam_frame_row_rgb01 takes them, so the
+ * values are the same; reading the bytes saves writing and reading back the float row) */
+enum { GUIDE_FLOATS, GUIDE_RGBA, GUIDE_BGRA };
+
+/* Channel k (0 R, 1 G, 2 B) of pixel x of the guide's row */
+static inline __attribute__ ((always_inline)) float
+guide_colour (const float *restrict rgb, const uint8_t *restrict px, int source, int x, int k)
+{
+  if (source == GUIDE_FLOATS)
+    return rgb[3 * x + k];
+  return px[4 * x + (source == GUIDE_BGRA ? 2 - k : k)] * (1.0f / 255.0f);
+}
+
 /* q = A . I + B along one row of the frame, A and B (planes of `wide`, a and b of rows 0 and
  * 1) enlarged along y; where `held` is given, q's detail over alpha (the plane after B) held
- * with the still weights (the next plane; `still` 0: a restart); then the levels. nc, still
- * and held constant in each call, so the loops unroll and the branches go. */
+ * with the still weights (the next plane; `still` 0: a restart); then the levels. nc, source,
+ * still and held constant in each call, so the loops unroll and the branches go. */
 static inline __attribute__ ((always_inline)) void
 apply_coefficients (const float *restrict w0, const float *restrict w1, float a, float b,
-                    const float *restrict rgb, int w, int nc, int still, float *restrict held,
-                    float black, float scale, float *restrict out)
+                    const float *restrict rgb, const uint8_t *restrict px, int source, int w,
+                    int nc, int still, float *restrict held, float black, float scale,
+                    float *restrict out)
 {
   const size_t base = (size_t) (nc + 1) * w, weight = base + w;
 
   for (int x = 0; x < w; x++) {
     float A[4], q;
+    const float r = guide_colour (rgb, px, source, x, 0);
+    const float g = guide_colour (rgb, px, source, x, 1);
+    const float bl = guide_colour (rgb, px, source, x, 2);
     for (int k = 0; k <= nc; k++)
       A[k] = a * w0[(size_t) k * w + x] + b * w1[(size_t) k * w + x];
     if (nc == 1)
-      q = A[0] * (0.299f * rgb[3 * x] + 0.587f * rgb[3 * x + 1] + 0.114f * rgb[3 * x + 2]) + A[1];
+      q = A[0] * (0.299f * r + 0.587f * g + 0.114f * bl) + A[1];
     else
-      q = A[0] * rgb[3 * x] + A[1] * rgb[3 * x + 1] + A[2] * rgb[3 * x + 2] + A[3];
+      q = A[0] * r + A[1] * g + A[2] * bl + A[3];
     q = hfam_clamp01 (q);
     if (held) {
       const float u = a * w0[base + x] + b * w1[base + x];
@@ -326,35 +344,45 @@ apply_coefficients (const float *restrict w0, const float *restrict w1, float a,
 
 /* apply_coefficients with still and held as constants for each case */
 static inline __attribute__ ((always_inline)) void
-apply_held (const float *w0, const float *w1, float a, float b, const float *rgb, int w, int nc,
-            int still, float *held, float black, float scale, float *out)
+apply_held (const float *w0, const float *w1, float a, float b, const float *rgb,
+            const uint8_t *px, int source, int w, int nc, int still, float *held, float black,
+            float scale, float *out)
 {
   if (!held)
-    apply_coefficients (w0, w1, a, b, rgb, w, nc, 0, NULL, black, scale, out);
+    apply_coefficients (w0, w1, a, b, rgb, px, source, w, nc, 0, NULL, black, scale, out);
   else if (!still)
-    apply_coefficients (w0, w1, a, b, rgb, w, nc, 0, held, black, scale, out);
+    apply_coefficients (w0, w1, a, b, rgb, px, source, w, nc, 0, held, black, scale, out);
   else
-    apply_coefficients (w0, w1, a, b, rgb, w, nc, 1, held, black, scale, out);
+    apply_coefficients (w0, w1, a, b, rgb, px, source, w, nc, 1, held, black, scale, out);
 }
 
 /* Step 5b, one row y of the frame, from the widened rows w0 and w1 of the statistics (rows
- * fy->start[y] and the one after, or w0 again where y takes one tap). */
+ * fy->start[y] and the one after, or w0 again where y takes one tap). The colour guide reads
+ * RGBA and BGRA frames' bytes as they are (the element's host frames); the rest through a
+ * row of floats. */
 HFAM_VECTOR_CLONES static void
 apply_row (const Refine *g, const HfamResizeFilter *fy, const float *w0, const float *w1,
            const HfamFrame *frame, const HfamYuvToRgb *yuv, const HfamKeyLevels *levels, int y,
            float *rgb, float *held, float *out)
 {
-  const int w = frame->width;
+  const int w = frame->width, still = g->still != NULL;
   const float *wy = fy->w + (size_t) y * fy->k;
   const float a = wy[0], b = fy->len[y] > 1 ? wy[1] : 0.0f;
   const float black = levels ? levels->black : 0.0f;
   const float scale = levels ? 1.0f / (levels->white - levels->black) : 1.0f;
+  const uint8_t *px = frame->planes[0] + (ptrdiff_t) y * frame->strides[0];
 
-  hfam_frame_row_rgb01 (frame, yuv, y, rgb);
-  if (g->nc == 1)
-    apply_held (w0, w1, a, b, rgb, w, 1, g->still != NULL, held, black, scale, out);
-  else
-    apply_held (w0, w1, a, b, rgb, w, 3, g->still != NULL, held, black, scale, out);
+  if (g->nc == 3 && frame->format == HFAM_FRAME_RGBA)
+    apply_held (w0, w1, a, b, NULL, px, GUIDE_RGBA, w, 3, still, held, black, scale, out);
+  else if (g->nc == 3 && frame->format == HFAM_FRAME_BGRA)
+    apply_held (w0, w1, a, b, NULL, px, GUIDE_BGRA, w, 3, still, held, black, scale, out);
+  else {
+    hfam_frame_row_rgb01 (frame, yuv, y, rgb);
+    if (g->nc == 1)
+      apply_held (w0, w1, a, b, rgb, NULL, GUIDE_FLOATS, w, 1, still, held, black, scale, out);
+    else
+      apply_held (w0, w1, a, b, rgb, NULL, GUIDE_FLOATS, w, 3, still, held, black, scale, out);
+  }
 }
 
 /* A thread's two widened rows of the statistics: slots of `channels` planes of the frame's

@@ -490,6 +490,52 @@ test_refine_held (void)
   }
 }
 
+/* The colour guide reads RGBA and BGRA frames' bytes as they are, other formats through a row
+ * of floats: the same picture as RGB, RGBA and BGRA gives the same planes bit for bit, plain,
+ * held and restarted, in colour and grey. */
+static void
+test_refine_formats (void)
+{
+  const int fw = 45, fh = 29, aw = 12, ah = 8, n = fw * fh;
+  const HfamKeyLevels levels = { 0.05f, 0.9f };
+  g_autofree uint8_t *rgb = g_new (uint8_t, 3 * n), *rgba = g_new (uint8_t, 4 * n);
+  g_autofree uint8_t *bgra = g_new (uint8_t, 4 * n);
+  g_autofree float *alpha = g_new (float, aw * ah), *still = g_new (float, aw * ah);
+  g_autofree float *before = g_new (float, n), *out = g_new (float, 3 * n);
+  g_autofree float *held = g_new (float, 3 * n);
+  const HfamFrame frames[3] = { { { rgb }, { 3 * fw }, fw, fh, HFAM_FRAME_RGB },
+                                { { rgba }, { 4 * fw }, fw, fh, HFAM_FRAME_RGBA },
+                                { { bgra }, { 4 * fw }, fw, fh, HFAM_FRAME_BGRA } };
+
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) {
+      rgb[3 * i + k] = rgba[4 * i + k] = bgra[4 * i + 2 - k]
+        = (uint8_t) g_rand_int_range (rng, 0, 256);
+      rgba[4 * i + 3] = bgra[4 * i + 3] = (uint8_t) g_rand_int_range (rng, 0, 256);
+    }
+  for (int i = 0; i < aw * ah; i++) {
+    alpha[i] = (float) g_rand_double (rng);
+    still[i] = (float) g_rand_double (rng);
+  }
+  for (int i = 0; i < n; i++)
+    before[i] = (float) g_rand_double_range (rng, -0.5, 0.5);
+  for (int colour = 0; colour < 2; colour++)
+    for (int mode = 0; mode < 3; mode++) {
+      const HfamRefineParams p = { 2, 1e-3f, 0, 0, colour };
+      for (int f = 0; f < 3; f++) {
+        const HfamRefineHold hold = { mode == 2 ? still : NULL, held + (size_t) f * n, fw };
+        memcpy (held + (size_t) f * n, before, sizeof (float) * n);
+        g_assert_cmpint (hfam_refine_held (alpha, aw, ah, &frames[f], NULL, &p, &levels,
+                                           mode ? &hold : NULL, out + (size_t) f * n, fw, NULL),
+                         ==, 0);
+      }
+      for (int f = 1; f < 3; f++) {
+        g_assert_cmpint (memcmp (out, out + (size_t) f * n, sizeof (float) * n), ==, 0);
+        g_assert_cmpint (memcmp (held, held + (size_t) f * n, sizeof (float) * n), ==, 0);
+      }
+    }
+}
+
 /* At a frame of HFAM_PARALLEL_MIN_VALUES pixels and more the frame's rows run on a team, each
  * thread widening the rows of the statistics its own rows take: one thread and two give the
  * same planes, bit for bit, plain and held (the held detail too), in colour and grey, from
@@ -548,6 +594,7 @@ main (int argc, char **argv)
   g_test_add_func ("/refine/constant-guide", test_refine_constant_guide);
   g_test_add_func ("/refine/step-edge", test_refine_step_edge);
   g_test_add_func ("/refine/held", test_refine_held);
+  g_test_add_func ("/refine/formats", test_refine_formats);
   g_test_add_func ("/refine/team", test_refine_team);
   return g_test_run ();
 }
