@@ -175,11 +175,10 @@ HFAM_VECTOR_CLONES static void
 fusion_span (const float *prob, size_t n, size_t i0, size_t i1, float *alpha_d, float *alpha_p)
 {
   for (size_t i = i0; i < i1; i++) {
-    const float bg = prob[i], unknown = prob[n + i], fg = prob[2 * n + i];
+    const int class = hfam_semantic_class (prob, n, i);
     const float d = sigmoid (alpha_d[i]);
     alpha_d[i] = d;
-    /* hfam_semantic_class's rule, the first maximum winning, as selects */
-    alpha_p[i] = fg > bg && fg > unknown ? 1.0f : unknown > bg ? d : 0.0f;
+    alpha_p[i] = class == 2 ? 1.0f : class == 1 ? d : 0.0f;
   }
 }
 

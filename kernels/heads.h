@@ -32,15 +32,13 @@ void hfam_scale_nhwc_int8 (const void *src, int channels, int n_pixels, int is_u
                            const float *map, float scale, void *dst);
 
 /* The class of pixel i in P_s (three planes of `plane` values): 0 background, 1 unknown,
- * 2 foreground; the first maximum wins. */
+ * 2 foreground; the first maximum wins. Written as selects, so that hfam_fusion's loop over
+ * the pixels vectorises with it. */
 static inline int
 hfam_semantic_class (const float *prob, size_t plane, size_t i)
 {
-  int best = 0;
-  for (int k = 1; k < 3; k++)
-    if (prob[k * plane + i] > prob[best * plane + i])
-      best = k;
-  return best;
+  const float bg = prob[i], unknown = prob[plane + i], fg = prob[2 * plane + i];
+  return fg > bg && fg > unknown ? 2 : unknown > bg ? 1 : 0;
 }
 
 /* Detail logit (1 plane at w/2 x h/2) -> enlarged -> sigmoid = alpha_d; alpha_p from the
