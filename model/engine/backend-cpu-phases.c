@@ -212,10 +212,18 @@ batches_end (const_dnnl_primitive_desc_t conv, size_t in_offset, size_t *out_off
                                                                         0));
 }
 
+/* Where the batch in lies unless it is the input's batch out: after the convolution's own
+ * scratch and at least `before` bytes */
+static size_t
+batch_in_offset (const_dnnl_primitive_desc_t conv, size_t before)
+{
+  return align64 (MAX (conv_scratch_size (conv), before));
+}
+
 size_t
 hfam_cpu_phases_end (const_dnnl_primitive_desc_t conv, size_t before)
 {
-  return batches_end (conv, align64 (MAX (conv_scratch_size (conv), before)), NULL);
+  return batches_end (conv, batch_in_offset (conv, before), NULL);
 }
 
 gboolean
@@ -240,7 +248,7 @@ hfam_cpu_plan_phases (CpuBackend *be, int id, const_dnnl_primitive_desc_t conv, 
   axis_sources (map->width, s->phase_dilation, &s->phase_x, s->phase_sources);
   axis_sources (map->height, s->phase_dilation, &s->phase_y,
                 s->phase_sources + s->phase_x.images * s->phase_x.side);
-  s->phase_offset = align64 (MAX (conv_scratch, before));
+  s->phase_offset = batch_in_offset (conv, before);
   if (reads_input_phases (be, id, in_md, conv_scratch)) {
     Step *from = &be->steps[n->inputs[0]];
     s->phase_offset = from->phase_out_offset;
