@@ -35,8 +35,8 @@ sigmoid (float x)
   return 1.0f / (1.0f + exp_vectorised (-x));
 }
 
-/* Pixels below this many per thread are not worth an OpenMP team (the heads' planes at the
- * inference size are 10^4-10^6 pixels) */
+/* The pixels a thread takes at a time; the planes split among the team from
+ * HFAM_PARALLEL_MIN_VALUES pixels on, as the frame functions do */
 #define HEAD_CHUNK 16384
 
 /* Softmax over the 3 planes of pixels i0..i1-1, in place */
@@ -66,7 +66,7 @@ hfam_semantic_head (const float *logits, int w, int h, float *prob)
     if (hfam_resize_plane (logits + (size_t) k * (w / 2) * (h / 2), w / 2, h / 2, w / 2,
                            prob + k * n, w, h, w) != 0)
       return -1;
-#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+#pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
     softmax3_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n);
   return 0;
@@ -86,7 +86,7 @@ hfam_attention_map (const float *prob, int n_pixels, const float weight[3], floa
                     float *map)
 {
   const size_t n = (size_t) n_pixels;
-#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+#pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
     attention_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, weight, bias, map);
 }
@@ -96,7 +96,7 @@ hfam_pool_plane (const float *src, int w, int h, int factor, float *dst)
 {
   const int ow = w / factor, oh = h / factor;
   const float inv = 1.0f / (float) (factor * factor);
-#pragma omp parallel for if ((size_t) w * h >= 2 * HEAD_CHUNK)
+#pragma omp parallel for if ((size_t) w * h >= HFAM_PARALLEL_MIN_VALUES)
   for (int y = 0; y < oh; y++)
     for (int x = 0; x < ow; x++) {
       float sum = 0.0f;
@@ -190,7 +190,7 @@ hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *
   if (w < 2 || h < 2 || w % 2 || h % 2
       || hfam_resize_plane (detail_logit, w / 2, h / 2, w / 2, alpha_d, w, h, w) != 0)
     return -1;
-#pragma omp parallel for if (n >= 2 * HEAD_CHUNK)
+#pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
     fusion_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, alpha_d, alpha_p);
   return 0;
