@@ -10,8 +10,9 @@ Usage: int8.py HFAM_MATTE MODEL MODEL2   (MODEL: an F32 weight file, the golden 
 MODEL2: the golden r50_160x96)
 
 With ONEDNN_MAX_CPU_ISA=AVX2_VNNI on a CPU without AVX-VNNI (AMD's Zen 4, Intel's cores with
-AVX-512 alone), oneDNN runs int8 on plain AVX2, whose products saturate and whose weights it
-halves: not the path this run is for, so it skips (77).
+AVX-512 alone), oneDNN runs int8 on plain AVX2 (vpmaddubsw, whose pairwise sums saturate at
+16 bits): not the path this run is for, so it skips (77). Without VNNI at all, the int8 mattes
+are not compared (BENCHMARKS.md, "int8 without VNNI"); the loader's checks still run.
 """
 
 import os
@@ -224,23 +225,29 @@ def main() -> int:
         decoders = os.path.join(tmp, "decoders.safetensors")
         calibrate.main(["--model", model, "--images", photos, "--val-fraction", "1",
                         "--decoders", "-o", decoders])
+        # (without VNNI oneDNN's pairwise products saturate at 16 bits: not the quantisation
+        # PyTorch simulates)
+        vnni = bool({"avx512_vnni", "avx_vnni"} & flags)
+        if not vnni:
+            print("no VNNI for oneDNN on this CPU: the int8 mattes are not compared")
         for what, path in [("encoder and L-BB", calibrated),
                            ("encoder, L-BB in fp32", encoder_only),
                            ("encoder, L-BB and the decoders' group", decoders)]:
-            check_int8(tool, what, path, photo, out, failures)
+            if vnni:
+                check_int8(tool, what, path, photo, out, failures)
         with tempfile.TemporaryDirectory() as tmp2:
             *_, calibrated2 = calibrated_fixture(tmp2, model2, rng)
-            # its int8 matte was 0.30 from fp32's with the whole convolution too
-            check_int8(tool, "R50, L-BB's first convolution at f1's size", calibrated2, photo,
-                       out, failures, most=0.35)
-            check_split(tool, calibrated2, photo, out, failures)
+            if vnni:
+                # its int8 matte was 0.30 from fp32's with the whole convolution too
+                check_int8(tool, "R50, L-BB's first convolution at f1's size", calibrated2,
+                           photo, out, failures, most=0.35)
+                check_split(tool, calibrated2, photo, out, failures)
 
         fp32 = matte(tool, calibrated, photo, out, "fp32")
         int8 = matte(tool, calibrated, photo, out, "int8")
         # default: int8 for a file with ranges where oneDNN has VNNI (avx512_vnni, or
         # avx_vnni's AVX2 path), else fp32; with AVX512-BF16 too, int8-bf16, which bf16.py
         # checks
-        vnni = bool({"avx512_vnni", "avx_vnni"} & flags)
         if "avx512_bf16" not in flags:
             chosen = matte(tool, calibrated, photo, out, "default")
             want, name = (int8, "int8") if vnni else (fp32, "fp32")
