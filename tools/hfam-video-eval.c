@@ -1,6 +1,8 @@
 /* hfam-video-eval: how a matte holds up over time. The engine mattes each frame of a sequence in
  * order through libhfam's own temporal path (hfam_context_run with HfamFrameParams: the code
- * the element runs), and the mattes are scored, quantised to 8 bits as the element's GRAY8 key:
+ * the element runs; with --interval N, the network on one frame in N and the others written
+ * from the kept matte by hfam_context_write_kept, as the element's inference-interval), and
+ * the mattes are scored, quantised to 8 bits as the element's GRAY8 key:
  *
  * With ground truth (a folder made by model/python/videoset/make_videoset.py: manifest.json,
  * SEQ/frames/NNNNN.jpg, SEQ/alpha/NNNNN.png), per sequence and their mean:
@@ -32,7 +34,7 @@
 
 static char *model_path, *temporal_text, *csv_path, *save_dir;
 static OptionsEngine engine;
-static int long_side;
+static int long_side, interval = 1;
 static gboolean default_model;
 
 static const GOptionEntry entries[] = {
@@ -45,6 +47,9 @@ static const GOptionEntry entries[] = {
   { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv_path, "Write the table as CSV too", "FILE" },
   { "save", 0, 0, G_OPTION_ARG_FILENAME, &save_dir,
     "Write the mattes there, as DIR/SEQUENCE/NNNNN.png (gray, 8 bits: what was scored)", "DIR" },
+  { "interval", 0, 0, G_OPTION_ARG_INT, &interval,
+    "Run the network on one frame in N and write the others from its matte, as the element's "
+    "inference-interval (default 1: every frame)", "N" },
   G_OPTION_ENTRY_NULL
 };
 
@@ -217,7 +222,8 @@ typedef struct {
   double dtssd, sad, mse, moving_sad, flicker;
 } VideoScores;
 
-/* Scores one sequence; frame 0 starts afresh (no smoothing into the previous sequence). */
+/* Scores one sequence; frame 0 starts afresh (no smoothing into the previous sequence).
+ * Frames 0, interval, 2 interval, ... run the network; the rest show the kept matte. */
 static gboolean
 score_sequence (HfamContext *ctx, const Sequence *s, const HfamFrameParams *params,
                 VideoScores *out, GError **error)
@@ -257,7 +263,8 @@ score_sequence (HfamContext *ctx, const Sequence *s, const HfamFrameParams *para
       .planes = { (uint8_t *) matte }, .strides = { (int) sizeof (float) * width },
       .width = width, .height = height, .format = HFAM_FORMAT_GRAY32F,
     };
-    if (!hfam_context_run (ctx, &frame, &p, &key, 1, error))
+    if (t % interval == 0 ? !hfam_context_run (ctx, &frame, &p, &key, 1, error)
+                          : !hfam_context_write_kept (ctx, &frame, &key, 1, error))
       return FALSE;
     g_autofree guint8 *bytes = g_new (guint8, n);
     for (size_t i = 0; i < n; i++) {
@@ -369,6 +376,11 @@ run (int argc, char **argv, GError **error)
   options_add_engine (options, &engine);
   if (!g_option_context_parse (options, &argc, &argv, error))
     return FALSE;
+  if (interval < 1) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--interval %d: want 1 or more",
+                 interval);
+    return FALSE;
+  }
   if (argc < 2 || (default_model && model_path) || (!default_model && !model_path)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
                  "usage: hfam-video-eval (--model M | --default-model) SET | FRAMES... "
@@ -403,12 +415,13 @@ run (int argc, char **argv, GError **error)
     return FALSE;
 
   g_print ("# hfam-video-eval: %u sequence(s) in %s%s; %s on %s, inference long side %d; "
-           "temporal %s %g; refinement %s; mattes quantised to 8 bits\n", sequences->len,
+           "temporal %s %g; refinement %s; the network on one frame in %d; mattes quantised "
+           "to 8 bits\n", sequences->len,
            argv[1], argc > 2 ? " ..." : "", hfam_model_path (model),
            hfam_context_backend_name (ctx),
            long_side > 0 ? long_side : hfam_model_inference_size (model),
            params.smoothing == 0.0f ? "none" : methods[params.temporal],
-           params.smoothing, edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none");
+           params.smoothing, edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none", interval);
   g_print ("# flicker: mean |a_t - a_t-1| in 8-bit levels where no colour channel changed by "
            "more than %d levels\n", FLICKER_STILL_LEVELS);
   if (truth) {

@@ -2,7 +2,8 @@
 """hfam-video-eval on a tiny generated set and clip, with a tiny random model: the metrics it
 prints (dtSSD, SAD, MSE, moving SAD, flicker) recomputed here from the mattes it saved and the
 ground truth, as the tool's header defines them; the temporal path engaged (blend:1 keeps the
-first matte, so nothing flickers); and the errors (manifests with missing, out-of-range or
+first matte, so nothing flickers); --interval N (the network on one frame in N, the others
+showing its matte, as the element's inference-interval); and the errors (manifests with missing, out-of-range or
 mistyped members, which must not trip json-glib's assertions either; a bad --temporal; frames
 of different sizes).
 
@@ -114,6 +115,22 @@ def main():
             sys.exit("--temporal blend:1: the matte changed, so the temporal path is not used")
         print("ok: blend:1 holds the first matte")
 
+        # --interval 2: frames 1 and 3 show the mattes of frames 0 and 2, which ran the network
+        # as with --interval 1 (unrefined, unsmoothed: each output is the kept matte resized)
+        saved = {}
+        for interval in (1, 2):
+            saved[interval] = os.path.join(tmp, f"interval{interval}")
+            run("--temporal", "none", "--refine", "none", "--interval", str(interval),
+                "--save", saved[interval], root)
+        kept = {i: [np.asarray(Image.open(os.path.join(saved[i], "s0", f"{t:05d}.png")))
+                    for t in range(N)] for i in saved}
+        if np.array_equal(kept[1][0], kept[1][1]):
+            sys.exit("--interval: frames 0 and 1 have one matte, so the check below cannot tell")
+        for t in range(N):
+            if not np.array_equal(kept[2][t], kept[1][t - t % 2]):
+                sys.exit(f"--interval 2: frame {t} is not frame {t - t % 2}'s matte")
+        print("ok: --interval 2 runs the network on every other frame and shows its matte")
+
         # a clip: a folder of frames, flicker only
         clip = os.path.join(tmp, "clip")
         os.makedirs(clip)
@@ -146,6 +163,9 @@ def main():
             r = run(bad, expect=1)
             if "sequence 0" not in r.stderr:
                 sys.exit(f"a bad sequence {seq}: {r.stderr}")
+        r = run("--interval", "0", root, expect=1)
+        if "--interval" not in r.stderr:
+            sys.exit(f"--interval 0: {r.stderr}")
         r = run("--temporal", "motion:2", root, expect=1)
         if "--temporal" not in r.stderr:
             sys.exit(f"--temporal motion:2: {r.stderr}")
