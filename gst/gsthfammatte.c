@@ -60,7 +60,8 @@
  * `temporal-smoothing` blends it there (at the inference size, before the
  * resize to the frame, which gives the same matte up to float rounding; a
  * change of `inference-size` restarts the smoothing there) and the frames that
- * `inference-interval` skips are written from it. For colour matrices other
+ * `inference-interval` skips are written from it, where it is (system memory
+ * moves it along the picture's motion first). For colour matrices other
  * than BT.601 and BT.709, frames go through gstcuda's host staging instead.
  *
  * A network run takes time. In live pipelines the element therefore reports
@@ -250,7 +251,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
       g_param_spec_uint ("inference-interval", "Inference interval",
           "Run the network on one frame in this many and reuse its matte in "
-          "between", 1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
+          "between (in system memory moved along the picture's motion when "
+          "temporal-mode is compensated)", 1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_SMOOTHING,

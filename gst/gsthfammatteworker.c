@@ -481,6 +481,24 @@ gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
   return ok;
 }
 
+/* A host frame that does not run the network: the kept matte follows its picture's motion
+ * (hfam_context_follow: where the smoothing compensates motion) before its outputs are
+ * written from it. */
+static gboolean
+gst_hfam_matte_worker_follow (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                              GError **error)
+{
+  HfamImage image;
+  gboolean ok, pushed;
+
+  if (!gst_hfam_matte_worker_input (worker, frame, &image, error))
+    return FALSE;
+  pushed = gst_hfam_matte_worker_enter (worker);
+  ok = hfam_context_follow (worker->ctx, &image, error);
+  gst_hfam_matte_worker_leave (pushed);
+  return ok;
+}
+
 gboolean
 gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
                               GError **error)
@@ -499,9 +517,12 @@ gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
                   && (int) worker->n_in_flight < gst_hfam_matte_worker_depth (worker)))
     return TRUE;
   g_queue_pop_head (&worker->held);
-  /* a device frame's matte goes straight into its outputs:
-   * gst_hfam_matte_worker_write_device */
-  if (!oldest->on_device && !gst_hfam_matte_worker_settle (worker, oldest, error)) {
+  /* a host frame's matte: its own, collected, or the kept one moved along its picture's
+   * motion; a device frame's goes straight into its outputs
+   * (gst_hfam_matte_worker_write_device) */
+  if (!oldest->on_device
+      && !(oldest->runs ? gst_hfam_matte_worker_settle (worker, oldest, error)
+                        : gst_hfam_matte_worker_follow (worker, oldest, error))) {
     gst_hfam_matte_worker_frame_free (oldest);
     return FALSE;
   }

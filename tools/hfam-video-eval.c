@@ -1,7 +1,8 @@
 /* hfam-video-eval: how a matte holds up over time. The engine mattes each frame of a sequence in
  * order through libhfam's own temporal path (hfam_context_run with HfamFrameParams: the code
  * the element runs; with --interval N, the network on one frame in N and the others written
- * from the kept matte by hfam_context_write_kept, as the element's inference-interval), and
+ * from the kept matte by hfam_context_follow and hfam_context_write_kept, as the element's
+ * inference-interval), and
  * the mattes are scored, quantised to 8 bits as the element's GRAY8 key:
  *
  * With ground truth (a folder made by model/python/videoset/make_videoset.py: manifest.json,
@@ -264,7 +265,8 @@ score_sequence (HfamContext *ctx, const Sequence *s, const HfamFrameParams *para
       .width = width, .height = height, .format = HFAM_FORMAT_GRAY32F,
     };
     if (t % interval == 0 ? !hfam_context_run (ctx, &frame, &p, &key, 1, error)
-                          : !hfam_context_write_kept (ctx, &frame, &key, 1, error))
+                          : !hfam_context_follow (ctx, &frame, error)
+                            || !hfam_context_write_kept (ctx, &frame, &key, 1, error))
       return FALSE;
     g_autofree guint8 *bytes = g_new (guint8, n);
     for (size_t i = 0; i < n; i++) {

@@ -58,6 +58,11 @@ typedef struct {
   /* host frames, HFAM_TEMPORAL_COMPENSATED: kernels/compensate.h's scratch */
   float *flow_scratch;
   guint64 flow_scratch_bytes;
+  gboolean compensates;    /* its frame asked for HFAM_TEMPORAL_COMPENSATED */
+  /* host frames, hfam_context_follow: a frame that does not run, preprocessed (three planes)
+   * and its grey plane */
+  float *follow;
+  guint64 follow_bytes;
   /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED with guided refinement: the refined
    * matte's detail held at the frame's size where the picture is still (kernels/refine.h),
    * and the blend's still weights it is held with (kernels/temporal.h) */

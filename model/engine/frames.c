@@ -293,21 +293,16 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
   return pending;
 }
 
-/* A host frame into ctx->input at its inference size, the backend planned for it, when it
- * may go in now; with HFAM_TEMPORAL_MOTION or _COMPENSATED, its grey plane into the next ring
- * position (pending->slot). */
+/* A host frame into `input` (three planes of width x height), normalised as the model wants
+ * (*params, which the grey plane needs too). */
 static gboolean
-prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
-                    HfamPendingFrame *pending, const char *what, GError **error)
+preprocess_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                       float *input, HfamPreprocessParams *params, GError **error)
 {
   static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
-  HfamPreprocessParams params;
   int failed;
 
-  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error)
-      || !check_host_frame_budget (ctx, frame, width, height, error))
-    return FALSE;
-  hfam_model_preprocess_params (ctx->model, &params);
+  hfam_model_preprocess_params (ctx->model, params);
   /* OpenMP's thread count belongs to the calling thread */
   omp_set_num_threads (ctx->host_threads);
   if (frame->format <= HFAM_FORMAT_BGRA) {
@@ -315,17 +310,34 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
      * general one is the CUDA op's slow oracle */
     failed = hfam_preprocess_rgb8 (frame->planes[0], frame->width, frame->height,
                                    frame->strides[0], frame->format <= HFAM_FORMAT_BGR ? 3 : 4,
-                                   offsets[frame->format], ctx->input, width, height,
-                                   params.order, params.scale, params.mean, params.std);
+                                   offsets[frame->format], input, width, height,
+                                   params->order, params->scale, params->mean, params->std);
   } else {
     const HfamFrame k = kernel_frame (frame);
-    params.yuv = kernel_yuv (frame);
-    failed = hfam_frame_preprocess_rows (&k, &params, ctx->input, width, height);
+    params->yuv = kernel_yuv (frame);
+    failed = hfam_frame_preprocess_rows (&k, params, input, width, height);
   }
   if (failed) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "preprocess: out of memory");
     return FALSE;
   }
+  return TRUE;
+}
+
+/* A host frame into ctx->input at its inference size, the backend planned for it, when it
+ * may go in now; with HFAM_TEMPORAL_MOTION or _COMPENSATED, its grey plane into the next ring
+ * position (pending->slot). */
+static gboolean
+prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
+                    HfamPendingFrame *pending, const char *what, GError **error)
+{
+  HfamPreprocessParams params;
+
+  if (!hfam_context_ready_to_submit (ctx, HFAM_MEMORY_HOST, width, height, what, error)
+      || !check_host_frame_budget (ctx, frame, width, height, error))
+    return FALSE;
+  if (!preprocess_host_frame (ctx, frame, width, height, ctx->input, &params, error))
+    return FALSE;
   pending->slot = (ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH;
   /* (also without smoothing: the first frame after a restart is the next one's reference) */
   if (pending->temporal != HFAM_TEMPORAL_BLEND) {
@@ -344,17 +356,17 @@ static gboolean
 compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
-  const size_t plane = (size_t) ctx->width * ctx->height;
+  const size_t plane = (size_t) kept->width * kept->height;
   HfamFlowParams fp;
   hfam_flow_params_init (&fp);
-  const size_t floats = plane + hfam_compensate_scratch_floats (ctx->width, ctx->height, &fp);
+  const size_t floats = plane + hfam_compensate_scratch_floats (kept->width, kept->height, &fp);
 
   if (!ensure_counted (ctx, &kept->flow_scratch, &kept->flow_scratch_bytes,
-                       sizeof (float) * (guint64) floats, "inference size", ctx->width,
-                       ctx->height, error))
+                       sizeof (float) * (guint64) floats, "inference size", kept->width,
+                       kept->height, error))
     return FALSE;
   *moved = kept->flow_scratch;
-  if (hfam_motion_compensate (kept->host, kept->grey, grey, ctx->width, ctx->height, &fp,
+  if (hfam_motion_compensate (kept->host, kept->grey, grey, kept->width, kept->height, &fp,
                               kept->flow_scratch, kept->flow_scratch + plane) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
     return FALSE;
@@ -379,6 +391,7 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
   const gboolean held_before = kept->held_current;
 
   kept->holds = motion && collected->smoothing > 0.0f;
+  kept->compensates = collected->temporal == HFAM_TEMPORAL_COMPENSATED;
   kept->still_valid = kept->held_current = FALSE;
   if (blend && motion && kept->grey_valid) {
     HfamMotionParams mp;
@@ -802,7 +815,8 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
     .host = kept->host, .resized = kept->resized, .grey = kept->grey,
     .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
     .grey_bytes = kept->grey_bytes, .flow_scratch = kept->flow_scratch,
-    .flow_scratch_bytes = kept->flow_scratch_bytes, .still = kept->still,
+    .flow_scratch_bytes = kept->flow_scratch_bytes, .follow = kept->follow,
+    .follow_bytes = kept->follow_bytes, .still = kept->still,
     .still_bytes = kept->still_bytes, .held = kept->held, .held_bytes = kept->held_bytes,
   };
   return ok;
@@ -885,25 +899,14 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
                                 TRUE, error);
 }
 
-gboolean
-hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
-                         int n_outputs, GError **error)
+/* Whether the kept matte may stand for a frame of `shape`'s size and memory: kept there, and
+ * at the inference size such a frame runs at (checked first: check_frame_size). */
+static gboolean
+check_kept_for (HfamContext *ctx, const HfamImage *shape, const char *what, GError **error)
 {
-  static const char *const what = "hfam_context_write_kept";
   const HfamKeptMatte *kept = &ctx->kept;
-  /* without colours to write, the outputs say the frame's shape and memory */
-  const HfamImage *shape = frame ? frame : outputs;
   int width, height;
 
-  g_return_val_if_fail (ctx != NULL, FALSE);
-  if (!frame && (n_outputs < 1 || !outputs)) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: no frame and no output: nothing to write", what);
-    return FALSE;
-  }
-  if ((frame && !check_frame (frame, what, error))
-      || !check_frame_size (shape->width, shape->height, what, error))
-    return FALSE;
   if (shape->memory == HFAM_MEMORY_CUDA && !check_device_backend (ctx, what, error))
     return FALSE;
   if (!kept->valid || kept->memory != shape->memory) {
@@ -921,12 +924,71 @@ hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamIma
                  width, height, kept->long_side, kept->width, kept->height);
     return FALSE;
   }
-  if (!check_outputs (ctx, shape->width, shape->height, shape->memory, frame, outputs,
-                      n_outputs, what, error))
+  return TRUE;
+}
+
+gboolean
+hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs,
+                         int n_outputs, GError **error)
+{
+  static const char *const what = "hfam_context_write_kept";
+  const HfamKeptMatte *kept = &ctx->kept;
+  /* without colours to write, the outputs say the frame's shape and memory */
+  const HfamImage *shape = frame ? frame : outputs;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!frame && (n_outputs < 1 || !outputs)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: no frame and no output: nothing to write", what);
+    return FALSE;
+  }
+  if ((frame && !check_frame (frame, what, error))
+      || !check_frame_size (shape->width, shape->height, what, error)
+      || !check_kept_for (ctx, shape, what, error)
+      || !check_outputs (ctx, shape->width, shape->height, shape->memory, frame, outputs,
+                         n_outputs, what, error))
     return FALSE;
   if (shape->memory == HFAM_MEMORY_HOST)
     return write_host_outputs (ctx, frame, shape->width, shape->height, outputs, n_outputs,
                                FALSE, error);
   return write_device_outputs (ctx, frame, kept->width, kept->height, outputs, n_outputs, FALSE,
                                error);
+}
+
+gboolean
+hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
+{
+  static const char *const what = "hfam_context_follow";
+  HfamKeptMatte *kept = &ctx->kept;
+  HfamPreprocessParams params;
+  const float *moved;
+
+  g_return_val_if_fail (ctx != NULL, FALSE);
+  if (!check_frame (frame, what, error) || !check_kept_for (ctx, frame, what, error))
+    return FALSE;
+  if (frame->memory == HFAM_MEMORY_CUDA) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
+                 "%s: frames in CUDA memory are not followed yet (the kept matte stays where "
+                 "it is)", what);
+    return FALSE;
+  }
+  if (!kept->compensates || !kept->grey_valid)
+    return TRUE;
+  const size_t plane = (size_t) kept->width * kept->height;
+  if (!ensure_counted (ctx, &kept->follow, &kept->follow_bytes, sizeof (float) * 4 * plane,
+                       "inference size", kept->width, kept->height, error)
+      || !preprocess_host_frame (ctx, frame, kept->width, kept->height, kept->follow, &params,
+                                 error))
+    return FALSE;
+  float *grey = kept->follow + 3 * plane;
+  hfam_motion_grey (kept->follow, kept->width, kept->height, &params, grey);
+  /* a failure here leaves the kept matte half moved: none is kept */
+  if (!compensate_kept (ctx, grey, &moved, error)) {
+    kept->valid = FALSE;
+    return FALSE;
+  }
+  /* the matte now belongs to this frame: the next one's motion is measured from its picture */
+  memcpy (kept->grey, grey, sizeof (float) * plane);
+  kept->resized_width = kept->resized_height = 0;
+  return TRUE;
 }

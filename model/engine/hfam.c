@@ -443,6 +443,7 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx->kept.resized);
   g_free (ctx->kept.grey);
   g_free (ctx->kept.flow_scratch);
+  g_free (ctx->kept.follow);
   g_free (ctx->kept.still);
   g_free (ctx->kept.held);
   for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)

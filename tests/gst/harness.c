@@ -161,7 +161,9 @@ expect_at (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
 }
 
 /* The same with these frame parameters (the engine's kept matte carries over
- * from the call before, as the element's). */
+ * from the call before, as the element's); params NULL: a frame that does not
+ * run the network, as the element's inference-interval skips it (the kept
+ * matte follows its picture, then is written). */
 void
 expect_with (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
     const HfamFrameParams * params, Expected * expected)
@@ -192,8 +194,11 @@ expect_with (Engine * engine, const GstVideoInfo * info, GstBuffer * buffer,
   matte.planes[0] = (guint8 *) expected->matte;
   matte.strides[0] = sizeof (float) * width;
   matte.format = HFAM_FORMAT_GRAY32F;
-  fail_unless (hfam_context_run (engine->ctx, &image, params, &matte, 1,
-          &error), "%s", error ? error->message : "");
+  fail_unless (params
+      ? hfam_context_run (engine->ctx, &image, params, &matte, 1, &error)
+      : hfam_context_follow (engine->ctx, &image, &error)
+      && hfam_context_write_kept (engine->ctx, &image, &matte, 1, &error),
+      "%s", error ? error->message : "");
   gst_video_frame_unmap (&frame);
 }
 

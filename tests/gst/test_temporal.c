@@ -27,9 +27,11 @@ GST_START_TEST (test_inference_interval)
 
   memset (expected, 0, sizeof expected);
   engine_open (&engine);
-  /* the matte as carried, without the refinement by each frame on top */
+  /* the matte as carried, without the refinement by each frame on top, and
+   * without motion compensation, which would move it (the next test) */
   fail_unless (hfam_context_set_edges (engine.ctx, NULL, NULL));
-  g_object_set (element, "inference-interval", 3, "refine", HFAM_REFINE_NONE, NULL);
+  g_object_set (element, "inference-interval", 3, "refine", HFAM_REFINE_NONE,
+      "temporal-mode", HFAM_TEMPORAL_BLEND, NULL);
   video_info (&info, GST_VIDEO_FORMAT_RGB, WIDTH, HEIGHT);
   for (guint i = 0; i < 4; i++) {
     frames[i] = make_frame (&info, 100 + i);
@@ -53,6 +55,56 @@ GST_START_TEST (test_inference_interval)
     gst_buffer_unref (out);
     out = gst_harness_pull (rig.key);
     check_key (rig.key, out, matte, 0);
+    gst_buffer_unref (out);
+  }
+  for (guint i = 0; i < 4; i++)
+    expected_clear (&expected[i]);
+  rig_stop (&rig);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* inference-interval with motion compensation (the default temporal-mode):
+ * the frames that do not run show the kept matte moved along their picture's
+ * motion (hfam_context_follow), each from the one before. */
+GST_START_TEST (test_inference_interval_follows)
+{
+  const HfamFrameParams runs = {.long_side = INFERENCE_SIZE,
+    .temporal = HFAM_TEMPORAL_COMPENSATED
+  };
+  GstElement *element = make_element ();
+  GstBuffer *frames[4];
+  Expected expected[4];
+  GstVideoInfo info;
+  Engine engine;
+  Rig rig;
+
+  memset (expected, 0, sizeof expected);
+  engine_open (&engine);
+  fail_unless (hfam_context_set_edges (engine.ctx, NULL, NULL));
+  g_object_set (element, "inference-interval", 3, "refine", HFAM_REFINE_NONE,
+      NULL);
+  video_info (&info, GST_VIDEO_FORMAT_RGB, WIDTH, HEIGHT);
+  for (guint i = 0; i < 4; i++) {
+    frames[i] = make_frame (&info, 100 + i);
+    expect_with (&engine, &info, frames[i], i % 3 == 0 ? &runs : NULL,
+        &expected[i]);
+  }
+  fail_unless (mattes_differ (expected[0].matte, expected[1].matte,
+          WIDTH * HEIGHT), "the kept matte did not move");
+
+  rig_start (&rig, element, TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  for (guint i = 0; i < 4; i++) {
+    GstBuffer *out;
+
+    fail_unless_equals_int (rig_push (&rig, frames[i], i), GST_FLOW_OK);
+    out = gst_harness_pull (rig.fill);
+    check_fill (rig.fill, out, &expected[i], expected[i].matte, FALSE);
+    gst_buffer_unref (out);
+    out = gst_harness_pull (rig.key);
+    check_key (rig.key, out, expected[i].matte, 0);
     gst_buffer_unref (out);
   }
   for (guint i = 0; i < 4; i++)
@@ -443,6 +495,7 @@ temporal_tcase (void)
   TCase *tc = tcase_create ("temporal");
 
   tcase_add_test (tc, test_inference_interval);
+  tcase_add_test (tc, test_inference_interval_follows);
   tcase_add_test (tc, test_temporal_smoothing);
   tcase_add_test (tc, test_temporal_compensated);
   tcase_add_test (tc, test_reset_on_flush_segment_discont);

@@ -115,21 +115,30 @@ def main():
             sys.exit("--temporal blend:1: the matte changed, so the temporal path is not used")
         print("ok: blend:1 holds the first matte")
 
-        # --interval 2: frames 1 and 3 show the mattes of frames 0 and 2, which ran the network
-        # as with --interval 1 (unrefined, unsmoothed: each output is the kept matte resized)
+        # --interval 2 with the plain blend (unsmoothed, unrefined: each output is the kept
+        # matte resized): frames 1 and 3 show the mattes of frames 0 and 2, which ran the
+        # network as with --interval 1; with motion compensation (smoothing 0, as --temporal
+        # none) they show them moved along the square's motion (hfam_context_follow;
+        # test-engine-temporal checks how)
         saved = {}
-        for interval in (1, 2):
-            saved[interval] = os.path.join(tmp, f"interval{interval}")
-            run("--temporal", "none", "--refine", "none", "--interval", str(interval),
-                "--save", saved[interval], root)
-        kept = {i: [np.asarray(Image.open(os.path.join(saved[i], "s0", f"{t:05d}.png")))
-                    for t in range(N)] for i in saved}
-        if np.array_equal(kept[1][0], kept[1][1]):
+        for name, interval, temporal in (("every", 1, "blend:0"), ("held", 2, "blend:0"),
+                                         ("followed", 2, "none")):
+            saved[name] = os.path.join(tmp, name)
+            run("--temporal", temporal, "--refine", "none", "--interval", str(interval),
+                "--save", saved[name], root)
+        kept = {k: [np.asarray(Image.open(os.path.join(saved[k], "s0", f"{t:05d}.png")))
+                    for t in range(N)] for k in saved}
+        if np.array_equal(kept["every"][0], kept["every"][1]):
             sys.exit("--interval: frames 0 and 1 have one matte, so the check below cannot tell")
         for t in range(N):
-            if not np.array_equal(kept[2][t], kept[1][t - t % 2]):
+            if not np.array_equal(kept["held"][t], kept["every"][t - t % 2]):
                 sys.exit(f"--interval 2: frame {t} is not frame {t - t % 2}'s matte")
-        print("ok: --interval 2 runs the network on every other frame and shows its matte")
+            if t % 2 == 0 and not np.array_equal(kept["followed"][t], kept["every"][t]):
+                sys.exit(f"--interval 2, compensated: frame {t} did not run the network")
+        if np.array_equal(kept["followed"][1], kept["followed"][0]):
+            sys.exit("--interval 2, compensated: frame 1's matte did not follow the motion")
+        print("ok: --interval 2 runs the network on every other frame; the others show its "
+              "matte, moved with the picture where the smoothing compensates motion")
 
         # a clip: a folder of frames, flicker only
         clip = os.path.join(tmp, "clip")

@@ -273,6 +273,15 @@ gboolean hfam_context_collect (HfamContext *ctx, const HfamImage *frame,
 gboolean hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame,
                                   const HfamImage *outputs, int n_outputs, GError **error);
 
+/* For a frame that does not run the network, once, before its outputs are written: moves the
+ * kept matte along the picture's motion from its frame to `frame` (kernels/compensate.h's
+ * flow of their grey planes at the inference size), so that it follows a moving person between
+ * the frames that run, and the next frame's motion is measured from this one. Only where the
+ * kept matte's frame ran with HFAM_TEMPORAL_COMPENSATED; otherwise it does nothing. Host
+ * frames only for now: a frame in CUDA memory is refused (HFAM_ERROR_UNSUPPORTED), and its
+ * kept matte stays as it is. Refused as hfam_context_write_kept is otherwise. */
+gboolean hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamModel, hfam_model_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamContext, hfam_context_free)
 

@@ -8,6 +8,7 @@
 #include "engine-test.h"
 #include "hfam-internal.h"
 #include "refine.h"
+#include "resize.h"
 #include "temporal.h"
 
 #include <math.h>
@@ -129,6 +130,74 @@ test_compensated_matte (void)
   g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
 }
 
+/* hfam_context_follow on host frames: after a frame that ran with HFAM_TEMPORAL_COMPENSATED,
+ * the kept matte and grey are moved along the flow of the next frame's grey against the kept
+ * one (the matte then belongs to that frame: its grey is that frame's), and the outputs are
+ * written from the moved matte; after the plain blend, or with no matte kept, nothing moves
+ * or it is refused. */
+static void
+test_follow (void)
+{
+  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL, fresh = NULL, plain = NULL;
+  guint8 pixels[2][PIPE_W * PIPE_H * 4];
+  float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
+  const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
+                                        .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.6f };
+  HfamFlowParams fp;
+  const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+  HfamImage images[2];
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  fresh = cpu_context (model, 1, &error);
+  plain = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  /* the second frame: the first moved 3 pixels to the right */
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < sizeof pixels[0]; i++)
+    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
+  for (int k = 0; k < 2; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+
+  /* nothing kept yet: refused */
+  g_assert_false (hfam_context_follow (ctx, &images[1], &error));
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
+  g_assert_true (hfam_context_run (fresh, &images[1], &compensated, &out, 1, &error));
+  g_assert_no_error (error);
+  const int w = ctx->kept.width, h = ctx->kept.height;
+  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  hfam_flow_params_init (&fp);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, fresh->kept.grey, w, h, &fp, NULL,
+                                           scratch), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (kept, ctx->kept.host, (size_t) w * h), >, 0.0f);
+  g_assert_true (hfam_context_follow (ctx, &images[1], &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.grey, fresh->kept.grey, (size_t) w * h), ==, 0.0f);
+  /* the outputs come from the moved matte */
+  g_assert_true (hfam_context_write_kept (ctx, &images[1], &out, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (hfam_resize_plane (kept, w, h, w, want, PIPE_W, PIPE_H, PIPE_W), ==, 0);
+  expect_same_matte (got, want);
+
+  /* the plain blend does not compensate motion: the kept matte stays */
+  g_assert_true (hfam_context_run (plain, &images[0], &blend, &out, 1, &error));
+  g_assert_no_error (error);
+  g_autofree float *before = g_memdup2 (plain->kept.host, sizeof (float) * w * h);
+  g_assert_true (hfam_context_follow (plain, &images[1], &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_abs_diff (plain->kept.host, before, (size_t) w * h), ==, 0.0f);
+}
+
 /* The refined matte of the kept one for `frame` (RGBA, PIPE_W x PIPE_H) by the kernel, held
  * with `hold` (NULL: not). */
 static void
@@ -241,5 +310,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/motion-matte", test_motion_matte);
   g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
   g_test_add_func ("/engine/held-matte", test_held_matte);
+  g_test_add_func ("/engine/follow", test_follow);
   return g_test_run ();
 }
