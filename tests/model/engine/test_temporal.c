@@ -79,6 +79,17 @@ test_motion_matte (void)
   g_assert_cmpuint (taken, <, n);
 }
 
+/* Two RGBA frames of PIPE_W x PIPE_H: the test picture, and it moved 3 pixels to the right. */
+static void
+moved_pair (guint8 pixels[2][PIPE_W * PIPE_H * 4], HfamImage images[2])
+{
+  fill_frame (pixels[0], 0);
+  for (size_t i = 0; i < PIPE_W * PIPE_H * 4; i++)
+    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
+  for (int k = 0; k < 2; k++)
+    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+}
+
 /* HFAM_TEMPORAL_COMPENSATED on host frames: the kept matte and grey are moved along the flow
  * of the frame's grey against the kept one before the motion blend, in that order, and the
  * blend holds the moved pixels with the smoothing's HFAM_MOTION_MOVED_SHARE. */
@@ -103,12 +114,7 @@ test_compensated_matte (void)
   ctx = cpu_context (model, 1, &error);
   fresh = cpu_context (model, 1, &error);
   g_assert_no_error (error);
-  /* the second frame: the first moved 3 pixels to the right */
-  fill_frame (pixels[0], 0);
-  for (size_t i = 0; i < sizeof pixels[0]; i++)
-    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
-  for (int k = 0; k < 2; k++)
-    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  moved_pair (pixels, images);
 
   g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
   g_assert_no_error (error);
@@ -156,12 +162,7 @@ test_follow (void)
   fresh = cpu_context (model, 1, &error);
   plain = cpu_context (model, 1, &error);
   g_assert_no_error (error);
-  /* the second frame: the first moved 3 pixels to the right */
-  fill_frame (pixels[0], 0);
-  for (size_t i = 0; i < sizeof pixels[0]; i++)
-    pixels[1][i] = pixels[0][i - (i / 4 % PIPE_W >= 3 ? 12 : 0)];
-  for (int k = 0; k < 2; k++)
-    images[k] = packed_image (pixels[k], PIPE_W, PIPE_H, 4, HFAM_FORMAT_RGBA);
+  moved_pair (pixels, images);
 
   /* nothing kept yet: refused */
   g_assert_false (hfam_context_follow (ctx, &images[1], &error));
