@@ -982,11 +982,9 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
     return FALSE;
   float *grey = kept->follow + 3 * plane;
   hfam_motion_grey (kept->follow, kept->width, kept->height, &params, grey);
-  /* a failure here leaves the kept matte half moved: none is kept */
-  if (!compensate_kept (ctx, grey, &moved, error)) {
-    kept->valid = FALSE;
+  /* (a failure leaves the kept matte and grey as they were) */
+  if (!compensate_kept (ctx, grey, &moved, error))
     return FALSE;
-  }
   /* the matte now belongs to this frame: the next one's motion is measured from its picture */
   memcpy (kept->grey, grey, sizeof (float) * plane);
   kept->resized_width = kept->resized_height = 0;
