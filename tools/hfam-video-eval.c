@@ -2,8 +2,8 @@
  * order through libhfam's own temporal path (hfam_context_run with HfamFrameParams: the code
  * the element runs; with --interval N, the network on one frame in N and the others written
  * from the kept matte by hfam_context_follow and hfam_context_write_kept, as the element's
- * inference-interval), and
- * the mattes are scored, quantised to 8 bits as the element's GRAY8 key:
+ * inference-interval), and the mattes are scored, quantised to 8 bits as the element's GRAY8
+ * key:
  *
  * With ground truth (a folder made by model/python/videoset/make_videoset.py: manifest.json,
  * SEQ/frames/NNNNN.jpg, SEQ/alpha/NNNNN.png), per sequence and their mean:
@@ -224,7 +224,8 @@ typedef struct {
 } VideoScores;
 
 /* Scores one sequence; frame 0 starts afresh (no smoothing into the previous sequence).
- * Frames 0, interval, 2 interval, ... run the network; the rest show the kept matte. */
+ * Frames 0, interval, 2 interval, ... run the network; the rest show the kept matte, moved
+ * along their picture's motion where the smoothing compensates motion. */
 static gboolean
 score_sequence (HfamContext *ctx, const Sequence *s, const HfamFrameParams *params,
                 VideoScores *out, GError **error)
