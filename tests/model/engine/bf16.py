@@ -18,8 +18,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-# (int8.py's fixture and tool call)
-from int8 import calibrate, calibrated_fixture, matte  # noqa: E402
+# (int8.py's fixture, tool call and CPU flags)
+from int8 import calibrate, calibrated_fixture, matte, onednn_flags  # noqa: E402
 
 # Mean |difference| against the matte's own spread, so that a flat matte cannot pass. Measured:
 # bf16 vs fp32 0.042 (R18) and 0.099 (R50: random weights through 50 layers magnify bf16's
@@ -32,9 +32,7 @@ MAX_ERROR = 0.2
 
 def has_bf16():
     """As oneDNN sees it: AVX512-BF16 beside AVX-512 core (VNNI comes with it)."""
-    with open("/proc/cpuinfo") as f:
-        flags = next((line.split() for line in f if line.startswith("flags")), [])
-    return {"avx512_bf16", "avx512bw", "avx512_vnni"} <= set(flags)
+    return {"avx512_bf16", "avx512bw", "avx512_vnni"} <= onednn_flags()
 
 
 def compare(failures, what, got, want):
