@@ -39,6 +39,13 @@ sigmoid (float x)
  * HFAM_PARALLEL_MIN_VALUES pixels on, as the frame functions do */
 #define HEAD_CHUNK 16384
 
+/* the end of the chunk of n pixels that starts at i */
+static inline size_t
+chunk_end (size_t i, size_t n)
+{
+  return i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n;
+}
+
 /* Softmax over the 3 planes of pixels i0..i1-1, in place */
 HFAM_VECTOR_CLONES static void
 softmax3_span (float *prob, size_t n, size_t i0, size_t i1)
@@ -68,7 +75,7 @@ hfam_semantic_head (const float *logits, int w, int h, float *prob)
       return -1;
 #pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
-    softmax3_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n);
+    softmax3_span (prob, n, i, chunk_end (i, n));
   return 0;
 }
 
@@ -88,7 +95,7 @@ hfam_attention_map (const float *prob, int n_pixels, const float weight[3], floa
   const size_t n = (size_t) n_pixels;
 #pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
-    attention_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, weight, bias, map);
+    attention_span (prob, n, i, chunk_end (i, n), weight, bias, map);
 }
 
 void
@@ -192,7 +199,7 @@ hfam_fusion (const float *detail_logit, int w, int h, const float *prob, float *
     return -1;
 #pragma omp parallel for if (n >= HFAM_PARALLEL_MIN_VALUES)
   for (size_t i = 0; i < n; i += HEAD_CHUNK)
-    fusion_span (prob, n, i, i + HEAD_CHUNK < n ? i + HEAD_CHUNK : n, alpha_d, alpha_p);
+    fusion_span (prob, n, i, chunk_end (i, n), alpha_d, alpha_p);
   return 0;
 }
 
