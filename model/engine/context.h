@@ -37,41 +37,44 @@ typedef struct {
                                      then fetches nothing else) */
 } HfamPendingFrame;
 
+/* The kept matte's host memory, reused from frame to frame and counted in the context's
+ * budget; a device frame's kept matte leaves it for the next host frame. */
+typedef struct {
+  float *host;             /* the matte */
+  /* the matte resized to the last output size asked for, so that a fill and a key of one
+   * frame resize it once */
+  float *resized;
+  /* HFAM_TEMPORAL_MOTION and _COMPENSATED: the grey plane of the matte's latest frame */
+  float *grey;
+  /* HFAM_TEMPORAL_COMPENSATED: kernels/compensate.h's scratch */
+  float *flow_scratch;
+  /* hfam_context_follow: a frame that does not run, preprocessed (three planes) and its grey
+   * plane */
+  float *follow;
+  /* HFAM_TEMPORAL_MOTION and _COMPENSATED with guided refinement: the refined matte's detail
+   * held at the frame's size where the picture is still (kernels/refine.h), and the blend's
+   * still weights it is held with (kernels/temporal.h) */
+  float *still;
+  float *held;
+  guint64 host_bytes, resized_bytes, grey_bytes, flow_scratch_bytes, follow_bytes, still_bytes,
+      held_bytes;
+} HfamKeptBuffers;
+
 /* The kept matte (hfam.h): alpha_p of the last frame collected, at its inference size. Host
- * frames keep it here; device frames in the backend's memory (backend.h), described here. */
+ * frames keep it in `buffers`; device frames in the backend's memory (backend.h), described
+ * here. */
 typedef struct {
   gboolean valid;
   HfamMemory memory;
   int long_side;           /* the long side its frame ran at */
   int width, height;       /* its inference size */
-  float *host;             /* host frames: the matte */
-  /* host frames: the matte resized to the last output size asked for, so that a fill and a
-   * key of one frame resize it once */
-  float *resized;
+  HfamKeptBuffers buffers;
+  /* the rest describes the buffers of a host frame's matte */
   int resized_width, resized_height;
-  guint64 host_bytes, resized_bytes;  /* of the two, counted in the context's budget */
-  /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED: the grey plane of the matte's latest
-   * frame */
-  float *grey;
-  guint64 grey_bytes;
   gboolean grey_valid;
-  /* host frames, HFAM_TEMPORAL_COMPENSATED: kernels/compensate.h's scratch */
-  float *flow_scratch;
-  guint64 flow_scratch_bytes;
   gboolean compensates;    /* its frame asked for HFAM_TEMPORAL_COMPENSATED */
-  /* host frames, hfam_context_follow: a frame that does not run, preprocessed (three planes)
-   * and its grey plane */
-  float *follow;
-  guint64 follow_bytes;
-  /* host frames, HFAM_TEMPORAL_MOTION and _COMPENSATED with guided refinement: the refined
-   * matte's detail held at the frame's size where the picture is still (kernels/refine.h),
-   * and the blend's still weights it is held with (kernels/temporal.h) */
-  gboolean holds;          /* the kept matte's frame asked for it (smoothing > 0) */
-  float *still;
-  guint64 still_bytes;
+  gboolean holds;          /* its frame asked for the held detail (smoothing > 0) */
   gboolean still_valid;    /* still belongs to the kept matte's blend with the one before */
-  float *held;
-  guint64 held_bytes;
   int held_width, held_height;
   gboolean held_current;   /* held was refined from the kept matte, for its frame */
 } HfamKeptMatte;

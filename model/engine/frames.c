@@ -361,13 +361,13 @@ compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GErro
   hfam_flow_params_init (&fp);
   const size_t floats = plane + hfam_compensate_scratch_floats (kept->width, kept->height, &fp);
 
-  if (!ensure_counted (ctx, &kept->flow_scratch, &kept->flow_scratch_bytes,
+  if (!ensure_counted (ctx, &kept->buffers.flow_scratch, &kept->buffers.flow_scratch_bytes,
                        sizeof (float) * (guint64) floats, "inference size", kept->width,
                        kept->height, error))
     return FALSE;
-  *moved = kept->flow_scratch;
-  if (hfam_motion_compensate (kept->host, kept->grey, grey, kept->width, kept->height, &fp,
-                              kept->flow_scratch, kept->flow_scratch + plane) != 0) {
+  *moved = kept->buffers.flow_scratch;
+  if (hfam_motion_compensate (kept->buffers.host, kept->buffers.grey, grey, kept->width, kept->height, &fp,
+                              kept->buffers.flow_scratch, kept->buffers.flow_scratch + plane) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
     return FALSE;
   }
@@ -402,37 +402,37 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
       kept->valid = FALSE;
       return FALSE;
     }
-    if (!ensure_counted (ctx, &kept->still, &kept->still_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &kept->buffers.still, &kept->buffers.still_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
     kept->still_valid = held_before;
-    if (hfam_matte_blend_motion (kept->host, ctx->fused, grey, kept->grey, moved, ctx->width,
-                                 ctx->height, &mp, kept->still) != 0) {
+    if (hfam_matte_blend_motion (kept->buffers.host, ctx->fused, grey, kept->buffers.grey, moved, ctx->width,
+                                 ctx->height, &mp, kept->buffers.still) != 0) {
       kept->valid = FALSE;
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
       return FALSE;
     }
   } else if (blend) {
-    hfam_matte_blend (kept->host, ctx->fused, n, collected->smoothing);
+    hfam_matte_blend (kept->buffers.host, ctx->fused, n, collected->smoothing);
   } else {
-    if (!ensure_counted (ctx, &kept->host, &kept->host_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &kept->buffers.host, &kept->buffers.host_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
-    memcpy (kept->host, ctx->fused, sizeof (float) * n);
+    memcpy (kept->buffers.host, ctx->fused, sizeof (float) * n);
   }
   /* the picture the kept matte now belongs to, for the next frame's motion */
   kept->grey_valid = FALSE;
   if (motion) {
-    if (!ensure_counted (ctx, &kept->grey, &kept->grey_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &kept->buffers.grey, &kept->buffers.grey_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
-    memcpy (kept->grey, grey, sizeof (float) * n);
+    memcpy (kept->buffers.grey, grey, sizeof (float) * n);
     kept->grey_valid = TRUE;
   }
   kept->valid = TRUE;
@@ -553,7 +553,7 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
   return FALSE;
 }
 
-/* The kept host matte at the frame's size into kept->resized: resized (or refined, guided by
+/* The kept host matte at the frame's size into kept->buffers.resized: resized (or refined, guided by
  * `frame`, which check_outputs has checked, and for the frame it was collected with
  * (`collected`) held where the picture is still), then the key levels. Kept for the next
  * output of the same size unless refined: a refined matte depends on its frame's colours. */
@@ -572,7 +572,7 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
   if (!refine && kept->resized_width == width && kept->resized_height == height)
     return TRUE;
   kept->resized_width = kept->resized_height = 0;
-  if (!ensure_counted (ctx, &kept->resized, &kept->resized_bytes,
+  if (!ensure_counted (ctx, &kept->buffers.resized, &kept->buffers.resized_bytes,
                        sizeof (float) * (guint64) width * height, "frame", width, height, error))
     return FALSE;
   if (refine) {
@@ -591,26 +591,26 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
       /* held only over a matte refined for the frame before, at this size */
       const gboolean continues = kept->still_valid && kept->held_width == width
                                  && kept->held_height == height;
-      if (!ensure_counted (ctx, &kept->held, &kept->held_bytes,
+      if (!ensure_counted (ctx, &kept->buffers.held, &kept->buffers.held_bytes,
                            sizeof (float) * (guint64) width * height, "frame", width, height,
                            error))
         return FALSE;
-      const HfamRefineHold hold = { continues ? kept->still : NULL, kept->held, width };
-      failed = hfam_refine_held (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
-                                 keyed ? &levels : NULL, &hold, kept->resized, width,
+      const HfamRefineHold hold = { continues ? kept->buffers.still : NULL, kept->buffers.held, width };
+      failed = hfam_refine_held (kept->buffers.host, kept->width, kept->height, &guide, &yuv, &rp,
+                                 keyed ? &levels : NULL, &hold, kept->buffers.resized, width,
                                  &ctx->edge_scratch);
       kept->held_current = !failed;
       kept->held_width = width;
       kept->held_height = height;
     } else {
-      failed = hfam_refine (kept->host, kept->width, kept->height, &guide, &yuv, &rp,
-                            keyed ? &levels : NULL, kept->resized, width, &ctx->edge_scratch);
+      failed = hfam_refine (kept->buffers.host, kept->width, kept->height, &guide, &yuv, &rp,
+                            keyed ? &levels : NULL, kept->buffers.resized, width, &ctx->edge_scratch);
     }
   } else {
-    failed = hfam_resize_plane (kept->host, kept->width, kept->height, kept->width,
-                                kept->resized, width, height, width);
+    failed = hfam_resize_plane (kept->buffers.host, kept->width, kept->height, kept->width,
+                                kept->buffers.resized, width, height, width);
     if (!failed && keyed)
-      hfam_key_levels_apply (kept->resized, (size_t) width * height, &levels);
+      hfam_key_levels_apply (kept->buffers.resized, (size_t) width * height, &levels);
   }
   if (failed) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s: out of memory",
@@ -638,7 +638,7 @@ write_foreground (HfamContext *ctx, const HfamImage *frame, const HfamMatteImage
                                                                 &fp, ctx->host_threads),
                             frame->width, frame->height, error))
     return FALSE;
-  if (hfam_foreground (&colours, &yuv, ctx->kept.resized, frame->width, &fp, matte,
+  if (hfam_foreground (&colours, &yuv, ctx->kept.buffers.resized, frame->width, &fp, matte,
                        &ctx->edge_scratch) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: foreground: out of memory",
                  i);
@@ -673,7 +673,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
     if (out->format == HFAM_FORMAT_GRAY32F) {
       for (int y = 0; y < height; y++)
         memcpy (out->planes[0] + (size_t) y * out->strides[0],
-                kept->resized + (size_t) y * width, sizeof (float) * width);
+                kept->buffers.resized + (size_t) y * width, sizeof (float) * width);
       continue;
     }
     matte = kernel_matte (out);
@@ -682,7 +682,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
         return FALSE;
       continue;
     }
-    if (hfam_matte_write (kept->resized, width, height, frame ? &colours : NULL,
+    if (hfam_matte_write (kept->buffers.resized, width, height, frame ? &colours : NULL,
                           frame ? &yuv : NULL, &matte) != 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: out of memory", i);
       return FALSE;
@@ -808,17 +808,10 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   /* (a matte kept stays kept when its outputs fail, as on the host) */
   kept_ok = ok;
   ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, TRUE, error);
-  *kept = (HfamKeptMatte) {
-    .valid = kept_ok, .memory = HFAM_MEMORY_CUDA, .long_side = collected.long_side,
-    .width = width, .height = height,
-    /* the host buffers stay for the next host frame */
-    .host = kept->host, .resized = kept->resized, .grey = kept->grey,
-    .host_bytes = kept->host_bytes, .resized_bytes = kept->resized_bytes,
-    .grey_bytes = kept->grey_bytes, .flow_scratch = kept->flow_scratch,
-    .flow_scratch_bytes = kept->flow_scratch_bytes, .follow = kept->follow,
-    .follow_bytes = kept->follow_bytes, .still = kept->still,
-    .still_bytes = kept->still_bytes, .held = kept->held, .held_bytes = kept->held_bytes,
-  };
+  /* (the host buffers stay for the next host frame) */
+  *kept = (HfamKeptMatte) { .valid = kept_ok, .memory = HFAM_MEMORY_CUDA,
+                            .long_side = collected.long_side, .width = width, .height = height,
+                            .buffers = kept->buffers };
   return ok;
 }
 
@@ -975,18 +968,18 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
   if (!kept->compensates || !kept->grey_valid)
     return TRUE;
   const size_t plane = (size_t) kept->width * kept->height;
-  if (!ensure_counted (ctx, &kept->follow, &kept->follow_bytes, sizeof (float) * 4 * plane,
+  if (!ensure_counted (ctx, &kept->buffers.follow, &kept->buffers.follow_bytes, sizeof (float) * 4 * plane,
                        "inference size", kept->width, kept->height, error)
-      || !preprocess_host_frame (ctx, frame, kept->width, kept->height, kept->follow, &params,
+      || !preprocess_host_frame (ctx, frame, kept->width, kept->height, kept->buffers.follow, &params,
                                  error))
     return FALSE;
-  float *grey = kept->follow + 3 * plane;
-  hfam_motion_grey (kept->follow, kept->width, kept->height, &params, grey);
+  float *grey = kept->buffers.follow + 3 * plane;
+  hfam_motion_grey (kept->buffers.follow, kept->width, kept->height, &params, grey);
   /* (a failure leaves the kept matte and grey as they were) */
   if (!compensate_kept (ctx, grey, &moved, error))
     return FALSE;
   /* the matte now belongs to this frame: the next one's motion is measured from its picture */
-  memcpy (kept->grey, grey, sizeof (float) * plane);
+  memcpy (kept->buffers.grey, grey, sizeof (float) * plane);
   kept->resized_width = kept->resized_height = 0;
   return TRUE;
 }

@@ -439,13 +439,13 @@ hfam_context_free (HfamContext *ctx)
     ctx->device_backend->ops->free (ctx->device_backend);
   g_free (ctx->input);
   g_free (ctx->fused);
-  g_free (ctx->kept.host);
-  g_free (ctx->kept.resized);
-  g_free (ctx->kept.grey);
-  g_free (ctx->kept.flow_scratch);
-  g_free (ctx->kept.follow);
-  g_free (ctx->kept.still);
-  g_free (ctx->kept.held);
+  g_free (ctx->kept.buffers.host);
+  g_free (ctx->kept.buffers.resized);
+  g_free (ctx->kept.buffers.grey);
+  g_free (ctx->kept.buffers.flow_scratch);
+  g_free (ctx->kept.buffers.follow);
+  g_free (ctx->kept.buffers.still);
+  g_free (ctx->kept.buffers.held);
   for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)
     g_free (ctx->grey[i]);
   hfam_scratch_clear (&ctx->edge_scratch);

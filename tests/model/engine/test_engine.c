@@ -563,7 +563,8 @@ keep_disc (HfamContext *ctx)
   for (int y = 0; y < kept->height; y++)
     for (int x = 0; x < kept->width; x++) {
       const float dx = x - 0.5f * kept->width, dy = y - 0.5f * kept->height;
-      kept->host[y * kept->width + x] = dx * dx + dy * dy < 0.1f * kept->width * kept->width;
+      kept->buffers.host[y * kept->width + x]
+          = dx * dx + dy * dy < 0.1f * kept->width * kept->width;
     }
 }
 
@@ -573,12 +574,13 @@ kept_flat_near (const HfamKeptMatte *kept, int x, int y, int r)
 {
   const int u = (int) ((x + 0.5f) * kept->width / PIPE_W);
   const int v = (int) ((y + 0.5f) * kept->height / PIPE_H);
-  const float first = kept->host[CLAMP (v, 0, kept->height - 1) * kept->width
-                                 + CLAMP (u, 0, kept->width - 1)];
+  const float *matte = kept->buffers.host;
+  const float first = matte[CLAMP (v, 0, kept->height - 1) * kept->width
+                            + CLAMP (u, 0, kept->width - 1)];
 
   for (int j = v - r; j <= v + r; j++)
     for (int i = u - r; i <= u + r; i++)
-      if (kept->host[CLAMP (j, 0, kept->height - 1) * kept->width + CLAMP (i, 0, kept->width - 1)]
+      if (matte[CLAMP (j, 0, kept->height - 1) * kept->width + CLAMP (i, 0, kept->width - 1)]
           != first)
         return FALSE;
   return TRUE;
@@ -639,8 +641,8 @@ test_edges (void)
   {
     const HfamRefineParams rp = { .radius = HFAM_REFINE_RADIUS_DEFAULT,
                                   .eps = HFAM_REFINE_EPS_DEFAULT, .colour = 1 };
-    g_assert_cmpint (hfam_refine (kept->host, kept->width, kept->height, &k, no_yuv, &rp, NULL,
-                                  want, PIPE_W, NULL), ==, 0);
+    g_assert_cmpint (hfam_refine (kept->buffers.host, kept->width, kept->height, &k, no_yuv,
+                                  &rp, NULL, want, PIPE_W, NULL), ==, 0);
   }
   expect_same_matte (got, want);
   for (int y = 0; y < PIPE_H; y++)

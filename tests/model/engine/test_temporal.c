@@ -59,22 +59,23 @@ test_motion_matte (void)
 
   /* a changed picture: the kernel's blend of the kept matte and the frame's, by their greys */
   const size_t n = (size_t) ctx->kept.width * ctx->kept.height;
-  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * n);
-  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * n);
+  g_autofree float *kept = g_memdup2 (ctx->kept.buffers.host, sizeof (float) * n);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.buffers.grey, sizeof (float) * n);
   g_assert_true (ctx->kept.grey_valid);
   g_assert_true (hfam_context_run (fresh, &images[2], &blend, &out, 1, &error));
   g_assert_true (hfam_context_run (ctx, &images[2], &motion, &out, 1, &error));
   g_assert_no_error (error);
   hfam_motion_params_init (&mp, 0.4f);
-  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            NULL, ctx->kept.width, ctx->kept.height, &mp, NULL),
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.buffers.host,
+                                            ctx->kept.buffers.grey, kept_grey, NULL,
+                                            ctx->kept.width, ctx->kept.height, &mp, NULL),
                    ==, 0);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, n), <=, 1e-6);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.buffers.host, kept, n), <=, 1e-6);
   /* and the picture's change told the halves apart: the fresh matte came through as it is
    * where the picture moved, and not where it did not */
   size_t taken = 0;
   for (size_t i = 0; i < n; i++)
-    taken += ctx->kept.host[i] == fresh->kept.host[i];
+    taken += ctx->kept.buffers.host[i] == fresh->kept.buffers.host[i];
   g_assert_cmpuint (taken, >, 0);
   g_assert_cmpuint (taken, <, n);
 }
@@ -119,21 +120,22 @@ test_compensated_matte (void)
   g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
   g_assert_no_error (error);
   const int w = ctx->kept.width, h = ctx->kept.height;
-  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
-  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  g_autofree float *kept = g_memdup2 (ctx->kept.buffers.host, sizeof (float) * w * h);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.buffers.grey, sizeof (float) * w * h);
   hfam_flow_params_init (&fp);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
   g_autofree float *moved = g_new (float, w * h);
   g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
   g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.grey, w, h, &fp, moved,
-                                           scratch), ==, 0);
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.buffers.grey, w, h, &fp,
+                                           moved, scratch), ==, 0);
   hfam_motion_params_init (&mp, 0.6f);
   g_assert_cmpfloat (mp.hold_moved, ==, 0.6f * HFAM_MOTION_MOVED_SHARE);
-  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.host, ctx->kept.grey, kept_grey,
-                                            moved, w, h, &mp, NULL), ==, 0);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
+  g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.buffers.host,
+                                            ctx->kept.buffers.grey, kept_grey, moved, w, h, &mp,
+                                            NULL), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.buffers.host, kept, (size_t) w * h), <=, 1e-6);
 }
 
 /* hfam_context_follow on host frames: after a frame that ran with HFAM_TEMPORAL_COMPENSATED,
@@ -173,17 +175,18 @@ test_follow (void)
   g_assert_true (hfam_context_run (fresh, &images[1], &compensated, &out, 1, &error));
   g_assert_no_error (error);
   const int w = ctx->kept.width, h = ctx->kept.height;
-  g_autofree float *kept = g_memdup2 (ctx->kept.host, sizeof (float) * w * h);
-  g_autofree float *kept_grey = g_memdup2 (ctx->kept.grey, sizeof (float) * w * h);
+  g_autofree float *kept = g_memdup2 (ctx->kept.buffers.host, sizeof (float) * w * h);
+  g_autofree float *kept_grey = g_memdup2 (ctx->kept.buffers.grey, sizeof (float) * w * h);
   hfam_flow_params_init (&fp);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, fresh->kept.grey, w, h, &fp, NULL,
-                                           scratch), ==, 0);
-  g_assert_cmpfloat (max_abs_diff (kept, ctx->kept.host, (size_t) w * h), >, 0.0f);
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, fresh->kept.buffers.grey, w, h, &fp,
+                                           NULL, scratch), ==, 0);
+  g_assert_cmpfloat (max_abs_diff (kept, ctx->kept.buffers.host, (size_t) w * h), >, 0.0f);
   g_assert_true (hfam_context_follow (ctx, &images[1], &error));
   g_assert_no_error (error);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.host, kept, (size_t) w * h), <=, 1e-6);
-  g_assert_cmpfloat (max_abs_diff (ctx->kept.grey, fresh->kept.grey, (size_t) w * h), ==, 0.0f);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.buffers.host, kept, (size_t) w * h), <=, 1e-6);
+  g_assert_cmpfloat (max_abs_diff (ctx->kept.buffers.grey, fresh->kept.buffers.grey,
+                                   (size_t) w * h), ==, 0.0f);
   /* the outputs come from the moved matte */
   g_assert_true (hfam_context_write_kept (ctx, &images[1], &out, 1, &error));
   g_assert_no_error (error);
@@ -193,10 +196,10 @@ test_follow (void)
   /* the plain blend does not compensate motion: the kept matte stays */
   g_assert_true (hfam_context_run (plain, &images[0], &blend, &out, 1, &error));
   g_assert_no_error (error);
-  g_autofree float *before = g_memdup2 (plain->kept.host, sizeof (float) * w * h);
+  g_autofree float *before = g_memdup2 (plain->kept.buffers.host, sizeof (float) * w * h);
   g_assert_true (hfam_context_follow (plain, &images[1], &error));
   g_assert_no_error (error);
-  g_assert_cmpfloat (max_abs_diff (plain->kept.host, before, (size_t) w * h), ==, 0.0f);
+  g_assert_cmpfloat (max_abs_diff (plain->kept.buffers.host, before, (size_t) w * h), ==, 0.0f);
 }
 
 /* The refined matte of the kept one for `frame` (RGBA, PIPE_W x PIPE_H) by the kernel, held
@@ -211,8 +214,8 @@ refine_kept (const HfamContext *ctx, guint8 *frame, const HfamRefineHold *hold, 
                                 .stats_width = ctx->kept.width,
                                 .stats_height = ctx->kept.height, .colour = 1 };
 
-  g_assert_cmpint (hfam_refine_held (ctx->kept.host, ctx->kept.width, ctx->kept.height, &k, NULL,
-                                     &rp, NULL, hold, out, PIPE_W, NULL), ==, 0);
+  g_assert_cmpint (hfam_refine_held (ctx->kept.buffers.host, ctx->kept.width, ctx->kept.height,
+                                     &k, NULL, &rp, NULL, hold, out, PIPE_W, NULL), ==, 0);
 }
 
 /* Guided refinement with motion-weighted smoothing: the first frame only starts the held
@@ -261,7 +264,7 @@ test_held_matte (void)
   refine_kept (ctx, pixels[0], &start, want);
   expect_same_matte (got, want);
   g_assert_true (ctx->kept.held_current);
-  expect_same_matte (ctx->kept.held, before);
+  expect_same_matte (ctx->kept.buffers.held, before);
 
   /* noise only: held over the first frame's, with the blend's still weights */
   for (int k = 1; k < 3; k++) {
@@ -270,11 +273,11 @@ test_held_matte (void)
     g_assert_no_error (error);
     g_assert_true (ctx->kept.still_valid);
     memcpy (after, before, sizeof after);
-    const HfamRefineHold hold = { ctx->kept.still, after, PIPE_W };
+    const HfamRefineHold hold = { ctx->kept.buffers.still, after, PIPE_W };
     refine_kept (ctx, pixels[k], &hold, want);
     refine_kept (ctx, pixels[k], NULL, plain);
     expect_same_matte (got, want);
-    expect_same_matte (ctx->kept.held, after);
+    expect_same_matte (ctx->kept.buffers.held, after);
     for (size_t i = 0; i < n; i++)
       held += fabsf (got[i] - plain[i]) > 1e-4f;
     /* the noise moved the refined edges, and the hold kept some of them where they were;
@@ -286,10 +289,10 @@ test_held_matte (void)
           g_assert_cmpfloat_with_epsilon (got[y * PIPE_W + x], plain[y * PIPE_W + x], 1e-6);
     /* an output written again between frames (inference-interval) is not held, and leaves
      * the held matte as it was */
-    memcpy (before, ctx->kept.held, sizeof before);
+    memcpy (before, ctx->kept.buffers.held, sizeof before);
     g_assert_true (hfam_context_write_kept (ctx, &images[0], &out, 1, &error));
     g_assert_no_error (error);
-    g_assert_cmpint (memcmp (before, ctx->kept.held, sizeof before), ==, 0);
+    g_assert_cmpint (memcmp (before, ctx->kept.buffers.held, sizeof before), ==, 0);
     refine_kept (ctx, pixels[0], NULL, want);
     expect_same_matte (got, want);
   }
