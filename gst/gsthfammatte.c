@@ -251,8 +251,8 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
       g_param_spec_uint ("inference-interval", "Inference interval",
           "Run the network on one frame in this many and reuse its matte in "
-          "between (in system memory moved along the picture's motion when "
-          "temporal-mode is compensated)", 1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
+          "between (moved along the picture's motion when temporal-mode is "
+          "compensated)", 1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_SMOOTHING,

@@ -481,7 +481,7 @@ gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
   return ok;
 }
 
-/* A host frame that does not run the network: the kept matte follows its picture's motion
+/* A frame that does not run the network: the kept matte follows its picture's motion
  * (hfam_context_follow: where the smoothing compensates motion) before its outputs are
  * written from it. */
 static gboolean
@@ -647,5 +647,6 @@ gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
     return FALSE;
   return frame->runs
       ? gst_hfam_matte_worker_collect (worker, frame, &input, outputs, n_outputs, error)
-      : gst_hfam_matte_worker_write_kept (worker, &input, outputs, n_outputs, error);
+      : gst_hfam_matte_worker_follow (worker, frame, error)
+            && gst_hfam_matte_worker_write_kept (worker, &input, outputs, n_outputs, error);
 }

@@ -110,6 +110,15 @@ typedef struct {
   gboolean (*keep_matte) (HfamBackend *backend, gboolean blend, float smoothing,
                           const HfamMotionParams *motion, const HfamFlowParams *flow,
                           GError **error);
+  /* For a frame that does not run the network: moves the kept matte and its grey plane along
+   * the picture's motion from the kept matte's frame to `frame` (kernels/compensate.h with
+   * `flow`), for which `frame` is preprocessed (`params`) at the kept matte's size; `frame`'s
+   * grey plane is the kept one's afterwards. Does nothing where keep_matte kept no grey plane
+   * (no `motion`). Also while frames are in flight; returns when done. A failure to allocate
+   * leaves the kept matte as it was. */
+  gboolean (*follow) (HfamBackend *backend, const HfamFrame *frame,
+                      const HfamPreprocessParams *params, const HfamFlowParams *flow,
+                      GError **error);
   /* Writes the kept matte, resized to the outputs' size (all alike), into `n_outputs` device
    * images, the colour formats with `frame`'s colours (`yuv` for NV12 and I420), with `edges`
    * as the host path applies them (frames.c; `frame` is needed for the refinement too);

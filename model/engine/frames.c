@@ -356,18 +356,19 @@ static gboolean
 compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
+  HfamKeptBuffers *const buf = &kept->buffers;
   const size_t plane = (size_t) kept->width * kept->height;
   HfamFlowParams fp;
   hfam_flow_params_init (&fp);
   const size_t floats = plane + hfam_compensate_scratch_floats (kept->width, kept->height, &fp);
 
-  if (!ensure_counted (ctx, &kept->buffers.flow_scratch, &kept->buffers.flow_scratch_bytes,
+  if (!ensure_counted (ctx, &buf->flow_scratch, &buf->flow_scratch_bytes,
                        sizeof (float) * (guint64) floats, "inference size", kept->width,
                        kept->height, error))
     return FALSE;
-  *moved = kept->buffers.flow_scratch;
-  if (hfam_motion_compensate (kept->buffers.host, kept->buffers.grey, grey, kept->width, kept->height, &fp,
-                              kept->buffers.flow_scratch, kept->buffers.flow_scratch + plane) != 0) {
+  *moved = buf->flow_scratch;
+  if (hfam_motion_compensate (buf->host, buf->grey, grey, kept->width, kept->height, &fp,
+                              buf->flow_scratch, buf->flow_scratch + plane) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
     return FALSE;
   }
@@ -380,6 +381,7 @@ static gboolean
 keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
+  HfamKeptBuffers *const buf = &kept->buffers;
   const size_t n = (size_t) ctx->width * ctx->height;
   const gboolean blend = collected->smoothing > 0.0f && kept->valid
                          && kept->memory == HFAM_MEMORY_HOST && kept->width == ctx->width
@@ -402,37 +404,37 @@ keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **e
       kept->valid = FALSE;
       return FALSE;
     }
-    if (!ensure_counted (ctx, &kept->buffers.still, &kept->buffers.still_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &buf->still, &buf->still_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
     kept->still_valid = held_before;
-    if (hfam_matte_blend_motion (kept->buffers.host, ctx->fused, grey, kept->buffers.grey, moved, ctx->width,
-                                 ctx->height, &mp, kept->buffers.still) != 0) {
+    if (hfam_matte_blend_motion (buf->host, ctx->fused, grey, buf->grey, moved, ctx->width,
+                                 ctx->height, &mp, buf->still) != 0) {
       kept->valid = FALSE;
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
       return FALSE;
     }
   } else if (blend) {
-    hfam_matte_blend (kept->buffers.host, ctx->fused, n, collected->smoothing);
+    hfam_matte_blend (buf->host, ctx->fused, n, collected->smoothing);
   } else {
-    if (!ensure_counted (ctx, &kept->buffers.host, &kept->buffers.host_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &buf->host, &buf->host_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
-    memcpy (kept->buffers.host, ctx->fused, sizeof (float) * n);
+    memcpy (buf->host, ctx->fused, sizeof (float) * n);
   }
   /* the picture the kept matte now belongs to, for the next frame's motion */
   kept->grey_valid = FALSE;
   if (motion) {
-    if (!ensure_counted (ctx, &kept->buffers.grey, &kept->buffers.grey_bytes, sizeof (float) * n,
+    if (!ensure_counted (ctx, &buf->grey, &buf->grey_bytes, sizeof (float) * n,
                          "inference size", ctx->width, ctx->height, error)) {
       kept->valid = FALSE;
       return FALSE;
     }
-    memcpy (kept->buffers.grey, grey, sizeof (float) * n);
+    memcpy (buf->grey, grey, sizeof (float) * n);
     kept->grey_valid = TRUE;
   }
   kept->valid = TRUE;
@@ -553,7 +555,7 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
   return FALSE;
 }
 
-/* The kept host matte at the frame's size into kept->buffers.resized: resized (or refined, guided by
+/* The kept host matte at the frame's size into buffers.resized: resized (or refined, guided by
  * `frame`, which check_outputs has checked, and for the frame it was collected with
  * (`collected`) held where the picture is still), then the key levels. Kept for the next
  * output of the same size unless refined: a refined matte depends on its frame's colours. */
@@ -562,6 +564,7 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
                    gboolean collected, GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
+  HfamKeptBuffers *const buf = &kept->buffers;
   const HfamEdgeParams *edges = &ctx->edges;
   const HfamKeyLevels levels = { edges->key_black, edges->key_white };
   const gboolean refine = edges->refine == HFAM_REFINE_GUIDED;
@@ -572,7 +575,7 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
   if (!refine && kept->resized_width == width && kept->resized_height == height)
     return TRUE;
   kept->resized_width = kept->resized_height = 0;
-  if (!ensure_counted (ctx, &kept->buffers.resized, &kept->buffers.resized_bytes,
+  if (!ensure_counted (ctx, &buf->resized, &buf->resized_bytes,
                        sizeof (float) * (guint64) width * height, "frame", width, height, error))
     return FALSE;
   if (refine) {
@@ -591,26 +594,26 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
       /* held only over a matte refined for the frame before, at this size */
       const gboolean continues = kept->still_valid && kept->held_width == width
                                  && kept->held_height == height;
-      if (!ensure_counted (ctx, &kept->buffers.held, &kept->buffers.held_bytes,
+      if (!ensure_counted (ctx, &buf->held, &buf->held_bytes,
                            sizeof (float) * (guint64) width * height, "frame", width, height,
                            error))
         return FALSE;
-      const HfamRefineHold hold = { continues ? kept->buffers.still : NULL, kept->buffers.held, width };
-      failed = hfam_refine_held (kept->buffers.host, kept->width, kept->height, &guide, &yuv, &rp,
-                                 keyed ? &levels : NULL, &hold, kept->buffers.resized, width,
+      const HfamRefineHold hold = { continues ? buf->still : NULL, buf->held, width };
+      failed = hfam_refine_held (buf->host, kept->width, kept->height, &guide, &yuv, &rp,
+                                 keyed ? &levels : NULL, &hold, buf->resized, width,
                                  &ctx->edge_scratch);
       kept->held_current = !failed;
       kept->held_width = width;
       kept->held_height = height;
     } else {
-      failed = hfam_refine (kept->buffers.host, kept->width, kept->height, &guide, &yuv, &rp,
-                            keyed ? &levels : NULL, kept->buffers.resized, width, &ctx->edge_scratch);
+      failed = hfam_refine (buf->host, kept->width, kept->height, &guide, &yuv, &rp,
+                            keyed ? &levels : NULL, buf->resized, width, &ctx->edge_scratch);
     }
   } else {
-    failed = hfam_resize_plane (kept->buffers.host, kept->width, kept->height, kept->width,
-                                kept->buffers.resized, width, height, width);
+    failed = hfam_resize_plane (buf->host, kept->width, kept->height, kept->width,
+                                buf->resized, width, height, width);
     if (!failed && keyed)
-      hfam_key_levels_apply (kept->buffers.resized, (size_t) width * height, &levels);
+      hfam_key_levels_apply (buf->resized, (size_t) width * height, &levels);
   }
   if (failed) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s: out of memory",
@@ -654,6 +657,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
                     GError **error)
 {
   HfamKeptMatte *kept = &ctx->kept;
+  HfamKeptBuffers *const buf = &kept->buffers;
   HfamFrame colours;
   HfamYuvToRgb yuv;
 
@@ -673,7 +677,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
     if (out->format == HFAM_FORMAT_GRAY32F) {
       for (int y = 0; y < height; y++)
         memcpy (out->planes[0] + (size_t) y * out->strides[0],
-                kept->buffers.resized + (size_t) y * width, sizeof (float) * width);
+                buf->resized + (size_t) y * width, sizeof (float) * width);
       continue;
     }
     matte = kernel_matte (out);
@@ -682,7 +686,7 @@ write_host_outputs (HfamContext *ctx, const HfamImage *frame, int width, int hei
         return FALSE;
       continue;
     }
-    if (hfam_matte_write (kept->buffers.resized, width, height, frame ? &colours : NULL,
+    if (hfam_matte_write (buf->resized, width, height, frame ? &colours : NULL,
                           frame ? &yuv : NULL, &matte) != 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "output %d: out of memory", i);
       return FALSE;
@@ -811,6 +815,7 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   /* (the host buffers stay for the next host frame) */
   *kept = (HfamKeptMatte) { .valid = kept_ok, .memory = HFAM_MEMORY_CUDA,
                             .long_side = collected.long_side, .width = width, .height = height,
+                            .compensates = collected.temporal == HFAM_TEMPORAL_COMPENSATED,
                             .buffers = kept->buffers };
   return ok;
 }
@@ -953,33 +958,39 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
 {
   static const char *const what = "hfam_context_follow";
   HfamKeptMatte *kept = &ctx->kept;
+  HfamKeptBuffers *const buf = &kept->buffers;
   HfamPreprocessParams params;
   const float *moved;
 
   g_return_val_if_fail (ctx != NULL, FALSE);
   if (!check_frame (frame, what, error) || !check_kept_for (ctx, frame, what, error))
     return FALSE;
+  if (!kept->compensates)
+    return TRUE;
   if (frame->memory == HFAM_MEMORY_CUDA) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_UNSUPPORTED,
-                 "%s: frames in CUDA memory are not followed yet (the kept matte stays where "
-                 "it is)", what);
-    return FALSE;
+    HfamBackend *be = device_backend (ctx);
+    const HfamFrame k = kernel_frame (frame);
+    HfamFlowParams flow;
+    hfam_model_preprocess_params (ctx->model, &params);
+    params.yuv = kernel_yuv (frame);
+    hfam_flow_params_init (&flow);
+    return be->device->follow (be, &k, &params, &flow, error);
   }
-  if (!kept->compensates || !kept->grey_valid)
+  if (!kept->grey_valid)
     return TRUE;
   const size_t plane = (size_t) kept->width * kept->height;
-  if (!ensure_counted (ctx, &kept->buffers.follow, &kept->buffers.follow_bytes, sizeof (float) * 4 * plane,
+  if (!ensure_counted (ctx, &buf->follow, &buf->follow_bytes, sizeof (float) * 4 * plane,
                        "inference size", kept->width, kept->height, error)
-      || !preprocess_host_frame (ctx, frame, kept->width, kept->height, kept->buffers.follow, &params,
+      || !preprocess_host_frame (ctx, frame, kept->width, kept->height, buf->follow, &params,
                                  error))
     return FALSE;
-  float *grey = kept->buffers.follow + 3 * plane;
-  hfam_motion_grey (kept->buffers.follow, kept->width, kept->height, &params, grey);
+  float *grey = buf->follow + 3 * plane;
+  hfam_motion_grey (buf->follow, kept->width, kept->height, &params, grey);
   /* (a failure leaves the kept matte and grey as they were) */
   if (!compensate_kept (ctx, grey, &moved, error))
     return FALSE;
   /* the matte now belongs to this frame: the next one's motion is measured from its picture */
-  memcpy (kept->buffers.grey, grey, sizeof (float) * plane);
+  memcpy (buf->grey, grey, sizeof (float) * plane);
   kept->resized_width = kept->resized_height = 0;
   return TRUE;
 }

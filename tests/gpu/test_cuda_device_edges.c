@@ -12,8 +12,9 @@
  * 256 bytes (pitched), its outputs alike, whose padding no path may write. Outputs: GRAY8,
  * RGBA, BGRA premultiplied. Then the same with the element's default smoothing (0.5,
  * motion-compensated) after a frame whose disc sat 5 pixels to the left: the kept matte's grey
- * plane, compensation, motion blend and held refinement on the device against the host's; and
- * with temporal-mode=motion (no compensation).
+ * plane, compensation, motion blend and held refinement on the device against the host's;
+ * with temporal-mode=motion (no compensation); and the frame following the kept matte of the
+ * moved one instead of running (hfam_context_follow, as the element's skipped frames do).
  * All of it on a context alone at depth 1, then on a batch group's lone member at depth 2
  * (its device frames through its frames-only backend and the group's lane), each in fp32 and
  * in fp16 (the element's precision on CUDA). Last, in each group, a member freed with its
@@ -208,15 +209,28 @@ compare_bytes (const HfamImage *want_image, const uint8_t *got, size_t *worst, s
   }
 }
 
+/* The frame run, or (`follows`) followed and written from the kept matte as a frame that does
+ * not run the network is. */
+static gboolean
+run_or_follow (HfamContext *ctx, const HfamImage *frame, const HfamFrameParams *params,
+               gboolean follows, const HfamImage *outputs, GError **error)
+{
+  if (follows)
+    return hfam_context_follow (ctx, frame, error)
+           && hfam_context_write_kept (ctx, frame, outputs, N_OUTPUTS, error);
+  return hfam_context_run (ctx, frame, params, outputs, N_OUTPUTS, error);
+}
+
 /* One case: the outputs of the host frame and of the device frame, compared; 0 or 1. With
  * `before`, each path runs that frame first, with `params` too (it finds no kept matte in its
  * memory, so it starts afresh, but keeps its grey plane and held refinement for the next:
- * without them the frame would take the plain blend), its outputs not looked at. Outputs are
- * pitched where the frame is. */
+ * without them the frame would take the plain blend), its outputs not looked at; and with
+ * `follows`, the frame follows the kept matte instead of running. Outputs are pitched where
+ * the frame is. */
 static int
 run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
-          const HfamFrameParams *params, const HfamEdgeParams *edges, const Tolerance *tol,
-          const char *name)
+          const HfamFrameParams *params, gboolean follows, const HfamEdgeParams *edges,
+          const Tolerance *tol, const char *name)
 {
   const int w = host->width, h = host->height;
   int rows, row_bytes;
@@ -236,9 +250,9 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
   }
   /* (a frame of the other memory starts afresh: the kept matte is in its frame's memory) */
   if ((before && !hfam_context_run (ctx, before, params, out_host, N_OUTPUTS, &error))
-      || !hfam_context_run (ctx, host, params, out_host, N_OUTPUTS, &error)
+      || !run_or_follow (ctx, host, params, follows, out_host, &error)
       || (before && !hfam_context_run (ctx, &dev_before, params, out_dev, N_OUTPUTS, &error))
-      || !hfam_context_run (ctx, &dev, params, out_dev, N_OUTPUTS, &error))
+      || !run_or_follow (ctx, &dev, params, follows, out_dev, &error))
     g_error ("%s: %s", name, error->message);
   for (int o = 0; o < N_OUTPUTS; o++) {
     const size_t n = image_bytes (&out_host[o]);
@@ -272,10 +286,11 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
 
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
-      for (int e = 0; e < 7; e++) {
+      for (int e = 0; e < 8; e++) {
         /* e 4, 5: refined, and refined with the foreground, smoothed (motion-compensated)
-         * after a moved frame; e 6: refined, smoothed by motion alone after it */
-        const gboolean moved = e >= 4;
+         * after a moved frame; e 6: refined, smoothed by motion alone after it; e 7: refined
+         * with the foreground, following the kept matte of a moved frame (compensated) */
+        const gboolean moved = e >= 4, follows = e == 7;
         /* (every format and every size both tightly packed and pitched, frames and outputs) */
         const gboolean pitched = (s + f) % 2 == 1;
         const HfamFrameParams smoothed = {
@@ -291,19 +306,23 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
         /* refined; refined with the foreground and levels; resized with the foreground;
          * resized with levels only */
         edges.refine = e < 2 || moved ? HFAM_REFINE_GUIDED : HFAM_REFINE_NONE;
-        edges.fill = e == 1 || e == 2 || e == 5 ? HFAM_FILL_FOREGROUND : HFAM_FILL_FRAME;
+        edges.fill = e == 1 || e == 2 || e == 5 || e == 7 ? HFAM_FILL_FOREGROUND
+                                                           : HFAM_FILL_FRAME;
         if (e == 1 || e == 3) {
           edges.key_black = 0.1f;
           edges.key_white = 0.8f;
         }
+        const char *const after_moved = !moved ? ""
+                                        : e == 6 ? ", smoothed (motion) after a moved frame"
+                                        : follows ? ", followed after a moved frame"
+                                                  : ", smoothed after a moved frame";
         snprintf (name, sizeof name, "%s %dx%d%s refine %s fill %s levels %g,%g%s%s",
                   format_names[f], sizes[s][0], sizes[s][1], pitched ? " pitched" : "",
                   edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none",
                   edges.fill == HFAM_FILL_FOREGROUND ? "foreground" : "frame", edges.key_black,
-                  edges.key_white, !moved ? "" : e == 6 ? ", smoothed (motion) after a moved frame"
-                                                    : ", smoothed after a moved frame", what);
+                  edges.key_white, after_moved, what);
         failed += run_case (ctx, &host, moved ? &before : NULL, moved ? &smoothed : NULL,
-                            &edges, tol, name);
+                            follows, &edges, tol, name);
         g_free (before.planes[0]);
         g_free (host.planes[0]);
       }
@@ -337,7 +356,7 @@ drop_in_flight (HfamModel *model, const HfamOptions *options, const Tolerance *t
   hfam_edge_params_init (&edges);
   edges.refine = HFAM_REFINE_GUIDED;
   snprintf (name, sizeof name, "after a member left with %d frames in flight%s", depth, what);
-  failed = run_case (staying, &host, NULL, NULL, &edges, tol, name);
+  failed = run_case (staying, &host, NULL, NULL, FALSE, &edges, tol, name);
   hfam_context_free (staying);
   g_free (host.planes[0]);
   return failed;

@@ -103,7 +103,9 @@ cuda_free (HfamBackend *base)
   for (int t = 0; t < 2; t++) {
     hfam_cuda_filter_free (&be->kept_to_frame[t]);
     hfam_cuda_filter_free (&be->edge_identity[t]);
+    hfam_cuda_filter_free (&be->follow_to_kept[t]);
   }
+  cudaFree (be->follow_input);
   cudaFree (be->edge_matte);
   cudaFree (be->flow_scratch);
   cudaFree (be->still);

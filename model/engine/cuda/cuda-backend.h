@@ -162,6 +162,11 @@ typedef struct {
   float *flow_scratch;
   size_t flow_scratch_bytes;
   HfamPreprocessParams grey_params;
+  /* frames that follow the kept matte (HfamDeviceOps.follow): such a frame preprocessed at the
+   * kept matte's size (fp32 NHWC, 3 channels), and its filters to that size (x, y) */
+  float *follow_input;
+  size_t follow_input_bytes;
+  HfamCudaFilter follow_to_kept[2];
   /* HFAM_TEMPORAL_MOTION and _COMPENSATED with refinement, as the host's (context.h): the
    * blend's still weights (kept_width x kept_height) and the refined matte's detail held at the
    * outputs' size */

@@ -422,6 +422,58 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
   return FALSE;
 }
 
+/* Queues the kept matte's move to `frame`'s picture on the matte stream: `frame` into
+ * follow_input at the kept size, its grey plane into grey[1], the compensation of the kept
+ * matte and grey[0] against it; then grey[1] is the kept one. */
+static gboolean
+follow_kept (CudaBackend *be, const HfamFrame *frame, const HfamPreprocessParams *params,
+             const HfamFlowParams *flow, GError **error)
+{
+  const int w = be->kept_width, h = be->kept_height;
+  const size_t plane = (size_t) w * h;
+  const HfamNhwc input = { be->follow_input, w, h, 3, 3, HFAM_CUDA_F32 };
+  float *grey;
+
+  CUDA_TRY (hfam_cuda_preprocess (frame, params, &be->follow_to_kept[0], &be->follow_to_kept[1],
+                                  &input, be->matte_stream), "follow");
+  CUDA_TRY (hfam_cuda_motion_grey (&input, params, be->grey[1], be->matte_stream), "follow");
+  CUDA_TRY (hfam_cuda_motion_compensate (be->kept, be->grey[0], be->grey[1], w, h, flow,
+                                         NULL, be->flow_scratch + plane, be->matte_stream),
+            "follow");
+  grey = be->grey[0];
+  be->grey[0] = be->grey[1];
+  be->grey[1] = grey;
+  return TRUE;
+}
+
+static gboolean
+cuda_follow (HfamBackend *base, const HfamFrame *frame, const HfamPreprocessParams *params,
+             const HfamFlowParams *flow, GError **error)
+{
+  CudaBackend *be = (CudaBackend *) base;
+  const int w = be->kept_width, h = be->kept_height;
+  const size_t plane = (size_t) w * h;
+  const size_t scratch = plane + hfam_compensate_scratch_floats (w, h, flow);
+
+  if (!use_device (be, "follow", error) || !check_frame_memory (frame, error))
+    return FALSE;
+  if (!be->have_kept || !be->kept_grey_valid)
+    return TRUE;
+  /* every call waited for the matte stream: nothing reads the old buffers and filters */
+  if (!ensure_matte_stream (be, error)
+      || !ensure_filter (&be->follow_to_kept[0], frame->width, w, "follow", error)
+      || !ensure_filter (&be->follow_to_kept[1], frame->height, h, "follow", error)
+      || !ensure_device_buffer ((void **) &be->follow_input, &be->follow_input_bytes,
+                                sizeof (float) * 3 * plane, "follow", error)
+      || !ensure_device_buffer ((void **) &be->flow_scratch, &be->flow_scratch_bytes,
+                                sizeof (float) * scratch, "follow", error))
+    return FALSE;
+  /* a kernel that failed may have moved the kept matte in part: it is dropped */
+  be->have_kept = finish_matte (be, follow_kept (be, frame, params, flow, error), "follow",
+                                error);
+  return be->have_kept;
+}
+
 /* A frames-only backend's frame queued last, for its batch group's lane. */
 static void
 cuda_slice (HfamBackend *base, HfamDeviceSlice *slice)
@@ -457,6 +509,7 @@ const HfamDeviceOps cuda_device_ops = {
   .queue_frame = cuda_queue_device_frame,
   .keep_matte = cuda_keep_matte,
   .write_matte = cuda_write_matte,
+  .follow = cuda_follow,
   .slice = cuda_slice,
   .drop_frame = cuda_drop_frame,
 };

@@ -7,8 +7,12 @@
  * Every backend holds two frame slots. A batch lane (HfamCudaBackendOptions.batch > 1) runs
  * queue_batch and queue_device_batch, and refuses to plan a width of FAKE_REFUSED_WIDTH (a
  * failing batch); a frames-only backend preprocesses, describes its slots (slice), keeps and
- * writes; any other backend runs its frames alone. Temporal smoothing: the plain blend. */
+ * writes; any other backend runs its frames alone. Temporal smoothing: the plain blend, the
+ * kept matte's grey plane kept where keep_matte is given `motion`, and follow moving the kept
+ * matte with hfam_motion_compensate (the CPU twins of the CUDA ops). */
 #include "backend.h"
+#include "compensate.h"
+#include "temporal.h"
 
 #include <gmodule.h>
 #include <math.h>
@@ -38,6 +42,9 @@ typedef struct {
   int head, tail;
   float *kept;
   int kept_width, kept_height;
+  float *kept_grey;            /* the kept matte's frame's grey plane, where valid */
+  gboolean kept_grey_valid;
+  HfamPreprocessParams grey_params;  /* what the device frames were normalised with */
 } Fake;
 
 static size_t
@@ -180,6 +187,7 @@ fake_free (HfamBackend *base)
     g_free (f->slots[k].alpha);
   }
   g_free (f->kept);
+  g_free (f->kept_grey);
   g_free (f);
 }
 
@@ -274,6 +282,7 @@ fake_queue_frame (HfamBackend *base, const HfamFrame *frame,
 
   if (!s)
     return FALSE;
+  f->grey_params = *params;
   if (hfam_frame_preprocess (frame, params, s->input, f->width, f->height) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "fake: preprocess failed");
     return FALSE;
@@ -293,6 +302,11 @@ fake_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
 
   if (!s)
     return FALSE;
+  f->kept_grey_valid = motion != NULL;
+  if (motion) {
+    f->kept_grey = g_renew (float, f->kept_grey, plane (f));
+    hfam_motion_grey (s->input, f->width, f->height, &f->grey_params, f->kept_grey);
+  }
   if (blend) {
     for (size_t i = 0; i < plane (f); i++)
       f->kept[i] = (1.0f - smoothing) * s->alpha[i] + smoothing * f->kept[i];
@@ -302,6 +316,32 @@ fake_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
   memcpy (f->kept, s->alpha, sizeof (float) * plane (f));
   f->kept_width = f->width;
   f->kept_height = f->height;
+  return TRUE;
+}
+
+static gboolean
+fake_follow (HfamBackend *base, const HfamFrame *frame, const HfamPreprocessParams *params,
+             const HfamFlowParams *flow, GError **error)
+{
+  Fake *f = (Fake *) base;
+  const int w = f->kept_width, h = f->kept_height;
+  const size_t n = (size_t) w * h;
+
+  if (!f->kept_grey_valid)
+    return TRUE;
+  g_autofree float *input = g_new (float, 4 * n);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, flow));
+  float *grey = input + 3 * n;
+  if (hfam_frame_preprocess (frame, params, input, w, h) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "fake: follow: preprocess failed");
+    return FALSE;
+  }
+  hfam_motion_grey (input, w, h, params, grey);
+  if (hfam_motion_compensate (f->kept, f->kept_grey, grey, w, h, flow, NULL, scratch) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "fake: follow: compensation failed");
+    return FALSE;
+  }
+  memcpy (f->kept_grey, grey, sizeof (float) * n);
   return TRUE;
 }
 
@@ -342,6 +382,7 @@ static const HfamDeviceOps fake_device_ops = {
   .queue_frame = fake_queue_frame,
   .keep_matte = fake_keep_matte,
   .write_matte = fake_write_matte,
+  .follow = fake_follow,
   .slice = fake_slice,
   .drop_frame = fake_drop_frame,
 };

@@ -9,10 +9,15 @@
  *   - a batch that fails (the lane refuses its size) fails its member's collect, which keeps no
  *     matte, and the member's next frame runs;
  *   - members freed with frames in flight.
+ * And a frame that follows the kept matte (hfam_context_follow) in device memory: after a
+ * frame run with motion-compensated smoothing, the picture moved, followed and written from the
+ * kept matte, as the same frames in host memory give it; the matte moved; nothing moves after a
+ * plain blend.
  * Usage: test-device-batches GOLDEN_DIR FAKE_CUDA_MODULE */
 #include "engine-test.h"
 #include "hfam-internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #define W 160
@@ -148,6 +153,85 @@ test_device_batches (void)
   }
 }
 
+/* An RGBA picture of smooth waves moved `dx` pixels to the right, in `memory`. */
+static HfamImage
+waves_of (guint8 *pixels, int dx, HfamMemory memory)
+{
+  HfamImage image = packed_image (pixels, W, H, 4, HFAM_FORMAT_RGBA);
+
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      const double u = x - dx;
+      guint8 *p = pixels + ((size_t) y * W + x) * 4;
+      p[0] = (guint8) (128 + 100 * sin (u * 0.21) * cos (y * 0.17));
+      p[1] = (guint8) (128 + 90 * cos (u * 0.13 + y * 0.11));
+      p[2] = (guint8) (128 + 80 * sin ((u + y) * 0.09));
+      p[3] = 255;
+    }
+  image.memory = memory;
+  return image;
+}
+
+/* A context alone runs `first` with `params`, then writes the kept matte for `moved` into
+ * `before` (GRAY8), follows `moved` and writes it again into `after`. */
+static void
+run_then_follow (HfamModel *model, const HfamImage *first, const HfamImage *moved,
+                 const HfamFrameParams *params, guint8 *before, guint8 *after)
+{
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .pipeline_depth = 1 };
+  const HfamImage key_before = key_of (before, moved->memory);
+  const HfamImage key_after = key_of (after, moved->memory);
+  g_autoptr (GError) error = NULL;
+  HfamContext *ctx = hfam_context_new (model, &options, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_run (ctx, first, params, &key_before, 1, &error));
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_write_kept (ctx, moved, &key_before, 1, &error));
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_follow (ctx, moved, &error));
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_write_kept (ctx, moved, &key_after, 1, &error));
+  g_assert_no_error (error);
+  hfam_context_free (ctx);
+}
+
+static void
+test_device_follow (void)
+{
+  /* the frame's own size: the flow sees the whole move */
+  const HfamFrameParams compensated = { .long_side = W, .smoothing = 0.5f,
+                                        .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamFrameParams blended = { .long_side = W, .smoothing = 0.5f };
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autofree guint8 *first = g_malloc (W * H * 4), *moved = g_malloc (W * H * 4);
+  guint8 before[2][W * H], after[2][W * H];
+  int max_diff = 0, changed = 0;
+
+  g_assert_no_error (error);
+  for (int m = 0; m < 2; m++) {
+    const HfamMemory memory = m ? HFAM_MEMORY_CUDA : HFAM_MEMORY_HOST;
+    const HfamImage a = waves_of (first, 0, memory), b = waves_of (moved, 6, memory);
+    run_then_follow (model, &a, &b, &compensated, before[m], after[m]);
+  }
+  for (int i = 0; i < W * H; i++) {
+    max_diff = MAX (max_diff, ABS (after[1][i] - after[0][i]));
+    changed += ABS (after[1][i] - before[1][i]) > 8;
+  }
+  /* (the host frames' preprocessing is resize.c's, the stand-in's frame.c's: rounding) */
+  g_assert_cmpint (max_diff, <=, 1);
+  g_assert_cmpint (changed, >, W * H / 20);
+
+  {
+    const HfamImage a = waves_of (first, 0, HFAM_MEMORY_CUDA);
+    const HfamImage b = waves_of (moved, 6, HFAM_MEMORY_CUDA);
+    run_then_follow (model, &a, &b, &blended, before[1], after[1]);
+    g_assert_cmpmem (after[1], W * H, before[1], W * H);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -156,5 +240,6 @@ main (int argc, char **argv)
   /* (before anything opens the module: it opens once a process) */
   g_setenv ("HFAMMATTE_CUDA_MODULE", argv[2], TRUE);
   g_test_add_func ("/device-batches/members", test_device_batches);
+  g_test_add_func ("/device-frames/follow", test_device_follow);
   return g_test_run ();
 }
