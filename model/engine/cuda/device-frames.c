@@ -471,6 +471,8 @@ cuda_follow (HfamBackend *base, const HfamFrame *frame, const HfamPreprocessPara
   /* a kernel that failed may have moved the kept matte in part: it is dropped */
   be->have_kept = finish_matte (be, follow_kept (be, frame, params, flow, error), "follow",
                                 error);
+  /* as on the host (frames.c): the held detail stays where the matte was */
+  be->held_current = FALSE;
   return be->have_kept;
 }
 

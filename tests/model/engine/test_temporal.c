@@ -221,8 +221,8 @@ refine_kept (const HfamContext *ctx, guint8 *frame, const HfamRefineHold *hold, 
 /* Guided refinement with motion-weighted smoothing: the first frame only starts the held
  * matte; the next ones are the kernel's hold of their refined matte over the frame before's
  * with the blend's still weights (which hold something on a picture that only changes by
- * noise, and nothing where it changed); outputs written between frames leave it alone; the
- * plain blend and a restart hold nothing. */
+ * noise, and nothing where it changed); outputs written between frames leave it alone; a
+ * frame that followed the kept matte in between, the plain blend and a restart hold nothing. */
 static void
 test_held_matte (void)
 {
@@ -296,6 +296,17 @@ test_held_matte (void)
     refine_kept (ctx, pixels[0], NULL, want);
     expect_same_matte (got, want);
   }
+
+  /* a frame that followed the kept matte in between (inference-interval) ends the hold: the
+   * held detail was refined where the matte was before it moved */
+  g_assert_true (hfam_context_follow (ctx, &images[0], &error));
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_run (ctx, &images[1], &motion, &out, 1, &error));
+  g_assert_no_error (error);
+  g_assert_false (ctx->kept.still_valid);
+  g_assert_true (ctx->kept.held_current);
+  refine_kept (ctx, pixels[1], NULL, want);
+  expect_same_matte (got, want);
 
   /* the plain blend and a restart: the refined matte as it is */
   for (int k = 0; k < 2; k++) {
