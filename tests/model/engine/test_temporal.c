@@ -14,6 +14,20 @@
 #include <math.h>
 #include <string.h>
 
+/* The golden R18, loaded once by main for every test. */
+static HfamModel *r18;
+
+/* A one-thread CPU context on it. */
+static HfamContext *
+new_context (void)
+{
+  g_autoptr (GError) error = NULL;
+  HfamContext *ctx = cpu_context (r18, 1, &error);
+
+  g_assert_no_error (error);
+  return ctx;
+}
+
 /* HFAM_TEMPORAL_MOTION on host frames: the frame's grey plane and the kept one's reach
  * hfam_matte_blend_motion in that order (the kept matte after a frame is the kernel's blend of
  * the matte before and the frame's own), and a picture that only changes by noise below
@@ -21,10 +35,8 @@
 static void
 test_motion_matte (void)
 {
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL, plain = NULL, fresh = NULL;
+  g_autoptr (HfamContext) ctx = new_context (), plain = new_context (), fresh = new_context ();
   guint8 pixels[3][PIPE_W * PIPE_H * 4];
   float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
   const HfamFrameParams motion = { .long_side = 64, .smoothing = 0.4f,
@@ -34,11 +46,6 @@ test_motion_matte (void)
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[3];
 
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  plain = cpu_context (model, 1, &error);
-  fresh = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
   fill_frame (pixels[0], 0);
   for (size_t i = 0; i < sizeof pixels[0]; i++) {
     pixels[1][i] = (guint8) CLAMP (pixels[0][i] + (int) (i % 3) - 1, 0, 255);  /* noise */
@@ -97,10 +104,8 @@ moved_pair (guint8 pixels[2][PIPE_W * PIPE_H * 4], HfamImage images[2])
 static void
 test_compensated_matte (void)
 {
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL, fresh = NULL;
+  g_autoptr (HfamContext) ctx = new_context (), fresh = new_context ();
   guint8 pixels[2][PIPE_W * PIPE_H * 4];
   float got[PIPE_W * PIPE_H];
   const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
@@ -111,10 +116,6 @@ test_compensated_matte (void)
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[2];
 
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  fresh = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
   moved_pair (pixels, images);
 
   g_assert_true (hfam_context_run (ctx, &images[0], &compensated, &out, 1, &error));
@@ -146,10 +147,8 @@ test_compensated_matte (void)
 static void
 test_follow (void)
 {
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL, fresh = NULL, plain = NULL;
+  g_autoptr (HfamContext) ctx = new_context (), fresh = new_context (), plain = new_context ();
   guint8 pixels[2][PIPE_W * PIPE_H * 4];
   float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H];
   const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
@@ -159,11 +158,6 @@ test_follow (void)
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[2];
 
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  fresh = cpu_context (model, 1, &error);
-  plain = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
   moved_pair (pixels, images);
 
   /* nothing kept yet: refused */
@@ -226,10 +220,8 @@ refine_kept (const HfamContext *ctx, guint8 *frame, const HfamRefineHold *hold, 
 static void
 test_held_matte (void)
 {
-  g_autofree char *path = golden_path ("r18_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
-  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
-  g_autoptr (HfamContext) ctx = NULL;
+  g_autoptr (HfamContext) ctx = new_context ();
   static guint8 pixels[3][PIPE_W * PIPE_H * 4];
   static float got[PIPE_W * PIPE_H], want[PIPE_W * PIPE_H], plain[PIPE_W * PIPE_H],
       before[PIPE_W * PIPE_H], after[PIPE_W * PIPE_H];
@@ -242,9 +234,6 @@ test_held_matte (void)
   HfamEdgeParams edges;
   HfamImage images[3];
 
-  g_assert_no_error (error);
-  ctx = cpu_context (model, 1, &error);
-  g_assert_no_error (error);
   hfam_edge_params_init (&edges);
   edges.refine = HFAM_REFINE_GUIDED;
   g_assert_true (hfam_context_set_edges (ctx, &edges, &error));
@@ -321,10 +310,19 @@ test_held_matte (void)
 int
 main (int argc, char **argv)
 {
+  g_autofree char *path = NULL;
+  g_autoptr (GError) error = NULL;
+  int status;
+
   engine_test_init (&argc, &argv);
+  path = golden_path ("r18_64x64", ".safetensors");
+  r18 = hfam_model_load (path, &error);
+  g_assert_no_error (error);
   g_test_add_func ("/engine/motion-matte", test_motion_matte);
   g_test_add_func ("/engine/compensated-matte", test_compensated_matte);
   g_test_add_func ("/engine/held-matte", test_held_matte);
   g_test_add_func ("/engine/follow", test_follow);
-  return g_test_run ();
+  status = g_test_run ();
+  hfam_model_free (r18);
+  return status;
 }
