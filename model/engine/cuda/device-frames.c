@@ -162,15 +162,9 @@ keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
   const float *moved = NULL;
   if (by_motion && flow) {
     const size_t floats = plane + hfam_compensate_scratch_floats (be->width, be->height, flow);
-    if (be->flow_scratch_bytes < sizeof (float) * floats) {
-      /* every call waited for the matte stream: nothing reads the old one */
-      cudaFree (be->flow_scratch);
-      be->flow_scratch = NULL;
-      be->flow_scratch_bytes = 0;
-      CUDA_TRY (cudaMalloc ((void **) &be->flow_scratch, sizeof (float) * floats),
-                "motion compensation");
-      be->flow_scratch_bytes = sizeof (float) * floats;
-    }
+    if (!ensure_device_buffer ((void **) &be->flow_scratch, &be->flow_scratch_bytes,
+                               sizeof (float) * floats, "motion compensation", error))
+      return FALSE;
     CUDA_TRY (hfam_cuda_motion_compensate (be->kept, be->grey[0], be->grey[1], be->width,
                                            be->height, flow, be->flow_scratch,
                                            be->flow_scratch + plane, be->matte_stream),
