@@ -60,8 +60,8 @@
  * `temporal-smoothing` blends it there (at the inference size, before the
  * resize to the frame, which gives the same matte up to float rounding; a
  * change of `inference-size` restarts the smoothing there) and the frames that
- * `inference-interval` skips are written from it, where it is (system memory
- * moves it along the picture's motion first). For colour matrices other
+ * `inference-interval` skips are written from it, where it is, after moving
+ * it along the picture's motion. For colour matrices other
  * than BT.601 and BT.709, frames go through gstcuda's host staging instead.
  *
  * A network run takes time. In live pipelines the element therefore reports
