@@ -277,9 +277,10 @@ gboolean hfam_context_write_kept (HfamContext *ctx, const HfamImage *frame,
  * kept matte along the picture's motion from its frame to `frame` (kernels/compensate.h's
  * flow of their grey planes at the inference size), so that it follows a moving person between
  * the frames that run, and the next frame's motion is measured from this one. Only where the
- * kept matte's frame ran with HFAM_TEMPORAL_COMPENSATED; otherwise it does nothing. Host and
- * device frames alike (a device frame's on the device). Refused as hfam_context_write_kept
- * is. */
+ * kept matte's frame ran with HFAM_TEMPORAL_COMPENSATED; otherwise it does nothing. The
+ * refinement's detail held at the frame's size (HFAM_TEMPORAL_MOTION) is not moved: the next
+ * frame that runs holds none of it and starts it again. Host and device frames alike (a device
+ * frame's on the device). Refused as hfam_context_write_kept is. */
 gboolean hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (HfamModel, hfam_model_free)
