@@ -87,6 +87,20 @@ test_motion_matte (void)
   g_assert_cmpuint (taken, <, n);
 }
 
+/* kept and kept_grey (w x h) moved by the kernel along the flow of grey against kept_grey, at
+ * the engine's flow parameters; how far each pixel moved into `moved` unless NULL. */
+static void
+compensate_by_kernel (float *kept, float *kept_grey, const float *grey, int w, int h,
+                      float *moved)
+{
+  HfamFlowParams fp;
+  hfam_flow_params_init (&fp);
+  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
+
+  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, grey, w, h, &fp, moved, scratch),
+                   ==, 0);
+}
+
 /* Two RGBA frames of PIPE_W x PIPE_H: the test picture, and it moved 3 pixels to the right. */
 static void
 moved_pair (guint8 pixels[2][PIPE_W * PIPE_H * 4], HfamImage images[2])
@@ -112,7 +126,6 @@ test_compensated_matte (void)
                                         .temporal = HFAM_TEMPORAL_COMPENSATED };
   const HfamFrameParams none = { .long_side = 64 };
   HfamMotionParams mp;
-  HfamFlowParams fp;
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[2];
 
@@ -123,14 +136,11 @@ test_compensated_matte (void)
   const int w = ctx->kept.width, h = ctx->kept.height;
   g_autofree float *kept = g_memdup2 (ctx->kept.buffers.host, sizeof (float) * w * h);
   g_autofree float *kept_grey = g_memdup2 (ctx->kept.buffers.grey, sizeof (float) * w * h);
-  hfam_flow_params_init (&fp);
-  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
   g_autofree float *moved = g_new (float, w * h);
   g_assert_true (hfam_context_run (fresh, &images[1], &none, &out, 1, &error));
   g_assert_true (hfam_context_run (ctx, &images[1], &compensated, &out, 1, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, ctx->kept.buffers.grey, w, h, &fp,
-                                           moved, scratch), ==, 0);
+  compensate_by_kernel (kept, kept_grey, ctx->kept.buffers.grey, w, h, moved);
   hfam_motion_params_init (&mp, 0.6f);
   g_assert_cmpfloat (mp.hold_moved, ==, 0.6f * HFAM_MOTION_MOVED_SHARE);
   g_assert_cmpint (hfam_matte_blend_motion (kept, fresh->kept.buffers.host,
@@ -154,7 +164,6 @@ test_follow (void)
   const HfamFrameParams compensated = { .long_side = 64, .smoothing = 0.6f,
                                         .temporal = HFAM_TEMPORAL_COMPENSATED };
   const HfamFrameParams blend = { .long_side = 64, .smoothing = 0.6f };
-  HfamFlowParams fp;
   const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
   HfamImage images[2];
 
@@ -171,10 +180,7 @@ test_follow (void)
   const int w = ctx->kept.width, h = ctx->kept.height;
   g_autofree float *kept = g_memdup2 (ctx->kept.buffers.host, sizeof (float) * w * h);
   g_autofree float *kept_grey = g_memdup2 (ctx->kept.buffers.grey, sizeof (float) * w * h);
-  hfam_flow_params_init (&fp);
-  g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, &fp));
-  g_assert_cmpint (hfam_motion_compensate (kept, kept_grey, fresh->kept.buffers.grey, w, h, &fp,
-                                           NULL, scratch), ==, 0);
+  compensate_by_kernel (kept, kept_grey, fresh->kept.buffers.grey, w, h, NULL);
   g_assert_cmpfloat (max_abs_diff (kept, ctx->kept.buffers.host, (size_t) w * h), >, 0.0f);
   g_assert_true (hfam_context_follow (ctx, &images[1], &error));
   g_assert_no_error (error);
