@@ -18,7 +18,11 @@
  * squared. Its default, 0 (auto), is the model's own size on CUDA and a
  * real-time size on the CPU (hfam_context_auto_long_side: 256 in fp32, 192
  * in fp32 without AVX-512, 320 in int8, 416 in int8-bf16, on 2 threads; more
- * with more); 512 gives the model's best matte.
+ * with more); 512 gives the model's best matte. There, before anything else,
+ * `islands` drops the parts of the matte apart from the person (a flower or a
+ * boat taken for foreground): the regions whose alpha sums to less than that
+ * share of the largest region's; 0 keeps every one, as scenes with several
+ * people of different sizes need.
  *
  * ## Example launch line
  * |[
@@ -32,7 +36,8 @@
  *
  * ## Changing properties while running
  * `inference-size`, `inference-interval`, `temporal-smoothing`, `temporal-mode`,
- * `premultiplied`, `qos`, `refine`, `fill`, `key-black` and `key-white` apply
+ * `islands`, `premultiplied`, `qos`, `refine`, `fill`, `key-black` and
+ * `key-white` apply
  * from the next frame in any state (a held frame first goes out at the old
  * `inference-size`; a size over
  * `memory-budget` is refused with a warning, and the property set back). The
@@ -93,6 +98,7 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_INFERENCE_INTERVAL 1
 #define DEFAULT_PROP_TEMPORAL_SMOOTHING HFAM_TEMPORAL_SMOOTHING_DEFAULT
 #define DEFAULT_PROP_TEMPORAL_MODE HFAM_TEMPORAL_COMPENSATED
+#define DEFAULT_PROP_ISLANDS HFAM_ISLANDS_DEFAULT
 #define DEFAULT_PROP_PREMULTIPLIED FALSE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_N_THREADS 0
@@ -130,6 +136,7 @@ enum
   PROP_INFERENCE_INTERVAL,
   PROP_TEMPORAL_SMOOTHING,
   PROP_TEMPORAL_MODE,
+  PROP_ISLANDS,
   PROP_PREMULTIPLIED,
   PROP_QOS,
   PROP_N_THREADS,
@@ -266,6 +273,12 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       g_param_spec_enum ("temporal-mode", "Temporal mode",
           "Where temporal-smoothing blends", GST_TYPE_HFAM_MATTE_TEMPORAL,
           DEFAULT_PROP_TEMPORAL_MODE, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_ISLANDS,
+      g_param_spec_double ("islands", "Islands",
+          "Drop the parts of the matte apart from the person (regions whose "
+          "alpha sums to less than this share of the largest region's; 0: "
+          "keep all)", 0.0, 1.0, DEFAULT_PROP_ISLANDS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_PREMULTIPLIED,
       g_param_spec_boolean ("premultiplied", "Premultiplied",
@@ -412,6 +425,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
   self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
   self->temporal_mode = DEFAULT_PROP_TEMPORAL_MODE;
+  self->islands = DEFAULT_PROP_ISLANDS;
   self->premultiplied = DEFAULT_PROP_PREMULTIPLIED;
   self->qos = DEFAULT_PROP_QOS;
   self->n_threads = DEFAULT_PROP_N_THREADS;
@@ -484,6 +498,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
       break;
     case PROP_TEMPORAL_MODE:
       self->temporal_mode = g_value_get_enum (value);
+      break;
+    case PROP_ISLANDS:
+      self->islands = g_value_get_double (value);
       break;
     case PROP_PREMULTIPLIED:
       self->premultiplied = g_value_get_boolean (value);
@@ -559,6 +576,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_TEMPORAL_MODE:
       g_value_set_enum (value, self->temporal_mode);
       break;
+    case PROP_ISLANDS:
+      g_value_set_double (value, self->islands);
+      break;
     case PROP_PREMULTIPLIED:
       g_value_set_boolean (value, self->premultiplied);
       break;
@@ -614,7 +634,6 @@ gst_hfam_matte_start (GstHfamMatte * self)
   HfamOptions options;
   HfamContext *ctx;
   gpointer cuda_context;
-  GError *error = NULL;
   gchar *path;
   gint device_id;
   gboolean share_model;
@@ -634,29 +653,10 @@ gst_hfam_matte_start (GstHfamMatte * self)
   share_model = self->share_model;
   GST_OBJECT_UNLOCK (self);
 
-  if (g_strcmp0 (path, hfam_default_model_path ()) == 0
-      && !g_file_test (path, G_FILE_TEST_EXISTS)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No model: the default model %s is not installed; set the model "
-            "property to an HFAM .safetensors file", path), (NULL));
-    g_free (path);
-    return FALSE;
-  }
-
-  self->model = share_model ? hfam_model_load_shared (path, &error)
-      : hfam_model_load (path, &error);
-  if (!self->model) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not load the model: %s", error->message),
-        ("model=%s", path));
-    g_error_free (error);
-    g_free (path);
-    return FALSE;
-  }
-  /* which model it is says which elements share one */
-  GST_INFO_OBJECT (self, "model %s: %s at %p", path,
-      share_model ? "shared" : "a copy of its own", (gpointer) self->model);
+  self->model = gst_hfam_matte_load_model (self, path, share_model);
   g_free (path);
+  if (!self->model)
+    return FALSE;
 
   ctx = gst_hfam_matte_open_context (self, backend, device_id, &options,
       &cuda_context);
@@ -783,11 +783,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
   }
 
   GST_OBJECT_LOCK (self);
-  settings.inference_size = gst_hfam_matte_inference_size (self);
-  settings.inference_interval = self->inference_interval;
-  settings.temporal_smoothing = self->temporal_smoothing;
-  settings.temporal_mode = self->temporal_mode;
-  gst_hfam_matte_edge_params (self, &settings.edges);
+  gst_hfam_matte_frame_settings (self, &settings);
   GST_OBJECT_UNLOCK (self);
 
   /* frames in flight go out at their size, and on their path, first */

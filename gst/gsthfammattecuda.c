@@ -1,4 +1,5 @@
-/* hfammatte's backend: CUDA where asked for and available, else the CPU, and
+/* hfammatte's model and backend: the model loaded (shared with the other
+ * elements or not), CUDA where asked for and available, else the CPU, and
  * whether running on the CPU deserves a warning (all builds); and where the
  * element is built with gstcuda, the pipeline's CUDA context: the
  * GstCudaContext shared with the neighbours through GstContext (set on the
@@ -8,6 +9,35 @@
 #include "gsthfammatteprivate.h"
 
 #include <gmodule.h>
+
+HfamModel *
+gst_hfam_matte_load_model (GstHfamMatte * self, const gchar * path,
+    gboolean share_model)
+{
+  HfamModel *model;
+  GError *error = NULL;
+
+  if (g_strcmp0 (path, hfam_default_model_path ()) == 0
+      && !g_file_test (path, G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No model: the default model %s is not installed; set the model "
+            "property to an HFAM .safetensors file", path), (NULL));
+    return NULL;
+  }
+  model = share_model ? hfam_model_load_shared (path, &error)
+      : hfam_model_load (path, &error);
+  if (!model) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not load the model: %s", error->message),
+        ("model=%s", path));
+    g_error_free (error);
+    return NULL;
+  }
+  /* which model it is says which elements share one */
+  GST_INFO_OBJECT (self, "model %s: %s at %p", path,
+      share_model ? "shared" : "a copy of its own", (gpointer) model);
+  return model;
+}
 
 /* Whether an NVIDIA driver is installed and sees a GPU (the driver library
  * stays loaded: the CUDA runtime would load it again). */

@@ -70,6 +70,7 @@ struct _GstHfamMatte
   guint inference_interval;
   gdouble temporal_smoothing;
   HfamTemporal temporal_mode;
+  gdouble islands;
   gboolean premultiplied;
   gboolean qos;
   guint n_threads;
@@ -134,6 +135,11 @@ GstFlowReturn gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since);
 void gst_hfam_matte_drain (GstHfamMatte * self);
 
+/* gsthfammattecuda.c: the model at `path`, shared with other elements when
+ * `share_model` (hfam_model_load_shared); NULL, with the error posted, when
+ * it does not load. */
+HfamModel *gst_hfam_matte_load_model (GstHfamMatte * self, const gchar * path,
+    gboolean share_model);
 /* gsthfammattecuda.c: opens the backend the backend property asks for, with
  * `options` (whose backend it sets); auto falls back to the CPU when no CUDA
  * device opens. *cuda_context: the GstCudaContext libhfam runs on, if any (a
@@ -155,8 +161,10 @@ void gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query);
  * not be above black (the pair in force stays). */
 gboolean gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
     gdouble level);
-/* refine, fill and the key levels as libhfam takes them. */
-void gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges);
+/* The properties a frame runs with (inference size, interval, temporal,
+ * islands, refine, fill, key levels) as the worker takes them. */
+void gst_hfam_matte_frame_settings (GstHfamMatte * self,
+    GstHfamMatteWorkerSettings * settings);
 /* gsthfammatteproperties.c: the inference size a frame runs at (under the
  * object lock), and gst_hfam_matte_keep_inference_size: see there. */
 int gst_hfam_matte_inference_size (GstHfamMatte * self);

@@ -1,6 +1,6 @@
 /* hfammatte's enumerated properties as GTypes (backend, precision, refine and
- * fill), the edge properties as libhfam takes them, and inference-size: auto
- * and sizes over the memory budget.
+ * fill), the properties a frame runs with as the worker takes them, and
+ * inference-size: auto and sizes over the memory budget.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "gsthfammatteprivate.h"
 
@@ -112,13 +112,19 @@ gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
 }
 
 void
-gst_hfam_matte_edge_params (GstHfamMatte * self, HfamEdgeParams * edges)
+gst_hfam_matte_frame_settings (GstHfamMatte * self,
+    GstHfamMatteWorkerSettings * settings)
 {
-  hfam_edge_params_init (edges);
-  edges->refine = self->refine;
-  edges->fill = self->fill_colours;
-  edges->key_black = self->key_black;
-  edges->key_white = self->key_white;
+  settings->inference_size = gst_hfam_matte_inference_size (self);
+  settings->inference_interval = self->inference_interval;
+  settings->temporal_smoothing = self->temporal_smoothing;
+  settings->temporal_mode = self->temporal_mode;
+  settings->islands = self->islands;
+  hfam_edge_params_init (&settings->edges);
+  settings->edges.refine = self->refine;
+  settings->edges.fill = self->fill_colours;
+  settings->edges.key_black = self->key_black;
+  settings->edges.key_white = self->key_white;
 }
 
 /* libhfam's HfamTemporal, value for value */

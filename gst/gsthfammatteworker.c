@@ -340,6 +340,7 @@ gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
     .long_side = inference_size,
     .smoothing = frame->smoothing,
     .temporal = frame->temporal,
+    .islands = frame->islands,
   };
   HfamImage image;
   gboolean ok, pushed;
@@ -443,6 +444,7 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
     /* the previous matte (if any since the reset) will be there when this one arrives */
     frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
     frame->temporal = settings->temporal_mode;
+    frame->islands = settings->islands;
     if (!gst_hfam_matte_worker_submit (worker, frame, settings->inference_size, error)) {
       worker->have_matte = FALSE;
       gst_hfam_matte_worker_frame_free (frame);

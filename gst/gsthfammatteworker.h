@@ -23,6 +23,7 @@ typedef struct {
   guint inference_interval;    /* run the network on one frame in this many */
   float temporal_smoothing;    /* weight of the previous matte in the blend */
   HfamTemporal temporal_mode;  /* where it blends */
+  float islands;               /* the share under which a region of the matte is dropped */
   HfamEdgeParams edges;        /* refine, fill, key levels: from the next output written */
 } GstHfamMatteWorkerSettings;
 
@@ -38,6 +39,7 @@ typedef struct {
   gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
   float smoothing;             /* weight of the previous matte when its own arrives */
   HfamTemporal temporal;       /* where */
+  float islands;               /* HfamFrameParams.islands */
   gboolean discont;            /* the element's: frames before it were dropped */
   GstClockTime arrived;        /* gst_util_get_timestamp () at gst_hfam_matte_worker_push */
 } GstHfamMatteWorkerFrame;

@@ -22,7 +22,7 @@
 
 static char *model_path, *save_dir, *csv_path;
 static OptionsEngine engine;
-static int long_side;
+static HfamFrameParams frame_params;
 static gboolean force_progress, default_model;
 
 static const GOptionEntry entries[] = {
@@ -201,7 +201,7 @@ predict (HfamContext *ctx, const Pair *pair, GError **error)
   if (!picture)
     return NULL;
   gsize n = (gsize) picture->width * picture->height;
-  g_autofree float *alpha = matte_picture (ctx, picture, long_side, error);
+  g_autofree float *alpha = matte_picture (ctx, picture, &frame_params, error);
   if (!alpha)
     return NULL;
 
@@ -285,9 +285,11 @@ print_conventions (GPtrArray *pairs, const char *input_dir, const char *truth_di
   g_print ("# hfam-eval: %u %s in %s against the ground truth in %s\n", pairs->len,
            ctx ? "pictures" : "predictions", input_dir, truth_dir);
   if (ctx) {
-    g_print ("# predictions: %s on %s, inference long side %d, quantised to 8 bits\n",
-             hfam_model_path (model), hfam_context_backend_name (ctx),
-             long_side > 0 ? long_side : hfam_model_inference_size (model));
+    g_print ("# predictions: %s on %s, inference long side %d, islands %g, quantised to 8 "
+             "bits\n", hfam_model_path (model), hfam_context_backend_name (ctx),
+             frame_params.long_side > 0 ? frame_params.long_side
+                                        : hfam_model_inference_size (model),
+             frame_params.islands);
     if (edges->refine == HFAM_REFINE_GUIDED)
       g_print ("# refinement: guided filter, radius %d, eps %g\n", edges->refine_radius,
                edges->refine_eps);
@@ -428,7 +430,7 @@ run (int argc, char **argv, GError **error)
                  "--model");
     return FALSE;
   }
-  if (!options_parse_engine (&engine, NULL, NULL, &long_side, &engine_options, &edges, error))
+  if (!options_parse_engine (&engine, NULL, NULL, &frame_params, &engine_options, &edges, error))
     return FALSE;
 
   pairs = pair_files (argv[1], argv[2], error);

@@ -10,7 +10,9 @@
  * compensation before it (kernels/compensate.h; on these synthetic planes nearly every block
  * finds a vector, so its sub-pixel step runs almost everywhere), and the guided refinement
  * held over time with the blend's still weights (what the refinement costs with the element's
- * default smoothing, kernels/refine.h). With --pictures (a frame of a real video and the one
+ * default smoothing, kernels/refine.h), and the matte's islands dropped at the inference size
+ * (kernels/islands.h, the element's default share; one thread whatever --threads). With
+ * --pictures (a frame of a real video and the one
  * before it, both of the frame's size) the frame is the second picture and each round's
  * temporal steps start from the first, as the element's do between two frames of that video:
  * where the picture is still, the warp copies and the sub-pixel step does not run. Each
@@ -37,6 +39,7 @@
 #include "frame.h"
 #include "hfam-internal.h"
 #include "imageio.h"
+#include "islands.h"
 #include "median.h"
 #include "refine.h"
 #include "resize.h"
@@ -44,12 +47,12 @@
 
 enum {
   STEP_CONVERT, STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
-  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, STEP_HELD, N_STEPS
+  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, STEP_HELD, STEP_ISLANDS, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
   "to RGBA", "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
-  "foreground", "motion smooth", "compensate", "held refine",
+  "foreground", "motion smooth", "compensate", "held refine", "islands",
 };
 
 static char *size_text, *format_text, *pictures_text;
@@ -89,6 +92,7 @@ typedef struct {
   float *still, *held;              /* the blend's still weights; the held detail (frame) */
   float *flow_scratch;              /* kernels/compensate.h's */
   float *before_grey;               /* --pictures: the first's grey, kept again every round */
+  void *islands_scratch;            /* kernels/islands.h's */
 } Buffers;
 
 /* The network's input as the element makes it: frame to inference size, BGR, Caffe means */
@@ -180,6 +184,9 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   failed |= hfam_refine_held (alpha_p, inf_w, inf_h, &frame, yuv, &refine, NULL, &hold, refined,
                               width, scratch);
   t[11] = g_get_monotonic_time ();
+  const HfamIslandParams islands = { HFAM_ISLAND_FLOOR, HFAM_ISLANDS_DEFAULT };
+  failed |= hfam_matte_drop_islands (b->kept, inf_w, inf_h, &islands, b->islands_scratch);
+  t[12] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -261,6 +268,7 @@ main (int argc, char **argv)
   g_autofree float *input = NULL, *alpha_p = NULL, *alpha = NULL, *refined = NULL;
   g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *moved = NULL;
   g_autofree float *flow_scratch = NULL, *still = NULL, *held = NULL, *before_grey = NULL;
+  g_autofree void *islands_scratch = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -306,6 +314,7 @@ main (int argc, char **argv)
     hfam_flow_params_init (&flow);
     flow_scratch = g_new (float, hfam_compensate_scratch_floats (inf_w, inf_h, &flow));
   }
+  islands_scratch = g_malloc (hfam_islands_scratch_bytes (inf_w, inf_h));
   /* a frame and a matte with edges everywhere, so no branch is taken more than a real one */
   for (size_t i = 0; i < (size_t) width * height * 4; i++)
     rgba[i] = (uint8_t) (i * 7 + i / 4099);
@@ -318,7 +327,8 @@ main (int argc, char **argv)
                 .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
                 .grey = grey, .kept_grey = kept_grey, .kept = kept, .moved = moved,
-                .flow_scratch = flow_scratch, .still = still, .held = held };
+                .flow_scratch = flow_scratch, .still = still, .held = held,
+                .islands_scratch = islands_scratch };
   if (pictures_text) {
     g_auto (GStrv) paths = g_strsplit (pictures_text, ",", -1);
     if (g_strv_length (paths) != 2) {

@@ -12,7 +12,7 @@ static char *model_path, *output_path, *fill_text, *key_levels_text;
 static OptionsEngine engine;
 static HfamEdgeParams edges;
 static gboolean want_alpha, want_rgba;
-static int long_side;
+static HfamFrameParams frame_params;
 
 static const GOptionEntry entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
@@ -103,7 +103,7 @@ matte (const char *input_path, const HfamOptions *options, GError **error)
     return FALSE;
   }
 
-  g_autofree float *alpha = matte_picture (ctx, picture, long_side, error);
+  g_autofree float *alpha = matte_picture (ctx, picture, &frame_params, error);
   ok = alpha && write_result (ctx, picture, alpha, error);
 
   hfam_context_free (ctx);
@@ -133,7 +133,7 @@ run (int argc, char **argv, GError **error)
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--alpha and --rgba exclude each other");
     return FALSE;
   }
-  if (!options_parse_engine (&engine, fill_text, key_levels_text, &long_side, &engine_options,
+  if (!options_parse_engine (&engine, fill_text, key_levels_text, &frame_params, &engine_options,
                              &edges, error))
     return FALSE;
   if (fill_text && !want_rgba) {

@@ -35,7 +35,7 @@
 
 static char *model_path, *temporal_text, *csv_path, *save_dir;
 static OptionsEngine engine;
-static int long_side, interval = 1;
+static int interval = 1;
 static gboolean default_model;
 
 static const GOptionEntry entries[] = {
@@ -392,10 +392,9 @@ run (int argc, char **argv, GError **error)
   }
   if (default_model)
     model_path = g_strdup (hfam_default_model_path ());
-  if (!options_parse_engine (&engine, NULL, NULL, &long_side, &engine_options, &edges, error)
+  if (!options_parse_engine (&engine, NULL, NULL, &params, &engine_options, &edges, error)
       || !parse_temporal (temporal_text, &params, error))
     return FALSE;
-  params.long_side = long_side;
 
   g_autofree char *manifest = g_build_filename (argv[1], "manifest.json", NULL);
   truth = argc == 2 && g_file_test (manifest, G_FILE_TEST_EXISTS);
@@ -418,12 +417,12 @@ run (int argc, char **argv, GError **error)
     return FALSE;
 
   g_print ("# hfam-video-eval: %u sequence(s) in %s%s; %s on %s, inference long side %d; "
-           "temporal %s %g; refinement %s; the network on one frame in %d; mattes quantised "
+           "islands %g; temporal %s %g; refinement %s; the network on one frame in %d; mattes quantised "
            "to 8 bits\n", sequences->len,
            argv[1], argc > 2 ? " ..." : "", hfam_model_path (model),
            hfam_context_backend_name (ctx),
-           long_side > 0 ? long_side : hfam_model_inference_size (model),
-           params.smoothing == 0.0f ? "none" : methods[params.temporal],
+           params.long_side > 0 ? params.long_side : hfam_model_inference_size (model),
+           params.islands, params.smoothing == 0.0f ? "none" : methods[params.temporal],
            params.smoothing, edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none", interval);
   g_print ("# flicker: mean |a_t - a_t-1| in 8-bit levels where no colour channel changed by "
            "more than %d levels\n", FLICKER_STILL_LEVELS);

@@ -1,7 +1,8 @@
 #include "matte-picture.h"
 
 float *
-matte_picture (HfamContext *ctx, const ImageioPicture *picture, int long_side, GError **error)
+matte_picture (HfamContext *ctx, const ImageioPicture *picture, const HfamFrameParams *params,
+               GError **error)
 {
   const HfamImage frame = {
     .planes = { picture->pixels },
@@ -10,7 +11,6 @@ matte_picture (HfamContext *ctx, const ImageioPicture *picture, int long_side, G
     .height = picture->height,
     .format = picture->channels == 4 ? HFAM_FORMAT_RGBA : HFAM_FORMAT_RGB,
   };
-  const HfamFrameParams params = { .long_side = long_side };
   g_autofree float *alpha = g_new (float, (gsize) picture->width * picture->height);
   const HfamImage matte = {
     .planes = { (uint8_t *) alpha },
@@ -20,7 +20,7 @@ matte_picture (HfamContext *ctx, const ImageioPicture *picture, int long_side, G
     .format = HFAM_FORMAT_GRAY32F,
   };
 
-  if (!hfam_context_run (ctx, &frame, &params, &matte, 1, error))
+  if (!hfam_context_run (ctx, &frame, params, &matte, 1, error))
     return NULL;
   return g_steal_pointer (&alpha);
 }

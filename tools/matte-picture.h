@@ -6,9 +6,9 @@
 
 #include "imageio.h"
 
-/* width x height floats in 0..1, row after row (g_free them); NULL on failure. long_side
- * <= 0: the model's inference size. */
-float *matte_picture (HfamContext *ctx, const ImageioPicture *picture, int long_side,
-                      GError **error);
+/* width x height floats in 0..1, row after row (g_free them), run with `params` (its
+ * long side and islands); NULL on failure. */
+float *matte_picture (HfamContext *ctx, const ImageioPicture *picture,
+                      const HfamFrameParams *params, GError **error);
 
 #endif

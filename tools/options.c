@@ -37,6 +37,25 @@ options_parse_memory_budget (const char *text, guint64 *bytes, GError **error)
   return TRUE;
 }
 
+gboolean
+options_parse_islands (const char *text, float *islands, GError **error)
+{
+  char *end;
+
+  *islands = HFAM_ISLANDS_DEFAULT;
+  if (!text)
+    return TRUE;
+  const double share = g_ascii_strtod (text, &end);
+  /* (written so that NaN fails too) */
+  if (end == text || *end || !(share >= 0.0 && share <= 1.0)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--islands %s: want a share from 0 to 1",
+                 text);
+    return FALSE;
+  }
+  *islands = (float) share;
+  return TRUE;
+}
+
 /* none, guided, or guided:RADIUS,EPS for the filter's window radius and regulariser. */
 static gboolean
 parse_refine (const char *text, HfamEdgeParams *edges)
@@ -128,6 +147,9 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
       "Matte refinement at the picture's size: guided (the default, as the element), "
       "guided:RADIUS,EPS (window radius at the inference size, regulariser), or none",
       "HOW" },
+    { "islands", 0, 0, G_OPTION_ARG_STRING, &engine->islands_text,
+      "Drop the matte's regions whose alpha sums to less than this share of the largest "
+      "region's, 0 to 1 (default 0.1, as the element; 0: keep all)", "S" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -139,12 +161,13 @@ gboolean
 options_engine_given (const OptionsEngine *engine)
 {
   return engine->size_text || engine->budget_text || engine->backend_name
-         || engine->precision_name || engine->refine_text || engine->n_threads;
+         || engine->precision_name || engine->refine_text || engine->islands_text
+         || engine->n_threads;
 }
 
 gboolean
 options_parse_engine (const OptionsEngine *engine, const char *fill, const char *key_levels,
-                      int *long_side, HfamOptions *options, HfamEdgeParams *edges,
+                      HfamFrameParams *frame, HfamOptions *options, HfamEdgeParams *edges,
                       GError **error)
 {
   *options = (HfamOptions) { .backend = HFAM_BACKEND_AUTO, .n_threads = engine->n_threads };
@@ -152,7 +175,8 @@ options_parse_engine (const OptionsEngine *engine, const char *fill, const char 
           || hfam_backend_kind_parse (engine->backend_name, &options->backend, error))
          && (!engine->precision_name
              || hfam_precision_parse (engine->precision_name, &options->precision, error))
-         && options_parse_size (engine->size_text, long_side, error)
+         && options_parse_size (engine->size_text, &frame->long_side, error)
+         && options_parse_islands (engine->islands_text, &frame->islands, error)
          && options_parse_memory_budget (engine->budget_text, &options->memory_budget, error)
          && options_parse_edges (engine->refine_text, fill, key_levels, edges, error);
 }

@@ -32,6 +32,7 @@ typedef struct {
   int long_side;                  /* the long side it runs at */
   float smoothing;                /* its HfamFrameParams.smoothing */
   HfamTemporal temporal;          /* and .temporal */
+  float islands;                  /* and .islands */
   int slot;                       /* host frames: its grey plane in HfamContext.grey */
   gboolean fused_only;            /* its collect wants alpha_p alone (a batch group's lane
                                      then fetches nothing else) */
@@ -56,8 +57,10 @@ typedef struct {
    * still weights it is held with (kernels/temporal.h) */
   float *still;
   float *held;
+  /* HfamFrameParams.islands: kernels/islands.h's scratch (labels and masses) */
+  float *islands;
   guint64 host_bytes, resized_bytes, grey_bytes, flow_scratch_bytes, follow_bytes, still_bytes,
-      held_bytes;
+      held_bytes, islands_bytes;
 } HfamKeptBuffers;
 
 /* The kept matte (hfam.h): alpha_p of the last frame collected, at its inference size. Host
@@ -141,6 +144,23 @@ gboolean hfam_context_collect_outputs (HfamContext *ctx, HfamOutputs *out, GErro
 void hfam_context_drop_oldest (HfamContext *ctx);
 /* One frame of ctx->input through every stage, synchronously, timed when timing is on. */
 gboolean hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **error);
+
+/* The kept matte on the host (kept.c). */
+/* A host buffer of `bytes` in *buffer, counted in the budget (*held: what it holds now); kept
+ * when it has that size already. A refusal leaves none. `what`, width and height name the
+ * size in the errors. */
+gboolean hfam_context_ensure_counted (HfamContext *ctx, float **buffer, guint64 *held,
+                                      guint64 bytes, const char *what, int width, int height,
+                                      GError **error);
+/* The kept matte moved along the picture's motion from its frame's grey plane to `grey`
+ * (kernels/compensate.h) into *moved (the flow scratch's, also saying how far each pixel
+ * moved; the kept matte itself is unchanged). */
+gboolean hfam_context_compensate_kept (HfamContext *ctx, const float *grey, const float **moved,
+                                       GError **error);
+/* The fresh matte of a collected host frame (ctx->fused) into the kept one, with `collected`'s
+ * islands, smoothing and temporal method; a failure keeps none. */
+gboolean hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected,
+                                       GError **error);
 
 G_END_DECLS
 

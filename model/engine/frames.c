@@ -207,33 +207,16 @@ check_params (const HfamFrameParams *params, const char *what, GError **error)
     return FALSE;
   }
   /* (written so that NaN fails too) */
-  if (!params || (params->smoothing >= 0.0f && params->smoothing <= 1.0f))
-    return TRUE;
-  g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: smoothing %g: want 0..1", what,
-               params->smoothing);
-  return FALSE;
-}
-
-/* A host buffer of `bytes` in *buffer, counted in the budget (*held: what it holds now);
- * kept when it has that size already. A refusal leaves none. */
-static gboolean
-ensure_counted (HfamContext *ctx, float **buffer, guint64 *held, guint64 bytes,
-                const char *what, int width, int height, GError **error)
-{
-  if (*buffer && *held == bytes)
-    return TRUE;
-  g_clear_pointer (buffer, g_free);
-  hfam_host_budget_give (&ctx->budget, *held);
-  *held = 0;
-  if (!hfam_host_budget_take (&ctx->budget, bytes, what, width, height, error))
-    return FALSE;
-  if (!(*buffer = g_try_malloc (bytes))) {
-    hfam_host_budget_give (&ctx->budget, bytes);
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s %dx%d: out of memory", what, width,
-                 height);
+  if (params && !(params->smoothing >= 0.0f && params->smoothing <= 1.0f)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: smoothing %g: want 0..1", what,
+                 params->smoothing);
     return FALSE;
   }
-  *held = bytes;
+  if (params && !(params->islands >= 0.0f && params->islands <= 1.0f)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: islands %g: want 0..1", what,
+                 params->islands);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -286,6 +269,7 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
                                                  : ctx->model->hp.inference_size,
     .smoothing = params ? params->smoothing : 0.0f,
     .temporal = params ? params->temporal : HFAM_TEMPORAL_BLEND,
+    .islands = params ? params->islands : 0.0f,
     .fused_only = TRUE,
   };
 
@@ -341,9 +325,10 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   pending->slot = (ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH;
   /* (also without smoothing: the first frame after a restart is the next one's reference) */
   if (pending->temporal != HFAM_TEMPORAL_BLEND) {
-    if (!ensure_counted (ctx, &ctx->grey[pending->slot], &ctx->grey_bytes[pending->slot],
-                         sizeof (float) * (guint64) width * height, "inference size", width,
-                         height, error))
+    if (!hfam_context_ensure_counted (ctx, &ctx->grey[pending->slot],
+                                      &ctx->grey_bytes[pending->slot],
+                                      sizeof (float) * (guint64) width * height,
+                                      "inference size", width, height, error))
       return FALSE;
     hfam_motion_grey (ctx->input, width, height, &params, ctx->grey[pending->slot]);
   }
@@ -352,116 +337,6 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
 
 /* The kept matte and its grey plane moved along the picture's motion to the frame of `grey`
  * (kernels/compensate.h); *moved: how far each pixel moved, in the flow's scratch. */
-static gboolean
-compensate_kept (HfamContext *ctx, const float *grey, const float **moved, GError **error)
-{
-  HfamKeptMatte *kept = &ctx->kept;
-  HfamKeptBuffers *const buf = &kept->buffers;
-  const size_t plane = (size_t) kept->width * kept->height;
-  HfamFlowParams fp;
-  hfam_flow_params_init (&fp);
-  const size_t floats = plane + hfam_compensate_scratch_floats (kept->width, kept->height, &fp);
-
-  if (!ensure_counted (ctx, &buf->flow_scratch, &buf->flow_scratch_bytes,
-                       sizeof (float) * (guint64) floats, "inference size", kept->width,
-                       kept->height, error))
-    return FALSE;
-  *moved = buf->flow_scratch;
-  if (hfam_motion_compensate (buf->host, buf->grey, grey, kept->width, kept->height, &fp,
-                              buf->flow_scratch, buf->flow_scratch + plane) != 0) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "motion compensation: out of memory");
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* The fresh matte of a collected host frame (ctx->fused) into the kept one; a failure keeps
- * none. */
-static gboolean
-keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected, GError **error)
-{
-  HfamKeptMatte *kept = &ctx->kept;
-  HfamKeptBuffers *const buf = &kept->buffers;
-  const size_t n = (size_t) ctx->width * ctx->height;
-  const gboolean blend = collected->smoothing > 0.0f && kept->valid
-                         && kept->memory == HFAM_MEMORY_HOST && kept->width == ctx->width
-                         && kept->height == ctx->height;
-
-  const gboolean motion = collected->temporal != HFAM_TEMPORAL_BLEND;
-  const float *grey = motion ? ctx->grey[collected->slot] : NULL;
-  /* the held matte belongs to the kept matte's frame, which is now the one before */
-  const gboolean held_before = kept->held_current;
-
-  kept->holds = motion && collected->smoothing > 0.0f;
-  kept->compensates = collected->temporal == HFAM_TEMPORAL_COMPENSATED;
-  kept->still_valid = kept->held_current = FALSE;
-  if (blend && motion && kept->grey_valid) {
-    HfamMotionParams mp;
-    const float *moved = NULL;
-    hfam_motion_params_init (&mp, collected->smoothing);
-    if (collected->temporal == HFAM_TEMPORAL_COMPENSATED
-        && !compensate_kept (ctx, grey, &moved, error)) {
-      kept->valid = FALSE;
-      return FALSE;
-    }
-    if (!ensure_counted (ctx, &buf->still, &buf->still_bytes, sizeof (float) * n,
-                         "inference size", ctx->width, ctx->height, error)) {
-      kept->valid = FALSE;
-      return FALSE;
-    }
-    kept->still_valid = held_before;
-    if (hfam_matte_blend_motion (buf->host, ctx->fused, grey, buf->grey, moved, ctx->width,
-                                 ctx->height, &mp, buf->still) != 0) {
-      kept->valid = FALSE;
-      g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "temporal smoothing: out of memory");
-      return FALSE;
-    }
-  } else if (blend) {
-    hfam_matte_blend (buf->host, ctx->fused, n, collected->smoothing);
-  } else {
-    if (!ensure_counted (ctx, &buf->host, &buf->host_bytes, sizeof (float) * n,
-                         "inference size", ctx->width, ctx->height, error)) {
-      kept->valid = FALSE;
-      return FALSE;
-    }
-    memcpy (buf->host, ctx->fused, sizeof (float) * n);
-  }
-  /* the picture the kept matte now belongs to, for the next frame's motion */
-  kept->grey_valid = FALSE;
-  if (motion) {
-    if (!ensure_counted (ctx, &buf->grey, &buf->grey_bytes, sizeof (float) * n,
-                         "inference size", ctx->width, ctx->height, error)) {
-      kept->valid = FALSE;
-      return FALSE;
-    }
-    memcpy (buf->grey, grey, sizeof (float) * n);
-    kept->grey_valid = TRUE;
-  }
-  kept->valid = TRUE;
-  kept->memory = HFAM_MEMORY_HOST;
-  kept->long_side = collected->long_side;
-  kept->width = ctx->width;
-  kept->height = ctx->height;
-  kept->resized_width = kept->resized_height = 0;
-  return TRUE;
-}
-
-void
-hfam_motion_params_init (HfamMotionParams *p, float smoothing)
-{
-  *p = (HfamMotionParams) { .hold = smoothing, .still = HFAM_MOTION_STILL,
-                            .moving = HFAM_MOTION_MOVING, .radius = HFAM_MOTION_RADIUS,
-                            .hold_moved = smoothing * HFAM_MOTION_MOVED_SHARE };
-}
-
-void
-hfam_flow_params_init (HfamFlowParams *p)
-{
-  *p = (HfamFlowParams) { .block = HFAM_FLOW_BLOCK, .levels = HFAM_FLOW_LEVELS,
-                          .search = HFAM_FLOW_SEARCH, .bias = HFAM_FLOW_BIAS,
-                          .spread = HFAM_FLOW_SPREAD };
-}
-
 void
 hfam_edge_params_init (HfamEdgeParams *edges)
 {
@@ -575,8 +450,9 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
   if (!refine && kept->resized_width == width && kept->resized_height == height)
     return TRUE;
   kept->resized_width = kept->resized_height = 0;
-  if (!ensure_counted (ctx, &buf->resized, &buf->resized_bytes,
-                       sizeof (float) * (guint64) width * height, "frame", width, height, error))
+  if (!hfam_context_ensure_counted (ctx, &buf->resized, &buf->resized_bytes,
+                                    sizeof (float) * (guint64) width * height, "frame", width,
+                                    height, error))
     return FALSE;
   if (refine) {
     HfamFrame guide;
@@ -594,9 +470,9 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
       /* held only over a matte refined for the frame before, at this size */
       const gboolean continues = kept->still_valid && kept->held_width == width
                                  && kept->held_height == height;
-      if (!ensure_counted (ctx, &buf->held, &buf->held_bytes,
-                           sizeof (float) * (guint64) width * height, "frame", width, height,
-                           error))
+      if (!hfam_context_ensure_counted (ctx, &buf->held, &buf->held_bytes,
+                                        sizeof (float) * (guint64) width * height, "frame",
+                                        width, height, error))
         return FALSE;
       const HfamRefineHold hold = { continues ? buf->still : NULL, buf->held, width };
       failed = hfam_refine_held (buf->host, kept->width, kept->height, &guide, &yuv, &rp,
@@ -707,7 +583,7 @@ collect_host (HfamContext *ctx, const HfamImage *frame, const HfamImage *outputs
     ctx->kept.valid = FALSE;
     return FALSE;
   }
-  return keep_host_matte (ctx, &collected, error)
+  return hfam_context_keep_host_matte (ctx, &collected, error)
          && write_host_outputs (ctx, frame, collected.frame_width, collected.frame_height,
                                 outputs, n_outputs, TRUE, error);
 }
@@ -798,11 +674,13 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   HfamFlowParams flow;
   hfam_motion_params_init (&motion, collected.smoothing);
   hfam_flow_params_init (&flow);
+  const HfamIslandParams islands = { .floor = HFAM_ISLAND_FLOOR, .share = collected.islands };
   /* in a batch group, the lane has written its alpha_p once the group's frame is done */
   ok = !ctx->group
        || hfam_batch_group_collect (ctx->group, ctx->batched[ctx->first_pending], NULL, error);
   if (ok)
-    ok = be->device->keep_matte (be, blend, collected.smoothing,
+    ok = be->device->keep_matte (be, collected.islands > 0.0f ? &islands : NULL, blend,
+                                 collected.smoothing,
                                  collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
                                  collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL,
                                  error);
@@ -892,7 +770,7 @@ hfam_context_run (HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     ctx->kept.valid = FALSE;
     return FALSE;
   }
-  return keep_host_matte (ctx, &pending, error)
+  return hfam_context_keep_host_matte (ctx, &pending, error)
          && write_host_outputs (ctx, frame, frame->width, frame->height, outputs, n_outputs,
                                 TRUE, error);
 }
@@ -979,15 +857,16 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
   if (!kept->grey_valid)
     return TRUE;
   const size_t plane = (size_t) kept->width * kept->height;
-  if (!ensure_counted (ctx, &buf->follow, &buf->follow_bytes, sizeof (float) * 4 * plane,
-                       "inference size", kept->width, kept->height, error)
+  if (!hfam_context_ensure_counted (ctx, &buf->follow, &buf->follow_bytes,
+                                    sizeof (float) * 4 * plane, "inference size", kept->width,
+                                    kept->height, error)
       || !preprocess_host_frame (ctx, frame, kept->width, kept->height, buf->follow, &params,
                                  error))
     return FALSE;
   float *grey = buf->follow + 3 * plane;
   hfam_motion_grey (buf->follow, kept->width, kept->height, &params, grey);
   /* (a failure leaves the kept matte and grey as they were) */
-  if (!compensate_kept (ctx, grey, &moved, error))
+  if (!hfam_context_compensate_kept (ctx, grey, &moved, error))
     return FALSE;
   /* the matte now belongs to this frame: the next one's motion is measured from its picture;
    * the detail held at the frame's size stays where the matte was, so the next frame holds

@@ -446,6 +446,7 @@ hfam_context_free (HfamContext *ctx)
   g_free (ctx->kept.buffers.follow);
   g_free (ctx->kept.buffers.still);
   g_free (ctx->kept.buffers.held);
+  g_free (ctx->kept.buffers.islands);
   for (int i = 0; i < HFAM_MAX_PIPELINE_DEPTH; i++)
     g_free (ctx->grey[i]);
   hfam_scratch_clear (&ctx->edge_scratch);

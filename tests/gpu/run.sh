@@ -168,9 +168,10 @@ if [ ! -e "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
   tests/gpu/test-cuda-network tests/gpu/test-cuda-device-frames tests/gpu/test-cuda-device-edges \
-  tests/gpu/test-cuda-temporal tools/hfam-bench tests/kernels/bench-edges-cuda \
-  tests/kernels/test-nhwc tests/kernels/test-frame tests/kernels/test-resize \
-  tests/kernels/test-temporal tests/kernels/test-compensate \
+  tests/gpu/test-cuda-temporal tests/gpu/test-cuda-islands tools/hfam-bench \
+  tests/kernels/bench-edges-cuda tests/kernels/test-nhwc tests/kernels/test-frame \
+  tests/kernels/test-resize tests/kernels/test-temporal tests/kernels/test-compensate \
+  tests/kernels/test-islands \
   || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
 # below (meson test sets it for its own tests)
@@ -366,9 +367,11 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
     || echo "run.sh: golden.py failed: the odd-width cases are not checked"
   run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' &&
     '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize' &&
-    '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate'"
+    '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate' &&
+    '$BUILD/tests/kernels/test-islands'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
   run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
+  run_check cuda-islands "$BUILD/tests/gpu/test-cuda-islands"
   golden=()
   for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64 r18_i8_64x64:64x64; do
     f=$models/golden/${g%%:*}.safetensors

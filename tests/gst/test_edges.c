@@ -1,6 +1,6 @@
-/* hfammatte's edge properties (refine, fill, key-black, key-white): on every
- * output format, what libhfam writes with the same edges; changeable while
- * PLAYING; a key-white at or below key-black refused. */
+/* hfammatte's edge properties (refine, fill, key-black, key-white) and islands:
+ * on every output format, what libhfam writes with the same edges and islands;
+ * changeable while PLAYING; a key-white at or below key-black refused. */
 #include "harness.h"
 
 #include <string.h>
@@ -23,29 +23,40 @@ static const OutputFormat output_formats[] = {
   {"alpha", "GRAY16_LE", FALSE, HFAM_FORMAT_GRAY16, 2},
 };
 
-/* What libhfam writes for an RGBA frame with these edges. */
+/* What libhfam writes for an RGBA frame of width x height with these
+ * parameters and edges. */
 static GBytes *
-libhfam_output (Engine * engine, GstBuffer * in, const HfamEdgeParams * edges,
+libhfam_output_with (Engine * engine, GstBuffer * in, gint width, gint height,
+    const HfamFrameParams * params, const HfamEdgeParams * edges,
     const OutputFormat * of)
 {
-  const HfamFrameParams params = {.long_side = INFERENCE_SIZE };
-  guint8 *pixels = g_malloc ((gsize) WIDTH * HEIGHT * of->bpp);
+  guint8 *pixels = g_malloc ((gsize) width * height * of->bpp);
   GError *error = NULL;
   GstMapInfo map;
   HfamImage frame, out;
 
   fail_unless (gst_buffer_map (in, &map, GST_MAP_READ));
-  frame = (HfamImage) {.planes = {map.data},.strides = {WIDTH * 4},
-    .width = WIDTH,.height = HEIGHT,.format = HFAM_FORMAT_RGBA };
-  out = (HfamImage) {.planes = {pixels},.strides = {WIDTH * of->bpp},
-    .width = WIDTH,.height = HEIGHT,.format = of->hfam_format,
+  frame = (HfamImage) {.planes = {map.data},.strides = {width * 4},
+    .width = width,.height = height,.format = HFAM_FORMAT_RGBA };
+  out = (HfamImage) {.planes = {pixels},.strides = {width * of->bpp},
+    .width = width,.height = height,.format = of->hfam_format,
     .premultiplied = of->premultiplied };
   fail_unless (hfam_context_set_edges (engine->ctx, edges, &error), "%s",
       error ? error->message : "");
-  fail_unless (hfam_context_run (engine->ctx, &frame, &params, &out, 1,
+  fail_unless (hfam_context_run (engine->ctx, &frame, params, &out, 1,
           &error), "%s", error ? error->message : "");
   gst_buffer_unmap (in, &map);
-  return g_bytes_new_take (pixels, (gsize) WIDTH * HEIGHT * of->bpp);
+  return g_bytes_new_take (pixels, (gsize) width * height * of->bpp);
+}
+
+/* The same for a frame of the tests' size. */
+static GBytes *
+libhfam_output (Engine * engine, GstBuffer * in, const HfamEdgeParams * edges,
+    const OutputFormat * of)
+{
+  const HfamFrameParams params = {.long_side = INFERENCE_SIZE };
+
+  return libhfam_output_with (engine, in, WIDTH, HEIGHT, &params, edges, of);
 }
 
 static GBytes *
@@ -57,6 +68,21 @@ element_output (Rig * rig, const OutputFormat * of, GstBuffer * in,
   fail_unless_equals_int (rig_push (rig, gst_buffer_ref (in), index),
       GST_FLOW_OK);
   return packed_pixels (h, gst_harness_pull (h));
+}
+
+/* The element on a rig whose one linked pad takes `of`, frames of `info` in. */
+static void
+rig_start_format (Rig * rig, GstElement * element, const OutputFormat * of,
+    const GstVideoInfo * info)
+{
+  const gboolean on_src = g_str_equal (of->pad, "src");
+  g_autofree gchar *caps = g_strdup_printf ("video/x-raw,format=%s",
+      of->format);
+
+  g_object_set (element, "premultiplied", of->premultiplied, NULL);
+  rig_start (rig, element, on_src, !on_src);
+  gst_harness_set_sink_caps_str (on_src ? rig->fill : rig->key, caps);
+  rig_set_format (rig, info);
 }
 
 static void
@@ -81,18 +107,12 @@ GST_START_TEST (test_edges_every_format)
   for (guint setting = 0; setting < 3; setting++) {
     for (guint i = 0; i < G_N_ELEMENTS (output_formats); i++) {
       const OutputFormat *of = &output_formats[i];
-      const gboolean on_src = g_str_equal (of->pad, "src");
-      g_autofree gchar *caps = g_strdup_printf ("video/x-raw,format=%s",
-          of->format);
       GstElement *element = make_element ();
       HfamEdgeParams edges;
       Rig rig;
 
       element_default_edges (&edges);
-      g_object_set (element, "premultiplied", of->premultiplied, NULL);
-      rig_start (&rig, element, on_src, !on_src);
-      gst_harness_set_sink_caps_str (on_src ? rig.fill : rig.key, caps);
-      rig_set_format (&rig, &info);
+      rig_start_format (&rig, element, of, &info);
       /* the defaults first, then the property changed while PLAYING */
       expect_same_bytes (element_output (&rig, of, in, 0),
           libhfam_output (&engine, in, &edges, of), "default");
@@ -111,6 +131,55 @@ GST_START_TEST (test_edges_every_format)
           libhfam_output (&engine, in, &edges, of), of->format);
       rig_stop (&rig);
     }
+  }
+  gst_buffer_unref (in);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* islands on every output format, the element's default and a change while
+ * PLAYING. At the tests' 32 pixels the test model's matte is one region; at
+ * 160 it has several. */
+GST_START_TEST (test_islands)
+{
+  const gint width = 160, height = 96;
+  HfamFrameParams params = {.long_side = width,.islands = HFAM_ISLANDS_DEFAULT };
+  GstVideoInfo info;
+  GstBuffer *in;
+  Engine engine;
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, width, height);
+  in = make_frame (&info, 7);
+  for (guint i = 0; i < G_N_ELEMENTS (output_formats); i++) {
+    const OutputFormat *of = &output_formats[i];
+    GstElement *element = make_element ();
+    HfamEdgeParams edges;
+    GBytes *none;
+    Rig rig;
+
+    element_default_edges (&edges);
+    /* make_element keeps every island: back to the element's default */
+    g_object_set (element, "inference-size", width, "islands",
+        (gdouble) HFAM_ISLANDS_DEFAULT, NULL);
+    rig_start_format (&rig, element, of, &info);
+    params.islands = 0.0f;
+    none = libhfam_output_with (&engine, in, width, height, &params, &edges, of);
+    params.islands = HFAM_ISLANDS_DEFAULT;
+    for (guint k = 0; k < 2; k++) {
+      GBytes *want = libhfam_output_with (&engine, in, width, height, &params,
+          &edges, of);
+
+      /* (the frame has islands to drop, or this would not test them) */
+      fail_if (g_bytes_equal (want, none), "no island dropped at %g",
+          params.islands);
+      expect_same_bytes (element_output (&rig, of, in, k), want, of->format);
+      g_object_set (element, "islands", 0.5, NULL);
+      params.islands = 0.5f;
+    }
+    g_bytes_unref (none);
+    rig_stop (&rig);
   }
   gst_buffer_unref (in);
   engine_close (&engine);
@@ -147,6 +216,7 @@ edges_tcase (void)
   TCase *tc = tcase_create ("edges");
 
   tcase_add_test (tc, test_edges_every_format);
+  tcase_add_test (tc, test_islands);
   tcase_add_test (tc, test_key_levels_refused);
   return tc;
 }

@@ -142,6 +142,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for value in ["bilateral", "guided:", "guided:0,1e-4", "guided:65,1e-4", "guided:4",
                   "guided:4,0", "guided:4,nan", "guided:4,2", "guided:4,1e-3,1", "guidedx:4,1e-3"]:
         refuses([HFAM_MATTE, picture, "-o", out, "--refine", value], "--refine " + value)
+    for value in ["-0.1", "1.5", "nan", "0.1x", ""]:
+        refuses([HFAM_MATTE, picture, "-o", out, "--islands", value], "--islands " + value)
     refuses([HFAM_MATTE, picture, "-o", out, "--rgba", "--fill", "alpha"], "--fill alpha")
     refuses([HFAM_MATTE, picture, "-o", out, "--fill", "foreground"], "--fill", "--rgba")
     refuses([HFAM_EVAL, "--model", "m", "--refine", "x", tmp, tmp], "--refine x")
@@ -160,7 +162,8 @@ with tempfile.TemporaryDirectory() as tmp:
         for edges in (["--refine", "guided"], ["--refine", "guided:8,0.01"],
                       ["--key-levels", "0.2,0.8"],
                       ["--rgba", "--fill", "foreground"],
-                      ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"]):
+                      ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"],
+                      ["--islands", "0"], ["--islands", "1"]):
             r = subprocess.run([HFAM_MATTE, "--model", MODEL, "-b", "cpu", "--size", "32", *edges,
                                 picture, "-o", out], capture_output=True, text=True)
             if r.returncode != 0 or pngfile.png_size(out) != (12, 9):

@@ -108,6 +108,7 @@ cuda_free (HfamBackend *base)
   cudaFree (be->follow_input);
   cudaFree (be->edge_matte);
   cudaFree (be->flow_scratch);
+  cudaFree (be->islands_scratch);
   cudaFree (be->still);
   cudaFree (be->held);
   cudaFree (be->grey[0]);

@@ -8,6 +8,7 @@
 #include "attention.cuh"
 #include "compensate.cuh"
 #include "foreground.cuh"
+#include "islands.cuh"
 #include "matte.cuh"
 #include "nhwc.cuh"
 #include "refine.cuh"
@@ -161,6 +162,9 @@ typedef struct {
   /* HFAM_TEMPORAL_COMPENSATED: kernels/compensate.cuh's scratch */
   float *flow_scratch;
   size_t flow_scratch_bytes;
+  /* HfamFrameParams.islands: kernels/islands.cuh's scratch */
+  void *islands_scratch;
+  size_t islands_scratch_bytes;
   HfamPreprocessParams grey_params;
   /* frames that follow the kept matte (HfamDeviceOps.follow): such a frame preprocessed at the
    * kept matte's size (fp32 NHWC, 3 channels), and its filters to that size (x, y) */

@@ -128,16 +128,26 @@ ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *wha
  * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
  * allocation of the planned size. */
 static gboolean
-keep_matte (CudaBackend *be, Slot *slot, gboolean blend, float smoothing,
+keep_matte (CudaBackend *be, Slot *slot, const HfamIslandParams *islands, gboolean blend,
+            float smoothing,
             const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   const size_t plane = (size_t) be->width * be->height;
-  const float *alpha = frame_alpha (be, slot);
+  float *alpha = frame_alpha (be, slot);
   gboolean by_motion = blend && motion && be->kept_grey_valid;
   /* the held matte belongs to the kept matte's frame, which is now the one before */
   const gboolean held_before = be->held_current;
 
   CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
+  if (islands) {
+    if (!ensure_device_buffer (&be->islands_scratch, &be->islands_scratch_bytes,
+                               hfam_islands_scratch_bytes (be->width, be->height), "islands",
+                               error))
+      return FALSE;
+    CUDA_TRY (hfam_cuda_matte_drop_islands (alpha, be->width, be->height, islands,
+                                            be->islands_scratch, be->matte_stream),
+              "islands");
+  }
   be->kept_grey_valid = FALSE;
   be->holds = motion && smoothing > 0.0f;
   be->still_valid = be->held_current = FALSE;
@@ -370,7 +380,8 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
 }
 
 static gboolean
-cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
+cuda_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
+                 float smoothing,
                  const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
@@ -386,8 +397,9 @@ cuda_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
   }
   /* the matte stream waits for the frame (unless queueing that failed: a dropped frame may
    * run on), so the slot is idle once it is done */
-  be->have_kept = finish_matte (be, keep_matte (be, slot, blend && be->kept_width == be->width
-                                                           && be->kept_height == be->height,
+  be->have_kept = finish_matte (be, keep_matte (be, slot, islands,
+                                                blend && be->kept_width == be->width
+                                                  && be->kept_height == be->height,
                                                 smoothing, motion, flow, error),
                                 "frame", error);
   return be->have_kept;

@@ -178,6 +178,13 @@ typedef enum {
 #define HFAM_FLOW_BIAS 2e-5f
 #define HFAM_FLOW_SPREAD 8
 
+/* HfamFrameParams.islands: the alpha above which pixels join a region, and the element's (and
+ * the tools') share, chosen on the validation split (BENCHMARKS.md, "Islands"): busy
+ * backgrounds' flowers, boats and patterns that the network takes for the person come out as
+ * regions of their own, far smaller than the person. */
+#define HFAM_ISLAND_FLOOR 0.05f
+#define HFAM_ISLANDS_DEFAULT 0.1f
+
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {
   int long_side;    /* the long side the network sees (the other a multiple of 32 too);
@@ -189,6 +196,9 @@ typedef struct {
                        smoothing * kept, if there is one of the same inference size; 0: the
                        fresh matte replaces it */
   HfamTemporal temporal;  /* how: HFAM_TEMPORAL_BLEND (0) by default */
+  float islands;    /* 0..1: before that, the fresh matte's islands are dropped: regions of
+                       pixels above HFAM_ISLAND_FLOOR (8-connected) whose alpha sums to less
+                       than this share of the largest region's (kernels/islands.h); 0: none */
 } HfamFrameParams;
 
 /* What is done to the matte and the fill at the frame's resolution, on every output written

@@ -12,6 +12,7 @@
  * matte with hfam_motion_compensate (the CPU twins of the CUDA ops). */
 #include "backend.h"
 #include "compensate.h"
+#include "islands.h"
 #include "temporal.h"
 
 #include <gmodule.h>
@@ -294,7 +295,8 @@ fake_queue_frame (HfamBackend *base, const HfamFrame *frame,
 }
 
 static gboolean
-fake_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
+fake_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
+                 float smoothing,
                  const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
 {
   Fake *f = (Fake *) base;
@@ -302,6 +304,10 @@ fake_keep_matte (HfamBackend *base, gboolean blend, float smoothing,
 
   if (!s)
     return FALSE;
+  if (islands) {
+    g_autofree void *scratch = g_malloc (hfam_islands_scratch_bytes (f->width, f->height));
+    hfam_matte_drop_islands (s->alpha, f->width, f->height, islands, scratch);
+  }
   f->kept_grey_valid = motion != NULL;
   if (motion) {
     f->kept_grey = g_renew (float, f->kept_grey, plane (f));

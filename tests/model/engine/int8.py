@@ -136,8 +136,11 @@ def simulated_int8(path):
 
 def matte(tool, model, photo, out, precision, env=None):
     """The matte as floats in 0..1, or the tool's failure (returncode, stderr)."""
-    r = subprocess.run([tool, photo, "-o", out, "--alpha", "--refine", "none", "-m", model,
-                        "--backend", "cpu", "--precision", precision, "--threads", "2"],
+    # (islands 0: a random model's islands fall differently in int8, which is not what this
+    # measures)
+    r = subprocess.run([tool, photo, "-o", out, "--alpha", "--refine", "none", "--islands", "0",
+                        "-m", model, "--backend", "cpu", "--precision", precision, "--threads",
+                        "2"],
                        capture_output=True, text=True, env={**os.environ, **(env or {})})
     if r.returncode != 0:
         return r.returncode, r.stderr

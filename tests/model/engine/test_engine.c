@@ -514,9 +514,16 @@ test_kept_matte (void)
   g_assert_true (run_matte (fresh, &images[1], 128, b128, &error));
   g_assert_no_error (error);
 
-  /* nothing kept yet; bad smoothing */
+  /* nothing kept yet; bad smoothing, bad islands */
   expect_refused (hfam_context_write_kept (ctx, &images[2], &key_image, 1, &error), &error);
   expect_refused (run_smoothed (ctx, &images[0], 64, 1.5f, got, &error), &error);
+  {
+    const HfamFrameParams islands[] = { { .islands = -0.1f }, { .islands = 1.5f },
+                                        { .islands = NAN } };
+    const HfamImage out = float_matte (got, PIPE_W, PIPE_H);
+    for (size_t k = 0; k < G_N_ELEMENTS (islands); k++)
+      expect_refused (hfam_context_run (ctx, &images[0], &islands[k], &out, 1, &error), &error);
+  }
 
   /* B blended into A, at the inference size: the resize is linear, so this is the blend of
    * the two mattes at the frame's size up to float rounding */
