@@ -63,6 +63,18 @@ kernel_yuv (const HfamImage *image)
   return yuv;
 }
 
+/* How `frame` is normalised for the model: the model's order, scale, mean and std, and the
+ * frame's YUV matrix and range (which RGB frames do not read). */
+static HfamPreprocessParams
+frame_preprocess_params (const HfamContext *ctx, const HfamImage *frame)
+{
+  HfamPreprocessParams params;
+
+  hfam_model_preprocess_params (ctx->model, &params);
+  params.yuv = kernel_yuv (frame);
+  return params;
+}
+
 /* An output (not GRAY32F) as the kernels see it. */
 static HfamMatteImage
 kernel_matte (const HfamImage *out)
@@ -286,7 +298,7 @@ preprocess_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int 
   static const int offsets[][3] = { { 0, 1, 2 }, { 2, 1, 0 }, { 0, 1, 2 }, { 2, 1, 0 } };
   int failed;
 
-  hfam_model_preprocess_params (ctx->model, params);
+  *params = frame_preprocess_params (ctx, frame);
   /* OpenMP's thread count belongs to the calling thread */
   omp_set_num_threads (ctx->host_threads);
   if (frame->format <= HFAM_FORMAT_BGRA) {
@@ -298,7 +310,6 @@ preprocess_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int 
                                    params->order, params->scale, params->mean, params->std);
   } else {
     const HfamFrame k = kernel_frame (frame);
-    params->yuv = kernel_yuv (frame);
     failed = hfam_frame_preprocess_rows (&k, params, input, width, height);
   }
   if (failed) {
@@ -632,15 +643,13 @@ submit_device (HfamContext *ctx, const HfamImage *frame, const HfamPendingFrame 
   const HfamFrame k = kernel_frame (frame);
   HfamBackend *be = device_backend (ctx);
   HfamBatchFrame *batched = NULL;
-  HfamPreprocessParams params;
+  const HfamPreprocessParams params = frame_preprocess_params (ctx, frame);
 
   /* (a batch group's runner plans its lane; the member plans its frames-only backend) */
   if (!check_device_backend (ctx, what, error)
       || !hfam_context_ready_to_submit (ctx, HFAM_MEMORY_CUDA, width, height, what, error)
       || (ctx->group && !be->ops->plan (be, width, height, error)))
     return FALSE;
-  hfam_model_preprocess_params (ctx->model, &params);
-  params.yuv = kernel_yuv (frame);
   if (!be->device->queue_frame (be, &k, &params, error))
     return FALSE;
   if (ctx->group) {
@@ -848,11 +857,10 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
   if (frame->memory == HFAM_MEMORY_CUDA) {
     HfamBackend *be = device_backend (ctx);
     const HfamFrame k = kernel_frame (frame);
+    const HfamPreprocessParams device_params = frame_preprocess_params (ctx, frame);
     HfamFlowParams flow;
-    hfam_model_preprocess_params (ctx->model, &params);
-    params.yuv = kernel_yuv (frame);
     hfam_flow_params_init (&flow);
-    return be->device->follow (be, &k, &params, &flow, error);
+    return be->device->follow (be, &k, &device_params, &flow, error);
   }
   if (!kept->grey_valid)
     return TRUE;
