@@ -110,9 +110,8 @@ typedef struct {
    * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
    * matte. */
   gboolean (*keep_matte) (HfamBackend *backend, const HfamIslandParams *islands, gboolean blend,
-                          float smoothing,
-                          const HfamMotionParams *motion, const HfamFlowParams *flow,
-                          GError **error);
+                          float smoothing, const HfamMotionParams *motion,
+                          const HfamFlowParams *flow, GError **error);
   /* For a frame that does not run the network: moves the kept matte and its grey plane along
    * the picture's motion from the kept matte's frame to `frame` (kernels/compensate.h with
    * `flow`), for which `frame` is preprocessed (`params`) at the kept matte's size; `frame`'s

@@ -129,8 +129,8 @@ ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *wha
  * allocation of the planned size. */
 static gboolean
 keep_matte (CudaBackend *be, Slot *slot, const HfamIslandParams *islands, gboolean blend,
-            float smoothing,
-            const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
+            float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
+            GError **error)
 {
   const size_t plane = (size_t) be->width * be->height;
   float *alpha = frame_alpha (be, slot);
@@ -381,8 +381,8 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
 
 static gboolean
 cuda_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
-                 float smoothing,
-                 const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
+                 float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
+                 GError **error)
 {
   CudaBackend *be = (CudaBackend *) base;
   Slot *slot;

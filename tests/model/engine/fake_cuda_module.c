@@ -296,8 +296,8 @@ fake_queue_frame (HfamBackend *base, const HfamFrame *frame,
 
 static gboolean
 fake_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
-                 float smoothing,
-                 const HfamMotionParams *motion, const HfamFlowParams *flow, GError **error)
+                 float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
+                 GError **error)
 {
   Fake *f = (Fake *) base;
   Slot *s = take_oldest (f, error);
