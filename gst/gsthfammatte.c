@@ -18,11 +18,11 @@
  * squared. Its default, 0 (auto), is the model's own size on CUDA and a
  * real-time size on the CPU (hfam_context_auto_long_side: 256 in fp32, 192
  * in fp32 without AVX-512, 320 in int8, 416 in int8-bf16, on 2 threads; more
- * with more); 512 gives the model's best matte. There, before anything else,
- * `islands` drops the parts of the matte apart from the person (a flower or a
- * boat taken for foreground): the regions whose alpha sums to less than that
- * share of the largest region's; 0 keeps every one, as scenes with several
- * people of different sizes need.
+ * with more); 512 gives the model's best matte. At that size, before the
+ * smoothing and the resize, `islands` drops the parts of the matte apart from
+ * the person (a flower or a boat taken for foreground): the regions whose alpha
+ * sums to less than that share of the largest region's; 0 keeps every one, as
+ * scenes with several people of different sizes need.
  *
  * ## Example launch line
  * |[

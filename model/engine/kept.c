@@ -66,8 +66,12 @@ drop_islands (HfamContext *ctx, float share, GError **error)
                                     hfam_islands_scratch_bytes (ctx->width, ctx->height),
                                     "inference size", ctx->width, ctx->height, error))
     return FALSE;
-  /* (the arguments were checked when the frame went in) */
-  return hfam_matte_drop_islands (ctx->fused, ctx->width, ctx->height, &p, buf->islands) == 0;
+  if (hfam_matte_drop_islands (ctx->fused, ctx->width, ctx->height, &p, buf->islands) != 0) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "islands %g at %dx%d: refused", share,
+                 ctx->width, ctx->height);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 gboolean
