@@ -149,7 +149,7 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
       "HOW" },
     { "islands", 0, 0, G_OPTION_ARG_STRING, &engine->islands_text,
       "Drop the matte's regions whose alpha sums to less than this share of the largest "
-      "region's, 0 to 1 (default 0.1, as the element; 0: keep all)", "S" },
+      "region's, 0 to 1 (default 0.05, as the element; 0: keep all)", "S" },
     G_OPTION_ENTRY_NULL
   };
 

@@ -179,11 +179,12 @@ typedef enum {
 #define HFAM_FLOW_SPREAD 8
 
 /* HfamFrameParams.islands: the alpha above which pixels join a region, and the element's (and
- * the tools') share, chosen on the validation split (BENCHMARKS.md, "Islands"): busy
- * backgrounds' flowers, boats and patterns that the network takes for the person come out as
- * regions of their own, far smaller than the person. */
+ * the tools') share, chosen on validation sets of one and of two people (BENCHMARKS.md,
+ * "Islands"): busy backgrounds' flowers, boats and patterns that the network takes for the
+ * person come out as regions of their own, far smaller than the person; a larger share drops
+ * more of them, and more second people who are much smaller than the first. */
 #define HFAM_ISLAND_FLOOR 0.05f
-#define HFAM_ISLANDS_DEFAULT 0.1f
+#define HFAM_ISLANDS_DEFAULT 0.05f
 
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {
