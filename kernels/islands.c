@@ -1,5 +1,6 @@
 /* Islands of the matte dropped (islands.h): one raster pass of union-find, one of masses,
- * one of dropping. A few milliseconds at 1080p; the engine runs it at the inference size. */
+ * one of dropping. About 1 ms at 512x288 (BENCHMARKS.md, "Islands"); the engine runs it at
+ * the inference size. */
 #include "islands.h"
 
 #include <math.h>

@@ -3,10 +3,9 @@
  * checked here, on the host, before anything goes in. Host frames are resized and written by
  * the kernels of kernels/resize.h and kernels/frame.h; device frames by the backend's device
  * ops (backend.h), which only CUDA has. Either way the kept matte is decided here: which frame
- * blends into which, and whether a frame may show it. */
+ * blends into which, and whether a frame may show it (kept.c keeps a host frame's). */
 #include "context.h"
 #include "hfam-internal.h"
-#include "compensate.h"
 #include "foreground.h"
 #include "refine.h"
 #include "resize.h"
@@ -346,8 +345,6 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
   return TRUE;
 }
 
-/* The kept matte and its grey plane moved along the picture's motion to the frame of `grey`
- * (kernels/compensate.h); *moved: how far each pixel moved, in the flow's scratch. */
 void
 hfam_edge_params_init (HfamEdgeParams *edges)
 {

@@ -6,6 +6,7 @@
  * and 1920x1080 (median of 50). Exits 77 (skipped) when no CUDA device opens. */
 #include "islands.cuh"
 #include "check-cuda.h"
+#include "median.h"
 
 #include <glib.h>
 #include <stdio.h>
@@ -108,13 +109,7 @@ time_op (GRand *rand, int w, int h)
     CHECK_CUDA (cudaEventElapsedTime (&elapsed, start, stop));
     ms[k] = elapsed;
   }
-  for (int i = 1; i < 50; i++)
-    for (int j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
-      const double t = ms[j];
-      ms[j] = ms[j - 1];
-      ms[j - 1] = t;
-    }
-  printf ("time islands %dx%d: median %.3f ms\n", w, h, ms[25]);
+  printf ("time islands %dx%d: median %.3f ms\n", w, h, median (ms, 50));
   cudaEventDestroy (start);
   cudaEventDestroy (stop);
   cudaFree (d_matte);
