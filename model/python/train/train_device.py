@@ -12,7 +12,10 @@ sample is, with probability --p-real, the photo itself (its own real background)
 teacher's alpha; with probability --p-pair the teacher foreground over another training photo,
 the target then covering both people, g + (1 - g) g_B; else the teacher foreground composited
 over the sample's background, I = g F + (1 - g) B. Each is a random square crop (side U(0.5, 1)
-of the short side) resized to --size, flipped with p = 0.5 (the background independently).
+of the short side) resized to --size, flipped with p = 0.5 (the background independently); so
+the person always fills most of the picture. With probability --p-zoom a composite shows the
+whole photo's person small instead (zoom_out: long side U(0.25, 0.75) of --size, kept against
+the edges its alpha touches), as a distant person or a second one is.
 augment.py's augmentations follow, with train.py's --p-NAME options, defaults and per-sample
 seeds (augment.draw: the foreground harmonised to the background, then blur, exposure, noise
 and JPEG; a real photo is only degraded), applied on the GPU too (augment_device.py) while the
@@ -122,6 +125,37 @@ def crop_resize(t: torch.Tensor, box, size: int) -> torch.Tensor:
                          antialias=side > size)[0]
 
 
+def zoom_out(fg: torch.Tensor, alpha: torch.Tensor, size: int,
+             g: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A whole photo's foreground and alpha (uint8, C x H x W) made small on a size x size
+    canvas (float in [0, 1], 0 around it): long side U(0.25, 0.75) of size, placed at random
+    but against the bottom (else the top) and the left (else the right) edge of the canvas
+    where its alpha touches that edge of the photo (a portrait cut by the photo's bottom edge
+    stands on the canvas's), so that no cut shows in mid-picture."""
+    h, w = alpha.shape[1:]
+    scale = (0.25 + 0.5 * torch.rand((), generator=g).item()) * size / max(h, w)
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    y = int(torch.randint(0, size - sh + 1, (), generator=g))
+    x = int(torch.randint(0, size - sw + 1, (), generator=g))
+    touch = 0.1 * 255
+    if alpha[0, -1].max() > touch:
+        y = size - sh
+    elif alpha[0, 0].max() > touch:
+        y = 0
+    if alpha[0, :, 0].max() > touch:
+        x = 0
+    elif alpha[0, :, -1].max() > touch:
+        x = size - sw
+    out = []
+    for t in (fg, alpha):
+        small = F.interpolate(t[None].float(), size=(sh, sw), mode="bilinear",
+                              align_corners=False, antialias=True)[0]
+        canvas = torch.zeros((t.shape[0], size, size), device=t.device)
+        canvas[:, y:y + sh, x:x + sw] = small.clamp(0, 255) / 255
+        out.append(canvas)
+    return out[0], out[1]
+
+
 def trimap(alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """data.make_trimap for a batch (B, 1, S, S), one k per sample: a pixel is foreground when
     no pixel within distance k/2 is short of opaque, background when none within k/2 is
@@ -180,7 +214,7 @@ class DeviceSamples:
             self.epoch += 1
         return self.keys.pop()
 
-    def crops(self, size: int, p_real: float, p_pair: float):
+    def crops(self, size: int, p_real: float, p_pair: float, p_zoom: float = 0.0):
         """One sample's GPU part: (key, foreground or photo, alpha, background or None, target),
         float in [0, 1], flipped together."""
         g = self.g
@@ -209,17 +243,21 @@ class DeviceSamples:
                 bg = crop_resize(bg_t, random_box(*bg_t.shape[1:], g), size).clamp(0, 255) / 255
                 if torch.rand((), generator=g).item() < 0.5:
                     bg = bg.flip(-1)
+                # drawn only where asked for, so that runs without it repeat as before
+                if p_zoom > 0 and torch.rand((), generator=g).item() < p_zoom:
+                    fg, a = zoom_out(self.fgs[i], self.alphas[i], size, g)
+                    target = a
         if torch.rand((), generator=g).item() < 0.5:
             fg, a, target = fg.flip(-1), a.flip(-1), target.flip(-1)
             bg = None if bg is None else bg.flip(-1)
         return key, fg, a, bg, target
 
-    def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0):
+    def batch(self, n: int, size: int, p_real: float, p_pair: float = 0.0, p_zoom: float = 0.0):
         """images (n, 3, S, S) in [0, 1], alphas (n, 1, S, S), trimaps (n, S, S), and the epoch
         of the last sample. On CUDA made on a stream of its own, so that it overlaps the
         training step queued before it."""
         with torch.cuda.stream(self.stream):  # no-op for None (the CPU)
-            parts = [self.crops(size, p_real, p_pair) for _ in range(n)]
+            parts = [self.crops(size, p_real, p_pair, p_zoom) for _ in range(n)]
             draws = [augment.draw(data.augmentation_rng(self.seed, key[0], key[1]),
                                   self.augmentations, size / 512, composited=bg is not None)
                      for key, _, _, bg, _ in parts]
@@ -300,6 +338,10 @@ def main(argv=None) -> int:
     p.add_argument("--p-pair", type=float, default=0.0,
                    help="share of samples composited over another training photo (its person "
                         "joins the target); 0 for the shipped model, untried so far")
+    p.add_argument("--p-zoom", type=float, default=0.0,
+                   help="share of the composites that show the whole person small (a quarter "
+                        "to three quarters of the crop), as distant and second people are; 0 "
+                        "for the shipped model, untried so far")
     p.add_argument("--per-fg", type=int, default=train.DEFAULTS["per_fg"],
                    help="samples (backgrounds) per person per epoch (default: %(default)s)")
     for name, default in augment.Probabilities()._asdict().items():
@@ -397,7 +439,8 @@ def main(argv=None) -> int:
     prefetch = ThreadPoolExecutor(1)
 
     def next_batch():
-        return prefetch.submit(samples.batch, args.batch, args.size, args.p_real, args.p_pair)
+        return prefetch.submit(samples.batch, args.batch, args.size, args.p_real, args.p_pair,
+                               args.p_zoom)
 
     pending = next_batch()
     data_wait = 0.0
@@ -455,7 +498,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "choice.json"), "w") as f:
         json.dump({"chosen": best, "all": choices, "steps": step, "batch": args.batch,
                    "size": args.size, "seconds": args.seconds, "lr": args.lr,
-                   "p_real": args.p_real, "p_pair": args.p_pair, "per_fg": args.per_fg,
+                   "p_real": args.p_real, "p_pair": args.p_pair, "p_zoom": args.p_zoom,
+                   "per_fg": args.per_fg,
                    "augmentations": augmentations._asdict(), "config": args.config,
                    "init": args.init, "bg_part": split.get("bg_part"),
                    "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"},

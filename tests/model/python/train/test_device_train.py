@@ -8,6 +8,7 @@
 - a whole run of a few seconds from a folded tiny weight file (--init), with the default
   augmentations, validates the start (step 0) and writes its log, choice.json and weight
   file;
+- --p-zoom: composites of whole people made small, standing where their photo cut them;
 - with --freeze-encoder (the CPU fine-tune), the encoder's weights come out as they went in
   while the rest moves; with --freeze-encoder 3, the last stage moves too.
 
@@ -147,6 +148,34 @@ def check_augmented_batch(pack_dir: str) -> None:
     assert float(change[clear].max()) < 1e-6 and float(change[person].mean()) > 0.01
 
 
+def check_zoom(pack_dir: str) -> None:
+    """--p-zoom: each composite shows its person whole and small, standing on the bottom edge
+    as the generated people (cut by their photo's bottom edge) do, its alpha within the small
+    photo placed, and the background whole."""
+    n = 8
+    s = samples(pack_dir, augment.OFF)
+    for _ in range(n):
+        _, fg, a, bg, target = s.crops(SIZE, 0.0, 0.0, 1.0)
+        assert torch.equal(a, target), "the target is not the zoomed alpha"
+        placed = fg.amax(0) > 0  # the small photo's rectangle
+        assert not bool((a[0] > 0)[~placed].any()), "alpha outside the placed photo"
+        assert float((a[0] > 0).float().mean()) < 0.6, "the person fills the picture"
+        assert bg is not None and float(bg.std()) > 0.01, "no background"
+    s = samples(pack_dir, augment.OFF)
+    image, alpha, _, _ = s.batch(n, SIZE, 0.0, 0.0, 1.0)
+    plain_alpha = samples(pack_dir, augment.OFF).batch(n, SIZE, 0.0)[1]
+    for position in range(n):
+        a = alpha[position, 0]
+        rows = torch.nonzero(a.amax(1) > 0)[:, 0]
+        cols = torch.nonzero(a.amax(0) > 0)[:, 0]
+        height, width = int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1
+        assert max(height, width) <= math.ceil(0.75 * SIZE) + 1, (position, height, width)
+        assert int(rows[-1]) == SIZE - 1, f"sample {position} does not stand on the bottom edge"
+        assert float(a.sum()) < 0.6 * float(plain_alpha[position, 0].sum()), position
+    print(f"zoomed out: {n} people of long side at most {math.ceil(0.75 * SIZE) + 1} px of "
+          f"{SIZE}, each on the bottom edge, with less alpha than the plain crops")
+
+
 def tiny_init(workdir: str) -> str:
     """A folded tiny weight file with random weights."""
     config = hfam.tiny()
@@ -216,6 +245,7 @@ def main() -> int:
     pack_dir = make_pack(os.path.join(workdir, "data"))
     check_epoch(pack_dir)
     check_augmented_batch(pack_dir)
+    check_zoom(pack_dir)
     check_run(pack_dir, workdir)
     check_frozen_encoder(pack_dir, workdir, 4)
     check_frozen_encoder(pack_dir, workdir, 3)

@@ -1,6 +1,7 @@
 """val_folder.py on a generated label folder: only held-out, accepted photos come in; each as
 itself (the photo with EXIF orientation applied, its teacher alpha) and composited over held-out
-backgrounds with I = a F + (1 - a) B; the same seed gives the same files.
+backgrounds with I = a F + (1 - a) B; the same seed gives the same files; --two-people puts a
+second person beside the first at the height asked for.
     test_val_folder.py WORKDIR"""
 import os
 import shutil
@@ -86,6 +87,23 @@ def main():
     photo = np.asarray(Image.open(os.path.join(photos, name + ".png")), dtype=np.float64)
     assert np.abs(real - photo).mean() < 4, "the real picture is not the photo"
     print(f"ok: {len(images)} pictures from {len(held)} held-out photos, deterministic")
+
+    # --two-people: each held-out person full height at the left, the other at half its
+    # height standing at the right, both on the bottom edge; the target covers both
+    two = os.path.join(work, "two")
+    subprocess.run([sys.executable, TOOL, photos, labels, bgs, two, "--two-people", "0.5"],
+                   check=True)
+    images = sorted(os.listdir(os.path.join(two, "image")))
+    assert images == sorted(n + "_two50.jpg" for n in held), images
+    for name in held:
+        target = np.asarray(Image.open(os.path.join(two, "alpha", name + "_two50.png")),
+                            dtype=np.float64) / 255
+        assert target.shape == (432, 768), target.shape
+        # the generated alpha rises from 0 at a photo's left edge to 1 at its right
+        for column, want in ((400, 416), (750, 208)):
+            rows = np.nonzero(target[:, column] > 0.5)[0]
+            assert rows[-1] == 431 and abs(len(rows) - want) <= 2, (name, column, rows)
+    print(f"ok: two-person pictures {images}, each person of the height asked for")
 
 
 if __name__ == "__main__":
