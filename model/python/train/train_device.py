@@ -341,7 +341,7 @@ def main(argv=None) -> int:
     p.add_argument("--p-zoom", type=float, default=0.0,
                    help="share of the composites that show the whole person small (a quarter "
                         "to three quarters of the crop), as distant and second people are; 0 "
-                        "for the shipped model, untried so far")
+                        "for the shipped model, tried in one CPU sitting (README.md)")
     p.add_argument("--per-fg", type=int, default=train.DEFAULTS["per_fg"],
                    help="samples (backgrounds) per person per epoch (default: %(default)s)")
     for name, default in augment.Probabilities()._asdict().items():
