@@ -83,13 +83,12 @@ def write_two_people(args, names, backgrounds, rng) -> int:
                          f"held-out background and ratios in (0, 1]")
     width, height = TWO_PEOPLE_SIZE
     full = height - MARGIN
+    people = [load_label(args.labels, name, args.long_side)[:2] for name in names]
     written = 0
     for i, name in enumerate(names):
-        first = stand(*load_label(args.labels, name, args.long_side)[:2], full, False)
-        second_fg, second_alpha = load_label(args.labels, names[(i + 1) % len(names)],
-                                             args.long_side)[:2]
+        first = stand(*people[i], full, False)
         for ratio in ratios:
-            second = stand(second_fg, second_alpha, max(1, round(ratio * full)), True)
+            second = stand(*people[(i + 1) % len(names)], max(1, round(ratio * full)), True)
             bg = cover(Image.open(os.path.join(args.backgrounds, rng.choice(backgrounds)))
                        .convert("RGB"), width, height)
             (f1, a1), (f2, a2) = first, second
