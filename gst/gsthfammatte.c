@@ -22,7 +22,7 @@
  * smoothing and the resize, `islands` drops the parts of the matte apart from
  * the person (a flower or a boat taken for foreground): the regions whose alpha
  * sums to less than that share of the largest region's; 0 keeps every one, as
- * scenes with several people of different sizes need.
+ * scenes with several people of different sizes need; `letterbox` clears bars.
  *
  * ## Example launch line
  * |[
@@ -36,11 +36,9 @@
  *
  * ## Changing properties while running
  * `inference-size`, `inference-interval`, `temporal-smoothing`, `temporal-mode`,
- * `islands`, `premultiplied`, `qos`, `refine`, `fill`, `key-black` and
- * `key-white` apply
- * from the next frame in any state (a held frame first goes out at the old
- * `inference-size`; a size over
- * `memory-budget` is refused with a warning, and the property set back). The
+ * `islands`, `letterbox`, `premultiplied`, `qos`, `refine`, `fill`, `key-black`
+ * and `key-white` apply from the next frame in any state (a held frame first
+ * goes out at the old `inference-size`; a size over `memory-budget` is refused with a warning, and the property set back). The
  * others are read when going to PAUSED: changeable only in NULL and READY,
  * they refuse a change later with a warning in the debug log.
  *
@@ -99,6 +97,7 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 #define DEFAULT_PROP_TEMPORAL_SMOOTHING HFAM_TEMPORAL_SMOOTHING_DEFAULT
 #define DEFAULT_PROP_TEMPORAL_MODE HFAM_TEMPORAL_COMPENSATED
 #define DEFAULT_PROP_ISLANDS HFAM_ISLANDS_DEFAULT
+#define DEFAULT_PROP_LETTERBOX TRUE
 #define DEFAULT_PROP_PREMULTIPLIED FALSE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_N_THREADS 0
@@ -137,6 +136,7 @@ enum
   PROP_TEMPORAL_SMOOTHING,
   PROP_TEMPORAL_MODE,
   PROP_ISLANDS,
+  PROP_LETTERBOX,
   PROP_PREMULTIPLIED,
   PROP_QOS,
   PROP_N_THREADS,
@@ -280,6 +280,11 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "alpha sums to less than this share of the largest region's; 0: "
           "keep all)", 0.0, 1.0, DEFAULT_PROP_ISLANDS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_LETTERBOX,
+      g_param_spec_boolean ("letterbox", "Letterbox",
+          "Black bars along the frame's edges (letterbox, pillarbox) are not "
+          "the person: the matte is 0 over them", DEFAULT_PROP_LETTERBOX,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_PREMULTIPLIED,
       g_param_spec_boolean ("premultiplied", "Premultiplied",
           "Multiply the colour of the src output by its alpha",
@@ -426,6 +431,7 @@ gst_hfam_matte_init (GstHfamMatte * self)
   self->temporal_smoothing = DEFAULT_PROP_TEMPORAL_SMOOTHING;
   self->temporal_mode = DEFAULT_PROP_TEMPORAL_MODE;
   self->islands = DEFAULT_PROP_ISLANDS;
+  self->letterbox = DEFAULT_PROP_LETTERBOX;
   self->premultiplied = DEFAULT_PROP_PREMULTIPLIED;
   self->qos = DEFAULT_PROP_QOS;
   self->n_threads = DEFAULT_PROP_N_THREADS;
@@ -501,6 +507,9 @@ gst_hfam_matte_set_property (GObject * object, guint prop_id,
       break;
     case PROP_ISLANDS:
       self->islands = g_value_get_double (value);
+      break;
+    case PROP_LETTERBOX:
+      self->letterbox = g_value_get_boolean (value);
       break;
     case PROP_PREMULTIPLIED:
       self->premultiplied = g_value_get_boolean (value);
@@ -579,6 +588,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_ISLANDS:
       g_value_set_double (value, self->islands);
       break;
+    case PROP_LETTERBOX:
+      g_value_set_boolean (value, self->letterbox);
+      break;
     case PROP_PREMULTIPLIED:
       g_value_set_boolean (value, self->premultiplied);
       break;
@@ -613,10 +625,9 @@ gst_hfam_matte_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_enum (value, self->fill_colours);
       break;
     case PROP_KEY_BLACK:
-      g_value_set_double (value, self->key_black);
-      break;
     case PROP_KEY_WHITE:
-      g_value_set_double (value, self->key_white);
+      g_value_set_double (value,
+          prop_id == PROP_KEY_WHITE ? self->key_white : self->key_black);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -679,12 +690,8 @@ gst_hfam_matte_start (GstHfamMatte * self)
   self->have_input = FALSE;
   gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
   self->discont = FALSE;
-  self->processed = self->dropped = 0;
-  self->warmed_up = FALSE;
-  gst_hfam_matte_reset_qos (self);
-  gst_flow_combiner_reset (self->flow_combiner);
+  gst_hfam_matte_reset_outputs (self);
   GST_OBJECT_LOCK (self);
-  self->latency = self->held_latency = 0;
   self->last_seek_seqnum = GST_SEQNUM_INVALID;
   GST_OBJECT_UNLOCK (self);
   return TRUE;

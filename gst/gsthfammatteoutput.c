@@ -21,6 +21,18 @@ gst_hfam_matte_reset_qos (GstHfamMatte * self)
 }
 
 void
+gst_hfam_matte_reset_outputs (GstHfamMatte * self)
+{
+  self->processed = self->dropped = 0;
+  self->warmed_up = FALSE;
+  gst_hfam_matte_reset_qos (self);
+  gst_flow_combiner_reset (self->flow_combiner);
+  GST_OBJECT_LOCK (self);
+  self->latency = self->held_latency = 0;
+  GST_OBJECT_UNLOCK (self);
+}
+
+void
 gst_hfam_matte_update_qos (GstHfamMatte * self, GstHfamMatteOutput * output,
     GstEvent * event)
 {

@@ -71,6 +71,7 @@ struct _GstHfamMatte
   gdouble temporal_smoothing;
   HfamTemporal temporal_mode;
   gdouble islands;
+  gboolean letterbox;
   gboolean premultiplied;
   gboolean qos;
   guint n_threads;
@@ -123,6 +124,8 @@ void gst_hfam_matte_clear_pool (GstHfamMatteOutput * output);
 
 /* gsthfammatteoutput.c: frames out, QoS and latency. */
 void gst_hfam_matte_reset_qos (GstHfamMatte * self);
+/* A stream's start: the counts, QoS, flow combiner and measured latency anew. */
+void gst_hfam_matte_reset_outputs (GstHfamMatte * self);
 void gst_hfam_matte_update_qos (GstHfamMatte * self,
     GstHfamMatteOutput * output, GstEvent * event);
 gboolean gst_hfam_matte_drop_if_late (GstHfamMatte * self, GstBuffer * buffer,
@@ -162,7 +165,7 @@ void gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query);
 gboolean gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
     gdouble level);
 /* The properties a frame runs with (inference size, interval, temporal,
- * islands, refine, fill, key levels) as the worker takes them. */
+ * islands, letterbox, refine, fill, key levels) as the worker takes them. */
 void gst_hfam_matte_frame_settings (GstHfamMatte * self,
     GstHfamMatteWorkerSettings * settings);
 /* gsthfammatteproperties.c: the inference size a frame runs at (under the

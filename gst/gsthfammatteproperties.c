@@ -120,6 +120,7 @@ gst_hfam_matte_frame_settings (GstHfamMatte * self,
   settings->temporal_smoothing = self->temporal_smoothing;
   settings->temporal_mode = self->temporal_mode;
   settings->islands = self->islands;
+  settings->letterbox = self->letterbox;
   hfam_edge_params_init (&settings->edges);
   settings->edges.refine = self->refine;
   settings->edges.fill = self->fill_colours;

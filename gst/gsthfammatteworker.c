@@ -341,6 +341,7 @@ gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
     .smoothing = frame->smoothing,
     .temporal = frame->temporal,
     .islands = frame->islands,
+    .letterbox = frame->letterbox,
   };
   HfamImage image;
   gboolean ok, pushed;
@@ -445,6 +446,7 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
     frame->smoothing = have_matte ? settings->temporal_smoothing : 0.0f;
     frame->temporal = settings->temporal_mode;
     frame->islands = settings->islands;
+    frame->letterbox = settings->letterbox;
     if (!gst_hfam_matte_worker_submit (worker, frame, settings->inference_size, error)) {
       worker->have_matte = FALSE;
       gst_hfam_matte_worker_frame_free (frame);

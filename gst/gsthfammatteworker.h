@@ -24,6 +24,7 @@ typedef struct {
   float temporal_smoothing;    /* weight of the previous matte in the blend */
   HfamTemporal temporal_mode;  /* where it blends */
   float islands;               /* the share under which a region of the matte is dropped */
+  gboolean letterbox;          /* the matte cleared over black bars along the edges */
   HfamEdgeParams edges;        /* refine, fill, key levels: from the next output written */
 } GstHfamMatteWorkerSettings;
 
@@ -40,6 +41,7 @@ typedef struct {
   float smoothing;             /* weight of the previous matte when its own arrives */
   HfamTemporal temporal;       /* where */
   float islands;               /* HfamFrameParams.islands */
+  gboolean letterbox;          /* HfamFrameParams.letterbox */
   gboolean discont;            /* the element's: frames before it were dropped */
   GstClockTime arrived;        /* gst_util_get_timestamp () at gst_hfam_matte_worker_push */
 } GstHfamMatteWorkerFrame;

@@ -7,7 +7,7 @@
  *
  * O(1) per value: threads own a value's column (then row) over a segment of rows (columns),
  * start with the sum of the segment's first window and slide it. And, for nvcc only, the frame
- * pixel fetch the two ops share. */
+ * pixel fetches: in 0..255 (the matte writer's and the bars') and in 0..1 (the two ops'). */
 #ifndef HFAM_KERNELS_BOX_CUH
 #define HFAM_KERNELS_BOX_CUH
 
@@ -24,6 +24,46 @@ cudaError_t hfam_cuda_box_mean (const float *src, float *tmp, float *dst, int w,
 HFAM_CUDA_END_DECLS
 
 #ifdef __CUDACC__
+/* R'G'B' of pixel (x, y) of a device frame in 0..255, as hfam_frame_pixel_rgb (frame.h) gives
+ * it: the bytes for the RGB formats (exact); for NV12 and I420 the matrix, whose sum nvcc
+ * contracts into fused multiply-adds (the CPU twin rounds each product and sum), so within
+ * 6.1e-5 of the twin's (all 2^24 triples, the four matrices of hfam_yuv_to_rgb_init, either
+ * contraction). The matte writer's colours (matte.cu) and the bars' dark test (bars.cu). */
+static __device__ __forceinline__ void
+hfam_cuda_pixel_rgb (const HfamFrame &f, const HfamYuvToRgb &c, int x, int y, float rgb[3])
+{
+  float Y, U, V;
+  switch (f.format) {
+  case HFAM_FRAME_RGB:
+  case HFAM_FRAME_BGR:
+  case HFAM_FRAME_RGBA:
+  case HFAM_FRAME_BGRA: {
+    const int bpp = f.format <= HFAM_FRAME_BGR ? 3 : 4;
+    const bool bgr = f.format == HFAM_FRAME_BGR || f.format == HFAM_FRAME_BGRA;
+    const uint8_t *s = f.planes[0] + (ptrdiff_t) y * f.strides[0] + (ptrdiff_t) x * bpp;
+    rgb[0] = s[bgr ? 2 : 0];
+    rgb[1] = s[1];
+    rgb[2] = s[bgr ? 0 : 2];
+    return;
+  }
+  case HFAM_FRAME_NV12: {
+    const uint8_t *s = f.planes[1] + (ptrdiff_t) (y / 2) * f.strides[1] + (ptrdiff_t) (x / 2) * 2;
+    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
+    U = s[0];
+    V = s[1];
+    break;
+  }
+  default:
+    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
+    U = f.planes[1][(ptrdiff_t) (y / 2) * f.strides[1] + x / 2];
+    V = f.planes[2][(ptrdiff_t) (y / 2) * f.strides[2] + x / 2];
+    break;
+  }
+  for (int r = 0; r < 3; r++)
+    rgb[r] = fminf (fmaxf (c.m[3 * r] * Y + c.m[3 * r + 1] * U + c.m[3 * r + 2] * V + c.offset[r],
+                           0.0f), 255.0f);
+}
+
 /* R'G'B' of pixel (x, y) of a device frame in 0..1: frame.h's conversion, then * (1 / 255)
  * as hfam_frame_row_rgb01 (box.h). */
 static __device__ __forceinline__ void

@@ -1,44 +1,10 @@
 /* The matte writer (matte.cuh): one thread per output pixel; the blend: a grid-stride loop. */
 #include "matte.cuh"
+#include "box.cuh"
 
 namespace {
 
 constexpr int BLOCK_X = 32, BLOCK_Y = 8;
-
-__device__ inline void
-pixel_rgb (const HfamFrame &f, const HfamYuvToRgb &c, int x, int y, float rgb[3])
-{
-  float Y, U, V;
-  switch (f.format) {
-  case HFAM_FRAME_RGB:
-  case HFAM_FRAME_BGR:
-  case HFAM_FRAME_RGBA:
-  case HFAM_FRAME_BGRA: {
-    const int bpp = f.format <= HFAM_FRAME_BGR ? 3 : 4;
-    const bool bgr = f.format == HFAM_FRAME_BGR || f.format == HFAM_FRAME_BGRA;
-    const uint8_t *s = f.planes[0] + (ptrdiff_t) y * f.strides[0] + (ptrdiff_t) x * bpp;
-    rgb[0] = s[bgr ? 2 : 0];
-    rgb[1] = s[1];
-    rgb[2] = s[bgr ? 0 : 2];
-    return;
-  }
-  case HFAM_FRAME_NV12: {
-    const uint8_t *s = f.planes[1] + (ptrdiff_t) (y / 2) * f.strides[1] + (ptrdiff_t) (x / 2) * 2;
-    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
-    U = s[0];
-    V = s[1];
-    break;
-  }
-  default:
-    Y = f.planes[0][(ptrdiff_t) y * f.strides[0] + x];
-    U = f.planes[1][(ptrdiff_t) (y / 2) * f.strides[1] + x / 2];
-    V = f.planes[2][(ptrdiff_t) (y / 2) * f.strides[2] + x / 2];
-    break;
-  }
-  for (int r = 0; r < 3; r++)
-    rgb[r] = fminf (fmaxf (c.m[3 * r] * Y + c.m[3 * r + 1] * U + c.m[3 * r + 2] * V + c.offset[r],
-                           0.0f), 255.0f);
-}
 
 /* alpha resized to output pixel (x, y), clamped to 0..1 */
 __device__ inline float
@@ -78,7 +44,7 @@ matte_kernel (const float *alpha, int aw, HfamCudaFilter fx, HfamCudaFilter fy, 
     const int a8 = (int) (v * 255.0f + 0.5f);
     float rgb[3];
     int c[3];
-    pixel_rgb (f, yuv, x, y, rgb);
+    hfam_cuda_pixel_rgb (f, yuv, x, y, rgb);
     for (int k = 0; k < 3; k++) {
       c[k] = (int) (rgb[k] + 0.5f);
       if (premultiply)

@@ -11,7 +11,11 @@
  * finds a vector, so its sub-pixel step runs almost everywhere), and the guided refinement
  * held over time with the blend's still weights (what the refinement costs with the element's
  * default smoothing, kernels/refine.h), and the matte's islands dropped at the inference size
- * (kernels/islands.h, the element's default share; one thread whatever --threads). With
+ * (kernels/islands.h, the element's default share; one thread whatever --threads), and the
+ * black bars of a letterbox (kernels/bars.h: an eighth of the height at the top and at the
+ * bottom of a grey plane of its own at the inference size, found and cleared from the matte;
+ * then at the frame's size found from those, the frame's first row after each read, and
+ * cleared from the refined matte; one thread). With
  * --pictures (a frame of a real video and the one
  * before it, both of the frame's size) the frame is the second picture and each round's
  * temporal steps start from the first, as the element's do between two frames of that video:
@@ -39,6 +43,7 @@
 #include "frame.h"
 #include "hfam-internal.h"
 #include "imageio.h"
+#include "bars.h"
 #include "islands.h"
 #include "median.h"
 #include "refine.h"
@@ -47,12 +52,12 @@
 
 enum {
   STEP_CONVERT, STEP_PREPROCESS, STEP_RESIZE, STEP_KEY_LEVELS, STEP_FILL, STEP_KEY, STEP_REFINE,
-  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, STEP_HELD, STEP_ISLANDS, N_STEPS
+  STEP_FOREGROUND, STEP_MOTION, STEP_COMPENSATE, STEP_HELD, STEP_ISLANDS, STEP_LETTERBOX, N_STEPS
 };
 
 static const char *const step_names[N_STEPS] = {
   "to RGBA", "preprocess", "alpha resize", "key levels", "RGBA fill", "GRAY8 key", "guided refine",
-  "foreground", "motion smooth", "compensate", "held refine", "islands",
+  "foreground", "motion smooth", "compensate", "held refine", "islands", "letterbox",
 };
 
 static char *size_text, *format_text, *pictures_text;
@@ -93,6 +98,7 @@ typedef struct {
   float *flow_scratch;              /* kernels/compensate.h's */
   float *before_grey;               /* --pictures: the first's grey, kept again every round */
   void *islands_scratch;            /* kernels/islands.h's */
+  float *bar_grey;                  /* a letterboxed grey plane at the inference size */
 } Buffers;
 
 /* The network's input as the element makes it: frame to inference size, BGR, Caffe means */
@@ -187,6 +193,13 @@ time_steps (int threads, gboolean direct, Buffers *b, double ms[N_STEPS])
   const HfamIslandParams islands = { HFAM_ISLAND_FLOOR, HFAM_ISLANDS_DEFAULT };
   failed |= hfam_matte_drop_islands (b->kept, inf_w, inf_h, &islands, b->islands_scratch);
   t[12] = g_get_monotonic_time ();
+  const HfamBarParams bp = { HFAM_BAR_BLACK };
+  HfamBars inference_bars, frame_bars;
+  failed |= hfam_matte_clear_bars (b->kept, b->bar_grey, inf_w, inf_h, &bp, &inference_bars);
+  hfam_frame_find_bars (&frame, yuv, &inference_bars, inf_w, inf_h, width, height, &bp,
+                        &frame_bars);
+  hfam_plane_zero_bars (refined, width, height, &frame_bars);
+  t[13] = g_get_monotonic_time ();
   for (int k = 0; k < N_STEPS; k++)
     ms[k] = (t[k + 1] - t[k]) / 1000.0;
   return failed == 0;
@@ -269,6 +282,7 @@ main (int argc, char **argv)
   g_autofree float *grey = NULL, *kept_grey = NULL, *kept = NULL, *moved = NULL;
   g_autofree float *flow_scratch = NULL, *still = NULL, *held = NULL, *before_grey = NULL;
   g_autofree void *islands_scratch = NULL;
+  g_autofree float *bar_grey = NULL;
   g_autofree double *samples = NULL;
   double warm[N_STEPS];
 
@@ -323,12 +337,15 @@ main (int argc, char **argv)
     /* a kept picture unlike the frame's: held, followed and between, all taken */
     kept_grey[i] = (float) (i % 89) / 88.0f;
   }
+  bar_grey = g_memdup2 (kept_grey, sizeof (float) * inf_w * inf_h);
+  memset (bar_grey, 0, sizeof (float) * inf_w * (inf_h / 8));
+  memset (bar_grey + (size_t) inf_w * (inf_h - inf_h / 8), 0, sizeof (float) * inf_w * (inf_h / 8));
   Buffers b = { .rgba = rgba, .width = width, .height = height, .inf_w = inf_w,
                 .inf_h = inf_h, .input = input, .alpha_p = alpha_p, .alpha = alpha,
                 .refined = refined, .fill = fill, .key = key, .scratch = { NULL, 0 },
                 .grey = grey, .kept_grey = kept_grey, .kept = kept, .moved = moved,
                 .flow_scratch = flow_scratch, .still = still, .held = held,
-                .islands_scratch = islands_scratch };
+                .islands_scratch = islands_scratch, .bar_grey = bar_grey };
   if (pictures_text) {
     g_auto (GStrv) paths = g_strsplit (pictures_text, ",", -1);
     if (g_strv_length (paths) != 2) {

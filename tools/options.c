@@ -56,6 +56,17 @@ options_parse_islands (const char *text, float *islands, GError **error)
   return TRUE;
 }
 
+gboolean
+options_parse_letterbox (const char *text, gboolean *letterbox, GError **error)
+{
+  *letterbox = !text || g_str_equal (text, "on");
+  if (text && !*letterbox && !g_str_equal (text, "off")) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "--letterbox %s: want on or off", text);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* none, guided, or guided:RADIUS,EPS for the filter's window radius and regulariser. */
 static gboolean
 parse_refine (const char *text, HfamEdgeParams *edges)
@@ -150,6 +161,9 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
     { "islands", 0, 0, G_OPTION_ARG_STRING, &engine->islands_text,
       "Drop the matte's regions whose alpha sums to less than this share of the largest "
       "region's, 0 to 1 (default 0.05, as the element; 0: keep all)", "S" },
+    { "letterbox", 0, 0, G_OPTION_ARG_STRING, &engine->letterbox_text,
+      "on (the default, as the element): the matte is 0 over black bars along the picture's "
+      "edges; off: as the network made it there", "on|off" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -162,7 +176,7 @@ options_engine_given (const OptionsEngine *engine)
 {
   return engine->size_text || engine->budget_text || engine->backend_name
          || engine->precision_name || engine->refine_text || engine->islands_text
-         || engine->n_threads;
+         || engine->letterbox_text || engine->n_threads;
 }
 
 gboolean
@@ -177,6 +191,7 @@ options_parse_engine (const OptionsEngine *engine, const char *fill, const char 
              || hfam_precision_parse (engine->precision_name, &options->precision, error))
          && options_parse_size (engine->size_text, &frame->long_side, error)
          && options_parse_islands (engine->islands_text, &frame->islands, error)
+         && options_parse_letterbox (engine->letterbox_text, &frame->letterbox, error)
          && options_parse_memory_budget (engine->budget_text, &options->memory_budget, error)
          && options_parse_edges (engine->refine_text, fill, key_levels, edges, error);
 }

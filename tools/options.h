@@ -28,10 +28,14 @@ gboolean options_parse_edges (const char *refine, const char *fill, const char *
 /* --islands S: 0 to 1 (HfamFrameParams.islands); NULL: HFAM_ISLANDS_DEFAULT, as the element. */
 gboolean options_parse_islands (const char *text, float *islands, GError **error);
 
+/* --letterbox on|off (HfamFrameParams.letterbox); NULL: on, as the element. */
+gboolean options_parse_letterbox (const char *text, gboolean *letterbox, GError **error);
+
 /* The engine options the tools share (--size, --memory-budget, --threads, --backend,
- * --precision, --refine, --islands), their text as given. */
+ * --precision, --refine, --islands, --letterbox), their text as given. */
 typedef struct {
   char *size_text, *budget_text, *backend_name, *precision_name, *refine_text, *islands_text;
+  char *letterbox_text;
   int n_threads;
 } OptionsEngine;
 
@@ -41,10 +45,10 @@ void options_add_engine (GOptionContext *context, OptionsEngine *engine);
 /* Whether any of them was given. */
 gboolean options_engine_given (const OptionsEngine *engine);
 
-/* Their values, each parsed as above: the inference long side and the islands into `frame`
- * (its other fields left as they are), the context's options (backend, precision, threads,
- * memory budget), and the edges with the tool's own --fill and --key-levels (NULL where it
- * has none). */
+/* Their values, each parsed as above: the inference long side, islands and letterbox into
+ * `frame` (its other fields left as they are), the context's options (backend, precision,
+ * threads, memory budget), and the edges with the tool's own --fill and --key-levels (NULL
+ * where it has none). */
 gboolean options_parse_engine (const OptionsEngine *engine, const char *fill,
                                const char *key_levels, HfamFrameParams *frame,
                                HfamOptions *options, HfamEdgeParams *edges, GError **error);

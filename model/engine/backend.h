@@ -12,6 +12,7 @@
 #include "foreground.h"
 #include "frame.h"
 #include "graph.h"
+#include "bars.h"
 #include "islands.h"
 #include "refine.h"
 #include "temporal.h"
@@ -99,8 +100,10 @@ typedef struct {
    * collect_frame only. */
   gboolean (*queue_frame) (HfamBackend *backend, const HfamFrame *frame,
                            const HfamPreprocessParams *params, GError **error);
-  /* Waits for the oldest frame and makes its alpha_p the kept matte, its islands dropped first
-   * with `islands` (NULL: not; kernels/islands.h, checked by the caller): blended into it when
+  /* Waits for the oldest frame and makes its alpha_p the kept matte, first set to 0 over the
+   * frame's black bars with `bars` (NULL: not; kernels/bars.h, on the frame's grey plane), then
+   * its islands dropped with `islands` (NULL: not; kernels/islands.h; both checked by the
+   * caller): blended into it when
    * `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept; the caller knows the kept
    * one has this inference size), else copied. With `motion` (NULL: none), the frame's grey
    * plane is kept with the matte, and a blend weighs each pixel by the change from the kept
@@ -109,7 +112,8 @@ typedef struct {
    * kernels/compensate.h); that blend's still weights are kept for write_matte's `collected`.
    * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
    * matte. */
-  gboolean (*keep_matte) (HfamBackend *backend, const HfamIslandParams *islands, gboolean blend,
+  gboolean (*keep_matte) (HfamBackend *backend, const HfamBarParams *bars,
+                          const HfamIslandParams *islands, gboolean blend,
                           float smoothing, const HfamMotionParams *motion,
                           const HfamFlowParams *flow, GError **error);
   /* For a frame that does not run the network: moves the kept matte and its grey plane along
@@ -237,7 +241,7 @@ typedef HfamBackend *HfamCudaModuleNewBackend (const HfamGraph *graph, int devic
  * build tree) is refused rather than called at shifted offsets: it exports these numbers under the
  * name below, and libhfam compares them with its own. The sizes catch fields added or removed;
  * HFAM_CUDA_MODULE_VERSION is raised for a change of meaning that keeps them. */
-#define HFAM_CUDA_MODULE_VERSION 2
+#define HFAM_CUDA_MODULE_VERSION 3
 #define HFAM_CUDA_MODULE_ABI_SYMBOL "hfam_cuda_module_abi"
 #define HFAM_CUDA_MODULE_ABI_LENGTH 8
 typedef guint32 HfamCudaModuleAbi[HFAM_CUDA_MODULE_ABI_LENGTH];

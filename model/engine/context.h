@@ -33,7 +33,9 @@ typedef struct {
   float smoothing;                /* its HfamFrameParams.smoothing */
   HfamTemporal temporal;          /* and .temporal */
   float islands;                  /* and .islands */
-  int slot;                       /* host frames: its grey plane in HfamContext.grey */
+  gboolean letterbox;             /* and .letterbox */
+  int slot;                       /* host frames: its grey plane in HfamContext.grey (with
+                                     a motion-weighted temporal method or letterbox) */
   gboolean fused_only;            /* its collect wants alpha_p alone (a batch group's lane
                                      then fetches nothing else) */
 } HfamPendingFrame;
@@ -80,6 +82,8 @@ typedef struct {
   gboolean still_valid;    /* still belongs to the kept matte's blend with the one before */
   int held_width, held_height;
   gboolean held_current;   /* held was refined from the kept matte, for its frame */
+  HfamBars bars;           /* the black bars cleared from it (kernels/bars.h); 0 without
+                              HfamFrameParams.letterbox */
 } HfamKeptMatte;
 
 struct _HfamContext {
@@ -101,8 +105,8 @@ struct _HfamContext {
   float *fused;           /* alpha_p at the inference size */
   /* frames submitted and not yet collected, oldest at pending[first_pending] */
   HfamPendingFrame pending[HFAM_MAX_PIPELINE_DEPTH];
-  /* host frames in flight with HFAM_TEMPORAL_MOTION or _COMPENSATED: their grey planes at the
-   * inference size (kernels/temporal.h), by ring position as `pending` */
+  /* host frames in flight with HFAM_TEMPORAL_MOTION or _COMPENSATED, or with letterbox: their
+   * grey planes at the inference size (kernels/temporal.h), by ring position as `pending` */
   float *grey[HFAM_MAX_PIPELINE_DEPTH];
   guint64 grey_bytes[HFAM_MAX_PIPELINE_DEPTH];
   int first_pending, n_pending;
@@ -158,7 +162,7 @@ gboolean hfam_context_ensure_counted (HfamContext *ctx, float **buffer, guint64 
 gboolean hfam_context_compensate_kept (HfamContext *ctx, const float *grey, const float **moved,
                                        GError **error);
 /* The fresh matte of a collected host frame (ctx->fused) into the kept one, with `collected`'s
- * islands, smoothing and temporal method; a failure keeps none. */
+ * black bars, islands, smoothing and temporal method; a failure keeps none. */
 gboolean hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collected,
                                        GError **error);
 

@@ -281,6 +281,7 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     .smoothing = params ? params->smoothing : 0.0f,
     .temporal = params ? params->temporal : HFAM_TEMPORAL_BLEND,
     .islands = params ? params->islands : 0.0f,
+    .letterbox = params && params->letterbox,
     .fused_only = TRUE,
   };
 
@@ -319,8 +320,8 @@ preprocess_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int 
 }
 
 /* A host frame into ctx->input at its inference size, the backend planned for it, when it
- * may go in now; with HFAM_TEMPORAL_MOTION or _COMPENSATED, its grey plane into the next ring
- * position (pending->slot). */
+ * may go in now; with HFAM_TEMPORAL_MOTION or _COMPENSATED, or with letterbox, its grey plane
+ * into the next ring position (pending->slot). */
 static gboolean
 prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int height,
                     HfamPendingFrame *pending, const char *what, GError **error)
@@ -334,7 +335,7 @@ prepare_host_frame (HfamContext *ctx, const HfamImage *frame, int width, int hei
     return FALSE;
   pending->slot = (ctx->first_pending + ctx->n_pending) % HFAM_MAX_PIPELINE_DEPTH;
   /* (also without smoothing: the first frame after a restart is the next one's reference) */
-  if (pending->temporal != HFAM_TEMPORAL_BLEND) {
+  if (pending->temporal != HFAM_TEMPORAL_BLEND || pending->letterbox) {
     if (!hfam_context_ensure_counted (ctx, &ctx->grey[pending->slot],
                                       &ctx->grey_bytes[pending->slot],
                                       sizeof (float) * (guint64) width * height,
@@ -440,8 +441,9 @@ refine_params (const HfamEdgeParams *edges, int kw, int kh, int w, int h, HfamRe
 
 /* The kept host matte at the frame's size into buffers.resized: resized (or refined, guided by
  * `frame`, which check_outputs has checked, and for the frame it was collected with
- * (`collected`) held where the picture is still), then the key levels. Kept for the next
- * output of the same size unless refined: a refined matte depends on its frame's colours. */
+ * (`collected`) held where the picture is still), then the key levels, then cleared over the
+ * frame's black bars where the kept matte was. Kept for the next output of the same size
+ * unless refined: a refined matte depends on its frame's colours. */
 static gboolean
 resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int height,
                    gboolean collected, GError **error)
@@ -503,6 +505,15 @@ resize_host_matte (HfamContext *ctx, const HfamImage *frame, int width, int heig
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "%s: out of memory",
                  refine ? "refine" : "resize");
     return FALSE;
+  }
+  if (kept->bars.top || kept->bars.bottom || kept->bars.left || kept->bars.right) {
+    const HfamBarParams bp = { .black = HFAM_BAR_BLACK };
+    const HfamFrame colours = frame ? kernel_frame (frame) : (HfamFrame) { 0 };
+    const HfamYuvToRgb yuv = frame ? kernel_yuv (frame) : (HfamYuvToRgb) { 0 };
+    HfamBars bars;
+    hfam_frame_find_bars (frame ? &colours : NULL, &yuv, &kept->bars, kept->width, kept->height,
+                          width, height, &bp, &bars);
+    hfam_plane_zero_bars (buf->resized, width, height, &bars);
   }
   if (!refine) {
     kept->resized_width = width;
@@ -681,11 +692,13 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   hfam_motion_params_init (&motion, collected.smoothing);
   hfam_flow_params_init (&flow);
   const HfamIslandParams islands = { .floor = HFAM_ISLAND_FLOOR, .share = collected.islands };
+  const HfamBarParams bars = { .black = HFAM_BAR_BLACK };
   /* in a batch group, the lane has written its alpha_p once the group's frame is done */
   ok = !ctx->group
        || hfam_batch_group_collect (ctx->group, ctx->batched[ctx->first_pending], NULL, error);
   if (ok)
-    ok = be->device->keep_matte (be, collected.islands > 0.0f ? &islands : NULL, blend,
+    ok = be->device->keep_matte (be, collected.letterbox ? &bars : NULL,
+                                 collected.islands > 0.0f ? &islands : NULL, blend,
                                  collected.smoothing,
                                  collected.temporal != HFAM_TEMPORAL_BLEND ? &motion : NULL,
                                  collected.temporal == HFAM_TEMPORAL_COMPENSATED ? &flow : NULL,

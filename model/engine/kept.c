@@ -1,9 +1,10 @@
-/* The kept matte on the host: a collected frame's fresh matte (its islands dropped, then
- * blended into the kept one by the frame's temporal method), and the kept matte moved along
- * the picture's motion. The device frames' twin of this is the backend's keep_matte
+/* The kept matte on the host: a collected frame's fresh matte (its black bars cleared, its
+ * islands dropped, then blended into the kept one by the frame's temporal method), and the
+ * kept matte moved along the picture's motion. The device frames' twin of this is the backend's keep_matte
  * (backend.h). */
 #include "context.h"
 #include "hfam-internal.h"
+#include "bars.h"
 #include "compensate.h"
 #include "islands.h"
 #include "temporal.h"
@@ -90,6 +91,12 @@ hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collecte
   /* the held matte belongs to the kept matte's frame, which is now the one before */
   const gboolean held_before = kept->held_current;
 
+  kept->bars = (HfamBars) { 0, 0, 0, 0 };
+  if (collected->letterbox) {
+    const HfamBarParams bars = { .black = HFAM_BAR_BLACK };
+    hfam_matte_clear_bars (ctx->fused, ctx->grey[collected->slot], ctx->width, ctx->height,
+                           &bars, &kept->bars);
+  }
   if (collected->islands > 0.0f && !drop_islands (ctx, collected->islands, error)) {
     kept->valid = FALSE;
     return FALSE;

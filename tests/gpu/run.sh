@@ -171,7 +171,7 @@ ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
   tests/gpu/test-cuda-temporal tests/gpu/test-cuda-islands tools/hfam-bench \
   tests/kernels/bench-edges-cuda tests/kernels/test-nhwc tests/kernels/test-frame \
   tests/kernels/test-resize tests/kernels/test-temporal tests/kernels/test-compensate \
-  tests/kernels/test-islands \
+  tests/kernels/test-islands tests/kernels/test-bars tests/gpu/test-cuda-bars \
   || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
 # below (meson test sets it for its own tests)
@@ -368,10 +368,11 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
   run_check cpu-twins sh -c "'$BUILD/tests/kernels/test-nhwc' &&
     '$BUILD/tests/kernels/test-frame' && '$BUILD/tests/kernels/test-resize' &&
     '$BUILD/tests/kernels/test-temporal' && '$BUILD/tests/kernels/test-compensate' &&
-    '$BUILD/tests/kernels/test-islands'"
+    '$BUILD/tests/kernels/test-islands' && '$BUILD/tests/kernels/test-bars'"
   run_check cuda-ops "$BUILD/tests/gpu/test-cuda-ops" -v
   run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
   run_check cuda-islands "$BUILD/tests/gpu/test-cuda-islands"
+  run_check cuda-bars "$BUILD/tests/gpu/test-cuda-bars"
   golden=()
   for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64 r18_i8_64x64:64x64; do
     f=$models/golden/${g%%:*}.safetensors

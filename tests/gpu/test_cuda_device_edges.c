@@ -15,6 +15,9 @@
  * plane, compensation, motion blend and held refinement on the device against the host's;
  * with temporal-mode=motion (no compensation); and the frame following the kept matte of the
  * moved one instead of running (hfam_context_follow, as the element's skipped frames do).
+ * And a frame in a window box (black bars above, below and on the left) with
+ * HfamFrameParams.letterbox, refined with the foreground and resized with levels: the bars
+ * found and cleared on the device (kernels/bars.cu) as on the host, to the frame's own bars.
  * All of it on a context alone at depth 1, then on a batch group's lone member at depth 2
  * (its device frames through its frames-only backend and the group's lane), each in fp32 and
  * in fp16 (the element's precision on CUDA). Last, in each group, a member freed with its
@@ -114,9 +117,11 @@ image_new (HfamFormat format, int w, int h, gboolean pitched)
   return f;
 }
 
-/* A frame: the disc `shift` pixels to the right of the centre. */
+/* A frame: the disc `shift` pixels to the right of the centre; with `bars`, black bars of an
+ * eighth of the height above and below and a tenth of the width on the left. */
 static HfamImage
-frame_new (HfamFormat format, int w, int h, int shift, gboolean pitched, GRand *rand)
+frame_new (HfamFormat format, int w, int h, int shift, gboolean pitched, gboolean bars,
+           GRand *rand)
 {
   HfamImage f = image_new (format, w, h, pitched);
   const int bpp = bytes_per_pixel (format);
@@ -134,6 +139,8 @@ frame_new (HfamFormat format, int w, int h, int shift, gboolean pitched, GRand *
         rgb[k] = CLAMP ((int) lround (disc * fg + (1 - disc) * bg
                                       + g_rand_double_range (rand, -6, 6)), 0, 255);
       }
+      if (bars && (y < h / 8 || y >= h - h / 8 || x < w / 10))
+        rgb[0] = rgb[1] = rgb[2] = 0;
       if (is_packed (format)) {
         uint8_t *px = f.planes[0] + (size_t) y * f.strides[0] + (size_t) bpp * x;
         for (int k = 0; k < 3; k++)
@@ -286,33 +293,37 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
 
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
-      for (int e = 0; e < 8; e++) {
+      for (int e = 0; e < 10; e++) {
         /* e 4, 5: refined, and refined with the foreground, smoothed (motion-compensated)
          * after a moved frame; e 6: refined, smoothed by motion alone after it; e 7: refined
-         * with the foreground, following the kept matte of a moved frame (compensated) */
-        const gboolean moved = e >= 4, follows = e == 7;
+         * with the foreground, following the kept matte of a moved frame (compensated);
+         * e 8, 9: in a window box, letterbox on, as e 1 and e 3 */
+        const gboolean moved = e >= 4 && e < 8, follows = e == 7, boxed = e >= 8;
         /* (every format and every size both tightly packed and pitched, frames and outputs) */
         const gboolean pitched = (s + f) % 2 == 1;
         const HfamFrameParams smoothed = {
           .smoothing = 0.5f,
           .temporal = e == 6 ? HFAM_TEMPORAL_MOTION : HFAM_TEMPORAL_COMPENSATED,
         };
-        HfamImage before = frame_new (formats[f], sizes[s][0], sizes[s][1], -5, pitched,
+        const HfamFrameParams letterboxed = { .letterbox = TRUE };
+        HfamImage before = frame_new (formats[f], sizes[s][0], sizes[s][1], -5, pitched, FALSE,
                                       rand);
-        HfamImage host = frame_new (formats[f], sizes[s][0], sizes[s][1], 0, pitched, rand);
+        HfamImage host = frame_new (formats[f], sizes[s][0], sizes[s][1], 0, pitched, boxed,
+                                    rand);
         HfamEdgeParams edges;
         char name[160];
         hfam_edge_params_init (&edges);
         /* refined; refined with the foreground and levels; resized with the foreground;
          * resized with levels only */
-        edges.refine = e < 2 || moved ? HFAM_REFINE_GUIDED : HFAM_REFINE_NONE;
-        edges.fill = e == 1 || e == 2 || e == 5 || e == 7 ? HFAM_FILL_FOREGROUND
-                                                           : HFAM_FILL_FRAME;
-        if (e == 1 || e == 3) {
+        edges.refine = e < 2 || moved || e == 8 ? HFAM_REFINE_GUIDED : HFAM_REFINE_NONE;
+        edges.fill = e == 1 || e == 2 || e == 5 || e == 7 || e == 8 ? HFAM_FILL_FOREGROUND
+                                                                     : HFAM_FILL_FRAME;
+        if (e == 1 || e == 3 || e == 8 || e == 9) {
           edges.key_black = 0.1f;
           edges.key_white = 0.8f;
         }
-        const char *const after_moved = !moved ? ""
+        const char *const after_moved = boxed ? ", window box, letterbox on"
+                                        : !moved ? ""
                                         : e == 6 ? ", smoothed (motion) after a moved frame"
                                         : follows ? ", followed after a moved frame"
                                                   : ", smoothed after a moved frame";
@@ -321,8 +332,9 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
                   edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none",
                   edges.fill == HFAM_FILL_FOREGROUND ? "foreground" : "frame", edges.key_black,
                   edges.key_white, after_moved, what);
-        failed += run_case (ctx, &host, moved ? &before : NULL, moved ? &smoothed : NULL,
-                            follows, &edges, tol, name);
+        failed += run_case (ctx, &host, moved ? &before : NULL,
+                            moved ? &smoothed : boxed ? &letterboxed : NULL, follows, &edges,
+                            tol, name);
         g_free (before.planes[0]);
         g_free (host.planes[0]);
       }
@@ -339,7 +351,7 @@ drop_in_flight (HfamModel *model, const HfamOptions *options, const Tolerance *t
   g_autoptr (GError) error = NULL;
   HfamContext *leaving = hfam_context_new (model, options, NULL, &error);
   HfamContext *staying = leaving ? hfam_context_new (model, options, NULL, &error) : NULL;
-  HfamImage host = frame_new (HFAM_FORMAT_RGBA, 333, 187, 0, TRUE, rand), dev;
+  HfamImage host = frame_new (HFAM_FORMAT_RGBA, 333, 187, 0, TRUE, FALSE, rand), dev;
   const int depth = options->pipeline_depth;
   HfamEdgeParams edges;
   char name[96];

@@ -328,11 +328,11 @@ make_element (void)
   GstElement *element = gst_element_factory_make ("hfammatte", NULL);
 
   fail_unless (element != NULL, "hfammatte not found on GST_PLUGIN_PATH");
-  /* each frame's own matte, as expect() computes it: the tests of smoothing and
-   * islands set them themselves */
+  /* each frame's own matte, as expect() computes it: the tests of smoothing,
+   * islands and letterbox set them themselves */
   g_object_set (element, "model", model_path (), "backend", 1,
       "inference-size", INFERENCE_SIZE, "n-threads", 1, "temporal-smoothing",
-      0.0, "islands", 0.0, NULL);
+      0.0, "islands", 0.0, "letterbox", FALSE, NULL);
   return element;
 }
 

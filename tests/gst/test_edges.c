@@ -1,6 +1,7 @@
-/* hfammatte's edge properties (refine, fill, key-black, key-white) and islands:
- * on every output format, what libhfam writes with the same edges and islands;
- * changeable while PLAYING; a key-white at or below key-black refused. */
+/* hfammatte's edge properties (refine, fill, key-black, key-white), islands and
+ * letterbox: on every output format, what libhfam writes with the same edges,
+ * islands and letterbox; changeable while PLAYING; a key-white at or below
+ * key-black refused. */
 #include "harness.h"
 
 #include <string.h>
@@ -138,51 +139,110 @@ GST_START_TEST (test_edges_every_format)
 
 GST_END_TEST;
 
-/* islands on every output format, the element's default and a change while
- * PLAYING. At the tests' 32 pixels the test model's matte is one region; at
- * 160 it has several. */
-GST_START_TEST (test_islands)
+/* A setting of HfamFrameParams as a property: step 0 turns it off in `params`
+ * alone (what the frame must change from), step 1 sets the element's default in
+ * both, step 2 changes it in both while PLAYING. */
+typedef void (*FrameSetting) (GstElement * element, HfamFrameParams * params,
+    guint step);
+
+/* `setting` on every output format on `in`: the element's default, then the
+ * change while PLAYING, each what libhfam writes with the same parameters. */
+static void
+check_frame_setting (GstBuffer * in, const GstVideoInfo * info,
+    FrameSetting setting, const gchar * what)
 {
-  const gint width = 160, height = 96;
-  HfamFrameParams params = {.long_side = width,.islands = HFAM_ISLANDS_DEFAULT };
-  GstVideoInfo info;
-  GstBuffer *in;
+  const gint width = GST_VIDEO_INFO_WIDTH (info);
+  const gint height = GST_VIDEO_INFO_HEIGHT (info);
   Engine engine;
 
   engine_open (&engine);
-  video_info (&info, GST_VIDEO_FORMAT_RGBA, width, height);
-  in = make_frame (&info, 7);
   for (guint i = 0; i < G_N_ELEMENTS (output_formats); i++) {
     const OutputFormat *of = &output_formats[i];
     GstElement *element = make_element ();
+    HfamFrameParams params = {.long_side = width }, off;
     HfamEdgeParams edges;
     GBytes *none;
     Rig rig;
 
     element_default_edges (&edges);
-    /* make_element keeps every island: back to the element's default */
-    g_object_set (element, "inference-size", width, "islands",
-        (gdouble) HFAM_ISLANDS_DEFAULT, NULL);
-    rig_start_format (&rig, element, of, &info);
-    params.islands = 0.0f;
-    none = libhfam_output_with (&engine, in, width, height, &params, &edges, of);
-    params.islands = HFAM_ISLANDS_DEFAULT;
+    g_object_set (element, "inference-size", width, NULL);
+    /* (make_element turns the setting off) */
+    setting (element, &params, 1);
+    rig_start_format (&rig, element, of, info);
+    off = params;
+    setting (NULL, &off, 0);
+    none = libhfam_output_with (&engine, in, width, height, &off, &edges, of);
     for (guint k = 0; k < 2; k++) {
       GBytes *want = libhfam_output_with (&engine, in, width, height, &params,
           &edges, of);
 
-      /* (the frame has islands to drop, or this would not test them) */
-      fail_if (g_bytes_equal (want, none), "no island dropped at %g",
-          params.islands);
+      /* (the frame has something for it to change, or this would not test it) */
+      fail_if (k == 0 && g_bytes_equal (want, none), "%s changed nothing",
+          what);
       expect_same_bytes (element_output (&rig, of, in, k), want, of->format);
-      g_object_set (element, "islands", 0.5, NULL);
-      params.islands = 0.5f;
+      setting (element, &params, 2);
     }
     g_bytes_unref (none);
     rig_stop (&rig);
   }
-  gst_buffer_unref (in);
   engine_close (&engine);
+}
+
+/* islands: the default, then 0.5. */
+static void
+islands_setting (GstElement * element, HfamFrameParams * params, guint step)
+{
+  params->islands = step == 0 ? 0.0f : step == 1 ? HFAM_ISLANDS_DEFAULT : 0.5f;
+  if (element)
+    g_object_set (element, "islands", (gdouble) params->islands, NULL);
+}
+
+/* letterbox: the default (on, which the property's spec must say), then off. */
+static void
+letterbox_setting (GstElement * element, HfamFrameParams * params, guint step)
+{
+  params->letterbox = step == 1;
+  if (element && step == 1)
+    fail_unless (G_PARAM_SPEC_BOOLEAN (g_object_class_find_property
+            (G_OBJECT_GET_CLASS (element), "letterbox"))->default_value);
+  if (element)
+    g_object_set (element, "letterbox", params->letterbox, NULL);
+}
+
+/* At the tests' 32 pixels the test model's matte is one region; at 160 it has
+ * several. */
+GST_START_TEST (test_islands)
+{
+  GstVideoInfo info;
+  GstBuffer *in;
+
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, 160, 96);
+  in = make_frame (&info, 7);
+  check_frame_setting (in, &info, islands_setting, "islands");
+  gst_buffer_unref (in);
+}
+
+GST_END_TEST;
+
+/* A frame with black bars of 16 rows above and below. */
+GST_START_TEST (test_letterbox)
+{
+  const gint bar = 16;
+  GstVideoInfo info;
+  GstMapInfo map;
+  GstBuffer *in;
+
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, 160, 96);
+  in = make_frame (&info, 9);
+  fail_unless (gst_buffer_map (in, &map, GST_MAP_WRITE));
+  for (gint y = 0; y < 96; y++)
+    if (y < bar || y >= 96 - bar)
+      for (gint x = 0; x < 160; x++)
+        memset (map.data + (gsize) y * GST_VIDEO_INFO_PLANE_STRIDE (&info, 0)
+            + (gsize) x * 4, 0, 3);
+  gst_buffer_unmap (in, &map);
+  check_frame_setting (in, &info, letterbox_setting, "letterbox");
+  gst_buffer_unref (in);
 }
 
 GST_END_TEST;
@@ -217,6 +277,7 @@ edges_tcase (void)
 
   tcase_add_test (tc, test_edges_every_format);
   tcase_add_test (tc, test_islands);
+  tcase_add_test (tc, test_letterbox);
   tcase_add_test (tc, test_key_levels_refused);
   return tc;
 }

@@ -144,6 +144,8 @@ with tempfile.TemporaryDirectory() as tmp:
         refuses([HFAM_MATTE, picture, "-o", out, "--refine", value], "--refine " + value)
     for value in ["-0.1", "1.5", "nan", "0.1x", ""]:
         refuses([HFAM_MATTE, picture, "-o", out, "--islands", value], "--islands " + value)
+    for value in ["yes", "ON", "1", ""]:
+        refuses([HFAM_MATTE, picture, "-o", out, "--letterbox", value], "--letterbox " + value)
     refuses([HFAM_MATTE, picture, "-o", out, "--rgba", "--fill", "alpha"], "--fill alpha")
     refuses([HFAM_MATTE, picture, "-o", out, "--fill", "foreground"], "--fill", "--rgba")
     refuses([HFAM_EVAL, "--model", "m", "--refine", "x", tmp, tmp], "--refine x")
@@ -163,7 +165,8 @@ with tempfile.TemporaryDirectory() as tmp:
                       ["--key-levels", "0.2,0.8"],
                       ["--rgba", "--fill", "foreground"],
                       ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"],
-                      ["--islands", "0"], ["--islands", "1"]):
+                      ["--islands", "0"], ["--islands", "1"],
+                      ["--letterbox", "off"], ["--letterbox", "on"]):
             r = subprocess.run([HFAM_MATTE, "--model", MODEL, "-b", "cpu", "--size", "32", *edges,
                                 picture, "-o", out], capture_output=True, text=True)
             if r.returncode != 0 or pngfile.png_size(out) != (12, 9):

@@ -109,6 +109,7 @@ cuda_free (HfamBackend *base)
   cudaFree (be->edge_matte);
   cudaFree (be->flow_scratch);
   cudaFree (be->islands_scratch);
+  cudaFree (be->bars_found);
   cudaFree (be->still);
   cudaFree (be->held);
   cudaFree (be->grey[0]);

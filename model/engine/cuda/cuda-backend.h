@@ -8,6 +8,7 @@
 #include "attention.cuh"
 #include "compensate.cuh"
 #include "foreground.cuh"
+#include "bars.cuh"
 #include "islands.cuh"
 #include "matte.cuh"
 #include "nhwc.cuh"
@@ -165,6 +166,13 @@ typedef struct {
   /* HfamFrameParams.islands: kernels/islands.cuh's scratch */
   void *islands_scratch;
   size_t islands_scratch_bytes;
+  /* HfamFrameParams.letterbox: the bars kernels/bars.cuh found (4 ints at the inference size,
+   * then 4 at the outputs' size), where kept_bars says the kept matte's were cleared, with
+   * bar_params */
+  int *bars_found;
+  size_t bars_found_bytes;
+  gboolean kept_bars;
+  HfamBarParams bar_params;
   HfamPreprocessParams grey_params;
   /* frames that follow the kept matte (HfamDeviceOps.follow): such a frame preprocessed at the
    * kept matte's size (fp32 NHWC, 3 channels), and its filters to that size (x, y) */

@@ -128,7 +128,8 @@ ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *wha
  * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
  * allocation of the planned size. */
 static gboolean
-keep_matte (CudaBackend *be, Slot *slot, const HfamIslandParams *islands, gboolean blend,
+keep_matte (CudaBackend *be, Slot *slot, const HfamBarParams *bars,
+            const HfamIslandParams *islands, gboolean blend,
             float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
             GError **error)
 {
@@ -139,19 +140,10 @@ keep_matte (CudaBackend *be, Slot *slot, const HfamIslandParams *islands, gboole
   const gboolean held_before = be->held_current;
 
   CUDA_TRY (cudaStreamWaitEvent (be->matte_stream, slot->frame_done, 0), "kept matte");
-  if (islands) {
-    if (!ensure_device_buffer (&be->islands_scratch, &be->islands_scratch_bytes,
-                               hfam_islands_scratch_bytes (be->width, be->height), "islands",
-                               error))
-      return FALSE;
-    CUDA_TRY (hfam_cuda_matte_drop_islands (alpha, be->width, be->height, islands,
-                                            be->islands_scratch, be->matte_stream),
-              "islands");
-  }
   be->kept_grey_valid = FALSE;
   be->holds = motion && smoothing > 0.0f;
   be->still_valid = be->held_current = FALSE;
-  if (motion) {
+  if (motion || bars) {
     const HfamNhwc input = value_nhwc (be, slot, be->base.graph->input);
     if (be->grey_bytes < sizeof (float) * plane) {
       /* every call waited for the matte stream: nothing reads the old ones */
@@ -167,6 +159,26 @@ keep_matte (CudaBackend *be, Slot *slot, const HfamIslandParams *islands, gboole
     /* the frame's grey into grey[1]; grey[0] is the kept matte's frame's */
     CUDA_TRY (hfam_cuda_motion_grey (&input, &be->grey_params, be->grey[1], be->matte_stream),
               "motion");
+  }
+  be->kept_bars = FALSE;
+  if (bars) {
+    if (!ensure_device_buffer ((void **) &be->bars_found, &be->bars_found_bytes,
+                               8 * sizeof (int), "letterbox", error))
+      return FALSE;
+    CUDA_TRY (hfam_cuda_matte_clear_bars (alpha, be->grey[1], be->width, be->height, bars,
+                                          be->bars_found, be->matte_stream),
+              "letterbox");
+    be->kept_bars = TRUE;
+    be->bar_params = *bars;
+  }
+  if (islands) {
+    if (!ensure_device_buffer (&be->islands_scratch, &be->islands_scratch_bytes,
+                               hfam_islands_scratch_bytes (be->width, be->height), "islands",
+                               error))
+      return FALSE;
+    CUDA_TRY (hfam_cuda_matte_drop_islands (alpha, be->width, be->height, islands,
+                                            be->islands_scratch, be->matte_stream),
+              "islands");
   }
   /* how far compensation moved each pixel: the flow scratch's first plane */
   const float *moved = NULL;
@@ -312,8 +324,28 @@ write_edge_outputs (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb 
   return TRUE;
 }
 
+/* Queues the outputs' clear over the frame's black bars on the matte stream: found from those
+ * cleared from the kept matte (widened over `frame`'s own where it is given) into the second
+ * half of bars_found. */
+static gboolean
+clear_frame_bars (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
+                  const HfamMatteImage *outputs, int n_outputs, GError **error)
+{
+  int *frame_bars = be->bars_found + 4;
+
+  CUDA_TRY (hfam_cuda_frame_find_bars (frame, yuv, be->bars_found, be->kept_width,
+                                       be->kept_height, outputs[0].width, outputs[0].height,
+                                       &be->bar_params, frame_bars, be->matte_stream),
+            "letterbox");
+  for (int i = 0; i < n_outputs; i++)
+    CUDA_TRY (hfam_cuda_matte_image_clear_bars (&outputs[i], frame_bars, be->matte_stream),
+              "letterbox");
+  return TRUE;
+}
+
 /* Queues the kept matte into the outputs on the matte stream, the colour formats with
- * `frame`'s colours. */
+ * `frame`'s colours, then their clear over the frame's black bars where the kept matte's were
+ * cleared. */
 static gboolean
 write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
             const HfamMatteImage *outputs, int n_outputs, const HfamDeviceEdges *edges,
@@ -337,13 +369,16 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
                  "refine: guided refinement reads the frame: pass it with the outputs");
     return FALSE;
   }
-  if ((colour || edges->refine) && !check_frame_memory (frame, error))
+  /* (the bars at the outputs' size widen over the frame's own where it is given) */
+  if ((colour || edges->refine || (frame && be->kept_bars))
+      && !check_frame_memory (frame, error))
     return FALSE;
   if (!plain)
     return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, outputs[0].width,
                             outputs[0].height, edges, error)
            && write_edge_outputs (be, frame, yuv ? yuv : &unused_yuv, outputs, n_outputs,
-                                  edges, error);
+                                  edges, error)
+           && (!be->kept_bars || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error));
   if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte", error)
       || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
                          error))
@@ -361,7 +396,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
       return FALSE;
     }
   }
-  return TRUE;
+  return !be->kept_bars || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error);
 }
 
 /* Waits for everything queued on the matte stream, after a failure too (nothing may still
@@ -380,7 +415,8 @@ finish_matte (CudaBackend *be, gboolean ok, const char *what, GError **error)
 }
 
 static gboolean
-cuda_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
+cuda_keep_matte (HfamBackend *base, const HfamBarParams *bars, const HfamIslandParams *islands,
+                 gboolean blend,
                  float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
                  GError **error)
 {
@@ -397,7 +433,7 @@ cuda_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean bl
   }
   /* the matte stream waits for the frame (unless queueing that failed: a dropped frame may
    * run on), so the slot is idle once it is done */
-  be->have_kept = finish_matte (be, keep_matte (be, slot, islands,
+  be->have_kept = finish_matte (be, keep_matte (be, slot, bars, islands,
                                                 blend && be->kept_width == be->width
                                                   && be->kept_height == be->height,
                                                 smoothing, motion, flow, error),

@@ -186,6 +186,12 @@ typedef enum {
 #define HFAM_ISLAND_FLOOR 0.05f
 #define HFAM_ISLANDS_DEFAULT 0.05f
 
+/* HfamFrameParams.letterbox: the grey value (0..1, at the inference size) at or under which a
+ * pixel of a row or column along the frame's edge is a black bar's (kernels/bars.h). Decoded
+ * video's black bars come out at 0 to 0.01; a row of a picture is rarely this dark
+ * throughout. */
+#define HFAM_BAR_BLACK 0.03f
+
 /* How one frame runs; NULL: the model's inference size, no smoothing. */
 typedef struct {
   int long_side;    /* the long side the network sees (the other a multiple of 32 too);
@@ -200,6 +206,9 @@ typedef struct {
   float islands;    /* 0..1: before that, the fresh matte's islands are dropped: regions of
                        pixels above HFAM_ISLAND_FLOOR (8-connected) whose alpha sums to less
                        than this share of the largest region's (kernels/islands.h); 0: none */
+  gboolean letterbox;  /* before the islands, the fresh matte is set to 0 over the black bars
+                          along the frame's edges (letterbox, pillarbox: kernels/bars.h, with
+                          HFAM_BAR_BLACK); FALSE: not */
 } HfamFrameParams;
 
 /* What is done to the matte and the fill at the frame's resolution, on every output written

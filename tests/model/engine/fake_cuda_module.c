@@ -7,10 +7,12 @@
  * Every backend holds two frame slots. A batch lane (HfamCudaBackendOptions.batch > 1) runs
  * queue_batch and queue_device_batch, and refuses to plan a width of FAKE_REFUSED_WIDTH (a
  * failing batch); a frames-only backend preprocesses, describes its slots (slice), keeps and
- * writes; any other backend runs its frames alone. Temporal smoothing: the plain blend, the
+ * writes; any other backend runs its frames alone. Black bars (at the inference size on
+ * keeping, at the frame's size on writing) and islands cleared by their CPU twins. Temporal smoothing: the plain blend, the
  * kept matte's grey plane kept where keep_matte is given `motion`, and follow moving the kept
  * matte with hfam_motion_compensate (the CPU twins of the CUDA ops). */
 #include "backend.h"
+#include "bars.h"
 #include "compensate.h"
 #include "islands.h"
 #include "temporal.h"
@@ -45,6 +47,8 @@ typedef struct {
   int kept_width, kept_height;
   float *kept_grey;            /* the kept matte's frame's grey plane, where valid */
   gboolean kept_grey_valid;
+  HfamBars kept_bars;          /* the black bars cleared from the kept matte, */
+  HfamBarParams bar_params;    /* found with these */
   HfamPreprocessParams grey_params;  /* what the device frames were normalised with */
 } Fake;
 
@@ -295,15 +299,22 @@ fake_queue_frame (HfamBackend *base, const HfamFrame *frame,
 }
 
 static gboolean
-fake_keep_matte (HfamBackend *base, const HfamIslandParams *islands, gboolean blend,
-                 float smoothing, const HfamMotionParams *motion, const HfamFlowParams *flow,
-                 GError **error)
+fake_keep_matte (HfamBackend *base, const HfamBarParams *bars, const HfamIslandParams *islands,
+                 gboolean blend, float smoothing, const HfamMotionParams *motion,
+                 const HfamFlowParams *flow, GError **error)
 {
   Fake *f = (Fake *) base;
   Slot *s = take_oldest (f, error);
 
   if (!s)
     return FALSE;
+  f->kept_bars = (HfamBars) { 0, 0, 0, 0 };
+  if (bars) {
+    g_autofree float *grey = g_new (float, plane (f));
+    hfam_motion_grey (s->input, f->width, f->height, &f->grey_params, grey);
+    hfam_matte_clear_bars (s->alpha, grey, f->width, f->height, bars, &f->kept_bars);
+    f->bar_params = *bars;
+  }
   if (islands) {
     g_autofree void *scratch = g_malloc (hfam_islands_scratch_bytes (f->width, f->height));
     hfam_matte_drop_islands (s->alpha, f->width, f->height, islands, scratch);
@@ -357,10 +368,16 @@ fake_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                   GError **error)
 {
   Fake *f = (Fake *) base;
+  const HfamBars *kb = &f->kept_bars;
+  HfamBars bars = { 0, 0, 0, 0 };
 
+  if (n_outputs > 0 && (kb->top || kb->bottom || kb->left || kb->right))
+    hfam_frame_find_bars (frame, yuv, kb, f->kept_width, f->kept_height, outputs[0].width,
+                          outputs[0].height, &f->bar_params, &bars);
   for (int i = 0; i < n_outputs; i++) {
     HfamMatteImage out = outputs[i];
-    if (hfam_matte_write (f->kept, f->kept_width, f->kept_height, frame, yuv, &out) != 0) {
+    if (hfam_matte_write (f->kept, f->kept_width, f->kept_height, frame, yuv, &out) != 0
+        || hfam_matte_image_clear_bars (&out, &bars) != 0) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "fake: output %d not written", i);
       return FALSE;
     }

@@ -15,7 +15,8 @@
  * plain blend.
  * And islands (HfamFrameParams.islands) dropped from the fresh matte of host and device frames
  * alike (kept.c with kernels/islands.c on the host; the stand-in's keep_matte with the same
- * twin on the device).
+ * twin on the device); and black bars along the frame's edges (HfamFrameParams.letterbox)
+ * cleared from it in both memories (kernels/bars.c).
  * Usage: test-device-batches GOLDEN_DIR FAKE_CUDA_MODULE */
 #include "engine-test.h"
 #include "hfam-internal.h"
@@ -256,23 +257,34 @@ person_and_flower (guint8 *pixels, HfamMemory memory)
   return image;
 }
 
+/* The key of the frame `draw` makes, in host [0] and device [1] memory, with `params` into
+ * `with` and with the model's inference size alone into `without`. */
 static void
-test_device_islands (void)
+with_and_without (HfamImage (*draw) (guint8 *pixels, HfamMemory memory),
+                  const HfamFrameParams *params, guint8 with[2][W * H],
+                  guint8 without[2][W * H])
 {
-  const HfamFrameParams dropping = { .long_side = W, .islands = 0.3f };
-  const HfamFrameParams keeping = { .long_side = W };
+  const HfamFrameParams plain = { .long_side = W };
   g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
   g_autoptr (GError) error = NULL;
   g_autoptr (HfamModel) model = hfam_model_load (path, &error);
   g_autofree guint8 *pixels = g_malloc (W * H * 4);
-  guint8 dropped[2][W * H], kept[2][W * H];
 
   g_assert_no_error (error);
   for (int m = 0; m < 2; m++) {
-    const HfamImage frame = person_and_flower (pixels, m ? HFAM_MEMORY_CUDA : HFAM_MEMORY_HOST);
-    alone (model, &frame, &dropping, dropped[m]);
-    alone (model, &frame, &keeping, kept[m]);
+    const HfamImage frame = draw (pixels, m ? HFAM_MEMORY_CUDA : HFAM_MEMORY_HOST);
+    alone (model, &frame, params, with[m]);
+    alone (model, &frame, &plain, without[m]);
   }
+}
+
+static void
+test_device_islands (void)
+{
+  const HfamFrameParams dropping = { .long_side = W, .islands = 0.3f };
+  guint8 dropped[2][W * H], kept[2][W * H];
+
+  with_and_without (person_and_flower, &dropping, dropped, kept);
   for (int i = 0; i < W * H; i++) {
     const int x = i % W, y = i / W;
     const gboolean flower = x >= 120 && x < 130 && y >= 30 && y < 38;
@@ -291,6 +303,49 @@ test_device_islands (void)
   }
 }
 
+/* A picture in a window box: black bars of TOP rows above and below, LEFT columns on the
+ * left; inside, the pattern of person_and_flower. */
+#define TOP 15
+#define LEFT 12
+
+static HfamImage
+window_boxed (guint8 *pixels, HfamMemory memory)
+{
+  HfamImage image = person_and_flower (pixels, memory);
+
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++)
+      if (y < TOP || y >= H - TOP || x < LEFT)
+        memset (pixels + ((size_t) y * W + x) * 4, 0, 3);
+  return image;
+}
+
+static void
+test_device_letterbox (void)
+{
+  const HfamFrameParams clearing = { .long_side = W, .letterbox = TRUE };
+  guint8 cleared[2][W * H], kept[2][W * H];
+
+  with_and_without (window_boxed, &clearing, cleared, kept);
+  for (int i = 0; i < W * H; i++) {
+    const int x = i % W, y = i / W;
+    /* cleared to the frame's own bar; two pixels inside a bar's edge mix bar and picture in
+     * the resizes */
+    const gboolean bar = y < TOP || y >= H - TOP || x < LEFT;
+    const gboolean picture = y >= TOP + 2 && y < H - TOP - 2 && x >= LEFT + 2;
+    g_assert_cmpint (ABS (cleared[1][i] - cleared[0][i]), <=, 1);
+    g_assert_cmpint (ABS (kept[1][i] - kept[0][i]), <=, 1);
+    if (bar) {
+      /* (the stand-in's network mattes black at about a fifth) */
+      g_assert_cmpint (kept[1][i], >, 20);
+      g_assert_cmpint (cleared[0][i], ==, 0);
+      g_assert_cmpint (cleared[1][i], ==, 0);
+    } else if (picture) {
+      g_assert_cmpint (cleared[1][i], ==, kept[1][i]);
+    }
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -301,5 +356,6 @@ main (int argc, char **argv)
   g_test_add_func ("/device-batches/members", test_device_batches);
   g_test_add_func ("/device-frames/follow", test_device_follow);
   g_test_add_func ("/device-frames/islands", test_device_islands);
+  g_test_add_func ("/device-frames/letterbox", test_device_letterbox);
   return g_test_run ();
 }
