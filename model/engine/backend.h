@@ -8,11 +8,11 @@
 #ifndef HFAM_BACKEND_H
 #define HFAM_BACKEND_H
 
+#include "bars.h"
 #include "compensate.h"
 #include "foreground.h"
 #include "frame.h"
 #include "graph.h"
-#include "bars.h"
 #include "islands.h"
 #include "refine.h"
 #include "temporal.h"

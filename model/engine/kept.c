@@ -1,7 +1,7 @@
 /* The kept matte on the host: a collected frame's fresh matte (its black bars cleared, its
  * islands dropped, then blended into the kept one by the frame's temporal method), and the
- * kept matte moved along the picture's motion. The device frames' twin of this is the backend's keep_matte
- * (backend.h). */
+ * kept matte moved along the picture's motion. The device frames' twin of this is the
+ * backend's keep_matte (backend.h). */
 #include "context.h"
 #include "hfam-internal.h"
 #include "bars.h"
