@@ -80,8 +80,6 @@ dark_pixel (const HfamFrame *frame, const HfamYuvToRgb *yuv, int x, int y, float
   float rgb[3];
 
   hfam_frame_pixel_rgb (frame, yuv, x, y, rgb);
-  for (int c = 0; c < 3; c++)
-    rgb[c] = rgb[c] < 0.0f ? 0.0f : rgb[c] > 255.0f ? 255.0f : rgb[c];
   return (rgb[0] + rgb[1] + rgb[2]) * (1.0f / 765.0f) <= black;
 }
 

@@ -93,15 +93,12 @@ constexpr int FIND_BLOCK = 1024;
 /* clear_image's blocks at most; each takes every so many rows. */
 constexpr unsigned MAX_CLEAR_BLOCKS = 4096;
 
-/* bars.c's dark_pixel: the clamp (a no-op after hfam_cuda_pixel_rgb's), then the sum and the
- * product rounded one at a time in the twin's order. */
+/* bars.c's dark_pixel: the sum and the product rounded one at a time in the twin's order. */
 __device__ bool
 dark_pixel (const HfamFrame &f, const HfamYuvToRgb &c, int x, int y, float black)
 {
   float rgb[3];
   hfam_cuda_pixel_rgb (f, c, x, y, rgb);
-  for (int k = 0; k < 3; k++)
-    rgb[k] = fminf (fmaxf (rgb[k], 0.0f), 255.0f);
   return __fmul_rn (__fadd_rn (__fadd_rn (rgb[0], rgb[1]), rgb[2]), 1.0f / 765.0f) <= black;
 }
 

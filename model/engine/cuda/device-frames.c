@@ -344,8 +344,7 @@ clear_frame_bars (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *y
 }
 
 /* Queues the kept matte into the outputs on the matte stream, the colour formats with
- * `frame`'s colours, then their clear over the frame's black bars where the kept matte's were
- * cleared. */
+ * `frame`'s colours. */
 static gboolean
 write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
             const HfamMatteImage *outputs, int n_outputs, const HfamDeviceEdges *edges,
@@ -377,8 +376,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
     return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, outputs[0].width,
                             outputs[0].height, edges, error)
            && write_edge_outputs (be, frame, yuv ? yuv : &unused_yuv, outputs, n_outputs,
-                                  edges, error)
-           && (!be->kept_bars || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error));
+                                  edges, error);
   if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte", error)
       || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
                          error))
@@ -396,7 +394,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
       return FALSE;
     }
   }
-  return !be->kept_bars || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error);
+  return TRUE;
 }
 
 /* Waits for everything queued on the matte stream, after a failure too (nothing may still
@@ -455,7 +453,11 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                  "cuda backend: no matte is kept: collect a device frame first");
     return FALSE;
   }
-  if (finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error),
+  /* the kept matte into the outputs, then their clear over the frame's black bars where the
+   * kept matte's were cleared */
+  if (finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error)
+                          && (!be->kept_bars || n_outputs == 0
+                              || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error)),
                     "matte", error))
     return TRUE;
   /* the held refinement was queued, not necessarily written: the next frame must not hold
