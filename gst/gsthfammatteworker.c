@@ -336,12 +336,16 @@ static gboolean
 gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
                               int inference_size, GError **error)
 {
+  const int par_n = GST_VIDEO_INFO_PAR_N (&worker->in_info);
+  const int par_d = GST_VIDEO_INFO_PAR_D (&worker->in_info);
   const HfamFrameParams params = {
     .long_side = inference_size,
     .smoothing = frame->smoothing,
     .temporal = frame->temporal,
     .islands = frame->islands,
     .letterbox = frame->letterbox,
+    /* the network sees the picture as shown (caps without one say 1/1) */
+    .pixel_aspect = par_n > 0 && par_d > 0 ? (float) par_n / par_d : 1.0f,
   };
   HfamImage image;
   gboolean ok, pushed;

@@ -308,7 +308,7 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
-  hfam_inference_dims (width, height, long_side, &inf_w, &inf_h);
+  hfam_inference_dims (width, height, 1.0f, long_side, &inf_w, &inf_h);
   rgba = g_malloc ((size_t) width * height * 4);
   fill = g_malloc ((size_t) width * height * 4);
   key = g_malloc ((size_t) width * height);

@@ -67,6 +67,32 @@ options_parse_letterbox (const char *text, gboolean *letterbox, GError **error)
   return TRUE;
 }
 
+gboolean
+options_parse_pixel_aspect (const char *text, float *pixel_aspect, GError **error)
+{
+  guint64 n, d;
+  char **parts;
+  gboolean ok;
+
+  *pixel_aspect = 0.0f;
+  if (!text)
+    return TRUE;
+  parts = g_strsplit (text, ":", 3);
+  ok = g_strv_length (parts) == 2
+       && g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT, &n, NULL)
+       && g_ascii_string_to_unsigned (parts[1], 10, 1, G_MAXINT, &d, NULL)
+       && (double) n / d >= HFAM_MIN_PIXEL_ASPECT && (double) n / d <= HFAM_MAX_PIXEL_ASPECT;
+  g_strfreev (parts);
+  if (!ok) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "--pixel-aspect %s: want N:D, whole numbers whose ratio is %g to %g", text,
+                 HFAM_MIN_PIXEL_ASPECT, HFAM_MAX_PIXEL_ASPECT);
+    return FALSE;
+  }
+  *pixel_aspect = (float) ((double) n / d);
+  return TRUE;
+}
+
 /* none, guided, or guided:RADIUS,EPS for the filter's window radius and regulariser. */
 static gboolean
 parse_refine (const char *text, HfamEdgeParams *edges)
@@ -164,6 +190,9 @@ options_add_engine (GOptionContext *context, OptionsEngine *engine)
     { "letterbox", 0, 0, G_OPTION_ARG_STRING, &engine->letterbox_text,
       "on (the default, as the element): the matte is 0 over black bars along the picture's "
       "edges; off: as the network made it there", "on|off" },
+    { "pixel-aspect", 0, 0, G_OPTION_ARG_STRING, &engine->pixel_aspect_text,
+      "The pictures' pixel aspect ratio, as a video's caps give it (1440x1080 HDV: 4:3); the "
+      "network sees them as shown (default 1:1, square)", "N:D" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -176,7 +205,7 @@ options_engine_given (const OptionsEngine *engine)
 {
   return engine->size_text || engine->budget_text || engine->backend_name
          || engine->precision_name || engine->refine_text || engine->islands_text
-         || engine->letterbox_text || engine->n_threads;
+         || engine->letterbox_text || engine->pixel_aspect_text || engine->n_threads;
 }
 
 gboolean
@@ -192,6 +221,7 @@ options_parse_engine (const OptionsEngine *engine, const char *fill, const char 
          && options_parse_size (engine->size_text, &frame->long_side, error)
          && options_parse_islands (engine->islands_text, &frame->islands, error)
          && options_parse_letterbox (engine->letterbox_text, &frame->letterbox, error)
+         && options_parse_pixel_aspect (engine->pixel_aspect_text, &frame->pixel_aspect, error)
          && options_parse_memory_budget (engine->budget_text, &options->memory_budget, error)
          && options_parse_edges (engine->refine_text, fill, key_levels, edges, error);
 }

@@ -31,11 +31,14 @@ gboolean options_parse_islands (const char *text, float *islands, GError **error
 /* --letterbox on|off (HfamFrameParams.letterbox); NULL: on, as the element. */
 gboolean options_parse_letterbox (const char *text, gboolean *letterbox, GError **error);
 
+/* --pixel-aspect N:D (HfamFrameParams.pixel_aspect); NULL: 0, square pixels. */
+gboolean options_parse_pixel_aspect (const char *text, float *pixel_aspect, GError **error);
+
 /* The engine options the tools share (--size, --memory-budget, --threads, --backend,
- * --precision, --refine, --islands, --letterbox), their text as given. */
+ * --precision, --refine, --islands, --letterbox, --pixel-aspect), their text as given. */
 typedef struct {
   char *size_text, *budget_text, *backend_name, *precision_name, *refine_text, *islands_text;
-  char *letterbox_text;
+  char *letterbox_text, *pixel_aspect_text;
   int n_threads;
 } OptionsEngine;
 
@@ -45,10 +48,10 @@ void options_add_engine (GOptionContext *context, OptionsEngine *engine);
 /* Whether any of them was given. */
 gboolean options_engine_given (const OptionsEngine *engine);
 
-/* Their values, each parsed as above: the inference long side, islands and letterbox into
- * `frame` (its other fields left as they are), the context's options (backend, precision,
- * threads, memory budget), and the edges with the tool's own --fill and --key-levels (NULL
- * where it has none). */
+/* Their values, each parsed as above: the inference long side, islands, letterbox and pixel
+ * aspect into `frame` (its other fields left as they are), the context's options (backend,
+ * precision, threads, memory budget), and the edges with the tool's own --fill and
+ * --key-levels (NULL where it has none). */
 gboolean options_parse_engine (const OptionsEngine *engine, const char *fill,
                                const char *key_levels, HfamFrameParams *frame,
                                HfamOptions *options, HfamEdgeParams *edges, GError **error);

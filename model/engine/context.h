@@ -30,6 +30,7 @@ typedef struct {
   int frame_width, frame_height;  /* the frame's own size; 0 for a submitted tensor */
   HfamMemory memory;              /* where the frame, and so its matte, are */
   int long_side;                  /* the long side it runs at */
+  float pixel_aspect;             /* its HfamFrameParams.pixel_aspect, 1 for 0 */
   float smoothing;                /* its HfamFrameParams.smoothing */
   HfamTemporal temporal;          /* and .temporal */
   float islands;                  /* and .islands */
@@ -72,6 +73,7 @@ typedef struct {
   gboolean valid;
   HfamMemory memory;
   int long_side;           /* the long side its frame ran at */
+  float pixel_aspect;      /* and the pixel aspect */
   int width, height;       /* its inference size */
   HfamKeptBuffers buffers;
   /* the rest describes the buffers of a host frame's matte */

@@ -228,6 +228,14 @@ check_params (const HfamFrameParams *params, const char *what, GError **error)
                  params->islands);
     return FALSE;
   }
+  if (params && params->pixel_aspect != 0.0f
+      && !(params->pixel_aspect >= HFAM_MIN_PIXEL_ASPECT
+           && params->pixel_aspect <= HFAM_MAX_PIXEL_ASPECT)) {
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                 "%s: pixel aspect %g: want %g..%g (or 0 for square pixels)", what,
+                 params->pixel_aspect, HFAM_MIN_PIXEL_ASPECT, HFAM_MAX_PIXEL_ASPECT);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -278,6 +286,7 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     .memory = frame->memory,
     .long_side = params && params->long_side > 0 ? params->long_side
                                                  : ctx->model->hp.inference_size,
+    .pixel_aspect = params && params->pixel_aspect > 0.0f ? params->pixel_aspect : 1.0f,
     .smoothing = params ? params->smoothing : 0.0f,
     .temporal = params ? params->temporal : HFAM_TEMPORAL_BLEND,
     .islands = params ? params->islands : 0.0f,
@@ -285,7 +294,8 @@ pending_of (const HfamContext *ctx, const HfamImage *frame, const HfamFrameParam
     .fused_only = TRUE,
   };
 
-  hfam_inference_dims (frame->width, frame->height, pending.long_side, width, height);
+  hfam_inference_dims (frame->width, frame->height, pending.pixel_aspect, pending.long_side,
+                       width, height);
   return pending;
 }
 
@@ -683,8 +693,8 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
 
   if (!check_device_backend (ctx, what, error))
     return FALSE;
-  hfam_inference_dims (collected.frame_width, collected.frame_height, collected.long_side,
-                       &width, &height);
+  hfam_inference_dims (collected.frame_width, collected.frame_height, collected.pixel_aspect,
+                       collected.long_side, &width, &height);
   blend = collected.smoothing > 0.0f && kept->valid && kept->memory == HFAM_MEMORY_CUDA
           && kept->width == width && kept->height == height;
   HfamMotionParams motion;
@@ -711,7 +721,9 @@ collect_device (HfamContext *ctx, const HfamImage *frame, const HfamImage *outpu
   ok = ok && write_device_outputs (ctx, frame, width, height, outputs, n_outputs, TRUE, error);
   /* (the host buffers stay for the next host frame) */
   *kept = (HfamKeptMatte) { .valid = kept_ok, .memory = HFAM_MEMORY_CUDA,
-                            .long_side = collected.long_side, .width = width, .height = height,
+                            .long_side = collected.long_side,
+                            .pixel_aspect = collected.pixel_aspect, .width = width,
+                            .height = height,
                             .compensates = collected.temporal == HFAM_TEMPORAL_COMPENSATED,
                             .buffers = kept->buffers };
   return ok;
@@ -811,12 +823,14 @@ check_kept_for (HfamContext *ctx, const HfamImage *shape, const char *what, GErr
                  shape->memory == HFAM_MEMORY_CUDA ? "device" : "host");
     return FALSE;
   }
-  hfam_inference_dims (shape->width, shape->height, kept->long_side, &width, &height);
+  hfam_inference_dims (shape->width, shape->height, kept->pixel_aspect, kept->long_side, &width,
+                       &height);
   if (width != kept->width || height != kept->height) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: a %dx%d frame runs at %dx%d (long side %d), the kept matte is %dx%d: it "
-                 "belongs to a frame of another shape", what, shape->width, shape->height,
-                 width, height, kept->long_side, kept->width, kept->height);
+                 "%s: a %dx%d frame runs at %dx%d (long side %d, pixel aspect %g), the kept "
+                 "matte is %dx%d: it belongs to a frame of another shape", what, shape->width,
+                 shape->height, width, height, kept->long_side, kept->pixel_aspect,
+                 kept->width, kept->height);
     return FALSE;
   }
   return TRUE;

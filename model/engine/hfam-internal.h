@@ -29,8 +29,11 @@ void hfam_motion_params_init (HfamMotionParams *p, float smoothing);
 /* HFAM_TEMPORAL_COMPENSATED's flow parameters (kernels/compensate.h): hfam.h's HFAM_FLOW_*. */
 void hfam_flow_params_init (HfamFlowParams *p);
 
-/* Inference size for a frame (model/README.md): long side `long_side`, multiples of 32. */
-void hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h);
+/* Inference size for a frame (model/README.md): the picture as shown (its width times
+ * `pixel_aspect`, HfamFrameParams'; <= 0: 1) scaled to long side `long_side`, each side
+ * rounded to a multiple of 32. */
+void hfam_inference_dims (int frame_w, int frame_h, float pixel_aspect, int long_side,
+                          int *inf_w, int *inf_h);
 
 /* The network on an already normalised input tensor (3 planes, NCHW, N = 1) whose width and
  * height are multiples of 32; outputs at the same size. */

@@ -478,17 +478,20 @@ hfam_context_backend_name (const HfamContext *ctx)
 /* One side: in double precision and clamped before it becomes an int, so that no argument
  * overflows it (the API refuses sides and long sides out of range before this). */
 static int
-inference_side (int side, double scale)
+inference_side (double side, double scale)
 {
   const double rounded = 32.0 * round (side * scale / 32.0);
   return (int) CLAMP (rounded, 32.0, (double) (G_MAXINT / 32 * 32));
 }
 
 void
-hfam_inference_dims (int frame_w, int frame_h, int long_side, int *inf_w, int *inf_h)
+hfam_inference_dims (int frame_w, int frame_h, float pixel_aspect, int long_side, int *inf_w,
+                     int *inf_h)
 {
-  const double scale = (double) MAX (long_side, 1) / MAX (MAX (frame_w, frame_h), 1);
-  *inf_w = inference_side (frame_w, scale);
+  /* the picture as it is shown: its pixels' width times their aspect */
+  const double shown_w = (double) frame_w * (pixel_aspect > 0.0f ? pixel_aspect : 1.0f);
+  const double scale = (double) MAX (long_side, 1) / MAX (MAX (shown_w, frame_h), 1.0);
+  *inf_w = inference_side (shown_w, scale);
   *inf_h = inference_side (frame_h, scale);
 }
 

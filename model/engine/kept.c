@@ -149,6 +149,7 @@ hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collecte
   kept->valid = TRUE;
   kept->memory = HFAM_MEMORY_HOST;
   kept->long_side = collected->long_side;
+  kept->pixel_aspect = collected->pixel_aspect;
   kept->width = ctx->width;
   kept->height = ctx->height;
   kept->resized_width = kept->resized_height = 0;

@@ -288,7 +288,7 @@ case_init (Case *c, HfamContext *cpu, const HfamModel *model, HfamFrameFormat fo
                         format == HFAM_FRAME_NV12 ? HFAM_RANGE_LIMITED : HFAM_RANGE_FULL);
   hfam_model_preprocess_params (model, &params);
   params.yuv = c->yuv;
-  hfam_inference_dims (w, h, hfam_model_hparams (model)->inference_size, &c->inf_w,
+  hfam_inference_dims (w, h, 1.0f, hfam_model_hparams (model)->inference_size, &c->inf_w,
                        &c->inf_h);
   plane = (size_t) c->inf_w * c->inf_h;
   input = g_new (float, 3 * plane);

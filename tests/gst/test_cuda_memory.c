@@ -224,7 +224,7 @@ twin_key_nv12 (Engine * engine, const GstVideoInfo * info, GstBuffer * frame)
   fail_unless (gst_video_frame_map (&mapped, info, frame, GST_MAP_READ));
   hfam_model_preprocess_params (engine->model, &params);
   host = host_nv12 (info, &mapped, &params.yuv);
-  hfam_inference_dims (width, height, INFERENCE_SIZE, &inf_w, &inf_h);
+  hfam_inference_dims (width, height, 1.0f, INFERENCE_SIZE, &inf_w, &inf_h);
   input = g_new (float, 3 * (gsize) inf_w * inf_h);
   alpha = g_new (float, (gsize) inf_w * inf_h);
   fail_unless_equals_int (hfam_frame_preprocess (&host, &params, input, inf_w,

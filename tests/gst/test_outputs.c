@@ -88,6 +88,57 @@ GST_START_TEST (test_odd_sizes)
 
 GST_END_TEST;
 
+/* Non-square pixels (the caps' pixel-aspect-ratio): the network sees the
+ * picture as shown, a 40x40 frame of 2:1 pixels at 64x32, of 1:2 pixels at
+ * 32x64, where square ones would run at 64x64. */
+GST_START_TEST (test_pixel_aspect)
+{
+  const gint aspects[][2] = { {2, 1}, {1, 2} };
+  Engine engine;
+
+  engine_open (&engine);
+  for (guint i = 0; i < G_N_ELEMENTS (aspects); i++) {
+    GstElement *element = make_element ();
+    GstVideoInfo info, square;
+    GstBuffer *frame, *out;
+    Expected shown = { 0 }, as_square = { 0 };
+    float largest = 0.0f;
+    Rig rig;
+
+    g_object_set (element, "inference-size", 64, NULL);
+    video_info (&info, GST_VIDEO_FORMAT_I420, 40, 40);
+    GST_VIDEO_INFO_PAR_N (&info) = aspects[i][0];
+    GST_VIDEO_INFO_PAR_D (&info) = aspects[i][1];
+    frame = make_frame (&info, 11);
+    rig_start (&rig, element, TRUE, TRUE);
+    rig_set_format (&rig, &info);
+    expect_at (&engine, &info, frame, 64, &shown);
+    fail_unless_equals_int (rig_push (&rig, gst_buffer_ref (frame), 0),
+        GST_FLOW_OK);
+    out = gst_harness_pull (rig.fill);
+    check_fill (rig.fill, out, &shown, shown.matte, FALSE);
+    gst_buffer_unref (out);
+    out = gst_harness_pull (rig.key);
+    check_key (rig.key, out, shown.matte, 0);
+    gst_buffer_unref (out);
+    rig_stop (&rig);
+
+    /* (so the checks above fail when the element ignores the aspect) */
+    square = info;
+    GST_VIDEO_INFO_PAR_N (&square) = GST_VIDEO_INFO_PAR_D (&square) = 1;
+    expect_at (&engine, &square, frame, 64, &as_square);
+    for (gint p = 0; p < 40 * 40; p++)
+      largest = MAX (largest, fabsf (shown.matte[p] - as_square.matte[p]));
+    fail_unless (largest > 2.0f / 255, "%g", largest);
+    expected_clear (&as_square);
+    expected_clear (&shown);
+    gst_buffer_unref (frame);
+  }
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 /* Colorimetry decides the RGB the network sees: the same bytes read as BT.601
  * and as BT.709 give different colour, each as GstVideoConverter makes it. */
 GST_START_TEST (test_colorimetry)
@@ -241,6 +292,7 @@ outputs_tcase (void)
   tcase_add_test (tc, test_rgba_equals_libhfam);
   tcase_add_test (tc, test_premultiplied);
   tcase_add_test (tc, test_odd_sizes);
+  tcase_add_test (tc, test_pixel_aspect);
   tcase_add_test (tc, test_colorimetry);
   tcase_add_test (tc, test_timestamps_and_flags);
   tcase_add_test (tc, test_events_reach_both_pads);

@@ -146,6 +146,9 @@ with tempfile.TemporaryDirectory() as tmp:
         refuses([HFAM_MATTE, picture, "-o", out, "--islands", value], "--islands " + value)
     for value in ["yes", "ON", "1", ""]:
         refuses([HFAM_MATTE, picture, "-o", out, "--letterbox", value], "--letterbox " + value)
+    for value in ["4/3", "4:0", "0:3", "-4:3", "17:1", "1:17", "4:3:1", "1.5", "x:3", ""]:
+        refuses([HFAM_MATTE, picture, "-o", out, "--pixel-aspect", value],
+                "--pixel-aspect " + value)
     refuses([HFAM_MATTE, picture, "-o", out, "--rgba", "--fill", "alpha"], "--fill alpha")
     refuses([HFAM_MATTE, picture, "-o", out, "--fill", "foreground"], "--fill", "--rgba")
     refuses([HFAM_EVAL, "--model", "m", "--refine", "x", tmp, tmp], "--refine x")
@@ -166,7 +169,8 @@ with tempfile.TemporaryDirectory() as tmp:
                       ["--rgba", "--fill", "foreground"],
                       ["--rgba", "--fill", "frame", "--refine", "guided", "--key-levels", "0,0.5"],
                       ["--islands", "0"], ["--islands", "1"],
-                      ["--letterbox", "off"], ["--letterbox", "on"]):
+                      ["--letterbox", "off"], ["--letterbox", "on"],
+                      ["--pixel-aspect", "4:3"], ["--pixel-aspect", "1:16"]):
             r = subprocess.run([HFAM_MATTE, "--model", MODEL, "-b", "cpu", "--size", "32", *edges,
                                 picture, "-o", out], capture_output=True, text=True)
             if r.returncode != 0 or pngfile.png_size(out) != (12, 9):

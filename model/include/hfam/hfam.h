@@ -209,7 +209,15 @@ typedef struct {
   gboolean letterbox;  /* before the islands, the fresh matte is set to 0 over the black bars
                           along the frame's edges (letterbox, pillarbox: kernels/bars.h, with
                           HFAM_BAR_BLACK); FALSE: not */
+  float pixel_aspect;  /* the frame's pixels' width over their height (a video's pixel aspect
+                          ratio: 4/3 for 1440x1080 HDV shown at 16:9); 0: 1, square. The
+                          network sees the picture as it is shown, `long_side` its shown long
+                          side: a person squeezed by anamorphic pixels is one it was not
+                          trained on. HFAM_MIN_PIXEL_ASPECT .. HFAM_MAX_PIXEL_ASPECT */
 } HfamFrameParams;
+
+#define HFAM_MIN_PIXEL_ASPECT 0.0625f
+#define HFAM_MAX_PIXEL_ASPECT 16.0f
 
 /* What is done to the matte and the fill at the frame's resolution, on every output written
  * from then on (hfam_context_set_edges): the edges of kernels/refine.h and foreground.h. */

@@ -256,14 +256,14 @@ test_bounds (void)
   expect_argument_error (hfam_context_write_kept (ctx, &wide, NULL, 0, &error), &error,
                          "2147483647x45", "32768");
 
-  hfam_inference_dims (1, 1, G_MAXINT, &w, &h);
+  hfam_inference_dims (1, 1, 1.0f, G_MAXINT, &w, &h);
   g_assert_cmpint (w, >=, 32);
   g_assert_cmpint (w % 32, ==, 0);
   g_assert_cmpint (w, ==, h);
-  hfam_inference_dims (G_MAXINT, 1, G_MAXINT, &w, &h);
+  hfam_inference_dims (G_MAXINT, 1, 1.0f, G_MAXINT, &w, &h);
   g_assert_cmpint (w, >, 0);
   g_assert_cmpint (h, ==, 32);
-  hfam_inference_dims (HFAM_MAX_FRAME_SIDE, 1, HFAM_MAX_LONG_SIDE, &w, &h);
+  hfam_inference_dims (HFAM_MAX_FRAME_SIDE, 1, 1.0f, HFAM_MAX_LONG_SIDE, &w, &h);
   g_assert_cmpint (w, ==, HFAM_MAX_LONG_SIDE);
   g_assert_cmpint (h, ==, 32);
 

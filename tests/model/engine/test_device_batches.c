@@ -16,7 +16,8 @@
  * And islands (HfamFrameParams.islands) dropped from the fresh matte of host and device frames
  * alike (kept.c with kernels/islands.c on the host; the stand-in's keep_matte with the same
  * twin on the device); and black bars along the frame's edges (HfamFrameParams.letterbox)
- * cleared from it in both memories (kernels/bars.c).
+ * cleared from it in both memories (kernels/bars.c); and frames of non-square pixels run at the
+ * shown picture's inference size in both.
  * Usage: test-device-batches GOLDEN_DIR FAKE_CUDA_MODULE */
 #include "engine-test.h"
 #include "hfam-internal.h"
@@ -346,6 +347,44 @@ test_device_letterbox (void)
   }
 }
 
+/* Non-square pixels: a frame of 2:1 pixels runs at the shown picture's 160x32 in both
+ * memories, alike, and not as square pixels' 160x96 would. */
+static void
+test_device_pixel_aspect (void)
+{
+  const HfamFrameParams shown = { .long_side = W, .pixel_aspect = 2.0f };
+  guint8 wide[2][W * H], square[2][W * H];
+  int largest = 0;
+
+  with_and_without (person_and_flower, &shown, wide, square);
+  for (int i = 0; i < W * H; i++) {
+    g_assert_cmpint (ABS (wide[1][i] - wide[0][i]), <=, 1);
+    largest = MAX (largest, ABS (wide[1][i] - square[1][i]));
+  }
+  /* (the person's edges, resized from 32 rows instead of 96) */
+  g_assert_cmpint (largest, >, 20);
+
+  /* the kept device matte stands for the next frame of that shape */
+  {
+    const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .pipeline_depth = 1 };
+    g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+    g_autoptr (GError) error = NULL;
+    g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+    g_autoptr (HfamContext) ctx = hfam_context_new (model, &options, NULL, &error);
+    g_autofree guint8 *pixels = g_malloc (W * H * 4);
+    const HfamImage frame = person_and_flower (pixels, HFAM_MEMORY_CUDA);
+    guint8 again[W * H];
+    const HfamImage key = key_of (again, HFAM_MEMORY_CUDA);
+
+    g_assert_no_error (error);
+    g_assert_true (hfam_context_run (ctx, &frame, &shown, &key, 1, &error));
+    memset (again, 0, sizeof again);
+    g_assert_true (hfam_context_write_kept (ctx, &frame, &key, 1, &error));
+    g_assert_no_error (error);
+    g_assert_cmpmem (again, W * H, wide[1], W * H);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -357,5 +396,6 @@ main (int argc, char **argv)
   g_test_add_func ("/device-frames/follow", test_device_follow);
   g_test_add_func ("/device-frames/islands", test_device_islands);
   g_test_add_func ("/device-frames/letterbox", test_device_letterbox);
+  g_test_add_func ("/device-frames/pixel-aspect", test_device_pixel_aspect);
   return g_test_run ();
 }

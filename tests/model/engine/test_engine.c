@@ -292,10 +292,10 @@ test_odd_frames (void)
   g_assert_no_error (error);
   ctx = cpu_context (model, 1, &error);
   g_assert_no_error (error);
-  hfam_inference_dims (1920, 1080, 512, &w, &h);
+  hfam_inference_dims (1920, 1080, 1.0f, 512, &w, &h);
   g_assert_cmpint (w, ==, 512);
   g_assert_cmpint (h, ==, 288);
-  hfam_inference_dims (4097, 31, 512, &w, &h);
+  hfam_inference_dims (4097, 31, 1.0f, 512, &w, &h);
   g_assert_cmpint (w, ==, 512);
   g_assert_cmpint (h, ==, 32);
   run_frame (ctx, 1, 1, HFAM_FORMAT_RGB, 3);
@@ -790,7 +790,7 @@ test_yuv_frames (void)
     HfamOutputs out;
 
     /* the oracle: kernels/frame.c's conversion, the network on the tensor, the resize */
-    hfam_inference_dims (W, H, 64, &iw, &ih);
+    hfam_inference_dims (W, H, 1.0f, 64, &iw, &ih);
     input = g_new (float, 3 * iw * ih);
     fused = g_new (float, iw * ih);
     out = (HfamOutputs) { .fused = fused };
@@ -808,6 +808,82 @@ test_yuv_frames (void)
     bt709.yuv_matrix = HFAM_YUV_BT709;
     g_assert_true (run_matte (ctx, &bt709, 64, got, &error));
     g_assert_cmpfloat (max_abs_diff (got, bt601, W * H), >, 1e-4);
+  }
+}
+
+/* ---- non-square pixels: the network sees the picture as it is shown ---- */
+
+static void
+test_pixel_aspect (void)
+{
+  enum { W = 48, H = 64, LONG = 64 };
+  static const float refused[] = { -1.0f, 0.05f, 17.0f, NAN };
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autoptr (HfamContext) ctx = NULL;
+  guint8 rgb[W * H * 3];
+  float got[W * H], want[W * H], square[W * H];
+  const HfamImage frame = packed_image (rgb, W, H, 3, HFAM_FORMAT_RGB);
+  const HfamImage matte = float_matte (got, W, H);
+  const HfamFrameParams params = { .long_side = LONG, .pixel_aspect = 2.0f };
+  const HfamFrame k = { .planes = { rgb }, .strides = { W * 3 }, .width = W, .height = H,
+                        .format = HFAM_FRAME_RGB };
+  HfamPreprocessParams pre;
+  int iw, ih;
+
+  /* 1440x1080 HDV and 720x576 PAL 16:9 are shown at 16:9; 0 is square */
+  hfam_inference_dims (1440, 1080, 4.0f / 3.0f, 512, &iw, &ih);
+  g_assert_cmpint (iw, ==, 512);
+  g_assert_cmpint (ih, ==, 288);
+  hfam_inference_dims (720, 576, 64.0f / 45.0f, 512, &iw, &ih);
+  g_assert_cmpint (iw, ==, 512);
+  g_assert_cmpint (ih, ==, 288);
+  hfam_inference_dims (1080, 1080, 0.5f, 512, &iw, &ih);
+  g_assert_cmpint (iw, ==, 256);
+  g_assert_cmpint (ih, ==, 512);
+  hfam_inference_dims (1920, 1080, 0.0f, 512, &iw, &ih);
+  g_assert_cmpint (iw, ==, 512);
+  g_assert_cmpint (ih, ==, 288);
+
+  g_assert_no_error (error);
+  ctx = cpu_context (model, 1, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < W * H * 3; i++)
+    rgb[i] = (guint8) ((i * 7 + (i / (3 * W)) * 13) % 251);
+
+  /* the oracle: the frame preprocessed at the shown picture's inference size, 64x32 */
+  hfam_inference_dims (W, H, params.pixel_aspect, LONG, &iw, &ih);
+  g_assert_cmpint (iw, ==, 64);
+  g_assert_cmpint (ih, ==, 32);
+  {
+    g_autofree float *input = g_new (float, 3 * iw * ih), *fused = g_new (float, iw * ih);
+    HfamOutputs out = { .fused = fused };
+
+    hfam_model_preprocess_params (model, &pre);
+    g_assert_cmpint (hfam_frame_preprocess (&k, &pre, input, iw, ih), ==, 0);
+    g_assert_true (hfam_context_run_tensor (ctx, input, iw, ih, &out, &error));
+    g_assert_cmpint (hfam_resize_plane (fused, iw, ih, iw, want, W, H, W), ==, 0);
+  }
+  g_assert_true (hfam_context_run (ctx, &frame, &params, &matte, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_abs_diff (got, want, W * H), <=, 1e-6);
+  /* the kept matte stands for the next frame of that shape: at 64x32, not a square's 64x64 */
+  memset (got, 0, sizeof got);
+  g_assert_true (hfam_context_write_kept (ctx, &frame, &matte, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (max_abs_diff (got, want, W * H), <=, 1e-6);
+  /* square pixels run at 64x64: another matte */
+  g_assert_true (run_matte (ctx, &frame, LONG, square, &error));
+  g_assert_cmpfloat (max_abs_diff (square, want, W * H), >, 1e-4);
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++) {
+    const HfamFrameParams bad = { .long_side = LONG, .pixel_aspect = refused[i] };
+
+    g_assert_false (hfam_context_run (ctx, &frame, &bad, &matte, 1, &error));
+    g_assert_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT);
+    g_assert_nonnull (strstr (error->message, "pixel aspect"));
+    g_clear_error (&error);
   }
 }
 
@@ -905,6 +981,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/avx512-from-isa-mask", test_avx512_from_isa_mask);
   g_test_add_func ("/engine/kept-matte", test_kept_matte);
   g_test_add_func ("/engine/yuv-frames", test_yuv_frames);
+  g_test_add_func ("/engine/pixel-aspect", test_pixel_aspect);
   g_test_add_func ("/engine/edges", test_edges);
   g_test_add_data_func ("/engine/lane-order/tiny", "tiny_64x64", test_lane_order);
   g_test_add_data_func ("/engine/lane-order/r18", "r18_64x64", test_lane_order);
