@@ -11,6 +11,12 @@ GST_DEBUG_CATEGORY_EXTERN (gst_hfam_matte_debug);
 
 struct _GstHfamMatteWorker {
   HfamContext *ctx;
+  /* interlaced input (interleaved or mixed) runs field by field, each field a picture of half
+   * the height: the top fields on `ctx`, the bottom ones on `bottom_ctx` (made when such caps
+   * first arrive), so that the network sees no combing where the picture moves, and each
+   * field's key follows that field's own picture */
+  HfamContext *bottom_ctx;
+  gboolean fields;
   guint n_threads;
 
   GstVideoInfo in_info;
@@ -104,6 +110,7 @@ gst_hfam_matte_worker_free (GstHfamMatteWorker *worker)
   gst_hfam_matte_worker_clear_input (worker);
   pushed = gst_hfam_matte_worker_enter (worker);
   hfam_context_free (worker->ctx);
+  g_clear_pointer (&worker->bottom_ctx, hfam_context_free);
   gst_hfam_matte_worker_leave (pushed);
 #ifdef HFAM_HAVE_GST_CUDA
   gst_clear_object (&worker->cuda_context);
@@ -125,6 +132,67 @@ int
 gst_hfam_matte_worker_depth (const GstHfamMatteWorker *worker)
 {
   return hfam_context_pipeline_depth (worker->ctx);
+}
+
+/* The contexts the input runs on: `ctx` alone, or with fields the top's and the bottom's. */
+static int
+gst_hfam_matte_worker_n_contexts (const GstHfamMatteWorker *worker)
+{
+  return worker->fields ? 2 : 1;
+}
+
+static HfamContext *
+gst_hfam_matte_worker_context (const GstHfamMatteWorker *worker, int field)
+{
+  return field ? worker->bottom_ctx : worker->ctx;
+}
+
+/* Field `field` (0: top, 1: bottom) of a host image in a packed layout (the frame's RGB
+ * layout, or an output): every other row from row `field`; without fields, the image. */
+static HfamImage
+gst_hfam_matte_worker_field (const GstHfamMatteWorker *worker, const HfamImage *image,
+                             int field)
+{
+  HfamImage half = *image;
+
+  if (worker->fields) {
+    half.planes[0] += (gsize) field * image->strides[0];
+    half.strides[0] *= 2;
+    half.height = (image->height + 1 - field) / 2;
+  }
+  return half;
+}
+
+/* A call's colours (NULL: none) and outputs (fill and key at most) as field `field` sees
+ * them. */
+typedef struct {
+  HfamImage colours;
+  HfamImage outputs[2];
+} GstHfamMatteWorkerViews;
+
+static const HfamImage *
+gst_hfam_matte_worker_views (const GstHfamMatteWorker *worker, const HfamImage *colours,
+                             const HfamImage *outputs, int n_outputs, int field,
+                             GstHfamMatteWorkerViews *views)
+{
+  g_assert (n_outputs <= 2);
+  for (int i = 0; i < n_outputs; i++)
+    views->outputs[i] = gst_hfam_matte_worker_field (worker, &outputs[i], field);
+  if (!colours)
+    return NULL;
+  views->colours = gst_hfam_matte_worker_field (worker, colours, field);
+  return &views->colours;
+}
+
+/* Whether `info` runs field by field: interlaced rows of two instants in each frame. */
+static gboolean
+gst_hfam_matte_worker_interlaced (const GstVideoInfo *info)
+{
+  const GstVideoInterlaceMode mode = GST_VIDEO_INFO_INTERLACE_MODE (info);
+
+  return (mode == GST_VIDEO_INTERLACE_MODE_INTERLEAVED
+          || mode == GST_VIDEO_INTERLACE_MODE_MIXED)
+         && GST_VIDEO_INFO_HEIGHT (info) >= 2;
 }
 
 /* The layout libhfam reads `format` in, if it reads it as it is. */
@@ -206,6 +274,23 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
 
   gst_hfam_matte_worker_clear_input (worker);
   worker->in_info = *info;
+  worker->fields = FALSE;
+  if (gst_hfam_matte_worker_interlaced (info)) {
+    GError *error = NULL;
+    gboolean pushed;
+
+    if (!worker->bottom_ctx) {
+      pushed = gst_hfam_matte_worker_enter (worker);
+      worker->bottom_ctx = hfam_context_new_sibling (worker->ctx, &error);
+      gst_hfam_matte_worker_leave (pushed);
+    }
+    if (!worker->bottom_ctx) {
+      GST_WARNING ("no context for the bottom fields (%s): the frames run woven",
+                   error->message);
+      g_clear_error (&error);
+    }
+    worker->fields = worker->bottom_ctx != NULL;
+  }
   worker->read_as_is = gst_hfam_matte_worker_format (GST_VIDEO_INFO_FORMAT (info),
                                                      &worker->format);
   worker->direct = worker->read_as_is && worker->format <= HFAM_FORMAT_BGRA;
@@ -233,7 +318,7 @@ gst_hfam_matte_worker_set_input (GstHfamMatteWorker *worker, const GstVideoInfo 
     }
   }
 #ifdef HFAM_HAVE_GST_CUDA
-  worker->device_format = cuda_memory && worker->cuda_context
+  worker->device_format = cuda_memory && worker->cuda_context && !worker->fields
       && hfam_context_device_frames (worker->ctx)
       && gst_hfam_matte_worker_device_format (worker);
 #endif
@@ -348,12 +433,24 @@ gst_hfam_matte_worker_submit (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
     .pixel_aspect = par_n > 0 && par_d > 0 ? (float) par_n / par_d : 1.0f,
   };
   HfamImage image;
-  gboolean ok, pushed;
+  gboolean ok = TRUE, pushed;
 
   if (!gst_hfam_matte_worker_input (worker, frame, &image, error))
     return FALSE;
   pushed = gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_submit (worker->ctx, &image, &params, error);
+  for (int f = 0; ok && f < gst_hfam_matte_worker_n_contexts (worker); f++) {
+    const HfamImage field = gst_hfam_matte_worker_field (worker, &image, f);
+    HfamFrameParams field_params = params;
+
+    /* (a field's pixels are twice as tall as the frame's) */
+    if (worker->fields)
+      field_params.pixel_aspect /= 2.0f;
+    ok = hfam_context_submit (gst_hfam_matte_worker_context (worker, f), &field, &field_params,
+                              error);
+    /* the fields go in and out of flight together */
+    if (!ok && f == 1 && !hfam_context_collect (worker->ctx, NULL, NULL, 0, NULL))
+      GST_DEBUG ("the top field failed in the network too");
+  }
   gst_hfam_matte_worker_leave (pushed);
   return ok;
 }
@@ -410,7 +507,9 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
 
   frame->arrived = gst_util_get_timestamp ();
   frame->buffer = buffer;
-  if (!hfam_context_set_edges (worker->ctx, &settings->edges, error)) {
+  if (!hfam_context_set_edges (worker->ctx, &settings->edges, error)
+      || (worker->fields
+          && !hfam_context_set_edges (worker->bottom_ctx, &settings->edges, error))) {
     gst_buffer_unref (buffer);
     g_free (frame);
     return NULL;
@@ -476,12 +575,19 @@ gst_hfam_matte_worker_collect (GstHfamMatteWorker *worker,
                                const GstHfamMatteWorkerFrame *frame, const HfamImage *colours,
                                const HfamImage *outputs, int n_outputs, GError **error)
 {
-  gboolean ok, pushed;
+  gboolean ok = TRUE, pushed;
 
   worker->n_in_flight--;
   worker->n_on_device -= frame->on_device;
   pushed = gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_collect (worker->ctx, colours, outputs, n_outputs, error);
+  /* (every field leaves flight, the first error is the one said) */
+  for (int f = 0; f < gst_hfam_matte_worker_n_contexts (worker); f++) {
+    GstHfamMatteWorkerViews views;
+    const HfamImage *field_colours = gst_hfam_matte_worker_views (worker, colours, outputs,
+                                                                  n_outputs, f, &views);
+    ok &= hfam_context_collect (gst_hfam_matte_worker_context (worker, f), field_colours,
+                                views.outputs, n_outputs, ok ? error : NULL);
+  }
   gst_hfam_matte_worker_leave (pushed);
   /* a failed collect keeps no matte */
   if (!ok)
@@ -497,12 +603,15 @@ gst_hfam_matte_worker_follow (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
                               GError **error)
 {
   HfamImage image;
-  gboolean ok, pushed;
+  gboolean ok = TRUE, pushed;
 
   if (!gst_hfam_matte_worker_input (worker, frame, &image, error))
     return FALSE;
   pushed = gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_follow (worker->ctx, &image, error);
+  for (int f = 0; ok && f < gst_hfam_matte_worker_n_contexts (worker); f++) {
+    const HfamImage field = gst_hfam_matte_worker_field (worker, &image, f);
+    ok = hfam_context_follow (gst_hfam_matte_worker_context (worker, f), &field, error);
+  }
   gst_hfam_matte_worker_leave (pushed);
   return ok;
 }
@@ -587,10 +696,16 @@ static gboolean
 gst_hfam_matte_worker_write_kept (GstHfamMatteWorker *worker, const HfamImage *colours,
                                   const HfamImage *outputs, int n_outputs, GError **error)
 {
-  gboolean ok, pushed;
+  gboolean ok = TRUE, pushed;
 
   pushed = gst_hfam_matte_worker_enter (worker);
-  ok = hfam_context_write_kept (worker->ctx, colours, outputs, n_outputs, error);
+  for (int f = 0; ok && f < gst_hfam_matte_worker_n_contexts (worker); f++) {
+    GstHfamMatteWorkerViews views;
+    const HfamImage *field_colours = gst_hfam_matte_worker_views (worker, colours, outputs,
+                                                                  n_outputs, f, &views);
+    ok = hfam_context_write_kept (gst_hfam_matte_worker_context (worker, f), field_colours,
+                                  views.outputs, n_outputs, error);
+  }
   gst_hfam_matte_worker_leave (pushed);
   return ok;
 }

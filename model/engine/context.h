@@ -90,6 +90,9 @@ typedef struct {
 
 struct _HfamContext {
   HfamModel *model;
+  /* what it was made with, the backend as it resolved (hfam_context_new_sibling) */
+  HfamOptions options;
+  HfamCudaOptions cuda;
   /* its own, or its batch group's first, which only the group runs */
   HfamBackend *backend;
   HfamBatchGroup *group;  /* NULL: the context runs its frames itself */

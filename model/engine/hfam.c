@@ -333,6 +333,9 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
     return NULL;
   }
 #endif
+  ctx->options = *options;
+  ctx->options.backend = backend ? HFAM_BACKEND_CUDA : HFAM_BACKEND_CPU;
+  ctx->cuda = *cuda;
   if (!backend && options->max_batch > 1
       && (ctx->group = hfam_batch_group_join (&model->batch_groups, model->graph,
                                               model->cpu_weights, options, NULL, error)))
@@ -359,6 +362,12 @@ hfam_context_new (HfamModel *model, const HfamOptions *options, const HfamCudaOp
                                              : (int) g_get_num_processors ();
   hfam_edge_params_init (&ctx->edges);
   return ctx;
+}
+
+HfamContext *
+hfam_context_new_sibling (const HfamContext *ctx, GError **error)
+{
+  return hfam_context_new (ctx->model, &ctx->options, &ctx->cuda, error);
 }
 
 HfamPrecision

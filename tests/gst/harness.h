@@ -82,6 +82,8 @@ void rig_set_format (Rig * rig, const GstVideoInfo * info);
 GstFlowReturn rig_push (Rig * rig, GstBuffer * buffer, guint index);
 void push_and_check (Rig * rig, Engine * engine, const GstVideoInfo * info,
     GstBuffer * buffer, guint index, gboolean premultiplied);
+void push_and_check_expected (Rig * rig, GstBuffer * buffer, guint index,
+    const Expected * expected, gboolean premultiplied);
 
 gboolean cuda_device_opens (void);
 

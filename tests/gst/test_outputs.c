@@ -1,6 +1,7 @@
 /* What hfammatte's outputs hold: the input's colour with libhfam's matte,
- * premultiplied or not, at odd sizes, in the colour the input's colorimetry
- * gives; the input's timestamps and flags, and the events, on both pads. */
+ * premultiplied or not, at odd sizes, of non-square pixels and of interlaced
+ * fields, in the colour the input's colorimetry gives; the input's timestamps
+ * and flags, and the events, on both pads. */
 #include "harness.h"
 
 #include <string.h>
@@ -88,6 +89,16 @@ GST_START_TEST (test_odd_sizes)
 
 GST_END_TEST;
 
+static float
+largest_difference (const float *a, const float *b, gsize n)
+{
+  float largest = 0.0f;
+
+  for (gsize i = 0; i < n; i++)
+    largest = MAX (largest, fabsf (a[i] - b[i]));
+  return largest;
+}
+
 /* Non-square pixels (the caps' pixel-aspect-ratio): the network sees the
  * picture as shown, a 40x40 frame of 2:1 pixels at 64x32, of 1:2 pixels at
  * 32x64, where square ones would run at 64x64. */
@@ -100,9 +111,9 @@ GST_START_TEST (test_pixel_aspect)
   for (guint i = 0; i < G_N_ELEMENTS (aspects); i++) {
     GstElement *element = make_element ();
     GstVideoInfo info, square;
-    GstBuffer *frame, *out;
+    GstBuffer *frame;
     Expected shown = { 0 }, as_square = { 0 };
-    float largest = 0.0f;
+    float largest;
     Rig rig;
 
     g_object_set (element, "inference-size", 64, NULL);
@@ -113,27 +124,85 @@ GST_START_TEST (test_pixel_aspect)
     rig_start (&rig, element, TRUE, TRUE);
     rig_set_format (&rig, &info);
     expect_at (&engine, &info, frame, 64, &shown);
-    fail_unless_equals_int (rig_push (&rig, gst_buffer_ref (frame), 0),
-        GST_FLOW_OK);
-    out = gst_harness_pull (rig.fill);
-    check_fill (rig.fill, out, &shown, shown.matte, FALSE);
-    gst_buffer_unref (out);
-    out = gst_harness_pull (rig.key);
-    check_key (rig.key, out, shown.matte, 0);
-    gst_buffer_unref (out);
+    push_and_check_expected (&rig, gst_buffer_ref (frame), 0, &shown, FALSE);
     rig_stop (&rig);
 
     /* (so the checks above fail when the element ignores the aspect) */
     square = info;
     GST_VIDEO_INFO_PAR_N (&square) = GST_VIDEO_INFO_PAR_D (&square) = 1;
     expect_at (&engine, &square, frame, 64, &as_square);
-    for (gint p = 0; p < 40 * 40; p++)
-      largest = MAX (largest, fabsf (shown.matte[p] - as_square.matte[p]));
+    largest = largest_difference (shown.matte, as_square.matte, 40 * 40);
     fail_unless (largest > 2.0f / 255, "%g", largest);
     expected_clear (&as_square);
     expected_clear (&shown);
     gst_buffer_unref (frame);
   }
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
+/* Interlaced frames run field by field: each field a picture of its own, of
+ * pixels twice as tall, the top fields on one context and the bottom ones on
+ * another (temporal smoothing and the kept matte per field), each field's rows
+ * of the outputs from its own matte. */
+GST_START_TEST (test_interlaced)
+{
+  const HfamFrameParams params = {.long_side = INFERENCE_SIZE,
+    .pixel_aspect = 0.5f
+  };
+  Engine engine;
+  HfamContext *bottom;
+  HfamEdgeParams edges;
+  GstVideoInfo info;
+  GstVideoFrame mapped;
+  GstBuffer *frame;
+  Expected fields = { 0 }, woven = { 0 };
+  GError *error = NULL;
+  float largest;
+  Rig rig;
+
+  engine_open (&engine);
+  bottom = hfam_context_new_sibling (engine.ctx, &error);
+  fail_unless (bottom != NULL, "%s", error ? error->message : "");
+  element_default_edges (&edges);
+  fail_unless (hfam_context_set_edges (bottom, &edges, NULL));
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, 40, 40);
+  GST_VIDEO_INFO_INTERLACE_MODE (&info) = GST_VIDEO_INTERLACE_MODE_INTERLEAVED;
+  frame = make_frame (&info, 5);
+  expect (&engine, &info, frame, &woven);
+
+  fields.colour_info = info;
+  fields.colour = gst_buffer_ref (frame);
+  fields.matte = g_new (float, 40 * 40);
+  fail_unless (gst_video_frame_map (&mapped, &info, frame, GST_MAP_READ));
+  for (gint f = 0; f < 2; f++) {
+    const HfamImage field = {.planes = {(guint8 *)
+            GST_VIDEO_FRAME_PLANE_DATA (&mapped, 0) + f * 40 * 4},
+      .strides = {2 * 40 * 4},.width = 40,.height = 20,
+      .format = HFAM_FORMAT_RGBA
+    };
+    const HfamImage matte = {.planes = {(guint8 *) (fields.matte + f * 40)},
+      .strides = {2 * 40 * sizeof (float)},.width = 40,.height = 20,
+      .format = HFAM_FORMAT_GRAY32F
+    };
+    fail_unless (hfam_context_run (f ? bottom : engine.ctx, &field, &params,
+            &matte, 1, &error), "%s", error ? error->message : "");
+  }
+  gst_video_frame_unmap (&mapped);
+
+  rig_start (&rig, make_element (), TRUE, TRUE);
+  rig_set_format (&rig, &info);
+  push_and_check_expected (&rig, gst_buffer_ref (frame), 0, &fields, FALSE);
+  rig_stop (&rig);
+
+  /* (so the checks above fail when the element runs the woven frame) */
+  largest = largest_difference (fields.matte, woven.matte, 40 * 40);
+  fail_unless (largest > 2.0f / 255, "%g", largest);
+  expected_clear (&fields);
+  expected_clear (&woven);
+  gst_buffer_unref (frame);
+  hfam_context_free (bottom);
   engine_close (&engine);
 }
 
@@ -293,6 +362,7 @@ outputs_tcase (void)
   tcase_add_test (tc, test_premultiplied);
   tcase_add_test (tc, test_odd_sizes);
   tcase_add_test (tc, test_pixel_aspect);
+  tcase_add_test (tc, test_interlaced);
   tcase_add_test (tc, test_colorimetry);
   tcase_add_test (tc, test_timestamps_and_flags);
   tcase_add_test (tc, test_events_reach_both_pads);

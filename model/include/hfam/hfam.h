@@ -108,6 +108,11 @@ typedef struct {
 
 HfamContext *hfam_context_new (HfamModel *model, const HfamOptions *options,
                                const HfamCudaOptions *cuda, GError **error);
+/* Another context made as `ctx` was (its model, options and CUDA options), on the backend
+ * `ctx` runs on (HFAM_BACKEND_AUTO as it resolved): a second stream alike, such as the other
+ * field of interlaced video. With HfamCudaOptions.current_context, as for `ctx`, the same CUDA
+ * context must be current. */
+HfamContext *hfam_context_new_sibling (const HfamContext *ctx, GError **error);
 void hfam_context_free (HfamContext *ctx);
 const char *hfam_context_backend_name (const HfamContext *ctx);
 /* The long side a live stream should run at on this context (the element's
