@@ -152,9 +152,9 @@ enum
   PROP_KEY_WHITE,
 };
 
-/* RGB layouts libhfam reads as they are come first: upstream picks them when it can. */
-#define SINK_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, ARGB, ABGR, xRGB, xBGR, " \
-    "I420, YV12, NV12, NV21, Y42B, Y444, YUY2, UYVY }"
+/* RGB layouts libhfam reads as they are first (upstream picks them when it can), then YUV. */
+#define SINK_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, ARGB, ABGR, xRGB, xBGR, I420, YV12, " \
+    "NV12, NV21, Y42B, Y444, YUY2, UYVY, AYUV, v210, P010_10LE, I420_10LE, I422_10LE, Y444_10LE }"
 
 /* The same in CUDA memory, first: upstream keeps frames on the device when it
  * can. The sink's are what gstcuda allocates and the device path reads. */
