@@ -172,16 +172,14 @@ gst_hfam_matte_stamp (GstBuffer * outbuf, const GstHfamMatteWorkerFrame * frame)
     GST_BUFFER_FLAG_SET (outbuf, GST_BUFFER_FLAG_DISCONT);
 }
 
-/* One output buffer for `frame`, with its timestamps and flags. */
+/* An output buffer from its pad's pool, mapped for writing: on the device (GST_MAP_CUDA)
+ * for a frame on the device path. */
 static GstFlowReturn
-gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
-    GstHfamMatteWorkerFrame * frame, gboolean premultiplied,
-    GstBuffer ** outbuf)
+gst_hfam_matte_acquire (GstHfamMatte * self, GstHfamMatteOutput * output,
+    gboolean on_device, GstBuffer ** outbuf, GstVideoFrame * mapped)
 {
-  GstVideoFrame out;
+  GstMapFlags flags = GST_MAP_WRITE;
   GstFlowReturn ret;
-  GError *error = NULL;
-  gboolean written;
 
   ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf, NULL);
   if (ret == GST_FLOW_FLUSHING) {
@@ -193,26 +191,23 @@ gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteOutput * output,
         gst_flow_get_name (ret));
     return ret;
   }
-  if (!gst_video_frame_map (&out, &output->info, *outbuf, GST_MAP_WRITE)) {
+#ifdef HFAM_HAVE_GST_CUDA
+  if (on_device) {
+    if (!gst_is_cuda_memory (gst_buffer_peek_memory (*outbuf, 0))) {
+      GST_ERROR_OBJECT (output->pad, "the output buffer is not CUDA memory");
+      gst_clear_buffer (outbuf);
+      return GST_FLOW_ERROR;
+    }
+    flags |= GST_MAP_CUDA;
+  }
+#else
+  g_assert (!on_device);
+#endif
+  if (!gst_video_frame_map (mapped, &output->info, *outbuf, flags)) {
     GST_ERROR_OBJECT (output->pad, "cannot map the output buffer");
     gst_clear_buffer (outbuf);
     return GST_FLOW_ERROR;
   }
-  written = output == &self->fill
-      ? gst_hfam_matte_worker_write_fill (self->worker, frame, &out,
-      premultiplied, &error)
-      : gst_hfam_matte_worker_write_key (self->worker, frame, &out, &error);
-  gst_video_frame_unmap (&out);
-  if (!written) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not write the output frame"),
-        ("%s: %dx%d on %s", error->message, GST_VIDEO_INFO_WIDTH (&output->info),
-            GST_VIDEO_INFO_HEIGHT (&output->info), GST_PAD_NAME (output->pad)));
-    g_error_free (error);
-    gst_clear_buffer (outbuf);
-    return GST_FLOW_ERROR;
-  }
-
-  gst_hfam_matte_stamp (*outbuf, frame);
   return GST_FLOW_OK;
 }
 
@@ -233,40 +228,11 @@ gst_hfam_matte_push (GstHfamMatte * self, GstBuffer * fill_buf,
       key_ret);
 }
 
-/* An output buffer for a device frame, mapped on the device (GST_MAP_CUDA). */
+/* A due frame that goes to no output (none linked, or no buffer for it):
+ * settled all the same, else libhfam would keep it in flight and the next frame
+ * would find it there. */
 static GstFlowReturn
-gst_hfam_matte_acquire_device (GstHfamMatte * self,
-    GstHfamMatteOutput * output, GstBuffer ** outbuf, GstVideoFrame * mapped)
-{
-#ifdef HFAM_HAVE_GST_CUDA
-  GstFlowReturn ret = gst_buffer_pool_acquire_buffer (output->pool, outbuf,
-      NULL);
-
-  if (ret != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (output->pad, "no output buffer: %s",
-        gst_flow_get_name (ret));
-    return ret;
-  }
-  if (!gst_is_cuda_memory (gst_buffer_peek_memory (*outbuf, 0))
-      || !gst_video_frame_map (mapped, &output->info, *outbuf,
-          GST_MAP_WRITE | GST_MAP_CUDA)) {
-    GST_ERROR_OBJECT (output->pad, "the output buffer is not CUDA memory");
-    gst_clear_buffer (outbuf);
-    return GST_FLOW_ERROR;
-  }
-  return GST_FLOW_OK;
-#else
-  g_assert_not_reached ();
-  return GST_FLOW_ERROR;
-#endif
-}
-
-/* A device frame that goes to no output (no fill linked, or no buffer for
- * it): settled all the same, else libhfam would keep it in flight and the next
- * frame would find it there. */
-static GstFlowReturn
-gst_hfam_matte_settle_device (GstHfamMatte * self,
-    GstHfamMatteWorkerFrame * frame)
+gst_hfam_matte_settle (GstHfamMatte * self, GstHfamMatteWorkerFrame * frame)
 {
   GError *error = NULL;
 
@@ -278,35 +244,49 @@ gst_hfam_matte_settle_device (GstHfamMatte * self,
   return GST_FLOW_ERROR;
 }
 
-/* A device frame's fill, written on the device. (Its key pad is not linked: a
- * linked key pad keeps the element on system memory.) */
+/* The frame's matte into a buffer for each output it goes to, stamped with
+ * its timestamps and flags; settled where it goes to none. */
 static GstFlowReturn
-gst_hfam_matte_render_device (GstHfamMatte * self,
-    GstHfamMatteWorkerFrame * frame, gboolean premultiplied,
-    GstBuffer ** fill_buf)
+gst_hfam_matte_render (GstHfamMatte * self, GstHfamMatteWorkerFrame * frame,
+    gboolean want_fill, gboolean want_key, gboolean premultiplied,
+    GstBuffer ** fill_buf, GstBuffer ** key_buf)
 {
-  GstVideoFrame fill;
-  GstFlowReturn ret;
+  GstVideoFrame fill, key;
+  GstFlowReturn ret = GST_FLOW_OK;
   GError *error = NULL;
   gboolean written;
 
-  ret = gst_hfam_matte_acquire_device (self, &self->fill, fill_buf, &fill);
-  if (ret != GST_FLOW_OK) {
+  if (want_fill)
+    ret = gst_hfam_matte_acquire (self, &self->fill, frame->on_device,
+        fill_buf, &fill);
+  if (ret == GST_FLOW_OK && want_key)
+    ret = gst_hfam_matte_acquire (self, &self->key, FALSE, key_buf, &key);
+  if (ret != GST_FLOW_OK || !(*fill_buf || *key_buf)) {
+    if (*fill_buf)
+      gst_video_frame_unmap (&fill);
+    gst_clear_buffer (fill_buf);
     /* (the acquire's flow return is the one to give) */
-    gst_hfam_matte_settle_device (self, frame);
-    return ret;
+    return gst_hfam_matte_settle (self, frame) == GST_FLOW_OK ? ret
+        : GST_FLOW_ERROR;
   }
-  written = gst_hfam_matte_worker_write_device (self->worker, frame, &fill,
-      premultiplied, NULL, &error);
-  gst_video_frame_unmap (&fill);
+  written = gst_hfam_matte_worker_write (self->worker, frame,
+      *fill_buf ? &fill : NULL, premultiplied, *key_buf ? &key : NULL, &error);
+  if (*fill_buf)
+    gst_video_frame_unmap (&fill);
+  if (*key_buf)
+    gst_video_frame_unmap (&key);
   if (!written) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
         ("Matting failed: %s", error->message), (NULL));
     g_error_free (error);
     gst_clear_buffer (fill_buf);
+    gst_clear_buffer (key_buf);
     return GST_FLOW_ERROR;
   }
-  gst_hfam_matte_stamp (*fill_buf, frame);
+  if (*fill_buf)
+    gst_hfam_matte_stamp (*fill_buf, frame);
+  if (*key_buf)
+    gst_hfam_matte_stamp (*key_buf, frame);
   return GST_FLOW_OK;
 }
 
@@ -327,24 +307,13 @@ gst_hfam_matte_output_frame (GstHfamMatte * self,
   GST_OBJECT_LOCK (self);
   premultiplied = self->premultiplied;
   GST_OBJECT_UNLOCK (self);
-  if (frame->on_device) {
-    if (want_key)
-      GST_WARNING_OBJECT (self->key.pad, "no key for a frame in CUDA memory: "
-          "linked after negotiation? (a linked key pad negotiates system memory)");
-    ret = want_fill ? gst_hfam_matte_render_device (self, frame, premultiplied,
-        &fill_buf) : gst_hfam_matte_settle_device (self, frame);
-  } else {
-    if (want_fill)
-      ret = gst_hfam_matte_render (self, &self->fill, frame, premultiplied,
-          &fill_buf);
-    if (ret == GST_FLOW_OK && want_key)
-      ret = gst_hfam_matte_render (self, &self->key, frame, premultiplied,
-          &key_buf);
-  }
-  if (ret != GST_FLOW_OK) {
-    gst_clear_buffer (&fill_buf);
+  if (frame->on_device && want_key)
+    GST_WARNING_OBJECT (self->key.pad, "no key for a frame in CUDA memory: "
+        "linked after negotiation? (a linked key pad negotiates system memory)");
+  ret = gst_hfam_matte_render (self, frame, want_fill,
+      want_key && !frame->on_device, premultiplied, &fill_buf, &key_buf);
+  if (ret != GST_FLOW_OK)
     return ret;
-  }
   /* ready to go: what downstream then takes to accept it is not ours */
   if (frame->runs)
     gst_hfam_matte_update_latency (self,

@@ -616,11 +616,20 @@ gst_hfam_matte_worker_follow (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
   return ok;
 }
 
+/* A frame the network runs on out of flight, its matte kept, written nowhere. */
+static gboolean
+gst_hfam_matte_worker_finish (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                              GError **error)
+{
+  return !frame->runs || gst_hfam_matte_worker_collect (worker, frame, NULL, NULL, 0, error);
+}
+
 gboolean
 gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
                               GError **error)
 {
-  return !frame->runs || gst_hfam_matte_worker_collect (worker, frame, NULL, NULL, 0, error);
+  return frame->runs ? gst_hfam_matte_worker_finish (worker, frame, error)
+                     : gst_hfam_matte_worker_follow (worker, frame, error);
 }
 
 gboolean
@@ -634,15 +643,7 @@ gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
                   && (int) worker->n_in_flight < gst_hfam_matte_worker_depth (worker)))
     return TRUE;
   g_queue_pop_head (&worker->held);
-  /* a host frame's matte: its own, collected, or the kept one moved along its picture's
-   * motion; a device frame's goes straight into its outputs
-   * (gst_hfam_matte_worker_write_device) */
-  if (!oldest->on_device
-      && !(oldest->runs ? gst_hfam_matte_worker_settle (worker, oldest, error)
-                        : gst_hfam_matte_worker_follow (worker, oldest, error))) {
-    gst_hfam_matte_worker_frame_free (oldest);
-    return FALSE;
-  }
+  /* its matte is collected as its outputs are written (gst_hfam_matte_worker_write) */
   *frame = oldest;
   return TRUE;
 }
@@ -654,7 +655,7 @@ gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker)
 
   while ((frame = g_queue_pop_head (&worker->held))) {
     /* the network finishes the frame; its matte is kept, no output wants it */
-    if (!gst_hfam_matte_worker_settle (worker, frame, NULL))
+    if (!gst_hfam_matte_worker_finish (worker, frame, NULL))
       GST_DEBUG ("a dropped frame failed in the network");
     gst_hfam_matte_worker_frame_free (frame);
   }
@@ -710,66 +711,52 @@ gst_hfam_matte_worker_write_kept (GstHfamMatteWorker *worker, const HfamImage *c
   return ok;
 }
 
-gboolean
-gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
-                                  GstVideoFrame *out, gboolean premultiplied, GError **error)
+/* libhfam's GRAY16 is in host order; the pad's format is little-endian. */
+static void
+gst_hfam_matte_worker_key_to_le (GstVideoFrame *key)
 {
-  const HfamImage fill = gst_hfam_matte_worker_output (out, HFAM_MEMORY_HOST, premultiplied);
-  HfamImage colours;
-
-  return gst_hfam_matte_worker_input (worker, frame, &colours, error)
-      && gst_hfam_matte_worker_write_kept (worker, &colours, &fill, 1, error);
-}
-
-gboolean
-gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker,
-                                 GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
-                                 GError **error)
-{
-  const gboolean deep = GST_VIDEO_FRAME_FORMAT (out) == GST_VIDEO_FORMAT_GRAY16_LE;
-  const HfamImage key = gst_hfam_matte_worker_output (out, HFAM_MEMORY_HOST, FALSE);
-  HfamImage colours;
-
-  /* the key needs no colours unless the refinement reads them: no conversion of the frame
-   * for it otherwise */
-  if (worker->refine && !gst_hfam_matte_worker_input (worker, frame, &colours, error))
-    return FALSE;
-  if (!gst_hfam_matte_worker_write_kept (worker, worker->refine ? &colours : NULL, &key, 1,
-                                         error))
-    return FALSE;
 #if G_BYTE_ORDER == G_BIG_ENDIAN
-  /* libhfam's GRAY16 is in host order; the pad's format is little-endian */
-  if (deep)
-    for (int y = 0; y < GST_VIDEO_FRAME_HEIGHT (out); y++) {
-      guint16 *row = (guint16 *) ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (out, 0)
-          + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (out, 0));
-      for (int x = 0; x < GST_VIDEO_FRAME_WIDTH (out); x++)
-        row[x] = GUINT16_TO_LE (row[x]);
-    }
+  if (GST_VIDEO_FRAME_FORMAT (key) != GST_VIDEO_FORMAT_GRAY16_LE)
+    return;
+  for (int y = 0; y < GST_VIDEO_FRAME_HEIGHT (key); y++) {
+    guint16 *row = (guint16 *) ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (key, 0)
+        + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (key, 0));
+    for (int x = 0; x < GST_VIDEO_FRAME_WIDTH (key); x++)
+      row[x] = GUINT16_TO_LE (row[x]);
+  }
 #else
-  (void) deep;
+  (void) key;
 #endif
-  return TRUE;
 }
 
 gboolean
-gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
-                                    GstHfamMatteWorkerFrame *frame, GstVideoFrame *fill,
-                                    gboolean premultiplied, GstVideoFrame *key, GError **error)
+gst_hfam_matte_worker_write (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                             GstVideoFrame *fill, gboolean premultiplied, GstVideoFrame *key,
+                             GError **error)
 {
-  HfamImage input, outputs[2];
+  const HfamMemory memory = frame->on_device ? HFAM_MEMORY_CUDA : HFAM_MEMORY_HOST;
+  /* the key alone, unrefined, needs no colours: no conversion of the frame for it */
+  const gboolean coloured = fill || worker->refine || frame->on_device;
+  HfamImage colours, outputs[2];
   int n_outputs = 0;
+  gboolean ok;
 
-  /* CUDA hosts are little-endian: libhfam's GRAY16 is GRAY16_LE */
   if (fill)
-    outputs[n_outputs++] = gst_hfam_matte_worker_output (fill, HFAM_MEMORY_CUDA,
-                                                         premultiplied);
+    outputs[n_outputs++] = gst_hfam_matte_worker_output (fill, memory, premultiplied);
   if (key)
-    outputs[n_outputs++] = gst_hfam_matte_worker_output (key, HFAM_MEMORY_CUDA, FALSE);
-  if (!gst_hfam_matte_worker_input (worker, frame, &input, error))
+    outputs[n_outputs++] = gst_hfam_matte_worker_output (key, memory, FALSE);
+  if (coloured && !gst_hfam_matte_worker_input (worker, frame, &colours, error))
     return FALSE;
-  return frame->runs
-      ? gst_hfam_matte_worker_collect (worker, frame, &input, outputs, n_outputs, error)
+  /* one call for both outputs, at collect where the frame ran: the refined matte is made once
+   * for both, and holds its detail over the last frame's (kernels/refine.h) */
+  ok = frame->runs
+      ? gst_hfam_matte_worker_collect (worker, frame, coloured ? &colours : NULL, outputs,
+                                       n_outputs, error)
       : gst_hfam_matte_worker_follow (worker, frame, error)
-            && gst_hfam_matte_worker_write_kept (worker, &input, outputs, n_outputs, error);
+            && gst_hfam_matte_worker_write_kept (worker, coloured ? &colours : NULL, outputs,
+                                                 n_outputs, error);
+  /* (CUDA hosts are little-endian) */
+  if (ok && key && !frame->on_device)
+    gst_hfam_matte_worker_key_to_le (key);
+  return ok;
 }

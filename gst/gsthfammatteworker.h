@@ -35,8 +35,8 @@ typedef struct {
   GstVideoFrame colour;        /* the input converted to RGBA, when `converted` */
   gboolean converted;
   gboolean on_device;          /* `in` is mapped on the device (GST_MAP_CUDA), the network
-                                  runs on it there and the matte stays there; the outputs
-                                  are written with gst_hfam_matte_worker_write_device */
+                                  runs on it there, the matte stays there and the fill
+                                  is written there */
   gboolean runs;               /* the network runs on it; otherwise it shows the last matte */
   float smoothing;             /* weight of the previous matte when its own arrives */
   HfamTemporal temporal;       /* where */
@@ -82,7 +82,7 @@ int gst_hfam_matte_worker_inference_size (const GstHfamMatteWorker *worker);
 /* What inference-size 0 (auto) means on this worker's context. */
 int gst_hfam_matte_worker_auto_inference_size (const GstHfamMatteWorker *worker);
 
-/* The format of the colour that write_fill copies: the input's own for RGB input, RGBA in
+/* The format of the colour that the fill copies: the input's own for RGB input, RGBA in
  * sRGB for the rest. */
 const GstVideoInfo *gst_hfam_matte_worker_colour_info (const GstHfamMatteWorker *worker);
 
@@ -97,16 +97,17 @@ GstHfamMatteWorkerFrame *
 gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
                             const GstHfamMatteWorkerSettings *settings, GError **error);
 
-/* The oldest held frame when it is due (its matte is then the current one; every held frame
- * is due with `drain`), to be written and released with gst_hfam_matte_worker_frame_free;
- * NULL when none is. FALSE when the network failed on it (the frame is released). A frame is
- * due when the network does not run on it, or when pipeline-depth frames are in flight. */
+/* The oldest held frame when it is due (every held frame is due with `drain`), to be
+ * written (or settled) and released with gst_hfam_matte_worker_frame_free; NULL when none is.
+ * A frame is due when the network does not run on it, or when pipeline-depth frames are in
+ * flight. */
 gboolean gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
                                     GstHfamMatteWorkerFrame **frame, GError **error);
 void gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame);
 
-/* A frame that goes to no output: if the network ran on it, collected with none, which
- * takes it out of libhfam's flight and keeps its matte; FALSE when the network failed. */
+/* A due frame that goes to no output: if the network ran on it, collected with none, which
+ * takes it out of libhfam's flight and keeps its matte; otherwise the kept matte follows its
+ * picture. FALSE when the network failed. */
 gboolean gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker,
                                        GstHfamMatteWorkerFrame *frame, GError **error);
 
@@ -114,24 +115,16 @@ gboolean gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker,
 void gst_hfam_matte_worker_flush (GstHfamMatteWorker *worker);
 guint gst_hfam_matte_worker_n_held (const GstHfamMatteWorker *worker);
 
-/* The frame's colour with the current matte (libhfam's kept matte) as alpha, into an RGBA
- * or BGRA frame; the matte alone, into a GRAY8 or GRAY16_LE frame: resized to the frame and
- * rounded to the nearest 8- or 16-bit level by libhfam. */
-gboolean gst_hfam_matte_worker_write_fill (GstHfamMatteWorker *worker,
-                                           GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
-                                           gboolean premultiplied, GError **error);
-/* frame: read only for guided refinement. */
-gboolean gst_hfam_matte_worker_write_key (GstHfamMatteWorker *worker,
-                                          GstHfamMatteWorkerFrame *frame, GstVideoFrame *out,
-                                          GError **error);
-
-/* A frame on the device path: its matte (collected and blended, or for a frame that does
- * not run the network, libhfam's kept matte) into `fill` and `key` (either may be NULL),
- * both mapped with GST_MAP_CUDA, on the device; returns when they are written. */
-gboolean gst_hfam_matte_worker_write_device (GstHfamMatteWorker *worker,
-                                             GstHfamMatteWorkerFrame *frame,
-                                             GstVideoFrame *fill, gboolean premultiplied,
-                                             GstVideoFrame *key, GError **error);
+/* A due frame's matte (collected, blended into the one before, and kept; or for a frame
+ * that does not run the network, libhfam's kept matte moved along its picture) into `fill`,
+ * an RGBA or BGRA frame of its colours with the matte as alpha, and `key`, GRAY8 or
+ * GRAY16_LE: either may be NULL, not both. Mapped on the host, or with GST_MAP_CUDA for a
+ * frame on the device path (`key` NULL there); resized to the frame, refined and rounded to
+ * the nearest level by libhfam, both from one matte; returns when they are written. FALSE
+ * when the network failed on the frame. */
+gboolean gst_hfam_matte_worker_write (GstHfamMatteWorker *worker, GstHfamMatteWorkerFrame *frame,
+                                      GstVideoFrame *fill, gboolean premultiplied,
+                                      GstVideoFrame *key, GError **error);
 
 G_END_DECLS
 

@@ -384,6 +384,20 @@ rig_push (Rig * rig, GstBuffer * buffer, guint index)
   return gst_harness_push (rig->input, buffer);
 }
 
+/* A copy of `frame` with a camera's noise: a level of 2 on every fifth byte. */
+GstBuffer *
+noisy_copy (GstBuffer * frame)
+{
+  GstBuffer *copy = gst_buffer_copy_deep (frame);
+  GstMapInfo map;
+
+  fail_unless (gst_buffer_map (copy, &map, GST_MAP_WRITE));
+  for (gsize b = 0; b < map.size; b += 5)
+    map.data[b] = map.data[b] < 128 ? map.data[b] + 2 : map.data[b] - 2;
+  gst_buffer_unmap (copy, &map);
+  return copy;
+}
+
 /* Pushes `buffer` and checks both outputs against `expected`. */
 void
 push_and_check_expected (Rig * rig, GstBuffer * buffer, guint index,

@@ -23,6 +23,7 @@ const gchar *model_path (void);
 void video_info (GstVideoInfo * info, GstVideoFormat format, gint width,
     gint height);
 GstBuffer *make_frame (const GstVideoInfo * info, guint32 seed);
+GstBuffer *noisy_copy (GstBuffer * frame);
 
 typedef struct
 {
