@@ -329,18 +329,10 @@ gst_hfam_matte_output_due (GstHfamMatte * self, gboolean drain,
     GstClockTime since)
 {
   GstHfamMatteWorkerFrame *frame;
-  GError *error = NULL;
   GstFlowReturn ret = GST_FLOW_OK;
 
-  while (ret == GST_FLOW_OK) {
-    if (!gst_hfam_matte_worker_pop (self->worker, drain, &frame, &error)) {
-      GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-          ("Matting failed: %s", error->message), (NULL));
-      g_error_free (error);
-      return GST_FLOW_ERROR;
-    }
-    if (!frame)
-      break;
+  while (ret == GST_FLOW_OK
+      && (frame = gst_hfam_matte_worker_pop (self->worker, drain))) {
     ret = gst_hfam_matte_output_frame (self, frame, since);
     gst_hfam_matte_worker_frame_free (frame);
   }

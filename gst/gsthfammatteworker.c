@@ -632,20 +632,16 @@ gst_hfam_matte_worker_settle (GstHfamMatteWorker *worker, GstHfamMatteWorkerFram
                      : gst_hfam_matte_worker_follow (worker, frame, error);
 }
 
-gboolean
-gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
-                           GstHfamMatteWorkerFrame **frame, GError **error)
+GstHfamMatteWorkerFrame *
+gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain)
 {
   GstHfamMatteWorkerFrame *oldest = g_queue_peek_head (&worker->held);
 
-  *frame = NULL;
   if (!oldest || (oldest->runs && !drain
                   && (int) worker->n_in_flight < gst_hfam_matte_worker_depth (worker)))
-    return TRUE;
-  g_queue_pop_head (&worker->held);
+    return NULL;
   /* its matte is collected as its outputs are written (gst_hfam_matte_worker_write) */
-  *frame = oldest;
-  return TRUE;
+  return g_queue_pop_head (&worker->held);
 }
 
 void

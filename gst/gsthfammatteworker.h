@@ -101,8 +101,8 @@ gst_hfam_matte_worker_push (GstHfamMatteWorker *worker, GstBuffer *buffer,
  * written (or settled) and released with gst_hfam_matte_worker_frame_free; NULL when none is.
  * A frame is due when the network does not run on it, or when pipeline-depth frames are in
  * flight. */
-gboolean gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker, gboolean drain,
-                                    GstHfamMatteWorkerFrame **frame, GError **error);
+GstHfamMatteWorkerFrame *gst_hfam_matte_worker_pop (GstHfamMatteWorker *worker,
+                                                     gboolean drain);
 void gst_hfam_matte_worker_frame_free (GstHfamMatteWorkerFrame *frame);
 
 /* A due frame that goes to no output: if the network ran on it, collected with none, which
