@@ -285,10 +285,12 @@ print_conventions (GPtrArray *pairs, const char *input_dir, const char *truth_di
   g_print ("# hfam-eval: %u %s in %s against the ground truth in %s\n", pairs->len,
            ctx ? "pictures" : "predictions", input_dir, truth_dir);
   if (ctx) {
-    g_print ("# predictions: %s on %s, inference long side %d, islands %g, letterbox %s, "
-             "quantised to 8 bits\n", hfam_model_path (model), hfam_context_backend_name (ctx),
+    g_print ("# predictions: %s on %s, inference long side %d, pixel aspect %g, islands %g, "
+             "letterbox %s, quantised to 8 bits\n", hfam_model_path (model),
+             hfam_context_backend_name (ctx),
              frame_params.long_side > 0 ? frame_params.long_side
                                         : hfam_model_inference_size (model),
+             frame_params.pixel_aspect > 0.0f ? frame_params.pixel_aspect : 1.0f,
              frame_params.islands, frame_params.letterbox ? "on" : "off");
     if (edges->refine == HFAM_REFINE_GUIDED)
       g_print ("# refinement: guided filter, radius %d, eps %g\n", edges->refine_radius,

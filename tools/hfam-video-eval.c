@@ -417,13 +417,15 @@ run (int argc, char **argv, GError **error)
     return FALSE;
 
   g_print ("# hfam-video-eval: %u sequence(s) in %s%s; %s on %s, inference long side %d; "
-           "islands %g; letterbox %s; temporal %s %g; refinement %s; the network on one frame in "
-           "%d; mattes quantised to 8 bits\n", sequences->len,
+           "pixel aspect %g; islands %g; letterbox %s; temporal %s %g; refinement %s; the "
+           "network on one frame in %d; mattes quantised to 8 bits\n", sequences->len,
            argv[1], argc > 2 ? " ..." : "", hfam_model_path (model),
            hfam_context_backend_name (ctx),
            params.long_side > 0 ? params.long_side : hfam_model_inference_size (model),
-           params.islands, params.letterbox ? "on" : "off", params.smoothing == 0.0f ? "none" : methods[params.temporal],
-           params.smoothing, edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none", interval);
+           params.pixel_aspect > 0.0f ? params.pixel_aspect : 1.0f, params.islands,
+           params.letterbox ? "on" : "off",
+           params.smoothing == 0.0f ? "none" : methods[params.temporal], params.smoothing,
+           edges.refine == HFAM_REFINE_GUIDED ? "guided" : "none", interval);
   g_print ("# flicker: mean |a_t - a_t-1| in 8-bit levels where no colour channel changed by "
            "more than %d levels\n", FLICKER_STILL_LEVELS);
   if (truth) {
