@@ -38,9 +38,12 @@
  * `inference-size`, `inference-interval`, `temporal-smoothing`, `temporal-mode`,
  * `islands`, `letterbox`, `premultiplied`, `qos`, `refine`, `fill`, `key-black`
  * and `key-white` apply from the next frame in any state (a held frame first
- * goes out at the old `inference-size`; a size over `memory-budget` is refused with a warning, and the property set back). The
- * others are read when going to PAUSED: changeable only in NULL and READY,
- * they refuse a change later with a warning in the debug log.
+ * goes out at the old `inference-size`; a size over `memory-budget` is refused
+ * with a warning, and the property set back). The others are read when going
+ * to PAUSED: changeable only in NULL and READY, they refuse a change later
+ * with a warning in the debug log. The levels, `key-black`, `key-white`,
+ * `temporal-smoothing` and `islands`, are controllable: a GstController
+ * binding sets them for each frame at its stream time.
  *
  * ## Pipeline depth and latency
  * With `pipeline-depth=1` (the default) the element processes each frame in
@@ -124,6 +127,10 @@ GST_DEBUG_CATEGORY (gst_hfam_matte_debug);
 
 #define MIN_INFERENCE_SIZE 32
 #define MAX_INFERENCE_SIZE 4096
+
+/* the levels: changeable while PLAYING, and by a GstController binding */
+#define LEVEL_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | \
+    GST_PARAM_MUTABLE_PLAYING | GST_PARAM_CONTROLLABLE)
 
 enum
 {
@@ -267,8 +274,7 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
           "Weight s of the previous matte: matte = (1 - s) * new + s * "
           "previous (temporal-mode says where); restarts on flush, seek, "
           "discontinuity and caps change", 0.0, 1.0,
-          DEFAULT_PROP_TEMPORAL_SMOOTHING, G_PARAM_READWRITE |
-          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_PROP_TEMPORAL_SMOOTHING, LEVEL_FLAGS));
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_MODE,
       g_param_spec_enum ("temporal-mode", "Temporal mode",
           "Where temporal-smoothing blends", GST_TYPE_HFAM_MATTE_TEMPORAL,
@@ -278,8 +284,7 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
       g_param_spec_double ("islands", "Islands",
           "Drop the parts of the matte apart from the person (regions whose "
           "alpha sums to less than this share of the largest region's; 0: "
-          "keep all)", 0.0, 1.0, DEFAULT_PROP_ISLANDS, G_PARAM_READWRITE |
-          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+          "keep all)", 0.0, 1.0, DEFAULT_PROP_ISLANDS, LEVEL_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LETTERBOX,
       g_param_spec_boolean ("letterbox", "Letterbox",
           "Black bars along the frame's edges (letterbox, pillarbox) are not "
@@ -362,13 +367,11 @@ gst_hfam_matte_class_init (GstHfamMatteClass * klass)
   g_object_class_install_property (gobject_class, PROP_KEY_BLACK,
       g_param_spec_double ("key-black", "Key black",
           "Matte values at or below this become 0 (below key-white)", 0.0, 1.0,
-          DEFAULT_PROP_KEY_BLACK, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_PROP_KEY_BLACK, LEVEL_FLAGS));
   g_object_class_install_property (gobject_class, PROP_KEY_WHITE,
       g_param_spec_double ("key-white", "Key white",
           "Matte values at or above this become 1 (above key-black)", 0.0, 1.0,
-          DEFAULT_PROP_KEY_WHITE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_PROP_KEY_WHITE, LEVEL_FLAGS));
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_hfam_matte_change_state);
 #ifdef HFAM_HAVE_GST_CUDA
@@ -789,9 +792,7 @@ gst_hfam_matte_chain (GstPad * pad, GstObject * parent, GstBuffer * inbuf)
     return GST_FLOW_NOT_NEGOTIATED;
   }
 
-  GST_OBJECT_LOCK (self);
-  gst_hfam_matte_frame_settings (self, &settings);
-  GST_OBJECT_UNLOCK (self);
+  gst_hfam_matte_frame_settings (self, inbuf, &settings);
 
   /* frames in flight go out at their size, and on their path, first */
   if (gst_hfam_matte_worker_must_drain (self->worker, inbuf, &settings))
@@ -882,12 +883,6 @@ gst_hfam_matte_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   return gst_pad_event_default (pad, parent, event);
 }
 
-static GstHfamMatteOutput *
-gst_hfam_matte_output_of (GstHfamMatte * self, GstPad * pad)
-{
-  return pad == self->fill.pad ? &self->fill : &self->key;
-}
-
 static gboolean
 gst_hfam_matte_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
 {
@@ -895,8 +890,8 @@ gst_hfam_matte_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
 
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_QOS:
-      gst_hfam_matte_update_qos (self, gst_hfam_matte_output_of (self, pad),
-          event);
+      gst_hfam_matte_update_qos (self,
+          pad == self->fill.pad ? &self->fill : &self->key, event);
       break;
     case GST_EVENT_SEEK:{
       /* A pipeline seek reaches us through both outputs: pass it once. */

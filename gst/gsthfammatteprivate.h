@@ -164,9 +164,10 @@ void gst_hfam_matte_propose_cuda_pool (GstHfamMatte * self, GstQuery * query);
  * not be above black (the pair in force stays). */
 gboolean gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
     gdouble level);
-/* The properties a frame runs with (inference size, interval, temporal,
- * islands, letterbox, refine, fill, key levels) as the worker takes them. */
-void gst_hfam_matte_frame_settings (GstHfamMatte * self,
+/* The properties `frame` runs with (inference size, interval, temporal,
+ * islands, letterbox, refine, fill, key levels) as the worker takes them,
+ * the controlled ones at the frame's stream time; takes the object lock. */
+void gst_hfam_matte_frame_settings (GstHfamMatte * self, GstBuffer * frame,
     GstHfamMatteWorkerSettings * settings);
 /* gsthfammatteproperties.c: the inference size a frame runs at (under the
  * object lock), and gst_hfam_matte_keep_inference_size: see there. */

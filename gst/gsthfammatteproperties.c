@@ -112,9 +112,18 @@ gst_hfam_matte_set_key_level (GstHfamMatte * self, gboolean white,
 }
 
 void
-gst_hfam_matte_frame_settings (GstHfamMatte * self,
+gst_hfam_matte_frame_settings (GstHfamMatte * self, GstBuffer * frame,
     GstHfamMatteWorkerSettings * settings)
 {
+  const GstClockTime stream_time = self->segment.format == GST_FORMAT_TIME
+      ? gst_segment_to_stream_time (&self->segment, GST_FORMAT_TIME,
+      GST_BUFFER_PTS (frame)) : GST_CLOCK_TIME_NONE;
+
+  /* Controlled properties take their values at the frame's stream time, as
+   * GStreamer's own filters sync them; this takes the object lock. */
+  if (GST_CLOCK_TIME_IS_VALID (stream_time))
+    gst_object_sync_values (GST_OBJECT (self), stream_time);
+  GST_OBJECT_LOCK (self);
   settings->inference_size = gst_hfam_matte_inference_size (self);
   settings->inference_interval = self->inference_interval;
   settings->temporal_smoothing = self->temporal_smoothing;
@@ -126,6 +135,7 @@ gst_hfam_matte_frame_settings (GstHfamMatte * self,
   settings->edges.fill = self->fill_colours;
   settings->edges.key_black = self->key_black;
   settings->edges.key_white = self->key_white;
+  GST_OBJECT_UNLOCK (self);
 }
 
 /* libhfam's HfamTemporal, value for value */

@@ -1,9 +1,10 @@
 /* hfammatte's edge properties (refine, fill, key-black, key-white), islands and
  * letterbox: on every output format, what libhfam writes with the same edges,
  * islands and letterbox; changeable while PLAYING; a key-white at or below
- * key-black refused. */
+ * key-black refused; the levels driven frame by frame by GstController. */
 #include "harness.h"
 
+#include <gst/controller/controller.h>
 #include <string.h>
 
 typedef struct
@@ -270,6 +271,76 @@ GST_START_TEST (test_key_levels_refused)
 
 GST_END_TEST;
 
+/* `name` bound to a linear ramp from `from` at the first frame to `to` at the
+ * third; returns the control source, to read the values it gives. */
+static GstControlSource *
+ramp (GstElement * element, const gchar * name, gdouble from, gdouble to)
+{
+  GstControlSource *source = gst_interpolation_control_source_new ();
+  GstTimedValueControlSource *timed = GST_TIMED_VALUE_CONTROL_SOURCE (source);
+
+  g_object_set (source, "mode", GST_INTERPOLATION_MODE_LINEAR, NULL);
+  gst_timed_value_control_source_set (timed, 0, from);
+  gst_timed_value_control_source_set (timed, 2 * FRAME_DURATION, to);
+  fail_unless (gst_object_add_control_binding (GST_OBJECT (element),
+          gst_direct_control_binding_new_absolute (GST_OBJECT (element), name,
+              source)), "%s is not controllable", name);
+  return source;
+}
+
+/* The levels under GstController: each frame's output is libhfam's with the
+ * values the ramps give at its time. */
+GST_START_TEST (test_controlled_levels)
+{
+  const gchar *names[] = { "key-black", "key-white", "temporal-smoothing",
+    "islands"
+  };
+  const gdouble from[] = { 0.0, 1.0, 0.0, 0.0 }, to[] = { 0.2, 0.5, 0.6, 0.5 };
+  GstControlSource *sources[G_N_ELEMENTS (names)];
+  GstElement *element = make_element ();
+  GstVideoInfo info;
+  Engine engine;
+  Rig rig;
+
+  engine_open (&engine);
+  video_info (&info, GST_VIDEO_FORMAT_RGBA, WIDTH, HEIGHT);
+  g_object_set (element, "temporal-mode", HFAM_TEMPORAL_BLEND, NULL);
+  for (guint n = 0; n < G_N_ELEMENTS (names); n++)
+    sources[n] = ramp (element, names[n], from[n], to[n]);
+  rig_start (&rig, element, FALSE, TRUE);
+  gst_harness_set_sink_caps_str (rig.key, "video/x-raw,format=GRAY8");
+  rig_set_format (&rig, &info);
+  for (guint i = 0; i < 3; i++) {
+    GstBuffer *in = make_frame (&info, 40 + i);
+    gdouble v[G_N_ELEMENTS (names)];
+    HfamFrameParams params = {.long_side = INFERENCE_SIZE,
+      .temporal = HFAM_TEMPORAL_BLEND
+    };
+    HfamEdgeParams edges;
+
+    for (guint n = 0; n < G_N_ELEMENTS (names); n++)
+      fail_unless (gst_control_source_get_value (sources[n],
+              i * FRAME_DURATION, &v[n]));
+    element_default_edges (&edges);
+    edges.key_black = (float) v[0];
+    edges.key_white = (float) v[1];
+    params.smoothing = (float) v[2];
+    params.islands = (float) v[3];
+    fail_unless_equals_int (rig_push (&rig, gst_buffer_ref (in), i),
+        GST_FLOW_OK);
+    expect_same_bytes (packed_pixels (rig.key, gst_harness_pull (rig.key)),
+        libhfam_output_with (&engine, in, WIDTH, HEIGHT, &params, &edges,
+            &output_formats[4]), "the controlled key");
+    gst_buffer_unref (in);
+  }
+  rig_stop (&rig);
+  for (guint n = 0; n < G_N_ELEMENTS (names); n++)
+    gst_object_unref (sources[n]);
+  engine_close (&engine);
+}
+
+GST_END_TEST;
+
 TCase *
 edges_tcase (void)
 {
@@ -279,5 +350,6 @@ edges_tcase (void)
   tcase_add_test (tc, test_islands);
   tcase_add_test (tc, test_letterbox);
   tcase_add_test (tc, test_key_levels_refused);
+  tcase_add_test (tc, test_controlled_levels);
   return tc;
 }
