@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds .pack for one training call on a lent GPU (README.md, "On a lent GPU: train first"):
 # the teacher-labelled people, and part K of N of the training backgrounds (the wallpapers of
-# ../teachers/backgrounds.py and the photographs of ../shared/data/backgrounds), at the sizes
-# that let the pack travel beside the repository; no ImageNet encoder (the run continues a
+# ../teachers/backgrounds.py and the photographs of ../shared/data/backgrounds; every held-out
+# wallpaper too, for the validation's wallpaper kind), at the sizes that let the pack travel
+# beside the repository; no ImageNet encoder (the run continues a
 # weight file with --init). Then checks what the call carries, the tree and .pack, against the
 # device tool's 64 MiB, and fails when it is over.
 # Usage (here, on the CPU, from the repository root):
@@ -14,7 +15,7 @@ shared=$(cd "$(dirname "$0")/../../../.." && pwd)/shared/data
 rm -rf .pack
 /usr/bin/python3 model/python/train/pack.py --labels "$labels" \
   --images "$shared/people-train/images" \
-  --bg "$wallpapers" --bg "$shared/backgrounds/images" --long-side 448 --quality 85 \
+  --wallpapers "$wallpapers" --bg "$shared/backgrounds/images" --long-side 448 --quality 85 \
   --bg-long-side 480 --bg-quality 80 --val-backgrounds 56 --bg-part "$part" --out .pack
 limit=$((64 * 1024 * 1024))
 tree=$( (git ls-files -z --cached --others --exclude-standard \

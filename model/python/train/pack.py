@@ -3,7 +3,8 @@ a GPU machine that cannot reach the network and takes at most 64 MiB per call (t
 `device` tool): see README.md, "Training on a lent GPU".
 
     /usr/bin/python3 model/python/train/pack.py --labels LABELS --images IMAGES --bg BG [--bg BG2] \
-        --encoder encoder.pt --out PACK [--long-side 512] [--val-fraction 0.1] [--bg-part K/N]
+        [--wallpapers WALLPAPERS] --encoder encoder.pt --out PACK [--long-side 512] \
+        [--val-fraction 0.1] [--bg-part K/N]
 
 LABELS is the output of ../teachers/label.py (accepted photos in alpha/ and fg/), IMAGES the
 photos it labelled (the originals, with their real backgrounds), BG folders of backgrounds
@@ -20,7 +21,11 @@ photos it labelled (the originals, with their real backgrounds), BG folders of b
 More backgrounds than one device call can carry (1435 photographs) travel in parts: --bg-part
 K/N packs the training backgrounds of part K of N (a second hash of the name), so that runs
 continued from one another (train_device.py --init) see them all; every part carries the same
---val-backgrounds held-out ones, so that their validation figures compare.
+--val-backgrounds held-out ones, so that their validation figures compare. --wallpapers names
+the folder of desktop wallpapers (../teachers/backgrounds.py): they train as the other
+backgrounds do, and every held-out one travels too, for a validation kind of its own
+(split.json's val_wallpapers; train_device.py's "wallpaper" composites): DEV's composites are
+over wallpapers, and the CPU sittings that gained on photographs lost there (README.md).
 """
 
 from __future__ import annotations
@@ -127,6 +132,10 @@ def main(argv=None) -> int:
     p.add_argument("--images", required=True)
     p.add_argument("--bg", required=True, action="append",
                    help="a folder of backgrounds; repeat it for several")
+    p.add_argument("--wallpapers", metavar="BG",
+                   help="a folder of desktop wallpapers, the kind of background DEV's "
+                        "composites have: backgrounds as --bg's, except that every held-out "
+                        "one travels, as a validation kind of their own (val_wallpapers)")
     p.add_argument("--encoder", help="the ImageNet encoder (leave out when the run starts "
                    "from a weight file: train_device.py --init)")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of photos and fg")
@@ -161,15 +170,18 @@ def main(argv=None) -> int:
                                         quality=args.quality)
         shrink(alpha, args.long_side).save(os.path.join(args.out, "alpha", name + ".png"),
                                            optimize=True)
-    paths = list_backgrounds(args.bg)
-    val_backgrounds = sorted(n for n in paths if held_out(n, args.val_fraction))
+    wallpapers = set(list_backgrounds([args.wallpapers] if args.wallpapers else []))
+    paths = list_backgrounds(args.bg + ([args.wallpapers] if args.wallpapers else []))
+    val_backgrounds = sorted(n for n in paths
+                             if held_out(n, args.val_fraction) and n not in wallpapers)
     if args.val_backgrounds:
         val_backgrounds = sorted(sorted(val_backgrounds, key=validation_rank)
                                  [:args.val_backgrounds])
+    val_wallpapers = sorted(n for n in wallpapers if held_out(n, args.val_fraction))
     part, parts = args.bg_part
     train_backgrounds = [n for n in sorted(paths) if not held_out(n, args.val_fraction)
                          and background_part(n, parts) == part - 1]
-    backgrounds = sorted(val_backgrounds + train_backgrounds)
+    backgrounds = sorted(val_backgrounds + val_wallpapers + train_backgrounds)
     for name in backgrounds:
         im = Image.open(paths[name]).convert("RGB")
         shrink(im, bg_long_side).save(os.path.join(args.out, "bg", name + ".jpg"),
@@ -181,14 +193,16 @@ def main(argv=None) -> int:
         "val_fraction": args.val_fraction,
         "val": sorted(n for n in names if held_out(n, args.val_fraction)),
         "val_backgrounds": val_backgrounds,
+        "val_wallpapers": val_wallpapers,
         "bg_part": f"{part}/{parts}",
         "teacher_manifest": os.path.join(args.labels, "manifest.json"),
     }
     with open(os.path.join(args.out, "split.json"), "w") as f:
         json.dump(split, f, indent=1)
     print(f"{args.out}: {len(names)} photos ({len(split['val'])} held out), "
-          f"{len(backgrounds)} backgrounds ({len(val_backgrounds)} held out, part {part}/{parts} "
-          f"of the others), {folder_bytes(args.out) / 1e6:.1f} MB "
+          f"{len(backgrounds)} backgrounds ({len(val_backgrounds)} held out and "
+          f"{len(val_wallpapers)} held-out wallpapers, part {part}/{parts} of the others), "
+          f"{folder_bytes(args.out) / 1e6:.1f} MB "
           f"(backgrounds {folder_bytes(os.path.join(args.out, 'bg')) / 1e6:.1f} MB)",
           file=sys.stderr)
     return 0

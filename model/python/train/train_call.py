@@ -199,7 +199,8 @@ def finish(args) -> int:
         "steps": choice["steps"], "batch": choice["batch"], "size": choice["size"],
         "lr": choice["lr"], "init": choice.get("init"),
         "start": {k: float(v) for k, v in start.items() if k != "step"} if start else None,
-        "end": [{k: c[k] for k in ("long_side", "real_sad", "composite_sad")}
+        "end": [{k: c[k] for k in ("long_side", "real_sad", "composite_sad", "wallpaper_sad")
+                 if k in c}
                 for c in choice["all"] if c["precision"] == "fp32"],
         "chosen_size": choice["chosen"]["long_side"],
     }
@@ -233,11 +234,15 @@ def show_call(n: int, call: dict) -> None:
     print(f"call {n} ({call['date']}, {call['device']}, part {call['part']}): {call['steps']} "
           f"steps of {call['batch']} at {call['size']} px in {call['seconds']:.0f} s")
     if start:
-        print(f"  start:  real SAD {start['real_sad']:.4f}, composite SAD "
-              f"{start['composite_sad']:.4f} (at {max(call['size'], 320)})")
+        print(f"  start:  {sads(start)} (at {max(call['size'], 320)})")
     for end in call["end"]:
-        print(f"  end at {end['long_side']}: real SAD {end['real_sad']:.4f}, composite SAD "
-              f"{end['composite_sad']:.4f}")
+        print(f"  end at {end['long_side']}: {sads(end)}")
+
+
+def sads(figures: dict) -> str:
+    """"real SAD r, composite SAD c[, wallpaper SAD w]": the kinds a call's split has."""
+    return ", ".join(f"{kind} SAD {figures[kind + '_sad']:.4f}"
+                     for kind in ("real", "composite", "wallpaper") if kind + "_sad" in figures)
 
 
 def show(args) -> int:

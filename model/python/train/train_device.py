@@ -44,7 +44,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -275,9 +275,13 @@ class DeviceSamples:
         return (*out, parts[-1][0][0])
 
 
-def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
-    """[(kind, rgb uint8 H x W x 3, alpha float64 H x W)]: each held-out photo as it is, and
-    composited over two held-out backgrounds (cover-resized, centred)."""
+def validation_set(pack_dir: str, names: List[str], backgrounds: List[str],
+                   wallpapers: Sequence[str] = ()):
+    """[(kind, rgb uint8 H x W x 3, alpha float64 H x W)]: each held-out photo as it is
+    ("real"), composited over two held-out backgrounds ("composite") and, where the pack has
+    held-out wallpapers, over one of them ("wallpaper": DEV's composites are over wallpapers,
+    and a run can gain on photographs while it loses there); backgrounds cover-resized,
+    centred."""
     out = []
     for j, n in enumerate(names):
         photo = np.asarray(Image.open(os.path.join(pack_dir, "image", n + ".jpg")).convert("RGB"))
@@ -286,8 +290,10 @@ def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
         a = alpha.astype(np.float64) / 255
         out.append(("real", photo, a))
         h, w = a.shape
-        for k in (2 * j, 2 * j + 1):
-            b = backgrounds[k % len(backgrounds)]
+        over = [("composite", backgrounds[k % len(backgrounds)]) for k in (2 * j, 2 * j + 1)]
+        if wallpapers:
+            over.append(("wallpaper", wallpapers[j % len(wallpapers)]))
+        for kind, b in over:
             bg = Image.open(os.path.join(pack_dir, "bg", b + ".jpg")).convert("RGB")
             s = max(w / bg.width, h / bg.height)
             bg = bg.resize((max(w, round(bg.width * s)), max(h, round(bg.height * s))),
@@ -295,7 +301,7 @@ def validation_set(pack_dir: str, names: List[str], backgrounds: List[str]):
             x0, y0 = (bg.width - w) // 2, (bg.height - h) // 2
             bgn = np.asarray(bg)[y0:y0 + h, x0:x0 + w].astype(np.float64)
             comp = a[..., None] * fg + (1 - a[..., None]) * bgn
-            out.append(("composite", np.clip(np.round(comp), 0, 255).astype(np.uint8), a))
+            out.append((kind, np.clip(np.round(comp), 0, 255).astype(np.uint8), a))
     return out
 
 
@@ -376,8 +382,9 @@ def main(argv=None) -> int:
     names = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(args.pack, "alpha")))
     bgs = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(args.pack, "bg")))
     train_names = [n for n in names if n not in split["val"]]
-    train_bgs = [b for b in bgs if b not in split["val_backgrounds"]]
-    val = validation_set(args.pack, split["val"], split["val_backgrounds"])
+    val_wallpapers = split.get("val_wallpapers", [])  # packs of before 2026-12-07 have none
+    train_bgs = [b for b in bgs if b not in split["val_backgrounds"] and b not in val_wallpapers]
+    val = validation_set(args.pack, split["val"], split["val_backgrounds"], val_wallpapers)
     augmentations = augment.from_options(args)
     samples = DeviceSamples(args.pack, train_names, train_bgs, args.device, args.seed,
                             args.per_fg, augmentations)
@@ -488,7 +495,7 @@ def main(argv=None) -> int:
         for half in (False, True):
             r = evaluate(model, val, long_side, half, args.device, frozen)
             r.update(long_side=long_side, precision="fp16" if half else "fp32",
-                     score=r["real_sad"] + r["composite_sad"])
+                     score=sum(v for k, v in r.items() if k.endswith("_sad")))
             choices.append(r)
             print("choice " + json.dumps(r), flush=True)
     fp32 = [c for c in choices if c["precision"] == "fp32"]

@@ -117,6 +117,26 @@ def check_background_parts(workdir: str) -> None:
     want = sorted(sorted(val, key=pack.validation_rank)[:3])
     print(f"--val-backgrounds 3: {picks[0]} of {val}")
     assert picks[0] == picks[1] == want and want != sorted(val)[:3], (picks, want)
+    # --wallpapers: bg1's held-out backgrounds a list of their own, all of them; the training
+    # ones of both folders spread over the parts as before
+    with_wallpapers = ["--wallpapers" if a == "--bg" and common[i + 1].endswith("bg1") else a
+                       for i, a in enumerate(common)]
+    bg1 = {f"b{i}" for i in range(1, 40, 2)}
+    spread = []
+    for k in (1, 2, 3):
+        out = os.path.join(root, f"wallpapers{k}")
+        pack.main(with_wallpapers + ["--bg-part", f"{k}/3", "--val-backgrounds", "2",
+                                     "--out", out])
+        names = {os.path.splitext(f)[0] for f in os.listdir(os.path.join(out, "bg"))}
+        split = json.load(open(os.path.join(out, "split.json")))
+        # all the held-out wallpapers, whatever --val-backgrounds picks of the others
+        assert split["val_wallpapers"] == sorted(bg1 & set(val)), split
+        assert split["val_backgrounds"] == sorted(sorted(set(val) - bg1,
+                                                         key=pack.validation_rank)[:2]), split
+        spread += sorted(names - set(val))
+    print(f"--wallpapers: {len(bg1 & set(val))} held out, {len(spread)} training backgrounds "
+          f"in 3 parts")
+    assert sorted(spread) == sorted(every), spread
     Image.new("RGB", (50, 40)).save(os.path.join(root, "bg2", "b1.jpg"))
     try:
         pack.main(common + ["--out", os.path.join(root, "clash")])

@@ -45,10 +45,10 @@ SEED = 5
 
 
 def make_pack(root: str) -> str:
-    """12 generated people (photo = the person over a generated scene) and 10 backgrounds,
-    packed by pack.py at long side 96."""
+    """12 generated people (photo = the person over a generated scene), 10 backgrounds and 6
+    wallpapers (one of them held out), packed by pack.py at long side 96."""
     rng = np.random.default_rng(0)
-    for sub in ("labels/fg", "labels/alpha", "images", "bg"):
+    for sub in ("labels/fg", "labels/alpha", "images", "bg", "wallpapers"):
         os.makedirs(os.path.join(root, sub))
     names = [f"person{i:02d}" for i in range(12)]
     for name in names:
@@ -66,10 +66,15 @@ def make_pack(root: str) -> str:
     for i in range(10):
         Image.fromarray(np.uint8(np.round(make_data.background(rng, 80, 120) * 255))).save(
             os.path.join(root, "bg", f"scene{i:02d}.png"))
+    held = [f"wall{i:02d}" for i in range(100) if pack.held_out(f"wall{i:02d}", 0.25)][:1]
+    kept = [f"wall{i:02d}" for i in range(100) if not pack.held_out(f"wall{i:02d}", 0.25)][:5]
+    for name in held + kept:
+        Image.fromarray(np.uint8(np.round(make_data.background(rng, 90, 160) * 255))).save(
+            os.path.join(root, "wallpapers", name + ".png"))
     out = os.path.join(root, "pack")
     pack.main(["--labels", os.path.join(root, "labels"), "--images", os.path.join(root, "images"),
-               "--bg", os.path.join(root, "bg"), "--long-side", "96", "--val-fraction", "0.25",
-               "--out", out])
+               "--bg", os.path.join(root, "bg"), "--wallpapers", os.path.join(root, "wallpapers"),
+               "--long-side", "96", "--val-fraction", "0.25", "--out", out])
     return out
 
 
@@ -77,9 +82,9 @@ def training_names(pack_dir: str):
     split = json.load(open(os.path.join(pack_dir, "split.json")))
     names = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(pack_dir, "alpha")))
     bgs = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(pack_dir, "bg")))
-    assert split["val"] and split["val_backgrounds"], split
+    assert split["val"] and split["val_backgrounds"] and split["val_wallpapers"], split
     return ([n for n in names if n not in split["val"]],
-            [b for b in bgs if b not in split["val_backgrounds"]])
+            [b for b in bgs if b not in split["val_backgrounds"] + split["val_wallpapers"]])
 
 
 def samples(pack_dir: str, augmentations, per_fg: int = 20) -> train_device.DeviceSamples:
@@ -202,6 +207,12 @@ def check_run(pack_dir: str, workdir: str) -> None:
     assert validations[0]["step"] == "0", validations
     assert choice["augmentations"] == augment.Probabilities()._asdict()
     assert os.path.getsize(os.path.join(out, "model.safetensors")) > 0
+    # the held-out wallpapers are a kind of their own, and count in the choice
+    chosen = choice["chosen"]
+    print(f"validation kinds: {sorted(k for k in validations[0] if k.endswith('_sad'))}")
+    assert {"real_sad", "composite_sad", "wallpaper_sad"} <= set(validations[0]), validations
+    assert math.isclose(chosen["score"], chosen["real_sad"] + chosen["composite_sad"]
+                        + chosen["wallpaper_sad"]), chosen
 
 
 def check_frozen_encoder(pack_dir: str, workdir: str, stages: int) -> None:

@@ -51,9 +51,10 @@ def export(path, seed, dtype):
                    stderr=subprocess.DEVNULL)
 
 
-def call_folder(work, name, seed, with_choice=True, bg_part=None):
+def call_folder(work, name, seed, with_choice=True, bg_part=None, wallpapers=False):
     """What device-train.sh leaves in $OUT: the fp16 weights in parts, run.tar.gz (its
-    choice.json names the pack's part when bg_part is given, as train_device.py's does)."""
+    choice.json names the pack's part when bg_part is given, as train_device.py's does; its
+    figures have the wallpaper kind when `wallpapers`, as those of a pack with them do)."""
     folder = os.path.join(work, name)
     os.makedirs(folder)
     model = os.path.join(work, name + ".safetensors")
@@ -64,11 +65,15 @@ def call_folder(work, name, seed, with_choice=True, bg_part=None):
     for k, piece in enumerate((data[:half], data[half:])):
         with open(os.path.join(folder, f"model.part{k:02d}"), "wb") as f:
             f.write(piece)
-    files = {"val.csv": "step,real_sad,real_mse,composite_sad,composite_mse\n"
-                        f"0,{3 + seed},0.01,{2 + seed},0.02\n120,{2 + seed},0.01,{1 + seed},0.02\n"}
+    wall = ",wallpaper_sad" if wallpapers else ""
+    files = {"val.csv": f"step,real_sad,real_mse,composite_sad,composite_mse{wall}\n"
+                        + "".join(f"{step},{3 + seed - k},0.01,{2 + seed - k},0.02"
+                                  + (f",{4 + seed - k}" if wallpapers else "") + "\n"
+                                  for k, step in enumerate((0, 120)))}
     if with_choice:
         fp32 = [{"long_side": s, "precision": "fp32", "real_sad": 1.5 + seed + s / 1000,
-                 "composite_sad": 0.5 + seed, "score": 0} for s in (384, 512)]
+                 "composite_sad": 0.5 + seed, "score": 0,
+                 **({"wallpaper_sad": 2.5 + seed} if wallpapers else {})} for s in (384, 512)]
         files["choice.json"] = json.dumps({
             "chosen": fp32[0], "all": fp32 + [dict(fp32[0], precision="fp16")], "steps": 100 + seed,
             "batch": 16, "size": 384, "seconds": 360.0, "lr": 1e-4,
@@ -192,13 +197,20 @@ def main():
     # call 2 continues: its own weights become the state, and the part is the one its run
     # names, not the pack here (prepare may have packed the next one since)
     set_pack_part(repo, "3/8")
-    second, second_model = call_folder(work, "call2", 2, bg_part="8/8")
+    second, second_model = call_folder(work, "call2", 2, bg_part="8/8", wallpapers=True)
     run_call(repo, "finish", second)
     state2 = check_kept(repo, second_model, 2, "8/8")
     assert state2["commit"] != state1["commit"] and state2["sha256"] != state1["sha256"]
     assert train_call.next_part(train_call.load_record(repo)) == "1/8"
     shown = run_call(repo, "show")
     assert "call 1" in shown and "call 2" in shown and state2["commit"][:10] in shown, shown
+    # call 2's pack had held-out wallpapers: their figures are recorded and shown, call 1's
+    # figures (a pack without) are shown as they were
+    calls = train_call.load_record(repo)["calls"]
+    assert all("wallpaper_sad" in e for e in calls[1]["end"]), calls[1]
+    assert calls[1]["start"]["wallpaper_sad"] == 6.0, calls[1]["start"]
+    assert "wallpaper" not in shown.split("call 2")[0], shown
+    assert shown.split("call 2")[1].count("wallpaper SAD") == 3, shown
     print("train_call: two calls kept and fetched, refusals without commits, stale labels: ok")
 
 
