@@ -280,6 +280,18 @@ run_frame (HfamContext *ctx, int w, int h, HfamFormat format, int bpp)
     g_assert_true (alpha[i] >= 0.0f && alpha[i] <= 1.0f);
 }
 
+/* hfam_inference_dims of a width x height frame gives want_w x want_h. */
+static void
+assert_inference_dims (int width, int height, float pixel_aspect, int long_side, int want_w,
+                       int want_h)
+{
+  int w, h;
+
+  hfam_inference_dims (width, height, pixel_aspect, long_side, &w, &h);
+  g_assert_cmpint (w, ==, want_w);
+  g_assert_cmpint (h, ==, want_h);
+}
+
 static void
 test_odd_frames (void)
 {
@@ -287,17 +299,12 @@ test_odd_frames (void)
   g_autoptr (GError) error = NULL;
   HfamModel *model = hfam_model_load (path, &error);
   HfamContext *ctx;
-  int w, h;
 
   g_assert_no_error (error);
   ctx = cpu_context (model, 1, &error);
   g_assert_no_error (error);
-  hfam_inference_dims (1920, 1080, 1.0f, 512, &w, &h);
-  g_assert_cmpint (w, ==, 512);
-  g_assert_cmpint (h, ==, 288);
-  hfam_inference_dims (4097, 31, 1.0f, 512, &w, &h);
-  g_assert_cmpint (w, ==, 512);
-  g_assert_cmpint (h, ==, 32);
+  assert_inference_dims (1920, 1080, 1.0f, 512, 512, 288);
+  assert_inference_dims (4097, 31, 1.0f, 512, 512, 32);
   run_frame (ctx, 1, 1, HFAM_FORMAT_RGB, 3);
   run_frame (ctx, 33, 17, HFAM_FORMAT_BGRA, 4);
   run_frame (ctx, 4097, 31, HFAM_FORMAT_RGBA, 4);
@@ -833,18 +840,10 @@ test_pixel_aspect (void)
   int iw, ih;
 
   /* 1440x1080 HDV and 720x576 PAL 16:9 are shown at 16:9; 0 is square */
-  hfam_inference_dims (1440, 1080, 4.0f / 3.0f, 512, &iw, &ih);
-  g_assert_cmpint (iw, ==, 512);
-  g_assert_cmpint (ih, ==, 288);
-  hfam_inference_dims (720, 576, 64.0f / 45.0f, 512, &iw, &ih);
-  g_assert_cmpint (iw, ==, 512);
-  g_assert_cmpint (ih, ==, 288);
-  hfam_inference_dims (1080, 1080, 0.5f, 512, &iw, &ih);
-  g_assert_cmpint (iw, ==, 256);
-  g_assert_cmpint (ih, ==, 512);
-  hfam_inference_dims (1920, 1080, 0.0f, 512, &iw, &ih);
-  g_assert_cmpint (iw, ==, 512);
-  g_assert_cmpint (ih, ==, 288);
+  assert_inference_dims (1440, 1080, 4.0f / 3.0f, 512, 512, 288);
+  assert_inference_dims (720, 576, 64.0f / 45.0f, 512, 512, 288);
+  assert_inference_dims (1080, 1080, 0.5f, 512, 256, 512);
+  assert_inference_dims (1920, 1080, 0.0f, 512, 512, 288);
 
   g_assert_no_error (error);
   ctx = cpu_context (model, 1, &error);
