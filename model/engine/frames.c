@@ -172,7 +172,8 @@ check_outputs (const HfamContext *ctx, int width, int height, HfamMemory memory,
                const HfamImage *frame, const HfamImage *outputs, int n_outputs,
                const char *what, GError **error)
 {
-  gboolean reads_frame = ctx->edges.refine == HFAM_REFINE_GUIDED && n_outputs > 0;
+  const gboolean refines = ctx->edges.refine == HFAM_REFINE_GUIDED && n_outputs > 0;
+  int colour = -1; /* the first output that takes the frame's colours */
 
   if (n_outputs < 0 || (n_outputs > 0 && !outputs)) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "%s: %d outputs at %p", what,
@@ -182,13 +183,19 @@ check_outputs (const HfamContext *ctx, int width, int height, HfamMemory memory,
   for (int i = 0; i < n_outputs; i++) {
     if (!check_output (&outputs[i], i, width, height, memory, what, error))
       return FALSE;
-    reads_frame |= is_colour_output (outputs[i].format);
+    if (colour < 0 && is_colour_output (outputs[i].format))
+      colour = i;
   }
-  if (!reads_frame)
+  if (!refines && colour < 0)
     return TRUE;
   if (!frame) {
-    g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
-                 "%s: guided refinement reads the frame: pass it with the outputs", what);
+    if (colour >= 0)
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: output %d takes the frame's colours: pass the frame with the outputs",
+                   what, colour);
+    else
+      g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT,
+                   "%s: guided refinement reads the frame: pass it with the outputs", what);
     return FALSE;
   }
   if (!check_frame (frame, what, error))
