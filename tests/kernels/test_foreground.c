@@ -5,6 +5,7 @@
  * hair-like alpha: issue 16's bar, the fill's mean colour error inside 0 < alpha < 1 at most a
  * third of the frame pixels' (the numbers are printed). */
 #include "foreground.h"
+#include "kernel-test.h"
 
 #include <glib.h>
 #include <math.h>
@@ -47,17 +48,6 @@ frame_random (HfamFrameFormat format, int w, int h)
   if (format == HFAM_FRAME_I420)
     f.frame.planes[2] = f.frame.planes[1] + (size_t) f.frame.strides[1] * ch;
   return f;
-}
-
-static double
-window_mean (const double *v, int w, int h, int x, int y, int r)
-{
-  double sum = 0.0;
-  int n = 0;
-  for (int j = MAX (y - r, 0); j <= MIN (y + r, h - 1); j++)
-    for (int i = MAX (x - r, 0); i <= MIN (x + r, w - 1); i++, n++)
-      sum += v[(size_t) j * w + i];
-  return sum / n;
 }
 
 /* A pass's local mean of plane v as foreground.h defines it: the clipped window mean of radius

@@ -5,6 +5,7 @@
  * formats by hand, and the matte's temporal blend by hand and against the resize (blending
  * before or after it gives the same matte). */
 #include "frame.h"
+#include "kernel-test.h"
 #include "resize.h"
 
 #include <glib.h>
@@ -85,15 +86,6 @@ static const HfamPreprocessParams imagenet = {
   .order = { 0, 1, 2 }, .scale = 1.0f,
   .mean = { 0.485f, 0.456f, 0.406f }, .std = { 0.229f, 0.224f, 0.225f },
 };
-
-static float
-max_abs_diff (const float *a, const float *b, size_t n)
-{
-  float m = 0.0f;
-  for (size_t i = 0; i < n; i++)
-    m = MAX (m, fabsf (a[i] - b[i]));
-  return m;
-}
 
 /* RGB formats: the twin equals hfam_preprocess_rgb8 (up to float rounding: the two resize
  * in a different order), for shrinking, enlarging and mixed sizes, both channel orders. */

@@ -6,6 +6,7 @@
  * against the same formula on the refined and the resized planes; and the same planes from
  * one thread and from a team. */
 #include "box.h"
+#include "kernel-test.h"
 #include "refine.h"
 #include "resize.h"
 
@@ -122,18 +123,6 @@ static HfamFrame
 image_frame (const Image *im)
 {
   return (HfamFrame) { { im->rgb }, { 3 * im->w }, im->w, im->h, HFAM_FRAME_RGB };
-}
-
-/* Plain window mean (double) of plane v at (x, y), radius r, clipped. */
-static double
-window_mean (const double *v, int w, int h, int x, int y, int r)
-{
-  double sum = 0.0;
-  int n = 0;
-  for (int j = MAX (y - r, 0); j <= MIN (y + r, h - 1); j++)
-    for (int i = MAX (x - r, 0); i <= MIN (x + r, w - 1); i++, n++)
-      sum += v[(size_t) j * w + i];
-  return sum / n;
 }
 
 /* Solves the 3x3 system m x = b by Gaussian elimination with partial pivoting. */

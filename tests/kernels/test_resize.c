@@ -1,5 +1,6 @@
 /* kernels/resize.c: hand-computed cases, and with the argument `golden FILE` a comparison with
  * the outputs of PyTorch that resize_golden.py wrote (`golden` alone: no torch, skip). */
+#include "kernel-test.h"
 #include "resize.h"
 
 #include <glib.h>
@@ -9,15 +10,6 @@
 
 /* Max abs error allowed on 0..1 data; normalised frames scale it by scale / std. */
 #define GOLDEN_TOLERANCE 1e-5
-
-static float
-max_abs_diff (const float *a, const float *b, size_t n)
-{
-  float m = 0.0f;
-  for (size_t i = 0; i < n; i++)
-    m = MAX (m, fabsf (a[i] - b[i]));
-  return m;
-}
 
 static void
 test_constant (void)
