@@ -47,8 +47,12 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as scratch:
         dest = os.path.join(scratch, "dest")
-        subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--quiet",
-                        "--destdir", dest, "--tags", "devel,runtime"], check=True)
+        install = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--quiet",
+                                  "--destdir", dest, "--tags", "devel,runtime"],
+                                 capture_output=True, text=True)
+        if install.returncode != 0:
+            sys.exit(f"FAIL: meson install: {install.stdout}{install.stderr}(a target installed "
+                     "but not built: list it in tests/model/install/meson.build's `installed`)")
 
         headers = os.path.join(source, "model", "include", "hfam")
         installed = os.path.dirname(find(dest, "hfam.h"))
