@@ -170,8 +170,10 @@ def main(argv=None) -> int:
                                         quality=args.quality)
         shrink(alpha, args.long_side).save(os.path.join(args.out, "alpha", name + ".png"),
                                            optimize=True)
-    wallpapers = set(list_backgrounds([args.wallpapers] if args.wallpapers else []))
     paths = list_backgrounds(args.bg + ([args.wallpapers] if args.wallpapers else []))
+    wallpaper_dir = os.path.normpath(args.wallpapers) if args.wallpapers else None
+    wallpapers = {n for n, path in paths.items()
+                  if os.path.normpath(os.path.dirname(path)) == wallpaper_dir}
     val_backgrounds = sorted(n for n in paths
                              if held_out(n, args.val_fraction) and n not in wallpapers)
     if args.val_backgrounds:
