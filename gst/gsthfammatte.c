@@ -21,8 +21,10 @@
  * with more); 512 gives the model's best matte. At that size, before the
  * smoothing and the resize, `islands` drops the parts of the matte apart from
  * the person (a flower or a boat taken for foreground): the regions whose alpha
- * sums to less than that share of the largest region's; 0 keeps every one, as
- * scenes with several people of different sizes need; `letterbox` clears bars.
+ * sums to less than that share of the largest region's, and again from the
+ * smoothed matte, so that what the network dropped does not linger; 0 keeps
+ * every one, as scenes with several people of different sizes need;
+ * `letterbox` clears bars.
  *
  * ## Example launch line
  * |[

@@ -7,10 +7,10 @@
  * region whose mass is under `share` times the largest region's is set to 0; the pixels at or
  * under `floor` are left as they are.
  *
- * Labels are found by union-find with the smaller index as the root (Playne and Hawick 2018,
- * whose lock-free form the CUDA twin runs): both give the same regions, and a region's root is
- * its first pixel in raster order. The masses are summed in another order on the GPU, so a
- * region whose mass lies within rounding of the limit may fall either way there.
+ * Regions are found by union-find with the smaller index as the root: here over the runs of
+ * pixels above the floor along the rows, on the GPU over the pixels (Playne and Hawick 2018's
+ * lock-free form). Both give the same regions. The masses are summed in another order on the
+ * GPU, so a region whose mass lies within rounding of the limit may fall either way there.
  * CUDA twin: islands.cuh. */
 #ifndef HFAM_KERNELS_ISLANDS_H
 #define HFAM_KERNELS_ISLANDS_H
@@ -29,8 +29,8 @@ typedef struct {
 
 int hfam_island_params_valid (const HfamIslandParams *p);
 
-/* The scratch of a call on w x h: the labels (w * h int32) and the masses (w * h + 1 floats),
- * on the host as on the device. */
+/* The scratch of a call on w x h: on the device the labels (w * h int32) and the masses
+ * (w * h + 1 floats); the host's runs fit in the same bytes with 8 h more. */
 size_t hfam_islands_scratch_bytes (int w, int h);
 
 /* matte (w x h, in place) with its islands dropped as above; `scratch` holds

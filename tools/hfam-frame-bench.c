@@ -11,7 +11,9 @@
  * finds a vector, so its sub-pixel step runs almost everywhere), and the guided refinement
  * held over time with the blend's still weights (what the refinement costs with the element's
  * default smoothing, kernels/refine.h), and the matte's islands dropped at the inference size
- * (kernels/islands.h, the element's default share; one thread whatever --threads), and the
+ * (kernels/islands.h, the element's default share; one thread whatever --threads; on the
+ * synthetic matte, above the floor almost everywhere, the most work per pixel; the element
+ * runs it on the fresh matte and, with smoothing, on the blend too), and the
  * black bars of a letterbox (kernels/bars.h: an eighth of the height at the top and at the
  * bottom of a grey plane of its own at the inference size, found and cleared from the matte;
  * then at the frame's size found from those, the frame's first row after each read, and
@@ -410,7 +412,8 @@ main (int argc, char **argv)
   {
     g_autofree double *column = g_new (double, n_rounds);
     /* each step; all of them; and what the default smoothing costs (the blend, the
-     * compensation and the held refinement less the plain one), summed within each round */
+     * compensation, the held refinement less the plain one, and the islands dropped from the
+     * blend: a second time, after the fresh matte's), summed within each round */
     for (int k = yuv ? 0 : 1; k <= N_STEPS + 1; k++) {
       double m[2];
       for (int side = 0; side < 2; side++) {
@@ -421,7 +424,8 @@ main (int argc, char **argv)
             if (j == k || k == N_STEPS)
               column[r] += s[j];
           if (k == N_STEPS + 1)
-            column[r] = s[STEP_MOTION] + s[STEP_COMPENSATE] + s[STEP_HELD] - s[STEP_REFINE];
+            column[r] = s[STEP_MOTION] + s[STEP_COMPENSATE] + s[STEP_HELD] - s[STEP_REFINE]
+                        + s[STEP_ISLANDS];
         }
         m[side] = median (column, n_rounds);
       }

@@ -103,13 +103,14 @@ typedef struct {
   /* Waits for the oldest frame and makes its alpha_p the kept matte, first set to 0 over the
    * frame's black bars with `bars` (NULL: not; kernels/bars.h, on the frame's grey plane), then
    * its islands dropped with `islands` (NULL: not; kernels/islands.h; both checked by the
-   * caller): blended into it when
-   * `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept; the caller knows the kept
-   * one has this inference size), else copied. With `motion` (NULL: none), the frame's grey
-   * plane is kept with the matte, and a blend weighs each pixel by the change from the kept
-   * one's (kernels/temporal.h; motion->hold is the smoothing) when that frame kept one too,
-   * after moving the kept matte and grey along the picture's motion with `flow` (NULL: not;
-   * kernels/compensate.h); that blend's still weights are kept for write_matte's `collected`.
+   * caller): blended into it when `blend` (kept = (1 - smoothing) * alpha_p + smoothing * kept;
+   * the caller knows the kept one has this inference size), and the blend's islands dropped
+   * too, so that a region the network dropped is not held; else copied. With `motion` (NULL:
+   * none), the frame's grey plane is kept with the matte, and a blend weighs each pixel by the
+   * change from the kept one's (kernels/temporal.h; motion->hold is the smoothing) when that
+   * frame kept one too, after moving the kept matte and grey along the picture's motion with
+   * `flow` (NULL: not; kernels/compensate.h); that blend's still weights are kept for
+   * write_matte's `collected`.
    * The frame is out of flight afterwards, even when this fails; a failure leaves no kept
    * matte. */
   gboolean (*keep_matte) (HfamBackend *backend, const HfamBarParams *bars,

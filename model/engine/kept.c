@@ -1,7 +1,7 @@
 /* The kept matte on the host: a collected frame's fresh matte (its black bars cleared, its
- * islands dropped, then blended into the kept one by the frame's temporal method), and the
- * kept matte moved along the picture's motion. The device frames' twin of this is the
- * backend's keep_matte (backend.h). */
+ * islands dropped) blended into the kept one by the frame's temporal method, then the blend's
+ * islands dropped; and the kept matte moved along the picture's motion. The device frames'
+ * twin of this is the backend's keep_matte (backend.h). */
 #include "context.h"
 #include "hfam-internal.h"
 #include "bars.h"
@@ -56,9 +56,9 @@ hfam_context_compensate_kept (HfamContext *ctx, const float *grey, const float *
   return TRUE;
 }
 
-/* ctx->fused (alpha_p at the inference size) with its islands dropped (kernels/islands.h). */
+/* `matte` (at the inference size) with its islands dropped (kernels/islands.h). */
 static gboolean
-drop_islands (HfamContext *ctx, float share, GError **error)
+drop_islands (HfamContext *ctx, float *matte, float share, GError **error)
 {
   HfamKeptBuffers *const buf = &ctx->kept.buffers;
   const HfamIslandParams p = { .floor = HFAM_ISLAND_FLOOR, .share = share };
@@ -67,7 +67,7 @@ drop_islands (HfamContext *ctx, float share, GError **error)
                                     hfam_islands_scratch_bytes (ctx->width, ctx->height),
                                     "inference size", ctx->width, ctx->height, error))
     return FALSE;
-  if (hfam_matte_drop_islands (ctx->fused, ctx->width, ctx->height, &p, buf->islands) != 0) {
+  if (hfam_matte_drop_islands (matte, ctx->width, ctx->height, &p, buf->islands) != 0) {
     g_set_error (error, HFAM_ERROR, HFAM_ERROR_ARGUMENT, "islands %g at %dx%d: refused", share,
                  ctx->width, ctx->height);
     return FALSE;
@@ -97,7 +97,7 @@ hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collecte
     hfam_matte_clear_bars (ctx->fused, ctx->grey[collected->slot], ctx->width, ctx->height,
                            &bars, &kept->bars);
   }
-  if (collected->islands > 0.0f && !drop_islands (ctx, collected->islands, error)) {
+  if (collected->islands > 0.0f && !drop_islands (ctx, ctx->fused, collected->islands, error)) {
     kept->valid = FALSE;
     return FALSE;
   }
@@ -134,6 +134,15 @@ hfam_context_keep_host_matte (HfamContext *ctx, const HfamPendingFrame *collecte
       return FALSE;
     }
     memcpy (buf->host, ctx->fused, sizeof (float) * n);
+  }
+  /* A region the network has dropped lives on in a held matte, fading by the hold each frame:
+   * from the blend too, it goes once it is an island. (Dropped from the fresh matte alone, the
+   * held ones stay; from the blend alone, the fresh ones join faint held ones: both lag more on
+   * the validation video sets.) */
+  if (blend && collected->islands > 0.0f
+      && !drop_islands (ctx, buf->host, collected->islands, error)) {
+    kept->valid = FALSE;
+    return FALSE;
   }
   /* the picture the kept matte now belongs to, for the next frame's motion */
   kept->grey_valid = FALSE;

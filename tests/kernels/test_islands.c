@@ -1,8 +1,8 @@
 /* The matte's islands dropped on the CPU (kernels/islands.c), the twin of islands.cu: a scene
  * drawn by hand (a person, a flower apart, a strand joined by a diagonal only, a faint haze
  * under the floor), and random mattes against a plain oracle that grows each region by a
- * breadth-first flood fill and sums its mass in double precision; the two ends of `share`,
- * and the arguments it refuses. */
+ * breadth-first flood fill and sums its mass in double precision, also with the most runs a
+ * row can hold; the two ends of `share`, and the arguments it refuses. */
 #include "islands.h"
 
 #include <glib.h>
@@ -125,6 +125,30 @@ test_random (void)
     }
 }
 
+/* The most runs a row can hold, (w + 1) / 2 (every other pixel, columns of their own), with a
+ * dot now and then in the gaps that joins two columns: the host's runs fill its scratch. */
+static void
+test_most_runs (void)
+{
+  static const int sizes[][2] = { { 1, 5 }, { 9, 7 }, { 33, 20 } };
+  const HfamIslandParams p = { .floor = 0.05f, .share = 0.5f };
+
+  for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++) {
+    const int w = sizes[s][0], h = sizes[s][1];
+    const size_t n = (size_t) w * h;
+    g_autofree float *matte = g_new (float, n);
+    g_autofree float *expected = g_new (float, n);
+    g_autofree void *scratch = g_malloc (hfam_islands_scratch_bytes (w, h));
+    for (size_t i = 0; i < n; i++)
+      matte[i] = (i % w) % 2 == 0 ? (float) g_rand_double_range (rng, 0.1, 1.0)
+                 : g_rand_double (rng) < 0.02 ? 1.0f : 0.0f;
+    drop_oracle (matte, w, h, &p, expected);
+    g_assert_cmpint (hfam_matte_drop_islands (matte, w, h, &p, scratch), ==, 0);
+    for (size_t i = 0; i < n; i++)
+      g_assert_cmpfloat (matte[i], ==, expected[i]);
+  }
+}
+
 static void
 test_refused (void)
 {
@@ -150,6 +174,7 @@ main (int argc, char **argv)
   rng = g_rand_new_with_seed (19);
   g_test_add_func ("/islands/scene", test_scene);
   g_test_add_func ("/islands/random", test_random);
+  g_test_add_func ("/islands/most-runs", test_most_runs);
   g_test_add_func ("/islands/refused", test_refused);
   const int result = g_test_run ();
   g_rand_free (rng);

@@ -125,8 +125,8 @@ ensure_device_buffer (void **buffer, size_t *have, size_t bytes, const char *wha
 }
 
 /* Queues the alpha_p of the frame in `slot` into the kept matte on the matte stream, after the
- * frame: blended when `blend` (a kept matte of the planned size exists), else copied, into an
- * allocation of the planned size. */
+ * frame: blended when `blend` (a kept matte of the planned size exists), then the blend's
+ * islands dropped, else copied, into an allocation of the planned size. */
 static gboolean
 keep_matte (CudaBackend *be, Slot *slot, const HfamBarParams *bars,
             const HfamIslandParams *islands, gboolean blend,
@@ -211,8 +211,15 @@ keep_matte (CudaBackend *be, Slot *slot, const HfamBarParams *bars,
     be->grey[1] = grey;
     be->kept_grey_valid = TRUE;
   }
-  if (blend)
+  if (blend) {
+    /* as on the host (kept.c): a held region the network has dropped goes once it is an
+     * island of the blend */
+    if (islands)
+      CUDA_TRY (hfam_cuda_matte_drop_islands (be->kept, be->width, be->height, islands,
+                                              be->islands_scratch, be->matte_stream),
+                "islands");
     return TRUE;
+  }
   if (be->kept_width != be->width || be->kept_height != be->height) {
     /* every call waited for the matte stream: nothing reads the old one */
     cudaFree (be->kept);

@@ -165,7 +165,7 @@ typedef enum {
 #define HFAM_MOTION_STILL 0.005f
 #define HFAM_MOTION_MOVING 0.02f
 #define HFAM_MOTION_RADIUS 2
-#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.85f
+#define HFAM_TEMPORAL_SMOOTHING_DEFAULT 0.95f
 /* HFAM_TEMPORAL_COMPENSATED holds the pixels near which the picture moved a pixel or more
  * (HFAM_FLOW_SPREAD below) with this share of the smoothing only (from the full smoothing at
  * no motion, linearly): the flow's errors add up while a moving edge is held, and show as lag.

@@ -8,9 +8,10 @@
  * queue_batch and queue_device_batch, and refuses to plan a width of FAKE_REFUSED_WIDTH (a
  * failing batch); a frames-only backend preprocesses, describes its slots (slice), keeps and
  * writes; any other backend runs its frames alone. Black bars (at the inference size on
- * keeping, at the frame's size on writing) and islands cleared by their CPU twins. Temporal smoothing: the plain blend, the
- * kept matte's grey plane kept where keep_matte is given `motion`, and follow moving the kept
- * matte with hfam_motion_compensate (the CPU twins of the CUDA ops). */
+ * keeping, at the frame's size on writing) and islands (of the fresh matte, then of the
+ * blend) cleared by their CPU twins. Temporal smoothing: the plain blend, the kept
+ * matte's grey plane kept where keep_matte is given `motion`, and follow moving the kept matte
+ * with hfam_motion_compensate (the CPU twins of the CUDA ops). */
 #include "backend.h"
 #include "bars.h"
 #include "compensate.h"
@@ -315,10 +316,10 @@ fake_keep_matte (HfamBackend *base, const HfamBarParams *bars, const HfamIslandP
     hfam_matte_clear_bars (s->alpha, grey, f->width, f->height, bars, &f->kept_bars);
     f->bar_params = *bars;
   }
-  if (islands) {
-    g_autofree void *scratch = g_malloc (hfam_islands_scratch_bytes (f->width, f->height));
+  g_autofree void *scratch = islands ? g_malloc (hfam_islands_scratch_bytes (f->width, f->height))
+                                      : NULL;
+  if (islands)
     hfam_matte_drop_islands (s->alpha, f->width, f->height, islands, scratch);
-  }
   f->kept_grey_valid = motion != NULL;
   if (motion) {
     f->kept_grey = g_renew (float, f->kept_grey, plane (f));
@@ -327,6 +328,8 @@ fake_keep_matte (HfamBackend *base, const HfamBarParams *bars, const HfamIslandP
   if (blend) {
     for (size_t i = 0; i < plane (f); i++)
       f->kept[i] = (1.0f - smoothing) * s->alpha[i] + smoothing * f->kept[i];
+    if (islands)
+      hfam_matte_drop_islands (f->kept, f->width, f->height, islands, scratch);
     return TRUE;
   }
   f->kept = g_renew (float, f->kept, plane (f));

@@ -15,8 +15,9 @@
  * plain blend.
  * And islands (HfamFrameParams.islands) dropped from the fresh matte of host and device frames
  * alike (kept.c with kernels/islands.c on the host; the stand-in's keep_matte with the same
- * twin on the device); and black bars along the frame's edges (HfamFrameParams.letterbox)
- * cleared from it in both memories (kernels/bars.c); and frames of non-square pixels run at the
+ * twin on the device), and from the blend where the smoothing holds a region the network
+ * dropped; and black bars along the frame's edges (HfamFrameParams.letterbox) cleared from the
+ * fresh matte in both memories (kernels/bars.c); and frames of non-square pixels run at the
  * shown picture's inference size in both.
  * Usage: test-device-batches GOLDEN_DIR FAKE_CUDA_MODULE */
 #include "engine-test.h"
@@ -238,16 +239,16 @@ test_device_follow (void)
 }
 
 /* A blue picture (alpha about 0 in the stand-in's formula) with a red person (about 1) and a
- * small red flower apart from it, in `memory`. */
+ * red flower apart from it, `fw` x `fh` pixels from (120, 30) (0: none), in `memory`. */
 static HfamImage
-person_and_flower (guint8 *pixels, HfamMemory memory)
+person_and_flower_of (guint8 *pixels, int fw, int fh, HfamMemory memory)
 {
   HfamImage image = packed_image (pixels, W, H, 4, HFAM_FORMAT_RGBA);
 
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++) {
       const gboolean person = x >= 20 && x < 80 && y >= 10 && y < 85;
-      const gboolean flower = x >= 120 && x < 130 && y >= 30 && y < 38;
+      const gboolean flower = x >= 120 && x < 120 + fw && y >= 30 && y < 30 + fh;
       guint8 *p = pixels + ((size_t) y * W + x) * 4;
       p[0] = person || flower ? 255 : 0;
       p[1] = 0;
@@ -256,6 +257,13 @@ person_and_flower (guint8 *pixels, HfamMemory memory)
     }
   image.memory = memory;
   return image;
+}
+
+/* ... with a small flower */
+static HfamImage
+person_and_flower (guint8 *pixels, HfamMemory memory)
+{
+  return person_and_flower_of (pixels, 10, 8, memory);
 }
 
 /* The key of the frame `draw` makes, in host [0] and device [1] memory, with `params` into
@@ -301,6 +309,52 @@ test_device_islands (void)
     } else if (!near) {
       g_assert_cmpint (dropped[1][i], ==, kept[1][i]);
     }
+  }
+}
+
+/* A flower that the network drops, held by the smoothing: 38 x 38 pixels against the
+ * person's 60 x 75, it is no island at a share of 0.3 in the first frame. In the next the
+ * person stands alone, and the flower, held at 0.7 of its mass by the plain blend, is an
+ * island of the kept matte: dropped from it at once, in both memories, where it would
+ * otherwise fade over frames. */
+static void
+test_device_held_islands (void)
+{
+  const HfamFrameParams params = { .long_side = W, .islands = 0.3f, .smoothing = 0.7f,
+                                   .temporal = HFAM_TEMPORAL_BLEND };
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .pipeline_depth = 1 };
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autofree guint8 *pixels = g_malloc (W * H * 4);
+  guint8 first[2][W * H], second[2][W * H];
+
+  g_assert_no_error (error);
+  for (int m = 0; m < 2; m++) {
+    const HfamMemory memory = m ? HFAM_MEMORY_CUDA : HFAM_MEMORY_HOST;
+    HfamContext *ctx = hfam_context_new (model, &options, NULL, &error);
+    const HfamImage keys[2] = { key_of (first[m], memory), key_of (second[m], memory) };
+
+    g_assert_no_error (error);
+    for (int k = 0; k < 2; k++) {
+      const HfamImage frame = person_and_flower_of (pixels, k ? 0 : 38, k ? 0 : 38, memory);
+      g_assert_true (hfam_context_run (ctx, &frame, &params, &keys[k], 1, &error));
+      g_assert_no_error (error);
+    }
+    hfam_context_free (ctx);
+  }
+  for (int i = 0; i < W * H; i++) {
+    const int x = i % W, y = i / W;
+    const gboolean flower = x >= 122 && x < 156 && y >= 32 && y < 66;
+    const gboolean person = x >= 22 && x < 78 && y >= 12 && y < 83;
+    g_assert_cmpint (ABS (first[1][i] - first[0][i]), <=, 1);
+    g_assert_cmpint (ABS (second[1][i] - second[0][i]), <=, 1);
+    if (flower) {
+      g_assert_cmpint (first[0][i], >, 200);
+      g_assert_cmpint (second[0][i], <=, 1);
+    }
+    if (person)
+      g_assert_cmpint (second[0][i], >, 200);
   }
 }
 
@@ -395,6 +449,7 @@ main (int argc, char **argv)
   g_test_add_func ("/device-batches/members", test_device_batches);
   g_test_add_func ("/device-frames/follow", test_device_follow);
   g_test_add_func ("/device-frames/islands", test_device_islands);
+  g_test_add_func ("/device-frames/held-islands", test_device_held_islands);
   g_test_add_func ("/device-frames/letterbox", test_device_letterbox);
   g_test_add_func ("/device-frames/pixel-aspect", test_device_pixel_aspect);
   return g_test_run ();
