@@ -1,6 +1,7 @@
 /* Islands of the matte dropped (islands.h): one raster pass of union-find over the rows' runs
- * of pixels above the floor, one of masses, one of dropping. The engine runs it at the inference size, on the fresh
- * matte and on the blend of the temporal smoothing (BENCHMARKS.md, "Islands"). */
+ * of pixels above the floor, one of masses, one of dropping. The engine runs it at the
+ * inference size, on the fresh matte and on the blend of the temporal smoothing
+ * (BENCHMARKS.md, "Islands"). */
 #include "islands.h"
 
 #include <math.h>
