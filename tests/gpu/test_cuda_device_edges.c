@@ -10,9 +10,11 @@
  * 240x427 (another inference size), a soft disc and stripes over a gradient with noise, each
  * format at some sizes tightly packed and at others with rows padded to the next multiple of
  * 256 bytes (pitched), its outputs alike, whose padding no path may write. Outputs: GRAY8,
- * RGBA, BGRA premultiplied. Then the same with the element's default smoothing (0.5,
- * motion-compensated) after a frame whose disc sat 5 pixels to the left: the kept matte's grey
- * plane, compensation, motion blend and held refinement on the device against the host's;
+ * RGBA, BGRA premultiplied. Then the same with the element's defaults for the kept matte
+ * (smoothing 0.95, motion-compensated, islands 0.05, letterbox on) after a frame whose disc sat
+ * 5 pixels to the left: the kept matte's grey plane, compensation, motion blend, the islands
+ * dropped from the fresh matte and from the blend, and held refinement on the device against
+ * the host's;
  * with temporal-mode=motion (no compensation); and the frame following the kept matte of the
  * moved one instead of running (hfam_context_follow, as the element's skipped frames do).
  * And a frame in a window box (black bars above, below and on the left) with
@@ -302,8 +304,10 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
         /* (every format and every size both tightly packed and pitched, frames and outputs) */
         const gboolean pitched = (s + f) % 2 == 1;
         const HfamFrameParams smoothed = {
-          .smoothing = 0.5f,
+          .smoothing = HFAM_TEMPORAL_SMOOTHING_DEFAULT,
           .temporal = e == 6 ? HFAM_TEMPORAL_MOTION : HFAM_TEMPORAL_COMPENSATED,
+          .islands = HFAM_ISLANDS_DEFAULT,
+          .letterbox = TRUE,
         };
         const HfamFrameParams letterboxed = { .letterbox = TRUE };
         HfamImage before = frame_new (formats[f], sizes[s][0], sizes[s][1], -5, pitched, FALSE,
