@@ -65,6 +65,7 @@ write_out () {
       "$LOG"/gst-cuda-memory.log "$LOG"/gst-cuda-memory-testlog.txt "$LOG"/gst-suite.log \
       2>/dev/null | sort -u
     [ "$phase" = all ] || [ "$phase" = gst ] && cat "$LOG/gst-phase.log" 2>/dev/null
+    [ -s "$LOG/bench-edges-cuda.log" ] && cat "$LOG/bench-edges-cuda.log"
     [ -s "$LOG/bench-summary.txt" ] && cat "$LOG/bench-summary.txt"
     [ -s "$LOG/lanes-r101.txt" ] && cat "$LOG/lanes-r101.txt"
     [ -s "$LOG/batch-512x288-fp16.txt" ] && cat "$LOG/batch-512x288-fp16.txt"
@@ -486,8 +487,9 @@ batch_rows () {
 }
 
 if [ "$phase" = all ] || [ "$phase" = bench ]; then
-  # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together)
-  say "bench: the edge ops at 1920x1080"
+  # the edge ops at 1080p (issue 16's bar: refinement and foreground under 0.5 ms together) and
+  # the temporal smoothing's device kernels at the defaults (issue 17's: negligible on CUDA)
+  say "bench: the edge and smoothing ops at 1920x1080"
   timeout --foreground 60 "$BUILD/tests/kernels/bench-edges-cuda" 2>&1 \
     | tee "$LOG/bench-edges-cuda.log"
   say "bench: $RUNS frames per configuration (configurations matching '$pattern')"
