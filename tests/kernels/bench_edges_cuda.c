@@ -6,13 +6,14 @@
  *   - the temporal smoothing at the element's defaults as the device path runs it (keep_matte
  *     in model/engine/cuda/device-frames.c): at 512x288 the input's grey plane, the
  *     compensation, the motion blend and the blend's islands; at the frame's size the held
- *     refinement; and the smoothing's cost, those less the plain refinement in each round, as
+ *     refinement (the parameters from libhfam, as the element's frames get them); and the
+ *     smoothing's cost, those less the plain refinement in each round, as
  *     hfam-frame-bench's `smoothing` row on the CPU: issue 17's.
  * Random pictures, so that nearly every block moves: the worst case. Exits 77 where no device
  * opens.
  *
  * Usage: bench-edges-cuda [ROUNDS]   (default 51) */
-#include <hfam/hfam.h>
+#include "hfam-internal.h"
 #include "compensate.cuh"
 #include "foreground.cuh"
 #include "islands.cuh"
@@ -75,14 +76,10 @@ main (int argc, char **argv)
   const HfamRefineParams rp = { HFAM_REFINE_RADIUS_DEFAULT, HFAM_REFINE_EPS_DEFAULT, 0, 0, 1 };
   const HfamForegroundParams fp = { HFAM_FOREGROUND_RADIUS_LARGE, HFAM_FOREGROUND_RADIUS_SMALL,
                                     HFAM_FOREGROUND_COARSE };
-  const HfamMotionParams motion = {
-    .hold = HFAM_TEMPORAL_SMOOTHING_DEFAULT, .still = HFAM_MOTION_STILL,
-    .moving = HFAM_MOTION_MOVING, .radius = HFAM_MOTION_RADIUS,
-    .hold_moved = HFAM_TEMPORAL_SMOOTHING_DEFAULT * HFAM_MOTION_MOVED_SHARE,
-  };
-  const HfamFlowParams flow = { .block = HFAM_FLOW_BLOCK, .levels = HFAM_FLOW_LEVELS,
-                                .search = HFAM_FLOW_SEARCH, .bias = HFAM_FLOW_BIAS,
-                                .spread = HFAM_FLOW_SPREAD };
+  HfamMotionParams motion;
+  HfamFlowParams flow;
+  hfam_motion_params_init (&motion, HFAM_TEMPORAL_SMOOTHING_DEFAULT);
+  hfam_flow_params_init (&flow);
   const HfamIslandParams islands = { HFAM_ISLAND_FLOOR, HFAM_ISLANDS_DEFAULT };
   /* the network's input as it is: value = picture, so the grey plane is their mean */
   const HfamPreprocessParams identity = { .order = { 0, 1, 2 }, .scale = 1.0f,
