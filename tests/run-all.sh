@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs every test: all suites as they are; the loader and element suites under valgrind
 # memcheck (a definite leak or a memory error fails them); then a second build, BUILD_DIR-sanitize
-# (clang, ASan + UBSan, the fuzz targets), where the kernel, loader, engine, tools and element
-# suites run again and each fuzz target runs for $FUZZ_SECONDS (default 60) seconds.
+# (clang, ASan + UBSan, the fuzz targets), where the kernel, loader, engine, tools, element and
+# CUDA emulator suites run again and each fuzz target runs for $FUZZ_SECONDS (default 60) seconds.
 # Usage: tests/run-all.sh [BUILD_DIR]   (default: build). Ends with "N passed, N failed".
 set -u
 build=${1:-build}
@@ -35,12 +35,13 @@ run --setup valgrind_gst --suite gst
 sanitize=$build-sanitize
 if command -v clang >/dev/null 2>&1; then
   if [ ! -d "$sanitize" ]; then
-    CC=clang meson setup "$sanitize" -Db_sanitize=address,undefined -Db_lundef=false \
+    CC=clang CXX=clang++ meson setup "$sanitize" -Db_sanitize=address,undefined -Db_lundef=false \
       -Dcuda=disabled -Dfuzzing=true >/dev/null || failed=$((failed + 1))
   fi
   build=$sanitize
   run --setup sanitize --suite kernels --suite loader --suite engine --suite tools --suite gst \
     --suite fuzz
+  run --setup sanitize_fibers --suite cuda-emulator
 else
   echo "skipped: the sanitizer build and the fuzz targets (no clang)"
   skipped=$((skipped + 1))

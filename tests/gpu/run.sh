@@ -173,7 +173,7 @@ ninja -C "$BUILD" model/engine/cuda/libhfam-cuda.so tests/gpu/test-cuda-ops \
   tests/kernels/bench-edges-cuda tests/kernels/test-nhwc tests/kernels/test-frame \
   tests/kernels/test-resize tests/kernels/test-temporal tests/kernels/test-compensate \
   tests/kernels/test-islands tests/kernels/test-bars tests/gpu/test-cuda-bars \
-  || die "build failed"
+  tests/gpu/test-cuda-matte-resize || die "build failed"
 # the CUDA backend's module, which libhfam opens at run time, for the programs run from $BUILD
 # below (meson test sets it for its own tests)
 export HFAMMATTE_CUDA_MODULE=$BUILD/model/engine/cuda/libhfam-cuda.so
@@ -374,6 +374,7 @@ if [ "$phase" = all ] || [ "$phase" = check ]; then
   run_check cuda-temporal "$BUILD/tests/gpu/test-cuda-temporal"
   run_check cuda-islands "$BUILD/tests/gpu/test-cuda-islands"
   run_check cuda-bars "$BUILD/tests/gpu/test-cuda-bars"
+  run_check cuda-matte-resize "$BUILD/tests/gpu/test-cuda-matte-resize"
   golden=()
   for g in r18_160x96:160x96 r50_160x96:160x96 tiny_f16_64x64:96x64 r18_i8_64x64:64x64; do
     f=$models/golden/${g%%:*}.safetensors
