@@ -113,6 +113,40 @@ fail (const char *what)
   abort ();
 }
 
+/* HFAM_CUDA_EMULATOR_ORDER=reverse runs the blocks of a launch, and the threads of a block, last
+ * first: a GPU runs them in no set order, so a result that changes with it is a race. */
+bool
+reversed ()
+{
+  static const int reverse = [] {
+    const char *order = getenv ("HFAM_CUDA_EMULATOR_ORDER");
+    if (order && strcmp (order, "reverse") != 0 && strcmp (order, "forward") != 0)
+      fail ("HFAM_CUDA_EMULATOR_ORDER: want forward or reverse");
+    return order && strcmp (order, "reverse") == 0;
+  }();
+  return reverse;
+}
+
+/* The i-th of n in the order of HFAM_CUDA_EMULATOR_ORDER. */
+unsigned long
+in_order (unsigned long i, unsigned long n)
+{
+  return reversed () ? n - 1 - i : i;
+}
+
+/* The index of the i-th of d.x * d.y * d.z, x fastest. */
+dim3
+unravel (unsigned long i, const dim3 &d)
+{
+  return dim3 ((unsigned) (i % d.x), (unsigned) (i / d.x % d.y), (unsigned) (i / d.x / d.y));
+}
+
+unsigned long
+count (const dim3 &d)
+{
+  return (unsigned long) d.x * d.y * d.z;
+}
+
 Running &
 now ()
 {
@@ -252,17 +286,16 @@ release (std::vector<Fiber> &fibers)
 void
 run_block_fibers (Running &r)
 {
-  std::vector<Fiber> fibers (r.block.x * r.block.y * r.block.z);
+  std::vector<Fiber> fibers (count (r.block));
   r.fibers = &fibers;
-  for (unsigned z = 0, i = 0; z < r.block.z; z++)
-    for (unsigned y = 0; y < r.block.y; y++)
-      for (unsigned x = 0; x < r.block.x; x++, i++) {
-        fibers[i].thread = dim3 (x, y, z);
-        start_fiber (fibers[i], stack (i));
-      }
+  for (size_t i = 0; i < fibers.size (); i++) {
+    fibers[i].thread = unravel (i, r.block);
+    start_fiber (fibers[i], stack (i));
+  }
   for (;;) {
     bool live = false;
-    for (Fiber &f : fibers) {
+    for (size_t i = 0; i < fibers.size (); i++) {
+      Fiber &f = fibers[in_order (i, fibers.size ())];
       if (f.wait != Wait::NONE)
         continue;
       r.fiber = &f;
@@ -285,12 +318,11 @@ run_block_fibers (Running &r)
 void
 run_block_plain (Running &r)
 {
-  for (unsigned z = 0; z < r.block.z; z++)
-    for (unsigned y = 0; y < r.block.y; y++)
-      for (unsigned x = 0; x < r.block.x; x++) {
-        r.thread = dim3 (x, y, z);
-        r.body (r.closure);
-      }
+  const unsigned long n = count (r.block);
+  for (unsigned long i = 0; i < n; i++) {
+    r.thread = unravel (in_order (i, n), r.block);
+    r.body (r.closure);
+  }
 }
 
 bool
@@ -461,18 +493,17 @@ launch (dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool barriers
   r.closure = closure;
   r.shared.resize (shared);
   running = &r;
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) {
-        r.block_index = dim3 (x, y, z);
-        blocks_run++;
-        if (shared)
-          std::memset (r.shared.data (), 0xff, shared);
-        if (barriers)
-          run_block_fibers (r);
-        else
-          run_block_plain (r);
-      }
+  const unsigned long n = count (grid);
+  for (unsigned long i = 0; i < n; i++) {
+    r.block_index = unravel (in_order (i, n), grid);
+    blocks_run++;
+    if (shared)
+      std::memset (r.shared.data (), 0xff, shared);
+    if (barriers)
+      run_block_fibers (r);
+    else
+      run_block_plain (r);
+  }
   running = nullptr;
 }
 

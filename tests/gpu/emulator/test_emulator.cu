@@ -1,7 +1,8 @@
 /* The CUDA emulator's own test (README.md here): what the kernel tests that run on it take for
  * granted. fp16 conversions against the compiler's _Float16 (every half, and floats across the
- * whole range); a block's barrier, vote and shared memory; a warp's shuffles; the launch and
- * copy checks a GPU's driver makes. Built as the kernels are (translate.py). */
+ * whole range); a block's barrier, vote and shared memory; a warp's shuffles; the order the
+ * threads run in; the launch and copy checks a GPU's driver makes. Built as the kernels are
+ * (translate.py); run in both orders. */
 #include <stdio.h>
 
 namespace {
@@ -92,6 +93,31 @@ index_kernel (int *out)
   out[y * gridDim.x * blockDim.x + x] = y * 1000 + x;
 }
 
+/* Each thread takes the next ticket: the order the threads ran in. */
+__global__ void
+ticket_kernel (int *next, int *tickets)
+{
+  tickets[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd (next, 1);
+}
+
+void
+check_order ()
+{
+  const char *order = getenv ("HFAM_CUDA_EMULATOR_ORDER");
+  const bool reverse = order && strcmp (order, "reverse") == 0;
+  int tickets[12], *d, ok = 1;
+
+  cudaMalloc ((void **) &d, sizeof (int) * 13);
+  cudaMemset (d, 0, sizeof (int));
+  ticket_kernel<<<3, 4>>> (d, d + 1);
+  cudaMemcpy (tickets, d + 1, sizeof tickets, cudaMemcpyDeviceToHost);
+  for (int i = 0; i < 12; i++)
+    ok = ok && tickets[i] == (reverse ? 11 - i : i);
+  check (ok, reverse ? "HFAM_CUDA_EMULATOR_ORDER=reverse: blocks and threads last first"
+                     : "blocks and threads in launch order");
+  cudaFree (d);
+}
+
 void
 check_kernels ()
 {
@@ -173,6 +199,7 @@ main ()
 {
   check_fp16 ();
   check_kernels ();
+  check_order ();
   check_driver_checks ();
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;
