@@ -237,3 +237,13 @@ hfam_cuda_matte_image_clear_bars (const HfamMatteImage *out, const int *bars,
   HFAM_CUDA_LAUNCH_CHECK ();
   return cudaSuccess;
 }
+
+extern "C" cudaError_t
+hfam_cuda_plane_zero_bars (float *plane, int w, int h, const int *bars, cudaStream_t stream)
+{
+  HFAM_CUDA_REQUIRE (plane && bars && w >= 1 && h >= 1 && w <= 0x7fffffff / 4);
+  /* 0.0f is four zero bytes: the plane's clear is that of a premultiplied image of its size,
+   * which sets all four bytes of each pixel under the bars to 0 */
+  const HfamMatteImage view = { (uint8_t *) plane, 4 * w, w, h, HFAM_MATTE_RGBA_PREMULTIPLIED };
+  return hfam_cuda_matte_image_clear_bars (&view, bars, stream);
+}

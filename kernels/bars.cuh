@@ -41,6 +41,12 @@ cudaError_t hfam_cuda_frame_find_bars (const HfamFrame *frame, const HfamYuvToRg
 cudaError_t hfam_cuda_matte_image_clear_bars (const HfamMatteImage *out, const int *bars,
                                               cudaStream_t stream);
 
+/* plane (device, w x h fp32, tightly packed, in place) set to 0 over bars (device int[4], as
+ * above; bars the image clear refuses clear nothing): hfam_plane_zero_bars (bars.h) with the
+ * bars on the device, for a matte that is cleared before the outputs are made from it. */
+cudaError_t hfam_cuda_plane_zero_bars (float *plane, int w, int h, const int *bars,
+                                       cudaStream_t stream);
+
 HFAM_CUDA_END_DECLS
 
 #endif

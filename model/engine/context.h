@@ -161,9 +161,9 @@ gboolean hfam_context_run_input (HfamContext *ctx, HfamOutputs *out, GError **er
 gboolean hfam_context_ensure_counted (HfamContext *ctx, float **buffer, guint64 *held,
                                       guint64 bytes, const char *what, int width, int height,
                                       GError **error);
-/* The kept matte moved along the picture's motion from its frame's grey plane to `grey`
- * (kernels/compensate.h) into *moved (the flow scratch's, also saying how far each pixel
- * moved; the kept matte itself is unchanged). */
+/* The kept matte and its grey plane moved in place along the picture's motion from that grey
+ * plane to `grey` (kernels/compensate.h); *moved: the flow scratch's plane of how far the
+ * picture moved around each pixel. A failure leaves both as they were. */
 gboolean hfam_context_compensate_kept (HfamContext *ctx, const float *grey, const float **moved,
                                        GError **error);
 /* The fresh matte of a collected host frame (ctx->fused) into the kept one, with `collected`'s

@@ -891,7 +891,12 @@ hfam_context_follow (HfamContext *ctx, const HfamImage *frame, GError **error)
     const HfamPreprocessParams device_params = frame_preprocess_params (ctx, frame);
     HfamFlowParams flow;
     hfam_flow_params_init (&flow);
-    return be->device->follow (be, &k, &device_params, &flow, error);
+    if (be->device->follow (be, &k, &device_params, &flow, error))
+      return TRUE;
+    /* the backend may have dropped the matte (a failed kernel may have moved it in part):
+     * the next frame starts afresh rather than blend into what is left */
+    kept->valid = FALSE;
+    return FALSE;
   }
   if (!kept->grey_valid)
     return TRUE;

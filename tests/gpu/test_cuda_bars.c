@@ -15,7 +15,8 @@
  * consistent with them (some edges 0, now and then one past them), with the frame and with
  * none; bars must agree to the int. hfam_cuda_matte_image_clear_bars against
  * hfam_matte_image_clear_bars on every output format, tight and pitched, random bytes, random
- * bars and refused ones: every byte, padding untouched. What both launchers refuse. Then the
+ * bars and refused ones: every byte, padding untouched. hfam_cuda_plane_zero_bars against
+ * hfam_plane_zero_bars on float planes: every value. What the launchers refuse. Then the
  * ops' times at 512x288 and 1920x1080 with and without bars, and at the frame's size on a
  * 1920x1080 letterbox (median of 50). Exits 77 (skipped) when no CUDA device opens; the seed
  * is printed, HFAM_TEST_SEED=N repeats a run. */
@@ -553,6 +554,39 @@ check_clear (GRand *rand, HfamMatteFormat fmt, int w, int h, gboolean pitched)
   cudaFree (d_bars);
 }
 
+/* A float plane of random values cleared over random bars (the whole plane, one time in
+ * eight) by the device and the twin: every value must agree. */
+static void
+check_plane (GRand *rand, int w, int h)
+{
+  const size_t n = (size_t) w * h;
+  g_autofree float *want = g_new (float, n), *got = g_new (float, n);
+  HfamBars b = random_bars (rand, w, h);
+  float *d_plane;
+  int *d_bars;
+  char name[96];
+
+  if (g_rand_int_range (rand, 0, 8) == 0) {
+    b = (HfamBars) { g_rand_int_range (rand, 0, h + 1), 0, 0, 0 };
+    b.bottom = h - b.top;
+  }
+  for (size_t i = 0; i < n; i++)
+    want[i] = (float) g_rand_double_range (rand, 0.001, 1.0);
+  CHECK_CUDA (cudaMalloc ((void **) &d_plane, sizeof (float) * n));
+  CHECK_CUDA (cudaMalloc ((void **) &d_bars, sizeof b));
+  CHECK_CUDA (cudaMemcpy (d_plane, want, sizeof (float) * n, cudaMemcpyHostToDevice));
+  CHECK_CUDA (cudaMemcpy (d_bars, &b, sizeof b, cudaMemcpyHostToDevice));
+  CHECK_CUDA (hfam_cuda_plane_zero_bars (d_plane, w, h, d_bars, 0));
+  CHECK_CUDA (cudaMemcpy (got, d_plane, sizeof (float) * n, cudaMemcpyDeviceToHost));
+  hfam_plane_zero_bars (want, w, h, &b);
+  snprintf (name, sizeof name, "%dx%d bars %d %d %d %d", w, h, b.top, b.bottom, b.left, b.right);
+  const gboolean same = memcmp (got, want, sizeof (float) * n) == 0;
+  printf ("%s plane %-56s %s\n", same ? "ok  " : "FAIL", name, same ? "equal" : "differs");
+  n_failed += !same;
+  cudaFree (d_plane);
+  cudaFree (d_bars);
+}
+
 /* What the two launchers refuse (nothing queued), and inference bars that hfam_find_bars
  * cannot give (negative): the mapping alone, the frame not read. */
 static void
@@ -760,6 +794,12 @@ main (void)
       for (int pitched = 0; pitched < 2; pitched++)
         for (int k = 0; k < 2; k++)
           check_clear (rand, fmt, frame_sizes[s][0], frame_sizes[s][1], pitched);
+  for (size_t s = 0; s < G_N_ELEMENTS (frame_sizes); s++)
+    for (int k = 0; k < 2; k++)
+      check_plane (rand, frame_sizes[s][0], frame_sizes[s][1]);
+  g_assert (hfam_cuda_plane_zero_bars (NULL, 4, 4, (int *) 16, 0) == cudaErrorInvalidValue);
+  g_assert (hfam_cuda_plane_zero_bars ((float *) 16, 0, 4, (int *) 16, 0)
+            == cudaErrorInvalidValue);
   check_refused (rand);
 
 #ifndef HFAM_CUDA_EMULATOR /* (tests/gpu/emulator: its times say nothing of a GPU's) */

@@ -331,21 +331,39 @@ write_edge_outputs (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb 
   return TRUE;
 }
 
-/* Queues the outputs' clear over the frame's black bars on the matte stream: found from those
- * cleared from the kept matte (widened over `frame`'s own where it is given) into the second
- * half of bars_found. */
+/* Queues the frame's black bars (w x h) on the matte stream into the second half of
+ * bars_found: those cleared from the kept matte, widened over `frame`'s own where it is
+ * given. */
 static gboolean
-clear_frame_bars (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
-                  const HfamMatteImage *outputs, int n_outputs, GError **error)
+find_frame_bars (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv, int w,
+                 int h, GError **error)
 {
-  int *frame_bars = be->bars_found + 4;
-
   CUDA_TRY (hfam_cuda_frame_find_bars (frame, yuv, be->bars_found, be->kept_width,
-                                       be->kept_height, outputs[0].width, outputs[0].height,
-                                       &be->bar_params, frame_bars, be->matte_stream),
+                                       be->kept_height, w, h, &be->bar_params,
+                                       be->bars_found + 4, be->matte_stream),
             "letterbox");
+  return TRUE;
+}
+
+/* The edge matte (w x h) cleared over the frame's bars, after find_frame_bars. */
+static gboolean
+clear_edge_matte_bars (CudaBackend *be, int w, int h, GError **error)
+{
+  CUDA_TRY (hfam_cuda_plane_zero_bars (be->edge_matte, w, h, be->bars_found + 4,
+                                       be->matte_stream),
+            "letterbox");
+  return TRUE;
+}
+
+/* The outputs written from the kept matte as it is, cleared over the frame's bars after
+ * find_frame_bars. */
+static gboolean
+clear_output_bars (CudaBackend *be, const HfamMatteImage *outputs, int n_outputs,
+                   GError **error)
+{
   for (int i = 0; i < n_outputs; i++)
-    CUDA_TRY (hfam_cuda_matte_image_clear_bars (&outputs[i], frame_bars, be->matte_stream),
+    CUDA_TRY (hfam_cuda_matte_image_clear_bars (&outputs[i], be->bars_found + 4,
+                                                be->matte_stream),
               "letterbox");
   return TRUE;
 }
@@ -365,6 +383,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
 
   if (n_outputs == 0)
     return TRUE;
+  const int w = outputs[0].width, h = outputs[0].height;
   for (int i = 0; i < n_outputs; i++) {
     if (!check_device_memory (outputs[i].data, "output", i, error))
       return FALSE;
@@ -379,14 +398,17 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
   if ((colour || edges->refine || (frame && be->kept_bars))
       && !check_frame_memory (frame, error))
     return FALSE;
+  /* the edge matte is cleared over the frame's bars before the outputs are made from it, as
+   * the host clears its resized matte: the foreground's colours are estimated from it */
   if (!plain)
-    return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, outputs[0].width,
-                            outputs[0].height, edges, error)
+    return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, w, h, edges, error)
+           && (!be->kept_bars
+               || (find_frame_bars (be, frame, yuv ? yuv : &unused_yuv, w, h, error)
+                   && clear_edge_matte_bars (be, w, h, error)))
            && write_edge_outputs (be, frame, yuv ? yuv : &unused_yuv, outputs, n_outputs,
                                   edges, error);
-  if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, outputs[0].width, "matte", error)
-      || !ensure_filter (&be->kept_to_frame[1], be->kept_height, outputs[0].height, "matte",
-                         error))
+  if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, w, "matte", error)
+      || !ensure_filter (&be->kept_to_frame[1], be->kept_height, h, "matte", error))
     return FALSE;
   for (int i = 0; i < n_outputs; i++) {
     const cudaError_t err = hfam_cuda_matte (be->kept, be->kept_width, be->kept_height,
@@ -401,7 +423,9 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
       return FALSE;
     }
   }
-  return TRUE;
+  return !be->kept_bars
+         || (find_frame_bars (be, frame, yuv ? yuv : &unused_yuv, w, h, error)
+             && clear_output_bars (be, outputs, n_outputs, error));
 }
 
 /* Waits for everything queued on the matte stream, after a failure too (nothing may still
@@ -460,12 +484,10 @@ cuda_write_matte (HfamBackend *base, const HfamFrame *frame, const HfamYuvToRgb 
                  "cuda backend: no matte is kept: collect a device frame first");
     return FALSE;
   }
-  /* the kept matte into the outputs, then their clear over the frame's black bars where the
-   * kept matte's were cleared */
-  if (finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error)
-                          && (!be->kept_bars || n_outputs == 0
-                              || clear_frame_bars (be, frame, yuv, outputs, n_outputs, error)),
-                    "matte", error))
+  /* the kept matte into the outputs, cleared over the frame's black bars where the kept
+   * matte's were cleared */
+  if (finish_matte (be, write_kept (be, frame, yuv, outputs, n_outputs, edges, error), "matte",
+                    error))
     return TRUE;
   /* the held refinement was queued, not necessarily written: the next frame must not hold
    * over it (the host path marks it so when its refinement fails) */

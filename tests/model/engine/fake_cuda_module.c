@@ -11,7 +11,8 @@
  * keeping, at the frame's size on writing) and islands (of the fresh matte, then of the
  * blend) cleared by their CPU twins. Temporal smoothing: the plain blend, the kept
  * matte's grey plane kept where keep_matte is given `motion`, and follow moving the kept matte
- * with hfam_motion_compensate (the CPU twins of the CUDA ops). */
+ * with hfam_motion_compensate (the CPU twins of the CUDA ops), or, with FAKE_CUDA_FAIL_FOLLOW
+ * set, failing after it has spoilt the kept matte. */
 #include "backend.h"
 #include "bars.h"
 #include "compensate.h"
@@ -349,6 +350,13 @@ fake_follow (HfamBackend *base, const HfamFrame *frame, const HfamPreprocessPara
 
   if (!f->kept_grey_valid)
     return TRUE;
+  if (g_getenv ("FAKE_CUDA_FAIL_FOLLOW")) {
+    /* a kernel that failed after moving part of the matte */
+    for (size_t i = 0; i < n; i++)
+      f->kept[i] = 1.0f;
+    g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND, "fake: follow: a kernel failed");
+    return FALSE;
+  }
   g_autofree float *input = g_new (float, 4 * n);
   g_autofree float *scratch = g_new (float, hfam_compensate_scratch_floats (w, h, flow));
   float *grey = input + 3 * n;

@@ -238,6 +238,41 @@ test_device_follow (void)
   }
 }
 
+/* A follow whose kernel failed (the stand-in spoils the kept matte, as a half-done move would):
+ * the next frame starts afresh, its matte what it is alone, not blended into what is left. */
+static void
+test_device_failed_follow (void)
+{
+  const HfamFrameParams params = { .long_side = W, .smoothing = 0.5f,
+                                   .temporal = HFAM_TEMPORAL_COMPENSATED };
+  const HfamOptions options = { .backend = HFAM_BACKEND_CUDA, .pipeline_depth = 1 };
+  g_autofree char *path = golden_path ("tiny_64x64", ".safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (HfamModel) model = hfam_model_load (path, &error);
+  g_autofree guint8 *first = g_malloc (W * H * 4), *moved = g_malloc (W * H * 4);
+  guint8 want[W * H], got[W * H];
+  HfamContext *ctx;
+
+  g_assert_no_error (error);
+  const HfamImage a = waves_of (first, 0, HFAM_MEMORY_CUDA);
+  const HfamImage b = waves_of (moved, 6, HFAM_MEMORY_CUDA);
+  const HfamImage key = key_of (got, HFAM_MEMORY_CUDA);
+  alone (model, &b, &params, want);
+  ctx = hfam_context_new (model, &options, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (hfam_context_run (ctx, &a, &params, &key, 1, &error));
+  g_assert_no_error (error);
+  g_setenv ("FAKE_CUDA_FAIL_FOLLOW", "1", TRUE);
+  g_assert_false (hfam_context_follow (ctx, &b, &error));
+  g_unsetenv ("FAKE_CUDA_FAIL_FOLLOW");
+  g_assert_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND);
+  g_clear_error (&error);
+  g_assert_true (hfam_context_run (ctx, &b, &params, &key, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (got, W * H, want, W * H);
+  hfam_context_free (ctx);
+}
+
 /* A blue picture (alpha about 0 in the stand-in's formula) with a red person (about 1) and a
  * red flower apart from it, `fw` x `fh` pixels from (120, 30) (0: none), in `memory`. */
 static HfamImage
@@ -448,6 +483,7 @@ main (int argc, char **argv)
   g_setenv ("HFAMMATTE_CUDA_MODULE", argv[2], TRUE);
   g_test_add_func ("/device-batches/members", test_device_batches);
   g_test_add_func ("/device-frames/follow", test_device_follow);
+  g_test_add_func ("/device-frames/failed-follow", test_device_failed_follow);
   g_test_add_func ("/device-frames/islands", test_device_islands);
   g_test_add_func ("/device-frames/held-islands", test_device_held_islands);
   g_test_add_func ("/device-frames/letterbox", test_device_letterbox);
