@@ -377,6 +377,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
 {
   /* hfam_cuda_matte asks for a matrix even where the frame is RGB and it is not read */
   static const HfamYuvToRgb unused_yuv;
+  const HfamYuvToRgb *matrix = yuv ? yuv : &unused_yuv;
   const gboolean plain = !edges->refine && !edges->foreground && edges->levels.black == 0.0f
                          && edges->levels.white == 1.0f;
   gboolean colour = FALSE;
@@ -401,20 +402,18 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
   /* the edge matte is cleared over the frame's bars before the outputs are made from it, as
    * the host clears its resized matte: the foreground's colours are estimated from it */
   if (!plain)
-    return make_edge_matte (be, frame, yuv ? yuv : &unused_yuv, w, h, edges, error)
+    return make_edge_matte (be, frame, matrix, w, h, edges, error)
            && (!be->kept_bars
-               || (find_frame_bars (be, frame, yuv ? yuv : &unused_yuv, w, h, error)
+               || (find_frame_bars (be, frame, matrix, w, h, error)
                    && clear_edge_matte_bars (be, w, h, error)))
-           && write_edge_outputs (be, frame, yuv ? yuv : &unused_yuv, outputs, n_outputs,
-                                  edges, error);
+           && write_edge_outputs (be, frame, matrix, outputs, n_outputs, edges, error);
   if (!ensure_filter (&be->kept_to_frame[0], be->kept_width, w, "matte", error)
       || !ensure_filter (&be->kept_to_frame[1], be->kept_height, h, "matte", error))
     return FALSE;
   for (int i = 0; i < n_outputs; i++) {
     const cudaError_t err = hfam_cuda_matte (be->kept, be->kept_width, be->kept_height,
                                              &be->kept_to_frame[0], &be->kept_to_frame[1],
-                                             frame, yuv ? yuv : &unused_yuv, &outputs[i],
-                                             be->matte_stream);
+                                             frame, matrix, &outputs[i], be->matte_stream);
     if (err != cudaSuccess) {
       g_set_error (error, HFAM_ERROR, HFAM_ERROR_BACKEND,
                    "cuda backend: output %d (%dx%d, matte format %d): hfam_cuda_matte failed: "
@@ -424,7 +423,7 @@ write_kept (CudaBackend *be, const HfamFrame *frame, const HfamYuvToRgb *yuv,
     }
   }
   return !be->kept_bars
-         || (find_frame_bars (be, frame, yuv ? yuv : &unused_yuv, w, h, error)
+         || (find_frame_bars (be, frame, matrix, w, h, error)
              && clear_output_bars (be, outputs, n_outputs, error));
 }
 

@@ -187,14 +187,22 @@ to_scheduler (Running &r, void **fake_stack, void **save)
   switch_stacks (fake_stack, r.scheduler_stack, r.scheduler_stack_size, save, r.scheduler_sp);
 }
 
-void
-wait_at (Wait kind)
+/* The thread that runs now, as a fiber: barriers and shuffles need one. */
+Fiber &
+fiber_now ()
 {
   Running &r = now ();
   if (!r.fiber)
     fail ("a barrier or warp shuffle in a kernel launched without fibers (translate.py looks "
           "for them in the kernel and the functions of its file that it calls)");
-  Fiber &f = *r.fiber;
+  return *r.fiber;
+}
+
+void
+wait_at (Wait kind)
+{
+  Running &r = now ();
+  Fiber &f = fiber_now ();
   f.wait = kind;
   to_scheduler (r, &f.fake_stack, &f.sp);
   arrived (f.fake_stack, nullptr, nullptr);
@@ -314,7 +322,6 @@ run_block_fibers (Running &r)
   r.fibers = nullptr;
 }
 
-
 void
 run_block_plain (Running &r)
 {
@@ -334,24 +341,16 @@ valid_configuration (const dim3 &grid, const dim3 &block)
          && block.y <= 1024 && block.z <= 64 && threads <= 1024;
 }
 
-/* The allocation [p, p + size) lies in, or end() */
-std::map<std::uintptr_t, size_t>::const_iterator
-allocation_of (const void *p, size_t size)
+/* Whether [p, p + size) lies within one allocation of cudaMalloc. */
+bool
+on_device (const void *p, size_t size)
 {
   const std::uintptr_t a = (std::uintptr_t) p;
   auto it = allocations.upper_bound (a);
   if (it == allocations.begin ())
-    return allocations.end ();
+    return false;
   --it;
-  if (a + size < a || a + size > it->first + it->second)
-    return allocations.end ();
-  return it;
-}
-
-bool
-on_device (const void *p, size_t size)
-{
-  return allocation_of (p, size) != allocations.end ();
+  return a + size >= a && a + size <= it->first + it->second;
 }
 
 cudaError_t
@@ -434,8 +433,7 @@ sync_block_or (int predicate)
 {
   Running &r = now ();
   int any = 0;
-  if (r.fiber)
-    r.fiber->vote = predicate != 0;
+  fiber_now ().vote = predicate != 0;
   wait_at (Wait::BLOCK);
   for (const Fiber &f : *r.fibers)
     any |= f.vote;
@@ -448,8 +446,7 @@ std::uint64_t
 warp_exchange (std::uint64_t value, int source)
 {
   Running &r = now ();
-  if (r.fiber)
-    r.fiber->slot = value;
+  fiber_now ().slot = value;
   wait_at (Wait::WARP);
   const int self = linear (r.thread, r.block), from = self - self % WARP + source;
   const std::uint64_t got = source >= 0 && source < WARP && from < (int) r.fibers->size ()
@@ -536,8 +533,6 @@ cudaGetDeviceProperties (struct cudaDeviceProp *prop, int device)
   return cudaSuccess;
 }
 
-
-
 cudaError_t
 cudaDeviceSynchronize (void)
 {
@@ -551,8 +546,6 @@ cudaGetLastError (void)
   last_error = cudaSuccess;
   return error;
 }
-
-
 
 const char *
 cudaGetErrorString (cudaError_t error)
@@ -628,7 +621,6 @@ cudaMemcpy (void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
   return cudaMemcpyAsync (dst, src, count, kind, nullptr);
 }
 
-
 cudaError_t
 cudaMemset (void *ptr, int value, size_t count)
 {
@@ -639,9 +631,6 @@ cudaMemset (void *ptr, int value, size_t count)
   memset (ptr, value, count);
   return cudaSuccess;
 }
-
-
-
 
 cudaError_t
 cudaEventCreate (cudaEvent_t *event)
