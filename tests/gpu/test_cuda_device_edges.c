@@ -3,7 +3,9 @@
  * CUDA ops (refine.cu, foreground.cu, matte.cu's resize), the host path their CPU twins, both
  * from the same network. The frame is the same picture in both memories, so the two mattes
  * differ only by the pre-processing's rounding; in fp32 every output byte may differ by at
- * most 3 and at most 1 % of them by more than 1 (fp16: 6, a guess until a GPU has run it).
+ * most 3 and at most 1 % of them by more than 1, but for 0.05 % of them, where that rounding
+ * tips a near-tie of P_s; in fp16 by at most 6 but for 1.5 %, and 6 % by more than 1
+ * (Tolerance says why).
  * Colours under alpha 0 are left out: they show nowhere, and there the foreground fill is the
  * ratio of two means near 0, which neither side has to the byte.
  * Frames: RGBA, BGRA, RGB, BGR, NV12 and I420 (BT.709, limited range) at 333x187, 640x360 and
@@ -24,7 +26,8 @@
  * (its device frames through its frames-only backend and the group's lane), each in fp32 and
  * in fp16 (the element's precision on CUDA). Last, in each group, a member freed with its
  * device frames in flight (dropped on the device) while another stays, which must still run.
- * Exits 77 (skipped) when no CUDA device opens.
+ * Exits 77 (skipped) when no CUDA device opens. Built for the CUDA emulator (tests/gpu/emulator,
+ * HFAM_CUDA_EMULATOR), each format and case runs at one size of the three.
  * Usage: test-cuda-device-edges MODEL */
 #include <hfam/hfam.h>
 #include "check-cuda.h"
@@ -185,19 +188,27 @@ image_upload (const HfamImage *host)
 }
 
 /* How far the device's output bytes may be from the host's: the mattes differ by the
- * pre-processing's rounding (fp32), and by where that rounding moves an fp16 value (fp16: a
- * guess until a GPU has run it). */
+ * pre-processing's rounding (fp32), and by where that rounding moves an fp16 value. Where that
+ * rounding tips a pixel whose two best classes are near-tied (P_s, which this test does not
+ * see) to the other class, that pixel's alpha_p differs by more, and the few frame pixels it
+ * reaches. Measured on the CUDA emulator (2026-12-07, 60 cases of each context, tests/gpu/
+ * emulator): fp32, clusters of 2x2 pixels up to 128 levels apart in 4 cases of 121, at most
+ * 0.014 % of the bytes beyond 3; fp16 (the random R18 moves P_s by up to some 1e-2 there,
+ * so near-ties are many), bytes beyond 6 in most cases, up to 0.64 % of them, and up to 3.7 %
+ * beyond 1. The bounds below leave room for the GPU's own rounding; a plane, row or channel
+ * gone wrong is off in far more. */
 typedef struct {
-  int worst;            /* no byte further than this */
-  double share_over_1;  /* at most this share of them off by more than 1 */
+  int worst;               /* no byte further than this, but for near-ties: */
+  double share_over_worst; /* at most this share of them further */
+  double share_over_1;     /* at most this share of them off by more than 1 */
 } Tolerance;
 
 /* Compares output o's bytes row by row: the pixels (colours under alpha 0 left out: they show
  * nowhere, and there the foreground fill is the ratio of two means near 0), and the padding,
  * which neither path may write. */
 static void
-compare_bytes (const HfamImage *want_image, const uint8_t *got, size_t *worst, size_t *over_one,
-               size_t *total, size_t *padding_written)
+compare_bytes (const HfamImage *want_image, const uint8_t *got, int limit, size_t *worst,
+               size_t *over_limit, size_t *over_one, size_t *total, size_t *padding_written)
 {
   const int bpp = bytes_per_pixel (want_image->format);
   const int row_bytes = bpp * want_image->width, stride = want_image->strides[0];
@@ -210,6 +221,7 @@ compare_bytes (const HfamImage *want_image, const uint8_t *got, size_t *worst, s
       if (bpp == 4 && i % 4 != 3 && want[i - i % 4 + 3] == 0)
         continue;
       *worst = MAX (*worst, d);
+      *over_limit += d > (size_t) limit;
       *over_one += d > 1;
       (*total)++;
     }
@@ -248,7 +260,7 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
   HfamImage dev = image_upload (host), out_host[N_OUTPUTS], out_dev[N_OUTPUTS];
   HfamImage dev_before = before ? image_upload (before) : dev;
   g_autoptr (GError) error = NULL;
-  size_t worst = 0, over_one = 0, total = 0, padding_written = 0;
+  size_t worst = 0, over_worst = 0, over_one = 0, total = 0, padding_written = 0;
 
   if (!hfam_context_set_edges (ctx, edges, &error))
     g_error ("%s: set_edges: %s", name, error->message);
@@ -267,18 +279,19 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
     const size_t n = image_bytes (&out_host[o]);
     g_autofree uint8_t *got = g_malloc (n);
     CHECK_CUDA (cudaMemcpy (got, out_dev[o].planes[0], n, cudaMemcpyDeviceToHost));
-    compare_bytes (&out_host[o], got, &worst, &over_one, &total, &padding_written);
+    compare_bytes (&out_host[o], got, tol->worst, &worst, &over_worst, &over_one, &total,
+                   &padding_written);
     g_free (out_host[o].planes[0]);
     cudaFree (out_dev[o].planes[0]);
   }
   cudaFree (dev.planes[0]);
   if (before)
     cudaFree (dev_before.planes[0]);
-  const gboolean ok = worst <= (size_t) tol->worst && over_one <= total * tol->share_over_1
-                      && padding_written == 0;
-  printf ("%s %-64s worst difference %zu, %.3f %% of the bytes off by more than 1, "
-          "%zu padding bytes written\n", ok ? "ok  " : "FAIL", name, worst,
-          100.0 * over_one / total, padding_written);
+  const gboolean ok = over_worst <= total * tol->share_over_worst
+                      && over_one <= total * tol->share_over_1 && padding_written == 0;
+  printf ("%s %-64s worst difference %zu, %.4f %% of the bytes off by more than %d, %.3f %% by "
+          "more than 1, %zu padding bytes written\n", ok ? "ok  " : "FAIL", name, worst,
+          100.0 * over_worst / total, tol->worst, 100.0 * over_one / total, padding_written);
   return ok ? 0 : 1;
 }
 
@@ -296,6 +309,12 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
   for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
     for (size_t f = 0; f < G_N_ELEMENTS (formats); f++)
       for (int e = 0; e < 10; e++) {
+#ifdef HFAM_CUDA_EMULATOR
+        /* (on the CUDA emulator, where each case takes a second or two: each format and case
+         * at one of the sizes, every size in turn) */
+        if (s != (f + e) % G_N_ELEMENTS (sizes))
+          continue;
+#endif
         /* e 4, 5: refined, and refined with the foreground, smoothed (motion-compensated)
          * after a moved frame; e 6: refined, smoothed by motion alone after it; e 7: refined
          * with the foreground, following the kept matte of a moved frame (compensated);
@@ -384,7 +403,7 @@ main (int argc, char **argv)
   /* a context alone at depth 1; a batch group's lone member at depth 2, whose device frames
    * go through its frames-only backend and the group's lane (a lone member does not wait);
    * both in fp16 too, the element's precision on CUDA */
-  static const Tolerance fp32 = { 3, 0.01 }, fp16 = { 6, 0.01 };
+  static const Tolerance fp32 = { 3, 0.0005, 0.01 }, fp16 = { 6, 0.015, 0.06 };
   static const struct {
     const char *what;
     HfamOptions options;

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -74,11 +76,16 @@ shared ()
   return storage;
 }
 
-/* Runs `body (closure)` once per thread of the launch; checks the launch as the driver does
- * and sets the error that cudaGetLastError returns. */
-void launch (dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool barriers,
-             void (*body) (void *), void *closure);
-/* Whether `p` lies in (or at the end of) memory that cudaMalloc returned. */
+/* Whether the launch's configuration is one the driver takes; sets the error that
+ * cudaGetLastError returns where not. */
+bool check_launch (dim3 grid, dim3 block, size_t shared);
+/* Runs `body (closure)` once per thread of the launch. */
+void launch (dim3 grid, dim3 block, size_t shared, bool barriers, void (*body) (void *),
+             void *closure);
+/* Queues `work` on `stream` (host.cc), setting the error where it cannot be. */
+void queue_launch (cudaStream_t stream, std::function<void ()> work);
+/* Whether `p` lies in (or at the end of) memory that cudaMalloc returned in the current
+ * context. */
 bool is_device_pointer (const void *p);
 /* Reports a kernel argument that the device could not read, and fails the launch. */
 void report_host_pointer (int argument, const void *p);
@@ -108,20 +115,24 @@ struct Launch {
   }
 
   /* The arguments are copied once, as a launch copies them, and each thread gets its own
-   * copy of those (`call` takes them by value). */
+   * copy of those (`call` takes them by value). The launch runs when its stream's work does. */
   template <typename Call, typename... Args>
   void operator() (Call call, Args &&...args) const
   {
-    std::tuple<std::decay_t<Args>...> params (std::forward<Args> (args)...);
+    auto params = std::make_shared<std::tuple<std::decay_t<Args>...>> (std::forward<Args> (args)...);
     bool ok = std::apply ([] (const auto &...p) {
       int index = 0;
       return (check_argument (index++, p) && ...);
-    }, params);
-    if (!ok)
+    }, *params);
+    if (!ok || !check_launch (grid, block, shared))
       return;
-    auto run = [&] { std::apply (call, params); };
-    launch (grid, block, shared, stream, Barriers,
-            [] (void *closure) { (*static_cast<decltype (run) *> (closure)) (); }, &run);
+    const dim3 g = grid, b = block;
+    const size_t bytes = shared;
+    queue_launch (stream, [call, params, g, b, bytes] {
+      auto run = [&] { std::apply (call, *params); };
+      launch (g, b, bytes, Barriers,
+              [] (void *closure) { (*static_cast<decltype (run) *> (closure)) (); }, &run);
+    });
   }
 };
 

@@ -1,24 +1,18 @@
-/* The CUDA emulator's runtime (README.md here): cuda_runtime_api.h's calls on host memory, and
- * the launches of emulator.h: each block's threads run one after another or, where the kernel
- * has barriers, as fibers that run until the whole block (or warp) waits.
+/* The CUDA emulator's launches (README.md here; host.cc has the rest of the runtime): each
+ * block's threads run one after another or, where the kernel has barriers, as fibers that run
+ * until the whole block (or warp) waits.
  *
  * The fibers switch stacks by a few instructions of their own (x86-64 only: meson.build builds
  * the emulator there alone). glibc's swapcontext makes a system call per switch, which made a
  * 1024-thread block's barriers take minutes. Under AddressSanitizer each switch says whose
  * stack is current. */
 #include "emulator.h"
+#include "stream.h"
 
-#include <map>
-#include <set>
 #include <vector>
 
 #include <stdio.h>
 #include <sys/mman.h>
-#include <time.h>
-
-struct HfamEmuEvent {
-  double ms;
-};
 
 /* hfam_emu_switch (&save, load): pushes the callee-saved registers, MXCSR and the x87 control
  * word, stores the stack pointer in *save, and pops them again from the stack at `load`. */
@@ -71,10 +65,6 @@ namespace {
 constexpr int WARP = 32;
 constexpr size_t FIBER_STACK = 256 * 1024;
 constexpr size_t MAX_DYNAMIC_SHARED = 48 * 1024;
-
-cudaError_t last_error = cudaSuccess;
-std::map<std::uintptr_t, size_t> allocations; /* base -> size */
-std::set<cudaEvent_t> events;
 
 enum class Wait { NONE, BLOCK, WARP, DONE };
 
@@ -341,41 +331,6 @@ valid_configuration (const dim3 &grid, const dim3 &block)
          && block.y <= 1024 && block.z <= 64 && threads <= 1024;
 }
 
-/* Whether [p, p + size) lies within one allocation of cudaMalloc. */
-bool
-on_device (const void *p, size_t size)
-{
-  const std::uintptr_t a = (std::uintptr_t) p;
-  auto it = allocations.upper_bound (a);
-  if (it == allocations.begin ())
-    return false;
-  --it;
-  return a + size >= a && a + size <= it->first + it->second;
-}
-
-cudaError_t
-set_error (cudaError_t error)
-{
-  if (error != cudaSuccess)
-    last_error = error;
-  return error;
-}
-
-/* The emulator's one stream is the default one. */
-bool
-known_stream (cudaStream_t stream)
-{
-  return stream == nullptr;
-}
-
-double
-now_ms ()
-{
-  struct timespec t;
-  clock_gettime (CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
 } // namespace
 
 const dim3 &
@@ -456,12 +411,6 @@ warp_exchange (std::uint64_t value, int source)
   return got;
 }
 
-bool
-is_device_pointer (const void *p)
-{
-  return on_device (p, 0);
-}
-
 void
 report_host_pointer (int argument, const void *p)
 {
@@ -469,20 +418,21 @@ report_host_pointer (int argument, const void *p)
   set_error (cudaErrorInvalidValue);
 }
 
+bool
+check_launch (dim3 grid, dim3 block, size_t shared)
+{
+  if (valid_configuration (grid, block) && shared <= MAX_DYNAMIC_SHARED)
+    return true;
+  set_error (cudaErrorInvalidConfiguration);
+  return false;
+}
+
 void
-launch (dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool barriers,
-        void (*body) (void *), void *closure)
+launch (dim3 grid, dim3 block, size_t shared, bool barriers, void (*body) (void *),
+        void *closure)
 {
   if (running)
     fail ("a launch from inside a kernel");
-  if (!valid_configuration (grid, block) || shared > MAX_DYNAMIC_SHARED) {
-    set_error (cudaErrorInvalidConfiguration);
-    return;
-  }
-  if (!known_stream (stream)) {
-    set_error (cudaErrorInvalidResourceHandle);
-    return;
-  }
   Running r {};
   r.grid = grid;
   r.block = block;
@@ -505,177 +455,3 @@ launch (dim3 grid, dim3 block, size_t shared, cudaStream_t stream, bool barriers
 }
 
 } // namespace hfam_emu
-
-using namespace hfam_emu;
-
-extern "C" {
-
-cudaError_t
-cudaGetDeviceCount (int *count)
-{
-  if (!count)
-    return set_error (cudaErrorInvalidValue);
-  *count = 1;
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaGetDeviceProperties (struct cudaDeviceProp *prop, int device)
-{
-  if (!prop)
-    return set_error (cudaErrorInvalidValue);
-  if (device != 0)
-    return set_error (cudaErrorInvalidDevice);
-  *prop = {};
-  snprintf (prop->name, sizeof prop->name, "CUDA emulator on the CPU (tests/gpu/emulator)");
-  prop->major = 9;
-  prop->minor = 0;
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaDeviceSynchronize (void)
-{
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaGetLastError (void)
-{
-  const cudaError_t error = last_error;
-  last_error = cudaSuccess;
-  return error;
-}
-
-const char *
-cudaGetErrorString (cudaError_t error)
-{
-  switch (error) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
-    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
-    case cudaErrorInvalidDevice: return "invalid device ordinal";
-    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
-  }
-  return "unknown error";
-}
-
-cudaError_t
-cudaMalloc (void **ptr, size_t size)
-{
-  void *p = nullptr;
-  if (!ptr)
-    return set_error (cudaErrorInvalidValue);
-  /* exactly `size` bytes (at least one), so that a sanitizer sees a kernel read past the end;
-   * aligned as cudaMalloc aligns */
-  if (posix_memalign (&p, 256, size ? size : 1) != 0)
-    return set_error (cudaErrorMemoryAllocation);
-  allocations[(std::uintptr_t) p] = size;
-  *ptr = p;
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaFree (void *ptr)
-{
-  if (!ptr)
-    return cudaSuccess;
-  auto it = allocations.find ((std::uintptr_t) ptr);
-  if (it == allocations.end ())
-    return set_error (cudaErrorInvalidDevicePointer);
-  allocations.erase (it);
-  free (ptr);
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaMemcpyAsync (void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
-                 cudaStream_t stream)
-{
-  const bool from_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  const bool to_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  if (count == 0)
-    return cudaSuccess;
-  if (!dst || !src)
-    return set_error (cudaErrorInvalidValue);
-  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault)
-    return set_error (cudaErrorInvalidMemcpyDirection);
-  if (!known_stream (stream))
-    return set_error (cudaErrorInvalidResourceHandle);
-  /* what the direction says is device memory must be, and all of the copy */
-  if ((from_device && !on_device (src, count)) || (to_device && !on_device (dst, count))) {
-    fprintf (stderr, "CUDA emulator: a copy of %zu bytes %p -> %p (kind %d) reaches outside "
-             "device memory\n", count, src, dst, (int) kind);
-    return set_error (cudaErrorInvalidValue);
-  }
-  memmove (dst, src, count);
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaMemcpy (void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
-{
-  return cudaMemcpyAsync (dst, src, count, kind, nullptr);
-}
-
-cudaError_t
-cudaMemset (void *ptr, int value, size_t count)
-{
-  if (count == 0)
-    return cudaSuccess;
-  if (!on_device (ptr, count))
-    return set_error (cudaErrorInvalidValue);
-  memset (ptr, value, count);
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaEventCreate (cudaEvent_t *event)
-{
-  if (!event)
-    return set_error (cudaErrorInvalidValue);
-  *event = new HfamEmuEvent ();
-  events.insert (*event);
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaEventDestroy (cudaEvent_t event)
-{
-  if (!event || !events.erase (event))
-    return set_error (cudaErrorInvalidResourceHandle);
-  delete event;
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaEventRecord (cudaEvent_t event, cudaStream_t stream)
-{
-  if (!event || !events.count (event) || !known_stream (stream))
-    return set_error (cudaErrorInvalidResourceHandle);
-  event->ms = now_ms ();
-  return cudaSuccess;
-}
-
-cudaError_t
-cudaEventSynchronize (cudaEvent_t event)
-{
-  return event && events.count (event) ? cudaSuccess
-                                       : set_error (cudaErrorInvalidResourceHandle);
-}
-
-cudaError_t
-cudaEventElapsedTime (float *ms, cudaEvent_t start, cudaEvent_t end)
-{
-  if (!ms)
-    return set_error (cudaErrorInvalidValue);
-  if (!start || !end || !events.count (start) || !events.count (end))
-    return set_error (cudaErrorInvalidResourceHandle);
-  *ms = (float) (end->ms - start->ms);
-  return cudaSuccess;
-}
-
-} // extern "C"

@@ -1,8 +1,11 @@
 /* The CUDA emulator's own test (README.md here): what the kernel tests that run on it take for
  * granted. fp16 conversions against the compiler's _Float16 (every half, and floats across the
  * whole range); a block's barrier, vote and shared memory; a warp's shuffles; the order the
- * threads run in; the launch and copy checks a GPU's driver makes. Built as the kernels are
- * (translate.py); run in both orders. */
+ * threads run in; the launch and copy checks a GPU's driver makes; streams that run their work
+ * only when waited for, events between them, stream capture and its refusals, contexts. Built
+ * as the kernels are (translate.py); run in both orders. */
+#include "cudaTypedefs.h"
+
 #include <stdio.h>
 
 namespace {
@@ -192,6 +195,136 @@ check_driver_checks ()
   cudaFree (device);
 }
 
+__global__ void
+fill_kernel (int *p, int value, int n)
+{
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n)
+    p[i] = value;
+}
+
+void
+check_streams ()
+{
+  const int n = 64;
+  int *device, *other, *pinned, pageable[64];
+  cudaStream_t s1, s2, blocking;
+  cudaEvent_t e1, e2;
+
+  cudaMalloc ((void **) &device, n * sizeof (int));
+  cudaMalloc ((void **) &other, n * sizeof (int));
+  cudaHostAlloc ((void **) &pinned, n * sizeof (int), cudaHostAllocDefault);
+  cudaMemset (device, 0, n * sizeof (int));
+  cudaMemset (other, 0, n * sizeof (int));
+  cudaStreamCreateWithFlags (&s1, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags (&s2, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags (&blocking, 0);
+  cudaEventCreateWithFlags (&e1, cudaEventDisableTiming);
+  cudaEventCreateWithFlags (&e2, cudaEventDisableTiming);
+
+  pinned[0] = 0;
+  fill_kernel<<<1, n, 0, s1>>> (device, 7, n);
+  cudaMemcpyAsync (pinned, device, n * sizeof (int), cudaMemcpyDeviceToHost, s1);
+  const bool before = pinned[0] == 0;
+  cudaStreamSynchronize (s1);
+  check (before && pinned[0] == 7 && pinned[n - 1] == 7,
+         "a stream's work runs when it is waited for, not before");
+
+  fill_kernel<<<1, n, 0, s1>>> (device, 8, n);
+  cudaMemcpy (pageable, device, n * sizeof (int), cudaMemcpyDeviceToHost);
+  const bool unordered = pageable[0] == 7;
+  fill_kernel<<<1, n, 0, blocking>>> (other, 9, n);
+  cudaMemcpy (pageable, other, n * sizeof (int), cudaMemcpyDeviceToHost);
+  check (unordered && pageable[0] == 9,
+         "cudaMemcpy waits for a blocking stream and not for a non-blocking one");
+  cudaDeviceSynchronize ();
+
+  fill_kernel<<<1, n, 0, s1>>> (device, 3, n);
+  cudaEventRecord (e1, s1);
+  cudaStreamWaitEvent (s2, e1, 0);
+  cudaMemcpyAsync (other, device, n * sizeof (int), cudaMemcpyDeviceToDevice, s2);
+  cudaMemcpyAsync (pinned, other, n * sizeof (int), cudaMemcpyDeviceToHost, s2);
+  cudaStreamSynchronize (s2);
+  check (pinned[0] == 3, "a stream that waits for an event runs after the work before it");
+
+  for (int i = 0; i < n; i++)
+    pageable[i] = 4;
+  cudaMemcpyAsync (device, pageable, n * sizeof (int), cudaMemcpyHostToDevice, s1);
+  pageable[0] = 5;
+  cudaMemcpyAsync (pinned, device, n * sizeof (int), cudaMemcpyDeviceToHost, s1);
+  cudaStreamSynchronize (s1);
+  check (pinned[0] == 4, "a copy from pageable memory has read it when the call returns");
+
+  /* a fork and a join in a capture: nothing runs until the graph does */
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaStreamBeginCapture (s1, cudaStreamCaptureModeThreadLocal);
+  fill_kernel<<<1, n, 0, s1>>> (device, 11, n);
+  cudaEventRecord (e1, s1);
+  cudaStreamWaitEvent (s2, e1, 0);
+  fill_kernel<<<1, n, 0, s2>>> (other, 12, n);
+  cudaEventRecord (e2, s2);
+  cudaStreamWaitEvent (s1, e2, 0);
+  const cudaError_t ended = cudaStreamEndCapture (s1, &graph);
+  cudaMemcpy (pageable, device, n * sizeof (int), cudaMemcpyDeviceToHost);
+  const bool not_yet = pageable[0] == 4;
+  cudaGraphInstantiate (&exec, graph, 0);
+  cudaGraphLaunch (exec, s1);
+  cudaMemcpyAsync (pinned, device, n * sizeof (int), cudaMemcpyDeviceToHost, s1);
+  cudaStreamSynchronize (s1);
+  const int first = pinned[0];
+  cudaMemcpy (pageable, other, n * sizeof (int), cudaMemcpyDeviceToHost);
+  check (ended == cudaSuccess && not_yet && first == 11 && pageable[0] == 12,
+         "a captured fork and join run when the graph runs, and only then");
+  cudaGraphExecDestroy (exec);
+  cudaGraphDestroy (graph);
+
+  cudaStreamBeginCapture (s1, cudaStreamCaptureModeThreadLocal);
+  cudaEventRecord (e1, s1);
+  cudaStreamWaitEvent (s2, e1, 0);
+  fill_kernel<<<1, n, 0, s2>>> (other, 13, n);
+  check (cudaStreamEndCapture (s1, &graph) == cudaErrorStreamCaptureUnjoined && !graph,
+         "a capture whose forked stream did not join is refused");
+  cudaStreamBeginCapture (s1, cudaStreamCaptureModeThreadLocal);
+  const cudaError_t in_capture = cudaMemcpy (pageable, device, sizeof (int),
+                                             cudaMemcpyDeviceToHost);
+  check (in_capture == cudaErrorStreamCaptureUnsupported
+             && cudaStreamEndCapture (s1, &graph) == cudaErrorStreamCaptureInvalidated,
+         "a synchronous copy in a capture is refused and ends it");
+  cudaGetLastError ();
+
+  /* a stream belongs to the context it was made in */
+  PFN_cuCtxCreate_v3020 ctx_create;
+  PFN_cuCtxPopCurrent_v4000 ctx_pop;
+  PFN_cuCtxDestroy_v4000 ctx_destroy;
+  cudaGetDriverEntryPointByVersion ("cuCtxCreate", (void **) &ctx_create, 3020, cudaEnableDefault,
+                                    nullptr);
+  cudaGetDriverEntryPointByVersion ("cuCtxPopCurrent", (void **) &ctx_pop, 4000,
+                                    cudaEnableDefault, nullptr);
+  cudaGetDriverEntryPointByVersion ("cuCtxDestroy", (void **) &ctx_destroy, 4000,
+                                    cudaEnableDefault, nullptr);
+  CUcontext own;
+  cudaStream_t own_stream;
+  ctx_create (&own, 0, 0);
+  cudaStreamCreateWithFlags (&own_stream, cudaStreamNonBlocking);
+  ctx_pop (nullptr);
+  fill_kernel<<<1, n, 0, own_stream>>> (device, 1, n);
+  check (cudaGetLastError () == cudaErrorInvalidResourceHandle,
+         "a stream of another context is refused");
+  cudaStreamDestroy (own_stream);
+  cudaGetLastError ();
+  ctx_destroy (own);
+
+  cudaEventDestroy (e1);
+  cudaEventDestroy (e2);
+  cudaStreamDestroy (s1);
+  cudaStreamDestroy (s2);
+  cudaStreamDestroy (blocking);
+  cudaFreeHost (pinned);
+  cudaFree (device);
+  cudaFree (other);
+}
+
 } // namespace
 
 int
@@ -201,6 +334,7 @@ main ()
   check_kernels ();
   check_order ();
   check_driver_checks ();
+  check_streams ();
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;
 }
