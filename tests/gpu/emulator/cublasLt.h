@@ -1,7 +1,7 @@
-/* The part of cuBLASLt that the CUDA backend (model/engine/cuda/) calls for its 1x1
- * convolutions, for the CUDA emulator (README.md here; dnn.cc runs it on the CPU). The values
- * and the semi-opaque structures are cuBLAS's own, so that a status, an attribute or the size
- * of an algorithm kept in the backend's structures is the same as on a GPU.
+/* The part of cuBLASLt that the CUDA backend (model/engine/cuda/) calls for its 1x1 convolutions,
+ * for the CUDA emulator (README.md here; cublaslt.cc runs it on the CPU). The values and the
+ * semi-opaque structures are cuBLAS's own, so that a status, an attribute or the size of an
+ * algorithm kept in the backend's structures is the same as on a GPU.
  *
  * Only what the backend calls is here; a call of anything else fails to compile, which says
  * that the emulator needs it. C as well as C++. */

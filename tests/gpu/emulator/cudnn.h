@@ -1,5 +1,5 @@
 /* The part of cuDNN's legacy convolution API that the CUDA backend (model/engine/cuda/) calls,
- * for the CUDA emulator (README.md here; dnn.cc runs it on the CPU). The values are cuDNN 9's
+ * for the CUDA emulator (README.md here; cudnn.cc runs it on the CPU). The values are cuDNN 9's
  * own, so that a status or an algorithm number means the same as on a GPU.
  *
  * Only what the backend calls is here; a call of anything else fails to compile, which says

@@ -119,7 +119,8 @@ struct Launch {
   template <typename Call, typename... Args>
   void operator() (Call call, Args &&...args) const
   {
-    auto params = std::make_shared<std::tuple<std::decay_t<Args>...>> (std::forward<Args> (args)...);
+    auto params
+      = std::make_shared<std::tuple<std::decay_t<Args>...>> (std::forward<Args> (args)...);
     bool ok = std::apply ([] (const auto &...p) {
       int index = 0;
       return (check_argument (index++, p) && ...);

@@ -222,7 +222,8 @@ check_copy (void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
                            : kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   const bool to_device = kind == cudaMemcpyDefault ? on_device (dst, 0)
                          : kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  if (!copy_reaches_device (src, bytes, from_device) || !copy_reaches_device (dst, bytes, to_device)) {
+  if (!copy_reaches_device (src, bytes, from_device)
+      || !copy_reaches_device (dst, bytes, to_device)) {
     fprintf (stderr, "CUDA emulator: a copy of %zu bytes %p -> %p (kind %d) reaches outside "
              "device memory, or into it where the kind says host\n", bytes, src, dst,
              (int) kind);
@@ -413,13 +414,13 @@ cudaGetErrorString (cudaError_t error)
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
-    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
-    case cudaErrorStreamCaptureMerge: return "operation would have resulted in a merge of two independent capture sequences";
-    case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
-    case cudaErrorStreamCaptureUnjoined: return "capturing stream has unjoined work";
-    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
-    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorStreamCaptureUnsupported: return "not allowed while a stream is captured";
+    case cudaErrorStreamCaptureInvalidated: return "the capture failed earlier";
+    case cudaErrorStreamCaptureMerge: return "two captures would merge";
+    case cudaErrorStreamCaptureUnmatched: return "the capture did not begin on this stream";
+    case cudaErrorStreamCaptureUnjoined: return "a stream of the capture has not joined back";
+    case cudaErrorStreamCaptureImplicit: return "the legacy stream during a capture";
+    case cudaErrorStreamCaptureWrongThread: return "the capture belongs to another thread";
   }
   return "unknown error";
 }

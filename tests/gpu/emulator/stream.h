@@ -1,7 +1,7 @@
-/* The CUDA emulator's streams, for the libraries it emulates beside the runtime (dnn.cc): work
- * queued on a stream runs when something waits for it, as a GPU's may run at any time after it
- * is queued, so that a read that no synchronisation orders after the work sees the old data
- * here too (README.md here). */
+/* The CUDA emulator's streams, for the libraries it emulates beside the runtime (cudnn.cc,
+ * cublaslt.cc): work queued on a stream runs when something waits for it, as a GPU's may run at
+ * any time after it is queued, so that a read that no synchronisation orders after the work sees
+ * the old data here too (README.md here). */
 #ifndef HFAM_CUDA_EMULATOR_STREAM_H
 #define HFAM_CUDA_EMULATOR_STREAM_H
 

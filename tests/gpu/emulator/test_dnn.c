@@ -1,9 +1,9 @@
-/* The CUDA emulator's cuDNN and cuBLASLt (dnn.cc) against results worked out by hand on tiny
- * inputs, called as the CUDA backend (model/engine/cuda/) calls them: convolutions NHWC and
- * NCHW with padding, stride, dilation and groups, in fp32 and fp16; the fused convolution with
- * a residual, a bias and ReLU; cuBLASLt's product x W^T of a 1x1 convolution with and without
- * its epilogue; the search's and the heuristic's answers; and the refusals. Work is queued on
- * streams, so every read of a result follows a synchronisation. */
+/* The CUDA emulator's cuDNN and cuBLASLt (cudnn.cc, cublaslt.cc) against results worked out by
+ * hand on tiny inputs, called as the CUDA backend (model/engine/cuda/) calls them: convolutions
+ * NHWC and NCHW with padding, stride, dilation and groups, in fp32 and fp16; the fused
+ * convolution with a residual, a bias and ReLU; cuBLASLt's product x W^T of a 1x1 convolution
+ * with and without its epilogue; the search's and the heuristic's answers; and the refusals. Work
+ * is queued on streams, so every read of a result follows a synchronisation. */
 #include "cublasLt.h"
 #include "cudnn.h"
 
@@ -125,7 +125,8 @@ test_3x3 (cudnnHandle_t h)
 {
   Descs d = make_descs ();
   float x[18], w[36] = { 0 }, y3[18];
-  const float want[18] = { 12, 10, 21, 20, 16, 30, 27, 40, 45, 52, 33, 64, 24, 70, 39, 88, 28, 100 };
+  const float want[18] = { 12, 10, 21, 20, 16, 30, 27, 40, 45,
+                           52, 33, 64, 24, 70, 39, 88, 28, 100 };
   const float one = 1.0f, two = 2.0f, zero = 0.0f;
   int n, c, oh, ow;
   size_t ws_bytes = 0;
