@@ -13,10 +13,10 @@
  * format at some sizes tightly packed and at others with rows padded to the next multiple of
  * 256 bytes (pitched), its outputs alike, whose padding no path may write. Outputs: GRAY8,
  * RGBA, BGRA premultiplied. Then the same with the element's defaults for the kept matte
- * (smoothing 0.95, motion-compensated, islands 0.05, letterbox on) after a frame whose disc sat
- * 5 pixels to the left: the kept matte's grey plane, compensation, motion blend, the islands
- * dropped from the fresh matte and from the blend, and held refinement on the device against
- * the host's;
+ * (smoothing 0.95, motion-compensated, islands 0.05 (in fp32; main says why), letterbox on)
+ * after a frame whose disc sat 5 pixels to the left: the kept matte's grey plane,
+ * compensation, motion blend, the islands dropped from the fresh matte and from the blend, and
+ * held refinement on the device against the host's;
  * with temporal-mode=motion (no compensation); and the frame following the kept matte of the
  * moved one instead of running (hfam_context_follow, as the element's skipped frames do).
  * And a frame in a window box (black bars above, below and on the left) with
@@ -27,7 +27,7 @@
  * in fp16 (the element's precision on CUDA). Last, in each group, a member freed with its
  * device frames in flight (dropped on the device) while another stays, which must still run.
  * Exits 77 (skipped) when no CUDA device opens. Built for the CUDA emulator (tests/gpu/emulator,
- * HFAM_CUDA_EMULATOR), each format and case runs at one size of the three, in fp32 alone.
+ * HFAM_CUDA_EMULATOR), each format and case runs at one size of the three.
  * Usage: test-cuda-device-edges MODEL */
 #include <hfam/hfam.h>
 #include "check-cuda.h"
@@ -195,8 +195,9 @@ image_upload (const HfamImage *host)
  * emulator): fp32, clusters of 2x2 pixels up to 128 levels apart in 4 cases of 121, at most
  * 0.014 % of the bytes beyond 3; fp16 (the random R18 moves P_s by up to some 1e-2 there,
  * so near-ties are many), bytes beyond 6 in most cases, up to 0.64 % of them, and up to 3.7 %
- * beyond 1. The bounds below leave room for the GPU's own rounding; a plane, row or channel
- * gone wrong is off in far more. */
+ * beyond 1; up to 0.98 % and 4.0 % with split-K or cuBLASLt forced (in fp16 the ways the
+ * backend picks by timing round otherwise, and a GPU picks its own). The bounds below leave
+ * room for the GPU's own rounding; a plane, row or channel gone wrong is off in far more. */
 typedef struct {
   int worst;               /* no byte further than this, but for near-ties: */
   double share_over_worst; /* at most this share of them further */
@@ -295,9 +296,9 @@ run_case (HfamContext *ctx, const HfamImage *host, const HfamImage *before,
   return ok ? 0 : 1;
 }
 
-/* Every case on `ctx`; `what` ends each case's name. */
+/* Every case on `ctx`; `what` ends each case's name; `islands` is the smoothed cases' share. */
 static int
-run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand)
+run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, float islands, GRand *rand)
 {
   /* (the portrait size runs at another inference size: the kept state is made anew) */
   static const int sizes[][2] = { { 333, 187 }, { 640, 360 }, { 240, 427 } };
@@ -325,7 +326,7 @@ run_cases (HfamContext *ctx, const char *what, const Tolerance *tol, GRand *rand
         const HfamFrameParams smoothed = {
           .smoothing = HFAM_TEMPORAL_SMOOTHING_DEFAULT,
           .temporal = e == 6 ? HFAM_TEMPORAL_MOTION : HFAM_TEMPORAL_COMPENSATED,
-          .islands = HFAM_ISLANDS_DEFAULT,
+          .islands = islands,
           .letterbox = TRUE,
         };
         const HfamFrameParams letterboxed = { .letterbox = TRUE };
@@ -402,19 +403,26 @@ main (int argc, char **argv)
 {
   /* a context alone at depth 1; a batch group's lone member at depth 2, whose device frames
    * go through its frames-only backend and the group's lane (a lone member does not wait);
-   * both in fp16 too, the element's precision on CUDA */
+   * both in fp16 too, the element's precision on CUDA. In fp16 no islands are dropped: a region
+   * whose mass is near the share's limit falls either way (kernels/islands.h), and fp16's
+   * rounding puts one there often enough (a whole 600-pixel region, dropped on one path and
+   * kept on the other, in one of 30 of the emulator's seeds); the matte they drop from is fp32
+   * in both precisions, so fp32's cases cover them. */
   static const Tolerance fp32 = { 3, 0.0005, 0.01 }, fp16 = { 6, 0.015, 0.06 };
   static const struct {
     const char *what;
     HfamOptions options;
     const Tolerance *tol;
+    float islands;
   } contexts[] = {
-    { "", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP32 }, &fp32 },
+    { "", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP32 }, &fp32,
+      HFAM_ISLANDS_DEFAULT },
     { ", batch member", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP32,
-                          .pipeline_depth = 2, .max_batch = 2 }, &fp32 },
-    { ", fp16", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP16 }, &fp16 },
+                          .pipeline_depth = 2, .max_batch = 2 }, &fp32, HFAM_ISLANDS_DEFAULT },
+    { ", fp16", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP16 }, &fp16,
+      0.0f },
     { ", fp16 batch member", { .backend = HFAM_BACKEND_CUDA, .precision = HFAM_PRECISION_FP16,
-                               .pipeline_depth = 2, .max_batch = 2 }, &fp16 },
+                               .pipeline_depth = 2, .max_batch = 2 }, &fp16, 0.0f },
   };
   g_autoptr (GError) error = NULL;
   g_autoptr (HfamModel) model = NULL;
@@ -428,12 +436,6 @@ main (int argc, char **argv)
   if (!(model = hfam_model_load (argv[1], &error)))
     g_error ("%s", error->message);
   for (size_t c = 0; c < G_N_ELEMENTS (contexts); c++) {
-#ifdef HFAM_CUDA_EMULATOR
-    /* (on the CUDA emulator fp16's outputs change with MALLOC_PERTURB_, fp32's do not: an fp16
-     * path reads memory nothing wrote, not yet found; until it is, fp32 alone there) */
-    if (contexts[c].options.precision == HFAM_PRECISION_FP16)
-      continue;
-#endif
     HfamContext *ctx = hfam_context_new (model, &contexts[c].options, NULL, &error);
 
     if (!ctx && c == 0) {
@@ -442,7 +444,7 @@ main (int argc, char **argv)
     }
     if (!ctx)
       g_error ("%s: %s", contexts[c].what, error->message);
-    failed += run_cases (ctx, contexts[c].what, contexts[c].tol, rand);
+    failed += run_cases (ctx, contexts[c].what, contexts[c].tol, contexts[c].islands, rand);
     hfam_context_free (ctx);
     if (contexts[c].options.max_batch > 1)
       failed += drop_in_flight (model, &contexts[c].options, contexts[c].tol, contexts[c].what,

@@ -412,7 +412,9 @@ cublasLtMatmul (cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void *
                 lt_alignment (kind, q.type));
       return CUBLAS_STATUS_NOT_SUPPORTED;
     }
-  return queue (stream, workspace, need,
+  const double outputs = (double) p.m * p.n;
+  return queue (stream, hfam_emu::product_cost (outputs * p.k, outputs, p.d.type == CUDA_R_16F),
+                workspace, need,
                 [p, scale_a, scale_b, a, b, c, d] { multiply (p, scale_a, scale_b, a, b, c, d); })
            ? CUBLAS_STATUS_SUCCESS
            : CUBLAS_STATUS_EXECUTION_FAILED;

@@ -171,6 +171,15 @@ winograd_applies (const Conv &p)
          && p.conv.dilation_h == 1 && p.conv.dilation_w == 1 && p.conv.groups == 1;
 }
 
+/* The emulator's algorithms, fastest first (each a twentieth slower than the one before on
+ * the clock), then those it has not. */
+const cudnnConvolutionFwdAlgo_t ranked[CUDNN_CONVOLUTION_FWD_ALGO_COUNT] = {
+  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED,
+  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,         CUDNN_CONVOLUTION_FWD_ALGO_GEMM,
+  CUDNN_CONVOLUTION_FWD_ALGO_DIRECT,                CUDNN_CONVOLUTION_FWD_ALGO_FFT,
+  CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,            CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD,
+};
+
 /* The workspace of each algorithm the emulator has (NOT_SUPPORTED for the others), in sizes
  * such as the real ones need, so that the caller's workspace handling is exercised. */
 cudnnStatus_t
@@ -314,10 +323,16 @@ struct ConvTail {
 };
 
 cudnnStatus_t
-queue_conv (cudnnHandle_t handle, const Conv &p, const void *x, const void *w, void *y,
-            void *workspace, size_t need, const ConvTail &t)
+queue_conv (cudnnHandle_t handle, const Conv &p, cudnnConvolutionFwdAlgo_t algo, const void *x,
+            const void *w, void *y, void *workspace, size_t need, const ConvTail &t)
 {
-  const bool queued = queue (handle->stream, workspace, need, [p, x, w, y, t] {
+  const double outputs = (double) elements (p.y);
+  const int rank = (int) (std::find (ranked, ranked + CUDNN_CONVOLUTION_FWD_ALGO_COUNT, algo)
+                          - ranked);
+  const double cost = hfam_emu::product_cost (outputs * p.w.c * p.w.r * p.w.s, outputs,
+                                    p.y.type == CUDNN_DATA_HALF)
+                      * (1.0 + 0.05 * rank);
+  const bool queued = queue (handle->stream, cost, workspace, need, [p, x, w, y, t] {
     const bool half = p.y.type == CUDNN_DATA_HALF;
     const std::vector<double> sum = convolve (p, x, w);
     for (size_t i = 0; i < sum.size (); i++) {
@@ -577,13 +592,6 @@ cudnnFindConvolutionForwardAlgorithmEx (
 {
   ApiGuard guard (hfam_emu::api_lock ());
   const char *api = "cudnnFindConvolutionForwardAlgorithmEx";
-  /* the emulator's algorithms, fastest first, then those it has not */
-  static const cudnnConvolutionFwdAlgo_t ranked[CUDNN_CONVOLUTION_FWD_ALGO_COUNT] = {
-    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED,
-    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,         CUDNN_CONVOLUTION_FWD_ALGO_GEMM,
-    CUDNN_CONVOLUTION_FWD_ALGO_DIRECT,                CUDNN_CONVOLUTION_FWD_ALGO_FFT,
-    CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,            CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD,
-  };
   std::vector<cudnnConvolutionFwdAlgoPerf_t> perf;
   Conv p;
   cudnnStatus_t st;
@@ -615,7 +623,8 @@ cudnnFindConvolutionForwardAlgorithmEx (
   *returned = std::min (requested, (int) perf.size ());
   std::copy (perf.begin (), perf.begin () + *returned, results);
   const size_t y_bytes = elements (p.y) * dnn_elem (p.y.type);
-  return queue (handle->stream, workspace, 0, [y, y_bytes] { std::memset (y, 0xff, y_bytes); })
+  return queue (handle->stream, 0.0, workspace, 0,
+                [y, y_bytes] { std::memset (y, 0xff, y_bytes); })
            ? CUDNN_STATUS_SUCCESS
            : CUDNN_STATUS_EXECUTION_FAILED;
 }
@@ -645,7 +654,7 @@ cudnnConvolutionForward (cudnnHandle_t handle, const void *alpha,
            != CUDNN_STATUS_SUCCESS)
     return st;
   /* (the scalars of fp16 and fp32 convolutions are floats, read now as cuDNN reads them) */
-  return queue_conv (handle, p, x, w, y, workspace, need,
+  return queue_conv (handle, p, algo, x, w, y, workspace, need,
                      { *static_cast<const float *> (alpha), *static_cast<const float *> (beta), y,
                        nullptr, false, false });
 }
@@ -698,7 +707,7 @@ cudnnConvolutionBiasActivationForward (
   }
   if ((st = check_algo (api, p, algo, workspace, workspace_bytes, &need)) != CUDNN_STATUS_SUCCESS)
     return st;
-  return queue_conv (handle, p, x, w, y, workspace, need,
+  return queue_conv (handle, p, algo, x, w, y, workspace, need,
                      { *static_cast<const float *> (alpha1), *static_cast<const float *> (alpha2),
                        z, bias, activation->mode == CUDNN_ACTIVATION_RELU,
                        activation->nan == CUDNN_PROPAGATE_NAN });

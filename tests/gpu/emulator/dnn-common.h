@@ -113,13 +113,14 @@ store (void *p, size_t i, bool half, double v)
     static_cast<float *> (p)[i] = (float) v;
 }
 
-/* The work of a call, queued on `stream` behind what is there: first the workspace that the
- * algorithm uses is filled with 0xff bytes, as the algorithm leaves it with values of its own. */
+/* The work of a call, queued on `stream` behind what is there, costing `cost_ms` on the
+ * stream's clock: first the workspace that the algorithm uses is filled with 0xff bytes, as the
+ * algorithm leaves it with values of its own. */
 inline bool
-queue (cudaStream_t stream, void *workspace, size_t workspace_bytes,
+queue (cudaStream_t stream, double cost_ms, void *workspace, size_t workspace_bytes,
        std::function<void (void)> work)
 {
-  return hfam_emu::enqueue (stream, [workspace, workspace_bytes, work] {
+  return hfam_emu::enqueue (stream, cost_ms, [workspace, workspace_bytes, work] {
     if (workspace_bytes)
       std::memset (workspace, 0xff, workspace_bytes);
     work ();

@@ -82,8 +82,9 @@ bool check_launch (dim3 grid, dim3 block, size_t shared);
 /* Runs `body (closure)` once per thread of the launch. */
 void launch (dim3 grid, dim3 block, size_t shared, bool barriers, void (*body) (void *),
              void *closure);
-/* Queues `work` on `stream` (host.cc), setting the error where it cannot be. */
-void queue_launch (cudaStream_t stream, std::function<void ()> work);
+/* Queues `work`, a launch of `threads` threads, on `stream` (host.cc), setting the error where
+ * it cannot be. */
+void queue_launch (cudaStream_t stream, double threads, std::function<void ()> work);
 /* Whether `p` lies in (or at the end of) memory that cudaMalloc returned in the current
  * context. */
 bool is_device_pointer (const void *p);
@@ -129,7 +130,8 @@ struct Launch {
       return;
     const dim3 g = grid, b = block;
     const size_t bytes = shared;
-    queue_launch (stream, [call, params, g, b, bytes] {
+    const double threads = (double) g.x * g.y * g.z * b.x * b.y * b.z;
+    queue_launch (stream, threads, [call, params, g, b, bytes] {
       auto run = [&] { std::apply (call, *params); };
       launch (g, b, bytes, Barriers,
               [] (void *closure) { (*static_cast<decltype (run) *> (closure)) (); }, &run);

@@ -17,16 +17,17 @@
 
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <set>
 #include <vector>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct HfamEmuCapture;
 
@@ -39,6 +40,8 @@ struct HfamEmuStream {
   bool draining;
   HfamEmuCapture *capture;          /* the capture it takes part in, or null */
   unsigned long long captured;      /* its ops captured in that capture */
+  double clock_ms;                  /* its clock, moved on by its ops as they run */
+  unsigned long long costed;        /* the ops that moved it */
 };
 
 /* Where an event was last recorded: a point in a stream, or in a capture. */
@@ -91,13 +94,45 @@ std::set<cudaGraph_t> graphs;
 std::set<cudaGraphExec_t> graph_execs;
 thread_local HfamEmuCapture *thread_capture; /* a capture this thread began */
 
-double
-now_ms ()
+/* The stream whose op is running (the API lock is held), whose clock that op moves on. */
+HfamEmuStream *running;
+
+/* Runs `work`, an op of `s`. */
+void
+run_op (HfamEmuStream *s, const std::function<void ()> &work)
 {
-  struct timespec t;
-  clock_gettime (CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+  HfamEmuStream *const outer = running;
+  running = s;
+  work ();
+  running = outer;
 }
+
+/* Each stream's clock (README.md, "Time"): each op, when it runs, moves its stream's clock on
+ * by a cost worked out from its size, so that the backend's timed choices are the same at every
+ * run, whatever other threads do; HFAM_CUDA_EMULATOR_SEED=N (N > 0) scales the cost of each op
+ * by a factor of [1/16, 16) drawn from N and the op's number in its stream, for other choices,
+ * as reproducible. */
+void
+advance_clock (double cost_ms)
+{
+  static const char *const seed_text = getenv ("HFAM_CUDA_EMULATOR_SEED");
+  static const uint64_t seed = seed_text ? strtoull (seed_text, nullptr, 10) : 0;
+  HfamEmuStream *const s = running;
+
+  if (seed) {
+    /* splitmix64 of the seed and the op's number */
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + ++s->costed * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    cost_ms *= exp2 (8.0 * (double) (z >> 11) * 0x1.0p-53 - 4.0);
+  }
+  s->clock_ms += cost_ms;
+}
+
+/* (the costs of an H100's order of magnitude: 2 us to start an op, 1e11 threads, 1 TB and
+ * 2.5e14 fp16 or 2.5e13 fp32 multiply-adds a second, 131072 threads to fill it) */
+const double op_overhead_ms = 2e-3, device_threads = 131072;
 
 /* The legacy default stream of each context: its work runs at once. */
 HfamEmuStream *
@@ -141,7 +176,7 @@ drain (HfamEmuStream *s, unsigned long long point)
   while (s->done < point && !s->queue.empty ()) {
     std::function<void ()> work = std::move (s->queue.front ());
     s->queue.pop_front ();
-    work ();
+    run_op (s, work);
     s->done++;
   }
   s->draining = false;
@@ -234,6 +269,24 @@ check_copy (void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
 
 } // namespace
 
+double
+launch_cost (double threads)
+{
+  return op_overhead_ms + threads * 1e-8;
+}
+
+double
+copy_cost (double bytes)
+{
+  return op_overhead_ms + bytes * 1e-9;
+}
+
+double
+product_cost (double macs, double outputs, bool half)
+{
+  return op_overhead_ms + macs * (half ? 4e-12 : 4e-11) / std::min (1.0, outputs / device_threads);
+}
+
 std::recursive_mutex &
 api_lock ()
 {
@@ -282,8 +335,12 @@ drain_context (CUcontext context)
 }
 
 cudaError_t
-enqueue (cudaStream_t stream, std::function<void ()> work)
+enqueue (cudaStream_t stream, double cost_ms, std::function<void ()> op)
 {
+  std::function<void ()> work = [op = std::move (op), cost_ms] {
+    op ();
+    advance_clock (cost_ms);
+  };
   std::lock_guard<std::recursive_mutex> guard (api_lock ());
   HfamEmuStream *s = resolve (stream);
   if (!s)
@@ -302,7 +359,7 @@ enqueue (cudaStream_t stream, std::function<void ()> work)
       return set_error (cudaErrorStreamCaptureImplicit);
     }
     drain_blocking (s->context);
-    work ();
+    run_op (s, work);
     return cudaSuccess;
   }
   s->queue.push_back (std::move (work));
@@ -311,9 +368,9 @@ enqueue (cudaStream_t stream, std::function<void ()> work)
 }
 
 void
-queue_launch (cudaStream_t stream, std::function<void ()> work)
+queue_launch (cudaStream_t stream, double threads, std::function<void ()> work)
 {
-  enqueue (stream, std::move (work));
+  enqueue (stream, launch_cost (threads), std::move (work));
 }
 
 } // namespace hfam_emu
@@ -532,9 +589,10 @@ cudaMemcpyAsync (void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k
   if (host_source) {
     auto copy = std::make_shared<std::vector<unsigned char>> ((const unsigned char *) src,
                                                                (const unsigned char *) src + bytes);
-    return enqueue (stream, [dst, copy] { memcpy (dst, copy->data (), copy->size ()); });
+    return enqueue (stream, copy_cost (bytes),
+                    [dst, copy] { memcpy (dst, copy->data (), copy->size ()); });
   }
-  err = enqueue (stream, [dst, src, bytes] { memmove (dst, src, bytes); });
+  err = enqueue (stream, copy_cost (bytes), [dst, src, bytes] { memmove (dst, src, bytes); });
   if (err == cudaSuccess && host_destination && !is_legacy (stream))
     drain_all (resolve (stream));
   return err;
@@ -575,7 +633,7 @@ cudaMemsetAsync (void *ptr, int value, size_t bytes, cudaStream_t stream)
     return cudaSuccess;
   if (!on_device (ptr, bytes))
     return set_error (cudaErrorInvalidValue);
-  return enqueue (stream, [ptr, value, bytes] { memset (ptr, value, bytes); });
+  return enqueue (stream, copy_cost (bytes), [ptr, value, bytes] { memset (ptr, value, bytes); });
 }
 
 cudaError_t
@@ -640,7 +698,7 @@ cudaLaunchHostFunc (cudaStream_t stream, cudaHostFn_t fn, void *user_data)
   LOCKED;
   if (!fn)
     return set_error (cudaErrorInvalidValue);
-  return enqueue (stream, [fn, user_data] { fn (user_data); });
+  return enqueue (stream, op_overhead_ms, [fn, user_data] { fn (user_data); });
 }
 
 cudaError_t
@@ -692,8 +750,8 @@ cudaEventRecord (cudaEvent_t event, cudaStream_t stream)
   e.capture = nullptr;
   e.stream = s;
   e.timed = false;
-  const cudaError_t err = enqueue (stream, [state] {
-    state->ms = now_ms ();
+  const cudaError_t err = enqueue (stream, 0.0, [state] {
+    state->ms = running->clock_ms;
     state->timed = true;
   });
   /* the point is the record's own op: it has run when the stream's done count reaches it */
@@ -793,7 +851,13 @@ cudaStreamWaitEvent (cudaStream_t stream, cudaEvent_t event, unsigned int flags)
     return cudaSuccess;
   HfamEmuStream *from = e.stream;
   const unsigned long long point = e.point;
-  return enqueue (stream, [from, point] { drain (from, point); });
+  /* (and the clock goes on from the record's time, where the event was not recorded again) */
+  std::shared_ptr<EventState> state = event->state;
+  return enqueue (stream, 0.0, [from, point, state] {
+    drain (from, point);
+    if (state->timed && state->stream == from && state->point == point)
+      running->clock_ms = std::max (running->clock_ms, state->ms);
+  });
 }
 
 cudaError_t
@@ -886,7 +950,7 @@ cudaGraphLaunch (cudaGraphExec_t exec, cudaStream_t stream)
     return set_error (cudaErrorInvalidResourceHandle);
   /* (a copy: the executable graph may be destroyed before its launch has run) */
   auto ops = std::make_shared<std::vector<std::function<void ()>>> (exec->ops);
-  return enqueue (stream, [ops] {
+  return enqueue (stream, op_overhead_ms, [ops] {
     for (auto &op : *ops)
       op ();
   });

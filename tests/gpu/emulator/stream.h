@@ -19,9 +19,17 @@ std::recursive_mutex &api_lock ();
 
 /* Queues `work` on `stream` behind what is queued there (the legacy default stream's runs at
  * once, after the work of every blocking stream); while the stream is being captured, `work`
- * goes into the graph instead. cudaErrorInvalidResourceHandle for a stream that is not one,
- * an error of the capture for a stream that may not be used in it. */
-cudaError_t enqueue (cudaStream_t stream, std::function<void ()> work);
+ * goes into the graph instead. When it runs, it moves its stream's clock on by `cost_ms`.
+ * cudaErrorInvalidResourceHandle for a stream that is not one, an error of the capture for a
+ * stream that may not be used in it. */
+cudaError_t enqueue (cudaStream_t stream, double cost_ms, std::function<void ()> work);
+
+/* What ops cost on their stream's clock, in milliseconds (README.md, "Time"): a launch of
+ * `threads` threads; a copy or fill of `bytes`; a product of `macs` multiply-adds into
+ * `outputs` values, where fewer outputs than the device has threads leave it part idle. */
+double launch_cost (double threads);
+double copy_cost (double bytes);
+double product_cost (double macs, double outputs, bool half);
 
 /* Whether [p, p + size) lies within one allocation of cudaMalloc. */
 bool on_device (const void *p, size_t size);

@@ -2,11 +2,12 @@
  * granted. fp16 conversions against the compiler's _Float16 (every half, and floats across the
  * whole range); a block's barrier, vote and shared memory; a warp's shuffles; the order the
  * threads run in; the launch and copy checks a GPU's driver makes; streams that run their work
- * only when waited for, events between them, stream capture and its refusals, contexts. Built
- * as the kernels are (translate.py); run in both orders. */
+ * only when waited for, events between them, stream capture and its refusals, contexts, the
+ * streams' clocks. Built as the kernels are (translate.py); run in both orders. */
 #include "cudaTypedefs.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 namespace {
 
@@ -325,6 +326,45 @@ check_streams ()
   cudaFree (other);
 }
 
+/* Milliseconds between two events around a launch of `blocks` blocks of 64 threads. */
+float
+time_fill (int *device, int blocks, cudaStream_t stream)
+{
+  cudaEvent_t start, stop;
+  float ms = -1.0f;
+
+  cudaEventCreate (&start);
+  cudaEventCreate (&stop);
+  cudaEventRecord (start, stream);
+  fill_kernel<<<blocks, 64, 0, stream>>> (device, 1, blocks * 64);
+  cudaEventRecord (stop, stream);
+  cudaEventSynchronize (stop);
+  cudaEventElapsedTime (&ms, start, stop);
+  cudaEventDestroy (start);
+  cudaEventDestroy (stop);
+  return ms;
+}
+
+/* A stream's clock: an op's time is worked out from its size, the same at every run, so that
+ * what the backend chooses by timing is too (but for HFAM_CUDA_EMULATOR_SEED's draws). */
+void
+check_clock ()
+{
+  const int blocks = 4096;
+  int *device;
+  cudaStream_t stream;
+
+  cudaMalloc ((void **) &device, blocks * 64 * sizeof (int));
+  cudaStreamCreateWithFlags (&stream, cudaStreamNonBlocking);
+  const float small = time_fill (device, 1, stream), again = time_fill (device, 1, stream);
+  const float large = time_fill (device, blocks, stream);
+  const bool drawn = getenv ("HFAM_CUDA_EMULATOR_SEED") != nullptr;
+  check (small > 0.0f && (drawn || small == again) && large > small,
+         "a launch's time on its stream's clock grows with its threads and is the same each run");
+  cudaStreamDestroy (stream);
+  cudaFree (device);
+}
+
 } // namespace
 
 int
@@ -335,6 +375,7 @@ main ()
   check_order ();
   check_driver_checks ();
   check_streams ();
+  check_clock ();
   printf ("%s\n", n_failed ? "FAILED" : "all passed");
   return n_failed ? 1 : 0;
 }
