@@ -329,8 +329,8 @@ queue_conv (cudnnHandle_t handle, const Conv &p, cudnnConvolutionFwdAlgo_t algo,
   const double outputs = (double) elements (p.y);
   const int rank = (int) (std::find (ranked, ranked + CUDNN_CONVOLUTION_FWD_ALGO_COUNT, algo)
                           - ranked);
-  const double cost = hfam_emu::product_cost (outputs * p.w.c * p.w.r * p.w.s, outputs,
-                                    p.y.type == CUDNN_DATA_HALF)
+  const double macs = outputs * p.w.c * p.w.r * p.w.s;
+  const double cost = hfam_emu::product_cost (macs, outputs, p.y.type == CUDNN_DATA_HALF)
                       * (1.0 + 0.05 * rank);
   const bool queued = queue (handle->stream, cost, workspace, need, [p, x, w, y, t] {
     const bool half = p.y.type == CUDNN_DATA_HALF;
