@@ -2,6 +2,8 @@
  * node with events, device time only: the stream is held by a gate until all of a stage is
  * queued (queue.c), so cuDNN's host overhead does not show; the slowest nodes are printed when
  * the backend is freed. */
+#include <string.h>
+
 #include "cuda-backend.h"
 
 static int
@@ -44,41 +46,67 @@ node_macs (const CudaBackend *be, int id)
            : 0.0;
 }
 
+/* A kind of node and its totals over the profile. */
+typedef struct
+{
+  const char *kind;
+  double ms, nodes, macs;
+} KindTotal;
+
+static int
+compare_kind_ms (gconstpointer a, gconstpointer b)
+{
+  const double x = ((const KindTotal *) a)->ms, y = ((const KindTotal *) b)->ms;
+  return (x < y) - (x > y);
+}
+
 /* HFAM_CUDA_PROFILE: the nodes that took the most time, with what the convolutions achieved
- * (TFLOP/s, 2 per multiply-accumulate), then the totals by kind of node, on stderr. */
+ * (TFLOP/s, 2 per multiply-accumulate), then the totals by kind of node, the largest first, on
+ * stderr. */
 void
 print_profile (const CudaBackend *be)
 {
   const HfamGraph *g = be->base.graph;
+  const int shown = MIN (g->n_nodes, 40);
   g_autofree int *order = g_new (int, g->n_nodes);
-  /* kind -> ms, nodes, MACs */
-  g_autoptr (GHashTable) kinds = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
-  g_autoptr (GList) names = NULL;
+  g_autoptr (GArray) kinds = g_array_new (FALSE, TRUE, sizeof (KindTotal));
   double total = 0.0;
+  int name_width = 0, stage_width = 0;
 
   for (int i = 0; i < g->n_nodes; i++) {
-    double *sum = g_hash_table_lookup (kinds, node_kind (&g->nodes[i]));
+    const char *kind = node_kind (&g->nodes[i]);
+    KindTotal *sum = NULL;
+    for (guint k = 0; k < kinds->len && !sum; k++)
+      if (g_array_index (kinds, KindTotal, k).kind == kind)
+        sum = &g_array_index (kinds, KindTotal, k);
+    if (!sum) {
+      const KindTotal first = { .kind = kind };
+      g_array_append_val (kinds, first);
+      sum = &g_array_index (kinds, KindTotal, kinds->len - 1);
+    }
     order[i] = i;
     total += be->node_ms[i];
-    if (!sum) {
-      sum = g_new0 (double, 3);
-      g_hash_table_insert (kinds, (gpointer) node_kind (&g->nodes[i]), sum);
-    }
-    sum[0] += be->node_ms[i];
-    sum[1] += 1.0;
-    sum[2] += node_macs (be, i);
+    sum->ms += be->node_ms[i];
+    sum->nodes += 1.0;
+    sum->macs += node_macs (be, i);
   }
   if (total <= 0.0)
     return;
   g_qsort_with_data (order, g->n_nodes, sizeof *order, compare_node_ms, be->node_ms);
-  g_printerr ("cuda backend profile: %.3f ms in all nodes, over every run (%d runs of %d "
-              "frames); the slowest:\n", total, be->profiled_frames, be->base.batch);
-  for (int k = 0; k < MIN (g->n_nodes, 40); k++) {
+  g_array_sort (kinds, compare_kind_ms);
+  for (int k = 0; k < shown; k++) {
+    const HfamNode *n = &g->nodes[order[k]];
+    name_width = MAX (name_width, (int) strlen (n->name));
+    stage_width = MAX (stage_width, (int) strlen (be->stage_name (n->stage)));
+  }
+  g_printerr ("cuda backend profile: %.3f ms in all %d nodes, over every run (%d runs of %d "
+              "frames); the slowest:\n", total, g->n_nodes, be->profiled_frames, be->base.batch);
+  for (int k = 0; k < shown; k++) {
     const int i = order[k];
     const Step *s = &be->steps[i];
     const double macs = node_macs (be, i);
-    g_printerr ("  %-28s %-9s %8.3f ms %5.1f %%  %dx%dx%d", g->nodes[i].name,
-                be->stage_name (g->nodes[i].stage), be->node_ms[i],
+    g_printerr ("  %-*s  %-*s %8.3f ms %5.1f %%  %dx%dx%d", name_width, g->nodes[i].name,
+                stage_width, be->stage_name (g->nodes[i].stage), be->node_ms[i],
                 100.0 * be->node_ms[i] / total, s->w, s->h, s->cs);
     if (s->is_conv && s->choice.splits > 1)
       g_printerr (" %s split-K %d, %.1f TFLOP/s", node_kind (&g->nodes[i]), s->choice.splits,
@@ -90,13 +118,12 @@ print_profile (const CudaBackend *be)
     g_printerr ("\n");
   }
   g_printerr ("by kind:\n");
-  names = g_hash_table_get_keys (kinds);
-  for (GList *l = names; l; l = l->next) {
-    const double *sum = g_hash_table_lookup (kinds, l->data);
-    g_printerr ("  %-20s %4.0f nodes %8.3f ms %5.1f %%", (const char *) l->data, sum[1], sum[0],
-                100.0 * sum[0] / total);
-    if (sum[2] > 0.0)
-      g_printerr (" %.1f TFLOP/s", 2.0 * sum[2] * be->profiled_frames / (sum[0] * 1e9));
+  for (guint k = 0; k < kinds->len; k++) {
+    const KindTotal *sum = &g_array_index (kinds, KindTotal, k);
+    g_printerr ("  %-20s %4.0f nodes %8.3f ms %5.1f %%", sum->kind, sum->nodes, sum->ms,
+                100.0 * sum->ms / total);
+    if (sum->macs > 0.0)
+      g_printerr (" %.1f TFLOP/s", 2.0 * sum->macs * be->profiled_frames / (sum->ms * 1e9));
     g_printerr ("\n");
   }
 }
