@@ -23,11 +23,31 @@
 #define DNN_OK(call) CHECK ((call) == CUDNN_STATUS_SUCCESS)
 #define LT_OK(call) CHECK ((call) == CUBLAS_STATUS_SUCCESS)
 
+/* The device memory of the test that runs, freed at its end by free_device. */
+static void *test_memory[8];
+static int n_test_memory;
+
+static void *
+device_alloc (size_t bytes)
+{
+  void *dev = NULL;
+  CHECK (n_test_memory < 8);
+  CHECK (cudaMalloc (&dev, bytes) == cudaSuccess);
+  test_memory[n_test_memory++] = dev;
+  return dev;
+}
+
+static void
+free_device (void)
+{
+  while (n_test_memory > 0)
+    CHECK (cudaFree (test_memory[--n_test_memory]) == cudaSuccess);
+}
+
 static void *
 upload (const void *host, size_t bytes)
 {
-  void *dev = NULL;
-  CHECK (cudaMalloc (&dev, bytes) == cudaSuccess);
+  void *dev = device_alloc (bytes);
   CHECK (cudaMemcpy (dev, host, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
   return dev;
 }
@@ -36,8 +56,7 @@ upload (const void *host, size_t bytes)
 static void *
 poisoned (size_t bytes)
 {
-  void *dev = NULL;
-  CHECK (cudaMalloc (&dev, bytes) == cudaSuccess);
+  void *dev = device_alloc (bytes);
   CHECK (cudaMemset (dev, 0xff, bytes) == cudaSuccess);
   return dev;
 }
@@ -104,15 +123,27 @@ make_descs (void)
   return d;
 }
 
+/* The descriptors and the test's device memory. */
 static void
-free_descs (Descs *d)
+release (Descs *d)
 {
+  free_device ();
   DNN_OK (cudnnDestroyTensorDescriptor (d->x));
   DNN_OK (cudnnDestroyTensorDescriptor (d->y));
   DNN_OK (cudnnDestroyTensorDescriptor (d->z));
   DNN_OK (cudnnDestroyTensorDescriptor (d->b));
   DNN_OK (cudnnDestroyFilterDescriptor (d->w));
   DNN_OK (cudnnDestroyConvolutionDescriptor (d->conv));
+}
+
+/* y = conv (x, w), IMPLICIT_GEMM, without a workspace. */
+static cudnnStatus_t
+forward (cudnnHandle_t h, const Descs *d, const void *x, const void *w, void *y)
+{
+  const float one = 1.0f, zero = 0.0f;
+  return cudnnConvolutionForward (h, &one, d->x, x, d->w, w, d->conv,
+                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, d->y,
+                                  y);
 }
 
 /* 3x3, padding 1, NHWC fp32, two channels in and out: filter 0 sums channel 0 around each
@@ -147,9 +178,7 @@ test_3x3 (cudnnHandle_t h)
   DNN_OK (cudnnSetConvolutionMathType (d.conv, CUDNN_FMA_MATH));
   DNN_OK (cudnnGetConvolution2dForwardOutputDim (d.conv, d.x, d.w, &n, &c, &oh, &ow));
   CHECK (n == 1 && c == 2 && oh == 3 && ow == 3);
-  DNN_OK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
-                                   d.y, yd));
+  DNN_OK (forward (h, &d, xd, wd, yd));
   expect ("3x3 NHWC", yd, want, 18);
 
   DNN_OK (cudnnGetConvolutionForwardWorkspaceSize (h, d.x, d.w, d.conv, d.y,
@@ -168,23 +197,13 @@ test_3x3 (cudnnHandle_t h)
   expect ("alpha 2, beta 1", yd, y3, 18);
   CHECK (nan_at (ws)); /* the algorithm's workspace holds its own values after it */
 
-  CHECK (cudnnConvolutionForward (h, &one, d.x, x, d.w, wd, d.conv,
-                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, d.y,
-                                  yd)
-         == CUDNN_STATUS_BAD_PARAM);
+  CHECK (forward (h, &d, x, wd, yd) == CUDNN_STATUS_BAD_PARAM);
   CHECK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
                                   CUDNN_CONVOLUTION_FWD_ALGO_FFT, NULL, 0, &zero, d.y, yd)
          == CUDNN_STATUS_NOT_SUPPORTED);
   DNN_OK (cudnnSetTensor4dDescriptor (d.y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, 2, 2, 2));
-  CHECK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, d.y,
-                                  yd)
-         == CUDNN_STATUS_BAD_PARAM);
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  cudaFree (ws);
-  free_descs (&d);
+  CHECK (forward (h, &d, xd, wd, yd) == CUDNN_STATUS_BAD_PARAM);
+  release (&d);
 }
 
 /* NCHW, two 5x5 channels (0..24, and ones) by a KCRS filter (1..9 on channel 0, 100 on
@@ -195,7 +214,6 @@ test_stride_dilation (cudnnHandle_t h)
   Descs d = make_descs ();
   float x[50], w[18];
   const float want[9] = { 700, 346, 688, 328, 160, 314, 672, 324, 628 };
-  const float one = 1.0f, zero = 0.0f;
   int n, c, oh, ow;
 
   for (int i = 0; i < 25; i++) {
@@ -214,14 +232,9 @@ test_stride_dilation (cudnnHandle_t h)
   DNN_OK (cudnnGetConvolution2dForwardOutputDim (d.conv, d.x, d.w, &n, &c, &oh, &ow));
   CHECK (n == 1 && c == 1 && oh == 3 && ow == 3);
   DNN_OK (cudnnSetTensor4dDescriptor (d.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 3, 3));
-  DNN_OK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
-                                   d.y, yd));
+  DNN_OK (forward (h, &d, xd, wd, yd));
   expect ("stride 2, dilation 3, NCHW", yd, want, 9);
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  free_descs (&d);
+  release (&d);
 }
 
 /* Two groups, 1x1 (as split-K's convolution): filter 0 reads channels 0 and 1, filter 1
@@ -231,7 +244,6 @@ test_groups (cudnnHandle_t h)
 {
   Descs d = make_descs ();
   const float x[4] = { 1, 2, 3, 4 }, w[4] = { 1, 10, 100, 1000 }, want[2] = { 21, 4300 };
-  const float one = 1.0f, zero = 0.0f;
   int n, c, oh, ow;
   void *xd = upload (x, sizeof x), *wd = upload (w, sizeof w), *yd = poisoned (sizeof want);
 
@@ -241,21 +253,13 @@ test_groups (cudnnHandle_t h)
   DNN_OK (cudnnSetConvolution2dDescriptor (d.conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                            CUDNN_DATA_FLOAT));
   DNN_OK (cudnnSetConvolutionGroupCount (d.conv, 2));
-  DNN_OK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
-                                   d.y, yd));
+  DNN_OK (forward (h, &d, xd, wd, yd));
   expect ("groups", yd, want, 2);
   DNN_OK (cudnnSetFilter4dDescriptor (d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, 2, 4, 1, 1));
   CHECK (cudnnGetConvolution2dForwardOutputDim (d.conv, d.x, d.w, &n, &c, &oh, &ow)
          == CUDNN_STATUS_BAD_PARAM);
-  CHECK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, d.y,
-                                  yd)
-         == CUDNN_STATUS_BAD_PARAM);
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  free_descs (&d);
+  CHECK (forward (h, &d, xd, wd, yd) == CUDNN_STATUS_BAD_PARAM);
+  release (&d);
 }
 
 /* fp16, a 2x2 filter over a 2x2 map, fp32 computation. 2049 is a tie between halves (2 apart
@@ -268,7 +272,6 @@ test_half (cudnnHandle_t h)
   const float tiny = 1.0f / 1024.0f;
   const float xf[4] = { 2048, 1, tiny, tiny }, wf[8] = { 1, 1, 0, 0, 1, 1, tiny, tiny };
   const float want[2] = { 2048, 2050 };
-  const float one = 1.0f, zero = 0.0f;
   uint16_t x[4], w[8], y[2];
 
   for (int i = 0; i < 4; i++)
@@ -282,22 +285,14 @@ test_half (cudnnHandle_t h)
   DNN_OK (cudnnSetConvolution2dDescriptor (d.conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                            CUDNN_DATA_FLOAT));
   DNN_OK (cudnnSetConvolutionMathType (d.conv, CUDNN_TENSOR_OP_MATH));
-  DNN_OK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
-                                   d.y, yd));
+  DNN_OK (forward (h, &d, xd, wd, yd));
   CHECK (cudaDeviceSynchronize () == cudaSuccess);
   CHECK (cudaMemcpy (y, yd, sizeof y, cudaMemcpyDeviceToHost) == cudaSuccess);
   CHECK (half_value (y[0]) == want[0] && half_value (y[1]) == want[1]);
   /* fp16 filters on fp32 maps */
   DNN_OK (cudnnSetTensor4dDescriptor (d.x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, 1, 2, 2));
-  CHECK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, d.y,
-                                  yd)
-         == CUDNN_STATUS_BAD_PARAM);
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  free_descs (&d);
+  CHECK (forward (h, &d, xd, wd, yd) == CUDNN_STATUS_BAD_PARAM);
+  release (&d);
 }
 
 /* y = ReLU (2 conv + z + bias) on a 1x2 map of two channels, 1x1 filters summing (+) and
@@ -356,13 +351,7 @@ test_fused (cudnnHandle_t h)
          == CUDNN_STATUS_BAD_PARAM);
   DNN_OK (cudnnDestroyActivationDescriptor (relu));
   DNN_OK (cudnnDestroyActivationDescriptor (identity));
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (zd);
-  cudaFree (bd);
-  cudaFree (yd);
-  cudaFree (ws);
-  free_descs (&d);
+  release (&d);
 }
 
 /* The search: every algorithm reported, those that ran first and fastest first, GEMM failing
@@ -403,11 +392,7 @@ test_search (cudnnHandle_t h)
   CHECK (cudaDeviceSynchronize () == cudaSuccess);
   CHECK (cudaMemcpy (y, yd, sizeof y, cudaMemcpyDeviceToHost) == cudaSuccess);
   CHECK (isnan (y[0]));
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  cudaFree (ws);
-  free_descs (&d);
+  release (&d);
 }
 
 /* Work on a stream of its own runs when the stream is waited for, not before. */
@@ -417,7 +402,7 @@ test_deferred (void)
   Descs d = make_descs ();
   cudnnHandle_t h;
   cudaStream_t stream;
-  const float x = 3.0f, w = 2.0f, before = 7.0f, want = 6.0f, one = 1.0f, zero = 0.0f;
+  const float x = 3.0f, w = 2.0f, before = 7.0f, want = 6.0f;
   float got = 0.0f;
   void *xd = upload (&x, sizeof x), *wd = upload (&w, sizeof w), *yd = upload (&before, 4);
 
@@ -429,9 +414,7 @@ test_deferred (void)
   DNN_OK (cudnnSetFilter4dDescriptor (d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, 1, 1, 1, 1));
   DNN_OK (cudnnSetConvolution2dDescriptor (d.conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                            CUDNN_DATA_FLOAT));
-  DNN_OK (cudnnConvolutionForward (h, &one, d.x, xd, d.w, wd, d.conv,
-                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
-                                   d.y, yd));
+  DNN_OK (forward (h, &d, xd, wd, yd));
   CHECK (cudaMemcpy (&got, yd, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
   CHECK (got == before);
   CHECK (cudaStreamSynchronize (stream) == cudaSuccess);
@@ -439,10 +422,7 @@ test_deferred (void)
   CHECK (got == want);
   DNN_OK (cudnnDestroy (h));
   CHECK (cudaStreamDestroy (stream) == cudaSuccess);
-  cudaFree (xd);
-  cudaFree (wd);
-  cudaFree (yd);
-  free_descs (&d);
+  release (&d);
 }
 
 /* cuBLASLt as conv.c's 1x1 convolution: y (cout x positions) = W^T x, W a KRSC filter seen
@@ -540,11 +520,7 @@ test_gemm (void)
   LT_OK (cublasLtMatrixLayoutDestroy (wrong));
   LT_OK (cublasLtMatmulDescDestroy (desc));
   LT_OK (cublasLtDestroy (lt));
-  cudaFree (wd);
-  cudaFree (xd);
-  cudaFree (bd);
-  cudaFree (yd);
-  cudaFree (ws);
+  free_device ();
 }
 
 int
